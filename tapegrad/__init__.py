@@ -1,0 +1,82 @@
+"""tapegrad: reverse-mode autodiff for the CPU, with PyTorch's API and a jitted tape.
+
+``import tapegrad as torch`` runs PyTorch's autograd tutorial. Ops are computed with numpy and
+recorded on a flat tape; ``backward()`` is one numba-compiled sweep over it. Importing tapegrad
+does not import numba: the first backward does (and compiles, or loads the cached kernels).
+"""
+
+from __future__ import annotations
+
+from . import autograd
+from ._dtypes import bool, double, dtype, float, float32, float64, int, int32, int64, long  # noqa: A004
+from ._factories import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from ._linalg import dot, matmul, mm
+from ._ops import OPS as _OPS
+from ._ops import UNARY as _UNARY
+from ._reductions import mean, norm, sum  # noqa: A004
+from ._views import permute, reshape, squeeze, t, transpose, unsqueeze
+from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .tensor import Size, Tensor
+
+__version__ = "0.1.0"
+
+
+def _module_function(name: str):
+    def function(input: Tensor, *args, **kwargs):  # noqa: A002 - PyTorch's parameter name
+        return getattr(input, name)(*args, **kwargs)
+
+    function.__name__ = name
+    function.__doc__ = f"``tapegrad.{name}(x)`` is ``x.{name}()``."
+    return function
+
+
+# Unary ops from the table are module functions too: tapegrad.exp(x).
+for _op in _OPS:
+    if _op.family == _UNARY:
+        globals()[_op.name] = _module_function(_op.name)
+neg = _module_function("neg")
+add = _module_function("add")
+sub = _module_function("sub")
+mul = _module_function("mul")
+div = _module_function("div")
+pow = _module_function("pow")  # noqa: A001
+clone = _module_function("clone")
+flatten = _module_function("flatten")
+del _op
+
+
+def get_default_dtype():
+    return float32
+
+
+def is_tensor(value):
+    return isinstance(value, Tensor)
+
+
+def numel(input: Tensor) -> int:  # noqa: A002
+    return input.numel()
+
+
+def set_num_threads(count: int) -> None:
+    """Accepted for compatibility: tapegrad's sweep is single-threaded."""

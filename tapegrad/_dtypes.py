@@ -1,0 +1,107 @@
+"""The dtypes a tensor can have, and PyTorch's type-promotion rules between them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class dtype:  # noqa: N801 - named like torch.dtype, which users spell in lower case
+    """A tensor element type; prints as ``tapegrad.float32`` the way PyTorch prints ``torch.float32``."""
+
+    __slots__ = ("name", "numpy", "is_floating_point", "itemsize", "category")
+
+    def __init__(self, name: str, numpy_type, category: int):
+        self.name = name
+        self.numpy = np.dtype(numpy_type)
+        self.is_floating_point = category == FLOATING
+        self.itemsize = self.numpy.itemsize
+        # bool < integer < floating: a lower category never decides a result's type.
+        self.category = category
+
+    def __repr__(self) -> str:
+        return f"tapegrad.{self.name}"
+
+    def __reduce__(self):
+        return self.name
+
+
+BOOLEAN, INTEGER, FLOATING = 0, 1, 2
+
+float32 = dtype("float32", np.float32, FLOATING)
+float64 = dtype("float64", np.float64, FLOATING)
+int64 = dtype("int64", np.int64, INTEGER)
+int32 = dtype("int32", np.int32, INTEGER)
+bool = dtype("bool", np.bool_, BOOLEAN)  # noqa: A001 - PyTorch's name for it
+float = float32  # noqa: A001
+double = float64
+long = int64
+int = int32  # noqa: A001
+
+ALL = (float32, float64, int64, int32, bool)
+DEFAULT_FLOAT = float32
+_FROM_NUMPY = {d.numpy: d for d in ALL}
+# numpy types PyTorch would map to the nearest supported tensor type.
+_FROM_NUMPY.update(
+    {
+        np.dtype(np.float16): float32,
+        np.dtype(np.int8): int64,
+        np.dtype(np.int16): int64,
+        np.dtype(np.uint8): int64,
+        np.dtype(np.uint16): int64,
+        np.dtype(np.uint32): int64,
+    }
+)
+
+
+def from_numpy_dtype(numpy_dtype) -> dtype:
+    try:
+        return _FROM_NUMPY[np.dtype(numpy_dtype)]
+    except KeyError:
+        raise TypeError(
+            f"can't convert np.ndarray of type numpy.{np.dtype(numpy_dtype).name}. The only supported "
+            "types are: float64, float32, int64, int32, and bool."
+        ) from None
+
+
+def as_dtype(value) -> dtype:
+    """Accept a tapegrad dtype, a numpy dtype or a Python type, as PyTorch's ``dtype=`` does."""
+    if isinstance(value, dtype):
+        return value
+    import builtins
+
+    if value is builtins.float:
+        return float64
+    if value is builtins.int:
+        return int64
+    if value is builtins.bool:
+        return bool
+    return from_numpy_dtype(value)
+
+
+def _wider(a: dtype, b: dtype) -> dtype:
+    if a.category != b.category:
+        return a if a.category > b.category else b
+    return a if a.itemsize >= b.itemsize else b
+
+
+def result_type(a: dtype, a_dim: int, b: dtype, b_dim: int) -> dtype:
+    """PyTorch's promotion: a 0-d tensor only decides the type when it is of a higher category."""
+    if (a_dim == 0) == (b_dim == 0) or a.category == b.category:
+        return _wider(a, b)
+    dimensioned, zero_dim = (a, b) if b_dim == 0 else (b, a)
+    return zero_dim if zero_dim.category > dimensioned.category else dimensioned
+
+
+def scalar_result_type(tensor_type: dtype, scalar) -> dtype:
+    """A Python number never widens a tensor of its own category (a float32 tensor times 2.5 stays float32)."""
+    import builtins
+
+    if isinstance(scalar, builtins.bool):
+        category = BOOLEAN
+    elif isinstance(scalar, builtins.int):
+        category = INTEGER
+    else:
+        category = FLOATING
+    if category <= tensor_type.category:
+        return tensor_type
+    return DEFAULT_FLOAT if category == FLOATING else int64

@@ -1,0 +1,189 @@
+"""Tensor factories: ``tensor``, ``ones``, ``randn``... with ``dtype=`` and ``requires_grad=``."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from . import _dtypes
+from .tensor import Tensor, _check_can_require_grad, _wrap
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int):
+    """Seed the generator behind ``rand``/``randn``/``randint`` (their values differ from PyTorch's)."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def _infer_numpy_dtype(data) -> np.dtype:
+    """PyTorch's inference: Python floats give float32, ints int64, bools bool."""
+    array = np.asarray(data)
+    if array.dtype.kind == "f":
+        return np.dtype(np.float32)
+    if array.dtype.kind in "iu":
+        return np.dtype(np.int64)
+    if array.dtype.kind == "b":
+        return np.dtype(np.bool_)
+    if array.dtype.kind == "O":
+        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    return _dtypes.from_numpy_dtype(array.dtype).numpy
+
+
+def _nested_tensors_to_arrays(data):
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_nested_tensors_to_arrays(item) for item in data]
+    return data
+
+
+def as_array(data, dtype=None) -> np.ndarray:
+    """A fresh numpy array for ``tensor(data)``: copies, as ``torch.tensor`` does."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if isinstance(data, np.ndarray):
+        target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _dtypes.from_numpy_dtype(data.dtype).numpy
+        return np.array(data, dtype=target, copy=True)
+    if isinstance(data, (list, tuple)):
+        data = _nested_tensors_to_arrays(data)
+    target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data)
+    return np.array(data, dtype=target)
+
+
+def _finish(data: np.ndarray, requires_grad: bool) -> Tensor:
+    tensor = _wrap(data)
+    if requires_grad:
+        _check_can_require_grad(data, factory=True)
+        tensor._requires_grad = True
+    return tensor
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor holding a copy of ``data`` (a number, nested lists, an array or a tensor).
+
+    >>> import tapegrad as tg
+    >>> tg.tensor([1.0, 2.0], requires_grad=True)
+    tensor([1., 2.], requires_grad=True)
+    """
+    return _finish(as_array(data, dtype), requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == _dtypes.as_dtype(dtype)):
+        return data
+    if isinstance(data, np.ndarray) and dtype is None:
+        return from_numpy(data)
+    return tensor(data, dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory (no copy)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    _dtypes.from_numpy_dtype(array.dtype)
+    if not array.dtype.isnative:
+        raise ValueError(
+            "given numpy array has byte order different from the native byte order. Conversion between byte "
+            "orders is currently not supported."
+        )
+    return _wrap(array)
+
+
+def _shape(size) -> tuple:
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        size = tuple(size[0])
+    return tuple(int(extent) for extent in size)
+
+
+def _float_type(dtype) -> np.dtype:
+    return _dtypes.as_dtype(dtype).numpy if dtype is not None else _dtypes.DEFAULT_FLOAT.numpy
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _finish(np.zeros(_shape(size), _float_type(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _finish(np.ones(_shape(size), _float_type(dtype)), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _finish(np.empty(_shape(size), _float_type(dtype)), requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if dtype is None:
+        dtype = _dtypes.int64 if isinstance(fill_value, int) and not isinstance(fill_value, bool) else (
+            _dtypes.bool if isinstance(fill_value, bool) else _dtypes.DEFAULT_FLOAT
+        )
+    return _finish(np.full(_shape((size,)), fill_value, _float_type(dtype)), requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _finish(np.eye(n, m, dtype=_float_type(dtype)), requires_grad)
+
+
+def randn(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
+    values = (generator or _generator).standard_normal(_shape(size))
+    return _finish(values.astype(_float_type(dtype)), requires_grad)
+
+
+def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
+    values = (generator or _generator).random(_shape(size))
+    return _finish(values.astype(_float_type(dtype)), requires_grad)
+
+
+def randint(low, high=None, size=None, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    values = (generator or _generator).integers(low, high, size=_shape((size,)))
+    return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
+    default = _dtypes.int64 if is_integral else _dtypes.DEFAULT_FLOAT
+    target = (_dtypes.as_dtype(dtype) if dtype is not None else default).numpy
+    return _finish(np.arange(start, end, step).astype(target), requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _finish(np.linspace(start, end, steps).astype(_float_type(dtype)), requires_grad)
+
+
+def _like(function, other: Tensor, dtype, requires_grad, **kwargs) -> Tensor:
+    dtype = dtype if dtype is not None else other.dtype
+    return function(*other.shape, dtype=dtype, requires_grad=requires_grad, **kwargs)
+
+
+def zeros_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(zeros, other, dtype, requires_grad)
+
+
+def ones_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(ones, other, dtype, requires_grad)
+
+
+def empty_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(empty, other, dtype, requires_grad)
+
+
+def randn_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(randn, other, dtype, requires_grad)
+
+
+def rand_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(rand, other, dtype, requires_grad)
+
+
+def full_like(other, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(other.shape, fill_value, dtype=dtype if dtype is not None else other.dtype, requires_grad=requires_grad)
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations", "builtins", "np", "Tensor")]

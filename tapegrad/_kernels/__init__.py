@@ -1,0 +1,1 @@
+"""Jitted kernels. Importing this package imports numba; tapegrad does so on first backward."""

@@ -1,0 +1,302 @@
+"""The backward interpreter: one compiled call walks a tape from its roots down.
+
+Dispatch is two-level and on integers: the sweep picks the dtype, ``_row_backward`` picks the
+rule. Each rule is a few lines, named in ``RULES``; the op table (``tapegrad/_ops.py``) maps each
+op to one of these names, so several ops share a rule and a missing one is reported by name.
+Constants are cast to the buffer's dtype (numba widens float32 * Python float to float64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import jit
+from .memory import value_at
+from .strided import contiguous_strides, strided_accumulate
+
+RULE_NAMES = (
+    "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal pass mul_scalar "
+    "div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm view dot mv mm "
+    "bmm cast"
+).split()
+RULES = {name: number for number, name in enumerate(RULE_NAMES)}
+(LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, PASS,
+ MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM,
+ VIEW, DOT, MV, MM, BMM, CAST) = range(len(RULE_NAMES))  # fmt: skip
+
+FLOAT64 = 1
+
+
+@jit
+def _shape(layouts, dims, layout):
+    offset = layouts[layout, 3]
+    return dims[offset : offset + layouts[layout, 2]]
+
+
+@jit
+def _row_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad):
+    """Accumulate row ``r``'s gradient into its inputs' gradients (all of ``grad``'s dtype)."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    g = grad[offsets[r] : offsets[r] + numel]
+    has_a = a >= 0 and offsets[a] >= 0
+    has_b = b >= 0 and offsets[b] >= 0
+    numel_a = layouts[rows[a, 4], 1] if a >= 0 else 0
+    numel_b = layouts[rows[b, 4], 1] if b >= 0 else 0
+    ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
+    gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
+    if has_a:
+        touched[a] = True
+    if has_b:
+        touched[b] = True
+    zero = grad.dtype.type(0.0)
+    one = grad.dtype.type(1.0)
+    s = grad.dtype.type(params[r])
+
+    if rule == PASS:
+        for i in range(numel):
+            ga[i] += g[i]
+    elif rule == NEG:
+        for i in range(numel):
+            ga[i] -= g[i]
+    elif rule == MUL_SCALAR:
+        for i in range(numel):
+            ga[i] += g[i] * s
+    elif rule == DIV_SCALAR:
+        for i in range(numel):
+            ga[i] += g[i] / s
+    elif rule <= RECIPROCAL:  # unary rules reading the input x and/or the result y
+        if rule == EXP:
+            y = value_at(addresses[r], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] * y[i]
+        elif rule == LOG:
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] / x[i]
+        elif rule == SIN:
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] * np.cos(x[i])
+        elif rule == COS:
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] * -np.sin(x[i])
+        elif rule == TANH:
+            y = value_at(addresses[r], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] * (one - y[i] * y[i])
+        elif rule == SIGMOID:
+            y = value_at(addresses[r], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] * (one - y[i]) * y[i]
+        elif rule == RELU:
+            y = value_at(addresses[r], numel, grad)
+            for i in range(numel):
+                if y[i] > zero:
+                    ga[i] += g[i]
+        elif rule == SQRT:
+            y = value_at(addresses[r], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] / (y[i] + y[i])
+        elif rule == ABS:
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                ga[i] += g[i] * np.sign(x[i])
+        elif rule == RECIPROCAL:
+            y = value_at(addresses[r], numel, grad)
+            for i in range(numel):
+                ga[i] += -g[i] * (y[i] * y[i])
+        else:
+            return False
+    elif rule == POW_SCALAR:
+        x = value_at(addresses[a], numel, grad)
+        if s != zero:
+            for i in range(numel):
+                ga[i] += g[i] * s * x[i] ** (s - one)
+    elif rule == RPOW_SCALAR:
+        y = value_at(addresses[r], numel, grad)
+        if s != zero:
+            log_base = np.log(s)
+            for i in range(numel):
+                ga[i] += g[i] * y[i] * log_base
+    elif rule <= POW:  # binary rules on operands of one shape
+        if rule == ADD:
+            for i in range(len(ga)):
+                ga[i] += g[i]
+            for i in range(len(gb)):
+                gb[i] += g[i]
+        elif rule == SUB:
+            for i in range(len(ga)):
+                ga[i] += g[i]
+            for i in range(len(gb)):
+                gb[i] -= g[i]
+        elif rule == MUL:
+            if has_a:
+                y = value_at(addresses[b], numel, grad)
+                for i in range(numel):
+                    ga[i] += g[i] * y[i]
+            if has_b:
+                x = value_at(addresses[a], numel, grad)
+                for i in range(numel):
+                    gb[i] += g[i] * x[i]
+        elif rule == DIV:
+            x = value_at(addresses[a], numel, grad)
+            y = value_at(addresses[b], numel, grad)
+            for i in range(len(ga)):
+                ga[i] += g[i] / y[i]
+            for i in range(len(gb)):
+                gb[i] += -g[i] * x[i] / (y[i] * y[i])
+        else:  # POW
+            x = value_at(addresses[a], numel, grad)
+            e = value_at(addresses[b], numel, grad)
+            y = value_at(addresses[r], numel, grad)
+            for i in range(len(ga)):
+                if e[i] != zero:
+                    ga[i] += g[i] * e[i] * x[i] ** (e[i] - one)
+            for i in range(len(gb)):
+                if not (x[i] == zero and e[i] >= zero):
+                    gb[i] += g[i] * y[i] * np.log(x[i])
+    elif rule == SUM_ALL:
+        scaled = g[0] * s
+        for i in range(numel_a):
+            ga[i] += scaled
+    elif rule == SUM_DIM:
+        shape = _shape(layouts, dims, rows[a, 4])
+        mask = rows[r, 3]
+        src_strides = np.zeros(len(shape), np.int64)
+        running = 1
+        for k in range(len(shape) - 1, -1, -1):
+            if not (mask >> k) & 1:
+                src_strides[k] = running
+                running *= shape[k]
+        strided_accumulate(ga, 0, contiguous_strides(shape), g, 0, src_strides, shape, s)
+    elif rule == NORM:
+        x = value_at(addresses[a], numel_a, grad)
+        y = value_at(addresses[r], 1, grad)
+        if y[0] != zero:
+            scaled = g[0] / y[0]
+            for i in range(numel_a):
+                ga[i] += scaled * x[i]
+    elif rule == VIEW:
+        shape = _shape(layouts, dims, rows[r, 4])
+        start = rows[r, 3]
+        ndim = len(shape)
+        strides = aux[start + 1 : start + 1 + ndim]
+        strided_accumulate(ga, aux[start], strides, g, 0, contiguous_strides(shape), shape, one)
+    elif rule == DOT:
+        x = value_at(addresses[a], numel_a, grad)
+        y = value_at(addresses[b], numel_b, grad)
+        for i in range(len(ga)):
+            ga[i] += g[0] * y[i]
+        for i in range(len(gb)):
+            gb[i] += g[0] * x[i]
+    elif rule == MV:
+        shape = _shape(layouts, dims, rows[a, 4])
+        m, k = shape[0], shape[1]
+        matrix = value_at(addresses[a], numel_a, grad).reshape((m, k))
+        vector = value_at(addresses[b], numel_b, grad)
+        if has_a:
+            ga2 = ga.reshape((m, k))
+            for i in range(m):
+                for j in range(k):
+                    ga2[i, j] += g[i] * vector[j]
+        if has_b:
+            for i in range(m):
+                for j in range(k):
+                    gb[j] += matrix[i, j] * g[i]
+    elif rule == MM or rule == BMM:
+        shape_a = _shape(layouts, dims, rows[a, 4])
+        shape_b = _shape(layouts, dims, rows[b, 4])
+        batch = shape_a[0] if rule == BMM else 1
+        m, k = shape_a[-2], shape_a[-1]
+        n = shape_b[-1]
+        if m * k * n == 0:
+            return True
+        left = value_at(addresses[a], numel_a, grad).reshape((batch, m, k))
+        right = value_at(addresses[b], numel_b, grad).reshape((batch, k, n))
+        g3 = g.reshape((batch, m, n))
+        for index in range(batch):
+            if has_a:
+                ga[index * m * k : (index + 1) * m * k].reshape((m, k))[:, :] += np.dot(g3[index], right[index].T)
+            if has_b:
+                gb[index * k * n : (index + 1) * k * n].reshape((k, n))[:, :] += np.dot(left[index].T, g3[index])
+    else:
+        return False
+    return True
+
+
+@jit
+def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_saved, roots, seeds, freed, retain_graph):
+    """Gradients of every row reached from ``roots`` (seeded with ``seeds``, flattened in order).
+
+    Returns ``(status, grad32, grad64, offsets, touched)``: status 0 on success, ``r + 1`` when
+    row r needs values a previous backward freed, ``-(r + 1)`` when row r's op has no rule.
+    """
+    top = 0
+    for root in roots:
+        top = max(top, root)
+    n = top + 1
+    offsets = np.full(n, -1, np.int64)
+    total32 = 0
+    total64 = 0
+    for r in range(n):
+        if rules[rows[r, 0]] == CONSTANT:
+            continue
+        layout = rows[r, 4]
+        if layouts[layout, 0] == FLOAT64:
+            offsets[r] = total64
+            total64 += layouts[layout, 1]
+        else:
+            offsets[r] = total32
+            total32 += layouts[layout, 1]
+    grad32 = np.zeros(total32, np.float32)
+    grad64 = np.zeros(total64, np.float64)
+    touched = np.zeros(n, np.bool_)
+    position = 0
+    for root in roots:
+        numel = layouts[rows[root, 4], 1]
+        start = offsets[root]
+        if layouts[rows[root, 4], 0] == FLOAT64:
+            for i in range(numel):
+                grad64[start + i] += seeds[position + i]
+        else:
+            for i in range(numel):
+                grad32[start + i] += np.float32(seeds[position + i])
+        position += numel
+        touched[root] = True
+
+    for r in range(top, -1, -1):
+        if not touched[r]:
+            continue
+        opcode = rows[r, 0]
+        rule = rules[opcode]
+        if rule <= CONSTANT:
+            continue
+        if freed[r] and needs_saved[opcode]:
+            return r + 1, grad32, grad64, offsets, touched
+        is_double = layouts[rows[r, 4], 0] == FLOAT64
+        if rule == CAST:
+            a = rows[r, 1]
+            if offsets[a] >= 0:
+                touched[a] = True
+                numel = layouts[rows[r, 4], 1]
+                source = offsets[r]
+                target = offsets[a]
+                if is_double:
+                    for i in range(numel):
+                        grad32[target + i] += np.float32(grad64[source + i])
+                else:
+                    for i in range(numel):
+                        grad64[target + i] += np.float64(grad32[source + i])
+            ok = True
+        elif is_double:
+            ok = _row_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad64)
+        else:
+            ok = _row_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad32)
+        if not ok:
+            return -(r + 1), grad32, grad64, offsets, touched
+        if not retain_graph:
+            freed[r] = True
+    return 0, grad32, grad64, offsets, touched

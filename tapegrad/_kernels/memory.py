@@ -1,0 +1,42 @@
+"""Reading a saved value from its address, inside jitted code.
+
+The tape records where each saved value lives (an absolute address, kept valid by the tape
+holding the array). This is what lets one compiled call reach thousands of small buffers without
+converting a Python list of arrays per call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+from .config import inline
+
+
+@intrinsic
+def _pointer_like(typingctx, address, like):
+    pointer_type = types.CPointer(like.dtype)
+    signature = pointer_type(types.int64, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer_type))
+
+    return signature, codegen
+
+
+if numba.config.DISABLE_JIT:
+
+    def value_at(address, numel, like):
+        pointer = ctypes.cast(address, ctypes.POINTER(np.ctypeslib.as_ctypes_type(like.dtype)))
+        return np.ctypeslib.as_array(pointer, (numel,)) if numel else np.empty(0, like.dtype)
+
+else:
+
+    @inline
+    def value_at(address, numel, like):
+        """The ``numel`` values of ``like``'s dtype stored at ``address``, as a 1-D array."""
+        return numba.carray(_pointer_like(address, like), numel)

@@ -1,0 +1,137 @@
+"""The op table: the one place an operation is defined.
+
+Every recorded op is one ``Op`` entry. Its position in ``OPS`` is its opcode on the tape; its
+``family`` picks the interpreter's first-level dispatch; its ``rule`` names the backward rule in
+``tapegrad/_kernels/backward.py`` (several ops share a rule: ``x - 2`` differentiates like
+``x + 2``); ``grad_fn`` is the PyTorch node name users see; ``saves`` says which values the rule
+reads (``a``/``b``: the inputs, ``out``: the result), which is also what a second backward without
+``retain_graph`` may no longer use. ``domain`` is where the table-driven gradient checks sample
+inputs. The facade methods, the kernels' dispatch arrays and the tests are all derived from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+# First-level dispatch of the interpreter.
+LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY = range(8)
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    family: int
+    rule: str
+    grad_fn: str | None = None
+    forward: Callable | None = None
+    saves: str = ""
+    domain: tuple[float, float] = (-2.0, 2.0)
+    # Implicit rows (broadcasting, dtype promotion) that PyTorch folds into the op using them:
+    # ``grad_fn.next_functions`` looks through them.
+    hidden: bool = False
+    # Entries PyTorch shows in ``next_functions``: ``x * 2`` lists ``(None, 0)`` for the 2.
+    shown_inputs: int = 0
+
+    @property
+    def arity(self) -> int:
+        if self.shown_inputs:
+            return self.shown_inputs
+        return 2 if self.family in (BINARY, MATMUL) else 0 if self.family == LEAF else 1
+
+
+def _sigmoid(x):
+    # tanh form: no overflow warning for large negative x, unlike 1 / (1 + exp(-x)).
+    return 0.5 * (1.0 + np.tanh(0.5 * x)) if x.dtype.kind == "f" else x
+
+
+def _relu(x):
+    return np.maximum(x, x.dtype.type(0))
+
+
+OPS: tuple[Op, ...] = (
+    # Rows that start a graph: a tensor that requires grad, or a constant an op reads.
+    Op("leaf", LEAF, "leaf"),
+    Op("constant", LEAF, "constant"),
+    # y = f(x), element by element.
+    Op("neg", UNARY, "neg", "NegBackward0", np.negative),
+    Op("exp", UNARY, "exp", "ExpBackward0", np.exp, "out"),
+    Op("log", UNARY, "log", "LogBackward0", np.log, "a", (0.2, 3.0)),
+    Op("sin", UNARY, "sin", "SinBackward0", np.sin, "a"),
+    Op("cos", UNARY, "cos", "CosBackward0", np.cos, "a"),
+    Op("tanh", UNARY, "tanh", "TanhBackward0", np.tanh, "out"),
+    Op("sigmoid", UNARY, "sigmoid", "SigmoidBackward0", _sigmoid, "out"),
+    Op("relu", UNARY, "relu", "ReluBackward0", _relu, "out"),
+    Op("sqrt", UNARY, "sqrt", "SqrtBackward0", np.sqrt, "out", (0.2, 3.0)),
+    Op("abs", UNARY, "abs", "AbsBackward0", np.abs, "a"),
+    Op("reciprocal", UNARY, "reciprocal", "ReciprocalBackward0", np.reciprocal, "out", (0.5, 2.0)),
+    # y = f(x, s) with a Python number s, kept in the row's parameter slot.
+    Op("add_scalar", SCALAR, "pass", "AddBackward0", np.add, shown_inputs=2),
+    Op("sub_scalar", SCALAR, "pass", "SubBackward0", np.subtract, shown_inputs=2),
+    Op("rsub_scalar", SCALAR, "neg", "RsubBackward1", lambda x, s: np.subtract(s, x)),
+    Op("mul_scalar", SCALAR, "mul_scalar", "MulBackward0", np.multiply, shown_inputs=2),
+    Op("div_scalar", SCALAR, "div_scalar", "DivBackward0", np.divide, shown_inputs=2),
+    Op("pow_scalar", SCALAR, "pow_scalar", "PowBackward0", np.power, "a", (0.5, 2.0)),
+    Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x), "out"),
+    # y = f(a, b) on operands already broadcast and promoted to one shape and dtype.
+    Op("add", BINARY, "add", "AddBackward0", np.add),
+    Op("sub", BINARY, "sub", "SubBackward0", np.subtract),
+    Op("mul", BINARY, "mul", "MulBackward0", np.multiply, "ab"),
+    Op("div", BINARY, "div", "DivBackward0", np.divide, "ab", (0.5, 2.0)),
+    Op("pow", BINARY, "pow", "PowBackward1", np.power, "ab out", (0.5, 2.0)),
+    # Reductions; the parameter slot holds the scale (1 for sum, 1/n for mean) and the integer
+    # slot a bit mask of the reduced dimensions.
+    Op("sum", REDUCE, "sum_all", "SumBackward0"),
+    Op("mean", REDUCE, "sum_all", "MeanBackward0"),
+    Op("sum_dim", REDUCE, "sum_dim", "SumBackward1"),
+    Op("mean_dim", REDUCE, "sum_dim", "MeanBackward1"),
+    Op("norm", REDUCE, "norm", "LinalgVectorNormBackward0", None, "a out"),
+    # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
+    # the input laid out contiguously; one rule scatters the gradient back for all of them.
+    Op("view", VIEW, "view", "ViewBackward0"),
+    Op("unsafe_view", VIEW, "view", "UnsafeViewBackward0"),
+    Op("transpose", VIEW, "view", "TransposeBackward0"),
+    Op("t", VIEW, "view", "TBackward0"),
+    Op("permute", VIEW, "view", "PermuteBackward0"),
+    Op("unsqueeze", VIEW, "view", "UnsqueezeBackward0"),
+    Op("squeeze", VIEW, "view", "SqueezeBackward0"),
+    Op("squeeze_dim", VIEW, "view", "SqueezeBackward1"),
+    Op("squeeze_matmul", VIEW, "view", "SqueezeBackward4"),
+    Op("select", VIEW, "view", "SelectBackward0"),
+    Op("slice", VIEW, "view", "SliceBackward0"),
+    Op("alias", VIEW, "view", "AliasBackward0"),
+    Op("expand", VIEW, "view", "ExpandBackward0"),
+    Op("broadcast", VIEW, "view", "ExpandBackward0", hidden=True),
+    Op("matmul_view", VIEW, "view", "ViewBackward0", hidden=True),
+    # Matrix products (BLAS through numba).
+    Op("dot", MATMUL, "dot", "DotBackward0", None, "ab"),
+    Op("mv", MATMUL, "mv", "MvBackward0", None, "ab"),
+    Op("mm", MATMUL, "mm", "MmBackward0", None, "ab"),
+    Op("bmm", MATMUL, "bmm", "BmmBackward0", None, "ab"),
+    # Copies.
+    Op("clone", COPY, "pass", "CloneBackward0"),
+    Op("cast", COPY, "cast", "ToCopyBackward0"),
+    Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True),
+)
+
+OPCODE: dict[str, int] = {op.name: code for code, op in enumerate(OPS)}
+BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
+LEAF_OPCODE = OPCODE["leaf"]
+CONSTANT_OPCODE = OPCODE["constant"]
+
+
+def dispatch_arrays(rule_numbers: dict[str, int]):
+    """The per-opcode arrays the interpreter dispatches on, derived from the table.
+
+    ``rule_numbers`` is the kernel module's own numbering of its rules; an op whose rule the
+    kernels do not define is a table error, reported by name here rather than as a wrong gradient.
+    """
+    missing = sorted({op.rule for op in OPS} - set(rule_numbers))
+    if missing:
+        raise NotImplementedError(f"no backward rule in tapegrad._kernels for: {', '.join(missing)}")
+    rules = np.array([rule_numbers[op.rule] for op in OPS], dtype=np.int64)
+    needs_saved = np.array([bool(op.saves) for op in OPS], dtype=np.bool_)
+    families = np.array([op.family for op in OPS], dtype=np.int64)
+    return rules, needs_saved, families

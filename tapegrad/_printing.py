@@ -1,0 +1,141 @@
+"""``repr(tensor)`` exactly as PyTorch prints it (the rules of torch/_tensor_str.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+PRECISION = 4
+THRESHOLD = 1000
+EDGE_ITEMS = 3
+LINE_WIDTH = 80
+_DEFAULT_SHOWN_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
+
+
+class _Formatter:
+    """Chooses integer, fixed or scientific notation and the column width from all values."""
+
+    def __init__(self, values: np.ndarray):
+        self.floating = values.dtype.kind == "f"
+        self.int_mode = True
+        self.sci_mode = False
+        self.max_width = 1
+        flat = values.reshape(-1)
+        if not self.floating:
+            for value in flat.tolist():
+                self.max_width = max(self.max_width, len(self._plain(value)))
+            return
+        finite = flat[np.isfinite(flat) & (flat != 0)].astype(np.float64)
+        if finite.size == 0:
+            return
+        magnitudes = np.abs(finite)
+        smallest, largest = magnitudes.min(), magnitudes.max()
+        self.int_mode = bool(np.all(finite == np.ceil(finite)))
+        self.sci_mode = largest / smallest > 1000.0 or largest > 1.0e8 or smallest < 1.0e-4
+        for value in finite.tolist():
+            if self.sci_mode:
+                width = len(f"{value:.{PRECISION}e}")
+            elif self.int_mode:
+                width = len(f"{value:.0f}") + 1
+            else:
+                width = len(f"{value:.{PRECISION}f}")
+            self.max_width = max(self.max_width, width)
+
+    @staticmethod
+    def _plain(value) -> str:
+        return str(value)
+
+    def format(self, value) -> str:
+        if self.floating:
+            if self.sci_mode:
+                text = f"{value:{self.max_width}.{PRECISION}e}"
+            elif self.int_mode:
+                text = f"{value:.0f}"
+                if not (math.isinf(value) or math.isnan(value)):
+                    text += "."
+            else:
+                text = f"{value:.{PRECISION}f}"
+        else:
+            text = self._plain(value)
+        return " " * (self.max_width - len(text)) + text
+
+
+def _summarized(values: np.ndarray) -> np.ndarray:
+    if values.ndim == 0:
+        return values
+    if values.ndim == 1:
+        if values.shape[0] > 2 * EDGE_ITEMS:
+            return np.concatenate((values[:EDGE_ITEMS], values[-EDGE_ITEMS:]))
+        return values
+    if values.shape[0] > 2 * EDGE_ITEMS:
+        rows = [_summarized(values[i]) for i in range(EDGE_ITEMS)]
+        rows += [_summarized(values[i]) for i in range(len(values) - EDGE_ITEMS, len(values))]
+    else:
+        rows = [_summarized(row) for row in values]
+    return np.stack(rows)
+
+
+def _vector(values: np.ndarray, indent: int, summarize: bool, formatter: _Formatter) -> str:
+    element_length = formatter.max_width + 2
+    per_line = max(1, math.floor((LINE_WIDTH - indent) / element_length))
+    if summarize and values.shape[0] > 2 * EDGE_ITEMS:
+        items = [formatter.format(v) for v in values[:EDGE_ITEMS].tolist()]
+        items += [" ..."]
+        items += [formatter.format(v) for v in values[-EDGE_ITEMS:].tolist()]
+    else:
+        items = [formatter.format(v) for v in values.tolist()]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return "[" + ("," + "\n" + " " * (indent + 1)).join(lines) + "]"
+
+
+def _nested(values: np.ndarray, indent: int, summarize: bool, formatter: _Formatter) -> str:
+    if values.ndim == 0:
+        return formatter.format(values.item())
+    if values.ndim == 1:
+        return _vector(values, indent, summarize, formatter)
+    if summarize and values.shape[0] > 2 * EDGE_ITEMS:
+        parts = [_nested(values[i], indent + 1, summarize, formatter) for i in range(EDGE_ITEMS)]
+        parts += ["..."]
+        parts += [_nested(values[i], indent + 1, summarize, formatter) for i in range(len(values) - EDGE_ITEMS, len(values))]
+    else:
+        parts = [_nested(values[i], indent + 1, summarize, formatter) for i in range(values.shape[0])]
+    return "[" + ("," + "\n" * (values.ndim - 1) + " " * (indent + 1)).join(parts) + "]"
+
+
+def _add_suffixes(text: str, suffixes: list, indent: int) -> str:
+    pieces = [text]
+    last_line_length = len(text) - text.rfind("\n") + 1
+    for suffix in suffixes:
+        if last_line_length + len(suffix) + 2 > LINE_WIDTH:
+            pieces.append(",\n" + " " * indent + suffix)
+            last_line_length = indent + len(suffix)
+        else:
+            pieces.append(", " + suffix)
+            last_line_length += len(suffix) + 2
+    pieces.append(")")
+    return "".join(pieces)
+
+
+def tensor_repr(tensor) -> str:
+    values = tensor._data
+    prefix = "tensor("
+    indent = len(prefix)
+    suffixes = []
+    if values.size == 0:
+        if values.ndim != 1:
+            suffixes.append(f"size={tuple(values.shape)}")
+        if values.dtype != np.float32:
+            suffixes.append(f"dtype={tensor.dtype!r}")
+        body = "[]"
+    else:
+        if values.dtype not in _DEFAULT_SHOWN_DTYPES:
+            suffixes.append(f"dtype={tensor.dtype!r}")
+        summarize = values.size > THRESHOLD
+        formatter = _Formatter(_summarized(values) if summarize else values)
+        body = _nested(values, indent, summarize, formatter)
+    if tensor._tape is not None:
+        suffixes.append(f"grad_fn=<{tensor.grad_fn.name()}>")
+    elif tensor._requires_grad:
+        suffixes.append("requires_grad=True")
+    return _add_suffixes(prefix + body, suffixes, indent)

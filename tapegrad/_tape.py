@@ -1,0 +1,265 @@
+"""The Wengert list: one row per recorded op, in flat arrays that jitted code reads directly.
+
+A row is five integers (``opcode, in0, in1, iparam, layout``) and one float (``param``). Its
+index is also the id of the buffer it produces, so inputs are row numbers. A *layout* is an
+interned ``(dtype, shape)``; views keep their strides in the ``aux`` table. Values the backward
+needs are reached by address: rows that save a value record where it lives (a leaf's own array,
+a large result's own array, or a copy of a small result in the tape's arena), and the tape keeps
+every such array alive.
+
+Lifetime follows PyTorch's: a tape belongs to one connected graph. An op whose inputs are all
+leaves starts a new tape; an op joining two tapes merges the smaller into the larger (rows are
+appended with shifted ids; no value is copied because addresses are absolute). Tensors hold their
+tape, the thread that records holds none, so a graph nobody can reach is freed with its tape.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, VIEW
+
+ROW_WIDTH = 5
+OPCODE, IN0, IN1, IPARAM, LAYOUT = range(ROW_WIDTH)
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}
+CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Small results the backward needs are copied into arena chunks of this many elements; larger
+# ones are kept alive where they are. (Taking an array's address costs about 1 us.)
+CHUNK_ELEMENTS = 1 << 14
+SMALL_ELEMENTS = 1 << 10
+_USES_AUX = np.array([op.family == VIEW for op in OPS])
+
+
+def address_of(array_: np.ndarray) -> int:
+    return array_.__array_interface__["data"][0]
+
+
+class _Arena:
+    """Bump allocation of small copies, per dtype; chunks never move, so addresses stay valid."""
+
+    __slots__ = ("chunk", "top", "base", "itemsize")
+
+    def __init__(self, numpy_dtype):
+        self.chunk = np.empty(0, numpy_dtype)
+        self.top = 0
+        self.base = 0
+        self.itemsize = numpy_dtype.itemsize
+
+    def copy_in(self, values: np.ndarray, keepalive: list) -> int:
+        n = values.size
+        top = self.top
+        if top + n > self.chunk.size:
+            self.chunk = np.empty(CHUNK_ELEMENTS, self.chunk.dtype)
+            keepalive.append(self.chunk)
+            self.base = address_of(self.chunk)
+            top = 0
+        self.chunk[top : top + n] = values.reshape(-1)
+        self.top = top + n
+        return self.base + top * self.itemsize
+
+
+class Tape:
+    __slots__ = (
+        "ints",
+        "params",
+        "layout_table",
+        "dims",
+        "layout_ids",
+        "aux",
+        "saved",
+        "keepalive",
+        "arenas",
+        "registered",
+        "leaves",
+        "retained",
+        "hooks",
+        "freed",
+        "merged_into",
+        "row_shift",
+        "nodes",
+        "__weakref__",
+    )
+
+    def __init__(self):
+        self.ints = array("q")
+        self.params = array("d")
+        self.layout_table = array("q")  # 4 per layout: dtype code, numel, ndim, offset into dims
+        self.dims = array("q")
+        self.layout_ids: dict = {}
+        self.aux = array("q")
+        self.saved: dict[int, int] = {}  # row -> address of its value
+        self.keepalive: list = []
+        self.arenas: dict = {}
+        self.registered: dict[int, int] = {}  # id(tensor) -> row, for leaves and constants
+        self.leaves: list = []  # (row, tensor) whose .grad a backward fills
+        self.retained: list = []  # (row, tensor) non-leaves with retain_grad()
+        self.hooks: dict = {}
+        self.freed = np.zeros(0, np.bool_)
+        self.merged_into: Tape | None = None
+        self.row_shift = 0
+        self.nodes = None
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    # -- recording ------------------------------------------------------------------------
+
+    def layout(self, numpy_dtype, shape: tuple) -> int:
+        key = (numpy_dtype, shape)
+        layout_id = self.layout_ids.get(key)
+        if layout_id is None:
+            layout_id = len(self.layout_table) // 4
+            numel = 1
+            for extent in shape:
+                numel *= extent
+            self.layout_table.extend((DTYPE_CODES[numpy_dtype], numel, len(shape), len(self.dims)))
+            self.dims.extend(shape)
+            self.layout_ids[key] = layout_id
+        return layout_id
+
+    def append(self, opcode: int, in0: int, in1: int, iparam: int, layout: int, param: float) -> int:
+        row = len(self.params)
+        self.ints.extend((opcode, in0, in1, iparam, layout))
+        self.params.append(param)
+        return row
+
+    def layout_of(self, row: int) -> int:
+        return self.ints[row * ROW_WIDTH + LAYOUT]
+
+    def add_aux(self, values) -> int:
+        offset = len(self.aux)
+        self.aux.extend(values)
+        return offset
+
+    def register(self, tensor) -> int:
+        """The row standing for a leaf or constant tensor on this tape (created on first use)."""
+        key = id(tensor)
+        row = self.registered.get(key)
+        if row is None:
+            data = tensor._data
+            opcode = LEAF_OPCODE if tensor._requires_grad else CONSTANT_OPCODE
+            row = self.append(opcode, -1, -1, 0, self.layout(data.dtype, data.shape), 0.0)
+            self.registered[key] = row
+            # The tape holds the tensor so that its id cannot be reused while the tape lives.
+            self.leaves.append((row, tensor))
+        return row
+
+    def save(self, row: int, data: np.ndarray) -> None:
+        """Make the value of ``row`` readable by the backward, by address."""
+        if row in self.saved:
+            return
+        opcode = self.ints[row * ROW_WIDTH + OPCODE]
+        is_leaf = opcode == LEAF_OPCODE or opcode == CONSTANT_OPCODE
+        if data.flags.c_contiguous and (is_leaf or data.size > SMALL_ELEMENTS):
+            # Leaves are read live, as PyTorch does (a change through .data is seen); large
+            # results are not worth copying.
+            self.keepalive.append(data)
+            self.saved[row] = address_of(data)
+            return
+        arena = self.arenas.get(data.dtype)
+        if arena is None:
+            arena = self.arenas[data.dtype] = _Arena(data.dtype)
+        if data.size > SMALL_ELEMENTS:
+            data = np.ascontiguousarray(data)
+            self.keepalive.append(data)
+            self.saved[row] = address_of(data)
+        else:
+            self.saved[row] = arena.copy_in(data, self.keepalive)
+
+    # -- joining graphs -------------------------------------------------------------------
+
+    def absorb(self, other: Tape) -> None:
+        """Append ``other``'s rows to this tape; ``other`` forwards its tensors here."""
+        shift = len(self)
+        aux_shift = len(self.aux)
+        layout_map = np.empty(len(other.layout_table) // 4, np.int64)
+        table = other.layout_table
+        for layout_id in range(len(layout_map)):
+            code, _, ndim, offset = table[4 * layout_id : 4 * layout_id + 4]
+            shape = tuple(other.dims[offset : offset + ndim])
+            layout_map[layout_id] = self.layout(CODE_DTYPES[code], shape)
+        rows = np.frombuffer(other.ints, np.int64).reshape(-1, ROW_WIDTH).copy()
+        for column in (IN0, IN1):
+            rows[:, column] = np.where(rows[:, column] >= 0, rows[:, column] + shift, -1)
+        rows[:, LAYOUT] = layout_map[rows[:, LAYOUT]]
+        rows[_USES_AUX[rows[:, OPCODE]], IPARAM] += aux_shift
+        self.ints.frombytes(rows.tobytes())
+        self.params.extend(other.params)
+        self.aux.extend(other.aux)
+        self.saved.update({row + shift: address for row, address in other.saved.items()})
+        self.keepalive.extend(other.keepalive)
+        for key, row in other.registered.items():
+            self.registered.setdefault(key, row + shift)
+        self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves)
+        self.retained.extend((row + shift, tensor) for row, tensor in other.retained)
+        self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
+        freed = np.zeros(len(other), np.bool_)
+        freed[: len(other.freed)] = other.freed
+        self.freed = np.concatenate([self.grown_freed(), freed])
+        other.merged_into = self
+        other.row_shift = shift
+        # Drop the merged storage now; tensors still naming ``other`` resolve through it.
+        other.ints = other.params = None
+        other.keepalive = other.leaves = other.retained = []
+        other.registered = {}
+        other.saved = {}
+
+    def grown_freed(self) -> np.ndarray:
+        if len(self.freed) < len(self):
+            freed = np.zeros(len(self), np.bool_)
+            freed[: len(self.freed)] = self.freed
+            self.freed = freed
+        return self.freed
+
+    # -- what the kernels read ------------------------------------------------------------
+
+    def rows_array(self) -> np.ndarray:
+        return np.frombuffer(self.ints, np.int64).reshape(-1, ROW_WIDTH)
+
+    def layouts_array(self) -> np.ndarray:
+        return np.frombuffer(self.layout_table, np.int64).reshape(-1, 4)
+
+    def addresses(self, n_rows: int) -> np.ndarray:
+        addresses = np.zeros(n_rows, np.int64)
+        if self.saved:
+            rows = np.fromiter(self.saved.keys(), np.int64, len(self.saved))
+            values = np.fromiter(self.saved.values(), np.int64, len(self.saved))
+            keep = rows < n_rows
+            addresses[rows[keep]] = values[keep]
+        return addresses
+
+    def shape_of(self, row: int) -> tuple:
+        layout = self.ints[row * ROW_WIDTH + LAYOUT]
+        _, _, ndim, offset = self.layout_table[4 * layout : 4 * layout + 4]
+        return tuple(self.dims[offset : offset + ndim])
+
+
+def resolve(tensor) -> Tape:
+    """The live tape of a recorded tensor, following merges (and shortening the path)."""
+    tape = tensor._tape
+    if tape.merged_into is not None:
+        row = tensor._row
+        while tape.merged_into is not None:
+            row += tape.row_shift
+            tape = tape.merged_into
+        tensor._tape = tape
+        tensor._row = row
+    return tape
+
+
+def join(tensors) -> Tape:
+    """The tape an op on these recorded tensors appends to: theirs, merged if they differ."""
+    tapes = []
+    for tensor in tensors:
+        tape = resolve(tensor)
+        if all(tape is not seen for seen in tapes):
+            tapes.append(tape)
+    tapes.sort(key=len, reverse=True)
+    target = tapes[0]
+    for other in tapes[1:]:
+        target.absorb(other)
+    for tensor in tensors:
+        resolve(tensor)
+    return target

@@ -1,0 +1,160 @@
+"""View ops: reshape, transpose, permute, (un)squeeze, expand and basic indexing.
+
+The forward is numpy's view of the input's array (so storage is shared, as in PyTorch). The row
+records where each output element sits in the input laid out contiguously: an offset and one
+stride per output dimension in the tape's aux table. A single backward rule then scatters the
+gradient through those strides for every view op, broadcasting included (stride 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._ops import OPCODE
+from ._tape import Tape
+from .autograd.grad_mode import state as _grad_state
+from .tensor import Tensor, _input_row, _normalize_dim, _recorded, _tape_for, _wrap
+
+
+def contiguous_strides(shape) -> tuple:
+    strides = []
+    running = 1
+    for extent in reversed(shape):
+        strides.append(running)
+        running *= extent
+    return tuple(reversed(strides))
+
+
+def broadcast_strides(shape, target_shape) -> tuple[int, tuple]:
+    """Strides reading an array of ``shape`` as ``target_shape`` (0 on broadcast dimensions)."""
+    own = contiguous_strides(shape)
+    lead = len(target_shape) - len(shape)
+    strides = [0] * lead
+    for k, extent in enumerate(shape):
+        strides.append(0 if extent == 1 and target_shape[lead + k] != 1 else own[k])
+    return 0, tuple(strides)
+
+
+def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
+    if not (x._requires_grad and _grad_state.enabled):
+        return _wrap(out)
+    tape: Tape = _tape_for(x)
+    row_x = _input_row(tape, x)
+    aux = tape.add_aux((offset, *strides))
+    row = tape.append(OPCODE[name], row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+    return _recorded(out, tape, row)
+
+
+def _shape_argument(shape) -> tuple:
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        shape = tuple(shape[0])
+    return tuple(int(extent) for extent in shape)
+
+
+def reshape(x: Tensor, shape, name: str = "view") -> Tensor:
+    shape = _shape_argument(shape)
+    try:
+        out = x._data.reshape(shape)
+    except ValueError:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {x._data.size}") from None
+    return _record_view(name, x, out, 0, contiguous_strides(out.shape))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int, name: str = "transpose") -> Tensor:
+    ndim = x._data.ndim
+    order = list(range(ndim))
+    if ndim:
+        dim0, dim1 = _normalize_dim(dim0, ndim), _normalize_dim(dim1, ndim)
+        order[dim0], order[dim1] = order[dim1], order[dim0]
+    return _permuted(name, x, tuple(order))
+
+
+def t(x: Tensor) -> Tensor:
+    if x._data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x._data.ndim}D")
+    return transpose(x, 0, -1, "t") if x._data.ndim == 2 else _permuted("t", x, tuple(range(x._data.ndim)))
+
+
+def permute(x: Tensor, dims) -> Tensor:
+    ndim = x._data.ndim
+    dims = tuple(_normalize_dim(int(d), ndim) for d in dims)
+    if sorted(dims) != list(range(ndim)):
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of "
+            f"the desired ordering of dimensions i.e. input.dim() = {ndim} is not equal to len(dims) = {len(dims)}"
+        )
+    return _permuted("permute", x, dims)
+
+
+def _permuted(name: str, x: Tensor, order: tuple) -> Tensor:
+    own = contiguous_strides(x._data.shape)
+    return _record_view(name, x, x._data.transpose(order), 0, tuple(own[k] for k in order))
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    dim = _normalize_dim(dim, x._data.ndim + 1)
+    out = np.expand_dims(x._data, dim)
+    return _record_view("unsqueeze", x, out, 0, contiguous_strides(out.shape))
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    if dim is None:
+        out = x._data.reshape(tuple(extent for extent in x._data.shape if extent != 1))
+        name = "squeeze"
+    else:
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = {_normalize_dim(d, x._data.ndim) for d in dims}
+        out = x._data.reshape(tuple(e for k, e in enumerate(x._data.shape) if not (k in dims and e == 1)))
+        name = "squeeze_dim"
+    return _record_view(name, x, out, 0, contiguous_strides(out.shape))
+
+
+def expand(x: Tensor, sizes, name: str = "expand") -> Tensor:
+    sizes = tuple(int(s) for s in sizes)
+    lead = len(sizes) - x._data.ndim
+    if lead < 0:
+        raise RuntimeError(
+            f"expand(torch.FloatTensor{{{list(x._data.shape)}}}, size={list(sizes)}): the number of sizes provided "
+            f"({len(sizes)}) must be greater or equal to the number of dimensions in the tensor ({x._data.ndim})"
+        )
+    target = tuple(x._data.shape[k - lead] if s == -1 else s for k, s in enumerate(sizes))
+    for k, extent in enumerate(x._data.shape):
+        if extent != 1 and extent != target[lead + k]:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({target[lead + k]}) must match the existing size ({extent}) at "
+                f"non-singleton dimension {lead + k}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(x._data.shape)}"
+            )
+    offset, strides = broadcast_strides(x._data.shape, target)
+    return _record_view(name, x, np.broadcast_to(x._data, target), offset, strides)
+
+
+def _index_name(key: tuple) -> str:
+    """The PyTorch node an index expression ends with (the last component applied)."""
+    for part in reversed(key):
+        if part is None:
+            return "unsqueeze"
+        if isinstance(part, slice):
+            return "slice"
+        if isinstance(part, (int, np.integer)):
+            return "select"
+    return "alias"
+
+
+def getitem(x: Tensor, key) -> Tensor:
+    key = key if isinstance(key, tuple) else (key,)
+    advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
+    if advanced:
+        numpy_key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
+        if x._requires_grad and _grad_state.enabled:
+            raise NotImplementedError("indexing with tensors, lists or masks is not differentiable yet; use basic indexing")
+        return _wrap(np.asarray(x._data[numpy_key]))
+    try:
+        out = x._data[key]
+        # Where each output element sits in the input, measured on a same-shaped byte array.
+        probe = np.empty(x._data.shape, np.uint8)
+        probe_view = probe[key]
+    except IndexError as error:
+        message = str(error).replace(" axis ", " dimension ")
+        raise IndexError(message) from None
+    offset = probe_view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
+    return _record_view(_index_name(key), x, np.asarray(out) if out.ndim == 0 else out, offset, probe_view.strides)

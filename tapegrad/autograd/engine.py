@@ -1,0 +1,139 @@
+"""From ``backward()`` to one jitted sweep per tape, and back to ``.grad``.
+
+This module validates what the user passed (PyTorch's errors and messages), groups the roots by
+tape, calls the interpreter once per tape, and copies each leaf's slice of the gradient arena
+into its ``.grad``. It never loops over tape rows in Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._tape import resolve
+
+_kernel = None
+
+
+def kernel():
+    """The backward interpreter and its dispatch arrays; imports numba on first use."""
+    global _kernel
+    if _kernel is None:
+        from .. import _ops
+        from .._kernels import backward
+
+        rules, needs_saved, _ = _ops.dispatch_arrays(backward.RULES)
+        _kernel = (backward.backward_sweep, rules, needs_saved)
+    return _kernel
+
+
+SECOND_BACKWARD = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they "
+    "have already been freed). Saved intermediate values of the graph are freed when you call .backward() "
+    "or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time "
+    "or if you need to access saved tensors after calling backward."
+)
+
+
+def _seed(index: int, root, gradient) -> np.ndarray:
+    from ..tensor import Size, Tensor
+
+    if not root._requires_grad:
+        raise RuntimeError(f"element {index} of tensors does not require grad and does not have a grad_fn")
+    if gradient is None:
+        if root._data.size != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        return np.ones(root._data.shape, root._data.dtype)
+    values = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+    if values.shape != root._data.shape:
+        raise RuntimeError(
+            f"Mismatch in shape: grad_output[{index}] has a shape of {Size(values.shape)!r} and "
+            f"output[{index}] has a shape of {Size(root._data.shape)!r}."
+        )
+    return values
+
+
+def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False, *, collect=None):
+    """Backpropagate from ``roots``; fill ``.grad`` of leaves, or, with ``collect`` (a list of
+    tensors), return their gradients instead (``autograd.grad``)."""
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported yet")
+    retain = bool(retain_graph)
+    seeds = [_seed(i, root, gradient) for i, (root, gradient) in enumerate(zip(roots, gradients))]
+    by_tape: dict = {}
+    for root, seed in zip(roots, seeds):
+        if root._tape is None:  # a leaf: its gradient is the seed itself
+            _accumulate(root, np.array(seed, dtype=root._data.dtype, copy=True), collect)
+            continue
+        tape = resolve(root)
+        by_tape.setdefault(id(tape), (tape, []))[1].append((root._row, seed))
+    for tape, pairs in by_tape.values():
+        _sweep(tape, pairs, retain, collect)
+
+
+def _sweep(tape, pairs, retain: bool, collect) -> None:
+    sweep, rules, needs_saved = kernel()
+    roots = np.array([row for row, _ in pairs], np.int64)
+    seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
+    n_rows = int(roots.max()) + 1
+    freed = tape.grown_freed()
+    status, grad32, grad64, offsets, touched = sweep(
+        tape.rows_array(),
+        np.frombuffer(tape.params, np.float64),
+        tape.layouts_array(),
+        np.frombuffer(tape.dims, np.int64) if len(tape.dims) else np.zeros(0, np.int64),
+        np.frombuffer(tape.aux, np.int64) if len(tape.aux) else np.zeros(0, np.int64),
+        tape.addresses(n_rows),
+        rules,
+        needs_saved,
+        roots,
+        seeds,
+        freed,
+        retain,
+    )
+    if status > 0:
+        raise RuntimeError(SECOND_BACKWARD)
+    if status < 0:
+        from .._ops import OPS
+
+        opcode = tape.ints[(-status - 1) * 5]
+        raise NotImplementedError(f"no backward rule for {OPS[opcode].name}")
+    arenas = (grad32, grad64)
+
+    def gradient_of(row):
+        offset = offsets[row]
+        layout = tape.layout_of(row)
+        code = tape.layout_table[4 * layout]
+        numel = tape.layout_table[4 * layout + 1]
+        return arenas[code][offset : offset + numel].reshape(tape.shape_of(row))
+
+    if collect is not None:
+        for index, wanted in enumerate(collect.inputs):
+            if wanted._tape is not None:
+                resolve(wanted)
+                rows = [wanted._row] if wanted._tape is tape else []
+            else:
+                rows = [row for row, tensor in tape.leaves if tensor is wanted]
+            for row in rows:
+                if row < n_rows and touched[row] and offsets[row] >= 0:
+                    collect.add(index, gradient_of(row).copy())
+        return
+    for row, tensor in tape.leaves:
+        if row < n_rows and touched[row] and offsets[row] >= 0 and tensor._requires_grad:
+            _accumulate(tensor, gradient_of(row).copy(), collect)
+    for row, tensor in tape.retained:
+        if row < n_rows and touched[row]:
+            _accumulate(tensor, gradient_of(row).copy(), collect)
+
+
+def _accumulate(tensor, values: np.ndarray, collect) -> None:
+    from ..tensor import _wrap
+
+    if collect is not None:
+        for index, wanted in enumerate(collect.inputs):
+            if wanted is tensor:
+                collect.add(index, values)
+        return
+    if tensor._grad is None:
+        tensor._grad = _wrap(values)
+    else:
+        np.add(tensor._grad._data, values, out=tensor._grad._data, casting="unsafe")

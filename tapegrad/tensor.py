@@ -1,0 +1,808 @@
+"""The Tensor facade: PyTorch's user-visible semantics over a numpy value and a tape row.
+
+A tensor is a numpy array (``_data``) and, when it was computed by a recorded op, the tape and
+row that produced it (``_tape``, ``_row``). Forward values are computed eagerly with numpy; an op
+on tensors that require grad also appends one row to the tape (see ``_tape.py``). Nothing here
+computes a gradient: ``backward`` hands the tape to one jitted sweep (``autograd/engine.py``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+import warnings
+
+import numpy as np
+
+from . import _dtypes
+from ._ops import BY_NAME, OPCODE, UNARY
+from ._tape import Tape, join, resolve
+from .autograd.grad_mode import state as _grad_state
+
+_float = builtins.float
+_int = builtins.int
+_bool = builtins.bool
+
+
+class Size(tuple):
+    """A tensor's shape; prints as ``tapegrad.Size([2, 3])``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"tapegrad.Size({list(self)})"
+
+    def numel(self) -> int:
+        return _int(np.prod(self, dtype=np.int64))
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it for reverse-mode autodiff.
+
+    >>> import tapegrad as tg
+    >>> x = tg.ones(2, 2, requires_grad=True)
+    >>> (x * x * 3).mean().backward()
+    >>> x.grad
+    tensor([[1.5000, 1.5000],
+            [1.5000, 1.5000]])
+    """
+
+    __slots__ = ("_data", "_tape", "_row", "_requires_grad", "_grad", "_grad_fn", "_retains_grad", "__weakref__")
+    __hash__ = object.__hash__
+    __array_priority__ = 1000  # numpy defers ``ndarray * Tensor`` to Tensor.__rmul__
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        from ._factories import as_array
+
+        self._data = as_array(data, dtype)
+        self._tape = None
+        self._row = -1
+        self._requires_grad = False
+        self._grad = None
+        self._grad_fn = None
+        self._retains_grad = False
+        if requires_grad:
+            _check_can_require_grad(self._data, factory=True)
+            self._requires_grad = True
+
+    # -- autograd attributes --------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if self._tape is not None:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want to use a "
+                    "computed variable in a subgraph that doesn't require differentiation use "
+                    "var_no_grad = var.detach()."
+                )
+            return self
+        if requires_grad:
+            _check_can_require_grad(self._data, factory=False)
+        self._requires_grad = _bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._tape is None
+
+    @property
+    def grad_fn(self):
+        if self._tape is None:
+            return None
+        if self._grad_fn is None:
+            from .autograd.graph import node_for
+
+            tape = resolve(self)
+            self._grad_fn = node_for(tape, self._row)
+        return self._grad_fn
+
+    @property
+    def grad(self):
+        if self._tape is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+                "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+                "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+                "instead. See github.com/pytorch/pytorch/pull/30531 for more informations.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError("assigned grad has data of a different size")
+        self._grad = value
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
+    def retain_grad(self) -> None:
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._tape is not None and not self._retains_grad:
+            self._retains_grad = True
+            resolve(self).retained.append((self._row, self))
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf), times ``gradient``, into every leaf's ``.grad``."""
+        from .autograd.engine import run_backward
+
+        run_backward((self,), (gradient,), retain_graph, create_graph)
+
+    def detach(self) -> Tensor:
+        return _wrap(self._data)
+
+    def detach_(self) -> Tensor:
+        self._tape = None
+        self._row = -1
+        self._grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+
+    # -- shape and type -------------------------------------------------------------------
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_normalize_dim(dim, self._data.ndim)]
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndim = property(dim)
+
+    def numel(self) -> int:
+        return self._data.size
+
+    nelement = numel
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    @property
+    def dtype(self) -> _dtypes.dtype:
+        return _dtypes.from_numpy_dtype(self._data.dtype)
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def is_contiguous(self) -> bool:
+        return self._data.flags.c_contiguous
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    def to(self, *args, **kwargs) -> Tensor:
+        dtype = kwargs.get("dtype")
+        for arg in args:
+            if isinstance(arg, _dtypes.dtype):
+                dtype = arg
+            elif isinstance(arg, Tensor):
+                dtype = arg.dtype
+        if dtype is None:
+            return self
+        return _cast(self, _dtypes.as_dtype(dtype))
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"tapegrad.{ {'f': 'Float', 'd': 'Double'}.get(self._data.dtype.char, 'Long')}Tensor"
+        return self.to(dtype)
+
+    def float(self) -> Tensor:
+        return _cast(self, _dtypes.float32)
+
+    def double(self) -> Tensor:
+        return _cast(self, _dtypes.float64)
+
+    def long(self) -> Tensor:
+        return _cast(self, _dtypes.int64)
+
+    def int(self) -> Tensor:
+        return _cast(self, _dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return _cast(self, _dtypes.bool)
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def contiguous(self) -> Tensor:
+        return self if self._data.flags.c_contiguous else self.clone()
+
+    def clone(self) -> Tensor:
+        return _record_copy("clone", self, self._data.copy())
+
+    # -- leaving tapegrad -----------------------------------------------------------------
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.reshape(-1)[0].item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def numpy(self, force: bool = False) -> np.ndarray:
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if self._requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def __float__(self) -> float:
+        return _float(self.item())
+
+    def __int__(self) -> int:
+        return _int(self.item())
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return _int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return _bool(self._data.reshape(-1)[0])
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __repr__(self) -> str:
+        from ._printing import tensor_repr
+
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    # -- arithmetic -----------------------------------------------------------------------
+
+    def __add__(self, other):
+        return _arith("add", self, other)
+
+    def __radd__(self, other):
+        return _arith("add", self, other)
+
+    def __sub__(self, other):
+        return _arith("sub", self, other)
+
+    def __rsub__(self, other):
+        return _arith("rsub", self, other)
+
+    def __mul__(self, other):
+        return _arith("mul", self, other)
+
+    def __rmul__(self, other):
+        return _arith("mul", self, other)
+
+    def __truediv__(self, other):
+        return _arith("div", self, other)
+
+    def __rtruediv__(self, other):
+        return _arith("rdiv", self, other)
+
+    def __pow__(self, other):
+        return _arith("pow", self, other)
+
+    def __rpow__(self, other):
+        return _arith("rpow", self, other)
+
+    def __neg__(self):
+        return _unary(BY_NAME["neg"], self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _unary(BY_NAME["abs"], self)
+
+    def __matmul__(self, other):
+        from ._linalg import matmul
+
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from ._linalg import matmul
+
+        return matmul(as_tensor(other), self)
+
+    add = __add__
+    sub = __sub__
+    mul = __mul__
+    div = __truediv__
+    pow = __pow__
+    matmul = __matmul__
+    subtract, multiply, divide = sub, mul, div
+
+    def __iadd__(self, other):
+        return _in_place(self, "add", other)
+
+    def __isub__(self, other):
+        return _in_place(self, "sub", other)
+
+    def __imul__(self, other):
+        return _in_place(self, "mul", other)
+
+    def __itruediv__(self, other):
+        return _in_place(self, "div", other)
+
+    def add_(self, other, alpha=1):
+        return _in_place(self, "add", other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, alpha=1):
+        return _in_place(self, "sub", other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return _in_place(self, "mul", other)
+
+    def div_(self, other):
+        return _in_place(self, "div", other)
+
+    def zero_(self) -> Tensor:
+        _check_in_place(self)
+        self._data[...] = 0
+        return self
+
+    def fill_(self, value) -> Tensor:
+        _check_in_place(self)
+        self._data[...] = value._data if isinstance(value, Tensor) else value
+        return self
+
+    def copy_(self, source) -> Tensor:
+        _check_in_place(self)
+        self._data[...] = source._data if isinstance(source, Tensor) else source
+        return self
+
+    # -- comparisons (never differentiable) -----------------------------------------------
+
+    def _compare(self, other, ufunc):
+        return _wrap(np.asarray(ufunc(self._data, other._data if isinstance(other, Tensor) else other)))
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
+
+    def equal(self, other) -> bool:
+        return self.shape == other.shape and _bool(np.array_equal(self._data, other._data))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        return _bool(np.allclose(self._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    # -- reductions, views and products: defined in their own modules ---------------------
+
+    def sum(self, dim=None, keepdim: bool = False, dtype=None):
+        from ._reductions import sum as sum_
+
+        return sum_(self, dim, keepdim, dtype)
+
+    def mean(self, dim=None, keepdim: bool = False, dtype=None):
+        from ._reductions import mean
+
+        return mean(self, dim, keepdim, dtype)
+
+    def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
+        from ._reductions import norm
+
+        return norm(self, p, dim, keepdim, dtype)
+
+    def max(self):
+        return _wrap(np.asarray(self._data.max()))
+
+    def min(self):
+        return _wrap(np.asarray(self._data.min()))
+
+    def __getitem__(self, key):
+        from ._views import getitem
+
+        return getitem(self, key)
+
+    def __setitem__(self, key, value):
+        _check_in_place(self)
+        if self._tape is not None and _grad_state.enabled:
+            raise NotImplementedError("assigning into a tensor that is part of a recorded graph is not supported yet")
+        self._data[key._data if isinstance(key, Tensor) else key] = value._data if isinstance(value, Tensor) else value
+
+    def reshape(self, *shape):
+        from ._views import reshape
+
+        return reshape(self, shape)
+
+    view = reshape
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def flatten(self):
+        return self.reshape(-1)
+
+    def transpose(self, dim0: int, dim1: int):
+        from ._views import transpose
+
+        return transpose(self, dim0, dim1)
+
+    def t(self):
+        from ._views import t
+
+        return t(self)
+
+    @property
+    def T(self):  # noqa: N802 - PyTorch's name
+        from ._views import permute
+
+        return permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):  # noqa: N802
+        return self.transpose(-2, -1)
+
+    def permute(self, *dims):
+        from ._views import permute
+
+        return permute(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], _int) else dims)
+
+    def unsqueeze(self, dim: int):
+        from ._views import unsqueeze
+
+        return unsqueeze(self, dim)
+
+    def squeeze(self, dim=None):
+        from ._views import squeeze
+
+        return squeeze(self, dim)
+
+    def expand(self, *sizes):
+        from ._views import expand
+
+        return expand(self, sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], _int) else sizes)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Recording. These are the hot path: an op's whole cost (numpy forward, tape append, Tensor)
+# is what has to beat PyTorch per op on small tensors, so they avoid any per-op generality.
+
+
+def _wrap(data: np.ndarray) -> Tensor:
+    """A tensor that does not require grad (no tape)."""
+    tensor = Tensor.__new__(Tensor)
+    tensor._data = data
+    tensor._tape = None
+    tensor._row = -1
+    tensor._requires_grad = False
+    tensor._grad = None
+    tensor._grad_fn = None
+    tensor._retains_grad = False
+    return tensor
+
+
+def _recorded(data: np.ndarray, tape: Tape, row: int) -> Tensor:
+    tensor = Tensor.__new__(Tensor)
+    tensor._data = data
+    tensor._tape = tape
+    tensor._row = row
+    tensor._requires_grad = True
+    tensor._grad = None
+    tensor._grad_fn = None
+    tensor._retains_grad = False
+    return tensor
+
+
+def as_tensor(value, dtype=None) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(value, dtype)
+
+
+def _input_row(tape: Tape, tensor: Tensor) -> int:
+    """Row of ``tensor`` on ``tape`` (already joined): its own, or its registration as a leaf."""
+    return tensor._row if tensor._tape is not None else tape.register(tensor)
+
+
+def _tape_for(*tensors) -> Tape:
+    recorded = [t for t in tensors if t._tape is not None]
+    if not recorded:
+        return Tape()
+    if len(recorded) == 1:
+        tape = recorded[0]._tape
+        return tape if tape.merged_into is None else resolve(recorded[0])
+    return join(recorded)
+
+
+def _unary(op, x: Tensor) -> Tensor:
+    data = x._data
+    if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu"):
+        data = data.astype(np.float32)
+    out = op.forward(data)
+    if not (x._requires_grad and _grad_state.enabled):
+        return _wrap(out)
+    tape = _tape_for(x)
+    row_x = _input_row(tape, x)
+    row = tape.append(OPCODE[op.name], row_x, -1, 0, tape.layout_of(row_x), 0.0)
+    saves = op.saves
+    if saves:
+        if "a" in saves:
+            tape.save(row_x, data)
+        if "out" in saves:
+            tape.save(row, out)
+    return _recorded(out, tape, row)
+
+
+# Python number on the right (``x - 2``) and on the left (``2 - x``): which op records it.
+_SCALAR_RIGHT = {"add": "add_scalar", "sub": "sub_scalar", "mul": "mul_scalar", "div": "div_scalar", "pow": "pow_scalar"}
+_SCALAR_LEFT = {"add": "add_scalar", "rsub": "rsub_scalar", "mul": "mul_scalar", "rpow": "rpow_scalar"}
+_REVERSED = {"rsub": "sub", "rdiv": "div", "rpow": "pow"}
+
+
+def _arith(kind: str, x: Tensor, other) -> Tensor:
+    """``x <kind> other`` where ``other`` is a tensor, an array or a Python number."""
+    if isinstance(other, Tensor):
+        return _binary(_REVERSED[kind], other, x) if kind in _REVERSED else _binary(kind, x, other)
+    if isinstance(other, numbers.Number) and not isinstance(other, np.ndarray):
+        if kind == "rdiv":  # 2 / x is recorded as PyTorch does: reciprocal, then times 2
+            return _scalar("mul_scalar", _unary(BY_NAME["reciprocal"], x), other)
+        if kind == "sub":
+            return _scalar("sub_scalar", x, other)
+        return _scalar((_SCALAR_LEFT if kind.startswith("r") else _SCALAR_RIGHT)[kind], x, other)
+    if isinstance(other, (np.ndarray, list, tuple)):
+        return _arith(kind, x, Tensor(other))
+    return NotImplemented
+
+
+def _scalar(name: str, x: Tensor, scalar) -> Tensor:
+    op = BY_NAME[name]
+    data = x._data
+    result_type = _dtypes.scalar_result_type(_dtypes.from_numpy_dtype(data.dtype), scalar).numpy
+    if data.dtype != result_type:
+        data = data.astype(result_type)
+    if isinstance(scalar, np.generic):
+        scalar = scalar.item()
+    out = op.forward(data, scalar)
+    if out.dtype != result_type:
+        out = out.astype(result_type)
+    if not (x._requires_grad and _grad_state.enabled):
+        return _wrap(np.asarray(out))
+    tape = x._tape
+    if tape is None:
+        tape = Tape()
+        row_x = tape.register(x)
+    else:
+        if tape.merged_into is not None:
+            tape = resolve(x)
+        row_x = x._row
+    row = tape.append(OPCODE[name], row_x, -1, 0, tape.layout_of(row_x), scalar)
+    saves = op.saves
+    if saves:
+        if "a" in saves:
+            tape.save(row_x, data)
+        if "out" in saves:
+            tape.save(row, out)
+    return _recorded(out, tape, row)
+
+
+def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
+    for offset in range(1, max(len(shape_a), len(shape_b)) + 1):
+        size_a = shape_a[-offset] if offset <= len(shape_a) else 1
+        size_b = shape_b[-offset] if offset <= len(shape_b) else 1
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            dim = max(len(shape_a), len(shape_b)) - offset
+            return RuntimeError(
+                f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) at non-singleton dimension {dim}"
+            )
+    return RuntimeError(f"shapes {shape_a} and {shape_b} cannot be broadcast")
+
+
+def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
+    op = BY_NAME[name]
+    data_a, data_b = a._data, b._data
+    result = _dtypes.result_type(
+        _dtypes.from_numpy_dtype(data_a.dtype), data_a.ndim, _dtypes.from_numpy_dtype(data_b.dtype), data_b.ndim
+    ).numpy
+    if name == "div" and result.kind != "f":
+        result = np.dtype(np.float32)
+    if data_a.dtype != result:
+        data_a = data_a.astype(result)
+    if data_b.dtype != result:
+        data_b = data_b.astype(result)
+    try:
+        out = np.asarray(op.forward(data_a, data_b))
+    except ValueError:
+        raise broadcast_error(data_a.shape, data_b.shape) from None
+    if out.dtype != result:
+        out = out.astype(result)
+    if not ((a._requires_grad or b._requires_grad) and _grad_state.enabled):
+        return _wrap(out)
+    tape = _tape_for(a, b)
+    saves = op.saves
+    row_a = _operand_row(tape, a, data_a, out, "a" in saves)
+    row_b = _operand_row(tape, b, data_b, out, "b" in saves)
+    row = tape.append(OPCODE[name], row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
+    if "out" in saves:
+        tape.save(row, out)
+    return _recorded(out, tape, row)
+
+
+def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, saved: bool) -> int:
+    """The row feeding one operand of an elementwise op, after implicit promotion and broadcast.
+
+    A constant that the backward never reads needs no row at all (-1). Promotion and broadcast
+    of an operand that requires grad become hidden rows, so their gradients are cast back and
+    summed over the broadcast dimensions by the same rules as explicit ``to`` and ``expand``.
+    """
+    if not tensor._requires_grad:
+        if not saved:
+            return -1
+        if data is tensor._data and data.shape == out.shape:
+            row = tape.register(tensor)
+        else:
+            row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
+            data = np.broadcast_to(data, out.shape)
+        tape.save(row, data)
+        return row
+    row = _input_row(tape, tensor)
+    if data is not tensor._data:
+        row = tape.append(OPCODE["promote"], row, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+    if data.shape != out.shape:
+        from ._views import broadcast_strides
+
+        offset, strides = broadcast_strides(data.shape, out.shape)
+        aux = tape.add_aux((offset, *strides))
+        row = tape.append(OPCODE["broadcast"], row, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+        data = np.broadcast_to(data, out.shape)
+    if saved:
+        tape.save(row, data)
+    return row
+
+
+def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam: int = 0, param: float = 0.0) -> Tensor:
+    """Record ``name`` producing ``out`` from ``inputs`` (tensors) if any requires grad.
+
+    ``saved`` pairs up with ``inputs``: the array to save for each one, or None.
+    """
+    if not (_grad_state.enabled and any(t._requires_grad for t in inputs)):
+        return _wrap(out)
+    tape = _tape_for(*inputs)
+    rows = [_input_row(tape, t) if (t._requires_grad or (saved and saved[i] is not None)) else -1 for i, t in enumerate(inputs)]
+    for i, values in enumerate(saved):
+        if values is not None:
+            tape.save(rows[i], values)
+    in0 = rows[0] if rows else -1
+    in1 = rows[1] if len(rows) > 1 else -1
+    row = tape.append(OPCODE[name], in0, in1, iparam, tape.layout(out.dtype, out.shape), param)
+    if "out" in BY_NAME[name].saves:
+        tape.save(row, out)
+    return _recorded(out, tape, row)
+
+
+def _record_copy(name: str, x: Tensor, out: np.ndarray) -> Tensor:
+    return record(name, (x,), out)
+
+
+def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
+    if x._data.dtype == target.numpy:
+        return x
+    out = x._data.astype(target.numpy)
+    if target.category != _dtypes.FLOATING:
+        return _wrap(out)
+    return record("cast", (x,), out)
+
+
+def _check_can_require_grad(data: np.ndarray, factory: bool) -> None:
+    if data.dtype.kind != "f":
+        if factory:
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+        raise RuntimeError("only Tensors of floating point dtype can require gradients")
+
+
+def _check_in_place(tensor: Tensor) -> None:
+    if tensor._requires_grad and tensor._tape is None and _grad_state.enabled:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+def _in_place(tensor: Tensor, kind: str, other) -> Tensor:
+    """``tensor <kind>= other``: the values change in place; a recorded tensor moves to the new row."""
+    _check_in_place(tensor)
+    result = _arith(kind, tensor, other)
+    if result is NotImplemented:
+        return NotImplemented
+    if result._data.shape != tensor._data.shape:
+        raise RuntimeError(
+            f"output with shape {list(tensor._data.shape)} doesn't match the broadcast shape {list(result._data.shape)}"
+        )
+    tensor._data[...] = result._data
+    if result._tape is not None:
+        tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, True
+        tensor._grad_fn = None
+    return tensor
+
+
+def _normalize_dim(dim: int, ndim: int) -> int:
+    low, high = (-ndim, ndim - 1) if ndim else (-1, 0)
+    if not low <= dim <= high:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{low}, {high}], but got {dim})")
+    return dim % ndim if ndim else 0
+
+
+def _install_unary_methods() -> None:
+    """Each unary entry of the op table becomes a Tensor method (``x.exp()``) of the same name."""
+    from ._ops import OPS
+
+    for op in OPS:
+        if op.family == UNARY and op.name != "neg":
+
+            def method(self, _op=op):
+                return _unary(_op, self)
+
+            method.__name__ = op.name
+            method.__doc__ = f"Elementwise {op.name}; differentiable ({op.grad_fn})."
+            setattr(Tensor, op.name, method)
+    Tensor.neg = Tensor.__neg__
+    Tensor.negative = Tensor.__neg__
+
+
+_install_unary_methods()
