@@ -16,8 +16,9 @@ import numpy as np
 
 from . import _dtypes
 from ._ops import BY_NAME, OPCODE, UNARY
-from ._tape import Tape, join, resolve
+from ._tape import LAYOUT, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
 from .autograd.grad_mode import state as _grad_state
+from .autograd.grad_mode import threads_disabled as _threads_disabled
 
 _float = builtins.float
 _int = builtins.int
@@ -48,6 +49,15 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_tape", "_row", "_requires_grad", "_grad", "_grad_fn", "_retains_grad", "__weakref__")
+    # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
+    # fewer on the hot path); reading an unset one lands in __getattr__, which gives the default.
+    _UNSET_DEFAULTS = {"_grad": None, "_grad_fn": None, "_retains_grad": False}
+
+    def __getattr__(self, name):
+        try:
+            return Tensor._UNSET_DEFAULTS[name]
+        except KeyError:
+            raise AttributeError(f"'Tensor' object has no attribute '{name}'") from None
     __hash__ = object.__hash__
     __array_priority__ = 1000  # numpy defers ``ndarray * Tensor`` to Tensor.__rmul__
 
@@ -304,32 +314,11 @@ class Tensor:
 
     # -- arithmetic -----------------------------------------------------------------------
 
-    def __add__(self, other):
-        return _arith("add", self, other)
-
-    def __radd__(self, other):
-        return _arith("add", self, other)
-
-    def __sub__(self, other):
-        return _arith("sub", self, other)
-
     def __rsub__(self, other):
         return _arith("rsub", self, other)
 
-    def __mul__(self, other):
-        return _arith("mul", self, other)
-
-    def __rmul__(self, other):
-        return _arith("mul", self, other)
-
-    def __truediv__(self, other):
-        return _arith("div", self, other)
-
     def __rtruediv__(self, other):
         return _arith("rdiv", self, other)
-
-    def __pow__(self, other):
-        return _arith("pow", self, other)
 
     def __rpow__(self, other):
         return _arith("rpow", self, other)
@@ -353,13 +342,7 @@ class Tensor:
 
         return matmul(as_tensor(other), self)
 
-    add = __add__
-    sub = __sub__
-    mul = __mul__
-    div = __truediv__
-    pow = __pow__
     matmul = __matmul__
-    subtract, multiply, divide = sub, mul, div
 
     def __iadd__(self, other):
         return _in_place(self, "add", other)
@@ -537,9 +520,6 @@ def _wrap(data: np.ndarray) -> Tensor:
     tensor._tape = None
     tensor._row = -1
     tensor._requires_grad = False
-    tensor._grad = None
-    tensor._grad_fn = None
-    tensor._retains_grad = False
     return tensor
 
 
@@ -549,9 +529,6 @@ def _recorded(data: np.ndarray, tape: Tape, row: int) -> Tensor:
     tensor._tape = tape
     tensor._row = row
     tensor._requires_grad = True
-    tensor._grad = None
-    tensor._grad_fn = None
-    tensor._retains_grad = False
     return tensor
 
 
@@ -604,29 +581,50 @@ def _arith(kind: str, x: Tensor, other) -> Tensor:
     if isinstance(other, Tensor):
         return _binary(_REVERSED[kind], other, x) if kind in _REVERSED else _binary(kind, x, other)
     if isinstance(other, numbers.Number) and not isinstance(other, np.ndarray):
+        if isinstance(other, np.generic):
+            other = other.item()
         if kind == "rdiv":  # 2 / x is recorded as PyTorch does: reciprocal, then times 2
-            return _scalar("mul_scalar", _unary(BY_NAME["reciprocal"], x), other)
-        if kind == "sub":
-            return _scalar("sub_scalar", x, other)
-        return _scalar((_SCALAR_LEFT if kind.startswith("r") else _SCALAR_RIGHT)[kind], x, other)
+            return _scalar(_MUL_SCALAR, _unary(BY_NAME["reciprocal"], x), other)
+        names = _SCALAR_LEFT if kind.startswith("r") or kind in ("add", "mul") else _SCALAR_RIGHT
+        return _scalar(_SCALAR_OPS[names.get(kind) or _SCALAR_RIGHT[kind]], x, other)
     if isinstance(other, (np.ndarray, list, tuple)):
         return _arith(kind, x, Tensor(other))
     return NotImplemented
 
 
-def _scalar(name: str, x: Tensor, scalar) -> Tensor:
-    op = BY_NAME[name]
+class _ScalarOp:
+    """What the hot path needs of a scalar op's table entry, looked up once."""
+
+    __slots__ = ("opcode", "forward", "saves_input", "saves_output")
+
+    def __init__(self, name: str):
+        op = BY_NAME[name]
+        self.opcode = OPCODE[name]
+        self.forward = op.forward
+        self.saves_input = "a" in op.saves
+        self.saves_output = "out" in op.saves
+
+
+_SCALAR_OPS = {name: _ScalarOp(name) for name in set(_SCALAR_RIGHT.values()) | set(_SCALAR_LEFT.values())}
+_ADD_SCALAR, _SUB_SCALAR, _MUL_SCALAR, _DIV_SCALAR, _POW_SCALAR = (
+    _SCALAR_OPS[name] for name in ("add_scalar", "sub_scalar", "mul_scalar", "div_scalar", "pow_scalar")
+)
+
+
+def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
+    """``x <op> scalar`` for a Python number: the hot path of ``y = y * 1.001`` loops."""
     data = x._data
-    result_type = _dtypes.scalar_result_type(_dtypes.from_numpy_dtype(data.dtype), scalar).numpy
-    if data.dtype != result_type:
-        data = data.astype(result_type)
-    if isinstance(scalar, np.generic):
-        scalar = scalar.item()
-    out = op.forward(data, scalar)
-    if out.dtype != result_type:
-        out = out.astype(result_type)
+    if data.dtype.kind != "f" or type(scalar) is _bool:
+        result_type = _dtypes.scalar_result_type(_dtypes.from_numpy_dtype(data.dtype), scalar).numpy
+        if data.dtype != result_type:
+            data = data.astype(result_type)
+        out = np.asarray(op.forward(data, scalar)).astype(result_type, copy=False)
+    else:
+        out = op.forward(data, scalar)
+        if type(out) is not np.ndarray:  # numpy returns a scalar for 0-d input
+            out = np.asarray(out)
     if not (x._requires_grad and _grad_state.enabled):
-        return _wrap(np.asarray(out))
+        return _wrap(out)
     tape = x._tape
     if tape is None:
         tape = Tape()
@@ -635,13 +633,11 @@ def _scalar(name: str, x: Tensor, scalar) -> Tensor:
         if tape.merged_into is not None:
             tape = resolve(x)
         row_x = x._row
-    row = tape.append(OPCODE[name], row_x, -1, 0, tape.layout_of(row_x), scalar)
-    saves = op.saves
-    if saves:
-        if "a" in saves:
-            tape.save(row_x, data)
-        if "out" in saves:
-            tape.save(row, out)
+    row = tape.append(op.opcode, row_x, -1, 0, tape.ints[row_x * ROW_WIDTH + LAYOUT], scalar)
+    if op.saves_input:
+        tape.save(row_x, data)
+    if op.saves_output:
+        tape.save(row, out)
     return _recorded(out, tape, row)
 
 
@@ -806,3 +802,56 @@ def _install_unary_methods() -> None:
 
 
 _install_unary_methods()
+
+
+def _scalar_dunder(op: _ScalarOp, kind: str):
+    """``x * 2.0`` and friends, with the common case inlined: a recorded tensor and a Python
+    number. This is the whole per-op cost of a chain like the tutorial's, so it does one numpy
+    call, one packed row append and one object creation, and nothing else."""
+    opcode, forward, saves_input, saves_output = op.opcode, op.forward, op.saves_input, op.saves_output
+    new = object.__new__
+
+    def dunder(self, other):
+        tape = self._tape
+        if (
+            (type(other) is _float or type(other) is _int)
+            and tape is not None
+            and tape.merged_into is None
+            and (_threads_disabled[0] == 0 or _grad_state.enabled)
+        ):
+            data = self._data
+            out = forward(data, other)
+            if type(out) is not np.ndarray:  # numpy gives a scalar for a 0-d input
+                out = np.asarray(out)
+            row_x = self._row
+            row = tape.n
+            if row == tape.capacity:
+                tape._reserve(row + 1)
+            _pack_row(tape.rows, row * ROW_BYTES, opcode, row_x, -1, 0, tape.ints[row_x * ROW_WIDTH + LAYOUT], other)
+            tape.n = row + 1
+            if saves_input:
+                tape.save(row_x, data)
+            if saves_output:
+                tape.save(row, out)
+            result = new(Tensor)
+            result._data = out
+            result._tape = tape
+            result._row = row
+            result._requires_grad = True
+            return result
+        return _arith(kind, self, other)
+
+    dunder.__name__ = f"__{kind}__"
+    return dunder
+
+
+Tensor.__add__ = Tensor.__radd__ = _scalar_dunder(_ADD_SCALAR, "add")
+Tensor.__sub__ = _scalar_dunder(_SUB_SCALAR, "sub")
+Tensor.__mul__ = Tensor.__rmul__ = _scalar_dunder(_MUL_SCALAR, "mul")
+Tensor.__truediv__ = _scalar_dunder(_DIV_SCALAR, "div")
+Tensor.__pow__ = _scalar_dunder(_POW_SCALAR, "pow")
+Tensor.add = Tensor.__add__
+Tensor.sub = Tensor.subtract = Tensor.__sub__
+Tensor.mul = Tensor.multiply = Tensor.__mul__
+Tensor.div = Tensor.divide = Tensor.__truediv__
+Tensor.pow = Tensor.__pow__

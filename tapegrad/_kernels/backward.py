@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import jit
-from .memory import value_at
+from .memory import borrow, value_at
 from .strided import contiguous_strides, strided_accumulate
 
 RULE_NAMES = (
@@ -34,8 +34,138 @@ def _shape(layouts, dims, layout):
 
 
 @jit
-def _row_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad):
-    """Accumulate row ``r``'s gradient into its inputs' gradients (all of ``grad``'s dtype)."""
+def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad):
+    """Rules whose operands and result have one shape: index arithmetic on the gradient arena,
+    no array views (a view costs two reference-count updates, more than the arithmetic)."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    o = offsets[r]
+    has_a = a >= 0 and offsets[a] >= 0
+    has_b = b >= 0 and offsets[b] >= 0
+    oa = offsets[a] if has_a else 0
+    ob = offsets[b] if has_b else 0
+    if has_a:
+        touched[a] = True
+    if has_b:
+        touched[b] = True
+    zero = grad.dtype.type(0.0)
+    one = grad.dtype.type(1.0)
+    s = grad.dtype.type(params[r, 5])
+
+    if rule == PASS:
+        for i in range(numel):
+            grad[oa + i] += grad[o + i]
+    elif rule == NEG:
+        for i in range(numel):
+            grad[oa + i] -= grad[o + i]
+    elif rule == MUL_SCALAR:
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * s
+    elif rule == DIV_SCALAR:
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] / s
+    elif rule == EXP:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * y[i]
+    elif rule == LOG:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] / x[i]
+    elif rule == SIN:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * np.cos(x[i])
+    elif rule == COS:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * -np.sin(x[i])
+    elif rule == TANH:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * (one - y[i] * y[i])
+    elif rule == SIGMOID:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * (one - y[i]) * y[i]
+    elif rule == RELU:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            if y[i] > zero:
+                grad[oa + i] += grad[o + i]
+    elif rule == SQRT:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] / (y[i] + y[i])
+    elif rule == ABS:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * np.sign(x[i])
+    elif rule == RECIPROCAL:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += -grad[o + i] * (y[i] * y[i])
+    elif rule == POW_SCALAR:
+        x = value_at(addresses[a], numel, grad)
+        if s != zero:
+            for i in range(numel):
+                grad[oa + i] += grad[o + i] * s * x[i] ** (s - one)
+    elif rule == RPOW_SCALAR:
+        y = value_at(addresses[r], numel, grad)
+        if s != zero:
+            log_base = np.log(s)
+            for i in range(numel):
+                grad[oa + i] += grad[o + i] * y[i] * log_base
+    elif rule == ADD or rule == SUB:
+        if has_a:
+            for i in range(numel):
+                grad[oa + i] += grad[o + i]
+        if has_b:
+            if rule == ADD:
+                for i in range(numel):
+                    grad[ob + i] += grad[o + i]
+            else:
+                for i in range(numel):
+                    grad[ob + i] -= grad[o + i]
+    elif rule == MUL:
+        if has_a:
+            y = value_at(addresses[b], numel, grad)
+            for i in range(numel):
+                grad[oa + i] += grad[o + i] * y[i]
+        if has_b:
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                grad[ob + i] += grad[o + i] * x[i]
+    elif rule == DIV:
+        y = value_at(addresses[b], numel, grad)
+        if has_a:
+            for i in range(numel):
+                grad[oa + i] += grad[o + i] / y[i]
+        if has_b:
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                grad[ob + i] += -grad[o + i] * x[i] / (y[i] * y[i])
+    elif rule == POW:
+        x = value_at(addresses[a], numel, grad)
+        e = value_at(addresses[b], numel, grad)
+        if has_a:
+            for i in range(numel):
+                if e[i] != zero:
+                    grad[oa + i] += grad[o + i] * e[i] * x[i] ** (e[i] - one)
+        if has_b:
+            y = value_at(addresses[r], numel, grad)
+            for i in range(numel):
+                if not (x[i] == zero and e[i] >= zero):
+                    grad[ob + i] += grad[o + i] * y[i] * np.log(x[i])
+    else:
+        return False
+    return True
+
+
+@jit
+def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad):
+    """Reductions, views and matrix products: rules that need shapes."""
     a = rows[r, 1]
     b = rows[r, 2]
     numel = layouts[rows[r, 4], 1]
@@ -52,113 +182,9 @@ def _row_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets,
         touched[b] = True
     zero = grad.dtype.type(0.0)
     one = grad.dtype.type(1.0)
-    s = grad.dtype.type(params[r])
+    s = grad.dtype.type(params[r, 5])
 
-    if rule == PASS:
-        for i in range(numel):
-            ga[i] += g[i]
-    elif rule == NEG:
-        for i in range(numel):
-            ga[i] -= g[i]
-    elif rule == MUL_SCALAR:
-        for i in range(numel):
-            ga[i] += g[i] * s
-    elif rule == DIV_SCALAR:
-        for i in range(numel):
-            ga[i] += g[i] / s
-    elif rule <= RECIPROCAL:  # unary rules reading the input x and/or the result y
-        if rule == EXP:
-            y = value_at(addresses[r], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] * y[i]
-        elif rule == LOG:
-            x = value_at(addresses[a], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] / x[i]
-        elif rule == SIN:
-            x = value_at(addresses[a], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] * np.cos(x[i])
-        elif rule == COS:
-            x = value_at(addresses[a], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] * -np.sin(x[i])
-        elif rule == TANH:
-            y = value_at(addresses[r], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] * (one - y[i] * y[i])
-        elif rule == SIGMOID:
-            y = value_at(addresses[r], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] * (one - y[i]) * y[i]
-        elif rule == RELU:
-            y = value_at(addresses[r], numel, grad)
-            for i in range(numel):
-                if y[i] > zero:
-                    ga[i] += g[i]
-        elif rule == SQRT:
-            y = value_at(addresses[r], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] / (y[i] + y[i])
-        elif rule == ABS:
-            x = value_at(addresses[a], numel, grad)
-            for i in range(numel):
-                ga[i] += g[i] * np.sign(x[i])
-        elif rule == RECIPROCAL:
-            y = value_at(addresses[r], numel, grad)
-            for i in range(numel):
-                ga[i] += -g[i] * (y[i] * y[i])
-        else:
-            return False
-    elif rule == POW_SCALAR:
-        x = value_at(addresses[a], numel, grad)
-        if s != zero:
-            for i in range(numel):
-                ga[i] += g[i] * s * x[i] ** (s - one)
-    elif rule == RPOW_SCALAR:
-        y = value_at(addresses[r], numel, grad)
-        if s != zero:
-            log_base = np.log(s)
-            for i in range(numel):
-                ga[i] += g[i] * y[i] * log_base
-    elif rule <= POW:  # binary rules on operands of one shape
-        if rule == ADD:
-            for i in range(len(ga)):
-                ga[i] += g[i]
-            for i in range(len(gb)):
-                gb[i] += g[i]
-        elif rule == SUB:
-            for i in range(len(ga)):
-                ga[i] += g[i]
-            for i in range(len(gb)):
-                gb[i] -= g[i]
-        elif rule == MUL:
-            if has_a:
-                y = value_at(addresses[b], numel, grad)
-                for i in range(numel):
-                    ga[i] += g[i] * y[i]
-            if has_b:
-                x = value_at(addresses[a], numel, grad)
-                for i in range(numel):
-                    gb[i] += g[i] * x[i]
-        elif rule == DIV:
-            x = value_at(addresses[a], numel, grad)
-            y = value_at(addresses[b], numel, grad)
-            for i in range(len(ga)):
-                ga[i] += g[i] / y[i]
-            for i in range(len(gb)):
-                gb[i] += -g[i] * x[i] / (y[i] * y[i])
-        else:  # POW
-            x = value_at(addresses[a], numel, grad)
-            e = value_at(addresses[b], numel, grad)
-            y = value_at(addresses[r], numel, grad)
-            for i in range(len(ga)):
-                if e[i] != zero:
-                    ga[i] += g[i] * e[i] * x[i] ** (e[i] - one)
-            for i in range(len(gb)):
-                if not (x[i] == zero and e[i] >= zero):
-                    gb[i] += g[i] * y[i] * np.log(x[i])
-    elif rule == SUM_ALL:
+    if rule == SUM_ALL:
         scaled = g[0] * s
         for i in range(numel_a):
             ga[i] += scaled
@@ -254,6 +280,10 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_sav
     grad32 = np.zeros(total32, np.float32)
     grad64 = np.zeros(total64, np.float64)
     touched = np.zeros(n, np.bool_)
+    # Everything handed to the per-row functions goes as a borrowed (uncounted) view.
+    b_rows, b_params, b_layouts, b_dims, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(dims), borrow(aux)
+    b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
+    b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
     position = 0
     for root in roots:
         numel = layouts[rows[root, 4], 1]
@@ -291,10 +321,15 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_sav
                     for i in range(numel):
                         grad64[target + i] += np.float64(grad32[source + i])
             ok = True
+        elif rule <= POW:
+            if is_double:
+                ok = _elementwise_backward(rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad64)
+            else:
+                ok = _elementwise_backward(rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad32)
         elif is_double:
-            ok = _row_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad64)
+            ok = _structural_backward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad64)
         else:
-            ok = _row_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad32)
+            ok = _structural_backward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32)
         if not ok:
             return -(r + 1), grad32, grad64, offsets, touched
         if not retain_graph:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._tape import resolve
+from .._tape import ROW_WIDTH, resolve
 
 _kernel = None
 
@@ -78,7 +78,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     freed = tape.grown_freed()
     status, grad32, grad64, offsets, touched = sweep(
         tape.rows_array(),
-        np.frombuffer(tape.params, np.float64),
+        tape.params_array(),
         tape.layouts_array(),
         np.frombuffer(tape.dims, np.int64) if len(tape.dims) else np.zeros(0, np.int64),
         np.frombuffer(tape.aux, np.int64) if len(tape.aux) else np.zeros(0, np.int64),
@@ -95,7 +95,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     if status < 0:
         from .._ops import OPS
 
-        opcode = tape.ints[(-status - 1) * 5]
+        opcode = tape.ints[(-status - 1) * ROW_WIDTH]
         raise NotImplementedError(f"no backward rule for {OPS[opcode].name}")
     arenas = (grad32, grad64)
 

@@ -11,6 +11,16 @@ class _GradState(threading.local):
 
 
 state = _GradState()
+# How many threads have grad mode off right now. While it is zero, the recording hot path
+# skips the thread-local lookup (a list index is ~10 ns, a threading.local attribute ~45 ns).
+threads_disabled = [0]
+
+
+def _set(enabled: bool) -> None:
+    enabled = bool(enabled)
+    if state.enabled != enabled:
+        threads_disabled[0] += -1 if enabled else 1
+        state.enabled = enabled
 
 
 def is_grad_enabled() -> bool:
@@ -25,10 +35,10 @@ class _Mode:
 
     def __enter__(self):
         self._previous = state.enabled
-        state.enabled = self.mode
+        _set(self.mode)
 
     def __exit__(self, *exc_info):
-        state.enabled = self._previous
+        _set(self._previous)
         return False
 
     def __call__(self, function):
@@ -65,13 +75,13 @@ class set_grad_enabled(_Mode):  # noqa: N801
     def __init__(self, mode: bool):
         self._previous = state.enabled
         self.mode = bool(mode)
-        state.enabled = self.mode
+        _set(self.mode)
 
     def __enter__(self):
         pass
 
     def __call__(self, function):
-        state.enabled = self._previous
+        _set(self._previous)
         mode = self.mode
 
         @functools.wraps(function)
