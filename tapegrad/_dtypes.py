@@ -86,7 +86,7 @@ def _wider(a: dtype, b: dtype) -> dtype:
 
 def result_type(a: dtype, a_dim: int, b: dtype, b_dim: int) -> dtype:
     """PyTorch's promotion: a 0-d tensor only decides the type when it is of a higher category."""
-    if (a_dim == 0) == (b_dim == 0) or a.category == b.category:
+    if (a_dim == 0) == (b_dim == 0):
         return _wider(a, b)
     dimensioned, zero_dim = (a, b) if b_dim == 0 else (b, a)
     return zero_dim if zero_dim.category > dimensioned.category else dimensioned

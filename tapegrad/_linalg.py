@@ -12,10 +12,10 @@ from .tensor import Tensor, as_tensor, record
 _TYPE_NAMES = {"float32": "float", "float64": "double", "int64": "long", "int32": "int", "bool": "bool"}
 
 
-def _check_same_dtype(a: Tensor, b: Tensor, names=("mat1", "mat2")) -> None:
+def _check_same_dtype(a: Tensor, b: Tensor) -> None:
     if a._data.dtype != b._data.dtype:
         raise RuntimeError(
-            f"expected {names[0]} and {names[1]} to have the same dtype, but got: "
+            f"expected m1 and m2 to have the same dtype, but got: "
             f"{_TYPE_NAMES[a.dtype.name]} != {_TYPE_NAMES[b.dtype.name]}"
         )
 
@@ -98,7 +98,7 @@ def _as_batch(x: Tensor, full_shape: tuple, batch_shape: tuple) -> Tensor:
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:
-    _check_same_dtype(a, b, ("self", "mat2"))
+    _check_same_dtype(a, b)
     return _mm(a, b)
 
 

@@ -616,6 +616,8 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     data = x._data
     if data.dtype.kind != "f" or type(scalar) is _bool:
         result_type = _dtypes.scalar_result_type(_dtypes.from_numpy_dtype(data.dtype), scalar).numpy
+        if op.forward is np.divide and result_type.kind != "f":  # true division, as in PyTorch
+            result_type = _dtypes.DEFAULT_FLOAT.numpy
         if data.dtype != result_type:
             data = data.astype(result_type)
         out = np.asarray(op.forward(data, scalar)).astype(result_type, copy=False)

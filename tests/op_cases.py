@@ -1,0 +1,107 @@
+"""Gradient-check cases, derived from the op table.
+
+Every unary entry gets cases automatically; the other families list how the public API reaches
+them. ``test_op_table.py`` fails if some table entry is reached by no case, so a new op cannot
+land without its checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tapegrad._ops import OPS, UNARY
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    call: Callable
+    shapes: tuple
+    domain: tuple = (-2.0, 2.0)
+    # Central differences through a float32 step are only good to ~1e-3.
+    rtol: float = 1e-5
+    atol: float = 1e-6
+    eps: float = 1e-6
+    torch_call: Callable | None = None  # when PyTorch spells it differently
+    tags: tuple = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _unary_cases():
+    for op in OPS:
+        if op.family == UNARY:
+            for shape in ((), (3,), (2, 3)):
+                yield Case(f"{op.name}{list(shape)}", lambda x, _n=op.name: getattr(x, _n)(), (shape,), op.domain)
+
+
+POSITIVE = (0.5, 2.0)
+
+CASES = [
+    *_unary_cases(),
+    Case("neg-operator", lambda x: -x, ((2, 3),)),
+    Case("x+2.5", lambda x: x + 2.5, ((3,),)),
+    Case("1.5+x", lambda x: 1.5 + x, ((3,),)),
+    Case("x-2.5", lambda x: x - 2.5, ((2, 2),)),
+    Case("2.5-x", lambda x: 2.5 - x, ((3,),)),
+    Case("x*1.7", lambda x: x * 1.7, ((3,),)),
+    Case("3*x", lambda x: 3 * x, ((),)),
+    Case("x/1.7", lambda x: x / 1.7, ((3,),)),
+    Case("2/x", lambda x: 2 / x, ((3,),), POSITIVE),
+    Case("x**2", lambda x: x**2, ((3,),)),
+    Case("x**1.5", lambda x: x**1.5, ((2, 3),), POSITIVE),
+    Case("2.0**x", lambda x: 2.0**x, ((3,),)),
+    *[
+        Case(f"{name}{list(sa)}{list(sb)}", fn, (sa, sb), domain)
+        for name, fn, domain in (
+            ("add", lambda a, b: a + b, (-2.0, 2.0)),
+            ("sub", lambda a, b: a - b, (-2.0, 2.0)),
+            ("mul", lambda a, b: a * b, (-2.0, 2.0)),
+            ("div", lambda a, b: a / b, POSITIVE),
+            ("pow", lambda a, b: a**b, POSITIVE),
+        )
+        for sa, sb in (((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)))
+    ],
+    Case("x*x", lambda x: x * x, ((3,),)),
+    Case("sum", lambda x: x.sum(), ((2, 3),)),
+    Case("mean", lambda x: x.mean(), ((2, 3),)),
+    Case("sum(1)", lambda x: x.sum(1), ((2, 3, 4),)),
+    Case("sum((0,2),keepdim)", lambda x: x.sum((0, 2), keepdim=True), ((2, 3, 4),), torch_call=lambda x: x.sum((0, 2), keepdim=True)),
+    Case("sum(-1)", lambda x: x.sum(-1), ((2, 3),)),
+    Case("mean(0)", lambda x: x.mean(0), ((2, 3),)),
+    Case("mean(1,keepdim)", lambda x: x.mean(1, keepdim=True), ((2, 3),)),
+    Case("norm", lambda x: x.norm(), ((2, 3),)),
+    Case("reshape", lambda x: x.reshape(3, 2) * 1.5, ((2, 3),)),
+    Case("view(-1)", lambda x: x.view(-1) * 1.5, ((2, 3),)),
+    Case("transpose", lambda x, y: x.transpose(0, 1) * y, ((2, 3), (3, 2))),
+    Case("t", lambda x, y: x.t() * y, ((2, 3), (3, 2))),
+    Case("T", lambda x, y: x.T * y, ((2, 3), (3, 2))),
+    Case("permute", lambda x: x.permute(2, 0, 1).sin(), ((2, 3, 4),)),
+    Case("unsqueeze", lambda x, y: x.unsqueeze(1) * y, ((2, 3), (2, 4, 3))),
+    Case("squeeze", lambda x: x.squeeze().exp(), ((2, 1, 3),)),
+    Case("squeeze(1)", lambda x: x.squeeze(1).exp(), ((2, 1, 3),)),
+    Case("select", lambda x: x[1] * 2.0, ((3, 4),)),
+    Case("slice-step", lambda x: x[:, ::2].exp(), ((3, 5),)),
+    Case("slice", lambda x: x[1:].exp(), ((4,),)),
+    Case("index-none", lambda x: x[None, 1:] * 2.0, ((3,),)),
+    Case("ellipsis", lambda x: x[...] * 2.0, ((3,),)),
+    Case("select-slice", lambda x: x[1, 1:3].exp(), ((3, 4),)),
+    Case("expand", lambda x: x.expand(4, 3).sin(), ((1, 3),)),
+    Case("dot", lambda a, b: a @ b, ((3,), (3,))),
+    Case("mv", lambda a, b: a @ b, ((2, 3), (3,))),
+    Case("vm", lambda a, b: a @ b, ((3,), (3, 4))),
+    Case("mm", lambda a, b: a @ b, ((2, 3), (3, 4))),
+    Case("bmm", lambda a, b: a @ b, ((2, 2, 3), (2, 3, 4))),
+    Case("batched-broadcast", lambda a, b: a @ b, ((2, 2, 3), (3, 4))),
+    Case("batched-vector", lambda a, b: a @ b, ((2, 2, 3), (3,))),
+    Case("vector-batched", lambda a, b: a @ b, ((3,), (2, 3, 4))),
+    Case("transposed-mm", lambda a, b: a.t() @ b, ((3, 2), (3, 4))),
+    Case("clone", lambda x: x.clone() * x, ((3,),)),
+    # Linear through a float32 rounding: a wide step keeps central differences exact.
+    Case("cast-roundtrip", lambda x: x.float().double() * 1.5, ((3,),), rtol=1e-4, atol=1e-4, eps=1e-2, tags=("changes-dtype",)),
+    Case("promote", lambda x, y: x.float() * y, ((3,), (3,)), rtol=1e-4, atol=1e-4, eps=1e-2, tags=("changes-dtype",)),
+    Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
+    Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),
+]

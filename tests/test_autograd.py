@@ -1,0 +1,252 @@
+"""PyTorch's autograd behaviour: accumulation, retain_graph, grad mode, leaves and views."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def test_grad_accumulates_in_place_into_the_same_tensor():
+    x = tg.ones(3, requires_grad=True)
+    (x * 2).sum().backward()
+    first = x.grad
+    (x * 3).sum().backward()
+    assert x.grad is first
+    assert x.grad.tolist() == [5.0, 5.0, 5.0]
+
+
+def test_backward_needing_no_saved_value_works_twice():
+    x = tg.ones(3, requires_grad=True)
+    y = (x + 1).sum()
+    y.backward()
+    y.backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_retain_graph_allows_a_second_backward_through_saved_values():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.tolist() == [4.0, 8.0]
+
+
+def test_second_backward_error_is_lazy():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * x
+    (h + 1).sum().backward()  # frees the saved inputs of h's MulBackward0
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        (h * 2).sum().backward()  # reaches h's freed MulBackward0, as in PyTorch
+
+
+def test_backward_from_an_early_tensor_ignores_later_rows():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    early = (x * 3).sum()
+    later = early * x  # noqa: F841 - rows after ``early`` must not be visited
+    early.backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_backward_with_gradient_is_a_vector_jacobian_product():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * x
+    y.backward(tg.tensor([0.1, 1.0, 0.0001]))
+    np.testing.assert_allclose(x.grad.numpy(), [0.2, 4.0, 0.0006], rtol=1e-6)
+
+
+def test_backward_on_a_leaf_adds_the_gradient():
+    x = tg.ones(2, requires_grad=True)
+    x.backward(tg.tensor([1.0, 2.0]))
+    assert x.grad.tolist() == [1.0, 2.0]
+
+
+def test_is_leaf_grad_fn_and_requires_grad():
+    x = tg.ones(2, requires_grad=True)
+    c = tg.ones(2)
+    y = x * c
+    assert x.is_leaf and c.is_leaf and not y.is_leaf
+    assert x.grad_fn is None and y.grad_fn is y.grad_fn
+    assert y.grad_fn.next_functions[0][0].variable is x
+    assert y.requires_grad and not c.requires_grad
+    assert (c * 2).grad_fn is None
+
+
+def test_requires_grad_underscore_returns_self_and_is_a_no_op_on_non_leaves():
+    a = tg.ones(2)
+    assert a.requires_grad_() is a and a.requires_grad
+    y = a * 2
+    assert y.requires_grad_(True) is y
+
+
+def test_constant_turned_into_leaf_gets_gradients():
+    a = tg.tensor([1.0, 2.0])
+    h = a * 3  # recorded nowhere: a did not require grad
+    a.requires_grad_()
+    (a * a).sum().backward()
+    assert a.grad.tolist() == [2.0, 4.0]
+    assert h.grad_fn is None
+
+
+def test_detach_shares_storage_and_leaves_the_graph():
+    x = tg.ones(2, requires_grad=True)
+    y = x * 2
+    d = y.detach()
+    assert not d.requires_grad and d.is_leaf
+    d.zero_()
+    assert y.tolist() == [0.0, 0.0]
+
+
+def test_data_changes_are_invisible_to_autograd():
+    x = tg.ones(1, requires_grad=True)
+    y = 2 * x
+    x.data *= 100
+    y.backward()
+    assert x.tolist() == [100.0] and x.grad.tolist() == [2.0]
+
+
+def test_data_is_read_live_for_leaves_like_pytorch():
+    x = tg.ones(1, requires_grad=True)
+    y = x * x
+    x.data *= 100
+    y.backward()
+    assert x.grad.tolist() == [200.0]
+
+
+def test_no_grad_context_decorator_and_nesting():
+    x = tg.ones(2, requires_grad=True)
+    with tg.no_grad():
+        assert not (x * 2).requires_grad
+        with tg.enable_grad():
+            assert (x * 2).requires_grad
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+    @tg.no_grad()
+    def evaluate(t):
+        return t * 2
+
+    assert not evaluate(x).requires_grad
+    assert tg.is_grad_enabled()
+
+
+def test_set_grad_enabled_as_function_and_context():
+    x = tg.ones(2, requires_grad=True)
+    tg.set_grad_enabled(False)
+    try:
+        assert not (x * 2).requires_grad
+    finally:
+        tg.set_grad_enabled(True)
+    with tg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+
+def test_grad_mode_is_per_thread():
+    seen = {}
+
+    def worker():
+        seen["enabled"] = tg.is_grad_enabled()
+        seen["records"] = (tg.ones(1, requires_grad=True) * 2).requires_grad
+
+    with tg.no_grad():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    assert seen == {"enabled": True, "records": True}
+
+
+def test_separately_started_graphs_join_correctly():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    w = tg.tensor([3.0, 4.0], requires_grad=True)
+    a = x * 2.0  # one tape
+    b = w * x  # another: both inputs are leaves
+    c = (a.exp() + b).sum()  # joins them
+    c.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp([2.0, 4.0]) + np.array([3.0, 4.0]))
+    np.testing.assert_allclose(w.grad.numpy(), [1.0, 2.0])
+
+
+def test_tensors_from_a_merged_tape_keep_working():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    small = x * 2.0
+    big = x.sin()
+    for _ in range(5):
+        big = big * 1.5
+    joined = big + small
+    assert small.grad_fn.name() == "MulBackward0"
+    small.sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+    joined.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2.0 + 2.0 + np.cos([1.0, 2.0]) * 1.5**5)
+
+
+def test_autograd_grad_returns_without_touching_grad():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = tg.tensor([3.0], requires_grad=True)
+    out = (x * x).sum() * y
+    (gx, gy) = tg.autograd.grad(out, (x, y))
+    assert gx.tolist() == [6.0, 12.0] and gy.tolist() == [5.0]
+    assert x.grad is None and y.grad is None
+
+
+def test_autograd_grad_unused_input():
+    x = tg.ones(2, requires_grad=True)
+    unused = tg.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="The differentiated Tensor at index 1 appears to not have been used in the graph"):
+        tg.autograd.grad((x * 2).sum(), (x, unused))
+    assert tg.autograd.grad((x * 2).sum(), (x, unused), allow_unused=True)[1] is None
+
+
+def test_autograd_backward_several_roots():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    tg.autograd.backward([(x * 2).sum(), (x * x).sum()])
+    assert x.grad.tolist() == [4.0, 6.0]
+
+
+def test_retain_grad_fills_a_non_leaf_grad():
+    x = tg.ones(2, requires_grad=True)
+    h = x * 3
+    h.retain_grad()
+    (h * h).sum().backward()
+    assert h.grad.tolist() == [6.0, 6.0]
+
+
+def test_deep_chain_backwards_without_recursion():
+    x = tg.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.tolist() == [1.0]
+
+
+def test_integer_and_bool_tensors_compute_without_gradients():
+    i = tg.arange(4)
+    assert i.dtype == tg.int64 and (i * 2).tolist() == [0, 2, 4, 6]
+    assert (i > 1).dtype == tg.bool
+    x = tg.ones(4, requires_grad=True)
+    (x * i).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_float32_is_default_and_promotion_follows_pytorch():
+    assert tg.ones(2).dtype == tg.float32
+    assert tg.tensor([1.0]).dtype == tg.float32
+    assert tg.tensor([1]).dtype == tg.int64
+    assert (tg.ones(2) * tg.ones(2, dtype=tg.float64)).dtype == tg.float64
+    assert (tg.ones(2) * tg.tensor(2.0, dtype=tg.float64)).dtype == tg.float32  # 0-d does not widen
+    assert (tg.arange(2) * 1.5).dtype == tg.float32
+    assert (tg.arange(2) / 2).dtype == tg.float32
+
+
+def test_from_numpy_shares_memory_and_tensor_copies():
+    array = np.zeros(3)
+    shared = tg.from_numpy(array)
+    copied = tg.tensor(array)
+    array[0] = 5.0
+    assert shared.tolist()[0] == 5.0 and copied.tolist()[0] == 0.0
+    assert shared.dtype == tg.float64

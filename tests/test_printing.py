@@ -1,0 +1,74 @@
+"""``repr`` follows torch/_tensor_str.py: checked against PyTorch itself, value for value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+VALUES = [
+    [1.0, 1.0],
+    [[1.0, 1.0], [1.0, 1.0]],
+    [-0.9332, 1.9616, 0.1739],
+    [51.2, 512.0, 0.0512],
+    [1e-5, 1.0],
+    [100000.0, 1.0],
+    [123456789.0],
+    [1.0, float("nan"), float("inf")],
+    [-1.0, 2.0],
+    [[1.5, 2.0], [3.0, 4.0]],
+    [0.0, 0.0],
+    [-477.7843, 1004.3264, 89.0424],
+    2.5,
+    -0.5,
+    3.0,
+    np.linspace(-3, 3, 40).tolist(),
+    [[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]],
+]
+SPECIAL = [
+    lambda m: m.arange(2000.0),
+    lambda m: m.arange(3),
+    lambda m: m.tensor([[1, 2], [30, 4]]),
+    lambda m: m.tensor([True, False]),
+    lambda m: m.zeros(2, 0),
+    lambda m: m.tensor([]),
+    lambda m: m.ones(3, dtype=m.float64, requires_grad=True),
+    lambda m: m.ones(2, 3, 4),
+    lambda m: m.ones(2, 2, requires_grad=True) ** 2,
+    lambda m: (m.ones(2, 2, requires_grad=True) * 3).mean(),
+    lambda m: m.arange(60.0).reshape(20, 3) / 7,
+    lambda m: m.arange(1200.0).reshape(40, 30),
+    lambda m: m.ones(30, dtype=m.float64, requires_grad=True) * 1.5,
+    lambda m: m.zeros(0, dtype=m.int64),
+]
+
+
+def _ours_and_theirs(make):
+    torch = pytest.importorskip("torch")
+    ours, theirs = repr(make(tg)), repr(make(torch)).replace("torch.", "tapegrad.")
+    if "dtype=" in theirs:
+        # "tapegrad.float64" is 3 characters longer than "torch.float64", so a suffix may wrap
+        # onto its own line in one and not the other; compare the text up to line breaks.
+        ours, theirs = " ".join(ours.split()), " ".join(theirs.split())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("index", range(len(VALUES)))
+def test_float_values_print_like_pytorch(index):
+    ours, theirs = _ours_and_theirs(lambda m: m.tensor(VALUES[index]))
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("index", range(len(SPECIAL)))
+def test_special_tensors_print_like_pytorch(index):
+    ours, theirs = _ours_and_theirs(SPECIAL[index])
+    assert ours == theirs
+
+
+def test_printing_without_pytorch():
+    assert repr(tg.ones(2, 2, requires_grad=True)) == "tensor([[1., 1.],\n        [1., 1.]], requires_grad=True)"
+    assert repr(tg.tensor([51.2, 512.0, 0.0512])) == "tensor([5.1200e+01, 5.1200e+02, 5.1200e-02])"
+    assert repr(tg.ones(2, dtype=tg.float64)) == "tensor([1., 1.], dtype=tapegrad.float64)"
+    assert repr(tg.zeros(2, 0)) == "tensor([], size=(2, 0))"
+    assert repr((tg.ones(1, requires_grad=True) * 3).mean()) == "tensor(3., grad_fn=<MeanBackward0>)"
