@@ -1,0 +1,204 @@
+"""The workloads of shared/docs/performance.md, once per backend.
+
+``make(workload, backend)`` returns a zero-argument callable running one iteration; the asv
+suites and ``compare.py`` both time these, so the two always measure the same thing.
+Backends: ``tapegrad``; ``torch`` (one thread) when installed; ``numpy`` where a hand-written
+reference exists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+BACKENDS = ["tapegrad", "torch", "numpy"]
+
+
+def available(backend: str) -> bool:
+    if backend == "tapegrad":
+        return True
+    if backend == "torch":
+        return importlib.util.find_spec("torch") is not None
+    return backend == "numpy"
+
+
+def module(backend: str):
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+        return torch
+    import tapegrad
+
+    return tapegrad
+
+
+# -- chain: the tutorial's loop ------------------------------------------------------------
+
+CHAIN_OPS = 1000
+
+
+def chain_record(backend: str):
+    """Record ``y = x * 2`` then 1000 times ``y = y * 1.001``; returns the last y."""
+    if backend == "numpy":
+        x = np.array([0.1, 0.2, 0.3], np.float32)
+
+        def run():
+            y = x * 2
+            for _ in range(CHAIN_OPS):
+                y = y * 1.001
+            return y
+
+        return run
+    m = module(backend)
+    x = m.tensor([0.1, 0.2, 0.3], requires_grad=True)
+
+    def run():
+        y = x * 2
+        for _ in range(CHAIN_OPS):
+            y = y * 1.001
+        return y
+
+    return run
+
+
+def chain_backward(backend: str):
+    """A prepared chain's ``y.backward(v, retain_graph=True)``: the backward alone."""
+    m = module(backend)
+    y = chain_record(backend)()
+    v = m.tensor([0.1, 1.0, 0.0001])
+
+    def run():
+        y.backward(v, retain_graph=True)
+
+    run()
+    return run
+
+
+# -- mlp: one float32 training step --------------------------------------------------------
+
+def mlp_step(backend: str, batch: int = 32, features: int = 64, hidden: int = 128, classes: int = 10):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "X": rng.standard_normal((batch, features)).astype(np.float32),
+        "W1": (rng.standard_normal((features, hidden)) / 8).astype(np.float32),
+        "b1": np.zeros(hidden, np.float32),
+        "W2": (rng.standard_normal((hidden, classes)) / 11).astype(np.float32),
+        "b2": np.zeros(classes, np.float32),
+    }
+    if backend == "numpy":
+        X, W1, b1, W2, b2 = (arrays[k] for k in ("X", "W1", "b1", "W2", "b2"))
+
+        def run():
+            h = np.tanh(X @ W1 + b1)
+            o = h @ W2 + b2
+            loss = (o * o).mean()
+            g_o = 2 * o / o.size
+            g_W2 = h.T @ g_o
+            g_b2 = g_o.sum(0)
+            g_h = (g_o @ W2.T) * (1 - h * h)
+            return loss, X.T @ g_h, g_h.sum(0), g_W2, g_b2
+
+        return run
+    m = module(backend)
+    X = m.tensor(arrays["X"])
+    params = [m.tensor(arrays[k], requires_grad=True) for k in ("W1", "b1", "W2", "b2")]
+    W1, b1, W2, b2 = params
+
+    def run():
+        for p in params:
+            p.grad = None
+        o = (X @ W1 + b1).tanh() @ W2 + b2
+        loss = (o * o).mean()
+        loss.backward()
+        return loss
+
+    run()
+    return run
+
+
+# -- big: 10^6 float32 elements ------------------------------------------------------------
+
+BIG = 1_000_000
+
+
+def big_step(backend: str):
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal(BIG).astype(np.float32)
+    ya = rng.standard_normal(BIG).astype(np.float32)
+    if backend == "numpy":
+
+        def run():
+            value = (xa * ya + np.sin(xa)).sum()
+            return value, ya + np.cos(xa), xa.copy()
+
+        return run
+    m = module(backend)
+    x = m.tensor(xa, requires_grad=True)
+    y = m.tensor(ya, requires_grad=True)
+
+    def run():
+        x.grad = None
+        y.grad = None
+        out = (x * y + x.sin()).sum()
+        out.backward()
+        return out
+
+    run()
+    return run
+
+
+# -- graph: the scalar graph from the public engine comparison -----------------------------
+
+def scalar_graph(m, nodes: list, n_ops: int):
+    """The op mix of performance.md over 0-d tensors; returns the output node."""
+    import_f = importlib.import_module(f"{m.__name__}.nn.functional") if _has_nn(m) else None
+    softplus = import_f.softplus if import_f else (lambda t: (t.exp() + 1.0).log())
+    softmax = import_f.softmax if import_f else _softmax(m)
+    nodes = list(nodes)
+    for k in range(n_ops):
+        kind = k % 4
+        if kind == 0:
+            nodes.append(softplus(nodes[-10]))
+        elif kind == 1:
+            nodes.append(sum(nodes[-30:-10:5]))
+        elif kind == 2:
+            nodes.append(nodes[-20] * nodes[-10])
+        else:
+            nodes.extend(softmax(m.stack(nodes[-4:], dim=0), dim=0))
+    return nodes[-1]
+
+
+def _has_nn(m) -> bool:
+    return importlib.util.find_spec(f"{m.__name__}.nn.functional") is not None
+
+
+def _softmax(m):
+    def softmax(t, dim):
+        e = (t - t.max()).exp()
+        return e / e.sum(dim)
+
+    return softmax
+
+
+def graph_eager(backend: str, n_ops: int = 1000):
+    m = module(backend)
+
+    def run():
+        inputs = [m.tensor(float(i), requires_grad=True) for i in range(100)]
+        out = scalar_graph(m, inputs, n_ops)
+        out.backward()
+        return out
+
+    return run
+
+
+def make(workload: str, backend: str):
+    return {
+        "chain_record": chain_record,
+        "chain_backward": chain_backward,
+        "mlp": mlp_step,
+        "big": big_step,
+        "graph_eager": graph_eager,
+    }[workload](backend)
