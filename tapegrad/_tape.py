@@ -37,6 +37,7 @@ CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 CHUNK_ELEMENTS = 1 << 14
 SMALL_ELEMENTS = 1 << 10
 _USES_AUX = np.array([op.family == VIEW for op in OPS])
+_NO_ROWS = np.zeros(0, np.bool_)
 
 
 def address_of(array_: np.ndarray) -> int:
@@ -107,7 +108,7 @@ class Tape:
         self.leaves: list = []  # (row, tensor) whose .grad a backward fills
         self.retained: list = []  # (row, tensor) non-leaves with retain_grad()
         self.hooks: dict = {}
-        self.freed = np.zeros(0, np.bool_)
+        self.freed = _NO_ROWS
         self.merged_into: Tape | None = None
         self.row_shift = 0
         self.nodes = None
@@ -172,6 +173,21 @@ class Tape:
             # The tape holds the tensor so that its id cannot be reused while the tape lives.
             self.leaves.append((row, tensor))
         return row
+
+    def save_leaf(self, row: int, tensor) -> None:
+        """Save a leaf's own array by reference, with its address cached on the tensor: a
+        parameter used every training step pays for ``__array_interface__`` once, not per step."""
+        if row in self.saved:
+            return
+        data = tensor._data
+        cached = tensor._address
+        if cached is None or cached[0] is not data:
+            if not data.flags.c_contiguous:
+                self.save(row, data)
+                return
+            cached = tensor._address = (data, address_of(data))
+        self.keepalive.append(data)
+        self.saved[row] = cached[1]
 
     def save(self, row: int, data: np.ndarray) -> None:
         """Make the value of ``row`` readable by the backward, by address."""

@@ -11,28 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._ops import OPCODE
+from ._shapes import broadcast_strides, contiguous_strides
 from ._tape import Tape
 from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _input_row, _normalize_dim, _recorded, _tape_for, _wrap
-
-
-def contiguous_strides(shape) -> tuple:
-    strides = []
-    running = 1
-    for extent in reversed(shape):
-        strides.append(running)
-        running *= extent
-    return tuple(reversed(strides))
-
-
-def broadcast_strides(shape, target_shape) -> tuple[int, tuple]:
-    """Strides reading an array of ``shape`` as ``target_shape`` (0 on broadcast dimensions)."""
-    own = contiguous_strides(shape)
-    lead = len(target_shape) - len(shape)
-    strides = [0] * lead
-    for k, extent in enumerate(shape):
-        strides.append(0 if extent == 1 and target_shape[lead + k] != 1 else own[k])
-    return 0, tuple(strides)
 
 
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:

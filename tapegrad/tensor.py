@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _dtypes
 from ._ops import BY_NAME, OPCODE, UNARY
+from ._shapes import broadcast_strides
 from ._tape import LAYOUT, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
 from .autograd.grad_mode import state as _grad_state
 from .autograd.grad_mode import threads_disabled as _threads_disabled
@@ -48,10 +49,10 @@ class Tensor:
             [1.5000, 1.5000]])
     """
 
-    __slots__ = ("_data", "_tape", "_row", "_requires_grad", "_grad", "_grad_fn", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "_tape", "_row", "_requires_grad", "_grad", "_grad_fn", "_retains_grad", "_address", "__weakref__")
     # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
     # fewer on the hot path); reading an unset one lands in __getattr__, which gives the default.
-    _UNSET_DEFAULTS = {"_grad": None, "_grad_fn": None, "_retains_grad": False}
+    _UNSET_DEFAULTS = {"_grad": None, "_grad_fn": None, "_retains_grad": False, "_address": None}
 
     def __getattr__(self, name):
         try:
@@ -563,6 +564,7 @@ def _unary(op, x: Tensor) -> Tensor:
         return _wrap(out)
     tape = _tape_for(x)
     row_x = _input_row(tape, x)
+    is_leaf = x._tape is None
     if op.derivative is not None and data.size >= PRECOMPUTED_DERIVATIVE_SIZE:
         # in1 names a constant row holding d(out)/d(x); the rule then only multiplies.
         derivative_row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout_of(row_x), 0.0)
@@ -573,7 +575,7 @@ def _unary(op, x: Tensor) -> Tensor:
     saves = op.saves
     if saves:
         if "a" in saves:
-            tape.save(row_x, data)
+            tape.save_leaf(row_x, x) if is_leaf and data is x._data else tape.save(row_x, data)
         if "out" in saves:
             tape.save(row, out)
     return _recorded(out, tape, row)
@@ -667,9 +669,11 @@ def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
 def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
     op = BY_NAME[name]
     data_a, data_b = a._data, b._data
-    result = _dtypes.result_type(
-        _dtypes.from_numpy_dtype(data_a.dtype), data_a.ndim, _dtypes.from_numpy_dtype(data_b.dtype), data_b.ndim
-    ).numpy
+    result = data_a.dtype
+    if data_b.dtype is not result:
+        result = _dtypes.result_type(
+            _dtypes.from_numpy_dtype(result), data_a.ndim, _dtypes.from_numpy_dtype(data_b.dtype), data_b.ndim
+        ).numpy
     if name == "div" and result.kind != "f":
         result = np.dtype(np.float32)
     if data_a.dtype != result:
@@ -706,17 +710,16 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
             return -1
         if data is tensor._data and data.shape == out.shape:
             row = tape.register(tensor)
-        else:
-            row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
-            data = np.broadcast_to(data, out.shape)
+            tape.save_leaf(row, tensor)
+            return row
+        row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
+        data = np.broadcast_to(data, out.shape)
         tape.save(row, data)
         return row
     row = _input_row(tape, tensor)
     if data is not tensor._data:
         row = tape.append(OPCODE["promote"], row, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
     if data.shape != out.shape:
-        from ._views import broadcast_strides
-
         offset, strides = broadcast_strides(data.shape, out.shape)
         aux = tape.add_aux((offset, *strides))
         row = tape.append(OPCODE["broadcast"], row, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
@@ -736,7 +739,11 @@ def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam:
     tape = _tape_for(*inputs)
     rows = [_input_row(tape, t) if (t._requires_grad or (saved and saved[i] is not None)) else -1 for i, t in enumerate(inputs)]
     for i, values in enumerate(saved):
-        if values is not None:
+        if values is None:
+            continue
+        if inputs[i]._tape is None and values is inputs[i]._data:
+            tape.save_leaf(rows[i], inputs[i])
+        else:
             tape.save(rows[i], values)
     in0 = rows[0] if rows else -1
     in1 = rows[1] if len(rows) > 1 else -1

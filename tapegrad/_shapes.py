@@ -1,0 +1,22 @@
+"""Strides of shapes laid out contiguously, and of broadcasts: the geometry view rows record."""
+
+from __future__ import annotations
+
+
+def contiguous_strides(shape) -> tuple:
+    strides = []
+    running = 1
+    for extent in reversed(shape):
+        strides.append(running)
+        running *= extent
+    return tuple(reversed(strides))
+
+
+def broadcast_strides(shape, target_shape) -> tuple[int, tuple]:
+    """Strides reading an array of ``shape`` as ``target_shape`` (0 on broadcast dimensions)."""
+    own = contiguous_strides(shape)
+    lead = len(target_shape) - len(shape)
+    strides = [0] * lead
+    for k, extent in enumerate(shape):
+        strides.append(0 if extent == 1 and target_shape[lead + k] != 1 else own[k])
+    return 0, tuple(strides)
