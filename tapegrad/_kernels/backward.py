@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import jit
-from .memory import borrow, value_at
+from .memory import borrow, matrix_at, value_at
 from .strided import contiguous_strides, strided_accumulate
 
 RULE_NAMES = (
@@ -236,36 +236,28 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             ga[i] += g[0] * y[i]
         for i in range(len(gb)):
             gb[i] += g[0] * x[i]
-    elif rule == MV:
-        shape = _shape(layouts, dims, rows[a, 4])
-        m, k = shape[0], shape[1]
-        matrix = value_at(addresses[a], numel_a, grad).reshape((m, k))
-        vector = value_at(addresses[b], numel_b, grad)
-        if has_a:
-            ga2 = ga.reshape((m, k))
-            for i in range(m):
-                for j in range(k):
-                    ga2[i, j] += g[i] * vector[j]
-        if has_b:
-            for i in range(m):
-                for j in range(k):
-                    gb[j] += matrix[i, j] * g[i]
-    elif rule == MM or rule == BMM:
+    elif rule == MV or rule == MM or rule == BMM:
+        # Matrices are read in place by address; gradients are accumulated through matrix views
+        # of the arena (address = arena start + offset * itemsize).
         shape_a = _shape(layouts, dims, rows[a, 4])
         shape_b = _shape(layouts, dims, rows[b, 4])
         batch = shape_a[0] if rule == BMM else 1
         m, k = shape_a[-2], shape_a[-1]
-        n = shape_b[-1]
+        n = shape_b[-1] if rule != MV else 1
         if m * k * n == 0:
             return True
-        left = value_at(addresses[a], numel_a, grad).reshape((batch, m, k))
-        right = value_at(addresses[b], numel_b, grad).reshape((batch, k, n))
-        g3 = g.reshape((batch, m, n))
+        size = grad.itemsize
+        arena = grad.ctypes.data
         for index in range(batch):
+            left = matrix_at(addresses[a] + index * m * k * size, m, k, grad)
+            right = matrix_at(addresses[b] + index * k * n * size, k, n, grad)
+            out_grad = matrix_at(arena + (offsets[r] + index * m * n) * size, m, n, grad)
             if has_a:
-                ga[index * m * k : (index + 1) * m * k].reshape((m, k))[:, :] += np.dot(g3[index], right[index].T)
+                left_grad = matrix_at(arena + (offsets[a] + index * m * k) * size, m, k, grad)
+                left_grad += np.dot(out_grad, right.T)
             if has_b:
-                gb[index * k * n : (index + 1) * k * n].reshape((k, n))[:, :] += np.dot(left[index].T, g3[index])
+                right_grad = matrix_at(arena + (offsets[b] + index * k * n) * size, k, n, grad)
+                right_grad += np.dot(left.T, out_grad)
     else:
         return False
     return True

@@ -37,12 +37,21 @@ if numba.config.DISABLE_JIT:
     def borrow(array):
         return array
 
+    def matrix_at(address, rows, columns, like):
+        return value_at(address, rows * columns, like).reshape(rows, columns)
+
 else:
 
     @inline
     def value_at(address, numel, like):
         """The ``numel`` values of ``like``'s dtype stored at ``address``, as a 1-D array."""
         return numba.carray(_pointer_like(address, like), numel)
+
+    @inline
+    def matrix_at(address, rows, columns, like):
+        """A (rows, columns) C-ordered matrix at ``address``; built from the pointer rather than
+        by ``reshape``, whose error path alone took seconds to compile."""
+        return numba.carray(_pointer_like(address, like), (rows, columns))
 
     @inline
     def borrow(array):
