@@ -27,10 +27,17 @@ from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, VIEW
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
 OPCODE, IN0, IN1, IPARAM, LAYOUT, PARAM = range(ROW_WIDTH)
 ROW_BYTES = 8 * ROW_WIDTH
+# Added to a row's opcode when its result does not require grad (only inside
+# ``tapegrad.record``, where every op is kept for the forward replay): the backward treats such a
+# row as a constant.
+NO_GRAD = 1 << 16
+OPCODE_MASK = NO_GRAD - 1
 _pack_row = struct.Struct("<5qd").pack_into
 _unpack_param = struct.Struct("<d").unpack_from
 INITIAL_ROWS = 32
-DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}
+# Integer and boolean values (comparisons, indices) only ever sit on a tape inside
+# ``tapegrad.record``, where the forward replay holds them exactly as float64.
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 1, np.dtype(np.int32): 1, np.dtype(np.bool_): 1}
 CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Small results the backward needs are copied into arena chunks of this many elements; larger
 # ones are kept alive where they are. (Taking an array's address costs about 1 us.)
@@ -89,6 +96,7 @@ class Tape:
         "merged_into",
         "row_shift",
         "nodes",
+        "guards",
         "__weakref__",
     )
 
@@ -112,6 +120,7 @@ class Tape:
         self.merged_into: Tape | None = None
         self.row_shift = 0
         self.nodes = None
+        self.guards: dict = {}  # guard row -> where it was recorded (inside tapegrad.record)
 
     def __len__(self) -> int:
         return self.n
@@ -162,12 +171,15 @@ class Tape:
         return offset
 
     def register(self, tensor) -> int:
-        """The row standing for a leaf or constant tensor on this tape (created on first use)."""
-        key = id(tensor)
+        """The row standing for a leaf or constant tensor on this tape (created on first use).
+
+        A tensor of another graph (possible only inside ``tapegrad.record``) is a constant here."""
+        is_leaf = tensor._requires_grad and tensor._tape is None
+        key = id(tensor) if is_leaf else -id(tensor)
         row = self.registered.get(key)
         if row is None:
             data = tensor._data
-            opcode = LEAF_OPCODE if tensor._requires_grad else CONSTANT_OPCODE
+            opcode = LEAF_OPCODE if is_leaf else CONSTANT_OPCODE
             row = self.append(opcode, -1, -1, 0, self.layout(data.dtype, data.shape), 0.0)
             self.registered[key] = row
             # The tape holds the tensor so that its id cannot be reused while the tape lives.
@@ -193,7 +205,7 @@ class Tape:
         """Make the value of ``row`` readable by the backward, by address."""
         if row in self.saved:
             return
-        opcode = self.ints[row * ROW_WIDTH + OPCODE]
+        opcode = self.ints[row * ROW_WIDTH + OPCODE] & OPCODE_MASK
         is_leaf = opcode == LEAF_OPCODE or opcode == CONSTANT_OPCODE
         if data.flags.c_contiguous and (is_leaf or data.size > SMALL_ELEMENTS):
             # Leaves are read live, as PyTorch does (a change through .data is seen); large
@@ -227,7 +239,7 @@ class Tape:
         for column in (IN0, IN1):
             rows[:, column] = np.where(rows[:, column] >= 0, rows[:, column] + shift, -1)
         rows[:, LAYOUT] = layout_map[rows[:, LAYOUT]]
-        rows[_USES_AUX[rows[:, OPCODE]], IPARAM] += aux_shift
+        rows[_USES_AUX[rows[:, OPCODE] & OPCODE_MASK], IPARAM] += aux_shift
         self._reserve(shift + other.n)
         self.rows[shift * ROW_BYTES : (shift + other.n) * ROW_BYTES] = rows.tobytes()
         self.n = shift + other.n
@@ -239,6 +251,7 @@ class Tape:
         self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves)
         self.retained.extend((row + shift, tensor) for row, tensor in other.retained)
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
+        self.guards.update({row + shift: where for row, where in other.guards.items()})
         freed = np.zeros(len(other), np.bool_)
         freed[: len(other.freed)] = other.freed
         self.freed = np.concatenate([self.grown_freed(), freed])

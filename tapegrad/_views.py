@@ -12,19 +12,18 @@ import numpy as np
 
 from ._ops import OPCODE
 from ._shapes import broadcast_strides, contiguous_strides
-from ._tape import Tape
 from .autograd.grad_mode import state as _grad_state
-from .tensor import Tensor, _input_row, _normalize_dim, _recorded, _tape_for, _wrap
+from .tensor import Tensor, _input_row, _normalize_dim, _opcode, _recorded, _target, _wrap
 
 
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
-    if not (x._requires_grad and _grad_state.enabled):
+    tape, requires = _target((x,))
+    if tape is None:
         return _wrap(out)
-    tape: Tape = _tape_for(x)
     row_x = _input_row(tape, x)
     aux = tape.add_aux((offset, *strides))
-    row = tape.append(OPCODE[name], row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
-    return _recorded(out, tape, row)
+    row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+    return _recorded(out, tape, row, requires)
 
 
 def _shape_argument(shape) -> tuple:
@@ -127,7 +126,7 @@ def getitem(x: Tensor, key) -> Tensor:
     advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
     if advanced:
         numpy_key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
-        if x._requires_grad and _grad_state.enabled:
+        if _target((x,))[0] is not None:
             raise NotImplementedError("indexing with tensors, lists or masks is not differentiable yet; use basic indexing")
         return _wrap(np.asarray(x._data[numpy_key]))
     try:

@@ -17,8 +17,9 @@ import numpy as np
 from . import _dtypes
 from ._ops import BY_NAME, OPCODE, UNARY
 from ._shapes import broadcast_strides
-from ._tape import LAYOUT, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
+from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
 from .autograd.grad_mode import state as _grad_state
+from .autograd.grad_mode import recordings_active as _recordings_active
 from .autograd.grad_mode import threads_disabled as _threads_disabled
 
 _float = builtins.float
@@ -87,6 +88,9 @@ class Tensor:
         self.requires_grad_(value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if self._tape is not None and not self._requires_grad and requires_grad:
+            # A value computed inside tapegrad.record without grad: it becomes a leaf.
+            self._tape, self._row = None, -1
         if self._tape is not None:
             if not requires_grad:
                 raise RuntimeError(
@@ -102,11 +106,11 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._tape is None
+        return self._tape is None or not self._requires_grad
 
     @property
     def grad_fn(self):
-        if self._tape is None:
+        if self._tape is None or not self._requires_grad:
             return None
         if self._grad_fn is None:
             from .autograd.graph import node_for
@@ -117,7 +121,7 @@ class Tensor:
 
     @property
     def grad(self):
-        if self._tape is not None and not self._retains_grad:
+        if self._tape is not None and self._requires_grad and not self._retains_grad:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
                 "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
@@ -524,12 +528,12 @@ def _wrap(data: np.ndarray) -> Tensor:
     return tensor
 
 
-def _recorded(data: np.ndarray, tape: Tape, row: int) -> Tensor:
+def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True) -> Tensor:
     tensor = Tensor.__new__(Tensor)
     tensor._data = data
     tensor._tape = tape
     tensor._row = row
-    tensor._requires_grad = True
+    tensor._requires_grad = requires_grad
     return tensor
 
 
@@ -538,8 +542,32 @@ def as_tensor(value, dtype=None) -> Tensor:
 
 
 def _input_row(tape: Tape, tensor: Tensor) -> int:
-    """Row of ``tensor`` on ``tape`` (already joined): its own, or its registration as a leaf."""
-    return tensor._row if tensor._tape is not None else tape.register(tensor)
+    """Row of ``tensor`` on ``tape``: its own, or its registration as a leaf or constant."""
+    own = tensor._tape
+    if own is not None and own is not tape and own.merged_into is not None:
+        own = resolve(tensor)
+    return tensor._row if own is tape else tape.register(tensor)
+
+
+def _target(inputs) -> tuple:
+    """Where an op on ``inputs`` is recorded, and whether its result requires grad.
+
+    Eagerly, only an op on a tensor that requires grad (with grad mode on) is recorded, on its
+    inputs' tape or a new one. Inside ``tapegrad.record`` every op is, on the recording's tape,
+    so the replay can recompute everything; rows that need no gradient carry ``NO_GRAD``.
+    """
+    requires = (_threads_disabled[0] == 0 or _grad_state.enabled) and any(t._requires_grad for t in inputs)
+    if _recordings_active[0]:
+        recording = _grad_state.recording
+        if recording is not None:
+            return recording, requires
+    if not requires:
+        return None, False
+    return _tape_for(*inputs), True
+
+
+def _opcode(name: str, requires_grad: bool) -> int:
+    return OPCODE[name] if requires_grad else OPCODE[name] | NO_GRAD
 
 
 def _tape_for(*tensors) -> Tape:
@@ -560,25 +588,27 @@ def _unary(op, x: Tensor) -> Tensor:
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu"):
         data = data.astype(np.float32)
     out = op.forward(data)
-    if not (x._requires_grad and _grad_state.enabled):
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    tape, requires = _target((x,))
+    if tape is None:
         return _wrap(out)
-    tape = _tape_for(x)
     row_x = _input_row(tape, x)
-    is_leaf = x._tape is None
-    if op.derivative is not None and data.size >= PRECOMPUTED_DERIVATIVE_SIZE:
+    layout = tape.layout(out.dtype, out.shape)
+    if requires and op.derivative is not None and data.size >= PRECOMPUTED_DERIVATIVE_SIZE:
         # in1 names a constant row holding d(out)/d(x); the rule then only multiplies.
-        derivative_row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout_of(row_x), 0.0)
+        derivative_row = tape.append(OPCODE["constant"], -1, -1, 0, layout, 0.0)
         tape.save(derivative_row, np.ascontiguousarray(op.derivative(data)))
-        row = tape.append(OPCODE[op.name], row_x, derivative_row, 0, tape.layout_of(row_x), 0.0)
+        row = tape.append(OPCODE[op.name], row_x, derivative_row, 0, layout, 0.0)
         return _recorded(out, tape, row)
-    row = tape.append(OPCODE[op.name], row_x, -1, 0, tape.layout_of(row_x), 0.0)
+    row = tape.append(_opcode(op.name, requires), row_x, -1, 0, layout, 0.0)
     saves = op.saves
-    if saves:
+    if saves and requires:
         if "a" in saves:
-            tape.save_leaf(row_x, x) if is_leaf and data is x._data else tape.save(row_x, data)
+            tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
         if "out" in saves:
             tape.save(row, out)
-    return _recorded(out, tape, row)
+    return _recorded(out, tape, row, requires)
 
 
 # Python number on the right (``x - 2``) and on the left (``2 - x``): which op records it.
@@ -636,22 +666,18 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
         out = op.forward(data, scalar)
         if type(out) is not np.ndarray:  # numpy returns a scalar for 0-d input
             out = np.asarray(out)
-    if not (x._requires_grad and _grad_state.enabled):
-        return _wrap(out)
-    tape = x._tape
+    tape, requires = _target((x,))
     if tape is None:
-        tape = Tape()
-        row_x = tape.register(x)
-    else:
-        if tape.merged_into is not None:
-            tape = resolve(x)
-        row_x = x._row
-    row = tape.append(op.opcode, row_x, -1, 0, tape.ints[row_x * ROW_WIDTH + LAYOUT], scalar)
-    if op.saves_input:
-        tape.save(row_x, data)
-    if op.saves_output:
-        tape.save(row, out)
-    return _recorded(out, tape, row)
+        return _wrap(out)
+    row_x = _input_row(tape, x)
+    opcode = op.opcode if requires else op.opcode | NO_GRAD
+    row = tape.append(opcode, row_x, -1, 0, tape.layout(out.dtype, out.shape), scalar)
+    if requires:
+        if op.saves_input:
+            tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
+        if op.saves_output:
+            tape.save(row, out)
+    return _recorded(out, tape, row, requires)
 
 
 def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
@@ -686,43 +712,45 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         raise broadcast_error(data_a.shape, data_b.shape) from None
     if out.dtype != result:
         out = out.astype(result)
-    if not ((a._requires_grad or b._requires_grad) and _grad_state.enabled):
+    tape, requires = _target((a, b))
+    if tape is None:
         return _wrap(out)
-    tape = _tape_for(a, b)
-    saves = op.saves
-    row_a = _operand_row(tape, a, data_a, out, "a" in saves)
-    row_b = _operand_row(tape, b, data_b, out, "b" in saves)
-    row = tape.append(OPCODE[name], row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
+    saves = op.saves if requires else ""
+    replaying = tape is _grad_state.recording
+    row_a = _operand_row(tape, a, data_a, out, "a" in saves, replaying)
+    row_b = _operand_row(tape, b, data_b, out, "b" in saves, replaying)
+    row = tape.append(_opcode(name, requires), row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
     if "out" in saves:
         tape.save(row, out)
-    return _recorded(out, tape, row)
+    return _recorded(out, tape, row, requires)
 
 
-def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, saved: bool) -> int:
+def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, saved: bool, replaying: bool) -> int:
     """The row feeding one operand of an elementwise op, after implicit promotion and broadcast.
 
-    A constant that the backward never reads needs no row at all (-1). Promotion and broadcast
-    of an operand that requires grad become hidden rows, so their gradients are cast back and
-    summed over the broadcast dimensions by the same rules as explicit ``to`` and ``expand``.
+    Eagerly, a constant that the backward never reads needs no row at all (-1); inside
+    ``tapegrad.record`` (``replaying``) every operand has one. Promotion and broadcast of a
+    recorded operand become hidden rows, so their gradients are cast back and summed over the
+    broadcast dimensions by the same rules as explicit ``to`` and ``expand``.
     """
-    if not tensor._requires_grad:
-        if not saved:
+    if tensor._tape is None and not tensor._requires_grad:
+        if not (saved or replaying):
             return -1
         if data is tensor._data and data.shape == out.shape:
             row = tape.register(tensor)
             tape.save_leaf(row, tensor)
             return row
         row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
-        data = np.broadcast_to(data, out.shape)
-        tape.save(row, data)
+        tape.save(row, np.broadcast_to(data, out.shape))
         return row
     row = _input_row(tape, tensor)
+    flag = 0 if tensor._requires_grad else NO_GRAD
     if data is not tensor._data:
-        row = tape.append(OPCODE["promote"], row, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+        row = tape.append(OPCODE["promote"] | flag, row, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
     if data.shape != out.shape:
         offset, strides = broadcast_strides(data.shape, out.shape)
         aux = tape.add_aux((offset, *strides))
-        row = tape.append(OPCODE["broadcast"], row, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+        row = tape.append(OPCODE["broadcast"] | flag, row, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
         data = np.broadcast_to(data, out.shape)
     if saved:
         tape.save(row, data)
@@ -730,27 +758,32 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
 
 
 def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam: int = 0, param: float = 0.0) -> Tensor:
-    """Record ``name`` producing ``out`` from ``inputs`` (tensors) if any requires grad.
+    """Record ``name`` producing ``out`` from ``inputs`` (tensors) when ``_target`` says so.
 
-    ``saved`` pairs up with ``inputs``: the array to save for each one, or None.
+    ``saved`` pairs up with ``inputs``: the array the backward reads for each one, or None.
     """
-    if not (_grad_state.enabled and any(t._requires_grad for t in inputs)):
+    tape, requires = _target(inputs)
+    if tape is None:
         return _wrap(out)
-    tape = _tape_for(*inputs)
-    rows = [_input_row(tape, t) if (t._requires_grad or (saved and saved[i] is not None)) else -1 for i, t in enumerate(inputs)]
-    for i, values in enumerate(saved):
-        if values is None:
-            continue
-        if inputs[i]._tape is None and values is inputs[i]._data:
-            tape.save_leaf(rows[i], inputs[i])
-        else:
-            tape.save(rows[i], values)
+    replaying = tape is _grad_state.recording
+    rows = []
+    for i, tensor in enumerate(inputs):
+        needed = replaying or tensor._requires_grad or (saved and saved[i] is not None)
+        rows.append(_input_row(tape, tensor) if needed else -1)
+    if requires:
+        for i, values in enumerate(saved):
+            if values is None:
+                continue
+            if inputs[i]._tape is None and values is inputs[i]._data:
+                tape.save_leaf(rows[i], inputs[i])
+            else:
+                tape.save(rows[i], values)
     in0 = rows[0] if rows else -1
     in1 = rows[1] if len(rows) > 1 else -1
-    row = tape.append(OPCODE[name], in0, in1, iparam, tape.layout(out.dtype, out.shape), param)
-    if "out" in BY_NAME[name].saves:
+    row = tape.append(_opcode(name, requires), in0, in1, iparam, tape.layout(out.dtype, out.shape), param)
+    if requires and "out" in BY_NAME[name].saves:
         tape.save(row, out)
-    return _recorded(out, tape, row)
+    return _recorded(out, tape, row, requires)
 
 
 def _record_copy(name: str, x: Tensor, out: np.ndarray) -> Tensor:
@@ -835,7 +868,9 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             (type(other) is _float or type(other) is _int)
             and tape is not None
             and tape.merged_into is None
+            and self._requires_grad
             and (_threads_disabled[0] == 0 or _grad_state.enabled)
+            and _recordings_active[0] == 0
         ):
             data = self._data
             out = forward(data, other)

@@ -8,12 +8,16 @@ import threading
 
 class _GradState(threading.local):
     enabled = True  # a class attribute, so every new thread starts with grad mode on
+    recording = None  # the tape ``tapegrad.record`` is filling in this thread, if any
 
 
 state = _GradState()
 # How many threads have grad mode off right now. While it is zero, the recording hot path
 # skips the thread-local lookup (a list index is ~10 ns, a threading.local attribute ~45 ns).
 threads_disabled = [0]
+# How many threads are inside ``tapegrad.record``; the hot path checks this before the
+# thread-local ``state.recording``.
+recordings_active = [0]
 
 
 def _set(enabled: bool) -> None:
