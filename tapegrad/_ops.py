@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 # First-level dispatch of the interpreter.
-LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY = range(8)
+LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY, NARY, NONDIFF = range(10)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,12 @@ class Op:
     def arity(self) -> int:
         if self.shown_inputs:
             return self.shown_inputs
-        return 2 if self.family in (BINARY, MATMUL) else 0 if self.family == LEAF else 1
+        return 2 if self.family in (BINARY, MATMUL) else 0 if self.family in (LEAF, NONDIFF) else 1
+
+    @property
+    def uses_aux(self) -> bool:
+        """Rows whose integer slot points into the tape's aux table (shifted when tapes merge)."""
+        return self.family in (VIEW, NARY)
 
 
 def _sigmoid(x):
@@ -53,6 +58,11 @@ def _sigmoid(x):
 
 def _relu(x):
     return np.maximum(x, x.dtype.type(0))
+
+
+def _softplus(x):
+    # PyTorch's softplus (beta 1, threshold 20): log(1 + exp(x)), and x itself above 20.
+    return np.where(x > 20, x, np.logaddexp(x.dtype.type(0), x))
 
 
 OPS: tuple[Op, ...] = (
@@ -71,6 +81,7 @@ OPS: tuple[Op, ...] = (
     Op("sqrt", UNARY, "sqrt", "SqrtBackward0", np.sqrt, "out", (0.2, 3.0)),
     Op("abs", UNARY, "abs", "AbsBackward0", np.abs, "a"),
     Op("reciprocal", UNARY, "reciprocal", "ReciprocalBackward0", np.reciprocal, "out", (0.5, 2.0)),
+    Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, "out", (-3.0, 3.0), derivative=_sigmoid),
     # y = f(x, s) with a Python number s, kept in the row's parameter slot.
     Op("add_scalar", SCALAR, "pass", "AddBackward0", np.add, shown_inputs=2),
     Op("sub_scalar", SCALAR, "pass", "SubBackward0", np.subtract, shown_inputs=2),
@@ -92,6 +103,8 @@ OPS: tuple[Op, ...] = (
     Op("sum_dim", REDUCE, "sum_dim", "SumBackward1"),
     Op("mean_dim", REDUCE, "sum_dim", "MeanBackward1"),
     Op("norm", REDUCE, "norm", "LinalgVectorNormBackward0", None, "a out"),
+    # Softmax along the dimension in the integer slot.
+    Op("softmax", REDUCE, "softmax", "SoftmaxBackward0", None, "out"),
     # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),
@@ -118,6 +131,20 @@ OPS: tuple[Op, ...] = (
     Op("clone", COPY, "pass", "CloneBackward0"),
     Op("cast", COPY, "cast", "ToCopyBackward0"),
     Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True),
+    # n inputs: the integer slot points at (count, dim, r - input_row for each input) in aux;
+    # deltas rather than row numbers, so merging tapes leaves them valid.
+    Op("stack", NARY, "stack", "StackBackward0"),
+    # Not differentiable; recorded only inside ``tapegrad.record`` so the replay can recompute
+    # them: comparisons (result 0/1; with a Python number when in1 is -1, in the parameter
+    # slot), ``detach``/``.data``, and guards on values Python control flow read.
+    Op("lt", NONDIFF, "constant", forward=np.less),
+    Op("le", NONDIFF, "constant", forward=np.less_equal),
+    Op("gt", NONDIFF, "constant", forward=np.greater),
+    Op("ge", NONDIFF, "constant", forward=np.greater_equal),
+    Op("eq", NONDIFF, "constant", forward=np.equal),
+    Op("ne", NONDIFF, "constant", forward=np.not_equal),
+    Op("detach", NONDIFF, "constant"),
+    Op("guard", NONDIFF, "constant"),
 )
 
 OPCODE: dict[str, int] = {op.name: code for code, op in enumerate(OPS)}

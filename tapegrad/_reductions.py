@@ -71,3 +71,15 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     if keepdim:
         out = out.reshape((1,) * data.ndim)
     return record("norm", (x,), out, saved=(data,))
+
+
+def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim``, computed stably (``SoftmaxBackward0``)."""
+    data = _prepared(x, dtype, _dtypes.float32)
+    dim = _normalize_dim(dim, data.ndim)
+    if data.ndim == 0:
+        out = np.ones_like(data)
+    else:
+        exponentials = np.exp(data - data.max(axis=dim, keepdims=True))
+        out = exponentials / exponentials.sum(axis=dim, keepdims=True)
+    return record("softmax", (x,), np.asarray(out, dtype=data.dtype), iparam=dim)

@@ -22,7 +22,7 @@ from array import array
 
 import numpy as np
 
-from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, VIEW
+from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS
 
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
 OPCODE, IN0, IN1, IPARAM, LAYOUT, PARAM = range(ROW_WIDTH)
@@ -43,7 +43,7 @@ CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # ones are kept alive where they are. (Taking an array's address costs about 1 us.)
 CHUNK_ELEMENTS = 1 << 14
 SMALL_ELEMENTS = 1 << 10
-_USES_AUX = np.array([op.family == VIEW for op in OPS])
+_USES_AUX = np.array([op.uses_aux for op in OPS])
 _NO_ROWS = np.zeros(0, np.bool_)
 
 

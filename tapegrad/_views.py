@@ -129,6 +129,8 @@ def getitem(x: Tensor, key) -> Tensor:
         if _target((x,))[0] is not None:
             raise NotImplementedError("indexing with tensors, lists or masks is not differentiable yet; use basic indexing")
         return _wrap(np.asarray(x._data[numpy_key]))
+    if not any(part is Ellipsis for part in key):
+        key = key + (Ellipsis,)  # so that an all-integer index gives a 0-d view, not a scalar copy
     try:
         out = x._data[key]
         # Where each output element sits in the input, measured on a same-shaped byte array.
@@ -138,4 +140,39 @@ def getitem(x: Tensor, key) -> Tensor:
         message = str(error).replace(" axis ", " dimension ")
         raise IndexError(message) from None
     offset = probe_view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
-    return _record_view(_index_name(key), x, np.asarray(out) if out.ndim == 0 else out, offset, probe_view.strides)
+    return _record_view(_index_name(key), x, out, offset, probe_view.strides)
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Join tensors of one shape along a new dimension ``dim`` (``StackBackward0``)."""
+    from . import _dtypes
+    from .tensor import _operand_row
+
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shape = tensors[0]._data.shape
+    for index, tensor in enumerate(tensors):
+        if tensor._data.shape != shape:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
+                f"{list(tensor._data.shape)} at entry {index}"
+            )
+    dim = _normalize_dim(dim, len(shape) + 1)
+    result = tensors[0].dtype
+    for tensor in tensors[1:]:
+        result = _dtypes.result_type(result, 1, tensor.dtype, 1)
+    datas = [t._data if t._data.dtype == result.numpy else t._data.astype(result.numpy) for t in tensors]
+    out = np.stack(datas, axis=dim)
+    tape, requires = _target(tensors)
+    if tape is None:
+        return _wrap(out)
+    from .autograd.grad_mode import state
+
+    replaying = tape is state.recording
+    rows = [_operand_row(tape, t, data, data, False, replaying) for t, data in zip(tensors, datas)]
+    row = tape.n
+    deltas = [row - source if source >= 0 else 0 for source in rows]
+    aux = tape.add_aux((len(tensors), dim, *deltas))
+    tape.append(_opcode("stack", requires), -1, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+    return _recorded(out, tape, row, requires)

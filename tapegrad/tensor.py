@@ -442,6 +442,11 @@ class Tensor:
     def min(self):
         return _wrap(np.asarray(self._data.min()))
 
+    def softmax(self, dim: int, dtype=None):
+        from ._reductions import softmax
+
+        return softmax(self, dim, dtype)
+
     def __getitem__(self, key):
         from ._views import getitem
 

@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import sys
+
 from tapegrad._ops import OPS, UNARY
+
+
+def library(tensor):
+    """The module a tensor comes from (tapegrad or torch), for calls like ``stack``."""
+    return sys.modules[type(tensor).__module__.split(".")[0]]
+
+
+def functional(tensor):
+    return sys.modules[f"{library(tensor).__name__}.nn.functional"]
 
 
 @dataclass(frozen=True)
@@ -30,11 +41,16 @@ class Case:
         return self.name
 
 
+def _method_or_functional(x, name):
+    method = getattr(x, name, None)
+    return method() if method is not None else getattr(functional(x), name)(x)
+
+
 def _unary_cases():
     for op in OPS:
         if op.family == UNARY:
             for shape in ((), (3,), (2, 3)):
-                yield Case(f"{op.name}{list(shape)}", lambda x, _n=op.name: getattr(x, _n)(), (shape,), op.domain)
+                yield Case(f"{op.name}{list(shape)}", lambda x, _n=op.name: _method_or_functional(x, _n), (shape,), op.domain)
 
 
 POSITIVE = (0.5, 2.0)
@@ -102,6 +118,14 @@ CASES = [
     # Linear through a float32 rounding: a wide step keeps central differences exact.
     Case("cast-roundtrip", lambda x: x.float().double() * 1.5, ((3,),), rtol=1e-4, atol=1e-4, eps=1e-2, tags=("changes-dtype",)),
     Case("promote", lambda x, y: x.float() * y, ((3,), (3,)), rtol=1e-4, atol=1e-4, eps=1e-2, tags=("changes-dtype",)),
+    Case("softmax(0)", lambda x: functional(x).softmax(x, dim=0), ((4,),)),
+    Case("softmax(1)", lambda x: x.softmax(1), ((2, 3),)),
+    Case("softmax(0)-2d", lambda x: functional(x).softmax(x * 2.0, 0), ((3, 2),)),
+    Case("F.softplus", lambda x: functional(x).softplus(x), ((5,),), (-4.0, 4.0)),
+    Case("stack(0)", lambda a, b: library(a).stack([a, b.exp(), a * b], dim=0), ((3,), (3,))),
+    Case("stack(1)", lambda a, b: library(a).stack([a, b], 1), ((2, 3), (2, 3))),
+    Case("stack-scalars", lambda x: library(x).stack([x[0], x[2] * x[1], x[1]]), ((3,),)),
+    Case("iterate", lambda x: sum(row.exp() for row in x), ((3, 2),)),
     Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
     Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),
 ]

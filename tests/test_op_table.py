@@ -64,16 +64,18 @@ def _opcodes_recorded(case) -> set[int]:
 
 def test_every_table_entry_is_reached_by_some_case():
     reached = set().union(*(_opcodes_recorded(case) for case in CASES))
-    missing = [op.name for code, op in enumerate(_ops.OPS) if code not in reached and op.name != "constant"]
+    missing = [
+        op.name for code, op in enumerate(_ops.OPS) if code not in reached and op.name != "constant" and op.family != _ops.NONDIFF
+    ]
     assert not missing, f"op table entries without a gradient check: {missing}"
 
 
 def test_every_table_entry_is_complete():
     for op in _ops.OPS:
         assert op.name and op.rule, op
-        if op.family != _ops.LEAF:
+        if op.family not in (_ops.LEAF, _ops.NONDIFF):
             assert op.grad_fn and op.grad_fn[0].isupper(), f"{op.name} needs PyTorch's grad_fn name"
-        if op.family in (_ops.UNARY, _ops.SCALAR, _ops.BINARY):
+        if op.family in (_ops.UNARY, _ops.SCALAR, _ops.BINARY) or op.name in ("lt", "le", "gt", "ge", "eq", "ne"):
             assert callable(op.forward), f"{op.name} needs a numpy forward"
         assert set(op.saves.split()) <= {"a", "b", "ab", "out"}, op
 

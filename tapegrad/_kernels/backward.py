@@ -15,14 +15,15 @@ from .memory import borrow, matrix_at, value_at
 from .strided import contiguous_strides, strided_accumulate
 
 RULE_NAMES = (
-    "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal pass mul_scalar "
-    "div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm view dot mv mm "
-    "bmm cast"
+    "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus pass "
+    "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
+    "view dot mv mm bmm cast stack"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
-(LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, PASS,
- MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM,
- VIEW, DOT, MV, MM, BMM, CAST) = range(len(RULE_NAMES))  # fmt: skip
+(LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS,
+ PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
+ NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, STACK) = range(len(RULE_NAMES))  # fmt: skip
+NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 FLOAT64 = 1
 
@@ -31,6 +32,20 @@ FLOAT64 = 1
 def _shape(layouts, dims, layout):
     offset = layouts[layout, 3]
     return dims[offset : offset + layouts[layout, 2]]
+
+
+@jit
+def _split(shape, dim):
+    """(outer, extent, inner): the shape seen as three dimensions around ``dim``."""
+    if len(shape) == 0:
+        return 1, 1, 1
+    outer = 1
+    for k in range(dim):
+        outer *= shape[k]
+    inner = 1
+    for k in range(dim + 1, len(shape)):
+        inner *= shape[k]
+    return outer, shape[dim], inner
 
 
 @jit
@@ -67,7 +82,7 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     one = grad.dtype.type(1.0)
     s = grad.dtype.type(params[r, 5])
 
-    if NEG <= rule <= RECIPROCAL and b >= 0:  # a unary op whose derivative the forward saved
+    if NEG <= rule <= SOFTPLUS and b >= 0:  # a unary op whose derivative the forward saved
         derivative = value_at(addresses[b], numel, grad)
         for i in range(numel):
             ga[i] += g[i] * derivative[i]
@@ -124,6 +139,10 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
         y = value_at(addresses[r], numel, grad)
         for i in range(numel):
             ga[i] += -g[i] * (y[i] * y[i])
+    elif rule == SOFTPLUS:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * -np.expm1(-y[i])  # d softplus = sigmoid(x) = 1 - exp(-softplus(x))
     elif rule == POW_SCALAR:
         x = value_at(addresses[a], numel, grad)
         if s != zero:
@@ -223,6 +242,30 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             scaled = g[0] / y[0]
             for i in range(numel_a):
                 ga[i] += scaled * x[i]
+    elif rule == SOFTMAX:
+        y = value_at(addresses[r], numel, grad)
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        for o in range(outer):
+            for i in range(inner):
+                base = o * extent * inner + i
+                total = zero
+                for k in range(extent):
+                    total += g[base + k * inner] * y[base + k * inner]
+                for k in range(extent):
+                    ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
+    elif rule == STACK:
+        start = rows[r, 3]
+        count, dim = aux[start], aux[start + 1]
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), dim)
+        for index in range(count):
+            source = r - aux[start + 2 + index]
+            if source == r or offsets[source] < 0:  # delta 0: an operand with no row
+                continue
+            _claim(source, rows, layouts, offsets, touched, grad)
+            target = grad[offsets[source] : offsets[source] + outer * inner]
+            for o in range(outer):
+                for i in range(inner):
+                    target[o * inner + i] += g[(o * extent + index) * inner + i]
     elif rule == VIEW:
         shape = _shape(layouts, dims, rows[r, 4])
         start = rows[r, 3]
@@ -278,7 +321,7 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_sav
     total32 = 0
     total64 = 0
     for r in range(n):
-        if rules[rows[r, 0]] == CONSTANT:
+        if rows[r, 0] >= NO_GRAD or rules[rows[r, 0]] == CONSTANT:
             continue
         layout = rows[r, 4]
         if layouts[layout, 0] == FLOAT64:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import weakref
 
-from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS
-from .._tape import ROW_WIDTH, Tape
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS
+from .._tape import NO_GRAD, OPCODE_MASK, ROW_WIDTH, Tape
 
 
 class Node:
@@ -31,7 +31,11 @@ class Node:
     @property
     def next_functions(self) -> tuple:
         tape, row = self._resolved()
-        opcode, in0, in1 = tape.ints[row * ROW_WIDTH : row * ROW_WIDTH + 3]
+        opcode, in0, in1, iparam = tape.ints[row * ROW_WIDTH : row * ROW_WIDTH + 4]
+        if OPS[opcode].family == NARY:  # inputs listed in aux, as deltas from this row
+            count = tape.aux[iparam]
+            sources = [row - tape.aux[iparam + 2 + k] for k in range(count)]
+            return tuple((_node_or_none(tape, _visible(tape, source)), 0) for source in sources)
         entries = []
         for source in (in0, in1)[: OPS[opcode].arity]:
             entries.append((_node_or_none(tape, _visible(tape, source)), 0))
@@ -52,13 +56,14 @@ _CLASSES = {op.grad_fn: type(op.grad_fn, (Node,), {"__slots__": ()}) for op in O
 
 def _visible(tape: Tape, row: int) -> int:
     """Look through hidden rows (implicit broadcast and promotion), as PyTorch's graph does."""
-    while row >= 0 and OPS[tape.ints[row * ROW_WIDTH]].hidden:
+    while row >= 0 and OPS[tape.ints[row * ROW_WIDTH] & OPCODE_MASK].hidden:
         row = tape.ints[row * ROW_WIDTH + 1]
     return row
 
 
 def _node_or_none(tape: Tape, row: int):
-    if row < 0 or tape.ints[row * ROW_WIDTH] == CONSTANT_OPCODE:
+    opcode = tape.ints[row * ROW_WIDTH] if row >= 0 else -1
+    if row < 0 or opcode == CONSTANT_OPCODE or opcode >= NO_GRAD:
         return None
     return node_for(tape, row)
 

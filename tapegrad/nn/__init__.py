@@ -1,0 +1,5 @@
+"""``tapegrad.nn``: so far only ``functional``."""
+
+from . import functional
+
+__all__ = ["functional"]
