@@ -38,6 +38,12 @@ class Op:
     # large inputs (SIMD), and the backward multiplies by it. numba's scalar libm cos runs at
     # ~7 ns an element against numpy's ~0.7 ns, which made a 10^6-element sin's backward 9 ms.
     derivative: Callable | None = None
+    # The forward rule of tapegrad/_kernels/forward.py that replays it, when not its own name.
+    replay: str = ""
+
+    @property
+    def replay_rule(self) -> str:
+        return self.replay or ("view" if self.family == VIEW else self.name)
 
     @property
     def arity(self) -> int:
@@ -67,8 +73,8 @@ def _softplus(x):
 
 OPS: tuple[Op, ...] = (
     # Rows that start a graph: a tensor that requires grad, or a constant an op reads.
-    Op("leaf", LEAF, "leaf"),
-    Op("constant", LEAF, "constant"),
+    Op("leaf", LEAF, "leaf", replay="input"),
+    Op("constant", LEAF, "constant", replay="input"),
     # y = f(x), element by element.
     Op("neg", UNARY, "neg", "NegBackward0", np.negative),
     Op("exp", UNARY, "exp", "ExpBackward0", np.exp, "out"),
@@ -98,10 +104,10 @@ OPS: tuple[Op, ...] = (
     Op("pow", BINARY, "pow", "PowBackward1", np.power, "ab out", (0.5, 2.0)),
     # Reductions; the parameter slot holds the scale (1 for sum, 1/n for mean) and the integer
     # slot a bit mask of the reduced dimensions.
-    Op("sum", REDUCE, "sum_all", "SumBackward0"),
-    Op("mean", REDUCE, "sum_all", "MeanBackward0"),
+    Op("sum", REDUCE, "sum_all", "SumBackward0", replay="sum_all"),
+    Op("mean", REDUCE, "sum_all", "MeanBackward0", replay="sum_all"),
     Op("sum_dim", REDUCE, "sum_dim", "SumBackward1"),
-    Op("mean_dim", REDUCE, "sum_dim", "MeanBackward1"),
+    Op("mean_dim", REDUCE, "sum_dim", "MeanBackward1", replay="sum_dim"),
     Op("norm", REDUCE, "norm", "LinalgVectorNormBackward0", None, "a out"),
     # Softmax along the dimension in the integer slot.
     Op("softmax", REDUCE, "softmax", "SoftmaxBackward0", None, "out"),
@@ -128,9 +134,9 @@ OPS: tuple[Op, ...] = (
     Op("mm", MATMUL, "mm", "MmBackward0", None, "ab"),
     Op("bmm", MATMUL, "bmm", "BmmBackward0", None, "ab"),
     # Copies.
-    Op("clone", COPY, "pass", "CloneBackward0"),
+    Op("clone", COPY, "pass", "CloneBackward0", replay="copy"),
     Op("cast", COPY, "cast", "ToCopyBackward0"),
-    Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True),
+    Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True, replay="cast"),
     # n inputs: the integer slot points at (count, dim, r - input_row for each input) in aux;
     # deltas rather than row numbers, so merging tapes leaves them valid.
     Op("stack", NARY, "stack", "StackBackward0"),
@@ -143,7 +149,7 @@ OPS: tuple[Op, ...] = (
     Op("ge", NONDIFF, "constant", forward=np.greater_equal),
     Op("eq", NONDIFF, "constant", forward=np.equal),
     Op("ne", NONDIFF, "constant", forward=np.not_equal),
-    Op("detach", NONDIFF, "constant"),
+    Op("detach", NONDIFF, "constant", replay="copy"),
     Op("guard", NONDIFF, "constant"),
 )
 
@@ -166,3 +172,12 @@ def dispatch_arrays(rule_numbers: dict[str, int]):
     needs_saved = np.array([bool(op.saves) for op in OPS], dtype=np.bool_)
     families = np.array([op.family for op in OPS], dtype=np.int64)
     return rules, needs_saved, families
+
+
+def replay_arrays(rule_numbers: dict[str, int]) -> np.ndarray:
+    """Per-opcode forward rule numbers for the replay interpreter, derived from the table."""
+    missing = sorted({op.replay_rule for op in OPS} - set(rule_numbers))
+    if missing:
+        raise NotImplementedError(f"no replay rule in tapegrad._kernels.forward for: {', '.join(missing)}")
+    return np.array([rule_numbers[op.replay_rule] for op in OPS], dtype=np.int64)
+

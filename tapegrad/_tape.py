@@ -97,6 +97,7 @@ class Tape:
         "row_shift",
         "nodes",
         "guards",
+        "replay_values",
         "__weakref__",
     )
 
@@ -121,6 +122,7 @@ class Tape:
         self.row_shift = 0
         self.nodes = None
         self.guards: dict = {}  # guard row -> where it was recorded (inside tapegrad.record)
+        self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
 
     def __len__(self) -> int:
         return self.n
@@ -201,8 +203,13 @@ class Tape:
         self.keepalive.append(data)
         self.saved[row] = cached[1]
 
+    def replay_value(self, row: int) -> np.ndarray:
+        return self.replay_values[row]
+
     def save(self, row: int, data: np.ndarray) -> None:
         """Make the value of ``row`` readable by the backward, by address."""
+        if self.replay_values is not None:
+            self.replay_values[row] = data
         if row in self.saved:
             return
         opcode = self.ints[row * ROW_WIDTH + OPCODE] & OPCODE_MASK

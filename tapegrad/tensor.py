@@ -164,6 +164,10 @@ class Tensor:
         run_backward((self,), (gradient,), retain_graph, create_graph)
 
     def detach(self) -> Tensor:
+        if _recordings_active[0] and _grad_state.recording is not None:
+            from ._replay_hooks import detached
+
+            return detached(self)
         return _wrap(self._data)
 
     def detach_(self) -> Tensor:
@@ -175,7 +179,7 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        return _wrap(self._data)
+        return self.detach()
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -269,14 +273,17 @@ class Tensor:
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        _guard(self, "item()")
         return self._data.reshape(-1)[0].item()
 
     def tolist(self):
+        _guard(self, "tolist()")
         return self._data.tolist()
 
     def numpy(self, force: bool = False) -> np.ndarray:
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        _guard(self, "numpy()")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
@@ -285,10 +292,16 @@ class Tensor:
         return self._data if dtype is None else self._data.astype(dtype)
 
     def __float__(self) -> float:
-        return _float(self.item())
+        if self._data.size != 1:
+            raise TypeError("only one element tensors can be converted to Python scalars")
+        _guard(self, "float()")
+        return _float(self._data.reshape(-1)[0])
 
     def __int__(self) -> int:
-        return _int(self.item())
+        if self._data.size != 1:
+            raise TypeError("only one element tensors can be converted to Python scalars")
+        _guard(self, "int()")
+        return _int(self._data.reshape(-1)[0])
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
@@ -297,8 +310,10 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return _bool(self._data.reshape(-1)[0])
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        value = _bool(self._data.reshape(-1)[0])
+        _guard(self, "bool()", truth=value)
+        return value
 
     def __iter__(self):
         if self._data.ndim == 0:
@@ -390,26 +405,28 @@ class Tensor:
 
     # -- comparisons (never differentiable) -----------------------------------------------
 
-    def _compare(self, other, ufunc):
-        return _wrap(np.asarray(ufunc(self._data, other._data if isinstance(other, Tensor) else other)))
+    def _compare(self, other, name):
+        from ._replay_hooks import compare
+
+        return compare(self, other, name)
 
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return self._compare(other, "lt")
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return self._compare(other, "le")
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return self._compare(other, "gt")
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return self._compare(other, "ge")
 
     def __eq__(self, other):
-        return self._compare(other, np.equal)
+        return self._compare(other, "eq")
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return self._compare(other, "ne")
 
     lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
 
@@ -523,6 +540,14 @@ class Tensor:
 # is what has to beat PyTorch per op on small tensors, so they avoid any per-op generality.
 
 
+def _guard(tensor: Tensor, kind: str, truth=None) -> None:
+    """Inside ``tapegrad.record``, Python reading a recorded value is a guard on replay."""
+    if _recordings_active[0] and _grad_state.recording is not None:
+        from ._replay_hooks import guard
+
+        guard(tensor, kind, truth)
+
+
 def _wrap(data: np.ndarray) -> Tensor:
     """A tensor that does not require grad (no tape)."""
     tensor = Tensor.__new__(Tensor)
@@ -600,7 +625,7 @@ def _unary(op, x: Tensor) -> Tensor:
         return _wrap(out)
     row_x = _input_row(tape, x)
     layout = tape.layout(out.dtype, out.shape)
-    if requires and op.derivative is not None and data.size >= PRECOMPUTED_DERIVATIVE_SIZE:
+    if requires and op.derivative is not None and data.size >= PRECOMPUTED_DERIVATIVE_SIZE and tape is not _grad_state.recording:
         # in1 names a constant row holding d(out)/d(x); the rule then only multiplies.
         derivative_row = tape.append(OPCODE["constant"], -1, -1, 0, layout, 0.0)
         tape.save(derivative_row, np.ascontiguousarray(op.derivative(data)))

@@ -1,0 +1,312 @@
+"""The replay interpreter: one compiled call recomputes every row of a recorded tape.
+
+Values live in two arenas (float32, float64; integers and booleans recorded inside
+``tapegrad.record`` are held exactly as float64), each row at ``offsets[r]``. The formulas are the
+facade's numpy ones, element by element, so replay agrees with eager evaluation: exactly for
+arithmetic, to a few ulp where libm and numpy's SIMD functions round differently, and to
+summation order for reductions. Guards are checked in tape order; the first that comes out
+differently from the recording stops the sweep.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backward import _shape, _split
+from .config import jit
+from .memory import borrow, matrix_at
+from .strided import contiguous_strides, strided_accumulate
+
+RULE_NAMES = (
+    "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
+    "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
+    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard"
+).split()
+RULES = {name: number for number, name in enumerate(RULE_NAMES)}
+(INPUT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS, ADD_SCALAR,
+ SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW,
+ SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY, CAST, STACK, LT, LE, GT, GE, EQ, NE,
+ GUARD) = range(len(RULE_NAMES))  # fmt: skip
+
+OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
+FLOAT64 = 1
+
+
+@jit
+def _logaddexp0(x, log2):
+    """numpy's logaddexp(0, x), as the facade's softplus computes it (``log2`` in x's type)."""
+    if x > 0:
+        return x + np.log1p(np.exp(-x))
+    if x < 0:
+        return np.log1p(np.exp(x))
+    return x + log2 if x == x else x
+
+
+@jit
+def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
+    """Compute row ``r`` from its inputs, all of ``values``' dtype. False: not a same-dtype rule."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    out = values[offsets[r] : offsets[r] + numel]
+    numel_a = layouts[rows[a, 4], 1] if a >= 0 else 0
+    numel_b = layouts[rows[b, 4], 1] if b >= 0 else 0
+    x = values[offsets[a] : offsets[a] + numel_a] if a >= 0 else values[:0]
+    y = values[offsets[b] : offsets[b] + numel_b] if b >= 0 else values[:0]
+    zero = values.dtype.type(0.0)
+    one = values.dtype.type(1.0)
+    half = values.dtype.type(0.5)
+    s = values.dtype.type(params[r, 5])
+
+    if rule == NEG:
+        for i in range(numel):
+            out[i] = -x[i]
+    elif rule == EXP:
+        for i in range(numel):
+            out[i] = np.exp(x[i])
+    elif rule == LOG:
+        for i in range(numel):
+            out[i] = np.log(x[i])
+    elif rule == SIN:
+        for i in range(numel):
+            out[i] = np.sin(x[i])
+    elif rule == COS:
+        for i in range(numel):
+            out[i] = np.cos(x[i])
+    elif rule == TANH:
+        for i in range(numel):
+            out[i] = np.tanh(x[i])
+    elif rule == SIGMOID:
+        for i in range(numel):
+            out[i] = half * (one + np.tanh(half * x[i]))
+    elif rule == RELU:
+        for i in range(numel):
+            out[i] = x[i] if x[i] > zero or x[i] != x[i] else zero
+    elif rule == SQRT:
+        for i in range(numel):
+            out[i] = np.sqrt(x[i])
+    elif rule == ABS:
+        for i in range(numel):
+            out[i] = np.abs(x[i])
+    elif rule == RECIPROCAL:
+        for i in range(numel):
+            out[i] = one / x[i]
+    elif rule == SOFTPLUS:
+        threshold = values.dtype.type(20.0)
+        log2 = values.dtype.type(np.log(2.0))
+        for i in range(numel):
+            out[i] = x[i] if x[i] > threshold else _logaddexp0(x[i], log2)
+    elif rule == ADD_SCALAR:
+        for i in range(numel):
+            out[i] = x[i] + s
+    elif rule == SUB_SCALAR:
+        for i in range(numel):
+            out[i] = x[i] - s
+    elif rule == RSUB_SCALAR:
+        for i in range(numel):
+            out[i] = s - x[i]
+    elif rule == MUL_SCALAR:
+        for i in range(numel):
+            out[i] = x[i] * s
+    elif rule == DIV_SCALAR:
+        for i in range(numel):
+            out[i] = x[i] / s
+    elif rule == POW_SCALAR:
+        for i in range(numel):
+            out[i] = x[i] ** s
+    elif rule == RPOW_SCALAR:
+        for i in range(numel):
+            out[i] = s ** x[i]
+    elif rule == ADD:
+        for i in range(numel):
+            out[i] = x[i] + y[i]
+    elif rule == SUB:
+        for i in range(numel):
+            out[i] = x[i] - y[i]
+    elif rule == MUL:
+        for i in range(numel):
+            out[i] = x[i] * y[i]
+    elif rule == DIV:
+        for i in range(numel):
+            out[i] = x[i] / y[i]
+    elif rule == POW:
+        for i in range(numel):
+            out[i] = x[i] ** y[i]
+    elif rule == SUM_ALL:
+        total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
+        for i in range(numel_a):
+            total += x[i]
+        out[0] = total * params[r, 5]
+    elif rule == SUM_DIM:
+        shape = _shape(layouts, dims, rows[a, 4])
+        mask = rows[r, 3]
+        out_strides = np.zeros(len(shape), np.int64)
+        running = 1
+        for k in range(len(shape) - 1, -1, -1):
+            if not (mask >> k) & 1:
+                out_strides[k] = running
+                running *= shape[k]
+        out[:] = zero
+        strided_accumulate(out, 0, out_strides, x, 0, contiguous_strides(shape), shape, one)
+        if params[r, 5] != 1.0:
+            for i in range(numel):
+                out[i] = out[i] * s
+    elif rule == NORM:
+        total = 0.0
+        for i in range(numel_a):
+            total += x[i] * x[i]
+        out[0] = np.sqrt(total)
+    elif rule == SOFTMAX:
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        for o in range(outer):
+            for i in range(inner):
+                base = o * extent * inner + i
+                largest = x[base]
+                for k in range(1, extent):
+                    largest = max(largest, x[base + k * inner])
+                total = zero
+                for k in range(extent):
+                    out[base + k * inner] = np.exp(x[base + k * inner] - largest)
+                    total += out[base + k * inner]
+                for k in range(extent):
+                    out[base + k * inner] = out[base + k * inner] / total
+    elif rule == VIEW:
+        shape = _shape(layouts, dims, rows[r, 4])
+        start = rows[r, 3]
+        strides = aux[start + 1 : start + 1 + len(shape)]
+        out[:] = zero
+        strided_accumulate(out, 0, contiguous_strides(shape), x, aux[start], strides, shape, one)
+    elif rule == COPY:
+        for i in range(numel):
+            out[i] = x[i]
+    elif rule == STACK:
+        start = rows[r, 3]
+        count, dim = aux[start], aux[start + 1]
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), dim)
+        for index in range(count):
+            source = r - aux[start + 2 + index]
+            part = values[offsets[source] : offsets[source] + outer * inner]
+            for o in range(outer):
+                for i in range(inner):
+                    out[(o * extent + index) * inner + i] = part[o * inner + i]
+    elif rule == DOT:
+        total = zero
+        for i in range(numel_a):
+            total += x[i] * y[i]
+        out[0] = total
+    elif rule == MV or rule == MM or rule == BMM:
+        shape_a = _shape(layouts, dims, rows[a, 4])
+        shape_b = _shape(layouts, dims, rows[b, 4])
+        batch = shape_a[0] if rule == BMM else 1
+        m, k = shape_a[-2], shape_a[-1]
+        n = shape_b[-1] if rule != MV else 1
+        if m * k * n == 0:
+            out[:] = zero
+            return True
+        size = values.itemsize
+        arena = values.ctypes.data
+        for index in range(batch):
+            left = matrix_at(arena + (offsets[a] + index * m * k) * size, m, k, values)
+            right = matrix_at(arena + (offsets[b] + index * k * n) * size, k, n, values)
+            result = matrix_at(arena + (offsets[r] + index * m * n) * size, m, n, values)
+            result[:, :] = np.dot(left, right)
+    else:
+        return False
+    return True
+
+
+@jit
+def _compare(rule, a_values, b_values, scalar, out):
+    """Comparisons write 1.0 or 0.0 (booleans are held as float64 in a replay)."""
+    use_scalar = len(b_values) == 0
+    for i in range(len(out)):
+        left = a_values[i]
+        right = scalar if use_scalar else b_values[i]
+        if rule == LT:
+            result = left < right
+        elif rule == LE:
+            result = left <= right
+        elif rule == GT:
+            result = left > right
+        elif rule == GE:
+            result = left >= right
+        elif rule == EQ:
+            result = left == right
+        else:
+            result = left != right
+        out[i] = 1.0 if result else 0.0
+
+
+@jit
+def _guard_holds(r, rows, params, layouts, offsets, values64, observed):
+    """A guard row: in0 is the value Python read (as float64); in1, if any, what it was."""
+    a = rows[r, 1]
+    numel = layouts[rows[a, 4], 1]
+    now = observed[offsets[a] : offsets[a] + numel] if len(observed) else values64[:0]
+    if rows[r, 2] < 0:  # truthiness of one element
+        return (now[0] != 0.0) == (params[r, 5] != 0.0)
+    expected = values64[offsets[rows[r, 2]] : offsets[rows[r, 2]] + numel]
+    for i in range(numel):
+        if not (now[i] == expected[i] or (now[i] != now[i] and expected[i] != expected[i])):
+            return False
+    return True
+
+
+@jit
+def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch):
+    """Recompute rows in order. Returns 0, or ``r + 1`` for the first guard that fails, or
+    ``-(r + 1)`` for a row no rule covers. ``scratch`` holds a float64 copy of a guarded float32
+    value."""
+    b_rows, b_params, b_layouts, b_dims, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(dims), borrow(aux)
+    b_offsets, b_values32, b_values64 = borrow(offsets), borrow(values32), borrow(values64)
+    for r in range(rows.shape[0]):
+        opcode = rows[r, 0] & OPCODE_MASK
+        rule = rules[opcode]
+        if rule == INPUT:
+            continue
+        is_double = layouts[rows[r, 4], 0] == FLOAT64
+        a = rows[r, 1]
+        if rule == CAST:
+            numel = layouts[rows[r, 4], 1]
+            source, target = offsets[a], offsets[r]
+            if layouts[rows[a, 4], 0] == FLOAT64:
+                if is_double:
+                    for i in range(numel):
+                        values64[target + i] = values64[source + i]
+                else:
+                    for i in range(numel):
+                        values32[target + i] = np.float32(values64[source + i])
+            else:
+                if is_double:
+                    for i in range(numel):
+                        values64[target + i] = np.float64(values32[source + i])
+                else:
+                    for i in range(numel):
+                        values32[target + i] = values32[source + i]
+        elif LT <= rule <= NE:
+            b = rows[r, 2]
+            numel = layouts[rows[r, 4], 1]
+            out = values64[offsets[r] : offsets[r] + numel]
+            if layouts[rows[a, 4], 0] == FLOAT64:
+                other = values64[offsets[b] : offsets[b] + numel] if b >= 0 else values64[:0]
+                _compare(rule, values64[offsets[a] : offsets[a] + numel], other, params[r, 5], out)
+            else:
+                other32 = values32[offsets[b] : offsets[b] + numel] if b >= 0 else values32[:0]
+                _compare(rule, values32[offsets[a] : offsets[a] + numel], other32, np.float32(params[r, 5]), out)
+        elif rule == GUARD:
+            if layouts[rows[a, 4], 0] == FLOAT64:
+                ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, b_values64)
+            else:
+                numel = layouts[rows[a, 4], 1]
+                for i in range(numel):
+                    scratch[offsets[a] + i] = values32[offsets[a] + i]
+                ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
+            if not ok:
+                return r + 1
+        elif is_double:
+            if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values64):
+                return -(r + 1)
+        else:
+            if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values32):
+                return -(r + 1)
+    return 0

@@ -1,0 +1,75 @@
+"""What ``tapegrad.record`` adds to eager ops: comparisons, ``detach`` and guards as tape rows.
+
+Outside a recording these are plain numpy (comparisons are never differentiable). Inside one,
+they become rows, so the replay recomputes the values Python control flow looked at and can
+tell when a new input would have taken another branch.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+import numpy as np
+
+from ._ops import OPCODE
+from ._tape import NO_GRAD
+from .autograd.grad_mode import state
+from .tensor import Tensor, _input_row, _operand_row, _recorded, _wrap
+
+
+def compare(tensor: Tensor, other, name: str) -> Tensor:
+    other_data = other._data if isinstance(other, Tensor) else other
+    out = np.asarray(getattr(np, {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
+                                   "eq": "equal", "ne": "not_equal"}[name])(tensor._data, other_data))
+    tape = state.recording
+    if tape is None:
+        return _wrap(out)
+    if isinstance(other, Tensor):
+        common = np.result_type(tensor._data, other._data)
+        common = common if common.kind == "f" else np.dtype(np.float64)
+        rows = [
+            _operand_row(tape, t, t._data if t._data.dtype == common else t._data.astype(common), out, False, True)
+            for t in (tensor, other)
+        ]
+        row = tape.append(OPCODE[name] | NO_GRAD, rows[0], rows[1], 0, tape.layout(out.dtype, out.shape), 0.0)
+    else:
+        data = tensor._data if tensor._data.dtype.kind == "f" else tensor._data.astype(np.float64)
+        source = _operand_row(tape, tensor, data, data, False, True)
+        row = tape.append(OPCODE[name] | NO_GRAD, source, -1, 0, tape.layout(out.dtype, out.shape), float(other))
+    return _recorded(out, tape, row, False)
+
+
+def detached(tensor: Tensor) -> Tensor:
+    tape = state.recording
+    if tape is None:
+        return _wrap(tensor._data)
+    source = _input_row(tape, tensor)
+    row = tape.append(OPCODE["detach"] | NO_GRAD, source, -1, 0, tape.layout(tensor._data.dtype, tensor._data.shape), 0.0)
+    return _recorded(tensor._data, tape, row, False)
+
+
+_INTERNAL = ("tensor.py", "_replay_hooks.py", "_reductions.py", "_views.py", "_linalg.py", "functional.py")
+
+
+def _caller() -> str:
+    """The first frame outside tapegrad's facade: the user's line that read the value."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        path = frame.filename.replace("\\", "/")
+        if not ("/tapegrad/" in path and path.endswith(_INTERNAL)):
+            return f"{frame.filename}:{frame.lineno} ({frame.line})"
+    return "<unknown>"
+
+
+def guard(tensor: Tensor, kind: str, truth) -> None:
+    tape = state.recording
+    source = _input_row(tape, tensor)
+    data = tensor._data
+    layout = tape.layout(data.dtype, data.shape)
+    if truth is not None:
+        row = tape.append(OPCODE["guard"] | NO_GRAD, source, -1, 0, layout, 1.0 if truth else 0.0)
+    else:
+        expected = np.array(data, dtype=np.float64)
+        constant = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(expected.dtype, expected.shape), 0.0)
+        tape.save(constant, expected)
+        row = tape.append(OPCODE["guard"] | NO_GRAD, source, constant, 0, layout, 0.0)
+    tape.guards[row] = (kind, _caller(), truth if truth is not None else np.array(data))

@@ -1,0 +1,371 @@
+"""Record a function once, then run its tape forward and backward with new inputs.
+
+    >>> import tapegrad as tg
+    >>> X = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> def loss_fn(w):
+    ...     return ((X @ w).tanh() ** 2).sum()
+    >>> tape = tg.record(loss_fn, tg.zeros(2))
+    >>> value, (grad,) = tape.value_and_grad(tg.tensor([0.1, -0.2]))
+
+Replaying runs two compiled calls (forward, backward) over the recorded rows, with no Python per
+op and no compilation per graph: the interpreters are compiled once per install.
+
+What is recorded is what ran: Python control flow is frozen at the branch the example inputs
+took. Every value Python read from the graph (``bool(t)``, ``float(t)``, ``t.item()``,
+``t.tolist()``, comparisons in ``if``/``while``, ``.data`` reads) is a guard: a replay whose
+guard comes out differently raises ``GuardError`` naming it (or, with ``rerecord=True``,
+records the function again at the new inputs). Tensors captured from the enclosing scope (``X``
+above) are constants of the tape; data that changes between calls must be an input.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+import numpy as np
+
+from . import _ops
+from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK, Tape as _RecordingTape
+from .autograd import grad_mode
+from .tensor import Tensor, _input_row, _wrap
+
+_FORWARD = None
+
+
+class GuardError(RuntimeError):
+    """A replay reached a value that Python control flow read while recording, and it differs."""
+
+
+def _kernels():
+    global _FORWARD
+    if _FORWARD is None:
+        from ._kernels import backward, forward
+
+        replay_rules = _ops.replay_arrays(forward.RULES)
+        rules, needs_saved, _ = _ops.dispatch_arrays(backward.RULES)
+        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, rules, needs_saved)
+    return _FORWARD
+
+
+def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
+    """Run ``fn(*example_inputs)`` once, eagerly, under a fresh tape, and return the tape.
+
+    Inputs are tensors or numpy arrays (floating point); ``fn`` returns one tensor or a tuple.
+    """
+    return Tape(fn, example_inputs, rerecord)
+
+
+class Tape:
+    """A recorded computation that can be replayed: ``tape(*inputs)``, ``value_and_grad``,
+    ``backward`` (a VJP for the last forward) and ``jacobian``. Pickles, and ``save``/``load_tape``
+    move it between processes."""
+
+    def __init__(self, fn, example_inputs, rerecord: bool = False):
+        self._fn = fn
+        self._rerecord = rerecord
+        self._names = _parameter_names(fn, len(example_inputs))
+        self._build(example_inputs)
+
+    # -- recording ------------------------------------------------------------------------
+
+    def _build(self, example_inputs) -> None:
+        inputs = [self._as_input(i, value) for i, value in enumerate(example_inputs)]
+        tape = _RecordingTape()
+        tape.replay_values = {}
+        input_rows = [tape.register(tensor) for tensor in inputs]
+        previous = grad_mode.state.recording
+        grad_mode.state.recording = tape
+        grad_mode.recordings_active[0] += 1
+        try:
+            with grad_mode.enable_grad():
+                result = self._fn(*inputs)
+        finally:
+            grad_mode.recordings_active[0] -= 1
+            grad_mode.state.recording = previous
+        self.single_output = isinstance(result, Tensor)
+        outputs = (result,) if self.single_output else tuple(result)
+        if not all(isinstance(out, Tensor) for out in outputs):
+            raise TypeError("the recorded function must return a tensor or a tuple of tensors")
+        output_rows = [_input_row(tape, out) for out in outputs]
+        self._freeze(tape, inputs, input_rows, output_rows)
+        self.outputs = outputs  # the eager results of the recording run
+
+    def _freeze(self, tape, inputs, input_rows, output_rows) -> None:
+        """Copy the rows into arrays and lay out one value slot per row."""
+        self.rows = tape.rows_array().copy()
+        self.params = tape.params_array().copy()
+        self.layouts = tape.layouts_array().copy()
+        self.dims = np.array(tape.dims, np.int64)
+        self.aux = np.array(tape.aux, np.int64)
+        self.guards = dict(tape.guards)
+        self.input_rows = np.array(input_rows, np.int64)
+        self.output_rows = np.array(output_rows, np.int64)
+        self.input_specs = [(x._data.shape, x._data.dtype) for x in inputs]
+        layout_of_row = self.rows[:, LAYOUT]
+        codes = self.layouts[layout_of_row, 0]
+        numels = self.layouts[layout_of_row, 1]
+        self.offsets = np.zeros(len(self.rows), np.int64)
+        self.sizes = [0, 0]
+        for code in (0, 1):
+            mask = codes == code
+            ends = np.cumsum(numels[mask])
+            self.offsets[mask] = ends - numels[mask]
+            self.sizes[code] = int(ends[-1]) if len(ends) else 0
+        self._allocate()
+        # Constants and the example inputs' values: filled once, as recorded.
+        by_row = {row: tensor for row, tensor in tape.leaves}
+        opcodes = self.rows[:, OPCODE] & OPCODE_MASK
+        for row in np.flatnonzero((opcodes == _ops.LEAF_OPCODE) | (opcodes == _ops.CONSTANT_OPCODE)):
+            if row in by_row:
+                value = by_row[row]._data
+            else:
+                value = tape.replay_value(row)
+            self._slot(row)[...] = np.asarray(value).reshape(-1)
+
+    def _allocate(self) -> None:
+        self.values = (np.zeros(self.sizes[0], np.float32), np.zeros(self.sizes[1], np.float64))
+        self.scratch = np.zeros(self.sizes[0], np.float64)
+        bases = [v.__array_interface__["data"][0] for v in self.values]
+        codes = self.layouts[self.rows[:, LAYOUT], 0]
+        itemsizes = np.where(codes == 0, 4, 8)
+        self.addresses = np.where(codes == 0, bases[0], bases[1]) + self.offsets * itemsizes
+        self.freed = np.zeros(len(self.rows), np.bool_)
+        self._forwarded = False
+
+    def _slot(self, row: int) -> np.ndarray:
+        layout = self.rows[row, LAYOUT]
+        code, numel = self.layouts[layout, 0], self.layouts[layout, 1]
+        start = self.offsets[row]
+        return self.values[code][start : start + numel]
+
+    def _shape(self, row: int) -> tuple:
+        layout = self.rows[row, LAYOUT]
+        _, _, ndim, offset = self.layouts[layout]
+        return tuple(int(d) for d in self.dims[offset : offset + ndim])
+
+    def _dtype(self, row: int):
+        return CODE_DTYPES[self.layouts[self.rows[row, LAYOUT], 0]]
+
+    def _as_input(self, index: int, value) -> Tensor:
+        data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if data.dtype.kind != "f":
+            raise TypeError(f"input {index} ({self._names[index]!r}) must be floating point, got {data.dtype}")
+        return Tensor(np.array(data), requires_grad=True)
+
+    # -- replaying ------------------------------------------------------------------------
+
+    def _load_inputs(self, inputs) -> None:
+        if len(inputs) != len(self.input_specs):
+            raise TypeError(f"the tape was recorded with {len(self.input_specs)} inputs, got {len(inputs)}")
+        for index, (value, (shape, dtype)) in enumerate(zip(inputs, self.input_specs)):
+            data = value._data if isinstance(value, Tensor) else np.asarray(value)
+            if data.shape != shape or data.dtype != dtype:
+                raise ValueError(
+                    f"input {index} ({self._names[index]!r}) was recorded as shape {shape} {dtype}, "
+                    f"got shape {data.shape} {data.dtype}"
+                )
+            self._slot(self.input_rows[index])[...] = data.reshape(-1)
+
+    def _forward(self, inputs) -> None:
+        forward_sweep, replay_rules, *_ = _kernels()
+        self._load_inputs(inputs)
+        status = forward_sweep(
+            self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
+            self.values[0], self.values[1], self.scratch,
+        )  # fmt: skip
+        if status > 0:
+            self._forwarded = False
+            row = status - 1
+            kind, where, expected = self.guards[row]
+            if self._rerecord:
+                self._build(inputs)
+                self._forward(inputs)
+                return
+            now = self._slot(self.rows[row, 1]).reshape(self._shape(self.rows[row, 1]))
+            raise GuardError(
+                f"replay guard failed: {kind} at {where} read {_describe(expected)} when recorded and "
+                f"{_describe(now != 0 if isinstance(expected, bool) else now)} now; the recorded branch "
+                "does not apply to these inputs (record again, or pass rerecord=True to tapegrad.record)"
+            )
+        if status < 0:
+            opcode = self.rows[-status - 1, OPCODE] & OPCODE_MASK
+            raise NotImplementedError(f"no replay rule for {_ops.OPS[opcode].name}")
+        self._forwarded = True
+
+    def _outputs(self):
+        tensors = tuple(_wrap(self._slot(row).reshape(self._shape(row)).copy()) for row in self.output_rows)
+        return tensors[0] if self.single_output else tensors
+
+    def __call__(self, *inputs):
+        """The outputs at new inputs (forward only)."""
+        self._forward(inputs)
+        return self._outputs()
+
+    def backward(self, grad_outputs=None):
+        """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input,
+        for the inputs of the last forward."""
+        if not self._forwarded:
+            raise RuntimeError("call the tape (or value_and_grad) before backward")
+        _, _, backward_sweep, rules, needs_saved = _kernels()
+        if grad_outputs is None:
+            grad_outputs = (None,) * len(self.output_rows)
+        elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+            grad_outputs = (grad_outputs,)
+        seeds = []
+        for index, (row, gradient) in enumerate(zip(self.output_rows, grad_outputs)):
+            shape = self._shape(row)
+            if gradient is None:
+                if int(np.prod(shape)) != 1:
+                    raise RuntimeError("grad can be implicitly created only for scalar outputs")
+                seeds.append(np.ones(1))
+            else:
+                values = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+                if values.shape != shape:
+                    raise RuntimeError(f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}.")
+                seeds.append(np.asarray(values, np.float64).reshape(-1))
+        status, grad32, grad64, offsets, touched = backward_sweep(
+            self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, needs_saved,
+            self.output_rows, np.concatenate(seeds), self.freed, True,
+        )  # fmt: skip
+        if status < 0:
+            opcode = self.rows[-status - 1, OPCODE] & OPCODE_MASK
+            raise NotImplementedError(f"no backward rule for {_ops.OPS[opcode].name}")
+        arenas = (grad32, grad64)
+        grads = []
+        for row in self.input_rows:
+            shape = self._shape(row)
+            if row < len(touched) and touched[row]:
+                code = self.layouts[self.rows[row, LAYOUT], 0]
+                start = offsets[row]
+                grads.append(_wrap(arenas[code][start : start + int(np.prod(shape))].reshape(shape).copy()))
+            else:
+                grads.append(_wrap(np.zeros(shape, self._dtype(row))))
+        return tuple(grads)
+
+    def value_and_grad(self, *inputs, grad_outputs=None):
+        """``(outputs, gradients)`` at new inputs: one forward and one backward replay."""
+        self._forward(inputs)
+        return self._outputs(), self.backward(grad_outputs)
+
+    def jacobian(self, *inputs):
+        """d(outputs)/d(inputs) by one reverse sweep per output element over one forward.
+
+        One output and one input give an array of shape ``output.shape + input.shape``;
+        otherwise a tuple (per output) of tuples (per input)."""
+        self._forward(inputs)
+        blocks = []
+        for index, row in enumerate(self.output_rows):
+            shape = self._shape(row)
+            size = int(np.prod(shape))
+            rows_of_jacobian = []
+            for element in range(size):
+                seeds = []
+                for other_index, other in enumerate(self.output_rows):
+                    seed = np.zeros(int(np.prod(self._shape(other))))
+                    if other_index == index:
+                        seed[element] = 1.0
+                    seeds.append(seed.reshape(self._shape(other)))
+                rows_of_jacobian.append(self.backward(tuple(seeds)))
+            per_input = []
+            for position, input_row in enumerate(self.input_rows):
+                stacked = np.stack([grads[position]._data for grads in rows_of_jacobian]) if size else np.zeros((0,) + self._shape(input_row))
+                per_input.append(_wrap(stacked.reshape(shape + self._shape(input_row))))
+            blocks.append(tuple(per_input))
+        if len(blocks) == 1 and len(blocks[0]) == 1:
+            return blocks[0][0]
+        return tuple(blocks)
+
+    # -- persistence ----------------------------------------------------------------------
+
+    _STATE = ("rows", "params", "layouts", "dims", "aux", "guards", "input_rows", "output_rows", "input_specs",
+              "offsets", "sizes", "single_output", "_names", "_rerecord")
+
+    def __getstate__(self):
+        state = {name: getattr(self, name) for name in self._STATE}
+        state["values"] = tuple(v.copy() for v in self.values)
+        state["guards"] = {row: (kind, where, expected) for row, (kind, where, expected) in self.guards.items()}
+        return state
+
+    def __setstate__(self, state):
+        values = state.pop("values")
+        self.__dict__.update(state)
+        self._fn = None
+        self._allocate()
+        self.values[0][...] = values[0]
+        self.values[1][...] = values[1]
+        if self._rerecord:
+            self._rerecord = False  # the function is not shipped with the tape
+
+    def save(self, path) -> None:
+        """Write the tape to ``path`` (a pickle of arrays: load only tapes you trust)."""
+        with open(path, "wb") as handle:
+            pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __repr__(self) -> str:
+        return f"<tapegrad.Tape: {len(self.rows)} rows, {len(self.input_rows)} inputs, {len(self.output_rows)} outputs, {len(self.guards)} guards>"
+
+
+def load_tape(path) -> Tape:
+    """Read a tape written by ``Tape.save``."""
+    with open(path, "rb") as handle:
+        tape = pickle.load(handle)
+    if not isinstance(tape, Tape):
+        raise TypeError(f"{path} does not hold a tapegrad.Tape")
+    return tape
+
+
+def _describe(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    array = np.asarray(value)
+    return str(array.item()) if array.size == 1 else np.array2string(array, threshold=8)
+
+
+def _parameter_names(fn, count: int) -> list[str]:
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):
+        names = []
+    return (names + [f"arg{i}" for i in range(len(names), count)])[:count]
+
+
+def demo() -> None:
+    """The second half of ``python -m tapegrad``: a recorded tape replayed at new inputs."""
+    import time
+
+    import tapegrad as tg
+
+    print("\n== Replay: the tutorial's loop recorded once, replayed with new inputs ==")
+
+    def tutorial_loop(x):
+        y = x * 2
+        while y.data.norm() < 1000:
+            y = y * 2
+        return y
+
+    x0 = np.array([-0.9332, 1.9616, 0.1739], np.float32)
+    tape = tg.record(tutorial_loop, x0)
+    v = np.array([0.1, 1.0, 0.0001], np.float32)
+    print(tape)
+    x1 = np.array([-0.9, 1.9, 0.2], np.float32)
+    out, (grad,) = tape.value_and_grad(x1, grad_outputs=v)
+    print("replayed output:", out)
+    print("replayed x.grad:", grad)
+    try:
+        tape(x0 * 100)
+    except GuardError as error:
+        print("a new input that takes another branch:", str(error).split(";")[0])
+
+    def step():
+        return tape.value_and_grad(x1, grad_outputs=v)
+
+    step()
+    runs = []
+    for _ in range(200):
+        start = time.perf_counter()
+        step()
+        runs.append(time.perf_counter() - start)
+    rows = len(tape.rows)
+    print(f"replay forward+backward: {np.median(runs) * 1e6:.1f} us for {rows} rows "
+          f"({np.median(runs) / rows * 1e9:.0f} ns per row)")
