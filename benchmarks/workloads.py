@@ -182,15 +182,55 @@ def _softmax(m):
     return softmax
 
 
-def graph_eager(backend: str, n_ops: int = 1000):
+GRAPH_OPS = 10_000
+
+
+def graph_function(m, n_ops: int = GRAPH_OPS):
+    """The scalar graph as a function of one input tensor ``x = arange(100.)``."""
+
+    def graph(x):
+        return scalar_graph(m, list(x), n_ops)
+
+    return graph
+
+
+def graph_eager(backend: str, n_ops: int = GRAPH_OPS):
+    """Eager forward and backward of the graph (what PyTorch can do)."""
     m = module(backend)
+    graph = graph_function(m, n_ops)
 
     def run():
-        inputs = [m.tensor(float(i), requires_grad=True) for i in range(100)]
-        out = scalar_graph(m, inputs, n_ops)
-        out.backward()
-        return out
+        x = m.arange(100.0, dtype=m.float64).requires_grad_()
+        graph(x).backward()
+        return x.grad
 
+    return run
+
+
+def graph_record(backend: str = "tapegrad", n_ops: int = GRAPH_OPS):
+    """Recording the graph onto a tape (tapegrad only)."""
+    import tapegrad
+
+    graph = graph_function(tapegrad, n_ops)
+    x = np.arange(100.0)
+    return lambda: tapegrad.record(graph, x)
+
+
+def graph_replay(backend: str, n_ops: int = GRAPH_OPS):
+    """Forward+backward at new inputs: a replayed tape, or the hand-written numba reference."""
+    x = np.arange(100.0) / 50.0
+    if backend == "numpy":  # the reference: a switch interpreter over the same op list
+        from benchmarks import graph_reference
+
+        kinds, arguments, outputs, count = graph_reference.op_list(n_ops)
+        run = lambda: graph_reference.forward_backward(kinds, arguments, outputs, count, x)  # noqa: E731
+        run()
+        return run
+    import tapegrad
+
+    tape = tapegrad.record(graph_function(tapegrad, n_ops), np.arange(100.0))
+    run = lambda: tape.value_and_grad(x)  # noqa: E731
+    run()
     return run
 
 
@@ -201,4 +241,6 @@ def make(workload: str, backend: str):
         "mlp": mlp_step,
         "big": big_step,
         "graph_eager": graph_eager,
+        "graph_record": graph_record,
+        "graph_replay": graph_replay,
     }[workload](backend)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import jit
 from .memory import borrow, matrix_at, value_at
-from .strided import contiguous_strides, strided_accumulate
+from .strided import contiguous_strides, is_block, strided_accumulate
 
 RULE_NAMES = (
     "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus pass "
@@ -271,7 +271,12 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
         start = rows[r, 3]
         ndim = len(shape)
         strides = aux[start + 1 : start + 1 + ndim]
-        strided_accumulate(ga, aux[start], strides, g, 0, contiguous_strides(shape), shape, one)
+        if is_block(shape, strides):
+            block = ga[aux[start] : aux[start] + numel]
+            for i in range(numel):
+                block[i] += g[i]
+        else:
+            strided_accumulate(ga, aux[start], strides, g, 0, contiguous_strides(shape), shape, one)
     elif rule == DOT:
         x = value_at(addresses[a], numel_a, grad)
         y = value_at(addresses[b], numel_b, grad)

@@ -15,7 +15,7 @@ import numpy as np
 from .backward import _shape, _split
 from .config import jit
 from .memory import borrow, matrix_at
-from .strided import contiguous_strides, strided_accumulate
+from .strided import contiguous_strides, is_block, strided_accumulate
 
 RULE_NAMES = (
     "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
@@ -174,8 +174,13 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
         shape = _shape(layouts, dims, rows[r, 4])
         start = rows[r, 3]
         strides = aux[start + 1 : start + 1 + len(shape)]
-        out[:] = zero
-        strided_accumulate(out, 0, contiguous_strides(shape), x, aux[start], strides, shape, one)
+        if is_block(shape, strides):
+            block = x[aux[start] : aux[start] + numel]
+            for i in range(numel):
+                out[i] = block[i]
+        else:
+            out[:] = zero
+            strided_accumulate(out, 0, contiguous_strides(shape), x, aux[start], strides, shape, one)
     elif rule == COPY:
         for i in range(numel):
             out[i] = x[i]

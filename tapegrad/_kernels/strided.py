@@ -45,3 +45,15 @@ def strided_accumulate(dst, dst_offset, dst_strides, src, src_offset, src_stride
             src_position -= src_strides[k] * shape[k]
             index[k] = 0
             k -= 1
+
+
+@jit
+def is_block(shape, strides):
+    """Whether a view with these strides is one contiguous block of the input (a select, a
+    reshape, a slice without step): then it is a plain offset copy, with no index arithmetic."""
+    running = 1
+    for k in range(len(shape) - 1, -1, -1):
+        if shape[k] != 1 and strides[k] != running:
+            return False
+        running *= shape[k]
+    return True
