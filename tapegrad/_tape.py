@@ -236,6 +236,7 @@ class Tape:
         """Append ``other``'s rows to this tape; ``other`` forwards its tensors here."""
         shift = len(self)
         aux_shift = len(self.aux)
+        own_freed = self.grown_freed()  # before the row count grows
         layout_map = np.empty(len(other.layout_table) // 4, np.int64)
         table = other.layout_table
         for layout_id in range(len(layout_map)):
@@ -259,9 +260,7 @@ class Tape:
         self.retained.extend((row + shift, tensor) for row, tensor in other.retained)
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
         self.guards.update({row + shift: where for row, where in other.guards.items()})
-        freed = np.zeros(len(other), np.bool_)
-        freed[: len(other.freed)] = other.freed
-        self.freed = np.concatenate([self.grown_freed(), freed])
+        self.freed = np.concatenate([own_freed, other.grown_freed()])
         other.merged_into = self
         other.row_shift = shift
         # Drop the merged storage now; tensors still naming ``other`` resolve through it.

@@ -250,3 +250,19 @@ def test_from_numpy_shares_memory_and_tensor_copies():
     array[0] = 5.0
     assert shared.tolist()[0] == 5.0 and copied.tolist()[0] == 0.0
     assert shared.dtype == tg.float64
+
+
+def test_tapes_merged_many_times_stay_consistent():
+    # Each leaf-only op starts a tape; sums join them one after another (a tape that has
+    # absorbed others is itself absorbed later).
+    leaves = [tg.tensor(float(i), requires_grad=True) for i in range(6)]
+    parts = [leaf * 2.0 for leaf in leaves]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    other = (leaves[0] * leaves[1]) + (leaves[2] * leaves[3])
+    (total * other).backward()
+    values = [float(i) for i in range(6)]
+    t, o = 2 * sum(values), values[0] * values[1] + values[2] * values[3]
+    expected = [2 * o + t * values[1], 2 * o + t * values[0], 2 * o + t * values[3], 2 * o + t * values[2], 2 * o, 2 * o]
+    assert [leaf.grad.item() for leaf in leaves] == expected

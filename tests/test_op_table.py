@@ -12,7 +12,7 @@ from tapegrad._tape import ROW_WIDTH
 from tapegrad.autograd.engine import kernel
 
 from .gradcheck import analytic_gradients, numeric_gradients, sample
-from .op_cases import CASES
+from tapegrad._examples import CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

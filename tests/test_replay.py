@@ -13,7 +13,7 @@ import tapegrad as tg
 from tapegrad import _ops
 
 from .gradcheck import sample
-from .op_cases import CASES
+from tapegrad._examples import CASES
 
 
 def _eager(call, arrays, dtype):

@@ -8,7 +8,7 @@ import pytest
 import tapegrad as tg
 
 from .gradcheck import sample
-from .op_cases import CASES
+from tapegrad._examples import CASES
 
 torch = pytest.importorskip("torch")
 

@@ -1,8 +1,8 @@
-"""Gradient-check cases, derived from the op table.
+"""How the public API reaches each op of the table: the cases the tests and benchmarks share.
 
 Every unary entry gets cases automatically; the other families list how the public API reaches
-them. ``test_op_table.py`` fails if some table entry is reached by no case, so a new op cannot
-land without its checks.
+them. ``tests/test_op_table.py`` fails if some table entry is reached by no case, so a new op
+cannot land without its gradient checks, parity tests, replay tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Callable
 
 import sys
 
-from tapegrad._ops import OPS, UNARY
+from ._ops import OPS, UNARY
 
 
 def library(tensor):

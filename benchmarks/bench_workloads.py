@@ -1,0 +1,122 @@
+"""asv suites for the workloads of shared/docs/performance.md, one class per workload, each
+parametrized by backend so ``asv run --python=same`` prints tapegrad beside its peers.
+
+Backends that are not installed (torch) or have no reference for a workload are skipped. JIT
+compilation happens in ``setup`` (each workload runs once there), never in a timed body.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .workloads import available, make
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+class _Workload:
+    backends = ("tapegrad", "torch")
+    params = ["tapegrad", "torch", "numpy"]
+    param_names = ["backend"]
+    workload = ""
+
+    def setup(self, backend):
+        if backend not in self.backends or not available(backend):
+            raise NotImplementedError(f"{self.workload} has no {backend} version here")
+        self.run = make(self.workload, backend)
+        self.run()
+
+
+class ChainRecord(_Workload):
+    """The tutorial's loop, recording only: 1001 ops on 3 elements."""
+
+    workload = "chain_record"
+    backends = ("tapegrad", "torch", "numpy")
+
+    def time_chain_record(self, backend):
+        self.run()
+
+
+class ChainBackward(_Workload):
+    """The backward of the recorded 1001-op chain."""
+
+    workload = "chain_backward"
+
+    def time_chain_backward(self, backend):
+        self.run()
+
+
+class Mlp(_Workload):
+    """One float32 training step of the 64-128-10 MLP on a batch of 32."""
+
+    workload = "mlp"
+    backends = ("tapegrad", "torch", "numpy")
+
+    def time_mlp_step(self, backend):
+        self.run()
+
+    def peakmem_mlp_step(self, backend):
+        self.run()
+
+
+class Big(_Workload):
+    """(x * y + sin(x)).sum().backward() over 10^6 float32 elements."""
+
+    workload = "big"
+    backends = ("tapegrad", "torch", "numpy")
+
+    def time_big_step(self, backend):
+        self.run()
+
+    def peakmem_big_step(self, backend):
+        self.run()
+
+
+class GraphReplay(_Workload):
+    """The 10,000-op scalar graph, forward+backward at new inputs: a replayed tape against a
+    hand-written numba switch interpreter over the same op list (backend ``numpy``)."""
+
+    workload = "graph_replay"
+    backends = ("tapegrad", "numpy")
+    timeout = 300
+
+    def time_graph_replay(self, backend):
+        self.run()
+
+
+class GraphRecord(_Workload):
+    """Recording the 10,000-op graph onto a tape."""
+
+    workload = "graph_record"
+    backends = ("tapegrad",)
+
+    def time_graph_record(self, backend):
+        self.run()
+
+
+class GraphEager(_Workload):
+    """Eager forward+backward of the 10,000-op graph (PyTorch's only option)."""
+
+    workload = "graph_eager"
+    timeout = 300
+
+    def time_graph_eager(self, backend):
+        self.run()
+
+
+class Cold:
+    """``import`` and the first backward, each in a fresh interpreter (numba cache warm)."""
+
+    params = ["tapegrad", "torch"]
+    param_names = ["backend"]
+    repeat = 5
+
+    def setup(self, backend):
+        if not available(backend):
+            raise NotImplementedError
+
+    def timeraw_cold_import(self, backend):
+        return f"import {backend}"
+
+    def timeraw_cold_first_backward(self, backend):
+        return f"import {backend} as m\nx = m.ones(3, requires_grad=True)\n(x * x).sum().backward()"
