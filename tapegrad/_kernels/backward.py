@@ -50,12 +50,10 @@ def _split(shape, dim):
 
 @jit
 def _claim(row, rows, layouts, offsets, touched, grad):
-    """Mark ``row``'s gradient as reached, zeroing its slice the first time. The arenas start
-    uninitialized: zeroing only what a sweep reaches, right before use, beats zeroing it all."""
-    if not touched[row]:
-        touched[row] = True
-        start = offsets[row]
-        grad[start : start + layouts[rows[row, 4], 1]] = 0
+    """Mark ``row``'s gradient as reached. The arenas come from ``np.zeros``: for large sizes
+    that is fresh zero pages from the kernel, no pass over memory (measured: zeroing each slice
+    on first touch cost more than that on the 10^6-element workload)."""
+    touched[row] = True
 
 
 @jit
@@ -335,8 +333,8 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_sav
         else:
             offsets[r] = total32
             total32 += layouts[layout, 1]
-    grad32 = np.empty(total32, np.float32)
-    grad64 = np.empty(total64, np.float64)
+    grad32 = np.zeros(total32, np.float32)
+    grad64 = np.zeros(total64, np.float64)
     touched = np.zeros(n, np.bool_)
     # Everything handed to the per-row functions goes as a borrowed (uncounted) view.
     b_rows, b_params, b_layouts, b_dims, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(dims), borrow(aux)
