@@ -31,7 +31,7 @@ def _pointer_like(typingctx, address, like):
 if numba.config.DISABLE_JIT:
 
     def value_at(address, numel, like):
-        pointer = ctypes.cast(address, ctypes.POINTER(np.ctypeslib.as_ctypes_type(like.dtype)))
+        pointer = ctypes.cast(int(address), ctypes.POINTER(np.ctypeslib.as_ctypes_type(like.dtype)))
         return np.ctypeslib.as_array(pointer, (numel,)) if numel else np.empty(0, like.dtype)
 
     def borrow(array):
