@@ -77,10 +77,12 @@ class Tape:
         previous = grad_mode.state.recording
         grad_mode.state.recording = tape
         grad_mode.recordings_active[0] += 1
+        grad_mode.special_modes[0] += 1
         try:
             with grad_mode.enable_grad():
                 result = self._fn(*inputs)
         finally:
+            grad_mode.special_modes[0] -= 1
             grad_mode.recordings_active[0] -= 1
             grad_mode.state.recording = previous
         self.single_output = isinstance(result, Tensor)

@@ -20,6 +20,7 @@ from ._shapes import broadcast_strides
 from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
 from .autograd.grad_mode import state as _grad_state
 from .autograd.grad_mode import recordings_active as _recordings_active
+from .autograd.grad_mode import special_modes as _special_modes
 from .autograd.grad_mode import threads_disabled as _threads_disabled
 
 _float = builtins.float
@@ -891,19 +892,27 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
     call, one packed row append and one object creation, and nothing else."""
     opcode, forward, saves_input, saves_output = op.opcode, op.forward, op.saves_input, op.saves_output
     new = object.__new__
+    last = [(None, None, None)]  # (Python number, array dtype, the number as that dtype)
 
     def dunder(self, other):
         tape = self._tape
         if (
             (type(other) is _float or type(other) is _int)
             and tape is not None
+            and _special_modes[0] == 0
             and tape.merged_into is None
             and self._requires_grad
-            and (_threads_disabled[0] == 0 or _grad_state.enabled)
-            and _recordings_active[0] == 0
         ):
             data = self._data
-            out = forward(data, other)
+            # numpy casts a Python number to the array's type (NEP 50) on every call, ~120 ns;
+            # a loop multiplying by the same constant object reuses the cast one.
+            cached = last[0]  # one read: a consistent (number, dtype, cast) even across threads
+            if other is cached[0] and data.dtype is cached[1]:
+                out = forward(data, cached[2])
+            else:
+                typed = data.dtype.type(other)
+                last[0] = (other, data.dtype, typed)
+                out = forward(data, typed)
             if type(out) is not np.ndarray:  # numpy gives a scalar for a 0-d input
                 out = np.asarray(out)
             row_x = self._row

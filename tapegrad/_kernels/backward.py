@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import jit
+from .config import inline, jit
 from .memory import borrow, matrix_at, value_at
 from .strided import contiguous_strides, is_block, strided_accumulate
 
@@ -26,6 +26,7 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 FLOAT64 = 1
+SMALL = 8  # rows up to this many elements take the call-free path
 
 
 @jit
@@ -54,6 +55,64 @@ def _claim(row, rows, layouts, offsets, touched, grad):
     that is fresh zero pages from the kernel, no pass over memory (measured: zeroing each slice
     on first touch cost more than that on the 10^6-element workload)."""
     touched[row] = True
+
+
+@inline
+def _small_backward(rule, r, numel, rows, params, aux, addresses, offsets, touched, grad):
+    """Rows of a few elements (scalar graphs, the tutorial's 3-vectors) without slices or a call:
+    index arithmetic on the arena, reading only the values the rule needs. For large rows the
+    slice-based rules below vectorize instead. False: not handled here."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    o = offsets[r]
+    has_a = a >= 0 and offsets[a] >= 0
+    has_b = b >= 0 and offsets[b] >= 0
+    oa = offsets[a] if has_a else 0
+    ob = offsets[b] if has_b else 0
+    one = grad.dtype.type(1.0)
+    if rule == PASS or rule == ADD or rule == SUB or rule == NEG:
+        sign_a = -one if rule == NEG else one
+        sign_b = -one if rule == SUB else one
+        for i in range(numel):
+            if has_a:
+                grad[oa + i] += sign_a * grad[o + i]
+            if has_b:
+                grad[ob + i] += sign_b * grad[o + i]
+    elif rule == MUL_SCALAR:
+        s = grad.dtype.type(params[r, 5])
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * s
+    elif rule == MUL:
+        if has_a:
+            y = value_at(addresses[b], numel, grad)
+            for i in range(numel):
+                grad[oa + i] += grad[o + i] * y[i]
+        if has_b:
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                grad[ob + i] += grad[o + i] * x[i]
+    elif rule == VIEW and numel == 1:
+        if has_a:
+            grad[oa + aux[rows[r, 3]]] += grad[o]
+    elif rule == SOFTPLUS and b < 0:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * -np.expm1(-y[i])
+    elif rule == EXP:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * y[i]
+    elif rule == TANH:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            grad[oa + i] += grad[o + i] * (one - y[i] * y[i])
+    else:
+        return False
+    if has_a:
+        touched[a] = True
+    if has_b:
+        touched[b] = True
+    return True
 
 
 @jit
@@ -378,6 +437,12 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_sav
                     _claim(a, rows, layouts, offsets, touched, grad64)
                     for i in range(numel):
                         grad64[target + i] += np.float64(grad32[source + i])
+            ok = True
+        elif layouts[rows[r, 4], 1] <= SMALL and (
+            _small_backward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad64)
+            if is_double
+            else _small_backward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad32)
+        ):
             ok = True
         elif rule <= POW:
             if is_double:

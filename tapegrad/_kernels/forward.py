@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backward import _shape, _split
-from .config import jit
+from .config import inline, jit
 from .memory import borrow, matrix_at
 from .strided import contiguous_strides, is_block, strided_accumulate
 
@@ -40,6 +40,37 @@ def _logaddexp0(x, log2):
     if x < 0:
         return np.log1p(np.exp(x))
     return x + log2 if x == x else x
+
+
+@inline
+def _scalar_forward(rule, r, rows, params, aux, offsets, values):
+    """One-element rows (scalar graphs), without slices or a call. False: not handled here."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    o = offsets[r]
+    s = values.dtype.type(params[r, 5])
+    if rule == ADD:
+        values[o] = values[offsets[a]] + values[offsets[b]]
+    elif rule == SUB:
+        values[o] = values[offsets[a]] - values[offsets[b]]
+    elif rule == MUL:
+        values[o] = values[offsets[a]] * values[offsets[b]]
+    elif rule == ADD_SCALAR:
+        values[o] = values[offsets[a]] + s
+    elif rule == MUL_SCALAR:
+        values[o] = values[offsets[a]] * s
+    elif rule == VIEW:
+        values[o] = values[offsets[a] + aux[rows[r, 3]]]
+    elif rule == NEG:
+        values[o] = -values[offsets[a]]
+    elif rule == EXP:
+        values[o] = np.exp(values[offsets[a]])
+    elif rule == SOFTPLUS:
+        x = values[offsets[a]]
+        values[o] = x if x > values.dtype.type(20.0) else _logaddexp0(x, values.dtype.type(np.log(2.0)))
+    else:
+        return False
+    return True
 
 
 @jit
@@ -308,6 +339,12 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
             if not ok:
                 return r + 1
+        elif layouts[rows[r, 4], 1] == 1 and (
+            _scalar_forward(rule, r, b_rows, b_params, b_aux, b_offsets, b_values64)
+            if is_double
+            else _scalar_forward(rule, r, b_rows, b_params, b_aux, b_offsets, b_values32)
+        ):
+            pass
         elif is_double:
             if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values64):
                 return -(r + 1)

@@ -18,12 +18,17 @@ threads_disabled = [0]
 # How many threads are inside ``tapegrad.record``; the hot path checks this before the
 # thread-local ``state.recording``.
 recordings_active = [0]
+# Threads with grad off plus threads recording: while zero, every thread records eagerly and
+# the scalar fast path needs one list read to know it.
+special_modes = [0]
 
 
 def _set(enabled: bool) -> None:
     enabled = bool(enabled)
     if state.enabled != enabled:
-        threads_disabled[0] += -1 if enabled else 1
+        change = -1 if enabled else 1
+        threads_disabled[0] += change
+        special_modes[0] += change
         state.enabled = enabled
 
 
