@@ -46,6 +46,26 @@ class ChainBackward(_Workload):
         self.run()
 
 
+class ChainReplay(_Workload):
+    """The chain recorded once and replayed (forward+backward) at a new input."""
+
+    workload = "chain_replay"
+    backends = ("tapegrad",)
+
+    def time_chain_replay(self, backend):
+        self.run()
+
+
+class MlpReplay(_Workload):
+    """The mlp step recorded once and replayed: loss and parameter gradients."""
+
+    workload = "mlp_replay"
+    backends = ("tapegrad",)
+
+    def time_mlp_replay(self, backend):
+        self.run()
+
+
 class Mlp(_Workload):
     """One float32 training step of the 64-128-10 MLP on a batch of 32."""
 

@@ -44,7 +44,7 @@ def measure(workload: str, number: int, repeats: int) -> dict:
 def _supports(workload: str, backend: str) -> bool:
     if backend == "numpy":
         return workload in ("big", "mlp", "chain_record", "graph_replay")
-    if workload in ("graph_replay", "graph_record"):
+    if workload in ("graph_replay", "graph_record", "chain_replay", "mlp_replay"):
         return backend == "tapegrad"
     return True
 
@@ -82,7 +82,14 @@ def main(argv=None) -> None:
     per_op = 1.0 / (workloads.CHAIN_OPS + 1)
     rows.append(("chain: record", "us/op", {b: v * per_op for b, v in chain_record.items()}, [("torch", 0.4)]))
     rows.append(("chain: backward", "us/op", {b: v * per_op for b, v in chain_backward.items()}, [("torch", 0.02)]))
-    rows.append(("mlp: training step", "us", measure("mlp", 50, repeats), [("torch", 0.8)]))
+    chain_replay = measure("chain_replay", 20, repeats)["tapegrad"]
+    both = {"tapegrad": chain_replay * per_op, "torch": (chain_record["torch"] + chain_backward["torch"]) * per_op} if "torch" in chain_record else {"tapegrad": chain_replay * per_op}
+    rows.append(("chain: replay fwd+bwd (torch: eager)", "us/op", both, []))
+    mlp = measure("mlp", 50, repeats)
+    rows.append(("mlp: training step", "us", mlp, [("torch", 0.8)]))
+    mlp_replay = dict(mlp)
+    mlp_replay["tapegrad"] = measure("mlp_replay", 50, repeats)["tapegrad"]
+    rows.append(("mlp: replayed step (others: eager)", "us", mlp_replay, []))
     rows.append(("big: forward+backward", "us", measure("big", 3, repeats), [("numpy", 1.2), ("torch", 1.0)]))
     n_ops = workloads.GRAPH_OPS
     replay = measure("graph_replay", 5, repeats)

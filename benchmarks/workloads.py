@@ -76,6 +76,24 @@ def chain_backward(backend: str):
     return run
 
 
+def chain_replay(backend: str = "tapegrad"):
+    """The chain recorded once, then forward+backward replayed at a new x."""
+    import tapegrad
+
+    def chain(x):
+        y = x * 2
+        for _ in range(CHAIN_OPS):
+            y = y * 1.001
+        return y
+
+    tape = tapegrad.record(chain, np.array([0.1, 0.2, 0.3], np.float32))
+    x = np.array([0.3, -0.2, 0.1], np.float32)
+    v = np.array([0.1, 1.0, 0.0001], np.float32)
+    run = lambda: tape.value_and_grad(x, grad_outputs=v)  # noqa: E731
+    run()
+    return run
+
+
 # -- mlp: one float32 training step --------------------------------------------------------
 
 def mlp_step(backend: str, batch: int = 32, features: int = 64, hidden: int = 128, classes: int = 10):
@@ -114,6 +132,29 @@ def mlp_step(backend: str, batch: int = 32, features: int = 64, hidden: int = 12
         loss.backward()
         return loss
 
+    run()
+    return run
+
+
+def mlp_replay(backend: str = "tapegrad"):
+    """The mlp step recorded once (parameters as inputs), replayed: value and gradients."""
+    import tapegrad
+
+    rng = np.random.default_rng(0)
+    X = tapegrad.tensor(rng.standard_normal((32, 64)).astype(np.float32))
+    params = [
+        (rng.standard_normal((64, 128)) / 8).astype(np.float32),
+        np.zeros(128, np.float32),
+        (rng.standard_normal((128, 10)) / 11).astype(np.float32),
+        np.zeros(10, np.float32),
+    ]
+
+    def loss(W1, b1, W2, b2):
+        o = (X @ W1 + b1).tanh() @ W2 + b2
+        return (o * o).mean()
+
+    tape = tapegrad.record(loss, *params)
+    run = lambda: tape.value_and_grad(*params)  # noqa: E731
     run()
     return run
 
@@ -238,7 +279,9 @@ def make(workload: str, backend: str):
     return {
         "chain_record": chain_record,
         "chain_backward": chain_backward,
+        "chain_replay": chain_replay,
         "mlp": mlp_step,
+        "mlp_replay": mlp_replay,
         "big": big_step,
         "graph_eager": graph_eager,
         "graph_record": graph_record,

@@ -30,6 +30,7 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 FLOAT64 = 1
+SMALL = 8  # rows up to this many elements take the call-free path
 
 
 @jit
@@ -43,31 +44,45 @@ def _logaddexp0(x, log2):
 
 
 @inline
-def _scalar_forward(rule, r, rows, params, aux, offsets, values):
-    """One-element rows (scalar graphs), without slices or a call. False: not handled here."""
+def _small_forward(rule, r, numel, rows, params, aux, offsets, values):
+    """Rows of a few elements without slices or a call. False: not handled here."""
     a = rows[r, 1]
     b = rows[r, 2]
     o = offsets[r]
+    oa = offsets[a]
     s = values.dtype.type(params[r, 5])
     if rule == ADD:
-        values[o] = values[offsets[a]] + values[offsets[b]]
+        ob = offsets[b]
+        for i in range(numel):
+            values[o + i] = values[oa + i] + values[ob + i]
     elif rule == SUB:
-        values[o] = values[offsets[a]] - values[offsets[b]]
+        ob = offsets[b]
+        for i in range(numel):
+            values[o + i] = values[oa + i] - values[ob + i]
     elif rule == MUL:
-        values[o] = values[offsets[a]] * values[offsets[b]]
+        ob = offsets[b]
+        for i in range(numel):
+            values[o + i] = values[oa + i] * values[ob + i]
     elif rule == ADD_SCALAR:
-        values[o] = values[offsets[a]] + s
+        for i in range(numel):
+            values[o + i] = values[oa + i] + s
     elif rule == MUL_SCALAR:
-        values[o] = values[offsets[a]] * s
-    elif rule == VIEW:
-        values[o] = values[offsets[a] + aux[rows[r, 3]]]
+        for i in range(numel):
+            values[o + i] = values[oa + i] * s
+    elif rule == VIEW and numel == 1:
+        values[o] = values[oa + aux[rows[r, 3]]]
     elif rule == NEG:
-        values[o] = -values[offsets[a]]
+        for i in range(numel):
+            values[o + i] = -values[oa + i]
     elif rule == EXP:
-        values[o] = np.exp(values[offsets[a]])
+        for i in range(numel):
+            values[o + i] = np.exp(values[oa + i])
     elif rule == SOFTPLUS:
-        x = values[offsets[a]]
-        values[o] = x if x > values.dtype.type(20.0) else _logaddexp0(x, values.dtype.type(np.log(2.0)))
+        threshold = values.dtype.type(20.0)
+        log2 = values.dtype.type(np.log(2.0))
+        for i in range(numel):
+            x = values[oa + i]
+            values[o + i] = x if x > threshold else _logaddexp0(x, log2)
     else:
         return False
     return True
@@ -339,10 +354,10 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
             if not ok:
                 return r + 1
-        elif layouts[rows[r, 4], 1] == 1 and (
-            _scalar_forward(rule, r, b_rows, b_params, b_aux, b_offsets, b_values64)
+        elif layouts[rows[r, 4], 1] <= SMALL and (
+            _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values64)
             if is_double
-            else _scalar_forward(rule, r, b_rows, b_params, b_aux, b_offsets, b_values32)
+            else _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values32)
         ):
             pass
         elif is_double:
