@@ -121,7 +121,21 @@ def _index_name(key: tuple) -> str:
     return "alias"
 
 
+def _select(x: Tensor, index: int) -> Tensor:
+    """``x[i]``, the common case (iterating over a tensor), without the probe."""
+    shape = x._data.shape
+    if not shape:
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+    if not -shape[0] <= index < shape[0]:
+        raise IndexError(f"index {index} is out of bounds for dimension 0 with size {shape[0]}")
+    index %= shape[0]
+    inner = contiguous_strides(shape)
+    return _record_view("select", x, x._data[index, ...], index * (inner[0] if inner else 1), inner[1:])
+
+
 def getitem(x: Tensor, key) -> Tensor:
+    if type(key) is int:
+        return _select(x, key)
     key = key if isinstance(key, tuple) else (key,)
     advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
     if advanced:
@@ -159,10 +173,14 @@ def stack(tensors, dim: int = 0) -> Tensor:
                 f"{list(tensor._data.shape)} at entry {index}"
             )
     dim = _normalize_dim(dim, len(shape) + 1)
-    result = tensors[0].dtype
-    for tensor in tensors[1:]:
-        result = _dtypes.result_type(result, 1, tensor.dtype, 1)
-    datas = [t._data if t._data.dtype == result.numpy else t._data.astype(result.numpy) for t in tensors]
+    first = tensors[0]._data.dtype
+    if all(t._data.dtype is first for t in tensors):
+        datas = [t._data for t in tensors]
+    else:
+        result = tensors[0].dtype
+        for tensor in tensors[1:]:
+            result = _dtypes.result_type(result, 1, tensor.dtype, 1)
+        datas = [t._data if t._data.dtype == result.numpy else t._data.astype(result.numpy) for t in tensors]
     out = np.stack(datas, axis=dim)
     tape, requires = _target(tensors)
     if tape is None:

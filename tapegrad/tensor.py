@@ -587,7 +587,12 @@ def _target(inputs) -> tuple:
     inputs' tape or a new one. Inside ``tapegrad.record`` every op is, on the recording's tape,
     so the replay can recompute everything; rows that need no gradient carry ``NO_GRAD``.
     """
-    requires = (_threads_disabled[0] == 0 or _grad_state.enabled) and any(t._requires_grad for t in inputs)
+    requires = False
+    if _threads_disabled[0] == 0 or _grad_state.enabled:
+        for tensor in inputs:
+            if tensor._requires_grad:
+                requires = True
+                break
     if _recordings_active[0]:
         recording = _grad_state.recording
         if recording is not None:
