@@ -55,7 +55,7 @@ _FROM_NUMPY.update(
 
 def from_numpy_dtype(numpy_dtype) -> dtype:
     try:
-        return _FROM_NUMPY[np.dtype(numpy_dtype)]
+        return _FROM_NUMPY[np.dtype(numpy_dtype).newbyteorder("=")]
     except KeyError:
         raise TypeError(
             f"can't convert np.ndarray of type numpy.{np.dtype(numpy_dtype).name}. The only supported "
