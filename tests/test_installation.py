@@ -75,3 +75,28 @@ def test_gradients_are_right_with_the_jit_disabled(case):
     interpreted = _run(code, {"NUMBA_DISABLE_JIT": "1"})
     assert jitted.returncode == 0 and interpreted.returncode == 0, jitted.stderr + interpreted.stderr
     assert interpreted.stdout == jitted.stdout
+
+
+def test_a_changed_kernel_source_is_never_served_from_a_stale_cache(tmp_path):
+    # numba alone checks a cached function against its own file; tapegrad stamps the cache with
+    # every kernel source. Change strided.py (called by backward.py, itself unchanged) and the
+    # transposed view's gradient must change with it.
+    site = tmp_path / "site"
+    shutil.copytree(PACKAGE, site / "tapegrad")  # with the warm cache, timestamps preserved
+    code = """
+        import tapegrad as tg
+        x = tg.ones(2, 3, requires_grad=True)
+        (x.t() * 1.0).sum().backward()
+        print(x.grad.sum().item())
+    """
+    env = {"PYTHONPATH": str(site)}
+    before = _run(code, env, cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.strip() == "6.0"
+    strided = site / "tapegrad" / "_kernels" / "strided.py"
+    source = strided.read_text()
+    assert "dst[dst_position] += scale * src[src_position]" in source
+    strided.write_text(source.replace("dst[dst_position] += scale * src[src_position]", "dst[dst_position] += 2 * scale * src[src_position]"))
+    after = _run(code, env, cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.strip() == "12.0"

@@ -7,6 +7,7 @@ user's cache directory, and raises at decoration time if none is writable.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -37,7 +38,50 @@ def choose_cache_dir() -> None:
             return
 
 
+def _kernel_sources_digest() -> str:
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(_HERE)):
+        if name.endswith(".py"):
+            with open(os.path.join(_HERE, name), "rb") as handle:
+                digest.update(name.encode() + handle.read())
+    return digest.hexdigest()
+
+
+def _cache_directories() -> list:
+    directories = [os.path.join(_HERE, "__pycache__")]
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    if root and os.path.isdir(root):
+        for path, _, _ in os.walk(root):
+            if "_kernels" in path:
+                directories.append(path)
+    return directories
+
+
+def drop_stale_cache() -> None:
+    """numba checks a cached function against its own file only: a change in a module it calls
+    (``strided.py`` under ``backward.py``) would leave stale machine code in use. So the cache is
+    stamped with a digest of every kernel source and dropped whole when any of them changed."""
+    digest = _kernel_sources_digest()
+    for directory in _cache_directories():
+        stamp = os.path.join(directory, "tapegrad-kernels.stamp")
+        try:
+            with open(stamp) as handle:
+                if handle.read() == digest:
+                    continue
+        except OSError:
+            pass
+        try:
+            for name in os.listdir(directory):
+                if name.endswith((".nbi", ".nbc")):
+                    os.remove(os.path.join(directory, name))
+            with open(stamp, "w") as handle:
+                handle.write(digest)
+        except OSError:
+            pass  # not writable: numba will not cache there either
+
+
 choose_cache_dir()
+drop_stale_cache()
 
 import numba  # noqa: E402 - the cache directory must be chosen first
 
