@@ -43,16 +43,8 @@ def chain_record(backend: str):
     """Record ``y = x * 2`` then 1000 times ``y = y * 1.001``; returns the last y."""
     if backend == "numpy":
         x = np.array([0.1, 0.2, 0.3], np.float32)
-
-        def run():
-            y = x * 2
-            for _ in range(CHAIN_OPS):
-                y = y * 1.001
-            return y
-
-        return run
-    m = module(backend)
-    x = m.tensor([0.1, 0.2, 0.3], requires_grad=True)
+    else:
+        x = module(backend).tensor([0.1, 0.2, 0.3], requires_grad=True)
 
     def run():
         y = x * 2

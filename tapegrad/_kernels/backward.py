@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import inline, jit
 from .memory import borrow, matrix_at, value_at
-from .strided import contiguous_strides, is_block, strided_accumulate
+from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
     "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus pass "
@@ -284,14 +284,7 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             ga[i] += scaled
     elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
-        mask = rows[r, 3]
-        src_strides = np.zeros(len(shape), np.int64)
-        running = 1
-        for k in range(len(shape) - 1, -1, -1):
-            if not (mask >> k) & 1:
-                src_strides[k] = running
-                running *= shape[k]
-        strided_accumulate(ga, 0, contiguous_strides(shape), g, 0, src_strides, shape, s)
+        strided_accumulate(ga, 0, contiguous_strides(shape), g, 0, reduced_strides(shape, rows[r, 3]), shape, s)
     elif rule == NORM:
         x = value_at(addresses[a], numel_a, grad)
         y = value_at(addresses[r], 1, grad)

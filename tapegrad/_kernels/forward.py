@@ -15,7 +15,7 @@ import numpy as np
 from .backward import _shape, _split
 from .config import inline, jit
 from .memory import borrow, matrix_at
-from .strided import contiguous_strides, is_block, strided_accumulate
+from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
     "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
@@ -185,15 +185,8 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
         out[0] = total * params[r, 5]
     elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
-        mask = rows[r, 3]
-        out_strides = np.zeros(len(shape), np.int64)
-        running = 1
-        for k in range(len(shape) - 1, -1, -1):
-            if not (mask >> k) & 1:
-                out_strides[k] = running
-                running *= shape[k]
         out[:] = zero
-        strided_accumulate(out, 0, out_strides, x, 0, contiguous_strides(shape), shape, one)
+        strided_accumulate(out, 0, reduced_strides(shape, rows[r, 3]), x, 0, contiguous_strides(shape), shape, one)
         if params[r, 5] != 1.0:
             for i in range(numel):
                 out[i] = out[i] * s

@@ -57,3 +57,16 @@ def is_block(shape, strides):
             return False
         running *= shape[k]
     return True
+
+
+@jit
+def reduced_strides(shape, mask):
+    """Strides reading a reduction's result (laid out without the dimensions in the bit
+    ``mask``) at every index of its input: 0 along the reduced dimensions."""
+    strides = np.zeros(len(shape), np.int64)
+    running = 1
+    for k in range(len(shape) - 1, -1, -1):
+        if not (mask >> k) & 1:
+            strides[k] = running
+            running *= shape[k]
+    return strides
