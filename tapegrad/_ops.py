@@ -52,6 +52,12 @@ class Op:
         return 2 if self.family in (BINARY, MATMUL) else 0 if self.family in (LEAF, NONDIFF) else 1
 
     @property
+    def saves_mask(self) -> int:
+        """``saves`` as bits for the interpreter: 1 input a, 2 input b, 4 the result."""
+        words = self.saves.split()
+        return ("a" in words or "ab" in words) | 2 * ("b" in words or "ab" in words) | 4 * ("out" in words)
+
+    @property
     def uses_aux(self) -> bool:
         """Rows whose integer slot points into the tape's aux table (shifted when tapes merge)."""
         return self.family in (VIEW, NARY)
@@ -169,9 +175,9 @@ def dispatch_arrays(rule_numbers: dict[str, int]):
     if missing:
         raise NotImplementedError(f"no backward rule in tapegrad._kernels for: {', '.join(missing)}")
     rules = np.array([rule_numbers[op.rule] for op in OPS], dtype=np.int64)
-    needs_saved = np.array([bool(op.saves) for op in OPS], dtype=np.bool_)
+    saves = np.array([op.saves_mask for op in OPS], dtype=np.int64)
     families = np.array([op.family for op in OPS], dtype=np.int64)
-    return rules, needs_saved, families
+    return rules, saves, families
 
 
 def replay_arrays(rule_numbers: dict[str, int]) -> np.ndarray:

@@ -98,6 +98,8 @@ class Tape:
         "nodes",
         "guards",
         "replay_values",
+        "versions",
+        "checked_epoch",
         "__weakref__",
     )
 
@@ -123,6 +125,9 @@ class Tape:
         self.nodes = None
         self.guards: dict = {}  # guard row -> where it was recorded (inside tapegrad.record)
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
+        # row -> (version counter of the tensor whose value the row saved, its version then)
+        self.versions: dict = {}
+        self.checked_epoch = -1
 
     def __len__(self) -> int:
         return self.n
@@ -187,6 +192,31 @@ class Tape:
             # The tape holds the tensor so that its id cannot be reused while the tape lives.
             self.leaves.append((row, tensor))
         return row
+
+    def track(self, consumer: int, saved_row: int, tensor) -> None:
+        """Remember that row ``consumer`` saved ``saved_row``'s value as ``tensor`` at its current
+        version: if the tensor is changed in place before a backward reaches ``consumer``, that
+        backward raises PyTorch's error instead of differentiating other values."""
+        counter = tensor._version
+        if counter is None:
+            counter = tensor._version = [0]
+        self.versions.setdefault(consumer, []).append((counter, counter[0], saved_row))
+
+    def modified_rows(self, n_rows: int, epoch: int):
+        """{consumer row: (counter, version when saved, saved row)} for saved tensors changed
+        in place since (None when none was)."""
+        if not self.versions or self.checked_epoch == epoch:
+            return None
+        modified = {}
+        for consumer, entries in self.versions.items():
+            for entry in entries:
+                if entry[0][0] != entry[1]:
+                    modified[consumer] = entry
+                    break
+        if not modified:
+            self.checked_epoch = epoch  # nothing changed anywhere on this tape: skip until the next change
+            return None
+        return {consumer: entry for consumer, entry in modified.items() if consumer < n_rows} or None
 
     def save_leaf(self, row: int, tensor) -> None:
         """Save a leaf's own array by reference, with its address cached on the tensor: a
@@ -260,6 +290,9 @@ class Tape:
         self.retained.extend((row + shift, tensor) for row, tensor in other.retained)
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
         self.guards.update({row + shift: where for row, where in other.guards.items()})
+        self.versions.update(
+            {row + shift: [(counter, version, saved + shift) for counter, version, saved in entries] for row, entries in other.versions.items()}
+        )
         self.freed = np.concatenate([own_freed, other.grown_freed()])
         other.merged_into = self
         other.row_shift = shift

@@ -19,11 +19,18 @@ from .tensor import Tensor, _input_row, _normalize_dim, _opcode, _recorded, _tar
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
     tape, requires = _target((x,))
     if tape is None:
-        return _wrap(out)
-    row_x = _input_row(tape, x)
-    aux = tape.add_aux((offset, *strides))
-    row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
-    return _recorded(out, tape, row, requires)
+        result = _wrap(out)
+    else:
+        row_x = _input_row(tape, x)
+        aux = tape.add_aux((offset, *strides))
+        row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+        result = _recorded(out, tape, row, requires)
+    if out.base is not None or out is x._data:  # a view shares the storage's version counter
+        counter = x._version
+        if counter is None:
+            counter = x._version = [0]
+        result._version = counter
+    return result
 
 
 def _shape_argument(shape) -> tuple:

@@ -43,8 +43,8 @@ def _kernels():
         from ._kernels import backward, forward
 
         replay_rules = _ops.replay_arrays(forward.RULES)
-        rules, needs_saved, _ = _ops.dispatch_arrays(backward.RULES)
-        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, rules, needs_saved)
+        rules, saves, _ = _ops.dispatch_arrays(backward.RULES)
+        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, rules, saves)
     return _FORWARD
 
 
@@ -209,7 +209,7 @@ class Tape:
         for the inputs of the last forward."""
         if not self._forwarded:
             raise RuntimeError("call the tape (or value_and_grad) before backward")
-        _, _, backward_sweep, rules, needs_saved = _kernels()
+        _, _, backward_sweep, rules, saves = _kernels()
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
@@ -226,12 +226,12 @@ class Tape:
                 if values.shape != shape:
                     raise RuntimeError(f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}.")
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
-        status, grad32, grad64, offsets, touched = backward_sweep(
-            self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, needs_saved,
-            self.output_rows, np.concatenate(seeds), self.freed, True,
+        status, row, grad32, grad64, offsets, touched = backward_sweep(
+            self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
+            self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
         )  # fmt: skip
-        if status < 0:
-            opcode = self.rows[-status - 1, OPCODE] & OPCODE_MASK
+        if status:
+            opcode = self.rows[row, OPCODE] & OPCODE_MASK
             raise NotImplementedError(f"no backward rule for {_ops.OPS[opcode].name}")
         arenas = (grad32, grad64)
         grads = []

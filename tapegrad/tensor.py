@@ -51,10 +51,12 @@ class Tensor:
             [1.5000, 1.5000]])
     """
 
-    __slots__ = ("_data", "_tape", "_row", "_requires_grad", "_grad", "_grad_fn", "_retains_grad", "_address", "__weakref__")
+    __slots__ = ("_data", "_tape", "_row", "_requires_grad", "_grad", "_grad_fn", "_retains_grad", "_address", "_version", "__weakref__")
     # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
     # fewer on the hot path); reading an unset one lands in __getattr__, which gives the default.
-    _UNSET_DEFAULTS = {"_grad": None, "_grad_fn": None, "_retains_grad": False, "_address": None}
+    # ``_version`` is the in-place counter shared by tensors sharing storage (views, detach),
+    # created when first needed.
+    _UNSET_DEFAULTS = {"_grad": None, "_grad_fn": None, "_retains_grad": False, "_address": None, "_version": None}
 
     def __getattr__(self, name):
         try:
@@ -168,8 +170,13 @@ class Tensor:
         if _recordings_active[0] and _grad_state.recording is not None:
             from ._replay_hooks import detached
 
-            return detached(self)
-        return _wrap(self._data)
+            result = detached(self)
+        else:
+            result = _wrap(self._data)
+        if self._version is None:
+            self._version = [0]
+        result._version = self._version  # detach shares the version counter, as in PyTorch
+        return result
 
     def detach_(self) -> Tensor:
         self._tape = None
@@ -180,7 +187,13 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        return self.detach()
+        """The values, detached, with a counter of their own: changes through ``.data`` are
+        invisible to autograd, as in PyTorch."""
+        if _recordings_active[0] and _grad_state.recording is not None:
+            from ._replay_hooks import detached
+
+            return detached(self)
+        return _wrap(self._data)
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -392,17 +405,24 @@ class Tensor:
     def zero_(self) -> Tensor:
         _check_in_place(self)
         self._data[...] = 0
+        _bump_version(self)
         return self
 
     def fill_(self, value) -> Tensor:
         _check_in_place(self)
         self._data[...] = value._data if isinstance(value, Tensor) else value
+        _bump_version(self)
         return self
 
     def copy_(self, source) -> Tensor:
         _check_in_place(self)
         self._data[...] = source._data if isinstance(source, Tensor) else source
+        _bump_version(self)
         return self
+
+    @property
+    def _version_number(self) -> int:
+        return 0 if self._version is None else self._version[0]
 
     # -- comparisons (never differentiable) -----------------------------------------------
 
@@ -475,6 +495,7 @@ class Tensor:
         if self._tape is not None and _grad_state.enabled:
             raise NotImplementedError("assigning into a tensor that is part of a recorded graph is not supported yet")
         self._data[key._data if isinstance(key, Tensor) else key] = value._data if isinstance(value, Tensor) else value
+        _bump_version(self)
 
     def reshape(self, *shape):
         from ._views import reshape
@@ -639,12 +660,15 @@ def _unary(op, x: Tensor) -> Tensor:
         return _recorded(out, tape, row)
     row = tape.append(_opcode(op.name, requires), row_x, -1, 0, layout, 0.0)
     saves = op.saves
+    result = _recorded(out, tape, row, requires)
     if saves and requires:
         if "a" in saves:
             tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
+            tape.track(row, row_x, x)
         if "out" in saves:
             tape.save(row, out)
-    return _recorded(out, tape, row, requires)
+            tape.track(row, row, result)
+    return result
 
 
 # Python number on the right (``x - 2``) and on the left (``2 - x``): which op records it.
@@ -708,12 +732,15 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     row_x = _input_row(tape, x)
     opcode = op.opcode if requires else op.opcode | NO_GRAD
     row = tape.append(opcode, row_x, -1, 0, tape.layout(out.dtype, out.shape), scalar)
+    result = _recorded(out, tape, row, requires)
     if requires:
         if op.saves_input:
             tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
+            tape.track(row, row_x, x)
         if op.saves_output:
             tape.save(row, out)
-    return _recorded(out, tape, row, requires)
+            tape.track(row, row, result)
+    return result
 
 
 def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
@@ -756,9 +783,15 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
     row_a = _operand_row(tape, a, data_a, out, "a" in saves, replaying)
     row_b = _operand_row(tape, b, data_b, out, "b" in saves, replaying)
     row = tape.append(_opcode(name, requires), row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
+    result = _recorded(out, tape, row, requires)
+    if "a" in saves:
+        tape.track(row, row_a, a)
+    if "b" in saves:
+        tape.track(row, row_b, b)
     if "out" in saves:
         tape.save(row, out)
-    return _recorded(out, tape, row, requires)
+        tape.track(row, row, result)
+    return result
 
 
 def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, saved: bool, replaying: bool) -> int:
@@ -775,9 +808,9 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
         if data is tensor._data and data.shape == out.shape:
             row = tape.register(tensor)
             tape.save_leaf(row, tensor)
-            return row
-        row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
-        tape.save(row, np.broadcast_to(data, out.shape))
+        else:
+            row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
+            tape.save(row, np.broadcast_to(data, out.shape))
         return row
     row = _input_row(tape, tensor)
     flag = 0 if tensor._requires_grad else NO_GRAD
@@ -817,9 +850,15 @@ def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam:
     in0 = rows[0] if rows else -1
     in1 = rows[1] if len(rows) > 1 else -1
     row = tape.append(_opcode(name, requires), in0, in1, iparam, tape.layout(out.dtype, out.shape), param)
-    if requires and "out" in BY_NAME[name].saves:
-        tape.save(row, out)
-    return _recorded(out, tape, row, requires)
+    result = _recorded(out, tape, row, requires)
+    if requires:
+        for i, values in enumerate(saved):
+            if values is not None:
+                tape.track(row, rows[i], inputs[i])
+        if "out" in BY_NAME[name].saves:
+            tape.save(row, out)
+            tape.track(row, row, result)
+    return result
 
 
 def _record_copy(name: str, x: Tensor, out: np.ndarray) -> Tensor:
@@ -842,6 +881,20 @@ def _check_can_require_grad(data: np.ndarray, factory: bool) -> None:
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
 
 
+inplace_epoch = [0]  # counts in-place changes anywhere: a backward re-checks versions only after one
+
+
+def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
+    """Count an in-place change. ``op_label`` names the op that made it ("Add" for ``add_``),
+    which PyTorch's error message reports as the tensor's producer."""
+    counter = tensor._version
+    if counter is not None:
+        counter[0] += 1
+        if op_label is not None:
+            counter[1:] = [op_label]
+    inplace_epoch[0] += 1
+
+
 def _check_in_place(tensor: Tensor) -> None:
     if tensor._requires_grad and tensor._tape is None and _grad_state.enabled:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
@@ -857,7 +910,19 @@ def _in_place(tensor: Tensor, kind: str, other) -> Tensor:
         raise RuntimeError(
             f"output with shape {list(tensor._data.shape)} doesn't match the broadcast shape {list(result._data.shape)}"
         )
+    if result._tape is not None:
+        # The new row saved the old value of ``tensor`` (``y *= y`` reads it twice); the storage is
+        # about to be overwritten, so that saved value must become a copy first.
+        tape, row = result._tape, result._row
+        for source in tape.ints[row * ROW_WIDTH + 1 : row * ROW_WIDTH + 3]:
+            if source >= 0 and source in tape.saved and source == tensor._row and tensor._tape is tape:
+                del tape.saved[source]
+                tape.save(source, tensor._data.copy())
+        entries = tape.versions.get(row)
+        if entries:  # ... and is no longer the storage's value, so no longer version-checked
+            entries[:] = [entry for entry in entries if entry[2] != tensor._row]
     tensor._data[...] = result._data
+    _bump_version(tensor, kind.title() if result._tape is not None else None)
     if result._tape is not None:
         tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, True
         tensor._grad_fn = None
@@ -926,15 +991,17 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
                 tape._reserve(row + 1)
             _pack_row(tape.rows, row * ROW_BYTES, opcode, row_x, -1, 0, tape.ints[row_x * ROW_WIDTH + LAYOUT], other)
             tape.n = row + 1
-            if saves_input:
-                tape.save(row_x, data)
-            if saves_output:
-                tape.save(row, out)
             result = new(Tensor)
             result._data = out
             result._tape = tape
             result._row = row
             result._requires_grad = True
+            if saves_input:
+                tape.save(row_x, data)
+                tape.track(row, row_x, self)
+            if saves_output:
+                tape.save(row, out)
+                tape.track(row, row, result)
             return result
         return _arith(kind, self, other)
 

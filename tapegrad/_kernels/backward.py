@@ -362,11 +362,14 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
 
 
 @jit
-def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_saved, roots, seeds, freed, retain_graph):
+def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, saves, roots, seeds, freed, modified, retain_graph):
     """Gradients of every row reached from ``roots`` (seeded with ``seeds``, flattened in order).
 
-    Returns ``(status, grad32, grad64, offsets, touched)``: status 0 on success, ``r + 1`` when
-    row r needs values a previous backward freed, ``-(r + 1)`` when row r's op has no rule.
+    ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
+    ``modified`` marks rows one of whose saved tensors changed in place since it was saved.
+    Returns ``(status, row, grad32, grad64, offsets, touched)``: status 0 on success, 1 when
+    ``row`` needs values a previous backward freed, 2 when it needs ``row``'s value, modified in
+    place, 3 when ``row``'s op has no rule.
     """
     top = 0
     for root in roots:
@@ -413,8 +416,12 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_sav
         rule = rules[opcode]
         if rule <= CONSTANT:
             continue
-        if freed[r] and needs_saved[opcode]:
-            return r + 1, grad32, grad64, offsets, touched
+        mask = saves[opcode]
+        if mask:
+            if freed[r]:
+                return 1, r, grad32, grad64, offsets, touched
+            if modified[r]:
+                return 2, r, grad32, grad64, offsets, touched
         is_double = layouts[rows[r, 4], 0] == FLOAT64
         if rule == CAST:
             a = rows[r, 1]
@@ -447,7 +454,7 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, needs_sav
         else:
             ok = _structural_backward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32)
         if not ok:
-            return -(r + 1), grad32, grad64, offsets, touched
+            return 3, r, grad32, grad64, offsets, touched
         if not retain_graph:
             freed[r] = True
-    return 0, grad32, grad64, offsets, touched
+    return 0, 0, grad32, grad64, offsets, touched

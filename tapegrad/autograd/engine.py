@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._tape import ROW_WIDTH, resolve
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS
+from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, resolve
+from ..tensor import inplace_epoch
 
 _kernel = None
 
@@ -21,8 +23,8 @@ def kernel():
         from .. import _ops
         from .._kernels import backward
 
-        rules, needs_saved, _ = _ops.dispatch_arrays(backward.RULES)
-        _kernel = (backward.backward_sweep, rules, needs_saved)
+        rules, saves, _ = _ops.dispatch_arrays(backward.RULES)
+        _kernel = (backward.backward_sweep, rules, saves)
     return _kernel
 
 
@@ -32,6 +34,25 @@ SECOND_BACKWARD = (
     "or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time "
     "or if you need to access saved tensors after calling backward."
 )
+
+
+def _modified_message(tape, entry) -> str:
+    counter, expected, row = entry
+    layout = tape.layout_of(row)
+    kind = "Double" if CODE_DTYPES[tape.layout_table[4 * layout]] == np.float64 else "Float"
+    opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
+    if len(counter) > 1:  # the in-place op that produced the current value, as PyTorch names it
+        producer = f", which is output 0 of {counter[1]},"
+    elif opcode in (LEAF_OPCODE, CONSTANT_OPCODE):
+        producer = ""
+    else:
+        producer = f", which is output 0 of {OPS[opcode].grad_fn},"
+    return (
+        "one of the variables needed for gradient computation has been modified by an inplace operation: "
+        f"[tapegrad.{kind}Tensor {list(tape.shape_of(row))}]{producer} is at version {counter[0]}; expected "
+        f"version {expected} instead. Hint: the variable was changed in place after the operation that "
+        "saved it; clone it before changing it, or change it after the backward."
+    )
 
 
 def _seed(index: int, root, gradient) -> np.ndarray:
@@ -71,12 +92,16 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
 
 
 def _sweep(tape, pairs, retain: bool, collect) -> None:
-    sweep, rules, needs_saved = kernel()
+    sweep, rules, saves = kernel()
     roots = np.array([row for row, _ in pairs], np.int64)
     seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
     n_rows = int(roots.max()) + 1
     freed = tape.grown_freed()
-    status, grad32, grad64, offsets, touched = sweep(
+    modified = np.zeros(n_rows, np.bool_)
+    changed = tape.modified_rows(n_rows, inplace_epoch[0])
+    if changed:
+        modified[list(changed)] = True
+    status, row, grad32, grad64, offsets, touched = sweep(
         tape.rows_array(),
         tape.params_array(),
         tape.layouts_array(),
@@ -84,18 +109,21 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         np.frombuffer(tape.aux, np.int64) if len(tape.aux) else np.zeros(0, np.int64),
         tape.addresses(n_rows),
         rules,
-        needs_saved,
+        saves,
         roots,
         seeds,
         freed,
+        modified,
         retain,
     )
-    if status > 0:
+    if status == 1:
         raise RuntimeError(SECOND_BACKWARD)
-    if status < 0:
+    if status == 2:
+        raise RuntimeError(_modified_message(tape, changed[row]))
+    if status == 3:
         from .._ops import OPS
 
-        opcode = tape.ints[(-status - 1) * ROW_WIDTH]
+        opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
         raise NotImplementedError(f"no backward rule for {OPS[opcode].name}")
     arenas = (grad32, grad64)
 

@@ -1,0 +1,76 @@
+"""In-place changes of saved values: PyTorch's version-counter error, raised lazily, never a
+gradient of other values than the forward used."""
+
+from __future__ import annotations
+
+import pytest
+
+import tapegrad as tg
+
+MESSAGE = "one of the variables needed for gradient computation has been modified by an inplace operation"
+
+
+def _scenario(m, size: int, change):
+    x = m.ones(size, requires_grad=True)
+    y = x * 2.0
+    through_add = (y + 3.0).sum()
+    through_mul = (y * y).sum()
+    change(y)
+    through_add.backward()  # AddBackward saves nothing: works
+    with pytest.raises(RuntimeError) as raised:
+        through_mul.backward()  # MulBackward saved y: raises
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("size", [3, 5000], ids=["copied-when-saved", "saved-by-reference"])
+@pytest.mark.parametrize(
+    "change",
+    [lambda y: y.add_(1.0), lambda y: y.mul_(2.0), lambda y: y.__iadd__(1.0), lambda y: y[0:2].zero_(), lambda y: y.detach().fill_(0.0)],
+    ids=["add_", "mul_", "+=", "through a view", "through detach"],
+)
+def test_modified_saved_value_raises_only_where_needed(size, change):
+    message = _scenario(tg, size, change)
+    assert message.startswith(MESSAGE)
+    assert f"[tapegrad.FloatTensor [{size}]], which is output 0 of " in message
+    assert "is at version 1; expected version 0 instead" in message
+
+
+@pytest.mark.parametrize("change", [lambda y: y.add_(1.0), lambda y: y.mul_(3.0), lambda y: y.__isub__(1.0)], ids=["add_", "mul_", "-="])
+def test_message_matches_pytorch(change):
+    torch = pytest.importorskip("torch")
+    ours = _scenario(tg, 3, change)
+    theirs = _scenario(torch, 3, change)
+    assert ours.split(" Hint:")[0] == theirs.split(" Hint:")[0].replace("torch.", "tapegrad.")
+
+
+def test_a_modified_constant_raises_too():
+    w = tg.ones(3, requires_grad=True)
+    X = tg.tensor([1.0, 2.0, 3.0])
+    out = (w * X).sum()
+    X.add_(1.0)
+    with pytest.raises(RuntimeError, match=r"\[tapegrad.FloatTensor \[3\]\] is at version 1; expected version 0 instead"):
+        out.backward()
+
+
+def test_changes_through_data_bypass_the_version_check():
+    x = tg.ones(3, requires_grad=True)
+    y = x * 2.0
+    out = (y * y).sum()
+    y.data.mul_(10.0)
+    out.backward()  # no error, as in PyTorch
+    assert x.grad is not None
+    w = tg.ones(2, requires_grad=True)
+    loss = (w * w).sum()
+    w.data.mul_(3.0)
+    loss.backward()
+    assert w.grad.tolist() == [6.0, 6.0]  # a leaf is read live, as PyTorch reads it
+
+
+def test_in_place_on_a_recorded_tensor_records_the_op():
+    x = tg.ones(2, requires_grad=True)
+    y = x * 3.0
+    y += 1.0
+    y *= y
+    assert y.grad_fn.name() == "MulBackward0"
+    y.sum().backward()
+    assert x.grad.tolist() == [24.0, 24.0]
