@@ -37,7 +37,9 @@ def interleaved(functions: dict, number: int, repeats: int) -> dict:
 
 
 def measure(workload: str, number: int, repeats: int) -> dict:
-    functions = {b: workloads.make(workload, b) for b in workloads.BACKENDS if workloads.available(b) and _supports(workload, b)}
+    functions = {
+        b: workloads.make(workload, b) for b in workloads.BACKENDS if workloads.available(b) and _supports(workload, b)
+    }
     return interleaved(functions, number, repeats)
 
 
@@ -63,7 +65,9 @@ def cold_start() -> dict:
         for label, code in (("import", code_import), ("first_backward", code_first)):
             runs = []
             for _ in range(5):
-                out = subprocess.run([sys.executable, "-c", code.format(m=backend)], capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", code.format(m=backend)], capture_output=True, text=True, check=True
+                )
                 runs.append(float(out.stdout.strip().splitlines()[-1]))
             results[(label, backend)] = statistics.median(runs)
     return results
@@ -83,7 +87,11 @@ def main(argv=None) -> None:
     rows.append(("chain: record", "us/op", {b: v * per_op for b, v in chain_record.items()}, [("torch", 0.4)]))
     rows.append(("chain: backward", "us/op", {b: v * per_op for b, v in chain_backward.items()}, [("torch", 0.02)]))
     chain_replay = measure("chain_replay", 20, repeats)["tapegrad"]
-    both = {"tapegrad": chain_replay * per_op, "torch": (chain_record["torch"] + chain_backward["torch"]) * per_op} if "torch" in chain_record else {"tapegrad": chain_replay * per_op}
+    both = (
+        {"tapegrad": chain_replay * per_op, "torch": (chain_record["torch"] + chain_backward["torch"]) * per_op}
+        if "torch" in chain_record
+        else {"tapegrad": chain_replay * per_op}
+    )
     rows.append(("chain: replay fwd+bwd (torch: eager)", "us/op", both, []))
     mlp = measure("mlp", 50, repeats)
     rows.append(("mlp: training step", "us", mlp, [("torch", 0.8)]))
@@ -99,16 +107,27 @@ def main(argv=None) -> None:
     rows.append(("graph: eager fwd+bwd", "ns/op", {b: v / n_ops for b, v in eager.items()}, []))
     if "torch" in eager:
         recording["torch"] = eager["torch"]
-        rows.append(("graph: record vs torch eager fwd+bwd", "ns/op", {b: v / n_ops for b, v in recording.items()}, [("torch", 1.0)]))
+        rows.append(
+            (
+                "graph: record vs torch eager fwd+bwd",
+                "ns/op",
+                {b: v / n_ops for b, v in recording.items()},
+                [("torch", 1.0)],
+            )
+        )
     cold = cold_start()
     for label, target in (("import", 0.15), ("first_backward", 0.6)):
         values = {b: cold[(label, b)] for b in ("tapegrad", "torch") if (label, b) in cold}
         rows.append((f"cold: {label.replace('_', ' ')}", "s", values, [("absolute", target)]))
 
-    print(f"tapegrad comparison, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, medians of {repeats} interleaved repeats")
-    print("numpy column: NumPy by hand (big, mlp), NumPy without gradients (chain record), a hand-written numba "
-          "switch interpreter over the same op list (graph replay)")
+    print(
+        f"tapegrad comparison, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, medians of {repeats} interleaved repeats"
+    )
+    print(
+        "numpy column: NumPy by hand (big, mlp), NumPy without gradients (chain record), a hand-written numba "
+        "switch interpreter over the same op list (graph replay)"
+    )
     header = ("workload", "unit", "tapegrad", "torch", "numpy", "ratio", "target", "verdict")
     lines = []
     for name, unit, values, targets in rows:
@@ -120,10 +139,21 @@ def main(argv=None) -> None:
         for peer, target in targets:
             if peer == "absolute":
                 ok = values["tapegrad"] <= target
-                lines.append((name, unit, *cells, f"{values['tapegrad']:.3g} s", f"<= {target} s", "met" if ok else "MISSED"))
+                lines.append(
+                    (name, unit, *cells, f"{values['tapegrad']:.3g} s", f"<= {target} s", "met" if ok else "MISSED")
+                )
             elif peer in values:
                 ratio = values["tapegrad"] / values[peer]
-                lines.append((name, unit, *cells, f"{ratio:.3g}x {peer}", f"<= {target}x", "met" if ratio <= target else "MISSED"))
+                lines.append(
+                    (
+                        name,
+                        unit,
+                        *cells,
+                        f"{ratio:.3g}x {peer}",
+                        f"<= {target}x",
+                        "met" if ratio <= target else "MISSED",
+                    )
+                )
     widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
     if args.markdown:
         print("| " + " | ".join(header) + " |")

@@ -28,7 +28,9 @@ def main(ops: int = 1_000_000) -> None:
     print(f"chain of {ops} ops on 3 elements: record s, backward s, peak RSS MB")
     for module in ("tapegrad", "torch"):
         try:
-            out = subprocess.run([sys.executable, "-c", CODE.format(module=module, ops=ops)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CODE.format(module=module, ops=ops)], capture_output=True, text=True, check=True
+            )
         except subprocess.CalledProcessError as error:
             print(module, "failed:", error.stderr.strip().splitlines()[-1])
             continue

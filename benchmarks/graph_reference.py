@@ -46,7 +46,9 @@ def forward_backward(kinds, arguments, outputs, n_nodes, inputs):
             x = values[arguments[k, 0]]
             values[out] = x if x > 20.0 else np.log1p(np.exp(x))
         elif kind == SUM:
-            values[out] = values[arguments[k, 0]] + values[arguments[k, 1]] + values[arguments[k, 2]] + values[arguments[k, 3]]
+            values[out] = (
+                values[arguments[k, 0]] + values[arguments[k, 1]] + values[arguments[k, 2]] + values[arguments[k, 3]]
+            )
         elif kind == MUL:
             values[out] = values[arguments[k, 0]] * values[arguments[k, 1]]
         else:

@@ -42,7 +42,11 @@ def loops(iterations: int) -> None:
     def carried():
         state["h"] = (state["h"].detach() * 0.5 + X @ W).tanh()
 
-    for name, step in (("training", training), ("evaluation without no_grad", evaluation), ("state carried with detach", carried)):
+    for name, step in (
+        ("training", training),
+        ("evaluation without no_grad", evaluation),
+        ("state carried with detach", carried),
+    ):
         for _ in range(1000):
             step()
         gc.collect()
@@ -51,8 +55,10 @@ def loops(iterations: int) -> None:
         for _ in range(iterations):
             step()
         gc.collect()
-        print(f"{name:28s} {iterations} iterations: RSS growth {rss_mb() - before:+.1f} MB "
-              f"({(time.perf_counter() - start) / iterations * 1e6:.0f} us/iteration)")
+        print(
+            f"{name:28s} {iterations} iterations: RSS growth {rss_mb() - before:+.1f} MB "
+            f"({(time.perf_counter() - start) / iterations * 1e6:.0f} us/iteration)"
+        )
 
 
 def threads() -> None:
@@ -77,8 +83,10 @@ def threads() -> None:
     for thread in pair:
         thread.join()
     parallel = time.perf_counter() - start
-    print(f"two threads' backward passes: {parallel:.2f} s together against {serial:.2f} s one after the other "
-          f"({serial / parallel:.2f}x on {os.cpu_count()} cores)")
+    print(
+        f"two threads' backward passes: {parallel:.2f} s together against {serial:.2f} s one after the other "
+        f"({serial / parallel:.2f}x on {os.cpu_count()} cores)"
+    )
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ def chain_replay(backend: str = "tapegrad"):
 
 # -- mlp: one float32 training step --------------------------------------------------------
 
+
 def mlp_step(backend: str, batch: int = 32, features: int = 64, hidden: int = 128, classes: int = 10):
     rng = np.random.default_rng(0)
     arrays = {
@@ -183,6 +184,7 @@ def big_step(backend: str):
 
 
 # -- graph: the scalar graph from the public engine comparison -----------------------------
+
 
 def scalar_graph(m, nodes: list, n_ops: int):
     """The op mix of performance.md over 0-d tensors; returns the output node."""

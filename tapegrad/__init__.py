@@ -36,8 +36,8 @@ from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
 from ._reductions import mean, norm, softmax, sum  # noqa: A004
 from ._views import permute, reshape, squeeze, stack, t, transpose, unsqueeze
-from .replay import GuardError, Tape, load_tape, record
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
 
 __version__ = "0.1.0"

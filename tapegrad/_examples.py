@@ -7,10 +7,9 @@ cannot land without its gradient checks, parity tests, replay tests and benchmar
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
-
-import sys
 
 from ._ops import OPS, UNARY
 
@@ -50,7 +49,9 @@ def _unary_cases():
     for op in OPS:
         if op.family == UNARY:
             for shape in ((), (3,), (2, 3)):
-                yield Case(f"{op.name}{list(shape)}", lambda x, _n=op.name: _method_or_functional(x, _n), (shape,), op.domain)
+                yield Case(
+                    f"{op.name}{list(shape)}", lambda x, _n=op.name: _method_or_functional(x, _n), (shape,), op.domain
+                )
 
 
 POSITIVE = (0.5, 2.0)
@@ -84,7 +85,12 @@ CASES = [
     Case("sum", lambda x: x.sum(), ((2, 3),)),
     Case("mean", lambda x: x.mean(), ((2, 3),)),
     Case("sum(1)", lambda x: x.sum(1), ((2, 3, 4),)),
-    Case("sum((0,2),keepdim)", lambda x: x.sum((0, 2), keepdim=True), ((2, 3, 4),), torch_call=lambda x: x.sum((0, 2), keepdim=True)),
+    Case(
+        "sum((0,2),keepdim)",
+        lambda x: x.sum((0, 2), keepdim=True),
+        ((2, 3, 4),),
+        torch_call=lambda x: x.sum((0, 2), keepdim=True),
+    ),
     Case("sum(-1)", lambda x: x.sum(-1), ((2, 3),)),
     Case("mean(0)", lambda x: x.mean(0), ((2, 3),)),
     Case("mean(1,keepdim)", lambda x: x.mean(1, keepdim=True), ((2, 3),)),
@@ -116,7 +122,15 @@ CASES = [
     Case("transposed-mm", lambda a, b: a.t() @ b, ((3, 2), (3, 4))),
     Case("clone", lambda x: x.clone() * x, ((3,),)),
     # Linear through a float32 rounding: a wide step keeps central differences exact.
-    Case("cast-roundtrip", lambda x: x.float().double() * 1.5, ((3,),), rtol=1e-4, atol=1e-4, eps=1e-2, tags=("changes-dtype",)),
+    Case(
+        "cast-roundtrip",
+        lambda x: x.float().double() * 1.5,
+        ((3,),),
+        rtol=1e-4,
+        atol=1e-4,
+        eps=1e-2,
+        tags=("changes-dtype",),
+    ),
     Case("promote", lambda x, y: x.float() * y, ((3,), (3,)), rtol=1e-4, atol=1e-4, eps=1e-2, tags=("changes-dtype",)),
     Case("softmax(0)", lambda x: functional(x).softmax(x, dim=0), ((4,),)),
     Case("softmax(1)", lambda x: x.softmax(1), ((2, 3),)),

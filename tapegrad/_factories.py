@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
 from . import _dtypes
@@ -117,8 +115,10 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if dtype is None:
-        dtype = _dtypes.int64 if isinstance(fill_value, int) and not isinstance(fill_value, bool) else (
-            _dtypes.bool if isinstance(fill_value, bool) else _dtypes.DEFAULT_FLOAT
+        dtype = (
+            _dtypes.int64
+            if isinstance(fill_value, int) and not isinstance(fill_value, bool)
+            else (_dtypes.bool if isinstance(fill_value, bool) else _dtypes.DEFAULT_FLOAT)
         )
     return _finish(np.full(_shape((size,)), fill_value, _float_type(dtype)), requires_grad)
 
@@ -186,4 +186,6 @@ def full_like(other, fill_value, dtype=None, device=None, requires_grad: bool = 
     return full(other.shape, fill_value, dtype=dtype if dtype is not None else other.dtype, requires_grad=requires_grad)
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations", "builtins", "np", "Tensor")]
+__all__ = [
+    name for name in dir() if not name.startswith("_") and name not in ("annotations", "builtins", "np", "Tensor")
+]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
+from ._record import record
 from ._views import expand, reshape, squeeze, unsqueeze
-from .tensor import Tensor, as_tensor, record
+from .tensor import Tensor, as_tensor
 
 _TYPE_NAMES = {"float32": "float", "float64": "double", "int64": "long", "int32": "int", "bool": "bool"}
 
@@ -73,7 +74,7 @@ def _batched(a: Tensor, b: Tensor) -> Tensor:
     try:
         batch = np.broadcast_shapes(a._data.shape[:-2], b._data.shape[:-2])
     except ValueError:
-        from .tensor import broadcast_error
+        from ._record import broadcast_error
 
         raise broadcast_error(a._data.shape[:-2], b._data.shape[:-2]) from None
     count = int(np.prod(batch, dtype=np.int64))

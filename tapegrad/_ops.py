@@ -186,4 +186,3 @@ def replay_arrays(rule_numbers: dict[str, int]) -> np.ndarray:
     if missing:
         raise NotImplementedError(f"no replay rule in tapegrad._kernels.forward for: {', '.join(missing)}")
     return np.array([rule_numbers[op.replay_rule] for op in OPS], dtype=np.int64)
-

@@ -97,7 +97,9 @@ def _nested(values: np.ndarray, indent: int, summarize: bool, formatter: _Format
     if summarize and values.shape[0] > 2 * EDGE_ITEMS:
         parts = [_nested(values[i], indent + 1, summarize, formatter) for i in range(EDGE_ITEMS)]
         parts += ["..."]
-        parts += [_nested(values[i], indent + 1, summarize, formatter) for i in range(len(values) - EDGE_ITEMS, len(values))]
+        parts += [
+            _nested(values[i], indent + 1, summarize, formatter) for i in range(len(values) - EDGE_ITEMS, len(values))
+        ]
     else:
         parts = [_nested(values[i], indent + 1, summarize, formatter) for i in range(values.shape[0])]
     return "[" + ("," + "\n" * (values.ndim - 1) + " " * (indent + 1)).join(parts) + "]"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
-from .tensor import Tensor, _normalize_dim, _wrap, record
+from ._record import record
+from .tensor import Tensor, _normalize_dim
 
 
 def _dims(x: Tensor, dim) -> tuple:
@@ -38,7 +39,13 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
     mask = 0
     for d in dims:
         mask |= 1 << d
-    return record(name + "_dim", (x,), np.asarray(out, dtype=data.dtype), iparam=mask, param=1.0 / count if mean and count else 1.0)
+    return record(
+        name + "_dim",
+        (x,),
+        np.asarray(out, dtype=data.dtype),
+        iparam=mask,
+        param=1.0 / count if mean and count else 1.0,
+    )
 
 
 def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001

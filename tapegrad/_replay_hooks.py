@@ -12,15 +12,27 @@ import traceback
 import numpy as np
 
 from ._ops import OPCODE
+from ._record import _input_row, _operand_row
 from ._tape import NO_GRAD
 from .autograd.grad_mode import state
-from .tensor import Tensor, _input_row, _operand_row, _recorded, _wrap
+from .tensor import Tensor, _recorded, _wrap
 
 
 def compare(tensor: Tensor, other, name: str) -> Tensor:
     other_data = other._data if isinstance(other, Tensor) else other
-    out = np.asarray(getattr(np, {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
-                                   "eq": "equal", "ne": "not_equal"}[name])(tensor._data, other_data))
+    out = np.asarray(
+        getattr(
+            np,
+            {
+                "lt": "less",
+                "le": "less_equal",
+                "gt": "greater",
+                "ge": "greater_equal",
+                "eq": "equal",
+                "ne": "not_equal",
+            }[name],
+        )(tensor._data, other_data)
+    )
     tape = state.recording
     if tape is None:
         return _wrap(out)
@@ -44,7 +56,9 @@ def detached(tensor: Tensor) -> Tensor:
     if tape is None:
         return _wrap(tensor._data)
     source = _input_row(tape, tensor)
-    row = tape.append(OPCODE["detach"] | NO_GRAD, source, -1, 0, tape.layout(tensor._data.dtype, tensor._data.shape), 0.0)
+    row = tape.append(
+        OPCODE["detach"] | NO_GRAD, source, -1, 0, tape.layout(tensor._data.dtype, tensor._data.shape), 0.0
+    )
     return _recorded(tensor._data, tape, row, False)
 
 

@@ -37,7 +37,13 @@ _unpack_param = struct.Struct("<d").unpack_from
 INITIAL_ROWS = 32
 # Integer and boolean values (comparisons, indices) only ever sit on a tape inside
 # ``tapegrad.record``, where the forward replay holds them exactly as float64.
-DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 1, np.dtype(np.int32): 1, np.dtype(np.bool_): 1}
+DTYPE_CODES = {
+    np.dtype(np.float32): 0,
+    np.dtype(np.float64): 1,
+    np.dtype(np.int64): 1,
+    np.dtype(np.int32): 1,
+    np.dtype(np.bool_): 1,
+}
 CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Small results the backward needs are copied into arena chunks of this many elements; larger
 # ones are kept alive where they are. (Taking an array's address costs about 1 us.)
@@ -291,7 +297,10 @@ class Tape:
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
         self.guards.update({row + shift: where for row, where in other.guards.items()})
         self.versions.update(
-            {row + shift: [(counter, version, saved + shift) for counter, version, saved in entries] for row, entries in other.versions.items()}
+            {
+                row + shift: [(counter, version, saved + shift) for counter, version, saved in entries]
+                for row, entries in other.versions.items()
+            }
         )
         self.freed = np.concatenate([own_freed, other.grown_freed()])
         other.merged_into = self

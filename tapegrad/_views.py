@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._ops import OPCODE
+from ._record import _input_row, _opcode, _target
 from ._shapes import broadcast_strides, contiguous_strides
-from .autograd.grad_mode import state as _grad_state
-from .tensor import Tensor, _input_row, _normalize_dim, _opcode, _recorded, _target, _wrap
+from .tensor import Tensor, _normalize_dim, _recorded, _wrap
 
 
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
@@ -132,7 +131,9 @@ def _select(x: Tensor, index: int) -> Tensor:
     """``x[i]``, the common case (iterating over a tensor), without the probe."""
     shape = x._data.shape
     if not shape:
-        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+        raise IndexError(
+            "invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ to convert a 0-dim tensor to a number"
+        )
     if not -shape[0] <= index < shape[0]:
         raise IndexError(f"index {index} is out of bounds for dimension 0 with size {shape[0]}")
     index %= shape[0]
@@ -148,7 +149,9 @@ def getitem(x: Tensor, key) -> Tensor:
     if advanced:
         numpy_key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
         if _target((x,))[0] is not None:
-            raise NotImplementedError("indexing with tensors, lists or masks is not differentiable yet; use basic indexing")
+            raise NotImplementedError(
+                "indexing with tensors, lists or masks is not differentiable yet; use basic indexing"
+            )
         return _wrap(np.asarray(x._data[numpy_key]))
     if not any(part is Ellipsis for part in key):
         key = key + (Ellipsis,)  # so that an all-integer index gives a 0-d view, not a scalar copy
@@ -167,7 +170,7 @@ def getitem(x: Tensor, key) -> Tensor:
 def stack(tensors, dim: int = 0) -> Tensor:
     """Join tensors of one shape along a new dimension ``dim`` (``StackBackward0``)."""
     from . import _dtypes
-    from .tensor import _operand_row
+    from ._record import _operand_row
 
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:

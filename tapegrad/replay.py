@@ -26,9 +26,11 @@ import pickle
 import numpy as np
 
 from . import _ops
-from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK, Tape as _RecordingTape
+from ._record import _input_row
+from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK
+from ._tape import Tape as _RecordingTape
 from .autograd import grad_mode
-from .tensor import Tensor, _input_row, _wrap
+from .tensor import Tensor, _wrap
 
 _FORWARD = None
 
@@ -224,7 +226,9 @@ class Tape:
             else:
                 values = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
                 if values.shape != shape:
-                    raise RuntimeError(f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}.")
+                    raise RuntimeError(
+                        f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}."
+                    )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
         status, row, grad32, grad64, offsets, touched = backward_sweep(
             self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
@@ -271,7 +275,11 @@ class Tape:
                 rows_of_jacobian.append(self.backward(tuple(seeds)))
             per_input = []
             for position, input_row in enumerate(self.input_rows):
-                stacked = np.stack([grads[position]._data for grads in rows_of_jacobian]) if size else np.zeros((0,) + self._shape(input_row))
+                stacked = (
+                    np.stack([grads[position]._data for grads in rows_of_jacobian])
+                    if size
+                    else np.zeros((0,) + self._shape(input_row))
+                )
                 per_input.append(_wrap(stacked.reshape(shape + self._shape(input_row))))
             blocks.append(tuple(per_input))
         if len(blocks) == 1 and len(blocks[0]) == 1:
@@ -280,8 +288,22 @@ class Tape:
 
     # -- persistence ----------------------------------------------------------------------
 
-    _STATE = ("rows", "params", "layouts", "dims", "aux", "guards", "input_rows", "output_rows", "input_specs",
-              "offsets", "sizes", "single_output", "_names", "_rerecord")
+    _STATE = (
+        "rows",
+        "params",
+        "layouts",
+        "dims",
+        "aux",
+        "guards",
+        "input_rows",
+        "output_rows",
+        "input_specs",
+        "offsets",
+        "sizes",
+        "single_output",
+        "_names",
+        "_rerecord",
+    )
 
     def __getstate__(self):
         state = {name: getattr(self, name) for name in self._STATE}
@@ -369,5 +391,7 @@ def demo() -> None:
         step()
         runs.append(time.perf_counter() - start)
     rows = len(tape.rows)
-    print(f"replay forward+backward: {np.median(runs) * 1e6:.1f} us for {rows} rows "
-          f"({np.median(runs) / rows * 1e9:.0f} ns per row)")
+    print(
+        f"replay forward+backward: {np.median(runs) * 1e6:.1f} us for {rows} rows "
+        f"({np.median(runs) / rows * 1e9:.0f} ns per row)"
+    )

@@ -196,7 +196,9 @@ def test_autograd_grad_returns_without_touching_grad():
 def test_autograd_grad_unused_input():
     x = tg.ones(2, requires_grad=True)
     unused = tg.ones(2, requires_grad=True)
-    with pytest.raises(RuntimeError, match="The differentiated Tensor at index 1 appears to not have been used in the graph"):
+    with pytest.raises(
+        RuntimeError, match="The differentiated Tensor at index 1 appears to not have been used in the graph"
+    ):
         tg.autograd.grad((x * 2).sum(), (x, unused))
     assert tg.autograd.grad((x * 2).sum(), (x, unused), allow_unused=True)[1] is None
 
@@ -264,5 +266,12 @@ def test_tapes_merged_many_times_stay_consistent():
     (total * other).backward()
     values = [float(i) for i in range(6)]
     t, o = 2 * sum(values), values[0] * values[1] + values[2] * values[3]
-    expected = [2 * o + t * values[1], 2 * o + t * values[0], 2 * o + t * values[3], 2 * o + t * values[2], 2 * o, 2 * o]
+    expected = [
+        2 * o + t * values[1],
+        2 * o + t * values[0],
+        2 * o + t * values[3],
+        2 * o + t * values[2],
+        2 * o,
+        2 * o,
+    ]
     assert [leaf.grad.item() for leaf in leaves] == expected

@@ -26,38 +26,91 @@ def _in_place_on_leaf(m):
 
 
 CASES = {
-    "non-scalar backward": (lambda m: (m.ones(2, requires_grad=True) * 2).backward(), RuntimeError,
-                            "grad can be implicitly created only for scalar outputs"),
-    "gradient shape": (_wrong_gradient_shape, RuntimeError,
-                       "Mismatch in shape: grad_output[0] has a shape of {size}([3]) and output[0] has a shape of {size}([2])."),
-    "no grad": (lambda m: m.ones(3).sum().backward(), RuntimeError,
-                "element 0 of tensors does not require grad and does not have a grad_fn"),
+    "non-scalar backward": (
+        lambda m: (m.ones(2, requires_grad=True) * 2).backward(),
+        RuntimeError,
+        "grad can be implicitly created only for scalar outputs",
+    ),
+    "gradient shape": (
+        _wrong_gradient_shape,
+        RuntimeError,
+        "Mismatch in shape: grad_output[0] has a shape of {size}([3]) and output[0] has a shape of {size}([2]).",
+    ),
+    "no grad": (
+        lambda m: m.ones(3).sum().backward(),
+        RuntimeError,
+        "element 0 of tensors does not require grad and does not have a grad_fn",
+    ),
     "second backward": (_backward_twice, RuntimeError, "Trying to backward through the graph a second time"),
-    "int requires grad": (lambda m: m.tensor([1, 2], requires_grad=True), RuntimeError,
-                          "Only Tensors of floating point and complex dtype can require gradients"),
-    "int requires_grad_": (lambda m: m.tensor([1, 2]).requires_grad_(), RuntimeError,
-                           "only Tensors of floating point dtype can require gradients"),
-    "non-leaf requires_grad_(False)": (lambda m: (m.ones(2, requires_grad=True) * 2).requires_grad_(False), RuntimeError,
-                                       "you can only change requires_grad flags of leaf variables. If you want to use a computed "
-                                       "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."),
-    "in-place on leaf": (_in_place_on_leaf, RuntimeError, "a leaf Variable that requires grad is being used in an in-place operation."),
-    "numpy of grad tensor": (lambda m: m.ones(2, requires_grad=True).numpy(), RuntimeError,
-                             "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."),
-    "broadcast": (lambda m: m.ones(3) + m.ones(4), RuntimeError,
-                  "The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 0"),
-    "broadcast 2-D": (lambda m: m.ones(2, 3) * m.ones(4, 3, requires_grad=True), RuntimeError,
-                      "The size of tensor a (2) must match the size of tensor b (4) at non-singleton dimension 0"),
-    "broadcast last dim": (lambda m: m.ones(2, 3) - m.ones(3, 2), RuntimeError,
-                           "The size of tensor a (3) must match the size of tensor b (2) at non-singleton dimension 1"),
-    "matmul": (lambda m: m.ones(2, 3) @ m.ones(2, 3), RuntimeError, "mat1 and mat2 shapes cannot be multiplied (2x3 and 2x3)"),
-    "vector matmul": (lambda m: m.ones(3) @ m.ones(4, 2), RuntimeError, "mat1 and mat2 shapes cannot be multiplied (1x3 and 4x2)"),
+    "int requires grad": (
+        lambda m: m.tensor([1, 2], requires_grad=True),
+        RuntimeError,
+        "Only Tensors of floating point and complex dtype can require gradients",
+    ),
+    "int requires_grad_": (
+        lambda m: m.tensor([1, 2]).requires_grad_(),
+        RuntimeError,
+        "only Tensors of floating point dtype can require gradients",
+    ),
+    "non-leaf requires_grad_(False)": (
+        lambda m: (m.ones(2, requires_grad=True) * 2).requires_grad_(False),
+        RuntimeError,
+        "you can only change requires_grad flags of leaf variables. If you want to use a computed "
+        "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach().",
+    ),
+    "in-place on leaf": (
+        _in_place_on_leaf,
+        RuntimeError,
+        "a leaf Variable that requires grad is being used in an in-place operation.",
+    ),
+    "numpy of grad tensor": (
+        lambda m: m.ones(2, requires_grad=True).numpy(),
+        RuntimeError,
+        "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.",
+    ),
+    "broadcast": (
+        lambda m: m.ones(3) + m.ones(4),
+        RuntimeError,
+        "The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 0",
+    ),
+    "broadcast 2-D": (
+        lambda m: m.ones(2, 3) * m.ones(4, 3, requires_grad=True),
+        RuntimeError,
+        "The size of tensor a (2) must match the size of tensor b (4) at non-singleton dimension 0",
+    ),
+    "broadcast last dim": (
+        lambda m: m.ones(2, 3) - m.ones(3, 2),
+        RuntimeError,
+        "The size of tensor a (3) must match the size of tensor b (2) at non-singleton dimension 1",
+    ),
+    "matmul": (
+        lambda m: m.ones(2, 3) @ m.ones(2, 3),
+        RuntimeError,
+        "mat1 and mat2 shapes cannot be multiplied (2x3 and 2x3)",
+    ),
+    "vector matmul": (
+        lambda m: m.ones(3) @ m.ones(4, 2),
+        RuntimeError,
+        "mat1 and mat2 shapes cannot be multiplied (1x3 and 4x2)",
+    ),
     "mv": (lambda m: m.ones(2, 3) @ m.ones(4), RuntimeError, "size mismatch, got input (2), mat (2x3), vec (4)"),
-    "dot": (lambda m: m.ones(3) @ m.ones(4), RuntimeError,
-            "inconsistent tensor size, expected tensor [3] and src [4] to have the same number of elements, but got 3 and 4 elements respectively"),
+    "dot": (
+        lambda m: m.ones(3) @ m.ones(4),
+        RuntimeError,
+        "inconsistent tensor size, expected tensor [3] and src [4] to have the same number of elements, but got 3 and 4 elements respectively",
+    ),
     "view": (lambda m: m.ones(6).view(4), RuntimeError, "shape '[4]' is invalid for input of size 6"),
-    "dim": (lambda m: m.ones(6).sum(3), IndexError, "Dimension out of range (expected to be in range of [-1, 0], but got 3)"),
+    "dim": (
+        lambda m: m.ones(6).sum(3),
+        IndexError,
+        "Dimension out of range (expected to be in range of [-1, 0], but got 3)",
+    ),
     "index": (lambda m: m.ones(6)[7], IndexError, "index 7 is out of bounds for dimension 0 with size 6"),
-    "retain_grad": (lambda m: m.ones(2).retain_grad(), RuntimeError, "can't retain_grad on Tensor that has requires_grad=False"),
+    "retain_grad": (
+        lambda m: m.ones(2).retain_grad(),
+        RuntimeError,
+        "can't retain_grad on Tensor that has requires_grad=False",
+    ),
     "item": (lambda m: m.ones(2).item(), RuntimeError, "a Tensor with 2 elements cannot be converted to Scalar"),
 }
 
@@ -85,7 +138,9 @@ def test_the_expected_message_is_pytorchs(name):
 
 def test_non_leaf_grad_access_warns_and_is_none():
     y = tg.ones(2, requires_grad=True) * 2
-    with pytest.warns(UserWarning, match=re.escape("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed.")):
+    with pytest.warns(
+        UserWarning, match=re.escape("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed.")
+    ):
         assert y.grad is None
 
 

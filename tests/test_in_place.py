@@ -25,7 +25,13 @@ def _scenario(m, size: int, change):
 @pytest.mark.parametrize("size", [3, 5000], ids=["copied-when-saved", "saved-by-reference"])
 @pytest.mark.parametrize(
     "change",
-    [lambda y: y.add_(1.0), lambda y: y.mul_(2.0), lambda y: y.__iadd__(1.0), lambda y: y[0:2].zero_(), lambda y: y.detach().fill_(0.0)],
+    [
+        lambda y: y.add_(1.0),
+        lambda y: y.mul_(2.0),
+        lambda y: y.__iadd__(1.0),
+        lambda y: y[0:2].zero_(),
+        lambda y: y.detach().fill_(0.0),
+    ],
     ids=["add_", "mul_", "+=", "through a view", "through detach"],
 )
 def test_modified_saved_value_raises_only_where_needed(size, change):
@@ -35,7 +41,9 @@ def test_modified_saved_value_raises_only_where_needed(size, change):
     assert "is at version 1; expected version 0 instead" in message
 
 
-@pytest.mark.parametrize("change", [lambda y: y.add_(1.0), lambda y: y.mul_(3.0), lambda y: y.__isub__(1.0)], ids=["add_", "mul_", "-="])
+@pytest.mark.parametrize(
+    "change", [lambda y: y.add_(1.0), lambda y: y.mul_(3.0), lambda y: y.__isub__(1.0)], ids=["add_", "mul_", "-="]
+)
 def test_message_matches_pytorch(change):
     torch = pytest.importorskip("torch")
     ours = _scenario(tg, 3, change)
@@ -48,7 +56,9 @@ def test_a_modified_constant_raises_too():
     X = tg.tensor([1.0, 2.0, 3.0])
     out = (w * X).sum()
     X.add_(1.0)
-    with pytest.raises(RuntimeError, match=r"\[tapegrad.FloatTensor \[3\]\] is at version 1; expected version 0 instead"):
+    with pytest.raises(
+        RuntimeError, match=r"\[tapegrad.FloatTensor \[3\]\] is at version 1; expected version 0 instead"
+    ):
         out.backward()
 
 

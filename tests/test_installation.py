@@ -18,11 +18,16 @@ PACKAGE = os.path.dirname(tapegrad.__file__)
 def _run(code: str, env_updates: dict, cwd=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(env_updates)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_import_does_not_import_numba():
-    result = _run("import sys, tapegrad; x = tapegrad.ones(2, requires_grad=True); y = (x * x).sum(); print('numba' in sys.modules)", {})
+    result = _run(
+        "import sys, tapegrad; x = tapegrad.ones(2, requires_grad=True); y = (x * x).sum(); print('numba' in sys.modules)",
+        {},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
@@ -33,7 +38,11 @@ def test_cache_directory_falls_back_when_the_package_is_read_only(monkeypatch, t
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     writable = {str(tmp_path / "home" / ".cache" / "tapegrad-numba"): False}
-    monkeypatch.setattr(config, "_writable", lambda directory: writable.get(directory, "tapegrad-numba" in directory and "home" not in directory))
+    monkeypatch.setattr(
+        config,
+        "_writable",
+        lambda directory: writable.get(directory, "tapegrad-numba" in directory and "home" not in directory),
+    )
     config.choose_cache_dir()
     chosen = os.environ["NUMBA_CACHE_DIR"]
     assert "tapegrad-numba" in chosen and not chosen.startswith(str(tmp_path / "home"))
@@ -96,7 +105,11 @@ def test_a_changed_kernel_source_is_never_served_from_a_stale_cache(tmp_path):
     strided = site / "tapegrad" / "_kernels" / "strided.py"
     source = strided.read_text()
     assert "dst[dst_position] += scale * src[src_position]" in source
-    strided.write_text(source.replace("dst[dst_position] += scale * src[src_position]", "dst[dst_position] += 2 * scale * src[src_position]"))
+    strided.write_text(
+        source.replace(
+            "dst[dst_position] += scale * src[src_position]", "dst[dst_position] += 2 * scale * src[src_position]"
+        )
+    )
     after = _run(code, env, cwd=tmp_path)
     assert after.returncode == 0, after.stderr
     assert after.stdout.strip() == "12.0"

@@ -8,11 +8,11 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import _ops
+from tapegrad._examples import CASES
 from tapegrad._tape import ROW_WIDTH
 from tapegrad.autograd.engine import kernel
 
 from .gradcheck import analytic_gradients, numeric_gradients, sample
-from tapegrad._examples import CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -65,7 +65,9 @@ def _opcodes_recorded(case) -> set[int]:
 def test_every_table_entry_is_reached_by_some_case():
     reached = set().union(*(_opcodes_recorded(case) for case in CASES))
     missing = [
-        op.name for code, op in enumerate(_ops.OPS) if code not in reached and op.name != "constant" and op.family != _ops.NONDIFF
+        op.name
+        for code, op in enumerate(_ops.OPS)
+        if code not in reached and op.name != "constant" and op.family != _ops.NONDIFF
     ]
     assert not missing, f"op table entries without a gradient check: {missing}"
 

@@ -71,14 +71,19 @@ def test_reductions_and_unary_ops_on_any_shape(shape, dtype, data):
 
 @SETTINGS
 @given(
-    shapes=st.tuples(hnp.array_shapes(min_dims=1, max_dims=2, max_side=4), hnp.array_shapes(min_dims=1, max_dims=2, max_side=4))
+    shapes=st.tuples(
+        hnp.array_shapes(min_dims=1, max_dims=2, max_side=4), hnp.array_shapes(min_dims=1, max_dims=2, max_side=4)
+    )
 )
 def test_clashing_shapes_raise_pytorchs_error(shapes):
     shape_a, shape_b = shapes
     try:
         np.broadcast_shapes(shape_a, shape_b)
     except ValueError:
-        with pytest.raises(RuntimeError, match=r"The size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton dimension \d+"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"The size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton dimension \d+",
+        ):
             tg.ones(*shape_a, requires_grad=True) + tg.ones(*shape_b)
     else:
         assert (tg.ones(*shape_a) + tg.ones(*shape_b)).shape == np.broadcast_shapes(shape_a, shape_b)

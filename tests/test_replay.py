@@ -11,9 +11,9 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import _ops
+from tapegrad._examples import CASES
 
 from .gradcheck import sample
-from tapegrad._examples import CASES
 
 
 def _eager(call, arrays, dtype):
@@ -140,7 +140,9 @@ def test_input_mismatch_names_the_input():
         return (weights * bias).sum()
 
     tape = tg.record(f, np.ones(3, np.float32), np.ones(3, np.float32))
-    with pytest.raises(ValueError, match=r"input 1 \('bias'\) was recorded as shape \(3,\) float32, got shape \(4,\) float32"):
+    with pytest.raises(
+        ValueError, match=r"input 1 \('bias'\) was recorded as shape \(3,\) float32, got shape \(4,\) float32"
+    ):
         tape(np.ones(3, np.float32), np.ones(4, np.float32))
     with pytest.raises(ValueError, match=r"input 0 \('weights'\).*float64"):
         tape(np.ones(3), np.ones(3, np.float32))
@@ -159,7 +161,9 @@ def test_tape_pickles_and_loads_in_another_process(tmp_path):
         "value, (grad,) = tape.value_and_grad(np.array([0.1, 0.2, 0.3]))\n"
         "print(repr(value.item()), repr(grad.tolist()))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(maxsplit=1)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(
+        maxsplit=1
+    )
     value, (grad,) = tape.value_and_grad(x)
     assert float(out[0]) == value.item()
     assert eval(out[1]) == grad.tolist()

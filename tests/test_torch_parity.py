@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from tapegrad._examples import CASES
 
 from .gradcheck import sample
-from tapegrad._examples import CASES
 
 torch = pytest.importorskip("torch")
 

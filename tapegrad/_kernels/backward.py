@@ -362,7 +362,9 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
 
 
 @jit
-def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, saves, roots, seeds, freed, modified, retain_graph):
+def backward_sweep(
+    rows, params, layouts, dims, aux, addresses, rules, saves, roots, seeds, freed, modified, retain_graph
+):
     """Gradients of every row reached from ``roots`` (seeded with ``seeds``, flattened in order).
 
     ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
@@ -392,7 +394,13 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, saves, ro
     grad64 = np.zeros(total64, np.float64)
     touched = np.zeros(n, np.bool_)
     # Everything handed to the per-row functions goes as a borrowed (uncounted) view.
-    b_rows, b_params, b_layouts, b_dims, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(dims), borrow(aux)
+    b_rows, b_params, b_layouts, b_dims, b_aux = (
+        borrow(rows),
+        borrow(params),
+        borrow(layouts),
+        borrow(dims),
+        borrow(aux),
+    )
     b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
     b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
     position = 0
@@ -439,20 +447,32 @@ def backward_sweep(rows, params, layouts, dims, aux, addresses, rules, saves, ro
                         grad64[target + i] += np.float64(grad32[source + i])
             ok = True
         elif layouts[rows[r, 4], 1] <= SMALL and (
-            _small_backward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad64)
+            _small_backward(
+                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad64
+            )
             if is_double
-            else _small_backward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad32)
+            else _small_backward(
+                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad32
+            )
         ):
             ok = True
         elif rule <= POW:
             if is_double:
-                ok = _elementwise_backward(rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad64)
+                ok = _elementwise_backward(
+                    rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad64
+                )
             else:
-                ok = _elementwise_backward(rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad32)
+                ok = _elementwise_backward(
+                    rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
+                )
         elif is_double:
-            ok = _structural_backward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad64)
+            ok = _structural_backward(
+                rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad64
+            )
         else:
-            ok = _structural_backward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32)
+            ok = _structural_backward(
+                rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32
+            )
         if not ok:
             return 3, r, grad32, grad64, offsets, touched
         if not retain_graph:

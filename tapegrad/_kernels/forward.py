@@ -301,7 +301,13 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
     """Recompute rows in order. Returns 0, or ``r + 1`` for the first guard that fails, or
     ``-(r + 1)`` for a row no rule covers. ``scratch`` holds a float64 copy of a guarded float32
     value."""
-    b_rows, b_params, b_layouts, b_dims, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(dims), borrow(aux)
+    b_rows, b_params, b_layouts, b_dims, b_aux = (
+        borrow(rows),
+        borrow(params),
+        borrow(layouts),
+        borrow(dims),
+        borrow(aux),
+    )
     b_offsets, b_values32, b_values64 = borrow(offsets), borrow(values32), borrow(values64)
     for r in range(rows.shape[0]):
         opcode = rows[r, 0] & OPCODE_MASK

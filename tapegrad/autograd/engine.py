@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS
+from .._record import inplace_epoch
 from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, resolve
-from ..tensor import inplace_epoch
 
 _kernel = None
 

@@ -1,0 +1,456 @@
+"""How an op is recorded: the path from a Tensor operation to a tape row.
+
+Each function computes the forward with numpy, decides with ``_target`` whether and where to
+record (eagerly: only ops on tensors that require grad; inside ``tapegrad.record``: every op),
+appends the row, and saves the values its backward rule reads (with their versions). These are
+the hot path: an op's whole cost is what has to beat PyTorch per op on small tensors.
+"""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+
+import numpy as np
+
+from . import _dtypes
+from ._ops import BY_NAME, OPCODE, UNARY
+from ._shapes import broadcast_strides
+from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
+from .autograd.grad_mode import recordings_active as _recordings_active
+from .autograd.grad_mode import special_modes as _special_modes
+from .autograd.grad_mode import state as _grad_state
+from .autograd.grad_mode import threads_disabled as _threads_disabled
+from .tensor import Tensor, _recorded, _wrap
+
+_float = builtins.float
+_int = builtins.int
+_bool = builtins.bool
+
+
+def _input_row(tape: Tape, tensor: Tensor) -> int:
+    """Row of ``tensor`` on ``tape``: its own, or its registration as a leaf or constant."""
+    own = tensor._tape
+    if own is not None and own is not tape and own.merged_into is not None:
+        own = resolve(tensor)
+    return tensor._row if own is tape else tape.register(tensor)
+
+
+def _target(inputs) -> tuple:
+    """Where an op on ``inputs`` is recorded, and whether its result requires grad.
+
+    Eagerly, only an op on a tensor that requires grad (with grad mode on) is recorded, on its
+    inputs' tape or a new one. Inside ``tapegrad.record`` every op is, on the recording's tape,
+    so the replay can recompute everything; rows that need no gradient carry ``NO_GRAD``.
+    """
+    requires = False
+    if _threads_disabled[0] == 0 or _grad_state.enabled:
+        for tensor in inputs:
+            if tensor._requires_grad:
+                requires = True
+                break
+    if _recordings_active[0]:
+        recording = _grad_state.recording
+        if recording is not None:
+            return recording, requires
+    if not requires:
+        return None, False
+    return _tape_for(*inputs), True
+
+
+def _opcode(name: str, requires_grad: bool) -> int:
+    return OPCODE[name] if requires_grad else OPCODE[name] | NO_GRAD
+
+
+def _tape_for(*tensors) -> Tape:
+    recorded = [t for t in tensors if t._tape is not None]
+    if not recorded:
+        return Tape()
+    if len(recorded) == 1:
+        tape = recorded[0]._tape
+        return tape if tape.merged_into is None else resolve(recorded[0])
+    return join(recorded)
+
+
+PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
+
+
+def _unary(op, x: Tensor) -> Tensor:
+    data = x._data
+    if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu"):
+        data = data.astype(np.float32)
+    out = op.forward(data)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    tape, requires = _target((x,))
+    if tape is None:
+        return _wrap(out)
+    row_x = _input_row(tape, x)
+    layout = tape.layout(out.dtype, out.shape)
+    if (
+        requires
+        and op.derivative is not None
+        and data.size >= PRECOMPUTED_DERIVATIVE_SIZE
+        and tape is not _grad_state.recording
+    ):
+        # in1 names a constant row holding d(out)/d(x); the rule then only multiplies.
+        derivative_row = tape.append(OPCODE["constant"], -1, -1, 0, layout, 0.0)
+        tape.save(derivative_row, np.ascontiguousarray(op.derivative(data)))
+        row = tape.append(OPCODE[op.name], row_x, derivative_row, 0, layout, 0.0)
+        return _recorded(out, tape, row)
+    row = tape.append(_opcode(op.name, requires), row_x, -1, 0, layout, 0.0)
+    saves = op.saves
+    result = _recorded(out, tape, row, requires)
+    if saves and requires:
+        if "a" in saves:
+            tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
+            tape.track(row, row_x, x)
+        if "out" in saves:
+            tape.save(row, out)
+            tape.track(row, row, result)
+    return result
+
+
+# Python number on the right (``x - 2``) and on the left (``2 - x``): which op records it.
+_SCALAR_RIGHT = {
+    "add": "add_scalar",
+    "sub": "sub_scalar",
+    "mul": "mul_scalar",
+    "div": "div_scalar",
+    "pow": "pow_scalar",
+}
+_SCALAR_LEFT = {"add": "add_scalar", "rsub": "rsub_scalar", "mul": "mul_scalar", "rpow": "rpow_scalar"}
+_REVERSED = {"rsub": "sub", "rdiv": "div", "rpow": "pow"}
+
+
+def _arith(kind: str, x: Tensor, other) -> Tensor:
+    """``x <kind> other`` where ``other`` is a tensor, an array or a Python number."""
+    if isinstance(other, Tensor):
+        return _binary(_REVERSED[kind], other, x) if kind in _REVERSED else _binary(kind, x, other)
+    if isinstance(other, numbers.Number) and not isinstance(other, np.ndarray):
+        if isinstance(other, np.generic):
+            other = other.item()
+        if kind == "rdiv":  # 2 / x is recorded as PyTorch does: reciprocal, then times 2
+            return _scalar(_MUL_SCALAR, _unary(BY_NAME["reciprocal"], x), other)
+        names = _SCALAR_LEFT if kind.startswith("r") or kind in ("add", "mul") else _SCALAR_RIGHT
+        return _scalar(_SCALAR_OPS[names.get(kind) or _SCALAR_RIGHT[kind]], x, other)
+    if isinstance(other, (np.ndarray, list, tuple)):
+        return _arith(kind, x, Tensor(other))
+    return NotImplemented
+
+
+class _ScalarOp:
+    """What the hot path needs of a scalar op's table entry, looked up once."""
+
+    __slots__ = ("opcode", "forward", "saves_input", "saves_output")
+
+    def __init__(self, name: str):
+        op = BY_NAME[name]
+        self.opcode = OPCODE[name]
+        self.forward = op.forward
+        self.saves_input = "a" in op.saves
+        self.saves_output = "out" in op.saves
+
+
+_SCALAR_OPS = {name: _ScalarOp(name) for name in set(_SCALAR_RIGHT.values()) | set(_SCALAR_LEFT.values())}
+_ADD_SCALAR, _SUB_SCALAR, _MUL_SCALAR, _DIV_SCALAR, _POW_SCALAR = (
+    _SCALAR_OPS[name] for name in ("add_scalar", "sub_scalar", "mul_scalar", "div_scalar", "pow_scalar")
+)
+
+
+def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
+    """``x <op> scalar`` for a Python number: the hot path of ``y = y * 1.001`` loops."""
+    data = x._data
+    if data.dtype.kind != "f" or type(scalar) is _bool:
+        result_type = _dtypes.scalar_result_type(_dtypes.from_numpy_dtype(data.dtype), scalar).numpy
+        if op.forward is np.divide and result_type.kind != "f":  # true division, as in PyTorch
+            result_type = _dtypes.DEFAULT_FLOAT.numpy
+        if data.dtype != result_type:
+            data = data.astype(result_type)
+        out = np.asarray(op.forward(data, scalar)).astype(result_type, copy=False)
+    else:
+        out = op.forward(data, scalar)
+        if type(out) is not np.ndarray:  # numpy returns a scalar for 0-d input
+            out = np.asarray(out)
+    tape, requires = _target((x,))
+    if tape is None:
+        return _wrap(out)
+    row_x = _input_row(tape, x)
+    opcode = op.opcode if requires else op.opcode | NO_GRAD
+    row = tape.append(opcode, row_x, -1, 0, tape.layout(out.dtype, out.shape), scalar)
+    result = _recorded(out, tape, row, requires)
+    if requires:
+        if op.saves_input:
+            tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
+            tape.track(row, row_x, x)
+        if op.saves_output:
+            tape.save(row, out)
+            tape.track(row, row, result)
+    return result
+
+
+def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
+    for offset in range(1, max(len(shape_a), len(shape_b)) + 1):
+        size_a = shape_a[-offset] if offset <= len(shape_a) else 1
+        size_b = shape_b[-offset] if offset <= len(shape_b) else 1
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            dim = max(len(shape_a), len(shape_b)) - offset
+            return RuntimeError(
+                f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) at non-singleton dimension {dim}"
+            )
+    return RuntimeError(f"shapes {shape_a} and {shape_b} cannot be broadcast")
+
+
+def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
+    op = BY_NAME[name]
+    data_a, data_b = a._data, b._data
+    result = data_a.dtype
+    if data_b.dtype is not result:
+        result = _dtypes.result_type(
+            _dtypes.from_numpy_dtype(result), data_a.ndim, _dtypes.from_numpy_dtype(data_b.dtype), data_b.ndim
+        ).numpy
+    if name == "div" and result.kind != "f":
+        result = np.dtype(np.float32)
+    if data_a.dtype != result:
+        data_a = data_a.astype(result)
+    if data_b.dtype != result:
+        data_b = data_b.astype(result)
+    try:
+        out = np.asarray(op.forward(data_a, data_b))
+    except ValueError:
+        raise broadcast_error(data_a.shape, data_b.shape) from None
+    if out.dtype != result:
+        out = out.astype(result)
+    tape, requires = _target((a, b))
+    if tape is None:
+        return _wrap(out)
+    saves = op.saves if requires else ""
+    replaying = tape is _grad_state.recording
+    row_a = _operand_row(tape, a, data_a, out, "a" in saves, replaying)
+    row_b = _operand_row(tape, b, data_b, out, "b" in saves, replaying)
+    row = tape.append(_opcode(name, requires), row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
+    result = _recorded(out, tape, row, requires)
+    if "a" in saves:
+        tape.track(row, row_a, a)
+    if "b" in saves:
+        tape.track(row, row_b, b)
+    if "out" in saves:
+        tape.save(row, out)
+        tape.track(row, row, result)
+    return result
+
+
+def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, saved: bool, replaying: bool) -> int:
+    """The row feeding one operand of an elementwise op, after implicit promotion and broadcast.
+
+    Eagerly, a constant that the backward never reads needs no row at all (-1); inside
+    ``tapegrad.record`` (``replaying``) every operand has one. Promotion and broadcast of a
+    recorded operand become hidden rows, so their gradients are cast back and summed over the
+    broadcast dimensions by the same rules as explicit ``to`` and ``expand``.
+    """
+    if tensor._tape is None and not tensor._requires_grad:
+        if not (saved or replaying):
+            return -1
+        if data is tensor._data and data.shape == out.shape:
+            row = tape.register(tensor)
+            tape.save_leaf(row, tensor)
+        else:
+            row = tape.append(OPCODE["constant"], -1, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
+            tape.save(row, np.broadcast_to(data, out.shape))
+        return row
+    row = _input_row(tape, tensor)
+    flag = 0 if tensor._requires_grad else NO_GRAD
+    if data is not tensor._data:
+        row = tape.append(OPCODE["promote"] | flag, row, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+    if data.shape != out.shape:
+        offset, strides = broadcast_strides(data.shape, out.shape)
+        aux = tape.add_aux((offset, *strides))
+        row = tape.append(OPCODE["broadcast"] | flag, row, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+        data = np.broadcast_to(data, out.shape)
+    if saved:
+        tape.save(row, data)
+    return row
+
+
+def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam: int = 0, param: float = 0.0) -> Tensor:
+    """Record ``name`` producing ``out`` from ``inputs`` (tensors) when ``_target`` says so.
+
+    ``saved`` pairs up with ``inputs``: the array the backward reads for each one, or None.
+    """
+    tape, requires = _target(inputs)
+    if tape is None:
+        return _wrap(out)
+    replaying = tape is _grad_state.recording
+    rows = []
+    for i, tensor in enumerate(inputs):
+        needed = replaying or tensor._requires_grad or (saved and saved[i] is not None)
+        rows.append(_input_row(tape, tensor) if needed else -1)
+    if requires:
+        for i, values in enumerate(saved):
+            if values is None:
+                continue
+            if inputs[i]._tape is None and values is inputs[i]._data:
+                tape.save_leaf(rows[i], inputs[i])
+            else:
+                tape.save(rows[i], values)
+    in0 = rows[0] if rows else -1
+    in1 = rows[1] if len(rows) > 1 else -1
+    row = tape.append(_opcode(name, requires), in0, in1, iparam, tape.layout(out.dtype, out.shape), param)
+    result = _recorded(out, tape, row, requires)
+    if requires:
+        for i, values in enumerate(saved):
+            if values is not None:
+                tape.track(row, rows[i], inputs[i])
+        if "out" in BY_NAME[name].saves:
+            tape.save(row, out)
+            tape.track(row, row, result)
+    return result
+
+
+def _record_copy(name: str, x: Tensor, out: np.ndarray) -> Tensor:
+    return record(name, (x,), out)
+
+
+def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
+    if x._data.dtype == target.numpy:
+        return x
+    out = x._data.astype(target.numpy)
+    if target.category != _dtypes.FLOATING:
+        return _wrap(out)
+    return record("cast", (x,), out)
+
+
+inplace_epoch = [0]  # counts in-place changes anywhere: a backward re-checks versions only after one
+
+
+def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
+    """Count an in-place change. ``op_label`` names the op that made it ("Add" for ``add_``),
+    which PyTorch's error message reports as the tensor's producer."""
+    counter = tensor._version
+    if counter is not None:
+        counter[0] += 1
+        if op_label is not None:
+            counter[1:] = [op_label]
+    inplace_epoch[0] += 1
+
+
+def _check_in_place(tensor: Tensor) -> None:
+    if tensor._requires_grad and tensor._tape is None and _grad_state.enabled:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+def _in_place(tensor: Tensor, kind: str, other) -> Tensor:
+    """``tensor <kind>= other``: the values change in place; a recorded tensor moves to the new row."""
+    _check_in_place(tensor)
+    result = _arith(kind, tensor, other)
+    if result is NotImplemented:
+        return NotImplemented
+    if result._data.shape != tensor._data.shape:
+        raise RuntimeError(
+            f"output with shape {list(tensor._data.shape)} doesn't match the broadcast shape {list(result._data.shape)}"
+        )
+    if result._tape is not None:
+        # The new row saved the old value of ``tensor`` (``y *= y`` reads it twice); the storage is
+        # about to be overwritten, so that saved value must become a copy first.
+        tape, row = result._tape, result._row
+        for source in tape.ints[row * ROW_WIDTH + 1 : row * ROW_WIDTH + 3]:
+            if source >= 0 and source in tape.saved and source == tensor._row and tensor._tape is tape:
+                del tape.saved[source]
+                tape.save(source, tensor._data.copy())
+        entries = tape.versions.get(row)
+        if entries:  # ... and is no longer the storage's value, so no longer version-checked
+            entries[:] = [entry for entry in entries if entry[2] != tensor._row]
+    tensor._data[...] = result._data
+    _bump_version(tensor, kind.title() if result._tape is not None else None)
+    if result._tape is not None:
+        tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, True
+        tensor._grad_fn = None
+    return tensor
+
+
+def _install_unary_methods() -> None:
+    """Each unary entry of the op table becomes a Tensor method (``x.exp()``) of the same name."""
+    from ._ops import OPS
+
+    for op in OPS:
+        if op.family == UNARY and op.name != "neg":
+
+            def method(self, _op=op):
+                return _unary(_op, self)
+
+            method.__name__ = op.name
+            method.__doc__ = f"Elementwise {op.name}; differentiable ({op.grad_fn})."
+            setattr(Tensor, op.name, method)
+    Tensor.neg = Tensor.__neg__
+    Tensor.negative = Tensor.__neg__
+
+
+def _scalar_dunder(op: _ScalarOp, kind: str):
+    """``x * 2.0`` and friends, with the common case inlined: a recorded tensor and a Python
+    number. This is the whole per-op cost of a chain like the tutorial's, so it does one numpy
+    call, one packed row append and one object creation, and nothing else."""
+    opcode, forward, saves_input, saves_output = op.opcode, op.forward, op.saves_input, op.saves_output
+    new = object.__new__
+    last = [(None, None, None)]  # (Python number, array dtype, the number as that dtype)
+
+    def dunder(self, other):
+        tape = self._tape
+        if (
+            (type(other) is _float or type(other) is _int)
+            and tape is not None
+            and _special_modes[0] == 0
+            and tape.merged_into is None
+            and self._requires_grad
+        ):
+            data = self._data
+            # numpy casts a Python number to the array's type (NEP 50) on every call, ~120 ns;
+            # a loop multiplying by the same constant object reuses the cast one.
+            cached = last[0]  # one read: a consistent (number, dtype, cast) even across threads
+            if other is cached[0] and data.dtype is cached[1]:
+                out = forward(data, cached[2])
+            else:
+                typed = data.dtype.type(other)
+                last[0] = (other, data.dtype, typed)
+                out = forward(data, typed)
+            if type(out) is not np.ndarray:  # numpy gives a scalar for a 0-d input
+                out = np.asarray(out)
+            row_x = self._row
+            row = tape.n
+            if row == tape.capacity:
+                tape._reserve(row + 1)
+            _pack_row(tape.rows, row * ROW_BYTES, opcode, row_x, -1, 0, tape.ints[row_x * ROW_WIDTH + LAYOUT], other)
+            tape.n = row + 1
+            result = new(Tensor)
+            result._data = out
+            result._tape = tape
+            result._row = row
+            result._requires_grad = True
+            if saves_input:
+                tape.save(row_x, data)
+                tape.track(row, row_x, self)
+            if saves_output:
+                tape.save(row, out)
+                tape.track(row, row, result)
+            return result
+        return _arith(kind, self, other)
+
+    dunder.__name__ = f"__{kind}__"
+    return dunder
+
+
+def install_methods() -> None:
+    """Attach the table-derived methods and the scalar fast paths to Tensor."""
+    _install_unary_methods()
+    Tensor.__add__ = Tensor.__radd__ = _scalar_dunder(_ADD_SCALAR, "add")
+    Tensor.__sub__ = _scalar_dunder(_SUB_SCALAR, "sub")
+    Tensor.__mul__ = Tensor.__rmul__ = _scalar_dunder(_MUL_SCALAR, "mul")
+    Tensor.__truediv__ = _scalar_dunder(_DIV_SCALAR, "div")
+    Tensor.__pow__ = _scalar_dunder(_POW_SCALAR, "pow")
+    Tensor.add = Tensor.__add__
+    Tensor.sub = Tensor.subtract = Tensor.__sub__
+    Tensor.mul = Tensor.multiply = Tensor.__mul__
+    Tensor.div = Tensor.divide = Tensor.__truediv__
+    Tensor.pow = Tensor.__pow__
+
+
+install_methods()
