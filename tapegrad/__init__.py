@@ -7,7 +7,7 @@ does not import numba: the first backward does (and compiles, or loads the cache
 
 from __future__ import annotations
 
-from . import autograd, nn
+from . import autograd, nn, optim
 from ._dtypes import bool, double, dtype, float, float32, float64, int, int32, int64, long  # noqa: A004
 from ._factories import (
     arange,
@@ -34,6 +34,7 @@ from ._factories import (
 from ._linalg import dot, matmul, mm
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
+from ._serialization import load, save
 from ._reductions import mean, norm, softmax, sum  # noqa: A004
 from ._views import permute, reshape, squeeze, stack, t, transpose, unsqueeze
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled

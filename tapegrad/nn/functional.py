@@ -32,3 +32,51 @@ def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     out = input @ weight.t()
     return out if bias is None else out + bias
+
+
+def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
+    """x - log(sum(exp(x))) along ``dim``; the shift by the maximum is a constant (log_softmax
+    does not depend on it), so the gradient is exact."""
+    from ..tensor import _wrap
+
+    shift = _wrap(input._data.max(axis=dim, keepdims=True))
+    shifted = input - shift
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+    return _reduce((input - target) ** 2, reduction)
+
+
+def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+    """Class indices ``target`` (int64, shape (N,)) against logits ``input`` (N, C)."""
+    import numpy as np
+
+    from ..tensor import _wrap
+
+    labels = np.asarray(target._data if isinstance(target, Tensor) else target)
+    if labels.ndim != 1 or input.dim() != 2:
+        raise NotImplementedError("cross_entropy supports (N, C) logits with (N,) class indices so far")
+    one_hot = np.zeros(input.shape, input._data.dtype)
+    one_hot[np.arange(len(labels)), labels] = 1
+    return _reduce(-(log_softmax(input, 1) * _wrap(one_hot)).sum(1), reduction)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002
+    if not training or p == 0:
+        return input
+    from .. import _factories
+    from ..tensor import _wrap
+
+    keep = (_factories._generator.random(input.shape) >= p).astype(input._data.dtype) / (1 - p)
+    return input * _wrap(keep)

@@ -1,0 +1,76 @@
+"""``tapegrad.nn.init``: in-place initialisers, with PyTorch's formulas (draws come from
+tapegrad's generator, so the values differ from PyTorch's for the same seed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _factories
+from ..tensor import Tensor
+
+
+def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
+    tensor._data[...] = values.astype(tensor._data.dtype)
+    return tensor
+
+
+def _fans(tensor: Tensor) -> tuple[int, int]:
+    shape = tensor.shape
+    if len(shape) < 2:
+        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    return _fill(tensor, (generator or _factories._generator).uniform(a, b, size=tensor.shape))
+
+
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    return _fill(tensor, (generator or _factories._generator).normal(mean, std, size=tensor.shape))
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    return _fill(tensor, np.zeros(tensor.shape))
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    return _fill(tensor, np.ones(tensor.shape))
+
+
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    return _fill(tensor, np.full(tensor.shape, val))
+
+
+def _gain(nonlinearity: str, a: float) -> float:
+    if nonlinearity == "leaky_relu":
+        return math.sqrt(2.0 / (1 + a**2))
+    return {"relu": math.sqrt(2.0), "tanh": 5.0 / 3, "linear": 1.0, "sigmoid": 1.0}[nonlinearity]
+
+
+def kaiming_uniform_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", generator=None
+) -> Tensor:
+    fan_in, fan_out = _fans(tensor)
+    bound = math.sqrt(3.0) * _gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", generator=None
+) -> Tensor:
+    fan_in, fan_out = _fans(tensor)
+    return normal_(tensor, 0.0, _gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out), generator)
+
+
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    fan_in, fan_out = _fans(tensor)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    fan_in, fan_out = _fans(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)

@@ -1,0 +1,153 @@
+"""``tapegrad.optim``: SGD, Adam and AdamW with PyTorch's update rules, on the parameters'
+arrays in place (a step bumps their version counters, as PyTorch's in-place updates do)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._record import _bump_version
+from . import lr_scheduler
+
+
+class Optimizer:
+    def __init__(self, params, defaults: dict):
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = defaults
+        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.state: dict = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for parameter in group["params"]:
+                if set_to_none:
+                    parameter.grad = None
+                elif parameter.grad is not None:
+                    parameter.grad.zero_()
+
+    def state_dict(self) -> dict:
+        index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+        return {
+            "state": {index[key]: {k: np.array(v) for k, v in value.items()} for key, value in self.state.items()},
+            "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        parameters = [p for g in self.param_groups for p in g["params"]]
+        self.state = {
+            id(parameters[i]): {k: np.array(v) for k, v in value.items()} for i, value in state_dict["state"].items()
+        }
+        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            group.update(saved)
+
+    def _gradients(self, group):
+        for parameter in group["params"]:
+            if parameter.grad is not None:
+                yield parameter, parameter._data, parameter.grad._data
+
+
+class SGD(Optimizer):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        )
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            for parameter, value, grad in self._gradients(group):
+                if group["weight_decay"]:
+                    grad = grad + group["weight_decay"] * value
+                if momentum:
+                    state = self.state.setdefault(id(parameter), {})
+                    buffer = state.get("momentum_buffer")
+                    if buffer is None:
+                        buffer = state["momentum_buffer"] = np.array(grad, copy=True)
+                    else:
+                        buffer *= momentum
+                        buffer += (1 - dampening) * grad
+                    grad = grad + momentum * buffer if group["nesterov"] else buffer
+                value -= (lr * grad).astype(value.dtype, copy=False)
+                _bump_version(parameter)
+        return loss
+
+
+class Adam(Optimizer):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+
+    _decoupled = False
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for parameter, value, grad in self._gradients(group):
+                state = self.state.setdefault(id(parameter), {})
+                if not state:
+                    state.update(step=np.array(0.0), exp_avg=np.zeros_like(value), exp_avg_sq=np.zeros_like(value))
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = np.zeros_like(value)
+                if decay:
+                    if self._decoupled:
+                        value *= 1 - lr * decay
+                    else:
+                        grad = grad + decay * value
+                state["step"] += 1
+                step = float(state["step"])
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg += (1 - beta1) * (grad - exp_avg)  # PyTorch's lerp form
+                exp_avg_sq *= beta2
+                exp_avg_sq += (1 - beta2) * grad * grad
+                second = exp_avg_sq
+                if group["amsgrad"]:
+                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                    second = state["max_exp_avg_sq"]
+                step_size = lr / (1 - beta1**step)
+                denominator = np.sqrt(second) / math.sqrt(1 - beta2**step) + eps
+                value -= (step_size * exp_avg / denominator).astype(value.dtype, copy=False)
+                _bump_version(parameter)
+        return loss
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 0.01), as ``torch.optim.AdamW``."""
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]

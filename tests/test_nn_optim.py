@@ -1,0 +1,100 @@
+"""tapegrad.nn and tapegrad.optim train like torch.nn and torch.optim from the same start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _models(torch):
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    ours = tg.nn.Sequential(tg.nn.Linear(6, 8), tg.nn.Tanh(), tg.nn.Linear(8, 3))
+    ours.load_state_dict({name: value.detach().numpy() for name, value in theirs.state_dict().items()})
+    return ours, theirs
+
+
+OPTIMIZERS = {
+    "sgd": lambda m, p: m.optim.SGD(p, lr=0.1),
+    "sgd-momentum-nesterov-decay": lambda m, p: m.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    "adam": lambda m, p: m.optim.Adam(p, lr=0.01),
+    "adam-amsgrad-decay": lambda m, p: m.optim.Adam(p, lr=0.01, weight_decay=1e-2, amsgrad=True),
+    "adamw": lambda m, p: m.optim.AdamW(p, lr=0.01),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
+def test_training_steps_match_pytorch(name, loss_name):
+    torch = pytest.importorskip("torch")
+    ours, theirs = _models(torch)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 6)).astype(np.float32)
+    labels = rng.integers(0, 3, 16)
+    targets = rng.standard_normal((16, 3)).astype(np.float32)
+    losses = {}
+    for module, model in ((tg, ours), (torch, theirs)):
+        optimizer = OPTIMIZERS[name](module, model.parameters())
+        scheduler = module.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
+        history = []
+        for _ in range(12):
+            optimizer.zero_grad()
+            out = model(module.tensor(x))
+            if loss_name == "cross_entropy":
+                loss = module.nn.CrossEntropyLoss()(out, module.tensor(labels))
+            else:
+                loss = module.nn.MSELoss()(out, module.tensor(targets))
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            history.append(loss.item())
+        losses[module.__name__] = history
+    np.testing.assert_allclose(losses["tapegrad"], losses["torch"], rtol=2e-5, atol=2e-6)
+    for (name_ours, p_ours), (name_theirs, p_theirs) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert name_ours == name_theirs
+        np.testing.assert_allclose(p_ours.detach().numpy(), p_theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_module_protocol():
+    model = tg.nn.Sequential(tg.nn.Linear(3, 4), tg.nn.ReLU(), tg.nn.Dropout(0.5), tg.nn.Linear(4, 2, bias=False))
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "3.weight"]
+    assert all(p.requires_grad and p.is_leaf for p in model.parameters())
+    assert repr(model).splitlines()[1] == "  (0): Linear(in_features=3, out_features=4, bias=True)"
+    model.eval()
+    assert not model[2].training
+    x = tg.randn(5, 3)
+    assert model(x).allclose(model(x))  # dropout is off in eval mode
+    model.train()
+    assert model[2].training
+
+
+def test_linear_initialisation_bounds_follow_pytorch():
+    layer = tg.nn.Linear(100, 50)
+    bound = 1 / np.sqrt(100)
+    assert np.abs(layer.weight.detach().numpy()).max() <= bound and np.abs(layer.bias.detach().numpy()).max() <= bound
+    assert layer.weight.detach().numpy().std() > bound / 3
+
+
+def test_save_and_load_state_dicts_without_pickle(tmp_path):
+    model = tg.nn.Linear(3, 2)
+    path = tmp_path / "model.npz"
+    tg.save(model.state_dict(), str(path))
+    restored = tg.nn.Linear(3, 2)
+    restored.load_state_dict(tg.load(str(path)))
+    assert restored.weight.equal(model.weight.detach()) and restored.bias.equal(model.bias.detach())
+    tg.save(tg.arange(3.0), str(tmp_path / "t.npz"))
+    assert tg.load(str(tmp_path / "t.npz")).tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(TypeError):
+        tg.save({"model": model}, str(tmp_path / "bad.npz"))
+
+
+def test_cosine_annealing_matches_the_closed_form():
+    optimizer = tg.optim.SGD([tg.nn.Parameter(tg.ones(1))], lr=1.0)
+    scheduler = tg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10, eta_min=0.1)
+    rates = []
+    for _ in range(10):
+        scheduler.step()
+        rates.append(scheduler.get_last_lr()[0])
+    np.testing.assert_allclose(rates, [0.1 + 0.9 * (1 + np.cos(np.pi * k / 10)) / 2 for k in range(1, 11)])
