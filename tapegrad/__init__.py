@@ -34,8 +34,8 @@ from ._factories import (
 from ._linalg import dot, matmul, mm
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
-from ._serialization import load, save
 from ._reductions import mean, norm, softmax, sum  # noqa: A004
+from ._serialization import load, save
 from ._views import permute, reshape, squeeze, stack, t, transpose, unsqueeze
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .replay import GuardError, Tape, load_tape, record

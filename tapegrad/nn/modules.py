@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _factories
 from ..tensor import Tensor
-from . import functional as F
+from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
 
 
@@ -161,7 +161,7 @@ class Sequential(Module):
 
     def forward(self, input):  # noqa: A002
         for module in self._modules.values():
-            input = module(input)
+            input = module(input)  # noqa: A001
         return input
 
     def __getitem__(self, index: int) -> Module:
