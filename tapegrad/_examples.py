@@ -134,6 +134,8 @@ CASES = [
     Case("promote", lambda x, y: x.float() * y, ((3,), (3,)), rtol=1e-4, atol=1e-4, eps=1e-2, tags=("changes-dtype",)),
     Case("softmax(0)", lambda x: functional(x).softmax(x, dim=0), ((4,),)),
     Case("softmax(1)", lambda x: x.softmax(1), ((2, 3),)),
+    Case("log_softmax(1)", lambda x: functional(x).log_softmax(x, 1), ((3, 4),)),
+    Case("log_softmax(0)", lambda x: x.log_softmax(0), ((5,),)),
     Case("softmax(0)-2d", lambda x: functional(x).softmax(x * 2.0, 0), ((3, 2),)),
     Case("F.softplus", lambda x: functional(x).softplus(x), ((5,),), (-4.0, 4.0)),
     Case("stack(0)", lambda a, b: library(a).stack([a, b.exp(), a * b], dim=0), ((3,), (3,))),

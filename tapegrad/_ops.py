@@ -117,6 +117,7 @@ OPS: tuple[Op, ...] = (
     Op("norm", REDUCE, "norm", "LinalgVectorNormBackward0", None, "a out"),
     # Softmax along the dimension in the integer slot.
     Op("softmax", REDUCE, "softmax", "SoftmaxBackward0", None, "out"),
+    Op("log_softmax", REDUCE, "log_softmax", "LogSoftmaxBackward0", None, "out"),
     # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),

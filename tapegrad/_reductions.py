@@ -80,6 +80,18 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     return record("norm", (x,), out, saved=(data,))
 
 
+def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """x - log(sum(exp(x))) along ``dim``, computed stably (``LogSoftmaxBackward0``)."""
+    data = _prepared(x, dtype, _dtypes.float32)
+    dim = _normalize_dim(dim, data.ndim)
+    if data.ndim == 0:
+        out = np.zeros_like(data)
+    else:
+        shifted = data - data.max(axis=dim, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+    return record("log_softmax", (x,), np.asarray(out, dtype=data.dtype), iparam=dim)
+
+
 def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, computed stably (``SoftmaxBackward0``)."""
     data = _prepared(x, dtype, _dtypes.float32)

@@ -495,6 +495,11 @@ class Tensor:
 
         return softmax(self, dim, dtype)
 
+    def log_softmax(self, dim: int, dtype=None):
+        from ._reductions import log_softmax
+
+        return log_softmax(self, dim, dtype)
+
     def __getitem__(self, key):
         from ._views import getitem
 

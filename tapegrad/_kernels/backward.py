@@ -17,12 +17,12 @@ from .strided import contiguous_strides, is_block, reduced_strides, strided_accu
 RULE_NAMES = (
     "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
-    "view dot mv mm bmm cast stack"
+    "view dot mv mm bmm cast stack log_softmax"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS,
  PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
- NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, STACK) = range(len(RULE_NAMES))  # fmt: skip
+ NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, STACK, LOG_SOFTMAX) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 FLOAT64 = 1
@@ -303,6 +303,17 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                     total += g[base + k * inner] * y[base + k * inner]
                 for k in range(extent):
                     ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
+    elif rule == LOG_SOFTMAX:
+        y = value_at(addresses[r], numel, grad)
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        for o in range(outer):
+            for i in range(inner):
+                base = o * extent * inner + i
+                total = zero
+                for k in range(extent):
+                    total += g[base + k * inner]
+                for k in range(extent):
+                    ga[base + k * inner] += g[base + k * inner] - np.exp(y[base + k * inner]) * total
     elif rule == STACK:
         start = rows[r, 3]
         count, dim = aux[start], aux[start + 1]

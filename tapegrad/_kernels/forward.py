@@ -20,13 +20,13 @@ from .strided import contiguous_strides, is_block, reduced_strides, strided_accu
 RULE_NAMES = (
     "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
     "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
-    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard"
+    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard log_softmax"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS, ADD_SCALAR,
  SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW,
  SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY, CAST, STACK, LT, LE, GT, GE, EQ, NE,
- GUARD) = range(len(RULE_NAMES))  # fmt: skip
+ GUARD, LOG_SOFTMAX) = range(len(RULE_NAMES))  # fmt: skip
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 FLOAT64 = 1
@@ -209,6 +209,20 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                     total += out[base + k * inner]
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
+    elif rule == LOG_SOFTMAX:
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        for o in range(outer):
+            for i in range(inner):
+                base = o * extent * inner + i
+                largest = x[base]
+                for k in range(1, extent):
+                    largest = max(largest, x[base + k * inner])
+                total = zero
+                for k in range(extent):
+                    total += np.exp(x[base + k * inner] - largest)
+                log_total = np.log(total)
+                for k in range(extent):
+                    out[base + k * inner] = x[base + k * inner] - largest - log_total
     elif rule == VIEW:
         shape = _shape(layouts, dims, rows[r, 4])
         start = rows[r, 3]

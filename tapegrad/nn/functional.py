@@ -35,13 +35,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
-    """x - log(sum(exp(x))) along ``dim``; the shift by the maximum is a constant (log_softmax
-    does not depend on it), so the gradient is exact."""
-    from ..tensor import _wrap
+    from .._reductions import log_softmax as _log_softmax
 
-    shift = _wrap(input._data.max(axis=dim, keepdims=True))
-    shifted = input - shift
-    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+    return _log_softmax(input, dim, dtype)
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
