@@ -47,7 +47,9 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3):
 def main() -> None:
     x, y, true_w, true_b = make_data()
     result, seconds = fit(x, y)
-    print(f"L-BFGS: {result.nit} iterations, {result.nfev} loss+gradient replays in {seconds * 1e3:.1f} ms, converged: {result.success}")
+    print(
+        f"L-BFGS: {result.nit} iterations, {result.nfev} loss+gradient replays in {seconds * 1e3:.1f} ms, converged: {result.success}"
+    )
     print("fitted w:", np.round(result.x[:-1], 3), " b:", round(float(result.x[-1]), 3))
     print("true   w:", np.round(true_w, 3), " b:", true_b)
 

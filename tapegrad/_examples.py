@@ -142,6 +142,12 @@ CASES = [
     Case("stack(1)", lambda a, b: library(a).stack([a, b], 1), ((2, 3), (2, 3))),
     Case("stack-scalars", lambda x: library(x).stack([x[0], x[2] * x[1], x[1]]), ((3,),)),
     Case("iterate", lambda x: sum(row.exp() for row in x), ((3, 2),)),
+    Case("embedding", lambda w: functional(w).embedding(library(w).tensor([[0, 2], [3, 0]]), w), ((4, 3),)),
+    Case("index-repeated", lambda x: x[library(x).tensor([2, 0, 2])].exp(), ((3, 2),)),
+    Case("index-negative", lambda x: x[library(x).tensor([-1, 0])] * 2.0, ((4,),)),
+    Case("mask", lambda x: x[library(x).tensor([[True, False, True], [False, True, True]])] * 3.0, ((2, 3),)),
+    Case("F.gelu", lambda x: functional(x).gelu(x), ((6,),), (-3.0, 3.0)),
+    Case("layer_norm", lambda x, w, b: functional(x).layer_norm(x, (3,), w, b), ((4, 3), (3,), (3,))),
     Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
     Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),
 ]

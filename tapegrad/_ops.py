@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 # First-level dispatch of the interpreter.
-LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY, NARY, NONDIFF = range(10)
+LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY, NARY, NONDIFF, GATHER = range(11)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Op:
     @property
     def uses_aux(self) -> bool:
         """Rows whose integer slot points into the tape's aux table (shifted when tapes merge)."""
-        return self.family in (VIEW, NARY)
+        return self.family in (VIEW, NARY, GATHER)
 
 
 def _sigmoid(x):
@@ -70,6 +70,12 @@ def _sigmoid(x):
 
 def _relu(x):
     return np.maximum(x, x.dtype.type(0))
+
+
+def _gelu(x):
+    from scipy.special import erf  # imported on first use: scipy takes ~0.2 s to import
+
+    return (0.5 * x * (1.0 + erf(x * (1.0 / np.sqrt(2.0))))).astype(x.dtype, copy=False)
 
 
 def _softplus(x):
@@ -94,6 +100,7 @@ OPS: tuple[Op, ...] = (
     Op("abs", UNARY, "abs", "AbsBackward0", np.abs, "a"),
     Op("reciprocal", UNARY, "reciprocal", "ReciprocalBackward0", np.reciprocal, "out", (0.5, 2.0)),
     Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, "out", (-3.0, 3.0), derivative=_sigmoid),
+    Op("gelu", UNARY, "gelu", "GeluBackward0", _gelu, "a", (-3.0, 3.0)),
     # y = f(x, s) with a Python number s, kept in the row's parameter slot.
     Op("add_scalar", SCALAR, "pass", "AddBackward0", np.add, shown_inputs=2),
     Op("sub_scalar", SCALAR, "pass", "SubBackward0", np.subtract, shown_inputs=2),
@@ -144,6 +151,10 @@ OPS: tuple[Op, ...] = (
     Op("clone", COPY, "pass", "CloneBackward0", replay="copy"),
     Op("cast", COPY, "cast", "ToCopyBackward0"),
     Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True, replay="cast"),
+    # Rows of the input picked by integer indices (kept in aux: count, then the indices):
+    # ``embedding(indices, weight)`` and ``x[index_tensor]``; gradients scatter-add.
+    Op("embedding", GATHER, "gather_rows", "EmbeddingBackward0", replay="gather_rows"),
+    Op("index", GATHER, "gather_rows", "IndexBackward0", replay="gather_rows"),
     # n inputs: the integer slot points at (count, dim, r - input_row for each input) in aux;
     # deltas rather than row numbers, so merging tapes leaves them valid.
     Op("stack", NARY, "stack", "StackBackward0"),

@@ -144,14 +144,16 @@ def _select(x: Tensor, index: int) -> Tensor:
 def getitem(x: Tensor, key) -> Tensor:
     if type(key) is int:
         return _select(x, key)
+    if isinstance(key, (Tensor, np.ndarray, list)):
+        from ._indexing import index
+
+        return index(x, key)
     key = key if isinstance(key, tuple) else (key,)
     advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
     if advanced:
         numpy_key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
         if _target((x,))[0] is not None:
-            raise NotImplementedError(
-                "indexing with tensors, lists or masks is not differentiable yet; use basic indexing"
-            )
+            raise NotImplementedError("indexing with tensors combined with other indices is not differentiable yet")
         return _wrap(np.asarray(x._data[numpy_key]))
     if not any(part is Ellipsis for part in key):
         key = key + (Ellipsis,)  # so that an all-integer index gives a 0-d view, not a scalar copy

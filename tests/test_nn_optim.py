@@ -98,3 +98,21 @@ def test_cosine_annealing_matches_the_closed_form():
         scheduler.step()
         rates.append(scheduler.get_last_lr()[0])
     np.testing.assert_allclose(rates, [0.1 + 0.9 * (1 + np.cos(np.pi * k / 10)) / 2 for k in range(1, 11)])
+
+
+def test_embedding_layernorm_gelu_modules_match_pytorch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = torch.nn.ModuleDict({"embed": torch.nn.Embedding(7, 4), "norm": torch.nn.LayerNorm(4)})
+    embed, norm, act = tg.nn.Embedding(7, 4), tg.nn.LayerNorm(4), tg.nn.GELU()
+    embed.load_state_dict({"weight": theirs["embed"].weight.detach().numpy()})
+    indices = np.array([[1, 6, 1], [0, 2, 5]])
+    ours_out = act(norm(embed(tg.tensor(indices))))
+    theirs_out = torch.nn.GELU()(theirs["norm"](theirs["embed"](torch.tensor(indices))))
+    np.testing.assert_allclose(ours_out.detach().numpy(), theirs_out.detach().numpy(), rtol=1e-5, atol=1e-6)
+    (ours_out * ours_out).sum().backward()
+    (theirs_out * theirs_out).sum().backward()
+    np.testing.assert_allclose(embed.weight.grad.numpy(), theirs["embed"].weight.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.weight.grad.numpy(), theirs["norm"].weight.grad.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(IndexError, match="index out of range in self"):
+        embed(tg.tensor([7]))

@@ -8,6 +8,8 @@ Constants are cast to the buffer's dtype (numba widens float32 * Python float to
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .config import inline, jit
@@ -17,12 +19,12 @@ from .strided import contiguous_strides, is_block, reduced_strides, strided_accu
 RULE_NAMES = (
     "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
-    "view dot mv mm bmm cast stack log_softmax"
+    "view dot mv mm bmm cast stack log_softmax gelu gather_rows"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS,
  PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
- NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, STACK, LOG_SOFTMAX) = range(len(RULE_NAMES))  # fmt: skip
+ NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, STACK, LOG_SOFTMAX, GELU, GATHER_ROWS) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 FLOAT64 = 1
@@ -303,6 +305,20 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                     total += g[base + k * inner] * y[base + k * inner]
                 for k in range(extent):
                     ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
+    elif rule == GELU:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            cdf = 0.5 * (1.0 + math.erf(x[i] * 0.7071067811865476))
+            pdf = math.exp(-0.5 * x[i] * x[i]) * 0.3989422804014327
+            ga[i] += g[i] * (cdf + x[i] * pdf)
+    elif rule == GATHER_ROWS:
+        start = rows[r, 3]
+        count = aux[start]
+        width = numel // count if count else 0
+        for i in range(count):
+            target = aux[start + 1 + i] * width
+            for j in range(width):
+                ga[target + j] += g[i * width + j]
     elif rule == LOG_SOFTMAX:
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])

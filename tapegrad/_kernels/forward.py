@@ -10,6 +10,8 @@ differently from the recording stops the sweep.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .backward import _shape, _split
@@ -20,13 +22,13 @@ from .strided import contiguous_strides, is_block, reduced_strides, strided_accu
 RULE_NAMES = (
     "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
     "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
-    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard log_softmax"
+    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard log_softmax gelu gather_rows"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS, ADD_SCALAR,
  SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW,
  SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY, CAST, STACK, LT, LE, GT, GE, EQ, NE,
- GUARD, LOG_SOFTMAX) = range(len(RULE_NAMES))  # fmt: skip
+ GUARD, LOG_SOFTMAX, GELU, GATHER_ROWS) = range(len(RULE_NAMES))  # fmt: skip
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 FLOAT64 = 1
@@ -209,6 +211,17 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                     total += out[base + k * inner]
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
+    elif rule == GELU:
+        for i in range(numel):
+            out[i] = half * x[i] * (one + math.erf(x[i] * 0.7071067811865476))
+    elif rule == GATHER_ROWS:
+        start = rows[r, 3]
+        count = aux[start]
+        width = numel // count if count else 0
+        for i in range(count):
+            source = aux[start + 1 + i] * width
+            for j in range(width):
+                out[i * width + j] = x[source + j]
     elif rule == LOG_SOFTMAX:
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
         for o in range(outer):

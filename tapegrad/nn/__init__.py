@@ -2,9 +2,12 @@
 
 from . import functional, init
 from .modules import (
+    GELU,
     CrossEntropyLoss,
     Dropout,
+    Embedding,
     Identity,
+    LayerNorm,
     Linear,
     Module,
     MSELoss,
@@ -18,5 +21,5 @@ from .modules import (
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid",
-    "Softplus", "Identity", "Dropout", "MSELoss", "CrossEntropyLoss",
+    "Softplus", "GELU", "Identity", "Dropout", "Embedding", "LayerNorm", "MSELoss", "CrossEntropyLoss",
 ]  # fmt: skip

@@ -18,6 +18,31 @@ def tanh(input: Tensor) -> Tensor:  # noqa: A002
     return input.tanh()
 
 
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
+    """x * Phi(x) (the exact, erf form; ``approximate="tanh"`` is not supported yet)."""
+    if approximate != "none":
+        raise NotImplementedError("gelu supports approximate='none' so far")
+    return input.gelu()
+
+
+def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
+    """Rows of ``weight`` picked by the integer ``input`` (``EmbeddingBackward0``)."""
+    from .._indexing import gather_rows
+
+    return gather_rows("embedding", weight, input)
+
+
+def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002
+    dims = tuple(range(-len(tuple(normalized_shape)), 0))
+    centered = input - input.mean(dims, keepdim=True)
+    out = centered / ((centered * centered).mean(dims, keepdim=True) + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
     """log(1 + exp(x)), and x above ``threshold`` (only PyTorch's defaults are supported)."""
     if beta != 1.0 or threshold != 20.0:

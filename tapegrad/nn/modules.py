@@ -184,7 +184,43 @@ ReLU = _activation("ReLU", F.relu)
 Tanh = _activation("Tanh", F.tanh)
 Sigmoid = _activation("Sigmoid", F.sigmoid)
 Softplus = _activation("Softplus", F.softplus)
+GELU = _activation("GELU", F.gelu)
 Identity = _activation("Identity", lambda x: x)
+
+
+class Embedding(Module):
+    """A lookup table of ``num_embeddings`` vectors, initialised from N(0, 1) as in PyTorch."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(_factories.empty(num_embeddings, embedding_dim, dtype=dtype))
+        init.normal_(self.weight)
+
+    def forward(self, input) -> Tensor:  # noqa: A002
+        return F.embedding(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalise over the last ``len(normalized_shape)`` dimensions, then scale and shift."""
+
+    def __init__(
+        self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True, dtype=None
+    ):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = Parameter(_factories.ones(*shape, dtype=dtype)) if elementwise_affine else None
+        self.bias = Parameter(_factories.zeros(*shape, dtype=dtype)) if elementwise_affine and bias else None
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
 
 
 class Dropout(Module):
