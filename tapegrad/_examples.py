@@ -148,6 +148,9 @@ CASES = [
     Case("mask", lambda x: x[library(x).tensor([[True, False, True], [False, True, True]])] * 3.0, ((2, 3),)),
     Case("F.gelu", lambda x: functional(x).gelu(x), ((6,),), (-3.0, 3.0)),
     Case("layer_norm", lambda x, w, b: functional(x).layer_norm(x, (3,), w, b), ((4, 3), (3,), (3,))),
+    Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),
+    Case("F.leaky_relu", lambda x: functional(x).leaky_relu(x, 0.2), ((6,),)),
+    Case("F.elu", lambda x: functional(x).elu(x, 0.7), ((6,),)),
     Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
     Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),
 ]

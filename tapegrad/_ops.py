@@ -78,6 +78,24 @@ def _gelu(x):
     return (0.5 * x * (1.0 + erf(x * (1.0 / np.sqrt(2.0))))).astype(x.dtype, copy=False)
 
 
+def _erf(x):
+    from scipy.special import erf
+
+    return erf(x).astype(x.dtype, copy=False)
+
+
+def _silu(x):
+    return x * (0.5 * (1.0 + np.tanh(0.5 * x)))
+
+
+def _leaky_relu(x, slope):
+    return np.where(x > 0, x, x * slope)
+
+
+def _elu(x, alpha):
+    return np.where(x > 0, x, np.expm1(x) * alpha)
+
+
 def _softplus(x):
     # PyTorch's softplus (beta 1, threshold 20): log(1 + exp(x)), and x itself above 20.
     return np.where(x > 20, x, np.logaddexp(x.dtype.type(0), x))
@@ -101,6 +119,20 @@ OPS: tuple[Op, ...] = (
     Op("reciprocal", UNARY, "reciprocal", "ReciprocalBackward0", np.reciprocal, "out", (0.5, 2.0)),
     Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, "out", (-3.0, 3.0), derivative=_sigmoid),
     Op("gelu", UNARY, "gelu", "GeluBackward0", _gelu, "a", (-3.0, 3.0)),
+    Op("log1p", UNARY, "log1p", "Log1PBackward0", np.log1p, "a", (-0.5, 2.0)),
+    Op("expm1", UNARY, "expm1", "Expm1Backward0", np.expm1, "out"),
+    Op("tan", UNARY, "tan", "TanBackward0", np.tan, "out", (-1.0, 1.0)),
+    Op("asin", UNARY, "asin", "AsinBackward0", np.arcsin, "a", (-0.9, 0.9)),
+    Op("acos", UNARY, "acos", "AcosBackward0", np.arccos, "a", (-0.9, 0.9)),
+    Op("atan", UNARY, "atan", "AtanBackward0", np.arctan, "a"),
+    Op("sinh", UNARY, "sinh", "SinhBackward0", np.sinh, "a"),
+    Op("cosh", UNARY, "cosh", "CoshBackward0", np.cosh, "a"),
+    Op("erf", UNARY, "erf", "ErfBackward0", _erf, "a"),
+    Op("silu", UNARY, "silu", "SiluBackward0", _silu, "a"),
+    # Piecewise constant: the gradient is zero (and still reaches the input, as in PyTorch).
+    Op("sign", UNARY, "zero", "SignBackward0", np.sign),
+    Op("floor", UNARY, "zero", "FloorBackward0", np.floor),
+    Op("round", UNARY, "zero", "RoundBackward0", np.round),
     # y = f(x, s) with a Python number s, kept in the row's parameter slot.
     Op("add_scalar", SCALAR, "pass", "AddBackward0", np.add, shown_inputs=2),
     Op("sub_scalar", SCALAR, "pass", "SubBackward0", np.subtract, shown_inputs=2),
@@ -109,6 +141,8 @@ OPS: tuple[Op, ...] = (
     Op("div_scalar", SCALAR, "div_scalar", "DivBackward0", np.divide, shown_inputs=2),
     Op("pow_scalar", SCALAR, "pow_scalar", "PowBackward0", np.power, "a", (0.5, 2.0)),
     Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x), "out"),
+    Op("leaky_relu", SCALAR, "leaky_relu", "LeakyReluBackward0", _leaky_relu, "a"),
+    Op("elu", SCALAR, "elu", "EluBackward0", _elu, "a out"),
     # y = f(a, b) on operands already broadcast and promoted to one shape and dtype.
     Op("add", BINARY, "add", "AddBackward0", np.add),
     Op("sub", BINARY, "sub", "SubBackward0", np.subtract),

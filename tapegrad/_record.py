@@ -77,7 +77,7 @@ PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
 
 def _unary(op, x: Tensor) -> Tensor:
     data = x._data
-    if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu"):
+    if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
         data = data.astype(np.float32)
     out = op.forward(data)
     if type(out) is not np.ndarray:

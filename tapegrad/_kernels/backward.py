@@ -17,13 +17,14 @@ from .memory import borrow, matrix_at, value_at
 from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
-    "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus pass "
+    "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus log1p expm1 "
+    "tan asin acos atan sinh cosh erf silu zero leaky_relu elu pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
     "view dot mv mm bmm cast stack log_softmax gelu gather_rows"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS,
- PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
+ LOG1P, EXPM1, TAN, ASIN, ACOS, ATAN, SINH, COSH, ERF, SILU, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
  NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, STACK, LOG_SOFTMAX, GELU, GATHER_ROWS) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
@@ -202,6 +203,56 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
         y = value_at(addresses[r], numel, grad)
         for i in range(numel):
             ga[i] += g[i] * -np.expm1(-y[i])  # d softplus = sigmoid(x) = 1 - exp(-softplus(x))
+    elif rule == LOG1P:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] / (one + x[i])
+    elif rule == EXPM1:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * (y[i] + one)
+    elif rule == TAN:
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * (one + y[i] * y[i])
+    elif rule == ASIN or rule == ACOS:
+        x = value_at(addresses[a], numel, grad)
+        sign = one if rule == ASIN else -one
+        for i in range(numel):
+            ga[i] += sign * g[i] / np.sqrt(one - x[i] * x[i])
+    elif rule == ATAN:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] / (one + x[i] * x[i])
+    elif rule == SINH:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * np.cosh(x[i])
+    elif rule == COSH:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * np.sinh(x[i])
+    elif rule == ERF:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * 1.1283791670955126 * np.exp(-x[i] * x[i])
+    elif rule == SILU:
+        x = value_at(addresses[a], numel, grad)
+        half = grad.dtype.type(0.5)
+        for i in range(numel):
+            sigmoid = half * (one + np.tanh(half * x[i]))
+            ga[i] += g[i] * sigmoid * (one + x[i] * (one - sigmoid))
+    elif rule == ZERO:
+        pass  # the input is marked reached (its gradient is zero, as PyTorch gives)
+    elif rule == LEAKY_RELU:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] if x[i] > zero else g[i] * s
+    elif rule == ELU:
+        x = value_at(addresses[a], numel, grad)
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] if x[i] > zero else g[i] * (y[i] + s)
     elif rule == POW_SCALAR:
         x = value_at(addresses[a], numel, grad)
         if s != zero:

@@ -22,13 +22,15 @@ from .strided import contiguous_strides, is_block, reduced_strides, strided_accu
 RULE_NAMES = (
     "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
     "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
-    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard log_softmax gelu gather_rows"
+    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard log_softmax gelu gather_rows "
+    "log1p expm1 tan asin acos atan sinh cosh erf silu sign floor round leaky_relu elu"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS, ADD_SCALAR,
  SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW,
  SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY, CAST, STACK, LT, LE, GT, GE, EQ, NE,
- GUARD, LOG_SOFTMAX, GELU, GATHER_ROWS) = range(len(RULE_NAMES))  # fmt: skip
+ GUARD, LOG_SOFTMAX, GELU, GATHER_ROWS, LOG1P, EXPM1, TAN, ASIN, ACOS, ATAN, SINH, COSH, ERF, SILU,
+ SIGN, FLOOR, ROUND, LEAKY_RELU, ELU) = range(len(RULE_NAMES))  # fmt: skip
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 FLOAT64 = 1
@@ -211,6 +213,39 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                     total += out[base + k * inner]
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
+    elif LOG1P <= rule <= ELU:
+        for i in range(numel):
+            v = x[i]
+            if rule == LOG1P:
+                out[i] = np.log1p(v)
+            elif rule == EXPM1:
+                out[i] = np.expm1(v)
+            elif rule == TAN:
+                out[i] = np.tan(v)
+            elif rule == ASIN:
+                out[i] = np.arcsin(v)
+            elif rule == ACOS:
+                out[i] = np.arccos(v)
+            elif rule == ATAN:
+                out[i] = np.arctan(v)
+            elif rule == SINH:
+                out[i] = np.sinh(v)
+            elif rule == COSH:
+                out[i] = np.cosh(v)
+            elif rule == ERF:
+                out[i] = math.erf(v)
+            elif rule == SILU:
+                out[i] = v * (half * (one + np.tanh(half * v)))
+            elif rule == SIGN:
+                out[i] = np.sign(v)
+            elif rule == FLOOR:
+                out[i] = np.floor(v)
+            elif rule == ROUND:
+                out[i] = np.rint(v)
+            elif rule == LEAKY_RELU:
+                out[i] = v if v > zero else v * s
+            else:
+                out[i] = v if v > zero else np.expm1(v) * s
     elif rule == GELU:
         for i in range(numel):
             out[i] = half * x[i] * (one + math.erf(x[i] * 0.7071067811865476))

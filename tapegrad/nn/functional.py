@@ -43,6 +43,22 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
     return out
 
 
+def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    return input.silu()
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
+    from .._record import _scalar, _ScalarOp
+
+    return _scalar(_ScalarOp("leaky_relu"), input, float(negative_slope))
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+    from .._record import _scalar, _ScalarOp
+
+    return _scalar(_ScalarOp("elu"), input, float(alpha))
+
+
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
     """log(1 + exp(x)), and x above ``threshold`` (only PyTorch's defaults are supported)."""
     if beta != 1.0 or threshold != 20.0:
