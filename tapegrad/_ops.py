@@ -51,11 +51,16 @@ class Op:
             return self.shown_inputs
         return 2 if self.family in (BINARY, MATMUL) else 0 if self.family in (LEAF, NONDIFF) else 1
 
+    def reads(self, value: str) -> bool:
+        """Whether the backward reads ``value``: "a", "b", "out" or "scalar" (the parameter,
+        which PyTorch counts as saved: ``x * 2.0`` cannot be backwarded twice there)."""
+        return value in self.saves.split()
+
     @property
     def saves_mask(self) -> int:
-        """``saves`` as bits for the interpreter: 1 input a, 2 input b, 4 the result."""
-        words = self.saves.split()
-        return ("a" in words or "ab" in words) | 2 * ("b" in words or "ab" in words) | 4 * ("out" in words)
+        """``saves`` as bits for the interpreter: 1 input a, 2 input b, 4 the result, 8 the
+        scalar parameter."""
+        return self.reads("a") | 2 * self.reads("b") | 4 * self.reads("out") | 8 * self.reads("scalar")
 
     @property
     def uses_aux(self) -> bool:
@@ -137,8 +142,8 @@ OPS: tuple[Op, ...] = (
     Op("add_scalar", SCALAR, "pass", "AddBackward0", np.add, shown_inputs=2),
     Op("sub_scalar", SCALAR, "pass", "SubBackward0", np.subtract, shown_inputs=2),
     Op("rsub_scalar", SCALAR, "neg", "RsubBackward1", lambda x, s: np.subtract(s, x)),
-    Op("mul_scalar", SCALAR, "mul_scalar", "MulBackward0", np.multiply, shown_inputs=2),
-    Op("div_scalar", SCALAR, "div_scalar", "DivBackward0", np.divide, shown_inputs=2),
+    Op("mul_scalar", SCALAR, "mul_scalar", "MulBackward0", np.multiply, "scalar", shown_inputs=2),
+    Op("div_scalar", SCALAR, "div_scalar", "DivBackward0", np.divide, "scalar", shown_inputs=2),
     Op("pow_scalar", SCALAR, "pow_scalar", "PowBackward0", np.power, "a", (0.5, 2.0)),
     Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x), "out"),
     Op("leaky_relu", SCALAR, "leaky_relu", "LeakyReluBackward0", _leaky_relu, "a"),
@@ -146,9 +151,9 @@ OPS: tuple[Op, ...] = (
     # y = f(a, b) on operands already broadcast and promoted to one shape and dtype.
     Op("add", BINARY, "add", "AddBackward0", np.add),
     Op("sub", BINARY, "sub", "SubBackward0", np.subtract),
-    Op("mul", BINARY, "mul", "MulBackward0", np.multiply, "ab"),
-    Op("div", BINARY, "div", "DivBackward0", np.divide, "ab", (0.5, 2.0)),
-    Op("pow", BINARY, "pow", "PowBackward1", np.power, "ab out", (0.5, 2.0)),
+    Op("mul", BINARY, "mul", "MulBackward0", np.multiply, "a b"),
+    Op("div", BINARY, "div", "DivBackward0", np.divide, "a b", (0.5, 2.0)),
+    Op("pow", BINARY, "pow", "PowBackward1", np.power, "a b out", (0.5, 2.0)),
     # Reductions; the parameter slot holds the scale (1 for sum, 1/n for mean) and the integer
     # slot a bit mask of the reduced dimensions.
     Op("sum", REDUCE, "sum_all", "SumBackward0", replay="sum_all"),
@@ -177,10 +182,10 @@ OPS: tuple[Op, ...] = (
     Op("broadcast", VIEW, "view", "ExpandBackward0", hidden=True),
     Op("matmul_view", VIEW, "view", "ViewBackward0", hidden=True),
     # Matrix products (BLAS through numba).
-    Op("dot", MATMUL, "dot", "DotBackward0", None, "ab"),
-    Op("mv", MATMUL, "mv", "MvBackward0", None, "ab"),
-    Op("mm", MATMUL, "mm", "MmBackward0", None, "ab"),
-    Op("bmm", MATMUL, "bmm", "BmmBackward0", None, "ab"),
+    Op("dot", MATMUL, "dot", "DotBackward0", None, "a b"),
+    Op("mv", MATMUL, "mv", "MvBackward0", None, "a b"),
+    Op("mm", MATMUL, "mm", "MmBackward0", None, "a b"),
+    Op("bmm", MATMUL, "bmm", "BmmBackward0", None, "a b"),
     # Copies.
     Op("clone", COPY, "pass", "CloneBackward0", replay="copy"),
     Op("cast", COPY, "cast", "ToCopyBackward0"),

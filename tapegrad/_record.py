@@ -99,13 +99,12 @@ def _unary(op, x: Tensor) -> Tensor:
         row = tape.append(OPCODE[op.name], row_x, derivative_row, 0, layout, 0.0)
         return _recorded(out, tape, row)
     row = tape.append(_opcode(op.name, requires), row_x, -1, 0, layout, 0.0)
-    saves = op.saves
     result = _recorded(out, tape, row, requires)
-    if saves and requires:
-        if "a" in saves:
+    if requires:
+        if op.reads("a"):
             tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
             tape.track(row, row_x, x)
-        if "out" in saves:
+        if op.reads("out"):
             tape.save(row, out)
             tape.track(row, row, result)
     return result
@@ -148,8 +147,8 @@ class _ScalarOp:
         op = BY_NAME[name]
         self.opcode = OPCODE[name]
         self.forward = op.forward
-        self.saves_input = "a" in op.saves
-        self.saves_output = "out" in op.saves
+        self.saves_input = op.reads("a")
+        self.saves_output = op.reads("out")
 
 
 _SCALAR_OPS = {name: _ScalarOp(name) for name in set(_SCALAR_RIGHT.values()) | set(_SCALAR_LEFT.values())}
@@ -224,17 +223,17 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
     tape, requires = _target((a, b))
     if tape is None:
         return _wrap(out)
-    saves = op.saves if requires else ""
+    saves_a, saves_b, saves_out = requires and op.reads("a"), requires and op.reads("b"), requires and op.reads("out")
     replaying = tape is _grad_state.recording
-    row_a = _operand_row(tape, a, data_a, out, "a" in saves, replaying)
-    row_b = _operand_row(tape, b, data_b, out, "b" in saves, replaying)
+    row_a = _operand_row(tape, a, data_a, out, saves_a, replaying)
+    row_b = _operand_row(tape, b, data_b, out, saves_b, replaying)
     row = tape.append(_opcode(name, requires), row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
     result = _recorded(out, tape, row, requires)
-    if "a" in saves:
+    if saves_a:
         tape.track(row, row_a, a)
-    if "b" in saves:
+    if saves_b:
         tape.track(row, row_b, b)
-    if "out" in saves:
+    if saves_out:
         tape.save(row, out)
         tape.track(row, row, result)
     return result
@@ -301,7 +300,7 @@ def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam:
         for i, values in enumerate(saved):
             if values is not None:
                 tape.track(row, rows[i], inputs[i])
-        if "out" in BY_NAME[name].saves:
+        if BY_NAME[name].reads("out"):
             tape.save(row, out)
             tape.track(row, row, result)
     return result

@@ -46,7 +46,7 @@ def _kernels():
 
         replay_rules = _ops.replay_arrays(forward.RULES)
         rules, saves, _ = _ops.dispatch_arrays(backward.RULES)
-        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, rules, saves)
+        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, rules, saves)  # hooks: eager only
     return _FORWARD
 
 

@@ -36,6 +36,17 @@ class Size(tuple):
         return _int(np.prod(self, dtype=np.int64))
 
 
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook away again."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autodiff.
 
@@ -48,6 +59,7 @@ class Tensor:
     """
 
     __slots__ = (
+        "_hooks",
         "_data",
         "_tape",
         "_row",
@@ -63,7 +75,14 @@ class Tensor:
     # fewer on the hot path); reading an unset one lands in __getattr__, which gives the default.
     # ``_version`` is the in-place counter shared by tensors sharing storage (views, detach),
     # created when first needed.
-    _UNSET_DEFAULTS = {"_grad": None, "_grad_fn": None, "_retains_grad": False, "_address": None, "_version": None}
+    _UNSET_DEFAULTS = {
+        "_grad": None,
+        "_grad_fn": None,
+        "_retains_grad": False,
+        "_address": None,
+        "_version": None,
+        "_hooks": None,
+    }
 
     def __getattr__(self, name):
         try:
@@ -165,6 +184,28 @@ class Tensor:
         if self._tape is not None and not self._retains_grad:
             self._retains_grad = True
             resolve(self).retained.append((self._row, self))
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a tensor it returns
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it.
+
+        >>> import tapegrad as tg
+        >>> x = tg.ones(2, requires_grad=True)
+        >>> handle = x.register_hook(lambda g: g * 10)
+        >>> (x * 3).sum().backward()
+        >>> x.grad
+        tensor([30., 30.])
+        """
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._tape is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:
+            hooks = resolve(self).hooks.setdefault(self._row, [])
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
 
     @property
     def retains_grad(self) -> bool:

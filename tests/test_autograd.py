@@ -178,7 +178,7 @@ def test_tensors_from_a_merged_tape_keep_working():
         big = big * 1.5
     joined = big + small
     assert small.grad_fn.name() == "MulBackward0"
-    small.sum().backward()
+    small.sum().backward(retain_graph=True)  # x * 2.0 saved its scalar (as in PyTorch)
     assert x.grad.tolist() == [2.0, 2.0]
     joined.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 2.0 + 2.0 + np.cos([1.0, 2.0]) * 1.5**5)
@@ -275,3 +275,23 @@ def test_tapes_merged_many_times_stay_consistent():
         2 * o,
     ]
     assert [leaf.grad.item() for leaf in leaves] == expected
+
+
+@pytest.mark.parametrize(
+    "expression", ["x + 2.0", "2.0 - x", "x * 2.0", "x / 2.0", "x ** 2", "-x", "x.exp()", "x.sum() * x"]
+)
+def test_which_graphs_can_be_backwarded_twice_follows_pytorch(expression):
+    torch = pytest.importorskip("torch")
+
+    def twice(module) -> bool:
+        x = module.ones(3, requires_grad=True)  # noqa: F841 - used by eval
+        y = eval(expression).sum()
+        y.backward()
+        try:
+            y.backward()
+            return True
+        except RuntimeError as error:
+            assert "backward through the graph a second time" in str(error)
+            return False
+
+    assert twice(tg) == twice(torch)

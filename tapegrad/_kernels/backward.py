@@ -440,17 +440,9 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
 
 
 @jit
-def backward_sweep(
-    rows, params, layouts, dims, aux, addresses, rules, saves, roots, seeds, freed, modified, retain_graph
-):
-    """Gradients of every row reached from ``roots`` (seeded with ``seeds``, flattened in order).
-
-    ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
-    ``modified`` marks rows one of whose saved tensors changed in place since it was saved.
-    Returns ``(status, row, grad32, grad64, offsets, touched)``: status 0 on success, 1 when
-    ``row`` needs values a previous backward freed, 2 when it needs ``row``'s value, modified in
-    place, 3 when ``row``'s op has no rule.
-    """
+def backward_setup(rows, layouts, rules, roots, seeds):
+    """Lay out one gradient slot per row that can receive one and seed the roots.
+    Returns ``(offsets, grad32, grad64, touched)``."""
     top = 0
     for root in roots:
         top = max(top, root)
@@ -471,16 +463,6 @@ def backward_sweep(
     grad32 = np.zeros(total32, np.float32)
     grad64 = np.zeros(total64, np.float64)
     touched = np.zeros(n, np.bool_)
-    # Everything handed to the per-row functions goes as a borrowed (uncounted) view.
-    b_rows, b_params, b_layouts, b_dims, b_aux = (
-        borrow(rows),
-        borrow(params),
-        borrow(layouts),
-        borrow(dims),
-        borrow(aux),
-    )
-    b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
-    b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
     position = 0
     for root in roots:
         numel = layouts[rows[root, 4], 1]
@@ -494,8 +476,28 @@ def backward_sweep(
             for i in range(numel):
                 grad32[start + i] += np.float32(seeds[position + i])
         position += numel
+    return offsets, grad32, grad64, touched
 
-    for r in range(top, -1, -1):
+
+@jit
+def backward_rows(
+    rows, params, layouts, dims, aux, addresses, rules, saves, freed, modified, retain_graph,
+    offsets, grad32, grad64, touched, start, stop,
+):  # fmt: skip
+    """Propagate through rows ``start`` down to ``stop`` (exclusive). A sweep with hooks stops
+    above each hooked row, so Python can call the hooks once that row's gradient is complete.
+    Returns ``(status, row)`` as ``backward_sweep`` does."""
+    # Everything handed to the per-row functions goes as a borrowed (uncounted) view.
+    b_rows, b_params, b_layouts, b_dims, b_aux = (
+        borrow(rows),
+        borrow(params),
+        borrow(layouts),
+        borrow(dims),
+        borrow(aux),
+    )
+    b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
+    b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
+    for r in range(start, stop, -1):
         if not touched[r]:
             continue
         opcode = rows[r, 0]
@@ -505,9 +507,9 @@ def backward_sweep(
         mask = saves[opcode]
         if mask:
             if freed[r]:
-                return 1, r, grad32, grad64, offsets, touched
+                return 1, r
             if modified[r]:
-                return 2, r, grad32, grad64, offsets, touched
+                return 2, r
         is_double = layouts[rows[r, 4], 0] == FLOAT64
         if rule == CAST:
             a = rows[r, 1]
@@ -552,7 +554,28 @@ def backward_sweep(
                 rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32
             )
         if not ok:
-            return 3, r, grad32, grad64, offsets, touched
+            return 3, r
         if not retain_graph:
             freed[r] = True
-    return 0, 0, grad32, grad64, offsets, touched
+    return 0, 0
+
+
+@jit
+def backward_sweep(
+    rows, params, layouts, dims, aux, addresses, rules, saves, roots, seeds, freed, modified, retain_graph
+):
+    """Gradients of every row reached from ``roots`` (seeded with ``seeds``, flattened in order):
+    the whole backward in one call.
+
+    ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
+    ``modified`` marks rows one of whose saved tensors changed in place since it was saved.
+    Returns ``(status, row, grad32, grad64, offsets, touched)``: status 0 on success, 1 when
+    ``row`` needs values a previous backward freed, 2 when it needs ``row``'s value, modified in
+    place, 3 when ``row``'s op has no rule.
+    """
+    offsets, grad32, grad64, touched = backward_setup(rows, layouts, rules, roots, seeds)
+    status, row = backward_rows(
+        rows, params, layouts, dims, aux, addresses, rules, saves, freed, modified, retain_graph,
+        offsets, grad32, grad64, touched, len(touched) - 1, -1,
+    )  # fmt: skip
+    return status, row, grad32, grad64, offsets, touched

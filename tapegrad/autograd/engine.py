@@ -24,7 +24,7 @@ def kernel():
         from .._kernels import backward
 
         rules, saves, _ = _ops.dispatch_arrays(backward.RULES)
-        _kernel = (backward.backward_sweep, rules, saves)
+        _kernel = (backward.backward_sweep, rules, saves, backward.backward_setup, backward.backward_rows)
     return _kernel
 
 
@@ -92,7 +92,7 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
 
 
 def _sweep(tape, pairs, retain: bool, collect) -> None:
-    sweep, rules, saves = kernel()
+    sweep, rules, saves, setup, propagate = kernel()
     roots = np.array([row for row, _ in pairs], np.int64)
     seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
     n_rows = int(roots.max()) + 1
@@ -101,7 +101,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     changed = tape.modified_rows(n_rows, inplace_epoch[0])
     if changed:
         modified[list(changed)] = True
-    status, row, grad32, grad64, offsets, touched = sweep(
+    arrays = (
         tape.rows_array(),
         tape.params_array(),
         tape.layouts_array(),
@@ -110,12 +110,28 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         tape.addresses(n_rows),
         rules,
         saves,
-        roots,
-        seeds,
-        freed,
-        modified,
-        retain,
     )
+    hooked = _hooked_rows(tape, n_rows)
+    if not hooked:  # the common case: the whole backward is one compiled call
+        status, row, grad32, grad64, offsets, touched = sweep(*arrays, roots, seeds, freed, modified, retain)
+    else:  # stop above each hooked row, run its hooks in Python, go on
+        offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], rules, roots, seeds)
+        start = n_rows - 1
+        for hooked_row in sorted(hooked, reverse=True) + [-1]:
+            status, row = propagate(
+                *arrays[:6], rules, saves, freed, modified, retain, offsets, grad32, grad64, touched, start, hooked_row
+            )
+            if status or hooked_row < 0:
+                break
+            if touched[hooked_row] and offsets[hooked_row] >= 0:
+                _run_hooks(
+                    tape,
+                    hooked_row,
+                    hooked[hooked_row],
+                    (grad32, grad64)[tape.layout_table[4 * tape.layout_of(hooked_row)]],
+                    offsets,
+                )
+            start = hooked_row
     if status == 1:
         raise RuntimeError(SECOND_BACKWARD)
     if status == 2:
@@ -151,6 +167,34 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     for row, tensor in tape.retained:
         if row < n_rows and touched[row]:
             _accumulate(tensor, gradient_of(row).copy(), collect)
+
+
+def _hooked_rows(tape, n_rows: int) -> dict:
+    """{row: hooks} for rows below ``n_rows`` with hooks: non-leaf rows' own, and those of the
+    leaves registered there."""
+    hooked = {row: hooks for row, hooks in tape.hooks.items() if row < n_rows and hooks}
+    for row, tensor in tape.leaves:
+        hooks = tensor._hooks
+        if hooks and row < n_rows:
+            hooked.setdefault(row, []).extend(hooks)
+    return hooked
+
+
+def _run_hooks(tape, row: int, hooks: list, arena: np.ndarray, offsets) -> None:
+    from ..tensor import Tensor, _wrap
+
+    start = offsets[row]
+    shape = tape.shape_of(row)
+    slot = arena[start : start + int(np.prod(shape, dtype=np.int64))]
+    for hook in list(hooks):
+        result = hook(_wrap(slot.reshape(shape).copy()))
+        if result is not None:
+            values = result._data if isinstance(result, Tensor) else np.asarray(result)
+            if values.shape != shape:
+                raise RuntimeError(
+                    f"hook 'hook' has changed the size of value: expected {list(shape)}, got {list(values.shape)}"
+                )
+            slot[...] = values.reshape(-1)
 
 
 def _accumulate(tensor, values: np.ndarray, collect) -> None:
