@@ -74,4 +74,6 @@ def grad(
     return tuple(results)
 
 
-__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node"]
+from . import functional  # noqa: E402 - needs grad defined above
+
+__all__ = ["functional", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node"]
