@@ -424,6 +424,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             result._tape = tape
             result._row = row
             result._requires_grad = True
+            result._version = None
             if saves_input:
                 tape.save(row_x, data)
                 tape.track(row, row_x, self)

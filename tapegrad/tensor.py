@@ -103,6 +103,8 @@ class Tensor:
         self._grad = None
         self._grad_fn = None
         self._retains_grad = False
+        self._version = None
+        self._hooks = None
         if requires_grad:
             _check_can_require_grad(self._data, factory=True)
             self._requires_grad = True
@@ -633,6 +635,10 @@ def _wrap(data: np.ndarray) -> Tensor:
     tensor._tape = None
     tensor._row = -1
     tensor._requires_grad = False
+    # Read on every backward (hooks of leaves) and save (versions): set here, since reading an
+    # unset slot goes through __getattr__ and costs a microsecond.
+    tensor._version = None
+    tensor._hooks = None
     return tensor
 
 
@@ -642,6 +648,7 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     tensor._tape = tape
     tensor._row = row
     tensor._requires_grad = requires_grad
+    tensor._version = None
     return tensor
 
 
