@@ -80,25 +80,23 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     return record("norm", (x,), out, saved=(data,))
 
 
-def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
-    """x - log(sum(exp(x))) along ``dim``, computed stably (``LogSoftmaxBackward0``)."""
+def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) -> Tensor:
     data = _prepared(x, dtype, _dtypes.float32)
     dim = _normalize_dim(dim, data.ndim)
     if data.ndim == 0:
-        out = np.zeros_like(data)
+        out = np.zeros_like(data) if log else np.ones_like(data)
     else:
-        shifted = data - data.max(axis=dim, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
-    return record("log_softmax", (x,), np.asarray(out, dtype=data.dtype), iparam=dim)
+        shifted = data - data.max(axis=dim, keepdims=True)  # stable: exp never overflows
+        total = np.exp(shifted).sum(axis=dim, keepdims=True)
+        out = shifted - np.log(total) if log else np.exp(shifted) / total
+    return record(name, (x,), np.asarray(out, dtype=data.dtype), iparam=dim)
+
+
+def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """x - log(sum(exp(x))) along ``dim`` (``LogSoftmaxBackward0``)."""
+    return _normalized_exponential("log_softmax", x, dim, dtype, log=True)
 
 
 def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``dim``, computed stably (``SoftmaxBackward0``)."""
-    data = _prepared(x, dtype, _dtypes.float32)
-    dim = _normalize_dim(dim, data.ndim)
-    if data.ndim == 0:
-        out = np.ones_like(data)
-    else:
-        exponentials = np.exp(data - data.max(axis=dim, keepdims=True))
-        out = exponentials / exponentials.sum(axis=dim, keepdims=True)
-    return record("softmax", (x,), np.asarray(out, dtype=data.dtype), iparam=dim)
+    """exp(x) / sum(exp(x)) along ``dim`` (``SoftmaxBackward0``)."""
+    return _normalized_exponential("softmax", x, dim, dtype, log=False)
