@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
-from ._record import record
+from ._record import broadcast_error, record
 from ._views import expand, reshape, squeeze, unsqueeze
 from .tensor import Tensor, as_tensor
 
@@ -74,8 +74,6 @@ def _batched(a: Tensor, b: Tensor) -> Tensor:
     try:
         batch = np.broadcast_shapes(a._data.shape[:-2], b._data.shape[:-2])
     except ValueError:
-        from ._record import broadcast_error
-
         raise broadcast_error(a._data.shape[:-2], b._data.shape[:-2]) from None
     count = int(np.prod(batch, dtype=np.int64))
     a3 = _as_batch(a, batch + (m, k), (count, m, k))

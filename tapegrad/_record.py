@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from . import _dtypes
-from ._ops import BY_NAME, OPCODE, UNARY
+from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
 from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
 from .autograd.grad_mode import recordings_active as _recordings_active
@@ -101,24 +101,31 @@ def _unary(op, x: Tensor) -> Tensor:
     row = tape.append(_opcode(op.name, requires), row_x, -1, 0, layout, 0.0)
     result = _recorded(out, tape, row, requires)
     if requires:
-        if op.reads("a"):
-            tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
-            tape.track(row, row_x, x)
-        if op.reads("out"):
-            tape.save(row, out)
-            tape.track(row, row, result)
+        _save_single(tape, row, row_x, x, data, result, op.reads("a"), op.reads("out"))
     return result
 
 
-# Python number on the right (``x - 2``) and on the left (``2 - x``): which op records it.
-_SCALAR_RIGHT = {
+def _save_single(tape: Tape, row: int, row_x: int, x: Tensor, data, result: Tensor, input_: bool, output: bool) -> None:
+    """Save what a one-input row's backward reads: its input (``data``, the values of ``x`` as
+    the op used them) and/or its result, each with the version it has now."""
+    if input_:
+        tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
+        tape.track(row, row_x, x)
+    if output:
+        tape.save(row, result._data)
+        tape.track(row, row, result)
+
+
+# Tensor <kind> Python number (``x - 2``, or ``2 - x`` as "rsub"): the table op that records it.
+_SCALAR_OP_OF_KIND = {
     "add": "add_scalar",
     "sub": "sub_scalar",
+    "rsub": "rsub_scalar",
     "mul": "mul_scalar",
     "div": "div_scalar",
     "pow": "pow_scalar",
+    "rpow": "rpow_scalar",
 }
-_SCALAR_LEFT = {"add": "add_scalar", "rsub": "rsub_scalar", "mul": "mul_scalar", "rpow": "rpow_scalar"}
 _REVERSED = {"rsub": "sub", "rdiv": "div", "rpow": "pow"}
 
 
@@ -131,8 +138,7 @@ def _arith(kind: str, x: Tensor, other) -> Tensor:
             other = other.item()
         if kind == "rdiv":  # 2 / x is recorded as PyTorch does: reciprocal, then times 2
             return _scalar(_MUL_SCALAR, _unary(BY_NAME["reciprocal"], x), other)
-        names = _SCALAR_LEFT if kind.startswith("r") or kind in ("add", "mul") else _SCALAR_RIGHT
-        return _scalar(_SCALAR_OPS[names.get(kind) or _SCALAR_RIGHT[kind]], x, other)
+        return _scalar(_SCALAR_OPS[_SCALAR_OP_OF_KIND[kind]], x, other)
     if isinstance(other, (np.ndarray, list, tuple)):
         return _arith(kind, x, Tensor(other))
     return NotImplemented
@@ -151,7 +157,7 @@ class _ScalarOp:
         self.saves_output = op.reads("out")
 
 
-_SCALAR_OPS = {name: _ScalarOp(name) for name in set(_SCALAR_RIGHT.values()) | set(_SCALAR_LEFT.values())}
+_SCALAR_OPS = {op.name: _ScalarOp(op.name) for op in OPS if op.family == SCALAR}
 _ADD_SCALAR, _SUB_SCALAR, _MUL_SCALAR, _DIV_SCALAR, _POW_SCALAR = (
     _SCALAR_OPS[name] for name in ("add_scalar", "sub_scalar", "mul_scalar", "div_scalar", "pow_scalar")
 )
@@ -179,12 +185,7 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     row = tape.append(opcode, row_x, -1, 0, tape.layout(out.dtype, out.shape), scalar)
     result = _recorded(out, tape, row, requires)
     if requires:
-        if op.saves_input:
-            tape.save_leaf(row_x, x) if x._tape is None and data is x._data else tape.save(row_x, data)
-            tape.track(row, row_x, x)
-        if op.saves_output:
-            tape.save(row, out)
-            tape.track(row, row, result)
+        _save_single(tape, row, row_x, x, data, result, op.saves_input, op.saves_output)
     return result
 
 
@@ -304,10 +305,6 @@ def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam:
             tape.save(row, out)
             tape.track(row, row, result)
     return result
-
-
-def _record_copy(name: str, x: Tensor, out: np.ndarray) -> Tensor:
-    return record(name, (x,), out)
 
 
 def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:

@@ -33,7 +33,6 @@ ROW_BYTES = 8 * ROW_WIDTH
 NO_GRAD = 1 << 16
 OPCODE_MASK = NO_GRAD - 1
 _pack_row = struct.Struct("<5qd").pack_into
-_unpack_param = struct.Struct("<d").unpack_from
 INITIAL_ROWS = 32
 # Integer and boolean values (comparisons, indices) only ever sit on a tape inside
 # ``tapegrad.record``, where the forward replay holds them exactly as float64.
@@ -131,7 +130,7 @@ class Tape:
         self.nodes = None
         self.guards: dict = {}  # guard row -> where it was recorded (inside tapegrad.record)
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
-        # row -> (version counter of the tensor whose value the row saved, its version then)
+        # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
         self.checked_epoch = -1
 
@@ -171,9 +170,6 @@ class Tape:
         _pack_row(self.rows, row * ROW_BYTES, opcode, in0, in1, iparam, layout, param)
         self.n = row + 1
         return row
-
-    def param_of(self, row: int) -> float:
-        return _unpack_param(self.rows, row * ROW_BYTES + 8 * PARAM)[0]
 
     def layout_of(self, row: int) -> int:
         return self.ints[row * ROW_WIDTH + LAYOUT]
@@ -238,9 +234,6 @@ class Tape:
             cached = tensor._address = (data, address_of(data))
         self.keepalive.append(data)
         self.saved[row] = cached[1]
-
-    def replay_value(self, row: int) -> np.ndarray:
-        return self.replay_values[row]
 
     def save(self, row: int, data: np.ndarray) -> None:
         """Make the value of ``row`` readable by the backward, by address."""

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._record import _input_row, _opcode, _target
+from . import _dtypes
+from ._indexing import index as _index_by_tensor
+from ._record import _input_row, _opcode, _operand_row, _target
 from ._shapes import broadcast_strides, contiguous_strides
+from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _normalize_dim, _recorded, _wrap
 
 
@@ -145,9 +148,7 @@ def getitem(x: Tensor, key) -> Tensor:
     if type(key) is int:
         return _select(x, key)
     if isinstance(key, (Tensor, np.ndarray, list)):
-        from ._indexing import index
-
-        return index(x, key)
+        return _index_by_tensor(x, key)
     key = key if isinstance(key, tuple) else (key,)
     advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
     if advanced:
@@ -171,9 +172,6 @@ def getitem(x: Tensor, key) -> Tensor:
 
 def stack(tensors, dim: int = 0) -> Tensor:
     """Join tensors of one shape along a new dimension ``dim`` (``StackBackward0``)."""
-    from . import _dtypes
-    from ._record import _operand_row
-
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
@@ -197,9 +195,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     tape, requires = _target(tensors)
     if tape is None:
         return _wrap(out)
-    from .autograd.grad_mode import state
-
-    replaying = tape is state.recording
+    replaying = tape is _grad_state.recording
     rows = [_operand_row(tape, t, data, data, False, replaying) for t, data in zip(tensors, datas)]
     row = tape.n
     deltas = [row - source if source >= 0 else 0 for source in rows]

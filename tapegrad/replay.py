@@ -124,7 +124,7 @@ class Tape:
             if row in by_row:
                 value = by_row[row]._data
             else:
-                value = tape.replay_value(row)
+                value = tape.replay_values[row]
             self._slot(row)[...] = np.asarray(value).reshape(-1)
 
     def _allocate(self) -> None:

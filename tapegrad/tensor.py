@@ -333,7 +333,7 @@ class Tensor:
         return self if self._data.flags.c_contiguous else self.clone()
 
     def clone(self) -> Tensor:
-        return _record._record_copy("clone", self, self._data.copy())
+        return _record.record("clone", (self,), self._data.copy())
 
     # -- leaving tapegrad -----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
 from .._record import inplace_epoch
 from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, resolve
 
@@ -20,10 +20,9 @@ def kernel():
     """The backward interpreter and its dispatch arrays; imports numba on first use."""
     global _kernel
     if _kernel is None:
-        from .. import _ops
         from .._kernels import backward
 
-        rules, saves, _ = _ops.dispatch_arrays(backward.RULES)
+        rules, saves, _ = dispatch_arrays(backward.RULES)
         _kernel = (backward.backward_sweep, rules, saves, backward.backward_setup, backward.backward_rows)
     return _kernel
 
@@ -124,31 +123,19 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
             if status or hooked_row < 0:
                 break
             if touched[hooked_row] and offsets[hooked_row] >= 0:
-                _run_hooks(
-                    tape,
-                    hooked_row,
-                    hooked[hooked_row],
-                    (grad32, grad64)[tape.layout_table[4 * tape.layout_of(hooked_row)]],
-                    offsets,
-                )
+                _run_hooks(_gradient_view(tape, (grad32, grad64), offsets, hooked_row), hooked[hooked_row])
             start = hooked_row
     if status == 1:
         raise RuntimeError(SECOND_BACKWARD)
     if status == 2:
         raise RuntimeError(_modified_message(tape, changed[row]))
     if status == 3:
-        from .._ops import OPS
-
         opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
         raise NotImplementedError(f"no backward rule for {OPS[opcode].name}")
     arenas = (grad32, grad64)
 
     def gradient_of(row):
-        offset = offsets[row]
-        layout = tape.layout_of(row)
-        code = tape.layout_table[4 * layout]
-        numel = tape.layout_table[4 * layout + 1]
-        return arenas[code][offset : offset + numel].reshape(tape.shape_of(row))
+        return _gradient_view(tape, arenas, offsets, row)
 
     if collect is not None:
         for index, wanted in enumerate(collect.inputs):
@@ -180,21 +167,26 @@ def _hooked_rows(tape, n_rows: int) -> dict:
     return hooked
 
 
-def _run_hooks(tape, row: int, hooks: list, arena: np.ndarray, offsets) -> None:
+def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:
+    """Row ``row``'s gradient: a view of its slot in the arena of its dtype, in its shape."""
+    layout = tape.layout_of(row)
+    code, numel = tape.layout_table[4 * layout], tape.layout_table[4 * layout + 1]
+    return arenas[code][offsets[row] : offsets[row] + numel].reshape(tape.shape_of(row))
+
+
+def _run_hooks(gradient: np.ndarray, hooks: list) -> None:
+    """Call each hook with (a copy of) the finished gradient; a returned tensor replaces it."""
     from ..tensor import Tensor, _wrap
 
-    start = offsets[row]
-    shape = tape.shape_of(row)
-    slot = arena[start : start + int(np.prod(shape, dtype=np.int64))]
     for hook in list(hooks):
-        result = hook(_wrap(slot.reshape(shape).copy()))
+        result = hook(_wrap(gradient.copy()))
         if result is not None:
             values = result._data if isinstance(result, Tensor) else np.asarray(result)
-            if values.shape != shape:
+            if values.shape != gradient.shape:
                 raise RuntimeError(
-                    f"hook 'hook' has changed the size of value: expected {list(shape)}, got {list(values.shape)}"
+                    f"hook 'hook' has changed the size of value: expected {list(gradient.shape)}, got {list(values.shape)}"
                 )
-            slot[...] = values.reshape(-1)
+            gradient[...] = values
 
 
 def _accumulate(tensor, values: np.ndarray, collect) -> None:

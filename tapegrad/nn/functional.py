@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import _factories
+from .._indexing import gather_rows
+from .._record import _SCALAR_OPS, _scalar
+from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -27,8 +33,6 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
 
 def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
     """Rows of ``weight`` picked by the integer ``input`` (``EmbeddingBackward0``)."""
-    from .._indexing import gather_rows
-
     return gather_rows("embedding", weight, input)
 
 
@@ -48,15 +52,11 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
-    from .._record import _scalar, _ScalarOp
-
-    return _scalar(_ScalarOp("leaky_relu"), input, float(negative_slope))
+    return _scalar(_SCALAR_OPS["leaky_relu"], input, float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
-    from .._record import _scalar, _ScalarOp
-
-    return _scalar(_ScalarOp("elu"), input, float(alpha))
+    return _scalar(_SCALAR_OPS["elu"], input, float(alpha))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
@@ -76,8 +76,6 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
-    from .._reductions import log_softmax as _log_softmax
-
     return _log_softmax(input, dim, dtype)
 
 
@@ -97,10 +95,6 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor: 
 
 def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Class indices ``target`` (int64, shape (N,)) against logits ``input`` (N, C)."""
-    import numpy as np
-
-    from ..tensor import _wrap
-
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     if labels.ndim != 1 or input.dim() != 2:
         raise NotImplementedError("cross_entropy supports (N, C) logits with (N,) class indices so far")
@@ -112,8 +106,5 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Ten
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002
     if not training or p == 0:
         return input
-    from .. import _factories
-    from ..tensor import _wrap
-
     keep = (_factories._generator.random(input.shape) >= p).astype(input._data.dtype) / (1 - p)
     return input * _wrap(keep)
