@@ -48,7 +48,9 @@ def _method_or_functional(x, name):
 def _unary_cases():
     for op in OPS:
         if op.family == UNARY:
-            for shape in ((), (3,), (2, 3)):
+            # (3, 4) has more elements than the kernels' call-free small-row path takes (8), so
+            # both paths of every rule are checked.
+            for shape in ((), (3,), (2, 3), (3, 4)):
                 yield Case(
                     f"{op.name}{list(shape)}", lambda x, _n=op.name: _method_or_functional(x, _n), (shape,), op.domain
                 )
@@ -79,7 +81,7 @@ CASES = [
             ("div", lambda a, b: a / b, POSITIVE),
             ("pow", lambda a, b: a**b, POSITIVE),
         )
-        for sa, sb in (((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)))
+        for sa, sb in (((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((3, 4), (4,)))
     ],
     Case("x*x", lambda x: x * x, ((3,),)),
     Case("sum", lambda x: x.sum(), ((2, 3),)),

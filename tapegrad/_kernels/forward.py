@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .backward import _shape, _split
+from .backward import SMALL, _shape, _split
 from .config import inline, jit
 from .memory import borrow, matrix_at
 from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
@@ -34,7 +34,6 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 FLOAT64 = 1
-SMALL = 8  # rows up to this many elements take the call-free path
 
 
 @jit
