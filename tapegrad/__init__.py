@@ -31,12 +31,44 @@ from ._factories import (
     zeros,
     zeros_like,
 )
-from ._linalg import dot, matmul, mm
+from ._indexing import flip, gather, index_select
+from ._linalg import dot, einsum, matmul, mm, outer
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
-from ._reductions import mean, norm, softmax, sum  # noqa: A004
+from ._reductions import (
+    amax,
+    amin,
+    argmax,
+    argmin,
+    cumsum,
+    logsumexp,
+    max,  # noqa: A004
+    mean,
+    min,  # noqa: A004
+    norm,
+    prod,
+    softmax,
+    std,
+    sum,  # noqa: A004
+    var,
+)
+from ._selection import clamp, clip, maximum, minimum, where
 from ._serialization import load, save
-from ._views import permute, reshape, squeeze, stack, t, transpose, unsqueeze
+from ._views import (
+    cat,
+    chunk,
+    concat,
+    concatenate,
+    permute,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    t,
+    transpose,
+    unbind,
+    unsqueeze,
+)
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
@@ -65,6 +97,7 @@ div = _module_function("div")
 pow = _module_function("pow")  # noqa: A001
 clone = _module_function("clone")
 flatten = _module_function("flatten")
+repeat = _module_function("repeat")
 del _op
 
 

@@ -1,7 +1,9 @@
-"""Picking rows by integer indices: ``x[index_tensor]``, ``x[mask]`` and ``embedding``.
+"""Picking rows or elements by integer indices: ``x[index_tensor]``, ``x[mask]``, ``embedding``,
+and element by element ``gather``, ``index_select``, ``repeat`` and ``flip``.
 
 The indices are data of the row (kept in the tape's aux table), not an input: a gradient flows to
-the rows picked, scatter-added, so a repeated index accumulates.
+the rows picked, scatter-added, so a repeated index accumulates. Element-wise picks are rows one
+element wide: their indices are flat positions in the input laid out contiguously.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._record import _input_row, _opcode, _target
-from .tensor import Tensor, _guard, _recorded, _wrap
+from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap
 
 
 def gather_rows(name: str, x: Tensor, indices) -> Tensor:
@@ -51,3 +53,83 @@ def index(x: Tensor, key) -> Tensor:
         flat = x.reshape(-1, *x._data.shape[key_data.ndim :]) if key_data.ndim != 1 else x
         return gather_rows("index", flat, np.flatnonzero(key_data))
     return gather_rows("index", x, key)
+
+
+def _positions(x: Tensor) -> np.ndarray:
+    """Each element's flat position in ``x`` laid out contiguously, in ``x``'s shape."""
+    return np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape)
+
+
+def _index_data(index, kind: str) -> np.ndarray:
+    if isinstance(index, Tensor):
+        _guard(index, "indexing")
+        index = index._data
+    index = np.asarray(index)
+    if index.dtype.kind not in "iu":
+        raise RuntimeError(f"{kind}(): Expected dtype int64 for index")
+    return index.astype(np.int64, copy=False)
+
+
+def pick(name: str, x: Tensor, positions: np.ndarray) -> Tensor:
+    """The elements of ``x`` at flat ``positions`` (any shape): one gather row, one element wide."""
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    out = x._data.reshape(-1)[positions] if x._data.size else np.zeros(positions.shape, x._data.dtype)
+    tape, requires = _target((x,))
+    if tape is None:
+        return _wrap(out)
+    row_x = _input_row(tape, x)
+    aux = tape.add_aux((positions.size, *positions.reshape(-1).tolist()))
+    row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+    return _recorded(out, tape, row, requires)
+
+
+def gather(x: Tensor, dim: int, index) -> Tensor:
+    """``out[i][j] = x[i][index[i][j]]`` for ``dim`` 1, and so on (``GatherBackward0``)."""
+    index = _index_data(index, "gather")
+    ndim = x._data.ndim
+    dim = _normalize_dim(dim, ndim)
+    if index.ndim != ndim and not (ndim == 0 and index.ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    extent = x._data.shape[dim] if ndim else 1
+    if index.size and (index.max() >= extent or index.min() < -extent):
+        bad = index.max() if index.max() >= extent else index.min()
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {extent}")
+    if ndim == 0:
+        return pick("gather", x, np.zeros(index.shape, np.int64))
+    for k in range(ndim):
+        if k != dim and index.shape[k] > x._data.shape[k]:
+            raise RuntimeError(
+                f"Size does not match at dimension {k} expected index {list(index.shape)} to be no larger than "
+                f"self {list(x._data.shape)} apart from dimension {dim}"
+            )
+    coordinates = list(np.indices(index.shape, dtype=np.int64))
+    coordinates[dim] = np.where(index < 0, index + extent, index)
+    return pick("gather", x, np.ravel_multi_index(tuple(coordinates), x._data.shape))
+
+
+def index_select(x: Tensor, dim: int, index) -> Tensor:
+    """The slices ``index`` (a 1-D tensor) along ``dim`` (``IndexSelectBackward0``)."""
+    index = _index_data(index, "index_select")
+    if index.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    dim = _normalize_dim(dim, x._data.ndim)
+    extent = x._data.shape[dim] if x._data.ndim else 1
+    if index.size and (index.max() >= extent or index.min() < -extent):
+        raise IndexError("index out of range in self")
+    return pick("index_select", x, np.take(_positions(x), index.reshape(-1), axis=dim if x._data.ndim else None))
+
+
+def repeat(x: Tensor, *sizes) -> Tensor:
+    """``x`` tiled ``sizes`` times along each dimension (``RepeatBackward0``)."""
+    if len(sizes) == 1 and not isinstance(sizes[0], (int, np.integer)):
+        sizes = tuple(sizes[0])
+    if len(sizes) < x._data.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    return pick("repeat", x, np.tile(_positions(x), tuple(int(s) for s in sizes)))
+
+
+def flip(x: Tensor, dims) -> Tensor:
+    """``x`` reversed along ``dims`` (``FlipBackward0``)."""
+    dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    dims = tuple(_normalize_dim(int(d), x._data.ndim) for d in dims)
+    return pick("flip", x, np.flip(_positions(x), dims) if x._data.ndim else _positions(x))

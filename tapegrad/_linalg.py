@@ -108,3 +108,78 @@ def dot(a: Tensor, b: Tensor) -> Tensor:
 
 
 __all__ = ["matmul", "mm", "dot", "_dtypes"]
+
+
+def outer(a: Tensor, b: Tensor) -> Tensor:
+    """``a[i] * b[j]`` for vectors (``MulBackward0``, as PyTorch composes it)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a._data.ndim != 1 or b._data.ndim != 1:
+        raise RuntimeError("outer: Expected 1-D argument self, but got " + f"{a._data.ndim}-D")
+    return reshape(a, (-1, 1)) * b
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation for the common contractions, composed of permutes, sums and one
+    batched matmul per pair of operands (contracted left to right). Not supported: ellipsis
+    and an index repeated within one operand (diagonals)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = [as_tensor(x) for x in operands]
+    inputs, output = _parse_einsum(equation.replace(" ", ""), operands)
+    result, letters = operands[0], inputs[0]
+    for k in range(1, len(operands)):
+        needed = set(output).union(*inputs[k + 1 :])
+        result, letters = _contract(result, letters, operands[k], inputs[k], needed)
+    result, letters = _sum_out(result, letters, set(output))
+    return result.permute(*[letters.index(c) for c in output]) if len(output) > 1 else result
+
+
+def _parse_einsum(equation: str, operands) -> tuple:
+    if "..." in equation:
+        raise NotImplementedError("einsum with an ellipsis is not supported yet")
+    left, arrow, output = equation.partition("->")
+    inputs = left.split(",")
+    if len(inputs) != len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    for letters, x in zip(inputs, operands):
+        if len(set(letters)) != len(letters):
+            raise NotImplementedError("einsum with an index repeated in one operand is not supported yet")
+        if len(letters) != x._data.ndim:
+            raise RuntimeError(
+                f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
+                f"of dimensions ({x._data.ndim}) for operand {inputs.index(letters)} and no ellipsis was given"
+            )
+    if not arrow:  # implicit output: the letters used once, in alphabetical order
+        counts = {c: left.count(c) for c in left if c.isalpha()}
+        output = "".join(sorted(c for c, n in counts.items() if n == 1))
+    return inputs, output
+
+
+def _sum_out(x: Tensor, letters: str, keep: set) -> tuple:
+    """Sum over the letters no later step needs."""
+    gone = [k for k, c in enumerate(letters) if c not in keep]
+    if gone:
+        x = x.sum(tuple(gone))
+        letters = "".join(c for c in letters if c in keep)
+    return x, letters
+
+
+def _contract(a: Tensor, la: str, b: Tensor, lb: str, needed: set) -> tuple:
+    """``a`` and ``b`` to one tensor over the letters in ``needed``, as a batched matmul:
+    (batch, left, summed) @ (batch, summed, right)."""
+    a, la = _sum_out(a, la, needed | set(lb))
+    b, lb = _sum_out(b, lb, needed | set(la))
+    batch = [c for c in la if c in lb and c in needed]
+    summed = [c for c in la if c in lb and c not in needed]
+    left = [c for c in la if c not in lb]
+    right = [c for c in lb if c not in la]
+    sizes = {c: a._data.shape[k] for k, c in enumerate(la)}
+    sizes.update({c: b._data.shape[k] for k, c in enumerate(lb)})
+
+    def extent(letters):
+        return int(np.prod([sizes[c] for c in letters], dtype=np.int64))
+
+    a3 = a.permute(*[la.index(c) for c in batch + left + summed]).reshape(extent(batch), extent(left), extent(summed))
+    b3 = b.permute(*[lb.index(c) for c in batch + summed + right]).reshape(extent(batch), extent(summed), extent(right))
+    out = (a3 @ b3).reshape(*[sizes[c] for c in batch + left + right])
+    return out, "".join(batch + left + right)

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 # First-level dispatch of the interpreter.
-LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY, NARY, NONDIFF, GATHER = range(11)
+LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY, NARY, NONDIFF, GATHER, PYTHON = range(12)
 
 
 @dataclass(frozen=True)
@@ -148,19 +148,45 @@ OPS: tuple[Op, ...] = (
     Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x), "out"),
     Op("leaky_relu", SCALAR, "leaky_relu", "LeakyReluBackward0", _leaky_relu, "a"),
     Op("elu", SCALAR, "elu", "EluBackward0", _elu, "a out"),
+    # clamp(x, lo, hi) is a hidden lower clamp feeding the upper one: one node, as in PyTorch.
+    Op("clamp_min", SCALAR, "clamp_min", "ClampBackward1", np.maximum, "a", (-2.0, 2.0)),
+    Op("clamp_max", SCALAR, "clamp_max", "ClampBackward1", np.minimum, "a", (-2.0, 2.0)),
+    Op("clamp_lower", SCALAR, "clamp_min", "ClampBackward1", np.maximum, "a", hidden=True, replay="clamp_min"),
     # y = f(a, b) on operands already broadcast and promoted to one shape and dtype.
     Op("add", BINARY, "add", "AddBackward0", np.add),
     Op("sub", BINARY, "sub", "SubBackward0", np.subtract),
     Op("mul", BINARY, "mul", "MulBackward0", np.multiply, "a b"),
     Op("div", BINARY, "div", "DivBackward0", np.divide, "a b", (0.5, 2.0)),
     Op("pow", BINARY, "pow", "PowBackward1", np.power, "a b out", (0.5, 2.0)),
+    # The larger (smaller) of two; a tie splits the gradient evenly, as in PyTorch.
+    Op("maximum", BINARY, "maximum", "MaximumBackward0", np.maximum, "a b"),
+    Op("minimum", BINARY, "minimum", "MinimumBackward0", np.minimum, "a b"),
+    # where(condition, a, b): the integer slot is the distance back to a ``mask`` row holding the
+    # condition as 0/1 in the result's dtype.
+    Op("where", BINARY, "where", "WhereBackward0", np.where),  # forward: where(condition, a, b)
     # Reductions; the parameter slot holds the scale (1 for sum, 1/n for mean) and the integer
     # slot a bit mask of the reduced dimensions.
     Op("sum", REDUCE, "sum_all", "SumBackward0", replay="sum_all"),
     Op("mean", REDUCE, "sum_all", "MeanBackward0", replay="sum_all"),
     Op("sum_dim", REDUCE, "sum_dim", "SumBackward1"),
     Op("mean_dim", REDUCE, "sum_dim", "MeanBackward1", replay="sum_dim"),
+    # Reductions along one dimension (integer slot; -1: over all elements). norm's order, var's
+    # correction and max/min's direction (+1, -1) are in the parameter slot.
     Op("norm", REDUCE, "norm", "LinalgVectorNormBackward0", None, "a out"),
+    Op("prod", REDUCE, "prod", "ProdBackward0", None, "a out"),
+    Op("prod_dim", REDUCE, "prod", "ProdBackward1", None, "a out", replay="prod"),
+    Op("logsumexp", REDUCE, "logsumexp", "LogsumexpBackward0", None, "a out"),
+    Op("var", REDUCE, "var", "VarBackward0", None, "a"),
+    Op("std", REDUCE, "std", "StdBackward0", None, "a out"),
+    Op("cumsum", REDUCE, "cumsum", "CumsumBackward0"),
+    # max/min and friends: in1 is a ``reduce_weights`` row saying where each group's gradient
+    # goes (to the first extreme for max/min along a dimension, shared by ties otherwise).
+    Op("max", REDUCE, "select_reduce", "MaxBackward1", None, "b", replay="extreme"),
+    Op("min", REDUCE, "select_reduce", "MinBackward1", None, "b", replay="extreme"),
+    Op("max_dim", REDUCE, "select_reduce", "MaxBackward0", None, "b", replay="extreme"),
+    Op("min_dim", REDUCE, "select_reduce", "MinBackward0", None, "b", replay="extreme"),
+    Op("amax", REDUCE, "select_reduce", "AmaxBackward0", None, "b", replay="extreme"),
+    Op("amin", REDUCE, "select_reduce", "AminBackward0", None, "b", replay="extreme"),
     # Softmax along the dimension in the integer slot.
     Op("softmax", REDUCE, "softmax", "SoftmaxBackward0", None, "out"),
     Op("log_softmax", REDUCE, "log_softmax", "LogSoftmaxBackward0", None, "out"),
@@ -179,6 +205,9 @@ OPS: tuple[Op, ...] = (
     Op("slice", VIEW, "view", "SliceBackward0"),
     Op("alias", VIEW, "view", "AliasBackward0"),
     Op("expand", VIEW, "view", "ExpandBackward0"),
+    Op("split", VIEW, "view", "SplitBackward0"),
+    Op("split_with_sizes", VIEW, "view", "SplitWithSizesBackward0"),
+    Op("unbind", VIEW, "view", "UnbindBackward0"),
     Op("broadcast", VIEW, "view", "ExpandBackward0", hidden=True),
     Op("matmul_view", VIEW, "view", "ViewBackward0", hidden=True),
     # Matrix products (BLAS through numba).
@@ -194,9 +223,19 @@ OPS: tuple[Op, ...] = (
     # ``embedding(indices, weight)`` and ``x[index_tensor]``; gradients scatter-add.
     Op("embedding", GATHER, "gather_rows", "EmbeddingBackward0", replay="gather_rows"),
     Op("index", GATHER, "gather_rows", "IndexBackward0", replay="gather_rows"),
-    # n inputs: the integer slot points at (count, dim, r - input_row for each input) in aux;
-    # deltas rather than row numbers, so merging tapes leaves them valid.
-    Op("stack", NARY, "stack", "StackBackward0"),
+    # Element by element (rows one element wide): the indices are flat positions in the input.
+    Op("gather", GATHER, "gather_rows", "GatherBackward0", replay="gather_rows"),
+    Op("index_select", GATHER, "gather_rows", "IndexSelectBackward0", replay="gather_rows"),
+    Op("repeat", GATHER, "gather_rows", "RepeatBackward0", replay="gather_rows"),
+    Op("flip", GATHER, "gather_rows", "FlipBackward0", replay="gather_rows"),
+    # nll_loss: the picked log-probabilities (a hidden gather), summed and scaled by -1/count.
+    Op("nll_pick", GATHER, "gather_rows", "NllLossBackward0", hidden=True, replay="gather_rows"),
+    Op("nll_loss", REDUCE, "sum_all", "NllLossBackward0", shown_inputs=2, replay="sum_all"),
+    # n inputs: the integer slot points at (count, dim, r - input_row for each input, each
+    # input's extent along dim) in aux; deltas rather than row numbers, so merging tapes leaves
+    # them valid.
+    Op("stack", NARY, "concat", "StackBackward0", replay="concat"),
+    Op("cat", NARY, "concat", "CatBackward0", replay="concat"),
     # Not differentiable; recorded only inside ``tapegrad.record`` so the replay can recompute
     # them: comparisons (result 0/1; with a Python number when in1 is -1, in the parameter
     # slot), ``detach``/``.data``, and guards on values Python control flow read.
@@ -207,7 +246,15 @@ OPS: tuple[Op, ...] = (
     Op("eq", NONDIFF, "constant", forward=np.equal),
     Op("ne", NONDIFF, "constant", forward=np.not_equal),
     Op("detach", NONDIFF, "constant", replay="copy"),
+    Op("mask", NONDIFF, "constant", replay="cast"),  # a where's condition, as 0/1
+    Op("reduce_weights", NONDIFF, "constant"),
+    Op("argmax", NONDIFF, "constant"),  # also argmin (parameter -1); indices
     Op("guard", NONDIFF, "constant"),
+    # An output of a user's ``tapegrad.autograd.Function``: its backward is the user's Python,
+    # called by the engine when the sweep reaches the call's first output row (all its outputs'
+    # gradients are complete then); the kernels only give it a gradient slot. Inputs and the
+    # context live in the tape's ``functions`` table, not in the row.
+    Op("function", PYTHON, "python", "FunctionBackward", replay="python"),
 )
 
 OPCODE: dict[str, int] = {op.name: code for code, op in enumerate(OPS)}

@@ -337,8 +337,17 @@ def _check_in_place(tensor: Tensor) -> None:
 
 def _in_place(tensor: Tensor, kind: str, other) -> Tensor:
     """``tensor <kind>= other``: the values change in place; a recorded tensor moves to the new row."""
+    return in_place(tensor, lambda t: _arith(kind, t, other), kind.title())
+
+
+def in_place(tensor: Tensor, compute, label: str) -> Tensor:
+    """Make ``tensor`` hold ``compute(tensor)``, computed out of place (``x.exp_()`` is
+    ``x.exp()`` written back): its storage's values change and its version counts the change.
+    ``label`` names the op for PyTorch's error message about modified saved values."""
     _check_in_place(tensor)
-    result = _arith(kind, tensor, other)
+    before = resolve(tensor) if tensor._tape is not None else None
+    mark = before.n if before is not None else 0
+    result = compute(tensor)
     if result is NotImplemented:
         return NotImplemented
     if result._data.shape != tensor._data.shape:
@@ -346,22 +355,39 @@ def _in_place(tensor: Tensor, kind: str, other) -> Tensor:
             f"output with shape {list(tensor._data.shape)} doesn't match the broadcast shape {list(result._data.shape)}"
         )
     if result._tape is not None:
-        # The new row saved the old value of ``tensor`` (``y *= y`` reads it twice); the storage is
-        # about to be overwritten, so that saved value must become a copy first.
-        tape, row = result._tape, result._row
-        for source in tape.ints[row * ROW_WIDTH + 1 : row * ROW_WIDTH + 3]:
-            if source >= 0 and source in tape.saved and source == tensor._row and tensor._tape is tape:
-                del tape.saved[source]
-                tape.save(source, tensor._data.copy())
-        entries = tape.versions.get(row)
-        if entries:  # ... and is no longer the storage's value, so no longer version-checked
-            entries[:] = [entry for entry in entries if entry[2] != tensor._row]
+        _unsave_old_value(tensor, result._tape, before, mark)
     tensor._data[...] = result._data
-    _bump_version(tensor, kind.title() if result._tape is not None else None)
+    _bump_version(tensor, label if result._tape is not None else None)
     if result._tape is not None:
         tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, True
         tensor._grad_fn = None
     return tensor
+
+
+def _unsave_old_value(tensor: Tensor, tape: Tape, before, mark: int) -> None:
+    """Rows the in-place op itself added may have saved ``tensor``'s storage (``y *= y`` reads
+    it twice; ``clamp_`` reads it): it is about to be overwritten, so they get a copy of the old
+    value, which is no longer the storage's and so no longer version-checked."""
+    first_new = 0
+    if before is not None:  # where the rows added since ``mark`` start, through any merge
+        while before.merged_into is not None:
+            mark += before.row_shift
+            before = before.merged_into
+        first_new = mark
+    own = {tape.registered.get(-id(tensor), -1)}
+    if tensor._tape is not None and resolve(tensor) is tape:
+        own.add(tensor._row)
+    own.discard(-1)
+    copied = set()  # one copy serves every reader
+    for row in range(first_new, tape.n):
+        for source in tape.ints[row * ROW_WIDTH + 1 : row * ROW_WIDTH + 3]:
+            if source in own and source in tape.saved and source not in copied:
+                del tape.saved[source]
+                tape.save(source, tensor._data.copy())
+                copied.add(source)
+        entries = tape.versions.get(row)
+        if entries:
+            entries[:] = [entry for entry in entries if entry[2] not in own]
 
 
 def _install_unary_methods() -> None:
@@ -377,8 +403,15 @@ def _install_unary_methods() -> None:
             method.__name__ = op.name
             method.__doc__ = f"Elementwise {op.name}; differentiable ({op.grad_fn})."
             setattr(Tensor, op.name, method)
+
+            def method_(self, _op=op):
+                return in_place(self, lambda t: _unary(_op, t), _op.grad_fn.removesuffix("Backward0"))
+
+            method_.__name__ = op.name + "_"
+            setattr(Tensor, op.name + "_", method_)
     Tensor.neg = Tensor.__neg__
     Tensor.negative = Tensor.__neg__
+    Tensor.neg_ = lambda self: in_place(self, Tensor.__neg__, "Neg")
 
 
 def _scalar_dunder(op: _ScalarOp, kind: str):

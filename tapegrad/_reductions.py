@@ -1,12 +1,22 @@
-"""Reductions: sum and mean (over everything or over dimensions) and the vector norm."""
+"""Reductions: sum and mean (over everything or over dimensions), norms, products, variances,
+logsumexp, cumulative sums, and max/min with their indices.
+
+Apart from sum and mean, a row reduces along one dimension (its integer slot; -1: all elements).
+A reduction over several dimensions first moves them to the end and merges them into one with a
+view, so gradients still flow by the view rule."""
 
 from __future__ import annotations
+
+import collections
 
 import numpy as np
 
 from . import _dtypes
-from ._record import record
-from .tensor import Tensor, _normalize_dim
+from ._ops import OPCODE
+from ._record import _input_row, _opcode, _target, record
+from ._tape import NO_GRAD
+from .autograd.grad_mode import state as _grad_state
+from .tensor import Tensor, _normalize_dim, _recorded, _wrap
 
 
 def _dims(x: Tensor, dim) -> tuple:
@@ -68,16 +78,268 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     return _reduce("mean", x, dim, keepdim, data, mean=True)
 
 
+def _float_data(x: Tensor) -> np.ndarray:
+    return x._data if x._data.dtype.kind == "f" else x._data.astype(np.float32)
+
+
+def _along_one(x: Tensor, dim, keepdim: bool, reduce) -> Tensor:
+    """``reduce(tensor, dim, shape)`` where ``dim`` is one dimension or -1 (all) and ``shape`` the
+    result's, for ``dim`` given as None, an int, or a tuple (merged into one trailing dimension
+    by a view first)."""
+    shape = x._data.shape
+    ndim = len(shape)
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        return reduce(x, -1, (1,) * ndim if keepdim else ())
+    if isinstance(dim, (int, np.integer)):
+        d = _normalize_dim(int(dim), ndim)
+        if not ndim:
+            return reduce(x, -1, ())
+        return reduce(x, d, shape[:d] + ((1,) if keepdim else ()) + shape[d + 1 :])
+    dims = _dims(x, dim)
+    if len(dims) == 1:
+        return _along_one(x, dims[0], keepdim, reduce)
+    kept = [d for d in range(ndim) if d not in dims]
+    merged = x.permute(*kept, *dims).reshape(*[shape[d] for d in kept], -1)
+    out = reduce(merged, len(kept), tuple(shape[d] for d in kept))
+    return out.reshape([1 if d in dims else shape[d] for d in range(ndim)]) if keepdim else out
+
+
+def _axis(dim: int):
+    return None if dim < 0 else dim
+
+
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
-    """The 2-norm of all elements (``x.norm()``); other orders and ``dim`` are not supported yet."""
-    if p not in ("fro", 2, 2.0) or dim is not None:
-        raise NotImplementedError("norm supports p=2 over all elements so far")
-    data = x._data if x._data.dtype.kind == "f" else x._data.astype(np.float32)
-    flat = data.reshape(-1)
-    out = np.asarray(np.sqrt(np.dot(flat, flat)), dtype=data.dtype)
-    if keepdim:
-        out = out.reshape((1,) * data.ndim)
-    return record("norm", (x,), out, saved=(data,))
+    """The vector p-norm of all elements or along ``dim`` (``LinalgVectorNormBackward0``):
+    p = 2 ("fro"), 1, inf, 0 or any positive number."""
+    if p == "fro":
+        p = 2.0
+    if isinstance(p, str) or p < 0:
+        raise NotImplementedError(f"norm with p={p!r} is not supported yet (p must be 'fro' or >= 0)")
+    p = float(p)
+    return _along_one(x, dim, keepdim, lambda t, d, shape: _norm(t, p, d, shape))
+
+
+def _norm(x: Tensor, p: float, dim: int, shape: tuple) -> Tensor:
+    data = _float_data(x)
+    flat = data.reshape(-1) if dim < 0 else data
+    axis = 0 if dim < 0 else dim
+    if p == 2.0:
+        out = np.sqrt(np.dot(flat, flat)) if dim < 0 else np.sqrt(np.sum(flat * flat, axis=axis))
+    elif p == np.inf:
+        out = np.abs(flat).max(axis=axis, initial=0)
+    elif p == 0.0:
+        out = np.count_nonzero(flat, axis=axis)
+    elif p == 1.0:
+        out = np.abs(flat).sum(axis=axis)
+    else:
+        out = (np.abs(flat) ** p).sum(axis=axis) ** (1.0 / p)
+    out = np.asarray(out, dtype=data.dtype).reshape(shape)
+    return record("norm", (x,), out, saved=(data,), iparam=dim, param=p)
+
+
+def prod(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Product of all elements (``ProdBackward0``) or along one ``dim`` (``ProdBackward1``)."""
+    data = _prepared(x, dtype, _dtypes.int64)
+    if data is not x._data and x._requires_grad and data.dtype != x._data.dtype:
+        x = x.to(_dtypes.from_numpy_dtype(data.dtype))
+
+    def reduce(t, d, shape):
+        out = np.asarray(np.prod(t._data.astype(data.dtype, copy=False), axis=_axis(d)), dtype=data.dtype).reshape(
+            shape
+        )
+        return record("prod" if d < 0 else "prod_dim", (t,), out, saved=(t._data,), iparam=d)
+
+    if dim is None:
+        return _along_one(x, None, keepdim, reduce)
+    return _along_one(x, int(dim), keepdim, reduce)
+
+
+def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) along ``dim`` (an int or tuple), computed without overflow."""
+
+    def reduce(t, d, shape):
+        data = _float_data(t)
+        largest = np.max(data, axis=_axis(d), keepdims=True) if data.size else np.zeros((1,) * data.ndim, data.dtype)
+        largest = np.where(np.isinf(largest), 0, largest)
+        total = np.sum(np.exp(data - largest), axis=_axis(d), keepdims=True)
+        out = np.log(total) + largest
+        out = out.reshape(shape)
+        return record("logsumexp", (t,), np.asarray(out, dtype=data.dtype), saved=(data,), iparam=d)
+
+    return _along_one(x, dim, keepdim, reduce)
+
+
+def _correction(unbiased, correction) -> float:
+    if correction is not None:
+        return float(correction)
+    return 1.0 if unbiased is None or unbiased else 0.0
+
+
+def var(x: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """Variance (``VarBackward0``) with Bessel's correction unless ``correction``/``unbiased`` say
+    otherwise; ``x.var(False)`` is the legacy spelling of ``unbiased=False``."""
+    return _spread("var", x, dim, unbiased, keepdim, correction)
+
+
+def std(x: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """Standard deviation (``StdBackward0``); arguments as ``var``."""
+    return _spread("std", x, dim, unbiased, keepdim, correction)
+
+
+def _spread(name: str, x: Tensor, dim, unbiased, keepdim: bool, correction) -> Tensor:
+    if isinstance(dim, bool):  # x.var(False): the legacy unbiased flag in dim's place
+        dim, unbiased = None, dim
+    ddof = _correction(unbiased, correction)
+
+    def reduce(t, d, shape):
+        data = _float_data(t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.var(data, axis=_axis(d), ddof=ddof)
+            if name == "std":
+                out = np.sqrt(out)
+        out = np.asarray(out, dtype=data.dtype).reshape(shape)
+        return record(name, (t,), out, saved=(data,), iparam=d, param=ddof)
+
+    return _along_one(x, dim, keepdim, reduce)
+
+
+def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """Running sums along ``dim`` (``CumsumBackward0``)."""
+    data = _prepared(x, dtype, _dtypes.int64)
+    dim = _normalize_dim(dim, data.ndim)
+    out = np.cumsum(data, axis=dim if data.ndim else None, dtype=data.dtype).reshape(data.shape)
+    return record("cumsum", (x,), out, iparam=dim)
+
+
+# max/min along a dimension return both, like PyTorch's torch.return_types.max.
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+MinResult = collections.namedtuple("min", ["values", "indices"])
+
+
+def _extreme(x: Tensor, dim, keepdim: bool, largest: bool, name: str):
+    """max/min/amax/amin. Weights (saved, and recomputed by a replay) send the gradient to the
+    first extreme for max/min along a dimension, and share it among ties otherwise."""
+    _check_not_empty(name.removesuffix("_dim"), x, dim)
+    first = name in ("max_dim", "min_dim")
+    sign = 1 if largest else -1
+
+    def reduce(t, d, shape):
+        values = t._data
+        flat = values.reshape(-1) if d < 0 else values
+        axis = 0 if d < 0 else d
+        best = flat.max(axis=axis) if largest else flat.min(axis=axis)
+        out = np.asarray(best, dtype=values.dtype).reshape(shape)
+        return _record_extreme(name, t, out, d, sign * (2 if first else 1), _weights(flat, axis, largest, first))
+
+    return _along_one(x, dim, keepdim, reduce)
+
+
+def _check_not_empty(label: str, x: Tensor, dim) -> None:
+    """PyTorch's errors for max/min/argmax of nothing."""
+    shape = x._data.shape
+    everything = dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0)
+    if everything and x._data.size == 0:
+        message = f"{label}(): Expected reduction dim to be specified for input.numel() == 0."
+        if label.startswith("arg"):
+            raise IndexError(message)
+        raise RuntimeError(message + " Specify the reduction dim with the 'dim' argument.")
+    for d in () if everything else _dims(x, dim):
+        if shape and shape[d] == 0:
+            raise IndexError(f"{label}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _weights(flat: np.ndarray, axis: int, largest: bool, first: bool) -> np.ndarray:
+    dtype = flat.dtype if flat.dtype.kind == "f" else np.dtype(np.float64)
+    if flat.ndim == 0:
+        return np.ones((), dtype)
+    if first:
+        index = np.argmax(flat, axis=axis) if largest else np.argmin(flat, axis=axis)
+        weights = np.zeros(flat.shape, dtype)
+        np.put_along_axis(weights, np.expand_dims(index, axis), 1, axis=axis)
+        return weights
+    best = flat.max(axis=axis, keepdims=True) if largest else flat.min(axis=axis, keepdims=True)
+    chosen = (flat == best).astype(dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a NaN extreme: no ties, NaN weights, as PyTorch
+        return chosen / chosen.sum(axis=axis, keepdims=True)
+
+
+def _record_extreme(name: str, x: Tensor, out: np.ndarray, dim: int, mode: int, weights: np.ndarray) -> Tensor:
+    tape, requires = _target((x,))
+    if tape is None:
+        return _wrap(out)
+    row_x = _input_row(tape, x)
+    shape = x._data.shape
+    weights_row = tape.append(
+        OPCODE["reduce_weights"] | NO_GRAD, row_x, -1, dim, tape.layout(weights.dtype, shape), float(mode)
+    )
+    tape.save(weights_row, np.ascontiguousarray(weights.reshape(shape)))
+    row = tape.append(
+        _opcode(name, requires), row_x, weights_row, dim, tape.layout(out.dtype, out.shape), mode / abs(mode)
+    )
+    return _recorded(out, tape, row, requires)
+
+
+def _arg_extreme(x: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
+    """argmax/argmin: the first index of the extreme (flat when ``dim`` is None)."""
+    _check_not_empty("argmax" if largest else "argmin", x, dim)
+    data = x._data
+    if dim is None:
+        out = np.asarray(np.argmax(data) if largest else np.argmin(data), dtype=np.int64)
+        slot = -1
+        if keepdim:
+            out = out.reshape((1,) * data.ndim)
+    else:
+        slot = _normalize_dim(int(dim), data.ndim)
+        axis = slot if data.ndim else None
+        out = np.argmax(data, axis=axis, keepdims=keepdim) if largest else np.argmin(data, axis=axis, keepdims=keepdim)
+        out = np.asarray(out, dtype=np.int64)
+    tape = _grad_state.recording
+    if tape is None:
+        return _wrap(out)
+    source = _input_row(tape, x)
+    row = tape.append(
+        OPCODE["argmax"] | NO_GRAD, source, -1, slot, tape.layout(out.dtype, out.shape), 1.0 if largest else -1.0
+    )
+    return _recorded(out, tape, row, False)
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
+    """``x.max()`` (gradient shared by ties), ``x.max(dim)`` -> (values, indices), or
+    ``x.max(other)``, the elementwise maximum."""
+    return _max_or_min(x, dim, keepdim, largest=True)
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
+    return _max_or_min(x, dim, keepdim, largest=False)
+
+
+def _max_or_min(x: Tensor, dim, keepdim: bool, largest: bool):
+    if isinstance(dim, Tensor):
+        from ._selection import maximum, minimum
+
+        return maximum(x, dim) if largest else minimum(x, dim)
+    if dim is None:
+        return _extreme(x, None, False, largest, "max" if largest else "min")
+    values = _extreme(x, int(dim), keepdim, largest, "max_dim" if largest else "min_dim")
+    indices = _arg_extreme(x, dim, keepdim, largest)
+    return (MaxResult if largest else MinResult)(values, indices)
+
+
+def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """Largest values over ``dim`` (an int or tuple; () means all); ties share the gradient."""
+    return _extreme(x, dim, keepdim, True, "amax")
+
+
+def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    return _extreme(x, dim, keepdim, False, "amin")
+
+
+def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return _arg_extreme(x, dim, keepdim, True)
+
+
+def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return _arg_extreme(x, dim, keepdim, False)
 
 
 def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) -> Tensor:

@@ -62,7 +62,16 @@ def detached(tensor: Tensor) -> Tensor:
     return _recorded(tensor._data, tape, row, False)
 
 
-_INTERNAL = ("tensor.py", "_replay_hooks.py", "_reductions.py", "_views.py", "_linalg.py", "functional.py")
+_INTERNAL = (
+    "tensor.py",
+    "_replay_hooks.py",
+    "_reductions.py",
+    "_views.py",
+    "_linalg.py",
+    "functional.py",
+    "_indexing.py",
+    "_selection.py",
+)
 
 
 def _caller() -> str:

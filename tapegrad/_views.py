@@ -170,6 +170,32 @@ def getitem(x: Tensor, key) -> Tensor:
     return _record_view(_index_name(key), x, out, offset, probe_view.strides)
 
 
+def _common_dtype(tensors) -> list:
+    """The tensors' arrays, promoted to one dtype as PyTorch's cat and stack do."""
+    first = tensors[0]._data.dtype
+    if all(t._data.dtype is first for t in tensors):
+        return [t._data for t in tensors]
+    result = tensors[0].dtype
+    for tensor in tensors[1:]:
+        result = _dtypes.result_type(result, 1, tensor.dtype, 1)
+    return [t._data if t._data.dtype == result.numpy else t._data.astype(result.numpy) for t in tensors]
+
+
+def _join(name: str, tensors: list, datas: list, out: np.ndarray, dim: int, extents: list) -> Tensor:
+    """Record ``stack``/``cat``: one row listing its inputs (as row deltas) and their extents
+    along ``dim``, the layout the concat rule walks."""
+    tape, requires = _target(tensors)
+    if tape is None:
+        return _wrap(out)
+    replaying = tape is _grad_state.recording
+    rows = [_operand_row(tape, t, data, data, False, replaying) for t, data in zip(tensors, datas)]
+    row = tape.n
+    deltas = [row - source if source >= 0 else 0 for source in rows]
+    aux = tape.add_aux((len(tensors), dim, *deltas, *extents))
+    tape.append(_opcode(name, requires), -1, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
+    return _recorded(out, tape, row, requires)
+
+
 def stack(tensors, dim: int = 0) -> Tensor:
     """Join tensors of one shape along a new dimension ``dim`` (``StackBackward0``)."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
@@ -183,22 +209,85 @@ def stack(tensors, dim: int = 0) -> Tensor:
                 f"{list(tensor._data.shape)} at entry {index}"
             )
     dim = _normalize_dim(dim, len(shape) + 1)
-    first = tensors[0]._data.dtype
-    if all(t._data.dtype is first for t in tensors):
-        datas = [t._data for t in tensors]
-    else:
-        result = tensors[0].dtype
-        for tensor in tensors[1:]:
-            result = _dtypes.result_type(result, 1, tensor.dtype, 1)
-        datas = [t._data if t._data.dtype == result.numpy else t._data.astype(result.numpy) for t in tensors]
-    out = np.stack(datas, axis=dim)
-    tape, requires = _target(tensors)
-    if tape is None:
-        return _wrap(out)
-    replaying = tape is _grad_state.recording
-    rows = [_operand_row(tape, t, data, data, False, replaying) for t, data in zip(tensors, datas)]
-    row = tape.n
-    deltas = [row - source if source >= 0 else 0 for source in rows]
-    aux = tape.add_aux((len(tensors), dim, *deltas))
-    tape.append(_opcode("stack", requires), -1, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
-    return _recorded(out, tape, row, requires)
+    datas = _common_dtype(tensors)
+    return _join("stack", tensors, datas, np.stack(datas, axis=dim), dim, [1] * len(tensors))
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along an existing dimension ``dim`` (``CatBackward0``)."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
+    for index, tensor in enumerate(tensors):
+        if tensor._data.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {index}) cannot be concatenated")
+    shape = tensors[0]._data.shape
+    dim = _normalize_dim(dim, len(shape))
+    for index, tensor in enumerate(tensors):
+        other = tensor._data.shape
+        if len(other) != len(shape):
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(shape)} and {len(other)}")
+        for k, (want, got) in enumerate(zip(shape, other)):
+            if k != dim and want != got:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {dim}. Expected size {want} but got size "
+                    f"{got} for tensor number {index} in the list."
+                )
+    datas = _common_dtype(tensors)
+    out = np.concatenate(datas, axis=dim)
+    return _join("cat", tensors, datas, out, dim, [t._data.shape[dim] for t in tensors])
+
+
+concat = concatenate = cat
+
+
+def _pieces(name: str, x: Tensor, dim: int, bounds: list) -> tuple:
+    """Views of ``x`` between consecutive ``bounds`` along ``dim``, each its own row."""
+    strides = contiguous_strides(x._data.shape)
+    index = [slice(None)] * x._data.ndim
+    pieces = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        index[dim] = slice(start, stop)
+        pieces.append(_record_view(name, x, x._data[tuple(index)], start * strides[dim], strides))
+    return tuple(pieces)
+
+
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the sizes listed."""
+    if x._data.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    dim = _normalize_dim(dim, x._data.ndim)
+    extent = x._data.shape[dim]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        size = int(split_size_or_sections)
+        if size <= 0 and extent:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {extent}")
+        bounds = list(range(0, extent, size)) + [extent] if extent else [0, 0]
+        return _pieces("split", x, dim, bounds)
+    sizes = [int(size) for size in split_size_or_sections]
+    if sum(sizes) != extent:
+        raise RuntimeError(
+            f"split_with_sizes expects split_sizes to sum exactly to {extent} (input tensor's size at dimension "
+            f"{dim}), but got split_sizes={sizes}"
+        )
+    return _pieces("split_with_sizes", x, dim, [0, *np.cumsum(sizes).tolist()])
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """At most ``chunks`` pieces of equal size along ``dim`` (``SplitBackward0``)."""
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    extent = x._data.shape[_normalize_dim(dim, x._data.ndim)] if x._data.ndim else 0
+    return split(x, max(-(-extent // chunks), 1), dim)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    """The slices along ``dim``, without it (``UnbindBackward0``)."""
+    dim = _normalize_dim(dim, x._data.ndim)
+    strides = contiguous_strides(x._data.shape)
+    inner = strides[:dim] + strides[dim + 1 :]
+    pieces = []
+    for k in range(x._data.shape[dim]):
+        index = (slice(None),) * dim + (k,)
+        pieces.append(_record_view("unbind", x, x._data[index], k * strides[dim], inner))
+    return tuple(pieces)

@@ -527,11 +527,140 @@ class Tensor:
 
         return norm(self, p, dim, keepdim, dtype)
 
-    def max(self):
-        return _wrap(np.asarray(self._data.max()))
+    def max(self, dim=None, keepdim: bool = False):
+        from ._reductions import max as max_
 
-    def min(self):
-        return _wrap(np.asarray(self._data.min()))
+        return max_(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim: bool = False):
+        from ._reductions import min as min_
+
+        return min_(self, dim, keepdim)
+
+    def amax(self, dim=(), keepdim: bool = False):
+        from ._reductions import amax
+
+        return amax(self, dim, keepdim)
+
+    def amin(self, dim=(), keepdim: bool = False):
+        from ._reductions import amin
+
+        return amin(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim: bool = False):
+        from ._reductions import argmax
+
+        return argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim: bool = False):
+        from ._reductions import argmin
+
+        return argmin(self, dim, keepdim)
+
+    def prod(self, dim=None, keepdim: bool = False, dtype=None):
+        from ._reductions import prod
+
+        return prod(self, dim, keepdim, dtype)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        from ._reductions import logsumexp
+
+        return logsumexp(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        from ._reductions import var
+
+        return var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        from ._reductions import std
+
+        return std(self, dim, unbiased, keepdim, correction=correction)
+
+    def cumsum(self, dim: int, dtype=None):
+        from ._reductions import cumsum
+
+        return cumsum(self, dim, dtype)
+
+    # -- choices, joins and picks: defined in their own modules ---------------------------
+
+    def clamp(self, min=None, max=None):  # noqa: A002 - PyTorch's names
+        from ._selection import clamp
+
+        return clamp(self, min, max)
+
+    clip = clamp
+
+    def clamp_min(self, min):  # noqa: A002
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):  # noqa: A002
+        return self.clamp(max=max)
+
+    def maximum(self, other):
+        from ._selection import maximum
+
+        return maximum(self, other)
+
+    def minimum(self, other):
+        from ._selection import minimum
+
+        return minimum(self, other)
+
+    def where(self, condition, other):
+        from ._selection import where
+
+        return where(condition, self, other)
+
+    def split(self, split_size, dim: int = 0):
+        from ._views import split
+
+        return split(self, split_size, dim)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        from ._views import chunk
+
+        return chunk(self, chunks, dim)
+
+    def unbind(self, dim: int = 0):
+        from ._views import unbind
+
+        return unbind(self, dim)
+
+    def gather(self, dim: int, index):
+        from ._indexing import gather
+
+        return gather(self, dim, index)
+
+    def index_select(self, dim: int, index):
+        from ._indexing import index_select
+
+        return index_select(self, dim, index)
+
+    def repeat(self, *sizes):
+        from ._indexing import repeat
+
+        return repeat(self, *sizes)
+
+    def flip(self, *dims):
+        from ._indexing import flip
+
+        return flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def outer(self, other):
+        from ._linalg import outer
+
+        return outer(self, other)
+
+    # -- in place: computed out of place, written back (the version counter counts it) -----
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        return _record.in_place(self, lambda t: t.clamp(min, max), "Clamp")
+
+    clip_ = clamp_
+
+    def pow_(self, exponent):
+        return _record.in_place(self, lambda t: t**exponent, "Pow")
 
     def softmax(self, dim: int, dtype=None):
         from ._reductions import softmax
@@ -568,8 +697,19 @@ class Tensor:
     def reshape_as(self, other):
         return self.reshape(other.shape)
 
-    def flatten(self):
-        return self.reshape(-1)
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        shape = self._data.shape
+        if not shape:
+            return self.reshape(1)
+        start, end = _normalize_dim(start_dim, len(shape)), _normalize_dim(end_dim, len(shape))
+        if start >= end:
+            return self
+        return self.reshape(*shape[:start], -1, *shape[end + 1 :])
+
+    def unflatten(self, dim: int, sizes):
+        shape = self._data.shape
+        dim = _normalize_dim(dim, len(shape))
+        return self.reshape(*shape[:dim], *sizes, *shape[dim + 1 :])
 
     def transpose(self, dim0: int, dim1: int):
         from ._views import transpose

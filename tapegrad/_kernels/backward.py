@@ -20,12 +20,14 @@ RULE_NAMES = (
     "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus log1p expm1 "
     "tan asin acos atan sinh cosh erf silu zero leaky_relu elu pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
-    "view dot mv mm bmm cast stack log_softmax gelu gather_rows"
+    "view dot mv mm bmm cast concat log_softmax gelu gather_rows python "
+    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS,
  LOG1P, EXPM1, TAN, ASIN, ACOS, ATAN, SINH, COSH, ERF, SILU, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
- NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, STACK, LOG_SOFTMAX, GELU, GATHER_ROWS) = range(len(RULE_NAMES))  # fmt: skip
+ NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, CONCAT, LOG_SOFTMAX, GELU, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
+ CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 FLOAT64 = 1
@@ -338,13 +340,6 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         strided_accumulate(ga, 0, contiguous_strides(shape), g, 0, reduced_strides(shape, rows[r, 3]), shape, s)
-    elif rule == NORM:
-        x = value_at(addresses[a], numel_a, grad)
-        y = value_at(addresses[r], 1, grad)
-        if y[0] != zero:
-            scaled = g[0] / y[0]
-            for i in range(numel_a):
-                ga[i] += scaled * x[i]
     elif rule == SOFTMAX:
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
@@ -381,19 +376,24 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                     total += g[base + k * inner]
                 for k in range(extent):
                     ga[base + k * inner] += g[base + k * inner] - np.exp(y[base + k * inner]) * total
-    elif rule == STACK:
+    elif rule == CONCAT:
+        # aux: count, dim, then each input's row delta (0: an operand with no row), then each
+        # input's extent along ``dim`` (1 for stack, whose inputs lack that dimension).
         start = rows[r, 3]
         count, dim = aux[start], aux[start + 1]
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), dim)
+        position = 0
         for index in range(count):
             source = r - aux[start + 2 + index]
-            if source == r or offsets[source] < 0:  # delta 0: an operand with no row
-                continue
-            _claim(source, rows, layouts, offsets, touched, grad)
-            target = grad[offsets[source] : offsets[source] + outer * inner]
-            for o in range(outer):
-                for i in range(inner):
-                    target[o * inner + i] += g[(o * extent + index) * inner + i]
+            width = aux[start + 2 + count + index] * inner
+            if source != r and offsets[source] >= 0:
+                _claim(source, rows, layouts, offsets, touched, grad)
+                target = grad[offsets[source] : offsets[source] + outer * width]
+                for o in range(outer):
+                    block = g[o * extent * inner + position : o * extent * inner + position + width]
+                    for i in range(width):
+                        target[o * width + i] += block[i]
+            position += width
     elif rule == VIEW:
         shape = _shape(layouts, dims, rows[r, 4])
         start = rows[r, 3]
@@ -437,6 +437,147 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     else:
         return False
     return True
+
+
+@jit
+def _groups(layouts, dims, layout, dim):
+    """A reduction's input as (outer, extent, inner) around the reduced dimension ``dim``, or as
+    one group of every element when ``dim`` is -1."""
+    if dim < 0:
+        return 1, layouts[layout, 1], 1
+    return _split(_shape(layouts, dims, layout), dim)
+
+
+@jit
+def _grouped_backward(rule, r, rows, params, layouts, dims, addresses, offsets, touched, grad):
+    """Rules that choose where a gradient goes (maximum, clamp, where) and reductions along one
+    dimension (``iparam``; -1: all elements) whose gradient depends on the whole group."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    numel_a = layouts[rows[a, 4], 1] if a >= 0 else 0
+    g = grad[offsets[r] : offsets[r] + numel]
+    has_a = a >= 0 and offsets[a] >= 0
+    has_b = b >= 0 and offsets[b] >= 0
+    ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
+    gb = grad[offsets[b] : offsets[b] + numel] if has_b else grad[:0]
+    if has_a:
+        _claim(a, rows, layouts, offsets, touched, grad)
+    if has_b:
+        _claim(b, rows, layouts, offsets, touched, grad)
+    zero = grad.dtype.type(0.0)
+    one = grad.dtype.type(1.0)
+    half = grad.dtype.type(0.5)
+    s = grad.dtype.type(params[r, 5])
+
+    if rule == MAXIMUM or rule == MINIMUM:
+        # As PyTorch: a tie splits the gradient evenly; the loser gets none; a NaN on either side
+        # is neither, so both get all of it.
+        x = value_at(addresses[a], numel, grad)
+        y = value_at(addresses[b], numel, grad)
+        for i in range(numel):
+            a_loses = (x[i] < y[i]) if rule == MAXIMUM else (x[i] > y[i])
+            b_loses = (x[i] > y[i]) if rule == MAXIMUM else (x[i] < y[i])
+            share = half if x[i] == y[i] else one
+            if has_a and not a_loses:
+                ga[i] += g[i] * share
+            if has_b and not b_loses:
+                gb[i] += g[i] * share
+    elif rule == CLAMP_MIN or rule == CLAMP_MAX:
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            if (x[i] >= s) if rule == CLAMP_MIN else (x[i] <= s):
+                ga[i] += g[i]
+    elif rule == WHERE:
+        # The condition, as 0/1 in this dtype, is the row ``iparam`` rows above.
+        condition = value_at(addresses[r - rows[r, 3]], numel, grad)
+        for i in range(numel):
+            if condition[i] != zero:
+                if has_a:
+                    ga[i] += g[i]
+            elif has_b:
+                gb[i] += g[i]
+    else:
+        outer, extent, inner = _groups(layouts, dims, rows[a, 4], rows[r, 3])
+        x = value_at(addresses[a], numel_a, grad)
+        # select_reduce reads its weights (in1); the others their result.
+        y = value_at(addresses[b], numel_a, grad) if rule == SELECT_REDUCE else value_at(addresses[r], numel, grad)
+        for o in range(outer):
+            for i in range(inner):
+                base = o * extent * inner + i
+                at = o * inner + i
+                if rule == SELECT_REDUCE:  # max, min, amax, amin: weights say who won and how ties share
+                    for k in range(extent):
+                        ga[base + k * inner] += g[at] * y[base + k * inner]
+                elif rule == CUMSUM:  # the gradient is the reversed cumulative sum of g
+                    total = zero
+                    for k in range(extent - 1, -1, -1):
+                        total += g[base + k * inner]
+                        ga[base + k * inner] += total
+                elif rule == LOGSUMEXP:
+                    for k in range(extent):
+                        ga[base + k * inner] += g[at] * np.exp(x[base + k * inner] - y[at])
+                elif rule == PROD:
+                    _prod_group(x, ga, g[at], y[at], base, extent, inner)
+                elif rule == VAR or rule == STD:
+                    mean = zero
+                    for k in range(extent):
+                        mean += x[base + k * inner]
+                    mean = mean / grad.dtype.type(extent)
+                    dof = grad.dtype.type(extent) - s  # s: the correction (1 is Bessel's)
+                    scale = (one + one) / dof if rule == VAR else one / (dof * y[at])
+                    for k in range(extent):
+                        ga[base + k * inner] += g[at] * scale * (x[base + k * inner] - mean)
+                else:  # NORM, of order s
+                    _norm_group(x, ga, g[at], y[at], s, base, extent, inner)
+    return True
+
+
+@jit
+def _prod_group(x, ga, g, product, base, extent, inner):
+    """d prod / d x_k is the product of the others: product / x_k unless some x is zero."""
+    zeros = 0
+    position = 0
+    for k in range(extent):
+        if x[base + k * inner] == 0:
+            zeros += 1
+            position = k
+    if zeros == 0:
+        for k in range(extent):
+            ga[base + k * inner] += g * product / x[base + k * inner]
+    elif zeros == 1:  # only the zero's own gradient survives: the product of the others
+        others = g
+        for k in range(extent):
+            if k != position:
+                others *= x[base + k * inner]
+        ga[base + position * inner] += others
+
+
+@jit
+def _norm_group(x, ga, g, norm, p, base, extent, inner):
+    """d ||x||_p / d x_k = sign(x_k) |x_k|^(p-1) / ||x||^(p-1); the max norm shares its gradient
+    among the elements of largest magnitude, as PyTorch does."""
+    if p == 0 or norm == 0:
+        return
+    if p == np.inf:
+        count = 0
+        for k in range(extent):
+            if np.abs(x[base + k * inner]) == norm:
+                count += 1
+        for k in range(extent):
+            if np.abs(x[base + k * inner]) == norm:
+                ga[base + k * inner] += g * np.sign(x[base + k * inner]) / count
+    elif p == 2:
+        for k in range(extent):
+            ga[base + k * inner] += g * x[base + k * inner] / norm
+    elif p == 1:
+        for k in range(extent):
+            ga[base + k * inner] += g * np.sign(x[base + k * inner])
+    else:
+        scale = g / norm ** (p - 1)
+        for k in range(extent):
+            value = x[base + k * inner]
+            ga[base + k * inner] += scale * np.sign(value) * np.abs(value) ** (p - 1)
 
 
 @jit
@@ -504,6 +645,8 @@ def backward_rows(
         rule = rules[opcode]
         if rule <= CONSTANT:
             continue
+        if rule == PYTHON:  # the engine ran the user's backward before this call reached the row
+            continue
         mask = saves[opcode]
         if mask:
             if freed[r]:
@@ -544,6 +687,15 @@ def backward_rows(
             else:
                 ok = _elementwise_backward(
                     rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
+                )
+        elif rule >= MAXIMUM or rule == NORM:
+            if is_double:
+                ok = _grouped_backward(
+                    rule, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad64
+                )
+            else:
+                ok = _grouped_backward(
+                    rule, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad32
                 )
         elif is_double:
             ok = _structural_backward(

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .backward import SMALL, _shape, _split
+from .backward import SMALL, _groups, _shape, _split
 from .config import inline, jit
 from .memory import borrow, matrix_at
 from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
@@ -22,15 +22,17 @@ from .strided import contiguous_strides, is_block, reduced_strides, strided_accu
 RULE_NAMES = (
     "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
     "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
-    "norm softmax view dot mv mm bmm copy cast stack lt le gt ge eq ne guard log_softmax gelu gather_rows "
-    "log1p expm1 tan asin acos atan sinh cosh erf silu sign floor round leaky_relu elu"
+    "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gelu gather_rows "
+    "log1p expm1 tan asin acos atan sinh cosh erf silu sign floor round leaky_relu elu python "
+    "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS, ADD_SCALAR,
  SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW,
- SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY, CAST, STACK, LT, LE, GT, GE, EQ, NE,
+ SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY, CAST, CONCAT, LT, LE, GT, GE, EQ, NE,
  GUARD, LOG_SOFTMAX, GELU, GATHER_ROWS, LOG1P, EXPM1, TAN, ASIN, ACOS, ATAN, SINH, COSH, ERF, SILU,
- SIGN, FLOOR, ROUND, LEAKY_RELU, ELU) = range(len(RULE_NAMES))  # fmt: skip
+ SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
+ REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 FLOAT64 = 1
@@ -193,11 +195,6 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
         if params[r, 5] != 1.0:
             for i in range(numel):
                 out[i] = out[i] * s
-    elif rule == NORM:
-        total = 0.0
-        for i in range(numel_a):
-            total += x[i] * x[i]
-        out[0] = np.sqrt(total)
     elif rule == SOFTMAX:
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
         for o in range(outer):
@@ -284,16 +281,19 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
     elif rule == COPY:
         for i in range(numel):
             out[i] = x[i]
-    elif rule == STACK:
+    elif rule == CONCAT:  # aux as in the backward rule: count, dim, row deltas, extents
         start = rows[r, 3]
         count, dim = aux[start], aux[start + 1]
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), dim)
+        position = 0
         for index in range(count):
             source = r - aux[start + 2 + index]
-            part = values[offsets[source] : offsets[source] + outer * inner]
+            width = aux[start + 2 + count + index] * inner
+            part = values[offsets[source] : offsets[source] + outer * width]
             for o in range(outer):
-                for i in range(inner):
-                    out[(o * extent + index) * inner + i] = part[o * inner + i]
+                for i in range(width):
+                    out[o * extent * inner + position + i] = part[o * width + i]
+            position += width
     elif rule == DOT:
         total = zero
         for i in range(numel_a):
@@ -318,6 +318,149 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
     else:
         return False
     return True
+
+
+@jit
+def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
+    """Selections (maximum, clamp, where) and reductions along one dimension (``iparam``; -1:
+    all elements), as the facade computes them with numpy."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    numel_a = layouts[rows[a, 4], 1]
+    out = values[offsets[r] : offsets[r] + numel]
+    x = values[offsets[a] : offsets[a] + numel_a]
+    zero = values.dtype.type(0.0)
+    s = values.dtype.type(params[r, 5])
+    if rule == MAXIMUM or rule == MINIMUM:
+        y = values[offsets[b] : offsets[b] + numel]
+        for i in range(numel):
+            if x[i] != x[i] or y[i] != y[i]:  # numpy's maximum propagates NaN
+                out[i] = x[i] + y[i]
+            elif rule == MAXIMUM:
+                out[i] = max(x[i], y[i])
+            else:
+                out[i] = min(x[i], y[i])
+        return True
+    if rule == CLAMP_MIN or rule == CLAMP_MAX:
+        for i in range(numel):
+            if x[i] != x[i]:
+                out[i] = x[i]
+            else:
+                out[i] = max(x[i], s) if rule == CLAMP_MIN else min(x[i], s)
+        return True
+    if rule == WHERE:
+        y = values[offsets[b] : offsets[b] + numel]
+        condition = values[offsets[r - rows[r, 3]] : offsets[r - rows[r, 3]] + numel]
+        for i in range(numel):
+            out[i] = x[i] if condition[i] != zero else y[i]
+        return True
+    outer, extent, inner = _groups(layouts, dims, rows[a, 4], rows[r, 3])
+    for o in range(outer):
+        for i in range(inner):
+            base = o * extent * inner + i
+            if rule == CUMSUM:
+                total = zero
+                for k in range(extent):
+                    total += x[base + k * inner]
+                    out[base + k * inner] = total
+            elif rule == EXTREME or rule == REDUCE_WEIGHTS:
+                _extreme_group(x, out, rule == REDUCE_WEIGHTS, params[r, 5], base, extent, inner, o * inner + i)
+            elif rule == PROD:
+                product = values.dtype.type(1.0)
+                for k in range(extent):
+                    product *= x[base + k * inner]
+                out[o * inner + i] = product
+            elif rule == LOGSUMEXP:
+                largest = x[base]
+                for k in range(1, extent):
+                    largest = max(largest, x[base + k * inner])
+                if np.isinf(largest):
+                    largest = zero
+                total = zero
+                for k in range(extent):
+                    total += np.exp(x[base + k * inner] - largest)
+                out[o * inner + i] = np.log(total) + largest
+            elif rule == VAR or rule == STD:
+                mean = 0.0  # float64 accumulation, as numpy's pairwise sums are close to it
+                for k in range(extent):
+                    mean += x[base + k * inner]
+                mean /= extent
+                total = 0.0
+                for k in range(extent):
+                    total += (x[base + k * inner] - mean) ** 2
+                variance = total / (extent - params[r, 5])
+                out[o * inner + i] = np.sqrt(variance) if rule == STD else variance
+            else:  # NORM of order s
+                out[o * inner + i] = _norm_group(x, params[r, 5], base, extent, inner)
+    return True
+
+
+@jit
+def _extreme_group(x, out, weights, mode, base, extent, inner, at):
+    """Largest (mode > 0) or smallest element of a group: its value at ``out[at]``, or, with
+    ``weights``, where the gradient goes: shared evenly by ties (|mode| 1: max, amax) or all to
+    the first (|mode| 2: max along a dimension, which returns that index)."""
+    best = x[base]
+    for k in range(1, extent):
+        value = x[base + k * inner]
+        if value != value or (value > best if mode > 0 else value < best):
+            best = value
+            if value != value:
+                break
+    if not weights:
+        out[at] = best
+        return
+    ties = 0
+    for k in range(extent):
+        if x[base + k * inner] == best:
+            ties += 1
+    share = 1.0 if abs(mode) == 2 else (1.0 / ties if ties else np.nan)  # a NaN extreme: NaN, as PyTorch
+    seen = False
+    for k in range(extent):
+        won = (x[base + k * inner] == best or best != best) and not (abs(mode) == 2 and seen)
+        out[base + k * inner] = share if won else 0.0
+        seen = seen or won
+
+
+@jit
+def _norm_group(x, p, base, extent, inner):
+    if p == np.inf:
+        largest = 0.0
+        for k in range(extent):
+            largest = max(largest, abs(x[base + k * inner]))
+        return largest
+    total = 0.0
+    for k in range(extent):
+        value = abs(x[base + k * inner])
+        if p == 0:
+            total += 1.0 if value != 0 else 0.0
+        elif p == 2:
+            total += value * value
+        elif p == 1:
+            total += value
+        else:
+            total += value**p
+    if p == 0 or p == 1:
+        return total
+    return np.sqrt(total) if p == 2 else total ** (1.0 / p)
+
+
+@jit
+def _argmax(x, out, mode, outer, extent, inner):
+    """Index of the first largest (mode > 0) or smallest element of each group, as float64."""
+    for o in range(outer):
+        for i in range(inner):
+            base = o * extent * inner + i
+            best = 0
+            for k in range(1, extent):
+                value = x[base + k * inner]
+                current = x[base + best * inner]
+                if current != current:
+                    break
+                if value != value or (value > current if mode > 0 else value < current):
+                    best = k
+            out[o * inner + i] = best
 
 
 @jit
@@ -404,6 +547,20 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
             else:
                 other32 = values32[offsets[b] : offsets[b] + numel] if b >= 0 else values32[:0]
                 _compare(rule, values32[offsets[a] : offsets[a] + numel], other32, np.float32(params[r, 5]), out)
+        elif rule == ARGMAX:  # indices (float64) of a value of either dtype
+            numel = layouts[rows[r, 4], 1]
+            out = values64[offsets[r] : offsets[r] + numel]
+            outer, extent, inner = _groups(layouts, dims, rows[a, 4], rows[r, 3])
+            numel_a = outer * extent * inner
+            if layouts[rows[a, 4], 0] == FLOAT64:
+                _argmax(values64[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
+            else:
+                _argmax(values32[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
+        elif rule >= MAXIMUM or rule == NORM:
+            if is_double:
+                ok = _grouped_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_offsets, b_values64)
+            else:
+                ok = _grouped_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_offsets, b_values32)
         elif rule == GUARD:
             if layouts[rows[a, 4], 0] == FLOAT64:
                 ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, b_values64)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _factories
-from .._indexing import gather_rows
-from .._record import _SCALAR_OPS, _scalar
+from .._indexing import gather_rows, pick
+from .._record import _SCALAR_OPS, _scalar, record
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
 from ..tensor import Tensor, _wrap
@@ -93,14 +93,95 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor: 
     return _reduce((input - target) ** 2, reduction)
 
 
-def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Class indices ``target`` (int64, shape (N,)) against logits ``input`` (N, C)."""
+def cross_entropy(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Class indices ``target`` against logits ``input``, (N, C) or (C,): log_softmax, then
+    nll_loss, as PyTorch composes it (so its grad_fn is ``NllLossBackward0``)."""
+    return nll_loss(log_softmax(input, 1 if input.dim() > 1 else 0), target, weight, ignore_index, reduction)
+
+
+def nll_loss(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Minus the log-probability ``input`` (N, C) or (C,) gives each class index in ``target``,
+    averaged (by the weights of the targets, when ``weight`` is given) or summed; targets equal
+    to ``ignore_index`` count for nothing."""
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
-    if labels.ndim != 1 or input.dim() != 2:
-        raise NotImplementedError("cross_entropy supports (N, C) logits with (N,) class indices so far")
-    one_hot = np.zeros(input.shape, input._data.dtype)
-    one_hot[np.arange(len(labels)), labels] = 1
-    return _reduce(-(log_softmax(input, 1) * _wrap(one_hot)).sum(1), reduction)
+    if input.dim() not in (1, 2) or labels.ndim != input.dim() - 1:
+        raise NotImplementedError("nll_loss supports (N, C) inputs with (N,) targets and (C,) with () so far")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    rows = labels.reshape(-1)
+    classes = input.shape[-1]
+    kept = rows != ignore_index
+    if np.any((rows[kept] < 0) | (rows[kept] >= classes)):
+        raise IndexError(f"Target {rows[kept][(rows[kept] < 0) | (rows[kept] >= classes)][0]} is out of bounds.")
+    positions = np.arange(len(rows)) * classes + np.where(kept, rows, 0)
+    if weight is None and reduction != "none":
+        count = int(kept.sum())
+        picked = pick("nll_pick", input, positions[kept])
+        scale = -1.0 if reduction == "sum" else (-1.0 / count if count else float("nan"))
+        out = np.asarray(picked._data.sum() * picked._data.dtype.type(scale), dtype=picked._data.dtype)
+        return record("nll_loss", (picked,), out, param=scale)
+    weights = np.ones(classes, input._data.dtype) if weight is None else weight._data
+    per_target = np.where(kept, weights[np.where(kept, rows, 0)], 0).astype(input._data.dtype)
+    losses = -(pick("index", input, positions) * _wrap(per_target))
+    losses = losses.reshape(labels.shape)
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() / _wrap(np.asarray(per_target.sum(), dtype=input._data.dtype))
+
+
+def binary_cross_entropy(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """-(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does."""
+    if input.shape != target.shape:
+        raise ValueError(
+            f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) is "
+            "deprecated. Please ensure they have the same size."
+        )
+    loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
+    """binary_cross_entropy(sigmoid(input), target) without its overflow:
+    (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x)."""
+    if input.shape != target.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+    if isinstance(pos_weight, Tensor) and pos_weight.requires_grad:
+        raise RuntimeError(
+            "The function 'binary_cross_entropy_with_logits' is not differentiable with respect to argument "
+            "'pos_weight'. This input cannot have requires_grad True."
+        )
+    log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    loss = (1 - target) * input + log_weight * softplus(-input)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002

@@ -1,0 +1,92 @@
+"""Ops that choose, element by element, where a value (and so its gradient) comes from:
+``maximum``/``minimum``, ``clamp`` and ``where``."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _dtypes
+from ._ops import OPCODE
+from ._record import _SCALAR_OPS, _binary, _opcode, _operand_row, _scalar, _target, broadcast_error
+from ._tape import NO_GRAD
+from .autograd.grad_mode import state as _grad_state
+from .tensor import Tensor, _recorded, _wrap, as_tensor
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002 - PyTorch's names
+    """The larger of two tensors, element by element (``MaximumBackward0``; ties split evenly)."""
+    return _binary("maximum", input, as_tensor(other))
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    return _binary("minimum", input, as_tensor(other))
+
+
+def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A001, A002
+    """``input`` limited to [min, max] (``ClampBackward1``); the gradient passes where the input
+    is inside the bounds (bounds included). Tensor bounds go through maximum/minimum."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = input if min is None else maximum(input, min)
+        return out if max is None else minimum(out, max)
+    if max is None:
+        return _scalar(_SCALAR_OPS["clamp_min"], input, min)
+    if min is None:
+        return _scalar(_SCALAR_OPS["clamp_max"], input, max)
+    return _scalar(_SCALAR_OPS["clamp_max"], _scalar(_SCALAR_OPS["clamp_lower"], input, min), max)
+
+
+clip = clamp
+
+
+def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
+    """``input`` where ``condition`` holds, else ``other`` (``WhereBackward0``); either may be a
+    Python number. The gradient goes to the side that was chosen."""
+    condition = as_tensor(condition)
+    if input is None and other is None:  # torch.where(condition): the indices where it holds
+        return tuple(_wrap(np.asarray(index, np.int64)) for index in np.nonzero(condition._data))
+    if condition._data.dtype != np.bool_:
+        raise RuntimeError(
+            f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name.capitalize()}"
+        )
+    a, b = _operands(input, other)
+    result = _dtypes.result_type(a.dtype, a._data.ndim, b.dtype, b._data.ndim).numpy
+    data_a = a._data if a._data.dtype == result else a._data.astype(result)
+    data_b = b._data if b._data.dtype == result else b._data.astype(result)
+    try:
+        shape = np.broadcast_shapes(condition._data.shape, data_a.shape, data_b.shape)
+    except ValueError:
+        raise broadcast_error(data_a.shape, data_b.shape) from None
+    out = np.where(condition._data, data_a, data_b).astype(result, copy=False)
+    tape, requires = _target((a, b))
+    if tape is None:
+        return _wrap(out)
+    replaying = tape is _grad_state.recording
+    row_a = _operand_row(tape, a, data_a, out, False, replaying)
+    row_b = _operand_row(tape, b, data_b, out, False, replaying)
+    layout = tape.layout(out.dtype, shape)
+    # The condition, as 0/1 in the result's dtype: a replay recomputes it from its own row.
+    source = -1
+    if replaying:
+        boolean = np.broadcast_to(condition._data, shape)
+        source = _operand_row(tape, condition, condition._data, boolean, False, True)
+    mask = tape.append(OPCODE["mask"] | NO_GRAD, source, -1, 0, layout, 0.0)
+    tape.save(mask, np.ascontiguousarray(np.broadcast_to(condition._data, shape), dtype=out.dtype))
+    row = tape.append(_opcode("where", requires), row_a, row_b, tape.n - mask, layout, 0.0)
+    return _recorded(out, tape, row, requires)
+
+
+def _operands(first, second) -> tuple:
+    """Both sides as tensors; a Python number takes the other side's dtype, as in PyTorch."""
+    if isinstance(first, numbers.Number) and isinstance(second, numbers.Number):
+        return as_tensor(first), as_tensor(second)
+    if isinstance(first, numbers.Number):
+        second = as_tensor(second)
+        return Tensor(np.asarray(first, dtype=second._data.dtype)), second
+    first = as_tensor(first)
+    if isinstance(second, numbers.Number):
+        return first, Tensor(np.asarray(second, dtype=first._data.dtype))
+    return first, as_tensor(second)
