@@ -102,6 +102,7 @@ class Tape:
         "row_shift",
         "nodes",
         "guards",
+        "functions",
         "replay_values",
         "versions",
         "checked_epoch",
@@ -129,6 +130,8 @@ class Tape:
         self.row_shift = 0
         self.nodes = None
         self.guards: dict = {}  # guard row -> where it was recorded (inside tapegrad.record)
+        # first output row of a custom autograd.Function call -> its FunctionCall (ctx, input rows)
+        self.functions: dict = {}
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
@@ -289,6 +292,7 @@ class Tape:
         self.retained.extend((row + shift, tensor) for row, tensor in other.retained)
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
         self.guards.update({row + shift: where for row, where in other.guards.items()})
+        self.functions.update({row + shift: call.shifted(shift) for row, call in other.functions.items()})
         self.versions.update(
             {
                 row + shift: [(counter, version, saved + shift) for counter, version, saved in entries]
@@ -304,6 +308,7 @@ class Tape:
         other.keepalive = other.leaves = other.retained = []
         other.registered = {}
         other.saved = {}
+        other.functions = {}
 
     def grown_freed(self) -> np.ndarray:
         if len(self.freed) < len(self):

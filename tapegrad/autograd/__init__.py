@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .graph import Node
 
@@ -76,4 +77,16 @@ def grad(
 
 from . import functional  # noqa: E402 - needs grad defined above
 
-__all__ = ["functional", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node"]
+__all__ = [
+    "functional",
+    "backward",
+    "grad",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "Node",
+    "Function",
+    "FunctionCtx",
+    "once_differentiable",
+]

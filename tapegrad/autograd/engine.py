@@ -76,7 +76,9 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
     """Backpropagate from ``roots``; fill ``.grad`` of leaves, or, with ``collect`` (a list of
     tensors), return their gradients instead (``autograd.grad``)."""
     if create_graph:
-        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported yet")
+        from .higher_order import run_create_graph
+
+        return run_create_graph(roots, gradients, retain_graph, collect=collect)
     retain = bool(retain_graph)
     seeds = [_seed(i, root, gradient) for i, (root, gradient) in enumerate(zip(roots, gradients))]
     by_tape: dict = {}
@@ -111,20 +113,23 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         saves,
     )
     hooked = _hooked_rows(tape, n_rows)
-    if not hooked:  # the common case: the whole backward is one compiled call
+    calls = {row: call for row, call in tape.functions.items() if row < n_rows}
+    if not hooked and not calls:  # the common case: the whole backward is one compiled call
         status, row, grad32, grad64, offsets, touched = sweep(*arrays, roots, seeds, freed, modified, retain)
-    else:  # stop above each hooked row, run its hooks in Python, go on
+    else:  # stop above each hooked row and each custom Function call, run their Python, go on
         offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], rules, roots, seeds)
         start = n_rows - 1
-        for hooked_row in sorted(hooked, reverse=True) + [-1]:
+        for stop in sorted(hooked.keys() | calls.keys(), reverse=True) + [-1]:
             status, row = propagate(
-                *arrays[:6], rules, saves, freed, modified, retain, offsets, grad32, grad64, touched, start, hooked_row
+                *arrays[:6], rules, saves, freed, modified, retain, offsets, grad32, grad64, touched, start, stop
             )
-            if status or hooked_row < 0:
+            if status or stop < 0:
                 break
-            if touched[hooked_row] and offsets[hooked_row] >= 0:
-                _run_hooks(_gradient_view(tape, (grad32, grad64), offsets, hooked_row), hooked[hooked_row])
-            start = hooked_row
+            if stop in hooked and touched[stop] and offsets[stop] >= 0:
+                _run_hooks(_gradient_view(tape, (grad32, grad64), offsets, stop), hooked[stop])
+            if stop in calls:  # after the hooks: they may change the gradient the call receives
+                _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
+            start = stop
     if status == 1:
         raise RuntimeError(SECOND_BACKWARD)
     if status == 2:
@@ -165,6 +170,23 @@ def _hooked_rows(tape, n_rows: int) -> dict:
         if hooks and row < n_rows:
             hooked.setdefault(row, []).extend(hooks)
     return hooked
+
+
+def _run_function(tape, call, arenas, offsets, touched, retain: bool) -> None:
+    """Run a custom Function's backward, the sweep having stopped at its first output row (so
+    every output's gradient is complete), and add what it returns into its inputs' slots."""
+    reached = [0 <= row < len(touched) and touched[row] for row in call.output_rows]
+    if not any(reached):
+        return
+    gradients = [
+        _gradient_view(tape, arenas, offsets, row).copy() if was_reached else None
+        for row, was_reached in zip(call.output_rows, reached)
+    ]  # copies: a backward that changes its grad_output in place must not change a retained .grad
+    for row, values in call.backward(gradients, retain):
+        if offsets[row] >= 0:
+            slot = _gradient_view(tape, arenas, offsets, row)
+            np.add(slot, values, out=slot, casting="unsafe")  # in the input's dtype, as PyTorch casts
+            touched[row] = True
 
 
 def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:

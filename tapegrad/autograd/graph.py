@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 
-from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPCODE, OPS
 from .._tape import NO_GRAD, OPCODE_MASK, ROW_WIDTH, Tape
 
 
@@ -52,6 +52,47 @@ class AccumulateGrad(Node):
 
 
 _CLASSES = {op.grad_fn: type(op.grad_fn, (Node,), {"__slots__": ()}) for op in OPS if op.grad_fn}
+FUNCTION_OPCODE = OPCODE["function"]
+
+
+class FunctionNode(Node):
+    """The ``grad_fn`` of a custom ``autograd.Function``'s outputs: one per call, whichever output
+    asks, and (as in PyTorch, where the node is the ctx) it reads the ctx's attributes:
+    ``y.grad_fn.saved_tensors``, ``y.grad_fn.needs_input_grad``."""
+
+    __slots__ = ()
+
+    @property
+    def next_functions(self) -> tuple:
+        tape, row = self._resolved()
+        rows = tape.functions[row].tensor_input_rows
+        return tuple((_node_or_none(tape, _visible(tape, source)), 0) for source in rows)
+
+    def __getattr__(self, name):
+        tape, row = self._resolved()
+        return getattr(tape.functions[row].ctx, name)
+
+    def __repr__(self) -> str:
+        return f"<tapegrad.autograd.function.{self.name()} object at {hex(id(self))}>"
+
+
+# A user's Function class -> its node class, named as PyTorch names it (``MyExpBackward``).
+_FUNCTION_CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _function_node_class(function: type) -> type:
+    node_class = _FUNCTION_CLASSES.get(function)
+    if node_class is None:
+        node_class = type(f"{function.__name__}Backward", (FunctionNode,), {"__slots__": ()})
+        _FUNCTION_CLASSES[function] = node_class
+    return node_class
+
+
+def _first_output_row(tape: Tape, row: int) -> int:
+    """The row a Function call is registered at: its outputs' rows are consecutive from there."""
+    while row not in tape.functions:
+        row -= 1
+    return row
 
 
 def _visible(tape: Tape, row: int) -> int:
@@ -71,12 +112,16 @@ def _node_or_none(tape: Tape, row: int):
 def node_for(tape: Tape, row: int) -> Node:
     if tape.nodes is None:
         tape.nodes = weakref.WeakValueDictionary()
+    opcode = tape.ints[row * ROW_WIDTH]
+    if opcode == FUNCTION_OPCODE:
+        row = _first_output_row(tape, row)
     node = tape.nodes.get(row)
     if node is None:
-        opcode = tape.ints[row * ROW_WIDTH]
         if opcode == LEAF_OPCODE:
             node = AccumulateGrad(tape, row)
             node.variable = next(tensor for leaf_row, tensor in tape.leaves if leaf_row == row)
+        elif opcode == FUNCTION_OPCODE:
+            node = _function_node_class(tape.functions[row].function)(tape, row)
         else:
             node = _CLASSES[OPS[opcode].grad_fn](tape, row)
         tape.nodes[row] = node

@@ -1,0 +1,326 @@
+"""Custom differentiable operations: ``tapegrad.autograd.Function``, as in PyTorch.
+
+``MyOp.apply(x)`` runs the user's ``forward`` with grad mode off, then appends one tape row (op
+"function") per differentiable output; the tape's ``functions`` table maps the call's first output
+row to a ``FunctionCall`` holding the context and the rows of the inputs. The jitted sweep gives
+those rows gradient slots and otherwise skips them; the engine stops at the call's first output
+row, when all its outputs' gradients are complete, and calls ``FunctionCall.backward``, which runs
+the user's ``backward`` and checks what it returns the way PyTorch does.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .._ops import OPCODE
+from .._record import _input_row, _tape_for
+from .._tape import Tape
+from ..tensor import Tensor, _wrap
+from .engine import SECOND_BACKWARD
+from .grad_mode import is_grad_enabled, no_grad
+from .grad_mode import state as _grad_state
+
+_FUNCTION_OPCODE = OPCODE["function"]
+
+
+class FunctionCtx:
+    """The ``ctx`` that ``forward`` fills and ``backward`` reads; it takes any other attribute too."""
+
+    def __init__(self, needs_input_grad: tuple):
+        self.needs_input_grad = needs_input_grad
+        self.materialize_grads = True
+        self._saved = ()  # (tensor or None, its version counter, its version when saved)
+        self._freed = False
+        self._non_differentiable = ()
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors for ``backward``; ``saved_tensors`` checks they were not changed in place.
+
+        Leaves come back as themselves; any other tensor as a tensor without a graph sharing its
+        storage. PyTorch rebuilds those with their ``grad_fn``; here a saved output or recorded
+        input holding its tape would close a reference cycle (tape -> ctx -> tensor -> tape), and a
+        graph nobody can reach would then wait for the garbage collector instead of being freed."""
+        saved = []
+        for index, tensor in enumerate(tensors):
+            if tensor is None:
+                saved.append((None, None, 0))
+                continue
+            if not isinstance(tensor, Tensor):
+                raise TypeError(
+                    f"save_for_backward can only save variables, but argument {index} is of type "
+                    f"{type(tensor).__name__}"
+                )
+            counter = tensor._version
+            if counter is None:
+                counter = tensor._version = [0]
+            is_leaf = tensor._tape is None and tensor._requires_grad
+            saved.append((tensor if is_leaf else _alias(tensor), counter, counter[0]))
+        self._saved = tuple(saved)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(SECOND_BACKWARD)
+        for tensor, counter, version in self._saved:
+            if counter is not None and counter[0] != version:
+                raise RuntimeError(_modified_message(tensor, counter, version))
+        return tuple(tensor for tensor, _, _ in self._saved)
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        """These outputs will not require grad; ``backward`` still receives (zero) gradients for them."""
+        self._non_differentiable = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """With False, ``backward`` receives None instead of zeros for outputs no gradient reached."""
+        self.materialize_grads = bool(value)
+
+    def _free(self) -> None:
+        """What a backward without ``retain_graph`` does: drop the saved tensors, as PyTorch does."""
+        self._saved = ()
+        self._freed = True
+
+
+def _modified_message(tensor: Tensor, counter: list, expected: int) -> str:
+    kind = "Double" if tensor._data.dtype == np.float64 else "Float"
+    # The in-place op that produced the current value, as PyTorch names it.
+    producer = f", which is output 0 of {counter[1]}," if len(counter) > 1 else ""
+    return (
+        "one of the variables needed for gradient computation has been modified by an inplace operation: "
+        f"[tapegrad.{kind}Tensor {list(tensor._data.shape)}]{producer} is at version {counter[0]}; expected "
+        f"version {expected} instead. Hint: the variable was changed in place after the operation that "
+        "saved it; clone it before changing it, or change it after the backward."
+    )
+
+
+class Function:
+    """Base class of a differentiable operation with a hand-written backward.
+
+    >>> import tapegrad as tg
+    >>> class Exp(tg.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         y = x.exp()
+    ...         ctx.save_for_backward(y)
+    ...         return y
+    ...
+    ...     @staticmethod
+    ...     def backward(ctx, grad):
+    ...         (y,) = ctx.saved_tensors
+    ...         return grad * y
+    >>> x = tg.tensor([0.0, 1.0], requires_grad=True)
+    >>> Exp.apply(x).sum().backward()
+    >>> x.grad
+    tensor([1.0000, 2.7183])
+    """
+
+    @staticmethod
+    def forward(*args, **kwargs):
+        raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        """Override this (and write ``forward`` without ``ctx``) for PyTorch's newer style."""
+        raise NotImplementedError("setup_context is not implemented.")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError(
+            "You must implement either the backward or vjp method for your custom autograd.Function "
+            "to use it with backward mode AD."
+        )
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run ``forward`` on the arguments and record the call, so that ``backward`` gets used."""
+        _refuse_inside_record(cls)
+        separate_setup = cls.setup_context is not Function.setup_context
+        if separate_setup:
+            bound = inspect.signature(cls.forward).bind(*args, **kwargs)
+            bound.apply_defaults()
+            args, kwargs = bound.args, bound.kwargs
+        # PyTorch counts keyword arguments as inputs too, after the positional ones.
+        inputs = args + tuple(kwargs.values())
+        ctx = FunctionCtx(tuple(isinstance(value, Tensor) and value._requires_grad for value in inputs))
+        with no_grad():
+            if separate_setup:
+                output = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, output)
+            else:
+                output = cls.forward(ctx, *args, **kwargs)
+        if not (is_grad_enabled() and any(ctx.needs_input_grad)):
+            return output
+        is_tuple = isinstance(output, tuple)
+        outputs = _record_call(cls, ctx, inputs, output if is_tuple else (output,))
+        return outputs if is_tuple else outputs[0]
+
+
+def once_differentiable(backward):
+    """PyTorch's marker for a backward that cannot itself be differentiated. tapegrad always runs
+    ``backward`` with grad mode off (there is no ``create_graph`` through a Function yet), so the
+    marker has nothing to change."""
+    return backward
+
+
+def _refuse_inside_record(function: type) -> None:
+    # The replay's forward is jitted code, which cannot call the user's Python forward: replaying
+    # without it would silently reuse the recorded outputs.
+    if _grad_state.recording is not None:
+        raise NotImplementedError(
+            f"custom autograd.Function {function.__name__} cannot be recorded by tapegrad.record yet"
+        )
+
+
+def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple) -> tuple:
+    """Append one row per differentiable output and register the call; the outputs, now recorded."""
+    tape = _tape_for(*[value for value, needed in zip(inputs, ctx.needs_input_grad) if needed])
+    input_specs = tuple(
+        (_input_row(tape, value) if needed else -1, value._data.shape) if isinstance(value, Tensor) else None
+        for value, needed in zip(inputs, ctx.needs_input_grad)
+    )
+    output_specs = []
+    recorded = []
+    for value in outputs:
+        if not isinstance(value, Tensor):
+            output_specs.append(None)
+            recorded.append(value)
+            continue
+        data = value._data
+        differentiable = data.dtype.kind == "f" and all(value is not marked for marked in ctx._non_differentiable)
+        row = (
+            tape.append(_FUNCTION_OPCODE, -1, -1, 0, tape.layout(data.dtype, data.shape), 0.0) if differentiable else -1
+        )
+        output_specs.append((row, data.shape, data.dtype))
+        recorded.append(_as_output(value, inputs, tape, row) if differentiable else value)
+    rows = [spec[0] for spec in output_specs if spec is not None and spec[0] >= 0]
+    if rows:
+        tape.functions[rows[0]] = FunctionCall(function, ctx, input_specs, tuple(output_specs))
+    return tuple(recorded)
+
+
+def _as_output(value: Tensor, inputs: tuple, tape: Tape, row: int) -> Tensor:
+    """``value`` made the recorded output at ``row``: the tensor ``forward`` created becomes it, as
+    in PyTorch; an input (or another graph's tensor) returned as is gets a new tensor instead."""
+    if value._tape is not None or value._requires_grad or any(value is other for other in inputs):
+        value = _alias(value)
+    value._tape, value._row, value._requires_grad, value._grad_fn = tape, row, True, None
+    return value
+
+
+def _alias(tensor: Tensor) -> Tensor:
+    """A tensor without a graph on ``tensor``'s storage, sharing its version counter."""
+    alias = _wrap(tensor._data)
+    if tensor._version is None:
+        tensor._version = [0]
+    alias._version = tensor._version
+    return alias
+
+
+class FunctionCall:
+    """One recorded ``apply``: what its backward needs, and where its rows are on the tape.
+
+    ``inputs`` has one entry per forward argument: None for a non-tensor, else ``(row, shape)``
+    with row -1 when the tensor needs no gradient. ``outputs`` has one per forward output: None for
+    a non-tensor, else ``(row, shape, dtype)`` with row -1 when the output is not differentiable.
+    """
+
+    __slots__ = ("function", "ctx", "inputs", "outputs")
+
+    def __init__(self, function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple):
+        self.function = function
+        self.ctx = ctx
+        self.inputs = inputs
+        self.outputs = outputs
+
+    @property
+    def name(self) -> str:
+        return f"{self.function.__name__}Backward"
+
+    @property
+    def output_rows(self) -> tuple:
+        """One row per forward output, -1 where no gradient slot exists."""
+        return tuple(-1 if spec is None else spec[0] for spec in self.outputs)
+
+    @property
+    def tensor_input_rows(self) -> tuple:
+        """The rows of the tensor inputs (what ``next_functions`` lists), -1 where no gradient flows."""
+        return tuple(spec[0] for spec in self.inputs if spec is not None)
+
+    def shifted(self, shift: int) -> FunctionCall:
+        """This call on a tape whose rows moved up by ``shift`` (``Tape.absorb``)."""
+
+        def moved(spec):
+            return spec if spec is None or spec[0] < 0 else (spec[0] + shift, *spec[1:])
+
+        inputs = tuple(moved(spec) for spec in self.inputs)
+        return FunctionCall(self.function, self.ctx, inputs, tuple(moved(spec) for spec in self.outputs))
+
+    def backward(self, gradients: list, retain_graph: bool) -> list:
+        """Run the user's backward on the outputs' gradients (arrays, None where none arrived).
+
+        Returns ``[(input row, gradient array in the input's shape)]`` for the inputs that need one.
+        """
+        grad_outputs = [self._grad_output(spec, values) for spec, values in zip(self.outputs, gradients)]
+        with no_grad():
+            result = self.function.backward(self.ctx, *grad_outputs)
+        if not retain_graph:
+            self.ctx._free()
+        return self._input_gradients(result if isinstance(result, tuple) else (result,))
+
+    def _grad_output(self, spec, values):
+        if spec is None:  # PyTorch passes None for an output that is not a tensor
+            return None
+        if values is None:
+            return _wrap(np.zeros(spec[1], spec[2])) if self.ctx.materialize_grads else None
+        return _wrap(values)
+
+    def _input_gradients(self, grads: tuple) -> list:
+        expected = len(self.inputs)
+        if len(grads) > expected and all(grad is None for grad in grads[expected:]):
+            grads = grads[:expected]  # PyTorch accepts extra trailing Nones
+        if len(grads) != expected:
+            raise RuntimeError(
+                f"function {self.name} returned an incorrect number of gradients (expected {expected}, got {len(grads)})"
+            )
+        pairs = []
+        tensor_index = 0  # PyTorch numbers the tensor inputs alone in its shape message
+        for position, (spec, grad) in enumerate(zip(self.inputs, grads)):
+            if spec is None:
+                if grad is not None:
+                    raise RuntimeError(
+                        f"function {self.name} returned a gradient different than None at position {position + 1}, "
+                        "but the corresponding forward input was not a Variable"
+                    )
+                continue
+            if grad is not None and not isinstance(grad, Tensor):
+                raise RuntimeError(f"expected Variable or None (got {_type_name(grad)})")
+            row, shape = spec
+            if grad is not None and row >= 0:
+                pairs.append((row, self._fitted(grad._data, shape, tensor_index)))
+            tensor_index += 1
+        return pairs
+
+    def _fitted(self, values: np.ndarray, shape: tuple, index: int) -> np.ndarray:
+        """``values`` in the input's ``shape``: summed over broadcast dimensions if it was
+        broadcast from that shape (as PyTorch accepts), else PyTorch's error."""
+        if values.shape == shape:
+            return values
+        try:
+            broadcastable = np.broadcast_shapes(shape, values.shape) == values.shape
+        except ValueError:
+            broadcastable = False
+        if not broadcastable:
+            raise RuntimeError(
+                f"Function {self.name} returned an invalid gradient at index {index} - got {list(values.shape)} "
+                f"but expected shape compatible with {list(shape)}"
+            )
+        leading = values.ndim - len(shape)
+        values = values.sum(axis=tuple(range(leading)))
+        stretched = tuple(axis for axis, extent in enumerate(shape) if extent == 1 and values.shape[axis] != 1)
+        return values.sum(axis=stretched, keepdims=True)
+
+
+def _type_name(value) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
