@@ -499,9 +499,15 @@ def _grouped_backward(rule, r, rows, params, layouts, dims, addresses, offsets, 
                 gb[i] += g[i]
     else:
         outer, extent, inner = _groups(layouts, dims, rows[a, 4], rows[r, 3])
-        x = value_at(addresses[a], numel_a, grad)
-        # select_reduce reads its weights (in1); the others their result.
-        y = value_at(addresses[b], numel_a, grad) if rule == SELECT_REDUCE else value_at(addresses[r], numel, grad)
+        # Only what the rule saved has an address: select_reduce reads its weights (in1), cumsum
+        # nothing, var its input, the others their input and result.
+        reads_input = rule != SELECT_REDUCE and rule != CUMSUM
+        reads_result = reads_input and rule != VAR
+        x = value_at(addresses[a], numel_a, grad) if reads_input else grad[:0]
+        if rule == SELECT_REDUCE:
+            y = value_at(addresses[b], numel_a, grad)
+        else:
+            y = value_at(addresses[r], numel, grad) if reads_result else grad[:0]
         for o in range(outer):
             for i in range(inner):
                 base = o * extent * inner + i
