@@ -34,7 +34,7 @@ def gather_rows(name: str, x: Tensor, indices) -> Tensor:
     if tape is None:
         return _wrap(out)
     row_x = _input_row(tape, x)
-    aux = tape.add_aux((indices.size, *indices.reshape(-1).tolist()))
+    aux = tape.add_aux(np.concatenate(([indices.size], indices.reshape(-1))))
     row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
     return _recorded(out, tape, row, requires)
 
@@ -78,7 +78,7 @@ def pick(name: str, x: Tensor, positions: np.ndarray) -> Tensor:
     if tape is None:
         return _wrap(out)
     row_x = _input_row(tape, x)
-    aux = tape.add_aux((positions.size, *positions.reshape(-1).tolist()))
+    aux = tape.add_aux(np.concatenate(([positions.size], positions.reshape(-1))))
     row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
     return _recorded(out, tape, row, requires)
 

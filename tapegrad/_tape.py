@@ -179,7 +179,10 @@ class Tape:
 
     def add_aux(self, values) -> int:
         offset = len(self.aux)
-        self.aux.extend(values)
+        if isinstance(values, np.ndarray):  # index lists: one copy of the bytes, not a Python int each
+            self.aux.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+        else:
+            self.aux.extend(values)
         return offset
 
     def register(self, tensor) -> int:
