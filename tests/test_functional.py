@@ -51,9 +51,38 @@ def test_vjp_and_jvp():
     )
 
 
-def test_single_input_single_output_and_second_order_refusal():
+def test_single_input_single_output_and_hessian():
     x = tg.tensor([0.5, -1.0])
     jacobian = tg.autograd.functional.jacobian(lambda t: t * t, x)
     np.testing.assert_allclose(jacobian.numpy(), np.diag([1.0, -2.0]))
-    with pytest.raises(NotImplementedError, match="create_graph"):
-        tg.autograd.functional.hessian(lambda t: (t * t).sum(), x)
+    hessian = tg.autograd.functional.hessian(lambda t: (t * t * t).sum(), x)
+    np.testing.assert_allclose(hessian.numpy(), np.diag([3.0, -6.0]))
+    _close(hessian, torch.autograd.functional.hessian(lambda t: (t * t * t).sum(), torch.tensor([0.5, -1.0])))
+
+
+def test_hessian_of_several_inputs_and_its_errors():
+    _close(
+        tg.autograd.functional.hessian(lambda x, y: (x.sin() * y).sum(), _inputs(tg)),
+        torch.autograd.functional.hessian(lambda x, y: (x.sin() * y).sum(), _inputs(torch)),
+    )
+    with pytest.raises(RuntimeError, match="should contain a single element"):
+        tg.autograd.functional.hessian(lambda x, y: x * y, _inputs(tg))
+    with pytest.raises(RuntimeError, match="v can only be None"):
+        tg.autograd.functional.vhp(lambda x, y: (x * y).sum(), _inputs(tg))
+
+
+def test_create_graph_results_are_differentiable_in_the_original_inputs():
+    def derivative_of_sums(module, name):
+        x, y = (t.requires_grad_() for t in _inputs(module))
+        function = getattr(module.autograd.functional, name)
+        if name == "vjp":
+            v = (module.tensor([1.0, -2.0], dtype=x.dtype), module.tensor(np.arange(6.0).reshape(3, 2)))
+            result = function(_f(module), (x, y), v, create_graph=True)
+        else:
+            result = function(_f(module), (x, y), create_graph=True)
+        blocks = result[1] if name == "vjp" else result[0]  # vjp: (outputs, v^T J); jacobian: per output
+        total = sum(block.sum() for block in blocks)
+        return module.autograd.grad(total, (x, y), allow_unused=True, materialize_grads=True)
+
+    _close(derivative_of_sums(tg, "jacobian"), derivative_of_sums(torch, "jacobian"))
+    _close(derivative_of_sums(tg, "vjp"), derivative_of_sums(torch, "vjp"))

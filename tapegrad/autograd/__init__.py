@@ -50,7 +50,7 @@ def grad(
     >>> tg.autograd.grad((x * x).sum(), x)
     (tensor([2., 4.]),)
     """
-    from ..tensor import _wrap
+    from ..tensor import Tensor, _wrap
     from .engine import run_backward
 
     outputs = _as_tuple(outputs)
@@ -71,7 +71,7 @@ def grad(
                 )
             results.append(_wrap(inputs[index]._data * 0) if materialize_grads else None)
         else:
-            results.append(_wrap(values))
+            results.append(values if isinstance(values, Tensor) else _wrap(values))
     return tuple(results)
 
 

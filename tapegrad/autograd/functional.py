@@ -1,14 +1,17 @@
-"""``tapegrad.autograd.functional``: ``vjp``, ``jacobian`` and ``jvp`` with PyTorch's signatures.
+"""``tapegrad.autograd.functional``: ``vjp``, ``jvp``, ``jacobian``, ``hessian``, ``vhp`` and
+``hvp`` with PyTorch's signatures.
 
 The function is recorded once; a Jacobian is one reverse sweep per output element over that one
-tape (``retain_graph``), never a re-recording per row. Second derivatives (``hessian``, ``hvp``,
-``vhp``) need ``create_graph``, which tapegrad does not support yet: they raise saying so.
+tape (``retain_graph``), never a re-recording per row. Second derivatives differentiate a gradient
+computed with ``create_graph=True``, which records it on the same tape: the sweeps over it are
+compiled ones again.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .._views import stack
 from ..tensor import Tensor, _wrap
 from . import grad as _grad
 
@@ -17,21 +20,59 @@ def _as_tuple(value):
     return ((value,), True) if isinstance(value, Tensor) else (tuple(value), False)
 
 
-def _prepare(inputs):
-    return tuple(x.detach().requires_grad_() if x.is_floating_point() else x.detach() for x in inputs)
+def _unpacked(values: tuple, single: bool):
+    return values[0] if single else tuple(values)
+
+
+def _prepare(inputs, create_graph: bool) -> tuple:
+    """The tensors ``func`` is called with: fresh leaves, except that with ``create_graph`` an
+    input that requires grad is viewed instead, so the results stay differentiable with respect to
+    it (as in PyTorch)."""
+    prepared = []
+    for x in inputs:
+        if create_graph and x.requires_grad:
+            prepared.append(x.view_as(x))
+        else:
+            prepared.append(x.detach().requires_grad_() if x.is_floating_point() else x.detach())
+    return tuple(prepared)
+
+
+def _finish(tensors, create_graph: bool) -> tuple:
+    """Results leave detached unless the caller asked for a differentiable graph."""
+    return tuple(t if create_graph else t.detach() for t in tensors)
+
+
+def _differentiable(outputs, grad_outputs) -> tuple:
+    """The outputs that depend on the inputs, with their ``grad_outputs``: PyTorch skips the rest,
+    whose gradient is zero."""
+    pairs = [(out, v) for out, v in zip(outputs, grad_outputs) if out.requires_grad]
+    return tuple(out for out, _ in pairs), tuple(v for _, v in pairs)
+
+
+def _gradients(outputs, inputs, grad_outputs, create_graph: bool, retain_graph=None) -> tuple:
+    """d outputs / d inputs weighted by ``grad_outputs``, zeros for inputs nothing reached."""
+    outputs, grad_outputs = _differentiable(outputs, grad_outputs)
+    if not outputs:
+        return tuple(_wrap(np.zeros_like(x._data)) for x in inputs)
+    return _grad(
+        outputs,
+        inputs,
+        grad_outputs,
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        allow_unused=True,
+        materialize_grads=True,
+    )
 
 
 def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """``(func(*inputs), v^T J)``."""
     inputs, single_input = _as_tuple(inputs)
-    inputs = _prepare(inputs)
-    outputs = func(*inputs)
-    outputs_tuple, single_output = _as_tuple(outputs)
-    if v is not None:
-        v = (v,) if isinstance(v, Tensor) else tuple(v)
-    grads = _grad(outputs_tuple, inputs, v, allow_unused=True, materialize_grads=True)
-    outputs = tuple(out.detach() for out in outputs_tuple)
-    return (outputs[0] if single_output else outputs), (grads[0] if single_input else grads)
+    inputs = _prepare(inputs, create_graph)
+    outputs, single_output = _as_tuple(func(*inputs))
+    v = _as_tuple(v)[0] if v is not None else (None,) * len(outputs)
+    grads = _gradients(outputs, inputs, v, create_graph)
+    return _unpacked(_finish(outputs, create_graph), single_output), _unpacked(grads, single_input)
 
 
 def jacobian(
@@ -43,33 +84,26 @@ def jacobian(
     strategy: str = "reverse-mode",
 ):
     """d func / d inputs, shaped ``output.shape + input.shape`` (nested tuples for several)."""
-    if create_graph:
-        raise NotImplementedError("jacobian(create_graph=True) needs higher-order gradients, not supported yet")
     inputs, single_input = _as_tuple(inputs)
-    inputs = _prepare(inputs)
+    inputs = _prepare(inputs, create_graph)
     outputs, single_output = _as_tuple(func(*inputs))
+    blocks = [_unpacked(_jacobian_of(out, inputs, create_graph), single_input) for out in outputs]
+    return _unpacked(blocks, single_output)
+
+
+def _jacobian_of(out: Tensor, inputs: tuple, create_graph: bool) -> tuple:
+    """d out / d each input: one reverse sweep per element of ``out``, over its one tape."""
+    rows = []
+    for element in range(out.numel()):
+        seed = np.zeros(out.numel(), out._data.dtype)
+        seed[element] = 1.0
+        seed = _wrap(seed.reshape(out._data.shape))
+        rows.append(_gradients((out,), inputs, (seed,), create_graph, retain_graph=True))
     blocks = []
-    for out in outputs:
-        rows = []
-        size = out.numel()
-        for element in range(size):
-            seed = np.zeros(size, out._data.dtype)
-            seed[element] = 1.0
-            grads = _grad(
-                out,
-                inputs,
-                _wrap(seed.reshape(out._data.shape)),
-                retain_graph=True,
-                allow_unused=True,
-                materialize_grads=True,
-            )
-            rows.append([g._data for g in grads])
-        per_input = []
-        for index, x in enumerate(inputs):
-            stacked = np.stack([row[index] for row in rows]) if rows else np.zeros((0,) + x._data.shape, x._data.dtype)
-            per_input.append(_wrap(stacked.reshape(out._data.shape + x._data.shape)))
-        blocks.append(per_input[0] if single_input else tuple(per_input))
-    return blocks[0] if single_output else tuple(blocks)
+    for index, x in enumerate(inputs):
+        shape = tuple(out.shape) + tuple(x.shape)
+        blocks.append(stack([row[index] for row in rows]).reshape(shape) if rows else _wrap(np.zeros(shape)))
+    return tuple(blocks)
 
 
 def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
@@ -77,26 +111,77 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     inputs_tuple, single_input = _as_tuple(inputs)
     if v is None:
         v = tuple(_wrap(np.ones_like(x._data)) for x in inputs_tuple)
-    v = (v,) if isinstance(v, Tensor) else tuple(v)
-    outputs = func(*_prepare(inputs_tuple))
-    outputs_tuple, single_output = _as_tuple(outputs)
-    full = jacobian(func, inputs_tuple)
+    v = _as_tuple(v)[0]
+    outputs, single_output = _as_tuple(func(*_prepare(inputs_tuple, create_graph)))
+    full = jacobian(func, inputs_tuple, create_graph)
     if single_output:
         full = (full,)
     products = []
-    for out, block in zip(outputs_tuple, full):
+    for out, block in zip(outputs, full):
         block = (block,) if isinstance(block, Tensor) else block
-        total = np.zeros(out._data.shape, out._data.dtype)
+        total = None
         for part, direction in zip(block, v):
-            flat = part._data.reshape(out._data.size, -1)
-            total += (flat @ direction._data.reshape(-1)).reshape(out._data.shape)
-        products.append(_wrap(total))
-    detached = tuple(out.detach() for out in outputs_tuple)
-    return (detached[0] if single_output else detached), (products[0] if single_output else tuple(products))
+            flat = part.reshape(out.numel(), direction.numel()) @ direction.to(part.dtype).reshape(-1)
+            total = flat if total is None else total + flat
+        products.append(total.reshape(out.shape))
+    return _unpacked(_finish(outputs, create_graph), single_output), _unpacked(products, single_output)
 
 
-def _second_order(*args, **kwargs):
-    raise NotImplementedError("hessian, hvp and vhp need create_graph=True (higher-order gradients), not supported yet")
+def _single_element_output(func, inputs: tuple, caller: str) -> Tensor:
+    """``func(*inputs)``, checked to be the one-element tensor second derivatives need."""
+    out = func(*inputs)
+    if not isinstance(out, Tensor):
+        raise RuntimeError(f"The function given to {caller} should return a single Tensor")
+    if out.numel() != 1:
+        raise RuntimeError(f"The Tensor returned by the function given to {caller} should contain a single element")
+    return out
 
 
-hessian = hvp = vhp = _second_order
+def hessian(
+    func,
+    inputs,
+    create_graph: bool = False,
+    strict: bool = False,
+    vectorize: bool = False,
+    outer_jacobian_strategy: str = "reverse-mode",
+):
+    """d² func / d inputs², shaped ``inputs[i].shape + inputs[j].shape`` (a tuple of tuples for
+    several inputs), for a ``func`` returning one element: the Jacobian of its gradient.
+
+    >>> import tapegrad as tg
+    >>> tg.autograd.functional.hessian(lambda x: (x**3).sum(), tg.tensor([1.0, 2.0]))
+    tensor([[ 6.,  0.],
+            [ 0., 12.]])
+    """
+    single_input = isinstance(inputs, Tensor)
+
+    def gradient(*xs):
+        out = _single_element_output(func, xs, "hessian")
+        return _unpacked(_gradients((out,), xs, (None,), create_graph=True), single_input)
+
+    return jacobian(gradient, inputs, create_graph=create_graph)
+
+
+def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
+    """``(func(*inputs), v^T H)`` for a ``func`` returning one element (``H`` its Hessian)."""
+    inputs, single_input = _as_tuple(inputs)
+    inputs = _prepare(inputs, create_graph)
+    if v is None:
+        if len(inputs) != 1 or inputs[0].numel() != 1:
+            raise RuntimeError(
+                "The vector v can only be None if the input to the user-provided function is a single Tensor "
+                "with a single element."
+            )
+        v = (_wrap(np.ones_like(inputs[0]._data)),)
+    v = _as_tuple(v)[0]
+    out = _single_element_output(func, inputs, "vhp")
+    gradient = _gradients((out,), inputs, (None,), create_graph=True)
+    products = _gradients(gradient, inputs, v, create_graph)
+    return _finish((out,), create_graph)[0], _unpacked(products, single_input)
+
+
+def hvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
+    """``(func(*inputs), H v)``. The Hessian of a twice-differentiable function is symmetric, so
+    this is ``vhp`` (PyTorch computes the same product by a double-backward trick, only because it
+    cannot transpose)."""
+    return vhp(func, inputs, v, create_graph, strict)

@@ -1,0 +1,360 @@
+"""Second derivatives (``create_graph=True``): against analytic Hessians, against PyTorch, and,
+for every table-driven op case, against central differences of the first derivative."""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad._examples import CASES
+from tapegrad._ops import OPS
+from tapegrad._tape import OPCODE_MASK, resolve
+from tapegrad.autograd import higher_order
+from tapegrad.autograd.engine import SECOND_BACKWARD
+
+from .gradcheck import sample
+
+# -- every op case: d/dx of (first derivative . direction) ----------------------------------
+
+
+def _uncovered_ops(case, arrays) -> set:
+    """Ops on the case's tape that have no create_graph formula (they must refuse by name)."""
+    out = case.call(*[tg.tensor(a, dtype=tg.float64, requires_grad=True) for a in arrays])
+    opcodes = resolve(out).rows_array()[: out._row + 1, 0] & OPCODE_MASK
+    rules = {OPS[code].name: OPS[code].rule for code in opcodes}
+    return {
+        name for name, rule in rules.items() if rule not in higher_order.VJP_RULES and rule not in ("leaf", "constant")
+    }
+
+
+def _loss(out, weights: np.ndarray):
+    """Weighted, plus a square: its gradient depends on ``out``, so the gradient reaching every
+    row depends on the inputs (a linear loss would leave that dependence of the rules untested)."""
+    weights = tg.from_numpy(weights.astype(out._data.dtype))
+    return (out * weights).sum() + (out * out).sum() * 0.5
+
+
+def _plain_first_derivative(case, arrays, weights) -> list:
+    inputs = [tg.tensor(a, dtype=tg.float64, requires_grad=True) for a in arrays]
+    _loss(case.call(*inputs), weights).backward()
+    return [x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for x in inputs]
+
+
+def _numeric_second_derivative(case, arrays, weights, directions) -> list:
+    """Central differences of sum_i <d loss / d x_i, directions_i>, by the plain backward."""
+
+    def directional(values):
+        gradients = _plain_first_derivative(case, values, weights)
+        return sum(float((gradient * direction).sum()) for gradient, direction in zip(gradients, directions))
+
+    second = []
+    for index, array in enumerate(arrays):
+        result = np.zeros_like(array)
+        for position in np.ndindex(array.shape):
+            shifted = [a.copy() for a in arrays]
+            shifted[index][position] = array[position] + case.eps
+            up = directional(shifted)
+            shifted[index][position] = array[position] - case.eps
+            result[position] = (up - directional(shifted)) / (2 * case.eps)
+        second.append(result)
+    return second
+
+
+def _create_graph_derivatives(case, arrays, weights, directions) -> tuple:
+    """The first derivative computed with create_graph, and the second derivative from it."""
+    inputs = [tg.tensor(a, dtype=tg.float64, requires_grad=True) for a in arrays]
+    first = tg.autograd.grad(
+        _loss(case.call(*inputs), weights), inputs, create_graph=True, allow_unused=True, materialize_grads=True
+    )
+    directional = sum((gradient * tg.from_numpy(d)).sum() for gradient, d in zip(first, directions))
+    if directional.requires_grad:
+        second = [s.numpy() for s in tg.autograd.grad(directional, inputs, allow_unused=True, materialize_grads=True)]
+    else:  # a first derivative that does not depend on the inputs
+        second = [np.zeros_like(a) for a in arrays]
+    return [f.detach().numpy() for f in first], second
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_second_derivative_matches_central_differences_of_the_first(case):
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
+    arrays = sample(rng, case.shapes, case.domain)
+    with tg.no_grad():
+        out_shape = case.call(*[tg.from_numpy(a) for a in arrays]).shape
+    weights = rng.uniform(0.5, 1.5, size=out_shape)
+    directions = [rng.uniform(-1.0, 1.0, size=a.shape) for a in arrays]
+    uncovered = _uncovered_ops(case, arrays)
+    if uncovered:
+        pattern = "|".join(re.escape(f"through {name} ") for name in sorted(uncovered))
+        with pytest.raises(NotImplementedError, match=pattern):
+            _create_graph_derivatives(case, arrays, weights, directions)
+        return
+    first, second = _create_graph_derivatives(case, arrays, weights, directions)
+    for got, want in zip(first, _plain_first_derivative(case, arrays, weights)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    for got, want in zip(second, _numeric_second_derivative(case, arrays, weights, directions)):
+        np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
+
+
+def test_an_op_without_a_formula_refuses_by_name(monkeypatch):
+    monkeypatch.delitem(higher_order.VJP_RULES, "exp")
+    x = tg.tensor([0.5, 1.0], requires_grad=True)
+    with pytest.raises(NotImplementedError, match="create_graph=True is not supported through exp yet"):
+        tg.autograd.grad(x.exp().sum(), x, create_graph=True)
+    assert tg.autograd.grad(x.exp().sum(), x)[0].allclose(x.detach().exp())  # the plain backward is untouched
+
+
+# -- large unary rows, whose derivative the recording precomputed (and saved nothing else) --
+
+BIG = (64, 64)  # 4096 elements: the recording precomputes d out / d x
+
+
+@pytest.mark.parametrize(
+    ("name", "second"),
+    [
+        ("sin", lambda x: -np.sin(x)),
+        ("cos", lambda x: -np.cos(x)),
+        ("softplus", lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2),
+    ],
+)
+@pytest.mark.parametrize("through_intermediate", [False, True], ids=["leaf", "intermediate"])
+def test_precomputed_derivative_rows_give_their_second_derivative(name, second, through_intermediate):
+    rng = np.random.default_rng(5)
+    values = rng.uniform(-2.0, 2.0, size=BIG)
+    direction = rng.uniform(-1.0, 1.0, size=BIG)
+    x = tg.tensor(values, requires_grad=True)
+    # Through an intermediate, the op's input was never saved: it is recomputed from x.
+    inner, scale = (x * 1.5, 1.5) if through_intermediate else (x, 1.0)
+    (first,) = tg.autograd.grad(getattr(inner, name)().sum(), x, create_graph=True)
+    (result,) = tg.autograd.grad((first * tg.from_numpy(direction)).sum(), x)
+    np.testing.assert_allclose(result.numpy(), scale**2 * second(scale * values) * direction, rtol=1e-10, atol=1e-12)
+
+
+def test_precomputed_derivative_row_whose_input_cannot_be_recovered_refuses():
+    x = tg.tensor(np.linspace(-1.0, 1.0, BIG[0] * BIG[1]).reshape(BIG), requires_grad=True)
+    offset = tg.ones(*BIG, dtype=tg.float64)  # a constant the add's backward never reads: not kept
+    with pytest.raises(NotImplementedError, match="through sin yet"):
+        tg.autograd.grad((x + offset).sin().sum(), x, create_graph=True)
+
+
+# -- Hessians: analytic and PyTorch ----------------------------------------------------------
+
+
+def _hessian(func, *arrays):
+    inputs = tuple(tg.tensor(a) for a in arrays)
+    return tg.autograd.functional.hessian(func, inputs[0] if len(inputs) == 1 else inputs)
+
+
+def test_hessians_equal_their_analytic_forms():
+    x = np.array([0.3, -1.2, 2.0])
+    y = np.array([1.5, 0.5, -0.7])
+    a = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [4.0, 1.0, 2.0]])
+    np.testing.assert_allclose(_hessian(lambda t: (t**3).sum(), x).numpy(), np.diag(6 * x))
+    np.testing.assert_allclose(_hessian(lambda t: t @ tg.tensor(a) @ t, x).numpy(), a + a.T)
+    np.testing.assert_allclose(
+        _hessian(lambda t: (t.sin() * t).sum(), x).numpy(), np.diag(2 * np.cos(x) - x * np.sin(x)), atol=1e-15
+    )
+    p = np.exp(x) / np.exp(x).sum()
+    np.testing.assert_allclose(_hessian(lambda t: t.exp().sum().log(), x).numpy(), np.diag(p) - np.outer(p, p))
+    with_zero = np.array([[2.0, 0.0, 3.0], [0.5, 1.5, -1.0]])  # prod / x is undefined at the zero
+    expected = np.zeros((2, 3, 2, 3))
+    for row, i, j in np.ndindex(2, 3, 3):
+        expected[row, i, row, j] = 0.0 if i == j else np.prod(np.delete(with_zero[row], [i, j]))
+    np.testing.assert_allclose(_hessian(lambda t: t.prod(1).sum(), with_zero).numpy(), expected)
+    np.testing.assert_allclose(
+        _hessian(lambda t: t.prod(), with_zero).numpy().reshape(6, 6),
+        [[0.0 if i == j else np.prod(np.delete(with_zero, [i, j])) for j in range(6)] for i in range(6)],
+    )
+    blocks = _hessian(lambda s, t: (s * s * t).sum(), x, y)
+    expected = ((np.diag(2 * y), np.diag(2 * x)), (np.diag(2 * x), np.zeros((3, 3))))
+    for got_row, want_row in zip(blocks, expected):
+        for got, want in zip(got_row, want_row):
+            np.testing.assert_allclose(got.numpy(), want)
+
+
+def test_hessian_of_a_linear_function_is_zero_and_shaped_like_pytorchs():
+    x = tg.tensor(np.ones((2, 3)))
+    hessian = tg.autograd.functional.hessian(lambda t: (t * 2.0).sum(), x)
+    assert hessian.shape == (2, 3, 2, 3)
+    assert not hessian.numpy().any()
+
+
+def _functions(module):
+    """Scalar functions of two tensors of shape (3, 4), in either library."""
+    functional = module.nn.functional
+    weights = module.tensor(np.linspace(-1.0, 1.0, 20).reshape(4, 5))
+
+    def mlp(x, w):
+        return (((x @ weights).tanh() * w.sum(0, keepdim=True).t().sigmoid()[:3, :1]) ** 2).mean()
+
+    return {
+        "polynomial": lambda x, w: (x**3 * w + x * w.exp()).sum(),
+        "mlp": mlp,
+        "softmax-cross-entropy": lambda x, w: (
+            -(functional.log_softmax(x * w, 1)[:, 0]).sum() + functional.softmax(x, 0).pow(2).sum()
+        ),
+        "matmul-transposed": lambda x, w: ((x.t() @ w).sin() * (w @ x.t()).cos()[0, 0]).sum(),
+        "norm-and-views": lambda x, w: (
+            x.reshape(2, 6).norm() * w[1:, ::2].exp().sum() + (x * w).permute(1, 0)[0].sum() ** 2
+        ),
+        "batched": lambda x, w: (x.reshape(3, 2, 2) @ w.reshape(3, 2, 2).transpose(1, 2)).tanh().sum(),
+        "gelu-silu-softplus": lambda x, w: (functional.gelu(x) * functional.silu(w) + functional.softplus(x * w)).sum(),
+        "division-and-powers": lambda x, w: (x / (w.abs() + 1.0) + (w * w + 1.0) ** x.cos() + x.sigmoid().sqrt()).sum(),
+    }
+
+
+def _arrays():
+    rng = np.random.default_rng(11)
+    return rng.uniform(-1.0, 1.0, (3, 4)), rng.uniform(-1.0, 1.0, (3, 4))
+
+
+def _close(ours, theirs):
+    if isinstance(theirs, tuple):
+        assert isinstance(ours, tuple) and len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            _close(a, b)
+    else:
+        assert tuple(ours.shape) == tuple(theirs.shape)
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", list(_functions(tg)))
+def test_hessian_hvp_and_vhp_match_pytorch(name):
+    torch = pytest.importorskip("torch")
+    ours, theirs = _functions(tg)[name], _functions(torch)[name]
+    arrays = _arrays()
+    directions = tuple(np.random.default_rng(3).uniform(-1.0, 1.0, (3, 4)) for _ in range(2))
+
+    def inputs(module):
+        return tuple(module.tensor(a) for a in arrays)
+
+    def vectors(module):
+        return tuple(module.tensor(d) for d in directions)
+
+    _close(tg.autograd.functional.hessian(ours, inputs(tg)), torch.autograd.functional.hessian(theirs, inputs(torch)))
+    for product in ("hvp", "vhp"):
+        _close(
+            getattr(tg.autograd.functional, product)(ours, inputs(tg), vectors(tg)),
+            getattr(torch.autograd.functional, product)(theirs, inputs(torch), vectors(torch)),
+        )
+
+
+# -- what create_graph gives back --------------------------------------------------------------
+
+
+def test_create_graph_results_require_grad_and_have_a_grad_fn():
+    x = tg.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    (gradient,) = tg.autograd.grad((x.sin() * x).sum(), x, create_graph=True)
+    assert gradient.requires_grad and gradient.grad_fn is not None
+    # As in PyTorch, the gradient of a linear function does not depend on x: it requires nothing.
+    (constant,) = tg.autograd.grad((x * 3.0).sum(), x, create_graph=True)
+    assert not constant.requires_grad and constant.grad_fn is None
+    np.testing.assert_allclose(constant.numpy(), [3.0, 3.0, 3.0])
+    y = x.exp().sum()
+    with tg.no_grad():  # as in PyTorch, create_graph records the backward regardless
+        (recorded,) = tg.autograd.grad(y, x, create_graph=True)
+    assert recorded.requires_grad
+
+
+def test_backward_with_create_graph_accumulates_a_differentiable_grad_out_of_place():
+    values = np.array([0.5, -1.0, 2.0])
+    x = tg.tensor(values, dtype=tg.float64, requires_grad=True)
+    (x**3).sum().backward(create_graph=True)
+    first = x.grad
+    assert first.requires_grad and first.grad_fn is not None
+    np.testing.assert_allclose(first.detach().numpy(), 3 * values**2)
+    (x**3).sum().backward(create_graph=True)
+    assert x.grad is not first  # out of place, so that the sum is recorded too
+    np.testing.assert_allclose(x.grad.detach().numpy(), 6 * values**2)
+    (second,) = tg.autograd.grad(x.grad.sum(), x)
+    np.testing.assert_allclose(second.numpy(), 12 * values)
+
+
+def test_retained_non_leaf_gradients_are_differentiable_too():
+    values = np.array([0.5, -1.0, 2.0])
+    x = tg.tensor(values, dtype=tg.float64, requires_grad=True)
+    h = x * 2.0
+    h.retain_grad()
+    (h**3).sum().backward(create_graph=True)
+    assert h.grad.requires_grad
+    np.testing.assert_allclose(h.grad.detach().numpy(), 12 * values**2)
+    (second,) = tg.autograd.grad(h.grad.sum(), x)
+    np.testing.assert_allclose(second.numpy(), 24 * values)
+
+
+def test_grad_outputs_that_require_grad_make_the_gradient_differentiable_in_them():
+    a = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    x = tg.tensor([0.3, -0.4, 1.1], dtype=tg.float64, requires_grad=True)
+    v = tg.tensor([0.7, -1.3], dtype=tg.float64, requires_grad=True)
+    w = np.array([1.0, 2.0, -0.5])
+    (gradient,) = tg.autograd.grad(tg.tensor(a) @ x.sin(), x, v, create_graph=True)  # J^T v
+    (product,) = tg.autograd.grad((gradient * tg.tensor(w)).sum(), v)  # so d/dv of it . w is J w
+    jacobian = a * np.cos(x.detach().numpy())
+    np.testing.assert_allclose(product.numpy(), jacobian @ w)
+
+
+def test_third_derivatives():
+    values = np.array([0.4, -1.5, 2.0])
+    x = tg.tensor(values, dtype=tg.float64, requires_grad=True)
+    y = (x**4).sum() + x[1:].sin().sum() * x[0]
+    (first,) = tg.autograd.grad(y, x, create_graph=True)
+    (second,) = tg.autograd.grad(first.sum(), x, create_graph=True)
+    (third,) = tg.autograd.grad(second.sum(), x)
+    # By hand: second.sum() = sum_k 12 x_k^2 + sum_{k>0} (2 cos x_k - x_0 sin x_k).
+    expected = 24 * values
+    expected[0] -= np.sin(values[1:]).sum()
+    expected[1:] -= 2 * np.sin(values[1:]) + values[0] * np.cos(values[1:])
+    np.testing.assert_allclose(third.numpy(), expected)
+
+
+def test_hooks_see_and_change_the_differentiable_gradient():
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    seen = []
+    handle = x.register_hook(lambda g: seen.append(g.requires_grad) or g * 2.0)
+    (x**3).sum().backward(create_graph=True)
+    assert seen == [True]
+    np.testing.assert_allclose(x.grad.detach().numpy(), [6.0, 24.0])
+    handle.remove()  # else it doubles the second derivative too, as in PyTorch
+    (second,) = tg.autograd.grad(x.grad.sum(), x)
+    np.testing.assert_allclose(second.numpy(), [12.0, 24.0])
+
+
+# -- retained and freed graphs ---------------------------------------------------------------
+
+
+def test_double_backward_through_a_retained_graph_twice():
+    values = np.array([0.5, -1.0])
+    x = tg.tensor(values, dtype=tg.float64, requires_grad=True)
+    y = (x.tanh() * x).sum()
+    (gradient,) = tg.autograd.grad(y, x, create_graph=True)  # retains y's graph by default
+    z = (gradient * gradient).sum()
+    z.backward(retain_graph=True)
+    once = x.grad.numpy().copy()
+    y.backward(retain_graph=True)  # the original graph is still there
+    z.backward()
+    t = np.tanh(values)
+    first = t + values * (1 - t**2)
+    second = 2 * (1 - t**2) - 2 * values * t * (1 - t**2)
+    np.testing.assert_allclose(once, 2 * first * second)
+    np.testing.assert_allclose(x.grad.numpy(), 4 * first * second + first)
+    with pytest.raises(RuntimeError, match=re.escape(SECOND_BACKWARD)):
+        y.backward()  # z's last backward went through y's rows and freed them, as in PyTorch
+
+
+def test_create_graph_without_retain_graph_frees_the_forward_as_pytorch_does():
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    (gradient,) = tg.autograd.grad(x.tanh().sum(), x, create_graph=True, retain_graph=False)
+    with pytest.raises(RuntimeError, match=re.escape(SECOND_BACKWARD)):
+        gradient.sum().backward()
+
+
+def test_a_saved_value_changed_in_place_is_reported_as_in_a_plain_backward():
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    h = x.exp()
+    y = (h * h).sum()
+    h.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        tg.autograd.grad(y, x, create_graph=True)
