@@ -40,6 +40,12 @@ class Case:
         return self.name
 
 
+def _assigned(x, key, value):
+    """``x`` after ``x[key] = value`` (a statement, so a helper for the cases' lambdas)."""
+    x[key] = value
+    return x
+
+
 def _method_or_functional(x, name):
     method = getattr(x, name, None)
     return method() if method is not None else getattr(functional(x), name)(x)
@@ -233,6 +239,10 @@ CASES = [
         ((2, 3), (2, 3)),
     ),
     Case("exp_", lambda x: (x * 1.0).exp_() * 2.0, ((3,),)),
+    Case("setitem", lambda x, v: _assigned(x * 1.0, (slice(None), 1), v.sin()), ((3, 4), (3,))),
+    Case("setitem-broadcast", lambda x, v: _assigned(x * 2.0, (0,), v), ((2, 3), (1,))),
+    Case("setitem-mask", lambda x: _assigned(x * 2.0, x > 0.5, 0.25), ((2, 3),)),
+    Case("masked_fill", lambda x: x.masked_fill(x > 0.5, 0.25) * 2.0, ((2, 3),)),
     Case("clamp_", lambda x: (x * 1.0).clamp_(-0.5, 0.5).sin(), ((2, 3),)),
     Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
     Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),

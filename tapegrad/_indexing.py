@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._record import _input_row, _opcode, _target
+from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap
 
 
@@ -133,3 +134,46 @@ def flip(x: Tensor, dims) -> Tensor:
     dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
     dims = tuple(_normalize_dim(int(d), x._data.ndim) for d in dims)
     return pick("flip", x, np.flip(_positions(x), dims) if x._data.ndim else _positions(x))
+
+
+def assign(x: Tensor, key, value) -> Tensor:
+    """``x`` with ``x[key] = value`` applied, out of place (``CopySlices``): the elements of ``x``
+    and of ``value`` (broadcast to ``x[key]``) joined, then picked into ``x``'s shape. A gradient
+    reaches ``x`` where it was not overwritten and ``value`` where it was written (the last write
+    wins for a repeated index, as in numpy)."""
+    from ._views import cat
+
+    if _grad_state.recording is not None and _is_full_mask(x, key) and np.ndim(_data_of(value)) == 0:
+        # Inside tapegrad.record, x[mask] = number is where(mask, number, x): the replay recomputes
+        # the mask, where a pick by the mask's positions would freeze them.
+        from ._selection import where
+
+        return where(key, value, x)
+    parts = key if isinstance(key, tuple) else (key,)
+    advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in parts)
+    if isinstance(key, Tensor):
+        _guard(key, "indexing")
+        key = key._data
+    elif isinstance(key, tuple):
+        for part in key:
+            if isinstance(part, Tensor):
+                _guard(part, "indexing")
+        key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
+    written = _positions(x)[key]
+    value = value if isinstance(value, Tensor) else Tensor(np.asarray(value, dtype=x._data.dtype))
+    if value._data.dtype != x._data.dtype:
+        value = value.to(x.dtype)
+    if value._data.shape != written.shape:
+        value = value.expand(written.shape)
+    source = np.arange(x._data.size, dtype=np.int64)
+    source[written.reshape(-1)] = x._data.size + np.arange(written.size)
+    joined = cat([x.reshape(-1), value.reshape(-1)])
+    return pick("index_put" if advanced else "copy_slices", joined, source.reshape(x._data.shape))
+
+
+def _data_of(value):
+    return value._data if isinstance(value, Tensor) else value
+
+
+def _is_full_mask(x: Tensor, key) -> bool:
+    return isinstance(key, Tensor) and key._data.dtype == np.bool_ and key._data.shape == x._data.shape

@@ -228,6 +228,10 @@ OPS: tuple[Op, ...] = (
     Op("index_select", GATHER, "gather_rows", "IndexSelectBackward0", replay="gather_rows"),
     Op("repeat", GATHER, "gather_rows", "RepeatBackward0", replay="gather_rows"),
     Op("flip", GATHER, "gather_rows", "FlipBackward0", replay="gather_rows"),
+    # x[key] = v on a recorded tensor: x and v joined, then picked back into x's shape (PyTorch
+    # names it by the key: basic indexing or index tensors and masks).
+    Op("copy_slices", GATHER, "gather_rows", "CopySlices", replay="gather_rows"),
+    Op("index_put", GATHER, "gather_rows", "IndexPutBackward0", replay="gather_rows"),
     # nll_loss: the picked log-probabilities (a hidden gather), summed and scaled by -1/count.
     Op("nll_pick", GATHER, "gather_rows", "NllLossBackward0", hidden=True, replay="gather_rows"),
     Op("nll_loss", REDUCE, "sum_all", "NllLossBackward0", shown_inputs=2, replay="sum_all"),

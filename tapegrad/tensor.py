@@ -679,10 +679,24 @@ class Tensor:
 
     def __setitem__(self, key, value):
         _record._check_in_place(self)
-        if self._tape is not None and _grad_state.enabled:
-            raise NotImplementedError("assigning into a tensor that is part of a recorded graph is not supported yet")
-        self._data[key._data if isinstance(key, Tensor) else key] = value._data if isinstance(value, Tensor) else value
+        value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
+        if _grad_state.enabled and (self._tape is not None or value_recorded):
+            from ._indexing import assign
+
+            _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
+            return
+        numpy_key = tuple(k._data if isinstance(k, Tensor) else k for k in key) if isinstance(key, tuple) else key
+        numpy_key = numpy_key._data if isinstance(numpy_key, Tensor) else numpy_key
+        self._data[numpy_key] = value._data if isinstance(value, Tensor) else value
         _record._bump_version(self)
+
+    def masked_fill(self, mask, value):
+        from ._selection import where
+
+        return where(mask, value, self)
+
+    def masked_fill_(self, mask, value):
+        return _record.in_place(self, lambda t: t.masked_fill(mask, value), "MaskedFill")
 
     def reshape(self, *shape):
         from ._views import reshape

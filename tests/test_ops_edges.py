@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import tapegrad as tg  # noqa: E402
+from tapegrad._examples import _assigned  # noqa: E402
 
 TIES = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
 NAN = np.array([np.nan, 0.5])
@@ -81,6 +82,21 @@ EDGES = [
         RNG.random((2, 3)),
     ),
     ("flatten range", lambda m, x: x.flatten(1) * 2, RNG.random((2, 3, 2))),
+    ("setitem by mask", lambda m, x, v: _assigned(x * 1, x > 0.5, v * 3), RNG.random((2, 3)), np.array(0.5)),
+    ("setitem by index", lambda m, x, v: _assigned(x + 0, m.tensor([2, 0]), v), RNG.random((3, 2)), RNG.random(2)),
+    (
+        "setitem slice of rows",
+        lambda m, x, v: _assigned(x * 1, slice(1, 3), v.exp()),
+        RNG.random((4, 2)),
+        RNG.random((2, 2)),
+    ),
+    (
+        "setitem into a constant",
+        lambda m, x, v: _assigned(m.zeros(3, dtype=x.dtype), 1, v * x.sum()),
+        RNG.random(2),
+        np.array(2.0),
+    ),
+    ("masked_fill", lambda m, x: x.masked_fill(x < 0.5, -1.0).exp(), RNG.random((3, 2))),
     ("pow_ on a non-leaf", lambda m, x: (x * 1).pow_(2), RNG.random(3)),
     ("sigmoid_ on a non-leaf", lambda m, x: (x * 2).sigmoid_(), RNG.random(3)),
 ]
