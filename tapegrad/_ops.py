@@ -122,7 +122,7 @@ OPS: tuple[Op, ...] = (
     Op("sqrt", UNARY, "sqrt", "SqrtBackward0", np.sqrt, "out", (0.2, 3.0)),
     Op("abs", UNARY, "abs", "AbsBackward0", np.abs, "a"),
     Op("reciprocal", UNARY, "reciprocal", "ReciprocalBackward0", np.reciprocal, "out", (0.5, 2.0)),
-    Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, "out", (-3.0, 3.0), derivative=_sigmoid),
+    Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, "a", (-3.0, 3.0), derivative=_sigmoid),
     Op("gelu", UNARY, "gelu", "GeluBackward0", _gelu, "a", (-3.0, 3.0)),
     Op("log1p", UNARY, "log1p", "Log1PBackward0", np.log1p, "a", (-0.5, 2.0)),
     Op("expm1", UNARY, "expm1", "Expm1Backward0", np.expm1, "out"),
@@ -147,7 +147,7 @@ OPS: tuple[Op, ...] = (
     Op("pow_scalar", SCALAR, "pow_scalar", "PowBackward0", np.power, "a", (0.5, 2.0)),
     Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x), "out"),
     Op("leaky_relu", SCALAR, "leaky_relu", "LeakyReluBackward0", _leaky_relu, "a"),
-    Op("elu", SCALAR, "elu", "EluBackward0", _elu, "a out"),
+    Op("elu", SCALAR, "elu", "EluBackward0", _elu, "a"),
     # clamp(x, lo, hi) is a hidden lower clamp feeding the upper one: one node, as in PyTorch.
     Op("clamp_min", SCALAR, "clamp_min", "ClampBackward1", np.maximum, "a", (-2.0, 2.0)),
     Op("clamp_max", SCALAR, "clamp_max", "ClampBackward1", np.minimum, "a", (-2.0, 2.0)),

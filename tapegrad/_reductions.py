@@ -42,6 +42,8 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
             out = out.reshape((1,) * data.ndim)
         return record(name, (x,), out, param=1.0 / count if mean and count else 1.0)
     dims = _dims(x, dim)
+    if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor: the element itself, as PyTorch allows
+        return record(name + "_dim", (x,), data.copy(), iparam=0, param=1.0)
     count = int(np.prod([data.shape[d] for d in dims], dtype=np.int64))
     out = np.add.reduce(data, axis=dims, keepdims=keepdim, dtype=data.dtype)
     if mean:

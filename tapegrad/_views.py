@@ -15,7 +15,7 @@ from ._indexing import index as _index_by_tensor
 from ._record import _input_row, _opcode, _operand_row, _target
 from ._shapes import broadcast_strides, contiguous_strides
 from .autograd.grad_mode import state as _grad_state
-from .tensor import Tensor, _normalize_dim, _recorded, _wrap
+from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap
 
 
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
@@ -147,6 +147,9 @@ def _select(x: Tensor, index: int) -> Tensor:
 def getitem(x: Tensor, key) -> Tensor:
     if type(key) is int:
         return _select(x, key)
+    if isinstance(key, Tensor) and key._data.ndim == 0 and key._data.dtype.kind in "iu":
+        _guard(key, "indexing")  # a 0-d integer tensor indexes like an int, as in PyTorch
+        return _select(x, int(key._data))
     if isinstance(key, (Tensor, np.ndarray, list)):
         return _index_by_tensor(x, key)
     key = key if isinstance(key, tuple) else (key,)

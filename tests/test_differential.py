@@ -18,12 +18,6 @@ To test another op, add an ``OpSpec`` to ``OP_SPECS``.
 # Known mismatches with PyTorch, left out of the programs until tapegrad is fixed. Each name marks
 # the ``_excluding`` (or other) line that leaves it out; delete that to test the case again.
 #
-# ZERO-DIM-REDUCE-DIM: sum/mean over a dimension of a 0-d tensor raise IndexError (PyTorch accepts
-#   dim 0 and -1): tg.tensor(1.5, requires_grad=True).sum(0)
-# ZERO-DIM-INDEX-TENSOR: indexing with a 0-d integer tensor gives IndexBackward0 (PyTorch, which
-#   treats it as an int: SelectBackward0), and a 0-d numpy scalar rather than an array, so an
-#   in-place op on the result raises TypeError "'numpy.float32' object does not support item
-#   assignment": x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True); (x * 1)[tg.tensor(1)].mul_(2)
 # FULL-SLICE-NAME: in a tuple key, a full slice (":", or "0:" over the whole dimension) counts as
 #   the op that names the grad_fn; PyTorch skips full slices, so the node is that of the last other
 #   part (AliasBackward0 if none; x[:] without a tuple is SliceBackward0 in both):
@@ -48,13 +42,6 @@ To test another op, add an ``OpSpec`` to ``OP_SPECS``.
 #   UnsafeViewBackward0), and a second operand of more dimensions, or with a larger batch, than the
 #   first ((2, 3) @ (5, 3, 4) and (1, 3, 3) @ (4, 3, 3): UnsafeViewBackward0, PyTorch's is
 #   CloneBackward0; (1, 1) @ (1, 1, 1): PyTorch's is TransposeBackward0)
-# STD-AT-ZERO: the gradient of std where the std is 0 (one element, or equal ones) is nan;
-#   PyTorch's is 0: x = tg.tensor([[1.0, 1.0]], requires_grad=True); x.std(1).sum().backward()
-# SAVES-RESULT: elu and softplus save their result for backward where PyTorch saves their input,
-#   so changing the result in place raises at backward where PyTorch does not:
-#   x = tg.tensor([-1.0, 2.0], requires_grad=True); y = tg.nn.functional.elu(x); y.mul_(2);
-#   y.sum().backward() raises "one of the variables needed for gradient computation has been
-#   modified by an inplace operation".
 # IN-PLACE-VIEW: an in-place change does not reach the gradient of the tensors sharing the storage
 #   (PyTorch rebases them: CopySlices, AsStridedBackward0). With x = tg.tensor([[1.0, 2.0],
 #   [3.0, 4.0]], requires_grad=True) and y = x * 1: y[0].mul_(2); y.sum().backward() gives
@@ -109,19 +96,11 @@ class Domain:
     apply: Callable  # apply(module, operand)
 
 
-def _ramp(module, x):
-    """0, 0.14, 0.28, ... over the elements of ``x``: added to a group of equal values, it spreads
-    them (sqrt(2) steps, so values that are multiples of simple fractions do not cancel it)."""
-    steps = np.arange(x.numel()).reshape(tuple(x.shape)) * (0.1 * np.sqrt(2.0))
-    return module.tensor(steps, dtype=x.dtype)
-
-
 ANY = Domain("{}", lambda m, x: x)
 POSITIVE = Domain("{}.abs() + 0.5", lambda m, x: x.abs() + 0.5)  # log, sqrt, divisors, bases
 NON_NEGATIVE = Domain("{}.abs()", lambda m, x: x.abs())  # log1p is defined above -1
 INSIDE_UNIT = Domain("0.9 * {}.tanh()", lambda m, x: x.tanh() * 0.9)  # asin, acos: steep near +-1
 BOUNDED = Domain("{}.tanh()", lambda m, x: x.tanh())  # tan: far from its poles
-SPREAD = Domain("({} + ramp)", lambda m, x: x + _ramp(m, x))  # std: no group of equal values (STD-AT-ZERO)
 
 
 class OperandShape(tuple):
@@ -268,13 +247,6 @@ def _non_contiguous(shapes, params) -> bool:
 
 def _keepdim_over_tuple(shapes, params) -> bool:
     return params["keepdim"] and isinstance(params["dim"], tuple)
-
-
-def _single_element_groups(shapes, params) -> bool:
-    """Every reduced group holds one element, so its spread is 0."""
-    shape = shapes[0]
-    dims = params["dim"] if isinstance(params["dim"], tuple) else (params["dim"],)
-    return all(shape[d] == 1 for d in dims) if shape else True
 
 
 def _one_dim_and_keepdim(rng, shapes):
@@ -644,20 +616,20 @@ OP_SPECS: tuple[OpSpec, ...] = (
         "sum_dim",
         "reduction",
         lambda m, x, dim, keepdim: x.sum(dim, keepdim=keepdim),
-        plan=_excluding(_dims_and_keepdim, _zero_dim),  # ZERO-DIM-REDUCE-DIM
+        plan=_dims_and_keepdim,
     ),
     OpSpec("mean", "reduction", lambda m, x: x.mean()),
     OpSpec(
         "mean_dim",
         "reduction",
         lambda m, x, dim, keepdim: x.mean(dim, keepdim),
-        plan=_excluding(_dims_and_keepdim, _zero_dim),  # ZERO-DIM-REDUCE-DIM
+        plan=_dims_and_keepdim,
     ),
     OpSpec(
         "m.sum_dim",
         "reduction",
         lambda m, x, dim, keepdim: m.sum(x, dim, keepdim),
-        plan=_excluding(_dims_and_keepdim, _zero_dim),  # ZERO-DIM-REDUCE-DIM
+        plan=_dims_and_keepdim,
     ),
     OpSpec("norm", "reduction", lambda m, x: x.norm()),
     # Views.
@@ -712,7 +684,7 @@ OP_SPECS: tuple[OpSpec, ...] = (
         "integer_index",
         "indexing",
         lambda m, x, index: x[m.tensor(index)],
-        plan=_excluding(_integer_index, lambda shapes, params: np.ndim(params["index"]) == 0),  # ZERO-DIM-INDEX-TENSOR
+        plan=_integer_index,
     ),
     OpSpec("mask_index", "indexing", lambda m, x, mask: x[m.tensor(mask)], plan=_mask),
     # Matrix products.
@@ -843,12 +815,8 @@ OP_SPECS: tuple[OpSpec, ...] = (
         lambda m, x, dim, keepdim: x.std(dim, unbiased=False, keepdim=keepdim),
         plan=_excluding(
             _dims_and_keepdim,
-            lambda shapes, params: (
-                _keepdim_over_tuple(shapes, params)  # KEEPDIM-DIMS-NAME
-                or _single_element_groups(shapes, params)  # STD-AT-ZERO
-            ),
+            _keepdim_over_tuple,  # KEEPDIM-DIMS-NAME
         ),
-        domains=(SPREAD,),  # STD-AT-ZERO
         needs=("std",),
     ),
     OpSpec(
@@ -1022,8 +990,8 @@ class _Builder:
         if index < len(self.inputs):
             return False
         producer = self.steps[index - len(self.inputs)].spec.name
-        if producer in ("elu", "softplus") or producer.startswith("einsum"):
-            return False  # SAVES-RESULT, EINSUM-NAMES
+        if producer.startswith("einsum"):
+            return False  # EINSUM-NAMES
         return self.storage.count(index) == 1 and self.storage[index] == index
 
     def pick_operands(self, spec: OpSpec):

@@ -98,6 +98,11 @@ EDGES = [
     ),
     ("masked_fill", lambda m, x: x.masked_fill(x < 0.5, -1.0).exp(), RNG.random((3, 2))),
     ("pow_ on a non-leaf", lambda m, x: (x * 1).pow_(2), RNG.random(3)),
+    ("std of equal values", lambda m, x: x.std(1), np.array([[1.0, 1.0], [1.0, 2.0]])),
+    ("elu changed in place", lambda m, x: m.nn.functional.elu(x).mul_(2), np.array([-1.0, 2.0])),
+    ("softplus changed in place", lambda m, x: m.nn.functional.softplus(x).mul_(2), np.array([-1.0, 2.0])),
+    ("sum over dim 0 of 0-d", lambda m, x: x.sum(0) + x.mean(-1), np.array(1.5)),
+    ("index by 0-d tensor", lambda m, x: (x * 1)[m.tensor(1)] * 2, np.array([1.0, 2.0, 3.0])),
     ("sigmoid_ on a non-leaf", lambda m, x: (x * 2).sigmoid_(), RNG.random(3)),
 ]
 

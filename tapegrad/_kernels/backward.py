@@ -100,9 +100,10 @@ def _small_backward(rule, r, numel, rows, params, aux, addresses, offsets, touch
         if has_a:
             grad[oa + aux[rows[r, 3]]] += grad[o]
     elif rule == SOFTPLUS and b < 0:
-        y = value_at(addresses[r], numel, grad)
+        x = value_at(addresses[a], numel, grad)
+        half = grad.dtype.type(0.5)
         for i in range(numel):
-            grad[oa + i] += grad[o + i] * -np.expm1(-y[i])
+            grad[oa + i] += grad[o + i] * half * (one + np.tanh(half * x[i]))
     elif rule == EXP:
         y = value_at(addresses[r], numel, grad)
         for i in range(numel):
@@ -201,10 +202,11 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
         y = value_at(addresses[r], numel, grad)
         for i in range(numel):
             ga[i] += -g[i] * (y[i] * y[i])
-    elif rule == SOFTPLUS:
-        y = value_at(addresses[r], numel, grad)
+    elif rule == SOFTPLUS:  # d softplus = sigmoid; PyTorch saves the input, so does this
+        x = value_at(addresses[a], numel, grad)
+        half = grad.dtype.type(0.5)
         for i in range(numel):
-            ga[i] += g[i] * -np.expm1(-y[i])  # d softplus = sigmoid(x) = 1 - exp(-softplus(x))
+            ga[i] += g[i] * half * (one + np.tanh(half * x[i]))
     elif rule == LOG1P:
         x = value_at(addresses[a], numel, grad)
         for i in range(numel):
@@ -252,9 +254,8 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
             ga[i] += g[i] if x[i] > zero else g[i] * s
     elif rule == ELU:
         x = value_at(addresses[a], numel, grad)
-        y = value_at(addresses[r], numel, grad)
         for i in range(numel):
-            ga[i] += g[i] if x[i] > zero else g[i] * (y[i] + s)
+            ga[i] += g[i] if x[i] > zero else g[i] * s * np.exp(x[i])
     elif rule == POW_SCALAR:
         x = value_at(addresses[a], numel, grad)
         if s != zero:
@@ -531,6 +532,8 @@ def _grouped_backward(rule, r, rows, params, layouts, dims, addresses, offsets, 
                         mean += x[base + k * inner]
                     mean = mean / grad.dtype.type(extent)
                     dof = grad.dtype.type(extent) - s  # s: the correction (1 is Bessel's)
+                    if rule == STD and y[at] == zero:
+                        continue  # PyTorch's gradient of a zero std is zero, not 0/0
                     scale = (one + one) / dof if rule == VAR else one / (dof * y[at])
                     for k in range(extent):
                         ga[base + k * inner] += g[at] * scale * (x[base + k * inner] - mean)

@@ -448,8 +448,10 @@ def _var(row: _Row, g: Tensor) -> Tensor:
 
 
 def _std(row: _Row, g: Tensor) -> Tensor:
+    """As PyTorch: zero where the std is zero (rather than 0/0)."""
     centered, dof = _centered(row)
-    return _spread(row, g / (row.out * dof)) * centered
+    zero = row.out_data == 0
+    return _spread(row, g / (row.out + row.constant(zero)) * row.constant(~zero) / dof) * centered
 
 
 def _cumsum(row: _Row, g: Tensor) -> Tensor:
@@ -507,7 +509,7 @@ def _silu(row: _Row, g: Tensor) -> Tensor:
 
 def _elu(row: _Row, g: Tensor) -> Tensor:
     positive = row.a_data > 0
-    return g * (row.constant(positive) + (row.out + row.param) * row.constant(~positive))
+    return g * (row.constant(positive) + row.a.exp() * row.param * row.constant(~positive))
 
 
 def _view(row: _Row, g: Tensor) -> Tensor:
@@ -613,8 +615,8 @@ VJP_RULES: dict = {
     "sqrt": (lambda row, g: g / (row.out + row.out),),
     "abs": (lambda row, g: g * row.constant(np.sign(row.a_data)),),
     "reciprocal": (lambda row, g: -g * (row.out * row.out),),
-    # d softplus = sigmoid(x) = 1 - exp(-softplus(x))
-    "softplus": (lambda row, g: g * -(-row.out).expm1(),),
+    # d softplus = sigmoid(x)
+    "softplus": (lambda row, g: g * row.a.sigmoid(),),
     "log1p": (lambda row, g: g / (1.0 + row.a),),
     "expm1": (lambda row, g: g * (row.out + 1.0),),
     "tan": (lambda row, g: g * (1.0 + row.out * row.out),),
