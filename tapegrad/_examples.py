@@ -46,6 +46,21 @@ def _assigned(x, key, value):
     return x
 
 
+def _changed_through_view(x):
+    """A row of ``y`` multiplied in place: the change must reach ``y``'s gradient."""
+    y = x * 1.0
+    y[1].mul_(2.0)
+    return y
+
+
+def _view_after_change(x):
+    """A view taken before its base changed in place, used after: it reads the new values."""
+    y = x * 1.0
+    column = y[:, 0]
+    y.mul_(3.0)
+    return column * 2.0
+
+
 def _method_or_functional(x, name):
     method = getattr(x, name, None)
     return method() if method is not None else getattr(functional(x), name)(x)
@@ -241,6 +256,8 @@ CASES = [
     Case("exp_", lambda x: (x * 1.0).exp_() * 2.0, ((3,),)),
     Case("setitem", lambda x, v: _assigned(x * 1.0, (slice(None), 1), v.sin()), ((3, 4), (3,))),
     Case("setitem-broadcast", lambda x, v: _assigned(x * 2.0, (0,), v), ((2, 3), (1,))),
+    Case("in-place-through-view", _changed_through_view, ((3, 2),)),
+    Case("view-after-in-place", _view_after_change, ((3, 2),)),
     Case("setitem-mask", lambda x: _assigned(x * 2.0, x > 0.5, 0.25), ((2, 3),)),
     Case("masked_fill", lambda x: x.masked_fill(x > 0.5, 0.25) * 2.0, ((2, 3),)),
     Case("clamp_", lambda x: (x * 1.0).clamp_(-0.5, 0.5).sin(), ((2, 3),)),

@@ -73,7 +73,7 @@ def _index_data(index, kind: str) -> np.ndarray:
 
 def pick(name: str, x: Tensor, positions: np.ndarray) -> Tensor:
     """The elements of ``x`` at flat ``positions`` (any shape): one gather row, one element wide."""
-    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    positions = np.asarray(positions, dtype=np.int64)  # not ascontiguousarray: it makes 0-d 1-d
     out = x._data.reshape(-1)[positions] if x._data.size else np.zeros(positions.shape, x._data.dtype)
     tape, requires = _target((x,))
     if tape is None:
@@ -141,8 +141,6 @@ def assign(x: Tensor, key, value) -> Tensor:
     and of ``value`` (broadcast to ``x[key]``) joined, then picked into ``x``'s shape. A gradient
     reaches ``x`` where it was not overwritten and ``value`` where it was written (the last write
     wins for a repeated index, as in numpy)."""
-    from ._views import cat
-
     if _grad_state.recording is not None and _is_full_mask(x, key) and np.ndim(_data_of(value)) == 0:
         # Inside tapegrad.record, x[mask] = number is where(mask, number, x): the replay recomputes
         # the mask, where a pick by the mask's positions would freeze them.
@@ -165,10 +163,73 @@ def assign(x: Tensor, key, value) -> Tensor:
         value = value.to(x.dtype)
     if value._data.shape != written.shape:
         value = value.expand(written.shape)
+    return put("index_put" if advanced else "copy_slices", x, written, value)
+
+
+def put(name: str, x: Tensor, written: np.ndarray, value: Tensor) -> Tensor:
+    """``x`` with its elements at flat positions ``written`` replaced by ``value`` (of
+    ``written``'s shape): the elements of both joined, then picked into ``x``'s shape."""
+    from ._views import cat
+
     source = np.arange(x._data.size, dtype=np.int64)
     source[written.reshape(-1)] = x._data.size + np.arange(written.size)
     joined = cat([x.reshape(-1), value.reshape(-1)])
-    return pick("index_put" if advanced else "copy_slices", joined, source.reshape(x._data.shape))
+    return pick(name, joined, source.reshape(x._data.shape))
+
+
+def positions_in(root: Tensor, view: Tensor) -> np.ndarray:
+    """Where each element of ``view`` sits in ``root`` laid out contiguously, found from the
+    arrays' addresses and strides (so any chain of views works)."""
+    data = root._data
+    if not data.flags.c_contiguous:
+        raise NotImplementedError(
+            "an in-place change through a view of a tensor whose memory is not contiguous is not supported yet; "
+            "call .contiguous() on the tensor first"
+        )
+    itemsize = data.itemsize
+    start = (view._data.__array_interface__["data"][0] - data.__array_interface__["data"][0]) // itemsize
+    probe = np.arange(data.size, dtype=np.int64)
+    strides = tuple(stride // itemsize * probe.itemsize for stride in view._data.strides)
+    return np.lib.stride_tricks.as_strided(probe[start:], view._data.shape, strides).copy()
+
+
+def change_view(view: Tensor, result: Tensor, label: str) -> Tensor:
+    """``view`` (of ``view._base``) takes the values of ``result``, computed from it out of place:
+    the root moves to a row that is the old root with those elements replaced (``CopySlices``),
+    and the view to a pick from that row (``AsStridedBackward0``), as PyTorch rebases them. Other
+    views of the root are refreshed when next used (``refresh_view``)."""
+    from ._record import _bump_version
+
+    root = view._base
+    positions = positions_in(root, view)
+    if np.unique(positions).size != positions.size:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+            "location. Please clone() the tensor before performing the operation."
+        )
+    changed = put("copy_slices", root, positions, result)
+    view._data[...] = result._data
+    _bump_version(view, label)
+    root._tape, root._row, root._requires_grad, root._grad_fn = changed._tape, changed._row, True, None
+    _rebase(view, root, positions)
+    return view
+
+
+def refresh_view(view: Tensor) -> None:
+    """A view whose storage changed in place since its row was recorded (through its root or
+    another view) reads its values from the root's current row again, so gradients follow the
+    change, as PyTorch regenerates a view's grad_fn."""
+    root = view._base
+    if root._tape is None:
+        view._seen_version = view._version[0]
+        return
+    _rebase(view, root, positions_in(root, view))
+
+
+def _rebase(view: Tensor, root: Tensor, positions: np.ndarray) -> None:
+    fresh = pick("as_strided", root, positions)
+    view._tape, view._row, view._requires_grad, view._grad_fn = fresh._tape, fresh._row, fresh._requires_grad, None
+    view._seen_version = view._version[0]
 
 
 def _data_of(value):

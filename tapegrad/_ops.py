@@ -232,6 +232,8 @@ OPS: tuple[Op, ...] = (
     # names it by the key: basic indexing or index tensors and masks).
     Op("copy_slices", GATHER, "gather_rows", "CopySlices", replay="gather_rows"),
     Op("index_put", GATHER, "gather_rows", "IndexPutBackward0", replay="gather_rows"),
+    # A view after its storage changed in place: a pick from its root's new row.
+    Op("as_strided", GATHER, "gather_rows", "AsStridedBackward0", replay="gather_rows"),
     # nll_loss: the picked log-probabilities (a hidden gather), summed and scaled by -1/count.
     Op("nll_pick", GATHER, "gather_rows", "NllLossBackward0", hidden=True, replay="gather_rows"),
     Op("nll_loss", REDUCE, "sum_all", "NllLossBackward0", shown_inputs=2, replay="sum_all"),

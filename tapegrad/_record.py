@@ -30,6 +30,10 @@ _bool = builtins.bool
 
 def _input_row(tape: Tape, tensor: Tensor) -> int:
     """Row of ``tensor`` on ``tape``: its own, or its registration as a leaf or constant."""
+    if tensor._base is not None and tensor._version[0] != tensor._seen_version:
+        from ._indexing import refresh_view  # a view whose storage changed in place since
+
+        refresh_view(tensor)
     own = tensor._tape
     if own is not None and own is not tape and own.merged_into is not None:
         own = resolve(tensor)
@@ -356,6 +360,10 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
         )
     if result._tape is not None:
         _unsave_old_value(tensor, result._tape, before, mark)
+        if tensor._base is not None:
+            from ._indexing import change_view
+
+            return change_view(tensor, result, label)
     tensor._data[...] = result._data
     _bump_version(tensor, label if result._tape is not None else None)
     if result._tape is not None:
@@ -430,6 +438,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             and _special_modes[0] == 0
             and tape.merged_into is None
             and self._requires_grad
+            and self._base is None  # a view may need its row refreshed: the general path
         ):
             data = self._data
             # numpy casts a Python number to the array's type (NEP 50) on every call, ~120 ns;
@@ -455,6 +464,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             result._row = row
             result._requires_grad = True
             result._version = None
+            result._base = None
             if saves_input:
                 tape.save(row_x, data)
                 tape.track(row, row_x, self)

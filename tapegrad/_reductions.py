@@ -197,6 +197,8 @@ def _spread(name: str, x: Tensor, dim, unbiased, keepdim: bool, correction) -> T
         data = _float_data(t)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.var(data, axis=_axis(d), ddof=ddof)
+            if data.size:  # equal values: exactly 0, as PyTorch (the mean's rounding gives ~1e-17)
+                out = np.where(np.ptp(data, axis=_axis(d)) == 0, out * 0, out)
             if name == "std":
                 out = np.sqrt(out)
         out = np.asarray(out, dtype=data.dtype).reshape(shape)

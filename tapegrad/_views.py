@@ -32,7 +32,15 @@ def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) ->
         if counter is None:
             counter = x._version = [0]
         result._version = counter
+        if name not in _NOT_VIEWS:  # ... and remembers its root, for in-place changes to reach it
+            result._base = x._base if x._base is not None else x
+            result._seen_version = counter[0]
     return result
+
+
+# Views of an intermediate no user holds (the last step of matmul), which PyTorch's autograd
+# treats as fresh tensors: an in-place change of one needs no rebase.
+_NOT_VIEWS = frozenset({"unsafe_view", "matmul_view", "squeeze_matmul"})
 
 
 def _shape_argument(shape) -> tuple:

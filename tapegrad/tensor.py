@@ -69,6 +69,8 @@ class Tensor:
         "_retains_grad",
         "_address",
         "_version",
+        "_base",
+        "_seen_version",
         "__weakref__",
     )
     # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
@@ -82,6 +84,8 @@ class Tensor:
         "_address": None,
         "_version": None,
         "_hooks": None,
+        "_base": None,
+        "_seen_version": 0,
     }
 
     def __getattr__(self, name):
@@ -105,6 +109,7 @@ class Tensor:
         self._retains_grad = False
         self._version = None
         self._hooks = None
+        self._base = None
         if requires_grad:
             _check_can_require_grad(self._data, factory=True)
             self._requires_grad = True
@@ -142,6 +147,10 @@ class Tensor:
 
     @property
     def grad_fn(self):
+        if self._base is not None and self._version[0] != self._seen_version:
+            from ._indexing import refresh_view  # its storage changed in place: as PyTorch, a new node
+
+            refresh_view(self)
         if self._tape is None or not self._requires_grad:
             return None
         if self._grad_fn is None:
@@ -793,6 +802,8 @@ def _wrap(data: np.ndarray) -> Tensor:
     # unset slot goes through __getattr__ and costs a microsecond.
     tensor._version = None
     tensor._hooks = None
+    # A view's root tensor (``_record_view`` sets it): read on every recorded use.
+    tensor._base = None
     return tensor
 
 
@@ -803,6 +814,7 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     tensor._row = row
     tensor._requires_grad = requires_grad
     tensor._version = None
+    tensor._base = None
     return tensor
 
 

@@ -387,9 +387,13 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                     mean += x[base + k * inner]
                 mean /= extent
                 total = 0.0
+                spread = False
                 for k in range(extent):
                     total += (x[base + k * inner] - mean) ** 2
+                    spread = spread or x[base + k * inner] != x[base]
                 variance = total / (extent - params[r, 5])
+                if not spread:  # equal values: exactly 0 (NaN without degrees of freedom), as the facade
+                    variance *= 0.0
                 out[o * inner + i] = np.sqrt(variance) if rule == STD else variance
             else:  # NORM of order s
                 out[o * inner + i] = _norm_group(x, params[r, 5], base, extent, inner)
