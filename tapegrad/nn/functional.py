@@ -187,5 +187,5 @@ def binary_cross_entropy_with_logits(
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002
     if not training or p == 0:
         return input
-    keep = (_factories._generator.random(input.shape) >= p).astype(input._data.dtype) / (1 - p)
+    keep = (_factories.default_generator().random(input.shape) >= p).astype(input._data.dtype) / (1 - p)
     return input * _wrap(keep)
