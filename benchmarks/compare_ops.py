@@ -49,6 +49,9 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(0)
     ratios = {"small": [], "large": []}
     print(f"{'op':<18}{'case':<24}{'size':<7}{'tapegrad us':>12}{'torch us':>10}{'ratio':>8}")
+    unknown = sorted(set(args.op or ()) - set(cases))
+    if unknown:
+        parser.error(f"no case records {', '.join(unknown)} (hidden rows are measured with the op using them)")
     for name in sorted(args.op or cases):
         case = cases[name]
         for size, factor in (("small", 1), ("large", SCALE)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import jit
+from .config import inline, jit
 
 
 @jit
@@ -22,19 +22,23 @@ def contiguous_strides(shape):
 def strided_accumulate(dst, dst_offset, dst_strides, src, src_offset, src_strides, shape, scale):
     """``dst[dst_offset + i.dst_strides] += scale * src[src_offset + i.src_strides]`` for every
     multi-index ``i`` of ``shape``. A zero stride on one side makes it a broadcast (src) or a
-    sum (dst)."""
+    sum (dst). The last dimension is one run (``_accumulate_run``), the others an odometer."""
     ndim = len(shape)
     total = 1
     for k in range(ndim):
         total *= shape[k]
     if total == 0:
         return
+    if ndim == 0:
+        dst[dst_offset] += scale * src[src_offset]
+        return
+    run = shape[ndim - 1]
     index = np.zeros(ndim, np.int64)
     dst_position = dst_offset
     src_position = src_offset
-    for _ in range(total):
-        dst[dst_position] += scale * src[src_position]
-        k = ndim - 1
+    for _ in range(total // run):
+        _accumulate_run(dst, dst_position, dst_strides[ndim - 1], src, src_position, src_strides[ndim - 1], run, scale)
+        k = ndim - 2
         while k >= 0:
             index[k] += 1
             dst_position += dst_strides[k]
@@ -45,6 +49,31 @@ def strided_accumulate(dst, dst_offset, dst_strides, src, src_offset, src_stride
             src_position -= src_strides[k] * shape[k]
             index[k] = 0
             k -= 1
+
+
+@inline
+def _accumulate_run(dst, dst_position, dst_stride, src, src_position, src_stride, n, scale):
+    """One run along the last dimension. The common strides (1 and 0: a copy, a broadcast, a sum)
+    get slice loops LLVM vectorizes; computed indices do not (measured 4x on sum over a dim)."""
+    if dst_stride == 1 and src_stride == 1:
+        target = dst[dst_position : dst_position + n]
+        source = src[src_position : src_position + n]
+        for j in range(n):
+            target[j] += scale * source[j]
+    elif dst_stride == 1 and src_stride == 0:
+        target = dst[dst_position : dst_position + n]
+        value = scale * src[src_position]
+        for j in range(n):
+            target[j] += value
+    elif dst_stride == 0 and src_stride == 1:
+        source = src[src_position : src_position + n]
+        total = dst.dtype.type(0.0)
+        for j in range(n):
+            total += source[j]
+        dst[dst_position] += scale * total
+    else:
+        for j in range(n):
+            dst[dst_position + j * dst_stride] += scale * src[src_position + j * src_stride]
 
 
 @jit
