@@ -465,20 +465,28 @@ class Tensor:
         return _record._in_place(self, "div", other)
 
     def zero_(self) -> Tensor:
-        _record._check_in_place(self)
-        self._data[...] = 0
-        _record._bump_version(self)
-        return self
+        return self._overwrite(0, "Zero")
 
     def fill_(self, value) -> Tensor:
-        _record._check_in_place(self)
-        self._data[...] = value._data if isinstance(value, Tensor) else value
-        _record._bump_version(self)
-        return self
+        return self._overwrite(value, "Fill")
 
     def copy_(self, source) -> Tensor:
+        return self._overwrite(source, "Copy")
+
+    def _overwrite(self, value, label: str) -> Tensor:
+        """zero_/fill_/copy_. On a tensor of a graph, or from a tensor that requires grad, the
+        new values are recorded (as where(everywhere, value, self)): gradients no longer reach
+        the old values, and reach ``value``; otherwise a plain write."""
         _record._check_in_place(self)
-        self._data[...] = source._data if isinstance(source, Tensor) else source
+        value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
+        if _grad_state.enabled and (self._tape is not None or value_recorded):
+            from ._selection import where
+
+            if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
+                value = value.to(self.dtype)
+            everywhere = _wrap(np.ones(self._data.shape, np.bool_))
+            return _record.in_place(self, lambda t: where(everywhere, value, t), label)
+        self._data[...] = value._data if isinstance(value, Tensor) else value
         _record._bump_version(self)
         return self
 

@@ -104,12 +104,9 @@ def test_a_changed_kernel_source_is_never_served_from_a_stale_cache(tmp_path):
     assert before.stdout.strip() == "6.0"
     strided = site / "tapegrad" / "_kernels" / "strided.py"
     source = strided.read_text()
-    assert "dst[dst_position] += scale * src[src_position]" in source
-    strided.write_text(
-        source.replace(
-            "dst[dst_position] += scale * src[src_position]", "dst[dst_position] += 2 * scale * src[src_position]"
-        )
-    )
+    line = "dst[dst_position + j * dst_stride] += scale * src[src_position + j * src_stride]"  # the strided run a transpose takes
+    assert line in source
+    strided.write_text(source.replace(line, line.replace("+= scale", "+= 2 * scale")))
     after = _run(code, env, cwd=tmp_path)
     assert after.returncode == 0, after.stderr
     assert after.stdout.strip() == "12.0"

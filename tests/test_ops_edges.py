@@ -97,6 +97,10 @@ EDGES = [
         np.array(2.0),
     ),
     ("masked_fill", lambda m, x: x.masked_fill(x < 0.5, -1.0).exp(), RNG.random((3, 2))),
+    ("zero_ on a non-leaf", lambda m, x: (x * 2).zero_() + x, RNG.random(3)),
+    ("fill_ with a tensor", lambda m, x, v: (x * 2).fill_(v * 3) * x, RNG.random(3), np.array(0.5)),
+    ("copy_ from a tensor", lambda m, x, v: (x * 2).copy_(v.exp()) * x, RNG.random((2, 3)), RNG.random(3)),
+    ("zero_ of a row", lambda m, x: _zeroed_row(x * 2), RNG.random((2, 3))),
     ("pow_ on a non-leaf", lambda m, x: (x * 1).pow_(2), RNG.random(3)),
     ("std of equal values", lambda m, x: x.std(1), np.array([[1.0, 1.0], [1.0, 2.0]])),
     ("elu changed in place", lambda m, x: m.nn.functional.elu(x).mul_(2), np.array([-1.0, 2.0])),
@@ -105,6 +109,11 @@ EDGES = [
     ("index by 0-d tensor", lambda m, x: (x * 1)[m.tensor(1)] * 2, np.array([1.0, 2.0, 3.0])),
     ("sigmoid_ on a non-leaf", lambda m, x: (x * 2).sigmoid_(), RNG.random(3)),
 ]
+
+
+def _zeroed_row(y):
+    y[0].zero_()
+    return y
 
 
 # Composites whose last node PyTorch names after its own internal steps (einsum's strategy, a
