@@ -30,7 +30,12 @@ def gather_rows(name: str, x: Tensor, indices) -> Tensor:
             raise IndexError("index out of range in self")
         raise IndexError(f"index {bad} is out of bounds for dimension 0 with size {extent}")
     indices = np.where(indices < 0, indices + extent, indices).astype(np.int64)
-    out = x._data[indices]
+    return _record_gather(name, x, x._data[indices], indices)
+
+
+def _record_gather(name: str, x: Tensor, out: np.ndarray, indices: np.ndarray) -> Tensor:
+    """One gather row: ``out`` is ``x``'s rows (or, one element wide, elements) ``indices``,
+    kept in aux after their count."""
     tape, requires = _target((x,))
     if tape is None:
         return _wrap(out)
@@ -75,13 +80,7 @@ def pick(name: str, x: Tensor, positions: np.ndarray) -> Tensor:
     """The elements of ``x`` at flat ``positions`` (any shape): one gather row, one element wide."""
     positions = np.asarray(positions, dtype=np.int64)  # not ascontiguousarray: it makes 0-d 1-d
     out = x._data.reshape(-1)[positions] if x._data.size else np.zeros(positions.shape, x._data.dtype)
-    tape, requires = _target((x,))
-    if tape is None:
-        return _wrap(out)
-    row_x = _input_row(tape, x)
-    aux = tape.add_aux(np.concatenate(([positions.size], positions.reshape(-1))))
-    row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
-    return _recorded(out, tape, row, requires)
+    return _record_gather(name, x, out, positions)
 
 
 def gather(x: Tensor, dim: int, index) -> Tensor:
