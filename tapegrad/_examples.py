@@ -127,6 +127,7 @@ CASES = [
     Case("unsqueeze", lambda x, y: x.unsqueeze(1) * y, ((2, 3), (2, 4, 3))),
     Case("squeeze", lambda x: x.squeeze().exp(), ((2, 1, 3),)),
     Case("squeeze(1)", lambda x: x.squeeze(1).exp(), ((2, 1, 3),)),
+    Case("squeeze((0,2))", lambda x: x.squeeze((0, 2)).exp(), ((1, 3, 1),)),
     Case("select", lambda x: x[1] * 2.0, ((3, 4),)),
     Case("slice-step", lambda x: x[:, ::2].exp(), ((3, 5),)),
     Case("slice", lambda x: x[1:].exp(), ((4,),)),

@@ -200,6 +200,7 @@ OPS: tuple[Op, ...] = (
     Op("unsqueeze", VIEW, "view", "UnsqueezeBackward0"),
     Op("squeeze", VIEW, "view", "SqueezeBackward0"),
     Op("squeeze_dim", VIEW, "view", "SqueezeBackward1"),
+    Op("squeeze_dims", VIEW, "view", "SqueezeBackward2"),
     Op("squeeze_matmul", VIEW, "view", "SqueezeBackward4"),
     Op("select", VIEW, "view", "SelectBackward0"),
     Op("slice", VIEW, "view", "SliceBackward0"),

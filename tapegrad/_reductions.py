@@ -102,8 +102,10 @@ def _along_one(x: Tensor, dim, keepdim: bool, reduce) -> Tensor:
         return _along_one(x, dims[0], keepdim, reduce)
     kept = [d for d in range(ndim) if d not in dims]
     merged = x.permute(*kept, *dims).reshape(*[shape[d] for d in kept], -1)
-    out = reduce(merged, len(kept), tuple(shape[d] for d in kept))
-    return out.reshape([1 if d in dims else shape[d] for d in range(ndim)]) if keepdim else out
+    # The row only needs the result's element count, so keepdim's shape costs no extra view.
+    if keepdim:
+        return reduce(merged, len(kept), tuple(1 if d in dims else shape[d] for d in range(ndim)))
+    return reduce(merged, len(kept), tuple(shape[d] for d in kept))
 
 
 def _axis(dim: int):
@@ -149,7 +151,8 @@ def prod(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         out = np.asarray(np.prod(t._data.astype(data.dtype, copy=False), axis=_axis(d)), dtype=data.dtype).reshape(
             shape
         )
-        return record("prod" if d < 0 else "prod_dim", (t,), out, saved=(t._data,), iparam=d)
+        name = "prod" if dim is None else "prod_dim"  # a dim of a 0-d tensor is still ProdBackward1
+        return record(name, (t,), out, saved=(t._data,), iparam=d)
 
     if dim is None:
         return _along_one(x, None, keepdim, reduce)

@@ -103,7 +103,7 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
         dims = (dim,) if isinstance(dim, int) else tuple(dim)
         dims = {_normalize_dim(d, x._data.ndim) for d in dims}
         out = x._data.reshape(tuple(e for k, e in enumerate(x._data.shape) if not (k in dims and e == 1)))
-        name = "squeeze_dim"
+        name = "squeeze_dim" if isinstance(dim, int) else "squeeze_dims"
     return _record_view(name, x, out, 0, contiguous_strides(out.shape))
 
 
@@ -126,16 +126,34 @@ def expand(x: Tensor, sizes, name: str = "expand") -> Tensor:
     return _record_view(name, x, np.broadcast_to(x._data, target), offset, strides)
 
 
-def _index_name(key: tuple) -> str:
-    """The PyTorch node an index expression ends with (the last component applied)."""
-    for part in reversed(key):
+def _index_name(key: tuple, shape: tuple) -> str:
+    """The PyTorch node an index expression ends with: that of its last component, skipping
+    slices that keep a whole dimension (PyTorch applies no op for them)."""
+    named = [part for part in key if part is not None and part is not Ellipsis]
+    ellipsis_dims = len(shape) - len(named)
+    dim = 0
+    last = "alias"
+    for part in key:
         if part is None:
-            return "unsqueeze"
-        if isinstance(part, slice):
-            return "slice"
-        if isinstance(part, (int, np.integer)):
-            return "select"
-    return "alias"
+            last = "unsqueeze"
+        elif part is Ellipsis:
+            dim += ellipsis_dims
+        else:
+            if isinstance(part, slice):
+                if not _keeps_everything(part, shape[dim]):
+                    last = "slice"
+            else:
+                last = "select"
+            dim += 1
+    return last
+
+
+def _keeps_everything(part: slice, extent: int) -> bool:
+    """PyTorch's test, on the slice as written: start 0, step 1, stop at or past the end (so
+    ``-1:`` of one element is still a slice)."""
+    start = 0 if part.start is None else part.start
+    stop = extent if part.stop is None else part.stop
+    return start == 0 and part.step in (None, 1) and stop >= extent
 
 
 def _select(x: Tensor, index: int) -> Tensor:
@@ -160,6 +178,7 @@ def getitem(x: Tensor, key) -> Tensor:
         return _select(x, int(key._data))
     if isinstance(key, (Tensor, np.ndarray, list)):
         return _index_by_tensor(x, key)
+    bare_slice = isinstance(key, slice)  # x[:] is a SliceBackward0 even when it keeps everything
     key = key if isinstance(key, tuple) else (key,)
     advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
     if advanced:
@@ -178,7 +197,8 @@ def getitem(x: Tensor, key) -> Tensor:
         message = str(error).replace(" axis ", " dimension ")
         raise IndexError(message) from None
     offset = probe_view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
-    return _record_view(_index_name(key), x, out, offset, probe_view.strides)
+    name = "slice" if bare_slice else _index_name(key, x._data.shape)
+    return _record_view(name, x, out, offset, probe_view.strides)
 
 
 def _common_dtype(tensors) -> list:
