@@ -120,6 +120,8 @@ CASES = [
     Case("norm", lambda x: x.norm(), ((2, 3),)),
     Case("reshape", lambda x: x.reshape(3, 2) * 1.5, ((2, 3),)),
     Case("view(-1)", lambda x: x.view(-1) * 1.5, ((2, 3),)),
+    Case("reshape-copy", lambda x: x.t().reshape(6) * 1.5, ((2, 3),)),
+    Case("reshape-alias", lambda x: x.transpose(0, 1).reshape(3, 2, 2, 2).exp(), ((2, 3, 4),)),
     Case("transpose", lambda x, y: x.transpose(0, 1) * y, ((2, 3), (3, 2))),
     Case("t", lambda x, y: x.t() * y, ((2, 3), (3, 2))),
     Case("T", lambda x, y: x.T * y, ((2, 3), (3, 2))),

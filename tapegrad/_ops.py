@@ -194,6 +194,7 @@ OPS: tuple[Op, ...] = (
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),
     Op("unsafe_view", VIEW, "view", "UnsafeViewBackward0"),
+    Op("reshape_alias", VIEW, "view", "ReshapeAliasBackward0"),
     Op("transpose", VIEW, "view", "TransposeBackward0"),
     Op("t", VIEW, "view", "TBackward0"),
     Op("permute", VIEW, "view", "PermuteBackward0"),

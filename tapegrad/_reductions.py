@@ -13,10 +13,19 @@ import numpy as np
 
 from . import _dtypes
 from ._ops import OPCODE
-from ._record import _input_row, _opcode, _target, record
+from ._record import _input_row, _opcode, _target
+from ._record import record as _record_op
 from ._tape import NO_GRAD
 from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _normalize_dim, _recorded, _wrap
+
+
+def record(name: str, inputs: tuple, out: np.ndarray, **slots) -> Tensor:
+    """Record a reduction with a C-contiguous result, as PyTorch's are (numpy keeps a transposed
+    input's memory order, and ``contiguous()`` would then copy where PyTorch does not)."""
+    if not out.flags.c_contiguous:
+        out = np.array(out, order="C")
+    return _record_op(name, inputs, out, **slots)
 
 
 def _dims(x: Tensor, dim) -> tuple:
@@ -271,6 +280,8 @@ def _weights(flat: np.ndarray, axis: int, largest: bool, first: bool) -> np.ndar
 
 
 def _record_extreme(name: str, x: Tensor, out: np.ndarray, dim: int, mode: int, weights: np.ndarray) -> Tensor:
+    if not out.flags.c_contiguous:
+        out = np.array(out, order="C")
     tape, requires = _target((x,))
     if tape is None:
         return _wrap(out)

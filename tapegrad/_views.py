@@ -49,13 +49,40 @@ def _shape_argument(shape) -> tuple:
     return tuple(int(extent) for extent in shape)
 
 
-def reshape(x: Tensor, shape, name: str = "view") -> Tensor:
+def reshape(x: Tensor, shape, name: str | None = None) -> Tensor:
+    """``x`` in another shape, named as PyTorch names it: a view of a contiguous tensor
+    (``ViewBackward0``), of a non-contiguous one that allows it (``ReshapeAliasBackward0``), or
+    a copy (``UnsafeViewBackward0``)."""
+    out = _reshaped(x, shape)
+    if name is None:
+        if x._data.flags.c_contiguous:
+            name = "view"
+        else:
+            name = "reshape_alias" if _is_view_of(out, x._data) else "unsafe_view"
+    return _record_view(name, x, out, 0, contiguous_strides(out.shape))
+
+
+def view(x: Tensor, shape) -> Tensor:
+    """``x`` in another shape without a copy; PyTorch's error where that is impossible."""
+    out = _reshaped(x, shape)
+    if out.size and not _is_view_of(out, x._data):
+        raise RuntimeError(
+            "view size is not compatible with input tensor's size and stride (at least one dimension spans across "
+            "two contiguous subspaces). Use .reshape(...) instead."
+        )
+    return _record_view("view", x, out, 0, contiguous_strides(out.shape))
+
+
+def _reshaped(x: Tensor, shape) -> np.ndarray:
     shape = _shape_argument(shape)
     try:
-        out = x._data.reshape(shape)
+        return x._data.reshape(shape)
     except ValueError:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {x._data.size}") from None
-    return _record_view(name, x, out, 0, contiguous_strides(out.shape))
+
+
+def _is_view_of(out: np.ndarray, data: np.ndarray) -> bool:
+    return out is data or (out.base is not None and np.may_share_memory(out, data))
 
 
 def transpose(x: Tensor, dim0: int, dim1: int, name: str = "transpose") -> Tensor:

@@ -720,10 +720,13 @@ class Tensor:
 
         return reshape(self, shape)
 
-    view = reshape
+    def view(self, *shape):
+        from ._views import view
+
+        return view(self, shape)
 
     def view_as(self, other):
-        return self.reshape(other.shape)
+        return self.view(other.shape)
 
     def reshape_as(self, other):
         return self.reshape(other.shape)

@@ -18,13 +18,6 @@ To test another op, add an ``OpSpec`` to ``OP_SPECS``.
 # Known mismatches with PyTorch, left out of the programs until tapegrad is fixed. Each name marks
 # the ``_excluding`` (or other) line that leaves it out; delete that to test the case again.
 #
-# RESHAPE-NAME: reshape and flatten of a non-contiguous tensor give ViewBackward0; PyTorch's is
-#   UnsafeViewBackward0 when it copies and ReshapeAliasBackward0 when it need not:
-#   tg.ones(2, 3, requires_grad=True).t().reshape(6)
-# LAYOUT: reductions (sum/mean/amax/var/logsumexp over a dim), softmax, log_softmax and cumsum of a
-#   non-contiguous tensor give a non-contiguous result (numpy keeps the input's memory order);
-#   PyTorch's is contiguous, so contiguous() then clones (CloneBackward0) where PyTorch returns
-#   the tensor itself: tg.ones(3, 4, requires_grad=True).t().softmax(0).is_contiguous() is False
 # MATMUL-FOLD-NAMES: matmul's grad_fn differs where PyTorch folds batch dimensions its own way: a
 #   1-D operand with a 3-D or more other ((2, 1, 2) @ (2,): SqueezeBackward1, PyTorch's is
 #   UnsafeViewBackward0), and a second operand of more dimensions, or with a larger batch, than the
@@ -219,10 +212,6 @@ def _excluding(plan, excluded):
         return None if params is None or excluded(shapes, params) else params
 
     return guarded
-
-
-def _non_contiguous(shapes, params) -> bool:
-    return not shapes[0].contiguous
 
 
 def _one_dim_and_keepdim(rng, shapes):
@@ -591,7 +580,7 @@ OP_SPECS: tuple[OpSpec, ...] = (
         "reshape",
         "view",
         lambda m, x, shape: x.reshape(*shape),
-        plan=_excluding(_reshape, _non_contiguous),  # RESHAPE-NAME
+        plan=_reshape,
         view=True,
     ),
     OpSpec("view", "view", lambda m, x, shape: x.view(shape), plan=_reshape, view=True),
@@ -599,7 +588,7 @@ OP_SPECS: tuple[OpSpec, ...] = (
         "flatten",
         "view",
         lambda m, x: x.flatten(),
-        plan=_excluding(_always, _non_contiguous),  # RESHAPE-NAME
+        plan=_always,
         view=True,
     ),
     OpSpec("transpose", "view", lambda m, x, dim0, dim1: x.transpose(dim0, dim1), plan=_two_dims, view=True),
@@ -630,7 +619,7 @@ OP_SPECS: tuple[OpSpec, ...] = (
         "contiguous",
         "view",
         lambda m, x: x.contiguous(),  # a copy of a non-contiguous x; x itself otherwise
-        plan=_excluding(_always, lambda shapes, params: shapes[0].contiguous),  # LAYOUT
+        plan=_always,
         view=True,
     ),
     # Indexing with tensors (constants of the program, so a replay has nothing to guard).
