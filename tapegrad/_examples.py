@@ -227,6 +227,8 @@ CASES = [
     Case("einsum-batch", lambda a, b: library(a).einsum("bij,bjk->bki", a, b), ((2, 2, 3), (2, 3, 2))),
     Case("einsum-trace-free", lambda a, b: library(a).einsum("ij,ij->", a, b), ((2, 3), (2, 3))),
     Case("einsum-sum", lambda a: library(a).einsum("ijk->ki", a), ((2, 3, 2),)),
+    Case("einsum-diagonal", lambda a, b: library(a).einsum("ii,ij->j", a, b), ((3, 3), (3, 2))),
+    Case("diagonal", lambda x: x.diagonal(1, 0, 2).exp(), ((3, 2, 4),)),
     Case(
         "nll_loss",
         lambda x: functional(x).nll_loss(x.log_softmax(1), library(x).tensor([1, 0, 3])),

@@ -119,13 +119,15 @@ def outer(a: Tensor, b: Tensor) -> Tensor:
 
 
 def einsum(equation: str, *operands) -> Tensor:
-    """Einstein summation for the common contractions, composed of permutes, sums and one
-    batched matmul per pair of operands (contracted left to right). Not supported: ellipsis
-    and an index repeated within one operand (diagonals)."""
+    """Einstein summation, composed of diagonals (an index repeated within one operand),
+    permutes, sums and one batched matmul per pair of operands (contracted left to right). Not
+    supported: ellipsis."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     operands = [as_tensor(x) for x in operands]
     inputs, output = _parse_einsum(equation.replace(" ", ""), operands)
+    for k, letters in enumerate(inputs):
+        operands[k], inputs[k] = _diagonals(operands[k], letters)
     result, letters = operands[0], inputs[0]
     for k in range(1, len(operands)):
         needed = set(output).union(*inputs[k + 1 :])
@@ -142,8 +144,6 @@ def _parse_einsum(equation: str, operands) -> tuple:
     if len(inputs) != len(operands):
         raise RuntimeError("einsum(): more operands were provided than specified in the equation")
     for letters, x in zip(inputs, operands):
-        if len(set(letters)) != len(letters):
-            raise NotImplementedError("einsum with an index repeated in one operand is not supported yet")
         if len(letters) != x._data.ndim:
             raise RuntimeError(
                 f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
@@ -153,6 +153,18 @@ def _parse_einsum(equation: str, operands) -> tuple:
         counts = {c: left.count(c) for c in left if c.isalpha()}
         output = "".join(sorted(c for c, n in counts.items() if n == 1))
     return inputs, output
+
+
+def _diagonals(x: Tensor, letters: str) -> tuple:
+    """An index repeated within one operand ("ii") takes the diagonal: one dimension for it,
+    last, as ``diagonal`` puts it."""
+    for letter in dict.fromkeys(letters):
+        while letters.count(letter) > 1:
+            first = letters.index(letter)
+            second = letters.index(letter, first + 1)
+            x = x.diagonal(0, first, second)
+            letters = letters[:first] + letters[first + 1 : second] + letters[second + 1 :] + letter
+    return x, letters
 
 
 def _sum_out(x: Tensor, letters: str, keep: set) -> tuple:

@@ -210,6 +210,7 @@ OPS: tuple[Op, ...] = (
     Op("split", VIEW, "view", "SplitBackward0"),
     Op("split_with_sizes", VIEW, "view", "SplitWithSizesBackward0"),
     Op("unbind", VIEW, "view", "UnbindBackward0"),
+    Op("diagonal", VIEW, "view", "DiagonalBackward0"),
     Op("broadcast", VIEW, "view", "ExpandBackward0", hidden=True),
     Op("matmul_view", VIEW, "view", "ViewBackward0", hidden=True),
     # Matrix products (BLAS through numba).

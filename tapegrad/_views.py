@@ -349,3 +349,19 @@ def unbind(x: Tensor, dim: int = 0) -> tuple:
         index = (slice(None),) * dim + (k,)
         pieces.append(_record_view("unbind", x, x._data[index], k * strides[dim], inner))
     return tuple(pieces)
+
+
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal of ``dim1`` and ``dim2`` (shifted by ``offset``) as a last dimension: a view
+    (``DiagonalBackward0``)."""
+    ndim = x._data.ndim
+    if ndim < 2:
+        raise RuntimeError(f"diagonal dimensions requires ndim larger than 1, but got ndim={ndim}")
+    dim1, dim2 = _normalize_dim(dim1, ndim), _normalize_dim(dim2, ndim)
+    if dim1 == dim2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    out = np.diagonal(x._data, offset, dim1, dim2)
+    probe = np.empty(x._data.shape, np.uint8)
+    probe_view = np.diagonal(probe, offset, dim1, dim2)
+    start = probe_view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
+    return _record_view("diagonal", x, out, start, probe_view.strides)

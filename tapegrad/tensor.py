@@ -644,6 +644,11 @@ class Tensor:
 
         return unbind(self, dim)
 
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1):
+        from ._views import diagonal
+
+        return diagonal(self, offset, dim1, dim2)
+
     def gather(self, dim: int, index):
         from ._indexing import gather
 

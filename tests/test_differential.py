@@ -28,7 +28,6 @@ To test another op, add an ``OpSpec`` to ``OP_SPECS``.
 #   gradients agree, so einsum is drawn with its grad_fn name not compared (``checks_grad_fn``).
 #   PyTorch's result is also a view of its internal product, so an in-place change of it gives
 #   AsStridedBackward0 (tapegrad: AddBackward0 for add_): einsum results are not changed in place.
-# EINSUM-REPEATED-INDEX: tg.einsum("ii->i", x) raises NotImplementedError (PyTorch: the diagonal).
 
 from __future__ import annotations
 
@@ -463,7 +462,7 @@ def _repeats(rng, shapes):
 
 
 _EINSUM_TWO = ("ij,jk->ik", "ij,kj->ik", "i,i->", "i,j->ij", "ij,ij->i", "ij,j->i", "bij,bjk->bik")
-_EINSUM_ONE = ("ij->ji", "ij->i", "ij->", "ijk->kji", "i->")  # and "ii->i": EINSUM-REPEATED-INDEX
+_EINSUM_ONE = ("ij->ji", "ij->i", "ij->", "ijk->kji", "i->", "ii->i", "ii->")
 
 
 def _einsum_equation(equations):
