@@ -62,6 +62,31 @@ def test_state_carried_with_detach_holds_memory_flat():
     assert _growth(step, 3000) < 4 * 2**20
 
 
+def test_in_place_changes_through_views_hold_memory_flat():
+    def step():
+        h = (X @ W) * 1.0
+        h[0].mul_(2.0)  # rebases h (CopySlices) and the view (AsStridedBackward0)
+        column = h[:, 1]
+        h.add_(1.0)  # the column is re-derived from h when next used
+        (column.sum() + h.sum()).backward()
+        with tg.no_grad():
+            W.grad = None
+
+    assert _growth(step, 3000) < 4 * 2**20
+
+
+def test_a_rebased_view_does_not_keep_its_tape_alive():
+    x = tg.ones(100, requires_grad=True)
+    y = x * 2.0
+    y[:10].mul_(3.0)
+    tape = weakref.ref(y._tape)
+    y.sum().backward()
+    del y
+    gc.collect()
+    assert tape() is None
+    assert x.grad[:10].tolist() == [6.0] * 10 and x.grad[10:].tolist() == [2.0] * 90
+
+
 def test_tape_is_released_when_no_tensor_reaches_it():
     x = tg.ones(1000, requires_grad=True)
     y = (x * 2.0).exp().sum()
