@@ -240,6 +240,8 @@ OPS: tuple[Op, ...] = (
     # nll_loss: the picked log-probabilities (a hidden gather), summed and scaled by -1/count.
     Op("nll_pick", GATHER, "gather_rows", "NllLossBackward0", hidden=True, replay="gather_rows"),
     Op("nll_loss", REDUCE, "sum_all", "NllLossBackward0", shown_inputs=2, replay="sum_all"),
+    # ... with class weights: the picks dotted with the targets' -weight / total weight.
+    Op("nll_loss_weighted", MATMUL, "dot", "NllLossBackward0", None, "a b", replay="dot"),
     # n inputs: the integer slot points at (count, dim, r - input_row for each input, each
     # input's extent along dim) in aux; deltas rather than row numbers, so merging tapes leaves
     # them valid.

@@ -116,3 +116,53 @@ def test_embedding_layernorm_gelu_modules_match_pytorch():
     np.testing.assert_allclose(norm.weight.grad.numpy(), theirs["norm"].weight.grad.numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(IndexError, match="index out of range in self"):
         embed(tg.tensor([7]))
+
+
+MODULES = [
+    ("SiLU", lambda nn: nn.SiLU(), "x"),
+    ("LeakyReLU", lambda nn: nn.LeakyReLU(0.2), "x"),
+    ("ELU", lambda nn: nn.ELU(0.7), "x"),
+    ("Softmax", lambda nn: nn.Softmax(dim=1), "x"),
+    ("LogSoftmax", lambda nn: nn.LogSoftmax(dim=0), "x"),
+    ("Flatten", lambda nn: nn.Flatten(), "x"),
+    ("NLLLoss", lambda nn: nn.NLLLoss(ignore_index=2), "log-probabilities, classes"),
+    ("CrossEntropyLoss weighted", lambda nn: nn.CrossEntropyLoss(weight=_weights(nn)), "x, classes"),
+    ("BCELoss", lambda nn: nn.BCELoss(reduction="sum"), "probabilities, targets"),
+    ("BCEWithLogitsLoss", lambda nn: nn.BCEWithLogitsLoss(pos_weight=_weights(nn)[:3].reshape(1, 3)), "x, targets"),
+]
+
+
+def _weights(nn):
+    library = tg if nn is tg.nn else __import__("torch")
+    return library.tensor([0.5, 2.0, 1.0, 1.5], dtype=library.float64)
+
+
+@pytest.mark.parametrize("name,make,inputs", MODULES, ids=[m[0] for m in MODULES])
+def test_more_modules_match_pytorch(name, make, inputs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 3) if "targets" in inputs else (4, 4, 2) if name == "Flatten" else (4, 4))
+    classes = np.array([0, 2, 3, 1])
+    targets = rng.uniform(size=(4, 3))
+
+    def run(library):
+        values = x
+        if inputs.startswith("log-probabilities"):
+            values = np.log(np.exp(x) / np.exp(x).sum(1, keepdims=True))
+        if inputs.startswith("probabilities"):
+            values = 1 / (1 + np.exp(-x))
+        tensor = library.tensor(values, dtype=library.float64, requires_grad=True)
+        args = [tensor]
+        if inputs.endswith("classes"):
+            args.append(library.tensor(classes))
+        if inputs.endswith("targets"):
+            args.append(library.tensor(targets, dtype=library.float64))
+        out = make(library.nn)(*args)
+        out.sum().backward()
+        return out.detach().numpy(), tensor.grad.numpy(), type(out.grad_fn).__name__
+
+    ours, theirs = run(tg), run(torch)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-10, atol=1e-12)
+    if not name.startswith("BCE"):  # tapegrad composes binary cross entropy of its ops
+        assert ours[2] == theirs[2]

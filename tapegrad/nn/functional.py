@@ -134,13 +134,15 @@ def nll_loss(
         return record("nll_loss", (picked,), out, param=scale)
     weights = np.ones(classes, input._data.dtype) if weight is None else weight._data
     per_target = np.where(kept, weights[np.where(kept, rows, 0)], 0).astype(input._data.dtype)
-    losses = -(pick("index", input, positions) * _wrap(per_target))
-    losses = losses.reshape(labels.shape)
     if reduction == "none":
-        return losses
-    if reduction == "sum":
-        return losses.sum()
-    return losses.sum() / _wrap(np.asarray(per_target.sum(), dtype=input._data.dtype))
+        return -(pick("index", input, positions) * _wrap(per_target)).reshape(labels.shape)
+    # Weighted: the picked log-probabilities dotted with -weight / (total weight, for the mean).
+    total = per_target.sum() if reduction == "mean" else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coefficients = np.asarray(-per_target[kept] / total, dtype=input._data.dtype)
+    picked = pick("nll_pick", input, positions[kept])
+    out = np.asarray(np.dot(picked._data, coefficients) if total else np.nan, dtype=input._data.dtype)
+    return record("nll_loss_weighted", (picked, _wrap(coefficients)), out, saved=(picked._data, coefficients))
 
 
 def binary_cross_entropy(
