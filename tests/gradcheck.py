@@ -41,3 +41,14 @@ def analytic_gradients(call, arrays, weights, dtype=tg.float64) -> list[np.ndarr
     out = call(*inputs)
     weighted_sum(out, weights.astype(out._data.dtype)).backward()
     return [x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for x in inputs]
+
+
+def assert_nested_close(ours, theirs, rtol: float, atol: float) -> None:
+    """tapegrad results against PyTorch's, both possibly nested tuples (autograd.functional)."""
+    if isinstance(theirs, tuple):
+        assert isinstance(ours, tuple) and len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            assert_nested_close(a, b, rtol, atol)
+    else:
+        assert tuple(ours.shape) == tuple(theirs.shape)
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=rtol, atol=atol)

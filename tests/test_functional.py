@@ -7,6 +7,8 @@ import pytest
 
 import tapegrad as tg
 
+from .gradcheck import assert_nested_close
+
 torch = pytest.importorskip("torch")
 
 
@@ -23,12 +25,7 @@ def _inputs(module):
 
 
 def _close(ours, theirs):
-    if isinstance(theirs, tuple):
-        assert isinstance(ours, tuple) and len(ours) == len(theirs)
-        for a, b in zip(ours, theirs):
-            _close(a, b)
-    else:
-        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert_nested_close(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
 def test_jacobian():

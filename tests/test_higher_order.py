@@ -16,7 +16,7 @@ from tapegrad._tape import OPCODE_MASK, resolve
 from tapegrad.autograd import higher_order
 from tapegrad.autograd.engine import SECOND_BACKWARD
 
-from .gradcheck import sample
+from .gradcheck import assert_nested_close, sample
 
 # -- every op case: d/dx of (first derivative . direction) ----------------------------------
 
@@ -212,13 +212,7 @@ def _arrays():
 
 
 def _close(ours, theirs):
-    if isinstance(theirs, tuple):
-        assert isinstance(ours, tuple) and len(ours) == len(theirs)
-        for a, b in zip(ours, theirs):
-            _close(a, b)
-    else:
-        assert tuple(ours.shape) == tuple(theirs.shape)
-        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-9, atol=1e-11)
+    assert_nested_close(ours, theirs, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("name", list(_functions(tg)))
