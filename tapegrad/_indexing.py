@@ -72,7 +72,8 @@ def _index_data(index, kind: str) -> np.ndarray:
         index = index._data
     index = np.asarray(index)
     if index.dtype.kind not in "iu":
-        raise RuntimeError(f"{kind}(): Expected dtype int64 for index")
+        expected = "int32/int64" if kind == "gather" else "int32 or int64"
+        raise RuntimeError(f"{kind}(): Expected dtype {expected} for index")
     return index.astype(np.int64, copy=False)
 
 

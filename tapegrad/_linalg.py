@@ -149,6 +149,14 @@ def _parse_einsum(equation: str, operands) -> tuple:
                 f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
                 f"of dimensions ({x._data.ndim}) for operand {inputs.index(letters)} and no ellipsis was given"
             )
+    seen: dict = {}
+    for index, (letters, x) in enumerate(zip(inputs, operands)):
+        for letter, extent in zip(letters, x._data.shape):
+            if seen.setdefault(letter, extent) != extent:
+                raise RuntimeError(
+                    f"einsum(): subscript {letter} has size {extent} for operand {index} which does not broadcast "
+                    f"with previously seen size {seen[letter]}"
+                )
     if not arrow:  # implicit output: the letters used once, in alphabetical order
         counts = {c: left.count(c) for c in left if c.isalpha()}
         output = "".join(sorted(c for c, n in counts.items() if n == 1))

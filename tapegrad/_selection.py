@@ -50,7 +50,8 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
         return tuple(_wrap(np.asarray(index, np.int64)) for index in np.nonzero(condition._data))
     if condition._data.dtype != np.bool_:
         raise RuntimeError(
-            f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name.capitalize()}"
+            "where expected condition to be a boolean tensor, but got a tensor with dtype "
+            + _TYPE_NAMES.get(condition._data.dtype.name, condition._data.dtype.name)
         )
     a, b = _operands(input, other)
     result = _dtypes.result_type(a.dtype, a._data.ndim, b.dtype, b._data.ndim).numpy
@@ -77,6 +78,9 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
     tape.save(mask, np.ascontiguousarray(np.broadcast_to(condition._data, shape), dtype=out.dtype))
     row = tape.append(_opcode("where", requires), row_a, row_b, tape.n - mask, layout, 0.0)
     return _recorded(out, tape, row, requires)
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int"}  # PyTorch's
 
 
 def _operands(first, second) -> tuple:

@@ -341,6 +341,8 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def unbind(x: Tensor, dim: int = 0) -> tuple:
     """The slices along ``dim``, without it (``UnbindBackward0``)."""
+    if x._data.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     dim = _normalize_dim(dim, x._data.ndim)
     strides = contiguous_strides(x._data.shape)
     inner = strides[:dim] + strides[dim + 1 :]
@@ -355,8 +357,6 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     """The diagonal of ``dim1`` and ``dim2`` (shifted by ``offset``) as a last dimension: a view
     (``DiagonalBackward0``)."""
     ndim = x._data.ndim
-    if ndim < 2:
-        raise RuntimeError(f"diagonal dimensions requires ndim larger than 1, but got ndim={ndim}")
     dim1, dim2 = _normalize_dim(dim1, ndim), _normalize_dim(dim2, ndim)
     if dim1 == dim2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")

@@ -171,6 +171,13 @@ ERRORS = [
             m.ones(2), m.ones(2), pos_weight=m.ones(2, requires_grad=True)
         ),
     ),
+    ("where of a float condition", lambda m: m.where(m.ones(2), m.ones(2), m.zeros(2))),
+    ("gather by float index", lambda m: m.ones(2, 3).gather(1, m.ones(2, 1))),
+    ("index_select by float index", lambda m: m.ones(2, 3).index_select(0, m.ones(1))),
+    ("einsum sizes", lambda m: m.einsum("ij,jk->ik", m.ones(2, 3), m.ones(2, 2))),
+    ("unbind 0-d", lambda m: m.tensor(1.0).unbind()),
+    ("diagonal of 1-d", lambda m: m.ones(3).diagonal()),
+    ("view of a transpose", lambda m: m.ones(2, 3).t().view(6)),
     ("clamp_ on a leaf", lambda m: m.ones(2, requires_grad=True).clamp_(0, 1)),
     ("exp_ on a leaf", lambda m: m.ones(2, requires_grad=True).exp_()),
 ]
