@@ -126,13 +126,21 @@ def repeat(x: Tensor, *sizes) -> Tensor:
         sizes = tuple(sizes[0])
     if len(sizes) < x._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
-    return pick("repeat", x, np.tile(_positions(x), tuple(int(s) for s in sizes)))
+    sizes = tuple(int(s) for s in sizes)
+    shape = (1,) * (len(sizes) - x._data.ndim) + x._data.shape
+    result = [extent * size for extent, size in zip(shape, sizes)]
+    for extent in result:
+        if extent < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {extent}: {result}")
+    return pick("repeat", x, np.tile(_positions(x), sizes))
 
 
 def flip(x: Tensor, dims) -> Tensor:
     """``x`` reversed along ``dims`` (``FlipBackward0``)."""
+    from ._reductions import unique_dims
+
     dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
-    dims = tuple(_normalize_dim(int(d), x._data.ndim) for d in dims)
+    dims = unique_dims([_normalize_dim(int(d), x._data.ndim) for d in dims])
     return pick("flip", x, np.flip(_positions(x), dims) if x._data.ndim else _positions(x))
 
 

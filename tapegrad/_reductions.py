@@ -30,7 +30,15 @@ def record(name: str, inputs: tuple, out: np.ndarray, **slots) -> Tensor:
 
 def _dims(x: Tensor, dim) -> tuple:
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    return tuple(sorted({_normalize_dim(int(d), x._data.ndim) for d in dims}))
+    return unique_dims([_normalize_dim(int(d), x._data.ndim) for d in dims])
+
+
+def unique_dims(dims: list) -> tuple:
+    """Sorted, with PyTorch's error for a dimension listed twice."""
+    for k, d in enumerate(dims):
+        if d in dims[:k]:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+    return tuple(sorted(dims))
 
 
 def _prepared(x: Tensor, dtype, integer_to: _dtypes.dtype | None):
@@ -201,6 +209,8 @@ def std(x: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction
 
 
 def _spread(name: str, x: Tensor, dim, unbiased, keepdim: bool, correction) -> Tensor:
+    if x._data.dtype.kind != "f":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
     if isinstance(dim, bool):  # x.var(False): the legacy unbiased flag in dim's place
         dim, unbiased = None, dim
     ddof = _correction(unbiased, correction)

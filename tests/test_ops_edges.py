@@ -178,6 +178,10 @@ ERRORS = [
     ("unbind 0-d", lambda m: m.tensor(1.0).unbind()),
     ("diagonal of 1-d", lambda m: m.ones(3).diagonal()),
     ("view of a transpose", lambda m: m.ones(2, 3).t().view(6)),
+    ("repeat by a negative count", lambda m: m.ones(2).repeat(-1)),
+    ("flip a dim twice", lambda m: m.ones(2, 3).flip((0, 0))),
+    ("amax over a dim twice", lambda m: m.ones(2, 3).amax((0, 0))),
+    ("std of integers", lambda m: m.tensor([1, 2, 3]).std()),
     ("clamp_ on a leaf", lambda m: m.ones(2, requires_grad=True).clamp_(0, 1)),
     ("exp_ on a leaf", lambda m: m.ones(2, requires_grad=True).exp_()),
 ]
