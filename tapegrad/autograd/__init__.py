@@ -76,6 +76,7 @@ def grad(
 
 
 from . import functional  # noqa: E402 - needs grad defined above
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
 
 __all__ = [
     "functional",
@@ -89,4 +90,7 @@ __all__ = [
     "Function",
     "FunctionCtx",
     "once_differentiable",
+    "gradcheck",
+    "gradgradcheck",
+    "GradcheckError",
 ]
