@@ -40,6 +40,9 @@ class Op:
     derivative: Callable | None = None
     # The forward rule of tapegrad/_kernels/forward.py that replays it, when not its own name.
     replay: str = ""
+    # For views: False where PyTorch's autograd treats the result as a fresh tensor (the last
+    # steps of matmul), so an in-place change of it does not rebase an input.
+    is_view: bool = True
 
     @property
     def replay_rule(self) -> str:
@@ -193,7 +196,7 @@ OPS: tuple[Op, ...] = (
     # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),
-    Op("unsafe_view", VIEW, "view", "UnsafeViewBackward0"),
+    Op("unsafe_view", VIEW, "view", "UnsafeViewBackward0", is_view=False),
     Op("reshape_alias", VIEW, "view", "ReshapeAliasBackward0"),
     Op("transpose", VIEW, "view", "TransposeBackward0"),
     Op("t", VIEW, "view", "TBackward0"),
@@ -202,7 +205,7 @@ OPS: tuple[Op, ...] = (
     Op("squeeze", VIEW, "view", "SqueezeBackward0"),
     Op("squeeze_dim", VIEW, "view", "SqueezeBackward1"),
     Op("squeeze_dims", VIEW, "view", "SqueezeBackward2"),
-    Op("squeeze_matmul", VIEW, "view", "SqueezeBackward4"),
+    Op("squeeze_matmul", VIEW, "view", "SqueezeBackward4", is_view=False),
     Op("select", VIEW, "view", "SelectBackward0"),
     Op("slice", VIEW, "view", "SliceBackward0"),
     Op("alias", VIEW, "view", "AliasBackward0"),
@@ -212,7 +215,7 @@ OPS: tuple[Op, ...] = (
     Op("unbind", VIEW, "view", "UnbindBackward0"),
     Op("diagonal", VIEW, "view", "DiagonalBackward0"),
     Op("broadcast", VIEW, "view", "ExpandBackward0", hidden=True),
-    Op("matmul_view", VIEW, "view", "ViewBackward0", hidden=True),
+    Op("matmul_view", VIEW, "view", "ViewBackward0", hidden=True, is_view=False),
     # Matrix products (BLAS through numba).
     Op("dot", MATMUL, "dot", "DotBackward0", None, "a b"),
     Op("mv", MATMUL, "mv", "MvBackward0", None, "a b"),

@@ -23,9 +23,11 @@ from .tensor import Tensor, _normalize_dim, _recorded, _wrap
 def record(name: str, inputs: tuple, out: np.ndarray, **slots) -> Tensor:
     """Record a reduction with a C-contiguous result, as PyTorch's are (numpy keeps a transposed
     input's memory order, and ``contiguous()`` would then copy where PyTorch does not)."""
-    if not out.flags.c_contiguous:
-        out = np.array(out, order="C")
-    return _record_op(name, inputs, out, **slots)
+    return _record_op(name, inputs, _c_order(out), **slots)
+
+
+def _c_order(out: np.ndarray) -> np.ndarray:
+    return out if out.flags.c_contiguous else np.array(out, order="C")
 
 
 def _dims(x: Tensor, dim) -> tuple:
@@ -255,7 +257,9 @@ def _extreme(x: Tensor, dim, keepdim: bool, largest: bool, name: str):
         axis = 0 if d < 0 else d
         best = flat.max(axis=axis) if largest else flat.min(axis=axis)
         out = np.asarray(best, dtype=values.dtype).reshape(shape)
-        return _record_extreme(name, t, out, d, sign * (2 if first else 1), _weights(flat, axis, largest, first))
+        return _record_extreme(
+            name, t, out, d, sign * (2 if first else 1), lambda: _weights(flat, axis, largest, first)
+        )
 
     return _along_one(x, dim, keepdim, reduce)
 
@@ -289,14 +293,16 @@ def _weights(flat: np.ndarray, axis: int, largest: bool, first: bool) -> np.ndar
         return chosen / chosen.sum(axis=axis, keepdims=True)
 
 
-def _record_extreme(name: str, x: Tensor, out: np.ndarray, dim: int, mode: int, weights: np.ndarray) -> Tensor:
-    if not out.flags.c_contiguous:
-        out = np.array(out, order="C")
+def _record_extreme(name: str, x: Tensor, out: np.ndarray, dim: int, mode: int, weights_of) -> Tensor:
+    """``weights_of()`` computes the weights row's values, only when a row is recorded (an
+    evaluation's ``max`` needs none)."""
+    out = _c_order(out)
     tape, requires = _target((x,))
     if tape is None:
         return _wrap(out)
     row_x = _input_row(tape, x)
     shape = x._data.shape
+    weights = weights_of()
     weights_row = tape.append(
         OPCODE["reduce_weights"] | NO_GRAD, row_x, -1, dim, tape.layout(weights.dtype, shape), float(mode)
     )

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _dtypes
 from ._indexing import index as _index_by_tensor
+from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _target
 from ._shapes import broadcast_strides, contiguous_strides
 from .autograd.grad_mode import state as _grad_state
@@ -32,15 +33,10 @@ def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) ->
         if counter is None:
             counter = x._version = [0]
         result._version = counter
-        if name not in _NOT_VIEWS:  # ... and remembers its root, for in-place changes to reach it
+        if BY_NAME[name].is_view:  # ... and remembers its root, for in-place changes to reach it
             result._base = x._base if x._base is not None else x
             result._seen_version = counter[0]
     return result
-
-
-# Views of an intermediate no user holds (the last step of matmul), which PyTorch's autograd
-# treats as fresh tensors: an in-place change of one needs no rebase.
-_NOT_VIEWS = frozenset({"unsafe_view", "matmul_view", "squeeze_matmul"})
 
 
 def _shape_argument(shape) -> tuple:

@@ -450,7 +450,7 @@ def _groups(layouts, dims, layout, dim):
 
 
 @jit
-def _grouped_backward(rule, r, rows, params, layouts, dims, addresses, offsets, touched, grad):
+def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, offsets, touched, grad):
     """Rules that choose where a gradient goes (maximum, clamp, where) and reductions along one
     dimension (``iparam``; -1: all elements) whose gradient depends on the whole group."""
     a = rows[r, 1]
@@ -500,15 +500,13 @@ def _grouped_backward(rule, r, rows, params, layouts, dims, addresses, offsets, 
                 gb[i] += g[i]
     else:
         outer, extent, inner = _groups(layouts, dims, rows[a, 4], rows[r, 3])
-        # Only what the rule saved has an address: select_reduce reads its weights (in1), cumsum
-        # nothing, var its input, the others their input and result.
-        reads_input = rule != SELECT_REDUCE and rule != CUMSUM
-        reads_result = reads_input and rule != VAR
-        x = value_at(addresses[a], numel_a, grad) if reads_input else grad[:0]
-        if rule == SELECT_REDUCE:
+        # Only what the table says the op saves (``mask``) has an address: select_reduce's
+        # weights (in1), or the input and the result.
+        x = value_at(addresses[a], numel_a, grad) if mask & 1 else grad[:0]
+        if mask & 2:
             y = value_at(addresses[b], numel_a, grad)
         else:
-            y = value_at(addresses[r], numel, grad) if reads_result else grad[:0]
+            y = value_at(addresses[r], numel, grad) if mask & 4 else grad[:0]
         for o in range(outer):
             for i in range(inner):
                 base = o * extent * inner + i
@@ -700,11 +698,11 @@ def backward_rows(
         elif rule >= MAXIMUM or rule == NORM:
             if is_double:
                 ok = _grouped_backward(
-                    rule, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad64
+                    rule, mask, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad64
                 )
             else:
                 ok = _grouped_backward(
-                    rule, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad32
+                    rule, mask, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad32
                 )
         elif is_double:
             ok = _structural_backward(
