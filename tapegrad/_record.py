@@ -438,7 +438,8 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             and _special_modes[0] == 0
             and tape.merged_into is None
             and self._requires_grad
-            and self._base is None  # a view may need its row refreshed: the general path
+            # A view whose storage changed in place since its row needs refreshing: general path.
+            and (self._base is None or self._version[0] == self._seen_version)
         ):
             data = self._data
             # numpy casts a Python number to the array's type (NEP 50) on every call, ~120 ns;

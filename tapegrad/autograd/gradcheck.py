@@ -21,9 +21,10 @@ def _outputs(func, inputs) -> tuple:
 def _numerical(func, inputs, wanted, output_index, eps) -> list:
     """d output / d input by central differences, one (output numel, input numel) block per input."""
     blocks = []
+    size = _outputs(func, inputs)[output_index].numel()
     for index in wanted:
         data = inputs[index]._data
-        block = np.zeros((_outputs(func, inputs)[output_index].numel(), data.size))
+        block = np.zeros((size, data.size))
         flat = data.reshape(-1)  # a view: the inputs are contiguous (checked by the caller)
         for k in range(data.size):
             # Grad mode stays on: gradgradcheck's function takes a gradient itself.
