@@ -22,7 +22,7 @@ from array import array
 
 import numpy as np
 
-from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS
+from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS
 
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
 OPCODE, IN0, IN1, IPARAM, LAYOUT, PARAM = range(ROW_WIDTH)
@@ -49,6 +49,8 @@ CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 CHUNK_ELEMENTS = 1 << 14
 SMALL_ELEMENTS = 1 << 10
 _USES_AUX = np.array([op.uses_aux for op in OPS])
+# Rows whose aux entry lists their inputs as row deltas (stack, cat).
+_LISTS_INPUTS = np.array([op.family == NARY for op in OPS])
 _NO_ROWS = np.zeros(0, np.bool_)
 
 
@@ -123,7 +125,9 @@ class Tape:
         self.arenas: dict = {}
         self.registered: dict[int, int] = {}  # id(tensor) -> row, for leaves and constants
         self.leaves: list = []  # (row, tensor) whose .grad a backward fills
-        self.retained: list = []  # (row, tensor) non-leaves with retain_grad()
+        # Non-leaves with retain_grad(). Their rows are read at backward time: an in-place change
+        # moves a tensor to a new row, and PyTorch's retained gradient follows it there.
+        self.retained: list = []
         self.hooks: dict = {}
         self.freed = _NO_ROWS
         self.merged_into: Tape | None = None
@@ -268,7 +272,12 @@ class Tape:
     # -- joining graphs -------------------------------------------------------------------
 
     def absorb(self, other: Tape) -> None:
-        """Append ``other``'s rows to this tape; ``other`` forwards its tensors here."""
+        """Append ``other``'s rows to this tape; ``other`` forwards its tensors here.
+
+        A tensor registered on both tapes (a leaf used by two graphs before they met) keeps
+        one row: ``other``'s rows that read it are pointed at this tape's row. Two rows for one
+        leaf made its hooks run once per row, on partial gradients (a clamp of each part is not
+        a clamp of the sum), and gave it two ``AccumulateGrad`` nodes."""
         shift = len(self)
         aux_shift = len(self.aux)
         own_freed = self.grown_freed()  # before the row count grows
@@ -278,27 +287,45 @@ class Tape:
             code, _, ndim, offset = table[4 * layout_id : 4 * layout_id + 4]
             shape = tuple(other.dims[offset : offset + ndim])
             layout_map[layout_id] = self.layout(CODE_DTYPES[code], shape)
+        # Where each of other's rows lands: shifted up, except registered tensors already here.
+        # A replaced row stays in place, unread (tensors of ``other`` resolve by the shift).
+        remap = np.arange(shift, shift + other.n, dtype=np.int64)
+        shared = []
+        for key, row in other.registered.items():
+            existing = self.registered.setdefault(key, row + shift)
+            if existing != row + shift:
+                remap[row] = existing
+                shared.append(row)
+                if row in other.saved:
+                    self.saved.setdefault(existing, other.saved[row])
         rows = other.rows_array().copy()
         for column in (IN0, IN1):
-            rows[:, column] = np.where(rows[:, column] >= 0, rows[:, column] + shift, -1)
+            rows[:, column] = np.where(rows[:, column] >= 0, remap[np.maximum(rows[:, column], 0)], -1)
         rows[:, LAYOUT] = layout_map[rows[:, LAYOUT]]
-        rows[_USES_AUX[rows[:, OPCODE] & OPCODE_MASK], IPARAM] += aux_shift
+        opcodes = rows[:, OPCODE] & OPCODE_MASK
+        rows[_USES_AUX[opcodes], IPARAM] += aux_shift
         self._reserve(shift + other.n)
         self.rows[shift * ROW_BYTES : (shift + other.n) * ROW_BYTES] = rows.tobytes()
         self.n = shift + other.n
         self.aux.extend(other.aux)
+        if shared:  # stack/cat name their inputs by row delta in aux: re-aim those at moved rows
+            for row in np.flatnonzero(_LISTS_INPUTS[opcodes]):
+                start = int(rows[row, IPARAM])
+                for index in range(self.aux[start]):
+                    delta = self.aux[start + 2 + index]
+                    if delta:
+                        self.aux[start + 2 + index] = int(row + shift - remap[row - delta])
         self.saved.update({row + shift: address for row, address in other.saved.items()})
         self.keepalive.extend(other.keepalive)
-        for key, row in other.registered.items():
-            self.registered.setdefault(key, row + shift)
-        self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves)
-        self.retained.extend((row + shift, tensor) for row, tensor in other.retained)
+        shared_rows = set(shared)
+        self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves if row not in shared_rows)
+        self.retained.extend(other.retained)
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
         self.guards.update({row + shift: where for row, where in other.guards.items()})
-        self.functions.update({row + shift: call.shifted(shift) for row, call in other.functions.items()})
+        self.functions.update({row + shift: call.moved(remap) for row, call in other.functions.items()})
         self.versions.update(
             {
-                row + shift: [(counter, version, saved + shift) for counter, version, saved in entries]
+                row + shift: [(counter, version, int(remap[saved])) for counter, version, saved in entries]
                 for row, entries in other.versions.items()
             }
         )
@@ -312,6 +339,14 @@ class Tape:
         other.registered = {}
         other.saved = {}
         other.functions = {}
+
+    def retained_rows(self, n_rows: int) -> list:
+        """(row, tensor) for the retained tensors whose current row is on this tape below ``n_rows``."""
+        pairs = []
+        for tensor in self.retained:
+            if tensor._tape is not None and resolve(tensor) is self and tensor._row < n_rows:
+                pairs.append((tensor._row, tensor))
+        return pairs
 
     def grown_freed(self) -> np.ndarray:
         if len(self.freed) < len(self):

@@ -194,11 +194,17 @@ class Tensor:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._tape is not None and not self._retains_grad:
             self._retains_grad = True
-            resolve(self).retained.append((self._row, self))
+            resolve(self).retained.append(self)
 
     def register_hook(self, hook):
-        """Call ``hook(grad)`` when this tensor's gradient is computed; a tensor it returns
-        replaces the gradient. Returns a handle whose ``remove()`` unregisters it.
+        """Call ``hook(grad)`` with this tensor's total gradient, once per backward, before it
+        is accumulated into ``.grad`` (leaves) or passed on; a tensor it returns replaces the
+        gradient. Several hooks run in the order registered. Returns a handle whose ``remove()``
+        unregisters it. Follows ``torch.Tensor.register_hook``; hooks registered before an
+        in-place change see the gradient of the value before it, as in PyTorch.
+
+        Raises ``RuntimeError`` if the tensor does not require grad, and ``NotImplementedError``
+        inside ``tapegrad.record`` (a replay cannot call Python).
 
         >>> import tapegrad as tg
         >>> x = tg.ones(2, requires_grad=True)
@@ -209,6 +215,12 @@ class Tensor:
         """
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if _recordings_active[0] and _grad_state.recording is not None:
+            # A replay runs no Python: a hook registered here would be skipped on every replay.
+            raise NotImplementedError(
+                "register_hook inside tapegrad.record: a replay runs no Python, so the hook could not run; "
+                "register it outside the recorded function, or call the function eagerly"
+            )
         if self._tape is None:
             if self._hooks is None:
                 self._hooks = []

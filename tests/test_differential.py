@@ -28,9 +28,14 @@ To test another op, add an ``OpSpec`` to ``OP_SPECS``.
 #   gradients agree, so einsum is drawn with its grad_fn name not compared (``checks_grad_fn``).
 #   PyTorch's result is also a view of its internal product, so an in-place change of it gives
 #   AsStridedBackward0 (tapegrad: AddBackward0 for add_): einsum results are not changed in place.
+# HOOK-ON-CHANGED-VIEW: a hook registered on a view that is later changed in place. PyTorch's
+#   CopySlices sends the in-place op's gradient into the base directly, so the view's old node
+#   (and its hook) sees only the gradient of uses before the change, or none; tapegrad's in-place
+#   row reads the view's old row, whose hook sees both. Such values are not hooked.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 import os
@@ -848,6 +853,8 @@ class Program:
     inputs: tuple[np.ndarray, ...]  # where tapegrad and PyTorch are compared
     replay_inputs: tuple[np.ndarray, ...]  # same shapes, other values: where the replay is checked
     steps: tuple[Step, ...]
+    # (value index, hook kind): tensor hooks registered on values as they are made (HOOKS)
+    hooks: tuple[tuple[int, str], ...] = ()
 
     def describe(self) -> str:
         """The program as a readable listing, one value per line, with the way to rerun it."""
@@ -865,16 +872,39 @@ class Program:
             if step.spec.in_place:
                 note += f", v{step.operands[0]} changed in place: v{number} is v{step.operands[0]}"
             lines.append(line.ljust(56) + note)
+        lines += [f"  hook on v{index}: {kind}" for index, kind in self.hooks]
         lines.append(f"  output v{len(self.inputs) + len(self.steps) - 1}; loss = (output * weights).sum()")
         return "\n".join(lines)
 
 
-def execute(module, steps, inputs) -> list:
-    """Run ``steps`` with ``module`` (tapegrad or torch) on ``inputs``; every value, inputs first."""
-    values = list(inputs)
+# Tensor hooks a program may carry: each returns the new gradient (or None to keep it). A clamp
+# and a scale change what flows on, so a hook that ran on part of a gradient, or twice, shows.
+HOOKS = {
+    "clamp": lambda g: g.clamp(-0.5, 0.5),
+    "scale": lambda g: g * 0.25,
+    "observe": lambda g: None,
+}
+
+
+def execute(module, steps, inputs, hooks=(), log=None) -> list:
+    """Run ``steps`` with ``module`` (tapegrad or torch) on ``inputs``; every value, inputs first.
+    ``hooks`` are registered on values as they are made; each call appends (value, gradient) to
+    ``log``."""
+    wanted = dict(hooks)
+
+    def made(value):
+        kind = wanted.get(len(values))
+        if kind is not None and value.requires_grad:
+            index, hook = len(values), HOOKS[kind]
+            value.register_hook(lambda g: log.append((index, g.detach().numpy().copy())) or hook(g))
+        values.append(value)
+
+    values = []
+    for value in inputs:
+        made(value)
     for step in steps:
         operands = [step.spec.domain(position).apply(module, values[k]) for position, k in enumerate(step.operands)]
-        values.append(step.spec.call(module, *operands, **step.params))
+        made(step.spec.call(module, *operands, **step.params))
     return values
 
 
@@ -889,18 +919,20 @@ class Run:
     output: np.ndarray
     grads: list  # per input: an array, or None where no gradient reached it
     grad_fn_names: list  # per step result, read before backward: a class name, or None
+    hook_calls: list = None  # (value index, the gradient its hook saw), in call order
 
 
-def run(module, steps, arrays) -> Run:
+def run(module, steps, arrays, hooks=()) -> Run:
     """Evaluate the program eagerly with ``module`` and backpropagate the weighted output."""
     leaves = [module.tensor(array, requires_grad=True) for array in arrays]
-    values = execute(module, steps, leaves)
+    hook_calls = []
+    values = execute(module, steps, leaves, hooks, hook_calls)
     names = [None if value.grad_fn is None else type(value.grad_fn).__name__ for value in values[len(leaves) :]]
     output = values[-1]
     weights = output_weights(output.shape, arrays[0].dtype)
     (output * module.tensor(weights)).sum().backward()
     grads = [None if leaf.grad is None else leaf.grad.numpy().copy() for leaf in leaves]
-    return Run(output.detach().numpy().copy(), grads, names)
+    return Run(output.detach().numpy().copy(), grads, names, hook_calls)
 
 
 def _moderate(array) -> bool:
@@ -1027,6 +1059,41 @@ def _draw(rng: np.random.Generator, seed: int) -> Program | None:
     return Program(seed, dtype, inputs, replay_inputs, steps)
 
 
+HOOKED_SHARE = 0.4
+
+
+def _with_hooks(program: Program, rng: np.random.Generator) -> Program:
+    """Hooks on one to three of the program's values, in some programs. Drawn from a stream of
+    their own, so that the programs themselves stay the ones drawn without hooks."""
+    if rng.random() >= HOOKED_SHARE:
+        return program
+    count = len(program.inputs) + len(program.steps)
+    changed = {step.operands[0] for step in program.steps if step.spec.in_place}
+    if changed:  # HOOK-ON-CHANGED-VIEW: PyTorch tells which values are views
+        leaves = [torch.tensor(array, requires_grad=True) for array in program.inputs]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = execute(torch, program.steps[: max(changed) - len(program.inputs) + 1], leaves)
+        changed = {index for index in changed if values[index]._is_view()}
+    # Inputs (leaves) weigh three times as much: a leaf reached by several graphs is where
+    # hooks once ran on partial gradients.
+    weights = np.array(
+        [0.0 if index in changed else 3.0 if index < len(program.inputs) else 1.0 for index in range(count)]
+    )
+    size = min(int(np.count_nonzero(weights)), int(rng.integers(1, 4)))
+    chosen = rng.choice(count, size=size, replace=False, p=weights / weights.sum())
+    hooks = tuple((int(index), str(rng.choice(list(HOOKS)))) for index in sorted(chosen))
+    hooked = dataclasses.replace(program, hooks=hooks)
+    for arrays in (hooked.inputs, hooked.replay_inputs):
+        try:
+            reference = run(torch, hooked.steps, arrays, hooked.hooks)
+        except Exception:  # PyTorch refuses a hook there
+            return program
+        if not all(_moderate(g) for g in reference.grads if g is not None):
+            return program
+    return hooked
+
+
 @functools.lru_cache(maxsize=None)
 def generate(seed: int) -> Program:
     """The program of ``seed``: the same one on every run, for a given set of available ops."""
@@ -1036,7 +1103,7 @@ def generate(seed: int) -> Program:
             warnings.simplefilter("ignore")
             program = _draw(rng, seed)
         if program is not None:
-            return program
+            return _with_hooks(program, np.random.default_rng([BASE_SEED, seed, 1]))
     raise AssertionError(f"no program drawn for seed {seed} in 50 attempts")
 
 
@@ -1068,12 +1135,25 @@ def run_tapegrad(program: Program, call, what: str):
         raise AssertionError(f"{what} raised {type(error).__name__}: {error}\n{program.describe()}") from error
 
 
+def _first(pair):
+    return pair[0]
+
+
 @pytest.mark.parametrize("seed", SEEDS, ids="seed{}".format)
 def test_program_agrees_with_pytorch(seed):
     program = generate(seed)
-    theirs = run(torch, program.steps, program.inputs)
-    ours = run_tapegrad(program, lambda: run(tg, program.steps, program.inputs), "tapegrad")
+    theirs = run(torch, program.steps, program.inputs, program.hooks)
+    ours = run_tapegrad(program, lambda: run(tg, program.steps, program.inputs, program.hooks), "tapegrad")
     tolerance = TOLERANCE[program.dtype]
+    # Each hooked value's hook runs once, on its whole gradient. (The order of calls between
+    # different values may differ: see the README's "Hooks".)
+    got_calls, want_calls = sorted(ours.hook_calls, key=_first), sorted(theirs.hook_calls, key=_first)
+    assert [index for index, _ in got_calls] == [index for index, _ in want_calls], (
+        f"hooks called on {[index for index, _ in got_calls]}, PyTorch's on {[index for index, _ in want_calls]}\n"
+        f"{program.describe()}"
+    )
+    for (index, got), (_, want) in zip(got_calls, want_calls):
+        assert_close(got, want, tolerance, f"gradient the hook of v{index} saw", program)
     assert_close(ours.output, theirs.output, tolerance, "output", program)
     for index, (got, want) in enumerate(zip(ours.grads, theirs.grads)):
         if got is not None or want is not None:
@@ -1115,6 +1195,8 @@ def test_programs_cover_every_available_op_and_input_kind():
     assert any(program.dtype == "float32" for program in programs)
     assert any(array.ndim == 0 for program in programs for array in program.inputs)
     assert any(step.spec.in_place for program in programs for step in program.steps)
+    hooked = [kind for program in programs for _, kind in program.hooks]
+    assert set(hooked) == set(HOOKS) and len(hooked) > 100
     assert any(  # a view of an input: non-contiguous, expanded or sliced with a step
         step.spec in PROLOGUE_SPECS and step.operands[0] < len(program.inputs)
         for program in programs

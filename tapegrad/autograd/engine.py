@@ -11,7 +11,7 @@ import numpy as np
 
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
 from .._record import inplace_epoch
-from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, resolve
+from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, join, resolve
 
 _kernel = None
 
@@ -81,14 +81,18 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
         return run_create_graph(roots, gradients, retain_graph, collect=collect)
     retain = bool(retain_graph)
     seeds = [_seed(i, root, gradient) for i, (root, gradient) in enumerate(zip(roots, gradients))]
-    by_tape: dict = {}
+    recorded = [root for root in roots if root._tape is not None]
+    # Roots on several tapes are joined first, so that one sweep sees every path to a leaf:
+    # one sweep per tape would give a leaf reached from two of them two partial gradients,
+    # and run its hooks on each.
+    tape = join(recorded) if recorded else None
+    pairs = []
     for root, seed in zip(roots, seeds):
         if root._tape is None:  # a leaf: its gradient is the seed itself
             _accumulate(root, np.array(seed, dtype=root._data.dtype, copy=True), collect)
-            continue
-        tape = resolve(root)
-        by_tape.setdefault(id(tape), (tape, []))[1].append((root._row, seed))
-    for tape, pairs in by_tape.values():
+        else:
+            pairs.append((root._row, seed))
+    if pairs:
         _sweep(tape, pairs, retain, collect)
 
 
@@ -119,14 +123,15 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
         offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], rules, roots, seeds)
         start = n_rows - 1
-        for stop in sorted(hooked.keys() | calls.keys(), reverse=True) + [-1]:
+        for stop, hooked_rows in _stops(hooked, calls):
             status, row = propagate(
                 *arrays[:6], rules, saves, freed, modified, retain, offsets, grad32, grad64, touched, start, stop
             )
             if status or stop < 0:
                 break
-            if stop in hooked and touched[stop] and offsets[stop] >= 0:
-                _run_hooks(_gradient_view(tape, (grad32, grad64), offsets, stop), hooked[stop])
+            for hooked_row in hooked_rows:
+                if touched[hooked_row] and offsets[hooked_row] >= 0:
+                    _run_hooks(_gradient_view(tape, (grad32, grad64), offsets, hooked_row), hooked[hooked_row])
             if stop in calls:  # after the hooks: they may change the gradient the call receives
                 _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
             start = stop
@@ -156,8 +161,8 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     for row, tensor in tape.leaves:
         if row < n_rows and touched[row] and offsets[row] >= 0 and tensor._requires_grad:
             _accumulate(tensor, gradient_of(row).copy(), collect)
-    for row, tensor in tape.retained:
-        if row < n_rows and touched[row]:
+    for row, tensor in tape.retained_rows(n_rows):
+        if touched[row]:
             _accumulate(tensor, gradient_of(row).copy(), collect)
 
 
@@ -170,6 +175,21 @@ def _hooked_rows(tape, n_rows: int) -> dict:
         if hooks and row < n_rows:
             hooked.setdefault(row, []).extend(hooks)
     return hooked
+
+
+def _stops(hooked: dict, calls: dict) -> list:
+    """[(row the sweep stops above, hooked rows whose hooks run there)], highest first, ending
+    with (-1, ()). A custom Function's outputs are consecutive rows that only its call reads, so
+    their gradients are all complete at its first output row: their hooks run there together, in
+    output order, as PyTorch runs a node's tensor hooks."""
+    at = {row: [row] for row in hooked}
+    for first, call in calls.items():
+        at.setdefault(first, [])
+        for row in call.output_rows:
+            if row != first and row in at:
+                at[first].extend(at.pop(row))
+        at[first].sort()
+    return [(stop, at[stop]) for stop in sorted(at, reverse=True)] + [(-1, ())]
 
 
 def _run_function(tape, call, arenas, offsets, touched, retain: bool) -> None:

@@ -102,7 +102,7 @@ class _Backward:
         self.dims = np.array(tape.dims, np.int64)
         self.saved = {row: address for row, address in tape.saved.items() if row < n_rows}
         self.registered = {row: tensor for row, tensor in tape.leaves if row < n_rows}  # leaves, constants
-        self.retained = [(row, tensor) for row, tensor in tape.retained if row < n_rows]
+        self.retained = tape.retained_rows(n_rows)
         self.hooks = {row: hooks for row, hooks in tape.hooks.items() if row < n_rows and hooks}
         self.freed = tape.grown_freed()[:n_rows].copy()
         changed = tape.modified_rows(n_rows, inplace_epoch[0]) or {}

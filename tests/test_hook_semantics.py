@@ -1,0 +1,457 @@
+"""Tensor hooks and retain_grad, the whole kind: a tensor's hooks see its *total* gradient exactly
+once per backward, whatever kind of tensor it is and however often it is used.
+
+Every scenario is a function of the module (``tapegrad`` or ``torch``) that returns what a user
+can observe: each hook call's gradient, in order, and the resulting ``.grad`` values. Each is
+checked two ways: against PyTorch 2.13 where it is installed, and without PyTorch against an
+oracle that needs no second library (the same program without hooks gives the gradient every
+hook must have seen, and each hook runs once).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+# -- the tensors a hook can sit on --------------------------------------------------------------
+
+
+def _leaf(m):
+    x = m.tensor([1.0, -2.0, 3.0, 0.5], requires_grad=True)
+    return x, x
+
+
+def _non_leaf(m):
+    x = m.tensor([1.0, -2.0, 3.0, 0.5], requires_grad=True)
+    return x, x * 1.5
+
+
+def _view(m):
+    x = m.tensor([[1.0, -2.0], [3.0, 0.5], [4.0, -1.0]], requires_grad=True)
+    return x, x[1:].reshape(4)
+
+
+def _detached(m):
+    # A new leaf made from another tensor's values: .data and .detach() share no graph.
+    source = m.tensor([1.0, -2.0, 3.0, 0.5], requires_grad=True) * 2.0
+    x = source.data.requires_grad_()
+    return x, x
+
+
+def _from_detach(m):
+    source = m.tensor([1.0, -2.0, 3.0, 0.5], requires_grad=True) * 2.0
+    x = source.detach().requires_grad_()
+    return x, x
+
+
+KINDS = {"leaf": _leaf, "non_leaf": _non_leaf, "view": _view, "data": _detached, "detach": _from_detach}
+
+# -- how the hooked tensor is used --------------------------------------------------------------
+
+
+def _once(m, t):
+    return (t * t).sum()
+
+
+def _twice(m, t):
+    return (t * 2.0 + t**3).sum()  # the reproducer of the issue: two partial gradients
+
+
+def _in_a_loop(m, t):
+    total = t.sin().sum()
+    for step in range(3):
+        total = total + (t * (step + 1.0)).exp().sum() * 0.01
+    return total
+
+
+def _through_two_graphs(m, t):
+    # Two graphs that start from the tensor on their own and meet only at the end.
+    a = t.tanh()
+    b = t * t
+    return (a * 3.0).sum() + (b * 0.5).sum()
+
+
+USES = {"once": _once, "twice": _twice, "loop": _in_a_loop, "two_graphs": _through_two_graphs}
+
+# -- what a hook does ---------------------------------------------------------------------------
+
+
+def _hooks_returning_none(t, log):
+    t.register_hook(lambda g: log.append(("observe", g.tolist())))
+
+
+def _hooks_replacing(t, log):
+    t.register_hook(lambda g: log.append(("clamp", g.tolist())) or g.clamp(-5.0, 5.0))
+
+
+def _hooks_side_effects(t, log):
+    t.register_hook(lambda g: log.append(("count", len(log))))
+
+
+def _several_hooks(t, log):
+    # Each sees the previous one's result, in the order registered.
+    t.register_hook(lambda g: log.append(("first", g.tolist())) or g * 2.0)
+    t.register_hook(lambda g: log.append(("second", g.tolist())))
+    t.register_hook(lambda g: log.append(("third", g.tolist())) or g + 1.0)
+
+
+def _hooks_with_retain_grad(t, log):
+    if not t.is_leaf:
+        t.retain_grad()
+    t.register_hook(lambda g: log.append(("scale", g.tolist())) or g * 0.5)
+
+
+HOOKS = {
+    "none": _hooks_returning_none,
+    "replace": _hooks_replacing,
+    "side_effect": _hooks_side_effects,
+    "several": _several_hooks,
+    "retain_grad": _hooks_with_retain_grad,
+}
+
+
+def _rounded(values):
+    return np.asarray(values, np.float64).tolist()
+
+
+def _same(ours, theirs) -> bool:
+    """Equal structure, names and counts; numbers equal to float32 rounding (PyTorch's sums of
+    float32 values may round differently)."""
+    if isinstance(theirs, (list, tuple)):
+        return (
+            isinstance(ours, (list, tuple))
+            and len(ours) == len(theirs)
+            and all(_same(a, b) for a, b in zip(ours, theirs))
+        )
+    if isinstance(theirs, float):
+        return isinstance(ours, float) and ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+    return ours == theirs
+
+
+def _observe(log):
+    return [(name, _rounded(value) if isinstance(value, list) else value) for name, value in log]
+
+
+def _scenario(m, kind, use, hooks):
+    """Run one combination; return the hook log, the leaf's .grad and the hooked tensor's."""
+    log = []
+    leaf, hooked = KINDS[kind](m)
+    HOOKS[hooks](hooked, log)
+    USES[use](m, hooked).backward()
+    hooked_grad = hooked.grad if (hooked.is_leaf or hooked.retains_grad) else None
+    return (
+        _observe(log),
+        _rounded(leaf.grad.tolist()),
+        None if hooked_grad is None else _rounded(hooked_grad.tolist()),
+    )
+
+
+COMBINATIONS = list(itertools.product(KINDS, USES, HOOKS))
+
+
+@pytest.mark.parametrize("kind,use,hooks", COMBINATIONS)
+def test_hook_matches_pytorch(kind, use, hooks):
+    torch = pytest.importorskip("torch")
+    assert _same(_scenario(tg, kind, use, hooks), _scenario(torch, kind, use, hooks))
+
+
+@pytest.mark.parametrize("kind,use", list(itertools.product(KINDS, USES)))
+def test_hook_sees_the_total_gradient_once(kind, use):
+    """Without PyTorch: the gradient with no hook is what the one hook call must see, and a
+    hook returning its argument unchanged leaves every gradient as it was."""
+    leaf, plain = KINDS[kind](tg)
+    USES[use](tg, plain).backward()
+    expected = leaf.grad.numpy().copy()
+    seen = []
+    leaf, hooked = KINDS[kind](tg)
+    hooked.retain_grad()
+    hooked.register_hook(lambda g: seen.append(g.numpy().copy()))
+    USES[use](tg, hooked).backward()
+    assert len(seen) == 1
+    np.testing.assert_allclose(leaf.grad.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(seen[0], hooked.grad.numpy(), rtol=1e-6)
+
+
+def test_clamping_hook_clamps_the_sum():
+    # The issue's reproducer: the two partial gradients are 2 and 3x^2; the hook clamps their sum.
+    x = tg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    x.register_hook(lambda g: g.clamp(-5, 5))
+    (x * 2 + x**3).sum().backward()
+    assert x.grad.tolist() == [5.0, 5.0, 5.0]
+
+
+def test_merged_graphs_keep_one_row_per_leaf():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2.0) + (x.exp() * x)  # x * 2.0 and x.exp() each start a graph; + joins them
+    y.sum().backward()
+    leaves = [tensor for _, tensor in y._tape.leaves if tensor is x]
+    assert len(leaves) == 1
+    nodes = [f for f, _ in y.grad_fn.next_functions[0][0].next_functions if f is not None]
+    assert all(node is nodes[0] for node in nodes if node.name() == "torch::autograd::AccumulateGrad")
+
+
+def test_merged_stack_reads_the_shared_leaf():
+    # stack/cat name their inputs by row delta: a merge that re-aims a leaf must re-aim those.
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    calls = []
+    x.register_hook(lambda g: calls.append(g.tolist()))
+    a = x.exp()
+    b = tg.stack([x, x * 3.0]).sum(0)  # a second graph starting at x
+    (a * b).sum().backward()
+    expected = np.exp([1.0, 2.0]) * (4.0 * np.array([1.0, 2.0])) + np.exp([1.0, 2.0]) * 4.0
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6)
+    assert len(calls) == 1
+
+
+# -- retain_grad and hooks around an in-place change --------------------------------------------
+
+
+def _in_place_after_retain_grad(m):
+    a = m.tensor([1.0, 2.0], requires_grad=True).clone()
+    a.retain_grad()
+    a.mul_(2)
+    (a * 3).sum().backward()
+    return _rounded(a.grad.tolist())
+
+
+def _in_place_after_register_hook(m):
+    # Hooks registered before the change stay with the old value's gradient (PyTorch 2.13);
+    # hooks registered after it see the new value's.
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    a = x.clone()
+    a.register_hook(lambda g: log.append(("before", g.tolist())))
+    a.retain_grad()
+    a.mul_(2)
+    a.register_hook(lambda g: log.append(("after", g.tolist())))
+    a.add_(1)
+    (a * a).sum().backward()
+    return _observe(log), _rounded(a.grad.tolist()), _rounded(x.grad.tolist())
+
+
+def _in_place_through_a_view(m):
+    x = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    base = x * 1.0
+    view = base[1:]
+    view.retain_grad()
+    view.mul_(3)
+    (view * view).sum().backward()
+    return _rounded(view.grad.tolist()), _rounded(x.grad.tolist())
+
+
+def _retain_grad_merged(m):
+    # The retaining tensor's graph is merged into a larger one after retain_grad.
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([0.5, -1.0], requires_grad=True)
+    h = x.exp()
+    h.retain_grad()
+    big = (w * w).tanh().sin()
+    (big * h).sum().backward()
+    return _rounded(h.grad.tolist()), _rounded(x.grad.tolist()), _rounded(w.grad.tolist())
+
+
+IN_PLACE = {
+    "retain_grad": _in_place_after_retain_grad,
+    "register_hook": _in_place_after_register_hook,
+    "view": _in_place_through_a_view,
+    "merged": _retain_grad_merged,
+}
+
+
+@pytest.mark.parametrize("name", IN_PLACE)
+def test_in_place_matches_pytorch(name):
+    torch = pytest.importorskip("torch")
+    assert _same(IN_PLACE[name](tg), IN_PLACE[name](torch))
+
+
+def test_retained_gradient_follows_in_place_change():
+    # The issue's reproducer, without PyTorch: d(sum(3a))/da for the doubled a is 3.
+    assert _in_place_after_retain_grad(tg) == [3.0, 3.0]
+
+
+def test_hooks_before_and_after_an_in_place_change():
+    log, a_grad, x_grad = _in_place_after_register_hook(tg)
+    # a2 = 2 * a0 + 1; out = a2 . a2: d/da2 = 2 a2 = [6, 10]; d/da0 = 2 * that.
+    assert log == [("after", [6.0, 10.0]), ("before", [12.0, 20.0])]
+    assert a_grad == [6.0, 10.0]
+    assert x_grad == [12.0, 20.0]
+
+
+# -- removal, several backward passes, autograd.grad, create_graph ------------------------------
+
+
+def _removed_inside_a_hook(m):
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    handles = []
+    handles.append(x.register_hook(lambda g: log.append("a") or handles[1].remove()))
+    handles.append(x.register_hook(lambda g: log.append("b")))
+    (x * 2 + x).sum().backward()
+    first = list(log)
+    (x * 2 + x).sum().backward()
+    return first, log, _rounded(x.grad.tolist())
+
+
+def _non_leaf_removed_inside_a_hook(m):
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    handles = []
+    handles.append(h.register_hook(lambda g: log.append("a") or handles[1].remove()))
+    handles.append(h.register_hook(lambda g: log.append("b") or g * 10))
+    (h * h).sum().backward(retain_graph=True)
+    first = list(log)
+    (h * h).sum().backward()
+    return first, log, _rounded(x.grad.tolist())
+
+
+def _autograd_grad(m):
+    log = []
+    x = m.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    x.register_hook(lambda g: log.append(g.tolist()) or g.clamp(-5, 5))
+    h = x * x
+    h.register_hook(lambda g: log.append(("h", g.tolist())))
+    (gx,) = m.autograd.grad((h * 2 + x**3).sum(), (x,))
+    return _observe([("x", v) if isinstance(v, list) else v for v in log]), _rounded(gx.tolist())
+
+
+def _autograd_grad_several_outputs(m):
+    log = []
+    x = m.tensor([1.0, -2.0], requires_grad=True)
+    x.register_hook(lambda g: log.append(("x", g.tolist())) or g * 3)
+    a = (x * x).sum()
+    b = (x.exp()).sum()
+    (gx,) = m.autograd.grad((a, b), (x,))
+    return _observe(log), _rounded(gx.tolist())
+
+
+def _create_graph(m):
+    log = []
+    x = m.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    x.register_hook(lambda g: log.append(("x", g.tolist())) or g * 2)
+    h = x.sin()
+    h.register_hook(lambda g: log.append(("h", g.tolist())))
+    (gx,) = m.autograd.grad((h * x + x**3).sum(), (x,), create_graph=True)
+    gx.sum().backward()
+    return _observe(log), _rounded(gx.tolist()), _rounded(x.grad.tolist())
+
+
+def _create_graph_backward(m):
+    log = []
+    x = m.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    x.register_hook(lambda g: log.append(("x", g.tolist())) or g.clamp(-5, 5))
+    (x * 2 + x**3).sum().backward(create_graph=True)
+    return _observe(log), _rounded(x.grad.tolist())
+
+
+def _hook_order(m):
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: log.append("x1"))
+    x.register_hook(lambda g: log.append("x2") or g * 2)
+    h = x.exp()
+    h.register_hook(lambda g: log.append("h"))
+    k = x.sin()
+    k.register_hook(lambda g: log.append("k"))
+    (h * k + x).sum().backward()
+    return log, _rounded(x.grad.tolist())
+
+
+OTHERS = {
+    "removed_inside": _removed_inside_a_hook,
+    "non_leaf_removed_inside": _non_leaf_removed_inside_a_hook,
+    "autograd_grad": _autograd_grad,
+    "autograd_grad_outputs": _autograd_grad_several_outputs,
+    "create_graph": _create_graph,
+    "create_graph_backward": _create_graph_backward,
+    "order": _hook_order,
+}
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_other_paths_match_pytorch(name):
+    torch = pytest.importorskip("torch")
+    assert _same(OTHERS[name](tg), OTHERS[name](torch))
+
+
+def test_create_graph_hook_runs_once_on_the_total():
+    log, grad = _create_graph_backward(tg)
+    assert log == [("x", [5.0, 14.0, 29.0])]
+    assert grad == [5.0, 5.0, 5.0]
+
+
+def test_hook_removed_inside_another_still_runs_this_pass():
+    first, log, grad = _removed_inside_a_hook(tg)
+    assert first == ["a", "b"]
+    assert log == ["a", "b", "a"]
+    assert grad == [6.0, 6.0]
+
+
+# -- custom Functions ---------------------------------------------------------------------------
+
+
+def _custom_function(m):
+    class Square(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * a * b, a + b
+
+        @staticmethod
+        def backward(ctx, g0, g1):
+            a, b = ctx.saved_tensors
+            return g0 * 2 * a * b + g1, g0 * a * a + g1
+
+    log = []
+    x = m.tensor([1.0, -2.0], requires_grad=True)
+    w = m.tensor([0.5, 3.0], requires_grad=True)
+    x.register_hook(lambda g: log.append(("x", g.tolist())) or g.clamp(-4, 4))
+    u = x * 1.0
+    u.register_hook(lambda g: log.append(("u", g.tolist())))
+    p, q = Square.apply(u, w)
+    p.register_hook(lambda g: log.append(("p", g.tolist())) or g * 2)
+    q.register_hook(lambda g: log.append(("q", g.tolist())))
+    (p + q * x + u).sum().backward()
+    return _observe(log), _rounded(x.grad.tolist()), _rounded(w.grad.tolist())
+
+
+def test_custom_function_hooks_match_pytorch():
+    torch = pytest.importorskip("torch")
+    assert _same(_custom_function(tg), _custom_function(torch))
+
+
+def test_custom_function_hooks_run_once():
+    log, _, _ = _custom_function(tg)
+    assert sorted(name for name, _ in log) == ["p", "q", "u", "x"]
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+def test_record_refuses_hooks_clearly():
+    """A replay runs no Python, so a hook on a tensor of the recorded function cannot run:
+    recording refuses it by name instead of replaying without it."""
+
+    def hooked(w):
+        h = w * 2.0
+        h.register_hook(lambda g: g * 10.0)
+        return (h * h).sum()
+
+    with pytest.raises(NotImplementedError, match="register_hook"):
+        tg.record(hooked, tg.ones(3))
+
+
+def test_hook_on_a_captured_tensor_is_not_a_replay_gradient():
+    # Captured tensors are constants of a recorded tape: a replay differentiates with respect
+    # to its inputs only (as torch.func.grad does), so their hooks have nothing to see.
+    w = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    calls = []
+    w.register_hook(lambda g: calls.append(g))
+    tape = tg.record(lambda x: (x * w).sum(), tg.ones(3))
+    _, (grad,) = tape.value_and_grad(np.full(3, 2.0, np.float32))
+    assert grad.tolist() == [1.0, 2.0, 3.0]
+    assert calls == [] and w.grad is None
