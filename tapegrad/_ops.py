@@ -3,9 +3,9 @@
 Every recorded op is one ``Op`` entry. Its position in ``OPS`` is its opcode on the tape; its
 ``family`` picks the interpreter's first-level dispatch; its ``rule`` names the backward rule in
 ``tapegrad/_kernels/backward.py`` (several ops share a rule: ``x - 2`` differentiates like
-``x + 2``); ``grad_fn`` is the PyTorch node name users see; ``saves`` says which values the rule
-reads (``a``/``b``: the inputs, ``out``: the result), which is also what a second backward without
-``retain_graph`` may no longer use. ``domain`` is where the table-driven gradient checks sample
+``x + 2``); ``grad_fn`` is the PyTorch node name users see. Which values a row saves is not
+written here: it is what the op's rule reads (``tapegrad/_kernels/rules.py``), which is also what
+a second backward without ``retain_graph`` may no longer use. ``domain`` is where the table-driven gradient checks sample
 inputs. The facade methods, the kernels' dispatch arrays and the tests are all derived from here.
 """
 
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from ._kernels import rules as _rules
 
 # First-level dispatch of the interpreter.
 LEAF, UNARY, SCALAR, BINARY, REDUCE, VIEW, MATMUL, COPY, NARY, NONDIFF, GATHER, PYTHON = range(12)
@@ -27,7 +29,6 @@ class Op:
     rule: str
     grad_fn: str | None = None
     forward: Callable | None = None
-    saves: str = ""
     domain: tuple[float, float] = (-2.0, 2.0)
     # Implicit rows (broadcasting, dtype promotion) that PyTorch folds into the op using them:
     # ``grad_fn.next_functions`` looks through them.
@@ -53,6 +54,11 @@ class Op:
         if self.shown_inputs:
             return self.shown_inputs
         return 2 if self.family in (BINARY, MATMUL) else 0 if self.family in (LEAF, NONDIFF) else 1
+
+    @property
+    def saves(self) -> str:
+        """The values the backward reads, from the op's rule: "a", "b", "out", "scalar"."""
+        return _rules.reads(self.rule)
 
     def reads(self, value: str) -> bool:
         """Whether the backward reads ``value``: "a", "b", "out" or "scalar" (the parameter,
@@ -115,28 +121,28 @@ OPS: tuple[Op, ...] = (
     Op("constant", LEAF, "constant", replay="input"),
     # y = f(x), element by element.
     Op("neg", UNARY, "neg", "NegBackward0", np.negative),
-    Op("exp", UNARY, "exp", "ExpBackward0", np.exp, "out"),
-    Op("log", UNARY, "log", "LogBackward0", np.log, "a", (0.2, 3.0)),
-    Op("sin", UNARY, "sin", "SinBackward0", np.sin, "a", derivative=np.cos),
-    Op("cos", UNARY, "cos", "CosBackward0", np.cos, "a", derivative=lambda x: np.negative(np.sin(x))),
-    Op("tanh", UNARY, "tanh", "TanhBackward0", np.tanh, "out"),
-    Op("sigmoid", UNARY, "sigmoid", "SigmoidBackward0", _sigmoid, "out"),
-    Op("relu", UNARY, "relu", "ReluBackward0", _relu, "out"),
-    Op("sqrt", UNARY, "sqrt", "SqrtBackward0", np.sqrt, "out", (0.2, 3.0)),
-    Op("abs", UNARY, "abs", "AbsBackward0", np.abs, "a"),
-    Op("reciprocal", UNARY, "reciprocal", "ReciprocalBackward0", np.reciprocal, "out", (0.5, 2.0)),
-    Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, "a", (-3.0, 3.0), derivative=_sigmoid),
-    Op("gelu", UNARY, "gelu", "GeluBackward0", _gelu, "a", (-3.0, 3.0)),
-    Op("log1p", UNARY, "log1p", "Log1PBackward0", np.log1p, "a", (-0.5, 2.0)),
-    Op("expm1", UNARY, "expm1", "Expm1Backward0", np.expm1, "out"),
-    Op("tan", UNARY, "tan", "TanBackward0", np.tan, "out", (-1.0, 1.0)),
-    Op("asin", UNARY, "asin", "AsinBackward0", np.arcsin, "a", (-0.9, 0.9)),
-    Op("acos", UNARY, "acos", "AcosBackward0", np.arccos, "a", (-0.9, 0.9)),
-    Op("atan", UNARY, "atan", "AtanBackward0", np.arctan, "a"),
-    Op("sinh", UNARY, "sinh", "SinhBackward0", np.sinh, "a"),
-    Op("cosh", UNARY, "cosh", "CoshBackward0", np.cosh, "a"),
-    Op("erf", UNARY, "erf", "ErfBackward0", _erf, "a"),
-    Op("silu", UNARY, "silu", "SiluBackward0", _silu, "a"),
+    Op("exp", UNARY, "exp", "ExpBackward0", np.exp),
+    Op("log", UNARY, "log", "LogBackward0", np.log, domain=(0.2, 3.0)),
+    Op("sin", UNARY, "sin", "SinBackward0", np.sin, derivative=np.cos),
+    Op("cos", UNARY, "cos", "CosBackward0", np.cos, derivative=lambda x: np.negative(np.sin(x))),
+    Op("tanh", UNARY, "tanh", "TanhBackward0", np.tanh),
+    Op("sigmoid", UNARY, "sigmoid", "SigmoidBackward0", _sigmoid),
+    Op("relu", UNARY, "relu", "ReluBackward0", _relu),
+    Op("sqrt", UNARY, "sqrt", "SqrtBackward0", np.sqrt, domain=(0.2, 3.0)),
+    Op("abs", UNARY, "abs", "AbsBackward0", np.abs),
+    Op("reciprocal", UNARY, "reciprocal", "ReciprocalBackward0", np.reciprocal, domain=(0.5, 2.0)),
+    Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, domain=(-3.0, 3.0), derivative=_sigmoid),
+    Op("gelu", UNARY, "gelu", "GeluBackward0", _gelu, domain=(-3.0, 3.0)),
+    Op("log1p", UNARY, "log1p", "Log1PBackward0", np.log1p, domain=(-0.5, 2.0)),
+    Op("expm1", UNARY, "expm1", "Expm1Backward0", np.expm1),
+    Op("tan", UNARY, "tan", "TanBackward0", np.tan, domain=(-1.0, 1.0)),
+    Op("asin", UNARY, "asin", "AsinBackward0", np.arcsin, domain=(-0.9, 0.9)),
+    Op("acos", UNARY, "acos", "AcosBackward0", np.arccos, domain=(-0.9, 0.9)),
+    Op("atan", UNARY, "atan", "AtanBackward0", np.arctan),
+    Op("sinh", UNARY, "sinh", "SinhBackward0", np.sinh),
+    Op("cosh", UNARY, "cosh", "CoshBackward0", np.cosh),
+    Op("erf", UNARY, "erf", "ErfBackward0", _erf),
+    Op("silu", UNARY, "silu", "SiluBackward0", _silu),
     # Piecewise constant: the gradient is zero (and still reaches the input, as in PyTorch).
     Op("sign", UNARY, "zero", "SignBackward0", np.sign),
     Op("floor", UNARY, "zero", "FloorBackward0", np.floor),
@@ -145,25 +151,25 @@ OPS: tuple[Op, ...] = (
     Op("add_scalar", SCALAR, "pass", "AddBackward0", np.add, shown_inputs=2),
     Op("sub_scalar", SCALAR, "pass", "SubBackward0", np.subtract, shown_inputs=2),
     Op("rsub_scalar", SCALAR, "neg", "RsubBackward1", lambda x, s: np.subtract(s, x)),
-    Op("mul_scalar", SCALAR, "mul_scalar", "MulBackward0", np.multiply, "scalar", shown_inputs=2),
-    Op("div_scalar", SCALAR, "div_scalar", "DivBackward0", np.divide, "scalar", shown_inputs=2),
-    Op("pow_scalar", SCALAR, "pow_scalar", "PowBackward0", np.power, "a", (0.5, 2.0)),
-    Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x), "out"),
-    Op("leaky_relu", SCALAR, "leaky_relu", "LeakyReluBackward0", _leaky_relu, "a"),
-    Op("elu", SCALAR, "elu", "EluBackward0", _elu, "a"),
+    Op("mul_scalar", SCALAR, "mul_scalar", "MulBackward0", np.multiply, shown_inputs=2),
+    Op("div_scalar", SCALAR, "div_scalar", "DivBackward0", np.divide, shown_inputs=2),
+    Op("pow_scalar", SCALAR, "pow_scalar", "PowBackward0", np.power, domain=(0.5, 2.0)),
+    Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x)),
+    Op("leaky_relu", SCALAR, "leaky_relu", "LeakyReluBackward0", _leaky_relu),
+    Op("elu", SCALAR, "elu", "EluBackward0", _elu),
     # clamp(x, lo, hi) is a hidden lower clamp feeding the upper one: one node, as in PyTorch.
-    Op("clamp_min", SCALAR, "clamp_min", "ClampBackward1", np.maximum, "a", (-2.0, 2.0)),
-    Op("clamp_max", SCALAR, "clamp_max", "ClampBackward1", np.minimum, "a", (-2.0, 2.0)),
-    Op("clamp_lower", SCALAR, "clamp_min", "ClampBackward1", np.maximum, "a", hidden=True, replay="clamp_min"),
+    Op("clamp_min", SCALAR, "clamp_min", "ClampBackward1", np.maximum, domain=(-2.0, 2.0)),
+    Op("clamp_max", SCALAR, "clamp_max", "ClampBackward1", np.minimum, domain=(-2.0, 2.0)),
+    Op("clamp_lower", SCALAR, "clamp_min", "ClampBackward1", np.maximum, hidden=True, replay="clamp_min"),
     # y = f(a, b) on operands already broadcast and promoted to one shape and dtype.
     Op("add", BINARY, "add", "AddBackward0", np.add),
     Op("sub", BINARY, "sub", "SubBackward0", np.subtract),
-    Op("mul", BINARY, "mul", "MulBackward0", np.multiply, "a b"),
-    Op("div", BINARY, "div", "DivBackward0", np.divide, "a b", (0.5, 2.0)),
-    Op("pow", BINARY, "pow", "PowBackward1", np.power, "a b out", (0.5, 2.0)),
+    Op("mul", BINARY, "mul", "MulBackward0", np.multiply),
+    Op("div", BINARY, "div", "DivBackward0", np.divide, domain=(0.5, 2.0)),
+    Op("pow", BINARY, "pow", "PowBackward1", np.power, domain=(0.5, 2.0)),
     # The larger (smaller) of two; a tie splits the gradient evenly, as in PyTorch.
-    Op("maximum", BINARY, "maximum", "MaximumBackward0", np.maximum, "a b"),
-    Op("minimum", BINARY, "minimum", "MinimumBackward0", np.minimum, "a b"),
+    Op("maximum", BINARY, "maximum", "MaximumBackward0", np.maximum),
+    Op("minimum", BINARY, "minimum", "MinimumBackward0", np.minimum),
     # where(condition, a, b): the integer slot is the distance back to a ``mask`` row holding the
     # condition as 0/1 in the result's dtype.
     Op("where", BINARY, "where", "WhereBackward0", np.where),  # forward: where(condition, a, b)
@@ -175,24 +181,24 @@ OPS: tuple[Op, ...] = (
     Op("mean_dim", REDUCE, "sum_dim", "MeanBackward1", replay="sum_dim"),
     # Reductions along one dimension (integer slot; -1: over all elements). norm's order, var's
     # correction and max/min's direction (+1, -1) are in the parameter slot.
-    Op("norm", REDUCE, "norm", "LinalgVectorNormBackward0", None, "a out"),
-    Op("prod", REDUCE, "prod", "ProdBackward0", None, "a out"),
-    Op("prod_dim", REDUCE, "prod", "ProdBackward1", None, "a out", replay="prod"),
-    Op("logsumexp", REDUCE, "logsumexp", "LogsumexpBackward0", None, "a out"),
-    Op("var", REDUCE, "var", "VarBackward0", None, "a"),
-    Op("std", REDUCE, "std", "StdBackward0", None, "a out"),
+    Op("norm", REDUCE, "norm", "LinalgVectorNormBackward0", None),
+    Op("prod", REDUCE, "prod", "ProdBackward0", None),
+    Op("prod_dim", REDUCE, "prod", "ProdBackward1", None, replay="prod"),
+    Op("logsumexp", REDUCE, "logsumexp", "LogsumexpBackward0", None),
+    Op("var", REDUCE, "var", "VarBackward0", None),
+    Op("std", REDUCE, "std", "StdBackward0", None),
     Op("cumsum", REDUCE, "cumsum", "CumsumBackward0"),
     # max/min and friends: in1 is a ``reduce_weights`` row saying where each group's gradient
     # goes (to the first extreme for max/min along a dimension, shared by ties otherwise).
-    Op("max", REDUCE, "select_reduce", "MaxBackward1", None, "b", replay="extreme"),
-    Op("min", REDUCE, "select_reduce", "MinBackward1", None, "b", replay="extreme"),
-    Op("max_dim", REDUCE, "select_reduce", "MaxBackward0", None, "b", replay="extreme"),
-    Op("min_dim", REDUCE, "select_reduce", "MinBackward0", None, "b", replay="extreme"),
-    Op("amax", REDUCE, "select_reduce", "AmaxBackward0", None, "b", replay="extreme"),
-    Op("amin", REDUCE, "select_reduce", "AminBackward0", None, "b", replay="extreme"),
+    Op("max", REDUCE, "select_reduce", "MaxBackward1", None, replay="extreme"),
+    Op("min", REDUCE, "select_reduce", "MinBackward1", None, replay="extreme"),
+    Op("max_dim", REDUCE, "select_reduce", "MaxBackward0", None, replay="extreme"),
+    Op("min_dim", REDUCE, "select_reduce", "MinBackward0", None, replay="extreme"),
+    Op("amax", REDUCE, "select_reduce", "AmaxBackward0", None, replay="extreme"),
+    Op("amin", REDUCE, "select_reduce", "AminBackward0", None, replay="extreme"),
     # Softmax along the dimension in the integer slot.
-    Op("softmax", REDUCE, "softmax", "SoftmaxBackward0", None, "out"),
-    Op("log_softmax", REDUCE, "log_softmax", "LogSoftmaxBackward0", None, "out"),
+    Op("softmax", REDUCE, "softmax", "SoftmaxBackward0", None),
+    Op("log_softmax", REDUCE, "log_softmax", "LogSoftmaxBackward0", None),
     # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),
@@ -217,10 +223,10 @@ OPS: tuple[Op, ...] = (
     Op("broadcast", VIEW, "view", "ExpandBackward0", hidden=True),
     Op("matmul_view", VIEW, "view", "ViewBackward0", hidden=True, is_view=False),
     # Matrix products (BLAS through numba).
-    Op("dot", MATMUL, "dot", "DotBackward0", None, "a b"),
-    Op("mv", MATMUL, "mv", "MvBackward0", None, "a b"),
-    Op("mm", MATMUL, "mm", "MmBackward0", None, "a b"),
-    Op("bmm", MATMUL, "bmm", "BmmBackward0", None, "a b"),
+    Op("dot", MATMUL, "dot", "DotBackward0", None),
+    Op("mv", MATMUL, "mv", "MvBackward0", None),
+    Op("mm", MATMUL, "mm", "MmBackward0", None),
+    Op("bmm", MATMUL, "bmm", "BmmBackward0", None),
     # Copies.
     Op("clone", COPY, "pass", "CloneBackward0", replay="copy"),
     Op("cast", COPY, "cast", "ToCopyBackward0"),
@@ -244,7 +250,7 @@ OPS: tuple[Op, ...] = (
     Op("nll_pick", GATHER, "gather_rows", "NllLossBackward0", hidden=True, replay="gather_rows"),
     Op("nll_loss", REDUCE, "sum_all", "NllLossBackward0", shown_inputs=2, replay="sum_all"),
     # ... with class weights: the picks dotted with the targets' -weight / total weight.
-    Op("nll_loss_weighted", MATMUL, "dot", "NllLossBackward0", None, "a b", replay="dot"),
+    Op("nll_loss_weighted", MATMUL, "dot", "NllLossBackward0", None, replay="dot"),
     # n inputs: the integer slot points at (count, dim, r - input_row for each input, each
     # input's extent along dim) in aux; deltas rather than row numbers, so merging tapes leaves
     # them valid.
@@ -288,8 +294,21 @@ def dispatch_arrays(rule_numbers: dict[str, int]):
         raise NotImplementedError(f"no backward rule in tapegrad._kernels for: {', '.join(missing)}")
     rules = np.array([rule_numbers[op.rule] for op in OPS], dtype=np.int64)
     saves = np.array([op.saves_mask for op in OPS], dtype=np.int64)
-    families = np.array([op.family for op in OPS], dtype=np.int64)
-    return rules, saves, families
+    return rules, saves, paths()
+
+
+def paths() -> np.ndarray:
+    """Per opcode, the kernel path of its backward (``tapegrad/_kernels/rules.py``): unary
+    elementwise ops get ``UNARY``, under which a row with a precomputed derivative only multiplies."""
+    result = np.empty(len(OPS), dtype=np.int64)
+    for opcode, op in enumerate(OPS):
+        path = _rules.path(op.rule)
+        if op.family == UNARY and path == _rules.ELEMENTWISE:
+            path = _rules.UNARY
+        elif op.derivative is not None:
+            raise TypeError(f"{op.name}: derivative= needs a unary elementwise rule, not {op.rule!r}")
+        result[opcode] = path
+    return result
 
 
 def replay_arrays(rule_numbers: dict[str, int]) -> np.ndarray:

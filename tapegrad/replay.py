@@ -44,8 +44,8 @@ def _kernels():
         from ._kernels import backward, forward
 
         replay_rules = _ops.replay_arrays(forward.RULES)
-        rules, saves, _ = _ops.dispatch_arrays(backward.RULES)
-        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, rules, saves)  # hooks: eager only
+        # Hooks are eager only: register_hook raises inside tapegrad.record.
+        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, _ops.dispatch_arrays(backward.RULES))
     return _FORWARD
 
 
@@ -210,7 +210,7 @@ class Tape:
         for the inputs of the last forward."""
         if not self._forwarded:
             raise RuntimeError("call the tape (or value_and_grad) before backward")
-        _, _, backward_sweep, rules, saves = _kernels()
+        _, _, backward_sweep, (rules, saves, paths) = _kernels()
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
@@ -230,7 +230,7 @@ class Tape:
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
         status, row, grad32, grad64, offsets, touched = backward_sweep(
-            self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
+            self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
             self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
         )  # fmt: skip
         if status:

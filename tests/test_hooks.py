@@ -45,10 +45,8 @@ def test_without_hooks_the_backward_is_one_call(monkeypatch):
     from tapegrad.autograd import engine
 
     calls = []
-    sweep, rules, saves, setup, propagate = engine.kernel()
-    monkeypatch.setattr(
-        engine, "_kernel", (lambda *a: calls.append("sweep") or sweep(*a), rules, saves, setup, propagate)
-    )
+    sweep, arrays, setup, propagate = engine.kernel()
+    monkeypatch.setattr(engine, "_kernel", (lambda *a: calls.append("sweep") or sweep(*a), arrays, setup, propagate))
     x = tg.ones(3, requires_grad=True)
     (x * 2.0).sum().backward()
     assert calls == ["sweep"]

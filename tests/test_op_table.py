@@ -9,6 +9,7 @@ import pytest
 import tapegrad as tg
 from tapegrad import _ops
 from tapegrad._examples import CASES
+from tapegrad._kernels import rules
 from tapegrad._tape import ROW_WIDTH
 from tapegrad.autograd.engine import kernel
 
@@ -93,3 +94,72 @@ def test_a_missing_rule_is_reported_by_name():
 
     with pytest.raises(NotImplementedError, match="no backward rule in tapegrad._kernels for: exp"):
         _ops.dispatch_arrays({name: number for name, number in RULES.items() if name != "exp"})
+
+
+UNARY_OPS = [op for op, path in zip(_ops.OPS, _ops.paths()) if path == rules.UNARY]
+
+
+@pytest.mark.parametrize("op", UNARY_OPS, ids=lambda op: op.name)
+def test_precomputed_derivative_path_equals_the_rule(op):
+    """Every unary op can take the precomputed-derivative path (``Op.derivative``): at the size
+    where it is used, its gradient equals the op's own rule's, whichever of the two it declares.
+    (Before the path was the op's declared kind, adding ``derivative=`` to ``atan`` read a value
+    never saved.)"""
+    import dataclasses
+
+    from tapegrad._record import PRECOMPUTED_DERIVATIVE_SIZE, _unary
+
+    low, high = op.domain
+    data = np.random.default_rng(5).uniform(low, high, PRECOMPUTED_DERIVATIVE_SIZE + 3)  # off every kink
+    step = 1e-6
+
+    def derivative(x):  # central differences of the forward, element by element
+        return (op.forward(x + step) - op.forward(x - step)) / (2 * step)
+
+    gradients = []
+    for variant in (dataclasses.replace(op, derivative=None), dataclasses.replace(op, derivative=derivative)):
+        x = tg.tensor(data, requires_grad=True, dtype=tg.float64)
+        _unary(variant, x).sum().backward()
+        gradients.append(x.grad.numpy())
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-5, atol=1e-6)
+
+
+def _non_contiguous(array: np.ndarray) -> np.ndarray:
+    """The same values with other strides: reversed along every axis of a reversed copy."""
+    if array.ndim == 0:
+        return array
+    flipped = np.flip(array).copy()
+    return np.flip(flipped)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_non_contiguous_inputs_give_the_same_gradients(case):
+    rng = np.random.default_rng(11)
+    arrays = sample(rng, case.shapes, case.domain)
+    results = []
+    for make in (np.ascontiguousarray, _non_contiguous):
+        inputs = [tg.from_numpy(make(a)).requires_grad_() for a in arrays]
+        case.call(*inputs).sum().backward()
+        results.append([x.grad.numpy() for x in inputs])
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_derivative_on_an_op_without_the_unary_path_is_a_table_error(monkeypatch):
+    import dataclasses
+
+    ops = tuple(
+        dataclasses.replace(op, derivative=np.cos) if op.name == "gelu" else op for op in _ops.OPS
+    )  # gelu's rule is structural: it cannot only multiply by a saved derivative
+    monkeypatch.setattr(_ops, "OPS", ops)
+    with pytest.raises(TypeError, match="gelu: derivative= needs a unary elementwise rule"):
+        _ops.paths()
+
+
+def test_every_backward_rule_is_declared_once_with_its_path():
+    from tapegrad._kernels.backward import RULE_NAMES
+
+    assert sorted(RULE_NAMES) == sorted(rules.BACKWARD_RULES)
+    assert {path for path, _ in rules.BACKWARD_RULES.values()} <= set(range(len(rules.PATH_NAMES)))
+    for name, (_, reads) in rules.BACKWARD_RULES.items():
+        assert set(reads.split()) <= {"a", "b", "out", "scalar"}, name

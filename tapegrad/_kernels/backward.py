@@ -14,6 +14,13 @@ import numpy as np
 
 from .config import inline, jit
 from .memory import borrow, matrix_at, value_at
+from .rules import CAST as CAST_PATH
+from .rules import ELEMENTWISE as ELEMENTWISE_PATH
+from .rules import GROUPED as GROUPED_PATH
+from .rules import PYTHON as PYTHON_PATH
+from .rules import SKIP as SKIP_PATH
+from .rules import STRUCTURAL as STRUCTURAL_PATH
+from .rules import UNARY as UNARY_PATH
 from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
@@ -122,6 +129,25 @@ def _small_backward(rule, r, numel, rows, params, aux, addresses, offsets, touch
 
 
 @jit
+def _derivative_backward(r, rows, layouts, addresses, offsets, touched, grad):
+    """A unary row whose second input holds d(out)/d(x), computed by numpy when it was recorded
+    (``Op.derivative``): the rule only multiplies, whatever the op."""
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return True
+    numel = layouts[rows[r, 4], 1]
+    o = offsets[r]
+    oa = offsets[a]
+    _claim(a, rows, layouts, offsets, touched, grad)
+    g = grad[o : o + numel]
+    ga = grad[oa : oa + numel]
+    derivative = value_at(addresses[rows[r, 2]], numel, grad)
+    for i in range(numel):
+        ga[i] += g[i] * derivative[i]
+    return True
+
+
+@jit
 def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad):
     """Rules whose operands and result have one shape. ``grad`` is a borrowed view, so slicing it
     costs no reference counting; slices (rather than ``ga[i]``) let LLVM vectorize, since
@@ -145,11 +171,7 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     one = grad.dtype.type(1.0)
     s = grad.dtype.type(params[r, 5])
 
-    if NEG <= rule <= SOFTPLUS and b >= 0:  # a unary op whose derivative the forward saved
-        derivative = value_at(addresses[b], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * derivative[i]
-    elif rule == PASS:
+    if rule == PASS:
         for i in range(numel):
             ga[i] += g[i]
     elif rule == NEG:
@@ -629,7 +651,7 @@ def backward_setup(rows, layouts, rules, roots, seeds):
 
 @jit
 def backward_rows(
-    rows, params, layouts, dims, aux, addresses, rules, saves, freed, modified, retain_graph,
+    rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,
     offsets, grad32, grad64, touched, start, stop,
 ):  # fmt: skip
     """Propagate through rows ``start`` down to ``stop`` (exclusive). A sweep with hooks stops
@@ -650,9 +672,10 @@ def backward_rows(
             continue
         opcode = rows[r, 0]
         rule = rules[opcode]
-        if rule <= CONSTANT:
+        path = paths[opcode]
+        if path == SKIP_PATH:
             continue
-        if rule == PYTHON:  # the engine ran the user's backward before this call reached the row
+        if path == PYTHON_PATH:  # the engine ran the user's backward before this call reached the row
             continue
         mask = saves[opcode]
         if mask:
@@ -661,7 +684,12 @@ def backward_rows(
             if modified[r]:
                 return 2, r
         is_double = layouts[rows[r, 4], 0] == FLOAT64
-        if rule == CAST:
+        if path == UNARY_PATH and rows[r, 2] >= 0:
+            if is_double:
+                ok = _derivative_backward(r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad64)
+            else:
+                ok = _derivative_backward(r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad32)
+        elif path == CAST_PATH:
             a = rows[r, 1]
             if offsets[a] >= 0:
                 numel = layouts[rows[r, 4], 1]
@@ -686,7 +714,7 @@ def backward_rows(
             )
         ):
             ok = True
-        elif rule <= POW:
+        elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
             if is_double:
                 ok = _elementwise_backward(
                     rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad64
@@ -695,7 +723,7 @@ def backward_rows(
                 ok = _elementwise_backward(
                     rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
                 )
-        elif rule >= MAXIMUM or rule == NORM:
+        elif path == GROUPED_PATH:
             if is_double:
                 ok = _grouped_backward(
                     rule, mask, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad64
@@ -704,14 +732,17 @@ def backward_rows(
                 ok = _grouped_backward(
                     rule, mask, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad32
                 )
-        elif is_double:
-            ok = _structural_backward(
-                rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad64
-            )
+        elif path == STRUCTURAL_PATH:
+            if is_double:
+                ok = _structural_backward(
+                    rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad64
+                )
+            else:
+                ok = _structural_backward(
+                    rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32
+                )
         else:
-            ok = _structural_backward(
-                rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32
-            )
+            ok = False
         if not ok:
             return 3, r
         if not retain_graph:
@@ -721,12 +752,13 @@ def backward_rows(
 
 @jit
 def backward_sweep(
-    rows, params, layouts, dims, aux, addresses, rules, saves, roots, seeds, freed, modified, retain_graph
+    rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph
 ):
     """Gradients of every row reached from ``roots`` (seeded with ``seeds``, flattened in order):
     the whole backward in one call.
 
     ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
+    ``paths[opcode]`` which kernel function runs it (``tapegrad/_kernels/rules.py``);
     ``modified`` marks rows one of whose saved tensors changed in place since it was saved.
     Returns ``(status, row, grad32, grad64, offsets, touched)``: status 0 on success, 1 when
     ``row`` needs values a previous backward freed, 2 when it needs ``row``'s value, modified in
@@ -734,7 +766,7 @@ def backward_sweep(
     """
     offsets, grad32, grad64, touched = backward_setup(rows, layouts, rules, roots, seeds)
     status, row = backward_rows(
-        rows, params, layouts, dims, aux, addresses, rules, saves, freed, modified, retain_graph,
+        rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,
         offsets, grad32, grad64, touched, len(touched) - 1, -1,
     )  # fmt: skip
     return status, row, grad32, grad64, offsets, touched

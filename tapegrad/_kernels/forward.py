@@ -34,6 +34,22 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
  SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
  REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
 
+# Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
+# rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
+# code. Rules not listed here go to ``_small_forward``/``_row_forward``.
+COMPARE_PATH, GROUPED_PATH, ELEMENT_SWITCH_PATH = 1, 2, 3
+_PATH_RULES = {
+    COMPARE_PATH: "lt le gt ge eq ne",
+    GROUPED_PATH: "maximum minimum clamp_min clamp_max where extreme reduce_weights cumsum prod logsumexp var std norm",
+    # Unary rules that share one per-element switch in ``_row_forward`` (they are rare enough in
+    # hot loops that a branch per element is cheaper to compile than a loop each).
+    ELEMENT_SWITCH_PATH: "log1p expm1 tan asin acos atan sinh cosh erf silu sign floor round leaky_relu elu",
+}
+PATHS = np.zeros(len(RULE_NAMES), np.int64)
+for _path, _names in _PATH_RULES.items():
+    for _name in _names.split():
+        PATHS[RULES[_name]] = _path
+
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 FLOAT64 = 1
 
@@ -209,7 +225,7 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                     total += out[base + k * inner]
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
-    elif LOG1P <= rule <= ELU:
+    elif PATHS[rule] == ELEMENT_SWITCH_PATH:
         for i in range(numel):
             v = x[i]
             if rule == LOG1P:
@@ -240,8 +256,10 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                 out[i] = np.rint(v)
             elif rule == LEAKY_RELU:
                 out[i] = v if v > zero else v * s
-            else:
+            elif rule == ELU:
                 out[i] = v if v > zero else np.expm1(v) * s
+            else:  # a rule listed under ELEMENT_SWITCH_PATH without a case here
+                return False
     elif rule == GELU:
         for i in range(numel):
             out[i] = half * x[i] * (one + math.erf(x[i] * 0.7071067811865476))
@@ -541,7 +559,7 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 else:
                     for i in range(numel):
                         values32[target + i] = values32[source + i]
-        elif LT <= rule <= NE:
+        elif PATHS[rule] == COMPARE_PATH:
             b = rows[r, 2]
             numel = layouts[rows[r, 4], 1]
             out = values64[offsets[r] : offsets[r] + numel]
@@ -560,7 +578,7 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 _argmax(values64[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
             else:
                 _argmax(values32[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
-        elif rule >= MAXIMUM or rule == NORM:
+        elif PATHS[rule] == GROUPED_PATH:
             if is_double:
                 ok = _grouped_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_offsets, b_values64)
             else:

@@ -22,8 +22,12 @@ def kernel():
     if _kernel is None:
         from .._kernels import backward
 
-        rules, saves, _ = dispatch_arrays(backward.RULES)
-        _kernel = (backward.backward_sweep, rules, saves, backward.backward_setup, backward.backward_rows)
+        _kernel = (
+            backward.backward_sweep,
+            dispatch_arrays(backward.RULES),
+            backward.backward_setup,
+            backward.backward_rows,
+        )
     return _kernel
 
 
@@ -97,7 +101,7 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
 
 
 def _sweep(tape, pairs, retain: bool, collect) -> None:
-    sweep, rules, saves, setup, propagate = kernel()
+    sweep, (rules, saves, paths), setup, propagate = kernel()
     roots = np.array([row for row, _ in pairs], np.int64)
     seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
     n_rows = int(roots.max()) + 1
@@ -115,6 +119,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         tape.addresses(n_rows),
         rules,
         saves,
+        paths,
     )
     hooked = _hooked_rows(tape, n_rows)
     calls = {row: call for row, call in tape.functions.items() if row < n_rows}
@@ -124,9 +129,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], rules, roots, seeds)
         start = n_rows - 1
         for stop, hooked_rows in _stops(hooked, calls):
-            status, row = propagate(
-                *arrays[:6], rules, saves, freed, modified, retain, offsets, grad32, grad64, touched, start, stop
-            )
+            status, row = propagate(*arrays, freed, modified, retain, offsets, grad32, grad64, touched, start, stop)
             if status or stop < 0:
                 break
             for hooked_row in hooked_rows:

@@ -1,0 +1,67 @@
+"""What each backward rule of the interpreter is: the kernel function that runs it and the values
+it reads. Plain Python (no numba): the op table reads it at import.
+
+An op names its rule (``Op.rule``); from here it inherits which values its row saves, so an op
+cannot declare a ``saves`` that disagrees with what its rule reads (a rule reading a value never
+saved follows a null address). The sweep picks the kernel function from ``path``, derived per
+opcode by ``tapegrad._ops.dispatch_arrays``, never from where a rule's number falls.
+
+Reads: ``a``/``b`` the row's inputs, ``out`` its result, ``scalar`` its float parameter (which
+PyTorch counts as saved: ``x * 2.0`` cannot be backwarded twice there).
+"""
+
+from __future__ import annotations
+
+# Kernel paths of the backward sweep (tapegrad/_kernels/backward.py).
+SKIP = 0  # leaves and constants: nothing to propagate
+PYTHON = 1  # a custom Function: the engine runs its backward before the sweep reaches the row
+CAST = 2  # between the float32 and float64 arenas
+ELEMENTWISE = 3  # ``_elementwise_backward``: operands and result of one shape
+GROUPED = 4  # ``_grouped_backward``: selections and reductions along one dimension
+STRUCTURAL = 5  # ``_structural_backward``: reductions, views, joins and products that need shapes
+# A unary elementwise op: with a second input row, that row holds d(out)/d(x), computed by numpy
+# at record time, and the sweep only multiplies (``Op.derivative``).
+UNARY = 6
+
+PATH_NAMES = ("skip", "python", "cast", "elementwise", "grouped", "structural", "unary")
+
+
+def _rules(path: int, declarations: str) -> dict:
+    """``"name:reads name ..."`` (reads joined by ``+``) as {name: (path, reads)}."""
+    rules = {}
+    for declaration in declarations.split():
+        name, _, reads = declaration.partition(":")
+        rules[name] = (path, " ".join(reads.split("+")) if reads else "")
+    return rules
+
+
+BACKWARD_RULES: dict[str, tuple[int, str]] = {
+    **_rules(SKIP, "leaf constant"),
+    **_rules(PYTHON, "python"),
+    **_rules(CAST, "cast"),
+    **_rules(
+        ELEMENTWISE,
+        "neg exp:out log:a sin:a cos:a tanh:out sigmoid:out relu:out sqrt:out abs:a reciprocal:out "
+        "softplus:a log1p:a expm1:out tan:out asin:a acos:a atan:a sinh:a cosh:a erf:a silu:a zero "
+        "leaky_relu:a elu:a pass mul_scalar:scalar div_scalar:scalar pow_scalar:a rpow_scalar:out "
+        "add sub mul:a+b div:a+b pow:a+b+out",
+    ),
+    **_rules(
+        GROUPED,
+        "norm:a+out maximum:a+b minimum:a+b clamp_min:a clamp_max:a where select_reduce:b cumsum "
+        "prod:a+out logsumexp:a+out var:a std:a+out",
+    ),
+    **_rules(
+        STRUCTURAL,
+        "sum_all sum_dim softmax:out log_softmax:out gelu:a view dot:a+b mv:a+b mm:a+b bmm:a+b concat gather_rows",
+    ),
+}
+
+
+def reads(rule: str) -> str:
+    """The values ``rule`` reads, space separated ("a b out scalar")."""
+    return BACKWARD_RULES[rule][1]
+
+
+def path(rule: str) -> int:
+    return BACKWARD_RULES[rule][0]
