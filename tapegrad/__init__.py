@@ -31,6 +31,7 @@ from ._factories import (
     zeros,
     zeros_like,
 )
+from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ._indexing import flip, gather, index_select
 from ._linalg import dot, einsum, matmul, mm, outer
 from ._ops import OPS as _OPS
@@ -69,7 +70,6 @@ from ._views import (
     unbind,
     unsqueeze,
 )
-from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _target
-from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap
 
 

@@ -14,13 +14,13 @@ import numbers
 import numpy as np
 
 from . import _dtypes
+from ._grad_mode import recordings_active as _recordings_active
+from ._grad_mode import special_modes as _special_modes
+from ._grad_mode import state as _grad_state
+from ._grad_mode import threads_disabled as _threads_disabled
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
 from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
-from .autograd.grad_mode import recordings_active as _recordings_active
-from .autograd.grad_mode import special_modes as _special_modes
-from .autograd.grad_mode import state as _grad_state
-from .autograd.grad_mode import threads_disabled as _threads_disabled
 from .tensor import Tensor, _recorded, _wrap
 
 _float = builtins.float

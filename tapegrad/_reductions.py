@@ -12,11 +12,11 @@ import collections
 import numpy as np
 
 from . import _dtypes
+from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _input_row, _opcode, _target
 from ._record import record as _record_op
 from ._tape import NO_GRAD
-from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _normalize_dim, _recorded, _wrap
 
 

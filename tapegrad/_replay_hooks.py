@@ -11,10 +11,10 @@ import traceback
 
 import numpy as np
 
+from ._grad_mode import state
 from ._ops import OPCODE
 from ._record import _input_row, _operand_row
 from ._tape import NO_GRAD
-from .autograd.grad_mode import state
 from .tensor import Tensor, _recorded, _wrap
 
 

@@ -8,10 +8,10 @@ import numbers
 import numpy as np
 
 from . import _dtypes
+from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _SCALAR_OPS, _binary, _opcode, _operand_row, _scalar, _target, broadcast_error
 from ._tape import NO_GRAD
-from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _recorded, _wrap, as_tensor
 
 

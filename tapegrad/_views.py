@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
+from ._grad_mode import state as _grad_state
 from ._indexing import index as _index_by_tensor
 from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _target
 from ._shapes import broadcast_strides, contiguous_strides
-from .autograd.grad_mode import state as _grad_state
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap
 
 

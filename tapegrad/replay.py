@@ -24,11 +24,11 @@ import pickle
 
 import numpy as np
 
+from . import _grad_mode as grad_mode
 from . import _ops
 from ._record import _input_row
 from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK
 from ._tape import Tape as _RecordingTape
-from .autograd import grad_mode
 from .tensor import Tensor, _wrap
 
 _FORWARD = None

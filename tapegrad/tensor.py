@@ -14,10 +14,10 @@ import warnings
 import numpy as np
 
 from . import _dtypes
+from ._grad_mode import recordings_active as _recordings_active
+from ._grad_mode import state as _grad_state
 from ._ops import BY_NAME
 from ._tape import Tape, resolve
-from .autograd.grad_mode import recordings_active as _recordings_active
-from .autograd.grad_mode import state as _grad_state
 
 _float = builtins.float
 _int = builtins.int

@@ -2,95 +2,26 @@
 
 from __future__ import annotations
 
+from . import functional
 from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .gradients import backward, grad
 from .graph import Node
 
-
-def _as_tuple(value):
-    from ..tensor import Tensor
-
-    if value is None:
-        return None
-    return (value,) if isinstance(value, Tensor) else tuple(value)
-
-
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
-    """Accumulate gradients of ``tensors`` (weighted by ``grad_tensors``) into the leaves' ``.grad``."""
-    from .engine import run_backward
-
-    tensors = _as_tuple(tensors)
-    grad_tensors = _as_tuple(grad_tensors) or (None,) * len(tensors)
-    run_backward(tensors, grad_tensors, retain_graph, create_graph)
-
-
-class _Collector:
-    def __init__(self, inputs):
-        self.inputs = inputs
-        self.values = [None] * len(inputs)
-
-    def add(self, index, values):
-        self.values[index] = values if self.values[index] is None else self.values[index] + values
-
-
-def grad(
-    outputs,
-    inputs,
-    grad_outputs=None,
-    retain_graph=None,
-    create_graph: bool = False,
-    allow_unused=None,
-    is_grads_batched=False,
-    materialize_grads=False,
-):
-    """The gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``.
-
-    >>> import tapegrad as tg
-    >>> x = tg.tensor([1.0, 2.0], requires_grad=True)
-    >>> tg.autograd.grad((x * x).sum(), x)
-    (tensor([2., 4.]),)
-    """
-    from ..tensor import Tensor, _wrap
-    from .engine import run_backward
-
-    outputs = _as_tuple(outputs)
-    inputs = _as_tuple(inputs)
-    grad_outputs = _as_tuple(grad_outputs) or (None,) * len(outputs)
-    for tensor in inputs:
-        if not tensor.requires_grad:
-            raise RuntimeError("One of the differentiated Tensors does not require grad")
-    collector = _Collector(inputs)
-    run_backward(outputs, grad_outputs, retain_graph, create_graph, collect=collector)
-    results = []
-    for index, values in enumerate(collector.values):
-        if values is None:
-            if not (allow_unused or materialize_grads):
-                raise RuntimeError(
-                    f"The differentiated Tensor at index {index} appears to not have been used in the graph. "
-                    "Set allow_unused=True if this is the desired behavior."
-                )
-            results.append(_wrap(inputs[index]._data * 0) if materialize_grads else None)
-        else:
-            results.append(values if isinstance(values, Tensor) else _wrap(values))
-    return tuple(results)
-
-
-from . import functional  # noqa: E402 - needs grad defined above
-from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
-
 __all__ = [
-    "functional",
-    "backward",
-    "grad",
-    "no_grad",
-    "enable_grad",
-    "set_grad_enabled",
-    "is_grad_enabled",
-    "Node",
     "Function",
     "FunctionCtx",
-    "once_differentiable",
+    "GradcheckError",
+    "Node",
+    "backward",
+    "enable_grad",
+    "functional",
+    "grad",
     "gradcheck",
     "gradgradcheck",
-    "GradcheckError",
+    "is_grad_enabled",
+    "no_grad",
+    "once_differentiable",
+    "set_grad_enabled",
 ]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._grad_mode import is_grad_enabled, no_grad
+from .._grad_mode import state as _grad_state
 from .._ops import OPCODE
 from .._record import _input_row, _tape_for
 from .._tape import Tape
 from ..tensor import Tensor, _wrap
 from .engine import SECOND_BACKWARD
-from .grad_mode import is_grad_enabled, no_grad
-from .grad_mode import state as _grad_state
 
 _FUNCTION_OPCODE = OPCODE["function"]
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._views import stack
 from ..tensor import Tensor, _wrap
-from . import grad as _grad
+from .gradients import grad as _grad
 
 
 def _as_tuple(value):

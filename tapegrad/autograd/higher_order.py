@@ -29,13 +29,13 @@ import math
 import numpy as np
 
 from .._dtypes import from_numpy_dtype
+from .._grad_mode import enable_grad
+from .._grad_mode import state as _grad_state
 from .._ops import BINARY, COPY, LEAF_OPCODE, MATMUL, NARY, OPS, SCALAR, UNARY, VIEW
 from .._record import inplace_epoch
 from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, resolve
 from ..tensor import Tensor, _recorded, _wrap
 from .engine import SECOND_BACKWARD, _modified_message, _seed
-from .grad_mode import enable_grad
-from .grad_mode import state as _grad_state
 
 
 def run_create_graph(roots, gradients, retain_graph, *, collect=None) -> None:

@@ -1,0 +1,215 @@
+"""The package's layering: imports flow one way, from the bottom up, and nothing cycles.
+
+Layers, lowest first (a module may import its own layer and those below it):
+
+0 core       dtypes, shapes, grad mode, printing, the kernels' rule declarations
+1 tape       the op table and the tape (``_ops`` derives its saves from the rule declarations)
+2 kernels    numba code: imports only core and itself, loaded lazily by the engine and replay
+3 ops        the Tensor facade and the recorders (elementwise, views, picks, reductions, ...)
+4 autograd   engine, create_graph, Function, functional, gradcheck
+5 replay     record once, replay many times
+6 nn, optim
+7 the package's ``__init__``, ``__main__`` and the tutorial it runs
+
+``KNOWN_UPWARD`` lists the imports from a lower layer to a higher one that the package still has
+(function-local, to reach the engine or replay from a Tensor method); the test fails when a new
+one appears, and when a listed one is gone (delete it from the list: the list only shrinks).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tapegrad"
+
+LAYERS = {
+    "core": ["_dtypes", "_shapes", "_grad_mode", "_printing", "_kernels", "_kernels.rules"],
+    "tape": ["_ops", "_tape"],
+    "kernels": ["_kernels.config", "_kernels.memory", "_kernels.strided", "_kernels.backward", "_kernels.forward"],
+    "ops": [
+        "tensor",
+        "_record",
+        "_views",
+        "_indexing",
+        "_reductions",
+        "_selection",
+        "_linalg",
+        "_factories",
+        "_replay_hooks",
+        "_serialization",
+        "_examples",
+    ],
+    "autograd": [
+        "autograd",
+        "autograd.engine",
+        "autograd.higher_order",
+        "autograd.function",
+        "autograd.functional",
+        "autograd.gradcheck",
+        "autograd.gradients",
+        "autograd.grad_mode",
+        "autograd.graph",
+    ],
+    "replay": ["replay"],
+    "nn": ["nn", "nn.functional", "nn.init", "nn.modules", "optim", "optim.lr_scheduler"],
+    "package": ["", "__main__", "_tutorial"],
+}
+RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
+
+KNOWN_UPWARD = {
+    # Tensor.backward() runs the engine; Tensor.grad_fn builds the node objects PyTorch shows.
+    "tensor": ["autograd.engine", "autograd.graph"],
+}
+
+# The one module-level cycle left: Tensor's methods call the recorders by attribute, and the
+# recorders make Tensors; tensor.py imports _record on its last line.
+KNOWN_CYCLES = [{"tensor", "_record"}]
+
+
+def _modules() -> dict:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        modules[name.removesuffix("__init__").rstrip(".")] = path
+    return modules
+
+
+def _imports(modules: dict) -> dict:
+    """{module: {(imported module, at module level)}} for imports within the package."""
+    found = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        top_level = {id(node) for node in tree.body}
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue  # absolute imports of tapegrad are not used inside the package
+            parts = package.split(".") if package else []
+            base = parts[: len(parts) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}" if target else alias.name
+                imported = candidate if candidate in modules else target
+                if imported in modules and imported != name:
+                    edges.add((imported, id(node) in top_level))
+        found[name] = edges
+    return found
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(set(_modules()) - set(RANK))
+    assert not missing, f"modules with no layer in tests/test_structure.py: {missing}"
+
+
+def test_imports_flow_one_way():
+    upward = {}
+    for importer, edges in _imports(_modules()).items():
+        for imported, _ in edges:
+            if RANK[imported] > RANK[importer]:
+                upward.setdefault(importer, set()).add(imported)
+    new = {k: sorted(v - set(KNOWN_UPWARD.get(k, ()))) for k, v in upward.items()}
+    new = {k: v for k, v in new.items() if v}
+    assert not new, f"imports from a lower layer to a higher one: {new}"
+    gone = {k: sorted(set(v) - upward.get(k, set())) for k, v in KNOWN_UPWARD.items()}
+    gone = {k: v for k, v in gone.items() if v}
+    assert not gone, f"no longer imported upward, remove from KNOWN_UPWARD: {gone}"
+
+
+def _cycles(graph: dict) -> list:
+    """Strongly connected components of more than one module (Tarjan's, iteratively)."""
+    index, low, on_stack, stack, components = {}, {}, set(), [], []
+    counter = 0
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph.get(start, ()))))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, successors = work[-1]
+            for successor in successors:
+                if successor not in index:
+                    index[successor] = low[successor] = counter
+                    counter += 1
+                    stack.append(successor)
+                    on_stack.add(successor)
+                    work.append((successor, iter(sorted(graph.get(successor, ())))))
+                    break
+                if successor in on_stack:
+                    low[node] = min(low[node], index[successor])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        components.append(component)
+    return components
+
+
+def test_no_module_level_cycles():
+    graph = {
+        importer: {imported for imported, top_level in edges if top_level and imported != ""}
+        for importer, edges in _imports(_modules()).items()
+    }
+    cycles = [cycle for cycle in _cycles(graph) if cycle not in KNOWN_CYCLES]
+    assert not cycles, f"modules importing each other at module level: {cycles}"
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _import_statements(source: str) -> tuple[list, list]:
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    statements = [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.level == 1]
+    return statements, lines
+
+
+@pytest.mark.parametrize("order", ["reversed", "each_first"])
+def test_import_tapegrad_whatever_the_order_of_init(tmp_path, order):
+    """Moving an import line of ``__init__`` must not break ``import tapegrad``: every
+    statement moved to the top, and all of them reversed, each in a fresh interpreter."""
+    source = (PACKAGE / "__init__.py").read_text()
+    statements, lines = _import_statements(source)
+    texts = ["".join(lines[node.lineno - 1 : node.end_lineno]) for node in statements]
+    head = "".join(lines[: statements[0].lineno - 1])
+    tail = "".join(lines[statements[-1].end_lineno :])
+    if order == "reversed":
+        orders = [texts[::-1]]
+    else:
+        orders = [[texts[k], *texts[:k], *texts[k + 1 :]] for k in range(len(texts))]
+    copy = tmp_path / "tapegrad"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    failures = []
+    for texts_in_order in orders:
+        (copy / "__init__.py").write_text(head + "".join(texts_in_order) + tail)
+        result = subprocess.run(
+            [sys.executable, "-c", "import tapegrad, sys; assert 'numba' not in sys.modules"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        )
+        if result.returncode:
+            failures.append((texts_in_order[0].split("\n")[0], result.stderr.strip().splitlines()[-1]))
+    assert not failures, failures
