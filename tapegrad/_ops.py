@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._kernels import expressions as _expressions
 from ._kernels import rules as _rules
 
 # First-level dispatch of the interpreter.
@@ -44,6 +45,11 @@ class Op:
     # For views: False where PyTorch's autograd treats the result as a fresh tensor (the last
     # steps of matmul), so an in-place change of it does not rebase an input.
     is_view: bool = True
+    # Elementwise ops declared as data (``unary`` below): scalar expressions of the value and of
+    # the gradient, from which the replay and backward kernels (``_kernels/generated.py``), the
+    # create_graph formula and the saved values are derived (``_kernels/expressions.py``).
+    value_formula: str = ""
+    grad_formula: str = ""
 
     @property
     def replay_rule(self) -> str:
@@ -57,8 +63,9 @@ class Op:
 
     @property
     def saves(self) -> str:
-        """The values the backward reads, from the op's rule: "a", "b", "out", "scalar"."""
-        return _rules.reads(self.rule)
+        """The values the backward reads, from the op's rule or its gradient formula: "a", "b",
+        "out", "scalar"."""
+        return _expressions.saves(self.grad_formula) if self.grad_formula else _rules.reads(self.rule)
 
     def reads(self, value: str) -> bool:
         """Whether the backward reads ``value``: "a", "b", "out" or "scalar" (the parameter,
@@ -115,6 +122,20 @@ def _softplus(x):
     return np.where(x > 20, x, np.logaddexp(x.dtype.type(0), x))
 
 
+def unary(name: str, grad_fn: str, forward: Callable, value: str, grad: str, **fields) -> Op:
+    """An elementwise op as data: its numpy ``forward`` (eager), and scalar expressions of its
+    ``value`` (replay) and ``grad`` (backward, create_graph) in ``x``, ``out`` and ``g``.
+    Everything else about it is derived; tests/test_op_table.py checks ``value`` against
+    ``forward`` and ``grad`` against central differences."""
+    _expressions.parse(value, ("x",))
+    _expressions.parse(grad)
+    return Op(name, UNARY, name, grad_fn, forward, value_formula=value, grad_formula=grad, **fields)
+
+
+def _rsqrt(x):
+    return 1 / np.sqrt(x)
+
+
 OPS: tuple[Op, ...] = (
     # Rows that start a graph: a tensor that requires grad, or a constant an op reads.
     Op("leaf", LEAF, "leaf", replay="input"),
@@ -134,6 +155,10 @@ OPS: tuple[Op, ...] = (
     Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, domain=(-3.0, 3.0), derivative=_sigmoid),
     Op("gelu", UNARY, "gelu", "GeluBackward0", _gelu, domain=(-3.0, 3.0)),
     Op("log1p", UNARY, "log1p", "Log1PBackward0", np.log1p, domain=(-0.5, 2.0)),
+    unary("log2", "Log2Backward0", np.log2, "log2(x)", "g / (x * 0.6931471805599453)", domain=(0.2, 3.0)),
+    unary("log10", "Log10Backward0", np.log10, "log10(x)", "g / (x * 2.302585092994046)", domain=(0.2, 3.0)),
+    unary("exp2", "Exp2Backward0", np.exp2, "exp2(x)", "g * out * 0.6931471805599453"),
+    unary("rsqrt", "RsqrtBackward0", _rsqrt, "1 / sqrt(x)", "-0.5 * g * out * out * out", domain=(0.2, 3.0)),
     Op("expm1", UNARY, "expm1", "Expm1Backward0", np.expm1),
     Op("tan", UNARY, "tan", "TanBackward0", np.tan, domain=(-1.0, 1.0)),
     Op("asin", UNARY, "asin", "AsinBackward0", np.arcsin, domain=(-0.9, 0.9)),
@@ -302,7 +327,7 @@ def paths() -> np.ndarray:
     elementwise ops get ``UNARY``, under which a row with a precomputed derivative only multiplies."""
     result = np.empty(len(OPS), dtype=np.int64)
     for opcode, op in enumerate(OPS):
-        path = _rules.path(op.rule)
+        path = _rules.GENERATED if op.grad_formula else _rules.path(op.rule)
         if op.family == UNARY and path == _rules.ELEMENTWISE:
             path = _rules.UNARY
         elif op.derivative is not None:
@@ -311,9 +336,11 @@ def paths() -> np.ndarray:
     return result
 
 
-def replay_arrays(rule_numbers: dict[str, int]) -> np.ndarray:
-    """Per-opcode forward rule numbers for the replay interpreter, derived from the table."""
+def replay_arrays(rule_numbers: dict[str, int], paths=None) -> np.ndarray:
+    """Per-opcode forward rule numbers for the replay interpreter, derived from the table; with
+    ``paths`` (per rule), each entry is ``path << 16 | rule``: the sweep reads both in one load."""
     missing = sorted({op.replay_rule for op in OPS} - set(rule_numbers))
     if missing:
         raise NotImplementedError(f"no replay rule in tapegrad._kernels.forward for: {', '.join(missing)}")
-    return np.array([rule_numbers[op.replay_rule] for op in OPS], dtype=np.int64)
+    numbers = np.array([rule_numbers[op.replay_rule] for op in OPS], dtype=np.int64)
+    return numbers if paths is None else (np.asarray(paths, np.int64)[numbers] << 16) | numbers

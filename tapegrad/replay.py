@@ -43,7 +43,7 @@ def _kernels():
     if _FORWARD is None:
         from ._kernels import backward, forward
 
-        replay_rules = _ops.replay_arrays(forward.RULES)
+        replay_rules = _ops.replay_arrays(forward.RULES, forward.PATHS)
         # Hooks are eager only: register_hook raises inside tapegrad.record.
         _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, _ops.dispatch_arrays(backward.RULES))
     return _FORWARD

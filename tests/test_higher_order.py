@@ -25,10 +25,8 @@ def _uncovered_ops(case, arrays) -> set:
     """Ops on the case's tape that have no create_graph formula (they must refuse by name)."""
     out = case.call(*[tg.tensor(a, dtype=tg.float64, requires_grad=True) for a in arrays])
     opcodes = resolve(out).rows_array()[: out._row + 1, 0] & OPCODE_MASK
-    rules = {OPS[code].name: OPS[code].rule for code in opcodes}
-    return {
-        name for name, rule in rules.items() if rule not in higher_order.VJP_RULES and rule not in ("leaf", "constant")
-    }
+    ops = {OPS[code] for code in opcodes}
+    return {op.name for op in ops if higher_order.formulas_for(op) is None and op.rule not in ("leaf", "constant")}
 
 
 def _loss(out, weights: np.ndarray):

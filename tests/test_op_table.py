@@ -163,3 +163,54 @@ def test_every_backward_rule_is_declared_once_with_its_path():
     assert {path for path, _ in rules.BACKWARD_RULES.values()} <= set(range(len(rules.PATH_NAMES)))
     for name, (_, reads) in rules.BACKWARD_RULES.items():
         assert set(reads.split()) <= {"a", "b", "out", "scalar"}, name
+
+
+FORMULA_OPS = [op for op in _ops.OPS if op.grad_formula]
+
+
+def test_generated_kernels_are_up_to_date():
+    """``_kernels/generated.py`` is what ``python -m tapegrad._kernels.generate`` writes from the
+    op table: run it after changing an op declared by formula."""
+    from tapegrad._kernels import generate
+
+    assert generate.TARGET.read_text() == generate.source(), "run: python -m tapegrad._kernels.generate"
+
+
+@pytest.mark.parametrize("op", FORMULA_OPS, ids=lambda op: op.name)
+def test_value_formula_matches_the_numpy_forward(op):
+    from tapegrad._kernels import expressions
+
+    x = np.random.default_rng(1).uniform(*op.domain, 64)
+    np.testing.assert_allclose(expressions.evaluate(op.value_formula, x=x), op.forward(x), rtol=1e-14)
+
+
+@pytest.mark.parametrize("op", FORMULA_OPS, ids=lambda op: op.name)
+def test_saves_are_what_the_gradient_formula_reads(op):
+    from tapegrad._kernels import expressions
+
+    reads = expressions.names(op.grad_formula)
+    assert op.reads("a") == ("x" in reads) and op.reads("out") == ("out" in reads)
+
+
+@pytest.mark.parametrize(
+    "value,grad,message",
+    [
+        ("log2(x)", "g / y", "unknown name 'y'"),
+        ("log2(x)", "g * __import__('os')", "only .* may be called"),
+        ("out", "g", "unknown name 'out'"),  # a value formula reads only its input
+        ("log2(x)", "g if x else g", "IfExp is not allowed"),
+        ("log2(x)", "g * 'a'", "only numbers"),
+    ],
+)
+def test_a_formula_outside_the_language_is_refused_when_declared(value, grad, message):
+    with pytest.raises(ValueError, match=message):
+        _ops.unary("bad", "BadBackward0", np.log2, value, grad)
+
+
+def test_rule_numbers_are_unique_within_each_kernel():
+    """The small-row paths test rule numbers alone: two rules sharing a number in one kernel
+    module would run one's code for the other (a generated rule once took ``neg``'s number)."""
+    from tapegrad._kernels import backward, forward
+
+    for module in (backward, forward):
+        assert len(set(module.RULES.values())) == len(module.RULES), module.__name__

@@ -2,7 +2,8 @@
 
 Layers, lowest first (a module may import its own layer and those below it):
 
-0 core       dtypes, shapes, grad mode, printing, the kernels' rule declarations
+0 core       dtypes, shapes, grad mode, printing, the kernels' rule declarations and the
+             elementwise formula language
 1 tape       the op table and the tape (``_ops`` derives its saves from the rule declarations)
 2 kernels    numba code: imports only core and itself, loaded lazily by the engine and replay
 3 ops        the Tensor facade and the recorders (elementwise, views, picks, reductions, ...)
@@ -30,9 +31,17 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "tapegrad"
 
 LAYERS = {
-    "core": ["_dtypes", "_shapes", "_grad_mode", "_printing", "_kernels", "_kernels.rules"],
+    "core": ["_dtypes", "_shapes", "_grad_mode", "_printing", "_kernels", "_kernels.rules", "_kernels.expressions"],
     "tape": ["_ops", "_tape"],
-    "kernels": ["_kernels.config", "_kernels.memory", "_kernels.strided", "_kernels.backward", "_kernels.forward"],
+    "kernels": [
+        "_kernels.config",
+        "_kernels.memory",
+        "_kernels.strided",
+        "_kernels.generated",
+        "_kernels.backward",
+        "_kernels.forward",
+        "_kernels.generate",  # writes generated.py from the op table
+    ],
     "ops": [
         "tensor",
         "_record",

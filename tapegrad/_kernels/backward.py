@@ -12,10 +12,13 @@ import math
 
 import numpy as np
 
+from . import generated
 from .config import inline, jit
 from .memory import borrow, matrix_at, value_at
 from .rules import CAST as CAST_PATH
+from .rules import CONSTANT as CONSTANT_PATH
 from .rules import ELEMENTWISE as ELEMENTWISE_PATH
+from .rules import GENERATED as GENERATED_PATH
 from .rules import GROUPED as GROUPED_PATH
 from .rules import PYTHON as PYTHON_PATH
 from .rules import SKIP as SKIP_PATH
@@ -31,6 +34,10 @@ RULE_NAMES = (
     "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
+# Rules of ops declared by formula, numbered after these: no two rules share a number, so no
+# rule-number test anywhere (the small-row path tests numbers alone) can take one for another.
+GENERATED_BASE = len(RULE_NAMES)
+RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.items()})
 (LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS,
  LOG1P, EXPM1, TAN, ASIN, ACOS, ATAN, SINH, COSH, ERF, SILU, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
  NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, CONCAT, LOG_SOFTMAX, GELU, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
@@ -610,7 +617,7 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
 
 
 @jit
-def backward_setup(rows, layouts, rules, roots, seeds):
+def backward_setup(rows, layouts, paths, roots, seeds):
     """Lay out one gradient slot per row that can receive one and seed the roots.
     Returns ``(offsets, grad32, grad64, touched)``."""
     top = 0
@@ -621,7 +628,7 @@ def backward_setup(rows, layouts, rules, roots, seeds):
     total32 = 0
     total64 = 0
     for r in range(n):
-        if rows[r, 0] >= NO_GRAD or rules[rows[r, 0]] == CONSTANT:
+        if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH:
             continue
         layout = rows[r, 4]
         if layouts[layout, 0] == FLOAT64:
@@ -673,7 +680,7 @@ def backward_rows(
         opcode = rows[r, 0]
         rule = rules[opcode]
         path = paths[opcode]
-        if path == SKIP_PATH:
+        if path == SKIP_PATH or path == CONSTANT_PATH:
             continue
         if path == PYTHON_PATH:  # the engine ran the user's backward before this call reached the row
             continue
@@ -714,6 +721,15 @@ def backward_rows(
             )
         ):
             ok = True
+        elif path == GENERATED_PATH:  # after the small path: scalar graphs pay no extra test
+            if is_double:
+                ok = generated.backward(
+                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad64
+                )
+            else:
+                ok = generated.backward(
+                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
+                )
         elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
             if is_double:
                 ok = _elementwise_backward(
@@ -764,7 +780,7 @@ def backward_sweep(
     ``row`` needs values a previous backward freed, 2 when it needs ``row``'s value, modified in
     place, 3 when ``row``'s op has no rule.
     """
-    offsets, grad32, grad64, touched = backward_setup(rows, layouts, rules, roots, seeds)
+    offsets, grad32, grad64, touched = backward_setup(rows, layouts, paths, roots, seeds)
     status, row = backward_rows(
         rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,
         offsets, grad32, grad64, touched, len(touched) - 1, -1,

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from . import generated
 from .backward import SMALL, _groups, _shape, _split
 from .config import inline, jit
 from .memory import borrow, matrix_at
@@ -37,7 +38,7 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
 # code. Rules not listed here go to ``_small_forward``/``_row_forward``.
-COMPARE_PATH, GROUPED_PATH, ELEMENT_SWITCH_PATH = 1, 2, 3
+COMPARE_PATH, GROUPED_PATH, ELEMENT_SWITCH_PATH, GENERATED_PATH = 1, 2, 3, 4
 _PATH_RULES = {
     COMPARE_PATH: "lt le gt ge eq ne",
     GROUPED_PATH: "maximum minimum clamp_min clamp_max where extreme reduce_weights cumsum prod logsumexp var std norm",
@@ -45,12 +46,17 @@ _PATH_RULES = {
     # hot loops that a branch per element is cheaper to compile than a loop each).
     ELEMENT_SWITCH_PATH: "log1p expm1 tan asin acos atan sinh cosh erf silu sign floor round leaky_relu elu",
 }
-PATHS = np.zeros(len(RULE_NAMES), np.int64)
+# Ops declared by formula replay through ``generated.forward``, numbered after the rules above.
+GENERATED_BASE = len(RULE_NAMES)
+RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.items()})
+PATHS = np.zeros(len(RULES), np.int64)
 for _path, _names in _PATH_RULES.items():
     for _name in _names.split():
         PATHS[RULES[_name]] = _path
+PATHS[GENERATED_BASE:] = GENERATED_PATH
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
+RULE_MASK = (1 << 16) - 1  # ``rules`` holds path << 16 | rule per opcode (_ops.replay_arrays)
 FLOAT64 = 1
 
 
@@ -524,8 +530,9 @@ def _guard_holds(r, rows, params, layouts, offsets, values64, observed):
 
 @jit
 def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch):
-    """Recompute rows in order. Returns 0, or ``r + 1`` for the first guard that fails, or
-    ``-(r + 1)`` for a row no rule covers. ``scratch`` holds a float64 copy of a guarded float32
+    """Recompute rows in order. ``rules[opcode]`` is ``path << 16 | rule`` (``PATHS``): one
+    load gives both. Returns 0, or ``r + 1`` for the first guard that fails, or ``-(r + 1)`` for a
+    row no rule covers. ``scratch`` holds a float64 copy of a guarded float32
     value."""
     b_rows, b_params, b_layouts, b_dims, b_aux = (
         borrow(rows),
@@ -536,10 +543,11 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
     )
     b_offsets, b_values32, b_values64 = borrow(offsets), borrow(values32), borrow(values64)
     for r in range(rows.shape[0]):
-        opcode = rows[r, 0] & OPCODE_MASK
-        rule = rules[opcode]
+        code = rules[rows[r, 0] & OPCODE_MASK]
+        rule = code & RULE_MASK
         if rule == INPUT:
             continue
+        path = code >> 16
         is_double = layouts[rows[r, 4], 0] == FLOAT64
         a = rows[r, 1]
         if rule == CAST:
@@ -559,7 +567,7 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 else:
                     for i in range(numel):
                         values32[target + i] = values32[source + i]
-        elif PATHS[rule] == COMPARE_PATH:
+        elif path == COMPARE_PATH:
             b = rows[r, 2]
             numel = layouts[rows[r, 4], 1]
             out = values64[offsets[r] : offsets[r] + numel]
@@ -578,7 +586,7 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 _argmax(values64[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
             else:
                 _argmax(values32[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
-        elif PATHS[rule] == GROUPED_PATH:
+        elif path == GROUPED_PATH:
             if is_double:
                 ok = _grouped_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_offsets, b_values64)
             else:
@@ -599,6 +607,22 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
             else _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values32)
         ):
             pass
+        elif path == GENERATED_PATH:
+            numel = layouts[rows[r, 4], 1]
+            if is_double:
+                ok = generated.forward(
+                    rule - GENERATED_BASE,
+                    values64[offsets[a] : offsets[a] + numel],
+                    values64[offsets[r] : offsets[r] + numel],
+                )
+            else:
+                ok = generated.forward(
+                    rule - GENERATED_BASE,
+                    values32[offsets[a] : offsets[a] + numel],
+                    values32[offsets[r] : offsets[r] + numel],
+                )
+            if not ok:
+                return -(r + 1)
         elif is_double:
             if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values64):
                 return -(r + 1)

@@ -13,7 +13,7 @@ PyTorch counts as saved: ``x * 2.0`` cannot be backwarded twice there).
 from __future__ import annotations
 
 # Kernel paths of the backward sweep (tapegrad/_kernels/backward.py).
-SKIP = 0  # leaves and constants: nothing to propagate
+SKIP = 0  # leaves: nothing to propagate (their gradient is the result)
 PYTHON = 1  # a custom Function: the engine runs its backward before the sweep reaches the row
 CAST = 2  # between the float32 and float64 arenas
 ELEMENTWISE = 3  # ``_elementwise_backward``: operands and result of one shape
@@ -22,8 +22,13 @@ STRUCTURAL = 5  # ``_structural_backward``: reductions, views, joins and product
 # A unary elementwise op: with a second input row, that row holds d(out)/d(x), computed by numpy
 # at record time, and the sweep only multiplies (``Op.derivative``).
 UNARY = 6
+# An elementwise op declared by formulas (``tapegrad._ops.unary``): its kernels are generated
+# into ``generated.py``, and its rule numbers are that module's own.
+GENERATED = 7
+# Constants: no gradient slot at all.
+CONSTANT = 8
 
-PATH_NAMES = ("skip", "python", "cast", "elementwise", "grouped", "structural", "unary")
+PATH_NAMES = ("skip", "python", "cast", "elementwise", "grouped", "structural", "unary", "generated", "constant")
 
 
 def _rules(path: int, declarations: str) -> dict:
@@ -36,7 +41,8 @@ def _rules(path: int, declarations: str) -> dict:
 
 
 BACKWARD_RULES: dict[str, tuple[int, str]] = {
-    **_rules(SKIP, "leaf constant"),
+    **_rules(SKIP, "leaf"),
+    **_rules(CONSTANT, "constant"),
     **_rules(PYTHON, "python"),
     **_rules(CAST, "cast"),
     **_rules(

@@ -126,7 +126,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     if not hooked and not calls:  # the common case: the whole backward is one compiled call
         status, row, grad32, grad64, offsets, touched = sweep(*arrays, roots, seeds, freed, modified, retain)
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
-        offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], rules, roots, seeds)
+        offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], paths, roots, seeds)
         start = n_rows - 1
         for stop, hooked_rows in _stops(hooked, calls):
             status, row = propagate(*arrays, freed, modified, retain, offsets, grad32, grad64, touched, start, stop)

@@ -31,6 +31,7 @@ import numpy as np
 from .._dtypes import from_numpy_dtype
 from .._grad_mode import enable_grad
 from .._grad_mode import state as _grad_state
+from .._kernels import expressions
 from .._ops import BINARY, COPY, LEAF_OPCODE, MATMUL, NARY, OPS, SCALAR, UNARY, VIEW
 from .._record import inplace_epoch
 from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, resolve
@@ -168,7 +169,7 @@ class _Backward:
                 raise RuntimeError(SECOND_BACKWARD)
             if row in self.modified:
                 raise RuntimeError(self.modified[row])
-        formulas = VJP_RULES.get(op.rule)
+        formulas = formulas_for(op)
         if formulas is None:
             raise NotImplementedError(f"create_graph=True is not supported through {op.name} yet")
         view = _Row(self, row, op)
@@ -600,9 +601,31 @@ def _log_softmax(row: _Row, g: Tensor) -> Tensor:
 
 ERF_SCALE = 1.1283791670955126  # 2 / sqrt(pi)
 
+
 # Keyed by the kernels' rule names (``RULE_NAMES`` of tapegrad/_kernels/backward.py); one formula
 # per input (in0, in1), each ``(row, g) -> the input's gradient``; an n-ary entry is a function of
 # the row giving one formula per input. Rules absent here raise NotImplementedError naming the op.
+def formulas_for(op):
+    """The op's VJP formulas (one per input, or a callable giving them for a row), or None where
+    create_graph is not supported through it."""
+    return _formula_of(op) if op.grad_formula else VJP_RULES.get(op.rule)
+
+
+def _formula_of(op) -> tuple:
+    """The VJP of an op declared by formula: its gradient expression over tapegrad tensors."""
+
+    def formula(row, g):
+        used = expressions.names(op.grad_formula)
+        values = {"g": g}
+        if "x" in used:
+            values["x"] = row.a
+        if "out" in used:
+            values["out"] = row.out
+        return expressions.evaluate(op.grad_formula, **values)
+
+    return (formula,)
+
+
 VJP_RULES: dict = {
     "neg": (lambda row, g: -g,),
     "exp": (lambda row, g: g * row.out,),
