@@ -147,6 +147,8 @@ CASES = [
     Case("vector-batched", lambda a, b: a @ b, ((3,), (2, 3, 4))),
     Case("transposed-mm", lambda a, b: a.t() @ b, ((3, 2), (3, 4))),
     Case("clone", lambda x: x.clone() * x, ((3,),)),
+    # x * 2.0 and x.exp() each start a graph; * joins them, and x's second row becomes shared_leaf.
+    Case("shared_leaf", lambda x: (x * 2.0) * x.exp(), ((2, 3),)),
     # Linear through a float32 rounding: a wide step keeps central differences exact.
     Case(
         "cast-roundtrip",

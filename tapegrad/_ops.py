@@ -254,6 +254,9 @@ OPS: tuple[Op, ...] = (
     Op("bmm", MATMUL, "bmm", "BmmBackward0", None),
     # Copies.
     Op("clone", COPY, "pass", "CloneBackward0", replay="copy"),
+    # A leaf's second row, when two tapes that both registered it merge (``Tape.absorb``): it
+    # passes its gradient to the leaf's row; hidden, so next_functions shows the one AccumulateGrad.
+    Op("shared_leaf", COPY, "pass", "SharedLeafBackward0", hidden=True, replay="copy"),
     Op("cast", COPY, "cast", "ToCopyBackward0"),
     Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True, replay="cast"),
     # Rows of the input picked by integer indices (kept in aux: count, then the indices):
@@ -306,6 +309,7 @@ OPCODE: dict[str, int] = {op.name: code for code, op in enumerate(OPS)}
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 LEAF_OPCODE = OPCODE["leaf"]
 CONSTANT_OPCODE = OPCODE["constant"]
+SHARED_LEAF_OPCODE = OPCODE["shared_leaf"]
 
 
 def dispatch_arrays(rule_numbers: dict[str, int]):

@@ -22,7 +22,7 @@ from array import array
 
 import numpy as np
 
-from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS
+from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, SHARED_LEAF_OPCODE
 
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
 OPCODE, IN0, IN1, IPARAM, LAYOUT, PARAM = range(ROW_WIDTH)
@@ -49,8 +49,6 @@ CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 CHUNK_ELEMENTS = 1 << 14
 SMALL_ELEMENTS = 1 << 10
 _USES_AUX = np.array([op.uses_aux for op in OPS])
-# Rows whose aux entry lists their inputs as row deltas (stack, cat).
-_LISTS_INPUTS = np.array([op.family == NARY for op in OPS])
 _NO_ROWS = np.zeros(0, np.bool_)
 
 
@@ -274,10 +272,12 @@ class Tape:
     def absorb(self, other: Tape) -> None:
         """Append ``other``'s rows to this tape; ``other`` forwards its tensors here.
 
-        A tensor registered on both tapes (a leaf used by two graphs before they met) keeps
-        one row: ``other``'s rows that read it are pointed at this tape's row. Two rows for one
-        leaf made its hooks run once per row, on partial gradients (a clamp of each part is not
-        a clamp of the sum), and gave it two ``AccumulateGrad`` nodes."""
+        A leaf registered on both tapes (used by two graphs before they met) keeps one leaf row:
+        ``other``'s becomes a ``shared_leaf`` row, hidden, that passes its gradient on to it. Each row
+        keeps the value it saved (the leaf's ``.data`` may have been replaced in between), and
+        the leaf's gradient is summed in one row, where its hooks see the total once: two leaf
+        rows ran them once each, on partial gradients. Constants are never merged (they take no
+        gradient, and their values may differ), nor leaves whose dtype or shape changed."""
         shift = len(self)
         aux_shift = len(self.aux)
         own_freed = self.grown_freed()  # before the row count grows
@@ -287,45 +287,32 @@ class Tape:
             code, _, ndim, offset = table[4 * layout_id : 4 * layout_id + 4]
             shape = tuple(other.dims[offset : offset + ndim])
             layout_map[layout_id] = self.layout(CODE_DTYPES[code], shape)
-        # Where each of other's rows lands: shifted up, except registered tensors already here.
-        # A replaced row stays in place, unread (tensors of ``other`` resolve by the shift).
-        remap = np.arange(shift, shift + other.n, dtype=np.int64)
-        shared = []
-        for key, row in other.registered.items():
-            existing = self.registered.setdefault(key, row + shift)
-            if existing != row + shift:
-                remap[row] = existing
-                shared.append(row)
-                if row in other.saved:
-                    self.saved.setdefault(existing, other.saved[row])
         rows = other.rows_array().copy()
         for column in (IN0, IN1):
-            rows[:, column] = np.where(rows[:, column] >= 0, remap[np.maximum(rows[:, column], 0)], -1)
+            rows[:, column] = np.where(rows[:, column] >= 0, rows[:, column] + shift, -1)
         rows[:, LAYOUT] = layout_map[rows[:, LAYOUT]]
-        opcodes = rows[:, OPCODE] & OPCODE_MASK
-        rows[_USES_AUX[opcodes], IPARAM] += aux_shift
+        rows[_USES_AUX[rows[:, OPCODE] & OPCODE_MASK], IPARAM] += aux_shift
+        aliased = set()
+        for key, row in other.registered.items():
+            existing = self.registered.setdefault(key, row + shift)
+            if key > 0 and existing != row + shift and self.layout_of(existing) == rows[row, LAYOUT]:
+                rows[row, OPCODE] = SHARED_LEAF_OPCODE
+                rows[row, IN0] = existing
+                aliased.add(row)
         self._reserve(shift + other.n)
         self.rows[shift * ROW_BYTES : (shift + other.n) * ROW_BYTES] = rows.tobytes()
         self.n = shift + other.n
         self.aux.extend(other.aux)
-        if shared:  # stack/cat name their inputs by row delta in aux: re-aim those at moved rows
-            for row in np.flatnonzero(_LISTS_INPUTS[opcodes]):
-                start = int(rows[row, IPARAM])
-                for index in range(self.aux[start]):
-                    delta = self.aux[start + 2 + index]
-                    if delta:
-                        self.aux[start + 2 + index] = int(row + shift - remap[row - delta])
         self.saved.update({row + shift: address for row, address in other.saved.items()})
         self.keepalive.extend(other.keepalive)
-        shared_rows = set(shared)
-        self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves if row not in shared_rows)
+        self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves if row not in aliased)
         self.retained.extend(other.retained)
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
         self.guards.update({row + shift: where for row, where in other.guards.items()})
-        self.functions.update({row + shift: call.moved(remap) for row, call in other.functions.items()})
+        self.functions.update({row + shift: call.shifted(shift) for row, call in other.functions.items()})
         self.versions.update(
             {
-                row + shift: [(counter, version, int(remap[saved])) for counter, version, saved in entries]
+                row + shift: [(counter, version, saved + shift) for counter, version, saved in entries]
                 for row, entries in other.versions.items()
             }
         )

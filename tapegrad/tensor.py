@@ -235,10 +235,11 @@ class Tensor:
         return self._retains_grad
 
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
-        """Accumulate d(self)/d(leaf), times ``gradient``, into every leaf's ``.grad``."""
-        from .autograd.engine import run_backward
+        """Accumulate d(self)/d(leaf), times ``gradient``, into every leaf's ``.grad`` (or only
+        into ``inputs``'); follows ``torch.Tensor.backward``."""
+        from .autograd.gradients import backward
 
-        run_backward((self,), (gradient,), retain_graph, create_graph)
+        backward((self,), (gradient,), retain_graph, create_graph, inputs)
 
     def detach(self) -> Tensor:
         if _recordings_active[0] and _grad_state.recording is not None:

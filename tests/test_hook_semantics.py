@@ -355,7 +355,116 @@ def _hook_order(m):
     return log, _rounded(x.grad.tolist())
 
 
+def _leaf_root(m):
+    # A leaf that is itself a root: its seed and what reaches it through x * 5 are one total.
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: log.append(("x", g.tolist())) or g.clamp(max=4))
+    m.autograd.backward([x * 5, x], [m.ones(2), m.ones(2)])
+    alone = m.tensor([1.0, 2.0], requires_grad=True)
+    alone.register_hook(lambda g: log.append(("alone", g.tolist())) or g * 3)
+    alone.backward(m.ones(2))
+    return _observe(log), _rounded(x.grad.tolist()), _rounded(alone.grad.tolist())
+
+
+def _backward_inputs(m):
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    x.register_hook(lambda g: log.append("x"))
+    w.register_hook(lambda g: log.append("w"))
+    (x * w).sum().backward(inputs=[w])
+    y = x * 2
+    y.register_hook(lambda g: g * 5)
+    (y * y).sum().backward(inputs=[y])  # a non-leaf's .grad: after its hooks
+    return log, x.grad, _rounded(w.grad.tolist()), _rounded(y.grad.tolist())
+
+
+def _grad_runs_only_needed_hooks(m):
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    x.register_hook(lambda g: log.append("x") or g + 1)
+    w.register_hook(lambda g: log.append("w"))
+    (gw,) = m.autograd.grad((x * w).sum(), [w])
+    h = x * 2
+    h.register_hook(lambda g: log.append("h"))
+    y = h * h
+    (gy,) = m.autograd.grad((y * 3).sum(), y)
+    return log, _rounded(gw.tolist()), _rounded(gy.tolist())
+
+
+def _grad_of_a_hooked_non_leaf(m, create_graph=False):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: g * 10)
+    y.retain_grad()
+    gx, gy = m.autograd.grad((y * y).sum(), [x, y], create_graph=create_graph)
+    return _rounded(gx.tolist()), _rounded(gy.tolist()), _rounded(y.grad.tolist())
+
+
+def _registered_during_backward(m):
+    log = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+
+    def on_y(g):
+        log.append("y")
+        x.register_hook(lambda g: log.append("x") or g * 7)
+        return g
+
+    y.register_hook(on_y)
+    (y * y).sum().backward()
+    return log, _rounded(x.grad.tolist())
+
+
+def _bad_hook_results(m):
+    outcomes = []
+    for hook in (lambda g: g.double(), lambda g: 3.0, lambda g: g[:1]):
+        x = m.tensor([1.0, 2.0], requires_grad=True)
+        x.register_hook(hook)
+        try:
+            (x * x).sum().backward()
+            outcomes.append("no error")
+        except (RuntimeError, TypeError) as error:
+            outcomes.append((type(error).__name__, str(error).replace("torch.", "").replace("tapegrad.", "")))
+    return outcomes
+
+
+def _constant_changed_between_graphs(m):
+    # Review finding: merging the two graphs once made the first one read the changed value.
+    a = m.tensor([1.0, 2.0], requires_grad=True, dtype=m.float64)
+    b = m.tensor([3.0, 4.0], requires_grad=True, dtype=m.float64)
+    c = m.tensor([5.0, 6.0], dtype=m.float64)
+    y1 = (a * c).exp().sin().cos()
+    c.mul_(b)
+    w = y1 + c  # joins the graphs: c's two rows held different values
+    c.sum().backward()
+    return _rounded(b.grad.tolist()), w.shape
+
+
+def _data_replaced_between_graphs(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    y1 = (x * x).exp().sin().sum()
+    x.data = m.tensor([10.0, 20.0])
+    y2 = (x * w).sum()
+    (y1 + y2).backward()
+    # w's gradient is the new x. (x's own differs: rows recorded before the replacement read the
+    # array they saved, where PyTorch reads the tensor's current data. README, "In-place changes".)
+    return _rounded(w.grad.tolist())
+
+
 OTHERS = {
+    "leaf_root": _leaf_root,
+    "backward_inputs": _backward_inputs,
+    "grad_runs_only_needed_hooks": _grad_runs_only_needed_hooks,
+    "grad_of_a_hooked_non_leaf": _grad_of_a_hooked_non_leaf,
+    "grad_of_a_hooked_non_leaf_create_graph": lambda m: _grad_of_a_hooked_non_leaf(m, create_graph=True),
+    "registered_during_backward": _registered_during_backward,
+    "bad_hook_results": _bad_hook_results,
+    "constant_changed_between_graphs": _constant_changed_between_graphs,
+    "data_replaced_between_graphs": _data_replaced_between_graphs,
     "removed_inside": _removed_inside_a_hook,
     "non_leaf_removed_inside": _non_leaf_removed_inside_a_hook,
     "autograd_grad": _autograd_grad,
@@ -450,3 +559,24 @@ def test_hook_on_a_captured_tensor_is_not_a_replay_gradient():
     _, (grad,) = tape.value_and_grad(np.full(3, 2.0, np.float32))
     assert grad.tolist() == [1.0, 2.0, 3.0]
     assert calls == [] and w.grad is None
+
+
+def test_autograd_grad_inside_record_on_an_outside_graph():
+    # Review finding: joining the roots' tapes once absorbed the recording tape.
+    w = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    outside = (w * w).exp().sin().cos().sum()
+
+    def f(x):
+        y = (x * x).sum()
+        tg.autograd.grad([y, outside], [x, w], retain_graph=True, allow_unused=True)
+        return (x * 3).sum() + y
+
+    tape = tg.record(f, np.array([1.0, 2.0]))
+    value, (grad,) = tape.value_and_grad(np.array([2.0, 3.0]))
+    assert float(value) == 28.0 and grad.tolist() == [7.0, 9.0]
+
+
+def test_leaf_root_hook_sees_the_total():
+    log, x_grad, alone_grad = _leaf_root(tg)
+    assert log == [("x", [6.0, 6.0]), ("alone", [1.0, 1.0])]
+    assert x_grad == [4.0, 4.0] and alone_grad == [3.0, 3.0]

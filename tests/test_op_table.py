@@ -76,6 +76,8 @@ def test_every_table_entry_is_reached_by_some_case():
 
 
 def test_every_table_entry_is_complete():
+    names = [op.name for op in _ops.OPS]
+    assert len(set(names)) == len(names), "two table entries share a name: the second hides the first"
     for op in _ops.OPS:
         assert op.name and op.rule, op
         if op.family not in (_ops.LEAF, _ops.NONDIFF):

@@ -74,7 +74,7 @@ RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module 
 
 KNOWN_UPWARD = {
     # Tensor.backward() runs the engine; Tensor.grad_fn builds the node objects PyTorch shows.
-    "tensor": ["autograd.engine", "autograd.graph"],
+    "tensor": ["autograd.gradients", "autograd.graph"],
 }
 
 # The one module-level cycle left: Tensor's methods call the recorders by attribute, and the

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
+from .._grad_mode import state as _grad_state
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, dispatch_arrays
 from .._record import inplace_epoch
-from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, join, resolve
+from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, OPCODE, OPCODE_MASK, ROW_WIDTH, join, resolve
 
 _kernel = None
 
@@ -30,6 +31,9 @@ def kernel():
         )
     return _kernel
 
+
+# stack/cat rows list their inputs as row deltas in aux
+_LISTS_INPUTS = np.array([op.family == NARY for op in OPS])
 
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they "
@@ -85,19 +89,52 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
         return run_create_graph(roots, gradients, retain_graph, collect=collect)
     retain = bool(retain_graph)
     seeds = [_seed(i, root, gradient) for i, (root, gradient) in enumerate(zip(roots, gradients))]
-    recorded = [root for root in roots if root._tape is not None]
-    # Roots on several tapes are joined first, so that one sweep sees every path to a leaf:
-    # one sweep per tape would give a leaf reached from two of them two partial gradients,
-    # and run its hooks on each.
-    tape = join(recorded) if recorded else None
-    pairs = []
+    _join_where_a_hooked_leaf_is_shared([root for root in roots if root._tape is not None])
+    by_tape: dict = {}
+    leaf_seeds: dict = {}  # id(leaf root) -> (leaf, summed seed)
     for root, seed in zip(roots, seeds):
-        if root._tape is None:  # a leaf: its gradient is the seed itself
-            _accumulate(root, np.array(seed, dtype=root._data.dtype, copy=True), collect)
+        if root._tape is None:
+            seed = np.array(seed, dtype=root._data.dtype, copy=True)
+            if id(root) in leaf_seeds:
+                seed += leaf_seeds[id(root)][1]
+            leaf_seeds[id(root)] = (root, seed)
         else:
-            pairs.append((root._row, seed))
-    if pairs:
+            tape = resolve(root)
+            by_tape.setdefault(id(tape), (tape, []))[1].append((root._row, seed))
+    for leaf, seed in leaf_seeds.values():
+        # A leaf that is itself a root: its seed joins what its row receives from the other
+        # roots, so that its hooks run once, on the total, as PyTorch's do.
+        for tape, pairs in by_tape.values():
+            row = tape.registered.get(id(leaf))
+            if row is not None:
+                pairs.append((row, seed))
+                break
+        else:
+            if leaf._hooks:
+                _run_hooks(seed, leaf._hooks)
+            _accumulate(leaf, seed, collect)
+    for tape, pairs in by_tape.values():
         _sweep(tape, pairs, retain, collect)
+
+
+def _join_where_a_hooked_leaf_is_shared(recorded: list) -> None:
+    """Roots on several tapes are swept one tape at a time, unless a leaf with hooks is on more
+    than one of them: then its hooks would run once per sweep, each on a part of its gradient,
+    so those tapes are joined first. (Not while recording a replay: its tape must stay its own.)"""
+    tapes = []
+    for root in recorded:
+        tape = resolve(root)
+        if all(tape is not other for other in tapes):
+            tapes.append(tape)
+    if len(tapes) < 2 or _grad_state.recording is not None:
+        return
+    seen: set = set()
+    for tape in tapes:
+        hooked = {id(tensor) for _, tensor in tape.leaves if tensor._hooks}
+        if hooked & seen:
+            join(recorded)
+            return
+        seen |= hooked
 
 
 def _sweep(tape, pairs, retain: bool, collect) -> None:
@@ -123,21 +160,34 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     )
     hooked = _hooked_rows(tape, n_rows)
     calls = {row: call for row, call in tape.functions.items() if row < n_rows}
+    wanted_rows = (
+        _wanted_non_leaf_rows(tape, collect) if hooked and collect is not None and collect.before_hooks else ()
+    )
+    needed = _needed_rows(tape, n_rows, collect) if (hooked or tape.retained) and collect is not None else None
+    before_hooks: dict = {}
     if not hooked and not calls:  # the common case: the whole backward is one compiled call
         status, row, grad32, grad64, offsets, touched = sweep(*arrays, roots, seeds, freed, modified, retain)
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
         offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], paths, roots, seeds)
         start = n_rows - 1
-        for stop, hooked_rows in _stops(hooked, calls):
+        stops = _stops(hooked, calls)
+        while True:
+            stop, hooked_rows = stops[0]
             status, row = propagate(*arrays, freed, modified, retain, offsets, grad32, grad64, touched, start, stop)
             if status or stop < 0:
                 break
             for hooked_row in hooked_rows:
-                if touched[hooked_row] and offsets[hooked_row] >= 0:
-                    _run_hooks(_gradient_view(tape, (grad32, grad64), offsets, hooked_row), hooked[hooked_row])
+                if touched[hooked_row] and offsets[hooked_row] >= 0 and (needed is None or needed[hooked_row]):
+                    gradient = _gradient_view(tape, (grad32, grad64), offsets, hooked_row)
+                    if hooked_row in wanted_rows:  # autograd.grad returns a non-leaf's gradient before its hooks
+                        before_hooks[hooked_row] = gradient.copy()
+                    _run_hooks(gradient, hooked[hooked_row])
             if stop in calls:  # after the hooks: they may change the gradient the call receives
                 _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
             start = stop
+            # The Python just run may have registered hooks on rows the sweep has not reached.
+            hooked = _hooked_rows(tape, stop)
+            stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop})
     if status == 1:
         raise RuntimeError(SECOND_BACKWARD)
     if status == 2:
@@ -159,14 +209,57 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                 rows = [row for row, tensor in tape.leaves if tensor is wanted]
             for row in rows:
                 if row < n_rows and touched[row] and offsets[row] >= 0:
-                    collect.add(index, gradient_of(row).copy())
-        return
-    for row, tensor in tape.leaves:
-        if row < n_rows and touched[row] and offsets[row] >= 0 and tensor._requires_grad:
-            _accumulate(tensor, gradient_of(row).copy(), collect)
+                    gradient = before_hooks.get(row)
+                    collect.add(index, gradient_of(row).copy() if gradient is None else gradient)
+    else:
+        for row, tensor in tape.leaves:
+            if row < n_rows and touched[row] and offsets[row] >= 0 and tensor._requires_grad:
+                _accumulate(tensor, gradient_of(row).copy(), None)
+    # Retained gradients are filled by autograd.grad too, as PyTorch's are.
     for row, tensor in tape.retained_rows(n_rows):
-        if touched[row]:
-            _accumulate(tensor, gradient_of(row).copy(), collect)
+        if touched[row] and (needed is None or needed[row]):
+            _accumulate(tensor, gradient_of(row).copy(), None)
+
+
+def _needed_rows(tape, n_rows: int, collect) -> np.ndarray:
+    """Rows on a path from the roots to a tensor ``collect`` wants: PyTorch runs only those
+    nodes, so only their hooks and retained gradients (``autograd.grad`` must not run a
+    parameter's clipping hook). One pass up the tape: a row is needed if it is wanted or reads
+    a needed row."""
+    needed = np.zeros(n_rows, np.bool_)
+    wanted = {id(tensor) for tensor in collect.inputs}
+    for row, tensor in tape.leaves:
+        if row < n_rows and id(tensor) in wanted:
+            needed[row] = True
+    for row in _wanted_non_leaf_rows(tape, collect):
+        if row < n_rows:
+            needed[row] = True
+    rows = tape.rows_array()
+    call_inputs = {}
+    for call in tape.functions.values():
+        for output in call.output_rows:
+            if output >= 0:
+                call_inputs[output] = [row for row in call.tensor_input_rows if row >= 0]
+    for row in range(n_rows):
+        if needed[row]:
+            continue
+        sources = [rows[row, IN0], rows[row, IN1]]
+        if _LISTS_INPUTS[rows[row, OPCODE] & OPCODE_MASK]:
+            start = rows[row, IPARAM]
+            sources += [row - delta for delta in tape.aux[start + 2 : start + 2 + tape.aux[start]] if delta]
+        sources += call_inputs.get(row, [])
+        needed[row] = any(0 <= source < n_rows and needed[source] for source in sources)
+    return needed
+
+
+def _wanted_non_leaf_rows(tape, collect) -> set:
+    """The rows of the non-leaf tensors ``autograd.grad`` returns gradients for, on ``tape``."""
+    rows = set()
+    if collect is not None:
+        for wanted in collect.inputs:
+            if wanted._tape is not None and resolve(wanted) is tape:
+                rows.add(wanted._row)
+    return rows
 
 
 def _hooked_rows(tape, n_rows: int) -> dict:
@@ -221,17 +314,34 @@ def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:
 
 def _run_hooks(gradient: np.ndarray, hooks: list) -> None:
     """Call each hook with (a copy of) the finished gradient; a returned tensor replaces it."""
-    from ..tensor import Tensor, _wrap
+    from ..tensor import _wrap
 
     for hook in list(hooks):
         result = hook(_wrap(gradient.copy()))
         if result is not None:
-            values = result._data if isinstance(result, Tensor) else np.asarray(result)
-            if values.shape != gradient.shape:
-                raise RuntimeError(
-                    f"hook 'hook' has changed the size of value: expected {list(gradient.shape)}, got {list(values.shape)}"
-                )
-            gradient[...] = values
+            gradient[...] = hook_result(hook, result, gradient.shape, gradient.dtype)._data
+
+
+def _tensor_type(numpy_dtype) -> str:
+    return "tapegrad.DoubleTensor" if numpy_dtype == np.float64 else "tapegrad.FloatTensor"
+
+
+def hook_result(hook, result, shape: tuple, numpy_dtype):
+    """``result`` of a tensor hook, checked as PyTorch checks it: a tensor of the gradient's
+    shape and dtype (TypeError, RuntimeError with PyTorch's messages otherwise)."""
+    from ..tensor import Tensor
+
+    if not isinstance(result, Tensor):
+        raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")
+    name = getattr(hook, "__name__", type(hook).__name__)
+    if tuple(result.shape) != tuple(shape):
+        raise RuntimeError(f"hook '{name}' has changed the size of value")
+    if result._data.dtype != numpy_dtype:
+        raise RuntimeError(
+            f"hook '{name}' has changed the type of value (was {_tensor_type(numpy_dtype)} got "
+            f"{_tensor_type(result._data.dtype)})"
+        )
+    return result
 
 
 def _accumulate(tensor, values: np.ndarray, collect) -> None:

@@ -247,11 +247,11 @@ class FunctionCall:
         """The rows of the tensor inputs (what ``next_functions`` lists), -1 where no gradient flows."""
         return tuple(spec[0] for spec in self.inputs if spec is not None)
 
-    def moved(self, remap) -> FunctionCall:
-        """This call on a tape whose rows moved (``Tape.absorb``): row r is now ``remap[r]``."""
+    def shifted(self, shift: int) -> FunctionCall:
+        """This call on a tape whose rows moved up by ``shift`` (``Tape.absorb``)."""
 
         def moved(spec):
-            return spec if spec is None or spec[0] < 0 else (int(remap[spec[0]]), *spec[1:])
+            return spec if spec is None or spec[0] < 0 else (spec[0] + shift, *spec[1:])
 
         inputs = tuple(moved(spec) for spec in self.inputs)
         return FunctionCall(self.function, self.ctx, inputs, tuple(moved(spec) for spec in self.outputs))

@@ -3,6 +3,8 @@ from the tensors a user passes to the engine and back."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..tensor import Tensor, _wrap
 from .engine import run_backward
 
@@ -14,16 +16,36 @@ def _as_tuple(value):
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
-    """Accumulate gradients of ``tensors`` (weighted by ``grad_tensors``) into the leaves' ``.grad``."""
+    """Accumulate gradients of ``tensors`` (weighted by ``grad_tensors``) into the leaves' ``.grad``,
+    or, with ``inputs``, into those tensors' ``.grad`` only (leaves or not), as
+    ``torch.autograd.backward``: hooks run only where the gradient flows towards them."""
     tensors = _as_tuple(tensors)
     grad_tensors = _as_tuple(grad_tensors) or (None,) * len(tensors)
-    run_backward(tensors, grad_tensors, retain_graph, create_graph)
+    if inputs is None:
+        run_backward(tensors, grad_tensors, retain_graph, create_graph)
+        return
+    inputs = _as_tuple(inputs)
+    # A non-leaf's .grad is its gradient after its hooks (what autograd.grad returns is before).
+    collector = _Collector(inputs, before_hooks=False)
+    run_backward(tensors, grad_tensors, retain_graph, create_graph, collect=collector)
+    for tensor, values in zip(inputs, collector.values):
+        if values is None:
+            continue
+        if isinstance(values, Tensor):  # create_graph: the gradient is itself recorded
+            tensor._grad = values if tensor._grad is None else tensor._grad + values
+        elif tensor._grad is None:
+            tensor._grad = _wrap(np.array(values, dtype=tensor._data.dtype))
+        else:
+            np.add(tensor._grad._data, values, out=tensor._grad._data, casting="unsafe")
 
 
 class _Collector:
-    def __init__(self, inputs):
+    """Gradients of ``inputs``, summed per input, for ``autograd.grad`` and ``backward(inputs=)``."""
+
+    def __init__(self, inputs, before_hooks: bool = True):
         self.inputs = inputs
         self.values = [None] * len(inputs)
+        self.before_hooks = before_hooks
 
     def add(self, index, values):
         self.values[index] = values if self.values[index] is None else self.values[index] + values

@@ -36,7 +36,7 @@ from .._ops import BINARY, COPY, LEAF_OPCODE, MATMUL, NARY, OPS, SCALAR, UNARY, 
 from .._record import inplace_epoch
 from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, resolve
 from ..tensor import Tensor, _recorded, _wrap
-from .engine import SECOND_BACKWARD, _modified_message, _seed
+from .engine import SECOND_BACKWARD, _modified_message, _seed, hook_result
 
 
 def run_create_graph(roots, gradients, retain_graph, *, collect=None) -> None:
@@ -132,15 +132,27 @@ class _Backward:
 
     def run(self, retain: bool) -> None:
         finished = {}
-        kept = {row for _, row in self.collected} if self.collect is not None else self._accumulated_rows()
+        retained = {row for row, _ in self.retained}
+        if self.collect is not None:
+            kept = {row for _, row in self.collected} | retained
+            # autograd.grad returns a non-leaf input's gradient as it arrived, before its hooks.
+            before_hooks = (
+                {row for _, row in self.collected if not self.is_leaf(row)} if self.collect.before_hooks else set()
+            )
+        else:
+            kept, before_hooks = self._accumulated_rows(), set()
         walked = []
+        as_arrived = {}
         while self.pending:
             row = -heapq.heappop(self.pending)
             # Rows are reached highest first and every consumer sits above its inputs, so the
             # gradient of ``row`` is complete now.
-            gradient = self._run_hooks(row, self.gradients.pop(row))
+            arrived = self.gradients.pop(row)
+            gradient = self._run_hooks(row, arrived)
             if row in kept:
                 finished[row] = gradient
+                if row in before_hooks:
+                    as_arrived[row] = arrived
             if self._propagate(row, gradient):
                 walked.append(row)
         if not retain:
@@ -148,7 +160,10 @@ class _Backward:
         if self.collect is not None:
             for index, row in self.collected:
                 if row in finished:
-                    self.collect.add(index, finished[row])
+                    self.collect.add(index, as_arrived.get(row, finished[row]))
+            for row, tensor in self.retained:  # retained gradients are filled by autograd.grad too
+                if row in finished:
+                    _deliver(tensor, finished[row], None)
             return
         for row, tensor in [*self.registered.items(), *self.retained]:
             if row in finished:
@@ -200,12 +215,7 @@ class _Backward:
         for hook in hooks:
             result = hook(gradient)
             if result is not None:
-                if tuple(result.shape) != tuple(gradient.shape):
-                    raise RuntimeError(
-                        f"hook 'hook' has changed the size of value: expected {list(gradient.shape)}, "
-                        f"got {list(result.shape)}"
-                    )
-                gradient = result
+                gradient = hook_result(hook, result, tuple(gradient.shape), gradient._data.dtype)
         return gradient
 
     def _free(self, walked: list) -> None:
