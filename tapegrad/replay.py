@@ -35,7 +35,18 @@ _FORWARD = None
 
 
 class GuardError(RuntimeError):
-    """A replay reached a value that Python control flow read while recording, and it differs."""
+    """A replay reached a value that Python control flow read while recording, and it differs.
+
+    Raised by ``Tape.__call__``, ``value_and_grad`` and ``jacobian`` (unless the tape was
+    recorded with ``rerecord=True``). The message names the read (``bool()``, ``.item()``...),
+    the source line that made it, and the value then and now. A subclass of ``RuntimeError``.
+
+    >>> import tapegrad as tg
+    >>> tape = tg.record(lambda x: x * 2 if x.sum() > 0 else -x, tg.ones(2))
+    >>> tape(-tg.ones(2))  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    tapegrad.replay.GuardError: replay guard failed: ...
+    """
 
 
 def _kernels():
@@ -50,17 +61,40 @@ def _kernels():
 
 
 def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
-    """Run ``fn(*example_inputs)`` once, eagerly, under a fresh tape, and return the tape.
+    """Run ``fn(*example_inputs)`` once, eagerly, under a fresh tape, and return the ``Tape``.
 
-    Inputs are tensors or numpy arrays (floating point); ``fn`` returns one tensor or a tuple.
+    The tape replays ``fn`` at new inputs of the same shapes and dtypes (float32 or float64) with
+    no Python per op: ``tape(*inputs)``, ``tape.value_and_grad(*inputs)``, ``tape.jacobian``.
+    tapegrad's own (``torch.func`` records nothing); it differentiates with respect to the inputs
+    only, as ``torch.func.grad`` does: tensors ``fn`` captures are constants of the tape.
+
+    Args:
+        fn: takes the inputs as tensors, returns one tensor or a tuple of tensors.
+        example_inputs: tensors or numpy arrays, floating point, any shape.
+        rerecord: when a replay's guard fails, record again at the new inputs instead of
+            raising ``GuardError``.
+
+    Raises:
+        TypeError: an input is not floating point, or ``fn`` returns something else than
+            tensors. NotImplementedError: ``fn`` calls a custom ``autograd.Function`` or
+            ``register_hook`` (a replay runs no Python).
+
+    >>> import tapegrad as tg
+    >>> tape = tg.record(lambda w: (w * w).sum(), tg.zeros(3))
+    >>> value, (grad,) = tape.value_and_grad(tg.tensor([1.0, 2.0, 3.0]))
+    >>> value, grad
+    (tensor(14.), tensor([2., 4., 6.]))
     """
     return Tape(fn, example_inputs, rerecord)
 
 
 class Tape:
-    """A recorded computation that can be replayed: ``tape(*inputs)``, ``value_and_grad``,
-    ``backward`` (a VJP for the last forward) and ``jacobian``. Pickles, and ``save``/``load_tape``
-    move it between processes."""
+    """A recorded computation (``tapegrad.record``) that can be replayed at new inputs:
+    ``tape(*inputs)`` (forward), ``value_and_grad``, ``backward`` (a VJP for the last forward)
+    and ``jacobian``. Each replay is two compiled calls over the recorded rows, and never touches
+    any tensor's ``.grad``. Inputs must have the recorded shapes and dtypes (``ValueError``
+    naming the input otherwise). Pickles, and ``save``/``load_tape`` move it between processes.
+    """
 
     def __init__(self, fn, example_inputs, rerecord: bool = False):
         self._fn = fn
@@ -201,7 +235,10 @@ class Tape:
         return tensors[0] if self.single_output else tensors
 
     def __call__(self, *inputs):
-        """The outputs at new inputs (forward only)."""
+        """The outputs at new inputs (forward only): a tensor, or a tuple as ``fn`` returned.
+
+        Raises ``ValueError`` for an input of another shape or dtype than recorded, ``TypeError``
+        for another number of inputs, ``GuardError`` when a recorded branch does not apply."""
         self._forward(inputs)
         return self._outputs()
 
@@ -249,7 +286,12 @@ class Tape:
         return tuple(grads)
 
     def value_and_grad(self, *inputs, grad_outputs=None):
-        """``(outputs, gradients)`` at new inputs: one forward and one backward replay."""
+        """``(outputs, gradients)`` at new inputs: one forward and one backward replay.
+
+        ``gradients`` is a tuple with one tensor per input, of its shape and dtype (zeros where
+        the outputs do not depend on it). ``grad_outputs`` weights the outputs (one array per
+        output, of its shape); it may be omitted for a single-element output. Raises as
+        ``__call__`` does, and ``RuntimeError`` for a ``grad_outputs`` of the wrong shape."""
         self._forward(inputs)
         return self._outputs(), self.backward(grad_outputs)
 
@@ -321,7 +363,8 @@ class Tape:
             self._rerecord = False  # the function is not shipped with the tape
 
     def save(self, path) -> None:
-        """Write the tape to ``path`` (a pickle of arrays: load only tapes you trust)."""
+        """Write the tape to ``path``, to be read by ``tapegrad.load_tape``. The file is a pickle of
+        arrays: load only tapes you trust."""
         with open(path, "wb") as handle:
             pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
