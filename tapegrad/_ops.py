@@ -11,7 +11,7 @@ inputs. The facade methods, the kernels' dispatch arrays and the tests are all d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -61,16 +61,20 @@ class Op:
             return self.shown_inputs
         return 2 if self.family in (BINARY, MATMUL) else 0 if self.family in (LEAF, NONDIFF) else 1
 
-    @property
-    def saves(self) -> str:
-        """The values the backward reads, from the op's rule or its gradient formula: "a", "b",
-        "out", "scalar"."""
-        return _expressions.saves(self.grad_formula) if self.grad_formula else _rules.reads(self.rule)
+    # The values the backward reads ("a", "b", "out", "scalar"), from the op's rule or its
+    # gradient formula: derived once here, since recording asks on every op.
+    saves: str = field(init=False, repr=False, compare=False)
+    _read: frozenset = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        saves = _expressions.saves(self.grad_formula) if self.grad_formula else _rules.reads(self.rule)
+        object.__setattr__(self, "saves", saves)
+        object.__setattr__(self, "_read", frozenset(saves.split()))
 
     def reads(self, value: str) -> bool:
         """Whether the backward reads ``value``: "a", "b", "out" or "scalar" (the parameter,
         which PyTorch counts as saved: ``x * 2.0`` cannot be backwarded twice there)."""
-        return value in self.saves.split()
+        return value in self._read
 
     @property
     def saves_mask(self) -> int:

@@ -22,7 +22,7 @@ from array import array
 
 import numpy as np
 
-from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, SHARED_LEAF_OPCODE
+from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, SHARED_LEAF_OPCODE
 
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
 OPCODE, IN0, IN1, IPARAM, LAYOUT, PARAM = range(ROW_WIDTH)
@@ -49,6 +49,7 @@ CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 CHUNK_ELEMENTS = 1 << 14
 SMALL_ELEMENTS = 1 << 10
 _USES_AUX = np.array([op.uses_aux for op in OPS])
+_LISTS_INPUTS = [op.family == NARY for op in OPS]  # stack/cat: inputs as row deltas in aux
 _NO_ROWS = np.zeros(0, np.bool_)
 
 
@@ -362,6 +363,15 @@ class Tape:
             keep = rows < n_rows
             addresses[rows[keep]] = values[keep]
         return addresses
+
+    def sources(self, row: int) -> list:
+        """The rows ``row`` reads, in order, -1 for an operand with no row: ``in0`` and ``in1``,
+        or the inputs a stack/cat lists in aux as deltas from itself (0: no row)."""
+        opcode, in0, in1, iparam = self.ints[row * ROW_WIDTH : row * ROW_WIDTH + 4]
+        if _LISTS_INPUTS[opcode & OPCODE_MASK]:
+            count = self.aux[iparam]
+            return [row - delta if delta else -1 for delta in self.aux[iparam + 2 : iparam + 2 + count]]
+        return [in0, in1]
 
     def shape_of(self, row: int) -> tuple:
         layout = self.ints[row * ROW_WIDTH + LAYOUT]

@@ -36,6 +36,11 @@ class Size(tuple):
         return _int(np.prod(self, dtype=np.int64))
 
 
+# register_hook calls so far: a backward with hooks re-reads which rows are hooked only when this
+# moved while it ran Python.
+hook_registrations = [0]
+
+
 class RemovableHandle:
     """What ``register_hook`` returns: ``remove()`` takes the hook away again."""
 
@@ -221,6 +226,7 @@ class Tensor:
                 "register_hook inside tapegrad.record: a replay runs no Python, so the hook could not run; "
                 "register it outside the recorded function, or call the function eagerly"
             )
+        hook_registrations[0] += 1  # a backward in progress looks for hooks again
         if self._tape is None:
             if self._hooks is None:
                 self._hooks = []

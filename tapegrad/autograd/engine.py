@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._grad_mode import state as _grad_state
-from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, dispatch_arrays
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
 from .._record import inplace_epoch
-from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, OPCODE, OPCODE_MASK, ROW_WIDTH, join, resolve
+from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, join, resolve
+from ..tensor import hook_registrations
 
 _kernel = None
 
@@ -32,9 +33,6 @@ def kernel():
     return _kernel
 
 
-# stack/cat rows list their inputs as row deltas in aux
-_LISTS_INPUTS = np.array([op.family == NARY for op in OPS])
-
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they "
     "have already been freed). Saved intermediate values of the graph are freed when you call .backward() "
@@ -46,7 +44,7 @@ SECOND_BACKWARD = (
 def _modified_message(tape, entry) -> str:
     counter, expected, row = entry
     layout = tape.layout_of(row)
-    kind = "Double" if CODE_DTYPES[tape.layout_table[4 * layout]] == np.float64 else "Float"
+    tensor_type = _tensor_type(CODE_DTYPES[tape.layout_table[4 * layout]])
     opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
     if len(counter) > 1:  # the in-place op that produced the current value, as PyTorch names it
         producer = f", which is output 0 of {counter[1]},"
@@ -56,7 +54,7 @@ def _modified_message(tape, entry) -> str:
         producer = f", which is output 0 of {OPS[opcode].grad_fn},"
     return (
         "one of the variables needed for gradient computation has been modified by an inplace operation: "
-        f"[tapegrad.{kind}Tensor {list(tape.shape_of(row))}]{producer} is at version {counter[0]}; expected "
+        f"[{tensor_type} {list(tape.shape_of(row))}]{producer} is at version {counter[0]}; expected "
         f"version {expected} instead. Hint: the variable was changed in place after the operation that "
         "saved it; clone it before changing it, or change it after the backward."
     )
@@ -171,8 +169,9 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], paths, roots, seeds)
         start = n_rows - 1
         stops = _stops(hooked, calls)
+        registrations = hook_registrations[0]
         while True:
-            stop, hooked_rows = stops[0]
+            stop, hooked_rows = stops.pop(0)
             status, row = propagate(*arrays, freed, modified, retain, offsets, grad32, grad64, touched, start, stop)
             if status or stop < 0:
                 break
@@ -185,9 +184,10 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
             if stop in calls:  # after the hooks: they may change the gradient the call receives
                 _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
             start = stop
-            # The Python just run may have registered hooks on rows the sweep has not reached.
-            hooked = _hooked_rows(tape, stop)
-            stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop})
+            if hook_registrations[0] != registrations:  # the Python just run registered a hook
+                registrations = hook_registrations[0]
+                hooked = _hooked_rows(tape, stop)
+                stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop})
     if status == 1:
         raise RuntimeError(SECOND_BACKWARD)
     if status == 2:
@@ -234,21 +234,15 @@ def _needed_rows(tape, n_rows: int, collect) -> np.ndarray:
     for row in _wanted_non_leaf_rows(tape, collect):
         if row < n_rows:
             needed[row] = True
-    rows = tape.rows_array()
     call_inputs = {}
     for call in tape.functions.values():
         for output in call.output_rows:
             if output >= 0:
-                call_inputs[output] = [row for row in call.tensor_input_rows if row >= 0]
+                call_inputs[output] = list(call.tensor_input_rows)
     for row in range(n_rows):
-        if needed[row]:
-            continue
-        sources = [rows[row, IN0], rows[row, IN1]]
-        if _LISTS_INPUTS[rows[row, OPCODE] & OPCODE_MASK]:
-            start = rows[row, IPARAM]
-            sources += [row - delta for delta in tape.aux[start + 2 : start + 2 + tape.aux[start]] if delta]
-        sources += call_inputs.get(row, [])
-        needed[row] = any(0 <= source < n_rows and needed[source] for source in sources)
+        if not needed[row]:
+            sources = tape.sources(row) + call_inputs.get(row, [])
+            needed[row] = any(0 <= source < n_rows and needed[source] for source in sources)
     return needed
 
 

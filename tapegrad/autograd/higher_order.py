@@ -624,8 +624,9 @@ def formulas_for(op):
 def _formula_of(op) -> tuple:
     """The VJP of an op declared by formula: its gradient expression over tapegrad tensors."""
 
+    used = expressions.names(op.grad_formula)
+
     def formula(row, g):
-        used = expressions.names(op.grad_formula)
         values = {"g": g}
         if "x" in used:
             values["x"] = row.a
