@@ -75,6 +75,30 @@ def test_is_leaf_grad_fn_and_requires_grad():
     assert (c * 2).grad_fn is None
 
 
+def _join_next_functions(m):
+    """cat/stack of a recorded tensor and a constant: the constant's entry is (None, 0)."""
+    y = m.ones(2, requires_grad=True) * 2
+    c = m.ones(2)
+    return [
+        [None if node is None else node.name() for node, _ in join.grad_fn.next_functions]
+        for join in (m.cat([y, c]), m.stack([c, y]), m.cat([c, y, c]))
+    ]
+
+
+def test_join_of_a_constant_shows_none_in_next_functions():
+    # It showed the cat's own node: the constant's aux delta is 0, read as "this row".
+    assert _join_next_functions(tg) == [
+        ["MulBackward0", None],
+        [None, "MulBackward0"],
+        [None, "MulBackward0", None],
+    ]
+
+
+def test_join_next_functions_match_pytorch():
+    torch = pytest.importorskip("torch")
+    assert _join_next_functions(tg) == _join_next_functions(torch)
+
+
 def test_requires_grad_underscore_returns_self_and_is_a_no_op_on_non_leaves():
     a = tg.ones(2)
     assert a.requires_grad_() is a and a.requires_grad

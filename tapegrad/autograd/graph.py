@@ -31,13 +31,12 @@ class Node:
     @property
     def next_functions(self) -> tuple:
         tape, row = self._resolved()
-        opcode, in0, in1, iparam = tape.ints[row * ROW_WIDTH : row * ROW_WIDTH + 4]
-        if OPS[opcode].family == NARY:  # inputs listed in aux, as deltas from this row
-            count = tape.aux[iparam]
-            sources = [row - tape.aux[iparam + 2 + k] for k in range(count)]
+        opcode = tape.ints[row * ROW_WIDTH]
+        sources = tape.sources(row)
+        if OPS[opcode].family == NARY:  # stack/cat: one entry per listed input
             return tuple((_node_or_none(tape, _visible(tape, source)), 0) for source in sources)
         entries = []
-        for source in (in0, in1)[: OPS[opcode].arity]:
+        for source in sources[: OPS[opcode].arity]:
             entries.append((_node_or_none(tape, _visible(tape, source)), 0))
         while len(entries) < OPS[opcode].arity:
             entries.append((None, 0))
