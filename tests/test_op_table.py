@@ -151,10 +151,10 @@ def test_derivative_on_an_op_without_the_unary_path_is_a_table_error(monkeypatch
     import dataclasses
 
     ops = tuple(
-        dataclasses.replace(op, derivative=np.cos) if op.name == "gelu" else op for op in _ops.OPS
-    )  # gelu's rule is structural: it cannot only multiply by a saved derivative
+        dataclasses.replace(op, derivative=np.exp) if op.name == "softmax" else op for op in _ops.OPS
+    )  # softmax's rule is structural: it cannot only multiply by a saved derivative
     monkeypatch.setattr(_ops, "OPS", ops)
-    with pytest.raises(TypeError, match="gelu: derivative= needs a unary elementwise rule"):
+    with pytest.raises(TypeError, match="softmax: derivative= needs a unary elementwise rule"):
         _ops.paths()
 
 
@@ -216,3 +216,13 @@ def test_rule_numbers_are_unique_within_each_kernel():
 
     for module in (backward, forward):
         assert len(set(module.RULES.values())) == len(module.RULES), module.__name__
+
+
+def test_a_precomputed_derivative_needs_a_gradient_of_x_alone():
+    # numpy computes it from the input alone when the op is recorded, before the result is saved
+    with pytest.raises(ValueError, match="derivative=True needs a gradient formula of x alone"):
+        _ops.unary("exp_twin", "ExpBackward0", np.exp, "exp(x)", "g * out", derivative=True)
+    twin = _ops.unary("sin_twin", "SinBackward0", np.sin, "sin(x)", "g * cos(x)", derivative=True)
+    x = np.linspace(-2, 2, 7, dtype=np.float32)
+    assert twin.derivative(x).dtype == np.float32
+    np.testing.assert_array_equal(twin.derivative(x), np.cos(x))

@@ -37,6 +37,7 @@ LAYERS = {
         "_kernels.config",
         "_kernels.memory",
         "_kernels.strided",
+        "_kernels.scalar",
         "_kernels.generated",
         "_kernels.backward",
         "_kernels.forward",

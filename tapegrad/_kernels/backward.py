@@ -8,8 +8,6 @@ Constants are cast to the buffer's dtype (numba widens float32 * Python float to
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import generated
@@ -27,10 +25,9 @@ from .rules import UNARY as UNARY_PATH
 from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
-    "leaf constant neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus log1p expm1 "
-    "tan asin acos atan sinh cosh erf silu zero leaky_relu elu pass "
+    "leaf constant neg softplus zero leaky_relu elu pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
-    "view dot mv mm bmm cast concat log_softmax gelu gather_rows python "
+    "view dot mv mm bmm cast concat log_softmax gather_rows python "
     "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
@@ -38,9 +35,9 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # rule-number test anywhere (the small-row path tests numbers alone) can take one for another.
 GENERATED_BASE = len(RULE_NAMES)
 RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.items()})
-(LEAF, CONSTANT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS,
- LOG1P, EXPM1, TAN, ASIN, ACOS, ATAN, SINH, COSH, ERF, SILU, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM,
- NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST, CONCAT, LOG_SOFTMAX, GELU, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
+(LEAF, CONSTANT, NEG, SOFTPLUS, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
+ RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST,
+ CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
  CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
@@ -118,14 +115,6 @@ def _small_backward(rule, r, numel, rows, params, aux, addresses, offsets, touch
         half = grad.dtype.type(0.5)
         for i in range(numel):
             grad[oa + i] += grad[o + i] * half * (one + np.tanh(half * x[i]))
-    elif rule == EXP:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            grad[oa + i] += grad[o + i] * y[i]
-    elif rule == TANH:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            grad[oa + i] += grad[o + i] * (one - y[i] * y[i])
     else:
         return False
     if has_a:
@@ -190,91 +179,11 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     elif rule == DIV_SCALAR:
         for i in range(numel):
             ga[i] += g[i] / s
-    elif rule == EXP:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * y[i]
-    elif rule == LOG:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] / x[i]
-    elif rule == SIN:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * np.cos(x[i])
-    elif rule == COS:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * -np.sin(x[i])
-    elif rule == TANH:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * (one - y[i] * y[i])
-    elif rule == SIGMOID:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * (one - y[i]) * y[i]
-    elif rule == RELU:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            if y[i] > zero:
-                ga[i] += g[i]
-    elif rule == SQRT:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] / (y[i] + y[i])
-    elif rule == ABS:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * np.sign(x[i])
-    elif rule == RECIPROCAL:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            ga[i] += -g[i] * (y[i] * y[i])
     elif rule == SOFTPLUS:  # d softplus = sigmoid; PyTorch saves the input, so does this
         x = value_at(addresses[a], numel, grad)
         half = grad.dtype.type(0.5)
         for i in range(numel):
             ga[i] += g[i] * half * (one + np.tanh(half * x[i]))
-    elif rule == LOG1P:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] / (one + x[i])
-    elif rule == EXPM1:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * (y[i] + one)
-    elif rule == TAN:
-        y = value_at(addresses[r], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * (one + y[i] * y[i])
-    elif rule == ASIN or rule == ACOS:
-        x = value_at(addresses[a], numel, grad)
-        sign = one if rule == ASIN else -one
-        for i in range(numel):
-            ga[i] += sign * g[i] / np.sqrt(one - x[i] * x[i])
-    elif rule == ATAN:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] / (one + x[i] * x[i])
-    elif rule == SINH:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * np.cosh(x[i])
-    elif rule == COSH:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * np.sinh(x[i])
-    elif rule == ERF:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            ga[i] += g[i] * 1.1283791670955126 * np.exp(-x[i] * x[i])
-    elif rule == SILU:
-        x = value_at(addresses[a], numel, grad)
-        half = grad.dtype.type(0.5)
-        for i in range(numel):
-            sigmoid = half * (one + np.tanh(half * x[i]))
-            ga[i] += g[i] * sigmoid * (one + x[i] * (one - sigmoid))
     elif rule == ZERO:
         pass  # the input is marked reached (its gradient is zero, as PyTorch gives)
     elif rule == LEAKY_RELU:
@@ -381,12 +290,6 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                     total += g[base + k * inner] * y[base + k * inner]
                 for k in range(extent):
                     ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
-    elif rule == GELU:
-        x = value_at(addresses[a], numel, grad)
-        for i in range(numel):
-            cdf = 0.5 * (1.0 + math.erf(x[i] * 0.7071067811865476))
-            pdf = math.exp(-0.5 * x[i] * x[i]) * 0.3989422804014327
-            ga[i] += g[i] * (cdf + x[i] * pdf)
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -691,7 +594,7 @@ def backward_rows(
             if modified[r]:
                 return 2, r
         is_double = layouts[rows[r, 4], 0] == FLOAT64
-        if path == UNARY_PATH and rows[r, 2] >= 0:
+        if (path == UNARY_PATH or path == GENERATED_PATH) and rows[r, 2] >= 0:
             if is_double:
                 ok = _derivative_backward(r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad64)
             else:

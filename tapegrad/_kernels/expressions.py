@@ -13,27 +13,65 @@ and the functions of ``FUNCTIONS``. Anything else is refused when the op table i
 from __future__ import annotations
 
 import ast
+import functools
 
-# name: (numba's function in generated kernels, the Tensor method for create_graph formulas)
+import numpy as np
+
+# name: (the function in generated kernels, the Tensor method for create_graph formulas, the numpy
+# function for arrays). Kernel names are numba's numpy and math functions, or the helpers of
+# ``scalar.py`` where numpy's semantics need a branch (relu keeps NaN, as np.maximum does).
 FUNCTIONS = {
-    "exp": ("np.exp", "exp"),
-    "exp2": ("np.exp2", "exp2"),
-    "log": ("np.log", "log"),
-    "log2": ("np.log2", "log2"),
-    "log10": ("np.log10", "log10"),
-    "sqrt": ("np.sqrt", "sqrt"),
-    "sin": ("np.sin", "sin"),
-    "cos": ("np.cos", "cos"),
-    "tanh": ("np.tanh", "tanh"),
-    "abs": ("np.abs", "abs"),
+    "exp": ("np.exp", "exp", "exp"),
+    "exp2": ("np.exp2", "exp2", "exp2"),
+    "expm1": ("np.expm1", "expm1", "expm1"),
+    "log": ("np.log", "log", "log"),
+    "log2": ("np.log2", "log2", "log2"),
+    "log10": ("np.log10", "log10", "log10"),
+    "log1p": ("np.log1p", "log1p", "log1p"),
+    "sqrt": ("np.sqrt", "sqrt", "sqrt"),
+    "sin": ("np.sin", "sin", "sin"),
+    "cos": ("np.cos", "cos", "cos"),
+    "tan": ("np.tan", "tan", "tan"),
+    "asin": ("np.arcsin", "asin", "arcsin"),
+    "acos": ("np.arccos", "acos", "arccos"),
+    "atan": ("np.arctan", "atan", "arctan"),
+    "sinh": ("np.sinh", "sinh", "sinh"),
+    "cosh": ("np.cosh", "cosh", "cosh"),
+    "tanh": ("np.tanh", "tanh", "tanh"),
+    "erf": ("math.erf", "erf", "scipy.special.erf"),
+    "abs": ("np.abs", "abs", "abs"),
+    # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
+    "sign": ("np.sign", "sign", "sign"),
+    "relu": ("scalar.relu", "relu", "relu"),
 }
+# Shorthands, expanded where they are read: ``sigmoid(v)`` is written in the tanh form the numpy
+# forward uses (no overflow for large negative v), so replay and eager agree to the bit.
+MACROS = {"sigmoid": "0.5 * (1 + tanh(0.5 * v))"}
 VARIABLES = ("x", "out", "g")
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 
 
+class _Expand(ast.NodeTransformer):
+    def visit_Call(self, node):  # noqa: N802 - ast's visitor naming
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id in MACROS and len(node.args) == 1:
+            body = ast.parse(MACROS[node.func.id], mode="eval").body
+            return _Substitute(node.args[0]).visit(body)
+        return node
+
+
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, argument):
+        self.argument = argument
+
+    def visit_Name(self, node):  # noqa: N802
+        return self.argument if node.id == "v" else node
+
+
 def parse(text: str, allowed: tuple = VARIABLES) -> ast.expr:
-    """The expression's tree, after checking that it uses only what this module translates."""
-    tree = ast.parse(text, mode="eval").body
+    """The expression's tree, after checking that it uses only what this module translates
+    (with the shorthands of ``MACROS`` expanded)."""
+    tree = _Expand().visit(ast.parse(text, mode="eval").body)
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             if node.id not in allowed and node.id not in FUNCTIONS:
@@ -41,8 +79,13 @@ def parse(text: str, allowed: tuple = VARIABLES) -> ast.expr:
                     f"{text!r}: unknown name {node.id!r} (use {', '.join(allowed)} or {sorted(FUNCTIONS)})"
                 )
         elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
-                raise ValueError(f"{text!r}: only {sorted(FUNCTIONS)} may be called, with positional arguments")
+            if (
+                not isinstance(node.func, ast.Name)
+                or node.func.id not in FUNCTIONS
+                or node.keywords
+                or len(node.args) != 1
+            ):
+                raise ValueError(f"{text!r}: only {sorted(FUNCTIONS)} may be called, with one argument")
         elif isinstance(node, ast.Constant):
             if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
                 raise ValueError(f"{text!r}: only numbers are allowed as constants")
@@ -91,18 +134,37 @@ def to_kernel(text: str, scalars: dict) -> tuple[str, list]:
     return ast.unparse(tree), translator.constants
 
 
+def _numpy_function(name: str):
+    path = FUNCTIONS[name][2]
+    if path == "relu":
+        return lambda v: np.maximum(v, v.dtype.type(0)) if hasattr(v, "dtype") else max(v, 0.0)
+    if path.startswith("scipy."):
+        import scipy.special  # imported on first use: scipy takes ~0.2 s to import
+
+        function = scipy.special.erf
+        return lambda v: function(v).astype(v.dtype, copy=False) if hasattr(v, "dtype") else function(v)
+    return getattr(np, path)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(text: str):
+    return compile(ast.fix_missing_locations(ast.Expression(parse(text))), "<formula>", "eval")
+
+
 def evaluate(text: str, **values):
-    """The expression over tapegrad tensors (or numpy arrays, or numbers): ``create_graph``
-    formulas and tests call it with ``x``, ``out`` and ``g``."""
+    """The expression over tapegrad tensors (``create_graph`` formulas), or numpy arrays or numbers
+    (record-time derivatives, tests), with ``x``, ``out`` and ``g``."""
 
     def call(name):
         method = FUNCTIONS[name][1]
 
         def function(value):
-            return getattr(value, method)() if hasattr(value, method) else getattr(__import__("numpy"), method)(value)
+            if hasattr(value, "grad_fn"):  # a Tensor: the recorded op, so the formula differentiates
+                return getattr(value, method)()
+            return _numpy_function(name)(value)
 
         return function
 
     namespace = {name: call(name) for name in FUNCTIONS}
     namespace.update(values)
-    return eval(compile(ast.Expression(parse(text)), "<formula>", "eval"), {"__builtins__": {}}, namespace)  # noqa: S307 - parsed and checked above
+    return eval(_compiled(text), {"__builtins__": {}}, namespace)  # noqa: S307 - parsed and checked above

@@ -10,8 +10,6 @@ differently from the recording stops the sweep.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import generated
@@ -21,18 +19,16 @@ from .memory import borrow, matrix_at
 from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
-    "input neg exp log sin cos tanh sigmoid relu sqrt abs reciprocal softplus add_scalar sub_scalar "
+    "input neg softplus add_scalar sub_scalar "
     "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
-    "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gelu gather_rows "
-    "log1p expm1 tan asin acos atan sinh cosh erf silu sign floor round leaky_relu elu python "
+    "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gather_rows "
+    "sign floor round leaky_relu elu python "
     "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
-(INPUT, NEG, EXP, LOG, SIN, COS, TANH, SIGMOID, RELU, SQRT, ABS, RECIPROCAL, SOFTPLUS, ADD_SCALAR,
- SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR, RPOW_SCALAR, ADD, SUB, MUL, DIV, POW,
- SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY, CAST, CONCAT, LT, LE, GT, GE, EQ, NE,
- GUARD, LOG_SOFTMAX, GELU, GATHER_ROWS, LOG1P, EXPM1, TAN, ASIN, ACOS, ATAN, SINH, COSH, ERF, SILU,
- SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
+(INPUT, NEG, SOFTPLUS, ADD_SCALAR, SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
+ RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY,
+ CAST, CONCAT, LT, LE, GT, GE, EQ, NE, GUARD, LOG_SOFTMAX, GATHER_ROWS, SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
  REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
@@ -44,7 +40,7 @@ _PATH_RULES = {
     GROUPED_PATH: "maximum minimum clamp_min clamp_max where extreme reduce_weights cumsum prod logsumexp var std norm",
     # Unary rules that share one per-element switch in ``_row_forward`` (they are rare enough in
     # hot loops that a branch per element is cheaper to compile than a loop each).
-    ELEMENT_SWITCH_PATH: "log1p expm1 tan asin acos atan sinh cosh erf silu sign floor round leaky_relu elu",
+    ELEMENT_SWITCH_PATH: "sign floor round leaky_relu elu",
 }
 # Ops declared by formula replay through ``generated.forward``, numbered after the rules above.
 GENERATED_BASE = len(RULE_NAMES)
@@ -101,9 +97,6 @@ def _small_forward(rule, r, numel, rows, params, aux, offsets, values):
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
-    elif rule == EXP:
-        for i in range(numel):
-            values[o + i] = np.exp(values[oa + i])
     elif rule == SOFTPLUS:
         threshold = values.dtype.type(20.0)
         log2 = values.dtype.type(np.log(2.0))
@@ -128,42 +121,11 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
     y = values[offsets[b] : offsets[b] + numel_b] if b >= 0 else values[:0]
     zero = values.dtype.type(0.0)
     one = values.dtype.type(1.0)
-    half = values.dtype.type(0.5)
     s = values.dtype.type(params[r, 5])
 
     if rule == NEG:
         for i in range(numel):
             out[i] = -x[i]
-    elif rule == EXP:
-        for i in range(numel):
-            out[i] = np.exp(x[i])
-    elif rule == LOG:
-        for i in range(numel):
-            out[i] = np.log(x[i])
-    elif rule == SIN:
-        for i in range(numel):
-            out[i] = np.sin(x[i])
-    elif rule == COS:
-        for i in range(numel):
-            out[i] = np.cos(x[i])
-    elif rule == TANH:
-        for i in range(numel):
-            out[i] = np.tanh(x[i])
-    elif rule == SIGMOID:
-        for i in range(numel):
-            out[i] = half * (one + np.tanh(half * x[i]))
-    elif rule == RELU:
-        for i in range(numel):
-            out[i] = x[i] if x[i] > zero or x[i] != x[i] else zero
-    elif rule == SQRT:
-        for i in range(numel):
-            out[i] = np.sqrt(x[i])
-    elif rule == ABS:
-        for i in range(numel):
-            out[i] = np.abs(x[i])
-    elif rule == RECIPROCAL:
-        for i in range(numel):
-            out[i] = one / x[i]
     elif rule == SOFTPLUS:
         threshold = values.dtype.type(20.0)
         log2 = values.dtype.type(np.log(2.0))
@@ -234,27 +196,7 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
     elif PATHS[rule] == ELEMENT_SWITCH_PATH:
         for i in range(numel):
             v = x[i]
-            if rule == LOG1P:
-                out[i] = np.log1p(v)
-            elif rule == EXPM1:
-                out[i] = np.expm1(v)
-            elif rule == TAN:
-                out[i] = np.tan(v)
-            elif rule == ASIN:
-                out[i] = np.arcsin(v)
-            elif rule == ACOS:
-                out[i] = np.arccos(v)
-            elif rule == ATAN:
-                out[i] = np.arctan(v)
-            elif rule == SINH:
-                out[i] = np.sinh(v)
-            elif rule == COSH:
-                out[i] = np.cosh(v)
-            elif rule == ERF:
-                out[i] = math.erf(v)
-            elif rule == SILU:
-                out[i] = v * (half * (one + np.tanh(half * v)))
-            elif rule == SIGN:
+            if rule == SIGN:
                 out[i] = np.sign(v)
             elif rule == FLOOR:
                 out[i] = np.floor(v)
@@ -266,9 +208,6 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                 out[i] = v if v > zero else np.expm1(v) * s
             else:  # a rule listed under ELEMENT_SWITCH_PATH without a case here
                 return False
-    elif rule == GELU:
-        for i in range(numel):
-            out[i] = half * x[i] * (one + math.erf(x[i] * 0.7071067811865476))
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]

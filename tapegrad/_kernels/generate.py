@@ -25,8 +25,11 @@ tests/test_op_table.py fails when this file is stale.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import scalar
 from .config import jit
 from .memory import value_at
 
@@ -59,9 +62,7 @@ def _constants(constants: list, like: str, indent: str) -> list:
 
 def source() -> str:
     ops = [op for op in _ops.OPS if op.grad_formula]
-    names = "(" + "".join(f'"{op.name}", ' for op in ops).rstrip(" ") + ")"
-    if len(ops) > 1:
-        names = names.replace(",)", ")")
+    names = "(\n" + "".join(f'    "{op.name}",\n' for op in ops) + ")"  # as ruff formats it
     lines = [_HEADER.format(names=names)]
     for number, op in enumerate(ops):
         keyword = "if" if number == 0 else "elif"

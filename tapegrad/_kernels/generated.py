@@ -6,12 +6,41 @@ tests/test_op_table.py fails when this file is stale.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import scalar
 from .config import jit
 from .memory import value_at
 
-RULE_NAMES = ("log2", "log10", "exp2", "rsqrt")
+RULE_NAMES = (
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "sqrt",
+    "abs",
+    "reciprocal",
+    "gelu",
+    "log1p",
+    "log2",
+    "log10",
+    "exp2",
+    "rsqrt",
+    "expm1",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "erf",
+    "silu",
+)
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 
 
@@ -25,26 +54,125 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
     touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if rule == 0:  # log2: g / (x * 0.6931471805599453)
+    if rule == 0:  # exp: g * out
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * y[i]
+    elif rule == 1:  # log: g / x
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] / x[i]
+    elif rule == 2:  # sin: g * cos(x)
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * np.cos(x[i])
+    elif rule == 3:  # cos: g * -sin(x)
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * -np.sin(x[i])
+    elif rule == 4:  # tanh: g * (1 - out * out)
+        y = value_at(addresses[r], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] * (c0 - y[i] * y[i])
+    elif rule == 5:  # sigmoid: g * (1 - out) * out
+        y = value_at(addresses[r], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] * (c0 - y[i]) * y[i]
+    elif rule == 6:  # relu: g * sign(out)
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * np.sign(y[i])
+    elif rule == 7:  # sqrt: g / (out + out)
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] / (y[i] + y[i])
+    elif rule == 8:  # abs: g * sign(x)
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * np.sign(x[i])
+    elif rule == 9:  # reciprocal: -g * (out * out)
+        y = value_at(addresses[r], numel, grad)
+        for i in range(numel):
+            ga[i] += -g[i] * (y[i] * y[i])
+    elif rule == 10:  # gelu: g * (0.5 * (1 + erf(x * 0.7071067811865476)) + x * exp(-0.5 * x * x) * 0.3989422804014327)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(0.5)
+        c1 = grad.dtype.type(1)
+        c2 = grad.dtype.type(0.7071067811865476)
+        c3 = grad.dtype.type(0.3989422804014327)
+        for i in range(numel):
+            ga[i] += g[i] * (c0 * (c1 + math.erf(x[i] * c2)) + x[i] * np.exp(-c0 * x[i] * x[i]) * c3)
+    elif rule == 11:  # log1p: g / (1 + x)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] / (c0 + x[i])
+    elif rule == 12:  # log2: g / (x * 0.6931471805599453)
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(0.6931471805599453)
         for i in range(numel):
             ga[i] += g[i] / (x[i] * c0)
-    elif rule == 1:  # log10: g / (x * 2.302585092994046)
+    elif rule == 13:  # log10: g / (x * 2.302585092994046)
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(2.302585092994046)
         for i in range(numel):
             ga[i] += g[i] / (x[i] * c0)
-    elif rule == 2:  # exp2: g * out * 0.6931471805599453
+    elif rule == 14:  # exp2: g * out * 0.6931471805599453
         y = value_at(addresses[r], numel, grad)
         c0 = grad.dtype.type(0.6931471805599453)
         for i in range(numel):
             ga[i] += g[i] * y[i] * c0
-    elif rule == 3:  # rsqrt: -0.5 * g * out * out * out
+    elif rule == 15:  # rsqrt: -0.5 * g * out * out * out
         y = value_at(addresses[r], numel, grad)
         c0 = grad.dtype.type(0.5)
         for i in range(numel):
             ga[i] += -c0 * g[i] * y[i] * y[i] * y[i]
+    elif rule == 16:  # expm1: g * (out + 1)
+        y = value_at(addresses[r], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] * (y[i] + c0)
+    elif rule == 17:  # tan: g * (1 + out * out)
+        y = value_at(addresses[r], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] * (c0 + y[i] * y[i])
+    elif rule == 18:  # asin: g / sqrt(1 - x * x)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] / np.sqrt(c0 - x[i] * x[i])
+    elif rule == 19:  # acos: -g / sqrt(1 - x * x)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += -g[i] / np.sqrt(c0 - x[i] * x[i])
+    elif rule == 20:  # atan: g / (1 + x * x)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] / (c0 + x[i] * x[i])
+    elif rule == 21:  # sinh: g * cosh(x)
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * np.cosh(x[i])
+    elif rule == 22:  # cosh: g * sinh(x)
+        x = value_at(addresses[a], numel, grad)
+        for i in range(numel):
+            ga[i] += g[i] * np.sinh(x[i])
+    elif rule == 23:  # erf: g * 1.1283791670955126 * exp(-x * x)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1.1283791670955126)
+        for i in range(numel):
+            ga[i] += g[i] * c0 * np.exp(-x[i] * x[i])
+    elif rule == 24:  # silu: g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(0.5)
+        c1 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] * (c0 * (c1 + np.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + np.tanh(c0 * x[i]))))
     else:
         return False
     return True
@@ -54,19 +182,90 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
 def forward(rule, x, out):
     """Row values ``out`` from its input ``x``, of one dtype. False: no such rule."""
     numel = out.shape[0]
-    if rule == 0:  # log2: log2(x)
+    if rule == 0:  # exp: exp(x)
+        for i in range(numel):
+            out[i] = np.exp(x[i])
+    elif rule == 1:  # log: log(x)
+        for i in range(numel):
+            out[i] = np.log(x[i])
+    elif rule == 2:  # sin: sin(x)
+        for i in range(numel):
+            out[i] = np.sin(x[i])
+    elif rule == 3:  # cos: cos(x)
+        for i in range(numel):
+            out[i] = np.cos(x[i])
+    elif rule == 4:  # tanh: tanh(x)
+        for i in range(numel):
+            out[i] = np.tanh(x[i])
+    elif rule == 5:  # sigmoid: sigmoid(x)
+        c0 = out.dtype.type(0.5)
+        c1 = out.dtype.type(1)
+        for i in range(numel):
+            out[i] = c0 * (c1 + np.tanh(c0 * x[i]))
+    elif rule == 6:  # relu: relu(x)
+        for i in range(numel):
+            out[i] = scalar.relu(x[i])
+    elif rule == 7:  # sqrt: sqrt(x)
+        for i in range(numel):
+            out[i] = np.sqrt(x[i])
+    elif rule == 8:  # abs: abs(x)
+        for i in range(numel):
+            out[i] = np.abs(x[i])
+    elif rule == 9:  # reciprocal: 1 / x
+        c0 = out.dtype.type(1)
+        for i in range(numel):
+            out[i] = c0 / x[i]
+    elif rule == 10:  # gelu: 0.5 * x * (1 + erf(x * 0.7071067811865476))
+        c0 = out.dtype.type(0.5)
+        c1 = out.dtype.type(1)
+        c2 = out.dtype.type(0.7071067811865476)
+        for i in range(numel):
+            out[i] = c0 * x[i] * (c1 + math.erf(x[i] * c2))
+    elif rule == 11:  # log1p: log1p(x)
+        for i in range(numel):
+            out[i] = np.log1p(x[i])
+    elif rule == 12:  # log2: log2(x)
         for i in range(numel):
             out[i] = np.log2(x[i])
-    elif rule == 1:  # log10: log10(x)
+    elif rule == 13:  # log10: log10(x)
         for i in range(numel):
             out[i] = np.log10(x[i])
-    elif rule == 2:  # exp2: exp2(x)
+    elif rule == 14:  # exp2: exp2(x)
         for i in range(numel):
             out[i] = np.exp2(x[i])
-    elif rule == 3:  # rsqrt: 1 / sqrt(x)
+    elif rule == 15:  # rsqrt: 1 / sqrt(x)
         c0 = out.dtype.type(1)
         for i in range(numel):
             out[i] = c0 / np.sqrt(x[i])
+    elif rule == 16:  # expm1: expm1(x)
+        for i in range(numel):
+            out[i] = np.expm1(x[i])
+    elif rule == 17:  # tan: tan(x)
+        for i in range(numel):
+            out[i] = np.tan(x[i])
+    elif rule == 18:  # asin: asin(x)
+        for i in range(numel):
+            out[i] = np.arcsin(x[i])
+    elif rule == 19:  # acos: acos(x)
+        for i in range(numel):
+            out[i] = np.arccos(x[i])
+    elif rule == 20:  # atan: atan(x)
+        for i in range(numel):
+            out[i] = np.arctan(x[i])
+    elif rule == 21:  # sinh: sinh(x)
+        for i in range(numel):
+            out[i] = np.sinh(x[i])
+    elif rule == 22:  # cosh: cosh(x)
+        for i in range(numel):
+            out[i] = np.cosh(x[i])
+    elif rule == 23:  # erf: erf(x)
+        for i in range(numel):
+            out[i] = math.erf(x[i])
+    elif rule == 24:  # silu: x * sigmoid(x)
+        c0 = out.dtype.type(0.5)
+        c1 = out.dtype.type(1)
+        for i in range(numel):
+            out[i] = x[i] * (c0 * (c1 + np.tanh(c0 * x[i])))
     else:
         return False
     return True

@@ -19,11 +19,12 @@ CAST = 2  # between the float32 and float64 arenas
 ELEMENTWISE = 3  # ``_elementwise_backward``: operands and result of one shape
 GROUPED = 4  # ``_grouped_backward``: selections and reductions along one dimension
 STRUCTURAL = 5  # ``_structural_backward``: reductions, views, joins and products that need shapes
-# A unary elementwise op: with a second input row, that row holds d(out)/d(x), computed by numpy
-# at record time, and the sweep only multiplies (``Op.derivative``).
+# A unary elementwise op with a hand-written rule: with a second input row, that row holds
+# d(out)/d(x), computed by numpy at record time, and the sweep only multiplies (``Op.derivative``).
 UNARY = 6
 # An elementwise op declared by formulas (``tapegrad._ops.unary``): its kernels are generated
-# into ``generated.py``, and its rule numbers are that module's own.
+# into ``generated.py``, and its rule numbers are that module's own. A second input row is a
+# precomputed derivative, as for ``UNARY``.
 GENERATED = 7
 # Constants: no gradient slot at all.
 CONSTANT = 8
@@ -47,10 +48,8 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
     **_rules(CAST, "cast"),
     **_rules(
         ELEMENTWISE,
-        "neg exp:out log:a sin:a cos:a tanh:out sigmoid:out relu:out sqrt:out abs:a reciprocal:out "
-        "softplus:a log1p:a expm1:out tan:out asin:a acos:a atan:a sinh:a cosh:a erf:a silu:a zero "
-        "leaky_relu:a elu:a pass mul_scalar:scalar div_scalar:scalar pow_scalar:a rpow_scalar:out "
-        "add sub mul:a+b div:a+b pow:a+b+out",
+        "neg softplus:a zero leaky_relu:a elu:a pass mul_scalar:scalar div_scalar:scalar pow_scalar:a "
+        "rpow_scalar:out add sub mul:a+b div:a+b pow:a+b+out",
     ),
     **_rules(
         GROUPED,
@@ -59,7 +58,7 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
     ),
     **_rules(
         STRUCTURAL,
-        "sum_all sum_dim softmax:out log_softmax:out gelu:a view dot:a+b mv:a+b mm:a+b bmm:a+b concat gather_rows",
+        "sum_all sum_dim softmax:out log_softmax:out view dot:a+b mv:a+b mm:a+b bmm:a+b concat gather_rows",
     ),
 }
 

@@ -505,19 +505,6 @@ def _pow_exponent(row: _Row, g: Tensor) -> Tensor:
     return g * row.out * safe.log() * row.constant(~skip)
 
 
-def _gelu(row: _Row, g: Tensor) -> Tensor:
-    x = row.a
-    cdf = (x * 0.7071067811865476).erf() * 0.5 + 0.5
-    density = (x * x * -0.5).exp() * 0.3989422804014327
-    return g * (cdf + x * density)
-
-
-def _silu(row: _Row, g: Tensor) -> Tensor:
-    x = row.a
-    sigmoid = x.sigmoid()
-    return g * sigmoid * (1.0 + x * (1.0 - sigmoid))
-
-
 def _elu(row: _Row, g: Tensor) -> Tensor:
     positive = row.a_data > 0
     return g * (row.constant(positive) + row.a.exp() * row.param * row.constant(~positive))
@@ -609,9 +596,6 @@ def _log_softmax(row: _Row, g: Tensor) -> Tensor:
     return g - row.out.exp() * (g.sum(row.iparam, keepdim=True) if row.shape else g)
 
 
-ERF_SCALE = 1.1283791670955126  # 2 / sqrt(pi)
-
-
 # Keyed by the kernels' rule names (``RULE_NAMES`` of tapegrad/_kernels/backward.py); one formula
 # per input (in0, in1), each ``(row, g) -> the input's gradient``; an n-ary entry is a function of
 # the row giving one formula per input. Rules absent here raise NotImplementedError naming the op.
@@ -639,29 +623,8 @@ def _formula_of(op) -> tuple:
 
 VJP_RULES: dict = {
     "neg": (lambda row, g: -g,),
-    "exp": (lambda row, g: g * row.out,),
-    "log": (lambda row, g: g / row.a,),
-    "sin": (lambda row, g: g * row.a.cos(),),
-    "cos": (lambda row, g: g * -row.a.sin(),),
-    "tanh": (lambda row, g: g * (1.0 - row.out * row.out),),
-    "sigmoid": (lambda row, g: g * (1.0 - row.out) * row.out,),
-    "relu": (lambda row, g: g * row.constant(row.out_data > 0),),
-    "sqrt": (lambda row, g: g / (row.out + row.out),),
-    "abs": (lambda row, g: g * row.constant(np.sign(row.a_data)),),
-    "reciprocal": (lambda row, g: -g * (row.out * row.out),),
     # d softplus = sigmoid(x)
     "softplus": (lambda row, g: g * row.a.sigmoid(),),
-    "log1p": (lambda row, g: g / (1.0 + row.a),),
-    "expm1": (lambda row, g: g * (row.out + 1.0),),
-    "tan": (lambda row, g: g * (1.0 + row.out * row.out),),
-    "asin": (lambda row, g: g / (1.0 - row.a * row.a).sqrt(),),
-    "acos": (lambda row, g: -g / (1.0 - row.a * row.a).sqrt(),),
-    "atan": (lambda row, g: g / (1.0 + row.a * row.a),),
-    "sinh": (lambda row, g: g * row.a.cosh(),),
-    "cosh": (lambda row, g: g * row.a.sinh(),),
-    "erf": (lambda row, g: g * (-(row.a * row.a)).exp() * ERF_SCALE,),
-    "silu": (_silu,),
-    "gelu": (_gelu,),
     "zero": (lambda row, g: row.zeros(),),
     "leaky_relu": (lambda row, g: g * row.constant(np.where(row.a_data > 0, 1.0, row.param)),),
     "elu": (_elu,),

@@ -1,0 +1,12 @@
+"""Scalar helpers that the generated elementwise kernels call where numpy's semantics need a
+branch (``expressions.FUNCTIONS`` names them as ``scalar.<name>``). Inlined into the loops."""
+
+from __future__ import annotations
+
+from .config import inline
+
+
+@inline
+def relu(v):
+    """np.maximum(v, 0): NaN stays NaN, -0.0 becomes 0."""
+    return v if v > 0 or v != v else type(v)(0)
