@@ -614,6 +614,25 @@ def backward_rows(
                     for i in range(numel):
                         grad64[target + i] += np.float64(grad32[source + i])
             ok = True
+        elif path == GENERATED_PATH:
+            numel = layouts[rows[r, 4], 1]
+            if numel <= SMALL:
+                if is_double:
+                    ok = generated.small_backward(
+                        rule - GENERATED_BASE, r, numel, b_rows, b_addresses, b_offsets, b_touched, b_grad64
+                    )
+                else:
+                    ok = generated.small_backward(
+                        rule - GENERATED_BASE, r, numel, b_rows, b_addresses, b_offsets, b_touched, b_grad32
+                    )
+            elif is_double:
+                ok = generated.backward(
+                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad64
+                )
+            else:
+                ok = generated.backward(
+                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
+                )
         elif layouts[rows[r, 4], 1] <= SMALL and (
             _small_backward(
                 rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad64
@@ -624,15 +643,6 @@ def backward_rows(
             )
         ):
             ok = True
-        elif path == GENERATED_PATH:  # after the small path: scalar graphs pay no extra test
-            if is_double:
-                ok = generated.backward(
-                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad64
-                )
-            else:
-                ok = generated.backward(
-                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
-                )
         elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
             if is_double:
                 ok = _elementwise_backward(

@@ -22,10 +22,12 @@ import numpy as np
 # ``scalar.py`` where numpy's semantics need a branch (relu keeps NaN, as np.maximum does).
 FUNCTIONS = {
     "exp": ("np.exp", "exp", "exp"),
-    "exp2": ("np.exp2", "exp2", "exp2"),
+    # math's, not numpy's: numba declares np.exp2/np.log2 as one LLVM intrinsic for both float
+    # widths, so a function inlining both dtypes fails to compile (numba 0.68).
+    "exp2": ("math.exp2", "exp2", "exp2"),
     "expm1": ("np.expm1", "expm1", "expm1"),
     "log": ("np.log", "log", "log"),
-    "log2": ("np.log2", "log2", "log2"),
+    "log2": ("math.log2", "log2", "log2"),
     "log10": ("np.log10", "log10", "log10"),
     "log1p": ("np.log1p", "log1p", "log1p"),
     "sqrt": ("np.sqrt", "sqrt", "sqrt"),

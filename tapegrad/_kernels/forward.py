@@ -540,15 +540,14 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
             if not ok:
                 return r + 1
-        elif layouts[rows[r, 4], 1] <= SMALL and (
-            _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values64)
-            if is_double
-            else _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values32)
-        ):
-            pass
         elif path == GENERATED_PATH:
             numel = layouts[rows[r, 4], 1]
-            if is_double:
+            if numel <= SMALL:
+                if is_double:
+                    ok = generated.small_forward(rule - GENERATED_BASE, r, numel, b_rows, b_offsets, b_values64)
+                else:
+                    ok = generated.small_forward(rule - GENERATED_BASE, r, numel, b_rows, b_offsets, b_values32)
+            elif is_double:
                 ok = generated.forward(
                     rule - GENERATED_BASE,
                     values64[offsets[a] : offsets[a] + numel],
@@ -562,6 +561,12 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 )
             if not ok:
                 return -(r + 1)
+        elif layouts[rows[r, 4], 1] <= SMALL and (
+            _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values64)
+            if is_double
+            else _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values32)
+        ):
+            pass
         elif is_double:
             if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values64):
                 return -(r + 1)
