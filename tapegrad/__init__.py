@@ -7,7 +7,9 @@ does not import numba: the first backward does (and compiles, or loads the cache
 
 from __future__ import annotations
 
-from . import autograd, nn, optim
+# Tensor's methods are attached by the modules that record them (tapegrad/tensor.py ``install``):
+# importing these is what gives a Tensor its methods, whatever the order of the lines here.
+from . import _indexing, _linalg, _record, _reductions, _replay_hooks, _selection, _views, autograd, nn, optim  # noqa: F401
 from ._dtypes import bool, double, dtype, float, float32, float64, int, int32, int64, long  # noqa: A004
 from ._factories import (
     arange,
@@ -70,6 +72,8 @@ from ._views import (
     unbind,
     unsqueeze,
 )
+from .autograd import gradients as _gradients  # noqa: F401
+from .autograd import graph as _graph  # noqa: F401
 from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
-from .tensor import Tensor, _check_can_require_grad, _wrap
+from .tensor import Tensor, _check_can_require_grad, _wrap, as_array
 
 _generator = None  # created on first use: importing numpy.random costs ~15 ms of ``import tapegrad``
 
@@ -23,41 +23,6 @@ def manual_seed(seed: int):
     global _generator
     _generator = np.random.default_rng(seed)
     return _generator
-
-
-def _infer_numpy_dtype(data) -> np.dtype:
-    """PyTorch's inference: Python floats give float32, ints int64, bools bool."""
-    array = np.asarray(data)
-    if array.dtype.kind == "f":
-        return np.dtype(np.float32)
-    if array.dtype.kind in "iu":
-        return np.dtype(np.int64)
-    if array.dtype.kind == "b":
-        return np.dtype(np.bool_)
-    if array.dtype.kind == "O":
-        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
-    return _dtypes.from_numpy_dtype(array.dtype).numpy
-
-
-def _nested_tensors_to_arrays(data):
-    if isinstance(data, Tensor):
-        return data._data
-    if isinstance(data, (list, tuple)):
-        return [_nested_tensors_to_arrays(item) for item in data]
-    return data
-
-
-def as_array(data, dtype=None) -> np.ndarray:
-    """A fresh numpy array for ``tensor(data)``: copies, as ``torch.tensor`` does."""
-    if isinstance(data, Tensor):
-        data = data._data
-    if isinstance(data, np.ndarray):
-        target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _dtypes.from_numpy_dtype(data.dtype).numpy
-        return np.array(data, dtype=target, copy=True)
-    if isinstance(data, (list, tuple)):
-        data = _nested_tensors_to_arrays(data)
-    target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data)
-    return np.array(data, dtype=target)
 
 
 def _finish(data: np.ndarray, requires_grad: bool) -> Tensor:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _record
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _target
-from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap
+from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
 
 def gather_rows(name: str, x: Tensor, indices) -> Tensor:
@@ -246,3 +247,26 @@ def _data_of(value):
 
 def _is_full_mask(x: Tensor, key) -> bool:
     return isinstance(key, Tensor) and key._data.dtype == np.bool_ and key._data.shape == x._data.shape
+
+
+def _setitem(self, key, value) -> None:
+    _record._check_in_place(self)
+    value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
+    if _grad_state.enabled and (self._tape is not None or value_recorded):
+        _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
+        return
+    numpy_key = tuple(k._data if isinstance(k, Tensor) else k for k in key) if isinstance(key, tuple) else key
+    numpy_key = numpy_key._data if isinstance(numpy_key, Tensor) else numpy_key
+    self._data[numpy_key] = value._data if isinstance(value, Tensor) else value
+    _record._bump_version(self)
+
+
+install(
+    {
+        "__setitem__": _setitem,
+        "gather": gather,
+        "index_select": index_select,
+        "repeat": repeat,
+        "flip": lambda self, *dims: flip(self, dims[0] if len(dims) == 1 else dims),
+    }
+)

@@ -8,7 +8,7 @@ import numpy as np
 from . import _dtypes
 from ._record import broadcast_error, record
 from ._views import expand, reshape, squeeze, unsqueeze
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor, as_tensor, install
 
 _TYPE_NAMES = {"float32": "float", "float64": "double", "int64": "long", "int32": "int", "bool": "bool"}
 
@@ -203,3 +203,13 @@ def _contract(a: Tensor, la: str, b: Tensor, lb: str, needed: set) -> tuple:
     b3 = b.permute(*[lb.index(c) for c in batch + summed + right]).reshape(extent(batch), extent(summed), extent(right))
     out = (a3 @ b3).reshape(*[sizes[c] for c in batch + left + right])
     return out, "".join(batch + left + right)
+
+
+install(
+    {
+        "__matmul__": matmul,
+        "matmul": matmul,
+        "__rmatmul__": lambda self, other: matmul(as_tensor(other), self),
+        "outer": outer,
+    }
+)

@@ -21,7 +21,7 @@ from ._grad_mode import threads_disabled as _threads_disabled
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
 from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
-from .tensor import Tensor, _recorded, _wrap
+from .tensor import Tensor, _recorded, _wrap, install
 
 _float = builtins.float
 _int = builtins.int
@@ -398,28 +398,29 @@ def _unsave_old_value(tensor: Tensor, tape: Tape, before, mark: int) -> None:
             entries[:] = [entry for entry in entries if entry[2] not in own]
 
 
-def _install_unary_methods() -> None:
-    """Each unary entry of the op table becomes a Tensor method (``x.exp()``) of the same name."""
-    from ._ops import OPS
-
+def _unary_methods() -> dict:
+    """Each unary entry of the op table as Tensor methods of its name: ``x.exp()``, ``x.exp_()``."""
+    methods = {}
     for op in OPS:
         if op.family == UNARY and op.name != "neg":
 
             def method(self, _op=op):
                 return _unary(_op, self)
 
-            method.__name__ = op.name
-            method.__doc__ = f"Elementwise {op.name}; differentiable ({op.grad_fn})."
-            setattr(Tensor, op.name, method)
-
             def method_(self, _op=op):
                 return in_place(self, lambda t: _unary(_op, t), _op.grad_fn.removesuffix("Backward0"))
 
-            method_.__name__ = op.name + "_"
-            setattr(Tensor, op.name + "_", method_)
-    Tensor.neg = Tensor.__neg__
-    Tensor.negative = Tensor.__neg__
-    Tensor.neg_ = lambda self: in_place(self, Tensor.__neg__, "Neg")
+            method.__name__, method_.__name__ = op.name, op.name + "_"
+            method.__doc__ = f"Follows ``torch.Tensor.{op.name}``: elementwise, differentiable ({op.grad_fn})."
+            method_.__doc__ = f"Follows ``torch.Tensor.{op.name}_``: in place, recorded as a new version."
+            methods[op.name], methods[op.name + "_"] = method, method_
+
+    def negative(self):
+        return _unary(BY_NAME["neg"], self)
+
+    methods.update(__neg__=negative, neg=negative, negative=negative)
+    methods["neg_"] = lambda self: in_place(self, negative, "Neg")
+    return methods
 
 
 def _scalar_dunder(op: _ScalarOp, kind: str):
@@ -479,9 +480,62 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
     return dunder
 
 
+def _to(self, *args, **kwargs) -> Tensor:
+    dtype = kwargs.get("dtype")
+    for arg in args:
+        if isinstance(arg, _dtypes.dtype):
+            dtype = arg
+        elif isinstance(arg, Tensor):
+            dtype = arg.dtype
+    if dtype is None:
+        return self
+    return _cast(self, _dtypes.as_dtype(dtype))
+
+
+def _type(self, dtype=None):
+    if dtype is None:
+        return f"tapegrad.{ {'f': 'Float', 'd': 'Double'}.get(self._data.dtype.char, 'Long') }Tensor"
+    return self.to(dtype)
+
+
+def _cast_to(dtype: _dtypes.dtype):
+    return lambda self: _cast(self, dtype)
+
+
+def _in_place_method(kind: str, alpha: bool = False):
+    if alpha:
+        return lambda self, other, alpha=1: _in_place(self, kind, other if alpha == 1 else other * alpha)
+    return lambda self, other: _in_place(self, kind, other)
+
+
 def install_methods() -> None:
-    """Attach the table-derived methods and the scalar fast paths to Tensor."""
-    _install_unary_methods()
+    """Attach the table-derived methods, the scalar fast paths, casts and in-place arithmetic
+    to Tensor."""
+    install(
+        {
+            **_unary_methods(),
+            "to": _to,
+            "type": _type,
+            "float": _cast_to(_dtypes.float32),
+            "double": _cast_to(_dtypes.float64),
+            "long": _cast_to(_dtypes.int64),
+            "int": _cast_to(_dtypes.int32),
+            "bool": _cast_to(_dtypes.bool),
+            "clone": lambda self: record("clone", (self,), self._data.copy()),
+            "__rsub__": lambda self, other: _arith("rsub", self, other),
+            "__rtruediv__": lambda self, other: _arith("rdiv", self, other),
+            "__rpow__": lambda self, other: _arith("rpow", self, other),
+            "__abs__": lambda self: _unary(BY_NAME["abs"], self),
+            "__iadd__": _in_place_method("add"),
+            "__isub__": _in_place_method("sub"),
+            "__imul__": _in_place_method("mul"),
+            "__itruediv__": _in_place_method("div"),
+            "add_": _in_place_method("add", alpha=True),
+            "sub_": _in_place_method("sub", alpha=True),
+            "mul_": _in_place_method("mul"),
+            "div_": _in_place_method("div"),
+        }
+    )
     Tensor.__add__ = Tensor.__radd__ = _scalar_dunder(_ADD_SCALAR, "add")
     Tensor.__sub__ = _scalar_dunder(_SUB_SCALAR, "sub")
     Tensor.__mul__ = Tensor.__rmul__ = _scalar_dunder(_MUL_SCALAR, "mul")

@@ -17,7 +17,7 @@ from ._ops import OPCODE
 from ._record import _input_row, _opcode, _target
 from ._record import record as _record_op
 from ._tape import NO_GRAD
-from .tensor import Tensor, _normalize_dim, _recorded, _wrap
+from .tensor import Tensor, _normalize_dim, _recorded, _wrap, install
 
 
 def record(name: str, inputs: tuple, out: np.ndarray, **slots) -> Tensor:
@@ -396,3 +396,25 @@ def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
 def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim`` (``SoftmaxBackward0``)."""
     return _normalized_exponential("softmax", x, dim, dtype, log=False)
+
+
+install(
+    {
+        "sum": sum,
+        "mean": mean,
+        "norm": norm,
+        "max": max,
+        "min": min,
+        "amax": amax,
+        "amin": amin,
+        "argmax": argmax,
+        "argmin": argmin,
+        "prod": prod,
+        "logsumexp": logsumexp,
+        "var": var,
+        "std": std,
+        "cumsum": cumsum,
+        "softmax": softmax,
+        "log_softmax": log_softmax,
+    }
+)

@@ -11,11 +11,12 @@ import traceback
 
 import numpy as np
 
-from ._grad_mode import state
+from . import tensor as _tensor
+from ._grad_mode import recordings_active, state
 from ._ops import OPCODE
 from ._record import _input_row, _operand_row
 from ._tape import NO_GRAD
-from .tensor import Tensor, _recorded, _wrap
+from .tensor import Tensor, _recorded, _wrap, install
 
 
 def compare(tensor: Tensor, other, name: str) -> Tensor:
@@ -64,6 +65,7 @@ def detached(tensor: Tensor) -> Tensor:
 
 _INTERNAL = (
     "tensor.py",
+    "_record.py",
     "_replay_hooks.py",
     "_reductions.py",
     "_views.py",
@@ -96,3 +98,42 @@ def guard(tensor: Tensor, kind: str, truth) -> None:
         tape.save(constant, expected)
         row = tape.append(OPCODE["guard"] | NO_GRAD, source, constant, 0, layout, 0.0)
     tape.guards[row] = (kind, _caller(), truth if truth is not None else np.array(data))
+
+
+# -- Tensor methods: what a recording adds to reading values ---------------------------------
+
+_tensor._record_guard = guard
+
+
+def _detach(self) -> Tensor:
+    result = detached(self) if recordings_active[0] and state.recording is not None else _wrap(self._data)
+    if self._version is None:
+        self._version = [0]
+    result._version = self._version  # detach shares the version counter, as in PyTorch
+    return result
+
+
+def _data(self) -> Tensor:
+    """The values, detached, with a counter of their own: changes through ``.data`` are
+    invisible to autograd, as in PyTorch."""
+    if recordings_active[0] and state.recording is not None:
+        return detached(self)
+    return _wrap(self._data)
+
+
+def _set_data(self, value) -> None:
+    self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _comparison(name: str):
+    return lambda self, other: compare(self, other, name)
+
+
+install(
+    {
+        "detach": _detach,
+        "data": property(_data, _set_data),
+        **{f"__{name}__": _comparison(name) for name in ("lt", "le", "gt", "ge", "eq", "ne")},
+        **{name: _comparison(name) for name in ("lt", "le", "gt", "ge", "eq", "ne")},
+    }
+)

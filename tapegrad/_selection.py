@@ -7,12 +7,12 @@ import numbers
 
 import numpy as np
 
-from . import _dtypes
+from . import _dtypes, _record
 from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _SCALAR_OPS, _binary, _opcode, _operand_row, _scalar, _target, broadcast_error
 from ._tape import NO_GRAD
-from .tensor import Tensor, _recorded, _wrap, as_tensor
+from .tensor import Tensor, _recorded, _wrap, as_tensor, install
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -94,3 +94,47 @@ def _operands(first, second) -> tuple:
     if isinstance(second, numbers.Number):
         return first, Tensor(np.asarray(second, dtype=first._data.dtype))
     return first, as_tensor(second)
+
+
+# -- Tensor methods ------------------------------------------------------------------------
+
+
+def _overwrite(self, value, label: str) -> Tensor:
+    """zero_/fill_/copy_. On a tensor of a graph, or from a tensor that requires grad, the new
+    values are recorded (as where(everywhere, value, self)): gradients no longer reach the old
+    values, and reach ``value``; otherwise a plain write."""
+    _record._check_in_place(self)
+    value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
+    if _grad_state.enabled and (self._tape is not None or value_recorded):
+        if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
+            value = value.to(self.dtype)
+        everywhere = _wrap(np.ones(self._data.shape, np.bool_))
+        return _record.in_place(self, lambda t: where(everywhere, value, t), label)
+    self._data[...] = value._data if isinstance(value, Tensor) else value
+    _record._bump_version(self)
+    return self
+
+
+def _clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's names
+    return _record.in_place(self, lambda t: clamp(t, min, max), "Clamp")
+
+
+install(
+    {
+        "clamp": clamp,
+        "clip": clamp,
+        "clamp_min": lambda self, min: clamp(self, min=min),  # noqa: A006
+        "clamp_max": lambda self, max: clamp(self, max=max),  # noqa: A006
+        "maximum": maximum,
+        "minimum": minimum,
+        "where": lambda self, condition, other: where(condition, self, other),
+        "masked_fill": lambda self, mask, value: where(mask, value, self),
+        "masked_fill_": lambda self, mask, value: _record.in_place(self, lambda t: where(mask, value, t), "MaskedFill"),
+        "clamp_": _clamp_,
+        "clip_": _clamp_,
+        "pow_": lambda self, exponent: _record.in_place(self, lambda t: t**exponent, "Pow"),
+        "zero_": lambda self: _overwrite(self, 0, "Zero"),
+        "fill_": lambda self, value: _overwrite(self, value, "Fill"),
+        "copy_": lambda self, source: _overwrite(self, source, "Copy"),
+    }
+)

@@ -16,7 +16,7 @@ from ._indexing import index as _index_by_tensor
 from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _target
 from ._shapes import broadcast_strides, contiguous_strides
-from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap
+from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
 
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
@@ -361,3 +361,28 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     probe_view = np.diagonal(probe, offset, dim1, dim2)
     start = probe_view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
     return _record_view("diagonal", x, out, start, probe_view.strides)
+
+
+def _varargs(values: tuple):
+    """``x.permute(1, 0)`` and ``x.permute((1, 0))`` alike."""
+    return values[0] if len(values) == 1 and not isinstance(values[0], int) else values
+
+
+install(
+    {
+        "__getitem__": getitem,
+        "reshape": lambda self, *shape: reshape(self, shape),
+        "view": lambda self, *shape: view(self, shape),
+        "transpose": lambda self, dim0, dim1: transpose(self, dim0, dim1),
+        "t": t,
+        "T": property(lambda self: permute(self, tuple(range(self._data.ndim - 1, -1, -1)))),
+        "permute": lambda self, *dims: permute(self, _varargs(dims)),
+        "unsqueeze": unsqueeze,
+        "squeeze": squeeze,
+        "expand": lambda self, *sizes: expand(self, _varargs(sizes)),
+        "split": lambda self, split_size, dim=0: split(self, split_size, dim),
+        "chunk": chunk,
+        "unbind": unbind,
+        "diagonal": diagonal,
+    }
+)

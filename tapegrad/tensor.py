@@ -1,9 +1,11 @@
-"""The Tensor facade: PyTorch's user-visible semantics over a numpy value and a tape row.
+"""The Tensor's state: a numpy value and, for a recorded result, its tape and row.
 
 A tensor is a numpy array (``_data``) and, when it was computed by a recorded op, the tape and
-row that produced it (``_tape``, ``_row``). Forward values are computed eagerly with numpy; an op
-on tensors that require grad also appends one row to the tape (see ``_tape.py``). Nothing here
-computes a gradient: ``backward`` hands the tape to one jitted sweep (``autograd/engine.py``).
+row that produced it (``_tape``, ``_row``). This module holds what a tensor *is* (shape, dtype,
+requires_grad, .grad, hooks, conversion out of tapegrad) and imports nothing above the tape.
+What a tensor *does* is attached by the layers above through ``install``: the ops modules
+(``_record``, ``_views``, ``_reductions``...) install the recording methods next to their
+recorders, ``_replay_hooks`` detach/data and comparisons, ``autograd`` backward and grad_fn.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from . import _dtypes
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import state as _grad_state
-from ._ops import BY_NAME
+from ._printing import tensor_repr
 from ._tape import Tape, resolve
 
 _float = builtins.float
@@ -103,8 +105,6 @@ class Tensor:
     __array_priority__ = 1000  # numpy defers ``ndarray * Tensor`` to Tensor.__rmul__
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
-        from ._factories import as_array
-
         self._data = as_array(data, dtype)
         self._tape = None
         self._row = -1
@@ -149,21 +149,6 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self._tape is None or not self._requires_grad
-
-    @property
-    def grad_fn(self):
-        if self._base is not None and self._version[0] != self._seen_version:
-            from ._indexing import refresh_view  # its storage changed in place: as PyTorch, a new node
-
-            refresh_view(self)
-        if self._tape is None or not self._requires_grad:
-            return None
-        if self._grad_fn is None:
-            from .autograd.graph import node_for
-
-            tape = resolve(self)
-            self._grad_fn = node_for(tape, self._row)
-        return self._grad_fn
 
     @property
     def grad(self):
@@ -240,45 +225,12 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains_grad
 
-    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
-        """Accumulate d(self)/d(leaf), times ``gradient``, into every leaf's ``.grad`` (or only
-        into ``inputs``'); follows ``torch.Tensor.backward``."""
-        from .autograd.gradients import backward
-
-        backward((self,), (gradient,), retain_graph, create_graph, inputs)
-
-    def detach(self) -> Tensor:
-        if _recordings_active[0] and _grad_state.recording is not None:
-            from ._replay_hooks import detached
-
-            result = detached(self)
-        else:
-            result = _wrap(self._data)
-        if self._version is None:
-            self._version = [0]
-        result._version = self._version  # detach shares the version counter, as in PyTorch
-        return result
-
     def detach_(self) -> Tensor:
         self._tape = None
         self._row = -1
         self._grad_fn = None
         self._requires_grad = False
         return self
-
-    @property
-    def data(self) -> Tensor:
-        """The values, detached, with a counter of their own: changes through ``.data`` are
-        invisible to autograd, as in PyTorch."""
-        if _recordings_active[0] and _grad_state.recording is not None:
-            from ._replay_hooks import detached
-
-            return detached(self)
-        return _wrap(self._data)
-
-    @data.setter
-    def data(self, value: Tensor) -> None:
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
     # -- shape and type -------------------------------------------------------------------
 
@@ -323,45 +275,11 @@ class Tensor:
     def element_size(self) -> int:
         return self._data.itemsize
 
-    def to(self, *args, **kwargs) -> Tensor:
-        dtype = kwargs.get("dtype")
-        for arg in args:
-            if isinstance(arg, _dtypes.dtype):
-                dtype = arg
-            elif isinstance(arg, Tensor):
-                dtype = arg.dtype
-        if dtype is None:
-            return self
-        return _record._cast(self, _dtypes.as_dtype(dtype))
-
-    def type(self, dtype=None):
-        if dtype is None:
-            return f"tapegrad.{ {'f': 'Float', 'd': 'Double'}.get(self._data.dtype.char, 'Long') }Tensor"
-        return self.to(dtype)
-
-    def float(self) -> Tensor:
-        return _record._cast(self, _dtypes.float32)
-
-    def double(self) -> Tensor:
-        return _record._cast(self, _dtypes.float64)
-
-    def long(self) -> Tensor:
-        return _record._cast(self, _dtypes.int64)
-
-    def int(self) -> Tensor:
-        return _record._cast(self, _dtypes.int32)
-
-    def bool(self) -> Tensor:
-        return _record._cast(self, _dtypes.bool)
-
     def cpu(self) -> Tensor:
         return self
 
     def contiguous(self) -> Tensor:
         return self if self._data.flags.c_contiguous else self.clone()
-
-    def clone(self) -> Tensor:
-        return _record.record("clone", (self,), self._data.copy())
 
     # -- leaving tapegrad -----------------------------------------------------------------
 
@@ -416,8 +334,6 @@ class Tensor:
         return (self[i] for i in range(self._data.shape[0]))
 
     def __repr__(self) -> str:
-        from ._printing import tensor_repr
-
         return tensor_repr(self)
 
     __str__ = __repr__
@@ -427,327 +343,18 @@ class Tensor:
             return self.item().__format__(spec)
         return object.__format__(self, spec)
 
-    # -- arithmetic -----------------------------------------------------------------------
-
-    def __rsub__(self, other):
-        return _record._arith("rsub", self, other)
-
-    def __rtruediv__(self, other):
-        return _record._arith("rdiv", self, other)
-
-    def __rpow__(self, other):
-        return _record._arith("rpow", self, other)
-
-    def __neg__(self):
-        return _record._unary(BY_NAME["neg"], self)
-
     def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return _record._unary(BY_NAME["abs"], self)
-
-    def __matmul__(self, other):
-        from ._linalg import matmul
-
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from ._linalg import matmul
-
-        return matmul(as_tensor(other), self)
-
-    matmul = __matmul__
-
-    def __iadd__(self, other):
-        return _record._in_place(self, "add", other)
-
-    def __isub__(self, other):
-        return _record._in_place(self, "sub", other)
-
-    def __imul__(self, other):
-        return _record._in_place(self, "mul", other)
-
-    def __itruediv__(self, other):
-        return _record._in_place(self, "div", other)
-
-    def add_(self, other, alpha=1):
-        return _record._in_place(self, "add", other if alpha == 1 else other * alpha)
-
-    def sub_(self, other, alpha=1):
-        return _record._in_place(self, "sub", other if alpha == 1 else other * alpha)
-
-    def mul_(self, other):
-        return _record._in_place(self, "mul", other)
-
-    def div_(self, other):
-        return _record._in_place(self, "div", other)
-
-    def zero_(self) -> Tensor:
-        return self._overwrite(0, "Zero")
-
-    def fill_(self, value) -> Tensor:
-        return self._overwrite(value, "Fill")
-
-    def copy_(self, source) -> Tensor:
-        return self._overwrite(source, "Copy")
-
-    def _overwrite(self, value, label: str) -> Tensor:
-        """zero_/fill_/copy_. On a tensor of a graph, or from a tensor that requires grad, the
-        new values are recorded (as where(everywhere, value, self)): gradients no longer reach
-        the old values, and reach ``value``; otherwise a plain write."""
-        _record._check_in_place(self)
-        value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
-        if _grad_state.enabled and (self._tape is not None or value_recorded):
-            from ._selection import where
-
-            if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
-                value = value.to(self.dtype)
-            everywhere = _wrap(np.ones(self._data.shape, np.bool_))
-            return _record.in_place(self, lambda t: where(everywhere, value, t), label)
-        self._data[...] = value._data if isinstance(value, Tensor) else value
-        _record._bump_version(self)
         return self
 
     @property
     def _version_number(self) -> int:
         return 0 if self._version is None else self._version[0]
 
-    # -- comparisons (never differentiable) -----------------------------------------------
-
-    def _compare(self, other, name):
-        from ._replay_hooks import compare
-
-        return compare(self, other, name)
-
-    def __lt__(self, other):
-        return self._compare(other, "lt")
-
-    def __le__(self, other):
-        return self._compare(other, "le")
-
-    def __gt__(self, other):
-        return self._compare(other, "gt")
-
-    def __ge__(self, other):
-        return self._compare(other, "ge")
-
-    def __eq__(self, other):
-        return self._compare(other, "eq")
-
-    def __ne__(self, other):
-        return self._compare(other, "ne")
-
-    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
-
     def equal(self, other) -> bool:
         return self.shape == other.shape and _bool(np.array_equal(self._data, other._data))
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
         return _bool(np.allclose(self._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
-
-    # -- reductions, views and products: defined in their own modules ---------------------
-
-    def sum(self, dim=None, keepdim: bool = False, dtype=None):
-        from ._reductions import sum as sum_
-
-        return sum_(self, dim, keepdim, dtype)
-
-    def mean(self, dim=None, keepdim: bool = False, dtype=None):
-        from ._reductions import mean
-
-        return mean(self, dim, keepdim, dtype)
-
-    def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
-        from ._reductions import norm
-
-        return norm(self, p, dim, keepdim, dtype)
-
-    def max(self, dim=None, keepdim: bool = False):
-        from ._reductions import max as max_
-
-        return max_(self, dim, keepdim)
-
-    def min(self, dim=None, keepdim: bool = False):
-        from ._reductions import min as min_
-
-        return min_(self, dim, keepdim)
-
-    def amax(self, dim=(), keepdim: bool = False):
-        from ._reductions import amax
-
-        return amax(self, dim, keepdim)
-
-    def amin(self, dim=(), keepdim: bool = False):
-        from ._reductions import amin
-
-        return amin(self, dim, keepdim)
-
-    def argmax(self, dim=None, keepdim: bool = False):
-        from ._reductions import argmax
-
-        return argmax(self, dim, keepdim)
-
-    def argmin(self, dim=None, keepdim: bool = False):
-        from ._reductions import argmin
-
-        return argmin(self, dim, keepdim)
-
-    def prod(self, dim=None, keepdim: bool = False, dtype=None):
-        from ._reductions import prod
-
-        return prod(self, dim, keepdim, dtype)
-
-    def logsumexp(self, dim, keepdim: bool = False):
-        from ._reductions import logsumexp
-
-        return logsumexp(self, dim, keepdim)
-
-    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
-        from ._reductions import var
-
-        return var(self, dim, unbiased, keepdim, correction=correction)
-
-    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
-        from ._reductions import std
-
-        return std(self, dim, unbiased, keepdim, correction=correction)
-
-    def cumsum(self, dim: int, dtype=None):
-        from ._reductions import cumsum
-
-        return cumsum(self, dim, dtype)
-
-    # -- choices, joins and picks: defined in their own modules ---------------------------
-
-    def clamp(self, min=None, max=None):  # noqa: A002 - PyTorch's names
-        from ._selection import clamp
-
-        return clamp(self, min, max)
-
-    clip = clamp
-
-    def clamp_min(self, min):  # noqa: A002
-        return self.clamp(min=min)
-
-    def clamp_max(self, max):  # noqa: A002
-        return self.clamp(max=max)
-
-    def maximum(self, other):
-        from ._selection import maximum
-
-        return maximum(self, other)
-
-    def minimum(self, other):
-        from ._selection import minimum
-
-        return minimum(self, other)
-
-    def where(self, condition, other):
-        from ._selection import where
-
-        return where(condition, self, other)
-
-    def split(self, split_size, dim: int = 0):
-        from ._views import split
-
-        return split(self, split_size, dim)
-
-    def chunk(self, chunks: int, dim: int = 0):
-        from ._views import chunk
-
-        return chunk(self, chunks, dim)
-
-    def unbind(self, dim: int = 0):
-        from ._views import unbind
-
-        return unbind(self, dim)
-
-    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1):
-        from ._views import diagonal
-
-        return diagonal(self, offset, dim1, dim2)
-
-    def gather(self, dim: int, index):
-        from ._indexing import gather
-
-        return gather(self, dim, index)
-
-    def index_select(self, dim: int, index):
-        from ._indexing import index_select
-
-        return index_select(self, dim, index)
-
-    def repeat(self, *sizes):
-        from ._indexing import repeat
-
-        return repeat(self, *sizes)
-
-    def flip(self, *dims):
-        from ._indexing import flip
-
-        return flip(self, dims[0] if len(dims) == 1 else dims)
-
-    def outer(self, other):
-        from ._linalg import outer
-
-        return outer(self, other)
-
-    # -- in place: computed out of place, written back (the version counter counts it) -----
-
-    def clamp_(self, min=None, max=None):  # noqa: A002
-        return _record.in_place(self, lambda t: t.clamp(min, max), "Clamp")
-
-    clip_ = clamp_
-
-    def pow_(self, exponent):
-        return _record.in_place(self, lambda t: t**exponent, "Pow")
-
-    def softmax(self, dim: int, dtype=None):
-        from ._reductions import softmax
-
-        return softmax(self, dim, dtype)
-
-    def log_softmax(self, dim: int, dtype=None):
-        from ._reductions import log_softmax
-
-        return log_softmax(self, dim, dtype)
-
-    def __getitem__(self, key):
-        from ._views import getitem
-
-        return getitem(self, key)
-
-    def __setitem__(self, key, value):
-        _record._check_in_place(self)
-        value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
-        if _grad_state.enabled and (self._tape is not None or value_recorded):
-            from ._indexing import assign
-
-            _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
-            return
-        numpy_key = tuple(k._data if isinstance(k, Tensor) else k for k in key) if isinstance(key, tuple) else key
-        numpy_key = numpy_key._data if isinstance(numpy_key, Tensor) else numpy_key
-        self._data[numpy_key] = value._data if isinstance(value, Tensor) else value
-        _record._bump_version(self)
-
-    def masked_fill(self, mask, value):
-        from ._selection import where
-
-        return where(mask, value, self)
-
-    def masked_fill_(self, mask, value):
-        return _record.in_place(self, lambda t: t.masked_fill(mask, value), "MaskedFill")
-
-    def reshape(self, *shape):
-        from ._views import reshape
-
-        return reshape(self, shape)
-
-    def view(self, *shape):
-        from ._views import view
-
-        return view(self, shape)
 
     def view_as(self, other):
         return self.view(other.shape)
@@ -769,45 +376,9 @@ class Tensor:
         dim = _normalize_dim(dim, len(shape))
         return self.reshape(*shape[:dim], *sizes, *shape[dim + 1 :])
 
-    def transpose(self, dim0: int, dim1: int):
-        from ._views import transpose
-
-        return transpose(self, dim0, dim1)
-
-    def t(self):
-        from ._views import t
-
-        return t(self)
-
-    @property
-    def T(self):  # noqa: N802 - PyTorch's name
-        from ._views import permute
-
-        return permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
-
     @property
     def mT(self):  # noqa: N802
         return self.transpose(-2, -1)
-
-    def permute(self, *dims):
-        from ._views import permute
-
-        return permute(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], _int) else dims)
-
-    def unsqueeze(self, dim: int):
-        from ._views import unsqueeze
-
-        return unsqueeze(self, dim)
-
-    def squeeze(self, dim=None):
-        from ._views import squeeze
-
-        return squeeze(self, dim)
-
-    def expand(self, *sizes):
-        from ._views import expand
-
-        return expand(self, sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], _int) else sizes)
 
     def expand_as(self, other):
         return self.expand(other.shape)
@@ -818,12 +389,14 @@ class Tensor:
 # is what has to beat PyTorch per op on small tensors, so they avoid any per-op generality.
 
 
+# ``_replay_hooks.guard``, set when that module (a layer up) is imported.
+_record_guard = None
+
+
 def _guard(tensor: Tensor, kind: str, truth=None) -> None:
     """Inside ``tapegrad.record``, Python reading a recorded value is a guard on replay."""
     if _recordings_active[0] and _grad_state.recording is not None:
-        from ._replay_hooks import guard
-
-        guard(tensor, kind, truth)
+        _record_guard(tensor, kind, truth)
 
 
 def _wrap(data: np.ndarray) -> Tensor:
@@ -871,5 +444,50 @@ def _check_can_require_grad(data: np.ndarray, factory: bool) -> None:
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
 
 
-# How ops are recorded lives in _record.py, which needs Tensor: imported last, used by attribute.
-from . import _record  # noqa: E402
+def install(methods: dict) -> None:
+    """Attach ``methods`` (name: function or property) to Tensor. The modules that record ops
+    call it for the methods that run them, so that this module need not import them. A
+    function without a docstring gets one naming the PyTorch method it follows."""
+    for name, method in methods.items():
+        function = method.fget if isinstance(method, property) else method
+        if callable(function) and not getattr(function, "__doc__", None):
+            try:
+                function.__doc__ = f"Follows ``torch.Tensor.{name}``."
+            except AttributeError:
+                pass  # a builtin
+        setattr(Tensor, name, method)
+
+
+def _infer_numpy_dtype(data) -> np.dtype:
+    """PyTorch's inference: Python floats give float32, ints int64, bools bool."""
+    array = np.asarray(data)
+    if array.dtype.kind == "f":
+        return np.dtype(np.float32)
+    if array.dtype.kind in "iu":
+        return np.dtype(np.int64)
+    if array.dtype.kind == "b":
+        return np.dtype(np.bool_)
+    if array.dtype.kind == "O":
+        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    return _dtypes.from_numpy_dtype(array.dtype).numpy
+
+
+def _nested_tensors_to_arrays(data):
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_nested_tensors_to_arrays(item) for item in data]
+    return data
+
+
+def as_array(data, dtype=None) -> np.ndarray:
+    """A fresh numpy array for ``tensor(data)``: copies, as ``torch.tensor`` does."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if isinstance(data, np.ndarray):
+        target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _dtypes.from_numpy_dtype(data.dtype).numpy
+        return np.array(data, dtype=target, copy=True)
+    if isinstance(data, (list, tuple)):
+        data = _nested_tensors_to_arrays(data)
+    target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data)
+    return np.array(data, dtype=target)

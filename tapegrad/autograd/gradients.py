@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _wrap, install
 from .engine import run_backward
 
 
@@ -88,3 +88,12 @@ def grad(
         else:
             results.append(values if isinstance(values, Tensor) else _wrap(values))
     return tuple(results)
+
+
+def _tensor_backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+    """Accumulate d(self)/d(leaf), times ``gradient``, into every leaf's ``.grad`` (or only into
+    ``inputs``'); follows ``torch.Tensor.backward``."""
+    backward((self,), (gradient,), retain_graph, create_graph, inputs)
+
+
+install({"backward": _tensor_backward})

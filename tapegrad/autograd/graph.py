@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import weakref
 
+from .._indexing import refresh_view
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPCODE, OPS
-from .._tape import NO_GRAD, OPCODE_MASK, ROW_WIDTH, Tape
+from .._tape import NO_GRAD, OPCODE_MASK, ROW_WIDTH, Tape, resolve
+from ..tensor import install
 
 
 class Node:
@@ -125,3 +127,18 @@ def node_for(tape: Tape, row: int) -> Node:
             node = _CLASSES[OPS[opcode].grad_fn](tape, row)
         tape.nodes[row] = node
     return node
+
+
+def _grad_fn(self):
+    """The node that computed this tensor (None for leaves and tensors that need no grad), as
+    ``torch.Tensor.grad_fn``; built on first access and kept."""
+    if self._base is not None and self._version[0] != self._seen_version:
+        refresh_view(self)  # its storage changed in place: as PyTorch, a new node
+    if self._tape is None or not self._requires_grad:
+        return None
+    if self._grad_fn is None:
+        self._grad_fn = node_for(resolve(self), self._row)
+    return self._grad_fn
+
+
+install({"grad_fn": property(_grad_fn)})
