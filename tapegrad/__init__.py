@@ -106,14 +106,17 @@ del _op
 
 
 def get_default_dtype():
+    """``tapegrad.float32``; follows ``torch.get_default_dtype``."""
     return float32
 
 
 def is_tensor(value):
+    """Whether ``value`` is a tapegrad Tensor; follows ``torch.is_tensor``."""
     return isinstance(value, Tensor)
 
 
 def numel(input: Tensor) -> int:  # noqa: A002
+    """The number of elements of ``input``; follows ``torch.numel``."""
     return input.numel()
 
 

@@ -44,6 +44,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """A tensor of ``data``, sharing a numpy array's memory where it can; follows ``torch.as_tensor``."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == _dtypes.as_dtype(dtype)):
         return data
     if isinstance(data, np.ndarray) and dtype is None:
@@ -75,18 +76,22 @@ def _float_type(dtype) -> np.dtype:
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of shape ``size`` (default dtype float32); follows ``torch.zeros``."""
     return _finish(np.zeros(_shape(size), _float_type(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of shape ``size`` (default dtype float32); follows ``torch.ones``."""
     return _finish(np.ones(_shape(size), _float_type(dtype)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor of shape ``size`` (tapegrad fills it with zeros); follows ``torch.empty``."""
     return _finish(np.empty(_shape(size), _float_type(dtype)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` filled with ``fill_value``; follows ``torch.full``."""
     if dtype is None:
         dtype = (
             _dtypes.int64
@@ -97,20 +102,24 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """The ``n`` by ``m`` identity matrix; follows ``torch.eye``."""
     return _finish(np.eye(n, m, dtype=_float_type(dtype)), requires_grad)
 
 
 def randn(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples of shape ``size`` from numpy's Generator; follows ``torch.randn``."""
     values = (generator or default_generator()).standard_normal(_shape(size))
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 
 def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) of shape ``size`` from numpy's Generator; follows ``torch.rand``."""
     values = (generator or default_generator()).random(_shape(size))
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
+    """Integers in [low, high) of shape ``size`` (int64); follows ``torch.randint``."""
     if high is None:
         low, high = 0, low
     values = (generator or default_generator()).integers(low, high, size=_shape((size,)))
@@ -118,6 +127,7 @@ def randint(low, high=None, size=None, dtype=None, generator=None, device=None, 
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Values from ``start`` to ``end`` (excluded) by ``step``; follows ``torch.arange``."""
     if end is None:
         start, end = 0, start
     is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
@@ -127,6 +137,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
 
 
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """``steps`` values evenly spaced from ``start`` to ``end``; follows ``torch.linspace``."""
     return _finish(np.linspace(start, end, steps).astype(_float_type(dtype)), requires_grad)
 
 
@@ -136,26 +147,32 @@ def _like(function, other: Tensor, dtype, requires_grad, **kwargs) -> Tensor:
 
 
 def zeros_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Zeros of ``input``'s shape and dtype; follows ``torch.zeros_like``."""
     return _like(zeros, other, dtype, requires_grad)
 
 
 def ones_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Ones of ``input``'s shape and dtype; follows ``torch.ones_like``."""
     return _like(ones, other, dtype, requires_grad)
 
 
 def empty_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor of ``input``'s shape and dtype; follows ``torch.empty_like``."""
     return _like(empty, other, dtype, requires_grad)
 
 
 def randn_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples of ``input``'s shape; follows ``torch.randn_like``."""
     return _like(randn, other, dtype, requires_grad)
 
 
 def rand_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) of ``input``'s shape; follows ``torch.rand_like``."""
     return _like(rand, other, dtype, requires_grad)
 
 
 def full_like(other, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """``fill_value`` in ``input``'s shape; follows ``torch.full_like``."""
     return full(other.shape, fill_value, dtype=dtype if dtype is not None else other.dtype, requires_grad=requires_grad)
 
 

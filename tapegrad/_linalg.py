@@ -97,11 +97,13 @@ def _as_batch(x: Tensor, full_shape: tuple, batch_shape: tuple) -> Tensor:
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:
+    """The matrix product of (n, k) and (k, m) matrices; follows ``torch.mm``."""
     _check_same_dtype(a, b)
     return _mm(a, b)
 
 
 def dot(a: Tensor, b: Tensor) -> Tensor:
+    """The inner product of two 1-D tensors; follows ``torch.dot``."""
     if a._data.ndim != 1 or b._data.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a._data.ndim}D and {b._data.ndim}D tensors")
     return matmul(a, b)

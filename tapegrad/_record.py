@@ -477,6 +477,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
         return _arith(kind, self, other)
 
     dunder.__name__ = f"__{kind}__"
+    dunder.__doc__ = f"Follows ``torch.Tensor.{kind}``: elementwise, broadcasting, with numbers or tensors."
     return dunder
 
 

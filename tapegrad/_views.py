@@ -82,6 +82,7 @@ def _is_view_of(out: np.ndarray, data: np.ndarray) -> bool:
 
 
 def transpose(x: Tensor, dim0: int, dim1: int, name: str = "transpose") -> Tensor:
+    """A view with dimensions ``dim0`` and ``dim1`` swapped; follows ``torch.transpose``."""
     ndim = x._data.ndim
     order = list(range(ndim))
     if ndim:
@@ -97,6 +98,7 @@ def t(x: Tensor) -> Tensor:
 
 
 def permute(x: Tensor, dims) -> Tensor:
+    """A view with the dimensions in the order ``dims``; follows ``torch.permute``."""
     ndim = x._data.ndim
     dims = tuple(_normalize_dim(int(d), ndim) for d in dims)
     if sorted(dims) != list(range(ndim)):

@@ -92,8 +92,19 @@ class Tape:
     """A recorded computation (``tapegrad.record``) that can be replayed at new inputs:
     ``tape(*inputs)`` (forward), ``value_and_grad``, ``backward`` (a VJP for the last forward)
     and ``jacobian``. Each replay is two compiled calls over the recorded rows, and never touches
-    any tensor's ``.grad``. Inputs must have the recorded shapes and dtypes (``ValueError``
-    naming the input otherwise). Pickles, and ``save``/``load_tape`` move it between processes.
+    any tensor's ``.grad``. Pickles, and ``save``/``load_tape`` move it between processes.
+
+    Inputs are numpy arrays or tensors of the recorded shapes and dtypes (float32 or float64);
+    outputs are numpy arrays of the recorded outputs' shapes.
+
+    Raises ``ValueError`` naming the input whose shape or dtype differs from the recording, and
+    ``GuardError`` when a value Python control flow read while recording comes out differently.
+
+    >>> import numpy as np, tapegrad as tg
+    >>> tape = tg.record(lambda x: (x * x).sum(), np.array([1.0, 2.0]))
+    >>> value, (grad,) = tape.value_and_grad(np.array([3.0, 4.0]))
+    >>> float(value), grad.tolist()
+    (25.0, [6.0, 8.0])
     """
 
     def __init__(self, fn, example_inputs, rerecord: bool = False):
@@ -373,7 +384,18 @@ class Tape:
 
 
 def load_tape(path) -> Tape:
-    """Read a tape written by ``Tape.save``."""
+    """Read a tape written by ``Tape.save`` (a pickle: load only tapes you trust).
+
+    Raises ``TypeError`` if the file holds something other than a tape, and what ``open`` and
+    ``pickle.load`` raise for a missing or damaged file.
+
+    >>> import numpy as np, os, tempfile, tapegrad as tg
+    >>> tape = tg.record(lambda x: x.exp().sum(), np.zeros(3))
+    >>> path = os.path.join(tempfile.mkdtemp(), "f.tape")
+    >>> tape.save(path)
+    >>> float(tg.load_tape(path)(np.zeros(3)))
+    3.0
+    """
     with open(path, "rb") as handle:
         tape = pickle.load(handle)
     if not isinstance(tape, Tape):

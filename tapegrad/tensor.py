@@ -123,6 +123,7 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
+        """Whether gradients are computed for this tensor; follows ``torch.Tensor.requires_grad``."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -130,6 +131,7 @@ class Tensor:
         self.requires_grad_(value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return self; follows ``torch.Tensor.requires_grad_``."""
         if self._tape is not None and not self._requires_grad and requires_grad:
             # A value computed inside tapegrad.record without grad: it becomes a leaf.
             self._tape, self._row = None, -1
@@ -148,10 +150,12 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        """True for tensors no recorded op produced; follows ``torch.Tensor.is_leaf``."""
         return self._tape is None or not self._requires_grad
 
     @property
     def grad(self):
+        """The accumulated gradient (None until a backward reaches it); follows ``torch.Tensor.grad``."""
         if self._tape is not None and self._requires_grad and not self._retains_grad:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
@@ -180,6 +184,7 @@ class Tensor:
         self._grad = None
 
     def retain_grad(self) -> None:
+        """Keep this non-leaf's gradient in ``.grad`` on backward; follows ``torch.Tensor.retain_grad``."""
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._tape is not None and not self._retains_grad:
@@ -223,9 +228,11 @@ class Tensor:
 
     @property
     def retains_grad(self) -> bool:
+        """Whether ``retain_grad()`` was called; follows ``torch.Tensor.retains_grad``."""
         return self._retains_grad
 
     def detach_(self) -> Tensor:
+        """Make this tensor a leaf that does not require grad, in place; follows ``torch.Tensor.detach_``."""
         self._tape = None
         self._row = -1
         self._grad_fn = None
@@ -236,19 +243,23 @@ class Tensor:
 
     @property
     def shape(self) -> Size:
+        """The size of each dimension, a ``tapegrad.Size``; follows ``torch.Tensor.shape``."""
         return Size(self._data.shape)
 
     def size(self, dim: int | None = None):
+        """The shape, or the size of dimension ``dim``; follows ``torch.Tensor.size``."""
         if dim is None:
             return Size(self._data.shape)
         return self._data.shape[_normalize_dim(dim, self._data.ndim)]
 
     def dim(self) -> int:
+        """The number of dimensions; follows ``torch.Tensor.dim``."""
         return self._data.ndim
 
     ndim = property(dim)
 
     def numel(self) -> int:
+        """The number of elements; follows ``torch.Tensor.numel``."""
         return self._data.size
 
     nelement = numel
@@ -260,40 +271,50 @@ class Tensor:
 
     @property
     def dtype(self) -> _dtypes.dtype:
+        """The element type (``tapegrad.float32``...); follows ``torch.Tensor.dtype``."""
         return _dtypes.from_numpy_dtype(self._data.dtype)
 
     @property
     def device(self) -> str:
+        """Always ``'cpu'``; follows ``torch.Tensor.device``."""
         return "cpu"
 
     def is_floating_point(self) -> bool:
+        """Whether the dtype is a float; follows ``torch.Tensor.is_floating_point``."""
         return self._data.dtype.kind == "f"
 
     def is_contiguous(self) -> bool:
+        """Whether the values are laid out row-major without gaps; follows ``torch.Tensor.is_contiguous``."""
         return self._data.flags.c_contiguous
 
     def element_size(self) -> int:
+        """Bytes per element; follows ``torch.Tensor.element_size``."""
         return self._data.itemsize
 
     def cpu(self) -> Tensor:
+        """This tensor (tapegrad has only the CPU); follows ``torch.Tensor.cpu``."""
         return self
 
     def contiguous(self) -> Tensor:
+        """This tensor if contiguous, else a contiguous copy; follows ``torch.Tensor.contiguous``."""
         return self if self._data.flags.c_contiguous else self.clone()
 
     # -- leaving tapegrad -----------------------------------------------------------------
 
     def item(self):
+        """The one value as a Python number; follows ``torch.Tensor.item``."""
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
         _guard(self, "item()")
         return self._data.reshape(-1)[0].item()
 
     def tolist(self):
+        """The values as nested Python lists; follows ``torch.Tensor.tolist``."""
         _guard(self, "tolist()")
         return self._data.tolist()
 
     def numpy(self, force: bool = False) -> np.ndarray:
+        """The values as a numpy array sharing memory; follows ``torch.Tensor.numpy``."""
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         _guard(self, "numpy()")
@@ -351,18 +372,23 @@ class Tensor:
         return 0 if self._version is None else self._version[0]
 
     def equal(self, other) -> bool:
+        """True if ``other`` has the same shape and values; follows ``torch.Tensor.equal``."""
         return self.shape == other.shape and _bool(np.array_equal(self._data, other._data))
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        """True if all values are within ``atol + rtol * |other|``; follows ``torch.Tensor.allclose``."""
         return _bool(np.allclose(self._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def view_as(self, other):
+        """``self.view(other.shape)``; follows ``torch.Tensor.view_as``."""
         return self.view(other.shape)
 
     def reshape_as(self, other):
+        """``self.reshape(other.shape)``; follows ``torch.Tensor.reshape_as``."""
         return self.reshape(other.shape)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        """Dimensions ``start_dim`` to ``end_dim`` merged into one; follows ``torch.Tensor.flatten``."""
         shape = self._data.shape
         if not shape:
             return self.reshape(1)
@@ -372,15 +398,18 @@ class Tensor:
         return self.reshape(*shape[:start], -1, *shape[end + 1 :])
 
     def unflatten(self, dim: int, sizes):
+        """Dimension ``dim`` split into ``sizes``; follows ``torch.Tensor.unflatten``."""
         shape = self._data.shape
         dim = _normalize_dim(dim, len(shape))
         return self.reshape(*shape[:dim], *sizes, *shape[dim + 1 :])
 
     @property
     def mT(self):  # noqa: N802
+        """The last two dimensions swapped; follows ``torch.Tensor.mT``."""
         return self.transpose(-2, -1)
 
     def expand_as(self, other):
+        """``self.expand(other.shape)``; follows ``torch.Tensor.expand_as``."""
         return self.expand(other.shape)
 
 

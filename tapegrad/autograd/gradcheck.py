@@ -72,8 +72,21 @@ def gradcheck(
     **_ignored,
 ) -> bool:
     """True if the Jacobian of ``func`` at ``inputs`` (those that require grad) agrees with
-    central differences within ``atol + rtol * |numerical|``; otherwise raise ``GradcheckError``
-    (or return False)."""
+    central differences within ``atol + rtol * |numerical|``, as ``torch.autograd.gradcheck``.
+
+    ``inputs`` is a tensor or a tuple (of tensors and other arguments), of any shape; use float64,
+    since central differences in float32 are too coarse for the default tolerances. ``func``
+    returns a tensor or a tuple of tensors. ``eps`` is the step of the differences.
+
+    Raises ``GradcheckError`` (a ``RuntimeError``) naming the output and input whose Jacobians
+    differ, with both printed; with ``raise_exception=False`` returns False instead. Raises
+    ``ValueError`` when no input requires grad.
+
+    >>> import tapegrad as tg
+    >>> x = tg.tensor([0.5, 1.5], dtype=tg.float64, requires_grad=True)
+    >>> tg.autograd.gradcheck(lambda a: (a * a.sin()).sum(), (x,))
+    True
+    """
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     wanted = [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not wanted:
@@ -101,8 +114,18 @@ def gradcheck(
 def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
                   raise_exception: bool = True, **_ignored) -> bool:  # fmt: skip
     """``gradcheck`` of the function's vector-Jacobian product (``create_graph=True``), so second
-    derivatives are checked against central differences of first ones. ``grad_outputs`` default to
-    fixed random vectors, treated as further inputs."""
+    derivatives are checked against central differences of first ones, as
+    ``torch.autograd.gradgradcheck``. ``grad_outputs`` (tensors of the outputs' shapes) default to
+    fixed random vectors, treated as further inputs.
+
+    Raises ``GradcheckError`` as ``gradcheck`` does, and ``NotImplementedError`` naming an op whose
+    second derivative tapegrad cannot record yet.
+
+    >>> import tapegrad as tg
+    >>> x = tg.tensor([0.5, 1.5], dtype=tg.float64, requires_grad=True)
+    >>> tg.autograd.gradgradcheck(lambda a: a.tanh() * a, (x,))
+    True
+    """
     from . import grad
 
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)

@@ -13,14 +13,17 @@ from ..tensor import Tensor, _wrap
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
+    """max(x, 0) elementwise; follows ``torch.nn.functional.relu``."""
     return input.relu()
 
 
 def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
+    """1 / (1 + exp(-x)) elementwise; follows ``torch.nn.functional.sigmoid``."""
     return input.sigmoid()
 
 
 def tanh(input: Tensor) -> Tensor:  # noqa: A002
+    """tanh elementwise; follows ``torch.nn.functional.tanh``."""
     return input.tanh()
 
 
@@ -37,6 +40,7 @@ def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
 
 
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002
+    """Normalise over the last ``normalized_shape`` dimensions, then scale and shift; follows ``torch.nn.functional.layer_norm``."""
     dims = tuple(range(-len(tuple(normalized_shape)), 0))
     centered = input - input.mean(dims, keepdim=True)
     out = centered / ((centered * centered).mean(dims, keepdim=True) + eps).sqrt()
@@ -48,14 +52,17 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    """x * sigmoid(x) elementwise; follows ``torch.nn.functional.silu``."""
     return input.silu()
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
+    """x, or x * negative_slope below 0; follows ``torch.nn.functional.leaky_relu``."""
     return _scalar(_SCALAR_OPS["leaky_relu"], input, float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+    """x, or alpha * (exp(x) - 1) below 0; follows ``torch.nn.functional.elu``."""
     return _scalar(_SCALAR_OPS["elu"], input, float(alpha))
 
 
@@ -67,15 +74,18 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 
 def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
+    """exp(x) / sum(exp(x)) along ``dim``; follows ``torch.nn.functional.softmax``."""
     return _softmax(input, dim, dtype)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+    """x @ weight.T + bias, with weight of shape (out, in); follows ``torch.nn.functional.linear``."""
     out = input @ weight.t()
     return out if bias is None else out + bias
 
 
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
+    """log(softmax(x)) along ``dim``, computed stably; follows ``torch.nn.functional.log_softmax``."""
     return _log_softmax(input, dim, dtype)
 
 
@@ -90,6 +100,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+    """Mean (or sum, or none) of squared differences; follows ``torch.nn.functional.mse_loss``."""
     return _reduce((input - target) ** 2, reduction)
 
 
@@ -187,6 +198,7 @@ def binary_cross_entropy_with_logits(
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when training; follows ``torch.nn.functional.dropout``."""
     if not training or p == 0:
         return input
     keep = (_factories.default_generator().random(input.shape) >= p).astype(input._data.dtype) / (1 - p)

@@ -154,6 +154,8 @@ class Linear(Module):
 
 
 class Sequential(Module):
+    """Modules called in order, each on the previous one's output; follows ``torch.nn.Sequential``."""
+
     def __init__(self, *modules: Module):
         super().__init__()
         for index, module in enumerate(modules):
@@ -190,6 +192,8 @@ SiLU = _activation("SiLU", F.silu)
 
 
 class LeakyReLU(Module):
+    """``F.leaky_relu`` as a module; follows ``torch.nn.LeakyReLU``."""
+
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope = negative_slope
@@ -199,6 +203,8 @@ class LeakyReLU(Module):
 
 
 class ELU(Module):
+    """``F.elu`` as a module; follows ``torch.nn.ELU``."""
+
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
         self.alpha = alpha
@@ -208,6 +214,8 @@ class ELU(Module):
 
 
 class Softmax(Module):
+    """``F.softmax`` along ``dim`` as a module; follows ``torch.nn.Softmax``."""
+
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
@@ -217,11 +225,15 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
+    """``F.log_softmax`` along ``dim`` as a module; follows ``torch.nn.LogSoftmax``."""
+
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.log_softmax(input, self.dim if self.dim is not None else -1)
 
 
 class Flatten(Module):
+    """``x.flatten(start_dim, end_dim)`` as a module; follows ``torch.nn.Flatten``."""
+
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
@@ -266,6 +278,8 @@ class LayerNorm(Module):
 
 
 class Dropout(Module):
+    """``F.dropout`` as a module, active in training mode; follows ``torch.nn.Dropout``."""
+
     def __init__(self, p: float = 0.5):
         super().__init__()
         self.p = p
@@ -278,6 +292,8 @@ class Dropout(Module):
 
 
 class MSELoss(Module):
+    """``F.mse_loss`` as a module; follows ``torch.nn.MSELoss``."""
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         self.reduction = reduction
@@ -287,6 +303,8 @@ class MSELoss(Module):
 
 
 class CrossEntropyLoss(Module):
+    """``F.cross_entropy`` as a module; follows ``torch.nn.CrossEntropyLoss``."""
+
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
         self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
@@ -296,11 +314,15 @@ class CrossEntropyLoss(Module):
 
 
 class NLLLoss(CrossEntropyLoss):
+    """``F.nll_loss`` as a module; follows ``torch.nn.NLLLoss``."""
+
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
 class BCELoss(Module):
+    """``F.binary_cross_entropy`` as a module; follows ``torch.nn.BCELoss``."""
+
     def __init__(self, weight: Tensor | None = None, reduction: str = "mean"):
         super().__init__()
         self.weight, self.reduction = weight, reduction
@@ -310,6 +332,8 @@ class BCELoss(Module):
 
 
 class BCEWithLogitsLoss(Module):
+    """``F.binary_cross_entropy_with_logits`` as a module; follows ``torch.nn.BCEWithLogitsLoss``."""
+
     def __init__(self, weight: Tensor | None = None, reduction: str = "mean", pos_weight: Tensor | None = None):
         super().__init__()
         self.weight, self.reduction, self.pos_weight = weight, reduction, pos_weight

@@ -12,6 +12,8 @@ from . import lr_scheduler
 
 
 class Optimizer:
+    """Base of the optimizers: parameter groups, ``zero_grad`` and ``state_dict``; follows ``torch.optim.Optimizer``."""
+
     def __init__(self, params, defaults: dict):
         params = list(params)
         if not params:
@@ -51,6 +53,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay; follows ``torch.optim.SGD``."""
+
     def __init__(
         self,
         params,
@@ -88,6 +92,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam (with ``amsgrad`` and L2 ``weight_decay``); follows ``torch.optim.Adam``."""
+
     def __init__(
         self,
         params,
