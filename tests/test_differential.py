@@ -82,6 +82,7 @@ POSITIVE = Domain("{}.abs() + 0.5", lambda m, x: x.abs() + 0.5)  # log, sqrt, di
 NON_NEGATIVE = Domain("{}.abs()", lambda m, x: x.abs())  # log1p is defined above -1
 INSIDE_UNIT = Domain("0.9 * {}.tanh()", lambda m, x: x.tanh() * 0.9)  # asin, acos: steep near +-1
 BOUNDED = Domain("{}.tanh()", lambda m, x: x.tanh())  # tan: far from its poles
+ABOVE_ONE = Domain("{}.abs() + 1.2", lambda m, x: x.abs() + 1.2)  # acosh
 
 
 class OperandShape(tuple):
@@ -518,6 +519,9 @@ _ELEMENTWISE_METHODS = (
     ("asin", INSIDE_UNIT),
     ("acos", INSIDE_UNIT),
     ("atan", ANY),
+    ("asinh", ANY),
+    ("acosh", ABOVE_ONE),
+    ("atanh", INSIDE_UNIT),
     ("sinh", ANY),
     ("cosh", ANY),
     ("erf", ANY),

@@ -40,6 +40,9 @@ RULE_NAMES = (
     "asin",
     "acos",
     "atan",
+    "asinh",
+    "acosh",
+    "atanh",
     "sinh",
     "cosh",
     "erf",
@@ -158,20 +161,35 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
         c0 = grad.dtype.type(1)
         for i in range(numel):
             ga[i] += g[i] / (c0 + x[i] * x[i])
-    elif rule == 21:  # sinh: g * cosh(x)
+    elif rule == 21:  # asinh: g / sqrt(x * x + 1)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] / np.sqrt(x[i] * x[i] + c0)
+    elif rule == 22:  # acosh: g / sqrt(x * x - 1)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] / np.sqrt(x[i] * x[i] - c0)
+    elif rule == 23:  # atanh: g / (1 - x * x)
+        x = value_at(addresses[a], numel, grad)
+        c0 = grad.dtype.type(1)
+        for i in range(numel):
+            ga[i] += g[i] / (c0 - x[i] * x[i])
+    elif rule == 24:  # sinh: g * cosh(x)
         x = value_at(addresses[a], numel, grad)
         for i in range(numel):
             ga[i] += g[i] * np.cosh(x[i])
-    elif rule == 22:  # cosh: g * sinh(x)
+    elif rule == 25:  # cosh: g * sinh(x)
         x = value_at(addresses[a], numel, grad)
         for i in range(numel):
             ga[i] += g[i] * np.sinh(x[i])
-    elif rule == 23:  # erf: g * 1.1283791670955126 * exp(-x * x)
+    elif rule == 26:  # erf: g * 1.1283791670955126 * exp(-x * x)
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(1.1283791670955126)
         for i in range(numel):
             ga[i] += g[i] * c0 * np.exp(-x[i] * x[i])
-    elif rule == 24:  # silu: g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
+    elif rule == 27:  # silu: g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(0.5)
         c1 = grad.dtype.type(1)
@@ -180,8 +198,8 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
     else:
         return False
     return True
-READS_X = np.array([0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1], np.bool_)
-READS_OUT = np.array([1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0], np.bool_)
+READS_X = np.array([0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], np.bool_)
+READS_OUT = np.array([1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], np.bool_)
 
 
 @inline
@@ -258,14 +276,23 @@ def small_backward(rule, r, numel, rows, addresses, offsets, touched, grad):
         elif rule == 20:  # atan
             c0 = grad.dtype.type(1)
             d = g / (c0 + x[i] * x[i])
-        elif rule == 21:  # sinh
+        elif rule == 21:  # asinh
+            c0 = grad.dtype.type(1)
+            d = g / np.sqrt(x[i] * x[i] + c0)
+        elif rule == 22:  # acosh
+            c0 = grad.dtype.type(1)
+            d = g / np.sqrt(x[i] * x[i] - c0)
+        elif rule == 23:  # atanh
+            c0 = grad.dtype.type(1)
+            d = g / (c0 - x[i] * x[i])
+        elif rule == 24:  # sinh
             d = g * np.cosh(x[i])
-        elif rule == 22:  # cosh
+        elif rule == 25:  # cosh
             d = g * np.sinh(x[i])
-        elif rule == 23:  # erf
+        elif rule == 26:  # erf
             c0 = grad.dtype.type(1.1283791670955126)
             d = g * c0 * np.exp(-x[i] * x[i])
-        elif rule == 24:  # silu
+        elif rule == 27:  # silu
             c0 = grad.dtype.type(0.5)
             c1 = grad.dtype.type(1)
             d = g * (c0 * (c1 + np.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + np.tanh(c0 * x[i]))))
@@ -349,16 +376,25 @@ def forward(rule, x, out):
     elif rule == 20:  # atan: atan(x)
         for i in range(numel):
             out[i] = np.arctan(x[i])
-    elif rule == 21:  # sinh: sinh(x)
+    elif rule == 21:  # asinh: asinh(x)
+        for i in range(numel):
+            out[i] = np.arcsinh(x[i])
+    elif rule == 22:  # acosh: acosh(x)
+        for i in range(numel):
+            out[i] = np.arccosh(x[i])
+    elif rule == 23:  # atanh: atanh(x)
+        for i in range(numel):
+            out[i] = np.arctanh(x[i])
+    elif rule == 24:  # sinh: sinh(x)
         for i in range(numel):
             out[i] = np.sinh(x[i])
-    elif rule == 22:  # cosh: cosh(x)
+    elif rule == 25:  # cosh: cosh(x)
         for i in range(numel):
             out[i] = np.cosh(x[i])
-    elif rule == 23:  # erf: erf(x)
+    elif rule == 26:  # erf: erf(x)
         for i in range(numel):
             out[i] = math.erf(x[i])
-    elif rule == 24:  # silu: x * sigmoid(x)
+    elif rule == 27:  # silu: x * sigmoid(x)
         c0 = out.dtype.type(0.5)
         c1 = out.dtype.type(1)
         for i in range(numel):
@@ -426,13 +462,19 @@ def small_forward(rule, r, numel, rows, offsets, values):
             d = np.arccos(x)
         elif rule == 20:  # atan
             d = np.arctan(x)
-        elif rule == 21:  # sinh
+        elif rule == 21:  # asinh
+            d = np.arcsinh(x)
+        elif rule == 22:  # acosh
+            d = np.arccosh(x)
+        elif rule == 23:  # atanh
+            d = np.arctanh(x)
+        elif rule == 24:  # sinh
             d = np.sinh(x)
-        elif rule == 22:  # cosh
+        elif rule == 25:  # cosh
             d = np.cosh(x)
-        elif rule == 23:  # erf
+        elif rule == 26:  # erf
             d = math.erf(x)
-        elif rule == 24:  # silu
+        elif rule == 27:  # silu
             c0 = values.dtype.type(0.5)
             c1 = values.dtype.type(1)
             d = x * (c0 * (c1 + np.tanh(c0 * x)))
