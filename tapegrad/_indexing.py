@@ -8,6 +8,8 @@ element wide: their indices are flat positions in the input laid out contiguousl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _record
@@ -270,3 +272,56 @@ install(
         "flip": lambda self, *dims: flip(self, dims[0] if len(dims) == 1 else dims),
     }
 )
+
+
+# -- create_graph formulas: the vector-Jacobian product of each rule as tapegrad ops ------
+# ``row`` is the tape row as autograd/higher_order.py's ``_Row`` shows it (its saved values
+# as tensors at their own rows, so the formula records edges into the original graph).
+
+
+def _gather_rows(row, g: Tensor) -> Tensor:
+    """aux: count, then the picked rows of the input seen as rows of ``numel / count`` elements
+    (element-wise picks: one element wide, at flat positions)."""
+    count = row.aux(0, 1)[0]
+    numel = math.prod(row.input_shape)
+    if count == 0 or g.numel() == 0:
+        return row.zeros()
+    width = g.numel() // count
+    picked = np.asarray(row.aux(1, count), np.int64)
+    return _scatter_rows(g.reshape(count, width), picked, numel // width).reshape(row.input_shape)
+
+
+def _scatter_rows(rows: Tensor, targets: np.ndarray, extent: int) -> Tensor:
+    """``extent`` rows, row t the sum of the ``rows`` sent to target t: the adjoint of picking
+    rows, made of differentiable picks. Each round picks, for every target, one row sent there
+    not taken yet, and masks the targets with none left; a target hit k times takes k rounds."""
+    shape = (extent, *rows.shape[1:])
+    occurrence = _occurrence(targets)
+    total = None
+    for round_number in range(int(occurrence.max()) + 1 if targets.size else 0):
+        chosen = np.flatnonzero(occurrence == round_number)
+        source = np.zeros(extent, np.int64)
+        source[targets[chosen]] = chosen
+        picked = rows[source]
+        hit = np.zeros(extent, np.bool_)
+        hit[targets[chosen]] = True
+        if not hit.all():
+            picked = picked * _wrap(hit.reshape((extent,) + (1,) * (len(shape) - 1)).astype(rows._data.dtype))
+        total = picked if total is None else total + picked
+    return total if total is not None else _wrap(np.zeros(shape, rows._data.dtype))
+
+
+def _occurrence(targets: np.ndarray) -> np.ndarray:
+    """For each entry, how many earlier entries have the same target."""
+    order = np.argsort(targets, kind="stable")
+    ordered = targets[order]
+    starts_group = np.r_[True, ordered[1:] != ordered[:-1]] if ordered.size else np.zeros(0, np.bool_)
+    group_start = np.maximum.accumulate(np.where(starts_group, np.arange(ordered.size), 0))
+    occurrence = np.empty(targets.size, np.int64)
+    occurrence[order] = np.arange(ordered.size) - group_start
+    return occurrence
+
+
+VJP = {
+    "gather_rows": (_gather_rows,),
+}

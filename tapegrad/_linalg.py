@@ -215,3 +215,16 @@ install(
         "outer": outer,
     }
 )
+
+
+# -- create_graph formulas: the vector-Jacobian product of each rule as tapegrad ops ------
+# ``row`` is the tape row as autograd/higher_order.py's ``_Row`` shows it (its saved values
+# as tensors at their own rows, so the formula records edges into the original graph).
+
+
+VJP = {
+    "dot": (lambda row, g: g * row.b, lambda row, g: g * row.a),
+    "mv": (lambda row, g: g.unsqueeze(1) * row.b, lambda row, g: row.a.t() @ g),
+    "mm": (lambda row, g: g @ row.b.t(), lambda row, g: row.a.t() @ g),
+    "bmm": (lambda row, g: g @ row.b.transpose(1, 2), lambda row, g: row.a.transpose(1, 2) @ g),
+}

@@ -550,3 +550,54 @@ def install_methods() -> None:
 
 
 install_methods()
+
+
+# -- create_graph formulas: the vector-Jacobian product of each rule as tapegrad ops ------
+# ``row`` is the tape row as autograd/higher_order.py's ``_Row`` shows it (its saved values
+# as tensors at their own rows, so the formula records edges into the original graph).
+
+
+def _pow_base(row, g: Tensor) -> Tensor:
+    """b * a ** (b - 1), and 0 where b is 0 (as the kernel and PyTorch do, even at a = 0)."""
+    exponent = row.b - 1.0
+    nonzero = row.b_data != 0
+    if nonzero.all():
+        return g * row.b * row.a**exponent
+    keep = row.constant(nonzero)
+    safe = exponent * keep + row.constant(~nonzero)  # a ** 1 where masked: no 0 * inf
+    return g * row.b * row.a**safe * keep
+
+
+def _pow_exponent(row, g: Tensor) -> Tensor:
+    """a ** b * log(a), and 0 where a is 0 and b >= 0 (the kernel's convention)."""
+    skip = (row.a_data == 0) & (row.b_data >= 0)
+    if not skip.any():
+        return g * row.out * row.a.log()
+    safe = row.a * row.constant(~skip) + row.constant(skip)  # log(1) = 0 where skipped
+    return g * row.out * safe.log() * row.constant(~skip)
+
+
+def _elu(row, g: Tensor) -> Tensor:
+    positive = row.a_data > 0
+    return g * (row.constant(positive) + row.a.exp() * row.param * row.constant(~positive))
+
+
+VJP = {
+    "neg": (lambda row, g: -g,),
+    # d softplus = sigmoid(x)
+    "softplus": (lambda row, g: g * row.a.sigmoid(),),
+    "zero": (lambda row, g: row.zeros(),),
+    "leaky_relu": (lambda row, g: g * row.constant(np.where(row.a_data > 0, 1.0, row.param)),),
+    "elu": (_elu,),
+    "pass": (lambda row, g: g,),
+    "mul_scalar": (lambda row, g: g * row.param,),
+    "div_scalar": (lambda row, g: g / row.param,),
+    "pow_scalar": (lambda row, g: g * (row.a ** (row.param - 1.0) * row.param) if row.param else row.zeros(),),
+    "rpow_scalar": (lambda row, g: g * row.out * float(np.log(row.param)) if row.param else row.zeros(),),
+    "add": (lambda row, g: g, lambda row, g: g),
+    "sub": (lambda row, g: g, lambda row, g: -g),
+    "mul": (lambda row, g: g * row.b, lambda row, g: g * row.a),
+    "div": (lambda row, g: g / row.b, lambda row, g: -g * row.a / (row.b * row.b)),
+    "pow": (_pow_base, _pow_exponent),
+    "cast": (lambda row, g: g.to(_dtypes.from_numpy_dtype(row.walk.dtype(row.in0))),),
+}

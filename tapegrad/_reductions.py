@@ -8,6 +8,7 @@ view, so gradients still flow by the view rule."""
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 
@@ -418,3 +419,118 @@ install(
         "log_softmax": log_softmax,
     }
 )
+
+
+# -- create_graph formulas: the vector-Jacobian product of each rule as tapegrad ops ------
+# ``row`` is the tape row as autograd/higher_order.py's ``_Row`` shows it (its saved values
+# as tensors at their own rows, so the formula records edges into the original graph).
+
+
+def _reduced_axis(row) -> tuple:
+    """The numpy axis a one-dimension reduction works on (``iparam``; -1: all, None here), and
+    its result's shape with that dimension kept as 1."""
+    shape, dim = row.input_shape, row.iparam
+    if dim < 0:
+        return None, (1,) * len(shape)
+    return dim, shape[:dim] + (1,) + shape[dim + 1 :]
+
+
+def _spread_group(row, reduced: Tensor) -> Tensor:
+    """One value per group of a reduction along ``iparam``, repeated over its group."""
+    return reduced.reshape(_reduced_axis(row)[1]).expand(row.input_shape)
+
+
+def _sum_all(row, g: Tensor) -> Tensor:
+    return (g if row.param == 1.0 else g * row.param).expand(row.input_shape)
+
+
+def _sum_dim(row, g: Tensor) -> Tensor:
+    kept = tuple(1 if row.iparam >> d & 1 else extent for d, extent in enumerate(row.input_shape))
+    return (g if row.param == 1.0 else g * row.param).reshape(kept).expand(row.input_shape)
+
+
+def _norm_vjp(row, g: Tensor) -> Tensor:
+    """Of order ``param``; the kernel sends nothing to a group whose norm is 0."""
+    p, x = row.param, row.a_data
+    if p == 0:
+        return row.zeros()
+    if p == 1:
+        return _spread_group(row, g) * row.constant(np.sign(x))
+    if p == math.inf:  # shared by the elements of largest magnitude
+        axis, kept = _reduced_axis(row)
+        largest = np.abs(x) == row.out_data.reshape(kept)
+        count = np.maximum(largest.sum(axis=axis, keepdims=True), 1)
+        return _spread_group(row, g) * row.constant(np.sign(x) * largest / count)
+    zero = row.out_data == 0
+    safe = row.out + row.constant(zero)  # 1 where the norm is 0, whose groups get nothing
+    scale = g * row.constant(~zero) / (safe if p == 2 else safe ** (p - 1))
+    if p == 2:
+        return _spread_group(row, scale) * row.a
+    return _spread_group(row, scale) * row.constant(np.sign(x)) * row.a.abs() ** (p - 1)
+
+
+def _prod(row, g: Tensor) -> Tensor:
+    """d prod / d x_k is the product of the others: prod / x_k when no element is zero, else
+    the product of each element's group with that element replaced by 1."""
+    if np.all(row.a_data != 0):
+        return _spread_group(row, g * row.out) / row.a
+    dim = row.iparam
+    grouped = row.a.reshape(-1) if dim < 0 else row.a.transpose(dim, -1)  # the group last
+    extent = grouped.shape[-1]
+    eye = np.eye(extent)
+    square = grouped.unsqueeze(-2).expand(*grouped.shape[:-1], extent, extent)
+    others = (square * row.constant(1 - eye) + row.constant(eye)).prod(-1)
+    others = others.reshape(row.input_shape) if dim < 0 else others.transpose(dim, -1)
+    return _spread_group(row, g) * others
+
+
+def _centered(row) -> tuple:
+    """The input minus its group's mean, and the degrees of freedom (``param``: the correction)."""
+    x = row.a
+    axis, _ = _reduced_axis(row)
+    extent = math.prod(row.input_shape) if axis is None else row.input_shape[axis]
+    return x - _spread_group(row, x.mean() if axis is None else x.mean(axis)), extent - row.param
+
+
+def _var(row, g: Tensor) -> Tensor:
+    centered, dof = _centered(row)
+    return _spread_group(row, g * (2.0 / dof)) * centered
+
+
+def _std(row, g: Tensor) -> Tensor:
+    """As PyTorch: zero where the std is zero (rather than 0/0)."""
+    centered, dof = _centered(row)
+    zero = row.out_data == 0
+    return _spread_group(row, g / (row.out + row.constant(zero)) * row.constant(~zero) / dof) * centered
+
+
+def _cumsum(row, g: Tensor) -> Tensor:
+    """The reversed cumulative sum of g: its total, minus the running sum before each element."""
+    if not row.input_shape:
+        return g
+    return g.sum(row.iparam, keepdim=True) - g.cumsum(row.iparam) + g
+
+
+def _softmax(row, g: Tensor) -> Tensor:
+    weighted = g * row.out
+    return row.out * (g - (weighted.sum(row.iparam, keepdim=True) if row.shape else weighted))
+
+
+def _log_softmax(row, g: Tensor) -> Tensor:
+    return g - row.out.exp() * (g.sum(row.iparam, keepdim=True) if row.shape else g)
+
+
+VJP = {
+    "sum_all": (_sum_all,),
+    "sum_dim": (_sum_dim,),
+    "norm": (_norm_vjp,),
+    "prod": (_prod,),
+    "var": (_var,),
+    "std": (_std,),
+    "logsumexp": (lambda row, g: _spread_group(row, g) * (row.a - _spread_group(row, row.out)).exp(),),
+    "cumsum": (_cumsum,),
+    # max, min, amax, amin: in1 holds weights saying which elements won and how ties share.
+    "select_reduce": (lambda row, g: _spread_group(row, g) * row.b,),
+    "softmax": (_softmax,),
+    "log_softmax": (_log_softmax,),
+}

@@ -138,3 +138,30 @@ install(
         "copy_": lambda self, source: _overwrite(self, source, "Copy"),
     }
 )
+
+
+# -- create_graph formulas: the vector-Jacobian product of each rule as tapegrad ops ------
+# ``row`` is the tape row as autograd/higher_order.py's ``_Row`` shows it (its saved values
+# as tensors at their own rows, so the formula records edges into the original graph).
+
+
+def _share(row, side: int) -> np.ndarray:
+    """maximum/minimum: how much of the gradient goes to input ``side``. A tie splits evenly; a
+    NaN on either side sends nothing to either, as the kernel does."""
+    x, y = (row.a_data, row.b_data) if side == 0 else (row.b_data, row.a_data)
+    wins = x > y if row.op.rule == "maximum" else x < y
+    return np.where(x == y, 0.5, wins)
+
+
+def _condition(row) -> np.ndarray:
+    """where's condition, as 0/1: the ``mask`` row ``iparam`` rows above."""
+    return row.walk.array(row.index - row.iparam, row.op.name) != 0
+
+
+VJP = {
+    "clamp_min": (lambda row, g: g * row.constant(row.a_data >= row.param),),
+    "clamp_max": (lambda row, g: g * row.constant(row.a_data <= row.param),),
+    "maximum": (lambda row, g: g * row.constant(_share(row, 0)), lambda row, g: g * row.constant(_share(row, 1))),
+    "minimum": (lambda row, g: g * row.constant(_share(row, 0)), lambda row, g: g * row.constant(_share(row, 1))),
+    "where": (lambda row, g: g * row.constant(_condition(row)), lambda row, g: g * row.constant(~_condition(row))),
+}

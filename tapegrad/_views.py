@@ -8,10 +8,13 @@ gradient through those strides for every view op, broadcasting included (stride 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _dtypes
 from ._grad_mode import state as _grad_state
+from ._indexing import _scatter_rows
 from ._indexing import index as _index_by_tensor
 from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _target
@@ -388,3 +391,48 @@ install(
         "diagonal": diagonal,
     }
 )
+
+
+# -- create_graph formulas: the vector-Jacobian product of each rule as tapegrad ops ------
+# ``row`` is the tape row as autograd/higher_order.py's ``_Row`` shows it (its saved values
+# as tensors at their own rows, so the formula records edges into the original graph).
+
+
+def _view(row, g: Tensor) -> Tensor:
+    """The adjoint of a view: each output element's gradient goes back to the input element it
+    reads (aux: offset, then a stride per output dimension, in the input laid out contiguously).
+    Broadcast dimensions (stride 0) are summed first; then a reshape maps back as a reshape, and
+    anything else (transposes, slices, selects) scatters through differentiable picks."""
+    shape = row.shape
+    offset, *strides = row.aux(0, 1 + len(shape))
+    broadcast = tuple(d for d, (extent, stride) in enumerate(zip(shape, strides)) if stride == 0 and extent != 1)
+    if broadcast:
+        g = g.sum(broadcast)
+        shape = tuple(extent for d, extent in enumerate(shape) if d not in broadcast)
+        strides = [stride for d, stride in enumerate(strides) if d not in broadcast]
+    grids = np.indices(shape, dtype=np.int64)
+    positions = np.asarray(offset + sum(grid * stride for grid, stride in zip(grids, strides)), np.int64).reshape(-1)
+    numel = math.prod(row.input_shape)
+    if np.array_equal(positions, np.arange(numel)):
+        return g.reshape(row.input_shape)
+    return _scatter_rows(g.reshape(-1), positions, numel).reshape(row.input_shape)
+
+
+def _concat(row) -> list:
+    """stack and cat (aux: count, dim, distances back, then each input's extent along dim): an
+    input's gradient is its slice of g, reshaped (a stacked input lacks that dimension)."""
+    count, dim = row.aux(0, 2)
+    formulas = []
+    start = 0
+    for source, extent in zip(row.inputs, row.aux(2 + count, count)):
+        key = (slice(None),) * dim + (slice(start, start + extent),)
+        shape = row.walk.shape(source) if source >= 0 else None
+        formulas.append(lambda _, g, key=key, shape=shape: g[key].reshape(shape))
+        start += extent
+    return formulas
+
+
+VJP = {
+    "view": (_view,),
+    "concat": _concat,
+}

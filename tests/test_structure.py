@@ -237,3 +237,17 @@ def test_import_tapegrad_whatever_the_order_of_init(tmp_path, order):
         if result.returncode:
             failures.append((texts_in_order[0].split("\n")[0], result.stderr.strip().splitlines()[-1]))
     assert not failures, failures
+
+
+def test_no_module_defines_a_name_twice():
+    """A second top-level ``def _norm`` silently replaces the first for every caller in the module
+    (ruff's F811 misses it once the first was used)."""
+    twice = {}
+    for name, path in _modules().items():
+        seen = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                if node.name in seen:
+                    twice.setdefault(name, []).append(node.name)
+                seen.add(node.name)
+    assert not twice, f"defined twice: {twice}"

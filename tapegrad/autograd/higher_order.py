@@ -7,7 +7,9 @@ Tensor operations. Those record onto the tape like any others: the gradients com
 with a ``grad_fn``, and differentiating them again is an ordinary, compiled backward.
 
 ``VJP_RULES`` holds the formulas: one entry per backward rule name of the kernels, one formula per
-input, each mirroring what the kernel computes. A formula reads the values the kernel reads (the
+input, each mirroring what the kernel computes. Each family module keeps its formulas next to its
+recorders (``VJP`` in ``_record``, ``_reductions``, ``_selection``, ``_views``, ``_indexing``,
+``_linalg``); ops declared by formula (``_ops.unary``) get theirs from the declaration. A formula reads the values the kernel reads (the
 row's saved inputs and result, as its op's ``saves`` lists them) as tensors standing *at their own
 rows* of the tape: an op on such a tensor records an edge into the original graph, so the second
 derivative flows back through the forward exactly as it was recorded, and nothing is re-traced.
@@ -28,7 +30,7 @@ import math
 
 import numpy as np
 
-from .._dtypes import from_numpy_dtype
+from .. import _indexing, _linalg, _record, _reductions, _selection, _views
 from .._grad_mode import enable_grad
 from .._grad_mode import state as _grad_state
 from .._kernels import expressions
@@ -387,215 +389,6 @@ class _Row:
 # -- formulas that do not fit on one line --------------------------------------------------
 
 
-def _reduced_axis(row: _Row) -> tuple:
-    """The numpy axis a one-dimension reduction works on (``iparam``; -1: all, None here), and
-    its result's shape with that dimension kept as 1."""
-    shape, dim = row.input_shape, row.iparam
-    if dim < 0:
-        return None, (1,) * len(shape)
-    return dim, shape[:dim] + (1,) + shape[dim + 1 :]
-
-
-def _spread(row: _Row, reduced: Tensor) -> Tensor:
-    """One value per group of a reduction along ``iparam``, repeated over its group."""
-    return reduced.reshape(_reduced_axis(row)[1]).expand(row.input_shape)
-
-
-def _sum_all(row: _Row, g: Tensor) -> Tensor:
-    return (g if row.param == 1.0 else g * row.param).expand(row.input_shape)
-
-
-def _sum_dim(row: _Row, g: Tensor) -> Tensor:
-    kept = tuple(1 if row.iparam >> d & 1 else extent for d, extent in enumerate(row.input_shape))
-    return (g if row.param == 1.0 else g * row.param).reshape(kept).expand(row.input_shape)
-
-
-def _norm(row: _Row, g: Tensor) -> Tensor:
-    """Of order ``param``; the kernel sends nothing to a group whose norm is 0."""
-    p, x = row.param, row.a_data
-    if p == 0:
-        return row.zeros()
-    if p == 1:
-        return _spread(row, g) * row.constant(np.sign(x))
-    if p == math.inf:  # shared by the elements of largest magnitude
-        axis, kept = _reduced_axis(row)
-        largest = np.abs(x) == row.out_data.reshape(kept)
-        count = np.maximum(largest.sum(axis=axis, keepdims=True), 1)
-        return _spread(row, g) * row.constant(np.sign(x) * largest / count)
-    zero = row.out_data == 0
-    safe = row.out + row.constant(zero)  # 1 where the norm is 0, whose groups get nothing
-    scale = g * row.constant(~zero) / (safe if p == 2 else safe ** (p - 1))
-    if p == 2:
-        return _spread(row, scale) * row.a
-    return _spread(row, scale) * row.constant(np.sign(x)) * row.a.abs() ** (p - 1)
-
-
-def _prod(row: _Row, g: Tensor) -> Tensor:
-    """d prod / d x_k is the product of the others: prod / x_k when no element is zero, else
-    the product of each element's group with that element replaced by 1."""
-    if np.all(row.a_data != 0):
-        return _spread(row, g * row.out) / row.a
-    dim = row.iparam
-    grouped = row.a.reshape(-1) if dim < 0 else row.a.transpose(dim, -1)  # the group last
-    extent = grouped.shape[-1]
-    eye = np.eye(extent)
-    square = grouped.unsqueeze(-2).expand(*grouped.shape[:-1], extent, extent)
-    others = (square * row.constant(1 - eye) + row.constant(eye)).prod(-1)
-    others = others.reshape(row.input_shape) if dim < 0 else others.transpose(dim, -1)
-    return _spread(row, g) * others
-
-
-def _centered(row: _Row) -> tuple:
-    """The input minus its group's mean, and the degrees of freedom (``param``: the correction)."""
-    x = row.a
-    axis, _ = _reduced_axis(row)
-    extent = math.prod(row.input_shape) if axis is None else row.input_shape[axis]
-    return x - _spread(row, x.mean() if axis is None else x.mean(axis)), extent - row.param
-
-
-def _var(row: _Row, g: Tensor) -> Tensor:
-    centered, dof = _centered(row)
-    return _spread(row, g * (2.0 / dof)) * centered
-
-
-def _std(row: _Row, g: Tensor) -> Tensor:
-    """As PyTorch: zero where the std is zero (rather than 0/0)."""
-    centered, dof = _centered(row)
-    zero = row.out_data == 0
-    return _spread(row, g / (row.out + row.constant(zero)) * row.constant(~zero) / dof) * centered
-
-
-def _cumsum(row: _Row, g: Tensor) -> Tensor:
-    """The reversed cumulative sum of g: its total, minus the running sum before each element."""
-    if not row.input_shape:
-        return g
-    return g.sum(row.iparam, keepdim=True) - g.cumsum(row.iparam) + g
-
-
-def _share(row: _Row, side: int) -> np.ndarray:
-    """maximum/minimum: how much of the gradient goes to input ``side``. A tie splits evenly; a
-    NaN on either side sends nothing to either, as the kernel does."""
-    x, y = (row.a_data, row.b_data) if side == 0 else (row.b_data, row.a_data)
-    wins = x > y if row.op.rule == "maximum" else x < y
-    return np.where(x == y, 0.5, wins)
-
-
-def _condition(row: _Row) -> np.ndarray:
-    """where's condition, as 0/1: the ``mask`` row ``iparam`` rows above."""
-    return row.walk.array(row.index - row.iparam, row.op.name) != 0
-
-
-def _pow_base(row: _Row, g: Tensor) -> Tensor:
-    """b * a ** (b - 1), and 0 where b is 0 (as the kernel and PyTorch do, even at a = 0)."""
-    exponent = row.b - 1.0
-    nonzero = row.b_data != 0
-    if nonzero.all():
-        return g * row.b * row.a**exponent
-    keep = row.constant(nonzero)
-    safe = exponent * keep + row.constant(~nonzero)  # a ** 1 where masked: no 0 * inf
-    return g * row.b * row.a**safe * keep
-
-
-def _pow_exponent(row: _Row, g: Tensor) -> Tensor:
-    """a ** b * log(a), and 0 where a is 0 and b >= 0 (the kernel's convention)."""
-    skip = (row.a_data == 0) & (row.b_data >= 0)
-    if not skip.any():
-        return g * row.out * row.a.log()
-    safe = row.a * row.constant(~skip) + row.constant(skip)  # log(1) = 0 where skipped
-    return g * row.out * safe.log() * row.constant(~skip)
-
-
-def _elu(row: _Row, g: Tensor) -> Tensor:
-    positive = row.a_data > 0
-    return g * (row.constant(positive) + row.a.exp() * row.param * row.constant(~positive))
-
-
-def _view(row: _Row, g: Tensor) -> Tensor:
-    """The adjoint of a view: each output element's gradient goes back to the input element it
-    reads (aux: offset, then a stride per output dimension, in the input laid out contiguously).
-    Broadcast dimensions (stride 0) are summed first; then a reshape maps back as a reshape, and
-    anything else (transposes, slices, selects) scatters through differentiable picks."""
-    shape = row.shape
-    offset, *strides = row.aux(0, 1 + len(shape))
-    broadcast = tuple(d for d, (extent, stride) in enumerate(zip(shape, strides)) if stride == 0 and extent != 1)
-    if broadcast:
-        g = g.sum(broadcast)
-        shape = tuple(extent for d, extent in enumerate(shape) if d not in broadcast)
-        strides = [stride for d, stride in enumerate(strides) if d not in broadcast]
-    grids = np.indices(shape, dtype=np.int64)
-    positions = np.asarray(offset + sum(grid * stride for grid, stride in zip(grids, strides)), np.int64).reshape(-1)
-    numel = math.prod(row.input_shape)
-    if np.array_equal(positions, np.arange(numel)):
-        return g.reshape(row.input_shape)
-    return _scatter_rows(g.reshape(-1), positions, numel).reshape(row.input_shape)
-
-
-def _gather_rows(row: _Row, g: Tensor) -> Tensor:
-    """aux: count, then the picked rows of the input seen as rows of ``numel / count`` elements
-    (element-wise picks: one element wide, at flat positions)."""
-    count = row.aux(0, 1)[0]
-    numel = math.prod(row.input_shape)
-    if count == 0 or g.numel() == 0:
-        return row.zeros()
-    width = g.numel() // count
-    picked = np.asarray(row.aux(1, count), np.int64)
-    return _scatter_rows(g.reshape(count, width), picked, numel // width).reshape(row.input_shape)
-
-
-def _scatter_rows(rows: Tensor, targets: np.ndarray, extent: int) -> Tensor:
-    """``extent`` rows, row t the sum of the ``rows`` sent to target t: the adjoint of picking
-    rows, made of differentiable picks. Each round picks, for every target, one row sent there
-    not taken yet, and masks the targets with none left; a target hit k times takes k rounds."""
-    shape = (extent, *rows.shape[1:])
-    occurrence = _occurrence(targets)
-    total = None
-    for round_number in range(int(occurrence.max()) + 1 if targets.size else 0):
-        chosen = np.flatnonzero(occurrence == round_number)
-        source = np.zeros(extent, np.int64)
-        source[targets[chosen]] = chosen
-        picked = rows[source]
-        hit = np.zeros(extent, np.bool_)
-        hit[targets[chosen]] = True
-        if not hit.all():
-            picked = picked * _wrap(hit.reshape((extent,) + (1,) * (len(shape) - 1)).astype(rows._data.dtype))
-        total = picked if total is None else total + picked
-    return total if total is not None else _wrap(np.zeros(shape, rows._data.dtype))
-
-
-def _occurrence(targets: np.ndarray) -> np.ndarray:
-    """For each entry, how many earlier entries have the same target."""
-    order = np.argsort(targets, kind="stable")
-    ordered = targets[order]
-    starts_group = np.r_[True, ordered[1:] != ordered[:-1]] if ordered.size else np.zeros(0, np.bool_)
-    group_start = np.maximum.accumulate(np.where(starts_group, np.arange(ordered.size), 0))
-    occurrence = np.empty(targets.size, np.int64)
-    occurrence[order] = np.arange(ordered.size) - group_start
-    return occurrence
-
-
-def _concat(row: _Row) -> list:
-    """stack and cat (aux: count, dim, distances back, then each input's extent along dim): an
-    input's gradient is its slice of g, reshaped (a stacked input lacks that dimension)."""
-    count, dim = row.aux(0, 2)
-    formulas = []
-    start = 0
-    for source, extent in zip(row.inputs, row.aux(2 + count, count)):
-        key = (slice(None),) * dim + (slice(start, start + extent),)
-        shape = row.walk.shape(source) if source >= 0 else None
-        formulas.append(lambda _, g, key=key, shape=shape: g[key].reshape(shape))
-        start += extent
-    return formulas
-
-
-def _softmax(row: _Row, g: Tensor) -> Tensor:
-    weighted = g * row.out
-    return row.out * (g - (weighted.sum(row.iparam, keepdim=True) if row.shape else weighted))
-
-
-def _log_softmax(row: _Row, g: Tensor) -> Tensor:
-    return g - row.out.exp() * (g.sum(row.iparam, keepdim=True) if row.shape else g)
-
-
 # Keyed by the kernels' rule names (``RULE_NAMES`` of tapegrad/_kernels/backward.py); one formula
 # per input (in0, in1), each ``(row, g) -> the input's gradient``; an n-ary entry is a function of
 # the row giving one formula per input. Rules absent here raise NotImplementedError naming the op.
@@ -622,45 +415,10 @@ def _formula_of(op) -> tuple:
 
 
 VJP_RULES: dict = {
-    "neg": (lambda row, g: -g,),
-    # d softplus = sigmoid(x)
-    "softplus": (lambda row, g: g * row.a.sigmoid(),),
-    "zero": (lambda row, g: row.zeros(),),
-    "leaky_relu": (lambda row, g: g * row.constant(np.where(row.a_data > 0, 1.0, row.param)),),
-    "elu": (_elu,),
-    "pass": (lambda row, g: g,),
-    "mul_scalar": (lambda row, g: g * row.param,),
-    "div_scalar": (lambda row, g: g / row.param,),
-    "pow_scalar": (lambda row, g: g * (row.a ** (row.param - 1.0) * row.param) if row.param else row.zeros(),),
-    "rpow_scalar": (lambda row, g: g * row.out * float(np.log(row.param)) if row.param else row.zeros(),),
-    "clamp_min": (lambda row, g: g * row.constant(row.a_data >= row.param),),
-    "clamp_max": (lambda row, g: g * row.constant(row.a_data <= row.param),),
-    "add": (lambda row, g: g, lambda row, g: g),
-    "sub": (lambda row, g: g, lambda row, g: -g),
-    "mul": (lambda row, g: g * row.b, lambda row, g: g * row.a),
-    "div": (lambda row, g: g / row.b, lambda row, g: -g * row.a / (row.b * row.b)),
-    "pow": (_pow_base, _pow_exponent),
-    "maximum": (lambda row, g: g * row.constant(_share(row, 0)), lambda row, g: g * row.constant(_share(row, 1))),
-    "minimum": (lambda row, g: g * row.constant(_share(row, 0)), lambda row, g: g * row.constant(_share(row, 1))),
-    "where": (lambda row, g: g * row.constant(_condition(row)), lambda row, g: g * row.constant(~_condition(row))),
-    "sum_all": (_sum_all,),
-    "sum_dim": (_sum_dim,),
-    "norm": (_norm,),
-    "prod": (_prod,),
-    "var": (_var,),
-    "std": (_std,),
-    "logsumexp": (lambda row, g: _spread(row, g) * (row.a - _spread(row, row.out)).exp(),),
-    "cumsum": (_cumsum,),
-    # max, min, amax, amin: in1 holds weights saying which elements won and how ties share.
-    "select_reduce": (lambda row, g: _spread(row, g) * row.b,),
-    "softmax": (_softmax,),
-    "log_softmax": (_log_softmax,),
-    "view": (_view,),
-    "dot": (lambda row, g: g * row.b, lambda row, g: g * row.a),
-    "mv": (lambda row, g: g.unsqueeze(1) * row.b, lambda row, g: row.a.t() @ g),
-    "mm": (lambda row, g: g @ row.b.t(), lambda row, g: row.a.t() @ g),
-    "bmm": (lambda row, g: g @ row.b.transpose(1, 2), lambda row, g: row.a.transpose(1, 2) @ g),
-    "cast": (lambda row, g: g.to(from_numpy_dtype(row.walk.dtype(row.in0))),),
-    "gather_rows": (_gather_rows,),
-    "concat": _concat,
+    **_record.VJP,
+    **_selection.VJP,
+    **_reductions.VJP,
+    **_views.VJP,
+    **_indexing.VJP,
+    **_linalg.VJP,
 }
