@@ -140,7 +140,11 @@ def unary(name: str, grad_fn: str, forward: Callable, value: str, grad: str, *, 
     if derivative:
         if "out" in _expressions.names(grad):
             raise ValueError(f"{name}: derivative=True needs a gradient formula of x alone, not {grad!r}")
-        fields["derivative"] = lambda x: _expressions.evaluate(grad, g=1, x=x)
+        factor = _expressions.derivative(grad)
+        if factor is None:
+            fields["derivative"] = lambda x: _expressions.evaluate(grad, g=1, x=x)
+        else:
+            fields["derivative"] = lambda x: _expressions.evaluate(factor, x=x)
     return Op(name, UNARY, name, grad_fn, forward, value_formula=value, grad_formula=grad, **fields)
 
 

@@ -104,6 +104,24 @@ def names(text: str) -> set:
     return {node.id for node in ast.walk(parse(text)) if isinstance(node, ast.Name) and node.id in VARIABLES}
 
 
+def derivative(grad: str) -> str | None:
+    """d(out)/d(x) from a gradient expression ``g * E`` (g the leftmost factor): ``E`` itself, so
+    that numpy does not spend a pass over the array multiplying by 1. None for other shapes."""
+    tree = parse(grad)
+    path = []
+    node = tree
+    while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        path.append(node)
+        node = node.left
+    if path and isinstance(node, ast.Name) and node.id == "g":
+        parent = path[-1]
+        if len(path) == 1:
+            return ast.unparse(parent.right)
+        path[-2].left = parent.right
+        return ast.unparse(path[0])
+    return None
+
+
 def saves(grad: str) -> str:
     """What a row whose gradient is ``grad`` must save: "a" (the input), "out", or both."""
     used = names(grad)
