@@ -57,6 +57,7 @@ from ._reductions import (
 )
 from ._selection import clamp, clip, maximum, minimum, where
 from ._serialization import load, save
+from ._version import __version__
 from ._views import (
     cat,
     chunk,
@@ -76,8 +77,6 @@ from .autograd import gradients as _gradients  # noqa: F401
 from .autograd import graph as _graph  # noqa: F401
 from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
-
-__version__ = "0.1.0"
 
 
 def _module_function(name: str):

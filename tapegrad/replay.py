@@ -20,15 +20,14 @@ above) are constants of the tape; data that changes between calls must be an inp
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 
 from . import _grad_mode as grad_mode
-from . import _ops
+from . import _ops, _tape_file
 from ._record import _input_row
-from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK
+from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK, ROW_WIDTH
 from ._tape import Tape as _RecordingTape
+from ._version import __version__
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
@@ -150,16 +149,7 @@ class Tape:
         self.input_rows = np.array(input_rows, np.int64)
         self.output_rows = np.array(output_rows, np.int64)
         self.input_specs = [(x._data.shape, x._data.dtype) for x in inputs]
-        layout_of_row = self.rows[:, LAYOUT]
-        codes = self.layouts[layout_of_row, 0]
-        numels = self.layouts[layout_of_row, 1]
-        self.offsets = np.zeros(len(self.rows), np.int64)
-        self.sizes = [0, 0]
-        for code in (0, 1):
-            mask = codes == code
-            ends = np.cumsum(numels[mask])
-            self.offsets[mask] = ends - numels[mask]
-            self.sizes[code] = int(ends[-1]) if len(ends) else 0
+        self._lay_out()
         self._allocate()
         # Constants and the example inputs' values: filled once, as recorded.
         by_row = {row: tensor for row, tensor in tape.leaves}
@@ -170,6 +160,19 @@ class Tape:
             else:
                 value = tape.replay_values[row]
             self._slot(row)[...] = np.asarray(value).reshape(-1)
+
+    def _lay_out(self) -> None:
+        """One value slot per row, in the float32 or float64 arena by its layout's dtype."""
+        layout_of_row = self.rows[:, LAYOUT]
+        codes = self.layouts[layout_of_row, 0]
+        numels = self.layouts[layout_of_row, 1]
+        self.offsets = np.zeros(len(self.rows), np.int64)
+        self.sizes = [0, 0]
+        for code in (0, 1):
+            mask = codes == code
+            ends = np.cumsum(numels[mask])
+            self.offsets[mask] = ends - numels[mask]
+            self.sizes[code] = int(ends[-1]) if len(ends) else 0
 
     def _allocate(self) -> None:
         self.values = (np.zeros(self.sizes[0], np.float32), np.zeros(self.sizes[1], np.float64))
@@ -364,30 +367,47 @@ class Tape:
         return state
 
     def __setstate__(self, state):
+        """Unpickling (shipping a tape between processes) validates the rows as ``load_tape``
+        does: a pickle from elsewhere must not reach the interpreter unchecked."""
         values = state.pop("values")
         self.__dict__.update(state)
         self._fn = None
-        self._allocate()
-        self.values[0][...] = values[0]
-        self.values[1][...] = values[1]
+        _tape_file.validate(self)
+        self._lay_out()  # from the layouts, never from the sender's offsets
+        self._fill(values)
         if self._rerecord:
             self._rerecord = False  # the function is not shipped with the tape
 
+    def _fill(self, values) -> None:
+        self._allocate()
+        for code, given in enumerate(values):
+            given = np.asarray(given)
+            if given.shape != (self.sizes[code],) or given.dtype != self.values[code].dtype:
+                raise ValueError(f"invalid tape: {self.sizes[code]} {self.values[code].dtype} values expected")
+            self.values[code][...] = given
+
+    def validate(self) -> None:
+        """Check every row as ``load_tape`` does; raise ``ValueError`` naming the row and field of
+        the first that an interpreter would follow outside its buffers."""
+        _tape_file.validate(self)
+
     def save(self, path) -> None:
-        """Write the tape to ``path``, to be read by ``tapegrad.load_tape``. The file is a pickle of
-        arrays: load only tapes you trust."""
-        with open(path, "wb") as handle:
-            pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        """Write the tape to ``path`` (an ``.npz``: its arrays and a JSON header; no pickle), to be
+        read by ``tapegrad.load_tape``."""
+        _tape_file.write(self, path, __version__)
 
     def __repr__(self) -> str:
         return f"<tapegrad.Tape: {len(self.rows)} rows, {len(self.input_rows)} inputs, {len(self.output_rows)} outputs, {len(self.guards)} guards>"
 
 
 def load_tape(path) -> Tape:
-    """Read a tape written by ``Tape.save`` (a pickle: load only tapes you trust).
+    """Read a tape written by ``Tape.save``. The file is data only (numpy's ``.npz``, read with
+    ``allow_pickle=False``, and a JSON header): loading runs nothing from it, and every row is
+    validated before the tape can be replayed, so a damaged or hostile file cannot crash the process.
 
-    Raises ``TypeError`` if the file holds something other than a tape, and what ``open`` and
-    ``pickle.load`` raise for a missing or damaged file.
+    Raises ``ValueError`` for a file that is not a tape, is damaged (its checksum), has another
+    format version (naming both), or holds a row an interpreter would follow outside its buffers
+    (naming the row and field); ``FileNotFoundError`` for a missing file.
 
     >>> import numpy as np, os, tempfile, tapegrad as tg
     >>> tape = tg.record(lambda x: x.exp().sum(), np.zeros(3))
@@ -396,11 +416,37 @@ def load_tape(path) -> Tape:
     >>> float(tg.load_tape(path)(np.zeros(3)))
     3.0
     """
-    with open(path, "rb") as handle:
-        tape = pickle.load(handle)
-    if not isinstance(tape, Tape):
-        raise TypeError(f"{path} does not hold a tapegrad.Tape")
+    header, arrays = _tape_file.read(path)
+    tape = Tape.__new__(Tape)
+    try:
+        tape.rows = _tape_file.remap_opcodes(
+            np.asarray(arrays["rows"], np.int64).reshape(-1, ROW_WIDTH), header["op_names"]
+        )
+        for name in ("params", "layouts", "dims", "aux", "input_rows", "output_rows"):
+            setattr(tape, name, arrays[name])
+        tape.input_specs = [
+            (tuple(int(d) for d in shape), np.dtype(_SPEC_DTYPES[dtype])) for shape, dtype in header["input_specs"]
+        ]
+        tape.guards = {}
+        for guard in header["guards"]:
+            expected = (
+                guard["truth"] if "truth" in guard else np.array(guard["values"], np.float64).reshape(guard["shape"])
+            )
+            tape.guards[int(guard["row"])] = (str(guard["kind"]), str(guard["where"]), expected)
+        tape._names = [str(name) for name in header["names"]]
+        tape.single_output = bool(header["single_output"])
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"{path}: invalid tape header or arrays ({type(error).__name__}: {error})") from None
+    if len(tape._names) != len(tape.input_specs):
+        raise ValueError(f"{path}: invalid tape header (one name per input)")
+    tape._fn, tape._rerecord = None, False
+    _tape_file.validate(tape)
+    tape._lay_out()
+    tape._fill((arrays["values32"], arrays["values64"]))
     return tape
+
+
+_SPEC_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def _describe(value) -> str:

@@ -31,7 +31,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "tapegrad"
 
 LAYERS = {
-    "core": ["_dtypes", "_shapes", "_grad_mode", "_printing", "_kernels", "_kernels.rules", "_kernels.expressions"],
+    "core": [
+        "_version",
+        "_dtypes",
+        "_shapes",
+        "_grad_mode",
+        "_printing",
+        "_kernels",
+        "_kernels.rules",
+        "_kernels.expressions",
+    ],
     "tape": ["_ops", "_tape", "tensor"],
     "kernels": [
         "_kernels.config",
@@ -66,7 +75,7 @@ LAYERS = {
         "autograd.grad_mode",
         "autograd.graph",
     ],
-    "replay": ["replay"],
+    "replay": ["_tape_file", "replay"],
     "nn": ["nn", "nn.functional", "nn.init", "nn.modules", "optim", "optim.lr_scheduler"],
     "package": ["", "__main__", "_tutorial"],
 }

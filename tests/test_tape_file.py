@@ -1,0 +1,121 @@
+"""Tape files are data: saving never pickles, loading never runs code from the file, and no
+damaged or hostile file gets past the validator to crash the interpreter."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import _tape_file
+
+from . import mutate_tapes
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    return mutate_tapes.saved_tapes(str(tmp_path_factory.mktemp("tapes")))
+
+
+def test_a_saved_tape_replays_as_the_original(saved, tmp_path):
+    for (name, function, example), (path, _) in zip(mutate_tapes.programs(), saved):
+        original = tg.record(function, example)
+        loaded = tg.load_tape(path)
+        value, grads = loaded.value_and_grad(example * 0.9)
+        want_value, want_grads = original.value_and_grad(example * 0.9)
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(want_value), err_msg=name)
+        for got, want in zip(grads, want_grads):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=name)
+
+
+def test_the_file_holds_no_pickle(saved):
+    for path, _ in saved:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                data = archive.read(member)
+                assert data[:6] == b"\x93NUMPY", member  # every member is a plain .npy array
+                assert b"|O" not in data[:128], member  # and none holds Python objects
+
+
+def _arrays_and_header(path):
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name].copy() for name in archive.files}
+    return arrays, json.loads(arrays.pop("header").tobytes())
+
+
+def _write(path, arrays, header, checksum=True):
+    if checksum:
+        header = dict(header, sha256=_tape_file._digest(arrays))
+    np.savez(path, **arrays, header=np.frombuffer(json.dumps(header).encode(), np.uint8))
+
+
+def test_a_pickle_is_not_a_tape_file(tmp_path):
+    path = tmp_path / "evil.tape"
+    path.write_bytes(pickle.dumps(tg.record(lambda a: a.sum(), np.zeros(2))))
+    with pytest.raises(ValueError, match="is not a tapegrad tape file"):
+        tg.load_tape(path)
+
+
+def test_another_format_version_names_both(saved, tmp_path):
+    arrays, header = _arrays_and_header(saved[0][0])
+    _write(tmp_path / "new.npz", arrays, dict(header, format_version=99, tapegrad_version="9.0"))
+    with pytest.raises(ValueError, match=r"format version 99 \(tapegrad '9.0'\); this tapegrad reads version 1"):
+        tg.load_tape(tmp_path / "new.npz")
+
+
+def test_an_edited_array_fails_the_checksum(saved, tmp_path):
+    arrays, header = _arrays_and_header(saved[0][0])
+    arrays["values64"][0] += 1
+    _write(tmp_path / "edited.npz", arrays, header, checksum=False)
+    with pytest.raises(ValueError, match="do not match its checksum"):
+        tg.load_tape(tmp_path / "edited.npz")
+
+
+# The two reported in the issue: an input id of 10^6 crashed the process; a changed opcode
+# silently gave another value. Now: the validator names the row and field; the opcode, stored
+# with the op names, is checked against the shapes of what it reads.
+def test_an_input_id_out_of_range_names_the_row_and_field(saved, tmp_path):
+    arrays, header = _arrays_and_header(saved[0][0])
+    arrays["rows"][2, 1] = 10**6
+    _write(tmp_path / "bad.npz", arrays, header)
+    with pytest.raises(ValueError, match=r"row 2, in0: 1000000 is not an earlier row"):
+        tg.load_tape(tmp_path / "bad.npz")
+
+
+def test_opcodes_are_mapped_by_name(saved, tmp_path):
+    """A file written when the table numbered ops differently loads to the same ops."""
+    path, example = saved[0]
+    arrays, header = _arrays_and_header(path)
+    names = header["op_names"]
+    order = list(reversed(range(len(names))))  # renumber every op
+    renumbered = [names[k] for k in order]
+    position = {name: k for k, name in enumerate(renumbered)}
+    codes = arrays["rows"][:, 0]
+    arrays["rows"][:, 0] = [position[names[c & 0xFFFF]] | (c & 0x10000) for c in codes]
+    _write(tmp_path / "renumbered.npz", arrays, dict(header, op_names=renumbered))
+    np.testing.assert_array_equal(
+        np.asarray(tg.load_tape(tmp_path / "renumbered.npz")(example)), np.asarray(tg.load_tape(path)(example))
+    )
+
+
+def test_unpickling_validates_too():
+    tape = tg.record(lambda a: (a * 2).sum(), np.arange(3.0))
+    state = tape.__getstate__()
+    state["rows"] = state["rows"].copy()
+    state["rows"][1, 1] = 5  # an input that is not an earlier row
+    broken = tg.Tape.__new__(tg.Tape)
+    with pytest.raises(ValueError, match="row 1, in0"):
+        broken.__setstate__(state)
+    assert float(pickle.loads(pickle.dumps(tape))(np.ones(3))) == 6.0
+
+
+def test_mutated_files_raise_or_replay_and_never_crash():
+    """The seeded, short form of ``python -m tests.mutate_tapes`` (the long one: thousands)."""
+    counts = mutate_tapes.run(count=300, seed=12)
+    assert counts["crashed"] == 0, counts
+    assert not [key for key in counts if key.startswith("unclear")], counts
+    assert counts["raised"] > 100 and counts["replayed"] > 10, counts  # both outcomes exercised
