@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
+from ._shapes import physical_memory
 from .tensor import Tensor, _check_can_require_grad, _wrap, as_array
 
 _generator = None  # created on first use: importing numpy.random costs ~15 ms of ``import tapegrad``
@@ -33,7 +34,7 @@ def _finish(data: np.ndarray, requires_grad: bool) -> Tensor:
     return tensor
 
 
-def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor holding a copy of ``data`` (a number, nested lists, an array or a tensor).
 
     >>> import tapegrad as tg
@@ -65,10 +66,22 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return _wrap(array)
 
 
-def _shape(size) -> tuple:
+def _shape(size, dtype=np.float64) -> tuple:
+    """``size`` as a shape, refused as PyTorch refuses it before anything is allocated: a negative
+    extent, or more bytes than the machine has (numpy would get them lazily from the kernel and
+    the process would be killed when they are touched)."""
     if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
         size = tuple(size[0])
-    return tuple(int(extent) for extent in size)
+    shape = tuple(int(extent) for extent in size)
+    for extent in shape:
+        if extent < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {extent}: {list(shape)}")
+    nbytes = np.dtype(dtype).itemsize
+    for extent in shape:
+        nbytes *= extent
+    if nbytes > physical_memory():
+        raise RuntimeError(f"DefaultCPUAllocator: not enough memory: you tried to allocate {nbytes} bytes.")
+    return shape
 
 
 def _float_type(dtype) -> np.dtype:
@@ -77,20 +90,20 @@ def _float_type(dtype) -> np.dtype:
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros of shape ``size`` (default dtype float32); follows ``torch.zeros``."""
-    return _finish(np.zeros(_shape(size), _float_type(dtype)), requires_grad)
+    return _finish(np.zeros(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of shape ``size`` (default dtype float32); follows ``torch.ones``."""
-    return _finish(np.ones(_shape(size), _float_type(dtype)), requires_grad)
+    return _finish(np.ones(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """An uninitialised tensor of shape ``size`` (tapegrad fills it with zeros); follows ``torch.empty``."""
-    return _finish(np.empty(_shape(size), _float_type(dtype)), requires_grad)
+    return _finish(np.empty(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
-def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of shape ``size`` filled with ``fill_value``; follows ``torch.full``."""
     if dtype is None:
         dtype = (
@@ -98,10 +111,10 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
             if isinstance(fill_value, int) and not isinstance(fill_value, bool)
             else (_dtypes.bool if isinstance(fill_value, bool) else _dtypes.DEFAULT_FLOAT)
         )
-    return _finish(np.full(_shape((size,)), fill_value, _float_type(dtype)), requires_grad)
+    return _finish(np.full(_shape((size,), _float_type(dtype)), fill_value, _float_type(dtype)), requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The ``n`` by ``m`` identity matrix; follows ``torch.eye``."""
     return _finish(np.eye(n, m, dtype=_float_type(dtype)), requires_grad)
 
@@ -118,7 +131,7 @@ def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = F
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 
-def randint(low, high=None, size=None, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
+def randint(low, high=None, size=None, *, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
     """Integers in [low, high) of shape ``size`` (int64); follows ``torch.randint``."""
     if high is None:
         low, high = 0, low
@@ -126,7 +139,7 @@ def randint(low, high=None, size=None, dtype=None, generator=None, device=None, 
     return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Values from ``start`` to ``end`` (excluded) by ``step``; follows ``torch.arange``."""
     if end is None:
         start, end = 0, start
@@ -136,7 +149,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     return _finish(np.arange(start, end, step).astype(target), requires_grad)
 
 
-def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``steps`` values evenly spaced from ``start`` to ``end``; follows ``torch.linspace``."""
     return _finish(np.linspace(start, end, steps).astype(_float_type(dtype)), requires_grad)
 
@@ -146,32 +159,32 @@ def _like(function, other: Tensor, dtype, requires_grad, **kwargs) -> Tensor:
     return function(*other.shape, dtype=dtype, requires_grad=requires_grad, **kwargs)
 
 
-def zeros_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def zeros_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Zeros of ``input``'s shape and dtype; follows ``torch.zeros_like``."""
     return _like(zeros, other, dtype, requires_grad)
 
 
-def ones_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def ones_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Ones of ``input``'s shape and dtype; follows ``torch.ones_like``."""
     return _like(ones, other, dtype, requires_grad)
 
 
-def empty_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def empty_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """An uninitialised tensor of ``input``'s shape and dtype; follows ``torch.empty_like``."""
     return _like(empty, other, dtype, requires_grad)
 
 
-def randn_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples of ``input``'s shape; follows ``torch.randn_like``."""
     return _like(randn, other, dtype, requires_grad)
 
 
-def rand_like(other, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def rand_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) of ``input``'s shape; follows ``torch.rand_like``."""
     return _like(rand, other, dtype, requires_grad)
 
 
-def full_like(other, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def full_like(other, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``fill_value`` in ``input``'s shape; follows ``torch.full_like``."""
     return full(other.shape, fill_value, dtype=dtype if dtype is not None else other.dtype, requires_grad=requires_grad)
 

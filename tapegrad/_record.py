@@ -505,7 +505,8 @@ def _cast_to(dtype: _dtypes.dtype):
 
 def _in_place_method(kind: str, alpha: bool = False):
     if alpha:
-        return lambda self, other, alpha=1: _in_place(self, kind, other if alpha == 1 else other * alpha)
+        # alpha keyword-only, as PyTorch: x.sub_(2, [0, 1]) must not take the list as alpha
+        return lambda self, other, *, alpha=1: _in_place(self, kind, other if alpha == 1 else other * alpha)
     return lambda self, other: _in_place(self, kind, other)
 
 

@@ -80,7 +80,7 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
     )
 
 
-def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001
+def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
     """Sum of all elements, or over ``dim`` (an int or a tuple), like ``torch.sum``."""
     data = _prepared(x, dtype, _dtypes.int64)
     if data is not x._data and x._requires_grad and data.dtype != x._data.dtype:
@@ -88,7 +88,7 @@ def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # no
     return _reduce("sum", x, dim, keepdim, data, mean=False)
 
 
-def mean(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     if dtype is None and x._data.dtype.kind != "f":
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
@@ -232,7 +232,7 @@ def _spread(name: str, x: Tensor, dim, unbiased, keepdim: bool, correction) -> T
     return _along_one(x, dim, keepdim, reduce)
 
 
-def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
+def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
     """Running sums along ``dim`` (``CumsumBackward0``)."""
     data = _prepared(x, dtype, _dtypes.int64)
     dim = _normalize_dim(dim, data.ndim)

@@ -20,3 +20,13 @@ def broadcast_strides(shape, target_shape) -> tuple[int, tuple]:
     for k, extent in enumerate(shape):
         strides.append(0 if extent == 1 and target_shape[lead + k] != 1 else own[k])
     return 0, tuple(strides)
+
+
+def physical_memory() -> int:
+    """Bytes of RAM: more than this cannot be allocated for one tensor or one tape's values."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40

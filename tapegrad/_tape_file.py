@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from . import _ops
+from ._shapes import physical_memory
 from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, ROW_WIDTH
 
 FORMAT = "tapegrad-tape"
@@ -324,19 +325,10 @@ def validate(tape) -> None:
     sizes = [0, 0]
     for row in range(n):
         sizes[view.code(row)] += view.numel(row)
-    if sizes[0] * 4 + sizes[1] * 8 > _memory_limit():
+    if sizes[0] * 4 + sizes[1] * 8 > physical_memory():
         raise ValueError(
             f"invalid tape: its values need {sizes[0] * 4 + sizes[1] * 8} bytes, more than this machine has"
         )
-
-
-def _memory_limit() -> int:
-    try:
-        import os
-
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 34
 
 
 # -- the file ----------------------------------------------------------------------------------

@@ -313,7 +313,7 @@ class Tensor:
         _guard(self, "tolist()")
         return self._data.tolist()
 
-    def numpy(self, force: bool = False) -> np.ndarray:
+    def numpy(self, *, force: bool = False) -> np.ndarray:
         """The values as a numpy array sharing memory; follows ``torch.Tensor.numpy``."""
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
