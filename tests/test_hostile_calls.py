@@ -31,14 +31,19 @@ def tensors(draw):
     shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
     values = draw(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=1))
     array = np.resize(np.array(values, np.float64), shape).astype(dtype)
-    layout = draw(st.sampled_from(["plain", "transposed", "reversed", "read-only"]))
+    layout = draw(st.sampled_from(["plain", "transposed", "reversed", "read-only", "big-endian"]))
     if layout == "transposed":
         array = array.T
     elif layout == "reversed" and array.ndim:
         array = array[::-1]
     elif layout == "read-only":
         array.flags.writeable = False
-    tensor = tg.from_numpy(array) if draw(st.booleans()) else tg.tensor(array)
+    elif layout == "big-endian":
+        array = array.astype(array.dtype.newbyteorder(">"))
+    try:
+        tensor = tg.from_numpy(array) if draw(st.booleans()) else tg.tensor(array)
+    except ValueError:  # from_numpy refuses another byte order, as PyTorch does
+        tensor = tg.tensor(array)
     if dtype in (np.float32, np.float64) and draw(st.booleans()):
         tensor = tensor.detach().requires_grad_()
     return tensor
