@@ -196,7 +196,19 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
             ga[i] += g[i] if x[i] > zero else g[i] * s * np.exp(x[i])
     elif rule == POW_SCALAR:
         x = value_at(addresses[a], numel, grad)
-        if s != zero:
+        if s == grad.dtype.type(2.0):  # no pow call for the common exponents (~55 ns an element)
+            for i in range(numel):
+                ga[i] += g[i] * s * x[i]
+        elif s == grad.dtype.type(3.0):
+            for i in range(numel):
+                ga[i] += g[i] * s * (x[i] * x[i])
+        elif s == -one:
+            for i in range(numel):
+                ga[i] += g[i] * s / (x[i] * x[i])
+        elif s == grad.dtype.type(0.5):  # sqrt vectorizes; pow does not
+            for i in range(numel):
+                ga[i] += g[i] * s / np.sqrt(x[i])
+        elif s != zero:
             for i in range(numel):
                 ga[i] += g[i] * s * x[i] ** (s - one)
     elif rule == RPOW_SCALAR:

@@ -146,9 +146,22 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
     elif rule == DIV_SCALAR:
         for i in range(numel):
             out[i] = x[i] / s
-    elif rule == POW_SCALAR:
-        for i in range(numel):
-            out[i] = x[i] ** s
+    elif rule == POW_SCALAR:  # the cases of tapegrad._ops._power, so replay matches eager
+        if s == values.dtype.type(2.0):
+            for i in range(numel):
+                out[i] = x[i] * x[i]
+        elif s == values.dtype.type(3.0):
+            for i in range(numel):
+                out[i] = x[i] * x[i] * x[i]
+        elif s == values.dtype.type(0.5):
+            for i in range(numel):
+                out[i] = np.sqrt(x[i])
+        elif s == -one:
+            for i in range(numel):
+                out[i] = one / x[i]
+        else:
+            for i in range(numel):
+                out[i] = x[i] ** s
     elif rule == RPOW_SCALAR:
         for i in range(numel):
             out[i] = s ** x[i]
