@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import generated
+from . import config, generated
 from .config import inline, jit
 from .memory import borrow, matrix_at, value_at
 from .rules import CAST as CAST_PATH
@@ -711,3 +711,6 @@ def backward_sweep(
         offsets, grad32, grad64, touched, len(touched) - 1, -1,
     )  # fmt: skip
     return status, row, grad32, grad64, offsets, touched
+
+
+config.limit_kernel_blas_threads()  # before the first np.dot of a sweep: see its docstring
