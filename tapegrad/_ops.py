@@ -193,6 +193,7 @@ OPS: tuple[Op, ...] = (
         "0.5 * x * (1 + erf(x * 0.7071067811865476))",
         "g * (0.5 * (1 + erf(x * 0.7071067811865476)) + x * exp(-0.5 * x * x) * 0.3989422804014327)",
         domain=(-3.0, 3.0),
+        derivative=True,
     ),
     unary("log1p", "Log1PBackward0", np.log1p, "log1p(x)", "g / (1 + x)", domain=(-0.5, 2.0)),
     unary("log2", "Log2Backward0", np.log2, "log2(x)", "g / (x * 0.6931471805599453)", domain=(0.2, 3.0)),
@@ -207,10 +208,12 @@ OPS: tuple[Op, ...] = (
     unary("asinh", "AsinhBackward0", np.arcsinh, "asinh(x)", "g / sqrt(x * x + 1)"),
     unary("acosh", "AcoshBackward0", np.arccosh, "acosh(x)", "g / sqrt(x * x - 1)", domain=(1.2, 3.0)),
     unary("atanh", "AtanhBackward0", np.arctanh, "atanh(x)", "g / (1 - x * x)", domain=(-0.9, 0.9)),
-    unary("sinh", "SinhBackward0", np.sinh, "sinh(x)", "g * cosh(x)"),
-    unary("cosh", "CoshBackward0", np.cosh, "cosh(x)", "g * sinh(x)"),
-    unary("erf", "ErfBackward0", _erf, "erf(x)", "g * 1.1283791670955126 * exp(-x * x)"),
-    unary("silu", "SiluBackward0", _silu, "x * sigmoid(x)", "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))"),
+    unary("sinh", "SinhBackward0", np.sinh, "sinh(x)", "g * cosh(x)", derivative=True),
+    unary("cosh", "CoshBackward0", np.cosh, "cosh(x)", "g * sinh(x)", derivative=True),
+    unary("erf", "ErfBackward0", _erf, "erf(x)", "g * 1.1283791670955126 * exp(-x * x)", derivative=True),
+    unary(
+        "silu", "SiluBackward0", _silu, "x * sigmoid(x)", "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))", derivative=True
+    ),
     # Piecewise constant: the gradient is zero (and still reaches the input, as in PyTorch).
     Op("sign", UNARY, "zero", "SignBackward0", np.sign),
     Op("floor", UNARY, "zero", "FloorBackward0", np.floor),
