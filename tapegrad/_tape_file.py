@@ -29,7 +29,7 @@ from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCOD
 FORMAT = "tapegrad-tape"
 FORMAT_VERSION = 1
 _ARRAYS = ("rows", "params", "layouts", "dims", "aux", "input_rows", "output_rows", "values32", "values64")
-_DTYPE_NAMES = {"float32": np.float32, "float64": np.float64}
+_INPUT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 # Replay rules by what their kernels read (``_kernels/forward.py`` and the backward rules).
 _SAME_SHAPE_UNARY = {"neg", "softplus", "sign", "floor", "round", "leaky_relu", "elu", "copy"}
@@ -372,9 +372,10 @@ def write(tape, path, version: str) -> None:
         np.savez(handle, **arrays)
 
 
-def read(path) -> tuple[dict, dict]:
-    """The header and the arrays of a tape file, checked against the header's digest; raises
-    ``ValueError`` for anything that is not such a file."""
+def read(path) -> dict:
+    """A tape file as the state ``Tape.__setstate__`` takes (which validates it), its arrays
+    checked against the header's digest; raises ``ValueError`` for anything that is not such a
+    file."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -402,7 +403,32 @@ def read(path) -> tuple[dict, dict]:
         raise ValueError(f"{path}: the tape file lacks {', '.join(missing)}")
     if header.get("sha256") != _digest(arrays):
         raise ValueError(f"{path}: the tape file's arrays do not match its checksum (damaged or edited)")
-    return header, arrays
+    try:
+        state = _state(header, arrays)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"{path}: invalid tape header or arrays ({type(error).__name__}: {error})") from None
+    if len(state["_names"]) != len(state["input_specs"]):
+        raise ValueError(f"{path}: invalid tape header (one name per input)")
+    return state
+
+
+def _state(header: dict, arrays: dict) -> dict:
+    guards = {}
+    for guard in header["guards"]:
+        expected = guard["truth"] if "truth" in guard else np.array(guard["values"], np.float64).reshape(guard["shape"])
+        guards[int(guard["row"])] = (str(guard["kind"]), str(guard["where"]), expected)
+    return {
+        "rows": remap_opcodes(np.asarray(arrays["rows"], np.int64).reshape(-1, ROW_WIDTH), header["op_names"]),
+        **{name: arrays[name] for name in ("params", "layouts", "dims", "aux", "input_rows", "output_rows")},
+        "input_specs": [
+            (tuple(int(d) for d in shape), np.dtype(_INPUT_DTYPES[dtype])) for shape, dtype in header["input_specs"]
+        ],
+        "guards": guards,
+        "_names": [str(name) for name in header["names"]],
+        "single_output": bool(header["single_output"]),
+        "_rerecord": False,
+        "values": (arrays["values32"], arrays["values64"]),
+    }
 
 
 def remap_opcodes(rows: np.ndarray, op_names: list) -> np.ndarray:

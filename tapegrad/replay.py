@@ -25,7 +25,7 @@ import numpy as np
 from . import _grad_mode as grad_mode
 from . import _ops, _tape_file
 from ._record import _input_row
-from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK, ROW_WIDTH
+from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .tensor import Tensor, _wrap
@@ -416,37 +416,9 @@ def load_tape(path) -> Tape:
     >>> float(tg.load_tape(path)(np.zeros(3)))
     3.0
     """
-    header, arrays = _tape_file.read(path)
     tape = Tape.__new__(Tape)
-    try:
-        tape.rows = _tape_file.remap_opcodes(
-            np.asarray(arrays["rows"], np.int64).reshape(-1, ROW_WIDTH), header["op_names"]
-        )
-        for name in ("params", "layouts", "dims", "aux", "input_rows", "output_rows"):
-            setattr(tape, name, arrays[name])
-        tape.input_specs = [
-            (tuple(int(d) for d in shape), np.dtype(_SPEC_DTYPES[dtype])) for shape, dtype in header["input_specs"]
-        ]
-        tape.guards = {}
-        for guard in header["guards"]:
-            expected = (
-                guard["truth"] if "truth" in guard else np.array(guard["values"], np.float64).reshape(guard["shape"])
-            )
-            tape.guards[int(guard["row"])] = (str(guard["kind"]), str(guard["where"]), expected)
-        tape._names = [str(name) for name in header["names"]]
-        tape.single_output = bool(header["single_output"])
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise ValueError(f"{path}: invalid tape header or arrays ({type(error).__name__}: {error})") from None
-    if len(tape._names) != len(tape.input_specs):
-        raise ValueError(f"{path}: invalid tape header (one name per input)")
-    tape._fn, tape._rerecord = None, False
-    _tape_file.validate(tape)
-    tape._lay_out()
-    tape._fill((arrays["values32"], arrays["values64"]))
+    tape.__setstate__(_tape_file.read(path))  # validated there, as an unpickled tape is
     return tape
-
-
-_SPEC_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def _describe(value) -> str:
