@@ -626,7 +626,17 @@ def backward_rows(
                     for i in range(numel):
                         grad64[target + i] += np.float64(grad32[source + i])
             ok = True
-        elif path == GENERATED_PATH:
+        elif layouts[rows[r, 4], 1] <= SMALL and (
+            _small_backward(
+                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad64
+            )
+            if is_double
+            else _small_backward(
+                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad32
+            )
+        ):
+            ok = True
+        elif path == GENERATED_PATH:  # after the hand-written small path: scalar graphs pay no extra test
             numel = layouts[rows[r, 4], 1]
             if numel <= SMALL:
                 if is_double:
@@ -645,16 +655,6 @@ def backward_rows(
                 ok = generated.backward(
                     rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
                 )
-        elif layouts[rows[r, 4], 1] <= SMALL and (
-            _small_backward(
-                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad64
-            )
-            if is_double
-            else _small_backward(
-                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad32
-            )
-        ):
-            ok = True
         elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
             if is_double:
                 ok = _elementwise_backward(

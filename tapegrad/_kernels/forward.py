@@ -553,7 +553,13 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
             if not ok:
                 return r + 1
-        elif path == GENERATED_PATH:
+        elif layouts[rows[r, 4], 1] <= SMALL and (
+            _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values64)
+            if is_double
+            else _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values32)
+        ):
+            pass
+        elif path == GENERATED_PATH:  # after the hand-written small path: scalar graphs pay no extra test
             numel = layouts[rows[r, 4], 1]
             if numel <= SMALL:
                 if is_double:
@@ -574,12 +580,6 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 )
             if not ok:
                 return -(r + 1)
-        elif layouts[rows[r, 4], 1] <= SMALL and (
-            _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values64)
-            if is_double
-            else _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values32)
-        ):
-            pass
         elif is_double:
             if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values64):
                 return -(r + 1)
