@@ -50,7 +50,15 @@ def _kernel_sources_digest() -> str:
 def _cache_directories() -> list:
     directories = [os.path.join(_HERE, "__pycache__")]
     root = os.environ.get("NUMBA_CACHE_DIR")
-    if root and os.path.isdir(root):
+    if root:
+        # Where numba's locator for NUMBA_CACHE_DIR puts this directory's cache (its
+        # ``get_suitable_cache_subpath``): made here, so that the first run stamps it. Left to
+        # numba, it appeared after the stamping, and the next run dropped a fresh cache.
+        own = os.path.join(root, "_kernels_" + hashlib.sha1(_HERE.encode()).hexdigest())
+        try:
+            os.makedirs(own, exist_ok=True)
+        except OSError:
+            pass
         for path, _, _ in os.walk(root):
             if "_kernels" in path:
                 directories.append(path)
