@@ -28,6 +28,7 @@ from ._record import _input_row
 from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
+from .autograd.engine import kernel_error
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
@@ -55,7 +56,7 @@ def _kernels():
 
         replay_rules = _ops.replay_arrays(forward.RULES, forward.PATHS)
         # Hooks are eager only: register_hook raises inside tapegrad.record.
-        _FORWARD = (forward.forward_sweep, replay_rules, backward.backward_sweep, _ops.dispatch_arrays(backward.RULES))
+        _FORWARD = (forward, replay_rules, backward, _ops.dispatch_arrays(backward.RULES))
     return _FORWARD
 
 
@@ -219,15 +220,14 @@ class Tape:
             self._slot(self.input_rows[index])[...] = data.reshape(-1)
 
     def _forward(self, inputs) -> None:
-        forward_sweep, replay_rules, *_ = _kernels()
+        forward, replay_rules, *_ = _kernels()
         self._load_inputs(inputs)
-        status = forward_sweep(
+        status, row = forward.forward_sweep(
             self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
             self.values[0], self.values[1], self.scratch,
         )  # fmt: skip
-        if status > 0:
+        if status == forward.GUARD_FAILED:
             self._forwarded = False
-            row = status - 1
             kind, where, expected = self.guards[row]
             if self._rerecord:
                 self._build(inputs)
@@ -239,9 +239,10 @@ class Tape:
                 f"{_describe(now != 0 if isinstance(expected, bool) else now)} now; the recorded branch "
                 "does not apply to these inputs (record again, or pass rerecord=True to tapegrad.record)"
             )
-        if status < 0:
-            opcode = self.rows[-status - 1, OPCODE] & OPCODE_MASK
-            raise NotImplementedError(f"no replay rule for {_ops.OPS[opcode].name}")
+        if status:
+            self._forwarded = False
+            opcode = self.rows[row, OPCODE] & OPCODE_MASK
+            raise kernel_error(status == forward.KERNEL_FAILED, "replay", _ops.OPS[opcode].name)
         self._forwarded = True
 
     def _outputs(self):
@@ -261,7 +262,7 @@ class Tape:
         for the inputs of the last forward."""
         if not self._forwarded:
             raise RuntimeError("call the tape (or value_and_grad) before backward")
-        _, _, backward_sweep, (rules, saves, paths) = _kernels()
+        _, _, backward, (rules, saves, paths) = _kernels()
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
@@ -280,13 +281,13 @@ class Tape:
                         f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}."
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
-        status, row, grad32, grad64, offsets, touched = backward_sweep(
+        status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
             self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
             self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
         )  # fmt: skip
         if status:
             opcode = self.rows[row, OPCODE] & OPCODE_MASK
-            raise NotImplementedError(f"no backward rule for {_ops.OPS[opcode].name}")
+            raise kernel_error(status == backward.KERNEL_FAILED, "backward", _ops.OPS[opcode].name)
         arenas = (grad32, grad64)
         grads = []
         for row in self.input_rows:

@@ -45,6 +45,7 @@ LAYERS = {
     "kernels": [
         "_kernels.config",
         "_kernels.memory",
+        "_kernels.families",
         "_kernels.strided",
         "_kernels.scalar",
         "_kernels.generated",

@@ -1,23 +1,28 @@
 """The backward interpreter: one compiled call walks a tape from its roots down.
 
-Dispatch is two-level and on integers: the sweep picks the dtype, ``_row_backward`` picks the
-rule. Each rule is a few lines, named in ``RULES``; the op table (``tapegrad/_ops.py``) maps each
-op to one of these names, so several ops share a rule and a missing one is reported by name.
-Constants are cast to the buffer's dtype (numba widens float32 * Python float to float64).
+Dispatch is two-level and on integers: the sweep (``_run``) picks a row's path and dtype, and
+runs small rows itself; larger rows go to the kernel function of their family (elementwise,
+grouped, structural, matmul, generated...), compiled on first use and called through an address
+(``families.py``, ``FAMILIES``), which picks the rule. Each rule is a few lines, named in
+``RULES``; the op table (``tapegrad/_ops.py``) maps each op to one of these names, so several ops
+share a rule and a missing one is reported by name. Constants are cast to the buffer's dtype
+(numba widens float32 * Python float to float64).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import config, generated
+from . import config, families, generated
 from .config import inline, jit
+from .families import call, make_frame
 from .memory import borrow, matrix_at, value_at
 from .rules import CAST as CAST_PATH
 from .rules import CONSTANT as CONSTANT_PATH
 from .rules import ELEMENTWISE as ELEMENTWISE_PATH
 from .rules import GENERATED as GENERATED_PATH
 from .rules import GROUPED as GROUPED_PATH
+from .rules import MATMUL as MATMUL_PATH
 from .rules import PYTHON as PYTHON_PATH
 from .rules import SKIP as SKIP_PATH
 from .rules import STRUCTURAL as STRUCTURAL_PATH
@@ -40,6 +45,9 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
  CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
  CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
+
+# Statuses of a sweep (0: done). MISSING + slot: the row needs family ``slot``, not loaded yet.
+FREED, MODIFIED, NO_RULE, KERNEL_FAILED, MISSING = 1, 2, 3, 4, 16
 
 FLOAT64 = 1
 SMALL = 8  # rows up to this many elements take the call-free path
@@ -74,10 +82,11 @@ def _claim(row, rows, layouts, offsets, touched, grad):
 
 
 @inline
-def _small_backward(rule, r, numel, rows, params, aux, addresses, offsets, touched, grad):
+def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad):
     """Rows of a few elements (scalar graphs, the tutorial's 3-vectors) without slices or a call:
     index arithmetic on the arena, reading only the values the rule needs. For large rows the
-    slice-based rules below vectorize instead. False: not handled here."""
+    slice-based rules below vectorize instead. ``sum_all`` is here, whatever its input's size:
+    it ends nearly every loss, and its result is one element. False: not handled here."""
     a = rows[r, 1]
     b = rows[r, 2]
     o = offsets[r]
@@ -110,6 +119,12 @@ def _small_backward(rule, r, numel, rows, params, aux, addresses, offsets, touch
     elif rule == VIEW and numel == 1:
         if has_a:
             grad[oa + aux[rows[r, 3]]] += grad[o]
+    elif rule == SUM_ALL:  # its result is one element, whatever its input's size
+        if has_a:
+            scaled = grad[o] * grad.dtype.type(params[r, 5])
+            target = grad[oa : oa + layouts[rows[a, 4], 1]]
+            for i in range(len(target)):
+                target[i] += scaled
     elif rule == SOFTPLUS and b < 0:
         x = value_at(addresses[a], numel, grad)
         half = grad.dtype.type(0.5)
@@ -273,9 +288,7 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     has_a = a >= 0 and offsets[a] >= 0
     has_b = b >= 0 and offsets[b] >= 0
     numel_a = layouts[rows[a, 4], 1] if a >= 0 else 0
-    numel_b = layouts[rows[b, 4], 1] if b >= 0 else 0
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
-    gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
     if has_a:
         _claim(a, rows, layouts, offsets, touched, grad)
     if has_b:
@@ -284,11 +297,7 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     one = grad.dtype.type(1.0)
     s = grad.dtype.type(params[r, 5])
 
-    if rule == SUM_ALL:
-        scaled = g[0] * s
-        for i in range(numel_a):
-            ga[i] += scaled
-    elif rule == SUM_DIM:
+    if rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         strided_accumulate(ga, 0, contiguous_strides(shape), g, 0, reduced_strides(shape, rows[r, 3]), shape, s)
     elif rule == SOFTMAX:
@@ -350,7 +359,28 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                 block[i] += g[i]
         else:
             strided_accumulate(ga, aux[start], strides, g, 0, contiguous_strides(shape), shape, one)
-    elif rule == DOT:
+    else:
+        return False
+    return True
+
+
+@jit
+def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad):
+    """Products: dot, mv, mm, bmm (BLAS through numba's np.dot, which needs scipy)."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    g = grad[offsets[r] : offsets[r] + layouts[rows[r, 4], 1]]
+    has_a = a >= 0 and offsets[a] >= 0
+    has_b = b >= 0 and offsets[b] >= 0
+    numel_a = layouts[rows[a, 4], 1]
+    numel_b = layouts[rows[b, 4], 1]
+    ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
+    gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
+    if has_a:
+        _claim(a, rows, layouts, offsets, touched, grad)
+    if has_b:
+        _claim(b, rows, layouts, offsets, touched, grad)
+    if rule == DOT:
         x = value_at(addresses[a], numel_a, grad)
         y = value_at(addresses[b], numel_b, grad)
         for i in range(len(ga)):
@@ -531,18 +561,19 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
             ga[base + k * inner] += scale * np.sign(value) * np.abs(value) ** (p - 1)
 
 
-@jit
-def backward_setup(rows, layouts, paths, roots, seeds):
+@inline
+def _setup(rows, layouts, paths, roots, seeds):
     """Lay out one gradient slot per row that can receive one and seed the roots.
     Returns ``(offsets, grad32, grad64, touched)``."""
     top = 0
     for root in roots:
         top = max(top, root)
     n = top + 1
-    offsets = np.full(n, -1, np.int64)
+    offsets = np.empty(n, np.int64)
     total32 = 0
     total64 = 0
     for r in range(n):
+        offsets[r] = -1
         if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH:
             continue
         layout = rows[r, 4]
@@ -572,23 +603,33 @@ def backward_setup(rows, layouts, paths, roots, seeds):
 
 
 @jit
-def backward_rows(
-    rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,
-    offsets, grad32, grad64, touched, start, stop,
+def _run(
+    rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
+    offsets, grad32, grad64, touched, start, stop, table,
 ):  # fmt: skip
-    """Propagate through rows ``start`` down to ``stop`` (exclusive). A sweep with hooks stops
-    above each hooked row, so Python can call the hooks once that row's gradient is complete.
-    Returns ``(status, row)`` as ``backward_sweep`` does."""
-    # Everything handed to the per-row functions goes as a borrowed (uncounted) view.
-    b_rows, b_params, b_layouts, b_dims, b_aux = (
-        borrow(rows),
-        borrow(params),
-        borrow(layouts),
-        borrow(dims),
-        borrow(aux),
-    )
+    """Propagate gradients through rows ``start`` down to ``stop`` (exclusive). With ``touched``
+    empty it first lays out one gradient slot per row and seeds ``roots`` with ``seeds``
+    (flattened in order), and ``start`` is the highest root: a backward without hooks is this one
+    call. One compiled function, not one calling another: numba generates the machine code of
+    a called function again inside its caller (a wrapper cost a second of cold compile), and
+    inlining this body cost 2.5 s in numba's inliner.
+
+    ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
+    ``paths[opcode]`` which kernel function runs it (``tapegrad/_kernels/rules.py``);
+    ``modified`` marks rows one of whose saved tensors changed in place since it was saved;
+    ``table`` holds the addresses of the loaded families (``FAMILIES``).
+    Returns ``(status, row, offsets, grad32, grad64, touched)``: status 0 on success, or
+    ``FREED``, ``MODIFIED``, ``NO_RULE``, ``KERNEL_FAILED`` for ``row``, or ``MISSING + slot``
+    when ``row`` needs a family not loaded yet (the Python around it loads it and resumes).
+    """
+    if len(touched) == 0:
+        offsets, grad32, grad64, touched = _setup(rows, layouts, paths, roots, seeds)
+        start = len(touched) - 1
+    # Everything the inlined paths use goes as a borrowed (uncounted) view.
+    b_rows, b_params, b_layouts, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(aux)
     b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
     b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
+    frame = make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, grad32, grad64)
     for r in range(start, stop, -1):
         if not touched[r]:
             continue
@@ -602,19 +643,14 @@ def backward_rows(
         mask = saves[opcode]
         if mask:
             if freed[r]:
-                return 1, r
+                return FREED, r, offsets, grad32, grad64, touched
             if modified[r]:
-                return 2, r
+                return MODIFIED, r, offsets, grad32, grad64, touched
         is_double = layouts[rows[r, 4], 0] == FLOAT64
-        if (path == UNARY_PATH or path == GENERATED_PATH) and rows[r, 2] >= 0:
-            if is_double:
-                ok = _derivative_backward(r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad64)
-            else:
-                ok = _derivative_backward(r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad32)
-        elif path == CAST_PATH:
+        numel = layouts[rows[r, 4], 1]
+        if path == CAST_PATH:
             a = rows[r, 1]
             if offsets[a] >= 0:
-                numel = layouts[rows[r, 4], 1]
                 source = offsets[r]
                 target = offsets[a]
                 if is_double:
@@ -625,92 +661,193 @@ def backward_rows(
                     _claim(a, rows, layouts, offsets, touched, grad64)
                     for i in range(numel):
                         grad64[target + i] += np.float64(grad32[source + i])
-            ok = True
-        elif layouts[rows[r, 4], 1] <= SMALL and (
+        elif numel <= SMALL and (
             _small_backward(
-                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad64
+                rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_addresses, b_offsets, b_touched, b_grad64
             )
             if is_double
             else _small_backward(
-                rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_addresses, b_offsets, b_touched, b_grad32
+                rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_addresses, b_offsets, b_touched, b_grad32
             )
         ):
-            ok = True
-        elif path == GENERATED_PATH:  # after the hand-written small path: scalar graphs pay no extra test
-            numel = layouts[rows[r, 4], 1]
-            if numel <= SMALL:
-                if is_double:
-                    ok = generated.small_backward(
-                        rule - GENERATED_BASE, r, numel, b_rows, b_addresses, b_offsets, b_touched, b_grad64
-                    )
-                else:
-                    ok = generated.small_backward(
-                        rule - GENERATED_BASE, r, numel, b_rows, b_addresses, b_offsets, b_touched, b_grad32
-                    )
-            elif is_double:
-                ok = generated.backward(
-                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad64
-                )
+            pass
+        else:  # a family's function, through its address
+            if (path == UNARY_PATH or path == GENERATED_PATH) and rows[r, 2] >= 0:
+                family = DERIVATIVE
+            elif path == GENERATED_PATH:
+                family = GENERATED_SMALL if numel <= SMALL else GENERATED
+            elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
+                family = ELEMENTWISE
+            elif path == GROUPED_PATH:
+                family = GROUPED
+            elif path == STRUCTURAL_PATH:
+                family = STRUCTURAL
+            elif path == MATMUL_PATH:
+                family = MATMUL
             else:
-                ok = generated.backward(
-                    rule - GENERATED_BASE, r, b_rows, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
-                )
-        elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
-            if is_double:
-                ok = _elementwise_backward(
-                    rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad64
-                )
-            else:
-                ok = _elementwise_backward(
-                    rule, r, b_rows, b_params, b_layouts, b_addresses, b_offsets, b_touched, b_grad32
-                )
-        elif path == GROUPED_PATH:
-            if is_double:
-                ok = _grouped_backward(
-                    rule, mask, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad64
-                )
-            else:
-                ok = _grouped_backward(
-                    rule, mask, r, b_rows, b_params, b_layouts, b_dims, b_addresses, b_offsets, b_touched, b_grad32
-                )
-        elif path == STRUCTURAL_PATH:
-            if is_double:
-                ok = _structural_backward(
-                    rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad64
-                )
-            else:
-                ok = _structural_backward(
-                    rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_addresses, b_offsets, b_touched, b_grad32
-                )
-        else:
-            ok = False
-        if not ok:
-            return 3, r
+                return NO_RULE, r, offsets, grad32, grad64, touched
+            slot = 2 * family + (1 if is_double else 0)
+            address = table[slot]
+            if address == 0:
+                return MISSING + slot, r, offsets, grad32, grad64, touched
+            result = call(address, rule, r, mask, frame)
+            if result != families.DONE:
+                status = NO_RULE if result == families.NO_RULE else KERNEL_FAILED
+                return status, r, offsets, grad32, grad64, touched
         if not retain_graph:
             freed[r] = True
-    return 0, 0
+    return 0, 0, offsets, grad32, grad64, touched
 
 
-@jit
+# The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order.
+ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, GENERATED, GENERATED_SMALL, DERIVATIVE = range(7)
+
+
+def _elementwise32(rule, r, mask, frame):
+    rows, params, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad))
+
+
+def _elementwise64(rule, r, mask, frame):
+    rows, params, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad))
+
+
+def _grouped32(rule, r, mask, frame):
+    rows, params, layouts, dims, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, offsets, touched, grad))
+
+
+def _grouped64(rule, r, mask, frame):
+    rows, params, layouts, dims, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, offsets, touched, grad))
+
+
+def _structural32(rule, r, mask, frame):
+    rows, params, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad))
+
+
+def _structural64(rule, r, mask, frame):
+    rows, params, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad))
+
+
+def _matmul32(rule, r, mask, frame):
+    rows, _, layouts, dims, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
+
+
+def _matmul64(rule, r, mask, frame):
+    rows, _, layouts, dims, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
+
+
+def _generated32(rule, r, mask, frame):
+    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(generated.backward(rule - GENERATED_BASE, r, rows, layouts, addresses, offsets, touched, grad))
+
+
+def _generated64(rule, r, mask, frame):
+    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(generated.backward(rule - GENERATED_BASE, r, rows, layouts, addresses, offsets, touched, grad))
+
+
+def _generated_small32(rule, r, mask, frame):
+    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    numel = layouts[rows[r, 4], 1]
+    return _done(generated.small_backward(rule - GENERATED_BASE, r, numel, rows, addresses, offsets, touched, grad))
+
+
+def _generated_small64(rule, r, mask, frame):
+    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    numel = layouts[rows[r, 4], 1]
+    return _done(generated.small_backward(rule - GENERATED_BASE, r, numel, rows, addresses, offsets, touched, grad))
+
+
+def _derivative32(rule, r, mask, frame):
+    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad))
+
+
+def _derivative64(rule, r, mask, frame):
+    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad))
+
+
+@inline
+def _done(ok):
+    return families.DONE if ok else families.NO_RULE
+
+
+FAMILIES = families.Table(
+    "backward",
+    (
+        ("elementwise", _elementwise32, _elementwise64),
+        ("grouped", _grouped32, _grouped64),
+        ("structural", _structural32, _structural64),
+        ("matmul", _matmul32, _matmul64),
+        ("generated", _generated32, _generated64),
+        ("generated small", _generated_small32, _generated_small64),
+        ("precomputed derivative", _derivative32, _derivative64),
+    ),
+)
+
+
+_NO_ROWS = np.zeros(0, np.int64)
+_NO_GRAD32 = np.zeros(0, np.float32)
+_NO_GRAD64 = np.zeros(0, np.float64)
+_NO_TOUCHED = np.zeros(0, np.bool_)
+
+
 def backward_sweep(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph
 ):
-    """Gradients of every row reached from ``roots`` (seeded with ``seeds``, flattened in order):
-    the whole backward in one call.
+    """The whole backward from ``roots``: one compiled call once the families the tape uses are
+    loaded (``_run`` gives the arguments). Returns ``(status, row, grad32, grad64, offsets,
+    touched)``; status 0 on success, else ``FREED``, ``MODIFIED``, ``NO_RULE`` or
+    ``KERNEL_FAILED`` at ``row``."""
+    families.announce(_run, "backward interpreter")
+    offsets, grad32, grad64, touched = _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED
+    start = -1
+    while True:
+        status, row, offsets, grad32, grad64, touched = _run(
+            rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
+            retain_graph, offsets, grad32, grad64, touched, start, -1, FAMILIES.addresses,
+        )  # fmt: skip
+        if status < MISSING:
+            return status, row, grad32, grad64, offsets, touched
+        FAMILIES.load(status - MISSING)
+        start = row
 
-    ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
-    ``paths[opcode]`` which kernel function runs it (``tapegrad/_kernels/rules.py``);
-    ``modified`` marks rows one of whose saved tensors changed in place since it was saved.
-    Returns ``(status, row, grad32, grad64, offsets, touched)``: status 0 on success, 1 when
-    ``row`` needs values a previous backward freed, 2 when it needs ``row``'s value, modified in
-    place, 3 when ``row``'s op has no rule.
-    """
-    offsets, grad32, grad64, touched = backward_setup(rows, layouts, paths, roots, seeds)
-    status, row = backward_rows(
-        rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,
-        offsets, grad32, grad64, touched, len(touched) - 1, -1,
+
+def backward_setup(rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds):
+    """For a backward that stops for hooks: lay out the gradient slots and seed the roots, and
+    return ``(offsets, grad32, grad64, touched)`` for ``backward_rows``."""
+    families.announce(_run, "backward interpreter")
+    _, _, offsets, grad32, grad64, touched = _run(
+        rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, _NO_TOUCHED, _NO_TOUCHED,
+        False, _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED, -1, len(rows), FAMILIES.addresses,
     )  # fmt: skip
-    return status, row, grad32, grad64, offsets, touched
+    return offsets, grad32, grad64, touched
+
+
+def backward_rows(
+    rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,
+    offsets, grad32, grad64, touched, start, stop,
+):  # fmt: skip
+    """Propagate through rows ``start`` down to ``stop`` (exclusive), loading families as rows
+    ask for them. A backward with hooks stops above each hooked row, so that Python can call the
+    hooks once that row's gradient is complete. Returns ``(status, row)``."""
+    while True:
+        status, row, *_ = _run(
+            rows, params, layouts, dims, aux, addresses, rules, saves, paths, _NO_ROWS, _NO_GRAD64, freed, modified,
+            retain_graph, offsets, grad32, grad64, touched, start, stop, FAMILIES.addresses,
+        )  # fmt: skip
+        if status < MISSING:
+            return status, row
+        FAMILIES.load(status - MISSING)
+        start = row
 
 
 config.limit_kernel_blas_threads()  # before the first np.dot of a sweep: see its docstring

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import generated
+from . import families, generated
 from .backward import SMALL, _groups, _shape, _split
 from .config import inline, jit
+from .families import call, make_frame
 from .memory import borrow, matrix_at
 from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
 
@@ -33,14 +34,21 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
-# code. Rules not listed here go to ``_small_forward``/``_row_forward``.
-COMPARE_PATH, GROUPED_PATH, ELEMENT_SWITCH_PATH, GENERATED_PATH = 1, 2, 3, 4
+# code. Rules not listed here (input, cast, guard, argmax) are the sweep's own; any other rule
+# reaching it is "no replay rule". Each path but COMPARE is a family (``FAMILIES``).
+COMPARE_PATH, GROUPED_PATH, ELEMENT_SWITCH_PATH, GENERATED_PATH, ELEMENTWISE_PATH, STRUCTURAL_PATH, MATMUL_PATH = range(
+    1, 8
+)
 _PATH_RULES = {
     COMPARE_PATH: "lt le gt ge eq ne",
     GROUPED_PATH: "maximum minimum clamp_min clamp_max where extreme reduce_weights cumsum prod logsumexp var std norm",
-    # Unary rules that share one per-element switch in ``_row_forward`` (they are rare enough in
-    # hot loops that a branch per element is cheaper to compile than a loop each).
+    # Unary rules that share one per-element switch in ``_elementwise_forward`` (they are rare
+    # enough in hot loops that a branch per element is cheaper to compile than a loop each).
     ELEMENT_SWITCH_PATH: "sign floor round leaky_relu elu",
+    ELEMENTWISE_PATH: "neg softplus add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar "
+    "add sub mul div pow copy",
+    STRUCTURAL_PATH: "sum_dim softmax log_softmax gather_rows view concat",
+    MATMUL_PATH: "dot mv mm bmm",
 }
 # Ops declared by formula replay through ``generated.forward``, numbered after the rules above.
 GENERATED_BASE = len(RULE_NAMES)
@@ -50,6 +58,9 @@ for _path, _names in _PATH_RULES.items():
     for _name in _names.split():
         PATHS[RULES[_name]] = _path
 PATHS[GENERATED_BASE:] = GENERATED_PATH
+
+# Statuses of a sweep (0: done). MISSING + slot: the row needs family ``slot``, not loaded yet.
+GUARD_FAILED, NO_RULE, KERNEL_FAILED, MISSING = 1, 3, 4, 16
 
 OPCODE_MASK = (1 << 16) - 1  # tapegrad._tape.OPCODE_MASK
 RULE_MASK = (1 << 16) - 1  # ``rules`` holds path << 16 | rule per opcode (_ops.replay_arrays)
@@ -67,8 +78,9 @@ def _logaddexp0(x, log2):
 
 
 @inline
-def _small_forward(rule, r, numel, rows, params, aux, offsets, values):
-    """Rows of a few elements without slices or a call. False: not handled here."""
+def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
+    """Rows of a few elements without slices or a call, and ``sum_all`` (its result is one
+    element). False: not handled here."""
     a = rows[r, 1]
     b = rows[r, 2]
     o = offsets[r]
@@ -94,6 +106,11 @@ def _small_forward(rule, r, numel, rows, params, aux, offsets, values):
             values[o + i] = values[oa + i] * s
     elif rule == VIEW and numel == 1:
         values[o] = values[oa + aux[rows[r, 3]]]
+    elif rule == SUM_ALL:  # its result is one element, whatever its input's size
+        total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
+        for i in range(layouts[rows[a, 4], 1]):
+            total += values[oa + i]
+        values[o] = total * params[r, 5]
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
@@ -109,8 +126,8 @@ def _small_forward(rule, r, numel, rows, params, aux, offsets, values):
 
 
 @jit
-def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
-    """Compute row ``r`` from its inputs, all of ``values``' dtype. False: not a same-dtype rule."""
+def _elementwise_forward(rule, path, r, rows, params, layouts, offsets, values):
+    """Rules whose output element i reads element i of its inputs. False: not one."""
     a = rows[r, 1]
     b = rows[r, 2]
     numel = layouts[rows[r, 4], 1]
@@ -180,12 +197,42 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
     elif rule == POW:
         for i in range(numel):
             out[i] = x[i] ** y[i]
-    elif rule == SUM_ALL:
-        total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
-        for i in range(numel_a):
-            total += x[i]
-        out[0] = total * params[r, 5]
-    elif rule == SUM_DIM:
+    elif path == ELEMENT_SWITCH_PATH:
+        for i in range(numel):
+            v = x[i]
+            if rule == SIGN:
+                out[i] = np.sign(v)
+            elif rule == FLOOR:
+                out[i] = np.floor(v)
+            elif rule == ROUND:
+                out[i] = np.rint(v)
+            elif rule == LEAKY_RELU:
+                out[i] = v if v > zero else v * s
+            elif rule == ELU:
+                out[i] = v if v > zero else np.expm1(v) * s
+            else:  # a rule listed under ELEMENT_SWITCH_PATH without a case here
+                return False
+    elif rule == COPY:
+        for i in range(numel):
+            out[i] = x[i]
+    else:
+        return False
+    return True
+
+
+@jit
+def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
+    """Reductions along a dimension, softmax, views, gathers and joins: rules that need shapes."""
+    a = rows[r, 1]
+    numel = layouts[rows[r, 4], 1]
+    out = values[offsets[r] : offsets[r] + numel]
+    numel_a = layouts[rows[a, 4], 1] if a >= 0 else 0
+    x = values[offsets[a] : offsets[a] + numel_a] if a >= 0 else values[:0]
+    zero = values.dtype.type(0.0)
+    one = values.dtype.type(1.0)
+    s = values.dtype.type(params[r, 5])
+
+    if rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         out[:] = zero
         strided_accumulate(out, 0, reduced_strides(shape, rows[r, 3]), x, 0, contiguous_strides(shape), shape, one)
@@ -206,21 +253,6 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                     total += out[base + k * inner]
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
-    elif PATHS[rule] == ELEMENT_SWITCH_PATH:
-        for i in range(numel):
-            v = x[i]
-            if rule == SIGN:
-                out[i] = np.sign(v)
-            elif rule == FLOOR:
-                out[i] = np.floor(v)
-            elif rule == ROUND:
-                out[i] = np.rint(v)
-            elif rule == LEAKY_RELU:
-                out[i] = v if v > zero else v * s
-            elif rule == ELU:
-                out[i] = v if v > zero else np.expm1(v) * s
-            else:  # a rule listed under ELEMENT_SWITCH_PATH without a case here
-                return False
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -254,9 +286,6 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
         else:
             out[:] = zero
             strided_accumulate(out, 0, contiguous_strides(shape), x, aux[start], strides, shape, one)
-    elif rule == COPY:
-        for i in range(numel):
-            out[i] = x[i]
     elif rule == CONCAT:  # aux as in the backward rule: count, dim, row deltas, extents
         start = rows[r, 3]
         count, dim = aux[start], aux[start + 1]
@@ -270,7 +299,25 @@ def _row_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
                 for i in range(width):
                     out[o * extent * inner + position + i] = part[o * width + i]
             position += width
-    elif rule == DOT:
+    else:
+        return False
+    return True
+
+
+@jit
+def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
+    """Products: dot, mv, mm, bmm (BLAS through numba's np.dot, which needs scipy)."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    out = values[offsets[r] : offsets[r] + numel]
+    numel_a = layouts[rows[a, 4], 1] if a >= 0 else 0
+    numel_b = layouts[rows[b, 4], 1] if b >= 0 else 0
+    x = values[offsets[a] : offsets[a] + numel_a] if a >= 0 else values[:0]
+    y = values[offsets[b] : offsets[b] + numel_b] if b >= 0 else values[:0]
+    zero = values.dtype.type(0.0)
+
+    if rule == DOT:
         total = zero
         for i in range(numel_a):
             total += x[i] * y[i]
@@ -481,29 +528,27 @@ def _guard_holds(r, rows, params, layouts, offsets, values64, observed):
 
 
 @jit
-def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch):
-    """Recompute rows in order. ``rules[opcode]`` is ``path << 16 | rule`` (``PATHS``): one
-    load gives both. Returns 0, or ``r + 1`` for the first guard that fails, or ``-(r + 1)`` for a
-    row no rule covers. ``scratch`` holds a float64 copy of a guarded float32
-    value."""
-    b_rows, b_params, b_layouts, b_dims, b_aux = (
-        borrow(rows),
-        borrow(params),
-        borrow(layouts),
-        borrow(dims),
-        borrow(aux),
-    )
+def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, table):
+    """Recompute rows in order from ``start``. ``rules[opcode]`` is ``path << 16 | rule``
+    (``PATHS``): one load gives both. ``table`` holds the addresses of the loaded families.
+    Returns ``(status, row)``: status 0 when done, ``GUARD_FAILED`` at the first guard that comes
+    out differently, ``NO_RULE``, ``KERNEL_FAILED``, or ``MISSING + slot`` when ``row`` needs a
+    family not loaded yet. ``scratch`` holds a float64 copy of a guarded float32 value."""
+    b_rows, b_params, b_layouts, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(aux)
     b_offsets, b_values32, b_values64 = borrow(offsets), borrow(values32), borrow(values64)
-    for r in range(rows.shape[0]):
+    # A replay has no saved addresses and no touched flags: those slots of the frame repeat
+    # arrays the replay families never read.
+    frame = make_frame(rows, params, layouts, dims, aux, offsets, offsets, scratch, values32, values64)
+    for r in range(start, rows.shape[0]):
         code = rules[rows[r, 0] & OPCODE_MASK]
         rule = code & RULE_MASK
         if rule == INPUT:
             continue
         path = code >> 16
         is_double = layouts[rows[r, 4], 0] == FLOAT64
+        numel = layouts[rows[r, 4], 1]
         a = rows[r, 1]
         if rule == CAST:
-            numel = layouts[rows[r, 4], 1]
             source, target = offsets[a], offsets[r]
             if layouts[rows[a, 4], 0] == FLOAT64:
                 if is_double:
@@ -519,71 +564,177 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
                 else:
                     for i in range(numel):
                         values32[target + i] = values32[source + i]
-        elif path == COMPARE_PATH:
-            b = rows[r, 2]
-            numel = layouts[rows[r, 4], 1]
-            out = values64[offsets[r] : offsets[r] + numel]
-            if layouts[rows[a, 4], 0] == FLOAT64:
-                other = values64[offsets[b] : offsets[b] + numel] if b >= 0 else values64[:0]
-                _compare(rule, values64[offsets[a] : offsets[a] + numel], other, params[r, 5], out)
-            else:
-                other32 = values32[offsets[b] : offsets[b] + numel] if b >= 0 else values32[:0]
-                _compare(rule, values32[offsets[a] : offsets[a] + numel], other32, np.float32(params[r, 5]), out)
-        elif rule == ARGMAX:  # indices (float64) of a value of either dtype
-            numel = layouts[rows[r, 4], 1]
-            out = values64[offsets[r] : offsets[r] + numel]
-            outer, extent, inner = _groups(layouts, dims, rows[a, 4], rows[r, 3])
-            numel_a = outer * extent * inner
-            if layouts[rows[a, 4], 0] == FLOAT64:
-                _argmax(values64[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
-            else:
-                _argmax(values32[offsets[a] : offsets[a] + numel_a], out, params[r, 5], outer, extent, inner)
-        elif path == GROUPED_PATH:
-            if is_double:
-                ok = _grouped_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_offsets, b_values64)
-            else:
-                ok = _grouped_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_offsets, b_values32)
         elif rule == GUARD:
             if layouts[rows[a, 4], 0] == FLOAT64:
-                ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, b_values64)
+                holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, b_values64)
             else:
-                numel = layouts[rows[a, 4], 1]
-                for i in range(numel):
+                for i in range(layouts[rows[a, 4], 1]):
                     scratch[offsets[a] + i] = values32[offsets[a] + i]
-                ok = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
-            if not ok:
-                return r + 1
-        elif layouts[rows[r, 4], 1] <= SMALL and (
-            _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values64)
+                holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
+            if not holds:
+                return GUARD_FAILED, r
+        elif numel <= SMALL and (
+            _small_forward(rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_offsets, b_values64)
             if is_double
-            else _small_forward(rule, r, layouts[rows[r, 4], 1], b_rows, b_params, b_aux, b_offsets, b_values32)
+            else _small_forward(rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_offsets, b_values32)
         ):
             pass
-        elif path == GENERATED_PATH:  # after the hand-written small path: scalar graphs pay no extra test
-            numel = layouts[rows[r, 4], 1]
-            if numel <= SMALL:
-                if is_double:
-                    ok = generated.small_forward(rule - GENERATED_BASE, r, numel, b_rows, b_offsets, b_values64)
-                else:
-                    ok = generated.small_forward(rule - GENERATED_BASE, r, numel, b_rows, b_offsets, b_values32)
-            elif is_double:
-                ok = generated.forward(
-                    rule - GENERATED_BASE,
-                    values64[offsets[a] : offsets[a] + numel],
-                    values64[offsets[r] : offsets[r] + numel],
-                )
+        else:  # a family's function, through its address
+            if path == GENERATED_PATH:
+                family = GENERATED_SMALL if numel <= SMALL else GENERATED
+            elif path == ELEMENTWISE_PATH or path == ELEMENT_SWITCH_PATH:
+                family = ELEMENTWISE
+            elif path == STRUCTURAL_PATH:
+                family = STRUCTURAL
+            elif path == MATMUL_PATH:
+                family = MATMUL
+            elif path == GROUPED_PATH:
+                family = GROUPED
+            elif path == COMPARE_PATH or rule == ARGMAX:  # the input's dtype picks the kernel
+                family = COMPARE
+                is_double = layouts[rows[a, 4], 0] == FLOAT64
             else:
-                ok = generated.forward(
-                    rule - GENERATED_BASE,
-                    values32[offsets[a] : offsets[a] + numel],
-                    values32[offsets[r] : offsets[r] + numel],
-                )
-            if not ok:
-                return -(r + 1)
-        elif is_double:
-            if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values64):
-                return -(r + 1)
-        else:
-            if not _row_forward(rule, r, b_rows, b_params, b_layouts, b_dims, b_aux, b_offsets, b_values32):
-                return -(r + 1)
-    return 0
+                return NO_RULE, r
+            slot = 2 * family + (1 if is_double else 0)
+            address = table[slot]
+            if address == 0:
+                return MISSING + slot, r
+            result = call(address, rule, r, path, frame)
+            if result != families.DONE:
+                return (NO_RULE if result == families.NO_RULE else KERNEL_FAILED), r
+    return 0, 0
+
+
+# The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order.
+ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, GENERATED, GENERATED_SMALL = range(7)
+
+
+def _elementwise32(rule, r, path, frame):
+    rows, params, layouts, _, _, _, offsets, _, values = families.arrays32(frame)
+    return _done(_elementwise_forward(rule, path, r, rows, params, layouts, offsets, values))
+
+
+def _elementwise64(rule, r, path, frame):
+    rows, params, layouts, _, _, _, offsets, _, values = families.arrays64(frame)
+    return _done(_elementwise_forward(rule, path, r, rows, params, layouts, offsets, values))
+
+
+def _structural32(rule, r, path, frame):
+    rows, params, layouts, dims, aux, _, offsets, _, values = families.arrays32(frame)
+    return _done(_structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, values))
+
+
+def _structural64(rule, r, path, frame):
+    rows, params, layouts, dims, aux, _, offsets, _, values = families.arrays64(frame)
+    return _done(_structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, values))
+
+
+def _matmul32(rule, r, path, frame):
+    rows, _, layouts, dims, _, _, offsets, _, values = families.arrays32(frame)
+    return _done(_matmul_forward(rule, r, rows, layouts, dims, offsets, values))
+
+
+def _matmul64(rule, r, path, frame):
+    rows, _, layouts, dims, _, _, offsets, _, values = families.arrays64(frame)
+    return _done(_matmul_forward(rule, r, rows, layouts, dims, offsets, values))
+
+
+def _grouped32(rule, r, path, frame):
+    rows, params, layouts, dims, _, _, offsets, _, values = families.arrays32(frame)
+    return _done(_grouped_forward(rule, r, rows, params, layouts, dims, offsets, values))
+
+
+def _grouped64(rule, r, path, frame):
+    rows, params, layouts, dims, _, _, offsets, _, values = families.arrays64(frame)
+    return _done(_grouped_forward(rule, r, rows, params, layouts, dims, offsets, values))
+
+
+def _compare32(rule, r, path, frame):  # a float32 input; results are float64 (0/1, indices)
+    rows, params, layouts, dims, _, _, offsets, _, values = families.arrays32(frame)
+    results = families.arrays64(frame)[8]
+    return _done(_compare_row(rule, r, rows, params, layouts, dims, offsets, values, results))
+
+
+def _compare64(rule, r, path, frame):
+    rows, params, layouts, dims, _, _, offsets, _, values = families.arrays64(frame)
+    return _done(_compare_row(rule, r, rows, params, layouts, dims, offsets, values, values))
+
+
+def _generated32(rule, r, path, frame):
+    rows, _, layouts, _, _, _, offsets, _, values = families.arrays32(frame)
+    return _done(_generated_row(rule, r, rows, layouts, offsets, values))
+
+
+def _generated64(rule, r, path, frame):
+    rows, _, layouts, _, _, _, offsets, _, values = families.arrays64(frame)
+    return _done(_generated_row(rule, r, rows, layouts, offsets, values))
+
+
+def _generated_small32(rule, r, path, frame):
+    rows, _, layouts, _, _, _, offsets, _, values = families.arrays32(frame)
+    return _done(generated.small_forward(rule - GENERATED_BASE, r, layouts[rows[r, 4], 1], rows, offsets, values))
+
+
+def _generated_small64(rule, r, path, frame):
+    rows, _, layouts, _, _, _, offsets, _, values = families.arrays64(frame)
+    return _done(generated.small_forward(rule - GENERATED_BASE, r, layouts[rows[r, 4], 1], rows, offsets, values))
+
+
+@inline
+def _generated_row(rule, r, rows, layouts, offsets, values):
+    a = rows[r, 1]
+    numel = layouts[rows[r, 4], 1]
+    x = values[offsets[a] : offsets[a] + numel]
+    return generated.forward(rule - GENERATED_BASE, x, values[offsets[r] : offsets[r] + numel])
+
+
+@inline
+def _compare_row(rule, r, rows, params, layouts, dims, offsets, values, results):
+    """Comparisons and argmax: inputs of ``values``' dtype, results (float64) in ``results``."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    out = results[offsets[r] : offsets[r] + numel]
+    if rule == ARGMAX:
+        outer, extent, inner = _groups(layouts, dims, rows[a, 4], rows[r, 3])
+        _argmax(values[offsets[a] : offsets[a] + outer * extent * inner], out, params[r, 5], outer, extent, inner)
+        return True
+    other = values[offsets[b] : offsets[b] + numel] if b >= 0 else values[:0]
+    _compare(rule, values[offsets[a] : offsets[a] + numel], other, values.dtype.type(params[r, 5]), out)
+    return True
+
+
+@inline
+def _done(ok):
+    return families.DONE if ok else families.NO_RULE
+
+
+FAMILIES = families.Table(
+    "replay",
+    (
+        ("elementwise", _elementwise32, _elementwise64),
+        ("structural", _structural32, _structural64),
+        ("matmul", _matmul32, _matmul64),
+        ("grouped", _grouped32, _grouped64),
+        ("comparison", _compare32, _compare64),
+        ("generated", _generated32, _generated64),
+        ("generated small", _generated_small32, _generated_small64),
+    ),
+)
+
+
+def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch):
+    """Recompute every row (see ``_sweep``): one compiled call once the families the tape uses are
+    loaded; a row of a family not loaded yet stops the sweep, the family is loaded, and the sweep
+    resumes at that row. Returns ``(status, row)`` with status 0, ``GUARD_FAILED``, ``NO_RULE``
+    or ``KERNEL_FAILED``."""
+    families.announce(_sweep, "replay interpreter")
+    start = 0
+    while True:
+        status, row = _sweep(
+            rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, FAMILIES.addresses
+        )
+        if status < MISSING:
+            return status, row
+        FAMILIES.load(status - MISSING)
+        start = row

@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from . import scalar
-from .config import inline, jit
+from .config import inline
 from .memory import value_at
 
 RULE_NAMES = {names}
@@ -42,7 +42,7 @@ RULES = {{name: number for number, name in enumerate(RULE_NAMES)}}'''
 
 _BACKWARD = '''
 
-@jit
+@inline
 def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
     """Add row ``r``'s gradient, through its op's formula, into its input's. False: no such rule."""
     a = rows[r, 1]
@@ -74,14 +74,14 @@ def small_backward(rule, r, numel, rows, addresses, offsets, touched, grad):
 
 _FORWARD = '''
 
-@jit
+@inline
 def forward(rule, x, out):
     """Row values ``out`` from its input ``x``, of one dtype. False: no such rule."""
     numel = out.shape[0]'''
 
 _SMALL_FORWARD = '''
 
-@jit
+@inline
 def small_forward(rule, r, numel, rows, offsets, values):
     """``forward`` for a row of ``numel`` (a few) elements, in the arena ``values``."""
     if rule < 0 or rule >= len(RULE_NAMES):

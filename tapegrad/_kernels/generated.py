@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import scalar
-from .config import inline, jit
+from .config import inline
 from .memory import value_at
 
 RULE_NAMES = (
@@ -51,7 +51,7 @@ RULE_NAMES = (
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 
 
-@jit
+@inline
 def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
     """Add row ``r``'s gradient, through its op's formula, into its input's. False: no such rule."""
     a = rows[r, 1]
@@ -302,7 +302,7 @@ def small_backward(rule, r, numel, rows, addresses, offsets, touched, grad):
     return True
 
 
-@jit
+@inline
 def forward(rule, x, out):
     """Row values ``out`` from its input ``x``, of one dtype. False: no such rule."""
     numel = out.shape[0]
@@ -404,7 +404,7 @@ def forward(rule, x, out):
     return True
 
 
-@jit
+@inline
 def small_forward(rule, r, numel, rows, offsets, values):
     """``forward`` for a row of ``numel`` (a few) elements, in the arena ``values``."""
     if rule < 0 or rule >= len(RULE_NAMES):

@@ -28,8 +28,20 @@ UNARY = 6
 GENERATED = 7
 # Constants: no gradient slot at all.
 CONSTANT = 8
+MATMUL = 9  # ``_matmul_backward``: dot, mv, mm, bmm (BLAS)
 
-PATH_NAMES = ("skip", "python", "cast", "elementwise", "grouped", "structural", "unary", "generated", "constant")
+PATH_NAMES = (
+    "skip",
+    "python",
+    "cast",
+    "elementwise",
+    "grouped",
+    "structural",
+    "unary",
+    "generated",
+    "constant",
+    "matmul",
+)
 
 
 def _rules(path: int, declarations: str) -> dict:
@@ -56,10 +68,12 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
         "norm:a+out maximum:a+b minimum:a+b clamp_min:a clamp_max:a where select_reduce:b cumsum "
         "prod:a+out logsumexp:a+out var:a std:a+out",
     ),
+    # sum_all's result is one element: the sweep's call-free path for small rows runs it.
     **_rules(
         STRUCTURAL,
-        "sum_all sum_dim softmax:out log_softmax:out view dot:a+b mv:a+b mm:a+b bmm:a+b concat gather_rows",
+        "sum_all sum_dim softmax:out log_softmax:out view concat gather_rows",
     ),
+    **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
 }
 
 

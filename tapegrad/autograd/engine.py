@@ -33,6 +33,17 @@ def kernel():
     return _kernel
 
 
+FREED, MODIFIED, KERNEL_FAILED = 1, 2, 4  # tapegrad._kernels.backward's statuses
+
+
+def kernel_error(failed: bool, sweep: str, op: str) -> Exception:
+    """The error for a sweep that stopped at a row of ``op``: no rule for it (a table error,
+    ``NotImplementedError``), or a kernel that raised (``RuntimeError``; numba printed why)."""
+    if failed:
+        return RuntimeError(f"tapegrad's {sweep} kernel for {op} failed (see the message above); please report it")
+    return NotImplementedError(f"no {sweep} rule for {op}")
+
+
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they "
     "have already been freed). Saved intermediate values of the graph are freed when you call .backward() "
@@ -166,7 +177,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     if not hooked and not calls:  # the common case: the whole backward is one compiled call
         status, row, grad32, grad64, offsets, touched = sweep(*arrays, roots, seeds, freed, modified, retain)
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
-        offsets, grad32, grad64, touched = setup(arrays[0], arrays[2], paths, roots, seeds)
+        offsets, grad32, grad64, touched = setup(*arrays, roots, seeds)
         start = n_rows - 1
         stops = _stops(hooked, calls)
         registrations = hook_registrations[0]
@@ -188,13 +199,13 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                 registrations = hook_registrations[0]
                 hooked = _hooked_rows(tape, stop)
                 stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop})
-    if status == 1:
+    if status == FREED:
         raise RuntimeError(SECOND_BACKWARD)
-    if status == 2:
+    if status == MODIFIED:
         raise RuntimeError(_modified_message(tape, changed[row]))
-    if status == 3:
+    if status:
         opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
-        raise NotImplementedError(f"no backward rule for {OPS[opcode].name}")
+        raise kernel_error(status == KERNEL_FAILED, "backward", OPS[opcode].name)
     arenas = (grad32, grad64)
 
     def gradient_of(row):

@@ -1,0 +1,133 @@
+"""Kernel families are compiled one at a time, when a tape first needs them, and called through a
+table of addresses (tapegrad/_kernels/families.py). These tests hold that to the code: a tape
+loads only its own families, a sweep that stops for one resumes where it stopped, a first compile
+is announced, and a kernel that raises is an error, not a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="families are cfuncs only when compiled")
+
+
+def _fresh_process(code: str, **environment) -> subprocess.CompletedProcess:
+    """``code`` in a new interpreter (its own family table), numba's cache as the suite's."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **environment},
+        timeout=600,
+    )
+
+
+_LOADED = """
+import json, numpy as np, tapegrad as tg
+from tapegrad._kernels import backward, forward
+{body}
+print(json.dumps({{"backward": backward.FAMILIES.loaded(), "replay": forward.FAMILIES.loaded()}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "backward_families"),
+    [
+        # rows of a few elements and sum: the sweep's own call-free path, no family at all
+        ("x = tg.ones(3, requires_grad=True); (x * x * 2 + x).sum().backward()", []),
+        (
+            "a = tg.ones(4, 5, requires_grad=True); b = tg.ones(5, 3, requires_grad=True)\n(a @ b).sum().backward()",
+            ["backward matmul (float32)"],
+        ),
+        (
+            "x = tg.ones(64, dtype=tg.float64, requires_grad=True); (x * x).exp().sum().backward()",
+            ["backward elementwise (float64)", "backward generated (float64)"],
+        ),
+    ],
+)
+def test_a_backward_loads_only_the_families_its_tape_uses(body, backward_families):
+    result = json.loads(_fresh_process(_LOADED.format(body=body)).stdout.splitlines()[-1])
+    assert sorted(result["backward"]) == sorted(backward_families)
+    assert result["replay"] == []
+
+
+def test_a_sweep_that_stops_for_a_family_resumes_at_that_row():
+    """Every family of both interpreters, met in one tape by a fresh process: each stop loads one
+    family and resumes, and the values equal numpy's."""
+    code = """
+import json, numpy as np, tapegrad as tg
+from tapegrad._kernels import backward, forward
+a = np.linspace(-1, 1, 12).reshape(3, 4)
+def f(x):
+    y = (x @ x.t()).tanh() * 2          # matmul, generated, elementwise
+    z = y.softmax(dim=1).clamp_min(0.1)  # structural, grouped
+    return (z.exp() + (x[:, :1] > 0).double()).sum()  # small generated, view, comparison
+tape = tg.record(f, tg.tensor(a))
+value, (grad,) = tape.value_and_grad(tg.tensor(a * 0.5))
+x = tg.tensor(a * 0.5, requires_grad=True)
+f(x).backward()
+print(json.dumps({"value": float(value), "eager": float(f(tg.tensor(a * 0.5))),
+                  "grad": grad.numpy().tolist(), "eager_grad": x.grad.numpy().tolist(),
+                  "replay": forward.FAMILIES.loaded(), "backward": backward.FAMILIES.loaded()}))
+"""
+    result = json.loads(_fresh_process(code).stdout.splitlines()[-1])
+    assert result["value"] == pytest.approx(result["eager"], rel=1e-12)
+    np.testing.assert_allclose(result["grad"], result["eager_grad"], rtol=1e-12, atol=1e-14)
+    assert len(result["replay"]) >= 5 and len(result["backward"]) >= 4
+
+
+def test_the_first_compile_is_announced_and_a_cached_start_is_silent(tmp_path):
+    code = "import tapegrad as tg\nx = tg.ones(3, requires_grad=True)\n(x * x).sum().backward()\nprint(x.grad)"
+    first = _fresh_process(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert "tapegrad: compiling the backward interpreter (once per install" in first.stderr
+    assert first.stdout.strip() == "tensor([2., 2., 2.])"
+    again = _fresh_process(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert "compiling" not in again.stderr
+
+
+def test_a_kernel_that_raises_stops_the_sweep_with_a_status_not_a_crash(monkeypatch):
+    """A cfunc cannot pass an exception on: numba prints it and returns 0, which the sweep reports
+    as KERNEL_FAILED at that row. Here the elementwise kernel of a large ``mul`` reads its saved
+    operands at address 0 (as if the op had saved nothing)."""
+    from tapegrad._kernels import backward
+    from tapegrad._tape import resolve
+
+    reported = []  # numba reports the exception through sys.unraisablehook
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: reported.append(str(report.exc_value)))
+    x = tg.ones(64, requires_grad=True)
+    y = x * x
+    tape = resolve(y)
+    rules, saves, paths = backward_arrays()
+    rows = tape.rows_array()
+    status, row, *_ = backward.backward_sweep(
+        rows, tape.params_array(), tape.layouts_array(), np.zeros(8, np.int64), np.zeros(8, np.int64),
+        np.zeros(len(rows), np.int64), rules, saves, paths, np.array([y._row]), np.ones(64),
+        np.zeros(len(rows), np.bool_), np.zeros(len(rows), np.bool_), True,
+    )  # fmt: skip
+    assert status == backward.KERNEL_FAILED and row == y._row
+    assert reported and "a kernel read a value no row saved" in reported[0]
+
+
+def test_kernel_errors_name_the_op_and_the_kind():
+    from tapegrad.autograd.engine import kernel_error
+
+    failed = kernel_error(True, "backward", "mul")
+    assert isinstance(failed, RuntimeError) and "backward kernel for mul failed" in str(failed)
+    missing = kernel_error(False, "replay", "mul")
+    assert isinstance(missing, NotImplementedError) and str(missing) == "no replay rule for mul"
+
+
+def backward_arrays():
+    from tapegrad._kernels import backward
+    from tapegrad._ops import dispatch_arrays
+
+    return dispatch_arrays(backward.RULES)
