@@ -140,3 +140,39 @@ class Cold:
 
     def timeraw_cold_first_backward(self, backend):
         return f"import {backend} as m\nx = m.ones(3, requires_grad=True)\n(x * x).sum().backward()"
+
+
+class ColdEmptyCache:
+    """Issue 15's cold-start figures (``benchmarks/cold.py``): each sample a fresh interpreter with
+    numba's cache in a new, empty directory, as on a fresh install."""
+
+    repeat = 1
+    number = 1
+    timeout = 600
+
+    _EMPTY_CACHE = "import os, tempfile\nos.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\nimport tapegrad as tg\n"
+
+    def timeraw_tutorial_first_backward(self):
+        from .cold import TUTORIAL_BACKWARD
+
+        return TUTORIAL_BACKWARD, self._EMPTY_CACHE
+
+    def timeraw_first_replay_after_it(self):
+        from .cold import TUTORIAL_BACKWARD, TUTORIAL_REPLAY
+
+        return TUTORIAL_REPLAY, self._EMPTY_CACHE + TUTORIAL_BACKWARD
+
+    def timeraw_one_op_backward(self):
+        from .cold import SINGLE_OP_BACKWARD
+
+        return SINGLE_OP_BACKWARD, self._EMPTY_CACHE
+
+    def timeraw_one_op_replay(self):
+        from .cold import SINGLE_OP_REPLAY
+
+        return SINGLE_OP_REPLAY, self._EMPTY_CACHE
+
+    def timeraw_every_kernel(self):
+        from .cold import EVERY_KERNEL
+
+        return EVERY_KERNEL, self._EMPTY_CACHE

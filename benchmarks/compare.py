@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from benchmarks import cold as cold_figures
 from benchmarks import workloads
 
 
@@ -119,6 +120,8 @@ def main(argv=None) -> None:
     for label, target in (("import", 0.15), ("first_backward", 0.6)):
         values = {b: cold[(label, b)] for b in ("tapegrad", "torch") if (label, b) in cold}
         rows.append((f"cold: {label.replace('_', ' ')}", "s", values, [("absolute", target)]))
+    for label, seconds, target in cold_figures.run():
+        rows.append((f"cold: {label}", "s", {"tapegrad": seconds}, [("absolute", target)]))
 
     print(
         f"tapegrad comparison, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "

@@ -1,0 +1,115 @@
+"""Cold start: how long a new user waits for numba, each figure in a fresh process.
+
+    python -m benchmarks.cold [--repeats N]
+
+Empty-cache figures run with ``NUMBA_CACHE_DIR`` pointing at a new directory, as on a fresh
+install; warm figures reuse the cache the empty-cache runs filled. Targets are issue 15's. The
+same snippets are asv's ``timeraw_`` benchmarks (``bench_workloads.ColdEmptyCache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+# The tutorial's lines up to its first backward, then its replay demo (tapegrad/_tutorial.py).
+TUTORIAL_BACKWARD = """
+x = tg.ones(2, 2, requires_grad=True)
+y = x**2
+z = y * y * 3
+out = z.mean()
+out.backward()
+"""
+TUTORIAL_REPLAY = """
+from tapegrad.replay import demo
+demo()
+"""
+SINGLE_OP_BACKWARD = """
+x = tg.ones(64, requires_grad=True)
+x.exp().sum().backward()
+"""
+SINGLE_OP_REPLAY = """
+tape = tg.record(lambda x: x.exp().sum(), tg.ones(64))
+tape.value_and_grad(tg.ones(64))
+"""
+EVERY_KERNEL = """
+from tapegrad._kernels import backward, forward
+for dtype in (tg.float32, tg.float64):
+    x = tg.ones(3, dtype=dtype, requires_grad=True)
+    tape = tg.record(lambda x: (x * x).sum(), x)
+    tape.value_and_grad(x)
+for table in (backward.FAMILIES, forward.FAMILIES):
+    for slot in range(len(table.addresses)):
+        table.load(slot)
+"""
+
+# (label, code run before the timer starts, timed code, cache: "empty" or "warm", target seconds)
+FIGURES = (
+    ("import tapegrad", "", "import tapegrad as tg", "warm", 0.1),
+    ("tutorial's first backward, empty cache", "import tapegrad as tg", TUTORIAL_BACKWARD, "empty", 5.0),
+    (
+        "first replay after it, empty cache",
+        "import tapegrad as tg\n" + TUTORIAL_BACKWARD,
+        TUTORIAL_REPLAY,
+        "empty",
+        5.0,
+    ),
+    ("one op's backward (exp), empty cache", "import tapegrad as tg", SINGLE_OP_BACKWARD, "empty", 3.0),
+    ("one op's replay (exp), empty cache", "import tapegrad as tg", SINGLE_OP_REPLAY, "empty", 3.0),
+    ("every kernel compiled, empty cache", "import tapegrad as tg", EVERY_KERNEL, "empty", 30.0),
+    ("first backward, warm cache", "import tapegrad as tg", TUTORIAL_BACKWARD, "warm", 0.5),
+)
+
+_CHILD = """
+import os, sys, time
+{before}
+start = time.perf_counter()
+{timed}
+print("SECONDS", time.perf_counter() - start)
+"""
+
+
+def measure(before: str, timed: str, cache_dir: str) -> float:
+    """Seconds ``timed`` takes in a fresh interpreter after ``before``, numba's cache in ``cache_dir``."""
+    environment = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    code = _CHILD.format(before=before, timed=timed)
+    with tempfile.TemporaryDirectory() as here:  # the demo's output must not depend on where it runs
+        output = subprocess.run(
+            [sys.executable, "-c", code], cwd=here, env=environment, capture_output=True, text=True, check=True
+        ).stdout
+    return float(output.strip().splitlines()[-1].split()[1])
+
+
+def run(repeats: int = 1) -> list:
+    """``[(label, seconds, target)]``: medians of ``repeats`` runs, each empty-cache run in a new
+    cache directory; warm runs reuse a cache the first empty-cache run filled."""
+    results = []
+    with tempfile.TemporaryDirectory() as warm:
+        measure("import tapegrad as tg", TUTORIAL_BACKWARD + TUTORIAL_REPLAY, warm)
+        for label, before, timed, cache, target in FIGURES:
+            samples = []
+            for _ in range(repeats if cache == "empty" else max(repeats, 5)):
+                if cache == "warm":
+                    samples.append(measure(before, timed, warm))
+                else:
+                    with tempfile.TemporaryDirectory() as empty:
+                        samples.append(measure(before, timed, empty))
+            results.append((label, statistics.median(samples), target))
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=1, help="runs per empty-cache figure (median)")
+    args = parser.parse_args(argv)
+    print(f"{'what':<42} {'seconds':>8} {'target':>8}  verdict")
+    for label, seconds, target in run(args.repeats):
+        print(f"{label:<42} {seconds:>8.2f} {target:>8.1f}  {'met' if seconds <= target else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
