@@ -8,10 +8,28 @@ does not import numba: the first backward does (and compiles, or loads the cache
 from __future__ import annotations
 
 # Tensor's methods are attached by the modules that record them (tapegrad/tensor.py ``install``):
-# importing these is what gives a Tensor its methods, whatever the order of the lines here.
-from . import _indexing, _linalg, _record, _reductions, _replay_hooks, _selection, _views, autograd, nn, optim  # noqa: F401
+# importing these is what gives a Tensor its methods, whatever the order of the lines here. The
+# rest are PyTorch's namespaces (torch.cuda, torch.utils.data...).
+from . import (  # noqa: F401
+    _indexing,
+    _linalg,
+    _record,
+    _reductions,
+    _replay_hooks,
+    _selection,
+    _views,
+    accelerator,
+    autograd,
+    backends,
+    cuda,
+    nn,
+    optim,
+    utils,
+)
+from ._device import device, get_default_device, set_default_device
 from ._dtypes import bool, double, dtype, float, float32, float64, int, int32, int64, long  # noqa: A004
 from ._factories import (
+    Generator,
     arange,
     as_tensor,
     empty,
@@ -22,6 +40,7 @@ from ._factories import (
     full_like,
     linspace,
     manual_seed,
+    multinomial,
     ones,
     ones_like,
     rand,
@@ -29,6 +48,7 @@ from ._factories import (
     randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,

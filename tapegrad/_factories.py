@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dtypes
+from . import _device, _dtypes
 from ._shapes import physical_memory
 from .tensor import Tensor, _check_can_require_grad, _wrap, as_array
 
@@ -17,6 +17,48 @@ def default_generator():
     if _generator is None:
         _generator = np.random.default_rng()
     return _generator
+
+
+def numpy_generator(generator=None) -> np.random.Generator:
+    """The numpy Generator behind ``generator``: a ``tapegrad.Generator``, a numpy Generator, or
+    None (the default one)."""
+    if generator is None:
+        return default_generator()
+    return generator._numpy if isinstance(generator, Generator) else generator
+
+
+class Generator:
+    """A random number generator to pass as ``generator=`` (factories, ``randperm``,
+    ``DataLoader``, ``random_split``), as ``torch.Generator``: ``Generator().manual_seed(42)``.
+
+    Wraps numpy's PCG64 Generator: the same seed gives the same numbers every run, but not
+    PyTorch's numbers. ``device`` must be the CPU (raises as ``tapegrad.device`` checks).
+
+    >>> import tapegrad as tg
+    >>> g = tg.Generator().manual_seed(0)
+    >>> g.initial_seed()
+    0
+    """
+
+    def __init__(self, device="cpu"):
+        _device.check(device)
+        self.device = _device.CPU
+        self.seed()
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Restart the stream from ``seed`` (an int); returns this generator."""
+        self._seed = int(seed)
+        self._numpy = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self) -> int:
+        """Restart the stream from a fresh non-deterministic seed; returns that seed."""
+        self.manual_seed(int(np.random.SeedSequence().entropy % (1 << 63)))
+        return self._seed
+
+    def initial_seed(self) -> int:
+        """The seed the stream started from."""
+        return self._seed
 
 
 def manual_seed(seed: int):
@@ -41,11 +83,13 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Ten
     >>> tg.tensor([1.0, 2.0], requires_grad=True)
     tensor([1., 2.], requires_grad=True)
     """
+    _device.check(device)
     return _finish(as_array(data, dtype), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """A tensor of ``data``, sharing a numpy array's memory where it can; follows ``torch.as_tensor``."""
+    _device.check(device)
     if isinstance(data, Tensor) and (dtype is None or data.dtype == _dtypes.as_dtype(dtype)):
         return data
     if isinstance(data, np.ndarray) and dtype is None:
@@ -90,21 +134,25 @@ def _float_type(dtype) -> np.dtype:
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros of shape ``size`` (default dtype float32); follows ``torch.zeros``."""
+    _device.check(device)
     return _finish(np.zeros(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of shape ``size`` (default dtype float32); follows ``torch.ones``."""
+    _device.check(device)
     return _finish(np.ones(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """An uninitialised tensor of shape ``size`` (tapegrad fills it with zeros); follows ``torch.empty``."""
+    _device.check(device)
     return _finish(np.empty(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of shape ``size`` filled with ``fill_value``; follows ``torch.full``."""
+    _device.check(device)
     if dtype is None:
         dtype = (
             _dtypes.int64
@@ -116,31 +164,68 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The ``n`` by ``m`` identity matrix; follows ``torch.eye``."""
+    _device.check(device)
     return _finish(np.eye(n, m, dtype=_float_type(dtype)), requires_grad)
 
 
 def randn(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples of shape ``size`` from numpy's Generator; follows ``torch.randn``."""
-    values = (generator or default_generator()).standard_normal(_shape(size))
+    _device.check(device)
+    values = numpy_generator(generator).standard_normal(_shape(size))
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 
 def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) of shape ``size`` from numpy's Generator; follows ``torch.rand``."""
-    values = (generator or default_generator()).random(_shape(size))
+    _device.check(device)
+    values = numpy_generator(generator).random(_shape(size))
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 
 def randint(low, high=None, size=None, *, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
     """Integers in [low, high) of shape ``size`` (int64); follows ``torch.randint``."""
+    _device.check(device)
     if high is None:
         low, high = 0, low
-    values = (generator or default_generator()).integers(low, high, size=_shape((size,)))
+    values = numpy_generator(generator).integers(low, high, size=_shape((size,)))
     return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
+
+
+def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``), from numpy's Generator;
+    follows ``torch.randperm`` (its values differ from PyTorch's)."""
+    _device.check(device)
+    if n < 0:
+        raise RuntimeError(f"n must be non-negative, got{n}")
+    values = numpy_generator(generator).permutation(n)
+    return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
+
+
+def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:  # noqa: A002
+    """Indices (int64) drawn from each row of ``input``'s non-negative weights (1-D: one row,
+    2-D: one draw per row), without replacement unless ``replacement``; follows
+    ``torch.multinomial``. Raises ``RuntimeError`` as PyTorch does for negative, non-finite or
+    all-zero weights, and for more samples than categories without replacement."""
+    weights = np.asarray(input._data if isinstance(input, Tensor) else input, np.float64)
+    if weights.ndim not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    rows = np.atleast_2d(weights)
+    if not np.all(np.isfinite(rows)) or np.any(rows < 0):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    if np.any(rows.sum(axis=1) <= 0):
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+    if not replacement and num_samples > rows.shape[1]:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    rng = numpy_generator(generator)
+    drawn = np.stack(
+        [rng.choice(rows.shape[1], size=num_samples, replace=replacement, p=row / row.sum()) for row in rows]
+    )
+    return _wrap(drawn.astype(np.int64) if weights.ndim == 2 else drawn[0].astype(np.int64))
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Values from ``start`` to ``end`` (excluded) by ``step``; follows ``torch.arange``."""
+    _device.check(device)
     if end is None:
         start, end = 0, start
     is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
@@ -151,6 +236,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
 
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``steps`` values evenly spaced from ``start`` to ``end``; follows ``torch.linspace``."""
+    _device.check(device)
     return _finish(np.linspace(start, end, steps).astype(_float_type(dtype)), requires_grad)
 
 
@@ -161,31 +247,37 @@ def _like(function, other: Tensor, dtype, requires_grad, **kwargs) -> Tensor:
 
 def zeros_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Zeros of ``input``'s shape and dtype; follows ``torch.zeros_like``."""
+    _device.check(device)
     return _like(zeros, other, dtype, requires_grad)
 
 
 def ones_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Ones of ``input``'s shape and dtype; follows ``torch.ones_like``."""
+    _device.check(device)
     return _like(ones, other, dtype, requires_grad)
 
 
 def empty_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """An uninitialised tensor of ``input``'s shape and dtype; follows ``torch.empty_like``."""
+    _device.check(device)
     return _like(empty, other, dtype, requires_grad)
 
 
 def randn_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples of ``input``'s shape; follows ``torch.randn_like``."""
+    _device.check(device)
     return _like(randn, other, dtype, requires_grad)
 
 
 def rand_like(other, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) of ``input``'s shape; follows ``torch.rand_like``."""
+    _device.check(device)
     return _like(rand, other, dtype, requires_grad)
 
 
 def full_like(other, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``fill_value`` in ``input``'s shape; follows ``torch.full_like``."""
+    _device.check(device)
     return full(other.shape, fill_value, dtype=dtype if dtype is not None else other.dtype, requires_grad=requires_grad)
 
 

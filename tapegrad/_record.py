@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from . import _dtypes
+from . import _device, _dtypes
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
@@ -482,14 +482,31 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
 
 
 def _to(self, *args, **kwargs) -> Tensor:
-    dtype = kwargs.get("dtype")
+    """``to(dtype)``, ``to(device, dtype=None, non_blocking=False, copy=False)`` or ``to(other)``
+    (its dtype): this tensor when nothing changes (a copy with ``copy=True``), else a cast that
+    autograd follows. Raises as ``tapegrad.device`` checks for a device other than the CPU;
+    follows ``torch.Tensor.to``."""
+    dtype, device = kwargs.pop("dtype", None), kwargs.pop("device", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    flags = []  # positional non_blocking, then copy
     for arg in args:
         if isinstance(arg, _dtypes.dtype):
             dtype = arg
         elif isinstance(arg, Tensor):
             dtype = arg.dtype
-    if dtype is None:
-        return self
+        elif isinstance(arg, bool):
+            flags.append(arg)
+        else:
+            device = arg
+    if len(flags) > 1:
+        copy = flags[1]
+    _device.check(device)
+    if dtype is None or _dtypes.as_dtype(dtype).numpy == self._data.dtype:
+        return self.clone() if copy else self
     return _cast(self, _dtypes.as_dtype(dtype))
 
 

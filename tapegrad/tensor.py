@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from . import _dtypes
+from . import _device, _dtypes
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import state as _grad_state
 from ._printing import tensor_repr
@@ -275,9 +275,14 @@ class Tensor:
         return _dtypes.from_numpy_dtype(self._data.dtype)
 
     @property
-    def device(self) -> str:
-        """Always ``'cpu'``; follows ``torch.Tensor.device``."""
-        return "cpu"
+    def device(self) -> _device.device:
+        """``device(type='cpu')``, where tapegrad computes; follows ``torch.Tensor.device``."""
+        return _device.CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        """False; follows ``torch.Tensor.is_cuda``."""
+        return False
 
     def is_floating_point(self) -> bool:
         """Whether the dtype is a float; follows ``torch.Tensor.is_floating_point``."""
@@ -294,6 +299,11 @@ class Tensor:
     def cpu(self) -> Tensor:
         """This tensor (tapegrad has only the CPU); follows ``torch.Tensor.cpu``."""
         return self
+
+    def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
+        """Raises ``AssertionError("Torch not compiled with CUDA enabled")``, as a CPU-only
+        PyTorch does; follows ``torch.Tensor.cuda``."""
+        raise AssertionError(_device.NO_CUDA)
 
     def contiguous(self) -> Tensor:
         """This tensor if contiguous, else a contiguous copy; follows ``torch.Tensor.contiguous``."""

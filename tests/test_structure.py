@@ -33,6 +33,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tapegrad"
 LAYERS = {
     "core": [
         "_version",
+        "_device",
+        "cuda",
+        "accelerator",
+        "backends",
+        "backends.cudnn",
+        "backends.mps",
         "_dtypes",
         "_shapes",
         "_grad_mode",
@@ -77,7 +83,17 @@ LAYERS = {
         "autograd.graph",
     ],
     "replay": ["_tape_file", "replay"],
-    "nn": ["nn", "nn.functional", "nn.init", "nn.modules", "optim", "optim.lr_scheduler"],
+    "nn": [
+        "nn",
+        "nn.functional",
+        "nn.init",
+        "nn.modules",
+        "nn.utils",
+        "optim",
+        "optim.lr_scheduler",
+        "utils",
+        "utils.data",
+    ],
     "package": ["", "__main__", "_tutorial"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

@@ -1,6 +1,6 @@
 """``tapegrad.nn``: modules, functional forms and initialisers with PyTorch's names."""
 
-from . import functional, init
+from . import functional, init, utils
 from .modules import (
     ELU,
     GELU,
@@ -16,9 +16,12 @@ from .modules import (
     Linear,
     LogSoftmax,
     Module,
+    ModuleDict,
+    ModuleList,
     MSELoss,
     NLLLoss,
     Parameter,
+    ParameterList,
     ReLU,
     Sequential,
     Sigmoid,
@@ -29,7 +32,7 @@ from .modules import (
 )
 
 __all__ = [
-    "functional", "init", "Module", "Parameter", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid",
+    "functional", "init", "utils", "Module", "ModuleList", "ModuleDict", "ParameterList", "Parameter", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid",
     "Softplus", "GELU", "Identity", "Dropout", "Embedding", "LayerNorm", "MSELoss", "CrossEntropyLoss",
     "SiLU", "LeakyReLU", "ELU", "Softmax", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
 ]  # fmt: skip

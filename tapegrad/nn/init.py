@@ -25,11 +25,11 @@ def _fans(tensor: Tensor) -> tuple[int, int]:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, (generator or _factories.default_generator()).uniform(a, b, size=tensor.shape))
+    return _fill(tensor, _factories.numpy_generator(generator).uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, (generator or _factories.default_generator()).normal(mean, std, size=tensor.shape))
+    return _fill(tensor, _factories.numpy_generator(generator).normal(mean, std, size=tensor.shape))
 
 
 def zeros_(tensor: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import _factories
+from .. import _device, _dtypes, _factories
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
@@ -27,66 +27,198 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of layers: attributes that are Parameters or Modules are registered."""
+    """Base class of layers, as ``torch.nn.Module``: attributes that are Parameters, Modules or
+    registered buffers are found by ``parameters()``, ``modules()``, ``buffers()``,
+    ``state_dict()`` and moved or cast by ``to()``."""
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
         parameters = self.__dict__.get("_parameters")
         if parameters is None:
             raise AttributeError("cannot assign before Module.__init__() call")
+        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not isinstance(value, Parameter):
+            self._buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
         if isinstance(value, Parameter):
             parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name):
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        self._non_persistent_buffers.discard(name)
+        object.__delattr__(self, name)
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):
+            changed = hook(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        result = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            changed = hook(self, args, result)
+            if changed is not None:
+                result = changed
+        return result
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True):
+    # -- registration ---------------------------------------------------------------------
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Keep ``tensor`` (not a parameter: no gradient) as ``self.<name>``, in ``buffers()``,
+        moved and cast by ``to()``, and in ``state_dict()`` when ``persistent``. Raises
+        ``KeyError``/``TypeError`` for a bad name or value, as PyTorch does."""
+        _check_name(self, name, "buffer")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (torch Tensor or None required)"
+            )
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+        object.__setattr__(self, name, tensor)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` as ``self.<name>`` (None: a parameter slot left empty)."""
+        _check_name(self, name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(
+                f"cannot assign '{type(param).__name__}' object to parameter '{name}' (torch.nn.Parameter or None required)"
+            )
+        self._buffers.pop(name, None)
+        self._modules.pop(name, None)
+        self._parameters[name] = param
+        object.__setattr__(self, name, param)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as the child ``self.<name>``."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        _check_name(self, name, "module")
+        self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
+    register_module = add_module
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at the dotted path ``target`` ("" is this one)."""
+        module = self
+        for part in target.split(".") if target else ():
+            if part not in module._modules:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
+            module = module._modules[part]
+        return module
+
+    def register_forward_hook(self, hook):
+        """``hook(module, args, output)`` after each call; a returned value replaces the output."""
+        return _HookHandle(self._forward_hooks, hook)
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, args)`` before each call; a returned value replaces the arguments."""
+        return _HookHandle(self._forward_pre_hooks, hook)
+
+    # -- traversal ------------------------------------------------------------------------
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         seen = set()
-        for name, parameter in self._parameters.items():
-            if id(parameter) not in seen:
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, parameter in module._parameters.items():
+                if parameter is None or (remove_duplicate and id(parameter) in seen):
+                    continue
                 seen.add(id(parameter))
-                yield prefix + name, parameter
-        if recurse:
-            for child_name, child in self._modules.items():
-                for name, parameter in child.named_parameters(prefix + child_name + ".", True):
-                    if id(parameter) not in seen:
-                        seen.add(id(parameter))
-                        yield name, parameter
+                yield (module_prefix + "." if module_prefix else "") + name, parameter
 
     def parameters(self, recurse: bool = True):
         for _, parameter in self.named_parameters(recurse=recurse):
             yield parameter
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        seen = set()
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, buffer in module._buffers.items():
+                if buffer is None or (remove_duplicate and id(buffer) in seen):
+                    continue
+                seen.add(id(buffer))
+                yield (module_prefix + "." if module_prefix else "") + name, buffer
+
+    def buffers(self, recurse: bool = True):
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
     def named_children(self):
-        yield from self._modules.items()
+        seen = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
 
     def children(self):
-        yield from self._modules.values()
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True):
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, module in self._modules.items():
+            if module is not None:
+                yield from module.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
     def modules(self):
-        yield self
-        for child in self._modules.values():
-            yield from child.modules()
+        for _, module in self.named_modules():
+            yield module
+
+    def apply(self, fn):
+        """Call ``fn`` on every submodule, children first, then on this one; returns self."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    # -- modes, gradients -----------------------------------------------------------------
 
     def train(self, mode: bool = True):
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
         for module in self.modules():
-            object.__setattr__(module, "training", bool(mode))
+            object.__setattr__(module, "training", mode)
         return self
 
     def eval(self):
         return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        """Set ``requires_grad`` of every parameter; returns self."""
+        for parameter in self.parameters():
+            parameter.requires_grad_(requires_grad)
+        return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for parameter in self.parameters():
@@ -95,27 +227,101 @@ class Module:
             elif parameter.grad is not None:
                 parameter.grad.zero_()
 
-    def state_dict(self) -> OrderedDict:
-        return OrderedDict((name, parameter.detach()) for name, parameter in self.named_parameters())
+    # -- devices and dtypes ---------------------------------------------------------------
 
-    def load_state_dict(self, state_dict, strict: bool = True):
-        own = dict(self.named_parameters())
+    def to(self, *args, **kwargs):
+        """Move to a device (the CPU; others raise as ``tapegrad.device`` checks) and/or cast
+        floating-point parameters and buffers to a floating dtype, in place (parameters stay the
+        same objects, as optimizers hold them); returns self. Follows ``torch.nn.Module.to``."""
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to() got an unexpected keyword argument '{next(iter(kwargs))}'")
+        for arg in args:
+            if isinstance(arg, _dtypes.dtype):
+                dtype = arg
+            elif isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif not isinstance(arg, bool):
+                device = arg
+        _device.check(device)
+        if dtype is not None:
+            dtype = _dtypes.as_dtype(dtype)
+            if not dtype.is_floating_point:
+                raise TypeError(
+                    f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}"
+                )
+            self._cast(dtype)
+        return self
+
+    def cpu(self):
+        """Self (tapegrad computes on the CPU); follows ``torch.nn.Module.cpu``."""
+        return self
+
+    def cuda(self, device=None):
+        """Raises ``AssertionError("Torch not compiled with CUDA enabled")`` as a CPU-only PyTorch does."""
+        raise AssertionError(_device.NO_CUDA)
+
+    def float(self):  # noqa: A003
+        """Floating-point parameters and buffers as float32; returns self."""
+        return self._cast(_dtypes.float32)
+
+    def double(self):
+        """Floating-point parameters and buffers as float64; returns self."""
+        return self._cast(_dtypes.float64)
+
+    def _cast(self, dtype):
+        for module in self.modules():
+            for registry in (module._parameters, module._buffers):
+                for tensor in registry.values():
+                    if tensor is not None and tensor.is_floating_point():
+                        tensor.data = tensor._data.astype(dtype.numpy)
+                        if tensor.grad is not None:
+                            tensor.grad = tensor.grad.to(dtype)
+        return self
+
+    # -- state ----------------------------------------------------------------------------
+
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
+        """Parameters and persistent buffers by dotted name (detached unless ``keep_vars``)."""
+        state = OrderedDict() if destination is None else destination
+        for module_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
+            dotted = module_prefix + "." if module_prefix else ""
+            for name, parameter in module._parameters.items():
+                if parameter is not None:
+                    state[dotted + name] = parameter if keep_vars else parameter.detach()
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent_buffers:
+                    state[dotted + name] = buffer if keep_vars else buffer.detach()
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Copy values into parameters and persistent buffers by name. Raises ``RuntimeError``
+        listing missing and unexpected keys (``strict``) or a size mismatch, as PyTorch does.
+        Returns ``(missing_keys, unexpected_keys)``."""
+        own = self.state_dict(keep_vars=True)
         missing = [name for name in own if name not in state_dict]
         unexpected = [name for name in state_dict if name not in own]
         if strict and (missing or unexpected):
-            raise RuntimeError(
-                f"Error(s) in loading state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
-            )
+            parts = []
+            if missing:
+                parts.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+            if unexpected:
+                parts.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(parts))
         for name, value in state_dict.items():
             if name in own:
                 values = value._data if isinstance(value, Tensor) else np.asarray(value)
                 if values.shape != own[name].shape:
                     raise RuntimeError(
-                        f"size mismatch for {name}: copying a param with shape {values.shape} from checkpoint, "
-                        f"the shape in current model is {tuple(own[name].shape)}."
+                        f"Error(s) in loading state_dict for {type(self).__name__}:\n\tsize mismatch for {name}: "
+                        f"copying a param with shape {_factories.tensor(values).shape} from checkpoint, the shape in "
+                        f"current model is {own[name].shape}."
                     )
                 own[name]._data[...] = values
-        return missing, unexpected
+        return _IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:
         return ""
@@ -127,7 +333,55 @@ class Module:
             lines.append(f"({name}): {child_repr}")
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
-        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+        extra = self.extra_repr()
+        return f"{type(self).__name__}(\n  " + "\n  ".join(([extra] if extra else []) + lines) + "\n)"
+
+
+def _check_name(module: Module, name: str, kind: str) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+    if "." in name:
+        raise KeyError(f'{kind} name can\'t contain "."')
+    if name == "":
+        raise KeyError(f'{kind} name can\'t be empty string ""')
+    registries = {"buffer": module._buffers, "parameter": module._parameters, "module": module._modules}
+    if hasattr(module, name) and name not in registries[kind]:
+        raise KeyError(f"attribute '{name}' already exists")
+
+
+class _IncompatibleKeys(tuple):
+    """``(missing_keys, unexpected_keys)``, printed as PyTorch prints it."""
+
+    def __new__(cls, missing, unexpected):
+        result = super().__new__(cls, (missing, unexpected))
+        result.missing_keys, result.unexpected_keys = missing, unexpected
+        return result
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
+
+
+class _HookHandle:
+    """What ``register_*_hook`` returns: ``remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, registry: OrderedDict, hook):
+        _HookHandle._next_id += 1
+        self.id = _HookHandle._next_id
+        self._registry = registry
+        registry[self.id] = hook
+
+    def remove(self) -> None:
+        self._registry.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 class Linear(Module):
@@ -171,6 +425,116 @@ class Sequential(Module):
 
     def __len__(self) -> int:
         return len(self._modules)
+
+
+class ModuleList(Module):
+    """Modules held in a list and registered (``"0"``, ``"1"``...); follows ``torch.nn.ModuleList``."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _items(self) -> list:
+        return list(self._modules.values())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(self._items()[index])
+        return self._items()[index]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        key = list(self._modules)[index]
+        self.add_module(key, module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules) -> ModuleList:
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        items = self._items()
+        items.insert(index, module)
+        self._modules.clear()
+        for position, item in enumerate(items):
+            self.add_module(str(position), item)
+
+
+class ModuleDict(Module):
+    """Modules held by name and registered; follows ``torch.nn.ModuleDict``."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def update(self, modules) -> None:
+        for key, module in modules.items() if hasattr(modules, "items") else modules:
+            self[key] = module
+
+
+class ParameterList(Module):
+    """Parameters held in a list and registered; follows ``torch.nn.ParameterList``."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        for value in values or ():
+            self.append(value)
+
+    def __getitem__(self, index: int) -> Parameter:
+        return list(self._parameters.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def append(self, value) -> ParameterList:
+        self.register_parameter(str(len(self)), value if isinstance(value, Parameter) else Parameter(value))
+        return self
+
+    def extend(self, values) -> ParameterList:
+        for value in values:
+            self.append(value)
+        return self
 
 
 def _activation(name: str, function):

@@ -1,0 +1,71 @@
+"""``torch.nn.utils``: gradient clipping and flattening parameters to a vector."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _factories
+from ..tensor import Tensor
+
+
+def _gradients(parameters) -> list:
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def clip_grad_norm_(
+    parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None
+) -> Tensor:
+    """Scale the gradients of ``parameters`` in place so that their joint ``norm_type``-norm is
+    at most ``max_norm`` (by ``max_norm / (norm + 1e-6)``, as PyTorch); returns the norm before
+    clipping, a 0-d tensor of the gradients' dtype. Raises ``RuntimeError`` with PyTorch's
+    message when the norm is not finite and ``error_if_nonfinite``. Follows
+    ``torch.nn.utils.clip_grad_norm_``."""
+    grads = _gradients(parameters)
+    if not grads:
+        return _factories.tensor(0.0)
+    norm_type = float(norm_type)
+    dtype = grads[0]._data.dtype
+    if norm_type == np.inf:
+        norms = [np.max(np.abs(g._data)) if g._data.size else 0.0 for g in grads]
+        total = np.max(norms)
+    else:
+        norms = [np.linalg.norm(g._data.ravel(), norm_type) for g in grads]
+        total = np.linalg.norm(np.asarray(norms, dtype), norm_type)
+    total = dtype.type(total)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it cannot be "
+            "clipped. To disable this error and scale the gradients by the non-finite norm anyway, set "
+            "`error_if_nonfinite=False`"
+        )
+    coefficient = min(dtype.type(max_norm) / (total + dtype.type(1e-6)), dtype.type(1.0))
+    for g in grads:
+        g._data *= g._data.dtype.type(coefficient)
+    return _factories.tensor(total)
+
+
+def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
+    """Clamp every gradient of ``parameters`` to ``[-clip_value, clip_value]`` in place; follows
+    ``torch.nn.utils.clip_grad_value_``."""
+    for g in _gradients(parameters):
+        np.clip(g._data, -clip_value, clip_value, out=g._data)
+
+
+def parameters_to_vector(parameters) -> Tensor:
+    """The parameters' values flattened and joined into one 1-D tensor (recorded: gradients flow
+    back); follows ``torch.nn.utils.parameters_to_vector``."""
+    from .._views import cat
+
+    return cat([p.reshape(-1) for p in parameters])
+
+
+def vector_to_parameters(vector: Tensor, parameters) -> None:
+    """Copy consecutive slices of ``vector`` into the parameters' values; follows
+    ``torch.nn.utils.vector_to_parameters``."""
+    position = 0
+    for p in parameters:
+        size = p._data.size
+        p._data[...] = vector._data[position : position + size].reshape(p._data.shape)
+        position += size
