@@ -85,6 +85,8 @@ class Tape:
     __slots__ = (
         "rows",
         "ints",
+        "row_view",
+        "param_view",
         "n",
         "capacity",
         "layout_table",
@@ -113,6 +115,7 @@ class Tape:
     def __init__(self):
         self.rows = bytearray(INITIAL_ROWS * ROW_BYTES)
         self.ints = memoryview(self.rows).cast("q")  # read access to the row fields
+        self.row_view = self.param_view = None
         self.n = 0
         self.capacity = INITIAL_ROWS
         self.layout_table = array("q")  # 4 per layout: dtype code, numel, ndim, offset into dims
@@ -153,6 +156,7 @@ class Tape:
         self.rows = grown
         self.ints = memoryview(grown).cast("q")
         self.capacity = capacity
+        self.row_view = self.param_view = None
 
     # -- recording ------------------------------------------------------------------------
 
@@ -321,7 +325,7 @@ class Tape:
         other.merged_into = self
         other.row_shift = shift
         # Drop the merged storage now; tensors still naming ``other`` resolve through it.
-        other.rows = other.ints = None
+        other.rows = other.ints = other.row_view = other.param_view = None
         other.n = 0
         other.keepalive = other.leaves = other.retained = []
         other.registered = {}
@@ -346,11 +350,22 @@ class Tape:
     # -- what the kernels read ------------------------------------------------------------
 
     def rows_array(self) -> np.ndarray:
-        return np.frombuffer(self.rows, np.int64, count=self.n * ROW_WIDTH).reshape(self.n, ROW_WIDTH)
+        if self.row_view is None:
+            self._view_rows()
+        return self.row_view[: self.n]
+
+    def _view_rows(self) -> None:
+        """The rows as (capacity, ROW_WIDTH) int64 and float64 arrays, made once per buffer: a
+        backward slices them (~0.2 us) instead of building two views per call (~1.5 us). The
+        buffer is never resized (``_reserve`` replaces it and drops these), so they stay valid."""
+        self.row_view = np.frombuffer(self.rows, np.int64).reshape(-1, ROW_WIDTH)
+        self.param_view = np.frombuffer(self.rows, np.float64).reshape(-1, ROW_WIDTH)
 
     def params_array(self) -> np.ndarray:
         """The rows reinterpreted as floats: ``params[r, PARAM]`` is row r's float parameter."""
-        return np.frombuffer(self.rows, np.float64, count=self.n * ROW_WIDTH).reshape(self.n, ROW_WIDTH)
+        if self.param_view is None:
+            self._view_rows()
+        return self.param_view[: self.n]
 
     def layouts_array(self) -> np.ndarray:
         return np.frombuffer(self.layout_table, np.int64).reshape(-1, 4)

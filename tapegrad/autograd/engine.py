@@ -13,7 +13,7 @@ from .._grad_mode import state as _grad_state
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
 from .._record import inplace_epoch
 from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, join, resolve
-from ..tensor import hook_registrations
+from ..tensor import Size, Tensor, _wrap, hook_registrations
 
 _kernel = None
 
@@ -71,9 +71,10 @@ def _modified_message(tape, entry) -> str:
     )
 
 
-def _seed(index: int, root, gradient) -> np.ndarray:
-    from ..tensor import Size, Tensor
+_ONE = np.ones(1)  # the implicit seed of a one-element root, as the sweep reads seeds (float64)
 
+
+def _seed(index: int, root, gradient) -> np.ndarray:
     if not root._requires_grad:
         raise RuntimeError(f"element {index} of tensors does not require grad and does not have a grad_fn")
     if gradient is None:
@@ -97,6 +98,14 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
 
         return run_create_graph(roots, gradients, retain_graph, collect=collect)
     retain = bool(retain_graph)
+    if len(roots) == 1 and roots[0]._tape is not None:  # ``loss.backward()``: one root, recorded
+        root, gradient = roots[0], gradients[0]
+        if gradient is None and root._requires_grad and root._data.size == 1:
+            seed = _ONE
+        else:
+            seed = np.asarray(_seed(0, root, gradient), np.float64).reshape(-1)
+        _sweep(resolve(root), [(root._row, seed)], retain, collect)
+        return
     seeds = [_seed(i, root, gradient) for i, (root, gradient) in enumerate(zip(roots, gradients))]
     _join_where_a_hooked_leaf_is_shared([root for root in roots if root._tape is not None])
     by_tape: dict = {}
@@ -126,6 +135,16 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
         _sweep(tape, pairs, retain, collect)
 
 
+_UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``modified``
+
+
+def _unmodified(n_rows: int) -> np.ndarray:
+    """``n_rows`` False flags without allocating them per backward."""
+    if len(_UNMODIFIED[0]) < n_rows:
+        _UNMODIFIED[0] = np.zeros(2 * n_rows, np.bool_)
+    return _UNMODIFIED[0][:n_rows]
+
+
 def _join_where_a_hooked_leaf_is_shared(recorded: list) -> None:
     """Roots on several tapes are swept one tape at a time, unless a leaf with hooks is on more
     than one of them: then its hooks would run once per sweep, each on a part of its gradient,
@@ -148,14 +167,22 @@ def _join_where_a_hooked_leaf_is_shared(recorded: list) -> None:
 
 def _sweep(tape, pairs, retain: bool, collect) -> None:
     sweep, (rules, saves, paths), setup, propagate = kernel()
-    roots = np.array([row for row, _ in pairs], np.int64)
-    seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
-    n_rows = int(roots.max()) + 1
+    if len(pairs) == 1:
+        row, seed = pairs[0]
+        roots = np.array((row,), np.int64)
+        seeds = seed if seed is _ONE else np.asarray(seed, np.float64).reshape(-1)
+        n_rows = row + 1
+    else:
+        roots = np.array([row for row, _ in pairs], np.int64)
+        seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
+        n_rows = int(roots.max()) + 1
     freed = tape.grown_freed()
-    modified = np.zeros(n_rows, np.bool_)
     changed = tape.modified_rows(n_rows, inplace_epoch[0])
     if changed:
+        modified = np.zeros(n_rows, np.bool_)
         modified[list(changed)] = True
+    else:
+        modified = _unmodified(n_rows)
     arrays = (
         tape.rows_array(),
         tape.params_array(),
@@ -168,7 +195,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         paths,
     )
     hooked = _hooked_rows(tape, n_rows)
-    calls = {row: call for row, call in tape.functions.items() if row < n_rows}
+    calls = {row: call for row, call in tape.functions.items() if row < n_rows} if tape.functions else {}
     wanted_rows = (
         _wanted_non_leaf_rows(tape, collect) if hooked and collect is not None and collect.before_hooks else ()
     )
@@ -270,7 +297,7 @@ def _wanted_non_leaf_rows(tape, collect) -> set:
 def _hooked_rows(tape, n_rows: int) -> dict:
     """{row: hooks} for rows below ``n_rows`` with hooks: non-leaf rows' own, and those of the
     leaves registered there."""
-    hooked = {row: hooks for row, hooks in tape.hooks.items() if row < n_rows and hooks}
+    hooked = {row: hooks for row, hooks in tape.hooks.items() if row < n_rows and hooks} if tape.hooks else {}
     for row, tensor in tape.leaves:
         hooks = tensor._hooks
         if hooks and row < n_rows:
@@ -319,8 +346,6 @@ def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:
 
 def _run_hooks(gradient: np.ndarray, hooks: list) -> None:
     """Call each hook with (a copy of) the finished gradient; a returned tensor replaces it."""
-    from ..tensor import _wrap
-
     for hook in list(hooks):
         result = hook(_wrap(gradient.copy()))
         if result is not None:
@@ -334,8 +359,6 @@ def _tensor_type(numpy_dtype) -> str:
 def hook_result(hook, result, shape: tuple, numpy_dtype):
     """``result`` of a tensor hook, checked as PyTorch checks it: a tensor of the gradient's
     shape and dtype (TypeError, RuntimeError with PyTorch's messages otherwise)."""
-    from ..tensor import Tensor
-
     if not isinstance(result, Tensor):
         raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")
     name = getattr(hook, "__name__", type(hook).__name__)
@@ -350,8 +373,6 @@ def hook_result(hook, result, shape: tuple, numpy_dtype):
 
 
 def _accumulate(tensor, values: np.ndarray, collect) -> None:
-    from ..tensor import _wrap
-
     if collect is not None:
         for index, wanted in enumerate(collect.inputs):
             if wanted is tensor:

@@ -93,7 +93,10 @@ def grad(
 def _tensor_backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
     """Accumulate d(self)/d(leaf), times ``gradient``, into every leaf's ``.grad`` (or only into
     ``inputs``'); follows ``torch.Tensor.backward``."""
-    backward((self,), (gradient,), retain_graph, create_graph, inputs)
+    if inputs is None:
+        run_backward((self,), (gradient,), retain_graph, create_graph)
+    else:
+        backward((self,), (gradient,), retain_graph, create_graph, inputs)
 
 
 install({"backward": _tensor_backward})
