@@ -7,10 +7,13 @@ does not import numba: the first backward does (and compiles, or loads the cache
 
 from __future__ import annotations
 
+import math as _math
+
 # Tensor's methods are attached by the modules that record them (tapegrad/tensor.py ``install``):
 # importing these is what gives a Tensor its methods, whatever the order of the lines here. The
 # rest are PyTorch's namespaces (torch.cuda, torch.utils.data...).
 from . import (  # noqa: F401
+    _dtypes,
     _indexing,
     _linalg,
     _record,
@@ -29,7 +32,12 @@ from . import (  # noqa: F401
 from ._device import device, get_default_device, set_default_device
 from ._dtypes import bool, double, dtype, float, float32, float64, int, int32, int64, long  # noqa: A004
 from ._factories import (
+    BoolTensor,
+    DoubleTensor,
+    FloatTensor,
     Generator,
+    IntTensor,
+    LongTensor,
     arange,
     as_tensor,
     empty,
@@ -53,9 +61,9 @@ from ._factories import (
     zeros,
     zeros_like,
 )
-from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from ._indexing import flip, gather, index_select
-from ._linalg import dot, einsum, matmul, mm, outer
+from ._linalg import bmm, dot, einsum, matmul, mm, outer
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
 from ._reductions import (
@@ -64,6 +72,7 @@ from ._reductions import (
     argmax,
     argmin,
     cumsum,
+    log_softmax,
     logsumexp,
     max,  # noqa: A004
     mean,
@@ -75,7 +84,21 @@ from ._reductions import (
     sum,  # noqa: A004
     var,
 )
-from ._selection import clamp, clip, maximum, minimum, where
+from ._selection import (
+    all,  # noqa: A004 - PyTorch's names
+    allclose,
+    any,  # noqa: A004
+    clamp,
+    clip,
+    equal,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    maximum,
+    minimum,
+    where,
+)
 from ._serialization import load, save
 from ._version import __version__
 from ._views import (
@@ -125,8 +148,36 @@ del _op
 
 
 def get_default_dtype():
-    """``tapegrad.float32``; follows ``torch.get_default_dtype``."""
-    return float32
+    """The dtype of floats made from Python numbers (``tapegrad.float32`` unless
+    ``set_default_dtype`` changed it); follows ``torch.get_default_dtype``."""
+    return _dtypes.DEFAULT_FLOAT
+
+
+def set_default_dtype(d) -> None:
+    """Make ``d`` (float32 or float64) the dtype of new floating tensors; raises ``TypeError``
+    for another dtype, as PyTorch does; follows ``torch.set_default_dtype``."""
+    chosen = _dtypes.as_dtype(d)
+    if chosen not in (float32, float64):
+        raise TypeError(f"only floating-point types are supported as the default type, got {chosen}")
+    _dtypes.DEFAULT_FLOAT = chosen
+
+
+inf = _math.inf
+nan = _math.nan
+pi = _math.pi
+e = _math.e
+
+
+def _comparison_function(name: str):
+    def compare(input: Tensor, other) -> Tensor:  # noqa: A002
+        return getattr(input, name)(other)
+
+    compare.__name__ = compare.__qualname__ = name
+    compare.__doc__ = f"``input.{name}(other)``, elementwise, a boolean tensor; follows ``torch.{name}``."
+    return compare
+
+
+eq, ne, lt, le, gt, ge = (_comparison_function(name) for name in ("eq", "ne", "lt", "le", "gt", "ge"))
 
 
 def is_tensor(value):

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _device, _dtypes
 from ._shapes import physical_memory
-from .tensor import Tensor, _check_can_require_grad, _wrap, as_array
+from .tensor import Tensor, _check_can_require_grad, _wrap, as_array, install
 
 _generator = None  # created on first use: importing numpy.random costs ~15 ms of ``import tapegrad``
 
@@ -217,10 +217,18 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
     if not replacement and num_samples > rows.shape[1]:
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
     rng = numpy_generator(generator)
-    drawn = np.stack(
-        [rng.choice(rows.shape[1], size=num_samples, replace=replacement, p=row / row.sum()) for row in rows]
-    )
-    return _wrap(drawn.astype(np.int64) if weights.ndim == 2 else drawn[0].astype(np.int64))
+    drawn = np.stack([_draw(rng, row, num_samples, replacement) for row in rows]).astype(np.int64)
+    return _wrap(drawn if weights.ndim == 2 else drawn[0])
+
+
+def _draw(rng: np.random.Generator, row: np.ndarray, count: int, replacement: bool) -> np.ndarray:
+    if replacement:
+        return rng.choice(len(row), size=count, p=row / row.sum())
+    # Without replacement, once the categories of nonzero weight are drawn PyTorch goes on with
+    # the zero-weight ones in index order (rather than failing): so does this.
+    nonzero = np.flatnonzero(row)
+    first = rng.choice(nonzero, size=min(count, len(nonzero)), replace=False, p=row[nonzero] / row.sum())
+    return np.concatenate([first, np.flatnonzero(row == 0)[: count - len(first)]])
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -284,3 +292,80 @@ def full_like(other, fill_value, *, dtype=None, device=None, requires_grad: bool
 __all__ = [
     name for name in dir() if not name.startswith("_") and name not in ("annotations", "builtins", "np", "Tensor")
 ]
+
+
+def _new(fill):
+    def new(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        _device.check(device)
+        shape = _shape(size)
+        numpy_dtype = _dtypes.as_dtype(dtype).numpy if dtype is not None else self._data.dtype
+        return _finish(fill(shape, numpy_dtype), requires_grad)
+
+    return new
+
+
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _device.check(device)
+    numpy_dtype = _dtypes.as_dtype(dtype).numpy if dtype is not None else self._data.dtype
+    return _finish(np.full(_shape((size,)), fill_value, numpy_dtype), requires_grad)
+
+
+def _new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _device.check(device)
+    return tensor(data, dtype=dtype if dtype is not None else self.dtype, requires_grad=requires_grad)
+
+
+install(
+    {
+        "new_zeros": _new(np.zeros),
+        "new_ones": _new(np.ones),
+        "new_empty": _new(np.zeros),
+        "new_full": _new_full,
+        "new_tensor": _new_tensor,
+    }
+)
+
+
+class _LegacyTensorType(type):
+    """``torch.FloatTensor`` and its kin: called, a tensor of their dtype (``FloatTensor(2, 3)``
+    of that shape, zero-filled; ``FloatTensor([1, 2])`` of those values); ``isinstance(t,
+    FloatTensor)`` tests the dtype, as in PyTorch."""
+
+    def __instancecheck__(cls, value) -> bool:
+        return isinstance(value, Tensor) and value._data.dtype == cls.dtype.numpy
+
+    def __call__(cls, *args, device=None):
+        _device.check(device)
+        if len(args) == 1 and not isinstance(args[0], int):
+            return tensor(args[0], dtype=cls.dtype)
+        return _wrap(np.zeros(_shape(args), cls.dtype.numpy))
+
+
+class FloatTensor(metaclass=_LegacyTensorType):
+    """A float32 tensor (see ``_LegacyTensorType``); follows ``torch.FloatTensor``."""
+
+    dtype = _dtypes.float32
+
+
+class DoubleTensor(metaclass=_LegacyTensorType):
+    """A float64 tensor; follows ``torch.DoubleTensor``."""
+
+    dtype = _dtypes.float64
+
+
+class LongTensor(metaclass=_LegacyTensorType):
+    """An int64 tensor; follows ``torch.LongTensor``."""
+
+    dtype = _dtypes.int64
+
+
+class IntTensor(metaclass=_LegacyTensorType):
+    """An int32 tensor; follows ``torch.IntTensor``."""
+
+    dtype = _dtypes.int32
+
+
+class BoolTensor(metaclass=_LegacyTensorType):
+    """A bool tensor; follows ``torch.BoolTensor``."""
+
+    dtype = _dtypes.bool

@@ -72,6 +72,24 @@ class no_grad(_Mode):  # noqa: N801 - PyTorch's name
     mode = False
 
 
+class inference_mode(no_grad):  # noqa: N801
+    """``no_grad`` under PyTorch's newer name (``mode=False``: recording stays as it is);
+    follows ``torch.inference_mode``. Tensors made inside are ordinary tensors here."""
+
+    def __init__(self, mode: bool = True):
+        self._active = mode
+
+    def __enter__(self):
+        self._previous = state.enabled
+        if self._active:
+            _set(False)
+
+    def __call__(self, function):
+        if not callable(function) or isinstance(function, bool):
+            raise TypeError("inference_mode() takes a function")
+        return super().__call__(function)
+
+
 class enable_grad(_Mode):  # noqa: N801
     """Record again inside a ``no_grad`` region."""
 

@@ -109,7 +109,21 @@ def dot(a: Tensor, b: Tensor) -> Tensor:
     return matmul(a, b)
 
 
-__all__ = ["matmul", "mm", "dot", "_dtypes"]
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Batched matrix product of (b, n, k) and (b, k, m) tensors (``BmmBackward0``); follows
+    ``torch.bmm``. Raises ``RuntimeError`` with PyTorch's messages for other shapes."""
+    if input._data.ndim != 3 or mat2._data.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor" if input._data.ndim != 3 else "batch2 must be a 3D tensor")
+    (b, _, k), (b2, k2, _) = input._data.shape, mat2._data.shape
+    if b != b2 or k != k2:
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {k}] but got: [{b2}, {k2}]."
+        )
+    _check_same_dtype(input, mat2)
+    return record("bmm", (input, mat2), np.matmul(input._data, mat2._data), saved=(input._data, mat2._data))
+
+
+__all__ = ["matmul", "mm", "bmm", "dot", "_dtypes"]
 
 
 def outer(a: Tensor, b: Tensor) -> Tensor:
@@ -213,6 +227,9 @@ install(
         "matmul": matmul,
         "__rmatmul__": lambda self, other: matmul(as_tensor(other), self),
         "outer": outer,
+        "mm": mm,
+        "bmm": bmm,
+        "dot": dot,
     }
 )
 

@@ -270,7 +270,8 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
         offset, strides = broadcast_strides(data.shape, out.shape)
         aux = tape.add_aux((offset, *strides))
         row = tape.append(OPCODE["broadcast"] | flag, row, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
-        data = np.broadcast_to(data, out.shape)
+        if saved:  # np.broadcast_to costs ~3 us: only for a value the backward reads
+            data = np.broadcast_to(data, out.shape)
     if saved:
         tape.save(row, data)
     return row
@@ -535,6 +536,7 @@ def install_methods() -> None:
             **_unary_methods(),
             "to": _to,
             "type": _type,
+            "type_as": lambda self, other: _to(self, other.dtype),
             "float": _cast_to(_dtypes.float32),
             "double": _cast_to(_dtypes.float64),
             "long": _cast_to(_dtypes.int64),

@@ -119,8 +119,63 @@ def _clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's names
     return _record.in_place(self, lambda t: clamp(t, min, max), "Clamp")
 
 
+def isnan(input: Tensor) -> Tensor:  # noqa: A002
+    """Boolean tensor: where ``input`` is NaN; follows ``torch.isnan``."""
+    return _wrap(np.isnan(input._data))
+
+
+def isinf(input: Tensor) -> Tensor:  # noqa: A002
+    """Boolean tensor: where ``input`` is +-inf; follows ``torch.isinf``."""
+    return _wrap(np.isinf(input._data))
+
+
+def isfinite(input: Tensor) -> Tensor:  # noqa: A002
+    """Boolean tensor: where ``input`` is neither NaN nor +-inf; follows ``torch.isfinite``."""
+    return _wrap(np.isfinite(input._data))
+
+
+def isclose(input: Tensor, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:  # noqa: A002
+    """Boolean tensor: ``|input - other| <= atol + rtol * |other|``, broadcast; follows ``torch.isclose``."""
+    return _wrap(np.isclose(input._data, as_tensor(other)._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input: Tensor, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:  # noqa: A002
+    """Whether every element is close (``isclose``); a Python bool; follows ``torch.allclose``."""
+    return bool(np.allclose(input._data, as_tensor(other)._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(input: Tensor, other: Tensor) -> bool:  # noqa: A002
+    """Whether both have the same shape and values; follows ``torch.equal``."""
+    return input._data.shape == other._data.shape and bool(np.array_equal(input._data, other._data))
+
+
+def _logical_reduction(function):
+    def reduce(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
+        values = input._data.astype(bool)
+        if dim is None:
+            return _wrap(np.asarray(function(values)))
+        return _wrap(np.asarray(function(values, axis=dim, keepdims=keepdim)))
+
+    return reduce
+
+
+all = _logical_reduction(np.all)  # noqa: A001 - PyTorch's name
+all.__name__ = all.__qualname__ = "all"
+all.__doc__ = "Boolean tensor: whether every element (along ``dim``) is nonzero; follows ``torch.all``."
+any = _logical_reduction(np.any)  # noqa: A001
+any.__name__ = any.__qualname__ = "any"
+any.__doc__ = "Boolean tensor: whether some element (along ``dim``) is nonzero; follows ``torch.any``."
+
+
 install(
     {
+        "isnan": isnan,
+        "isinf": isinf,
+        "isfinite": isfinite,
+        "isclose": isclose,
+        "equal": equal,
+        "all": all,
+        "any": any,
         "clamp": clamp,
         "clip": clamp,
         "clamp_min": lambda self, min: clamp(self, min=min),  # noqa: A006

@@ -377,6 +377,7 @@ install(
     {
         "__getitem__": getitem,
         "reshape": lambda self, *shape: reshape(self, shape),
+        "ravel": lambda self: reshape(self, (-1,)),
         "view": lambda self, *shape: view(self, shape),
         "transpose": lambda self, dim0, dim1: transpose(self, dim0, dim1),
         "t": t,

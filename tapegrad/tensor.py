@@ -252,6 +252,10 @@ class Tensor:
             return Size(self._data.shape)
         return self._data.shape[_normalize_dim(dim, self._data.ndim)]
 
+    def ndimension(self) -> int:
+        """The number of dimensions (``dim()``); follows ``torch.Tensor.ndimension``."""
+        return self._data.ndim
+
     def dim(self) -> int:
         """The number of dimensions; follows ``torch.Tensor.dim``."""
         return self._data.ndim
@@ -498,10 +502,11 @@ def install(methods: dict) -> None:
 
 
 def _infer_numpy_dtype(data) -> np.dtype:
-    """PyTorch's inference: Python floats give float32, ints int64, bools bool."""
+    """PyTorch's inference: Python floats give the default dtype (float32 unless
+    ``set_default_dtype``), ints int64, bools bool."""
     array = np.asarray(data)
     if array.dtype.kind == "f":
-        return np.dtype(np.float32)
+        return _dtypes.DEFAULT_FLOAT.numpy
     if array.dtype.kind in "iu":
         return np.dtype(np.int64)
     if array.dtype.kind == "b":

@@ -9,11 +9,21 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .gradients import backward, grad
 from .graph import Node
 
+
+def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa: N802 - PyTorch's name
+    """``data`` itself, made to require grad when asked: ``Variable`` was merged into Tensor in
+    PyTorch 0.4 and is kept there as this; follows ``torch.autograd.Variable``."""
+    if requires_grad:
+        data.requires_grad_(True)
+    return data
+
+
 __all__ = [
     "Function",
     "FunctionCtx",
     "GradcheckError",
     "Node",
+    "Variable",
     "backward",
     "enable_grad",
     "functional",

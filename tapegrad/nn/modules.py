@@ -537,22 +537,60 @@ class ParameterList(Module):
         return self
 
 
-def _activation(name: str, function):
+def _activation(name: str, function, extra_repr=lambda options: "", **defaults):
+    """A module class applying ``function`` with keyword ``defaults`` (``inplace``,
+    ``approximate``...) settable at construction, positionally or by name, as PyTorch's."""
+
+    def init(self, *args, **kwargs):
+        Module.__init__(self)
+        if len(args) > len(defaults):
+            raise TypeError(f"{name}.__init__() takes {len(defaults)} positional arguments but {len(args)} were given")
+        options = dict(defaults)
+        options.update(zip(defaults, args))
+        for key, value in kwargs.items():
+            if key not in defaults:
+                raise TypeError(f"{name}.__init__() got an unexpected keyword argument '{key}'")
+            options[key] = value
+        for key, value in options.items():
+            object.__setattr__(self, key, value)
+
     def forward(self, input):  # noqa: A002
-        return function(input)
+        return function(input, **{key: getattr(self, key) for key in defaults})
 
     return type(
-        name, (Module,), {"forward": forward, "__doc__": f"``{name}()(x)`` applies {function.__name__} elementwise."}
+        name,
+        (Module,),
+        {
+            "__init__": init,
+            "forward": forward,
+            "extra_repr": lambda self: extra_repr({key: getattr(self, key) for key in defaults}),
+            "__doc__": f"``{name}()(x)`` applies {function.__name__} elementwise; follows ``torch.nn.{name}``.",
+        },
     )
 
 
-ReLU = _activation("ReLU", F.relu)
+def _inplace_repr(options: dict) -> str:
+    return "inplace=True" if options["inplace"] else ""
+
+
+ReLU = _activation("ReLU", F.relu, _inplace_repr, inplace=False)
 Tanh = _activation("Tanh", F.tanh)
 Sigmoid = _activation("Sigmoid", F.sigmoid)
-Softplus = _activation("Softplus", F.softplus)
-GELU = _activation("GELU", F.gelu)
-Identity = _activation("Identity", lambda x: x)
-SiLU = _activation("SiLU", F.silu)
+Softplus = _activation(
+    "Softplus", F.softplus, lambda o: f"beta={o['beta']}, threshold={o['threshold']}", beta=1.0, threshold=20.0
+)
+GELU = _activation("GELU", F.gelu, lambda o: f"approximate={o['approximate']!r}", approximate="none")
+SiLU = _activation("SiLU", F.silu, _inplace_repr, inplace=False)
+
+
+class Identity(Module):
+    """Returns its input; accepts and ignores any arguments; follows ``torch.nn.Identity``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):  # noqa: A002
+        return input
 
 
 class LeakyReLU(Module):

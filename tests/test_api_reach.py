@@ -1,0 +1,165 @@
+"""Names the census's programs use most that tapegrad lacked (tests/../shared/census): each
+against PyTorch 2.13 where torch is installed, and on its own semantics where it is not."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _both(program):
+    """``program(module)`` for tapegrad and PyTorch, as nested Python values."""
+    torch = _torch()
+
+    def plain(value):
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if hasattr(value, "detach"):
+            return (str(value.dtype).split(".")[-1], value.detach().numpy().tolist())
+        return value
+
+    return plain(program(tg)), plain(program(torch))
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m: m.bmm(m.arange(24.0).reshape(2, 3, 4), m.arange(40.0).reshape(2, 4, 5)),
+        lambda m: m.arange(6.0).reshape(2, 3).mm(m.ones(3, 2)),
+        lambda m: m.arange(3.0).dot(m.arange(3.0)),
+        lambda m: [m.ones(2, dtype=m.float64).new_zeros(3), m.ones(2).new_ones((2, 1)), m.ones(1).new_full((2,), 7.0)],
+        lambda m: m.ones(1).new_tensor([1, 2]),
+        lambda m: [m.FloatTensor([1, 2]), m.LongTensor([1.7, 2.0]), m.DoubleTensor(2, 1).shape[0]],
+        lambda m: [m.isnan(m.tensor([1.0, math.nan])), m.isinf(m.tensor([math.inf, 1.0])), m.tensor([1.0]).isfinite()],
+        lambda m: [m.tensor([[1, 0], [1, 1]]).all(), m.all(m.tensor([[1, 0], [1, 1]]), dim=1), m.tensor([0, 1]).any()],
+        lambda m: [m.allclose(m.ones(2), m.ones(2) + 1e-9), m.isclose(m.ones(2), m.tensor([1.0, 2.0]))],
+        lambda m: [m.equal(m.ones(2), m.ones(2)), m.equal(m.ones(2), m.ones(3))],
+        lambda m: [m.eq(m.arange(3), 1), m.gt(m.arange(3), 0), m.le(m.arange(3.0), m.ones(3))],
+        lambda m: [m.arange(3).type_as(m.ones(1)), m.ones(2, 2).ravel(), m.ones(2, 3).ndimension()],
+        lambda m: m.log_softmax(m.tensor([1.0, 2.0, 3.0]), dim=0),
+        lambda m: [m.inf, m.pi, m.e, math.isnan(m.nan)],
+        lambda m: [str(m.nn.ReLU(inplace=True)), str(m.nn.GELU()), str(m.nn.Softplus()), str(m.nn.SiLU())],
+    ],
+)
+def test_values_dtypes_and_prints_match_pytorch(program):
+    ours, theirs = _both(program)
+    _close([ours], [theirs])
+
+
+def _close(ours, theirs) -> bool:
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        if isinstance(a, (list, tuple)):
+            _close(list(a), list(b))
+        elif isinstance(a, float):
+            assert a == pytest.approx(b)
+        else:
+            assert a == b
+    return True
+
+
+def test_bmm_and_mm_methods_differentiate_as_pytorch():
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4, 2))
+    grads = []
+    for m in (tg, torch):
+        x, y = m.tensor(a, requires_grad=True), m.tensor(b, requires_grad=True)
+        out = m.bmm(x, y)
+        (out * out).sum().backward()
+        grads.append(
+            (
+                out.grad_fn.name() if hasattr(out.grad_fn, "name") else type(out.grad_fn).__name__,
+                x.grad.numpy(),
+                y.grad.numpy(),
+            )
+        )
+    assert grads[0][0] == grads[1][0] == "BmmBackward0"
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-12)
+    np.testing.assert_allclose(grads[0][2], grads[1][2], rtol=1e-12)
+
+
+def test_bmm_refuses_what_pytorch_refuses():
+    with pytest.raises(RuntimeError, match="batch1 must be a 3D tensor"):
+        tg.bmm(tg.ones(2, 2), tg.ones(2, 2, 2))
+    with pytest.raises(RuntimeError, match="Expected size for first two dimensions of batch2 tensor"):
+        tg.bmm(tg.ones(2, 2, 3), tg.ones(2, 2, 2))
+
+
+def test_legacy_tensor_types_test_the_dtype():
+    assert isinstance(tg.ones(2), tg.FloatTensor) and not isinstance(tg.ones(2), tg.LongTensor)
+    assert isinstance(tg.arange(3), tg.LongTensor) and tg.FloatTensor(2, 3).shape == (2, 3)
+
+
+def test_set_default_dtype_changes_new_floating_tensors_only():
+    try:
+        tg.set_default_dtype(tg.float64)
+        assert tg.get_default_dtype() == tg.float64
+        assert tg.tensor([1.0]).dtype == tg.zeros(2).dtype == tg.float64
+        assert tg.tensor([1]).dtype == tg.int64
+    finally:
+        tg.set_default_dtype(tg.float32)
+    assert tg.tensor([1.0]).dtype == tg.float32
+    with pytest.raises(TypeError, match="only floating-point types are supported as the default type"):
+        tg.set_default_dtype(tg.int64)
+
+
+def test_inference_mode_and_variable():
+    x = tg.ones(2, requires_grad=True)
+    with tg.inference_mode():
+        assert not (x * 2).requires_grad
+    with tg.inference_mode(False):
+        assert (x * 2).requires_grad
+
+    @tg.inference_mode()
+    def evaluate(value):
+        return value * 2
+
+    assert not evaluate(x).requires_grad
+    v = tg.autograd.Variable(tg.zeros(1), requires_grad=True)
+    assert v.requires_grad and v.is_leaf
+
+
+def test_multinomial_and_randperm_follow_their_distributions():
+    g = tg.Generator().manual_seed(0)
+    draws = tg.multinomial(tg.tensor([0.0, 1.0, 3.0]), 4000, replacement=True, generator=g)
+    counts = np.bincount(draws.numpy(), minlength=3)
+    assert counts[0] == 0 and abs(counts[2] / counts[1] - 3) < 0.3
+    rows = tg.multinomial(tg.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]), 2, generator=g)
+    assert rows.shape == (2, 2) and rows.dtype == tg.int64 and len(set(rows[0].tolist())) == 2
+    assert rows[1].tolist() == [2, 0]  # PyTorch 2.13: past the nonzero weights, zero ones in order
+    with pytest.raises(
+        RuntimeError, match="cannot sample n_sample > prob_dist.size\\(-1\\) samples without replacement"
+    ):
+        tg.multinomial(tg.ones(2), 3)
+    with pytest.raises(RuntimeError, match="probability tensor contains either `inf`, `nan` or element < 0"):
+        tg.multinomial(tg.tensor([1.0, -1.0]), 1)
+    assert sorted(tg.randperm(6, generator=g).tolist()) == list(range(6))
+    assert (
+        tg.randperm(6, generator=tg.Generator().manual_seed(5)).tolist()
+        == tg.randperm(6, generator=tg.Generator().manual_seed(5)).tolist()
+    )
+
+
+def test_load_accepts_pytorchs_keywords(tmp_path):
+    path = tmp_path / "state.pt"
+    tg.save({"w": tg.ones(2)}, path)
+    state = tg.load(path, map_location="cpu", weights_only=True)
+    assert state["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(AssertionError, match="Torch not compiled with CUDA enabled"):
+        tg.load(path, map_location="cuda")
+
+
+def test_activation_modules_take_pytorchs_arguments():
+    assert tg.nn.ReLU(True).inplace and tg.nn.GELU(approximate="none").approximate == "none"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'alpha'"):
+        tg.nn.ReLU(alpha=1)
+    assert tg.nn.Identity(54, unused="x")(tg.ones(1)).tolist() == [1.0]
