@@ -54,6 +54,7 @@ LAYERS = {
         "_kernels.families",
         "_kernels.strided",
         "_kernels.scalar",
+        "_kernels.vmath",
         "_kernels.generated",
         "_kernels.backward",
         "_kernels.forward",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import config, families, generated
+from . import config, families, generated, vmath
 from .config import inline, jit
 from .families import call, make_frame
 from .memory import borrow, matrix_at, value_at
@@ -198,7 +198,7 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
         x = value_at(addresses[a], numel, grad)
         half = grad.dtype.type(0.5)
         for i in range(numel):
-            ga[i] += g[i] * half * (one + np.tanh(half * x[i]))
+            ga[i] += g[i] * half * (one + vmath.tanh(half * x[i]))
     elif rule == ZERO:
         pass  # the input is marked reached (its gradient is zero, as PyTorch gives)
     elif rule == LEAKY_RELU:
@@ -208,7 +208,7 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     elif rule == ELU:
         x = value_at(addresses[a], numel, grad)
         for i in range(numel):
-            ga[i] += g[i] if x[i] > zero else g[i] * s * np.exp(x[i])
+            ga[i] += g[i] if x[i] > zero else g[i] * s * vmath.exp(x[i])
     elif rule == POW_SCALAR:
         x = value_at(addresses[a], numel, grad)
         if s == grad.dtype.type(2.0):  # no pow call for the common exponents (~55 ns an element)
@@ -329,7 +329,7 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                 for k in range(extent):
                     total += g[base + k * inner]
                 for k in range(extent):
-                    ga[base + k * inner] += g[base + k * inner] - np.exp(y[base + k * inner]) * total
+                    ga[base + k * inner] += g[base + k * inner] - vmath.exp(y[base + k * inner]) * total
     elif rule == CONCAT:
         # aux: count, dim, then each input's row delta (0: an operand with no row), then each
         # input's extent along ``dim`` (1 for stack, whose inputs lack that dimension).
@@ -495,7 +495,7 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
                         ga[base + k * inner] += total
                 elif rule == LOGSUMEXP:
                     for k in range(extent):
-                        ga[base + k * inner] += g[at] * np.exp(x[base + k * inner] - y[at])
+                        ga[base + k * inner] += g[at] * vmath.exp(x[base + k * inner] - y[at])
                 elif rule == PROD:
                     _prod_group(x, ga, g[at], y[at], base, extent, inner)
                 elif rule == VAR or rule == STD:

@@ -18,10 +18,12 @@ import functools
 import numpy as np
 
 # name: (the function in generated kernels, the Tensor method for create_graph formulas, the numpy
-# function for arrays). Kernel names are numba's numpy and math functions, or the helpers of
-# ``scalar.py`` where numpy's semantics need a branch (relu keeps NaN, as np.maximum does).
+# function for arrays). Kernel names are numba's numpy and math functions, the helpers of
+# ``scalar.py`` where numpy's semantics need a branch (relu keeps NaN, as np.maximum does), or
+# the vectorizable functions of ``vmath.py``.
 FUNCTIONS = {
-    "exp": ("np.exp", "exp", "exp"),
+    # vmath's: written so that LLVM vectorizes them (numba's call scalar libm; see vmath.py)
+    "exp": ("vmath.exp", "exp", "exp"),
     # math's, not numpy's: numba declares np.exp2/np.log2 as one LLVM intrinsic for both float
     # widths, so a function inlining both dtypes fails to compile (numba 0.68).
     "exp2": ("math.exp2", "exp2", "exp2"),
@@ -42,7 +44,7 @@ FUNCTIONS = {
     "atanh": ("np.arctanh", "atanh", "arctanh"),
     "sinh": ("np.sinh", "sinh", "sinh"),
     "cosh": ("np.cosh", "cosh", "cosh"),
-    "tanh": ("np.tanh", "tanh", "tanh"),
+    "tanh": ("vmath.tanh", "tanh", "tanh"),
     "erf": ("math.erf", "erf", "scipy.special.erf"),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.

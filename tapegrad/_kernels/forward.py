@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import families, generated
+from . import families, generated, vmath
 from .backward import SMALL, _groups, _shape, _split
 from .config import inline, jit
 from .families import call, make_frame
@@ -249,7 +249,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
                     largest = max(largest, x[base + k * inner])
                 total = zero
                 for k in range(extent):
-                    out[base + k * inner] = np.exp(x[base + k * inner] - largest)
+                    out[base + k * inner] = vmath.exp(x[base + k * inner] - largest)
                     total += out[base + k * inner]
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
@@ -271,7 +271,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
                     largest = max(largest, x[base + k * inner])
                 total = zero
                 for k in range(extent):
-                    total += np.exp(x[base + k * inner] - largest)
+                    total += vmath.exp(x[base + k * inner] - largest)
                 log_total = np.log(total)
                 for k in range(extent):
                     out[base + k * inner] = x[base + k * inner] - largest - log_total
@@ -402,7 +402,7 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                     largest = zero
                 total = zero
                 for k in range(extent):
-                    total += np.exp(x[base + k * inner] - largest)
+                    total += vmath.exp(x[base + k * inner] - largest)
                 out[o * inner + i] = np.log(total) + largest
             elif rule == VAR or rule == STD:
                 mean = 0.0  # float64 accumulation, as numpy's pairwise sums are close to it

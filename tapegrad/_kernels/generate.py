@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from . import scalar
+from . import scalar, vmath
 from .config import inline
 from .memory import value_at
 

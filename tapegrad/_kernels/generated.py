@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import scalar
+from . import scalar, vmath
 from .config import inline
 from .memory import value_at
 
@@ -110,7 +110,7 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
         c2 = grad.dtype.type(0.7071067811865476)
         c3 = grad.dtype.type(0.3989422804014327)
         for i in range(numel):
-            ga[i] += g[i] * (c0 * (c1 + math.erf(x[i] * c2)) + x[i] * np.exp(-c0 * x[i] * x[i]) * c3)
+            ga[i] += g[i] * (c0 * (c1 + math.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
     elif rule == 11:  # log1p: g / (1 + x)
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(1)
@@ -188,13 +188,13 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(1.1283791670955126)
         for i in range(numel):
-            ga[i] += g[i] * c0 * np.exp(-x[i] * x[i])
+            ga[i] += g[i] * c0 * vmath.exp(-x[i] * x[i])
     elif rule == 27:  # silu: g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(0.5)
         c1 = grad.dtype.type(1)
         for i in range(numel):
-            ga[i] += g[i] * (c0 * (c1 + np.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + np.tanh(c0 * x[i]))))
+            ga[i] += g[i] * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i]))))
     else:
         return False
     return True
@@ -245,7 +245,7 @@ def small_backward(rule, r, numel, rows, addresses, offsets, touched, grad):
             c1 = grad.dtype.type(1)
             c2 = grad.dtype.type(0.7071067811865476)
             c3 = grad.dtype.type(0.3989422804014327)
-            d = g * (c0 * (c1 + math.erf(x[i] * c2)) + x[i] * np.exp(-c0 * x[i] * x[i]) * c3)
+            d = g * (c0 * (c1 + math.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
         elif rule == 11:  # log1p
             c0 = grad.dtype.type(1)
             d = g / (c0 + x[i])
@@ -291,11 +291,11 @@ def small_backward(rule, r, numel, rows, addresses, offsets, touched, grad):
             d = g * np.sinh(x[i])
         elif rule == 26:  # erf
             c0 = grad.dtype.type(1.1283791670955126)
-            d = g * c0 * np.exp(-x[i] * x[i])
+            d = g * c0 * vmath.exp(-x[i] * x[i])
         elif rule == 27:  # silu
             c0 = grad.dtype.type(0.5)
             c1 = grad.dtype.type(1)
-            d = g * (c0 * (c1 + np.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + np.tanh(c0 * x[i]))))
+            d = g * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i]))))
         else:
             d = grad.dtype.type(0)
         grad[oa + i] += d
@@ -308,7 +308,7 @@ def forward(rule, x, out):
     numel = out.shape[0]
     if rule == 0:  # exp: exp(x)
         for i in range(numel):
-            out[i] = np.exp(x[i])
+            out[i] = vmath.exp(x[i])
     elif rule == 1:  # log: log(x)
         for i in range(numel):
             out[i] = np.log(x[i])
@@ -320,12 +320,12 @@ def forward(rule, x, out):
             out[i] = np.cos(x[i])
     elif rule == 4:  # tanh: tanh(x)
         for i in range(numel):
-            out[i] = np.tanh(x[i])
+            out[i] = vmath.tanh(x[i])
     elif rule == 5:  # sigmoid: sigmoid(x)
         c0 = out.dtype.type(0.5)
         c1 = out.dtype.type(1)
         for i in range(numel):
-            out[i] = c0 * (c1 + np.tanh(c0 * x[i]))
+            out[i] = c0 * (c1 + vmath.tanh(c0 * x[i]))
     elif rule == 6:  # relu: relu(x)
         for i in range(numel):
             out[i] = scalar.relu(x[i])
@@ -398,7 +398,7 @@ def forward(rule, x, out):
         c0 = out.dtype.type(0.5)
         c1 = out.dtype.type(1)
         for i in range(numel):
-            out[i] = x[i] * (c0 * (c1 + np.tanh(c0 * x[i])))
+            out[i] = x[i] * (c0 * (c1 + vmath.tanh(c0 * x[i])))
     else:
         return False
     return True
@@ -414,7 +414,7 @@ def small_forward(rule, r, numel, rows, offsets, values):
     for i in range(numel):
         x = values[oa + i]
         if rule == 0:  # exp
-            d = np.exp(x)
+            d = vmath.exp(x)
         elif rule == 1:  # log
             d = np.log(x)
         elif rule == 2:  # sin
@@ -422,11 +422,11 @@ def small_forward(rule, r, numel, rows, offsets, values):
         elif rule == 3:  # cos
             d = np.cos(x)
         elif rule == 4:  # tanh
-            d = np.tanh(x)
+            d = vmath.tanh(x)
         elif rule == 5:  # sigmoid
             c0 = values.dtype.type(0.5)
             c1 = values.dtype.type(1)
-            d = c0 * (c1 + np.tanh(c0 * x))
+            d = c0 * (c1 + vmath.tanh(c0 * x))
         elif rule == 6:  # relu
             d = scalar.relu(x)
         elif rule == 7:  # sqrt
@@ -477,7 +477,7 @@ def small_forward(rule, r, numel, rows, offsets, values):
         elif rule == 27:  # silu
             c0 = values.dtype.type(0.5)
             c1 = values.dtype.type(1)
-            d = x * (c0 * (c1 + np.tanh(c0 * x)))
+            d = x * (c0 * (c1 + vmath.tanh(c0 * x)))
         else:
             d = values.dtype.type(0)
         values[o + i] = d
