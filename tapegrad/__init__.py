@@ -25,10 +25,13 @@ from . import (  # noqa: F401
     autograd,
     backends,
     cuda,
+    linalg,
     nn,
     optim,
+    return_types,
     utils,
 )
+from ._composites import column_stack, diag, dist, hstack, meshgrid, sort, topk, tril, triu, vstack
 from ._device import device, get_default_device, set_default_device
 from ._dtypes import bool, double, dtype, float, float32, float64, int, int32, int64, long  # noqa: A004
 from ._factories import (
@@ -49,6 +52,7 @@ from ._factories import (
     linspace,
     manual_seed,
     multinomial,
+    normal,
     ones,
     ones_like,
     rand,

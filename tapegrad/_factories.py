@@ -191,6 +191,25 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, device=Non
     return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
 
 
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False):
+    """Normal samples: of ``mean``'s and ``std``'s broadcast shape when either is a tensor
+    (float32 unless a tensor says otherwise), else of ``size``; follows ``torch.normal``.
+    The samples are constants: no gradient flows to ``mean`` or ``std`` (PyTorch's
+    reparametrised form is ``mean + std * randn``)."""
+    _device.check(device)
+    means = mean._data if isinstance(mean, Tensor) else np.asarray(mean, np.float64)
+    stds = std._data if isinstance(std, Tensor) else np.asarray(std, np.float64)
+    if np.any(stds < 0):
+        raise RuntimeError("normal expects all elements of std >= 0.0")
+    shape = np.broadcast_shapes(means.shape, stds.shape) if size is None else _shape((size,))
+    tensors = [v for v in (mean, std) if isinstance(v, Tensor)]
+    numpy_dtype = (
+        _float_type(dtype) if dtype is not None or not tensors else np.result_type(*(t._data for t in tensors))
+    )
+    values = numpy_generator(generator).normal(means, stds, size=shape)
+    return _finish(values.astype(numpy_dtype), requires_grad)
+
+
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``), from numpy's Generator;
     follows ``torch.randperm`` (its values differ from PyTorch's)."""

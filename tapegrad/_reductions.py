@@ -7,12 +7,11 @@ view, so gradients still flow by the view rule."""
 
 from __future__ import annotations
 
-import collections
 import math
 
 import numpy as np
 
-from . import _dtypes
+from . import _dtypes, return_types
 from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _input_row, _opcode, _target
@@ -241,8 +240,7 @@ def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
 
 
 # max/min along a dimension return both, like PyTorch's torch.return_types.max.
-MaxResult = collections.namedtuple("max", ["values", "indices"])
-MinResult = collections.namedtuple("min", ["values", "indices"])
+MaxResult, MinResult = return_types.max, return_types.min
 
 
 def _extreme(x: Tensor, dim, keepdim: bool, largest: bool, name: str):

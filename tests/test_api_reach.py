@@ -163,3 +163,87 @@ def test_activation_modules_take_pytorchs_arguments():
     with pytest.raises(TypeError, match="unexpected keyword argument 'alpha'"):
         tg.nn.ReLU(alpha=1)
     assert tg.nn.Identity(54, unused="x")(tg.ones(1)).tolist() == [1.0]
+
+
+# -- built from table ops (tapegrad/_composites.py) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m, x: (m.tril(x) * 2 + m.triu(x, 1) + m.tril(x, -1)).sum(),
+        lambda m, x: m.diag(x, 1).sum() + m.diag(m.diag(x)).pow(2).sum() + m.diag(x[0], -1).sum(),
+        lambda m, x: m.topk(x, 2, dim=1).values.pow(2).sum() + m.topk(x.reshape(-1), 3, largest=False)[0].sum(),
+        lambda m, x: (m.sort(x, dim=0, descending=True).values * m.arange(3.0).reshape(3, 1)).sum(),
+        lambda m, x: sum(g.sum() for g in m.meshgrid(x[0], x[1], indexing="xy")) + m.meshgrid(x[0], x[2])[1].sum(),
+        lambda m, x: (m.vstack([x[0], x[1]]) ** 2).sum() + m.hstack([x, x]).sum() + m.column_stack([x[0], x[1]]).sum(),
+        lambda m, x: m.dist(x, x.t(), 3) + m.linalg.norm(x) + m.linalg.norm(x[0], ord=1) + m.linalg.vector_norm(x, 3),
+    ],
+)
+def test_composites_match_pytorch_values_and_gradients(program):
+    torch = _torch()
+    data = np.array([[0.5, -1.2, 2.0], [3.1, 0.2, -0.7], [1.5, 2.5, -2.2]])
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(data, requires_grad=True)
+        out = program(m, x)
+        out.backward()
+        results.append((float(out), x.grad.numpy()))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-14)
+
+
+def test_topk_and_sort_print_and_order_as_pytorch():
+    torch = _torch()
+    values = [3.0, 1.0, math.nan, 2.0, 1.0]
+    for descending in (False, True):
+        ours = tg.sort(tg.tensor(values), descending=descending, stable=True)
+        theirs = torch.sort(torch.tensor(values), descending=descending, stable=True)
+        assert ours.indices.tolist() == theirs.indices.tolist()
+    assert repr(tg.topk(tg.tensor([3.0, 1.0, 2.0]), 2)) == repr(torch.topk(torch.tensor([3.0, 1.0, 2.0]), 2)).replace(
+        "torch.", "tapegrad."
+    )
+    with pytest.raises(RuntimeError, match="selected index k out of range"):
+        tg.topk(tg.ones(3), 4)
+
+
+def test_one_hot_and_normal():
+    torch = _torch()
+    labels = [2, 0, 1]
+    for num_classes in (-1, 4):
+        assert (
+            tg.nn.functional.one_hot(tg.tensor(labels), num_classes).tolist()
+            == torch.nn.functional.one_hot(torch.tensor(labels), num_classes).tolist()
+        )
+    with pytest.raises(RuntimeError, match="Class values must be smaller than num_classes"):
+        tg.nn.functional.one_hot(tg.tensor(labels), 2)
+    samples = tg.normal(2.0, 3.0, size=(20000,), generator=tg.Generator().manual_seed(1))
+    assert samples.dtype == tg.float32 and abs(float(samples.mean()) - 2) < 0.1 and abs(float(samples.std()) - 3) < 0.1
+    assert tg.normal(tg.zeros(2, 3, dtype=tg.float64), tg.ones(3, dtype=tg.float64)).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("RMSprop", {"lr": 0.01}),
+        ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.1}),
+        ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1}),
+        ("Adadelta", {"lr": 1.0, "weight_decay": 0.01}),
+    ],
+)
+def test_optimizers_follow_pytorchs_updates(name, options):
+    torch = _torch()
+    start = np.array([[0.5, -1.5], [2.0, 0.25]])
+    trajectories = []
+    for m in (tg, torch):
+        w = m.nn.Parameter(m.tensor(start))
+        optimizer = getattr(m.optim, name)([w], **options)
+        scheduler = m.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+        for _ in range(5):
+            optimizer.zero_grad()
+            ((w**3).sum() + (w * w).sum()).backward()
+            optimizer.step()
+            scheduler.step()
+        trajectories.append((w.detach().numpy().copy(), scheduler.get_last_lr()))
+    np.testing.assert_allclose(trajectories[0][0], trajectories[1][0], rtol=1e-10)
+    assert trajectories[0][1] == pytest.approx(trajectories[1][1])

@@ -203,3 +203,19 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # 
         return input
     keep = (_factories.default_generator().random(input.shape) >= p).astype(input._data.dtype) / (1 - p)
     return input * _wrap(keep)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 tensor of shape ``tensor.shape + (num_classes,)`` with a 1 at each index (-1: one
+    more than the largest index); follows ``torch.nn.functional.one_hot``. Raises
+    ``RuntimeError`` as PyTorch does for a non-integer tensor or an index out of range."""
+    values = tensor._data
+    if values.dtype != np.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if values.size and values.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if num_classes == -1:
+        num_classes = int(values.max()) + 1 if values.size else 0
+    elif values.size and values.max() >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return _factories.tensor(np.eye(num_classes, dtype=np.int64)[values])

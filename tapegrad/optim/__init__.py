@@ -156,4 +156,126 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "lr_scheduler"]
+
+
+class RMSprop(Optimizer):
+    """RMSprop (with ``momentum``, ``centered`` and L2 ``weight_decay``); follows
+    ``torch.optim.RMSprop``."""
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
+        super().__init__(
+            params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+        )
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            for parameter, value, grad in self._gradients(group):
+                state = self.state.setdefault(id(parameter), {})
+                if not state:
+                    state.update(step=np.array(0.0), square_avg=np.zeros_like(value))
+                    if group["momentum"]:
+                        state["momentum_buffer"] = np.zeros_like(value)
+                    if group["centered"]:
+                        state["grad_avg"] = np.zeros_like(value)
+                state["step"] += 1
+                if group["weight_decay"]:
+                    grad = grad + group["weight_decay"] * value
+                square_avg = state["square_avg"]
+                square_avg *= alpha
+                square_avg += (1 - alpha) * grad * grad
+                if group["centered"]:
+                    grad_avg = state["grad_avg"]
+                    grad_avg += (1 - alpha) * (grad - grad_avg)  # PyTorch's lerp form
+                    average = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+                else:
+                    average = np.sqrt(square_avg) + eps
+                if group["momentum"]:
+                    buffer = state["momentum_buffer"]
+                    buffer *= group["momentum"]
+                    buffer += grad / average
+                    value -= (lr * buffer).astype(value.dtype, copy=False)
+                else:
+                    value -= (lr * grad / average).astype(value.dtype, copy=False)
+                _bump_version(parameter)
+        return loss
+
+
+class Adagrad(Optimizer):
+    """Adagrad (with ``lr_decay``, ``initial_accumulator_value`` and L2 ``weight_decay``);
+    follows ``torch.optim.Adagrad``."""
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                eps=eps,
+            ),
+        )
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for parameter, value, grad in self._gradients(group):
+                state = self.state.setdefault(id(parameter), {})
+                if not state:
+                    state.update(step=np.array(0.0), sum=np.full_like(value, group["initial_accumulator_value"]))
+                state["step"] += 1
+                if group["weight_decay"]:
+                    grad = grad + group["weight_decay"] * value
+                clr = group["lr"] / (1 + (float(state["step"]) - 1) * group["lr_decay"])
+                state["sum"] += grad * grad
+                value -= (clr * grad / (np.sqrt(state["sum"]) + group["eps"])).astype(value.dtype, copy=False)
+                _bump_version(parameter)
+        return loss
+
+
+class Adadelta(Optimizer):
+    """Adadelta (with L2 ``weight_decay``); follows ``torch.optim.Adadelta``."""
+
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            rho, eps = group["rho"], group["eps"]
+            for parameter, value, grad in self._gradients(group):
+                state = self.state.setdefault(id(parameter), {})
+                if not state:
+                    state.update(step=np.array(0.0), square_avg=np.zeros_like(value), acc_delta=np.zeros_like(value))
+                state["step"] += 1
+                if group["weight_decay"]:
+                    grad = grad + group["weight_decay"] * value
+                square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+                square_avg *= rho
+                square_avg += (1 - rho) * grad * grad
+                delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+                acc_delta *= rho
+                acc_delta += (1 - rho) * delta * delta
+                value -= (group["lr"] * delta).astype(value.dtype, copy=False)
+                _bump_version(parameter)
+        return loss

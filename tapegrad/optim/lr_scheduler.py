@@ -45,3 +45,14 @@ class CosineAnnealingLR(LRScheduler):
             self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
             for base in self.base_lrs
         ]
+
+
+class ExponentialLR(LRScheduler):
+    """The learning rate times ``gamma`` every epoch; follows ``torch.optim.lr_scheduler.ExponentialLR``."""
+
+    def __init__(self, optimizer, gamma: float):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]

@@ -1,0 +1,22 @@
+"""``torch.return_types``: the named tuples ``max``, ``min``, ``sort`` and ``topk`` return along
+a dimension, printed as PyTorch prints them (with tapegrad's module name)."""
+
+from __future__ import annotations
+
+import collections
+
+
+def _structseq(name: str, fields: tuple):
+    base = collections.namedtuple(name, fields)
+
+    def __repr__(self) -> str:  # noqa: N807 - the class's own repr
+        parts = ",\n".join(f"{field}={value!r}" for field, value in zip(fields, self))
+        return f"tapegrad.return_types.{name}(\n{parts})"
+
+    return type(name, (base,), {"__slots__": (), "__repr__": __repr__, "__module__": __name__})
+
+
+max = _structseq("max", ("values", "indices"))  # noqa: A001 - PyTorch's names
+min = _structseq("min", ("values", "indices"))  # noqa: A001
+sort = _structseq("sort", ("values", "indices"))
+topk = _structseq("topk", ("values", "indices"))
