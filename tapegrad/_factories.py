@@ -175,10 +175,15 @@ def randn(*size, dtype=None, generator=None, device=None, requires_grad: bool = 
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 
-def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) of shape ``size`` from numpy's Generator; follows ``torch.rand``."""
+def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
+    """Uniform samples in [0, 1) of shape ``size`` from numpy's Generator (into ``out`` when
+    given); follows ``torch.rand``."""
     _device.check(device)
     values = numpy_generator(generator).random(_shape(size))
+    if out is not None:
+        from ._record import write_out
+
+        return write_out("rand", _wrap(values.astype(out._data.dtype)), out)
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
-from ._record import broadcast_error, record
+from ._record import broadcast_error, record, write_out
 from ._views import expand, reshape, squeeze, unsqueeze
 from .tensor import Tensor, as_tensor, install
 
@@ -29,8 +29,11 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
     return record("mm", (a, b), out, saved=(a._data, b._data))
 
 
-def matmul(a: Tensor, b) -> Tensor:
-    """``a @ b`` with PyTorch's rules for 1-D, 2-D and batched (broadcast) operands."""
+def matmul(a: Tensor, b, *, out: Tensor | None = None) -> Tensor:
+    """``a @ b`` with PyTorch's rules for 1-D, 2-D and batched (broadcast) operands; ``out=`` as
+    ``tapegrad._record.write_out``."""
+    if out is not None:
+        return write_out("matmul", matmul(a, b), out)
     b = as_tensor(b)
     if a._data.ndim == 0 or b._data.ndim == 0:
         raise RuntimeError(

@@ -324,6 +324,25 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
 inplace_epoch = [0]  # counts in-place changes anywhere: a backward re-checks versions only after one
 
 
+def write_out(name: str, result: Tensor, out: Tensor | None) -> Tensor:
+    """``result``, or, given ``out=``, ``out`` holding its values (resized when its shape differs,
+    as PyTorch resizes it). Raises PyTorch's ``RuntimeError`` when gradients are involved:
+    functions with ``out=`` do not record."""
+    if out is None:
+        return result
+    if result._requires_grad or out._requires_grad:
+        raise RuntimeError(
+            f"{name}(): functions with out=... arguments don't support automatic differentiation, but one of "
+            "the arguments requires grad."
+        )
+    if out._data.shape == result._data.shape:
+        out._data[...] = result._data
+    else:
+        out._data = np.array(result._data, dtype=out._data.dtype)
+    _bump_version(out)
+    return out
+
+
 def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
     """Count an in-place change. ``op_label`` names the op that made it ("Add" for ``add_``),
     which PyTorch's error message reports as the tensor's producer."""

@@ -52,6 +52,11 @@ def _prepared(x: Tensor, dtype, integer_to: _dtypes.dtype | None):
     return data
 
 
+def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
+    """numpy's spellings ``axis=`` and ``keepdims=``, which PyTorch accepts too."""
+    return (dim if axis is None else axis), (keepdim if keepdims is None else keepdims)
+
+
 def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bool) -> Tensor:
     if dim is None:
         total = np.asarray(np.add.reduce(data, axis=None, dtype=data.dtype))
@@ -79,15 +84,17 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
     )
 
 
-def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
+def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, keepdims=None) -> Tensor:  # noqa: A001
     """Sum of all elements, or over ``dim`` (an int or a tuple), like ``torch.sum``."""
+    dim, keepdim = _numpy_aliases(dim, keepdim, axis, keepdims)
     data = _prepared(x, dtype, _dtypes.int64)
     if data is not x._data and x._requires_grad and data.dtype != x._data.dtype:
         x = x.to(_dtypes.from_numpy_dtype(data.dtype))
     return _reduce("sum", x, dim, keepdim, data, mean=False)
 
 
-def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, keepdims=None) -> Tensor:
+    dim, keepdim = _numpy_aliases(dim, keepdim, axis, keepdims)
     if dtype is None and x._data.dtype.kind != "f":
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
@@ -199,14 +206,20 @@ def _correction(unbiased, correction) -> float:
     return 1.0 if unbiased is None or unbiased else 0.0
 
 
-def var(x: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+def var(
+    x: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None, axis=None, keepdims=None
+) -> Tensor:
     """Variance (``VarBackward0``) with Bessel's correction unless ``correction``/``unbiased`` say
     otherwise; ``x.var(False)`` is the legacy spelling of ``unbiased=False``."""
+    dim, keepdim = _numpy_aliases(dim, keepdim, axis, keepdims)
     return _spread("var", x, dim, unbiased, keepdim, correction)
 
 
-def std(x: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+def std(
+    x: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None, axis=None, keepdims=None
+) -> Tensor:
     """Standard deviation (``StdBackward0``); arguments as ``var``."""
+    dim, keepdim = _numpy_aliases(dim, keepdim, axis, keepdims)
     return _spread("std", x, dim, unbiased, keepdim, correction)
 
 

@@ -247,3 +247,30 @@ def test_optimizers_follow_pytorchs_updates(name, options):
         trajectories.append((w.detach().numpy().copy(), scheduler.get_last_lr()))
     np.testing.assert_allclose(trajectories[0][0], trajectories[1][0], rtol=1e-10)
     assert trajectories[0][1] == pytest.approx(trajectories[1][1])
+
+
+def test_keywords_pytorch_accepts():
+    torch = _torch()
+    data = np.arange(6.0).reshape(2, 3)
+    logits, labels = np.array([[0.1, 2.0, -1.0], [1.0, 0.0, 0.5]]), [1, 2]
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(data)
+        F = m.nn.functional  # noqa: N806 - the name programs use
+        results.append(
+            [
+                x.sum(axis=0, keepdims=True).tolist(),
+                x.mean(axis=1).tolist(),
+                x.std(axis=0).tolist(),
+                float(F.nll_loss(m.tensor(logits).log_softmax(1), m.tensor(labels), size_average=False)),
+                float(F.cross_entropy(m.tensor(logits), m.tensor(labels), reduce=True, size_average=True)),
+                F.mse_loss(x, x * 2, reduce=False).tolist(),
+            ]
+        )
+    assert results[0][:3] == results[1][:3]
+    assert results[0][3:5] == pytest.approx(results[1][3:5]) and results[0][5] == results[1][5]
+    out = tg.zeros(2, 2)
+    assert tg.matmul(tg.ones(2, 3), tg.ones(3, 2), out=out) is out and out.tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    assert tg.rand(3, out=out).shape == (3,)
+    with pytest.raises(RuntimeError, match="functions with out=... arguments don't support automatic differentiation"):
+        tg.matmul(tg.ones(2, 2, requires_grad=True), tg.ones(2, 2), out=tg.zeros(2, 2))

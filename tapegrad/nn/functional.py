@@ -89,6 +89,15 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
     return _log_softmax(input, dim, dtype)
 
 
+def _legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """PyTorch's deprecated ``size_average``/``reduce`` as a ``reduction``, as it reads them."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else ("mean" if size_average else "sum")
+
+
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()
@@ -99,33 +108,41 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean (or sum, or none) of squared differences; follows ``torch.nn.functional.mse_loss``."""
-    return _reduce((input - target) ** 2, reduction)
+    return _reduce((input - target) ** 2, _legacy_reduction(size_average, reduce, reduction))
 
 
 def cross_entropy(
     input: Tensor,  # noqa: A002
     target: Tensor,
     weight: Tensor | None = None,
+    size_average=None,
     ignore_index: int = -100,
+    reduce=None,
     reduction: str = "mean",
 ) -> Tensor:
     """Class indices ``target`` against logits ``input``, (N, C) or (C,): log_softmax, then
     nll_loss, as PyTorch composes it (so its grad_fn is ``NllLossBackward0``)."""
-    return nll_loss(log_softmax(input, 1 if input.dim() > 1 else 0), target, weight, ignore_index, reduction)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return nll_loss(
+        log_softmax(input, 1 if input.dim() > 1 else 0), target, weight, ignore_index=ignore_index, reduction=reduction
+    )
 
 
 def nll_loss(
     input: Tensor,  # noqa: A002
     target: Tensor,
     weight: Tensor | None = None,
+    size_average=None,
     ignore_index: int = -100,
+    reduce=None,
     reduction: str = "mean",
 ) -> Tensor:
     """Minus the log-probability ``input`` (N, C) or (C,) gives each class index in ``target``,
     averaged (by the weights of the targets, when ``weight`` is given) or summed; targets equal
     to ``ignore_index`` count for nothing."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     if input.dim() not in (1, 2) or labels.ndim != input.dim() - 1:
         raise NotImplementedError("nll_loss supports (N, C) inputs with (N,) targets and (C,) with () so far")
@@ -160,6 +177,8 @@ def binary_cross_entropy(
     input: Tensor,  # noqa: A002
     target: Tensor,
     weight: Tensor | None = None,
+    size_average=None,
+    reduce=None,
     reduction: str = "mean",
 ) -> Tensor:
     """-(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does."""
@@ -171,7 +190,7 @@ def binary_cross_entropy(
     loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction))
 
 
 def binary_cross_entropy_with_logits(

@@ -1,5 +1,7 @@
-"""``tapegrad.optim``: SGD, Adam and AdamW with PyTorch's update rules, on the parameters'
-arrays in place (a step bumps their version counters, as PyTorch's in-place updates do)."""
+"""``tapegrad.optim``: SGD, Adam, AdamW, RMSprop, Adagrad and Adadelta with PyTorch's update
+rules, on the parameters' arrays in place (a step bumps their version counters, as PyTorch's
+in-place updates do). ``foreach`` and ``fused`` choose among PyTorch's implementations of the
+same update; they are accepted and change nothing here."""
 
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
     ):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
@@ -102,6 +107,9 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
     ):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
 
@@ -152,6 +160,9 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
     ):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
