@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import warnings
 
 import numba
 import numpy as np
@@ -210,6 +211,11 @@ def _compile(function, description: str):
     start = time.perf_counter()
     if cached is None:
         _say(f"{description} kernels")
-    compiled.compile()
+    with warnings.catch_warnings():
+        # numba's SSA pass flags the ternaries of vmath.tanh once inlined ("variable ... is not
+        # in scope", an internal pedantic check): the code is right (tests/test_vmath.py), and a
+        # user compiling the kernels once should not be asked to report numba bugs.
+        warnings.simplefilter("ignore", numba.core.errors.NumbaIRAssumptionWarning)
+        compiled.compile()
     compiled.compile_seconds = time.perf_counter() - start
     return compiled

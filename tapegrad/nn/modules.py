@@ -142,28 +142,25 @@ class Module:
     # -- traversal ------------------------------------------------------------------------
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        yield from self._named("_parameters", prefix, recurse, remove_duplicate)
+
+    def _named(self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool):
+        """(dotted name, tensor) of each entry of ``registry`` here and, with ``recurse``, below."""
         seen = set()
         modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for module_prefix, module in modules:
-            for name, parameter in module._parameters.items():
-                if parameter is None or (remove_duplicate and id(parameter) in seen):
+            for name, tensor in getattr(module, registry).items():
+                if tensor is None or (remove_duplicate and id(tensor) in seen):
                     continue
-                seen.add(id(parameter))
-                yield (module_prefix + "." if module_prefix else "") + name, parameter
+                seen.add(id(tensor))
+                yield (module_prefix + "." if module_prefix else "") + name, tensor
 
     def parameters(self, recurse: bool = True):
         for _, parameter in self.named_parameters(recurse=recurse):
             yield parameter
 
     def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
-        for module_prefix, module in modules:
-            for name, buffer in module._buffers.items():
-                if buffer is None or (remove_duplicate and id(buffer) in seen):
-                    continue
-                seen.add(id(buffer))
-                yield (module_prefix + "." if module_prefix else "") + name, buffer
+        yield from self._named("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True):
         for _, buffer in self.named_buffers(recurse=recurse):
