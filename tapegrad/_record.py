@@ -501,11 +501,11 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
     return dunder
 
 
-def _to(self, *args, **kwargs) -> Tensor:
-    """``to(dtype)``, ``to(device, dtype=None, non_blocking=False, copy=False)`` or ``to(other)``
-    (its dtype): this tensor when nothing changes (a copy with ``copy=True``), else a cast that
-    autograd follows. Raises as ``tapegrad.device`` checks for a device other than the CPU;
-    follows ``torch.Tensor.to``."""
+def to_arguments(args: tuple, kwargs: dict) -> tuple:
+    """``(device, dtype, copy)`` from the arguments of ``to``, as PyTorch reads them:
+    ``to(dtype)``, ``to(device, dtype=None, non_blocking=False, copy=False)`` or ``to(other)``
+    (its dtype). The device is checked (``tapegrad.device``: the CPU only); ``non_blocking`` and
+    ``memory_format`` change nothing here. Raises ``TypeError`` for an unknown keyword."""
     dtype, device = kwargs.pop("dtype", None), kwargs.pop("device", None)
     copy = kwargs.pop("copy", False)
     kwargs.pop("non_blocking", None)
@@ -524,10 +524,16 @@ def _to(self, *args, **kwargs) -> Tensor:
             device = arg
     if len(flags) > 1:
         copy = flags[1]
-    _device.check(device)
-    if dtype is None or _dtypes.as_dtype(dtype).numpy == self._data.dtype:
+    return _device.check(device), (None if dtype is None else _dtypes.as_dtype(dtype)), copy
+
+
+def _to(self, *args, **kwargs) -> Tensor:
+    """This tensor when nothing changes (a copy with ``copy=True``), else a cast that autograd
+    follows; arguments as ``to_arguments``; follows ``torch.Tensor.to``."""
+    _, dtype, copy = to_arguments(args, kwargs)
+    if dtype is None or dtype.numpy == self._data.dtype:
         return self.clone() if copy else self
-    return _cast(self, _dtypes.as_dtype(dtype))
+    return _cast(self, dtype)
 
 
 def _type(self, dtype=None):

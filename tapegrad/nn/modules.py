@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _device, _dtypes, _factories
+from .._record import to_arguments
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
@@ -230,22 +231,8 @@ class Module:
         """Move to a device (the CPU; others raise as ``tapegrad.device`` checks) and/or cast
         floating-point parameters and buffers to a floating dtype, in place (parameters stay the
         same objects, as optimizers hold them); returns self. Follows ``torch.nn.Module.to``."""
-        dtype = kwargs.pop("dtype", None)
-        device = kwargs.pop("device", None)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
-        if kwargs:
-            raise TypeError(f"to() got an unexpected keyword argument '{next(iter(kwargs))}'")
-        for arg in args:
-            if isinstance(arg, _dtypes.dtype):
-                dtype = arg
-            elif isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif not isinstance(arg, bool):
-                device = arg
-        _device.check(device)
+        _, dtype, _ = to_arguments(args, dict(kwargs))
         if dtype is not None:
-            dtype = _dtypes.as_dtype(dtype)
             if not dtype.is_floating_point:
                 raise TypeError(
                     f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}"
