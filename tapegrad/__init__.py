@@ -8,6 +8,7 @@ does not import numba: the first backward does (and compiles, or loads the cache
 from __future__ import annotations
 
 import math as _math
+import warnings as _warnings
 
 # Tensor's methods are attached by the modules that record them (tapegrad/tensor.py ``install``):
 # importing these is what gives a Tensor its methods, whatever the order of the lines here. The
@@ -124,6 +125,11 @@ from .autograd import gradients as _gradients  # noqa: F401
 from .autograd import graph as _graph  # noqa: F401
 from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
+
+# numpy warns where PyTorch stays silent (log of a negative, 0/0, overflow in exp) and both give
+# the same values (nan, inf): warnings raised by tapegrad's own numpy calls are not shown. A
+# user's own numpy calls warn as before (the filter matches tapegrad's modules only).
+_warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tapegrad(\.|$)")
 
 
 def _module_function(name: str):

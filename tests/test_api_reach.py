@@ -274,3 +274,23 @@ def test_keywords_pytorch_accepts():
     assert tg.rand(3, out=out).shape == (3,)
     with pytest.raises(RuntimeError, match="functions with out=... arguments don't support automatic differentiation"):
         tg.matmul(tg.ones(2, 2, requires_grad=True), tg.ones(2, 2), out=tg.zeros(2, 2))
+
+
+def test_numpy_runtime_warnings_stay_inside_as_pytorchs_do():
+    """PyTorch prints nothing for log(-1), 1/0 or exp(1000); tapegrad's numpy calls would warn.
+    A fresh interpreter, so that no test's warning filter hides the answer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, tapegrad as tg\n"
+        "x = tg.tensor([-1.0, 0.0, 1000.0], requires_grad=True)\n"
+        "y = x.log() + x.reciprocal() + x.exp() + x.acosh() + x / 0\n"
+        "y.sum().backward()\n"
+        "print(y.tolist())\n"
+        "np.log(np.array([-1.0]))  # the user's own numpy call still warns\n"
+    )
+    result = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True)
+    assert "nan" in result.stdout
+    warned = [line for line in result.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warned) == 1 and "<string>" in warned[0], result.stderr
