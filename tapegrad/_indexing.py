@@ -232,7 +232,7 @@ def refresh_view(view: Tensor) -> None:
     change, as PyTorch regenerates a view's grad_fn."""
     root = view._base
     if root._tape is None:
-        view._seen_version = view._version[0]
+        view._seen_version = view._version_counter[0]
         return
     _rebase(view, root, positions_in(root, view))
 
@@ -240,7 +240,7 @@ def refresh_view(view: Tensor) -> None:
 def _rebase(view: Tensor, root: Tensor, positions: np.ndarray) -> None:
     fresh = pick("as_strided", root, positions)
     view._tape, view._row, view._requires_grad, view._grad_fn = fresh._tape, fresh._row, fresh._requires_grad, None
-    view._seen_version = view._version[0]
+    view._seen_version = view._version_counter[0]
 
 
 def _data_of(value):

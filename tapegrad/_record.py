@@ -30,7 +30,7 @@ _bool = builtins.bool
 
 def _input_row(tape: Tape, tensor: Tensor) -> int:
     """Row of ``tensor`` on ``tape``: its own, or its registration as a leaf or constant."""
-    if tensor._base is not None and tensor._version[0] != tensor._seen_version:
+    if tensor._base is not None and tensor._version_counter[0] != tensor._seen_version:
         from ._indexing import refresh_view  # a view whose storage changed in place since
 
         refresh_view(tensor)
@@ -346,7 +346,7 @@ def write_out(name: str, result: Tensor, out: Tensor | None) -> Tensor:
 def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
     """Count an in-place change. ``op_label`` names the op that made it ("Add" for ``add_``),
     which PyTorch's error message reports as the tensor's producer."""
-    counter = tensor._version
+    counter = tensor._version_counter
     if counter is not None:
         counter[0] += 1
         if op_label is not None:
@@ -460,7 +460,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             and tape.merged_into is None
             and self._requires_grad
             # A view whose storage changed in place since its row needs refreshing: general path.
-            and (self._base is None or self._version[0] == self._seen_version)
+            and (self._base is None or self._version_counter[0] == self._seen_version)
         ):
             data = self._data
             # numpy casts a Python number to the array's type (NEP 50) on every call, ~120 ns;
@@ -485,7 +485,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             result._tape = tape
             result._row = row
             result._requires_grad = True
-            result._version = None
+            result._version_counter = None
             result._base = None
             if saves_input:
                 tape.save(row_x, data)

@@ -107,9 +107,9 @@ _tensor._record_guard = guard
 
 def _detach(self) -> Tensor:
     result = detached(self) if recordings_active[0] and state.recording is not None else _wrap(self._data)
-    if self._version is None:
-        self._version = [0]
-    result._version = self._version  # detach shares the version counter, as in PyTorch
+    if self._version_counter is None:
+        self._version_counter = [0]
+    result._version_counter = self._version_counter  # detach shares the version counter, as in PyTorch
     return result
 
 

@@ -212,9 +212,9 @@ class Tape:
         """Remember that row ``consumer`` saved ``saved_row``'s value as ``tensor`` at its current
         version: if the tensor is changed in place before a backward reaches ``consumer``, that
         backward raises PyTorch's error instead of differentiating other values."""
-        counter = tensor._version
+        counter = tensor._version_counter
         if counter is None:
-            counter = tensor._version = [0]
+            counter = tensor._version_counter = [0]
         self.versions.setdefault(consumer, []).append((counter, counter[0], saved_row))
 
     def modified_rows(self, n_rows: int, epoch: int):

@@ -32,10 +32,10 @@ def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) ->
         row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
         result = _recorded(out, tape, row, requires)
     if out.base is not None or out is x._data:  # a view shares the storage's version counter
-        counter = x._version
+        counter = x._version_counter
         if counter is None:
-            counter = x._version = [0]
-        result._version = counter
+            counter = x._version_counter = [0]
+        result._version_counter = counter
         if BY_NAME[name].is_view:  # ... and remembers its root, for in-place changes to reach it
             result._base = x._base if x._base is not None else x
             result._seen_version = counter[0]

@@ -75,21 +75,21 @@ class Tensor:
         "_grad_fn",
         "_retains_grad",
         "_address",
-        "_version",
+        "_version_counter",
         "_base",
         "_seen_version",
         "__weakref__",
     )
     # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
     # fewer on the hot path); reading an unset one lands in __getattr__, which gives the default.
-    # ``_version`` is the in-place counter shared by tensors sharing storage (views, detach),
-    # created when first needed.
+    # ``_version_counter`` is the in-place counter shared by tensors sharing storage (views,
+    # detach), created when first needed: ``[count]``, or ``[count, op label]``.
     _UNSET_DEFAULTS = {
         "_grad": None,
         "_grad_fn": None,
         "_retains_grad": False,
         "_address": None,
-        "_version": None,
+        "_version_counter": None,
         "_hooks": None,
         "_base": None,
         "_seen_version": 0,
@@ -112,7 +112,7 @@ class Tensor:
         self._grad = None
         self._grad_fn = None
         self._retains_grad = False
-        self._version = None
+        self._version_counter = None
         self._hooks = None
         self._base = None
         if requires_grad:
@@ -284,6 +284,13 @@ class Tensor:
         return _device.CPU
 
     @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's storage has had (shared with its views and
+        detached copies); follows ``torch.Tensor._version``."""
+        counter = self._version_counter
+        return 0 if counter is None else counter[0]
+
+    @property
     def is_cuda(self) -> bool:
         """False; follows ``torch.Tensor.is_cuda``."""
         return False
@@ -383,7 +390,7 @@ class Tensor:
 
     @property
     def _version_number(self) -> int:
-        return 0 if self._version is None else self._version[0]
+        return 0 if self._version_counter is None else self._version_counter[0]
 
     def equal(self, other) -> bool:
         """True if ``other`` has the same shape and values; follows ``torch.Tensor.equal``."""
@@ -451,7 +458,7 @@ def _wrap(data: np.ndarray) -> Tensor:
     tensor._requires_grad = False
     # Read on every backward (hooks of leaves) and save (versions): set here, since reading an
     # unset slot goes through __getattr__ and costs a microsecond.
-    tensor._version = None
+    tensor._version_counter = None
     tensor._hooks = None
     # A view's root tensor (``_record_view`` sets it): read on every recorded use.
     tensor._base = None
@@ -464,7 +471,7 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     tensor._tape = tape
     tensor._row = row
     tensor._requires_grad = requires_grad
-    tensor._version = None
+    tensor._version_counter = None
     tensor._base = None
     return tensor
 

@@ -294,3 +294,18 @@ def test_numpy_runtime_warnings_stay_inside_as_pytorchs_do():
     assert "nan" in result.stdout
     warned = [line for line in result.stderr.splitlines() if "RuntimeWarning" in line]
     assert len(warned) == 1 and "<string>" in warned[0], result.stderr
+
+
+def test_version_is_an_int_counting_in_place_changes_as_pytorchs():
+    torch = _torch()
+    seen = []
+    for m in (tg, torch):
+        x = m.ones(3)
+        view, detached = x[:2], x.detach()
+        counts = [x._version]
+        x.add_(1)
+        view.mul_(2)
+        detached.zero_()
+        counts += [x._version, view._version, detached._version, m.ones(1)._version]
+        seen.append(counts)
+    assert seen[0] == seen[1] and all(type(c) is int for c in seen[0])

@@ -50,9 +50,9 @@ class FunctionCtx:
                     f"save_for_backward can only save variables, but argument {index} is of type "
                     f"{type(tensor).__name__}"
                 )
-            counter = tensor._version
+            counter = tensor._version_counter
             if counter is None:
-                counter = tensor._version = [0]
+                counter = tensor._version_counter = [0]
             is_leaf = tensor._tape is None and tensor._requires_grad
             saved.append((tensor if is_leaf else _alias(tensor), counter, counter[0]))
         self._saved = tuple(saved)
@@ -211,9 +211,9 @@ def _as_output(value: Tensor, inputs: tuple, tape: Tape, row: int) -> Tensor:
 def _alias(tensor: Tensor) -> Tensor:
     """A tensor without a graph on ``tensor``'s storage, sharing its version counter."""
     alias = _wrap(tensor._data)
-    if tensor._version is None:
-        tensor._version = [0]
-    alias._version = tensor._version
+    if tensor._version_counter is None:
+        tensor._version_counter = [0]
+    alias._version_counter = tensor._version_counter
     return alias
 
 

@@ -132,7 +132,7 @@ def node_for(tape: Tape, row: int) -> Node:
 def _grad_fn(self):
     """The node that computed this tensor (None for leaves and tensors that need no grad), as
     ``torch.Tensor.grad_fn``; built on first access and kept."""
-    if self._base is not None and self._version[0] != self._seen_version:
+    if self._base is not None and self._version_counter[0] != self._seen_version:
         refresh_view(self)  # its storage changed in place: as PyTorch, a new node
     if self._tape is None or not self._requires_grad:
         return None
