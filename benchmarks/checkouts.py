@@ -25,6 +25,7 @@ WORKLOADS = {
     "graph replay (ns/op)": ("graph_replay", 5, 1e9 / 10_000),
     "mlp eager step (us)": ("mlp", 50, 1e6),
     "big eager (ms)": ("big", 3, 1e3),
+    "mlp replay (us)": ("mlp_replay", 50, 1e6),
 }
 
 _CHILD = """
