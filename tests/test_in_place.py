@@ -51,6 +51,33 @@ def test_message_matches_pytorch(change):
     assert ours.split(" Hint:")[0] == theirs.split(" Hint:")[0].replace("torch.", "tapegrad.")
 
 
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m, x: (x.exp(), "__iadd__"),  # its own result saved: "output 0 of Exp"
+        lambda m, x: (x.sigmoid(), "exp_"),  # "output 0 of Sigmoid"
+        lambda m, x: ((x * 2).sin(), None),  # sin saved its input; the input changed: "Add"
+    ],
+    ids=["exp then +=", "sigmoid then exp_", "input of sin then add_"],
+)
+def test_the_message_names_the_op_as_pytorch_does(program):
+    torch = pytest.importorskip("torch")
+    messages = []
+    for m in (tg, torch):
+        x = m.ones(3, requires_grad=True)
+        if program(m, x)[1] is None:
+            h = x * 2
+            out = h.sin()
+            h.add_(1)
+        else:
+            out, change = program(m, x)
+            getattr(out, change)(1) if change == "__iadd__" else getattr(out, change)()
+        with pytest.raises(RuntimeError) as raised:
+            out.sum().backward()
+        messages.append(str(raised.value).split(" Hint:")[0])
+    assert messages[0] == messages[1].replace("torch.", "tapegrad.")
+
+
 def test_a_modified_constant_raises_too():
     w = tg.ones(3, requires_grad=True)
     X = tg.tensor([1.0, 2.0, 3.0])

@@ -7,6 +7,8 @@ into its ``.grad``. It never loops over tape rows in Python.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .._grad_mode import state as _grad_state
@@ -52,23 +54,34 @@ SECOND_BACKWARD = (
 )
 
 
-def _modified_message(tape, entry) -> str:
+def _modified_message(tape, entry, consumer: int) -> str:
+    """PyTorch's message for row ``consumer``, whose saved value (``entry``: counter, version
+    when saved, saved row) changed in place. It names the op the value is an output of, as
+    PyTorch does: the consumer itself when it saved its own result (``h = x.exp(); h += 1``:
+    "Exp"), else the op that produced the value now (the in-place op: "Add")."""
     counter, expected, row = entry
     layout = tape.layout_of(row)
     tensor_type = _tensor_type(CODE_DTYPES[tape.layout_table[4 * layout]])
     opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
-    if len(counter) > 1:  # the in-place op that produced the current value, as PyTorch names it
+    if row == consumer:
+        producer = f", which is output 0 of {_node_name(OPS[opcode].grad_fn)},"
+    elif len(counter) > 1:  # the in-place op that produced the current value
         producer = f", which is output 0 of {counter[1]},"
     elif opcode in (LEAF_OPCODE, CONSTANT_OPCODE):
         producer = ""
     else:
-        producer = f", which is output 0 of {OPS[opcode].grad_fn},"
+        producer = f", which is output 0 of {_node_name(OPS[opcode].grad_fn)},"
     return (
         "one of the variables needed for gradient computation has been modified by an inplace operation: "
         f"[{tensor_type} {list(tape.shape_of(row))}]{producer} is at version {counter[0]}; expected "
         f"version {expected} instead. Hint: the variable was changed in place after the operation that "
         "saved it; clone it before changing it, or change it after the backward."
     )
+
+
+def _node_name(grad_fn: str) -> str:
+    """ "ExpBackward0" as PyTorch's message names it: "Exp"."""
+    return re.sub(r"Backward\d*$", "", grad_fn)
 
 
 _ONE = np.ones(1)  # the implicit seed of a one-element root, as the sweep reads seeds (float64)
@@ -229,7 +242,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     if status == FREED:
         raise RuntimeError(SECOND_BACKWARD)
     if status == MODIFIED:
-        raise RuntimeError(_modified_message(tape, changed[row]))
+        raise RuntimeError(_modified_message(tape, changed[row], row))
     if status:
         opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
         raise kernel_error(status == KERNEL_FAILED, "backward", OPS[opcode].name)

@@ -109,7 +109,7 @@ class _Backward:
         self.hooks = {row: hooks for row, hooks in tape.hooks.items() if row < n_rows and hooks}
         self.freed = tape.grown_freed()[:n_rows].copy()
         changed = tape.modified_rows(n_rows, inplace_epoch[0]) or {}
-        self.modified = {row: _modified_message(tape, entry) for row, entry in changed.items()}
+        self.modified = {row: _modified_message(tape, entry, row) for row, entry in changed.items()}
         self.collect = collect
         self.collected = self._collected_rows(n_rows) if collect is not None else []
         self.values: dict = {}  # row -> its value as a tensor
