@@ -303,6 +303,15 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     elif rule == SOFTMAX:
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        if inner == 1:  # the last dimension: slices, which LLVM vectorizes (indices below it does not)
+            for o in range(outer):
+                ys, gs, gas = y[o * extent : (o + 1) * extent], g[o * extent : (o + 1) * extent], ga[o * extent :]
+                total = zero
+                for k in range(extent):
+                    total += gs[k] * ys[k]
+                for k in range(extent):
+                    gas[k] += ys[k] * (gs[k] - total)
+            return True
         for o in range(outer):
             for i in range(inner):
                 base = o * extent * inner + i
@@ -322,6 +331,15 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     elif rule == LOG_SOFTMAX:
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        if inner == 1:
+            for o in range(outer):
+                ys, gs, gas = y[o * extent : (o + 1) * extent], g[o * extent : (o + 1) * extent], ga[o * extent :]
+                total = zero
+                for k in range(extent):
+                    total += gs[k]
+                for k in range(extent):
+                    gas[k] += gs[k] - vmath.exp(ys[k]) * total
+            return True
         for o in range(outer):
             for i in range(inner):
                 base = o * extent * inner + i
