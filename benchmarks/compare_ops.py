@@ -7,6 +7,10 @@ where per-op overhead dominates) and, when the case still makes sense with every
 times larger, that too (where the kernels dominate). tapegrad and PyTorch (one thread) are timed
 interleaved; a figure is the median time of ``forward + sum + backward``; the ratio is
 tapegrad / PyTorch (below 1: tapegrad is faster).
+
+``--common`` times instead the ops programs use most, at 4x8 and at 128x512 (the sizes of
+shared/docs/performance.md's per-op target), with contiguous operands and with transposed ones
+(``a.t()``, as ``linear`` passes its weight): the layouts the table's own cases never reach.
 """
 
 from __future__ import annotations
@@ -20,6 +24,73 @@ from benchmarks.bench_ops import _first_case_per_op
 from benchmarks.compare import interleaved
 
 SCALE = 32
+
+# name: (expression over a, b of shape (rows, columns) and the module m, transposed form or None)
+COMMON = {
+    "add": ("a + b", "a.t() + b.t()"),
+    "mul": ("a * b", "a.t() * b.t()"),
+    "mul by a row": ("a * b[0]", None),
+    "pow 3": ("a ** 3", None),
+    "matmul": ("a @ b.t()", "a.t() @ b"),
+    "relu": ("m.relu(a)", "m.relu(a.t())"),
+    "sigmoid": ("m.sigmoid(a)", None),
+    "tanh": ("m.tanh(a)", None),
+    "exp": ("m.exp(a)", None),
+    "sin": ("m.sin(a)", None),
+    "gelu": ("m.nn.functional.gelu(a)", None),
+    "sum(dim=1)": ("a.sum(1)", "a.t().sum(1)"),
+    "mean": ("a.mean()", None),
+    "softmax": ("m.softmax(a, 1)", "m.softmax(a.t(), 1)"),
+    "log_softmax": ("m.log_softmax(a, 1)", None),
+    "layer_norm": ("m.nn.functional.layer_norm(a, a.shape[1:])", None),
+    "mse_loss": ("m.nn.functional.mse_loss(a, b)", None),
+    "cross_entropy": ("m.nn.functional.cross_entropy(a, m.zeros(a.shape[0], dtype=m.int64))", None),
+    "cat": ("m.cat([a, b])", None),
+    "reshape": ("a.reshape(-1, 2)", None),
+}
+
+
+def _common_step(module, expression, arrays):
+    a, b = (module.tensor(x, requires_grad=True) for x in arrays)
+    namespace = {"m": module, "a": a, "b": b}
+    code = compile(expression, expression, "eval")
+
+    def run():
+        a.grad = b.grad = None
+        eval(code, namespace).sum().backward()  # noqa: S307 - the expressions above
+
+    run()
+    return run
+
+
+def common(repeats: int) -> None:
+    import torch
+
+    import tapegrad as tg
+
+    rng = np.random.default_rng(0)
+    ratios = {}
+    print(f"{'op':<16}{'layout':<12}{'size':<9}{'tapegrad us':>12}{'torch us':>10}{'ratio':>8}")
+    for name, forms in COMMON.items():
+        for layout, expression in zip(("contiguous", "transposed"), forms):
+            if expression is None:
+                continue
+            for size, shape in (("4x8", (4, 8)), ("128x512", (128, 512))):
+                arrays = [rng.uniform(-1, 1, shape).astype(np.float32) for _ in range(2)]
+                functions = {
+                    "tapegrad": _common_step(tg, expression, arrays),
+                    "torch": _common_step(torch, expression, arrays),
+                }
+                times = interleaved(functions, 200 if size == "4x8" else 5, repeats)
+                ratio = times["tapegrad"] / times["torch"]
+                ratios.setdefault(size, []).append(ratio)
+                print(
+                    f"{name:<16}{layout:<12}{size:<9}{times['tapegrad'] * 1e6:>12.1f}{times['torch'] * 1e6:>10.1f}"
+                    f"{ratio:>7.2f}x"
+                )
+    for size, values in ratios.items():
+        mean = math.exp(sum(math.log(v) for v in values) / len(values))
+        print(f"geometric mean, {size}: {mean:.2f}x torch over {len(values)} cases (max {max(values):.2f}x)")
 
 
 def _step(module, case, arrays):
@@ -43,8 +114,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--op", nargs="*", help="only these ops")
+    parser.add_argument("--common", action="store_true", help="the most-used ops, contiguous and transposed")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 11
+    if args.common:
+        common(repeats)
+        return
     cases = _first_case_per_op()
     rng = np.random.default_rng(0)
     ratios = {"small": [], "large": []}

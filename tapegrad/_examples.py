@@ -164,6 +164,8 @@ CASES = [
     Case("softmax(1)", lambda x: x.softmax(1), ((2, 3),)),
     Case("log_softmax(1)", lambda x: functional(x).log_softmax(x, 1), ((3, 4),)),
     Case("log_softmax(0)", lambda x: x.log_softmax(0), ((5,),)),
+    Case("layer_norm", lambda x: functional(x).layer_norm(x, (4,)), ((3, 4),)),
+    Case("layer_norm(2 dims)", lambda x: functional(x).layer_norm(x, (3, 4), eps=0.1), ((2, 3, 4),)),
     Case("softmax(0)-2d", lambda x: functional(x).softmax(x * 2.0, 0), ((3, 2),)),
     Case("F.softplus", lambda x: functional(x).softplus(x), ((5,),), (-4.0, 4.0)),
     Case("stack(0)", lambda a, b: library(a).stack([a, b.exp(), a * b], dim=0), ((3,), (3,))),

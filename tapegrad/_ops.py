@@ -270,6 +270,9 @@ OPS: tuple[Op, ...] = (
     # Softmax along the dimension in the integer slot.
     Op("softmax", REDUCE, "softmax", "SoftmaxBackward0", None),
     Op("log_softmax", REDUCE, "log_softmax", "LogSoftmaxBackward0", None),
+    # layer_norm without its weight and bias: the integer slot is how many trailing elements are
+    # normalised together, the parameter slot eps.
+    Op("layer_norm", REDUCE, "layer_norm", "NativeLayerNormBackward0", None, shown_inputs=3),
     # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),

@@ -393,11 +393,37 @@ def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) ->
     dim = _normalize_dim(dim, data.ndim)
     if data.ndim == 0:
         out = np.zeros_like(data) if log else np.ones_like(data)
+    elif dim == data.ndim - 1 and data.size and data.dtype.kind == "f":
+        from ._kernels import normalization  # the kernels load on first use
+
+        out = np.empty(data.shape, data.dtype)
+        group = data.shape[-1]
+        normalization.softmax_groups(np.ascontiguousarray(data).reshape(-1), out.reshape(-1), group, log)
     else:
         shifted = data - data.max(axis=dim, keepdims=True)  # stable: exp never overflows
         total = np.exp(shifted).sum(axis=dim, keepdims=True)
         out = shifted - np.log(total) if log else np.exp(shifted) / total
     return record(name, (x,), np.asarray(out, dtype=data.dtype), iparam=dim)
+
+
+def layer_norm(x: Tensor, normalized_shape: tuple, eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over the trailing ``normalized_shape`` (biased variance), one
+    row (``NativeLayerNormBackward0``); ``nn.functional.layer_norm`` adds the weight and bias."""
+    shape = x._data.shape
+    if not normalized_shape or shape[len(shape) - len(normalized_shape) :] != normalized_shape:
+        listed = ", ".join(str(extent) for extent in normalized_shape)
+        raise RuntimeError(
+            f"Given normalized_shape=[{listed}], expected input with shape [*, {listed}], but got input of "
+            f"size{list(shape)}"
+        )
+    data = _float_data(x)
+    group = math.prod(normalized_shape)
+    out = np.empty(data.shape, data.dtype)
+    if data.size:
+        from ._kernels import normalization  # the kernels load on first use
+
+        normalization.layer_norm(np.ascontiguousarray(data).reshape(-1), out.reshape(-1), group, float(eps))
+    return record("layer_norm", (x,), out, saved=(data,), iparam=group, param=float(eps))
 
 
 def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
@@ -531,6 +557,17 @@ def _log_softmax(row, g: Tensor) -> Tensor:
     return g - row.out.exp() * (g.sum(row.iparam, keepdim=True) if row.shape else g)
 
 
+def _layer_norm(row, g: Tensor) -> Tensor:
+    """rstd * (g - mean(g) - xhat * mean(g * xhat)) per group, as the kernel computes it."""
+    group, eps = row.iparam, row.param
+    x = row.a.reshape(-1, group)
+    g = g.reshape(-1, group)
+    centered = x - x.mean(1, keepdim=True)
+    rstd = ((centered * centered).mean(1, keepdim=True) + eps).rsqrt()
+    xhat = centered * rstd
+    return (rstd * (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True))).reshape(row.input_shape)
+
+
 VJP = {
     "sum_all": (_sum_all,),
     "sum_dim": (_sum_dim,),
@@ -544,4 +581,5 @@ VJP = {
     "select_reduce": (lambda row, g: _spread_group(row, g) * row.b,),
     "softmax": (_softmax,),
     "log_softmax": (_log_softmax,),
+    "layer_norm": (_layer_norm,),
 }

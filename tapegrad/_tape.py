@@ -266,7 +266,7 @@ class Tape:
         if arena is None:
             arena = self.arenas[data.dtype] = _Arena(data.dtype)
         if data.size > SMALL_ELEMENTS:
-            data = _contiguous(data)
+            data = np.ascontiguousarray(data)
             self.keepalive.append(data)
             self.saved[row] = address_of(data)
         else:
@@ -421,14 +421,3 @@ def join(tensors) -> Tape:
     for tensor in tensors:
         resolve(tensor)
     return target
-
-
-def _contiguous(data: np.ndarray) -> np.ndarray:
-    """A C-ordered copy; a transposed matrix (``W.t()`` saved by ``linear``) is copied in tiles."""
-    if data.ndim == 2 and data.flags.f_contiguous and data.dtype.kind == "f":
-        from ._kernels.strided import transpose_copy  # the kernels load on first use
-
-        out = np.empty(data.shape, data.dtype)
-        transpose_copy(data, out)
-        return out
-    return np.ascontiguousarray(data)

@@ -214,6 +214,12 @@ def _check_row(view: _Rows, row: int, op) -> None:
             weights = _input(view, row, "in1")
             if view.numel(weights) != numel or view.code(weights) != view.code(a):
                 raise _fail(row, "in1", "the weights have the input's size and dtype")
+    elif rule == "layer_norm":  # normalises iparam elements at a time: a divisor of the size
+        group = int(view.rows[row, IPARAM])
+        if view.row_shape(row) != view.row_shape(a) or view.code(a) != view.code(row):
+            raise _fail(row, "layout", "layer_norm keeps its input's shape and dtype")
+        if group < 1 or view.numel(a) % group:
+            raise _fail(row, "iparam", f"a group of {group} elements does not divide {view.numel(a)}")
     elif rule == "view":
         _check_view(view, row, a)
     elif rule == "gather_rows":

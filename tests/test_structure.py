@@ -56,6 +56,7 @@ LAYERS = {
         "_kernels.strided",
         "_kernels.scalar",
         "_kernels.vmath",
+        "_kernels.normalization",
         "_kernels.generated",
         "_kernels.backward",
         "_kernels.forward",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import config, families, generated, vmath
+from . import config, families, generated, normalization, vmath
 from .config import inline, jit
 from .families import call, make_frame
 from .memory import borrow, matrix_at, value_at
@@ -33,7 +33,7 @@ RULE_NAMES = (
     "leaf constant neg softplus zero leaky_relu elu pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
     "view dot mv mm bmm cast concat log_softmax gather_rows python "
-    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std"
+    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # Rules of ops declared by formula, numbered after these: no two rules share a number, so no
@@ -43,7 +43,7 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
 (LEAF, CONSTANT, NEG, SOFTPLUS, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST,
  CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
- CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
+ CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 # Statuses of a sweep (0: done). MISSING + slot: the row needs family ``slot``, not loaded yet.
@@ -303,14 +303,10 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     elif rule == SOFTMAX:
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
-        if inner == 1:  # the last dimension: slices, which LLVM vectorizes (indices below it does not)
+        if inner == 1:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
             for o in range(outer):
-                ys, gs, gas = y[o * extent : (o + 1) * extent], g[o * extent : (o + 1) * extent], ga[o * extent :]
-                total = zero
-                for k in range(extent):
-                    total += gs[k] * ys[k]
-                for k in range(extent):
-                    gas[k] += ys[k] * (gs[k] - total)
+                block = slice(o * extent, (o + 1) * extent)
+                normalization.softmax_backward(y[block], g[block], ga[block])
             return True
         for o in range(outer):
             for i in range(inner):
@@ -320,6 +316,12 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                     total += g[base + k * inner] * y[base + k * inner]
                 for k in range(extent):
                     ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
+    elif rule == LAYER_NORM:  # iparam: the elements normalised together; param: eps
+        x = value_at(addresses[a], numel, grad)
+        group = rows[r, 3]
+        for o in range(numel // group):
+            block = slice(o * group, (o + 1) * group)
+            normalization.normalize_backward(x[block], g[block], ga[block], params[r, 5])
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -333,12 +335,8 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
         if inner == 1:
             for o in range(outer):
-                ys, gs, gas = y[o * extent : (o + 1) * extent], g[o * extent : (o + 1) * extent], ga[o * extent :]
-                total = zero
-                for k in range(extent):
-                    total += gs[k]
-                for k in range(extent):
-                    gas[k] += gs[k] - vmath.exp(ys[k]) * total
+                block = slice(o * extent, (o + 1) * extent)
+                normalization.log_softmax_backward(y[block], g[block], ga[block])
             return True
         for o in range(outer):
             for i in range(inner):

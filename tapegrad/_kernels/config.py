@@ -122,3 +122,8 @@ import numba  # noqa: E402 - the cache directory must be chosen first
 JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 jit = numba.njit(**JIT_OPTIONS)
 inline = numba.njit(inline="always", **JIT_OPTIONS)
+# The one exception: sums that may be reassociated, so LLVM vectorizes them (a float32 sum of 64K
+# elements: 44 us in order, 4.7 us so). Only ``reassoc``: NaN, inf and signed zeros are untouched.
+# The flag is on the instructions, so it survives LLVM inlining these into a family (and stays
+# off in the caller's own code).
+reduction = numba.njit(fastmath={"reassoc"}, **JIT_OPTIONS)

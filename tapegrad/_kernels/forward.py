@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import families, generated, vmath
+from . import families, generated, normalization, vmath
 from .backward import SMALL, _groups, _shape, _split
 from .config import inline, jit
 from .families import call, make_frame
@@ -24,13 +24,13 @@ RULE_NAMES = (
     "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
     "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gather_rows "
     "sign floor round leaky_relu elu python "
-    "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std"
+    "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std layer_norm"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, SOFTPLUS, ADD_SCALAR, SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY,
  CAST, CONCAT, LT, LE, GT, GE, EQ, NE, GUARD, LOG_SOFTMAX, GATHER_ROWS, SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
- REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD) = range(len(RULE_NAMES))  # fmt: skip
+ REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM) = range(len(RULE_NAMES))  # fmt: skip
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
@@ -47,7 +47,7 @@ _PATH_RULES = {
     ELEMENT_SWITCH_PATH: "sign floor round leaky_relu elu",
     ELEMENTWISE_PATH: "neg softplus add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar "
     "add sub mul div pow copy",
-    STRUCTURAL_PATH: "sum_dim softmax log_softmax gather_rows view concat",
+    STRUCTURAL_PATH: "sum_dim softmax log_softmax gather_rows view concat layer_norm",
     MATMUL_PATH: "dot mv mm bmm",
 }
 # Ops declared by formula replay through ``generated.forward``, numbered after the rules above.
@@ -241,6 +241,11 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
                 out[i] = out[i] * s
     elif rule == SOFTMAX:
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        if inner == 1 and extent > 0:  # the last dimension: contiguous groups
+            for o in range(outer):
+                block = slice(o * extent, (o + 1) * extent)
+                normalization.softmax(x[block], out[block])
+            return True
         for o in range(outer):
             for i in range(inner):
                 base = o * extent * inner + i
@@ -253,6 +258,11 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
                     total += out[base + k * inner]
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
+    elif rule == LAYER_NORM:
+        group = rows[r, 3]
+        for o in range(numel // group):
+            block = slice(o * group, (o + 1) * group)
+            normalization.normalize(x[block], out[block], params[r, 5])
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -263,6 +273,11 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
                 out[i * width + j] = x[source + j]
     elif rule == LOG_SOFTMAX:
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        if inner == 1 and extent > 0:
+            for o in range(outer):
+                block = slice(o * extent, (o + 1) * extent)
+                normalization.log_softmax(x[block], out[block])
+            return True
         for o in range(outer):
             for i in range(inner):
                 base = o * extent * inner + i

@@ -71,7 +71,7 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
     # sum_all's result is one element: the sweep's call-free path for small rows runs it.
     **_rules(
         STRUCTURAL,
-        "sum_all sum_dim softmax:out log_softmax:out view concat gather_rows",
+        "sum_all sum_dim softmax:out log_softmax:out view concat gather_rows layer_norm:a",
     ),
     **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
 }

@@ -137,17 +137,3 @@ def reduced_strides(shape, mask):
             strides[k] = running
             running *= shape[k]
     return strides
-
-
-@jit
-def transpose_copy(src, out):
-    """``out[...] = src`` for a 2-D ``src`` of any strides, in tiles (numpy copies a transposed
-    view element by element down columns, 4K-aliasing as above: measured 3-5x slower)."""
-    rows, columns = src.shape
-    for row_start in range(0, rows, _TILE):
-        row_end = min(row_start + _TILE, rows)
-        for column_start in range(0, columns, _TILE):
-            column_end = min(column_start + _TILE, columns)
-            for i in range(row_start, row_end):
-                for j in range(column_start, column_end):
-                    out[np.uint64(i), np.uint64(j)] = src[np.uint64(i), np.uint64(j)]

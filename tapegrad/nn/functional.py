@@ -7,6 +7,7 @@ import numpy as np
 from .. import _factories
 from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, record
+from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
 from ..tensor import Tensor, _wrap
@@ -41,9 +42,12 @@ def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
 
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002
     """Normalise over the last ``normalized_shape`` dimensions, then scale and shift; follows ``torch.nn.functional.layer_norm``."""
-    dims = tuple(range(-len(tuple(normalized_shape)), 0))
-    centered = input - input.mean(dims, keepdim=True)
-    out = centered / ((centered * centered).mean(dims, keepdim=True) + eps).sqrt()
+    if isinstance(normalized_shape, (int, np.integer)):
+        raise TypeError(
+            "layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, "
+            f"not {type(normalized_shape).__name__}"
+        )
+    out = _layer_norm(input, tuple(int(extent) for extent in normalized_shape), eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
