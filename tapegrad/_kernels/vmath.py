@@ -21,9 +21,9 @@ above, a Payne-Hanek reduction by a 105-row table of 2/pi (both computed, one se
 reduces by Cody-Waite with pi/2 in three parts (fdlibm's), which holds the bound for |x| below
 2**20 * pi/2 (about 1.65e6); past that it calls libm's sin/cos behind a branch. The trade-off:
 that call keeps float64 sin/cos correct everywhere, but LLVM does not vectorize a loop holding a
-call, so float64 sin/cos run as scalar code (still 2-4x faster than numpy's float64 sin and cos
-here, which are scalar libm loops themselves). A branch-free table reduction for float64 needs
-~12 gathers and ~60 operations per element, more than the rest of sin.
+call, so float64 sin/cos run as scalar code (about numpy's speed: numpy's float64 sin and cos
+are scalar libm loops too on this machine). A branch-free table reduction for float64 would need
+~12 gathers and ~60 operations per element, more than the rest of sin: not done yet.
 
 ``expressions.FUNCTIONS`` maps the formula language's functions here. ``python -m
 benchmarks.vmath`` times them against numpy and libm.
