@@ -1,20 +1,24 @@
-"""The vectorizable exp and tanh of tapegrad/_kernels/vmath.py beside numpy's and libm's.
+"""The vectorizable functions of tapegrad/_kernels/vmath.py beside numpy's and libm's.
 
     python -m benchmarks.vmath
 
-At 10^5 elements, float32 and float64, in one process, interleaved: time per call of a jitted
-loop calling vmath, of numpy's ufunc, and of a jitted loop calling numba's np.exp/np.tanh
-(scalar libm, what the kernels used before); and the largest error of each against a
-higher-precision reference over the inputs (uniform in [-20, 20]).
+At 10^5 elements, float32 and float64, in one process, interleaved: nanoseconds per element of a
+jitted loop calling vmath, of numpy's ufunc (scipy.special.erf for erf), and of a jitted loop
+calling numba's np.exp/np.log/.../math.erf (scalar libm, what the kernels used before); and the
+largest error of vmath and of numpy against a higher-precision reference over the inputs
+(uniform in [-20, 20]; [0, 20] for log, [-1, 20] for log1p, [-6, 6] for erf). The whole-range
+errors are tests/test_vmath.py's.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
 import numba
 import numpy as np
+import scipy.special
 
 from tapegrad._kernels import vmath
 
@@ -27,9 +31,20 @@ def _loop(function):
     return numba.njit(error_model="numpy")(apply)
 
 
+def _erf_libm(x):
+    return math.erf(x)
+
+
+# name: (vmath loop, libm loop, numpy function, input range)
 FUNCTIONS = {
-    "exp": (_loop(vmath.exp), _loop(np.exp), np.exp),
-    "tanh": (_loop(vmath.tanh), _loop(np.tanh), np.tanh),
+    "exp": (_loop(vmath.exp), _loop(np.exp), np.exp, (-20, 20)),
+    "tanh": (_loop(vmath.tanh), _loop(np.tanh), np.tanh, (-20, 20)),
+    "log": (_loop(vmath.log), _loop(np.log), np.log, (0, 20)),
+    "log1p": (_loop(vmath.log1p), _loop(np.log1p), np.log1p, (-1, 20)),
+    "expm1": (_loop(vmath.expm1), _loop(np.expm1), np.expm1, (-20, 20)),
+    "sin": (_loop(vmath.sin), _loop(np.sin), np.sin, (-20, 20)),
+    "cos": (_loop(vmath.cos), _loop(np.cos), np.cos, (-20, 20)),
+    "erf": (_loop(vmath.erf), _loop(numba.njit(_erf_libm)), scipy.special.erf, (-6, 6)),
 }
 
 
@@ -43,7 +58,19 @@ def _seconds(call, *args, repeats: int = 15, number: int = 20) -> float:
     return statistics.median(samples)
 
 
+def _exact(name: str, x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.float32:
+        return FUNCTIONS[name][2](x.astype(np.float64))
+    if name == "erf":
+        import mpmath
+
+        mpmath.mp.prec = 80
+        return np.array([mpmath.erf(mpmath.mpf(float(v))) for v in x[:20_000]], np.longdouble)
+    return FUNCTIONS[name][2](x.astype(np.longdouble))
+
+
 def _max_ulp(got: np.ndarray, exact: np.ndarray, dtype) -> float:
+    got = got[: len(exact)]
     spacing = np.spacing(np.abs(exact.astype(dtype))).astype(exact.dtype)
     return float(np.max(np.abs(got.astype(exact.dtype) - exact) / spacing))
 
@@ -51,24 +78,28 @@ def _max_ulp(got: np.ndarray, exact: np.ndarray, dtype) -> float:
 def main() -> None:
     rng = np.random.default_rng(0)
     print(
-        f"{'function':<14} {'vmath us':>9} {'numpy us':>9} {'libm us':>8} {'vmath/numpy':>12} {'ulp vmath':>10} {'ulp numpy':>10}"
+        f"{'function':<9} {'dtype':<8} {'vmath ns':>9} {'numpy ns':>9} {'libm ns':>8} {'vmath/numpy':>12}"
+        f" {'ulp vmath':>10} {'ulp numpy':>10}"
     )
     for dtype in (np.float32, np.float64):
-        x = rng.uniform(-20, 20, 100_000).astype(dtype)
-        out = np.empty_like(x)
-        reference = np.float64 if dtype == np.float32 else np.longdouble
-        for name, (ours, libm, ufunc) in FUNCTIONS.items():
+        for name, (ours, libm, ufunc, (low, high)) in FUNCTIONS.items():
+            x = rng.uniform(low, high, 100_000).astype(dtype)
+            out = np.empty_like(x)
             ours(x, out)
             libm(x, out)
-            exact = ufunc(x.astype(reference))
-            error_ours = _max_ulp(_value(ours, x), exact, dtype)
-            error_numpy = _max_ulp(ufunc(x), exact, dtype)
-            t_ours = _seconds(ours, x, out)
-            t_numpy = _seconds(ufunc, x)
-            t_libm = _seconds(libm, x, out)
+            with np.errstate(divide="ignore"):
+                exact = _exact(name, x)
+                error_ours = _max_ulp(_value(ours, x), exact, dtype)
+                error_numpy = _max_ulp(ufunc(x).astype(dtype), exact, dtype)
+            with np.errstate(divide="ignore"):
+                t_ours = _seconds(ours, x, out)
+                t_numpy = _seconds(ufunc, x)
+                t_libm = _seconds(libm, x, out)
+            n = len(x) / 1e9
             print(
-                f"{name + ' ' + np.dtype(dtype).name:<14} {t_ours * 1e6:>9.1f} {t_numpy * 1e6:>9.1f} {t_libm * 1e6:>8.1f}"
-                f" {t_ours / t_numpy:>11.2f}x {error_ours:>10.2f} {error_numpy:>10.2f}"
+                f"{name:<9} {np.dtype(dtype).name:<8} {t_ours / n:>9.2f} {t_numpy / n:>9.2f} {t_libm / n:>8.2f}"
+                f" {t_ours / t_numpy:>11.2f}x {error_ours:>10.2f} {error_numpy:>10.2f}",
+                flush=True,
             )
 
 

@@ -27,14 +27,14 @@ FUNCTIONS = {
     # math's, not numpy's: numba declares np.exp2/np.log2 as one LLVM intrinsic for both float
     # widths, so a function inlining both dtypes fails to compile (numba 0.68).
     "exp2": ("math.exp2", "exp2", "exp2"),
-    "expm1": ("np.expm1", "expm1", "expm1"),
-    "log": ("np.log", "log", "log"),
+    "expm1": ("vmath.expm1", "expm1", "expm1"),
+    "log": ("vmath.log", "log", "log"),
     "log2": ("math.log2", "log2", "log2"),
     "log10": ("np.log10", "log10", "log10"),
-    "log1p": ("np.log1p", "log1p", "log1p"),
+    "log1p": ("vmath.log1p", "log1p", "log1p"),
     "sqrt": ("np.sqrt", "sqrt", "sqrt"),
-    "sin": ("np.sin", "sin", "sin"),
-    "cos": ("np.cos", "cos", "cos"),
+    "sin": ("vmath.sin", "sin", "sin"),
+    "cos": ("vmath.cos", "cos", "cos"),
     "tan": ("np.tan", "tan", "tan"),
     "asin": ("np.arcsin", "asin", "arcsin"),
     "acos": ("np.arccos", "acos", "arccos"),
@@ -45,7 +45,7 @@ FUNCTIONS = {
     "sinh": ("np.sinh", "sinh", "sinh"),
     "cosh": ("np.cosh", "cosh", "cosh"),
     "tanh": ("vmath.tanh", "tanh", "tanh"),
-    "erf": ("math.erf", "erf", "scipy.special.erf"),
+    "erf": ("vmath.erf", "erf", "scipy.special.erf"),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
     "sign": ("np.sign", "sign", "sign"),

@@ -72,11 +72,11 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
     elif rule == 2:  # sin: g * cos(x)
         x = value_at(addresses[a], numel, grad)
         for i in range(numel):
-            ga[i] += g[i] * np.cos(x[i])
+            ga[i] += g[i] * vmath.cos(x[i])
     elif rule == 3:  # cos: g * -sin(x)
         x = value_at(addresses[a], numel, grad)
         for i in range(numel):
-            ga[i] += g[i] * -np.sin(x[i])
+            ga[i] += g[i] * -vmath.sin(x[i])
     elif rule == 4:  # tanh: g * (1 - out * out)
         y = value_at(addresses[r], numel, grad)
         c0 = grad.dtype.type(1)
@@ -110,7 +110,7 @@ def backward(rule, r, rows, layouts, addresses, offsets, touched, grad):
         c2 = grad.dtype.type(0.7071067811865476)
         c3 = grad.dtype.type(0.3989422804014327)
         for i in range(numel):
-            ga[i] += g[i] * (c0 * (c1 + math.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
+            ga[i] += g[i] * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
     elif rule == 11:  # log1p: g / (1 + x)
         x = value_at(addresses[a], numel, grad)
         c0 = grad.dtype.type(1)
@@ -223,9 +223,9 @@ def small_backward(rule, r, numel, rows, addresses, offsets, touched, grad):
         elif rule == 1:  # log
             d = g / x[i]
         elif rule == 2:  # sin
-            d = g * np.cos(x[i])
+            d = g * vmath.cos(x[i])
         elif rule == 3:  # cos
-            d = g * -np.sin(x[i])
+            d = g * -vmath.sin(x[i])
         elif rule == 4:  # tanh
             c0 = grad.dtype.type(1)
             d = g * (c0 - y[i] * y[i])
@@ -245,7 +245,7 @@ def small_backward(rule, r, numel, rows, addresses, offsets, touched, grad):
             c1 = grad.dtype.type(1)
             c2 = grad.dtype.type(0.7071067811865476)
             c3 = grad.dtype.type(0.3989422804014327)
-            d = g * (c0 * (c1 + math.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
+            d = g * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
         elif rule == 11:  # log1p
             c0 = grad.dtype.type(1)
             d = g / (c0 + x[i])
@@ -311,13 +311,13 @@ def forward(rule, x, out):
             out[i] = vmath.exp(x[i])
     elif rule == 1:  # log: log(x)
         for i in range(numel):
-            out[i] = np.log(x[i])
+            out[i] = vmath.log(x[i])
     elif rule == 2:  # sin: sin(x)
         for i in range(numel):
-            out[i] = np.sin(x[i])
+            out[i] = vmath.sin(x[i])
     elif rule == 3:  # cos: cos(x)
         for i in range(numel):
-            out[i] = np.cos(x[i])
+            out[i] = vmath.cos(x[i])
     elif rule == 4:  # tanh: tanh(x)
         for i in range(numel):
             out[i] = vmath.tanh(x[i])
@@ -344,10 +344,10 @@ def forward(rule, x, out):
         c1 = out.dtype.type(1)
         c2 = out.dtype.type(0.7071067811865476)
         for i in range(numel):
-            out[i] = c0 * x[i] * (c1 + math.erf(x[i] * c2))
+            out[i] = c0 * x[i] * (c1 + vmath.erf(x[i] * c2))
     elif rule == 11:  # log1p: log1p(x)
         for i in range(numel):
-            out[i] = np.log1p(x[i])
+            out[i] = vmath.log1p(x[i])
     elif rule == 12:  # log2: log2(x)
         for i in range(numel):
             out[i] = math.log2(x[i])
@@ -363,7 +363,7 @@ def forward(rule, x, out):
             out[i] = c0 / np.sqrt(x[i])
     elif rule == 16:  # expm1: expm1(x)
         for i in range(numel):
-            out[i] = np.expm1(x[i])
+            out[i] = vmath.expm1(x[i])
     elif rule == 17:  # tan: tan(x)
         for i in range(numel):
             out[i] = np.tan(x[i])
@@ -393,7 +393,7 @@ def forward(rule, x, out):
             out[i] = np.cosh(x[i])
     elif rule == 26:  # erf: erf(x)
         for i in range(numel):
-            out[i] = math.erf(x[i])
+            out[i] = vmath.erf(x[i])
     elif rule == 27:  # silu: x * sigmoid(x)
         c0 = out.dtype.type(0.5)
         c1 = out.dtype.type(1)
@@ -416,11 +416,11 @@ def small_forward(rule, r, numel, rows, offsets, values):
         if rule == 0:  # exp
             d = vmath.exp(x)
         elif rule == 1:  # log
-            d = np.log(x)
+            d = vmath.log(x)
         elif rule == 2:  # sin
-            d = np.sin(x)
+            d = vmath.sin(x)
         elif rule == 3:  # cos
-            d = np.cos(x)
+            d = vmath.cos(x)
         elif rule == 4:  # tanh
             d = vmath.tanh(x)
         elif rule == 5:  # sigmoid
@@ -440,9 +440,9 @@ def small_forward(rule, r, numel, rows, offsets, values):
             c0 = values.dtype.type(0.5)
             c1 = values.dtype.type(1)
             c2 = values.dtype.type(0.7071067811865476)
-            d = c0 * x * (c1 + math.erf(x * c2))
+            d = c0 * x * (c1 + vmath.erf(x * c2))
         elif rule == 11:  # log1p
-            d = np.log1p(x)
+            d = vmath.log1p(x)
         elif rule == 12:  # log2
             d = math.log2(x)
         elif rule == 13:  # log10
@@ -453,7 +453,7 @@ def small_forward(rule, r, numel, rows, offsets, values):
             c0 = values.dtype.type(1)
             d = c0 / np.sqrt(x)
         elif rule == 16:  # expm1
-            d = np.expm1(x)
+            d = vmath.expm1(x)
         elif rule == 17:  # tan
             d = np.tan(x)
         elif rule == 18:  # asin
@@ -473,7 +473,7 @@ def small_forward(rule, r, numel, rows, offsets, values):
         elif rule == 25:  # cosh
             d = np.cosh(x)
         elif rule == 26:  # erf
-            d = math.erf(x)
+            d = vmath.erf(x)
         elif rule == 27:  # silu
             c0 = values.dtype.type(0.5)
             c1 = values.dtype.type(1)

@@ -1,17 +1,32 @@
-"""Transcendental functions that LLVM vectorizes: ``exp`` and ``tanh`` for float32 and float64.
+"""Transcendental functions that LLVM vectorizes: ``exp``, ``tanh``, ``log``, ``log1p``, ``expm1``,
+``sin``, ``cos`` and ``erf`` for float32 and float64.
 
-llvmlite from PyPI has no SVML, so a jitted loop calling ``np.exp`` or ``np.tanh`` makes a scalar
-libm call per element (4-19 ns) where numpy's SIMD loops take 0.3-1.6 ns. These are written as
+llvmlite from PyPI has no SVML, so a jitted loop calling ``np.exp`` or ``np.sin`` makes a scalar
+libm call per element (4-40 ns) where numpy's SIMD loops take 0.3-1.6 ns. These are written as
 straight-line arithmetic (fdlibm's exp for float64; Cephes' expf, tanh and tanhf, Moshier
-1984-1992), so that in a loop LLVM turns them into vector code: no libm calls, no branches it
-cannot turn into selects. ``2**n`` is built from its bits, in two factors so that results near
-the overflow and denormal ends stay exact.
+1984-1992; musl's log1p/log1pf, expm1/expm1f, sin/cos kernels and fdlibm's erf, Sun 1993), so
+that in a loop LLVM turns them into vector code: no libm calls, no branches it cannot turn into
+selects (every case is computed, then one is selected). ``2**n`` is built from its bits, in two
+factors so that results near the overflow and denormal ends stay exact.
 
-Errors against a float64/long-double reference, measured by tests/test_vmath.py over the whole
-float range: exp 0.94 ulp (float32) and 0.86 ulp (float64), tanh 1.25 and 1.22 ulp; numpy's own
-are 0.7-2.2. NaN, infinities, -0.0, overflow to inf and underflow through denormals to 0 are
-numpy's. ``expressions.FUNCTIONS`` maps the formula language's ``exp`` and ``tanh`` (and so
-``sigmoid``) here. ``python -m benchmarks.vmath`` times them against numpy and libm.
+Errors against a float64/long-double reference (mpmath for float64 erf), measured by
+tests/test_vmath.py over the whole float range (random bit patterns of every binade plus dense
+sweeps), in ulp, float32 / float64: exp 1.00 / 0.85, tanh 1.28 / 1.30, log 0.78 / 0.78, log1p
+0.79 / 0.79, expm1 0.75 / 0.78, sin 0.51 / 0.77, cos 0.51 / 0.76, erf 0.51 / 1.00 (the 1.00 at
+tiny x); numpy's own are 0.5-2.2. NaN, infinities, -0.0, overflow to inf and underflow through
+denormals to 0 are numpy's (scipy's for erf). float32 sin, cos and erf are computed in double.
+
+sin and cos: float32 is accurate everywhere, branch-free: Cody-Waite in double below 2**28 and,
+above, a Payne-Hanek reduction by a 105-row table of 2/pi (both computed, one selected). float64
+reduces by Cody-Waite with pi/2 in three parts (fdlibm's), which holds the bound for |x| below
+2**20 * pi/2 (about 1.65e6); past that it calls libm's sin/cos behind a branch. The trade-off:
+that call keeps float64 sin/cos correct everywhere, but LLVM does not vectorize a loop holding a
+call, so float64 sin/cos run as scalar code (about numpy's speed: numpy's float64 sin and cos
+are scalar libm loops too on this machine). A branch-free table reduction for float64 would need
+~12 gathers and ~60 operations per element, more than the rest of sin: not done yet.
+
+``expressions.FUNCTIONS`` maps the formula language's functions here. ``python -m
+benchmarks.vmath`` times them against numpy and libm.
 
 With ``NUMBA_DISABLE_JIT=1`` the same bodies run as Python on numpy scalars.
 """
@@ -21,6 +36,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import types
+from numba.core import cgutils
 from numba.core.extending import intrinsic, overload
 
 from .config import inline, jit
@@ -43,6 +59,23 @@ def _bits_to_float(typingctx, bits):
 
 def _bits_to_float_python(bits):
     return np.array(bits).view(np.float64 if np.asarray(bits).dtype == np.int64 else np.float32)[()]
+
+
+@intrinsic
+def _float_to_bits(typingctx, value):
+    """The IEEE bits of ``value`` (float64 -> int64, float32 -> int32)."""
+    target = {types.float64: types.int64, types.float32: types.int32}.get(value)
+    if target is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(target))
+
+    return target(value), codegen
+
+
+def _float_to_bits_python(value):
+    return np.array(value).view(np.int64 if np.asarray(value).dtype == np.float64 else np.int32)[()]
 
 
 # -- float64 (exp: fdlibm's e_exp.c, under 1 ulp; tanh: Cephes tanh.c) ----------------------
@@ -146,6 +179,499 @@ def _tanh32(x):
     return x if x != x else result
 
 
+# -- logarithms (musl's log1p and the fdlibm log it shares its polynomial with) -----------------
+#
+# x = 2**k * (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)): the exponent and mantissa come from the bits
+# (one integer add moves the mantissa's range), log(1 + f) = 2 atanh(s), s = f / (2 + f), as an
+# odd polynomial in s. log1p adds the rounding error of 1 + x back as c / (1 + x), and keeps f = x
+# where 1 + x needs no reduction. Denormals are scaled into the normal range first; the special
+# operands (x < 0, 0, inf, NaN) are selected at the end.
+
+_LG1, _LG2, _LG3, _LG4, _LG5, _LG6, _LG7 = (
+    6.666666666666735130e-01,
+    3.999999999940941908e-01,
+    2.857142874366239149e-01,
+    2.222219843214978396e-01,
+    1.818357216161805012e-01,
+    1.531383769920937332e-01,
+    1.479819860511658591e-01,
+)
+_SQRT_HALF_BITS = 0x3FE6A09E00000000  # the high word of sqrt(2)/2, as musl reduces
+_ONE_BITS = 0x3FF0000000000000
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_TINY64 = 2.2250738585072014e-308  # the smallest normal double
+_TWO54 = 18014398509481984.0
+
+
+def _log_poly64(f, dk, c):
+    """log(2**k * (1 + f)) + c, f in [sqrt(2)/2 - 1, sqrt(2) - 1] (musl's log1p tail)."""
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    return s * (hfsq + t2 + t1) + (dk * _LN2_LO + c) - hfsq + f + dk * _LN2_HI
+
+
+def _log64(x):
+    denormal = x < _TINY64
+    bits = _float_to_bits(x * _TWO54 if denormal else x) + (_ONE_BITS - _SQRT_HALF_BITS)
+    k = (bits >> 52) - (1023 + 54 if denormal else 1023)
+    f = _bits_to_float((bits & _MANTISSA) + _SQRT_HALF_BITS) - 1.0
+    result = _log_poly64(f, np.float64(k), 0.0)
+    if x == np.inf:
+        result = np.inf
+    if x == 0.0:
+        result = -np.inf
+    if x < 0.0:
+        result = np.nan
+    return x if x != x else result
+
+
+def _log1p64(x):
+    u = 1.0 + x
+    bits = _float_to_bits(u) + (_ONE_BITS - _SQRT_HALF_BITS)
+    k = (bits >> 52) - 1023
+    c = (1.0 - (u - x) if k >= 2 else x - (u - 1.0)) / u
+    f = _bits_to_float((bits & _MANTISSA) + _SQRT_HALF_BITS) - 1.0
+    # 1 + x in [sqrt(2)/2, sqrt(2)): f is x itself, exactly
+    near = x > -0.2928932188134524 and x < 0.41421356237309503
+    result = _log_poly64(x if near else f, 0.0 if near else np.float64(k), 0.0 if near or k >= 54 else c)
+    if x == np.inf:
+        result = np.inf
+    if x == -1.0:
+        result = -np.inf
+    if x < -1.0:
+        result = np.nan
+    return x if not np.abs(x) >= 1.1102230246251565e-16 else result  # |x| < 2**-53 and NaN: x
+
+
+# -- expm1 (musl's, after fdlibm: every one of its cases computed, then one selected) ----------
+
+_Q1, _Q2, _Q3, _Q4, _Q5 = (
+    -3.33333333333331316428e-02,
+    1.58730158725481460165e-03,
+    -7.93650757867487942473e-05,
+    4.00821782732936239552e-06,
+    -2.01099218183624371326e-07,
+)
+
+
+def _expm1_64(x):
+    clamped = x if x < 709.8 else 709.8
+    clamped = clamped if clamped > -40.0 else -40.0  # expm1 is -1.0 in double below -38
+    n = np.floor(_INV_LN2 * clamped + 0.5)
+    hi = clamped - n * _LN2_HI
+    lo = n * _LN2_LO
+    r = hi - lo
+    c = (hi - r) - lo
+    hfx = 0.5 * r
+    hxs = r * hfx
+    r1 = 1.0 + hxs * (_Q1 + hxs * (_Q2 + hxs * (_Q3 + hxs * (_Q4 + hxs * _Q5))))
+    t = 3.0 - r1 * hfx
+    e = hxs * ((r1 - t) / (6.0 - r * t))
+    at_zero = r - (r * e - hxs)  # k == 0
+    e = r * (e - c) - c
+    e -= hxs
+    k = np.int64(n)
+    half = k >> 1
+    low, high = _bits_to_float((half + 1023) << 52), _bits_to_float((k - half + 1023) << 52)  # 2**k
+    kk = k if k < 60 else 60
+    kk = kk if kk > 0 else 0
+    twomk = _bits_to_float((1023 - kk) << 52)
+    far = (r - e + 1.0) * low * high - 1.0  # k < 0 or k > 56
+    mid = (r - e + (1.0 - twomk)) * low * high  # 2 <= k < 20
+    upper = (r - (e + twomk) + 1.0) * low * high  # 20 <= k <= 56
+    result = upper if k >= 20 else mid
+    if k < 0 or k > 56:
+        result = far
+    if k == 1:
+        result = -2.0 * (e - (r + 0.5)) if r < -0.25 else 1.0 + 2.0 * (r - e)
+    if k == -1:
+        result = 0.5 * (r - e) - 0.5
+    if k == 0:
+        result = at_zero
+    if x > _MAXLOG:
+        result = np.inf
+    return x if not np.abs(x) >= 5.551115123125783e-17 else result  # |x| < 2**-54 and NaN: x
+
+
+# -- sin and cos (musl/fdlibm: Cody-Waite reduction by pi/2 in three parts, then the kernels) --
+#
+# n = rint(x * 2/pi), x - n*pi/2 as y0 + y1 with pi/2 in 33-bit pieces (each n*piece exact for
+# |n| < 2**20) and the rounding error of every subtraction carried: fdlibm's three rounds, good to
+# 151 bits, enough for every double below 2**20 * pi/2 (about 1.6e6), always done (no branch).
+
+_INV_PIO2 = 6.36619772367581382433e-01
+_PIO2_1, _PIO2_1T = 1.57079632673412561417e00, 6.07710050650619224932e-11
+_PIO2_2, _PIO2_2T = 6.07710050630396597660e-11, 2.02226624879595063154e-21
+_PIO2_3, _PIO2_3T = 2.02226624871116645580e-21, 8.47842766036889956997e-32
+_S1, _S2, _S3, _S4, _S5, _S6 = (
+    -1.66666666666666324348e-01,
+    8.33333333332248946124e-03,
+    -1.98412698298579493134e-04,
+    2.75573137070700676789e-06,
+    -2.50507602534068634195e-08,
+    1.58969099521155010221e-10,
+)
+_C1, _C2, _C3, _C4, _C5, _C6 = (
+    4.16666666666666019037e-02,
+    -1.38888888888741095749e-03,
+    2.48015872894767294178e-05,
+    -2.75573143513906633035e-07,
+    2.08757232129817482790e-09,
+    -1.13596475577881948265e-11,
+)
+_TRIG_LIMIT64 = 1647099.0  # 2**20 * pi/2, rounded down: the reduction's range
+
+
+def _reduce64(x):
+    """(n mod 4, y0, y1): x = n*pi/2 + y0 + y1, |y0| <= pi/4 (fdlibm's medium case, three rounds)."""
+    fn = np.floor(x * _INV_PIO2 + 0.5)
+    r = x - fn * _PIO2_1
+    t = r  # the first round's x - n*pi/2 is exact: only its r is kept
+    w = fn * _PIO2_2
+    r = t - w
+    # this round's rounding error: fdlibm's third round, taken only after a cancellation (when
+    # the error is zero), drops it; taken always, it must carry it
+    carried = (t - r) - w
+    t = r
+    w = fn * _PIO2_3
+    r = t - w
+    w = fn * _PIO2_3T - ((t - r) - w) - carried
+    y0 = r - w
+    y1 = (r - y0) - w
+    inside = fn if np.abs(fn) < 4194304.0 else 0.0  # no float -> int conversion out of range
+    return np.int64(inside) & 3, y0, y1
+
+
+def _sin_kernel64(x, y):
+    z = x * x
+    w = z * z
+    r = _S2 + z * (_S3 + z * _S4) + z * w * (_S5 + z * _S6)
+    v = z * x
+    return x - ((z * (0.5 * y - v * r) - y) - v * _S1)
+
+
+def _cos_kernel64(x, y):
+    z = x * x
+    w = z * z
+    r = z * (_C1 + z * (_C2 + z * _C3)) + w * w * (_C4 + z * (_C5 + z * _C6))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    return w + (((1.0 - w) - hz) + (z * r - x * y))
+
+
+def _sin64(x):
+    n, y0, y1 = _reduce64(x)
+    s = _sin_kernel64(y0, y1)
+    c = _cos_kernel64(y0, y1)
+    result = s if (n & 1) == 0 else c
+    result = -result if n >= 2 else result
+    if not np.abs(x) < _TRIG_LIMIT64:  # past the reduction's range, inf and NaN
+        result = _sin_far(x)
+    return x if np.abs(x) < 7.450580596923828e-09 else result  # |x| < 2**-27: sin(x) rounds to x
+
+
+def _cos64(x):
+    n, y0, y1 = _reduce64(x)
+    s = _sin_kernel64(y0, y1)
+    c = _cos_kernel64(y0, y1)
+    result = c if (n & 1) == 0 else s
+    result = -result if n == 1 or n == 2 else result
+    if not np.abs(x) < _TRIG_LIMIT64:
+        result = _cos_far(x)
+    return result
+
+
+# -- erf (fdlibm's s_erf.c: four ranges, each a rational function, all computed, one selected) --
+
+_ERX = 8.45062911510467529297e-01
+_EFX8 = 1.02703333676410069053e00
+_PP = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+       -5.77027029648944159157e-03, -2.37630166566501626084e-05)  # fmt: skip
+_QQ = (3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
+       1.32494738004321644526e-04, -3.96022827877536812320e-06)  # fmt: skip
+_PA = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+       3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+       -2.16637559486879084300e-03)  # fmt: skip
+_QA = (1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
+       1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02)  # fmt: skip
+# erfc's tail for 1.25 <= |x| < 1/0.35 (R/S "a") and past it ("b", padded with a zero)
+_RA = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e01,
+       -6.23753324503260060396e01, -1.62396669462573470355e02, -1.84605092906711035994e02,
+       -8.12874355063065934246e01, -9.81432934416914548592e00)  # fmt: skip
+_SA = (1.96512716674392571292e01, 1.37657754143519042600e02, 4.34565877475229228821e02,
+       6.45387271733267880336e02, 4.29008140027567833386e02, 1.08635005541779435134e02,
+       6.57024977031928170135e00, -6.04244152148580987438e-02)  # fmt: skip
+_RB = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e01,
+       -1.60636384855821916062e02, -6.37566443368389627722e02, -1.02509513161107724954e03,
+       -4.83519191608651397019e02, 0.0)  # fmt: skip
+_SB = (3.03380607434824582924e01, 3.25792512996573918826e02, 1.53672958608443695994e03,
+       3.19985821950859553908e03, 2.55305040643316442583e03, 4.74528541206955367215e02,
+       -2.24409524465858183362e01, 0.0)  # fmt: skip
+_LOW_WORD = -4294967296  # ~0xffffffff as int64: clears a double's low 32 bits
+
+
+def _erf64(x):
+    a = np.abs(x)
+    # |x| < 0.84375: x + x * P(x*x) / Q(x*x)
+    z = x * x
+    p = _PP[0] + z * (_PP[1] + z * (_PP[2] + z * (_PP[3] + z * _PP[4])))
+    q = 1.0 + z * (_QQ[0] + z * (_QQ[1] + z * (_QQ[2] + z * (_QQ[3] + z * _QQ[4]))))
+    small = x + x * (p / q)
+    small = 0.125 * (8.0 * x + _EFX8 * x) if a < 3.725290298461914e-09 else small  # |x| < 2**-28
+    # 0.84375 <= |x| < 1.25: erx + P(|x| - 1) / Q(|x| - 1)
+    s = a - 1.0
+    p = _PA[0] + s * (_PA[1] + s * (_PA[2] + s * (_PA[3] + s * (_PA[4] + s * (_PA[5] + s * _PA[6])))))
+    q = 1.0 + s * (_QA[0] + s * (_QA[1] + s * (_QA[2] + s * (_QA[3] + s * (_QA[4] + s * _QA[5])))))
+    middle = _ERX + p / q
+    # 1.25 <= |x| < 6: 1 - exp(-x*x - 0.5625 + R/S) / x, with x*x split so that it is exact
+    b = a if a < 6.0 else 6.0
+    b = b if b > 1.0 else 1.0
+    s = 1.0 / (b * b)
+    near = b < 2.857142857142857
+    r0, r1, r2, r3 = (_RA[0], _RA[1], _RA[2], _RA[3]) if near else (_RB[0], _RB[1], _RB[2], _RB[3])
+    r4, r5, r6, r7 = (_RA[4], _RA[5], _RA[6], _RA[7]) if near else (_RB[4], _RB[5], _RB[6], _RB[7])
+    d0, d1, d2, d3 = (_SA[0], _SA[1], _SA[2], _SA[3]) if near else (_SB[0], _SB[1], _SB[2], _SB[3])
+    d4, d5, d6, d7 = (_SA[4], _SA[5], _SA[6], _SA[7]) if near else (_SB[4], _SB[5], _SB[6], _SB[7])
+    r = r0 + s * (r1 + s * (r2 + s * (r3 + s * (r4 + s * (r5 + s * (r6 + s * r7))))))
+    d = s * (d0 + s * (d1 + s * (d2 + s * (d3 + s * (d4 + s * (d5 + s * (d6 + s * d7)))))))
+    d = 1.0 + d
+    head = _bits_to_float(_float_to_bits(b) & _LOW_WORD)
+    tail = 1.0 - _exp64(-head * head - 0.5625) * _exp64((head - b) * (head + b) + r / d) / b
+    result = small if a < 0.84375 else (middle if a < 1.25 else (tail if a < 6.0 else 1.0))
+    result = result if a < 0.84375 else np.copysign(result, x)
+    return x if x != x else result
+
+
+# -- float64 past the reduction's range ----------------------------------------------------
+
+
+def _libm(name):
+    """An opaque call of libm's ``name`` (double -> double). numba's np.sin is LLVM's llvm.sin,
+    which LLVM may execute unconditionally (it is "speculatable"): in a vectorized loop behind a
+    select, that is a scalar libm call for every element. A plain call of libm's ``sin`` stays
+    behind its branch instead."""
+
+    @intrinsic
+    def call(typingctx, value):
+        if value != types.float64:
+            return None
+
+        def codegen(context, builder, signature, args):
+            from llvmlite import ir
+
+            double = ir.DoubleType()
+            function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(double, [double]), name)
+            return builder.call(function, [args[0]])
+
+        return types.float64(value), codegen
+
+    return call
+
+
+_sin_far, _cos_far = _libm("sin"), _libm("cos")
+
+
+# -- float32 logarithms and expm1 (musl's logf, log1pf, expm1f) -----------------------------
+
+_LG1F, _LG2F, _LG3F, _LG4F = (_F(v) for v in (0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841))
+_LN2_HIF, _LN2_LOF = _F(6.9313812256e-01), _F(9.0580006145e-06)
+_INV_LN2F = _F(1.4426950216e00)
+_SQRT_HALF_BITS32, _ONE_BITS32 = 0x3F3504F3, 0x3F800000
+_TINY32, _TWO25 = _F(1.1754943508222875e-38), _F(33554432.0)
+_Q1F, _Q2F = _F(-3.3333212137e-2), _F(1.5807170421e-3)
+_THREE, _SIX, _QUARTER = _F(3.0), _F(6.0), _F(0.25)
+
+
+def _log_poly32(f, dk, c):
+    s = f / (_TWO + f)
+    z = s * s
+    w = z * z
+    r = z * (_LG1F + w * _LG3F) + w * (_LG2F + w * _LG4F)
+    hfsq = _HALF * f * f
+    return s * (hfsq + r) + (dk * _LN2_LOF + c) - hfsq + f + dk * _LN2_HIF
+
+
+def _log32(x):
+    denormal = x < _TINY32
+    bits = _float_to_bits(x * _TWO25 if denormal else x) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
+    k = (bits >> 23) - (127 + 25 if denormal else 127)
+    f = _bits_to_float(np.int32((bits & 0x007FFFFF) + _SQRT_HALF_BITS32)) - _ONE
+    result = _log_poly32(f, _F(k), _ZERO32)
+    if x == _INF32:
+        result = _INF32
+    if x == _ZERO32:
+        result = -_INF32
+    if x < _ZERO32:
+        result = _F(np.nan)
+    return x if x != x else result
+
+
+def _log1p32(x):
+    u = _ONE + x
+    bits = _float_to_bits(u) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
+    k = (bits >> 23) - 127
+    c = (_ONE - (u - x) if k >= 2 else x - (u - _ONE)) / u
+    f = _bits_to_float(np.int32((bits & 0x007FFFFF) + _SQRT_HALF_BITS32)) - _ONE
+    near = x > _F(-0.29289321) and x < _F(0.41421354)
+    result = _log_poly32(x if near else f, _ZERO32 if near else _F(k), _ZERO32 if near or k >= 25 else c)
+    if x == _INF32:
+        result = _INF32
+    if x == -_ONE:
+        result = -_INF32
+    if x < -_ONE:
+        result = _F(np.nan)
+    return x if not np.abs(x) >= _F(5.9604645e-08) else result  # |x| < 2**-24 and NaN: x
+
+
+def _expm1_32(x):
+    clamped = x if x < _F(88.75) else _F(88.75)
+    clamped = clamped if clamped > _F(-20.0) else _F(-20.0)  # expm1 is -1.0 in float32 below -17.4
+    n = np.floor(_INV_LN2F * clamped + _HALF)
+    hi = clamped - n * _LN2_HIF
+    lo = n * _LN2_LOF
+    r = hi - lo
+    c = (hi - r) - lo
+    hfx = _HALF * r
+    hxs = r * hfx
+    r1 = _ONE + hxs * (_Q1F + hxs * _Q2F)
+    t = _THREE - r1 * hfx
+    e = hxs * ((r1 - t) / (_SIX - r * t))
+    at_zero = r - (r * e - hxs)
+    e = r * (e - c) - c
+    e -= hxs
+    k = np.int32(n)
+    half = k >> np.int32(1)
+    low = _bits_to_float(np.int32((half + 127) << 23))  # 2**k = low * high
+    high = _bits_to_float(np.int32((k - half + 127) << 23))
+    kk = k if k < 30 else np.int32(30)
+    kk = kk if kk > 0 else np.int32(0)
+    twomk = _bits_to_float(np.int32((127 - kk) << 23))
+    far = (r - e + _ONE) * low * high - _ONE
+    mid = (r - e + (_ONE - twomk)) * low * high
+    upper = (r - (e + twomk) + _ONE) * low * high
+    result = upper if k >= 23 else mid
+    if k < 0 or k > 56:
+        result = far
+    if k == 1:
+        result = -_TWO * (e - (r + _HALF)) if r < -_QUARTER else _ONE + _TWO * (r - e)
+    if k == -1:
+        result = _HALF * (r - e) - _HALF
+    if k == 0:
+        result = at_zero
+    if x > _F(88.72283935546875):  # log(FLT_MAX)
+        result = _INF32
+    return x if not np.abs(x) >= _F(2.9802322e-08) else result  # |x| < 2**-25 and NaN: x
+
+
+# -- float32 sin and cos, computed in double (musl's sinf/cosf kernels) ---------------------
+#
+# Below 2**28 the reduction is Cody-Waite in double with pi/2 in a 25-bit and a 53-bit part
+# (n * part exact). Above, every float32 is m * 2**E with m a 24-bit integer, and x * 2/pi
+# mod 4 = m * ((2**E * 2/pi) mod 4): that factor is tabulated per E in three 28-bit parts, so
+# that each product with m is exact (Payne-Hanek by table). Both are computed, one is selected.
+
+_PIO2_1F, _PIO2_1TF = 1.57079631090164184570e00, 1.58932547735281966916e-08
+_PIO2 = 1.5707963267948966
+_SF = (-0.166666666416265235595, 0.0083333293858894631756, -0.000198393348360966317347, 0.0000027183114939898219064)
+_CF = (-0.499999997251031003120, 0.0416666233237390631894, -0.00138867637746099294692, 0.0000243904487962774090654)
+
+
+def _two_over_pi_table():
+    """Rows E = 0..104: (2**E * 2/pi) mod 4 in three parts of 28 bits (the first, bits 2**1 to
+    2**-26). 2/pi from Machin's formula in integers."""
+
+    def arctan_inverse(n, one):
+        total, term, k, sign = 0, one // n, 1, 1
+        while term:
+            total += sign * (term // k)
+            term //= n * n
+            k += 2
+            sign = -sign
+        return total
+
+    precision = 400
+    one = 1 << precision
+    pi = 16 * arctan_inverse(5, one) - 4 * arctan_inverse(239, one)
+    bits = 200  # 2/pi to 2**-200
+    two_over_pi = (1 << (bits + 1 + precision)) // pi
+    table = np.zeros((105, 3))
+    for exponent in range(105):
+        value = (two_over_pi << exponent) & ((1 << (bits + 2)) - 1)
+        for part in range(3):
+            shift = bits - 26 - 28 * part
+            table[exponent, part] = ((value >> shift) & ((1 << 28) - 1)) * 2.0 ** -(26 + 28 * part)
+    return table
+
+
+_TWO_OVER_PI_TABLE = _two_over_pi_table()
+
+
+def _reduce32(x):
+    """(n mod 4, y) with x = n*pi/2 + y, y a double, |y| <= pi/4 (a little more past 2**28)."""
+    xd = np.float64(x)
+    fn = np.floor(xd * _INV_PIO2 + 0.5)
+    y = xd - fn * _PIO2_1F - fn * _PIO2_1TF
+    n = np.int64(fn if np.abs(fn) < 1073741824.0 else 0.0)
+    # past 2**28: by the table, on |x|
+    bits = np.int64(_float_to_bits(x)) & 0x7FFFFFFF
+    exponent = (bits >> 23) - 150
+    exponent = exponent if exponent > 0 else 0
+    exponent = exponent if exponent < 104 else 104
+    m = np.float64((bits & 0x007FFFFF) | 0x00800000)
+    p0 = m * _TWO_OVER_PI_TABLE[exponent, 0]
+    p0 = p0 - 4.0 * np.floor(p0 * 0.25)
+    p1 = m * _TWO_OVER_PI_TABLE[exponent, 1]
+    p2 = m * _TWO_OVER_PI_TABLE[exponent, 2]
+    whole = np.floor(p0 + p1 + 0.5)
+    far_y = (((p0 - whole) + p1) + p2) * _PIO2
+    far_n = np.int64(whole)
+    negative = x < _ZERO32
+    if not np.abs(xd) < 268435456.0:  # 2**28 (and inf, NaN: y is NaN either way)
+        y = -far_y if negative else far_y
+        n = -far_n if negative else far_n
+    return n & 3, (y if xd - xd == 0.0 else xd - xd)
+
+
+def _sin_kernel32(y):
+    z = y * y
+    s = z * y
+    return (y + s * (_SF[0] + z * _SF[1])) + s * (z * z) * (_SF[2] + z * _SF[3])
+
+
+def _cos_kernel32(y):
+    z = y * y
+    w = z * z
+    return ((1.0 + z * _CF[0]) + w * _CF[1]) + (w * z) * (_CF[2] + z * _CF[3])
+
+
+def _sin32(x):
+    n, y = _reduce32(x)
+    s = _sin_kernel32(y)
+    c = _cos_kernel32(y)
+    result = s if (n & 1) == 0 else c
+    result = -result if n >= 2 else result
+    return x if np.abs(x) < _F(2.4414062e-4) else np.float32(result)  # |x| < 2**-12: x
+
+
+def _cos32(x):
+    n, y = _reduce32(x)
+    s = _sin_kernel32(y)
+    c = _cos_kernel32(y)
+    result = c if (n & 1) == 0 else s
+    result = -result if n == 1 or n == 2 else result
+    return np.float32(result)
+
+
+def _erf32(x):
+    # in double, then rounded: under 0.51 ulp, and vectorized it is still far cheaper than
+    # scipy's scalar erf (which computes float32 in double too)
+    return np.float32(_erf64(np.float64(x)))
+
+
 # -- the generic names the kernels call -----------------------------------------------------
 
 
@@ -159,8 +685,27 @@ def tanh(x):
     return _tanh32(x) if isinstance(x, np.float32) else _tanh64(np.float64(x))
 
 
+def _generic(name, single, double):
+    def function(x):
+        return single(x) if isinstance(x, np.float32) else double(np.float64(x))
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"{name}(x) of a float32 or float64 scalar, vectorizable when inlined into a loop."
+    return function
+
+
+log = _generic("log", _log32, _log64)
+log1p = _generic("log1p", _log1p32, _log1p64)
+expm1 = _generic("expm1", _expm1_32, _expm1_64)
+sin = _generic("sin", _sin32, _sin64)
+cos = _generic("cos", _cos32, _cos64)
+erf = _generic("erf", _erf32, _erf64)
+
+
 if numba.config.DISABLE_JIT:
     _bits_to_float = _bits_to_float_python  # noqa: F811 - the intrinsic's Python form
+    _float_to_bits = _float_to_bits_python  # noqa: F811
+    _sin_far, _cos_far = np.sin, np.cos
 else:
     # exp is compiled once and called: LLVM inlines the call into the loop and vectorizes it
     # there. numba-level inlining (inline="always") compiled each use site again (+1.5 s on a
@@ -184,3 +729,31 @@ else:
         if x == types.float64:
             return lambda x: _tanh64(x)
         return None
+
+    _log_poly32, _log_poly64, _reduce32, _reduce64 = jit(_log_poly32), jit(_log_poly64), jit(_reduce32), jit(_reduce64)
+    _sin_kernel32, _cos_kernel32 = jit(_sin_kernel32), jit(_cos_kernel32)
+    _sin_kernel64, _cos_kernel64 = jit(_sin_kernel64), jit(_cos_kernel64)
+    _log32, _log64, _log1p32, _log1p64 = jit(_log32), jit(_log64), jit(_log1p32), jit(_log1p64)
+    # past LLVM's inlining threshold: inlined by numba, as tanh is
+    _expm1_32, _expm1_64 = inline(_expm1_32), inline(_expm1_64)
+    _sin32, _sin64, _cos32, _cos64 = inline(_sin32), inline(_sin64), inline(_cos32), inline(_cos64)
+    _erf32, _erf64 = inline(_erf32), inline(_erf64)
+
+    def _register(generic, single, double, how):
+        @overload(generic, inline=how, jit_options={"error_model": "numpy"})
+        def typed(x):
+            if x == types.float32:
+                return lambda x: single(x)
+            if x == types.float64:
+                return lambda x: double(x)
+            return None
+
+    for _names in (
+        (log, _log32, _log64, "never"),
+        (log1p, _log1p32, _log1p64, "never"),
+        (expm1, _expm1_32, _expm1_64, "always"),
+        (sin, _sin32, _sin64, "always"),
+        (cos, _cos32, _cos64, "always"),
+        (erf, _erf32, _erf64, "always"),
+    ):
+        _register(*_names)
