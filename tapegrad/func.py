@@ -322,8 +322,8 @@ def grad(func, argnums=0, has_aux: bool = False):
 
 def grad_and_value(func, argnums=0, has_aux: bool = False):
     """``(gradient, value)`` of a scalar function in one call (``(gradient, (value, aux))``
-    with ``has_aux``); follows ``torch.func.grad_and_value``. Shapes, dtypes and errors as
-    ``grad``.
+    with ``has_aux``); follows ``torch.func.grad_and_value``. Shapes and dtypes as ``grad``;
+    raises what ``grad`` raises.
 
     >>> import tapegrad as tg
     >>> from tapegrad.func import grad_and_value
@@ -450,7 +450,8 @@ def jacrev(func, argnums=0, has_aux: bool = False, *, chunk_size=None):
 def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error"):
     """The Jacobian, as ``jacrev`` gives it (shapes, dtypes, errors); follows
     ``torch.func.jacfwd``, but is computed by reverse sweeps: tapegrad has no forward mode. The
-    values are the same; the cost is one reverse sweep per output element.
+    values are the same; the cost is one reverse sweep per output element. Raises what
+    ``jacrev`` raises, and ``RuntimeError`` for a ``randomness`` other than PyTorch's three.
 
     >>> import tapegrad as tg
     >>> from tapegrad.func import jacfwd
@@ -589,8 +590,9 @@ def vmap_stats() -> dict | None:
     ``path``: ``"replay"`` (the function's tape replayed per slice), ``"grad-replay"`` (the tape
     of the function inside ``grad``/``grad_and_value`` replayed forward and backward) or
     ``"eager"`` (a Python loop of eager calls); ``reason``: why eager; ``batch``: the batch
-    size; ``recordings``: tapes recorded (one, plus one per distinct value of the integer
-    tensors sliced); ``rerecords``: slices recorded again because a guard failed; ``threads``:
+    size; ``recordings``: tapes recorded (one per distinct value of the integer tensors
+    sliced, plus the re-recordings); ``rerecords``: slices recorded again because a guard of
+    the recording failed for them; ``threads``:
     threads used. tapegrad's own (``torch.func`` has no such thing); raises nothing.
 
     >>> import tapegrad as tg
@@ -724,8 +726,12 @@ class _VmapTransform:
                 return _Replay(self, leaves, spec, dims, batch, kwargs, stats).run()
             except _UnrecordableError as why:
                 stats.update(path="eager", reason=str(why), recordings=0, rerecords=0, threads=1)
-        _state.stats = stats
-        return self._eager(leaves, spec, dims, batch, kwargs)
+            finally:
+                _state.stats = stats  # vmaps inside the function (run while recording) set theirs
+        try:
+            return self._eager(leaves, spec, dims, batch, kwargs)
+        finally:
+            _state.stats = stats
 
     def _eager(self, leaves, spec, dims, batch, kwargs):
         """A Python loop of calls, one per slice, whose outputs are stacked (differentiably)."""
