@@ -105,6 +105,7 @@ from ._selection import (
     where,
 )
 from ._serialization import load, save
+from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from ._views import (
     cat,
@@ -200,5 +201,11 @@ def numel(input: Tensor) -> int:  # noqa: A002
     return input.numel()
 
 
-def set_num_threads(count: int) -> None:
-    """Accepted for compatibility: tapegrad's sweep is single-threaded."""
+def __getattr__(name: str):
+    """``tapegrad.func`` (``torch.func``'s transforms) is imported on first use: ``import
+    tapegrad`` does not pay for it."""
+    if name == "func":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.func")
+    raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")

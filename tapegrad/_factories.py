@@ -11,9 +11,15 @@ from .tensor import Tensor, _check_can_require_grad, _wrap, as_array, install
 _generator = None  # created on first use: importing numpy.random costs ~15 ms of ``import tapegrad``
 
 
+# How many times a random op asked for a generator: ``tapegrad.func.vmap`` compares it before
+# and after a call to know whether the function drew random numbers (``randomness="error"``).
+random_draws = [0]
+
+
 def default_generator():
     """The generator behind ``rand``/``randn``/``randint``, ``nn.init`` and ``dropout``."""
     global _generator
+    random_draws[0] += 1
     if _generator is None:
         _generator = np.random.default_rng()
     return _generator
@@ -24,6 +30,7 @@ def numpy_generator(generator=None) -> np.random.Generator:
     None (the default one)."""
     if generator is None:
         return default_generator()
+    random_draws[0] += 1
     return generator._numpy if isinstance(generator, Generator) else generator
 
 

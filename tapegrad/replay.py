@@ -379,6 +379,15 @@ class Tape:
         if self._rerecord:
             self._rerecord = False  # the function is not shipped with the tape
 
+    def _clone(self) -> Tape:
+        """A twin that shares this tape's read-only row arrays and guards but owns new value
+        buffers (``values``, ``scratch``, ``freed``, filled with this tape's constants): one per
+        thread, so that threads replay the same recording concurrently (``tapegrad.func.vmap``)."""
+        twin = Tape.__new__(Tape)
+        twin.__dict__.update(self.__dict__)
+        twin._fill(self.values)
+        return twin
+
     def _fill(self, values) -> None:
         self._allocate()
         for code, given in enumerate(values):

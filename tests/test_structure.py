@@ -10,7 +10,8 @@ Layers, lowest first (a module may import its own layer and those below it):
 4 autograd   engine, create_graph, Function, functional, gradcheck
 5 replay     record once, replay many times
 6 nn, optim
-7 the package's ``__init__``, ``__main__`` and the tutorial it runs
+7 func         the functional transforms (``torch.func``)
+8 the package's ``__init__``, ``__main__`` and the tutorial it runs
 
 ``KNOWN_UPWARD`` lists the imports from a lower layer to a higher one that the package still has
 (function-local, to reach the engine or replay from a Tensor method); the test fails when a new
@@ -33,6 +34,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tapegrad"
 LAYERS = {
     "core": [
         "_version",
+        "_threads",
         "_device",
         "cuda",
         "accelerator",
@@ -99,6 +101,7 @@ LAYERS = {
         "utils",
         "utils.data",
     ],
+    "func": ["func"],  # torch.func's transforms: over autograd, replay and nn
     "package": ["", "__main__", "_tutorial"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

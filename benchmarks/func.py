@@ -1,0 +1,203 @@
+"""tapegrad.func's vmap executed by replay, beside torch.func and the hand-written reference.
+
+    python -m benchmarks.func [--quick] [--profile]
+
+In one process: per-sample gradients of the digits MLP (64-128-10, batch 256, float32) with
+``tapegrad.func.vmap(grad(...))`` (2 threads and 1), ``torch.func.vmap(torch.func.grad(...))``
+(torch's default threads and 1) and a Python loop of tapegrad eager backwards; the scalar graph
+workload (benchmarks/workloads.py, 10,000 ops) over 1,024 input sets with ``vmap(grad(graph))``,
+per set, against one pass of the hand-written numba reference (benchmarks/graph_reference.py);
+and 2 threads against 1 on that batch. Every vmap call includes its recordings (vmap keeps no
+tape between calls). Times are the best of several runs; ratios are against the first row of
+each block. ``--profile`` prints where a per-sample vmap call spends its time (cProfile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from benchmarks import graph_reference, workloads
+from tapegrad.func import functional_call, grad, vmap, vmap_stats
+
+BATCH, FEATURES, HIDDEN, CLASSES = 256, 64, 128, 10
+GRAPH_SETS = 1024
+
+
+def _best(run, repeats: int) -> float:
+    run()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - start)
+    return min(samples)
+
+
+def _with_threads(count: int, run):
+    def call():
+        previous = tg.get_num_threads()
+        tg.set_num_threads(count)
+        try:
+            return run()
+        finally:
+            tg.set_num_threads(previous)
+
+    return call
+
+
+def _digits(rng):
+    X = rng.standard_normal((BATCH, FEATURES)).astype(np.float32)
+    Y = rng.integers(0, CLASSES, BATCH)
+    return X, Y
+
+
+def per_sample_runs(repeats: int) -> list:
+    """[(label, seconds per batch, note)] for the per-sample gradients."""
+    X, Y = _digits(np.random.default_rng(0))
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(FEATURES, HIDDEN), tg.nn.Tanh(), tg.nn.Linear(HIDDEN, CLASSES))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    x, y = tg.tensor(X), tg.tensor(Y)
+
+    def loss(params, x, y):
+        return F.cross_entropy(functional_call(model, params, (x[None],)), y[None])
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
+
+    def eager_loop():
+        for i in range(BATCH):
+            model.zero_grad()
+            F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+
+    rows = []
+    two = _best(_with_threads(2, lambda: per_sample(params, x, y)), repeats)
+    stats = dict(vmap_stats())
+    rows.append(("tapegrad vmap(grad), 2 threads", two, f"{stats['recordings']} recordings ({stats['path']})"))
+    rows.append(
+        ("tapegrad vmap(grad), 1 thread", _best(_with_threads(1, lambda: per_sample(params, x, y)), repeats), "")
+    )
+    rows.append(("tapegrad eager loop of backward()", _best(eager_loop, max(1, repeats // 2)), ""))
+    if workloads.available("torch"):
+        import torch
+
+        torch_model = torch.nn.Sequential(
+            torch.nn.Linear(FEATURES, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, CLASSES)
+        )
+        torch_params = {k: v.detach() for k, v in torch_model.named_parameters()}
+        tx, ty = torch.tensor(X), torch.tensor(Y)
+
+        def torch_loss(params, x, y):
+            return torch.nn.functional.cross_entropy(
+                torch.func.functional_call(torch_model, params, (x[None],)), y[None]
+            )
+
+        torch_per_sample = torch.func.vmap(torch.func.grad(torch_loss), in_dims=(None, 0, 0))
+        default = torch.get_num_threads()
+        rows.append(
+            (
+                f"torch.func vmap(grad), {default} threads (default)",
+                _best(lambda: torch_per_sample(torch_params, tx, ty), repeats),
+                "",
+            )
+        )
+        torch.set_num_threads(1)
+        try:
+            rows.append(
+                ("torch.func vmap(grad), 1 thread", _best(lambda: torch_per_sample(torch_params, tx, ty), repeats), "")
+            )
+        finally:
+            torch.set_num_threads(default)
+    return rows
+
+
+def graph_runs(repeats: int, sets: int) -> list:
+    """[(label, seconds per input set, note)] for the scalar graph over ``sets`` input sets."""
+    rng = np.random.default_rng(1)
+    X = tg.tensor(np.arange(100.0) / 50.0 + rng.normal(scale=0.01, size=(sets, 100)))
+    graph = workloads.graph_function(tg)
+    batched = vmap(grad(graph))
+    kinds, arguments, outputs, count = graph_reference.op_list(workloads.GRAPH_OPS)
+    x0 = X[0].numpy()
+    reference = _best(lambda: graph_reference.forward_backward(kinds, arguments, outputs, count, x0), repeats * 20)
+    tape = tg.record(graph, x0)
+    single_replay = _best(lambda: tape.value_and_grad(x0), repeats * 5)
+    two = _best(_with_threads(2, lambda: batched(X)), repeats) / sets
+    stats = dict(vmap_stats())
+    one = _best(_with_threads(1, lambda: batched(X)), repeats) / sets
+    recording = _best(lambda: tg.record(graph, x0), 1)
+    return [
+        ("reference single pass (hand-written numba)", reference, ""),
+        ("tapegrad Tape.value_and_grad, one set", single_replay, f"{len(tape.rows)} rows"),
+        (
+            f"tapegrad vmap(grad) over {sets} sets, 2 threads",
+            two,
+            f"{stats['recordings']} recording(s), path {stats['path']}",
+        ),
+        (f"tapegrad vmap(grad) over {sets} sets, 1 thread", one, ""),
+        ("  of which the recording (once per call)", recording / sets, f"{recording * 1e3:.0f} ms per call"),
+    ]
+
+
+def _table(title: str, rows: list, unit: str) -> None:
+    print(f"\n{title}")
+    base = rows[0][1]
+    width = max(len(label) for label, _, _ in rows)
+    print(f"  {'':{width}}  {unit:>12}  {'ratio':>7}")
+    for label, seconds, note in rows:
+        value = seconds * (1e3 if unit == "ms" else 1e6)
+        print(f"  {label:{width}}  {value:12.1f}  {seconds / base:7.2f}  {note}")
+
+
+def profile() -> None:
+    import cProfile
+    import pstats
+
+    X, Y = _digits(np.random.default_rng(0))
+    model = tg.nn.Sequential(tg.nn.Linear(FEATURES, HIDDEN), tg.nn.Tanh(), tg.nn.Linear(HIDDEN, CLASSES))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(params, x, y):
+        return F.cross_entropy(functional_call(model, params, (x[None],)), y[None])
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
+    x, y = tg.tensor(X), tg.tensor(Y)
+    previous = tg.get_num_threads()
+    tg.set_num_threads(1)
+    per_sample(params, x, y)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(5):
+        per_sample(params, x, y)
+    profiler.disable()
+    tg.set_num_threads(previous)
+    print("\ncProfile of 5 per-sample vmap(grad) calls, 1 thread (by own time):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and 128 graph sets")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of a per-sample call")
+    options = parser.parse_args(argv)
+    repeats = 3 if options.quick else 7
+    sets = 128 if options.quick else GRAPH_SETS
+    print(f"tapegrad.get_num_threads() = {tg.get_num_threads()}; every vmap call includes its recordings")
+    _table(
+        f"Per-sample gradients, MLP {FEATURES}-{HIDDEN}-{CLASSES}, batch {BATCH}, float32",
+        per_sample_runs(repeats),
+        "ms",
+    )
+    rows = graph_runs(max(2, repeats // 2), sets)
+    _table(f"Scalar graph ({workloads.GRAPH_OPS} ops), {sets} input sets, time per set, float64", rows, "us")
+    print(f"\n2 threads vs 1 on the graph batch: {rows[3][1] / rows[2][1]:.2f}x")
+    if options.profile:
+        profile()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""How many threads tapegrad may use: ``get_num_threads``/``set_num_threads``, as PyTorch's."""
+
+from __future__ import annotations
+
+_num_threads = [None]  # None: NUMBA_NUM_THREADS, else the number of CPUs
+
+
+def get_num_threads() -> int:
+    """How many threads ``tapegrad.func.vmap`` spreads its replays over (an int >= 1): the last
+    ``set_num_threads``, else ``NUMBA_NUM_THREADS``, else the number of CPUs; follows
+    ``torch.get_num_threads``. One sweep (``backward()``, one replay) runs on one thread."""
+    if _num_threads[0] is None:
+        import os
+
+        configured = os.environ.get("NUMBA_NUM_THREADS", "")
+        _num_threads[0] = int(configured) if configured.strip().isdigit() else (os.cpu_count() or 1)
+        _num_threads[0] = max(1, _num_threads[0])
+    return _num_threads[0]
+
+
+def set_num_threads(count: int) -> None:
+    """Use ``count`` threads for ``tapegrad.func.vmap``'s replays (``get_num_threads``); follows
+    ``torch.set_num_threads``. Raises ``RuntimeError`` as PyTorch does for a count below 1."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise RuntimeError("set_num_threads expects a positive integer")
+    _num_threads[0] = count

@@ -1,0 +1,1014 @@
+"""``tapegrad.func``: PyTorch's functional transforms (``torch.func``), with vmap executed by replay.
+
+``grad``, ``grad_and_value``, ``vjp``, ``jacrev``, ``jacfwd``, ``hessian``, ``vmap`` and
+``functional_call`` take and return what ``torch.func``'s do, and compose as they do (``grad`` of
+``grad``, ``vmap`` of ``grad``, ``jacrev`` of ``jacrev``). Arguments and results may be pytrees:
+tensors in nested tuples, lists and dicts.
+
+The differentiating transforms run tapegrad's eager autograd on fresh differentiable copies of
+their inputs. At the outermost level the results are detached; inside another transform the
+gradient is computed with ``create_graph=True`` so that the outer transform differentiates it.
+``jacfwd`` computes its Jacobian by reverse sweeps (one per output element), as ``jacrev`` does.
+
+``vmap`` records ``f`` once on the first slice of the batch (``tapegrad.record``) and replays
+that tape over every slice, on ``tapegrad.get_num_threads()`` threads (each with its own copy
+of the tape's value buffers; the sweeps release the GIL). ``vmap(grad(f))`` records ``f`` and
+replays its tape forward and backward: the per-slice gradients come from the compiled backward,
+with no graph of the gradient built. Values that cannot vary on a tape select the tape: slices
+whose integer tensors (class labels, indices) differ get tapes of their own, recorded once per
+distinct value. A slice for which a guard of the recording fails (Python control flow read a
+value that comes out differently) is recorded again, so results are never those of another
+branch. A function that cannot be recorded (a custom ``autograd.Function``, a hook, a gradient
+inside the function) runs as a Python loop of eager calls whose results are stacked, as does a
+vmap inside another transform (its results must stay differentiable). What happened in the
+last call is in ``vmap_stats()``.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import grad, vmap
+    >>> x = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> vmap(grad(lambda v: (v**2).sum()))(x)
+    tensor([[2., 4.],
+            [6., 8.]])
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import _factories, _threads
+from . import _grad_mode as grad_mode
+from ._views import stack
+from .autograd.gradients import grad as _autograd_grad
+from .replay import GuardError, Tape
+from .tensor import Tensor, _wrap
+
+__all__ = [
+    "functional_call",
+    "grad",
+    "grad_and_value",
+    "hessian",
+    "jacfwd",
+    "jacrev",
+    "vjp",
+    "vmap",
+    "vmap_stats",
+]
+
+# -- pytrees ---------------------------------------------------------------------------------
+# A spec is None for a leaf, else (container type, dict keys or None, child specs).
+
+
+def _flatten(tree) -> tuple[list, object]:
+    leaves = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            keys = tuple(node)
+            return (type(node), keys, tuple(walk(node[key]) for key in keys))
+        if isinstance(node, (tuple, list)):
+            return (type(node), None, tuple(walk(child) for child in node))
+        leaves.append(node)
+        return None
+
+    return leaves, walk(tree)
+
+
+def _unflatten(spec, leaves):
+    iterator = iter(leaves)
+
+    def build(node):
+        if node is None:
+            return next(iterator)
+        kind, keys, children = node
+        values = [build(child) for child in children]
+        if keys is not None:
+            return kind(zip(keys, values))
+        if kind is tuple or kind is list:
+            return kind(values)
+        return kind(*values)  # a namedtuple
+
+    return build(spec)
+
+
+def _spec_str(spec) -> str:
+    if spec is None:
+        return "*"
+    kind, keys, children = spec
+    inner = ", ".join(
+        f"{key!r}: {_spec_str(child)}" if keys is not None else _spec_str(child)
+        for key, child in zip(keys or [None] * len(children), children)
+    )
+    return f"{kind.__name__}({inner})"
+
+
+def _count(spec) -> int:
+    return 1 if spec is None else sum(_count(child) for child in spec[2])
+
+
+class _MismatchError(Exception):
+    pass
+
+
+def _broadcast(prefix, spec) -> list:
+    """One value of ``prefix`` per leaf of ``spec``: a non-container of ``prefix`` applies to
+    the whole subtree under it. Raises ``_MismatchError`` when the containers differ."""
+    values = []
+
+    def walk(node, tree):
+        if not isinstance(node, (tuple, list, dict)):
+            values.extend([node] * _count(tree))
+            return
+        if tree is None:
+            raise _MismatchError
+        kind, keys, children = tree
+        if isinstance(node, dict):
+            if keys is None or set(node) != set(keys):
+                raise _MismatchError
+            for key, child in zip(keys, children):
+                walk(node[key], child)
+            return
+        if keys is not None or len(node) != len(children) or isinstance(node, list) != issubclass(kind, list):
+            raise _MismatchError
+        for value, child in zip(node, children):
+            walk(value, child)
+
+    walk(prefix, spec)
+    return values
+
+
+def _map_tensors(function, tree):
+    leaves, spec = _flatten(tree)
+    return _unflatten(spec, [function(leaf) if isinstance(leaf, Tensor) else leaf for leaf in leaves])
+
+
+def _detach(tree):
+    return _map_tensors(lambda t: t.detach(), tree)
+
+
+# -- levels ----------------------------------------------------------------------------------
+
+
+class _State(threading.local):
+    depth = 0  # differentiating transforms active in this thread
+    stats = None  # what the last vmap call of this thread did
+
+
+_state = _State()
+
+
+class _Deeper:
+    def __enter__(self):
+        _state.depth += 1
+        self._grad = grad_mode.enable_grad()
+        self._grad.__enter__()
+
+    def __exit__(self, *exc_info):
+        self._grad.__exit__(*exc_info)
+        _state.depth -= 1
+        return False
+
+
+def _nested() -> bool:
+    """Whether results must stay differentiable: inside another differentiating transform, or
+    inside a recording (where a gradient must be recorded as ops to be replayed)."""
+    return _state.depth > 0 or grad_mode.state.recording is not None
+
+
+def _differentiable(x, nested: bool):
+    """The transform's own differentiable copy of an input: a view of it when an outer transform
+    differentiates it too (the result stays connected), otherwise a fresh leaf."""
+    if not isinstance(x, Tensor):
+        raise RuntimeError(f"Expected the inputs being differentiated to be Tensors, got {type(x)}")
+    if nested and x.requires_grad:
+        return x.view_as(x)
+    return x.detach().requires_grad_()
+
+
+def _gradients(outputs, inputs, grad_outputs, create_graph: bool) -> list:
+    """d outputs / d inputs weighted by ``grad_outputs``; zeros for inputs nothing reached."""
+    pairs = [(out, seed) for out, seed in zip(outputs, grad_outputs) if out.requires_grad]
+    if not pairs or not inputs:
+        return [_wrap(np.zeros_like(x._data)) for x in inputs]
+    return list(
+        _autograd_grad(
+            [out for out, _ in pairs],
+            inputs,
+            [seed for _, seed in pairs],
+            retain_graph=True,
+            create_graph=create_graph,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+    )
+
+
+def _argnums(argnums, count: int) -> tuple[tuple, bool]:
+    """``(positions, whether argnums was one int)``, checked as torch.func checks them."""
+    single = isinstance(argnums, int) and not isinstance(argnums, bool)
+    values = (argnums,) if single else argnums
+    if not single and not (isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums)):
+        raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+    if not values:
+        raise RuntimeError("argnums must be non-empty")
+    positions = []
+    for argnum in values:
+        if not -count <= argnum < count:
+            raise RuntimeError(f"Got argnum={argnum}, but only {count} positional inputs")
+        positions.append(argnum % count)
+    if len(set(positions)) != len(positions):
+        raise RuntimeError(f"argnums must be unique, got {argnums}")
+    return tuple(positions), single
+
+
+def _prepare(args, positions, nested: bool) -> tuple[list, list, list]:
+    """The arguments with those at ``positions`` replaced by differentiable copies, the specs of
+    those arguments and their flat copies."""
+    args = list(args)
+    specs, flats = [], []
+    for position in positions:
+        leaves, spec = _flatten(args[position])
+        copies = [_differentiable(leaf, nested) for leaf in leaves]
+        args[position] = _unflatten(spec, copies)
+        specs.append(spec)
+        flats.append(copies)
+    return args, specs, flats
+
+
+def _split_aux(result, has_aux: bool, caller: str):
+    if not has_aux:
+        return result, None
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise RuntimeError(f"{caller}: output of function f should be a tuple: (output, aux) if has_aux is True")
+    return result
+
+
+def _check_scalar(output) -> None:
+    if not isinstance(output, Tensor):
+        raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(output)}")
+    if output.dim() != 0:
+        raise RuntimeError(
+            f"grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got tensor with {output.dim()} "
+            "dims. Maybe you wanted to use the vjp or jacrev APIs instead?"
+        )
+
+
+# -- grad ------------------------------------------------------------------------------------
+
+
+class _GradTransform:
+    """What ``grad``/``grad_and_value`` return: callable, and recognised by ``vmap``, which
+    replays the tape of ``func`` backward instead of building the gradient's graph."""
+
+    def __init__(self, func, argnums, has_aux: bool, with_value: bool):
+        self.func = func
+        self.argnums = argnums
+        self.has_aux = has_aux
+        self.with_value = with_value
+        self.__name__ = getattr(func, "__name__", type(func).__name__)
+        self.__doc__ = getattr(func, "__doc__", None)
+        self.__wrapped__ = func
+
+    def __call__(self, *args, **kwargs):
+        positions, single = _argnums(self.argnums, len(args))
+        nested = _nested()
+        args, specs, flats = _prepare(args, positions, nested)
+        with _Deeper():
+            result = self.func(*args, **kwargs)
+        output, aux = _split_aux(result, self.has_aux, "grad_and_value(f)(*args)")
+        _check_scalar(output)
+        inputs = [x for flat in flats for x in flat]
+        gradients = iter(_gradients([output], inputs, [None], nested))
+        trees = [_unflatten(spec, [next(gradients) for _ in flat]) for spec, flat in zip(specs, flats)]
+        grads = trees[0] if single else tuple(trees)
+        if not nested:
+            grads, output, aux = _detach(grads), output.detach(), _detach(aux)
+        return self._pack(grads, output, aux)
+
+    def _pack(self, grads, value, aux):
+        if self.with_value:
+            return (grads, (value, aux)) if self.has_aux else (grads, value)
+        return (grads, aux) if self.has_aux else grads
+
+    def __repr__(self) -> str:
+        kind = "grad_and_value" if self.with_value else "grad"
+        return f"<tapegrad.func.{kind} of {self.func!r}>"
+
+
+def grad(func, argnums=0, has_aux: bool = False):
+    """The gradient of a scalar function: ``grad(f)(*args)`` is d f(*args) / d args[argnums];
+    follows ``torch.func.grad``.
+
+    ``argnums`` is an int (the gradient has that argument's structure: a tensor, or a dict,
+    tuple or list of tensors, each gradient of its tensor's shape and dtype) or a tuple of ints
+    (a tuple of those). With ``has_aux=True`` ``f`` returns ``(output, aux)`` and the result is
+    ``(gradient, aux)``. The inputs need not require grad. Results are detached, except inside
+    another transform (``grad(grad(f))`` is the second derivative).
+
+    Raises ``RuntimeError`` with PyTorch's messages when ``f`` returns something else than a
+    0-dim tensor, when ``has_aux`` is set and ``f`` does not return a pair, for an ``argnums``
+    out of range or not an int or tuple of ints, and for an input that is not floating point.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import grad
+    >>> grad(lambda x: (x**3).sum())(tg.tensor([1.0, 2.0]))
+    tensor([ 3., 12.])
+    >>> grad(grad(lambda x: x**3))(tg.tensor(2.0))
+    tensor(12.)
+    """
+    return _GradTransform(func, argnums, has_aux, with_value=False)
+
+
+def grad_and_value(func, argnums=0, has_aux: bool = False):
+    """``(gradient, value)`` of a scalar function in one call (``(gradient, (value, aux))``
+    with ``has_aux``); follows ``torch.func.grad_and_value``. Shapes and dtypes as ``grad``;
+    raises what ``grad`` raises.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import grad_and_value
+    >>> grad_and_value(lambda x: (x * x).sum())(tg.tensor([1.0, 2.0]))
+    (tensor([2., 4.]), tensor(5.))
+    """
+    return _GradTransform(func, argnums, has_aux, with_value=True)
+
+
+# -- vjp, jacrev, jacfwd, hessian ------------------------------------------------------------
+
+
+def _only_tensors(leaves, caller: str) -> None:
+    for leaf in leaves:
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError(
+                f"{caller}: expected f(*primals) to return only tensors, got unsupported type {type(leaf)}"
+            )
+
+
+def vjp(func, *primals, has_aux: bool = False):
+    """``(func(*primals), vjp_fn)`` (``(output, vjp_fn, aux)`` with ``has_aux``), where
+    ``vjp_fn(cotangents)`` is the tuple, one entry per primal and of its structure, of
+    ``cotangents`` times the Jacobian of ``func``; follows ``torch.func.vjp``.
+
+    ``cotangents`` has the output's structure, each tensor of its output's shape; ``vjp_fn`` may
+    be called several times. Raises ``RuntimeError`` as PyTorch does for an output that is not
+    tensors, cotangents of another structure or shape, and ``has_aux`` without a pair.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import vjp
+    >>> out, vjp_fn = vjp(lambda x: x * x, tg.tensor([1.0, 2.0]))
+    >>> vjp_fn(tg.ones(2))
+    (tensor([2., 4.]),)
+    """
+    nested = _nested()
+    leaves, spec = _flatten(primals)
+    inputs = [_differentiable(leaf, nested) for leaf in leaves]
+    with _Deeper():
+        result = func(*_unflatten(spec, inputs))
+    output, aux = _split_aux(result, has_aux, "vjp(f, *primals)")
+    outputs, output_spec = _flatten(output)
+    _only_tensors(outputs, "vjp(f, *primals)")
+
+    def vjp_fn(cotangents):
+        seeds, seed_spec = _flatten(cotangents)
+        if seed_spec != output_spec:
+            raise RuntimeError(
+                "Expected pytree structure of cotangents to be the same as pytree structure of outputs to the "
+                f"function. cotangents: {_spec_str(seed_spec)}, primal output: {_spec_str(output_spec)}"
+            )
+        for index, (seed, out) in enumerate(zip(seeds, outputs)):
+            if not isinstance(seed, Tensor) or seed.shape != out.shape:
+                shape = seed.shape if isinstance(seed, Tensor) else type(seed)
+                raise RuntimeError(
+                    f"Mismatch in shape: grad_output[{index}] has a shape of {shape} and output[{index}] has a shape of "
+                    f"{out.shape}."
+                )
+        keep = nested or _nested()
+        grads = _unflatten(spec, _gradients(outputs, inputs, seeds, keep))
+        return grads if keep else _detach(grads)
+
+    if not nested:
+        output, aux = _detach(output), _detach(aux)
+    return (output, vjp_fn, aux) if has_aux else (output, vjp_fn)
+
+
+def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
+    def jacobian(*args, **kwargs):
+        positions, single = _argnums(argnums, len(args))
+        nested = _nested()
+        args, specs, flats = _prepare(args, positions, nested)
+        with _Deeper():
+            result = func(*args, **kwargs)
+        output, aux = _split_aux(result, has_aux, f"{caller}(f, ...)(*args)")
+        outputs, output_spec = _flatten(output)
+        _only_tensors(outputs, "vjp(f, *primals)")
+        inputs = [x for flat in flats for x in flat]
+        per_output = []
+        for out in outputs:
+            rows = []
+            for element in range(out.numel()):
+                seed = np.zeros(out.numel(), out._data.dtype)
+                seed[element] = 1
+                rows.append(_gradients([out], inputs, [_wrap(seed.reshape(out._data.shape))], nested))
+            blocks = []
+            for index, x in enumerate(inputs):
+                shape = tuple(out.shape) + tuple(x.shape)
+                if rows:
+                    blocks.append(stack([row[index] for row in rows]).reshape(shape))
+                else:
+                    blocks.append(_wrap(np.zeros(shape, x._data.dtype)))
+            blocks = iter(blocks)
+            trees = [_unflatten(spec, [next(blocks) for _ in flat]) for spec, flat in zip(specs, flats)]
+            per_output.append(trees[0] if single else tuple(trees))
+        jacobians = _unflatten(output_spec, per_output)
+        if not nested:
+            jacobians, aux = _detach(jacobians), _detach(aux)
+        return (jacobians, aux) if has_aux else jacobians
+
+    jacobian.__name__ = f"{caller}_{getattr(func, '__name__', 'f')}"
+    return jacobian
+
+
+def jacrev(func, argnums=0, has_aux: bool = False, *, chunk_size=None):
+    """The Jacobian of ``func`` with respect to ``args[argnums]`` by reverse sweeps (one per
+    output element, over one recording); follows ``torch.func.jacrev``.
+
+    Each output tensor of shape ``O`` becomes, per differentiated input of shape ``I``, a tensor
+    of shape ``O + I`` of the input's dtype: the structure is the output's with each tensor
+    replaced by the argument's structure (a tuple of them for a tuple ``argnums``). With
+    ``has_aux`` the result is ``(jacobian, aux)``. ``chunk_size`` is accepted for PyTorch's
+    signature. Raises ``RuntimeError`` as ``vjp`` and ``grad`` do.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import jacrev
+    >>> jacrev(lambda x: x**2)(tg.tensor([1.0, 2.0]))
+    tensor([[2., 0.],
+            [0., 4.]])
+    """
+    return _jacobian_transform(func, argnums, has_aux, "jacrev")
+
+
+def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error"):
+    """The Jacobian, as ``jacrev`` gives it (shapes, dtypes, errors); follows
+    ``torch.func.jacfwd``, but is computed by reverse sweeps: tapegrad has no forward mode. The
+    values are the same; the cost is one reverse sweep per output element. Raises what
+    ``jacrev`` raises, and ``RuntimeError`` for a ``randomness`` other than PyTorch's three.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import jacfwd
+    >>> jacfwd(lambda x: x.sin().sum())(tg.zeros(2))
+    tensor([1., 1.])
+    """
+    if randomness not in ("error", "different", "same"):
+        raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. Got {randomness}")
+    return _jacobian_transform(func, argnums, has_aux, "jacfwd")
+
+
+def hessian(func, argnums=0):
+    """The matrix of second derivatives of a scalar function: ``jacfwd(jacrev(func, argnums),
+    argnums)``; follows ``torch.func.hessian``. For an input of shape ``I`` the result has shape
+    ``I + I`` (nested tuples for a tuple ``argnums``). Raises as ``jacrev`` does.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import hessian
+    >>> hessian(lambda x: (x**3).sum())(tg.tensor([1.0, 2.0]))
+    tensor([[ 6.,  0.],
+            [ 0., 12.]])
+    """
+    return jacfwd(jacrev(func, argnums), argnums)
+
+
+# -- functional_call -------------------------------------------------------------------------
+
+
+def _owner(module, name: str):
+    path, _, leaf = name.rpartition(".")
+    owner = module
+    for part in path.split(".") if path else ():
+        owner = owner._modules.get(part) if hasattr(owner, "_modules") else None
+        if owner is None:
+            return None, leaf
+    return owner, leaf
+
+
+def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, *, tie_weights=True, strict=False):
+    """Call ``module(*args, **kwargs)`` with its parameters and buffers replaced by the tensors
+    of ``parameter_and_buffer_dicts`` (a dict of name to tensor, as ``named_parameters()``
+    names them, or a sequence of such dicts); follows ``torch.func.functional_call``.
+
+    The module is restored afterwards, also when the call raises. Names not given keep the
+    module's tensors (with ``tie_weights``, a tensor given for one of several names the module
+    shares it under replaces it under all of them). ``args`` that is not a tuple is the single
+    positional argument. Raises ``ValueError`` for a name in several dicts (or different values
+    for tied names) and, with ``strict=True``, ``RuntimeError`` naming missing and unexpected
+    keys, with PyTorch's messages.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import functional_call
+    >>> layer = tg.nn.Linear(2, 1)
+    >>> functional_call(layer, {"weight": tg.ones(1, 2), "bias": tg.zeros(1)}, (tg.tensor([1.0, 2.0]),))
+    tensor([3.])
+    """
+    if isinstance(parameter_and_buffer_dicts, dict):
+        mapping = dict(parameter_and_buffer_dicts)
+    else:
+        mapping = {}
+        repeated = []
+        for dictionary in parameter_and_buffer_dicts:
+            repeated += [key for key in dictionary if key in mapping]
+            mapping.update(dictionary)
+        if repeated:
+            raise ValueError(f"{repeated} appeared in multiple dictionaries; behavior of functional call is ambiguous")
+    named = list(module.named_parameters(remove_duplicate=False)) + list(module.named_buffers(remove_duplicate=False))
+    if tie_weights:
+        groups = {}
+        for name, tensor in named:
+            groups.setdefault(id(tensor), []).append(name)
+        for names in groups.values():
+            given = [name for name in names if name in mapping]
+            if len(names) > 1 and given:
+                values = {id(mapping[name]) for name in given}
+                if len(values) > 1:
+                    raise ValueError(
+                        f"functional_call got multiple values for keys {given}, which are tied. "
+                        "Consider using tie_weights=False"
+                    )
+                for name in names:
+                    mapping.setdefault(name, mapping[given[0]])
+    if strict:
+        known = {name for name, _ in named}
+        errors = []
+        unexpected = [key for key in mapping if key not in known]
+        missing = [name for name in known if name not in mapping]
+        if unexpected:
+            errors.append("Unexpected key(s): " + ", ".join(f"'{key}'" for key in unexpected) + ".")
+        if missing:
+            errors.append("Missing key(s): " + ", ".join(f"'{key}'" for key in sorted(missing)) + ".")
+        if errors:
+            raise RuntimeError(f"Error(s) in reparametrizing for {type(module).__name__}:\n\t" + "\n\t".join(errors))
+    if args is None:
+        args = ()
+    elif not isinstance(args, tuple):
+        args = (args,)
+    restore = []
+    try:
+        for name, tensor in mapping.items():
+            owner, leaf = _owner(module, name)
+            if owner is None:
+                raise AttributeError(f"{type(module).__name__} has no submodule for {name!r}")
+            registry = next((r for r in (owner._parameters, owner._buffers) if leaf in r), None)
+            attributes = owner.__dict__
+            restore.append(
+                (
+                    registry,
+                    leaf,
+                    registry[leaf] if registry is not None else None,
+                    attributes,
+                    leaf in attributes,
+                    attributes.get(leaf),
+                )
+            )
+            if registry is not None:
+                registry[leaf] = tensor
+            attributes[leaf] = tensor
+        return module(*args, **(kwargs or {}))
+    finally:
+        for registry, leaf, old, attributes, had, old_attribute in reversed(restore):
+            if registry is not None:
+                registry[leaf] = old
+            if had:
+                attributes[leaf] = old_attribute
+            else:
+                attributes.pop(leaf, None)
+
+
+# -- vmap ------------------------------------------------------------------------------------
+
+
+def vmap_stats() -> dict | None:
+    """What the last ``vmap`` call of this thread did (None before the first), a dict:
+
+    ``path``: ``"replay"`` (the function's tape replayed per slice), ``"grad-replay"`` (the tape
+    of the function inside ``grad``/``grad_and_value`` replayed forward and backward) or
+    ``"eager"`` (a Python loop of eager calls); ``reason``: why eager; ``batch``: the batch
+    size; ``recordings``: tapes recorded (one per distinct value of the integer tensors
+    sliced, plus the re-recordings); ``rerecords``: slices recorded again because a guard of
+    the recording failed for them; ``threads``:
+    threads used. tapegrad's own (``torch.func`` has no such thing); raises nothing.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import vmap, vmap_stats
+    >>> _ = vmap(lambda x: x * 2 if x.sum() > 0 else -x)(tg.tensor([[1.0], [-1.0]]))
+    >>> vmap_stats()["path"], vmap_stats()["rerecords"]
+    ('replay', 1)
+    """
+    return _state.stats
+
+
+class _UnrecordableError(Exception):
+    """The function cannot be replayed from a tape: run it eagerly."""
+
+
+def _take(tensor: Tensor, dim: int, index: int) -> Tensor:
+    return tensor[(slice(None),) * dim + (index,)]
+
+
+class _VmapTransform:
+    def __init__(self, func, in_dims, out_dims, randomness, chunk_size):
+        self.func = func
+        self.in_dims = in_dims
+        self.out_dims = out_dims
+        self.randomness = randomness
+        self.chunk_size = chunk_size
+        self.__name__ = getattr(func, "__name__", type(func).__name__)
+        self.__doc__ = getattr(func, "__doc__", None)
+        self.__wrapped__ = func
+
+    def __repr__(self) -> str:
+        return f"<tapegrad.func.vmap of {self.func!r}>"
+
+    # -- arguments
+
+    def _slicing(self, args):
+        """``(leaves, spec, dims, batch)``: the flat arguments, their in_dims (None or a
+        non-negative dim) and the batch size, checked as torch.func checks them."""
+        name, in_dims = self.__name__, self.in_dims
+        where = f"vmap({name}, in_dims={in_dims}, ...)(<inputs>)"
+        if not args:
+            raise ValueError(
+                f"vmap({name})(<inputs>): got no inputs. Maybe you forgot to add inputs, or you are trying to vmap "
+                "over a function with no inputs. The latter is unsupported."
+            )
+        if not (isinstance(in_dims, int) or isinstance(in_dims, tuple)) or isinstance(in_dims, bool):
+            raise ValueError(
+                f"{where}: expected `in_dims` to be int or a (potentially nested) tuple matching the structure of "
+                f"inputs, got: {type(in_dims)}."
+            )
+        leaves, spec = _flatten(tuple(args))
+        try:
+            dims = _broadcast(in_dims, spec)
+        except _MismatchError:
+            _, in_spec = _flatten(in_dims)
+            raise ValueError(
+                f"{where}: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
+                f"{_spec_str(in_spec)} but inputs has structure {_spec_str(spec)}."
+            ) from None
+        sizes = []
+        for index, (leaf, dim) in enumerate(zip(leaves, dims)):
+            if dim is None:
+                continue
+            if not isinstance(dim, int) or isinstance(dim, bool):
+                raise ValueError(
+                    f"{where}: Got in_dim={dim} for an input but in_dim must be either an integer dimension or None."
+                )
+            if not isinstance(leaf, Tensor):
+                raise ValueError(
+                    f"{where}: Got in_dim={dim} for an input but the input is of type {type(leaf)}. We cannot vmap "
+                    "over non-Tensor arguments, please use None as the respective in_dim"
+                )
+            ndim = leaf.dim()
+            if not -ndim <= dim < ndim:
+                raise ValueError(
+                    f"{where}: Got in_dim={dim} for some input, but that input is a Tensor of dimensionality {ndim} "
+                    f"so expected in_dim to satisfy -{ndim} <= in_dim < {ndim}."
+                )
+            dims[index] = dim % ndim
+            sizes.append(leaf.shape[dims[index]])
+        if not sizes:
+            raise ValueError("vmap: Expected at least one Tensor to vmap over")
+        if len(set(sizes)) > 1:
+            raise ValueError(
+                f"vmap: Expected all tensors to have the same size in the mapped dimension, got sizes {sizes} for "
+                "the mapped dimension"
+            )
+        return leaves, spec, dims, sizes[0]
+
+    def _out_dims(self, spec) -> list:
+        try:
+            return _broadcast(self.out_dims, spec)
+        except _MismatchError:
+            _, out_spec = _flatten(self.out_dims)
+            raise ValueError(
+                f"vmap({self.__name__}, ..., out_dims={self.out_dims})(<inputs>): out_dims is not compatible with the "
+                f"structure of `outputs`. out_dims has structure {_spec_str(out_spec)} but outputs has structure "
+                f"{_spec_str(spec)}."
+            ) from None
+
+    def _check_outputs(self, leaves) -> None:
+        for leaf in leaves:
+            if not isinstance(leaf, Tensor):
+                raise ValueError(
+                    f"vmap({self.__name__}, ...): `{self.__name__}` must only return Tensors, got type {type(leaf)}. "
+                    "Did you mean to set out_dims= to None for output?"
+                )
+
+    @staticmethod
+    def _check_out_dim(dim, ndim: int) -> int:
+        if not -(ndim + 1) <= dim <= ndim:
+            raise IndexError(
+                f"Dimension out of range (expected to be in range of [{-(ndim + 1)}, {ndim}], but got {dim})"
+            )
+        return dim % (ndim + 1)
+
+    # -- calling
+
+    def __call__(self, *args, **kwargs):
+        leaves, spec, dims, batch = self._slicing(args)
+        stats = {"path": "eager", "reason": None, "batch": batch, "recordings": 0, "rerecords": 0, "threads": 1}
+        _state.stats = stats
+        if _nested():
+            stats["reason"] = "inside another transform or a recording"
+        elif any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
+            stats["reason"] = "an input requires grad"
+        elif self.randomness == "different":
+            stats["reason"] = "randomness='different'"
+        else:
+            try:
+                return _Replay(self, leaves, spec, dims, batch, kwargs, stats).run()
+            except _UnrecordableError as why:
+                stats.update(path="eager", reason=str(why), recordings=0, rerecords=0, threads=1)
+            finally:
+                _state.stats = stats  # vmaps inside the function (run while recording) set theirs
+        try:
+            return self._eager(leaves, spec, dims, batch, kwargs)
+        finally:
+            _state.stats = stats
+
+    def _eager(self, leaves, spec, dims, batch, kwargs):
+        """A Python loop of calls, one per slice, whose outputs are stacked (differentiably)."""
+        generator = _factories.default_generator() if self.randomness == "same" else None
+        state = generator.bit_generator.state if generator is not None else None
+        results = []
+        for index in range(batch):
+            current = [leaf if dim is None else _take(leaf, dim, index) for leaf, dim in zip(leaves, dims)]
+            if generator is not None:
+                generator.bit_generator.state = state  # every slice draws the same numbers
+            draws = _factories.random_draws[0]
+            results.append(self.func(*_unflatten(spec, current), **kwargs))
+            if self.randomness == "error" and _factories.random_draws[0] != draws:
+                raise RuntimeError(_RANDOM_ERROR)
+        flats = [_flatten(result) for result in results]
+        out_spec = flats[0][1]
+        out_dims = self._out_dims(out_spec)
+        columns = list(zip(*[flat for flat, _ in flats])) if flats else []
+        stacked = []
+        for position, dim in enumerate(out_dims):
+            column = columns[position]
+            if dim is None:
+                if any(c is not column[0] and not _same(c, column[0]) for c in column[1:]):
+                    raise ValueError(
+                        f"vmap({self.__name__}, ...): `{self.__name__}` can not return a BatchedTensor when out_dim "
+                        "is None"
+                    )
+                stacked.append(column[0])
+                continue
+            self._check_outputs(column)
+            stacked.append(stack(list(column), self._check_out_dim(dim, column[0].dim())))
+        return _unflatten(out_spec, stacked)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return a.shape == b.shape and bool(np.array_equal(a._data, b._data))
+    return a == b
+
+
+_RANDOM_ERROR = (
+    "vmap: called random operation while in randomness error mode. Please either use the 'same' or 'different' "
+    "randomness flags on vmap or perform the randomness operation out of vmap"
+)
+
+
+class _Replay:
+    """One vmap call executed by recording the function once and replaying its tape per slice.
+
+    Tape inputs are the floating-point tensors among the arguments (sliced ones per slice, the
+    others once per tape copy). Integer tensors that are sliced are frozen into a recording
+    (labels become indices of the tape), so slices are grouped by their values and each group
+    gets its own recording."""
+
+    def __init__(self, transform: _VmapTransform, leaves, spec, dims, batch, kwargs, stats):
+        self.transform = transform
+        self.leaves, self.spec, self.dims, self.batch = leaves, spec, dims, batch
+        self.kwargs = kwargs
+        self.stats = stats
+        func = transform.func
+        self.grad = isinstance(func, _GradTransform)
+        self.floats = [i for i, leaf in enumerate(leaves) if isinstance(leaf, Tensor) and leaf._data.dtype.kind == "f"]
+        self.keys = [
+            i for i, (leaf, dim) in enumerate(zip(leaves, dims)) if dim is not None and i not in set(self.floats)
+        ]
+        # The sliced float arguments with the batch first; the others are loaded once per copy.
+        self.batched = {i: np.moveaxis(leaves[i]._data, dims[i], 0) for i in self.floats if dims[i] is not None}
+        if self.grad:
+            positions, self.single = _argnums(func.argnums, len(spec[2]))
+            # Leaves (flat indices) under each differentiated argument.
+            starts = np.cumsum([0] + [_count(child) for child in spec[2]])
+            self.grad_specs = [spec[2][p] for p in positions]
+            self.grad_leaves = [list(range(starts[p], starts[p + 1])) for p in positions]
+            for group in self.grad_leaves:
+                for i in group:
+                    if i not in self.floats:
+                        raise _UnrecordableError("a differentiated argument is not a floating-point tensor")
+            self.position_of = {leaf: k for k, leaf in enumerate(self.floats)}
+
+    # -- recording
+
+    def _arguments(self, index: int, inputs) -> list:
+        current = [leaf if dim is None else _take(leaf, dim, index) for leaf, dim in zip(self.leaves, self.dims)]
+        for i, x in zip(self.floats, inputs):
+            current[i] = x
+        return current
+
+    def _slice_inputs(self, index: int) -> list:
+        return [self.batched[i][index] if i in self.batched else self.leaves[i]._data for i in self.floats]
+
+    def _record(self, index: int) -> Tape:
+        func = self.transform.func
+        box = {}
+
+        def traced(*inputs):
+            args = _unflatten(self.spec, self._arguments(index, inputs))
+            if self.grad:
+                result = func.func(*args, **self.kwargs)
+                output, aux = _split_aux(result, func.has_aux, "grad_and_value(f)(*args)")
+                _check_scalar(output)
+                aux_leaves, box["aux_spec"] = _flatten(aux) if func.has_aux else ([], None)
+                outputs = [output, *aux_leaves]
+            else:
+                outputs, box["spec"] = _flatten(func(*args, **self.kwargs))
+                self.transform._check_outputs(outputs)
+            for out in outputs:
+                if not isinstance(out, Tensor) or out._data.dtype.kind != "f":
+                    raise _UnrecordableError("an output is not a floating-point tensor")
+            return tuple(outputs)
+
+        draws = _factories.random_draws[0]
+        try:
+            tape = Tape(traced, self._slice_inputs(index))
+        except NotImplementedError as error:
+            raise _UnrecordableError(f"the function cannot be recorded ({error})") from None
+        if _factories.random_draws[0] != draws:
+            if self.transform.randomness == "error":
+                raise RuntimeError(_RANDOM_ERROR)
+        tape.vmap_spec = box
+        if self.stats["recordings"] and box != self.first.vmap_spec:
+            raise _UnrecordableError("the output's structure differs between slices")
+        self.stats["recordings"] += 1
+        return tape
+
+    # -- running
+
+    def run(self):
+        batch = self.batch
+        groups = {}
+        for index in range(batch):
+            key = tuple(self.leaves[i]._data[(slice(None),) * self.dims[i] + (index,)].tobytes() for i in self.keys)
+            groups.setdefault(key, []).append(index)
+        self.tapes = {}
+        for key, indices in groups.items():
+            tape = self._record(indices[0])
+            if len(self.tapes) == 0:
+                self.first = tape
+                self._allocate(tape)
+            self.tapes[key] = [tape]
+        self.stats["path"] = "grad-replay" if self.grad else "replay"
+        threads = max(1, min(_threads.get_num_threads(), batch))
+        size = self.transform.chunk_size or -(-batch // threads)
+        work = [(key, indices[s : s + size]) for key, indices in groups.items() for s in range(0, len(indices), size)]
+        threads = min(threads, len(work))
+        self.stats["threads"] = threads
+        failed = []
+        if threads == 1:
+            copies = {}
+            for key, indices in work:
+                failed += self._run(copies, key, indices)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            local = threading.local()
+
+            def job(item):
+                copies = getattr(local, "copies", None)
+                if copies is None:
+                    copies = local.copies = {}
+                return self._run(copies, *item)
+
+            with ThreadPoolExecutor(threads) as pool:
+                for result in pool.map(job, work):
+                    failed += result
+        for key, index in failed:
+            self._rerun(key, index)
+        return self._assemble()
+
+    def _allocate(self, tape: Tape) -> None:
+        """One array per result, with the batch first, from the first recording."""
+        shapes = [(tape._shape(row), tape._dtype(row)) for row in tape.output_rows]
+        if self.grad:
+            grads = [(tape.input_specs[self.position_of[i]]) for group in self.grad_leaves for i in group]
+            shapes = grads + shapes
+        self.results = [np.empty((self.batch, *shape), dtype) for shape, dtype in shapes]
+
+    def _run(self, copies: dict, key, indices) -> list:
+        """Replay the slices ``indices`` on this thread's copy of the group's tape; returns the
+        slices whose guards failed."""
+        tape = copies.get(key)
+        if tape is None:
+            tape = copies[key] = self.tapes[key][0]._clone()
+        failed = []
+        for index in indices:
+            try:
+                self._replay(tape, index)
+            except GuardError:
+                failed.append((key, index))
+        return failed
+
+    def _replay(self, tape: Tape, index: int) -> None:
+        tape._forward(self._slice_inputs(index))
+        results = self.results
+        offset = 0
+        if self.grad:
+            seeds = [np.ones(())] + [np.zeros(tape._shape(row)) for row in tape.output_rows[1:]]
+            grads = tape.backward(seeds)
+            for group in self.grad_leaves:
+                for i in group:
+                    results[offset][index] = grads[self.position_of[i]]._data
+                    offset += 1
+        for row in tape.output_rows:
+            results[offset][index] = tape._slot(row).reshape(tape._shape(row))
+            offset += 1
+
+    def _rerun(self, key, index: int) -> None:
+        """A slice whose guard failed: replay the other recordings of its group, and record it
+        again when none applies."""
+        for tape in self.tapes[key][1:]:
+            try:
+                self._replay(tape, index)
+                return
+            except GuardError:
+                continue
+        tape = self._record(index)
+        self.stats["rerecords"] += 1
+        self.tapes[key].append(tape)
+        self._replay(tape, index)
+
+    def _assemble(self):
+        arrays = [_wrap(array) for array in self.results]
+        spec = self.first.vmap_spec
+        if self.grad:
+            func = self.transform.func
+            count = sum(len(group) for group in self.grad_leaves)
+            grads, rest = arrays[:count], arrays[count:]
+            trees, start = [], 0
+            for group_spec, group in zip(self.grad_specs, self.grad_leaves):
+                trees.append(_unflatten(group_spec, grads[start : start + len(group)]))
+                start += len(group)
+            grads = trees[0] if self.single else tuple(trees)
+            aux = _unflatten(spec["aux_spec"], rest[1:]) if func.has_aux else None
+            output = func._pack(grads, rest[0], aux)
+        else:
+            output = _unflatten(spec["spec"], arrays)
+        leaves, out_spec = _flatten(output)
+        placed = []
+        for leaf, dim in zip(leaves, self.transform._out_dims(out_spec)):
+            if dim is None:
+                if leaf.shape[0] and not np.all(leaf._data == leaf._data[:1]):
+                    raise ValueError(
+                        f"vmap({self.transform.__name__}, ...): `{self.transform.__name__}` can not return a "
+                        "BatchedTensor when out_dim is None"
+                    )
+                placed.append(_wrap(leaf._data[0].copy()))
+                continue
+            dim = self.transform._check_out_dim(dim, leaf.dim() - 1)
+            placed.append(leaf if dim == 0 else _wrap(np.ascontiguousarray(np.moveaxis(leaf._data, 0, dim))))
+        return _unflatten(out_spec, placed)
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
+    """Map ``func`` over a dimension of its inputs: ``vmap(f)(x)[i]`` is ``f(x[i])``; follows
+    ``torch.func.vmap``.
+
+    ``in_dims`` is an int (the batch dimension of every input tensor) or a tuple with one entry
+    per argument (an int, None for an argument passed whole to every call, or a nested
+    tuple/dict matching that argument's structure). ``out_dims`` places the batch dimension in
+    each output (None: the output does not depend on the batch). The outputs have ``func``'s
+    shapes and dtypes with the batch dimension added. ``randomness``: ``"error"`` raises when
+    ``func`` draws random numbers, ``"same"`` gives every slice the same numbers, ``"different"``
+    draws for each slice. ``chunk_size`` bounds the slices one thread replays per work item.
+
+    Executed by recording ``func`` on the first slice and replaying the tape per slice on
+    ``tapegrad.get_num_threads()`` threads (``vmap(grad(f))`` replays ``f``'s tape backward);
+    see the module's docstring and ``vmap_stats()``. Raises ``ValueError`` (inputs and
+    ``in_dims``/``out_dims`` that do not match, batch sizes that differ, outputs that are not
+    tensors) and ``RuntimeError`` (random ops with ``randomness="error"``, a bad ``randomness``)
+    with PyTorch's messages; ``ValueError`` for a ``chunk_size`` below 1.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import vmap
+    >>> vmap(lambda row, w: row @ w, in_dims=(0, None))(tg.ones(3, 2), tg.tensor([1.0, 2.0]))
+    tensor([3., 3., 3.])
+    """
+    if randomness not in ("error", "different", "same"):
+        raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. Got {randomness}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
+    return _VmapTransform(func, in_dims, out_dims, randomness, chunk_size)

@@ -1,0 +1,375 @@
+"""tapegrad.func against torch.func (when torch is installed) and against eager autograd and
+central differences in float64 (always)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from tapegrad.func import functional_call, grad, grad_and_value, hessian, jacfwd, jacrev, vjp, vmap, vmap_stats
+
+RNG = np.random.default_rng(0)
+
+
+def _t(array):
+    return tg.tensor(np.asarray(array, np.float64))
+
+
+def _central(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """d f / d x by central differences, f: array -> float."""
+    out = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += eps
+        down[index] -= eps
+        out[index] = (f(up) - f(down)) / (2 * eps)
+    return out
+
+
+def _close(a, b, tol=1e-10):
+    a = a.detach().numpy() if hasattr(a, "detach") else np.asarray(a)
+    b = b.detach().numpy() if hasattr(b, "detach") else np.asarray(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def _tree_close(a, b, tol=1e-10):
+    if isinstance(a, dict):
+        assert set(a) == set(b)
+        for key in a:
+            _tree_close(a[key], b[key], tol)
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _tree_close(x, y, tol)
+    else:
+        _close(a, b, tol)
+
+
+# -- without torch: eager autograd and central differences ------------------------------------
+
+
+def _f(x, w):
+    return ((x * w).tanh() ** 2).sum() + (x**3).sum()
+
+
+def test_grad_argnums_against_central_differences():
+    x, w = RNG.normal(size=3), RNG.normal(size=3)
+    numeric_x = _central(lambda v: float(_f(_t(v), _t(w))), x)
+    numeric_w = _central(lambda v: float(_f(_t(x), _t(v))), w)
+    _close(grad(_f)(_t(x), _t(w)), numeric_x, 1e-6)
+    gx, gw = grad(_f, argnums=(0, 1))(_t(x), _t(w))
+    _close(gx, numeric_x, 1e-6)
+    _close(gw, numeric_w, 1e-6)
+    _close(grad(_f, argnums=-1)(_t(x), _t(w)), numeric_w, 1e-6)
+
+
+def test_grad_results_are_detached_and_inputs_need_not_require_grad():
+    x = _t([1.0, 2.0])
+    g = grad(lambda v: (v * v).sum())(x)
+    assert not g.requires_grad and not x.requires_grad and x.grad is None
+    y = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    assert not grad(lambda v: (v * v).sum())(y).requires_grad
+    assert y.grad is None
+
+
+def test_grad_has_aux_and_grad_and_value():
+    x = _t([1.0, 2.0])
+    g, aux = grad(lambda v: ((v * v).sum(), {"double": v * 2}), has_aux=True)(x)
+    _close(g, [2.0, 4.0])
+    _close(aux["double"], [2.0, 4.0])
+    g, value = grad_and_value(lambda v: (v * v).sum())(x)
+    _close(value, np.array(5.0))
+    g, (value, aux) = grad_and_value(lambda v: ((v * v).sum(), v.sum()), has_aux=True)(x)
+    _close(aux, np.array(3.0))
+
+
+def test_grad_of_pytrees():
+    params = {"w": _t([1.0, 2.0]), "b": (_t(3.0), [_t([4.0])])}
+    g = grad(lambda p: (p["w"] ** 2).sum() * p["b"][0] + p["b"][1][0].sum())(params)
+    _close(g["w"], [6.0, 12.0])
+    _close(g["b"][0], np.array(5.0))
+    _close(g["b"][1][0], [1.0])
+    assert isinstance(g["b"], tuple) and isinstance(g["b"][1], list)
+
+
+def test_grad_of_grad_and_third_derivative():
+    x = _t(1.5)
+    _close(grad(grad(lambda v: v**3))(x), np.array(6 * 1.5))
+    _close(grad(grad(grad(lambda v: v**3)))(x), np.array(6.0))
+    # The inner transform's input is the outer one's: its gradient stays differentiable.
+    _close(grad(lambda v: grad(lambda u: (u * v).sum())(v).sum())(_t([1.0, 2.0])), [1.0, 1.0])
+
+
+def test_jacrev_jacfwd_hessian_values_and_shapes():
+    x = RNG.normal(size=(2, 3))
+    jac = jacrev(lambda v: v.sin() * v.sum())(_t(x))
+    assert jac.shape == (2, 3, 2, 3)
+    numeric = np.stack([_central(lambda v, k=k: float((np.sin(v) * v.sum()).reshape(-1)[k]), x) for k in range(6)])
+    _close(jac, numeric.reshape(2, 3, 2, 3), 1e-6)
+    _close(jacfwd(lambda v: v.sin() * v.sum())(_t(x)), jac)
+    h = hessian(lambda v: (v**3).sum() + v.prod())(_t([1.0, 2.0, 3.0]))
+    _close(h, [[6.0, 3.0, 2.0], [3.0, 12.0, 1.0], [2.0, 1.0, 18.0]])
+    _close(jacrev(jacrev(lambda v: (v**3).sum() + v.prod()))(_t([1.0, 2.0, 3.0])), h)
+    ja, jb = jacrev(lambda a, b: a * b, argnums=(0, 1))(_t([1.0, 2.0]), _t([3.0, 4.0]))
+    _close(ja, np.diag([3.0, 4.0]))
+    _close(jb, np.diag([1.0, 2.0]))
+
+
+def test_vjp_with_pytrees():
+    out, vjp_fn = vjp(lambda a, b: {"s": a * b, "t": a.sum()}, _t([1.0, 2.0]), _t([3.0, 4.0]))
+    ga, gb = vjp_fn({"s": _t([1.0, 1.0]), "t": _t(2.0)})
+    _close(ga, [5.0, 6.0])
+    _close(gb, [1.0, 2.0])
+    _close(out["s"], [3.0, 8.0])
+    with pytest.raises(RuntimeError, match="Mismatch in shape"):
+        vjp_fn({"s": _t([1.0]), "t": _t(2.0)})
+
+
+def _eager_per_sample(model, X, Y):
+    grads = {name: [] for name, _ in model.named_parameters()}
+    for i in range(len(X)):
+        model.zero_grad()
+        F.cross_entropy(model(X[i : i + 1]), Y[i : i + 1]).backward()
+        for name, p in model.named_parameters():
+            grads[name].append(p.grad.numpy().copy())
+    return {name: np.stack(values) for name, values in grads.items()}
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(tg.float32, 1e-6), (tg.float64, 1e-12)])
+def test_the_per_sample_gradient_recipe(dtype, tol):
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(64, 128), tg.nn.Tanh(), tg.nn.Linear(128, 10)).to(dtype)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    X = tg.randn(24, 64).to(dtype)
+    Y = tg.randint(0, 10, (24,))
+
+    def loss(params, x, y):
+        return F.cross_entropy(functional_call(model, params, (x[None],)), y[None])
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(params, X, Y)
+    assert vmap_stats()["path"] == "grad-replay"
+    expected = _eager_per_sample(model, X, Y)
+    for name, values in expected.items():
+        assert per_sample[name].dtype == dtype and per_sample[name].shape == (24, *params[name].shape)
+        np.testing.assert_allclose(per_sample[name].numpy(), values, rtol=tol, atol=tol)
+
+
+def test_vmap_in_dims_and_out_dims():
+    x, y = RNG.normal(size=(4, 3)), RNG.normal(size=(3, 4))
+    out = vmap(lambda a, b: a * b, in_dims=(0, 1))(_t(x), _t(y))
+    _close(out, x * y.T)
+    out = vmap(lambda a, b: a * b, in_dims=(0, None))(_t(x), _t(y[:, 0]))
+    _close(out, x * y[:, 0])
+    out = vmap(lambda d: d["a"] + d["b"], in_dims=({"a": 0, "b": 1},))({"a": _t(x), "b": _t(y)})
+    _close(out, x + y.T)
+    s, p = vmap(lambda a: (a.sum(), a * 2), out_dims=(0, 1))(_t(x))
+    _close(s, x.sum(1))
+    _close(p, (x * 2).T)
+    _close(vmap(lambda a: a * 2, in_dims=-1, out_dims=-1)(_t(y)), y * 2)
+    _close(vmap(vmap(lambda a: a * 2))(_t(x)), x * 2)
+    _close(vmap(vmap(lambda a, b: a * b, in_dims=(0, None)), in_dims=(None, 1))(_t(x), _t(y)), x[None] * y.T[:, None])
+
+
+def test_vmap_of_grad_with_argnums_tuple_has_aux_and_value():
+    x, w = RNG.normal(size=(5, 3)), RNG.normal(size=3)
+    gx, gw = vmap(grad(_f, argnums=(0, 1)), in_dims=(0, None))(_t(x), _t(w))
+    for i in range(5):
+        ex, ew = grad(_f, argnums=(0, 1))(_t(x[i]), _t(w))
+        _close(gx[i], ex)
+        _close(gw[i], ew)
+    (g, (value, aux)) = vmap(grad_and_value(lambda v: ((v**2).sum(), v * 3), has_aux=True))(_t(x))
+    _close(g, 2 * x)
+    _close(value, (x**2).sum(1))
+    _close(aux, 3 * x)
+
+
+def test_vmap_guard_failures_rerecord():
+    def branchy(v):
+        if v.sum() > 0:
+            return v * 2
+        return -v.exp()
+
+    x = np.array([[1.0, 2.0], [-3.0, 1.0], [0.5, 0.5], [-1.0, -1.0]])
+    out = vmap(branchy)(_t(x))
+    expected = np.where(x.sum(1, keepdims=True) > 0, x * 2, -np.exp(x))
+    _close(out, expected)
+    assert vmap_stats()["rerecords"] > 0
+    g = vmap(grad(lambda v: branchy(v).sum()))(_t(x))
+    _close(g, np.where(x.sum(1, keepdims=True) > 0, 2.0, -np.exp(x)))
+    assert vmap_stats()["rerecords"] > 0
+
+
+def test_threads_give_identical_results():
+    tg.manual_seed(1)
+    model = tg.nn.Sequential(tg.nn.Linear(8, 16), tg.nn.Tanh(), tg.nn.Linear(16, 3))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    X, Y = tg.randn(40, 8), tg.randint(0, 3, (40,))
+
+    def loss(params, x, y):
+        return F.cross_entropy(functional_call(model, params, (x[None],)), y[None])
+
+    previous = tg.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            tg.set_num_threads(threads)
+            results.append(vmap(grad(loss), in_dims=(None, 0, 0))(params, X, Y))
+            assert vmap_stats()["threads"] == threads
+        for name in params:
+            assert np.array_equal(results[0][name].numpy(), results[1][name].numpy())
+        assert vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=3)(params, X, Y)["0.bias"].shape == (40, 16)
+    finally:
+        tg.set_num_threads(previous)
+    with pytest.raises(RuntimeError, match="positive integer"):
+        tg.set_num_threads(0)
+
+
+def test_unrecordable_functions_fall_back_to_a_loop():
+    class Square(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.save_for_backward(v)
+            return v * v
+
+        @staticmethod
+        def backward(ctx, g):
+            (v,) = ctx.saved_tensors
+            return 2 * v * g
+
+    x = RNG.normal(size=(3, 2))
+    _close(vmap(lambda v: Square.apply(v) + 1)(_t(x)), x * x + 1)
+    assert vmap_stats()["path"] == "eager"
+    _close(vmap(grad(lambda v: Square.apply(v).sum()))(_t(x)), 2 * x)
+    assert vmap_stats()["path"] == "eager"
+
+
+def test_vmap_inside_grad_stays_differentiable():
+    x = RNG.normal(size=(3, 2))
+    _close(grad(lambda v: vmap(lambda row: (row**2).sum())(v).sum())(_t(x)), 2 * x)
+
+
+def test_randomness():
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        vmap(lambda v: v + tg.rand(2, dtype=tg.float64))(_t(np.zeros((3, 2))))
+    same = vmap(lambda v: v + tg.rand(2, dtype=tg.float64), randomness="same")(_t(np.zeros((3, 2))))
+    assert np.array_equal(same[0].numpy(), same[2].numpy())
+    different = vmap(lambda v: v + tg.rand(2, dtype=tg.float64), randomness="different")(_t(np.zeros((3, 2))))
+    assert not np.array_equal(different[0].numpy(), different[2].numpy())
+
+
+def test_functional_call_restores_ties_and_strict():
+    layer = tg.nn.Linear(2, 1)
+    weight = layer.weight
+    out = functional_call(layer, ({"weight": tg.ones(1, 2)}, {"bias": tg.zeros(1)}), tg.tensor([1.0, 2.0]))
+    _close(out, [3.0], 1e-6)
+    assert layer.weight is weight and layer._parameters["weight"] is weight
+    with pytest.raises(RuntimeError, match="Missing key"):
+        functional_call(layer, {"weight": tg.ones(1, 2)}, (tg.ones(2),), strict=True)
+    tied = tg.nn.Sequential(tg.nn.Linear(2, 2, bias=False), tg.nn.Linear(2, 2, bias=False))
+    tied[1].weight = tied[0].weight
+    out = functional_call(tied, {"0.weight": tg.eye(2) * 2}, (tg.ones(2),))
+    _close(out, [4.0, 4.0], 1e-6)
+    out = functional_call(tied, {"0.weight": tg.eye(2) * 2}, (tg.ones(2),), tie_weights=False)
+    assert tied[1].weight is tied[0].weight
+
+
+def test_tape_clone_owns_its_values():
+    tape = tg.record(lambda v: (v * 3).sum(), np.ones(2))
+    twin = tape._clone()
+    assert twin.rows is tape.rows and twin.values[1] is not tape.values[1]
+    assert float(twin(np.array([1.0, 2.0]))) == 9.0
+    assert float(tape(np.array([0.0, 1.0]))) == 3.0
+    assert twin.backward()[0].tolist() == [3.0, 3.0]
+
+
+# -- against torch.func ---------------------------------------------------------------------
+
+
+def _pair(torch, array):
+    return tg.tensor(array), torch.tensor(array)
+
+
+def test_transforms_match_torch_func():
+    torch = pytest.importorskip("torch")
+    x, w = RNG.normal(size=(4, 3)), RNG.normal(size=3)
+    (a, ta), (b, tb) = _pair(torch, x), _pair(torch, w)
+
+    def f(lib):
+        return lambda v, u: ((v * u).tanh() ** 2).sum() + (v**3).sum()
+
+    for argnums in (0, 1, (0, 1)):
+        _tree_close(grad(f(tg), argnums)(a, b), grad_torch(torch)(f(torch), argnums)(ta, tb))
+    _tree_close(
+        vmap(grad(f(tg)), in_dims=(0, None))(a, b), torch.func.vmap(torch.func.grad(f(torch)), (0, None))(ta, tb)
+    )
+    _tree_close(jacrev(lambda v: v.sin() * v)(b), torch.func.jacrev(lambda v: v.sin() * v)(tb))
+    _tree_close(jacfwd(lambda v: v.exp() @ v)(b), torch.func.jacfwd(lambda v: v.exp() @ v)(tb))
+    _tree_close(
+        hessian(lambda v, u: (v.sin() * u).sum(), (0, 1))(b, b),
+        torch.func.hessian(lambda v, u: (v.sin() * u).sum(), (0, 1))(tb, tb),
+    )
+    out, fn = vjp(lambda v: (v.cos(), v * 2), a)
+    tout, tfn = torch.func.vjp(lambda v: (v.cos(), v * 2), ta)
+    _tree_close(out, tout)
+    _tree_close(fn((a, a)), tfn((ta, ta)))
+    _tree_close(
+        vmap(lambda v, u: (v * u, v.sum()), in_dims=(1, 0), out_dims=(1, 0))(a, a.T),
+        torch.func.vmap(lambda v, u: (v * u, v.sum()), in_dims=(1, 0), out_dims=(1, 0))(ta, ta.T),
+    )
+    _tree_close(
+        vmap(vmap(lambda v: v.exp()), in_dims=1)(a), torch.func.vmap(torch.func.vmap(lambda v: v.exp()), in_dims=1)(ta)
+    )
+
+
+def grad_torch(torch):
+    return torch.func.grad
+
+
+def _bad_calls(lib, func):
+    ones = lib.ones(3)
+    return {
+        "non-scalar": lambda: func.grad(lambda v: v * 2)(ones),
+        "not a tensor": lambda: func.grad(lambda v: 3.0)(ones),
+        "aux not a pair": lambda: func.grad(lambda v: v.sum(), has_aux=True)(ones),
+        "argnum out of range": lambda: func.grad(lambda v: v.sum(), argnums=1)(ones),
+        "argnums type": lambda: func.grad(lambda v: v.sum(), argnums=1.0)(ones),
+        "batch sizes": lambda: func.vmap(lambda a, b: a + b)(ones, lib.ones(4)),
+        "in_dims list": lambda: func.vmap(lambda a: a, in_dims=[0])(ones),
+        "in_dim range": lambda: func.vmap(lambda a: a, in_dims=2)(ones),
+        "in_dim non-tensor": lambda: func.vmap(lambda a, b: a, in_dims=(0, 0))(ones, 2.0),
+        "random": lambda: func.vmap(lambda a: a + lib.rand(1))(ones),
+        "randomness": lambda: func.vmap(lambda a: a, randomness="foo"),
+        "chunk_size": lambda: func.vmap(lambda a: a, chunk_size=0),
+        "returns float": lambda: func.vmap(lambda a: 3.0)(ones),
+        "no inputs": lambda: func.vmap(lambda: 3.0)(),
+        "out_dims range": lambda: func.vmap(lambda a: a, out_dims=2)(ones),
+        "nothing batched": lambda: func.vmap(lambda a: a, in_dims=(None,))(ones),
+        "vjp non-tensor": lambda: func.vjp(lambda v: 3.0, ones),
+        "duplicate keys": lambda: func.functional_call(
+            lib.nn.Linear(2, 2), ({"weight": lib.ones(2, 2)}, {"weight": lib.ones(2, 2)}), (lib.ones(2),)
+        ),
+        "strict": lambda: func.functional_call(
+            lib.nn.Linear(2, 2), {"weight": lib.ones(2, 2)}, (lib.ones(2),), strict=True
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_calls(tg, tg.func)))
+def test_errors_match_torch_func(case):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(Exception) as ours:
+        _bad_calls(tg, tg.func)[case]()
+    with pytest.raises(Exception) as theirs:
+        _bad_calls(torch, torch.func)[case]()
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_in_dims_structure_error_names_the_structures():
+    with pytest.raises(ValueError, match=r"in_dims is not compatible with the structure of `inputs`"):
+        vmap(lambda a, b: a + b, in_dims=(0,))(tg.ones(3), tg.ones(3))
+    with pytest.raises(ValueError, match=r"in_dims is not compatible"):
+        vmap(lambda d: d["a"], in_dims=({"b": 0},))({"a": tg.ones(3)})
