@@ -873,32 +873,43 @@ class _Replay:
             self.tapes[key] = [tape]
         self.stats["path"] = "grad-replay" if self.grad else "replay"
         threads = max(1, min(_threads.get_num_threads(), batch))
-        size = self.transform.chunk_size or -(-batch // threads)
-        work = [(key, indices[s : s + size]) for key, indices in groups.items() for s in range(0, len(indices), size)]
-        threads = min(threads, len(work))
         self.stats["threads"] = threads
         failed = []
-        if threads == 1:
-            copies = {}
-            for key, indices in work:
-                failed += self._run(copies, key, indices)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            local = threading.local()
-
-            def job(item):
-                copies = getattr(local, "copies", None)
-                if copies is None:
-                    copies = local.copies = {}
-                return self._run(copies, *item)
-
-            with ThreadPoolExecutor(threads) as pool:
-                for result in pool.map(job, work):
-                    failed += result
+        for key, indices in groups.items():
+            failed += [(key, index) for index in self._run_batch(key, indices, threads)]
         for key, index in failed:
             self._rerun(key, index)
         return self._assemble()
+
+    def _run_batch(self, key, indices: list, threads: int) -> list:
+        """Replay the slices ``indices`` with the group's first recording in compiled calls over
+        the whole group (``Tape._replay_batch``), ``chunk_size`` slices at a time; returns the
+        slices whose guards failed."""
+        tape = self.tapes[key][0]
+        size = self.transform.chunk_size or len(indices)
+        failed = []
+        for start in range(0, len(indices), size):
+            chunk = np.asarray(indices[start : start + size])
+            inputs = [self.batched[i][chunk] if i in self.batched else self.leaves[i]._data for i in self.floats]
+            seeds = None
+            if self.grad:  # d(output 0) only; the aux outputs get zero seeds
+                seeds = np.concatenate(
+                    [np.ones(1)] + [np.zeros(int(np.prod(tape._shape(row)))) for row in tape.output_rows[1:]]
+                )
+            outputs, grads, guard_failed = tape._replay_batch(
+                inputs, [i in self.batched for i in self.floats], seeds, threads
+            )
+            results, offset = self.results, 0
+            if self.grad:
+                for group in self.grad_leaves:
+                    for i in group:
+                        results[offset][chunk] = grads[self.position_of[i]]
+                        offset += 1
+            for values in outputs:
+                results[offset][chunk] = values
+                offset += 1
+            failed += [int(chunk[position]) for position in guard_failed]
+        return failed
 
     def _allocate(self, tape: Tape) -> None:
         """One array per result, with the batch first, from the first recording."""
@@ -907,20 +918,6 @@ class _Replay:
             grads = [(tape.input_specs[self.position_of[i]]) for group in self.grad_leaves for i in group]
             shapes = grads + shapes
         self.results = [np.empty((self.batch, *shape), dtype) for shape, dtype in shapes]
-
-    def _run(self, copies: dict, key, indices) -> list:
-        """Replay the slices ``indices`` on this thread's copy of the group's tape; returns the
-        slices whose guards failed."""
-        tape = copies.get(key)
-        if tape is None:
-            tape = copies[key] = self.tapes[key][0]._clone()
-        failed = []
-        for index in indices:
-            try:
-                self._replay(tape, index)
-            except GuardError:
-                failed.append((key, index))
-        return failed
 
     def _replay(self, tape: Tape, index: int) -> None:
         tape._forward(self._slice_inputs(index))

@@ -310,6 +310,110 @@ class Tape:
         self._forward(inputs)
         return self._outputs(), self.backward(grad_outputs)
 
+    def _replay_batch(self, inputs, batched, seeds=None, threads: int = 1):
+        """Replay at ``B`` sets of inputs in compiled calls (``tapegrad.func.vmap``'s engine).
+
+        ``inputs[i]`` is ``(B, *shape_i)`` where ``batched[i]``, else ``shape_i`` (the same for
+        every slice). With ``seeds`` (float64, one flat array for all outputs, as
+        ``backward``'s ``grad_outputs`` concatenated), each slice is also swept backward.
+        Returns ``(outputs, grads, failed)``: a ``(B, *shape)`` array per output and (with
+        seeds) per input, and the slices whose guard failed (their results are not filled), left
+        for the caller to record again. ``threads`` split the batch (the kernel holds no GIL).
+
+        Raises ``ValueError`` for an input of another shape or dtype than recorded."""
+        forward, replay_rules, backward, (rules, saves, paths) = _kernels()
+        from ._kernels import batched as kernel
+
+        size = next(len(value) for value, is_batched in zip(inputs, batched) if is_batched)
+        codes = self.layouts[self.rows[:, LAYOUT], 0]
+
+        def packed(rows_, shapes, leading):
+            """(places, arrays): each row's position in one (leading, n) array per dtype."""
+            places, totals = [], [0, 0]
+            for row, shape in zip(rows_, shapes):
+                code = codes[row]
+                places.append((row, totals[code]))
+                totals[code] += int(np.prod(shape))
+            arrays = tuple(np.empty((leading, n), dtype) for n, dtype in zip(totals, (np.float32, np.float64)))
+            return np.array(places, np.int64).reshape(-1, 2), arrays
+
+        values = tuple(arena.copy() for arena in self.values)  # constants and the recording's values
+        input_places, packed_inputs = packed(self.input_rows, [shape for shape, _ in self.input_specs], size)
+        for index, (value, is_batched, (shape, dtype)) in enumerate(zip(inputs, batched, self.input_specs)):
+            data = np.asarray(value._data if isinstance(value, Tensor) else value)
+            expected = ((size,) if is_batched else ()) + tuple(shape)
+            if data.shape != expected or data.dtype != dtype:
+                raise ValueError(
+                    f"input {index} ({self._names[index]!r}) must be {expected} {dtype}, got {data.shape} {data.dtype}"
+                )
+            row, position = input_places[index]
+            numel = int(np.prod(shape))
+            target = packed_inputs[codes[row]][:, position : position + numel]
+            target[...] = data.reshape(size, numel) if is_batched else data.reshape(numel)
+        output_shapes = [self._shape(row) for row in self.output_rows]
+        output_places, outputs = packed(self.output_rows, output_shapes, size)
+        with_grad = seeds is not None
+        if with_grad:  # the gradient slots, laid out and seeded once for every slice
+            seeded = backward.backward_setup(
+                self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
+                self.output_rows, np.asarray(seeds, np.float64).reshape(-1),
+            )  # fmt: skip
+        else:
+            seeded = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float64), np.zeros(0, np.bool_))
+        grad_offsets, seeded32, seeded64, seeded_touched = seeded
+        input_shapes = [shape for shape, _ in self.input_specs]
+        grad_places, grads = packed(self.input_rows, input_shapes, size if with_grad else 0)
+        statuses = np.zeros(size, np.int64)
+        unused = np.zeros(len(self.rows), np.bool_)
+
+        def run(lo, hi):
+            # One working copy of the arenas per call: each thread has its own.
+            work = tuple(arena.copy() for arena in values)
+            scratch = np.zeros(self.sizes[0] if self.guards else 0, np.float64)  # guarded float32 values
+            kernel.value_and_grad_slices(
+                lo, hi, self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
+                work[0], work[1], scratch, packed_inputs[0], packed_inputs[1], input_places, outputs[0], outputs[1],
+                output_places, rules, saves, paths, unused, grad_offsets, seeded32.copy(), seeded64.copy(),
+                seeded32, seeded64, seeded_touched.copy(), seeded_touched, grads[0], grads[1], grad_places, statuses,
+                forward.FAMILIES.addresses, backward.FAMILIES.addresses, with_grad,
+            )  # fmt: skip
+
+        # The first slice alone until every family it needs is loaded (a sweep stops at a row
+        # whose family is not, and the Python loads it), then the rest in one call per thread.
+        while True:
+            statuses[0] = 0
+            run(0, 1)
+            status = int(statuses[0])
+            if status >= kernel.GRADIENT_FAILED + backward.MISSING:
+                backward.FAMILIES.load(status - kernel.GRADIENT_FAILED - backward.MISSING)
+            elif forward.MISSING <= status < kernel.GRADIENT_FAILED:
+                forward.FAMILIES.load(status - forward.MISSING)
+            else:
+                break
+        bounds = np.linspace(1, size, max(1, min(threads, size - 1)) + 1).astype(int)
+        if len(bounds) > 2:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(bounds) - 1) as pool:
+                list(pool.map(run, bounds[:-1], bounds[1:]))
+        elif size > 1:
+            run(1, size)
+        failed = np.flatnonzero(statuses == forward.GUARD_FAILED).tolist()
+        broken = np.flatnonzero((statuses != 0) & (statuses != forward.GUARD_FAILED))
+        if len(broken):
+            status = int(statuses[broken[0]])
+            during = "backward" if status >= kernel.GRADIENT_FAILED else "replay"
+            raise RuntimeError(f"tapegrad: the {during} of slice {int(broken[0])} stopped with status {status}")
+
+        def unpack(places, arrays, shapes):
+            return [
+                arrays[codes[row]][:, position : position + int(np.prod(shape))].reshape((size, *shape))
+                for (row, position), shape in zip(places, shapes)
+            ]
+
+        gradients = unpack(grad_places, grads, input_shapes) if with_grad else []
+        return unpack(output_places, outputs, output_shapes), gradients, failed
+
     def jacobian(self, *inputs):
         """d(outputs)/d(inputs) by one reverse sweep per output element over one forward.
 

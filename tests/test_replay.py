@@ -179,3 +179,29 @@ def test_no_grad_and_detach_inside_a_recording_stop_gradients():
     x = np.array([3.0, 4.0])
     _, (grad,) = tape.value_and_grad(x, grad_outputs=np.ones(2))
     np.testing.assert_array_equal(grad.numpy(), [7.0 + 3.0, 7.0 + 4.0])
+
+
+def test_a_batch_replay_equals_one_replay_per_slice_and_reports_failed_guards():
+    """``Tape._replay_batch`` (vmap's engine): each slice's outputs and gradients are those of
+    ``value_and_grad`` at that slice, on one thread or two; a slice whose guard fails is
+    reported, not computed."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 4))
+    xs = rng.standard_normal((9, 3))
+    xs[4] = -100.0  # takes the other branch
+
+    def loss(w, x):
+        h = (x @ w).tanh()
+        return ((h * h).sum() if x.sum() > -50 else h.sum()), h
+
+    tape = tg.record(loss, w, xs[0])
+    seeds = np.concatenate([np.ones(1), np.zeros(4)])
+    for threads in (1, 2):
+        outputs, grads, failed = tape._replay_batch([w, xs], [False, True], seeds, threads)
+        assert failed == [4]
+        for s in set(range(9)) - {4}:
+            (value, hidden), (grad_w, grad_x) = tape.value_and_grad(w, xs[s], grad_outputs=(np.ones(()), np.zeros(4)))
+            np.testing.assert_allclose(outputs[0][s], value._data, rtol=1e-12)
+            np.testing.assert_allclose(outputs[1][s], hidden._data, rtol=1e-12)
+            np.testing.assert_allclose(grads[0][s], grad_w._data, rtol=1e-12)
+            np.testing.assert_allclose(grads[1][s], grad_x._data, rtol=1e-12)

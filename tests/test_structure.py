@@ -62,6 +62,7 @@ LAYERS = {
         "_kernels.generated",
         "_kernels.backward",
         "_kernels.forward",
+        "_kernels.batched",
         "_kernels.generate",  # writes generated.py from the op table
     ],
     "ops": [

@@ -1,0 +1,92 @@
+"""Many replays of one tape in one compiled call: ``tapegrad.func.vmap``'s engine.
+
+A call replays a range of slices of the batch one after another in one working copy of the
+tape's value arena (its constants filled once) and one gradient arena, both reused, so that they
+stay in cache: per slice, its inputs are loaded from packed ``(batch, n)`` arrays, the forward and
+(when asked) backward sweeps run with no Python in between, and the outputs and the inputs'
+gradients are copied out to packed ``(batch, n)`` arrays. The caller gives each thread its own
+working arrays and range: the function holds no GIL (``nogil``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backward, forward
+from .config import jit
+
+GRADIENT_FAILED = 32  # added to a backward status in ``statuses``, after the forward's own
+
+
+@jit
+def _copy(source, source_start, target, target_start, count):
+    target[target_start : target_start + count] = source[source_start : source_start + count]
+
+
+@jit
+def value_and_grad_slices(
+    lo, hi, rows, params, layouts, dims, aux, replay_rules, offsets, codes, values32, values64, scratch,
+    inputs32, inputs64, input_places, outputs32, outputs64, output_places,
+    rules, saves, paths, freed, grad_offsets, grad32, grad64, grad32_seeded, grad64_seeded, touched,
+    touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad,
+):  # fmt: skip
+    """Replay slices ``lo`` to ``hi`` in the working arenas ``values*`` (and ``grad*``).
+
+    ``*_places`` rows are (row, position in the packed arrays): slice ``s``'s input ``k`` is
+    ``inputs{32,64}[s, position : position + numel]`` by the row's dtype, and likewise for
+    outputs and gradients. The backward's slots are laid out once (``grad_offsets``) and start
+    each slice from the seeded arenas ``*_seeded``. ``statuses[s]`` stays 0, or is the
+    forward's status (a guard that failed: the caller records that slice again), or
+    ``GRADIENT_FAILED`` + the backward's."""
+    n_rows = rows.shape[0]
+    addresses = np.empty(n_rows, np.int64)
+    base32 = values32.ctypes.data
+    base64 = values64.ctypes.data
+    for r in range(n_rows):  # the backward reads saved values by address: the working slots
+        addresses[r] = base64 + offsets[r] * 8 if codes[r] == 1 else base32 + offsets[r] * 4
+    for s in range(lo, hi):
+        for k in range(input_places.shape[0]):
+            r, position = input_places[k, 0], input_places[k, 1]
+            numel = layouts[rows[r, 4], 1]
+            if codes[r] == 1:
+                _copy(inputs64[s], position, values64, offsets[r], numel)
+            else:
+                _copy(inputs32[s], position, values32, offsets[r], numel)
+        status, _ = forward._sweep(
+            rows, params, layouts, dims, aux, replay_rules, offsets, values32, values64, scratch, 0, forward_table
+        )
+        if status != 0:
+            statuses[s] = status
+            continue
+        for k in range(output_places.shape[0]):
+            r, position = output_places[k, 0], output_places[k, 1]
+            numel = layouts[rows[r, 4], 1]
+            if codes[r] == 1:
+                _copy(values64, offsets[r], outputs64[s], position, numel)
+            else:
+                _copy(values32, offsets[r], outputs32[s], position, numel)
+        if not with_grad:
+            continue
+        grad32[:] = grad32_seeded
+        grad64[:] = grad64_seeded
+        touched[:] = touched_seeded
+        status, _, _, _, _, _ = backward._run(
+            rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
+            freed, freed, True, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, -1, backward_table,
+        )  # fmt: skip
+        if status != 0:
+            statuses[s] = GRADIENT_FAILED + status
+            continue
+        for k in range(grad_places.shape[0]):
+            r, position = grad_places[k, 0], grad_places[k, 1]
+            numel = layouts[rows[r, 4], 1]
+            reached = r < len(touched) and touched[r] and grad_offsets[r] >= 0
+            if codes[r] == 1:
+                if reached:
+                    _copy(grad64, grad_offsets[r], grads64[s], position, numel)
+                else:  # the outputs do not depend on this input
+                    grads64[s, position : position + numel] = 0.0
+            elif reached:
+                _copy(grad32, grad_offsets[r], grads32[s], position, numel)
+            else:
+                grads32[s, position : position + numel] = 0.0
