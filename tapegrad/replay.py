@@ -392,10 +392,9 @@ class Tape:
                 break
         bounds = np.linspace(1, size, max(1, min(threads, size - 1)) + 1).astype(int)
         if len(bounds) > 2:
-            from concurrent.futures import ThreadPoolExecutor
+            from ._threads import pool
 
-            with ThreadPoolExecutor(len(bounds) - 1) as pool:
-                list(pool.map(run, bounds[:-1], bounds[1:]))
+            list(pool(len(bounds) - 1).map(run, bounds[:-1], bounds[1:]))
         elif size > 1:
             run(1, size)
         failed = np.flatnonzero(statuses == forward.GUARD_FAILED).tolist()
