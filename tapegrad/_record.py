@@ -76,6 +76,7 @@ def _tape_for(*tensors) -> Tape:
     return join(recorded)
 
 
+# From this size, a derivative is precomputed and a compiled forward runs (below: call overhead)
 PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
 
 
@@ -83,7 +84,13 @@ def _unary(op, x: Tensor) -> Tensor:
     data = x._data
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
         data = data.astype(np.float32)
-    out = op.forward(data)
+    if op.compiled_forward and data.size >= PRECOMPUTED_DERIVATIVE_SIZE:
+        from ._kernels import generated  # the kernels load on first use
+
+        out = np.empty(data.shape, data.dtype)
+        getattr(generated, f"forward_{op.name}")(np.ascontiguousarray(data).reshape(-1), out.reshape(-1))
+    else:
+        out = op.forward(data)
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     tape, requires = _target((x,))

@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from . import scalar, vmath
-from .config import inline
+from .config import inline, jit
 from .memory import value_at
 
 RULE_NAMES = {names}
@@ -90,6 +90,14 @@ def small_forward(rule, r, numel, rows, offsets, values):
     oa = offsets[rows[r, 1]]
     for i in range(numel):
         x = values[oa + i]'''
+
+
+_COMPILED_FORWARD = '''
+
+@jit
+def forward_{name}(x, out):
+    """{name}'s eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    numel = out.shape[0]'''
 
 
 def _constants(constants: list, like: str, indent: str) -> list:
@@ -150,6 +158,10 @@ def source() -> str:
     lines.append(_SMALL_FORWARD)
     value = lambda op: expressions.to_kernel(op.value_formula, {"x": "x"})  # noqa: E731
     lines += _element_switch(ops, value, "values", "values[o + i] = d")
+    for op in ops:
+        if op.compiled_forward:
+            lines.append(_COMPILED_FORWARD.format(name=op.name))
+            lines += ["    " + line for line in _value(op, "x[i]", "out", "out[i]")]
     return "\n".join(lines + [""])
 
 

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import scalar, vmath
-from .config import inline
+from .config import inline, jit
 from .memory import value_at
 
 RULE_NAMES = (
@@ -482,3 +482,22 @@ def small_forward(rule, r, numel, rows, offsets, values):
             d = values.dtype.type(0)
         values[o + i] = d
     return True
+
+
+@jit
+def forward_gelu(x, out):
+    """gelu's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    numel = out.shape[0]
+    c0 = out.dtype.type(0.5)
+    c1 = out.dtype.type(1)
+    c2 = out.dtype.type(0.7071067811865476)
+    for i in range(numel):
+        out[i] = c0 * x[i] * (c1 + vmath.erf(x[i] * c2))
+
+
+@jit
+def forward_erf(x, out):
+    """erf's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.erf(x[i])

@@ -666,10 +666,35 @@ def _cos32(x):
     return np.float32(result)
 
 
+# float32's erf, in double: two polynomials and one exp instead of fdlibm's three rational
+# functions (whose divisions made it 12 ns an element). Fitted by least squares with
+# numpy.polynomial.polynomial.polyfit against mpmath on 4,001 even points:
+#   erf(x) / x = P(x*x) on [0, 0.921875], degree 6: 1.5e-9 relative;
+#   log(erfc(x)) + x*x = Q((x - 2.42) / 1.5) on [0.921875, 3.92], degree 10: 6.9e-9 absolute.
+# Past 3.92 erf is 1.0 in float32.
+_ERF32_P = (
+    1.128379166802614, -0.37612635257069527, 0.11283718056291972, -0.026860612967757068,
+    0.005203970289299723, -0.0008175284412008004, 8.504967612583602e-05,
+)  # fmt: skip
+_ERF32_Q = (
+    -1.528236082865934, -0.5428061120865901, 0.13229449447627994, -0.039078673724471345,
+    0.011853975237863986, -0.0034887804002044754, 0.0009614004084301546, -0.00024226031034502523,
+    5.0263144564907486e-05, -1.1502168178907715e-06, -3.318068659229305e-06,
+)  # fmt: skip
+
+
 def _erf32(x):
-    # in double, then rounded: under 0.51 ulp, and vectorized it is still far cheaper than
-    # scipy's scalar erf (which computes float32 in double too)
-    return np.float32(_erf64(np.float64(x)))
+    a = np.abs(np.float64(x))
+    z = a * a
+    p = _ERF32_P
+    small = a * (p[0] + z * (p[1] + z * (p[2] + z * (p[3] + z * (p[4] + z * (p[5] + z * p[6]))))))
+    u = ((a if a < 3.92 else 3.92) - 2.42) * (1.0 / 1.5)
+    q = _ERF32_Q
+    log_tail = q[0] + u * (q[1] + u * (q[2] + u * (q[3] + u * (q[4] + u * (q[5] + u * (q[6] + u * (
+        q[7] + u * (q[8] + u * (q[9] + u * q[10])))))))))  # fmt: skip
+    tail = 1.0 - _exp64(log_tail - z)
+    result = small if a < 0.921875 else (tail if a < 3.92 else 1.0)
+    return x if x != x else np.float32(np.copysign(result, np.float64(x)))
 
 
 # -- the generic names the kernels call -----------------------------------------------------
