@@ -10,6 +10,7 @@ import pytest
 
 import tapegrad as tg
 import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from tapegrad.dask import DataParallel
 
 NAMESPACES = {"tapegrad": tg, "tapegrad.nn.functional": F, "tapegrad.nn": tg.nn, "tapegrad.optim": tg.optim}
 
@@ -51,7 +52,15 @@ def test_every_public_function_and_class_has_a_docstring(namespace, name):
 
 
 # tapegrad's own API: shapes or dtypes, the errors raised, and an example.
-OWN = [tg.record, tg.Tape, tg.GuardError, tg.load_tape, tg.autograd.gradcheck, tg.autograd.gradgradcheck]
+OWN = [
+    tg.record,
+    tg.Tape,
+    tg.GuardError,
+    tg.load_tape,
+    tg.autograd.gradcheck,
+    tg.autograd.gradgradcheck,
+    DataParallel,  # imports without dask installed; needs it only when made
+]
 
 
 @pytest.mark.parametrize("value", OWN, ids=[value.__name__ for value in OWN])
