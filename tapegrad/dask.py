@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 import uuid
 
 import numpy as np
@@ -49,6 +50,8 @@ except ImportError:  # the optional extra is missing: DataParallel says so when 
 __all__ = ["DataParallel"]
 
 _INSTALL = 'tapegrad.dask needs dask.distributed: pip install "tapegrad[dask]"'
+# How often a call asks the scheduler whether workers joined or left (to spread the chunks again).
+_WORKER_CHECK_SECONDS = 2.0
 # Times each DataParallel's tape was unpickled in this process (by plugin name): once per worker.
 _TAPE_LOADS: dict = {}
 
@@ -142,6 +145,7 @@ class DataParallel:
         self._plugin = f"tapegrad-dataparallel-{uuid.uuid4().hex}"
         self.client.register_plugin(_TapePlugin(self._plugin, tape, fn, rerecord), name=self._plugin)
         self._groups = None
+        self._workers, self._checked = set(), 0.0
         self._held = []
         self._closed = False
 
@@ -192,13 +196,53 @@ class DataParallel:
         return futures
 
     def _assign(self):
-        """Group the chunks by the worker holding them (asked of the scheduler)."""
+        """Group the chunks by the worker holding them (asked of the scheduler), first moving
+        chunks from the most loaded workers to the least (rows per thread): after a worker is
+        lost, the survivors hold its chunks, and the worker that replaces it would idle."""
+        threads = dict(self.client.nthreads())
         holders = self.client.who_has(self._chunks)
+        where = [(holders.get(future.key) or (None,))[0] for future in self._chunks]
+        load = dict.fromkeys(threads, 0.0)
+        for index, worker in enumerate(where):
+            if worker in load:
+                load[worker] += self.chunk_lengths[index] / threads[worker]
+        while len(load) > 1:
+            source = max(load, key=load.get)
+            target = min(load, key=load.get)
+            movable = [i for i, worker in enumerate(where) if worker == source]
+            index = min(movable, key=lambda i: self.chunk_lengths[i], default=None)
+            if index is None:
+                break
+            rows = self.chunk_lengths[index]
+            if load[target] + rows / threads[target] >= load[source]:
+                break  # moving would not lower the busiest worker's load
+            # A task on the target that holds the chunk: its lineage reaches the original task,
+            # so the scheduler can still recompute it.
+            self._chunks[index] = self.client.submit(
+                _same,
+                self._chunks[index],
+                key=f"tapegrad-chunk-{uuid.uuid4().hex}",
+                workers=[target],
+                allow_other_workers=True,
+                pure=False,
+            )
+            where[index] = target
+            load[source] -= rows / threads[source]
+            load[target] += rows / threads[target]
         groups = {}
-        for index, future in enumerate(self._chunks):
-            where = holders.get(future.key) or (None,)
-            groups.setdefault(where[0], []).append(index)
+        for index, worker in enumerate(where):
+            groups.setdefault(worker, []).append(index)
         self._groups = list(groups.items())
+        self._workers = set(threads)
+        self._checked = time.monotonic()
+
+    def _workers_changed(self) -> bool:
+        """Whether workers joined or left since the chunks were grouped (asked at most every
+        ``_WORKER_CHECK_SECONDS``: it is a round trip to the scheduler)."""
+        if time.monotonic() - self._checked < _WORKER_CHECK_SECONDS:
+            return False
+        self._checked = time.monotonic()
+        return set(self.client.nthreads()) != self._workers
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -221,7 +265,7 @@ class DataParallel:
         if self._closed:
             raise RuntimeError("this DataParallel is closed")
         params = self._check_params(params)
-        if self._groups is None:
+        if self._groups is None or self._workers_changed():
             self._assign()
         call = uuid.uuid4().hex
         futures = [
@@ -420,6 +464,11 @@ def _check_chunks(tape, specs, fn, param_count: int) -> None:
 def _hold(*arrays):
     """The task that holds a chunk on a worker: its result is the chunk."""
     return tuple(arrays)
+
+
+def _same(chunk):
+    """A chunk held again on another worker (``DataParallel._assign``)."""
+    return chunk
 
 
 def _chunk_specs(chunk, index: int) -> list:

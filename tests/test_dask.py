@@ -204,7 +204,7 @@ def _fit(objective, n):
     return minimize(objective, np.zeros(n), jac=True, method="L-BFGS-B")
 
 
-def test_scipy_minimize_through_dp_and_a_worker_killed_mid_fit(client):
+def test_scipy_minimize_through_dp_and_a_worker_killed_mid_fit(client, monkeypatch):
     X, y = _data(4000, features=6, seed=1)
     tape = tg.record(logistic, np.zeros(6), X[:500], y[:500])
     single = tg.record(logistic, np.zeros(6), X, y)
@@ -221,17 +221,27 @@ def test_scipy_minimize_through_dp_and_a_worker_killed_mid_fit(client):
 
         objective = dp.scipy_objective()
         calls = [0]
+        cluster = client.cluster
+        victim = next(iter(cluster.workers))
+        victim_address = cluster.workers[victim].worker_address
 
         def kill_at_the_third_call(theta):
             calls[0] += 1
             if calls[0] == 3:  # the scheduler learns of it while this call's tasks are out
-                cluster = client.cluster
-                name = next(iter(cluster.workers))
-                cluster.workers[name].process.process.kill()
+                assert any(w == victim_address for w, _ in dp._groups)  # it holds chunks
+                cluster.workers[victim].process.process.kill()
             return objective(theta)
 
         killed = _fit(kill_at_the_third_call, 6)
         assert calls[0] > 3 and killed.success
         np.testing.assert_allclose(killed.x, result.x, rtol=1e-12, atol=0)
         assert killed.nfev == result.nfev
-    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+        # The nanny starts a new worker: the next call spreads the chunks over both again.
+        client.wait_for_workers(2, timeout=60)
+        monkeypatch.setattr("tapegrad.dask._WORKER_CHECK_SECONDS", 0.0)
+        value, (grad,) = dp.value_and_grad(result.x)
+        assert len({w for w, _ in dp._groups}) == 2
+        assert value.item() == objective(result.x)[0]
+        stats = dp.worker_stats()
+        assert len(stats) == 2 and all(s["tape_loads"] == 1 and s["chunks"] > 0 for s in stats.values())
