@@ -14,20 +14,28 @@ How the pieces sit on the cluster (all of it is dask.distributed's machinery):
   as a worker plugin (``Client.register_plugin``). The scheduler keeps the plugin and installs
   it on every worker that joins later, so a worker that replaces a lost one gets the tape too.
   Unpickling validates the tape's rows, as for every tape from another process.
-- Each chunk is the result of a task (``Client.submit`` with the arrays as its arguments, spread
-  over the workers by rows), not a ``scatter``: the scheduler keeps the task, so a chunk lost with its worker is computed again
-  on another one, and the call that needed it completes there. (Scattered data has no lineage:
-  it is gone with the worker. The price is a copy of the data in the scheduler's memory; for data
-  that should never pass through the client, pass futures of tasks that load it instead.)
+- Each chunk is the result of a task (``Client.submit`` with the arrays as its arguments, placed
+  to spread the rows over the workers), not a ``scatter``: the scheduler keeps the task, so a
+  chunk lost with its worker is computed again on another one, and the call that needed it
+  completes there. (Scattered data has no lineage: it is gone with its worker. The price is a copy
+  of the data in the scheduler's memory; for data that should not pass through the client, pass
+  futures of tasks that load it on the workers instead.) When workers join or leave (checked at
+  most every 2 s), chunks move from the busiest workers to the idlest, by tasks that hold them
+  again, so a worker started in place of a lost one takes its share.
 - A call submits one task per worker holding chunks, restricted loosely (``workers=``,
-  ``allow_other_workers=True``) to the worker that holds them, and gets back one value and one
-  gradient per chunk; the client sums them in chunk order, so the result does not depend on which
-  worker computed what. (One task per chunk costs about 3 ms of scheduling each on a 2-core
-  machine; one per worker keeps a call's overhead to a few milliseconds.)
+  ``allow_other_workers=True``) to that worker, and gets back one value and one gradient per
+  chunk; the client sums them in chunk order, so the result does not depend on which worker
+  computed what. A call costs about 17-20 ms of Dask's scheduling on 2 local workers (16 tiny
+  chunks, a shared 2-core machine); one task per chunk cost 40-50 ms.
 - A worker keeps one tape per distinct chunk shape (the last chunk is usually shorter), recorded
   there from the function the first time it meets that shape, and re-records a chunk whose
   guards fail (Python control flow that took another branch on that chunk's data), keeping that
   tape for that chunk: a replay is never silently wrong.
+
+Dask starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which turns off glibc's adaptive mmap
+threshold: every large temporary of a replay is then mapped and page-faulted anew (a replay of
+16 chunks of 62,500 rows took 2.9x as long with it). Unset it for replay workloads, before the
+workers start: ``dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})``.
 """
 
 from __future__ import annotations
@@ -83,7 +91,8 @@ class DataParallel:
         fn: the function the tape recorded, for chunk shapes other than the recorded one and for
             re-recording a chunk whose guards fail; default: the tape's own (``tape._fn``; a tape
             loaded from a file or a pickle has none). Shipped to the workers with cloudpickle: it
-            must be importable there or defined in ``__main__``/as a closure.
+            must be importable there or defined in ``__main__``/as a closure. The workers import
+            tapegrad itself (the same version as the client's).
         reduction: ``"sum"`` or ``"mean"``.
         rerecord: re-record a chunk whose guards fail (needs ``fn``); when False, or with no
             function, a failing guard raises ``GuardError``.
@@ -129,21 +138,26 @@ class DataParallel:
         if not chunks:
             raise ValueError("DataParallel needs at least one chunk")
         self.client, self._owns_client = _client(distributed, client)
-        self.reduction = reduction
-        self._output_shape = tape._shape(tape.output_rows[0])
-        self._output_dtype = tape._dtype(tape.output_rows[0])
-        specs, arrays = self._specs(distributed, chunks)
-        data_count = len(specs[0])
-        self._param_specs = list(tape.input_specs[: len(tape.input_specs) - data_count])
-        _check_chunks(tape, specs, fn, len(self._param_specs))
-        futures = self._place(distributed, chunks, arrays)
-        self._names = tape._names[: len(self._param_specs)]
-        self.chunk_lengths = [int(spec[0][0][0]) if spec[0][0] else 1 for spec in specs]
-        total = sum(self.chunk_lengths)
-        self._weights = [n / total for n in self.chunk_lengths] if reduction == "mean" else None
-        self._chunks = futures
-        self._plugin = f"tapegrad-dataparallel-{uuid.uuid4().hex}"
-        self.client.register_plugin(_TapePlugin(self._plugin, tape, fn, rerecord), name=self._plugin)
+        try:
+            self.reduction = reduction
+            self._output_shape = tape._shape(tape.output_rows[0])
+            self._output_dtype = tape._dtype(tape.output_rows[0])
+            specs, arrays = self._specs(distributed, chunks)
+            data_count = len(specs[0])
+            self._param_specs = list(tape.input_specs[: len(tape.input_specs) - data_count])
+            _check_chunks(tape, specs, fn, len(self._param_specs))
+            futures = self._place(distributed, chunks, arrays)
+            self._names = tape._names[: len(self._param_specs)]
+            self.chunk_lengths = [int(spec[0][0][0]) if spec[0][0] else 1 for spec in specs]
+            total = sum(self.chunk_lengths)
+            self._weights = [n / total for n in self.chunk_lengths] if reduction == "mean" else None
+            self._chunks = futures
+            self._plugin = f"tapegrad-dataparallel-{uuid.uuid4().hex}"
+            self.client.register_plugin(_TapePlugin(self._plugin, tape, fn, rerecord), name=self._plugin)
+        except BaseException:
+            if self._owns_client:
+                self.client.close()
+            raise
         self._groups = None
         self._workers, self._checked = set(), 0.0
         self._held = []

@@ -165,6 +165,25 @@ def test_other_shapes_need_the_function(client, tmp_path):
         _assert_relative(dp(np.ones(5)).item(), _eager(logistic, np.ones(5), X[:800], y[:800])[0])
 
 
+def _load_chunk(start, stop):
+    """Data produced on a worker (a task Dask can recompute), never passing through the client."""
+    X, y = _data()
+    return X[start:stop], y[start:stop]
+
+
+def test_chunks_given_as_futures_and_a_client_given_as_an_address(client):
+    X, y = _data()
+    tape = tg.record(logistic, np.zeros(5), X[:1000], y[:1000])
+    futures = [client.submit(_load_chunk, i, i + 1000) for i in range(0, len(X), 1000)]
+    with DataParallel(tape, futures, client=client.scheduler.address) as dp:
+        assert dp.client is not client and dp.chunk_lengths == [1000, 1000, 300]
+        value, (grad,) = dp.value_and_grad(np.ones(5))
+        expected_value, expected_grad = _eager(logistic, np.ones(5), X, y)
+        _assert_relative(value.item(), expected_value)
+        _assert_relative(grad.numpy(), expected_grad)
+    assert dp.client.status == "closed"  # it made that client, it closed it
+
+
 def test_the_default_client_and_no_client(client, monkeypatch):
     X, y = _data(600)
     tape = tg.record(logistic, np.zeros(5), X[:300], y[:300])
