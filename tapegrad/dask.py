@@ -547,6 +547,7 @@ class _TapePlugin(_WorkerPlugin):
 
     def teardown(self, worker=None):
         self.replayer = None
+        _TAPE_LOADS.pop(self.name, None)
 
 
 class _Replayer:
