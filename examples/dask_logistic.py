@@ -103,8 +103,14 @@ def main() -> None:
         root = str(pathlib.Path(tg.__file__).resolve().parent.parent)
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes every large temporary
-        # of a replay page-fault anew: a replay took 2.9x as long here.
-        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+        # of a replay page-fault anew (a replay took 2.9x as long here), and with a statistical
+        # profiler that cost 6-8% of their CPU.
+        dask.config.set(
+            {
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                "distributed.worker.profile.enabled": False,
+            }
+        )
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
         client = Client(cluster)
     try:

@@ -32,10 +32,13 @@ How the pieces sit on the cluster (all of it is dask.distributed's machinery):
   guards fail (Python control flow that took another branch on that chunk's data), keeping that
   tape for that chunk: a replay is never silently wrong.
 
-Dask starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which turns off glibc's adaptive mmap
-threshold: every large temporary of a replay is then mapped and page-faulted anew (a replay of
-16 chunks of 62,500 rows took 2.9x as long with it). Unset it for replay workloads, before the
-workers start: ``dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})``.
+Two of Dask's worker defaults cost replays: ``MALLOC_TRIM_THRESHOLD_=65536`` turns off glibc's
+adaptive mmap threshold, so every large temporary of a replay is mapped and page-faulted anew (a
+replay of 16 chunks of 62,500 rows took 2.9x as long with it), and the statistical profiler
+cost 6-8% of a worker's CPU. For replay workloads set, before the workers start::
+
+    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                     "distributed.worker.profile.enabled": False})
 """
 
 from __future__ import annotations
