@@ -47,6 +47,7 @@ import pickle
 import threading
 import time
 import uuid
+import warnings
 
 import numpy as np
 
@@ -199,16 +200,19 @@ class DataParallel:
             target = min(load, key=lambda w: (load[w] + data[0].nbytes) / threads[w]) if load else None
             if target is not None:
                 load[target] += sum(a.nbytes for a in data)
-            futures.append(
-                self.client.submit(
-                    _hold,
-                    *data,
-                    key=f"tapegrad-chunk-{uuid.uuid4().hex}",
-                    workers=None if target is None else [target],
-                    allow_other_workers=True,
-                    pure=False,
+            with warnings.catch_warnings():
+                # Dask advises against large graphs; this one is the chunk, in it for its lineage.
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                futures.append(
+                    self.client.submit(
+                        _hold,
+                        *data,
+                        key=f"tapegrad-chunk-{uuid.uuid4().hex}",
+                        workers=None if target is None else [target],
+                        allow_other_workers=True,
+                        pure=False,
+                    )
                 )
-            )
         distributed.wait(futures)
         return futures
 
