@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pickle
 import weakref
 
 import pytest
@@ -115,8 +116,21 @@ def test_the_tape_travels_once_per_worker(client):
     X, y = _data(1600)
     tape = tg.record(logistic, np.zeros(5), X[:200], y[:200])
     with DataParallel(tape, _chunks(X, y, 200), client=client) as dp:
-        for k in range(5):
-            dp.value_and_grad(np.full(5, 0.1 * k))
+        sent = []
+        submit = client.submit
+
+        def measured(function, *args, **kwargs):
+            # What a call puts in its tasks besides the chunks' futures: the parameters.
+            sent.append(len(pickle.dumps([a for a in args if not isinstance(a, distributed.Future)])))
+            return submit(function, *args, **kwargs)
+
+        client.submit = measured
+        try:
+            for k in range(5):
+                dp.value_and_grad(np.full(5, 0.1 * k))
+        finally:
+            del client.submit
+        assert len(sent) == 5 * 2 and max(sent) < 1000 < len(pickle.dumps(tape)) // 10
         stats = dp.worker_stats()
         assert len(stats) == 2
         assert [s["tape_loads"] for s in stats.values()] == [1, 1]
