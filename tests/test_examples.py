@@ -42,3 +42,28 @@ def test_digits_mlp_replay_trains_exactly_like_eager_and_like_pytorch():
     theirs = example.train("torch", 3, progress=False)
     np.testing.assert_allclose([h[0] for h in eager], [h[0] for h in theirs], rtol=1e-4)
     assert [h[1] for h in eager] == [h[1] for h in theirs]
+
+
+def test_dask_logistic_fits_as_one_process_does():
+    distributed = pytest.importorskip("distributed")
+    import os
+
+    import tapegrad
+
+    example = _load("dask_logistic")
+    x, y, true_w = example.make_data(20_000, seed=1)
+    root = str(pathlib.Path(tapegrad.__file__).resolve().parent.parent)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, before]))
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+            with distributed.Client(cluster) as client:
+                result, _ = example.fit_on_dask(client, x, y)
+    finally:
+        os.environ["PYTHONPATH"] = before or ""
+        if before is None:
+            del os.environ["PYTHONPATH"]
+    reference, _ = example.fit(example.single_process_objective(example.chunks_of(x, y)), x.shape[1])
+    assert result.success and reference.success
+    np.testing.assert_allclose(result.x, reference.x, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(result.x[:-1], true_w, atol=0.1)

@@ -8,7 +8,7 @@ Layers, lowest first (a module may import its own layer and those below it):
 2 kernels    numba code: imports only core and itself, loaded lazily by the engine and replay
 3 ops        the Tensor facade and the recorders (elementwise, views, picks, reductions, ...)
 4 autograd   engine, create_graph, Function, functional, gradcheck
-5 replay     record once, replay many times
+5 replay     record once, replay many times (``dask``: over data chunks on a Dask cluster)
 6 nn, optim
 7 func         the functional transforms (``torch.func``)
 8 the package's ``__init__``, ``__main__`` and the tutorial it runs
@@ -90,7 +90,7 @@ LAYERS = {
         "autograd.grad_mode",
         "autograd.graph",
     ],
-    "replay": ["_tape_file", "replay"],
+    "replay": ["_tape_file", "replay", "dask"],  # dask: data-parallel replay, imported on demand
     "nn": [
         "nn",
         "nn.functional",
