@@ -319,3 +319,16 @@ def test_which_graphs_can_be_backwarded_twice_follows_pytorch(expression):
             return False
 
     assert twice(tg) == twice(torch)
+
+
+def test_graphs_of_many_shapes_join_across_layout_template_generations():
+    """New tapes start with the layouts recent tapes made (``_tape._LayoutTemplate``); graphs
+    built before and after the template fills up and starts again still join correctly."""
+    leaves = [tg.ones(k + 1, requires_grad=True) for k in range(150)]
+    parts = [(x * float(k)).sum() for k, x in enumerate(leaves)]  # one tape each, a new shape each
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    total.backward()
+    for k, x in enumerate(leaves):
+        assert x.grad.tolist() == [float(k)] * (k + 1)
