@@ -430,24 +430,26 @@ class LazyLinear(Linear):
         if not isinstance(self.weight, UninitializedParameter) and self.in_features != 0:
             super().reset_parameters()
 
-    def _materialize(self, in_features: int) -> None:
-        self.in_features = in_features
-        self.weight.materialize((self.out_features, in_features))
-        if self.bias is not None:
-            self.bias.materialize((self.out_features,))
-        self.__class__ = Linear
-        self.reset_parameters()
-
     def __call__(self, input: Tensor, *args, **kwargs):  # noqa: A002
         if isinstance(self.weight, UninitializedParameter):
-            self._materialize(input.shape[-1] if input.dim() else 1)
+            in_features = input.shape[-1] if input.dim() else 1
+            self.weight.materialize((self.out_features, in_features))
+            if self.bias is not None:
+                self.bias.materialize((self.out_features,))
+            self.in_features = in_features
+            self.reset_parameters()
+        else:  # materialized by load_state_dict: its values stay
+            self.in_features = self.weight.shape[1]
+        self.__class__ = Linear
         return Module.__call__(self, input, *args, **kwargs)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Materialize from the checkpoint's weight shape, then load it as ``Linear`` does."""
-        weight = state_dict.get("weight")
-        if isinstance(self.weight, UninitializedParameter) and weight is not None and weight.dim() == 2:
-            self._materialize(weight.shape[1])
+        """Materialize the parameters with the checkpoint's shapes, then load them; the module
+        stays a ``LazyLinear`` (``in_features=0``) until its first call, as PyTorch's."""
+        for name, parameter in self._parameters.items():
+            value = state_dict.get(name)
+            if isinstance(parameter, UninitializedParameter) and isinstance(value, Tensor):
+                parameter.materialize(value.shape)
         return Module.load_state_dict(self, state_dict, strict, assign)
 
 
