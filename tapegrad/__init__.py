@@ -32,9 +32,52 @@ from . import (  # noqa: F401
     return_types,
     utils,
 )
-from ._composites import column_stack, diag, dist, hstack, meshgrid, sort, topk, tril, triu, vstack
+from ._composites import (
+    argsort,
+    bernoulli,
+    ceil,
+    column_stack,
+    cross,
+    diag,
+    dist,
+    hstack,
+    is_floating_point,
+    masked_select,
+    meshgrid,
+    movedim,
+    nonzero,
+    promote_types,
+    repeat_interleave,
+    roll,
+    scatter,
+    searchsorted,
+    sort,
+    std_mean,
+    swapaxes,
+    swapdims,
+    tile,
+    topk,
+    tril,
+    triu,
+    unique,
+    vstack,
+)
 from ._device import device, get_default_device, set_default_device
-from ._dtypes import bool, double, dtype, float, float32, float64, int, int32, int64, long  # noqa: A004
+from ._dtypes import (
+    bool,  # noqa: A004
+    double,
+    dtype,
+    float,  # noqa: A004
+    float32,
+    float64,
+    int,  # noqa: A004
+    int16,
+    int32,
+    int64,
+    long,
+    short,
+    uint8,
+)
 from ._factories import (
     BoolTensor,
     DoubleTensor,
@@ -71,6 +114,7 @@ from ._indexing import flip, gather, index_select
 from ._linalg import bmm, dot, einsum, matmul, mm, outer
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
+from ._printing import set_printoptions
 from ._reductions import (
     amax,
     amin,
@@ -155,6 +199,9 @@ pow = _module_function("pow")  # noqa: A001
 clone = _module_function("clone")
 flatten = _module_function("flatten")
 repeat = _module_function("repeat")
+relu_ = _module_function("relu_")
+sin_ = _module_function("sin_")
+inverse = _module_function("inverse")
 del _op
 
 
@@ -203,9 +250,10 @@ def numel(input: Tensor) -> int:  # noqa: A002
 
 def __getattr__(name: str):
     """``tapegrad.func`` (``torch.func``'s transforms) is imported on first use: ``import
-    tapegrad`` does not pay for it."""
-    if name == "func":
+    tapegrad`` does not pay for it. ``tapegrad.vmap`` is ``tapegrad.func.vmap``, as ``torch.vmap``."""
+    if name in ("func", "vmap"):
         import importlib
 
-        return importlib.import_module(f"{__name__}.func")
+        func = importlib.import_module(f"{__name__}.func")
+        return func if name == "func" else func.vmap
     raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")

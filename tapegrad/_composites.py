@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import return_types
-from ._indexing import gather
+from . import _dtypes, _factories, return_types
+from ._indexing import gather, index_select, repeat
 from ._linalg import matmul
-from ._views import cat, expand, reshape, stack, unsqueeze
+from ._views import cat, expand, permute, reshape, stack, transpose, unsqueeze
 from ._views import diagonal as _diagonal
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, install
 
@@ -148,4 +148,419 @@ install(
     }
 )
 
-__all__ = ["column_stack", "diag", "dist", "hstack", "meshgrid", "sort", "stack", "topk", "tril", "triu", "vstack"]
+
+# -- issue 16: the census's next most-used names ---------------------------------------------------
+
+
+def _dims_tuple(dims) -> tuple:
+    return tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
+
+
+def ceil(input: Tensor) -> Tensor:  # noqa: A002
+    """The smallest integer not below each element (integers unchanged); follows ``torch.ceil``.
+    Its gradient is zero, as PyTorch's. Raises ``NotImplementedError`` for booleans."""
+    if input._data.dtype.kind == "b":
+        raise NotImplementedError("\"ceil_vml_cpu\" not implemented for 'Bool'")
+    if input._data.dtype.kind != "f":
+        return input.clone()
+    return -((-input).floor())
+
+
+def nonzero(input: Tensor, *, out=None, as_tuple: bool = False):  # noqa: A002
+    """The indices of the nonzero elements, one row per element (int64, shape ``(n, ndim)``), or
+    with ``as_tuple=True`` one 1-D tensor per dimension; follows ``torch.nonzero``."""
+    if not isinstance(as_tuple, bool):
+        raise TypeError(f"nonzero(): argument 'as_tuple' must be bool, not {type(as_tuple).__name__}")
+    data = input._data
+    if as_tuple:
+        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(np.atleast_1d(data)))
+    if data.ndim == 0:
+        return _wrap(np.zeros((int(data != 0), 0), np.int64))
+    return _wrap(np.argwhere(data).astype(np.int64).reshape(-1, data.ndim))
+
+
+def _flat_index(x: Tensor, positions: np.ndarray) -> Tensor:
+    """The elements of ``x`` (flattened) at ``positions``: differentiable (an ``index_select``)."""
+    return index_select(reshape(x, (-1,)), 0, _wrap(np.asarray(positions, np.int64).reshape(-1)))
+
+
+def masked_select(input: Tensor, mask: Tensor) -> Tensor:  # noqa: A002
+    """The elements of ``input`` where the boolean ``mask`` (broadcast with it) is True, as a
+    1-D tensor; follows ``torch.masked_select``. Raises ``RuntimeError`` for a non-boolean mask."""
+    mask = as_tensor(mask)
+    if mask._data.dtype.kind != "b":
+        raise RuntimeError("masked_select: expected BoolTensor for mask")
+    shape = _broadcast_shape(mask._data.shape, input._data.shape)
+    x = input if input._data.shape == shape else expand(input, shape)
+    return _flat_index(x, np.flatnonzero(np.broadcast_to(mask._data, shape)))
+
+
+def _broadcast_shape(a: tuple, b: tuple) -> tuple:
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        from ._record import broadcast_error
+
+        raise broadcast_error(a, b) from None
+
+
+def repeat_interleave(input: Tensor, repeats=None, dim=None, *, output_size=None) -> Tensor:  # noqa: A002
+    """Each element repeated ``repeats`` times (an int, or one count per element along ``dim``),
+    of the flattened input when ``dim`` is None; ``repeat_interleave(counts)`` repeats the indices
+    ``0 .. len(counts)-1``. Follows ``torch.repeat_interleave``; gradients add up over the copies."""
+    if repeats is None:  # torch.repeat_interleave(repeats)
+        counts = input._data.reshape(-1).astype(np.int64)
+        if (counts < 0).any():
+            raise RuntimeError("repeats must be non-negative")
+        return _wrap(np.repeat(np.arange(counts.size, dtype=np.int64), counts))
+    if dim is None:
+        input, dim = reshape(input, (-1,)), 0  # noqa: A001
+    dim = _normalize_dim(dim, max(input._data.ndim, 1))
+    if input._data.ndim == 0:
+        input = reshape(input, (1,))  # noqa: A001
+    extent = input._data.shape[dim]
+    counts = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    counts = counts.astype(np.int64).reshape(-1)
+    if (counts < 0).any():
+        raise RuntimeError("Repeats must be non-negative" if counts.size == 1 else "repeats must be non-negative")
+    if counts.size == 1:
+        counts = np.broadcast_to(counts, (extent,))
+    elif counts.size != extent:
+        raise RuntimeError(
+            "repeats must have the same size as input along dim, but got repeats.size(0) = "
+            f"{counts.size} and input.size({dim}) = {extent}"
+        )
+    return index_select(input, dim, _wrap(np.repeat(np.arange(extent, dtype=np.int64), counts)))
+
+
+def movedim(input: Tensor, source, destination) -> Tensor:  # noqa: A002
+    """The dimensions ``source`` moved to the positions ``destination``, the others keeping their
+    order (a view); follows ``torch.movedim``."""
+    ndim = input._data.ndim
+    source, destination = _dims_tuple(source), _dims_tuple(destination)
+    if len(source) != len(destination):
+        raise RuntimeError(
+            "movedim: Invalid source or destination dims: source "
+            f"({list(source)} dims) should contain the same number of dims as destination ({list(destination)} dims)"
+        )
+    src = [_normalize_dim(d, ndim) for d in source]
+    dst = [_normalize_dim(d, ndim) for d in destination]
+    if len(set(src)) != len(src):
+        raise RuntimeError(f"movedim: repeated dim in `source` ({list(source)})")
+    if len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in `destination` ({list(destination)})")
+    order = [-1] * ndim
+    for s, d in zip(src, dst):
+        order[d] = s
+    rest = iter(d for d in range(ndim) if d not in src)
+    return permute(input, tuple(d if d >= 0 else next(rest) for d in order))
+
+
+def swapaxes(input: Tensor, axis0: int, axis1: int) -> Tensor:  # noqa: A002
+    """``transpose(input, axis0, axis1)``; follows ``torch.swapaxes``."""
+    return transpose(input, axis0, axis1)
+
+
+def swapdims(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
+    """``transpose(input, dim0, dim1)``; follows ``torch.swapdims``."""
+    return transpose(input, dim0, dim1)
+
+
+def tile(input: Tensor, dims) -> Tensor:  # noqa: A002
+    """The input repeated ``dims[i]`` times along each dimension, ``dims`` padded with leading
+    ones to the input's rank (and the input with leading size-1 dimensions to ``dims``'s); follows
+    ``torch.tile``."""
+    dims = tuple(int(d) for d in _dims_tuple(dims))
+    dims = (1,) * (input._data.ndim - len(dims)) + dims
+    return repeat(input, *dims)
+
+
+def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
+    """Elements shifted ``shifts`` places along ``dims`` (the flattened input when None), wrapping
+    around; follows ``torch.roll``."""
+    shifts = _dims_tuple(shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+        return reshape(roll(reshape(input, (-1,)), shifts, 0), input._data.shape)
+    dims = _dims_tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    out = input
+    for shift, dim in zip(shifts, dims):
+        dim = _normalize_dim(dim, max(input._data.ndim, 1))
+        extent = input._data.shape[dim] if input._data.ndim else 1
+        order = (np.arange(extent) - int(shift)) % max(extent, 1)
+        out = index_select(out, dim, _wrap(order.astype(np.int64)))
+    return out
+
+
+def argsort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False) -> Tensor:  # noqa: A002
+    """The indices that sort ``input`` along ``dim`` (int64); follows ``torch.argsort``."""
+    dim = _normalize_dim(dim, max(input._data.ndim, 1))
+    return _wrap(_order(input._data, dim, descending))
+
+
+def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, out=None, sorter=None):
+    """Where each of ``values`` would be inserted in the innermost dimension of
+    ``sorted_sequence`` to keep it sorted (``right``/``side="right"``: after equal elements);
+    int64 (int32 with ``out_int32``); follows ``torch.searchsorted``."""
+    boundaries = as_tensor(sorted_sequence)._data
+    scalar = not isinstance(values, Tensor)
+    queries = np.asarray(values._data if not scalar else values)
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but got {side}")
+        if right and side == "left":
+            raise RuntimeError(
+                "torch.searchsorted(): side and right can't be set to opposites, got side of left while right was True"
+            )
+        right = side == "right"
+    if sorter is not None:
+        boundaries = np.take_along_axis(boundaries, as_tensor(sorter)._data, -1)
+    mode = "right" if right else "left"
+    if boundaries.ndim == 1:
+        result = np.searchsorted(boundaries, queries, side=mode)
+    else:
+        if scalar or queries.shape[:-1] != boundaries.shape[:-1]:
+            raise RuntimeError(
+                "torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 dimensions of "
+                "boundaries tensor and input value tensor must match, but we got boundaries tensor "
+                f"{list(boundaries.shape)} and input value tensor {list(queries.shape)}"
+            )
+        flat_b = boundaries.reshape(-1, boundaries.shape[-1])
+        flat_q = queries.reshape(-1, queries.shape[-1])
+        result = np.stack([np.searchsorted(b, q, side=mode) for b, q in zip(flat_b, flat_q)]).reshape(queries.shape)
+    return _wrap(np.asarray(result, np.int32 if out_int32 else np.int64))
+
+
+def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):  # noqa: A002
+    """The distinct elements (sorted), or distinct slices along ``dim``, with optionally where each
+    element went (``return_inverse``) and how often each occurs (``return_counts``); follows
+    ``torch.unique``."""
+    data = input._data
+    if dim is not None:
+        dim = _normalize_dim(dim, max(data.ndim, 1))
+    values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True, axis=dim)
+    results = [_wrap(values)]
+    if return_inverse:
+        results.append(_wrap(inverse.reshape(data.shape if dim is None else (-1,)).astype(np.int64)))
+    if return_counts:
+        results.append(_wrap(counts.astype(np.int64)))
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+def std_mean(input: Tensor, dim=None, *, correction=1, keepdim: bool = False, out=None) -> tuple:  # noqa: A002
+    """``(std, mean)`` over ``dim`` (all dimensions when None) with ``correction`` degrees of
+    freedom removed; follows ``torch.std_mean``."""
+    return input.std(dim, keepdim=keepdim, correction=correction), input.mean(dim, keepdim=keepdim)
+
+
+def cross(input: Tensor, other: Tensor, dim=None, *, out=None) -> Tensor:  # noqa: A002
+    """The cross product of 3-vectors along ``dim`` (None: the first dimension of size 3);
+    follows ``torch.cross``. Raises ``RuntimeError`` when the dimension is not of length 3."""
+    other = as_tensor(other)
+    if dim is None:
+        sizes = np.broadcast_shapes(input._data.shape, other._data.shape)
+        found = [d for d, extent in enumerate(sizes) if extent == 3]
+        if not found:
+            raise RuntimeError("no dimension of size 3 in input")
+        dim = found[0]
+    return _cross(input, other, dim)
+
+
+def _cross(a: Tensor, b: Tensor, dim: int) -> Tensor:
+    shape = _broadcast_shape(a._data.shape, b._data.shape)
+    dim = _normalize_dim(dim, len(shape))
+    if a._data.shape[dim] != 3 or b._data.shape[dim] != 3:
+        raise RuntimeError(
+            f"linalg.cross: inputs dimension {dim} must have length 3. "
+            f"Got {a._data.shape[dim]} and {b._data.shape[dim]}"
+        )
+    a, b = expand(a, shape), expand(b, shape)
+
+    def part(x, i):
+        return index_select(x, dim, _wrap(np.array([i], np.int64)))
+
+    return cat(
+        [
+            part(a, 1) * part(b, 2) - part(a, 2) * part(b, 1),
+            part(a, 2) * part(b, 0) - part(a, 0) * part(b, 2),
+            part(a, 0) * part(b, 1) - part(a, 1) * part(b, 0),
+        ],
+        dim,
+    )
+
+
+def bernoulli(input: Tensor, p=None, *, generator=None, out=None) -> Tensor:  # noqa: A002
+    """0 or 1 (the input's dtype) with probability ``input`` (or ``p``) of 1, elementwise, from
+    numpy's Generator; follows ``torch.bernoulli``. Raises ``RuntimeError`` for probabilities
+    outside [0, 1]."""
+    if input._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for '{_type_name(input)}'")
+    probabilities = input._data if p is None else np.full(input._data.shape, p)
+    if not ((probabilities >= 0) & (probabilities <= 1)).all():
+        raise RuntimeError(
+            "Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this error message be improved?  "
+            "If so, please report an enhancement request to PyTorch.)"
+        )
+    rng = _factories.numpy_generator(generator)
+    return _wrap((rng.random(input._data.shape) < probabilities).astype(input._data.dtype))
+
+
+def _type_name(x: Tensor) -> str:
+    return {"int64": "Long", "int32": "Int", "int16": "Short", "uint8": "Byte", "bool": "Bool"}.get(
+        x._data.dtype.name, x._data.dtype.name.title()
+    )
+
+
+def promote_types(type1, type2):
+    """The dtype PyTorch's promotion gives two tensors of these dtypes; follows
+    ``torch.promote_types``. Raises ``TypeError`` for a non-dtype."""
+    for position, (name, value) in enumerate((("type1", type1), ("type2", type2)), 1):
+        if not isinstance(value, _dtypes.dtype):
+            raise TypeError(
+                f"promote_types(): argument '{name}' (position {position}) must be torch.dtype, "
+                f"not {type(value).__name__}"
+            )
+    return _dtypes.result_type(type1, 1, type2, 1)
+
+
+def is_floating_point(input: Tensor) -> bool:  # noqa: A002
+    """Whether ``input``'s dtype is a floating one; follows ``torch.is_floating_point``."""
+    return input.is_floating_point()
+
+
+def _uniform_(self, *args, generator=None, **kwargs) -> Tensor:
+    """Fill in place with uniform samples in [from, to) from numpy's Generator and return self;
+    follows ``torch.Tensor.uniform_(from=0, to=1, *, generator=None)``."""
+    bounds = dict(zip(("from", "to"), args))
+    unknown = set(kwargs) - {"from", "to"}
+    if unknown or len(args) > 2 or set(bounds) & set(kwargs):
+        raise TypeError("uniform_() received an invalid combination of arguments")
+    bounds.update(kwargs)
+    low, high = bounds.get("from", 0.0), bounds.get("to", 1.0)
+    if self._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"check_uniform_bounds\" not implemented for '{_type_name(self)}'")
+    if low > high:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={low} > to={high}")
+    values = _factories.numpy_generator(generator).uniform(low, high, self._data.shape)
+    return _fill_in_place(self, values)
+
+
+def _normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
+    """Fill in place with normal samples from numpy's Generator and return self; follows
+    ``torch.Tensor.normal_``."""
+    if self._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for '{_type_name(self)}'")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _fill_in_place(self, _factories.numpy_generator(generator).normal(mean, std, self._data.shape))
+
+
+def _fill_in_place(self: Tensor, values: np.ndarray) -> Tensor:
+    from ._selection import _overwrite
+
+    return _overwrite(self, _wrap(values.astype(self._data.dtype)), "Copy")
+
+
+def _bernoulli_method(self, p=None, *, generator=None) -> Tensor:
+    return bernoulli(self, p, generator=generator)
+
+
+def _unsqueeze_(self, dim: int) -> Tensor:
+    """Add a size-1 dimension at ``dim`` in place and return self; follows
+    ``torch.Tensor.unsqueeze_``."""
+    _normalize_dim(dim, self._data.ndim + 1)
+    if self._tape is None:
+        self._data = np.expand_dims(self._data, dim % (self._data.ndim + 1))
+        return self
+    result = unsqueeze(self, dim)
+    self._data, self._tape, self._row, self._grad_fn = result._data, result._tape, result._row, None
+    return self
+
+
+def _byte(self, memory_format=None) -> Tensor:
+    """A uint8 copy (values wrapped modulo 256, as a C cast); follows ``torch.Tensor.byte``."""
+    return _wrap(
+        self._data.astype(np.int64).astype(np.uint8) if self._data.dtype.kind == "f" else self._data.astype(np.uint8)
+    )
+
+
+def _short(self, memory_format=None) -> Tensor:
+    """An int16 copy; follows ``torch.Tensor.short``."""
+    return _wrap(self._data.astype(np.int16))
+
+
+def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, reduce=None) -> Tensor:  # noqa: A002
+    """A copy of ``input`` with ``src[i][j]`` (or ``value``) written at ``[index[i][j]][j]`` (for
+    ``dim=0``; likewise for other dims); follows ``torch.scatter``. Differentiable in ``input``
+    (zero where written) and ``src`` (the gradient gathered at ``index``)."""
+    if reduce is not None:
+        raise NotImplementedError("scatter: reduce= is not supported yet")
+    index = as_tensor(index)
+    if index._data.dtype.kind not in "iu":
+        raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
+    ndim = max(input._data.ndim, 1)
+    dim = _normalize_dim(dim, ndim)
+    shape = input._data.shape if input._data.ndim else (1,)
+    idx = index._data.reshape(index._data.shape if index._data.ndim else (1,))
+    if idx.size and (idx.min() < -shape[dim] or idx.max() >= shape[dim]):
+        bad = int(idx.max()) if idx.max() >= shape[dim] else int(idx.min())
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {shape[dim]}")
+    if src is None:
+        src = value
+    if src is None:
+        raise TypeError("scatter() missing 1 required positional argument: 'src'")
+    if not isinstance(src, Tensor):
+        src = _wrap(np.full(idx.shape, src, dtype=input._data.dtype))
+    # Where each written element goes, in the flattened input; the last write wins.
+    coords = list(np.indices(idx.shape))
+    coords[dim] = idx % shape[dim]
+    targets = np.ravel_multi_index(tuple(coords), shape).reshape(-1)
+    src_positions = np.ravel_multi_index(tuple(np.indices(idx.shape)), src._data.shape).reshape(-1)
+    n = int(np.prod(shape))
+    mapping = np.arange(n, dtype=np.int64)
+    mapping[targets] = n + np.arange(targets.size)
+    joined = cat([reshape(input, (-1,)), _flat_index(src, src_positions).to(input.dtype)], 0)
+    return reshape(index_select(joined, 0, _wrap(mapping)), input._data.shape)
+
+
+def _scatter_(self, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
+    from ._record import in_place
+
+    return in_place(self, lambda t: scatter(t, dim, index, src, value=value, reduce=reduce), "Scatter")
+
+
+install(
+    {
+        "ceil": ceil,
+        "nonzero": lambda self, *, as_tuple=False: nonzero(self, as_tuple=as_tuple),
+        "masked_select": masked_select,
+        "repeat_interleave": repeat_interleave,
+        "movedim": movedim,
+        "moveaxis": movedim,
+        "swapaxes": swapaxes,
+        "swapdims": swapdims,
+        "tile": tile,
+        "roll": roll,
+        "argsort": argsort,
+        "unique": unique,
+        "cross": lambda self, other, dim=None: cross(self, other, dim),
+        "bernoulli": _bernoulli_method,
+        "uniform_": _uniform_,
+        "normal_": _normal_,
+        "unsqueeze_": _unsqueeze_,
+        "byte": _byte,
+        "short": _short,
+        "scatter": scatter,
+        "scatter_": _scatter_,
+    }
+)
+
+__all__ = [
+    "argsort", "bernoulli", "ceil", "column_stack", "cross", "diag", "dist", "hstack", "is_floating_point",
+    "masked_select", "meshgrid", "movedim", "nonzero", "promote_types", "repeat_interleave", "roll", "scatter",
+    "searchsorted", "sort", "stack", "std_mean", "swapaxes", "swapdims", "tile", "topk", "tril", "triu", "unique",
+    "vstack",
+]  # fmt: skip

@@ -31,13 +31,16 @@ float32 = dtype("float32", np.float32, FLOATING)
 float64 = dtype("float64", np.float64, FLOATING)
 int64 = dtype("int64", np.int64, INTEGER)
 int32 = dtype("int32", np.int32, INTEGER)
+int16 = dtype("int16", np.int16, INTEGER)
+uint8 = dtype("uint8", np.uint8, INTEGER)
 bool = dtype("bool", np.bool_, BOOLEAN)  # noqa: A001 - PyTorch's name for it
 float = float32  # noqa: A001
 double = float64
 long = int64
 int = int32  # noqa: A001
+short = int16
 
-ALL = (float32, float64, int64, int32, bool)
+ALL = (float32, float64, int64, int32, int16, uint8, bool)
 DEFAULT_FLOAT = float32
 _FROM_NUMPY = {d.numpy: d for d in ALL}
 # numpy types PyTorch would map to the nearest supported tensor type.
@@ -45,8 +48,6 @@ _FROM_NUMPY.update(
     {
         np.dtype(np.float16): float32,
         np.dtype(np.int8): int64,
-        np.dtype(np.int16): int64,
-        np.dtype(np.uint8): int64,
         np.dtype(np.uint16): int64,
         np.dtype(np.uint32): int64,
     }

@@ -10,6 +10,7 @@ PRECISION = 4
 THRESHOLD = 1000
 EDGE_ITEMS = 3
 LINE_WIDTH = 80
+SCI_MODE = None  # None: chosen from the values; True/False: forced (set_printoptions(sci_mode=...))
 _DEFAULT_SHOWN_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
 
 
@@ -28,6 +29,7 @@ class _Formatter:
             return
         finite = flat[np.isfinite(flat) & (flat != 0)].astype(np.float64)
         if finite.size == 0:
+            self.sci_mode = bool(SCI_MODE)
             return
         magnitudes = np.abs(finite)
         smallest, largest = magnitudes.min(), magnitudes.max()
@@ -41,6 +43,8 @@ class _Formatter:
             else:
                 width = len(f"{value:.{PRECISION}f}")
             self.max_width = max(self.max_width, width)
+        if SCI_MODE is not None:  # forced, with the widths computed above (as PyTorch's)
+            self.sci_mode = SCI_MODE
 
     @staticmethod
     def _plain(value) -> str:
@@ -59,6 +63,29 @@ class _Formatter:
         else:
             text = self._plain(value)
         return " " * (self.max_width - len(text)) + text
+
+
+_PROFILES = {"default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80), "full": (4, math.inf, 3, 80)}
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
+    """Set how tensors print: digits after the point (``precision``), the element count past which
+    a tensor is summarized (``threshold``), the items kept at each edge of a summarized dimension
+    (``edgeitems``), the characters per line (``linewidth``), a ``profile`` ("default", "short",
+    "full") setting all four, and ``sci_mode`` (True/False forces scientific notation on or off,
+    None chooses it from the values); follows ``torch.set_printoptions``."""
+    global PRECISION, THRESHOLD, EDGE_ITEMS, LINE_WIDTH, SCI_MODE
+    if profile is not None:
+        PRECISION, THRESHOLD, EDGE_ITEMS, LINE_WIDTH = _PROFILES[profile]
+    if precision is not None:
+        PRECISION = precision
+    if threshold is not None:
+        THRESHOLD = threshold
+    if edgeitems is not None:
+        EDGE_ITEMS = edgeitems
+    if linewidth is not None:
+        LINE_WIDTH = linewidth
+    SCI_MODE = sci_mode
 
 
 def _summarized(values: np.ndarray) -> np.ndarray:

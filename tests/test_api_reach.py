@@ -309,3 +309,298 @@ def test_version_is_an_int_counting_in_place_changes_as_pytorchs():
         counts += [x._version, view._version, detached._version, m.ones(1)._version]
         seen.append(counts)
     assert seen[0] == seen[1] and all(type(c) is int for c in seen[0])
+
+
+# -- issue 16: the census's next names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m: [m.nonzero(m.tensor([[0, 1], [2, 0]])), m.nonzero(m.tensor(3.0)), m.nonzero(m.zeros(0))],
+        lambda m: list(m.nonzero(m.tensor([[0, 1], [2, 0]]), as_tuple=True)) + [m.ones(2).nonzero()],
+        lambda m: [m.ceil(m.tensor([1.2, -1.5, -0.2, 3.0])), m.ceil(m.tensor([2, -3])), m.tensor([0.5]).ceil()],
+        lambda m: [m.arange(6.0).reshape(2, 3).masked_select(m.tensor([True, False, True])), m.tensor(2).byte()],
+        lambda m: [m.repeat_interleave(m.tensor([[1, 2], [3, 4]]), 2), m.repeat_interleave(m.tensor([2, 0, 1]))],
+        lambda m: [
+            m.arange(4).reshape(2, 2).repeat_interleave(m.tensor([1, 2]), dim=0),
+            m.tensor([-3.2, 300.0]).byte(),
+        ],
+        lambda m: [m.ones(2, 3, 4).movedim(0, 2).shape, m.ones(2, 3, 4).movedim((0, 1), (-1, 0)).shape],
+        lambda m: [m.arange(3).tile((2,)), m.arange(3).tile((2, 1)), m.ones(2, 3).swapaxes(0, 1).shape],
+        lambda m: [m.roll(m.arange(6).reshape(2, 3), 1), m.roll(m.arange(6).reshape(2, 3), (1, -1), (0, 1))],
+        lambda m: [
+            m.argsort(m.tensor([3.0, 1.0, 2.0, 1.0]), stable=True),
+            m.argsort(m.tensor([[1, 3], [2, 0]]), 0, True),
+        ],
+        lambda m: [
+            m.searchsorted(m.tensor([1.0, 3.0, 5.0]), m.tensor([0.0, 3.0, 6.0])),
+            m.searchsorted(m.tensor([1, 3]), 3, right=True),
+        ],
+        lambda m: [m.searchsorted(m.tensor([[1, 3], [2, 4]]), m.tensor([[3], [3]]), side="right", out_int32=True)],
+        lambda m: list(m.unique(m.tensor([3, 1, 3, 2]), return_inverse=True, return_counts=True)),
+        lambda m: (
+            list(m.tensor([[1, 2], [1, 2], [0, 1]]).unique(dim=0, return_counts=True)) + [m.tensor([2.0, 1.0]).unique()]
+        ),
+        lambda m: (
+            list(m.std_mean(m.tensor([[1.0, 2.0, 4.0], [0.0, 1.0, 1.0]]), dim=1, keepdim=True))
+            + list(m.std_mean(m.ones(3), correction=0))
+        ),
+        lambda m: [
+            str(d).split(".")[-1]
+            for d in (m.promote_types(m.int32, m.float32), m.promote_types(m.int16, m.int64), m.short)
+        ],
+        lambda m: [
+            m.is_floating_point(m.ones(1)),
+            m.is_floating_point(m.ones(1, dtype=m.int16)),
+            m.ones(2, dtype=m.int16) + 1,
+        ],
+        lambda m: [
+            m.cross(m.tensor([[1.0, 0.0, 0.0]]), m.tensor([[0.0, 1.0, 0.0]]), dim=1),
+            m.linalg.cross(m.ones(3), m.arange(3.0)),
+        ],
+        lambda m: [
+            m.linalg.vecdot(m.arange(6.0).reshape(2, 3), m.ones(3)),
+            m.linalg.vecdot(m.ones(3, 2), m.ones(3, 2), dim=0),
+        ],
+        lambda m: [m.bernoulli(m.tensor([0.0, 1.0, 1.0])), m.relu_(m.tensor([-1.0, 2.0])), m.sin_(m.tensor([0.0]))],
+        lambda m: [
+            m.zeros(2, 3).scatter(1, m.tensor([[2], [0]]), m.tensor([[5.0], [6.0]])),
+            m.zeros(3).scatter(0, m.tensor([1]), value=2.0),
+        ],
+        lambda m: [m.ones(2).unsqueeze_(0).shape, m.ones(2, dtype=m.int16).unsqueeze_(-1)],
+        lambda m: [
+            m.nn.functional.pad(m.arange(6.0).reshape(1, 2, 3), (1, 2), value=9.0),
+            m.nn.functional.pad(m.ones(2, 2), (-1, 1, 1, 0)),
+        ],
+        lambda m: [
+            m.nn.functional.pad(m.arange(6.0).reshape(1, 2, 3), (2, 1), mode=mode)
+            for mode in ("reflect", "replicate", "circular")
+        ],
+        lambda m: [
+            m.nn.functional.glu(m.arange(8.0).reshape(2, 4)),
+            m.nn.functional.glu(m.arange(4.0).reshape(2, 2), 0),
+        ],
+        lambda m: [
+            m.nn.functional.smooth_l1_loss(m.tensor([0.0, 3.0]), m.tensor([0.5, 0.0]), reduction=r)
+            for r in ("mean", "sum", "none")
+        ],
+        lambda m: [
+            m.nn.SmoothL1Loss(beta=2.0)(m.tensor([0.0, 3.0]), m.tensor([0.5, 0.0])),
+            m.nn.functional.smooth_l1_loss(m.ones(2), m.zeros(2), beta=0.0),
+        ],
+        lambda m: (
+            [m.nn.init.calculate_gain(n) for n in ("relu", "tanh", "linear", "sigmoid", "selu", "conv2d")]
+            + [m.nn.init.calculate_gain("leaky_relu", 0.2)]
+        ),
+        lambda m: [
+            m.linalg.solve(m.tensor([[3.0, 1.0], [1.0, 2.0]]), m.tensor([9.0, 8.0])),
+            m.inverse(m.tensor([[2.0, 0.0], [0.0, 4.0]])),
+        ],
+        lambda m: [
+            m.linalg.solve(m.eye(2).expand(3, 2, 2), m.ones(3, 2)).shape,
+            m.linalg.inv(m.eye(2, dtype=m.float64) * 2),
+        ],
+    ],
+)
+def test_issue_16_values_match_pytorch(program):
+    ours, theirs = _both(program)
+    _close([ours], [theirs])
+
+
+_MATRIX = np.array([[2.0, 0.5, -1.0], [0.3, 3.0, 0.2], [-0.4, 0.1, 1.5]])
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m, x: (m.masked_select(x, x > 0) ** 2).sum() + (m.repeat_interleave(x, 2, dim=1) * m.arange(6.0)).sum(),
+        lambda m, x: (x.movedim(0, 1) * m.arange(3.0)).sum() + (x.tile((1, 2)) ** 2).sum() + x.swapaxes(0, 1)[0].sum(),
+        lambda m, x: (m.roll(x, (1, 2), (0, 1)) * m.arange(9.0).reshape(3, 3)).sum() + m.std_mean(x, 0)[0].sum(),
+        lambda m, x: (m.cross(x, x.flip(0), dim=1) * x).sum() + m.linalg.vecdot(x, x.t()).sum(),
+        lambda m, x: (
+            (m.nn.functional.pad(x, (1, 2, 2, 0), value=1.5) ** 2).sum() + m.nn.functional.pad(x, (-1, 1)).sum()
+        ),
+        lambda m, x: sum(
+            (m.nn.functional.pad(x[None], (2, 1), mode=mode) ** 2).sum() for mode in ("reflect", "replicate")
+        ),
+        lambda m, x: m.nn.functional.glu(m.cat([x, x * 2], 1), 1).sum() + m.nn.functional.smooth_l1_loss(x, x.t() * 2),
+        lambda m, x: (x.scatter(1, m.tensor([[2], [0], [1]]), x[:, :1] * 3) ** 2).sum() + m.ceil(x).sum(),
+        lambda m, x: (m.linalg.solve(x, x[:, 0]) ** 2).sum() + (m.linalg.solve(x, x.t() * 2) ** 2).sum(),
+        lambda m, x: (
+            (m.inverse(x) ** 2).sum() + (x.inverse() * m.arange(9.0).reshape(3, 3)).sum() + m.linalg.inv(x).sum()
+        ),
+    ],
+)
+def test_issue_16_gradients_match_pytorch(program):
+    torch = _torch()
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(_MATRIX, requires_grad=True)
+        out = program(m, x)
+        out.backward()
+        results.append((float(out), x.grad.numpy()))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m: m.ones(3).masked_select(m.ones(3)),
+        lambda m: m.repeat_interleave(m.ones(3), m.tensor([1, 2])),
+        lambda m: m.nonzero(m.ones(2), as_tuple=3),
+        lambda m: m.ceil(m.tensor([True])),
+        lambda m: m.ones(2, 3).movedim(0, 2),
+        lambda m: m.ones(2, 3).movedim((0, 0), (1, 0)),
+        lambda m: m.searchsorted(m.ones(2, 3), m.ones(3, 1)),
+        lambda m: m.searchsorted(m.ones(3), m.ones(3), side="x"),
+        lambda m: m.ones(2).unsqueeze_(3),
+        lambda m: m.unique(m.ones(2), dim=3),
+        lambda m: m.roll(m.ones(2, 2), (1, 2), (0,)),
+        lambda m: m.promote_types(m.float32, 3),
+        lambda m: m.argsort(m.ones(2), dim=2),
+        lambda m: m.ones(2).swapaxes(0, 3),
+        lambda m: m.bernoulli(m.tensor([2.0])),
+        lambda m: m.cross(m.ones(2), m.ones(2)),
+        lambda m: m.cross(m.ones(3, 2), m.ones(3, 2), dim=1),
+        lambda m: m.ones(2).uniform_(2, 1),
+        lambda m: m.ones(2).normal_(0, -1),
+        lambda m: m.ones(3).scatter(0, m.tensor([1.0]), m.ones(1)),
+        lambda m: m.ones(3).scatter(0, m.tensor([5]), m.ones(1)),
+        lambda m: m.relu_(m.ones(2, requires_grad=True)),
+        lambda m: m.std_mean(m.ones(2), dim=3),
+        lambda m: m.nn.functional.pad(m.ones(2, 2), (1,)),
+        lambda m: m.nn.functional.pad(m.ones(1, 2, 2), (2, 2), mode="reflect"),
+        lambda m: m.nn.functional.pad(m.ones(1, 2, 2), (1, 1), mode="foo"),
+        lambda m: m.nn.functional.pad(m.ones(2), (1, 1, 1, 1)),
+        lambda m: m.nn.functional.glu(m.ones(3)),
+        lambda m: m.nn.functional.glu(m.tensor(1.0)),
+        lambda m: m.nn.functional.smooth_l1_loss(m.ones(2), m.ones(2), beta=-1),
+        lambda m: m.nn.init.orthogonal_(m.ones(3)),
+        lambda m: m.nn.init.calculate_gain("foo"),
+        lambda m: m.nn.init.calculate_gain("leaky_relu", "x"),
+        lambda m: m.linalg.solve(m.ones(2, 3), m.ones(2)),
+        lambda m: m.linalg.solve(m.eye(2), m.ones(3)),
+        lambda m: m.inverse(m.ones(2, 3)),
+        lambda m: m.inverse(m.ones(2, 2, dtype=m.long)),
+    ],
+)
+def test_issue_16_errors_match_pytorch(program):
+    torch = _torch()
+    caught = []
+    for m in (tg, torch):
+        with pytest.raises(Exception) as info:  # noqa: PT011 - the class is what is compared
+            program(m)
+        caught.append((info.type.__name__, str(info.value).split("\n")[0]))
+    assert caught[0] == caught[1]
+
+
+def test_singular_matrices_raise_linalg_errors_as_pytorch():
+    torch = _torch()
+    singular = [[1.0, 2.0], [2.0, 4.0]]
+    for call in (lambda m: m.linalg.inv(m.tensor(singular)), lambda m: m.linalg.solve(m.tensor(singular), m.ones(2))):
+        messages = []
+        for m, error in ((tg, tg.linalg.LinAlgError), (torch, torch.linalg.LinAlgError)):
+            with pytest.raises(error) as info:
+                call(m)
+            messages.append(str(info.value))
+        assert messages[0] == messages[1] and issubclass(tg.linalg.LinAlgError, RuntimeError)
+
+
+def test_lazy_linear_infers_in_features_as_pytorch():
+    torch = _torch()
+    for m in (tg, torch):
+        layer = m.nn.LazyLinear(3)
+        assert repr(layer) == "LazyLinear(in_features=0, out_features=3, bias=True)"
+        assert repr(layer.weight) == "<UninitializedParameter>" and list(layer.state_dict()) == ["weight", "bias"]
+        weight = layer.weight
+        out = layer(m.ones(2, 4))
+        assert repr(layer) == "Linear(in_features=4, out_features=3, bias=True)" and type(layer) is m.nn.Linear
+        assert out.shape == (2, 3) and layer.weight is weight and tuple(weight.shape) == (3, 4)
+        assert type(weight) is m.nn.Parameter and float(layer.weight.abs().max()) <= 0.5
+        out.sum().backward()
+        assert layer.weight.grad.tolist() == [[2.0] * 4] * 3
+        loaded = m.nn.LazyLinear(2, bias=False)
+        loaded.load_state_dict({"weight": m.ones(2, 5)})
+        assert repr(loaded) == "LazyLinear(in_features=0, out_features=2, bias=False)"
+        assert loaded(m.ones(1, 5)).tolist() == [[5.0, 5.0]]
+        assert repr(loaded) == "Linear(in_features=5, out_features=2, bias=False)"
+
+
+# These run without PyTorch: central differences in float64, and the random fills.
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda x: tg.masked_select(x, x > 0.2),
+        lambda x: tg.repeat_interleave(x, tg.tensor([1, 0, 3]), dim=0),
+        lambda x: tg.roll(x.movedim(1, 0), 1, 0).tile((2, 1)),
+        lambda x: tg.cross(x, x * x, dim=0),
+        lambda x: tg.std_mean(x, 1)[0] + tg.linalg.vecdot(x, x),
+        lambda x: tg.nn.functional.pad(x, (1, 1, 0, 2), value=0.5),
+        lambda x: tg.nn.functional.pad(x[None], (2, 2), mode="reflect") + 0,
+        lambda x: tg.nn.functional.pad(x[None], (1, 3), mode="replicate"),
+        lambda x: tg.nn.functional.glu(tg.cat([x, x.exp()], 1)),
+        lambda x: tg.nn.functional.smooth_l1_loss(x, x.t() * 3, reduction="none"),
+        lambda x: x.scatter(0, tg.tensor([[1, 0, 2]]), x[2:] * 2),
+        lambda x: tg.linalg.solve(x + 3 * tg.eye(3, dtype=tg.float64), x[0]),
+        lambda x: tg.linalg.solve(x + 3 * tg.eye(3, dtype=tg.float64), x.t(), left=False),
+        lambda x: (
+            tg.inverse(x + 3 * tg.eye(3, dtype=tg.float64)) + tg.linalg.inv(x.t() + 3 * tg.eye(3, dtype=tg.float64))
+        ),
+    ],
+)
+def test_issue_16_gradients_pass_gradcheck(function):
+    x = tg.tensor(_MATRIX * 0.7 + 0.05, requires_grad=True)
+    assert tg.autograd.gradcheck(function, (x,))
+
+
+def test_random_fills_and_orthogonal_init_follow_their_distributions():
+    g = tg.Generator().manual_seed(3)
+    x = tg.zeros(20000)
+    assert x.uniform_(2.0, 3.0, generator=g) is x and 2 <= float(x.min()) and float(x.max()) < 3
+    assert abs(float(x.mean()) - 2.5) < 0.01
+    assert x.normal_(1.0, 2.0, generator=g) is x and abs(float(x.mean()) - 1) < 0.05 and abs(float(x.std()) - 2) < 0.05
+    assert x.uniform_(**{"from": -1.0, "to": 0.0}).max() < 0
+    draws = tg.bernoulli(tg.full((20000,), 0.25), generator=g)
+    assert draws.dtype == tg.float32 and abs(float(draws.mean()) - 0.25) < 0.02
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+        tg.zeros(2, requires_grad=True).uniform_()
+    for shape in ((3, 5), (5, 3), (4, 2, 2)):
+        w = tg.nn.init.orthogonal_(tg.empty(*shape), gain=2.0, generator=g).reshape(shape[0], -1)
+        small = w @ w.t() if shape[0] <= w.shape[1] else w.t() @ w
+        np.testing.assert_allclose(small.numpy(), 4 * np.eye(small.shape[0]), atol=1e-5)
+
+
+def test_vmap_is_func_vmap_and_set_printoptions_changes_printing():
+    assert tg.vmap is tg.func.vmap
+    assert tg.vmap(lambda row: row.sum())(tg.ones(2, 3)).tolist() == [3.0, 3.0]
+    x = tg.tensor([1.0, 2.5, 1000.0])
+    try:
+        tg.set_printoptions(precision=2)
+        assert repr(x) == "tensor([   1.00,    2.50, 1000.00])"
+        tg.set_printoptions(sci_mode=True, precision=1)
+        assert repr(x) == "tensor([1.0e+00, 2.5e+00, 1.0e+03])"
+        tg.set_printoptions(threshold=5, edgeitems=2, sci_mode=False)
+        assert repr(tg.arange(10)) == "tensor([0, 1,  ..., 8, 9])"
+    finally:
+        tg.set_printoptions(profile="default")
+    assert repr(x) == "tensor([   1.0000,    2.5000, 1000.0000])"
+
+
+def test_set_printoptions_matches_pytorch():
+    torch = _torch()
+    outputs = []
+    for m in (tg, torch):
+        try:
+            lines = []
+            for options in ({"precision": 2}, {"sci_mode": True}, {"threshold": 5, "edgeitems": 1}, {"linewidth": 20}):
+                m.set_printoptions(**options)
+                lines += [repr(m.tensor([1.0, 2.5, 1000.0, 0.125, 7.0, 8.0])), repr(m.arange(12.0).reshape(3, 4))]
+                m.set_printoptions(profile="default")
+            m.set_printoptions(profile="short")
+            lines.append(repr(m.tensor([1 / 3, 2.0])))
+        finally:
+            m.set_printoptions(profile="default")
+        outputs.append([line.replace("torch.", "tapegrad.") for line in lines])
+    assert outputs[0] == outputs[1]

@@ -72,7 +72,6 @@ LAYERS = {
         "_reductions",
         "_selection",
         "_composites",
-        "linalg",
         "_linalg",
         "_factories",
         "_replay_hooks",
@@ -99,6 +98,7 @@ LAYERS = {
         "nn.utils",
         "optim",
         "optim.lr_scheduler",
+        "linalg",  # torch.linalg: solve and inv are autograd.Functions
         "utils",
         "utils.data",
     ],

@@ -10,6 +10,7 @@ from .._record import _SCALAR_OPS, _scalar, record
 from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
+from .._selection import where as _where
 from ..tensor import Tensor, _wrap
 
 
@@ -242,3 +243,100 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     elif values.size and values.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
     return _factories.tensor(np.eye(num_classes, dtype=np.int64)[values])
+
+
+def smooth_l1_loss(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
+    """``0.5 d**2 / beta`` where ``|d| < beta``, ``|d| - 0.5 beta`` elsewhere (``d = input -
+    target``), reduced; follows ``torch.nn.functional.smooth_l1_loss``. Raises ``RuntimeError``
+    for a negative ``beta``."""
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    difference = input - target
+    magnitude = difference.abs()
+    if beta == 0:
+        return _reduce(magnitude, reduction)
+    small = magnitude.detach() < beta
+    loss = _where(small, difference * difference * (0.5 / beta), magnitude - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
+    """The gated linear unit: the first half of ``input`` along ``dim`` times the sigmoid of the
+    second; follows ``torch.nn.functional.glu``. Raises ``RuntimeError`` for an odd size."""
+    if input.dim() == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    from ..tensor import _normalize_dim
+
+    dim = _normalize_dim(dim, input.dim())
+    if input.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size {input.shape[dim]}")
+    a, b = input.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # noqa: A002
+    """``input`` padded on its last ``len(pad) // 2`` dimensions: ``pad`` is (left, right) for the
+    last dimension, then the one before... Modes: ``"constant"`` (``value``, 0 by default;
+    negative pads crop), ``"reflect"``, ``"replicate"``, ``"circular"``. Gradients flow to the
+    elements copied. Follows ``torch.nn.functional.pad``."""
+    pad = [int(p) for p in pad]
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.dim():
+        raise RuntimeError(
+            "Padding length should be less than or equal to two times the input dimension but got padding "
+            f"length {len(pad)} and input of dimension {input.dim()}"
+        )
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    out = input
+    for pair in range(len(pad) // 2):
+        dim = input.dim() - 1 - pair
+        left, right = pad[2 * pair], pad[2 * pair + 1]
+        extent = out.shape[dim]
+        if mode == "constant":
+            out = _constant_pad(out, dim, left, right, 0.0 if value is None else value)
+            continue
+        if mode == "reflect" and (left >= extent or right >= extent):
+            raise RuntimeError(
+                f"Argument #4: Padding size should be less than the corresponding input dimension, but got: "
+                f"padding ({left}, {right}) at dimension {dim} of input {list(input.shape)}"
+            )
+        positions = np.arange(-left, extent + right)
+        if mode == "replicate":
+            positions = np.clip(positions, 0, extent - 1)
+        elif mode == "circular":
+            positions = positions % extent
+        else:
+            period = 2 * (extent - 1)
+            positions = np.abs(positions) % max(period, 1)
+            positions = np.where(positions >= extent, period - positions, positions)
+        out = out.index_select(dim, _wrap(positions.astype(np.int64)))
+    return out
+
+
+def _constant_pad(x: Tensor, dim: int, left: int, right: int, value) -> Tensor:
+    from .._views import cat
+
+    if left < 0 or right < 0:
+        extent = x.shape[dim]
+        keep = np.arange(max(0, -left), extent - max(0, -right))
+        x = x.index_select(dim, _wrap(keep.astype(np.int64)))
+        left, right = max(left, 0), max(right, 0)
+
+    def block(width: int) -> list:
+        shape = list(x.shape)
+        shape[dim] = width
+        return [_wrap(np.full(shape, value, dtype=x._data.dtype))] if width else []
+
+    if not left and not right:
+        return x
+    return cat([*block(left), x, *block(right)], dim)

@@ -277,7 +277,8 @@ class Module:
             dotted = module_prefix + "." if module_prefix else ""
             for name, parameter in module._parameters.items():
                 if parameter is not None:
-                    state[dotted + name] = parameter if keep_vars else parameter.detach()
+                    keep = keep_vars or isinstance(parameter, UninitializedParameter)
+                    state[dotted + name] = parameter if keep else parameter.detach()
             for name, buffer in module._buffers.items():
                 if buffer is not None and name not in module._non_persistent_buffers:
                     state[dotted + name] = buffer if keep_vars else buffer.detach()
@@ -391,6 +392,77 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class UninitializedParameter(Parameter):
+    """A parameter whose shape is not known yet (a lazy module's before its first call); follows
+    ``torch.nn.UninitializedParameter``. ``materialize(shape)`` gives it values and makes it a
+    ``Parameter``, the same object (so an optimizer holding it sees the values)."""
+
+    def __init__(self, requires_grad: bool = True, device=None, dtype=None):
+        super().__init__(np.empty(0, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy), requires_grad)
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Become a ``Parameter`` of ``shape`` (uninitialised values)."""
+        numpy_type = _dtypes.as_dtype(dtype).numpy if dtype is not None else self._data.dtype
+        self._data = np.empty(tuple(shape), numpy_type)
+        self.__class__ = Parameter
+
+    def __repr__(self) -> str:
+        return "<UninitializedParameter>"
+
+    __str__ = __repr__
+
+
+class LazyLinear(Linear):
+    """A ``Linear`` whose ``in_features`` is the last dimension of its first input: until that
+    call its weight and bias are ``UninitializedParameter``s and it prints with
+    ``in_features=0``; the call (or ``load_state_dict``) materializes them, initialises them as
+    ``Linear`` does, and turns the module into a ``Linear``. Follows ``torch.nn.LazyLinear``."""
+
+    def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None):
+        Module.__init__(self)
+        self.in_features, self.out_features = 0, out_features
+        self.weight = UninitializedParameter(dtype=dtype)
+        self.bias = UninitializedParameter(dtype=dtype) if bias else None
+
+    def reset_parameters(self) -> None:
+        if not isinstance(self.weight, UninitializedParameter) and self.in_features != 0:
+            super().reset_parameters()
+
+    def __call__(self, input: Tensor, *args, **kwargs):  # noqa: A002
+        if isinstance(self.weight, UninitializedParameter):
+            in_features = input.shape[-1] if input.dim() else 1
+            self.weight.materialize((self.out_features, in_features))
+            if self.bias is not None:
+                self.bias.materialize((self.out_features,))
+            self.in_features = in_features
+            self.reset_parameters()
+        else:  # materialized by load_state_dict: its values stay
+            self.in_features = self.weight.shape[1]
+        self.__class__ = Linear
+        return Module.__call__(self, input, *args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Materialize the parameters with the checkpoint's shapes, then load them; the module
+        stays a ``LazyLinear`` (``in_features=0``) until its first call, as PyTorch's."""
+        for name, parameter in self._parameters.items():
+            value = state_dict.get(name)
+            if isinstance(parameter, UninitializedParameter) and isinstance(value, Tensor):
+                parameter.materialize(value.shape)
+        return Module.load_state_dict(self, state_dict, strict, assign)
+
+
+class SmoothL1Loss(Module):
+    """``F.smooth_l1_loss`` as a module; follows ``torch.nn.SmoothL1Loss``."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+        super().__init__()
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
 class Sequential(Module):
