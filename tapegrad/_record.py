@@ -653,3 +653,15 @@ VJP = {
     "pow": (_pow_base, _pow_exponent),
     "cast": (lambda row, g: g.to(_dtypes.from_numpy_dtype(row.walk.dtype(row.in0))),),
 }
+
+
+def name_node(tensor: Tensor, grad_fn: str) -> Tensor:
+    """Show ``tensor``'s node as ``grad_fn`` (PyTorch's name for a composite it computes as one
+    node: ``MseLossBackward0``); returns ``tensor``. Nothing for a tensor off every tape."""
+    tape = tensor._tape
+    if tape is not None and tensor._requires_grad:
+        tape = resolve(tensor)
+        if tape.node_names is None:
+            tape.node_names = {}
+        tape.node_names[tensor._row] = grad_fn
+    return tensor

@@ -183,8 +183,10 @@ install(
         "maximum": maximum,
         "minimum": minimum,
         "where": lambda self, condition, other: where(condition, self, other),
-        "masked_fill": lambda self, mask, value: where(mask, value, self),
-        "masked_fill_": lambda self, mask, value: _record.in_place(self, lambda t: where(mask, value, t), "MaskedFill"),
+        "masked_fill": lambda self, mask, value: _record.name_node(where(mask, value, self), "MaskedFillBackward0"),
+        "masked_fill_": lambda self, mask, value: _record.in_place(
+            self, lambda t: _record.name_node(where(mask, value, t), "MaskedFillBackward0"), "MaskedFill"
+        ),
         "clamp_": _clamp_,
         "clip_": _clamp_,
         "pow_": lambda self, exponent: _record.in_place(self, lambda t: t**exponent, "Pow"),

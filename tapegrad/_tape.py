@@ -130,6 +130,7 @@ class Tape:
         "nodes",
         "guards",
         "functions",
+        "node_names",
         "replay_values",
         "versions",
         "checked_epoch",
@@ -165,6 +166,8 @@ class Tape:
         self.guards: dict = {}  # guard row -> where it was recorded (inside tapegrad.record)
         # first output row of a custom autograd.Function call -> its FunctionCall (ctx, input rows)
         self.functions: dict = {}
+        # row -> the grad_fn name PyTorch shows for a composite ending there (``name_node``)
+        self.node_names: dict | None = None
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
@@ -359,6 +362,10 @@ class Tape:
         self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
         self.guards.update({row + shift: where for row, where in other.guards.items()})
         self.functions.update({row + shift: call.shifted(shift) for row, call in other.functions.items()})
+        if other.node_names:
+            if self.node_names is None:
+                self.node_names = {}
+            self.node_names.update({row + shift: name for row, name in other.node_names.items()})
         self.versions.update(
             {
                 row + shift: [(counter, version, saved + shift) for counter, version, saved in entries]
@@ -375,6 +382,7 @@ class Tape:
         other.registered = {}
         other.saved = {}
         other.functions = {}
+        other.node_names = None
 
     def retained_rows(self, n_rows: int) -> list:
         """(row, tensor) for the retained tensors whose current row is on this tape below ``n_rows``."""

@@ -604,3 +604,62 @@ def test_set_printoptions_matches_pytorch():
             m.set_printoptions(profile="default")
         outputs.append([line.replace("torch.", "tapegrad.") for line in lines])
     assert outputs[0] == outputs[1]
+
+
+NODE_NAMES = {
+    "mse_loss": lambda m, x, t: m.nn.functional.mse_loss(x, t, reduction="sum"),
+    "l1_loss": lambda m, x, t: m.nn.functional.l1_loss(x, t, reduction="none"),
+    "huber_loss": lambda m, x, t: m.nn.functional.huber_loss(x, t, delta=0.7),
+    "smooth_l1_loss": lambda m, x, t: m.nn.functional.smooth_l1_loss(x, t, reduction="none"),
+    "binary_cross_entropy": lambda m, x, t: m.nn.functional.binary_cross_entropy(x.sigmoid(), t, weight=t + 1),
+    "bce_with_logits": lambda m, x, t: m.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="none"),
+    "cross_entropy_none": lambda m, x, t: m.nn.functional.cross_entropy(x, m.tensor([0, 2]), reduction="none"),
+    "masked_fill": lambda m, x, t: x.masked_fill(t > 0, 0.5),
+    "masked_fill_": lambda m, x, t: (x * 1).masked_fill_(t > 0, 0.5),
+    "normalize": lambda m, x, t: m.nn.functional.normalize(x, p=1.0, dim=0),
+    "layer_norm": lambda m, x, t: m.nn.functional.layer_norm(x, (3,)),
+    "accumulate_grad": lambda m, x, t: (x * 2).grad_fn.next_functions[0][0],
+    "copy_slices": lambda m, x, t: _assigned(x * 1),
+}
+
+
+def _assigned(y):
+    y[0] = 1.0
+    return y
+
+
+@pytest.mark.parametrize("name", NODE_NAMES)
+def test_composites_show_pytorchs_node_names_values_and_gradients(name):
+    """A composite PyTorch computes as one node shows that node's name (``grad_fn.name()``),
+    and its values and gradients are PyTorch's."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (torch, tg):
+        x = m.tensor([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3]], requires_grad=True)
+        t = m.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+        out = NODE_NAMES[name](m, x, t)
+        if not isinstance(out, m.Tensor):  # a node
+            results.append((out.name(), None, None))
+            continue
+        weights = m.arange(out.numel(), dtype=out.dtype).reshape(out.shape) * 0.25 + 1  # not sum(): its
+        (grad,) = m.autograd.grad((out * weights).sum(), x)  # gradient through layer_norm is 0 exactly
+        results.append((out.grad_fn.name(), out.detach().numpy(), grad.numpy()))
+    (torch_name, torch_value, torch_grad), (name_here, value, grad) = results
+    assert name_here == torch_name
+    if torch_value is not None:
+        np.testing.assert_allclose(value, torch_value, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(grad, torch_grad, rtol=1e-5, atol=1e-5)  # float32 cancellation
+
+
+def test_huber_l1_and_normalize_gradients_match_central_differences():
+    t = tg.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=tg.float64)
+    F = tg.nn.functional
+    for function in (
+        lambda x: F.huber_loss(x, t, delta=0.7),
+        lambda x: F.l1_loss(x, t, reduction="sum"),
+        lambda x: F.normalize(x, dim=1),
+    ):
+        x = tg.tensor([[0.5, -1.3, 2.0], [0.15, 0.2, 0.35]], dtype=tg.float64, requires_grad=True)
+        assert tg.autograd.gradcheck(function, (x,))
+    with pytest.raises(RuntimeError, match="huber_loss does not support non-positive values for delta"):
+        F.huber_loss(t, t, delta=0.0)

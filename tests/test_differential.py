@@ -154,6 +154,7 @@ GROUP_WEIGHTS = {
     "join": 1.0,
     "clone": 0.3,
     "in-place": 1.5,
+    "composite": 1.5,
 }
 
 
@@ -381,6 +382,14 @@ def _folded_by_pytorch(shapes, params) -> bool:
     if max(len(a), len(b)) < 3:
         return False
     return not (len(b) >= 2 and len(a) >= 3 and (len(b) == 2 or a[:-2] == b[:-2]))
+
+
+def _even_last(rng, shapes):
+    return {} if len(shapes[0]) >= 1 and shapes[0][-1] % 2 == 0 else None
+
+
+def _same_shape(rng, shapes):
+    return {} if shapes[0] == shapes[1] else None
 
 
 def _vectors(rng, shapes):
@@ -672,6 +681,32 @@ OP_SPECS: tuple[OpSpec, ...] = (
     OpSpec("stack", "join", lambda m, a, b, dim: m.stack([a, b], dim), arity=2, plan=_stack_dim),
     OpSpec("stack_three", "join", lambda m, a, b, dim: m.stack([a, b, a], dim=dim), arity=2, plan=_stack_dim),
     OpSpec("clone", "clone", lambda m, x: x.clone()),
+    # Composites: built from the ops above, so their node names are those ops' where PyTorch has
+    # one node of its own (checks_grad_fn=False); values and gradients must still be PyTorch's.
+    OpSpec("layer_norm", "composite", lambda m, x: _functional(m).layer_norm(x, x.shape[-1:]), plan=_ndim_at_least(1)),
+    OpSpec("gelu", "composite", lambda m, x: _functional(m).gelu(x)),
+    OpSpec("tril", "composite", lambda m, x: m.tril(x), plan=_ndim_at_least(2), checks_grad_fn=False),
+    OpSpec("triu", "composite", lambda m, x: x.triu(1), plan=_ndim_at_least(2), checks_grad_fn=False),
+    OpSpec("roll", "composite", lambda m, x, dim: m.roll(x, 1, dim), plan=_one_dim, checks_grad_fn=False),
+    OpSpec("movedim", "composite", lambda m, x: x.movedim(0, -1), plan=_ndim_at_least(1), checks_grad_fn=False),
+    OpSpec("tile", "composite", lambda m, x: x.tile((2,)), checks_grad_fn=False),
+    OpSpec(
+        "repeat_interleave",
+        "composite",
+        lambda m, x, dim: x.repeat_interleave(2, dim=dim),
+        plan=_one_dim,
+        checks_grad_fn=False,
+    ),
+    OpSpec(
+        "pad",
+        "composite",
+        lambda m, x: _functional(m).pad(x, (1, 2)),
+        plan=_ndim_at_least(1),
+        checks_grad_fn=False,
+    ),
+    OpSpec("glu", "composite", lambda m, x: _functional(m).glu(x, -1), plan=_even_last, checks_grad_fn=False),
+    OpSpec("l1_loss", "composite", lambda m, a, b: _functional(m).l1_loss(a, b), arity=2, plan=_same_shape),
+    OpSpec("mse_loss", "composite", lambda m, a, b: _functional(m).mse_loss(a, b), arity=2, plan=_same_shape),
     # In place, on values that are not leaves and share no storage (see _Builder.can_change).
     OpSpec("mul_", "in-place", lambda m, x, y: x.mul_(y), arity=2, plan=_broadcasts_into_first, in_place=True),
     OpSpec("add_", "in-place", lambda m, x, y: x.add_(y), arity=2, plan=_broadcasts_into_first, in_place=True),

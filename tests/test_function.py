@@ -145,7 +145,7 @@ def test_grad_fn_name_and_next_functions():
     assert upstream.name() == "MulBackward0" and index == 0
     assert constant is None  # b does not require grad
     ((leaf, _),) = F.Scale.apply(a, 2.0).grad_fn.next_functions  # no entry for the number
-    assert leaf.name() == "AccumulateGrad" and leaf.variable is a
+    assert leaf.name() == "torch::autograd::AccumulateGrad" and leaf.variable is a  # as PyTorch names it
 
 
 def test_grad_fn_matches_pytorch():

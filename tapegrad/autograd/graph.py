@@ -20,7 +20,8 @@ class Node:
         self._row = row
 
     def name(self) -> str:
-        return type(self).__name__
+        name = type(self).__name__
+        return "torch::autograd::CopySlices" if name == "CopySlices" else name
 
     def _resolved(self):
         tape, row = self._tape, self._row
@@ -51,8 +52,22 @@ class Node:
 class AccumulateGrad(Node):
     __slots__ = ("variable",)
 
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"  # as PyTorch's C++ node names itself
+
 
 _CLASSES = {op.grad_fn: type(op.grad_fn, (Node,), {"__slots__": ()}) for op in OPS if op.grad_fn}
+
+
+def _named_class(name: str) -> type:
+    """The node class of a composite PyTorch computes as one node (``MseLossBackward0``): its
+    last row is named so (``_record.name_node``); its inputs are that row's."""
+    node_class = _CLASSES.get(name)
+    if node_class is None:
+        node_class = _CLASSES[name] = type(name, (Node,), {"__slots__": ()})
+    return node_class
+
+
 FUNCTION_OPCODE = OPCODE["function"]
 
 
@@ -123,6 +138,8 @@ def node_for(tape: Tape, row: int) -> Node:
             node.variable = next(tensor for leaf_row, tensor in tape.leaves if leaf_row == row)
         elif opcode == FUNCTION_OPCODE:
             node = _function_node_class(tape.functions[row].function)(tape, row)
+        elif tape.node_names and row in tape.node_names:
+            node = _named_class(tape.node_names[row])(tape, row)
         else:
             node = _CLASSES[OPS[opcode].grad_fn](tape, row)
         tape.nodes[row] = node

@@ -10,7 +10,9 @@ from .modules import (
     Dropout,
     Embedding,
     Flatten,
+    HuberLoss,
     Identity,
+    L1Loss,
     LayerNorm,
     LazyLinear,
     LeakyReLU,
@@ -38,5 +40,5 @@ __all__ = [
     "functional", "init", "utils", "Module", "ModuleList", "ModuleDict", "ParameterList", "Parameter", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid",
     "Softplus", "GELU", "Identity", "Dropout", "Embedding", "LayerNorm", "MSELoss", "CrossEntropyLoss",
     "SiLU", "LeakyReLU", "ELU", "Softmax", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
-    "LazyLinear", "SmoothL1Loss", "UninitializedParameter",
+    "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "L1Loss", "HuberLoss",
 ]  # fmt: skip

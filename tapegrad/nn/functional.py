@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _factories
 from .._indexing import gather_rows, pick
-from .._record import _SCALAR_OPS, _scalar, record
+from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
@@ -115,7 +115,15 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean (or sum, or none) of squared differences; follows ``torch.nn.functional.mse_loss``."""
-    return _reduce((input - target) ** 2, _legacy_reduction(size_average, reduce, reduction))
+    loss = _reduce((input - target) ** 2, _legacy_reduction(size_average, reduce, reduction))
+    return name_node(loss, "MseLossBackward0")
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
+    """Mean (or sum, or none) of absolute differences, shape () or the input's; follows
+    ``torch.nn.functional.l1_loss`` (whose nodes are the same mean, sum or abs). Raises
+    ``ValueError`` for an unknown ``reduction``."""
+    return _reduce((input - target).abs(), _legacy_reduction(size_average, reduce, reduction))
 
 
 def cross_entropy(
@@ -168,7 +176,9 @@ def nll_loss(
     weights = np.ones(classes, input._data.dtype) if weight is None else weight._data
     per_target = np.where(kept, weights[np.where(kept, rows, 0)], 0).astype(input._data.dtype)
     if reduction == "none":
-        return -(pick("index", input, positions) * _wrap(per_target)).reshape(labels.shape)
+        return name_node(
+            -(pick("index", input, positions) * _wrap(per_target)).reshape(labels.shape), "NllLossBackward0"
+        )
     # Weighted: the picked log-probabilities dotted with -weight / (total weight, for the mean).
     total = per_target.sum() if reduction == "mean" else 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -195,7 +205,7 @@ def binary_cross_entropy(
     loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction))
+    return name_node(_reduce(loss, _legacy_reduction(size_average, reduce, reduction)), "BinaryCrossEntropyBackward0")
 
 
 def binary_cross_entropy_with_logits(
@@ -218,7 +228,7 @@ def binary_cross_entropy_with_logits(
     loss = (1 - target) * input + log_weight * softplus(-input)
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002
@@ -262,10 +272,41 @@ def smooth_l1_loss(
     difference = input - target
     magnitude = difference.abs()
     if beta == 0:
-        return _reduce(magnitude, reduction)
+        return name_node(_reduce(magnitude, reduction), "SmoothL1LossBackward0")
     small = magnitude.detach() < beta
     loss = _where(small, difference * difference * (0.5 / beta), magnitude - 0.5 * beta)
-    return _reduce(loss, reduction)
+    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0")
+
+
+def huber_loss(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """``0.5 d**2`` where ``|d| < delta``, ``delta (|d| - 0.5 delta)`` elsewhere (``d = input -
+    target``), optionally weighted, reduced; follows ``torch.nn.functional.huber_loss``. Raises
+    ``RuntimeError`` for a ``delta`` that is not positive."""
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    difference = input - target
+    magnitude = difference.abs()
+    small = magnitude.detach() < delta
+    loss = _where(small, difference * difference * 0.5, (magnitude - 0.5 * delta) * delta)
+    if weight is not None:
+        loss = loss * weight
+    return name_node(_reduce(loss, reduction), "HuberLossBackward0")
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:  # noqa: A002
+    """``input`` divided by its ``p``-norm along ``dim`` (at least ``eps``), same shape and dtype;
+    follows ``torch.nn.functional.normalize``."""
+    result = input / input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
+    if out is not None:
+        out.copy_(result)
+        return out
+    return result
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002

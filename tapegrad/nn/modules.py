@@ -762,6 +762,28 @@ class MSELoss(Module):
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
+class L1Loss(Module):
+    """``F.l1_loss`` as a module; follows ``torch.nn.L1Loss``."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class HuberLoss(Module):
+    """``F.huber_loss`` as a module; follows ``torch.nn.HuberLoss``."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__()
+        self.reduction, self.delta = reduction, delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
 class CrossEntropyLoss(Module):
     """``F.cross_entropy`` as a module; follows ``torch.nn.CrossEntropyLoss``."""
 
