@@ -152,6 +152,7 @@ class DataParallel:
             _check_chunks(tape, specs, fn, len(self._param_specs))
             futures = self._place(distributed, chunks, arrays)
             self._names = tape._names[: len(self._param_specs)]
+            self._tape = tape  # checks the parameters of each call as a replay checks its inputs
             self.chunk_lengths = [int(spec[0][0][0]) if spec[0][0] else 1 for spec in specs]
             total = sum(self.chunk_lengths)
             self._weights = [n / total for n in self.chunk_lengths] if reduction == "mean" else None
@@ -268,18 +269,8 @@ class DataParallel:
     # -- calls -------------------------------------------------------------------------------
 
     def _check_params(self, params) -> list:
-        if len(params) != len(self._param_specs):
-            raise TypeError(f"the tape takes {len(self._param_specs)} parameters before the data, got {len(params)}")
-        arrays = []
-        for index, (value, (shape, dtype)) in enumerate(zip(params, self._param_specs)):
-            data = value._data if isinstance(value, Tensor) else np.asarray(value)
-            if data.shape != shape or data.dtype != dtype:
-                raise ValueError(
-                    f"parameter {index} ({self._names[index]!r}) was recorded as shape {shape} {dtype}, "
-                    f"got shape {data.shape} {data.dtype}"
-                )
-            arrays.append(np.ascontiguousarray(data))
-        return arrays
+        checked = self._tape._checked(params, len(self._param_specs), "parameter")
+        return [np.ascontiguousarray(data) for data in checked]
 
     def _run(self, params, want_grad: bool) -> list:
         """One task per group; per-chunk ``(value, grads)`` in chunk order."""

@@ -207,17 +207,26 @@ class Tape:
 
     # -- replaying ------------------------------------------------------------------------
 
-    def _load_inputs(self, inputs) -> None:
-        if len(inputs) != len(self.input_specs):
-            raise TypeError(f"the tape was recorded with {len(self.input_specs)} inputs, got {len(inputs)}")
-        for index, (value, (shape, dtype)) in enumerate(zip(inputs, self.input_specs)):
+    def _checked(self, values, count: int, what: str = "input") -> list:
+        """``values`` as arrays, each of the shape and dtype the first ``count`` inputs were
+        recorded with; ``TypeError`` for another number of them, ``ValueError`` naming the first
+        that differs (``what``: how the message calls them)."""
+        if len(values) != count:
+            raise TypeError(f"the tape was recorded with {count} {what}s, got {len(values)}")
+        arrays = []
+        for index, (value, (shape, dtype)) in enumerate(zip(values, self.input_specs)):
             data = value._data if isinstance(value, Tensor) else np.asarray(value)
             if data.shape != shape or data.dtype != dtype:
                 raise ValueError(
-                    f"input {index} ({self._names[index]!r}) was recorded as shape {shape} {dtype}, "
+                    f"{what} {index} ({self._names[index]!r}) was recorded as shape {shape} {dtype}, "
                     f"got shape {data.shape} {data.dtype}"
                 )
-            self._slot(self.input_rows[index])[...] = data.reshape(-1)
+            arrays.append(data)
+        return arrays
+
+    def _load_inputs(self, inputs) -> None:
+        for row, data in zip(self.input_rows, self._checked(inputs, len(self.input_specs))):
+            self._slot(row)[...] = data.reshape(-1)
 
     def _forward(self, inputs) -> None:
         forward, replay_rules, *_ = _kernels()

@@ -227,7 +227,7 @@ def test_bad_input_raises_clearly(client):
     with DataParallel(tape, chunks, client=client) as dp:
         with pytest.raises(ValueError, match=r"parameter 0 \('w'\)"):
             dp.value_and_grad(np.zeros(4))
-        with pytest.raises(TypeError, match="takes 1 parameters"):
+        with pytest.raises(TypeError, match="recorded with 1 parameters"):
             dp.value_and_grad(np.zeros(5), np.zeros(5))
     with pytest.raises(RuntimeError, match="closed"):
         dp(np.zeros(5))

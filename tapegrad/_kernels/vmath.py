@@ -44,34 +44,40 @@ from .config import inline, jit
 # -- 2**n from its bits --------------------------------------------------------------------
 
 
-@intrinsic
-def _bits_to_float(typingctx, bits):
-    """The float whose IEEE bits are ``bits`` (int64 -> float64, int32 -> float32)."""
-    target = {types.int64: types.float64, types.int32: types.float32}.get(bits)
-    if target is None:
-        return None
+def _bitcast(name: str, pairs: dict, doc: str):
+    """An intrinsic reinterpreting a value's bits as the type ``pairs`` gives for its own."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(target))
+    def typer(typingctx, value):
+        target = pairs.get(value)
+        if target is None:
+            return None
 
-    return target(bits), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(value), codegen
+
+    typer.__doc__ = doc
+    typer.__name__ = typer.__qualname__ = name  # numba names the intrinsic (and its symbols) so
+    return intrinsic(typer)
+
+
+_bits_to_float = _bitcast(
+    "_bits_to_float",
+    {types.int64: types.float64, types.int32: types.float32},
+    "The float whose IEEE bits are ``bits`` (int64 -> float64, int32 -> float32).",
+)
 
 
 def _bits_to_float_python(bits):
     return np.array(bits).view(np.float64 if np.asarray(bits).dtype == np.int64 else np.float32)[()]
 
 
-@intrinsic
-def _float_to_bits(typingctx, value):
-    """The IEEE bits of ``value`` (float64 -> int64, float32 -> int32)."""
-    target = {types.float64: types.int64, types.float32: types.int32}.get(value)
-    if target is None:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(target))
-
-    return target(value), codegen
+_float_to_bits = _bitcast(
+    "_float_to_bits",
+    {types.float64: types.int64, types.float32: types.int32},
+    "The IEEE bits of ``value`` (float64 -> int64, float32 -> int32).",
+)
 
 
 def _float_to_bits_python(value):
