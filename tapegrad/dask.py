@@ -621,5 +621,5 @@ def _replay(tape: Tape, inputs, param_count: int, want_grad: bool):
         raise ValueError("the recorded function must return one scalar (the loss on its chunk)")
     if not want_grad:
         return np.asarray(tape(*inputs)._data, np.float64).reshape(-1)[0], ()
-    value, grads = tape.value_and_grad(*inputs)
-    return np.asarray(value._data, np.float64).reshape(-1)[0], [g._data for g in grads[:param_count]]
+    value, grads = tape.value_and_grad(*inputs, argnums=tuple(range(param_count)))  # not the data's
+    return np.asarray(value._data, np.float64).reshape(-1)[0], [g._data for g in grads]

@@ -896,8 +896,9 @@ class _Replay:
                 seeds = np.concatenate(
                     [np.ones(1)] + [np.zeros(int(np.prod(tape._shape(row)))) for row in tape.output_rows[1:]]
                 )
+            wanted = tuple(self.position_of[i] for group in self.grad_leaves for i in group) if self.grad else None
             outputs, grads, guard_failed = tape._replay_batch(
-                inputs, [i in self.batched for i in self.floats], seeds, threads
+                inputs, [i in self.batched for i in self.floats], seeds, threads, wanted
             )
             results, offset = self.results, 0
             if self.grad:

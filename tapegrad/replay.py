@@ -25,7 +25,7 @@ import numpy as np
 from . import _grad_mode as grad_mode
 from . import _ops, _tape_file
 from ._record import _input_row
-from ._tape import CODE_DTYPES, LAYOUT, OPCODE, OPCODE_MASK
+from ._tape import CODE_DTYPES, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .autograd.engine import kernel_error
@@ -266,9 +266,56 @@ class Tape:
         self._forward(inputs)
         return self._outputs()
 
-    def backward(self, grad_outputs=None):
-        """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input,
-        for the inputs of the last forward."""
+    def _positions(self, argnums) -> tuple:
+        """The inputs ``argnums`` names (an int or a tuple of ints, negative from the end, as
+        ``torch.func.grad`` takes it), as a tuple of positions; ``IndexError`` outside them."""
+        count = len(self.input_rows)
+        positions = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+        checked = []
+        for position in positions:
+            if not isinstance(position, (int, np.integer)) or not -count <= position < count:
+                raise IndexError(f"argnums {argnums!r} names no input of a tape with {count} inputs")
+            checked.append(int(position) % count)
+        return tuple(checked)
+
+    def _rows_for(self, positions: tuple) -> np.ndarray:
+        """The rows, with ``NO_GRAD`` on the inputs outside ``positions``: the backward then gives
+        them no gradient slot, and the rules skip what only they would receive (``X`` in
+        ``X @ w`` with respect to ``w``: as much work as the gradient wanted). Cached."""
+        if len(positions) == len(self.input_rows):
+            return self.rows
+        cache = self.__dict__.setdefault("_masked_rows", {})
+        key = (id(self.rows), positions)  # a record again (rerecord=True) makes new rows
+        rows = cache.get(key)
+        if rows is None:
+            rows = self.rows.copy()
+            wanted = {int(self.input_rows[position]) for position in positions}
+            inputs = {int(row) for row in self.input_rows}
+            needs = np.zeros(len(rows), np.bool_)
+            # As recording marks rows: one needs a gradient when a row it reads does. A row
+            # left marked while what it reads is not would send its gradient to a row with no
+            # slot, which the kernels' call-free path for small rows does not check.
+            for row in range(len(rows)):
+                if row in inputs:
+                    needs[row] = row in wanted
+                elif not rows[row, OPCODE] & NO_GRAD:
+                    needs[row] = any(source >= 0 and needs[source] for source in self._sources(row))
+                if not needs[row]:
+                    rows[row, OPCODE] |= NO_GRAD
+            cache[key] = rows
+        return rows
+
+    def _sources(self, row: int) -> list:
+        opcode, in0, in1, iparam = (int(value) for value in self.rows[row, :4])
+        if _ops.OPS[opcode & OPCODE_MASK].family == _ops.NARY:  # stack/cat list their inputs in aux
+            count = int(self.aux[iparam])
+            return [row - int(delta) for delta in self.aux[iparam + 2 : iparam + 2 + count] if delta]
+        return [in0, in1]
+
+    def backward(self, grad_outputs=None, argnums=None):
+        """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input
+        (or to the inputs ``argnums`` names: an int gives one tensor, a tuple a tuple), for the
+        inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input."""
         if not self._forwarded:
             raise RuntimeError("call the tape (or value_and_grad) before backward")
         _, _, backward, (rules, saves, paths) = _kernels()
@@ -290,16 +337,17 @@ class Tape:
                         f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}."
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
+        positions = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
-            self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
-            self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
+            self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
+            paths, self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
         )  # fmt: skip
         if status:
             opcode = self.rows[row, OPCODE] & OPCODE_MASK
             raise kernel_error(status == backward.KERNEL_FAILED, "backward", _ops.OPS[opcode].name)
         arenas = (grad32, grad64)
         grads = []
-        for row in self.input_rows:
+        for row in self.input_rows[list(positions)]:
             shape = self._shape(row)
             if row < len(touched) and touched[row]:
                 code = self.layouts[self.rows[row, LAYOUT], 0]
@@ -307,19 +355,22 @@ class Tape:
                 grads.append(_wrap(arenas[code][start : start + int(np.prod(shape))].reshape(shape).copy()))
             else:
                 grads.append(_wrap(np.zeros(shape, self._dtype(row))))
-        return tuple(grads)
+        return grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
 
-    def value_and_grad(self, *inputs, grad_outputs=None):
+    def value_and_grad(self, *inputs, grad_outputs=None, argnums=None):
         """``(outputs, gradients)`` at new inputs: one forward and one backward replay.
 
         ``gradients`` is a tuple with one tensor per input, of its shape and dtype (zeros where
-        the outputs do not depend on it). ``grad_outputs`` weights the outputs (one array per
-        output, of its shape); it may be omitted for a single-element output. Raises as
-        ``__call__`` does, and ``RuntimeError`` for a ``grad_outputs`` of the wrong shape."""
+        the outputs do not depend on it); with ``argnums`` (an int or a tuple, as
+        ``torch.func.grad`` takes it), only those inputs', and the backward skips the work only
+        the others would need. ``grad_outputs`` weights the outputs (one array per output, of
+        its shape); it may be omitted for a single-element output. Raises as ``__call__`` does,
+        ``RuntimeError`` for a ``grad_outputs`` of the wrong shape, and ``IndexError`` for an
+        ``argnums`` naming no input."""
         self._forward(inputs)
-        return self._outputs(), self.backward(grad_outputs)
+        return self._outputs(), self.backward(grad_outputs, argnums)
 
-    def _replay_batch(self, inputs, batched, seeds=None, threads: int = 1):
+    def _replay_batch(self, inputs, batched, seeds=None, threads: int = 1, argnums=None):
         """Replay at ``B`` sets of inputs in compiled calls (``tapegrad.func.vmap``'s engine).
 
         ``inputs[i]`` is ``(B, *shape_i)`` where ``batched[i]``, else ``shape_i`` (the same for
@@ -328,6 +379,7 @@ class Tape:
         Returns ``(outputs, grads, failed)``: a ``(B, *shape)`` array per output and (with
         seeds) per input, and the slices whose guard failed (their results are not filled), left
         for the caller to record again. ``threads`` split the batch (the kernel holds no GIL).
+        With ``argnums`` (a tuple), only those inputs' gradients are computed (the others' are 0).
 
         Raises ``ValueError`` for an input of another shape or dtype than recorded."""
         forward, replay_rules, backward, (rules, saves, paths) = _kernels()
@@ -362,9 +414,10 @@ class Tape:
         output_shapes = [self._shape(row) for row in self.output_rows]
         output_places, outputs = packed(self.output_rows, output_shapes, size)
         with_grad = seeds is not None
+        rows = self._rows_for(self._positions(range(len(self.input_rows)) if argnums is None else argnums))
         if with_grad:  # the gradient slots, laid out and seeded once for every slice
             seeded = backward.backward_setup(
-                self.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
+                rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
                 self.output_rows, np.asarray(seeds, np.float64).reshape(-1),
             )  # fmt: skip
         else:
@@ -380,7 +433,7 @@ class Tape:
             work = tuple(arena.copy() for arena in values)
             scratch = np.zeros(self.sizes[0] if self.guards else 0, np.float64)  # guarded float32 values
             kernel.value_and_grad_slices(
-                lo, hi, self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
+                lo, hi, rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
                 work[0], work[1], scratch, packed_inputs[0], packed_inputs[1], input_places, outputs[0], outputs[1],
                 output_places, rules, saves, paths, unused, grad_offsets, seeded32.copy(), seeded64.copy(),
                 seeded32, seeded64, seeded_touched.copy(), seeded_touched, grads[0], grads[1], grad_places, statuses,

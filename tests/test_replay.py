@@ -205,3 +205,29 @@ def test_a_batch_replay_equals_one_replay_per_slice_and_reports_failed_guards():
             np.testing.assert_allclose(outputs[1][s], hidden._data, rtol=1e-12)
             np.testing.assert_allclose(grads[0][s], grad_w._data, rtol=1e-12)
             np.testing.assert_allclose(grads[1][s], grad_x._data, rtol=1e-12)
+
+
+def test_argnums_gives_those_gradients_and_skips_the_others():
+    """``value_and_grad(..., argnums=)``: the named inputs' gradients, equal to the full
+    backward's, in the order named (an int: one tensor). The other inputs lose their gradient
+    slots, and so do the rows that read only them (views, stacks of the data), including small
+    rows, whose call-free path does not check for a missing slot."""
+    rng = np.random.default_rng(3)
+    w, b, x = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal(4)
+
+    def loss(w, b, x):
+        rows = tg.stack([x, x * 2.0])  # only the data: no gradient needed
+        return ((rows @ w + b).tanh() ** 2).sum() + (x[None] @ w).sum()
+
+    tape = tg.record(loss, w, b, x)
+    value, (grad_w, grad_b, grad_x) = tape.value_and_grad(w, b, x)
+    again, (only_b, only_w) = tape.value_and_grad(w, b, x, argnums=(1, 0))
+    assert float(again) == float(value)
+    np.testing.assert_array_equal(only_w._data, grad_w._data)
+    np.testing.assert_array_equal(only_b._data, grad_b._data)
+    _, single = tape.value_and_grad(w, b, x, argnums=-1)
+    np.testing.assert_array_equal(single._data, grad_x._data)
+    outputs, grads, _ = tape._replay_batch([w, b, x[None]], [False, False, True], np.ones(1), argnums=(0,))
+    np.testing.assert_array_equal(grads[0][0], grad_w._data)
+    with pytest.raises(IndexError, match="argnums 3 names no input"):
+        tape.value_and_grad(w, b, x, argnums=3)
