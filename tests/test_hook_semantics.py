@@ -562,18 +562,28 @@ def test_hook_on_a_captured_tensor_is_not_a_replay_gradient():
 
 
 def test_autograd_grad_inside_record_on_an_outside_graph():
-    # Review finding: joining the roots' tapes once absorbed the recording tape.
+    # Review finding: joining the roots' tapes once absorbed the recording tape. Gradients taken
+    # while recording are refused now (a replay would reuse them as constants); the refusal
+    # leaves the outside graph whole, and a recording without the call still works.
     w = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
     outside = (w * w).exp().sin().cos().sum()
 
-    def f(x):
+    def f(x, take_gradient=True):
         y = (x * x).sum()
-        tg.autograd.grad([y, outside], [x, w], retain_graph=True, allow_unused=True)
+        if take_gradient:
+            tg.autograd.grad([y, outside], [x, w], retain_graph=True, allow_unused=True)
         return (x * 3).sum() + y
 
-    tape = tg.record(f, np.array([1.0, 2.0]))
+    with pytest.raises(NotImplementedError, match="inside tapegrad.record"):
+        tg.record(f, np.array([1.0, 2.0]))
+    tape = tg.record(lambda x: f(x, take_gradient=False), np.array([1.0, 2.0]))
     value, (grad,) = tape.value_and_grad(np.array([2.0, 3.0]))
     assert float(value) == 28.0 and grad.tolist() == [7.0, 9.0]
+    outside.backward()
+    expected = (
+        -np.sin(np.sin(np.exp([1.0, 4.0]))) * np.cos(np.exp([1.0, 4.0])) * np.exp([1.0, 4.0]) * 2 * np.array([1.0, 2.0])
+    )
+    np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-12)
 
 
 def test_leaf_root_hook_sees_the_total():

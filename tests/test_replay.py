@@ -231,3 +231,23 @@ def test_argnums_gives_those_gradients_and_skips_the_others():
     np.testing.assert_array_equal(grads[0][0], grad_w._data)
     with pytest.raises(IndexError, match="argnums 3 names no input"):
         tape.value_and_grad(w, b, x, argnums=3)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("call", ["grad", "backward"])
+def test_a_gradient_taken_inside_a_recording_refuses_rather_than_replay_a_constant(call, create_graph):
+    """Gradients computed while recording would enter the tape as constants: replayed at
+    ``[3, -1]`` the function below returned 153 (its value at the recording's ``[1, 2]``)
+    where eager gives 738. Recording refuses instead."""
+
+    def f(w):
+        loss = (w * w * w).sum()
+        if call == "grad":
+            (g,) = tg.autograd.grad(loss, w, create_graph=create_graph)
+        else:
+            loss.backward(create_graph=create_graph)
+            g = w.grad
+        return (g * g).sum()
+
+    with pytest.raises(NotImplementedError, match="inside tapegrad.record"):
+        tg.record(f, np.array([1.0, 2.0]))

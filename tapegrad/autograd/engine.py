@@ -106,6 +106,13 @@ def _seed(index: int, root, gradient) -> np.ndarray:
 def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False, *, collect=None):
     """Backpropagate from ``roots``; fill ``.grad`` of leaves, or, with ``collect`` (a list of
     tensors), return their gradients instead (``autograd.grad``)."""
+    if _grad_state.recording is not None:
+        # Computed here, the gradients would enter the recording as constants: a replay at other
+        # inputs would return the recording's gradients, silently wrong.
+        raise NotImplementedError(
+            "backward() and autograd.grad inside tapegrad.record are not supported yet: a replay would "
+            "reuse the gradients of the recording's inputs (Tape.value_and_grad differentiates the tape)"
+        )
     if create_graph:
         from .higher_order import run_create_graph
 
