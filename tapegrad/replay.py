@@ -77,7 +77,8 @@ def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
     Raises:
         TypeError: an input is not floating point, or ``fn`` returns something else than
             tensors. NotImplementedError: ``fn`` calls a custom ``autograd.Function`` or
-            ``register_hook`` (a replay runs no Python).
+            ``register_hook`` (a replay runs no Python), or takes a gradient (``backward()``,
+            ``autograd.grad``: a replay would reuse the recording's; differentiate the tape).
 
     >>> import tapegrad as tg
     >>> tape = tg.record(lambda w: (w * w).sum(), tg.zeros(3))
