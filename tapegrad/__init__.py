@@ -177,12 +177,12 @@ from .tensor import Size, Tensor
 _warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tapegrad(\.|$)")
 
 
-def _module_function(name: str):
+def _module_function(name: str, doc: str = ""):
     def function(input: Tensor, *args, **kwargs):  # noqa: A002 - PyTorch's parameter name
         return getattr(input, name)(*args, **kwargs)
 
-    function.__name__ = name
-    function.__doc__ = f"``tapegrad.{name}(x)`` is ``x.{name}()``."
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = doc or f"``tapegrad.{name}(x)`` is ``x.{name}()``."
     return function
 
 
@@ -226,16 +226,10 @@ pi = _math.pi
 e = _math.e
 
 
-def _comparison_function(name: str):
-    def compare(input: Tensor, other) -> Tensor:  # noqa: A002
-        return getattr(input, name)(other)
-
-    compare.__name__ = compare.__qualname__ = name
-    compare.__doc__ = f"``input.{name}(other)``, elementwise, a boolean tensor; follows ``torch.{name}``."
-    return compare
-
-
-eq, ne, lt, le, gt, ge = (_comparison_function(name) for name in ("eq", "ne", "lt", "le", "gt", "ge"))
+eq, ne, lt, le, gt, ge = (
+    _module_function(name, f"``input.{name}(other)``, elementwise, a boolean tensor; follows ``torch.{name}``.")
+    for name in ("eq", "ne", "lt", "le", "gt", "ge")
+)
 
 
 def is_tensor(value):

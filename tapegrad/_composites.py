@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _dtypes, _factories, return_types
 from ._indexing import gather, index_select, repeat
-from ._linalg import matmul
+from ._record import broadcast_shape
 from ._views import cat, expand, permute, reshape, stack, transpose, unsqueeze
 from ._views import diagonal as _diagonal
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, install
@@ -54,14 +54,16 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
         return _diagonal(input, diagonal)
     if ndim != 1:
         raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{ndim}D")
-    n = input._data.shape[0] + abs(diagonal)
-    # Row i of the result holds input[i - max(0, -diagonal)] at column i + diagonal: a one-hot
-    # placement (a constant) times the values, summed: the gradient is the placement's transpose.
-    placement = np.zeros((n * n, input._data.shape[0]), input._data.dtype)
-    for k in range(input._data.shape[0]):
-        row = k + max(0, -diagonal)
-        placement[row * n + row + diagonal, k] = 1
-    return reshape(matmul(_wrap(placement), input), (n, n))
+    count = input._data.shape[0]
+    n = count + abs(diagonal)
+    # Element k goes to row k + max(0, -diagonal), column row + diagonal; every other position
+    # picks the zero appended after the input: one gather, whose gradient is a scatter back
+    # (a one-hot placement matrix took n**3 memory).
+    rows = np.arange(count) + max(0, -diagonal)
+    picks = np.full(n * n, count, np.int64)
+    picks[rows * n + rows + diagonal] = np.arange(count)
+    padded = cat([input, _wrap(np.zeros(1, input._data.dtype))], 0)
+    return reshape(index_select(padded, 0, _wrap(picks)), (n, n))
 
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
@@ -190,18 +192,9 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:  # noqa: A002
     mask = as_tensor(mask)
     if mask._data.dtype.kind != "b":
         raise RuntimeError("masked_select: expected BoolTensor for mask")
-    shape = _broadcast_shape(mask._data.shape, input._data.shape)
+    shape = broadcast_shape(mask._data.shape, input._data.shape)
     x = input if input._data.shape == shape else expand(input, shape)
     return _flat_index(x, np.flatnonzero(np.broadcast_to(mask._data, shape)))
-
-
-def _broadcast_shape(a: tuple, b: tuple) -> tuple:
-    try:
-        return np.broadcast_shapes(a, b)
-    except ValueError:
-        from ._record import broadcast_error
-
-        raise broadcast_error(a, b) from None
 
 
 def repeat_interleave(input: Tensor, repeats=None, dim=None, *, output_size=None) -> Tensor:  # noqa: A002
@@ -361,7 +354,7 @@ def cross(input: Tensor, other: Tensor, dim=None, *, out=None) -> Tensor:  # noq
     follows ``torch.cross``. Raises ``RuntimeError`` when the dimension is not of length 3."""
     other = as_tensor(other)
     if dim is None:
-        sizes = np.broadcast_shapes(input._data.shape, other._data.shape)
+        sizes = broadcast_shape(input._data.shape, other._data.shape)
         found = [d for d, extent in enumerate(sizes) if extent == 3]
         if not found:
             raise RuntimeError("no dimension of size 3 in input")
@@ -370,7 +363,7 @@ def cross(input: Tensor, other: Tensor, dim=None, *, out=None) -> Tensor:  # noq
 
 
 def _cross(a: Tensor, b: Tensor, dim: int) -> Tensor:
-    shape = _broadcast_shape(a._data.shape, b._data.shape)
+    shape = broadcast_shape(a._data.shape, b._data.shape)
     dim = _normalize_dim(dim, len(shape))
     if a._data.shape[dim] != 3 or b._data.shape[dim] != 3:
         raise RuntimeError(
@@ -397,7 +390,7 @@ def bernoulli(input: Tensor, p=None, *, generator=None, out=None) -> Tensor:  # 
     numpy's Generator; follows ``torch.bernoulli``. Raises ``RuntimeError`` for probabilities
     outside [0, 1]."""
     if input._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for '{_type_name(input)}'")
+        raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for '{input.dtype.type_name}'")
     probabilities = input._data if p is None else np.full(input._data.shape, p)
     if not ((probabilities >= 0) & (probabilities <= 1)).all():
         raise RuntimeError(
@@ -406,12 +399,6 @@ def bernoulli(input: Tensor, p=None, *, generator=None, out=None) -> Tensor:  # 
         )
     rng = _factories.numpy_generator(generator)
     return _wrap((rng.random(input._data.shape) < probabilities).astype(input._data.dtype))
-
-
-def _type_name(x: Tensor) -> str:
-    return {"int64": "Long", "int32": "Int", "int16": "Short", "uint8": "Byte", "bool": "Bool"}.get(
-        x._data.dtype.name, x._data.dtype.name.title()
-    )
 
 
 def promote_types(type1, type2):
@@ -441,7 +428,7 @@ def _uniform_(self, *args, generator=None, **kwargs) -> Tensor:
     bounds.update(kwargs)
     low, high = bounds.get("from", 0.0), bounds.get("to", 1.0)
     if self._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"check_uniform_bounds\" not implemented for '{_type_name(self)}'")
+        raise NotImplementedError(f"\"check_uniform_bounds\" not implemented for '{self.dtype.type_name}'")
     if low > high:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={low} > to={high}")
     values = _factories.numpy_generator(generator).uniform(low, high, self._data.shape)
@@ -452,7 +439,7 @@ def _normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Te
     """Fill in place with normal samples from numpy's Generator and return self; follows
     ``torch.Tensor.normal_``."""
     if self._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for '{_type_name(self)}'")
+        raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for '{self.dtype.type_name}'")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     return _fill_in_place(self, _factories.numpy_generator(generator).normal(mean, std, self._data.shape))

@@ -8,10 +8,12 @@ import numpy as np
 class dtype:  # noqa: N801 - named like torch.dtype, which users spell in lower case
     """A tensor element type; prints as ``tapegrad.float32`` the way PyTorch prints ``torch.float32``."""
 
-    __slots__ = ("name", "numpy", "is_floating_point", "itemsize", "category")
+    __slots__ = ("name", "numpy", "is_floating_point", "itemsize", "category", "type_name", "c_name")
 
-    def __init__(self, name: str, numpy_type, category: int):
+    def __init__(self, name: str, numpy_type, category: int, type_name: str, c_name: str):
         self.name = name
+        # The names PyTorch's messages print: its scalar type ("Float") and, in some, C's ("float").
+        self.type_name, self.c_name = type_name, c_name
         self.numpy = np.dtype(numpy_type)
         self.is_floating_point = category == FLOATING
         self.itemsize = self.numpy.itemsize
@@ -27,13 +29,13 @@ class dtype:  # noqa: N801 - named like torch.dtype, which users spell in lower 
 
 BOOLEAN, INTEGER, FLOATING = 0, 1, 2
 
-float32 = dtype("float32", np.float32, FLOATING)
-float64 = dtype("float64", np.float64, FLOATING)
-int64 = dtype("int64", np.int64, INTEGER)
-int32 = dtype("int32", np.int32, INTEGER)
-int16 = dtype("int16", np.int16, INTEGER)
-uint8 = dtype("uint8", np.uint8, INTEGER)
-bool = dtype("bool", np.bool_, BOOLEAN)  # noqa: A001 - PyTorch's name for it
+float32 = dtype("float32", np.float32, FLOATING, "Float", "float")
+float64 = dtype("float64", np.float64, FLOATING, "Double", "double")
+int64 = dtype("int64", np.int64, INTEGER, "Long", "long int")
+int32 = dtype("int32", np.int32, INTEGER, "Int", "int")
+int16 = dtype("int16", np.int16, INTEGER, "Short", "short int")
+uint8 = dtype("uint8", np.uint8, INTEGER, "Byte", "unsigned char")
+bool = dtype("bool", np.bool_, BOOLEAN, "Bool", "bool")  # noqa: A001 - PyTorch's name for it
 float = float32  # noqa: A001
 double = float64
 long = int64

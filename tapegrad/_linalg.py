@@ -6,19 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes
-from ._record import broadcast_error, record, write_out
+from ._record import broadcast_shape, record, write_out
 from ._views import expand, reshape, squeeze, unsqueeze
 from .tensor import Tensor, as_tensor, install
-
-_TYPE_NAMES = {"float32": "float", "float64": "double", "int64": "long", "int32": "int", "bool": "bool"}
 
 
 def _check_same_dtype(a: Tensor, b: Tensor) -> None:
     if a._data.dtype != b._data.dtype:
-        raise RuntimeError(
-            f"expected m1 and m2 to have the same dtype, but got: "
-            f"{_TYPE_NAMES[a.dtype.name]} != {_TYPE_NAMES[b.dtype.name]}"
-        )
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.c_name} != {b.dtype.c_name}")
 
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:
@@ -74,10 +69,7 @@ def _batched(a: Tensor, b: Tensor) -> Tensor:
             f"Expected size for first two dimensions of batch2 tensor to be: [{b._data.shape[0] if b._data.ndim > 2 else 1}, {k}] "
             f"but got: [{b._data.shape[0] if b._data.ndim > 2 else 1}, {k2}]."
         )
-    try:
-        batch = np.broadcast_shapes(a._data.shape[:-2], b._data.shape[:-2])
-    except ValueError:
-        raise broadcast_error(a._data.shape[:-2], b._data.shape[:-2]) from None
+    batch = broadcast_shape(a._data.shape[:-2], b._data.shape[:-2])
     count = int(np.prod(batch, dtype=np.int64))
     a3 = _as_batch(a, batch + (m, k), (count, m, k))
     b3 = _as_batch(b, batch + (k, n), (count, k, n))

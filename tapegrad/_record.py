@@ -200,6 +200,14 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     return result
 
 
+def broadcast_shape(shape_a: tuple, shape_b: tuple) -> tuple:
+    """The shape both broadcast to; PyTorch's ``RuntimeError`` (``broadcast_error``) if none."""
+    try:
+        return np.broadcast_shapes(shape_a, shape_b)
+    except ValueError:
+        raise broadcast_error(shape_a, shape_b) from None
+
+
 def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
     for offset in range(1, max(len(shape_a), len(shape_b)) + 1):
         size_a = shape_a[-offset] if offset <= len(shape_a) else 1
@@ -545,7 +553,7 @@ def _to(self, *args, **kwargs) -> Tensor:
 
 def _type(self, dtype=None):
     if dtype is None:
-        return f"tapegrad.{ {'f': 'Float', 'd': 'Double'}.get(self._data.dtype.char, 'Long') }Tensor"
+        return f"tapegrad.{self.dtype.type_name}Tensor"
     return self.to(dtype)
 
 

@@ -50,8 +50,7 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
         return tuple(_wrap(np.asarray(index, np.int64)) for index in np.nonzero(condition._data))
     if condition._data.dtype != np.bool_:
         raise RuntimeError(
-            "where expected condition to be a boolean tensor, but got a tensor with dtype "
-            + _TYPE_NAMES.get(condition._data.dtype.name, condition._data.dtype.name)
+            "where expected condition to be a boolean tensor, but got a tensor with dtype " + condition.dtype.type_name
         )
     a, b = _operands(input, other)
     result = _dtypes.result_type(a.dtype, a._data.ndim, b.dtype, b._data.ndim).numpy
@@ -78,9 +77,6 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
     tape.save(mask, np.ascontiguousarray(np.broadcast_to(condition._data, shape), dtype=out.dtype))
     row = tape.append(_opcode("where", requires), row_a, row_b, tape.n - mask, layout, 0.0)
     return _recorded(out, tape, row, requires)
-
-
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int"}  # PyTorch's
 
 
 def _operands(first, second) -> tuple:
@@ -173,6 +169,7 @@ install(
         "isinf": isinf,
         "isfinite": isfinite,
         "isclose": isclose,
+        "allclose": allclose,
         "equal": equal,
         "all": all,
         "any": any,

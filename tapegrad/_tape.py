@@ -434,16 +434,21 @@ class Tape:
     def sources(self, row: int) -> list:
         """The rows ``row`` reads, in order, -1 for an operand with no row: ``in0`` and ``in1``,
         or the inputs a stack/cat lists in aux as deltas from itself (0: no row)."""
-        opcode, in0, in1, iparam = self.ints[row * ROW_WIDTH : row * ROW_WIDTH + 4]
-        if _LISTS_INPUTS[opcode & OPCODE_MASK]:
-            count = self.aux[iparam]
-            return [row - delta if delta else -1 for delta in self.aux[iparam + 2 : iparam + 2 + count]]
-        return [in0, in1]
+        return row_sources(row, *self.ints[row * ROW_WIDTH : row * ROW_WIDTH + 4], self.aux)
 
     def shape_of(self, row: int) -> tuple:
         layout = self.ints[row * ROW_WIDTH + LAYOUT]
         _, _, ndim, offset = self.layout_table[4 * layout : 4 * layout + 4]
         return tuple(self.dims[offset : offset + ndim])
+
+
+def row_sources(row: int, opcode: int, in0: int, in1: int, iparam: int, aux) -> list:
+    """The rows ``row`` reads (``Tape.sources``), from its fields and the aux table: for a
+    recording's tape and for a replay's arrays alike."""
+    if _LISTS_INPUTS[opcode & OPCODE_MASK]:
+        count = int(aux[iparam])
+        return [row - int(delta) if delta else -1 for delta in aux[iparam + 2 : iparam + 2 + count]]
+    return [int(in0), int(in1)]
 
 
 def resolve(tensor) -> Tape:

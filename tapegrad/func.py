@@ -40,7 +40,7 @@ import numpy as np
 from . import _factories, _threads
 from . import _grad_mode as grad_mode
 from ._views import stack
-from .autograd.gradients import grad as _autograd_grad
+from .autograd import functional as _functional
 from .replay import GuardError, Tape
 from .tensor import Tensor, _wrap
 
@@ -186,22 +186,9 @@ def _differentiable(x, nested: bool):
     return x.detach().requires_grad_()
 
 
-def _gradients(outputs, inputs, grad_outputs, create_graph: bool) -> list:
+def _gradients(outputs, inputs, grad_outputs, create_graph: bool) -> tuple:
     """d outputs / d inputs weighted by ``grad_outputs``; zeros for inputs nothing reached."""
-    pairs = [(out, seed) for out, seed in zip(outputs, grad_outputs) if out.requires_grad]
-    if not pairs or not inputs:
-        return [_wrap(np.zeros_like(x._data)) for x in inputs]
-    return list(
-        _autograd_grad(
-            [out for out, _ in pairs],
-            inputs,
-            [seed for _, seed in pairs],
-            retain_graph=True,
-            create_graph=create_graph,
-            allow_unused=True,
-            materialize_grads=True,
-        )
-    )
+    return _functional._gradients(outputs, inputs, grad_outputs, create_graph, retain_graph=True)
 
 
 def _argnums(argnums, count: int) -> tuple[tuple, bool]:
@@ -404,19 +391,7 @@ def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
         inputs = [x for flat in flats for x in flat]
         per_output = []
         for out in outputs:
-            rows = []
-            for element in range(out.numel()):
-                seed = np.zeros(out.numel(), out._data.dtype)
-                seed[element] = 1
-                rows.append(_gradients([out], inputs, [_wrap(seed.reshape(out._data.shape))], nested))
-            blocks = []
-            for index, x in enumerate(inputs):
-                shape = tuple(out.shape) + tuple(x.shape)
-                if rows:
-                    blocks.append(stack([row[index] for row in rows]).reshape(shape))
-                else:
-                    blocks.append(_wrap(np.zeros(shape, x._data.dtype)))
-            blocks = iter(blocks)
+            blocks = iter(_functional._jacobian_of(out, tuple(inputs), nested))
             trees = [_unflatten(spec, [next(blocks) for _ in flat]) for spec, flat in zip(specs, flats)]
             per_output.append(trees[0] if single else tuple(trees))
         jacobians = _unflatten(output_spec, per_output)
@@ -810,6 +785,8 @@ class _Replay:
                     if i not in self.floats:
                         raise _UnrecordableError("a differentiated argument is not a floating-point tensor")
             self.position_of = {leaf: k for k, leaf in enumerate(self.floats)}
+        # The tape inputs whose gradients are asked for, in the order the results take them.
+        self.wanted = tuple(self.position_of[i] for group in self.grad_leaves for i in group) if self.grad else None
 
     # -- recording
 
@@ -860,8 +837,8 @@ class _Replay:
 
     def run(self):
         batch = self.batch
-        groups = {}
-        for index in range(batch):
+        groups = {} if self.keys else {(): list(range(batch))}  # no sliced integers: one group
+        for index in range(batch if self.keys else 0):
             key = tuple(self.leaves[i]._data[(slice(None),) * self.dims[i] + (index,)].tobytes() for i in self.keys)
             groups.setdefault(key, []).append(index)
         self.tapes = {}
@@ -887,19 +864,15 @@ class _Replay:
         slices whose guards failed."""
         tape = self.tapes[key][0]
         size = self.transform.chunk_size or len(indices)
+        seeds = self._seeds(tape) if self.grad else None
         failed = []
         for start in range(0, len(indices), size):
             chunk = np.asarray(indices[start : start + size])
             inputs = [self.batched[i][chunk] if i in self.batched else self.leaves[i]._data for i in self.floats]
-            seeds = None
-            if self.grad:  # d(output 0) only; the aux outputs get zero seeds
-                seeds = np.concatenate(
-                    [np.ones(1)] + [np.zeros(int(np.prod(tape._shape(row)))) for row in tape.output_rows[1:]]
-                )
-            wanted = tuple(self.position_of[i] for group in self.grad_leaves for i in group) if self.grad else None
             outputs, grads, guard_failed = tape._replay_batch(
-                inputs, [i in self.batched for i in self.floats], seeds, threads, wanted
-            )
+                inputs, [i in self.batched for i in self.floats], None if seeds is None else np.concatenate([np.ravel(seed) for seed in seeds]),
+                threads, self.wanted,
+            )  # fmt: skip
             results, offset = self.results, 0
             if self.grad:
                 for group in self.grad_leaves:
@@ -925,15 +898,17 @@ class _Replay:
         results = self.results
         offset = 0
         if self.grad:
-            seeds = [np.ones(())] + [np.zeros(tape._shape(row)) for row in tape.output_rows[1:]]
-            grads = tape.backward(seeds)
-            for group in self.grad_leaves:
-                for i in group:
-                    results[offset][index] = grads[self.position_of[i]]._data
-                    offset += 1
+            for grad in tape.backward(self._seeds(tape), argnums=self.wanted):
+                results[offset][index] = grad._data
+                offset += 1
         for row in tape.output_rows:
             results[offset][index] = tape._slot(row).reshape(tape._shape(row))
             offset += 1
+
+    @staticmethod
+    def _seeds(tape: Tape) -> list:
+        """d(output 0) only: the aux outputs are seeded with zeros."""
+        return [np.ones(())] + [np.zeros(tape._shape(row)) for row in tape.output_rows[1:]]
 
     def _rerun(self, key, index: int) -> None:
         """A slice whose guard failed: replay the other recordings of its group, and record it

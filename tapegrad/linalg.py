@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _composites
+from ._record import broadcast_shape
 from .autograd.function import Function
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, install
 
@@ -39,7 +40,7 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:
     """The dot product of ``x`` and ``y`` (broadcast) along ``dim``; follows
     ``torch.linalg.vecdot``."""
     x, y = as_tensor(x), as_tensor(y)
-    shape = _composites._broadcast_shape(x.shape, y.shape)
+    shape = broadcast_shape(x.shape, y.shape)
     _normalize_dim(dim, max(len(shape), 1))
     return (x * y).sum(dim)
 
@@ -57,9 +58,7 @@ def _check_square(A: Tensor, name: str) -> None:  # noqa: N803
             f"{name}: A must be batches of square matrices, but they are {A.shape[-2]} by {A.shape[-1]} matrices"
         )
     if A._data.dtype.kind != "f":
-        raise RuntimeError(
-            f"{name}: Expected a floating point or complex tensor as input. Got {_composites._type_name(A)}"
-        )
+        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got {A.dtype.type_name}")
 
 
 def _first_zero_pivot(matrix: np.ndarray) -> int:
@@ -99,17 +98,16 @@ class _Solve(Function):
             X = np.linalg.solve(A._data, B._data)  # noqa: N806
         except np.linalg.LinAlgError:
             raise _singular(A._data, "linalg.solve") from None
-        ctx.save_for_backward(A, B)
-        return _wrap(X.astype(np.result_type(A._data, B._data)))
+        ctx.save_for_backward(A)
+        result = X.astype(np.result_type(A._data, B._data))
+        ctx.solution = result.copy()  # the backward's X, not solved again (the output may change in place)
+        return _wrap(result)
 
     @staticmethod
     def backward(ctx, grad):
-        A, B = ctx.saved_tensors  # noqa: N806
+        (A,) = ctx.saved_tensors  # noqa: N806
         grad_B = _Solve.apply(A.mT, grad)  # noqa: N806
-        grad_A = None  # noqa: N806
-        if ctx.needs_input_grad[0]:
-            X = _Solve.apply(A, B)  # noqa: N806
-            grad_A = -(grad_B @ X.mT)  # noqa: N806
+        grad_A = -(grad_B @ _wrap(ctx.solution).mT) if ctx.needs_input_grad[0] else None  # noqa: N806
         return grad_A, grad_B
 
 
@@ -131,7 +129,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # no
             "linalg.solve: Incompatible shapes of A and B for the equation AX = B "
             f"({A.shape[-2]}x{A.shape[-1]} and {rows}x{columns})"
         )
-    batch = tuple(np.broadcast_shapes(tuple(A.shape[:-2]), tuple(matrix_B.shape[:-2])))
+    batch = tuple(broadcast_shape(tuple(A.shape[:-2]), tuple(matrix_B.shape[:-2])))
     if tuple(A.shape[:-2]) != batch:
         A = A.expand(*batch, *A.shape[-2:])  # noqa: N806
     if tuple(matrix_B.shape[:-2]) != batch:
@@ -147,13 +145,13 @@ class _Inverse(Function):
             inverse = np.linalg.inv(A._data)
         except np.linalg.LinAlgError:
             raise _singular(A._data, "linalg.inv") from None
-        ctx.save_for_backward(A)
-        return _wrap(inverse.astype(A._data.dtype))
+        inverse = inverse.astype(A._data.dtype)
+        ctx.inverse = inverse.copy()  # for the backward, not inverted again (the output may change in place)
+        return _wrap(inverse)
 
     @staticmethod
     def backward(ctx, grad):
-        (A,) = ctx.saved_tensors  # noqa: N806
-        inverse_T = _Inverse.apply(A).mT  # noqa: N806
+        inverse_T = _wrap(ctx.inverse).mT  # noqa: N806
         return -(inverse_T @ grad @ inverse_T)
 
 

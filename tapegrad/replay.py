@@ -25,7 +25,7 @@ import numpy as np
 from . import _grad_mode as grad_mode
 from . import _ops, _tape_file
 from ._record import _input_row
-from ._tape import CODE_DTYPES, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK
+from ._tape import CODE_DTYPES, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .autograd.engine import kernel_error
@@ -300,18 +300,12 @@ class Tape:
                 if row in inputs:
                     needs[row] = row in wanted
                 elif not rows[row, OPCODE] & NO_GRAD:
-                    needs[row] = any(source >= 0 and needs[source] for source in self._sources(row))
+                    sources = row_sources(row, *self.rows[row, :4], self.aux)
+                    needs[row] = any(source >= 0 and needs[source] for source in sources)
                 if not needs[row]:
                     rows[row, OPCODE] |= NO_GRAD
             cache[key] = rows
         return rows
-
-    def _sources(self, row: int) -> list:
-        opcode, in0, in1, iparam = (int(value) for value in self.rows[row, :4])
-        if _ops.OPS[opcode & OPCODE_MASK].family == _ops.NARY:  # stack/cat list their inputs in aux
-            count = int(self.aux[iparam])
-            return [row - int(delta) for delta in self.aux[iparam + 2 : iparam + 2 + count] if delta]
-        return [in0, in1]
 
     def backward(self, grad_outputs=None, argnums=None):
         """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input
@@ -399,17 +393,15 @@ class Tape:
             arrays = tuple(np.empty((leading, n), dtype) for n, dtype in zip(totals, (np.float32, np.float64)))
             return np.array(places, np.int64).reshape(-1, 2), arrays
 
-        values = tuple(arena.copy() for arena in self.values)  # constants and the recording's values
         input_places, packed_inputs = packed(self.input_rows, [shape for shape, _ in self.input_specs], size)
-        for index, (value, is_batched, (shape, dtype)) in enumerate(zip(inputs, batched, self.input_specs)):
-            data = np.asarray(value._data if isinstance(value, Tensor) else value)
-            expected = ((size,) if is_batched else ()) + tuple(shape)
-            if data.shape != expected or data.dtype != dtype:
-                raise ValueError(
-                    f"input {index} ({self._names[index]!r}) must be {expected} {dtype}, got {data.shape} {data.dtype}"
-                )
-            row, position = input_places[index]
-            numel = int(np.prod(shape))
+        arrays = [np.asarray(value._data if isinstance(value, Tensor) else value) for value in inputs]
+        for index, data in enumerate(arrays):
+            if batched[index] and len(data) != size:
+                raise ValueError(f"input {index} ({self._names[index]!r}) has {len(data)} slices, not {size}")
+        # A slice of each batched input is checked as a replay's input is.
+        self._checked([data[0] if is_batched else data for data, is_batched in zip(arrays, batched)], len(arrays))
+        for (row, position), data, is_batched in zip(input_places, arrays, batched):
+            numel = data[0].size if is_batched else data.size
             target = packed_inputs[codes[row]][:, position : position + numel]
             target[...] = data.reshape(size, numel) if is_batched else data.reshape(numel)
         output_shapes = [self._shape(row) for row in self.output_rows]
@@ -427,17 +419,19 @@ class Tape:
         input_shapes = [shape for shape, _ in self.input_specs]
         grad_places, grads = packed(self.input_rows, input_shapes, size if with_grad else 0)
         statuses = np.zeros(size, np.int64)
-        unused = np.zeros(len(self.rows), np.bool_)
+        from ._kernels import families
+
+        families.announce(kernel.value_and_grad_slices, "vmap interpreter")
 
         def run(lo, hi):
-            # One working copy of the arenas per call: each thread has its own.
-            work = tuple(arena.copy() for arena in values)
+            # A working copy of the arenas (constants and the recording's values) per thread.
+            work = tuple(arena.copy() for arena in self.values)
             scratch = np.zeros(self.sizes[0] if self.guards else 0, np.float64)  # guarded float32 values
             kernel.value_and_grad_slices(
                 lo, hi, rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
                 work[0], work[1], scratch, packed_inputs[0], packed_inputs[1], input_places, outputs[0], outputs[1],
-                output_places, rules, saves, paths, unused, grad_offsets, seeded32.copy(), seeded64.copy(),
-                seeded32, seeded64, seeded_touched.copy(), seeded_touched, grads[0], grads[1], grad_places, statuses,
+                output_places, rules, saves, paths, self.freed, grad_offsets, np.empty_like(seeded32), np.empty_like(seeded64),
+                seeded32, seeded64, np.empty_like(seeded_touched), seeded_touched, grads[0], grads[1], grad_places, statuses,
                 forward.FAMILIES.addresses, backward.FAMILIES.addresses, with_grad,
             )  # fmt: skip
 
@@ -544,15 +538,6 @@ class Tape:
         self._fill(values)
         if self._rerecord:
             self._rerecord = False  # the function is not shipped with the tape
-
-    def _clone(self) -> Tape:
-        """A twin that shares this tape's read-only row arrays and guards but owns new value
-        buffers (``values``, ``scratch``, ``freed``, filled with this tape's constants): one per
-        thread, so that threads replay the same recording concurrently (``tapegrad.func.vmap``)."""
-        twin = Tape.__new__(Tape)
-        twin.__dict__.update(self.__dict__)
-        twin._fill(self.values)
-        return twin
 
     def _fill(self, values) -> None:
         self._allocate()

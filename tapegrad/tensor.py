@@ -388,18 +388,6 @@ class Tensor:
     def __pos__(self):
         return self
 
-    @property
-    def _version_number(self) -> int:
-        return 0 if self._version_counter is None else self._version_counter[0]
-
-    def equal(self, other) -> bool:
-        """True if ``other`` has the same shape and values; follows ``torch.Tensor.equal``."""
-        return self.shape == other.shape and _bool(np.array_equal(self._data, other._data))
-
-    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
-        """True if all values are within ``atol + rtol * |other|``; follows ``torch.Tensor.allclose``."""
-        return _bool(np.allclose(self._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
-
     def view_as(self, other):
         """``self.view(other.shape)``; follows ``torch.Tensor.view_as``."""
         return self.view(other.shape)

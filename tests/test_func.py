@@ -276,15 +276,6 @@ def test_functional_call_restores_ties_and_strict():
     assert tied[1].weight is tied[0].weight
 
 
-def test_tape_clone_owns_its_values():
-    tape = tg.record(lambda v: (v * 3).sum(), np.ones(2))
-    twin = tape._clone()
-    assert twin.rows is tape.rows and twin.values[1] is not tape.values[1]
-    assert float(twin(np.array([1.0, 2.0]))) == 9.0
-    assert float(tape(np.array([0.0, 1.0]))) == 3.0
-    assert twin.backward()[0].tolist() == [3.0, 3.0]
-
-
 # -- against torch.func ---------------------------------------------------------------------
 
 

@@ -303,10 +303,8 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     elif rule == SOFTMAX:
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
-        if inner == 1:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
-            for o in range(outer):
-                block = slice(o * extent, (o + 1) * extent)
-                normalization.softmax_backward(y[block], g[block], ga[block])
+        if inner == 1 and extent > 0:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
+            normalization.softmax_groups_backward(y, g, ga, extent, False)
             return True
         for o in range(outer):
             for i in range(inner):
@@ -317,11 +315,7 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                 for k in range(extent):
                     ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
     elif rule == LAYER_NORM:  # iparam: the elements normalised together; param: eps
-        x = value_at(addresses[a], numel, grad)
-        group = rows[r, 3]
-        for o in range(numel // group):
-            block = slice(o * group, (o + 1) * group)
-            normalization.normalize_backward(x[block], g[block], ga[block], params[r, 5])
+        normalization.layer_norm_backward(value_at(addresses[a], numel, grad), g, ga, rows[r, 3], params[r, 5])
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -333,10 +327,8 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     elif rule == LOG_SOFTMAX:
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
-        if inner == 1:
-            for o in range(outer):
-                block = slice(o * extent, (o + 1) * extent)
-                normalization.log_softmax_backward(y[block], g[block], ga[block])
+        if inner == 1 and extent > 0:
+            normalization.softmax_groups_backward(y, g, ga, extent, True)
             return True
         for o in range(outer):
             for i in range(inner):

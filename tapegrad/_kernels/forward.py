@@ -242,9 +242,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     elif rule == SOFTMAX:
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
         if inner == 1 and extent > 0:  # the last dimension: contiguous groups
-            for o in range(outer):
-                block = slice(o * extent, (o + 1) * extent)
-                normalization.softmax(x[block], out[block])
+            normalization.softmax_groups(x, out, extent, False)
             return True
         for o in range(outer):
             for i in range(inner):
@@ -259,10 +257,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
                 for k in range(extent):
                     out[base + k * inner] = out[base + k * inner] / total
     elif rule == LAYER_NORM:
-        group = rows[r, 3]
-        for o in range(numel // group):
-            block = slice(o * group, (o + 1) * group)
-            normalization.normalize(x[block], out[block], params[r, 5])
+        normalization.layer_norm(x, out, rows[r, 3], params[r, 5])
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -274,9 +269,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     elif rule == LOG_SOFTMAX:
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
         if inner == 1 and extent > 0:
-            for o in range(outer):
-                block = slice(o * extent, (o + 1) * extent)
-                normalization.log_softmax(x[block], out[block])
+            normalization.softmax_groups(x, out, extent, True)
             return True
         for o in range(outer):
             for i in range(inner):

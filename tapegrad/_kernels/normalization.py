@@ -39,15 +39,6 @@ def exp_shifted(x, out, shift):
     return result
 
 
-@reduction
-def exp_total(x, shift):
-    """sum(exp(x - shift)), in the array's dtype."""
-    result = x.dtype.type(0.0)
-    for k in range(len(x)):
-        result += vmath.exp(x[k] - shift)
-    return result
-
-
 @inline
 def largest(x):
     """max(x), skipping NaN (a softmax with one gives NaN everywhere regardless). Eight
@@ -75,7 +66,7 @@ def softmax(x, out):
 @inline
 def log_softmax(x, out):
     shift = largest(x)
-    shift = out.dtype.type(shift + np.log(exp_total(x, shift)))
+    shift = out.dtype.type(shift + np.log(exp_shifted(x, out, shift)))  # out: scratch until here
     for k in range(len(x)):
         out[k] = x[k] - shift
 
@@ -146,19 +137,41 @@ def normalize_backward(x, g, gx, eps):
         gx[k] += rstd * (g[k] - g_mean - (x[k] - mean) * slope)
 
 
+# -- over every group of a row: what the eager forward, the replay and the backward call -----
+
+
 @jit
 def layer_norm(x, out, group, eps):
-    """Eager forward: ``x`` and ``out`` flat, normalised ``group`` elements at a time."""
+    """``x`` and ``out`` flat, normalised ``group`` elements at a time."""
     for o in range(len(x) // group):
-        normalize(x[o * group : (o + 1) * group], out[o * group : (o + 1) * group], eps)
+        block = slice(o * group, (o + 1) * group)
+        normalize(x[block], out[block], eps)
+
+
+@jit
+def layer_norm_backward(x, g, gx, group, eps):
+    for o in range(len(x) // group):
+        block = slice(o * group, (o + 1) * group)
+        normalize_backward(x[block], g[block], gx[block], eps)
 
 
 @jit
 def softmax_groups(x, out, group, log):
-    """Eager forward of softmax (log_softmax when ``log``) over contiguous groups of ``group``."""
+    """softmax (log_softmax when ``log``) over contiguous groups of ``group`` elements."""
     for o in range(len(x) // group):
         block = slice(o * group, (o + 1) * group)
         if log:
             log_softmax(x[block], out[block])
         else:
             softmax(x[block], out[block])
+
+
+@jit
+def softmax_groups_backward(y, g, gx, group, log):
+    """The gradient of ``softmax_groups`` from its result ``y``."""
+    for o in range(len(y) // group):
+        block = slice(o * group, (o + 1) * group)
+        if log:
+            log_softmax_backward(y[block], g[block], gx[block])
+        else:
+            softmax_backward(y[block], g[block], gx[block])

@@ -52,7 +52,7 @@ def _differentiable(outputs, grad_outputs) -> tuple:
 def _gradients(outputs, inputs, grad_outputs, create_graph: bool, retain_graph=None) -> tuple:
     """d outputs / d inputs weighted by ``grad_outputs``, zeros for inputs nothing reached."""
     outputs, grad_outputs = _differentiable(outputs, grad_outputs)
-    if not outputs:
+    if not outputs or not inputs:
         return tuple(_wrap(np.zeros_like(x._data)) for x in inputs)
     return _grad(
         outputs,
@@ -102,7 +102,9 @@ def _jacobian_of(out: Tensor, inputs: tuple, create_graph: bool) -> tuple:
     blocks = []
     for index, x in enumerate(inputs):
         shape = tuple(out.shape) + tuple(x.shape)
-        blocks.append(stack([row[index] for row in rows]).reshape(shape) if rows else _wrap(np.zeros(shape)))
+        blocks.append(
+            stack([row[index] for row in rows]).reshape(shape) if rows else _wrap(np.zeros(shape, x._data.dtype))
+        )
     return tuple(blocks)
 
 

@@ -20,8 +20,7 @@ class Node:
         self._row = row
 
     def name(self) -> str:
-        name = type(self).__name__
-        return "torch::autograd::CopySlices" if name == "CopySlices" else name
+        return _CPP_NAMES.get(type(self).__name__, type(self).__name__)
 
     def _resolved(self):
         tape, row = self._tape, self._row
@@ -52,8 +51,9 @@ class Node:
 class AccumulateGrad(Node):
     __slots__ = ("variable",)
 
-    def name(self) -> str:
-        return "torch::autograd::AccumulateGrad"  # as PyTorch's C++ node names itself
+
+# Nodes PyTorch writes in C++, whose name() is their qualified C++ name (their repr is not).
+_CPP_NAMES = {name: f"torch::autograd::{name}" for name in ("AccumulateGrad", "CopySlices")}
 
 
 _CLASSES = {op.grad_fn: type(op.grad_fn, (Node,), {"__slots__": ()}) for op in OPS if op.grad_fn}

@@ -269,13 +269,23 @@ def smooth_l1_loss(
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta == 0:
+        return name_node(_reduce((input - target).abs(), reduction), "SmoothL1LossBackward0")
+    loss = _quadratic_then_linear(input, target, beta, 0.5 / beta, None)
+    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0")
+
+
+def _quadratic_then_linear(input: Tensor, target: Tensor, threshold: float, quadratic: float, linear) -> Tensor:  # noqa: A002
+    """``d**2 * quadratic`` where ``|d| < threshold``, ``(|d| - threshold / 2) * linear`` (no
+    factor when None) elsewhere, ``d = input - target``: smooth_l1 and huber losses."""
     difference = input - target
     magnitude = difference.abs()
-    if beta == 0:
-        return name_node(_reduce(magnitude, reduction), "SmoothL1LossBackward0")
-    small = magnitude.detach() < beta
-    loss = _where(small, difference * difference * (0.5 / beta), magnitude - 0.5 * beta)
-    return name_node(_reduce(loss, reduction), "SmoothL1LossBackward0")
+    beyond = magnitude - 0.5 * threshold
+    return _where(
+        magnitude.detach() < threshold,
+        difference * difference * quadratic,
+        beyond if linear is None else beyond * linear,
+    )
 
 
 def huber_loss(
@@ -290,10 +300,7 @@ def huber_loss(
     ``RuntimeError`` for a ``delta`` that is not positive."""
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    difference = input - target
-    magnitude = difference.abs()
-    small = magnitude.detach() < delta
-    loss = _where(small, difference * difference * 0.5, (magnitude - 0.5 * delta) * delta)
+    loss = _quadratic_then_linear(input, target, delta, 0.5, delta)
     if weight is not None:
         loss = loss * weight
     return name_node(_reduce(loss, reduction), "HuberLossBackward0")
