@@ -682,8 +682,8 @@ def _run(
         else:  # a family's function, through its address
             if (path == UNARY_PATH or path == GENERATED_PATH) and rows[r, 2] >= 0:
                 family = DERIVATIVE
-            elif path == GENERATED_PATH:
-                family = GENERATED_SMALL if numel <= SMALL else GENERATED
+            elif path == GENERATED_PATH:  # large rows: each op is a family of its own
+                family = GENERATED_SMALL if numel <= SMALL else FIRST_GENERATED + rule - GENERATED_BASE
             elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
                 family = ELEMENTWISE
             elif path == GROUPED_PATH:
@@ -695,6 +695,8 @@ def _run(
             else:
                 return NO_RULE, r, offsets, grad32, grad64, touched
             slot = 2 * family + (1 if is_double else 0)
+            if slot < 0 or slot >= len(table):
+                return NO_RULE, r, offsets, grad32, grad64, touched
             address = table[slot]
             if address == 0:
                 return MISSING + slot, r, offsets, grad32, grad64, touched
@@ -707,8 +709,9 @@ def _run(
     return 0, 0, offsets, grad32, grad64, touched
 
 
-# The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order.
-ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, GENERATED, GENERATED_SMALL, DERIVATIVE = range(7)
+# The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
+# one per op declared by formula (``generated.BACKWARD_FAMILIES``), in rule order.
+ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, GENERATED_SMALL, DERIVATIVE, FIRST_GENERATED = range(7)
 
 
 def _elementwise32(rule, r, mask, frame):
@@ -751,16 +754,6 @@ def _matmul64(rule, r, mask, frame):
     return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
 
 
-def _generated32(rule, r, mask, frame):
-    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
-    return _done(generated.backward(rule - GENERATED_BASE, r, rows, layouts, addresses, offsets, touched, grad))
-
-
-def _generated64(rule, r, mask, frame):
-    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
-    return _done(generated.backward(rule - GENERATED_BASE, r, rows, layouts, addresses, offsets, touched, grad))
-
-
 def _generated_small32(rule, r, mask, frame):
     rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
     numel = layouts[rows[r, 4], 1]
@@ -795,9 +788,9 @@ FAMILIES = families.Table(
         ("grouped", _grouped32, _grouped64),
         ("structural", _structural32, _structural64),
         ("matmul", _matmul32, _matmul64),
-        ("generated", _generated32, _generated64),
         ("generated small", _generated_small32, _generated_small64),
         ("precomputed derivative", _derivative32, _derivative64),
+        *generated.BACKWARD_FAMILIES,
     ),
 )
 

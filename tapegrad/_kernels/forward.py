@@ -50,7 +50,8 @@ _PATH_RULES = {
     STRUCTURAL_PATH: "sum_dim softmax log_softmax gather_rows view concat layer_norm",
     MATMUL_PATH: "dot mv mm bmm",
 }
-# Ops declared by formula replay through ``generated.forward``, numbered after the rules above.
+# Ops declared by formula replay through their own families (``generated.REPLAY_FAMILIES``),
+# numbered after the rules above.
 GENERATED_BASE = len(RULE_NAMES)
 RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.items()})
 PATHS = np.zeros(len(RULES), np.int64)
@@ -588,8 +589,8 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
         ):
             pass
         else:  # a family's function, through its address
-            if path == GENERATED_PATH:
-                family = GENERATED_SMALL if numel <= SMALL else GENERATED
+            if path == GENERATED_PATH:  # large rows: each op is a family of its own
+                family = GENERATED_SMALL if numel <= SMALL else FIRST_GENERATED + rule - GENERATED_BASE
             elif path == ELEMENTWISE_PATH or path == ELEMENT_SWITCH_PATH:
                 family = ELEMENTWISE
             elif path == STRUCTURAL_PATH:
@@ -604,6 +605,8 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
             else:
                 return NO_RULE, r
             slot = 2 * family + (1 if is_double else 0)
+            if slot < 0 or slot >= len(table):
+                return NO_RULE, r
             address = table[slot]
             if address == 0:
                 return MISSING + slot, r
@@ -613,8 +616,9 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
     return 0, 0
 
 
-# The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order.
-ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, GENERATED, GENERATED_SMALL = range(7)
+# The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
+# one per op declared by formula (``generated.REPLAY_FAMILIES``), in rule order.
+ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, GENERATED_SMALL, FIRST_GENERATED = range(7)
 
 
 def _elementwise32(rule, r, path, frame):
@@ -668,16 +672,6 @@ def _compare64(rule, r, path, frame):
     return _done(_compare_row(rule, r, rows, params, layouts, dims, offsets, values, values))
 
 
-def _generated32(rule, r, path, frame):
-    rows, _, layouts, _, _, _, offsets, _, values = families.arrays32(frame)
-    return _done(_generated_row(rule, r, rows, layouts, offsets, values))
-
-
-def _generated64(rule, r, path, frame):
-    rows, _, layouts, _, _, _, offsets, _, values = families.arrays64(frame)
-    return _done(_generated_row(rule, r, rows, layouts, offsets, values))
-
-
 def _generated_small32(rule, r, path, frame):
     rows, _, layouts, _, _, _, offsets, _, values = families.arrays32(frame)
     return _done(generated.small_forward(rule - GENERATED_BASE, r, layouts[rows[r, 4], 1], rows, offsets, values))
@@ -686,14 +680,6 @@ def _generated_small32(rule, r, path, frame):
 def _generated_small64(rule, r, path, frame):
     rows, _, layouts, _, _, _, offsets, _, values = families.arrays64(frame)
     return _done(generated.small_forward(rule - GENERATED_BASE, r, layouts[rows[r, 4], 1], rows, offsets, values))
-
-
-@inline
-def _generated_row(rule, r, rows, layouts, offsets, values):
-    a = rows[r, 1]
-    numel = layouts[rows[r, 4], 1]
-    x = values[offsets[a] : offsets[a] + numel]
-    return generated.forward(rule - GENERATED_BASE, x, values[offsets[r] : offsets[r] + numel])
 
 
 @inline
@@ -725,8 +711,8 @@ FAMILIES = families.Table(
         ("matmul", _matmul32, _matmul64),
         ("grouped", _grouped32, _grouped64),
         ("comparison", _compare32, _compare64),
-        ("generated", _generated32, _generated64),
         ("generated small", _generated_small32, _generated_small64),
+        *generated.REPLAY_FAMILIES,
     ),
 )
 
