@@ -69,7 +69,7 @@ from tapegrad._kernels import backward, forward
 a = np.linspace(-1, 1, 12).reshape(3, 4)
 def f(x):
     y = (x @ x.t()).tanh() * 2          # matmul, generated, elementwise
-    z = y.softmax(dim=1).clamp_min(0.1)  # structural, grouped
+    z = y.softmax(dim=1).clamp_min(0.1)  # normalization, grouped
     return (z.exp() + (x[:, :1] > 0).double()).sum()  # small generated, view, comparison
 tape = tg.record(f, tg.tensor(a))
 value, (grad,) = tape.value_and_grad(tg.tensor(a * 0.5))

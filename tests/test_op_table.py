@@ -172,7 +172,7 @@ def test_derivative_on_an_op_without_the_unary_path_is_a_table_error(monkeypatch
 
     ops = tuple(
         dataclasses.replace(op, derivative=np.exp) if op.name == "softmax" else op for op in _ops.OPS
-    )  # softmax's rule is structural: it cannot only multiply by a saved derivative
+    )  # softmax's rule normalises groups: it cannot only multiply by a saved derivative
     monkeypatch.setattr(_ops, "OPS", ops)
     with pytest.raises(TypeError, match="softmax: derivative= needs a unary elementwise rule"):
         _ops.paths()

@@ -23,6 +23,7 @@ from .rules import ELEMENTWISE as ELEMENTWISE_PATH
 from .rules import GENERATED as GENERATED_PATH
 from .rules import GROUPED as GROUPED_PATH
 from .rules import MATMUL as MATMUL_PATH
+from .rules import NORMALIZATION as NORMALIZATION_PATH
 from .rules import PYTHON as PYTHON_PATH
 from .rules import SKIP as SKIP_PATH
 from .rules import STRUCTURAL as STRUCTURAL_PATH
@@ -280,7 +281,7 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
 
 @jit
 def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad):
-    """Reductions, views and matrix products: rules that need shapes."""
+    """Sums along dimensions, views, gathers and joins: rules that need shapes."""
     a = rows[r, 1]
     b = rows[r, 2]
     numel = layouts[rows[r, 4], 1]
@@ -293,29 +294,12 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
         _claim(a, rows, layouts, offsets, touched, grad)
     if has_b:
         _claim(b, rows, layouts, offsets, touched, grad)
-    zero = grad.dtype.type(0.0)
     one = grad.dtype.type(1.0)
     s = grad.dtype.type(params[r, 5])
 
     if rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         strided_accumulate(ga, 0, contiguous_strides(shape), g, 0, reduced_strides(shape, rows[r, 3]), shape, s)
-    elif rule == SOFTMAX:
-        y = value_at(addresses[r], numel, grad)
-        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
-        if inner == 1 and extent > 0:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
-            normalization.softmax_groups_backward(y, g, ga, extent, False)
-            return True
-        for o in range(outer):
-            for i in range(inner):
-                base = o * extent * inner + i
-                total = zero
-                for k in range(extent):
-                    total += g[base + k * inner] * y[base + k * inner]
-                for k in range(extent):
-                    ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
-    elif rule == LAYER_NORM:  # iparam: the elements normalised together; param: eps
-        normalization.layer_norm_backward(value_at(addresses[a], numel, grad), g, ga, rows[r, 3], params[r, 5])
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -324,20 +308,6 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             target = aux[start + 1 + i] * width
             for j in range(width):
                 ga[target + j] += g[i * width + j]
-    elif rule == LOG_SOFTMAX:
-        y = value_at(addresses[r], numel, grad)
-        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
-        if inner == 1 and extent > 0:
-            normalization.softmax_groups_backward(y, g, ga, extent, True)
-            return True
-        for o in range(outer):
-            for i in range(inner):
-                base = o * extent * inner + i
-                total = zero
-                for k in range(extent):
-                    total += g[base + k * inner]
-                for k in range(extent):
-                    ga[base + k * inner] += g[base + k * inner] - vmath.exp(y[base + k * inner]) * total
     elif rule == CONCAT:
         # aux: count, dim, then each input's row delta (0: an operand with no row), then each
         # input's extent along ``dim`` (1 for stack, whose inputs lack that dimension).
@@ -367,6 +337,52 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
                 block[i] += g[i]
         else:
             strided_accumulate(ga, aux[start], strides, g, 0, contiguous_strides(shape), shape, one)
+    else:
+        return False
+    return True
+
+
+@jit
+def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, offsets, touched, grad):
+    """softmax, log_softmax and layer_norm: normalisations over groups of elements."""
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return True
+    numel = layouts[rows[r, 4], 1]
+    g = grad[offsets[r] : offsets[r] + numel]
+    ga = grad[offsets[a] : offsets[a] + numel]
+    _claim(a, rows, layouts, offsets, touched, grad)
+    zero = grad.dtype.type(0.0)
+    if rule == SOFTMAX:
+        y = value_at(addresses[r], numel, grad)
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        if inner == 1 and extent > 0:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
+            normalization.softmax_groups_backward(y, g, ga, extent, False)
+            return True
+        for o in range(outer):
+            for i in range(inner):
+                base = o * extent * inner + i
+                total = zero
+                for k in range(extent):
+                    total += g[base + k * inner] * y[base + k * inner]
+                for k in range(extent):
+                    ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
+    elif rule == LOG_SOFTMAX:
+        y = value_at(addresses[r], numel, grad)
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        if inner == 1 and extent > 0:
+            normalization.softmax_groups_backward(y, g, ga, extent, True)
+            return True
+        for o in range(outer):
+            for i in range(inner):
+                base = o * extent * inner + i
+                total = zero
+                for k in range(extent):
+                    total += g[base + k * inner]
+                for k in range(extent):
+                    ga[base + k * inner] += g[base + k * inner] - vmath.exp(y[base + k * inner]) * total
+    elif rule == LAYER_NORM:  # iparam: the elements normalised together; param: eps
+        normalization.layer_norm_backward(value_at(addresses[a], numel, grad), g, ga, rows[r, 3], params[r, 5])
     else:
         return False
     return True
@@ -692,6 +708,8 @@ def _run(
                 family = STRUCTURAL
             elif path == MATMUL_PATH:
                 family = MATMUL
+            elif path == NORMALIZATION_PATH:
+                family = NORMALIZATION
             else:
                 return NO_RULE, r, offsets, grad32, grad64, touched
             slot = 2 * family + (1 if is_double else 0)
@@ -711,7 +729,7 @@ def _run(
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.BACKWARD_FAMILIES``), in rule order.
-ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, GENERATED_SMALL, DERIVATIVE, FIRST_GENERATED = range(7)
+ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, GENERATED_SMALL, DERIVATIVE, FIRST_GENERATED = range(8)
 
 
 def _elementwise32(rule, r, mask, frame):
@@ -742,6 +760,16 @@ def _structural32(rule, r, mask, frame):
 def _structural64(rule, r, mask, frame):
     rows, params, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays64(frame)
     return _done(_structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad))
+
+
+def _normalization32(rule, r, mask, frame):
+    rows, params, layouts, dims, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_normalization_backward(rule, r, rows, layouts, dims, params, addresses, offsets, touched, grad))
+
+
+def _normalization64(rule, r, mask, frame):
+    rows, params, layouts, dims, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_normalization_backward(rule, r, rows, layouts, dims, params, addresses, offsets, touched, grad))
 
 
 def _matmul32(rule, r, mask, frame):
@@ -788,6 +816,7 @@ FAMILIES = families.Table(
         ("grouped", _grouped32, _grouped64),
         ("structural", _structural32, _structural64),
         ("matmul", _matmul32, _matmul64),
+        ("normalization", _normalization32, _normalization64),
         ("generated small", _generated_small32, _generated_small64),
         ("precomputed derivative", _derivative32, _derivative64),
         *generated.BACKWARD_FAMILIES,

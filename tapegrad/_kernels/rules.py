@@ -29,6 +29,7 @@ GENERATED = 7
 # Constants: no gradient slot at all.
 CONSTANT = 8
 MATMUL = 9  # ``_matmul_backward``: dot, mv, mm, bmm (BLAS)
+NORMALIZATION = 10  # ``_normalization_backward``: softmax, log_softmax, layer_norm, by groups
 
 PATH_NAMES = (
     "skip",
@@ -41,6 +42,7 @@ PATH_NAMES = (
     "generated",
     "constant",
     "matmul",
+    "normalization",
 )
 
 
@@ -69,10 +71,9 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
         "prod:a+out logsumexp:a+out var:a std:a+out",
     ),
     # sum_all's result is one element: the sweep's call-free path for small rows runs it.
-    **_rules(
-        STRUCTURAL,
-        "sum_all sum_dim softmax:out log_softmax:out view concat gather_rows layer_norm:a",
-    ),
+    **_rules(STRUCTURAL, "sum_all sum_dim view concat gather_rows"),
+    # Their own family, apart from the views: each half compiles in about half the time.
+    **_rules(NORMALIZATION, "softmax:out log_softmax:out layer_norm:a"),
     **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
 }
 
