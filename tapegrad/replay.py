@@ -89,6 +89,9 @@ def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
     return Tape(fn, example_inputs, rerecord)
 
 
+_ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
+
+
 class Tape:
     """A recorded computation (``tapegrad.record``) that can be replayed at new inputs:
     ``tape(*inputs)`` (forward), ``value_and_grad``, ``backward`` (a VJP for the last forward)
@@ -178,6 +181,11 @@ class Tape:
 
     def _allocate(self) -> None:
         self.values = (np.zeros(self.sizes[0], np.float32), np.zeros(self.sizes[1], np.float64))
+        # Per row, asked on every replay of the inputs and outputs: worked out once (they were
+        # ~20 us of Python in a 76 us replay of the mlp step). Views of ``values``, so made anew
+        # with it.
+        self._slots: dict = {}
+        self._shapes: dict = {}
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
         codes = self.layouts[self.rows[:, LAYOUT], 0]
@@ -187,15 +195,22 @@ class Tape:
         self._forwarded = False
 
     def _slot(self, row: int) -> np.ndarray:
-        layout = self.rows[row, LAYOUT]
-        code, numel = self.layouts[layout, 0], self.layouts[layout, 1]
-        start = self.offsets[row]
-        return self.values[code][start : start + numel]
+        """Row ``row``'s values: a flat view of its arena."""
+        slot = self._slots.get(row)
+        if slot is None:
+            layout = self.rows[row, LAYOUT]
+            code, numel = self.layouts[layout, 0], self.layouts[layout, 1]
+            start = self.offsets[row]
+            slot = self._slots[row] = self.values[code][start : start + numel]
+        return slot
 
     def _shape(self, row: int) -> tuple:
-        layout = self.rows[row, LAYOUT]
-        _, _, ndim, offset = self.layouts[layout]
-        return tuple(int(d) for d in self.dims[offset : offset + ndim])
+        shape = self._shapes.get(row)
+        if shape is None:
+            layout = self.rows[row, LAYOUT]
+            _, _, ndim, offset = self.layouts[layout]
+            shape = self._shapes[row] = tuple(int(d) for d in self.dims[offset : offset + ndim])
+        return shape
 
     def _dtype(self, row: int):
         return CODE_DTYPES[self.layouts[self.rows[row, LAYOUT], 0]]
@@ -226,7 +241,7 @@ class Tape:
         return arrays
 
     def _load_inputs(self, inputs) -> None:
-        for row, data in zip(self.input_rows, self._checked(inputs, len(self.input_specs))):
+        for row, data in zip(self.input_rows.tolist(), self._checked(inputs, len(self.input_specs))):
             self._slot(row)[...] = data.reshape(-1)
 
     def _forward(self, inputs) -> None:
@@ -256,7 +271,7 @@ class Tape:
         self._forwarded = True
 
     def _outputs(self):
-        tensors = tuple(_wrap(self._slot(row).reshape(self._shape(row)).copy()) for row in self.output_rows)
+        tensors = tuple(_wrap(self._slot(row).reshape(self._shape(row)).copy()) for row in self.output_rows.tolist())
         return tensors[0] if self.single_output else tensors
 
     def __call__(self, *inputs):
@@ -319,12 +334,12 @@ class Tape:
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
             grad_outputs = (grad_outputs,)
         seeds = []
-        for index, (row, gradient) in enumerate(zip(self.output_rows, grad_outputs)):
+        for index, (row, gradient) in enumerate(zip(self.output_rows.tolist(), grad_outputs)):
             shape = self._shape(row)
             if gradient is None:
-                if int(np.prod(shape)) != 1:
+                if self._slot(row).size != 1:
                     raise RuntimeError("grad can be implicitly created only for scalar outputs")
-                seeds.append(np.ones(1))
+                seeds.append(_ONE)
             else:
                 values = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
                 if values.shape != shape:
@@ -332,7 +347,7 @@ class Tape:
                         f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}."
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
-        positions = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
+        positions = tuple(range(len(self.input_rows))) if argnums is None else self._positions(argnums)
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
             paths, self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
@@ -342,12 +357,13 @@ class Tape:
             raise kernel_error(status == backward.KERNEL_FAILED, "backward", _ops.OPS[opcode].name)
         arenas = (grad32, grad64)
         grads = []
-        for row in self.input_rows[list(positions)]:
+        input_rows = self.input_rows.tolist()
+        for row in (input_rows[position] for position in positions):
             shape = self._shape(row)
             if row < len(touched) and touched[row]:
-                code = self.layouts[self.rows[row, LAYOUT], 0]
+                slot = self._slot(row)  # its dtype picks the gradient arena, as it picks the values'
                 start = offsets[row]
-                grads.append(_wrap(arenas[code][start : start + int(np.prod(shape))].reshape(shape).copy()))
+                grads.append(_wrap(arenas[slot.dtype == np.float64][start : start + slot.size].reshape(shape).copy()))
             else:
                 grads.append(_wrap(np.zeros(shape, self._dtype(row))))
         return grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
