@@ -44,6 +44,8 @@ print(json.dumps({{"backward": backward.FAMILIES.loaded(), "replay": forward.FAM
     [
         # rows of a few elements and sum: the sweep's own call-free path, no family at all
         ("x = tg.ones(3, requires_grad=True); (x * x * 2 + x).sum().backward()", []),
+        # the tutorial's first backward (issue 15: its first run waits for the sweep alone)
+        ("x = tg.ones(2, 2, requires_grad=True); y = x**2; (y * y * 3).mean().backward()", []),
         (
             "a = tg.ones(4, 5, requires_grad=True); b = tg.ones(5, 3, requires_grad=True)\n(a @ b).sum().backward()",
             ["backward matmul (float32)"],
@@ -58,6 +60,21 @@ def test_a_backward_loads_only_the_families_its_tape_uses(body, backward_familie
     result = json.loads(_fresh_process(_LOADED.format(body=body)).stdout.splitlines()[-1])
     assert sorted(result["backward"]) == sorted(backward_families)
     assert result["replay"] == []
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+def test_the_call_free_path_and_the_families_agree_to_the_bit(dtype):
+    """Rows of a few elements run in the sweep itself, larger ones in a family: the same
+    arithmetic in the same order, so a few elements' gradients equal the first of many's."""
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal(64)
+    weights = rng.standard_normal(64)
+    grads = []
+    for size in (4, 64):
+        x = tg.tensor(data[:size], dtype=dtype, requires_grad=True)
+        (x**2 * 3 + x * x).backward(tg.tensor(weights[:size], dtype=dtype))
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(grads[0], grads[1][:4])
 
 
 def test_a_sweep_that_stops_for_a_family_resumes_at_that_row():

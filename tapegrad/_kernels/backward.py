@@ -108,6 +108,12 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
         s = grad.dtype.type(params[r, 5])
         for i in range(numel):
             grad[oa + i] += grad[o + i] * s
+    elif rule == POW_SCALAR and params[r, 5] == 2.0:  # x ** 2 (the tutorial's first op), as the family
+        if has_a:
+            s = grad.dtype.type(2.0)
+            x = value_at(addresses[a], numel, grad)
+            for i in range(numel):
+                grad[oa + i] += grad[o + i] * s * x[i]
     elif rule == MUL:
         if has_a:
             y = value_at(addresses[b], numel, grad)
