@@ -62,6 +62,23 @@ def test_a_backward_loads_only_the_families_its_tape_uses(body, backward_familie
     assert result["replay"] == []
 
 
+def test_the_replay_demo_loads_only_the_families_of_its_norm_and_comparison():
+    """The tutorial's loop replayed (``python -m tapegrad``): its multiplications and ``.data``
+    copies of three elements run in the sweep itself; ``norm`` and ``<`` need their families."""
+    body = """
+def loop(x):
+    y = x * 2
+    while y.data.norm() < 1000:
+        y = y * 2
+    return y
+tape = tg.record(loop, np.array([-0.9332, 1.9616, 0.1739], np.float32))
+tape.value_and_grad(np.array([-0.9, 1.9, 0.2], np.float32), grad_outputs=np.ones(3, np.float32))
+"""
+    result = json.loads(_fresh_process(_LOADED.format(body=body)).stdout.splitlines()[-1])
+    assert sorted(result["replay"]) == ["replay comparison (float32)", "replay grouped (float32)"]
+    assert result["backward"] == []
+
+
 @pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
 def test_the_call_free_path_and_the_families_agree_to_the_bit(dtype):
     """Rows of a few elements run in the sweep itself, larger ones in a family: the same

@@ -116,6 +116,9 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
+    elif rule == COPY:  # detach, .data: what Python control flow reads (the tutorial's loop)
+        for i in range(numel):
+            values[o + i] = values[oa + i]
     elif rule == SOFTPLUS:
         threshold = values.dtype.type(20.0)
         log2 = values.dtype.type(np.log(2.0))
