@@ -704,8 +704,8 @@ def _run(
         else:  # a family's function, through its address
             if (path == UNARY_PATH or path == GENERATED_PATH) and rows[r, 2] >= 0:
                 family = DERIVATIVE
-            elif path == GENERATED_PATH:  # large rows: each op is a family of its own
-                family = GENERATED_SMALL if numel <= SMALL else FIRST_GENERATED + rule - GENERATED_BASE
+            elif path == GENERATED_PATH:  # each op is a family of its own
+                family = FIRST_GENERATED + rule - GENERATED_BASE
             elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
                 family = ELEMENTWISE
             elif path == GROUPED_PATH:
@@ -735,7 +735,7 @@ def _run(
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.BACKWARD_FAMILIES``), in rule order.
-ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, GENERATED_SMALL, DERIVATIVE, FIRST_GENERATED = range(8)
+ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, DERIVATIVE, FIRST_GENERATED = range(7)
 
 
 def _elementwise32(rule, r, mask, frame):
@@ -788,18 +788,6 @@ def _matmul64(rule, r, mask, frame):
     return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
 
 
-def _generated_small32(rule, r, mask, frame):
-    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
-    numel = layouts[rows[r, 4], 1]
-    return _done(generated.small_backward(rule - GENERATED_BASE, r, numel, rows, addresses, offsets, touched, grad))
-
-
-def _generated_small64(rule, r, mask, frame):
-    rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
-    numel = layouts[rows[r, 4], 1]
-    return _done(generated.small_backward(rule - GENERATED_BASE, r, numel, rows, addresses, offsets, touched, grad))
-
-
 def _derivative32(rule, r, mask, frame):
     rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
     return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad))
@@ -823,7 +811,6 @@ FAMILIES = families.Table(
         ("structural", _structural32, _structural64),
         ("matmul", _matmul32, _matmul64),
         ("normalization", _normalization32, _normalization64),
-        ("generated small", _generated_small32, _generated_small64),
         ("precomputed derivative", _derivative32, _derivative64),
         *generated.BACKWARD_FAMILIES,
     ),

@@ -606,8 +606,8 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
         ):
             pass
         else:  # a family's function, through its address
-            if path == GENERATED_PATH:  # large rows: each op is a family of its own
-                family = GENERATED_SMALL if numel <= SMALL else FIRST_GENERATED + rule - GENERATED_BASE
+            if path == GENERATED_PATH:  # each op is a family of its own
+                family = FIRST_GENERATED + rule - GENERATED_BASE
             elif path == ELEMENTWISE_PATH or path == ELEMENT_SWITCH_PATH:
                 family = ELEMENTWISE
             elif path == STRUCTURAL_PATH:
@@ -637,7 +637,7 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.REPLAY_FAMILIES``), in rule order.
-ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, GENERATED_SMALL, FIRST_GENERATED = range(8)
+ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, FIRST_GENERATED = range(7)
 
 
 def _elementwise32(rule, r, path, frame):
@@ -701,16 +701,6 @@ def _normalization64(rule, r, path, frame):
     return _done(_normalization_forward(rule, r, rows, params, layouts, dims, offsets, values))
 
 
-def _generated_small32(rule, r, path, frame):
-    rows, _, layouts, _, _, _, offsets, _, values = families.arrays32(frame)
-    return _done(generated.small_forward(rule - GENERATED_BASE, r, layouts[rows[r, 4], 1], rows, offsets, values))
-
-
-def _generated_small64(rule, r, path, frame):
-    rows, _, layouts, _, _, _, offsets, _, values = families.arrays64(frame)
-    return _done(generated.small_forward(rule - GENERATED_BASE, r, layouts[rows[r, 4], 1], rows, offsets, values))
-
-
 @inline
 def _compare_row(rule, r, rows, params, layouts, dims, offsets, values, results):
     """Comparisons and argmax: inputs of ``values``' dtype, results (float64) in ``results``."""
@@ -741,7 +731,6 @@ FAMILIES = families.Table(
         ("grouped", _grouped32, _grouped64),
         ("comparison", _compare32, _compare64),
         ("normalization", _normalization32, _normalization64),
-        ("generated small", _generated_small32, _generated_small64),
         *generated.REPLAY_FAMILIES,
     ),
 )
