@@ -128,6 +128,17 @@ def test_the_first_compile_is_announced_and_a_cached_start_is_silent(tmp_path):
     assert "compiling" not in again.stderr
 
 
+def test_the_announcement_says_roughly_how_long(tmp_path):
+    """One op's family compiles in a fraction of a second, a family of many rules in seconds:
+    the announcing line says which, so that nobody waits for a minute that never comes."""
+    code = "import tapegrad as tg\nx = tg.ones(64, requires_grad=True)\n(x.exp() * x).sum().backward()"
+    lines = _fresh_process(code, NUMBA_CACHE_DIR=str(tmp_path)).stderr.splitlines()
+    assert "tapegrad: compiling the backward exp (float32) kernels (once per install, under a second)..." in lines
+    assert (
+        "tapegrad: compiling the backward elementwise (float32) kernels (once per install, a few seconds)..." in lines
+    )
+
+
 def test_a_kernel_that_raises_stops_the_sweep_with_a_status_not_a_crash(monkeypatch):
     """A cfunc cannot pass an exception on: numba prints it and returns 0, which the sweep reports
     as KERNEL_FAILED at that row. Here the elementwise kernel of a large ``mul`` reads its saved

@@ -814,6 +814,7 @@ FAMILIES = families.Table(
         ("precomputed derivative", _derivative32, _derivative64),
         *generated.BACKWARD_FAMILIES,
     ),
+    quick=generated.RULE_NAMES,
 )
 
 

@@ -144,10 +144,13 @@ class Table:
     ``2 * family + (dtype is float64)``; 0 means not loaded yet.
 
     ``families`` is ``((name, float32 function, float64 function), ...)``: plain Python
-    functions of ``SIGNATURE``, compiled as ``cfunc`` with numba's cache on first use."""
+    functions of ``SIGNATURE``, compiled as ``cfunc`` with numba's cache on first use. The
+    families named in ``quick`` (one op's loop) compile in well under a second, the others in a
+    few seconds: the line announcing a compile says which."""
 
-    def __init__(self, interpreter: str, families):
+    def __init__(self, interpreter: str, families, quick=()):
         self.interpreter = interpreter
+        self.quick = frozenset(quick)
         self.names = tuple(name for name, _, _ in families)
         self.functions = tuple(function for _, *pair in families for function in pair)
         self.addresses = np.zeros(len(self.functions), np.int64)
@@ -171,7 +174,8 @@ class Table:
                 _python_functions.append(function)
                 self.addresses[slot] = len(_python_functions)
                 return
-            compiled = _compile(function, self.slot_name(slot))
+            quick = self.names[slot // 2] in self.quick
+            compiled = _compile(function, self.slot_name(slot), "under a second" if quick else "a few seconds")
             self._compiled[slot] = compiled
             self.addresses[slot] = compiled.address
 
@@ -191,15 +195,15 @@ def announce(dispatcher, description: str) -> None:
         _say(description)
 
 
-def _say(description: str) -> None:
+def _say(description: str, duration: str = "a few seconds") -> None:
     print(
-        f"tapegrad: compiling the {description} (once per install, a few seconds)...",
+        f"tapegrad: compiling the {description} (once per install, {duration})...",
         file=sys.stderr,
         flush=True,
     )
 
 
-def _compile(function, description: str):
+def _compile(function, description: str, duration: str):
     from numba.core import sigutils
     from numba.core.ccallback import CFunc
 
@@ -213,7 +217,7 @@ def _compile(function, description: str):
         cached = None
     start = time.perf_counter()
     if cached is None:
-        _say(f"{description} kernels")
+        _say(f"{description} kernels", duration)
     with warnings.catch_warnings():
         # numba's SSA pass flags the ternaries of vmath.tanh once inlined ("variable ... is not
         # in scope", an internal pedantic check): the code is right (tests/test_vmath.py), and a

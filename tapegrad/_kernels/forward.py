@@ -733,6 +733,7 @@ FAMILIES = families.Table(
         ("normalization", _normalization32, _normalization64),
         *generated.REPLAY_FAMILIES,
     ),
+    quick=generated.RULE_NAMES,
 )
 
 
