@@ -128,6 +128,28 @@ def test_the_first_compile_is_announced_and_a_cached_start_is_silent(tmp_path):
     assert "compiling" not in again.stderr
 
 
+def test_vmap_loads_the_families_a_fresh_process_lacks():
+    """vmap's kernel reports a missing family of either sweep as a status, the backward's offset
+    by GRADIENT_FAILED; a replay family numbered past that offset was once read as a failed
+    backward ("the backward of slice 0 stopped with status 36")."""
+    from tapegrad._kernels import backward, batched, forward
+
+    assert forward.MISSING + len(forward.FAMILIES.addresses) < batched.GRADIENT_FAILED
+    assert backward.MISSING + len(backward.FAMILIES.addresses) < batched.GRADIENT_FAILED
+    code = """
+import json, numpy as np, tapegrad as tg
+from tapegrad.func import grad, vmap
+x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+f = lambda w, x: (x * w).tanh().sum()
+batched = vmap(grad(f), in_dims=(None, 0))(tg.ones(3), tg.tensor(x))
+w = tg.ones(3, requires_grad=True)
+f(w, tg.tensor(x[5])).backward()
+print(json.dumps({"batched": batched.numpy()[5].tolist(), "eager": w.grad.numpy().tolist()}))
+"""
+    result = json.loads(_fresh_process(code).stdout.splitlines()[-1])
+    np.testing.assert_allclose(result["batched"], result["eager"], rtol=1e-6)
+
+
 def test_the_announcement_says_roughly_how_long(tmp_path):
     """One op's family compiles in a fraction of a second, a family of many rules in seconds:
     the announcing line says which, so that nobody waits for a minute that never comes."""

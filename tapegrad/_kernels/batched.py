@@ -15,7 +15,10 @@ import numpy as np
 from . import backward, forward
 from .config import jit
 
-GRADIENT_FAILED = 32  # added to a backward status in ``statuses``, after the forward's own
+# Added to a backward status in ``statuses``: above every forward status, which can be as high
+# as MISSING + the replay table's last slot (once 32, which with a family per formula op read a
+# missing replay family as a failed backward; tests/test_kernel_families.py holds the bound).
+GRADIENT_FAILED = 1 << 16
 
 
 @jit
