@@ -28,7 +28,7 @@ from .rules import PYTHON as PYTHON_PATH
 from .rules import SKIP as SKIP_PATH
 from .rules import STRUCTURAL as STRUCTURAL_PATH
 from .rules import UNARY as UNARY_PATH
-from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
+from .strided import ORIGIN, contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
     "leaf constant neg softplus zero leaky_relu elu pass "
@@ -305,7 +305,9 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
 
     if rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
-        strided_accumulate(ga, 0, contiguous_strides(shape), g, 0, reduced_strides(shape, rows[r, 3]), shape, s)
+        strided_accumulate(
+            ga, ORIGIN, contiguous_strides(shape), g, ORIGIN, reduced_strides(shape, rows[r, 3]), shape, s
+        )
     elif rule == GATHER_ROWS:
         start = rows[r, 3]
         count = aux[start]
@@ -342,7 +344,7 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             for i in range(numel):
                 block[i] += g[i]
         else:
-            strided_accumulate(ga, aux[start], strides, g, 0, contiguous_strides(shape), shape, one)
+            strided_accumulate(ga, aux[start], strides, g, ORIGIN, contiguous_strides(shape), shape, one)
     else:
         return False
     return True

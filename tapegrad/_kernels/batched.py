@@ -23,7 +23,10 @@ GRADIENT_FAILED = 1 << 16
 
 @jit
 def _copy(source, source_start, target, target_start, count):
-    target[target_start : target_start + count] = source[source_start : source_start + count]
+    # A loop, not a slice assignment: that one compiles numba's shape-mismatch error with its
+    # string formatting (1.3 s of a first vmap), for lengths that are equal by construction.
+    for i in range(count):
+        target[target_start + i] = source[source_start + i]
 
 
 @jit
@@ -42,6 +45,10 @@ def value_and_grad_slices(
     forward's status (a guard that failed: the caller records that slice again), or
     ``GRADIENT_FAILED`` + the backward's."""
     n_rows = rows.shape[0]
+    # The sweeps' arguments as the eager backward and replay pass them, not as literals: numba
+    # compiles a function anew for literal arguments (True, 0, -1 here made this kernel compile
+    # the whole backward sweep a second time, 4 s).
+    first, stop, retain = np.int64(0), np.int64(-1), np.bool_(True)
     addresses = np.empty(n_rows, np.int64)
     base32 = values32.ctypes.data
     base64 = values64.ctypes.data
@@ -56,7 +63,7 @@ def value_and_grad_slices(
             else:
                 _copy(inputs32[s], position, values32, offsets[r], numel)
         status, _ = forward._sweep(
-            rows, params, layouts, dims, aux, replay_rules, offsets, values32, values64, scratch, 0, forward_table
+            rows, params, layouts, dims, aux, replay_rules, offsets, values32, values64, scratch, first, forward_table
         )
         if status != 0:
             statuses[s] = status
@@ -70,12 +77,12 @@ def value_and_grad_slices(
                 _copy(values32, offsets[r], outputs32[s], position, numel)
         if not with_grad:
             continue
-        grad32[:] = grad32_seeded
-        grad64[:] = grad64_seeded
-        touched[:] = touched_seeded
+        _copy(grad32_seeded, first, grad32, first, len(grad32))
+        _copy(grad64_seeded, first, grad64, first, len(grad64))
+        _copy(touched_seeded, first, touched, first, len(touched))
         status, _, _, _, _, _ = backward._run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
-            freed, freed, True, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, -1, backward_table,
+            freed, freed, retain, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, stop, backward_table,
         )  # fmt: skip
         if status != 0:
             statuses[s] = GRADIENT_FAILED + status

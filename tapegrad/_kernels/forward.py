@@ -17,7 +17,7 @@ from .backward import SMALL, _groups, _shape, _split
 from .config import inline, jit
 from .families import call, make_frame
 from .memory import borrow, matrix_at
-from .strided import contiguous_strides, is_block, reduced_strides, strided_accumulate
+from .strided import ORIGIN, contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
     "input neg softplus add_scalar sub_scalar "
@@ -240,7 +240,9 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     if rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         out[:] = zero
-        strided_accumulate(out, 0, reduced_strides(shape, rows[r, 3]), x, 0, contiguous_strides(shape), shape, one)
+        strided_accumulate(
+            out, ORIGIN, reduced_strides(shape, rows[r, 3]), x, ORIGIN, contiguous_strides(shape), shape, one
+        )
         if params[r, 5] != 1.0:
             for i in range(numel):
                 out[i] = out[i] * s
@@ -262,7 +264,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
                 out[i] = block[i]
         else:
             out[:] = zero
-            strided_accumulate(out, 0, contiguous_strides(shape), x, aux[start], strides, shape, one)
+            strided_accumulate(out, ORIGIN, contiguous_strides(shape), x, aux[start], strides, shape, one)
     elif rule == CONCAT:  # aux as in the backward rule: count, dim, row deltas, extents
         start = rows[r, 3]
         count, dim = aux[start], aux[start + 1]

@@ -7,6 +7,11 @@ import numpy as np
 
 from .config import inline, jit
 
+# Offset 0 as an int64, not a literal: numba compiles a function anew for each literal argument
+# (``strided_accumulate(dst, 0, ..., src, 0, ...)`` and ``(dst, k, ..., src, 0, ...)`` were three
+# compiles of it per dtype, 1.2 s each), and once for int64 offsets whatever their values.
+ORIGIN = np.int64(0)
+
 
 @jit
 def contiguous_strides(shape):
