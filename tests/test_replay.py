@@ -251,3 +251,15 @@ def test_a_gradient_taken_inside_a_recording_refuses_rather_than_replay_a_consta
 
     with pytest.raises(NotImplementedError, match="inside tapegrad.record"):
         tg.record(f, np.array([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("second", [lambda x: (x.detach() * 3).sum(), lambda x: (x.detach() * 3).sum() * 2 + 1])
+def test_an_output_no_gradient_flows_from_takes_its_seed_harmlessly(second):
+    """An output computed from detached values has no gradient slot: its seed goes nowhere. It
+    once went to slot -1, the arena's last element, doubling another input's gradient."""
+    x = np.array([1.0, 0.5, 4.0])
+    w = np.array([0.5, 0.25, 2.0])
+    tape = tg.record(lambda x, w: ((x * w).sum(), second(x)), x, w)
+    _, (grad_x, grad_w) = tape.value_and_grad(x, w, grad_outputs=(np.ones(()), np.full((), 7.0)))
+    np.testing.assert_array_equal(grad_x.numpy(), w)
+    np.testing.assert_array_equal(grad_w.numpy(), x)

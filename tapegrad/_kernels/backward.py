@@ -622,6 +622,9 @@ def _setup(rows, layouts, paths, roots, seeds):
     for root in roots:
         numel = layouts[rows[root, 4], 1]
         start = offsets[root]
+        if start < 0:  # a root no gradient flows from (a constant, a detached result): its seed
+            position += numel  # goes nowhere (offset -1 once wrote it over the arena's last slot)
+            continue
         if layouts[rows[root, 4], 0] == FLOAT64:
             _claim(root, rows, layouts, offsets, touched, grad64)
             for i in range(numel):
