@@ -63,9 +63,9 @@ def forward(ins, args, signs, params, regs):
         elif code == SOFTMAX:
             for j in range(b):
                 t[j] = r[args[a + j]]
-            # The very function eager and the general replay call, with arrays of the same
-            # types: the same machine code, so the same order of its (vectorized) sum.
-            normalization.softmax_groups(t[:b], r[out : out + b], b, False)
+            # Eager's own softmax: its sum (exp_shifted, vectorized) called with arrays of the
+            # same types runs the same machine code, so adds in the same order.
+            normalization.softmax(t[:b], r[out : out + b])
         elif code == DIV:
             r[out] = r[a] / r[b]
         elif code == REDUCE_SUM:
@@ -101,8 +101,6 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
         d[i] = 0
     for i in range(len(seed_registers)):
         d[seed_registers[i]] += grads.dtype.type(seeds[i])
-    scratch = np.empty(MAX_GROUP, regs.dtype)
-    t = borrow(scratch)
     half = r.dtype.type(0.5)
     one = r.dtype.type(1.0)
     for k in range(ins.shape[0]):
@@ -123,12 +121,11 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
             d[b] += g * r[a]
         elif code == SOFTPLUS:  # the general rule: sigmoid of the input, in its tanh form
             d[a] += g * half * (one + np.tanh(half * r[a]))
-        elif code == SOFTMAX:  # as forward: the general rule's own function, into zeros
+        elif code == SOFTMAX:  # normalization.softmax_backward, into scattered operands
+            y = r[out : out + b]
+            weighted = d.dtype.type(normalization.dot(d[out : out + b], y))
             for j in range(b):
-                t[j] = 0
-            normalization.softmax_groups_backward(r[out : out + b], d[out : out + b], t[:b], b, False)
-            for j in range(b):
-                d[args[a + j]] += t[j]
+                d[args[a + j]] += y[j] * (d[out + j] - weighted)
         elif code == DIV:
             y = r[b]
             d[a] += g / y
