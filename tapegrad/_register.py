@@ -382,7 +382,8 @@ class _Rewrite:
         shape = self._shape(r)
         if len(shape) == 0:
             shape, dim = (1,), 0
-        if dim != len(shape) - 1 or shape[-1] == 0 or shape[-1] > _kernel_max_group():
+        # At most MAX_ROW_ELEMENTS operands: within the interpreter's scratch (MAX_GROUP).
+        if dim != len(shape) - 1 or shape[-1] == 0:
             raise _NotCoveredError  # the general interpreter's other loop: not bit for bit ours
         extent = shape[-1]
         registers = []
@@ -514,7 +515,3 @@ class _Rewrite:
             self.dtype, initial, instructions, input_ranges, [shape for shape, _ in tape.input_specs],
             output_registers, [tape._shape(row) for row in tape.output_rows.tolist()],
         )  # fmt: skip
-
-
-def _kernel_max_group() -> int:
-    return 64  # tapegrad._kernels.register.MAX_GROUP, without importing numba to read it

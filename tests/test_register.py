@@ -14,6 +14,13 @@ import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
 from benchmarks import workloads
 
 
+def test_a_softmax_row_fits_the_interpreters_scratch():
+    from tapegrad import _register
+    from tapegrad._kernels import register
+
+    assert _register.MAX_ROW_ELEMENTS <= register.MAX_GROUP
+
+
 def _general(tape):
     """The same tape, replayed by the general interpreter."""
     other = pickle.loads(pickle.dumps(tape))
