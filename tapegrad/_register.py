@@ -12,7 +12,7 @@ would reach (a row a gradient never reaches is skipped there, so its ``0 * inf``
 
 A tape qualifies when every row is one the register program covers (``_SUPPORTED``), of one
 floating dtype, with no guard, and each computed row has at most ``MAX_ROW_ELEMENTS`` elements
-(an input or constant may be larger: it is only loaded). Anything else keeps the general
+(inputs, constants and views may be larger: they cost no instruction). Anything else keeps the general
 interpreter for the whole tape: ``build`` returns None, never a partial program.
 """
 
@@ -31,7 +31,7 @@ from ._tape import IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM
 # Rows above this many elements are left to the general interpreter, whose loops over a row
 # beat one instruction per element there.
 MAX_ROW_ELEMENTS = 16
-MAX_INPUT_ELEMENTS = 1 << 16
+MAX_INPUT_ELEMENTS = 1 << 21  # registers are only allocated, and kept only where read
 MIN_ROWS = 8  # a tape this short gains nothing from a rewrite
 
 _LAZY = {}
@@ -59,6 +59,15 @@ _SUPPORTED = (
     | {op.name for op in _ops.OPS if op.family == _ops.VIEW}
 )
 _SUPPORTED_OPCODES = np.array([op.name in _SUPPORTED for op in _ops.OPS])
+# Rows that cost no instruction (inputs, constants, and rows that rename their sources' elements),
+# which may be as large as MAX_INPUT_ELEMENTS: vmap's recordings pick each slice's input out of
+# the whole batch, a constant, and never read that pick.
+_RENAMES = np.array(
+    [
+        op.family == _ops.VIEW or op.name in ("leaf", "constant", "stack", "cat", "clone", "shared_leaf")
+        for op in _ops.OPS
+    ]
+)
 _NAMES = [op.name for op in _ops.OPS]
 _HAS_NO_SLOT = _ops.paths() == _rules.CONSTANT
 
@@ -204,8 +213,8 @@ def build(tape) -> Program | None:
     if (codes != codes[0]).any():
         return None
     numels = layouts[:, 1]
-    is_source = (opcodes == _ops.LEAF_OPCODE) | (opcodes == _ops.CONSTANT_OPCODE)
-    if (numels[~is_source] > MAX_ROW_ELEMENTS).any() or (numels[is_source] > MAX_INPUT_ELEMENTS).any():
+    renames = _RENAMES[opcodes]
+    if (numels[~renames] > MAX_ROW_ELEMENTS).any() or (numels[renames] > MAX_INPUT_ELEMENTS).any():
         return None
     collecting = gc.isenabled()
     gc.disable()  # the rewrite makes many small lists; collecting among the tape's objects took half its time
@@ -282,8 +291,8 @@ class _Rewrite:
             param = params[r]
             if name in ("leaf", "constant"):
                 first = self._new(numel, bool(self.has_slot[r]))
-                self.initial.append((first, np.asarray(tape._slot(r), self.dtype).copy()))
-                self.row_registers[r] = list(range(first, first + numel))
+                self.initial.append((first, np.asarray(tape._slot(r), self.dtype)))
+                self.row_registers[r] = range(first, first + numel)  # indexes like a list, costs nothing
                 continue
             source = self.row_registers[in0] if in0 >= 0 else None
             if name in _SUMS:
@@ -431,7 +440,7 @@ class _Rewrite:
         for registers in output_registers:
             protected.update(registers.tolist())
         # How often each register is read, to find sums whose result only one later sum reads.
-        uses = np.zeros(self.n_registers, np.int64)
+        uses = np.zeros(self.n_registers, np.int32)
         for k in range(n):
             for operand in operands[k]:
                 uses[operand[0] if codes[k] == SUM else operand] += 1
@@ -495,22 +504,49 @@ class _Rewrite:
             else:
                 encoded[k, 2] = ops[0]
                 encoded[k, 3] = ops[1] if len(ops) > 1 else -1
-        params = np.array(self.params, np.float64)
-        instructions = (
-            np.ascontiguousarray(encoded[forward_order]),
-            np.ascontiguousarray(params[forward_order]),
-            np.ascontiguousarray(encoded[backward_order]),
-            np.ascontiguousarray(params[backward_order]),
-            np.array(args, np.int64),
-            np.array(signs, self.dtype),
-        )
-        initial = np.zeros(self.n_registers, self.dtype)
-        for first, values in self.initial:
-            initial[first : first + len(values)] = values
+        # Only the registers the program touches, renumbered in order (a run of them stays a run):
+        # a large constant that only a dead pick reads (vmap's whole batch) costs nothing.
+        encoded = encoded[forward_order]
+        args = np.array(args, np.int64)
         input_ranges = []
         for row in tape.input_rows.tolist():
             registers = self.row_registers[row]
             input_ranges.append((registers[0] if registers else 0, len(registers)))
+        used = np.zeros(self.n_registers + 1, np.bool_)  # the last: operand -1 (none)
+        used[args] = True
+        for registers in output_registers:
+            used[registers] = True
+        for start, numel in input_ranges:
+            used[start : start + numel] = True
+        n_ary = np.isin(encoded[:, 0], (SUM, REDUCE_SUM, SOFTMAX))
+        used[encoded[:, 1]] = True
+        for out, count in encoded[encoded[:, 0] == SOFTMAX][:, [1, 3]].tolist():
+            used[out : out + count] = True
+        used[encoded[~n_ary, 2]] = True
+        used[encoded[~n_ary, 3]] = True
+        used[-1] = False
+        renumbered = np.cumsum(used) - 1
+        renumbered[-1] = -1
+        encoded[:, 1] = renumbered[encoded[:, 1]]
+        encoded[~n_ary, 2] = renumbered[encoded[~n_ary, 2]]
+        encoded[~n_ary, 3] = renumbered[encoded[~n_ary, 3]]
+        position = {k: index for index, k in enumerate(forward_order)}
+        backward_rows = [position[k] for k in backward_order]
+        params = np.array(self.params, np.float64)
+        instructions = (
+            np.ascontiguousarray(encoded),
+            np.ascontiguousarray(params[forward_order]),
+            np.ascontiguousarray(encoded[backward_rows]),
+            np.ascontiguousarray(params[backward_order]),
+            renumbered[args],
+            np.array(signs, self.dtype),
+        )
+        initial = np.zeros(int(used.sum()), self.dtype)
+        for first, values in self.initial:
+            kept = used[first : first + len(values)]
+            initial[renumbered[first : first + len(values)][kept]] = values[kept]
+        input_ranges = [(int(renumbered[start]) if numel else 0, numel) for start, numel in input_ranges]
+        output_registers = [renumbered[registers] for registers in output_registers]
         return Program(
             self.dtype, initial, instructions, input_ranges, [shape for shape, _ in tape.input_specs],
             output_registers, [tape._shape(row) for row in tape.output_rows.tolist()],
