@@ -48,7 +48,7 @@ def _kernel():
 
 # Instruction codes, as tapegrad/_kernels/register.py numbers them (kept here too so that building
 # a program does not import numba).
-(SUM, MUL, DIV, REDUCE_SUM, SOFTMAX, COPY, SOFTPLUS, EXP, LOG, TANH, SIGMOID, RELU, SQRT) = range(13)
+(SUM, MUL, DIV, REDUCE_SUM, SOFTMAX, COPY, SOFTPLUS, EXP, LOG, TANH, SIGMOID, RELU, SQRT, MUL_A, DIV_A) = range(15)
 _UNARY = {"softplus": SOFTPLUS, "exp": EXP, "log": LOG, "tanh": TANH, "sigmoid": SIGMOID, "relu": RELU, "sqrt": SQRT}
 _SUMS = {"add", "sub", "neg", "add_scalar", "sub_scalar", "rsub_scalar"}
 _SUPPORTED = (
@@ -80,9 +80,10 @@ class Program:
 
     def __init__(self, dtype, initial, instructions, input_ranges, input_shapes, output_registers, output_shapes):
         self.dtype = dtype
-        (self.forward_ins, self.forward_params, self.backward_ins, self.backward_params, self.args, self.signs) = (
-            instructions
-        )
+        (
+            self.forward_ins, self.forward_params, self.backward_ins, self.backward_params, self.args, self.signs,
+            self.grad_signs,
+        ) = instructions  # fmt: skip
         self.regs = initial
         self.grads = np.zeros(len(initial), dtype)
         self.input_ranges = input_ranges  # (first register, numel) per input
@@ -101,7 +102,7 @@ class Program:
         with _quiet_numba():
             kernel.forward(self.forward_ins, self.args, self.signs, self.forward_params, self.regs)
             kernel.backward(
-                self.backward_ins[:0], self.args, self.signs, self.backward_params, self.regs, self.grads,
+                self.backward_ins[:0], self.args, self.grad_signs, self.backward_params, self.regs, self.grads,
                 self.seed_registers[:0], np.zeros(0),
             )  # fmt: skip
         self._forward = kernel.forward
@@ -123,7 +124,7 @@ class Program:
 
     def backward(self, seeds: np.ndarray) -> list:
         self._backward(
-            self.backward_ins, self.args, self.signs, self.backward_params, self.regs, self.grads,
+            self.backward_ins, self.args, self.grad_signs, self.backward_params, self.regs, self.grads,
             self.seed_registers, seeds,
         )  # fmt: skip
         return [
@@ -153,7 +154,7 @@ class Program:
 
         def run(lo, hi):  # each thread in registers of its own
             kernel.value_and_grad_slices(
-                lo, hi, self.forward_ins, self.backward_ins, self.args, self.signs, self.forward_params,
+                lo, hi, self.forward_ins, self.backward_ins, self.args, self.signs, self.grad_signs, self.forward_params,
                 self.backward_params, self.regs.copy(), np.zeros_like(self.grads), input_registers, inputs,
                 self.seed_registers, outputs, self.seed_registers, seeds, input_registers, grads, with_grad,
             )  # fmt: skip
@@ -531,15 +532,33 @@ class _Rewrite:
         encoded[~n_ary, 2] = renumbered[encoded[~n_ary, 2]]
         encoded[~n_ary, 3] = renumbered[encoded[~n_ary, 3]]
         position = {k: index for index, k in enumerate(forward_order)}
-        backward_rows = [position[k] for k in backward_order]
+        backward_encoded = encoded[[position[k] for k in backward_order]]
+        # A product or quotient by a value with no gradient slot (a number, a constant) gives its
+        # gradient to one side only, as the general rule does: every ``x * 1.001`` of a chain
+        # adding into the one constant's slot made the backward a chain through memory.
+        slot = np.array(self.register_slot, np.bool_)
+        has_slot = np.append(slot[used[:-1]], False)  # by new register; the last: operand -1
+        codes_backward = backward_encoded[:, 0]
+        binary = (codes_backward == MUL) | (codes_backward == DIV)
+        first_slot = np.zeros(len(codes_backward), np.bool_)
+        second_slot = np.zeros(len(codes_backward), np.bool_)
+        first_slot[binary] = has_slot[backward_encoded[binary, 2]]
+        second_slot[binary] = has_slot[backward_encoded[binary, 3]]
+        swap = (codes_backward == MUL) & ~first_slot & second_slot  # a * b is b * a, to the bit
+        backward_encoded[swap, 2:4] = backward_encoded[swap, 3:1:-1]
+        codes_backward[(codes_backward == MUL) & ~(first_slot & second_slot)] = MUL_A
+        codes_backward[(codes_backward == DIV) & ~second_slot] = DIV_A
+        # A sum's terms with no gradient slot (``x + 2``'s 2) take no gradient either.
+        grad_signs = np.array(signs, self.dtype) * slot[args]
         params = np.array(self.params, np.float64)
         instructions = (
             np.ascontiguousarray(encoded),
             np.ascontiguousarray(params[forward_order]),
-            np.ascontiguousarray(encoded[backward_rows]),
+            np.ascontiguousarray(backward_encoded),
             np.ascontiguousarray(params[backward_order]),
             renumbered[args],
             np.array(signs, self.dtype),
+            grad_signs,
         )
         initial = np.zeros(int(used.sum()), self.dtype)
         for first, values in self.initial:

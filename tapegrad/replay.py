@@ -20,6 +20,8 @@ above) are constants of the tape; data that changes between calls must be an inp
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _grad_mode as grad_mode
@@ -334,10 +336,11 @@ class Tape:
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
             grad_outputs = (grad_outputs,)
         seeds = []
-        for index, (row, gradient) in enumerate(zip(self.output_rows, grad_outputs)):
-            shape = self._shape(row)
+        program = self._program
+        shapes = program.output_shapes if program is not None else [self._shape(row) for row in self.output_rows]
+        for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
-                if int(np.prod(shape)) != 1:
+                if math.prod(shape) != 1:
                     raise RuntimeError("grad can be implicitly created only for scalar outputs")
                 seeds.append(np.ones(1))
             else:
@@ -348,8 +351,8 @@ class Tape:
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
         positions = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
-        if self._program is not None:
-            grads = self._program.backward(np.concatenate(seeds))
+        if program is not None:
+            grads = program.backward(seeds[0] if len(seeds) == 1 else np.concatenate(seeds))
             chosen = [_wrap(grads[position]) for position in positions]
             return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
         _, _, backward, (rules, saves, paths) = _kernels()

@@ -28,8 +28,9 @@ from .memory import borrow
 # or scalar add, and chains of them); REDUCE_SUM: sum/mean of a row, accumulated in float64 as
 # the general interpreter does, times the scale; SOFTMAX: ``b`` operands to ``b`` consecutive
 # result registers; COPY: a value that takes no gradient (``detach``, a view under no_grad).
-(SUM, MUL, DIV, REDUCE_SUM, SOFTMAX, COPY, SOFTPLUS, EXP, LOG, TANH, SIGMOID, RELU, SQRT) = range(13)
-CODE_NAMES = "sum mul div reduce_sum softmax copy softplus exp log tanh sigmoid relu sqrt".split()
+# In the backward only, MUL_A and DIV_A: a product or quotient whose ``b`` takes no gradient.
+(SUM, MUL, DIV, REDUCE_SUM, SOFTMAX, COPY, SOFTPLUS, EXP, LOG, TANH, SIGMOID, RELU, SQRT, MUL_A, DIV_A) = range(15)
+CODE_NAMES = "sum mul div reduce_sum softmax copy softplus exp log tanh sigmoid relu sqrt mul_a div_a".split()
 WIDTH = 4  # integers per instruction
 MAX_GROUP = 64  # the most operands of one SOFTMAX (the scratch it gathers them into)
 
@@ -94,7 +95,8 @@ def forward(ins, args, signs, params, regs):
 def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
     """Zero ``grads``, add ``seeds`` (float64) at ``seed_registers`` and run the instructions
     ``ins`` (already in reverse order, only those a gradient reaches), each adding its
-    result's gradient into its operands'. Reads the values the last ``forward`` left in ``regs``."""
+    result's gradient into its operands' that have a gradient slot (``signs``: a ``SUM``
+    term's sign, 0 for a term with none). Reads the values the last ``forward`` left in ``regs``."""
     r = borrow(regs)
     d = borrow(grads)
     for i in range(len(grads)):
@@ -112,10 +114,15 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
         if code == SUM:
             # In the general backward's order: a folded chain ((t0 + t1) + t2) + t3 reaches t3,
             # t2, then t0 and t1, and a register among the terms twice sums them in that order.
+            # ``signs`` here are 0 for terms with no gradient slot (numbers, constants).
             for j in range(a + b - 1, a + 1, -1):
-                d[args[j]] += g * signs[j]
+                if signs[j] != 0:
+                    d[args[j]] += g * signs[j]
             for j in range(a, min(a + 2, a + b)):
-                d[args[j]] += g * signs[j]
+                if signs[j] != 0:
+                    d[args[j]] += g * signs[j]
+        elif code == MUL_A:
+            d[a] += g * r[b]
         elif code == MUL:
             d[a] += g * r[b]
             d[b] += g * r[a]
@@ -130,6 +137,8 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
             y = r[b]
             d[a] += g / y
             d[b] += -g * r[a] / (y * y)
+        elif code == DIV_A:
+            d[a] += g / r[b]
         elif code == REDUCE_SUM:
             scaled = g * d.dtype.type(params[k])
             for j in range(a, a + b):
@@ -154,7 +163,7 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
 
 @jit
 def value_and_grad_slices(
-    lo, hi, forward_ins, backward_ins, args, signs, forward_params, backward_params, regs, grads,
+    lo, hi, forward_ins, backward_ins, args, signs, grad_signs, forward_params, backward_params, regs, grads,
     input_registers, inputs, output_registers, outputs, seed_registers, seeds, grad_registers, input_grads, with_grad,
 ):  # fmt: skip
     """``tapegrad.func.vmap``'s replay: slices ``lo`` to ``hi`` of a batch, one after another in
@@ -168,6 +177,6 @@ def value_and_grad_slices(
         for i in range(len(output_registers)):
             outputs[s, i] = regs[output_registers[i]]
         if with_grad:
-            backward(backward_ins, args, signs, backward_params, regs, grads, seed_registers, seeds)
+            backward(backward_ins, args, grad_signs, backward_params, regs, grads, seed_registers, seeds)
             for i in range(len(grad_registers)):
                 input_grads[s, i] = grads[grad_registers[i]]
