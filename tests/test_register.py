@@ -263,12 +263,40 @@ def test_a_batch_replay_of_a_scalar_tape_equals_one_replay_per_slice(threads):
         np.testing.assert_array_equal(grads[0][s], grad.numpy())
 
 
-def test_vmap_of_grad_on_a_scalar_graph_equals_a_loop():
+def test_vmap_of_grad_on_a_scalar_graph_equals_a_loop(monkeypatch):
+    from tapegrad import _register
     from tapegrad.func import grad, vmap, vmap_stats
 
+    built = []
+    build = _register.build
+    monkeypatch.setattr(_register, "build", lambda tape: built.append(build(tape)) or built[-1])
     graph = workloads.graph_function(tg, 60)
     xs = tg.tensor(np.random.default_rng(1).uniform(-2, 2, (5, 100)))
     batched = vmap(grad(graph))(xs)
     assert vmap_stats()["path"] != "eager"
+    # vmap's recording also picks the slice out of the whole batch (a constant nothing reads):
+    # the tape is still a register program.
+    assert built and all(program is not None for program in built)
     for s in range(5):
         np.testing.assert_allclose(batched[s].numpy(), grad(graph)(xs[s]).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_tutorial_chain_of_vectors_replays_to_eagers_bits(dtype):
+    """Rows of three elements, each times a number: products whose number takes no gradient."""
+
+    def chain(x):
+        y = x * 2
+        for _ in range(50):
+            y = y * 1.001 - x / 3.0
+        return y
+
+    tape = tg.record(chain, np.array([0.1, 0.2, 0.3], dtype))
+    x, v = np.array([0.3, -0.2, 0.1], dtype), np.array([0.1, 1.0, 0.0001], dtype)
+    value, (grad,) = tape.value_and_grad(x, grad_outputs=v)
+    assert tape._program is not None
+    eager = tg.tensor(x, requires_grad=True)
+    out = chain(eager)
+    out.backward(tg.tensor(v))
+    np.testing.assert_array_equal(value.numpy(), out.detach().numpy())
+    np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
