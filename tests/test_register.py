@@ -300,3 +300,22 @@ def test_the_tutorial_chain_of_vectors_replays_to_eagers_bits(dtype):
     out.backward(tg.tensor(v))
     np.testing.assert_array_equal(value.numpy(), out.detach().numpy())
     np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+
+
+def test_an_output_that_takes_no_gradient_is_seeded_harmlessly():
+    """A second output computed from detached values (or from constants): its seed reaches no
+    input. (The general interpreter's backward writes such a seed at a slot index of -1.)"""
+
+    def fn(x, w):
+        a, b, c = x
+        return (a * w[0] + b * w[1]) * c - a / w[0], (x.detach() * 3.0).sum() + tg.ones(2, dtype=tg.float64)
+
+    x, w = np.array([0.3, -0.5, 1.2]), np.array([1.5, 0.7])
+    tape = tg.record(fn, x, w)
+    (value, other), grads = tape.value_and_grad(x, w, grad_outputs=(np.array(1.0), np.ones(2)))
+    assert tape._program is not None
+    inputs = [tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)]
+    fn(*inputs)[0].backward()
+    for got, eager in zip(grads, inputs):
+        np.testing.assert_array_equal(got.numpy(), eager.grad.numpy())
+    np.testing.assert_allclose(other.numpy(), np.full(2, 3.0 * x.sum() + 1.0), rtol=1e-15)
