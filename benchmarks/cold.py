@@ -44,6 +44,8 @@ for dtype in (tg.float32, tg.float64):
     x = tg.ones(3, dtype=dtype, requires_grad=True)
     tape = tg.record(lambda x: (x * x).sum(), x)
     tape.value_and_grad(x)
+    scalars = tg.record(lambda x: (x[0] * x[1] + x[2]).tanh() * x[0] - x[1] / x[2], x)  # a register program
+    scalars._replay_batch([x.detach().numpy()[None]], [True], [1.0])
 for table in (backward.FAMILIES, forward.FAMILIES):
     for slot in range(len(table.addresses)):
         table.load(slot)

@@ -901,8 +901,8 @@ class _Replay:
             for grad in tape.backward(self._seeds(tape), argnums=self.wanted):
                 results[offset][index] = grad._data
                 offset += 1
-        for row in tape.output_rows:
-            results[offset][index] = tape._slot(row).reshape(tape._shape(row))
+        for output in tape._outputs():  # a tuple (``traced`` returns one); a register program's too
+            results[offset][index] = output._data
             offset += 1
 
     @staticmethod

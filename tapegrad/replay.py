@@ -20,10 +20,12 @@ above) are constants of the tape; data that changes between calls must be an inp
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _grad_mode as grad_mode
-from . import _ops, _tape_file
+from . import _ops, _register, _tape_file
 from ._record import _input_row
 from ._tape import CODE_DTYPES, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
@@ -165,6 +167,7 @@ class Tape:
             else:
                 value = tape.replay_values[row]
             self._slot(row)[...] = np.asarray(value).reshape(-1)
+        self._program = _register.UNBUILT
 
     def _lay_out(self) -> None:
         """One value slot per row, in the float32 or float64 arena by its layout's dtype."""
@@ -244,7 +247,19 @@ class Tape:
         for row, data in zip(self.input_rows.tolist(), self._checked(inputs, len(self.input_specs))):
             self._slot(row)[...] = data.reshape(-1)
 
+    def _scalar_program(self):
+        """The tape as a register program (a tape of scalars: tapegrad/_register.py), or None.
+        Rewritten on the first replay rather than in record(): a recording never replayed pays
+        nothing (the rewrite took a quarter of the scalar graph's recording time)."""
+        if self._program is _register.UNBUILT:
+            self._program = _register.build(self)
+        return self._program
+
     def _forward(self, inputs) -> None:
+        if self._scalar_program() is not None:
+            self._program.forward(self._checked(inputs, len(self.input_specs)))
+            self._forwarded = True
+            return
         forward, replay_rules, *_ = _kernels()
         self._load_inputs(inputs)
         status, row = forward.forward_sweep(
@@ -271,6 +286,9 @@ class Tape:
         self._forwarded = True
 
     def _outputs(self):
+        if self._program is not None:
+            tensors = tuple(_wrap(values) for values in self._program.outputs())
+            return tensors[0] if self.single_output else tensors
         tensors = tuple(_wrap(self._slot(row).reshape(self._shape(row)).copy()) for row in self.output_rows.tolist())
         return tensors[0] if self.single_output else tensors
 
@@ -328,16 +346,18 @@ class Tape:
         inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input."""
         if not self._forwarded:
             raise RuntimeError("call the tape (or value_and_grad) before backward")
-        _, _, backward, (rules, saves, paths) = _kernels()
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
             grad_outputs = (grad_outputs,)
         seeds = []
-        for index, (row, gradient) in enumerate(zip(self.output_rows.tolist(), grad_outputs)):
-            shape = self._shape(row)
+        program = self._program
+        shapes = (
+            program.output_shapes if program is not None else [self._shape(row) for row in self.output_rows.tolist()]
+        )
+        for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
-                if self._slot(row).size != 1:
+                if math.prod(shape) != 1:
                     raise RuntimeError("grad can be implicitly created only for scalar outputs")
                 seeds.append(_ONE)
             else:
@@ -348,6 +368,11 @@ class Tape:
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
         positions = tuple(range(len(self.input_rows))) if argnums is None else self._positions(argnums)
+        if program is not None:
+            grads = program.backward(seeds[0] if len(seeds) == 1 else np.concatenate(seeds))
+            chosen = [_wrap(grads[position]) for position in positions]
+            return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
+        _, _, backward, (rules, saves, paths) = _kernels()
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
             paths, self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
@@ -416,6 +441,10 @@ class Tape:
                 raise ValueError(f"input {index} ({self._names[index]!r}) has {len(data)} slices, not {size}")
         # A slice of each batched input is checked as a replay's input is.
         self._checked([data[0] if is_batched else data for data, is_batched in zip(arrays, batched)], len(arrays))
+        if self._scalar_program() is not None:
+            wanted = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
+            outputs, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, wanted)
+            return outputs, gradients, []  # no guards: no slice fails
         for (row, position), data, is_batched in zip(input_places, arrays, batched):
             numel = data[0].size if is_batched else data.size
             target = packed_inputs[codes[row]][:, position : position + numel]
@@ -552,6 +581,7 @@ class Tape:
         _tape_file.validate(self)
         self._lay_out()  # from the layouts, never from the sender's offsets
         self._fill(values)
+        self._program = _register.UNBUILT
         if self._rerecord:
             self._rerecord = False  # the function is not shipped with the tape
 

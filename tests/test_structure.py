@@ -63,6 +63,7 @@ LAYERS = {
         "_kernels.backward",
         "_kernels.forward",
         "_kernels.batched",
+        "_kernels.register",
         "_kernels.generate",  # writes generated.py from the op table
     ],
     "ops": [
@@ -89,7 +90,7 @@ LAYERS = {
         "autograd.grad_mode",
         "autograd.graph",
     ],
-    "replay": ["_tape_file", "replay", "dask"],  # dask: data-parallel replay, imported on demand
+    "replay": ["_tape_file", "_register", "replay", "dask"],  # dask: data-parallel replay, imported on demand
     "nn": [
         "nn",
         "nn.functional",

@@ -1,0 +1,572 @@
+"""Scalar tapes as register programs: a recorded tape of one-element rows, rewritten once into
+instructions over registers that ``tapegrad/_kernels/register.py`` replays.
+
+The rewrite is plain Python over the rows (no compilation per graph): every element of every
+row gets a register, except where a row only renames elements of others. Selects, views,
+reshapes, stacks and cats give their elements the registers of their sources (no instruction);
+``a + b``, ``a - b``, ``-a`` and ``a + 2`` are one ``SUM`` each, and a chain of them whose
+intermediate results nothing else reads collapses into one (``sum(nodes)``: ``0 + a + b + c``,
+added in the same order); a softmax of a few elements is one instruction. Only the instructions
+a recorded output depends on run forward, and backward only those of rows the general backward
+would reach (a row a gradient never reaches is skipped there, so its ``0 * inf`` never happens).
+
+A tape qualifies when every row is one the register program covers (``_SUPPORTED``), of one
+floating dtype, with no guard, and each computed row has at most ``MAX_ROW_ELEMENTS`` elements
+(inputs, constants and views may be larger: they cost no instruction). Anything else keeps the general
+interpreter for the whole tape: ``build`` returns None, never a partial program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import warnings
+
+import numpy as np
+
+from . import _ops
+from ._kernels import rules as _rules
+from ._tape import IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM
+
+# Rows above this many elements are left to the general interpreter, whose loops over a row
+# beat one instruction per element there.
+MAX_ROW_ELEMENTS = 16
+MAX_INPUT_ELEMENTS = 1 << 21  # registers are only allocated, and kept only where read
+MIN_ROWS = 8  # a tape this short gains nothing from a rewrite
+
+_LAZY = {}
+UNBUILT = object()  # a Tape's program before its first replay
+
+
+def _kernel():
+    if not _LAZY:
+        from ._kernels import register
+
+        _LAZY["module"] = register
+    return _LAZY["module"]
+
+
+# Instruction codes, as tapegrad/_kernels/register.py numbers them (kept here too so that building
+# a program does not import numba).
+(SUM, MUL, DIV, REDUCE_SUM, SOFTMAX, COPY, SOFTPLUS, EXP, LOG, TANH, SIGMOID, RELU, SQRT, MUL_A, DIV_A) = range(15)
+_UNARY = {"softplus": SOFTPLUS, "exp": EXP, "log": LOG, "tanh": TANH, "sigmoid": SIGMOID, "relu": RELU, "sqrt": SQRT}
+_SUMS = {"add", "sub", "neg", "add_scalar", "sub_scalar", "rsub_scalar"}
+_SUPPORTED = (
+    {"leaf", "constant", "clone", "shared_leaf", "detach", "mul", "div", "mul_scalar", "div_scalar"}
+    | {"sum", "mean", "softmax", "stack", "cat"}
+    | _SUMS
+    | set(_UNARY)
+    | {op.name for op in _ops.OPS if op.family == _ops.VIEW}
+)
+_SUPPORTED_OPCODES = np.array([op.name in _SUPPORTED for op in _ops.OPS])
+# Rows that cost no instruction (inputs, constants, and rows that rename their sources' elements),
+# which may be as large as MAX_INPUT_ELEMENTS: vmap's recordings pick each slice's input out of
+# the whole batch, a constant, and never read that pick.
+_RENAMES = np.array(
+    [
+        op.family == _ops.VIEW or op.name in ("leaf", "constant", "stack", "cat", "clone", "shared_leaf")
+        for op in _ops.OPS
+    ]
+)
+_NAMES = [op.name for op in _ops.OPS]
+_HAS_NO_SLOT = _ops.paths() == _rules.CONSTANT
+
+
+class Program:
+    """A tape's register program and the registers it runs in (``build`` makes one).
+
+    ``forward(arrays)`` loads the inputs and runs; ``outputs()`` reads the results;
+    ``backward(seeds)`` returns every input's gradient for the last forward."""
+
+    def __init__(self, dtype, initial, instructions, input_ranges, input_shapes, output_registers, output_shapes):
+        self.dtype = dtype
+        (
+            self.forward_ins, self.forward_params, self.backward_ins, self.backward_params, self.args, self.signs,
+            self.grad_signs,
+        ) = instructions  # fmt: skip
+        self.regs = initial
+        self.grads = np.zeros(len(initial), dtype)
+        self.input_ranges = input_ranges  # (first register, numel) per input
+        self.input_shapes = input_shapes
+        self.output_registers = output_registers  # one flat register array per output
+        self.output_shapes = output_shapes
+        self.seed_registers = np.concatenate(output_registers) if output_registers else np.zeros(0, np.int64)
+        self._compiled = False
+
+    def _compile(self) -> None:
+        """Compile (or load) the interpreter for this dtype, on the program's own arrays."""
+        kernel = _kernel()
+        from ._kernels import families
+
+        families.announce(kernel.forward, "register interpreter")
+        with _quiet_numba():
+            kernel.forward(self.forward_ins, self.args, self.signs, self.forward_params, self.regs)
+            kernel.backward(
+                self.backward_ins[:0], self.args, self.grad_signs, self.backward_params, self.regs, self.grads,
+                self.seed_registers[:0], np.zeros(0),
+            )  # fmt: skip
+        self._forward = kernel.forward
+        self._backward = kernel.backward
+        self._compiled = True
+
+    def forward(self, arrays) -> None:
+        if not self._compiled:
+            self._compile()
+        regs = self.regs
+        for (start, numel), data in zip(self.input_ranges, arrays):
+            regs[start : start + numel] = data.reshape(-1)
+        self._forward(self.forward_ins, self.args, self.signs, self.forward_params, regs)
+
+    def outputs(self) -> list:
+        return [
+            self.regs[registers].reshape(shape) for registers, shape in zip(self.output_registers, self.output_shapes)
+        ]
+
+    def backward(self, seeds: np.ndarray) -> list:
+        self._backward(
+            self.backward_ins, self.args, self.grad_signs, self.backward_params, self.regs, self.grads,
+            self.seed_registers, seeds,
+        )  # fmt: skip
+        return [
+            self.grads[start : start + numel].reshape(shape).copy()
+            for (start, numel), shape in zip(self.input_ranges, self.input_shapes)
+        ]
+
+    def replay_batch(self, arrays, batched, size, seeds, threads, wanted) -> tuple:
+        """``Tape._replay_batch`` on the register program: ``arrays`` checked, ``wanted`` the
+        input positions whose gradients are asked for (the others' are zeros, as the general
+        batch replay gives them). Returns ``(outputs, grads)``: a ``(size, *shape)`` array per
+        output and, with ``seeds``, per input."""
+        if not self._compiled:
+            self._compile()
+        kernel = _kernel()
+        numels = [numel for _, numel in self.input_ranges]
+        inputs = np.empty((size, sum(numels)), self.dtype)
+        position = 0
+        for data, is_batched, numel in zip(arrays, batched, numels):
+            inputs[:, position : position + numel] = data.reshape(size, numel) if is_batched else data.reshape(numel)
+            position += numel
+        input_registers = np.concatenate([np.arange(start, start + numel) for start, numel in self.input_ranges])
+        with_grad = seeds is not None
+        outputs = np.empty((size, len(self.seed_registers)), self.dtype)
+        grads = np.zeros((size if with_grad else 0, len(input_registers)), self.dtype)
+        seeds = np.zeros(0) if seeds is None else np.asarray(seeds, np.float64).reshape(-1)
+
+        def run(lo, hi):  # each thread in registers of its own
+            kernel.value_and_grad_slices(
+                lo, hi, self.forward_ins, self.backward_ins, self.args, self.signs, self.grad_signs, self.forward_params,
+                self.backward_params, self.regs.copy(), np.zeros_like(self.grads), input_registers, inputs,
+                self.seed_registers, outputs, self.seed_registers, seeds, input_registers, grads, with_grad,
+            )  # fmt: skip
+
+        with _quiet_numba():  # the first slice alone: its call compiles the kernel
+            run(0, min(1, size))
+        bounds = np.linspace(1, size, max(1, min(threads, size - 1)) + 1).astype(int)
+        if len(bounds) > 2:
+            from ._threads import pool
+
+            list(pool(len(bounds) - 1).map(run, bounds[:-1], bounds[1:]))
+        elif size > 1:
+            run(1, size)
+        if with_grad:
+            position = 0
+            for index, numel in enumerate(numels):
+                if index not in wanted:
+                    grads[:, position : position + numel] = 0
+                position += numel
+        return _split(outputs, self.output_shapes, size), _split(grads, self.input_shapes, size) if with_grad else []
+
+
+def _split(flat, shapes, size) -> list:
+    """Columns of ``flat`` (size, n) as one (size, *shape) array per shape, in order."""
+    parts, position = [], 0
+    for shape in shapes:
+        numel = int(np.prod(shape))
+        parts.append(flat[:, position : position + numel].reshape((size, *shape)))
+        position += numel
+    return parts
+
+
+@contextlib.contextmanager
+def _quiet_numba():
+    """As around the kernel families' compiles (families.py): numba's SSA pass flags the inlined
+    vmath.tanh ("variable ... is not in scope"), an internal pedantic check, not the user's
+    business."""
+    from numba.core.errors import NumbaIRAssumptionWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaIRAssumptionWarning)
+        yield
+
+
+def build(tape) -> Program | None:
+    """The register program of ``tape`` (a ``tapegrad.replay.Tape`` whose values are filled), or
+    None when some row is not one it covers."""
+    rows = tape.rows
+    n_rows = len(rows)
+    if n_rows < MIN_ROWS or tape.guards:
+        return None
+    opcodes = rows[:, OPCODE] & OPCODE_MASK
+    if not _SUPPORTED_OPCODES[opcodes].all():
+        return None
+    layouts = tape.layouts[rows[:, LAYOUT]]
+    codes = layouts[:, 0]
+    if (codes != codes[0]).any():
+        return None
+    numels = layouts[:, 1]
+    renames = _RENAMES[opcodes]
+    if (numels[~renames] > MAX_ROW_ELEMENTS).any() or (numels[renames] > MAX_INPUT_ELEMENTS).any():
+        return None
+    collecting = gc.isenabled()
+    gc.disable()  # the rewrite makes many small lists; collecting among the tape's objects took half its time
+    try:
+        return _Rewrite(tape, opcodes, numels).program()
+    except _NotCoveredError:
+        return None
+    finally:
+        if collecting:
+            gc.enable()
+
+
+class _NotCoveredError(Exception):
+    """A row the register program does not cover, found while rewriting."""
+
+
+class _Rewrite:
+    def __init__(self, tape, opcodes, numels):
+        self.tape = tape
+        self.opcodes = opcodes.tolist()
+        self.numels = numels.tolist()
+        flags = tape.rows[:, OPCODE]
+        # Rows the general backward gives a gradient slot: those that require grad and are not
+        # constants (comparisons, detach).
+        self.has_slot = ((flags & NO_GRAD) == 0) & ~_HAS_NO_SLOT[opcodes]
+        self.dtype = tape._dtype(0)
+        self.layout_of = tape.rows[:, LAYOUT].tolist()
+        self.shapes = {}
+        self.n_registers = 0
+        self.initial = []  # (first register, values) of leaves and constants
+        self.register_slot = []  # per register: whether its row has a gradient slot
+        self.row_registers = [None] * len(opcodes)
+        self.constants = {}  # float -> register holding it
+        # Instructions: code, result register, operand registers (SUM: (register, sign) terms),
+        # float parameter, row.
+        self.codes, self.results, self.operands, self.params, self.instruction_rows = [], [], [], [], []
+
+    # -- registers and instructions ---------------------------------------------------------
+
+    def _new(self, count: int, slot: bool) -> int:
+        first = self.n_registers
+        self.n_registers += count
+        self.register_slot.extend([slot] * count)
+        return first
+
+    def _constant(self, value: float) -> int:
+        value = self.dtype.type(value)
+        key = value.tobytes()
+        register = self.constants.get(key)
+        if register is None:
+            register = self.constants[key] = self._new(1, False)
+            self.initial.append((register, np.array([value], self.dtype)))
+        return register
+
+    def _emit(self, code: int, operands: list, row: int, param: float = 0.0, results: int = 1) -> int:
+        first = self._new(results, bool(self.has_slot[row]))
+        self.codes.append(code)
+        self.results.append(first)
+        self.operands.append(operands)
+        self.params.append(param)
+        self.instruction_rows.append(row)
+        return first
+
+    # -- the rows ---------------------------------------------------------------------------
+
+    def program(self) -> Program:
+        tape = self.tape
+        rows = tape.rows.tolist()
+        params = tape.params[:, PARAM].tolist()
+        aux = tape.aux.tolist()
+        for r, (_, in0, in1, iparam, _, _) in enumerate(rows):
+            name = _NAMES[self.opcodes[r]]
+            numel = self.numels[r]
+            param = params[r]
+            if name in ("leaf", "constant"):
+                first = self._new(numel, bool(self.has_slot[r]))
+                self.initial.append((first, np.asarray(tape._slot(r), self.dtype)))
+                self.row_registers[r] = range(first, first + numel)  # indexes like a list, costs nothing
+                continue
+            source = self.row_registers[in0] if in0 >= 0 else None
+            if name in _SUMS:
+                if name in ("add", "sub"):
+                    self._elementwise(r, SUM, (source, 1.0), (self.row_registers[in1], 1.0 if name == "add" else -1.0))
+                elif name == "neg":
+                    self._elementwise(r, SUM, (source, -1.0))
+                elif name == "add_scalar":
+                    self._elementwise(r, SUM, (source, 1.0), (self._constant(param), 1.0))
+                elif name == "sub_scalar":
+                    self._elementwise(r, SUM, (source, 1.0), (self._constant(param), -1.0))
+                else:  # rsub_scalar: s - x
+                    self._elementwise(r, SUM, (self._constant(param), 1.0), (source, -1.0))
+            elif name in _UNARY:
+                if in1 >= 0:  # a precomputed derivative (large rows only): not ours
+                    raise _NotCoveredError
+                self._elementwise(r, _UNARY[name], (source, 1.0))
+            elif name in ("mul", "div"):
+                self._elementwise(r, MUL if name == "mul" else DIV, (source, 1.0), (self.row_registers[in1], 1.0))
+            elif name in ("mul_scalar", "div_scalar"):
+                code = MUL if name == "mul_scalar" else DIV
+                self._elementwise(r, code, (source, 1.0), (self._constant(param), 1.0))
+            elif name in ("sum", "mean"):
+                result = self._emit(REDUCE_SUM, list(source), r, param)
+                self.row_registers[r] = [result]
+            elif name == "softmax":
+                self._softmax(r, source, iparam)
+            elif name in ("stack", "cat"):
+                self._alias(r, self._joined(r, name, iparam, aux))
+            elif name == "detach":
+                self._alias(r, list(source))
+            else:  # views and copies: their elements are their source's
+                if _ops.OPS[self.opcodes[r]].family == _ops.VIEW:
+                    self._alias(r, self._viewed(r, source, iparam, aux))
+                else:  # clone, shared_leaf
+                    self._alias(r, list(source))
+        return self._assemble()
+
+    def _elementwise(self, r, code, *operands) -> None:
+        """One instruction per element of row ``r``. Each operand is ``(registers, sign)``: a
+        row's registers (element i reads its i-th) or one register (a constant), and for
+        ``SUM`` the sign of its term."""
+        registers = []
+        for i in range(self.numels[r]):
+            terms = [(source if isinstance(source, int) else source[i], sign) for source, sign in operands]
+            registers.append(self._emit(code, terms if code == SUM else [register for register, _ in terms], r))
+        self.row_registers[r] = registers
+
+    def _alias(self, r, registers: list) -> None:
+        """Row ``r`` is ``registers``. A row with no gradient slot (detach, a view under no_grad)
+        of values that have one is copied instead: a renamed register would let gradients through."""
+        if not self.has_slot[r] and any(self.register_slot[register] for register in registers):
+            registers = [self._emit(COPY, [register], r) for register in registers]
+        self.row_registers[r] = registers
+
+    def _shape(self, r) -> tuple:
+        layout = self.layout_of[r]
+        shape = self.shapes.get(layout)
+        if shape is None:
+            shape = self.shapes[layout] = self.tape._shape(r)
+        return shape
+
+    def _viewed(self, r, source, iparam, aux) -> list:
+        offset = aux[iparam]
+        if self.numels[r] == 1:  # a select: the strides do not matter
+            if not 0 <= offset < len(source):
+                raise _NotCoveredError
+            return [source[offset]]
+        shape = self._shape(r)
+        strides = aux[iparam + 1 : iparam + 1 + len(shape)]
+        positions = np.full(shape, offset, np.int64)
+        for dim, (extent, stride) in enumerate(zip(shape, strides)):
+            index_shape = [1] * len(shape)
+            index_shape[dim] = extent
+            positions = positions + (np.arange(extent) * stride).reshape(index_shape)
+        positions = positions.reshape(-1).tolist()
+        if positions and (min(positions) < 0 or max(positions) >= len(source)):
+            raise _NotCoveredError
+        return [source[p] for p in positions]
+
+    def _joined(self, r, name, iparam, aux) -> list:
+        count, dim = aux[iparam], aux[iparam + 1]
+        deltas = aux[iparam + 2 : iparam + 2 + count]
+        if 0 in deltas:  # an operand with no row
+            raise _NotCoveredError
+        if self.numels[r] == count:  # one element each: their order is the result's
+            return [self.row_registers[r - delta][0] for delta in deltas]
+        parts = []
+        for delta in deltas:
+            source = r - delta
+            parts.append(np.array(self.row_registers[source], np.int64).reshape(self._shape(source)))
+        joined = np.stack(parts, axis=dim) if name == "stack" else np.concatenate(parts, axis=dim)
+        return joined.reshape(-1).tolist()
+
+    def _softmax(self, r, source, dim) -> None:
+        shape = self._shape(r)
+        if len(shape) == 0:
+            shape, dim = (1,), 0
+        # At most MAX_ROW_ELEMENTS operands: within the interpreter's scratch (MAX_GROUP).
+        if dim != len(shape) - 1 or shape[-1] == 0:
+            raise _NotCoveredError  # the general interpreter's other loop: not bit for bit ours
+        extent = shape[-1]
+        registers = []
+        for start in range(0, len(source), extent):
+            first = self._emit(SOFTMAX, source[start : start + extent], r, results=extent)
+            registers.extend(range(first, first + extent))
+        self.row_registers[r] = registers
+
+    # -- the program ------------------------------------------------------------------------
+
+    def _reached(self) -> np.ndarray:
+        """The rows the general backward reaches from the outputs (its ``touched``)."""
+        tape = self.tape
+        has_slot = self.has_slot.tolist()
+        reached = [False] * len(has_slot)
+        for row in tape.output_rows.tolist():
+            reached[row] = has_slot[row]
+        rows = tape.rows
+        in0, in1 = rows[:, IN0].tolist(), rows[:, IN1].tolist()
+        for r in range(len(reached) - 1, -1, -1):
+            if not (reached[r] and has_slot[r]):
+                continue
+            name = _NAMES[self.opcodes[r]]
+            if name in ("stack", "cat"):
+                start = int(rows[r, IPARAM])
+                count = int(tape.aux[start])
+                sources = [r - int(delta) for delta in tape.aux[start + 2 : start + 2 + count]]
+            else:
+                sources = (in0[r], in1[r])
+            for source in sources:
+                if source >= 0 and has_slot[source]:
+                    reached[source] = True
+        return np.array(reached, np.bool_)
+
+    def _assemble(self) -> Program:
+        tape = self.tape
+        n = len(self.codes)
+        codes = self.codes
+        results = self.results
+        operands = self.operands
+        reached = self._reached()
+        in_backward = [bool(reached[row] and self.has_slot[row]) for row in self.instruction_rows]
+        output_registers = [np.array(self.row_registers[row], np.int64) for row in tape.output_rows.tolist()]
+        protected = set()
+        for registers in output_registers:
+            protected.update(registers.tolist())
+        # How often each register is read, to find sums whose result only one later sum reads.
+        uses = np.zeros(self.n_registers, np.int32)
+        for k in range(n):
+            for operand in operands[k]:
+                uses[operand[0] if codes[k] == SUM else operand] += 1
+        producer = {results[k]: k for k in range(n) if codes[k] == SUM}
+        alive = [True] * n
+
+        def fusable(term, k) -> int:
+            """The sum ``term`` is the result of, when it can be folded into the sum ``k``: only
+            ``k`` reads it, and it is the instruction just before, so that no other gradient
+            reaches its terms in between (the order of additions stays the general backward's)."""
+            register, _ = term
+            if uses[register] != 1 or register in protected or producer.get(register, -1) != k - 1:
+                return -1
+            return k - 1
+
+        for k in range(1, n):
+            if codes[k] != SUM:
+                continue
+            terms = operands[k]
+            first = fusable(terms[0], k)
+            if first < 0 and len(terms) == 2 and fusable(terms[1], k) >= 0:
+                terms = [terms[1], terms[0]]  # a + (b + c) is (b + c) + a, to the bit
+                first = fusable(terms[0], k)
+            if first >= 0 and in_backward[first] == in_backward[k]:
+                sign = terms[0][1]
+                fused = operands[first]  # the producer's own list: it is dropped
+                if sign != 1.0:
+                    fused = [(register, s * sign) for register, s in fused]
+                fused.extend(terms[1:])
+                operands[k] = fused
+                alive[first] = False
+        # Forward: what the outputs need, and whatever the backward reads.
+        needed = np.zeros(self.n_registers, np.bool_)
+        for registers in output_registers:
+            needed[registers] = True
+        run = [False] * n
+        for k in range(n - 1, -1, -1):
+            if not alive[k]:
+                continue
+            width = len(operands[k]) if codes[k] == SOFTMAX else 1
+            if in_backward[k] or needed[results[k] : results[k] + width].any():
+                run[k] = True
+                for operand in operands[k]:
+                    needed[operand[0] if codes[k] == SUM else operand] = True
+        forward_order = [k for k in range(n) if run[k]]
+        backward_order = [k for k in reversed(forward_order) if in_backward[k]]
+        args, signs = [], []
+        encoded = np.zeros((n, 4), np.int64)
+        for k in forward_order:
+            code, ops = codes[k], operands[k]
+            encoded[k, 0] = code
+            encoded[k, 1] = results[k]
+            if code == SUM:
+                encoded[k, 2], encoded[k, 3] = len(args), len(ops)
+                args.extend(register for register, _ in ops)
+                signs.extend(sign for _, sign in ops)
+            elif code in (REDUCE_SUM, SOFTMAX):
+                encoded[k, 2], encoded[k, 3] = len(args), len(ops)
+                args.extend(ops)
+                signs.extend([1.0] * len(ops))
+            else:
+                encoded[k, 2] = ops[0]
+                encoded[k, 3] = ops[1] if len(ops) > 1 else -1
+        # Only the registers the program touches, renumbered in order (a run of them stays a run):
+        # a large constant that only a dead pick reads (vmap's whole batch) costs nothing.
+        encoded = encoded[forward_order]
+        args = np.array(args, np.int64)
+        input_ranges = []
+        for row in tape.input_rows.tolist():
+            registers = self.row_registers[row]
+            input_ranges.append((registers[0] if registers else 0, len(registers)))
+        used = np.zeros(self.n_registers + 1, np.bool_)  # the last: operand -1 (none)
+        used[args] = True
+        for registers in output_registers:
+            used[registers] = True
+        for start, numel in input_ranges:
+            used[start : start + numel] = True
+        n_ary = np.isin(encoded[:, 0], (SUM, REDUCE_SUM, SOFTMAX))
+        used[encoded[:, 1]] = True
+        for out, count in encoded[encoded[:, 0] == SOFTMAX][:, [1, 3]].tolist():
+            used[out : out + count] = True
+        used[encoded[~n_ary, 2]] = True
+        used[encoded[~n_ary, 3]] = True
+        used[-1] = False
+        renumbered = np.cumsum(used) - 1
+        renumbered[-1] = -1
+        encoded[:, 1] = renumbered[encoded[:, 1]]
+        encoded[~n_ary, 2] = renumbered[encoded[~n_ary, 2]]
+        encoded[~n_ary, 3] = renumbered[encoded[~n_ary, 3]]
+        position = {k: index for index, k in enumerate(forward_order)}
+        backward_encoded = encoded[[position[k] for k in backward_order]]
+        # A product or quotient by a value with no gradient slot (a number, a constant) gives its
+        # gradient to one side only, as the general rule does: every ``x * 1.001`` of a chain
+        # adding into the one constant's slot made the backward a chain through memory.
+        slot = np.array(self.register_slot, np.bool_)
+        has_slot = np.append(slot[used[:-1]], False)  # by new register; the last: operand -1
+        codes_backward = backward_encoded[:, 0]
+        binary = (codes_backward == MUL) | (codes_backward == DIV)
+        first_slot = np.zeros(len(codes_backward), np.bool_)
+        second_slot = np.zeros(len(codes_backward), np.bool_)
+        first_slot[binary] = has_slot[backward_encoded[binary, 2]]
+        second_slot[binary] = has_slot[backward_encoded[binary, 3]]
+        swap = (codes_backward == MUL) & ~first_slot & second_slot  # a * b is b * a, to the bit
+        backward_encoded[swap, 2:4] = backward_encoded[swap, 3:1:-1]
+        codes_backward[(codes_backward == MUL) & ~(first_slot & second_slot)] = MUL_A
+        codes_backward[(codes_backward == DIV) & ~second_slot] = DIV_A
+        # A sum's terms with no gradient slot (``x + 2``'s 2) take no gradient either.
+        grad_signs = np.array(signs, self.dtype) * slot[args]
+        params = np.array(self.params, np.float64)
+        instructions = (
+            np.ascontiguousarray(encoded),
+            np.ascontiguousarray(params[forward_order]),
+            np.ascontiguousarray(backward_encoded),
+            np.ascontiguousarray(params[backward_order]),
+            renumbered[args],
+            np.array(signs, self.dtype),
+            grad_signs,
+        )
+        initial = np.zeros(int(used.sum()), self.dtype)
+        for first, values in self.initial:
+            kept = used[first : first + len(values)]
+            initial[renumbered[first : first + len(values)][kept]] = values[kept]
+        input_ranges = [(int(renumbered[start]) if numel else 0, numel) for start, numel in input_ranges]
+        output_registers = [renumbered[registers] for registers in output_registers]
+        return Program(
+            self.dtype, initial, instructions, input_ranges, [shape for shape, _ in tape.input_specs],
+            output_registers, [tape._shape(row) for row in tape.output_rows.tolist()],
+        )  # fmt: skip

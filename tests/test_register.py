@@ -1,0 +1,321 @@
+"""Scalar tapes replayed as register programs (tapegrad/_register.py) agree with the general
+interpreter, with eager evaluation and with central differences, and fall back whole where they
+do not apply."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from benchmarks import workloads
+
+
+def test_a_softmax_row_fits_the_interpreters_scratch():
+    from tapegrad import _register
+    from tapegrad._kernels import register
+
+    assert _register.MAX_ROW_ELEMENTS <= register.MAX_GROUP
+
+
+def _general(tape):
+    """The same tape, replayed by the general interpreter."""
+    other = pickle.loads(pickle.dumps(tape))
+    other._program = None
+    return other
+
+
+def _eager(fn, arrays, dtype, weights=None):
+    inputs = [tg.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    (out * tg.tensor(weights, dtype=dtype) if weights is not None else out).sum().backward()
+    return out.detach().numpy(), [x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for x in inputs]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_graph_workload_replays_as_registers_bit_for_bit(dtype):
+    graph = workloads.graph_function(tg, 403)
+    tape = tg.record(graph, np.arange(100.0, dtype=dtype))
+    general = _general(tape)
+    x = (np.arange(100.0) / 50.0).astype(dtype)
+    value, (grad,) = tape.value_and_grad(x)
+    assert tape._program is not None  # the rewrite applied
+    program = tape._program
+    # At most one instruction per graph op (the rows are twice as many): selects and stacks are
+    # renamed registers, and ops the output does not depend on are dropped.
+    assert len(program.forward_ins) <= 403 < len(tape.rows) / 2
+    # Bit for bit what eager evaluation gives. (The general replay's softmax sums its four
+    # exponentials in another order than eager's, so it differs from both in the last bit.)
+    eager_value, (eager_grad,) = _eager(graph, [x], tg.float64 if dtype == np.float64 else tg.float32)
+    assert value.numpy().tobytes() == eager_value.tobytes()
+    np.testing.assert_array_equal(grad.numpy(), eager_grad)
+    expected_value, (expected_grad,) = general.value_and_grad(x)
+    tolerance = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(value.numpy(), expected_value.numpy(), rtol=tolerance)
+    np.testing.assert_allclose(grad.numpy(), expected_grad.numpy(), rtol=tolerance * 10, atol=tolerance)
+
+
+def _random_program(seed: int, stops_gradients: bool):
+    """A random scalar program over the elements of two inputs, of the ops the register program
+    covers; with ``stops_gradients``, some of its values are detached or computed under no_grad
+    (central differences then see what the gradient does not)."""
+    rng = np.random.default_rng(seed)
+    steps = []
+    for _ in range(int(rng.integers(10, 40))):
+        kind = int(rng.integers(0, 17))
+        if kind in (12, 15) and not stops_gradients:
+            kind = 16
+        steps.append((kind, rng.integers(0, 1 << 30, 4).tolist(), float(rng.uniform(-2, 2))))
+    n_out = int(rng.integers(1, 4))
+
+    def fn(x, w):
+        nodes = list(x) + list(w)
+
+        def pick(k):
+            return nodes[-1 - k % min(len(nodes), 12)]
+
+        for kind, (i, j, k, m), c in steps:
+            a, b = pick(i), pick(j)
+            if kind == 0:
+                nodes.append(a + b)
+            elif kind == 1:
+                nodes.append(a - b * c)
+            elif kind == 2:
+                nodes.append((a * b).tanh())
+            elif kind == 3:
+                nodes.append(a / (b * b + 1.0))
+            elif kind == 4:
+                nodes.append(c - a)
+            elif kind == 5:
+                nodes.append(-a + c)
+            elif kind == 6:
+                nodes.append(F.softplus(a) / c if c else a)
+            elif kind == 7:
+                nodes.append(a.sigmoid() * b)
+            elif kind == 8:
+                nodes.append(sum(pick(t) for t in (i, j, k, m)))
+            elif kind == 9:
+                nodes.extend(F.softmax(tg.stack([a, b, pick(k)]), dim=0))
+            elif kind == 10:
+                nodes.append(tg.stack([a, b, pick(k)]).mean())
+            elif kind == 11:
+                nodes.append(a.tanh().exp() + (b * b + 1.0).log() + (b * b + 0.5).sqrt())
+            elif kind == 12:
+                nodes.append(a.detach() * b + a.relu())
+            elif kind == 13:  # a vector row, elementwise, and picks of it
+                v = (tg.stack([a, b]) * tg.stack([b, pick(k)])).tanh()
+                nodes.extend([v[1], v.sum()])
+            elif kind == 14:
+                nodes.append(tg.cat([tg.stack([a, b]), pick(k).reshape(1)]).reshape(3, 1)[2, 0] * a)
+            elif kind == 15:
+                with tg.no_grad():
+                    frozen = a * 2.0
+                nodes.append(frozen * b + a / c)
+            else:
+                nodes.append(a * 0.5 - b / 3.0)
+        tail = nodes[-n_out:]
+        return tg.stack(tail) if len(tail) > 1 else tail[0]
+
+    return fn
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_scalar_programs_agree_with_general_replay_eager_and_central_differences(seed):
+    stops_gradients = seed % 3 == 0
+    fn = _random_program(seed, stops_gradients)
+    rng = np.random.default_rng(1000 + seed)
+    for dtype, tolerance in ((np.float64, 1e-12), (np.float32, 2e-6)):
+        recorded = [rng.uniform(-1.5, 1.5, 5).astype(dtype), rng.uniform(-1.5, 1.5, 3).astype(dtype)]
+        replayed = [rng.uniform(-1.5, 1.5, 5).astype(dtype), rng.uniform(-1.5, 1.5, 3).astype(dtype)]
+        tape = tg.record(fn, *recorded)
+        general = _general(tape)
+        shape = tape.outputs[0].shape
+        weights = np.linspace(0.5, 1.5, max(1, int(np.prod(shape)))).reshape(shape).astype(dtype)
+        value, grads = tape.value_and_grad(*replayed, grad_outputs=weights)
+        assert tape._program is not None
+        expected_value, expected_grads = general.value_and_grad(*replayed, grad_outputs=weights)
+        np.testing.assert_allclose(value.numpy(), expected_value.numpy(), rtol=tolerance, atol=tolerance)
+        for got, want in zip(grads, expected_grads):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=tolerance * 10, atol=tolerance * 10)
+        eager_value, eager_grads = _eager(fn, replayed, tg.float64 if dtype == np.float64 else tg.float32, weights)
+        np.testing.assert_allclose(value.numpy(), eager_value, rtol=tolerance * 10, atol=tolerance * 10)
+        for got, want in zip(grads, eager_grads):
+            np.testing.assert_allclose(got.numpy(), want, rtol=tolerance * 100, atol=tolerance * 100)
+        if dtype == np.float64 and not stops_gradients:  # the gradient itself, by central differences
+            step = 1e-6
+            for index, (point, grad) in enumerate(zip(replayed, grads)):
+                for element in range(point.size):
+                    moved = [p.copy() for p in replayed]
+                    moved[index].flat[element] += step
+                    up = float((tape(*moved).numpy() * weights).sum())
+                    moved[index].flat[element] -= 2 * step
+                    down = float((tape(*moved).numpy() * weights).sum())
+                    np.testing.assert_allclose(
+                        grad.numpy().flat[element], (up - down) / (2 * step), rtol=1e-5, atol=1e-6
+                    )
+
+
+def test_rows_it_does_not_cover_keep_the_whole_tape_on_the_general_interpreter():
+    x = np.array([0.3, -0.7, 1.1])
+
+    def with_sin(x):
+        a, b, c = x
+        return (a * b).sin() + c * a + (b - c) * (a + c) + a * a * b
+
+    def with_guard(x):
+        a, b, c = x
+        y = a * b + c * a + (b - c) * (a + c)
+        return y * 2 if y > 0 else -y
+
+    for fn in (with_sin, with_guard):
+        tape = tg.record(fn, x)
+        value, (grad,) = tape.value_and_grad(x)
+        assert tape._program is None
+        eager_value, (eager_grad,) = _eager(fn, [x], tg.float64)
+        np.testing.assert_allclose(value.numpy(), eager_value, rtol=1e-12)
+        np.testing.assert_allclose(grad.numpy(), eager_grad, rtol=1e-12)
+
+
+def test_inputs_outputs_and_seeds_are_checked_as_the_general_replay_checks_them():
+    tape = tg.record(workloads.graph_function(tg, 40), np.arange(100.0))
+    tape(np.ones(100))
+    assert tape._program is not None
+    with pytest.raises(ValueError, match=r"input 0 \('x'\) was recorded as shape \(100,\) float64"):
+        tape(np.ones(99))
+    with pytest.raises(ValueError, match="float32"):
+        tape.value_and_grad(np.ones(100, np.float32))
+    with pytest.raises(TypeError, match="recorded with 1 inputs, got 2"):
+        tape(np.ones(100), np.ones(100))
+    vector = tg.record(lambda x: tg.stack([x[0] * x[1], x[1] + x[2], x[0] - x[2], x[1] * 2.0]), np.ones(3))
+    vector(np.ones(3))
+    assert vector._program is not None
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+        vector.backward()
+    with pytest.raises(RuntimeError, match="Mismatch in shape"):
+        vector.backward(np.ones(3))
+    with pytest.raises(IndexError, match="names no input"):
+        vector.backward(np.ones(4), argnums=1)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_a_row_no_gradient_reaches_is_not_differentiated():
+    """Only element 0 of ``v`` is used: the general backward still runs ``v``'s row, whose other
+    element's ``0 * inf`` is NaN (as PyTorch gives), and so must the register program."""
+
+    def fn(x):
+        v = tg.stack([x[0], x[1] * 800.0]).exp()
+        return v[0] * x[2] + x[0] * x[1] + x[2] - x[1] + x[0] * 3.0
+
+    x = np.array([0.5, 1.0, -0.25])
+    tape = tg.record(fn, x)
+    value, (grad,) = tape.value_and_grad(x)
+    assert tape._program is not None
+    expected_value, (expected_grad,) = _general(tape).value_and_grad(x)
+    np.testing.assert_array_equal(value.numpy(), expected_value.numpy())
+    np.testing.assert_array_equal(grad.numpy(), expected_grad.numpy())
+    assert np.isnan(grad.numpy()[1])
+
+
+def test_several_outputs_jacobian_argnums_and_a_saved_tape(tmp_path):
+    def fn(x, w):
+        a, b, c = x
+        h = F.softmax(tg.stack([a * w[0], b * w[1], c]), dim=0)
+        return h.sum() * a + (h[0] - h[2]) * b, h
+
+    x, w = np.array([0.3, -0.2, 0.9]), np.array([1.5, -0.5])
+    tape = tg.record(fn, x, w)
+    general = _general(tape)
+    seeds = (np.array(1.0), np.array([0.5, -1.0, 2.0]))
+    (value, h), grads = tape.value_and_grad(x, w, grad_outputs=seeds)
+    assert tape._program is not None
+    (expected, expected_h), expected_grads = general.value_and_grad(x, w, grad_outputs=seeds)
+    np.testing.assert_array_equal(value.numpy(), expected.numpy())
+    np.testing.assert_array_equal(h.numpy(), expected_h.numpy())
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    only_w = tape.value_and_grad(x, w, grad_outputs=seeds, argnums=1)[1]
+    np.testing.assert_array_equal(only_w.numpy(), grads[1].numpy())
+    for got, want in zip(tape.jacobian(x, w), general.jacobian(x, w)):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    path = tmp_path / "scalar.tape"
+    tape.save(path)
+    loaded = tg.load_tape(path)
+    (again, _), again_grads = loaded.value_and_grad(x, w, grad_outputs=seeds)
+    assert loaded._program is not None
+    np.testing.assert_array_equal(again.numpy(), value.numpy())
+    np.testing.assert_array_equal(again_grads[0].numpy(), grads[0].numpy())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_batch_replay_of_a_scalar_tape_equals_one_replay_per_slice(threads):
+    graph = workloads.graph_function(tg, 120)
+    tape = tg.record(graph, np.arange(100.0))
+    xs = np.random.default_rng(0).uniform(-2, 2, (7, 100))
+    outputs, grads, failed = tape._replay_batch([xs], [True], np.ones(1), threads)
+    assert tape._program is not None and failed == []
+    for s in range(7):
+        value, (grad,) = tape.value_and_grad(xs[s])
+        np.testing.assert_array_equal(outputs[0][s], value.numpy())
+        np.testing.assert_array_equal(grads[0][s], grad.numpy())
+
+
+def test_vmap_of_grad_on_a_scalar_graph_equals_a_loop(monkeypatch):
+    from tapegrad import _register
+    from tapegrad.func import grad, vmap, vmap_stats
+
+    built = []
+    build = _register.build
+    monkeypatch.setattr(_register, "build", lambda tape: built.append(build(tape)) or built[-1])
+    graph = workloads.graph_function(tg, 60)
+    xs = tg.tensor(np.random.default_rng(1).uniform(-2, 2, (5, 100)))
+    batched = vmap(grad(graph))(xs)
+    assert vmap_stats()["path"] != "eager"
+    # vmap's recording also picks the slice out of the whole batch (a constant nothing reads):
+    # the tape is still a register program.
+    assert built and all(program is not None for program in built)
+    for s in range(5):
+        np.testing.assert_allclose(batched[s].numpy(), grad(graph)(xs[s]).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_tutorial_chain_of_vectors_replays_to_eagers_bits(dtype):
+    """Rows of three elements, each times a number: products whose number takes no gradient."""
+
+    def chain(x):
+        y = x * 2
+        for _ in range(50):
+            y = y * 1.001 - x / 3.0
+        return y
+
+    tape = tg.record(chain, np.array([0.1, 0.2, 0.3], dtype))
+    x, v = np.array([0.3, -0.2, 0.1], dtype), np.array([0.1, 1.0, 0.0001], dtype)
+    value, (grad,) = tape.value_and_grad(x, grad_outputs=v)
+    assert tape._program is not None
+    eager = tg.tensor(x, requires_grad=True)
+    out = chain(eager)
+    out.backward(tg.tensor(v))
+    np.testing.assert_array_equal(value.numpy(), out.detach().numpy())
+    np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+
+
+def test_an_output_that_takes_no_gradient_is_seeded_harmlessly():
+    """A second output computed from detached values (or from constants): its seed reaches no
+    input. (The general interpreter's backward writes such a seed at a slot index of -1.)"""
+
+    def fn(x, w):
+        a, b, c = x
+        return (a * w[0] + b * w[1]) * c - a / w[0], (x.detach() * 3.0).sum() + tg.ones(2, dtype=tg.float64)
+
+    x, w = np.array([0.3, -0.5, 1.2]), np.array([1.5, 0.7])
+    tape = tg.record(fn, x, w)
+    (value, other), grads = tape.value_and_grad(x, w, grad_outputs=(np.array(1.0), np.ones(2)))
+    assert tape._program is not None
+    inputs = [tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)]
+    fn(*inputs)[0].backward()
+    for got, eager in zip(grads, inputs):
+        np.testing.assert_array_equal(got.numpy(), eager.grad.numpy())
+    np.testing.assert_allclose(other.numpy(), np.full(2, 3.0 * x.sum() + 1.0), rtol=1e-15)
