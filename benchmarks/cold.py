@@ -41,9 +41,12 @@ tape.value_and_grad(tg.ones(64))
 EVERY_KERNEL = """
 from tapegrad._kernels import backward, forward
 for dtype in (tg.float32, tg.float64):
-    x = tg.ones(3, dtype=dtype, requires_grad=True)
+    # 32 elements: more than a register program takes, so the general sweeps and vmap's kernel
+    x = tg.ones(32, dtype=dtype, requires_grad=True)
     tape = tg.record(lambda x: (x * x).sum(), x)
     tape.value_and_grad(x)
+    tape._replay_batch([x.detach().numpy()[None]], [True], [1.0])
+    x = x[:3]
     scalars = tg.record(lambda x: (x[0] * x[1] + x[2]).tanh() * x[0] - x[1] / x[2], x)  # a register program
     scalars._replay_batch([x.detach().numpy()[None]], [True], [1.0])
 for table in (backward.FAMILIES, forward.FAMILIES):
