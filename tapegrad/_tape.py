@@ -17,6 +17,7 @@ tape, the thread that records holds none, so a graph nobody can reach is freed w
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from array import array
 
@@ -51,6 +52,9 @@ SMALL_ELEMENTS = 1 << 10
 _USES_AUX = np.array([op.uses_aux for op in OPS])
 _LISTS_INPUTS = [op.family == NARY for op in OPS]  # stack/cat: inputs as row deltas in aux
 _NO_ROWS = np.zeros(0, np.bool_)
+# Counts in-place changes anywhere. A tape whose saved values cannot have changed since it last
+# looked (no in-place change anywhere since) skips checking their versions at backward time.
+inplace_epoch = [0]
 
 
 class _LayoutTemplate:
@@ -75,8 +79,17 @@ class _LayoutTemplate:
 _TEMPLATE = _LayoutTemplate()
 
 
+_addressof = ctypes.addressof
+_from_buffer = ctypes.c_char.from_buffer
+
+
 def address_of(array_: np.ndarray) -> int:
-    return array_.__array_interface__["data"][0]
+    """Where a C-contiguous array's data starts. Through ctypes' view of the buffer: 0.2 us,
+    against 0.8 us for ``__array_interface__``, which only read-only or empty arrays need."""
+    try:
+        return _addressof(_from_buffer(array_))
+    except (TypeError, ValueError):
+        return array_.__array_interface__["data"][0]
 
 
 class _Arena:
@@ -171,7 +184,8 @@ class Tape:
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
-        self.checked_epoch = -1
+        # Values saved from now on carry their current versions: none can have changed before now.
+        self.checked_epoch = inplace_epoch[0]
 
     def __len__(self) -> int:
         return self.n
@@ -373,6 +387,7 @@ class Tape:
             }
         )
         self.freed = np.concatenate([own_freed, other.grown_freed()])
+        self.checked_epoch = min(self.checked_epoch, other.checked_epoch)  # other's changes count too
         other.merged_into = self
         other.row_shift = shift
         # Drop the merged storage now; tensors still naming ``other`` resolve through it.
@@ -393,7 +408,9 @@ class Tape:
         return pairs
 
     def grown_freed(self) -> np.ndarray:
-        if len(self.freed) < len(self):
+        if not len(self.freed):  # the first backward of a tape: nothing to carry over
+            self.freed = np.zeros(len(self), np.bool_)
+        elif len(self.freed) < len(self):
             freed = np.zeros(len(self), np.bool_)
             freed[: len(self.freed)] = self.freed
             self.freed = freed
@@ -423,6 +440,13 @@ class Tape:
         return np.frombuffer(self.layout_table, np.int64).reshape(-1, 4)
 
     def addresses(self, n_rows: int) -> np.ndarray:
+        saved = self.saved
+        if len(saved) < 64 and n_rows < 1024:  # a training step: a Python list, ~1 us less than arrays
+            listed = [0] * n_rows
+            for row, address in saved.items():
+                if row < n_rows:
+                    listed[row] = address
+            return np.array(listed, np.int64)
         addresses = np.zeros(n_rows, np.int64)
         if self.saved:
             rows = np.fromiter(self.saved.keys(), np.int64, len(self.saved))

@@ -270,18 +270,28 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                     gradient = before_hooks.get(row)
                     collect.add(index, gradient_of(row).copy() if gradient is None else gradient)
     else:
-        delivered = [
-            (row, tensor)
-            for row, tensor in tape.leaves
-            if row < n_rows and touched[row] and offsets[row] >= 0 and tensor._requires_grad
-        ]
+        delivered = []
+        size = 0
+        for row, tensor in tape.leaves:
+            if row < n_rows and tensor._requires_grad and touched[row]:
+                start = int(offsets[row])
+                if start >= 0:
+                    delivered.append((row, tensor, start))
+                    size += tensor._data.size
         # The leaves' gradients are handed over as views of the arena, which this sweep made and
         # nothing else holds (a copy each cost ~15 us per 64K floats), unless the views would keep
         # mostly intermediate gradients alive: then each is copied and the arena freed.
-        share = 2 * sum(tensor._data.size for _, tensor in delivered) >= grad32.size + grad64.size
-        for row, tensor in delivered:
-            gradient = gradient_of(row)
-            _accumulate(tensor, gradient if share else gradient.copy(), None)
+        share = 2 * size >= grad32.size + grad64.size
+        table = tape.layout_table
+        for row, tensor, start in delivered:
+            layout = 4 * tape.layout_of(row)
+            gradient = arenas[table[layout]][start : start + table[layout + 1]].reshape(tape.shape_of(row))
+            if not share:
+                gradient = gradient.copy()
+            if tensor._grad is None:
+                tensor._grad = _wrap(gradient)
+            else:
+                _accumulate(tensor, gradient, None)
     # Retained gradients are filled by autograd.grad too, as PyTorch's are.
     for row, tensor in tape.retained_rows(n_rows):
         if touched[row] and (needed is None or needed[row]):
