@@ -5,9 +5,8 @@ into 48 bytes of one growable buffer (``struct.pack_into`` is the cheapest appen
 about 80 ns a row, against 200 ns for five ``array.append`` calls). Its
 index is also the id of the buffer it produces, so inputs are row numbers. A *layout* is an
 interned ``(dtype, shape)``; views keep their strides in the ``aux`` table. Values the backward
-needs are reached by address: rows that save a value record where it lives (a leaf's own array,
-a large result's own array, or a copy of a small result in the tape's arena), and the tape keeps
-every such array alive.
+needs are reached by address: rows that save a value record where it lives (the array itself, or
+a contiguous copy of a strided one), and the tape keeps every such array alive.
 
 Lifetime follows PyTorch's: a tape belongs to one connected graph. An op whose inputs are all
 leaves starts a new tape; an op joining two tapes merges the smaller into the larger (rows are
@@ -45,10 +44,6 @@ DTYPE_CODES = {
     np.dtype(np.bool_): 1,
 }
 CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-# Small results the backward needs are copied into arena chunks of this many elements; larger
-# ones are kept alive where they are. (Taking an array's address costs about 1 us.)
-CHUNK_ELEMENTS = 1 << 14
-SMALL_ELEMENTS = 1 << 10
 _USES_AUX = np.array([op.uses_aux for op in OPS])
 _LISTS_INPUTS = [op.family == NARY for op in OPS]  # stack/cat: inputs as row deltas in aux
 _NO_ROWS = np.zeros(0, np.bool_)
@@ -92,30 +87,6 @@ def address_of(array_: np.ndarray) -> int:
         return array_.__array_interface__["data"][0]
 
 
-class _Arena:
-    """Bump allocation of small copies, per dtype; chunks never move, so addresses stay valid."""
-
-    __slots__ = ("chunk", "top", "base", "itemsize")
-
-    def __init__(self, numpy_dtype):
-        self.chunk = np.empty(0, numpy_dtype)
-        self.top = 0
-        self.base = 0
-        self.itemsize = numpy_dtype.itemsize
-
-    def copy_in(self, values: np.ndarray, keepalive: list) -> int:
-        n = values.size
-        top = self.top
-        if top + n > self.chunk.size:
-            self.chunk = np.empty(CHUNK_ELEMENTS, self.chunk.dtype)
-            keepalive.append(self.chunk)
-            self.base = address_of(self.chunk)
-            top = 0
-        self.chunk[top : top + n] = values.reshape(-1)
-        self.top = top + n
-        return self.base + top * self.itemsize
-
-
 class Tape:
     __slots__ = (
         "rows",
@@ -132,7 +103,6 @@ class Tape:
         "aux",
         "saved",
         "keepalive",
-        "arenas",
         "registered",
         "leaves",
         "retained",
@@ -165,7 +135,6 @@ class Tape:
         self.aux = array("q")
         self.saved: dict[int, int] = {}  # row -> address of its value
         self.keepalive: list = []
-        self.arenas: dict = {}
         self.registered: dict[int, int] = {}  # id(tensor) -> row, for leaves and constants
         self.leaves: list = []  # (row, tensor) whose .grad a backward fills
         # Non-leaves with retain_grad(). Their rows are read at backward time: an in-place change
@@ -311,23 +280,13 @@ class Tape:
             self.replay_values[row] = data
         if row in self.saved:
             return
-        opcode = self.ints[row * ROW_WIDTH + OPCODE] & OPCODE_MASK
-        is_leaf = opcode == LEAF_OPCODE or opcode == CONSTANT_OPCODE
-        if data.flags.c_contiguous and (is_leaf or data.size > SMALL_ELEMENTS):
-            # Leaves are read live, as PyTorch does (a change through .data is seen); large
-            # results are not worth copying.
-            self.keepalive.append(data)
-            self.saved[row] = address_of(data)
-            return
-        arena = self.arenas.get(data.dtype)
-        if arena is None:
-            arena = self.arenas[data.dtype] = _Arena(data.dtype)
-        if data.size > SMALL_ELEMENTS:
+        if not data.flags.c_contiguous:
             data = np.ascontiguousarray(data)
-            self.keepalive.append(data)
-            self.saved[row] = address_of(data)
-        else:
-            self.saved[row] = arena.copy_in(data, self.keepalive)
+        # By reference, as PyTorch saves a tensor: a change that bypasses the version counter
+        # (through ``.data``) is seen. (Copies of small values into an arena cost more than the
+        # address since address_of takes 0.2 us, and each tape paid for a chunk.)
+        self.keepalive.append(data)
+        self.saved[row] = address_of(data)
 
     # -- joining graphs -------------------------------------------------------------------
 
