@@ -416,7 +416,9 @@ class Tape:
 
     def addresses(self, n_rows: int) -> np.ndarray:
         saved = self.saved
-        if len(saved) < 64 and n_rows < 1024:  # a training step: a Python list, ~1 us less than arrays
+        if not saved:
+            return np.zeros(n_rows, np.int64)
+        if n_rows <= 128:  # a training step's tape: a Python list, ~1 us less than the arrays
             listed = [0] * n_rows
             for row, address in saved.items():
                 if row < n_rows:
