@@ -86,13 +86,14 @@ def _tape_for(*tensors) -> Tape:
 
 
 class _Entry:
-    """What recording needs of an op's table entry, looked up once: its opcode and which of
-    its input a, input b and result the backward reads."""
+    """What recording needs of an op's table entry, looked up once: its opcode, its numpy
+    forward, and which of its input a, input b and result the backward reads."""
 
-    __slots__ = ("opcode", "reads_a", "reads_b", "reads_out")
+    __slots__ = ("opcode", "forward", "reads_a", "reads_b", "reads_out")
 
     def __init__(self, op):
         self.opcode = OPCODE[op.name]
+        self.forward = op.forward
         self.reads_a, self.reads_b, self.reads_out = op.reads("a"), op.reads("b"), op.reads("out")
 
 
@@ -353,6 +354,40 @@ def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
 
 
 def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
+    """``a <name> b`` for two tensors, broadcast and promoted as PyTorch does."""
+    data_a, data_b = a._data, b._data
+    dtype = data_a.dtype
+    if data_b.dtype is not dtype or dtype.kind != "f":
+        return _promoted_binary(name, a, b)
+    entry = _ENTRIES[name]
+    try:
+        out = entry.forward(data_a, data_b)
+    except ValueError:
+        raise broadcast_error(data_a.shape, data_b.shape) from None
+    if type(out) is not np.ndarray or out.dtype is not dtype:
+        out = np.asarray(out, dtype)
+    if _special_modes[0] == 0:
+        if not (a._requires_grad or b._requires_grad):
+            return _wrap(out)
+        tape = _short_tape(a, b)
+        if tape is not None:
+            row_a = _short_operand(tape, a, out, entry.reads_a)
+            row_b = _short_operand(tape, b, out, entry.reads_b)
+            row = tape.append(entry.opcode, row_a, row_b, 0, tape.layout(dtype, out.shape), 0.0)
+            result = _recorded(out, tape, row)
+            if entry.reads_a:
+                tape.track(row, row_a, a)
+            if entry.reads_b:
+                tape.track(row, row_b, b)
+            if entry.reads_out:
+                tape.save(row, out)
+                tape.track(row, row, result)
+            return result
+    return _record_binary(name, a, b, data_a, data_b, out)
+
+
+def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
+    """``_binary`` for operands of different dtypes or of an integer or boolean dtype."""
     op = BY_NAME[name]
     data_a, data_b = a._data, b._data
     result = data_a.dtype
@@ -372,24 +407,13 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         raise broadcast_error(data_a.shape, data_b.shape) from None
     if out.dtype != result:
         out = out.astype(result)
-    if _special_modes[0] == 0 and data_a is a._data and data_b is b._data:
-        if not (a._requires_grad or b._requires_grad):
-            return _wrap(out)
-        tape = _short_tape(a, b)
-        if tape is not None:
-            entry = _ENTRIES[name]
-            row_a = _short_operand(tape, a, out, entry.reads_a)
-            row_b = _short_operand(tape, b, out, entry.reads_b)
-            row = tape.append(entry.opcode, row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
-            result = _recorded(out, tape, row)
-            if entry.reads_a:
-                tape.track(row, row_a, a)
-            if entry.reads_b:
-                tape.track(row, row_b, b)
-            if entry.reads_out:
-                tape.save(row, out)
-                tape.track(row, row, result)
-            return result
+    return _record_binary(name, a, b, data_a, data_b, out)
+
+
+def _record_binary(name: str, a: Tensor, b: Tensor, data_a: np.ndarray, data_b: np.ndarray, out: np.ndarray) -> Tensor:
+    """Record ``a <name> b`` (``out``) on the general path; ``data_a``, ``data_b``: the operands
+    as the op used them (promoted)."""
+    op = BY_NAME[name]
     tape, requires = _target((a, b))
     if tape is None:
         return _wrap(out)
@@ -664,6 +688,8 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
                 tape.save(row, out)
                 tape.track(row, row, result)
             return result
+        if type(other) is Tensor:
+            return _binary(kind, self, other)
         return _arith(kind, self, other)
 
     dunder.__name__ = f"__{kind}__"
