@@ -14,7 +14,7 @@ import numpy as np
 from .._grad_mode import state as _grad_state
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
 from .._record import inplace_epoch
-from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, join, resolve
+from .._tape import CODE_DTYPES, LAYOUT, OPCODE_MASK, ROW_WIDTH, join, resolve
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
 _kernel = None
@@ -282,10 +282,13 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         # nothing else holds (a copy each cost ~15 us per 64K floats), unless the views would keep
         # mostly intermediate gradients alive: then each is copied and the arena freed.
         share = 2 * size >= grad32.size + grad64.size
-        table = tape.layout_table
+        table, ints, dims = tape.layout_table, tape.ints, tape.dims
         for row, tensor, start in delivered:
-            layout = 4 * tape.layout_of(row)
-            gradient = arenas[table[layout]][start : start + table[layout + 1]].reshape(tape.shape_of(row))
+            layout = 4 * ints[row * ROW_WIDTH + LAYOUT]
+            code, numel, ndim, offset = table[layout : layout + 4]
+            gradient = arenas[code][start : start + numel]
+            if ndim != 1:
+                gradient = gradient.reshape(dims[offset : offset + ndim].tolist())
             if not share:
                 gradient = gradient.copy()
             if tensor._grad is None:
@@ -293,7 +296,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
             else:
                 _accumulate(tensor, gradient, None)
     # Retained gradients are filled by autograd.grad too, as PyTorch's are.
-    for row, tensor in tape.retained_rows(n_rows):
+    for row, tensor in tape.retained_rows(n_rows) if tape.retained else ():
         if touched[row] and (needed is None or needed[row]):
             _accumulate(tensor, gradient_of(row).copy(), None)
 
