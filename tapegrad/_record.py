@@ -688,7 +688,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
                 tape.save(row, out)
                 tape.track(row, row, result)
             return result
-        if type(other) is Tensor:
+        if isinstance(other, Tensor):  # parameters too
             return _binary(kind, self, other)
         return _arith(kind, self, other)
 
