@@ -3,7 +3,8 @@
 Each function computes the forward with numpy, decides with ``_target`` whether and where to
 record (eagerly: only ops on tensors that require grad; inside ``tapegrad.record``: every op),
 appends the row, and saves the values its backward rule reads (with their versions). These are
-the hot path: an op's whole cost is what has to beat PyTorch per op on small tensors.
+the hot path: an op's whole cost is what has to beat PyTorch per op on small tensors. An eager
+op on ordinary inputs, the common case, takes the short path below (``_short_record``) instead.
 """
 
 from __future__ import annotations

@@ -425,11 +425,10 @@ class Tape:
                     listed[row] = address
             return np.array(listed, np.int64)
         addresses = np.zeros(n_rows, np.int64)
-        if self.saved:
-            rows = np.fromiter(self.saved.keys(), np.int64, len(self.saved))
-            values = np.fromiter(self.saved.values(), np.int64, len(self.saved))
-            keep = rows < n_rows
-            addresses[rows[keep]] = values[keep]
+        rows = np.fromiter(saved.keys(), np.int64, len(saved))
+        values = np.fromiter(saved.values(), np.int64, len(saved))
+        keep = rows < n_rows
+        addresses[rows[keep]] = values[keep]
         return addresses
 
     def sources(self, row: int) -> list:

@@ -13,8 +13,7 @@ import numpy as np
 
 from .._grad_mode import state as _grad_state
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
-from .._record import inplace_epoch
-from .._tape import CODE_DTYPES, LAYOUT, OPCODE_MASK, ROW_WIDTH, join, resolve
+from .._tape import CODE_DTYPES, LAYOUT, OPCODE_MASK, ROW_WIDTH, inplace_epoch, join, resolve
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
 _kernel = None
