@@ -167,8 +167,10 @@ def _short_record(name: str, a: Tensor, b, out: np.ndarray, saved: tuple, iparam
     return result
 
 
-# Per (operand shape, result shape): the aux entries of the broadcast row between them.
+# Per (operand shape, result shape): the aux entries of the broadcast row between them. Bounded:
+# a program whose shapes keep changing (varying sequence lengths) must not grow it for ever.
 _BROADCAST_AUX: dict = {}
+_BROADCAST_AUX_LIMIT = 1024
 
 
 def _short_operand(tape: Tape, tensor: Tensor, out: np.ndarray, saved: bool) -> int:
@@ -190,6 +192,8 @@ def _short_operand(tape: Tape, tensor: Tensor, out: np.ndarray, saved: bool) -> 
         key = (data.shape, out.shape)
         aux = _BROADCAST_AUX.get(key)
         if aux is None:
+            if len(_BROADCAST_AUX) >= _BROADCAST_AUX_LIMIT:
+                _BROADCAST_AUX.clear()
             offset, strides = broadcast_strides(data.shape, out.shape)
             aux = _BROADCAST_AUX[key] = (offset, *strides)
         row = tape.append(_BROADCAST, row, -1, tape.add_aux(aux), tape.layout(out.dtype, out.shape), 0.0)

@@ -135,3 +135,13 @@ def test_saved_values_are_read_live_like_pytorch():
     y.data.mul_(10.0)
     z.backward()
     np.testing.assert_allclose(x.grad.numpy(), [20.0, 40.0, 60.0])
+
+
+def test_the_broadcast_cache_stays_bounded():
+    """Shapes that keep changing (sequence lengths) must not grow the per-shape cache for ever."""
+    from tapegrad import _record
+
+    bias = tg.ones(3, requires_grad=True)
+    for rows in range(1, _record._BROADCAST_AUX_LIMIT + 50):
+        (tg.ones(rows, 3) + bias).sum()
+    assert len(_record._BROADCAST_AUX) <= _record._BROADCAST_AUX_LIMIT
