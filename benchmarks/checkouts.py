@@ -21,6 +21,7 @@ import sys
 
 # workload: (what make() builds, calls per timing, the unit it is reported in, divisor to that unit)
 WORKLOADS = {
+    "chain record (us/op)": ("chain_record", 20, 1e6 / 1001),
     "chain backward (us/op)": ("chain_backward", 50, 1e6 / 1001),
     "graph replay (ns/op)": ("graph_replay", 5, 1e9 / 10_000),
     "mlp eager step (us)": ("mlp", 50, 1e6),

@@ -13,8 +13,9 @@ import math
 import numpy as np
 
 from . import _record
+from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
-from ._record import _input_row, _opcode, _target
+from ._record import _input_row, _opcode, _short_tape, _target
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
 
@@ -39,11 +40,16 @@ def gather_rows(name: str, x: Tensor, indices) -> Tensor:
 def _record_gather(name: str, x: Tensor, out: np.ndarray, indices: np.ndarray) -> Tensor:
     """One gather row: ``out`` is ``x``'s rows (or, one element wide, elements) ``indices``,
     kept in aux after their count."""
-    tape, requires = _target((x,))
-    if tape is None:
-        return _wrap(out)
-    row_x = _input_row(tape, x)
-    aux = tape.add_aux(np.concatenate(([indices.size], indices.reshape(-1))))
+    tape = _short_tape(x, None) if _special_modes[0] == 0 and x._requires_grad else None
+    if tape is not None:  # eager: the short path of ``_record``
+        row_x, requires = (x._row if x._tape is not None else tape.register(x)), True
+    else:
+        tape, requires = _target((x,))
+        if tape is None:
+            return _wrap(out)
+        row_x = _input_row(tape, x)
+    aux = tape.add_aux((indices.size,))
+    tape.add_aux(indices.reshape(-1))
     row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
     return _recorded(out, tape, row, requires)
 

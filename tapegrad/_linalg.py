@@ -27,6 +27,10 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
 def matmul(a: Tensor, b, *, out: Tensor | None = None) -> Tensor:
     """``a @ b`` with PyTorch's rules for 1-D, 2-D and batched (broadcast) operands; ``out=`` as
     ``tapegrad._record.write_out``."""
+    if out is None and isinstance(b, Tensor):  # two matrices of one dtype: the training step's case
+        data_a, data_b = a._data, b._data
+        if data_a.ndim == 2 and data_b.ndim == 2 and data_a.dtype is data_b.dtype:
+            return _mm(a, b)
     if out is not None:
         return write_out("matmul", matmul(a, b), out)
     b = as_tensor(b)

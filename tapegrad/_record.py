@@ -3,7 +3,8 @@
 Each function computes the forward with numpy, decides with ``_target`` whether and where to
 record (eagerly: only ops on tensors that require grad; inside ``tapegrad.record``: every op),
 appends the row, and saves the values its backward rule reads (with their versions). These are
-the hot path: an op's whole cost is what has to beat PyTorch per op on small tensors.
+the hot path: an op's whole cost is what has to beat PyTorch per op on small tensors. An eager
+op on ordinary inputs, the common case, takes the short path below (``_short_record``) instead.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from ._grad_mode import state as _grad_state
 from ._grad_mode import threads_disabled as _threads_disabled
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
-from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, join, resolve
+from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, inplace_epoch, join, resolve
 from .tensor import Tensor, _recorded, _wrap, install
 
 _float = builtins.float
 _int = builtins.int
 _bool = builtins.bool
+_BROADCAST = OPCODE["broadcast"]
 
 
 def _input_row(tape: Tape, tensor: Tensor) -> int:
@@ -76,6 +78,135 @@ def _tape_for(*tensors) -> Tape:
     return join(recorded)
 
 
+# -- the short path ---------------------------------------------------------------------
+# An eager op (grad mode on in every thread, no ``tapegrad.record`` running) on leaves,
+# constants and recorded results needs none of the general path's cases (recording every op,
+# refreshing views, tensors of a recording's tape): it goes from the operator to a packed row in
+# one function, with the table's facts about the op looked up once. The general path still takes
+# every other case, and these functions hand over to it by returning None.
+
+
+class _Entry:
+    """What recording needs of an op's table entry, looked up once: its opcode, its numpy
+    forward, and which of its input a, input b and result the backward reads."""
+
+    __slots__ = ("opcode", "forward", "reads_a", "reads_b", "reads_out")
+
+    def __init__(self, op):
+        self.opcode = OPCODE[op.name]
+        self.forward = op.forward
+        self.reads_a, self.reads_b, self.reads_out = op.reads("a"), op.reads("b"), op.reads("out")
+
+
+_ENTRIES = {op.name: _Entry(op) for op in OPS}
+
+
+def _short_tape(a: Tensor, b) -> Tape | None:
+    """The tape an eager op on ``a`` (and ``b``, or None) appends to, when the short path
+    applies to both; after it, an input with a tape is a recorded result on this one."""
+    tape_a = a._tape
+    if tape_a is not None:
+        if not a._requires_grad or (a._base is not None and a._version_counter[0] != a._seen_version):
+            return None
+        if tape_a.merged_into is not None:
+            tape_a = resolve(a)
+    if b is not None:
+        tape_b = b._tape
+        if tape_b is not None:
+            if not b._requires_grad or (b._base is not None and b._version_counter[0] != b._seen_version):
+                return None
+            if tape_b.merged_into is not None:
+                tape_b = resolve(b)
+            if tape_a is None:
+                return tape_b
+            if tape_b is not tape_a:
+                return join((a, b))
+    return Tape() if tape_a is None else tape_a
+
+
+def _short_input(tape: Tape, tensor: Tensor, values) -> int:
+    """The row of one input on the short path, saving ``values`` (the array the backward reads,
+    or None) for it; -1 for a constant the backward never reads."""
+    if tensor._tape is not None:
+        row = tensor._row
+    elif tensor._requires_grad or values is not None:
+        row = tape.register(tensor)
+    else:
+        return -1
+    if values is not None:
+        if tensor._tape is None and values is tensor._data:
+            tape.save_leaf(row, tensor)
+        else:
+            tape.save(row, values)
+    return row
+
+
+def _short_record(name: str, a: Tensor, b, out: np.ndarray, saved: tuple, iparam: int, param: float):
+    """``record`` for one or two inputs on the short path; None when it does not apply."""
+    tape = _short_tape(a, b)
+    if tape is None:
+        return None
+    entry = _ENTRIES[name]
+    values_a = saved[0] if saved else None
+    values_b = saved[1] if len(saved) > 1 else None
+    row_a = _short_input(tape, a, values_a)
+    row_b = -1 if b is None else _short_input(tape, b, values_b)
+    row = tape.n
+    if row == tape.capacity:
+        tape._reserve(row + 1)
+    _pack_row(tape.rows, row * ROW_BYTES, entry.opcode, row_a, row_b, iparam, tape.layout(out.dtype, out.shape), param)
+    tape.n = row + 1
+    result = _recorded(out, tape, row)
+    if values_a is not None:
+        tape.track(row, row_a, a)
+    if values_b is not None:
+        tape.track(row, row_b, b)
+    if entry.reads_out:
+        tape.save(row, out)
+        tape.track(row, row, result)
+    return result
+
+
+# Per (operand shape, result shape): the aux entries of the broadcast row between them. Bounded:
+# a program whose shapes keep changing (varying sequence lengths) must not grow it for ever.
+_BROADCAST_AUX: dict = {}
+_BROADCAST_AUX_LIMIT = 1024
+
+
+def _short_operand(tape: Tape, tensor: Tensor, out: np.ndarray, saved: bool) -> int:
+    """``_operand_row`` on the short path, for an operand already of the result's dtype."""
+    data = tensor._data
+    if tensor._tape is not None:
+        row = tensor._row
+    elif tensor._requires_grad:
+        row = tape.register(tensor)
+    elif not saved:
+        return -1
+    elif data.shape == out.shape:
+        row = tape.register(tensor)
+        tape.save_leaf(row, tensor)
+        return row
+    else:
+        return _operand_row(tape, tensor, data, out, saved, False)
+    if data.shape != out.shape:
+        key = (data.shape, out.shape)
+        aux = _BROADCAST_AUX.get(key)
+        if aux is None:
+            if len(_BROADCAST_AUX) >= _BROADCAST_AUX_LIMIT:
+                _BROADCAST_AUX.clear()
+            offset, strides = broadcast_strides(data.shape, out.shape)
+            aux = _BROADCAST_AUX[key] = (offset, *strides)
+        row = tape.append(_BROADCAST, row, -1, tape.add_aux(aux), tape.layout(out.dtype, out.shape), 0.0)
+        if saved:
+            tape.save(row, np.broadcast_to(data, out.shape))
+    elif saved:
+        if tensor._tape is None:
+            tape.save_leaf(row, tensor)
+        else:
+            tape.save(row, data)
+    return row
+
+
 # From this size, a derivative is precomputed and a compiled forward runs (below: call overhead)
 PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
 
@@ -93,6 +224,13 @@ def _unary(op, x: Tensor) -> Tensor:
         out = op.forward(data)
     if type(out) is not np.ndarray:
         out = np.asarray(out)
+    if _special_modes[0] == 0 and (op.derivative is None or data.size < PRECOMPUTED_DERIVATIVE_SIZE):
+        if not x._requires_grad:
+            return _wrap(out)
+        entry = _ENTRIES[op.name]
+        result = _short_record(op.name, x, None, out, (data,) if entry.reads_a else (), 0, 0.0)
+        if result is not None:
+            return result
     tape, requires = _target((x,))
     if tape is None:
         return _wrap(out)
@@ -221,6 +359,40 @@ def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
 
 
 def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
+    """``a <name> b`` for two tensors, broadcast and promoted as PyTorch does."""
+    data_a, data_b = a._data, b._data
+    dtype = data_a.dtype
+    if data_b.dtype is not dtype or dtype.kind != "f":
+        return _promoted_binary(name, a, b)
+    entry = _ENTRIES[name]
+    try:
+        out = entry.forward(data_a, data_b)
+    except ValueError:
+        raise broadcast_error(data_a.shape, data_b.shape) from None
+    if type(out) is not np.ndarray or out.dtype is not dtype:
+        out = np.asarray(out, dtype)
+    if _special_modes[0] == 0:
+        if not (a._requires_grad or b._requires_grad):
+            return _wrap(out)
+        tape = _short_tape(a, b)
+        if tape is not None:
+            row_a = _short_operand(tape, a, out, entry.reads_a)
+            row_b = _short_operand(tape, b, out, entry.reads_b)
+            row = tape.append(entry.opcode, row_a, row_b, 0, tape.layout(dtype, out.shape), 0.0)
+            result = _recorded(out, tape, row)
+            if entry.reads_a:
+                tape.track(row, row_a, a)
+            if entry.reads_b:
+                tape.track(row, row_b, b)
+            if entry.reads_out:
+                tape.save(row, out)
+                tape.track(row, row, result)
+            return result
+    return _record_binary(name, a, b, data_a, data_b, out)
+
+
+def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
+    """``_binary`` for operands of different dtypes or of an integer or boolean dtype."""
     op = BY_NAME[name]
     data_a, data_b = a._data, b._data
     result = data_a.dtype
@@ -240,6 +412,13 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         raise broadcast_error(data_a.shape, data_b.shape) from None
     if out.dtype != result:
         out = out.astype(result)
+    return _record_binary(name, a, b, data_a, data_b, out)
+
+
+def _record_binary(name: str, a: Tensor, b: Tensor, data_a: np.ndarray, data_b: np.ndarray, out: np.ndarray) -> Tensor:
+    """Record ``a <name> b`` (``out``) on the general path; ``data_a``, ``data_b``: the operands
+    as the op used them (promoted)."""
+    op = BY_NAME[name]
     tape, requires = _target((a, b))
     if tape is None:
         return _wrap(out)
@@ -297,6 +476,14 @@ def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam:
 
     ``saved`` pairs up with ``inputs``: the array the backward reads for each one, or None.
     """
+    if _special_modes[0] == 0 and 0 < len(inputs) <= 2:
+        a = inputs[0]
+        b = inputs[1] if len(inputs) == 2 else None
+        if not (a._requires_grad or (b is not None and b._requires_grad)):
+            return _wrap(out)
+        result = _short_record(name, a, b, out, saved, iparam, param)
+        if result is not None:
+            return result
     tape, requires = _target(inputs)
     if tape is None:
         return _wrap(out)
@@ -334,9 +521,6 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
     if target.category != _dtypes.FLOATING:
         return _wrap(out)
     return record("cast", (x,), out)
-
-
-inplace_epoch = [0]  # counts in-place changes anywhere: a backward re-checks versions only after one
 
 
 def write_out(name: str, result: Tensor, out: Tensor | None) -> Tensor:
@@ -509,6 +693,8 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
                 tape.save(row, out)
                 tape.track(row, row, result)
             return result
+        if isinstance(other, Tensor):  # parameters too
+            return _binary(kind, self, other)
         return _arith(kind, self, other)
 
     dunder.__name__ = f"__{kind}__"

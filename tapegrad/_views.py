@@ -13,21 +13,27 @@ import math
 import numpy as np
 
 from . import _dtypes
+from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._indexing import _scatter_rows
 from ._indexing import index as _index_by_tensor
 from ._ops import BY_NAME
-from ._record import _input_row, _opcode, _operand_row, _target
+from ._record import _input_row, _opcode, _operand_row, _short_tape, _target
 from ._shapes import broadcast_strides, contiguous_strides
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
 
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
-    tape, requires = _target((x,))
+    tape = _short_tape(x, None) if _special_modes[0] == 0 and x._requires_grad else None
+    if tape is not None:  # eager: the short path of ``_record``
+        row_x, requires = (x._row if x._tape is not None else tape.register(x)), True
+    else:
+        tape, requires = _target((x,))
+        if tape is not None:
+            row_x = _input_row(tape, x)
     if tape is None:
         result = _wrap(out)
     else:
-        row_x = _input_row(tape, x)
         aux = tape.add_aux((offset, *strides))
         row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
         result = _recorded(out, tape, row, requires)

@@ -13,8 +13,7 @@ import numpy as np
 
 from .._grad_mode import state as _grad_state
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
-from .._record import inplace_epoch
-from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, join, resolve
+from .._tape import CODE_DTYPES, LAYOUT, OPCODE_MASK, ROW_WIDTH, inplace_epoch, join, resolve
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
 _kernel = None
@@ -270,20 +269,33 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                     gradient = before_hooks.get(row)
                     collect.add(index, gradient_of(row).copy() if gradient is None else gradient)
     else:
-        delivered = [
-            (row, tensor)
-            for row, tensor in tape.leaves
-            if row < n_rows and touched[row] and offsets[row] >= 0 and tensor._requires_grad
-        ]
+        delivered = []
+        size = 0
+        for row, tensor in tape.leaves:
+            if row < n_rows and tensor._requires_grad and touched[row]:
+                start = int(offsets[row])
+                if start >= 0:
+                    delivered.append((row, tensor, start))
+                    size += tensor._data.size
         # The leaves' gradients are handed over as views of the arena, which this sweep made and
         # nothing else holds (a copy each cost ~15 us per 64K floats), unless the views would keep
         # mostly intermediate gradients alive: then each is copied and the arena freed.
-        share = 2 * sum(tensor._data.size for _, tensor in delivered) >= grad32.size + grad64.size
-        for row, tensor in delivered:
-            gradient = gradient_of(row)
-            _accumulate(tensor, gradient if share else gradient.copy(), None)
+        share = 2 * size >= grad32.size + grad64.size
+        table, ints, dims = tape.layout_table, tape.ints, tape.dims
+        for row, tensor, start in delivered:
+            layout = 4 * ints[row * ROW_WIDTH + LAYOUT]
+            code, numel, ndim, offset = table[layout : layout + 4]
+            gradient = arenas[code][start : start + numel]
+            if ndim != 1:
+                gradient = gradient.reshape(dims[offset : offset + ndim].tolist())
+            if not share:
+                gradient = gradient.copy()
+            if tensor._grad is None:
+                tensor._grad = _wrap(gradient)
+            else:
+                _accumulate(tensor, gradient, None)
     # Retained gradients are filled by autograd.grad too, as PyTorch's are.
-    for row, tensor in tape.retained_rows(n_rows):
+    for row, tensor in tape.retained_rows(n_rows) if tape.retained else ():
         if touched[row] and (needed is None or needed[row]):
             _accumulate(tensor, gradient_of(row).copy(), None)
 

@@ -35,8 +35,7 @@ from .._grad_mode import enable_grad
 from .._grad_mode import state as _grad_state
 from .._kernels import expressions
 from .._ops import BINARY, COPY, LEAF_OPCODE, MATMUL, NARY, OPS, SCALAR, UNARY, VIEW
-from .._record import inplace_epoch
-from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, resolve
+from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, inplace_epoch, resolve
 from ..tensor import Tensor, _recorded, _wrap
 from .engine import SECOND_BACKWARD, _modified_message, _seed, hook_result
 

@@ -1,0 +1,147 @@
+"""The short recording path (``tapegrad/_record.py``) against the general one it skips.
+
+Eager ops on leaves, constants and recorded results take the short path; everything else the
+general one. Both must write the same tape: the same rows, saved values, version checks and
+gradients. Forcing the general path is one counter: while ``special_modes`` is non-zero the short
+path stands aside (it is what a thread with grad mode off or a running ``tapegrad.record`` sets).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from tapegrad import _grad_mode, _tape
+from tapegrad._ops import OPS
+from tapegrad._tape import OPCODE_MASK, ROW_WIDTH, address_of
+
+
+def _mlp(x, w1, b1, w2, b2):
+    o = (x @ w1 + b1).tanh() @ w2 + b2
+    return (o * o).mean()
+
+
+def _classifier(x, w1, b1, w2, b2):
+    logits = F.linear(F.relu(F.linear(x, w1.t(), b1)), w2.t(), b2)
+    return F.cross_entropy(logits, tg.tensor([0, 2, 1, 2]))
+
+
+def _mixed(x, w1, b1, w2, b2):
+    h = (x @ w1).sigmoid() * b1 - b1 / 3.0  # broadcast on both sides, a scalar op
+    return (h.exp() + h * h).sum(1).mean() + (w2 @ b2.unsqueeze(1)).sum()
+
+
+PROGRAMS = [_mlp, _classifier, _mixed]
+
+
+def _inputs(program, dtype):
+    rng = np.random.default_rng(0)
+    shapes = {
+        _mlp: [(4, 3), (3, 5), (5,), (5, 2), (2,)],
+        _classifier: [(4, 3), (3, 5), (5,), (5, 3), (3,)],
+        _mixed: [(4, 3), (3, 5), (5,), (2, 3), (3,)],
+    }[program]
+    x = tg.tensor(rng.standard_normal(shapes[0]), dtype=dtype)
+    params = [tg.tensor(rng.standard_normal(shape), dtype=dtype, requires_grad=True) for shape in shapes[1:]]
+    return x, params
+
+
+def _run(program, dtype, general: bool):
+    x, params = _inputs(program, dtype)
+    if general:
+        _grad_mode.special_modes[0] += 1
+    try:
+        loss = program(x, *params)
+    finally:
+        if general:
+            _grad_mode.special_modes[0] -= 1
+    tape = _tape.resolve(loss)
+    rows = tape.rows_array().copy()
+    shapes = [tape.shape_of(row) for row in range(tape.n)]
+    saved = sorted(tape.saved)
+    versions = {
+        row: [(version, saved_row) for _, version, saved_row in entries] for row, entries in tape.versions.items()
+    }
+    loss.backward()
+    return rows, shapes, saved, versions, float(loss), [p.grad.numpy() for p in params], loss.grad_fn.name()
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.__name__)
+def test_short_and_general_paths_write_the_same_tape(program, dtype):
+    short, general = _run(program, dtype, general=False), _run(program, dtype, general=True)
+    rows, shapes, saved, versions, value, grads, name = short
+    np.testing.assert_array_equal(rows[:, : ROW_WIDTH - 1], general[0][:, : ROW_WIDTH - 1])
+    assert shapes == general[1]
+    assert saved == general[2]
+    assert versions == general[3]
+    assert value == general[4]
+    for grad, other in zip(grads, general[5]):
+        np.testing.assert_array_equal(grad, other)
+    assert name == general[6]
+    assert {OPS[code & OPCODE_MASK].name for code in rows[:, 0]} >= {"leaf", "constant"}
+
+
+def test_a_merge_keeps_the_older_tapes_in_place_changes():
+    """A tape created after an in-place change skips the version scan until the next change;
+    absorbing an older tape whose saved value changed must bring that change's check with it."""
+    a = tg.ones(3, requires_grad=True)
+    saved = a * 1.0
+    older = saved * saved  # saves ``saved`` at version 0
+    with tg.no_grad():
+        saved.mul_(2.0)
+    b = tg.ones(3, requires_grad=True)
+    newer = b * 2.0
+    for _ in range(40):  # make the newer tape the larger one: it absorbs the older
+        newer = newer * 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (older + newer).sum().backward()
+
+
+@pytest.mark.parametrize("rows", [3, 40])
+def test_merging_small_and_large_tapes_gives_the_same_gradients(rows):
+    """Tape.absorb patches up to 32 rows in place and larger tapes through arrays."""
+    w = tg.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    v = tg.tensor([1.5, 0.25, -0.5], requires_grad=True)
+    left = w.exp()  # one tape
+    right = v * 1.0  # another, absorbed or absorbing depending on its length
+    for _ in range(rows):
+        right = right * 1.01 + v
+    ((left * right).sum() + w.t().sum()).backward()
+    expected_v = np.ones(3)
+    for _ in range(rows):
+        expected_v = expected_v * 1.01 + 1.0
+    right_value = right.detach().numpy()
+    np.testing.assert_allclose(w.grad.numpy(), np.exp(w.detach().numpy()) * right_value + 1.0, rtol=1e-6)
+    np.testing.assert_allclose(v.grad.numpy(), np.exp(w.detach().numpy()) * expected_v, rtol=1e-5)
+
+
+def test_address_of_reads_writable_read_only_and_empty_arrays():
+    writable = np.arange(6.0)
+    read_only = np.arange(6.0)
+    read_only.flags.writeable = False
+    for array in (writable, read_only, writable[2:], np.zeros(0)):
+        assert address_of(array) == array.__array_interface__["data"][0]
+
+
+def test_saved_values_are_read_live_like_pytorch():
+    """Values are saved by reference, as PyTorch saves tensors: a change through ``.data``
+    bypasses the version check and the backward sees it."""
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1.0
+    z = (y * y).sum()
+    y.data.mul_(10.0)
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [20.0, 40.0, 60.0])
+
+
+def test_the_broadcast_cache_stays_bounded():
+    """Shapes that keep changing (sequence lengths) must not grow the per-shape cache for ever."""
+    from tapegrad import _record
+
+    bias = tg.ones(3, requires_grad=True)
+    for rows in range(1, _record._BROADCAST_AUX_LIMIT + 50):
+        (tg.ones(rows, 3) + bias).sum()
+    assert len(_record._BROADCAST_AUX) <= _record._BROADCAST_AUX_LIMIT
