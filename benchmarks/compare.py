@@ -23,6 +23,9 @@ from benchmarks import workloads
 
 def _time(function, number: int) -> float:
     gc.collect()
+    # One call untimed: the first after a collection ran 3-8x slower for every backend (caches
+    # cold after the collector walked every object), which inflated each mean, torch's most.
+    function()
     start = time.perf_counter()
     for _ in range(number):
         function()
