@@ -92,7 +92,7 @@ else:
     def make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64):
         """The addresses and lengths of a sweep's arrays, for the family functions it calls.
         Every array is C-contiguous (the sweeps' callers build them so)."""
-        frame = np.zeros(FRAME_SIZE, np.int64)
+        frame = np.empty(FRAME_SIZE, np.int64)  # every slot is set below
         frame[ROWS], frame[N_ROWS] = rows.ctypes.data, rows.shape[0]
         frame[PARAMS] = params.ctypes.data
         frame[LAYOUTS], frame[N_LAYOUTS] = layouts.ctypes.data, layouts.shape[0]
