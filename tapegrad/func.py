@@ -791,10 +791,14 @@ class _Replay:
     # -- recording
 
     def _arguments(self, index: int, inputs) -> list:
-        current = [leaf if dim is None else _take(leaf, dim, index) for leaf, dim in zip(self.leaves, self.dims)]
-        for i, x in zip(self.floats, inputs):
-            current[i] = x
-        return current
+        # The recording's own inputs stand for the float leaves; only the others are sliced here
+        # (slicing a float leaf too recorded a pick out of the whole batch, a constant the tape
+        # copied on every call and never read).
+        given = dict(zip(self.floats, inputs))
+        return [
+            given[i] if i in given else leaf if dim is None else _take(leaf, dim, index)
+            for i, (leaf, dim) in enumerate(zip(self.leaves, self.dims))
+        ]
 
     def _slice_inputs(self, index: int) -> list:
         return [self.batched[i][index] if i in self.batched else self.leaves[i]._data for i in self.floats]
