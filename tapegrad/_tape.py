@@ -17,7 +17,9 @@ tape, the thread that records holds none, so a graph nobody can reach is freed w
 from __future__ import annotations
 
 import ctypes
+import itertools
 import struct
+import threading
 from array import array
 
 import numpy as np
@@ -57,22 +59,36 @@ class _LayoutTemplate:
     """The layouts recent tapes made, which every new tape starts with: a training loop builds a
     new tape each step, and without them made the same dozen layouts anew each time (1.5 us
     apiece against 0.15 us for one found). Tapes of one ``generation`` share its first layouts,
-    so ``Tape.absorb`` maps those without looking; once ``LIMIT`` are taken it starts again."""
+    so ``Tape.absorb`` maps those without looking; once ``LIMIT`` are taken it starts again.
+
+    One per thread (``_template()``), generations numbered across all of them: threads recording
+    at once extended a shared one without a lock, two tapes took one number for different
+    layouts, and gradients came out wrong (or the process aborted)."""
 
     LIMIT = 64
 
     def __init__(self):
-        self.generation = 0
-        self.table = array("q")
-        self.dims = array("q")
-        self.ids: dict = {}
+        self.restart()
 
     def restart(self) -> None:
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         self.table, self.dims, self.ids = array("q"), array("q"), {}
 
 
-_TEMPLATE = _LayoutTemplate()
+_GENERATIONS = itertools.count()
+
+
+class _ThreadTemplates(threading.local):
+    def __init__(self):
+        self.template = _LayoutTemplate()
+
+
+_TEMPLATES = _ThreadTemplates()
+
+
+def _template() -> _LayoutTemplate:
+    """This thread's layout template."""
+    return _TEMPLATES.template
 
 
 _addressof = ctypes.addressof
@@ -128,10 +144,11 @@ class Tape:
         self.n = 0
         self.capacity = INITIAL_ROWS
         # 4 per layout: dtype code, numel, ndim, offset into dims; the template's first.
-        self.layout_table = array("q", _TEMPLATE.table)
-        self.dims = array("q", _TEMPLATE.dims)
-        self.layout_ids: dict = _TEMPLATE.ids.copy()
-        self.template_generation = _TEMPLATE.generation
+        template = _TEMPLATES.template
+        self.layout_table = array("q", template.table)
+        self.dims = array("q", template.dims)
+        self.layout_ids: dict = template.ids.copy()
+        self.template_generation = template.generation
         self.template_layouts = len(self.layout_ids)  # the first layouts, as the template has them
         self.aux = array("q")
         self.saved: dict[int, int] = {}  # row -> address of its value
@@ -186,7 +203,7 @@ class Tape:
             self.layout_table.extend(entry)
             self.dims.extend(shape)
             self.layout_ids[key] = layout_id
-            template = _TEMPLATE
+            template = _TEMPLATES.template
             if (
                 self.template_layouts == layout_id == len(template.ids)
                 and self.template_generation == template.generation

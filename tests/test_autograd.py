@@ -332,3 +332,41 @@ def test_graphs_of_many_shapes_join_across_layout_template_generations():
     total.backward()
     for k, x in enumerate(leaves):
         assert x.grad.tolist() == [float(k)] * (k + 1)
+
+
+def test_threads_recording_at_once_keep_their_layouts_apart():
+    """Each thread builds its own graphs of ever-changing small shapes, with a thread switch
+    forced every microsecond. New tapes start from a layout template; a template shared by all
+    threads once gave two tapes one layout number for different shapes: wrong gradients, errors,
+    once an abort."""
+    import sys
+
+    failures = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(600):
+                n, m = (int(k) for k in rng.integers(1, 9, size=2))
+                a = tg.tensor(rng.standard_normal((n, 1)), requires_grad=True)
+                b = tg.tensor(rng.standard_normal((1, m)), requires_grad=True)
+                c = tg.tensor(rng.standard_normal(m), requires_grad=True)
+                y = ((a * b).tanh() * c).sum(0)
+                (y.view(m, 1) * a.view(1, n)).sum().backward()
+                expected = np.tanh(a.detach().numpy() * b.detach().numpy()).sum(0) * a.detach().numpy().sum()
+                if c.grad.shape != (m,) or not np.allclose(c.grad.numpy(), expected, rtol=1e-6):
+                    failures.append((seed, n, m))
+        except Exception as error:  # noqa: BLE001 - any error of a thread is a failure here
+            failures.append((seed, repr(error)))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []

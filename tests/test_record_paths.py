@@ -76,7 +76,7 @@ def _run(program, dtype, general: bool):
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.__name__)
 def test_short_and_general_paths_write_the_same_tape(program, dtype):
     short = _run(program, dtype, general=False)
-    _tape._TEMPLATE.restart()  # the two tapes number their layouts differently, as they may in a long run
+    _tape._template().restart()  # the two tapes number their layouts differently, as they may in a long run
     general = _run(program, dtype, general=True)
     rows, shapes, saved, versions, value, grads, name = short
     np.testing.assert_array_equal(rows[:, :4], general[0][:, :4])  # opcode, operands, integer parameter
