@@ -577,6 +577,19 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
         raise RuntimeError(
             f"output with shape {list(tensor._data.shape)} doesn't match the broadcast shape {list(result._data.shape)}"
         )
+    if result._data.dtype != tensor._data.dtype:  # computed in the promoted type, kept in tensor's
+        have, want = _dtypes.from_numpy_dtype(result._data.dtype), _dtypes.from_numpy_dtype(tensor._data.dtype)
+        if have.category > want.category:  # PyTorch's canCast: no float into an integer, nothing into bool
+            raise RuntimeError(
+                f"result type {have.type_name} can't be cast to the desired output type {want.type_name}"
+            )
+        # Recorded: the gradient flows back through the cast. Left in float64, the tensor's row
+        # was another dtype than its values, and both operands' gradients came out zero. The
+        # node shows as the op (PyTorch computes and casts in one: AddBackward0).
+        computed = result.grad_fn.name() if result.grad_fn is not None else None
+        result = result.to(want)
+        if computed is not None:
+            name_node(result, computed)
     if result._tape is not None:
         _unsave_old_value(tensor, result._tape, before, mark)
         if tensor._base is not None:
@@ -589,6 +602,21 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
         tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, True
         tensor._grad_fn = None
     return tensor
+
+
+def _copied_by_op(entry, tensor: Tensor, tape: Tape) -> bool:
+    """Whether a version entry the in-place op's own rows made watches ``tensor`` through a value
+    outside its storage: a promoted copy (``b.mul_(w)``, float32 ``b``, float64 ``w``, saves
+    ``b`` as float64), which the write cannot change. A view of the storage stays watched."""
+    counter, _, saved_row = entry
+    address = tape.saved.get(saved_row)
+    if counter is not tensor._version_counter or address is None:
+        return False
+    storage = tensor._data
+    while isinstance(storage.base, np.ndarray):
+        storage = storage.base
+    start = storage.__array_interface__["data"][0]
+    return not start <= address < start + max(storage.nbytes, 1)
 
 
 def _unsave_old_value(tensor: Tensor, tape: Tape, before, mark: int) -> None:
@@ -613,8 +641,8 @@ def _unsave_old_value(tensor: Tensor, tape: Tape, before, mark: int) -> None:
                 tape.save(source, tensor._data.copy())
                 copied.add(source)
         entries = tape.versions.get(row)
-        if entries:
-            entries[:] = [entry for entry in entries if entry[2] not in own]
+        if entries:  # its own reads of the old value, copied above, or copies the op made itself
+            entries[:] = [entry for entry in entries if entry[2] not in own and not _copied_by_op(entry, tensor, tape)]
 
 
 def _unary_methods() -> dict:

@@ -3,6 +3,7 @@ gradient of other values than the forward used."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import tapegrad as tg
@@ -111,3 +112,72 @@ def test_in_place_on_a_recorded_tensor_records_the_op():
     assert y.grad_fn.name() == "MulBackward0"
     y.sum().backward()
     assert x.grad.tolist() == [24.0, 24.0]
+
+
+@pytest.mark.parametrize(
+    ("method", "grad_b", "grad_w"),
+    [
+        ("add_", [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
+        ("sub_", [1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]),
+        ("mul_", [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]),
+        ("div_", [1.0, 0.5, 1.0 / 3.0], [-1.0, -0.5, -1.0 / 3.0]),
+    ],
+)
+def test_an_in_place_op_with_a_wider_operand_keeps_the_dtype_and_the_gradients(method, grad_b, grad_w):
+    """``b.add_(w)``, float32 ``b`` and float64 ``w``: computed in float64, kept in float32, as
+    PyTorch does, and differentiable through both. The gradients were once zero, silently (the
+    row was float64, the values float32), and ``mul_`` raised a false in-place error."""
+    a = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    b = a * 1
+    getattr(b, method)(w)
+    assert b.dtype == tg.float32
+    assert b.grad_fn.name() == method.removesuffix("_").title() + "Backward0"
+    b.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), grad_b, rtol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), grad_w, rtol=1e-12)
+
+
+def test_an_in_place_op_on_a_view_with_a_wider_operand():
+    a = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    b = a * 1
+    b[1:].add_(w[1:])
+    b.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [0.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("make", "change", "message"),
+    [
+        (
+            lambda: tg.tensor([1, 2, 3]),
+            lambda x: x.mul_(1.5),
+            "result type Float can't be cast to the desired output type Long",
+        ),
+        (
+            lambda: tg.tensor([1, 2, 3]),
+            lambda x: x.add_(tg.tensor([1.5, 1.0, 1.0])),
+            "result type Float can't be cast to the desired output type Long",
+        ),
+        (
+            lambda: tg.tensor([True, False]),
+            lambda x: x.add_(1),
+            "result type Long can't be cast to the desired output type Bool",
+        ),
+    ],
+)
+def test_an_in_place_op_refuses_a_result_its_dtype_cannot_hold(make, change, message):
+    """PyTorch's rule: no floating result into an integer tensor, nothing into a bool one (the
+    values were once truncated silently)."""
+    x = make()
+    with pytest.raises(RuntimeError, match=message):
+        change(x)
+
+
+def test_an_in_place_op_narrows_an_integer_result_as_pytorch_does():
+    x = tg.tensor([1, 2], dtype=tg.int32)
+    x.add_(tg.tensor([1, 2]))
+    assert x.dtype == tg.int32
+    assert x.tolist() == [2, 4]
