@@ -554,8 +554,14 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
 
 
 def _check_in_place(tensor: Tensor) -> None:
-    if tensor._requires_grad and tensor._tape is None and _grad_state.enabled:
+    if not _grad_state.enabled:
+        return
+    if tensor._requires_grad and tensor._tape is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    base = tensor._base
+    if base is not None and base._requires_grad and base._tape is None:
+        # Allowed, it made the leaf a non-leaf, whose .grad a training loop never saw again.
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
 
 
 def _in_place(tensor: Tensor, kind: str, other) -> Tensor:

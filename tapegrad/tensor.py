@@ -498,7 +498,16 @@ def install(methods: dict) -> None:
 
 def _infer_numpy_dtype(data) -> np.dtype:
     """PyTorch's inference: Python floats give the default dtype (float32 unless
-    ``set_default_dtype``), ints int64, bools bool."""
+    ``set_default_dtype``), ints int64, bools bool; a numpy scalar its own dtype, promoted with
+    the others' as PyTorch promotes (``[np.float64(0.5), 1.0]`` is float64)."""
+    if isinstance(data, np.generic):
+        return _dtypes.from_numpy_dtype(data.dtype).numpy
+    if isinstance(data, (list, tuple)) and _has_numpy_scalar(data):
+        inferred = None
+        for item in data:
+            item_type = _dtypes.from_numpy_dtype(_infer_numpy_dtype(item))
+            inferred = item_type if inferred is None else _dtypes.result_type(inferred, 0, item_type, 0)
+        return inferred.numpy
     array = np.asarray(data)
     if array.dtype.kind == "f":
         return _dtypes.DEFAULT_FLOAT.numpy
@@ -509,6 +518,12 @@ def _infer_numpy_dtype(data) -> np.dtype:
     if array.dtype.kind == "O":
         raise TypeError(f"Could not infer dtype of {type(data).__name__}")
     return _dtypes.from_numpy_dtype(array.dtype).numpy
+
+
+def _has_numpy_scalar(data) -> bool:
+    return any(
+        isinstance(item, np.generic) or (isinstance(item, (list, tuple)) and _has_numpy_scalar(item)) for item in data
+    )
 
 
 def _nested_tensors_to_arrays(data):

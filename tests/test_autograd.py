@@ -370,3 +370,22 @@ def test_threads_recording_at_once_keep_their_layouts_apart():
     finally:
         sys.setswitchinterval(interval)
     assert failures == []
+
+
+@pytest.mark.parametrize(
+    ("data", "dtype"),
+    [
+        (np.float64(0.5), tg.float64),
+        (np.float32(0.5), tg.float32),
+        (np.int32(3), tg.int32),
+        ([np.float64(0.5), 1.0], tg.float64),
+        ([np.int32(3), 1], tg.int64),
+        ([np.int32(3), np.int32(1)], tg.int32),
+        ([[np.float64(1.0)], [np.float64(2.0)]], tg.float64),
+        ([1, 2.0], tg.float32),
+    ],
+)
+def test_a_numpy_scalar_keeps_its_dtype_as_in_pytorch(data, dtype):
+    """``torch.tensor(np.float64(0.5))`` is float64; it was float32 here, and a tape recorded with
+    one then refused float64 inputs."""
+    assert tg.tensor(data).dtype == dtype

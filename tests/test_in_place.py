@@ -181,3 +181,23 @@ def test_an_in_place_op_narrows_an_integer_result_as_pytorch_does():
     x.add_(tg.tensor([1, 2]))
     assert x.dtype == tg.int32
     assert x.tolist() == [2, 4]
+
+
+def test_an_in_place_op_on_a_view_of_a_leaf_that_requires_grad_raises():
+    """PyTorch's error; it was allowed, and the leaf silently became a non-leaf whose ``.grad`` a
+    training loop never saw again."""
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for change in (
+        lambda: x[1:].add_(1),
+        lambda: x.view(3).mul_(2),
+        lambda: tg.nn.Parameter(tg.ones(3)).view(3).mul_(2),
+    ):
+        with pytest.raises(
+            RuntimeError, match="a view of a leaf Variable that requires grad is being used in an in-place"
+        ):
+            change()
+    assert x.is_leaf
+    with tg.no_grad():
+        x[1:].add_(1)
+    assert x.is_leaf
+    assert x.tolist() == [1.0, 3.0, 4.0]
