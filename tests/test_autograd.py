@@ -389,3 +389,23 @@ def test_a_numpy_scalar_keeps_its_dtype_as_in_pytorch(data, dtype):
     """``torch.tensor(np.float64(0.5))`` is float64; it was float32 here, and a tape recorded with
     one then refused float64 inputs."""
     assert tg.tensor(data).dtype == dtype
+
+
+@pytest.mark.parametrize("first", ["grad", "backward"])
+def test_a_partial_backward_frees_only_what_it_ran(first):
+    """``autograd.grad(l1, [w])`` runs only the nodes on a path to ``w``, as PyTorch does: ``s``'s
+    node is left whole for a later backward through it, and the nodes it ran are freed."""
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = tg.ones(3, requires_grad=True)
+    s = x.exp()
+    l1, l2 = (s * w).sum(), s.sum()
+    if first == "grad":
+        (grad_w,) = tg.autograd.grad(l1, [w])
+    else:
+        l1.backward(inputs=[w])
+        grad_w = w.grad
+    np.testing.assert_allclose(grad_w.numpy(), np.exp([1.0, 2.0, 3.0]), rtol=1e-6)
+    (grad_x,) = tg.autograd.grad(l2, [x])
+    np.testing.assert_allclose(grad_x.numpy(), np.exp([1.0, 2.0, 3.0]), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        tg.autograd.grad(l1, [w])

@@ -220,6 +220,11 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     )
     needed = _needed_rows(tape, n_rows, collect) if (hooked or tape.retained) and collect is not None else None
     before_hooks: dict = {}
+    # PyTorch frees the buffers of the nodes it ran, and for autograd.grad (or backward(inputs=))
+    # it runs only those on a path to the inputs asked for; the sweep goes through every row a
+    # gradient reaches, so the others' flags are put back after it (else a later, separate
+    # backward through them raised "Trying to backward through the graph a second time").
+    freed_before = freed[:n_rows].copy() if collect is not None and not retain else None
     if not hooked and not calls:  # the common case: the whole backward is one compiled call
         status, row, grad32, grad64, offsets, touched = sweep(*arrays, roots, seeds, freed, modified, retain)
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
@@ -245,6 +250,9 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                 registrations = hook_registrations[0]
                 hooked = _hooked_rows(tape, stop)
                 stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop})
+    if freed_before is not None:
+        ran = needed if needed is not None else _needed_rows(tape, n_rows, collect)
+        freed[:n_rows] = np.where(ran, freed[:n_rows], freed_before)
     if status == FREED:
         raise RuntimeError(SECOND_BACKWARD)
     if status == MODIFIED:
