@@ -781,6 +781,18 @@ def _cast_to(dtype: _dtypes.dtype):
     return lambda self: _cast(self, dtype)
 
 
+def _with_alpha(dunder, name: str):
+    """``x.add(y, alpha=a)``, ``tapegrad.sub(x, y, alpha=a)``: ``x + a * y`` (``torch.add``;
+    alpha keyword-only, as there). Without alpha, the operator's own path."""
+
+    def method(self, other, *, alpha=1):
+        return dunder(self, other if alpha == 1 else other * alpha)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"Follows ``torch.Tensor.{name}``: ``self {'+' if name == 'add' else '-'} alpha * other``."
+    return method
+
+
 def _in_place_method(kind: str, alpha: bool = False):
     if alpha:
         # alpha keyword-only, as PyTorch: x.sub_(2, [0, 1]) must not take the list as alpha
@@ -822,8 +834,8 @@ def install_methods() -> None:
     Tensor.__mul__ = Tensor.__rmul__ = _scalar_dunder(_MUL_SCALAR, "mul")
     Tensor.__truediv__ = _scalar_dunder(_DIV_SCALAR, "div")
     Tensor.__pow__ = _scalar_dunder(_POW_SCALAR, "pow")
-    Tensor.add = Tensor.__add__
-    Tensor.sub = Tensor.subtract = Tensor.__sub__
+    Tensor.add = _with_alpha(Tensor.__add__, "add")
+    Tensor.sub = Tensor.subtract = _with_alpha(Tensor.__sub__, "sub")
     Tensor.mul = Tensor.multiply = Tensor.__mul__
     Tensor.div = Tensor.divide = Tensor.__truediv__
     Tensor.pow = Tensor.__pow__

@@ -663,3 +663,18 @@ def test_huber_l1_and_normalize_gradients_match_central_differences():
         assert tg.autograd.gradcheck(function, (x,))
     with pytest.raises(RuntimeError, match="huber_loss does not support non-positive values for delta"):
         F.huber_loss(t, t, delta=0.0)
+
+
+def test_add_and_sub_take_alpha_as_pytorch_does():
+    """``torch.add(x, y, alpha=2)`` is ``x + 2 * y``, with gradients through both; ``alpha`` is
+    keyword-only. It raised a TypeError from the operator's fast path."""
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = tg.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    added, subtracted = tg.add(x, y, alpha=2), x.sub(y, alpha=3)
+    assert added.tolist() == [3.0, 4.0, 5.0] and subtracted.tolist() == [-2.0, -1.0, 0.0]
+    assert added.grad_fn.name() == "AddBackward0" and subtracted.grad_fn.name() == "SubBackward0"
+    (added.sum() + subtracted.sum()).backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0] and y.grad.tolist() == [-1.0, -1.0, -1.0]
+    assert tg.sub(x, 2, alpha=0.5).tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(TypeError):
+        x.add(y, 2)  # alpha is keyword-only
