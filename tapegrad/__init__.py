@@ -196,6 +196,7 @@ sub = _module_function("sub")
 mul = _module_function("mul")
 div = _module_function("div")
 pow = _module_function("pow")  # noqa: A001
+square = _module_function("square")
 clone = _module_function("clone")
 flatten = _module_function("flatten")
 repeat = _module_function("repeat")

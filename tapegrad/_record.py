@@ -781,6 +781,11 @@ def _cast_to(dtype: _dtypes.dtype):
     return lambda self: _cast(self, dtype)
 
 
+def _square(self):
+    """Follows ``torch.Tensor.square``: ``self ** 2`` (PowBackward0, as PyTorch records it)."""
+    return self**2
+
+
 def _with_alpha(dunder, name: str):
     """``x.add(y, alpha=a)``, ``tapegrad.sub(x, y, alpha=a)``: ``x + a * y`` (``torch.add``;
     alpha keyword-only, as there). Without alpha, the operator's own path."""
@@ -839,6 +844,7 @@ def install_methods() -> None:
     Tensor.mul = Tensor.multiply = Tensor.__mul__
     Tensor.div = Tensor.divide = Tensor.__truediv__
     Tensor.pow = Tensor.__pow__
+    Tensor.square = _square
 
 
 install_methods()

@@ -678,3 +678,12 @@ def test_add_and_sub_take_alpha_as_pytorch_does():
     assert tg.sub(x, 2, alpha=0.5).tolist() == [0.0, 1.0, 2.0]
     with pytest.raises(TypeError):
         x.add(y, 2)  # alpha is keyword-only
+
+
+def test_square_is_a_power_of_two():
+    x = tg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = tg.square(x)
+    assert y.tolist() == [1.0, 4.0, 9.0] and x.square().tolist() == [1.0, 4.0, 9.0]
+    assert y.grad_fn.name() == "PowBackward0"  # as PyTorch records it
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, -4.0, 6.0]
