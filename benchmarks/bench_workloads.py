@@ -92,6 +92,16 @@ class Big(_Workload):
         self.run()
 
 
+class BigReplay(_Workload):
+    """The big step recorded once and replayed: value and both gradients."""
+
+    workload = "big_replay"
+    backends = ("tapegrad",)
+
+    def time_big_replay(self, backend):
+        self.run()
+
+
 class GraphReplay(_Workload):
     """The 10,000-op scalar graph, forward+backward at new inputs: a replayed tape against a
     hand-written numba switch interpreter over the same op list (backend ``numpy``)."""

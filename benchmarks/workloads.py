@@ -183,6 +183,19 @@ def big_step(backend: str):
     return run
 
 
+def big_replay(backend: str = "tapegrad"):
+    """The big step recorded once (x and y as inputs), replayed: value and both gradients."""
+    import tapegrad
+
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal(BIG).astype(np.float32)
+    ya = rng.standard_normal(BIG).astype(np.float32)
+    tape = tapegrad.record(lambda x, y: (x * y + x.sin()).sum(), xa, ya)
+    run = lambda: tape.value_and_grad(xa, ya)  # noqa: E731
+    run()
+    return run
+
+
 # -- graph: the scalar graph from the public engine comparison -----------------------------
 
 
@@ -277,6 +290,7 @@ def make(workload: str, backend: str):
         "mlp": mlp_step,
         "mlp_replay": mlp_replay,
         "big": big_step,
+        "big_replay": big_replay,
         "graph_eager": graph_eager,
         "graph_record": graph_record,
         "graph_replay": graph_replay,
