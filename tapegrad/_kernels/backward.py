@@ -623,8 +623,22 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
     zeroing those slots) were a fifth of the backward. Every way a row reads another is counted
     (``in0``, ``in1``, a cat's list): a reader missed here would add into a shared slot."""
     parent = np.empty(n, np.int64)
-    uses = np.zeros(n, np.int64)
-    is_root = np.zeros(n, np.bool_)
+    # Rows of a few elements are left alone: their copies cost less than this pass, and a
+    # tape without a large pass-through row (the chain, scalar graphs) pays one scan for it.
+    candidate = False
+    for c in range(n):
+        rule = rules[rows[c, 0] % NO_GRAD]
+        if (rule == ADD or rule == PASS) and layouts[rows[c, 4], 1] > SMALL and _has_slot(rows, paths, c):
+            candidate = True
+            break
+    if not candidate:
+        return parent, False
+    # np.empty and loops rather than np.zeros, as in ``_setup``.
+    uses = np.empty(n, np.int64)
+    is_root = np.empty(n, np.bool_)
+    for r in range(n):
+        uses[r] = 0
+        is_root[r] = False
     for root in roots:
         is_root[root] = True
     for r in range(n):
@@ -647,7 +661,7 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
     found = False
     for c in range(n - 1, -1, -1):
         rule = rules[rows[c, 0] % NO_GRAD]
-        if (rule != ADD and rule != PASS) or not _has_slot(rows, paths, c):
+        if (rule != ADD and rule != PASS) or layouts[rows[c, 4], 1] <= SMALL or not _has_slot(rows, paths, c):
             continue
         a = rows[c, 1]
         b = rows[c, 2] if rule == ADD else -1
