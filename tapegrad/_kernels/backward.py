@@ -623,16 +623,6 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
     zeroing those slots) were a fifth of the backward. Every way a row reads another is counted
     (``in0``, ``in1``, a cat's list): a reader missed here would add into a shared slot."""
     parent = np.empty(n, np.int64)
-    # Rows of a few elements are left alone: their copies cost less than this pass, and a
-    # tape without a large pass-through row (the chain, scalar graphs) pays one scan for it.
-    candidate = False
-    for c in range(n):
-        rule = rules[rows[c, 0] % NO_GRAD]
-        if (rule == ADD or rule == PASS) and layouts[rows[c, 4], 1] > SMALL and _has_slot(rows, paths, c):
-            candidate = True
-            break
-    if not candidate:
-        return parent, False
     # np.empty and loops rather than np.zeros, as in ``_setup``.
     uses = np.empty(n, np.int64)
     is_root = np.empty(n, np.bool_)
@@ -688,6 +678,38 @@ def _in_slot(rows, layouts, offsets, r, x):
 
 
 @inline
+def _lay_out(rows, layouts, paths, rules, offsets, parent, look):
+    """Fill ``offsets`` (-1: no slot); operands with a ``parent`` take its slot. Returns the two
+    arenas' sizes and, with ``look``, whether a large pass-through row could share its slot."""
+    total32 = 0
+    total64 = 0
+    candidate = False
+    n_rows = len(offsets)
+    for r in range(n_rows):
+        offsets[r] = -1
+        if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH:
+            continue
+        if len(parent) and parent[r] >= 0:
+            continue  # placed below, once its parent's slot is
+        layout = rows[r, 4]
+        numel = layouts[layout, 1]
+        if look and numel > SMALL:
+            rule = rules[rows[r, 0]]
+            candidate = candidate or rule == ADD or rule == PASS
+        if layouts[layout, 0] == FLOAT64:
+            offsets[r] = total64
+            total64 += numel
+        else:
+            offsets[r] = total32
+            total32 += numel
+    if len(parent):  # downwards: a parent (a later row) has its slot before its operands take it
+        for r in range(n_rows - 1, -1, -1):
+            if parent[r] >= 0:
+                offsets[r] = offsets[parent[r]]
+    return total32, total64, candidate
+
+
+@inline
 def _setup(rows, layouts, paths, rules, aux, roots, seeds, alias):
     """Lay out one gradient slot per row that can receive one and seed the roots; with
     ``alias``, operands of pass-through rows share their slots (``_shared_slots``).
@@ -697,29 +719,13 @@ def _setup(rows, layouts, paths, rules, aux, roots, seeds, alias):
         top = max(top, root)
     n = top + 1
     offsets = np.empty(n, np.int64)
-    if alias:
+    total32, total64, candidate = _lay_out(rows, layouts, paths, rules, offsets, offsets[:0], alias)
+    # Rows of a few elements never share: their copies cost less than the pass that finds
+    # them, and a tape without a large pass-through row (the chain, scalar graphs) skips it.
+    if candidate:
         parent, shared = _shared_slots(rows, layouts, paths, rules, aux, roots, n)
-    else:
-        parent, shared = offsets[:0], False
-    total32 = 0
-    total64 = 0
-    for r in range(n):
-        offsets[r] = -1
-        if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH:
-            continue
-        if shared and parent[r] >= 0:
-            continue  # placed below, once its parent's slot is
-        layout = rows[r, 4]
-        if layouts[layout, 0] == FLOAT64:
-            offsets[r] = total64
-            total64 += layouts[layout, 1]
-        else:
-            offsets[r] = total32
-            total32 += layouts[layout, 1]
-    if shared:  # downwards: a parent (a later row) has its slot before its operands take it
-        for r in range(n - 1, -1, -1):
-            if parent[r] >= 0:
-                offsets[r] = offsets[parent[r]]
+        if shared:
+            total32, total64, _ = _lay_out(rows, layouts, paths, rules, offsets, parent, False)
     # np.empty and loops (LLVM makes them memsets), not np.zeros: numba compiles its zeros and
     # fill implementations per dtype on the first backward of an install (0.23 s of it).
     grad32 = np.empty(total32, np.float32)
