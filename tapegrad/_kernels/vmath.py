@@ -39,7 +39,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic, overload
 
-from .config import inline, jit
+from .config import JIT_OPTIONS
 
 # -- 2**n from its bits --------------------------------------------------------------------
 
@@ -84,6 +84,25 @@ def _float_to_bits_python(value):
     return np.array(value).view(np.int64 if np.asarray(value).dtype == np.float64 else np.int32)[()]
 
 
+def _inline_into_callers():
+    """Marks the function being compiled ``alwaysinline`` for LLVM (a no-op in Python).
+
+    Each vmath function is compiled once, with FMA contraction, and LLVM inlines it into every
+    loop that calls it, where the loop vectorizer then sees straight-line code. numba-level
+    inlining (``inline="always"``) compiled the body again at every use site and in the
+    caller's flags (no contraction); LLVM's own threshold left the larger ones (tanh, expm1, sin,
+    cos, erf) as calls, which keep a loop scalar."""
+
+
+@intrinsic
+def _inline_into_callers_intrinsic(typingctx):
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 # -- float64 (exp: fdlibm's e_exp.c, under 1 ulp; tanh: Cephes tanh.c) ----------------------
 
 _INV_LN2 = 1.44269504088896338700e00
@@ -101,6 +120,7 @@ _MINLOG = -7.45133219101941108420e02  # and is 0 below (past the denormals)
 
 
 def _exp64(x):
+    _inline_into_callers()
     clamped = x if x < _MAXLOG else _MAXLOG
     clamped = clamped if clamped > _MINLOG else _MINLOG
     n = np.floor(_INV_LN2 * clamped + 0.5)
@@ -125,6 +145,7 @@ _TQ0, _TQ1, _TQ2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.8440630
 
 
 def _tanh64(x):
+    _inline_into_callers()
     z = np.abs(x)
     # |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1); past 20 that is 1.0 in double
     s = _exp64(2.0 * (z if z < 20.0 else 20.0))
@@ -149,6 +170,7 @@ _INF32, _ZERO32 = _F(np.inf), _F(0.0)
 
 
 def _exp32(x):
+    _inline_into_callers()
     clamped = x if x < _MAXLOGF else _MAXLOGF
     clamped = clamped if clamped > _MINLOGF else _MINLOGF
     n = np.floor(_LOG2EF * clamped + _HALF)
@@ -176,6 +198,7 @@ _TANH_SWITCH_F, _TANH_ONE_F = _F(0.625), _F(10.0)
 
 
 def _tanh32(x):
+    _inline_into_callers()
     z = np.abs(x)
     s = _exp32(_TWO * (z if z < _TANH_ONE_F else _TANH_ONE_F))  # tanh(10) is 1.0 in float32
     large = _ONE - _TWO / (s + _ONE)
@@ -211,6 +234,7 @@ _TWO54 = 18014398509481984.0
 
 def _log_poly64(f, dk, c):
     """log(2**k * (1 + f)) + c, f in [sqrt(2)/2 - 1, sqrt(2) - 1] (musl's log1p tail)."""
+    _inline_into_callers()
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
     z = s * s
@@ -221,6 +245,7 @@ def _log_poly64(f, dk, c):
 
 
 def _log64(x):
+    _inline_into_callers()
     denormal = x < _TINY64
     bits = _float_to_bits(x * _TWO54 if denormal else x) + (_ONE_BITS - _SQRT_HALF_BITS)
     k = (bits >> 52) - (1023 + 54 if denormal else 1023)
@@ -236,6 +261,7 @@ def _log64(x):
 
 
 def _log1p64(x):
+    _inline_into_callers()
     u = 1.0 + x
     bits = _float_to_bits(u) + (_ONE_BITS - _SQRT_HALF_BITS)
     k = (bits >> 52) - 1023
@@ -265,6 +291,7 @@ _Q1, _Q2, _Q3, _Q4, _Q5 = (
 
 
 def _expm1_64(x):
+    _inline_into_callers()
     clamped = x if x < 709.8 else 709.8
     clamped = clamped if clamped > -40.0 else -40.0  # expm1 is -1.0 in double below -38
     n = np.floor(_INV_LN2 * clamped + 0.5)
@@ -334,6 +361,7 @@ _TRIG_LIMIT64 = 1647099.0  # 2**20 * pi/2, rounded down: the reduction's range
 
 def _reduce64(x):
     """(n mod 4, y0, y1): x = n*pi/2 + y0 + y1, |y0| <= pi/4 (fdlibm's medium case, three rounds)."""
+    _inline_into_callers()
     fn = np.floor(x * _INV_PIO2 + 0.5)
     r = x - fn * _PIO2_1
     t = r  # the first round's x - n*pi/2 is exact: only its r is kept
@@ -353,6 +381,7 @@ def _reduce64(x):
 
 
 def _sin_kernel64(x, y):
+    _inline_into_callers()
     z = x * x
     w = z * z
     r = _S2 + z * (_S3 + z * _S4) + z * w * (_S5 + z * _S6)
@@ -361,6 +390,7 @@ def _sin_kernel64(x, y):
 
 
 def _cos_kernel64(x, y):
+    _inline_into_callers()
     z = x * x
     w = z * z
     r = z * (_C1 + z * (_C2 + z * _C3)) + w * w * (_C4 + z * (_C5 + z * _C6))
@@ -370,6 +400,7 @@ def _cos_kernel64(x, y):
 
 
 def _sin64(x):
+    _inline_into_callers()
     n, y0, y1 = _reduce64(x)
     s = _sin_kernel64(y0, y1)
     c = _cos_kernel64(y0, y1)
@@ -381,6 +412,7 @@ def _sin64(x):
 
 
 def _cos64(x):
+    _inline_into_callers()
     n, y0, y1 = _reduce64(x)
     s = _sin_kernel64(y0, y1)
     c = _cos_kernel64(y0, y1)
@@ -421,6 +453,7 @@ _LOW_WORD = -4294967296  # ~0xffffffff as int64: clears a double's low 32 bits
 
 
 def _erf64(x):
+    _inline_into_callers()
     a = np.abs(x)
     # |x| < 0.84375: x + x * P(x*x) / Q(x*x)
     z = x * x
@@ -493,6 +526,7 @@ _THREE, _SIX, _QUARTER = _F(3.0), _F(6.0), _F(0.25)
 
 
 def _log_poly32(f, dk, c):
+    _inline_into_callers()
     s = f / (_TWO + f)
     z = s * s
     w = z * z
@@ -502,6 +536,7 @@ def _log_poly32(f, dk, c):
 
 
 def _log32(x):
+    _inline_into_callers()
     denormal = x < _TINY32
     bits = _float_to_bits(x * _TWO25 if denormal else x) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
     k = (bits >> 23) - (127 + 25 if denormal else 127)
@@ -517,6 +552,7 @@ def _log32(x):
 
 
 def _log1p32(x):
+    _inline_into_callers()
     u = _ONE + x
     bits = _float_to_bits(u) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
     k = (bits >> 23) - 127
@@ -534,6 +570,7 @@ def _log1p32(x):
 
 
 def _expm1_32(x):
+    _inline_into_callers()
     clamped = x if x < _F(88.75) else _F(88.75)
     clamped = clamped if clamped > _F(-20.0) else _F(-20.0)  # expm1 is -1.0 in float32 below -17.4
     n = np.floor(_INV_LN2F * clamped + _HALF)
@@ -618,6 +655,7 @@ _TWO_OVER_PI_TABLE = _two_over_pi_table()
 
 def _reduce32(x):
     """(n mod 4, y) with x = n*pi/2 + y, y a double, |y| <= pi/4 (a little more past 2**28)."""
+    _inline_into_callers()
     xd = np.float64(x)
     fn = np.floor(xd * _INV_PIO2 + 0.5)
     y = xd - fn * _PIO2_1F - fn * _PIO2_1TF
@@ -643,18 +681,21 @@ def _reduce32(x):
 
 
 def _sin_kernel32(y):
+    _inline_into_callers()
     z = y * y
     s = z * y
     return (y + s * (_SF[0] + z * _SF[1])) + s * (z * z) * (_SF[2] + z * _SF[3])
 
 
 def _cos_kernel32(y):
+    _inline_into_callers()
     z = y * y
     w = z * z
     return ((1.0 + z * _CF[0]) + w * _CF[1]) + (w * z) * (_CF[2] + z * _CF[3])
 
 
 def _sin32(x):
+    _inline_into_callers()
     n, y = _reduce32(x)
     s = _sin_kernel32(y)
     c = _cos_kernel32(y)
@@ -664,6 +705,7 @@ def _sin32(x):
 
 
 def _cos32(x):
+    _inline_into_callers()
     n, y = _reduce32(x)
     s = _sin_kernel32(y)
     c = _cos_kernel32(y)
@@ -690,6 +732,7 @@ _ERF32_Q = (
 
 
 def _erf32(x):
+    _inline_into_callers()
     a = np.abs(np.float64(x))
     z = a * a
     p = _ERF32_P
@@ -738,40 +781,24 @@ if numba.config.DISABLE_JIT:
     _float_to_bits = _float_to_bits_python  # noqa: F811
     _sin_far, _cos_far = np.sin, np.cos
 else:
-    # exp is compiled once and called: LLVM inlines the call into the loop and vectorizes it
-    # there. numba-level inlining (inline="always") compiled each use site again (+1.5 s on a
-    # family) and tripped numba's SSA checks. tanh is past LLVM's inlining threshold, so numba
-    # inlines it (its exp stays a call that LLVM inlines).
-    _exp32, _exp64 = jit(_exp32), jit(_exp64)
-    _tanh32, _tanh64 = inline(_tanh32), inline(_tanh64)
+    _inline_into_callers = _inline_into_callers_intrinsic  # noqa: F811
+    # one compile each, with FMA contraction (a * b + c rounded once: safe for NaN, inf and -0.0,
+    # and the error bounds are measured with it); LLVM inlines them into the loops
+    _compile = numba.njit(fastmath={"contract"}, **JIT_OPTIONS)
+    _exp32, _exp64, _tanh32, _tanh64 = _compile(_exp32), _compile(_exp64), _compile(_tanh32), _compile(_tanh64)
+    _log_poly32, _log_poly64 = _compile(_log_poly32), _compile(_log_poly64)
+    _reduce32, _reduce64 = _compile(_reduce32), _compile(_reduce64)
+    _sin_kernel32, _cos_kernel32 = _compile(_sin_kernel32), _compile(_cos_kernel32)
+    _sin_kernel64, _cos_kernel64 = _compile(_sin_kernel64), _compile(_cos_kernel64)
+    _log32, _log64, _log1p32, _log1p64 = _compile(_log32), _compile(_log64), _compile(_log1p32), _compile(_log1p64)
+    _expm1_32, _expm1_64 = _compile(_expm1_32), _compile(_expm1_64)
+    _sin32, _sin64, _cos32, _cos64 = _compile(_sin32), _compile(_sin64), _compile(_cos32), _compile(_cos64)
+    _erf32, _erf64 = _compile(_erf32), _compile(_erf64)
 
-    @overload(exp, jit_options={"error_model": "numpy"})
-    def _exp_typed(x):
-        if x == types.float32:
-            return lambda x: _exp32(x)
-        if x == types.float64:
-            return lambda x: _exp64(x)
-        return None
-
-    @overload(tanh, inline="always", jit_options={"error_model": "numpy"})
-    def _tanh_typed(x):
-        if x == types.float32:
-            return lambda x: _tanh32(x)
-        if x == types.float64:
-            return lambda x: _tanh64(x)
-        return None
-
-    _log_poly32, _log_poly64, _reduce32, _reduce64 = jit(_log_poly32), jit(_log_poly64), jit(_reduce32), jit(_reduce64)
-    _sin_kernel32, _cos_kernel32 = jit(_sin_kernel32), jit(_cos_kernel32)
-    _sin_kernel64, _cos_kernel64 = jit(_sin_kernel64), jit(_cos_kernel64)
-    _log32, _log64, _log1p32, _log1p64 = jit(_log32), jit(_log64), jit(_log1p32), jit(_log1p64)
-    # past LLVM's inlining threshold: inlined by numba, as tanh is
-    _expm1_32, _expm1_64 = inline(_expm1_32), inline(_expm1_64)
-    _sin32, _sin64, _cos32, _cos64 = inline(_sin32), inline(_sin64), inline(_cos32), inline(_cos64)
-    _erf32, _erf64 = inline(_erf32), inline(_erf64)
-
-    def _register(generic, single, double, how):
-        @overload(generic, inline=how, jit_options={"error_model": "numpy"})
+    def _register(generic, single, double):
+        # the typed wrapper is a one-call lambda: numba inlines it, so that the loop calls the
+        # alwaysinline function directly (a wrapper LLVM has to inline first is over its threshold)
+        @overload(generic, inline="always", jit_options={"error_model": "numpy"})
         def typed(x):
             if x == types.float32:
                 return lambda x: single(x)
@@ -780,11 +807,13 @@ else:
             return None
 
     for _names in (
-        (log, _log32, _log64, "never"),
-        (log1p, _log1p32, _log1p64, "never"),
-        (expm1, _expm1_32, _expm1_64, "always"),
-        (sin, _sin32, _sin64, "always"),
-        (cos, _cos32, _cos64, "always"),
-        (erf, _erf32, _erf64, "always"),
+        (exp, _exp32, _exp64),
+        (tanh, _tanh32, _tanh64),
+        (log, _log32, _log64),
+        (log1p, _log1p32, _log1p64),
+        (expm1, _expm1_32, _expm1_64),
+        (sin, _sin32, _sin64),
+        (cos, _cos32, _cos64),
+        (erf, _erf32, _erf64),
     ):
         _register(*_names)
