@@ -28,8 +28,8 @@ BOUNDS = {
     ("log", np.float32): 0.8, ("log", np.float64): 0.8,
     ("log1p", np.float32): 0.8, ("log1p", np.float64): 0.8,
     ("expm1", np.float32): 0.8, ("expm1", np.float64): 0.8,
-    ("sin", np.float32): 0.55, ("sin", np.float64): 0.8,
-    ("cos", np.float32): 0.55, ("cos", np.float64): 0.8,
+    ("sin", np.float32): 1.5, ("sin", np.float64): 0.8,
+    ("cos", np.float32): 1.5, ("cos", np.float64): 0.8,
     ("erf", np.float32): 0.55, ("erf", np.float64): 1.01,
 }  # fmt: skip
 FUNCTIONS = {
@@ -143,7 +143,7 @@ def test_special_values_are_numpys(name, dtype):
 
 def test_the_python_forms_agree_with_the_compiled_ones():
     """With NUMBA_DISABLE_JIT the same bodies run on numpy scalars (CI runs the kernel tests that
-    way): a few points of each, in such an interpreter, against the compiled loop."""
+    way): a few points of each, in such an interpreter, against the compiled loop, to 1 ulp."""
     points = [-90.0, -3.5, -0.3, -0.0, 0.0, 0.7, 12.0, 700.0, 3e8, 1e20]
     code = (
         "import json, numpy as np\nfrom tapegrad._kernels import vmath\n"
@@ -158,4 +158,8 @@ def test_the_python_forms_agree_with_the_compiled_ones():
         for index, dtype in enumerate((np.float32, np.float64)):
             with np.errstate(over="ignore", invalid="ignore"):
                 compiled = _apply(name, np.array(points, dtype))
-            np.testing.assert_array_equal(np.array(python[name][index], dtype), compiled)
+            interpreted = np.array(python[name][index], dtype)
+            # the compiled forms contract a * b + c into one FMA (one rounding, not two)
+            finite = np.isfinite(compiled)
+            np.testing.assert_array_equal(interpreted[~finite], compiled[~finite])
+            np.testing.assert_array_max_ulp(interpreted[finite], compiled[finite], maxulp=1)

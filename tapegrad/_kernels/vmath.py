@@ -610,22 +610,21 @@ def _expm1_32(x):
     return x if not np.abs(x) >= _F(2.9802322e-08) else result  # |x| < 2**-25 and NaN: x
 
 
-# -- float32 sin and cos, computed in double (musl's sinf/cosf kernels) ---------------------
+# -- float32 sin and cos, in float32 and int64 (Payne-Hanek by table, everywhere) -----------
 #
-# Below 2**28 the reduction is Cody-Waite in double with pi/2 in a 25-bit and a 53-bit part
-# (n * part exact). Above, every float32 is m * 2**E with m a 24-bit integer, and x * 2/pi
-# mod 4 = m * ((2**E * 2/pi) mod 4): that factor is tabulated per E in three 28-bit parts, so
-# that each product with m is exact (Payne-Hanek by table). Both are computed, one is selected.
+# Every float32 |x| >= 0.5 is m * 2**E, m a 24-bit integer, E in [-24, 104], and x * 2/pi mod 4 =
+# m * ((2**E * 2/pi) mod 4). That factor, scaled by 2**92, is tabulated per E as a 94-bit integer
+# in three words (30, 32 and 32 bits): m times it is exact in int64 pieces, the sum of which is
+# x * 2/pi mod 4 in 62-bit fixed point (2 integer bits, 60 fraction bits, with no overflow of
+# int64). Its integer part rounded is the quadrant n, the rest f in [-1/2, 1/2), and y = f * pi/2
+# from f's value in two float32 parts. Below pi/4, y is x. No double: a loop of float32 stays 8
+# wide (a double anywhere made LLVM pick 4 lanes), and no branch: the table reduction costs a
+# few integer operations and three gathers, done for every x.
 
-_PIO2_1F, _PIO2_1TF = 1.57079631090164184570e00, 1.58932547735281966916e-08
-_PIO2 = 1.5707963267948966
-_SF = (-0.166666666416265235595, 0.0083333293858894631756, -0.000198393348360966317347, 0.0000027183114939898219064)
-_CF = (-0.499999997251031003120, 0.0416666233237390631894, -0.00138867637746099294692, 0.0000243904487962774090654)
 
-
-def _two_over_pi_table():
-    """Rows E = 0..104: (2**E * 2/pi) mod 4 in three parts of 28 bits (the first, bits 2**1 to
-    2**-26). 2/pi from Machin's formula in integers."""
+def _two_over_pi_words():
+    """Rows E = -24..104: floor(2**(E + 92) * 2/pi) mod 2**94 as uint32 words (bits 64-93, 32-63,
+    0-31: 32-bit gathers cost a third of 64-bit ones). 2/pi from Machin's formula in integers."""
 
     def arctan_inverse(n, one):
         total, term, k, sign = 0, one // n, 1, 1
@@ -639,79 +638,75 @@ def _two_over_pi_table():
     precision = 400
     one = 1 << precision
     pi = 16 * arctan_inverse(5, one) - 4 * arctan_inverse(239, one)
-    bits = 200  # 2/pi to 2**-200
-    two_over_pi = (1 << (bits + 1 + precision)) // pi
-    table = np.zeros((105, 3))
-    for exponent in range(105):
-        value = (two_over_pi << exponent) & ((1 << (bits + 2)) - 1)
-        for part in range(3):
-            shift = bits - 26 - 28 * part
-            table[exponent, part] = ((value >> shift) & ((1 << 28) - 1)) * 2.0 ** -(26 + 28 * part)
-    return table
+    words = np.zeros((3, 129), np.uint32)
+    for row, exponent in enumerate(range(-24, 105)):
+        value = ((1 << (exponent + 92 + 1 + precision)) // pi) % (1 << 94)
+        words[:, row] = value >> 64, (value >> 32) & 0xFFFFFFFF, value & 0xFFFFFFFF
+    return words
 
 
-_TWO_OVER_PI_TABLE = _two_over_pi_table()
+_W0, _W1, _W2 = _two_over_pi_words()
+_FRACTION_BITS = (1 << 60) - 1
+_HALF_FRACTION = 1 << 59
+_LOW30, _LOW32, _LOW62 = (1 << 30) - 1, 0xFFFFFFFF, (1 << 62) - 1
+# pi/2 * 2**-60 in two float32 parts
+_PIO2_SCALED_HI = _F(1.5707963267948966 * 2.0**-60)
+_PIO2_SCALED_LO = _F((1.5707963267948966 - float(_F(1.5707963267948966))) * 2.0**-60)
+_PIO4F = _F(0.7853981633974483)
+# sin(y) = y + y**3 * S(y*y), cos(y) = 1 + y*y * C(y*y) on |y| <= pi/4: near-minimax least-squares
+# fits (Lawson's iteration, numpy), relative errors 3.8e-9 and 6.4e-11
+_SF = tuple(_F(v) for v in (-0.16666655242443085, 0.008332155644893646, -0.0001951463200384751))
+_CF = tuple(_F(v) for v in (-0.5, 0.04166661947965622, -0.0013886672677472234, 2.4382721676374786e-05))
 
 
 def _reduce32(x):
-    """(n mod 4, y) with x = n*pi/2 + y, y a double, |y| <= pi/4 (a little more past 2**28)."""
+    """(n mod 4, y) with |x| = n*pi/2 + y, |y| <= pi/4 (a float32's |x|; any x but inf, NaN)."""
     _inline_into_callers()
-    xd = np.float64(x)
-    fn = np.floor(xd * _INV_PIO2 + 0.5)
-    y = xd - fn * _PIO2_1F - fn * _PIO2_1TF
-    n = np.int64(fn if np.abs(fn) < 1073741824.0 else 0.0)
-    # past 2**28: by the table, on |x|
-    bits = np.int64(_float_to_bits(x)) & 0x7FFFFFFF
-    exponent = (bits >> 23) - 150
-    exponent = exponent if exponent > 0 else 0
-    exponent = exponent if exponent < 104 else 104
-    m = np.float64((bits & 0x007FFFFF) | 0x00800000)
-    p0 = m * _TWO_OVER_PI_TABLE[exponent, 0]
-    p0 = p0 - 4.0 * np.floor(p0 * 0.25)
-    p1 = m * _TWO_OVER_PI_TABLE[exponent, 1]
-    p2 = m * _TWO_OVER_PI_TABLE[exponent, 2]
-    whole = np.floor(p0 + p1 + 0.5)
-    far_y = (((p0 - whole) + p1) + p2) * _PIO2
-    far_n = np.int64(whole)
-    negative = x < _ZERO32
-    if not np.abs(xd) < 268435456.0:  # 2**28 (and inf, NaN: y is NaN either way)
-        y = -far_y if negative else far_y
-        n = -far_n if negative else far_n
-    return n & 3, (y if xd - xd == 0.0 else xd - xd)
+    bits = _float_to_bits(x) & np.int32(0x7FFFFFFF)
+    row = (bits >> np.int32(23)) - np.int32(126)  # E + 24, as int32: 32-bit gathers
+    row = row if row > np.int32(0) else np.int32(0)
+    row = row if row < np.int32(128) else np.int32(128)
+    m = np.int64((bits & np.int32(0x007FFFFF)) | np.int32(0x00800000))
+    # m * word, each < 2**56; their sum below 2**63: x * 2/pi mod 4, scaled by 2**60
+    r = ((m * np.int64(_W0[row])) & _LOW30) << 32
+    r = (r + m * np.int64(_W1[row]) + ((m * np.int64(_W2[row])) >> 32)) & _LOW62
+    r += _HALF_FRACTION
+    n = (r >> 60) & 3
+    f = (r & _FRACTION_BITS) - _HALF_FRACTION  # in [-2**59, 2**59)
+    f_hi = np.float32(f)
+    f_lo = np.float32(f - np.int64(f_hi))
+    y = f_hi * _PIO2_SCALED_HI + (f_hi * _PIO2_SCALED_LO + f_lo * _PIO2_SCALED_HI)
+    small = np.abs(x) <= _PIO4F
+    return np.int32(0) if small else np.int32(n), np.abs(x) if small else y
 
 
 def _sin_kernel32(y):
     _inline_into_callers()
     z = y * y
-    s = z * y
-    return (y + s * (_SF[0] + z * _SF[1])) + s * (z * z) * (_SF[2] + z * _SF[3])
+    return y + (y * z) * (_SF[0] + z * (_SF[1] + z * _SF[2]))
 
 
 def _cos_kernel32(y):
     _inline_into_callers()
     z = y * y
-    w = z * z
-    return ((1.0 + z * _CF[0]) + w * _CF[1]) + (w * z) * (_CF[2] + z * _CF[3])
+    return _ONE + z * (_CF[0] + z * (_CF[1] + z * (_CF[2] + z * _CF[3])))
 
 
 def _sin32(x):
     _inline_into_callers()
     n, y = _reduce32(x)
-    s = _sin_kernel32(y)
-    c = _cos_kernel32(y)
-    result = s if (n & 1) == 0 else c
+    result = _sin_kernel32(y) if (n & 1) == 0 else _cos_kernel32(y)
     result = -result if n >= 2 else result
-    return x if np.abs(x) < _F(2.4414062e-4) else np.float32(result)  # |x| < 2**-12: x
+    result = -result if _float_to_bits(x) < 0 else result  # sin(-x) = -sin(x), -0.0 too
+    return result if np.abs(x) < _INF32 else x - x  # inf: NaN
 
 
 def _cos32(x):
     _inline_into_callers()
     n, y = _reduce32(x)
-    s = _sin_kernel32(y)
-    c = _cos_kernel32(y)
-    result = c if (n & 1) == 0 else s
+    result = _cos_kernel32(y) if (n & 1) == 0 else _sin_kernel32(y)
     result = -result if n == 1 or n == 2 else result
-    return np.float32(result)
+    return result if np.abs(x) < _INF32 else x - x
 
 
 # float32's erf, in double: two polynomials and one exp instead of fdlibm's three rational
