@@ -19,17 +19,18 @@ from tapegrad._kernels import vmath
 pytestmark = pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssumptionWarning")
 
 # Largest error, in units in the last place of the correctly rounded result: the bounds sit just
-# above what these inputs measure (float32 / float64): exp 1.00 / 0.85, tanh 1.28 / 1.30, log
-# 0.78 / 0.78, log1p 0.79 / 0.79, expm1 0.75 / 0.78, sin 0.51 / 0.77, cos 0.51 / 0.76, erf 0.51 /
-# 1.00 (at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp.
+# above what these inputs measure (float32 / float64): exp 1.00 / 0.85, tanh 1.48 / 1.30, log
+# 0.78 / 0.80, log1p 0.78 / 0.78, expm1 1.36 / 0.78, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 /
+# 1.00 (at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp. The limits: 2 (float32), 1
+# (float64); tanh float64 is over it.
 BOUNDS = {
     ("exp", np.float32): 1.01, ("exp", np.float64): 1.0,
     ("tanh", np.float32): 1.5, ("tanh", np.float64): 1.5,
     ("log", np.float32): 0.8, ("log", np.float64): 0.8,
     ("log1p", np.float32): 0.8, ("log1p", np.float64): 0.8,
     ("expm1", np.float32): 1.4, ("expm1", np.float64): 0.8,
-    ("sin", np.float32): 1.5, ("sin", np.float64): 0.8,
-    ("cos", np.float32): 1.5, ("cos", np.float64): 0.8,
+    ("sin", np.float32): 1.2, ("sin", np.float64): 0.8,
+    ("cos", np.float32): 1.2, ("cos", np.float64): 0.8,
     ("erf", np.float32): 0.55, ("erf", np.float64): 1.01,
 }  # fmt: skip
 FUNCTIONS = {

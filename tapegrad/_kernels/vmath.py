@@ -3,27 +3,29 @@
 
 llvmlite from PyPI has no SVML, so a jitted loop calling ``np.exp`` or ``np.sin`` makes a scalar
 libm call per element (4-40 ns) where numpy's SIMD loops take 0.3-1.6 ns. These are written as
-straight-line arithmetic (fdlibm's exp for float64; Cephes' expf, tanh and tanhf, Moshier
-1984-1992; musl's log1p/log1pf, expm1/expm1f, sin/cos kernels and fdlibm's erf, Sun 1993), so
-that in a loop LLVM turns them into vector code: no libm calls, no branches it cannot turn into
-selects (every case is computed, then one is selected). ``2**n`` is built from its bits, in two
-factors so that results near the overflow and denormal ends stay exact.
+straight-line arithmetic (fdlibm's exp for float64; Cephes' expf, tanh and tanhf polynomials,
+Moshier 1984-1992; musl's log1p/log1pf, expm1, sin/cos kernels and fdlibm's erf, Sun 1993; own
+fits for float32 expm1, sin and cos), so that in a loop LLVM turns them into vector code: no libm
+calls, no branches it cannot turn into selects (every case is computed, then one is selected).
+``2**n`` is built from its bits. Each is compiled once, with FMA contraction, and marked
+``alwaysinline`` so that LLVM inlines it into the calling loop (``_inline_into_callers``).
 
 Errors against a float64/long-double reference (mpmath for float64 erf), measured by
 tests/test_vmath.py over the whole float range (random bit patterns of every binade plus dense
-sweeps), in ulp, float32 / float64: exp 1.00 / 0.85, tanh 1.28 / 1.30, log 0.78 / 0.78, log1p
-0.79 / 0.79, expm1 0.75 / 0.78, sin 0.51 / 0.77, cos 0.51 / 0.76, erf 0.51 / 1.00 (the 1.00 at
+sweeps), in ulp, float32 / float64: exp 1.00 / 0.85, tanh 1.48 / 1.30, log 0.78 / 0.80, log1p
+0.78 / 0.78, expm1 1.36 / 0.78, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 / 1.00 (the 1.00 at
 tiny x); numpy's own are 0.5-2.2. NaN, infinities, -0.0, overflow to inf and underflow through
-denormals to 0 are numpy's (scipy's for erf). float32 sin, cos and erf are computed in double.
+denormals to 0 are numpy's (scipy's for erf). float32 erf is computed in double.
 
-sin and cos: float32 is accurate everywhere, branch-free: Cody-Waite in double below 2**28 and,
-above, a Payne-Hanek reduction by a 105-row table of 2/pi (both computed, one selected). float64
-reduces by Cody-Waite with pi/2 in three parts (fdlibm's), which holds the bound for |x| below
-2**20 * pi/2 (about 1.65e6); past that it calls libm's sin/cos behind a branch. The trade-off:
-that call keeps float64 sin/cos correct everywhere, but LLVM does not vectorize a loop holding a
-call, so float64 sin/cos run as scalar code (about numpy's speed: numpy's float64 sin and cos
-are scalar libm loops too on this machine). A branch-free table reduction for float64 would need
-~12 gathers and ~60 operations per element, more than the rest of sin: not done yet.
+sin and cos: float32 is accurate everywhere, branch-free, in float32 and int64 (no double, so the
+loop stays 8 lanes wide): an integer Payne-Hanek reduction by a 129-row table for every |x|, three
+32-bit gathers an element (0.5 ns of its 1.65), and the reduced argument's rounding error
+carried into the kernels. float64 reduces by Cody-Waite
+with pi/2 in three parts (fdlibm's), which holds the bound for |x| below 2**20 * pi/2 (about
+1.65e6); past that it calls libm's sin/cos behind a branch. The trade-off: that call keeps float64
+sin/cos correct everywhere, but LLVM does not vectorize a loop holding a call, so float64 sin/cos
+run as scalar code (faster than numpy's, whose float64 sin and cos are scalar libm loops too on
+this machine).
 
 ``expressions.FUNCTIONS`` maps the formula language's functions here. ``python -m
 benchmarks.vmath`` times them against numpy and libm.
@@ -82,6 +84,29 @@ _float_to_bits = _bitcast(
 
 def _float_to_bits_python(value):
     return np.array(value).view(np.int64 if np.asarray(value).dtype == np.float64 else np.int32)[()]
+
+
+@intrinsic
+def _fma32_intrinsic(typingctx, a, b, c):
+    if not (a == b == c == types.float32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        single = ir.FloatType()
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(single, [single, single, single]), "llvm.fma.f32"
+        )
+        return builder.call(function, list(args))
+
+    return types.float32(a, b, c), codegen
+
+
+def _fma32(a, b, c):
+    """a * b + c rounded once (float32; in Python, through float64, where a * b is exact). An
+    explicit FMA: contraction fuses a product only when it has a single use."""
+    return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
 
 
 def _inline_into_callers():
@@ -647,7 +672,7 @@ _CF = tuple(_F(v) for v in (-0.5, 0.04166661947965622, -0.0013886672677472234, 2
 
 
 def _reduce32(x):
-    """(n mod 4, y) with |x| = n*pi/2 + y, |y| <= pi/4 (a float32's |x|; any x but inf, NaN)."""
+    """(n mod 4, y, tail) with |x| = n*pi/2 + y + tail, |y| <= pi/4 (any float32 but inf, NaN)."""
     _inline_into_callers()
     bits = _float_to_bits(x) & np.int32(0x7FFFFFFF)
     row = (bits >> np.int32(23)) - np.int32(126)  # E + 24, as int32: 32-bit gathers
@@ -662,27 +687,31 @@ def _reduce32(x):
     f = (r & _FRACTION_BITS) - _HALF_FRACTION  # in [-2**59, 2**59)
     f_hi = np.float32(f)
     f_lo = np.float32(f - np.int64(f_hi))
-    y = f_hi * _PIO2_SCALED_HI + (f_hi * _PIO2_SCALED_LO + f_lo * _PIO2_SCALED_HI)
+    t = f_hi * _PIO2_SCALED_LO + f_lo * _PIO2_SCALED_HI
+    y = _fma32(f_hi, _PIO2_SCALED_HI, t)
+    tail = _fma32(f_hi, _PIO2_SCALED_HI, -y) + t  # y's rounding error (the product's is exact)
     small = np.abs(x) <= _PIO4F
-    return np.int32(0) if small else np.int32(n), np.abs(x) if small else y
+    return np.int32(0) if small else np.int32(n), np.abs(x) if small else y, _ZERO32 if small else tail
 
 
-def _sin_kernel32(y):
+def _sin_kernel32(y, tail):
+    """sin(y + tail) = sin(y) + tail * cos(y), to first order."""
     _inline_into_callers()
     z = y * y
-    return y + (y * z) * (_SF[0] + z * (_SF[1] + z * _SF[2]))
+    return y + ((y * z) * (_SF[0] + z * (_SF[1] + z * _SF[2])) + tail * (_ONE - _HALF * z))
 
 
-def _cos_kernel32(y):
+def _cos_kernel32(y, tail):
+    """cos(y + tail) = cos(y) - tail * sin(y), to first order."""
     _inline_into_callers()
     z = y * y
-    return _ONE + z * (_CF[0] + z * (_CF[1] + z * (_CF[2] + z * _CF[3])))
+    return _ONE + (z * (_CF[0] + z * (_CF[1] + z * (_CF[2] + z * _CF[3]))) - tail * y)
 
 
 def _sin32(x):
     _inline_into_callers()
-    n, y = _reduce32(x)
-    result = _sin_kernel32(y) if (n & 1) == 0 else _cos_kernel32(y)
+    n, y, tail = _reduce32(x)
+    result = _sin_kernel32(y, tail) if (n & 1) == 0 else _cos_kernel32(y, tail)
     result = -result if n >= 2 else result
     result = -result if _float_to_bits(x) < 0 else result  # sin(-x) = -sin(x), -0.0 too
     return result if np.abs(x) < _INF32 else x - x  # inf: NaN
@@ -690,8 +719,8 @@ def _sin32(x):
 
 def _cos32(x):
     _inline_into_callers()
-    n, y = _reduce32(x)
-    result = _cos_kernel32(y) if (n & 1) == 0 else _sin_kernel32(y)
+    n, y, tail = _reduce32(x)
+    result = _cos_kernel32(y, tail) if (n & 1) == 0 else _sin_kernel32(y, tail)
     result = -result if n == 1 or n == 2 else result
     return result if np.abs(x) < _INF32 else x - x
 
@@ -764,6 +793,7 @@ if numba.config.DISABLE_JIT:
     _sin_far, _cos_far = np.sin, np.cos
 else:
     _inline_into_callers = _inline_into_callers_intrinsic  # noqa: F811
+    _fma32 = _fma32_intrinsic  # noqa: F811
     # one compile each, with FMA contraction (a * b + c rounded once: safe for NaN, inf and -0.0,
     # and the error bounds are measured with it); LLVM inlines them into the loops
     _compile = numba.njit(fastmath={"contract"}, **JIT_OPTIONS)
