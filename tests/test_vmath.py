@@ -19,17 +19,18 @@ from tapegrad._kernels import vmath
 pytestmark = pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssumptionWarning")
 
 # Largest error, in units in the last place of the correctly rounded result: the bounds sit just
-# above what these inputs measure (float32 / float64): exp 1.00 / 0.85, tanh 1.28 / 1.30, log
-# 0.78 / 0.78, log1p 0.79 / 0.79, expm1 0.75 / 0.78, sin 0.51 / 0.77, cos 0.51 / 0.76, erf 0.51 /
-# 1.00 (at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp.
+# above what these inputs measure (float32 / float64): exp 1.00 / 0.85, tanh 1.48 / 1.30, log
+# 0.78 / 0.80, log1p 0.78 / 0.78, expm1 1.36 / 0.78, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 /
+# 1.00 (at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp. The issue's limits: 2 (float32), 1
+# (float64); tanh float64 is over it.
 BOUNDS = {
-    ("exp", np.float32): 1.0, ("exp", np.float64): 1.0,
-    ("tanh", np.float32): 2.0, ("tanh", np.float64): 1.5,
+    ("exp", np.float32): 1.01, ("exp", np.float64): 1.0,
+    ("tanh", np.float32): 1.5, ("tanh", np.float64): 1.5,
     ("log", np.float32): 0.8, ("log", np.float64): 0.8,
     ("log1p", np.float32): 0.8, ("log1p", np.float64): 0.8,
-    ("expm1", np.float32): 0.8, ("expm1", np.float64): 0.8,
-    ("sin", np.float32): 0.55, ("sin", np.float64): 0.8,
-    ("cos", np.float32): 0.55, ("cos", np.float64): 0.8,
+    ("expm1", np.float32): 1.4, ("expm1", np.float64): 0.8,
+    ("sin", np.float32): 1.2, ("sin", np.float64): 0.8,
+    ("cos", np.float32): 1.2, ("cos", np.float64): 0.8,
     ("erf", np.float32): 0.55, ("erf", np.float64): 1.01,
 }  # fmt: skip
 FUNCTIONS = {
@@ -143,7 +144,7 @@ def test_special_values_are_numpys(name, dtype):
 
 def test_the_python_forms_agree_with_the_compiled_ones():
     """With NUMBA_DISABLE_JIT the same bodies run on numpy scalars (CI runs the kernel tests that
-    way): a few points of each, in such an interpreter, against the compiled loop."""
+    way): a few points of each, in such an interpreter, against the compiled loop, to 1 ulp."""
     points = [-90.0, -3.5, -0.3, -0.0, 0.0, 0.7, 12.0, 700.0, 3e8, 1e20]
     code = (
         "import json, numpy as np\nfrom tapegrad._kernels import vmath\n"
@@ -158,4 +159,8 @@ def test_the_python_forms_agree_with_the_compiled_ones():
         for index, dtype in enumerate((np.float32, np.float64)):
             with np.errstate(over="ignore", invalid="ignore"):
                 compiled = _apply(name, np.array(points, dtype))
-            np.testing.assert_array_equal(np.array(python[name][index], dtype), compiled)
+            interpreted = np.array(python[name][index], dtype)
+            # the compiled forms contract a * b + c into one FMA (one rounding, not two)
+            finite = np.isfinite(compiled)
+            np.testing.assert_array_equal(interpreted[~finite], compiled[~finite])
+            np.testing.assert_array_max_ulp(interpreted[finite], compiled[finite], maxulp=1)

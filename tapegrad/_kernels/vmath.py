@@ -3,27 +3,29 @@
 
 llvmlite from PyPI has no SVML, so a jitted loop calling ``np.exp`` or ``np.sin`` makes a scalar
 libm call per element (4-40 ns) where numpy's SIMD loops take 0.3-1.6 ns. These are written as
-straight-line arithmetic (fdlibm's exp for float64; Cephes' expf, tanh and tanhf, Moshier
-1984-1992; musl's log1p/log1pf, expm1/expm1f, sin/cos kernels and fdlibm's erf, Sun 1993), so
-that in a loop LLVM turns them into vector code: no libm calls, no branches it cannot turn into
-selects (every case is computed, then one is selected). ``2**n`` is built from its bits, in two
-factors so that results near the overflow and denormal ends stay exact.
+straight-line arithmetic (fdlibm's exp for float64; Cephes' expf, tanh and tanhf polynomials,
+Moshier 1984-1992; musl's log1p/log1pf, expm1, sin/cos kernels and fdlibm's erf, Sun 1993; own
+fits for float32 expm1, sin and cos), so that in a loop LLVM turns them into vector code: no libm
+calls, no branches it cannot turn into selects (every case is computed, then one is selected).
+``2**n`` is built from its bits. Each is compiled once, with FMA contraction, and marked
+``alwaysinline`` so that LLVM inlines it into the calling loop (``_inline_into_callers``).
 
 Errors against a float64/long-double reference (mpmath for float64 erf), measured by
 tests/test_vmath.py over the whole float range (random bit patterns of every binade plus dense
-sweeps), in ulp, float32 / float64: exp 1.00 / 0.85, tanh 1.28 / 1.30, log 0.78 / 0.78, log1p
-0.79 / 0.79, expm1 0.75 / 0.78, sin 0.51 / 0.77, cos 0.51 / 0.76, erf 0.51 / 1.00 (the 1.00 at
+sweeps), in ulp, float32 / float64: exp 1.00 / 0.85, tanh 1.48 / 1.30, log 0.78 / 0.80, log1p
+0.78 / 0.78, expm1 1.36 / 0.78, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 / 1.00 (the 1.00 at
 tiny x); numpy's own are 0.5-2.2. NaN, infinities, -0.0, overflow to inf and underflow through
-denormals to 0 are numpy's (scipy's for erf). float32 sin, cos and erf are computed in double.
+denormals to 0 are numpy's (scipy's for erf). float32 erf is computed in double.
 
-sin and cos: float32 is accurate everywhere, branch-free: Cody-Waite in double below 2**28 and,
-above, a Payne-Hanek reduction by a 105-row table of 2/pi (both computed, one selected). float64
-reduces by Cody-Waite with pi/2 in three parts (fdlibm's), which holds the bound for |x| below
-2**20 * pi/2 (about 1.65e6); past that it calls libm's sin/cos behind a branch. The trade-off:
-that call keeps float64 sin/cos correct everywhere, but LLVM does not vectorize a loop holding a
-call, so float64 sin/cos run as scalar code (about numpy's speed: numpy's float64 sin and cos
-are scalar libm loops too on this machine). A branch-free table reduction for float64 would need
-~12 gathers and ~60 operations per element, more than the rest of sin: not done yet.
+sin and cos: float32 is accurate everywhere, branch-free, in float32 and int64 (no double, so the
+loop stays 8 lanes wide): an integer Payne-Hanek reduction by a 129-row table for every |x|, three
+32-bit gathers an element (0.5 ns of its 1.65), and the reduced argument's rounding error
+carried into the kernels. float64 reduces by Cody-Waite
+with pi/2 in three parts (fdlibm's), which holds the bound for |x| below 2**20 * pi/2 (about
+1.65e6); past that it calls libm's sin/cos behind a branch. The trade-off: that call keeps float64
+sin/cos correct everywhere, but LLVM does not vectorize a loop holding a call, so float64 sin/cos
+run as scalar code (faster than numpy's, whose float64 sin and cos are scalar libm loops too on
+this machine).
 
 ``expressions.FUNCTIONS`` maps the formula language's functions here. ``python -m
 benchmarks.vmath`` times them against numpy and libm.
@@ -39,7 +41,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic, overload
 
-from .config import inline, jit
+from .config import JIT_OPTIONS
 
 # -- 2**n from its bits --------------------------------------------------------------------
 
@@ -84,6 +86,48 @@ def _float_to_bits_python(value):
     return np.array(value).view(np.int64 if np.asarray(value).dtype == np.float64 else np.int32)[()]
 
 
+@intrinsic
+def _fma32_intrinsic(typingctx, a, b, c):
+    if not (a == b == c == types.float32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        single = ir.FloatType()
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(single, [single, single, single]), "llvm.fma.f32"
+        )
+        return builder.call(function, list(args))
+
+    return types.float32(a, b, c), codegen
+
+
+def _fma32(a, b, c):
+    """a * b + c rounded once (float32; in Python, through float64, where a * b is exact). An
+    explicit FMA: contraction fuses a product only when it has a single use."""
+    return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
+
+
+def _inline_into_callers():
+    """Marks the function being compiled ``alwaysinline`` for LLVM (a no-op in Python).
+
+    Each vmath function is compiled once, with FMA contraction, and LLVM inlines it into every
+    loop that calls it, where the loop vectorizer then sees straight-line code. numba-level
+    inlining (``inline="always"``) compiled the body again at every use site and in the
+    caller's flags (no contraction); LLVM's own threshold left the larger ones (tanh, expm1, sin,
+    cos, erf) as calls, which keep a loop scalar."""
+
+
+@intrinsic
+def _inline_into_callers_intrinsic(typingctx):
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 # -- float64 (exp: fdlibm's e_exp.c, under 1 ulp; tanh: Cephes tanh.c) ----------------------
 
 _INV_LN2 = 1.44269504088896338700e00
@@ -101,6 +145,7 @@ _MINLOG = -7.45133219101941108420e02  # and is 0 below (past the denormals)
 
 
 def _exp64(x):
+    _inline_into_callers()
     clamped = x if x < _MAXLOG else _MAXLOG
     clamped = clamped if clamped > _MINLOG else _MINLOG
     n = np.floor(_INV_LN2 * clamped + 0.5)
@@ -125,6 +170,7 @@ _TQ0, _TQ1, _TQ2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.8440630
 
 
 def _tanh64(x):
+    _inline_into_callers()
     z = np.abs(x)
     # |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1); past 20 that is 1.0 in double
     s = _exp64(2.0 * (z if z < 20.0 else 20.0))
@@ -149,6 +195,7 @@ _INF32, _ZERO32 = _F(np.inf), _F(0.0)
 
 
 def _exp32(x):
+    _inline_into_callers()
     clamped = x if x < _MAXLOGF else _MAXLOGF
     clamped = clamped if clamped > _MINLOGF else _MINLOGF
     n = np.floor(_LOG2EF * clamped + _HALF)
@@ -173,16 +220,6 @@ _TF = tuple(
     _F(v) for v in (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1)
 )
 _TANH_SWITCH_F, _TANH_ONE_F = _F(0.625), _F(10.0)
-
-
-def _tanh32(x):
-    z = np.abs(x)
-    s = _exp32(_TWO * (z if z < _TANH_ONE_F else _TANH_ONE_F))  # tanh(10) is 1.0 in float32
-    large = _ONE - _TWO / (s + _ONE)
-    zz = z * z
-    small = ((((_TF[0] * zz + _TF[1]) * zz + _TF[2]) * zz + _TF[3]) * zz + _TF[4]) * zz * z + z
-    result = np.copysign(large if z >= _TANH_SWITCH_F else small, x)
-    return x if x != x else result
 
 
 # -- logarithms (musl's log1p and the fdlibm log it shares its polynomial with) -----------------
@@ -211,6 +248,7 @@ _TWO54 = 18014398509481984.0
 
 def _log_poly64(f, dk, c):
     """log(2**k * (1 + f)) + c, f in [sqrt(2)/2 - 1, sqrt(2) - 1] (musl's log1p tail)."""
+    _inline_into_callers()
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
     z = s * s
@@ -221,6 +259,7 @@ def _log_poly64(f, dk, c):
 
 
 def _log64(x):
+    _inline_into_callers()
     denormal = x < _TINY64
     bits = _float_to_bits(x * _TWO54 if denormal else x) + (_ONE_BITS - _SQRT_HALF_BITS)
     k = (bits >> 52) - (1023 + 54 if denormal else 1023)
@@ -236,6 +275,7 @@ def _log64(x):
 
 
 def _log1p64(x):
+    _inline_into_callers()
     u = 1.0 + x
     bits = _float_to_bits(u) + (_ONE_BITS - _SQRT_HALF_BITS)
     k = (bits >> 52) - 1023
@@ -265,6 +305,7 @@ _Q1, _Q2, _Q3, _Q4, _Q5 = (
 
 
 def _expm1_64(x):
+    _inline_into_callers()
     clamped = x if x < 709.8 else 709.8
     clamped = clamped if clamped > -40.0 else -40.0  # expm1 is -1.0 in double below -38
     n = np.floor(_INV_LN2 * clamped + 0.5)
@@ -334,6 +375,7 @@ _TRIG_LIMIT64 = 1647099.0  # 2**20 * pi/2, rounded down: the reduction's range
 
 def _reduce64(x):
     """(n mod 4, y0, y1): x = n*pi/2 + y0 + y1, |y0| <= pi/4 (fdlibm's medium case, three rounds)."""
+    _inline_into_callers()
     fn = np.floor(x * _INV_PIO2 + 0.5)
     r = x - fn * _PIO2_1
     t = r  # the first round's x - n*pi/2 is exact: only its r is kept
@@ -353,6 +395,7 @@ def _reduce64(x):
 
 
 def _sin_kernel64(x, y):
+    _inline_into_callers()
     z = x * x
     w = z * z
     r = _S2 + z * (_S3 + z * _S4) + z * w * (_S5 + z * _S6)
@@ -361,6 +404,7 @@ def _sin_kernel64(x, y):
 
 
 def _cos_kernel64(x, y):
+    _inline_into_callers()
     z = x * x
     w = z * z
     r = z * (_C1 + z * (_C2 + z * _C3)) + w * w * (_C4 + z * (_C5 + z * _C6))
@@ -370,6 +414,7 @@ def _cos_kernel64(x, y):
 
 
 def _sin64(x):
+    _inline_into_callers()
     n, y0, y1 = _reduce64(x)
     s = _sin_kernel64(y0, y1)
     c = _cos_kernel64(y0, y1)
@@ -381,6 +426,7 @@ def _sin64(x):
 
 
 def _cos64(x):
+    _inline_into_callers()
     n, y0, y1 = _reduce64(x)
     s = _sin_kernel64(y0, y1)
     c = _cos_kernel64(y0, y1)
@@ -421,6 +467,7 @@ _LOW_WORD = -4294967296  # ~0xffffffff as int64: clears a double's low 32 bits
 
 
 def _erf64(x):
+    _inline_into_callers()
     a = np.abs(x)
     # |x| < 0.84375: x + x * P(x*x) / Q(x*x)
     z = x * x
@@ -488,11 +535,10 @@ _LN2_HIF, _LN2_LOF = _F(6.9313812256e-01), _F(9.0580006145e-06)
 _INV_LN2F = _F(1.4426950216e00)
 _SQRT_HALF_BITS32, _ONE_BITS32 = 0x3F3504F3, 0x3F800000
 _TINY32, _TWO25 = _F(1.1754943508222875e-38), _F(33554432.0)
-_Q1F, _Q2F = _F(-3.3333212137e-2), _F(1.5807170421e-3)
-_THREE, _SIX, _QUARTER = _F(3.0), _F(6.0), _F(0.25)
 
 
 def _log_poly32(f, dk, c):
+    _inline_into_callers()
     s = f / (_TWO + f)
     z = s * s
     w = z * z
@@ -502,6 +548,7 @@ def _log_poly32(f, dk, c):
 
 
 def _log32(x):
+    _inline_into_callers()
     denormal = x < _TINY32
     bits = _float_to_bits(x * _TWO25 if denormal else x) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
     k = (bits >> 23) - (127 + 25 if denormal else 127)
@@ -517,6 +564,7 @@ def _log32(x):
 
 
 def _log1p32(x):
+    _inline_into_callers()
     u = _ONE + x
     bits = _float_to_bits(u) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
     k = (bits >> 23) - 127
@@ -533,62 +581,62 @@ def _log1p32(x):
     return x if not np.abs(x) >= _F(5.9604645e-08) else result  # |x| < 2**-24 and NaN: x
 
 
+# expm1(r) = r + r*r/2 + r**3 * E(r) on |r| <= ln(2)/2: a near-minimax least-squares fit
+# (Lawson's iteration against mpmath), relative error 4.1e-10
+_EM1F = tuple(_F(v) for v in (0.1666666567325592, 0.04166647419333458, 0.008333423174917698,
+                              0.0013934143353253603, 0.00019823784532491118))  # fmt: skip
+
+
+def _expm1_core32(x):
+    """expm1 of x in [-20, 88.75]: 2**n * (1 + p) - 1 = 2 * (h * p + (h - 1/2)), h = 2**(n - 1)
+    (so that n = 128 stays finite), one rounding in the FMA, within 1.5 ulp also where it
+    cancels (n = 1)."""
+    _inline_into_callers()
+    n = np.floor(_INV_LN2F * x + _HALF)
+    r = x - n * _LN2_HIF
+    r = r - n * _LN2_LOF
+    q = _EM1F
+    p = r + r * r * (_HALF + r * (q[0] + r * (q[1] + r * (q[2] + r * (q[3] + r * q[4])))))
+    h = _bits_to_float(np.int32((np.int32(n) + np.int32(126)) << np.int32(23)))
+    return _TWO * (h * p + (h - _HALF))
+
+
 def _expm1_32(x):
+    _inline_into_callers()
     clamped = x if x < _F(88.75) else _F(88.75)
     clamped = clamped if clamped > _F(-20.0) else _F(-20.0)  # expm1 is -1.0 in float32 below -17.4
-    n = np.floor(_INV_LN2F * clamped + _HALF)
-    hi = clamped - n * _LN2_HIF
-    lo = n * _LN2_LOF
-    r = hi - lo
-    c = (hi - r) - lo
-    hfx = _HALF * r
-    hxs = r * hfx
-    r1 = _ONE + hxs * (_Q1F + hxs * _Q2F)
-    t = _THREE - r1 * hfx
-    e = hxs * ((r1 - t) / (_SIX - r * t))
-    at_zero = r - (r * e - hxs)
-    e = r * (e - c) - c
-    e -= hxs
-    k = np.int32(n)
-    half = k >> np.int32(1)
-    low = _bits_to_float(np.int32((half + 127) << 23))  # 2**k = low * high
-    high = _bits_to_float(np.int32((k - half + 127) << 23))
-    kk = k if k < 30 else np.int32(30)
-    kk = kk if kk > 0 else np.int32(0)
-    twomk = _bits_to_float(np.int32((127 - kk) << 23))
-    far = (r - e + _ONE) * low * high - _ONE
-    mid = (r - e + (_ONE - twomk)) * low * high
-    upper = (r - (e + twomk) + _ONE) * low * high
-    result = upper if k >= 23 else mid
-    if k < 0 or k > 56:
-        result = far
-    if k == 1:
-        result = -_TWO * (e - (r + _HALF)) if r < -_QUARTER else _ONE + _TWO * (r - e)
-    if k == -1:
-        result = _HALF * (r - e) - _HALF
-    if k == 0:
-        result = at_zero
-    if x > _F(88.72283935546875):  # log(FLT_MAX)
-        result = _INF32
+    result = _expm1_core32(clamped)
+    result = result if x < _F(88.72283935546875) else _INF32  # log(FLT_MAX)
     return x if not np.abs(x) >= _F(2.9802322e-08) else result  # |x| < 2**-25 and NaN: x
 
 
-# -- float32 sin and cos, computed in double (musl's sinf/cosf kernels) ---------------------
+def _tanh32(x):
+    """tanh |x| = e / (e + 2), e = expm1(2|x|) (no cancellation), and below 0.625 an odd
+    polynomial (Cephes tanhf's: e / (e + 2) rounds three times, 2.06 ulp there)."""
+    _inline_into_callers()
+    z = np.abs(x)
+    e = _expm1_core32(_TWO * (z if z < _TANH_ONE_F else _TANH_ONE_F))  # tanh(10) is 1.0 in float32
+    zz = z * z
+    small = ((((_TF[0] * zz + _TF[1]) * zz + _TF[2]) * zz + _TF[3]) * zz + _TF[4]) * zz * z + z
+    result = np.copysign(e / (e + _TWO) if z >= _TANH_SWITCH_F else small, x)
+    return x if x != x else result
+
+
+# -- float32 sin and cos, in float32 and int64 (Payne-Hanek by table, everywhere) -----------
 #
-# Below 2**28 the reduction is Cody-Waite in double with pi/2 in a 25-bit and a 53-bit part
-# (n * part exact). Above, every float32 is m * 2**E with m a 24-bit integer, and x * 2/pi
-# mod 4 = m * ((2**E * 2/pi) mod 4): that factor is tabulated per E in three 28-bit parts, so
-# that each product with m is exact (Payne-Hanek by table). Both are computed, one is selected.
+# Every float32 |x| >= 0.5 is m * 2**E, m a 24-bit integer, E in [-24, 104], and x * 2/pi mod 4 =
+# m * ((2**E * 2/pi) mod 4). That factor, scaled by 2**92, is tabulated per E as a 94-bit integer
+# in three words (30, 32 and 32 bits): m times it is exact in int64 pieces, the sum of which is
+# x * 2/pi mod 4 in 62-bit fixed point (2 integer bits, 60 fraction bits, with no overflow of
+# int64). Its integer part rounded is the quadrant n, the rest f in [-1/2, 1/2), and y = f * pi/2
+# from f's value in two float32 parts. Below pi/4, y is x. No double: a loop of float32 stays 8
+# wide (a double anywhere made LLVM pick 4 lanes), and no branch: the table reduction costs a
+# few integer operations and three gathers, done for every x.
 
-_PIO2_1F, _PIO2_1TF = 1.57079631090164184570e00, 1.58932547735281966916e-08
-_PIO2 = 1.5707963267948966
-_SF = (-0.166666666416265235595, 0.0083333293858894631756, -0.000198393348360966317347, 0.0000027183114939898219064)
-_CF = (-0.499999997251031003120, 0.0416666233237390631894, -0.00138867637746099294692, 0.0000243904487962774090654)
 
-
-def _two_over_pi_table():
-    """Rows E = 0..104: (2**E * 2/pi) mod 4 in three parts of 28 bits (the first, bits 2**1 to
-    2**-26). 2/pi from Machin's formula in integers."""
+def _two_over_pi_words():
+    """Rows E = -24..104: floor(2**(E + 92) * 2/pi) mod 2**94 as uint32 words (bits 64-93, 32-63,
+    0-31: 32-bit gathers cost a third of 64-bit ones). 2/pi from Machin's formula in integers."""
 
     def arctan_inverse(n, one):
         total, term, k, sign = 0, one // n, 1, 1
@@ -602,74 +650,79 @@ def _two_over_pi_table():
     precision = 400
     one = 1 << precision
     pi = 16 * arctan_inverse(5, one) - 4 * arctan_inverse(239, one)
-    bits = 200  # 2/pi to 2**-200
-    two_over_pi = (1 << (bits + 1 + precision)) // pi
-    table = np.zeros((105, 3))
-    for exponent in range(105):
-        value = (two_over_pi << exponent) & ((1 << (bits + 2)) - 1)
-        for part in range(3):
-            shift = bits - 26 - 28 * part
-            table[exponent, part] = ((value >> shift) & ((1 << 28) - 1)) * 2.0 ** -(26 + 28 * part)
-    return table
+    words = np.zeros((3, 129), np.uint32)
+    for row, exponent in enumerate(range(-24, 105)):
+        value = ((1 << (exponent + 92 + 1 + precision)) // pi) % (1 << 94)
+        words[:, row] = value >> 64, (value >> 32) & 0xFFFFFFFF, value & 0xFFFFFFFF
+    return words
 
 
-_TWO_OVER_PI_TABLE = _two_over_pi_table()
+_W0, _W1, _W2 = _two_over_pi_words()
+_FRACTION_BITS = (1 << 60) - 1
+_HALF_FRACTION = 1 << 59
+_LOW30, _LOW32, _LOW62 = (1 << 30) - 1, 0xFFFFFFFF, (1 << 62) - 1
+# pi/2 * 2**-60 in two float32 parts
+_PIO2_SCALED_HI = _F(1.5707963267948966 * 2.0**-60)
+_PIO2_SCALED_LO = _F((1.5707963267948966 - float(_F(1.5707963267948966))) * 2.0**-60)
+_PIO4F = _F(0.7853981633974483)
+# sin(y) = y + y**3 * S(y*y), cos(y) = 1 + y*y * C(y*y) on |y| <= pi/4: near-minimax least-squares
+# fits (Lawson's iteration, numpy), relative errors 3.8e-9 and 6.4e-11
+_SF = tuple(_F(v) for v in (-0.16666655242443085, 0.008332155644893646, -0.0001951463200384751))
+_CF = tuple(_F(v) for v in (-0.5, 0.04166661947965622, -0.0013886672677472234, 2.4382721676374786e-05))
 
 
 def _reduce32(x):
-    """(n mod 4, y) with x = n*pi/2 + y, y a double, |y| <= pi/4 (a little more past 2**28)."""
-    xd = np.float64(x)
-    fn = np.floor(xd * _INV_PIO2 + 0.5)
-    y = xd - fn * _PIO2_1F - fn * _PIO2_1TF
-    n = np.int64(fn if np.abs(fn) < 1073741824.0 else 0.0)
-    # past 2**28: by the table, on |x|
-    bits = np.int64(_float_to_bits(x)) & 0x7FFFFFFF
-    exponent = (bits >> 23) - 150
-    exponent = exponent if exponent > 0 else 0
-    exponent = exponent if exponent < 104 else 104
-    m = np.float64((bits & 0x007FFFFF) | 0x00800000)
-    p0 = m * _TWO_OVER_PI_TABLE[exponent, 0]
-    p0 = p0 - 4.0 * np.floor(p0 * 0.25)
-    p1 = m * _TWO_OVER_PI_TABLE[exponent, 1]
-    p2 = m * _TWO_OVER_PI_TABLE[exponent, 2]
-    whole = np.floor(p0 + p1 + 0.5)
-    far_y = (((p0 - whole) + p1) + p2) * _PIO2
-    far_n = np.int64(whole)
-    negative = x < _ZERO32
-    if not np.abs(xd) < 268435456.0:  # 2**28 (and inf, NaN: y is NaN either way)
-        y = -far_y if negative else far_y
-        n = -far_n if negative else far_n
-    return n & 3, (y if xd - xd == 0.0 else xd - xd)
+    """(n mod 4, y, tail) with |x| = n*pi/2 + y + tail, |y| <= pi/4 (any float32 but inf, NaN)."""
+    _inline_into_callers()
+    bits = _float_to_bits(x) & np.int32(0x7FFFFFFF)
+    row = (bits >> np.int32(23)) - np.int32(126)  # E + 24, as int32: 32-bit gathers
+    row = row if row > np.int32(0) else np.int32(0)
+    row = row if row < np.int32(128) else np.int32(128)
+    m = np.int64((bits & np.int32(0x007FFFFF)) | np.int32(0x00800000))
+    # m * word, each < 2**56; their sum below 2**63: x * 2/pi mod 4, scaled by 2**60
+    r = ((m * np.int64(_W0[row])) & _LOW30) << 32
+    r = (r + m * np.int64(_W1[row]) + ((m * np.int64(_W2[row])) >> 32)) & _LOW62
+    r += _HALF_FRACTION
+    n = (r >> 60) & 3
+    f = (r & _FRACTION_BITS) - _HALF_FRACTION  # in [-2**59, 2**59)
+    f_hi = np.float32(f)
+    f_lo = np.float32(f - np.int64(f_hi))
+    t = f_hi * _PIO2_SCALED_LO + f_lo * _PIO2_SCALED_HI
+    y = _fma32(f_hi, _PIO2_SCALED_HI, t)
+    tail = _fma32(f_hi, _PIO2_SCALED_HI, -y) + t  # y's rounding error (the product's is exact)
+    small = np.abs(x) <= _PIO4F
+    return np.int32(0) if small else np.int32(n), np.abs(x) if small else y, _ZERO32 if small else tail
 
 
-def _sin_kernel32(y):
+def _sin_kernel32(y, tail):
+    """sin(y + tail) = sin(y) + tail * cos(y), to first order."""
+    _inline_into_callers()
     z = y * y
-    s = z * y
-    return (y + s * (_SF[0] + z * _SF[1])) + s * (z * z) * (_SF[2] + z * _SF[3])
+    return y + ((y * z) * (_SF[0] + z * (_SF[1] + z * _SF[2])) + tail * (_ONE - _HALF * z))
 
 
-def _cos_kernel32(y):
+def _cos_kernel32(y, tail):
+    """cos(y + tail) = cos(y) - tail * sin(y), to first order."""
+    _inline_into_callers()
     z = y * y
-    w = z * z
-    return ((1.0 + z * _CF[0]) + w * _CF[1]) + (w * z) * (_CF[2] + z * _CF[3])
+    return _ONE + (z * (_CF[0] + z * (_CF[1] + z * (_CF[2] + z * _CF[3]))) - tail * y)
 
 
 def _sin32(x):
-    n, y = _reduce32(x)
-    s = _sin_kernel32(y)
-    c = _cos_kernel32(y)
-    result = s if (n & 1) == 0 else c
+    _inline_into_callers()
+    n, y, tail = _reduce32(x)
+    result = _sin_kernel32(y, tail) if (n & 1) == 0 else _cos_kernel32(y, tail)
     result = -result if n >= 2 else result
-    return x if np.abs(x) < _F(2.4414062e-4) else np.float32(result)  # |x| < 2**-12: x
+    result = -result if _float_to_bits(x) < 0 else result  # sin(-x) = -sin(x), -0.0 too
+    return result if np.abs(x) < _INF32 else x - x  # inf: NaN
 
 
 def _cos32(x):
-    n, y = _reduce32(x)
-    s = _sin_kernel32(y)
-    c = _cos_kernel32(y)
-    result = c if (n & 1) == 0 else s
+    _inline_into_callers()
+    n, y, tail = _reduce32(x)
+    result = _cos_kernel32(y, tail) if (n & 1) == 0 else _sin_kernel32(y, tail)
     result = -result if n == 1 or n == 2 else result
-    return np.float32(result)
+    return result if np.abs(x) < _INF32 else x - x
 
 
 # float32's erf, in double: two polynomials and one exp instead of fdlibm's three rational
@@ -690,6 +743,7 @@ _ERF32_Q = (
 
 
 def _erf32(x):
+    _inline_into_callers()
     a = np.abs(np.float64(x))
     z = a * a
     p = _ERF32_P
@@ -738,40 +792,26 @@ if numba.config.DISABLE_JIT:
     _float_to_bits = _float_to_bits_python  # noqa: F811
     _sin_far, _cos_far = np.sin, np.cos
 else:
-    # exp is compiled once and called: LLVM inlines the call into the loop and vectorizes it
-    # there. numba-level inlining (inline="always") compiled each use site again (+1.5 s on a
-    # family) and tripped numba's SSA checks. tanh is past LLVM's inlining threshold, so numba
-    # inlines it (its exp stays a call that LLVM inlines).
-    _exp32, _exp64 = jit(_exp32), jit(_exp64)
-    _tanh32, _tanh64 = inline(_tanh32), inline(_tanh64)
+    _inline_into_callers = _inline_into_callers_intrinsic  # noqa: F811
+    _fma32 = _fma32_intrinsic  # noqa: F811
+    # one compile each, with FMA contraction (a * b + c rounded once: safe for NaN, inf and -0.0,
+    # and the error bounds are measured with it); LLVM inlines them into the loops
+    _compile = numba.njit(fastmath={"contract"}, **JIT_OPTIONS)
+    _exp32, _exp64, _tanh32, _tanh64 = _compile(_exp32), _compile(_exp64), _compile(_tanh32), _compile(_tanh64)
+    _expm1_core32 = _compile(_expm1_core32)
+    _log_poly32, _log_poly64 = _compile(_log_poly32), _compile(_log_poly64)
+    _reduce32, _reduce64 = _compile(_reduce32), _compile(_reduce64)
+    _sin_kernel32, _cos_kernel32 = _compile(_sin_kernel32), _compile(_cos_kernel32)
+    _sin_kernel64, _cos_kernel64 = _compile(_sin_kernel64), _compile(_cos_kernel64)
+    _log32, _log64, _log1p32, _log1p64 = _compile(_log32), _compile(_log64), _compile(_log1p32), _compile(_log1p64)
+    _expm1_32, _expm1_64 = _compile(_expm1_32), _compile(_expm1_64)
+    _sin32, _sin64, _cos32, _cos64 = _compile(_sin32), _compile(_sin64), _compile(_cos32), _compile(_cos64)
+    _erf32, _erf64 = _compile(_erf32), _compile(_erf64)
 
-    @overload(exp, jit_options={"error_model": "numpy"})
-    def _exp_typed(x):
-        if x == types.float32:
-            return lambda x: _exp32(x)
-        if x == types.float64:
-            return lambda x: _exp64(x)
-        return None
-
-    @overload(tanh, inline="always", jit_options={"error_model": "numpy"})
-    def _tanh_typed(x):
-        if x == types.float32:
-            return lambda x: _tanh32(x)
-        if x == types.float64:
-            return lambda x: _tanh64(x)
-        return None
-
-    _log_poly32, _log_poly64, _reduce32, _reduce64 = jit(_log_poly32), jit(_log_poly64), jit(_reduce32), jit(_reduce64)
-    _sin_kernel32, _cos_kernel32 = jit(_sin_kernel32), jit(_cos_kernel32)
-    _sin_kernel64, _cos_kernel64 = jit(_sin_kernel64), jit(_cos_kernel64)
-    _log32, _log64, _log1p32, _log1p64 = jit(_log32), jit(_log64), jit(_log1p32), jit(_log1p64)
-    # past LLVM's inlining threshold: inlined by numba, as tanh is
-    _expm1_32, _expm1_64 = inline(_expm1_32), inline(_expm1_64)
-    _sin32, _sin64, _cos32, _cos64 = inline(_sin32), inline(_sin64), inline(_cos32), inline(_cos64)
-    _erf32, _erf64 = inline(_erf32), inline(_erf64)
-
-    def _register(generic, single, double, how):
-        @overload(generic, inline=how, jit_options={"error_model": "numpy"})
+    def _register(generic, single, double):
+        # the typed wrapper is a one-call lambda: numba inlines it, so that the loop calls the
+        # alwaysinline function directly (a wrapper LLVM has to inline first is over its threshold)
+        @overload(generic, inline="always", jit_options={"error_model": "numpy"})
         def typed(x):
             if x == types.float32:
                 return lambda x: single(x)
@@ -780,11 +820,13 @@ else:
             return None
 
     for _names in (
-        (log, _log32, _log64, "never"),
-        (log1p, _log1p32, _log1p64, "never"),
-        (expm1, _expm1_32, _expm1_64, "always"),
-        (sin, _sin32, _sin64, "always"),
-        (cos, _cos32, _cos64, "always"),
-        (erf, _erf32, _erf64, "always"),
+        (exp, _exp32, _exp64),
+        (tanh, _tanh32, _tanh64),
+        (log, _log32, _log64),
+        (log1p, _log1p32, _log1p64),
+        (expm1, _expm1_32, _expm1_64),
+        (sin, _sin32, _sin64),
+        (cos, _cos32, _cos64),
+        (erf, _erf32, _erf64),
     ):
         _register(*_names)
