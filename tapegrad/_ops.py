@@ -184,7 +184,7 @@ OPS: tuple[Op, ...] = (
     unary("cos", "CosBackward0", np.cos, "cos(x)", "g * -sin(x)", derivative=True),
     unary("tanh", "TanhBackward0", np.tanh, "tanh(x)", "g * (1 - out * out)"),
     unary("sigmoid", "SigmoidBackward0", _sigmoid, "sigmoid(x)", "g * (1 - out) * out"),
-    unary("relu", "ReluBackward0", _relu, "relu(x)", "g * sign(out)"),
+    unary("relu", "ReluBackward0", _relu, "relu(x)", "gate(out, g)"),
     unary("sqrt", "SqrtBackward0", np.sqrt, "sqrt(x)", "g / (out + out)", domain=(0.2, 3.0)),
     unary("abs", "AbsBackward0", np.abs, "abs(x)", "g * sign(x)"),
     unary("reciprocal", "ReciprocalBackward0", np.reciprocal, "1 / x", "-g * (out * out)", domain=(0.5, 2.0)),

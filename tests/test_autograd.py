@@ -409,3 +409,22 @@ def test_a_partial_backward_frees_only_what_it_ran(first):
     np.testing.assert_allclose(grad_x.numpy(), np.exp([1.0, 2.0, 3.0]), rtol=1e-6)
     with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
         tg.autograd.grad(l1, [w])
+
+
+@pytest.mark.parametrize("n", [4, 4000])  # the small-row path and the families
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+def test_relu_selects_its_gradient_as_pytorch_does(n, dtype):
+    """PyTorch's ReluBackward0 is a select (threshold_backward): an infinite or NaN incoming
+    gradient where the result is <= 0 gives 0, not inf * 0 = NaN; a NaN result passes it on.
+    The same in eager, create_graph and replay."""
+    values = np.tile([-1.0, 0.0, 2.0, np.nan], n // 4)
+    upstream = np.tile([np.inf, np.nan, np.inf, 1.0], n // 4)
+    expected = np.tile([0.0, 0.0, np.inf, 1.0], n // 4)
+    x = tg.tensor(values, dtype=dtype, requires_grad=True)
+    x.relu().backward(tg.tensor(upstream, dtype=dtype))
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    (eager,) = tg.autograd.grad(x.relu(), x, tg.tensor(upstream, dtype=dtype), create_graph=True)
+    np.testing.assert_array_equal(eager.detach().numpy(), expected)
+    tape = tg.record(lambda t: (t.relu() * tg.tensor(upstream, dtype=dtype)).sum(), x.detach())
+    _, (replayed,) = tape.value_and_grad(x.detach())
+    np.testing.assert_array_equal(replayed.numpy(), expected)

@@ -50,7 +50,11 @@ FUNCTIONS = {
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
     "sign": ("np.sign", "sign", "sign"),
     "relu": ("scalar.relu", "relu", "relu"),
+    # gate(c, v): v where c > 0 (or c is NaN), else 0 -- a select, not v * sign(c), whose
+    # inf * 0 gave NaN where PyTorch's threshold_backward gives 0.
+    "gate": ("scalar.gate", "gate", "gate"),
 }
+ARITY = {"gate": 2}  # the functions not of one argument
 # Shorthands, expanded where they are read: ``sigmoid(v)`` is written in the tanh form the numpy
 # forward uses (no overflow for large negative v), so replay and eager agree to the bit.
 MACROS = {"sigmoid": "0.5 * (1 + tanh(0.5 * v))"}
@@ -90,9 +94,9 @@ def parse(text: str, allowed: tuple = VARIABLES) -> ast.expr:
                 not isinstance(node.func, ast.Name)
                 or node.func.id not in FUNCTIONS
                 or node.keywords
-                or len(node.args) != 1
+                or len(node.args) != ARITY.get(node.func.id, 1)
             ):
-                raise ValueError(f"{text!r}: only {sorted(FUNCTIONS)} may be called, with one argument")
+                raise ValueError(f"{text!r}: only {sorted(FUNCTIONS)} may be called, with one argument (two for gate)")
         elif isinstance(node, ast.Constant):
             if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
                 raise ValueError(f"{text!r}: only numbers are allowed as constants")
@@ -159,8 +163,16 @@ def to_kernel(text: str, scalars: dict) -> tuple[str, list]:
     return ast.unparse(tree), translator.constants
 
 
+def _gate(c, v):
+    if hasattr(v, "dtype"):
+        return np.where(c <= 0, v.dtype.type(0), v)
+    return 0.0 if c <= 0 else v
+
+
 def _numpy_function(name: str):
     path = FUNCTIONS[name][2]
+    if path == "gate":
+        return _gate
     if path == "relu":
         return lambda v: np.maximum(v, v.dtype.type(0)) if hasattr(v, "dtype") else max(v, 0.0)
     if path.startswith("scipy."):
@@ -183,10 +195,13 @@ def evaluate(text: str, **values):
     def call(name):
         method = FUNCTIONS[name][1]
 
-        def function(value):
+        def function(*arguments):
+            value = arguments[-1]
             if hasattr(value, "grad_fn"):  # a Tensor: the recorded op, so the formula differentiates
+                if name == "gate":  # a select that differentiates in v alone, as threshold_backward
+                    return value.masked_fill(arguments[0] <= 0, 0.0)
                 return getattr(value, method)()
-            return _numpy_function(name)(value)
+            return _numpy_function(name)(*arguments)
 
         return function
 

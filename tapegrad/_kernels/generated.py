@@ -358,7 +358,7 @@ def _backward_sigmoid64(rule, r, mask, frame):
     return families.DONE
 
 
-# relu: relu(x), gradient g * sign(out)
+# relu: relu(x), gradient gate(out, g)
 def _replay_relu32(rule, r, path, frame):
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
@@ -386,7 +386,7 @@ def _backward_relu32(rule, r, mask, frame):
     ga = grad[offsets[a] : offsets[a] + numel]
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
-        ga[i] += g[i] * np.sign(y[i])
+        ga[i] += scalar.gate(y[i], g[i])
     return families.DONE
 
 
@@ -401,7 +401,7 @@ def _backward_relu64(rule, r, mask, frame):
     ga = grad[offsets[a] : offsets[a] + numel]
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
-        ga[i] += g[i] * np.sign(y[i])
+        ga[i] += scalar.gate(y[i], g[i])
     return families.DONE
 
 

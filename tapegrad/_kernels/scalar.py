@@ -10,3 +10,10 @@ from .config import inline
 def relu(v):
     """np.maximum(v, 0): NaN stays NaN, -0.0 becomes 0."""
     return v if v > 0 or v != v else type(v)(0)
+
+
+@inline
+def gate(c, v):
+    """v where c > 0 or c is NaN, else 0 (PyTorch's threshold_backward: a select, so an infinite
+    or NaN gradient where c <= 0 gives 0, not NaN)."""
+    return type(v)(0) if c <= 0 else v
