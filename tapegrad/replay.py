@@ -189,6 +189,11 @@ class Tape:
         # with it.
         self._slots: dict = {}
         self._shapes: dict = {}
+        self._input_slots: list | None = None  # the inputs' value slots, in order
+        self._input_layout: list | None = None  # per input: (arena code, numel, shape, dtype, row)
+        self._output_shape_list: list | None = None
+        self._wanted_numel: dict = {}  # positions -> the elements of their gradients
+        self._all_positions = tuple(range(len(self.input_rows)))
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
         codes = self.layouts[self.rows[:, LAYOUT], 0]
@@ -215,6 +220,12 @@ class Tape:
             shape = self._shapes[row] = tuple(int(d) for d in self.dims[offset : offset + ndim])
         return shape
 
+    def _output_shapes(self) -> list:
+        shapes = self._output_shape_list
+        if shapes is None:
+            shapes = self._output_shape_list = [self._shape(row) for row in self.output_rows.tolist()]
+        return shapes
+
     def _dtype(self, row: int):
         return CODE_DTYPES[self.layouts[self.rows[row, LAYOUT], 0]]
 
@@ -234,7 +245,9 @@ class Tape:
             raise TypeError(f"the tape was recorded with {count} {what}s, got {len(values)}")
         arrays = []
         for index, (value, (shape, dtype)) in enumerate(zip(values, self.input_specs)):
-            data = value._data if isinstance(value, Tensor) else np.asarray(value)
+            data = (
+                value if type(value) is np.ndarray else value._data if isinstance(value, Tensor) else np.asarray(value)
+            )
             if data.shape != shape or data.dtype != dtype:
                 raise ValueError(
                     f"{what} {index} ({self._names[index]!r}) was recorded as shape {shape} {dtype}, "
@@ -244,8 +257,11 @@ class Tape:
         return arrays
 
     def _load_inputs(self, inputs) -> None:
-        for row, data in zip(self.input_rows.tolist(), self._checked(inputs, len(self.input_specs))):
-            self._slot(row)[...] = data.reshape(-1)
+        slots = self._input_slots
+        if slots is None:
+            slots = self._input_slots = [self._slot(row) for row in self.input_rows.tolist()]
+        for slot, data in zip(slots, self._checked(inputs, len(slots))):
+            slot[...] = data.reshape(-1)
 
     def _scalar_program(self):
         """The tape as a register program (a tape of scalars: tapegrad/_register.py), or None.
@@ -289,7 +305,10 @@ class Tape:
         if self._program is not None:
             tensors = tuple(_wrap(values) for values in self._program.outputs())
             return tensors[0] if self.single_output else tensors
-        tensors = tuple(_wrap(self._slot(row).reshape(self._shape(row)).copy()) for row in self.output_rows.tolist())
+        tensors = tuple(
+            _wrap(self._slot(row).reshape(shape).copy())
+            for row, shape in zip(self.output_rows.tolist(), self._output_shapes())
+        )
         return tensors[0] if self.single_output else tensors
 
     def __call__(self, *inputs):
@@ -352,12 +371,10 @@ class Tape:
             grad_outputs = (grad_outputs,)
         seeds = []
         program = self._program
-        shapes = (
-            program.output_shapes if program is not None else [self._shape(row) for row in self.output_rows.tolist()]
-        )
+        shapes = program.output_shapes if program is not None else self._output_shapes()
         for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
-                if math.prod(shape) != 1:
+                if shape and math.prod(shape) != 1:
                     raise RuntimeError("grad can be implicitly created only for scalar outputs")
                 seeds.append(_ONE)
             else:
@@ -367,7 +384,7 @@ class Tape:
                         f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}."
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
-        positions = tuple(range(len(self.input_rows))) if argnums is None else self._positions(argnums)
+        positions = self._all_positions if argnums is None else self._positions(argnums)
         if program is not None:
             grads = program.backward(seeds[0] if len(seeds) == 1 else np.concatenate(seeds))
             chosen = [_wrap(grads[position]) for position in positions]
@@ -375,22 +392,34 @@ class Tape:
         _, _, backward, (rules, saves, paths) = _kernels()
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
-            paths, self.output_rows, np.concatenate(seeds), self.freed, self.freed, True,
+            paths, self.output_rows, seeds[0] if len(seeds) == 1 else np.concatenate(seeds), self.freed, self.freed, True,
         )  # fmt: skip
         if status:
             opcode = self.rows[row, OPCODE] & OPCODE_MASK
             raise kernel_error(status == backward.KERNEL_FAILED, "backward", _ops.OPS[opcode].name)
+        layout = self._input_layout
+        if layout is None:  # its dtype picks the gradient arena, as it picks the values'
+            layout = self._input_layout = [
+                (int(self._dtype(row) == np.float64), math.prod(shape), shape, self._dtype(row), row)
+                for row, shape in ((row, self._shape(row)) for row in self.input_rows.tolist())
+            ]
         arenas = (grad32, grad64)
+        # The arenas are this sweep's own: when the inputs' gradients are most of them, they are
+        # handed over as views (as the eager backward hands over leaves' gradients), else copied
+        # so that the intermediate rows' gradients are freed.
+        wanted = self._wanted_numel.get(positions)
+        if wanted is None:
+            wanted = self._wanted_numel[positions] = sum(layout[position][1] for position in positions)
+        share = 2 * wanted >= len(grad32) + len(grad64)
         grads = []
-        input_rows = self.input_rows.tolist()
-        for row in (input_rows[position] for position in positions):
-            shape = self._shape(row)
+        for position in positions:
+            code, numel, shape, dtype, row = layout[position]
             if row < len(touched) and touched[row]:
-                slot = self._slot(row)  # its dtype picks the gradient arena, as it picks the values'
                 start = offsets[row]
-                grads.append(_wrap(arenas[slot.dtype == np.float64][start : start + slot.size].reshape(shape).copy()))
+                gradient = arenas[code][start : start + numel].reshape(shape)
+                grads.append(_wrap(gradient if share else gradient.copy()))
             else:
-                grads.append(_wrap(np.zeros(shape, self._dtype(row))))
+                grads.append(_wrap(np.zeros(shape, dtype)))
         return grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
 
     def value_and_grad(self, *inputs, grad_outputs=None, argnums=None):

@@ -263,3 +263,17 @@ def test_an_output_no_gradient_flows_from_takes_its_seed_harmlessly(second):
     _, (grad_x, grad_w) = tape.value_and_grad(x, w, grad_outputs=(np.ones(()), np.full((), 7.0)))
     np.testing.assert_array_equal(grad_x.numpy(), w)
     np.testing.assert_array_equal(grad_w.numpy(), x)
+
+
+def test_replayed_gradients_are_the_callers_own():
+    """The inputs' gradients may be handed over as views of the sweep's arena (no copy when
+    they are most of it): each call's are still its own, and changing them changes nothing else."""
+    w = np.linspace(-1.0, 1.0, 300)
+    tape = tg.record(lambda w, b: ((w * 2.0 + b) ** 2).sum(), w, np.ones(300))
+    _, (first, _) = tape.value_and_grad(w, np.ones(300))
+    expected = first.numpy().copy()
+    first.numpy()[:] = 7.0
+    _, (second, bias) = tape.value_and_grad(w, np.ones(300))
+    np.testing.assert_array_equal(second.numpy(), expected)
+    assert not np.shares_memory(first.numpy(), second.numpy())
+    np.testing.assert_allclose(bias.numpy(), 2 * (w * 2.0 + 1.0))
