@@ -485,7 +485,7 @@ class Tape:
         if with_grad:  # the gradient slots, laid out and seeded once for every slice
             seeded = backward.backward_setup(
                 rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
-                self.output_rows, np.asarray(seeds, np.float64).reshape(-1), alias=True,
+                self.output_rows, np.asarray(seeds, np.float64).reshape(-1), share=True,
             )  # fmt: skip
         else:
             seeded = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float64), np.zeros(0, np.bool_))

@@ -48,7 +48,7 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 # Statuses of a sweep (0: done). MISSING + slot: the row needs family ``slot``, not loaded yet.
-FREED, MODIFIED, NO_RULE, KERNEL_FAILED, MISSING = 1, 2, 3, 4, 16
+FREED, MODIFIED, NO_RULE, KERNEL_FAILED, SHARE, MISSING = 1, 2, 3, 4, 5, 16
 
 FLOAT64 = 1
 SMALL = 8  # rows up to this many elements take the call-free path
@@ -614,6 +614,42 @@ def _shares(rows, layouts, paths, uses, is_root, c, x):
     )
 
 
+@jit
+def shared_slots(rows, layouts, paths, rules, aux, roots):
+    """For a sweep that asked (status ``SHARE``): the slots laid out with ``_shared_slots``'s
+    sharing, as ``offsets`` followed by the two arenas' sizes, or an empty array when no operand
+    can share. Compiled on its own, and only once a tape has a large pass-through row: inlined
+    into the sweep, it added 2.3 s to the sweep's first compile (CPU time of a first backward
+    on an empty cache, 4.3 -> 6.6 s)."""
+    top = 0
+    for root in roots:
+        top = max(top, root)
+    n = top + 1
+    parent, shared = _shared_slots(rows, layouts, paths, rules, aux, roots, n)
+    laid = np.empty(n + 2, np.int64)
+    if not shared:
+        return laid[:0]
+    total32 = 0
+    total64 = 0
+    for r in range(n):
+        laid[r] = -1
+        if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH or parent[r] >= 0:
+            continue  # an operand with a parent takes its slot, below
+        numel = layouts[rows[r, 4], 1]
+        if layouts[rows[r, 4], 0] == FLOAT64:
+            laid[r] = total64
+            total64 += numel
+        else:
+            laid[r] = total32
+            total32 += numel
+    for r in range(n - 1, -1, -1):  # downwards: a parent (a later row) has its slot before its operands
+        if parent[r] >= 0:
+            laid[r] = laid[parent[r]]
+    laid[n] = total32
+    laid[n + 1] = total64
+    return laid
+
+
 @inline
 def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
     """``parent[x] = c`` where row ``x`` takes the gradient slot of ``c``, a row that passes its
@@ -672,60 +708,43 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
 
 
 @inline
-def _in_slot(rows, layouts, offsets, r, x):
-    """Whether operand ``x`` of row ``r`` shares ``r``'s gradient slot."""
-    return x >= 0 and offsets[x] == offsets[r] >= 0 and layouts[rows[x, 4], 0] == layouts[rows[r, 4], 0]
-
-
-@inline
-def _lay_out(rows, layouts, paths, rules, offsets, parent, look):
-    """Fill ``offsets`` (-1: no slot); operands with a ``parent`` take its slot. Returns the two
-    arenas' sizes and, with ``look``, whether a large pass-through row could share its slot."""
-    total32 = 0
-    total64 = 0
-    candidate = False
-    n_rows = len(offsets)
-    for r in range(n_rows):
-        offsets[r] = -1
-        if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH:
-            continue
-        if len(parent) and parent[r] >= 0:
-            continue  # placed below, once its parent's slot is
-        layout = rows[r, 4]
-        numel = layouts[layout, 1]
-        if look and numel > SMALL:
-            rule = rules[rows[r, 0]]
-            candidate = candidate or rule == ADD or rule == PASS
-        if layouts[layout, 0] == FLOAT64:
-            offsets[r] = total64
-            total64 += numel
-        else:
-            offsets[r] = total32
-            total32 += numel
-    if len(parent):  # downwards: a parent (a later row) has its slot before its operands take it
-        for r in range(n_rows - 1, -1, -1):
-            if parent[r] >= 0:
-                offsets[r] = offsets[parent[r]]
-    return total32, total64, candidate
-
-
-@inline
-def _setup(rows, layouts, paths, rules, aux, roots, seeds, alias):
-    """Lay out one gradient slot per row that can receive one and seed the roots; with
-    ``alias``, operands of pass-through rows share their slots (``_shared_slots``).
-    Returns ``(offsets, grad32, grad64, touched)``."""
+def _setup(rows, layouts, paths, rules, roots, seeds, laid, look):
+    """Lay out one gradient slot per row that can receive one, or take ``laid`` (offsets, then
+    the arenas' sizes: ``shared_slots``), and seed the roots. Returns ``(offsets, grad32,
+    grad64, touched, share)``; with ``look``, ``share`` says that a large pass-through row could
+    share its slot, and nothing is allocated: the caller lays the slots out with sharing
+    (``shared_slots``) and sets up again. Rows of a few elements never share: their copies cost
+    less than that pass, which a tape without a large pass-through row (the chain, scalar
+    graphs) never pays."""
     top = 0
     for root in roots:
         top = max(top, root)
     n = top + 1
-    offsets = np.empty(n, np.int64)
-    total32, total64, candidate = _lay_out(rows, layouts, paths, rules, offsets, offsets[:0], alias)
-    # Rows of a few elements never share: their copies cost less than the pass that finds
-    # them, and a tape without a large pass-through row (the chain, scalar graphs) skips it.
-    if candidate:
-        parent, shared = _shared_slots(rows, layouts, paths, rules, aux, roots, n)
-        if shared:
-            total32, total64, _ = _lay_out(rows, layouts, paths, rules, offsets, parent, False)
+    total32 = 0
+    total64 = 0
+    if len(laid):
+        offsets = laid[:n]
+        total32 = laid[n]
+        total64 = laid[n + 1]
+    else:
+        offsets = np.empty(n, np.int64)
+        candidate = False
+        for r in range(n):
+            offsets[r] = -1
+            if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH:
+                continue
+            layout = rows[r, 4]
+            numel = layouts[layout, 1]
+            if look and numel > SMALL and (rules[rows[r, 0]] == ADD or rules[rows[r, 0]] == PASS):
+                candidate = True
+            if layouts[layout, 0] == FLOAT64:
+                offsets[r] = total64
+                total64 += numel
+            else:
+                offsets[r] = total32
+                total32 += numel
+        if candidate:
+            return offsets, np.empty(0, np.float32), np.empty(0, np.float64), np.empty(0, np.bool_), True
     # np.empty and loops (LLVM makes them memsets), not np.zeros: numba compiles its zeros and
     # fill implementations per dtype on the first backward of an install (0.23 s of it).
     grad32 = np.empty(total32, np.float32)
@@ -753,13 +772,13 @@ def _setup(rows, layouts, paths, rules, aux, roots, seeds, alias):
             for i in range(numel):
                 grad32[start + i] += np.float32(seeds[position + i])
         position += numel
-    return offsets, grad32, grad64, touched
+    return offsets, grad32, grad64, touched, False
 
 
 @jit
 def _run(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
-    offsets, grad32, grad64, touched, start, stop, table, alias,
+    offsets, grad32, grad64, touched, start, stop, table, laid, look,
 ):  # fmt: skip
     """Propagate gradients through rows ``start`` down to ``stop`` (exclusive). With ``touched``
     empty it first lays out one gradient slot per row and seeds ``roots`` with ``seeds``
@@ -771,13 +790,17 @@ def _run(
     ``saves[opcode]`` says which values a rule reads (bits: 1 input a, 2 input b, 4 result);
     ``paths[opcode]`` which kernel function runs it (``tapegrad/_kernels/rules.py``);
     ``modified`` marks rows one of whose saved tensors changed in place since it was saved;
-    ``table`` holds the addresses of the loaded families (``FAMILIES``).
+    ``table`` holds the addresses of the loaded families (``FAMILIES``); ``laid`` and
+    ``look`` are ``_setup``'s.
     Returns ``(status, row, offsets, grad32, grad64, touched)``: status 0 on success, or
-    ``FREED``, ``MODIFIED``, ``NO_RULE``, ``KERNEL_FAILED`` for ``row``, or ``MISSING + slot``
-    when ``row`` needs a family not loaded yet (the Python around it loads it and resumes).
+    ``FREED``, ``MODIFIED``, ``NO_RULE``, ``KERNEL_FAILED`` for ``row``, ``MISSING + slot``
+    when ``row`` needs a family not loaded yet (the Python around it loads it and resumes), or
+    ``SHARE`` when the set-up found rows that could share slots (``_setup``).
     """
     if len(touched) == 0:
-        offsets, grad32, grad64, touched = _setup(rows, layouts, paths, rules, aux, roots, seeds, alias)
+        offsets, grad32, grad64, touched, share = _setup(rows, layouts, paths, rules, roots, seeds, laid, look)
+        if share:
+            return SHARE, 0, offsets, grad32, grad64, touched
         start = len(touched) - 1
     # Everything the inlined paths use goes as a borrowed (uncounted) view.
     b_rows, b_params, b_layouts, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(aux)
@@ -805,9 +828,11 @@ def _run(
         a = rows[r, 1]
         b = rows[r, 2] if rule == ADD else -1
         if (rule == ADD or rule == PASS) and (
-            _in_slot(rows, layouts, offsets, r, a) or _in_slot(rows, layouts, offsets, r, b)
+            (a >= 0 and offsets[a] == offsets[r]) or (b >= 0 and offsets[b] == offsets[r])
         ):
-            # Its operands share its slot (all of them: ``_shared_slots``), so their gradient is there.
+            # Its operands share its slot (all of them: ``_shared_slots``), so their gradient is
+            # there. (Operands of these rules are in their result's arena; only empty rows could
+            # share an offset otherwise, and they have nothing to pass on.)
             if a >= 0 and offsets[a] >= 0:
                 touched[a] = True
             if b >= 0 and offsets[b] >= 0:
@@ -955,7 +980,13 @@ _NO_ROWS = np.zeros(0, np.int64)
 _NO_GRAD32 = np.zeros(0, np.float32)
 _NO_GRAD64 = np.zeros(0, np.float64)
 _NO_TOUCHED = np.zeros(0, np.bool_)
-_ALIAS = np.bool_(True)
+_LOOK, _NO_LOOK = np.bool_(True), np.bool_(False)
+
+
+def _laid_out_shared(rows, layouts, paths, rules, aux, roots):
+    """The sweep asked (``SHARE``): the rows whose operands can share its slots."""
+    families.announce(shared_slots, "backward's slot sharing")
+    return shared_slots(rows, layouts, paths, rules, aux, roots)
 
 
 def backward_sweep(
@@ -967,28 +998,35 @@ def backward_sweep(
     ``KERNEL_FAILED`` at ``row``."""
     families.announce(_run, "backward interpreter")
     offsets, grad32, grad64, touched = _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED
-    start = -1
+    start, laid, look = -1, _NO_ROWS, _LOOK
     while True:
         status, row, offsets, grad32, grad64, touched = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
-            retain_graph, offsets, grad32, grad64, touched, start, -1, FAMILIES.addresses, _ALIAS,
+            retain_graph, offsets, grad32, grad64, touched, start, -1, FAMILIES.addresses, laid, look,
         )  # fmt: skip
+        if status == SHARE:
+            laid, look = _laid_out_shared(rows, layouts, paths, rules, aux, roots), _NO_LOOK
+            continue
         if status < MISSING:
             return status, row, grad32, grad64, offsets, touched
         FAMILIES.load(status - MISSING)
         start = row
 
 
-def backward_setup(rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, alias=False):
+def backward_setup(rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, share=False):
     """For a backward that stops for hooks: lay out the gradient slots and seed the roots, and
     return ``(offsets, grad32, grad64, touched)`` for ``backward_rows``. No shared slots unless
-    ``alias``: a hook may change an operand's gradient, which must not change its neighbour's."""
+    ``share``: a hook may change an operand's gradient, which must not change its neighbour's."""
     families.announce(_run, "backward interpreter")
-    _, _, offsets, grad32, grad64, touched = _run(
-        rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, _NO_TOUCHED, _NO_TOUCHED,
-        False, _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED, -1, len(rows), FAMILIES.addresses, np.bool_(alias),
-    )  # fmt: skip
-    return offsets, grad32, grad64, touched
+    laid, look = _NO_ROWS, np.bool_(share)
+    while True:
+        status, _, offsets, grad32, grad64, touched = _run(
+            rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, _NO_TOUCHED, _NO_TOUCHED,
+            False, _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED, -1, len(rows), FAMILIES.addresses, laid, look,
+        )  # fmt: skip
+        if status != SHARE:
+            return offsets, grad32, grad64, touched
+        laid, look = _laid_out_shared(rows, layouts, paths, rules, aux, roots), _NO_LOOK
 
 
 def backward_rows(
@@ -1001,7 +1039,7 @@ def backward_rows(
     while True:
         status, row, *_ = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, _NO_ROWS, _NO_GRAD64, freed, modified,
-            retain_graph, offsets, grad32, grad64, touched, start, stop, FAMILIES.addresses, _ALIAS,
+            retain_graph, offsets, grad32, grad64, touched, start, stop, FAMILIES.addresses, _NO_ROWS, _NO_LOOK,
         )  # fmt: skip
         if status < MISSING:
             return status, row

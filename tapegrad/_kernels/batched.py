@@ -48,7 +48,7 @@ def value_and_grad_slices(
     # The sweeps' arguments as the eager backward and replay pass them, not as literals: numba
     # compiles a function anew for literal arguments (True, 0, -1 here made this kernel compile
     # the whole backward sweep a second time, 4 s).
-    first, stop, retain = np.int64(0), np.int64(-1), np.bool_(True)
+    first, stop, retain, no_look = np.int64(0), np.int64(-1), np.bool_(True), np.bool_(False)
     addresses = np.empty(n_rows, np.int64)
     base32 = values32.ctypes.data
     base64 = values64.ctypes.data
@@ -83,7 +83,7 @@ def value_and_grad_slices(
         status, _, _, _, _, _ = backward._run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
             freed, freed, retain, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, stop, backward_table,
-            retain,  # alias: unused here, the slots were laid out by backward_setup
+            grad_offsets[:0], no_look,  # the slots were laid out by backward_setup
         )  # fmt: skip
         if status != 0:
             statuses[s] = GRADIENT_FAILED + status
