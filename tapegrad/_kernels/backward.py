@@ -708,6 +708,15 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
 
 
 @inline
+def _shares_slot(rows, offsets, rule, r):
+    """Whether the pass-through row ``r``'s operands take its slot. Operands of these rules are
+    in their result's arena, so equal offsets mean one slot."""
+    a = rows[r, 1]
+    b = rows[r, 2] if rule == ADD else -1
+    return (a >= 0 and offsets[a] == offsets[r]) or (b >= 0 and offsets[b] == offsets[r])
+
+
+@inline
 def _setup(rows, layouts, paths, rules, roots, seeds, laid, look):
     """Lay out one gradient slot per row that can receive one, or take ``laid`` (offsets, then
     the arenas' sizes: ``shared_slots``), and seed the roots. Returns ``(offsets, grad32,
@@ -825,19 +834,8 @@ def _run(
                 return MODIFIED, r, offsets, grad32, grad64, touched
         is_double = layouts[rows[r, 4], 0] == FLOAT64
         numel = layouts[rows[r, 4], 1]
-        a = rows[r, 1]
-        b = rows[r, 2] if rule == ADD else -1
-        if (rule == ADD or rule == PASS) and (
-            (a >= 0 and offsets[a] == offsets[r]) or (b >= 0 and offsets[b] == offsets[r])
-        ):
-            # Its operands share its slot (all of them: ``_shared_slots``), so their gradient is
-            # there. (Operands of these rules are in their result's arena; only empty rows could
-            # share an offset otherwise, and they have nothing to pass on.)
-            if a >= 0 and offsets[a] >= 0:
-                touched[a] = True
-            if b >= 0 and offsets[b] >= 0:
-                touched[b] = True
-        elif path == CAST_PATH:
+        if path == CAST_PATH:
+            a = rows[r, 1]
             if offsets[a] >= 0:
                 source = offsets[r]
                 target = offsets[a]
@@ -849,6 +847,15 @@ def _run(
                     _claim(a, rows, layouts, offsets, touched, grad64)
                     for i in range(numel):
                         grad64[target + i] += np.float64(grad32[source + i])
+        elif numel > SMALL and (rule == ADD or rule == PASS) and _shares_slot(rows, offsets, rule, r):
+            # Its operands share its slot (all of them: ``_shared_slots``; only rows above the
+            # small-row size), so their gradient is there already.
+            a = rows[r, 1]
+            b = rows[r, 2] if rule == ADD else -1
+            if a >= 0 and offsets[a] >= 0:
+                touched[a] = True
+            if b >= 0 and offsets[b] >= 0:
+                touched[b] = True
         elif numel <= SMALL and (
             _small_backward(
                 rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_addresses, b_offsets, b_touched, b_grad64
