@@ -91,6 +91,10 @@ class Program:
         self.output_registers = output_registers  # one flat register array per output
         self.output_shapes = output_shapes
         self.seed_registers = np.concatenate(output_registers) if output_registers else np.zeros(0, np.int64)
+        self.input_registers = np.array(
+            [r for start, numel in input_ranges for r in range(start, start + numel)], np.int64
+        )
+        self.softmax_widths = sorted(set(self.forward_ins[self.forward_ins[:, 0] == SOFTMAX, 3].tolist()))
         self._compiled = False
 
     def _compile(self) -> None:
@@ -136,7 +140,12 @@ class Program:
         """``Tape._replay_batch`` on the register program: ``arrays`` checked, ``wanted`` the
         input positions whose gradients are asked for (the others' are zeros, as the general
         batch replay gives them). Returns ``(outputs, grads)``: a ``(size, *shape)`` array per
-        output and, with ``seeds``, per input."""
+        output and, with ``seeds``, per input.
+
+        Blocks of up to ``MAX_LANES`` slices run together, one instruction over the whole block
+        (``value_and_grad_blocks``), on ``threads`` threads; a program whose softmax sums no
+        plan reproduces (``_sum_plans``) runs one slice at a time instead. Either way each
+        slice's bits are those of ``forward`` and ``backward`` on that slice."""
         if not self._compiled:
             self._compile()
         kernel = _kernel()
@@ -146,28 +155,27 @@ class Program:
         for data, is_batched, numel in zip(arrays, batched, numels):
             inputs[:, position : position + numel] = data.reshape(size, numel) if is_batched else data.reshape(numel)
             position += numel
-        input_registers = np.concatenate([np.arange(start, start + numel) for start, numel in self.input_ranges])
+        input_registers = self.input_registers
         with_grad = seeds is not None
         outputs = np.empty((size, len(self.seed_registers)), self.dtype)
-        grads = np.zeros((size if with_grad else 0, len(input_registers)), self.dtype)
+        grads = np.empty((size if with_grad else 0, len(input_registers)), self.dtype)
         seeds = np.zeros(0) if seeds is None else np.asarray(seeds, np.float64).reshape(-1)
+        plans = _sum_plans(self)
+        if plans is None:
+            _per_slice(self, kernel, inputs, outputs, seeds, grads, with_grad, threads)
+        else:
+            lanes, blocks = _blocking(size, threads)
 
-        def run(lo, hi):  # each thread in registers of its own
-            kernel.value_and_grad_slices(
-                lo, hi, self.forward_ins, self.backward_ins, self.args, self.signs, self.grad_signs, self.forward_params,
-                self.backward_params, self.regs.copy(), np.zeros_like(self.grads), input_registers, inputs,
-                self.seed_registers, outputs, self.seed_registers, seeds, input_registers, grads, with_grad,
-            )  # fmt: skip
+            def run(lo, hi):  # each thread in registers of its own
+                kernel.value_and_grad_blocks(
+                    lo, hi, lanes, self.forward_ins, self.backward_ins, self.args, self.signs, self.grad_signs,
+                    self.forward_params, self.backward_params, self.regs, input_registers, inputs, self.seed_registers,
+                    outputs, self.seed_registers, seeds, input_registers, grads, plans[0], plans[1], with_grad,
+                )  # fmt: skip
 
-        with _quiet_numba():  # the first slice alone: its call compiles the kernel
-            run(0, min(1, size))
-        bounds = np.linspace(1, size, max(1, min(threads, size - 1)) + 1).astype(int)
-        if len(bounds) > 2:
-            from ._threads import pool
-
-            list(pool(len(bounds) - 1).map(run, bounds[:-1], bounds[1:]))
-        elif size > 1:
-            run(1, size)
+            with _quiet_numba():  # a first call compiles the kernel, once, before threads call it
+                run(0, 0)
+            _split_over_threads(run, blocks, threads)
         if with_grad:
             position = 0
             for index, numel in enumerate(numels):
@@ -175,6 +183,185 @@ class Program:
                     grads[:, position : position + numel] = 0
                 position += numel
         return _split(outputs, self.output_shapes, size), _split(grads, self.input_shapes, size) if with_grad else []
+
+
+MAX_LANES = 64  # slices per block: measured 32-128 on the graph workload, 64 best (256: 1.4x slower)
+
+
+def _blocking(size: int, threads: int) -> tuple:
+    """``(lanes, blocks)`` for a batch of ``size``: blocks of at most ``MAX_LANES`` slices, at
+    least one per thread, as even as a multiple of four lanes (float64's vector width here)
+    allows; the last block may be short."""
+    if size == 0:
+        return 1, 0
+    blocks = max(-(-size // MAX_LANES), min(threads, size))
+    lanes = -(-size // blocks)
+    if lanes > 4:
+        lanes = -(-lanes // 4) * 4
+    return lanes, -(-size // lanes)
+
+
+def _split_over_threads(run, count: int, threads: int) -> None:
+    """``run(lo, hi)`` over ``range(count)`` in contiguous parts, one per thread (the pool's
+    threads run the jitted kernels without the GIL)."""
+    threads = max(1, min(threads, count))
+    if threads == 1:
+        run(0, count)
+        return
+    from ._threads import pool
+
+    bounds = np.linspace(0, count, threads + 1).astype(int)
+    list(pool(threads).map(run, bounds[:-1], bounds[1:]))
+
+
+def _per_slice(program, kernel, inputs, outputs, seeds, grads, with_grad, threads) -> None:
+    """One slice after another (``value_and_grad_slices``): the batch replay where no sum plan
+    was found."""
+    size = len(inputs)
+    input_registers = program.input_registers
+
+    def run(lo, hi):  # each thread in registers of its own
+        kernel.value_and_grad_slices(
+            lo, hi, program.forward_ins, program.backward_ins, program.args, program.signs, program.grad_signs,
+            program.forward_params, program.backward_params, program.regs.copy(), np.zeros_like(program.grads),
+            input_registers, inputs, program.seed_registers, outputs, program.seed_registers, seeds, input_registers,
+            grads, with_grad,
+        )  # fmt: skip
+
+    with _quiet_numba():  # a first call compiles the kernel
+        run(0, 0)
+    _split_over_threads(run, size, threads)
+
+
+# -- the order of a softmax's sums ---------------------------------------------------------------
+#
+# See SUM_PLAN_DOC in tapegrad/_kernels/register.py: the lane kernel adds a softmax's terms by a
+# plan, and the plan that gives ``forward``'s and ``backward``'s bits is found here by trial,
+# once per dtype and width, among the orders LLVM's loop vectorizer produces.
+
+_PLANS: dict = {}  # (dtype, width) -> (forward plan, backward plan), or None when none fits
+PROBES = 48  # softmaxes per trial: a wrong order differs from the right one in most of them
+PROBE_LANES = 8
+
+
+def _vectorized_order(n: int, width: int, interleave: int) -> np.ndarray:
+    """The plan (``SUM_PLAN_DOC``) of a sum of ``n`` terms from zero as LLVM's loop vectorizer
+    adds it with ``width`` lanes and ``interleave`` parts: each lane of each part accumulates
+    every ``width * interleave``-th term (the zero start in the first), the parts are added
+    lane by lane, then the lanes by halving, and the terms past the last whole chunk one by one.
+    ``width`` 1: left to right."""
+    steps = []
+    rows = [n + 1]
+
+    def add(x, y):
+        steps.append((rows[0], x, y))
+        rows[0] += 1
+        return rows[0] - 1
+
+    chunk = width * interleave
+    whole = n - n % chunk if width > 1 else 0
+    total = n  # the zero start
+    if whole:
+        parts = [[None] * width for _ in range(interleave)]
+        parts[0][0] = n
+        for start in range(0, whole, chunk):
+            for part in range(interleave):
+                for lane in range(width):
+                    term = start + part * width + lane
+                    held = parts[part][lane]
+                    parts[part][lane] = term if held is None else add(held, term)
+        folded = parts[0]
+        for part in parts[1:]:
+            folded = [add(x, y) for x, y in zip(part, folded)]
+        while len(folded) > 1:
+            half = len(folded) // 2
+            folded = [add(folded[lane], folded[lane + half]) for lane in range(half)]
+        total = folded[0]
+    for term in range(whole, n):
+        total = add(total, term)
+    return np.array(steps, np.int64).reshape(n, 3)
+
+
+def _candidate_orders(n: int) -> list:
+    orders, seen = [], set()
+    for width in (1, 2, 4, 8, 16, 32, 64):
+        for interleave in (1, 2, 4, 8):
+            order = _vectorized_order(n, width, interleave)
+            if order.tobytes() not in seen:
+                seen.add(order.tobytes())
+                orders.append(order)
+    return orders
+
+
+def _sum_plans(program):
+    """``(forward plans, backward plans)`` for the program's softmax widths, as
+    ``value_and_grad_blocks`` takes them (``plans[n]``: the plan for ``n`` terms), or None when
+    some width has none (or the program has a softmax wider than the kernel's scratch)."""
+    widths = program.softmax_widths
+    largest = max(widths, default=0)
+    forward_plans = np.zeros((largest + 1, max(largest, 1), 3), np.int64)
+    backward_plans = np.zeros_like(forward_plans)
+    if largest > _kernel().MAX_GROUP:
+        return None
+    for n in widths:
+        key = (program.dtype, n)
+        if key not in _PLANS:
+            _PLANS[key] = _find_plans(program.dtype, n)
+        if _PLANS[key] is None:
+            return None
+        forward_plans[n, :n], backward_plans[n, :n] = _PLANS[key]
+    return forward_plans, backward_plans
+
+
+def _find_plans(dtype, n: int):
+    """The plans (forward, backward) with which the lane kernel's softmax of ``n`` terms gives
+    ``forward``'s and ``backward``'s bits on random probes, or None."""
+    kernel = _kernel()
+    rng = np.random.default_rng(n)
+    count, lanes = PROBES * n, PROBE_LANES
+    # One program of PROBES softmaxes: operands 0..count-1, results count..2*count-1.
+    ins = np.array([[SOFTMAX, count + p * n, p * n, n] for p in range(PROBES)], np.int64)
+    args = np.arange(count, dtype=np.int64)
+    signs = np.ones(count, dtype)
+    params = np.zeros(PROBES)
+    # Exponentials over many binades (terms from 1 down to e**-30) and, backward, outputs and
+    # seeds whose products span 2**+-40: sums in another order round differently.
+    x = rng.uniform(-30.0, 5.0, (lanes, count)).astype(dtype)
+    y = (rng.uniform(1, 2, (lanes, 2 * count)) * 2.0 ** rng.integers(-20, 20, (lanes, 2 * count))).astype(dtype)
+    y *= rng.choice(np.array([-1, 1], dtype), (lanes, 2 * count))
+    seeds = rng.uniform(1, 2, (lanes, count)) * 2.0 ** rng.integers(-20, 20, (lanes, count))
+    seed_registers = np.arange(count, 2 * count, dtype=np.int64)
+    forward_want = np.zeros((lanes, 2 * count), dtype)
+    backward_want = np.zeros((lanes, 2 * count), dtype)
+    for lane in range(lanes):  # the one-slice kernels, lane by lane
+        forward_want[lane, :count] = x[lane]
+        kernel.forward(ins, args, signs, params, forward_want[lane])
+        kernel.backward(ins, args, signs, params, y[lane], backward_want[lane], seed_registers, seeds[lane])
+    plans = np.zeros((n + 1, n, 3), np.int64)
+    scratch = np.empty(kernel.SCRATCH_ROWS * lanes, dtype)
+    sums = np.empty(kernel.SCRATCH_ROWS * lanes)
+    found = []
+    with _quiet_numba():
+        for order in _candidate_orders(n):
+            plans[n] = order
+            regs = np.zeros((2 * count, lanes), dtype)
+            regs[:count] = x.T
+            kernel.forward_lanes(ins, args, signs, params, regs.reshape(-1), plans, lanes, scratch)
+            if regs.T.tobytes() == forward_want.tobytes():
+                found.append(order)
+                break
+        for order in _candidate_orders(n):
+            plans[n] = order
+            grads = np.zeros((2 * count, lanes), dtype)
+            grads[count:] = seeds.T.astype(dtype)
+            kernel.backward_lanes(
+                ins, args, signs, params, np.ascontiguousarray(y.T).reshape(-1), grads.reshape(-1), plans, lanes,
+                sums, scratch,
+            )  # fmt: skip
+            if grads.T.tobytes() == backward_want.tobytes():
+                found.append(order)
+                break
+    return tuple(found) if len(found) == 2 else None
 
 
 def _split(flat, shapes, size) -> list:

@@ -33,6 +33,7 @@ from .memory import borrow
 CODE_NAMES = "sum mul div reduce_sum softmax copy softplus exp log tanh sigmoid relu sqrt mul_a div_a".split()
 WIDTH = 4  # integers per instruction
 MAX_GROUP = 64  # the most operands of one SOFTMAX (the scratch it gathers them into)
+SCRATCH_ROWS = 2 * MAX_GROUP + 2  # a lane kernel's softmax: terms, start, partial sums, one row
 
 
 @jit
@@ -180,3 +181,316 @@ def value_and_grad_slices(
             backward(backward_ins, args, grad_signs, backward_params, regs, grads, seed_registers, seeds)
             for i in range(len(grad_registers)):
                 input_grads[s, i] = grads[grad_registers[i]]
+
+
+# -- across a batch: one instruction over a block of lanes --------------------------------------
+#
+# ``tapegrad.func.vmap`` replays one program over many input sets. Run one set at a time, every
+# instruction pays its dispatch (the switch, four loads of its encoding) for one scalar; here a
+# block of ``lanes`` sets runs together, registers laid out ``[register, lane]``, and each
+# instruction loops over the lanes, which LLVM vectorizes. ``lanes`` is a run-time value on
+# purpose: a constant trip count was unrolled whole before the vectorizer saw the loop, and the
+# unrolled lanes stayed scalar. Each lane does what ``forward``/``backward`` do for its set,
+# operation for operation, so the bits are the same; only the sums inside a softmax need care
+# (``SUM_PLAN_DOC``).
+SUM_PLAN_DOC = """The softmax's sum of exponentials and its backward's dot are reductions LLVM may
+reassociate (``normalization.exp_shifted`` and ``dot`` are compiled with ``reassoc``): the order
+in which ``forward``/``backward`` add a row of ``n`` terms is the vectorizer's choice for that
+function in that context, not a loop order in the source. A lane kernel cannot call them per lane
+and get the same order (inlined elsewhere they vectorized differently), so it adds by a plan:
+``plan[i] = (to, x, y)``, step ``i`` of ``n`` setting scratch row ``to`` to rows ``x + y``, where
+rows ``0..n-1`` hold the terms, row ``n`` the sum's zero start and row ``n + 1 + i`` step ``i``'s
+result. tapegrad/_register.py finds the plan that reproduces ``forward``/``backward`` by trial."""
+
+
+@jit
+def _summed(s, plan, n, lanes):
+    """Add scratch rows ``0..n-1`` of ``s`` (``lanes`` wide) and a zero start by ``plan``
+    (``SUM_PLAN_DOC``); returns the row holding the sum."""
+    start = s[n * lanes : n * lanes + lanes]
+    for lane in range(lanes):
+        start[lane] = 0
+    for i in range(n):
+        x = s[plan[i, 1] * lanes : plan[i, 1] * lanes + lanes]
+        y = s[plan[i, 2] * lanes : plan[i, 2] * lanes + lanes]
+        to = s[plan[i, 0] * lanes : plan[i, 0] * lanes + lanes]
+        for lane in range(lanes):
+            to[lane] = x[lane] + y[lane]
+    return plan[n - 1, 0] if n else n
+
+
+@jit
+def _softmax_lanes(r, args, a, b, out, s, plan, shift):
+    """``normalization.softmax`` per lane: operands ``args[a:a + b]``, results ``out..out+b-1``;
+    ``s`` scratch rows in the registers' dtype, ``shift`` one row."""
+    lanes = len(shift)
+    first = r[args[a] * lanes : args[a] * lanes + lanes]
+    for lane in range(lanes):
+        shift[lane] = first[lane]
+    whole = b - b % 8
+    if whole:  # normalization.largest's eight maxima, per lane
+        for lane in range(lanes):
+            m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = first[lane]
+            for k in range(0, whole, 8):
+                m0, m1 = max(m0, r[args[a + k] * lanes + lane]), max(m1, r[args[a + k + 1] * lanes + lane])
+                m2, m3 = max(m2, r[args[a + k + 2] * lanes + lane]), max(m3, r[args[a + k + 3] * lanes + lane])
+                m4, m5 = max(m4, r[args[a + k + 4] * lanes + lane]), max(m5, r[args[a + k + 5] * lanes + lane])
+                m6, m7 = max(m6, r[args[a + k + 6] * lanes + lane]), max(m7, r[args[a + k + 7] * lanes + lane])
+            shift[lane] = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    for k in range(whole, b):
+        x = r[args[a + k] * lanes : args[a + k] * lanes + lanes]
+        for lane in range(lanes):
+            shift[lane] = max(shift[lane], x[lane])
+    for j in range(b):
+        x = r[args[a + j] * lanes : args[a + j] * lanes + lanes]
+        e = s[j * lanes : j * lanes + lanes]
+        for lane in range(lanes):
+            e[lane] = vmath.exp(x[lane] - shift[lane])
+    total = _summed(s, plan, b, lanes)
+    summed = s[total * lanes : total * lanes + lanes]
+    one = r.dtype.type(1.0)
+    for lane in range(lanes):
+        shift[lane] = one / summed[lane]  # from here on: the scale
+    for j in range(b):
+        e = s[j * lanes : j * lanes + lanes]
+        y = r[(out + j) * lanes : (out + j) * lanes + lanes]
+        for lane in range(lanes):
+            y[lane] = e[lane] * shift[lane]
+
+
+@jit
+def _softmax_backward_lanes(r, d, args, a, b, out, s, plan, weighted):
+    """``backward``'s SOFTMAX per lane; ``s`` float64 scratch rows, ``weighted`` one row."""
+    lanes = len(weighted)
+    for j in range(b):
+        g = d[(out + j) * lanes : (out + j) * lanes + lanes]
+        y = r[(out + j) * lanes : (out + j) * lanes + lanes]
+        term = s[j * lanes : j * lanes + lanes]
+        for lane in range(lanes):
+            term[lane] = g[lane] * y[lane]  # in the registers' dtype, then widened, as dot does
+    total = _summed(s, plan, b, lanes)
+    summed = s[total * lanes : total * lanes + lanes]
+    for lane in range(lanes):
+        weighted[lane] = summed[lane]
+    for j in range(b):
+        g = d[(out + j) * lanes : (out + j) * lanes + lanes]
+        y = r[(out + j) * lanes : (out + j) * lanes + lanes]
+        x = d[args[a + j] * lanes : args[a + j] * lanes + lanes]
+        for lane in range(lanes):
+            x[lane] += y[lane] * (g[lane] - weighted[lane])
+
+
+@jit
+def forward_lanes(ins, args, signs, params, regs, plans, lanes, scratch):
+    """``forward`` over a block: register ``i`` of lane ``l`` is ``regs[i * lanes + l]``;
+    ``plans[n]`` is the plan of a softmax's sum over ``n`` terms; ``scratch`` (the registers'
+    dtype) has ``SCRATCH_ROWS * lanes`` elements."""
+    r = borrow(regs)
+    s = borrow(scratch)
+    shift = s[(SCRATCH_ROWS - 1) * lanes : SCRATCH_ROWS * lanes]
+    zero = regs.dtype.type(0.0)
+    threshold = regs.dtype.type(20.0)
+    log2 = regs.dtype.type(np.log(2.0))
+    half = regs.dtype.type(0.5)
+    one = regs.dtype.type(1.0)
+    for k in range(ins.shape[0]):
+        code = ins[k, 0]
+        out = ins[k, 1]
+        a = ins[k, 2]
+        b = ins[k, 3]
+        o = r[out * lanes : out * lanes + lanes]
+        if code == SUM:
+            x = r[args[a] * lanes : args[a] * lanes + lanes]
+            sign = signs[a]
+            for lane in range(lanes):
+                o[lane] = x[lane] * sign
+            for j in range(a + 1, a + b):
+                x = r[args[j] * lanes : args[j] * lanes + lanes]
+                sign = signs[j]
+                for lane in range(lanes):
+                    o[lane] += x[lane] * sign
+            continue
+        if code == SOFTMAX:
+            _softmax_lanes(r, args, a, b, out, s, plans[b], shift)
+            continue
+        if code == REDUCE_SUM:
+            accumulated = np.zeros(lanes)  # float64, as forward's
+            for j in range(a, a + b):
+                x = r[args[j] * lanes : args[j] * lanes + lanes]
+                for lane in range(lanes):
+                    accumulated[lane] += x[lane]
+            scale = params[k]
+            for lane in range(lanes):
+                o[lane] = accumulated[lane] * scale
+            continue
+        x = r[a * lanes : a * lanes + lanes]
+        if code == MUL or code == DIV:
+            y = r[b * lanes : b * lanes + lanes]
+            if code == MUL:
+                for lane in range(lanes):
+                    o[lane] = x[lane] * y[lane]
+            else:
+                for lane in range(lanes):
+                    o[lane] = x[lane] / y[lane]
+        elif code == SOFTPLUS:
+            for lane in range(lanes):
+                v = x[lane]
+                o[lane] = v if v > threshold else _logaddexp0(v, log2)
+        elif code == EXP:
+            for lane in range(lanes):
+                o[lane] = vmath.exp(x[lane])
+        elif code == LOG:
+            for lane in range(lanes):
+                o[lane] = vmath.log(x[lane])
+        elif code == TANH:
+            for lane in range(lanes):
+                o[lane] = vmath.tanh(x[lane])
+        elif code == SIGMOID:
+            for lane in range(lanes):
+                o[lane] = half * (one + vmath.tanh(half * x[lane]))
+        elif code == RELU:
+            for lane in range(lanes):
+                v = x[lane]
+                o[lane] = v if v > zero or v != v else zero
+        elif code == SQRT:
+            for lane in range(lanes):
+                o[lane] = np.sqrt(x[lane])
+        else:  # COPY
+            for lane in range(lanes):
+                o[lane] = x[lane]
+
+
+@jit
+def backward_lanes(ins, args, signs, params, regs, grads, plans, lanes, sums, scratch):
+    """``backward``'s instructions over a block laid out as ``forward_lanes``'; ``grads`` zeroed
+    and seeded by the caller; ``sums`` (float64) and ``scratch`` (the registers' dtype) have
+    ``SCRATCH_ROWS * lanes`` elements."""
+    r = borrow(regs)
+    d = borrow(grads)
+    s = borrow(sums)
+    weighted = borrow(scratch)[:lanes]
+    half = r.dtype.type(0.5)
+    one = r.dtype.type(1.0)
+    for k in range(ins.shape[0]):
+        code = ins[k, 0]
+        out = ins[k, 1]
+        a = ins[k, 2]
+        b = ins[k, 3]
+        g = d[out * lanes : out * lanes + lanes]
+        if code == SUM:  # backward's order of terms
+            for j in range(a + b - 1, a + 1, -1):
+                sign = signs[j]
+                if sign != 0:
+                    x = d[args[j] * lanes : args[j] * lanes + lanes]
+                    for lane in range(lanes):
+                        x[lane] += g[lane] * sign
+            for j in range(a, min(a + 2, a + b)):
+                sign = signs[j]
+                if sign != 0:
+                    x = d[args[j] * lanes : args[j] * lanes + lanes]
+                    for lane in range(lanes):
+                        x[lane] += g[lane] * sign
+            continue
+        if code == SOFTMAX:
+            _softmax_backward_lanes(r, d, args, a, b, out, s, plans[b], weighted)
+            continue
+        if code == REDUCE_SUM:
+            scale = d.dtype.type(params[k])
+            for j in range(a, a + b):
+                x = d[args[j] * lanes : args[j] * lanes + lanes]
+                for lane in range(lanes):
+                    x[lane] += g[lane] * scale
+            continue
+        if code == COPY:
+            continue
+        da = d[a * lanes : a * lanes + lanes]
+        ra = r[a * lanes : a * lanes + lanes]
+        y = r[out * lanes : out * lanes + lanes]
+        if code == MUL or code == MUL_A or code == DIV or code == DIV_A:
+            rb = r[b * lanes : b * lanes + lanes]
+            if code == DIV or code == DIV_A:
+                for lane in range(lanes):
+                    da[lane] += g[lane] / rb[lane]
+            else:
+                for lane in range(lanes):
+                    da[lane] += g[lane] * rb[lane]
+            db = d[b * lanes : b * lanes + lanes]
+            if code == MUL:  # after a's: x * x adds to one gradient twice, in this order
+                for lane in range(lanes):
+                    db[lane] += g[lane] * ra[lane]
+            elif code == DIV:
+                for lane in range(lanes):
+                    v = rb[lane]
+                    db[lane] += -g[lane] * ra[lane] / (v * v)
+        elif code == SOFTPLUS:
+            for lane in range(lanes):
+                da[lane] += g[lane] * half * (one + np.tanh(half * ra[lane]))
+        elif code == EXP:
+            for lane in range(lanes):
+                da[lane] += g[lane] * y[lane]
+        elif code == LOG:
+            for lane in range(lanes):
+                da[lane] += g[lane] / ra[lane]
+        elif code == TANH:
+            for lane in range(lanes):
+                da[lane] += g[lane] * (one - y[lane] * y[lane])
+        elif code == SIGMOID:
+            for lane in range(lanes):
+                da[lane] += g[lane] * (one - y[lane]) * y[lane]
+        elif code == RELU:
+            for lane in range(lanes):
+                da[lane] += g[lane] * np.sign(y[lane])
+        elif code == SQRT:
+            for lane in range(lanes):
+                da[lane] += g[lane] / (y[lane] + y[lane])
+
+
+@jit
+def value_and_grad_blocks(
+    lo, hi, lanes, forward_ins, backward_ins, args, signs, grad_signs, forward_params, backward_params, initial,
+    input_registers, inputs, output_registers, outputs, seed_registers, seeds, grad_registers, input_grads,
+    forward_plans, backward_plans, with_grad,
+):  # fmt: skip
+    """``value_and_grad_slices`` by blocks: blocks ``lo`` to ``hi`` of ``lanes`` slices each
+    (block ``k`` is slices ``k * lanes`` on, the last one cut at the batch's end), one after
+    another in this thread's own registers. A short last block runs full width on copies of its
+    last slice (the extra lanes' results are dropped)."""
+    size = len(inputs)
+    n = len(initial)
+    regs = np.empty(n * lanes, initial.dtype)
+    for i in range(n):  # constants; inputs and results are written over
+        for lane in range(lanes):
+            regs[i * lanes + lane] = initial[i]
+    grads = np.empty(n * lanes if with_grad else 0, initial.dtype)
+    # Passed in, not made there: an array only ``borrow``ed is freed at once (numba deletes a
+    # variable after its last use), and the borrowed view would write into freed memory.
+    scratch = np.empty(SCRATCH_ROWS * lanes, initial.dtype)
+    sums = np.empty(SCRATCH_ROWS * lanes)
+    for block in range(lo, hi):
+        first = block * lanes
+        width = min(lanes, size - first)
+        for i in range(len(input_registers)):
+            base = input_registers[i] * lanes
+            for lane in range(lanes):
+                regs[base + lane] = inputs[first + min(lane, width - 1), i]
+        forward_lanes(forward_ins, args, signs, forward_params, regs, forward_plans, lanes, scratch)
+        for i in range(len(output_registers)):
+            base = output_registers[i] * lanes
+            for lane in range(width):
+                outputs[first + lane, i] = regs[base + lane]
+        if not with_grad:
+            continue
+        for i in range(len(grads)):
+            grads[i] = 0
+        for i in range(len(seed_registers)):
+            base = seed_registers[i] * lanes
+            seed = grads.dtype.type(seeds[i])
+            for lane in range(lanes):
+                grads[base + lane] += seed
+        backward_lanes(
+            backward_ins, args, grad_signs, backward_params, regs, grads, backward_plans, lanes, sums, scratch
+        )
+        for i in range(len(grad_registers)):
+            base = grad_registers[i] * lanes
+            for lane in range(width):
+                input_grads[first + lane, i] = grads[base + lane]
