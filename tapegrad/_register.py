@@ -103,8 +103,9 @@ class Program:
         from ._kernels import families
 
         families.announce(kernel.forward, "register interpreter")
+        self.scratch = np.empty(kernel.MAX_GROUP, self.dtype)  # forward's, for a softmax's operands
         with _quiet_numba():
-            kernel.forward(self.forward_ins, self.args, self.signs, self.forward_params, self.regs)
+            kernel.forward(self.forward_ins, self.args, self.signs, self.forward_params, self.regs, self.scratch)
             kernel.backward(
                 self.backward_ins[:0], self.args, self.grad_signs, self.backward_params, self.regs, self.grads,
                 self.seed_registers[:0], np.zeros(0),
@@ -119,7 +120,7 @@ class Program:
         regs = self.regs
         for (start, numel), data in zip(self.input_ranges, arrays):
             regs[start : start + numel] = data.reshape(-1)
-        self._forward(self.forward_ins, self.args, self.signs, self.forward_params, regs)
+        self._forward(self.forward_ins, self.args, self.signs, self.forward_params, regs, self.scratch)
 
     def outputs(self) -> list:
         return [
@@ -333,13 +334,13 @@ def _find_plans(dtype, n: int):
     seed_registers = np.arange(count, 2 * count, dtype=np.int64)
     forward_want = np.zeros((lanes, 2 * count), dtype)
     backward_want = np.zeros((lanes, 2 * count), dtype)
-    for lane in range(lanes):  # the one-slice kernels, lane by lane
-        forward_want[lane, :count] = x[lane]
-        kernel.forward(ins, args, signs, params, forward_want[lane])
-        kernel.backward(ins, args, signs, params, y[lane], backward_want[lane], seed_registers, seeds[lane])
-    plans = np.zeros((n + 1, n, 3), np.int64)
     scratch = np.empty(kernel.SCRATCH_ROWS * lanes, dtype)
     sums = np.empty(kernel.SCRATCH_ROWS * lanes)
+    for lane in range(lanes):  # the one-slice kernels, lane by lane
+        forward_want[lane, :count] = x[lane]
+        kernel.forward(ins, args, signs, params, forward_want[lane], scratch)
+        kernel.backward(ins, args, signs, params, y[lane], backward_want[lane], seed_registers, seeds[lane])
+    plans = np.zeros((n + 1, n, 3), np.int64)
     found = []
     with _quiet_numba():
         for order in _candidate_orders(n):

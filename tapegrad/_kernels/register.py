@@ -37,10 +37,11 @@ SCRATCH_ROWS = 2 * MAX_GROUP + 2  # a lane kernel's softmax: terms, start, parti
 
 
 @jit
-def forward(ins, args, signs, params, regs):
-    """Run the instructions ``ins`` in order; every result lands in ``regs``."""
+def forward(ins, args, signs, params, regs, scratch):
+    """Run the instructions ``ins`` in order; every result lands in ``regs``. ``scratch``
+    (``MAX_GROUP`` of the registers' dtype) is the caller's: an array made here and only
+    ``borrow``ed is freed at numba's next ``del``, and a softmax wrote through freed memory."""
     r = borrow(regs)
-    scratch = np.empty(MAX_GROUP, regs.dtype)
     t = borrow(scratch)
     zero = regs.dtype.type(0.0)
     threshold = regs.dtype.type(20.0)
@@ -171,10 +172,11 @@ def value_and_grad_slices(
     this thread's own ``regs`` and ``grads``. Slice ``s`` loads ``inputs[s]`` into
     ``input_registers``, runs forward, copies ``output_registers`` to ``outputs[s]`` and, with
     ``with_grad``, runs backward and copies ``grad_registers``' gradients to ``input_grads[s]``."""
+    scratch = np.empty(MAX_GROUP, regs.dtype)
     for s in range(lo, hi):
         for i in range(len(input_registers)):
             regs[input_registers[i]] = inputs[s, i]
-        forward(forward_ins, args, signs, forward_params, regs)
+        forward(forward_ins, args, signs, forward_params, regs, scratch)
         for i in range(len(output_registers)):
             outputs[s, i] = regs[output_registers[i]]
         if with_grad:
