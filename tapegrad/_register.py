@@ -18,6 +18,7 @@ interpreter for the whole tape: ``build`` returns None, never a partial program.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import warnings
@@ -78,8 +79,13 @@ class Program:
     ``forward(arrays)`` loads the inputs and runs; ``outputs()`` reads the results;
     ``backward(seeds)`` returns every input's gradient for the last forward."""
 
-    def __init__(self, dtype, initial, instructions, input_ranges, input_shapes, output_registers, output_shapes):
+    def __init__(
+        self, dtype, initial, instructions, input_ranges, input_shapes, output_registers, output_shapes, sources=()
+    ):
         self.dtype = dtype
+        self._instructions = instructions
+        self._initial = initial.copy()  # regs as the rewrite left them (replays write over regs)
+        self._sources = sources  # (row, kept elements, registers) of the tape's leaves and constants
         (
             self.forward_ins, self.forward_params, self.backward_ins, self.backward_params, self.args, self.signs,
             self.grad_signs,
@@ -113,6 +119,17 @@ class Program:
         self._forward = kernel.forward
         self._backward = kernel.backward
         self._compiled = True
+
+    def again(self, tape) -> Program:
+        """This program for ``tape``, a recording of the same structure (``_structure``): the
+        same instructions, with ``tape``'s leaves' and constants' values in their registers."""
+        initial = self._initial.copy()
+        for row, kept, registers in self._sources:
+            initial[registers] = np.asarray(tape._slot(row), self.dtype)[kept]
+        return Program(
+            self.dtype, initial, self._instructions, self.input_ranges, self.input_shapes, self.output_registers,
+            self.output_shapes, self._sources,
+        )  # fmt: skip
 
     def forward(self, arrays) -> None:
         if not self._compiled:
@@ -405,15 +422,46 @@ def build(tape) -> Program | None:
     renames = _RENAMES[opcodes]
     if (numels[~renames] > MAX_ROW_ELEMENTS).any() or (numels[renames] > MAX_INPUT_ELEMENTS).any():
         return None
+    key = _structure(tape) if n_rows <= REWRITE_ROWS_KEPT else None
+    built = _REWRITES.get(key, _NOT_BUILT)
+    if built is not _NOT_BUILT:
+        _REWRITES.move_to_end(key)
+        return None if built is None else built.again(tape)
     collecting = gc.isenabled()
     gc.disable()  # the rewrite makes many small lists; collecting among the tape's objects took half its time
     try:
-        return _Rewrite(tape, opcodes, numels).program()
+        built = _Rewrite(tape, opcodes, numels).program()
     except _NotCoveredError:
-        return None
+        built = None
     finally:
         if collecting:
             gc.enable()
+    if key is None:
+        return built
+    _REWRITES[key] = built
+    if len(_REWRITES) > REWRITES_KEPT:
+        _REWRITES.popitem(last=False)
+    return built
+
+
+# The last few rewrites, by the tape's structure. vmap records its function on every call (a
+# function may close over tensors that change between calls), and rewriting the same 10,000-op
+# graph again took 70 ms a call, half again the replay's time. The rewrite reads a tape's values
+# only as its leaves' and constants' initial registers, so a tape of the same structure gets the
+# same instructions with its own values loaded (``Program.again``).
+REWRITES_KEPT = 4
+REWRITE_ROWS_KEPT = 1 << 18  # a key holds the rows, params and aux: about 100 bytes a row
+_REWRITES: collections.OrderedDict = collections.OrderedDict()
+_NOT_BUILT = object()
+
+
+def _structure(tape) -> tuple:
+    """Everything of ``tape`` the rewrite reads except its values, as bytes: equal keys, the
+    same program."""
+    return (
+        tape.rows.tobytes(), tape.params.tobytes(), tape.layouts.tobytes(), tape.dims.tobytes(), tape.aux.tobytes(),
+        tape.input_rows.tobytes(), tape.output_rows.tobytes(), repr(tape.input_specs),
+    )  # fmt: skip
 
 
 class _NotCoveredError(Exception):
@@ -433,7 +481,7 @@ class _Rewrite:
         self.layout_of = tape.rows[:, LAYOUT].tolist()
         self.shapes = {}
         self.n_registers = 0
-        self.initial = []  # (first register, values) of leaves and constants
+        self.initial = []  # (first register, values, row or None) of leaves, constants and numbers
         self.register_slot = []  # per register: whether its row has a gradient slot
         self.row_registers = [None] * len(opcodes)
         self.constants = {}  # float -> register holding it
@@ -455,7 +503,7 @@ class _Rewrite:
         register = self.constants.get(key)
         if register is None:
             register = self.constants[key] = self._new(1, False)
-            self.initial.append((register, np.array([value], self.dtype)))
+            self.initial.append((register, np.array([value], self.dtype), None))
         return register
 
     def _emit(self, code: int, operands: list, row: int, param: float = 0.0, results: int = 1) -> int:
@@ -480,7 +528,7 @@ class _Rewrite:
             param = params[r]
             if name in ("leaf", "constant"):
                 first = self._new(numel, bool(self.has_slot[r]))
-                self.initial.append((first, np.asarray(tape._slot(r), self.dtype)))
+                self.initial.append((first, np.asarray(tape._slot(r), self.dtype), r))
                 self.row_registers[r] = range(first, first + numel)  # indexes like a list, costs nothing
                 continue
             source = self.row_registers[in0] if in0 >= 0 else None
@@ -749,12 +797,16 @@ class _Rewrite:
             grad_signs,
         )
         initial = np.zeros(int(used.sum()), self.dtype)
-        for first, values in self.initial:
+        sources = []  # (row, its kept elements, their registers): what another tape's values fill
+        for first, values, row in self.initial:
             kept = used[first : first + len(values)]
-            initial[renumbered[first : first + len(values)][kept]] = values[kept]
+            registers = renumbered[first : first + len(values)][kept]
+            initial[registers] = values[kept]
+            if row is not None and kept.any():
+                sources.append((row, kept, registers))
         input_ranges = [(int(renumbered[start]) if numel else 0, numel) for start, numel in input_ranges]
         output_registers = [renumbered[registers] for registers in output_registers]
         return Program(
             self.dtype, initial, instructions, input_ranges, [shape for shape, _ in tape.input_specs],
-            output_registers, [tape._shape(row) for row in tape.output_rows.tolist()],
+            output_registers, [tape._shape(row) for row in tape.output_rows.tolist()], sources,
         )  # fmt: skip

@@ -486,3 +486,34 @@ def test_blocks_cover_the_batch_with_at_most_max_lanes_each(size, threads):
         return
     assert (blocks - 1) * lanes < size <= blocks * lanes  # no block empty
     assert blocks >= min(threads, size)  # work for every thread
+
+
+def test_a_recording_of_the_same_structure_reuses_the_rewrite_with_its_own_values(monkeypatch):
+    """vmap records its function on every call; the rewrite of an identical structure is kept,
+    but the values of the tensors the function closes over are the new recording's."""
+    from tapegrad import _register
+    from tapegrad.func import grad, vmap
+
+    rewrites = []
+    rewrite = _register._Rewrite
+    monkeypatch.setattr(_register, "_Rewrite", lambda *args: rewrites.append(1) or rewrite(*args))
+    monkeypatch.setattr(_register, "_REWRITES", type(_register._REWRITES)())
+    closed = [tg.tensor([0.5, -1.5, 2.0], dtype=tg.float64)]
+
+    def fn(x):
+        c = closed[0]
+        h = F.softmax(tg.stack([x[0] * c[0], x[1], x[2] * c[1]]), dim=0)
+        return (h[0] * c[2] + F.softplus(x[3] - c[1])) * x[4] / (x[5] * x[5] + 1.0)
+
+    xs = tg.tensor(np.random.default_rng(0).uniform(-1, 1, (6, 6)))
+    first = vmap(grad(fn))(xs)
+    closed[0] = tg.tensor([-0.25, 3.0, 0.75], dtype=tg.float64)  # the same graph, other constants
+    second = vmap(grad(fn))(xs)
+    assert len(rewrites) == 1
+    for s in range(6):
+        tape = tg.record(fn, xs[s].numpy())
+        _, (expected,) = tape.value_and_grad(xs[s].numpy())
+        _assert_same(second[s].numpy(), expected.numpy())
+    assert not np.array_equal(first.numpy(), second.numpy())
+    vmap(grad(lambda x: fn(x) * 2.0))(xs)  # another structure: rewritten
+    assert len(rewrites) == 2
