@@ -182,18 +182,7 @@ class Program:
         if plans is None:
             _per_slice(self, kernel, inputs, outputs, seeds, grads, with_grad, threads)
         else:
-            lanes, blocks = _blocking(size, threads)
-
-            def run(lo, hi):  # each thread in registers of its own
-                kernel.value_and_grad_blocks(
-                    lo, hi, lanes, self.forward_ins, self.backward_ins, self.args, self.signs, self.grad_signs,
-                    self.forward_params, self.backward_params, self.regs, input_registers, inputs, self.seed_registers,
-                    outputs, self.seed_registers, seeds, input_registers, grads, plans[0], plans[1], with_grad,
-                )  # fmt: skip
-
-            with _quiet_numba():  # a first call compiles the kernel, once, before threads call it
-                run(0, 0)
-            _split_over_threads(run, blocks, threads)
+            self._by_lanes(kernel, plans, inputs, outputs, seeds, grads, with_grad, threads)
         if with_grad:
             position = 0
             for index, numel in enumerate(numels):
@@ -201,6 +190,55 @@ class Program:
                     grads[:, position : position + numel] = 0
                 position += numel
         return _split(outputs, self.output_shapes, size), _split(grads, self.input_shapes, size) if with_grad else []
+
+    def _by_lanes(self, kernel, plans, inputs, outputs, seeds, grads, with_grad, threads) -> None:
+        """``replay_batch``'s work in blocks of lanes (``forward_lanes``/``backward_lanes``),
+        the blocks split over ``threads``."""
+        lanes, blocks = _blocking(len(inputs), threads)
+        n = len(self.regs)
+        constants = self._constant_registers()
+        forward_plans, backward_plans = plans
+        arguments = (self.args, self.signs, self.forward_params)
+        backward_arguments = (self.args, self.grad_signs, self.backward_params)
+        grad_registers = self.input_registers
+
+        def run(lo, hi):
+            # Each thread in registers of its own; the constants' set once, the rest is written
+            # before it is read.
+            regs = np.empty(n * lanes, self.dtype)
+            regs.reshape(n, lanes)[constants] = self._initial[constants, None]
+            grads_ = np.empty(n * lanes if with_grad else 0, self.dtype)
+            scratch = np.empty(kernel.SCRATCH_ROWS * lanes, self.dtype)
+            sums = np.empty(kernel.SCRATCH_ROWS * lanes)
+            for block in range(lo, hi):
+                first = block * lanes
+                kernel.forward_lanes(
+                    self.forward_ins, *arguments, regs, forward_plans, lanes, scratch, first, inputs,
+                    self.input_registers, outputs, self.seed_registers,
+                )  # fmt: skip
+                if with_grad:
+                    kernel.backward_lanes(
+                        self.backward_ins, *backward_arguments, regs, grads_, backward_plans, lanes, sums, scratch, first,
+                        self.seed_registers, seeds, grads, grad_registers,
+                    )  # fmt: skip
+
+        _compile_lanes(kernel, self.dtype)  # once, before the threads call them
+        _split_over_threads(run, blocks, threads)
+
+    def _constant_registers(self) -> np.ndarray:
+        """The registers a replay reads but neither computes nor loads: numbers and constants."""
+        constants = getattr(self, "_constants", None)
+        if constants is None:
+            ins = self.forward_ins
+            computed = np.zeros(len(self.regs) + 1, np.bool_)
+            computed[ins[:, 1]] = True
+            softmax = ins[ins[:, 0] == SOFTMAX]
+            widths = softmax[:, 3]
+            starts = np.repeat(softmax[:, 1] - np.cumsum(widths) + widths, widths)
+            computed[starts + np.arange(widths.sum())] = True
+            computed[self.input_registers] = True
+            constants = self._constants = np.flatnonzero(~computed[:-1])
+        return constants
 
 
 MAX_LANES = 64  # slices per block: measured 32-128 on the graph workload, 64 best (256: 1.4x slower)
@@ -230,6 +268,30 @@ def _split_over_threads(run, count: int, threads: int) -> None:
 
     bounds = np.linspace(0, count, threads + 1).astype(int)
     list(pool(threads).map(run, bounds[:-1], bounds[1:]))
+
+
+_LANES_COMPILED: set = set()
+
+
+def _compile_lanes(kernel, dtype) -> None:
+    """Compile (or load) ``forward_lanes`` and ``backward_lanes`` for ``dtype``: a call on one
+    lane of nothing."""
+    if dtype in _LANES_COMPILED:
+        return
+    from ._kernels import families
+
+    families.announce(kernel.forward_lanes, "register interpreter for batches")
+    ins, registers, plans = np.zeros((0, 4), np.int64), np.zeros(0, np.int64), np.zeros((1, 1, 3), np.int64)
+    one, wide, scratch = np.zeros(1, dtype), np.zeros((1, 1), dtype), np.zeros(kernel.SCRATCH_ROWS, dtype)
+    with _quiet_numba():
+        kernel.forward_lanes(
+            ins, registers, one, np.zeros(1), one, plans, 1, scratch, 0, wide, registers, wide, registers
+        )
+        kernel.backward_lanes(
+            ins, registers, one, np.zeros(1), one, one.copy(), plans, 1, np.zeros(kernel.SCRATCH_ROWS), scratch, 0,
+            registers, np.zeros(0), wide, registers,
+        )  # fmt: skip
+    _LANES_COMPILED.add(dtype)
 
 
 def _per_slice(program, kernel, inputs, outputs, seeds, grads, with_grad, threads) -> None:
@@ -335,11 +397,13 @@ def _find_plans(dtype, n: int):
     """The plans (forward, backward) with which the lane kernel's softmax of ``n`` terms gives
     ``forward``'s and ``backward``'s bits on random probes, or None."""
     kernel = _kernel()
+    _compile_lanes(kernel, dtype)
     rng = np.random.default_rng(n)
     count, lanes = PROBES * n, PROBE_LANES
     # One program of PROBES softmaxes: operands 0..count-1, results count..2*count-1.
     ins = np.array([[SOFTMAX, count + p * n, p * n, n] for p in range(PROBES)], np.int64)
-    args = np.arange(count, dtype=np.int64)
+    args = registers = np.arange(count, dtype=np.int64)
+    every = np.arange(2 * count, dtype=np.int64)
     signs = np.ones(count, dtype)
     params = np.zeros(PROBES)
     # Exponentials over many binades (terms from 1 down to e**-30) and, backward, outputs and
@@ -347,8 +411,7 @@ def _find_plans(dtype, n: int):
     x = rng.uniform(-30.0, 5.0, (lanes, count)).astype(dtype)
     y = (rng.uniform(1, 2, (lanes, 2 * count)) * 2.0 ** rng.integers(-20, 20, (lanes, 2 * count))).astype(dtype)
     y *= rng.choice(np.array([-1, 1], dtype), (lanes, 2 * count))
-    seeds = rng.uniform(1, 2, (lanes, count)) * 2.0 ** rng.integers(-20, 20, (lanes, count))
-    seed_registers = np.arange(count, 2 * count, dtype=np.int64)
+    seeds = rng.uniform(1, 2, count) * 2.0 ** rng.integers(-20, 20, count)
     forward_want = np.zeros((lanes, 2 * count), dtype)
     backward_want = np.zeros((lanes, 2 * count), dtype)
     scratch = np.empty(kernel.SCRATCH_ROWS * lanes, dtype)
@@ -356,29 +419,27 @@ def _find_plans(dtype, n: int):
     for lane in range(lanes):  # the one-slice kernels, lane by lane
         forward_want[lane, :count] = x[lane]
         kernel.forward(ins, args, signs, params, forward_want[lane], scratch)
-        kernel.backward(ins, args, signs, params, y[lane], backward_want[lane], seed_registers, seeds[lane])
+        kernel.backward(ins, args, signs, params, y[lane], backward_want[lane], every[count:], seeds)
     plans = np.zeros((n + 1, n, 3), np.int64)
+    regs = np.zeros(2 * count * lanes, dtype)
+    got = np.empty((lanes, 2 * count), dtype)
     found = []
-    with _quiet_numba():
-        for order in _candidate_orders(n):
-            plans[n] = order
-            regs = np.zeros((2 * count, lanes), dtype)
-            regs[:count] = x.T
-            kernel.forward_lanes(ins, args, signs, params, regs.reshape(-1), plans, lanes, scratch)
-            if regs.T.tobytes() == forward_want.tobytes():
-                found.append(order)
-                break
-        for order in _candidate_orders(n):
-            plans[n] = order
-            grads = np.zeros((2 * count, lanes), dtype)
-            grads[count:] = seeds.T.astype(dtype)
-            kernel.backward_lanes(
-                ins, args, signs, params, np.ascontiguousarray(y.T).reshape(-1), grads.reshape(-1), plans, lanes,
-                sums, scratch,
-            )  # fmt: skip
-            if grads.T.tobytes() == backward_want.tobytes():
-                found.append(order)
-                break
+    for order in _candidate_orders(n):
+        plans[n] = order
+        kernel.forward_lanes(ins, args, signs, params, regs, plans, lanes, scratch, 0, x, registers, got, every)
+        if got.tobytes() == forward_want.tobytes():
+            found.append(order)
+            break
+    regs[:] = y.T.reshape(-1)
+    grads = np.empty_like(regs)
+    for order in _candidate_orders(n):
+        plans[n] = order
+        kernel.backward_lanes(
+            ins, args, signs, params, regs, grads, plans, lanes, sums, scratch, 0, every[count:], seeds, got, every
+        )
+        if got.tobytes() == backward_want.tobytes():
+            found.append(order)
+            break
     return tuple(found) if len(found) == 2 else None
 
 

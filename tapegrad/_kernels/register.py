@@ -283,13 +283,24 @@ def _softmax_backward_lanes(r, d, args, a, b, out, s, plan, weighted):
 
 
 @jit
-def forward_lanes(ins, args, signs, params, regs, plans, lanes, scratch):
-    """``forward`` over a block: register ``i`` of lane ``l`` is ``regs[i * lanes + l]``;
-    ``plans[n]`` is the plan of a softmax's sum over ``n`` terms; ``scratch`` (the registers'
-    dtype) has ``SCRATCH_ROWS * lanes`` elements."""
+def forward_lanes(
+    ins, args, signs, params, regs, plans, lanes, scratch, first, inputs, input_registers, outputs, output_registers
+):
+    """``forward`` over the block of slices ``first`` to ``first + lanes`` of a batch: loads
+    ``inputs[s]`` (one row per slice) into ``input_registers``, runs ``ins`` and copies
+    ``output_registers`` to ``outputs[s]``. Register ``i`` of lane ``l`` is
+    ``regs[i * lanes + l]`` (the caller fills the constants' once); ``plans[n]`` is the plan
+    of a softmax's sum over ``n`` terms; ``scratch`` (the registers' dtype) has
+    ``SCRATCH_ROWS * lanes`` elements. A block past the batch's end runs full width on copies of
+    its last slice, whose results are dropped."""
     r = borrow(regs)
     s = borrow(scratch)
     shift = s[(SCRATCH_ROWS - 1) * lanes : SCRATCH_ROWS * lanes]
+    width = min(lanes, len(inputs) - first)
+    for i in range(len(input_registers)):
+        x = r[input_registers[i] * lanes : input_registers[i] * lanes + lanes]
+        for lane in range(lanes):
+            x[lane] = inputs[first + min(lane, width - 1), i]
     zero = regs.dtype.type(0.0)
     threshold = regs.dtype.type(20.0)
     log2 = regs.dtype.type(np.log(2.0))
@@ -344,12 +355,13 @@ def forward_lanes(ins, args, signs, params, regs, plans, lanes, scratch):
         elif code == LOG:
             for lane in range(lanes):
                 o[lane] = vmath.log(x[lane])
-        elif code == TANH:
+        elif code == TANH or code == SIGMOID:  # one inlined tanh: it is most of this kernel's compile
+            scale = half if code == SIGMOID else one  # 1 * x is x, to the bit
             for lane in range(lanes):
-                o[lane] = vmath.tanh(x[lane])
-        elif code == SIGMOID:
-            for lane in range(lanes):
-                o[lane] = half * (one + vmath.tanh(half * x[lane]))
+                o[lane] = vmath.tanh(scale * x[lane])
+            if code == SIGMOID:
+                for lane in range(lanes):
+                    o[lane] = half * (one + o[lane])
         elif code == RELU:
             for lane in range(lanes):
                 v = x[lane]
@@ -360,17 +372,32 @@ def forward_lanes(ins, args, signs, params, regs, plans, lanes, scratch):
         else:  # COPY
             for lane in range(lanes):
                 o[lane] = x[lane]
+    for i in range(len(output_registers)):
+        y = r[output_registers[i] * lanes : output_registers[i] * lanes + lanes]
+        for lane in range(width):
+            outputs[first + lane, i] = y[lane]
 
 
 @jit
-def backward_lanes(ins, args, signs, params, regs, grads, plans, lanes, sums, scratch):
-    """``backward``'s instructions over a block laid out as ``forward_lanes``'; ``grads`` zeroed
-    and seeded by the caller; ``sums`` (float64) and ``scratch`` (the registers' dtype) have
-    ``SCRATCH_ROWS * lanes`` elements."""
+def backward_lanes(
+    ins, args, signs, params, regs, grads, plans, lanes, sums, scratch, first, seed_registers, seeds, input_grads,
+    grad_registers,
+):  # fmt: skip
+    """``backward`` over the block ``forward_lanes`` just ran: zeroes ``grads`` (laid out as
+    ``regs``), adds ``seeds`` (float64, the same for every slice) at ``seed_registers``, runs
+    ``ins`` and copies ``grad_registers``' gradients to ``input_grads[s]``. ``sums`` (float64)
+    and ``scratch`` (the registers' dtype) have ``SCRATCH_ROWS * lanes`` elements."""
     r = borrow(regs)
     d = borrow(grads)
     s = borrow(sums)
     weighted = borrow(scratch)[:lanes]
+    for i in range(len(grads)):
+        d[i] = 0
+    for i in range(len(seed_registers)):
+        seed = d.dtype.type(seeds[i])
+        x = d[seed_registers[i] * lanes : seed_registers[i] * lanes + lanes]
+        for lane in range(lanes):
+            x[lane] += seed
     half = r.dtype.type(0.5)
     one = r.dtype.type(1.0)
     for k in range(ins.shape[0]):
@@ -379,60 +406,52 @@ def backward_lanes(ins, args, signs, params, regs, grads, plans, lanes, sums, sc
         a = ins[k, 2]
         b = ins[k, 3]
         g = d[out * lanes : out * lanes + lanes]
-        if code == SUM:  # backward's order of terms
-            for j in range(a + b - 1, a + 1, -1):
-                sign = signs[j]
-                if sign != 0:
-                    x = d[args[j] * lanes : args[j] * lanes + lanes]
-                    for lane in range(lanes):
-                        x[lane] += g[lane] * sign
-            for j in range(a, min(a + 2, a + b)):
-                sign = signs[j]
-                if sign != 0:
-                    x = d[args[j] * lanes : args[j] * lanes + lanes]
-                    for lane in range(lanes):
-                        x[lane] += g[lane] * sign
+        if code == SUM or code == REDUCE_SUM:
+            # One loop for both (fewer loops to vectorize, less to compile): each term takes g
+            # times its sign (SUM; 0: no gradient slot) or the scale (REDUCE_SUM), in backward's
+            # order: a folded SUM chain ((t0 + t1) + t2) + t3 reaches t3, t2, then t0 and t1.
+            scale = d.dtype.type(params[k])
+            tail = max(b - 2, 0)
+            for t in range(b):
+                if code == REDUCE_SUM:
+                    j = a + t
+                    factor = scale
+                else:
+                    j = a + b - 1 - t if t < tail else a + t - tail
+                    factor = signs[j]
+                    if factor == 0:
+                        continue
+                x = d[args[j] * lanes : args[j] * lanes + lanes]
+                for lane in range(lanes):
+                    x[lane] += g[lane] * factor
             continue
         if code == SOFTMAX:
             _softmax_backward_lanes(r, d, args, a, b, out, s, plans[b], weighted)
-            continue
-        if code == REDUCE_SUM:
-            scale = d.dtype.type(params[k])
-            for j in range(a, a + b):
-                x = d[args[j] * lanes : args[j] * lanes + lanes]
-                for lane in range(lanes):
-                    x[lane] += g[lane] * scale
             continue
         if code == COPY:
             continue
         da = d[a * lanes : a * lanes + lanes]
         ra = r[a * lanes : a * lanes + lanes]
         y = r[out * lanes : out * lanes + lanes]
-        if code == MUL or code == MUL_A or code == DIV or code == DIV_A:
-            rb = r[b * lanes : b * lanes + lanes]
-            if code == DIV or code == DIV_A:
-                for lane in range(lanes):
-                    da[lane] += g[lane] / rb[lane]
-            else:
-                for lane in range(lanes):
-                    da[lane] += g[lane] * rb[lane]
-            db = d[b * lanes : b * lanes + lanes]
+        if code == MUL or code == MUL_A or code == EXP:  # g times b's value, or exp's result
+            v = y if code == EXP else r[b * lanes : b * lanes + lanes]
+            for lane in range(lanes):
+                da[lane] += g[lane] * v[lane]
             if code == MUL:  # after a's: x * x adds to one gradient twice, in this order
+                db = d[b * lanes : b * lanes + lanes]
                 for lane in range(lanes):
                     db[lane] += g[lane] * ra[lane]
-            elif code == DIV:
+        elif code == DIV or code == DIV_A or code == LOG:  # g over b's value, or log's operand
+            v = ra if code == LOG else r[b * lanes : b * lanes + lanes]
+            for lane in range(lanes):
+                da[lane] += g[lane] / v[lane]
+            if code == DIV:
+                db = d[b * lanes : b * lanes + lanes]
                 for lane in range(lanes):
-                    v = rb[lane]
-                    db[lane] += -g[lane] * ra[lane] / (v * v)
+                    db[lane] += -g[lane] * ra[lane] / (v[lane] * v[lane])
         elif code == SOFTPLUS:
             for lane in range(lanes):
                 da[lane] += g[lane] * half * (one + np.tanh(half * ra[lane]))
-        elif code == EXP:
-            for lane in range(lanes):
-                da[lane] += g[lane] * y[lane]
-        elif code == LOG:
-            for lane in range(lanes):
-                da[lane] += g[lane] / ra[lane]
         elif code == TANH:
             for lane in range(lanes):
                 da[lane] += g[lane] * (one - y[lane] * y[lane])
@@ -445,54 +464,8 @@ def backward_lanes(ins, args, signs, params, regs, grads, plans, lanes, sums, sc
         elif code == SQRT:
             for lane in range(lanes):
                 da[lane] += g[lane] / (y[lane] + y[lane])
-
-
-@jit
-def value_and_grad_blocks(
-    lo, hi, lanes, forward_ins, backward_ins, args, signs, grad_signs, forward_params, backward_params, initial,
-    input_registers, inputs, output_registers, outputs, seed_registers, seeds, grad_registers, input_grads,
-    forward_plans, backward_plans, with_grad,
-):  # fmt: skip
-    """``value_and_grad_slices`` by blocks: blocks ``lo`` to ``hi`` of ``lanes`` slices each
-    (block ``k`` is slices ``k * lanes`` on, the last one cut at the batch's end), one after
-    another in this thread's own registers. A short last block runs full width on copies of its
-    last slice (the extra lanes' results are dropped)."""
-    size = len(inputs)
-    n = len(initial)
-    regs = np.empty(n * lanes, initial.dtype)
-    for i in range(n):  # constants; inputs and results are written over
-        for lane in range(lanes):
-            regs[i * lanes + lane] = initial[i]
-    grads = np.empty(n * lanes if with_grad else 0, initial.dtype)
-    # Passed in, not made there: an array only ``borrow``ed is freed at once (numba deletes a
-    # variable after its last use), and the borrowed view would write into freed memory.
-    scratch = np.empty(SCRATCH_ROWS * lanes, initial.dtype)
-    sums = np.empty(SCRATCH_ROWS * lanes)
-    for block in range(lo, hi):
-        first = block * lanes
-        width = min(lanes, size - first)
-        for i in range(len(input_registers)):
-            base = input_registers[i] * lanes
-            for lane in range(lanes):
-                regs[base + lane] = inputs[first + min(lane, width - 1), i]
-        forward_lanes(forward_ins, args, signs, forward_params, regs, forward_plans, lanes, scratch)
-        for i in range(len(output_registers)):
-            base = output_registers[i] * lanes
-            for lane in range(width):
-                outputs[first + lane, i] = regs[base + lane]
-        if not with_grad:
-            continue
-        for i in range(len(grads)):
-            grads[i] = 0
-        for i in range(len(seed_registers)):
-            base = seed_registers[i] * lanes
-            seed = grads.dtype.type(seeds[i])
-            for lane in range(lanes):
-                grads[base + lane] += seed
-        backward_lanes(
-            backward_ins, args, grad_signs, backward_params, regs, grads, backward_plans, lanes, sums, scratch
-        )
-        for i in range(len(grad_registers)):
-            base = grad_registers[i] * lanes
-            for lane in range(width):
-                input_grads[first + lane, i] = grads[base + lane]
+    width = min(lanes, len(input_grads) - first)
+    for i in range(len(grad_registers)):
+        x = d[grad_registers[i] * lanes : grad_registers[i] * lanes + lanes]
+        for lane in range(width):
+            input_grads[first + lane, i] = x[lane]
