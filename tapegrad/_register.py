@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import threading
 import warnings
 
 import numpy as np
@@ -484,9 +485,11 @@ def build(tape) -> Program | None:
     if (numels[~renames] > MAX_ROW_ELEMENTS).any() or (numels[renames] > MAX_INPUT_ELEMENTS).any():
         return None
     key = _structure(tape) if n_rows <= REWRITE_ROWS_KEPT else None
-    built = _REWRITES.get(key, _NOT_BUILT)
+    with _REWRITES_LOCK:  # threads may record and replay at once
+        built = _REWRITES.get(key, _NOT_BUILT)
+        if built is not _NOT_BUILT:
+            _REWRITES.move_to_end(key)
     if built is not _NOT_BUILT:
-        _REWRITES.move_to_end(key)
         return None if built is None else built.again(tape)
     collecting = gc.isenabled()
     gc.disable()  # the rewrite makes many small lists; collecting among the tape's objects took half its time
@@ -499,9 +502,10 @@ def build(tape) -> Program | None:
             gc.enable()
     if key is None:
         return built
-    _REWRITES[key] = built
-    if len(_REWRITES) > REWRITES_KEPT:
-        _REWRITES.popitem(last=False)
+    with _REWRITES_LOCK:
+        _REWRITES[key] = built
+        if len(_REWRITES) > REWRITES_KEPT:
+            _REWRITES.popitem(last=False)
     return built
 
 
@@ -513,6 +517,7 @@ def build(tape) -> Program | None:
 REWRITES_KEPT = 4
 REWRITE_ROWS_KEPT = 1 << 18  # a key holds the rows, params and aux: about 100 bytes a row
 _REWRITES: collections.OrderedDict = collections.OrderedDict()
+_REWRITES_LOCK = threading.Lock()
 _NOT_BUILT = object()
 
 
