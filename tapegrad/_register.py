@@ -195,8 +195,8 @@ class Program:
     def _by_lanes(self, kernel, plans, inputs, outputs, seeds, grads, with_grad, threads) -> None:
         """``replay_batch``'s work in blocks of lanes (``forward_lanes``/``backward_lanes``),
         the blocks split over ``threads``."""
-        lanes, blocks = _blocking(len(inputs), threads)
         n = len(self.regs)
+        lanes, blocks = _blocking(len(inputs), threads, max(1, MAX_BLOCK_BYTES // (n * self.dtype.itemsize)))
         constants = self._constant_registers()
         forward_plans, backward_plans = plans
         arguments = (self.args, self.signs, self.forward_params)
@@ -206,11 +206,11 @@ class Program:
         def run(lo, hi):
             # Each thread in registers of its own; the constants' set once, the rest is written
             # before it is read.
-            regs = np.empty(n * lanes, self.dtype)
+            regs = _thread_buffer("registers", n * lanes, self.dtype)
             regs.reshape(n, lanes)[constants] = self._initial[constants, None]
-            grads_ = np.empty(n * lanes if with_grad else 0, self.dtype)
-            scratch = np.empty(kernel.SCRATCH_ROWS * lanes, self.dtype)
-            sums = np.empty(kernel.SCRATCH_ROWS * lanes)
+            grads_ = _thread_buffer("gradients", n * lanes if with_grad else 0, self.dtype)
+            scratch = _thread_buffer("scratch", kernel.SCRATCH_ROWS * lanes, self.dtype)
+            sums = _thread_buffer("sums", kernel.SCRATCH_ROWS * lanes, np.float64)
             for block in range(lo, hi):
                 first = block * lanes
                 kernel.forward_lanes(
@@ -243,19 +243,41 @@ class Program:
 
 
 MAX_LANES = 64  # slices per block: measured 32-128 on the graph workload, 64 best (256: 1.4x slower)
+# A block's registers (and as many gradients) take at most this, fewer lanes where a program has
+# many registers: the graph's 17,601 registers are 140 KB a lane in float64.
+MAX_BLOCK_BYTES = 10 << 20
 
 
-def _blocking(size: int, threads: int) -> tuple:
-    """``(lanes, blocks)`` for a batch of ``size``: blocks of at most ``MAX_LANES`` slices, at
-    least one per thread, as even as a multiple of four lanes (float64's vector width here)
-    allows; the last block may be short."""
+def _blocking(size: int, threads: int, most: int = MAX_LANES) -> tuple:
+    """``(lanes, blocks)`` for a batch of ``size``: blocks of at most ``MAX_LANES`` (and
+    ``most``) slices, at least one per thread, as even as a multiple of four lanes (float64's
+    vector width here) allows; the last block may be short."""
     if size == 0:
         return 1, 0
-    blocks = max(-(-size // MAX_LANES), min(threads, size))
+    most = max(1, min(most, MAX_LANES))
+    blocks = max(-(-size // most), min(threads, size))
     lanes = -(-size // blocks)
     if lanes > 4:
-        lanes = -(-lanes // 4) * 4
+        lanes = min(-(-lanes // 4) * 4, max(most - most % 4, 4))
     return lanes, -(-size // lanes)
+
+
+_THREAD_BUFFERS = threading.local()
+
+
+def _thread_buffer(name: str, size: int, dtype) -> np.ndarray:
+    """``size`` elements of ``dtype`` that this thread keeps for its next call (bytes, grown as
+    needed, at most ``MAX_BLOCK_BYTES`` for the registers and gradients): fresh pages cost a
+    fault each, and allocating a block's 9 MB of registers anew took 3-50 ms on this machine,
+    more than a 128-slice batch's arithmetic. The pool's threads live as long as the process."""
+    buffers = getattr(_THREAD_BUFFERS, "buffers", None)
+    if buffers is None:
+        buffers = _THREAD_BUFFERS.buffers = {}
+    dtype = np.dtype(dtype)
+    kept = buffers.get(name)
+    if kept is None or len(kept) < size * dtype.itemsize:
+        kept = buffers[name] = np.empty(size * dtype.itemsize, np.uint8)
+    return kept[: size * dtype.itemsize].view(dtype)
 
 
 def _split_over_threads(run, count: int, threads: int) -> None:

@@ -473,14 +473,15 @@ def test_vectorized_orders_are_left_to_right_or_strided_lanes_folded_by_halves()
     assert order[-1, 1:].tolist() == [order[-2, 0], 8]
 
 
+@pytest.mark.parametrize("most", [64, 7, 5, 1])
 @pytest.mark.parametrize(
     ("size", "threads"), [(0, 2), (1, 1), (1, 2), (3, 2), (17, 2), (100, 2), (1024, 2), (1024, 1), (5000, 3)]
 )
-def test_blocks_cover_the_batch_with_at_most_max_lanes_each(size, threads):
+def test_blocks_cover_the_batch_with_at_most_max_lanes_each(size, threads, most):
     from tapegrad import _register
 
-    lanes, blocks = _register._blocking(size, threads)
-    assert 1 <= lanes <= _register.MAX_LANES
+    lanes, blocks = _register._blocking(size, threads, most)
+    assert 1 <= lanes <= min(most, _register.MAX_LANES)
     if size == 0:
         assert blocks == 0
         return
