@@ -161,10 +161,10 @@ class Program:
         batch replay gives them). Returns ``(outputs, grads)``: a ``(size, *shape)`` array per
         output and, with ``seeds``, per input.
 
-        Blocks of up to ``MAX_LANES`` slices run together, one instruction over the whole block
-        (``value_and_grad_blocks``), on ``threads`` threads; a program whose softmax sums no
-        plan reproduces (``_sum_plans``) runs one slice at a time instead. Either way each
-        slice's bits are those of ``forward`` and ``backward`` on that slice."""
+        Blocks of up to ``MAX_LANES`` slices run together, one instruction over the whole
+        block (``forward_lanes``/``backward_lanes``), on ``threads`` threads; a program whose
+        softmax sums no plan reproduces (``_sum_plans``) runs one slice at a time instead.
+        Either way each slice's bits are those of ``forward`` and ``backward`` on that slice."""
         if not self._compiled:
             self._compile()
         kernel = _kernel()
@@ -267,9 +267,10 @@ _THREAD_BUFFERS = threading.local()
 
 def _thread_buffer(name: str, size: int, dtype) -> np.ndarray:
     """``size`` elements of ``dtype`` that this thread keeps for its next call (bytes, grown as
-    needed, at most ``MAX_BLOCK_BYTES`` for the registers and gradients): fresh pages cost a
-    fault each, and allocating a block's 9 MB of registers anew took 3-50 ms on this machine,
-    more than a 128-slice batch's arithmetic. The pool's threads live as long as the process."""
+    needed; for the registers and gradients at most ``MAX_BLOCK_BYTES`` or one lane): fresh
+    pages cost a fault each, and allocating a block's 9 MB of registers anew took 3-50 ms on
+    this machine, more than a 128-slice batch's arithmetic. The pool's threads live as long as
+    the process."""
     buffers = getattr(_THREAD_BUFFERS, "buffers", None)
     if buffers is None:
         buffers = _THREAD_BUFFERS.buffers = {}
@@ -398,8 +399,9 @@ def _candidate_orders(n: int) -> list:
 
 def _sum_plans(program):
     """``(forward plans, backward plans)`` for the program's softmax widths, as
-    ``value_and_grad_blocks`` takes them (``plans[n]``: the plan for ``n`` terms), or None when
-    some width has none (or the program has a softmax wider than the kernel's scratch)."""
+    ``forward_lanes``/``backward_lanes`` take them (``plans[n]``: the plan for ``n`` terms), or
+    None when some width has none (or the program has a softmax wider than the kernel's
+    scratch)."""
     widths = program.softmax_widths
     largest = max(widths, default=0)
     forward_plans = np.zeros((largest + 1, max(largest, 1), 3), np.int64)
