@@ -18,8 +18,10 @@ interpreter for the whole tape: ``build`` returns None, never a partial program.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
+import threading
 import warnings
 
 import numpy as np
@@ -78,8 +80,13 @@ class Program:
     ``forward(arrays)`` loads the inputs and runs; ``outputs()`` reads the results;
     ``backward(seeds)`` returns every input's gradient for the last forward."""
 
-    def __init__(self, dtype, initial, instructions, input_ranges, input_shapes, output_registers, output_shapes):
+    def __init__(
+        self, dtype, initial, instructions, input_ranges, input_shapes, output_registers, output_shapes, sources=()
+    ):
         self.dtype = dtype
+        self._instructions = instructions
+        self._initial = initial.copy()  # regs as the rewrite left them (replays write over regs)
+        self._sources = sources  # (row, kept elements, registers) of the tape's leaves and constants
         (
             self.forward_ins, self.forward_params, self.backward_ins, self.backward_params, self.args, self.signs,
             self.grad_signs,
@@ -91,6 +98,10 @@ class Program:
         self.output_registers = output_registers  # one flat register array per output
         self.output_shapes = output_shapes
         self.seed_registers = np.concatenate(output_registers) if output_registers else np.zeros(0, np.int64)
+        self.input_registers = np.array(
+            [r for start, numel in input_ranges for r in range(start, start + numel)], np.int64
+        )
+        self.softmax_widths = sorted(set(self.forward_ins[self.forward_ins[:, 0] == SOFTMAX, 3].tolist()))
         self._compiled = False
 
     def _compile(self) -> None:
@@ -99,8 +110,9 @@ class Program:
         from ._kernels import families
 
         families.announce(kernel.forward, "register interpreter")
+        self.scratch = np.empty(kernel.MAX_GROUP, self.dtype)  # forward's, for a softmax's operands
         with _quiet_numba():
-            kernel.forward(self.forward_ins, self.args, self.signs, self.forward_params, self.regs)
+            kernel.forward(self.forward_ins, self.args, self.signs, self.forward_params, self.regs, self.scratch)
             kernel.backward(
                 self.backward_ins[:0], self.args, self.grad_signs, self.backward_params, self.regs, self.grads,
                 self.seed_registers[:0], np.zeros(0),
@@ -109,13 +121,24 @@ class Program:
         self._backward = kernel.backward
         self._compiled = True
 
+    def again(self, tape) -> Program:
+        """This program for ``tape``, a recording of the same structure (``_structure``): the
+        same instructions, with ``tape``'s leaves' and constants' values in their registers."""
+        initial = self._initial.copy()
+        for row, kept, registers in self._sources:
+            initial[registers] = np.asarray(tape._slot(row), self.dtype)[kept]
+        return Program(
+            self.dtype, initial, self._instructions, self.input_ranges, self.input_shapes, self.output_registers,
+            self.output_shapes, self._sources,
+        )  # fmt: skip
+
     def forward(self, arrays) -> None:
         if not self._compiled:
             self._compile()
         regs = self.regs
         for (start, numel), data in zip(self.input_ranges, arrays):
             regs[start : start + numel] = data.reshape(-1)
-        self._forward(self.forward_ins, self.args, self.signs, self.forward_params, regs)
+        self._forward(self.forward_ins, self.args, self.signs, self.forward_params, regs, self.scratch)
 
     def outputs(self) -> list:
         return [
@@ -136,7 +159,12 @@ class Program:
         """``Tape._replay_batch`` on the register program: ``arrays`` checked, ``wanted`` the
         input positions whose gradients are asked for (the others' are zeros, as the general
         batch replay gives them). Returns ``(outputs, grads)``: a ``(size, *shape)`` array per
-        output and, with ``seeds``, per input."""
+        output and, with ``seeds``, per input.
+
+        Blocks of up to ``MAX_LANES`` slices run together, one instruction over the whole
+        block (``forward_lanes``/``backward_lanes``), on ``threads`` threads; a program whose
+        softmax sums no plan reproduces (``_sum_plans``) runs one slice at a time instead.
+        Either way each slice's bits are those of ``forward`` and ``backward`` on that slice."""
         if not self._compiled:
             self._compile()
         kernel = _kernel()
@@ -146,28 +174,16 @@ class Program:
         for data, is_batched, numel in zip(arrays, batched, numels):
             inputs[:, position : position + numel] = data.reshape(size, numel) if is_batched else data.reshape(numel)
             position += numel
-        input_registers = np.concatenate([np.arange(start, start + numel) for start, numel in self.input_ranges])
+        input_registers = self.input_registers
         with_grad = seeds is not None
         outputs = np.empty((size, len(self.seed_registers)), self.dtype)
-        grads = np.zeros((size if with_grad else 0, len(input_registers)), self.dtype)
+        grads = np.empty((size if with_grad else 0, len(input_registers)), self.dtype)
         seeds = np.zeros(0) if seeds is None else np.asarray(seeds, np.float64).reshape(-1)
-
-        def run(lo, hi):  # each thread in registers of its own
-            kernel.value_and_grad_slices(
-                lo, hi, self.forward_ins, self.backward_ins, self.args, self.signs, self.grad_signs, self.forward_params,
-                self.backward_params, self.regs.copy(), np.zeros_like(self.grads), input_registers, inputs,
-                self.seed_registers, outputs, self.seed_registers, seeds, input_registers, grads, with_grad,
-            )  # fmt: skip
-
-        with _quiet_numba():  # the first slice alone: its call compiles the kernel
-            run(0, min(1, size))
-        bounds = np.linspace(1, size, max(1, min(threads, size - 1)) + 1).astype(int)
-        if len(bounds) > 2:
-            from ._threads import pool
-
-            list(pool(len(bounds) - 1).map(run, bounds[:-1], bounds[1:]))
-        elif size > 1:
-            run(1, size)
+        plans = _sum_plans(self)
+        if plans is None:
+            _per_slice(self, kernel, inputs, outputs, seeds, grads, with_grad, threads)
+        else:
+            self._by_lanes(kernel, plans, inputs, outputs, seeds, grads, with_grad, threads)
         if with_grad:
             position = 0
             for index, numel in enumerate(numels):
@@ -175,6 +191,281 @@ class Program:
                     grads[:, position : position + numel] = 0
                 position += numel
         return _split(outputs, self.output_shapes, size), _split(grads, self.input_shapes, size) if with_grad else []
+
+    def _by_lanes(self, kernel, plans, inputs, outputs, seeds, grads, with_grad, threads) -> None:
+        """``replay_batch``'s work in blocks of lanes (``forward_lanes``/``backward_lanes``),
+        the blocks split over ``threads``."""
+        n = len(self.regs)
+        lanes, blocks = _blocking(len(inputs), threads, max(1, MAX_BLOCK_BYTES // (n * self.dtype.itemsize)))
+        constants = self._constant_registers()
+        forward_plans, backward_plans = plans
+        arguments = (self.args, self.signs, self.forward_params)
+        backward_arguments = (self.args, self.grad_signs, self.backward_params)
+        grad_registers = self.input_registers
+
+        def run(lo, hi):
+            # Each thread in registers of its own; the constants' set once, the rest is written
+            # before it is read.
+            regs = _thread_buffer("registers", n * lanes, self.dtype)
+            regs.reshape(n, lanes)[constants] = self._initial[constants, None]
+            grads_ = _thread_buffer("gradients", n * lanes if with_grad else 0, self.dtype)
+            scratch = _thread_buffer("scratch", kernel.SCRATCH_ROWS * lanes, self.dtype)
+            sums = _thread_buffer("sums", kernel.SCRATCH_ROWS * lanes, np.float64)
+            for block in range(lo, hi):
+                first = block * lanes
+                kernel.forward_lanes(
+                    self.forward_ins, *arguments, regs, forward_plans, lanes, scratch, first, inputs,
+                    self.input_registers, outputs, self.seed_registers,
+                )  # fmt: skip
+                if with_grad:
+                    kernel.backward_lanes(
+                        self.backward_ins, *backward_arguments, regs, grads_, backward_plans, lanes, sums, scratch, first,
+                        self.seed_registers, seeds, grads, grad_registers,
+                    )  # fmt: skip
+
+        _compile_lanes(kernel, self.dtype)  # once, before the threads call them
+        _split_over_threads(run, blocks, threads)
+
+    def _constant_registers(self) -> np.ndarray:
+        """The registers a replay reads but neither computes nor loads: numbers and constants."""
+        constants = getattr(self, "_constants", None)
+        if constants is None:
+            ins = self.forward_ins
+            computed = np.zeros(len(self.regs) + 1, np.bool_)
+            computed[ins[:, 1]] = True
+            softmax = ins[ins[:, 0] == SOFTMAX]
+            widths = softmax[:, 3]
+            starts = np.repeat(softmax[:, 1] - np.cumsum(widths) + widths, widths)
+            computed[starts + np.arange(widths.sum())] = True
+            computed[self.input_registers] = True
+            constants = self._constants = np.flatnonzero(~computed[:-1])
+        return constants
+
+
+MAX_LANES = 64  # slices per block: measured 32-128 on the graph workload, 64 best (256: 1.4x slower)
+# A block's registers (and as many gradients) take at most this, fewer lanes where a program has
+# many registers: the graph's 17,601 registers are 140 KB a lane in float64.
+MAX_BLOCK_BYTES = 10 << 20
+
+
+def _blocking(size: int, threads: int, most: int = MAX_LANES) -> tuple:
+    """``(lanes, blocks)`` for a batch of ``size``: blocks of at most ``MAX_LANES`` (and
+    ``most``) slices, at least one per thread, as even as a multiple of four lanes (float64's
+    vector width here) allows; the last block may be short."""
+    if size == 0:
+        return 1, 0
+    most = max(1, min(most, MAX_LANES))
+    blocks = max(-(-size // most), min(threads, size))
+    lanes = -(-size // blocks)
+    if lanes > 4:
+        lanes = min(-(-lanes // 4) * 4, max(most - most % 4, 4))
+    return lanes, -(-size // lanes)
+
+
+_THREAD_BUFFERS = threading.local()
+
+
+def _thread_buffer(name: str, size: int, dtype) -> np.ndarray:
+    """``size`` elements of ``dtype`` that this thread keeps for its next call (bytes, grown as
+    needed; for the registers and gradients at most ``MAX_BLOCK_BYTES`` or one lane): fresh
+    pages cost a fault each, and allocating a block's 9 MB of registers anew took 3-50 ms on
+    this machine, more than a 128-slice batch's arithmetic. The pool's threads live as long as
+    the process."""
+    buffers = getattr(_THREAD_BUFFERS, "buffers", None)
+    if buffers is None:
+        buffers = _THREAD_BUFFERS.buffers = {}
+    dtype = np.dtype(dtype)
+    kept = buffers.get(name)
+    if kept is None or len(kept) < size * dtype.itemsize:
+        kept = buffers[name] = np.empty(size * dtype.itemsize, np.uint8)
+    return kept[: size * dtype.itemsize].view(dtype)
+
+
+def _split_over_threads(run, count: int, threads: int) -> None:
+    """``run(lo, hi)`` over ``range(count)`` in contiguous parts, one per thread (the pool's
+    threads run the jitted kernels without the GIL)."""
+    threads = max(1, min(threads, count))
+    if threads == 1:
+        run(0, count)
+        return
+    from ._threads import pool
+
+    bounds = np.linspace(0, count, threads + 1).astype(int)
+    list(pool(threads).map(run, bounds[:-1], bounds[1:]))
+
+
+_LANES_COMPILED: set = set()
+
+
+def _compile_lanes(kernel, dtype) -> None:
+    """Compile (or load) ``forward_lanes`` and ``backward_lanes`` for ``dtype``: a call on one
+    lane of nothing."""
+    if dtype in _LANES_COMPILED:
+        return
+    from ._kernels import families
+
+    families.announce(kernel.forward_lanes, "register interpreter for batches")
+    ins, registers, plans = np.zeros((0, 4), np.int64), np.zeros(0, np.int64), np.zeros((1, 1, 3), np.int64)
+    one, wide, scratch = np.zeros(1, dtype), np.zeros((1, 1), dtype), np.zeros(kernel.SCRATCH_ROWS, dtype)
+    with _quiet_numba():
+        kernel.forward_lanes(
+            ins, registers, one, np.zeros(1), one, plans, 1, scratch, 0, wide, registers, wide, registers
+        )
+        kernel.backward_lanes(
+            ins, registers, one, np.zeros(1), one, one.copy(), plans, 1, np.zeros(kernel.SCRATCH_ROWS), scratch, 0,
+            registers, np.zeros(0), wide, registers,
+        )  # fmt: skip
+    _LANES_COMPILED.add(dtype)
+
+
+def _per_slice(program, kernel, inputs, outputs, seeds, grads, with_grad, threads) -> None:
+    """One slice after another (``value_and_grad_slices``): the batch replay where no sum plan
+    was found."""
+    size = len(inputs)
+    input_registers = program.input_registers
+
+    def run(lo, hi):  # each thread in registers of its own
+        kernel.value_and_grad_slices(
+            lo, hi, program.forward_ins, program.backward_ins, program.args, program.signs, program.grad_signs,
+            program.forward_params, program.backward_params, program.regs.copy(), np.zeros_like(program.grads),
+            input_registers, inputs, program.seed_registers, outputs, program.seed_registers, seeds, input_registers,
+            grads, with_grad,
+        )  # fmt: skip
+
+    with _quiet_numba():  # a first call compiles the kernel
+        run(0, 0)
+    _split_over_threads(run, size, threads)
+
+
+# -- the order of a softmax's sums ---------------------------------------------------------------
+#
+# See SUM_PLAN_DOC in tapegrad/_kernels/register.py: the lane kernel adds a softmax's terms by a
+# plan, and the plan that gives ``forward``'s and ``backward``'s bits is found here by trial,
+# once per dtype and width, among the orders LLVM's loop vectorizer produces.
+
+_PLANS: dict = {}  # (dtype, width) -> (forward plan, backward plan), or None when none fits
+PROBES = 48  # softmaxes per trial: a wrong order differs from the right one in most of them
+PROBE_LANES = 8
+
+
+def _vectorized_order(n: int, width: int, interleave: int) -> np.ndarray:
+    """The plan (``SUM_PLAN_DOC``) of a sum of ``n`` terms from zero as LLVM's loop vectorizer
+    adds it with ``width`` lanes and ``interleave`` parts: each lane of each part accumulates
+    every ``width * interleave``-th term (the zero start in the first), the parts are added
+    lane by lane, then the lanes by halving, and the terms past the last whole chunk one by one.
+    ``width`` 1: left to right."""
+    steps = []
+    rows = [n + 1]
+
+    def add(x, y):
+        steps.append((rows[0], x, y))
+        rows[0] += 1
+        return rows[0] - 1
+
+    chunk = width * interleave
+    whole = n - n % chunk if width > 1 else 0
+    total = n  # the zero start
+    if whole:
+        parts = [[None] * width for _ in range(interleave)]
+        parts[0][0] = n
+        for start in range(0, whole, chunk):
+            for part in range(interleave):
+                for lane in range(width):
+                    term = start + part * width + lane
+                    held = parts[part][lane]
+                    parts[part][lane] = term if held is None else add(held, term)
+        folded = parts[0]
+        for part in parts[1:]:
+            folded = [add(x, y) for x, y in zip(part, folded)]
+        while len(folded) > 1:
+            half = len(folded) // 2
+            folded = [add(folded[lane], folded[lane + half]) for lane in range(half)]
+        total = folded[0]
+    for term in range(whole, n):
+        total = add(total, term)
+    return np.array(steps, np.int64).reshape(n, 3)
+
+
+def _candidate_orders(n: int) -> list:
+    orders, seen = [], set()
+    for width in (1, 2, 4, 8, 16, 32, 64):
+        for interleave in (1, 2, 4, 8):
+            order = _vectorized_order(n, width, interleave)
+            if order.tobytes() not in seen:
+                seen.add(order.tobytes())
+                orders.append(order)
+    return orders
+
+
+def _sum_plans(program):
+    """``(forward plans, backward plans)`` for the program's softmax widths, as
+    ``forward_lanes``/``backward_lanes`` take them (``plans[n]``: the plan for ``n`` terms), or
+    None when some width has none (or the program has a softmax wider than the kernel's
+    scratch)."""
+    widths = program.softmax_widths
+    largest = max(widths, default=0)
+    forward_plans = np.zeros((largest + 1, max(largest, 1), 3), np.int64)
+    backward_plans = np.zeros_like(forward_plans)
+    if largest > _kernel().MAX_GROUP:
+        return None
+    for n in widths:
+        key = (program.dtype, n)
+        if key not in _PLANS:
+            _PLANS[key] = _find_plans(program.dtype, n)
+        if _PLANS[key] is None:
+            return None
+        forward_plans[n, :n], backward_plans[n, :n] = _PLANS[key]
+    return forward_plans, backward_plans
+
+
+def _find_plans(dtype, n: int):
+    """The plans (forward, backward) with which the lane kernel's softmax of ``n`` terms gives
+    ``forward``'s and ``backward``'s bits on random probes, or None."""
+    kernel = _kernel()
+    _compile_lanes(kernel, dtype)
+    rng = np.random.default_rng(n)
+    count, lanes = PROBES * n, PROBE_LANES
+    # One program of PROBES softmaxes: operands 0..count-1, results count..2*count-1.
+    ins = np.array([[SOFTMAX, count + p * n, p * n, n] for p in range(PROBES)], np.int64)
+    args = registers = np.arange(count, dtype=np.int64)
+    every = np.arange(2 * count, dtype=np.int64)
+    signs = np.ones(count, dtype)
+    params = np.zeros(PROBES)
+    # Exponentials over many binades (terms from 1 down to e**-30) and, backward, outputs and
+    # seeds whose products span 2**+-40: sums in another order round differently.
+    x = rng.uniform(-30.0, 5.0, (lanes, count)).astype(dtype)
+    y = (rng.uniform(1, 2, (lanes, 2 * count)) * 2.0 ** rng.integers(-20, 20, (lanes, 2 * count))).astype(dtype)
+    y *= rng.choice(np.array([-1, 1], dtype), (lanes, 2 * count))
+    seeds = rng.uniform(1, 2, count) * 2.0 ** rng.integers(-20, 20, count)
+    forward_want = np.zeros((lanes, 2 * count), dtype)
+    backward_want = np.zeros((lanes, 2 * count), dtype)
+    scratch = np.empty(kernel.SCRATCH_ROWS * lanes, dtype)
+    sums = np.empty(kernel.SCRATCH_ROWS * lanes)
+    for lane in range(lanes):  # the one-slice kernels, lane by lane
+        forward_want[lane, :count] = x[lane]
+        kernel.forward(ins, args, signs, params, forward_want[lane], scratch)
+        kernel.backward(ins, args, signs, params, y[lane], backward_want[lane], every[count:], seeds)
+    plans = np.zeros((n + 1, n, 3), np.int64)
+    regs = np.zeros(2 * count * lanes, dtype)
+    got = np.empty((lanes, 2 * count), dtype)
+    found = []
+    for order in _candidate_orders(n):
+        plans[n] = order
+        kernel.forward_lanes(ins, args, signs, params, regs, plans, lanes, scratch, 0, x, registers, got, every)
+        if got.tobytes() == forward_want.tobytes():
+            found.append(order)
+            break
+    regs[:] = y.T.reshape(-1)
+    grads = np.empty_like(regs)
+    for order in _candidate_orders(n):
+        plans[n] = order
+        kernel.backward_lanes(
+            ins, args, signs, params, regs, grads, plans, lanes, sums, scratch, 0, every[count:], seeds, got, every
+        )
+        if got.tobytes() == backward_want.tobytes():
+            found.append(order)
+            break
+    return tuple(found) if len(found) == 2 else None
 
 
 def _split(flat, shapes, size) -> list:
@@ -217,15 +508,50 @@ def build(tape) -> Program | None:
     renames = _RENAMES[opcodes]
     if (numels[~renames] > MAX_ROW_ELEMENTS).any() or (numels[renames] > MAX_INPUT_ELEMENTS).any():
         return None
+    key = _structure(tape) if n_rows <= REWRITE_ROWS_KEPT else None
+    with _REWRITES_LOCK:  # threads may record and replay at once
+        built = _REWRITES.get(key, _NOT_BUILT)
+        if built is not _NOT_BUILT:
+            _REWRITES.move_to_end(key)
+    if built is not _NOT_BUILT:
+        return None if built is None else built.again(tape)
     collecting = gc.isenabled()
     gc.disable()  # the rewrite makes many small lists; collecting among the tape's objects took half its time
     try:
-        return _Rewrite(tape, opcodes, numels).program()
+        built = _Rewrite(tape, opcodes, numels).program()
     except _NotCoveredError:
-        return None
+        built = None
     finally:
         if collecting:
             gc.enable()
+    if key is None:
+        return built
+    with _REWRITES_LOCK:
+        _REWRITES[key] = built
+        if len(_REWRITES) > REWRITES_KEPT:
+            _REWRITES.popitem(last=False)
+    return built
+
+
+# The last few rewrites, by the tape's structure. vmap records its function on every call (a
+# function may close over tensors that change between calls), and rewriting the same 10,000-op
+# graph again took 70 ms a call, half again the replay's time. The rewrite reads a tape's values
+# only as its leaves' and constants' initial registers, so a tape of the same structure gets the
+# same instructions with its own values loaded (``Program.again``).
+REWRITES_KEPT = 4
+REWRITE_ROWS_KEPT = 1 << 18  # a key holds the rows, params and aux: about 100 bytes a row
+_REWRITES: collections.OrderedDict = collections.OrderedDict()
+_REWRITES_LOCK = threading.Lock()
+_NOT_BUILT = object()
+
+
+def _structure(tape) -> tuple:
+    """Everything of ``tape`` the rewrite reads except its values, as bytes: equal keys, the
+    same program."""
+    return (
+        tape.rows.tobytes(), tape.params.tobytes(), tape.layouts.tobytes(), tape.dims.tobytes(), tape.aux.tobytes(),
+        tape.input_rows.tobytes(), tape.output_rows.tobytes(), repr(tape.input_specs),
+    )  # fmt: skip
 
 
 class _NotCoveredError(Exception):
@@ -245,7 +571,7 @@ class _Rewrite:
         self.layout_of = tape.rows[:, LAYOUT].tolist()
         self.shapes = {}
         self.n_registers = 0
-        self.initial = []  # (first register, values) of leaves and constants
+        self.initial = []  # (first register, values, row or None) of leaves, constants and numbers
         self.register_slot = []  # per register: whether its row has a gradient slot
         self.row_registers = [None] * len(opcodes)
         self.constants = {}  # float -> register holding it
@@ -267,7 +593,7 @@ class _Rewrite:
         register = self.constants.get(key)
         if register is None:
             register = self.constants[key] = self._new(1, False)
-            self.initial.append((register, np.array([value], self.dtype)))
+            self.initial.append((register, np.array([value], self.dtype), None))
         return register
 
     def _emit(self, code: int, operands: list, row: int, param: float = 0.0, results: int = 1) -> int:
@@ -292,7 +618,7 @@ class _Rewrite:
             param = params[r]
             if name in ("leaf", "constant"):
                 first = self._new(numel, bool(self.has_slot[r]))
-                self.initial.append((first, np.asarray(tape._slot(r), self.dtype)))
+                self.initial.append((first, np.asarray(tape._slot(r), self.dtype), r))
                 self.row_registers[r] = range(first, first + numel)  # indexes like a list, costs nothing
                 continue
             source = self.row_registers[in0] if in0 >= 0 else None
@@ -561,12 +887,16 @@ class _Rewrite:
             grad_signs,
         )
         initial = np.zeros(int(used.sum()), self.dtype)
-        for first, values in self.initial:
+        sources = []  # (row, its kept elements, their registers): what another tape's values fill
+        for first, values, row in self.initial:
             kept = used[first : first + len(values)]
-            initial[renumbered[first : first + len(values)][kept]] = values[kept]
+            registers = renumbered[first : first + len(values)][kept]
+            initial[registers] = values[kept]
+            if row is not None and kept.any():
+                sources.append((row, kept, registers))
         input_ranges = [(int(renumbered[start]) if numel else 0, numel) for start, numel in input_ranges]
         output_registers = [renumbered[registers] for registers in output_registers]
         return Program(
             self.dtype, initial, instructions, input_ranges, [shape for shape, _ in tape.input_specs],
-            output_registers, [tape._shape(row) for row in tape.output_rows.tolist()],
+            output_registers, [tape._shape(row) for row in tape.output_rows.tolist()], sources,
         )  # fmt: skip

@@ -319,3 +319,202 @@ def test_an_output_that_takes_no_gradient_is_seeded_harmlessly():
     for got, eager in zip(grads, inputs):
         np.testing.assert_array_equal(got.numpy(), eager.grad.numpy())
     np.testing.assert_allclose(other.numpy(), np.full(2, 3.0 * x.sum() + 1.0), rtol=1e-15)
+
+
+# -- the batch replay by blocks of lanes ---------------------------------------------------------
+
+
+def _mixed(x, w):
+    """Every instruction kind, softmaxes of 9 (normalization.largest's eight maxima, then one
+    more) and 3 elements, a softplus past its threshold, two outputs."""
+    a = list(x)
+    h = F.softmax(tg.stack(a[:9]) * w[0], dim=0)
+    g = F.softmax(tg.stack([a[9] * w[1], a[10], a[11]]), dim=0)
+    s = F.softplus(h[0] * 30.0 - g[1]) + F.softplus(a[0] * 40.0)
+    t = (a[1] / (a[2] * a[2] + 1.0)).tanh() + (a[3] * w[2]).sigmoid() + (a[4] * a[4] + 0.5).sqrt().log() + a[5].exp()
+    r = (a[6] - a[7]).relu() + a[8].detach() * a[0] + (a[2] / w[1]) * 2.0
+    m = tg.stack([s, t, r]).mean()
+    return m * g.sum() + h[8] - w[2] / 3.0, tg.stack([m, g[0] * h[1], tg.stack(a[3:7]).sum()])
+
+
+def _assert_same(got, want, exact_nan=True):
+    got, want = np.asarray(got), np.asarray(want)
+    if exact_nan:
+        assert got.tobytes() == want.tobytes()
+    else:  # NaN where the slice gives NaN, the same bits elsewhere
+        np.testing.assert_array_equal(got, want)
+
+
+def _per_slice_results(tape, xs, w, seeds, argnums):
+    values, grads = [], []
+    for x in xs:
+        outs, slice_grads = tape.value_and_grad(x, w, grad_outputs=seeds, argnums=argnums)
+        values.append([out.numpy() for out in outs])
+        grads.append([g.numpy() for g in (slice_grads if isinstance(slice_grads, tuple) else (slice_grads,))])
+    return values, grads
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("size", [1, 3, 17, 1024])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blocks_of_lanes_give_each_slice_the_bits_of_its_own_replay(dtype, size, threads):
+    rng = np.random.default_rng(size)
+    w = np.array([1.3, -0.8, 0.6], dtype)
+    tape = tg.record(_mixed, rng.uniform(-1, 1, 12).astype(dtype), w)
+    xs = rng.uniform(-1.5, 1.5, (size, 12)).astype(dtype)
+    seeds = (np.array(1.0), np.array([0.5, -2.0, 0.25]))
+    flat_seeds = np.concatenate([np.ravel(seed) for seed in seeds])
+    for argnums, wanted in ((None, (0, 1)), (0, (0,)), (1, (1,))):
+        outputs, grads, failed = tape._replay_batch([xs, w], [True, False], flat_seeds, threads, argnums)
+        assert tape._program is not None and failed == []
+        values, slice_grads = _per_slice_results(tape, xs, w, seeds, argnums)
+        for position in range(2):
+            _assert_same(outputs[position], np.stack([v[position] for v in values]))
+        for position in range(2):
+            if position in wanted:  # gradients of inputs not asked for are zeros
+                expected = np.stack([g[wanted.index(position)] for g in slice_grads])
+            else:
+                expected = np.zeros_like(grads[position])
+            _assert_same(grads[position], expected)
+        forward_only, no_grads, _ = tape._replay_batch([xs, w], [True, False], None, threads)
+        assert no_grads == []
+        for got, want in zip(forward_only, outputs):
+            _assert_same(got, want)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value", "ignore:divide by zero")
+@pytest.mark.parametrize("seed", range(0, 40, 3))
+def test_random_programs_by_lanes_equal_one_replay_per_slice(seed):
+    fn = _random_program(seed, seed % 2 == 0)
+    rng = np.random.default_rng(2000 + seed)
+    for dtype in (np.float64, np.float32):
+        tape = tg.record(fn, rng.uniform(-1.5, 1.5, 5).astype(dtype), rng.uniform(-1.5, 1.5, 3).astype(dtype))
+        shape = tape.outputs[0].shape
+        weights = np.linspace(0.5, 1.5, max(1, int(np.prod(shape)))).reshape(shape)
+        xs = rng.uniform(-1.5, 1.5, (19, 5)).astype(dtype)
+        ws = rng.uniform(-1.5, 1.5, (19, 3)).astype(dtype)
+        # Slices of special values: overflows, NaN and signed zeros take the same path per lane.
+        xs[3] = [np.inf, -np.inf, np.nan, 0.0, -0.0]
+        ws[4] = [-0.0, 1e30, -1e30]
+        xs[5, :2] = [700.0, -700.0]
+        outputs, grads, _ = tape._replay_batch([xs, ws], [True, True], weights.reshape(-1), 2)
+        assert tape._program is not None
+        for s in range(19):
+            value, slice_grads = tape.value_and_grad(xs[s], ws[s], grad_outputs=weights.astype(dtype))
+            _assert_same(outputs[0][s], value.numpy(), exact_nan=False)
+            for got, want in zip(grads, slice_grads):
+                _assert_same(got[s], want.numpy(), exact_nan=False)
+
+
+def test_vmap_of_grad_with_argnums_and_aux_by_lanes_equals_it_slice_by_slice(monkeypatch):
+    from tapegrad import _register
+    from tapegrad.func import grad, vmap, vmap_stats
+
+    rng = np.random.default_rng(5)
+    xs = tg.tensor(rng.uniform(-1.5, 1.5, (37, 12)))
+    w = tg.tensor([1.3, -0.8, 0.6])
+    per_sample = vmap(grad(_mixed, argnums=(0, 1), has_aux=True), in_dims=(0, None))
+    (gx, gw), aux = per_sample(xs, w)
+    assert vmap_stats()["path"] == "grad-replay"
+    monkeypatch.setattr(_register, "_sum_plans", lambda program: None)
+    (sx, sw), saux = per_sample(xs, w)
+    for got, want in ((gx, sx), (gw, sw), (aux, saux)):
+        _assert_same(got.numpy(), want.numpy())
+    for s in range(0, 37, 6):  # and what eager evaluation gives, to rounding
+        (ex, ew), eaux = grad(_mixed, argnums=(0, 1), has_aux=True)(xs[s], w)
+        np.testing.assert_allclose(gx[s].numpy(), ex.numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(gw[s].numpy(), ew.numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(aux[s].numpy(), eaux.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_without_sum_plans_the_batch_runs_slice_by_slice_to_the_same_bits(monkeypatch):
+    from tapegrad import _register
+
+    tape = tg.record(_mixed, np.linspace(-1, 1, 12), np.array([1.3, -0.8, 0.6]))
+    xs = np.random.default_rng(3).uniform(-1.5, 1.5, (21, 12))
+    w = np.array([1.3, -0.8, 0.6])
+    seeds = np.array([1.0, 0.5, -2.0, 0.25])
+    by_lanes = tape._replay_batch([xs, w], [True, False], seeds, 2)
+    blocks = []
+    monkeypatch.setattr(_register, "_sum_plans", lambda program: None)
+    monkeypatch.setattr(_register, "_blocking", lambda *args: blocks.append(args))
+    by_slices = tape._replay_batch([xs, w], [True, False], seeds, 2)
+    assert blocks == []  # the slice-by-slice kernel ran
+    for got, want in zip(by_lanes[0] + by_lanes[1], by_slices[0] + by_slices[1]):
+        _assert_same(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_sum_plan_is_found_for_every_softmax_width(dtype):
+    """On this machine's LLVM some candidate reproduces the one-slice kernels' sums for every
+    width a register program's softmax can have; where none did, vmap would fall back to the
+    slow slice-by-slice kernel."""
+    from tapegrad import _register
+
+    tg.record(lambda x: F.softmax(x, dim=0).sum() * x[0], np.ones(9, dtype)).value_and_grad(np.ones(9, dtype))
+    for n in range(1, _register.MAX_ROW_ELEMENTS + 1):
+        plans = _register._find_plans(np.dtype(dtype), n)
+        assert plans is not None, n
+        for plan in plans:  # a tree: every term and the start read once, every step's row once
+            assert plan.shape == (n, 3)
+            read = plan[:, 1:].reshape(-1).tolist()
+            assert sorted(read) == list(range(2 * n))  # the last step's row is the sum
+            assert plan[:, 0].tolist() == list(range(n + 1, 2 * n + 1))
+
+
+def test_vectorized_orders_are_left_to_right_or_strided_lanes_folded_by_halves():
+    from tapegrad import _register
+
+    assert _register._vectorized_order(3, 1, 1)[:, 1:].tolist() == [[3, 0], [4, 1], [5, 2]]
+    # Four lanes over 0..3 (the zero start in lane 0), folded 0+2, 1+3, then the two.
+    assert _register._vectorized_order(4, 4, 1)[:, 1:].tolist() == [[4, 0], [5, 2], [1, 3], [6, 7]]
+    # Two parts of two lanes over 0..7, and a tail term 8 added last.
+    order = _register._vectorized_order(9, 2, 2)
+    assert order[-1, 1:].tolist() == [order[-2, 0], 8]
+
+
+@pytest.mark.parametrize("most", [64, 7, 5, 1])
+@pytest.mark.parametrize(
+    ("size", "threads"), [(0, 2), (1, 1), (1, 2), (3, 2), (17, 2), (100, 2), (1024, 2), (1024, 1), (5000, 3)]
+)
+def test_blocks_cover_the_batch_with_at_most_max_lanes_each(size, threads, most):
+    from tapegrad import _register
+
+    lanes, blocks = _register._blocking(size, threads, most)
+    assert 1 <= lanes <= min(most, _register.MAX_LANES)
+    if size == 0:
+        assert blocks == 0
+        return
+    assert (blocks - 1) * lanes < size <= blocks * lanes  # no block empty
+    assert blocks >= min(threads, size)  # work for every thread
+
+
+def test_a_recording_of_the_same_structure_reuses_the_rewrite_with_its_own_values(monkeypatch):
+    """vmap records its function on every call; the rewrite of an identical structure is kept,
+    but the values of the tensors the function closes over are the new recording's."""
+    from tapegrad import _register
+    from tapegrad.func import grad, vmap
+
+    rewrites = []
+    rewrite = _register._Rewrite
+    monkeypatch.setattr(_register, "_Rewrite", lambda *args: rewrites.append(1) or rewrite(*args))
+    monkeypatch.setattr(_register, "_REWRITES", type(_register._REWRITES)())
+    closed = [tg.tensor([0.5, -1.5, 2.0], dtype=tg.float64)]
+
+    def fn(x):
+        c = closed[0]
+        h = F.softmax(tg.stack([x[0] * c[0], x[1], x[2] * c[1]]), dim=0)
+        return (h[0] * c[2] + F.softplus(x[3] - c[1])) * x[4] / (x[5] * x[5] + 1.0)
+
+    xs = tg.tensor(np.random.default_rng(0).uniform(-1, 1, (6, 6)))
+    first = vmap(grad(fn))(xs)
+    closed[0] = tg.tensor([-0.25, 3.0, 0.75], dtype=tg.float64)  # the same graph, other constants
+    second = vmap(grad(fn))(xs)
+    assert len(rewrites) == 1
+    for s in range(6):
+        tape = tg.record(fn, xs[s].numpy())
+        _, (expected,) = tape.value_and_grad(xs[s].numpy())
+        _assert_same(second[s].numpy(), expected.numpy())
+    assert not np.array_equal(first.numpy(), second.numpy())
+    vmap(grad(lambda x: fn(x) * 2.0))(xs)  # another structure: rewritten
+    assert len(rewrites) == 2
