@@ -518,3 +518,28 @@ def test_a_recording_of_the_same_structure_reuses_the_rewrite_with_its_own_value
     assert not np.array_equal(first.numpy(), second.numpy())
     vmap(grad(lambda x: fn(x) * 2.0))(xs)  # another structure: rewritten
     assert len(rewrites) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_selects_its_gradient_in_the_register_program(dtype):
+    """relu's gradient is a select, as PyTorch's threshold_backward and the general rule
+    (``gate``): an infinite incoming gradient where the result is 0 gives 0, not NaN, one slice
+    at a time and by blocks of lanes."""
+    weights = np.array([np.inf, np.inf, 1.0, -np.inf], dtype)
+
+    def f(x):
+        y = tg.relu(x) * tg.tensor(weights)
+        for _ in range(6):  # enough rows for a register program
+            y = y + x * 0.0
+        return y.sum()
+
+    x = np.array([-1.0, 0.0, 2.0, 3.0], dtype)
+    tape = tg.record(f, x)
+    _, (gradient,) = tape.value_and_grad(x)
+    assert tape._scalar_program() is not None
+    expected = np.array([0.0, 0.0, 1.0, -np.inf], dtype)
+    np.testing.assert_array_equal(gradient.numpy(), expected)
+    batch = np.stack([x, -x, x])
+    per_slice = tg.func.vmap(tg.func.grad(f))(tg.tensor(batch))
+    np.testing.assert_array_equal(per_slice.numpy()[0], expected)
+    np.testing.assert_array_equal(per_slice.numpy()[1], np.array([np.inf, 0.0, 0.0, 0.0], dtype))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import normalization, vmath
+from . import normalization, scalar, vmath
 from .config import jit
 from .forward import _logaddexp0
 from .memory import borrow
@@ -155,8 +155,8 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
         elif code == SIGMOID:
             y = r[out]
             d[a] += g * (one - y) * y
-        elif code == RELU:
-            d[a] += g * np.sign(r[out])
+        elif code == RELU:  # a select, as the general rule (``gate``): inf * 0 is not a gradient
+            d[a] += scalar.gate(r[out], g)
         elif code == SQRT:
             y = r[out]
             d[a] += g / (y + y)
@@ -460,7 +460,7 @@ def backward_lanes(
                 da[lane] += g[lane] * (one - y[lane]) * y[lane]
         elif code == RELU:
             for lane in range(lanes):
-                da[lane] += g[lane] * np.sign(y[lane])
+                da[lane] += scalar.gate(y[lane], g[lane])
         elif code == SQRT:
             for lane in range(lanes):
                 da[lane] += g[lane] / (y[lane] + y[lane])
