@@ -81,6 +81,14 @@ def _accumulate_plane(
                 dst, dst_position + i * dst_row, dst_column, src, src_position + i * src_row, src_column, columns, scale
             )
         return
+    if dst_row == 1 and dst_column != 1:
+        # The destination runs along the rows (a gradient going back through ``.t()`` into its
+        # input): walk the plane transposed, so the inner loop writes it contiguously and only
+        # reads stride. Scattered writes along a 4 KB stride thrashed L1: a 512x1024 float32
+        # transpose took 1550 us, 405 us so (128x512: 36 us both ways).
+        rows, columns = columns, rows
+        dst_row, dst_column = dst_column, dst_row
+        src_row, src_column = src_column, src_row
     for row_start in range(0, rows, _TILE):
         row_end = min(row_start + _TILE, rows)
         for column_start in range(0, columns, _TILE):
