@@ -127,6 +127,26 @@ def _accumulate_run(dst, dst_position, dst_stride, src, src_position, src_stride
             dst[np.uint64(dst_position + j * dst_stride)] += scale * src[np.uint64(src_position + j * src_stride)]
 
 
+# The copy's tile side: measured on a 128x512 float32 transpose, 16 took 29 us, 32 took 21 us
+# (numpy's own transposing copy: 58 us); at 512x1024 both took 380 us (numpy: 1090 us).
+_COPY_TILE = 32
+
+
+@jit
+def transposed_copy(source, target, rows, columns):
+    """``target`` (``rows`` x ``columns``, flat, C-ordered) = the transpose of ``source``
+    (``columns`` x ``rows``, flat, C-ordered), in tiles, so that both sides move whole cache lines:
+    a saved ``a.t()`` made C-ordered. numpy walks one side with a large stride element by element."""
+    for row_start in range(0, rows, _COPY_TILE):
+        row_end = min(row_start + _COPY_TILE, rows)
+        for column_start in range(0, columns, _COPY_TILE):
+            column_end = min(column_start + _COPY_TILE, columns)
+            for i in range(row_start, row_end):
+                d = np.uint64(i * columns)  # unsigned: no negative-index test (see _accumulate_plane)
+                for j in range(column_start, column_end):
+                    target[d + np.uint64(j)] = source[np.uint64(j * rows + i)]
+
+
 @jit
 def is_block(shape, strides):
     """Whether a view with these strides is one contiguous block of the input (a select, a
