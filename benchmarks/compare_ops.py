@@ -9,8 +9,9 @@ interleaved; a figure is the median time of ``forward + sum + backward``; the ra
 tapegrad / PyTorch (below 1: tapegrad is faster).
 
 ``--common`` times instead the ops programs use most, at 4x8 and at 128x512 (the sizes of
-shared/docs/performance.md's per-op target), with contiguous operands and with transposed ones
-(``a.t()``, as ``linear`` passes its weight): the layouts the table's own cases never reach.
+shared/docs/performance.md's per-op target) and at 512x1024 (a layer's activations, past the L2
+cache), with contiguous operands and with transposed ones (``a.t()``, as ``linear`` passes its
+weight): the layouts the table's own cases never reach. About a minute and a half.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from benchmarks.compare import interleaved
 
 SCALE = 32
 
+# (size, shape, calls per timing): the timings of the larger sizes run fewer calls each.
+COMMON_SIZES = (("4x8", (4, 8), 200), ("128x512", (128, 512), 5), ("512x1024", (512, 1024), 2))
 # name: (expression over a, b of shape (rows, columns) and the module m, transposed form or None)
 COMMON = {
     "add": ("a + b", "a.t() + b.t()"),
@@ -75,13 +78,13 @@ def common(repeats: int) -> None:
         for layout, expression in zip(("contiguous", "transposed"), forms):
             if expression is None:
                 continue
-            for size, shape in (("4x8", (4, 8)), ("128x512", (128, 512))):
+            for size, shape, number in COMMON_SIZES:
                 arrays = [rng.uniform(-1, 1, shape).astype(np.float32) for _ in range(2)]
                 functions = {
                     "tapegrad": _common_step(tg, expression, arrays),
                     "torch": _common_step(torch, expression, arrays),
                 }
-                times = interleaved(functions, 200 if size == "4x8" else 5, repeats)
+                times = interleaved(functions, number, repeats)
                 ratio = times["tapegrad"] / times["torch"]
                 ratios.setdefault(size, []).append(ratio)
                 print(

@@ -104,8 +104,8 @@ def test_a_changed_kernel_source_is_never_served_from_a_stale_cache(tmp_path):
     assert before.stdout.strip() == "6.0"
     strided = site / "tapegrad" / "_kernels" / "strided.py"
     source = strided.read_text()
-    # the tile loop a transpose takes
-    line = "dst[d + np.uint64(j * dst_column)] += scale * src[s + np.uint64(j * src_column)]"
+    # the loops a transpose takes (``_accumulate_blocks``: its blocks and its ragged edge)
+    line = "dst[d + np.uint64(j)] += scale * src[s + np.uint64(j * src_column)]"
     assert line in source
     strided.write_text(source.replace(line, line.replace("+= scale", "+= 2 * scale")))
     after = _run(code, env, cwd=tmp_path)
