@@ -30,7 +30,7 @@ from ._record import _input_row
 from ._tape import CODE_DTYPES, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
-from .autograd.engine import kernel_error
+from .autograd.engine import SHARE_SLACK, kernel_error
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
@@ -410,7 +410,7 @@ class Tape:
         wanted = self._wanted_numel.get(positions)
         if wanted is None:
             wanted = self._wanted_numel[positions] = sum(layout[position][1] for position in positions)
-        share = 2 * wanted >= len(grad32) + len(grad64)
+        share = 2 * wanted + SHARE_SLACK >= len(grad32) + len(grad64)
         grads = []
         for position in positions:
             code, numel, shape, dtype, row = layout[position]

@@ -187,3 +187,15 @@ def test_a_constant_operand(n):
     ((c + x * 2.0) * (x * 3.0 + c)).sum().backward()
     xv = x.detach().numpy()
     np.testing.assert_allclose(x.grad.numpy(), 2 * (3 * xv + 1) + 3 * (1 + 2 * xv), rtol=1e-12)
+
+
+def test_two_leaves_cat_hand_over_their_gradients_without_copies():
+    """The loss's own one-element slot no longer tips the arena past twice the leaves'
+    gradients: they are views of the sweep's arena, each its own, and correct."""
+    a, b = _leaves(1000)
+    tg.cat([a, b]).sum().backward()
+    assert a.grad.numpy().base is not None and np.shares_memory(a.grad.numpy().base, b.grad.numpy().base)
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    np.testing.assert_array_equal(a.grad.numpy(), np.ones(1000))
+    a.grad.add_(1.0)
+    np.testing.assert_array_equal(b.grad.numpy(), np.ones(1000))
