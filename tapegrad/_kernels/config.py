@@ -127,3 +127,29 @@ inline = numba.njit(inline="always", **JIT_OPTIONS)
 # The flag is on the instructions, so it survives LLVM inlining these into a family (and stays
 # off in the caller's own code).
 reduction = numba.njit(fastmath={"reassoc"}, **JIT_OPTIONS)
+
+
+def _always_inline():
+    """Marks the jitted function that calls it ``alwaysinline`` for LLVM (a no-op in Python).
+
+    For functions compiled once (their own cache entry, their own flags) whose callers need
+    them inlined: vmath's functions, which a loop must inline to vectorize, and the families'
+    frame accessors (``families.arrays32``), left as calls in a family that had just inlined a
+    large vmath function (float32 sin's loop then stayed scalar: 10 ns an element)."""
+
+
+if numba.config.DISABLE_JIT:
+    always_inline = _always_inline
+else:
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def always_inline(typingctx):
+        def codegen(context, builder, signature, args):
+            builder.function.attributes.add("alwaysinline")
+            return context.get_dummy_value()
+
+        return types.none(), codegen
+
+    always_inline.__doc__ = _always_inline.__doc__

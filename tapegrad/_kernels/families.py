@@ -31,7 +31,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from .config import JIT_OPTIONS, inline, jit
+from .config import JIT_OPTIONS, always_inline, inline, jit
 
 DONE, NO_RULE = 1, 2
 SIGNATURE = types.int64(types.int64, types.int64, types.int64, types.CPointer(types.int64))
@@ -121,6 +121,7 @@ else:
 
     @inline
     def _arrays(frame, dtype, arena, size):
+        always_inline()  # into arrays32/arrays64, and so those into every family
         n = frame[N_ROWS]
         return (
             numba.carray(_pointer(frame[ROWS], np.int64), (n, ROW_WIDTH)),

@@ -42,6 +42,7 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic, overload
 
 from .config import JIT_OPTIONS
+from .config import always_inline as _inline_into_callers
 
 # -- 2**n from its bits --------------------------------------------------------------------
 
@@ -107,25 +108,6 @@ def _fma32(a, b, c):
     """a * b + c rounded once (float32; in Python, through float64, where a * b is exact). An
     explicit FMA: contraction fuses a product only when it has a single use."""
     return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
-
-
-def _inline_into_callers():
-    """Marks the function being compiled ``alwaysinline`` for LLVM (a no-op in Python).
-
-    Each vmath function is compiled once, with FMA contraction, and LLVM inlines it into every
-    loop that calls it, where the loop vectorizer then sees straight-line code. numba-level
-    inlining (``inline="always"``) compiled the body again at every use site and in the
-    caller's flags (no contraction); LLVM's own threshold left the larger ones (tanh, expm1, sin,
-    cos, erf) as calls, which keep a loop scalar."""
-
-
-@intrinsic
-def _inline_into_callers_intrinsic(typingctx):
-    def codegen(context, builder, signature, args):
-        builder.function.attributes.add("alwaysinline")
-        return context.get_dummy_value()
-
-    return types.none(), codegen
 
 
 # -- float64 (exp: fdlibm's e_exp.c, under 1 ulp; tanh: Cephes tanh.c) ----------------------
@@ -792,7 +774,6 @@ if numba.config.DISABLE_JIT:
     _float_to_bits = _float_to_bits_python  # noqa: F811
     _sin_far, _cos_far = np.sin, np.cos
 else:
-    _inline_into_callers = _inline_into_callers_intrinsic  # noqa: F811
     _fma32 = _fma32_intrinsic  # noqa: F811
     # one compile each, with FMA contraction (a * b + c rounded once: safe for NaN, inf and -0.0,
     # and the error bounds are measured with it); LLVM inlines them into the loops
