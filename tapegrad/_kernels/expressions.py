@@ -55,6 +55,11 @@ FUNCTIONS = {
     "gate": ("scalar.gate", "gate", "gate"),
 }
 ARITY = {"gate": 2}  # the functions not of one argument
+# Functions whose loops are compiled as functions of arrays of their own (generate.py): float32
+# sin and cos read a table (Payne-Hanek), and LLVM does not vectorize those reads next to
+# stores through the arena pointers a family builds from addresses (it cannot tell them apart
+# from the table), so the replay of sin ran at 10 ns an element against 1.6 in a plain loop.
+APART = {"sin", "cos"}
 # Shorthands, expanded where they are read: ``sigmoid(v)`` is written in the tanh form the numpy
 # forward uses (no overflow for large negative v), so replay and eager agree to the bit.
 MACROS = {"sigmoid": "0.5 * (1 + tanh(0.5 * v))"}
@@ -103,6 +108,11 @@ def parse(text: str, allowed: tuple = VARIABLES) -> ast.expr:
         elif not isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Load, *_OPERATORS)):
             raise ValueError(f"{text!r}: {type(node).__name__} is not allowed in an elementwise formula")
     return tree
+
+
+def called(text: str) -> set:
+    """The functions the expression calls."""
+    return {node.func.id for node in ast.walk(parse(text)) if isinstance(node, ast.Call)}
 
 
 def names(text: str) -> set:

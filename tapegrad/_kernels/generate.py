@@ -96,14 +96,45 @@ def _gradient(op) -> list:
         lines.append("x = value_at(addresses[a], numel, grad)")
     if "out" in used:
         lines.append("y = value_at(addresses[r], numel, grad)")
+    if _apart(op.grad_formula):
+        arguments = ", ".join(["g", "ga"] + [v for k, v in (("x", "x"), ("out", "y")) if k in used])
+        return lines + [f"_{op.name}_gradient({arguments})"]
+    return lines + _gradient_loop(op, "grad", "numel")
+
+
+def _gradient_loop(op, like: str, count: str) -> list:
     text, constants = expressions.to_kernel(op.grad_formula, {"x": "x[i]", "out": "y[i]", "g": "g[i]"})
-    lines += _constants(constants, "grad", "")
-    return lines + ["for i in range(numel):", f"    ga[i] += {text}"]
+    return _constants(constants, like, "") + [f"for i in range({count}):", f"    ga[i] += {text}"]
 
 
 def _value(op) -> list:
+    if _apart(op.value_formula):
+        return [f"_{op.name}_values(x, out)"]
+    return _value_loop(op, "numel")
+
+
+def _value_loop(op, count: str) -> list:
     text, constants = expressions.to_kernel(op.value_formula, {"x": "x[i]"})
-    return _constants(constants, "out", "") + ["for i in range(numel):", f"    out[i] = {text}"]
+    return _constants(constants, "out", "") + [f"for i in range({count}):", f"    out[i] = {text}"]
+
+
+def _apart(formula: str) -> bool:
+    """Whether the formula's loop is compiled as a function of its own (``expressions.APART``)."""
+    return bool(expressions.APART & expressions.called(formula))
+
+
+def _helpers(op) -> list:
+    """The loops compiled apart for ``op`` (``_apart``), as jitted functions of arrays."""
+    lines = []
+    if _apart(op.value_formula):
+        lines += ["", "", "@jit", f"def _{op.name}_values(x, out):"]
+        lines += ["    " + line for line in _value_loop(op, "len(out)")]
+    if _apart(op.grad_formula):
+        used = expressions.names(op.grad_formula)
+        arguments = ", ".join(["g", "ga"] + [v for k, v in (("x", "x"), ("out", "y")) if k in used])
+        lines += ["", "", "@jit", f"def _{op.name}_gradient({arguments}):"]
+        lines += ["    " + line for line in _gradient_loop(op, "ga", "len(ga)")]
+    return lines
 
 
 def _table(name: str, ops: list, kind: str, comment: str) -> list:
@@ -118,12 +149,16 @@ def source() -> str:
     lines = [_HEADER.format(names=names)]
     for op in ops:
         lines += ["", "", f"# {op.name}: {op.value_formula}, gradient {op.grad_formula}"]
+        lines += _helpers(op)
         if op.compiled_forward:
             lines.append(_FORWARD.format(name=op.name).lstrip("\n"))
             lines += ["    " + line for line in _value(op)]
         for bits in (32, 64):
             entry = _REPLAY.format(name=op.name, bits=bits)
-            lines.append(entry if bits == 64 or op.compiled_forward else entry.lstrip("\n"))
+            if _apart(op.value_formula):  # the helper takes its arrays whole
+                entry = entry.replace("\n    numel = out.shape[0]", "")
+            first = bits == 32 and not op.compiled_forward and not _helpers(op)
+            lines.append(entry.lstrip("\n") if first else entry)
             lines += ["    " + line for line in _value(op)] + ["    return families.DONE"]
         for bits in (32, 64):
             lines.append(_BACKWARD.format(name=op.name, bits=bits))

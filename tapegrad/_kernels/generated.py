@@ -163,19 +163,29 @@ def _backward_log64(rule, r, mask, frame):
 
 
 # sin: sin(x), gradient g * cos(x)
+
+
+@jit
+def _sin_values(x, out):
+    for i in range(len(out)):
+        out[i] = vmath.sin(x[i])
+
+
+@jit
+def _sin_gradient(g, ga, x):
+    for i in range(len(ga)):
+        ga[i] += g[i] * vmath.cos(x[i])
+
+
 def _replay_sin32(rule, r, path, frame):
     x, out = _replay_operands(r, families.arrays32(frame))
-    numel = out.shape[0]
-    for i in range(numel):
-        out[i] = vmath.sin(x[i])
+    _sin_values(x, out)
     return families.DONE
 
 
 def _replay_sin64(rule, r, path, frame):
     x, out = _replay_operands(r, families.arrays64(frame))
-    numel = out.shape[0]
-    for i in range(numel):
-        out[i] = vmath.sin(x[i])
+    _sin_values(x, out)
     return families.DONE
 
 
@@ -189,8 +199,7 @@ def _backward_sin32(rule, r, mask, frame):
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
     x = value_at(addresses[a], numel, grad)
-    for i in range(numel):
-        ga[i] += g[i] * vmath.cos(x[i])
+    _sin_gradient(g, ga, x)
     return families.DONE
 
 
@@ -204,25 +213,34 @@ def _backward_sin64(rule, r, mask, frame):
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
     x = value_at(addresses[a], numel, grad)
-    for i in range(numel):
-        ga[i] += g[i] * vmath.cos(x[i])
+    _sin_gradient(g, ga, x)
     return families.DONE
 
 
 # cos: cos(x), gradient g * -sin(x)
+
+
+@jit
+def _cos_values(x, out):
+    for i in range(len(out)):
+        out[i] = vmath.cos(x[i])
+
+
+@jit
+def _cos_gradient(g, ga, x):
+    for i in range(len(ga)):
+        ga[i] += g[i] * -vmath.sin(x[i])
+
+
 def _replay_cos32(rule, r, path, frame):
     x, out = _replay_operands(r, families.arrays32(frame))
-    numel = out.shape[0]
-    for i in range(numel):
-        out[i] = vmath.cos(x[i])
+    _cos_values(x, out)
     return families.DONE
 
 
 def _replay_cos64(rule, r, path, frame):
     x, out = _replay_operands(r, families.arrays64(frame))
-    numel = out.shape[0]
-    for i in range(numel):
-        out[i] = vmath.cos(x[i])
+    _cos_values(x, out)
     return families.DONE
 
 
@@ -236,8 +254,7 @@ def _backward_cos32(rule, r, mask, frame):
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
     x = value_at(addresses[a], numel, grad)
-    for i in range(numel):
-        ga[i] += g[i] * -vmath.sin(x[i])
+    _cos_gradient(g, ga, x)
     return families.DONE
 
 
@@ -251,8 +268,7 @@ def _backward_cos64(rule, r, mask, frame):
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
     x = value_at(addresses[a], numel, grad)
-    for i in range(numel):
-        ga[i] += g[i] * -vmath.sin(x[i])
+    _cos_gradient(g, ga, x)
     return families.DONE
 
 
