@@ -126,7 +126,11 @@ def _elu(x, alpha):
 
 
 def _softplus(x):
-    # PyTorch's softplus (beta 1, threshold 20): log(1 + exp(x)), and x itself above 20.
+    # PyTorch's softplus (beta 1, threshold 20): log(1 + exp(x)), and x itself above 20. A 0-d
+    # input (scalar graphs) takes the branch in Python: the same bits, without np.where's
+    # arrays (1.2 against 2.2 us).
+    if x.ndim == 0:
+        return np.asarray(x if x > 20 else np.logaddexp(x.dtype.type(0), x), x.dtype)
     return np.where(x > 20, x, np.logaddexp(x.dtype.type(0), x))
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 
-def contiguous_strides(shape) -> tuple:
+
+@functools.lru_cache(maxsize=1024)  # a few shapes recur on every op of a program
+def contiguous_strides(shape: tuple) -> tuple:
     strides = []
     running = 1
     for extent in reversed(shape):

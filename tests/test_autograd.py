@@ -428,3 +428,26 @@ def test_relu_selects_its_gradient_as_pytorch_does(n, dtype):
     tape = tg.record(lambda t: (t.relu() * tg.tensor(upstream, dtype=dtype)).sum(), x.detach())
     _, (replayed,) = tape.value_and_grad(x.detach())
     np.testing.assert_array_equal(replayed.numpy(), expected)
+
+
+def test_iterating_a_tensor_gives_select_views_and_their_gradients():
+    """``list(x)`` takes a path of its own (strides worked out once): the same views, names,
+    gradients and error as ``x[i]``."""
+    x = tg.arange(6.0).reshape(2, 3).requires_grad_()
+    rows = list(x)
+    assert [type(r.grad_fn).__name__ for r in rows] == ["SelectBackward0", "SelectBackward0"]
+    np.testing.assert_array_equal(rows[1].detach().numpy(), [3.0, 4.0, 5.0])
+    (rows[0] * 2.0 + rows[1] * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]])
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        iter(tg.tensor(1.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_of_a_scalar_has_the_bits_of_the_array_path(dtype):
+    values = np.array([-800.0, -3.0, 0.0, 0.3, 19.9, 20.0, 25.0, np.nan], dtype)
+    whole = tg.nn.functional.softplus(tg.tensor(values)).numpy()
+    for value, expected in zip(values, whole):
+        single = tg.nn.functional.softplus(tg.tensor(value)).numpy()
+        assert single.shape == () and single.dtype == dtype
+        assert single.tobytes() == np.asarray(expected, dtype).tobytes()
