@@ -17,10 +17,24 @@ import functools
 
 import numpy as np
 
+
+def _gate_tensors(c, v):
+    """gate over tensors (create_graph): a select that differentiates in ``v`` alone, as
+    PyTorch's threshold_backward does."""
+    return v.masked_fill(c <= 0, 0.0)
+
+
+def _gate_arrays(c, v):
+    if hasattr(v, "dtype"):
+        return np.where(c <= 0, v.dtype.type(0), v)
+    return 0.0 if c <= 0 else v
+
+
 # name: (the function in generated kernels, the Tensor method for create_graph formulas, the numpy
-# function for arrays). Kernel names are numba's numpy and math functions, the helpers of
-# ``scalar.py`` where numpy's semantics need a branch (relu keeps NaN, as np.maximum does), or
-# the vectorizable functions of ``vmath.py``.
+# function for arrays; either of the last two may be a function of the arguments instead).
+# Kernel names are numba's numpy and math functions, the helpers of ``scalar.py`` where numpy's
+# semantics need a branch (relu keeps NaN, as np.maximum does), or the vectorizable functions of
+# ``vmath.py``.
 FUNCTIONS = {
     # vmath's: written so that LLVM vectorizes them (numba's call scalar libm; see vmath.py)
     "exp": ("vmath.exp", "exp", "exp"),
@@ -52,7 +66,7 @@ FUNCTIONS = {
     "relu": ("scalar.relu", "relu", "relu"),
     # gate(c, v): v where c > 0 (or c is NaN), else 0 -- a select, not v * sign(c), whose
     # inf * 0 gave NaN where PyTorch's threshold_backward gives 0.
-    "gate": ("scalar.gate", "gate", "gate"),
+    "gate": ("scalar.gate", _gate_tensors, _gate_arrays),
 }
 ARITY = {"gate": 2}  # the functions not of one argument
 # Functions whose loops are compiled as functions of arrays of their own (generate.py): float32
@@ -101,7 +115,9 @@ def parse(text: str, allowed: tuple = VARIABLES) -> ast.expr:
                 or node.keywords
                 or len(node.args) != ARITY.get(node.func.id, 1)
             ):
-                raise ValueError(f"{text!r}: only {sorted(FUNCTIONS)} may be called, with one argument (two for gate)")
+                raise ValueError(
+                    f"{text!r}: only {sorted(FUNCTIONS)} may be called, with one argument ({ARITY} take more)"
+                )
         elif isinstance(node, ast.Constant):
             if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
                 raise ValueError(f"{text!r}: only numbers are allowed as constants")
@@ -173,16 +189,10 @@ def to_kernel(text: str, scalars: dict) -> tuple[str, list]:
     return ast.unparse(tree), translator.constants
 
 
-def _gate(c, v):
-    if hasattr(v, "dtype"):
-        return np.where(c <= 0, v.dtype.type(0), v)
-    return 0.0 if c <= 0 else v
-
-
 def _numpy_function(name: str):
     path = FUNCTIONS[name][2]
-    if path == "gate":
-        return _gate
+    if callable(path):
+        return path
     if path == "relu":
         return lambda v: np.maximum(v, v.dtype.type(0)) if hasattr(v, "dtype") else max(v, 0.0)
     if path.startswith("scipy."):
@@ -206,11 +216,8 @@ def evaluate(text: str, **values):
         method = FUNCTIONS[name][1]
 
         def function(*arguments):
-            value = arguments[-1]
-            if hasattr(value, "grad_fn"):  # a Tensor: the recorded op, so the formula differentiates
-                if name == "gate":  # a select that differentiates in v alone, as threshold_backward
-                    return value.masked_fill(arguments[0] <= 0, 0.0)
-                return getattr(value, method)()
+            if hasattr(arguments[-1], "grad_fn"):  # Tensors: recorded ops, so the formula differentiates
+                return method(*arguments) if callable(method) else getattr(arguments[0], method)()
             return _numpy_function(name)(*arguments)
 
         return function

@@ -61,16 +61,14 @@ _FORWARD = '''
 
 @jit
 def forward_{name}(x, out):
-    """{name}'s eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
-    numel = out.shape[0]'''
+    """{name}'s eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""'''
 
 # A family's entry holds its loop itself: a loop in a jitted function of its own, called from
 # the entry, cost a second numba pipeline per family (0.3 s an op against 0.2 s).
 _REPLAY = """
 
 def _replay_{name}{bits}(rule, r, path, frame):
-    x, out = _replay_operands(r, families.arrays{bits}(frame))
-    numel = out.shape[0]"""
+    x, out = _replay_operands(r, families.arrays{bits}(frame))"""
 
 _BACKWARD = """
 
@@ -97,9 +95,13 @@ def _gradient(op) -> list:
     if "out" in used:
         lines.append("y = value_at(addresses[r], numel, grad)")
     if _apart(op.grad_formula):
-        arguments = ", ".join(["g", "ga"] + [v for k, v in (("x", "x"), ("out", "y")) if k in used])
-        return lines + [f"_{op.name}_gradient({arguments})"]
+        return lines + [f"_{op.name}_gradient({_gradient_arguments(op)})"]
     return lines + _gradient_loop(op, "grad", "numel")
+
+
+def _gradient_arguments(op) -> str:
+    used = expressions.names(op.grad_formula)
+    return ", ".join(["g", "ga"] + [array for name, array in (("x", "x"), ("out", "y")) if name in used])
 
 
 def _gradient_loop(op, like: str, count: str) -> list:
@@ -110,7 +112,7 @@ def _gradient_loop(op, like: str, count: str) -> list:
 def _value(op) -> list:
     if _apart(op.value_formula):
         return [f"_{op.name}_values(x, out)"]
-    return _value_loop(op, "numel")
+    return ["numel = out.shape[0]", *_value_loop(op, "numel")]
 
 
 def _value_loop(op, count: str) -> list:
@@ -130,9 +132,7 @@ def _helpers(op) -> list:
         lines += ["", "", "@jit", f"def _{op.name}_values(x, out):"]
         lines += ["    " + line for line in _value_loop(op, "len(out)")]
     if _apart(op.grad_formula):
-        used = expressions.names(op.grad_formula)
-        arguments = ", ".join(["g", "ga"] + [v for k, v in (("x", "x"), ("out", "y")) if k in used])
-        lines += ["", "", "@jit", f"def _{op.name}_gradient({arguments}):"]
+        lines += ["", "", "@jit", f"def _{op.name}_gradient({_gradient_arguments(op)}):"]
         lines += ["    " + line for line in _gradient_loop(op, "ga", "len(ga)")]
     return lines
 
@@ -149,15 +149,14 @@ def source() -> str:
     lines = [_HEADER.format(names=names)]
     for op in ops:
         lines += ["", "", f"# {op.name}: {op.value_formula}, gradient {op.grad_formula}"]
-        lines += _helpers(op)
+        helpers = _helpers(op)
+        lines += helpers
         if op.compiled_forward:
             lines.append(_FORWARD.format(name=op.name).lstrip("\n"))
             lines += ["    " + line for line in _value(op)]
         for bits in (32, 64):
             entry = _REPLAY.format(name=op.name, bits=bits)
-            if _apart(op.value_formula):  # the helper takes its arrays whole
-                entry = entry.replace("\n    numel = out.shape[0]", "")
-            first = bits == 32 and not op.compiled_forward and not _helpers(op)
+            first = bits == 32 and not op.compiled_forward and not helpers
             lines.append(entry.lstrip("\n") if first else entry)
             lines += ["    " + line for line in _value(op)] + ["    return families.DONE"]
         for bits in (32, 64):
