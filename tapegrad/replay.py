@@ -30,7 +30,7 @@ from ._record import _input_row
 from ._tape import CODE_DTYPES, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
-from .autograd.engine import SHARE_SLACK, kernel_error
+from .autograd.engine import kernel_error, views_suffice
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
@@ -189,11 +189,15 @@ class Tape:
         # with it.
         self._slots: dict = {}
         self._shapes: dict = {}
-        self._input_slots: list | None = None  # the inputs' value slots, in order
-        self._input_layout: list | None = None  # per input: (arena code, numel, shape, dtype, row)
-        self._output_shape_list: list | None = None
-        self._wanted_numel: dict = {}  # positions -> the elements of their gradients
+        self._input_slots = [self._slot(row) for row in self.input_rows.tolist()]
+        # per input: (its gradient arena, numel, shape, dtype, row): the dtype picks the arena
+        self._input_layout = [
+            (int(self._dtype(row) == np.float64), math.prod(self._shape(row)), self._shape(row), self._dtype(row), row)
+            for row in self.input_rows.tolist()
+        ]
+        self._output_shapes = [self._shape(row) for row in self.output_rows.tolist()]
         self._all_positions = tuple(range(len(self.input_rows)))
+        self._plans: dict = {}  # positions -> the backward's slot layout (``backward_sweep``)
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
         codes = self.layouts[self.rows[:, LAYOUT], 0]
@@ -219,12 +223,6 @@ class Tape:
             _, _, ndim, offset = self.layouts[layout]
             shape = self._shapes[row] = tuple(int(d) for d in self.dims[offset : offset + ndim])
         return shape
-
-    def _output_shapes(self) -> list:
-        shapes = self._output_shape_list
-        if shapes is None:
-            shapes = self._output_shape_list = [self._shape(row) for row in self.output_rows.tolist()]
-        return shapes
 
     def _dtype(self, row: int):
         return CODE_DTYPES[self.layouts[self.rows[row, LAYOUT], 0]]
@@ -258,8 +256,6 @@ class Tape:
 
     def _load_inputs(self, inputs) -> None:
         slots = self._input_slots
-        if slots is None:
-            slots = self._input_slots = [self._slot(row) for row in self.input_rows.tolist()]
         for slot, data in zip(slots, self._checked(inputs, len(slots))):
             slot[...] = data.reshape(-1)
 
@@ -307,7 +303,7 @@ class Tape:
             return tensors[0] if self.single_output else tensors
         tensors = tuple(
             _wrap(self._slot(row).reshape(shape).copy())
-            for row, shape in zip(self.output_rows.tolist(), self._output_shapes())
+            for row, shape in zip(self.output_rows.tolist(), self._output_shapes)
         )
         return tensors[0] if self.single_output else tensors
 
@@ -371,7 +367,7 @@ class Tape:
             grad_outputs = (grad_outputs,)
         seeds = []
         program = self._program
-        shapes = program.output_shapes if program is not None else self._output_shapes()
+        shapes = program.output_shapes if program is not None else self._output_shapes
         for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
                 if shape and math.prod(shape) != 1:
@@ -393,24 +389,16 @@ class Tape:
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
             paths, self.output_rows, seeds[0] if len(seeds) == 1 else np.concatenate(seeds), self.freed, self.freed, True,
+            self._plans.setdefault(positions, {}),
         )  # fmt: skip
         if status:
             opcode = self.rows[row, OPCODE] & OPCODE_MASK
             raise kernel_error(status == backward.KERNEL_FAILED, "backward", _ops.OPS[opcode].name)
         layout = self._input_layout
-        if layout is None:  # its dtype picks the gradient arena, as it picks the values'
-            layout = self._input_layout = [
-                (int(self._dtype(row) == np.float64), math.prod(shape), shape, self._dtype(row), row)
-                for row, shape in ((row, self._shape(row)) for row in self.input_rows.tolist())
-            ]
         arenas = (grad32, grad64)
-        # The arenas are this sweep's own: when the inputs' gradients are most of them, they are
-        # handed over as views (as the eager backward hands over leaves' gradients), else copied
-        # so that the intermediate rows' gradients are freed.
-        wanted = self._wanted_numel.get(positions)
-        if wanted is None:
-            wanted = self._wanted_numel[positions] = sum(layout[position][1] for position in positions)
-        share = 2 * wanted + SHARE_SLACK >= len(grad32) + len(grad64)
+        # The arenas are this sweep's own: the inputs' gradients are handed over as views of
+        # them when they are most of them, as the eager backward hands over leaves'.
+        share = views_suffice(sum(layout[position][1] for position in positions), grad32, grad64)
         grads = []
         for position in positions:
             code, numel, shape, dtype, row = layout[position]

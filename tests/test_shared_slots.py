@@ -199,3 +199,22 @@ def test_two_leaves_cat_hand_over_their_gradients_without_copies():
     np.testing.assert_array_equal(a.grad.numpy(), np.ones(1000))
     a.grad.add_(1.0)
     np.testing.assert_array_equal(b.grad.numpy(), np.ones(1000))
+
+
+def test_a_replayed_tape_keeps_its_slot_layout_between_backwards():
+    """Replay keeps the backward's slot layout per set of inputs asked for: later backwards
+    take it directly, and give the gradients the first one gave, each its own."""
+    x, y = _leaves(1000)
+
+    def f(x, y):
+        return ((x * y + x.sin()) * 2.0).sum()
+
+    tape = tg.record(f, x.detach(), y.detach())
+    _, first = tape.value_and_grad(x.detach(), y.detach())
+    _, (only_y,) = tape.value_and_grad(x.detach(), y.detach(), argnums=(1,))
+    _, second = tape.value_and_grad(x.detach(), y.detach())
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        assert not np.shares_memory(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(only_y.numpy(), first[1].numpy())
+    np.testing.assert_allclose(first[0].numpy(), 2 * (y.detach().numpy() + np.cos(x.detach().numpy())))

@@ -154,9 +154,19 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
         _sweep(tape, pairs, retain, collect)
 
 
-# Elements of intermediate gradients that leaves' gradients handed over as views may keep alive
-# beyond an arena's half (``_sweep``): a few scalars' worth, 8 KB at most.
-SHARE_SLACK = 1024
+# Elements of intermediate gradients that gradients handed over as views may keep alive beyond
+# an arena's half: a few scalars' worth, 8 KB at most.
+_SHARE_SLACK = 1024
+
+
+def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray) -> bool:
+    """Whether gradients of ``size`` elements in a sweep's own arenas are handed over as views
+    of them (a copy each cost ~15 us per 64K floats) rather than copied so that the arenas are
+    freed: when they are at least half of the arenas. A few small slots (the loss, its sums) do
+    not count: with them, ``cat`` or ``mse_loss`` of two leaves fell one element short and
+    copied both gradients (10-20% of the step)."""
+    return 2 * size + _SHARE_SLACK >= grad32.size + grad64.size
+
 
 _UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``modified``
 
@@ -289,12 +299,8 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                 if start >= 0:
                     delivered.append((row, tensor, start))
                     size += tensor._data.size
-        # The leaves' gradients are handed over as views of the arena, which this sweep made and
-        # nothing else holds (a copy each cost ~15 us per 64K floats), unless the views would keep
-        # mostly intermediate gradients alive: then each is copied and the arena freed. A few
-        # small slots (the loss, its sums) do not count: with them, ``cat`` or ``mse_loss`` of
-        # two leaves fell one element short and copied both gradients (10-20% of the step).
-        share = 2 * size + SHARE_SLACK >= grad32.size + grad64.size
+        # The leaves' gradients: views of the arena, which this sweep made and nothing else holds.
+        share = views_suffice(size, grad32, grad64)
         table, ints, dims = tape.layout_table, tape.ints, tape.dims
         for row, tensor, start in delivered:
             layout = 4 * ints[row * ROW_WIDTH + LAYOUT]
