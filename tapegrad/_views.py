@@ -200,19 +200,24 @@ def _select(x: Tensor, index: int) -> Tensor:
     if not -shape[0] <= index < shape[0]:
         raise IndexError(f"index {index} is out of bounds for dimension 0 with size {shape[0]}")
     index %= shape[0]
+    step, strides = _row_geometry(shape)
+    return _record_view("select", x, x._data[index, ...], index * step, strides)
+
+
+def _row_geometry(shape: tuple) -> tuple:
+    """(the offset from one row of ``shape`` to the next, a row's strides)."""
     inner = contiguous_strides(shape)
-    return _record_view("select", x, x._data[index, ...], index * (inner[0] if inner else 1), inner[1:])
+    return inner[0], inner[1:]
 
 
 def _iterate(x: Tensor):
-    """``iter(x)``: ``x[0], x[1], ...`` as ``_select`` gives them, the strides worked out once
+    """``iter(x)``: ``x[0], x[1], ...`` as ``_select`` gives them, the geometry worked out once
     (Python's ``list(x)`` and ``extend(x)`` over scalar graphs' softmaxes). Raises
     ``TypeError`` for a 0-d tensor, as PyTorch does."""
     shape = x._data.shape
     if not shape:
         raise TypeError("iteration over a 0-d tensor")
-    inner = contiguous_strides(shape)
-    step, strides, data = (inner[0] if inner else 1), inner[1:], x._data
+    (step, strides), data = _row_geometry(shape), x._data
     return (_record_view("select", x, data[index, ...], index * step, strides) for index in range(shape[0]))
 
 

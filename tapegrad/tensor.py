@@ -370,11 +370,6 @@ class Tensor:
         _guard(self, "bool()", truth=value)
         return value
 
-    def __iter__(self):
-        if self._data.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self._data.shape[0]))  # _views installs a faster one
-
     def __repr__(self) -> str:
         return tensor_repr(self)
 
