@@ -361,34 +361,22 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
     ga = grad[offsets[a] : offsets[a] + numel]
     _claim(a, rows, layouts, offsets, touched, grad)
     zero = grad.dtype.type(0.0)
-    if rule == SOFTMAX:
+    if rule == SOFTMAX or rule == LOG_SOFTMAX:
+        log = rule == LOG_SOFTMAX
         y = value_at(addresses[r], numel, grad)
         outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
         if inner == 1 and extent > 0:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
-            normalization.softmax_groups_backward(y, g, ga, extent, False)
+            normalization.softmax_groups_backward(y, g, ga, extent, log)
             return True
-        for o in range(outer):
+        for o in range(outer):  # another dimension: groups strided by ``inner``
             for i in range(inner):
                 base = o * extent * inner + i
                 total = zero
                 for k in range(extent):
-                    total += g[base + k * inner] * y[base + k * inner]
+                    total += g[base + k * inner] if log else g[base + k * inner] * y[base + k * inner]
                 for k in range(extent):
-                    ga[base + k * inner] += y[base + k * inner] * (g[base + k * inner] - total)
-    elif rule == LOG_SOFTMAX:
-        y = value_at(addresses[r], numel, grad)
-        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
-        if inner == 1 and extent > 0:
-            normalization.softmax_groups_backward(y, g, ga, extent, True)
-            return True
-        for o in range(outer):
-            for i in range(inner):
-                base = o * extent * inner + i
-                total = zero
-                for k in range(extent):
-                    total += g[base + k * inner]
-                for k in range(extent):
-                    ga[base + k * inner] += g[base + k * inner] - vmath.exp(y[base + k * inner]) * total
+                    j = base + k * inner
+                    ga[j] += g[j] - vmath.exp(y[j]) * total if log else y[j] * (g[j] - total)
     elif rule == LAYER_NORM:  # iparam: the elements normalised together; param: eps
         normalization.layer_norm_backward(value_at(addresses[a], numel, grad), g, ga, rows[r, 3], params[r, 5])
     else:
@@ -595,6 +583,7 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
 
 @inline
 def _has_slot(rows, paths, r):
+    """Whether row ``r`` gets a gradient slot: it needs a gradient and is not a constant."""
     return rows[r, 0] < NO_GRAD and paths[rows[r, 0]] != CONSTANT_PATH
 
 
@@ -633,7 +622,7 @@ def shared_slots(rows, layouts, paths, rules, aux, roots):
     total64 = 0
     for r in range(n):
         laid[r] = -1
-        if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH or parent[r] >= 0:
+        if not _has_slot(rows, paths, r) or parent[r] >= 0:
             continue  # an operand with a parent takes its slot, below
         numel = layouts[rows[r, 4], 1]
         if layouts[rows[r, 4], 0] == FLOAT64:
@@ -740,7 +729,7 @@ def _setup(rows, layouts, paths, rules, roots, seeds, laid, look):
         candidate = False
         for r in range(n):
             offsets[r] = -1
-            if rows[r, 0] >= NO_GRAD or paths[rows[r, 0]] == CONSTANT_PATH:
+            if not _has_slot(rows, paths, r):
                 continue
             layout = rows[r, 4]
             numel = layouts[layout, 1]
