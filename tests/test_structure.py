@@ -54,6 +54,7 @@ LAYERS = {
     "kernels": [
         "_kernels.config",
         "_kernels.memory",
+        "_kernels.blas",
         "_kernels.families",
         "_kernels.strided",
         "_kernels.scalar",

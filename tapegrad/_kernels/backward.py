@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import config, families, generated, normalization, vmath
+from .blas import gemm
 from .config import inline, jit
 from .families import call, make_frame
-from .memory import borrow, matrix_at, value_at
+from .memory import borrow, check_address, value_at
 from .rules import CAST as CAST_PATH
 from .rules import CONSTANT as CONSTANT_PATH
 from .rules import ELEMENTWISE as ELEMENTWISE_PATH
@@ -386,7 +387,7 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
 
 @jit
 def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad):
-    """Products: dot, mv, mm, bmm (BLAS through numba's np.dot, which needs scipy)."""
+    """Products: dot, mv, mm, bmm (BLAS gemm, which needs scipy: blas.py)."""
     a = rows[r, 1]
     b = rows[r, 2]
     g = grad[offsets[r] : offsets[r] + layouts[rows[r, 4], 1]]
@@ -419,16 +420,18 @@ def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, 
             return True
         size = grad.itemsize
         arena = grad.ctypes.data
-        for index in range(batch):
-            left = matrix_at(addresses[a] + index * m * k * size, m, k, grad)
-            right = matrix_at(addresses[b] + index * k * n * size, k, n, grad)
-            out_grad = matrix_at(arena + (offsets[r] + index * m * n) * size, m, n, grad)
-            if has_a:
-                left_grad = matrix_at(arena + (offsets[a] + index * m * k) * size, m, k, grad)
-                left_grad += np.dot(out_grad, right.T)
-            if has_b:
-                right_grad = matrix_at(arena + (offsets[b] + index * k * n) * size, k, n, grad)
-                right_grad += np.dot(left.T, out_grad)
+        for index in range(batch):  # accumulated in place by gemm's beta = 1 (blas.py)
+            left = addresses[a] + index * m * k * size
+            right = addresses[b] + index * k * n * size
+            out_grad = arena + (offsets[r] + index * m * n) * size
+            if has_a:  # dA (m, k) += dC (m, n) @ B.T
+                check_address(right, k * n)
+                left_grad = arena + (offsets[a] + index * m * k) * size
+                gemm(False, True, m, k, n, 1.0, out_grad, n, right, n, 1.0, left_grad, k, grad)
+            if has_b:  # dB (k, n) += A.T @ dC
+                check_address(left, m * k)
+                right_grad = arena + (offsets[b] + index * k * n) * size
+                gemm(True, False, k, n, m, 1.0, left, k, out_grad, n, 1.0, right_grad, n, grad)
     else:
         return False
     return True
@@ -828,14 +831,17 @@ def _run(
             if offsets[a] >= 0:
                 source = offsets[r]
                 target = offsets[a]
+                # Views indexed from 0, which vectorize: see batched._copy.
                 if is_double:
                     _claim(a, rows, layouts, offsets, touched, grad32)
+                    into32, from64 = grad32[target : target + numel], grad64[source : source + numel]
                     for i in range(numel):
-                        grad32[target + i] += np.float32(grad64[source + i])
+                        into32[i] += np.float32(from64[i])
                 else:
                     _claim(a, rows, layouts, offsets, touched, grad64)
+                    into64, from32 = grad64[target : target + numel], grad32[source : source + numel]
                     for i in range(numel):
-                        grad64[target + i] += np.float64(grad32[source + i])
+                        into64[i] += np.float64(from32[i])
         elif numel > SMALL and (rule == ADD or rule == PASS) and _shares_slot(rows, offsets, rule, r):
             # Its operands share its slot (all of them: ``_shared_slots``; only rows above the
             # small-row size), so their gradient is there already.

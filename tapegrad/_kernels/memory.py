@@ -41,8 +41,9 @@ if numba.config.DISABLE_JIT:
     def borrow(array):
         return array
 
-    def matrix_at(address, rows, columns, like):
-        return value_at(address, rows * columns, like).reshape(rows, columns)
+    def check_address(address, numel):
+        if not address and numel:
+            raise AssertionError("a kernel read a value no row saved (its op's rule reads more than it saves)")
 
 else:
 
@@ -57,12 +58,10 @@ else:
         return numba.carray(_pointer_like(address, like), numel)
 
     @inline
-    def matrix_at(address, rows, columns, like):
-        """A (rows, columns) C-ordered matrix at ``address``; built from the pointer rather than
-        by ``reshape``, whose error path alone took seconds to compile."""
-        if address == 0 and rows * columns > 0:
+    def check_address(address, numel):
+        """What ``value_at`` checks, for a kernel that passes the address on (to BLAS)."""
+        if address == 0 and numel > 0:
             raise AssertionError("a kernel read a value no row saved (its op's rule reads more than it saves)")
-        return numba.carray(_pointer_like(address, like), (rows, columns))
 
     @intrinsic
     def borrow(typingctx, array):
