@@ -184,7 +184,8 @@ def test_no_grad_and_detach_inside_a_recording_stop_gradients():
 def test_a_batch_replay_equals_one_replay_per_slice_and_reports_failed_guards():
     """``Tape._replay_batch`` (vmap's engine): each slice's outputs and gradients are those of
     ``value_and_grad`` at that slice, on one thread or two; a slice whose guard fails is
-    reported, not computed."""
+    reported, not computed. The weight passed whole (loaded once per working arena, not per
+    slice) is another than the recording's."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((3, 4))
     xs = rng.standard_normal((9, 3))
@@ -194,7 +195,7 @@ def test_a_batch_replay_equals_one_replay_per_slice_and_reports_failed_guards():
         h = (x @ w).tanh()
         return ((h * h).sum() if x.sum() > -50 else h.sum()), h
 
-    tape = tg.record(loss, w, xs[0])
+    tape = tg.record(loss, w - 1.0, xs[0])
     seeds = np.concatenate([np.ones(1), np.zeros(4)])
     for threads in (1, 2):
         outputs, grads, failed = tape._replay_batch([w, xs], [False, True], seeds, threads)
