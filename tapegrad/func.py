@@ -864,38 +864,31 @@ class _Replay:
 
     def _run_batch(self, key, indices: list, threads: int) -> list:
         """Replay the slices ``indices`` with the group's first recording in compiled calls over
-        the whole group (``Tape._replay_batch``), ``chunk_size`` slices at a time; returns the
-        slices whose guards failed."""
+        the whole group (``Tape._replay_batch``), ``chunk_size`` slices at a time, writing into
+        the results in place; returns the slices whose guards failed."""
         tape = self.tapes[key][0]
         size = self.transform.chunk_size or len(indices)
         seeds = self._seeds(tape) if self.grad else None
+        seeds = None if seeds is None else np.concatenate([np.ravel(seed) for seed in seeds])
+        inputs = [self.batched[i] if i in self.batched else self.leaves[i]._data for i in self.floats]
+        is_batched = [i in self.batched for i in self.floats]
         failed = []
         for start in range(0, len(indices), size):
-            chunk = np.asarray(indices[start : start + size])
-            inputs = [self.batched[i][chunk] if i in self.batched else self.leaves[i]._data for i in self.floats]
+            chunk = np.asarray(indices[start : start + size], np.int64)
             outputs, grads, guard_failed = tape._replay_batch(
-                inputs, [i in self.batched for i in self.floats], None if seeds is None else np.concatenate([np.ravel(seed) for seed in seeds]),
-                threads, self.wanted,
+                inputs, is_batched, seeds, threads, self.wanted, slices=chunk, into=self.into
             )  # fmt: skip
-            results, offset = self.results, 0
-            if self.grad:
-                for group in self.grad_leaves:
-                    for i in group:
-                        results[offset][chunk] = grads[self.position_of[i]]
-                        offset += 1
-            for values in outputs:
-                results[offset][chunk] = values
-                offset += 1
-            failed += [int(chunk[position]) for position in guard_failed]
+            if self.into is None:  # the first call made the results; the others fill them
+                self.into = (outputs, grads)
+                wanted = [grads[self.position_of[i]] for group in self.grad_leaves for i in group] if self.grad else []
+                self.results = [*wanted, *outputs]
+            failed += guard_failed
         return failed
 
     def _allocate(self, tape: Tape) -> None:
-        """One array per result, with the batch first, from the first recording."""
-        shapes = [(tape._shape(row), tape._dtype(row)) for row in tape.output_rows]
-        if self.grad:
-            grads = [(tape.input_specs[self.position_of[i]]) for group in self.grad_leaves for i in group]
-            shapes = grads + shapes
-        self.results = [np.empty((self.batch, *shape), dtype) for shape, dtype in shapes]
+        """The results are made by the first compiled call (``_run_batch``), as views of flat
+        arrays that later calls fill in place."""
+        self.into = None
 
     def _replay(self, tape: Tape, index: int) -> None:
         tape._forward(self._slice_inputs(index))

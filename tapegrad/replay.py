@@ -423,7 +423,7 @@ class Tape:
         self._forward(inputs)
         return self._outputs(), self.backward(grad_outputs, argnums)
 
-    def _replay_batch(self, inputs, batched, seeds=None, threads: int = 1, argnums=None):
+    def _replay_batch(self, inputs, batched, seeds=None, threads: int = 1, argnums=None, slices=None, into=None):
         """Replay at ``B`` sets of inputs in compiled calls (``tapegrad.func.vmap``'s engine).
 
         ``inputs[i]`` is ``(B, *shape_i)`` where ``batched[i]``, else ``shape_i`` (the same for
@@ -433,60 +433,103 @@ class Tape:
         seeds) per input, and the slices whose guard failed (their results are not filled), left
         for the caller to record again. ``threads`` split the batch (the kernel holds no GIL).
         With ``argnums`` (a tuple), only those inputs' gradients are computed (the others' are 0).
+        ``slices`` (indices into the batch) runs only those, filling only their results; ``into``
+        (the results of an earlier call with the same shapes, another recording's included) is
+        filled instead of new arrays, so that groups of slices replayed by different recordings
+        land in one set of results without a copy.
 
         Raises ``ValueError`` for an input of another shape or dtype than recorded."""
         forward, replay_rules, backward, (rules, saves, paths) = _kernels()
         from ._kernels import batched as kernel
 
         size = next(len(value) for value, is_batched in zip(inputs, batched) if is_batched)
+        slices = np.arange(size, dtype=np.int64) if slices is None else np.asarray(slices, np.int64)
         codes = self.layouts[self.rows[:, LAYOUT], 0]
 
-        def packed(rows_, shapes, leading):
-            """(places, arrays): each row's position in one (leading, n) array per dtype."""
+        def packed(rows_, shapes):
+            """``(places, arrays)``: one flat array per dtype holding each row's ``(B, *shape)``
+            block after the other (a block is its result, with no copy), and the rows with
+            their block's start."""
             places, totals = [], [0, 0]
             for row, shape in zip(rows_, shapes):
                 code = codes[row]
                 places.append((row, totals[code]))
-                totals[code] += int(np.prod(shape))
-            arrays = tuple(np.empty((leading, n), dtype) for n, dtype in zip(totals, (np.float32, np.float64)))
-            return np.array(places, np.int64).reshape(-1, 2), arrays
+                totals[code] += size * int(np.prod(shape))
+            return np.array(places, np.int64).reshape(-1, 2), [
+                np.empty(n, dtype) for n, dtype in zip(totals, CODE_DTYPES)
+            ]
+
+        def blocks(places, arrays, shapes):
+            return [
+                arrays[codes[row]][start : start + size * int(np.prod(shape))].reshape((size, *shape))
+                for (row, start), shape in zip(places, shapes)
+            ]
 
         arrays = [np.asarray(value._data if isinstance(value, Tensor) else value) for value in inputs]
-        # Only the batched inputs are packed and loaded per slice; the others (a model's
-        # parameters, usually most of the data) once per working arena, below. Packed per slice
-        # they were copied twice per slice: 8 MB of memmove per call for a (128, 64) weight.
-        input_rows = [row for row, is_batched in zip(self.input_rows, batched) if is_batched]
-        batched_shapes = [shape for (shape, _), is_batched in zip(self.input_specs, batched) if is_batched]
-        input_places, packed_inputs = packed(input_rows, batched_shapes, size)
         for index, data in enumerate(arrays):
             if batched[index] and len(data) != size:
                 raise ValueError(f"input {index} ({self._names[index]!r}) has {len(data)} slices, not {size}")
         # A slice of each batched input is checked as a replay's input is.
         self._checked([data[0] if is_batched else data for data, is_batched in zip(arrays, batched)], len(arrays))
+        output_shapes = [self._shape(row) for row in self.output_rows]
+        input_shapes = [shape for shape, _ in self.input_specs]
+        with_grad = seeds is not None
+        if into is None:
+            outputs = blocks(*packed(self.output_rows, output_shapes), output_shapes)
+            grads = blocks(*packed(self.input_rows, input_shapes), input_shapes) if with_grad else []
+        else:
+            outputs, grads = into
         if self._scalar_program() is not None:
             wanted = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
-            outputs, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, wanted)
-            return outputs, gradients, []  # no guards: no slice fails
-        for (row, position), data in zip(
-            input_places, [data for data, is_batched in zip(arrays, batched) if is_batched]
-        ):
-            numel = data[0].size
-            packed_inputs[codes[row]][:, position : position + numel] = data.reshape(size, numel)
+            if len(slices) == size and (slices == np.arange(size)).all():
+                values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, wanted)
+            else:
+                chosen = [data[slices] if is_batched else data for data, is_batched in zip(arrays, batched)]
+                values, gradients = self._program.replay_batch(chosen, batched, len(slices), seeds, threads, wanted)
+            for target, source in zip([*outputs, *grads], [*values, *gradients]):
+                target[slices] = source
+            return outputs, grads, []  # no guards: no slice fails
+        # Only the batched inputs are loaded per slice (one flat array per dtype, each input's
+        # block after the other's); the others, a model's parameters, usually most of the data,
+        # once per working arena, below. Loaded per slice they were copied twice per slice.
+        input_rows = [row for row, is_batched in zip(self.input_rows, batched) if is_batched]
+        input_places, packed_inputs = packed(
+            input_rows, [shape for shape, is_batched in zip(input_shapes, batched) if is_batched]
+        )
+        for (row, start), data in zip(input_places, [data for data, is_batched in zip(arrays, batched) if is_batched]):
+            packed_inputs[codes[row]][start : start + data.size] = data.reshape(-1)
         shared = [(row, data) for row, data, is_batched in zip(self.input_rows, arrays, batched) if not is_batched]
-        output_shapes = [self._shape(row) for row in self.output_rows]
-        output_places, outputs = packed(self.output_rows, output_shapes, size)
-        with_grad = seeds is not None
+
+        def places_of(rows_, results):
+            """Each row with its result's start in the flat array the result is a view of."""
+            places, bases = [], [None, None]
+            for row, result in zip(rows_, results):
+                code = codes[row]
+                base = result.base if result.base is not None else result
+                while base.base is not None:
+                    base = base.base
+                if bases[code] is None:
+                    bases[code] = base
+                elif bases[code] is not base:  # results not made here: not views of one array
+                    raise ValueError("into: the results of another call")
+                places.append((row, (result.ctypes.data - base.ctypes.data) // result.itemsize))
+            flats = [
+                np.empty(0, dtype) if base is None else base.reshape(-1) for base, dtype in zip(bases, CODE_DTYPES)
+            ]
+            return np.array(places, np.int64).reshape(-1, 2), flats
+
+        output_places, flat_outputs = places_of(self.output_rows, outputs)
         rows = self._rows_for(self._positions(range(len(self.input_rows)) if argnums is None else argnums))
         if with_grad:  # the gradient slots, laid out and seeded once for every slice
             seeded = backward.backward_setup(
                 rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
                 self.output_rows, np.asarray(seeds, np.float64).reshape(-1), share=True,
             )  # fmt: skip
+            grad_places, flat_grads = places_of(self.input_rows, grads)
         else:
             seeded = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float64), np.zeros(0, np.bool_))
+            grad_places, flat_grads = np.zeros((0, 2), np.int64), [np.empty(0, np.float32), np.empty(0, np.float64)]
         grad_offsets, seeded32, seeded64, seeded_touched = seeded
-        input_shapes = [shape for shape, _ in self.input_specs]
-        grad_places, grads = packed(self.input_rows, input_shapes, size if with_grad else 0)
         statuses = np.zeros(size, np.int64)
         from ._kernels import families
 
@@ -500,47 +543,44 @@ class Tape:
                 work[codes[row]][start : start + data.size] = data.reshape(-1)
             scratch = np.zeros(self.sizes[0] if self.guards else 0, np.float64)  # guarded float32 values
             kernel.value_and_grad_slices(
-                lo, hi, rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
-                work[0], work[1], scratch, packed_inputs[0], packed_inputs[1], input_places, outputs[0], outputs[1],
-                output_places, rules, saves, paths, self.freed, grad_offsets, np.empty_like(seeded32), np.empty_like(seeded64),
-                seeded32, seeded64, np.empty_like(seeded_touched), seeded_touched, grads[0], grads[1], grad_places, statuses,
-                forward.FAMILIES.addresses, backward.FAMILIES.addresses, with_grad,
+                slices, lo, hi, rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
+                work[0], work[1], scratch, packed_inputs[0], packed_inputs[1], input_places, flat_outputs[0],
+                flat_outputs[1], output_places, rules, saves, paths, self.freed, grad_offsets, np.empty_like(seeded32),
+                np.empty_like(seeded64), seeded32, seeded64, np.empty_like(seeded_touched), seeded_touched,
+                flat_grads[0], flat_grads[1], grad_places, statuses, forward.FAMILIES.addresses,
+                backward.FAMILIES.addresses, with_grad,
             )  # fmt: skip
 
+        count = len(slices)
+        if count == 0:
+            return outputs, grads, []
         # The first slice alone until every family it needs is loaded (a sweep stops at a row
         # whose family is not, and the Python loads it), then the rest in one call per thread.
         while True:
-            statuses[0] = 0
+            statuses[slices[0]] = 0
             run(0, 1)
-            status = int(statuses[0])
+            status = int(statuses[slices[0]])
             if status >= kernel.GRADIENT_FAILED + backward.MISSING:
                 backward.FAMILIES.load(status - kernel.GRADIENT_FAILED - backward.MISSING)
             elif forward.MISSING <= status < kernel.GRADIENT_FAILED:
                 forward.FAMILIES.load(status - forward.MISSING)
             else:
                 break
-        bounds = np.linspace(1, size, max(1, min(threads, size - 1)) + 1).astype(int)
+        bounds = np.linspace(1, count, max(1, min(threads, count - 1)) + 1).astype(int)
         if len(bounds) > 2:
             from ._threads import pool
 
             list(pool(len(bounds) - 1).map(run, bounds[:-1], bounds[1:]))
-        elif size > 1:
-            run(1, size)
-        failed = np.flatnonzero(statuses == forward.GUARD_FAILED).tolist()
-        broken = np.flatnonzero((statuses != 0) & (statuses != forward.GUARD_FAILED))
+        elif count > 1:
+            run(1, count)
+        ran = statuses[slices]
+        failed = slices[ran == forward.GUARD_FAILED].tolist()
+        broken = np.flatnonzero((ran != 0) & (ran != forward.GUARD_FAILED))
         if len(broken):
-            status = int(statuses[broken[0]])
+            status = int(ran[broken[0]])
             during = "backward" if status >= kernel.GRADIENT_FAILED else "replay"
-            raise RuntimeError(f"tapegrad: the {during} of slice {int(broken[0])} stopped with status {status}")
-
-        def unpack(places, arrays, shapes):
-            return [
-                arrays[codes[row]][:, position : position + int(np.prod(shape))].reshape((size, *shape))
-                for (row, position), shape in zip(places, shapes)
-            ]
-
-        gradients = unpack(grad_places, grads, input_shapes) if with_grad else []
-        return unpack(output_places, outputs, output_shapes), gradients, failed
+            raise RuntimeError(f"tapegrad: the {during} of slice {int(slices[broken[0]])} stopped with status {status}")
+        return outputs, grads, failed
 
     def jacobian(self, *inputs):
         """d(outputs)/d(inputs) by one reverse sweep per output element over one forward.

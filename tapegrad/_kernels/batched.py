@@ -35,20 +35,27 @@ def _copy(source, source_start, target, target_start, count):
 
 
 @jit
+def _fill(target, start, count):
+    view = target[start : start + count]
+    for i in range(count):
+        view[i] = 0
+
+
+@jit
 def value_and_grad_slices(
-    lo, hi, rows, params, layouts, dims, aux, replay_rules, offsets, codes, values32, values64, scratch,
+    slices, lo, hi, rows, params, layouts, dims, aux, replay_rules, offsets, codes, values32, values64, scratch,
     inputs32, inputs64, input_places, outputs32, outputs64, output_places,
     rules, saves, paths, freed, grad_offsets, grad32, grad64, grad32_seeded, grad64_seeded, touched,
     touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad,
 ):  # fmt: skip
-    """Replay slices ``lo`` to ``hi`` in the working arenas ``values*`` (and ``grad*``).
+    """Replay slices ``slices[lo:hi]`` in the working arenas ``values*`` (and ``grad*``).
 
-    ``*_places`` rows are (row, position in the packed arrays): slice ``s``'s input ``k`` is
-    ``inputs{32,64}[s, position : position + numel]`` by the row's dtype, and likewise for
-    outputs and gradients. The backward's slots are laid out once (``grad_offsets``) and start
-    each slice from the seeded arenas ``*_seeded``. ``statuses[s]`` stays 0, or is the
-    forward's status (a guard that failed: the caller records that slice again), or
-    ``GRADIENT_FAILED`` + the backward's."""
+    ``*_places`` rows are (row, start): the flat arrays ``inputs{32,64}`` (by the row's dtype)
+    hold each row's ``(batch, numel)`` block from ``start``, so slice ``s`` of input ``k`` is
+    ``inputs[start + s * numel : ...]``; likewise for outputs and gradients. The backward's
+    slots are laid out once (``grad_offsets``) and start each slice from the seeded arenas
+    ``*_seeded``. ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the
+    caller records that slice again), or ``GRADIENT_FAILED`` + the backward's."""
     n_rows = rows.shape[0]
     # The sweeps' arguments as the eager backward and replay pass them, not as literals: numba
     # compiles a function anew for literal arguments (True, 0, -1 here made this kernel compile
@@ -59,14 +66,16 @@ def value_and_grad_slices(
     base64 = values64.ctypes.data
     for r in range(n_rows):  # the backward reads saved values by address: the working slots
         addresses[r] = base64 + offsets[r] * 8 if codes[r] == 1 else base32 + offsets[r] * 4
-    for s in range(lo, hi):
+    for t in range(lo, hi):
+        s = slices[t]
         for k in range(input_places.shape[0]):
-            r, position = input_places[k, 0], input_places[k, 1]
+            r = input_places[k, 0]
             numel = layouts[rows[r, 4], 1]
+            position = input_places[k, 1] + s * numel
             if codes[r] == 1:
-                _copy(inputs64[s], position, values64, offsets[r], numel)
+                _copy(inputs64, position, values64, offsets[r], numel)
             else:
-                _copy(inputs32[s], position, values32, offsets[r], numel)
+                _copy(inputs32, position, values32, offsets[r], numel)
         status, _ = forward._sweep(
             rows, params, layouts, dims, aux, replay_rules, offsets, values32, values64, scratch, first, forward_table
         )
@@ -74,12 +83,13 @@ def value_and_grad_slices(
             statuses[s] = status
             continue
         for k in range(output_places.shape[0]):
-            r, position = output_places[k, 0], output_places[k, 1]
+            r = output_places[k, 0]
             numel = layouts[rows[r, 4], 1]
+            position = output_places[k, 1] + s * numel
             if codes[r] == 1:
-                _copy(values64, offsets[r], outputs64[s], position, numel)
+                _copy(values64, offsets[r], outputs64, position, numel)
             else:
-                _copy(values32, offsets[r], outputs32[s], position, numel)
+                _copy(values32, offsets[r], outputs32, position, numel)
         if not with_grad:
             continue
         _copy(grad32_seeded, first, grad32, first, len(grad32))
@@ -94,15 +104,16 @@ def value_and_grad_slices(
             statuses[s] = GRADIENT_FAILED + status
             continue
         for k in range(grad_places.shape[0]):
-            r, position = grad_places[k, 0], grad_places[k, 1]
+            r = grad_places[k, 0]
             numel = layouts[rows[r, 4], 1]
+            position = grad_places[k, 1] + s * numel
             reached = r < len(touched) and touched[r] and grad_offsets[r] >= 0
             if codes[r] == 1:
                 if reached:
-                    _copy(grad64, grad_offsets[r], grads64[s], position, numel)
+                    _copy(grad64, grad_offsets[r], grads64, position, numel)
                 else:  # the outputs do not depend on this input
-                    grads64[s, position : position + numel] = 0.0
+                    _fill(grads64, position, numel)
             elif reached:
-                _copy(grad32, grad_offsets[r], grads32[s], position, numel)
+                _copy(grad32, grad_offsets[r], grads32, position, numel)
             else:
-                grads32[s, position : position + numel] = 0.0
+                _fill(grads32, position, numel)
