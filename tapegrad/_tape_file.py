@@ -290,7 +290,11 @@ def _check_product(view: _Rows, row: int, rule: str, a: int, b: int) -> None:
         ok = sa == sb and view.numel(row) == 1
     elif rule == "mv":
         ok = sa[1] == sb[0] and view.numel(row) == sa[0]
-    elif rule == "mm":
+    elif rule == "mm":  # iparam's bits: an operand stored transposed (kernels' product_shape)
+        flags = int(view.rows[row, IPARAM])
+        if not 0 <= flags <= 3:
+            raise _fail(row, "iparam", f"mm flags {flags} are not 0 to 3")
+        sa, sb = sa[:: -1 if flags & 1 else 1], sb[:: -1 if flags & 2 else 1]
         ok = sa[1] == sb[0] and view.numel(row) == sa[0] * sb[1]
     else:
         ok = sa[0] == sb[0] and sa[2] == sb[1] and view.numel(row) == sa[0] * sa[1] * sb[2]

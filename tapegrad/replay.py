@@ -27,13 +27,17 @@ import numpy as np
 from . import _grad_mode as grad_mode
 from . import _ops, _register, _tape_file
 from ._record import _input_row
-from ._tape import CODE_DTYPES, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
+from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .autograd.engine import kernel_error, views_suffice
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
+
+
+_MM_OPCODE = next(index for index, op in enumerate(_ops.OPS) if op.name == "mm")
+_VIEW_OPCODES = [index for index, op in enumerate(_ops.OPS) if op.rule == "view"]
 
 
 class GuardError(RuntimeError):
@@ -167,7 +171,62 @@ class Tape:
             else:
                 value = tape.replay_values[row]
             self._slot(row)[...] = np.asarray(value).reshape(-1)
+        self._read_transposes_in_place()
         self._program = _register.UNBUILT
+
+    def _read_transposes_in_place(self) -> None:
+        """Products read a transposed operand (``x @ w.t()``, every ``F.linear``) where its
+        source lies: the mm row takes the source as its operand with a flag in ``iparam``
+        (``_kernels.backward.product_shape``), BLAS reads it transposed, and the gradient lands
+        in the source's slot. A transpose nothing else reads becomes an inert constant row. Before
+        this, each replay copied the weight into the view's slot, and its backward added the
+        view's gradient back into the weight's slot transposed (mlp step: two (128, 64) strided
+        walks a replay)."""
+        rows, aux = self.rows, self.aux
+        opcodes = rows[:, OPCODE] & OPCODE_MASK
+        products = np.flatnonzero(opcodes == _MM_OPCODE)
+        if not len(products):
+            return
+        views = set(np.flatnonzero(np.isin(opcodes, _VIEW_OPCODES)).tolist())
+        readers = np.zeros(len(rows), np.int64)
+        for row in range(len(rows)):
+            for source in row_sources(row, *rows[row, :4].tolist(), aux):
+                if source >= 0:
+                    readers[source] += 1
+        readers[self.output_rows] += 1
+        readers[self.input_rows] += 1
+        for row in self.guards:
+            readers[row] += 1
+        for product in products.tolist():
+            if rows[product, IPARAM] != 0:
+                continue
+            flags = 0
+            for bit, field in ((1, IN0), (2, IN1)):
+                view = int(rows[product, field])
+                if view not in views or not self._is_transpose(view):
+                    continue
+                rows[product, field] = rows[view, IN0]
+                readers[view] -= 1
+                readers[rows[view, IN0]] += 1
+                flags |= bit
+                if readers[view] == 0:  # read by nothing now: not computed, no gradient slot
+                    readers[rows[view, IN0]] -= 1
+                    rows[view, OPCODE] = _ops.CONSTANT_OPCODE | NO_GRAD
+                    rows[view, IN0] = -1
+            rows[product, IPARAM] = flags
+
+    def _is_transpose(self, view: int) -> bool:
+        """Whether view row ``view`` is its 2-D source transposed, read from the source's
+        slot as the replay lays it out (dense, C order)."""
+        source = int(self.rows[view, IN0])
+        shape, source_shape = self._shape(view), self._shape(source)
+        if source < 0 or len(shape) != 2 or len(source_shape) != 2 or shape != source_shape[::-1]:
+            return False
+        if self._dtype(view) != self._dtype(source):
+            return False
+        start = int(self.rows[view, IPARAM])
+        offset, *strides = self.aux[start : start + 3].tolist()
+        return offset == 0 and strides == [1, source_shape[1]]
 
     def _lay_out(self) -> None:
         """One value slot per row, in the float32 or float64 arena by its layout's dtype."""

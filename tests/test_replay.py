@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
 from tapegrad import _ops
 from tapegrad._examples import CASES
 
@@ -278,3 +279,52 @@ def test_replayed_gradients_are_the_callers_own():
     np.testing.assert_array_equal(second.numpy(), expected)
     assert not np.shares_memory(first.numpy(), second.numpy())
     np.testing.assert_allclose(bias.numpy(), 2 * (w * 2.0 + 1.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "case, flags",
+    [
+        ("linear", [2]),
+        ("linear_tanh", [2]),
+        ("source_transposed_twice", [3]),
+        ("both_operands", [3]),
+        ("a_chain", [3, 0]),
+        ("five_transposes", [1]),
+    ],
+)
+def test_a_product_reads_its_transposed_operand_in_place(case, flags, dtype):
+    """A replayed mm reads an operand that is a transpose (``F.linear``'s ``weight.t()``) from
+    its source with a flag (``Tape._read_transposes_in_place``), for A, B or both, and a
+    transpose nothing else reads is no longer computed; values and gradients equal eager's, at
+    other inputs than the recording's."""
+    functions = {
+        "linear": lambda w, x, b: F.linear(x, w, b).sum(),
+        "linear_tanh": lambda w, x, b: F.linear(x, w, b).tanh().sum(),
+        "source_transposed_twice": lambda w, x, b: (w.t().t() @ x.t()).sum() + b.sum(),
+        "both_operands": lambda w, x, b: (x.t().t() @ w.t()).pow(2).sum() + b.sum(),
+        "a_chain": lambda w, x, b: (x.t().t() @ w.t() @ w).sum() + b.sum(),
+        "five_transposes": lambda w, x, b: (w.t().t().t().t().t() @ w).pow(2).sum() + b.sum(),
+    }
+    function = functions[case]
+    rng = np.random.default_rng(4)
+    w, x, b = (rng.standard_normal(shape).astype(dtype) for shape in [(5, 3), (4, 3), (5,)])
+    tape = tg.record(function, w, x, b)
+    tape.validate()
+    mm = next(i for i, op in enumerate(_ops.OPS) if op.name == "mm")
+    products = np.flatnonzero((tape.rows[:, 0] & 0xFFFF) == mm)
+    assert tape.rows[products, 3].tolist() == flags
+    transposes = {i for i, op in enumerate(_ops.OPS) if op.name == "t"}
+    live = [r for r in range(len(tape.rows)) if tape.rows[r, 0] & 0xFFFF in transposes]
+    if case in ("linear", "linear_tanh"):
+        assert live == []  # weight.t() is read by the product alone
+    w2 = w + dtype(0.25)
+    value, grads = tape.value_and_grad(w2, x, b)
+    eager = [tg.tensor(v, requires_grad=True) for v in (w2, x, b)]
+    out = function(*eager)
+    out.backward()
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(float(value), float(out), rtol=tolerance, atol=tolerance)
+    for grad, leaf in zip(grads, eager):
+        expected = np.zeros_like(leaf.detach().numpy()) if leaf.grad is None else leaf.grad.numpy()  # x unused
+        np.testing.assert_allclose(grad.numpy(), expected, rtol=tolerance, atol=tolerance)

@@ -86,6 +86,20 @@ def test_an_input_id_out_of_range_names_the_row_and_field(saved, tmp_path):
         tg.load_tape(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("flags, message", [(4, r"iparam: mm flags 4 are not 0 to 3"), (0, r"layout: mm of")])
+def test_a_products_transpose_flags_are_checked(saved, tmp_path, flags, message):
+    """``a @ a.t()`` replays with the transpose read in place (the mm row's iparam bit 2); a file
+    whose flags are out of range, or no longer fit the operands' shapes, is refused."""
+    path = dict(zip([name for name, _, _ in mutate_tapes.programs()], [p for p, _ in saved]))["matmul"]
+    arrays, header = _arrays_and_header(path)
+    products = np.flatnonzero(arrays["rows"][:, 3] == 2)
+    assert len(products) == 1
+    arrays["rows"][products[0], 3] = flags
+    _write(tmp_path / "bad.npz", arrays, header)
+    with pytest.raises(ValueError, match=rf"row {products[0]}, {message}"):
+        tg.load_tape(tmp_path / "bad.npz")
+
+
 def test_opcodes_are_mapped_by_name(saved, tmp_path):
     """A file written when the table numbered ops differently loads to the same ops."""
     path, example = saved[0]

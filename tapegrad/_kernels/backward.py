@@ -409,32 +409,63 @@ def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, 
         for i in range(len(gb)):
             gb[i] += g[0] * x[i]
     elif rule == MV or rule == MM or rule == BMM:
-        # Matrices are read in place by address; gradients are accumulated through matrix views
-        # of the arena (address = arena start + offset * itemsize).
-        shape_a = _shape(layouts, dims, rows[a, 4])
-        shape_b = _shape(layouts, dims, rows[b, 4])
-        batch = shape_a[0] if rule == BMM else 1
-        m, k = shape_a[-2], shape_a[-1]
-        n = shape_b[-1] if rule != MV else 1
+        # Matrices are read in place by address; gradients are accumulated in place by gemm's
+        # beta = 1 (blas.py). An operand flagged transposed (``product_shape``) is its source
+        # matrix, stored (k, m) for A or (n, k) for B, and so is its gradient slot.
+        batch, m, k, n, ta, tb = product_shape(r, rows, layouts, dims, rule == MV, rule == BMM)
         if m * k * n == 0:
             return True
+        lda = m if ta else k  # the stored rows' lengths
+        ldb = k if tb else n
         size = grad.itemsize
         arena = grad.ctypes.data
-        for index in range(batch):  # accumulated in place by gemm's beta = 1 (blas.py)
+        for index in range(batch):
             left = addresses[a] + index * m * k * size
             right = addresses[b] + index * k * n * size
             out_grad = arena + (offsets[r] + index * m * n) * size
-            if has_a:  # dA (m, k) += dC (m, n) @ B.T
+            if has_a:
                 check_address(right, k * n)
                 left_grad = arena + (offsets[a] + index * m * k) * size
-                gemm(False, True, m, k, n, 1.0, out_grad, n, right, n, 1.0, left_grad, k, grad)
-            if has_b:  # dB (k, n) += A.T @ dC
+                if ta:  # dA.T (k, m) += op(B) @ dC.T
+                    gemm(tb, True, k, m, n, 1.0, right, ldb, out_grad, n, 1.0, left_grad, m, grad)
+                else:  # dA (m, k) += dC @ op(B).T
+                    gemm(False, not tb, m, k, n, 1.0, out_grad, n, right, ldb, 1.0, left_grad, k, grad)
+            if has_b:
                 check_address(left, m * k)
                 right_grad = arena + (offsets[b] + index * k * n) * size
-                gemm(True, False, k, n, m, 1.0, left, k, out_grad, n, 1.0, right_grad, n, grad)
+                if tb:  # dB.T (n, k) += dC.T @ op(A)
+                    gemm(True, ta, n, k, m, 1.0, out_grad, n, left, lda, 1.0, right_grad, k, grad)
+                else:  # dB (k, n) += op(A).T @ dC
+                    gemm(not ta, False, k, n, m, 1.0, left, lda, out_grad, n, 1.0, right_grad, n, grad)
     else:
         return False
     return True
+
+
+@jit
+def product_shape(r, rows, layouts, dims, mv, bmm):
+    """``(batch, m, k, n, ta, tb)`` of the product row ``r`` (an mm, or with ``mv``/``bmm``
+    those; the flags tell, as rule numbers differ between the sweeps): op(A) (m, k) times op(B)
+    (k, n), ``batch`` of them for bmm. An mm row's ``iparam`` bits say that an operand is the source of a
+    transpose the replay reads in place (``Tape._read_transposes_in_place``): bit 1 A is stored
+    (k, m), bit 2 B is stored (n, k)."""
+    shape_a = _shape(layouts, dims, rows[rows[r, 1], 4])
+    shape_b = _shape(layouts, dims, rows[rows[r, 2], 4])
+    flags = 0 if mv or bmm else rows[r, 3]
+    ta = (flags & 1) != 0
+    tb = (flags & 2) != 0
+    batch = shape_a[0] if bmm else 1
+    if ta:
+        m, k = shape_a[1], shape_a[0]
+    else:
+        m, k = shape_a[-2], shape_a[-1]
+    if mv:
+        n = 1
+    elif tb:
+        n = shape_b[0]
+    else:
+        n = shape_b[-1]
+    return batch, m, k, n, ta, tb
 
 
 @jit

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import families, generated, normalization, vmath
-from .backward import SMALL, _groups, _shape, _split
+from .backward import SMALL, _groups, _shape, _split, product_shape
 from .blas import gemm
 from .config import inline, jit
 from .families import call, make_frame
@@ -378,11 +378,7 @@ def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
             total += x[i] * y[i]
         out[0] = total
     elif rule == MV or rule == MM or rule == BMM:
-        shape_a = _shape(layouts, dims, rows[a, 4])
-        shape_b = _shape(layouts, dims, rows[b, 4])
-        batch = shape_a[0] if rule == BMM else 1
-        m, k = shape_a[-2], shape_a[-1]
-        n = shape_b[-1] if rule != MV else 1
+        batch, m, k, n, ta, tb = product_shape(r, rows, layouts, dims, rule == MV, rule == BMM)
         if m * k * n == 0:
             out[:] = zero
             return True
@@ -392,7 +388,7 @@ def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
             left = arena + (offsets[a] + index * m * k) * size
             right = arena + (offsets[b] + index * k * n) * size
             result = arena + (offsets[r] + index * m * n) * size
-            gemm(False, False, m, n, k, 1.0, left, k, right, n, 0.0, result, n, values)
+            gemm(ta, tb, m, n, k, 1.0, left, m if ta else k, right, k if tb else n, 0.0, result, n, values)
     else:
         return False
     return True
