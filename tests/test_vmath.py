@@ -164,3 +164,59 @@ def test_the_python_forms_agree_with_the_compiled_ones():
             finite = np.isfinite(compiled)
             np.testing.assert_array_equal(interpreted[~finite], compiled[~finite])
             np.testing.assert_array_max_ulp(interpreted[finite], compiled[finite], maxulp=1)
+
+
+MODERATE = {"sin": (vmath.sin_moderate, np.sin), "cos": (vmath.cos_moderate, np.cos)}
+_MODERATE_LOOPS = {name: _loop(function) for name, (function, _) in MODERATE.items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(MODERATE))
+def test_moderate_sin_and_cos_are_within_their_bound_below_the_limit(name, dtype):
+    """The table-free forms the kernels run on blocks of moderate arguments (below 2**20 for
+    float32, 2**20 * pi/2 for float64): 0.51 ulp for float32 (reduced and evaluated in double),
+    float64's bound; -0.0, denormals and tiny values as numpy gives them."""
+    if dtype == np.float64 and np.finfo(np.longdouble).nmant < 60:
+        pytest.skip("no extended precision on this platform for a float64 reference")
+    limit = float(vmath.MODERATE32) if dtype == np.float32 else vmath._TRIG_LIMIT64
+    x = _inputs(name, dtype, np.random.default_rng(1))
+    x = x[np.abs(x) < limit]
+    got = np.empty_like(x)
+    _MODERATE_LOOPS[name](x, got)
+    error, _, _ = max_ulp(name, x, got)
+    assert error <= (0.51 if dtype == np.float32 else BOUNDS[(name, dtype)]), f"max error {error:.3f} ulp"
+    tiny = np.finfo(dtype).smallest_subnormal
+    special = np.array([0.0, -0.0, tiny, -tiny, 1e-30, -1e-30, np.finfo(dtype).smallest_normal], dtype)
+    got = np.empty_like(special)
+    _MODERATE_LOOPS[name](special, got)
+    np.testing.assert_array_equal(got, MODERATE[name][1](special))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(MODERATE[name][1](special)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_moderate_says_whether_every_value_is_inside_the_limit(dtype):
+    limit = float(vmath.MODERATE32) if dtype == np.float32 else vmath._TRIG_LIMIT64
+    check = numba.njit(lambda x: vmath.moderate(x))
+    inside = np.linspace(-limit * 0.999, limit * 0.999, 1000).astype(dtype)
+    assert check(inside) and check(inside[:0])
+    for bad in (limit * 1.001, -limit * 1.001, np.inf, -np.inf, np.nan):
+        assert not check(np.append(inside, dtype(bad)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(MODERATE))
+def test_a_block_with_a_large_argument_takes_the_table(name, dtype):
+    """The replay of sin/cos and of their gradients runs blocks of 512 by the moderate form,
+    a block holding a large |x|, an inf or a NaN by the table's: each element as the scalar
+    function gives it, NaN where numpy's is."""
+    import tapegrad as tg
+
+    x = np.random.default_rng(2).uniform(-4, 4, 2000).astype(dtype)
+    x[700], x[1300], x[1900] = 3e7, np.inf, np.nan  # blocks 1, 2 and 3; block 0 is moderate
+    tape = tg.record(lambda v: getattr(v, name)(), x)
+    got = tape(x).numpy()
+    scalar = _apply(name, x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(MODERATE[name][1](x)))
+    finite = ~np.isnan(got)
+    np.testing.assert_array_max_ulp(got[finite], scalar[finite], maxulp=2)
+    np.testing.assert_array_max_ulp(got[finite], MODERATE[name][1](x)[finite].astype(dtype), maxulp=2)

@@ -125,15 +125,49 @@ def _apart(formula: str) -> bool:
     return bool(expressions.APART & expressions.called(formula))
 
 
+# sin and cos of x: the loop compiled apart runs blocks of BLOCK elements, each by the table-free
+# sin/cos when every |x| of the block is moderate (vmath.moderate), else by the table's.
+BLOCK = 512
+_MODERATE = {"vmath.sin(x[i])": "vmath.sin_moderate(x[i])", "vmath.cos(x[i])": "vmath.cos_moderate(x[i])"}
+
+
+def _blocked(loop: list, arrays: str) -> tuple[str, list]:
+    """``(parameters, lines)``: ``loop`` (constants, then ``for i in range(len(first)):`` and its
+    body) over blocks of ``BLOCK``, with a moderate copy of the body when its only sin/cos calls
+    are of ``x[i]``. The whole arrays are the parameters ``<name>_all``; each block rebinds
+    ``arrays`` to its views (indexed from 0, which vectorizes)."""
+    *constants, header, body = loop
+    fast = body
+    for call, moderate in _MODERATE.items():
+        fast = fast.replace(call, moderate)
+    if fast == body or "vmath.sin(" in fast or "vmath.cos(" in fast:
+        return arrays, loop
+    names = [name.strip() for name in arrays.split(",")]
+    views = ", ".join(f"{name}_all[start:stop]" for name in names)
+    return ", ".join(f"{name}_all" for name in names), [
+        *constants,
+        f"n = len({names[1]}_all)",
+        f"for start in range(0, n, {BLOCK}):",
+        f"    stop = min(start + {BLOCK}, n)",
+        f"    {arrays} = {views}",
+        "    if vmath.moderate(x):",
+        "        for i in range(stop - start):",
+        f"        {fast}",
+        "    else:",
+        "        for i in range(stop - start):",
+        f"        {body}",
+    ]
+
+
 def _helpers(op) -> list:
     """The loops compiled apart for ``op`` (``_apart``), as jitted functions of arrays."""
     lines = []
     if _apart(op.value_formula):
-        lines += ["", "", "@jit", f"def _{op.name}_values(x, out):"]
-        lines += ["    " + line for line in _value_loop(op, "len(out)")]
+        parameters, body = _blocked(_value_loop(op, "len(out)"), "x, out")
+        lines += ["", "", "@jit", f"def _{op.name}_values({parameters}):"] + ["    " + line for line in body]
     if _apart(op.grad_formula):
-        lines += ["", "", "@jit", f"def _{op.name}_gradient({_gradient_arguments(op)}):"]
-        lines += ["    " + line for line in _gradient_loop(op, "ga", "len(ga)")]
+        parameters, body = _blocked(_gradient_loop(op, "ga", "len(ga)"), _gradient_arguments(op))
+        lines += ["", "", "@jit", f"def _{op.name}_gradient({parameters}):"] + ["    " + line for line in body]
     return lines
 
 

@@ -166,15 +166,31 @@ def _backward_log64(rule, r, mask, frame):
 
 
 @jit
-def _sin_values(x, out):
-    for i in range(len(out)):
-        out[i] = vmath.sin(x[i])
+def _sin_values(x_all, out_all):
+    n = len(out_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        x, out = x_all[start:stop], out_all[start:stop]
+        if vmath.moderate(x):
+            for i in range(stop - start):
+                out[i] = vmath.sin_moderate(x[i])
+        else:
+            for i in range(stop - start):
+                out[i] = vmath.sin(x[i])
 
 
 @jit
-def _sin_gradient(g, ga, x):
-    for i in range(len(ga)):
-        ga[i] += g[i] * vmath.cos(x[i])
+def _sin_gradient(g_all, ga_all, x_all):
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        g, ga, x = g_all[start:stop], ga_all[start:stop], x_all[start:stop]
+        if vmath.moderate(x):
+            for i in range(stop - start):
+                ga[i] += g[i] * vmath.cos_moderate(x[i])
+        else:
+            for i in range(stop - start):
+                ga[i] += g[i] * vmath.cos(x[i])
 
 
 def _replay_sin32(rule, r, path, frame):
@@ -221,15 +237,31 @@ def _backward_sin64(rule, r, mask, frame):
 
 
 @jit
-def _cos_values(x, out):
-    for i in range(len(out)):
-        out[i] = vmath.cos(x[i])
+def _cos_values(x_all, out_all):
+    n = len(out_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        x, out = x_all[start:stop], out_all[start:stop]
+        if vmath.moderate(x):
+            for i in range(stop - start):
+                out[i] = vmath.cos_moderate(x[i])
+        else:
+            for i in range(stop - start):
+                out[i] = vmath.cos(x[i])
 
 
 @jit
-def _cos_gradient(g, ga, x):
-    for i in range(len(ga)):
-        ga[i] += g[i] * -vmath.sin(x[i])
+def _cos_gradient(g_all, ga_all, x_all):
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        g, ga, x = g_all[start:stop], ga_all[start:stop], x_all[start:stop]
+        if vmath.moderate(x):
+            for i in range(stop - start):
+                ga[i] += g[i] * -vmath.sin_moderate(x[i])
+        else:
+            for i in range(stop - start):
+                ga[i] += g[i] * -vmath.sin(x[i])
 
 
 def _replay_cos32(rule, r, path, frame):
