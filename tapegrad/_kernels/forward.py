@@ -47,7 +47,7 @@ _PATH_RULES = {
     ELEMENT_SWITCH_PATH: "sign floor round leaky_relu elu",
     ELEMENTWISE_PATH: "neg softplus add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar "
     "add sub mul div pow copy",
-    STRUCTURAL_PATH: "sum_dim gather_rows view concat",
+    STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat",  # sum_all: above SUM_IN_SWEEP
     MATMUL_PATH: "dot mv mm bmm",
     # Their own family, apart from the views: each half compiles in about half the time.
     NORMALIZATION_PATH: "softmax log_softmax layer_norm",
@@ -78,6 +78,12 @@ def _logaddexp0(x, log2):
     if x < 0:
         return np.log1p(np.exp(x))
     return x + log2 if x == x else x
+
+
+# Sums of up to this many elements run in the sweep's call-free path, one accumulator; larger
+# ones in the structural family's ``_total``, whose blocked loop, inlined into the sweep, made
+# its first compile 0.45 s longer (the tutorial's first replay, which never sums that much).
+SUM_IN_SWEEP = 64
 
 
 @inline
@@ -138,8 +144,11 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
             values[o + i] = values[oa + i] * s
     elif rule == VIEW and numel == 1:
         values[o] = values[oa + aux[rows[r, 3]]]
-    elif rule == SUM_ALL:  # its result is one element, whatever its input's size
-        values[o] = _total(values, oa, layouts[rows[a, 4], 1]) * params[r, 5]
+    elif rule == SUM_ALL and layouts[rows[a, 4], 1] <= SUM_IN_SWEEP:  # larger: the structural family
+        total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
+        for i in range(layouts[rows[a, 4], 1]):
+            total += values[oa + i]
+        values[o] = total * params[r, 5]
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
@@ -264,7 +273,9 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     one = values.dtype.type(1.0)
     s = values.dtype.type(params[r, 5])
 
-    if rule == SUM_DIM:
+    if rule == SUM_ALL:  # of more than SUM_IN_SWEEP elements (fewer: ``_small_forward``)
+        out[0] = _total(x, 0, numel_a) * params[r, 5]
+    elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         out[:] = zero
         strided_accumulate(
