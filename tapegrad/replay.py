@@ -36,6 +36,7 @@ from .tensor import Tensor, _wrap
 _FORWARD = None
 
 
+_SLICES_PER_THREAD = 64  # the fewest slices of a batch replay worth a thread of their own
 _MM_OPCODE = next(index for index, op in enumerate(_ops.OPS) if op.name == "mm")
 _VIEW_OPCODES = [index for index, op in enumerate(_ops.OPS) if op.rule == "view"]
 
@@ -625,6 +626,9 @@ class Tape:
                 forward.FAMILIES.load(status - forward.MISSING)
             else:
                 break
+        # A thread's share must pay for its working arena's copy and the pool's hand-off: groups
+        # of a few dozen slices (vmap's per-label recordings) ran slower on two threads than one.
+        threads = min(threads, max(1, (count - 1) // _SLICES_PER_THREAD))
         bounds = np.linspace(1, count, max(1, min(threads, count - 1)) + 1).astype(int)
         if len(bounds) > 2:
             from ._threads import pool

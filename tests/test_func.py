@@ -206,7 +206,9 @@ def test_threads_give_identical_results():
     tg.manual_seed(1)
     model = tg.nn.Sequential(tg.nn.Linear(8, 16), tg.nn.Tanh(), tg.nn.Linear(16, 3))
     params = {k: v.detach() for k, v in model.named_parameters()}
-    X, Y = tg.randn(40, 8), tg.randint(0, 3, (40,))
+    # Two labels, 200 slices each: enough for each group's replay to take both threads
+    # (replay._SLICES_PER_THREAD).
+    X, Y = tg.randn(400, 8), tg.randint(0, 2, (400,))
 
     def loss(params, x, y):
         return F.cross_entropy(functional_call(model, params, (x[None],)), y[None])
@@ -220,7 +222,7 @@ def test_threads_give_identical_results():
             assert vmap_stats()["threads"] == threads
         for name in params:
             assert np.array_equal(results[0][name].numpy(), results[1][name].numpy())
-        assert vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=3)(params, X, Y)["0.bias"].shape == (40, 16)
+        assert vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=3)(params, X, Y)["0.bias"].shape == (400, 16)
     finally:
         tg.set_num_threads(previous)
     with pytest.raises(RuntimeError, match="positive integer"):
