@@ -3,7 +3,8 @@
     python -m benchmarks.vmath
 
 At 10^5 elements, float32 and float64, in one process, interleaved: nanoseconds per element of a
-jitted loop calling vmath (for sin and cos, the kernels' own loop: blocks of 512 by
+jitted loop calling vmath with 512-bit vectors as the kernels' loops (``config.wide_vectors``; for
+sin and cos, the kernels' own loop: blocks of 512 by
 ``sin_moderate``/``cos_moderate`` when every |x| is moderate), of numpy's ufunc (scipy.special.erf for erf), and of a jitted loop
 calling numba's np.exp/np.log/.../math.erf (scalar libm, what the kernels used before); and the
 largest error of vmath and of numpy against a higher-precision reference over the inputs
@@ -22,12 +23,23 @@ import numpy as np
 import scipy.special
 
 from tapegrad._kernels import generated, vmath
+from tapegrad._kernels.config import wide_vectors
 
 
-def _loop(function):
-    def apply(x, out):
-        for i in range(x.shape[0]):
-            out[i] = function(x[i])
+def _loop(function, wide: bool = False):
+    """A jitted loop of ``function``; ``wide``: with 512-bit vectors, as the kernels' loops."""
+    if wide:
+
+        def apply(x, out):
+            wide_vectors()
+            for i in range(x.shape[0]):
+                out[i] = function(x[i])
+
+    else:
+
+        def apply(x, out):
+            for i in range(x.shape[0]):
+                out[i] = function(x[i])
 
     return numba.njit(error_model="numpy")(apply)
 
@@ -38,15 +50,15 @@ def _erf_libm(x):
 
 # name: (vmath loop, libm loop, numpy function, input range)
 FUNCTIONS = {
-    "exp": (_loop(vmath.exp), _loop(np.exp), np.exp, (-20, 20)),
-    "tanh": (_loop(vmath.tanh), _loop(np.tanh), np.tanh, (-20, 20)),
-    "log": (_loop(vmath.log), _loop(np.log), np.log, (0, 20)),
-    "log1p": (_loop(vmath.log1p), _loop(np.log1p), np.log1p, (-1, 20)),
-    "expm1": (_loop(vmath.expm1), _loop(np.expm1), np.expm1, (-20, 20)),
+    "exp": (_loop(vmath.exp, wide=True), _loop(np.exp), np.exp, (-20, 20)),
+    "tanh": (_loop(vmath.tanh, wide=True), _loop(np.tanh), np.tanh, (-20, 20)),
+    "log": (_loop(vmath.log, wide=True), _loop(np.log), np.log, (0, 20)),
+    "log1p": (_loop(vmath.log1p, wide=True), _loop(np.log1p), np.log1p, (-1, 20)),
+    "expm1": (_loop(vmath.expm1, wide=True), _loop(np.expm1), np.expm1, (-20, 20)),
     # sin and cos as the kernels run them: blocks by the moderate form, or the table's
     "sin": (generated._sin_values, _loop(np.sin), np.sin, (-20, 20)),
     "cos": (generated._cos_values, _loop(np.cos), np.cos, (-20, 20)),
-    "erf": (_loop(vmath.erf), _loop(numba.njit(_erf_libm)), scipy.special.erf, (-6, 6)),
+    "erf": (_loop(vmath.erf, wide=True), _loop(numba.njit(_erf_libm)), scipy.special.erf, (-6, 6)),
 }
 
 

@@ -220,3 +220,30 @@ def test_a_block_with_a_large_argument_takes_the_table(name, dtype):
     finite = ~np.isnan(got)
     np.testing.assert_array_max_ulp(got[finite], scalar[finite], maxulp=2)
     np.testing.assert_array_max_ulp(got[finite], MODERATE[name][1](x)[finite].astype(dtype), maxulp=2)
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="an LLVM function attribute")
+def test_wide_vectors_marks_the_function_and_keeps_its_bits():
+    """``config.wide_vectors()`` puts ``"prefer-vector-width"="512"`` on the function that calls
+    it (the generated kernels call it), and its loops give the bits LLVM's default width gives."""
+    from tapegrad._kernels.config import wide_vectors
+
+    def narrow(x, out):
+        for i in range(x.shape[0]):
+            out[i] = vmath.exp(x[i])
+
+    def wide(x, out):
+        wide_vectors()
+        for i in range(x.shape[0]):
+            out[i] = vmath.exp(x[i])
+
+    x = np.random.default_rng(3).uniform(-80, 80, 10_001).astype(np.float32)
+    results = []
+    for function in (narrow, wide):
+        compiled = numba.njit(error_model="numpy")(function)
+        out = np.empty_like(x)
+        compiled(x, out)
+        results.append(out)
+        ir = "".join(compiled.inspect_llvm().values())
+        assert ('"prefer-vector-width"="512"' in ir) == (function is wide)
+    np.testing.assert_array_equal(results[0], results[1])

@@ -138,8 +138,18 @@ def _always_inline():
     large vmath function (float32 sin's loop then stayed scalar: 10 ns an element)."""
 
 
+def _wide_vectors():
+    """Lets LLVM vectorize the loops of the jitted function that calls it with 512-bit vectors
+    where the CPU has them (the function attribute ``"prefer-vector-width"="512"``; a no-op in
+    Python and on CPUs without AVX-512). LLVM's tuning for AVX-512 CPUs prefers 256-bit vectors
+    (wide ones once lowered the clock of some); on this project's machine numpy's own loops use
+    512 bits, and the generated kernels' transcendental loops ran 10-35% faster with them (same
+    bits: the lanes do the same operations). Per function, so the rest keeps LLVM's choice."""
+
+
 if numba.config.DISABLE_JIT:
     always_inline = _always_inline
+    wide_vectors = _wide_vectors
 else:
     from numba import types
     from numba.extending import intrinsic
@@ -153,3 +163,14 @@ else:
         return types.none(), codegen
 
     always_inline.__doc__ = _always_inline.__doc__
+
+    @intrinsic
+    def wide_vectors(typingctx):
+        def codegen(context, builder, signature, args):
+            # a string attribute: llvmlite's ``add`` knows only the enum ones
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+            return context.get_dummy_value()
+
+        return types.none(), codegen
+
+    wide_vectors.__doc__ = _wide_vectors.__doc__

@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 from . import families, scalar, vmath
-from .config import inline, jit
+from .config import inline, jit, wide_vectors
 from .memory import value_at
 
 RULE_NAMES = {names}
@@ -61,18 +61,21 @@ _FORWARD = '''
 
 @jit
 def forward_{name}(x, out):
-    """{name}'s eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""'''
+    """{name}'s eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()'''
 
 # A family's entry holds its loop itself: a loop in a jitted function of its own, called from
 # the entry, cost a second numba pipeline per family (0.3 s an op against 0.2 s).
 _REPLAY = """
 
 def _replay_{name}{bits}(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays{bits}(frame))"""
 
 _BACKWARD = """
 
 def _backward_{name}{bits}(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays{bits}(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -164,10 +167,12 @@ def _helpers(op) -> list:
     lines = []
     if _apart(op.value_formula):
         parameters, body = _blocked(_value_loop(op, "len(out)"), "x, out")
-        lines += ["", "", "@jit", f"def _{op.name}_values({parameters}):"] + ["    " + line for line in body]
+        lines += ["", "", "@jit", f"def _{op.name}_values({parameters}):", "    wide_vectors()"]
+        lines += ["    " + line for line in body]
     if _apart(op.grad_formula):
         parameters, body = _blocked(_gradient_loop(op, "ga", "len(ga)"), _gradient_arguments(op))
-        lines += ["", "", "@jit", f"def _{op.name}_gradient({parameters}):"] + ["    " + line for line in body]
+        lines += ["", "", "@jit", f"def _{op.name}_gradient({parameters}):", "    wide_vectors()"]
+        lines += ["    " + line for line in body]
     return lines
 
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import families, scalar, vmath
-from .config import inline, jit
+from .config import inline, jit, wide_vectors
 from .memory import value_at
 
 RULE_NAMES = (
@@ -70,6 +70,7 @@ def _backward_operands(arrays):
 
 # exp: exp(x), gradient g * out
 def _replay_exp32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -78,6 +79,7 @@ def _replay_exp32(rule, r, path, frame):
 
 
 def _replay_exp64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -86,6 +88,7 @@ def _replay_exp64(rule, r, path, frame):
 
 
 def _backward_exp32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -101,6 +104,7 @@ def _backward_exp32(rule, r, mask, frame):
 
 
 def _backward_exp64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -117,6 +121,7 @@ def _backward_exp64(rule, r, mask, frame):
 
 # log: log(x), gradient g / x
 def _replay_log32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -125,6 +130,7 @@ def _replay_log32(rule, r, path, frame):
 
 
 def _replay_log64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -133,6 +139,7 @@ def _replay_log64(rule, r, path, frame):
 
 
 def _backward_log32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -148,6 +155,7 @@ def _backward_log32(rule, r, mask, frame):
 
 
 def _backward_log64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -167,6 +175,7 @@ def _backward_log64(rule, r, mask, frame):
 
 @jit
 def _sin_values(x_all, out_all):
+    wide_vectors()
     n = len(out_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
@@ -181,6 +190,7 @@ def _sin_values(x_all, out_all):
 
 @jit
 def _sin_gradient(g_all, ga_all, x_all):
+    wide_vectors()
     n = len(ga_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
@@ -194,18 +204,21 @@ def _sin_gradient(g_all, ga_all, x_all):
 
 
 def _replay_sin32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     _sin_values(x, out)
     return families.DONE
 
 
 def _replay_sin64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     _sin_values(x, out)
     return families.DONE
 
 
 def _backward_sin32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -220,6 +233,7 @@ def _backward_sin32(rule, r, mask, frame):
 
 
 def _backward_sin64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -238,6 +252,7 @@ def _backward_sin64(rule, r, mask, frame):
 
 @jit
 def _cos_values(x_all, out_all):
+    wide_vectors()
     n = len(out_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
@@ -252,6 +267,7 @@ def _cos_values(x_all, out_all):
 
 @jit
 def _cos_gradient(g_all, ga_all, x_all):
+    wide_vectors()
     n = len(ga_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
@@ -265,18 +281,21 @@ def _cos_gradient(g_all, ga_all, x_all):
 
 
 def _replay_cos32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     _cos_values(x, out)
     return families.DONE
 
 
 def _replay_cos64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     _cos_values(x, out)
     return families.DONE
 
 
 def _backward_cos32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -291,6 +310,7 @@ def _backward_cos32(rule, r, mask, frame):
 
 
 def _backward_cos64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -306,6 +326,7 @@ def _backward_cos64(rule, r, mask, frame):
 
 # tanh: tanh(x), gradient g * (1 - out * out)
 def _replay_tanh32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -314,6 +335,7 @@ def _replay_tanh32(rule, r, path, frame):
 
 
 def _replay_tanh64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -322,6 +344,7 @@ def _replay_tanh64(rule, r, path, frame):
 
 
 def _backward_tanh32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -338,6 +361,7 @@ def _backward_tanh32(rule, r, mask, frame):
 
 
 def _backward_tanh64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -355,6 +379,7 @@ def _backward_tanh64(rule, r, mask, frame):
 
 # sigmoid: sigmoid(x), gradient g * (1 - out) * out
 def _replay_sigmoid32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
@@ -365,6 +390,7 @@ def _replay_sigmoid32(rule, r, path, frame):
 
 
 def _replay_sigmoid64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
@@ -375,6 +401,7 @@ def _replay_sigmoid64(rule, r, path, frame):
 
 
 def _backward_sigmoid32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -391,6 +418,7 @@ def _backward_sigmoid32(rule, r, mask, frame):
 
 
 def _backward_sigmoid64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -408,6 +436,7 @@ def _backward_sigmoid64(rule, r, mask, frame):
 
 # relu: relu(x), gradient gate(out, g)
 def _replay_relu32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -416,6 +445,7 @@ def _replay_relu32(rule, r, path, frame):
 
 
 def _replay_relu64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -424,6 +454,7 @@ def _replay_relu64(rule, r, path, frame):
 
 
 def _backward_relu32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -439,6 +470,7 @@ def _backward_relu32(rule, r, mask, frame):
 
 
 def _backward_relu64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -455,6 +487,7 @@ def _backward_relu64(rule, r, mask, frame):
 
 # sqrt: sqrt(x), gradient g / (out + out)
 def _replay_sqrt32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -463,6 +496,7 @@ def _replay_sqrt32(rule, r, path, frame):
 
 
 def _replay_sqrt64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -471,6 +505,7 @@ def _replay_sqrt64(rule, r, path, frame):
 
 
 def _backward_sqrt32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -486,6 +521,7 @@ def _backward_sqrt32(rule, r, mask, frame):
 
 
 def _backward_sqrt64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -502,6 +538,7 @@ def _backward_sqrt64(rule, r, mask, frame):
 
 # abs: abs(x), gradient g * sign(x)
 def _replay_abs32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -510,6 +547,7 @@ def _replay_abs32(rule, r, path, frame):
 
 
 def _replay_abs64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -518,6 +556,7 @@ def _replay_abs64(rule, r, path, frame):
 
 
 def _backward_abs32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -533,6 +572,7 @@ def _backward_abs32(rule, r, mask, frame):
 
 
 def _backward_abs64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -549,6 +589,7 @@ def _backward_abs64(rule, r, mask, frame):
 
 # reciprocal: 1 / x, gradient -g * (out * out)
 def _replay_reciprocal32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(1)
@@ -558,6 +599,7 @@ def _replay_reciprocal32(rule, r, path, frame):
 
 
 def _replay_reciprocal64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(1)
@@ -567,6 +609,7 @@ def _replay_reciprocal64(rule, r, path, frame):
 
 
 def _backward_reciprocal32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -582,6 +625,7 @@ def _backward_reciprocal32(rule, r, mask, frame):
 
 
 def _backward_reciprocal64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -600,6 +644,7 @@ def _backward_reciprocal64(rule, r, mask, frame):
 @jit
 def forward_gelu(x, out):
     """gelu's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
     c1 = out.dtype.type(1)
@@ -609,6 +654,7 @@ def forward_gelu(x, out):
 
 
 def _replay_gelu32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
@@ -620,6 +666,7 @@ def _replay_gelu32(rule, r, path, frame):
 
 
 def _replay_gelu64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
@@ -631,6 +678,7 @@ def _replay_gelu64(rule, r, path, frame):
 
 
 def _backward_gelu32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -650,6 +698,7 @@ def _backward_gelu32(rule, r, mask, frame):
 
 
 def _backward_gelu64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -670,6 +719,7 @@ def _backward_gelu64(rule, r, mask, frame):
 
 # log1p: log1p(x), gradient g / (1 + x)
 def _replay_log1p32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -678,6 +728,7 @@ def _replay_log1p32(rule, r, path, frame):
 
 
 def _replay_log1p64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -686,6 +737,7 @@ def _replay_log1p64(rule, r, path, frame):
 
 
 def _backward_log1p32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -702,6 +754,7 @@ def _backward_log1p32(rule, r, mask, frame):
 
 
 def _backward_log1p64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -719,6 +772,7 @@ def _backward_log1p64(rule, r, mask, frame):
 
 # log2: log2(x), gradient g / (x * 0.6931471805599453)
 def _replay_log232(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -727,6 +781,7 @@ def _replay_log232(rule, r, path, frame):
 
 
 def _replay_log264(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -735,6 +790,7 @@ def _replay_log264(rule, r, path, frame):
 
 
 def _backward_log232(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -751,6 +807,7 @@ def _backward_log232(rule, r, mask, frame):
 
 
 def _backward_log264(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -768,6 +825,7 @@ def _backward_log264(rule, r, mask, frame):
 
 # log10: log10(x), gradient g / (x * 2.302585092994046)
 def _replay_log1032(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -776,6 +834,7 @@ def _replay_log1032(rule, r, path, frame):
 
 
 def _replay_log1064(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -784,6 +843,7 @@ def _replay_log1064(rule, r, path, frame):
 
 
 def _backward_log1032(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -800,6 +860,7 @@ def _backward_log1032(rule, r, mask, frame):
 
 
 def _backward_log1064(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -817,6 +878,7 @@ def _backward_log1064(rule, r, mask, frame):
 
 # exp2: exp2(x), gradient g * out * 0.6931471805599453
 def _replay_exp232(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -825,6 +887,7 @@ def _replay_exp232(rule, r, path, frame):
 
 
 def _replay_exp264(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -833,6 +896,7 @@ def _replay_exp264(rule, r, path, frame):
 
 
 def _backward_exp232(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -849,6 +913,7 @@ def _backward_exp232(rule, r, mask, frame):
 
 
 def _backward_exp264(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -866,6 +931,7 @@ def _backward_exp264(rule, r, mask, frame):
 
 # rsqrt: 1 / sqrt(x), gradient -0.5 * g * out * out * out
 def _replay_rsqrt32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(1)
@@ -875,6 +941,7 @@ def _replay_rsqrt32(rule, r, path, frame):
 
 
 def _replay_rsqrt64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(1)
@@ -884,6 +951,7 @@ def _replay_rsqrt64(rule, r, path, frame):
 
 
 def _backward_rsqrt32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -900,6 +968,7 @@ def _backward_rsqrt32(rule, r, mask, frame):
 
 
 def _backward_rsqrt64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -917,6 +986,7 @@ def _backward_rsqrt64(rule, r, mask, frame):
 
 # expm1: expm1(x), gradient g * (out + 1)
 def _replay_expm132(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -925,6 +995,7 @@ def _replay_expm132(rule, r, path, frame):
 
 
 def _replay_expm164(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -933,6 +1004,7 @@ def _replay_expm164(rule, r, path, frame):
 
 
 def _backward_expm132(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -949,6 +1021,7 @@ def _backward_expm132(rule, r, mask, frame):
 
 
 def _backward_expm164(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -966,6 +1039,7 @@ def _backward_expm164(rule, r, mask, frame):
 
 # tan: tan(x), gradient g * (1 + out * out)
 def _replay_tan32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -974,6 +1048,7 @@ def _replay_tan32(rule, r, path, frame):
 
 
 def _replay_tan64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -982,6 +1057,7 @@ def _replay_tan64(rule, r, path, frame):
 
 
 def _backward_tan32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -998,6 +1074,7 @@ def _backward_tan32(rule, r, mask, frame):
 
 
 def _backward_tan64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1015,6 +1092,7 @@ def _backward_tan64(rule, r, mask, frame):
 
 # asin: asin(x), gradient g / sqrt(1 - x * x)
 def _replay_asin32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1023,6 +1101,7 @@ def _replay_asin32(rule, r, path, frame):
 
 
 def _replay_asin64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1031,6 +1110,7 @@ def _replay_asin64(rule, r, path, frame):
 
 
 def _backward_asin32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1047,6 +1127,7 @@ def _backward_asin32(rule, r, mask, frame):
 
 
 def _backward_asin64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1064,6 +1145,7 @@ def _backward_asin64(rule, r, mask, frame):
 
 # acos: acos(x), gradient -g / sqrt(1 - x * x)
 def _replay_acos32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1072,6 +1154,7 @@ def _replay_acos32(rule, r, path, frame):
 
 
 def _replay_acos64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1080,6 +1163,7 @@ def _replay_acos64(rule, r, path, frame):
 
 
 def _backward_acos32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1096,6 +1180,7 @@ def _backward_acos32(rule, r, mask, frame):
 
 
 def _backward_acos64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1113,6 +1198,7 @@ def _backward_acos64(rule, r, mask, frame):
 
 # atan: atan(x), gradient g / (1 + x * x)
 def _replay_atan32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1121,6 +1207,7 @@ def _replay_atan32(rule, r, path, frame):
 
 
 def _replay_atan64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1129,6 +1216,7 @@ def _replay_atan64(rule, r, path, frame):
 
 
 def _backward_atan32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1145,6 +1233,7 @@ def _backward_atan32(rule, r, mask, frame):
 
 
 def _backward_atan64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1162,6 +1251,7 @@ def _backward_atan64(rule, r, mask, frame):
 
 # asinh: asinh(x), gradient g / sqrt(x * x + 1)
 def _replay_asinh32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1170,6 +1260,7 @@ def _replay_asinh32(rule, r, path, frame):
 
 
 def _replay_asinh64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1178,6 +1269,7 @@ def _replay_asinh64(rule, r, path, frame):
 
 
 def _backward_asinh32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1194,6 +1286,7 @@ def _backward_asinh32(rule, r, mask, frame):
 
 
 def _backward_asinh64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1211,6 +1304,7 @@ def _backward_asinh64(rule, r, mask, frame):
 
 # acosh: acosh(x), gradient g / sqrt(x * x - 1)
 def _replay_acosh32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1219,6 +1313,7 @@ def _replay_acosh32(rule, r, path, frame):
 
 
 def _replay_acosh64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1227,6 +1322,7 @@ def _replay_acosh64(rule, r, path, frame):
 
 
 def _backward_acosh32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1243,6 +1339,7 @@ def _backward_acosh32(rule, r, mask, frame):
 
 
 def _backward_acosh64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1260,6 +1357,7 @@ def _backward_acosh64(rule, r, mask, frame):
 
 # atanh: atanh(x), gradient g / (1 - x * x)
 def _replay_atanh32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1268,6 +1366,7 @@ def _replay_atanh32(rule, r, path, frame):
 
 
 def _replay_atanh64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1276,6 +1375,7 @@ def _replay_atanh64(rule, r, path, frame):
 
 
 def _backward_atanh32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1292,6 +1392,7 @@ def _backward_atanh32(rule, r, mask, frame):
 
 
 def _backward_atanh64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1309,6 +1410,7 @@ def _backward_atanh64(rule, r, mask, frame):
 
 # sinh: sinh(x), gradient g * cosh(x)
 def _replay_sinh32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1317,6 +1419,7 @@ def _replay_sinh32(rule, r, path, frame):
 
 
 def _replay_sinh64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1325,6 +1428,7 @@ def _replay_sinh64(rule, r, path, frame):
 
 
 def _backward_sinh32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1340,6 +1444,7 @@ def _backward_sinh32(rule, r, mask, frame):
 
 
 def _backward_sinh64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1356,6 +1461,7 @@ def _backward_sinh64(rule, r, mask, frame):
 
 # cosh: cosh(x), gradient g * sinh(x)
 def _replay_cosh32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1364,6 +1470,7 @@ def _replay_cosh32(rule, r, path, frame):
 
 
 def _replay_cosh64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1372,6 +1479,7 @@ def _replay_cosh64(rule, r, path, frame):
 
 
 def _backward_cosh32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1387,6 +1495,7 @@ def _backward_cosh32(rule, r, mask, frame):
 
 
 def _backward_cosh64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1405,12 +1514,14 @@ def _backward_cosh64(rule, r, mask, frame):
 @jit
 def forward_erf(x, out):
     """erf's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
     numel = out.shape[0]
     for i in range(numel):
         out[i] = vmath.erf(x[i])
 
 
 def _replay_erf32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1419,6 +1530,7 @@ def _replay_erf32(rule, r, path, frame):
 
 
 def _replay_erf64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     for i in range(numel):
@@ -1427,6 +1539,7 @@ def _replay_erf64(rule, r, path, frame):
 
 
 def _backward_erf32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1443,6 +1556,7 @@ def _backward_erf32(rule, r, mask, frame):
 
 
 def _backward_erf64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1460,6 +1574,7 @@ def _backward_erf64(rule, r, mask, frame):
 
 # silu: x * sigmoid(x), gradient g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
 def _replay_silu32(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
@@ -1470,6 +1585,7 @@ def _replay_silu32(rule, r, path, frame):
 
 
 def _replay_silu64(rule, r, path, frame):
+    wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
@@ -1480,6 +1596,7 @@ def _replay_silu64(rule, r, path, frame):
 
 
 def _backward_silu32(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
@@ -1497,6 +1614,7 @@ def _backward_silu32(rule, r, mask, frame):
 
 
 def _backward_silu64(rule, r, mask, frame):
+    wide_vectors()
     rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
