@@ -220,8 +220,12 @@ class Tape:
         """Whether view row ``view`` is its 2-D source transposed, read from the source's
         slot as the replay lays it out (dense, C order)."""
         source = int(self.rows[view, IN0])
+        if source < 0:
+            return False
+        if self.rows[view, OPCODE] & NO_GRAD and not self.rows[source, OPCODE] & NO_GRAD:
+            return False  # made under no_grad: the gradient stops at the view, not at its source
         shape, source_shape = self._shape(view), self._shape(source)
-        if source < 0 or len(shape) != 2 or len(source_shape) != 2 or shape != source_shape[::-1]:
+        if len(shape) != 2 or len(source_shape) != 2 or shape != source_shape[::-1]:
             return False
         if self._dtype(view) != self._dtype(source):
             return False

@@ -328,3 +328,26 @@ def test_a_product_reads_its_transposed_operand_in_place(case, flags, dtype):
     for grad, leaf in zip(grads, eager):
         expected = np.zeros_like(leaf.detach().numpy()) if leaf.grad is None else leaf.grad.numpy()  # x unused
         np.testing.assert_allclose(grad.numpy(), expected, rtol=tolerance, atol=tolerance)
+
+
+def test_a_transpose_made_under_no_grad_still_stops_the_gradient():
+    """A ``w.t()`` made under ``no_grad`` is not read through to ``w`` by the replayed product
+    (``Tape._read_transposes_in_place``): the gradient stops there, as eagerly. Reading it in
+    place had added the product's gradient into ``w`` (found by review before release)."""
+    from tapegrad.func import grad, vmap
+
+    w = np.arange(6.0).reshape(3, 2) / 10
+    x = np.ones((1, 2))
+
+    def f(w, x):
+        with tg.no_grad():
+            wt = w.t()
+        return (x @ wt).sum() + (w * w).sum()
+
+    _, (replayed, _) = tg.record(f, w, x).value_and_grad(w, x)
+    eager = tg.tensor(w, requires_grad=True)
+    f(eager, tg.tensor(x)).backward()
+    np.testing.assert_array_equal(replayed.numpy(), eager.grad.numpy())
+    np.testing.assert_array_equal(replayed.numpy(), 2 * w)
+    batched = vmap(grad(f), in_dims=(None, 0))(tg.tensor(w), tg.tensor(np.repeat(x[None], 2, 0)))
+    np.testing.assert_array_equal(batched[0].numpy(), 2 * w)
