@@ -510,15 +510,15 @@ class Tape:
         slices = np.arange(size, dtype=np.int64) if slices is None else np.asarray(slices, np.int64)
         codes = self.layouts[self.rows[:, LAYOUT], 0]
 
-        def packed(rows_, shapes):
-            """``(places, arrays)``: one flat array per dtype holding each row's ``(B, *shape)``
-            block after the other (a block is its result, with no copy), and the rows with
-            their block's start."""
+        def packed(rows_, shapes, leading=size):
+            """``(places, arrays)``: one flat array per dtype holding each row's ``(leading,
+            *shape)`` block after the other (a block is its result, with no copy), and the rows
+            with their block's start."""
             places, totals = [], [0, 0]
             for row, shape in zip(rows_, shapes):
                 code = codes[row]
                 places.append((row, totals[code]))
-                totals[code] += size * int(np.prod(shape))
+                totals[code] += leading * int(np.prod(shape))
             return np.array(places, np.int64).reshape(-1, 2), [
                 np.empty(n, dtype) for n, dtype in zip(totals, CODE_DTYPES)
             ]
@@ -545,7 +545,7 @@ class Tape:
             outputs, grads = into
         if self._scalar_program() is not None:
             wanted = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
-            if len(slices) == size and (slices == np.arange(size)).all():
+            if len(slices) == size and bool((slices == np.arange(size)).all()):
                 values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, wanted)
             else:
                 chosen = [data[slices] if is_batched else data for data, is_batched in zip(arrays, batched)]
@@ -553,15 +553,20 @@ class Tape:
             for target, source in zip([*outputs, *grads], [*values, *gradients]):
                 target[slices] = source
             return outputs, grads, []  # no guards: no slice fails
-        # Only the batched inputs are loaded per slice (one flat array per dtype, each input's
-        # block after the other's); the others, a model's parameters, usually most of the data,
-        # once per working arena, below. Loaded per slice they were copied twice per slice.
+        # Only the batched inputs are loaded per slice: the slices this call runs, in their
+        # order (the kernel reads the t-th at block start + t * numel), one flat array per dtype,
+        # each input's block after the other's. Packing the whole batch on every call made a
+        # vmap with chunk_size or many label groups quadratic in the batch. The others, a
+        # model's parameters, usually most of the data, load once per working arena, below
+        # (per slice, they had been copied twice per slice).
         input_rows = [row for row, is_batched in zip(self.input_rows, batched) if is_batched]
         input_places, packed_inputs = packed(
-            input_rows, [shape for shape, is_batched in zip(input_shapes, batched) if is_batched]
+            input_rows, [shape for shape, is_batched in zip(input_shapes, batched) if is_batched], len(slices)
         )
+        whole = len(slices) == size and bool((slices == np.arange(size)).all())
         for (row, start), data in zip(input_places, [data for data, is_batched in zip(arrays, batched) if is_batched]):
-            packed_inputs[codes[row]][start : start + data.size] = data.reshape(-1)
+            chosen = data if whole else data[slices]
+            packed_inputs[codes[row]][start : start + chosen.size] = chosen.reshape(-1)
         shared = [(row, data) for row, data, is_batched in zip(self.input_rows, arrays, batched) if not is_batched]
 
         def places_of(rows_, results):

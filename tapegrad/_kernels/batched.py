@@ -51,8 +51,9 @@ def value_and_grad_slices(
     """Replay slices ``slices[lo:hi]`` in the working arenas ``values*`` (and ``grad*``).
 
     ``*_places`` rows are (row, start): the flat arrays ``inputs{32,64}`` (by the row's dtype)
-    hold each row's ``(batch, numel)`` block from ``start``, so slice ``s`` of input ``k`` is
-    ``inputs[start + s * numel : ...]``; likewise for outputs and gradients. The backward's
+    hold each row's ``(len(slices), numel)`` block from ``start``, so input ``k`` of slice
+    ``slices[t]`` is ``inputs[start + t * numel : ...]``; outputs and gradients are
+    ``(batch, numel)`` blocks, slice ``s`` at ``start + s * numel``. The backward's
     slots are laid out once (``grad_offsets``) and start each slice from the seeded arenas
     ``*_seeded``. ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the
     caller records that slice again), or ``GRADIENT_FAILED`` + the backward's."""
@@ -71,7 +72,7 @@ def value_and_grad_slices(
         for k in range(input_places.shape[0]):
             r = input_places[k, 0]
             numel = layouts[rows[r, 4], 1]
-            position = input_places[k, 1] + s * numel
+            position = input_places[k, 1] + t * numel  # inputs: the slices of this call, in order
             if codes[r] == 1:
                 _copy(inputs64, position, values64, offsets[r], numel)
             else:
