@@ -64,7 +64,7 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
         out = np.asarray(total / count, dtype=data.dtype) if mean else total
         if keepdim:
             out = out.reshape((1,) * data.ndim)
-        return record(name, (x,), out, param=1.0 / count if mean and count else 1.0)
+        return record(name, (x,), out, param=(1.0 / count if count else float("nan")) if mean else 1.0)
     dims = _dims(x, dim)
     if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor: the element itself, as PyTorch allows
         return record(name + "_dim", (x,), data.copy(), iparam=0, param=1.0)
@@ -80,7 +80,7 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
         (x,),
         np.asarray(out, dtype=data.dtype),
         iparam=mask,
-        param=1.0 / count if mean and count else 1.0,
+        param=(1.0 / count if count else float("nan")) if mean else 1.0,
     )
 
 

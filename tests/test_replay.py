@@ -351,3 +351,17 @@ def test_a_transpose_made_under_no_grad_still_stops_the_gradient():
     np.testing.assert_array_equal(replayed.numpy(), 2 * w)
     batched = vmap(grad(f), in_dims=(None, 0))(tg.tensor(w), tg.tensor(np.repeat(x[None], 2, 0)))
     np.testing.assert_array_equal(batched[0].numpy(), 2 * w)
+
+
+@pytest.mark.parametrize(("shape", "dim"), [((0,), None), ((3, 0), 1), ((0, 3), 0)])
+def test_the_mean_of_nothing_replays_as_nan(shape, dim):
+    """A mean over no elements is NaN, eagerly (as in PyTorch) and replayed: the row's scale is
+    NaN rather than 1 (replay gave 0.0; found by review)."""
+    x = np.zeros(shape)
+
+    def f(v):
+        return v.mean() if dim is None else v.mean(dim)
+
+    eager = f(tg.tensor(x)).numpy()
+    assert np.isnan(eager).all()
+    np.testing.assert_array_equal(tg.record(f, x)(x).numpy(), eager)
