@@ -38,7 +38,8 @@ _FORWARD = None
 
 _SLICES_PER_THREAD = 64  # the fewest slices of a batch replay worth a thread of their own
 _MM_OPCODE = next(index for index, op in enumerate(_ops.OPS) if op.name == "mm")
-_VIEW_OPCODES = [index for index, op in enumerate(_ops.OPS) if op.rule == "view"]
+_IS_VIEW = np.array([op.rule == "view" for op in _ops.OPS])  # by opcode
+_LISTS_INPUTS = np.array([op.family == _ops.NARY for op in _ops.OPS])  # stack, cat: a list in aux
 
 
 class GuardError(RuntimeError):
@@ -188,9 +189,16 @@ class Tape:
         products = np.flatnonzero(opcodes == _MM_OPCODE)
         if not len(products):
             return
-        views = set(np.flatnonzero(np.isin(opcodes, _VIEW_OPCODES)).tolist())
-        readers = np.zeros(len(rows), np.int64)
-        for row in range(len(rows)):
+        is_view = _IS_VIEW[opcodes]
+        operands = rows[products][:, [IN0, IN1]]
+        if not is_view[operands[operands >= 0]].any():
+            return
+        views = set(np.flatnonzero(is_view).tolist())
+        # Who reads each row: in0 and in1, counted at once, and a join's list (row_sources).
+        lists = _LISTS_INPUTS[opcodes]
+        fields = rows[~lists][:, [IN0, IN1]].reshape(-1)
+        readers = np.bincount(fields[fields >= 0], minlength=len(rows)).astype(np.int64)
+        for row in np.flatnonzero(lists).tolist():
             for source in row_sources(row, *rows[row, :4].tolist(), aux):
                 if source >= 0:
                     readers[source] += 1
