@@ -96,9 +96,29 @@ def _as_batch(x: Tensor, full_shape: tuple, batch_shape: tuple) -> Tensor:
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:
-    """The matrix product of (n, k) and (k, m) matrices; follows ``torch.mm``."""
+    """The matrix product of (n, k) and (k, m) matrices; follows ``torch.mm``. Raises
+    ``RuntimeError`` with PyTorch's messages for an operand that is not a matrix, shapes that do
+    not multiply, or dtypes that differ."""
+    if a._data.ndim != 2:
+        raise RuntimeError("self must be a matrix")
+    if b._data.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
     _check_same_dtype(a, b)
     return _mm(a, b)
+
+
+def _matmul_operator(a: Tensor, other):
+    """``a @ other``: a tensor or array-like other; a Python number is Python's TypeError, as
+    PyTorch gives it."""
+    if isinstance(other, (bool, int, float, complex)):
+        return NotImplemented
+    return matmul(a, other)
+
+
+def _rmatmul_operator(a: Tensor, other):
+    if isinstance(other, (bool, int, float, complex)):
+        return NotImplemented
+    return matmul(as_tensor(other), a)
 
 
 def dot(a: Tensor, b: Tensor) -> Tensor:
@@ -222,9 +242,9 @@ def _contract(a: Tensor, la: str, b: Tensor, lb: str, needed: set) -> tuple:
 
 install(
     {
-        "__matmul__": matmul,
+        "__matmul__": _matmul_operator,
         "matmul": matmul,
-        "__rmatmul__": lambda self, other: matmul(as_tensor(other), self),
+        "__rmatmul__": _rmatmul_operator,
         "outer": outer,
         "mm": mm,
         "bmm": bmm,

@@ -409,7 +409,12 @@ class Tensor:
 
     @property
     def mT(self):  # noqa: N802
-        """The last two dimensions swapped; follows ``torch.Tensor.mT``."""
+        """The last two dimensions swapped; follows ``torch.Tensor.mT``. ``RuntimeError`` (PyTorch's
+        message) below two dimensions."""
+        if self._data.ndim < 2:
+            raise RuntimeError(
+                f"tensor.mT is only supported on matrices or batches of matrices. Got {self._data.ndim}-D tensor."
+            )
         return self.transpose(-2, -1)
 
     def expand_as(self, other):

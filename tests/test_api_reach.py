@@ -484,6 +484,13 @@ def test_issue_16_gradients_match_pytorch(program):
         lambda m: m.linalg.solve(m.eye(2), m.ones(3)),
         lambda m: m.inverse(m.ones(2, 3)),
         lambda m: m.inverse(m.ones(2, 2, dtype=m.long)),
+        # found by a reviewer: mm unpacked shapes (ValueError), @ a number, mT of a vector
+        lambda m: m.mm(m.ones(3), m.ones(3, 2)),
+        lambda m: m.mm(m.ones(2, 3), m.ones(3)),
+        lambda m: m.mm(m.ones(2, 2, 3), m.ones(3, 2)),
+        lambda m: m.ones(2, 3) @ 3,
+        lambda m: 3.0 @ m.ones(2, 3),
+        lambda m: m.ones(3).mT,
     ],
 )
 def test_issue_16_errors_match_pytorch(program):
