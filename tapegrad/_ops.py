@@ -184,8 +184,10 @@ OPS: tuple[Op, ...] = (
     Op("neg", UNARY, "neg", "NegBackward0", np.negative),  # its rule is also rsub's
     unary("exp", "ExpBackward0", np.exp, "exp(x)", "g * out"),
     unary("log", "LogBackward0", np.log, "log(x)", "g / x", domain=(0.2, 3.0)),
-    unary("sin", "SinBackward0", np.sin, "sin(x)", "g * cos(x)", derivative=True),
-    unary("cos", "CosBackward0", np.cos, "cos(x)", "g * -sin(x)", derivative=True),
+    # No precomputed derivative: their backward kernels run vmath's cos/sin vectorized (blocks of
+    # moderate arguments), and read x live, as PyTorch does, rather than a cos(x) of record time.
+    unary("sin", "SinBackward0", np.sin, "sin(x)", "g * cos(x)"),
+    unary("cos", "CosBackward0", np.cos, "cos(x)", "g * -sin(x)"),
     unary("tanh", "TanhBackward0", np.tanh, "tanh(x)", "g * (1 - out * out)"),
     unary("sigmoid", "SigmoidBackward0", _sigmoid, "sigmoid(x)", "g * (1 - out) * out"),
     unary("relu", "ReluBackward0", _relu, "relu(x)", "gate(out, g)"),
