@@ -221,9 +221,7 @@ OPS: tuple[Op, ...] = (
     unary("sinh", "SinhBackward0", np.sinh, "sinh(x)", "g * cosh(x)", derivative=True),
     unary("cosh", "CoshBackward0", np.cosh, "cosh(x)", "g * sinh(x)", derivative=True),
     unary("erf", "ErfBackward0", _erf, "erf(x)", "g * 1.1283791670955126 * exp(-x * x)", compiled_forward=True),
-    unary(
-        "silu", "SiluBackward0", _silu, "x * sigmoid(x)", "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))", derivative=True
-    ),
+    unary("silu", "SiluBackward0", _silu, "x * sigmoid(x)", "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))"),
     # Piecewise constant: the gradient is zero (and still reaches the input, as in PyTorch).
     Op("sign", UNARY, "zero", "SignBackward0", np.sign),
     Op("floor", UNARY, "zero", "FloorBackward0", np.floor),
