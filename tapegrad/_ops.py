@@ -195,7 +195,7 @@ OPS: tuple[Op, ...] = (
     unary("abs", "AbsBackward0", np.abs, "abs(x)", "g * sign(x)"),
     unary("reciprocal", "ReciprocalBackward0", np.reciprocal, "1 / x", "-g * (out * out)", domain=(0.5, 2.0)),
     # PyTorch's threshold (x itself above 20) needs a branch: a hand-written rule.
-    Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, domain=(-3.0, 3.0), derivative=_sigmoid),
+    Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, domain=(-3.0, 3.0)),
     unary(
         "gelu",
         "GeluBackward0",

@@ -453,16 +453,18 @@ def test_softplus_of_a_scalar_has_the_bits_of_the_array_path(dtype):
         assert single.tobytes() == np.asarray(expected, dtype).tobytes()
 
 
-@pytest.mark.parametrize("name", ["sin", "cos", "silu"])
-def test_sin_and_cos_read_their_input_live_at_any_size(name):
+@pytest.mark.parametrize("name", ["sin", "cos", "silu", "softplus"])
+def test_unary_ops_read_their_input_live_at_any_size(name):
     """A change through ``.data`` after the op is seen by its backward, as PyTorch's reads the
-    saved input: large sin/cos no longer precompute their derivative when recorded (the
-    backward kernels compute it vectorized). Found by a reviewer: 5,000 zeros then ``+= 1``
-    gave the derivative at 0."""
+    saved input: large sin, cos, silu and softplus no longer precompute their derivative when
+    recorded (the backward kernels compute it vectorized). Found by a reviewer: 5,000 zeros then
+    ``+= 1`` gave the derivative at 0."""
     v = tg.zeros(5000, requires_grad=True)
-    y = tg.nn.functional.silu(v) if name == "silu" else getattr(v, name)()
+    y = getattr(tg.nn.functional, name)(v) if name in ("silu", "softplus") else getattr(v, name)()
     v.data.add_(1)
     y.sum().backward()
     sigmoid = 1 / (1 + np.exp(-1.0))
-    expected = {"sin": np.cos(1.0), "cos": -np.sin(1.0), "silu": sigmoid * (1 + (1 - sigmoid))}[name]
+    expected = {"sin": np.cos(1.0), "cos": -np.sin(1.0), "silu": sigmoid * (1 + (1 - sigmoid)), "softplus": sigmoid}[
+        name
+    ]
     np.testing.assert_allclose(v.grad.numpy(), np.full(5000, expected, np.float32), rtol=1e-6)

@@ -205,8 +205,8 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     elif rule == SOFTPLUS:  # d softplus = sigmoid; PyTorch saves the input, so does this
         x = value_at(addresses[a], numel, grad)
         half = grad.dtype.type(0.5)
-        for i in range(numel):
-            ga[i] += g[i] * half * (one + np.tanh(half * x[i]))
+        for i in range(numel):  # vmath's tanh: vectorized (numba's np.tanh is scalar libm)
+            ga[i] += g[i] * half * (one + vmath.tanh(half * x[i]))
     elif rule == ZERO:
         pass  # the input is marked reached (its gradient is zero, as PyTorch gives)
     elif rule == LEAKY_RELU:
