@@ -12,8 +12,21 @@ from .tensor import Tensor, as_tensor, install
 
 
 def _check_same_dtype(a: Tensor, b: Tensor) -> None:
-    if a._data.dtype != b._data.dtype:
-        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.c_name} != {b.dtype.c_name}")
+    """``RuntimeError`` for operands of two dtypes, with the message of the PyTorch kernel the
+    operands' dimensions lead to (dot, addmv, bmm, or mm's)."""
+    if a._data.dtype == b._data.dtype:
+        return
+    ndim_a, ndim_b = a._data.ndim, b._data.ndim
+    if ndim_a == 1 and ndim_b == 1:
+        raise RuntimeError(
+            f"dot : expected both vectors to have same dtype, but found {a.dtype.type_name} and {b.dtype.type_name}"
+        )
+    if ndim_a == 2 and ndim_b == 1:
+        vector, matrix = b.dtype.type_name, a.dtype.type_name
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {vector}, {matrix}, and {vector}")
+    if ndim_a >= 3 or ndim_b >= 3:
+        raise RuntimeError(f"expected scalar type {a.dtype.type_name} but found {b.dtype.type_name}")
+    raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.c_name} != {b.dtype.c_name}")
 
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:

@@ -491,6 +491,13 @@ def test_issue_16_gradients_match_pytorch(program):
         lambda m: m.ones(2, 3) @ 3,
         lambda m: 3.0 @ m.ones(2, 3),
         lambda m: m.ones(3).mT,
+        lambda m: m.dot(m.ones(3), m.ones(3, dtype=m.float64)),
+        lambda m: m.ones(2, 3) @ m.ones(3, dtype=m.float64),
+        lambda m: m.ones(2, 3, dtype=m.float64) @ m.ones(3),
+        lambda m: m.bmm(m.ones(2, 2, 3), m.ones(2, 3, 2, dtype=m.float64)),
+        lambda m: m.ones(2, 2, 3) @ m.ones(2, 3, 2, dtype=m.float64),
+        lambda m: m.ones(3) @ m.ones(3, 2, dtype=m.float64),
+        lambda m: m.mm(m.ones(2, 3), m.ones(3, 2, dtype=m.float64)),
     ],
 )
 def test_issue_16_errors_match_pytorch(program):
