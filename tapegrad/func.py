@@ -878,8 +878,7 @@ class _Replay:
             outputs, grads, guard_failed = tape._replay_batch(
                 inputs, is_batched, seeds, threads, self.wanted, slices=chunk, into=self.into
             )  # fmt: skip
-            if self.into is None:  # the first call made the results; the others fill them
-                self.into = (outputs, grads)
+            if self.results is None:  # the first call made the results (in ``into``); the others fill them
                 wanted = [grads[self.position_of[i]] for group in self.grad_leaves for i in group] if self.grad else []
                 self.results = [*wanted, *outputs]
             failed += guard_failed
@@ -887,8 +886,8 @@ class _Replay:
 
     def _allocate(self, tape: Tape) -> None:
         """The results are made by the first compiled call (``_run_batch``), as views of flat
-        arrays that later calls fill in place."""
-        self.into = None
+        arrays that later calls fill in place (``Tape._replay_batch``'s ``into``)."""
+        self.into, self.results = {}, None
 
     def _replay(self, tape: Tape, index: int) -> None:
         tape._forward(self._slice_inputs(index))

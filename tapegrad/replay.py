@@ -505,10 +505,11 @@ class Tape:
         seeds) per input, and the slices whose guard failed (their results are not filled), left
         for the caller to record again. ``threads`` split the batch (the kernel holds no GIL).
         With ``argnums`` (a tuple), only those inputs' gradients are computed (the others' are 0).
-        ``slices`` (indices into the batch) runs only those, filling only their results; ``into``
-        (the results of an earlier call with the same shapes, another recording's included) is
-        filled instead of new arrays, so that groups of slices replayed by different recordings
-        land in one set of results without a copy.
+        ``slices`` (indices into the batch) runs only those, filling only their results. ``into``
+        is a dict the caller keeps across calls with the same shapes (another recording's
+        included), empty at first: the first call keeps its results there and later calls fill
+        them, so that groups of slices replayed by different recordings land in one set of
+        results without a copy.
 
         Raises ``ValueError`` for an input of another shape or dtype than recorded."""
         forward, replay_rules, backward, (rules, saves, paths) = _kernels()
@@ -546,14 +547,22 @@ class Tape:
         output_shapes = [self._shape(row) for row in self.output_rows]
         input_shapes = [shape for shape, _ in self.input_specs]
         with_grad = seeds is not None
-        if into is None:
-            outputs = blocks(*packed(self.output_rows, output_shapes), output_shapes)
-            grads = blocks(*packed(self.input_rows, input_shapes), input_shapes) if with_grad else []
-        else:
-            outputs, grads = into
+        results = {} if into is None else into
+        if not results:  # (B, *shape) blocks of one flat array per dtype, and where each starts
+            output_places, flat_outputs = packed(self.output_rows, output_shapes)
+            grad_places, flat_grads = packed(self.input_rows if with_grad else [], input_shapes)
+            results.update(
+                outputs=blocks(output_places, flat_outputs, output_shapes),
+                grads=blocks(grad_places, flat_grads, input_shapes),
+                places=(output_places, grad_places),
+                flats=(flat_outputs, flat_grads),
+            )
+        outputs, grads = results["outputs"], results["grads"]
+        (output_places, grad_places), (flat_outputs, flat_grads) = results["places"], results["flats"]
+        whole = len(slices) == size and bool((slices == np.arange(size)).all())
         if self._scalar_program() is not None:
             wanted = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
-            if len(slices) == size and bool((slices == np.arange(size)).all()):
+            if whole:
                 values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, wanted)
             else:
                 chosen = [data[slices] if is_batched else data for data, is_batched in zip(arrays, batched)]
@@ -571,41 +580,19 @@ class Tape:
         input_places, packed_inputs = packed(
             input_rows, [shape for shape, is_batched in zip(input_shapes, batched) if is_batched], len(slices)
         )
-        whole = len(slices) == size and bool((slices == np.arange(size)).all())
         for (row, start), data in zip(input_places, [data for data, is_batched in zip(arrays, batched) if is_batched]):
             chosen = data if whole else data[slices]
             packed_inputs[codes[row]][start : start + chosen.size] = chosen.reshape(-1)
         shared = [(row, data) for row, data, is_batched in zip(self.input_rows, arrays, batched) if not is_batched]
 
-        def places_of(rows_, results):
-            """Each row with its result's start in the flat array the result is a view of."""
-            places, bases = [], [None, None]
-            for row, result in zip(rows_, results):
-                code = codes[row]
-                base = result.base if result.base is not None else result
-                while base.base is not None:
-                    base = base.base
-                if bases[code] is None:
-                    bases[code] = base
-                elif bases[code] is not base:  # results not made here: not views of one array
-                    raise ValueError("into: the results of another call")
-                places.append((row, (result.ctypes.data - base.ctypes.data) // result.itemsize))
-            flats = [
-                np.empty(0, dtype) if base is None else base.reshape(-1) for base, dtype in zip(bases, CODE_DTYPES)
-            ]
-            return np.array(places, np.int64).reshape(-1, 2), flats
-
-        output_places, flat_outputs = places_of(self.output_rows, outputs)
         rows = self._rows_for(self._positions(range(len(self.input_rows)) if argnums is None else argnums))
         if with_grad:  # the gradient slots, laid out and seeded once for every slice
             seeded = backward.backward_setup(
                 rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
                 self.output_rows, np.asarray(seeds, np.float64).reshape(-1), share=True,
             )  # fmt: skip
-            grad_places, flat_grads = places_of(self.input_rows, grads)
         else:
             seeded = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float64), np.zeros(0, np.bool_))
-            grad_places, flat_grads = np.zeros((0, 2), np.int64), [np.empty(0, np.float32), np.empty(0, np.float64)]
         grad_offsets, seeded32, seeded64, seeded_touched = seeded
         statuses = np.zeros(size, np.int64)
         from ._kernels import families

@@ -400,26 +400,35 @@ def _cos_kernel64(x, y):
 
 def _sin64(x):
     _inline_into_callers()
-    n, y0, y1 = _reduce64(x)
-    s = _sin_kernel64(y0, y1)
-    c = _cos_kernel64(y0, y1)
-    result = s if (n & 1) == 0 else c
-    result = -result if n >= 2 else result
+    result = _sin_moderate64(x)
     if not np.abs(x) < _TRIG_LIMIT64:  # past the reduction's range, inf and NaN
         result = _sin_far(x)
-    return x if np.abs(x) < 7.450580596923828e-09 else result  # |x| < 2**-27: sin(x) rounds to x
+    return result
 
 
 def _cos64(x):
     _inline_into_callers()
-    n, y0, y1 = _reduce64(x)
-    s = _sin_kernel64(y0, y1)
-    c = _cos_kernel64(y0, y1)
-    result = c if (n & 1) == 0 else s
-    result = -result if n == 1 or n == 2 else result
+    result = _cos_moderate64(x)
     if not np.abs(x) < _TRIG_LIMIT64:
         result = _cos_far(x)
     return result
+
+
+def _sin_moderate64(x):
+    """sin(x) for |x| below ``_TRIG_LIMIT64`` (the reduction's range): ``_sin64`` without its
+    libm branch, which keeps a loop of it scalar."""
+    _inline_into_callers()
+    n, y0, y1 = _reduce64(x)
+    result = _sin_kernel64(y0, y1) if (n & 1) == 0 else _cos_kernel64(y0, y1)
+    result = -result if n >= 2 else result
+    return x if np.abs(x) < 7.450580596923828e-09 else result  # |x| < 2**-27: sin(x) rounds to x
+
+
+def _cos_moderate64(x):
+    _inline_into_callers()
+    n, y0, y1 = _reduce64(x)
+    result = _cos_kernel64(y0, y1) if (n & 1) == 0 else _sin_kernel64(y0, y1)
+    return -result if n == 1 or n == 2 else result
 
 
 # -- erf (fdlibm's s_erf.c: four ranges, each a rational function, all computed, one selected) --
@@ -760,21 +769,6 @@ def _cos_moderate32(x):
     return np.float32(-result if n == 1 or n == 2 else result)
 
 
-def _sin_moderate64(x):
-    _inline_into_callers()
-    n, y0, y1 = _reduce64(x)
-    result = _sin_kernel64(y0, y1) if (n & 1) == 0 else _cos_kernel64(y0, y1)
-    result = -result if n >= 2 else result
-    return x if np.abs(x) < 7.450580596923828e-09 else result
-
-
-def _cos_moderate64(x):
-    _inline_into_callers()
-    n, y0, y1 = _reduce64(x)
-    result = _cos_kernel64(y0, y1) if (n & 1) == 0 else _sin_kernel64(y0, y1)
-    return -result if n == 1 or n == 2 else result
-
-
 def moderate(x):
     """Whether every element of the 1-D float array ``x`` is below the moderate range in
     magnitude (2**20 for float32, ``_TRIG_LIMIT64`` for float64; False for any inf or NaN): where
@@ -867,11 +861,11 @@ else:
     _sin_kernel64, _cos_kernel64 = _compile(_sin_kernel64), _compile(_cos_kernel64)
     _log32, _log64, _log1p32, _log1p64 = _compile(_log32), _compile(_log64), _compile(_log1p32), _compile(_log1p64)
     _expm1_32, _expm1_64 = _compile(_expm1_32), _compile(_expm1_64)
+    _sin_moderate64, _cos_moderate64 = _compile(_sin_moderate64), _compile(_cos_moderate64)
     _sin32, _sin64, _cos32, _cos64 = _compile(_sin32), _compile(_sin64), _compile(_cos32), _compile(_cos64)
     _erf32, _erf64 = _compile(_erf32), _compile(_erf64)
     _reduced32 = _compile(_reduced32)
     _sin_moderate32, _cos_moderate32 = _compile(_sin_moderate32), _compile(_cos_moderate32)
-    _sin_moderate64, _cos_moderate64 = _compile(_sin_moderate64), _compile(_cos_moderate64)
     moderate = numba.njit(**JIT_OPTIONS)(moderate)
 
     def _register(generic, single, double):
