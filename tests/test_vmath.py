@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssump
 
 # Largest error, in units in the last place of the correctly rounded result: the bounds sit just
 # above what these inputs measure (float32 / float64): exp 1.00 / 0.85, tanh 1.48 / 1.30, log
-# 0.78 / 0.80, log1p 0.78 / 0.78, expm1 1.36 / 0.78, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 /
+# 0.76 / 0.80, log1p 0.78 / 0.78, expm1 1.36 / 0.86, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 /
 # 1.00 (at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp. The issue's limits: 2 (float32), 1
 # (float64); tanh float64 is over it.
 BOUNDS = {
@@ -28,7 +28,7 @@ BOUNDS = {
     ("tanh", np.float32): 1.5, ("tanh", np.float64): 1.5,
     ("log", np.float32): 0.8, ("log", np.float64): 0.8,
     ("log1p", np.float32): 0.8, ("log1p", np.float64): 0.8,
-    ("expm1", np.float32): 1.4, ("expm1", np.float64): 0.8,
+    ("expm1", np.float32): 1.4, ("expm1", np.float64): 0.87,
     ("sin", np.float32): 1.2, ("sin", np.float64): 0.8,
     ("cos", np.float32): 1.2, ("cos", np.float64): 0.8,
     ("erf", np.float32): 0.55, ("erf", np.float64): 1.01,

@@ -3,17 +3,17 @@
 
 llvmlite from PyPI has no SVML, so a jitted loop calling ``np.exp`` or ``np.sin`` makes a scalar
 libm call per element (4-40 ns) where numpy's SIMD loops take 0.3-1.6 ns. These are written as
-straight-line arithmetic (fdlibm's exp for float64; Cephes' expf, tanh and tanhf polynomials,
-Moshier 1984-1992; musl's log1p/log1pf, expm1, sin/cos kernels and fdlibm's erf, Sun 1993; own
-fits for float32 expm1, sin and cos), so that in a loop LLVM turns them into vector code: no libm
-calls, no branches it cannot turn into selects (every case is computed, then one is selected).
+straight-line arithmetic (fdlibm's exp for float64; Cephes' expf, tanh, tanhf and logf
+polynomials, Moshier 1984-1992; musl's log1p/log1pf reductions, sin/cos kernels and fdlibm's erf,
+Sun 1993; own forms for expm1 and float32 sin and cos), so that in a loop LLVM turns them into
+vector code: no libm calls, no branches it cannot turn into selects (every case is computed, then one is selected).
 ``2**n`` is built from its bits. Each is compiled once, with FMA contraction, and marked
 ``alwaysinline`` so that LLVM inlines it into the calling loop (``_inline_into_callers``).
 
 Errors against a float64/long-double reference (mpmath for float64 erf), measured by
 tests/test_vmath.py over the whole float range (random bit patterns of every binade plus dense
-sweeps), in ulp, float32 / float64: exp 1.00 / 0.85, tanh 1.48 / 1.30, log 0.78 / 0.80, log1p
-0.78 / 0.78, expm1 1.36 / 0.78, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 / 1.00 (the 1.00 at
+sweeps), in ulp, float32 / float64: exp 1.00 / 0.85, tanh 1.48 / 1.30, log 0.76 / 0.80, log1p
+0.78 / 0.78, expm1 1.36 / 0.86, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 / 1.00 (the 1.00 at
 tiny x); numpy's own are 0.5-2.2. NaN, infinities, -0.0, overflow to inf and underflow through
 denormals to 0 are numpy's (scipy's for erf). float32 erf is computed in double.
 
@@ -37,6 +37,8 @@ With ``NUMBA_DISABLE_JIT=1`` the same bodies run as Python on numpy scalars.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -126,13 +128,16 @@ _E1, _E2, _E3, _E4, _E5 = (
     4.13813679705723846039e-08,
 )
 _MAXLOG = 7.09782712893383973096e02  # exp overflows above
-_MINLOG = -7.45133219101941108420e02  # and is 0 below (past the denormals)
+_EXP_HIGH, _EXP_LOW = 710.0, -746.0  # exp is inf above, 0 below, by its own arithmetic
 
 
 def _exp64(x):
     _inline_into_callers()
-    clamped = x if x < _MAXLOG else _MAXLOG
-    clamped = clamped if clamped > _MINLOG else _MINLOG
+    # Clamped where the result still overflows to inf (above 709.78) and underflows to 0 (below
+    # -745.13) by itself, and NaN passes through the arithmetic: no selects after it (they were
+    # a sixth of the loop).
+    clamped = _EXP_HIGH if x > _EXP_HIGH else x
+    clamped = _EXP_LOW if clamped < _EXP_LOW else clamped
     n = np.floor(_INV_LN2 * clamped + 0.5)
     hi = clamped - n * _LN2_HI
     lo = n * _LN2_LO
@@ -142,12 +147,7 @@ def _exp64(x):
     e = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
     k = np.int64(n)
     half = k >> 1
-    scaled = e * _bits_to_float((half + 1023) << 52) * _bits_to_float((k - half + 1023) << 52)
-    if x > _MAXLOG:
-        scaled = np.inf
-    if x < _MINLOG:
-        scaled = 0.0
-    return x if x != x else scaled
+    return e * _bits_to_float((half + 1023) << 52) * _bits_to_float((k - half + 1023) << 52)
 
 
 _TP0, _TP1, _TP2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
@@ -278,15 +278,15 @@ def _log1p64(x):
     return x if not np.abs(x) >= 1.1102230246251565e-16 else result  # |x| < 2**-53 and NaN: x
 
 
-# -- expm1 (musl's, after fdlibm: every one of its cases computed, then one selected) ----------
+# -- expm1 (the float32 form's reduction and recombination, in double) ------------------------
+#
+# x = n ln2 + r, expm1(r) = r + t by its Taylor series to r**15 (truncation below 1e-19 on the
+# range below), and 2**n (1 + r + t) - 1 = 2 (h (r + t) + (h - 1/2)), h = 2**(n - 1): one rounding,
+# in the FMA, since h - 1/2 is exact for n <= 53 (above, the 1 goes into t as 2**-n). n = 0 also on
+# [ln2/2, 0.4435): there n = 1 would round 2 (r + t) + 1 after a cancellation (1.24 ulp). No
+# division and no case computed apart (musl's had both): 0.85 ulp, 2x faster than musl's form.
 
-_Q1, _Q2, _Q3, _Q4, _Q5 = (
-    -3.33333333333331316428e-02,
-    1.58730158725481460165e-03,
-    -7.93650757867487942473e-05,
-    4.00821782732936239552e-06,
-    -2.01099218183624371326e-07,
-)
+_EXPM1_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(2, 16))  # 1/2!, ..., 1/15!
 
 
 def _expm1_64(x):
@@ -294,36 +294,20 @@ def _expm1_64(x):
     clamped = x if x < 709.8 else 709.8
     clamped = clamped if clamped > -40.0 else -40.0  # expm1 is -1.0 in double below -38
     n = np.floor(_INV_LN2 * clamped + 0.5)
+    n = 0.0 if clamped < 0.4435 and clamped > -0.3466 else n
     hi = clamped - n * _LN2_HI
     lo = n * _LN2_LO
     r = hi - lo
-    c = (hi - r) - lo
-    hfx = 0.5 * r
-    hxs = r * hfx
-    r1 = 1.0 + hxs * (_Q1 + hxs * (_Q2 + hxs * (_Q3 + hxs * (_Q4 + hxs * _Q5))))
-    t = 3.0 - r1 * hfx
-    e = hxs * ((r1 - t) / (6.0 - r * t))
-    at_zero = r - (r * e - hxs)  # k == 0
-    e = r * (e - c) - c
-    e -= hxs
-    k = np.int64(n)
-    half = k >> 1
-    low, high = _bits_to_float((half + 1023) << 52), _bits_to_float((k - half + 1023) << 52)  # 2**k
-    kk = k if k < 60 else 60
-    kk = kk if kk > 0 else 0
-    twomk = _bits_to_float((1023 - kk) << 52)
-    far = (r - e + 1.0) * low * high - 1.0  # k < 0 or k > 56
-    mid = (r - e + (1.0 - twomk)) * low * high  # 2 <= k < 20
-    upper = (r - (e + twomk) + 1.0) * low * high  # 20 <= k <= 56
-    result = upper if k >= 20 else mid
-    if k < 0 or k > 56:
-        result = far
-    if k == 1:
-        result = -2.0 * (e - (r + 0.5)) if r < -0.25 else 1.0 + 2.0 * (r - e)
-    if k == -1:
-        result = 0.5 * (r - e) - 0.5
-    if k == 0:
-        result = at_zero
+    c = (hi - r) - lo  # r's rounding error
+    q = _EXPM1_TAYLOR
+    p = ((((((q[13] * r + q[12]) * r + q[11]) * r + q[10]) * r + q[9]) * r + q[8]) * r + q[7]) * r + q[6]
+    p = (((((p * r + q[5]) * r + q[4]) * r + q[3]) * r + q[2]) * r + q[1]) * r + q[0]
+    t = r * r * p + c
+    h = _bits_to_float((np.int64(n) + 1022) << 52)  # 2**(n - 1)
+    large = n > 53.0
+    m = np.int64(n) if n < 1000.0 else np.int64(1000)
+    t = t - _bits_to_float((1023 - m) << 52) if large else t
+    result = 2.0 * (h * (r + t) + (h if large else h - 0.5))
     if x > _MAXLOG:
         result = np.inf
     return x if not np.abs(x) >= 5.551115123125783e-17 else result  # |x| < 2**-54 and NaN: x
@@ -522,31 +506,44 @@ def _libm(name):
 _sin_far, _cos_far = _libm("sin"), _libm("cos")
 
 
-# -- float32 logarithms and expm1 (musl's logf, log1pf, expm1f) -----------------------------
+# -- float32 logarithms (the reduction above; Cephes logf's polynomial; musl's log1pf cases) ---
+#
+# log(1 + f) = f - f*f/2 + f**3 * P(f) on the same f: a polynomial instead of musl's f / (2 + f),
+# whose division was a third of the loop. The integer steps are kept in int32: numba widens
+# int32 arithmetic to int64, which split each 16-lane vector in two (1.6x numpy's time, now 1x).
 
-_LG1F, _LG2F, _LG3F, _LG4F = (_F(v) for v in (0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841))
-_LN2_HIF, _LN2_LOF = _F(6.9313812256e-01), _F(9.0580006145e-06)
+_LOGF_P = tuple(
+    _F(v)
+    for v in (
+        7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+        -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
+    )
+)  # fmt: skip
+_LN2_HIF, _LN2_LOF = _F(6.9313812256e-01), _F(9.0580006145e-06)  # expm1f's split
+_LN2_CEPHES_HI, _LN2_CEPHES_LO = _F(0.693359375), _F(-2.12194440e-4)  # logf's split
 _INV_LN2F = _F(1.4426950216e00)
-_SQRT_HALF_BITS32, _ONE_BITS32 = 0x3F3504F3, 0x3F800000
+_I32 = np.int32
+_SQRT_HALF_BITS32 = _I32(0x3F3504F3)
+_SHIFT_BITS32, _MANTISSA32 = _I32(0x3F800000 - 0x3F3504F3), _I32(0x007FFFFF)
 _TINY32, _TWO25 = _F(1.1754943508222875e-38), _F(33554432.0)
 
 
 def _log_poly32(f, dk, c):
+    """log(2**k * (1 + f)) + c, f in [sqrt(2)/2 - 1, sqrt(2) - 1] (Cephes logf)."""
     _inline_into_callers()
-    s = f / (_TWO + f)
-    z = s * s
-    w = z * z
-    r = z * (_LG1F + w * _LG3F) + w * (_LG2F + w * _LG4F)
-    hfsq = _HALF * f * f
-    return s * (hfsq + r) + (dk * _LN2_LOF + c) - hfsq + f + dk * _LN2_HIF
+    p = _LOGF_P
+    z = f * f
+    poly = (((((((p[0] * f + p[1]) * f + p[2]) * f + p[3]) * f + p[4]) * f + p[5]) * f + p[6]) * f + p[7]) * f + p[8]
+    y = poly * f * z + (dk * _LN2_CEPHES_LO + c) - _HALF * z
+    return (f + y) + dk * _LN2_CEPHES_HI
 
 
 def _log32(x):
     _inline_into_callers()
     denormal = x < _TINY32
-    bits = _float_to_bits(x * _TWO25 if denormal else x) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
-    k = (bits >> 23) - (127 + 25 if denormal else 127)
-    f = _bits_to_float(np.int32((bits & 0x007FFFFF) + _SQRT_HALF_BITS32)) - _ONE
+    bits = _I32(_float_to_bits(x * _TWO25 if denormal else x) + _SHIFT_BITS32)
+    k = _I32((bits >> _I32(23)) - (_I32(127 + 25) if denormal else _I32(127)))
+    f = _bits_to_float(_I32((bits & _MANTISSA32) + _SQRT_HALF_BITS32)) - _ONE
     result = _log_poly32(f, _F(k), _ZERO32)
     if x == _INF32:
         result = _INF32
@@ -560,12 +557,15 @@ def _log32(x):
 def _log1p32(x):
     _inline_into_callers()
     u = _ONE + x
-    bits = _float_to_bits(u) + (_ONE_BITS32 - _SQRT_HALF_BITS32)
-    k = (bits >> 23) - 127
-    c = (_ONE - (u - x) if k >= 2 else x - (u - _ONE)) / u
-    f = _bits_to_float(np.int32((bits & 0x007FFFFF) + _SQRT_HALF_BITS32)) - _ONE
+    bits = _I32(_float_to_bits(u) + _SHIFT_BITS32)
+    k = _I32((bits >> _I32(23)) - _I32(127))
+    f = _bits_to_float(_I32((bits & _MANTISSA32) + _SQRT_HALF_BITS32)) - _ONE
+    # c / u, c the rounding error of 1 + x: c is below half an ulp of u, so 1 / u to 1% (2**-k
+    # times a short series of 1 / (1 + f)) keeps it exact enough, without a division
+    inverse = (_ONE - f * (_ONE - f * (_ONE - f))) * _bits_to_float(_I32((_I32(127) - k) << _I32(23)))
+    c = (_ONE - (u - x) if k >= _I32(2) else x - (u - _ONE)) * inverse
     near = x > _F(-0.29289321) and x < _F(0.41421354)
-    result = _log_poly32(x if near else f, _ZERO32 if near else _F(k), _ZERO32 if near or k >= 25 else c)
+    result = _log_poly32(x if near else f, _ZERO32 if near else _F(k), _ZERO32 if near or k >= _I32(25) else c)
     if x == _INF32:
         result = _INF32
     if x == -_ONE:
@@ -575,6 +575,8 @@ def _log1p32(x):
     return x if not np.abs(x) >= _F(5.9604645e-08) else result  # |x| < 2**-24 and NaN: x
 
 
+# -- float32 expm1 and tanh ------------------------------------------------------------------
+#
 # expm1(r) = r + r*r/2 + r**3 * E(r) on |r| <= ln(2)/2: a near-minimax least-squares fit
 # (Lawson's iteration against mpmath), relative error 4.1e-10
 _EM1F = tuple(_F(v) for v in (0.1666666567325592, 0.04166647419333458, 0.008333423174917698,
@@ -604,16 +606,29 @@ def _expm1_32(x):
     return x if not np.abs(x) >= _F(2.9802322e-08) else result  # |x| < 2**-25 and NaN: x
 
 
+# For tanh, expm1 needs less: its error reaches tanh damped by 2 / (e + 2) <= 0.45 on the range it
+# is used (|x| >= 0.625). One coefficient fewer (relative error 1.4e-8, Lawson's fit as above).
+_EM1F_TANH = tuple(_F(v) for v in (0.1666654875396322, 0.04166685412420487, 0.00836603444790381,
+                                   0.0013898223422807504))  # fmt: skip
+
+
 def _tanh32(x):
-    """tanh |x| = e / (e + 2), e = expm1(2|x|) (no cancellation), and below 0.625 an odd
-    polynomial (Cephes tanhf's: e / (e + 2) rounds three times, 2.06 ulp there)."""
+    """tanh |x| = e / (e + 1), e = expm1(2|x|) / 2 (no cancellation), and below 0.625 an odd
+    polynomial (Cephes tanhf's: e / (e + 1) rounds three times, 2.06 ulp there)."""
     _inline_into_callers()
     z = np.abs(x)
-    e = _expm1_core32(_TWO * (z if z < _TANH_ONE_F else _TANH_ONE_F))  # tanh(10) is 1.0 in float32
+    # tanh(10) is 1.0 in float32; a NaN passes through both forms (no select for it)
+    w = _TWO * (_TANH_ONE_F if z > _TANH_ONE_F else z)
+    n = np.floor(_INV_LN2F * w + _HALF)
+    r = w - n * _LN2_HIF
+    r = r - n * _LN2_LOF
+    q = _EM1F_TANH
+    p = r + r * r * (_HALF + r * (q[0] + r * (q[1] + r * (q[2] + r * q[3]))))
+    h = _bits_to_float(np.int32((np.int32(n) + np.int32(126)) << np.int32(23)))
+    e = h * p + (h - _HALF)  # (2**n (1 + p) - 1) / 2, one rounding: see _expm1_core32
     zz = z * z
     small = ((((_TF[0] * zz + _TF[1]) * zz + _TF[2]) * zz + _TF[3]) * zz + _TF[4]) * zz * z + z
-    result = np.copysign(e / (e + _TWO) if z >= _TANH_SWITCH_F else small, x)
-    return x if x != x else result
+    return np.copysign(e / (e + _ONE) if z >= _TANH_SWITCH_F else small, x)
 
 
 # -- float32 sin and cos, in float32 and int64 (Payne-Hanek by table, everywhere) -----------
