@@ -174,7 +174,7 @@ _MODERATE_LOOPS = {name: _loop(function) for name, (function, _) in MODERATE.ite
 @pytest.mark.parametrize("name", list(MODERATE))
 def test_moderate_sin_and_cos_are_within_their_bound_below_the_limit(name, dtype):
     """The table-free forms the kernels run on blocks of moderate arguments (below 2**20 for
-    float32, 2**20 * pi/2 for float64): 0.51 ulp for float32 (reduced and evaluated in double),
+    float32, 2**20 * pi/2 for float64): 0.57 ulp for float32 (reduced and evaluated in double),
     float64's bound; -0.0, denormals and tiny values as numpy gives them."""
     if dtype == np.float64 and np.finfo(np.longdouble).nmant < 60:
         pytest.skip("no extended precision on this platform for a float64 reference")
@@ -184,7 +184,7 @@ def test_moderate_sin_and_cos_are_within_their_bound_below_the_limit(name, dtype
     got = np.empty_like(x)
     _MODERATE_LOOPS[name](x, got)
     error, _, _ = max_ulp(name, x, got)
-    assert error <= (0.51 if dtype == np.float32 else BOUNDS[(name, dtype)]), f"max error {error:.3f} ulp"
+    assert error <= (0.57 if dtype == np.float32 else BOUNDS[(name, dtype)]), f"max error {error:.3f} ulp"
     tiny = np.finfo(dtype).smallest_subnormal
     special = np.array([0.0, -0.0, tiny, -tiny, 1e-30, -1e-30, np.finfo(dtype).smallest_normal], dtype)
     got = np.empty_like(special)

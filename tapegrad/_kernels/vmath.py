@@ -27,7 +27,7 @@ sin/cos correct everywhere, but LLVM does not vectorize a loop holding a call, s
 run as scalar code (faster than numpy's, whose float64 sin and cos are scalar libm loops too on
 this machine). So the kernels' loops (generate.py) run sin and cos by blocks of 512: a block whose
 every |x| is moderate (``moderate``: below 2**20 for float32, 2**20 * pi/2 for float64) takes
-``sin_moderate``/``cos_moderate``, with no table and no call (float32 in double: 0.50 ulp, 0.6
+``sin_moderate``/``cos_moderate``, with no table and no call (float32 in double: 0.56 ulp, 0.6
 ns an element against the table's 1.6; float64 vectorized), any other block the forms above.
 
 ``expressions.FUNCTIONS`` maps the formula language's functions here. ``python -m
@@ -739,7 +739,7 @@ def _cos32(x):
 # What a loop runs on a block whose every |x| is below MODERATE (``moderate``): float32 and
 # float64 alike are reduced by Cody-Waite in double (pi/2 in two parts, the first with its low 20
 # bits clear so that n * _PIO2_A is exact for n < 2**20), and for float32 the kernel is a double
-# polynomial too, rounded once: 0.50 ulp, 0.72 ns an element against the table's 1.6 (a block
+# polynomial too, rounded once: 0.56 ulp, 0.6 ns an element against the table's 1.6 (a block
 # with a larger |x|, an inf or a NaN takes ``sin``/``cos``). For float64 it is ``_sin64`` without
 # its libm branch, so that the loop vectorizes.
 
@@ -747,14 +747,11 @@ MODERATE32 = np.float32(2.0**20)  # n = rint(x * 2/pi) < 2**20: n * _PIO2_A is e
 _PIO2_A = 1.5707963267341256  # pi/2 with its low 20 bits clear
 _PIO2_B = 6.077100506506192e-11  # the next 53 bits: x - n*pi/2 to ~2**-73 for n < 2**20
 _TWO_OVER_PI = 0.6366197723675814
-# sin(y) = y + y**3 * S(y*y), cos(y) = 1 + y*y * C(y*y) on |y| <= pi/4 * 1.001, least-squares
-# fits in double (numpy.polynomial.polynomial.polyfit on 200,000 points), relative errors
-# 7.8e-11 and 5.4e-12: far below a float32 result's rounding
-_SD = (-0.16666666673707026, 0.008333333496419858, -0.0001984071342343169, 2.7316569788781547e-06)
-_CD = (
-    -0.499999999981894, 0.04166666622039453, -0.0013888858980629006, 2.4793864953540494e-05,
-    -2.6781347082355304e-07,
-)  # fmt: skip
+# sin(y) = y + y**3 * S(y*y), cos(y) = 1 + y*y * C(y*y) on |y| <= pi/4 * 1.001, near-minimax fits
+# in double (Lawson's iteration against mpmath), relative errors 3.8e-9 and 6.4e-11: a
+# twentieth of a float32 ulp at most, with a term fewer each than a fit to double's precision
+_SD = (-0.1666665453651748, 0.008332156046745087, -0.0001951463093026764)
+_CD = (-0.49999999691956254, 0.04166662007248972, -0.0013886672653757746, 2.4382720771558142e-05)
 
 
 def _reduced32(x):
@@ -764,8 +761,8 @@ def _reduced32(x):
     n = np.rint(a * _TWO_OVER_PI)
     y = (a - n * _PIO2_A) - n * _PIO2_B
     z = y * y
-    s = y + y * z * (_SD[0] + z * (_SD[1] + z * (_SD[2] + z * _SD[3])))
-    c = 1.0 + z * (_CD[0] + z * (_CD[1] + z * (_CD[2] + z * (_CD[3] + z * _CD[4]))))
+    s = y + y * z * (_SD[0] + z * (_SD[1] + z * _SD[2]))
+    c = 1.0 + z * (_CD[0] + z * (_CD[1] + z * (_CD[2] + z * _CD[3])))
     return np.int64(n) & 3, s, c
 
 
