@@ -1,9 +1,17 @@
 """Every tape the suite records also passes the validator that guards loaded tapes: a rule the
-validator does not know, or checks too strictly, fails here rather than on a user's file."""
+validator does not know, or checks too strictly, fails here rather than on a user's file. And
+every backward starts its gradient slots as NaN (below)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Gradient slots start as NaN instead of as whatever memory they get (tapegrad/_kernels/config.py):
+# a kernel that adds into a slot it never claimed fails the gradient checks instead of passing by
+# luck. Set before tapegrad is imported, here and in the subprocesses the tests start.
+os.environ["TAPEGRAD_POISON_GRADIENTS"] = "1"
 
 
 @pytest.fixture(autouse=True, scope="session")

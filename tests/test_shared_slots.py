@@ -218,3 +218,43 @@ def test_a_replayed_tape_keeps_its_slot_layout_between_backwards():
         assert not np.shares_memory(a.numpy(), b.numpy())
     np.testing.assert_array_equal(only_y.numpy(), first[1].numpy())
     np.testing.assert_allclose(first[0].numpy(), 2 * (y.detach().numpy() + np.cos(x.detach().numpy())))
+
+
+# -- slots start unzeroed: assigned or zeroed when first reached (backward._claim) --------------
+
+
+def test_the_suite_starts_gradient_slots_as_nan():
+    """tests/conftest.py sets TAPEGRAD_POISON_GRADIENTS, so that every gradient check in the suite
+    sees NaN from a rule that adds into a slot it never claimed: after the set-up, only the
+    seeded root's slot holds a number."""
+    from tapegrad import replay
+    from tapegrad._kernels import config
+
+    assert config.poison_gradients()
+    tape = tg.record(lambda x, y: (x * y + x.sin()).sum(), np.ones(5), np.ones(5))
+    tape(np.ones(5), np.ones(5))
+    _, _, backward, (rules, saves, paths) = replay._kernels()
+    offsets, _, grad64, touched = backward.backward_setup(
+        tape.rows, tape.params, tape.layouts, tape.dims, tape.aux, tape.addresses, rules, saves, paths,
+        tape.output_rows, np.ones(1),
+    )  # fmt: skip
+    root = int(tape.output_rows[0])
+    assert touched[root] and grad64[offsets[root]] == 1.0
+    reached = [offsets[root]]
+    assert np.isnan(np.delete(grad64, reached)).all()
+    assert touched.sum() == 1
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("first", ["assigned", "added"])
+def test_an_operand_first_reached_by_either_kind_of_rule(n, first):
+    """x's slot first reached by a rule that assigns (``*``) and then by one that zeroes its slot
+    the first time and adds (a division by a number), or the other way round (rows run
+    backwards: the later row reaches x first); y's by the product only. With the suite's
+    NaN-filled arenas, a missed claim would show as NaN."""
+    x, y = _leaves(n)
+    xv, yv = x.detach().numpy(), y.detach().numpy()
+    out = (x / 3.0 + x * y) if first == "assigned" else (x * y + x / 3.0)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), yv + 1.0 / 3.0, rtol=1e-12)
+    np.testing.assert_allclose(y.grad.numpy(), xv, rtol=1e-12)

@@ -99,7 +99,7 @@ def value_and_grad_slices(
         status, _, _, _, _, _ = backward._run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
             freed, freed, retain, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, stop, backward_table,
-            grad_offsets[:0], no_look,  # the slots were laid out by backward_setup
+            grad_offsets[:0], no_look, no_look,  # the slots were laid out by backward_setup
         )  # fmt: skip
         if status != 0:
             statuses[s] = GRADIENT_FAILED + status

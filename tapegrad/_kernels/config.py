@@ -116,6 +116,19 @@ choose_cache_dir()
 drop_stale_cache()
 
 import numba  # noqa: E402 - the cache directory must be chosen first
+import numpy as np  # noqa: E402
+
+# The backward leaves gradient slots unzeroed until a rule reaches them (backward._claim). With
+# TAPEGRAD_POISON_GRADIENTS=1 (the test suite sets it) they start as NaN instead, so that a rule
+# adding into a slot it never claimed gives NaN gradients rather than, by luck, right ones. Read
+# once, at import; an argument of the sweep, not a compiled-in constant, so one cache serves both.
+_POISON = np.bool_(os.environ.get("TAPEGRAD_POISON_GRADIENTS") == "1")
+
+
+def poison_gradients() -> np.bool_:
+    """Whether the backward fills new gradient arenas with NaN (``TAPEGRAD_POISON_GRADIENTS``)."""
+    return _POISON
+
 
 # Every kernel compiles with these flags. No fastmath: it changes NaN handling and the bits of
 # sums, and gradients must agree with the numpy forward to the last ulp.

@@ -81,9 +81,12 @@ def _backward_{name}{bits}(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]"""
+    ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0"""
 
 
 def _constants(constants: list, like: str, indent: str) -> list:

@@ -94,9 +94,12 @@ def _backward_exp32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * y[i]
@@ -110,9 +113,12 @@ def _backward_exp64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * y[i]
@@ -145,9 +151,12 @@ def _backward_log32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] / x[i]
@@ -161,9 +170,12 @@ def _backward_log64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] / x[i]
@@ -224,9 +236,12 @@ def _backward_sin32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     _sin_gradient(g, ga, x)
     return families.DONE
@@ -239,9 +254,12 @@ def _backward_sin64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     _sin_gradient(g, ga, x)
     return families.DONE
@@ -301,9 +319,12 @@ def _backward_cos32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     _cos_gradient(g, ga, x)
     return families.DONE
@@ -316,9 +337,12 @@ def _backward_cos64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     _cos_gradient(g, ga, x)
     return families.DONE
@@ -350,9 +374,12 @@ def _backward_tanh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -367,9 +394,12 @@ def _backward_tanh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -407,9 +437,12 @@ def _backward_sigmoid32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -424,9 +457,12 @@ def _backward_sigmoid64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -460,9 +496,12 @@ def _backward_relu32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += scalar.gate(y[i], g[i])
@@ -476,9 +515,12 @@ def _backward_relu64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += scalar.gate(y[i], g[i])
@@ -511,9 +553,12 @@ def _backward_sqrt32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += g[i] / (y[i] + y[i])
@@ -527,9 +572,12 @@ def _backward_sqrt64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += g[i] / (y[i] + y[i])
@@ -562,9 +610,12 @@ def _backward_abs32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * np.sign(x[i])
@@ -578,9 +629,12 @@ def _backward_abs64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * np.sign(x[i])
@@ -615,9 +669,12 @@ def _backward_reciprocal32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += -g[i] * (y[i] * y[i])
@@ -631,9 +688,12 @@ def _backward_reciprocal64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     for i in range(numel):
         ga[i] += -g[i] * (y[i] * y[i])
@@ -684,9 +744,12 @@ def _backward_gelu32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)
@@ -704,9 +767,12 @@ def _backward_gelu64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)
@@ -743,9 +809,12 @@ def _backward_log1p32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -760,9 +829,12 @@ def _backward_log1p64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -796,9 +868,12 @@ def _backward_log232(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     for i in range(numel):
@@ -813,9 +888,12 @@ def _backward_log264(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     for i in range(numel):
@@ -849,9 +927,12 @@ def _backward_log1032(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(2.302585092994046)
     for i in range(numel):
@@ -866,9 +947,12 @@ def _backward_log1064(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(2.302585092994046)
     for i in range(numel):
@@ -902,9 +986,12 @@ def _backward_exp232(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     for i in range(numel):
@@ -919,9 +1006,12 @@ def _backward_exp264(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     for i in range(numel):
@@ -957,9 +1047,12 @@ def _backward_rsqrt32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.5)
     for i in range(numel):
@@ -974,9 +1067,12 @@ def _backward_rsqrt64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.5)
     for i in range(numel):
@@ -1010,9 +1106,12 @@ def _backward_expm132(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1027,9 +1126,12 @@ def _backward_expm164(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1063,9 +1165,12 @@ def _backward_tan32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1080,9 +1185,12 @@ def _backward_tan64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1116,9 +1224,12 @@ def _backward_asin32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1133,9 +1244,12 @@ def _backward_asin64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1169,9 +1283,12 @@ def _backward_acos32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1186,9 +1303,12 @@ def _backward_acos64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1222,9 +1342,12 @@ def _backward_atan32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1239,9 +1362,12 @@ def _backward_atan64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1275,9 +1401,12 @@ def _backward_asinh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1292,9 +1421,12 @@ def _backward_asinh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1328,9 +1460,12 @@ def _backward_acosh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1345,9 +1480,12 @@ def _backward_acosh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1381,9 +1519,12 @@ def _backward_atanh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1398,9 +1539,12 @@ def _backward_atanh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     for i in range(numel):
@@ -1434,9 +1578,12 @@ def _backward_sinh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * np.cosh(x[i])
@@ -1450,9 +1597,12 @@ def _backward_sinh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * np.cosh(x[i])
@@ -1485,9 +1635,12 @@ def _backward_cosh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * np.sinh(x[i])
@@ -1501,9 +1654,12 @@ def _backward_cosh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     for i in range(numel):
         ga[i] += g[i] * np.sinh(x[i])
@@ -1545,9 +1701,12 @@ def _backward_erf32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
     for i in range(numel):
@@ -1562,9 +1721,12 @@ def _backward_erf64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
     for i in range(numel):
@@ -1602,9 +1764,12 @@ def _backward_silu32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)
@@ -1620,9 +1785,12 @@ def _backward_silu64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    touched[a] = True
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
+    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
+        touched[a] = True
+        for i in range(numel):
+            ga[i] = 0
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)

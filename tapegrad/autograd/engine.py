@@ -394,8 +394,13 @@ def _run_function(tape, call, arenas, offsets, touched, retain: bool) -> None:
     for row, values in call.backward(gradients, retain):
         if offsets[row] >= 0:
             slot = _gradient_view(tape, arenas, offsets, row)
-            np.add(slot, values, out=slot, casting="unsafe")  # in the input's dtype, as PyTorch casts
-            touched[row] = True
+            # in the input's dtype, as PyTorch casts; a slot not reached yet is not zeroed
+            # (backward._claim), so the first gradient is assigned
+            if touched[row]:
+                np.add(slot, values, out=slot, casting="unsafe")
+            else:
+                np.copyto(slot, values, casting="unsafe")
+                touched[row] = True
 
 
 def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:
