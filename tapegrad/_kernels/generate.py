@@ -83,10 +83,8 @@ def _backward_{name}{bits}(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0"""
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True"""
 
 
 def _constants(constants: list, like: str, indent: str) -> list:
@@ -101,7 +99,7 @@ def _gradient(op) -> list:
     if "out" in used:
         lines.append("y = value_at(addresses[r], numel, grad)")
     if _apart(op.grad_formula):
-        return lines + [f"_{op.name}_gradient({_gradient_arguments(op)})"]
+        return lines + [f"_{op.name}_gradient({_gradient_arguments(op)}, fresh)"]
     return lines + _gradient_loop(op, "grad", "numel")
 
 
@@ -111,8 +109,14 @@ def _gradient_arguments(op) -> str:
 
 
 def _gradient_loop(op, like: str, count: str) -> list:
+    """The gradient added into ``ga``, or assigned where ``fresh`` (a slot not reached yet, which
+    holds no gradient: backward._claim). A select, not two loops: no second loop to compile,
+    and a slot is written once, not zeroed first."""
     text, constants = expressions.to_kernel(op.grad_formula, {"x": "x[i]", "out": "y[i]", "g": "g[i]"})
-    return _constants(constants, like, "") + [f"for i in range({count}):", f"    ga[i] += {text}"]
+    return [*_constants(constants, like, ""), f"zero = {like}.dtype.type(0.0)"] + [
+        f"for i in range({count}):",
+        f"    ga[i] = (zero if fresh else ga[i]) + ({text})",
+    ]
 
 
 def _value(op) -> list:
@@ -150,6 +154,8 @@ def _blocked(loop: list, arrays: str) -> tuple[str, list]:
         return arrays, loop
     names = [name.strip() for name in arrays.split(",")]
     views = ", ".join(f"{name}_all[start:stop]" for name in names)
+    # the constants take their dtype from a whole array: the block views are bound in the loop
+    constants = [line.replace(f"{names[1]}.dtype", f"{names[1]}_all.dtype") for line in constants]
     return ", ".join(f"{name}_all" for name in names), [
         *constants,
         f"n = len({names[1]}_all)",
@@ -174,7 +180,7 @@ def _helpers(op) -> list:
         lines += ["    " + line for line in body]
     if _apart(op.grad_formula):
         parameters, body = _blocked(_gradient_loop(op, "ga", "len(ga)"), _gradient_arguments(op))
-        lines += ["", "", "@jit", f"def _{op.name}_gradient({parameters}):", "    wide_vectors()"]
+        lines += ["", "", "@jit", f"def _{op.name}_gradient({parameters}, fresh):", "    wide_vectors()"]
         lines += ["    " + line for line in body]
     return lines
 

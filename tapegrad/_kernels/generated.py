@@ -96,13 +96,12 @@ def _backward_exp32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * y[i]
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i])
     return families.DONE
 
 
@@ -115,13 +114,12 @@ def _backward_exp64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * y[i]
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i])
     return families.DONE
 
 
@@ -153,13 +151,12 @@ def _backward_log32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / x[i]
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / x[i])
     return families.DONE
 
 
@@ -172,13 +169,12 @@ def _backward_log64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / x[i]
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / x[i])
     return families.DONE
 
 
@@ -201,18 +197,19 @@ def _sin_values(x_all, out_all):
 
 
 @jit
-def _sin_gradient(g_all, ga_all, x_all):
+def _sin_gradient(g_all, ga_all, x_all, fresh):
     wide_vectors()
+    zero = ga_all.dtype.type(0.0)
     n = len(ga_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
         g, ga, x = g_all[start:stop], ga_all[start:stop], x_all[start:stop]
         if vmath.moderate(x):
             for i in range(stop - start):
-                ga[i] += g[i] * vmath.cos_moderate(x[i])
+                ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.cos_moderate(x[i]))
         else:
             for i in range(stop - start):
-                ga[i] += g[i] * vmath.cos(x[i])
+                ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.cos(x[i]))
 
 
 def _replay_sin32(rule, r, path, frame):
@@ -238,12 +235,10 @@ def _backward_sin32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    _sin_gradient(g, ga, x)
+    _sin_gradient(g, ga, x, fresh)
     return families.DONE
 
 
@@ -256,12 +251,10 @@ def _backward_sin64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    _sin_gradient(g, ga, x)
+    _sin_gradient(g, ga, x, fresh)
     return families.DONE
 
 
@@ -284,18 +277,19 @@ def _cos_values(x_all, out_all):
 
 
 @jit
-def _cos_gradient(g_all, ga_all, x_all):
+def _cos_gradient(g_all, ga_all, x_all, fresh):
     wide_vectors()
+    zero = ga_all.dtype.type(0.0)
     n = len(ga_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
         g, ga, x = g_all[start:stop], ga_all[start:stop], x_all[start:stop]
         if vmath.moderate(x):
             for i in range(stop - start):
-                ga[i] += g[i] * -vmath.sin_moderate(x[i])
+                ga[i] = (zero if fresh else ga[i]) + (g[i] * -vmath.sin_moderate(x[i]))
         else:
             for i in range(stop - start):
-                ga[i] += g[i] * -vmath.sin(x[i])
+                ga[i] = (zero if fresh else ga[i]) + (g[i] * -vmath.sin(x[i]))
 
 
 def _replay_cos32(rule, r, path, frame):
@@ -321,12 +315,10 @@ def _backward_cos32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    _cos_gradient(g, ga, x)
+    _cos_gradient(g, ga, x, fresh)
     return families.DONE
 
 
@@ -339,12 +331,10 @@ def _backward_cos64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    _cos_gradient(g, ga, x)
+    _cos_gradient(g, ga, x, fresh)
     return families.DONE
 
 
@@ -376,14 +366,13 @@ def _backward_tanh32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 - y[i] * y[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i] * y[i]))
     return families.DONE
 
 
@@ -396,14 +385,13 @@ def _backward_tanh64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 - y[i] * y[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i] * y[i]))
     return families.DONE
 
 
@@ -439,14 +427,13 @@ def _backward_sigmoid32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 - y[i]) * y[i]
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i]) * y[i])
     return families.DONE
 
 
@@ -459,14 +446,13 @@ def _backward_sigmoid64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 - y[i]) * y[i]
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i]) * y[i])
     return families.DONE
 
 
@@ -498,13 +484,12 @@ def _backward_relu32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += scalar.gate(y[i], g[i])
+        ga[i] = (zero if fresh else ga[i]) + (scalar.gate(y[i], g[i]))
     return families.DONE
 
 
@@ -517,13 +502,12 @@ def _backward_relu64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += scalar.gate(y[i], g[i])
+        ga[i] = (zero if fresh else ga[i]) + (scalar.gate(y[i], g[i]))
     return families.DONE
 
 
@@ -555,13 +539,12 @@ def _backward_sqrt32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (y[i] + y[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (y[i] + y[i]))
     return families.DONE
 
 
@@ -574,13 +557,12 @@ def _backward_sqrt64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (y[i] + y[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (y[i] + y[i]))
     return families.DONE
 
 
@@ -612,13 +594,12 @@ def _backward_abs32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * np.sign(x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sign(x[i]))
     return families.DONE
 
 
@@ -631,13 +612,12 @@ def _backward_abs64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * np.sign(x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sign(x[i]))
     return families.DONE
 
 
@@ -671,13 +651,12 @@ def _backward_reciprocal32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += -g[i] * (y[i] * y[i])
+        ga[i] = (zero if fresh else ga[i]) + (-g[i] * (y[i] * y[i]))
     return families.DONE
 
 
@@ -690,13 +669,12 @@ def _backward_reciprocal64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += -g[i] * (y[i] * y[i])
+        ga[i] = (zero if fresh else ga[i]) + (-g[i] * (y[i] * y[i]))
     return families.DONE
 
 
@@ -746,17 +724,16 @@ def _backward_gelu32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)
     c2 = grad.dtype.type(0.7071067811865476)
     c3 = grad.dtype.type(0.3989422804014327)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3))
     return families.DONE
 
 
@@ -769,17 +746,16 @@ def _backward_gelu64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)
     c2 = grad.dtype.type(0.7071067811865476)
     c3 = grad.dtype.type(0.3989422804014327)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3))
     return families.DONE
 
 
@@ -811,14 +787,13 @@ def _backward_log1p32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (c0 + x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i]))
     return families.DONE
 
 
@@ -831,14 +806,13 @@ def _backward_log1p64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (c0 + x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i]))
     return families.DONE
 
 
@@ -870,14 +844,13 @@ def _backward_log232(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (x[i] * c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -890,14 +863,13 @@ def _backward_log264(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (x[i] * c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -929,14 +901,13 @@ def _backward_log1032(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(2.302585092994046)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (x[i] * c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -949,14 +920,13 @@ def _backward_log1064(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(2.302585092994046)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (x[i] * c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -988,14 +958,13 @@ def _backward_exp232(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * y[i] * c0
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i] * c0)
     return families.DONE
 
 
@@ -1008,14 +977,13 @@ def _backward_exp264(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * y[i] * c0
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i] * c0)
     return families.DONE
 
 
@@ -1049,14 +1017,13 @@ def _backward_rsqrt32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.5)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += -c0 * g[i] * y[i] * y[i] * y[i]
+        ga[i] = (zero if fresh else ga[i]) + (-c0 * g[i] * y[i] * y[i] * y[i])
     return families.DONE
 
 
@@ -1069,14 +1036,13 @@ def _backward_rsqrt64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.5)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += -c0 * g[i] * y[i] * y[i] * y[i]
+        ga[i] = (zero if fresh else ga[i]) + (-c0 * g[i] * y[i] * y[i] * y[i])
     return families.DONE
 
 
@@ -1108,14 +1074,13 @@ def _backward_expm132(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (y[i] + c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (y[i] + c0))
     return families.DONE
 
 
@@ -1128,14 +1093,13 @@ def _backward_expm164(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (y[i] + c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (y[i] + c0))
     return families.DONE
 
 
@@ -1167,14 +1131,13 @@ def _backward_tan32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 + y[i] * y[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 + y[i] * y[i]))
     return families.DONE
 
 
@@ -1187,14 +1150,13 @@ def _backward_tan64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     y = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 + y[i] * y[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 + y[i] * y[i]))
     return families.DONE
 
 
@@ -1226,14 +1188,13 @@ def _backward_asin32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / np.sqrt(c0 - x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1246,14 +1207,13 @@ def _backward_asin64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / np.sqrt(c0 - x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1285,14 +1245,13 @@ def _backward_acos32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += -g[i] / np.sqrt(c0 - x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (-g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1305,14 +1264,13 @@ def _backward_acos64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += -g[i] / np.sqrt(c0 - x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (-g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1344,14 +1302,13 @@ def _backward_atan32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (c0 + x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i] * x[i]))
     return families.DONE
 
 
@@ -1364,14 +1321,13 @@ def _backward_atan64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (c0 + x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i] * x[i]))
     return families.DONE
 
 
@@ -1403,14 +1359,13 @@ def _backward_asinh32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / np.sqrt(x[i] * x[i] + c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] + c0))
     return families.DONE
 
 
@@ -1423,14 +1378,13 @@ def _backward_asinh64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / np.sqrt(x[i] * x[i] + c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] + c0))
     return families.DONE
 
 
@@ -1462,14 +1416,13 @@ def _backward_acosh32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / np.sqrt(x[i] * x[i] - c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] - c0))
     return families.DONE
 
 
@@ -1482,14 +1435,13 @@ def _backward_acosh64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / np.sqrt(x[i] * x[i] - c0)
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] - c0))
     return families.DONE
 
 
@@ -1521,14 +1473,13 @@ def _backward_atanh32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (c0 - x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1541,14 +1492,13 @@ def _backward_atanh64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] / (c0 - x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1580,13 +1530,12 @@ def _backward_sinh32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * np.cosh(x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.cosh(x[i]))
     return families.DONE
 
 
@@ -1599,13 +1548,12 @@ def _backward_sinh64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * np.cosh(x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.cosh(x[i]))
     return families.DONE
 
 
@@ -1637,13 +1585,12 @@ def _backward_cosh32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * np.sinh(x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sinh(x[i]))
     return families.DONE
 
 
@@ -1656,13 +1603,12 @@ def _backward_cosh64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * np.sinh(x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sinh(x[i]))
     return families.DONE
 
 
@@ -1703,14 +1649,13 @@ def _backward_erf32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * c0 * vmath.exp(-x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(-x[i] * x[i]))
     return families.DONE
 
 
@@ -1723,14 +1668,13 @@ def _backward_erf64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * c0 * vmath.exp(-x[i] * x[i])
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(-x[i] * x[i]))
     return families.DONE
 
 
@@ -1766,15 +1710,14 @@ def _backward_silu32(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i]))))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i])))))
     return families.DONE
 
 
@@ -1787,15 +1730,14 @@ def _backward_silu64(rule, r, mask, frame):
     numel = layouts[rows[r, 4], 1]
     g = grad[offsets[r] : offsets[r] + numel]
     ga = grad[offsets[a] : offsets[a] + numel]
-    if not touched[a]:  # a new slot, zeroed before the rule adds into it (backward._claim)
-        touched[a] = True
-        for i in range(numel):
-            ga[i] = 0
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
     c1 = grad.dtype.type(1)
+    zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] += g[i] * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i]))))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i])))))
     return families.DONE
 
 
