@@ -53,6 +53,10 @@ FREED, MODIFIED, NO_RULE, KERNEL_FAILED, SHARE, MISSING = 1, 2, 3, 4, 5, 16
 
 FLOAT64 = 1
 SMALL = 8  # rows up to this many elements take the call-free path
+# A sum to one element runs there too, of inputs up to this size (it ends nearly every loss);
+# above, the structural family's rule, which assigns into a new slot instead of zeroing it
+# first (the sweep's own rule adds: an assigning loop in it cost 0.13 s of its first compile).
+SUM_IN_SWEEP = 4096
 
 
 @jit
@@ -79,7 +83,7 @@ def _split(shape, dim):
 def _claim(row, rows, layouts, offsets, touched, grad):
     """Mark ``row``'s gradient as reached, zeroing its slot the first time: the arenas are not
     zeroed when they are made (``_setup``), so a slot holds a gradient only once ``touched``.
-    A rule that writes a whole slot the first time assigns instead of claiming (``_fresh``): on
+    A rule that writes a whole slot the first time may assign instead of claiming: on
     ``(x * y + x.sin()).sum()`` at 10^6 elements, zeroing the arenas whole was a seventh of the
     backward."""
     if not touched[row]:
@@ -88,15 +92,6 @@ def _claim(row, rows, layouts, offsets, touched, grad):
         for i in range(len(slot)):
             slot[i] = 0
         touched[row] = True
-
-
-@inline
-def _fresh(row, touched):
-    """Whether ``row``'s slot has not been reached yet: a rule that writes all of it may assign
-    (``=``) instead of adding, and marks it reached itself."""
-    fresh = not touched[row]
-    touched[row] = True
-    return fresh
 
 
 @inline
@@ -113,11 +108,14 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
     oa = offsets[a] if has_a else 0
     ob = offsets[b] if has_b else 0
     one = grad.dtype.type(1.0)
-    if rule != SUM_ALL:  # the rules below add into their operands' slots: zeroed if new
-        if has_a:
-            _claim(a, rows, layouts, offsets, touched, grad)
-        if has_b:
-            _claim(b, rows, layouts, offsets, touched, grad)
+    if rule == SUM_ALL and has_a and layouts[rows[a, 4], 1] > SUM_IN_SWEEP:
+        return False  # the structural family's: it assigns into a new slot
+    # The rules below add into their operands' slots, zeroed if new. (Assigning instead, as the
+    # families do, cost the sweep's first compile 0.1 s a loop: a select, or a second loop.)
+    if has_a:
+        _claim(a, rows, layouts, offsets, touched, grad)
+    if has_b:
+        _claim(b, rows, layouts, offsets, touched, grad)
     if rule == PASS or rule == ADD or rule == SUB or rule == NEG:
         sign_a = -one if rule == NEG else one
         sign_b = -one if rule == SUB else one
@@ -148,16 +146,12 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
     elif rule == VIEW and numel == 1:
         if has_a:
             grad[oa + aux[rows[r, 3]]] += grad[o]
-    elif rule == SUM_ALL:  # its result is one element, whatever its input's size
+    elif rule == SUM_ALL:  # its result is one element; its input up to SUM_IN_SWEEP elements
         if has_a:
             scaled = grad[o] * grad.dtype.type(params[r, 5])
             target = grad[oa : oa + layouts[rows[a, 4], 1]]
-            if _fresh(a, touched):
-                for i in range(len(target)):
-                    target[i] = scaled
-            else:
-                for i in range(len(target)):
-                    target[i] += scaled
+            for i in range(len(target)):
+                target[i] += scaled
     elif rule == SOFTPLUS and b < 0:
         x = value_at(addresses[a], numel, grad)
         half = grad.dtype.type(0.5)
@@ -207,15 +201,21 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     g = grad[o : o + numel]
     ga = grad[oa : oa + numel] if has_a else grad[:0]
     gb = grad[ob : ob + numel] if has_b else grad[:0]
-    # The commonest rules write a new slot by ``=`` (``_fresh``); the others add into it, zeroed
+    # The commonest rules write a new slot by ``=``; the others add into it, zeroed
     # first (``_claim``). An operand read twice (``x * x``) is new only for its first write.
     assigns = rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == ADD or rule == SUB or rule == MUL
-    fresh_a = has_a and assigns and _fresh(a, touched)
-    fresh_b = has_b and assigns and _fresh(b, touched)
-    if has_a and not assigns:
-        _claim(a, rows, layouts, offsets, touched, grad)
-    if has_b and not assigns:
-        _claim(b, rows, layouts, offsets, touched, grad)
+    fresh_a = has_a and assigns and not touched[a]
+    if has_a:
+        if assigns:
+            touched[a] = True
+        else:
+            _claim(a, rows, layouts, offsets, touched, grad)
+    fresh_b = has_b and assigns and not touched[b]  # after a's: ``x * x`` assigns once
+    if has_b:
+        if assigns:
+            touched[b] = True
+        else:
+            _claim(b, rows, layouts, offsets, touched, grad)
     zero = grad.dtype.type(0.0)
     one = grad.dtype.type(1.0)
     s = grad.dtype.type(params[r, 5])
@@ -352,6 +352,18 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     has_b = b >= 0 and offsets[b] >= 0
     numel_a = layouts[rows[a, 4], 1] if a >= 0 else 0
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
+    if rule == SUM_ALL:  # of more than SUM_IN_SWEEP elements: a slot not reached yet is assigned
+        if has_a:
+            scaled = g[0] * grad.dtype.type(params[r, 5])
+            fresh = not touched[a]
+            touched[a] = True
+            if fresh:
+                for i in range(numel_a):
+                    ga[i] = scaled
+            else:
+                for i in range(numel_a):
+                    ga[i] += scaled
+        return True
     if has_a:
         _claim(a, rows, layouts, offsets, touched, grad)
     if has_b:
