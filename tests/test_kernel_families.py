@@ -50,9 +50,14 @@ print(json.dumps({{"backward": backward.FAMILIES.loaded(), "replay": forward.FAM
             "a = tg.ones(4, 5, requires_grad=True); b = tg.ones(5, 3, requires_grad=True)\n(a @ b).sum().backward()",
             ["backward matmul (float32)"],
         ),
-        (
+        (  # its sum to one element is a float64 row of the small path, itself a family
             "x = tg.ones(64, dtype=tg.float64, requires_grad=True); (x * x).exp().sum().backward()",
-            ["backward elementwise (float64)", "backward exp (float64)"],
+            ["backward elementwise (float64)", "backward exp (float64)", "backward small rows (float64)"],
+        ),
+        # float64 rows of a few elements: the small path, loaded as a family for float64 only
+        (
+            "x = tg.ones(3, dtype=tg.float64, requires_grad=True); (x * x * 2 + x).sum().backward()",
+            ["backward small rows (float64)"],
         ),
     ],
 )

@@ -907,7 +907,7 @@ def _run(
     # Everything the inlined paths use goes as a borrowed (uncounted) view.
     b_rows, b_params, b_layouts, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(aux)
     b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
-    b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
+    b_grad32 = borrow(grad32)
     frame = make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, grad32, grad64)
     for r in range(start, stop, -1):
         if not touched[r]:
@@ -952,43 +952,50 @@ def _run(
                 touched[a] = True
             if b >= 0 and offsets[b] >= 0:
                 touched[b] = True
-        elif numel <= SMALL and (
-            _small_backward(
-                rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_addresses, b_offsets, b_touched, b_grad64
-            )
-            if is_double
-            else _small_backward(
+        elif (
+            numel <= SMALL
+            and not is_double
+            and _small_backward(
                 rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_addresses, b_offsets, b_touched, b_grad32
             )
         ):
             pass
         else:  # a family's function, through its address
-            if (path == UNARY_PATH or path == GENERATED_PATH) and rows[r, 2] >= 0:
-                family = DERIVATIVE
-            elif path == GENERATED_PATH:  # each op is a family of its own
-                family = FIRST_GENERATED + rule - GENERATED_BASE
-            elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
-                family = ELEMENTWISE
-            elif path == GROUPED_PATH:
-                family = GROUPED
-            elif path == STRUCTURAL_PATH:
-                family = STRUCTURAL
-            elif path == MATMUL_PATH:
-                family = MATMUL
-            elif path == NORMALIZATION_PATH:
-                family = NORMALIZATION
-            else:
-                return NO_RULE, r, offsets, grad32, grad64, touched
-            slot = 2 * family + (1 if is_double else 0)
-            if slot < 0 or slot >= len(table):
-                return NO_RULE, r, offsets, grad32, grad64, touched
-            address = table[slot]
-            if address == 0:
-                return MISSING + slot, r, offsets, grad32, grad64, touched
-            result = call(address, rule, r, mask, frame)
-            if result != families.DONE:
-                status = NO_RULE if result == families.NO_RULE else KERNEL_FAILED
-                return status, r, offsets, grad32, grad64, touched
+            # Small float64 rows first try their path too, but as a family, compiled when a tape
+            # first has one: inlined a second time here, for float64, it was a quarter of this
+            # function's first compile (the tutorial's first backward, 4.2 -> 3.1 s without it).
+            small = numel <= SMALL and is_double
+            if small:
+                if table[2 * SMALL_ROWS + 1] == 0:
+                    return MISSING + 2 * SMALL_ROWS + 1, r, offsets, grad32, grad64, touched
+                small = call(table[2 * SMALL_ROWS + 1], rule, r, mask, frame) == families.DONE
+            if not small:
+                if (path == UNARY_PATH or path == GENERATED_PATH) and rows[r, 2] >= 0:
+                    family = DERIVATIVE
+                elif path == GENERATED_PATH:  # each op is a family of its own
+                    family = FIRST_GENERATED + rule - GENERATED_BASE
+                elif path == ELEMENTWISE_PATH or path == UNARY_PATH:
+                    family = ELEMENTWISE
+                elif path == GROUPED_PATH:
+                    family = GROUPED
+                elif path == STRUCTURAL_PATH:
+                    family = STRUCTURAL
+                elif path == MATMUL_PATH:
+                    family = MATMUL
+                elif path == NORMALIZATION_PATH:
+                    family = NORMALIZATION
+                else:
+                    return NO_RULE, r, offsets, grad32, grad64, touched
+                slot = 2 * family + (1 if is_double else 0)
+                if slot < 0 or slot >= len(table):
+                    return NO_RULE, r, offsets, grad32, grad64, touched
+                address = table[slot]
+                if address == 0:
+                    return MISSING + slot, r, offsets, grad32, grad64, touched
+                result = call(address, rule, r, mask, frame)
+                if result != families.DONE:
+                    status = NO_RULE if result == families.NO_RULE else KERNEL_FAILED
+                    return status, r, offsets, grad32, grad64, touched
         if not retain_graph:
             freed[r] = True
     return 0, 0, offsets, grad32, grad64, touched
@@ -996,7 +1003,7 @@ def _run(
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.BACKWARD_FAMILIES``), in rule order.
-ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, DERIVATIVE, FIRST_GENERATED = range(7)
+ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, DERIVATIVE, SMALL_ROWS, FIRST_GENERATED = range(8)
 
 
 def _elementwise32(rule, r, mask, frame):
@@ -1059,6 +1066,20 @@ def _derivative64(rule, r, mask, frame):
     return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad))
 
 
+def _small32(rule, r, mask, frame):  # never loaded: the sweep runs small float32 rows inline
+    rows, params, layouts, _, aux, addresses, offsets, touched, grad = families.arrays32(frame)
+    numel = layouts[rows[r, 4], 1]
+    return _done(_small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad))
+
+
+def _small64(rule, r, mask, frame):
+    """The small-row path for float64 rows; ``NO_RULE`` when it does not take the row (the
+    sweep then calls the row's family)."""
+    rows, params, layouts, _, aux, addresses, offsets, touched, grad = families.arrays64(frame)
+    numel = layouts[rows[r, 4], 1]
+    return _done(_small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad))
+
+
 @inline
 def _done(ok):
     return families.DONE if ok else families.NO_RULE
@@ -1073,6 +1094,7 @@ FAMILIES = families.Table(
         ("matmul", _matmul32, _matmul64),
         ("normalization", _normalization32, _normalization64),
         ("precomputed derivative", _derivative32, _derivative64),
+        ("small rows", _small32, _small64),
         *generated.BACKWARD_FAMILIES,
     ),
     quick=generated.RULE_NAMES,
