@@ -84,6 +84,20 @@ tape.value_and_grad(np.array([-0.9, 1.9, 0.2], np.float32), grad_outputs=np.ones
     assert result["backward"] == []
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_float64_rows_load_their_own_family_and_float32_rows_none(dtype):
+    """The sweeps run small float32 rows inline; float64 ones in the "small rows" family,
+    compiled for the first tape that has one (half the sweeps' first compile otherwise)."""
+    body = f"""
+tape = tg.record(lambda x: (x * x * 2 + x).sum(), np.ones(3, np.{dtype}))
+tape.value_and_grad(np.full(3, 0.5, np.{dtype}))
+"""
+    result = json.loads(_fresh_process(_LOADED.format(body=body)).stdout.splitlines()[-1])
+    small = dtype == "float64"
+    assert result["replay"] == (["replay small rows (float64)"] if small else [])
+    assert result["backward"] == (["backward small rows (float64)"] if small else [])
+
+
 @pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
 def test_the_call_free_path_and_the_families_agree_to_the_bit(dtype):
     """Rows of a few elements run in the sweep itself, larger ones in a family: the same

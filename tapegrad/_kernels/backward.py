@@ -964,7 +964,15 @@ def _run(
             # Small float64 rows first try their path too, but as a family, compiled when a tape
             # first has one: inlined a second time here, for float64, it was a quarter of this
             # function's first compile (the tutorial's first backward, 4.2 -> 3.1 s without it).
-            small = numel <= SMALL and is_double
+            # (the rules ``_small_backward`` takes: another rule would load the family for nothing)
+            small = (
+                numel <= SMALL
+                and is_double
+                and (
+                    rule == PASS or rule == ADD or rule == SUB or rule == NEG or rule == MUL_SCALAR
+                    or rule == POW_SCALAR or rule == MUL or rule == VIEW or rule == SUM_ALL or rule == SOFTPLUS
+                )
+            )  # fmt: skip
             if small:
                 if table[2 * SMALL_ROWS + 1] == 0:
                     return MISSING + 2 * SMALL_ROWS + 1, r, offsets, grad32, grad64, touched

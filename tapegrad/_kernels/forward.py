@@ -641,45 +641,62 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
                 holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
             if not holds:
                 return GUARD_FAILED, r
-        elif numel <= SMALL and (
-            _small_forward(rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_offsets, b_values64)
-            if is_double
-            else _small_forward(rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_offsets, b_values32)
+        elif (
+            numel <= SMALL
+            and not is_double
+            and _small_forward(rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_offsets, b_values32)
         ):
             pass
         else:  # a family's function, through its address
-            if path == GENERATED_PATH:  # each op is a family of its own
-                family = FIRST_GENERATED + rule - GENERATED_BASE
-            elif path == ELEMENTWISE_PATH or path == ELEMENT_SWITCH_PATH:
-                family = ELEMENTWISE
-            elif path == STRUCTURAL_PATH:
-                family = STRUCTURAL
-            elif path == MATMUL_PATH:
-                family = MATMUL
-            elif path == NORMALIZATION_PATH:
-                family = NORMALIZATION
-            elif path == GROUPED_PATH:
-                family = GROUPED
-            elif path == COMPARE_PATH or rule == ARGMAX:  # the input's dtype picks the kernel
-                family = COMPARE
-                is_double = layouts[rows[a, 4], 0] == FLOAT64
-            else:
-                return NO_RULE, r
-            slot = 2 * family + (1 if is_double else 0)
-            if slot < 0 or slot >= len(table):
-                return NO_RULE, r
-            address = table[slot]
-            if address == 0:
-                return MISSING + slot, r
-            result = call(address, rule, r, path, frame)
-            if result != families.DONE:
-                return (NO_RULE if result == families.NO_RULE else KERNEL_FAILED), r
+            # Small float64 rows take their path as a family, compiled when a tape first has one
+            # (as in backward._run: inlined a second time, for float64, it cost every first
+            # replay about 0.5 s of compile).
+            # (the rules ``_small_forward`` takes: another rule would load the family for nothing)
+            small = (
+                numel <= SMALL
+                and is_double
+                and (
+                    rule == ADD or rule == SUB or rule == MUL or rule == ADD_SCALAR or rule == MUL_SCALAR
+                    or rule == VIEW or rule == SUM_ALL or rule == NEG or rule == COPY or rule == SOFTPLUS
+                )
+            )  # fmt: skip
+            if small:
+                if table[2 * SMALL_ROWS + 1] == 0:
+                    return MISSING + 2 * SMALL_ROWS + 1, r
+                small = call(table[2 * SMALL_ROWS + 1], rule, r, path, frame) == families.DONE
+            if not small:
+                if path == GENERATED_PATH:  # each op is a family of its own
+                    family = FIRST_GENERATED + rule - GENERATED_BASE
+                elif path == ELEMENTWISE_PATH or path == ELEMENT_SWITCH_PATH:
+                    family = ELEMENTWISE
+                elif path == STRUCTURAL_PATH:
+                    family = STRUCTURAL
+                elif path == MATMUL_PATH:
+                    family = MATMUL
+                elif path == NORMALIZATION_PATH:
+                    family = NORMALIZATION
+                elif path == GROUPED_PATH:
+                    family = GROUPED
+                elif path == COMPARE_PATH or rule == ARGMAX:  # the input's dtype picks the kernel
+                    family = COMPARE
+                    is_double = layouts[rows[a, 4], 0] == FLOAT64
+                else:
+                    return NO_RULE, r
+                slot = 2 * family + (1 if is_double else 0)
+                if slot < 0 or slot >= len(table):
+                    return NO_RULE, r
+                address = table[slot]
+                if address == 0:
+                    return MISSING + slot, r
+                result = call(address, rule, r, path, frame)
+                if result != families.DONE:
+                    return (NO_RULE if result == families.NO_RULE else KERNEL_FAILED), r
     return 0, 0
 
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.REPLAY_FAMILIES``), in rule order.
-ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, FIRST_GENERATED = range(7)
+ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, SMALL_ROWS, FIRST_GENERATED = range(8)
 
 
 def _elementwise32(rule, r, path, frame):
@@ -759,6 +776,18 @@ def _compare_row(rule, r, rows, params, layouts, dims, offsets, values, results)
     return True
 
 
+def _small32(rule, r, path, frame):  # never loaded: the sweep runs small float32 rows inline
+    rows, params, layouts, _, aux, _, offsets, _, values = families.arrays32(frame)
+    return _done(_small_forward(rule, r, layouts[rows[r, 4], 1], rows, params, layouts, aux, offsets, values))
+
+
+def _small64(rule, r, path, frame):
+    """The small-row path for float64 rows; ``NO_RULE`` when it does not take the row (the
+    sweep then calls the row's family)."""
+    rows, params, layouts, _, aux, _, offsets, _, values = families.arrays64(frame)
+    return _done(_small_forward(rule, r, layouts[rows[r, 4], 1], rows, params, layouts, aux, offsets, values))
+
+
 @inline
 def _done(ok):
     return families.DONE if ok else families.NO_RULE
@@ -773,6 +802,7 @@ FAMILIES = families.Table(
         ("grouped", _grouped32, _grouped64),
         ("comparison", _compare32, _compare64),
         ("normalization", _normalization32, _normalization64),
+        ("small rows", _small32, _small64),
         *generated.REPLAY_FAMILIES,
     ),
     quick=generated.RULE_NAMES,
