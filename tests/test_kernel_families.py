@@ -98,6 +98,19 @@ tape.value_and_grad(np.full(3, 0.5, np.{dtype}))
     assert result["backward"] == (["backward small rows (float64)"] if small else [])
 
 
+def test_a_cast_loads_the_cast_family_of_its_result_dtype():
+    """Casts run in a family of their own (their loops in the sweeps cost every first compile),
+    keyed by the dtype of the cast's result: float32 -> float64 here."""
+    body = """
+tape = tg.record(lambda x: (x.double() * 2.0).sum(), np.ones(3, np.float32))
+value, (gradient,) = tape.value_and_grad(np.full(3, 0.5, np.float32))
+assert float(value) == 3.0 and gradient.dtype == tg.float32 and (gradient.numpy() == 2.0).all()
+"""
+    result = json.loads(_fresh_process(_LOADED.format(body=body)).stdout.splitlines()[-1])
+    assert sorted(result["replay"]) == ["replay cast (float64)", "replay small rows (float64)"]
+    assert sorted(result["backward"]) == ["backward cast (float64)", "backward small rows (float64)"]
+
+
 @pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
 def test_the_call_free_path_and_the_families_agree_to_the_bit(dtype):
     """Rows of a few elements run in the sweep itself, larger ones in a family: the same

@@ -610,28 +610,11 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
         is_double = layouts[rows[r, 4], 0] == FLOAT64
         numel = layouts[rows[r, 4], 1]
         a = rows[r, 1]
-        if rule == CAST:  # through views indexed from 0, which vectorize: see batched._copy
-            source, target = offsets[a], offsets[r]
-            if layouts[rows[a, 4], 0] == FLOAT64:
-                source_view = values64[source : source + numel]
-                if is_double:
-                    target_view = values64[target : target + numel]
-                    for i in range(numel):
-                        target_view[i] = source_view[i]
-                else:
-                    target_view32 = values32[target : target + numel]
-                    for i in range(numel):
-                        target_view32[i] = np.float32(source_view[i])
-            else:
-                source_view32 = values32[source : source + numel]
-                if is_double:
-                    target_view = values64[target : target + numel]
-                    for i in range(numel):
-                        target_view[i] = np.float64(source_view32[i])
-                else:
-                    target_view32 = values32[target : target + numel]
-                    for i in range(numel):
-                        target_view32[i] = source_view32[i]
+        if rule == CAST:  # a family: its four loops in this function cost its first compile
+            slot = 2 * CAST_ROWS + (1 if is_double else 0)
+            if table[slot] == 0:
+                return MISSING + slot, r
+            call(table[slot], rule, r, path, frame)
         elif rule == GUARD:
             if layouts[rows[a, 4], 0] == FLOAT64:
                 holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, b_values64)
@@ -696,7 +679,7 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.REPLAY_FAMILIES``), in rule order.
-ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, SMALL_ROWS, FIRST_GENERATED = range(8)
+ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, SMALL_ROWS, CAST_ROWS, FIRST_GENERATED = range(9)
 
 
 def _elementwise32(rule, r, path, frame):
@@ -788,6 +771,41 @@ def _small64(rule, r, path, frame):
     return _done(_small_forward(rule, r, layouts[rows[r, 4], 1], rows, params, layouts, aux, offsets, values))
 
 
+def _cast32(rule, r, path, frame):
+    """A float32 row cast from its operand (float64, or float32: ``.float()`` of a float32
+    tensor records a copy). Views indexed from 0, which vectorize: see batched._copy."""
+    rows, _, layouts, _, _, _, offsets, _, values32 = families.arrays32(frame)
+    values64 = families.arrays64(frame)[8]
+    a, numel = rows[r, 1], layouts[rows[r, 4], 1]
+    target = values32[offsets[r] : offsets[r] + numel]
+    if layouts[rows[a, 4], 0] == FLOAT64:
+        source = values64[offsets[a] : offsets[a] + numel]
+        for i in range(numel):
+            target[i] = np.float32(source[i])
+    else:
+        source32 = values32[offsets[a] : offsets[a] + numel]
+        for i in range(numel):
+            target[i] = source32[i]
+    return families.DONE
+
+
+def _cast64(rule, r, path, frame):
+    """A float64 row cast from its operand (float32 or float64)."""
+    rows, _, layouts, _, _, _, offsets, _, values64 = families.arrays64(frame)
+    values32 = families.arrays32(frame)[8]
+    a, numel = rows[r, 1], layouts[rows[r, 4], 1]
+    target = values64[offsets[r] : offsets[r] + numel]
+    if layouts[rows[a, 4], 0] == FLOAT64:
+        source = values64[offsets[a] : offsets[a] + numel]
+        for i in range(numel):
+            target[i] = source[i]
+    else:
+        source32 = values32[offsets[a] : offsets[a] + numel]
+        for i in range(numel):
+            target[i] = np.float64(source32[i])
+    return families.DONE
+
+
 @inline
 def _done(ok):
     return families.DONE if ok else families.NO_RULE
@@ -803,6 +821,7 @@ FAMILIES = families.Table(
         ("comparison", _compare32, _compare64),
         ("normalization", _normalization32, _normalization64),
         ("small rows", _small32, _small64),
+        ("cast", _cast32, _cast64),
         *generated.REPLAY_FAMILIES,
     ),
     quick=generated.RULE_NAMES,
