@@ -98,8 +98,9 @@ def _claim(row, rows, layouts, offsets, touched, grad):
 def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad):
     """Rows of a few elements (scalar graphs, the tutorial's 3-vectors) without slices or a call:
     index arithmetic on the arena, reading only the values the rule needs. For large rows the
-    slice-based rules below vectorize instead. ``sum_all`` is here, whatever its input's size:
-    it ends nearly every loss, and its result is one element. False: not handled here."""
+    slice-based rules below vectorize instead. ``sum_all`` is here for inputs up to
+    ``SUM_IN_SWEEP`` elements: it ends nearly every loss, and its result is one element. False:
+    not handled here."""
     a = rows[r, 1]
     b = rows[r, 2]
     o = offsets[r]
@@ -116,30 +117,24 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
         _claim(a, rows, layouts, offsets, touched, grad)
     if has_b:
         _claim(b, rows, layouts, offsets, touched, grad)
-    if rule == PASS or rule == ADD or rule == SUB or rule == NEG:
-        sign_a = -one if rule == NEG else one
+    # Rules share loops where the arithmetic allows (a loop here costs the sweep's first compile
+    # about 0.1 s): g * s is s * g, and g * y is (g * 1) * y, to the bit.
+    if rule == PASS or rule == ADD or rule == SUB or rule == NEG or rule == MUL_SCALAR:
+        sign_a = -one if rule == NEG else (grad.dtype.type(params[r, 5]) if rule == MUL_SCALAR else one)
         sign_b = -one if rule == SUB else one
         for i in range(numel):
             if has_a:
                 grad[oa + i] += sign_a * grad[o + i]
             if has_b:
                 grad[ob + i] += sign_b * grad[o + i]
-    elif rule == MUL_SCALAR:
-        s = grad.dtype.type(params[r, 5])
-        for i in range(numel):
-            grad[oa + i] += grad[o + i] * s
-    elif rule == POW_SCALAR and params[r, 5] == 2.0:  # x ** 2 (the tutorial's first op), as the family
+    elif rule == MUL or (rule == POW_SCALAR and params[r, 5] == 2.0):  # x ** 2: the tutorial's first op
+        square = rule == POW_SCALAR
         if has_a:
-            s = grad.dtype.type(2.0)
-            x = value_at(addresses[a], numel, grad)
+            factor = grad.dtype.type(2.0) if square else one
+            y = value_at(addresses[a if square else b], numel, grad)
             for i in range(numel):
-                grad[oa + i] += grad[o + i] * s * x[i]
-    elif rule == MUL:
-        if has_a:
-            y = value_at(addresses[b], numel, grad)
-            for i in range(numel):
-                grad[oa + i] += grad[o + i] * y[i]
-        if has_b:
+                grad[oa + i] += grad[o + i] * factor * y[i]
+        if has_b and not square:
             x = value_at(addresses[a], numel, grad)
             for i in range(numel):
                 grad[ob + i] += grad[o + i] * x[i]
