@@ -612,7 +612,7 @@ class Tape:
                 flat_outputs[1], output_places, rules, saves, paths, self.freed, grad_offsets, np.empty_like(seeded32),
                 np.empty_like(seeded64), seeded32, seeded64, np.empty_like(seeded_touched), seeded_touched,
                 flat_grads[0], flat_grads[1], grad_places, statuses, forward.FAMILIES.addresses,
-                backward.FAMILIES.addresses, with_grad,
+                backward.FAMILIES.addresses, with_grad, backward.config.poison_gradients(),
             )  # fmt: skip
 
         count = len(slices)

@@ -11,7 +11,7 @@ import pytest
 # Gradient slots start as NaN instead of as whatever memory they get (tapegrad/_kernels/config.py):
 # a kernel that adds into a slot it never claimed fails the gradient checks instead of passing by
 # luck. Set before tapegrad is imported, here and in the subprocesses the tests start.
-os.environ["TAPEGRAD_POISON_GRADIENTS"] = "1"
+os.environ.setdefault("TAPEGRAD_POISON_GRADIENTS", "1")  # a subprocess may ask for "0"
 
 
 @pytest.fixture(autouse=True, scope="session")

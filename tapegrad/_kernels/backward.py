@@ -57,6 +57,10 @@ SMALL = 8  # rows up to this many elements take the call-free path
 # above, the structural family's rule, which assigns into a new slot instead of zeroing it
 # first (the sweep's own rule adds: an assigning loop in it cost 0.13 s of its first compile).
 SUM_IN_SWEEP = 4096
+# Arenas up to this many elements are zeroed whole when made, as before slots were claimed: a
+# memset of a chain's or a small model's arena costs less than a claim per small row (the 1000-op
+# chain's backward: 0.026 us an op with the memset, 0.036 with the claims).
+ZERO_WHOLE = 1 << 16
 
 
 @jit
@@ -95,7 +99,7 @@ def _claim(row, rows, layouts, offsets, touched, grad):
 
 
 @inline
-def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad):
+def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad, zeroed):
     """Rows of a few elements (scalar graphs, the tutorial's 3-vectors) without slices or a call:
     index arithmetic on the arena, reading only the values the rule needs. For large rows the
     slice-based rules below vectorize instead. ``sum_all`` is here for inputs up to
@@ -111,11 +115,12 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
     one = grad.dtype.type(1.0)
     if rule == SUM_ALL and has_a and layouts[rows[a, 4], 1] > SUM_IN_SWEEP:
         return False  # the structural family's: it assigns into a new slot
-    # The rules below add into their operands' slots, zeroed if new. (Assigning instead, as the
-    # families do, cost the sweep's first compile 0.1 s a loop: a select, or a second loop.)
-    if has_a:
+    # The rules below add into their operands' slots, zeroed if new (unless the arenas were
+    # zeroed whole). Assigning instead, as the families do, cost the sweep's first compile 0.1 s
+    # a loop: a select, or a second loop.
+    if has_a and not zeroed:
         _claim(a, rows, layouts, offsets, touched, grad)
-    if has_b:
+    if has_b and not zeroed:
         _claim(b, rows, layouts, offsets, touched, grad)
     # Rules share loops where the arithmetic allows (a loop here costs the sweep's first compile
     # about 0.1 s): g * s is s * g, and g * y is (g * 1) * y, to the bit.
@@ -846,11 +851,14 @@ def _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison):
     grad32 = np.empty(total32, np.float32)
     grad64 = np.empty(total64, np.float64)
     touched = np.empty(n, np.bool_)
-    if poison:
+    # Small arenas zeroed whole (``ZERO_WHOLE``), never when poisoned; ``_run`` tells which from
+    # the arenas' sizes, the same way (an expression, not a helper: numba's inliner is slow).
+    fill = np.nan if poison else 0.0
+    if poison or total32 + total64 <= ZERO_WHOLE:
         for i in range(total32):
-            grad32[i] = np.nan
+            grad32[i] = fill
         for i in range(total64):
-            grad64[i] = np.nan
+            grad64[i] = fill
     for i in range(n):
         touched[i] = False
     position = 0
@@ -904,6 +912,7 @@ def _run(
     b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
     b_grad32 = borrow(grad32)
     frame = make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, grad32, grad64)
+    zeroed = not poison and len(grad32) + len(grad64) <= ZERO_WHOLE  # as ``_setup`` zeroes
     for r in range(start, stop, -1):
         if not touched[r]:
             continue
@@ -941,7 +950,7 @@ def _run(
             numel <= SMALL
             and not is_double
             and _small_backward(
-                rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_addresses, b_offsets, b_touched, b_grad32
+                rule, r, numel, b_rows, b_params, b_layouts, b_aux, b_addresses, b_offsets, b_touched, b_grad32, zeroed
             )
         ):
             pass
@@ -1062,7 +1071,7 @@ def _derivative64(rule, r, mask, frame):
 def _small32(rule, r, mask, frame):  # never loaded: the sweep runs small float32 rows inline
     rows, params, layouts, _, aux, addresses, offsets, touched, grad = families.arrays32(frame)
     numel = layouts[rows[r, 4], 1]
-    return _done(_small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad))
+    return _done(_small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad, False))
 
 
 def _small64(rule, r, mask, frame):
@@ -1070,7 +1079,7 @@ def _small64(rule, r, mask, frame):
     sweep then calls the row's family)."""
     rows, params, layouts, _, aux, addresses, offsets, touched, grad = families.arrays64(frame)
     numel = layouts[rows[r, 4], 1]
-    return _done(_small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad))
+    return _done(_small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offsets, touched, grad, False))
 
 
 def _cast32(rule, r, mask, frame):
@@ -1194,7 +1203,7 @@ def backward_rows(
         status, row, *_ = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, _NO_ROWS, _NO_GRAD64, freed, modified,
             retain_graph, offsets, grad32, grad64, touched, start, stop, FAMILIES.addresses, _NO_ROWS, _NO_LOOK,
-            _NO_LOOK,
+            config.poison_gradients(),  # as backward_setup's: whether it zeroed the arenas
         )  # fmt: skip
         if status < MISSING:
             return status, row

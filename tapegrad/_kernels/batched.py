@@ -46,7 +46,7 @@ def value_and_grad_slices(
     slices, lo, hi, rows, params, layouts, dims, aux, replay_rules, offsets, codes, values32, values64, scratch,
     inputs32, inputs64, input_places, outputs32, outputs64, output_places,
     rules, saves, paths, freed, grad_offsets, grad32, grad64, grad32_seeded, grad64_seeded, touched,
-    touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad,
+    touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad, poison,
 ):  # fmt: skip
     """Replay slices ``slices[lo:hi]`` in the working arenas ``values*`` (and ``grad*``).
 
@@ -56,7 +56,8 @@ def value_and_grad_slices(
     ``(batch, numel)`` blocks, slice ``s`` at ``start + s * numel``. The backward's
     slots are laid out once (``grad_offsets``) and start each slice from the seeded arenas
     ``*_seeded``. ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the
-    caller records that slice again), or ``GRADIENT_FAILED`` + the backward's."""
+    caller records that slice again), or ``GRADIENT_FAILED`` + the backward's. ``poison``:
+    ``config.poison_gradients()``, as when the seeded arenas were set up."""
     n_rows = rows.shape[0]
     # The sweeps' arguments as the eager backward and replay pass them, not as literals: numba
     # compiles a function anew for literal arguments (True, 0, -1 here made this kernel compile
@@ -99,7 +100,7 @@ def value_and_grad_slices(
         status, _, _, _, _, _ = backward._run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
             freed, freed, retain, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, stop, backward_table,
-            grad_offsets[:0], no_look, no_look,  # the slots were laid out by backward_setup
+            grad_offsets[:0], no_look, poison,  # the slots were laid out (and zeroed or not) by backward_setup
         )  # fmt: skip
         if status != 0:
             statuses[s] = GRADIENT_FAILED + status
