@@ -19,16 +19,17 @@ from tapegrad._kernels import vmath
 pytestmark = pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssumptionWarning")
 
 # Largest error, in units in the last place of the correctly rounded result: the bounds sit just
-# above what these inputs measure (float32 / float64): exp 1.00 / 0.85, tanh 1.48 / 1.30, log
-# 0.76 / 0.80, log1p 0.78 / 0.78, expm1 1.36 / 0.86, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 /
+# above what these inputs measure (float32 / float64), or, where a search found worse (HARDEST
+# below), above that: exp 1.00 / 0.85, tanh 1.48 / 1.30, log 0.83 / 0.80, log1p 0.87 / 0.78,
+# expm1 1.36 / 0.89, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 /
 # 1.00 (at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp. The limits: 2 (float32), 1
 # (float64); tanh float64 is over it.
 BOUNDS = {
     ("exp", np.float32): 1.01, ("exp", np.float64): 1.0,
     ("tanh", np.float32): 1.5, ("tanh", np.float64): 1.5,
-    ("log", np.float32): 0.8, ("log", np.float64): 0.8,
-    ("log1p", np.float32): 0.8, ("log1p", np.float64): 0.8,
-    ("expm1", np.float32): 1.4, ("expm1", np.float64): 0.87,
+    ("log", np.float32): 0.83, ("log", np.float64): 0.8,
+    ("log1p", np.float32): 0.87, ("log1p", np.float64): 0.8,
+    ("expm1", np.float32): 1.4, ("expm1", np.float64): 0.89,
     ("sin", np.float32): 1.2, ("sin", np.float64): 0.8,
     ("cos", np.float32): 1.2, ("cos", np.float64): 0.8,
     ("erf", np.float32): 0.55, ("erf", np.float64): 1.01,
@@ -45,6 +46,13 @@ FUNCTIONS = {
 }
 # The dense sweeps: where results are neither 0, 1, -1 nor inf, and (sin, cos) the range of the
 # fast reduction, then a sweep near 0.
+# The worst inputs found beyond the random ones: every float32 for log and log1p (0.827 and 0.868
+# ulp), and expm1 near its switch from n = 0 to n = 1 at 0.4435 (0.887 ulp).
+HARDEST = {
+    ("log", np.float32): [1.413642],
+    ("log1p", np.float32): [-0.2931148, 0.4140421],
+    ("expm1", np.float64): [0.4003168338487537],
+}
 DENSE = {
     "exp": ((-105, 89), (-750, 710)),
     "tanh": ((-105, 89), (-750, 710)),
@@ -115,6 +123,7 @@ def test_error_over_the_whole_range_is_within_its_bound(name, dtype):
         pytest.skip("no extended precision on this platform for a float64 reference")
     rng = np.random.default_rng(0)
     x = _inputs(name, dtype, rng, 20_000 if (name, dtype) == ("erf", np.float64) else 200_000)
+    x = np.concatenate([x, np.array(HARDEST.get((name, dtype), []), dtype)])
     got = _apply(name, x)
     error, finite, rounded = max_ulp(name, x, got)
     assert error <= BOUNDS[(name, dtype)], f"max error {error:.3f} ulp"
