@@ -93,8 +93,9 @@ class Op:
 
 
 def _sigmoid(x):
-    # tanh form: no overflow warning for large negative x, unlike 1 / (1 + exp(-x)).
-    return 0.5 * (1.0 + np.tanh(0.5 * x)) if x.dtype.kind == "f" else x
+    # from exp(-|x|): no overflow warning, and large negative x keeps its tiny value (the kernels'
+    # vmath.sigmoid computes the same)
+    return _expressions.sigmoid_arrays(x).astype(x.dtype, copy=False) if x.dtype.kind == "f" else x
 
 
 def _relu(x):

@@ -234,3 +234,20 @@ def test_power_fast_cases_replay_bitwise_and_match_pytorch(exponent, dtype):
     t = torch.tensor(values[3:5], requires_grad=True)
     (t**exponent).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_its_tiny_values_for_large_negative_x(dtype):
+    """sigmoid(-54.9) is 1.4e-24, as torch.sigmoid gives; the tanh form 0.5 * (1 + tanh(x / 2))
+    rounded it to 0 (float32 below -17, float64 below -44), and log(sigmoid(x)) to -inf. Eager,
+    replayed and in silu's gradient, against a float64 reference computed without cancellation."""
+    x = np.array([-54.9, -40.0, -27.0, -17.5, -3.0, 0.5, 30.0], dtype)
+    exact = np.exp(x.astype(np.float64)) / (1.0 + np.exp(x.astype(np.float64)))
+    eager = tg.sigmoid(tg.tensor(x)).numpy()
+    replayed = tg.record(lambda v: tg.sigmoid(v) * 1.0, x)(x).numpy()
+    for got in (eager, replayed):
+        np.testing.assert_array_max_ulp(got, exact.astype(dtype), maxulp=4)
+    t = tg.tensor(x, requires_grad=True)
+    tg.nn.functional.silu(t).sum().backward()
+    derivative = exact * (1 + x.astype(np.float64) * (1 - exact))
+    np.testing.assert_allclose(t.grad.numpy(), derivative, rtol=1e-5 if dtype == np.float32 else 1e-12)

@@ -18,6 +18,15 @@ import functools
 import numpy as np
 
 
+def sigmoid_arrays(x):
+    """The logistic function of an array or a number, as ``vmath.sigmoid`` computes it: from
+    ``e = exp(-|x|)``, ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)`` below, so that large
+    negative x keeps its tiny value (``torch.sigmoid``'s) instead of rounding to 0, and no
+    overflow warning. NaN stays NaN."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e) if hasattr(x, "dtype") else (1.0 if x >= 0 else e) / (1.0 + e)
+
+
 def _gate_tensors(c, v):
     """gate over tensors (create_graph): a select that differentiates in ``v`` alone, as
     PyTorch's threshold_backward does."""
@@ -59,6 +68,7 @@ FUNCTIONS = {
     "sinh": ("np.sinh", "sinh", "sinh"),
     "cosh": ("np.cosh", "cosh", "cosh"),
     "tanh": ("vmath.tanh", "tanh", "tanh"),
+    "sigmoid": ("vmath.sigmoid", "sigmoid", lambda v: sigmoid_arrays(v)),
     "erf": ("vmath.erf", "erf", "scipy.special.erf"),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
@@ -74,9 +84,9 @@ ARITY = {"gate": 2}  # the functions not of one argument
 # stores through the arena pointers a family builds from addresses (it cannot tell them apart
 # from the table), so the replay of sin ran at 10 ns an element against 1.6 in a plain loop.
 APART = {"sin", "cos"}
-# Shorthands, expanded where they are read: ``sigmoid(v)`` is written in the tanh form the numpy
-# forward uses (no overflow for large negative v), so replay and eager agree to the bit.
-MACROS = {"sigmoid": "0.5 * (1 + tanh(0.5 * v))"}
+# Shorthands, expanded where they are read (none at present: sigmoid, once the tanh form
+# 0.5 * (1 + tanh(0.5 * v)), is vmath's, which does not round large negative v to 0).
+MACROS: dict = {}
 VARIABLES = ("x", "out", "g")
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 

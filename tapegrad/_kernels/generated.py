@@ -400,10 +400,8 @@ def _replay_sigmoid32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
-    c0 = out.dtype.type(0.5)
-    c1 = out.dtype.type(1)
     for i in range(numel):
-        out[i] = c0 * (c1 + vmath.tanh(c0 * x[i]))
+        out[i] = vmath.sigmoid(x[i])
     return families.DONE
 
 
@@ -411,10 +409,8 @@ def _replay_sigmoid64(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
-    c0 = out.dtype.type(0.5)
-    c1 = out.dtype.type(1)
     for i in range(numel):
-        out[i] = c0 * (c1 + vmath.tanh(c0 * x[i]))
+        out[i] = vmath.sigmoid(x[i])
     return families.DONE
 
 
@@ -1683,10 +1679,8 @@ def _replay_silu32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
-    c0 = out.dtype.type(0.5)
-    c1 = out.dtype.type(1)
     for i in range(numel):
-        out[i] = x[i] * (c0 * (c1 + vmath.tanh(c0 * x[i])))
+        out[i] = x[i] * vmath.sigmoid(x[i])
     return families.DONE
 
 
@@ -1694,10 +1688,8 @@ def _replay_silu64(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
-    c0 = out.dtype.type(0.5)
-    c1 = out.dtype.type(1)
     for i in range(numel):
-        out[i] = x[i] * (c0 * (c1 + vmath.tanh(c0 * x[i])))
+        out[i] = x[i] * vmath.sigmoid(x[i])
     return families.DONE
 
 
@@ -1713,11 +1705,10 @@ def _backward_silu32(rule, r, mask, frame):
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    c0 = grad.dtype.type(0.5)
-    c1 = grad.dtype.type(1)
+    c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i])))))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.sigmoid(x[i]) * (c0 + x[i] * (c0 - vmath.sigmoid(x[i]))))
     return families.DONE
 
 
@@ -1733,11 +1724,10 @@ def _backward_silu64(rule, r, mask, frame):
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    c0 = grad.dtype.type(0.5)
-    c1 = grad.dtype.type(1)
+    c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.tanh(c0 * x[i]))) * (c1 + x[i] * (c1 - c0 * (c1 + vmath.tanh(c0 * x[i])))))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.sigmoid(x[i]) * (c0 + x[i] * (c0 - vmath.sigmoid(x[i]))))
     return families.DONE
 
 

@@ -838,6 +838,20 @@ def tanh(x):
     return _tanh32(x) if isinstance(x, np.float32) else _tanh64(np.float64(x))
 
 
+def _sigmoid32(x):
+    """1 / (1 + e**-x) from e = exp(-|x|): no cancellation for large negative x, where the tanh
+    form (0.5 * (1 + tanh(x / 2))) rounded to 0 (float32 at -17, PyTorch's value 4e-8)."""
+    _inline_into_callers()
+    e = _exp32(-np.abs(x))
+    return (_ONE if x >= _ZERO32 else e) / (_ONE + e)
+
+
+def _sigmoid64(x):
+    _inline_into_callers()
+    e = _exp64(-np.abs(x))
+    return (1.0 if x >= 0.0 else e) / (1.0 + e)
+
+
 def _generic(name, single, double):
     def function(x):
         return single(x) if isinstance(x, np.float32) else double(np.float64(x))
@@ -855,6 +869,7 @@ cos = _generic("cos", _cos32, _cos64)
 sin_moderate = _generic("sin_moderate", _sin_moderate32, _sin_moderate64)
 cos_moderate = _generic("cos_moderate", _cos_moderate32, _cos_moderate64)
 erf = _generic("erf", _erf32, _erf64)
+sigmoid = _generic("sigmoid", _sigmoid32, _sigmoid64)
 
 
 if numba.config.DISABLE_JIT:
@@ -877,6 +892,7 @@ else:
     _sin_moderate64, _cos_moderate64 = _compile(_sin_moderate64), _compile(_cos_moderate64)
     _sin32, _sin64, _cos32, _cos64 = _compile(_sin32), _compile(_sin64), _compile(_cos32), _compile(_cos64)
     _erf32, _erf64 = _compile(_erf32), _compile(_erf64)
+    _sigmoid32, _sigmoid64 = _compile(_sigmoid32), _compile(_sigmoid64)
     _reduced32 = _compile(_reduced32)
     _sin_moderate32, _cos_moderate32 = _compile(_sin_moderate32), _compile(_cos_moderate32)
     moderate = numba.njit(**JIT_OPTIONS)(moderate)
@@ -901,6 +917,7 @@ else:
         (sin, _sin32, _sin64),
         (cos, _cos32, _cos64),
         (erf, _erf32, _erf64),
+        (sigmoid, _sigmoid32, _sigmoid64),
         (sin_moderate, _sin_moderate32, _sin_moderate64),
         (cos_moderate, _cos_moderate32, _cos_moderate64),
     ):
