@@ -46,8 +46,6 @@ def forward(ins, args, signs, params, regs, scratch):
     zero = regs.dtype.type(0.0)
     threshold = regs.dtype.type(20.0)
     log2 = regs.dtype.type(np.log(2.0))
-    half = regs.dtype.type(0.5)
-    one = regs.dtype.type(1.0)
     for k in range(ins.shape[0]):
         code = ins[k, 0]
         out = ins[k, 1]
@@ -83,7 +81,7 @@ def forward(ins, args, signs, params, regs, scratch):
         elif code == TANH:
             r[out] = vmath.tanh(r[a])
         elif code == SIGMOID:
-            r[out] = half * (one + vmath.tanh(half * r[a]))
+            r[out] = vmath.sigmoid(r[a])
         elif code == RELU:
             x = r[a]
             r[out] = x if x > zero or x != x else zero
@@ -304,8 +302,6 @@ def forward_lanes(
     zero = regs.dtype.type(0.0)
     threshold = regs.dtype.type(20.0)
     log2 = regs.dtype.type(np.log(2.0))
-    half = regs.dtype.type(0.5)
-    one = regs.dtype.type(1.0)
     for k in range(ins.shape[0]):
         code = ins[k, 0]
         out = ins[k, 1]
@@ -355,13 +351,12 @@ def forward_lanes(
         elif code == LOG:
             for lane in range(lanes):
                 o[lane] = vmath.log(x[lane])
-        elif code == TANH or code == SIGMOID:  # one inlined tanh: it is most of this kernel's compile
-            scale = half if code == SIGMOID else one  # 1 * x is x, to the bit
+        elif code == TANH:
             for lane in range(lanes):
-                o[lane] = vmath.tanh(scale * x[lane])
-            if code == SIGMOID:
-                for lane in range(lanes):
-                    o[lane] = half * (one + o[lane])
+                o[lane] = vmath.tanh(x[lane])
+        elif code == SIGMOID:  # from exp(-|x|), as the eager forward: no 0 for large negative x
+            for lane in range(lanes):
+                o[lane] = vmath.sigmoid(x[lane])
         elif code == RELU:
             for lane in range(lanes):
                 v = x[lane]
