@@ -190,7 +190,7 @@ OPS: tuple[Op, ...] = (
     unary("sin", "SinBackward0", np.sin, "sin(x)", "g * cos(x)"),
     unary("cos", "CosBackward0", np.cos, "cos(x)", "g * -sin(x)"),
     unary("tanh", "TanhBackward0", np.tanh, "tanh(x)", "g * (1 - out * out)"),
-    unary("sigmoid", "SigmoidBackward0", _sigmoid, "sigmoid(x)", "g * (1 - out) * out"),
+    unary("sigmoid", "SigmoidBackward0", _sigmoid, "sigmoid(x)", "g * (1 - out) * out", compiled_forward=True),
     unary("relu", "ReluBackward0", _relu, "relu(x)", "gate(out, g)"),
     unary("sqrt", "SqrtBackward0", np.sqrt, "sqrt(x)", "g / (out + out)", domain=(0.2, 3.0)),
     unary("abs", "AbsBackward0", np.abs, "abs(x)", "g * sign(x)"),

@@ -24,7 +24,10 @@ def sigmoid_arrays(x):
     negative x keeps its tiny value (``torch.sigmoid``'s) instead of rounding to 0, and no
     overflow warning. NaN stays NaN."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1, e) / (1 + e) if hasattr(x, "dtype") else (1.0 if x >= 0 else e) / (1.0 + e)
+    if not hasattr(x, "dtype"):
+        return (1.0 if x >= 0 else e) / (1.0 + e)
+    one = x.dtype.type(1)  # typed: np.where would promote a Python 1 and float32 to float64
+    return np.where(x >= 0, one, e) / (one + e)
 
 
 def _gate_tensors(c, v):

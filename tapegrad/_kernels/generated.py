@@ -396,6 +396,15 @@ def _backward_tanh64(rule, r, mask, frame):
 
 
 # sigmoid: sigmoid(x), gradient g * (1 - out) * out
+@jit
+def forward_sigmoid(x, out):
+    """sigmoid's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.sigmoid(x[i])
+
+
 def _replay_sigmoid32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
