@@ -71,7 +71,7 @@ FUNCTIONS = {
     "sinh": ("np.sinh", "sinh", "sinh"),
     "cosh": ("np.cosh", "cosh", "cosh"),
     "tanh": ("vmath.tanh", "tanh", "tanh"),
-    "sigmoid": ("vmath.sigmoid", "sigmoid", lambda v: sigmoid_arrays(v)),
+    "sigmoid": ("vmath.sigmoid", "sigmoid", lambda v: sigmoid_arrays(v)),  # defined below
     "erf": ("vmath.erf", "erf", "scipy.special.erf"),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
@@ -87,34 +87,13 @@ ARITY = {"gate": 2}  # the functions not of one argument
 # stores through the arena pointers a family builds from addresses (it cannot tell them apart
 # from the table), so the replay of sin ran at 10 ns an element against 1.6 in a plain loop.
 APART = {"sin", "cos"}
-# Shorthands, expanded where they are read (none at present: sigmoid, once the tanh form
-# 0.5 * (1 + tanh(0.5 * v)), is vmath's, which does not round large negative v to 0).
-MACROS: dict = {}
 VARIABLES = ("x", "out", "g")
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 
 
-class _Expand(ast.NodeTransformer):
-    def visit_Call(self, node):  # noqa: N802 - ast's visitor naming
-        self.generic_visit(node)
-        if isinstance(node.func, ast.Name) and node.func.id in MACROS and len(node.args) == 1:
-            body = ast.parse(MACROS[node.func.id], mode="eval").body
-            return _Substitute(node.args[0]).visit(body)
-        return node
-
-
-class _Substitute(ast.NodeTransformer):
-    def __init__(self, argument):
-        self.argument = argument
-
-    def visit_Name(self, node):  # noqa: N802
-        return self.argument if node.id == "v" else node
-
-
 def parse(text: str, allowed: tuple = VARIABLES) -> ast.expr:
-    """The expression's tree, after checking that it uses only what this module translates
-    (with the shorthands of ``MACROS`` expanded)."""
-    tree = _Expand().visit(ast.parse(text, mode="eval").body)
+    """The expression's tree, after checking that it uses only what this module translates."""
+    tree = ast.parse(text, mode="eval").body
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             if node.id not in allowed and node.id not in FUNCTIONS:
