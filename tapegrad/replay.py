@@ -27,7 +27,7 @@ import numpy as np
 from . import _grad_mode as grad_mode
 from . import _ops, _register, _tape_file
 from ._record import _input_row
-from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
+from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .autograd.engine import kernel_error, views_suffice
@@ -175,6 +175,36 @@ class Tape:
             self._slot(row)[...] = np.asarray(value).reshape(-1)
         self._read_transposes_in_place()
         self._program = _register.UNBUILT
+        self._calibrate_guards()
+
+    def _calibrate_guards(self) -> None:
+        """Make each guard expect what the replay itself reads at the recording's inputs.
+
+        Python read the eager value, which a replay kernel may round otherwise (vectorized
+        ``exp``, a matmul's blocking: float(x.tanh().mean()) differed in the last bit for about
+        half of the inputs tried): compared with it, the replay failed at the very inputs it was
+        recorded with, and ``rerecord=True`` recorded again without end. So one forward sweep
+        here, while the arenas hold the recording's inputs, and the guards take its values. A
+        guard then means: the recorded branch applies where the replay reads what it read at
+        the recording's inputs. Run at record time, not on the first replay: a tape shipped or
+        saved before its first replay must not be calibrated at other inputs."""
+        if not self.guards:
+            return
+        forward, replay_rules, *_ = _kernels()
+        status, _ = forward.forward_sweep(
+            self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
+            self.values[0], self.values[1], self.scratch, False,
+        )  # fmt: skip
+        if status:  # a kernel error: the replay reports it
+            return
+        for row in self.guards:
+            observed = self._slot(self.rows[row, IN0]).astype(np.float64)
+            expected = int(self.rows[row, IN1])
+            if expected < 0:  # truthiness of one element, kept in the row's parameter
+                self.params[row, PARAM] = float(observed[0] != 0.0)
+                self.rows[row, PARAM] = self.params[row : row + 1, PARAM].view(np.int64)[0]
+            else:
+                self._slot(expected)[...] = observed
 
     def _read_transposes_in_place(self) -> None:
         """Products read a transposed operand (``x @ w.t()``, every ``F.linear``) where its
@@ -339,7 +369,7 @@ class Tape:
             self._program = _register.build(self)
         return self._program
 
-    def _forward(self, inputs) -> None:
+    def _forward(self, inputs, guards: bool = True) -> None:
         if self._scalar_program() is not None:
             self._program.forward(self._checked(inputs, len(self.input_specs)))
             self._forwarded = True
@@ -348,14 +378,17 @@ class Tape:
         self._load_inputs(inputs)
         status, row = forward.forward_sweep(
             self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
-            self.values[0], self.values[1], self.scratch,
+            self.values[0], self.values[1], self.scratch, guards,
         )  # fmt: skip
         if status == forward.GUARD_FAILED:
             self._forwarded = False
             kind, where, expected = self.guards[row]
             if self._rerecord:
+                # Recorded at these very inputs, the new tape's branches are theirs: its guards
+                # are not checked again. A kernel that rounds a read value otherwise than eager
+                # did (exp, a matmul) would fail them, and re-recording again would never end.
                 self._build(inputs)
-                self._forward(inputs)
+                self._forward(inputs, guards=False)
                 return
             now = self._slot(self.rows[row, 1]).reshape(self._shape(self.rows[row, 1]))
             raise GuardError(

@@ -93,6 +93,75 @@ def test_item_and_float_reads_are_guards():
         tape(np.array([1.0, 3.0]))
 
 
+# What Python reads, after arithmetic whose replay kernel may round otherwise than eager numpy.
+_READS = {
+    "sum": lambda x: float(x.sum()),
+    "mean": lambda x: x.mean().item(),
+    "tanh mean": lambda x: float(x.tanh().mean()),
+    "exp sum": lambda x: float(x.exp().sum()),
+    "log_softmax": lambda x: float(F.log_softmax(x, 0)[0]),
+    "matmul": lambda x: float((x[:8].reshape(-1, 1) @ x[:8].reshape(1, -1)).sum()),
+    "sum > 0": lambda x: bool(x.sum() > 0),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+@pytest.mark.parametrize("read", list(_READS), ids=str)
+def test_a_guard_holds_at_the_inputs_it_was_recorded_at(read, dtype):
+    # The guard once compared the replay's value with eager's: a last-bit difference (a sum in
+    # another order, vectorized tanh) failed it at its own inputs, for about half of these.
+    def branch(x):
+        return (x * 2.0).sum() if _READS[read](x) > 0 else (-x).sum()
+
+    rng = np.random.default_rng(11)
+    for n in (8, 100, 1000, 5003):
+        for _ in range(3):
+            x = rng.standard_normal(n).astype(dtype)
+            value, (grad,) = tg.record(branch, x).value_and_grad(x)
+            eager = tg.tensor(x, requires_grad=True)
+            expected = branch(eager)
+            expected.backward()
+            np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-5)
+            np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+
+
+def test_rerecord_at_inputs_whose_read_differs_gives_the_eager_answer():
+    # Re-recording once ran the new tape's guards against eager values again and, failing them
+    # by a last bit, recorded again until RecursionError.
+    def branch(x):
+        return (x * 2.0).sum() if float(x.tanh().mean()) > 0 else (-x).sum()
+
+    rng = np.random.default_rng(12)
+    tape = tg.record(branch, rng.standard_normal(1000), rerecord=True)
+    for _ in range(5):
+        x = rng.standard_normal(1000)
+        value, (grad,) = tape.value_and_grad(x)
+        eager = tg.tensor(x, requires_grad=True)
+        expected = branch(eager)
+        expected.backward()
+        np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+        np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+def test_replayed_sums_and_means_have_eager_bits(dtype):
+    # numpy's pairwise order and dtype, and mean's division: what a guard on a loss compares.
+    rng = np.random.default_rng(13)
+    for n in (1, 7, 8, 9, 64, 65, 128, 129, 1000, 4097, 100003):
+        x = rng.standard_normal(n).astype(dtype)
+        labels = rng.integers(0, 4, n)
+
+        def reductions(x, labels=labels):
+            return x.sum(), x.mean(), F.cross_entropy(x.reshape(-1, 1).expand(-1, 4) * 1.0, labels)
+
+        tape = tg.record(reductions, x)
+        for new in (x, rng.standard_normal(n).astype(dtype)):
+            replayed = [out.numpy() for out in tape(new)]
+            expected = reductions(tg.tensor(new))
+            for got, want in zip(replayed, expected):
+                assert got.tobytes() == want.numpy().tobytes(), (n, got, want.numpy())
+
+
 def test_captured_constants_are_part_of_the_tape():
     X = tg.tensor([[1.0, 2.0], [3.0, -1.0]])
 

@@ -174,7 +174,10 @@ def nll_loss(
         count = len(rows) if every else int(kept.sum())
         picked = pick("nll_pick", input, positions if every else positions[kept])
         scale = -1.0 if reduction == "sum" else (-1.0 / count if count else float("nan"))
-        out = np.asarray(picked._data.sum() * picked._data.dtype.type(scale), dtype=picked._data.dtype)
+        # -(sum / count), in the dtype: as PyTorch divides, and bit for bit as the replay does
+        total = np.add.reduce(picked._data, axis=None, dtype=picked._data.dtype)
+        dtype = picked._data.dtype.type
+        out = np.asarray(-total if reduction == "sum" else -(total / dtype(count)) if count else dtype(np.nan))
         return record("nll_loss", (picked,), out, param=scale)
     weights = np.ones(classes, input._data.dtype) if weight is None else weight._data
     per_target = np.where(kept, weights[np.where(kept, rows, 0)], 0).astype(input._data.dtype)
