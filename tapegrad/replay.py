@@ -27,7 +27,7 @@ import numpy as np
 from . import _grad_mode as grad_mode
 from . import _ops, _register, _tape_file
 from ._record import _input_row
-from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, row_sources
+from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .autograd.engine import kernel_error, views_suffice
@@ -149,6 +149,7 @@ class Tape:
             raise TypeError("the recorded function must return a tensor or a tuple of tensors")
         output_rows = [_input_row(tape, out) for out in outputs]
         self._freeze(tape, inputs, input_rows, output_rows)
+        self._calibrate_guards(example_inputs)
         self.outputs = outputs  # the eager results of the recording run
 
     def _freeze(self, tape, inputs, input_rows, output_rows) -> None:
@@ -175,36 +176,46 @@ class Tape:
             self._slot(row)[...] = np.asarray(value).reshape(-1)
         self._read_transposes_in_place()
         self._program = _register.UNBUILT
-        self._calibrate_guards()
+        self.__dict__.pop("_masked_rows", None)  # keyed by id(rows): a new array may reuse an old id
 
-    def _calibrate_guards(self) -> None:
-        """Make each guard expect what the replay itself reads at the recording's inputs.
+    def _calibrate_guards(self, example_inputs) -> None:
+        """Make each guard on a value Python read expect what the replay itself reads there at
+        the recording's inputs.
 
         Python read the eager value, which a replay kernel may round otherwise (vectorized
         ``exp``, a matmul's blocking: float(x.tanh().mean()) differed in the last bit for about
         half of the inputs tried): compared with it, the replay failed at the very inputs it was
-        recorded with, and ``rerecord=True`` recorded again without end. So one forward sweep
-        here, while the arenas hold the recording's inputs, and the guards take its values. A
-        guard then means: the recorded branch applies where the replay reads what it read at
-        the recording's inputs. Run at record time, not on the first replay: a tape shipped or
-        saved before its first replay must not be calibrated at other inputs."""
-        if not self.guards:
+        recorded with. So one forward sweep here, from the example inputs as given (the function
+        may have changed its copies in place), and each value guard takes the replay's value. It
+        then holds where the replay computes exactly what it computed at the recording's inputs,
+        which a deterministic replay does where the value depends on the same inputs as there.
+
+        A truth guard (``if x.sum() > 0``) keeps the truth Python saw: where the replay's
+        comparison comes out the other way at the recording's inputs (a sum within rounding of
+        zero), taking the replay's truth would apply the recorded branch exactly where Python
+        would take the other one. Such a tape fails its guard at its own inputs instead.
+
+        Run at record time, not on the first replay: a tape shipped or saved before its first
+        replay must not be calibrated at other inputs."""
+        if not any(int(self.rows[row, IN1]) >= 0 for row in self.guards):
             return
         forward, replay_rules, *_ = _kernels()
-        status, _ = forward.forward_sweep(
-            self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
-            self.values[0], self.values[1], self.scratch, False,
-        )  # fmt: skip
+        self._load_inputs(example_inputs)
+        # Past failed guards (each row's slot is its own, so every read value stays there).
+        status, row = forward.GUARD_FAILED, -1
+        while status == forward.GUARD_FAILED:
+            status, row = forward.forward_sweep(
+                self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
+                self.values[0], self.values[1], self.scratch, row + 1,
+            )  # fmt: skip
         if status:  # a kernel error: the replay reports it
             return
-        for row in self.guards:
-            observed = self._slot(self.rows[row, IN0]).astype(np.float64)
+        for row, (kind, where, _) in self.guards.items():
             expected = int(self.rows[row, IN1])
-            if expected < 0:  # truthiness of one element, kept in the row's parameter
-                self.params[row, PARAM] = float(observed[0] != 0.0)
-                self.rows[row, PARAM] = self.params[row : row + 1, PARAM].view(np.int64)[0]
-            else:
+            if expected >= 0:
+                observed = self._slot(self.rows[row, IN0]).astype(np.float64)
                 self._slot(expected)[...] = observed
+                self.guards[row] = (kind, where, observed.reshape(self._shape(self.rows[row, IN0])))
 
     def _read_transposes_in_place(self) -> None:
         """Products read a transposed operand (``x @ w.t()``, every ``F.linear``) where its
@@ -369,7 +380,7 @@ class Tape:
             self._program = _register.build(self)
         return self._program
 
-    def _forward(self, inputs, guards: bool = True) -> None:
+    def _forward(self, inputs, rerecorded: bool = False) -> None:
         if self._scalar_program() is not None:
             self._program.forward(self._checked(inputs, len(self.input_specs)))
             self._forwarded = True
@@ -378,18 +389,21 @@ class Tape:
         self._load_inputs(inputs)
         status, row = forward.forward_sweep(
             self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
-            self.values[0], self.values[1], self.scratch, guards,
+            self.values[0], self.values[1], self.scratch,
         )  # fmt: skip
         if status == forward.GUARD_FAILED:
             self._forwarded = False
             kind, where, expected = self.guards[row]
-            if self._rerecord:
-                # Recorded at these very inputs, the new tape's branches are theirs: its guards
-                # are not checked again. A kernel that rounds a read value otherwise than eager
-                # did (exp, a matmul) would fail them, and re-recording again would never end.
+            if self._rerecord and not rerecorded:
                 self._build(inputs)
-                self._forward(inputs, guards=False)
+                self._forward(inputs, rerecorded=True)
                 return
+            if rerecorded:  # recorded at these very inputs, the replay still takes another branch
+                raise GuardError(
+                    f"replay guard failed: {kind} at {where}, on a tape recorded again at these inputs: the "
+                    "replay does not reproduce what the recording read (a truth within rounding of the "
+                    "boundary, or a value changed outside autograd, through .data)"
+                )
             now = self._slot(self.rows[row, 1]).reshape(self._shape(self.rows[row, 1]))
             raise GuardError(
                 f"replay guard failed: {kind} at {where} read {_describe(expected)} when recorded and "

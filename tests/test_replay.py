@@ -143,6 +143,85 @@ def test_rerecord_at_inputs_whose_read_differs_gives_the_eager_answer():
         np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
 
 
+def test_guards_are_calibrated_from_the_inputs_as_given():
+    # The function changes its copy of the input in place: calibrating from the changed slot
+    # once made the guard fail at the recording's inputs and pass where the branch changes.
+    def f(x):
+        with tg.no_grad():
+            x.mul_(-1)
+        return (x * 3).sum() if float(x.sum()) > 0 else (x * 5).sum()
+
+    x0 = np.array([1.0, 2.0, 3.0])
+    tape = tg.record(f, x0)
+    assert float(tape(x0)) == float(f(tg.tensor(x0))) == -30.0
+    with pytest.raises(tg.GuardError):
+        tape(-x0)
+
+
+def _rounded_to_the_other_side():
+    """A dot product within rounding of zero, which the replay's BLAS and eager numpy round
+    to opposite signs (found by search; the test checks that they do)."""
+    rng = np.random.default_rng(0)
+    n = 37
+    for _ in range(4):
+        u, v = rng.standard_normal(n), rng.standard_normal(n)
+        v = v - (u @ v) / (u @ u) * u
+    return n, u, v
+
+
+def _sign_branch(n):
+    def f(x):
+        if x[:n] @ x[n:] > 0:
+            return x[:n].sum() * 0 + 1.0
+        return x[:n].sum() * 0 - 1.0
+
+    return f
+
+
+def test_a_truth_guard_keeps_the_truth_python_saw():
+    n, u, v = _rounded_to_the_other_side()
+    f = _sign_branch(n)
+    x0 = np.concatenate([u, v])
+    eager_sign = float(tg.tensor(u) @ tg.tensor(v)) > 0
+    replay_sign = float(tg.record(lambda x: x[:n] @ x[n:], x0)(x0)) > 0
+    if eager_sign == replay_sign:
+        pytest.skip("this BLAS rounds the probe's dot product as numpy does")
+    tape = tg.record(f, x0)
+    # Taking the replay's truth at x0 would apply the recorded branch exactly where Python takes
+    # the other one (u @ -u < 0): the guard must fail there instead, and may fail at x0.
+    with pytest.raises(tg.GuardError):
+        tape(np.concatenate([u, -u]))
+    assert float(tape(np.concatenate([u, u]))) == float(f(tg.tensor(np.concatenate([u, u])))) == 1.0
+    rerecording = tg.record(f, np.concatenate([u, u]), rerecord=True)
+    with pytest.raises(tg.GuardError, match="recorded again at these inputs"):
+        rerecording(x0)  # recorded again at x0, and still not reproducing its branch: no loop
+    from tapegrad.func import vmap
+
+    batch = tg.tensor(np.stack([x0, np.concatenate([u, -u]), np.concatenate([u, u])]))
+    expected = [float(f(tg.tensor(row))) for row in batch.numpy()]
+    np.testing.assert_array_equal(vmap(f)(batch).numpy(), expected)  # eager for the slice that cannot replay
+
+
+def test_rerecorded_tapes_give_the_gradients_of_their_own_rows():
+    # Masked rows (argnums) were cached by id(rows): a re-recording's rows reusing a freed
+    # array's id got another recording's mask, and wrong gradients.
+    def f(x, y):
+        k = int((x > 0).sum())
+        r = x * y if k == 0 else x + y if k == 1 else x - y if k == 2 else x * x
+        return r.sum()
+
+    y = np.array([1.0, 2.0, 3.0])
+    tape = tg.record(f, np.array([-1.0, -2.0, -3.0]), y, rerecord=True)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        x = -np.abs(rng.standard_normal(3))
+        x[: rng.integers(0, 4)] *= -1
+        _, grad = tape.value_and_grad(x, y, argnums=1)
+        a, b = tg.tensor(x, requires_grad=True), tg.tensor(y, requires_grad=True)
+        f(a, b).backward()
+        np.testing.assert_array_equal(grad.numpy(), b.grad.numpy() if b.grad is not None else np.zeros(3))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_replayed_sums_and_means_have_eager_bits(dtype):
     # numpy's pairwise order and dtype, and mean's division: what a guard on a loss compares.

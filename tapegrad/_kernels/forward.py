@@ -884,21 +884,16 @@ FAMILIES = families.Table(
 )
 
 
-def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, guards=True):
-    """Recompute every row (see ``_sweep``): one compiled call once the families the tape uses are
-    loaded; a row of a family not loaded yet stops the sweep, the family is loaded, and the sweep
-    resumes at that row. Returns ``(status, row)`` with status 0, ``GUARD_FAILED``, ``NO_RULE``
-    or ``KERNEL_FAILED``. ``guards=False`` passes over failed guards: for a tape just recorded
-    at these inputs, whose branches are the ones Python took for them."""
+def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start=0):
+    """Recompute every row from ``start`` (see ``_sweep``): one compiled call once the families
+    the tape uses are loaded; a row of a family not loaded yet stops the sweep, the family is
+    loaded, and the sweep resumes at that row. Returns ``(status, row)`` with status 0,
+    ``GUARD_FAILED`` (resume at ``row + 1`` to go on past it), ``NO_RULE`` or ``KERNEL_FAILED``."""
     families.announce(_sweep, "replay interpreter")
-    start = 0
     while True:
         status, row = _sweep(
             rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, FAMILIES.addresses
         )
-        if status == GUARD_FAILED and not guards:
-            start = row + 1
-            continue
         if status < MISSING:
             return status, row
         FAMILIES.load(status - MISSING)
