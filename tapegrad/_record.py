@@ -22,7 +22,7 @@ from ._grad_mode import threads_disabled as _threads_disabled
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
 from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, inplace_epoch, join, resolve
-from .tensor import Tensor, _recorded, _wrap, install
+from .tensor import Tensor, _guard, _recorded, _wrap, install
 
 _float = builtins.float
 _int = builtins.int
@@ -545,6 +545,15 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
         return x
     out = x._data.astype(target.numpy)
     if target.category != _dtypes.FLOATING:
+        if _grad_state.recording is not None and (x._requires_grad or x._tape is not None):
+            # Inside tapegrad.record the result must follow x at replay, or it is a constant
+            # there (``x * (x > 0).long()`` replayed with the recording's mask). Booleans and
+            # integers keep their values, held as float64 by the replay: a copy row. Other casts
+            # (truncation) are not replayed: the tape checks x's value instead, as a read.
+            source = x._data.dtype.kind
+            if source == "b" or (source in "iu" and out.dtype.kind in "iu"):
+                return record("mask", (x,), out)
+            _guard(x, f"{target.name}()")
         return _wrap(out)
     return record("cast", (x,), out)
 

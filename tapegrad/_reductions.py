@@ -52,6 +52,17 @@ def _prepared(x: Tensor, dtype, integer_to: _dtypes.dtype | None):
     return data
 
 
+def _as_operand(x: Tensor, data: np.ndarray) -> Tensor:
+    """The reduction's operand for ``data``, ``x`` cast to another dtype: a recorded cast when
+    ``x`` is on a tape (differentiable, or any value inside ``tapegrad.record``), else a tensor
+    of ``data``. The row must have the dtype the reduction reads: a float32 sum recorded
+    straight on an integer row (which the replay keeps in float64) read the other arena at its
+    offset, garbage, and past the arena's end for a large row."""
+    if x._requires_grad or x._tape is not None:
+        return x.to(_dtypes.from_numpy_dtype(data.dtype))
+    return _wrap(data)
+
+
 def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
     """numpy's spellings ``axis=`` and ``keepdims=``, which PyTorch accepts too."""
     return (dim if axis is None else axis), (keepdim if keepdims is None else keepdims)
@@ -88,8 +99,8 @@ def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, ke
     """Sum of all elements, or over ``dim`` (an int or a tuple), like ``torch.sum``."""
     dim, keepdim = _numpy_aliases(dim, keepdim, axis, keepdims)
     data = _prepared(x, dtype, _dtypes.int64)
-    if data is not x._data and x._requires_grad and data.dtype != x._data.dtype:
-        x = x.to(_dtypes.from_numpy_dtype(data.dtype))
+    if data is not x._data and data.dtype != x._data.dtype:
+        x = _as_operand(x, data)
     return _reduce("sum", x, dim, keepdim, data, mean=False)
 
 
@@ -101,8 +112,8 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, k
             f"dtype. Got: {x.dtype.name.capitalize().replace('Int64', 'Long')}"
         )
     data = _prepared(x, dtype, None)
-    if data is not x._data and x._requires_grad:
-        x = x.to(_dtypes.from_numpy_dtype(data.dtype))
+    if data is not x._data:
+        x = _as_operand(x, data)
     return _reduce("mean", x, dim, keepdim, data, mean=True)
 
 
@@ -170,8 +181,8 @@ def _norm(x: Tensor, p: float, dim: int, shape: tuple) -> Tensor:
 def prod(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Product of all elements (``ProdBackward0``) or along one ``dim`` (``ProdBackward1``)."""
     data = _prepared(x, dtype, _dtypes.int64)
-    if data is not x._data and x._requires_grad and data.dtype != x._data.dtype:
-        x = x.to(_dtypes.from_numpy_dtype(data.dtype))
+    if data is not x._data and data.dtype != x._data.dtype:
+        x = _as_operand(x, data)
 
     def reduce(t, d, shape):
         out = np.asarray(np.prod(t._data.astype(data.dtype, copy=False), axis=_axis(d)), dtype=data.dtype).reshape(

@@ -222,6 +222,27 @@ def test_rerecorded_tapes_give_the_gradients_of_their_own_rows():
         np.testing.assert_array_equal(grad.numpy(), b.grad.numpy() if b.grad is not None else np.zeros(3))
 
 
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64], ids=str)
+def test_integer_values_cast_inside_a_recording_follow_the_inputs(dtype):
+    # (x > 0).long() was a constant of the recording, and a float32 sum of it read the other
+    # arena: garbage, or a crash for a large one.
+    def f(x):
+        mask = (x > 0).long()
+        return (x * mask).sum() + mask.sum(dtype=dtype) + mask.mean(dtype=dtype)
+
+    tape = tg.record(f, np.array([1.5, -2.5, 3.5, 0.2]))
+    for x in (np.array([1.5, -2.5, 3.5, 0.2]), np.array([-1.5, 2.5, 3.5, -0.2])):
+        value, (grad,) = tape.value_and_grad(x)
+        eager = tg.tensor(x, requires_grad=True)
+        expected = f(eager)
+        expected.backward()
+        assert float(value) == pytest.approx(float(expected), rel=1e-6)
+        np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+    truncated = tg.record(lambda x: x.long().float().sum() * x.sum(), np.array([1.5, 2.5]))
+    with pytest.raises(tg.GuardError, match="int64"):  # a truncation is not replayed: a read
+        truncated(np.array([2.5, 2.5]))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_replayed_sums_and_means_have_eager_bits(dtype):
     # numpy's pairwise order and dtype, and mean's division: what a guard on a loss compares.
