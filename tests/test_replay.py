@@ -243,6 +243,28 @@ def test_integer_values_cast_inside_a_recording_follow_the_inputs(dtype):
         truncated(np.array([2.5, 2.5]))
 
 
+@pytest.mark.parametrize(
+    "test",
+    [
+        lambda x: bool((x > 0).all()),
+        lambda x: bool((x < 0).any()),
+        lambda x: not bool(tg.isnan(x.log()).any()),
+        lambda x: tg.equal(x > 0, tg.ones(5, dtype=tg.bool)),
+        lambda x: tg.allclose(x.abs(), x),
+    ],
+    ids=["all", "any", "isnan", "equal", "allclose"],
+)
+def test_tests_of_every_element_are_guards(test):
+    # Their results were constants of the recording: the branch replayed for any input.
+    def f(x):
+        return x.abs().log().sum() if test(x) else x.sum()
+
+    tape = tg.record(f, np.ones(5))
+    assert float(tape(np.ones(5))) == float(f(tg.tensor(np.ones(5))))
+    with pytest.raises(tg.GuardError):
+        tape(-np.ones(5))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_replayed_sums_and_means_have_eager_bits(dtype):
     # numpy's pairwise order and dtype, and mean's division: what a guard on a loss compares.
