@@ -265,6 +265,15 @@ def test_tests_of_every_element_are_guards(test):
         tape(-np.ones(5))
 
 
+def test_weighted_cross_entropy_with_every_target_ignored_replays_nan():
+    def f(x):
+        return F.cross_entropy(x, tg.tensor([-100, -100]), weight=tg.tensor([1.0, 2.0, 3.0]))
+
+    x = np.arange(6.0).reshape(2, 3)
+    assert np.isnan(float(f(tg.tensor(x))))
+    assert np.isnan(float(tg.record(f, x)(x + 1)))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_replayed_sums_and_means_have_eager_bits(dtype):
     # numpy's pairwise order and dtype, and mean's division: what a guard on a loss compares.

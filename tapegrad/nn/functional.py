@@ -190,6 +190,14 @@ def nll_loss(
     with np.errstate(divide="ignore", invalid="ignore"):
         coefficients = np.asarray(-per_target[kept] / total, dtype=input._data.dtype)
     picked = pick("nll_pick", input, positions[kept])
+    if not total and not len(coefficients):
+        # Every target ignored, the mean is PyTorch's 0 / 0. The dot of nothing is 0 replayed
+        # too: the NaN must be a row of its own, or a replay gives 0.
+        empty = record(
+            "nll_loss_weighted", (picked, _wrap(coefficients)), np.zeros((), input._data.dtype),
+            saved=(picked._data, coefficients),
+        )  # fmt: skip
+        return name_node(empty * float("nan"), "NllLossBackward0")
     out = np.asarray(np.dot(picked._data, coefficients) if total else np.nan, dtype=input._data.dtype)
     return record("nll_loss_weighted", (picked, _wrap(coefficients)), out, saved=(picked._data, coefficients))
 
