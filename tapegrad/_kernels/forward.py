@@ -80,11 +80,12 @@ def _logaddexp0(x, log2):
     return x + log2 if x == x else x
 
 
-# Sums of up to this many elements run in the sweep's call-free path, in numpy's order for so
-# few (one accumulator from zero); larger ones in the structural family's ``_total``, whose
-# blocked loop, inlined into the sweep, made its first compile 0.45 s longer (the tutorial's
-# first replay, which never sums that much).
-SUM_IN_SWEEP = 7
+# Sums of up to this many elements run in the sweep's call-free path (``_leaf_sum``); larger
+# ones in the structural family's ``_total``, whose loop, inlined into the sweep, made its first
+# compile 0.45 s longer (the tutorial's first replay, which never sums that much). Sending the
+# small ones to the family too made a tape of ``x.exp().sum()`` compile that whole family on
+# its first replay: 4.9 s became 9.3 s.
+SUM_IN_SWEEP = 64
 
 
 @inline
@@ -114,6 +115,14 @@ def _pairwise_leaf(x, lo, n):
     for i in range(end, lo + n):
         res += x[i]
     return res
+
+
+@jit
+def _leaf_sum(values, start, count):
+    """numpy's sum of ``values[start : start + count]``, ``count <= 128`` (``_pairwise_leaf``).
+    Compiled on its own: inlined into the sweep's small path it would lengthen the sweep's
+    first compile, which every replay pays."""
+    return values.dtype.type(0) + _pairwise_leaf(values[start : start + count], 0, count)
 
 
 @inline
@@ -201,10 +210,7 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
         values[o] = values[oa + aux[rows[r, 3]]]
     elif rule == SUM_ALL and layouts[rows[a, 4], 1] <= SUM_IN_SWEEP:  # larger: the structural family
         count = layouts[rows[a, 4], 1]
-        total = values.dtype.type(0)  # numpy's order and dtype: see _total
-        for i in range(count):
-            total += values[oa + i]
-        values[o] = _scaled(total, params[r, 5], values.dtype.type(count))
+        values[o] = _scaled(_leaf_sum(values, oa, count), params[r, 5], values.dtype.type(count))
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
