@@ -13,8 +13,8 @@ import numpy as np
 
 from . import _dtypes, return_types
 from ._grad_mode import state as _grad_state
-from ._ops import OPCODE
-from ._record import _input_row, _opcode, _target
+from ._ops import BY_NAME, OPCODE
+from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, transposed
 from ._record import record as _record_op
 from ._tape import NO_GRAD
 from .tensor import Tensor, _normalize_dim, _recorded, _wrap, install
@@ -69,6 +69,17 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
 
 
 def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bool) -> Tensor:
+    if x._base is not None and data is x._data and (x._requires_grad or x._tape is not None):
+        source = _transposed_source(x)
+        if source is not None:  # a sum of a transpose: of its source (numpy's bits, both orders)
+            _bypass(x)
+            if dim is None:
+                return _reduce(name, source, None, keepdim, source._data, mean)
+            dims = tuple(1 - d for d in _dims(x, dim))
+            result = _reduce(name, source, dims, keepdim, source._data, mean)
+            if keepdim and len(dims) == 1:  # (1, n) of the source is (n, 1) of the transpose
+                return transposed(result, BY_NAME[name + "_dim"].grad_fn)
+            return result
     if dim is None:
         total = np.asarray(np.add.reduce(data, axis=None, dtype=data.dtype))
         count = data.size

@@ -91,6 +91,21 @@ def _template() -> _LayoutTemplate:
     return _TEMPLATES.template
 
 
+def check_gradient_reaches(tensor, what: str) -> None:
+    """Raise ``RuntimeError`` when ``tensor`` is a transposed view that elementwise ops read
+    through its source (see ``Tape.bypassed``): ``what`` (a hook, retain_grad, autograd.grad)
+    would get no gradient from them, where PyTorch gives one."""
+    if tensor._tape is None:
+        return
+    tape = resolve(tensor)
+    if tape.bypassed and tensor._row in tape.bypassed:
+        raise RuntimeError(
+            f"{what} on a transposed view after elementwise ops used it: tapegrad computed those on the "
+            "untransposed tensor, so no gradient reaches the view. Call it before the view is used, or "
+            "use .contiguous() on the view"
+        )
+
+
 _addressof = ctypes.addressof
 _from_buffer = ctypes.c_char.from_buffer
 
@@ -131,6 +146,7 @@ class Tape:
         "guards",
         "functions",
         "node_names",
+        "bypassed",
         "replay_values",
         "versions",
         "checked_epoch",
@@ -168,6 +184,10 @@ class Tape:
         self.functions: dict = {}
         # row -> the grad_fn name PyTorch shows for a composite ending there (``name_node``)
         self.node_names: dict | None = None
+        # Rows of transposed views that elementwise ops read through their source instead
+        # (``_record._transposed_source``): no gradient reaches them, so a hook, retain_grad or
+        # autograd.grad asked of one afterwards must fail rather than see nothing.
+        self.bypassed: set | None = None
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
@@ -372,6 +392,10 @@ class Tape:
             if self.node_names is None:
                 self.node_names = {}
             self.node_names.update({row + shift: name for row, name in other.node_names.items()})
+        if other.bypassed:
+            if self.bypassed is None:
+                self.bypassed = set()
+            self.bypassed.update(row + shift for row in other.bypassed)
         self.versions.update(
             {
                 row + shift: [(counter, version, saved + shift) for counter, version, saved in entries]
@@ -390,6 +414,7 @@ class Tape:
         other.saved = {}
         other.functions = {}
         other.node_names = None
+        other.bypassed = None
 
     def retained_rows(self, n_rows: int) -> list:
         """(row, tensor) for the retained tensors whose current row is on this tape below ``n_rows``."""

@@ -19,7 +19,7 @@ from . import _device, _dtypes
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import state as _grad_state
 from ._printing import tensor_repr
-from ._tape import Tape, resolve
+from ._tape import Tape, check_gradient_reaches, resolve
 
 _float = builtins.float
 _int = builtins.int
@@ -188,6 +188,7 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._tape is not None and not self._retains_grad:
+            check_gradient_reaches(self, "retain_grad()")
             self._retains_grad = True
             resolve(self).retained.append(self)
 
@@ -216,6 +217,7 @@ class Tensor:
                 "register_hook inside tapegrad.record: a replay runs no Python, so the hook could not run; "
                 "register it outside the recorded function, or call the function eagerly"
             )
+        check_gradient_reaches(self, "register_hook")
         hook_registrations[0] += 1  # a backward in progress looks for hooks again
         if self._tape is None:
             if self._hooks is None:

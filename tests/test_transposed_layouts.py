@@ -36,11 +36,133 @@ def test_the_record_path_saves_a_large_transposed_matrix_through_the_tiled_copy(
     calls = []
     real = strided.transposed_copy
     monkeypatch.setattr(strided, "transposed_copy", lambda *args: calls.append(args[2:]) or real(*args))
-    a, b = (tg.tensor(x, requires_grad=True) for x in _pair(np.float32))
-    (a.t() * b.t()).sum().backward()
-    assert calls == [(COLUMNS, ROWS)] * 2  # both operands, each once
-    np.testing.assert_array_equal(a.grad.numpy(), b.detach().numpy())
-    np.testing.assert_array_equal(b.grad.numpy(), a.detach().numpy())
+    x, y = _pair(np.float32)
+    a = tg.tensor(x, requires_grad=True)
+    c = tg.tensor(np.ascontiguousarray(y.T), requires_grad=True)  # one transposed operand: no rewrite
+    (a.t() * c).sum().backward()
+    assert calls == [(COLUMNS, ROWS)]  # the transposed operand, once
+    np.testing.assert_array_equal(a.grad.numpy(), y)
+    np.testing.assert_array_equal(c.grad.numpy(), x.T)
+
+
+_ELEMENTWISE = {  # one op each: a result computed untransposed is not itself a view to rewrite
+    "mul": lambda a, b: a * b,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "div": lambda a, b: a / b,
+    "relu": lambda a, b: tg.relu(a),
+    "exp": lambda a, b: a.exp(),
+    "neg": lambda a, b: -a,
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(_ELEMENTWISE))
+def test_elementwise_ops_of_transposes_are_computed_untransposed(name, dtype, monkeypatch):
+    # a.t() * b.t() is (a * b).t(): computed on the sources, no transposed copy to save and no
+    # transposed accumulation back, with the bits of the same ops on contiguous copies.
+    op = _ELEMENTWISE[name]
+    x, y = _pair(dtype)
+    a, b = (tg.tensor(v, requires_grad=True) for v in (x, y))
+    weights = tg.tensor(np.linspace(0.5, 1.5, ROWS * COLUMNS).reshape(COLUMNS, ROWS).astype(dtype))
+    monkeypatch.setattr(strided, "transposed_copy", lambda *args: pytest.fail("a transposed operand was copied"))
+    result = op(a.t(), b.t())
+    monkeypatch.undo()
+    (result * weights).sum().backward()
+    c, d = (tg.tensor(np.ascontiguousarray(v.T), requires_grad=True) for v in (x, y))
+    expected = op(c, d)
+    (expected * weights).sum().backward()
+    np.testing.assert_array_equal(result.detach().numpy(), expected.detach().numpy())
+    np.testing.assert_array_equal(a.grad.numpy(), c.grad.numpy().T)
+    assert (b.grad is None) == (d.grad is None)
+    if b.grad is not None:
+        np.testing.assert_array_equal(b.grad.numpy(), d.grad.numpy().T)
+    # As PyTorch shows the result: the op's node, not a view, laid out as its operands.
+    assert result.grad_fn.name() == expected.grad_fn.name()
+    assert result._base is None and not result.is_contiguous() and result.shape == (COLUMNS, ROWS)
+
+
+@pytest.mark.parametrize(
+    "reduce",
+    [
+        lambda t: t.sum(),
+        lambda t: t.sum(1),
+        lambda t: t.sum(0, keepdim=True),
+        lambda t: t.mean(1, keepdim=True),
+        lambda t: t.sum((0, 1)),
+    ],
+    ids=["sum", "sum(1)", "sum(0, keepdim)", "mean(1, keepdim)", "sum((0, 1))"],
+)
+def test_reductions_of_a_transpose_reduce_its_source(reduce):
+    x, _ = _pair(np.float64)
+    a = tg.tensor(x, requires_grad=True)
+    c = tg.tensor(np.ascontiguousarray(x.T), requires_grad=True)
+    result, expected = reduce(a.t()), reduce(c)
+    weights = tg.tensor(np.linspace(0.5, 1.5, expected.numel()).reshape(tuple(expected.shape)))
+    (result * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert result.shape == expected.shape and result.grad_fn.name() == expected.grad_fn.name()
+    np.testing.assert_allclose(result.detach().numpy(), expected.detach().numpy(), rtol=1e-13)
+    np.testing.assert_array_equal(a.grad.numpy(), c.grad.numpy().T)
+
+
+def test_a_hook_on_a_transpose_keeps_its_gradient():
+    # Registered before the view is used, the hook sees the gradient: the view is not bypassed.
+    x, y = _pair(np.float64)
+    a, b = (tg.tensor(v, requires_grad=True) for v in (x, y))
+    view = a.t()
+    seen = []
+    view.register_hook(lambda g: seen.append(g.numpy().copy()))
+    (view * b.t()).sum().backward()
+    np.testing.assert_array_equal(seen[0], y.T)
+    np.testing.assert_array_equal(a.grad.numpy(), y)
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        lambda view, loss: view.register_hook(lambda g: g),
+        lambda view, loss: view.retain_grad(),
+        lambda view, loss: tg.autograd.grad(loss, view),
+        lambda view, loss: loss.backward(inputs=[view]),
+    ],
+    ids=["register_hook", "retain_grad", "autograd.grad", "backward(inputs)"],
+)
+def test_asking_for_a_bypassed_transposes_gradient_raises(ask):
+    # Ops computed through the source send it no gradient: asked for afterwards, it would
+    # silently be missing, so tapegrad says so (PyTorch gives it; .contiguous() keeps it here).
+    x, y = _pair(np.float64)
+    a, b = (tg.tensor(v, requires_grad=True) for v in (x, y))
+    view = a.t()
+    loss = (view * b.t()).sum()
+    with pytest.raises(RuntimeError, match="transposed view"):
+        ask(view, loss)
+
+
+def test_in_place_changes_of_a_result_computed_untransposed():
+    x, y = _pair(np.float64)
+    a, b = (tg.tensor(v, requires_grad=True) for v in (x, y))
+    result = a.t() * b.t()
+    result.mul_(3.0)
+    result.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), 3.0 * y)
+    np.testing.assert_array_equal(b.grad.numpy(), 3.0 * x)
+
+
+def test_a_replay_of_ops_on_transposes_equals_eager():
+    x, y = _pair(np.float32)
+
+    def f(a, b):
+        return ((a.t() * b.t()).relu() + a.t().exp()).sum(1).mean()
+
+    tape = tg.record(f, x, y)
+    x2, y2 = x[::-1].copy(), y * 2
+    value, grads = tape.value_and_grad(x2, y2)
+    a, b = (tg.tensor(v, requires_grad=True) for v in (x2, y2))
+    f(a, b).backward()
+    np.testing.assert_allclose(value.numpy(), f(tg.tensor(x2), tg.tensor(y2)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grads[0].numpy(), a.grad.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(grads[1].numpy(), b.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_small_transposed_matrices_keep_numpy_copies(monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._tape import check_gradient_reaches
 from ..tensor import Tensor, _wrap, install
 from .engine import run_backward
 
@@ -25,6 +26,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         run_backward(tensors, grad_tensors, retain_graph, create_graph)
         return
     inputs = _as_tuple(inputs)
+    for tensor in inputs:
+        check_gradient_reaches(tensor, "backward(inputs=...)")
     # A non-leaf's .grad is its gradient after its hooks (what autograd.grad returns is before).
     collector = _Collector(inputs, before_hooks=False)
     run_backward(tensors, grad_tensors, retain_graph, create_graph, collect=collector)
@@ -74,6 +77,7 @@ def grad(
     for tensor in inputs:
         if not tensor.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
+        check_gradient_reaches(tensor, "autograd.grad")
     collector = _Collector(inputs)
     run_backward(outputs, grad_outputs, retain_graph, create_graph, collect=collector)
     results = []
