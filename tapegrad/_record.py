@@ -21,7 +21,19 @@ from ._grad_mode import state as _grad_state
 from ._grad_mode import threads_disabled as _threads_disabled
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
-from ._tape import LAYOUT, NO_GRAD, ROW_BYTES, ROW_WIDTH, Tape, _pack_row, inplace_epoch, join, resolve
+from ._tape import (
+    DTYPE_CODES,
+    IN0,
+    LAYOUT,
+    NO_GRAD,
+    ROW_BYTES,
+    ROW_WIDTH,
+    Tape,
+    _pack_row,
+    inplace_epoch,
+    join,
+    resolve,
+)
 from .tensor import Tensor, _guard, _recorded, _wrap, install
 
 _float = builtins.float
@@ -408,12 +420,15 @@ def _transposed_source(x: Tensor) -> Tensor | None:
     data = x._data
     if (
         base is None
+        or x._tape is None  # a view made a leaf (requires_grad_() on it): its gradient is its own
         or data.size < TRANSPOSED_SOURCE_SIZE
         or data.ndim != 2
         or data.flags.c_contiguous
         or x._version_counter[0] != x._seen_version
         or x._hooks is not None
         or x._retains_grad
+        or base._requires_grad != x._requires_grad
+        or not _grad_state.enabled  # nothing is recorded: nothing to gain, and nothing bypassed
     ):
         return None
     source = base._data
@@ -421,7 +436,17 @@ def _transposed_source(x: Tensor) -> Tensor | None:
         return None
     if source.__array_interface__["data"][0] != data.__array_interface__["data"][0]:
         return None
-    if x._tape is not None and resolve(x).hooks.get(x._row):
+    # ``_base`` is the root of a chain of views: the transpose must read the root itself, or the
+    # views between (``a[:]``, ``a.view_as(a)``, which autograd.functional and vmap make) would
+    # lose their gradients.
+    tape = resolve(x)
+    row = tape.ints[x._row * ROW_WIDTH + IN0]
+    if base._tape is not None:
+        if resolve(base) is not tape or base._row != row:
+            return None
+    elif tape.registered.get(id(base)) != row:
+        return None
+    if tape.hooks.get(x._row):
         return None
     return base
 

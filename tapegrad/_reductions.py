@@ -69,6 +69,8 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
 
 
 def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bool) -> Tensor:
+    if isinstance(dim, (tuple, list)) and not dim:  # dim=[] or (): every dimension, as PyTorch
+        dim = None
     if x._base is not None and data is x._data and (x._requires_grad or x._tape is not None):
         source = _transposed_source(x)
         if source is not None:  # a sum of a transpose: of its source (numpy's bits, both orders)

@@ -229,3 +229,44 @@ def test_strided_accumulate_into_a_transposed_destination_matches_numpy():
         np.array([columns, rows]), np.float32(2.0),
     )  # fmt: skip
     np.testing.assert_allclose(target.reshape(rows, columns), 1 + 2 * source.reshape(columns, rows).T, rtol=1e-6)
+
+
+def test_views_between_the_source_and_its_transpose_keep_their_gradients():
+    # _base is the root of a chain of views: recording through it skipped the views between,
+    # which autograd.functional and tapegrad.func make (x.view_as(x)), and their gradients.
+    x, _ = _pair(np.float64)
+    a = tg.tensor(x, requires_grad=True)
+    middle = a.view_as(a)
+    middle.retain_grad()
+    seen = []
+    middle.register_hook(lambda g: seen.append(float(g.sum())))
+    middle.t().exp().sum().backward()
+    np.testing.assert_allclose(middle.grad.numpy(), np.exp(x))
+    assert seen and seen[0] == pytest.approx(float(np.exp(x).sum()))
+    (hessian,) = tg.autograd.grad(tg.autograd.grad((a[:].t().sin() * a[:].t()).sum(), a, create_graph=True)[0].sum(), a)
+    np.testing.assert_allclose(hessian.numpy(), 2 * np.cos(x) - x * np.sin(x), rtol=1e-12)
+
+
+def test_a_transposed_view_made_a_leaf_gets_its_own_gradient():
+    x, y = _pair(np.float64)
+    view = tg.tensor(x).t().requires_grad_()
+    (view * tg.tensor(y).t()).sum().backward()
+    np.testing.assert_array_equal(view.grad.numpy(), y.T)
+
+
+def test_ops_under_no_grad_do_not_bypass_a_transpose():
+    x, _ = _pair(np.float64)
+    a = tg.tensor(x, requires_grad=True)
+    view = a.t()
+    with tg.no_grad():
+        view.abs().mean()  # a statistic logged on the side
+    view.retain_grad()  # no error: nothing was recorded through the source
+    view.exp().sum().backward()
+    np.testing.assert_allclose(view.grad.numpy(), np.exp(x.T))
+
+
+def test_reductions_over_no_named_dimension_reduce_every_one():
+    x, _ = _pair(np.float64)
+    for t in (tg.tensor(x).t(), tg.tensor(np.ascontiguousarray(x.T))):
+        assert t.sum(dim=[]).shape == () and float(t.sum(dim=[])) == pytest.approx(float(x.sum()))
+        assert t.mean(dim=(), keepdim=True).shape == (1, 1)
