@@ -374,6 +374,9 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     if tape is None:
         return _wrap(out)
     row_x = _input_row(tape, x)
+    if data.dtype != x._data.dtype:  # the op reads x as cast (an integer mask / 2): a row of its own
+        flag = 0 if requires else NO_GRAD
+        row_x = tape.append(OPCODE["promote"] | flag, row_x, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
     opcode = op.opcode if requires else op.opcode | NO_GRAD
     row = tape.append(opcode, row_x, -1, 0, tape.layout(out.dtype, out.shape), scalar)
     result = _recorded(out, tape, row, requires)
@@ -658,7 +661,9 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
             # integers keep their values, held as float64 by the replay: a copy row. Other casts
             # (truncation) are not replayed: the tape checks x's value instead, as a read.
             source = x._data.dtype.kind
-            if source == "b" or (source in "iu" and out.dtype.kind in "iu"):
+            # (Only to the integer dtypes a tape holds: uint8's wraparound, say, a float64 replay
+            # of later arithmetic would not reproduce.)
+            if out.dtype in DTYPE_CODES and (source == "b" or (source in "iu" and out.dtype.kind in "iu")):
                 return record("mask", (x,), out)
             _guard(x, f"{target.name}()")
         return _wrap(out)

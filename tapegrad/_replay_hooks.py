@@ -40,8 +40,13 @@ def compare(tensor: Tensor, other, name: str) -> Tensor:
     if isinstance(other, Tensor):
         common = np.result_type(tensor._data, other._data)
         common = common if common.kind == "f" else np.dtype(np.float64)
+        # Each operand as the comparison reads it: of the common dtype, at the result's shape
+        # (broadcast from a 0-d ``x.max()``). Broadcast to ``out`` itself, it was declared of the
+        # boolean result's dtype, held in the other arena than a float32 operand: a replay
+        # compared garbage, silently, at the recording's own inputs.
+        shaped = np.broadcast_to(np.zeros((), common), out.shape)
         rows = [
-            _operand_row(tape, t, t._data if t._data.dtype == common else t._data.astype(common), out, False, True)
+            _operand_row(tape, t, t._data if t._data.dtype == common else t._data.astype(common), shaped, False, True)
             for t in (tensor, other)
         ]
         row = tape.append(OPCODE[name] | NO_GRAD, rows[0], rows[1], 0, tape.layout(out.dtype, out.shape), 0.0)
@@ -73,6 +78,7 @@ _INTERNAL = (
     "functional.py",
     "_indexing.py",
     "_selection.py",
+    "_composites.py",
 )
 
 

@@ -126,21 +126,31 @@ def _read(kind: str, *tensors) -> None:
                 _guard(tensor, kind)
 
 
+def _replayed(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is a value of the function ``tapegrad.record`` is recording: a test of
+    its elements must then be recorded ops (``if tg.isnan(loss).any():`` as a guard on the whole
+    of ``loss`` made every replay at new inputs fail)."""
+    return _grad_state.recording is not None and (tensor._requires_grad or tensor._tape is not None)
+
+
 def isnan(input: Tensor) -> Tensor:  # noqa: A002
     """Boolean tensor: where ``input`` is NaN; follows ``torch.isnan``."""
-    _read("isnan()", input)
+    if _replayed(input):
+        return input != input  # NaN is the one value unequal to itself
     return _wrap(np.isnan(input._data))
 
 
 def isinf(input: Tensor) -> Tensor:  # noqa: A002
     """Boolean tensor: where ``input`` is +-inf; follows ``torch.isinf``."""
-    _read("isinf()", input)
+    if _replayed(input):
+        return input.abs() == float("inf")
     return _wrap(np.isinf(input._data))
 
 
 def isfinite(input: Tensor) -> Tensor:  # noqa: A002
     """Boolean tensor: where ``input`` is neither NaN nor +-inf; follows ``torch.isfinite``."""
-    _read("isfinite()", input)
+    if _replayed(input):
+        return (input - input) == 0  # inf - inf and NaN - NaN are NaN
     return _wrap(np.isfinite(input._data))
 
 

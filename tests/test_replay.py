@@ -274,6 +274,77 @@ def test_weighted_cross_entropy_with_every_target_ignored_replays_nan():
     assert np.isnan(float(tg.record(f, x)(x + 1)))
 
 
+def test_a_guard_is_not_calibrated_to_a_replay_that_computes_something_else():
+    # A captured tensor the function changes in place after reading it: the tape holds its final
+    # value, so the replay reads another value than Python did. Taking the replay's value as
+    # expected applied the recorded branch to it silently; the guard must keep failing.
+    ema = tg.zeros(3)
+
+    def f(x):
+        y = x * (ema + 1.0)
+        scale = 2.0 if float(y.sum()) > 7.0 else 3.0
+        with tg.no_grad():
+            ema.mul_(0.9).add_(0.1 * x)
+        return y * scale
+
+    x0 = np.array([1.0, 2.0, 3.0], np.float32)
+    tape = tg.record(f, x0)
+    with pytest.raises(tg.GuardError):
+        tape(x0)
+
+
+_CASTS_AND_COMPARISONS = {
+    "int constant / number": lambda x: x * (tg.tensor([1, 0, 3, 0, 1]) / 2),
+    "int mask / number": lambda x: x * ((x > 0).long() / 2),
+    "bool mask / number": lambda x: x * ((x > 0) / 2),
+    "== a 0-d max": lambda x: x * (x == x.max()),
+    "> a 0-d element": lambda x: x * (x > x[0]),
+    "isnan": lambda x: x * tg.isnan(x.log()),
+    "isinf": lambda x: x * tg.isinf(1.0 / (x - 3.0)),
+    "isfinite": lambda x: x * tg.isfinite(x.log()),
+}
+
+
+@pytest.mark.parametrize("case", list(_CASTS_AND_COMPARISONS), ids=str)
+def test_integer_and_boolean_rows_replay_as_eager(case):
+    # An integer or boolean row read as float32 (a mask / 2), or broadcast for a comparison, was
+    # read from the other arena: silently wrong at the recording's own inputs.
+    f = _CASTS_AND_COMPARISONS[case]
+    x0 = np.array([1.0, -2.0, 3.0, -0.5, 0.25], np.float32)
+    tape = tg.record(f, x0)
+    for x in (x0, np.array([-1.0, 2.0, 0.5, 3.0, -4.0], np.float32)):
+        np.testing.assert_array_equal(tape(x).numpy(), f(tg.tensor(x)).numpy())
+
+
+def test_a_cast_to_an_integer_dtype_the_tape_does_not_hold_is_a_read():
+    f = lambda x: x * (x > 0).to(tg.uint8)  # noqa: E731
+    tape = tg.record(f, np.array([1.0, -2.0, 3.0]))
+    np.testing.assert_array_equal(tape(np.array([2.0, -1.0, 1.0])).numpy(), [2.0, 0.0, 1.0])
+    with pytest.raises(tg.GuardError, match="uint8"):
+        tape(np.array([-1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: x.sort()[1].float() * x,
+        lambda x: x.topk(2)[1].float().sum() + x.sum(),
+        lambda x: tg.argsort(x).float() * x,
+        lambda x: x[(x > 0).nonzero()[:, 0]].sum(),
+        lambda x: tg.masked_select(x, x > 0).sum(),
+        lambda x: tg.unique(x.round())[0] * x.sum(),
+    ],
+    ids=["sort", "topk", "argsort", "nonzero", "masked_select", "unique"],
+)
+def test_positions_computed_from_recorded_values_are_guarded(f):
+    # They were constants of the tape: a replay used the recording's order silently.
+    x0 = np.array([1.0, -2.0, 3.0, -0.5, 0.25], np.float32)
+    tape = tg.record(f, x0)
+    np.testing.assert_array_equal(tape(x0).numpy(), f(tg.tensor(x0)).numpy())
+    with pytest.raises(tg.GuardError):
+        tape(np.array([-1.0, 2.0, 0.5, 3.0, -4.0], np.float32))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_replayed_sums_and_means_have_eager_bits(dtype):
     # numpy's pairwise order and dtype, and mean's division: what a guard on a loss compares.
