@@ -105,6 +105,15 @@ _READS = {
 }
 
 
+def _assert_as_eager(fn, x, value, grad, rtol):
+    """A replay's value and gradient at ``x`` against ``fn`` evaluated eagerly there."""
+    eager = tg.tensor(x, requires_grad=True)
+    expected = fn(eager)
+    expected.backward()
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=rtol)
+    np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 @pytest.mark.parametrize("read", list(_READS), ids=str)
 def test_a_guard_holds_at_the_inputs_it_was_recorded_at(read, dtype):
@@ -118,11 +127,7 @@ def test_a_guard_holds_at_the_inputs_it_was_recorded_at(read, dtype):
         for _ in range(3):
             x = rng.standard_normal(n).astype(dtype)
             value, (grad,) = tg.record(branch, x).value_and_grad(x)
-            eager = tg.tensor(x, requires_grad=True)
-            expected = branch(eager)
-            expected.backward()
-            np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-5)
-            np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+            _assert_as_eager(branch, x, value, grad, rtol=1e-5)
 
 
 def test_rerecord_at_inputs_whose_read_differs_gives_the_eager_answer():
@@ -136,11 +141,7 @@ def test_rerecord_at_inputs_whose_read_differs_gives_the_eager_answer():
     for _ in range(5):
         x = rng.standard_normal(1000)
         value, (grad,) = tape.value_and_grad(x)
-        eager = tg.tensor(x, requires_grad=True)
-        expected = branch(eager)
-        expected.backward()
-        np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
-        np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+        _assert_as_eager(branch, x, value, grad, rtol=1e-12)
 
 
 def test_guards_are_calibrated_from_the_inputs_as_given():
