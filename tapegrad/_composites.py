@@ -29,7 +29,7 @@ def _triangle(x: Tensor, diagonal_offset: int, lower: bool, name: str) -> Tensor
         if lower
         else ~np.tri(rows, columns, diagonal_offset - 1, dtype=bool)
     )
-    if not x._requires_grad:
+    if not x._requires_grad and x._tape is None:  # inside tapegrad.record: recorded, as below
         return _wrap(np.where(keep, x._data, np.zeros((), x._data.dtype)))
     return x * _wrap(keep.astype(x._data.dtype))
 

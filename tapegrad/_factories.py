@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _device, _dtypes
 from ._shapes import physical_memory
-from .tensor import Tensor, _check_can_require_grad, _wrap, as_array, install
+from .tensor import Tensor, _check_can_require_grad, _guard, _wrap, as_array, install
 
 _generator = None  # created on first use: importing numpy.random costs ~15 ms of ``import tapegrad``
 
@@ -91,6 +91,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Ten
     tensor([1., 2.], requires_grad=True)
     """
     _device.check(device)
+    if isinstance(data, Tensor):
+        _guard(data, "tensor()")  # a copy of a recorded value is a constant of the tape: a read
     return _finish(as_array(data, dtype), requires_grad)
 
 

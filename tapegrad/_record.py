@@ -279,6 +279,8 @@ def _unary(op, x: Tensor) -> Tensor:
     if tape is None:
         return _wrap(out)
     row_x = _input_row(tape, x)
+    if data.dtype != x._data.dtype:  # exp of an integer row: the op reads it as cast, a row of its own
+        row_x = tape.append(OPCODE["promote"] | NO_GRAD, row_x, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
     layout = tape.layout(out.dtype, out.shape)
     if (
         requires
@@ -379,6 +381,8 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
         row_x = tape.append(OPCODE["promote"] | flag, row_x, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
     opcode = op.opcode if requires else op.opcode | NO_GRAD
     row = tape.append(opcode, row_x, -1, 0, tape.layout(out.dtype, out.shape), scalar)
+    if out.dtype.kind == "b" and op.forward is np.add:  # mask + True: a logical or (see _promoted_binary)
+        row = tape.append(OPCODE["ne"] | NO_GRAD, row, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
     result = _recorded(out, tape, row, requires)
     if requires:
         _save_single(tape, row, row_x, x, data, result, op.saves_input, op.saves_output)
@@ -548,7 +552,14 @@ def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         raise broadcast_error(data_a.shape, data_b.shape) from None
     if out.dtype != result:
         out = out.astype(result)
-    return _record_binary(name, a, b, data_a, data_b, out)
+    recorded = _record_binary(name, a, b, data_a, data_b, out)
+    if result.kind == "b" and name == "add" and recorded._tape is not None:
+        # True + True is True (a logical or), where the replay, holding booleans as float64,
+        # adds them to 2: the sum is compared with 0 as its own row.
+        tape = resolve(recorded)
+        row = tape.append(OPCODE["ne"] | NO_GRAD, recorded._row, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
+        return _recorded(out, tape, row, False)
+    return recorded
 
 
 def _record_binary(name: str, a: Tensor, b: Tensor, data_a: np.ndarray, data_b: np.ndarray, out: np.ndarray) -> Tensor:

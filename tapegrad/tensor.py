@@ -133,7 +133,9 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self; follows ``torch.Tensor.requires_grad_``."""
         if self._tape is not None and not self._requires_grad and requires_grad:
-            # A value computed inside tapegrad.record without grad: it becomes a leaf.
+            # A value computed inside tapegrad.record without grad: it becomes a leaf, a constant
+            # of the tape, so its value is a guard there (or a replay would keep it).
+            _guard(self, "requires_grad_()")
             self._tape, self._row = None, -1
         if self._tape is not None:
             if not requires_grad:
@@ -346,6 +348,7 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        _guard(self, "__array__")
         return self._data if dtype is None else self._data.astype(dtype)
 
     def __float__(self) -> float:
@@ -435,7 +438,12 @@ _record_guard = None
 
 def _guard(tensor: Tensor, kind: str, truth=None) -> None:
     """Inside ``tapegrad.record``, Python reading a recorded value is a guard on replay."""
-    if _recordings_active[0] and _grad_state.recording is not None:
+    # (A tensor off the tape is a constant of the recording: its guard would always hold.)
+    if (
+        _recordings_active[0]
+        and _grad_state.recording is not None
+        and (tensor._requires_grad or tensor._tape is not None)
+    ):
         _record_guard(tensor, kind, truth)
 
 

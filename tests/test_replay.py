@@ -317,6 +317,42 @@ def test_integer_and_boolean_rows_replay_as_eager(case):
         np.testing.assert_array_equal(tape(x).numpy(), f(tg.tensor(x)).numpy())
 
 
+_READ_IN_NUMPY = {
+    "exp of an int row": lambda x: x.long().exp() * x,
+    "1 / an int row": lambda x: (1 / x.long()) * x,
+    "mask + True": lambda x: ((x > 0) + True).double() * x,
+    "mask + mask": lambda x: ((x > 0) + (x > -1.5)).double() * x,
+    "a computed target": lambda x: F.cross_entropy(x.reshape(1, 3), x.reshape(1, 3).argmax(1)),
+    "a computed weight": lambda x: F.nll_loss(x.reshape(1, 3), tg.tensor([0]), weight=x.abs() + 1),
+    "one_hot of argmax": lambda x: F.one_hot(x.argmax(), 3) * x,
+    "tril of a row without grad": lambda x: x.detach().reshape(1, 3).tril().reshape(3) * x,
+    "requires_grad_ of a row": lambda x: x * (x > 0).double().requires_grad_(),
+    "tensor() of a row": lambda x: x * tg.tensor(x.detach()),
+    "from_numpy(np.asarray()) of a row": lambda x: x * tg.from_numpy(np.asarray(x.detach())),
+}
+
+
+@pytest.mark.parametrize("case", list(_READ_IN_NUMPY), ids=str)
+def test_a_replay_equals_eager_or_raises(case):
+    # Each replayed silently wrong (three even at the recording's own inputs): a row read as
+    # another dtype than it holds, or a value turned into a numpy constant without a guard.
+    f = _READ_IN_NUMPY[case]
+    x0 = np.array([1.0, -2.0, 3.0])
+    tape = tg.record(f, x0)
+    for x in (x0, np.array([-1.0, 2.0, 0.5]), np.array([0.5, -1.0, 2.0])):
+        try:
+            value, (grad,) = tape.value_and_grad(x, grad_outputs=np.ones(tape.outputs[0].shape))
+        except tg.GuardError:
+            assert x is not x0, "a guard failed at the recording's own inputs"
+            continue
+        eager = tg.tensor(x, requires_grad=True)
+        expected = f(eager)
+        expected.sum().backward()
+        # (float32 inside: an int row's exp is float32, vectorized in the replay)
+        np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(grad.numpy(), eager.grad.numpy(), rtol=1e-6)
+
+
 def test_a_cast_to_an_integer_dtype_the_tape_does_not_hold_is_a_read():
     f = lambda x: x * (x > 0).to(tg.uint8)  # noqa: E731
     tape = tg.record(f, np.array([1.0, -2.0, 3.0]))
