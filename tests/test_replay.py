@@ -383,8 +383,11 @@ def test_positions_computed_from_recorded_values_are_guarded(f):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
-def test_replayed_sums_and_means_have_eager_bits(dtype):
-    # numpy's pairwise order and dtype, and mean's division: what a guard on a loss compares.
+def test_replayed_sums_and_means_are_within_rounding_of_eager(dtype):
+    # The replay sums in blocks with float64 partial sums (numpy: pairwise, in the dtype), so
+    # a guard on a loss is calibrated to the replay's value (test_a_guard_holds_at_...). Summing
+    # in numpy's order and dtype in the kernels gave eager's bits, and cost a first replay
+    # 0.4 s of compile (benchmarks.cold, interleaved): not worth it once guards are calibrated.
     rng = np.random.default_rng(13)
     for n in (1, 7, 8, 9, 64, 65, 128, 129, 1000, 4097, 100003):
         x = rng.standard_normal(n).astype(dtype)
@@ -397,8 +400,9 @@ def test_replayed_sums_and_means_have_eager_bits(dtype):
         for new in (x, rng.standard_normal(n).astype(dtype)):
             replayed = [out.numpy() for out in tape(new)]
             expected = reductions(tg.tensor(new))
+            tolerance = 1e-5 if dtype == np.float32 else 1e-12
             for got, want in zip(replayed, expected):
-                assert got.tobytes() == want.numpy().tobytes(), (n, got, want.numpy())
+                np.testing.assert_allclose(got, want.numpy(), rtol=tolerance, atol=tolerance)
 
 
 def test_captured_constants_are_part_of_the_tape():

@@ -80,89 +80,39 @@ def _logaddexp0(x, log2):
     return x + log2 if x == x else x
 
 
-# Sums of up to this many elements run in the sweep's call-free path (``_leaf_sum``); larger
-# ones in the structural family's ``_total``, whose loop, inlined into the sweep, made its first
-# compile 0.45 s longer (the tutorial's first replay, which never sums that much). Sending the
-# small ones to the family too made a tape of ``x.exp().sum()`` compile that whole family on
-# its first replay: 4.9 s became 9.3 s.
+# Sums of up to this many elements run in the sweep's call-free path, one accumulator; larger
+# ones in the structural family's ``_total``, whose blocked loop, inlined into the sweep, made
+# its first compile 0.45 s longer (the tutorial's first replay, which never sums that much).
 SUM_IN_SWEEP = 64
 
 
 @inline
-def _pairwise_leaf(x, lo, n):
-    """numpy's ``pairwise_sum`` of ``x[lo : lo + n]`` for ``n <= 128``: one accumulator from zero
-    below 8 elements, else eight (the first eight elements), combined as a tree, then the rest.
-    Eight accumulators also break the chain of dependent adds (4 cycles an element with one)."""
-    zero = x.dtype.type(0)
-    if n < 8:
-        res = zero
-        for i in range(lo, lo + n):
-            res += x[i]
-        return res
-    t0, t1, t2, t3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
-    t4, t5, t6, t7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
-    end = lo + n - n % 8
-    for i in range(lo + 8, end, 8):
-        t0 += x[i]
-        t1 += x[i + 1]
-        t2 += x[i + 2]
-        t3 += x[i + 3]
-        t4 += x[i + 4]
-        t5 += x[i + 5]
-        t6 += x[i + 6]
-        t7 += x[i + 7]
-    res = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-    for i in range(end, lo + n):
-        res += x[i]
-    return res
-
-
-@jit
-def _leaf_sum(values, start, count):
-    """numpy's sum of ``values[start : start + count]``, ``count <= 128`` (``_pairwise_leaf``).
-    Compiled on its own: inlined into the sweep's small path it would lengthen the sweep's
-    first compile, which every replay pays."""
-    return values.dtype.type(0) + _pairwise_leaf(values[start : start + count], 0, count)
-
-
-@inline
 def _total(values, start, count):
-    """The sum of ``values[start : start + count]`` in their dtype, bit for bit as numpy's
-    ``np.add.reduce`` of a contiguous array gives it (and so as the eager ``sum`` did): halves
-    with the first a multiple of 8 long, down to blocks of at most 128 (``_pairwise_leaf``), the
-    halves' sums added in the dtype. A guard on a recorded sum (``float(loss)``) compares the
-    value eager read with the replay's: summed in another order, it failed at the very inputs
-    it was recorded with. numpy recurses; here an explicit stack does, a node's entry popped
-    once to split it and once, after its halves, to add their sums."""
-    x = values[start : start + count]  # indexed from 0: see batched._copy
-    zero = x.dtype.type(0)
-    if count <= 128:
-        return zero + _pairwise_leaf(x, 0, count)
-    # Each level of the tree holds at most three entries (a node waiting, two halves); the
-    # halves shrink by 2 a level, so 64 levels cover any array.
-    los = np.empty(192, np.int64)
-    sizes = np.empty(192, np.int64)
-    split = np.zeros(192, np.bool_)
-    sums = np.empty(64, x.dtype)
-    los[0], sizes[0], split[0] = 0, count, False
-    top, depth = 1, 0
-    while top > 0:
-        top -= 1
-        lo, n = los[top], sizes[top]
-        if n <= 128:
-            sums[depth] = _pairwise_leaf(x, lo, n)
-            depth += 1
-        elif split[top]:  # both halves summed: add them
-            depth -= 1
-            sums[depth - 1] = sums[depth - 1] + sums[depth]
-        else:
-            half = n // 2
-            half -= half % 8
-            split[top] = True
-            los[top + 1], sizes[top + 1], split[top + 1] = lo + half, n - half, False
-            los[top + 2], sizes[top + 2], split[top + 2] = lo, half, False
-            top += 3
-    return zero + sums[0]
+    """The sum of ``values[start : start + count]`` in float64, as numpy's pairwise sum blocks
+    it: eight accumulators of the values' dtype over each block of 128, blocks added in float64
+    (no more error than numpy's float32 sum). One accumulator made a chain of dependent adds,
+    4 cycles an element: 4.2 us for a (128, 64) weight, now 1.1 us (float32)."""
+    zero = values.dtype.type(0)
+    total = 0.0
+    values = values[start : start + count]  # indexed from 0: see batched._copy
+    blocks = count // 128
+    for block in range(blocks):
+        base = 128 * block
+        t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
+        for j in range(16):
+            i = base + 8 * j
+            t0 += values[i]
+            t1 += values[i + 1]
+            t2 += values[i + 2]
+            t3 += values[i + 3]
+            t4 += values[i + 4]
+            t5 += values[i + 5]
+            t6 += values[i + 6]
+            t7 += values[i + 7]
+        total += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+    for i in range(128 * blocks, count):
+        total += values[i]
+    return total
 
 
 @inline
@@ -210,7 +160,10 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
         values[o] = values[oa + aux[rows[r, 3]]]
     elif rule == SUM_ALL and layouts[rows[a, 4], 1] <= SUM_IN_SWEEP:  # larger: the structural family
         count = layouts[rows[a, 4], 1]
-        values[o] = _scaled(_leaf_sum(values, oa, count), params[r, 5], values.dtype.type(count))
+        total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
+        for i in range(count):
+            total += values[oa + i]
+        values[o] = _scaled(total, params[r, 5], count)
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
@@ -336,7 +289,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     s = values.dtype.type(params[r, 5])
 
     if rule == SUM_ALL:  # of more than SUM_IN_SWEEP elements (fewer: ``_small_forward``)
-        out[0] = _scaled(_total(x, 0, numel_a), params[r, 5], values.dtype.type(numel_a))
+        out[0] = _scaled(_total(x, 0, numel_a), params[r, 5], numel_a)
     elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         out[:] = zero
