@@ -672,6 +672,12 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
             # integers keep their values, held as float64 by the replay: a copy row. Other casts
             # (truncation) are not replayed: the tape checks x's value instead, as a read.
             source = x._data.dtype.kind
+            if out.dtype.kind == "b" and source == "f":  # x.bool() is x != 0: a comparison row
+                tape = _grad_state.recording
+                row = tape.append(
+                    OPCODE["ne"] | NO_GRAD, _input_row(tape, x), -1, 0, tape.layout(out.dtype, out.shape), 0.0
+                )
+                return _recorded(out, tape, row, False)
             # (Only to the integer dtypes a tape holds: uint8's wraparound, say, a float64 replay
             # of later arithmetic would not reproduce.)
             if out.dtype in DTYPE_CODES and (source == "b" or (source in "iu" and out.dtype.kind in "iu")):

@@ -541,6 +541,7 @@ def _has_numpy_scalar(data) -> bool:
 
 def _nested_tensors_to_arrays(data):
     if isinstance(data, Tensor):
+        _guard(data, "tensor()")  # ``tg.tensor([x.sum(), 1.0])`` copies the value: in a recording, a read
         return data._data
     if isinstance(data, (list, tuple)):
         return [_nested_tensors_to_arrays(item) for item in data]

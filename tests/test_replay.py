@@ -329,6 +329,8 @@ _READ_IN_NUMPY = {
     "requires_grad_ of a row": lambda x: x * (x > 0).double().requires_grad_(),
     "tensor() of a row": lambda x: x * tg.tensor(x.detach()),
     "from_numpy(np.asarray()) of a row": lambda x: x * tg.from_numpy(np.asarray(x.detach())),
+    "tensor() of a list of rows": lambda x: x * tg.tensor([x.sum(), x.mean(), 1.0], dtype=tg.float64),
+    "bool() of a row": lambda x: x * x.relu().bool(),
 }
 
 
