@@ -12,12 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes, _factories, return_types
-from ._grad_mode import state as _grad_state
 from ._indexing import gather, index_select, repeat
 from ._record import broadcast_shape
 from ._views import cat, expand, permute, reshape, stack, transpose, unsqueeze
 from ._views import diagonal as _diagonal
-from .tensor import Tensor, _guard, _normalize_dim, _wrap, as_tensor, install
+from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
 
 
 def _triangle(x: Tensor, diagonal_offset: int, lower: bool, name: str) -> Tensor:
@@ -29,7 +28,7 @@ def _triangle(x: Tensor, diagonal_offset: int, lower: bool, name: str) -> Tensor
         if lower
         else ~np.tri(rows, columns, diagonal_offset - 1, dtype=bool)
     )
-    if not x._requires_grad and x._tape is None:  # inside tapegrad.record: recorded, as below
+    if not on_tape(x):  # (inside tapegrad.record, a value without grad is recorded too)
         return _wrap(np.where(keep, x._data, np.zeros((), x._data.dtype)))
     return x * _wrap(keep.astype(x._data.dtype))
 
@@ -67,17 +66,6 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
     return reshape(index_select(padded, 0, _wrap(picks)), (n, n))
 
 
-def _frozen(kind: str, *tensors) -> None:
-    """Inside ``tapegrad.record``, positions computed in numpy from recorded values (an order, the
-    nonzero elements) are constants of the tape: the values they came from are guards, so that a
-    replay where they differ fails (or records again) instead of using the recording's positions.
-    (Stricter than the positions need: any change of those values fails the guard.)"""
-    if _grad_state.recording is not None:
-        for tensor in tensors:
-            if isinstance(tensor, Tensor) and (tensor._requires_grad or tensor._tape is not None):
-                _guard(tensor, kind)
-
-
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
     """The ``k`` largest (``largest=False``: smallest) values along ``dim`` and their indices,
     as ``(values, indices)``; follows ``torch.topk``. Values gather from the input, so the
@@ -86,7 +74,9 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     extent = input._data.shape[dim] if input._data.ndim else 1
     if not 0 <= k <= extent:
         raise RuntimeError("selected index k out of range")
-    _frozen("topk()", input)
+    # Positions computed in numpy from recorded values are constants of a recording: the values
+    # are reads (stricter than the positions need: any change of them fails the guard).
+    guard_reads("topk()", input)
     order = _order(input._data, dim, descending=largest)
     indices = np.take(order, np.arange(k), axis=dim) if input._data.ndim else order[:k]
     return return_types.topk(gather(input, dim, indices), _wrap(indices))
@@ -96,7 +86,7 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool
     """Values along ``dim`` in order, and where each came from, as ``(values, indices)``; ties
     keep their order (stable); follows ``torch.sort``."""
     dim = _normalize_dim(dim, max(input._data.ndim, 1))
-    _frozen("sort()", input)
+    guard_reads("sort()", input)
     indices = _order(input._data, dim, descending)
     return return_types.sort(gather(input, dim, indices), _wrap(indices))
 
@@ -187,7 +177,7 @@ def nonzero(input: Tensor, *, out=None, as_tuple: bool = False):  # noqa: A002
     with ``as_tuple=True`` one 1-D tensor per dimension; follows ``torch.nonzero``."""
     if not isinstance(as_tuple, bool):
         raise TypeError(f"nonzero(): argument 'as_tuple' must be bool, not {type(as_tuple).__name__}")
-    _frozen("nonzero()", input)
+    guard_reads("nonzero()", input)
     data = input._data
     if as_tuple:
         return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(np.atleast_1d(data)))
@@ -208,7 +198,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:  # noqa: A002
     if mask._data.dtype.kind != "b":
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     shape = broadcast_shape(mask._data.shape, input._data.shape)
-    _frozen("masked_select()", mask)
+    guard_reads("masked_select()", mask)
     x = input if input._data.shape == shape else expand(input, shape)
     return _flat_index(x, np.flatnonzero(np.broadcast_to(mask._data, shape)))
 
@@ -307,7 +297,7 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False) -> Tensor:  # noqa: A002
     """The indices that sort ``input`` along ``dim`` (int64); follows ``torch.argsort``."""
     dim = _normalize_dim(dim, max(input._data.ndim, 1))
-    _frozen("argsort()", input)
+    guard_reads("argsort()", input)
     return _wrap(_order(input._data, dim, descending))
 
 
@@ -315,7 +305,7 @@ def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=
     """Where each of ``values`` would be inserted in the innermost dimension of
     ``sorted_sequence`` to keep it sorted (``right``/``side="right"``: after equal elements);
     int64 (int32 with ``out_int32``); follows ``torch.searchsorted``."""
-    _frozen("searchsorted()", sorted_sequence, values)
+    guard_reads("searchsorted()", sorted_sequence, values)
     boundaries = as_tensor(sorted_sequence)._data
     scalar = not isinstance(values, Tensor)
     queries = np.asarray(values._data if not scalar else values)
@@ -349,7 +339,7 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     """The distinct elements (sorted), or distinct slices along ``dim``, with optionally where each
     element went (``return_inverse``) and how often each occurs (``return_counts``); follows
     ``torch.unique``."""
-    _frozen("unique()", input)
+    guard_reads("unique()", input)
     data = input._data
     if dim is not None:
         dim = _normalize_dim(dim, max(data.ndim, 1))

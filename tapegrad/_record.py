@@ -34,7 +34,7 @@ from ._tape import (
     join,
     resolve,
 )
-from .tensor import Tensor, _guard, _recorded, _wrap, install
+from .tensor import Tensor, _guard, _recorded, _wrap, install, on_tape
 
 _float = builtins.float
 _int = builtins.int
@@ -249,8 +249,21 @@ def _short_operand(tape: Tape, tensor: Tensor, out: np.ndarray, saved: bool) -> 
 PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
 
 
+def _promote_row(tape: Tape, row: int, data: np.ndarray, flag: int) -> int:
+    """A row of ``row``'s values as ``data``'s dtype: what an op reads when it reads its operand
+    cast (an integer mask / 2). Read straight, a float32 op read an integer row (held in float64)
+    from the other arena."""
+    return tape.append(OPCODE["promote"] | flag, row, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+
+
+def _nonzero_row(tape: Tape, row: int, out: np.ndarray) -> int:
+    """A boolean row, ``row != 0``: ``x.bool()``, and boolean sums (True + True is True, a logical
+    or, where the replay, holding booleans as float64, adds them to 2)."""
+    return tape.append(OPCODE["ne"] | NO_GRAD, row, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
+
+
 def _unary(op, x: Tensor) -> Tensor:
-    if x._base is not None and _tracked(x):
+    if x._base is not None and on_tape(x):
         source = _transposed_source(x)
         if source is not None:  # an elementwise op of a transpose: of its source, transposed
             result = _unary(op, source)
@@ -279,8 +292,8 @@ def _unary(op, x: Tensor) -> Tensor:
     if tape is None:
         return _wrap(out)
     row_x = _input_row(tape, x)
-    if data.dtype != x._data.dtype:  # exp of an integer row: the op reads it as cast, a row of its own
-        row_x = tape.append(OPCODE["promote"] | NO_GRAD, row_x, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+    if data.dtype != x._data.dtype:  # exp of an integer row
+        row_x = _promote_row(tape, row_x, data, NO_GRAD)
     layout = tape.layout(out.dtype, out.shape)
     if (
         requires
@@ -376,13 +389,12 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     if tape is None:
         return _wrap(out)
     row_x = _input_row(tape, x)
-    if data.dtype != x._data.dtype:  # the op reads x as cast (an integer mask / 2): a row of its own
-        flag = 0 if requires else NO_GRAD
-        row_x = tape.append(OPCODE["promote"] | flag, row_x, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+    if data.dtype != x._data.dtype:
+        row_x = _promote_row(tape, row_x, data, 0 if requires else NO_GRAD)
     opcode = op.opcode if requires else op.opcode | NO_GRAD
     row = tape.append(opcode, row_x, -1, 0, tape.layout(out.dtype, out.shape), scalar)
-    if out.dtype.kind == "b" and op.forward is np.add:  # mask + True: a logical or (see _promoted_binary)
-        row = tape.append(OPCODE["ne"] | NO_GRAD, row, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
+    if out.dtype.kind == "b" and op.forward is np.add:  # mask + True
+        row = _nonzero_row(tape, row, out)
     result = _recorded(out, tape, row, requires)
     if requires:
         _save_single(tape, row, row_x, x, data, result, op.saves_input, op.saves_output)
@@ -487,13 +499,9 @@ def transposed(hidden: Tensor, grad_fn: str) -> Tensor:
     return name_node(result, grad_fn)
 
 
-def _tracked(x: Tensor) -> bool:
-    return x._requires_grad or x._tape is not None
-
-
 def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
     """``a <name> b`` for two tensors, broadcast and promoted as PyTorch does."""
-    if a._base is not None and b._base is not None and (_tracked(a) or _tracked(b)):
+    if a._base is not None and b._base is not None and (on_tape(a) or on_tape(b)):
         source_a = _transposed_source(a)
         source_b = None if source_a is None else _transposed_source(b)
         if source_b is not None:
@@ -553,12 +561,9 @@ def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
     if out.dtype != result:
         out = out.astype(result)
     recorded = _record_binary(name, a, b, data_a, data_b, out)
-    if result.kind == "b" and name == "add" and recorded._tape is not None:
-        # True + True is True (a logical or), where the replay, holding booleans as float64,
-        # adds them to 2: the sum is compared with 0 as its own row.
+    if result.kind == "b" and name == "add" and recorded._tape is not None:  # mask + mask
         tape = resolve(recorded)
-        row = tape.append(OPCODE["ne"] | NO_GRAD, recorded._row, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
-        return _recorded(out, tape, row, False)
+        return _recorded(out, tape, _nonzero_row(tape, recorded._row, out), False)
     return recorded
 
 
@@ -606,7 +611,7 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
     row = _input_row(tape, tensor)
     flag = 0 if tensor._requires_grad else NO_GRAD
     if data is not tensor._data:
-        row = tape.append(OPCODE["promote"] | flag, row, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+        row = _promote_row(tape, row, data, flag)
     if data.shape != out.shape:
         offset, strides = broadcast_strides(data.shape, out.shape)
         aux = tape.add_aux((offset, *strides))
@@ -666,7 +671,7 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
         return x
     out = x._data.astype(target.numpy)
     if target.category != _dtypes.FLOATING:
-        if _grad_state.recording is not None and (x._requires_grad or x._tape is not None):
+        if _grad_state.recording is not None and on_tape(x):
             # Inside tapegrad.record the result must follow x at replay, or it is a constant
             # there (``x * (x > 0).long()`` replayed with the recording's mask). Booleans and
             # integers keep their values, held as float64 by the replay: a copy row. Other casts
@@ -674,10 +679,7 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
             source = x._data.dtype.kind
             if out.dtype.kind == "b" and source == "f":  # x.bool() is x != 0: a comparison row
                 tape = _grad_state.recording
-                row = tape.append(
-                    OPCODE["ne"] | NO_GRAD, _input_row(tape, x), -1, 0, tape.layout(out.dtype, out.shape), 0.0
-                )
-                return _recorded(out, tape, row, False)
+                return _recorded(out, tape, _nonzero_row(tape, _input_row(tape, x), out), False)
             # (Only to the integer dtypes a tape holds: uint8's wraparound, say, a float64 replay
             # of later arithmetic would not reproduce.)
             if out.dtype in DTYPE_CODES and (source == "b" or (source in "iu" and out.dtype.kind in "iu")):

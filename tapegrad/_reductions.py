@@ -17,7 +17,7 @@ from ._ops import BY_NAME, OPCODE
 from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, transposed
 from ._record import record as _record_op
 from ._tape import NO_GRAD
-from .tensor import Tensor, _normalize_dim, _recorded, _wrap, install
+from .tensor import Tensor, _normalize_dim, _recorded, _wrap, install, on_tape
 
 
 def record(name: str, inputs: tuple, out: np.ndarray, **slots) -> Tensor:
@@ -58,7 +58,7 @@ def _as_operand(x: Tensor, data: np.ndarray) -> Tensor:
     of ``data``. The row must have the dtype the reduction reads: a float32 sum recorded
     straight on an integer row (which the replay keeps in float64) read the other arena at its
     offset, garbage, and past the arena's end for a large row."""
-    if x._requires_grad or x._tape is not None:
+    if on_tape(x):
         return x.to(_dtypes.from_numpy_dtype(data.dtype))
     return _wrap(data)
 
@@ -71,7 +71,7 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
 def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bool) -> Tensor:
     if isinstance(dim, (tuple, list)) and not dim:  # dim=[] or (): every dimension, as PyTorch
         dim = None
-    if x._base is not None and data is x._data and (x._requires_grad or x._tape is not None):
+    if x._base is not None and data is x._data and on_tape(x):
         source = _transposed_source(x)
         if source is not None:  # a sum of a transpose: of its source (numpy's bits, both orders)
             _bypass(x)

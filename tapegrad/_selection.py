@@ -12,7 +12,7 @@ from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _SCALAR_OPS, _binary, _opcode, _operand_row, _scalar, _target, broadcast_error
 from ._tape import NO_GRAD
-from .tensor import Tensor, _guard, _recorded, _wrap, as_tensor, install
+from .tensor import Tensor, _recorded, _wrap, as_tensor, guard_reads, install, on_tape
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -115,22 +115,11 @@ def _clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's names
     return _record.in_place(self, lambda t: clamp(t, min, max), "Clamp")
 
 
-def _read(kind: str, *tensors) -> None:
-    """Inside ``tapegrad.record``, a result the replay does not compute (a test of every element,
-    a Python bool) is a constant on the tape: the values it was computed from are then guards,
-    so that a replay where they differ fails instead of taking the recorded branch
-    (``if (x > 0).all():`` once replayed its branch for any ``x``)."""
-    if _grad_state.recording is not None:
-        for tensor in tensors:
-            if isinstance(tensor, Tensor) and (tensor._requires_grad or tensor._tape is not None):
-                _guard(tensor, kind)
-
-
 def _replayed(tensor: Tensor) -> bool:
     """Whether ``tensor`` is a value of the function ``tapegrad.record`` is recording: a test of
     its elements must then be recorded ops (``if tg.isnan(loss).any():`` as a guard on the whole
     of ``loss`` made every replay at new inputs fail)."""
-    return _grad_state.recording is not None and (tensor._requires_grad or tensor._tape is not None)
+    return _grad_state.recording is not None and on_tape(tensor)
 
 
 def isnan(input: Tensor) -> Tensor:  # noqa: A002
@@ -156,25 +145,25 @@ def isfinite(input: Tensor) -> Tensor:  # noqa: A002
 
 def isclose(input: Tensor, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:  # noqa: A002
     """Boolean tensor: ``|input - other| <= atol + rtol * |other|``, broadcast; follows ``torch.isclose``."""
-    _read("isclose()", input, other)
+    guard_reads("isclose()", input, other)
     return _wrap(np.isclose(input._data, as_tensor(other)._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def allclose(input: Tensor, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:  # noqa: A002
     """Whether every element is close (``isclose``); a Python bool; follows ``torch.allclose``."""
-    _read("allclose()", input, other)
+    guard_reads("allclose()", input, other)
     return bool(np.allclose(input._data, as_tensor(other)._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def equal(input: Tensor, other: Tensor) -> bool:  # noqa: A002
     """Whether both have the same shape and values; follows ``torch.equal``."""
-    _read("equal()", input, other)
+    guard_reads("equal()", input, other)
     return input._data.shape == other._data.shape and bool(np.array_equal(input._data, other._data))
 
 
 def _logical_reduction(function):
     def reduce(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
-        _read(f"{function.__name__}()", input)
+        guard_reads(f"{function.__name__}()", input)  # ``if (x > 0).all():``
         values = input._data.astype(bool)
         if dim is None:
             return _wrap(np.asarray(function(values)))

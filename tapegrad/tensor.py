@@ -436,15 +436,27 @@ class Tensor:
 _record_guard = None
 
 
+def on_tape(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is a row of a tape: differentiable, or any value computed inside
+    ``tapegrad.record`` (an integer mask too). Off the tape, it is a constant of a recording."""
+    return tensor._requires_grad or tensor._tape is not None
+
+
 def _guard(tensor: Tensor, kind: str, truth=None) -> None:
     """Inside ``tapegrad.record``, Python reading a recorded value is a guard on replay."""
     # (A tensor off the tape is a constant of the recording: its guard would always hold.)
-    if (
-        _recordings_active[0]
-        and _grad_state.recording is not None
-        and (tensor._requires_grad or tensor._tape is not None)
-    ):
+    if _recordings_active[0] and _grad_state.recording is not None and on_tape(tensor):
         _record_guard(tensor, kind, truth)
+
+
+def guard_reads(kind: str, *values) -> None:
+    """``_guard`` each tensor among ``values``: inside ``tapegrad.record``, a result computed
+    from them in numpy (a test of every element, positions, one-hot rows, nll_loss's targets) is
+    a constant of the tape, so a replay where they differ must fail (or record again) instead
+    of using the recording's result."""
+    for value in values:
+        if isinstance(value, Tensor):
+            _guard(value, kind)
 
 
 def _wrap(data: np.ndarray) -> Tensor:

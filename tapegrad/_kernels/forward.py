@@ -118,9 +118,8 @@ def _total(values, start, count):
 @inline
 def _scaled(total, scale, count):
     """A ``sum_all`` row's result from its input's sum: ``scale`` is 1 or -1 (sum, nll_loss of
-    ``reduction="sum"``) or +-1/count (mean, nll_loss's mean). ``count``, of the sum's dtype,
-    divides there as the eager ``mean`` (and numpy's) does, so that the replay gives its bits:
-    a multiplication by 1/count differed in the last bit for about a third of the inputs."""
+    ``reduction="sum"``) or +-1/count (mean, nll_loss's mean). A mean divides by ``count``, as
+    PyTorch's and the eager one do (a multiplication by 1/count rounds otherwise)."""
     if scale == 1.0:
         return total
     if scale == -1.0:

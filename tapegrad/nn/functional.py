@@ -11,7 +11,7 @@ from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
 from .._selection import where as _where
-from ..tensor import Tensor, _guard, _wrap
+from ..tensor import Tensor, _wrap, guard_reads
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -156,9 +156,7 @@ def nll_loss(
     averaged (by the weights of the targets, when ``weight`` is given) or summed; targets equal
     to ``ignore_index`` count for nothing."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    for read in (target, weight):  # positions and weights in numpy: constants of a recording, so reads
-        if isinstance(read, Tensor):
-            _guard(read, "nll_loss()")
+    guard_reads("nll_loss()", target, weight)  # positions and weights, computed in numpy
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     if input.dim() not in (1, 2) or labels.ndim != input.dim() - 1:
         raise NotImplementedError("nll_loss supports (N, C) inputs with (N,) targets and (C,) with () so far")
@@ -177,7 +175,7 @@ def nll_loss(
         count = len(rows) if every else int(kept.sum())
         picked = pick("nll_pick", input, positions if every else positions[kept])
         scale = -1.0 if reduction == "sum" else (-1.0 / count if count else float("nan"))
-        # -(sum / count), in the dtype: as PyTorch divides, and bit for bit as the replay does
+        # -(sum / count), in the dtype, as PyTorch divides
         total = np.add.reduce(picked._data, axis=None, dtype=picked._data.dtype)
         dtype = picked._data.dtype.type
         out = np.asarray(-total if reduction == "sum" else -(total / dtype(count)) if count else dtype(np.nan))
@@ -263,7 +261,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     values = tensor._data
     if values.dtype != np.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
-    _guard(tensor, "one_hot()")  # built in numpy: inside a recording, a constant, so a read
+    guard_reads("one_hot()", tensor)  # built in numpy
     if values.size and values.min() < 0:
         raise RuntimeError("Class values must be non-negative.")
     if num_classes == -1:
