@@ -259,8 +259,7 @@ def _is_full_mask(x: Tensor, key) -> bool:
 
 def _setitem(self, key, value) -> None:
     _record._check_in_place(self)
-    value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
-    if _grad_state.enabled and (self._tape is not None or value_recorded):
+    if _record.records_in_place(self, value):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return
     numpy_key = tuple(k._data if isinstance(k, Tensor) else k for k in key) if isinstance(key, tuple) else key

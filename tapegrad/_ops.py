@@ -315,6 +315,10 @@ OPS: tuple[Op, ...] = (
     # A leaf's second row, when two tapes that both registered it merge (``Tape.absorb``): it
     # passes its gradient to the leaf's row; hidden, so next_functions shows the one AccumulateGrad.
     Op("shared_leaf", COPY, "pass", "SharedLeafBackward0", hidden=True, replay="copy"),
+    # Inside ``tapegrad.record``, a tensor changed in place where autograd does not see it
+    # (under ``no_grad``, through ``.data``): the value of in1 (the new values, computed by
+    # rows without gradient), the gradient passed to in0 as if unchanged, as PyTorch does.
+    Op("assign", COPY, "pass", "CopyBackwards", hidden=True, replay="assign"),
     Op("cast", COPY, "cast", "ToCopyBackward0"),
     Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True, replay="cast"),
     # Rows of the input picked by integer indices (kept in aux: count, then the indices):

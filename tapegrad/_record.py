@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from . import _device, _dtypes
+from ._grad_mode import no_grad as _no_grad
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
@@ -739,6 +740,23 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
     """Make ``tensor`` hold ``compute(tensor)``, computed out of place (``x.exp_()`` is
     ``x.exp()`` written back): its storage's values change and its version counts the change.
     ``label`` names the op for PyTorch's error message about modified saved values."""
+    recording = _grad_state.recording if _recordings_active[0] else None
+    if recording is None:
+        return _changed(tensor, compute, label, None)
+    if id(tensor) in recording.detached:
+        changed = _through_detached(recording, tensor, compute, label)
+    elif tensor._base is not None and id(tensor._base) in recording.detached:
+        raise NotImplementedError(
+            "tapegrad.record: an in-place change through a view of .data or .detach() is not recorded; "
+            "change the tensor itself (under tapegrad.no_grad() if autograd must not see it)"
+        )
+    else:
+        changed = _changed(tensor, compute, label, recording)
+    _refresh_detached(recording)
+    return changed
+
+
+def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
     _check_in_place(tensor)
     before = resolve(tensor) if tensor._tape is not None else None
     mark = before.n if before is not None else 0
@@ -762,6 +780,8 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
         result = result.to(want)
         if computed is not None:
             name_node(result, computed)
+    if recording is not None and not result._requires_grad and tensor._requires_grad:
+        result = _assigned(recording, tensor, result)
     if result._tape is not None:
         _unsave_old_value(tensor, result._tape, before, mark)
         if tensor._base is not None:
@@ -771,9 +791,64 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
     tensor._data[...] = result._data
     _bump_version(tensor, label if result._tape is not None else None)
     if result._tape is not None:
-        tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, True
+        tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, result._requires_grad
         tensor._grad_fn = None
     return tensor
+
+
+def _assigned(tape: Tape, tensor: Tensor, result: Tensor) -> Tensor:
+    """Inside ``tapegrad.record``, ``tensor`` (which requires grad) made to hold ``result``,
+    computed where autograd does not look (under ``no_grad``; through ``.data``): an ``assign``
+    row, whose value is the result's and whose gradient goes to ``tensor``'s row as if the
+    values had not changed, as PyTorch's autograd sees such a change. Moved to the result's
+    row instead, the tensor lost its gradient (zeros, silently)."""
+    row = tape.append(
+        OPCODE["assign"], _input_row(tape, tensor), result._row, 0, tape.layout_of(result._row), 0.0
+    )  # fmt: skip
+    assigned = _recorded(result._data, tape, row)
+    shown = tensor.grad_fn
+    if shown is not None:  # PyTorch's tensor keeps its node
+        name_node(assigned, shown.name())
+    return assigned
+
+
+def records_in_place(tensor: Tensor, value=None) -> bool:
+    """Whether an in-place change of ``tensor`` (to ``value``, a tensor or a number) is recorded:
+    on a graph with grad mode on, or from a tensor that requires grad; and inside
+    ``tapegrad.record``, of any tensor on its tape, grad mode or not (the replay must compute the
+    new values: a plain write made the tape replay the old ones, silently)."""
+    value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
+    if _grad_state.enabled and (tensor._tape is not None or value_recorded):
+        return True
+    return _recordings_active[0] > 0 and _grad_state.recording is not None and (on_tape(tensor) or value_recorded)
+
+
+def _through_detached(tape: Tape, alias: Tensor, compute, label: str) -> Tensor:
+    """An in-place change of ``x.data`` or ``x.detach()`` inside ``tapegrad.record``: it changes
+    ``x``'s values, as in PyTorch, where autograd does not see it. Recorded as that change of
+    ``x`` (``_assigned``), and the alias detached again from the new row."""
+    source = tape.detached[id(alias)][1]
+    if source._base is not None:
+        raise NotImplementedError(
+            "tapegrad.record: an in-place change through .data or .detach() of a view is not recorded; "
+            "change the tensor itself (under tapegrad.no_grad() if autograd must not see it)"
+        )
+    with _no_grad():
+        _changed(source, compute, label, tape)
+    return alias
+
+
+def _refresh_detached(tape: Tape) -> None:
+    """After an in-place change inside ``tapegrad.record``: each ``.data``/``.detach()`` result
+    whose source now stands at another row reads that row (their storage is one; left at the
+    old row, the replay gave it the values before the change)."""
+    for key, (alias, source, row) in tape.detached.items():
+        now = _input_row(tape, source)  # a view of a changed storage: refreshed here
+        if now != row:
+            layout = tape.layout(source._data.dtype, source._data.shape)
+            alias._tape, alias._row = tape, tape.append(OPCODE["detach"] | NO_GRAD, now, -1, 0, layout, 0.0)
+            alias._data = source._data
+            tape.detached[key] = (alias, source, now)
 
 
 def _copied_by_op(entry, tensor: Tensor, tape: Tape) -> bool:

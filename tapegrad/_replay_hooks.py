@@ -65,7 +65,12 @@ def detached(tensor: Tensor) -> Tensor:
     row = tape.append(
         OPCODE["detach"] | NO_GRAD, source, -1, 0, tape.layout(tensor._data.dtype, tensor._data.shape), 0.0
     )
-    return _recorded(tensor._data, tape, row, False)
+    alias = _recorded(tensor._data, tape, row, False)
+    # Its storage is ``tensor``'s: an in-place change of it is one of ``tensor`` (_record.in_place).
+    # The alias is kept alive with the recording, so that its id names it alone; ``source``:
+    # the row it was detached from (``_record._refresh_detached``).
+    tape.detached[id(alias)] = (alias, tensor, source)
+    return alias
 
 
 _INTERNAL = (

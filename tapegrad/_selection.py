@@ -100,8 +100,7 @@ def _overwrite(self, value, label: str) -> Tensor:
     values are recorded (as where(everywhere, value, self)): gradients no longer reach the old
     values, and reach ``value``; otherwise a plain write."""
     _record._check_in_place(self)
-    value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
-    if _grad_state.enabled and (self._tape is not None or value_recorded):
+    if _record.records_in_place(self, value):
         if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
             value = value.to(self.dtype)
         everywhere = _wrap(np.ones(self._data.shape, np.bool_))

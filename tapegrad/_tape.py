@@ -148,6 +148,7 @@ class Tape:
         "node_names",
         "bypassed",
         "replay_values",
+        "detached",
         "versions",
         "checked_epoch",
         "__weakref__",
@@ -189,6 +190,7 @@ class Tape:
         # autograd.grad asked of one afterwards must fail rather than see nothing.
         self.bypassed: set | None = None
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
+        self.detached = None  # inside tapegrad.record: id(alias) -> (alias, source, row), of .data/.detach()
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
         # Values saved from now on carry their current versions: none can have changed before now.

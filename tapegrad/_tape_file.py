@@ -34,7 +34,7 @@ _INPUT_DTYPES = {"float32": np.float32, "float64": np.float64}
 # Replay rules by what their kernels read (``_kernels/forward.py`` and the backward rules).
 _SAME_SHAPE_UNARY = {"neg", "softplus", "sign", "floor", "round", "leaky_relu", "elu", "copy"}
 _SCALAR = {"add_scalar", "sub_scalar", "rsub_scalar", "mul_scalar", "div_scalar", "pow_scalar", "rpow_scalar"}
-_SAME_SHAPE_BINARY = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"}
+_SAME_SHAPE_BINARY = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "assign"}
 _KEEPS_SHAPE_ALONG = {"cumsum", "softmax", "log_softmax", "reduce_weights"}
 _REDUCES_ALONG = {"norm", "prod", "logsumexp", "var", "std", "extreme", "argmax"}
 _COMPARE = {"lt", "le", "gt", "ge", "eq", "ne"}

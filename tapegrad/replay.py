@@ -131,6 +131,7 @@ class Tape:
         inputs = [self._as_input(i, value) for i, value in enumerate(example_inputs)]
         tape = _RecordingTape()
         tape.replay_values = {}
+        tape.detached = {}
         input_rows = [tape.register(tensor) for tensor in inputs]
         previous = grad_mode.state.recording
         grad_mode.state.recording = tape

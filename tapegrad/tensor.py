@@ -339,17 +339,21 @@ class Tensor:
         return self._data.tolist()
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
-        """The values as a numpy array sharing memory; follows ``torch.Tensor.numpy``."""
+        """The values as a numpy array sharing memory; follows ``torch.Tensor.numpy``.
+
+        Inside ``tapegrad.record``, the array of a value on the tape is read-only (a write to it
+        raises numpy's ``ValueError``): the tape cannot see a write there, and its replay would
+        compute with the values before it."""
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         _guard(self, "numpy()")
-        return self._data
+        return _read_only_in_recording(self)
 
     def __array__(self, dtype=None, copy=None):
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         _guard(self, "__array__")
-        return self._data if dtype is None else self._data.astype(dtype)
+        return _read_only_in_recording(self) if dtype is None else self._data.astype(dtype)
 
     def __float__(self) -> float:
         if self._data.size != 1:
@@ -440,6 +444,16 @@ def on_tape(tensor: Tensor) -> bool:
     """Whether ``tensor`` is a row of a tape: differentiable, or any value computed inside
     ``tapegrad.record`` (an integer mask too). Off the tape, it is a constant of a recording."""
     return tensor._requires_grad or tensor._tape is not None
+
+
+def _read_only_in_recording(tensor: Tensor) -> np.ndarray:
+    """``tensor``'s array, or inside ``tapegrad.record`` a read-only view of it when the tensor
+    is on the tape: a write through it would change values the replay recomputes."""
+    if _recordings_active[0] and _grad_state.recording is not None and on_tape(tensor):
+        view = tensor._data.view()
+        view.flags.writeable = False
+        return view
+    return tensor._data
 
 
 def _guard(tensor: Tensor, kind: str, truth=None) -> None:

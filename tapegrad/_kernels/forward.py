@@ -25,13 +25,14 @@ RULE_NAMES = (
     "rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim "
     "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gather_rows "
     "sign floor round leaky_relu elu python "
-    "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std layer_norm"
+    "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std layer_norm "
+    "assign"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, SOFTPLUS, ADD_SCALAR, SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY,
  CAST, CONCAT, LT, LE, GT, GE, EQ, NE, GUARD, LOG_SOFTMAX, GATHER_ROWS, SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
- REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM) = range(len(RULE_NAMES))  # fmt: skip
+ REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, ASSIGN) = range(len(RULE_NAMES))  # fmt: skip
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
@@ -46,7 +47,7 @@ _PATH_RULES = {
     # enough in hot loops that a branch per element is cheaper to compile than a loop each).
     ELEMENT_SWITCH_PATH: "sign floor round leaky_relu elu",
     ELEMENTWISE_PATH: "neg softplus add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar "
-    "add sub mul div pow copy",
+    "add sub mul div pow copy assign",
     STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat",  # sum_all: above SUM_IN_SWEEP
     MATMUL_PATH: "dot mv mm bmm",
     # Their own family, apart from the views: each half compiles in about half the time.
@@ -270,6 +271,9 @@ def _elementwise_forward(rule, path, r, rows, params, layouts, offsets, values):
     elif rule == COPY:
         for i in range(numel):
             out[i] = x[i]
+    elif rule == ASSIGN:  # the value of in1, written in place outside autograd (_record.in_place)
+        for i in range(numel):
+            out[i] = y[i]
     else:
         return False
     return True
