@@ -272,6 +272,11 @@ class Tape:
             self.registered[key] = row
             # The tape holds the tensor so that its id cannot be reused while the tape lives.
             self.leaves.append((row, tensor))
+            if self.replay_values is not None and not is_leaf:
+                # Inside tapegrad.record, a captured tensor is a constant of the tape at the value
+                # it had when first read: read at the end, a change the function made to it after
+                # (``c.add_(x)``) was replayed as if made before, silently.
+                self.replay_values[row] = np.array(data)
         return row
 
     def track(self, consumer: int, saved_row: int, tensor) -> None:

@@ -170,10 +170,7 @@ class Tape:
         by_row = {row: tensor for row, tensor in tape.leaves}
         opcodes = self.rows[:, OPCODE] & OPCODE_MASK
         for row in np.flatnonzero((opcodes == _ops.LEAF_OPCODE) | (opcodes == _ops.CONSTANT_OPCODE)):
-            if row in by_row:
-                value = by_row[row]._data
-            else:
-                value = tape.replay_values[row]
+            value = tape.replay_values[row] if row in tape.replay_values else by_row[row]._data
             self._slot(row)[...] = np.asarray(value).reshape(-1)
         self._read_transposes_in_place()
         self._program = _register.UNBUILT
@@ -217,8 +214,8 @@ class Tape:
                 continue
             observed = self._slot(self.rows[row, IN0]).astype(np.float64)
             # Only a rounding apart: a replay that computes something else at the recording's
-            # inputs (a captured tensor the function changed in place after reading it, which the
-            # tape holds at its final value) must keep failing its guard, not be taken as right.
+            # inputs (a value changed where no recording sees it: through a tensor's private
+            # array) must keep failing its guard, not be taken as right.
             tolerance = 1e-4 if self._dtype(self.rows[row, IN0]) == np.float32 else 1e-10
             if np.allclose(observed, np.asarray(read, np.float64).reshape(-1), rtol=tolerance, atol=0, equal_nan=True):
                 self._slot(expected)[...] = observed

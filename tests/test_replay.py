@@ -276,22 +276,46 @@ def test_weighted_cross_entropy_with_every_target_ignored_replays_nan():
 
 
 def test_a_guard_is_not_calibrated_to_a_replay_that_computes_something_else():
-    # A captured tensor the function changes in place after reading it: the tape holds its final
-    # value, so the replay reads another value than Python did. Taking the replay's value as
-    # expected applied the recorded branch to it silently; the guard must keep failing.
-    ema = tg.zeros(3)
-
+    # A recorded value changed behind the tape's back (its private array: every public way of
+    # changing it is recorded), so the replay reads another value than Python did. Taking the
+    # replay's value as expected applied the recorded branch to it silently; the guard must
+    # keep failing.
     def f(x):
-        y = x * (ema + 1.0)
+        y = x * 2.0
+        y._data += 1.0
         scale = 2.0 if float(y.sum()) > 7.0 else 3.0
-        with tg.no_grad():
-            ema.mul_(0.9).add_(0.1 * x)
         return y * scale
 
     x0 = np.array([1.0, 2.0, 3.0], np.float32)
     tape = tg.record(f, x0)
     with pytest.raises(tg.GuardError):
         tape(x0)
+
+
+def test_a_captured_tensor_changed_after_it_was_read_replays_as_eager():
+    # An exponential moving average updated inside the function: the tape holds the captured
+    # tensor at the value first read, and the update is recorded (it was replayed at the final
+    # value, before: another branch than Python's at the recording's own inputs).
+    def make():
+        ema = tg.zeros(3)
+
+        def f(x):
+            y = x * (ema + 1.0)
+            scale = 2.0 if float(y.sum()) > 7.0 else 3.0
+            with tg.no_grad():
+                ema.mul_(0.9).add_(0.1 * x)
+            return (y * scale * ema).sum()
+
+        return f
+
+    x0 = np.array([1.0, 2.0, 3.0], np.float32)
+    tape = tg.record(make(), x0)
+    x = tg.tensor(x0, requires_grad=True)
+    expected = make()(x)
+    expected.backward()
+    value, (grad,) = tape.value_and_grad(x0)
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-6)
 
 
 _CASTS_AND_COMPARISONS = {
@@ -799,3 +823,24 @@ def test_numpy_of_a_recorded_value_is_read_only_inside_a_recording():
     with pytest.raises(ValueError, match="read-only"):
         tg.record(f, np.array([1.0, 2.0]))
     assert tg.tensor([1.0, 2.0]).numpy().flags.writeable  # outside a recording, as PyTorch
+
+
+def test_a_captured_tensor_is_a_constant_at_the_value_first_read():
+    def make():
+        captured = tg.tensor([1.0, 2.0], dtype=tg.float64)
+
+        def f(x):
+            product = (captured + x).pow(2).sum()
+            captured.add_(x)  # after the read: the replay must not see it there
+            return product + (captured * x).sum()
+
+        return f
+
+    tape = tg.record(make(), np.array([1.0, 1.0]))
+    for at in ([1.0, 1.0], [0.5, -2.0]):
+        x = tg.tensor(at, dtype=tg.float64, requires_grad=True)
+        expected = make()(x)
+        expected.backward()
+        value, (grad,) = tape.value_and_grad(np.array(at))
+        np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-12)
