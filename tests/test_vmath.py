@@ -21,8 +21,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssump
 # Largest error, in units in the last place of the correctly rounded result: the bounds sit just
 # above what these inputs measure (float32 / float64), or, where a search found worse (HARDEST
 # below), above that: exp 1.00 / 0.85, tanh 1.48 / 1.30, log 0.83 / 0.80, log1p 0.87 / 0.78,
-# expm1 1.36 / 0.89, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 0.52 /
-# 1.00 (at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp. The issue's limits: 2 (float32), 1
+# expm1 1.36 / 0.89, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 1.94 /
+# 1.00 (float32: every float in [2**-10, 4) searched, the worst at 0.92117566, where the two
+# polynomials meet; float64: at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp. The issue's limits: 2 (float32), 1
 # (float64); tanh float64 is over it.
 BOUNDS = {
     ("exp", np.float32): 1.01, ("exp", np.float64): 1.0,
@@ -32,7 +33,7 @@ BOUNDS = {
     ("expm1", np.float32): 1.4, ("expm1", np.float64): 0.89,
     ("sin", np.float32): 1.2, ("sin", np.float64): 0.8,
     ("cos", np.float32): 1.2, ("cos", np.float64): 0.8,
-    ("erf", np.float32): 0.55, ("erf", np.float64): 1.01,
+    ("erf", np.float32): 1.95, ("erf", np.float64): 1.01,
 }  # fmt: skip
 FUNCTIONS = {
     "exp": (vmath.exp, np.exp),
@@ -52,6 +53,7 @@ HARDEST = {
     ("log", np.float32): [1.413642],
     ("log1p", np.float32): [-0.2931148, 0.4140421],
     ("expm1", np.float64): [0.4003168338487537],
+    ("erf", np.float32): [0.92117566, 0.47607782],
 }
 DENSE = {
     "exp": ((-105, 89), (-750, 710)),
