@@ -24,12 +24,12 @@ import numpy as np
 
 from . import _ops
 from ._shapes import physical_memory
-from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, ROW_WIDTH
+from ._tape import CODE_DTYPES, DTYPE_CODES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, ROW_WIDTH
 
 FORMAT = "tapegrad-tape"
 FORMAT_VERSION = 1
 _ARRAYS = ("rows", "params", "layouts", "dims", "aux", "input_rows", "output_rows", "values32", "values64")
-_INPUT_DTYPES = {"float32": np.float32, "float64": np.float64}
+_INPUT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
 # Replay rules by what their kernels read (``_kernels/forward.py`` and the backward rules).
 _SAME_SHAPE_UNARY = {"neg", "softplus", "sign", "floor", "round", "leaky_relu", "elu", "copy"}
@@ -325,7 +325,7 @@ def validate(tape) -> None:
         if _ops.OPS[tape.rows[row, OPCODE] & OPCODE_MASK].replay_rule != "input":
             raise ValueError(f"invalid tape: input {index} is row {row}, which is not a leaf")
         shape, dtype = tape.input_specs[index]
-        if tuple(shape) != view.row_shape(row) or CODE_DTYPES[view.code(row)] != np.dtype(dtype):
+        if tuple(shape) != view.row_shape(row) or DTYPE_CODES[np.dtype(dtype)] != view.code(row):
             raise ValueError(f"invalid tape: input {index}'s spec differs from its row {row}")
     if len(tape.input_specs) != len(tape.input_rows):
         raise ValueError("invalid tape: one spec per input")

@@ -14,9 +14,9 @@ gradient is computed with ``create_graph=True`` so that the outer transform diff
 that tape over every slice, on ``tapegrad.get_num_threads()`` threads (each with its own copy
 of the tape's value buffers; the sweeps release the GIL). ``vmap(grad(f))`` records ``f`` and
 replays its tape forward and backward: the per-slice gradients come from the compiled backward,
-with no graph of the gradient built. Values that cannot vary on a tape select the tape: slices
-whose integer tensors (class labels, indices) differ get tapes of their own, recorded once per
-distinct value. A slice for which a guard of the recording fails (Python control flow read a
+with no graph of the gradient built. Sliced int64, int32 and bool tensors (class labels, masks)
+are inputs of the tape, read at each replay; slices whose integer tensors of other dtypes differ
+get tapes of their own, recorded once per distinct value. A slice for which a guard of the recording fails (Python control flow read a
 value that comes out differently) is recorded again, so results are never those of another
 branch. A function that cannot be recorded (a custom ``autograd.Function``, a hook, a gradient
 inside the function) runs as a Python loop of eager calls whose results are stacked, as does a
@@ -60,36 +60,41 @@ __all__ = [
 # A spec is None for a leaf, else (container type, dict keys or None, child specs).
 
 
+# Recursion through module-level functions with the accumulator as an argument, not through a
+# nested function that calls itself: that one is a cycle (function, closure cell) holding the
+# leaves, so every vmap's results lived until the collector ran, and their pages could not be
+# handed out again (replay._ResultPool).
+
+
 def _flatten(tree) -> tuple[list, object]:
-    leaves = []
+    leaves: list = []
+    return leaves, _walk(tree, leaves)
 
-    def walk(node):
-        if isinstance(node, dict):
-            keys = tuple(node)
-            return (type(node), keys, tuple(walk(node[key]) for key in keys))
-        if isinstance(node, (tuple, list)):
-            return (type(node), None, tuple(walk(child) for child in node))
-        leaves.append(node)
-        return None
 
-    return leaves, walk(tree)
+def _walk(node, leaves: list):
+    if isinstance(node, dict):
+        keys = tuple(node)
+        return (type(node), keys, tuple(_walk(node[key], leaves) for key in keys))
+    if isinstance(node, (tuple, list)):
+        return (type(node), None, tuple(_walk(child, leaves) for child in node))
+    leaves.append(node)
+    return None
 
 
 def _unflatten(spec, leaves):
-    iterator = iter(leaves)
+    return _build(spec, iter(leaves))
 
-    def build(node):
-        if node is None:
-            return next(iterator)
-        kind, keys, children = node
-        values = [build(child) for child in children]
-        if keys is not None:
-            return kind(zip(keys, values))
-        if kind is tuple or kind is list:
-            return kind(values)
-        return kind(*values)  # a namedtuple
 
-    return build(spec)
+def _build(node, iterator):
+    if node is None:
+        return next(iterator)
+    kind, keys, children = node
+    values = [_build(child, iterator) for child in children]
+    if keys is not None:
+        return kind(zip(keys, values))
+    if kind is tuple or kind is list:
+        return kind(values)
+    return kind(*values)  # a namedtuple
 
 
 def _spec_str(spec) -> str:
@@ -114,28 +119,28 @@ class _MismatchError(Exception):
 def _broadcast(prefix, spec) -> list:
     """One value of ``prefix`` per leaf of ``spec``: a non-container of ``prefix`` applies to
     the whole subtree under it. Raises ``_MismatchError`` when the containers differ."""
-    values = []
-
-    def walk(node, tree):
-        if not isinstance(node, (tuple, list, dict)):
-            values.extend([node] * _count(tree))
-            return
-        if tree is None:
-            raise _MismatchError
-        kind, keys, children = tree
-        if isinstance(node, dict):
-            if keys is None or set(node) != set(keys):
-                raise _MismatchError
-            for key, child in zip(keys, children):
-                walk(node[key], child)
-            return
-        if keys is not None or len(node) != len(children) or isinstance(node, list) != issubclass(kind, list):
-            raise _MismatchError
-        for value, child in zip(node, children):
-            walk(value, child)
-
-    walk(prefix, spec)
+    values: list = []
+    _broadcast_into(prefix, spec, values)
     return values
+
+
+def _broadcast_into(node, tree, values: list) -> None:
+    if not isinstance(node, (tuple, list, dict)):
+        values.extend([node] * _count(tree))
+        return
+    if tree is None:
+        raise _MismatchError
+    kind, keys, children = tree
+    if isinstance(node, dict):
+        if keys is None or set(node) != set(keys):
+            raise _MismatchError
+        for key, child in zip(keys, children):
+            _broadcast_into(node[key], child, values)
+        return
+    if keys is not None or len(node) != len(children) or isinstance(node, list) != issubclass(kind, list):
+        raise _MismatchError
+    for value, child in zip(node, children):
+        _broadcast_into(value, child, values)
 
 
 def _map_tensors(function, tree):
@@ -753,13 +758,16 @@ _RANDOM_ERROR = (
 )
 
 
+_INTEGER_INPUTS = {np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)}
+
+
 class _Replay:
     """One vmap call executed by recording the function once and replaying its tape per slice.
 
     Tape inputs are the floating-point tensors among the arguments (sliced ones per slice, the
-    others once per tape copy). Integer tensors that are sliced are frozen into a recording
-    (labels become indices of the tape), so slices are grouped by their values and each group
-    gets its own recording."""
+    others once per tape copy) and the sliced int64, int32 and bool ones (labels: one recording
+    serves every label). Integer tensors of other dtypes that are sliced are frozen into a
+    recording, so slices are grouped by their values and each group gets its own recording."""
 
     def __init__(self, transform: _VmapTransform, leaves, spec, dims, batch, kwargs, stats):
         self.transform = transform
@@ -768,7 +776,14 @@ class _Replay:
         self.stats = stats
         func = transform.func
         self.grad = isinstance(func, _GradTransform)
-        self.floats = [i for i, leaf in enumerate(leaves) if isinstance(leaf, Tensor) and leaf._data.dtype.kind == "f"]
+        # Tape inputs: the float tensors, and the sliced int64, int32 and bool ones (labels,
+        # masks: values of the tape, read at each replay). ``floats`` names them all.
+        self.floats = [
+            i
+            for i, (leaf, dim) in enumerate(zip(leaves, dims))
+            if isinstance(leaf, Tensor)
+            and (leaf._data.dtype.kind == "f" or (dim is not None and leaf._data.dtype in _INTEGER_INPUTS))
+        ]
         self.keys = [
             i for i, (leaf, dim) in enumerate(zip(leaves, dims)) if dim is not None and i not in set(self.floats)
         ]
@@ -782,7 +797,7 @@ class _Replay:
             self.grad_leaves = [list(range(starts[p], starts[p + 1])) for p in positions]
             for group in self.grad_leaves:
                 for i in group:
-                    if i not in self.floats:
+                    if i not in self.floats or leaves[i]._data.dtype.kind != "f":
                         raise _UnrecordableError("a differentiated argument is not a floating-point tensor")
             self.position_of = {leaf: k for k, leaf in enumerate(self.floats)}
         # The tape inputs whose gradients are asked for, in the order the results take them.
@@ -860,7 +875,12 @@ class _Replay:
             failed += [(key, index) for index in self._run_batch(key, indices, threads)]
         for key, index in failed:
             self._rerun(key, index)
-        return self._assemble()
+        assembled = self._assemble()
+        # This object sits in reference cycles (its tapes' recorded closures) that only the
+        # collector frees: let go of the result arrays now, so that once the caller drops the
+        # results their pages can be handed out again (replay._ResultPool).
+        self.into = self.results = None
+        return assembled
 
     def _run_batch(self, key, indices: list, threads: int) -> list:
         """Replay the slices ``indices`` with the group's first recording in compiled calls over

@@ -21,6 +21,8 @@ above) are constants of the tape; data that changes between calls must be an inp
 from __future__ import annotations
 
 import math
+import sys
+import threading
 
 import numpy as np
 
@@ -100,6 +102,60 @@ def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
 
 
+class _ResultPool:
+    """Large result arrays of batched replays (vmap's ``(B, *shape)`` outputs and gradients),
+    handed out again once nothing but the pool refers to them.
+
+    A fresh array of megabytes is fresh pages: glibc maps it anew on every call (a free of the
+    same size raises its mmap threshold to that size, and an allocation at the threshold is
+    mapped again), and the kernel zeroes each page on first touch, in 2 MB steps since numpy
+    advises huge pages. That was 40% of a per-sample-gradients vmap (perf: clear_page_erms).
+    An array is reused only when its reference count shows that no result, view or caller
+    holds it: reuse is invisible. Bounded: ``LIMIT`` bytes in all, arrays of ``SMALLEST`` bytes
+    or more (smaller ones come from malloc's free lists anyway)."""
+
+    SMALLEST, LIMIT = 1 << 20, 1 << 27
+
+    def __init__(self):
+        self.arrays: list = []
+        self.lock = threading.Lock()
+
+    def empty(self, n: int, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        if n * dtype.itemsize < self.SMALLEST:
+            return np.empty(n, dtype)
+        with self.lock:
+            arrays = self.arrays
+            for index in range(len(arrays)):
+                array = arrays[index]
+                # the list, ``array`` and getrefcount's argument: nothing else holds it
+                if array.size == n and array.dtype == dtype and sys.getrefcount(array) == 3:
+                    arrays.append(arrays.pop(index))  # most recently used last
+                    return array
+            array = np.empty(n, dtype)
+            arrays.append(array)
+            while sum(a.nbytes for a in arrays) > self.LIMIT:  # the least recently used go first
+                arrays.pop(0)
+            return array
+
+
+_results = _ResultPool()
+_INPUT_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_)}
+
+
+def _input(tape: _RecordingTape, tensor: Tensor) -> int:
+    """The row of a recording's input: a leaf; for an integer or boolean input (no gradient),
+    a leaf row without one, which the tensor stands on, so that what reads it is recorded
+    (registered as a constant, it was a constant of the tape: the example's labels forever)."""
+    if tensor._requires_grad:
+        return tape.register(tensor)
+    data = tensor._data
+    row = tape.append(_ops.LEAF_OPCODE | NO_GRAD, -1, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
+    tensor._tape, tensor._row = tape, row
+    tape.leaves.append((row, tensor))
+    return row
+
+
 class Tape:
     """A recorded computation (``tapegrad.record``) that can be replayed at new inputs:
     ``tape(*inputs)`` (forward), ``value_and_grad``, ``backward`` (a VJP for the last forward)
@@ -132,7 +188,7 @@ class Tape:
         tape = _RecordingTape()
         tape.replay_values = {}
         tape.detached = {}
-        input_rows = [tape.register(tensor) for tensor in inputs]
+        input_rows = [_input(tape, tensor) for tensor in inputs]
         previous = grad_mode.state.recording
         grad_mode.state.recording = tape
         grad_mode.recordings_active[0] += 1
@@ -346,9 +402,13 @@ class Tape:
 
     def _as_input(self, index: int, value) -> Tensor:
         data = value._data if isinstance(value, Tensor) else np.asarray(value)
-        if data.dtype.kind != "f":
-            raise TypeError(f"input {index} ({self._names[index]!r}) must be floating point, got {data.dtype}")
-        return Tensor(np.array(data), requires_grad=True)
+        if data.dtype not in _INPUT_DTYPES:
+            raise TypeError(
+                f"input {index} ({self._names[index]!r}) must be float32, float64, int64, int32 or bool, got {data.dtype}"
+            )
+        # Integer and boolean inputs (class labels, masks) are values of the tape too, read at
+        # each replay (held exactly as float64 in its arena), without a gradient.
+        return Tensor(np.array(data), requires_grad=data.dtype.kind == "f")
 
     # -- replaying ------------------------------------------------------------------------
 
@@ -506,7 +566,9 @@ class Tape:
         positions = self._all_positions if argnums is None else self._positions(argnums)
         if program is not None:
             grads = program.backward(seeds[0] if len(seeds) == 1 else np.concatenate(seeds))
-            chosen = [_wrap(grads[position]) for position in positions]
+            chosen = [
+                _wrap(grads[position]) if self.input_specs[position][1].kind == "f" else None for position in positions
+            ]
             return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
         _, _, backward, (rules, saves, paths) = _kernels()
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
@@ -525,7 +587,9 @@ class Tape:
         grads = []
         for position in positions:
             code, numel, shape, dtype, row = layout[position]
-            if row < len(touched) and touched[row]:
+            if self.input_specs[position][1].kind != "f":  # labels, masks: no gradient, as PyTorch's None
+                grads.append(None)
+            elif row < len(touched) and touched[row]:
                 start = offsets[row]
                 gradient = arenas[code][start : start + numel].reshape(shape)
                 grads.append(_wrap(gradient if share else gradient.copy()))
@@ -570,7 +634,7 @@ class Tape:
         slices = np.arange(size, dtype=np.int64) if slices is None else np.asarray(slices, np.int64)
         codes = self.layouts[self.rows[:, LAYOUT], 0]
 
-        def packed(rows_, shapes, leading=size):
+        def packed(rows_, shapes, leading=size, empty=np.empty):
             """``(places, arrays)``: one flat array per dtype holding each row's ``(leading,
             *shape)`` block after the other (a block is its result, with no copy), and the rows
             with their block's start."""
@@ -579,9 +643,7 @@ class Tape:
                 code = codes[row]
                 places.append((row, totals[code]))
                 totals[code] += leading * int(np.prod(shape))
-            return np.array(places, np.int64).reshape(-1, 2), [
-                np.empty(n, dtype) for n, dtype in zip(totals, CODE_DTYPES)
-            ]
+            return np.array(places, np.int64).reshape(-1, 2), [empty(n, dtype) for n, dtype in zip(totals, CODE_DTYPES)]
 
         def blocks(places, arrays, shapes):
             return [
@@ -600,8 +662,8 @@ class Tape:
         with_grad = seeds is not None
         results = {} if into is None else into
         if not results:  # (B, *shape) blocks of one flat array per dtype, and where each starts
-            output_places, flat_outputs = packed(self.output_rows, output_shapes)
-            grad_places, flat_grads = packed(self.input_rows if with_grad else [], input_shapes)
+            output_places, flat_outputs = packed(self.output_rows, output_shapes, empty=_results.empty)
+            grad_places, flat_grads = packed(self.input_rows if with_grad else [], input_shapes, empty=_results.empty)
             results.update(
                 outputs=blocks(output_places, flat_outputs, output_shapes),
                 grads=blocks(grad_places, flat_grads, input_shapes),

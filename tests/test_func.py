@@ -151,6 +151,7 @@ def test_the_per_sample_gradient_recipe(dtype, tol):
 
     per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(params, X, Y)
     assert vmap_stats()["path"] == "grad-replay"
+    assert vmap_stats()["recordings"] == 1  # the labels are inputs of the tape, not one tape each
     expected = _eager_per_sample(model, X, Y)
     for name, values in expected.items():
         assert per_sample[name].dtype == dtype and per_sample[name].shape == (24, *params[name].shape)
@@ -368,3 +369,26 @@ def test_in_dims_structure_error_names_the_structures():
         vmap(lambda a, b: a + b, in_dims=(0,))(tg.ones(3), tg.ones(3))
     with pytest.raises(ValueError, match=r"in_dims is not compatible"):
         vmap(lambda d: d["a"], in_dims=({"b": 0},))({"a": tg.ones(3)})
+
+
+def test_results_kept_by_the_caller_are_never_reused():
+    # Large result arrays are handed out again once nothing refers to them (replay._ResultPool):
+    # results still held must keep their values through later calls.
+    from tapegrad.replay import _results
+
+    X, Y = tg.randn(500, 64), tg.randint(0, 10, (500,))
+    W = tg.randn(64, 10) * 0.1
+
+    def loss(w, x, y):
+        return F.cross_entropy(x[None] @ w, y[None])
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
+    first = per_sample(W, X, Y)
+    kept = first.numpy().copy()
+    assert first.numel() * 4 >= _results.SMALLEST  # large enough to be pooled
+    per_sample(W * 2.0, X, Y)  # dropped at once: its array goes back to the pool
+    pooled = len(_results.arrays)
+    for _ in range(3):
+        per_sample(W * 3.0, X, Y)
+    assert len(_results.arrays) == pooled  # the dropped results' array was handed out again
+    np.testing.assert_array_equal(first.numpy(), kept)

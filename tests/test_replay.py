@@ -844,3 +844,61 @@ def test_a_captured_tensor_is_a_constant_at_the_value_first_read():
         value, (grad,) = tape.value_and_grad(np.array(at))
         np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
         np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-12)
+
+
+# -- integer and boolean inputs: labels and masks read at each replay ------------------------
+
+
+@pytest.mark.parametrize("label_dtype", [np.int64, np.int32])
+@pytest.mark.parametrize(
+    ("weighted", "reduction"), [(False, "mean"), (False, "sum"), (False, "none"), (True, "mean"), (True, "sum")]
+)
+def test_labels_are_inputs_read_at_each_replay(label_dtype, weighted, reduction):
+    rng = np.random.default_rng(3)
+    weight = tg.tensor(rng.uniform(0.5, 2.0, 4)) if weighted else None
+
+    def f(logits, labels):
+        return F.cross_entropy(logits, labels, weight=weight, reduction=reduction, ignore_index=-1)
+
+    logits0 = rng.standard_normal((6, 4))
+    tape = tg.record(f, logits0, np.array([0, 1, 2, 3, 0, 1], label_dtype))
+    for labels in ([3, 3, 0, 1, 2, 2], [1, -1, 2, -1, 0, 3], [2, 2, 2, 2, 2, 2]):
+        labels = np.array(labels, label_dtype)
+        logits = rng.standard_normal((6, 4))
+        x = tg.tensor(logits, requires_grad=True)
+        expected = f(x, tg.tensor(labels))
+        expected.backward(tg.ones_like(expected))
+        value, (grad, label_grad) = tape.value_and_grad(logits, labels, grad_outputs=np.ones(expected.shape))
+        assert label_grad is None  # as PyTorch's autograd.grad(..., allow_unused=True) for labels
+        np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_a_label_out_of_range_at_replay_fails_a_guard():
+    tape = tg.record(lambda x, y: F.cross_entropy(x, y), np.zeros((2, 3)), np.array([0, 2]))
+    with pytest.raises(tg.GuardError):
+        tape(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):
+        tg.record(lambda x, y: F.cross_entropy(x, y), np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_a_boolean_input_is_read_at_each_replay():
+    def masked_mean(x, mask):
+        return (x * mask).sum() / mask.sum()
+
+    tape = tg.record(masked_mean, np.arange(4.0), np.array([True, False, True, True]))
+    mask = np.array([False, True, True, False])
+    value, (grad, mask_grad) = tape.value_and_grad(np.arange(4.0), mask)
+    assert float(value) == 1.5 and mask_grad is None
+    np.testing.assert_array_equal(grad.numpy(), mask / 2.0)
+
+
+def test_an_integer_input_keeps_its_dtype_in_the_tape_file(tmp_path):
+    tape = tg.record(lambda x, y: F.cross_entropy(x, y), np.zeros((2, 3)), np.array([0, 2], np.int32))
+    tape.save(tmp_path / "labels.tape")
+    loaded = tg.load_tape(tmp_path / "labels.tape")
+    logits = np.array([[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]])
+    labels = np.array([2, 1], np.int32)
+    assert float(loaded(logits, labels)) == pytest.approx(float(F.cross_entropy(tg.tensor(logits), tg.tensor(labels))))
+    with pytest.raises(ValueError, match="int32"):
+        loaded(logits, labels.astype(np.int64))

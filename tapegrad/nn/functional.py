@@ -11,7 +11,7 @@ from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
 from .._selection import where as _where
-from ..tensor import Tensor, _wrap, guard_reads
+from ..tensor import Tensor, _wrap, guard_reads, on_tape
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -156,12 +156,14 @@ def nll_loss(
     averaged (by the weights of the targets, when ``weight`` is given) or summed; targets equal
     to ``ignore_index`` count for nothing."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    guard_reads("nll_loss()", target, weight)  # positions and weights, computed in numpy
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     if input.dim() not in (1, 2) or labels.ndim != input.dim() - 1:
         raise NotImplementedError("nll_loss supports (N, C) inputs with (N,) targets and (C,) with () so far")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
+    if _recording() is not None and isinstance(target, Tensor) and on_tape(target):
+        return _nll_of_recorded_targets(input, target, labels, weight, ignore_index, reduction)
+    guard_reads("nll_loss()", target, weight)  # positions and weights, computed in numpy
     rows = labels.reshape(-1)
     classes = input._data.shape[-1]
     kept = rows != ignore_index
@@ -201,6 +203,41 @@ def nll_loss(
         return name_node(empty * float("nan"), "NllLossBackward0")
     out = np.asarray(np.dot(picked._data, coefficients) if total else np.nan, dtype=input._data.dtype)
     return record("nll_loss_weighted", (picked, _wrap(coefficients)), out, saved=(picked._data, coefficients))
+
+
+def _recording():
+    from .._grad_mode import recordings_active, state
+
+    return state.recording if recordings_active[0] else None
+
+
+def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, reduction: str) -> Tensor:  # noqa: A002
+    """nll_loss inside ``tapegrad.record`` of targets the tape computes or takes as an input (a
+    batch's labels): each target picked by a comparison with every class, so that a replay reads
+    the labels of its own inputs. Picked by position in numpy, the recording's labels were
+    constants, and every other batch failed a guard. O(N C) rather than O(N), like the
+    log_softmax before it. A replay with a target out of range fails a guard (``GuardError``;
+    the recording raises PyTorch's ``IndexError``)."""
+    classes = input._data.shape[-1]
+    rows = labels.reshape(-1)
+    kept_now = rows != ignore_index
+    bad_now = rows[kept_now & ((rows < 0) | (rows >= classes))]
+    if bad_now.size:
+        raise IndexError(f"Target {bad_now[0]} is out of bounds.")
+    hit = target.unsqueeze(-1) == _wrap(np.arange(classes))  # (..., C)
+    kept = target != ignore_index
+    out_of_range = ((target < 0).to(input.dtype) + (target >= classes).to(input.dtype)) * kept.to(input.dtype)
+    if bool(out_of_range.sum() > 0):  # a guard: False when recorded
+        raise IndexError("a target is out of bounds")
+    picked = (input * hit.to(input.dtype)).sum(-1)
+    per_target = kept.to(input.dtype)
+    if weight is not None:
+        per_target = per_target * (hit.to(input.dtype) * weight).sum(-1)
+    losses = -(picked * per_target)
+    if reduction == "none":
+        return name_node(losses, "NllLossBackward0")
+    total = losses.sum()
+    return name_node(total if reduction == "sum" else total / per_target.sum(), "NllLossBackward0")
 
 
 def binary_cross_entropy(
