@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from . import _record
+from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _short_tape, _target
@@ -225,9 +226,12 @@ def change_view(view: Tensor, result: Tensor, label: str) -> Tensor:
             "location. Please clone() the tensor before performing the operation."
         )
     changed = put("copy_slices", root, positions, result)
+    if not changed._requires_grad and root._requires_grad:  # inside tapegrad.record, under no_grad
+        changed = _record.assigned(changed._tape, root, changed)
     view._data[...] = result._data
     _bump_version(view, label)
-    root._tape, root._row, root._requires_grad, root._grad_fn = changed._tape, changed._row, True, None
+    requires_grad = changed._requires_grad  # a captured constant changed under no_grad stays one
+    root._tape, root._row, root._requires_grad, root._grad_fn = changed._tape, changed._row, requires_grad, None
     _rebase(view, root, positions)
     return view
 
@@ -244,7 +248,11 @@ def refresh_view(view: Tensor) -> None:
 
 
 def _rebase(view: Tensor, root: Tensor, positions: np.ndarray) -> None:
-    fresh = pick("as_strided", root, positions)
+    # In the grad mode the view was made in, not the current one: a view of a tensor that
+    # requires grad, changed or read under no_grad, still requires grad (as in PyTorch, where its
+    # grad_fn is regenerated); rebased under no_grad, it lost its gradient for good.
+    with set_grad_enabled(view._requires_grad):
+        fresh = pick("as_strided", root, positions)
     view._tape, view._row, view._requires_grad, view._grad_fn = fresh._tape, fresh._row, fresh._requires_grad, None
     view._seen_version = view._version_counter[0]
 

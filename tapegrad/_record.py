@@ -781,7 +781,7 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
         if computed is not None:
             name_node(result, computed)
     if recording is not None and not result._requires_grad and tensor._requires_grad:
-        result = _assigned(recording, tensor, result)
+        result = assigned(recording, tensor, result)
     if result._tape is not None:
         _unsave_old_value(tensor, result._tape, before, mark)
         if tensor._base is not None:
@@ -796,7 +796,7 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
     return tensor
 
 
-def _assigned(tape: Tape, tensor: Tensor, result: Tensor) -> Tensor:
+def assigned(tape: Tape, tensor: Tensor, result: Tensor) -> Tensor:
     """Inside ``tapegrad.record``, ``tensor`` (which requires grad) made to hold ``result``,
     computed where autograd does not look (under ``no_grad``; through ``.data``): an ``assign``
     row, whose value is the result's and whose gradient goes to ``tensor``'s row as if the
@@ -826,7 +826,7 @@ def records_in_place(tensor: Tensor, value=None) -> bool:
 def _through_detached(tape: Tape, alias: Tensor, compute, label: str) -> Tensor:
     """An in-place change of ``x.data`` or ``x.detach()`` inside ``tapegrad.record``: it changes
     ``x``'s values, as in PyTorch, where autograd does not see it. Recorded as that change of
-    ``x`` (``_assigned``), and the alias detached again from the new row."""
+    ``x`` (``assigned``), and the alias detached again from the new row."""
     source = tape.detached[id(alias)][1]
     if source._base is not None:
         raise NotImplementedError(

@@ -14,7 +14,8 @@ import numpy as np
 from . import tensor as _tensor
 from ._grad_mode import recordings_active, state
 from ._ops import OPCODE
-from ._record import _input_row, _operand_row
+from ._grad_mode import no_grad
+from ._record import _input_row, _operand_row, in_place
 from ._tape import NO_GRAD
 from .tensor import Tensor, _recorded, _wrap, install
 
@@ -61,6 +62,9 @@ def detached(tensor: Tensor) -> Tensor:
     tape = state.recording
     if tape is None:
         return _wrap(tensor._data)
+    known = tape.detached.get(id(tensor))
+    if known is not None:  # x.detach().detach(), x.data.data: an alias of the same source
+        tensor = known[1]
     source = _input_row(tape, tensor)
     row = tape.append(
         OPCODE["detach"] | NO_GRAD, source, -1, 0, tape.layout(tensor._data.dtype, tensor._data.shape), 0.0
@@ -133,7 +137,21 @@ def _data(self) -> Tensor:
 
 
 def _set_data(self, value) -> None:
-    self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+    """``x.data = values``: new values, which autograd does not see. Inside ``tapegrad.record``
+    they are recorded as that (``_record.assigned``): a plain assignment left the tape with the
+    old values, silently."""
+    data = value._data if isinstance(value, Tensor) else np.asarray(value)
+    tape = state.recording if recordings_active[0] else None
+    if tape is not None and (_tensor.on_tape(self) or (isinstance(value, Tensor) and _tensor.on_tape(value))):
+        if data.shape != self._data.shape or data.dtype != self._data.dtype:
+            raise NotImplementedError(
+                "tapegrad.record: x.data = values of another shape or dtype is not recorded; make a new tensor"
+            )
+        source = value if isinstance(value, Tensor) else _wrap(data)
+        with no_grad():
+            in_place(self, lambda t: source.detach().clone(), "Copy")
+        return
+    self._data = data
 
 
 def _comparison(name: str):

@@ -149,6 +149,7 @@ class Tape:
         "bypassed",
         "replay_values",
         "detached",
+        "captured",
         "versions",
         "checked_epoch",
         "__weakref__",
@@ -191,6 +192,7 @@ class Tape:
         self.bypassed: set | None = None
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
         self.detached = None  # inside tapegrad.record: id(alias) -> (alias, source, row), of .data/.detach()
+        self.captured = None  # inside tapegrad.record: row -> (tensor, its tape, row, requires_grad) when registered
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
         # Values saved from now on carry their current versions: none can have changed before now.
@@ -272,11 +274,12 @@ class Tape:
             self.registered[key] = row
             # The tape holds the tensor so that its id cannot be reused while the tape lives.
             self.leaves.append((row, tensor))
-            if self.replay_values is not None and not is_leaf:
+            if self.replay_values is not None:
                 # Inside tapegrad.record, a captured tensor is a constant of the tape at the value
                 # it had when first read: read at the end, a change the function made to it after
-                # (``c.add_(x)``) was replayed as if made before, silently.
+                # (``c.add_(x)``, a parameter's update) was replayed as if made before, silently.
                 self.replay_values[row] = np.array(data)
+                self.captured[row] = (tensor, tensor._tape, tensor._row, tensor._requires_grad)
         return row
 
     def track(self, consumer: int, saved_row: int, tensor) -> None:
@@ -321,8 +324,8 @@ class Tape:
 
     def save(self, row: int, data: np.ndarray) -> None:
         """Make the value of ``row`` readable by the backward, by address."""
-        if self.replay_values is not None:
-            self.replay_values[row] = data
+        if self.replay_values is not None:  # a registered tensor keeps its value when first read
+            self.replay_values.setdefault(row, data)
         if row in self.saved:
             return
         if not data.flags.c_contiguous:

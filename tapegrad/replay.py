@@ -143,6 +143,17 @@ _results = _ResultPool()
 _INPUT_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_)}
 
 
+def _release_captured(tape: _RecordingTape, inputs) -> None:
+    """Tensors the recorded function captured and changed in place (a parameter's update, a
+    buffer) stand on the recording's rows when it ends: each goes back to what it stood for
+    before (a leaf stays a leaf, a constant a constant), with its changed values, as a
+    ``torch.func`` transform leaves autograd's graph alone."""
+    own = {id(tensor) for tensor in inputs}
+    for tensor, previous_tape, row, requires_grad in tape.captured.values():
+        if id(tensor) not in own and tensor._tape is tape:
+            tensor._tape, tensor._row, tensor._requires_grad, tensor._grad_fn = previous_tape, row, requires_grad, None
+
+
 def _input(tape: _RecordingTape, tensor: Tensor) -> int:
     """The row of a recording's input: a leaf; for an integer or boolean input (no gradient),
     a leaf row without one, which the tensor stands on, so that what reads it is recorded
@@ -188,6 +199,7 @@ class Tape:
         tape = _RecordingTape()
         tape.replay_values = {}
         tape.detached = {}
+        tape.captured = {}
         input_rows = [_input(tape, tensor) for tensor in inputs]
         previous = grad_mode.state.recording
         grad_mode.state.recording = tape
@@ -200,6 +212,7 @@ class Tape:
             grad_mode.special_modes[0] -= 1
             grad_mode.recordings_active[0] -= 1
             grad_mode.state.recording = previous
+            _release_captured(tape, inputs)
         self.single_output = isinstance(result, Tensor)
         outputs = (result,) if self.single_output else tuple(result)
         if not all(isinstance(out, Tensor) for out in outputs):

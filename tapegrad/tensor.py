@@ -448,8 +448,10 @@ def on_tape(tensor: Tensor) -> bool:
 
 def _read_only_in_recording(tensor: Tensor) -> np.ndarray:
     """``tensor``'s array, or inside ``tapegrad.record`` a read-only view of it when the tensor
-    is on the tape: a write through it would change values the replay recomputes."""
-    if _recordings_active[0] and _grad_state.recording is not None and on_tape(tensor):
+    is on the tape or a constant of it already read: a write through it would change values the
+    replay recomputes, or holds as they were read."""
+    tape = _grad_state.recording if _recordings_active[0] else None
+    if tape is not None and (on_tape(tensor) or -id(tensor) in tape.registered or id(tensor) in tape.registered):
         view = tensor._data.view()
         view.flags.writeable = False
         return view

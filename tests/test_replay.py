@@ -767,6 +767,38 @@ def _detached_before_a_recorded_change(x):
     return (d * h).sum()
 
 
+def _view_changed_under_no_grad(x):
+    with tg.no_grad():
+        x[1:].mul_(2)
+    return (x * x).sum()
+
+
+def _view_of_a_result_changed_under_no_grad(x):
+    y = (x * 1).view(3, 1)
+    with tg.no_grad():
+        y.add_(1)
+    return (y.view(3) * x).sum()
+
+
+def _view_made_with_grad_changed_under_no_grad(x):
+    y = x * 1
+    v = y[1:3]
+    with tg.no_grad():
+        v.mul_(2)
+    return (y * x).sum() + (v * v).sum()
+
+
+def _through_detach_of_detach(x):
+    x.detach().detach().mul_(3)
+    return (x * x).sum() + x.data.data.sum()
+
+
+def _data_assigned(x):
+    y = x * 1
+    y.data = x.detach() * 3
+    return (y * y).sum()
+
+
 def _branch_after_data(x):
     x.data.mul_(-1)
     if x.sum() > 0:
@@ -786,6 +818,11 @@ def _branch_after_data(x):
         _through_data_of_a_result,
         _detached_before_a_change,
         _detached_before_a_recorded_change,
+        _view_changed_under_no_grad,
+        _view_of_a_result_changed_under_no_grad,
+        _view_made_with_grad_changed_under_no_grad,
+        _through_detach_of_detach,
+        _data_assigned,
         _branch_after_data,
     ],
     ids=lambda f: f.__name__.strip("_"),
@@ -804,6 +841,49 @@ def test_changes_autograd_does_not_see_replay_as_eager(f):
             continue
         np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
         np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-12)
+
+
+def test_captured_tensors_changed_inside_a_recording_keep_what_they_stood_for():
+    # A parameter updated and a buffer changed through a view, both after they were read: the
+    # tape holds them as read, and afterwards the parameter is still a leaf and the buffer
+    # still a constant (PyTorch's functional transforms leave autograd's graph alone).
+    def make():
+        weight = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, requires_grad=True)
+        buffer = tg.zeros(4, dtype=tg.float64)
+
+        def f(x):
+            y = (weight + x).pow(2).sum() + (buffer[1:] + x).pow(2).sum()  # (neither saved)
+            with tg.no_grad():
+                weight.mul_(10)
+                buffer[1:].add_(1.0)
+            return y + (buffer[1:] * x).sum()
+
+        return f, weight, buffer
+
+    f, weight, buffer = make()
+    tape = tg.record(f, np.array([1.0, 2.0, 3.0]))
+    assert weight.is_leaf and weight.grad_fn is None and weight.requires_grad
+    assert not buffer.requires_grad and buffer.grad_fn is None
+    at = np.array([0.5, -1.0, 2.0])
+    fresh, _, _ = make()
+    x = tg.tensor(at, requires_grad=True)
+    expected = fresh(x)
+    expected.backward()
+    value, (grad,) = tape.value_and_grad(at)
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-12)
+
+
+def test_a_constant_already_read_is_read_only_through_numpy():
+    constant = tg.zeros(3, dtype=tg.float64)
+
+    def f(x):
+        y = (constant + x).sum()
+        constant.numpy()[:] = 5.0
+        return y
+
+    with pytest.raises(ValueError, match="read-only"):
+        tg.record(f, np.array([1.0, 2.0, 3.0]))
 
 
 def test_a_change_through_data_of_a_view_inside_a_recording_raises():
