@@ -12,9 +12,8 @@ import traceback
 import numpy as np
 
 from . import tensor as _tensor
-from ._grad_mode import recordings_active, state
+from ._grad_mode import no_grad, recordings_active, state
 from ._ops import OPCODE
-from ._grad_mode import no_grad
 from ._record import _input_row, _operand_row, in_place
 from ._tape import NO_GRAD
 from .tensor import Tensor, _recorded, _wrap, install
