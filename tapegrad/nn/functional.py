@@ -224,15 +224,15 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     bad_now = rows[kept_now & ((rows < 0) | (rows >= classes))]
     if bad_now.size:
         raise IndexError(f"Target {bad_now[0]} is out of bounds.")
-    hit = target.unsqueeze(-1) == _wrap(np.arange(classes))  # (..., C)
-    kept = target != ignore_index
-    out_of_range = ((target < 0).to(input.dtype) + (target >= classes).to(input.dtype)) * kept.to(input.dtype)
-    if bool(out_of_range.sum() > 0):  # a guard: False when recorded
+    hit = (target.unsqueeze(-1) == _wrap(np.arange(classes))).to(input.dtype)  # (..., C) one-hot
+    kept = (target != ignore_index).to(input.dtype)
+    # A kept target that matches no class is out of range: a guard, False when recorded.
+    if bool(((1.0 - hit.sum(-1)) * kept).sum() > 0):
         raise IndexError("a target is out of bounds")
-    picked = (input * hit.to(input.dtype)).sum(-1)
-    per_target = kept.to(input.dtype)
+    picked = (input * hit).sum(-1)
+    per_target = kept
     if weight is not None:
-        per_target = per_target * (hit.to(input.dtype) * weight).sum(-1)
+        per_target = per_target * (hit * weight).sum(-1)
     losses = -(picked * per_target)
     if reduction == "none":
         return name_node(losses, "NllLossBackward0")
