@@ -37,7 +37,10 @@ def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) ->
         aux = tape.add_aux((offset, *strides))
         row = tape.append(_opcode(name, requires), row_x, -1, aux, tape.layout(out.dtype, out.shape), 0.0)
         result = _recorded(out, tape, row, requires)
-    if out.base is not None or out is x._data:  # a view shares the storage's version counter
+    # A view shares the storage's version counter; reshape's copy (unsafe_view: numpy's copy has
+    # a base too, its own buffer) has a counter of its own, or changing the source afterwards
+    # made a backward through the copy raise PyTorch's "modified by an inplace operation".
+    if (out.base is not None or out is x._data) and name != "unsafe_view":
         counter = x._version_counter
         if counter is None:
             counter = x._version_counter = [0]

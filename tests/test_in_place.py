@@ -201,3 +201,14 @@ def test_an_in_place_op_on_a_view_of_a_leaf_that_requires_grad_raises():
         x[1:].add_(1)
     assert x.is_leaf
     assert x.tolist() == [1.0, 3.0, 4.0]
+
+
+def test_a_reshape_that_copies_does_not_see_its_source_change():
+    # c.t().reshape(-1) copies (PyTorch's UnsafeViewBackward0): a later change of c is not a
+    # change of what the product saved, in PyTorch and here.
+    x = tg.ones(4, requires_grad=True)
+    c = tg.arange(4.0).view(2, 2)
+    y = (c.t().reshape(-1) * x).sum()
+    c.add_(1)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0, 1.0, 3.0])
