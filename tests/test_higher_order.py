@@ -355,3 +355,14 @@ def test_a_saved_value_changed_in_place_is_reported_as_in_a_plain_backward():
     h.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         tg.autograd.grad(y, x, create_graph=True)
+
+
+def test_the_gradient_of_relu_is_differentiable_even_when_its_seed_is_constant():
+    # PyTorch: threshold_backward's result requires grad through the input (with derivative 0),
+    # so a second autograd.grad gives zeros rather than raising.
+    x = tg.tensor([-1.0, 0.5, 2.0], requires_grad=True)
+    (g,) = tg.autograd.grad(tg.relu(x).sum(), x, create_graph=True)
+    assert g.requires_grad
+    np.testing.assert_array_equal(g.detach().numpy(), [0.0, 1.0, 1.0])
+    (h,) = tg.autograd.grad(g.sum(), x)
+    np.testing.assert_array_equal(h.numpy(), [0.0, 0.0, 0.0])

@@ -32,8 +32,13 @@ def sigmoid_arrays(x):
 
 def _gate_tensors(c, v):
     """gate over tensors (create_graph): a select that differentiates in ``v`` alone, as
-    PyTorch's threshold_backward does."""
-    return v.masked_fill(c <= 0, 0.0)
+    PyTorch's threshold_backward does. Its result requires grad when ``c`` does, with a zero
+    derivative there (``sign``'s), as PyTorch's: otherwise the gradient of ``relu(x).sum()``
+    did not require grad, and a second ``autograd.grad`` raised where PyTorch gives zeros."""
+    gated = v.masked_fill(c <= 0, 0.0)
+    if c.requires_grad and not gated.requires_grad:
+        gated = gated + c.sign().abs() * 0.0
+    return gated
 
 
 def _gate_arrays(c, v):
