@@ -36,8 +36,8 @@ def _gate_tensors(c, v):
     derivative there (``sign``'s), as PyTorch's: otherwise the gradient of ``relu(x).sum()``
     did not require grad, and a second ``autograd.grad`` raised where PyTorch gives zeros."""
     gated = v.masked_fill(c <= 0, 0.0)
-    if c.requires_grad and not gated.requires_grad:
-        gated = gated + c.sign().abs() * 0.0
+    if c.requires_grad and not gated.requires_grad:  # + 0, from c (a NaN c gives no NaN here)
+        gated = gated + c.sign().abs().masked_fill(c != c, 0.0) * 0.0
     return gated
 
 
