@@ -497,6 +497,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
     index = as_tensor(index)
     if index._data.dtype.kind not in "iu":
         raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
+    guard_reads("scatter()", index)  # positions computed in numpy: a replay must not reuse them
     ndim = max(input._data.ndim, 1)
     dim = _normalize_dim(dim, ndim)
     shape = input._data.shape if input._data.ndim else (1,)

@@ -17,7 +17,7 @@ from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _short_tape, _target
-from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
+from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install, on_tape
 
 
 def gather_rows(name: str, x: Tensor, indices) -> Tensor:
@@ -257,6 +257,16 @@ def _rebase(view: Tensor, root: Tensor, positions: np.ndarray) -> None:
     view._seen_version = view._version_counter[0]
 
 
+def _reads_the_tape(key) -> bool:
+    """Whether an index is a value of ``tapegrad.record``'s tape (an integer input, a computed
+    mask): a write at it is recorded (its positions guarded), even into a constant. Written in
+    numpy, the recording's positions were frozen into the tape, silently."""
+    if _grad_state.recording is None:
+        return False
+    parts = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(part, Tensor) and on_tape(part) for part in parts)
+
+
 def _data_of(value):
     return value._data if isinstance(value, Tensor) else value
 
@@ -267,7 +277,7 @@ def _is_full_mask(x: Tensor, key) -> bool:
 
 def _setitem(self, key, value) -> None:
     _record._check_in_place(self)
-    if _record.records_in_place(self, value):
+    if _record.records_in_place(self, value) or _reads_the_tape(key):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return
     numpy_key = tuple(k._data if isinstance(k, Tensor) else k for k in key) if isinstance(key, tuple) else key

@@ -15,8 +15,8 @@ that tape over every slice, on ``tapegrad.get_num_threads()`` threads (each with
 of the tape's value buffers; the sweeps release the GIL). ``vmap(grad(f))`` records ``f`` and
 replays its tape forward and backward: the per-slice gradients come from the compiled backward,
 with no graph of the gradient built. Sliced int64, int32 and bool tensors (class labels, masks)
-are inputs of the tape, read at each replay; slices whose integer tensors of other dtypes differ
-get tapes of their own, recorded once per distinct value. A slice for which a guard of the recording fails (Python control flow read a
+are inputs of the tape, read at each replay; sliced integer tensors of other dtypes (uint8,
+int16) make vmap run its eager loop. A slice for which a guard of the recording fails (Python control flow read a
 value that comes out differently) is recorded again, so results are never those of another
 branch. A function that cannot be recorded (a custom ``autograd.Function``, a hook, a gradient
 inside the function) runs as a Python loop of eager calls whose results are stacked, as does a
@@ -759,6 +759,7 @@ _RANDOM_ERROR = (
 
 
 _INTEGER_INPUTS = {np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)}
+_RECORDABLE_KEYS = _INTEGER_INPUTS  # dtypes a recording holds (tapegrad._tape.DTYPE_CODES)
 
 
 class _Replay:
@@ -766,8 +767,9 @@ class _Replay:
 
     Tape inputs are the floating-point tensors among the arguments (sliced ones per slice, the
     others once per tape copy) and the sliced int64, int32 and bool ones (labels: one recording
-    serves every label). Integer tensors of other dtypes that are sliced are frozen into a
-    recording, so slices are grouped by their values and each group gets its own recording."""
+    serves every label). Slices are grouped by the values of ``keys``, sliced tensors the tape
+    cannot hold as inputs; with the dtypes a recording holds, none is left (a sliced uint8 or
+    int16 tensor makes vmap run its eager loop), so there is one group."""
 
     def __init__(self, transform: _VmapTransform, leaves, spec, dims, batch, kwargs, stats):
         self.transform = transform
@@ -787,6 +789,9 @@ class _Replay:
         self.keys = [
             i for i, (leaf, dim) in enumerate(zip(leaves, dims)) if dim is not None and i not in set(self.floats)
         ]
+        for i in self.keys:  # uint8, int16...: the tape has no rows of these dtypes
+            if isinstance(leaves[i], Tensor) and leaves[i]._data.dtype not in _RECORDABLE_KEYS:
+                raise _UnrecordableError(f"a sliced tensor of dtype {leaves[i]._data.dtype}")
         # The sliced float arguments with the batch first; the others are loaded once per copy.
         self.batched = {i: np.moveaxis(leaves[i]._data, dims[i], 0) for i in self.floats if dims[i] is not None}
         if self.grad:

@@ -779,7 +779,8 @@ class Tape:
         """d(outputs)/d(inputs) by one reverse sweep per output element over one forward.
 
         One output and one input give an array of shape ``output.shape + input.shape``;
-        otherwise a tuple (per output) of tuples (per input)."""
+        otherwise a tuple (per output) of tuples (per input), None for an integer or boolean
+        input."""
         self._forward(inputs)
         blocks = []
         for index, row in enumerate(self.output_rows):
@@ -796,6 +797,9 @@ class Tape:
                 rows_of_jacobian.append(self.backward(tuple(seeds)))
             per_input = []
             for position, input_row in enumerate(self.input_rows):
+                if self.input_specs[position][1].kind != "f":  # labels, masks: no derivative
+                    per_input.append(None)
+                    continue
                 stacked = (
                     np.stack([grads[position]._data for grads in rows_of_jacobian])
                     if size

@@ -929,7 +929,7 @@ def test_a_captured_tensor_is_a_constant_at_the_value_first_read():
 # -- integer and boolean inputs: labels and masks read at each replay ------------------------
 
 
-@pytest.mark.parametrize("label_dtype", [np.int64, np.int32])
+@pytest.mark.parametrize("label_dtype", [np.int64])  # PyTorch's Long (Byte: not a tape input dtype)
 @pytest.mark.parametrize(
     ("weighted", "reduction"), [(False, "mean"), (False, "sum"), (False, "none"), (True, "mean"), (True, "sum")]
 )
@@ -938,11 +938,13 @@ def test_labels_are_inputs_read_at_each_replay(label_dtype, weighted, reduction)
     weight = tg.tensor(rng.uniform(0.5, 2.0, 4)) if weighted else None
 
     def f(logits, labels):
-        return F.cross_entropy(logits, labels, weight=weight, reduction=reduction, ignore_index=-1)
+        ignore = -1 if labels.dtype == tg.int64 else 255
+        return F.cross_entropy(logits, labels, weight=weight, reduction=reduction, ignore_index=ignore)
 
     logits0 = rng.standard_normal((6, 4))
     tape = tg.record(f, logits0, np.array([0, 1, 2, 3, 0, 1], label_dtype))
-    for labels in ([3, 3, 0, 1, 2, 2], [1, -1, 2, -1, 0, 3], [2, 2, 2, 2, 2, 2]):
+    ignored = -1 if label_dtype == np.int64 else 255
+    for labels in ([3, 3, 0, 1, 2, 2], [1, ignored, 2, ignored, 0, 3], [2, 2, 2, 2, 2, 2]):
         labels = np.array(labels, label_dtype)
         logits = rng.standard_normal((6, 4))
         x = tg.tensor(logits, requires_grad=True)
@@ -974,11 +976,44 @@ def test_a_boolean_input_is_read_at_each_replay():
 
 
 def test_an_integer_input_keeps_its_dtype_in_the_tape_file(tmp_path):
-    tape = tg.record(lambda x, y: F.cross_entropy(x, y), np.zeros((2, 3)), np.array([0, 2], np.int32))
-    tape.save(tmp_path / "labels.tape")
-    loaded = tg.load_tape(tmp_path / "labels.tape")
-    logits = np.array([[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]])
-    labels = np.array([2, 1], np.int32)
-    assert float(loaded(logits, labels)) == pytest.approx(float(F.cross_entropy(tg.tensor(logits), tg.tensor(labels))))
+    def f(x, counts):
+        return (x * counts).sum()
+
+    tape = tg.record(f, np.zeros((2, 3)), np.array([[0, 2, 1], [1, 1, 1]], np.int32))
+    tape.save(tmp_path / "counts.tape")
+    loaded = tg.load_tape(tmp_path / "counts.tape")
+    x = np.array([[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]])
+    counts = np.array([[2, 1, 0], [0, 3, 1]], np.int32)
+    assert float(loaded(x, counts)) == float(f(tg.tensor(x), tg.tensor(counts)))
     with pytest.raises(ValueError, match="int32"):
-        loaded(logits, labels.astype(np.int64))
+        loaded(x, counts.astype(np.int64))
+    jacobian = loaded.jacobian(x, counts)
+    np.testing.assert_array_equal(jacobian[0][0].numpy(), counts)
+    assert jacobian[0][1] is None  # no derivative in an integer input
+
+
+def test_labels_as_positions_are_guarded_and_labels_meet_pytorch_checks():
+    # t[y] = 1 and scatter at a label: positions computed in numpy, guarded (they had been
+    # frozen into the tape); -inf logits of other classes; no kept target; PyTorch's errors.
+    def one_hot_dot(x, y):
+        t = tg.zeros(4, dtype=tg.float64)
+        t[y] = 1.0
+        return (t * x).sum()
+
+    tape = tg.record(one_hot_dot, np.arange(4.0), np.array(1))
+    assert float(tape(np.arange(4.0), np.array(1))) == 1.0
+    with pytest.raises(tg.GuardError):
+        tape(np.arange(4.0), np.array(3))
+    scattered = tg.record(lambda x, y: tg.zeros(4, dtype=tg.float64).scatter(0, y, x).sum(), np.ones(1), np.array([2]))
+    with pytest.raises(tg.GuardError):
+        scattered(np.ones(1), np.array([3]))
+    masked = np.array([[1.0, 2.0, -np.inf], [0.5, -np.inf, 3.0]])
+    tape = tg.record(lambda x, y: F.cross_entropy(x, y), masked, np.array([0, 2]))
+    expected = F.cross_entropy(tg.tensor(masked), tg.tensor([1, 0]))
+    assert float(tape(masked, np.array([1, 0]))) == pytest.approx(float(expected), rel=1e-12)
+    value, (grad, _) = tape.value_and_grad(masked, np.array([-100, -100]))
+    assert np.isnan(float(value)) and np.array_equal(grad.numpy(), np.zeros((2, 3)))  # PyTorch's
+    with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte, but got Float"):
+        F.cross_entropy(tg.zeros(2, 3), tg.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"Expected input batch_size \(2\) to match target batch_size \(1\)"):
+        F.cross_entropy(tg.zeros(2, 3), tg.tensor([1]))

@@ -157,8 +157,16 @@ def nll_loss(
     to ``ignore_index`` count for nothing."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
+    if labels.dtype not in (np.int64, np.uint8):  # PyTorch's Long or Byte
+        raise RuntimeError(
+            f"expected target dtype to be Long or Byte, but got {_TYPE_NAMES.get(labels.dtype, labels.dtype)}"
+        )
     if input.dim() not in (1, 2) or labels.ndim != input.dim() - 1:
         raise NotImplementedError("nll_loss supports (N, C) inputs with (N,) targets and (C,) with () so far")
+    if input.dim() == 2 and labels.shape[0] != input.shape[0]:
+        raise ValueError(
+            f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({labels.shape[0]})."
+        )
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
     if _recording() is not None and isinstance(target, Tensor) and on_tape(target):
@@ -205,6 +213,13 @@ def nll_loss(
     return record("nll_loss_weighted", (picked, _wrap(coefficients)), out, saved=(picked._data, coefficients))
 
 
+# PyTorch's scalar type names, as its messages print them.
+_TYPE_NAMES = {
+    np.dtype(np.float16): "Half", np.dtype(np.float32): "Float", np.dtype(np.float64): "Double",
+    np.dtype(np.int8): "Char", np.dtype(np.int16): "Short", np.dtype(np.int32): "Int", np.dtype(np.bool_): "Bool",
+}  # fmt: skip
+
+
 def _recording():
     from .._grad_mode import recordings_active, state
 
@@ -224,12 +239,14 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     bad_now = rows[kept_now & ((rows < 0) | (rows >= classes))]
     if bad_now.size:
         raise IndexError(f"Target {bad_now[0]} is out of bounds.")
-    hit = (target.unsqueeze(-1) == _wrap(np.arange(classes))).to(input.dtype)  # (..., C) one-hot
+    matches = target.unsqueeze(-1) == _wrap(np.arange(classes))  # (..., C)
+    hit = matches.to(input.dtype)  # one-hot
     kept = (target != ignore_index).to(input.dtype)
     # A kept target that matches no class is out of range: a guard, False when recorded.
     if bool(((1.0 - hit.sum(-1)) * kept).sum() > 0):
         raise IndexError("a target is out of bounds")
-    picked = (input * hit).sum(-1)
+    # A select, not input * hit: -inf logits of other classes (masked classes) times 0 were NaN.
+    picked = _where(matches, input, _wrap(np.zeros((), input._data.dtype))).sum(-1)
     per_target = kept
     if weight is not None:
         per_target = per_target * (hit * weight).sum(-1)
@@ -237,7 +254,14 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     if reduction == "none":
         return name_node(losses, "NllLossBackward0")
     total = losses.sum()
-    return name_node(total if reduction == "sum" else total / per_target.sum(), "NllLossBackward0")
+    if reduction == "sum":
+        return name_node(total, "NllLossBackward0")
+    # The mean of no kept target is PyTorch's NaN, with a zero gradient: divided by a count of 0,
+    # the gradient was NaN too. So the division is by max(count, 1), and NaN added where it is 0.
+    count = per_target.sum()
+    some = count > 0
+    nothing = _where(some, _wrap(np.zeros((), input._data.dtype)), _wrap(np.full((), np.nan, input._data.dtype)))
+    return name_node(total / _where(some, count, _wrap(np.ones((), input._data.dtype))) + nothing, "NllLossBackward0")
 
 
 def binary_cross_entropy(
