@@ -377,9 +377,16 @@ class Tape:
         self._shapes: dict = {}
         self._input_slots = [self._slot(row) for row in self.input_rows.tolist()]
         # per input: (its gradient arena, numel, shape, dtype, row): the dtype picks the arena
+        # (dtype None: an integer or boolean input, which has no gradient)
         self._input_layout = [
-            (int(self._dtype(row) == np.float64), math.prod(self._shape(row)), self._shape(row), self._dtype(row), row)
-            for row in self.input_rows.tolist()
+            (
+                int(self._dtype(row) == np.float64),
+                math.prod(self._shape(row)),
+                self._shape(row),
+                self._dtype(row) if dtype.kind == "f" else None,
+                row,
+            )
+            for row, (_, dtype) in zip(self.input_rows.tolist(), self.input_specs)
         ]
         self._output_shapes = [self._shape(row) for row in self.output_rows.tolist()]
         self._all_positions = tuple(range(len(self.input_rows)))
@@ -600,7 +607,7 @@ class Tape:
         grads = []
         for position in positions:
             code, numel, shape, dtype, row = layout[position]
-            if self.input_specs[position][1].kind != "f":  # labels, masks: no gradient, as PyTorch's None
+            if dtype is None:  # labels, masks: no gradient, as PyTorch's None
                 grads.append(None)
             elif row < len(touched) and touched[row]:
                 start = offsets[row]
