@@ -208,16 +208,18 @@ class Tape:
         try:
             with grad_mode.enable_grad():
                 result = self._fn(*inputs)
+            self.single_output = isinstance(result, Tensor)
+            outputs = (result,) if self.single_output else tuple(result)
+            if not all(isinstance(out, Tensor) for out in outputs):
+                raise TypeError("the recorded function must return a tensor or a tuple of tensors")
+            # Before the captured tensors go back to what they were: one changed in place and
+            # returned (``buf.add_(x); return buf``) is its new row, not its first value.
+            output_rows = [_input_row(tape, out) for out in outputs]
         finally:
             grad_mode.special_modes[0] -= 1
             grad_mode.recordings_active[0] -= 1
             grad_mode.state.recording = previous
             _release_captured(tape, inputs)
-        self.single_output = isinstance(result, Tensor)
-        outputs = (result,) if self.single_output else tuple(result)
-        if not all(isinstance(out, Tensor) for out in outputs):
-            raise TypeError("the recorded function must return a tensor or a tuple of tensors")
-        output_rows = [_input_row(tape, out) for out in outputs]
         self._freeze(tape, inputs, input_rows, output_rows)
         self._calibrate_guards(example_inputs)
         self.outputs = outputs  # the eager results of the recording run

@@ -1017,3 +1017,19 @@ def test_labels_as_positions_are_guarded_and_labels_meet_pytorch_checks():
         F.cross_entropy(tg.zeros(2, 3), tg.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match=r"Expected input batch_size \(2\) to match target batch_size \(1\)"):
         F.cross_entropy(tg.zeros(2, 3), tg.tensor([1]))
+
+
+def test_a_captured_tensor_changed_in_place_and_returned_is_its_new_value():
+    def make():
+        buffer = tg.zeros(3, dtype=tg.float64)
+
+        def f(x):
+            buffer.add_(x)
+            return buffer * 1.0, buffer
+
+        return f
+
+    tape = tg.record(make(), np.array([1.0, 2.0, 3.0]))
+    at = np.array([5.0, -1.0, 0.5])
+    for replayed, expected in zip(tape(at), make()(tg.tensor(at))):
+        np.testing.assert_array_equal(replayed.numpy(), expected.detach().numpy())
