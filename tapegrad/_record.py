@@ -746,14 +746,18 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
     if id(tensor) in recording.detached:
         changed = _through_detached(recording, tensor, compute, label)
     elif tensor._base is not None and id(tensor._base) in recording.detached:
-        raise NotImplementedError(
-            "tapegrad.record: an in-place change through a view of .data or .detach() is not recorded; "
-            "change the tensor itself (under tapegrad.no_grad() if autograd must not see it)"
-        )
+        raise NotImplementedError(_VIEW_OF_AN_ALIAS)
     else:
         changed = _changed(tensor, compute, label, recording)
     _refresh_detached(recording)
     return changed
+
+
+_VIEW_OF_AN_ALIAS = (
+    "tapegrad.record: an in-place change through a view of .data or .detach(), or through .data or "
+    ".detach() of a view, is not recorded; change the tensor itself (under tapegrad.no_grad() if "
+    "autograd must not see it)"
+)
 
 
 def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
@@ -829,10 +833,7 @@ def _through_detached(tape: Tape, alias: Tensor, compute, label: str) -> Tensor:
     ``x`` (``assigned``), and the alias detached again from the new row."""
     source = tape.detached[id(alias)][1]
     if source._base is not None:
-        raise NotImplementedError(
-            "tapegrad.record: an in-place change through .data or .detach() of a view is not recorded; "
-            "change the tensor itself (under tapegrad.no_grad() if autograd must not see it)"
-        )
+        raise NotImplementedError(_VIEW_OF_AN_ALIAS)
     with _no_grad():
         _changed(source, compute, label, tape)
     return alias

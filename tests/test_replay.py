@@ -891,7 +891,7 @@ def test_a_change_through_data_of_a_view_inside_a_recording_raises():
         x.data[1:].mul_(-1)
         return (x * x).sum()
 
-    with pytest.raises(NotImplementedError, match=r"through a view of .data or .detach\(\) is not recorded"):
+    with pytest.raises(NotImplementedError, match=r"through a view of .data or .detach\(\)"):
         tg.record(f, np.array([1.0, 2.0, 3.0]))
 
 
