@@ -599,6 +599,10 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
     recorded operand become hidden rows, so their gradients are cast back and summed over the
     broadcast dimensions by the same rules as explicit ``to`` and ``expand``.
     """
+    if tensor._base is not None and tensor._version_counter[0] != tensor._seen_version:
+        from ._indexing import refresh_view  # a view whose storage changed in place since
+
+        refresh_view(tensor)  # (a captured view of a captured tensor changed inside a recording)
     if tensor._tape is None and not tensor._requires_grad:
         if not (saved or replaying):
             return -1

@@ -143,15 +143,35 @@ _results = _ResultPool()
 _INPUT_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_)}
 
 
+def _refuse_to_be_differentiated(inputs) -> None:
+    """A replay is not seen by autograd: inside ``tapegrad.record`` (or ``vmap``, which records)
+    its outputs were constants of the outer tape, and with inputs that require grad they carried
+    no gradient (``func.grad`` of it gave zeros), silently."""
+    if grad_mode.recordings_active[0] and grad_mode.state.recording is not None:
+        raise NotImplementedError(
+            "a Tape replayed inside tapegrad.record (or vmap) is not recorded: call the function it recorded instead"
+        )
+    if grad_mode.state.enabled and any(isinstance(value, Tensor) and value._requires_grad for value in inputs):
+        raise RuntimeError(
+            "a Tape replay is not differentiable by autograd: pass inputs that do not require grad (.detach()) "
+            "and take gradients with tape.value_and_grad or tape.backward"
+        )
+
+
 def _release_captured(tape: _RecordingTape, inputs) -> None:
     """Tensors the recorded function captured and changed in place (a parameter's update, a
     buffer) stand on the recording's rows when it ends: each goes back to what it stood for
     before (a leaf stays a leaf, a constant a constant), with its changed values, as a
-    ``torch.func`` transform leaves autograd's graph alone."""
+    ``torch.func`` transform leaves autograd's graph alone. Returns those that were results of
+    another graph, whose change the caller refuses."""
     own = {id(tensor) for tensor in inputs}
+    of_another_graph = []
     for tensor, previous_tape, row, requires_grad in tape.captured.values():
         if id(tensor) not in own and tensor._tape is tape:
+            if previous_tape is not None:
+                of_another_graph.append(tensor)
             tensor._tape, tensor._row, tensor._requires_grad, tensor._grad_fn = previous_tape, row, requires_grad, None
+    return of_another_graph
 
 
 def _input(tape: _RecordingTape, tensor: Tensor) -> int:
@@ -219,7 +239,14 @@ class Tape:
             grad_mode.special_modes[0] -= 1
             grad_mode.recordings_active[0] -= 1
             grad_mode.state.recording = previous
-            _release_captured(tape, inputs)
+            changed_elsewhere = _release_captured(tape, inputs)
+        if changed_elsewhere:
+            # Its values changed, and its graph outside still computes the old ones: PyTorch's
+            # functional transforms refuse such a change too.
+            raise NotImplementedError(
+                "tapegrad.record: the function changed in place a tensor of another autograd graph "
+                f"(shape {tuple(changed_elsewhere[0].shape)}); clone it before changing it"
+            )
         self._freeze(tape, inputs, input_rows, output_rows)
         self._calibrate_guards(example_inputs)
         self.outputs = outputs  # the eager results of the recording run
@@ -467,6 +494,7 @@ class Tape:
         return self._program
 
     def _forward(self, inputs, rerecorded: bool = False) -> None:
+        _refuse_to_be_differentiated(inputs)
         if self._scalar_program() is not None:
             self._program.forward(self._checked(inputs, len(self.input_specs)))
             self._forwarded = True

@@ -1033,3 +1033,54 @@ def test_a_captured_tensor_changed_in_place_and_returned_is_its_new_value():
     at = np.array([5.0, -1.0, 0.5])
     for replayed, expected in zip(tape(at), make()(tg.tensor(at))):
         np.testing.assert_array_equal(replayed.numpy(), expected.detach().numpy())
+
+
+def test_a_replay_inside_a_transform_refuses_rather_than_give_a_constant():
+    # A tape's replay is not seen by autograd or by an outer recording: it raised nothing and
+    # gave the outer tape a constant (vmap replayed the first slice's value for every slice).
+    x0 = np.array([1.0, 2.0, 3.0])
+    inner = tg.record(lambda x: (x * x).sum(), x0)
+    rows = tg.tensor([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], dtype=tg.float64)
+    np.testing.assert_array_equal(tg.func.vmap(lambda w: inner(w))(rows).numpy(), [3.0, 12.0])  # eager loop
+    with pytest.raises(NotImplementedError, match="replayed inside tapegrad.record"):
+        tg.record(lambda w: inner(w) * 1.0, x0)
+    with pytest.raises(RuntimeError, match="not differentiable by autograd"):
+        tg.func.grad(lambda w: inner(w))(tg.tensor(x0))
+
+
+def test_changes_a_recording_cannot_see_through_raise():
+    x0 = np.array([1.0, 2.0, 3.0])
+    parameter = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    parameter.grad = tg.ones(3, dtype=tg.float64)
+    optimizer = tg.optim.SGD([parameter], lr=0.5)
+
+    def stepping(x):
+        y = (parameter + x).pow(2).sum()
+        optimizer.step()  # writes the parameter's array: not recordable
+        return y
+
+    with pytest.raises(NotImplementedError, match="optimizer step inside tapegrad.record"):
+        tg.record(stepping, x0)
+    weight = tg.tensor([1.0, 1.0, 1.0], dtype=tg.float64, requires_grad=True)
+    hidden = weight * 2  # of an eager graph outside the recording
+
+    def changing(x):
+        hidden.mul_(x)
+        return (hidden * x).sum()
+
+    with pytest.raises(NotImplementedError, match="tensor of another autograd graph"):
+        tg.record(changing, x0)
+
+
+def test_a_captured_view_reads_its_captured_base_after_a_change():
+    base = tg.ones(3, dtype=tg.float64)
+    view = base[1:]
+
+    def f(x):
+        y = (view + x[1:]).pow(2).sum()
+        base.mul_(x)
+        return y + (view * x[1:]).sum()
+
+    x0 = np.array([1.0, 2.0, 3.0])
+    tape = tg.record(f, x0)
+    assert float(tape(x0)) == float(tape.outputs[0]) == 38.0

@@ -13,6 +13,17 @@ from .._record import _bump_version
 from . import lr_scheduler
 
 
+def _refuse_inside_a_recording() -> None:
+    """A step writes the parameters' arrays directly, which ``tapegrad.record`` cannot see: the
+    replay would read them at their values before the step, silently."""
+    from .._grad_mode import recordings_active, state
+
+    if recordings_active[0] and state.recording is not None:
+        raise NotImplementedError(
+            "an optimizer step inside tapegrad.record is not recorded; record the loss, and step outside"
+        )
+
+
 class Optimizer:
     """Base of the optimizers: parameter groups, ``zero_grad`` and ``state_dict``; follows ``torch.optim.Optimizer``."""
 
@@ -76,6 +87,7 @@ class SGD(Optimizer):
         )
 
     def step(self, closure=None):
+        _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
@@ -116,6 +128,7 @@ class Adam(Optimizer):
     _decoupled = False
 
     def step(self, closure=None):
+        _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -189,6 +202,7 @@ class RMSprop(Optimizer):
         )
 
     def step(self, closure=None):
+        _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
@@ -248,6 +262,7 @@ class Adagrad(Optimizer):
         )
 
     def step(self, closure=None):
+        _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             for parameter, value, grad in self._gradients(group):
@@ -271,6 +286,7 @@ class Adadelta(Optimizer):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
 
     def step(self, closure=None):
+        _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             rho, eps = group["rho"], group["eps"]
