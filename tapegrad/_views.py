@@ -15,8 +15,9 @@ import numpy as np
 from . import _dtypes
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
-from ._indexing import _scatter_rows
+from ._indexing import _positions, _scatter_rows
 from ._indexing import index as _index_by_tensor
+from ._indexing import pick as _pick
 from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _short_tape, _target
 from ._shapes import broadcast_strides, contiguous_strides
@@ -235,11 +236,22 @@ def getitem(x: Tensor, key) -> Tensor:
     bare_slice = isinstance(key, slice)  # x[:] is a SliceBackward0 even when it keeps everything
     key = key if isinstance(key, tuple) else (key,)
     advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
-    if advanced:
+    if advanced:  # x[rows, labels], x[:, idx], x[mask, 0]: a pick of the positions numpy finds
+        for part in key:
+            if isinstance(part, Tensor):
+                _guard(part, "indexing")  # positions computed in numpy: a replay must not reuse them
         numpy_key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
-        if _target((x,))[0] is not None:
-            raise NotImplementedError("indexing with tensors combined with other indices is not differentiable yet")
-        return _wrap(np.asarray(x._data[numpy_key]))
+        recorded = _target((x,))[0] is not None
+        try:
+            # Off every tape, numpy's own indexing; on one, the flat positions it picks (the
+            # gradient scatters back to them), as a one-element-wide gather row.
+            picked = _positions(x)[numpy_key] if recorded else np.asarray(x._data[numpy_key])
+        except IndexError as error:
+            message = str(error).replace(" axis ", " dimension ")
+            if "must be of integer" in message:
+                message = "tensors used as indices must be long, int, byte or bool tensors"
+            raise IndexError(message) from None
+        return _pick("index", x, picked) if recorded else _wrap(picked)
     if not any(part is Ellipsis for part in key):
         key = key + (Ellipsis,)  # so that an all-integer index gives a 0-d view, not a scalar copy
     try:

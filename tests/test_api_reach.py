@@ -701,3 +701,37 @@ def test_square_is_a_power_of_two():
     assert y.grad_fn.name() == "PowBackward0"  # as PyTorch records it
     y.sum().backward()
     assert x.grad.tolist() == [2.0, -4.0, 6.0]
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m, x: x[m.arange(4), m.tensor([0, 1, 2, 1])],  # logp[range(N), labels]
+        lambda m, x: x[:, [2, 0]],
+        lambda m, x: x[[0, 3], :, m.tensor([1, 4])],
+        lambda m, x: x[m.tensor([True, False, True, True]), 1],
+        lambda m, x: x[..., m.tensor([[0, 1], [4, 4]])],
+        lambda m, x: x[m.tensor([[0], [3]]), m.tensor([1, 2])],
+        lambda m, x: x[1:3, m.tensor([2, 2, 0])],  # a repeated index: gradients add up
+    ],
+)
+def test_advanced_indexing_mixed_with_other_indices_is_differentiable(program):
+    # It raised NotImplementedError; makemore-style losses index log-probabilities this way.
+    torch = _torch()
+    values = np.random.default_rng(0).standard_normal((4, 3, 5))
+    x, expected_x = tg.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    y, expected = program(tg, x), program(torch, expected_x)
+    weights = np.random.default_rng(1).standard_normal(tuple(expected.shape))
+    (y * tg.tensor(weights)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    assert y.grad_fn.name() == expected.grad_fn.name() == "IndexBackward0"
+    np.testing.assert_allclose(y.detach().numpy(), expected.detach().numpy())
+    np.testing.assert_allclose(x.grad.numpy(), expected_x.grad.numpy())
+
+
+def test_mixed_advanced_indexing_raises_pytorchs_index_errors():
+    x = tg.zeros(4, 3)
+    with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 1 with size 3"):
+        x[tg.arange(4), tg.tensor([0, 1, 3, 1])]
+    with pytest.raises(IndexError, match="tensors used as indices must be long, int, byte or bool tensors"):
+        x[tg.arange(4), tg.tensor([0.0, 1.0, 2.0, 1.0])]

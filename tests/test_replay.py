@@ -1084,3 +1084,20 @@ def test_a_captured_view_reads_its_captured_base_after_a_change():
     x0 = np.array([1.0, 2.0, 3.0])
     tape = tg.record(f, x0)
     assert float(tape(x0)) == float(tape.outputs[0]) == 38.0
+
+
+def test_log_probabilities_picked_by_labels_are_guarded_on_the_labels():
+    def loss(logits, labels):
+        logp = logits.log_softmax(1)
+        return -logp[tg.arange(3), labels].mean()
+
+    logits = np.random.default_rng(0).standard_normal((3, 4))
+    tape = tg.record(loss, logits, np.array([0, 3, 1]))
+    x = tg.tensor(logits, requires_grad=True)
+    expected = loss(x, tg.tensor([0, 3, 1]))
+    expected.backward()
+    value, (grad, _) = tape.value_and_grad(logits, np.array([0, 3, 1]))
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-12)
+    with pytest.raises(tg.GuardError):
+        tape(logits, np.array([2, 3, 1]))
