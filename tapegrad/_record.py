@@ -717,10 +717,11 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
     """Count an in-place change. ``op_label`` names the op that made it ("Add" for ``add_``),
     which PyTorch's error message reports as the tensor's producer."""
     counter = tensor._version_counter
-    if counter is not None:
-        counter[0] += 1
-        if op_label is not None:
-            counter[1:] = [op_label]
+    if counter is None:  # no view or saver watches it yet: its own counter, at 1 (PyTorch's _version)
+        counter = tensor._version_counter = [0]
+    counter[0] += 1
+    if op_label is not None:
+        counter[1:] = [op_label]
     inplace_epoch[0] += 1
 
 

@@ -212,3 +212,14 @@ def test_a_reshape_that_copies_does_not_see_its_source_change():
     c.add_(1)
     y.backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0, 1.0, 3.0])
+
+
+def test_version_counts_every_in_place_change_from_the_first():
+    # PyTorch's _version counts changes whether or not anything watches the tensor yet; the
+    # counter was made only when a view or a saved value needed it, so this read 0.
+    c = tg.zeros(3)
+    c.add_(1)
+    c.mul_(2)
+    alias = c.detach()
+    c[0] = 5.0
+    assert c._version == alias._version == 3
