@@ -701,6 +701,8 @@ class _VmapTransform:
             stats["reason"] = "an input requires grad"
         elif self.randomness == "different":
             stats["reason"] = "randomness='different'"
+        elif batch == 0:
+            stats["reason"] = "an empty batch"
         else:
             try:
                 return _Replay(self, leaves, spec, dims, batch, kwargs, stats).run()
@@ -715,6 +717,8 @@ class _VmapTransform:
 
     def _eager(self, leaves, spec, dims, batch, kwargs):
         """A Python loop of calls, one per slice, whose outputs are stacked (differentiably)."""
+        if batch == 0:
+            return self._empty(leaves, spec, dims, kwargs)
         generator = _factories.default_generator() if self.randomness == "same" else None
         state = generator.bit_generator.state if generator is not None else None
         results = []
@@ -744,6 +748,24 @@ class _VmapTransform:
             self._check_outputs(column)
             stacked.append(stack(list(column), self._check_out_dim(dim, column[0].dim())))
         return _unflatten(out_spec, stacked)
+
+    def _empty(self, leaves, spec, dims, kwargs):
+        """An empty batch, as torch.func gives it: each output with an extent 0 at its out_dim.
+        The function runs once on a slice of zeros, for the outputs' shapes and dtypes."""
+        dummy = [
+            leaf if dim is None else _wrap(np.zeros(leaf.shape[:dim] + leaf.shape[dim + 1 :], leaf._data.dtype))
+            for leaf, dim in zip(leaves, dims)
+        ]
+        outputs, out_spec = _flatten(self.func(*_unflatten(spec, dummy), **kwargs))
+        empty = []
+        for output, dim in zip(outputs, self._out_dims(out_spec)):
+            if dim is None or not isinstance(output, Tensor):
+                empty.append(output)
+                continue
+            dim = self._check_out_dim(dim, output.dim())
+            shape = output.shape[:dim] + (0,) + output.shape[dim:]
+            empty.append(_wrap(np.zeros(shape, output._data.dtype)))
+        return _unflatten(out_spec, empty)
 
 
 def _same(a, b) -> bool:

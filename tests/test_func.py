@@ -392,3 +392,13 @@ def test_results_kept_by_the_caller_are_never_reused():
         per_sample(W * 3.0, X, Y)
     assert len(_results.arrays) == pooled  # the dropped results' array was handed out again
     np.testing.assert_array_equal(first.numpy(), kept)
+
+
+def test_vmap_over_an_empty_batch_gives_empty_results():
+    # torch.func gives each output an extent 0 at its out_dim; this raised IndexError.
+    assert vmap(lambda x: x * 2)(tg.ones(0, 3)).shape == (0, 3)
+    assert vmap(lambda x: x.sum())(tg.ones(0, 3)).shape == (0,)
+    assert vmap(grad(lambda x: (x * x).sum()))(tg.ones(0, 3)).shape == (0, 3)
+    assert vmap(lambda x: x * 2, in_dims=1, out_dims=1)(tg.ones(3, 0)).shape == (3, 0)
+    assert vmap(lambda x, y: x + y, in_dims=(0, None))(tg.ones(0, 3), tg.ones(3)).shape == (0, 3)
+    assert vmap_stats()["reason"] == "an empty batch"
