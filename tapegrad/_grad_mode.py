@@ -23,6 +23,11 @@ recordings_active = [0]
 special_modes = [0]
 
 
+def active_recording():
+    """The tape ``tapegrad.record`` is filling in this thread, or None (the list read first)."""
+    return state.recording if recordings_active[0] else None
+
+
 def _set(enabled: bool) -> None:
     enabled = bool(enabled)
     if state.enabled != enabled:

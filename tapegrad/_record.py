@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from . import _device, _dtypes
+from ._grad_mode import active_recording
 from ._grad_mode import no_grad as _no_grad
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import special_modes as _special_modes
@@ -745,7 +746,7 @@ def in_place(tensor: Tensor, compute, label: str) -> Tensor:
     """Make ``tensor`` hold ``compute(tensor)``, computed out of place (``x.exp_()`` is
     ``x.exp()`` written back): its storage's values change and its version counts the change.
     ``label`` names the op for PyTorch's error message about modified saved values."""
-    recording = _grad_state.recording if _recordings_active[0] else None
+    recording = active_recording()
     if recording is None:
         return _changed(tensor, compute, label, None)
     if id(tensor) in recording.detached:
@@ -829,7 +830,7 @@ def records_in_place(tensor: Tensor, value=None) -> bool:
     value_recorded = isinstance(value, Tensor) and (value._tape is not None or value._requires_grad)
     if _grad_state.enabled and (tensor._tape is not None or value_recorded):
         return True
-    return _recordings_active[0] > 0 and _grad_state.recording is not None and (on_tape(tensor) or value_recorded)
+    return active_recording() is not None and (on_tape(tensor) or value_recorded)
 
 
 def _through_detached(tape: Tape, alias: Tensor, compute, label: str) -> Tensor:

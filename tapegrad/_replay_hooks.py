@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from . import tensor as _tensor
-from ._grad_mode import no_grad, recordings_active, state
+from ._grad_mode import active_recording, no_grad, recordings_active, state
 from ._ops import OPCODE
 from ._record import _input_row, _operand_row, in_place
 from ._tape import NO_GRAD
@@ -147,8 +147,9 @@ def _set_data(self, value) -> None:
     they are recorded as that (``_record.assigned``): a plain assignment left the tape with the
     old values, silently."""
     data = value._data if isinstance(value, Tensor) else np.asarray(value)
-    tape = state.recording if recordings_active[0] else None
-    if tape is not None and (_tensor.on_tape(self) or (isinstance(value, Tensor) and _tensor.on_tape(value))):
+    if active_recording() is not None and (
+        _tensor.on_tape(self) or (isinstance(value, Tensor) and _tensor.on_tape(value))
+    ):
         if data.shape != self._data.shape or data.dtype != self._data.dtype:
             raise NotImplementedError(
                 "tapegrad.record: x.data = values of another shape or dtype is not recorded; make a new tensor"

@@ -247,10 +247,7 @@ def getitem(x: Tensor, key) -> Tensor:
             # gradient scatters back to them), as a one-element-wide gather row.
             picked = _positions(x)[numpy_key] if recorded else np.asarray(x._data[numpy_key])
         except IndexError as error:
-            message = str(error).replace(" axis ", " dimension ")
-            if "must be of integer" in message:
-                message = "tensors used as indices must be long, int, byte or bool tensors"
-            raise IndexError(message) from None
+            raise _index_error(error) from None
         return _pick("index", x, picked) if recorded else _wrap(picked)
     if not any(part is Ellipsis for part in key):
         key = key + (Ellipsis,)  # so that an all-integer index gives a 0-d view, not a scalar copy
@@ -260,11 +257,18 @@ def getitem(x: Tensor, key) -> Tensor:
         probe = np.empty(x._data.shape, np.uint8)
         probe_view = probe[key]
     except IndexError as error:
-        message = str(error).replace(" axis ", " dimension ")
-        raise IndexError(message) from None
+        raise _index_error(error) from None
     offset = probe_view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
     name = "slice" if bare_slice else _index_name(key, x._data.shape)
     return _record_view(name, x, out, offset, probe_view.strides)
+
+
+def _index_error(error: IndexError) -> IndexError:
+    """numpy's indexing error in PyTorch's words."""
+    message = str(error).replace(" axis ", " dimension ")
+    if "must be of integer" in message:
+        message = "tensors used as indices must be long, int, byte or bool tensors"
+    return IndexError(message)
 
 
 def _common_dtype(tensors) -> list:

@@ -780,8 +780,7 @@ _RANDOM_ERROR = (
 )
 
 
-_INTEGER_INPUTS = {np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)}
-_RECORDABLE_KEYS = _INTEGER_INPUTS  # dtypes a recording holds (tapegrad._tape.DTYPE_CODES)
+_INTEGER_INPUTS = {np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)}  # as tape inputs
 
 
 class _Replay:
@@ -789,9 +788,8 @@ class _Replay:
 
     Tape inputs are the floating-point tensors among the arguments (sliced ones per slice, the
     others once per tape copy) and the sliced int64, int32 and bool ones (labels: one recording
-    serves every label). Slices are grouped by the values of ``keys``, sliced tensors the tape
-    cannot hold as inputs; with the dtypes a recording holds, none is left (a sliced uint8 or
-    int16 tensor makes vmap run its eager loop), so there is one group."""
+    serves every label). A sliced tensor of another dtype (uint8, int16), which a tape cannot
+    hold, makes vmap run its eager loop."""
 
     def __init__(self, transform: _VmapTransform, leaves, spec, dims, batch, kwargs, stats):
         self.transform = transform
@@ -808,12 +806,10 @@ class _Replay:
             if isinstance(leaf, Tensor)
             and (leaf._data.dtype.kind == "f" or (dim is not None and leaf._data.dtype in _INTEGER_INPUTS))
         ]
-        self.keys = [
-            i for i, (leaf, dim) in enumerate(zip(leaves, dims)) if dim is not None and i not in set(self.floats)
-        ]
-        for i in self.keys:  # uint8, int16...: the tape has no rows of these dtypes
-            if isinstance(leaves[i], Tensor) and leaves[i]._data.dtype not in _RECORDABLE_KEYS:
-                raise _UnrecordableError(f"a sliced tensor of dtype {leaves[i]._data.dtype}")
+        inputs = set(self.floats)
+        for i, (leaf, dim) in enumerate(zip(leaves, dims)):
+            if dim is not None and i not in inputs:
+                raise _UnrecordableError(f"a sliced tensor of dtype {leaf._data.dtype}")
         # The sliced float arguments with the batch first; the others are loaded once per copy.
         self.batched = {i: np.moveaxis(leaves[i]._data, dims[i], 0) for i in self.floats if dims[i] is not None}
         if self.grad:
@@ -832,15 +828,12 @@ class _Replay:
 
     # -- recording
 
-    def _arguments(self, index: int, inputs) -> list:
-        # The recording's own inputs stand for the float leaves; only the others are sliced here
-        # (slicing a float leaf too recorded a pick out of the whole batch, a constant the tape
-        # copied on every call and never read).
+    def _arguments(self, inputs) -> list:
+        # The recording's own inputs stand for the tape-input leaves, every sliced one among
+        # them (slicing a leaf here recorded a pick out of the whole batch, a constant the tape
+        # copied on every call and never read); the others are passed whole.
         given = dict(zip(self.floats, inputs))
-        return [
-            given[i] if i in given else leaf if dim is None else _take(leaf, dim, index)
-            for i, (leaf, dim) in enumerate(zip(self.leaves, self.dims))
-        ]
+        return [given.get(i, leaf) for i, leaf in enumerate(self.leaves)]
 
     def _slice_inputs(self, index: int) -> list:
         return [self.batched[i][index] if i in self.batched else self.leaves[i]._data for i in self.floats]
@@ -850,7 +843,7 @@ class _Replay:
         box = {}
 
         def traced(*inputs):
-            args = _unflatten(self.spec, self._arguments(index, inputs))
+            args = _unflatten(self.spec, self._arguments(inputs))
             if self.grad:
                 result = func.func(*args, **self.kwargs)
                 output, aux = _split_aux(result, func.has_aux, "grad_and_value(f)(*args)")
@@ -883,25 +876,14 @@ class _Replay:
 
     def run(self):
         batch = self.batch
-        groups = {} if self.keys else {(): list(range(batch))}  # no sliced integers: one group
-        for index in range(batch if self.keys else 0):
-            key = tuple(self.leaves[i]._data[(slice(None),) * self.dims[i] + (index,)].tobytes() for i in self.keys)
-            groups.setdefault(key, []).append(index)
-        self.tapes = {}
-        for key, indices in groups.items():
-            tape = self._record(indices[0])
-            if len(self.tapes) == 0:
-                self.first = tape
-                self._allocate(tape)
-            self.tapes[key] = [tape]
+        self.first = self._record(0)
+        self.tapes = [self.first]  # the first recording, then those of slices whose guards failed
+        self._allocate(self.first)
         self.stats["path"] = "grad-replay" if self.grad else "replay"
         threads = max(1, min(_threads.get_num_threads(), batch))
         self.stats["threads"] = threads
-        failed = []
-        for key, indices in groups.items():
-            failed += [(key, index) for index in self._run_batch(key, indices, threads)]
-        for key, index in failed:
-            self._rerun(key, index)
+        for index in self._run_batch(list(range(batch)), threads):
+            self._rerun(index)
         assembled = self._assemble()
         # This object sits in reference cycles (its tapes' recorded closures) that only the
         # collector frees: let go of the result arrays now, so that once the caller drops the
@@ -909,11 +891,11 @@ class _Replay:
         self.into = self.results = None
         return assembled
 
-    def _run_batch(self, key, indices: list, threads: int) -> list:
-        """Replay the slices ``indices`` with the group's first recording in compiled calls over
-        the whole group (``Tape._replay_batch``), ``chunk_size`` slices at a time, writing into
-        the results in place; returns the slices whose guards failed."""
-        tape = self.tapes[key][0]
+    def _run_batch(self, indices: list, threads: int) -> list:
+        """Replay the slices ``indices`` with the first recording in compiled calls
+        (``Tape._replay_batch``), ``chunk_size`` slices at a time, writing into the results in
+        place; returns the slices whose guards failed."""
+        tape = self.first
         size = self.transform.chunk_size or len(indices)
         seeds = self._seeds(tape) if self.grad else None
         seeds = None if seeds is None else np.concatenate([np.ravel(seed) for seed in seeds])
@@ -953,10 +935,10 @@ class _Replay:
         """d(output 0) only: the aux outputs are seeded with zeros."""
         return [np.ones(())] + [np.zeros(tape._shape(row)) for row in tape.output_rows[1:]]
 
-    def _rerun(self, key, index: int) -> None:
-        """A slice whose guard failed: replay the other recordings of its group, and record it
-        again when none applies."""
-        for tape in self.tapes[key][1:]:
+    def _rerun(self, index: int) -> None:
+        """A slice whose guard failed: replay the other recordings, and record it again when
+        none applies."""
+        for tape in self.tapes[1:]:
             try:
                 self._replay(tape, index)
                 return
@@ -964,7 +946,7 @@ class _Replay:
                 continue
         tape = self._record(index)
         self.stats["rerecords"] += 1
-        self.tapes[key].append(tape)
+        self.tapes.append(tape)
         try:
             self._replay(tape, index)
         except GuardError:  # a comparison the replay rounds to the other side at these inputs

@@ -147,7 +147,7 @@ def _refuse_to_be_differentiated(inputs) -> None:
     """A replay is not seen by autograd: inside ``tapegrad.record`` (or ``vmap``, which records)
     its outputs were constants of the outer tape, and with inputs that require grad they carried
     no gradient (``func.grad`` of it gave zeros), silently."""
-    if grad_mode.recordings_active[0] and grad_mode.state.recording is not None:
+    if grad_mode.active_recording() is not None:
         raise NotImplementedError(
             "a Tape replayed inside tapegrad.record (or vmap) is not recorded: call the function it recorded instead"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _factories
+from .._grad_mode import active_recording
 from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._reductions import layer_norm as _layer_norm
@@ -169,7 +170,7 @@ def nll_loss(
         )
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
-    if _recording() is not None and isinstance(target, Tensor) and on_tape(target):
+    if active_recording() is not None and isinstance(target, Tensor) and on_tape(target):
         return _nll_of_recorded_targets(input, target, labels, weight, ignore_index, reduction)
     guard_reads("nll_loss()", target, weight)  # positions and weights, computed in numpy
     rows = labels.reshape(-1)
@@ -218,12 +219,6 @@ _TYPE_NAMES = {
     np.dtype(np.float16): "Half", np.dtype(np.float32): "Float", np.dtype(np.float64): "Double",
     np.dtype(np.int8): "Char", np.dtype(np.int16): "Short", np.dtype(np.int32): "Int", np.dtype(np.bool_): "Bool",
 }  # fmt: skip
-
-
-def _recording():
-    from .._grad_mode import recordings_active, state
-
-    return state.recording if recordings_active[0] else None
 
 
 def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, reduction: str) -> Tensor:  # noqa: A002

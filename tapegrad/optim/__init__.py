@@ -16,9 +16,9 @@ from . import lr_scheduler
 def _refuse_inside_a_recording() -> None:
     """A step writes the parameters' arrays directly, which ``tapegrad.record`` cannot see: the
     replay would read them at their values before the step, silently."""
-    from .._grad_mode import recordings_active, state
+    from .._grad_mode import active_recording
 
-    if recordings_active[0] and state.recording is not None:
+    if active_recording() is not None:
         raise NotImplementedError(
             "an optimizer step inside tapegrad.record is not recorded; record the loss, and step outside"
         )
