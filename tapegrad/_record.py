@@ -724,6 +724,9 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
     if op_label is not None:
         counter[1:] = [op_label]
     inplace_epoch[0] += 1
+    recording = active_recording()
+    if recording is not None and recording.shared is not None:
+        recording.shared.wrote(tensor)
 
 
 def _check_in_place(tensor: Tensor) -> None:
@@ -840,6 +843,16 @@ def _through_detached(tape: Tape, alias: Tensor, compute, label: str) -> Tensor:
     source = tape.detached[id(alias)][1]
     if source._base is not None:
         raise NotImplementedError(_VIEW_OF_AN_ALIAS)
+    row = _input_row(tape, source)
+    if any(entry[2] == row for entries in tape.versions.values() for entry in entries):
+        # Eager autograd saved the storage, and its backward reads the changed values (the
+        # version counter does not see ``.data``); the replay's backward reads the values the
+        # op was computed from. Which is meant cannot be told; neither may pass silently.
+        raise NotImplementedError(
+            "tapegrad.record: an in-place change through .data or .detach() of a tensor an op "
+            "saved for its backward; eager autograd would differentiate with the changed values, "
+            "the replay with the old ones. Change it out of place, or after the recording"
+        )
     with _no_grad():
         _changed(source, compute, label, tape)
     return alias

@@ -150,6 +150,7 @@ class Tape:
         "replay_values",
         "detached",
         "captured",
+        "shared",
         "versions",
         "checked_epoch",
         "__weakref__",
@@ -193,6 +194,7 @@ class Tape:
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
         self.detached = None  # inside tapegrad.record: id(alias) -> (alias, source, row), of .data/.detach()
         self.captured = None  # inside tapegrad.record: row -> (tensor, its tape, row, requires_grad) when registered
+        self.shared = None  # inside tapegrad.record: _shared_storage.SharedStorage
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
         # Values saved from now on carry their current versions: none can have changed before now.
@@ -280,6 +282,7 @@ class Tape:
                 # (``c.add_(x)``, a parameter's update) was replayed as if made before, silently.
                 self.replay_values[row] = np.array(data)
                 self.captured[row] = (tensor, tensor._tape, tensor._row, tensor._requires_grad)
+                self.shared.read(tensor)
         return row
 
     def track(self, consumer: int, saved_row: int, tensor) -> None:

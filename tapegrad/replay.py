@@ -29,6 +29,7 @@ import numpy as np
 from . import _grad_mode as grad_mode
 from . import _ops, _register, _tape_file
 from ._record import _input_row
+from ._shared_storage import SharedStorage
 from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
@@ -220,7 +221,12 @@ class Tape:
         tape.replay_values = {}
         tape.detached = {}
         tape.captured = {}
+        tape.shared = SharedStorage(
+            tape.detached,
+            {id(t): (t, np.asarray(v._data if isinstance(v, Tensor) else v)) for t, v in zip(inputs, example_inputs)},
+        )
         input_rows = [_input(tape, tensor) for tensor in inputs]
+        held = self._hold_constants()
         previous = grad_mode.state.recording
         grad_mode.state.recording = tape
         grad_mode.recordings_active[0] += 1
@@ -240,6 +246,7 @@ class Tape:
             grad_mode.recordings_active[0] -= 1
             grad_mode.state.recording = previous
             changed_elsewhere = _release_captured(tape, inputs)
+            self._release_constants(tape, held)
         if changed_elsewhere:
             # Its values changed, and its graph outside still computes the old ones: PyTorch's
             # functional transforms refuse such a change too.
@@ -250,6 +257,39 @@ class Tape:
         self._freeze(tape, inputs, input_rows, output_rows)
         self._calibrate_guards(example_inputs)
         self.outputs = outputs  # the eager results of the recording run
+
+    def _hold_constants(self) -> list:
+        """Before a re-record (``rerecord=True``): each tensor an earlier recording captured goes
+        back to the value that recording read, for the function to read again. Read as the
+        earlier recordings left them (``buf.add_(x)`` once per recording), the tape replayed
+        other values at the very inputs it had replayed before, silently."""
+        constants = getattr(self, "_constants", None)
+        if constants is None:
+            return []
+        held = []
+        for tensor, value in constants.values():
+            if not np.array_equal(tensor._data, value, equal_nan=value.dtype.kind in "fc"):
+                held.append((tensor, tensor._data.copy()))
+                tensor._data[...] = value
+        return held
+
+    def _release_constants(self, tape, held: list) -> None:
+        """After a recording: what a re-record changed of the captured tensors is undone, as a
+        replay changes no tensor; with ``rerecord=True`` the values read are kept for the next."""
+        constants = getattr(self, "_constants", None)
+        first = constants is None
+        for tensor, value in held:
+            tensor._data[...] = value
+        if not self._rerecord:
+            return
+        constants = {} if first else constants
+        for row, (tensor, *_) in tape.captured.items():
+            value = tape.replay_values[row]
+            if id(tensor) not in constants:
+                if not first and not np.array_equal(tensor._data, value, equal_nan=value.dtype.kind in "fc"):
+                    tensor._data[...] = value  # first read in this re-record: back to before it
+                constants[id(tensor)] = (tensor, value)
+        self._constants = constants
 
     def _freeze(self, tape, inputs, input_rows, output_rows) -> None:
         """Copy the rows into arrays and lay out one value slot per row."""
