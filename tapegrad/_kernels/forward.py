@@ -524,8 +524,12 @@ def _extreme_group(x, out, weights, mode, base, extent, inner, at):
             ties += 1
     share = 1.0 if abs(mode) == 2 else (1.0 / ties if ties else np.nan)  # a NaN extreme: NaN, as PyTorch
     seen = False
+    first = abs(mode) == 2
     for k in range(extent):
-        won = (x[base + k * inner] == best or best != best) and not (abs(mode) == 2 and seen)
+        value = x[base + k * inner]
+        # A NaN extreme: all NaN weights when shared (as PyTorch's amax); along a dimension, all
+        # to the first NaN, the index max returns (to the first element, the replay differed).
+        won = (value == best or (best != best and (not first or value != value))) and not (first and seen)
         out[base + k * inner] = share if won else 0.0
         seen = seen or won
 
