@@ -35,7 +35,10 @@ def gather_rows(name: str, x: Tensor, indices) -> Tensor:
             raise IndexError("index out of range in self")
         raise IndexError(f"index {bad} is out of bounds for dimension 0 with size {extent}")
     indices = np.where(indices < 0, indices + extent, indices).astype(np.int64)
-    return _record_gather(name, x, x._data[indices], indices)
+    # np.take along the first axis copies whole rows; x[indices] with a 2-D index took numpy's
+    # element-wise path, 10x slower (45 against 4.8 ms for a convolution's 56K rows of 64).
+    out = np.take(x._data, indices, axis=0) if x._data.ndim else x._data[indices]
+    return _record_gather(name, x, out, indices)
 
 
 def _record_gather(name: str, x: Tensor, out: np.ndarray, indices: np.ndarray) -> Tensor:
