@@ -179,6 +179,45 @@ CASES = [
     Case("F.gelu", lambda x: functional(x).gelu(x), ((6,),), (-3.0, 3.0)),
     Case("layer_norm", lambda x, w, b: functional(x).layer_norm(x, (3,), w, b), ((4, 3), (3,), (3,))),
     Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),
+    # Convolution and pooling: composites over one window gather (nn/_convolution.py).
+    Case("conv2d", lambda x, w, b: functional(x).conv2d(x, w, b), ((2, 3, 5, 5), (4, 3, 3, 3), (4,))),
+    Case(
+        "conv2d-strided",
+        lambda x, w: functional(x).conv2d(x, w, None, stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+        ((1, 2, 7, 6), (3, 2, 2, 3)),
+    ),
+    Case(
+        "conv2d-groups-same",
+        lambda x, w: functional(x).conv2d(x, w, padding="same", groups=2),
+        ((2, 4, 5, 5), (6, 2, 2, 3)),
+    ),
+    Case("conv2d-unbatched", lambda x, w: functional(x).conv2d(x, w, padding=1), ((3, 4, 4), (2, 3, 3, 3))),
+    Case("conv1d", lambda x, w, b: functional(x).conv1d(x, w, b, stride=2, padding=1), ((2, 3, 7), (4, 3, 3), (4,))),
+    Case("max_pool2d", lambda x: functional(x).max_pool2d(x, 2), ((2, 3, 4, 6),)),
+    Case(
+        "max_pool2d-padded-ceil",
+        lambda x: functional(x).max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+        ((1, 2, 6, 5),),
+    ),
+    Case("avg_pool2d", lambda x: functional(x).avg_pool2d(x, (2, 3), stride=1), ((2, 2, 4, 5),)),
+    Case(
+        "avg_pool2d-padded",
+        lambda x: functional(x).avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+        ((1, 2, 6, 5),),
+    ),
+    Case("adaptive_avg_pool2d", lambda x: functional(x).adaptive_avg_pool2d(x, (3, 2)), ((2, 2, 7, 5),)),
+    Case(
+        "batch_norm-training",
+        lambda x, w, b: functional(x).batch_norm(x, None, None, w, b, training=True),
+        ((4, 3, 2, 2), (3,), (3,)),
+    ),
+    Case(
+        "batch_norm-eval",
+        lambda x, w: functional(x).batch_norm(
+            x, library(x).tensor([0.1, -0.2, 0.3], dtype=x.dtype), library(x).tensor([1.5, 0.5, 2.0], dtype=x.dtype), w
+        ),
+        ((4, 3), (3,)),
+    ),
     Case("F.leaky_relu", lambda x: functional(x).leaky_relu(x, 0.2), ((6,),)),
     Case("F.elu", lambda x: functional(x).elu(x, 0.7), ((6,),)),
     Case("maximum", lambda a, b: library(a).maximum(a, b), ((2, 3), (3,))),

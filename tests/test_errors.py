@@ -112,6 +112,91 @@ CASES = {
         "can't retain_grad on Tensor that has requires_grad=False",
     ),
     "item": (lambda m: m.ones(2).item(), RuntimeError, "a Tensor with 2 elements cannot be converted to Scalar"),
+    # Convolution, pooling and batch normalisation (nn/_convolution.py, F.batch_norm, the modules)
+    "conv2d channels": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 4, 6, 6), m.ones(8, 3, 3, 3)),
+        RuntimeError,
+        "Given groups=1, weight of size [8, 3, 3, 3], expected input[2, 4, 6, 6] to have 3 channels, but got 4 "
+        "channels instead",
+    ),
+    "conv2d groups": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 6, 6), m.ones(8, 3, 3, 3), groups=2),
+        RuntimeError,
+        "Given groups=2, weight of size [8, 3, 3, 3], expected input[2, 3, 6, 6] to have 6 channels",
+    ),
+    "conv2d kernel too large": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 2, 2), m.ones(8, 3, 3, 3)),
+        RuntimeError,
+        "Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3). Kernel size can't be greater "
+        "than actual input size",
+    ),
+    "conv2d rank": (
+        lambda m: m.nn.functional.conv2d(m.ones(6, 6), m.ones(8, 3, 3, 3)),
+        RuntimeError,
+        "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: [6, 6]",
+    ),
+    "conv2d bias": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 6, 6), m.ones(8, 3, 3, 3), m.ones(7)),
+        RuntimeError,
+        "Given weight of size [8, 3, 3, 3], expected bias to be 1-dimensional with 8 elements, but got bias of "
+        "size [7] instead",
+    ),
+    "conv2d dtypes": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 6, 6), m.ones(8, 3, 3, 3, dtype=m.float64)),
+        RuntimeError,
+        "Input type (",
+    ),
+    "conv2d stride": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 6, 6), m.ones(8, 3, 3, 3), stride=0),
+        RuntimeError,
+        "non-positive stride is not supported",
+    ),
+    "conv2d padding": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 6, 6), m.ones(8, 3, 3, 3), padding=-1),
+        RuntimeError,
+        "negative padding is not supported",
+    ),
+    "conv2d same strided": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 6, 6), m.ones(8, 3, 3, 3), padding="same", stride=2),
+        RuntimeError,
+        "padding='same' is not supported for strided convolutions",
+    ),
+    "conv2d padding string": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 6, 6), m.ones(8, 3, 3, 3), padding="full"),
+        RuntimeError,
+        "Invalid padding string: 'full'",
+    ),
+    "max_pool2d padding": (
+        lambda m: m.nn.functional.max_pool2d(m.ones(2, 3, 6, 6), 3, padding=2),
+        RuntimeError,
+        "pad should be at most half of effective kernel size, but got pad=2, kernel_size=3 and dilation=1",
+    ),
+    "avg_pool2d too small": (
+        lambda m: m.nn.functional.avg_pool2d(m.ones(2, 3, 2, 2), 3),
+        RuntimeError,
+        "Given input size: (3x2x2). Calculated output size: (3x0x0). Output size is too small",
+    ),
+    "max_pool2d rank": (
+        lambda m: m.nn.functional.max_pool2d(m.ones(10), 3),
+        RuntimeError,
+        "non-empty 3D or 4D (batch mode) tensor expected for input",
+    ),
+    "batch_norm one value per channel": (
+        lambda m: m.nn.functional.batch_norm(m.ones(1, 3), m.zeros(3), m.ones(3), training=True),
+        ValueError,
+        "Expected more than 1 value per channel when training, got input size {size}([1, 3])",
+    ),
+    "batch_norm statistics size": (
+        lambda m: m.nn.functional.batch_norm(m.ones(4, 3), m.zeros(2), m.ones(2), training=True),
+        RuntimeError,
+        "running_mean should contain 3 elements not 2",
+    ),
+    "BatchNorm2d rank": (lambda m: m.nn.BatchNorm2d(3)(m.ones(4, 3)), ValueError, "expected 4D input (got 2D input)"),
+    "BatchNorm1d rank": (
+        lambda m: m.nn.BatchNorm1d(3)(m.ones(4, 3, 2, 2)),
+        ValueError,
+        "expected 2D or 3D input (got 4D input)",
+    ),
 }
 
 

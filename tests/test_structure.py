@@ -95,6 +95,7 @@ LAYERS = {
     "nn": [
         "nn",
         "nn.functional",
+        "nn._convolution",
         "nn.init",
         "nn.modules",
         "nn.utils",

@@ -13,6 +13,7 @@ from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
 from .._selection import where as _where
 from ..tensor import Tensor, _wrap, guard_reads, on_tape
+from ._convolution import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401 - the public names
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -308,6 +309,78 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # 
         return input
     keep = (_factories.default_generator().random(input.shape) >= p).astype(input._data.dtype) / (1 - p)
     return input * _wrap(keep)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002
+    """Zero whole channels with probability ``p`` (one draw per (sample, channel) of an (N, C, H, W)
+    or (C, H, W) input) and scale the rest by 1/(1-p) when training; follows
+    ``torch.nn.functional.dropout2d``. Raises ``ValueError`` for ``p`` outside [0, 1]."""
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    shape = tuple(input.shape[: input.dim() - 2]) + (1, 1)
+    keep = (_factories.default_generator().random(shape) >= p).astype(input._data.dtype) / (1 - p)
+    return input * _wrap(keep)
+
+
+def batch_norm(
+    input: Tensor,  # noqa: A002
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each channel (dimension 1) of an (N, C, ...) input over the batch and the other
+    dimensions, then scale by ``weight`` and shift by ``bias`` (each (C,) or None); follows
+    ``torch.nn.functional.batch_norm``. When ``training``, the batch's mean and biased variance
+    normalise, and ``running_mean``/``running_var`` (when given) move towards them by
+    ``momentum`` (the variance unbiased), in place and outside autograd; otherwise the running
+    statistics normalise. Gradients reach ``input``, ``weight`` and ``bias``
+    (``NativeBatchNormBackward0``).
+
+    Raises ``RuntimeError`` when a statistic or parameter does not have C elements, and
+    ``ValueError`` when training sees one value per channel."""
+    channels = input.shape[1] if input.dim() > 1 else 1
+    for name, value in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
+        if value is not None and value.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {value.numel()}")
+    shape = (1, channels) + (1,) * (input.dim() - 2)
+    if training:
+        count = input.numel() // max(channels, 1)
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
+        dims = [0, *range(2, input.dim())]
+        mean = input.mean(dims, keepdim=True)
+        centered = input - mean
+        variance = (centered * centered).mean(dims, keepdim=True)
+        if running_mean is not None or running_var is not None:
+            from .._grad_mode import no_grad
+
+            with no_grad():
+                if running_mean is not None:
+                    running_mean.mul_(1 - momentum).add_(mean.reshape(-1).to(running_mean.dtype) * momentum)
+                if running_var is not None:
+                    unbiased = variance.reshape(-1).to(running_var.dtype) * (momentum * count / (count - 1))
+                    running_var.mul_(1 - momentum).add_(unbiased)
+        normalized = centered * (variance + eps).rsqrt()
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+        normalized = (input - running_mean.reshape(shape)) * (running_var.reshape(shape) + eps).rsqrt()
+    if weight is not None:
+        normalized = normalized * weight.reshape(shape)
+    if bias is not None:
+        normalized = normalized + bias.reshape(shape)
+    return name_node(normalized, "NativeBatchNormBackward0")
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

@@ -751,6 +751,208 @@ class Dropout(Module):
         return f"p={self.p}, inplace=False"
 
 
+def _tuple(value, dims: int) -> tuple:
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
+class _ConvNd(Module):
+    """What Conv1d and Conv2d share: PyTorch's parameters, initialisation and repr."""
+
+    _dims = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):  # fmt: skip
+        super().__init__()
+        if groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"padding_mode={padding_mode!r}: tapegrad has 'zeros' only")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+        dims = self._dims
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.dilation = (
+            _tuple(kernel_size, dims),
+            _tuple(stride, dims),
+            _tuple(dilation, dims),
+        )
+        if padding == "same" and any(s != 1 for s in self.stride):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        self.padding = padding if isinstance(padding, str) else _tuple(padding, dims)
+        self.padding_mode = padding_mode
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.weight = Parameter(_factories.empty(*shape, dtype=dtype))
+        self.bias = Parameter(_factories.empty(out_channels, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,) * self._dims:
+            text += f", padding={self.padding}"  # PyTorch shows a string unquoted: padding=same
+        if self.dilation != (1,) * self._dims:
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer, as ``torch.nn.Conv2d``: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
+    by ``F.conv2d``; weight (C_out, C_in / groups, kH, kW) and bias (C_out,) initialised uniform
+    in +-1/sqrt(fan_in), as PyTorch does. ``padding_mode`` other than "zeros" raises
+    ``NotImplementedError``."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution layer, as ``torch.nn.Conv1d``: (N, C_in, L) -> (N, C_out, L_out) by
+    ``F.conv1d``."""
+
+    _dims = 1
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class MaxPool2d(Module):
+    """``F.max_pool2d`` as a module; follows ``torch.nn.MaxPool2d``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):  # fmt: skip
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.return_indices, self.ceil_mode = padding, dilation, return_indices, ceil_mode
+
+    def forward(self, input: Tensor):  # noqa: A002
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class AvgPool2d(Module):
+    """``F.avg_pool2d`` as a module; follows ``torch.nn.AvgPool2d``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):  # fmt: skip
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """``F.adaptive_avg_pool2d`` as a module; follows ``torch.nn.AdaptiveAvgPool2d``."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class _BatchNorm(Module):
+    """What BatchNorm1d and BatchNorm2d share, as ``torch.nn`` has them: weight (ones) and bias
+    (zeros) when ``affine``; buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked`` (int64) when ``track_running_stats``. Training mode normalises with
+    the batch's statistics and updates the running ones (by ``momentum``, or a cumulative
+    average when it is None); eval mode uses the running ones."""
+
+    _ranks: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None):  # fmt: skip
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(_factories.ones(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(_factories.zeros(num_features, dtype=dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", _factories.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", _factories.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", _factories.tensor(0, dtype=_dtypes.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.data.zero_()
+            self.running_var.data.fill_(1.0)
+            self.num_batches_tracked.data.zero_()
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if input.dim() not in self._ranks:
+            expected = " or ".join(f"{rank}D" for rank in self._ranks)
+            raise ValueError(f"expected {expected} input (got {input.dim()}D input)")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data.add_(1)
+            if self.momentum is None:  # a cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked.item())
+        batch_statistics = self.training or not self.track_running_stats
+        return F.batch_norm(
+            input,
+            self.running_mean if not self.training or self.track_running_stats else None,
+            self.running_var if not self.training or self.track_running_stats else None,
+            self.weight, self.bias, batch_statistics, momentum, self.eps,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs; follows ``torch.nn.BatchNorm1d``."""
+
+    _ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs over N, H and W; follows ``torch.nn.BatchNorm2d``."""
+
+    _ranks = (4,)
+
+
+class Dropout2d(Dropout):
+    """``F.dropout2d`` as a module: whole channels zeroed in training mode; follows ``torch.nn.Dropout2d``."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.dropout2d(input, self.p, self.training)
+
+
 class MSELoss(Module):
     """``F.mse_loss`` as a module; follows ``torch.nn.MSELoss``."""
 

@@ -1,0 +1,377 @@
+"""Convolution and pooling over windows: ``conv1d``/``conv2d``, ``max_pool2d``, ``avg_pool2d``,
+``adaptive_avg_pool2d``; follows ``torch.nn.functional``.
+
+Each is a composite of recorded ops, so the tape, the replay and every gradient need no kernel
+of their own. The windows are one ``index`` gather (im2col): the input laid out as rows of one
+spatial position (channel, y, x) across the batch, ``(C*H*W, N)``, plus one row holding the
+padding value, is gathered by a table of row numbers ``(C*kh*kw, out_h*out_w)``. A convolution
+is then one matrix product with the weight (a batched one for ``groups``); a pooling one
+reduction over the window. The gradient of the gather is a scatter-add of whole rows of the
+batch. The table depends only on the shapes and is built once per shape (``_windows``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .._factories import full
+from .._grad_mode import active_recording
+from .._indexing import gather_rows, pick
+from .._record import name_node
+from .._views import cat
+from ..tensor import Tensor, _wrap
+
+
+def _pair(value, name: str, dims: int = 2) -> tuple:
+    values = (value,) * dims if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) == 1:
+        values = values * dims
+    if len(values) != dims:
+        raise RuntimeError(
+            f"expected {name} to be a single integer value or a list of {dims} values to match the "
+            f"convolution dimensions, but got {name}={list(values)}"
+        )
+    return tuple(int(v) for v in values)
+
+
+@functools.lru_cache(maxsize=128)
+def _windows(channels: int, height: int, width: int, kernel: tuple, stride: tuple, before: tuple,
+             dilation: tuple, out: tuple) -> tuple:  # fmt: skip
+    """The row of ``(C*H*W + 1, N)`` each (channel, ky, kx) of each output position reads, as a
+    ``(C*kh*kw, out_h*out_w)`` table; the last row (``C*H*W``) stands for the padding. Also
+    whether any window reads the padding (when none does, the padding row is not made)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, before, dilation, out
+    c = np.arange(channels).reshape(-1, 1, 1, 1, 1)
+    y = (np.arange(oh) * sh - ph).reshape(1, 1, 1, -1, 1) + (np.arange(kh) * dh).reshape(1, -1, 1, 1, 1)
+    x = (np.arange(ow) * sw - pw).reshape(1, 1, 1, 1, -1) + (np.arange(kw) * dw).reshape(1, 1, -1, 1, 1)
+    inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+    rows = np.where(inside, (c * height + y) * width + x, channels * height * width)
+    table = np.ascontiguousarray(rows.reshape(channels * kh * kw, oh * ow), dtype=np.int64)
+    table.setflags(write=False)
+    return table, not inside.all()
+
+
+def _gather_windows(x: Tensor, table: np.ndarray, padded: bool, fill: float) -> Tensor:
+    """``x`` (N, C, H, W) -> its windows, (len(table), out positions, N)."""
+    n = x.shape[0]
+    rows = x.reshape(n, -1).t()
+    if padded:
+        rows = cat([rows, full((1, n), fill, dtype=x.dtype)], 0)
+    return gather_rows("index", rows, table)
+
+
+def _output_size(extent: int, kernel: int, stride: int, total_pad: int, dilation: int, ceil: bool = False) -> int:
+    span = extent + total_pad - dilation * (kernel - 1) - 1
+    size = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (size - 1) * stride >= extent + total_pad // 2:  # the last window starts in the padding
+        size -= 1
+    return size
+
+
+def _batched(input: Tensor, dims: int, what: str) -> tuple:  # noqa: A002 - PyTorch's names
+    if input.dim() not in (dims + 1, dims + 2):
+        raise RuntimeError(
+            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {what}, "
+            f"but got input of size: {list(input.shape)}"
+        )
+    return (input.unsqueeze(0), True) if input.dim() == dims + 1 else (input, False)
+
+
+def _same_padding(kernel: tuple, dilation: tuple, stride: tuple, padding) -> tuple:
+    """(before, after) padding of each spatial dimension, from an int, a tuple or a string."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * len(kernel), (0,) * len(kernel)
+        if padding != "same":
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+        if any(s != 1 for s in stride):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)  # PyTorch's: extra after
+    pads = _pair(padding, "padding", len(kernel))
+    if any(p < 0 for p in pads):
+        raise RuntimeError("negative padding is not supported")
+    return pads, pads
+
+
+def conv2d(
+    input: Tensor,  # noqa: A002 - PyTorch's names
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
+
+    ``input`` (N, C_in, H, W) or unbatched (C_in, H, W); ``weight`` (C_out, C_in / groups, kH, kW);
+    ``bias`` (C_out,) or None; ``stride``, ``padding`` (an int, a pair, ``"valid"`` or ``"same"``),
+    ``dilation``: ints or pairs. Returns (N, C_out, H_out, W_out) in the input's dtype, with
+    ``H_out = (H + 2 * padding - dilation * (kH - 1) - 1) // stride + 1``. Differentiable in all
+    three tensors (``ConvolutionBackward0``).
+
+    Raises ``RuntimeError`` with PyTorch's message for a wrong rank, channel count, bias size,
+    dtype, stride, padding or a kernel larger than the padded input."""
+    x, unbatched = _batched(input, 2, "conv2d")
+    if weight.dim() != 4:
+        raise RuntimeError(
+            "weight should have at least three dimensions"
+            if weight.dim() < 3
+            else f"expected stride to be a single integer value or a list of {weight.dim() - 2} values to match the "
+            f"convolution dimensions, but got stride={list(_pair(stride, 'stride'))}"
+        )
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
+        other = weight if x.dtype != weight.dtype else bias
+        what = "weight" if other is weight else "bias"
+        raise RuntimeError(
+            f"Input type ({x.type()}) and {what} type ({other.type()}) should be the same or input should be a "
+            "MKLDNN tensor and weight is a dense tensor"
+        )
+    n, channels, height, width = x.shape
+    out_channels, group_channels, kh, kw = weight.shape
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if channels != group_channels * groups or out_channels % groups:
+        if out_channels % groups:
+            raise RuntimeError("Given groups=%d, expected weight to be divisible by %d at dimension 0, but got "
+                               "weight of size %s instead" % (groups, groups, list(weight.shape)))  # fmt: skip
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(x.shape)} to have "
+            f"{group_channels * groups} channels, but got {channels} channels instead"
+        )
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise RuntimeError(
+            f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with {out_channels} "
+            f"elements, but got bias of size {list(bias.shape)} instead"
+        )
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    before, after = _same_padding((kh, kw), dilation, stride, padding)
+    padded = (height + before[0] + after[0], width + before[1] + after[1])
+    if any(p < d * (k - 1) + 1 for p, k, d in zip(padded, (kh, kw), dilation)):
+        raise RuntimeError(
+            f"Calculated padded input size per channel: ({padded[0]} x {padded[1]}). Kernel size: "
+            f"({(kh - 1) * dilation[0] + 1} x {(kw - 1) * dilation[1] + 1}). Kernel size can't be greater than "
+            "actual input size"
+        )
+    out = tuple(
+        _output_size(e, k, s, b + a, d)
+        for e, k, s, b, a, d in zip((height, width), (kh, kw), stride, before, after, dilation)
+    )
+    table, reads_padding = _windows(channels, height, width, (kh, kw), stride, before, dilation, out)
+    columns = _gather_windows(x, table, reads_padding, 0.0)  # (C*kh*kw, L, N)
+    positions = out[0] * out[1]
+    depth = group_channels * kh * kw
+    if groups == 1:
+        result = weight.reshape(out_channels, depth) @ columns.reshape(depth, positions * n)
+    else:
+        per_group = weight.reshape(groups, out_channels // groups, depth)
+        result = (per_group @ columns.reshape(groups, depth, positions * n)).reshape(out_channels, positions * n)
+    result = result.reshape(out_channels, positions, n).permute(2, 0, 1).reshape(n, out_channels, *out)
+    if bias is not None:
+        result = result + bias.reshape(1, out_channels, 1, 1)
+    name_node(result, "ConvolutionBackward0")
+    return result.squeeze(0) if unbatched else result
+
+
+def conv1d(
+    input: Tensor,  # noqa: A002 - PyTorch's names
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D cross-correlation, as ``torch.nn.functional.conv1d``: ``input`` (N, C_in, L) or
+    (C_in, L), ``weight`` (C_out, C_in / groups, k); returns (N, C_out, L_out). ``conv2d`` on a
+    height of one; raises as it does."""
+    x, unbatched = _batched(input, 1, "conv1d")
+    if weight.dim() != 3:
+        raise RuntimeError(
+            f"expected stride to be a single integer value or a list of {max(weight.dim() - 2, 0)} values to match "
+            f"the convolution dimensions, but got stride={list(_pair(stride, 'stride', 1))}"
+        )
+    padding = padding if isinstance(padding, str) else (0, _pair(padding, "padding", 1)[0])
+    result = conv2d(
+        x.unsqueeze(2), weight.unsqueeze(2), bias, (1, _pair(stride, "stride", 1)[0]), padding,
+        (1, _pair(dilation, "dilation", 1)[0]), groups,
+    ).squeeze(2)  # fmt: skip
+    name_node(result, "ConvolutionBackward0")
+    return result.squeeze(0) if unbatched else result
+
+
+def _pooled(input: Tensor, what: str) -> tuple:  # noqa: A002
+    if input.dim() not in (3, 4) or input.numel() == 0:
+        raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+    x = input if input.dim() == 4 else input.unsqueeze(0)
+    n, channels, height, width = x.shape
+    return x.reshape(n * channels, 1, height, width), input.dim() == 3, (n, channels, height, width)
+
+
+def _pool_geometry(shape: tuple, kernel_size, stride, padding, dilation, ceil_mode: bool) -> tuple:
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _pair(stride, "stride")
+    padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("stride should be greater than zero")
+    for p, k, d in zip(padding, kernel, dilation):
+        if p < 0 or p > (d * (k - 1) + 1) // 2:
+            raise RuntimeError(
+                f"pad should be at most half of effective kernel size, but got pad={p}, kernel_size={k} and "
+                f"dilation={d}"
+            )
+    n, channels, height, width = shape
+    out = tuple(
+        _output_size(e, k, s, 2 * p, d, ceil_mode)
+        for e, k, s, p, d in zip((height, width), kernel, stride, padding, dilation)
+    )
+    if out[0] < 1 or out[1] < 1:
+        raise RuntimeError(
+            f"Given input size: ({channels}x{height}x{width}). Calculated output size: "
+            f"({channels}x{max(out[0], 0)}x{max(out[1], 0)}). Output size is too small"
+        )
+    return kernel, stride, padding, dilation, out
+
+
+def _unpooled(values: Tensor, shape: tuple, out: tuple, unbatched: bool) -> Tensor:
+    """(L, N*C) window results -> (N, C, out_h, out_w), or (C, ...) unbatched."""
+    n, channels = shape[:2]
+    result = values.t().reshape(n, channels, *out)
+    return result.squeeze(0) if unbatched else result
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,  # noqa: A002
+               return_indices: bool = False):  # fmt: skip
+    """The largest value of each window, as ``torch.nn.functional.max_pool2d``.
+
+    ``input`` (N, C, H, W) or (C, H, W); ``kernel_size``, ``stride`` (default ``kernel_size``),
+    ``padding`` (implicit -inf, at most half the kernel), ``dilation``: ints or pairs. Returns
+    (N, C, H_out, W_out), and with ``return_indices`` also each maximum's flat position in its
+    channel's H*W plane (int64). The gradient goes to the first maximum of each window
+    (``MaxPool2DWithIndicesBackward0``). Raises ``RuntimeError`` with PyTorch's messages."""
+    x, unbatched, shape = _pooled(input, "max_pool2d")
+    kernel, stride, padding, dilation, out = _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode)
+    if active_recording() is None:
+        # Eager: the maxima's positions are found now, and the result is one gather of them,
+        # whose gradient goes to those positions, as PyTorch's does. (Recorded, positions found
+        # now would be constants of the tape, wrong at other inputs: the window gather below.)
+        plane = _max_positions(x._data.reshape(-1, shape[2], shape[3]), kernel, stride, padding, dilation, out)
+        planes = np.arange(plane.shape[0]).reshape(-1, 1, 1) * (shape[2] * shape[3])
+        values = pick("gather", input, (planes + plane).reshape(shape[:2] + out))
+        result = name_node(values.squeeze(0) if unbatched else values, "MaxPool2DWithIndicesBackward0")
+        if not return_indices:
+            return result
+        indices = plane.reshape(shape[:2] + out)
+        return result, _wrap(indices[0] if unbatched else indices)
+    table, reads_padding = _windows(1, shape[2], shape[3], kernel, stride, padding, dilation, out)
+    values, where = _gather_windows(x, table, reads_padding, -np.inf).max(0)
+    result = name_node(_unpooled(values, shape, out, unbatched), "MaxPool2DWithIndicesBackward0")
+    if not return_indices:
+        return result
+    chosen = where.numpy()  # (L, N*C): which window element, each a row of ``table``
+    positions = table[chosen, np.arange(chosen.shape[0])[:, None]]
+    return result, _unpooled(_wrap(positions.astype(np.int64)), shape, out, unbatched)
+
+
+def _max_positions(planes: np.ndarray, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, out: tuple):
+    """Each window's first largest element (or first NaN, as PyTorch's kernel picks), as a flat
+    position ``y * W + x`` in its plane: (planes, out_h, out_w) int64. ``planes`` (P, H, W)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out
+    height, width = planes.shape[1:]
+    spans = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    # Padding before, and after enough for the last window (ceil_mode's may pass the end).
+    after = [
+        max(p, (o - 1) * s + span - extent - p)
+        for p, o, s, span, extent in zip(padding, out, stride, spans, (height, width))
+    ]
+    if ph or pw or any(after):
+        if planes.dtype.kind != "f":
+            planes = planes.astype(np.float64)
+        planes = np.pad(planes, ((0, 0), (ph, after[0]), (pw, after[1])), constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(planes, spans, axis=(1, 2))
+    windows = windows[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]
+    first = windows.reshape(windows.shape[:3] + (kh * kw,)).argmax(-1)  # a copy, then contiguous
+    ky, kx = np.divmod(first, kw)
+    y = (np.arange(oh) * sh - ph).reshape(1, -1, 1) + ky * dh
+    x = (np.arange(ow) * sw - pw).reshape(1, 1, -1) + kx * dw
+    return (y * width + x).astype(np.int64)
+
+
+def _divisors(shape: tuple, kernel: tuple, stride: tuple, padding: tuple, out: tuple, count_include_pad: bool,
+              divisor_override) -> np.ndarray:  # fmt: skip
+    """Each output position's divisor, (L, 1), by PyTorch's rule: the window clipped to the
+    padded input, or to the input itself without ``count_include_pad``."""
+    if divisor_override is not None:
+        return np.full((out[0] * out[1], 1), float(divisor_override))
+    sizes = []
+    for extent, k, s, p, o in zip(shape[2:], kernel, stride, padding, out):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, extent + p)
+        size = end - start
+        if not count_include_pad:
+            size = np.minimum(end, extent) - np.maximum(start, 0)
+        sizes.append(size)
+    return (sizes[0][:, None] * sizes[1][None, :]).reshape(-1, 1).astype(np.float64)
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,  # noqa: A002
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:  # fmt: skip
+    """The mean of each window, as ``torch.nn.functional.avg_pool2d``: ``input`` (N, C, H, W) or
+    (C, H, W) -> (N, C, H_out, W_out); implicit zero ``padding`` (at most half the kernel),
+    counted in the divisor unless ``count_include_pad=False``; ``divisor_override`` replaces the
+    divisor (``AvgPool2DBackward0``). Raises ``RuntimeError`` with PyTorch's messages."""
+    x, unbatched, shape = _pooled(input, "avg_pool2d")
+    kernel, stride, padding, _, out = _pool_geometry(shape, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    table, reads_padding = _windows(1, shape[2], shape[3], kernel, stride, padding, (1, 1), out)
+    divisors = _divisors(shape, kernel, stride, padding, out, count_include_pad, divisor_override)
+    sums = _gather_windows(x, table, reads_padding, 0.0).sum(0)
+    scale = _wrap((1.0 / divisors).astype(x._data.dtype))
+    return name_node(_unpooled(sums * scale, shape, out, unbatched), "AvgPool2DBackward0")
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
+    """The mean over windows that tile the input into ``output_size`` (an int or a pair; None
+    keeps that dimension), as ``torch.nn.functional.adaptive_avg_pool2d``: window ``i`` of an
+    extent ``E`` into ``O`` spans ``[floor(i*E/O), ceil((i+1)*E/O))``. ``input`` (N, C, H, W) or
+    (C, H, W) -> (N, C, *output_size) (``AdaptiveAvgPool2DBackward0``)."""
+    x, unbatched, shape = _pooled(input, "adaptive_avg_pool2d")
+    sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
+    out = tuple(int(e if s is None else s) for s, e in zip(sizes, shape[2:]))
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"adaptive_avg_pool2d(): Expected output_size to be positive, but got {list(out)}")
+    table, counts = _adaptive_windows(shape[2], shape[3], out)
+    sums = _gather_windows(x, table, bool((table == shape[2] * shape[3]).any()), 0.0).sum(0)
+    scale = _wrap((1.0 / counts).astype(x._data.dtype))
+    return name_node(_unpooled(sums * scale, shape, out, unbatched), "AdaptiveAvgPool2DBackward0")
+
+
+@functools.lru_cache(maxsize=64)
+def _adaptive_windows(height: int, width: int, out: tuple) -> tuple:
+    """Windows of unequal sizes as one table: each padded to the largest with the padding row
+    (``height * width``, zero); and each window's element count, (L, 1)."""
+    spans = []
+    for extent, o in zip((height, width), out):
+        start = (np.arange(o) * extent) // o
+        end = -((-(np.arange(1, o + 1) * extent)) // o)
+        spans.append((start, end - start))
+    (ys, yn), (xs, xn) = spans
+    ky, kx = int(yn.max()), int(xn.max())
+    y = ys.reshape(1, 1, -1, 1) + np.arange(ky).reshape(-1, 1, 1, 1)
+    x = xs.reshape(1, 1, 1, -1) + np.arange(kx).reshape(1, -1, 1, 1)
+    inside = (np.arange(ky).reshape(-1, 1, 1, 1) < yn.reshape(1, 1, -1, 1)) & (
+        np.arange(kx).reshape(1, -1, 1, 1) < xn.reshape(1, 1, 1, -1)
+    )
+    table = np.where(inside, y * width + x, height * width).reshape(ky * kx, out[0] * out[1]).astype(np.int64)
+    counts = (yn[:, None] * xn[None, :]).reshape(-1, 1).astype(np.float64)
+    table.setflags(write=False)
+    return table, counts

@@ -1,0 +1,206 @@
+"""Convolution, pooling and batch normalisation: layers as PyTorch has them, in training loops and
+replays. (Each functional form's gradient is checked by central differences, against PyTorch
+and by replay through its cases in ``tapegrad/_examples.py``.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+
+
+def _cnn(m, seed: int = 0):
+    """A small LeNet-like classifier, in tapegrad or torch, with the same initial values."""
+    m.manual_seed(seed)
+    return m.nn.Sequential(
+        m.nn.Conv2d(1, 4, 3, padding=1),
+        m.nn.BatchNorm2d(4),
+        m.nn.ReLU(),
+        m.nn.MaxPool2d(2),
+        m.nn.Conv2d(4, 6, 3, stride=2, groups=2, bias=False),
+        m.nn.AdaptiveAvgPool2d(1),
+        m.nn.Flatten(),
+        m.nn.Linear(6, 3),
+    )
+
+
+def _copy_parameters(source, target, torch) -> None:
+    with torch.no_grad():
+        for theirs, ours in zip(target.state_dict().values(), source.state_dict().values()):
+            theirs.copy_(torch.from_numpy(np.array(ours.numpy())))
+
+
+def test_a_cnn_trains_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = _cnn(tg), _cnn(torch)
+    _copy_parameters(ours, theirs, torch)
+    rng = np.random.default_rng(0)
+    images, labels = rng.standard_normal((8, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 8)
+    optimizers = (
+        tg.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9),
+        torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9),
+    )
+    for _ in range(4):
+        losses = []
+        for m, model, optimizer in ((tg, ours, optimizers[0]), (torch, theirs, optimizers[1])):
+            optimizer.zero_grad()
+            loss = m.nn.functional.cross_entropy(model(m.from_numpy(images)), m.from_numpy(labels))
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        np.testing.assert_allclose(
+            np.asarray(a.numpy(), np.float64), b.numpy().astype(np.float64), rtol=1e-3, atol=1e-5, err_msg=name
+        )
+    ours.eval(), theirs.eval()
+    np.testing.assert_allclose(
+        ours(tg.from_numpy(images)).detach().numpy(),
+        theirs(torch.from_numpy(images)).detach().numpy(),
+        rtol=1e-3,
+        atol=1e-5,
+    )
+
+
+def test_layers_show_and_save_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    for build in (
+        lambda m: m.nn.Conv2d(3, 8, 3),
+        lambda m: m.nn.Conv2d(3, 8, (3, 5), stride=2, padding=1, bias=False),
+        lambda m: m.nn.Conv2d(4, 8, 3, padding="same", dilation=2, groups=2),
+        lambda m: m.nn.Conv1d(2, 3, 4),
+        lambda m: m.nn.MaxPool2d(2),
+        lambda m: m.nn.AvgPool2d(3, stride=1),
+        lambda m: m.nn.AdaptiveAvgPool2d((1, 1)),
+        lambda m: m.nn.BatchNorm2d(3),
+        lambda m: m.nn.BatchNorm1d(4, momentum=None, affine=False),
+        lambda m: m.nn.Dropout2d(0.2),
+    ):
+        ours, theirs = build(tg), build(torch)
+        assert repr(ours) == repr(theirs)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        assert [tuple(p.shape) for p in ours.parameters()] == [tuple(p.shape) for p in theirs.parameters()]
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("shape", [(5, 3), (5, 3, 4), (2, 3, 4, 4)])
+def test_batch_norm_running_statistics_follow_pytorch(momentum, shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    kind = "BatchNorm2d" if len(shape) == 4 else "BatchNorm1d"
+    ours, theirs = getattr(tg.nn, kind)(3, momentum=momentum), getattr(torch.nn, kind)(3, momentum=momentum)
+    for _ in range(3):
+        batch = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
+        np.testing.assert_allclose(
+            ours(tg.from_numpy(batch)).detach().numpy(),
+            theirs(torch.from_numpy(batch)).detach().numpy(),
+            rtol=1e-4,
+            atol=1e-5,
+        )
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(ours, name).numpy(), getattr(theirs, name).numpy(), rtol=1e-5, err_msg=name)
+    ours.eval(), theirs.eval()
+    batch = rng.standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(
+        ours(tg.from_numpy(batch)).detach().numpy(),
+        theirs(torch.from_numpy(batch)).detach().numpy(),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_max_pool_indices_are_pytorchs():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(2).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    ours = F.max_pool2d(tg.from_numpy(x), 3, 2, 1, return_indices=True)
+    theirs = torch.nn.functional.max_pool2d(torch.from_numpy(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(ours[0].numpy(), theirs[0].numpy())
+    np.testing.assert_array_equal(ours[1].numpy(), theirs[1].numpy())
+
+
+def test_dropout2d_zeroes_whole_channels():
+    x = tg.ones(4, 16, 3, 3)
+    y = F.dropout2d(x, 0.5).numpy()
+    per_channel = y.reshape(4, 16, 9)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0}
+    assert (per_channel.min(2) == per_channel.max(2)).all()  # each channel kept or dropped whole
+    assert 0 < (per_channel[:, :, 0] == 0).sum() < 64
+    assert F.dropout2d(x, 0.5, training=False) is x
+
+
+def test_a_cnn_loss_replays_as_eager_at_new_inputs():
+    model = _cnn(tg)
+    model.eval()  # batch statistics would be running statistics' updates: a replay changes no tensor
+    params = dict(model.named_parameters())
+    rng = np.random.default_rng(3)
+
+    def loss(images):
+        return F.cross_entropy(model(images), tg.tensor([0, 1, 2, 1]))
+
+    tape = tg.record(loss, rng.standard_normal((4, 1, 8, 8)).astype(np.float32))
+    images = rng.standard_normal((4, 1, 8, 8)).astype(np.float32)
+    value, (grad,) = tape.value_and_grad(images)
+    x = tg.from_numpy(images).requires_grad_()
+    eager = loss(x)
+    eager.backward()
+    assert value.item() == pytest.approx(eager.item(), rel=1e-6)
+    np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert all(p.grad is None or p.grad.shape == p.shape for p in params.values())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    groups=st.sampled_from([1, 2]),
+    size=st.tuples(st.integers(3, 7), st.integers(3, 7)),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+)
+def test_conv2d_matches_pytorch_over_geometries(batch, groups, size, kernel, stride, padding, dilation):
+    torch = pytest.importorskip("torch")
+    if any(s + 2 * p < d * (k - 1) + 1 for s, p, d, k in zip(size, padding, dilation, kernel)):
+        return  # a kernel larger than the padded input: an error case, tested in test_errors.py
+    rng = np.random.default_rng(batch * 131 + sum(size))
+    x = rng.standard_normal((batch, 2 * groups, *size))
+    w = rng.standard_normal((2 * groups, 2, *kernel))
+    results = []
+    for m in (tg, torch):
+        xs, ws = m.tensor(x, requires_grad=True), m.tensor(w, requires_grad=True)
+        out = m.nn.functional.conv2d(xs, ws, None, stride, padding, dilation, groups)
+        (out * out).sum().backward()
+        results.append((out.detach().numpy(), xs.grad.numpy(), ws.grad.numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+        dict(kernel_size=2, stride=1, dilation=2),
+    ],
+)
+def test_max_pool_ties_and_nan_follow_pytorch_eager_and_replayed(geometry):
+    torch = pytest.importorskip("torch")
+    x = np.maximum(np.random.default_rng(4).standard_normal((2, 3, 7, 6)), 0.0)  # ties at zero
+    x[0, 1, 2, 3] = np.nan
+    weights = np.random.default_rng(5).standard_normal(F.max_pool2d(tg.tensor(x), **geometry).shape)
+
+    def loss(m, inputs):
+        return (m.nn.functional.max_pool2d(inputs, **geometry) * m.tensor(weights)).sum()
+
+    theirs = torch.tensor(x, requires_grad=True)
+    loss(torch, theirs).backward()
+    ours = tg.tensor(x, requires_grad=True)
+    loss(tg, ours).backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    _, (replayed,) = tg.record(lambda inputs: loss(tg, inputs), np.zeros_like(x)).value_and_grad(x)
+    # overlapping windows add in another order: equal to rounding
+    np.testing.assert_allclose(replayed.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
