@@ -91,7 +91,13 @@ LAYERS = {
         "autograd.grad_mode",
         "autograd.graph",
     ],
-    "replay": ["_tape_file", "_register", "_shared_storage", "replay", "dask"],  # dask: data-parallel replay, imported on demand
+    "replay": [
+        "_tape_file",
+        "_register",
+        "_shared_storage",
+        "replay",
+        "dask",
+    ],  # dask: data-parallel replay, imported on demand
     "nn": [
         "nn",
         "nn.functional",
