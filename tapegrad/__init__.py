@@ -168,6 +168,7 @@ from ._views import (
 )
 from .autograd import gradients as _gradients  # noqa: F401
 from .autograd import graph as _graph  # noqa: F401
+from .nn.functional import conv1d, conv2d, conv_transpose2d, max_pool2d  # torch.conv2d and the like
 from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
 

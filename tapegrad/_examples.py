@@ -193,6 +193,16 @@ CASES = [
     ),
     Case("conv2d-unbatched", lambda x, w: functional(x).conv2d(x, w, padding=1), ((3, 4, 4), (2, 3, 3, 3))),
     Case("conv1d", lambda x, w, b: functional(x).conv1d(x, w, b, stride=2, padding=1), ((2, 3, 7), (4, 3, 3), (4,))),
+    Case(
+        "conv_transpose2d",
+        lambda x, w, b: functional(x).conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+        ((2, 4, 3, 3), (4, 3, 3, 3), (3,)),
+    ),
+    Case(
+        "conv_transpose2d-groups-dilated",
+        lambda x, w: functional(x).conv_transpose2d(x, w, stride=(1, 2), dilation=(2, 1), groups=2),
+        ((1, 4, 3, 4), (4, 2, 2, 3)),
+    ),
     Case("max_pool2d", lambda x: functional(x).max_pool2d(x, 2), ((2, 3, 4, 6),)),
     Case(
         "max_pool2d-padded-ceil",

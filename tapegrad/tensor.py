@@ -34,6 +34,11 @@ class Size(tuple):
     def __repr__(self) -> str:
         return f"tapegrad.Size({list(self)})"
 
+    def __getitem__(self, key):
+        """An element, or for a slice a ``Size``, as ``torch.Size`` gives (``x.shape[-2:]``)."""
+        item = tuple.__getitem__(self, key)
+        return Size(item) if isinstance(key, slice) else item
+
     def numel(self) -> int:
         return _int(np.prod(self, dtype=np.int64))
 

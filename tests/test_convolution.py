@@ -73,6 +73,8 @@ def test_layers_show_and_save_as_in_pytorch():
         lambda m: m.nn.Conv2d(3, 8, (3, 5), stride=2, padding=1, bias=False),
         lambda m: m.nn.Conv2d(4, 8, 3, padding="same", dilation=2, groups=2),
         lambda m: m.nn.Conv1d(2, 3, 4),
+        lambda m: m.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1),
+        lambda m: m.nn.ConvTranspose2d(4, 6, (2, 3), groups=2, bias=False, dilation=2),
         lambda m: m.nn.MaxPool2d(2),
         lambda m: m.nn.AvgPool2d(3, stride=1),
         lambda m: m.nn.AdaptiveAvgPool2d((1, 1)),
@@ -204,3 +206,37 @@ def test_max_pool_ties_and_nan_follow_pytorch_eager_and_replayed(geometry):
     _, (replayed,) = tg.record(lambda inputs: loss(tg, inputs), np.zeros_like(x)).value_and_grad(x)
     # overlapping windows add in another order: equal to rounding
     np.testing.assert_allclose(replayed.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    groups=st.sampled_from([1, 2]),
+    size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    extra=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+)
+def test_conv_transpose2d_matches_pytorch_over_geometries(
+    batch, groups, size, kernel, stride, padding, dilation, extra
+):
+    torch = pytest.importorskip("torch")
+    output_padding = tuple(min(e, max(s, d) - 1) for e, s, d in zip(extra, stride, dilation))
+    if any(
+        (e - 1) * s - 2 * p + d * (k - 1) + o + 1 < 1
+        for e, s, p, d, k, o in zip(size, stride, padding, dilation, kernel, output_padding)
+    ):
+        return  # no output: an error case
+    rng = np.random.default_rng(batch * 17 + sum(size) + sum(kernel))
+    x = rng.standard_normal((batch, 2 * groups, *size))
+    w = rng.standard_normal((2 * groups, 3, *kernel))
+    results = []
+    for m in (tg, torch):
+        xs, ws = m.tensor(x, requires_grad=True), m.tensor(w, requires_grad=True)
+        out = m.nn.functional.conv_transpose2d(xs, ws, None, stride, padding, output_padding, groups, dilation)
+        (out * out).sum().backward()
+        results.append((out.detach().numpy(), xs.grad.numpy(), ws.grad.numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)

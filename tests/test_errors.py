@@ -166,6 +166,30 @@ CASES = {
         RuntimeError,
         "Invalid padding string: 'full'",
     ),
+    "conv_transpose2d channels": (
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(2, 3, 5, 5), m.ones(4, 3, 3, 3)),
+        RuntimeError,
+        "Given transposed=1, weight of size [4, 3, 3, 3], expected input[2, 3, 5, 5] to have 4 channels, but got 3 "
+        "channels instead",
+    ),
+    "conv_transpose2d bias": (
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(2, 4, 5, 5), m.ones(4, 3, 3, 3), m.ones(4)),
+        RuntimeError,
+        "Given transposed=1, weight of size [4, 3, 3, 3], expected bias to be 1-dimensional with 3 elements, but "
+        "got bias of size [4] instead",
+    ),
+    "conv_transpose2d output padding": (
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(2, 4, 5, 5), m.ones(4, 3, 3, 3), stride=2, output_padding=2),
+        RuntimeError,
+        "output padding must be smaller than either stride or dilation, but got output_padding_height: 2 "
+        "output_padding_width: 2 stride_height: 2 stride_width: 2 dilation_height: 1 dilation_width: 1",
+    ),
+    "ConvTranspose2d output size": (
+        lambda m: m.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1)(m.ones(1, 4, 5, 5), output_size=[12, 12]),
+        ValueError,
+        "requested an output size of [12, 12], but valid sizes range from [9, 9] to [10, 10] (for an input of "
+        "{size}([5, 5]))",
+    ),
     "max_pool2d padding": (
         lambda m: m.nn.functional.max_pool2d(m.ones(2, 3, 6, 6), 3, padding=2),
         RuntimeError,

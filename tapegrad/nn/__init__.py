@@ -12,6 +12,7 @@ from .modules import (
     BCEWithLogitsLoss,
     Conv1d,
     Conv2d,
+    ConvTranspose2d,
     CrossEntropyLoss,
     Dropout,
     Dropout2d,
@@ -49,5 +50,5 @@ __all__ = [
     "Softplus", "GELU", "Identity", "Dropout", "Embedding", "LayerNorm", "MSELoss", "CrossEntropyLoss",
     "SiLU", "LeakyReLU", "ELU", "Softmax", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
     "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "L1Loss", "HuberLoss",
-    "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout2d",
+    "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout2d",
 ]  # fmt: skip

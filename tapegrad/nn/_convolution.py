@@ -1,5 +1,5 @@
-"""Convolution and pooling over windows: ``conv1d``/``conv2d``, ``max_pool2d``, ``avg_pool2d``,
-``adaptive_avg_pool2d``; follows ``torch.nn.functional``.
+"""Convolution and pooling over windows: ``conv1d``/``conv2d``, ``conv_transpose2d``,
+``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d``; follows ``torch.nn.functional``.
 
 Each is a composite of recorded ops, so the tape, the replay and every gradient need no kernel
 of their own. The windows are one ``index`` gather (im2col): the input laid out as rows of one
@@ -123,13 +123,7 @@ def conv2d(
             else f"expected stride to be a single integer value or a list of {weight.dim() - 2} values to match the "
             f"convolution dimensions, but got stride={list(_pair(stride, 'stride'))}"
         )
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        other = weight if x.dtype != weight.dtype else bias
-        what = "weight" if other is weight else "bias"
-        raise RuntimeError(
-            f"Input type ({x.type()}) and {what} type ({other.type()}) should be the same or input should be a "
-            "MKLDNN tensor and weight is a dense tensor"
-        )
+    _same_dtypes(x, weight, bias)
     n, channels, height, width = x.shape
     out_channels, group_channels, kh, kw = weight.shape
     groups = int(groups)
@@ -167,18 +161,120 @@ def conv2d(
     )
     table, reads_padding = _windows(channels, height, width, (kh, kw), stride, before, dilation, out)
     columns = _gather_windows(x, table, reads_padding, 0.0)  # (C*kh*kw, L, N)
+    result = _product(weight.reshape(groups, out_channels // groups, group_channels * kh * kw), columns, out, bias)
+    return result.squeeze(0) if unbatched else result
+
+
+def _product(weights: Tensor, columns: Tensor, out: tuple, bias: Tensor | None) -> Tensor:
+    """(groups, C_out / groups, depth) weights times (groups * depth, L, N) window columns:
+    (N, C_out, *out), plus ``bias``; one matrix product, a batched one for several groups."""
+    groups, per_group, depth = weights.shape
+    out_channels, n = groups * per_group, columns.shape[2]
     positions = out[0] * out[1]
-    depth = group_channels * kh * kw
     if groups == 1:
-        result = weight.reshape(out_channels, depth) @ columns.reshape(depth, positions * n)
+        result = weights.reshape(out_channels, depth) @ columns.reshape(depth, positions * n)
     else:
-        per_group = weight.reshape(groups, out_channels // groups, depth)
-        result = (per_group @ columns.reshape(groups, depth, positions * n)).reshape(out_channels, positions * n)
+        result = (weights @ columns.reshape(groups, depth, positions * n)).reshape(out_channels, positions * n)
     result = result.reshape(out_channels, positions, n).permute(2, 0, 1).reshape(n, out_channels, *out)
     if bias is not None:
         result = result + bias.reshape(1, out_channels, 1, 1)
-    name_node(result, "ConvolutionBackward0")
+    return name_node(result, "ConvolutionBackward0")
+
+
+@functools.lru_cache(maxsize=128)
+def _transposed_windows(channels: int, height: int, width: int, kernel: tuple, stride: tuple, padding: tuple,
+                        dilation: tuple, out: tuple) -> tuple:  # fmt: skip
+    """``_windows`` for a transposed convolution: output position Y takes input row ``iy`` through
+    kernel row ``ky`` where ``iy * stride - padding + ky * dilation == Y`` (the input spread
+    ``stride`` apart, the gaps reading the padding row); no kernel flip is needed this way."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out
+    c = np.arange(channels).reshape(-1, 1, 1, 1, 1)
+    iy, ry = np.divmod((np.arange(oh) + ph).reshape(1, 1, 1, -1, 1) - (np.arange(kh) * dh).reshape(1, -1, 1, 1, 1), sh)
+    ix, rx = np.divmod((np.arange(ow) + pw).reshape(1, 1, 1, 1, -1) - (np.arange(kw) * dw).reshape(1, 1, -1, 1, 1), sw)
+    inside = (ry == 0) & (iy >= 0) & (iy < height) & (rx == 0) & (ix >= 0) & (ix < width)
+    rows = np.where(inside, (c * height + iy) * width + ix, channels * height * width)
+    table = np.ascontiguousarray(rows.reshape(channels * kh * kw, oh * ow), dtype=np.int64)
+    table.setflags(write=False)
+    return table, not inside.all()
+
+
+def conv_transpose2d(
+    input: Tensor,  # noqa: A002 - PyTorch's names
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups: int = 1,
+    dilation=1,
+) -> Tensor:
+    """2-D transposed convolution (the gradient of ``conv2d`` with respect to its input), as
+    ``torch.nn.functional.conv_transpose2d``.
+
+    ``input`` (N, C_in, H, W) or (C_in, H, W); ``weight`` (C_in, C_out / groups, kH, kW); ``bias``
+    (C_out,) or None. Returns (N, C_out, H_out, W_out) with ``H_out = (H - 1) * stride -
+    2 * padding + dilation * (kH - 1) + output_padding + 1``. Differentiable in all three
+    tensors (``ConvolutionBackward0``). Raises ``RuntimeError`` with PyTorch's messages for a
+    wrong rank, channel count, bias size, dtype, stride or ``output_padding``."""
+    x, unbatched = _batched(input, 2, "conv_transpose2d")
+    if weight.dim() != 4:
+        raise RuntimeError(f"weight should have four dimensions, got {weight.dim()}")
+    _same_dtypes(x, weight, bias)
+    n, channels, height, width = x.shape
+    in_channels, group_out, kh, kw = weight.shape
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    out_channels = group_out * groups
+    if channels != in_channels or in_channels % groups:
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected input{list(x.shape)} to have "
+            f"{in_channels} channels, but got {channels} channels instead"
+        )
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected bias to be 1-dimensional with "
+            f"{out_channels} elements, but got bias of size {list(bias.shape)} instead"
+        )
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    padding, output_padding = _pair(padding, "padding"), _pair(output_padding, "output_padding")
+    if any(v <= 0 for v in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(v < 0 for v in padding):
+        raise RuntimeError("negative padding is not supported")
+    if any(o >= s and o >= d for o, s, d in zip(output_padding, stride, dilation)) or any(
+        o < 0 for o in output_padding
+    ):
+        raise RuntimeError(
+            "output padding must be smaller than either stride or dilation, but got output_padding_height: "
+            f"{output_padding[0]} output_padding_width: {output_padding[1]} stride_height: {stride[0]} "
+            f"stride_width: {stride[1]} dilation_height: {dilation[0]} dilation_width: {dilation[1]}"
+        )
+    out = tuple(
+        (e - 1) * s - 2 * p + d * (k - 1) + o + 1
+        for e, s, p, d, k, o in zip((height, width), stride, padding, dilation, (kh, kw), output_padding)
+    )
+    if out[0] < 1 or out[1] < 1:
+        raise RuntimeError(
+            f"Given input size per channel: ({height} x {width}). Calculated output size per channel: "
+            f"({out[0]} x {out[1]}). Output size is too small"
+        )
+    table, reads_padding = _transposed_windows(channels, height, width, (kh, kw), stride, padding, dilation, out)
+    columns = _gather_windows(x, table, reads_padding, 0.0)  # (C_in*kh*kw, L, N)
+    per_group = in_channels // groups
+    weights = weight.reshape(groups, per_group, group_out, kh * kw).permute(0, 2, 1, 3)
+    result = _product(weights.reshape(groups, group_out, per_group * kh * kw), columns, out, bias)
     return result.squeeze(0) if unbatched else result
+
+
+def _same_dtypes(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
+        other = weight if x.dtype != weight.dtype else bias
+        what = "weight" if other is weight else "bias"
+        raise RuntimeError(
+            f"Input type ({x.type()}) and {what} type ({other.type()}) should be the same or input should be a "
+            "MKLDNN tensor and weight is a dense tensor"
+        )
 
 
 def conv1d(

@@ -13,7 +13,14 @@ from .._reductions import log_softmax as _log_softmax
 from .._reductions import softmax as _softmax
 from .._selection import where as _where
 from ..tensor import Tensor, _wrap, guard_reads, on_tape
-from ._convolution import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401 - the public names
+from ._convolution import (  # noqa: F401 - the public names
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+    max_pool2d,
+)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names

@@ -759,9 +759,11 @@ class _ConvNd(Module):
     """What Conv1d and Conv2d share: PyTorch's parameters, initialisation and repr."""
 
     _dims = 2
+    _transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):  # fmt: skip
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
+                 output_padding=0):  # fmt: skip
         super().__init__()
         if groups <= 0:
             raise ValueError("groups must be a positive integer")
@@ -784,7 +786,11 @@ class _ConvNd(Module):
             raise ValueError("padding='same' is not supported for strided convolutions")
         self.padding = padding if isinstance(padding, str) else _tuple(padding, dims)
         self.padding_mode = padding_mode
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.output_padding = _tuple(output_padding, dims)
+        if self._transposed:  # PyTorch's layouts: (in, out / groups, k...) for a transposed one
+            shape = (in_channels, out_channels // groups, *self.kernel_size)
+        else:
+            shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(_factories.empty(*shape, dtype=dtype))
         self.bias = Parameter(_factories.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -800,6 +806,8 @@ class _ConvNd(Module):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self._dims:
             text += f", padding={self.padding}"  # PyTorch shows a string unquoted: padding=same
+        if self.output_padding != (0,) * self._dims:
+            text += f", output_padding={self.output_padding}"
         if self.dilation != (1,) * self._dims:
             text += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -827,6 +835,41 @@ class Conv1d(_ConvNd):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """2-D transposed convolution layer, as ``torch.nn.ConvTranspose2d``: (N, C_in, H, W) ->
+    (N, C_out, H_out, W_out) by ``F.conv_transpose2d``; weight (C_in, C_out / groups, kH, kW).
+    ``forward(input, output_size)`` picks the ``output_padding`` that gives ``output_size``, and
+    raises ``ValueError`` as PyTorch does when no padding can."""
+
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):  # fmt: skip
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype, output_padding)  # fmt: skip
+
+    def _output_padding(self, input: Tensor, output_size) -> tuple:  # noqa: A002
+        if output_size is None:
+            return self.output_padding
+        requested = list(output_size)[-2:]
+        spatial = list(input.shape[-2:])
+        smallest = [
+            (e - 1) * s - 2 * p + d * (k - 1) + 1
+            for e, s, p, d, k in zip(spatial, self.stride, self.padding, self.dilation, self.kernel_size)
+        ]
+        largest = [low + s - 1 for low, s in zip(smallest, self.stride)]
+        if any(not low <= r <= high for r, low, high in zip(requested, smallest, largest)):
+            raise ValueError(
+                f"requested an output size of {requested}, but valid sizes range from {smallest} to {largest} "
+                f"(for an input of {input.shape[-2:]})"
+            )
+        return tuple(r - low for r, low in zip(requested, smallest))
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:  # noqa: A002
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)  # fmt: skip
 
 
 class MaxPool2d(Module):
