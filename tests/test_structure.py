@@ -102,6 +102,7 @@ LAYERS = {
         "nn",
         "nn.functional",
         "nn._convolution",
+        "nn._recurrent",
         "nn.init",
         "nn.modules",
         "nn.utils",

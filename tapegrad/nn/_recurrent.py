@@ -1,0 +1,270 @@
+"""Recurrent layers: ``RNN``, ``LSTM``, ``GRU`` and their cells; follows ``torch.nn``.
+
+Each time step is a few recorded ops (one matrix product with the hidden state, the gates'
+elementwise maths), so the tape, the replay and the gradients need nothing of their own. The
+input's projection for all time steps is one matrix product before the loop, as cuDNN and
+PyTorch's CPU kernels do it; the loop then adds one (N, H) x (H, G*H) product a step.
+
+Parameters are PyTorch's, by name, shape, gate order (LSTM: input, forget, cell, output; GRU:
+reset, update, new) and initialisation (uniform in +-1/sqrt(hidden_size)), so a state_dict
+moves between the two.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import _factories
+from .._views import cat, stack
+from ..tensor import Tensor
+from . import functional as F  # noqa: N812 - the name PyTorch code uses
+from . import init
+from .modules import Module, Parameter
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _cell(mode: str, x_part: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
+    """One step: ``x_part`` is the input's projection (with its bias), (N, G*H). Returns (h, c)."""
+    hidden = h @ w_hh.t()
+    if b_hh is not None:
+        hidden = hidden + b_hh
+    if mode == "LSTM":
+        gates = x_part + hidden
+        i, f, g, o = gates.chunk(4, 1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+    if mode == "GRU":
+        x_r, x_z, x_n = x_part.chunk(3, 1)
+        h_r, h_z, h_n = hidden.chunk(3, 1)
+        r = (x_r + h_r).sigmoid()
+        z = (x_z + h_z).sigmoid()
+        n = (x_n + r * h_n).tanh()
+        return n + z * (h - n), None  # (1 - z) * n + z * h
+    total = x_part + hidden
+    return (total.tanh() if mode == "RNN_TANH" else total.relu()), None
+
+
+class _RNNBase(Module):
+    """What RNN, LSTM and GRU share: PyTorch's parameters and the layer/direction loop."""
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device=None, dtype=None):  # fmt: skip
+        super().__init__()
+        if not 0 <= dropout <= 1 or isinstance(dropout, bool):
+            raise ValueError(
+                "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+            )
+        if hidden_size <= 0:
+            raise ValueError("hidden_size must be greater than zero")
+        if num_layers <= 0:
+            raise ValueError("num_layers must be greater than zero")
+        if proj_size:
+            raise NotImplementedError("proj_size: tapegrad's LSTM has no projections")
+        self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
+        self.proj_size = 0
+        gates = _GATES[mode] * hidden_size
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            for suffix in ("", "_reverse") if bidirectional else ("",):
+                width = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
+                shapes = {"weight_ih": (gates, width), "weight_hh": (gates, hidden_size)}
+                if bias:
+                    shapes.update(bias_ih=(gates,), bias_hh=(gates,))
+                for kind, shape in shapes.items():
+                    name = f"{kind}_l{layer}{suffix}"
+                    setattr(self, name, Parameter(_factories.empty(*shape, dtype=dtype)))
+                    self._flat_weights_names.append(name)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name in self._flat_weights_names:
+            init.uniform_(getattr(self, name), -bound, bound)
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do: PyTorch packs the weights for cuDNN here."""
+
+    @property
+    def all_weights(self) -> list:
+        per = 4 if self.bias else 2
+        names = self._flat_weights_names
+        return [[getattr(self, n) for n in names[i : i + per]] for i in range(0, len(names), per)]
+
+    def _weights(self, layer: int, reverse: bool) -> tuple:
+        suffix = f"_l{layer}{'_reverse' if reverse else ''}"
+        get = lambda kind: getattr(self, kind + suffix) if self.bias or kind.startswith("weight") else None  # noqa: E731
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+
+    def _initial(self, hx, batch: int, unbatched: bool, like: Tensor):
+        """The initial states, (layers * directions, N, H) each: zeros when ``hx`` is None."""
+        count = self.num_layers * (2 if self.bidirectional else 1)
+        expected = (count, self.hidden_size) if unbatched else (count, batch, self.hidden_size)
+        states = (hx,) if self.mode != "LSTM" or hx is None else tuple(hx)
+        if hx is None:
+            zeros = _factories.zeros(count, batch, self.hidden_size, dtype=like.dtype)
+            return [zeros, zeros] if self.mode == "LSTM" else [zeros]
+        result = []
+        for state in states:
+            if tuple(state.shape) != expected:
+                raise RuntimeError(f"Expected hidden size {expected}, got {list(state.shape)}")
+            result.append(state.unsqueeze(1) if unbatched else state)
+        return result
+
+    def forward(self, input: Tensor, hx=None):  # noqa: A002 - PyTorch's names
+        if not isinstance(input, Tensor):
+            raise NotImplementedError("tapegrad's recurrent layers take a tensor, not a PackedSequence")
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+        unbatched = input.dim() == 2
+        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        if x.shape[2] != self.input_size:
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[2]}"
+            )
+        steps, batch = x.shape[0], x.shape[1]
+        states = self._initial(hx, batch, unbatched, x)
+        directions = 2 if self.bidirectional else 1
+        finals_h, finals_c = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction == 1)
+                index = layer * directions + direction
+                h = states[0][index]
+                c = states[1][index] if self.mode == "LSTM" else None
+                projected = x @ w_ih.t()  # every step's input projection in one product
+                if b_ih is not None:
+                    projected = projected + b_ih
+                order = range(steps - 1, -1, -1) if direction == 1 else range(steps)
+                per_step = [None] * steps
+                for t in order:
+                    h, c = _cell(self.mode, projected[t], h, c, w_hh, b_hh)
+                    per_step[t] = h
+                outputs.append(stack(per_step, 0))
+                finals_h.append(h)
+                finals_c.append(c)
+            x = outputs[0] if directions == 1 else cat(outputs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        output = x.squeeze(1) if unbatched else (x.transpose(0, 1) if self.batch_first else x)
+        h_n = stack(finals_h, 0)
+        h_n = h_n.squeeze(1) if unbatched else h_n
+        if self.mode != "LSTM":
+            return output, h_n
+        c_n = stack(finals_c, 0)
+        return output, (h_n, c_n.squeeze(1) if unbatched else c_n)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if not self.bias:
+            text += ", bias=False"
+        if self.batch_first:
+            text += ", batch_first=True"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        if self.bidirectional:
+            text += ", bidirectional=True"
+        return text
+
+
+class RNN(_RNNBase):
+    """Elman RNN, ``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` (or relu), as
+    ``torch.nn.RNN``: input (L, N, H_in) ((N, L, H_in) with ``batch_first``; (L, H_in)
+    unbatched), optional ``hx`` (layers * directions, N, H); returns (output (L, N, D * H),
+    h_n). Raises ``ValueError`` for an unknown ``nonlinearity``."""
+
+    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", *args, **kwargs)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(_RNNBase):
+    """Long short-term memory, as ``torch.nn.LSTM`` (gates input, forget, cell, output): input
+    as ``RNN``'s, optional ``(h_0, c_0)``; returns (output, (h_n, c_n)). ``proj_size`` raises
+    ``NotImplementedError``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__("LSTM", *args, **kwargs)
+
+
+class GRU(_RNNBase):
+    """Gated recurrent unit, as ``torch.nn.GRU`` (gates reset, update, new): input and result as
+    ``RNN``'s."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__("GRU", *args, **kwargs)
+
+
+class _CellBase(Module):
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
+        gates = _GATES[mode] * hidden_size
+        self.weight_ih = Parameter(_factories.empty(gates, input_size, dtype=dtype))
+        self.weight_hh = Parameter(_factories.empty(gates, hidden_size, dtype=dtype))
+        self.bias_ih = Parameter(_factories.empty(gates, dtype=dtype)) if bias else None
+        self.bias_hh = Parameter(_factories.empty(gates, dtype=dtype)) if bias else None
+        bound = 1.0 / math.sqrt(hidden_size)
+        for parameter in self.parameters():
+            init.uniform_(parameter, -bound, bound)
+
+    def forward(self, input: Tensor, hx=None):  # noqa: A002
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input
+        if hx is None:
+            zeros = _factories.zeros(x.shape[0], self.hidden_size, dtype=x.dtype)
+            hx = (zeros, zeros) if self.mode == "LSTM" else zeros
+        h, c = hx if self.mode == "LSTM" else (hx, None)
+        if unbatched:
+            h, c = h.unsqueeze(0), (c.unsqueeze(0) if c is not None else None)
+        projected = x @ self.weight_ih.t()
+        if self.bias_ih is not None:
+            projected = projected + self.bias_ih
+        h, c = _cell(self.mode, projected, h, c, self.weight_hh, self.bias_hh)
+        if unbatched:
+            h, c = h.squeeze(0), (c.squeeze(0) if c is not None else None)
+        return (h, c) if self.mode == "LSTM" else h
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            text += ", bias=False"
+        if self.mode == "RNN_RELU":
+            text += ", nonlinearity=relu"
+        return text
+
+
+class RNNCell(_CellBase):
+    """One step of ``RNN``, as ``torch.nn.RNNCell``: input (N, H_in) or (H_in,), hx (N, H)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device=None,
+                 dtype=None):  # fmt: skip
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
+        super().__init__(
+            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, bias, device, dtype
+        )
+        self.nonlinearity = nonlinearity
+
+
+class LSTMCell(_CellBase):
+    """One step of ``LSTM``, as ``torch.nn.LSTMCell``: returns (h, c)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype)
+
+
+class GRUCell(_CellBase):
+    """One step of ``GRU``, as ``torch.nn.GRUCell``."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__("GRU", input_size, hidden_size, bias, device, dtype)

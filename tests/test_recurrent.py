@@ -1,0 +1,117 @@
+"""Recurrent layers: PyTorch's parameters, values and gradients, and replays equal to eager."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _pair(kind: str, **options):
+    """The same layer in tapegrad and torch, with tapegrad's initial values copied over."""
+    torch = pytest.importorskip("torch")
+    ours = getattr(tg.nn, kind)(**options, dtype=tg.float64)
+    theirs = getattr(torch.nn, kind)(**options, dtype=torch.float64)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    with torch.no_grad():
+        for theirs_value, our_value in zip(theirs.state_dict().values(), ours.state_dict().values()):
+            theirs_value.copy_(torch.from_numpy(np.array(our_value.numpy())))
+    return torch, ours, theirs
+
+
+def _flat(result):
+    if isinstance(result, tuple):
+        return [part for item in result for part in _flat(item)]
+    return [result]
+
+
+LAYERS = [
+    ("RNN", dict(input_size=3, hidden_size=4)),
+    ("RNN", dict(input_size=3, hidden_size=4, num_layers=2, nonlinearity="relu", bidirectional=True)),
+    ("LSTM", dict(input_size=3, hidden_size=4)),
+    ("LSTM", dict(input_size=3, hidden_size=5, num_layers=2, batch_first=True, bidirectional=True)),
+    ("GRU", dict(input_size=3, hidden_size=4, bias=False)),
+    ("GRU", dict(input_size=3, hidden_size=4, num_layers=3, batch_first=True)),
+]
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("unbatched", [False, True])
+@pytest.mark.parametrize(("kind", "options"), LAYERS, ids=[f"{k}-{i}" for i, (k, _) in enumerate(LAYERS)])
+def test_recurrent_layers_match_pytorch(kind, options, unbatched, with_state):
+    torch, ours, theirs = _pair(kind, **options)
+    assert repr(ours) == repr(theirs)
+    rng = np.random.default_rng(0)
+    shape = (5, 3) if unbatched else ((2, 5, 3) if options.get("batch_first") else (5, 2, 3))
+    x = rng.standard_normal(shape)
+    layers = options.get("num_layers", 1) * (2 if options.get("bidirectional") else 1)
+    state_shape = (layers, options["hidden_size"]) if unbatched else (layers, 2, options["hidden_size"])
+    states = [rng.standard_normal(state_shape) for _ in range(2 if kind == "LSTM" else 1)]
+    results = []
+    for m, layer in ((tg, ours), (torch, theirs)):
+        inputs = m.tensor(x, requires_grad=True)
+        hx = None
+        if with_state:
+            hx = tuple(m.tensor(s) for s in states) if kind == "LSTM" else m.tensor(states[0])
+        outputs = _flat(layer(inputs, hx))
+        sum(((out * out).sum() for out in outputs), m.zeros((), dtype=m.float64)).backward()
+        grads = [inputs.grad] + [p.grad for p in layer.parameters()]
+        results.append([o.detach().numpy() for o in outputs] + [g.numpy() for g in grads])
+    assert len(results[0]) == len(results[1])
+    for ours_value, theirs_value in zip(*results):
+        np.testing.assert_allclose(ours_value, theirs_value, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cells_match_pytorch(kind):
+    torch, ours, theirs = _pair(kind, input_size=3, hidden_size=4)
+    assert repr(ours) == repr(theirs)
+    x = np.random.default_rng(1).standard_normal((2, 3))
+    results = []
+    for m, cell in ((tg, ours), (torch, theirs)):
+        inputs = m.tensor(x, requires_grad=True)
+        state = None
+        for _ in range(3):
+            state = cell(inputs, state)
+        outputs = _flat(state)
+        sum((out.sum() for out in outputs), m.zeros((), dtype=m.float64)).backward()
+        results.append(
+            [o.detach().numpy() for o in outputs] + [inputs.grad.numpy()] + [p.grad.numpy() for p in cell.parameters()]
+        )
+    for ours_value, theirs_value in zip(*results):
+        np.testing.assert_allclose(ours_value, theirs_value, rtol=1e-9, atol=1e-12)
+
+
+def test_an_lstm_loss_replays_as_eager_at_new_inputs():
+    layer = tg.nn.LSTM(3, 4, num_layers=2, dtype=tg.float64)
+    head = tg.nn.Linear(4, 1, dtype=tg.float64)
+
+    def loss(x):
+        output, (h_n, _) = layer(x)
+        return (head(output[-1]) ** 2).mean() + h_n.abs().sum()
+
+    rng = np.random.default_rng(2)
+    tape = tg.record(loss, rng.standard_normal((6, 2, 3)))
+    x = rng.standard_normal((6, 2, 3))
+    value, (grad,) = tape.value_and_grad(x)
+    eager_input = tg.tensor(x, requires_grad=True)
+    eager = loss(eager_input)
+    eager.backward()
+    assert value.item() == pytest.approx(eager.item(), rel=1e-12)
+    np.testing.assert_allclose(grad.numpy(), eager_input.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_bad_arguments_raise_pytorchs_errors():
+    torch = pytest.importorskip("torch")
+    for action, kind in (
+        (lambda m: m.nn.LSTM(3, 4)(m.ones(5, 2, 6)), RuntimeError),
+        (lambda m: m.nn.GRU(3, 4)(m.ones(2, 5, 2, 3)), ValueError),
+        (lambda m: m.nn.RNN(3, 4, nonlinearity="sigmoid"), ValueError),
+        (lambda m: m.nn.RNN(3, 4)(m.ones(5, 2, 3), m.ones(2, 2, 4)), RuntimeError),
+    ):
+        with pytest.raises(kind) as ours:
+            action(tg)
+        with pytest.raises(kind) as theirs:
+            action(torch)
+        assert str(ours.value).split(",")[0].replace("tapegrad", "torch") == str(theirs.value).split(",")[0]
