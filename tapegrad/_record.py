@@ -730,6 +730,12 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
 
 
 def _check_in_place(tensor: Tensor) -> None:
+    """Raise, before anything is written, for an in-place change PyTorch refuses, or one that a
+    recording (``tapegrad.record``) cannot follow (``_shared_storage``): checked after the write,
+    a refused recording left the change made, and ``vmap``'s eager fallback made it again."""
+    recording = active_recording()
+    if recording is not None and recording.shared is not None:
+        recording.shared.wrote(tensor, before=True)
     if not _grad_state.enabled:
         return
     if tensor._requires_grad and tensor._tape is None:

@@ -221,11 +221,10 @@ class Tape:
         tape.replay_values = {}
         tape.detached = {}
         tape.captured = {}
-        tape.shared = SharedStorage(
-            tape.detached,
-            {id(t): (t, np.asarray(v._data if isinstance(v, Tensor) else v)) for t, v in zip(inputs, example_inputs)},
-        )
+        originals = [np.asarray(v._data if isinstance(v, Tensor) else v) for v in example_inputs]
+        tape.shared = SharedStorage(tape, {id(t): (t, a) for t, a in zip(inputs, originals)})
         input_rows = [_input(tape, tensor) for tensor in inputs]
+        tape.shared.input_rows.update(input_rows)
         held = self._hold_constants()
         previous = grad_mode.state.recording
         grad_mode.state.recording = tape

@@ -1224,3 +1224,34 @@ def test_a_nan_extreme_replays_its_gradient_as_eager(reduce):
     x = tg.tensor(with_nan, requires_grad=True)
     f(x).backward()
     np.testing.assert_array_equal(tape.value_and_grad(with_nan)[1][0].numpy(), x.grad.numpy())  # NaNs in place
+
+
+def test_an_alias_written_with_constants_before_its_first_read_replays_and_vmaps_as_eager():
+    a = tg.zeros(2, dtype=tg.float64)
+    b = a.detach()  # made outside: the recording cannot relate the two
+
+    def f(x):
+        b.add_(1.0)  # not from the inputs: the value a is first read at is the replay's everywhere
+        return (a * x).sum()
+
+    tape = tg.record(f, np.ones(2))
+    assert tape(np.array([2.0, 3.0])).item() == 5.0
+    np.testing.assert_array_equal(a.numpy(), [1.0, 1.0])
+    a.zero_()
+    batched = tg.func.vmap(f)(tg.tensor(np.arange(6.0).reshape(3, 2)))  # one recording: one change
+    np.testing.assert_array_equal(batched.numpy(), [1.0, 5.0, 9.0])  # torch.func.vmap's values
+    np.testing.assert_array_equal(a.numpy(), [1.0, 1.0])
+
+
+def test_a_refused_write_is_refused_before_it_is_made():
+    a = tg.ones(3, dtype=tg.float64)
+    b = a.detach()
+
+    def f(x):
+        y = (a * x).sum()  # a is read: b's storage is a tape constant now
+        b.add_(x)
+        return y
+
+    with pytest.raises(NotImplementedError, match="storage another tensor it reads also holds"):
+        tg.record(f, np.ones(3))
+    np.testing.assert_array_equal(a.numpy(), [1.0, 1.0, 1.0])  # unchanged
