@@ -46,7 +46,9 @@ def test_without_hooks_the_backward_is_one_call(monkeypatch):
 
     calls = []
     sweep, arrays, setup, propagate = engine.kernel()
-    monkeypatch.setattr(engine, "_kernel", (lambda *a: calls.append("sweep") or sweep(*a), arrays, setup, propagate))
+    monkeypatch.setattr(
+        engine, "_kernel", (lambda *a, **k: calls.append("sweep") or sweep(*a, **k), arrays, setup, propagate)
+    )
     x = tg.ones(3, requires_grad=True)
     (x * 2.0).sum().backward()
     assert calls == ["sweep"]

@@ -132,3 +132,31 @@ def test_threads_get_exactly_their_own_gradients():
         thread.join()
     for seed in range(4):
         np.testing.assert_array_equal(together[seed], alone[seed])
+
+
+def test_a_reused_gradient_arena_never_overwrites_a_gradient_someone_holds():
+    from tapegrad.autograd import engine
+
+    x = tg.ones(100_000, requires_grad=True)
+    (x * 2.0).sum().backward()
+    held = x.grad  # a view of the backward's arena
+    x.grad = None
+    (x * 3.0).sum().backward()
+    np.testing.assert_array_equal(held.numpy(), 2.0)
+    np.testing.assert_array_equal(x.grad.numpy(), 3.0)
+    saved = []
+    y = x * 1.0
+    y.register_hook(lambda g: saved.append(g))
+    (y * 4.0).sum().backward()
+    for factor in (5.0, 6.0):
+        x.grad = None
+        (x * factor).exp().sum().backward()
+    np.testing.assert_array_equal(saved[0].numpy(), 4.0)
+    # and with nothing held, the next backward takes the last one's arena: no fresh pages
+    x.grad = None
+    (x * 7.0).sin().sum().backward()
+    x.grad = None
+    arena = weakref.ref(engine._kept.arenas[0])  # not a reference: one would keep it from reuse
+    (x * 8.0).sin().sum().backward()
+    assert engine._kept.arenas[0] is arena()
+    np.testing.assert_allclose(x.grad.numpy(), 8.0 * np.cos(8.0), rtol=1e-6)

@@ -807,9 +807,11 @@ def _shares_slot(rows, offsets, rule, r):
 
 
 @inline
-def _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison):
+def _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison, spare32, spare64):
     """Lay out one gradient slot per row that can receive one, or take ``laid`` (offsets, then
-    the arenas' sizes: ``shared_slots``), and seed the roots. Returns ``(offsets, grad32,
+    the arenas' sizes: ``shared_slots``), and seed the roots. The arenas are ``spare32`` and
+    ``spare64`` when they have the sizes needed (the last backward's, which nothing else holds:
+    the engine's ``_spare_arenas``), else new. Returns ``(offsets, grad32,
     grad64, touched, share)``; with ``look``, ``share`` says that a large pass-through row could
     share its slot, and nothing is allocated: the caller lays the slots out with sharing
     (``shared_slots``) and sets up again. Rows of a few elements never share: their copies cost
@@ -848,8 +850,10 @@ def _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison):
     # dtype on the first backward of an install (0.23 s of it). The slots are left as they
     # come: each is zeroed or assigned when first reached (``_claim``). ``poison`` (the test
     # suite's) fills them with NaN, so that a rule reading a slot it did not claim shows.
-    grad32 = np.empty(total32, np.float32)
-    grad64 = np.empty(total64, np.float64)
+    # Fresh memory costs a page fault per 4 KB at first touch: reused arenas made a small CNN's
+    # backward 25 -> 12 ms (its 30 MB of gradient slots were new pages every step).
+    grad32 = spare32 if len(spare32) == total32 else np.empty(total32, np.float32)
+    grad64 = spare64 if len(spare64) == total64 else np.empty(total64, np.float64)
     touched = np.empty(n, np.bool_)
     # Small arenas zeroed whole (``ZERO_WHOLE``), never when poisoned; ``_run`` tells which from
     # the arenas' sizes, the same way (an expression, not a helper: numba's inliner is slow).
@@ -903,7 +907,9 @@ def _run(
     ``SHARE`` when the set-up found rows that could share slots (``_setup``).
     """
     if len(touched) == 0:
-        offsets, grad32, grad64, touched, share = _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison)
+        offsets, grad32, grad64, touched, share = _setup(
+            rows, layouts, paths, rules, roots, seeds, laid, look, poison, grad32, grad64
+        )
         if share:
             return SHARE, 0, offsets, grad32, grad64, touched
         start = len(touched) - 1
@@ -1144,7 +1150,7 @@ def _laid_out_shared(rows, layouts, paths, rules, aux, roots):
 
 def backward_sweep(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
-    plan=None,
+    plan=None, spare=None,
 ):  # fmt: skip
     """The whole backward from ``roots``: one compiled call once the families the tape uses are
     loaded (``_run`` gives the arguments). Returns ``(status, row, grad32, grad64, offsets,
@@ -1153,9 +1159,11 @@ def backward_sweep(
 
     ``plan``: a dict the caller keeps for these rows and roots (a replayed tape), where the
     slots' layout is kept after the first sweep, so that the later ones take it directly: the
-    round trip through ``SHARE`` cost 4 us of a 20 us backward on the mlp step."""
+    round trip through ``SHARE`` cost 4 us of a 20 us backward on the mlp step.
+    ``spare``: float32 and float64 arenas the sweep may take as its own (``_setup``)."""
     families.announce(_run, "backward interpreter")
-    offsets, grad32, grad64, touched = _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED
+    spare = (_NO_GRAD32, _NO_GRAD64) if spare is None else spare
+    offsets, (grad32, grad64), touched = _NO_ROWS, spare, _NO_TOUCHED
     laid = None if plan is None else plan.get("laid")
     start, look, laid = -1, (_LOOK if laid is None else _NO_LOOK), (_NO_ROWS if laid is None else laid)
     while True:
@@ -1166,6 +1174,7 @@ def backward_sweep(
         )  # fmt: skip
         if status == SHARE:
             laid, look = _laid_out_shared(rows, layouts, paths, rules, aux, roots), _NO_LOOK
+            grad32, grad64 = spare
             continue
         if plan is not None:
             plan["laid"] = laid  # the shared layout, or none: no large pass-through row to share
