@@ -1255,3 +1255,24 @@ def test_a_refused_write_is_refused_before_it_is_made():
     with pytest.raises(NotImplementedError, match="storage another tensor it reads also holds"):
         tg.record(f, np.ones(3))
     np.testing.assert_array_equal(a.numpy(), [1.0, 1.0, 1.0])  # unchanged
+
+
+def test_vector_to_parameters_inside_a_recording_replays_as_eager():
+    from tapegrad.nn.utils import vector_to_parameters
+
+    def make():
+        w = tg.ones(3, dtype=tg.float64, requires_grad=True)
+
+        def f(x):
+            vector_to_parameters(x.detach() * 2, [w])  # p.data = a view of the vector, as PyTorch
+            return (w * x).sum()
+
+        return f
+
+    x0, x1 = np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 2.0])
+    value, (grad,) = tg.record(make(), x0).value_and_grad(x1)
+    x = tg.tensor(x1, requires_grad=True)
+    eager = make()(x)
+    eager.backward()
+    assert value.item() == eager.item() == 28.0
+    np.testing.assert_array_equal(grad.numpy(), x.grad.numpy())

@@ -67,5 +67,7 @@ def vector_to_parameters(vector: Tensor, parameters) -> None:
     position = 0
     for p in parameters:
         size = p._data.size
-        p._data[...] = vector._data[position : position + size].reshape(p._data.shape)
+        # As PyTorch: ``p.data =`` a view of the vector (they share memory after), which a
+        # recording follows (a write into p's array was invisible to it: a replay kept the old).
+        p.data = vector[position : position + size].view(p.shape).data
         position += size
