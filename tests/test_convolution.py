@@ -240,3 +240,55 @@ def test_conv_transpose2d_matches_pytorch_over_geometries(
         results.append((out.detach().numpy(), xs.grad.numpy(), ws.grad.numpy()))
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_edge_cases_found_in_review_follow_pytorch():
+    torch = pytest.importorskip("torch")
+    for m in (tg, torch):  # a window whose maximum is -inf: its first element inside the input
+        x = m.tensor([[[[-float("inf"), 1.0], [2.0, 3.0]]]], requires_grad=True)
+        values, indices = m.nn.functional.max_pool2d(x, 2, 1, 1, return_indices=True)
+        values.sum().backward()
+        if m is tg:
+            ours = (values.detach().numpy(), indices.numpy(), x.grad.numpy())
+    np.testing.assert_array_equal(ours[0], values.detach().numpy())
+    np.testing.assert_array_equal(ours[1], indices.numpy())
+    np.testing.assert_array_equal(ours[2], x.grad.numpy())
+    for call in (  # an empty batch gives an empty result
+        lambda m: m.nn.functional.conv2d(m.ones(0, 3, 5, 5), m.ones(4, 3, 3, 3)),
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(0, 3, 5, 5), m.ones(3, 4, 3, 3)),
+        lambda m: m.nn.functional.max_pool2d(m.ones(0, 3, 4, 4), 2),
+        lambda m: m.nn.functional.avg_pool2d(m.ones(0, 3, 4, 4), 2),
+        lambda m: m.nn.functional.adaptive_avg_pool2d(m.ones(0, 3, 4, 4), 2),
+        lambda m: m.nn.functional.adaptive_avg_pool2d(m.ones(2, 3, 4, 4), 0),
+    ):
+        assert tuple(call(tg).shape) == tuple(call(torch).shape)
+    assert tg.nn.RNN(3, 4, 1, "relu").nonlinearity == "relu"  # positional, as PyTorch's signature
+    assert F.dropout(tg.ones(4), 1.0).sum().item() == 0.0  # not 0/0
+    assert F.dropout2d(tg.ones(2, 3, 2, 2), 1.0).sum().item() == 0.0
+    mask = F.dropout2d(tg.ones(8, 16, 5), 0.5).numpy()  # 3-D: one draw per (dim 0, dim 1), as PyTorch
+    assert (mask.min(2) == mask.max(2)).all() and 0 < (mask[:, :, 0] == 0).sum() < 128
+    x = tg.ones(4, 16, 3, 3)
+    assert F.dropout2d(x, 0.5, inplace=True) is x and (x.numpy() == 0).any()
+    assert repr(tg.nn.Dropout2d(0.3, inplace=True)) == repr(torch.nn.Dropout2d(0.3, inplace=True))
+    with pytest.raises(ValueError):
+        tg.nn.Dropout2d(1.5)
+    assert F.adaptive_avg_pool2d(tg.ones(2, 3, 4, 4, requires_grad=True), 1).grad_fn.name() == "MeanBackward1"
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding", [1, (2, 1), "same"])
+def test_conv2d_padding_modes_follow_pytorch(mode, padding):
+    torch = pytest.importorskip("torch")
+    ours = tg.nn.Conv2d(2, 3, (3, 4), padding=padding, padding_mode=mode, dtype=tg.float64)
+    theirs = torch.nn.Conv2d(2, 3, (3, 4), padding=padding, padding_mode=mode, dtype=torch.float64)
+    _copy_parameters(ours, theirs, torch)
+    assert repr(ours) == repr(theirs)
+    data = np.arange(2 * 2 * 5 * 6, dtype=np.float64).reshape(2, 2, 5, 6) / 10
+    results = []
+    for m, layer in ((tg, ours), (torch, theirs)):
+        x = m.tensor(data, requires_grad=True)
+        y = layer(x)
+        (y * y).sum().backward()
+        results.append((y.detach().numpy(), x.grad.numpy(), layer.weight.grad.numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-10)

@@ -215,6 +215,94 @@ CASES = {
         RuntimeError,
         "running_mean should contain 3 elements not 2",
     ),
+    "conv1d channels": (
+        lambda m: m.nn.functional.conv1d(m.ones(2, 4, 10), m.ones(5, 3, 3)),
+        RuntimeError,
+        "Given groups=1, weight of size [5, 3, 3], expected input[2, 4, 10] to have 3 channels, but got 4 channels "
+        "instead",
+    ),
+    "conv1d kernel too large": (
+        lambda m: m.nn.functional.conv1d(m.ones(2, 3, 2), m.ones(5, 3, 3)),
+        RuntimeError,
+        "Calculated padded input size per channel: (2). Kernel size: (3). Kernel size can't be greater than actual "
+        "input size",
+    ),
+    "conv1d 4-D weight": (
+        lambda m: m.nn.functional.conv1d(m.ones(2, 3, 10), m.ones(5, 3, 3, 3)),
+        RuntimeError,
+        "Expected 4-dimensional input for 4-dimensional weight [5, 3, 3, 3], but got 3-dimensional input of size "
+        "[2, 3, 10] instead",
+    ),
+    "conv2d input wider than weight": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 8, 8, dtype=m.float64), m.ones(4, 3, 3, 3)),
+        RuntimeError,
+        "expected scalar type Double but found Float",
+    ),
+    "conv2d dilation": (
+        lambda m: m.nn.functional.conv2d(m.ones(2, 3, 8, 8), m.ones(4, 3, 3, 3), dilation=0),
+        RuntimeError,
+        "non-positive dilation is not supported",
+    ),
+    "conv_transpose2d groups": (
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(2, 3, 5, 5), m.ones(3, 2, 3, 3), groups=2),
+        RuntimeError,
+        "Given groups=2, expected weight to be divisible by 2 at dimension 0",
+    ),
+    "conv_transpose2d padding string": (
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(2, 3, 5, 5), m.ones(3, 2, 3, 3), padding="same"),
+        TypeError,
+        "conv_transpose2d(): argument 'padding' must be tuple of ints, not str",
+    ),
+    "max_pool2d dilated padding": (
+        lambda m: m.nn.functional.max_pool2d(m.ones(2, 3, 8, 8), 3, padding=2, dilation=2),
+        RuntimeError,
+        "pad should be smaller than or equal to half of kernel size, but got padW = 2, padH = 2, kW = 3, kH = 3",
+    ),
+    "max_pool2d dilation": (
+        lambda m: m.nn.functional.max_pool2d(m.ones(2, 3, 8, 8), 3, dilation=0),
+        RuntimeError,
+        "dilation should be greater than zero, but got dilationH: 0 dilationW: 0",
+    ),
+    "avg_pool2d stride": (
+        lambda m: m.nn.functional.avg_pool2d(m.ones(2, 3, 8, 8), 3, stride=0),
+        RuntimeError,
+        "stride should not be zero",
+    ),
+    "adaptive_avg_pool2d sizes": (
+        lambda m: m.nn.functional.adaptive_avg_pool2d(m.ones(2, 3, 8, 8), (1, 2, 3)),
+        RuntimeError,
+        "adaptive_avg_pool2d: output_size must be 2",
+    ),
+    "RNN dtype": (
+        lambda m: m.nn.RNN(3, 4)(m.ones(5, 2, 3, dtype=m.float64)),
+        ValueError,
+        "RNN input dtype ({module}.float64) does not match weight dtype ({module}.float32)",
+    ),
+    "RNN state rank": (
+        lambda m: m.nn.RNN(3, 4)(m.ones(5, 2, 3), m.ones(2, 4)),
+        RuntimeError,
+        "For batched 3-D input, hx should also be 3-D but got 2-D tensor",
+    ),
+    "LSTM cell state size": (
+        lambda m: m.nn.LSTM(3, 4)(m.ones(5, 2, 3), (m.ones(1, 2, 4), m.ones(1, 3, 4))),
+        RuntimeError,
+        "Expected hidden[1] size (1, 2, 4), got [1, 3, 4]",
+    ),
+    "RNN empty sequence": (
+        lambda m: m.nn.RNN(3, 4)(m.ones(0, 2, 3)),
+        RuntimeError,
+        "Expected sequence length to be larger than 0 in RNN",
+    ),
+    "GRU projections": (
+        lambda m: m.nn.GRU(3, 4, proj_size=2),
+        ValueError,
+        "proj_size argument is only supported for LSTM, not RNN or GRU",
+    ),
+    "RNNCell batch": (
+        lambda m: m.nn.RNNCell(3, 4)(m.ones(2, 3), m.ones(3, 4)),
+        RuntimeError,
+        "Input batch size 2 doesn't match hidden0 batch size 3",
+    ),
     "BatchNorm2d rank": (lambda m: m.nn.BatchNorm2d(3)(m.ones(4, 3)), ValueError, "expected 4D input (got 2D input)"),
     "BatchNorm1d rank": (
         lambda m: m.nn.BatchNorm1d(3)(m.ones(4, 3, 2, 2)),
@@ -225,7 +313,7 @@ CASES = {
 
 
 def _expected(message: str, size_name: str) -> str:
-    return message.format(size=size_name)
+    return message.format(size=size_name, module=size_name.split(".")[0])
 
 
 @pytest.mark.parametrize("name", list(CASES))

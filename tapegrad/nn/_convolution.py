@@ -56,7 +56,7 @@ def _windows(channels: int, height: int, width: int, kernel: tuple, stride: tupl
 def _gather_windows(x: Tensor, table: np.ndarray, padded: bool, fill: float) -> Tensor:
     """``x`` (N, C, H, W) -> its windows, (len(table), out positions, N)."""
     n = x.shape[0]
-    rows = x.reshape(n, -1).t()
+    rows = x.reshape(n, int(np.prod(x.shape[1:]))).t()  # not -1: an empty batch has no -1
     if padded:
         rows = cat([rows, full((1, n), fill, dtype=x.dtype)], 0)
     return gather_rows("index", rows, table)
@@ -116,37 +116,14 @@ def conv2d(
     Raises ``RuntimeError`` with PyTorch's message for a wrong rank, channel count, bias size,
     dtype, stride, padding or a kernel larger than the padded input."""
     x, unbatched = _batched(input, 2, "conv2d")
-    if weight.dim() != 4:
-        raise RuntimeError(
-            "weight should have at least three dimensions"
-            if weight.dim() < 3
-            else f"expected stride to be a single integer value or a list of {weight.dim() - 2} values to match the "
-            f"convolution dimensions, but got stride={list(_pair(stride, 'stride'))}"
-        )
-    _same_dtypes(x, weight, bias)
+    groups = _checked_convolution(x, weight, bias, groups, stride)
     n, channels, height, width = x.shape
     out_channels, group_channels, kh, kw = weight.shape
-    groups = int(groups)
-    if groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
-    if channels != group_channels * groups or out_channels % groups:
-        if out_channels % groups:
-            raise RuntimeError("Given groups=%d, expected weight to be divisible by %d at dimension 0, but got "
-                               "weight of size %s instead" % (groups, groups, list(weight.shape)))  # fmt: skip
-        raise RuntimeError(
-            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(x.shape)} to have "
-            f"{group_channels * groups} channels, but got {channels} channels instead"
-        )
-    if bias is not None and tuple(bias.shape) != (out_channels,):
-        raise RuntimeError(
-            f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with {out_channels} "
-            f"elements, but got bias of size {list(bias.shape)} instead"
-        )
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     if any(s <= 0 for s in stride):
         raise RuntimeError("non-positive stride is not supported")
     if any(d <= 0 for d in dilation):
-        raise RuntimeError("dilation should be greater than zero")
+        raise RuntimeError("non-positive dilation is not supported")
     before, after = _same_padding((kh, kw), dilation, stride, padding)
     padded = (height + before[0] + after[0], width + before[1] + after[1])
     if any(p < d * (k - 1) + 1 for p, k, d in zip(padded, (kh, kw), dilation)):
@@ -225,6 +202,13 @@ def conv_transpose2d(
     groups = int(groups)
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
+    if in_channels % groups:
+        raise RuntimeError(
+            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight of "
+            f"size [{list(weight.shape)}] instead"  # (sic: PyTorch's double brackets)
+        )
+    if isinstance(padding, str):
+        raise TypeError("conv_transpose2d(): argument 'padding' must be tuple of ints, not str")
     out_channels = group_out * groups
     if channels != in_channels or in_channels % groups:
         raise RuntimeError(
@@ -268,13 +252,62 @@ def conv_transpose2d(
 
 
 def _same_dtypes(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        other = weight if x.dtype != weight.dtype else bias
-        what = "weight" if other is weight else "bias"
+    """PyTorch's errors (CPU kernels) for a weight or bias of another dtype than the input."""
+    if x.dtype != weight.dtype:
+        if x.dtype.itemsize > weight.dtype.itemsize:
+            raise RuntimeError(f"expected scalar type {_scalar_name(x)} but found {_scalar_name(weight)}")
         raise RuntimeError(
-            f"Input type ({x.type()}) and {what} type ({other.type()}) should be the same or input should be a "
+            f"Input type ({x.type()}) and weight type ({weight.type()}) should be the same or input should be a "
             "MKLDNN tensor and weight is a dense tensor"
         )
+    if bias is not None and bias.dtype != x.dtype:
+        names = {8: "double", 4: "float", 2: "half"}
+        raise RuntimeError(
+            f"Input type ({names.get(x.dtype.itemsize)}) and bias type ({names.get(bias.dtype.itemsize)}) should be the same"
+        )
+
+
+def _scalar_name(tensor: Tensor) -> str:
+    return {8: "Double", 4: "Float", 2: "Half"}.get(tensor.dtype.itemsize, str(tensor.dtype))
+
+
+def _checked_convolution(x: Tensor, weight: Tensor, bias: Tensor | None, groups, stride) -> int:
+    """PyTorch's checks of a (non-transposed) convolution's operands, in its words, with the
+    shapes as given (a ``conv1d``'s 1-D ones); returns ``groups`` as an int."""
+    dims = x.dim() - 2
+    if weight.dim() != dims + 2:
+        if weight.dim() < 3:
+            raise RuntimeError("weight should have at least three dimensions")
+        if weight.dim() == x.dim() + 1:
+            raise RuntimeError(
+                f"Expected {weight.dim()}-dimensional input for {weight.dim()}-dimensional weight "
+                f"{list(weight.shape)}, but got {x.dim()}-dimensional input of size {list(x.shape)} instead"
+            )
+        raise RuntimeError(
+            f"expected stride to be a single integer value or a list of {weight.dim() - 2} values to match the "
+            f"convolution dimensions, but got stride={list(_pair(stride, 'stride', dims))}"
+        )
+    _same_dtypes(x, weight, bias)
+    channels, out_channels, group_channels = x.shape[1], weight.shape[0], weight.shape[1]
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if out_channels % groups:
+        raise RuntimeError(
+            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight of "
+            f"size {list(weight.shape)} instead"
+        )
+    if channels != group_channels * groups:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(x.shape)} to have "
+            f"{group_channels * groups} channels, but got {channels} channels instead"
+        )
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise RuntimeError(
+            f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with {out_channels} "
+            f"elements, but got bias of size {list(bias.shape)} instead"
+        )
+    return groups
 
 
 def conv1d(
@@ -290,11 +323,15 @@ def conv1d(
     (C_in, L), ``weight`` (C_out, C_in / groups, k); returns (N, C_out, L_out). ``conv2d`` on a
     height of one; raises as it does."""
     x, unbatched = _batched(input, 1, "conv1d")
-    if weight.dim() != 3:
-        raise RuntimeError(
-            f"expected stride to be a single integer value or a list of {max(weight.dim() - 2, 0)} values to match "
-            f"the convolution dimensions, but got stride={list(_pair(stride, 'stride', 1))}"
-        )
+    _checked_convolution(x, weight, bias, groups, stride)  # in 1-D words, before conv2d's
+    if not isinstance(padding, str):
+        length, kernel = x.shape[2] + 2 * _pair(padding, "padding", 1)[0], weight.shape[2]
+        span = _pair(dilation, "dilation", 1)[0] * (kernel - 1) + 1
+        if 0 < span and length < span:
+            raise RuntimeError(
+                f"Calculated padded input size per channel: ({length}). Kernel size: ({span}). Kernel size can't be "
+                "greater than actual input size"
+            )
     padding = padding if isinstance(padding, str) else (0, _pair(padding, "padding", 1)[0])
     result = conv2d(
         x.unsqueeze(2), weight.unsqueeze(2), bias, (1, _pair(stride, "stride", 1)[0]), padding,
@@ -305,7 +342,9 @@ def conv1d(
 
 
 def _pooled(input: Tensor, what: str) -> tuple:  # noqa: A002
-    if input.dim() not in (3, 4) or input.numel() == 0:
+    if input.dim() not in (3, 4) or 0 in tuple(input.shape)[input.dim() - 3 :]:  # an empty batch is fine
+        if what == "adaptive_avg_pool2d":
+            raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
         raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
     x = input if input.dim() == 4 else input.unsqueeze(0)
     n, channels, height, width = x.shape
@@ -316,14 +355,25 @@ def _pool_geometry(shape: tuple, kernel_size, stride, padding, dilation, ceil_mo
     kernel = _pair(kernel_size, "kernel_size")
     stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _pair(stride, "stride")
     padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
-    if any(s <= 0 for s in stride):
+    if any(s == 0 for s in stride):
+        raise RuntimeError("stride should not be zero")
+    if any(s < 0 for s in stride):
         raise RuntimeError("stride should be greater than zero")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError(
+            f"dilation should be greater than zero, but got dilationH: {dilation[0]} dilationW: {dilation[1]}"
+        )
     for p, k, d in zip(padding, kernel, dilation):
         if p < 0 or p > (d * (k - 1) + 1) // 2:
             raise RuntimeError(
                 f"pad should be at most half of effective kernel size, but got pad={p}, kernel_size={k} and "
                 f"dilation={d}"
             )
+    if any(p > k // 2 for p, k in zip(padding, kernel)):  # PyTorch's second check: of the kernel itself
+        raise RuntimeError(
+            f"pad should be smaller than or equal to half of kernel size, but got padW = {padding[1]}, padH = "
+            f"{padding[0]}, kW = {kernel[1]}, kH = {kernel[0]}"
+        )
     n, channels, height, width = shape
     out = tuple(
         _output_size(e, k, s, 2 * p, d, ceil_mode)
@@ -332,7 +382,7 @@ def _pool_geometry(shape: tuple, kernel_size, stride, padding, dilation, ceil_mo
     if out[0] < 1 or out[1] < 1:
         raise RuntimeError(
             f"Given input size: ({channels}x{height}x{width}). Calculated output size: "
-            f"({channels}x{max(out[0], 0)}x{max(out[1], 0)}). Output size is too small"
+            f"({channels}x{out[0]}x{out[1]}). Output size is too small"
         )
     return kernel, stride, padding, dilation, out
 
@@ -355,11 +405,13 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     (``MaxPool2DWithIndicesBackward0``). Raises ``RuntimeError`` with PyTorch's messages."""
     x, unbatched, shape = _pooled(input, "max_pool2d")
     kernel, stride, padding, dilation, out = _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode)
+    plane = None
     if active_recording() is None:
         # Eager: the maxima's positions are found now, and the result is one gather of them,
         # whose gradient goes to those positions, as PyTorch's does. (Recorded, positions found
         # now would be constants of the tape, wrong at other inputs: the window gather below.)
         plane = _max_positions(x._data.reshape(-1, shape[2], shape[3]), kernel, stride, padding, dilation, out)
+    if plane is not None:
         planes = np.arange(plane.shape[0]).reshape(-1, 1, 1) * (shape[2] * shape[3])
         values = pick("gather", input, (planes + plane).reshape(shape[:2] + out))
         result = name_node(values.squeeze(0) if unbatched else values, "MaxPool2DWithIndicesBackward0")
@@ -398,7 +450,24 @@ def _max_positions(planes: np.ndarray, kernel: tuple, stride: tuple, padding: tu
     ky, kx = np.divmod(first, kw)
     y = (np.arange(oh) * sh - ph).reshape(1, -1, 1) + ky * dh
     x = (np.arange(ow) * sw - pw).reshape(1, 1, -1) + kx * dw
+    outside = (y < 0) | (y >= height) | (x < 0) | (x >= width)
+    if outside.any():
+        # A window whose maximum is -inf picked its first element, padding: PyTorch's is its
+        # first element inside the input (None: a window of padding alone, left to the gather).
+        first_y = _first_inside(oh, sh, ph, kh, dh, height)
+        first_x = _first_inside(ow, sw, pw, kw, dw, width)
+        if (first_y < 0).any() or (first_x < 0).any():
+            return None
+        y = np.where(outside, first_y.reshape(1, -1, 1), y)
+        x = np.where(outside, first_x.reshape(1, 1, -1), x)
     return (y * width + x).astype(np.int64)
+
+
+def _first_inside(out: int, stride: int, padding: int, kernel: int, dilation: int, extent: int) -> np.ndarray:
+    """Each window's first position inside ``[0, extent)`` along one dimension, or -1."""
+    positions = (np.arange(out) * stride - padding).reshape(-1, 1) + np.arange(kernel) * dilation
+    inside = (positions >= 0) & (positions < extent)
+    return np.where(inside.any(1), positions[np.arange(out), inside.argmax(1)], -1)
 
 
 def _divisors(shape: tuple, kernel: tuple, stride: tuple, padding: tuple, out: tuple, count_include_pad: bool,
@@ -442,9 +511,18 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
     (C, H, W) -> (N, C, *output_size) (``AdaptiveAvgPool2DBackward0``)."""
     x, unbatched, shape = _pooled(input, "adaptive_avg_pool2d")
     sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
+    if len(sizes) != 2:
+        raise RuntimeError("adaptive_avg_pool2d: output_size must be 2")
     out = tuple(int(e if s is None else s) for s, e in zip(sizes, shape[2:]))
-    if any(o <= 0 for o in out):
-        raise RuntimeError(f"adaptive_avg_pool2d(): Expected output_size to be positive, but got {list(out)}")
+    if any(o < 0 for o in out):
+        raise RuntimeError(
+            f"adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 but received {list(out)}"
+        )
+    if 0 in out:  # an empty result, on the graph
+        empty = input.reshape(-1)[:0]
+        return empty.reshape(*(tuple(input.shape)[:-2] + out))
+    if out == (1, 1):  # a mean, as PyTorch computes it (MeanBackward1)
+        return input.mean((-2, -1), keepdim=True)
     table, counts = _adaptive_windows(shape[2], shape[3], out)
     sums = _gather_windows(x, table, bool((table == shape[2] * shape[3]).any()), 0.0).sum(0)
     scale = _wrap((1.0 / counts).astype(x._data.dtype))

@@ -24,9 +24,10 @@ from .modules import Module, Parameter
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _cell(mode: str, x_part: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
-    """One step: ``x_part`` is the input's projection (with its bias), (N, G*H). Returns (h, c)."""
-    hidden = h @ w_hh.t()
+def _cell(mode: str, x_part: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor | None):
+    """One step: ``x_part`` is the input's projection (with its bias), (N, G*H); ``w_hh_t`` the
+    transposed hidden weight (H, G*H), transposed once per sequence. Returns (h, c)."""
+    hidden = h @ w_hh_t
     if b_hh is not None:
         hidden = hidden + b_hh
     if mode == "LSTM":
@@ -56,10 +57,14 @@ class _RNNBase(Module):
             raise ValueError(
                 "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
             )
+        if not isinstance(hidden_size, int) or isinstance(hidden_size, bool):
+            raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
         if hidden_size <= 0:
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         if proj_size:
             raise NotImplementedError("proj_size: tapegrad's LSTM has no projections")
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
@@ -107,9 +112,15 @@ class _RNNBase(Module):
             zeros = _factories.zeros(count, batch, self.hidden_size, dtype=like.dtype)
             return [zeros, zeros] if self.mode == "LSTM" else [zeros]
         result = []
-        for state in states:
+        for index, state in enumerate(states):
+            if state.dim() != len(expected):
+                kind = "unbatched 2-D" if unbatched else "batched 3-D"
+                raise RuntimeError(
+                    f"For {kind} input, hx should also be {len(expected)}-D but got {state.dim()}-D tensor"
+                )
             if tuple(state.shape) != expected:
-                raise RuntimeError(f"Expected hidden size {expected}, got {list(state.shape)}")
+                name = f"hidden[{index}]" if self.mode == "LSTM" else "hidden"
+                raise RuntimeError(f"Expected {name} size {expected}, got {list(state.shape)}")
             result.append(state.unsqueeze(1) if unbatched else state)
         return result
 
@@ -117,7 +128,13 @@ class _RNNBase(Module):
         if not isinstance(input, Tensor):
             raise NotImplementedError("tapegrad's recurrent layers take a tensor, not a PackedSequence")
         if input.dim() not in (2, 3):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        weight = self.weight_ih_l0
+        if input.dtype != weight.dtype:
+            raise ValueError(
+                f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight.dtype}). Convert input: "
+                f"input.to({weight.dtype}), or convert model: model.to({input.dtype})"
+            )
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
         if x.shape[2] != self.input_size:
@@ -125,6 +142,8 @@ class _RNNBase(Module):
                 f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[2]}"
             )
         steps, batch = x.shape[0], x.shape[1]
+        if steps == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         states = self._initial(hx, batch, unbatched, x)
         directions = 2 if self.bidirectional else 1
         finals_h, finals_c = [], []
@@ -140,8 +159,9 @@ class _RNNBase(Module):
                     projected = projected + b_ih
                 order = range(steps - 1, -1, -1) if direction == 1 else range(steps)
                 per_step = [None] * steps
+                w_hh_t = w_hh.t()  # once: a view per step joined a new tape to the sequence's each time
                 for t in order:
-                    h, c = _cell(self.mode, projected[t], h, c, w_hh, b_hh)
+                    h, c = _cell(self.mode, projected[t], h, c, w_hh_t, b_hh)
                     per_step[t] = h
                 outputs.append(stack(per_step, 0))
                 finals_h.append(h)
@@ -178,10 +198,14 @@ class RNN(_RNNBase):
     unbatched), optional ``hx`` (layers * directions, N, H); returns (output (L, N, D * H),
     h_n). Raises ``ValueError`` for an unknown ``nonlinearity``."""
 
-    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None):  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
-        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", *args, **kwargs)
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype)  # fmt: skip
         self.nonlinearity = nonlinearity
 
 
@@ -220,6 +244,18 @@ class _CellBase(Module):
             raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input
+        if x.shape[1] != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {x.shape[1]} expected {self.input_size}")
+        for index, state in enumerate((() if hx is None else hx if self.mode == "LSTM" else (hx,))):
+            if state.dim() != input.dim() or state.shape[-1] != self.hidden_size:
+                got = state.shape[-1] if state.dim() == input.dim() else state.shape[0]
+                raise RuntimeError(
+                    f"hidden{index} has inconsistent hidden_size: got {got}, expected {self.hidden_size}"
+                )
+            if not unbatched and state.shape[0] != x.shape[0]:
+                raise RuntimeError(
+                    f"Input batch size {x.shape[0]} doesn't match hidden{index} batch size {state.shape[0]}"
+                )
         if hx is None:
             zeros = _factories.zeros(x.shape[0], self.hidden_size, dtype=x.dtype)
             hx = (zeros, zeros) if self.mode == "LSTM" else zeros
@@ -229,7 +265,7 @@ class _CellBase(Module):
         projected = x @ self.weight_ih.t()
         if self.bias_ih is not None:
             projected = projected + self.bias_ih
-        h, c = _cell(self.mode, projected, h, c, self.weight_hh, self.bias_hh)
+        h, c = _cell(self.mode, projected, h, c, self.weight_hh.t(), self.bias_hh)
         if unbatched:
             h, c = h.squeeze(0), (c.squeeze(0) if c is not None else None)
         return (h, c) if self.mode == "LSTM" else h

@@ -314,8 +314,15 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # 
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when training; follows ``torch.nn.functional.dropout``."""
     if not training or p == 0:
         return input
-    keep = (_factories.default_generator().random(input.shape) >= p).astype(input._data.dtype) / (1 - p)
-    return input * _wrap(keep)
+    return input * _wrap(_kept(input.shape, p, input._data.dtype))
+
+
+def _kept(shape: tuple, p: float, dtype) -> np.ndarray:
+    """A dropout mask of ``shape``: 0 with probability ``p``, else 1 / (1 - p); all 0 for p = 1
+    (1 / 0 made it NaN)."""
+    if p >= 1:
+        return np.zeros(shape, dtype)
+    return (_factories.default_generator().random(shape) >= p).astype(dtype) / dtype.type(1 - p)
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002
@@ -326,9 +333,10 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return input
-    shape = tuple(input.shape[: input.dim() - 2]) + (1, 1)
-    keep = (_factories.default_generator().random(shape) >= p).astype(input._data.dtype) / (1 - p)
-    return input * _wrap(keep)
+    # One draw per (sample, channel): the first two dimensions, as PyTorch does (for a 3-D input
+    # too, which it then reads as (N, C, L)).
+    keep = _wrap(_kept(tuple(input.shape[:2]) + (1,) * (input.dim() - 2), p, input._data.dtype))
+    return input.mul_(keep) if inplace else input * keep
 
 
 def batch_norm(
@@ -351,7 +359,7 @@ def batch_norm(
 
     Raises ``RuntimeError`` when a statistic or parameter does not have C elements, and
     ``ValueError`` when training sees one value per channel."""
-    channels = input.shape[1] if input.dim() > 1 else 1
+    channels = input.shape[1] if input.dim() > 1 else 0  # PyTorch's count for a 1-D input
     for name, value in (
         ("running_mean", running_mean),
         ("running_var", running_var),
@@ -381,7 +389,9 @@ def batch_norm(
         normalized = centered * (variance + eps).rsqrt()
     else:
         if running_mean is None or running_var is None:
-            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+            raise RuntimeError(
+                f"running_{'mean' if running_mean is None else 'var'} must be defined in evaluation mode"
+            )
         normalized = (input - running_mean.reshape(shape)) * (running_var.reshape(shape) + eps).rsqrt()
     if weight is not None:
         normalized = normalized * weight.reshape(shape)

@@ -771,8 +771,14 @@ class _ConvNd(Module):
             raise ValueError("in_channels must be divisible by groups")
         if out_channels % groups:
             raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"padding_mode={padding_mode!r}: tapegrad has 'zeros' only")
+        modes = ("zeros", "reflect", "replicate", "circular")
+        if padding_mode not in modes:
+            raise ValueError(
+                f"padding_mode must be one of {{'reflect', 'replicate', 'zeros', 'circular'}}, but got "
+                f"padding_mode={padding_mode!r}"
+            )
+        if padding_mode != "zeros" and self._transposed:
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         if isinstance(padding, str) and padding not in ("same", "valid"):
             raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
         dims = self._dims
@@ -814,17 +820,31 @@ class _ConvNd(Module):
             text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
         return text
+
+    def _padded(self, input: Tensor):  # noqa: A002
+        """``(input, padding)``: with a ``padding_mode`` other than zeros, the input padded by
+        ``F.pad`` in that mode and no padding left for the convolution, as PyTorch does."""
+        if self.padding_mode == "zeros":
+            return input, self.padding
+        from ._convolution import _same_padding
+
+        before, after = _same_padding(self.kernel_size, self.dilation, self.stride, self.padding)
+        pads = [p for pair in reversed(list(zip(before, after))) for p in pair]  # last dimension first
+        return F.pad(input, pads, mode=self.padding_mode), 0
 
 
 class Conv2d(_ConvNd):
     """2-D convolution layer, as ``torch.nn.Conv2d``: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
     by ``F.conv2d``; weight (C_out, C_in / groups, kH, kW) and bias (C_out,) initialised uniform
-    in +-1/sqrt(fan_in), as PyTorch does. ``padding_mode`` other than "zeros" raises
-    ``NotImplementedError``."""
+    in +-1/sqrt(fan_in), as PyTorch does; ``padding_mode`` "zeros", "reflect", "replicate" or
+    "circular" (else ``ValueError``)."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x, padding = self._padded(input)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class Conv1d(_ConvNd):
@@ -834,7 +854,8 @@ class Conv1d(_ConvNd):
     _dims = 1
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x, padding = self._padded(input)
+        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -990,10 +1011,20 @@ class BatchNorm2d(_BatchNorm):
 
 
 class Dropout2d(Dropout):
-    """``F.dropout2d`` as a module: whole channels zeroed in training mode; follows ``torch.nn.Dropout2d``."""
+    """``F.dropout2d`` as a module: whole channels zeroed in training mode; follows
+    ``torch.nn.Dropout2d``. Raises ``ValueError`` for ``p`` outside [0, 1]."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        if p < 0 or p > 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        super().__init__(p)
+        self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.dropout2d(input, self.p, self.training)
+        return F.dropout2d(input, self.p, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class MSELoss(Module):
