@@ -253,6 +253,17 @@ def test_edge_cases_found_in_review_follow_pytorch():
     np.testing.assert_array_equal(ours[0], values.detach().numpy())
     np.testing.assert_array_equal(ours[1], indices.numpy())
     np.testing.assert_array_equal(ours[2], x.grad.numpy())
+    x = np.random.default_rng(6).standard_normal((1, 2, 4, 4))
+    x[0, 0, 0, 0] = x[0, 0, 1, 1] = np.nan  # two NaNs in a window: PyTorch's kernel takes the last
+    x[0, 1, :2, :2] = -np.inf
+    picked = []
+    for m in (tg, torch):
+        inputs = m.tensor(x, requires_grad=True)
+        values, indices = m.nn.functional.max_pool2d(inputs, 2, return_indices=True)
+        values.sum().backward()
+        picked.append((indices.numpy(), np.isnan(inputs.grad.numpy()), np.nan_to_num(inputs.grad.numpy())))
+    for a, b in zip(*picked):
+        np.testing.assert_array_equal(a, b)
     for call in (  # an empty batch gives an empty result
         lambda m: m.nn.functional.conv2d(m.ones(0, 3, 5, 5), m.ones(4, 3, 3, 3)),
         lambda m: m.nn.functional.conv_transpose2d(m.ones(0, 3, 5, 5), m.ones(3, 4, 3, 3)),

@@ -60,6 +60,7 @@ LAYERS = {
         "_kernels.scalar",
         "_kernels.vmath",
         "_kernels.normalization",
+        "_kernels.pooling",
         "_kernels.generated",
         "_kernels.backward",
         "_kernels.forward",

@@ -430,44 +430,18 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 
 
 def _max_positions(planes: np.ndarray, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, out: tuple):
-    """Each window's first largest element (or first NaN, as PyTorch's kernel picks), as a flat
-    position ``y * W + x`` in its plane: (planes, out_h, out_w) int64. ``planes`` (P, H, W)."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out
-    height, width = planes.shape[1:]
-    spans = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    # Padding before, and after enough for the last window (ceil_mode's may pass the end).
-    after = [
-        max(p, (o - 1) * s + span - extent - p)
-        for p, o, s, span, extent in zip(padding, out, stride, spans, (height, width))
-    ]
-    if ph or pw or any(after):
-        if planes.dtype.kind != "f":
-            planes = planes.astype(np.float64)
-        planes = np.pad(planes, ((0, 0), (ph, after[0]), (pw, after[1])), constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(planes, spans, axis=(1, 2))
-    windows = windows[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]
-    first = windows.reshape(windows.shape[:3] + (kh * kw,)).argmax(-1)  # a copy, then contiguous
-    ky, kx = np.divmod(first, kw)
-    y = (np.arange(oh) * sh - ph).reshape(1, -1, 1) + ky * dh
-    x = (np.arange(ow) * sw - pw).reshape(1, 1, -1) + kx * dw
-    outside = (y < 0) | (y >= height) | (x < 0) | (x >= width)
-    if outside.any():
-        # A window whose maximum is -inf picked its first element, padding: PyTorch's is its
-        # first element inside the input (None: a window of padding alone, left to the gather).
-        first_y = _first_inside(oh, sh, ph, kh, dh, height)
-        first_x = _first_inside(ow, sw, pw, kw, dw, width)
-        if (first_y < 0).any() or (first_x < 0).any():
-            return None
-        y = np.where(outside, first_y.reshape(1, -1, 1), y)
-        x = np.where(outside, first_x.reshape(1, 1, -1), x)
-    return (y * width + x).astype(np.int64)
+    """Each window's maximum as PyTorch's kernel picks it (``_kernels.pooling``), as a flat
+    position ``y * W + x`` in its plane: (P, out_h, out_w) int64, from ``planes`` (P, H, W);
+    None for a window of padding alone (left to the window gather)."""
+    from .._kernels import families, pooling  # numba: imported on first use
 
-
-def _first_inside(out: int, stride: int, padding: int, kernel: int, dilation: int, extent: int) -> np.ndarray:
-    """Each window's first position inside ``[0, extent)`` along one dimension, or -1."""
-    positions = (np.arange(out) * stride - padding).reshape(-1, 1) + np.arange(kernel) * dilation
-    inside = (positions >= 0) & (positions < extent)
-    return np.where(inside.any(1), positions[np.arange(out), inside.argmax(1)], -1)
+    families.announce(pooling.max_positions, "max-pooling kernel")
+    if planes.dtype.kind != "f":
+        planes = planes.astype(np.float64)
+    positions = np.empty((planes.shape[0],) + tuple(out), np.int64)
+    arguments = [np.asarray(v, np.int64) for v in (kernel, stride, padding, dilation, out)]
+    found = pooling.max_positions(np.ascontiguousarray(planes), *arguments, positions)
+    return positions if found else None
 
 
 def _divisors(shape: tuple, kernel: tuple, stride: tuple, padding: tuple, out: tuple, count_include_pad: bool,
