@@ -186,3 +186,21 @@ class ColdEmptyCache:
         from .cold import EVERY_KERNEL
 
         return EVERY_KERNEL, self._EMPTY_CACHE
+
+
+class CnnStep(_Workload):
+    """A LeNet-like CNN's SGD step on 32 28x28 images (conv, batch norm, pooling, linear)."""
+
+    workload = "cnn"
+
+    def time_cnn_step(self, backend):
+        self.run()
+
+
+class LstmStep(_Workload):
+    """An LSTM's SGD step over 20 time steps of a batch of 16."""
+
+    workload = "lstm"
+
+    def time_lstm_step(self, backend):
+        self.run()

@@ -282,6 +282,78 @@ def graph_replay(backend: str, n_ops: int = GRAPH_OPS):
     return run
 
 
+# -- layers: a small CNN and an LSTM, training steps -------------------------------------
+
+
+def _copied_model(backend: str, build):
+    """``build(m)`` in ``backend``, with the tapegrad model's initial values (one seed, one model)."""
+    import tapegrad
+
+    tapegrad.manual_seed(0)
+    reference = build(tapegrad)
+    if backend == "tapegrad":
+        return tapegrad, reference
+    m = module(backend)
+    model = build(m)
+    with m.no_grad():
+        for theirs, ours in zip(model.state_dict().values(), reference.state_dict().values()):
+            theirs.copy_(m.from_numpy(np.array(ours.numpy())))
+    return m, model
+
+
+def cnn_step(backend: str):
+    """A LeNet-like classifier (conv-bn-relu-pool twice, then linear) on 32 28x28 images: one
+    SGD step (forward, cross-entropy, backward, update)."""
+
+    def build(m):
+        return m.nn.Sequential(
+            m.nn.Conv2d(1, 16, 3, padding=1), m.nn.BatchNorm2d(16), m.nn.ReLU(), m.nn.MaxPool2d(2),
+            m.nn.Conv2d(16, 32, 3, padding=1), m.nn.ReLU(), m.nn.MaxPool2d(2),
+            m.nn.Flatten(), m.nn.Linear(32 * 7 * 7, 10),
+        )  # fmt: skip
+
+    m, model = _copied_model(backend, build)
+    rng = np.random.default_rng(0)
+    images = m.from_numpy(rng.standard_normal((32, 1, 28, 28)).astype(np.float32))
+    labels = m.from_numpy(rng.integers(0, 10, 32))
+    optimizer = m.optim.SGD(model.parameters(), lr=0.01)
+
+    def run():
+        optimizer.zero_grad()
+        loss = m.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run()
+    return run
+
+
+def lstm_step(backend: str):
+    """An LSTM (16 -> 32) over 20 steps of a batch of 16, a linear head on the last output,
+    mean squared error: one SGD step."""
+
+    def build(m):
+        return m.nn.ModuleList([m.nn.LSTM(16, 32), m.nn.Linear(32, 1)])
+
+    m, (lstm, head) = _copied_model(backend, build)
+    rng = np.random.default_rng(0)
+    x = m.from_numpy(rng.standard_normal((20, 16, 16)).astype(np.float32))
+    y = m.from_numpy(rng.standard_normal((16, 1)).astype(np.float32))
+    optimizer = m.optim.SGD([*lstm.parameters(), *head.parameters()], lr=0.01)
+
+    def run():
+        optimizer.zero_grad()
+        output, _ = lstm(x)
+        loss = m.nn.functional.mse_loss(head(output[-1]), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run()
+    return run
+
+
 def make(workload: str, backend: str):
     return {
         "chain_record": chain_record,
@@ -294,4 +366,6 @@ def make(workload: str, backend: str):
         "graph_eager": graph_eager,
         "graph_record": graph_record,
         "graph_replay": graph_replay,
+        "cnn": cnn_step,
+        "lstm": lstm_step,
     }[workload](backend)
