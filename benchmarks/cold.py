@@ -42,9 +42,10 @@ EVERY_KERNEL = """
 from tapegrad._kernels import backward, forward
 for dtype in (tg.float32, tg.float64):
     # 32 elements: more than a register program takes, so the general sweeps and vmap's kernel
-    x = tg.ones(32, dtype=dtype, requires_grad=True)
+    x = tg.ones(32, dtype=dtype)  # a replay's inputs must not require grad
     tape = tg.record(lambda x: (x * x).sum(), x)
     tape.value_and_grad(x)
+    tg.nn.functional.max_pool2d(tg.ones(1, 1, 4, 4, dtype=dtype), 2)  # eager max pooling's kernel
     tape._replay_batch([x.detach().numpy()[None]], [True], [1.0])
     x = x[:3]
     scalars = tg.record(lambda x: (x[0] * x[1] + x[2]).tanh() * x[0] - x[1] / x[2], x)  # a register program
