@@ -25,16 +25,20 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _cell(mode: str, x_part: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor | None):
-    """One step: ``x_part`` is the input's projection (with its bias), (N, G*H); ``w_hh_t`` the
+    """One step: ``x_part`` is the input's projection (with its bias, and for LSTM and RNN the
+    hidden bias too: ``_RNNBase.forward`` adds both once per sequence), (N, G*H); ``w_hh_t`` the
     transposed hidden weight (H, G*H), transposed once per sequence. Returns (h, c)."""
     hidden = h @ w_hh_t
     if b_hh is not None:
         hidden = hidden + b_hh
     if mode == "LSTM":
         gates = x_part + hidden
-        i, f, g, o = gates.chunk(4, 1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c.tanh(), c
+        size = gates.shape[1] // 4
+        # One sigmoid over all four gates (the cell gate's quarter unused) and views of it: four
+        # ops of one op's arithmetic were recorded three times over before.
+        i, f, _, o = gates.sigmoid().chunk(4, 1)
+        c = f * c + i * gates[:, 2 * size : 3 * size].tanh()
+        return o * c.tanh(), c
     if mode == "GRU":
         x_r, x_z, x_n = x_part.chunk(3, 1)
         h_r, h_z, h_n = hidden.chunk(3, 1)
@@ -157,6 +161,8 @@ class _RNNBase(Module):
                 projected = x @ w_ih.t()  # every step's input projection in one product
                 if b_ih is not None:
                     projected = projected + b_ih
+                if b_hh is not None and self.mode != "GRU":  # added once, not per step (GRU's
+                    projected, b_hh = projected + b_hh, None  # new gate reads it inside r * (...))
                 order = range(steps - 1, -1, -1) if direction == 1 else range(steps)
                 per_step = [None] * steps
                 w_hh_t = w_hh.t()  # once: a view per step joined a new tape to the sequence's each time
