@@ -26,8 +26,8 @@ import threading
 
 import numpy as np
 
+from . import _factories, _ops, _register, _tape_file
 from . import _grad_mode as grad_mode
-from . import _ops, _register, _tape_file
 from ._record import _input_row
 from ._shared_storage import SharedStorage
 from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
@@ -89,7 +89,9 @@ def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
         TypeError: an input is not floating point, or ``fn`` returns something else than
             tensors. NotImplementedError: ``fn`` calls a custom ``autograd.Function`` or
             ``register_hook`` (a replay runs no Python), or takes a gradient (``backward()``,
-            ``autograd.grad``: a replay would reuse the recording's; differentiate the tape).
+            ``autograd.grad``: a replay would reuse the recording's; differentiate the tape), or
+            draws random numbers (``dropout`` in training mode, ``randn``: the replay would
+            reuse the recording's draws at every call; draw them outside and pass them in).
 
     >>> import tapegrad as tg
     >>> tape = tg.record(lambda w: (w * w).sum(), tg.zeros(3))
@@ -97,7 +99,17 @@ def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
     >>> value, grad
     (tensor(14.), tensor([2., 4., 6.]))
     """
-    return Tape(fn, example_inputs, rerecord)
+    draws = _factories.random_draws[0]
+    tape = Tape(fn, example_inputs, rerecord)
+    if _factories.random_draws[0] != draws:
+        # A tape holds the numbers drawn as constants: every replay would reuse the recording's
+        # dropout mask or noise, where eager draws anew (torch.func.vmap's randomness="error").
+        raise NotImplementedError(
+            "tapegrad.record: the function draws random numbers (dropout in training mode, rand, randn...), "
+            "which a replay would reuse at every call; draw them outside and pass them as inputs, or call "
+            "model.eval() for dropout"
+        )
+    return tape
 
 
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)

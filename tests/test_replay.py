@@ -1276,3 +1276,19 @@ def test_vector_to_parameters_inside_a_recording_replays_as_eager():
     eager.backward()
     assert value.item() == eager.item() == 28.0
     np.testing.assert_array_equal(grad.numpy(), x.grad.numpy())
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda x: F.dropout(x, 0.5, training=True),
+        lambda x: x + tg.randn(3, dtype=x.dtype),
+        lambda x: tg.nn.Dropout2d(0.5)(x.reshape(1, 3, 1, 1)).reshape(3),
+    ],
+)
+def test_a_recording_that_draws_random_numbers_raises(draw):
+    with pytest.raises(NotImplementedError, match="draws random numbers"):
+        tg.record(lambda x: draw(x).sum(), np.ones(3))
+    model = tg.nn.Dropout(0.5)
+    model.eval()  # no draws: recordable
+    assert tg.record(lambda x: model(x).sum(), np.ones(3))(np.full(3, 2.0)).item() == 6.0
