@@ -33,7 +33,7 @@ from ._shared_storage import SharedStorage
 from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
-from .autograd.engine import kernel_error, views_suffice
+from .autograd.engine import _keep_arenas, _spare_arenas, kernel_error, views_suffice
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
@@ -672,11 +672,13 @@ class Tape:
             ]
             return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
         _, _, backward, (rules, saves, paths) = _kernels()
+        spare = _spare_arenas()  # the last backward's of this thread, if nothing holds them
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
             paths, self.output_rows, seeds[0] if len(seeds) == 1 else np.concatenate(seeds), self.freed, self.freed, True,
-            self._plans.setdefault(positions, {}),
+            self._plans.setdefault(positions, {}), spare,
         )  # fmt: skip
+        del spare
         if status:
             opcode = self.rows[row, OPCODE] & OPCODE_MASK
             raise kernel_error(status == backward.KERNEL_FAILED, "backward", _ops.OPS[opcode].name)
@@ -696,6 +698,7 @@ class Tape:
                 grads.append(_wrap(gradient if share else gradient.copy()))
             else:
                 grads.append(_wrap(np.zeros(shape, dtype)))
+        _keep_arenas(grad32, grad64)
         return grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
 
     def value_and_grad(self, *inputs, grad_outputs=None, argnums=None):

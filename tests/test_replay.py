@@ -1292,3 +1292,14 @@ def test_a_recording_that_draws_random_numbers_raises(draw):
     model = tg.nn.Dropout(0.5)
     model.eval()  # no draws: recordable
     assert tg.record(lambda x: model(x).sum(), np.ones(3))(np.full(3, 2.0)).item() == 6.0
+
+
+def test_a_replay_reuses_no_arena_a_caller_still_holds():
+    tape = tg.record(lambda x, y: (x * y + x.sin()).sum(), np.ones(50_000), np.ones(50_000))
+    first = np.full(50_000, 2.0), np.full(50_000, 3.0)
+    _, held = tape.value_and_grad(*first)  # views of the sweep's arena: the caller's now
+    expected = [g.numpy().copy() for g in held]
+    for value in (4.0, 5.0):
+        tape.value_and_grad(np.full(50_000, value), np.full(50_000, value))
+    for gradient, values in zip(held, expected):
+        np.testing.assert_array_equal(gradient.numpy(), values)
