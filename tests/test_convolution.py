@@ -34,6 +34,17 @@ def _copy_parameters(source, target, torch) -> None:
             theirs.copy_(torch.from_numpy(np.array(ours.numpy())))
 
 
+def _evaluate_alike(ours, theirs, torch, batch: np.ndarray, rtol: float) -> None:
+    """Both modules in eval mode give the same outputs for ``batch``."""
+    ours.eval(), theirs.eval()
+    np.testing.assert_allclose(
+        ours(tg.from_numpy(batch)).detach().numpy(),
+        theirs(torch.from_numpy(batch)).detach().numpy(),
+        rtol=rtol,
+        atol=1e-5,
+    )
+
+
 def test_a_cnn_trains_as_in_pytorch():
     torch = pytest.importorskip("torch")
     ours, theirs = _cnn(tg), _cnn(torch)
@@ -57,13 +68,7 @@ def test_a_cnn_trains_as_in_pytorch():
         np.testing.assert_allclose(
             np.asarray(a.numpy(), np.float64), b.numpy().astype(np.float64), rtol=1e-3, atol=1e-5, err_msg=name
         )
-    ours.eval(), theirs.eval()
-    np.testing.assert_allclose(
-        ours(tg.from_numpy(images)).detach().numpy(),
-        theirs(torch.from_numpy(images)).detach().numpy(),
-        rtol=1e-3,
-        atol=1e-5,
-    )
+    _evaluate_alike(ours, theirs, torch, images, rtol=1e-3)
 
 
 def test_layers_show_and_save_as_in_pytorch():
@@ -105,14 +110,7 @@ def test_batch_norm_running_statistics_follow_pytorch(momentum, shape):
         )
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         np.testing.assert_allclose(getattr(ours, name).numpy(), getattr(theirs, name).numpy(), rtol=1e-5, err_msg=name)
-    ours.eval(), theirs.eval()
-    batch = rng.standard_normal(shape).astype(np.float32)
-    np.testing.assert_allclose(
-        ours(tg.from_numpy(batch)).detach().numpy(),
-        theirs(torch.from_numpy(batch)).detach().numpy(),
-        rtol=1e-4,
-        atol=1e-5,
-    )
+    _evaluate_alike(ours, theirs, torch, rng.standard_normal(shape).astype(np.float32), rtol=1e-4)
 
 
 def test_max_pool_indices_are_pytorchs():
@@ -154,15 +152,31 @@ def test_a_cnn_loss_replays_as_eager_at_new_inputs():
     assert all(p.grad is None or p.grad.shape == p.shape for p in params.values())
 
 
+def _pairs(low: int, high: int):
+    return st.tuples(st.integers(low, high), st.integers(low, high))
+
+
+def _matches_pytorch(torch, x: np.ndarray, w: np.ndarray, call) -> None:
+    """``call(functional, x, w)`` in float64: values and both gradients equal PyTorch's."""
+    results = []
+    for m in (tg, torch):
+        xs, ws = m.tensor(x, requires_grad=True), m.tensor(w, requires_grad=True)
+        out = call(m.nn.functional, xs, ws)
+        (out * out).sum().backward()
+        results.append((out.detach().numpy(), xs.grad.numpy(), ws.grad.numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     batch=st.integers(1, 3),
     groups=st.sampled_from([1, 2]),
-    size=st.tuples(st.integers(3, 7), st.integers(3, 7)),
-    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
-    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    size=_pairs(3, 7),
+    kernel=_pairs(1, 3),
+    stride=_pairs(1, 3),
+    padding=_pairs(0, 2),
+    dilation=_pairs(1, 2),
 )
 def test_conv2d_matches_pytorch_over_geometries(batch, groups, size, kernel, stride, padding, dilation):
     torch = pytest.importorskip("torch")
@@ -171,14 +185,7 @@ def test_conv2d_matches_pytorch_over_geometries(batch, groups, size, kernel, str
     rng = np.random.default_rng(batch * 131 + sum(size))
     x = rng.standard_normal((batch, 2 * groups, *size))
     w = rng.standard_normal((2 * groups, 2, *kernel))
-    results = []
-    for m in (tg, torch):
-        xs, ws = m.tensor(x, requires_grad=True), m.tensor(w, requires_grad=True)
-        out = m.nn.functional.conv2d(xs, ws, None, stride, padding, dilation, groups)
-        (out * out).sum().backward()
-        results.append((out.detach().numpy(), xs.grad.numpy(), ws.grad.numpy()))
-    for ours, theirs in zip(*results):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    _matches_pytorch(torch, x, w, lambda f, xs, ws: f.conv2d(xs, ws, None, stride, padding, dilation, groups))
 
 
 @pytest.mark.parametrize(
@@ -212,12 +219,12 @@ def test_max_pool_ties_and_nan_follow_pytorch_eager_and_replayed(geometry):
 @given(
     batch=st.integers(1, 2),
     groups=st.sampled_from([1, 2]),
-    size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
-    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
-    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-    extra=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    size=_pairs(1, 5),
+    kernel=_pairs(1, 3),
+    stride=_pairs(1, 3),
+    padding=_pairs(0, 2),
+    dilation=_pairs(1, 2),
+    extra=_pairs(0, 2),
 )
 def test_conv_transpose2d_matches_pytorch_over_geometries(
     batch, groups, size, kernel, stride, padding, dilation, extra
@@ -232,14 +239,12 @@ def test_conv_transpose2d_matches_pytorch_over_geometries(
     rng = np.random.default_rng(batch * 17 + sum(size) + sum(kernel))
     x = rng.standard_normal((batch, 2 * groups, *size))
     w = rng.standard_normal((2 * groups, 3, *kernel))
-    results = []
-    for m in (tg, torch):
-        xs, ws = m.tensor(x, requires_grad=True), m.tensor(w, requires_grad=True)
-        out = m.nn.functional.conv_transpose2d(xs, ws, None, stride, padding, output_padding, groups, dilation)
-        (out * out).sum().backward()
-        results.append((out.detach().numpy(), xs.grad.numpy(), ws.grad.numpy()))
-    for ours, theirs in zip(*results):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    _matches_pytorch(
+        torch,
+        x,
+        w,
+        lambda f, xs, ws: f.conv_transpose2d(xs, ws, None, stride, padding, output_padding, groups, dilation),
+    )
 
 
 def test_edge_cases_found_in_review_follow_pytorch():
