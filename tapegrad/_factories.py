@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import _device, _dtypes
@@ -13,13 +15,20 @@ _generator = None  # created on first use: importing numpy.random costs ~15 ms o
 
 # How many times a random op asked for a generator: ``tapegrad.func.vmap`` compares it before
 # and after a call to know whether the function drew random numbers (``randomness="error"``).
-random_draws = [0]
+class _Draws(threading.local):
+    """This thread's count of calls for random numbers: another thread's draws must not make a
+    recording of this one look random (one global count did, ``tapegrad.record`` refused)."""
+
+    count = 0
+
+
+random_draws = _Draws()
 
 
 def default_generator():
     """The generator behind ``rand``/``randn``/``randint``, ``nn.init`` and ``dropout``."""
     global _generator
-    random_draws[0] += 1
+    random_draws.count += 1
     if _generator is None:
         _generator = np.random.default_rng()
     return _generator
@@ -30,7 +39,7 @@ def numpy_generator(generator=None) -> np.random.Generator:
     None (the default one)."""
     if generator is None:
         return default_generator()
-    random_draws[0] += 1
+    random_draws.count += 1
     return generator._numpy if isinstance(generator, Generator) else generator
 
 

@@ -726,9 +726,9 @@ class _VmapTransform:
             current = [leaf if dim is None else _take(leaf, dim, index) for leaf, dim in zip(leaves, dims)]
             if generator is not None:
                 generator.bit_generator.state = state  # every slice draws the same numbers
-            draws = _factories.random_draws[0]
+            draws = _factories.random_draws.count
             results.append(self.func(*_unflatten(spec, current), **kwargs))
-            if self.randomness == "error" and _factories.random_draws[0] != draws:
+            if self.randomness == "error" and _factories.random_draws.count != draws:
                 raise RuntimeError(_RANDOM_ERROR)
         flats = [_flatten(result) for result in results]
         out_spec = flats[0][1]
@@ -858,12 +858,12 @@ class _Replay:
                     raise _UnrecordableError("an output is not a floating-point tensor")
             return tuple(outputs)
 
-        draws = _factories.random_draws[0]
+        draws = _factories.random_draws.count
         try:
             tape = Tape(traced, self._slice_inputs(index))
         except NotImplementedError as error:
             raise _UnrecordableError(f"the function cannot be recorded ({error})") from None
-        if _factories.random_draws[0] != draws:
+        if _factories.random_draws.count != draws:
             if self.transform.randomness == "error":
                 raise RuntimeError(_RANDOM_ERROR)
         tape.vmap_spec = box

@@ -99,17 +99,37 @@ def record(fn, *example_inputs, rerecord: bool = False) -> Tape:
     >>> value, grad
     (tensor(14.), tensor([2., 4., 6.]))
     """
-    draws = _factories.random_draws[0]
+    draws = _factories.random_draws.count
     tape = Tape(fn, example_inputs, rerecord)
-    if _factories.random_draws[0] != draws:
-        # A tape holds the numbers drawn as constants: every replay would reuse the recording's
-        # dropout mask or noise, where eager draws anew (torch.func.vmap's randomness="error").
+    _refuse_random_draws(draws)
+    return tape
+
+
+def _refuse_random_draws(before: int) -> None:
+    """A tape holds the numbers drawn while recording as constants: every replay would reuse the
+    recording's dropout mask or noise, where eager draws anew (torch.func.vmap's
+    randomness="error" refuses too). ``before``: this thread's count of draws before it."""
+    if _factories.random_draws.count != before:
         raise NotImplementedError(
             "tapegrad.record: the function draws random numbers (dropout in training mode, rand, randn...), "
             "which a replay would reuse at every call; draw them outside and pass them as inputs, or call "
             "model.eval() for dropout"
         )
-    return tape
+
+
+def _one_call_at_a_time(method):
+    """A tape's replay buffers are its own: calls from several threads at once overwrote each
+    other's values and gradients. Each public call holds the tape's lock (re-entrant:
+    ``value_and_grad`` calls ``backward``). A forward in one call and ``backward`` in another
+    are still the caller's to keep together."""
+
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked.__name__, locked.__qualname__, locked.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    locked.__wrapped__ = method
+    return locked
 
 
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
@@ -220,6 +240,7 @@ class Tape:
     """
 
     def __init__(self, fn, example_inputs, rerecord: bool = False):
+        self._lock = threading.RLock()
         self._fn = fn
         self._rerecord = rerecord
         self._names = _parameter_names(fn, len(example_inputs))
@@ -560,7 +581,9 @@ class Tape:
             self._forwarded = False
             kind, where, expected = self.guards[row]
             if self._rerecord and not rerecorded:
+                draws = _factories.random_draws.count
                 self._build(inputs)
+                _refuse_random_draws(draws)
                 self._forward(inputs, rerecorded=True)
                 return
             if rerecorded:  # recorded at these very inputs, the replay still takes another branch
@@ -591,6 +614,7 @@ class Tape:
         )
         return tensors[0] if self.single_output else tensors
 
+    @_one_call_at_a_time
     def __call__(self, *inputs):
         """The outputs at new inputs (forward only): a tensor, or a tuple as ``fn`` returned.
 
@@ -639,6 +663,7 @@ class Tape:
             cache[key] = rows
         return rows
 
+    @_one_call_at_a_time
     def backward(self, grad_outputs=None, argnums=None):
         """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input
         (or to the inputs ``argnums`` names: an int gives one tensor, a tuple a tuple), for the
@@ -701,6 +726,7 @@ class Tape:
         _keep_arenas(grad32, grad64)
         return grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
 
+    @_one_call_at_a_time
     def value_and_grad(self, *inputs, grad_outputs=None, argnums=None):
         """``(outputs, gradients)`` at new inputs: one forward and one backward replay.
 
@@ -866,6 +892,7 @@ class Tape:
             raise RuntimeError(f"tapegrad: the {during} of slice {int(slices[broken[0]])} stopped with status {status}")
         return outputs, grads, failed
 
+    @_one_call_at_a_time
     def jacobian(self, *inputs):
         """d(outputs)/d(inputs) by one reverse sweep per output element over one forward.
 
@@ -932,6 +959,7 @@ class Tape:
         does: a pickle from elsewhere must not reach the interpreter unchecked."""
         values = state.pop("values")
         self.__dict__.update(state)
+        self._lock = threading.RLock()
         self._fn = None
         _tape_file.validate(self)
         self._lay_out()  # from the layouts, never from the sender's offsets

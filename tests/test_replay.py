@@ -1303,3 +1303,50 @@ def test_a_replay_reuses_no_arena_a_caller_still_holds():
         tape.value_and_grad(np.full(50_000, value), np.full(50_000, value))
     for gradient, values in zip(held, expected):
         np.testing.assert_array_equal(gradient.numpy(), values)
+
+
+def test_one_tape_replayed_from_several_threads_gives_each_its_own_result():
+    import threading
+
+    tape = tg.record(lambda x: (x * x * x).sum(), np.ones(1000))
+    wrong = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(100):
+            x = rng.standard_normal(1000)
+            value, (grad,) = tape.value_and_grad(x)
+            if not (np.allclose(grad.numpy(), 3 * x * x) and np.isclose(value.item(), (x**3).sum())):
+                wrong.append(seed)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong
+
+
+def test_random_draws_are_refused_on_a_re_record_and_counted_per_thread():
+    import threading
+
+    def noisy(x):
+        return x + tg.randn(3, dtype=x.dtype) if x.sum() > 0 else x * 2.0
+
+    tape = tg.record(noisy, -np.ones(3), rerecord=True)  # this branch draws nothing
+    with pytest.raises(NotImplementedError, match="draws random numbers"):
+        tape(np.ones(3))  # the re-record at the other branch does
+    stop = threading.Event()
+
+    def drawing():
+        while not stop.is_set():
+            tg.randn(2)
+
+    other = threading.Thread(target=drawing)
+    other.start()
+    try:  # another thread's draws are not this recording's
+        for _ in range(20):
+            assert tg.record(lambda x: (x * 1.5).sum(), np.ones(3))(np.ones(3)).item() == 4.5
+    finally:
+        stop.set()
+        other.join()
