@@ -308,3 +308,13 @@ def test_conv2d_padding_modes_follow_pytorch(mode, padding):
         results.append((y.detach().numpy(), x.grad.numpy(), layer.weight.grad.numpy()))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-10)
+
+
+def test_a_recorded_max_pool_sends_an_all_minus_inf_windows_gradient_inside():
+    torch = pytest.importorskip("torch")
+    x = np.array([[[[-np.inf, -np.inf, 1.0, 0.0], [-np.inf, -np.inf, 2.0, 3.0]]]], np.float32)
+    tape = tg.record(lambda a: F.max_pool2d(a, 2, 2, 1).sum(), x)
+    _, (replayed,) = tape.value_and_grad(x)
+    theirs = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(theirs, 2, 2, 1).sum().backward()
+    np.testing.assert_array_equal(replayed.numpy(), theirs.grad.numpy())

@@ -419,7 +419,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
             return result
         indices = plane.reshape(shape[:2] + out)
         return result, _wrap(indices[0] if unbatched else indices)
-    table, reads_padding = _windows(1, shape[2], shape[3], kernel, stride, padding, dilation, out)
+    table, reads_padding = _max_windows(shape[2], shape[3], kernel, stride, padding, dilation, out)
     values, where = _gather_windows(x, table, reads_padding, -np.inf).max(0)
     result = name_node(_unpooled(values, shape, out, unbatched), "MaxPool2DWithIndicesBackward0")
     if not return_indices:
@@ -427,6 +427,19 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     chosen = where.numpy()  # (L, N*C): which window element, each a row of ``table``
     positions = table[chosen, np.arange(chosen.shape[0])[:, None]]
     return result, _unpooled(_wrap(positions.astype(np.int64)), shape, out, unbatched)
+
+
+@functools.lru_cache(maxsize=64)
+def _max_windows(height: int, width: int, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, out: tuple):
+    """``_windows`` for a recorded max pooling: in each window (a column), its elements inside
+    the input first, in order, then its padding. A window whose values are all -inf then gives
+    its gradient to its first element inside, as PyTorch, not to a padding slot (lost)."""
+    table, reads_padding = _windows(1, height, width, kernel, stride, padding, dilation, out)
+    if reads_padding:
+        order = np.argsort(table == height * width, axis=0, kind="stable")
+        table = np.take_along_axis(table, order, 0)
+        table.setflags(write=False)
+    return table, reads_padding
 
 
 def _max_positions(planes: np.ndarray, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, out: tuple):
