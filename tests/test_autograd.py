@@ -468,3 +468,16 @@ def test_unary_ops_read_their_input_live_at_any_size(name):
         name
     ]
     np.testing.assert_allclose(v.grad.numpy(), np.full(5000, expected, np.float32), rtol=1e-6)
+
+
+def test_a_retained_gradient_held_from_an_earlier_backward_keeps_its_values():
+    x = tg.ones(2, requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    z = (y * y).sum()
+    z.backward(retain_graph=True)
+    held = y.grad
+    z.backward()
+    assert held.tolist() == [6.0, 6.0]  # PyTorch's retain_grad makes a new tensor each time
+    assert y.grad.tolist() == [12.0, 12.0]
+    assert x.grad.tolist() == [36.0, 36.0]

@@ -350,7 +350,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     # Retained gradients are filled by autograd.grad too, as PyTorch's are.
     for row, tensor in tape.retained_rows(n_rows) if tape.retained else ():
         if touched[row] and (needed is None or needed[row]):
-            _accumulate(tensor, gradient_of(row).copy(), None)
+            _retain(tensor, gradient_of(row).copy())
     _keep_arenas(grad32, grad64)
 
 
@@ -470,6 +470,13 @@ def hook_result(hook, result, shape: tuple, numpy_dtype):
             f"{_tensor_type(result._data.dtype)})"
         )
     return result
+
+
+def _retain(tensor, values: np.ndarray) -> None:
+    """A non-leaf's retained gradient: a new tensor at each backward (the sum with the last), as
+    PyTorch's retain_grad hook makes it, so that one held from an earlier backward keeps its
+    values. (A leaf's accumulates in place, as PyTorch's AccumulateGrad does.)"""
+    tensor._grad = _wrap(values if tensor._grad is None else tensor._grad._data + values)
 
 
 def _accumulate(tensor, values: np.ndarray, collect) -> None:
