@@ -86,6 +86,9 @@ def test_layers_show_and_save_as_in_pytorch():
         lambda m: m.nn.BatchNorm2d(3),
         lambda m: m.nn.BatchNorm1d(4, momentum=None, affine=False),
         lambda m: m.nn.Dropout2d(0.2),
+        lambda m: m.nn.GroupNorm(2, 4),
+        lambda m: m.nn.InstanceNorm2d(3),
+        lambda m: m.nn.InstanceNorm1d(3, affine=True, track_running_stats=True),
     ):
         ours, theirs = build(tg), build(torch)
         assert repr(ours) == repr(theirs)
@@ -318,3 +321,24 @@ def test_a_recorded_max_pool_sends_an_all_minus_inf_windows_gradient_inside():
     theirs = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(theirs, 2, 2, 1).sum().backward()
     np.testing.assert_array_equal(replayed.numpy(), theirs.grad.numpy())
+
+
+@pytest.mark.parametrize("kind", ["InstanceNorm1d", "InstanceNorm2d"])
+def test_instance_norm_layers_follow_pytorch(kind):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    shape = (3, 4, 5) if kind == "InstanceNorm1d" else (3, 4, 5, 2)
+    for options in (dict(), dict(affine=True, track_running_stats=True)):
+        ours, theirs = getattr(tg.nn, kind)(4, **options), getattr(torch.nn, kind)(4, **options)
+        for batch in (rng.standard_normal(shape), rng.standard_normal(shape[1:])):  # batched, unbatched
+            batch = (batch * 2 + 1).astype(np.float32)
+            np.testing.assert_allclose(
+                ours(tg.from_numpy(batch)).detach().numpy(),
+                theirs(torch.from_numpy(batch)).detach().numpy(),
+                rtol=1e-4,
+                atol=1e-5,
+            )
+        if options:
+            for name in ("running_mean", "running_var"):
+                np.testing.assert_allclose(getattr(ours, name).numpy(), getattr(theirs, name).numpy(), rtol=1e-5)
+            _evaluate_alike(ours, theirs, torch, rng.standard_normal(shape).astype(np.float32), rtol=1e-4)

@@ -303,6 +303,27 @@ CASES = {
         RuntimeError,
         "Input batch size 2 doesn't match hidden0 batch size 3",
     ),
+    "group_norm groups": (
+        lambda m: m.nn.functional.group_norm(m.ones(2, 3, 4), 2),
+        RuntimeError,
+        "Expected number of channels in input to be divisible by num_groups, but got input of shape [2, 3, 4] and "
+        "num_groups=2",
+    ),
+    "GroupNorm groups": (
+        lambda m: m.nn.GroupNorm(2, 3),
+        ValueError,
+        "num_channels (3) must be divisible by num_groups (2)",
+    ),
+    "instance_norm one element": (
+        lambda m: m.nn.functional.instance_norm(m.ones(2, 3, 1, 1)),
+        ValueError,
+        "Expected more than 1 spatial element when training, got input size {size}([2, 3, 1, 1])",
+    ),
+    "InstanceNorm2d rank": (
+        lambda m: m.nn.InstanceNorm2d(3)(m.ones(4, 4)),
+        ValueError,
+        "expected 3D or 4D input (got 2D input)",
+    ),
     "BatchNorm2d rank": (lambda m: m.nn.BatchNorm2d(3)(m.ones(4, 3)), ValueError, "expected 4D input (got 2D input)"),
     "BatchNorm1d rank": (
         lambda m: m.nn.BatchNorm1d(3)(m.ones(4, 3, 2, 2)),

@@ -400,6 +400,70 @@ def batch_norm(
     return name_node(normalized, "NativeBatchNormBackward0")
 
 
+def instance_norm(
+    input: Tensor,  # noqa: A002
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each (sample, channel) of an (N, C, ...) input over its other dimensions, then
+    scale and shift per channel; follows ``torch.nn.functional.instance_norm``: ``batch_norm``
+    of the input seen as one sample of N*C channels, as PyTorch computes it (the running
+    statistics, when given, move by the mean over the batch). Raises ``ValueError`` for one
+    element per instance when ``use_input_stats``."""
+    n, channels = input.shape[0], input.shape[1]
+    if use_input_stats and input.numel() // max(n * channels, 1) <= 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
+    shape = (1, n * channels) + tuple(input.shape[2:])
+    repeat = lambda t: t.repeat(n) if t is not None else None  # noqa: E731
+    stats = [repeat(running_mean), repeat(running_var)]
+    out = batch_norm(
+        input.reshape(*shape), stats[0], stats[1], repeat(weight), repeat(bias), use_input_stats, momentum, eps
+    )
+    if use_input_stats:  # the running statistics move by the batch's mean of the instances'
+        from .._grad_mode import no_grad
+
+        with no_grad():
+            for running, moved in zip((running_mean, running_var), stats):
+                if running is not None:
+                    running.copy_(moved.reshape(n, channels).mean(0))
+    return out.reshape(*input.shape)
+
+
+def group_norm(
+    input: Tensor,  # noqa: A002
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each group of ``num_groups`` consecutive channels of each sample of an (N, C,
+    ...) input over the group's channels and the other dimensions (biased variance), then
+    scale and shift per channel (``weight``, ``bias``: (C,)); follows
+    ``torch.nn.functional.group_norm`` (``NativeGroupNormBackward0``). Raises ``RuntimeError``
+    when C is not divisible by ``num_groups``."""
+    n, channels = input.shape[0], input.shape[1]
+    if channels % num_groups:
+        raise RuntimeError(
+            "Expected number of channels in input to be divisible by num_groups, but got input of shape "
+            f"{list(input.shape)} and num_groups={num_groups}"
+        )
+    grouped = input.reshape(n, num_groups, -1)
+    mean = grouped.mean(-1, keepdim=True)
+    centered = grouped - mean
+    out = (centered * ((centered * centered).mean(-1, keepdim=True) + eps).rsqrt()).reshape(*input.shape)
+    shape = (1, channels) + (1,) * (input.dim() - 2)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return name_node(out, "NativeGroupNormBackward0")
+
+
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 tensor of shape ``tensor.shape + (num_classes,)`` with a 1 at each index (-1: one
     more than the largest index); follows ``torch.nn.functional.one_hot``. Raises

@@ -1010,6 +1010,60 @@ class BatchNorm2d(_BatchNorm):
     _ranks = (4,)
 
 
+class _InstanceNorm(_BatchNorm):
+    """What InstanceNorm1d and InstanceNorm2d share, as ``torch.nn`` has them: no affine
+    parameters and no running statistics unless asked (``affine``, ``track_running_stats``);
+    an unbatched input is one sample."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, device=None, dtype=None):  # fmt: skip
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if input.dim() not in (self._ranks[0] - 1, self._ranks[0]):
+            raise ValueError(f"expected {self._ranks[0] - 1}D or {self._ranks[0]}D input (got {input.dim()}D input)")
+        unbatched = input.dim() == self._ranks[0] - 1
+        x = input.unsqueeze(0) if unbatched else input
+        out = F.instance_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            self.training or not self.track_running_stats, self.momentum, self.eps,
+        )  # fmt: skip
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or (C, L) inputs; follows ``torch.nn.InstanceNorm1d``."""
+
+    _ranks = (3,)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or (C, H, W) inputs; follows ``torch.nn.InstanceNorm2d``."""
+
+    _ranks = (4,)
+
+
+class GroupNorm(Module):
+    """``F.group_norm`` as a module, weight ones and bias zeros when ``affine``; follows
+    ``torch.nn.GroupNorm``. Raises ``ValueError`` when ``num_channels`` is not divisible by
+    ``num_groups``."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, device=None,
+                 dtype=None):  # fmt: skip
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = Parameter(_factories.ones(num_channels, dtype=dtype)) if affine else None
+        self.bias = Parameter(_factories.zeros(num_channels, dtype=dtype)) if affine else None
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.bias is not None}"
+
+
 class Dropout2d(Dropout):
     """``F.dropout2d`` as a module: whole channels zeroed in training mode; follows
     ``torch.nn.Dropout2d``. Raises ``ValueError`` for ``p`` outside [0, 1]."""
