@@ -175,6 +175,9 @@ def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray) -> bool:
 # which was half of a small CNN's backward (25 -> 12 ms with the arenas reused).
 _kept = threading.local()
 _KEEP_BYTES = 256 << 20  # a larger pair is freed with its backward
+# A smaller pair is freed too: malloc serves small blocks from its free lists without new pages,
+# and keeping them cost the chain's and mlp's backward a thread-local round trip each.
+_REUSE_BYTES = 1 << 20
 
 
 def _spare_arenas():
@@ -193,7 +196,7 @@ def _spare_arenas():
 
 
 def _keep_arenas(grad32: np.ndarray, grad64: np.ndarray) -> None:
-    if grad32.nbytes + grad64.nbytes <= _KEEP_BYTES:
+    if _REUSE_BYTES <= grad32.nbytes + grad64.nbytes <= _KEEP_BYTES:
         _kept.arenas = (grad32, grad64)
 
 
