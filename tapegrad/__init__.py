@@ -196,7 +196,14 @@ add = _module_function("add")
 sub = _module_function("sub")
 mul = _module_function("mul")
 div = _module_function("div")
-pow = _module_function("pow")  # noqa: A001
+
+
+def pow(input, exponent):  # noqa: A001, A002 - PyTorch's names
+    """``input ** exponent``, either of them a tensor (``tapegrad.pow(2, x)``); follows
+    ``torch.pow``."""
+    return input.pow(exponent) if isinstance(input, Tensor) else exponent.__rpow__(input)
+
+
 square = _module_function("square")
 clone = _module_function("clone")
 flatten = _module_function("flatten")

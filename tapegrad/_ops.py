@@ -170,7 +170,30 @@ def _power(x, s):
             return np.sqrt(x)
         if s == -1:
             return np.reciprocal(x)
-    return np.power(x, s)
+    elif x.dtype.kind in "iub" and s < 0 and float(s).is_integer():
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return integer_power(x, s)
+
+
+def _integral(value) -> bool:
+    """An integer array or Python/numpy integer (not converted: a Python float stays weak in
+    numpy's promotion, so float32 ** 1.5 stays float32)."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iu"
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def integer_power(base, exponent):
+    """``np.power``, with PyTorch's rule for integer powers with negative integer exponents
+    (numpy raises): 1 for a base of 1, +-1 for -1, 0 for any other base (an exponent tensor's;
+    a Python exponent raises in ``_power``, as in PyTorch)."""
+    if _integral(base) and _integral(exponent) and np.any(np.asarray(exponent) < 0):
+        base, exponent = np.asarray(base), np.asarray(exponent)
+        kept = np.power(base, np.maximum(exponent, 0))
+        odd = exponent % 2 != 0
+        inverted = np.where(base == 1, 1, np.where(base == -1, np.where(odd, -1, 1), 0))
+        return np.where(exponent < 0, inverted, kept).astype(kept.dtype)
+    return np.power(base, exponent)
 
 
 def _rsqrt(x):
@@ -234,7 +257,7 @@ OPS: tuple[Op, ...] = (
     Op("mul_scalar", SCALAR, "mul_scalar", "MulBackward0", np.multiply, shown_inputs=2),
     Op("div_scalar", SCALAR, "div_scalar", "DivBackward0", np.divide, shown_inputs=2),
     Op("pow_scalar", SCALAR, "pow_scalar", "PowBackward0", _power, domain=(0.5, 2.0)),
-    Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: np.power(s, x)),
+    Op("rpow_scalar", SCALAR, "rpow_scalar", "PowBackward2", lambda x, s: integer_power(s, x)),
     Op("leaky_relu", SCALAR, "leaky_relu", "LeakyReluBackward0", _leaky_relu),
     Op("elu", SCALAR, "elu", "EluBackward0", _elu),
     # clamp(x, lo, hi) is a hidden lower clamp feeding the upper one: one node, as in PyTorch.
@@ -246,7 +269,7 @@ OPS: tuple[Op, ...] = (
     Op("sub", BINARY, "sub", "SubBackward0", np.subtract),
     Op("mul", BINARY, "mul", "MulBackward0", np.multiply),
     Op("div", BINARY, "div", "DivBackward0", np.divide, domain=(0.5, 2.0)),
-    Op("pow", BINARY, "pow", "PowBackward1", np.power, domain=(0.5, 2.0)),
+    Op("pow", BINARY, "pow", "PowBackward1", integer_power, domain=(0.5, 2.0)),
     # The larger (smaller) of two; a tie splits the gradient evenly, as in PyTorch.
     Op("maximum", BINARY, "maximum", "MaximumBackward0", np.maximum),
     Op("minimum", BINARY, "minimum", "MinimumBackward0", np.minimum),

@@ -367,3 +367,19 @@ def test_errors_never_leak_numba_types():
         tg.ones(2, 3, requires_grad=True) @ tg.ones(3, 2, dtype=tg.float64)
     assert "numba" not in str(raised.value).lower()
     assert str(raised.value) == "expected m1 and m2 to have the same dtype, but got: float != double"
+
+
+def test_integer_powers_follow_pytorch():
+    torch = pytest.importorskip("torch")
+    for call in (
+        lambda m: 2 ** m.tensor([1, -2]),
+        lambda m: m.tensor([2, -1, 1, 0]) ** m.tensor([1, -1, -3, 2]),
+        lambda m: m.pow(2, m.tensor([-1, 3])),
+        lambda m: (-1) ** m.tensor([-1, -2, 3]),
+    ):
+        assert call(tg).tolist() == call(torch).tolist()
+    for call in (lambda m: m.tensor([2, 3]) ** -1, lambda m: m.tensor([2, 3]).pow(-2)):
+        with pytest.raises(RuntimeError, match="Integers to negative integer powers are not allowed."):
+            call(tg)
+        with pytest.raises(RuntimeError, match="Integers to negative integer powers are not allowed."):
+            call(torch)
