@@ -342,3 +342,24 @@ def test_instance_norm_layers_follow_pytorch(kind):
             for name in ("running_mean", "running_var"):
                 np.testing.assert_allclose(getattr(ours, name).numpy(), getattr(theirs, name).numpy(), rtol=1e-5)
             _evaluate_alike(ours, theirs, torch, rng.standard_normal(shape).astype(np.float32), rtol=1e-4)
+
+
+def test_lazy_conv2d_takes_its_channels_from_the_first_input_as_pytorch():
+    torch = pytest.importorskip("torch")
+    for build, batch in (
+        (lambda m: m.nn.LazyConv2d(8, 3, padding=1), (2, 3, 5, 5)),
+        (lambda m: m.nn.LazyConv2d(8, 3, groups=2), (4, 5, 5)),  # unbatched: channels first
+    ):
+        ours, theirs = build(tg), build(torch)
+        assert repr(ours) == repr(theirs)
+        outputs = ours(tg.ones(*batch)), theirs(torch.ones(*batch))
+        assert repr(ours) == repr(theirs) and type(ours).__name__ == "Conv2d"
+        assert tuple(ours.weight.shape) == tuple(theirs.weight.shape)
+        assert tuple(outputs[0].shape) == tuple(outputs[1].shape)
+        bound = 1 / np.sqrt(ours.weight[0].numel())  # Conv2d's initialisation
+        assert 0 < np.abs(ours.weight.detach().numpy()).max() <= bound
+    source = tg.nn.Conv2d(3, 8, 3)
+    lazy = tg.nn.LazyConv2d(8, 3)
+    lazy.load_state_dict(source.state_dict())
+    x = tg.ones(1, 3, 4, 4)
+    np.testing.assert_array_equal(lazy(x).detach().numpy(), source(x).detach().numpy())

@@ -414,7 +414,20 @@ class UninitializedParameter(Parameter):
     __str__ = __repr__
 
 
-class LazyLinear(Linear):
+class _Lazy:
+    """What lazy modules share: ``load_state_dict`` materializes the parameters with the
+    checkpoint's shapes, then loads them; the module stays lazy until its first call, as
+    PyTorch's."""
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        for name, parameter in self._parameters.items():
+            value = state_dict.get(name)
+            if isinstance(parameter, UninitializedParameter) and isinstance(value, Tensor):
+                parameter.materialize(value.shape)
+        return Module.load_state_dict(self, state_dict, strict, assign)
+
+
+class LazyLinear(_Lazy, Linear):
     """A ``Linear`` whose ``in_features`` is the last dimension of its first input: until that
     call its weight and bias are ``UninitializedParameter``s and it prints with
     ``in_features=0``; the call (or ``load_state_dict``) materializes them, initialises them as
@@ -442,15 +455,6 @@ class LazyLinear(Linear):
             self.in_features = self.weight.shape[1]
         self.__class__ = Linear
         return Module.__call__(self, input, *args, **kwargs)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Materialize the parameters with the checkpoint's shapes, then load them; the module
-        stays a ``LazyLinear`` (``in_features=0``) until its first call, as PyTorch's."""
-        for name, parameter in self._parameters.items():
-            value = state_dict.get(name)
-            if isinstance(parameter, UninitializedParameter) and isinstance(value, Tensor):
-                parameter.materialize(value.shape)
-        return Module.load_state_dict(self, state_dict, strict, assign)
 
 
 class SmoothL1Loss(Module):
@@ -856,6 +860,40 @@ class Conv1d(_ConvNd):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         x, padding = self._padded(input)
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class LazyConv2d(_Lazy, Conv2d):
+    """A ``Conv2d`` whose ``in_channels`` is its first input's channel count (dimension 1, or 0
+    unbatched): until that call its weight and bias are ``UninitializedParameter``s and it
+    prints with ``in_channels=0``; the call (or ``load_state_dict``) materializes them,
+    initialises them as ``Conv2d`` does, and turns the module into a ``Conv2d``. Follows
+    ``torch.nn.LazyConv2d``."""
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):  # fmt: skip
+        # Conv2d's checks and attributes with a stand-in channel count, then the lazy parameters.
+        super().__init__(groups, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+                         device, dtype)  # fmt: skip
+        self.in_channels = 0
+        self.weight = UninitializedParameter(dtype=dtype)
+        self.bias = UninitializedParameter(dtype=dtype) if bias else None
+
+    def reset_parameters(self) -> None:
+        if not isinstance(self.weight, UninitializedParameter) and self.in_channels != 0:
+            super().reset_parameters()
+
+    def __call__(self, input: Tensor, *args, **kwargs):  # noqa: A002
+        if isinstance(self.weight, UninitializedParameter):
+            channels = input.shape[1] if input.dim() == 4 else input.shape[0]
+            self.weight.materialize((self.out_channels, channels // self.groups, *self.kernel_size))
+            if self.bias is not None:
+                self.bias.materialize((self.out_channels,))
+            self.in_channels = channels
+            self.reset_parameters()
+        else:  # materialized by load_state_dict: its values stay
+            self.in_channels = self.weight.shape[1] * self.groups
+        self.__class__ = Conv2d
+        return Module.__call__(self, input, *args, **kwargs)
 
 
 class ConvTranspose2d(_ConvNd):
