@@ -415,9 +415,30 @@ class UninitializedParameter(Parameter):
 
 
 class _Lazy:
-    """What lazy modules share: ``load_state_dict`` materializes the parameters with the
-    checkpoint's shapes, then loads them; the module stays lazy until its first call, as
-    PyTorch's."""
+    """What lazy modules share, as PyTorch's: the first call materializes the weight (and
+    bias) from the input (``_input_size``, ``_weight_shape``), initialises them and turns the
+    module into its eager class (``_eager``); ``load_state_dict`` before it materializes them
+    with the checkpoint's shapes and loads them, and the module stays lazy until its call."""
+
+    _eager: type = None  # the class the module becomes at its first call
+    _size = ""  # the attribute the first input decides: 0 until then
+
+    def reset_parameters(self) -> None:
+        if not isinstance(self.weight, UninitializedParameter) and getattr(self, self._size) != 0:
+            super().reset_parameters()
+
+    def __call__(self, input: Tensor, *args, **kwargs):  # noqa: A002
+        if isinstance(self.weight, UninitializedParameter):
+            size = self._input_size(input)
+            self.weight.materialize(self._weight_shape(size))
+            if self.bias is not None:
+                self.bias.materialize(self.weight.shape[:1])
+            setattr(self, self._size, size)
+            self.reset_parameters()
+        else:  # materialized by load_state_dict: its values stay
+            setattr(self, self._size, self._size_of_weight())
+        self.__class__ = self._eager
+        return Module.__call__(self, input, *args, **kwargs)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         for name, parameter in self._parameters.items():
@@ -439,22 +460,16 @@ class LazyLinear(_Lazy, Linear):
         self.weight = UninitializedParameter(dtype=dtype)
         self.bias = UninitializedParameter(dtype=dtype) if bias else None
 
-    def reset_parameters(self) -> None:
-        if not isinstance(self.weight, UninitializedParameter) and self.in_features != 0:
-            super().reset_parameters()
+    _eager, _size = Linear, "in_features"
 
-    def __call__(self, input: Tensor, *args, **kwargs):  # noqa: A002
-        if isinstance(self.weight, UninitializedParameter):
-            in_features = input.shape[-1] if input.dim() else 1
-            self.weight.materialize((self.out_features, in_features))
-            if self.bias is not None:
-                self.bias.materialize((self.out_features,))
-            self.in_features = in_features
-            self.reset_parameters()
-        else:  # materialized by load_state_dict: its values stay
-            self.in_features = self.weight.shape[1]
-        self.__class__ = Linear
-        return Module.__call__(self, input, *args, **kwargs)
+    def _input_size(self, input: Tensor) -> int:  # noqa: A002
+        return input.shape[-1] if input.dim() else 1
+
+    def _weight_shape(self, size: int) -> tuple:
+        return (self.out_features, size)
+
+    def _size_of_weight(self) -> int:
+        return self.weight.shape[1]
 
 
 class SmoothL1Loss(Module):
@@ -878,22 +893,16 @@ class LazyConv2d(_Lazy, Conv2d):
         self.weight = UninitializedParameter(dtype=dtype)
         self.bias = UninitializedParameter(dtype=dtype) if bias else None
 
-    def reset_parameters(self) -> None:
-        if not isinstance(self.weight, UninitializedParameter) and self.in_channels != 0:
-            super().reset_parameters()
+    _eager, _size = Conv2d, "in_channels"
 
-    def __call__(self, input: Tensor, *args, **kwargs):  # noqa: A002
-        if isinstance(self.weight, UninitializedParameter):
-            channels = input.shape[1] if input.dim() == 4 else input.shape[0]
-            self.weight.materialize((self.out_channels, channels // self.groups, *self.kernel_size))
-            if self.bias is not None:
-                self.bias.materialize((self.out_channels,))
-            self.in_channels = channels
-            self.reset_parameters()
-        else:  # materialized by load_state_dict: its values stay
-            self.in_channels = self.weight.shape[1] * self.groups
-        self.__class__ = Conv2d
-        return Module.__call__(self, input, *args, **kwargs)
+    def _input_size(self, input: Tensor) -> int:  # noqa: A002
+        return input.shape[1] if input.dim() == 4 else input.shape[0]
+
+    def _weight_shape(self, size: int) -> tuple:
+        return (self.out_channels, size // self.groups, *self.kernel_size)
+
+    def _size_of_weight(self) -> int:
+        return self.weight.shape[1] * self.groups
 
 
 class ConvTranspose2d(_ConvNd):
