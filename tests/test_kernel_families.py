@@ -69,7 +69,8 @@ def test_a_backward_loads_only_the_families_its_tape_uses(body, backward_familie
 
 def test_the_replay_demo_loads_only_the_families_of_its_norm_and_comparison():
     """The tutorial's loop replayed (``python -m tapegrad``): its multiplications and ``.data``
-    copies of three elements run in the sweep itself; ``norm`` and ``<`` need their families."""
+    copies of three elements run in the sweep itself; ``norm`` and ``<`` need their families,
+    and ``norm``'s is its own: in the grouped family, it made this first replay 2.9 s longer."""
     body = """
 def loop(x):
     y = x * 2
@@ -80,7 +81,7 @@ tape = tg.record(loop, np.array([-0.9332, 1.9616, 0.1739], np.float32))
 tape.value_and_grad(np.array([-0.9, 1.9, 0.2], np.float32), grad_outputs=np.ones(3, np.float32))
 """
     result = json.loads(_fresh_process(_LOADED.format(body=body)).stdout.splitlines()[-1])
-    assert sorted(result["replay"]) == ["replay comparison (float32)", "replay grouped (float32)"]
+    assert sorted(result["replay"]) == ["replay comparison (float32)", "replay norm (float32)"]
     assert result["backward"] == []
 
 
