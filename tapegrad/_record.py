@@ -572,15 +572,16 @@ def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
 def _record_binary(name: str, a: Tensor, b: Tensor, data_a: np.ndarray, data_b: np.ndarray, out: np.ndarray) -> Tensor:
     """Record ``a <name> b`` (``out``) on the general path; ``data_a``, ``data_b``: the operands
     as the op used them (promoted)."""
-    op = BY_NAME[name]
+    entry = _ENTRIES[name]
     tape, requires = _target((a, b))
     if tape is None:
         return _wrap(out)
-    saves_a, saves_b, saves_out = requires and op.reads("a"), requires and op.reads("b"), requires and op.reads("out")
+    saves_a, saves_b, saves_out = requires and entry.reads_a, requires and entry.reads_b, requires and entry.reads_out
     replaying = tape is _grad_state.recording
     row_a = _operand_row(tape, a, data_a, out, saves_a, replaying)
     row_b = _operand_row(tape, b, data_b, out, saves_b, replaying)
-    row = tape.append(_opcode(name, requires), row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
+    opcode = entry.opcode if requires else entry.opcode | NO_GRAD
+    row = tape.append(opcode, row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
     result = _recorded(out, tape, row, requires)
     if saves_a:
         tape.track(row, row_a, a)
@@ -600,6 +601,12 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
     recorded operand become hidden rows, so their gradients are cast back and summed over the
     broadcast dimensions by the same rules as explicit ``to`` and ``expand``.
     """
+    if tensor._tape is tape and data is tensor._data and data.shape == out.shape and tensor._base is None:
+        # The commonest operand inside a recording: a result on this tape, of the result's dtype
+        # and shape (a scalar graph's every operand), which needs its row and nothing else.
+        if saved:
+            _save(tape, tensor._row, data)
+        return tensor._row
     if tensor._base is not None and tensor._version_counter[0] != tensor._seen_version:
         from ._indexing import refresh_view  # a view whose storage changed in place since
 
