@@ -180,15 +180,17 @@ def _refuse_to_be_differentiated(inputs) -> None:
     """A replay is not seen by autograd: inside ``tapegrad.record`` (or ``vmap``, which records)
     its outputs were constants of the outer tape, and with inputs that require grad they carried
     no gradient (``func.grad`` of it gave zeros), silently."""
-    if grad_mode.active_recording() is not None:
+    if grad_mode.recordings_active[0] and grad_mode.active_recording() is not None:
         raise NotImplementedError(
             "a Tape replayed inside tapegrad.record (or vmap) is not recorded: call the function it recorded instead"
         )
-    if grad_mode.state.enabled and any(isinstance(value, Tensor) and value._requires_grad for value in inputs):
-        raise RuntimeError(
-            "a Tape replay is not differentiable by autograd: pass inputs that do not require grad (.detach()) "
-            "and take gradients with tape.value_and_grad or tape.backward"
-        )
+    if grad_mode.state.enabled:
+        for value in inputs:  # arrays, the common inputs, never require grad: one test each
+            if type(value) is not np.ndarray and isinstance(value, Tensor) and value._requires_grad:
+                raise RuntimeError(
+                    "a Tape replay is not differentiable by autograd: pass inputs that do not require grad "
+                    "(.detach()) and take gradients with tape.value_and_grad or tape.backward"
+                )
 
 
 def _release_captured(tape: _RecordingTape, inputs) -> None:
@@ -668,6 +670,9 @@ class Tape:
         """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input
         (or to the inputs ``argnums`` names: an int gives one tensor, a tuple a tuple), for the
         inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input."""
+        return self._backward(grad_outputs, argnums)
+
+    def _backward(self, grad_outputs, argnums):
         if not self._forwarded:
             raise RuntimeError("call the tape (or value_and_grad) before backward")
         if grad_outputs is None:
@@ -738,7 +743,7 @@ class Tape:
         ``RuntimeError`` for a ``grad_outputs`` of the wrong shape, and ``IndexError`` for an
         ``argnums`` naming no input."""
         self._forward(inputs)
-        return self._outputs(), self.backward(grad_outputs, argnums)
+        return self._outputs(), self._backward(grad_outputs, argnums)  # the lock is held already
 
     def _replay_batch(self, inputs, batched, seeds=None, threads: int = 1, argnums=None, slices=None, into=None):
         """Replay at ``B`` sets of inputs in compiled calls (``tapegrad.func.vmap``'s engine).
