@@ -481,3 +481,37 @@ def test_a_retained_gradient_held_from_an_earlier_backward_keeps_its_values():
     assert held.tolist() == [6.0, 6.0]  # PyTorch's retain_grad makes a new tensor each time
     assert y.grad.tolist() == [12.0, 12.0]
     assert x.grad.tolist() == [36.0, 36.0]
+
+
+def test_a_training_step_takes_the_slot_layout_its_predecessor_worked_out(monkeypatch):
+    """Each step records a new tape of the same structure; its backward takes the slot layout
+    (with shared slots) of the last such tape: one compiled call, and the same gradients."""
+    import numba
+
+    from tapegrad._kernels import backward
+
+    if numba.config.DISABLE_JIT:
+        pytest.skip("counts calls of the compiled sweep")
+    rng = np.random.default_rng(0)
+    X = tg.tensor(rng.standard_normal((8, 5)), dtype=tg.float32)
+    W = tg.tensor(rng.standard_normal((5, 16)), dtype=tg.float32, requires_grad=True)
+    b = tg.tensor(rng.standard_normal(16), dtype=tg.float32, requires_grad=True)
+    calls = []
+    sweep = backward._run
+
+    def counted(*args):
+        calls.append(1)
+        return sweep(*args)
+
+    counted.overloads = sweep.overloads
+    monkeypatch.setattr(backward, "_run", counted)
+    grads = []
+    for _ in range(3):
+        W.grad = b.grad = None
+        calls.clear()
+        ((X @ W + b).tanh() * 2.0).sum().backward()  # the bias add passes its gradient on: a shared slot
+        grads.append((W.grad.numpy().copy(), b.grad.numpy().copy(), len(calls)))
+    assert grads[-1][2] == 1
+    for w_grad, b_grad, _ in grads[1:]:
+        np.testing.assert_array_equal(w_grad, grads[0][0])
+        np.testing.assert_array_equal(b_grad, grads[0][1])

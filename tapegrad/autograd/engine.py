@@ -203,6 +203,29 @@ def _keep_arenas(grad32: np.ndarray, grad64: np.ndarray) -> None:
 _UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``modified``
 
 
+# The slot layouts (with shared slots) of recent tapes, by structure: a training step records a
+# new tape of the same rows every step, and working the layout out again (a first sweep that
+# stops with SHARE, the sharing pass, a second call) was ~8 us of the mlp step's ~110. Only tapes
+# of up to ``_PLAN_ROWS`` rows, whose structure costs a microsecond or two to key; bounded.
+_PLANS: dict = {}
+_PLAN_ROWS, _PLANS_KEPT = 4096, 64
+
+
+def _plan(rows: np.ndarray, layouts: np.ndarray, aux: np.ndarray, roots: np.ndarray) -> dict | None:
+    """``backward_sweep``'s ``plan`` for a tape of this structure: the rows (ops, operands,
+    layouts), the layouts' shapes, the aux entries and the roots, which are all the slot layout
+    depends on (``backward._laid_out_shared``)."""
+    if len(rows) > _PLAN_ROWS:
+        return None
+    key = (rows.tobytes(), layouts.tobytes(), aux.tobytes(), roots.tobytes())
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()
+        plan = _PLANS[key] = {}
+    return plan
+
+
 def _unmodified(n_rows: int) -> np.ndarray:
     """``n_rows`` False flags without allocating them per backward."""
     if len(_UNMODIFIED[0]) < n_rows:
@@ -273,8 +296,9 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     freed_before = freed[:n_rows].copy() if collect is not None and not retain else None
     if not hooked and not calls:  # the common case: the whole backward is one compiled call
         spare = _spare_arenas()
+        plan = _plan(arrays[0], arrays[2], arrays[4], roots)
         status, row, grad32, grad64, offsets, touched = sweep(
-            *arrays, roots, seeds, freed, modified, retain, spare=spare
+            *arrays, roots, seeds, freed, modified, retain, plan=plan, spare=spare
         )
         del spare
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
