@@ -207,6 +207,63 @@ def test_merged_stack_reads_the_shared_leaf():
     assert len(calls) == 1
 
 
+def _readers_of_shared_leaf_rows(tape) -> list:
+    from tapegrad._ops import OPCODE
+    from tapegrad._tape import IN0, IN1, OPCODE_MASK, ROW_WIDTH
+
+    ints = tape.ints
+    opcodes = [ints[r * ROW_WIDTH] & OPCODE_MASK for r in range(tape.n)]
+    shared = {r for r in range(tape.n) if opcodes[r] == OPCODE["shared_leaf"]}
+    return [
+        r
+        for r in range(tape.n)
+        if opcodes[r] != OPCODE["shared_leaf"] and {ints[r * ROW_WIDTH + IN0], ints[r * ROW_WIDTH + IN1]} & shared
+    ]
+
+
+def test_merged_graphs_read_the_leafs_own_row():
+    """``x * y`` and ``x.sin()`` start two tapes that ``+`` joins: the second's readers of x are
+    re-aimed at x's row of the first (they saved the same value), so x's gradient is summed in
+    one slot, with no pass row between; the hook sees the total once."""
+    rng = np.random.default_rng(0)
+    xa, ya = rng.standard_normal(64), rng.standard_normal(64)
+    x = tg.tensor(xa, requires_grad=True)
+    y = tg.tensor(ya, requires_grad=True)
+    calls = []
+    x.register_hook(lambda g: calls.append(g.numpy().copy()))
+    out = (x * y + x.sin()).sum()
+    assert _readers_of_shared_leaf_rows(out._tape) == []
+    out.backward()
+    np.testing.assert_allclose(x.grad.numpy(), ya + np.cos(xa), rtol=1e-14)
+    np.testing.assert_array_equal(y.grad.numpy(), xa)
+    assert len(calls) == 1
+    np.testing.assert_allclose(calls[0], ya + np.cos(xa), rtol=1e-14)
+
+
+def test_merged_graphs_keep_the_pass_row_where_a_custom_function_reads_the_leaf():
+    class Sine(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.sin()
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * x.cos()
+
+    xa = np.linspace(-1.0, 1.0, 32)
+    x = tg.tensor(xa, requires_grad=True)
+    y = tg.tensor(np.full(32, 2.0), requires_grad=True)
+    calls = []
+    x.register_hook(lambda g: calls.append(1))
+    first = x * y
+    second = Sine.apply(x) * 3.0  # its tape has a Function call reading x: not re-aimed
+    (first + second).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2.0 + 3.0 * np.cos(xa), rtol=1e-14)
+    assert len(calls) == 1
+
+
 # -- retain_grad and hooks around an in-place change --------------------------------------------
 
 
