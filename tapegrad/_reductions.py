@@ -271,6 +271,8 @@ def _spread(name: str, x: Tensor, dim, unbiased, keepdim: bool, correction) -> T
 def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
     """Running sums along ``dim`` (``CumsumBackward0``)."""
     data = _prepared(x, dtype, _dtypes.int64)
+    if data is not x._data and data.dtype != x._data.dtype:
+        x = _as_operand(x, data)  # a row of the dtype the running sums read, as sum's
     dim = _normalize_dim(dim, data.ndim)
     out = np.cumsum(data, axis=dim if data.ndim else None, dtype=data.dtype).reshape(data.shape)
     return record("cumsum", (x,), out, iparam=dim)
@@ -285,6 +287,9 @@ def _extreme(x: Tensor, dim, keepdim: bool, largest: bool, name: str):
     first extreme for max/min along a dimension, and share it among ties otherwise."""
     _check_not_empty(name.removesuffix("_dim"), x, dim)
     first = name in ("max_dim", "min_dim")
+    # max() and min() of all elements share a NaN extreme's gradient among the NaNs (PyTorch's
+    # evenly_distribute_backward); amax and amin give NaN everywhere, as PyTorch's do.
+    nans_share = name in ("max", "min")
     sign = 1 if largest else -1
 
     def reduce(t, d, shape):
@@ -293,9 +298,8 @@ def _extreme(x: Tensor, dim, keepdim: bool, largest: bool, name: str):
         axis = 0 if d < 0 else d
         best = flat.max(axis=axis) if largest else flat.min(axis=axis)
         out = np.asarray(best, dtype=values.dtype).reshape(shape)
-        return _record_extreme(
-            name, t, out, d, sign * (2 if first else 1), lambda: _weights(flat, axis, largest, first)
-        )
+        mode = sign * (2 if first else 3 if nans_share else 1)
+        return _record_extreme(name, t, out, d, mode, lambda: _weights(flat, axis, largest, first, nans_share))
 
     return _along_one(x, dim, keepdim, reduce)
 
@@ -314,7 +318,9 @@ def _check_not_empty(label: str, x: Tensor, dim) -> None:
             raise IndexError(f"{label}(): Expected reduction dim {d} to have non-zero size.")
 
 
-def _weights(flat: np.ndarray, axis: int, largest: bool, first: bool) -> np.ndarray:
+def _weights(flat: np.ndarray, axis: int, largest: bool, first: bool, nans_share: bool = False) -> np.ndarray:
+    """Where the gradient of each group's extreme goes: all to the first extreme (``first``), or
+    shared by ties; a NaN extreme shares it among the NaNs (``nans_share``) or makes it NaN."""
     dtype = flat.dtype if flat.dtype.kind == "f" else np.dtype(np.float64)
     if flat.ndim == 0:
         return np.ones((), dtype)
@@ -324,7 +330,10 @@ def _weights(flat: np.ndarray, axis: int, largest: bool, first: bool) -> np.ndar
         np.put_along_axis(weights, np.expand_dims(index, axis), 1, axis=axis)
         return weights
     best = flat.max(axis=axis, keepdims=True) if largest else flat.min(axis=axis, keepdims=True)
-    chosen = (flat == best).astype(dtype)
+    chosen = flat == best
+    if nans_share:
+        chosen = np.where(np.isnan(best), np.isnan(flat), chosen)
+    chosen = chosen.astype(dtype)
     with np.errstate(invalid="ignore", divide="ignore"):  # a NaN extreme: no ties, NaN weights, as PyTorch
         return chosen / chosen.sum(axis=axis, keepdims=True)
 
@@ -414,6 +423,11 @@ def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) -> Tensor:
     data = _prepared(x, dtype, _dtypes.float32)
+    if data is not x._data and data.dtype != x._data.dtype:
+        # ``dtype=`` (or an integer input): the row reads a cast row of that dtype. Recorded
+        # straight on ``x``, its backward wrote the other dtype's gradient arena: zeros, or
+        # garbage for a large row.
+        x = _as_operand(x, data)
     dim = _normalize_dim(dim, data.ndim)
     if data.ndim == 0:
         out = np.zeros_like(data) if log else np.ones_like(data)

@@ -22,6 +22,14 @@ EDGES = [
     ("max(dim) ties: first wins", lambda m, x: x.max(1).values, TIES),
     ("min(dim) ties", lambda m, x: x.min(0)[0], np.array([[1.0, 1.0], [1.0, 0.0]])),
     ("amax of NaN", lambda m, x: x.amax(), NAN),
+    # max() and min() of all elements share a NaN's gradient among the NaNs; amax makes it NaN
+    ("max of NaN", lambda m, x: x.max(), np.array([1.0, np.nan, 3.0])),
+    ("min of two NaNs", lambda m, x: x.min(), np.array([np.nan, 1.0, np.nan])),
+    # dtype= casts before the op: its gradient comes back through the cast
+    ("softmax dtype=", lambda m, x: x.softmax(1, dtype=m.float64), RNG.random((2, 3))),
+    ("log_softmax dtype=", lambda m, x: m.log_softmax(x, 1, dtype=m.float64), RNG.random((2, 3))),
+    ("softmax dtype= large", lambda m, x: m.softmax(x, 0, dtype=m.float64), RNG.random((300, 40))),
+    ("cumsum dtype=", lambda m, x: x.cumsum(1, dtype=m.float64), RNG.random((2, 3))),
     ("maximum ties", lambda m, x, y: m.maximum(x, y), np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 4.0])),
     ("maximum NaN", lambda m, x, y: m.maximum(x, y), NAN, np.array([1.0, np.nan])),
     ("minimum ties", lambda m, x, y: m.minimum(x, y), np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 4.0])),
@@ -185,6 +193,19 @@ ERRORS = [
     ("clamp_ on a leaf", lambda m: m.ones(2, requires_grad=True).clamp_(0, 1)),
     ("exp_ on a leaf", lambda m: m.ones(2, requires_grad=True).exp_()),
 ]
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "cumsum"])
+def test_a_dtype_argument_that_narrows_returns_the_gradient_in_the_inputs_dtype(op):
+    """float64 in, ``dtype=float32`` out: the gradient comes back through the cast, in float64."""
+    data = RNG.random((40, 30))
+    grads = []
+    for m in (tg, torch):
+        x = m.tensor(data, dtype=m.float64, requires_grad=True)
+        (getattr(x, op)(1, dtype=m.float32) * m.tensor(data[::-1].copy(), dtype=m.float32)).sum().backward()
+        assert x.grad.dtype == m.float64
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("call", [e[1] for e in ERRORS], ids=[e[0] for e in ERRORS])

@@ -1210,17 +1210,20 @@ def test_a_re_record_reads_the_captured_tensors_as_the_first_recording_did():
     np.testing.assert_array_equal(buffer.numpy(), after_recording)  # a replay changes no tensor
 
 
-@pytest.mark.parametrize("reduce", ["max(1)", "min(1)", "amax(1)", "max()"])
-def test_a_nan_extreme_replays_its_gradient_as_eager(reduce):
+@pytest.mark.parametrize("nans", [1, 2])
+@pytest.mark.parametrize("reduce", ["max(1)", "min(1)", "amax(1)", "max()", "min()", "amin()"])
+def test_a_nan_extreme_replays_its_gradient_as_eager(reduce, nans):
     calls = {
         "max(1)": lambda x: x.max(1)[0].sum(),
         "min(1)": lambda x: x.min(1)[0].sum(),
         "amax(1)": lambda x: x.amax(1).sum(),
         "max()": lambda x: x.max(),
+        "min()": lambda x: x.min(),
+        "amin()": lambda x: x.amin(),
     }
     f = calls[reduce]
     tape = tg.record(f, np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
-    with_nan = np.array([[1.0, np.nan, 3.0], [0.0, 0.0, 0.0]])
+    with_nan = np.array([[1.0, np.nan, 3.0], [0.0, 0.0, np.nan if nans == 2 else 0.0]])
     x = tg.tensor(with_nan, requires_grad=True)
     f(x).backward()
     np.testing.assert_array_equal(tape.value_and_grad(with_nan)[1][0].numpy(), x.grad.numpy())  # NaNs in place

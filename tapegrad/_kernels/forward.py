@@ -522,8 +522,9 @@ def _norm_forward(r, rows, params, layouts, dims, offsets, values):
 @jit
 def _extreme_group(x, out, weights, mode, base, extent, inner, at):
     """Largest (mode > 0) or smallest element of a group: its value at ``out[at]``, or, with
-    ``weights``, where the gradient goes: shared evenly by ties (|mode| 1: max, amax) or all to
-    the first (|mode| 2: max along a dimension, which returns that index)."""
+    ``weights``, where the gradient goes: shared evenly by ties (|mode| 1: amax; 3: max of all
+    elements, whose NaN extreme shares it among the NaNs) or all to the first (|mode| 2: max
+    along a dimension, which returns that index)."""
     best = x[base]
     for k in range(1, extent):
         value = x[base + k * inner]
@@ -534,9 +535,11 @@ def _extreme_group(x, out, weights, mode, base, extent, inner, at):
     if not weights:
         out[at] = best
         return
+    nans = abs(mode) == 3 and best != best
     ties = 0
     for k in range(extent):
-        if x[base + k * inner] == best:
+        value = x[base + k * inner]
+        if value == best or (nans and value != value):
             ties += 1
     share = 1.0 if abs(mode) == 2 else (1.0 / ties if ties else np.nan)  # a NaN extreme: NaN, as PyTorch
     seen = False
@@ -546,6 +549,8 @@ def _extreme_group(x, out, weights, mode, base, extent, inner, at):
         # A NaN extreme: all NaN weights when shared (as PyTorch's amax); along a dimension, all
         # to the first NaN, the index max returns (to the first element, the replay differed).
         won = (value == best or (best != best and (not first or value != value))) and not (first and seen)
+        if nans:
+            won = value != value
         out[base + k * inner] = share if won else 0.0
         seen = seen or won
 
