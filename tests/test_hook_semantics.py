@@ -460,6 +460,34 @@ def _grad_of_a_hooked_non_leaf(m, create_graph=False):
     return _rounded(gx.tolist()), _rounded(gy.tolist()), _rounded(y.grad.tolist())
 
 
+def _grad_of_a_hooked_non_leaf_alone(m, create_graph=False):
+    # Only y wanted: PyTorch stops at y's node and returns its gradient after the hook (with x
+    # wanted too it runs the node on, and returns y's gradient as it arrived: the scenario above).
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: g * 10)
+    (gy,) = m.autograd.grad((y * y).sum(), y, create_graph=create_graph)
+    return _rounded(gy.tolist())
+
+
+def _hook_changing_its_gradient_in_place(m):
+    # A hook that changes its argument in place and returns None changes the gradient.
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+
+    def scale(g):
+        g.mul_(10)  # returns None
+
+    def shift(g):
+        g.add_(1.0)
+
+    x.register_hook(scale)
+    h = x * w
+    h.register_hook(shift)
+    (h * h).sum().backward()
+    return _rounded(x.grad.tolist()), _rounded(w.grad.tolist())
+
+
 def _registered_during_backward(m):
     log = []
     x = m.tensor([1.0, 2.0], requires_grad=True)
@@ -518,6 +546,9 @@ OTHERS = {
     "grad_runs_only_needed_hooks": _grad_runs_only_needed_hooks,
     "grad_of_a_hooked_non_leaf": _grad_of_a_hooked_non_leaf,
     "grad_of_a_hooked_non_leaf_create_graph": lambda m: _grad_of_a_hooked_non_leaf(m, create_graph=True),
+    "grad_of_a_hooked_non_leaf_alone": _grad_of_a_hooked_non_leaf_alone,
+    "grad_of_a_hooked_non_leaf_alone_create_graph": lambda m: _grad_of_a_hooked_non_leaf_alone(m, create_graph=True),
+    "hook_changing_its_gradient_in_place": _hook_changing_its_gradient_in_place,
     "registered_during_backward": _registered_during_backward,
     "bad_hook_results": _bad_hook_results,
     "constant_changed_between_graphs": _constant_changed_between_graphs,

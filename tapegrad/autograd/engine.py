@@ -284,10 +284,8 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     )
     hooked = _hooked_rows(tape, n_rows)
     calls = {row: call for row, call in tape.functions.items() if row < n_rows} if tape.functions else {}
-    wanted_rows = (
-        _wanted_non_leaf_rows(tape, collect) if hooked and collect is not None and collect.before_hooks else ()
-    )
     needed = _needed_rows(tape, n_rows, collect) if (hooked or tape.retained) and collect is not None else None
+    captured_before = _captured_before_hooks(tape, n_rows, collect, hooked, needed)
     before_hooks: dict = {}
     # PyTorch frees the buffers of the nodes it ran, and for autograd.grad (or backward(inputs=))
     # it runs only those on a path to the inputs asked for; the sweep goes through every row a
@@ -314,7 +312,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
             for hooked_row in hooked_rows:
                 if touched[hooked_row] and offsets[hooked_row] >= 0 and (needed is None or needed[hooked_row]):
                     gradient = _gradient_view(tape, (grad32, grad64), offsets, hooked_row)
-                    if hooked_row in wanted_rows:  # autograd.grad returns a non-leaf's gradient before its hooks
+                    if hooked_row in captured_before:
                         before_hooks[hooked_row] = gradient.copy()
                     _run_hooks(gradient, hooked[hooked_row])
             if stop in calls:  # after the hooks: they may change the gradient the call receives
@@ -406,6 +404,21 @@ def _needed_rows(tape, n_rows: int, collect) -> np.ndarray:
     return needed
 
 
+def _captured_before_hooks(tape, n_rows: int, collect, hooked: dict, needed) -> set:
+    """The non-leaf rows ``autograd.grad`` wants whose gradient it returns as it arrived, before
+    their hooks: those whose node PyTorch runs on, for another wanted tensor below them. PyTorch
+    2 captures such a node's input before its tensor hooks, and the gradient of a node it stops
+    at after them (``grad(out, [y, x])`` gives y's unhooked gradient, ``grad(out, y)`` the
+    hooked one)."""
+    if not hooked or collect is None:
+        return set()
+    return {
+        row
+        for row in _wanted_non_leaf_rows(tape, collect)
+        if row < n_rows and row in hooked and any(0 <= s < n_rows and needed[s] for s in tape.sources(row))
+    }
+
+
 def _wanted_non_leaf_rows(tape, collect) -> set:
     """The rows of the non-leaf tensors ``autograd.grad`` returns gradients for, on ``tape``."""
     rows = set()
@@ -472,9 +485,13 @@ def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:
 
 
 def _run_hooks(gradient: np.ndarray, hooks: list) -> None:
-    """Call each hook with (a copy of) the finished gradient; a returned tensor replaces it."""
+    """Call each hook with the finished gradient (``gradient``, a view of its slot); a returned
+    tensor replaces it. The hook sees the slot itself, as PyTorch's sees the gradient tensor:
+    one that changes it in place (``g.mul_(10)``) and returns None changes the gradient. (A
+    copy each made that change vanish.) A hooked row's slot is its own: the set-up of a
+    backward with hooks shares no slots."""
     for hook in list(hooks):
-        result = hook(_wrap(gradient.copy()))
+        result = hook(_wrap(gradient))
         if result is not None:
             gradient[...] = hook_result(hook, result, gradient.shape, gradient.dtype)._data
 

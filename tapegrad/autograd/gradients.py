@@ -28,8 +28,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     inputs = _as_tuple(inputs)
     for tensor in inputs:
         check_gradient_reaches(tensor, "backward(inputs=...)")
-    # A non-leaf's .grad is its gradient after its hooks (what autograd.grad returns is before).
-    collector = _Collector(inputs, before_hooks=False)
+    collector = _Collector(inputs)  # a non-leaf's .grad is its gradient after its hooks
     run_backward(tensors, grad_tensors, retain_graph, create_graph, collect=collector)
     for tensor, values in zip(inputs, collector.values):
         if values is None:
@@ -45,10 +44,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
 class _Collector:
     """Gradients of ``inputs``, summed per input, for ``autograd.grad`` and ``backward(inputs=)``."""
 
-    def __init__(self, inputs, before_hooks: bool = True):
+    def __init__(self, inputs):
         self.inputs = inputs
         self.values = [None] * len(inputs)
-        self.before_hooks = before_hooks
 
     def add(self, index, values):
         self.values[index] = values if self.values[index] is None else self.values[index] + values
