@@ -560,7 +560,10 @@ def _norm_group(x, p, base, extent, inner):
     if p == np.inf:
         largest = 0.0
         for k in range(extent):
-            largest = max(largest, abs(x[base + k * inner]))
+            value = abs(x[base + k * inner])
+            if value != value:  # NaN, as numpy's max gives it (``max`` would drop it)
+                return value
+            largest = max(largest, value)
         return largest
     total = 0.0
     for k in range(extent):
