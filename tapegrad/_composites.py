@@ -3,8 +3,8 @@
 
 Their gradients are those of the ops they are made of (each checked by the op table's tests:
 central differences, PyTorch parity, replay), so they replay and nest under ``create_graph`` as
-those do. What differs from PyTorch is the node names: ``tril(x).grad_fn`` is the ``MulBackward0``
-of a multiplication by a constant mask, not ``TrilBackward0``.
+those do. What differs from PyTorch is the node names: ``tril(x).grad_fn`` is the ``WhereBackward0``
+of a select by a constant mask, not ``TrilBackward0``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 from . import _dtypes, _factories, return_types
 from ._indexing import gather, index_select, repeat
 from ._record import broadcast_shape
+from ._selection import where
 from ._views import cat, expand, permute, reshape, stack, transpose, unsqueeze
 from ._views import diagonal as _diagonal
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
@@ -30,7 +31,10 @@ def _triangle(x: Tensor, diagonal_offset: int, lower: bool, name: str) -> Tensor
     )
     if not on_tape(x):  # (inside tapegrad.record, a value without grad is recorded too)
         return _wrap(np.where(keep, x._data, np.zeros((), x._data.dtype)))
-    return x * _wrap(keep.astype(x._data.dtype))
+    # A select, not a product with a 0/1 mask: inf * 0 and NaN * 0 are NaN, and the zeroed part
+    # must be exact zeros (a causal mask is ``full(-inf).triu(1)``). Its gradient is the upstream
+    # gradient inside the triangle and exactly 0 outside, whatever x holds there.
+    return where(_wrap(keep), x, 0)
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002 - PyTorch's names
