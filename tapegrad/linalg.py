@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _composites
-from ._record import broadcast_shape
+from ._record import broadcast_shape, name_node
 from .autograd.function import Function
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
 
@@ -70,15 +70,16 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     diag(g) V^T`` (``u v^T`` for the largest; ``U V^T`` for the nuclear norm; repeated singular
     values raise nothing, as in PyTorch, and share an amax/amin's gradient). The singular
     vectors come from ``numpy.linalg.svd`` and are constants of the graph: first derivatives are
-    exact, but under ``create_graph`` that gradient is a constant (PyTorch's has a second
-    derivative through the singular vectors; tapegrad's misses it). Inside
+    exact, and a ``create_graph`` backward through them raises ``NotImplementedError`` (their own
+    derivative, through the singular vectors, would be missing, silently). Inside
     ``tapegrad.record`` they are constants of the tape, so reading ``A`` is a guard: a replay at
     another ``A`` raises ``GuardError`` (records again with ``rerecord=True``).
 
     Raises ``RuntimeError`` (PyTorch's messages) for another ``ord`` ("Order 0 not supported."),
     fewer than 2 dimensions, a non-float ``A`` or ``dtype``, a narrowing ``dtype``, ``dim`` not
     two different dimensions; ``IndexError`` for a dimension out of range; ``LinAlgError`` for
-    2/-2/nuc of a matrix with inf or NaN."""
+    2/-2/nuc of a matrix with inf or NaN; ``NotImplementedError`` for a ``create_graph``
+    backward through 2/-2/nuc."""
     A = as_tensor(A)  # noqa: N806
     if isinstance(ord, str):
         if ord not in ("fro", "nuc"):
@@ -149,7 +150,9 @@ def _singular_values(A: Tensor, kind: str) -> Tensor:  # noqa: N803
     if not on_tape(A):
         return values
     diagonal = (_wrap(U.astype(data.dtype, copy=False)) * (A @ _wrap(Vh.astype(data.dtype, copy=False)).mT)).sum(-2)
-    return values + (diagonal - diagonal.detach())
+    # Named as PyTorch's node: a create_graph backward refuses it (autograd/higher_order.py), as
+    # U and V are constants here and a second derivative through them would be silently 0.
+    return name_node(values + (diagonal - diagonal.detach()), "LinalgSvdBackward0")
 
 
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:

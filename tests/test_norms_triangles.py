@@ -292,3 +292,14 @@ def test_recorded_triangles_replay_like_eager(lower):
     np.testing.assert_array_equal(
         grad.numpy(), np.broadcast_to(np.where(_keep(3, 4, -1 if lower else 1, lower), weights.numpy(), 0.0), (2, 3, 4))
     )
+
+
+@pytest.mark.parametrize("ord_", [2, -2, "nuc"])
+def test_a_second_derivative_through_the_singular_values_raises_rather_than_vanish(ord_):
+    """The singular vectors are numpy's constants: the gradient is right, its derivative would be
+    0 where PyTorch's is not, so create_graph refuses."""
+    A = tg.tensor([[0.0, 1.0], [-1.0, 3.0]], dtype=tg.float64, requires_grad=True)  # noqa: N806
+    with pytest.raises(NotImplementedError, match="create_graph=True is not supported through linalg.matrix_norm"):
+        tg.autograd.grad(tg.linalg.matrix_norm(A, ord_), A, create_graph=True)
+    (gradient,) = tg.autograd.grad(tg.linalg.matrix_norm(A, ord_), A)  # first order: fine
+    assert np.isfinite(gradient.numpy()).all()

@@ -113,6 +113,8 @@ class _Backward:
         self.collected = self._collected_rows(n_rows) if collect is not None else []
         # (worked out before the walk, whose ops append rows to the tape and may merge it)
         self.before_hooks = self._captured_before_hooks() if collect is not None else set()
+        names = tape.node_names or {}
+        self.first_order = {row: names[row] for row in names if row < n_rows and names[row] in FIRST_ORDER_ONLY}
         self.values: dict = {}  # row -> its value as a tensor
         self.arrays: dict = {}  # row -> its value as an array
         self.gradients: dict = {}  # row -> the sum of the gradients that reached it so far
@@ -189,6 +191,11 @@ class _Backward:
         op = OPS[int(self.rows[row, OPCODE]) & OPCODE_MASK]
         if op.rule in ("leaf", "constant"):
             return False
+        if row in self.first_order:
+            raise NotImplementedError(
+                f"create_graph=True is not supported through {FIRST_ORDER_ONLY[self.first_order[row]]} yet: its "
+                "gradient is exact, but its own derivative would be missing"
+            )
         if op.saves_mask:  # the checks the kernel makes before reading saved values
             if self.freed[row]:
                 raise RuntimeError(SECOND_BACKWARD)
@@ -400,6 +407,11 @@ class _Row:
 # Keyed by the kernels' rule names (``RULE_NAMES`` of tapegrad/_kernels/backward.py); one formula
 # per input (in0, in1), each ``(row, g) -> the input's gradient``; an n-ary entry is a function of
 # the row giving one formula per input. Rules absent here raise NotImplementedError naming the op.
+# Composites whose gradient holds values computed outside the graph (numpy's singular vectors):
+# right to first order, their derivative would be silently 0. The walk refuses them by node name.
+FIRST_ORDER_ONLY = {"LinalgSvdBackward0": "linalg.matrix_norm with ord 2, -2 or 'nuc' (numpy's SVD)"}
+
+
 def formulas_for(op):
     """The op's VJP formulas (one per input, or a callable giving them for a row), or None where
     create_graph is not supported through it."""
