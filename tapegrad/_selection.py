@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from . import _dtypes, _record
+from ._grad_mode import no_grad as _no_grad
 from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _SCALAR_OPS, _binary, _opcode, _operand_row, _scalar, _target, broadcast_error
@@ -25,13 +26,15 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
 
 
 def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A001, A002
-    """``input`` limited to [min, max] (``ClampBackward1``); the gradient passes where the input
-    is inside the bounds (bounds included). Tensor bounds go through maximum/minimum."""
+    """``input`` limited to [min, max], broadcast (``ClampBackward1``; with a tensor bound
+    ``ClampBackward0``); the gradient passes where the input is inside the bounds (bounds
+    included). A tensor bound gets the gradient where it decides the value: see
+    ``_clamp_tensors``. Raises ``RuntimeError`` without bounds, or for bounds that do not
+    broadcast with ``input``; follows ``torch.clamp``."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = input if min is None else maximum(input, min)
-        return out if max is None else minimum(out, max)
+        return _record.name_node(_clamp_tensors(input, min, max), "ClampBackward0")
     if max is None:
         return _scalar(_SCALAR_OPS["clamp_min"], input, min)
     if min is None:
@@ -39,27 +42,95 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A001, A002
     return _scalar(_SCALAR_OPS["clamp_max"], _scalar(_SCALAR_OPS["clamp_lower"], input, min), max)
 
 
+def _clamp_tensors(x: Tensor, low, high) -> Tensor:
+    """clamp with a tensor bound (the other a tensor, a Python number or None), in the result
+    type of all three (``torch.result_type``), at their broadcast shape.
+
+    PyTorch's rule (``clamp_backward``, ``clamp_backward_min_max``): ``x`` gets the gradient
+    where ``low <= x <= high``, ``low`` where ``x < low < high``, ``high`` where ``x > high``
+    or ``high < low`` (an empty range is ``high`` everywhere); each comparison is false at a
+    NaN, and where none holds (a NaN; ``x < low == high``) nothing gets it. (Not
+    maximum/minimum: they split a tie evenly, as ``torch.maximum`` does, where clamp gives it
+    to ``x``.)
+
+    Recorded as ``where``s on those conditions (comparisons, recorded inside
+    ``tapegrad.record`` so that a replay recomputes them), choosing among ``x``, the bounds and
+    the value itself computed without gradient; a NaN in any of the three makes the value NaN,
+    as PyTorch's kernel does."""
+    result = _result_type(x, low, high)
+    low, high = (_as_operand(bound, result) for bound in (low, high))
+    with _no_grad():  # the values; the wheres below decide where the gradient goes
+        value = x if low is None else maximum(x, low)
+        value = value if high is None else minimum(value, high)
+        if value._data.dtype != result:  # promoted pairwise: bool, int32 0-d, int64 0-d is int32
+            value = value.to(_dtypes.from_numpy_dtype(result))
+    if high is None:
+        return where(x >= low, x, where(x < low, low, value))
+    if low is None:
+        return where(x <= high, x, where(x > high, high, value))
+    inside = _both(x >= low, x <= high)
+    below = _both(x < low, low < high)
+    above = _either(x > high, high < low)
+    if result.kind == "f" and (_replayed(value) or np.isnan(value._data).any()):
+        # ``high`` is chosen where x > high with a NaN low, or high < low with a NaN x, where the
+        # value is NaN: ``high`` plus that NaN (plus -0.0, which changes no value, elsewhere)
+        # still passes the gradient to ``high``.
+        high = high + where(isnan(value), value, -0.0)
+    return where(inside, x, where(below, low, where(above, high, value)))
+
+
+def _both(p: Tensor, q: Tensor) -> Tensor:
+    """``p and q`` of boolean tensors: inside ``tapegrad.record`` a where, which a replay
+    recomputes (tapegrad records no logical ops), else numpy's."""
+    if _replayed(p) or _replayed(q):
+        return where(p, q, False)
+    return _wrap(p._data & q._data)
+
+
+def _either(p: Tensor, q: Tensor) -> Tensor:
+    """``p or q`` of boolean tensors, as ``_both``."""
+    if _replayed(p) or _replayed(q):
+        return where(p, True, q)
+    return _wrap(p._data | q._data)
+
+
 clip = clamp
 
 
 def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
-    """``input`` where ``condition`` holds, else ``other`` (``WhereBackward0``); either may be a
-    Python number. The gradient goes to the side that was chosen."""
+    """``input`` where ``condition`` holds, else ``other`` (``WhereBackward0``), at the shape all
+    three broadcast to; either may be a Python number. The result type is
+    ``torch.result_type(input, other)`` (``_result_type``: ``where(i > 0, i, 0.5)`` of an int64
+    ``i`` is float32). The gradient goes to the side that was chosen. ``where(condition)``:
+    the indices where it holds, one int64 tensor per dimension. Raises ``TypeError`` for an
+    input without an other (or the reverse), ``RuntimeError`` for a condition that is not
+    boolean, or shapes that do not broadcast (PyTorch's message: the condition's shape against
+    ``input``'s, then theirs against ``other``'s); follows ``torch.where``."""
     condition = as_tensor(condition)
     if input is None and other is None:  # torch.where(condition): the indices where it holds
         return tuple(_wrap(np.asarray(index, np.int64)) for index in np.nonzero(condition._data))
+    if input is None or other is None:
+        raise TypeError("where() takes a condition alone, or a condition, an input and an other")
     if condition._data.dtype != np.bool_:
         raise RuntimeError(
             "where expected condition to be a boolean tensor, but got a tensor with dtype " + condition.dtype.type_name
         )
-    a, b = _operands(input, other)
-    result = _dtypes.result_type(a.dtype, a._data.ndim, b.dtype, b._data.ndim).numpy
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype == other._data.dtype:
+        result = input._data.dtype  # the common case, without the promotion's lookups
+    else:
+        result = _result_type(input, other)
+    a, b = _as_operand(input, result), _as_operand(other, result)
     data_a = a._data if a._data.dtype == result else a._data.astype(result)
     data_b = b._data if b._data.dtype == result else b._data.astype(result)
     try:
         shape = np.broadcast_shapes(condition._data.shape, data_a.shape, data_b.shape)
     except ValueError:
-        raise broadcast_error(data_a.shape, data_b.shape) from None
+        shape = condition._data.shape
+        for data in (data_a, data_b):  # PyTorch's order, for its message
+            try:
+                shape = np.broadcast_shapes(shape, data.shape)
+            except ValueError:
+                raise broadcast_error(shape, data.shape) from None
     out = np.where(condition._data, data_a, data_b).astype(result, copy=False)
     tape, requires = _target((a, b))
     if tape is None:
@@ -79,17 +150,55 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
     return _recorded(out, tape, row, requires)
 
 
-def _operands(first, second) -> tuple:
-    """Both sides as tensors; a Python number takes the other side's dtype, as in PyTorch."""
-    if isinstance(first, numbers.Number) and isinstance(second, numbers.Number):
-        return as_tensor(first), as_tensor(second)
-    if isinstance(first, numbers.Number):
-        second = as_tensor(second)
-        return Tensor(np.asarray(first, dtype=second._data.dtype)), second
-    first = as_tensor(first)
-    if isinstance(second, numbers.Number):
-        return first, Tensor(np.asarray(second, dtype=first._data.dtype))
-    return first, as_tensor(second)
+def _result_type(*operands) -> np.dtype:
+    """``torch.result_type`` of tensors, Python numbers and Nones (skipped), as a numpy dtype.
+
+    As PyTorch: tensors with dimensions decide, then 0-d tensors, then numbers (a float as the
+    default float32, an int as int64); a later group counts only when of a higher category
+    (bool < integer < floating) than the groups before, so ``int32 tensor`` with ``2`` stays
+    int32, with ``0.5`` is float32, and a bool tensor with ``2`` is int64."""
+    dimensioned = zero_dim = number = None
+    for operand in operands:
+        if operand is None:
+            continue
+        if isinstance(operand, numbers.Number):
+            if isinstance(operand, bool):
+                kind = _dtypes.bool
+            elif isinstance(operand, numbers.Integral):
+                kind = _dtypes.int64
+            else:
+                kind = _dtypes.DEFAULT_FLOAT
+            number = kind if number is None else _dtypes._wider(number, kind)
+            continue
+        operand = as_tensor(operand)
+        kind = _dtypes.from_numpy_dtype(operand._data.dtype)
+        if operand._data.ndim:
+            dimensioned = kind if dimensioned is None else _dtypes._wider(dimensioned, kind)
+        else:
+            zero_dim = kind if zero_dim is None else _dtypes._wider(zero_dim, kind)
+    return _above(dimensioned, _above(zero_dim, number)).numpy
+
+
+def _above(higher, lower):
+    """PyTorch's ``combine_categories``: the type of a group of operands (``higher``) and a group
+    that decides only what the first leaves open (``lower``); either may be None (no operands)."""
+    if higher is None:
+        return lower
+    if lower is None or higher.category == _dtypes.FLOATING:
+        return higher
+    if higher.category == _dtypes.BOOLEAN or lower.category == _dtypes.FLOATING:
+        return _dtypes._wider(higher, lower)
+    return higher
+
+
+def _as_operand(value, result: np.dtype):
+    """An operand as a tensor: a Python number as a 0-d constant of ``result`` (wrapping as
+    PyTorch does: -3 as uint8 is 253), a tensor as it is, None as None."""
+    if value is None or isinstance(value, Tensor):
+        return value
+    if isinstance(value, numbers.Number):
+        return Tensor(np.asarray(value).astype(result))
+    return as_tensor(value)
 
 
 # -- Tensor methods ------------------------------------------------------------------------
@@ -104,7 +213,7 @@ def _overwrite(self, value, label: str) -> Tensor:
         if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
             value = value.to(self.dtype)
         everywhere = _wrap(np.ones(self._data.shape, np.bool_))
-        return _record.in_place(self, lambda t: where(everywhere, value, t), label)
+        return _record.in_place(self, lambda t: _filled(everywhere, value, t), label)
     self._data[...] = value._data if isinstance(value, Tensor) else value
     _record._bump_version(self)
     return self
@@ -112,6 +221,24 @@ def _overwrite(self, value, label: str) -> Tensor:
 
 def _clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's names
     return _record.in_place(self, lambda t: clamp(t, min, max), "Clamp")
+
+
+def _filled(mask, value, tensor: Tensor) -> Tensor:
+    """``where(mask, value, tensor)`` as masked_fill, fill_ and zero_ compute it: a Python number
+    takes ``tensor``'s dtype (``masked_fill`` of an int64 tensor with 0.5 is int64, where
+    ``where`` promotes to float32)."""
+    if isinstance(value, numbers.Number):
+        value = _as_operand(value, tensor._data.dtype)
+    return where(mask, value, tensor)
+
+
+def _masked_fill_(self, mask, value):
+    mask = as_tensor(mask)
+    # PyTorch checks the mask against this tensor first: its message names them in this order.
+    _record.broadcast_shape(self._data.shape, mask._data.shape)
+    return _record.in_place(
+        self, lambda t: _record.name_node(_filled(mask, value, t), "MaskedFillBackward0"), "MaskedFill"
+    )
 
 
 def _replayed(tensor: Tensor) -> bool:
@@ -196,10 +323,8 @@ install(
         "maximum": maximum,
         "minimum": minimum,
         "where": lambda self, condition, other: where(condition, self, other),
-        "masked_fill": lambda self, mask, value: _record.name_node(where(mask, value, self), "MaskedFillBackward0"),
-        "masked_fill_": lambda self, mask, value: _record.in_place(
-            self, lambda t: _record.name_node(where(mask, value, t), "MaskedFillBackward0"), "MaskedFill"
-        ),
+        "masked_fill": lambda self, mask, value: _record.name_node(_filled(mask, value, self), "MaskedFillBackward0"),
+        "masked_fill_": _masked_fill_,
         "clamp_": _clamp_,
         "clip_": _clamp_,
         "pow_": lambda self, exponent: _record.in_place(self, lambda t: t**exponent, "Pow"),
