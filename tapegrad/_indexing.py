@@ -164,10 +164,11 @@ def assign(x: Tensor, key, value) -> Tensor:
     wins for a repeated index, as in numpy)."""
     if _grad_state.recording is not None and _is_full_mask(x, key) and np.ndim(_data_of(value)) == 0:
         # Inside tapegrad.record, x[mask] = number is where(mask, number, x): the replay recomputes
-        # the mask, where a pick by the mask's positions would freeze them.
-        from ._selection import where
+        # the mask, where a pick by the mask's positions would freeze them. The number is cast to
+        # x's dtype first, as the assignment casts it (where would promote: int x, 0.5 -> float).
+        from ._selection import _filled
 
-        return where(key, value, x)
+        return _filled(key, value, x)
     parts = key if isinstance(key, tuple) else (key,)
     advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in parts)
     if isinstance(key, Tensor):
