@@ -247,7 +247,7 @@ OPS: tuple[Op, ...] = (
     unary("erf", "ErfBackward0", _erf, "erf(x)", "g * 1.1283791670955126 * exp(-x * x)", compiled_forward=True),
     unary("silu", "SiluBackward0", _silu, "x * sigmoid(x)", "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))"),
     # Piecewise constant: the gradient is zero (and still reaches the input, as in PyTorch).
-    Op("sign", UNARY, "zero", "SignBackward0", np.sign),
+    Op("sign", UNARY, "zero", "SignBackward0", _expressions.sign_arrays),  # 0 at NaN, as PyTorch
     Op("floor", UNARY, "zero", "FloorBackward0", np.floor),
     Op("round", UNARY, "zero", "RoundBackward0", np.round),
     # y = f(x, s) with a Python number s, kept in the row's parameter slot.

@@ -30,6 +30,16 @@ EDGES = [
     ("log_softmax dtype=", lambda m, x: m.log_softmax(x, 1, dtype=m.float64), RNG.random((2, 3))),
     ("softmax dtype= large", lambda m, x: m.softmax(x, 0, dtype=m.float64), RNG.random((300, 40))),
     ("cumsum dtype=", lambda m, x: x.cumsum(1, dtype=m.float64), RNG.random((2, 3))),
+    # sign, and the sgn in abs's and the 1-norm's gradients, are 0 at NaN; |x|^(p-1) is 0 at 0
+    ("sign of NaN", lambda m, x: m.sign(x) * x, np.array([np.nan, -2.0, 0.0, 3.0])),
+    ("abs at NaN", lambda m, x: x.abs(), np.array([np.nan, -2.0, 0.0, 3.0])),
+    ("1-norm at NaN", lambda m, x: x.norm(1), np.array([np.nan, -2.0, 0.0, 3.0])),
+    ("0.5-norm at zeros", lambda m, x: x.norm(0.5), np.array([0.0, -2.0, 0.0, 3.0])),
+    (  # an ignored row's loss is 0, whatever its class 0 holds
+        "cross_entropy none, ignored row with -inf",
+        lambda m, x: m.nn.functional.cross_entropy(x, m.tensor([-100, 2]), reduction="none"),
+        np.array([[-np.inf, 0.0, 1.0], [0.5, 1.0, 2.0]]),
+    ),
     ("maximum ties", lambda m, x, y: m.maximum(x, y), np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 4.0])),
     ("maximum NaN", lambda m, x, y: m.maximum(x, y), NAN, np.array([1.0, np.nan])),
     ("minimum ties", lambda m, x, y: m.minimum(x, y), np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 4.0])),

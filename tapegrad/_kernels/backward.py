@@ -672,14 +672,17 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
     elif p == 2:
         for k in range(extent):
             ga[base + k * inner] += g * x[base + k * inner] / norm
-    elif p == 1:
+    elif p == 1:  # sgn(x): 0 at NaN, as PyTorch's
         for k in range(extent):
-            ga[base + k * inner] += g * np.sign(x[base + k * inner])
+            value = x[base + k * inner]
+            if value == value:
+                ga[base + k * inner] += g * np.sign(value)
     else:
         scale = g / norm ** (p - 1)
         for k in range(extent):
             value = x[base + k * inner]
-            ga[base + k * inner] += scale * np.sign(value) * np.abs(value) ** (p - 1)
+            if value != 0:  # 0 at 0, as PyTorch masks it (|0|^(p-1) is inf below p = 1: 0 * inf)
+                ga[base + k * inner] += scale * np.sign(value) * np.abs(value) ** (p - 1)
 
 
 @inline

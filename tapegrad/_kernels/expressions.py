@@ -18,6 +18,15 @@ import functools
 import numpy as np
 
 
+def sign_arrays(x):
+    """np.sign of an array or a number, with 0 for NaN (PyTorch's sign and sgn)."""
+    out = np.sign(x)
+    if not hasattr(out, "dtype") or out.ndim == 0:
+        return type(out)(0) if out != out else out
+    out[np.isnan(out)] = 0
+    return out
+
+
 def sigmoid_arrays(x):
     """The logistic function of an array or a number, as ``vmath.sigmoid`` computes it: from
     ``e = exp(-|x|)``, ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)`` below, so that large
@@ -80,7 +89,7 @@ FUNCTIONS = {
     "erf": ("vmath.erf", "erf", "scipy.special.erf"),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
-    "sign": ("np.sign", "sign", "sign"),
+    "sign": ("scalar.sign", "sign", lambda v: sign_arrays(v)),  # 0 at NaN, as PyTorch's (defined below)
     "relu": ("scalar.relu", "relu", "relu"),
     # gate(c, v): v where c > 0 (or c is NaN), else 0 -- a select, not v * sign(c), whose
     # inf * 0 gave NaN where PyTorch's threshold_backward gives 0.

@@ -260,7 +260,7 @@ def _elementwise_forward(rule, path, r, rows, params, layouts, offsets, values):
         for i in range(numel):
             v = x[i]
             if rule == SIGN:
-                out[i] = np.sign(v)
+                out[i] = np.sign(v) if v == v else zero  # 0 at NaN, as PyTorch
             elif rule == FLOOR:
                 out[i] = np.floor(v)
             elif rule == ROUND:

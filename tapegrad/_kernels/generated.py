@@ -604,7 +604,7 @@ def _backward_abs32(rule, r, mask, frame):
     x = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sign(x[i]))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.sign(x[i]))
     return families.DONE
 
 
@@ -622,7 +622,7 @@ def _backward_abs64(rule, r, mask, frame):
     x = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sign(x[i]))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.sign(x[i]))
     return families.DONE
 
 

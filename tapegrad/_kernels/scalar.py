@@ -3,6 +3,8 @@ branch (``expressions.FUNCTIONS`` names them as ``scalar.<name>``). Inlined into
 
 from __future__ import annotations
 
+import numpy as np
+
 from .config import inline
 
 
@@ -10,6 +12,12 @@ from .config import inline
 def relu(v):
     """np.maximum(v, 0): NaN stays NaN, -0.0 becomes 0."""
     return v if v > 0 or v != v else type(v)(0)
+
+
+@inline
+def sign(v):
+    """np.sign(v), with 0 for NaN as PyTorch's sign (and the sgn in abs's gradient) gives it."""
+    return type(v)(0) if v != v else np.sign(v)
 
 
 @inline

@@ -202,9 +202,10 @@ def nll_loss(
     weights = np.ones(classes, input._data.dtype) if weight is None else weight._data
     per_target = np.where(kept, weights[np.where(kept, rows, 0)], 0).astype(input._data.dtype)
     if reduction == "none":
-        return name_node(
-            -(pick("index", input, positions) * _wrap(per_target)).reshape(labels.shape), "NllLossBackward0"
-        )
+        losses = -(pick("index", input, positions) * _wrap(per_target))
+        if not every:  # an ignored row's loss is 0, whatever its class 0 holds (-inf * 0 was NaN)
+            losses = _where(_wrap(kept), losses, _wrap(np.zeros((), input._data.dtype)))
+        return name_node(losses.reshape(labels.shape), "NllLossBackward0")
     # Weighted: the picked log-probabilities dotted with -weight / (total weight, for the mean).
     total = per_target.sum() if reduction == "mean" else 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
