@@ -332,6 +332,10 @@ def validate(tape) -> None:
     for row in tape.guards:
         if not 0 <= row < n or _ops.OPS[tape.rows[row, OPCODE] & OPCODE_MASK].name != "guard":
             raise ValueError(f"invalid tape: guard at row {row}, which is not a guard row")
+    guard_opcode = _ops.OPCODE["guard"]
+    for row in np.flatnonzero((tape.rows[:, OPCODE] & OPCODE_MASK) == guard_opcode).tolist():
+        if row not in tape.guards:  # a failing replay reports the guard by its header entry
+            raise ValueError(f"invalid tape: the guard row {row} has no guard in the header")
     sizes = [0, 0]
     for row in range(n):
         sizes[view.code(row)] += view.numel(row)

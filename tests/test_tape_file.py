@@ -100,6 +100,18 @@ def test_a_products_transpose_flags_are_checked(saved, tmp_path, flags, message)
         tg.load_tape(tmp_path / "bad.npz")
 
 
+def test_a_guard_row_missing_from_the_header_is_refused(tmp_path):
+    """A failing replay reports a guard by its header entry: a file whose header lost one (its
+    checksum recomputed) raised KeyError at the replay that failed it."""
+    tape = tg.record(lambda x: x * 2 if x.sum() > 0 else -x, np.ones(2))
+    tape.save(tmp_path / "guarded.tape")
+    arrays, header = _arrays_and_header(tmp_path / "guarded.tape")
+    assert header["guards"]
+    _write(tmp_path / "unguarded.npz", arrays, dict(header, guards=[]))
+    with pytest.raises(ValueError, match=r"invalid tape: the guard row \d+ has no guard in the header"):
+        tg.load_tape(tmp_path / "unguarded.npz")
+
+
 def test_opcodes_are_mapped_by_name(saved, tmp_path):
     """A file written when the table numbered ops differently loads to the same ops."""
     path, example = saved[0]
