@@ -123,7 +123,10 @@ def _total(values, start, count):
 def _scaled(total, scale, count):
     """A ``sum_all`` row's result from its input's sum: ``scale`` is 1 or -1 (sum, nll_loss of
     ``reduction="sum"``) or +-1/count (mean, nll_loss's mean). A mean divides by ``count``, as
-    PyTorch's and the eager one do (a multiplication by 1/count rounds otherwise)."""
+    PyTorch's and the eager one do (a multiplication by 1/count rounds otherwise). ``total`` is
+    in the values' dtype already, as eager's sum is before it divides: a float32 total beyond
+    float32's range is inf there, and a mean of it too (kept in float64, the mean came back
+    finite)."""
     if scale == 1.0:
         return total
     if scale == -1.0:
@@ -166,7 +169,7 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
         total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
         for i in range(count):
             total += values[oa + i]
-        values[o] = _scaled(total, params[r, 5], count)
+        values[o] = _scaled(values.dtype.type(total), params[r, 5], count)
     elif rule == NEG:
         for i in range(numel):
             values[o + i] = -values[oa + i]
@@ -295,7 +298,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     s = values.dtype.type(params[r, 5])
 
     if rule == SUM_ALL:  # of more than SUM_IN_SWEEP elements (fewer: ``_small_forward``)
-        out[0] = _scaled(_total(x, 0, numel_a), params[r, 5], numel_a)
+        out[0] = _scaled(values.dtype.type(_total(x, 0, numel_a)), params[r, 5], numel_a)
     elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         out[:] = zero
