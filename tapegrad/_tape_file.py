@@ -28,6 +28,7 @@ from ._tape import CODE_DTYPES, DTYPE_CODES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, 
 
 FORMAT = "tapegrad-tape"
 FORMAT_VERSION = 1
+_INTEGER_NAMES = frozenset(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"))
 _ARRAYS = ("rows", "params", "layouts", "dims", "aux", "input_rows", "output_rows", "values32", "values64")
 _INPUT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
@@ -332,6 +333,9 @@ def validate(tape) -> None:
     for row in tape.guards:
         if not 0 <= row < n or _ops.OPS[tape.rows[row, OPCODE] & OPCODE_MASK].name != "guard":
             raise ValueError(f"invalid tape: guard at row {row}, which is not a guard row")
+    for row, name in getattr(tape, "integer_rows", {}).items():
+        if not 0 <= row < n or name not in _INTEGER_NAMES or view.code(row) != 1:
+            raise ValueError(f"invalid tape: integer row {row} ({name!r}) is not a float64 row of an integer dtype")
     guard_opcode = _ops.OPCODE["guard"]
     for row in np.flatnonzero((tape.rows[:, OPCODE] & OPCODE_MASK) == guard_opcode).tolist():
         if row not in tape.guards:  # a failing replay reports the guard by its header entry
@@ -379,6 +383,7 @@ def write(tape, path, version: str) -> None:
             {"row": int(row), "kind": kind, "where": where, **_guard_data(expected)}
             for row, (kind, where, expected) in tape.guards.items()
         ],
+        "integer_rows": [[int(row), name] for row, name in getattr(tape, "integer_rows", {}).items()],
         "sha256": _digest(arrays),
     }
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
@@ -438,6 +443,8 @@ def _state(header: dict, arrays: dict) -> dict:
             (tuple(int(d) for d in shape), np.dtype(_INPUT_DTYPES[dtype])) for shape, dtype in header["input_specs"]
         ],
         "guards": guards,
+        # (a file from before they were kept has none: its integer arithmetic is not checked)
+        "integer_rows": {int(row): str(name) for row, name in header.get("integer_rows", [])},
         "_names": [str(name) for name in header["names"]],
         "single_output": bool(header["single_output"]),
         "_rerecord": False,

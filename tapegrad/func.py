@@ -812,6 +812,10 @@ class _Replay:
                 raise _UnrecordableError(f"a sliced tensor of dtype {leaf._data.dtype}")
         # The sliced float arguments with the batch first; the others are loaded once per copy.
         self.batched = {i: np.moveaxis(leaves[i]._data, dims[i], 0) for i in self.floats if dims[i] is not None}
+        for i in self.floats:  # a replay holds integers as float64: exactly within +-2**53 only
+            data = leaves[i]._data
+            if data.dtype == np.int64 and data.size and (data.min() < -(2**53) or data.max() > 2**53):
+                raise _UnrecordableError("an integer argument beyond 2**53")
         if self.grad:
             positions, self.single = _argnums(func.argnums, len(spec[2]))
             # Leaves (flat indices) under each differentiated argument.
@@ -866,6 +870,8 @@ class _Replay:
         if _factories.random_draws.count != draws:
             if self.transform.randomness == "error":
                 raise RuntimeError(_RANDOM_ERROR)
+        if tape._integer_checks():  # (checked per slice only by the eager loop)
+            raise _UnrecordableError("integer arithmetic, which a replay holds in float64")
         tape.vmap_spec = box
         if self.stats["recordings"] and box != self.first.vmap_spec:
             raise _UnrecordableError("the output's structure differs between slices")

@@ -133,6 +133,13 @@ def _one_call_at_a_time(method):
 
 
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
+# Integers a replay holds in float64 exactly: within +-2**53. Integer inputs beyond are refused,
+# and rows of integer arithmetic are checked after each forward (``Tape._integer_checks``).
+_EXACT = 2**53
+_INTEGER_ARITHMETIC = frozenset(
+    "neg abs add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow "
+    "sum_all sum_dim prod cumsum cast dot mv mm bmm".split()
+)
 
 
 class _ResultPool:
@@ -336,6 +343,14 @@ class Tape:
         self.input_rows = np.array(input_rows, np.int64)
         self.output_rows = np.array(output_rows, np.int64)
         self.input_specs = [(x._data.shape, x._data.dtype) for x in inputs]
+        # Rows whose eager values were integers (held as float64 here): by their layout, which
+        # the recording keyed by the numpy dtype.
+        integer_layouts = {layout: np.dtype(key[0]).name for key, layout in tape.layout_ids.items()}
+        self.integer_rows = {
+            int(row): integer_layouts[int(layout)]
+            for row, layout in enumerate(self.rows[:, LAYOUT].tolist())
+            if np.dtype(integer_layouts.get(int(layout), "float64")).kind in "iu"
+        }
         self._lay_out()
         self._allocate()
         # Constants and the example inputs' values: filled once, as recorded.
@@ -473,6 +488,7 @@ class Tape:
 
     def _allocate(self) -> None:
         self.values = (np.zeros(self.sizes[0], np.float32), np.zeros(self.sizes[1], np.float64))
+        self.__dict__.pop("_integer_check_list", None)  # views of the arenas just replaced
         # Per row, asked on every replay of the inputs and outputs: worked out once (they were
         # ~20 us of Python in a 76 us replay of the mlp step). Views of ``values``, so made anew
         # with it.
@@ -551,6 +567,11 @@ class Tape:
                     f"{what} {index} ({self._names[index]!r}) was recorded as shape {shape} {dtype}, "
                     f"got shape {data.shape} {data.dtype}"
                 )
+            if dtype == np.int64 and data.size and (data.min() < -_EXACT or data.max() > _EXACT):
+                raise ValueError(
+                    f"{what} {index} ({self._names[index]!r}) holds integers beyond 2**53, which a replay "
+                    "holds as float64 and would round"
+                )
             arrays.append(data)
         return arrays
 
@@ -564,7 +585,8 @@ class Tape:
         Rewritten on the first replay rather than in record(): a recording never replayed pays
         nothing (the rewrite took a quarter of the scalar graph's recording time)."""
         if self._program is _register.UNBUILT:
-            self._program = _register.build(self)
+            # (integer arithmetic is checked row by row after the general sweep)
+            self._program = None if self._integer_checks() else _register.build(self)
         return self._program
 
     def _forward(self, inputs, rerecorded: bool = False) -> None:
@@ -604,7 +626,36 @@ class Tape:
             self._forwarded = False
             opcode = self.rows[row, OPCODE] & OPCODE_MASK
             raise kernel_error(status == forward.KERNEL_FAILED, "replay", _ops.OPS[opcode].name)
+        if self._integer_checks():
+            self._check_integers()
         self._forwarded = True
+
+    def _integer_checks(self) -> list:
+        """``[(row, slot, low, high)]``: the rows of integer arithmetic (``i * j``, ``-i``, a sum of
+        integers...), each with the range in which the replay's float64 holds what eager
+        computes: the dtype's (int32 wraps beyond it) within float64's exact integers (2**53).
+        Selections and views of integers need none: their values are their inputs'. Cached."""
+        checks = self.__dict__.get("_integer_check_list")
+        if checks is None:
+            checks = []
+            for row, name in getattr(self, "integer_rows", {}).items():
+                if _ops.OPS[self.rows[row, OPCODE] & OPCODE_MASK].replay_rule in _INTEGER_ARITHMETIC:
+                    limits = np.iinfo(np.dtype(name))
+                    checks.append((row, self._slot(row), max(limits.min, -_EXACT), min(limits.max, _EXACT)))
+            self._integer_check_list = checks
+        return checks
+
+    def _check_integers(self) -> None:
+        for row, slot, low, high in self._integer_checks():
+            if slot.size and (slot.min() < low or slot.max() > high):
+                self._forwarded = False
+                bad = slot[(slot < low) | (slot > high)][0]
+                raise GuardError(
+                    f"replay guard failed: {_ops.OPS[self.rows[row, OPCODE] & OPCODE_MASK].name} of "
+                    f"{self.integer_rows[row]} values reaches {bad:.17g} at these inputs, beyond {low} to {high}: "
+                    "a replay holds integers as float64, exact only within that range, where eager would "
+                    "wrap or round; compute in floating point, or call the function eagerly"
+                )
 
     def _outputs(self):
         if self._program is not None:
@@ -951,6 +1002,7 @@ class Tape:
         "single_output",
         "_names",
         "_rerecord",
+        "integer_rows",
     )
 
     def __getstate__(self):

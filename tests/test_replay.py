@@ -1368,3 +1368,37 @@ def test_a_float32_sum_beyond_float32s_range_replays_as_eager(reduce):
     assert np.isinf(f(tg.tensor(x)).item())
     assert np.isinf(tape(x).item())
     np.testing.assert_array_equal(tape(np.float32(0.5)).numpy(), f(tg.tensor(np.float32(0.5))).numpy())
+
+
+def test_integers_a_replay_cannot_hold_exactly_raise_rather_than_round_or_wrap():
+    """A replay holds integers as float64: exact within +-2**53. An int64 input beyond is refused;
+    integer arithmetic reaching beyond its dtype (int32 wraps in eager) or 2**53 fails as a
+    guard; selections of integers (labels) are not checked and replay as before."""
+    big = 2**53
+    branch = tg.record(lambda x, i: x * 2 if i.item() % 2 == 0 else x * 3, np.ones(2), np.array(big))
+    with pytest.raises(ValueError, match=r"input 1 \('i'\) holds integers beyond 2\*\*53"):
+        branch(np.ones(2), np.array(big + 1))  # once the recorded even branch, silently
+    squares = tg.record(lambda x, i: x * (i * i).double(), np.ones(2), np.array([3, 4], np.int32))
+    np.testing.assert_array_equal(squares(np.ones(2), np.array([5, -6], np.int32)).numpy(), [25.0, 36.0])
+    with pytest.raises(
+        tg.GuardError, match=r"mul of int32 values reaches 4294967296 .* beyond -2147483648 to 2147483647"
+    ):
+        squares(np.ones(2), np.array([65536, 2], np.int32))  # eager wraps to 0; once 4.29e9
+    negated = tg.record(lambda x, i: x * (-i).double(), np.ones(1), np.array([1], np.int32))
+    with pytest.raises(tg.GuardError, match="neg of int32 values"):
+        negated(np.ones(1), np.array([-(2**31)], np.int32))  # eager wraps -(-2**31) to itself
+    labels = tg.record(lambda x, y: tg.nn.functional.cross_entropy(x, y), np.ones((2, 3)), np.array([0, 2]))
+    assert labels._integer_checks() == []
+    assert labels._scalar_program() is None or labels._program is not None
+
+
+def test_vmap_of_integer_arithmetic_runs_eagerly_per_slice():
+    from tapegrad.func import vmap, vmap_stats
+
+    ints = tg.tensor(np.array([65536, 2, 3], np.int32))
+    out = vmap(lambda x, i: x * (i * i).double())(tg.ones(3, dtype=tg.float64), ints)
+    np.testing.assert_array_equal(out.numpy(), [0.0, 4.0, 9.0])  # int32 wraps, as eager and PyTorch
+    assert vmap_stats()["path"] == "eager"
+    out = vmap(lambda x, i: x * i.double())(tg.ones(3, dtype=tg.float64), tg.tensor([2**53 + 1, 1, 2]))
+    np.testing.assert_array_equal(out.numpy(), [2.0**53, 1.0, 2.0])
+    assert vmap_stats()["path"] == "eager"

@@ -145,3 +145,17 @@ def test_mutated_files_raise_or_replay_and_never_crash():
     assert counts["crashed"] == 0, counts
     assert not [key for key in counts if key.startswith("unclear")], counts
     assert counts["raised"] > 100 and counts["replayed"] > 10, counts  # both outcomes exercised
+
+
+def test_a_loaded_tape_checks_its_integer_arithmetic_as_the_recorded_one(tmp_path):
+    tape = tg.record(lambda x, i: x * (i * i).double(), np.ones(2), np.array([3, 4], np.int32))
+    tape.save(tmp_path / "squares.tape")
+    loaded = tg.load_tape(tmp_path / "squares.tape")
+    assert loaded.integer_rows == tape.integer_rows
+    np.testing.assert_array_equal(loaded(np.ones(2), np.array([5, 6], np.int32)).numpy(), [25.0, 36.0])
+    with pytest.raises(tg.GuardError, match="mul of int32 values"):
+        loaded(np.ones(2), np.array([65536, 2], np.int32))
+    arrays, header = _arrays_and_header(tmp_path / "squares.tape")
+    _write(tmp_path / "bad.npz", arrays, dict(header, integer_rows=[[0, "float64"]]))
+    with pytest.raises(ValueError, match="integer row 0"):
+        tg.load_tape(tmp_path / "bad.npz")
