@@ -1154,6 +1154,14 @@ def _elu(row, g: Tensor) -> Tensor:
     return g * (row.constant(positive) + row.a.exp() * row.param * row.constant(~positive))
 
 
+def _rpow_of_zero(row, g: Tensor) -> Tensor:
+    """The gradient of ``0 ** x`` as the kernel computes it: 0 where x >= 0 (PyTorch's mask; the
+    result is 0 or 1 there), the result times log(0) = -inf below (the result is inf)."""
+    out = row.out
+    values = out._data
+    return (g * (out * float("-inf"))).masked_fill(_wrap((values == 0) | (values == 1)), 0.0)
+
+
 VJP = {
     "neg": (lambda row, g: -g,),
     # d softplus = sigmoid(x)
@@ -1165,7 +1173,7 @@ VJP = {
     "mul_scalar": (lambda row, g: g * row.param,),
     "div_scalar": (lambda row, g: g / row.param,),
     "pow_scalar": (lambda row, g: g * (row.a ** (row.param - 1.0) * row.param) if row.param else row.zeros(),),
-    "rpow_scalar": (lambda row, g: g * row.out * float(np.log(row.param)) if row.param else row.zeros(),),
+    "rpow_scalar": (lambda row, g: g * row.out * float(np.log(row.param)) if row.param else _rpow_of_zero(row, g),),
     "add": (lambda row, g: g, lambda row, g: g),
     "sub": (lambda row, g: g, lambda row, g: -g),
     "mul": (lambda row, g: g * row.b, lambda row, g: g * row.a),

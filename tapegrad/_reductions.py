@@ -422,6 +422,11 @@ def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) -> Tensor:
+    if dtype is None and x._data.dtype.kind in "biu":  # PyTorch's kernels have no integer version
+        last = x._data.ndim == 0 or _normalize_dim(dim, x._data.ndim) == x._data.ndim - 1
+        raise NotImplementedError(
+            f"\"{name}{'_lastdim' if last else ''}_kernel_impl\" not implemented for '{x.dtype.type_name}'"
+        )
     data = _prepared(x, dtype, _dtypes.float32)
     if data is not x._data and data.dtype != x._data.dtype:
         # ``dtype=`` (or an integer input): the row reads a cast row of that dtype. Recorded
@@ -431,7 +436,9 @@ def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) ->
     dim = _normalize_dim(dim, data.ndim)
     if data.ndim == 0:
         out = np.zeros_like(data) if log else np.ones_like(data)
-    elif dim == data.ndim - 1 and data.size and data.dtype.kind == "f":
+    elif not data.size:  # nothing to normalise: an empty result, as PyTorch's
+        out = data.copy()
+    elif dim == data.ndim - 1 and data.dtype.kind == "f":
         from ._kernels import normalization  # the kernels load on first use
 
         out = np.empty(data.shape, data.dtype)

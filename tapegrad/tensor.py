@@ -184,6 +184,14 @@ class Tensor:
                 )
             if value.shape != self.shape:
                 raise RuntimeError("assigned grad has data of a different size")
+            if value._data.dtype != self._data.dtype:  # PyTorch's check (of grad_dtype, the tensor's)
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{value.dtype.c_name}' to a tensor with grad_dtype "
+                    f"'{self.dtype.type_name}'. The gradient must match the tensor's grad_dtype (defaults to the "
+                    "tensor's dtype). You can set the tensor's grad_dtype attribute with a specific dtype, or None "
+                    "to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of a tensor and its "
+                    "gradient may break downstream systems that assume they match."
+                )
         self._grad = value
 
     @grad.deleter

@@ -202,6 +202,15 @@ ERRORS = [
     ("std of integers", lambda m: m.tensor([1, 2, 3]).std()),
     ("clamp_ on a leaf", lambda m: m.ones(2, requires_grad=True).clamp_(0, 1)),
     ("exp_ on a leaf", lambda m: m.ones(2, requires_grad=True).exp_()),
+    ("bce of an input outside [0, 1]", lambda m: m.nn.functional.binary_cross_entropy(m.tensor([1.5]), m.ones(1))),
+    ("a .grad of another dtype", lambda m: setattr(m.ones(2, requires_grad=True), "grad", m.ones(2, dtype=m.float64))),
+    (
+        "fewer grad_outputs than outputs",
+        lambda m: m.autograd.grad([m.ones(1, requires_grad=True) * 2], m.ones(1), grad_outputs=[]),
+    ),
+    ("backward of a number", lambda m: (m.ones(1, requires_grad=True) * 2).sum().backward(2.0)),
+    ("softmax of integers", lambda m: m.tensor([1, 2]).softmax(0)),
+    ("log_softmax of integers, not the last dim", lambda m: m.tensor([[1, 2]]).log_softmax(0)),
 ]
 
 

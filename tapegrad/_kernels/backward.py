@@ -282,6 +282,11 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
             log_base = np.log(s)
             for i in range(numel):
                 ga[i] += g[i] * y[i] * log_base
+        else:  # 0 ** x: PyTorch masks the gradient to 0 where x >= 0 (y is 0 or 1); below, y is
+            # inf and y * log(0) is -inf (NaN stays NaN)
+            for i in range(numel):
+                if not (y[i] == zero or y[i] == one):
+                    ga[i] += g[i] * (y[i] * -np.inf)
     elif rule == ADD or rule == SUB:
         if has_a:
             if fresh_a:

@@ -71,7 +71,9 @@ def grad(
     """
     outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
-    grad_outputs = _as_tuple(grad_outputs) or (None,) * len(outputs)
+    grad_outputs = (None,) * len(outputs) if grad_outputs is None else _as_tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
     for tensor in inputs:
         if not tensor.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
@@ -95,6 +97,9 @@ def grad(
 def _tensor_backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
     """Accumulate d(self)/d(leaf), times ``gradient``, into every leaf's ``.grad`` (or only into
     ``inputs``'); follows ``torch.Tensor.backward``."""
+    if gradient is not None and not isinstance(gradient, Tensor):
+        # PyTorch iterates a number as a sequence of gradients and fails so
+        raise TypeError(f"'{type(gradient).__name__}' object is not iterable")
     if inputs is None:
         run_backward((self,), (gradient,), retain_graph, create_graph)
     else:

@@ -276,12 +276,16 @@ def binary_cross_entropy(
     reduce=None,
     reduction: str = "mean",
 ) -> Tensor:
-    """-(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does."""
+    """-(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does. Raises PyTorch's
+    ``RuntimeError`` for an ``input`` element outside [0, 1] (or NaN)."""
     if input.shape != target.shape:
         raise ValueError(
             f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) is "
             "deprecated. Please ensure they have the same size."
         )
+    values = input._data
+    if values.size and not ((values >= 0) & (values <= 1)).all():
+        raise RuntimeError("all elements of input should be between 0 and 1")
     loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
     if weight is not None:
         loss = loss * weight
