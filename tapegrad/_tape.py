@@ -135,6 +135,7 @@ class Tape:
         "template_layouts",
         "aux",
         "saved",
+        "leaf_arrays",
         "keepalive",
         "registered",
         "leaves",
@@ -172,6 +173,7 @@ class Tape:
         self.template_layouts = len(self.layout_ids)  # the first layouts, as the template has them
         self.aux = array("q")
         self.saved: dict[int, int] = {}  # row -> address of its value
+        self.leaf_arrays: dict = {}  # leaf row -> the array saved as its value (``save_leaf``)
         self.keepalive: list = []
         self.registered: dict[int, int] = {}  # id(tensor) -> row, for leaves and constants
         self.leaves: list = []  # (row, tensor) whose .grad a backward fills
@@ -325,6 +327,27 @@ class Tape:
             cached = tensor._address = (data, address_of(data))
         self.keepalive.append(data)
         self.saved[row] = cached[1]
+        self.leaf_arrays[row] = data
+
+    def follow_replaced_leaves(self, n_rows: int) -> None:
+        """``x.data = new`` between a forward and its backward: PyTorch's backward reads the new
+        values (it saved the leaf tensor itself), where this tape saved the old array's address.
+        Each leaf row below ``n_rows`` whose tensor holds another array now reads that one; of
+        another shape or dtype, ``RuntimeError`` (PyTorch's backward fails on it too)."""
+        for row, tensor in self.leaves:
+            array = self.leaf_arrays.get(row)
+            data = tensor._data
+            if array is None or array is data or row >= n_rows:
+                continue
+            if data.shape != array.shape or data.dtype != array.dtype:
+                raise RuntimeError(
+                    f"a tensor's .data was replaced by one of shape {list(data.shape)} and dtype {data.dtype} after "
+                    f"an op saved it (shape {list(array.shape)}, {array.dtype}) for this backward"
+                )
+            data = np.ascontiguousarray(data)
+            self.keepalive.append(data)
+            self.saved[row] = address_of(data)
+            self.leaf_arrays[row] = tensor._data
 
     def save(self, row: int, data: np.ndarray) -> None:
         """Make the value of ``row`` readable by the backward, by address."""
@@ -397,6 +420,7 @@ class Tape:
         self.aux.extend(other.aux)
         redirected = self._redirect_readers(other, aliased, shift)
         self.saved.update({row + shift: address for row, address in other.saved.items()})
+        self.leaf_arrays.update({row + shift: array for row, array in other.leaf_arrays.items()})
         self.keepalive.extend(other.keepalive)
         self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves if row not in aliased)
         self.retained.extend(other.retained)

@@ -488,6 +488,16 @@ def _hook_changing_its_gradient_in_place(m):
     return _rounded(x.grad.tolist()), _rounded(w.grad.tolist())
 
 
+def _data_replaced_before_backward(m):
+    # PyTorch saves the leaf tensor itself: its backward reads the values .data holds then.
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    y = (x * w).sum() + (x * x).sum()
+    x.data = m.tensor([10.0, 20.0])
+    y.backward()
+    return _rounded(x.grad.tolist()), _rounded(w.grad.tolist())
+
+
 def _registered_during_backward(m):
     log = []
     x = m.tensor([1.0, 2.0], requires_grad=True)
@@ -549,6 +559,7 @@ OTHERS = {
     "grad_of_a_hooked_non_leaf_alone": _grad_of_a_hooked_non_leaf_alone,
     "grad_of_a_hooked_non_leaf_alone_create_graph": lambda m: _grad_of_a_hooked_non_leaf_alone(m, create_graph=True),
     "hook_changing_its_gradient_in_place": _hook_changing_its_gradient_in_place,
+    "data_replaced_before_backward": _data_replaced_before_backward,
     "registered_during_backward": _registered_during_backward,
     "bad_hook_results": _bad_hook_results,
     "constant_changed_between_graphs": _constant_changed_between_graphs,

@@ -264,6 +264,8 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         roots = np.array([row for row, _ in pairs], np.int64)
         seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
         n_rows = int(roots.max()) + 1
+    if tape.leaf_arrays:
+        tape.follow_replaced_leaves(n_rows)
     freed = tape.grown_freed()
     changed = tape.modified_rows(n_rows, inplace_epoch[0])
     if changed:

@@ -102,6 +102,7 @@ class _Backward:
         self.aux = np.array(tape.aux, np.int64)
         self.layouts = tape.layouts_array().copy()
         self.dims = np.array(tape.dims, np.int64)
+        tape.follow_replaced_leaves(n_rows)
         self.saved = {row: address for row, address in tape.saved.items() if row < n_rows}
         self.registered = {row: tensor for row, tensor in tape.leaves if row < n_rows}  # leaves, constants
         self.retained = tape.retained_rows(n_rows)
