@@ -43,6 +43,9 @@ DTYPE_CODES = {
     np.dtype(np.float64): 1,
     np.dtype(np.int64): 1,
     np.dtype(np.int32): 1,
+    np.dtype(np.int16): 1,  # integers and booleans: held exactly as float64 (``record``'s casts)
+    np.dtype(np.int8): 1,
+    np.dtype(np.uint8): 1,
     np.dtype(np.bool_): 1,
 }
 CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -814,8 +814,8 @@ class _Replay:
         self.batched = {i: np.moveaxis(leaves[i]._data, dims[i], 0) for i in self.floats if dims[i] is not None}
         for i in self.floats:  # a replay holds integers as float64: exactly within +-2**53 only
             data = leaves[i]._data
-            if data.dtype == np.int64 and data.size and (data.min() < -(2**53) or data.max() > 2**53):
-                raise _UnrecordableError("an integer argument beyond 2**53")
+            if data.dtype == np.int64 and data.size and (data.min() <= -(2**53) or data.max() >= 2**53):
+                raise _UnrecordableError("an integer argument of 2**53 or beyond")
         if self.grad:
             positions, self.single = _argnums(func.argnums, len(spec[2]))
             # Leaves (flat indices) under each differentiated argument.

@@ -135,7 +135,7 @@ def _one_call_at_a_time(method):
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
 # Integers a replay holds in float64 exactly: within +-2**53. Integer inputs beyond are refused,
 # and rows of integer arithmetic are checked after each forward (``Tape._integer_checks``).
-_EXACT = 2**53
+_EXACT = 2**53 - 1  # (2**53 + 1 rounds to 2**53: a result there may be inexact already)
 _INTEGER_ARITHMETIC = frozenset(
     "neg abs add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow "
     "sum_all sum_dim prod cumsum cast dot mv mm bmm".split()
@@ -569,8 +569,8 @@ class Tape:
                 )
             if dtype == np.int64 and data.size and (data.min() < -_EXACT or data.max() > _EXACT):
                 raise ValueError(
-                    f"{what} {index} ({self._names[index]!r}) holds integers beyond 2**53, which a replay "
-                    "holds as float64 and would round"
+                    f"{what} {index} ({self._names[index]!r}) holds integers of 2**53 or beyond, which a replay "
+                    "holds as float64 and may round"
                 )
             arrays.append(data)
         return arrays

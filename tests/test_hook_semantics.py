@@ -498,6 +498,35 @@ def _data_replaced_before_backward(m):
     return _rounded(x.grad.tolist()), _rounded(w.grad.tolist())
 
 
+def _stored_hook_gradients(m):
+    # A gradient a hook keeps is its own tensor: later backwards, .grad.zero_(), gradient
+    # clipping and the hooks after it leave it as it was.
+    x = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    kept = []
+    x.register_hook(lambda g: kept.append(g))
+    x.register_hook(lambda g: g * 100)
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    first_total = x.grad.tolist()
+    m.nn.utils.clip_grad_norm_([x], 1.0)
+    x.grad.zero_()
+    return [_rounded(g.tolist()) for g in kept], _rounded(first_total)
+
+
+def _grad_captured_before_an_in_place_hook(m):
+    # autograd.grad returns y's gradient as it arrived (x wanted too) - the very tensor the hook
+    # changed in place, so the change shows, as in PyTorch.
+    x = m.tensor([0.0, 1.0], requires_grad=True)
+    y = x * 2
+
+    def scale(g):
+        g.mul_(10)
+
+    y.register_hook(scale)
+    gx, gy = m.autograd.grad(y.sin().sum(), [x, y])
+    return _rounded(gx.tolist()), _rounded(gy.tolist())
+
+
 def _registered_during_backward(m):
     log = []
     x = m.tensor([1.0, 2.0], requires_grad=True)
@@ -560,6 +589,8 @@ OTHERS = {
     "grad_of_a_hooked_non_leaf_alone_create_graph": lambda m: _grad_of_a_hooked_non_leaf_alone(m, create_graph=True),
     "hook_changing_its_gradient_in_place": _hook_changing_its_gradient_in_place,
     "data_replaced_before_backward": _data_replaced_before_backward,
+    "stored_hook_gradients": _stored_hook_gradients,
+    "grad_captured_before_an_in_place_hook": _grad_captured_before_an_in_place_hook,
     "registered_during_backward": _registered_during_backward,
     "bad_hook_results": _bad_hook_results,
     "constant_changed_between_graphs": _constant_changed_between_graphs,

@@ -160,3 +160,19 @@ def test_a_reused_gradient_arena_never_overwrites_a_gradient_someone_holds():
     (x * 8.0).sin().sum().backward()
     assert engine._kept.arenas[0] is arena()
     np.testing.assert_allclose(x.grad.numpy(), 8.0 * np.cos(8.0), rtol=1e-6)
+
+
+def test_a_gradient_a_hook_keeps_holds_its_own_memory_only():
+    """A hook's gradient is its own copy: kept across steps it must not keep each backward's
+    whole gradient arena alive (a view of it held a large parameter's arena per step)."""
+    weights = tg.zeros(1000, 1000, requires_grad=True)
+    bias = tg.zeros(1000, requires_grad=True)
+    kept = []
+    bias.register_hook(lambda g: kept.append(g))
+    x = tg.ones(4, 1000)
+    for _ in range(3):
+        weights.grad = bias.grad = None
+        (x @ weights + bias).sum().backward()
+    for gradient in kept:
+        array = gradient.numpy()
+        assert array.base is None or array.base.nbytes <= array.nbytes

@@ -379,12 +379,18 @@ def test_a_replay_equals_eager_or_raises(case):
         np.testing.assert_allclose(grad.numpy(), eager.grad.numpy(), rtol=1e-6)
 
 
-def test_a_cast_to_an_integer_dtype_the_tape_does_not_hold_is_a_read():
-    f = lambda x: x * (x > 0).to(tg.uint8)  # noqa: E731
-    tape = tg.record(f, np.array([1.0, -2.0, 3.0]))
-    np.testing.assert_array_equal(tape(np.array([2.0, -1.0, 1.0])).numpy(), [2.0, 0.0, 1.0])
-    with pytest.raises(tg.GuardError, match="uint8"):
-        tape(np.array([-1.0, 2.0, 3.0]))
+def test_small_integer_dtypes_are_rows_and_a_cast_of_floats_to_one_is_a_read():
+    """Booleans cast to uint8 (or int8, int16) are values of the tape, held exactly in float64,
+    their arithmetic checked against the dtype's range (uint8 wraps at 256 eagerly); floats
+    cast to an integer dtype are a read (a guard), as the README says."""
+    mask = tg.record(lambda x: x * (x > 0).to(tg.uint8), np.array([1.0, -2.0, 3.0]))
+    np.testing.assert_array_equal(mask(np.array([-1.0, 2.0, 3.0])).numpy(), [-0.0, 2.0, 3.0])
+    wrapping = tg.record(lambda x: x * ((x > 0).to(tg.uint8) + 255).double(), np.array([-1.0, -2.0]))
+    with pytest.raises(tg.GuardError, match="add_scalar of uint8 values reaches 256"):
+        wrapping(np.array([-1.0, 2.0]))  # eager: 1 + 255 wraps to 0
+    truncated = tg.record(lambda x: x * x.to(tg.int16).double(), np.array([1.5, -2.0, 3.0]))
+    with pytest.raises(tg.GuardError, match="int16"):
+        truncated(np.array([2.5, -1.0, 3.0]))
 
 
 @pytest.mark.parametrize(
@@ -1374,10 +1380,10 @@ def test_integers_a_replay_cannot_hold_exactly_raise_rather_than_round_or_wrap()
     """A replay holds integers as float64: exact within +-2**53. An int64 input beyond is refused;
     integer arithmetic reaching beyond its dtype (int32 wraps in eager) or 2**53 fails as a
     guard; selections of integers (labels) are not checked and replay as before."""
-    big = 2**53
+    big = 2**53 - 2
     branch = tg.record(lambda x, i: x * 2 if i.item() % 2 == 0 else x * 3, np.ones(2), np.array(big))
-    with pytest.raises(ValueError, match=r"input 1 \('i'\) holds integers beyond 2\*\*53"):
-        branch(np.ones(2), np.array(big + 1))  # once the recorded even branch, silently
+    with pytest.raises(ValueError, match=r"input 1 \('i'\) holds integers of 2\*\*53 or beyond"):
+        branch(np.ones(2), np.array(big + 3))  # 2**53 + 1: once the recorded even branch, silently
     squares = tg.record(lambda x, i: x * (i * i).double(), np.ones(2), np.array([3, 4], np.int32))
     np.testing.assert_array_equal(squares(np.ones(2), np.array([5, -6], np.int32)).numpy(), [25.0, 36.0])
     with pytest.raises(
@@ -1387,6 +1393,9 @@ def test_integers_a_replay_cannot_hold_exactly_raise_rather_than_round_or_wrap()
     negated = tg.record(lambda x, i: x * (-i).double(), np.ones(1), np.array([1], np.int32))
     with pytest.raises(tg.GuardError, match="neg of int32 values"):
         negated(np.ones(1), np.array([-(2**31)], np.int32))  # eager wraps -(-2**31) to itself
+    tripled = tg.record(lambda x, i: x * (i * 3 - 2**53).double(), np.ones(1), np.array([1]))
+    with pytest.raises(tg.GuardError, match="mul_scalar of int64 values reaches 9007199254740992"):
+        tripled(np.ones(1), np.array([3002399751580331]))  # 2**53 + 1, which float64 rounds to 2**53
     labels = tg.record(lambda x, y: tg.nn.functional.cross_entropy(x, y), np.ones((2, 3)), np.array([0, 2]))
     assert labels._integer_checks() == []
     assert labels._scalar_program() is None or labels._program is not None

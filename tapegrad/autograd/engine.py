@@ -314,9 +314,9 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
             for hooked_row in hooked_rows:
                 if touched[hooked_row] and offsets[hooked_row] >= 0 and (needed is None or needed[hooked_row]):
                     gradient = _gradient_view(tape, (grad32, grad64), offsets, hooked_row)
+                    arrived = _run_hooks(gradient, hooked[hooked_row])
                     if hooked_row in captured_before:
-                        before_hooks[hooked_row] = gradient.copy()
-                    _run_hooks(gradient, hooked[hooked_row])
+                        before_hooks[hooked_row] = arrived
             if stop in calls:  # after the hooks: they may change the gradient the call receives
                 _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
             start = stop
@@ -486,16 +486,21 @@ def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:
     return arenas[code][offsets[row] : offsets[row] + numel].reshape(tape.shape_of(row))
 
 
-def _run_hooks(gradient: np.ndarray, hooks: list) -> None:
-    """Call each hook with the finished gradient (``gradient``, a view of its slot); a returned
-    tensor replaces it. The hook sees the slot itself, as PyTorch's sees the gradient tensor:
-    one that changes it in place (``g.mul_(10)``) and returns None changes the gradient. (A
-    copy each made that change vanish.) A hooked row's slot is its own: the set-up of a
-    backward with hooks shares no slots."""
+def _run_hooks(gradient: np.ndarray, hooks: list) -> np.ndarray:
+    """Run a tensor's hooks on its finished ``gradient`` (a view of its slot), as PyTorch chains
+    them: the first gets a tensor of its own (a copy: one the hook keeps must neither hold a
+    backward's whole arena nor change when the slot or ``.grad`` does later); a hook that
+    returns None passes the same tensor on (changed in place or not), one that returns a tensor
+    passes that. The last one's values become the gradient. Returns the first tensor's array:
+    what ``autograd.grad`` returns when it captures a gradient before its hooks (PyTorch
+    returns that tensor, so a hook's in-place change shows there too)."""
+    arrived = current = _wrap(gradient.copy())
     for hook in list(hooks):
-        result = hook(_wrap(gradient))
+        result = hook(current)
         if result is not None:
-            gradient[...] = hook_result(hook, result, gradient.shape, gradient.dtype)._data
+            current = hook_result(hook, result, gradient.shape, gradient.dtype)
+    gradient[...] = current._data
+    return arrived._data
 
 
 def _tensor_type(numpy_dtype) -> str:
