@@ -206,9 +206,10 @@ _UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``mo
 # The slot layouts (with shared slots) of recent tapes, by structure: a training step records a
 # new tape of the same rows every step, and working the layout out again (a first sweep that
 # stops with SHARE, the sharing pass, a second call) was ~8 us of the mlp step's ~110. Only tapes
-# of up to ``_PLAN_ROWS`` rows, whose structure costs a microsecond or two to key; bounded.
+# of up to ``_PLAN_ROWS`` rows, whose structure costs a microsecond or two to key (the 1000-row
+# chain's key cost 10 us of its 37 us backward, for no SHARE to save); bounded.
 _PLANS: dict = {}
-_PLAN_ROWS, _PLANS_KEPT = 4096, 64
+_PLAN_ROWS, _PLANS_KEPT = 256, 64
 
 
 def _plan(rows: np.ndarray, layouts: np.ndarray, aux: np.ndarray, roots: np.ndarray) -> dict | None:
