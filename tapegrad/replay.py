@@ -345,12 +345,14 @@ class Tape:
         self.input_specs = [(x._data.shape, x._data.dtype) for x in inputs]
         # Rows whose eager values were integers (held as float64 here): by their layout, which
         # the recording keyed by the numpy dtype.
-        integer_layouts = {layout: np.dtype(key[0]).name for key, layout in tape.layout_ids.items()}
-        self.integer_rows = {
-            int(row): integer_layouts[int(layout)]
-            for row, layout in enumerate(self.rows[:, LAYOUT].tolist())
-            if np.dtype(integer_layouts.get(int(layout), "float64")).kind in "iu"
+        integer_layouts = {
+            layout: np.dtype(key[0]).name for key, layout in tape.layout_ids.items() if np.dtype(key[0]).kind in "iu"
         }
+        self.integer_rows = {}
+        if integer_layouts:  # (a loop over the rows only then: 30,000 rows of a scalar graph)
+            layouts = self.rows[:, LAYOUT]
+            for row in np.flatnonzero(np.isin(layouts, list(integer_layouts))).tolist():
+                self.integer_rows[row] = integer_layouts[int(layouts[row])]
         self._lay_out()
         self._allocate()
         # Constants and the example inputs' values: filled once, as recorded.
