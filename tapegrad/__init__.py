@@ -112,6 +112,18 @@ from ._factories import (
 from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from ._indexing import flip, gather, index_select
 from ._linalg import bmm, dot, einsum, matmul, mm, outer
+from ._logical import (
+    bitwise_and,
+    bitwise_not,
+    bitwise_or,
+    bitwise_xor,
+    floor_divide,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    remainder,
+)
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
 from ._printing import set_printoptions

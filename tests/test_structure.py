@@ -78,6 +78,7 @@ LAYERS = {
         "_linalg",
         "_factories",
         "_replay_hooks",
+        "_logical",
         "_serialization",
         "_examples",
     ],

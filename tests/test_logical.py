@@ -1,0 +1,92 @@
+"""``& | ^ ~``, ``logical_*``, ``bitwise_*``, ``//`` and ``%``: PyTorch's values, dtypes and errors;
+masks combined inside ``tapegrad.record`` replay; what is not supported yet raises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+A, B = [True, False, True], [True, True, False]
+
+# (name, function of the module) -> PyTorch's result, or the exception raised
+CASES = [
+    ("and", lambda m: m.tensor(A) & m.tensor(B)),
+    ("or", lambda m: m.tensor(A) | m.tensor(B)),
+    ("xor", lambda m: m.tensor(A) ^ m.tensor(B)),
+    ("not", lambda m: ~m.tensor(A)),
+    ("and a Python bool", lambda m: m.tensor(A) & True),
+    ("a Python bool or", lambda m: False | m.tensor(A)),
+    ("integers and", lambda m: m.tensor([6, 3]) & 5),
+    ("integers not", lambda m: ~m.tensor([1, 2])),
+    ("int32 or", lambda m: m.tensor([1, 2], dtype=m.int32) | 4),
+    ("bool and int64", lambda m: m.tensor(A) & m.tensor([1, 0, 1])),
+    ("floats and", lambda m: m.tensor([1.0]) & m.tensor([1.0])),
+    ("floats not", lambda m: ~m.tensor([1.0])),
+    ("logical_and of floats", lambda m: m.logical_and(m.tensor([0.0, 2.0]), m.tensor([1.0, 0.0]))),
+    ("logical_not of integers", lambda m: m.logical_not(m.tensor([0, 3]))),
+    ("logical_xor", lambda m: m.logical_xor(m.tensor([0, 3]), m.tensor([True, True]))),
+    ("integers //", lambda m: m.tensor([5, -5]) // 2),
+    ("integers %", lambda m: m.tensor([5, -5]) % 3),
+    ("floats % a number", lambda m: m.tensor([5.0, -5.0]) % 3),
+    ("a number % floats", lambda m: 7 % m.tensor([2.0, -3.0])),
+    ("a number // integers", lambda m: 7 // m.tensor([2, -3])),
+    ("floats // floats", lambda m: m.tensor([1.0, 0.3]) // m.tensor([0.1, 0.1])),
+    ("floats % floats", lambda m: m.tensor([1.0, 0.3]) % m.tensor([0.1, 0.1])),
+    ("integers // 0", lambda m: m.tensor([5]) // 0),
+    ("floats // 0", lambda m: m.tensor([5.0, -1.0, 0.0]) // 0),
+    ("remainder", lambda m: m.remainder(m.tensor([5, 7]), 3)),
+    ("floor_divide", lambda m: m.floor_divide(m.tensor([5.0, 7.0]), 2)),
+]
+
+
+def _outcome(m, function):
+    try:
+        result = function(m)
+    except Exception as error:  # noqa: BLE001 - the class and message are what is compared
+        return type(error).__name__, str(error)
+    return result.tolist(), str(result.dtype).split(".")[-1]
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("function", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_values_dtypes_and_errors_match_pytorch(function):
+    torch = pytest.importorskip("torch")
+    ours, theirs = _outcome(tg, function), _outcome(torch, function)
+    assert ours[0] == theirs[0] or (  # NaN == NaN
+        isinstance(ours[0], list) and np.array_equal(ours[0], theirs[0], equal_nan=True)
+    )
+    assert ours[1] == theirs[1]
+
+
+def test_exact_values():
+    assert (tg.tensor(A) & tg.tensor(B)).tolist() == [True, False, False]
+    assert (tg.tensor(A) | tg.tensor(B)).tolist() == [True, True, True]
+    assert (~tg.tensor(A)).tolist() == [False, True, False]
+    assert (tg.tensor([5, -5]) // 2).tolist() == [2, -3]
+    assert (tg.tensor([5.0, -5.0]) % 3).tolist() == [2.0, 1.0]
+    assert (tg.tensor([1.0]) % tg.tensor([0.1])).item() == pytest.approx(0.1, rel=1e-6)  # fmod's, not 1 - 10 * 0.1
+    with pytest.raises(TypeError, match="only implemented on integer and Boolean-type tensors"):
+        ~tg.tensor([1.0])
+
+
+def test_masks_combined_inside_a_recording_replay_as_eager():
+    def f(x, y):
+        mask = (x > 0) & (y < 1) | ~(x > 2)
+        return (x * mask.double()).sum() + (x * ((x > 0) ^ (y > 0)).double()).sum()
+
+    tape = tg.record(f, np.array([1.0, -1.0, 3.0]), np.array([0.5, 2.0, 0.0]))
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        xs, ys = rng.uniform(-3, 4, 3), rng.uniform(-1, 2, 3)
+        assert tape(xs, ys).item() == f(tg.tensor(xs), tg.tensor(ys)).item()
+
+
+def test_what_is_not_supported_yet_raises():
+    with pytest.raises(NotImplementedError, match="floor_divide of tensors that require grad"):
+        tg.record(lambda x: x * (x // 2), np.ones(2))
+    with pytest.raises(NotImplementedError, match="remainder of tensors that require grad"):
+        tg.ones(2, requires_grad=True) % 2
+    with pytest.raises(NotImplementedError, match="bitwise and of integer tensors is not recorded"):
+        tg.record(lambda x: x * ((x > 0).long() & 1).double(), np.ones(2))
