@@ -491,6 +491,8 @@ class Tape:
     def _allocate(self) -> None:
         self.values = (np.zeros(self.sizes[0], np.float32), np.zeros(self.sizes[1], np.float64))
         self.__dict__.pop("_integer_check_list", None)  # views of the arenas just replaced
+        self.__dict__.pop("_output_views", None)
+        self.__dict__.pop("_gradient_sizes", None)
         # Per row, asked on every replay of the inputs and outputs: worked out once (they were
         # ~20 us of Python in a 76 us replay of the mlp step). Views of ``values``, so made anew
         # with it.
@@ -663,11 +665,14 @@ class Tape:
         if self._program is not None:
             tensors = tuple(_wrap(values) for values in self._program.outputs())
             return tensors[0] if self.single_output else tensors
-        tensors = tuple(
-            _wrap(self._slot(row).reshape(shape).copy())
-            for row, shape in zip(self.output_rows.tolist(), self._output_shapes)
-        )
-        return tensors[0] if self.single_output else tensors
+        views = self.__dict__.get("_output_views")
+        if views is None:  # the outputs' slots in their shapes, once per arena (``_allocate``)
+            views = self._output_views = [
+                self._slot(row).reshape(shape) for row, shape in zip(self.output_rows.tolist(), self._output_shapes)
+            ]
+        if self.single_output:
+            return _wrap(views[0].copy())
+        return tuple(_wrap(view.copy()) for view in views)
 
     @_one_call_at_a_time
     def __call__(self, *inputs):
@@ -769,7 +774,11 @@ class Tape:
         arenas = (grad32, grad64)
         # The arenas are this sweep's own: the inputs' gradients are handed over as views of
         # them when they are most of them, as the eager backward hands over leaves'.
-        share = views_suffice(sum(layout[position][1] for position in positions), grad32, grad64)
+        sizes = self.__dict__.setdefault("_gradient_sizes", {})
+        size = sizes.get(positions)
+        if size is None:
+            size = sizes[positions] = sum(layout[position][1] for position in positions)
+        share = views_suffice(size, grad32, grad64)
         grads = []
         for position in positions:
             code, numel, shape, dtype, row = layout[position]
