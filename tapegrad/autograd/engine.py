@@ -435,6 +435,8 @@ def _wanted_non_leaf_rows(tape, collect) -> set:
 def _hooked_rows(tape, n_rows: int) -> dict:
     """{row: hooks} for rows below ``n_rows`` with hooks: non-leaf rows' own, and those of the
     leaves registered there."""
+    if not hook_registrations[0]:  # no hook was ever registered in this process: none to find
+        return {}
     hooked = {row: hooks for row, hooks in tape.hooks.items() if row < n_rows and hooks} if tape.hooks else {}
     for row, tensor in tape.leaves:
         hooks = tensor._hooks
