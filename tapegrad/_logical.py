@@ -123,32 +123,23 @@ def remainder(a, b) -> Tensor:
     return _division("remainder", as_tensor(a) if not isinstance(a, numbers.Number) else a, b)
 
 
-def logical_and(a, b) -> Tensor:
-    return _logical("and", a, b)
+def _public(name: str, function, follows: str):
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = (
+        f"Elementwise, broadcast; follows ``torch.{follows}``: a bool tensor for the logical ones, PyTorch's "
+        "result dtype for the bitwise ones (booleans and integers; ``NotImplementedError`` with PyTorch's "
+        "message for floats). No gradient."
+    )
+    return function
 
 
-def logical_or(a, b) -> Tensor:
-    return _logical("or", a, b)
-
-
-def logical_xor(a, b) -> Tensor:
-    return _logical("xor", a, b)
-
-
-def logical_not(a) -> Tensor:
-    return _logical("not", a)
-
-
-def bitwise_and(a, b) -> Tensor:
-    return _bitwise("and", a, b)
-
-
-def bitwise_or(a, b) -> Tensor:
-    return _bitwise("or", a, b)
-
-
-def bitwise_xor(a, b) -> Tensor:
-    return _bitwise("xor", a, b)
+logical_and = _public("logical_and", lambda a, b: _logical("and", a, b), "logical_and")
+logical_or = _public("logical_or", lambda a, b: _logical("or", a, b), "logical_or")
+logical_xor = _public("logical_xor", lambda a, b: _logical("xor", a, b), "logical_xor")
+logical_not = _public("logical_not", lambda a: _logical("not", a), "logical_not")
+bitwise_and = _public("bitwise_and", lambda a, b: _bitwise("and", a, b), "bitwise_and")
+bitwise_or = _public("bitwise_or", lambda a, b: _bitwise("or", a, b), "bitwise_or")
+bitwise_xor = _public("bitwise_xor", lambda a, b: _bitwise("xor", a, b), "bitwise_xor")
 
 
 install(
