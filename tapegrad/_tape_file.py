@@ -28,7 +28,7 @@ from ._tape import CODE_DTYPES, DTYPE_CODES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, 
 
 FORMAT = "tapegrad-tape"
 FORMAT_VERSION = 1
-_INTEGER_NAMES = frozenset(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"))
+_INTEGER_NAMES = frozenset(dtype.name for dtype in DTYPE_CODES if dtype.kind in "iu")  # those a tape holds
 _ARRAYS = ("rows", "params", "layouts", "dims", "aux", "input_rows", "output_rows", "values32", "values64")
 _INPUT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 

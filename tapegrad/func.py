@@ -41,7 +41,7 @@ from . import _factories, _threads
 from . import _grad_mode as grad_mode
 from ._views import stack
 from .autograd import functional as _functional
-from .replay import GuardError, Tape
+from .replay import GuardError, Tape, beyond_exact
 from .tensor import Tensor, _wrap
 
 __all__ = [
@@ -813,8 +813,7 @@ class _Replay:
         # The sliced float arguments with the batch first; the others are loaded once per copy.
         self.batched = {i: np.moveaxis(leaves[i]._data, dims[i], 0) for i in self.floats if dims[i] is not None}
         for i in self.floats:  # a replay holds integers as float64: exactly within +-2**53 only
-            data = leaves[i]._data
-            if data.dtype == np.int64 and data.size and (data.min() <= -(2**53) or data.max() >= 2**53):
+            if beyond_exact(leaves[i]._data):
                 raise _UnrecordableError("an integer argument of 2**53 or beyond")
         if self.grad:
             positions, self.single = _argnums(func.argnums, len(spec[2]))

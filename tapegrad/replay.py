@@ -119,8 +119,8 @@ def _refuse_random_draws(before: int) -> None:
 
 def _one_call_at_a_time(method):
     """A tape's replay buffers are its own: calls from several threads at once overwrote each
-    other's values and gradients. Each public call holds the tape's lock (re-entrant:
-    ``value_and_grad`` calls ``backward``). A forward in one call and ``backward`` in another
+    other's values and gradients. Each public call holds the tape's lock (re-entrant; the
+    public calls share unlocked bodies, ``_backward``). A forward in one call and ``backward`` in another
     are still the caller's to keep together."""
 
     def locked(self, *args, **kwargs):
@@ -140,6 +140,11 @@ _INTEGER_ARITHMETIC = frozenset(
     "neg abs add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow "
     "sum_all sum_dim prod cumsum cast dot mv mm bmm".split()
 )
+
+
+def beyond_exact(data: np.ndarray) -> bool:
+    """Whether an int64 array holds integers a replay's float64 cannot hold exactly."""
+    return data.dtype == np.int64 and data.size > 0 and (data.min() < -_EXACT or data.max() > _EXACT)
 
 
 class _ResultPool:
@@ -571,7 +576,7 @@ class Tape:
                     f"{what} {index} ({self._names[index]!r}) was recorded as shape {shape} {dtype}, "
                     f"got shape {data.shape} {data.dtype}"
                 )
-            if dtype == np.int64 and data.size and (data.min() < -_EXACT or data.max() > _EXACT):
+            if beyond_exact(data):
                 raise ValueError(
                     f"{what} {index} ({self._names[index]!r}) holds integers of 2**53 or beyond, which a replay "
                     "holds as float64 and may round"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import config, families, generated, normalization, vmath
+from . import config, families, generated, normalization, scalar, vmath
 from .blas import gemm
 from .config import inline, jit
 from .families import call, make_frame
@@ -677,11 +677,9 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
     elif p == 2:
         for k in range(extent):
             ga[base + k * inner] += g * x[base + k * inner] / norm
-    elif p == 1:  # sgn(x): 0 at NaN, as PyTorch's
+    elif p == 1:
         for k in range(extent):
-            value = x[base + k * inner]
-            if value == value:
-                ga[base + k * inner] += g * np.sign(value)
+            ga[base + k * inner] += g * scalar.sign(x[base + k * inner])
     else:
         scale = g / norm ** (p - 1)
         for k in range(extent):

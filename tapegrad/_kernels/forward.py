@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import families, generated, normalization, vmath
+from . import families, generated, normalization, scalar, vmath
 from .backward import SMALL, _groups, _shape, _split, product_shape
 from .blas import gemm
 from .config import inline, jit
@@ -263,7 +263,7 @@ def _elementwise_forward(rule, path, r, rows, params, layouts, offsets, values):
         for i in range(numel):
             v = x[i]
             if rule == SIGN:
-                out[i] = np.sign(v) if v == v else zero  # 0 at NaN, as PyTorch
+                out[i] = scalar.sign(v)
             elif rule == FLOOR:
                 out[i] = np.floor(v)
             elif rule == ROUND:

@@ -407,19 +407,19 @@ def _needed_rows(tape, n_rows: int, collect) -> np.ndarray:
     return needed
 
 
-def _captured_before_hooks(tape, n_rows: int, collect, hooked: dict, needed) -> set:
+def _captured_before_hooks(tape, n_rows: int, collect, hooked, needed=None) -> set:
     """The non-leaf rows ``autograd.grad`` wants whose gradient it returns as it arrived, before
     their hooks: those whose node PyTorch runs on, for another wanted tensor below them. PyTorch
     2 captures such a node's input before its tensor hooks, and the gradient of a node it stops
     at after them (``grad(out, [y, x])`` gives y's unhooked gradient, ``grad(out, y)`` the
-    hooked one)."""
+    hooked one). ``hooked``: the rows with hooks; ``needed``: ``_needed_rows``, worked out here
+    if not given (the create_graph walk asks too)."""
     if not hooked or collect is None:
         return set()
-    return {
-        row
-        for row in _wanted_non_leaf_rows(tape, collect)
-        if row < n_rows and row in hooked and any(0 <= s < n_rows and needed[s] for s in tape.sources(row))
-    }
+    rows = [row for row in _wanted_non_leaf_rows(tape, collect) if row < n_rows and row in hooked]
+    if rows and needed is None:
+        needed = _needed_rows(tape, n_rows, collect)
+    return {row for row in rows if any(0 <= s < n_rows and needed[s] for s in tape.sources(row))}
 
 
 def _wanted_non_leaf_rows(tape, collect) -> set:

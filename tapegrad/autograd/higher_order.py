@@ -37,7 +37,7 @@ from .._kernels import expressions
 from .._ops import BINARY, COPY, LEAF_OPCODE, MATMUL, NARY, OPS, SCALAR, UNARY, VIEW
 from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, inplace_epoch, resolve
 from ..tensor import Tensor, _recorded, _wrap
-from .engine import SECOND_BACKWARD, _modified_message, _needed_rows, _seed, hook_result
+from .engine import SECOND_BACKWARD, _captured_before_hooks, _modified_message, _seed, hook_result
 
 
 def run_create_graph(roots, gradients, retain_graph, *, collect=None) -> None:
@@ -113,7 +113,7 @@ class _Backward:
         self.collect = collect
         self.collected = self._collected_rows(n_rows) if collect is not None else []
         # (worked out before the walk, whose ops append rows to the tape and may merge it)
-        self.before_hooks = self._captured_before_hooks() if collect is not None else set()
+        self.before_hooks = _captured_before_hooks(tape, n_rows, collect, self.hooks)
         names = tape.node_names or {}
         self.first_order = {row: names[row] for row in names if row < n_rows and names[row] in FIRST_ORDER_ONLY}
         self.values: dict = {}  # row -> its value as a tensor
@@ -122,16 +122,6 @@ class _Backward:
         self.pending: list = []  # rows with a gradient, as a heap of -row: the highest comes first
         for row, seed in pairs:
             self._add(row, seed)
-
-    def _captured_before_hooks(self) -> set:
-        """As the eager engine's ``_captured_before_hooks``: wanted non-leaf rows whose gradient
-        flows on to another wanted tensor are returned as they arrived, before their hooks."""
-        rows = {row for _, row in self.collected if row in self.hooks and row not in self.registered}
-        if not rows:
-            return set()
-        n_rows = len(self.rows)
-        needed = _needed_rows(self.tape, n_rows, self.collect)
-        return {row for row in rows if any(0 <= s < n_rows and needed[s] for s in self.tape.sources(row))}
 
     def _collected_rows(self, n_rows: int) -> list:
         """(index in ``collect.inputs``, row) for the inputs ``autograd.grad`` wants from this tape."""
