@@ -123,3 +123,15 @@ def test_the_kernels_blas_runs_on_one_thread():
     if not pools:
         pytest.skip("scipy is built against another BLAS here")
     assert all(pool["num_threads"] == 1 for pool in pools), pools
+
+
+def test_kernels_compile_under_numba_profiling(tmp_path):
+    # NUMBA_ENABLE_PROFILING (perf's symbols for jitted code) marks every function noinline;
+    # the kernels' always-inline marker on top of it made LLVM refuse to compile them.
+    done = _run(
+        "import tapegrad as tg, tapegrad.nn.functional as F\n"
+        "print(F.log_softmax(tg.tensor([[1.0, 2.0, 3.0]]), 1).tolist())",
+        {"NUMBA_ENABLE_PROFILING": "1", "NUMBA_CACHE_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "-0.407" in done.stdout

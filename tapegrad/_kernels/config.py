@@ -170,7 +170,10 @@ else:
     @intrinsic
     def always_inline(typingctx):
         def codegen(context, builder, signature, args):
-            builder.function.attributes.add("alwaysinline")
+            # NUMBA_ENABLE_PROFILING marks every function noinline (for perf's symbols), and
+            # LLVM refuses both attributes on one function: profiling keeps its own.
+            if "noinline" not in builder.function.attributes:
+                builder.function.attributes.add("alwaysinline")
             return context.get_dummy_value()
 
         return types.none(), codegen
