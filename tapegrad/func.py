@@ -23,6 +23,13 @@ inside the function) runs as a Python loop of eager calls whose results are stac
 vmap inside another transform (its results must stay differentiable). What happened in the
 last call is in ``vmap_stats()``.
 
+``vmap`` keeps no tape between calls (a captured tensor or a Python value the function reads may
+have changed). A program that evaluates one function at many inputs records it once itself and
+maps the tape: ``vmap(tape)`` and ``vmap(tape.value_and_grad)`` replay a ``tapegrad.record``
+tape over the batch in the same compiled calls, with no recording, and give what the tape's own
+calls give with the batch dimension added (keywords ``grad_outputs`` and ``argnums`` as
+``value_and_grad`` takes them, the same for every slice).
+
     >>> import tapegrad as tg
     >>> from tapegrad.func import grad, vmap
     >>> x = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
@@ -37,7 +44,7 @@ import threading
 
 import numpy as np
 
-from . import _factories, _threads
+from . import _factories, _threads, replay
 from . import _grad_mode as grad_mode
 from ._views import stack
 from .autograd import functional as _functional
@@ -689,12 +696,40 @@ class _VmapTransform:
             )
         return dim % (ndim + 1)
 
+    def _place(self, output):
+        """``output``'s tensors (batch first) with their batch dimension moved to ``out_dims``
+        (None: taken from the first slice, checked to be the same for all); None stays None."""
+        leaves, out_spec = _flatten(output)
+        placed = []
+        for leaf, dim in zip(leaves, self._out_dims(out_spec)):
+            if leaf is None:
+                placed.append(None)
+            elif dim is None:
+                if leaf.shape[0] and not np.all(leaf._data == leaf._data[:1]):
+                    raise ValueError(
+                        f"vmap({self.__name__}, ...): `{self.__name__}` can not return a BatchedTensor when out_dim "
+                        "is None"
+                    )
+                placed.append(_wrap(leaf._data[0].copy()))
+            else:
+                dim = self._check_out_dim(dim, leaf.dim() - 1)
+                placed.append(leaf if dim == 0 else _wrap(np.ascontiguousarray(np.moveaxis(leaf._data, 0, dim))))
+        return _unflatten(out_spec, placed)
+
     # -- calling
 
     def __call__(self, *args, **kwargs):
+        tape, with_grad = _recorded_tape(self.func)
+        if tape is not None:  # a tape's inputs may be arrays: tensors for the checks below
+            args = tuple(_wrap(arg) if isinstance(arg, np.ndarray) else arg for arg in args)
         leaves, spec, dims, batch = self._slicing(args)
         stats = {"path": "eager", "reason": None, "batch": batch, "recordings": 0, "rerecords": 0, "threads": 1}
         _state.stats = stats
+        if tape is not None and batch and not _nested() and not any(_requires_grad(leaf) for leaf in leaves):
+            try:
+                return _TapeBatch(self, tape, with_grad, leaves, spec, dims, batch, kwargs, stats).run()
+            finally:
+                _state.stats = stats
         if _nested():
             stats["reason"] = "inside another transform or a recording"
         elif any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
@@ -973,20 +1008,91 @@ class _Replay:
             output = func._pack(grads, rest[0], aux)
         else:
             output = _unflatten(spec["spec"], arrays)
-        leaves, out_spec = _flatten(output)
-        placed = []
-        for leaf, dim in zip(leaves, self.transform._out_dims(out_spec)):
-            if dim is None:
-                if leaf.shape[0] and not np.all(leaf._data == leaf._data[:1]):
-                    raise ValueError(
-                        f"vmap({self.transform.__name__}, ...): `{self.transform.__name__}` can not return a "
-                        "BatchedTensor when out_dim is None"
-                    )
-                placed.append(_wrap(leaf._data[0].copy()))
-                continue
-            dim = self.transform._check_out_dim(dim, leaf.dim() - 1)
-            placed.append(leaf if dim == 0 else _wrap(np.ascontiguousarray(np.moveaxis(leaf._data, 0, dim))))
-        return _unflatten(out_spec, placed)
+        return self.transform._place(output)
+
+
+def _recorded_tape(func) -> tuple:
+    """``(tape, with_grad)`` when ``func`` is a recorded ``Tape`` (``vmap(tape)``) or its bound
+    ``value_and_grad``; else ``(None, False)``."""
+    # (replay.Tape, not this module's name for it, which benchmarks/func.py wraps to time recordings)
+    if isinstance(func, replay.Tape):
+        return func, False
+    owner = getattr(func, "__self__", None)
+    if isinstance(owner, replay.Tape) and getattr(func, "__func__", None) is replay.Tape.value_and_grad:
+        return owner, True
+    return None, False
+
+
+def _requires_grad(leaf) -> bool:
+    return isinstance(leaf, Tensor) and leaf.requires_grad
+
+
+class _TapeBatch:
+    """``vmap(tape)`` or ``vmap(tape.value_and_grad)``: a tape the caller recorded once,
+    replayed over the slices in compiled calls with no recording (``Tape._replay_batch``), the
+    results as ``tape(x)`` and ``tape.value_and_grad(x, ...)`` give them with the batch
+    dimension added. A slice whose guard fails is replayed on its own by the tape's method: it
+    records again (``rerecord=True``) or raises its ``GuardError``, naming the slice."""
+
+    def __init__(self, transform, tape: replay.Tape, with_grad: bool, leaves, spec, dims, batch, kwargs, stats):
+        if spec[1] is not None or any(child is not None for child in spec[2]):
+            raise ValueError(f"vmap({transform.__name__}): a tape's inputs are tensors or arrays, not containers")
+        allowed = {"grad_outputs", "argnums"} if with_grad else set()
+        for name in kwargs:
+            if name not in allowed:
+                method = "value_and_grad" if with_grad else "__call__"
+                raise TypeError(f"Tape.{method}() got an unexpected keyword argument '{name}'")
+        self.transform, self.tape, self.with_grad = transform, tape, with_grad
+        self.dims, self.batch, self.kwargs, self.stats = dims, batch, kwargs, stats
+        self.arrays = [
+            leaf if not isinstance(leaf, Tensor) else np.moveaxis(leaf._data, dim, 0) if dim is not None else leaf._data
+            for leaf, dim in zip(leaves, dims)
+        ]
+
+    def run(self):
+        tape, batch, kwargs = self.tape, self.batch, self.kwargs
+        argnums = kwargs.get("argnums")
+        batched = [dim is not None for dim in self.dims]
+        threads = max(1, min(_threads.get_num_threads(), batch))
+        self.stats.update(path="tape-replay", threads=threads)
+        size = self.transform.chunk_size or batch
+        with tape._lock:
+            seeds = np.concatenate(tape._seeds(kwargs.get("grad_outputs"))) if self.with_grad else None
+            positions = tape._all_positions if argnums is None else tape._positions(argnums)
+            into, failed = {}, []
+            for start in range(0, batch, size):
+                chunk = np.arange(start, min(start + size, batch), dtype=np.int64)
+                outputs, grads, guard_failed = tape._replay_batch(
+                    self.arrays, batched, seeds, threads, positions, slices=chunk, into=into
+                )  # fmt: skip
+                failed += guard_failed
+            for index in failed:
+                self._alone(index, outputs, grads, positions)
+        self.stats["rerecords"] = len(failed)
+        outputs = [_wrap(output) for output in outputs]
+        result = outputs[0] if tape.single_output else tuple(outputs)
+        if self.with_grad:
+            chosen = [_wrap(grads[p]) if tape.input_specs[p][1].kind == "f" else None for p in positions]
+            gradients = chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
+            result = (result, gradients)
+        return self.transform._place(result)
+
+    def _alone(self, index: int, outputs, grads, positions) -> None:
+        """Slice ``index``, whose guard failed in the batch, by the tape's own method."""
+        inputs = [array[index] if dim is not None else array for array, dim in zip(self.arrays, self.dims)]
+        try:
+            if self.with_grad:
+                values, gradients = self.tape.value_and_grad(*inputs, **{**self.kwargs, "argnums": positions})
+            else:
+                values, gradients = self.tape(*inputs), ()
+        except GuardError as error:
+            raise GuardError(f"vmap: slice {index} of the batch: {error}") from None
+        values = (values,) if self.tape.single_output else values
+        for target, value in zip(outputs, values):
+            target[index] = value._data
+        for position, gradient in zip(positions, gradients):
+            if gradient is not None:
+                grads[position][index] = gradient._data
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
@@ -1003,7 +1109,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
 
     Executed by recording ``func`` on the first slice and replaying the tape per slice on
     ``tapegrad.get_num_threads()`` threads (``vmap(grad(f))`` replays ``f``'s tape backward);
-    see the module's docstring and ``vmap_stats()``. Raises ``ValueError`` (inputs and
+    see the module's docstring and ``vmap_stats()``. ``func`` may be a recorded ``Tape`` or its
+    ``value_and_grad``: replayed over the batch with no recording (a slice whose guard fails
+    raises the tape's ``GuardError`` naming the slice, or records again with ``rerecord=True``). Raises ``ValueError`` (inputs and
     ``in_dims``/``out_dims`` that do not match, batch sizes that differ, outputs that are not
     tensors) and ``RuntimeError`` (random ops with ``randomness="error"``, a bad ``randomness``)
     with PyTorch's messages; ``ValueError`` for a ``chunk_size`` below 1.

@@ -735,15 +735,16 @@ class Tape:
         inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input."""
         return self._backward(grad_outputs, argnums)
 
-    def _backward(self, grad_outputs, argnums):
-        if not self._forwarded:
-            raise RuntimeError("call the tape (or value_and_grad) before backward")
+    def _seeds(self, grad_outputs) -> list:
+        """The backward's seeds: per output, its ``grad_outputs`` entry as flat float64 (a
+        tensor, an array or None for a single-element output); PyTorch's ``RuntimeError`` for a
+        missing one or one of another shape."""
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
             grad_outputs = (grad_outputs,)
         seeds = []
-        program = self._program
+        program = self._scalar_program()
         shapes = program.output_shapes if program is not None else self._output_shapes
         for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
@@ -757,6 +758,13 @@ class Tape:
                         f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}."
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
+        return seeds
+
+    def _backward(self, grad_outputs, argnums):
+        if not self._forwarded:
+            raise RuntimeError("call the tape (or value_and_grad) before backward")
+        seeds = self._seeds(grad_outputs)
+        program = self._program
         positions = self._all_positions if argnums is None else self._positions(argnums)
         if program is not None:
             grads = program.backward(seeds[0] if len(seeds) == 1 else np.concatenate(seeds))
@@ -933,18 +941,23 @@ class Tape:
         count = len(slices)
         if count == 0:
             return outputs, grads, []
-        # The first slice alone until every family it needs is loaded (a sweep stops at a row
-        # whose family is not, and the Python loads it), then the rest in one call per thread.
-        while True:
-            statuses[slices[0]] = 0
-            run(0, 1)
-            status = int(statuses[slices[0]])
-            if status >= kernel.GRADIENT_FAILED + backward.MISSING:
-                backward.FAMILIES.load(status - kernel.GRADIENT_FAILED - backward.MISSING)
-            elif forward.MISSING <= status < kernel.GRADIENT_FAILED:
-                forward.FAMILIES.load(status - forward.MISSING)
-            else:
-                break
+
+        def alone(t):
+            """Slice ``slices[t]`` alone until every family it needs is loaded (a sweep stops at
+            a row whose family is not, and the Python loads it)."""
+            while True:
+                statuses[slices[t]] = 0
+                run(t, t + 1)
+                status = int(statuses[slices[t]])
+                if status >= kernel.GRADIENT_FAILED + backward.MISSING:
+                    backward.FAMILIES.load(status - kernel.GRADIENT_FAILED - backward.MISSING)
+                elif forward.MISSING <= status < kernel.GRADIENT_FAILED:
+                    forward.FAMILIES.load(status - forward.MISSING)
+                else:
+                    return
+
+        # The first slice alone, then the rest in one call per thread.
+        alone(0)
         # A thread's share must pay for its working arena's copy and the pool's hand-off: groups
         # of a few dozen slices (vmap's per-label recordings) ran slower on two threads than one.
         threads = min(threads, max(1, (count - 1) // _SLICES_PER_THREAD))
@@ -955,6 +968,14 @@ class Tape:
             list(pool(len(bounds) - 1).map(run, bounds[:-1], bounds[1:]))
         elif count > 1:
             run(1, count)
+        # Slices that reached a family the first did not (its guard failed before it, in a tape
+        # recorded elsewhere: vmap(tape)), again alone.
+        ran = statuses[slices]
+        for t in np.flatnonzero(
+            ((ran >= forward.MISSING) & (ran < kernel.GRADIENT_FAILED))
+            | (ran >= kernel.GRADIENT_FAILED + backward.MISSING)
+        ):
+            alone(int(t))
         ran = statuses[slices]
         failed = slices[ran == forward.GUARD_FAILED].tolist()
         broken = np.flatnonzero((ran != 0) & (ran != forward.GUARD_FAILED))

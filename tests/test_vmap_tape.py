@@ -1,0 +1,151 @@
+"""``vmap(tape)`` and ``vmap(tape.value_and_grad)``: a tape recorded once, replayed over a batch
+with no recording, against the tape's own per-slice calls and eager autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from tapegrad.func import vmap, vmap_stats
+from tapegrad.replay import GuardError
+
+RNG = np.random.default_rng(7)
+
+
+def _loss(w, x):
+    return ((x @ w).tanh() ** 2).sum() + (x**3).sum()
+
+
+def _per_slice(tape, arrays, dims, **kwargs):
+    """``tape.value_and_grad`` slice by slice, stacked: the reference."""
+    batch = next(len(a) for a, d in zip(arrays, dims) if d is not None)
+    values, grads = [], []
+    for i in range(batch):
+        value, grad = tape.value_and_grad(*[a[i] if d is not None else a for a, d in zip(arrays, dims)], **kwargs)
+        values.append(value.numpy())
+        grads.append([g.numpy() for g in (grad if isinstance(grad, tuple) else (grad,))])
+    return np.stack(values), [np.stack(column) for column in zip(*grads)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_value_and_grad_over_a_batch_equals_each_slice(dtype):
+    w = RNG.normal(size=(3, 4)).astype(dtype)
+    X = RNG.normal(size=(9, 3)).astype(dtype)
+    tape = tg.record(_loss, w, X[0])
+    values, (gw, gx) = vmap(tape.value_and_grad, in_dims=(None, 0))(w, X)
+    stats = vmap_stats()
+    assert stats["path"] == "tape-replay" and stats["recordings"] == 0 and stats["rerecords"] == 0
+    expected_values, (expected_gw, expected_gx) = _per_slice(tape, [w, X], [None, 0])
+    assert values.dtype == tg.float32 if dtype == np.float32 else tg.float64
+    assert gw.shape == (9, 3, 4) and gx.shape == (9, 3)
+    np.testing.assert_array_equal(values.numpy(), expected_values)  # one kernel, the same sums
+    np.testing.assert_array_equal(gw.numpy(), expected_gw)
+    np.testing.assert_array_equal(gx.numpy(), expected_gx)
+    # and eager autograd, slice by slice
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for i in range(9):
+        wt, xt = tg.tensor(w, requires_grad=True), tg.tensor(X[i], requires_grad=True)
+        _loss(wt, xt).backward()
+        np.testing.assert_allclose(gw[i].numpy(), wt.grad.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(gx[i].numpy(), xt.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_forward_only_in_dims_out_dims_argnums_and_chunks():
+    w = RNG.normal(size=(3, 4))
+    X = RNG.normal(size=(3, 6))  # the batch in dim 1
+    tape = tg.record(lambda w, x: ((x @ w).tanh(), (x * 2).sum()), w, X[:, 0])
+    outputs = vmap(tape, in_dims=(None, 1))(w, X)
+    for i in range(6):
+        a, b = tape(w, X[:, i])
+        np.testing.assert_array_equal(outputs[0][i].numpy(), a.numpy())
+        np.testing.assert_array_equal(outputs[1][i].numpy(), b.numpy())
+    seeds = (np.ones(4), np.array(0.5))
+    (moved, total), gw = vmap(tape.value_and_grad, in_dims=(None, 1), out_dims=((1, 0), 0), chunk_size=4)(
+        w, X, grad_outputs=seeds, argnums=0
+    )
+    assert moved.shape == (4, 6) and total.shape == (6,) and gw.shape == (6, 3, 4)
+    for i in range(6):
+        (a, _), g = tape.value_and_grad(w, X[:, i], grad_outputs=seeds, argnums=0)
+        np.testing.assert_array_equal(moved[:, i].numpy(), a.numpy())
+        np.testing.assert_array_equal(gw[i].numpy(), g.numpy())
+    with pytest.raises(RuntimeError, match="implicitly created only for scalar outputs"):
+        vmap(tape.value_and_grad, in_dims=(None, 1))(w, X)
+
+
+def test_per_sample_gradients_with_labels_equal_eager_backwards():
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(8, 16), tg.nn.Tanh(), tg.nn.Linear(16, 3)).double()
+    params = [p.detach().numpy() for p in model.parameters()]
+    X, Y = RNG.normal(size=(70, 8)), RNG.integers(0, 3, 70)
+
+    def loss(w1, b1, w2, b2, x, y):
+        return F.cross_entropy(F.linear(F.linear(x[None], w1, b1).tanh(), w2, b2), y[None])
+
+    tape = tg.record(loss, *params, X[0], Y[0])
+    previous = tg.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            tg.set_num_threads(threads)
+            values, grads = vmap(tape.value_and_grad, in_dims=(None,) * 4 + (0, 0))(*params, X, Y)
+            assert grads[5] is None  # the labels: no gradient, as the tape's own call gives
+            results.append(grads[:4])
+    finally:
+        tg.set_num_threads(previous)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one.numpy(), two.numpy())
+    for i in range(70):
+        model.zero_grad()
+        F.cross_entropy(model(tg.tensor(X[i : i + 1])), tg.tensor(Y[i : i + 1])).backward()
+        for got, p in zip(results[0], model.parameters()):
+            np.testing.assert_allclose(got[i].numpy(), p.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_scalar_tape_runs_as_a_register_program():
+    def graph(x):
+        nodes = list(x)
+        for k in range(30):
+            nodes.append(F.softplus(nodes[-3]) * nodes[-2] if k % 2 else (nodes[-1] - nodes[-4]).tanh())
+        return nodes[-1] + nodes[-5]
+
+    X = RNG.normal(size=(40, 6))
+    tape = tg.record(graph, X[0])
+    values, (grads,) = vmap(tape.value_and_grad)(X)
+    expected_values, (expected_grads,) = _per_slice(tape, [X], [0])
+    np.testing.assert_allclose(values.numpy(), expected_values, rtol=1e-14)
+    np.testing.assert_allclose(grads.numpy(), expected_grads, rtol=1e-13, atol=1e-15)
+
+
+def test_a_failed_guard_names_the_slice_or_records_again():
+    def branchy(x):
+        return x * 2 if x.sum() > 0 else -x.exp()
+
+    X = np.array([[1.0, 2.0], [-3.0, 1.0], [0.5, 0.5], [-1.0, -1.0]])
+    strict = tg.record(branchy, X[0])
+    with pytest.raises(GuardError, match="slice 1 of the batch"):
+        vmap(strict)(X)
+    again = tg.record(branchy, X[0], rerecord=True)
+    out = vmap(again)(X)
+    np.testing.assert_allclose(out.numpy(), np.where(X.sum(1, keepdims=True) > 0, X * 2, -np.exp(X)))
+    assert vmap_stats()["rerecords"] == 2
+    values, (grads,) = vmap(again.value_and_grad)(X, grad_outputs=np.ones(2))
+    np.testing.assert_allclose(grads.numpy(), np.where(X.sum(1, keepdims=True) > 0, 2.0, -np.exp(X)))
+
+
+def test_bad_calls_raise_the_tapes_errors():
+    w, X = RNG.normal(size=(3, 4)), RNG.normal(size=(5, 3))
+    tape = tg.record(_loss, w, X[0])
+    with pytest.raises(ValueError, match="recorded as shape"):
+        vmap(tape.value_and_grad, in_dims=(None, 0))(w, RNG.normal(size=(5, 2)))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'create_graph'"):
+        vmap(tape.value_and_grad, in_dims=(None, 0))(w, X, create_graph=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        vmap(tape, in_dims=(None, 0))(w, X, argnums=0)
+    with pytest.raises(IndexError, match="names no input"):
+        vmap(tape.value_and_grad, in_dims=(None, 0))(w, X, argnums=2)
+    with pytest.raises(ValueError, match="same size in the mapped dimension"):
+        vmap(tape.value_and_grad, in_dims=(0, 0))(np.stack([w] * 4), X)
+    with pytest.raises(RuntimeError, match="not differentiable by autograd"):  # the eager loop: the tape refuses
+        vmap(tape, in_dims=(None, 0))(tg.tensor(w, requires_grad=True), X)
