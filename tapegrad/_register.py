@@ -103,6 +103,13 @@ class Program:
         )
         self.softmax_widths = sorted(set(self.forward_ins[self.forward_ins[:, 0] == SOFTMAX, 3].tolist()))
         self._compiled = False
+        # Each output's registers as a slice where they run in order (a chain's: its last row's),
+        # else as the index array: a slice copies in a third of a fancy index's time, and a
+        # replay of a short program is mostly such Python.
+        self._output_reads = [
+            slice(int(r[0]), int(r[0]) + len(r)) if len(r) and np.array_equal(r, np.arange(r[0], r[0] + len(r))) else r
+            for r in output_registers
+        ]
 
     def _compile(self) -> None:
         """Compile (or load) the interpreter for this dtype, on the program's own arrays."""
@@ -141,8 +148,11 @@ class Program:
         self._forward(self.forward_ins, self.args, self.signs, self.forward_params, regs, self.scratch)
 
     def outputs(self) -> list:
+        """The outputs of the last forward, copies in their shapes."""
+        regs = self.regs
         return [
-            self.regs[registers].reshape(shape) for registers, shape in zip(self.output_registers, self.output_shapes)
+            (regs[read].copy() if type(read) is slice else regs[read]).reshape(shape)
+            for read, shape in zip(self._output_reads, self.output_shapes)
         ]
 
     def backward(self, seeds: np.ndarray) -> list:

@@ -518,6 +518,7 @@ class Tape:
         ]
         self._output_shapes = [self._shape(row) for row in self.output_rows.tolist()]
         self._all_positions = tuple(range(len(self.input_rows)))
+        self._float_inputs = tuple(dtype.kind == "f" for _, dtype in self.input_specs)  # (labels have no gradient)
         self._plans: dict = {}  # positions -> the backward's slot layout (``backward_sweep``)
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
@@ -668,8 +669,8 @@ class Tape:
 
     def _outputs(self):
         if self._program is not None:
-            tensors = tuple(_wrap(values) for values in self._program.outputs())
-            return tensors[0] if self.single_output else tensors
+            outputs = self._program.outputs()
+            return _wrap(outputs[0]) if self.single_output else tuple([_wrap(values) for values in outputs])
         views = self.__dict__.get("_output_views")
         if views is None:  # the outputs' slots in their shapes, once per arena (``_allocate``)
             views = self._output_views = [
@@ -739,13 +740,15 @@ class Tape:
         """The backward's seeds: per output, its ``grad_outputs`` entry as flat float64 (a
         tensor, an array or None for a single-element output); PyTorch's ``RuntimeError`` for a
         missing one or one of another shape."""
+        program = self._scalar_program()
+        shapes = program.output_shapes if program is not None else self._output_shapes
+        if type(grad_outputs) is np.ndarray and len(shapes) == 1 and grad_outputs.shape == shapes[0]:
+            return [np.asarray(grad_outputs, np.float64).reshape(-1)]  # the common call, in one step
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
             grad_outputs = (grad_outputs,)
         seeds = []
-        program = self._scalar_program()
-        shapes = program.output_shapes if program is not None else self._output_shapes
         for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
                 if shape and math.prod(shape) != 1:
@@ -768,9 +771,8 @@ class Tape:
         positions = self._all_positions if argnums is None else self._positions(argnums)
         if program is not None:
             grads = program.backward(seeds[0] if len(seeds) == 1 else np.concatenate(seeds))
-            chosen = [
-                _wrap(grads[position]) if self.input_specs[position][1].kind == "f" else None for position in positions
-            ]
+            floats = self._float_inputs
+            chosen = [_wrap(grads[position]) if floats[position] else None for position in positions]
             return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
         _, _, backward, (rules, saves, paths) = _kernels()
         spare = _spare_arenas()  # the last backward's of this thread, if nothing holds them
