@@ -364,6 +364,11 @@ OPS: tuple[Op, ...] = (
     Op("nll_loss", REDUCE, "sum_all", "NllLossBackward0", shown_inputs=2, replay="sum_all"),
     # ... with class weights: the picks dotted with the targets' -weight / total weight.
     Op("nll_loss_weighted", MATMUL, "dot", "NllLossBackward0", None, replay="dot"),
+    # ... of targets the tape computes or takes as an input (vmap's labels, a recorded batch's):
+    # in1 holds them in the input's dtype, read at each replay. One row for the whole loss (as
+    # picks by comparing each target with every class, it was 35). iparam: ignore_index; param:
+    # 1 for the mean over the kept targets, 0 for their sum.
+    Op("nll_targets", REDUCE, "nll_targets", "NllLossBackward0", None, shown_inputs=2),
     # n inputs: the integer slot points at (count, dim, r - input_row for each input, each
     # input's extent along dim) in aux; deltas rather than row numbers, so merging tapes leaves
     # them valid.
@@ -383,6 +388,9 @@ OPS: tuple[Op, ...] = (
     Op("reduce_weights", NONDIFF, "constant"),
     Op("argmax", NONDIFF, "constant"),  # also argmin (parameter -1); indices
     Op("guard", NONDIFF, "constant"),
+    # How many targets of an ``nll_targets`` row (in0) are outside [0, classes) and not
+    # ignore_index (iparam); classes in the parameter slot. A guard holds it at 0.
+    Op("nll_bad", NONDIFF, "constant"),
     # An output of a user's ``tapegrad.autograd.Function``: its backward is the user's Python,
     # called by the engine when the sweep reaches the call's first output row (all its outputs'
     # gradients are complete then); the kernels only give it a gradient slot. Inputs and the

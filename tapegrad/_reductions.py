@@ -17,7 +17,7 @@ from ._ops import BY_NAME, OPCODE
 from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, transposed
 from ._record import record as _record_op
 from ._tape import NO_GRAD
-from .tensor import Tensor, _normalize_dim, _recorded, _wrap, install, on_tape
+from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install, on_tape
 
 
 def record(name: str, inputs: tuple, out: np.ndarray, **slots) -> Tensor:
@@ -611,6 +611,31 @@ def _layer_norm(row, g: Tensor) -> Tensor:
     rstd = ((centered * centered).mean(1, keepdim=True) + eps).rsqrt()
     xhat = centered * rstd
     return (rstd * (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True))).reshape(row.input_shape)
+
+
+def nll_of_recorded_targets(input: Tensor, target: Tensor, labels: np.ndarray, ignore_index: int, mean: bool) -> Tensor:  # noqa: A002
+    """``nll_loss`` (no class weights, reduced by mean or sum) inside ``tapegrad.record`` of
+    ``target`` (``labels``: its values, checked in range by the caller) computed or taken as an
+    input by the tape: one ``nll_targets`` row reading the targets of each replay, and a guard
+    that they are in range (a replay with one out of range raises ``GuardError``; vmap records
+    that slice again, and the recording raises PyTorch's ``IndexError``).
+
+    The value is the picks summed in order in float64, as the replay kernel sums them, then
+    negated (and divided by the count of kept targets, NaN for none) and rounded once."""
+    dtype = input._data.dtype
+    classes = input._data.shape[-1]
+    targets = _record_op("mask", (target,), labels.astype(dtype))  # the labels in the input's dtype
+    bad = _record_op("nll_bad", (targets,), np.zeros((), dtype), iparam=ignore_index, param=float(classes))
+    _guard(bad, "nll_loss(): the count of targets out of bounds", False)  # 0 when recorded
+    flat = labels.reshape(-1)
+    kept = np.flatnonzero(flat != ignore_index)
+    picked = input._data.reshape(-1, classes)[kept, flat[kept]].astype(np.float64)
+    total = float(np.cumsum(picked)[-1]) if len(kept) else 0.0  # (cumsum: in order, as the kernel)
+    value = -total if not mean else -(total / len(kept)) if len(kept) else np.nan
+    return _record_op(
+        "nll_targets", (input, targets), np.asarray(value, dtype), saved=(None, targets._data),
+        iparam=ignore_index, param=1.0 if mean else 0.0,
+    )  # fmt: skip
 
 
 VJP = {

@@ -135,7 +135,7 @@ def _dim(view: _Rows, row: int, shape: tuple) -> int:
 
 # Replay rules whose row may name a second input (in1); every other rule reads in0 alone, and
 # the backward would treat a stray in1 as an input to send gradient to.
-_TWO_INPUTS = _SAME_SHAPE_BINARY | _COMPARE | {"where", "guard", "dot", "mv", "mm", "bmm", "extreme"}
+_TWO_INPUTS = _SAME_SHAPE_BINARY | _COMPARE | {"where", "guard", "dot", "mv", "mm", "bmm", "extreme", "nll_targets"}
 
 
 def _check_row(view: _Rows, row: int, op) -> None:
@@ -225,6 +225,16 @@ def _check_row(view: _Rows, row: int, op) -> None:
         _check_view(view, row, a)
     elif rule == "gather_rows":
         _check_gather(view, row, a)
+    elif rule == "nll_targets":  # (N, C) or (C,) log-probabilities, N or 1 targets in their dtype
+        targets = _input(view, row, "in1")
+        shape = view.row_shape(a)
+        if len(shape) not in (1, 2) or view.numel(targets) * shape[-1] != view.numel(a):
+            raise _fail(row, "in1", f"{view.numel(targets)} targets for an input of shape {shape}")
+        if view.numel(row) != 1 or view.code(row) != view.code(a) or view.code(targets) != view.code(a):
+            raise _fail(row, "layout", "nll_loss gives one element of its input's dtype, its targets in it too")
+    elif rule == "nll_bad":
+        if view.numel(row) != 1 or view.code(row) != view.code(a):
+            raise _fail(row, "layout", "a count of bad targets is one element of their dtype")
     elif rule in ("dot", "mv", "mm", "bmm"):
         _check_product(view, row, rule, a, _input(view, row, "in1"))
     else:

@@ -48,6 +48,11 @@ def programs() -> list:
         ),
         ("guards", lambda a: a.sum() * 2 if a.sum() > 0 else a.sum(), np.arange(4.0)),
         ("mlp", lambda a: F.cross_entropy((a @ tg.ones(4, 3)).tanh(), tg.tensor([0, 2])), np.ones((2, 4), np.float32)),
+        (  # labels computed on the tape: an nll_targets row reading them at each replay
+            "labels",
+            lambda a: F.cross_entropy(a[:, :3] * 2, (a[:, 3] > 0.5).long() + (a[:, 0] > 0.5).long()),
+            np.array([[0.1, 0.2, 0.3, 0.9], [0.7, 0.1, 0.2, 0.1]], np.float32),
+        ),
     ]
 
 

@@ -35,7 +35,7 @@ RULE_NAMES = (
     "leaf constant neg softplus zero leaky_relu elu pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
     "view dot mv mm bmm cast concat log_softmax gather_rows python "
-    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm"
+    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm nll_targets"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # Rules of ops declared by formula, numbered after these: no two rules share a number, so no
@@ -45,7 +45,7 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
 (LEAF, CONSTANT, NEG, SOFTPLUS, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST,
  CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
- CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM) = range(len(RULE_NAMES))  # fmt: skip
+ CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, NLL_TARGETS) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 # Statuses of a sweep (0: done). MISSING + slot: the row needs family ``slot``, not loaded yet.
@@ -389,6 +389,26 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             target = aux[start + 1 + i] * width
             for j in range(width):
                 ga[target + j] += g[i * width + j]
+    elif rule == NLL_TARGETS:  # -g (/ the count of kept targets, for the mean) at each target's class
+        if has_a:
+            count = layouts[rows[b, 4], 1]
+            shape = _shape(layouts, dims, rows[a, 4])
+            classes = shape[len(shape) - 1]
+            targets = value_at(addresses[b], count, grad)
+            ignore = rows[r, 3]
+            kept = 0
+            for i in range(count):
+                if targets[i] != ignore:
+                    kept += 1
+            if kept:
+                scale = -g[0] / kept if params[r, 5] == 1.0 else -g[0]
+                for i in range(count):
+                    target = targets[i]
+                    if target == ignore:
+                        continue
+                    if not (target >= 0 and target < classes):  # (the replay's guard stops before)
+                        return False
+                    ga[i * classes + int(target)] += scale
     elif rule == CONCAT:
         # aux: count, dim, then each input's row delta (0: an operand with no row), then each
         # input's extent along ``dim`` (1 for stack, whose inputs lack that dimension).

@@ -26,13 +26,13 @@ RULE_NAMES = (
     "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gather_rows "
     "sign floor round leaky_relu elu python "
     "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std layer_norm "
-    "assign"
+    "assign nll_targets nll_bad"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, SOFTPLUS, ADD_SCALAR, SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY,
  CAST, CONCAT, LT, LE, GT, GE, EQ, NE, GUARD, LOG_SOFTMAX, GATHER_ROWS, SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
- REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, ASSIGN) = range(len(RULE_NAMES))  # fmt: skip
+ REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, ASSIGN, NLL_TARGETS, NLL_BAD) = range(len(RULE_NAMES))  # fmt: skip
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
@@ -51,7 +51,7 @@ _PATH_RULES = {
     ELEMENT_SWITCH_PATH: "sign floor round leaky_relu elu",
     ELEMENTWISE_PATH: "neg softplus add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar "
     "add sub mul div pow copy assign",
-    STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat",  # sum_all: above SUM_IN_SWEEP
+    STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat nll_targets nll_bad",  # sum_all: above SUM_IN_SWEEP
     MATMUL_PATH: "dot mv mm bmm",
     # Their own family, apart from the views: each half compiles in about half the time.
     NORMALIZATION_PATH: "softmax log_softmax layer_norm",
@@ -316,6 +316,34 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
             source = aux[start + 1 + i] * width
             for j in range(width):
                 out[i * width + j] = x[source + j]
+    elif rule == NLL_TARGETS:  # -(the picks summed in float64, in order), / their count for the mean
+        b = rows[r, 2]
+        count = layouts[rows[b, 4], 1]
+        shape = _shape(layouts, dims, rows[a, 4])
+        classes = shape[len(shape) - 1]
+        targets = values[offsets[b] : offsets[b] + count]
+        ignore = rows[r, 3]
+        total = 0.0
+        kept = 0
+        for i in range(count):
+            target = targets[i]
+            if target == ignore:
+                continue
+            if not (target >= 0 and target < classes):  # a replay's nll_bad guard stops before
+                return False
+            total += x[i * classes + int(target)]
+            kept += 1
+        if params[r, 5] == 1.0:
+            out[0] = -(total / kept) if kept else np.nan
+        else:
+            out[0] = -total
+    elif rule == NLL_BAD:  # x: the targets; the classes in the parameter slot
+        ignore = rows[r, 3]
+        bad = 0
+        for i in range(numel_a):
+            if x[i] != ignore and not (x[i] >= 0 and x[i] < params[r, 5]):
+                bad += 1
+        out[0] = bad
     elif rule == VIEW:
         shape = _shape(layouts, dims, rows[r, 4])
         start = rows[r, 3]

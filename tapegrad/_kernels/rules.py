@@ -71,7 +71,7 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
         "prod:a+out logsumexp:a+out var:a std:a+out",
     ),
     # sum_all's result is one element: the sweep's call-free path for small rows runs it.
-    **_rules(STRUCTURAL, "sum_all sum_dim view concat gather_rows"),
+    **_rules(STRUCTURAL, "sum_all sum_dim view concat gather_rows nll_targets:b"),
     # Their own family, apart from the views: each half compiles in about half the time.
     **_rules(NORMALIZATION, "softmax:out log_softmax:out layer_norm:a"),
     **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
