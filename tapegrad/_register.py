@@ -298,10 +298,9 @@ def _split_over_threads(run, count: int, threads: int) -> None:
     if threads == 1:
         run(0, count)
         return
-    from ._threads import pool
+    from ._threads import run_parts
 
-    bounds = np.linspace(0, count, threads + 1).astype(int)
-    list(pool(threads).map(run, bounds[:-1], bounds[1:]))
+    run_parts(run, np.linspace(0, count, threads + 1).astype(int))
 
 
 _LANES_COMPILED: set = set()

@@ -38,3 +38,22 @@ def pool(count: int):
 
         executor = _pools[count] = ThreadPoolExecutor(count, thread_name_prefix="tapegrad")
     return executor
+
+
+def run_parts(run, bounds) -> None:
+    """``run(lo, hi)`` for each pair of consecutive ``bounds``, at once: the pool's threads take
+    all parts but the last, which the calling thread runs itself (waking a worker to run it
+    while the caller only waited cost more than a small batch's part: a per-sample vmap ran
+    slower on two threads than on one). ``run`` must release the GIL to run in parallel (the
+    jitted kernels do); the first exception raised is re-raised once every part has ended."""
+    parts = list(zip(bounds[:-1], bounds[1:]))
+    if len(parts) == 1:
+        run(*parts[0])
+        return
+    executor = pool(len(parts) - 1)
+    futures = [executor.submit(run, lo, hi) for lo, hi in parts[:-1]]
+    try:
+        run(*parts[-1])
+    finally:
+        for future in futures:
+            future.result()

@@ -498,6 +498,7 @@ class Tape:
         self.__dict__.pop("_integer_check_list", None)  # views of the arenas just replaced
         self.__dict__.pop("_output_views", None)
         self.__dict__.pop("_gradient_sizes", None)
+        self.__dict__.pop("_batch_plans", None)
         # Per row, asked on every replay of the inputs and outputs: worked out once (they were
         # ~20 us of Python in a 76 us replay of the mlp step). Views of ``values``, so made anew
         # with it.
@@ -844,23 +845,34 @@ class Tape:
 
         size = next(len(value) for value, is_batched in zip(inputs, batched) if is_batched)
         slices = np.arange(size, dtype=np.int64) if slices is None else np.asarray(slices, np.int64)
-        codes = self.layouts[self.rows[:, LAYOUT], 0]
+        # What depends only on the tape and the call's sizes is worked out once (it was a tenth
+        # of a per-sample vmap call): dropped with the layout (``_lay_out``).
+        plans = self.__dict__.setdefault("_batch_plans", {})
+        if len(plans) > 64:  # (a vmap with many chunk sizes)
+            plans.clear()
+        codes = plans.get("codes")
+        if codes is None:
+            codes = plans["codes"] = self.layouts[self.rows[:, LAYOUT], 0]
 
-        def packed(rows_, shapes, leading=size, empty=np.empty):
+        def packed(key, rows_, shapes, leading=size, empty=np.empty):
             """``(places, arrays)``: one flat array per dtype holding each row's ``(leading,
             *shape)`` block after the other (a block is its result, with no copy), and the rows
             with their block's start."""
-            places, totals = [], [0, 0]
-            for row, shape in zip(rows_, shapes):
-                code = codes[row]
-                places.append((row, totals[code]))
-                totals[code] += leading * int(np.prod(shape))
-            return np.array(places, np.int64).reshape(-1, 2), [empty(n, dtype) for n, dtype in zip(totals, CODE_DTYPES)]
+            plan = plans.get(key)
+            if plan is None:
+                places, totals = [], [0, 0]
+                for row, shape in zip(rows_, shapes):
+                    code = codes[row]
+                    places.append((row, totals[code]))
+                    totals[code] += leading * math.prod(shape)
+                plan = plans[key] = (np.array(places, np.int64).reshape(-1, 2), totals)
+            places, totals = plan
+            return places, [empty(n, dtype) for n, dtype in zip(totals, CODE_DTYPES)]
 
         def blocks(places, arrays, shapes):
             return [
-                arrays[codes[row]][start : start + size * int(np.prod(shape))].reshape((size, *shape))
-                for (row, start), shape in zip(places, shapes)
+                arrays[codes[row]][start : start + size * math.prod(shape)].reshape((size, *shape))
+                for (row, start), shape in zip(places.tolist(), shapes)
             ]
 
         arrays = [np.asarray(value._data if isinstance(value, Tensor) else value) for value in inputs]
@@ -874,8 +886,12 @@ class Tape:
         with_grad = seeds is not None
         results = {} if into is None else into
         if not results:  # (B, *shape) blocks of one flat array per dtype, and where each starts
-            output_places, flat_outputs = packed(self.output_rows, output_shapes, empty=_results.empty)
-            grad_places, flat_grads = packed(self.input_rows if with_grad else [], input_shapes, empty=_results.empty)
+            output_places, flat_outputs = packed(
+                ("outputs", size), self.output_rows, output_shapes, empty=_results.empty
+            )
+            grad_places, flat_grads = packed(
+                ("grads", size, with_grad), self.input_rows if with_grad else [], input_shapes, empty=_results.empty
+            )
             results.update(
                 outputs=blocks(output_places, flat_outputs, output_shapes),
                 grads=blocks(grad_places, flat_grads, input_shapes),
@@ -903,19 +919,27 @@ class Tape:
         # (per slice, they had been copied twice per slice).
         input_rows = [row for row, is_batched in zip(self.input_rows, batched) if is_batched]
         input_places, packed_inputs = packed(
-            input_rows, [shape for shape, is_batched in zip(input_shapes, batched) if is_batched], len(slices)
+            ("inputs", len(slices), tuple(batched)),
+            input_rows,
+            [shape for shape, is_batched in zip(input_shapes, batched) if is_batched],
+            len(slices),
         )
         for (row, start), data in zip(input_places, [data for data, is_batched in zip(arrays, batched) if is_batched]):
             chosen = data if whole else data[slices]
             packed_inputs[codes[row]][start : start + chosen.size] = chosen.reshape(-1)
         shared = [(row, data) for row, data, is_batched in zip(self.input_rows, arrays, batched) if not is_batched]
 
-        rows = self._rows_for(self._positions(range(len(self.input_rows)) if argnums is None else argnums))
+        positions = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
+        rows = self._rows_for(positions)
         if with_grad:  # the gradient slots, laid out and seeded once for every slice
-            seeded = backward.backward_setup(
-                rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
-                self.output_rows, np.asarray(seeds, np.float64).reshape(-1), share=True,
-            )  # fmt: skip
+            seeds = np.asarray(seeds, np.float64).reshape(-1)
+            key = ("seeded", positions, seeds.tobytes())
+            seeded = plans.get(key)
+            if seeded is None:  # (read-only in the kernel: shared by calls and threads)
+                seeded = plans[key] = backward.backward_setup(
+                    rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
+                    self.output_rows, seeds, share=True,
+                )  # fmt: skip
         else:
             seeded = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float64), np.zeros(0, np.bool_))
         grad_offsets, seeded32, seeded64, seeded_touched = seeded
@@ -958,18 +982,21 @@ class Tape:
                 else:
                     return
 
-        # The first slice alone, then the rest in one call per thread.
-        alone(0)
+        # The first slice alone, loading the families, then the rest in one call per thread.
+        # Once a batch of this tape has run, its families are loaded (for the process): no
+        # slice runs alone, which cost a working arena and a call of its own.
+        ready = self.__dict__.setdefault("_families_loaded", set())
+        first = 0 if with_grad in ready else 1
+        if first:
+            alone(0)
         # A thread's share must pay for its working arena's copy and the pool's hand-off: groups
         # of a few dozen slices (vmap's per-label recordings) ran slower on two threads than one.
-        threads = min(threads, max(1, (count - 1) // _SLICES_PER_THREAD))
-        bounds = np.linspace(1, count, max(1, min(threads, count - 1)) + 1).astype(int)
-        if len(bounds) > 2:
-            from ._threads import pool
+        threads = max(1, min(threads, (count - first) // _SLICES_PER_THREAD, count - first))
+        bounds = [first + (count - first) * part // threads for part in range(threads + 1)]
+        if count > first:
+            from ._threads import run_parts
 
-            list(pool(len(bounds) - 1).map(run, bounds[:-1], bounds[1:]))
-        elif count > 1:
-            run(1, count)
+            run_parts(run, bounds)
         # Slices that reached a family the first did not (its guard failed before it, in a tape
         # recorded elsewhere: vmap(tape)), again alone.
         ran = statuses[slices]
@@ -979,6 +1006,7 @@ class Tape:
         ):
             alone(int(t))
         ran = statuses[slices]
+        ready.add(with_grad)
         failed = slices[ran == forward.GUARD_FAILED].tolist()
         broken = np.flatnonzero((ran != 0) & (ran != forward.GUARD_FAILED))
         if len(broken):
