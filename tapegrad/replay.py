@@ -832,7 +832,8 @@ class Tape:
         Returns ``(outputs, grads, failed)``: a ``(B, *shape)`` array per output and (with
         seeds) per input, and the slices whose guard failed (their results are not filled), left
         for the caller to record again. ``threads`` split the batch (the kernel holds no GIL).
-        With ``argnums`` (a tuple), only those inputs' gradients are computed (the others' are 0).
+        With ``argnums`` (a tuple), only those inputs' gradients are computed; the others', and
+        those of integer and boolean inputs, are None.
         ``slices`` (indices into the batch) runs only those, filling only their results. ``into``
         is a dict the caller keeps across calls with the same shapes (another recording's
         included), empty at first: the first call keeps its results there and later calls fill
@@ -884,17 +885,25 @@ class Tape:
         output_shapes = [self._shape(row) for row in self.output_rows]
         input_shapes = [shape for shape, _ in self.input_specs]
         with_grad = seeds is not None
+        positions = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
+        # Gradient blocks only for the floating-point inputs asked for: filling the others with
+        # zeros, slice by slice, wrote as much memory as the wanted ones' gradients.
+        graded = sorted({p for p in positions if self._float_inputs[p]}) if with_grad else []
         results = {} if into is None else into
         if not results:  # (B, *shape) blocks of one flat array per dtype, and where each starts
             output_places, flat_outputs = packed(
                 ("outputs", size), self.output_rows, output_shapes, empty=_results.empty
             )
+            grad_shapes = [input_shapes[p] for p in graded]
             grad_places, flat_grads = packed(
-                ("grads", size, with_grad), self.input_rows if with_grad else [], input_shapes, empty=_results.empty
+                ("grads", size, tuple(graded)), self.input_rows[graded], grad_shapes, empty=_results.empty
             )
+            grads = [None] * len(input_shapes)
+            for p, block in zip(graded, blocks(grad_places, flat_grads, grad_shapes)):
+                grads[p] = block
             results.update(
                 outputs=blocks(output_places, flat_outputs, output_shapes),
-                grads=blocks(grad_places, flat_grads, input_shapes),
+                grads=grads if with_grad else [],
                 places=(output_places, grad_places),
                 flats=(flat_outputs, flat_grads),
             )
@@ -902,14 +911,14 @@ class Tape:
         (output_places, grad_places), (flat_outputs, flat_grads) = results["places"], results["flats"]
         whole = len(slices) == size and bool((slices == np.arange(size)).all())
         if self._scalar_program() is not None:
-            wanted = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
             if whole:
-                values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, wanted)
+                values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, positions)
             else:
                 chosen = [data[slices] if is_batched else data for data, is_batched in zip(arrays, batched)]
-                values, gradients = self._program.replay_batch(chosen, batched, len(slices), seeds, threads, wanted)
+                values, gradients = self._program.replay_batch(chosen, batched, len(slices), seeds, threads, positions)
             for target, source in zip([*outputs, *grads], [*values, *gradients]):
-                target[slices] = source
+                if target is not None:
+                    target[slices] = source
             return outputs, grads, []  # no guards: no slice fails
         # Only the batched inputs are loaded per slice: the slices this call runs, in their
         # order (the kernel reads the t-th at block start + t * numel), one flat array per dtype,
@@ -929,7 +938,6 @@ class Tape:
             packed_inputs[codes[row]][start : start + chosen.size] = chosen.reshape(-1)
         shared = [(row, data) for row, data, is_batched in zip(self.input_rows, arrays, batched) if not is_batched]
 
-        positions = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
         rows = self._rows_for(positions)
         if with_grad:  # the gradient slots, laid out and seeded once for every slice
             seeds = np.asarray(seeds, np.float64).reshape(-1)
@@ -961,7 +969,7 @@ class Tape:
                 flat_outputs[1], output_places, rules, saves, paths, self.freed, grad_offsets, np.empty_like(seeded32),
                 np.empty_like(seeded64), seeded32, seeded64, np.empty_like(seeded_touched), seeded_touched,
                 flat_grads[0], flat_grads[1], grad_places, statuses, forward.FAMILIES.addresses,
-                backward.FAMILIES.addresses, with_grad, backward.config.poison_gradients(),
+                backward.FAMILIES.addresses, with_grad,
             )  # fmt: skip
 
         count = len(slices)

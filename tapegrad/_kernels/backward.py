@@ -489,11 +489,11 @@ def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, 
     numel_b = layouts[rows[b, 4], 1]
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
     gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
-    if has_a:
-        _claim(a, rows, layouts, offsets, touched, grad)
-    if has_b:
-        _claim(b, rows, layouts, offsets, touched, grad)
     if rule == DOT:
+        if has_a:
+            _claim(a, rows, layouts, offsets, touched, grad)
+        if has_b:
+            _claim(b, rows, layouts, offsets, touched, grad)
         x = value_at(addresses[a], numel_a, grad)
         y = value_at(addresses[b], numel_b, grad)
         for i in range(len(ga)):
@@ -506,7 +506,23 @@ def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, 
         # matrix, stored (k, m) for A or (n, k) for B, and so is its gradient slot.
         batch, m, k, n, ta, tb = product_shape(r, rows, layouts, dims, rule == MV, rule == BMM)
         if m * k * n == 0:
+            if has_a:
+                _claim(a, rows, layouts, offsets, touched, grad)
+            if has_b:
+                _claim(b, rows, layouts, offsets, touched, grad)
             return True
+        # A slot not reached yet is assigned (gemm's beta = 0, which ignores what it holds), not
+        # zeroed and then accumulated into: a weight's gradient is written once, not three times
+        # (per-sample gradients wrote the first layer's 32 KB so for every slice). For x @ x the
+        # second product then adds to the first's.
+        beta_a = 1.0
+        if has_a and not touched[a]:
+            beta_a = 0.0
+            touched[a] = True
+        beta_b = 1.0
+        if has_b and not touched[b]:
+            beta_b = 0.0
+            touched[b] = True
         lda = m if ta else k  # the stored rows' lengths
         ldb = k if tb else n
         size = grad.itemsize
@@ -519,16 +535,16 @@ def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, 
                 check_address(right, k * n)
                 left_grad = arena + (offsets[a] + index * m * k) * size
                 if ta:  # dA.T (k, m) += op(B) @ dC.T
-                    gemm(tb, True, k, m, n, 1.0, right, ldb, out_grad, n, 1.0, left_grad, m, grad)
+                    gemm(tb, True, k, m, n, 1.0, right, ldb, out_grad, n, beta_a, left_grad, m, grad)
                 else:  # dA (m, k) += dC @ op(B).T
-                    gemm(False, not tb, m, k, n, 1.0, out_grad, n, right, ldb, 1.0, left_grad, k, grad)
+                    gemm(False, not tb, m, k, n, 1.0, out_grad, n, right, ldb, beta_a, left_grad, k, grad)
             if has_b:
                 check_address(left, m * k)
                 right_grad = arena + (offsets[b] + index * k * n) * size
                 if tb:  # dB.T (n, k) += dC.T @ op(A)
-                    gemm(True, ta, n, k, m, 1.0, out_grad, n, left, lda, 1.0, right_grad, k, grad)
+                    gemm(True, ta, n, k, m, 1.0, out_grad, n, left, lda, beta_b, right_grad, k, grad)
                 else:  # dB (k, n) += op(A).T @ dC
-                    gemm(not ta, False, k, n, m, 1.0, left, lda, out_grad, n, 1.0, right_grad, n, grad)
+                    gemm(not ta, False, k, n, m, 1.0, left, lda, out_grad, n, beta_b, right_grad, n, grad)
     else:
         return False
     return True

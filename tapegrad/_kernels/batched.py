@@ -46,7 +46,7 @@ def value_and_grad_slices(
     slices, lo, hi, rows, params, layouts, dims, aux, replay_rules, offsets, codes, values32, values64, scratch,
     inputs32, inputs64, input_places, outputs32, outputs64, output_places,
     rules, saves, paths, freed, grad_offsets, grad32, grad64, grad32_seeded, grad64_seeded, touched,
-    touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad, poison,
+    touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad,
 ):  # fmt: skip
     """Replay slices ``slices[lo:hi]`` in the working arenas ``values*`` (and ``grad*``).
 
@@ -54,15 +54,15 @@ def value_and_grad_slices(
     hold each row's ``(len(slices), numel)`` block from ``start``, so input ``k`` of slice
     ``slices[t]`` is ``inputs[start + t * numel : ...]``; outputs and gradients are
     ``(batch, numel)`` blocks, slice ``s`` at ``start + s * numel``. The backward's
-    slots are laid out once (``grad_offsets``) and start each slice from the seeded arenas
-    ``*_seeded``. ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the
-    caller records that slice again), or ``GRADIENT_FAILED`` + the backward's. ``poison``:
-    ``config.poison_gradients()``, as when the seeded arenas were set up."""
+    slots are laid out once (``grad_offsets``); each slice starts from the roots' seeds in
+    ``*_seeded`` and ``touched_seeded``, its rules claiming the other slots as they reach them. ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the
+    caller records that slice again), or ``GRADIENT_FAILED`` + the backward's."""
     n_rows = rows.shape[0]
     # The sweeps' arguments as the eager backward and replay pass them, not as literals: numba
     # compiles a function anew for literal arguments (True, 0, -1 here made this kernel compile
     # the whole backward sweep a second time, 4 s).
     first, stop, retain, no_look = np.int64(0), np.int64(-1), np.bool_(True), np.bool_(False)
+    claim = np.bool_(True)  # ``_run``'s poison: the arenas are not zeroed, so rules claim slots
     addresses = np.empty(n_rows, np.int64)
     base32 = values32.ctypes.data
     base64 = values64.ctypes.data
@@ -94,13 +94,23 @@ def value_and_grad_slices(
                 _copy(values32, offsets[r], outputs32, position, numel)
         if not with_grad:
             continue
-        _copy(grad32_seeded, first, grad32, first, len(grad32))
-        _copy(grad64_seeded, first, grad64, first, len(grad64))
+        # Each slice starts from the seeded roots, every other slot unreached: the rules claim
+        # (zero) or assign a slot when they first reach it, as in a large eager backward, so
+        # the arenas are not copied whole per slice (per-sample gradients copied 40 KB a slice).
         _copy(touched_seeded, first, touched, first, len(touched))
+        for k in range(output_places.shape[0]):  # the outputs are the roots
+            r = output_places[k, 0]
+            start = grad_offsets[r]
+            if start >= 0:
+                numel = layouts[rows[r, 4], 1]
+                if codes[r] == 1:
+                    _copy(grad64_seeded, start, grad64, start, numel)
+                else:
+                    _copy(grad32_seeded, start, grad32, start, numel)
         status, _, _, _, _, _ = backward._run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
             freed, freed, retain, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, stop, backward_table,
-            grad_offsets[:0], no_look, poison,  # the slots were laid out (and zeroed or not) by backward_setup
+            grad_offsets[:0], no_look, claim,  # slots laid out by backward_setup, claimed as reached
         )  # fmt: skip
         if status != 0:
             statuses[s] = GRADIENT_FAILED + status
