@@ -188,6 +188,35 @@ _results = _ResultPool()
 _INPUT_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_)}
 
 
+_DIRECT_SMALLEST = 1024  # elements: a smaller gradient's copy per slice costs less than it saves
+
+
+def _direct_slot(seeded: tuple, graded: list, codes: np.ndarray) -> tuple:
+    """``seeded`` (``backward_setup``'s offsets, arenas and touched flags) with the largest
+    gradient slot of the inputs ``graded`` ((row, numel) pairs) moved to the end of its arena,
+    and that input's row (or -1): the batch kernel then computes that input's gradients in their
+    result blocks (``value_and_grad_slices``'s ``direct``). Only where the rest of that arena is
+    no larger than the slot, so that a slice's arena reaches into its neighbour's block alone."""
+    offsets, seeded32, seeded64, touched = seeded
+    best, numel = -1, 0
+    for row, size in graded:
+        if row < len(offsets) and offsets[row] >= 0 and size > numel:
+            best, numel = row, size
+    if best < 0 or numel < _DIRECT_SMALLEST:
+        return (*seeded, -1)
+    code = int(codes[best])
+    arena = (seeded32, seeded64)[code]
+    total, old = len(arena), int(offsets[best])
+    if total - numel > numel:
+        return (*seeded, -1)
+    same = codes[: len(offsets)] == code
+    moved = offsets.copy()  # (slots are disjoint or one: rows sharing the slot move with it)
+    moved[same & (offsets > old)] -= numel
+    moved[same & (offsets == old)] = total - numel
+    relaid = np.concatenate([arena[:old], arena[old + numel :], arena[old : old + numel]])
+    return (moved, relaid, seeded64, touched, best) if code == 0 else (moved, seeded32, relaid, touched, best)
+
+
 def _refuse_to_be_differentiated(inputs) -> None:
     """A replay is not seen by autograd: inside ``tapegrad.record`` (or ``vmap``, which records)
     its outputs were constants of the outer tape, and with inputs that require grad they carried
@@ -944,13 +973,21 @@ class Tape:
             key = ("seeded", positions, seeds.tobytes())
             seeded = plans.get(key)
             if seeded is None:  # (read-only in the kernel: shared by calls and threads)
-                seeded = plans[key] = backward.backward_setup(
+                seeded = backward.backward_setup(
                     rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
                     self.output_rows, seeds, share=True,
                 )  # fmt: skip
+                graded_rows = [(int(self.input_rows[p]), math.prod(input_shapes[p])) for p in graded]
+                seeded = plans[key] = _direct_slot(seeded, graded_rows, codes)
         else:
-            seeded = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float64), np.zeros(0, np.bool_))
-        grad_offsets, seeded32, seeded64, seeded_touched = seeded
+            seeded = (
+                np.zeros(0, np.int64),
+                np.zeros(0, np.float32),
+                np.zeros(0, np.float64),
+                np.zeros(0, np.bool_),
+                -1,
+            )
+        grad_offsets, seeded32, seeded64, seeded_touched, direct = seeded
         statuses = np.zeros(size, np.int64)
         from ._kernels import families
 
@@ -969,7 +1006,7 @@ class Tape:
                 flat_outputs[1], output_places, rules, saves, paths, self.freed, grad_offsets, np.empty_like(seeded32),
                 np.empty_like(seeded64), seeded32, seeded64, np.empty_like(seeded_touched), seeded_touched,
                 flat_grads[0], flat_grads[1], grad_places, statuses, forward.FAMILIES.addresses,
-                backward.FAMILIES.addresses, with_grad,
+                backward.FAMILIES.addresses, with_grad, np.int64(direct),
             )  # fmt: skip
 
         count = len(slices)

@@ -149,3 +149,38 @@ def test_bad_calls_raise_the_tapes_errors():
         vmap(tape.value_and_grad, in_dims=(0, 0))(np.stack([w] * 4), X)
     with pytest.raises(RuntimeError, match="not differentiable by autograd"):  # the eager loop: the tape refuses
         vmap(tape, in_dims=(None, 0))(tg.tensor(w, requires_grad=True), X)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 7])
+def test_large_weight_gradients_computed_in_their_result_blocks_are_each_slices(chunk_size):
+    # A first layer of 2,048 weights, most of the gradient arena: its per-slice gradients are
+    # computed where they are returned (the kernel's ``direct``), slices last to first, each
+    # slice's arena over the block of the slice before it. Chunks and threads split the slices.
+    tg.manual_seed(3)
+    model = tg.nn.Sequential(tg.nn.Linear(32, 64), tg.nn.Tanh(), tg.nn.Linear(64, 4)).double()
+    params = [p.detach().numpy() for p in model.parameters()]
+    X, Y = RNG.normal(size=(150, 32)), RNG.integers(0, 4, 150)
+
+    def loss(w1, b1, w2, b2, x, y):
+        return F.cross_entropy(F.linear(F.linear(x[None], w1, b1).tanh(), w2, b2), y[None])
+
+    tape = tg.record(loss, *params, X[0], Y[0])
+    previous = tg.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            tg.set_num_threads(threads)
+            mapped = vmap(tape.value_and_grad, in_dims=(None,) * 4 + (0, 0), chunk_size=chunk_size)
+            results.append(mapped(*params, X, Y, argnums=(0, 1, 2, 3))[1])
+            again = mapped(*params, X, Y, argnums=(0, 1, 2, 3))[1]  # reused result pages, same values
+            for one, two in zip(results[-1], again):
+                np.testing.assert_array_equal(one.numpy(), two.numpy())
+    finally:
+        tg.set_num_threads(previous)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one.numpy(), two.numpy())
+    for i in range(150):
+        model.zero_grad()
+        F.cross_entropy(model(tg.tensor(X[i : i + 1])), tg.tensor(Y[i : i + 1])).backward()
+        for got, p in zip(results[0], model.parameters()):
+            np.testing.assert_allclose(got[i].numpy(), p.grad.numpy(), rtol=1e-12, atol=1e-14)

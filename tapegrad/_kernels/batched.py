@@ -46,7 +46,7 @@ def value_and_grad_slices(
     slices, lo, hi, rows, params, layouts, dims, aux, replay_rules, offsets, codes, values32, values64, scratch,
     inputs32, inputs64, input_places, outputs32, outputs64, output_places,
     rules, saves, paths, freed, grad_offsets, grad32, grad64, grad32_seeded, grad64_seeded, touched,
-    touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad,
+    touched_seeded, grads32, grads64, grad_places, statuses, forward_table, backward_table, with_grad, direct,
 ):  # fmt: skip
     """Replay slices ``slices[lo:hi]`` in the working arenas ``values*`` (and ``grad*``).
 
@@ -55,8 +55,19 @@ def value_and_grad_slices(
     ``slices[t]`` is ``inputs[start + t * numel : ...]``; outputs and gradients are
     ``(batch, numel)`` blocks, slice ``s`` at ``start + s * numel``. The backward's
     slots are laid out once (``grad_offsets``); each slice starts from the roots' seeds in
-    ``*_seeded`` and ``touched_seeded``, its rules claiming the other slots as they reach them. ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the
-    caller records that slice again), or ``GRADIENT_FAILED`` + the backward's."""
+    ``*_seeded`` and ``touched_seeded``, its rules claiming the other slots as they reach them.
+
+    ``direct`` (or -1) is an input row whose gradient slot is the last of its arena, and no
+    smaller than the rest of it: its slices' gradients are then computed in their result
+    block, with no copy. The slices run from the last down, and slice ``s`` takes as its
+    arena the memory ending with its own block, whose start lies over the end of slice
+    ``s - 1``'s block, which this call fills after. A slice whose ``s - 1`` this call does
+    not run next (the first of the range, a gap in ``slices``) uses the working arena and
+    copies its result out, as every input's are without ``direct`` (the copy was a third of a
+    per-sample-gradients call: a first layer's weight gradient per slice, out to memory).
+
+    ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the caller
+    records that slice again), or ``GRADIENT_FAILED`` + the backward's."""
     n_rows = rows.shape[0]
     # The sweeps' arguments as the eager backward and replay pass them, not as literals: numba
     # compiles a function anew for literal arguments (True, 0, -1 here made this kernel compile
@@ -68,7 +79,15 @@ def value_and_grad_slices(
     base64 = values64.ctypes.data
     for r in range(n_rows):  # the backward reads saved values by address: the working slots
         addresses[r] = base64 + offsets[r] * 8 if codes[r] == 1 else base32 + offsets[r] * 4
-    for t in range(lo, hi):
+    direct_place, direct_numel, direct_code = -1, 0, 0
+    if with_grad and direct >= 0:
+        direct_numel = layouts[rows[direct, 4], 1]
+        direct_code = codes[direct]
+        for k in range(grad_places.shape[0]):
+            if grad_places[k, 0] == direct:
+                direct_place = grad_places[k, 1]
+    for step in range(hi - lo):
+        t = hi - 1 - step if direct_place >= 0 else lo + step
         s = slices[t]
         for k in range(input_places.shape[0]):
             r = input_places[k, 0]
@@ -97,6 +116,14 @@ def value_and_grad_slices(
         # Each slice starts from the seeded roots, every other slot unreached: the rules claim
         # (zero) or assign a slot when they first reach it, as in a large eager backward, so
         # the arenas are not copied whole per slice (per-sample gradients copied 40 KB a slice).
+        arena32, arena64 = grad32, grad64
+        in_place = direct_place >= 0 and t > lo and slices[t - 1] == s - 1
+        if in_place:  # the arena whose last slot is this slice's result block
+            end = direct_place + (s + 1) * direct_numel
+            if direct_code == 1:
+                arena64 = grads64[end - len(grad64) : end]
+            else:
+                arena32 = grads32[end - len(grad32) : end]
         _copy(touched_seeded, first, touched, first, len(touched))
         for k in range(output_places.shape[0]):  # the outputs are the roots
             r = output_places[k, 0]
@@ -104,13 +131,13 @@ def value_and_grad_slices(
             if start >= 0:
                 numel = layouts[rows[r, 4], 1]
                 if codes[r] == 1:
-                    _copy(grad64_seeded, start, grad64, start, numel)
+                    _copy(grad64_seeded, start, arena64, start, numel)
                 else:
-                    _copy(grad32_seeded, start, grad32, start, numel)
+                    _copy(grad32_seeded, start, arena32, start, numel)
         status, _, _, _, _, _ = backward._run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
-            freed, freed, retain, grad_offsets, grad32, grad64, touched, len(touched_seeded) - 1, stop, backward_table,
-            grad_offsets[:0], no_look, claim,  # slots laid out by backward_setup, claimed as reached
+            freed, freed, retain, grad_offsets, arena32, arena64, touched, len(touched_seeded) - 1, stop,
+            backward_table, grad_offsets[:0], no_look, claim,  # slots laid out by backward_setup, claimed as reached
         )  # fmt: skip
         if status != 0:
             statuses[s] = GRADIENT_FAILED + status
@@ -120,12 +147,14 @@ def value_and_grad_slices(
             numel = layouts[rows[r, 4], 1]
             position = grad_places[k, 1] + s * numel
             reached = r < len(touched) and touched[r] and grad_offsets[r] >= 0
+            if in_place and r == direct and reached:
+                continue  # computed in its block
             if codes[r] == 1:
                 if reached:
-                    _copy(grad64, grad_offsets[r], grads64, position, numel)
+                    _copy(arena64, grad_offsets[r], grads64, position, numel)
                 else:  # the outputs do not depend on this input
                     _fill(grads64, position, numel)
             elif reached:
-                _copy(grad32, grad_offsets[r], grads32, position, numel)
+                _copy(arena32, grad_offsets[r], grads32, position, numel)
             else:
                 _fill(grads32, position, numel)
