@@ -204,3 +204,23 @@ class LstmStep(_Workload):
 
     def time_lstm_step(self, backend):
         self.run()
+
+
+class PerSample(_Workload):
+    """Per-sample gradients of the digits MLP, batch 256, one thread: vmap(grad(loss)) of
+    tapegrad.func (recording the loss on every call) and torch.func."""
+
+    workload = "per_sample"
+
+    def time_per_sample(self, backend):
+        self.run()
+
+
+class PerSampleReplay(_Workload):
+    """The same loss recorded once and its tape mapped: vmap(tape.value_and_grad)."""
+
+    workload = "per_sample_replay"
+    backends = ("tapegrad",)
+
+    def time_per_sample_replay(self, backend):
+        self.run()

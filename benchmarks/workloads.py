@@ -354,6 +354,69 @@ def lstm_step(backend: str):
     return run
 
 
+# -- per-sample gradients: tapegrad.func and torch.func, one thread -------------------------
+
+
+def _per_sample_data(m):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    return m.tensor(x), m.tensor(y)
+
+
+def _one_thread(run):
+    import tapegrad
+
+    def call():
+        previous = tapegrad.get_num_threads()
+        tapegrad.set_num_threads(1)
+        try:
+            return run()
+        finally:
+            tapegrad.set_num_threads(previous)
+
+    call()
+    return call
+
+
+def per_sample(backend: str):
+    """Per-sample gradients of the digits MLP (64-128-10, batch 256, float32), one thread:
+    ``vmap(grad(loss), in_dims=(None, 0, 0))`` of ``tapegrad.func`` or ``torch.func`` (which
+    records the loss on every call, in tapegrad)."""
+    m = module(backend)
+    func = importlib.import_module(f"{m.__name__}.func")
+    model = m.nn.Sequential(m.nn.Linear(64, 128), m.nn.Tanh(), m.nn.Linear(128, 10))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    x, y = _per_sample_data(m)
+
+    def loss(params, x, y):
+        return m.nn.functional.cross_entropy(func.functional_call(model, params, (x[None],)), y[None])
+
+    per_sample = func.vmap(func.grad(loss), in_dims=(None, 0, 0))
+    run = lambda: per_sample(params, x, y)  # noqa: E731
+    return _one_thread(run) if backend == "tapegrad" else run
+
+
+def per_sample_replay(backend: str = "tapegrad"):
+    """The same loss recorded once (``tapegrad.record`` of the parameters, one sample and its
+    label), its tape mapped over the batch: ``vmap(tape.value_and_grad)``, one thread."""
+    import tapegrad
+    from tapegrad.func import vmap
+
+    f = tapegrad.nn.functional
+    tapegrad.manual_seed(0)
+    model = tapegrad.nn.Sequential(tapegrad.nn.Linear(64, 128), tapegrad.nn.Tanh(), tapegrad.nn.Linear(128, 10))
+    params = [p.detach().numpy() for p in model.parameters()]
+    x, y = (t.numpy() for t in _per_sample_data(tapegrad))
+
+    def loss(w1, b1, w2, b2, x, y):
+        return f.cross_entropy(f.linear(f.linear(x[None], w1, b1).tanh(), w2, b2), y[None])
+
+    tape = tapegrad.record(loss, *params, x[0], y[0])
+    mapped = vmap(tape.value_and_grad, in_dims=(None,) * 4 + (0, 0))
+    return _one_thread(lambda: mapped(*params, x, y, argnums=(0, 1, 2, 3)))
+
+
 def make(workload: str, backend: str):
     return {
         "chain_record": chain_record,
@@ -366,6 +429,8 @@ def make(workload: str, backend: str):
         "graph_eager": graph_eager,
         "graph_record": graph_record,
         "graph_replay": graph_replay,
+        "per_sample": per_sample,
+        "per_sample_replay": per_sample_replay,
         "cnn": cnn_step,
         "lstm": lstm_step,
     }[workload](backend)
