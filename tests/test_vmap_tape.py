@@ -74,35 +74,6 @@ def test_forward_only_in_dims_out_dims_argnums_and_chunks():
         vmap(tape.value_and_grad, in_dims=(None, 1))(w, X)
 
 
-def test_per_sample_gradients_with_labels_equal_eager_backwards():
-    tg.manual_seed(0)
-    model = tg.nn.Sequential(tg.nn.Linear(8, 16), tg.nn.Tanh(), tg.nn.Linear(16, 3)).double()
-    params = [p.detach().numpy() for p in model.parameters()]
-    X, Y = RNG.normal(size=(70, 8)), RNG.integers(0, 3, 70)
-
-    def loss(w1, b1, w2, b2, x, y):
-        return F.cross_entropy(F.linear(F.linear(x[None], w1, b1).tanh(), w2, b2), y[None])
-
-    tape = tg.record(loss, *params, X[0], Y[0])
-    previous = tg.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            tg.set_num_threads(threads)
-            values, grads = vmap(tape.value_and_grad, in_dims=(None,) * 4 + (0, 0))(*params, X, Y)
-            assert grads[5] is None  # the labels: no gradient, as the tape's own call gives
-            results.append(grads[:4])
-    finally:
-        tg.set_num_threads(previous)
-    for one, two in zip(*results):
-        np.testing.assert_array_equal(one.numpy(), two.numpy())
-    for i in range(70):
-        model.zero_grad()
-        F.cross_entropy(model(tg.tensor(X[i : i + 1])), tg.tensor(Y[i : i + 1])).backward()
-        for got, p in zip(results[0], model.parameters()):
-            np.testing.assert_allclose(got[i].numpy(), p.grad.numpy(), rtol=1e-12, atol=1e-12)
-
-
 def test_a_scalar_tape_runs_as_a_register_program():
     def graph(x):
         nodes = list(x)
@@ -151,27 +122,33 @@ def test_bad_calls_raise_the_tapes_errors():
         vmap(tape, in_dims=(None, 0))(tg.tensor(w, requires_grad=True), X)
 
 
-@pytest.mark.parametrize("chunk_size", [None, 7])
-def test_large_weight_gradients_computed_in_their_result_blocks_are_each_slices(chunk_size):
-    # A first layer of 2,048 weights, most of the gradient arena: its per-slice gradients are
-    # computed where they are returned (the kernel's ``direct``), slices last to first, each
-    # slice's arena over the block of the slice before it. Chunks and threads split the slices.
+def _sample_loss(w1, b1, w2, b2, x, y):
+    return F.cross_entropy(F.linear(F.linear(x[None], w1, b1).tanh(), w2, b2), y[None])
+
+
+# (features, hidden, classes, batch, chunk_size). The larger model's first layer (2,048 weights)
+# is most of the gradient arena: its per-slice gradients are computed where they are returned
+# (the kernel's ``direct``), slices last to first, each slice's arena over the block of the slice
+# before it; chunks and threads split the slices.
+@pytest.mark.parametrize(
+    "sizes", [(8, 16, 3, 70, None), (32, 64, 4, 150, None), (32, 64, 4, 150, 7)], ids=["small", "large", "chunks"]
+)
+def test_per_sample_gradients_with_labels_equal_eager_backwards(sizes):
+    features, hidden, classes, batch, chunk_size = sizes
     tg.manual_seed(3)
-    model = tg.nn.Sequential(tg.nn.Linear(32, 64), tg.nn.Tanh(), tg.nn.Linear(64, 4)).double()
+    model = tg.nn.Sequential(tg.nn.Linear(features, hidden), tg.nn.Tanh(), tg.nn.Linear(hidden, classes)).double()
     params = [p.detach().numpy() for p in model.parameters()]
-    X, Y = RNG.normal(size=(150, 32)), RNG.integers(0, 4, 150)
-
-    def loss(w1, b1, w2, b2, x, y):
-        return F.cross_entropy(F.linear(F.linear(x[None], w1, b1).tanh(), w2, b2), y[None])
-
-    tape = tg.record(loss, *params, X[0], Y[0])
+    X, Y = RNG.normal(size=(batch, features)), RNG.integers(0, classes, batch)
+    tape = tg.record(_sample_loss, *params, X[0], Y[0])
+    mapped = vmap(tape.value_and_grad, in_dims=(None,) * 4 + (0, 0), chunk_size=chunk_size)
     previous = tg.get_num_threads()
     try:
         results = []
         for threads in (1, 2):
             tg.set_num_threads(threads)
-            mapped = vmap(tape.value_and_grad, in_dims=(None,) * 4 + (0, 0), chunk_size=chunk_size)
-            results.append(mapped(*params, X, Y, argnums=(0, 1, 2, 3))[1])
+            grads = mapped(*params, X, Y)[1]
+            assert grads[4] is not None and grads[5] is None  # the labels: no gradient, as the tape gives
+            results.append(grads[:4])
             again = mapped(*params, X, Y, argnums=(0, 1, 2, 3))[1]  # reused result pages, same values
             for one, two in zip(results[-1], again):
                 np.testing.assert_array_equal(one.numpy(), two.numpy())
@@ -179,7 +156,7 @@ def test_large_weight_gradients_computed_in_their_result_blocks_are_each_slices(
         tg.set_num_threads(previous)
     for one, two in zip(*results):
         np.testing.assert_array_equal(one.numpy(), two.numpy())
-    for i in range(150):
+    for i in range(batch):
         model.zero_grad()
         F.cross_entropy(model(tg.tensor(X[i : i + 1])), tg.tensor(Y[i : i + 1])).backward()
         for got, p in zip(results[0], model.parameters()):
