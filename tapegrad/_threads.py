@@ -50,10 +50,13 @@ def run_parts(run, bounds) -> None:
     if len(parts) == 1:
         run(*parts[0])
         return
+    from concurrent.futures import wait
+
     executor = pool(len(parts) - 1)
     futures = [executor.submit(run, lo, hi) for lo, hi in parts[:-1]]
     try:
         run(*parts[-1])
     finally:
-        for future in futures:
-            future.result()
+        wait(futures)  # every part ends before anything is raised: they write the caller's arrays
+    for future in futures:
+        future.result()

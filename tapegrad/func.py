@@ -1060,15 +1060,20 @@ class _TapeBatch:
             seeds = np.concatenate(tape._seeds(kwargs.get("grad_outputs"))) if self.with_grad else None
             positions = tape._all_positions if argnums is None else tape._positions(argnums)
             into, failed = {}, []
-            for start in range(0, batch, size):
-                chunk = np.arange(start, min(start + size, batch), dtype=np.int64)
+            everything = np.arange(batch, dtype=np.int64)
+            # Integer arithmetic (its range, held in float64) is checked after each replay by the
+            # tape's own calls, not by the batch kernel: each slice then goes through them (the
+            # batch call makes the results, with its first slice).
+            alone = bool(tape._integer_checks())
+            step = 1 if alone else size
+            for start in range(0, step if alone else batch, step):
                 outputs, grads, guard_failed = tape._replay_batch(
-                    self.arrays, batched, seeds, threads, positions, slices=chunk, into=into
+                    self.arrays, batched, seeds, threads, positions, slices=everything[start : start + step], into=into
                 )  # fmt: skip
                 failed += guard_failed
-            for index in failed:
+            for index in everything.tolist() if alone else failed:
                 self._alone(index, outputs, grads, positions)
-        self.stats["rerecords"] = len(failed)
+        self.stats["rerecords"] = len(failed)  # (slices whose guard failed, run by the tape's own calls)
         outputs = [_wrap(output) for output in outputs]
         result = outputs[0] if tape.single_output else tuple(outputs)
         if self.with_grad:

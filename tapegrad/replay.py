@@ -778,6 +778,8 @@ class Tape:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
             grad_outputs = (grad_outputs,)
+        if len(grad_outputs) != len(shapes):  # as torch.autograd.backward says it
+            raise RuntimeError(f"got {len(shapes)} tensors and {len(grad_outputs)} gradients")
         seeds = []
         for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
@@ -909,8 +911,18 @@ class Tape:
         for index, data in enumerate(arrays):
             if batched[index] and len(data) != size:
                 raise ValueError(f"input {index} ({self._names[index]!r}) has {len(data)} slices, not {size}")
-        # A slice of each batched input is checked as a replay's input is.
-        self._checked([data[0] if is_batched else data for data, is_batched in zip(arrays, batched)], len(arrays))
+        # A slice of each batched input is checked as a replay's input is, and the integers of
+        # every slice (a slice beyond float64's exact integers would replay rounded, silently).
+        self._checked(
+            [data[0] if is_batched else data for data, is_batched in zip(arrays, batched)], len(self.input_specs)
+        )
+        for index, (data, is_batched) in enumerate(zip(arrays, batched)):
+            if is_batched and beyond_exact(data):
+                bad = int(np.flatnonzero(np.abs(data.reshape(size, -1)).max(axis=1) > _EXACT)[0])
+                raise ValueError(
+                    f"input {index} ({self._names[index]!r}) holds integers of 2**53 or beyond in slice {bad}, which "
+                    "a replay holds as float64 and may round"
+                )
         output_shapes = [self._shape(row) for row in self.output_rows]
         input_shapes = [shape for shape, _ in self.input_specs]
         with_grad = seeds is not None
@@ -973,6 +985,11 @@ class Tape:
             key = ("seeded", positions, seeds.tobytes())
             seeded = plans.get(key)
             if seeded is None:  # (read-only in the kernel: shared by calls and threads)
+                # A few seedings kept, each a whole gradient arena: a vmap called with new
+                # grad_outputs every time kept one per call (58 MB after 40 calls of a 300x300).
+                kept = [other for other in plans if other[0] == "seeded"]
+                for other in kept[: max(0, len(kept) - 3)]:
+                    del plans[other]
                 seeded = backward.backward_setup(
                     rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
                     self.output_rows, seeds, share=True,

@@ -161,3 +161,56 @@ def test_per_sample_gradients_with_labels_equal_eager_backwards(sizes):
         F.cross_entropy(model(tg.tensor(X[i : i + 1])), tg.tensor(Y[i : i + 1])).backward()
         for got, p in zip(results[0], model.parameters()):
             np.testing.assert_allclose(got[i].numpy(), p.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_the_tapes_checks_hold_for_every_slice():
+    X = np.ones((3, 2))
+    tape = tg.record(lambda x, s: x * s, X[0], np.array(2.0))
+    with pytest.raises(TypeError, match="recorded with 2 inputs, got 1"):  # not the last replay's s
+        vmap(tape)(X)
+    with pytest.raises(TypeError, match="recorded with 2 inputs, got 3"):
+        vmap(tape, in_dims=(0, None, None))(X, np.array(2.0), np.array(7.0))
+    # Integers held in float64 by a replay: arithmetic beyond int32's range, and int64 inputs
+    # beyond 2**53, in any slice, raise as the tape's own calls do.
+    wrapping = tg.record(lambda x, k: x * (k * 100000).double(), X[0, :2], np.array([1, 1], np.int32))
+    K = np.array([[1, 1], [1, 100000]], np.int32)
+    with pytest.raises(GuardError, match="slice 1 of the batch"):
+        vmap(wrapping)(X[:2], K)
+    np.testing.assert_array_equal(vmap(wrapping)(X[:2], K[[0, 0]]).numpy(), np.full((2, 2), 100000.0))
+    rounding = tg.record(lambda x, k: x * (k - 2**52).double(), X[0], np.array([1, 1], np.int64))
+    with pytest.raises(ValueError, match="in slice 2"):
+        vmap(rounding)(X, np.array([[1, 1], [1, 1], [1, 2**53 + 1]]))
+    with pytest.raises(RuntimeError, match="got 1 tensors and 2 gradients"):
+        vmap(tape.value_and_grad, in_dims=(0, None))(X, np.array(2.0), grad_outputs=(np.ones(2), np.ones(2)))
+
+
+def test_seedings_kept_per_tape_are_few():
+    # Each seeding of the batch kernel is a whole gradient arena: a vmap called with new
+    # grad_outputs on every call must not keep one per call.
+    w, X = RNG.normal(size=(30, 30)), RNG.normal(size=(4, 30))
+    tape = tg.record(lambda w, x: (x @ w).tanh(), w, X[0])
+    mapped = vmap(tape.value_and_grad, in_dims=(None, 0))
+    for _ in range(12):
+        seed = RNG.normal(size=30)
+        _, (gw, _) = mapped(w, X, grad_outputs=seed)
+        _, (expected, _) = tape.value_and_grad(w, X[3], grad_outputs=seed)
+        np.testing.assert_allclose(gw[3].numpy(), expected.numpy(), rtol=1e-13)
+    assert sum(key[0] == "seeded" for key in tape._batch_plans) <= 4
+
+
+def test_run_parts_raises_once_every_part_has_ended():
+    import time
+
+    from tapegrad import _threads
+
+    ended = []
+
+    def run(lo, hi):
+        if lo == 0:
+            raise ValueError("part 0")
+        time.sleep(0.05)
+        ended.append(lo)
+
+    with pytest.raises(ValueError, match="part 0"):
+        _threads.run_parts(run, [0, 1, 2, 3])
+    assert sorted(ended) == [1, 2]  # the others wrote what they write before the caller went on
