@@ -699,6 +699,8 @@ class _VmapTransform:
     def _place(self, output):
         """``output``'s tensors (batch first) with their batch dimension moved to ``out_dims``
         (None: taken from the first slice, checked to be the same for all); None stays None."""
+        if type(self.out_dims) is int and self.out_dims == 0:
+            return output  # (where they are: every output has dimension 0)
         leaves, out_spec = _flatten(output)
         placed = []
         for leaf, dim in zip(leaves, self._out_dims(out_spec)):
@@ -1045,7 +1047,7 @@ class _TapeBatch:
         self.transform, self.tape, self.with_grad = transform, tape, with_grad
         self.dims, self.batch, self.kwargs, self.stats = dims, batch, kwargs, stats
         self.arrays = [
-            leaf if not isinstance(leaf, Tensor) else np.moveaxis(leaf._data, dim, 0) if dim is not None else leaf._data
+            leaf if not isinstance(leaf, Tensor) else leaf._data if not dim else np.moveaxis(leaf._data, dim, 0)
             for leaf, dim in zip(leaves, dims)
         ]
 
@@ -1067,8 +1069,9 @@ class _TapeBatch:
             alone = bool(tape._integer_checks())
             step = 1 if alone else size
             for start in range(0, step if alone else batch, step):
+                chunk = None if step >= batch else everything[start : start + step]  # (None: the whole batch)
                 outputs, grads, guard_failed = tape._replay_batch(
-                    self.arrays, batched, seeds, threads, positions, slices=everything[start : start + step], into=into
+                    self.arrays, batched, seeds, threads, positions, slices=chunk, into=into
                 )  # fmt: skip
                 failed += guard_failed
             for index in everything.tolist() if alone else failed:

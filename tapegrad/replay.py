@@ -876,7 +876,8 @@ class Tape:
         from ._kernels import batched as kernel
 
         size = next(len(value) for value, is_batched in zip(inputs, batched) if is_batched)
-        slices = np.arange(size, dtype=np.int64) if slices is None else np.asarray(slices, np.int64)
+        everything = slices is None
+        slices = np.arange(size, dtype=np.int64) if everything else np.asarray(slices, np.int64)
         # What depends only on the tape and the call's sizes is worked out once (it was a tenth
         # of a per-sample vmap call): dropped with the layout (``_lay_out``).
         plans = self.__dict__.setdefault("_batch_plans", {})
@@ -950,7 +951,7 @@ class Tape:
             )
         outputs, grads = results["outputs"], results["grads"]
         (output_places, grad_places), (flat_outputs, flat_grads) = results["places"], results["flats"]
-        whole = len(slices) == size and bool((slices == np.arange(size)).all())
+        whole = everything or (len(slices) == size and bool((slices == np.arange(size)).all()))
         if self._scalar_program() is not None:
             if whole:
                 values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, positions)
@@ -1016,7 +1017,8 @@ class Tape:
             for row, data in shared:
                 start = self.offsets[row]
                 work[codes[row]][start : start + data.size] = data.reshape(-1)
-            scratch = np.zeros(self.sizes[0] if self.guards else 0, np.float64)  # guarded float32 values
+            # guarded float32 values, each written by the sweep before its guard reads it
+            scratch = np.empty(self.sizes[0] if self.guards else 0, np.float64)
             kernel.value_and_grad_slices(
                 slices, lo, hi, rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
                 work[0], work[1], scratch, packed_inputs[0], packed_inputs[1], input_places, flat_outputs[0],
