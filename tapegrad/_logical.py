@@ -30,7 +30,10 @@ def _recording(*operands) -> bool:
 def _bitwise(name: str, a, b) -> Tensor:
     """``a & b``, ``a | b``, ``a ^ b`` of boolean or integer tensors (and Python bools or ints):
     ``torch.bitwise_and`` and its relatives, with PyTorch's result dtype."""
-    result = _result_type(a, b)
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype:
+        result = a._data.dtype  # the common case (two masks), without the promotion's lookups
+    else:
+        result = _result_type(a, b)
     if result.kind not in "biu":
         raise NotImplementedError(
             f"\"bitwise_{name}_cpu\" not implemented for '{_dtypes.from_numpy_dtype(result).type_name}'"

@@ -613,7 +613,7 @@ def _layer_norm(row, g: Tensor) -> Tensor:
     return (rstd * (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True))).reshape(row.input_shape)
 
 
-def nll_of_recorded_targets(input: Tensor, target: Tensor, labels: np.ndarray, ignore_index: int, mean: bool) -> Tensor:  # noqa: A002
+def nll_targets(input: Tensor, target: Tensor, labels: np.ndarray, ignore_index: int, mean: bool) -> Tensor:  # noqa: A002
     """``nll_loss`` (no class weights, reduced by mean or sum) inside ``tapegrad.record`` of
     ``target`` (``labels``: its values, checked in range by the caller) computed or taken as an
     input by the tape: one ``nll_targets`` row reading the targets of each replay, and a guard

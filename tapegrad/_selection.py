@@ -68,30 +68,16 @@ def _clamp_tensors(x: Tensor, low, high) -> Tensor:
         return where(x >= low, x, where(x < low, low, value))
     if low is None:
         return where(x <= high, x, where(x > high, high, value))
-    inside = _both(x >= low, x <= high)
-    below = _both(x < low, low < high)
-    above = _either(x > high, high < low)
+    # (``&`` and ``|`` are ``_logical``'s: recorded as comparisons inside tapegrad.record)
+    inside = (x >= low) & (x <= high)
+    below = (x < low) & (low < high)
+    above = (x > high) | (high < low)
     if result.kind == "f" and (_replayed(value) or np.isnan(value._data).any()):
         # ``high`` is chosen where x > high with a NaN low, or high < low with a NaN x, where the
         # value is NaN: ``high`` plus that NaN (plus -0.0, which changes no value, elsewhere)
         # still passes the gradient to ``high``.
         high = high + where(isnan(value), value, -0.0)
     return where(inside, x, where(below, low, where(above, high, value)))
-
-
-def _both(p: Tensor, q: Tensor) -> Tensor:
-    """``p and q`` of boolean tensors: inside ``tapegrad.record`` a where, which a replay
-    recomputes (tapegrad records no logical ops), else numpy's."""
-    if _replayed(p) or _replayed(q):
-        return where(p, q, False)
-    return _wrap(p._data & q._data)
-
-
-def _either(p: Tensor, q: Tensor) -> Tensor:
-    """``p or q`` of boolean tensors, as ``_both``."""
-    if _replayed(p) or _replayed(q):
-        return where(p, True, q)
-    return _wrap(p._data | q._data)
 
 
 clip = clamp

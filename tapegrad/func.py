@@ -734,7 +734,7 @@ class _VmapTransform:
                 _state.stats = stats
         if _nested():
             stats["reason"] = "inside another transform or a recording"
-        elif any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
+        elif any(_requires_grad(leaf) for leaf in leaves):
             stats["reason"] = "an input requires grad"
         elif self.randomness == "different":
             stats["reason"] = "randomness='different'"
@@ -1064,14 +1064,14 @@ class _TapeBatch:
             into, failed = {}, []
             everything = np.arange(batch, dtype=np.int64)
             # Integer arithmetic (its range, held in float64) is checked after each replay by the
-            # tape's own calls, not by the batch kernel: each slice then goes through them (the
-            # batch call makes the results, with its first slice).
+            # tape's own calls, not by the batch kernel: then the batch call runs the first slice
+            # alone (it makes the results), and every slice goes through the tape's own calls.
             alone = bool(tape._integer_checks())
-            step = 1 if alone else size
-            for start in range(0, step if alone else batch, step):
-                chunk = None if step >= batch else everything[start : start + step]  # (None: the whole batch)
+            chunks = [everything[:1]] if alone else [everything[s : s + size] for s in range(0, batch, size)]
+            for chunk in chunks:
                 outputs, grads, guard_failed = tape._replay_batch(
-                    self.arrays, batched, seeds, threads, positions, slices=chunk, into=into
+                    self.arrays, batched, seeds, threads, positions, slices=None if len(chunk) == batch else chunk,
+                    into=into,
                 )  # fmt: skip
                 failed += guard_failed
             for index in everything.tolist() if alone else failed:
@@ -1080,7 +1080,7 @@ class _TapeBatch:
         outputs = [_wrap(output) for output in outputs]
         result = outputs[0] if tape.single_output else tuple(outputs)
         if self.with_grad:
-            chosen = [_wrap(grads[p]) if tape.input_specs[p][1].kind == "f" else None for p in positions]
+            chosen = [None if grads[p] is None else _wrap(grads[p]) for p in positions]  # (None: a label)
             gradients = chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
             result = (result, gradients)
         return self.transform._place(result)
@@ -1119,10 +1119,11 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
     ``tapegrad.get_num_threads()`` threads (``vmap(grad(f))`` replays ``f``'s tape backward);
     see the module's docstring and ``vmap_stats()``. ``func`` may be a recorded ``Tape`` or its
     ``value_and_grad``: replayed over the batch with no recording (a slice whose guard fails
-    raises the tape's ``GuardError`` naming the slice, or records again with ``rerecord=True``). Raises ``ValueError`` (inputs and
-    ``in_dims``/``out_dims`` that do not match, batch sizes that differ, outputs that are not
-    tensors) and ``RuntimeError`` (random ops with ``randomness="error"``, a bad ``randomness``)
-    with PyTorch's messages; ``ValueError`` for a ``chunk_size`` below 1.
+    raises the tape's ``GuardError`` naming the slice, or records again with ``rerecord=True``).
+    Raises ``ValueError`` (inputs and ``in_dims``/``out_dims`` that do not match, batch sizes
+    that differ, outputs that are not tensors) and ``RuntimeError`` (random ops with
+    ``randomness="error"``, a bad ``randomness``) with PyTorch's messages; ``ValueError`` for a
+    ``chunk_size`` below 1.
 
     >>> import tapegrad as tg
     >>> from tapegrad.func import vmap

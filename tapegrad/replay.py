@@ -1032,19 +1032,25 @@ class Tape:
         if count == 0:
             return outputs, grads, []
 
+        def missing(status: int):
+            """The family table and slot a slice's status says it stopped for, or None."""
+            if status >= kernel.GRADIENT_FAILED + backward.MISSING:
+                return backward.FAMILIES, status - kernel.GRADIENT_FAILED - backward.MISSING
+            if forward.MISSING <= status < kernel.GRADIENT_FAILED:
+                return forward.FAMILIES, status - forward.MISSING
+            return None
+
         def alone(t):
             """Slice ``slices[t]`` alone until every family it needs is loaded (a sweep stops at
             a row whose family is not, and the Python loads it)."""
             while True:
                 statuses[slices[t]] = 0
                 run(t, t + 1)
-                status = int(statuses[slices[t]])
-                if status >= kernel.GRADIENT_FAILED + backward.MISSING:
-                    backward.FAMILIES.load(status - kernel.GRADIENT_FAILED - backward.MISSING)
-                elif forward.MISSING <= status < kernel.GRADIENT_FAILED:
-                    forward.FAMILIES.load(status - forward.MISSING)
-                else:
+                stopped = missing(int(statuses[slices[t]]))
+                if stopped is None:
                     return
+                table, slot = stopped
+                table.load(slot)
 
         # The first slice alone, loading the families, then the rest in one call per thread.
         # Once a batch of this tape has run, its families are loaded (for the process): no
@@ -1064,11 +1070,9 @@ class Tape:
         # Slices that reached a family the first did not (its guard failed before it, in a tape
         # recorded elsewhere: vmap(tape)), again alone.
         ran = statuses[slices]
-        for t in np.flatnonzero(
-            ((ran >= forward.MISSING) & (ran < kernel.GRADIENT_FAILED))
-            | (ran >= kernel.GRADIENT_FAILED + backward.MISSING)
-        ):
-            alone(int(t))
+        for t in np.flatnonzero(ran > forward.GUARD_FAILED).tolist():
+            if missing(int(ran[t])) is not None:
+                alone(t)
         ran = statuses[slices]
         ready.add(with_grad)
         failed = slices[ran == forward.GUARD_FAILED].tolist()

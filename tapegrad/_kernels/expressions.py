@@ -89,7 +89,7 @@ FUNCTIONS = {
     "erf": ("vmath.erf", "erf", "scipy.special.erf"),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
-    "sign": ("scalar.sign", "sign", lambda v: sign_arrays(v)),  # 0 at NaN, as PyTorch's (defined below)
+    "sign": ("scalar.sign", "sign", sign_arrays),  # 0 at NaN, as PyTorch's
     "relu": ("scalar.relu", "relu", "relu"),
     # gate(c, v): v where c > 0 (or c is NaN), else 0 -- a select, not v * sign(c), whose
     # inf * 0 gave NaN where PyTorch's threshold_backward gives 0.

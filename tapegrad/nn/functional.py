@@ -10,7 +10,7 @@ from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
-from .._reductions import nll_of_recorded_targets as _recorded_nll
+from .._reductions import nll_targets as _nll_targets
 from .._reductions import softmax as _softmax
 from .._selection import where as _where
 from ..tensor import Tensor, _wrap, guard_reads, on_tape
@@ -235,7 +235,7 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     """nll_loss inside ``tapegrad.record`` of targets the tape computes or takes as an input (a
     batch's labels), so that a replay reads the labels of its own inputs (picked by position in
     numpy, the recording's labels were constants, and every other batch failed a guard). The
-    usual loss is one row (``_reductions.nll_of_recorded_targets``); with class weights or
+    usual loss is one row (``_reductions.nll_targets``); with class weights or
     ``reduction="none"``, each target is picked by a comparison with every class: O(N C) rather
     than O(N), like the log_softmax before it. A replay with a target out of range fails a guard
     (``GuardError``; the recording raises PyTorch's ``IndexError``)."""
@@ -246,7 +246,7 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     if bad_now.size:
         raise IndexError(f"Target {bad_now[0]} is out of bounds.")
     if weight is None and reduction != "none":  # the usual loss: one row (the rest: the composite below)
-        return _recorded_nll(input, target, labels, ignore_index, reduction == "mean")
+        return _nll_targets(input, target, labels, ignore_index, reduction == "mean")
     matches = target.unsqueeze(-1) == _wrap(np.arange(classes))  # (..., C)
     hit = matches.to(input.dtype)  # one-hot
     kept = (target != ignore_index).to(input.dtype)
