@@ -57,6 +57,18 @@ SMALL = 8  # rows up to this many elements take the call-free path
 # above, the structural family's rule, which assigns into a new slot instead of zeroing it
 # first (the sweep's own rule adds: an assigning loop in it cost 0.13 s of its first compile).
 SUM_IN_SWEEP = 4096
+# Uniform gradients. The gradient a sum of more than SUM_IN_SWEEP elements sends back is one
+# number repeated: on ``(x * y).sum()`` at 10^6 elements it was written out (4 MB) and read
+# back by the rule after it, 40% of the backward. A slot in state UNIFORM holds that number in
+# its first element only. ``shared_slots`` marks the rows that may hold one (ELIGIBLE): those
+# that one row reads (so no other rule adds into the slot) and that row sends one (a sum, or a
+# pass-through that may get one), that are not leaves (whose slots become ``.grad``), and whose
+# own rule reads the number (the pass-throughs and mul, and precomputed derivatives:
+# ``_reads_uniform``). The rules that write one check the mark (the sweep checks the state only
+# where a pass-through shares its slot); the one that passes it on writes it out for an operand
+# that cannot read it. A sweep whose caller reads non-leaf gradients writes them all out at its
+# end (``read_rows``).
+NOT_ELIGIBLE, ELIGIBLE, UNIFORM = families.NOT_ELIGIBLE, families.ELIGIBLE, families.UNIFORM
 # Arenas up to this many elements are zeroed whole when made, as before slots were claimed: a
 # memset of a chain's or a small model's arena costs less than a claim per small row (the 1000-op
 # chain's backward: 0.026 us an op with the memset, 0.036 with the claims).
@@ -167,26 +179,40 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
 
 
 @jit
-def _derivative_backward(r, rows, layouts, addresses, offsets, touched, grad):
+def _derivative_backward(r, rows, layouts, addresses, offsets, touched, grad, uniform):
     """A unary row whose second input holds d(out)/d(x), computed by numpy when it was recorded
-    (``Op.derivative``): the rule only multiplies, whatever the op."""
+    (``Op.derivative``): the rule only multiplies, whatever the op. A slot not reached yet is
+    assigned (not zeroed, then added to); a UNIFORM gradient is read as its one number."""
     a = rows[r, 1]
     if a < 0 or offsets[a] < 0:
         return True
     numel = layouts[rows[r, 4], 1]
     o = offsets[r]
     oa = offsets[a]
-    _claim(a, rows, layouts, offsets, touched, grad)
+    fresh = not touched[a]
+    touched[a] = True
     g = grad[o : o + numel]
     ga = grad[oa : oa + numel]
     derivative = value_at(addresses[rows[r, 2]], numel, grad)
-    for i in range(numel):
-        ga[i] += g[i] * derivative[i]
+    if r < len(uniform) and uniform[r] == UNIFORM:
+        c = g[0]
+        if fresh:
+            for i in range(numel):
+                ga[i] = c * derivative[i]
+        else:
+            for i in range(numel):
+                ga[i] += c * derivative[i]
+    elif fresh:
+        for i in range(numel):
+            ga[i] = g[i] * derivative[i]
+    else:
+        for i in range(numel):
+            ga[i] += g[i] * derivative[i]
     return True
 
 
 @jit
-def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad):
+def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad, uniform):
     """Rules whose operands and result have one shape. ``grad`` is a borrowed view, so slicing it
     costs no reference counting; slices (rather than ``ga[i]``) let LLVM vectorize, since
     an index that might be negative gets a wraparound test per element (measured 4.5x)."""
@@ -219,6 +245,20 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     zero = grad.dtype.type(0.0)
     one = grad.dtype.type(1.0)
     s = grad.dtype.type(params[r, 5])
+    if r < len(uniform) and uniform[r] == UNIFORM:  # g is g[0] everywhere (``_reads_uniform``'s rules)
+        c = g[0]
+        if rule == MUL:
+            if has_a:
+                _scaled_by(ga, c, value_at(addresses[b], numel, grad), fresh_a)
+            if has_b:
+                _scaled_by(gb, c, value_at(addresses[a], numel, grad), fresh_b)
+        else:  # PASS, NEG, MUL_SCALAR, ADD, SUB: a number to each operand, uniform too if it may be
+            scale_a = -one if rule == NEG else (s if rule == MUL_SCALAR else one)
+            if has_a:
+                _uniform_into(ga, a, scale_a * c, fresh_a, uniform)
+            if has_b:
+                _uniform_into(gb, b, -c if rule == SUB else c, fresh_b, uniform)
+        return True
 
     if rule == PASS:
         if fresh_a:
@@ -347,7 +387,33 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
 
 
 @jit
-def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad):
+def _scaled_by(target, c, values, fresh):
+    """``target = c * values``, or ``+=`` where the slot holds a gradient already."""
+    if fresh:
+        for i in range(len(target)):
+            target[i] = c * values[i]
+    else:
+        for i in range(len(target)):
+            target[i] += c * values[i]
+
+
+@jit
+def _uniform_into(target, row, c, fresh, uniform):
+    """Add the number ``c`` to every element of ``row``'s gradient ``target``: as its first
+    element only, in state UNIFORM, when the slot is new and ELIGIBLE."""
+    if fresh and row < len(uniform) and uniform[row] == ELIGIBLE:
+        target[0] = c
+        uniform[row] = UNIFORM
+    elif fresh:
+        for i in range(len(target)):
+            target[i] = c
+    else:
+        for i in range(len(target)):
+            target[i] += c
+
+
+@jit
+def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad, uniform):
     """Sums along dimensions, views, gathers and joins: rules that need shapes."""
     a = rows[r, 1]
     b = rows[r, 2]
@@ -359,15 +425,9 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
     if rule == SUM_ALL:  # of more than SUM_IN_SWEEP elements: a slot not reached yet is assigned
         if has_a:
-            scaled = g[0] * grad.dtype.type(params[r, 5])
             fresh = not touched[a]
             touched[a] = True
-            if fresh:
-                for i in range(numel_a):
-                    ga[i] = scaled
-            else:
-                for i in range(numel_a):
-                    ga[i] += scaled
+            _uniform_into(ga, a, g[0] * grad.dtype.type(params[r, 5]), fresh, uniform)
         return True
     if has_a:
         _claim(a, rows, layouts, offsets, touched, grad)
@@ -725,6 +785,19 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
 
 
 @inline
+def _reads_uniform(rows, rules, paths, r):
+    """Whether row ``r``'s rule reads a UNIFORM gradient as its number (``_elementwise_backward``,
+    ``_derivative_backward``); a leaf's slot becomes its ``.grad`` and must be written out."""
+    path = paths[rows[r, 0]]
+    rule = rules[rows[r, 0]]
+    if path == UNARY_PATH or path == GENERATED_PATH:
+        return rows[r, 2] >= 0  # a precomputed derivative
+    return path == ELEMENTWISE_PATH and (
+        rule == MUL or rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR
+    )
+
+
+@inline
 def _has_slot(rows, paths, r):
     """Whether row ``r`` gets a gradient slot: it needs a gradient and is not a constant."""
     return rows[r, 0] < NO_GRAD and paths[rows[r, 0]] != CONSTANT_PATH
@@ -749,16 +822,17 @@ def _shares(rows, layouts, paths, uses, is_root, c, x):
 @jit
 def shared_slots(rows, layouts, paths, rules, aux, roots):
     """For a sweep that asked (status ``SHARE``): the slots laid out with ``_shared_slots``'s
-    sharing, as ``offsets`` followed by the two arenas' sizes, or an empty array when no operand
-    can share. Compiled on its own, and only once a tape has a large pass-through row: inlined
+    sharing, as ``offsets`` followed by the two arenas' sizes and each row's uniform state to
+    start from (ELIGIBLE or not), or an empty array when no operand can share and no row hold
+    a UNIFORM gradient. Compiled on its own, and only once a tape has a large pass-through row: inlined
     into the sweep, it added 2.3 s to the sweep's first compile (CPU time of a first backward
     on an empty cache, 4.3 -> 6.6 s)."""
     top = 0
     for root in roots:
         top = max(top, root)
     n = top + 1
-    parent, shared = _shared_slots(rows, layouts, paths, rules, aux, roots, n)
-    laid = np.empty(n + 2, np.int64)
+    laid = np.empty(2 * n + 2, np.int64)
+    parent, shared = _shared_slots(rows, layouts, paths, rules, aux, roots, n, laid[n + 2 :])
     if not shared:
         return laid[:0]
     total32 = 0
@@ -783,20 +857,27 @@ def shared_slots(rows, layouts, paths, rules, aux, roots):
 
 
 @inline
-def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
+def _shared_slots(rows, layouts, paths, rules, aux, roots, n, states):
     """``parent[x] = c`` where row ``x`` takes the gradient slot of ``c``, a row that passes its
     gradient on unchanged (``a + b``, ``a + 2``, ``clone``) to operands read nowhere else; -1
     elsewhere. Such a row's backward is then nothing at all: measured on
     ``(x * y + x.sin()).sum()`` at 10^6 elements, the copies into two slots of their own (and
     zeroing those slots) were a fifth of the backward. Every way a row reads another is counted
-    (``in0``, ``in1``, a cat's list): a reader missed here would add into a shared slot."""
+    (``in0``, ``in1``, a cat's list): a reader missed here would add into a shared slot.
+
+    ``states[x]`` is set ELIGIBLE where row ``x`` may get a UNIFORM gradient: its one reader
+    sends one (a sum of it, or a pass-through that may get one) and its rule reads it as a
+    number (``_reads_uniform``). Returns ``(parent, found)``: found, whether any row shares or
+    is ELIGIBLE."""
     parent = np.empty(n, np.int64)
     # np.empty and loops rather than np.zeros, as in ``_setup``.
     uses = np.empty(n, np.int64)
+    reader = np.empty(n, np.int64)  # the last row reading each (the only one where uses is 1)
     is_root = np.empty(n, np.bool_)
     for r in range(n):
         uses[r] = 0
         is_root[r] = False
+        states[r] = NOT_ELIGIBLE
     for root in roots:
         is_root[root] = True
     for r in range(n):
@@ -807,8 +888,10 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
         b = rows[r, 2]
         if a >= 0:
             uses[a] += 1
+            reader[a] = r
         if b >= 0:
             uses[b] += 1
+            reader[b] = r
         if rules[rows[r, 0] % NO_GRAD] == CONCAT:
             start = rows[r, 3]
             count = aux[start]
@@ -816,8 +899,24 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n):
                 source = r - aux[start + 2 + index]
                 if source != r:
                     uses[source] += 1
+                    reader[source] = r
     found = False
-    for c in range(n - 1, -1, -1):
+    for c in range(n - 1, -1, -1):  # downwards: a row's reader is decided before it
+        if (
+            _has_slot(rows, paths, c)
+            and uses[c] == 1
+            and not is_root[c]
+            and layouts[rows[c, 4], 1] > SUM_IN_SWEEP
+            and _reads_uniform(rows, rules, paths, c)
+        ):
+            sender = reader[c]
+            rule = rules[rows[sender, 0] % NO_GRAD]
+            passes = rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR
+            if rule == SUM_ALL or (
+                states[sender] == ELIGIBLE and passes and paths[rows[sender, 0]] == ELEMENTWISE_PATH
+            ):
+                states[c] = ELIGIBLE
+                found = True
         rule = rules[rows[c, 0] % NO_GRAD]
         if (rule != ADD and rule != PASS) or layouts[rows[c, 4], 1] <= SMALL or not _has_slot(rows, paths, c):
             continue
@@ -878,8 +977,11 @@ def _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison, spare3
                 continue
             layout = rows[r, 4]
             numel = layouts[layout, 1]
-            if look and numel > SMALL and (rules[rows[r, 0]] == ADD or rules[rows[r, 0]] == PASS):
+            rule = rules[rows[r, 0]]
+            if look and numel > SMALL and (rule == ADD or rule == PASS):
                 candidate = True
+            if look and rule == SUM_ALL and rows[r, 1] >= 0 and layouts[rows[rows[r, 1], 4], 1] > SUM_IN_SWEEP:
+                candidate = True  # its input's gradient may be UNIFORM
             if layouts[layout, 0] == FLOAT64:
                 offsets[r] = total64
                 total64 += numel
@@ -929,7 +1031,7 @@ def _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison, spare3
 @jit
 def _run(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
-    offsets, grad32, grad64, touched, start, stop, table, laid, look, poison,
+    offsets, grad32, grad64, touched, uniform, start, stop, table, laid, look, poison,
 ):  # fmt: skip
     """Propagate gradients through rows ``start`` down to ``stop`` (exclusive). With ``touched``
     empty it first lays out one gradient slot per row and seeds ``roots`` with ``seeds``
@@ -943,7 +1045,8 @@ def _run(
     ``modified`` marks rows one of whose saved tensors changed in place since it was saved;
     ``table`` holds the addresses of the loaded families (``FAMILIES``); ``laid``, ``look`` and
     ``poison`` are ``_setup``'s.
-    Returns ``(status, row, offsets, grad32, grad64, touched)``: status 0 on success, or
+    ``uniform``: each row's uniform-gradient state (ELIGIBLE, UNIFORM...; empty: none), which
+    the rules update. Returns ``(status, row, offsets, grad32, grad64, touched)``: status 0 on success, or
     ``FREED``, ``MODIFIED``, ``NO_RULE``, ``KERNEL_FAILED`` for ``row``, ``MISSING + slot``
     when ``row`` needs a family not loaded yet (the Python around it loads it and resumes), or
     ``SHARE`` when the set-up found rows that could share slots (``_setup``).
@@ -959,7 +1062,7 @@ def _run(
     b_rows, b_params, b_layouts, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(aux)
     b_addresses, b_offsets, b_touched = borrow(addresses), borrow(offsets), borrow(touched)
     b_grad32 = borrow(grad32)
-    frame = make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, grad32, grad64)
+    frame = make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, grad32, grad64, uniform)
     zeroed = not poison and len(grad32) + len(grad64) <= ZERO_WHOLE  # as ``_setup`` zeroes
     for r in range(start, stop, -1):
         if not touched[r]:
@@ -985,9 +1088,16 @@ def _run(
                 if table[slot] == 0:
                     return MISSING + slot, r, offsets, grad32, grad64, touched
                 call(table[slot], rule, r, mask, frame)
-        elif numel > SMALL and (rule == ADD or rule == PASS) and _shares_slot(rows, offsets, rule, r):
+        elif (
+            numel > SMALL
+            and (rule == ADD or rule == PASS)
+            and _shares_slot(rows, offsets, rule, r)
+            and not (r < len(uniform) and uniform[r] == UNIFORM)
+        ):
             # Its operands share its slot (all of them: ``_shared_slots``; only rows above the
-            # small-row size), so their gradient is there already.
+            # small-row size), so their gradient is there already; unless it is UNIFORM, which
+            # the elementwise family's rule passes on (marks the slot UNIFORM for operands that
+            # read the number, writes it out for the others).
             a = rows[r, 1]
             b = rows[r, 2] if rule == ADD else -1
             if a >= 0 and offsets[a] >= 0:
@@ -1058,12 +1168,14 @@ ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, DERIVATIVE, SMALL_ROWS,
 
 def _elementwise32(rule, r, mask, frame):
     rows, params, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
-    return _done(_elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad))
+    uniform = families.uniform_states(frame)
+    return _done(_elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad, uniform))
 
 
 def _elementwise64(rule, r, mask, frame):
     rows, params, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
-    return _done(_elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad))
+    uniform = families.uniform_states(frame)
+    return _done(_elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, touched, grad, uniform))
 
 
 def _grouped32(rule, r, mask, frame):
@@ -1078,12 +1190,18 @@ def _grouped64(rule, r, mask, frame):
 
 def _structural32(rule, r, mask, frame):
     rows, params, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays32(frame)
-    return _done(_structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad))
+    uniform = families.uniform_states(frame)
+    return _done(
+        _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad, uniform)
+    )
 
 
 def _structural64(rule, r, mask, frame):
     rows, params, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays64(frame)
-    return _done(_structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad))
+    uniform = families.uniform_states(frame)
+    return _done(
+        _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad, uniform)
+    )
 
 
 def _normalization32(rule, r, mask, frame):
@@ -1108,12 +1226,14 @@ def _matmul64(rule, r, mask, frame):
 
 def _derivative32(rule, r, mask, frame):
     rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays32(frame)
-    return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad))
+    uniform = families.uniform_states(frame)
+    return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad, uniform))
 
 
 def _derivative64(rule, r, mask, frame):
     rows, _, layouts, _, _, addresses, offsets, touched, grad = families.arrays64(frame)
-    return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad))
+    uniform = families.uniform_states(frame)
+    return _done(_derivative_backward(r, rows, layouts, addresses, offsets, touched, grad, uniform))
 
 
 def _small32(rule, r, mask, frame):  # never loaded: the sweep runs small float32 rows inline
@@ -1184,6 +1304,22 @@ _NO_TOUCHED = np.zeros(0, np.bool_)
 _LOOK, _NO_LOOK = np.bool_(True), np.bool_(False)
 
 
+def _uniform_states(laid: np.ndarray) -> np.ndarray:
+    """Each row's uniform state to start a sweep from: ``shared_slots`` says which rows are
+    ELIGIBLE (made here, not in the sweep: a loop there cost its first compile ~0.1 s)."""
+    return laid[(len(laid) + 2) // 2 :].copy() if len(laid) else _NO_ROWS
+
+
+def _write_out_uniform(uniform, rows, layouts, offsets, grad32, grad64) -> None:
+    """Write out every UNIFORM gradient a sweep left (Python is to read non-leaf gradients:
+    ``autograd.grad`` of an intermediate, retained gradients)."""
+    for row in np.flatnonzero(uniform == UNIFORM).tolist():
+        layout = rows[row, 4]
+        slot = (grad64 if layouts[layout, 0] == FLOAT64 else grad32)[offsets[row] : offsets[row] + layouts[layout, 1]]
+        slot[1:] = slot[0]
+        uniform[row] = ELIGIBLE
+
+
 def _laid_out_shared(rows, layouts, paths, rules, aux, roots):
     """The sweep asked (``SHARE``): the rows whose operands can share its slots."""
     families.announce(shared_slots, "backward's slot sharing")
@@ -1192,12 +1328,13 @@ def _laid_out_shared(rows, layouts, paths, rules, aux, roots):
 
 def backward_sweep(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
-    plan=None, spare=None,
+    plan=None, spare=None, read_rows=False,
 ):  # fmt: skip
     """The whole backward from ``roots``: one compiled call once the families the tape uses are
     loaded (``_run`` gives the arguments). Returns ``(status, row, grad32, grad64, offsets,
     touched)``; status 0 on success, else ``FREED``, ``MODIFIED``, ``NO_RULE`` or
-    ``KERNEL_FAILED`` at ``row``.
+    ``KERNEL_FAILED`` at ``row``. The leaves' slots hold their gradients; the other rows' do
+    with ``read_rows`` (else a row may hold a UNIFORM gradient's number alone).
 
     ``plan``: a dict the caller keeps for these rows and roots (a replayed tape), where the
     slots' layout is kept after the first sweep, so that the later ones take it directly: the
@@ -1208,19 +1345,23 @@ def backward_sweep(
     offsets, (grad32, grad64), touched = _NO_ROWS, spare, _NO_TOUCHED
     laid = None if plan is None else plan.get("laid")
     start, look, laid = -1, (_LOOK if laid is None else _NO_LOOK), (_NO_ROWS if laid is None else laid)
+    uniform = _uniform_states(laid)
     while True:
         status, row, offsets, grad32, grad64, touched = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
-            retain_graph, offsets, grad32, grad64, touched, start, -1, FAMILIES.addresses, laid, look,
+            retain_graph, offsets, grad32, grad64, touched, uniform, start, -1, FAMILIES.addresses, laid, look,
             config.poison_gradients(),
         )  # fmt: skip
         if status == SHARE:
             laid, look = _laid_out_shared(rows, layouts, paths, rules, aux, roots), _NO_LOOK
             grad32, grad64 = spare
+            uniform = _uniform_states(laid)
             continue
         if plan is not None:
             plan["laid"] = laid  # the shared layout, or none: no large pass-through row to share
         if status < MISSING:
+            if read_rows and not status:
+                _write_out_uniform(uniform, rows, layouts, offsets, grad32, grad64)
             return status, row, grad32, grad64, offsets, touched
         FAMILIES.load(status - MISSING)
         start = row
@@ -1235,7 +1376,7 @@ def backward_setup(rows, params, layouts, dims, aux, addresses, rules, saves, pa
     while True:
         status, _, offsets, grad32, grad64, touched = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, _NO_TOUCHED, _NO_TOUCHED,
-            False, _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED, -1, len(rows), FAMILIES.addresses, laid, look,
+            False, _NO_ROWS, _NO_GRAD32, _NO_GRAD64, _NO_TOUCHED, _NO_ROWS, -1, len(rows), FAMILIES.addresses, laid, look,
             config.poison_gradients(),
         )  # fmt: skip
         if status != SHARE:
@@ -1249,11 +1390,12 @@ def backward_rows(
 ):  # fmt: skip
     """Propagate through rows ``start`` down to ``stop`` (exclusive), loading families as rows
     ask for them. A backward with hooks stops above each hooked row, so that Python can call the
-    hooks once that row's gradient is complete. Returns ``(status, row)``."""
+    hooks once that row's gradient is complete (it keeps no UNIFORM gradients: Python reads
+    them between calls). Returns ``(status, row)``."""
     while True:
         status, row, *_ = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, _NO_ROWS, _NO_GRAD64, freed, modified,
-            retain_graph, offsets, grad32, grad64, touched, start, stop, FAMILIES.addresses, _NO_ROWS, _NO_LOOK,
+            retain_graph, offsets, grad32, grad64, touched, _NO_ROWS, start, stop, FAMILIES.addresses, _NO_ROWS, _NO_LOOK,
             config.poison_gradients(),  # as backward_setup's: whether it zeroed the arenas
         )  # fmt: skip
         if status < MISSING:

@@ -136,8 +136,8 @@ def value_and_grad_slices(
                     _copy(grad32_seeded, start, arena32, start, numel)
         status, _, _, _, _, _ = backward._run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, grad_offsets[:0], grad64_seeded[:0],
-            freed, freed, retain, grad_offsets, arena32, arena64, touched, len(touched_seeded) - 1, stop,
-            backward_table, grad_offsets[:0], no_look, claim,  # slots laid out by backward_setup, claimed as reached
+            freed, freed, retain, grad_offsets, arena32, arena64, touched, grad_offsets[:0], len(touched_seeded) - 1,
+            stop, backward_table, grad_offsets[:0], no_look, claim,  # slots laid out by backward_setup, claimed as reached
         )  # fmt: skip
         if status != 0:
             statuses[s] = GRADIENT_FAILED + status

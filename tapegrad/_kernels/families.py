@@ -34,11 +34,15 @@ from numba.extending import intrinsic
 from .config import JIT_OPTIONS, always_inline, inline, jit
 
 DONE, NO_RULE = 1, 2
+# A backward row's gradient slot: not eligible to hold a uniform gradient, eligible, or holding
+# one (its one number in its first element: backward.py says when and why).
+NOT_ELIGIBLE, ELIGIBLE, UNIFORM = 0, 1, 2
 SIGNATURE = types.int64(types.int64, types.int64, types.int64, types.CPointer(types.int64))
 
 # Frame slots: an array's address, then (where a kernel needs it) its length.
 (ROWS, N_ROWS, PARAMS, LAYOUTS, N_LAYOUTS, DIMS, N_DIMS, AUX, N_AUX, ADDRESSES, N_ADDRESSES, OFFSETS,
- N_OFFSETS, TOUCHED, N_TOUCHED, ARENA32, N_ARENA32, ARENA64, N_ARENA64, FRAME_SIZE) = range(20)  # fmt: skip
+ N_OFFSETS, TOUCHED, N_TOUCHED, ARENA32, N_ARENA32, ARENA64, N_ARENA64, UNIFORM, N_UNIFORM,
+ FRAME_SIZE) = range(22)  # fmt: skip
 ROW_WIDTH = 6  # tapegrad._tape.ROW_WIDTH
 LAYOUT_WIDTH = 4
 
@@ -74,8 +78,8 @@ _python_functions: list = []  # NUMBA_DISABLE_JIT: address k + 1 is _python_func
 
 if numba.config.DISABLE_JIT:
 
-    def make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64):
-        return (rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64)
+    def make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64, uniform):
+        return (rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64, uniform)
 
     def arrays32(frame):
         return frame[:8] + (frame[8],)
@@ -83,13 +87,16 @@ if numba.config.DISABLE_JIT:
     def arrays64(frame):
         return frame[:8] + (frame[9],)
 
+    def uniform_states(frame):
+        return frame[10]
+
     def call(address, rule, row, mask, frame):
         return _python_functions[address - 1](rule, row, mask, frame)
 
 else:
 
     @inline
-    def make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64):
+    def make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64, uniform):
         """The addresses and lengths of a sweep's arrays, for the family functions it calls.
         Every array is C-contiguous (the sweeps' callers build them so)."""
         frame = np.empty(FRAME_SIZE, np.int64)  # every slot is set below
@@ -103,6 +110,7 @@ else:
         frame[TOUCHED], frame[N_TOUCHED] = touched.ctypes.data, touched.shape[0]
         frame[ARENA32], frame[N_ARENA32] = arena32.ctypes.data, arena32.shape[0]
         frame[ARENA64], frame[N_ARENA64] = arena64.ctypes.data, arena64.shape[0]
+        frame[UNIFORM], frame[N_UNIFORM] = uniform.ctypes.data, uniform.shape[0]
         return frame
 
     # Compiled once and called, not inlined: numba's IR inliner copied these nine array
@@ -118,6 +126,13 @@ else:
     def arrays64(frame):
         """The frame's arrays with the float64 arena."""
         return _arrays(frame, np.float64, ARENA64, N_ARENA64)
+
+    @jit
+    def uniform_states(frame):
+        """The backward's per-row uniform-gradient states (``backward.UNIFORM``): empty where
+        the sweep keeps none (a forward, a backward with hooks, vmap's)."""
+        always_inline()
+        return numba.carray(_pointer(frame[UNIFORM], np.int64), frame[N_UNIFORM])
 
     @inline
     def _arrays(frame, dtype, arena, size):

@@ -677,7 +677,7 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
     b_offsets, b_values32, b_values64 = borrow(offsets), borrow(values32), borrow(values64)
     # A replay has no saved addresses and no touched flags: those slots of the frame repeat
     # arrays the replay families never read.
-    frame = make_frame(rows, params, layouts, dims, aux, offsets, offsets, scratch, values32, values64)
+    frame = make_frame(rows, params, layouts, dims, aux, offsets, offsets, scratch, values32, values64, scratch[:0])
     for r in range(start, rows.shape[0]):
         code = rules[rows[r, 0] & OPCODE_MASK]
         rule = code & RULE_MASK

@@ -299,8 +299,9 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         spare = _spare_arenas()
         plan = _plan(arrays[0], arrays[2], arrays[4], roots)
         status, row, grad32, grad64, offsets, touched = sweep(
-            *arrays, roots, seeds, freed, modified, retain, plan=plan, spare=spare
-        )
+            *arrays, roots, seeds, freed, modified, retain, plan=plan, spare=spare,
+            read_rows=collect is not None or bool(tape.retained),
+        )  # fmt: skip
         del spare
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
         offsets, grad32, grad64, touched = setup(*arrays, roots, seeds)
