@@ -31,6 +31,7 @@ CASES = {
     "matmul": lambda x, y: x.reshape(N, 1) @ y[:4].reshape(1, 4),
     "sum along a dimension": lambda x, y: (x * y).reshape(3, -1).sum(1) * 1.0 + 0.0 * x[:3],
     "a transpose": lambda x, y: (x * y).reshape(3, -1).t() * 2.0,
+    "a transpose passing it on": lambda x, y: (x.reshape(3, -1) * 2.0 - y.reshape(3, -1)).t(),
     "cat": lambda x, y: tg.cat([x * y, y.exp()]),
     "a slice": lambda x, y: (x * y)[1:] * 2.0,
     "maximum": lambda x, y: tg.maximum(x, y) * 2.0,
@@ -67,6 +68,33 @@ def test_a_large_sum_gives_the_gradient_of_its_seed_written_out(case, dtype):
                 assert ours is None
             else:
                 np.testing.assert_array_equal(ours, reference, err_msg=f"{case} {reduce}")
+
+
+# Of two (64, 128) leaves: elementwise ops of transposes are computed on the sources and the
+# result transposed (tapegrad._record.transposed); a large sum of it passes through that transpose.
+TRANSPOSED = {
+    "relu of a transpose": lambda a, b: F.relu(a.t()),
+    "a product of transposes": lambda a, b: a.t() * b.t(),
+    "a sum of transposes, scaled": lambda a, b: (a.t() + b.t()) * 3.0,
+    "a transpose of a transpose": lambda a, b: (a.t() * 2.0).t() * b,
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(TRANSPOSED))
+def test_a_large_sum_through_transposes(case, dtype):
+    def gradients(seed_written_out):
+        rng = np.random.default_rng(1)
+        a, b = (tg.tensor(rng.standard_normal((64, 128)).astype(dtype), requires_grad=True) for _ in range(2))
+        out = TRANSPOSED[case](a, b)
+        out.backward(tg.ones_like(out)) if seed_written_out else out.sum().backward()
+        return a.grad.numpy(), b.grad.numpy() if b.grad is not None else None
+
+    for ours, reference in zip(gradients(False), gradients(True)):
+        if reference is None:
+            assert ours is None
+        else:
+            np.testing.assert_array_equal(ours, reference)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -149,7 +177,8 @@ def test_only_computed_rows_with_one_reader_may_hold_a_uniform_gradient():
     _, (rules, _, paths), _, _ = kernel()
     rows, layouts = tape.rows_array(), tape.layouts_array()
     aux = np.frombuffer(tape.aux, np.int64) if len(tape.aux) else np.zeros(0, np.int64)
-    laid = backward.shared_slots(rows, layouts, paths, rules, aux, np.array([out._row]))
+    dims = np.frombuffer(tape.dims, np.int64)
+    laid = backward.shared_slots(rows, layouts, dims, paths, rules, aux, np.array([out._row]))
     n = out._row + 1
     eligible = laid[n + 2 :] == backward.ELIGIBLE
     assert eligible[q._row] and eligible[total._row]
@@ -157,3 +186,22 @@ def test_only_computed_rows_with_one_reader_may_hold_a_uniform_gradient():
     assert not any(eligible[row] for row, _ in tape.leaves)
     # q and e share total's slot: total's rule marks it UNIFORM for q and writes it out for e
     assert laid[e._row] == laid[q._row] == laid[total._row]
+
+
+def test_a_transpose_passes_a_uniform_gradient_on():
+    from tapegrad._kernels import backward
+    from tapegrad._tape import resolve
+    from tapegrad.autograd.engine import kernel
+
+    a = tg.tensor(np.ones((64, 128), np.float32), requires_grad=True)
+    result = a.t() * 2.0  # computed as (a * 2.0).t(): a product, and a transpose of it
+    out = result.sum()
+    tape = resolve(out)
+    _, (rules, _, paths), _, _ = kernel()
+    rows, layouts, dims = tape.rows_array(), tape.layouts_array(), np.frombuffer(tape.dims, np.int64)
+    aux = np.frombuffer(tape.aux, np.int64)
+    laid = backward.shared_slots(rows, layouts, dims, paths, rules, aux, np.array([out._row]))
+    eligible = laid[out._row + 3 :] == backward.ELIGIBLE
+    product = tape.ints[result._row * 6 + 1]  # the row the transpose reads
+    assert eligible[result._row] and eligible[product]
+    assert not any(eligible[row] for row, _ in tape.leaves)

@@ -429,6 +429,12 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             touched[a] = True
             _uniform_into(ga, a, g[0] * grad.dtype.type(params[r, 5]), fresh, uniform)
         return True
+    if rule == VIEW and r < len(uniform) and uniform[r] == UNIFORM:  # a transpose (``_is_transpose``)
+        if has_a:
+            fresh = not touched[a]
+            touched[a] = True
+            _uniform_into(ga, a, g[0], fresh, uniform)
+        return True
     if has_a:
         _claim(a, rows, layouts, offsets, touched, grad)
     if has_b:
@@ -785,16 +791,32 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
 
 
 @inline
-def _reads_uniform(rows, rules, paths, r):
+def _reads_uniform(rows, layouts, dims, aux, rules, paths, r):
     """Whether row ``r``'s rule reads a UNIFORM gradient as its number (``_elementwise_backward``,
-    ``_derivative_backward``); a leaf's slot becomes its ``.grad`` and must be written out."""
+    ``_derivative_backward``, a transpose in ``_structural_backward``); a leaf's slot becomes
+    its ``.grad`` and must be written out."""
     path = paths[rows[r, 0]]
     rule = rules[rows[r, 0]]
     if path == UNARY_PATH or path == GENERATED_PATH:
         return rows[r, 2] >= 0  # a precomputed derivative
+    if path == STRUCTURAL_PATH and rule == VIEW:
+        return _is_transpose(rows, layouts, dims, aux, r)
     return path == ELEMENTWISE_PATH and (
         rule == MUL or rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR
     )
+
+
+@inline
+def _is_transpose(rows, layouts, dims, aux, r):
+    """Whether the view row ``r`` is all of its source, transposed: shape (p, q) reading a
+    (q, p) source at strides (1, p) from 0 (``a.t()``, and what ``_record.transposed`` makes).
+    Each element of the source is one of the view's, so a uniform gradient passes on as it is."""
+    a = rows[r, 1]
+    layout = rows[r, 4]
+    if a < 0 or layouts[layout, 2] != 2 or layouts[layout, 1] != layouts[rows[a, 4], 1]:
+        return False
+    start = rows[r, 3]
+    return aux[start] == 0 and aux[start + 1] == 1 and aux[start + 2] == dims[layouts[layout, 3]]
 
 
 @inline
@@ -820,7 +842,7 @@ def _shares(rows, layouts, paths, uses, is_root, c, x):
 
 
 @jit
-def shared_slots(rows, layouts, paths, rules, aux, roots):
+def shared_slots(rows, layouts, dims, paths, rules, aux, roots):
     """For a sweep that asked (status ``SHARE``): the slots laid out with ``_shared_slots``'s
     sharing, as ``offsets`` followed by the two arenas' sizes and each row's uniform state to
     start from (ELIGIBLE or not), or an empty array when no operand can share and no row hold
@@ -832,7 +854,7 @@ def shared_slots(rows, layouts, paths, rules, aux, roots):
         top = max(top, root)
     n = top + 1
     laid = np.empty(2 * n + 2, np.int64)
-    parent, shared = _shared_slots(rows, layouts, paths, rules, aux, roots, n, laid[n + 2 :])
+    parent, shared = _shared_slots(rows, layouts, dims, paths, rules, aux, roots, n, laid[n + 2 :])
     if not shared:
         return laid[:0]
     total32 = 0
@@ -857,7 +879,7 @@ def shared_slots(rows, layouts, paths, rules, aux, roots):
 
 
 @inline
-def _shared_slots(rows, layouts, paths, rules, aux, roots, n, states):
+def _shared_slots(rows, layouts, dims, paths, rules, aux, roots, n, states):
     """``parent[x] = c`` where row ``x`` takes the gradient slot of ``c``, a row that passes its
     gradient on unchanged (``a + b``, ``a + 2``, ``clone``) to operands read nowhere else; -1
     elsewhere. Such a row's backward is then nothing at all: measured on
@@ -907,14 +929,12 @@ def _shared_slots(rows, layouts, paths, rules, aux, roots, n, states):
             and uses[c] == 1
             and not is_root[c]
             and layouts[rows[c, 4], 1] > SUM_IN_SWEEP
-            and _reads_uniform(rows, rules, paths, c)
+            and _reads_uniform(rows, layouts, dims, aux, rules, paths, c)
         ):
             sender = reader[c]
             rule = rules[rows[sender, 0] % NO_GRAD]
-            passes = rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR
-            if rule == SUM_ALL or (
-                states[sender] == ELIGIBLE and passes and paths[rows[sender, 0]] == ELEMENTWISE_PATH
-            ):
+            passes = rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == VIEW
+            if rule == SUM_ALL or (states[sender] == ELIGIBLE and passes):  # (an eligible view: a transpose)
                 states[c] = ELIGIBLE
                 found = True
         rule = rules[rows[c, 0] % NO_GRAD]
@@ -1320,10 +1340,10 @@ def _write_out_uniform(uniform, rows, layouts, offsets, grad32, grad64) -> None:
         uniform[row] = ELIGIBLE
 
 
-def _laid_out_shared(rows, layouts, paths, rules, aux, roots):
+def _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots):
     """The sweep asked (``SHARE``): the rows whose operands can share its slots."""
     families.announce(shared_slots, "backward's slot sharing")
-    return shared_slots(rows, layouts, paths, rules, aux, roots)
+    return shared_slots(rows, layouts, dims, paths, rules, aux, roots)
 
 
 def backward_sweep(
@@ -1353,7 +1373,7 @@ def backward_sweep(
             config.poison_gradients(),
         )  # fmt: skip
         if status == SHARE:
-            laid, look = _laid_out_shared(rows, layouts, paths, rules, aux, roots), _NO_LOOK
+            laid, look = _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots), _NO_LOOK
             grad32, grad64 = spare
             uniform = _uniform_states(laid)
             continue
@@ -1381,7 +1401,7 @@ def backward_setup(rows, params, layouts, dims, aux, addresses, rules, saves, pa
         )  # fmt: skip
         if status != SHARE:
             return offsets, grad32, grad64, touched
-        laid, look = _laid_out_shared(rows, layouts, paths, rules, aux, roots), _NO_LOOK
+        laid, look = _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots), _NO_LOOK
 
 
 def backward_rows(
