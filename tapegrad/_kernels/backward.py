@@ -429,11 +429,21 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
             touched[a] = True
             _uniform_into(ga, a, g[0] * grad.dtype.type(params[r, 5]), fresh, uniform)
         return True
-    if rule == VIEW and r < len(uniform) and uniform[r] == UNIFORM:  # a transpose (``_is_transpose``)
+    if rule == VIEW and r < len(uniform) and uniform[r] == UNIFORM:  # a whole view (``_is_whole``)
         if has_a:
             fresh = not touched[a]
             touched[a] = True
             _uniform_into(ga, a, g[0], fresh, uniform)
+        return True
+    if rule == CONCAT and r < len(uniform) and uniform[r] == UNIFORM:  # the number to every input
+        start = rows[r, 3]
+        for index in range(aux[start]):
+            source = r - aux[start + 2 + index]
+            if source != r and offsets[source] >= 0:
+                fresh = not touched[source]
+                touched[source] = True
+                target = grad[offsets[source] : offsets[source] + layouts[rows[source, 4], 1]]
+                _uniform_into(target, source, g[0], fresh, uniform)
         return True
     if has_a:
         _claim(a, rows, layouts, offsets, touched, grad)
@@ -800,23 +810,35 @@ def _reads_uniform(rows, layouts, dims, aux, rules, paths, r):
     if path == UNARY_PATH or path == GENERATED_PATH:
         return rows[r, 2] >= 0  # a precomputed derivative
     if path == STRUCTURAL_PATH and rule == VIEW:
-        return _is_transpose(rows, layouts, dims, aux, r)
+        return _is_whole(rows, layouts, dims, aux, r)
+    if path == STRUCTURAL_PATH and rule == CONCAT:
+        return True  # each input's part of the result is all of that input
     return path == ELEMENTWISE_PATH and (
         rule == MUL or rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR
     )
 
 
 @inline
-def _is_transpose(rows, layouts, dims, aux, r):
-    """Whether the view row ``r`` is all of its source, transposed: shape (p, q) reading a
-    (q, p) source at strides (1, p) from 0 (``a.t()``, and what ``_record.transposed`` makes).
-    Each element of the source is one of the view's, so a uniform gradient passes on as it is."""
+def _is_whole(rows, layouts, dims, aux, r):
+    """Whether the view row ``r`` is all of its source, each element once: a reshape (strides
+    of a C-ordered array of its shape, from 0: ``view``, ``flatten``, ``unsqueeze``...) or a
+    matrix transposed (shape (p, q) reading a (q, p) source at strides (1, p) from 0: ``a.t()``,
+    and what ``_record.transposed`` makes). A uniform gradient then passes on as it is."""
     a = rows[r, 1]
     layout = rows[r, 4]
-    if a < 0 or layouts[layout, 2] != 2 or layouts[layout, 1] != layouts[rows[a, 4], 1]:
-        return False
     start = rows[r, 3]
-    return aux[start] == 0 and aux[start + 1] == 1 and aux[start + 2] == dims[layouts[layout, 3]]
+    if a < 0 or layouts[layout, 1] != layouts[rows[a, 4], 1] or aux[start] != 0:
+        return False
+    ndim = layouts[layout, 2]
+    first = layouts[layout, 3]
+    if ndim == 2 and aux[start + 1] == 1 and aux[start + 2] == dims[first]:
+        return True
+    expected = 1
+    for k in range(ndim - 1, -1, -1):
+        if dims[first + k] != 1 and aux[start + 1 + k] != expected:
+            return False
+        expected *= dims[first + k]
+    return True
 
 
 @inline
@@ -933,8 +955,11 @@ def _shared_slots(rows, layouts, dims, paths, rules, aux, roots, n, states):
         ):
             sender = reader[c]
             rule = rules[rows[sender, 0] % NO_GRAD]
-            passes = rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == VIEW
-            if rule == SUM_ALL or (states[sender] == ELIGIBLE and passes):  # (an eligible view: a transpose)
+            passes = (
+                rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == VIEW
+                or rule == CONCAT
+            )  # fmt: skip
+            if rule == SUM_ALL or (states[sender] == ELIGIBLE and passes):  # (an eligible view: a whole one)
                 states[c] = ELIGIBLE
                 found = True
         rule = rules[rows[c, 0] % NO_GRAD]
