@@ -195,13 +195,7 @@ def _derivative_backward(r, rows, layouts, addresses, offsets, touched, grad, un
     ga = grad[oa : oa + numel]
     derivative = value_at(addresses[rows[r, 2]], numel, grad)
     if r < len(uniform) and uniform[r] == UNIFORM:
-        c = g[0]
-        if fresh:
-            for i in range(numel):
-                ga[i] = c * derivative[i]
-        else:
-            for i in range(numel):
-                ga[i] += c * derivative[i]
+        _scaled_by(ga, g[0], derivative, fresh)
     elif fresh:
         for i in range(numel):
             ga[i] = g[i] * derivative[i]
