@@ -27,6 +27,8 @@ CASES = {
     "relu and abs": lambda x, y: F.relu(x) + y.abs(),
     "gelu": lambda x, y: F.gelu(x * y),
     "div and pow": lambda x, y: x / (y.abs() + 1.0) + x**3,
+    "square, cube and division by a number": lambda x, y: ((x - y) ** 2) / 3.0 + (x * y) ** 3 - (y * y / 2.0) ** 1.5,
+    "mse_loss unreduced": lambda x, y: F.mse_loss(x * 2.0, y, reduction="none"),
     "softmax": lambda x, y: F.softmax((x * y).reshape(3, -1), dim=1),
     "matmul": lambda x, y: x.reshape(N, 1) @ y[:4].reshape(1, 4),
     "sum along a dimension": lambda x, y: (x * y).reshape(3, -1).sum(1) * 1.0 + 0.0 * x[:3],

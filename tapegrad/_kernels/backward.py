@@ -223,7 +223,13 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     gb = grad[ob : ob + numel] if has_b else grad[:0]
     # The commonest rules write a new slot by ``=``; the others add into it, zeroed
     # first (``_claim``). An operand read twice (``x * x``) is new only for its first write.
-    assigns = rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == ADD or rule == SUB or rule == MUL
+    s = grad.dtype.type(params[r, 5])
+    uniform_g = r < len(uniform) and uniform[r] == UNIFORM  # g is g[0] everywhere
+    square = rule == POW_SCALAR and s == grad.dtype.type(2.0)
+    assigns = (
+        rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == ADD or rule == SUB or rule == MUL
+        or (uniform_g and (rule == DIV_SCALAR or square))
+    )  # fmt: skip
     fresh_a = has_a and assigns and not touched[a]
     if has_a:
         if assigns:
@@ -238,14 +244,22 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
             _claim(b, rows, layouts, offsets, touched, grad)
     zero = grad.dtype.type(0.0)
     one = grad.dtype.type(1.0)
-    s = grad.dtype.type(params[r, 5])
-    if r < len(uniform) and uniform[r] == UNIFORM:  # g is g[0] everywhere (``_reads_uniform``'s rules)
+    if uniform_g and rule == POW_SCALAR and not square:  # written out: the general rule below reads it
+        for i in range(1, numel):
+            g[i] = g[0]
+    elif uniform_g:  # ``_reads_uniform``'s rules, with the number
         c = g[0]
         if rule == MUL:
             if has_a:
                 _scaled_by(ga, c, value_at(addresses[b], numel, grad), fresh_a)
             if has_b:
                 _scaled_by(gb, c, value_at(addresses[a], numel, grad), fresh_b)
+        elif square:  # (g * 2) * x, as below
+            if has_a:
+                _scaled_by(ga, c * s, value_at(addresses[a], numel, grad), fresh_a)
+        elif rule == DIV_SCALAR:
+            if has_a:
+                _uniform_into(ga, a, c / s, fresh_a, uniform)
         else:  # PASS, NEG, MUL_SCALAR, ADD, SUB: a number to each operand, uniform too if it may be
             scale_a = -one if rule == NEG else (s if rule == MUL_SCALAR else one)
             if has_a:
@@ -809,7 +823,8 @@ def _reads_uniform(rows, layouts, dims, aux, rules, paths, r):
         return True  # each input's part of the result is all of that input
     return path == ELEMENTWISE_PATH and (
         rule == MUL or rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR
-    )
+        or rule == DIV_SCALAR or rule == POW_SCALAR  # (a power other than 2 writes the number out)
+    )  # fmt: skip
 
 
 @inline
@@ -951,7 +966,7 @@ def _shared_slots(rows, layouts, dims, paths, rules, aux, roots, n, states):
             rule = rules[rows[sender, 0] % NO_GRAD]
             passes = (
                 rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == VIEW
-                or rule == CONCAT
+                or rule == CONCAT or rule == DIV_SCALAR
             )  # fmt: skip
             if rule == SUM_ALL or (states[sender] == ELIGIBLE and passes):  # (an eligible view: a whole one)
                 states[c] = ELIGIBLE
