@@ -247,8 +247,14 @@ def _short_operand(tape: Tape, tensor: Tensor, out: np.ndarray, saved: bool) -> 
     return row
 
 
-# From this size, a derivative is precomputed and a compiled forward runs (below: call overhead)
+# From this size, a derivative is precomputed (below: the extra row and call cost more)
 PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
+# From this size, an op with a compiled forward (sigmoid, gelu, erf: ``Op.compiled_forward``) runs
+# it rather than numpy's several calls, as the general replay does: sigmoid of 256 float32
+# elements took 0.6 us so, 3.8 us in numpy's seven calls (the LSTM workload's step 2.67 ->
+# 2.42 ms). Below, numpy's formula: a register program (rows of up to
+# ``_register.MAX_ROW_ELEMENTS``) computes it, to eager's bit.
+COMPILED_FORWARD_SIZE = 17
 
 
 def _promote_row(tape: Tape, row: int, data: np.ndarray, flag: int) -> int:
@@ -274,7 +280,7 @@ def _unary(op, x: Tensor) -> Tensor:
     data = x._data
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
         data = data.astype(np.float32)
-    if op.compiled_forward and data.size >= PRECOMPUTED_DERIVATIVE_SIZE:
+    if op.compiled_forward and data.size >= COMPILED_FORWARD_SIZE:
         from ._kernels import generated  # the kernels load on first use
 
         out = np.empty(data.shape, data.dtype)

@@ -41,6 +41,14 @@ def _eager(fn, arrays, dtype, weights=None):
 _COMPILED_BITS = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="the compiled kernels' own rounding")
 
 
+def test_eager_computes_the_rows_a_register_program_takes_with_its_formulas():
+    """Rows a register program may hold are computed eagerly by numpy's formula (the program's),
+    not by the compiled forward (the general replay's): else its bits would differ from eager's."""
+    from tapegrad import _record, _register
+
+    assert _record.COMPILED_FORWARD_SIZE > _register.MAX_ROW_ELEMENTS
+
+
 @_COMPILED_BITS
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_graph_workload_replays_as_registers_bit_for_bit(dtype):
