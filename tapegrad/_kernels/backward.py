@@ -421,6 +421,14 @@ def _uniform_into(target, row, c, fresh, uniform):
 
 
 @jit
+def _number_into_row(row, c, rows, layouts, offsets, touched, grad, uniform):
+    """``_uniform_into`` row ``row``'s whole slot, marking it reached."""
+    fresh = not touched[row]
+    touched[row] = True
+    _uniform_into(grad[offsets[row] : offsets[row] + layouts[rows[row, 4], 1]], row, c, fresh, uniform)
+
+
+@jit
 def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, offsets, touched, grad, uniform):
     """Sums along dimensions, views, gathers and joins: rules that need shapes."""
     a = rows[r, 1]
@@ -433,25 +441,18 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
     if rule == SUM_ALL:  # of more than SUM_IN_SWEEP elements: a slot not reached yet is assigned
         if has_a:
-            fresh = not touched[a]
-            touched[a] = True
-            _uniform_into(ga, a, g[0] * grad.dtype.type(params[r, 5]), fresh, uniform)
+            _number_into_row(a, g[0] * grad.dtype.type(params[r, 5]), rows, layouts, offsets, touched, grad, uniform)
         return True
     if rule == VIEW and r < len(uniform) and uniform[r] == UNIFORM:  # a whole view (``_is_whole``)
         if has_a:
-            fresh = not touched[a]
-            touched[a] = True
-            _uniform_into(ga, a, g[0], fresh, uniform)
+            _number_into_row(a, g[0], rows, layouts, offsets, touched, grad, uniform)
         return True
     if rule == CONCAT and r < len(uniform) and uniform[r] == UNIFORM:  # the number to every input
         start = rows[r, 3]
         for index in range(aux[start]):
             source = r - aux[start + 2 + index]
             if source != r and offsets[source] >= 0:
-                fresh = not touched[source]
-                touched[source] = True
-                target = grad[offsets[source] : offsets[source] + layouts[rows[source, 4], 1]]
-                _uniform_into(target, source, g[0], fresh, uniform)
+                _number_into_row(source, g[0], rows, layouts, offsets, touched, grad, uniform)
         return True
     if has_a:
         _claim(a, rows, layouts, offsets, touched, grad)
@@ -811,20 +812,28 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
 @inline
 def _reads_uniform(rows, layouts, dims, aux, rules, paths, r):
     """Whether row ``r``'s rule reads a UNIFORM gradient as its number (``_elementwise_backward``,
-    ``_derivative_backward``, a transpose in ``_structural_backward``); a leaf's slot becomes
-    its ``.grad`` and must be written out."""
+    ``_derivative_backward``, a whole view or ``cat`` in ``_structural_backward``); a leaf's
+    slot becomes its ``.grad`` and must be written out."""
     path = paths[rows[r, 0]]
     rule = rules[rows[r, 0]]
     if path == UNARY_PATH or path == GENERATED_PATH:
         return rows[r, 2] >= 0  # a precomputed derivative
     if path == STRUCTURAL_PATH and rule == VIEW:
         return _is_whole(rows, layouts, dims, aux, r)
-    if path == STRUCTURAL_PATH and rule == CONCAT:
-        return True  # each input's part of the result is all of that input
+    if path == ELEMENTWISE_PATH and (rule == MUL or rule == POW_SCALAR):
+        return True  # (a power other than 2 writes the number out)
+    return _passes_uniform(rule, path)
+
+
+@inline
+def _passes_uniform(rule, path):
+    """Whether a row of ``rule`` that holds a UNIFORM gradient gives each operand a number too
+    (``_uniform_into``): the pass-throughs and sign or scale changes, whole views and ``cat``."""
+    if path == STRUCTURAL_PATH:  # (an eligible view is a whole one; each input of cat is all of its part)
+        return rule == VIEW or rule == CONCAT
     return path == ELEMENTWISE_PATH and (
-        rule == MUL or rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR
-        or rule == DIV_SCALAR or rule == POW_SCALAR  # (a power other than 2 writes the number out)
-    )  # fmt: skip
+        rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == DIV_SCALAR
+    )
 
 
 @inline
@@ -964,11 +973,8 @@ def _shared_slots(rows, layouts, dims, paths, rules, aux, roots, n, states):
         ):
             sender = reader[c]
             rule = rules[rows[sender, 0] % NO_GRAD]
-            passes = (
-                rule == ADD or rule == SUB or rule == PASS or rule == NEG or rule == MUL_SCALAR or rule == VIEW
-                or rule == CONCAT or rule == DIV_SCALAR
-            )  # fmt: skip
-            if rule == SUM_ALL or (states[sender] == ELIGIBLE and passes):  # (an eligible view: a whole one)
+            passes = states[sender] == ELIGIBLE and _passes_uniform(rule, paths[rows[sender, 0] % NO_GRAD])
+            if rule == SUM_ALL or passes:
                 states[c] = ELIGIBLE
                 found = True
         rule = rules[rows[c, 0] % NO_GRAD]
