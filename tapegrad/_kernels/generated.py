@@ -462,6 +462,15 @@ def _backward_sigmoid64(rule, r, mask, frame):
 
 
 # relu: relu(x), gradient gate(out, g)
+@jit
+def forward_relu(x, out):
+    """relu's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = scalar.relu(x[i])
+
+
 def _replay_relu32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
