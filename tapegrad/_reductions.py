@@ -68,6 +68,14 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
     return (dim if axis is None else axis), (keepdim if keepdims is None else keepdims)
 
 
+# From this size a float32 sum or mean of every element is summed by a compiled loop, in float64
+# in any order (vectorized): 512x1024 elements in 38 us, where numpy's pairwise float32 sum took
+# 84-110 us (0.9 us against 1.9 at 4,096). Its error is below numpy's, and a total beyond
+# float32's range still comes out inf. Not float64: there the lanes' running sums (of a
+# sixteenth of the elements each) lose more digits than numpy's pairwise sum.
+COMPILED_TOTAL_SIZE = 1 << 12
+
+
 def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bool) -> Tensor:
     if isinstance(dim, (tuple, list)) and not dim:  # dim=[] or (): every dimension, as PyTorch
         dim = None
@@ -83,7 +91,12 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
                 return transposed(result, BY_NAME[name + "_dim"].grad_fn)
             return result
     if dim is None:
-        total = np.asarray(np.add.reduce(data, axis=None, dtype=data.dtype))
+        if data.size >= COMPILED_TOTAL_SIZE and data.dtype == np.float32 and data.flags.c_contiguous:
+            from ._kernels.normalization import total as compiled_total  # the kernels load on first use
+
+            total = np.asarray(compiled_total(data.reshape(-1)), dtype=data.dtype)
+        else:
+            total = np.asarray(np.add.reduce(data, axis=None, dtype=data.dtype))
         count = data.size
         out = np.asarray(total / count, dtype=data.dtype) if mean else total
         if keepdim:

@@ -1,0 +1,93 @@
+"""Eager ops that run a compiled loop instead of numpy's call on large inputs: relu's forward
+(``Op.compiled_forward``) and the float32 sum or mean of every element
+(``_reductions.COMPILED_TOTAL_SIZE``).
+They must give numpy's semantics (NaN, signed zeros, infinities, overflow) and values at least as
+close to the exact result as numpy's own."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad._record import COMPILED_FORWARD_SIZE
+from tapegrad._reductions import COMPILED_TOTAL_SIZE
+
+SPECIALS = [np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 5e-324, -5e-324, 3.0, -3.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [COMPILED_FORWARD_SIZE, 1000, 70_000])
+def test_compiled_relu_gives_numpys_bits_for_special_values(dtype, size):
+    values = np.resize(np.array(SPECIALS, dtype), size)
+    values[len(SPECIALS) :] = np.random.default_rng(0).standard_normal(size - len(SPECIALS))
+    got = tg.relu(tg.tensor(values)).numpy()
+    want = np.maximum(values, dtype(0))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
+def test_compiled_relu_of_a_strided_view_and_its_gradient():
+    x = tg.tensor(np.random.default_rng(1).standard_normal((300, 200)), requires_grad=True)
+    view = x[::2, ::3]
+    y = tg.relu(view)
+    np.testing.assert_array_equal(y.detach().numpy(), np.maximum(view.detach().numpy(), 0.0))
+    y.sum().backward()
+    want = np.zeros((300, 200))
+    want[::2, ::3] = view.detach().numpy() > 0
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+def test_relu_of_integers_stays_integer():
+    x = tg.tensor(np.arange(-50, 50))
+    y = tg.relu(x)
+    assert y.dtype == tg.int64
+    np.testing.assert_array_equal(y.numpy(), np.maximum(np.arange(-50, 50), 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # float64 keeps numpy's sum
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("size", [COMPILED_TOTAL_SIZE, 10**6 + 3])
+def test_a_compiled_total_is_as_close_to_exact_as_numpys(dtype, reduce, size):
+    values = np.random.default_rng(2).uniform(-1, 3, size).astype(dtype)
+    exact = math.fsum(values.astype(np.float64).tolist())
+    if reduce == "mean":
+        exact /= size
+    got = getattr(tg.tensor(values), reduce)().item()
+    theirs = float(getattr(np, reduce)(values))
+    assert abs(got - exact) <= max(abs(theirs - exact), np.finfo(dtype).eps * abs(exact))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_a_compiled_total_keeps_nan_inf_and_float32_overflow(reduce):
+    base = np.ones(COMPILED_TOTAL_SIZE * 2, np.float32)
+    cases = {
+        "nan": (np.nan, None, math.isnan),
+        "inf": (np.inf, None, lambda v: v == math.inf),
+        "inf - inf": (np.inf, -np.inf, math.isnan),
+    }
+    for name, (first, second, check) in cases.items():
+        values = base.copy()
+        values[5] = first
+        if second is not None:
+            values[-5] = second
+        result = getattr(tg.tensor(values), reduce)()
+        assert result.dtype == tg.float32
+        assert check(result.item()), name
+    # a float32 total beyond float32's range is inf (a mean of it too), as numpy's float32 sum is
+    large = np.full(COMPILED_TOTAL_SIZE, 3e35, np.float32)
+    assert getattr(tg.tensor(large), reduce)().item() == math.inf
+
+
+def test_a_compiled_total_keeps_its_shape_and_gradient():
+    x = tg.tensor(np.random.default_rng(3).standard_normal((64, 128)).astype(np.float32), requires_grad=True)
+    total = x.sum(dim=None, keepdim=True)
+    assert total.shape == (1, 1)
+    mean = x.mean()
+    (total.sum() + mean).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full((64, 128), 1 + 1 / (64 * 128), np.float32), rtol=1e-6)
+    # a non-contiguous operand takes numpy's sum, to the same value within rounding
+    transposed = x.detach()[:, ::2]
+    np.testing.assert_allclose(transposed.sum().item(), transposed.numpy().sum(dtype=np.float64), rtol=1e-5)
