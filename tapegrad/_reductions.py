@@ -68,11 +68,12 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
     return (dim if axis is None else axis), (keepdim if keepdims is None else keepdims)
 
 
-# From this size a float32 sum or mean of every element is summed by a compiled loop, in float64
-# in any order (vectorized): 512x1024 elements in 38 us, where numpy's pairwise float32 sum took
-# 84-110 us (0.9 us against 1.9 at 4,096). Its error is below numpy's, and a total beyond
-# float32's range still comes out inf. Not float64: there the lanes' running sums (of a
-# sixteenth of the elements each) lose more digits than numpy's pairwise sum.
+# From this size a float32 sum or mean of every element, or over the last dimension, is summed by
+# a compiled loop, in float64 in any order (vectorized): 512x1024 elements in 38 us, where numpy's
+# pairwise float32 sum took 84-110 us (0.9 us against 1.9 at 4,096; by rows, 44 against 109).
+# Its error is below numpy's, and a total beyond float32's range still comes out inf. Not
+# float64: there the lanes' running sums (of a sixteenth of the elements each) lose more digits
+# than numpy's pairwise sum.
 COMPILED_TOTAL_SIZE = 1 << 12
 
 
@@ -106,7 +107,18 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
     if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor: the element itself, as PyTorch allows
         return record(name + "_dim", (x,), data.copy(), iparam=0, param=1.0)
     count = int(np.prod([data.shape[d] for d in dims], dtype=np.int64))
-    out = np.add.reduce(data, axis=dims, keepdims=keepdim, dtype=data.dtype)
+    if (
+        data.size >= COMPILED_TOTAL_SIZE
+        and dims == (data.ndim - 1,)
+        and data.dtype == np.float32
+        and data.flags.c_contiguous
+    ):  # each row's sum compiled, as a sum of every element (COMPILED_TOTAL_SIZE)
+        from ._kernels.normalization import row_totals
+
+        out = np.empty(data.shape[:-1] + ((1,) if keepdim else ()), data.dtype)
+        row_totals(data.reshape(-1), data.shape[-1], out.reshape(-1))
+    else:
+        out = np.add.reduce(data, axis=dims, keepdims=keepdim, dtype=data.dtype)
     if mean:
         out = out / data.dtype.type(count) if count else out * data.dtype.type(np.nan)
     mask = 0

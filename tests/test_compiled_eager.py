@@ -91,3 +91,24 @@ def test_a_compiled_total_keeps_its_shape_and_gradient():
     # a non-contiguous operand takes numpy's sum, to the same value within rounding
     transposed = x.detach()[:, ::2]
     np.testing.assert_allclose(transposed.sum().item(), transposed.numpy().sum(dtype=np.float64), rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("shape", [(64, 64), (3, 50, 700), (4096, 2)])
+def test_compiled_row_totals_are_as_close_to_exact_as_numpys(reduce, keepdim, shape):
+    values = np.random.default_rng(4).uniform(-1, 3, shape).astype(np.float32)
+    x = tg.tensor(values, requires_grad=True)
+    result = getattr(x, reduce)(dim=-1, keepdim=keepdim)
+    theirs = getattr(np, reduce)(values, axis=-1, keepdims=keepdim)
+    assert result.shape == theirs.shape and result.dtype == tg.float32
+    rows = values.reshape(-1, shape[-1]).astype(np.float64)
+    exact = np.array([math.fsum(row.tolist()) for row in rows]).reshape(theirs.shape)
+    if reduce == "mean":
+        exact /= shape[-1]
+    got = result.detach().numpy().astype(np.float64)
+    tolerance = np.maximum(np.abs(theirs.astype(np.float64) - exact), np.finfo(np.float32).eps * np.abs(exact))
+    assert (np.abs(got - exact) <= tolerance).all()
+    result.sum().backward()
+    weight = 1.0 if reduce == "sum" else 1.0 / shape[-1]
+    np.testing.assert_allclose(x.grad.numpy(), np.full(shape, weight, np.float32), rtol=1e-6)

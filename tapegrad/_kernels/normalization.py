@@ -18,6 +18,15 @@ def total(x):
     return result
 
 
+@jit
+def row_totals(x, width, out):
+    """``out[i]`` = the sum of ``x[i * width : (i + 1) * width]`` (``total``, in float64), in
+    ``out``'s dtype: the eager float32 sum over a contiguous last dimension, where numpy's
+    pairwise float32 sum of each row was 2.7x PyTorch's (512x1024: 88 us)."""
+    for i in range(len(out)):
+        out[i] = total(x[i * width : (i + 1) * width])
+
+
 @reduction
 def dot(x, y):
     """sum(x * y), in float64."""
