@@ -298,7 +298,13 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     s = values.dtype.type(params[r, 5])
 
     if rule == SUM_ALL:  # of more than SUM_IN_SWEEP elements (fewer: ``_small_forward``)
-        out[0] = _scaled(values.dtype.type(_total(x, 0, numel_a)), params[r, 5], numel_a)
+        # float32: vectorized in float64, as eager's large sums (2^19 elements: 38 us, against 85
+        # in _total's eight running sums)
+        if values.itemsize == 4:
+            whole = normalization.total(x)
+        else:
+            whole = _total(x, 0, numel_a)
+        out[0] = _scaled(values.dtype.type(whole), params[r, 5], numel_a)
     elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         out[:] = zero

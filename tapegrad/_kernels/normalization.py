@@ -14,7 +14,7 @@ def total(x):
     """sum(x), in float64, in any order (vectorized)."""
     result = 0.0
     for k in range(len(x)):
-        result += x[k]
+        result += float(x[k])  # (as plain Python, NUMBA_DISABLE_JIT, 0.0 + a float32 is a float32)
     return result
 
 
