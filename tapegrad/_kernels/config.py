@@ -146,9 +146,11 @@ def _always_inline():
     """Marks the jitted function that calls it ``alwaysinline`` for LLVM (a no-op in Python).
 
     For functions compiled once (their own cache entry, their own flags) whose callers need
-    them inlined: vmath's functions, which a loop must inline to vectorize, and the families'
+    them inlined: vmath's functions, which a loop must inline to vectorize, the families'
     frame accessors (``families.arrays32``), left as calls in a family that had just inlined a
-    large vmath function (float32 sin's loop then stayed scalar: 10 ns an element)."""
+    large vmath function (float32 sin's loop then stayed scalar: 10 ns an element), and the
+    backward sweep's small-row path (``backward._small_backward``), which numba's own inliner
+    (``inline="always"``) copied and typed again inside the sweep at a higher compile cost."""
 
 
 def _wide_vectors():
