@@ -252,8 +252,8 @@ PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
 # From this size, an op with a compiled forward (sigmoid, gelu, erf, relu: ``Op.compiled_forward``)
 # runs it rather than numpy's calls, as the general replay does: sigmoid of 256 float32
 # elements took 0.6 us so, 3.8 us in numpy's seven calls (the LSTM workload's step 2.67 ->
-# 2.42 ms); relu of 512x1024 float32, 49 us against np.maximum's 227. Below, numpy's formula: a register program (rows of up to
-# ``_register.MAX_ROW_ELEMENTS``) computes it, to eager's bit.
+# 2.42 ms); relu of 512x1024 float32, 49 us against np.maximum's 227. Below, numpy's formula:
+# a register program (rows of up to ``_register.MAX_ROW_ELEMENTS``) computes it, to eager's bit.
 COMPILED_FORWARD_SIZE = 17
 
 
@@ -280,11 +280,20 @@ def _unary(op, x: Tensor) -> Tensor:
     data = x._data
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
         data = data.astype(np.float32)
-    if op.compiled_forward and data.size >= COMPILED_FORWARD_SIZE and data.dtype.kind == "f":
+    flags = data.flags
+    if (
+        op.compiled_forward
+        and data.size >= COMPILED_FORWARD_SIZE
+        and data.dtype.kind == "f"
+        and (flags.c_contiguous or flags.f_contiguous)
+    ):
         from ._kernels import generated  # the kernels load on first use
 
-        out = np.empty(data.shape, data.dtype)
-        getattr(generated, f"forward_{op.name}")(np.ascontiguousarray(data).reshape(-1), out.reshape(-1))
+        # The result keeps a transposed input's layout, as numpy's ufuncs and PyTorch do (a
+        # C-ordered result was contiguous where PyTorch's is not); other strided inputs take
+        # numpy's path, which keeps theirs.
+        out = np.empty_like(data)
+        getattr(generated, f"forward_{op.name}")(data.reshape(-1, order="A"), out.reshape(-1, order="A"))
     else:
         out = op.forward(data)
     if type(out) is not np.ndarray:

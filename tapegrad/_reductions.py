@@ -71,9 +71,10 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
 # From this size a float32 sum or mean of every element, or over the last dimension, is summed by
 # a compiled loop, in float64 in any order (vectorized): 512x1024 elements in 38 us, where numpy's
 # pairwise float32 sum took 84-110 us (0.9 us against 1.9 at 4,096; by rows, 44 against 109).
-# Its error is below numpy's, and a total beyond float32's range still comes out inf. Not
-# float64: there the lanes' running sums (of a sixteenth of the elements each) lose more digits
-# than numpy's pairwise sum.
+# Its error is below numpy's, and a total beyond float32's range still comes out inf; a total
+# within it is exact even where float32 partial sums overflow (numpy's and PyTorch's give NaN
+# there). Not float64: there the lanes' running sums (of a sixteenth of the elements each) lose
+# more digits than numpy's pairwise sum.
 COMPILED_TOTAL_SIZE = 1 << 12
 
 

@@ -123,3 +123,30 @@ def test_a_large_float32_total_replays_to_eagers_bits(reduce, size):
     other = np.random.default_rng(6).uniform(-1, 3, size).astype(np.float32)
     for x in (values, other):
         assert tape(x).item() == getattr(tg.tensor(x), reduce)().item()
+
+
+@pytest.mark.parametrize("op", ["relu", "sigmoid"])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_a_compiled_forward_keeps_the_inputs_layout(op, requires_grad):
+    """As PyTorch's (and numpy's ufuncs): an op of a transposed or permuted tensor is not
+    contiguous, whatever its size (the compiled path once returned it C-ordered)."""
+    torch = pytest.importorskip("torch")
+    values = np.random.default_rng(7).standard_normal((4, 6, 5))
+    for make in (lambda x: x.reshape(12, 10).t(), lambda x: x.permute(2, 0, 1), lambda x: x[:, ::2]):
+        ours, theirs = tg.tensor(values, requires_grad=requires_grad), torch.tensor(values, requires_grad=requires_grad)
+        got, want = getattr(make(ours), op)(), getattr(make(theirs), op)()
+        assert got.is_contiguous() == want.is_contiguous()
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-15, atol=0)
+        if requires_grad:
+            got.sum().backward()
+            want.sum().backward()
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-15)
+
+
+def test_a_total_that_fits_float32_is_exact_even_where_float32_partial_sums_overflow():
+    """A deliberate difference from PyTorch and numpy, whose float32 partial sums overflow to
+    inf and give NaN here: the float64 accumulation returns the total, which fits float32."""
+    values = np.tile(np.array([3e38, 3e38, -3e38, -3e38], np.float32), COMPILED_TOTAL_SIZE // 4)
+    assert tg.tensor(values).sum().item() == 0.0
+    assert tg.tensor(values).mean().item() == 0.0
+    np.testing.assert_array_equal(tg.tensor(values).reshape(2, -1).sum(-1).numpy(), [0.0, 0.0])
