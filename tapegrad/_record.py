@@ -280,12 +280,11 @@ def _unary(op, x: Tensor) -> Tensor:
     data = x._data
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
         data = data.astype(np.float32)
-    flags = data.flags
     if (
         op.compiled_forward
         and data.size >= COMPILED_FORWARD_SIZE
         and data.dtype.kind == "f"
-        and (flags.c_contiguous or flags.f_contiguous)
+        and (data.flags.c_contiguous or data.flags.f_contiguous)
     ):
         from ._kernels import generated  # the kernels load on first use
 

@@ -78,6 +78,11 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
 COMPILED_TOTAL_SIZE = 1 << 12
 
 
+def _sums_compiled(data: np.ndarray) -> bool:
+    """Whether ``data``'s sums take the compiled float64 loop (``COMPILED_TOTAL_SIZE``)."""
+    return data.size >= COMPILED_TOTAL_SIZE and data.dtype == np.float32 and data.flags.c_contiguous
+
+
 def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bool) -> Tensor:
     if isinstance(dim, (tuple, list)) and not dim:  # dim=[] or (): every dimension, as PyTorch
         dim = None
@@ -93,7 +98,7 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
                 return transposed(result, BY_NAME[name + "_dim"].grad_fn)
             return result
     if dim is None:
-        if data.size >= COMPILED_TOTAL_SIZE and data.dtype == np.float32 and data.flags.c_contiguous:
+        if _sums_compiled(data):
             from ._kernels.normalization import total as compiled_total  # the kernels load on first use
 
             total = np.asarray(compiled_total(data.reshape(-1)), dtype=data.dtype)
@@ -108,12 +113,7 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
     if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor: the element itself, as PyTorch allows
         return record(name + "_dim", (x,), data.copy(), iparam=0, param=1.0)
     count = int(np.prod([data.shape[d] for d in dims], dtype=np.int64))
-    if (
-        data.size >= COMPILED_TOTAL_SIZE
-        and dims == (data.ndim - 1,)
-        and data.dtype == np.float32
-        and data.flags.c_contiguous
-    ):  # each row's sum compiled, as a sum of every element (COMPILED_TOTAL_SIZE)
+    if dims == (data.ndim - 1,) and _sums_compiled(data):  # each row's sum, as a sum of every element
         from ._kernels.normalization import row_totals
 
         out = np.empty(data.shape[:-1] + ((1,) if keepdim else ()), data.dtype)

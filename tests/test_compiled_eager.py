@@ -1,6 +1,7 @@
 """Eager ops that run a compiled loop instead of numpy's call on large inputs: relu's forward
-(``Op.compiled_forward``) and the float32 sum or mean of every element
-(``_reductions.COMPILED_TOTAL_SIZE``).
+(``Op.compiled_forward``, which keeps the input's layout) and the float32 sum or mean of every
+element or over the last dimension (``_reductions.COMPILED_TOTAL_SIZE``), which the replay's
+sum shares.
 They must give numpy's semantics (NaN, signed zeros, infinities, overflow) and values at least as
 close to the exact result as numpy's own."""
 
