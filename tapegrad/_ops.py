@@ -211,8 +211,11 @@ OPS: tuple[Op, ...] = (
     unary("log", "LogBackward0", np.log, "log(x)", "g / x", domain=(0.2, 3.0)),
     # No precomputed derivative: their backward kernels run vmath's cos/sin vectorized (blocks of
     # moderate arguments), and read x live, as PyTorch does, rather than a cos(x) of record time.
-    unary("sin", "SinBackward0", np.sin, "sin(x)", "g * cos(x)"),
-    unary("cos", "CosBackward0", np.cos, "cos(x)", "g * -sin(x)"),
+    # The eager forward runs the same loop: 0.49 ns an element for float32 against numpy's 0.52,
+    # and 1.7 against 16 for float64 (numpy's float64 sin is scalar libm); and replay then gives
+    # eager's bits.
+    unary("sin", "SinBackward0", np.sin, "sin(x)", "g * cos(x)", compiled_forward=True),
+    unary("cos", "CosBackward0", np.cos, "cos(x)", "g * -sin(x)", compiled_forward=True),
     unary("tanh", "TanhBackward0", np.tanh, "tanh(x)", "g * (1 - out * out)"),
     unary("sigmoid", "SigmoidBackward0", _sigmoid, "sigmoid(x)", "g * (1 - out) * out", compiled_forward=True),
     unary("relu", "ReluBackward0", _relu, "relu(x)", "gate(out, g)", compiled_forward=True),

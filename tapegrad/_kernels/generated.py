@@ -210,6 +210,11 @@ def _sin_gradient(g_all, ga_all, x_all, fresh):
         else:
             for i in range(stop - start):
                 ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.cos(x[i]))
+@jit
+def forward_sin(x, out):
+    """sin's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    _sin_values(x, out)
 
 
 def _replay_sin32(rule, r, path, frame):
@@ -290,6 +295,11 @@ def _cos_gradient(g_all, ga_all, x_all, fresh):
         else:
             for i in range(stop - start):
                 ga[i] = (zero if fresh else ga[i]) + (g[i] * -vmath.sin(x[i]))
+@jit
+def forward_cos(x, out):
+    """cos's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    _cos_values(x, out)
 
 
 def _replay_cos32(rule, r, path, frame):

@@ -27,9 +27,10 @@ with pi/2 in three parts (fdlibm's), which holds the bound for |x| below 2**20 *
 sin/cos correct everywhere, but LLVM does not vectorize a loop holding a call, so float64 sin/cos
 run as scalar code (faster than numpy's, whose float64 sin and cos are scalar libm loops too on
 this machine). So the kernels' loops (generate.py) run sin and cos by blocks of 512: a block whose
-every |x| is moderate (``moderate``: below 2**20 for float32, 2**20 * pi/2 for float64) takes
-``sin_moderate``/``cos_moderate``, with no table and no call (float32 in double: 0.56 ulp, 0.6
-ns an element against the table's 1.6; float64 vectorized), any other block the forms above.
+every |x| is moderate (``moderate``: below 2**16 for float32, 2**20 * pi/2 for float64) takes
+``sin_moderate``/``cos_moderate``, with no table and no call (float32: Cody-Waite in float32 below
+2**16, 1.18 ulp, 0.43 ns an element against the table's 1.6; float64 vectorized), any other
+block the forms above.
 
 ``expressions.FUNCTIONS`` maps the formula language's functions here. ``python -m
 benchmarks.vmath`` times them against numpy and libm.
@@ -737,49 +738,55 @@ def _cos32(x):
 
 # -- sin and cos of moderate arguments: no table, no call ------------------------------------
 #
-# What a loop runs on a block whose every |x| is below MODERATE (``moderate``): float32 and
-# float64 alike are reduced by Cody-Waite in double (pi/2 in two parts, the first with its low 20
-# bits clear so that n * _PIO2_A is exact for n < 2**20), and for float32 the kernel is a double
-# polynomial too, rounded once: 0.56 ulp, 0.6 ns an element against the table's 1.6 (a block
-# with a larger |x|, an inf or a NaN takes ``sin``/``cos``). For float64 it is ``_sin64`` without
-# its libm branch, so that the loop vectorizes.
+# What a loop runs on a block whose every |x| is below MODERATE (``moderate``).
+#
+# float32: Cody-Waite in float32, pi/2 in three parts, the first with its low 4 bits clear (so
+# that |x| - n * _PIO2F_1, computed in one FMA, is exact below 2**16: a multiple of 2**-19 under
+# 1), the reduced argument's rounding error carried exactly into the kernels' tail (the product
+# n * _PIO2F_2's error by an FMA, the difference's by 2Sum), then ``_sin_kernel32``/
+# ``_cos_kernel32``. All float32, so a 512-bit vector holds 16 lanes: 0.43 ns an element against
+# 0.79 for the former reduction in double (8 lanes) and numpy's 0.52; 1.18 ulp at most over every
+# float32 below the limit (checked exhaustively once; the kernels' own error dominates), where
+# the double form had 0.56. A block with a larger |x|, an inf or a NaN takes ``sin``/``cos``.
+#
+# float64: ``_sin64`` without its libm branch, so that the loop vectorizes.
 
-MODERATE32 = np.float32(2.0**20)  # n = rint(x * 2/pi) < 2**20: n * _PIO2_A is exact
-_PIO2_A = 1.5707963267341256  # pi/2 with its low 20 bits clear
-_PIO2_B = 6.077100506506192e-11  # the next 53 bits: x - n*pi/2 to ~2**-73 for n < 2**20
-_TWO_OVER_PI = 0.6366197723675814
-# sin(y) = y + y**3 * S(y*y), cos(y) = 1 + y*y * C(y*y) on |y| <= pi/4 * 1.001, near-minimax fits
-# in double (Lawson's iteration against mpmath), relative errors 3.8e-9 and 6.4e-11: a
-# twentieth of a float32 ulp at most, with a term fewer each than a fit to double's precision
-_SD = (-0.1666665453651748, 0.008332156046745087, -0.0001951463093026764)
-_CD = (-0.49999999691956254, 0.04166662007248972, -0.0013886672653757746, 2.4382720771558142e-05)
+MODERATE32 = np.float32(2.0**16)
+_TWO_OVER_PI32 = _F(0.6366197723675814)
+# pi/2 = _PIO2F_1 + _PIO2F_2 + _PIO2F_3 to about 2**-69 (from a 200-bit pi; float64's pi/2 alone,
+# 6e-17 off, cost 1,152 ulp of cos near its zeros at |x| ~ 5e4)
+_PIO2F_1 = _F(1.570795)  # 0x1.921fa0p+0
+_PIO2F_2 = _F(1.2675908e-06)  # 0x1.54442ep-20
+_PIO2F_3 = _F(-5.1453115e-14)  # -0x1.cf72cep-45
 
 
 def _reduced32(x):
-    """(n mod 4, sin y, cos y) for |x| = n*pi/2 + y, in double."""
+    """(n mod 4, y, tail) with |x| = n*pi/2 + y + tail, |y| <~ pi/4, for |x| < MODERATE32."""
     _inline_into_callers()
-    a = np.abs(np.float64(x))
-    n = np.rint(a * _TWO_OVER_PI)
-    y = (a - n * _PIO2_A) - n * _PIO2_B
-    z = y * y
-    s = y + y * z * (_SD[0] + z * (_SD[1] + z * _SD[2]))
-    c = 1.0 + z * (_CD[0] + z * (_CD[1] + z * (_CD[2] + z * _CD[3])))
-    return np.int64(n) & 3, s, c
+    a = np.abs(x)
+    n = np.rint(a * _TWO_OVER_PI32)
+    t = _fma32(-n, _PIO2F_1, a)  # exact
+    p = n * _PIO2F_2
+    p_error = _fma32(n, _PIO2F_2, -p)  # exactly
+    y = t - p
+    v = y - t
+    y_error = (t - (y - v)) + (-p - v)  # exactly (Knuth's 2Sum)
+    return np.int32(n) & np.int32(3), y, y_error - p_error - n * _PIO2F_3
 
 
 def _sin_moderate32(x):
     _inline_into_callers()
-    n, s, c = _reduced32(x)
-    result = s if (n & 1) == 0 else c
+    n, y, tail = _reduced32(x)
+    result = _sin_kernel32(y, tail) if (n & 1) == 0 else _cos_kernel32(y, tail)
     result = -result if n >= 2 else result
-    return np.float32(-result if _float_to_bits(x) < 0 else result)  # sin(-x) = -sin(x), -0.0 too
+    return -result if _float_to_bits(x) < 0 else result  # sin(-x) = -sin(x), -0.0 too
 
 
 def _cos_moderate32(x):
     _inline_into_callers()
-    n, s, c = _reduced32(x)
-    result = c if (n & 1) == 0 else s
-    return np.float32(-result if n == 1 or n == 2 else result)
+    n, y, tail = _reduced32(x)
+    result = _cos_kernel32(y, tail) if (n & 1) == 0 else _sin_kernel32(y, tail)
+    return -result if n == 1 or n == 2 else result
 
 
 def moderate(x):
