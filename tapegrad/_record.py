@@ -32,6 +32,7 @@ from ._tape import (
     ROW_WIDTH,
     Tape,
     _pack_row,
+    address_of,
     inplace_epoch,
     join,
     resolve,
@@ -469,7 +470,10 @@ def _transposed_source(x: Tensor) -> Tensor | None:
     source = base._data
     if source.shape != data.shape[::-1] or source.strides != data.strides[::-1] or not source.flags.c_contiguous:
         return None
-    if source.__array_interface__["data"][0] != data.__array_interface__["data"][0]:
+    # Both start where the buffer does when ``data`` is a view of ``source`` owning it (of its
+    # size): no ``__array_interface__``, which cost 1 us each here.
+    owned = data.base is source and source.base is None
+    if not owned and address_of(source) != data.__array_interface__["data"][0]:
         return None
     # ``_base`` is the root of a chain of views: the transpose must read the root itself, or the
     # views between (``a[:]``, ``a.view_as(a)``, which autograd.functional and vmap make) would
