@@ -14,7 +14,7 @@ import numpy as np
 from . import _dtypes, return_types
 from ._grad_mode import state as _grad_state
 from ._ops import BY_NAME, OPCODE
-from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, transposed
+from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, c_ordered, transposed
 from ._record import record as _record_op
 from ._tape import NO_GRAD
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install, on_tape
@@ -98,10 +98,12 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
                 return transposed(result, BY_NAME[name + "_dim"].grad_fn)
             return result
     if dim is None:
-        if _sums_compiled(data):
+        # (a transposed result, F-ordered, too: the elements in memory order, which the float64
+        # accumulation rounds to the float32 a C-ordered walk gives)
+        if _sums_compiled(data) or (_sums_compiled(data.T) and data.ndim == 2):
             from ._kernels.normalization import total as compiled_total  # the kernels load on first use
 
-            total = np.asarray(compiled_total(data.reshape(-1)), dtype=data.dtype)
+            total = np.asarray(compiled_total(data.reshape(-1, order="A")), dtype=data.dtype)
         else:
             total = np.asarray(np.add.reduce(data, axis=None, dtype=data.dtype))
         count = data.size
@@ -469,7 +471,7 @@ def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) ->
 
         out = np.empty(data.shape, data.dtype)
         group = data.shape[-1]
-        normalization.softmax_groups(np.ascontiguousarray(data).reshape(-1), out.reshape(-1), group, log)
+        normalization.softmax_groups(c_ordered(data).reshape(-1), out.reshape(-1), group, log)
     else:
         shifted = data - data.max(axis=dim, keepdims=True)  # stable: exp never overflows
         total = np.exp(shifted).sum(axis=dim, keepdims=True)
@@ -493,7 +495,7 @@ def layer_norm(x: Tensor, normalized_shape: tuple, eps: float) -> Tensor:
     if data.size:
         from ._kernels import normalization  # the kernels load on first use
 
-        normalization.layer_norm(np.ascontiguousarray(data).reshape(-1), out.reshape(-1), group, float(eps))
+        normalization.layer_norm(c_ordered(data).reshape(-1), out.reshape(-1), group, float(eps))
     return record("layer_norm", (x,), out, saved=(data,), iparam=group, param=float(eps))
 
 

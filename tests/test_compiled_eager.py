@@ -2,6 +2,7 @@
 (``Op.compiled_forward``, which keeps the input's layout) and the float32 sum or mean of every
 element or over the last dimension (``_reductions.COMPILED_TOTAL_SIZE``), which the replay's
 sum shares.
+The tiled copy of large transposed inputs (``_record.c_ordered``) is here too.
 They must give numpy's semantics (NaN, signed zeros, infinities, overflow) and values at least as
 close to the exact result as numpy's own."""
 
@@ -151,3 +152,41 @@ def test_a_total_that_fits_float32_is_exact_even_where_float32_partial_sums_over
     assert tg.tensor(values).sum().item() == 0.0
     assert tg.tensor(values).mean().item() == 0.0
     np.testing.assert_array_equal(tg.tensor(values).reshape(2, -1).sum(-1).numpy(), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_the_total_of_a_transposed_result_is_the_contiguous_ones_and_replays_to_it(reduce):
+    """``relu(a.t())`` is F-ordered (its source's op, transposed): its total walks memory order in
+    float64, which rounds to the float32 total of the same values C-ordered, as the replay sums
+    them."""
+    values = np.random.default_rng(8).uniform(-1, 3, (96, 160)).astype(np.float32)
+    x = tg.tensor(values, requires_grad=True)
+    transposed = tg.relu(x.t())
+    assert transposed.detach().numpy().flags.f_contiguous and transposed.numel() >= COMPILED_TOTAL_SIZE
+    got = getattr(transposed, reduce)()
+    assert got.item() == getattr(tg.tensor(np.ascontiguousarray(transposed.detach().numpy())), reduce)().item()
+    got.backward()
+    scale = 1.0 if reduce == "sum" else 1.0 / values.size
+    np.testing.assert_allclose(x.grad.numpy(), (values > 0) * np.float32(scale), rtol=1e-7)
+    tape = tg.record(lambda v: getattr(tg.relu(v.t()), reduce)(), values)
+    assert tape(values).item() == got.item()
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "layer_norm"])
+def test_normalizing_a_large_transposed_input_copies_it_in_tiles_to_the_same_bits(name):
+    """softmax, log_softmax and layer_norm of ``a.t()`` make it C-ordered by the tiled copy
+    (``_record.c_ordered``): the values and gradients of the same op on a C-ordered copy."""
+    functions = {
+        "softmax": lambda v: tg.softmax(v, 1),
+        "log_softmax": lambda v: tg.log_softmax(v, 1),
+        "layer_norm": lambda v: tg.nn.functional.layer_norm(v, v.shape[1:]),
+    }
+    f = functions[name]
+    values = np.random.default_rng(9).standard_normal((130, 70)).astype(np.float32)  # ragged tiles
+    weights = np.random.default_rng(10).standard_normal((70, 130)).astype(np.float32)
+    a, b = tg.tensor(values, requires_grad=True), tg.tensor(values, requires_grad=True)
+    got, want = f(a.t()), f(tg.tensor(np.ascontiguousarray(values.T)))
+    np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+    (got * tg.tensor(weights)).sum().backward()
+    (f(b.t().contiguous()) * tg.tensor(weights)).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
