@@ -523,6 +523,31 @@ def transposed(hidden: Tensor, grad_fn: str) -> Tensor:
     return name_node(result, grad_fn)
 
 
+# From this size, a float op of a C-ordered array and a row along its last dimension runs the
+# compiled loop of ``_kernels/broadcast.py`` (numpy's broadcasting loop: half its plain speed).
+ROW_BROADCAST_SIZE = 1 << 10
+_ROW_OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3}  # broadcast.ADD, SUB, MUL, DIV
+
+
+def _row_broadcast(name: str, data_a: np.ndarray, data_b: np.ndarray) -> np.ndarray | None:
+    """``data_a <name> data_b`` (one float dtype) when one is a C-ordered array ``(..., m)`` of at
+    least ``ROW_BROADCAST_SIZE`` elements and the other a contiguous ``(m,)``; else None."""
+    row_first = data_a.ndim == 1
+    matrix, row = (data_b, data_a) if row_first else (data_a, data_b)
+    if (
+        matrix.size < ROW_BROADCAST_SIZE
+        or matrix.shape[-1] != row.shape[0]
+        or not matrix.flags.c_contiguous
+        or not row.flags.c_contiguous
+    ):
+        return None
+    from ._kernels.broadcast import row_binary  # the kernels load on first use
+
+    out = np.empty(matrix.shape, matrix.dtype)
+    row_binary(_ROW_OPS[name], matrix.reshape(-1), row, out.reshape(-1), row_first)
+    return out
+
+
 def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
     """``a <name> b`` for two tensors, broadcast and promoted as PyTorch does."""
     if a._base is not None and b._base is not None and (on_tape(a) or on_tape(b)):
@@ -537,10 +562,14 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
     if data_b.dtype is not dtype or dtype.kind != "f":
         return _promoted_binary(name, a, b)
     entry = _ENTRIES[name]
-    try:
-        out = entry.forward(data_a, data_b)
-    except ValueError:
-        raise broadcast_error(data_a.shape, data_b.shape) from None
+    out = None
+    if name in _ROW_OPS and (data_a.ndim == 1 or data_b.ndim == 1) and data_a.ndim != data_b.ndim:
+        out = _row_broadcast(name, data_a, data_b)
+    if out is None:
+        try:
+            out = entry.forward(data_a, data_b)
+        except ValueError:
+            raise broadcast_error(data_a.shape, data_b.shape) from None
     if type(out) is not np.ndarray or out.dtype is not dtype:
         out = np.asarray(out, dtype)
     if _special_modes[0] == 0:

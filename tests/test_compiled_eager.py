@@ -2,7 +2,8 @@
 (``Op.compiled_forward``, which keeps the input's layout) and the float32 sum or mean of every
 element or over the last dimension (``_reductions.COMPILED_TOTAL_SIZE``), which the replay's
 sum shares.
-The tiled copy of large transposed inputs (``_record.c_ordered``) is here too.
+The tiled copy of large transposed inputs (``_record.c_ordered``) and the ops of an array and a
+broadcast row (``_record._row_broadcast``) are here too.
 They must give numpy's semantics (NaN, signed zeros, infinities, overflow) and values at least as
 close to the exact result as numpy's own."""
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad._record import COMPILED_FORWARD_SIZE
+from tapegrad._record import COMPILED_FORWARD_SIZE, ROW_BROADCAST_SIZE
 from tapegrad._reductions import COMPILED_TOTAL_SIZE
 
 SPECIALS = [np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 5e-324, -5e-324, 3.0, -3.0]
@@ -190,3 +191,43 @@ def test_normalizing_a_large_transposed_input_copies_it_in_tiles_to_the_same_bit
     (got * tg.tensor(weights)).sum().backward()
     (f(b.t().contiguous()) * tg.tensor(weights)).sum().backward()
     np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["__add__", "__sub__", "__mul__", "__truediv__"])
+@pytest.mark.parametrize("row_first", [False, True])
+def test_an_op_with_a_broadcast_row_gives_numpys_bits_and_gradients(dtype, op, row_first):
+    """A C-ordered array and a row along its last dimension (``_record._row_broadcast``, from
+    ``ROW_BROADCAST_SIZE`` elements): numpy's bits, special values included, and the row's
+    gradient summed over the broadcast rows."""
+    rng = np.random.default_rng(11)
+    matrix = rng.standard_normal((3, 40, 33)).astype(dtype)
+    row = rng.standard_normal(33).astype(dtype)
+    assert matrix.size >= ROW_BROADCAST_SIZE
+    matrix[0, 0, :6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40]
+    row[:6] = [1.0, np.inf, np.inf, -0.0, 0.0, 0.0]
+    m, r = tg.tensor(matrix, requires_grad=True), tg.tensor(row, requires_grad=True)
+    x, y = (r, m) if row_first else (m, r)
+    got = getattr(x, op)(y)
+    with np.errstate(all="ignore"):
+        want = getattr(x.detach().numpy(), op)(y.detach().numpy())
+    assert got.dtype == x.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.detach().numpy().view(f"u{want.itemsize}"), want.view(f"u{want.itemsize}"))
+    weights = rng.standard_normal(want.shape).astype(dtype)
+    finite = np.isfinite(want)
+    (got * tg.tensor(np.where(finite, weights, 0).astype(dtype))).sum().backward()
+    # the gradients against the same op with an explicit expand (numpy's broadcast, no compiled loop)
+    e_m, e_r = tg.tensor(matrix, requires_grad=True), tg.tensor(row, requires_grad=True)
+    expanded = e_r.expand(matrix.shape).contiguous()
+    x2, y2 = (expanded, e_m) if row_first else (e_m, expanded)
+    (getattr(x2, op)(y2) * tg.tensor(np.where(finite, weights, 0).astype(dtype))).sum().backward()
+    np.testing.assert_allclose(np.nan_to_num(m.grad.numpy()), np.nan_to_num(e_m.grad.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(np.nan_to_num(r.grad.numpy()), np.nan_to_num(e_r.grad.numpy()), rtol=1e-5)
+
+
+def test_an_op_with_a_strided_row_or_a_small_array_gives_numpys_values_too():
+    matrix = np.random.default_rng(12).standard_normal((64, 32)).astype(np.float32)
+    strided_row = np.random.default_rng(13).standard_normal(64).astype(np.float32)[::2]
+    np.testing.assert_array_equal((tg.tensor(matrix) * tg.tensor(strided_row)).numpy(), matrix * strided_row)
+    small = matrix[:4]
+    np.testing.assert_array_equal((tg.tensor(strided_row) - tg.tensor(small)).numpy(), strided_row - small)

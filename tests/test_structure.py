@@ -57,6 +57,7 @@ LAYERS = {
         "_kernels.blas",
         "_kernels.families",
         "_kernels.strided",
+        "_kernels.broadcast",
         "_kernels.scalar",
         "_kernels.vmath",
         "_kernels.normalization",
