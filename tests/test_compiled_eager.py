@@ -231,3 +231,34 @@ def test_an_op_with_a_strided_row_or_a_small_array_gives_numpys_values_too():
     np.testing.assert_array_equal((tg.tensor(matrix) * tg.tensor(strided_row)).numpy(), matrix * strided_row)
     small = matrix[:4]
     np.testing.assert_array_equal((tg.tensor(strided_row) - tg.tensor(small)).numpy(), strided_row - small)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bounds", [{"min": 0.0}, {"max": 0.0}, {"min": -0.5, "max": 0.5}, {"min": 0}, {"max": 1e300}])
+def test_clamp_by_a_number_gives_numpys_bits_and_keeps_the_layout(dtype, bounds):
+    """clamp with number bounds runs ``_kernels/broadcast.clamp_scalar`` from
+    ``ROW_BROADCAST_SIZE`` elements: numpy's maximum/minimum bit for bit (NaN kept, a tie of
+    signed zeros gives the bound, a bound beyond float32 is infinite), the layout of a
+    transposed input kept, and the gradient inside the bounds."""
+    values = np.random.default_rng(14).standard_normal((64, 40)).astype(dtype)
+    values[0, :8] = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5]
+    with np.errstate(over="ignore"):
+        want = values
+        if "min" in bounds:
+            want = np.maximum(want, dtype(bounds["min"]))
+        if "max" in bounds:
+            want = np.minimum(want, dtype(bounds["max"]))
+    x = tg.tensor(values, requires_grad=True)
+    got = tg.clamp(x, **bounds)
+    assert got.dtype == x.dtype and x.numel() >= ROW_BROADCAST_SIZE
+    np.testing.assert_array_equal(got.detach().numpy().view(f"u{want.itemsize}"), want.view(f"u{want.itemsize}"))
+    got.sum().backward()
+    inside = np.ones(values.shape, bool)
+    if "min" in bounds:
+        inside &= values >= bounds["min"]
+    if "max" in bounds:
+        inside &= values <= bounds["max"]
+    np.testing.assert_array_equal(x.grad.numpy(), inside.astype(dtype))
+    transposed = tg.clamp(tg.tensor(values).t(), **bounds).numpy()
+    assert transposed.flags.f_contiguous
+    np.testing.assert_array_equal(transposed.view(f"u{want.itemsize}"), want.T.view(f"u{want.itemsize}"))
