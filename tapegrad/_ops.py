@@ -221,7 +221,15 @@ OPS: tuple[Op, ...] = (
     unary("relu", "ReluBackward0", _relu, "relu(x)", "gate(out, g)", compiled_forward=True),
     unary("sqrt", "SqrtBackward0", np.sqrt, "sqrt(x)", "g / (out + out)", domain=(0.2, 3.0)),
     unary("abs", "AbsBackward0", np.abs, "abs(x)", "g * sign(x)"),
-    unary("reciprocal", "ReciprocalBackward0", np.reciprocal, "1 / x", "-g * (out * out)", domain=(0.5, 2.0)),
+    unary(
+        "reciprocal",
+        "ReciprocalBackward0",
+        np.reciprocal,
+        "1 / x",
+        "-g * (out * out)",
+        domain=(0.5, 2.0),
+        compiled_forward=True,
+    ),
     # PyTorch's threshold (x itself above 20) needs a branch: a hand-written rule.
     Op("softplus", UNARY, "softplus", "SoftplusBackward0", _softplus, domain=(-3.0, 3.0)),
     unary(
@@ -237,7 +245,15 @@ OPS: tuple[Op, ...] = (
     unary("log2", "Log2Backward0", np.log2, "log2(x)", "g / (x * 0.6931471805599453)", domain=(0.2, 3.0)),
     unary("log10", "Log10Backward0", np.log10, "log10(x)", "g / (x * 2.302585092994046)", domain=(0.2, 3.0)),
     unary("exp2", "Exp2Backward0", np.exp2, "exp2(x)", "g * out * 0.6931471805599453"),
-    unary("rsqrt", "RsqrtBackward0", _rsqrt, "1 / sqrt(x)", "-0.5 * g * out * out * out", domain=(0.2, 3.0)),
+    unary(
+        "rsqrt",
+        "RsqrtBackward0",
+        _rsqrt,
+        "1 / sqrt(x)",
+        "-0.5 * g * out * out * out",
+        domain=(0.2, 3.0),
+        compiled_forward=True,
+    ),
     unary("expm1", "Expm1Backward0", np.expm1, "expm1(x)", "g * (out + 1)"),
     unary("tan", "TanBackward0", np.tan, "tan(x)", "g * (1 + out * out)", domain=(-1.0, 1.0)),
     unary("asin", "AsinBackward0", np.arcsin, "asin(x)", "g / sqrt(1 - x * x)", domain=(-0.9, 0.9)),
@@ -249,7 +265,14 @@ OPS: tuple[Op, ...] = (
     unary("sinh", "SinhBackward0", np.sinh, "sinh(x)", "g * cosh(x)", derivative=True),
     unary("cosh", "CoshBackward0", np.cosh, "cosh(x)", "g * sinh(x)", derivative=True),
     unary("erf", "ErfBackward0", _erf, "erf(x)", "g * 1.1283791670955126 * exp(-x * x)", compiled_forward=True),
-    unary("silu", "SiluBackward0", _silu, "x * sigmoid(x)", "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))"),
+    unary(
+        "silu",
+        "SiluBackward0",
+        _silu,
+        "x * sigmoid(x)",
+        "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))",
+        compiled_forward=True,
+    ),
     # Piecewise constant: the gradient is zero (and still reaches the input, as in PyTorch).
     Op("sign", UNARY, "zero", "SignBackward0", _expressions.sign_arrays),  # 0 at NaN, as PyTorch
     Op("floor", UNARY, "zero", "FloorBackward0", np.floor),

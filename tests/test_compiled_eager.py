@@ -128,7 +128,7 @@ def test_a_large_float32_total_replays_to_eagers_bits(reduce, size):
         assert tape(x).item() == getattr(tg.tensor(x), reduce)().item()
 
 
-@pytest.mark.parametrize("op", ["relu", "sigmoid"])
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "sin", "reciprocal", "rsqrt", "silu"])
 @pytest.mark.parametrize("requires_grad", [False, True])
 def test_a_compiled_forward_keeps_the_inputs_layout(op, requires_grad):
     """As PyTorch's (and numpy's ufuncs): an op of a transposed or permuted tensor is not
@@ -137,13 +137,17 @@ def test_a_compiled_forward_keeps_the_inputs_layout(op, requires_grad):
     values = np.random.default_rng(7).standard_normal((4, 6, 5))
     for make in (lambda x: x.reshape(12, 10).t(), lambda x: x.permute(2, 0, 1), lambda x: x[:, ::2]):
         ours, theirs = tg.tensor(values, requires_grad=requires_grad), torch.tensor(values, requires_grad=requires_grad)
-        got, want = getattr(make(ours), op)(), getattr(make(theirs), op)()
+        if op == "silu":  # a function only, in both
+            got, want = tg.nn.functional.silu(make(ours)), torch.nn.functional.silu(make(theirs))
+        else:
+            got, want = getattr(make(ours), op)(), getattr(make(theirs), op)()
         assert got.is_contiguous() == want.is_contiguous()
         np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-15, atol=0)
         if requires_grad:
             got.sum().backward()
             want.sum().backward()
-            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-15)
+            # (silu's gradient formula cancels: a few ulp apart)
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-13 if op == "silu" else 1e-15)
 
 
 def test_a_total_that_fits_float32_is_exact_even_where_float32_partial_sums_overflow():
@@ -262,3 +266,16 @@ def test_clamp_by_a_number_gives_numpys_bits_and_keeps_the_layout(dtype, bounds)
     transposed = tg.clamp(tg.tensor(values).t(), **bounds).numpy()
     assert transposed.flags.f_contiguous
     np.testing.assert_array_equal(transposed.view(f"u{want.itemsize}"), want.T.view(f"u{want.itemsize}"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["reciprocal", "rsqrt"])
+def test_compiled_reciprocal_and_rsqrt_give_numpys_bits(op, dtype):
+    """One correctly rounded division (and square root) an element, as numpy's: the same bits,
+    special values included (numpy's reciprocal loop ran at half PyTorch's speed here)."""
+    values = np.resize(np.array(SPECIALS, dtype), 5000)
+    values[len(SPECIALS) :] = np.random.default_rng(15).uniform(1e-3, 1e3, 5000 - len(SPECIALS))
+    with np.errstate(all="ignore"):
+        want = np.reciprocal(values) if op == "reciprocal" else 1 / np.sqrt(values)
+    got = getattr(tg.tensor(values), op)().numpy()
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))

@@ -646,6 +646,16 @@ def _backward_abs64(rule, r, mask, frame):
 
 
 # reciprocal: 1 / x, gradient -g * (out * out)
+@jit
+def forward_reciprocal(x, out):
+    """reciprocal's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    c0 = out.dtype.type(1)
+    for i in range(numel):
+        out[i] = c0 / x[i]
+
+
 def _replay_reciprocal32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
@@ -1012,6 +1022,16 @@ def _backward_exp264(rule, r, mask, frame):
 
 
 # rsqrt: 1 / sqrt(x), gradient -0.5 * g * out * out * out
+@jit
+def forward_rsqrt(x, out):
+    """rsqrt's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    c0 = out.dtype.type(1)
+    for i in range(numel):
+        out[i] = c0 / np.sqrt(x[i])
+
+
 def _replay_rsqrt32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
@@ -1703,6 +1723,15 @@ def _backward_erf64(rule, r, mask, frame):
 
 
 # silu: x * sigmoid(x), gradient g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
+@jit
+def forward_silu(x, out):
+    """silu's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = x[i] * vmath.sigmoid(x[i])
+
+
 def _replay_silu32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
