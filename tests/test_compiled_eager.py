@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad._record import COMPILED_FORWARD_SIZE, ROW_BROADCAST_SIZE
+from tapegrad._record import CLAMP_COMPILED_SIZE, COMPILED_FORWARD_SIZE, ROW_BROADCAST_SIZE
 from tapegrad._reductions import COMPILED_TOTAL_SIZE
 
 SPECIALS = [np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 5e-324, -5e-324, 3.0, -3.0]
@@ -205,7 +205,7 @@ def test_an_op_with_a_broadcast_row_gives_numpys_bits_and_gradients(dtype, op, r
     ``ROW_BROADCAST_SIZE`` elements): numpy's bits, special values included, and the row's
     gradient summed over the broadcast rows."""
     rng = np.random.default_rng(11)
-    matrix = rng.standard_normal((3, 40, 33)).astype(dtype)
+    matrix = rng.standard_normal((4, 128, 33)).astype(dtype)
     row = rng.standard_normal(33).astype(dtype)
     assert matrix.size >= ROW_BROADCAST_SIZE
     matrix[0, 0, :6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40]
@@ -241,10 +241,10 @@ def test_an_op_with_a_strided_row_or_a_small_array_gives_numpys_values_too():
 @pytest.mark.parametrize("bounds", [{"min": 0.0}, {"max": 0.0}, {"min": -0.5, "max": 0.5}, {"min": 0}, {"max": 1e300}])
 def test_clamp_by_a_number_gives_numpys_bits_and_keeps_the_layout(dtype, bounds):
     """clamp with number bounds runs ``_kernels/broadcast.clamp_scalar`` from
-    ``ROW_BROADCAST_SIZE`` elements: numpy's maximum/minimum bit for bit (NaN kept, a tie of
+    ``CLAMP_COMPILED_SIZE`` elements: numpy's maximum/minimum bit for bit (NaN kept, a tie of
     signed zeros gives the bound, a bound beyond float32 is infinite), the layout of a
     transposed input kept, and the gradient inside the bounds."""
-    values = np.random.default_rng(14).standard_normal((64, 40)).astype(dtype)
+    values = np.random.default_rng(14).standard_normal((64, 160)).astype(dtype)
     values[0, :8] = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5]
     with np.errstate(over="ignore"):
         want = values
@@ -254,7 +254,7 @@ def test_clamp_by_a_number_gives_numpys_bits_and_keeps_the_layout(dtype, bounds)
             want = np.minimum(want, dtype(bounds["max"]))
     x = tg.tensor(values, requires_grad=True)
     got = tg.clamp(x, **bounds)
-    assert got.dtype == x.dtype and x.numel() >= ROW_BROADCAST_SIZE
+    assert got.dtype == x.dtype and x.numel() >= CLAMP_COMPILED_SIZE
     np.testing.assert_array_equal(got.detach().numpy().view(f"u{want.itemsize}"), want.view(f"u{want.itemsize}"))
     got.sum().backward()
     inside = np.ones(values.shape, bool)

@@ -46,10 +46,12 @@ def row_binary(op, matrix, row, out, row_first):
 @jit
 def clamp_scalar(x, bound, out, upper):
     """``out = np.maximum(x, bound)`` (``np.minimum`` with ``upper``) for flat arrays of one dtype
-    and a number of it, by numpy's rule: ``x`` where it is above (below) ``bound`` or NaN, else
-    ``bound``. (So a tie of signed zeros gives the bound, as numpy's does and as tapegrad's clamp
-    of fewer elements does; PyTorch's gives ``x``.)"""
+    and a Python float ``bound``, by numpy's rule: ``bound`` cast to the arrays' dtype (beyond
+    float32's range: its infinity), then ``x`` where it is above (below) that or NaN, else it.
+    (So a tie of signed zeros gives the bound, as numpy's does and as tapegrad's clamp of fewer
+    elements does; PyTorch's gives ``x``.)"""
     wide_vectors()
+    bound = out.dtype.type(bound)
     if upper:
         for i in range(len(x)):
             v = x[i]
