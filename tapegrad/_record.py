@@ -546,6 +546,8 @@ def transposed(hidden: Tensor, grad_fn: str) -> Tensor:
 def _row_broadcast(name: str, data_a: np.ndarray, data_b: np.ndarray) -> np.ndarray | None:
     """``data_a <name> data_b`` (one float dtype) when one is a C-ordered array ``(..., m)`` of at
     least ``ROW_BROADCAST_SIZE`` elements and the other a contiguous ``(m,)``; else None."""
+    if data_a.ndim == data_b.ndim or (data_a.ndim != 1 and data_b.ndim != 1):
+        return None
     row_first = data_a.ndim == 1
     matrix, row = (data_b, data_a) if row_first else (data_a, data_b)
     if (
@@ -577,7 +579,7 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         return _promoted_binary(name, a, b)
     entry = _ENTRIES[name]
     out = None
-    if name in _ROW_OPS and (data_a.ndim == 1 or data_b.ndim == 1) and data_a.ndim != data_b.ndim:
+    if (data_a.size >= ROW_BROADCAST_SIZE or data_b.size >= ROW_BROADCAST_SIZE) and name in _ROW_OPS:
         out = _row_broadcast(name, data_a, data_b)
     if out is None:
         try:
