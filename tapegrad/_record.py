@@ -68,6 +68,15 @@ def c_ordered(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data)
 
 
+def _same_layout(data: np.ndarray) -> tuple:
+    """``(out, flat data, flat out)`` for a compiled elementwise loop over a C- or F-ordered
+    ``data``: ``out`` empty, of its layout, and both as flat views in memory order. The result
+    keeps a transposed input's layout, as numpy's ufuncs and PyTorch do (a C-ordered result was
+    contiguous where PyTorch's is not); other strided inputs take numpy's path, which keeps theirs."""
+    out = np.empty_like(data)
+    return out, data.reshape(-1, order="A"), out.reshape(-1, order="A")
+
+
 def _save(tape: Tape, row: int, data: np.ndarray) -> None:
     """``tape.save``, with a large transposed matrix (``a.t()``, F-ordered) copied in tiles."""
     if not data.flags.c_contiguous and data.ndim == 2 and row not in tape.saved:
@@ -254,7 +263,7 @@ def _short_operand(tape: Tape, tensor: Tensor, out: np.ndarray, saved: bool) -> 
 
 # From this size, a derivative is precomputed (below: the extra row and call cost more)
 PRECOMPUTED_DERIVATIVE_SIZE = 1 << 12
-# From this size, an op with a compiled forward (sigmoid, gelu, erf, relu: ``Op.compiled_forward``)
+# From this size, an op with a compiled forward (``Op.compiled_forward``: relu, sigmoid, sin...)
 # runs it rather than numpy's calls, as the general replay does: sigmoid of 256 float32
 # elements took 0.6 us so, 3.8 us in numpy's seven calls (the LSTM workload's step 2.67 ->
 # 2.42 ms); relu of 512x1024 float32, 49 us against np.maximum's 227. Below, numpy's formula:
@@ -293,11 +302,8 @@ def _unary(op, x: Tensor) -> Tensor:
     ):
         from ._kernels import generated  # the kernels load on first use
 
-        # The result keeps a transposed input's layout, as numpy's ufuncs and PyTorch do (a
-        # C-ordered result was contiguous where PyTorch's is not); other strided inputs take
-        # numpy's path, which keeps theirs.
-        out = np.empty_like(data)
-        getattr(generated, f"forward_{op.name}")(data.reshape(-1, order="A"), out.reshape(-1, order="A"))
+        out, flat_in, flat_out = _same_layout(data)
+        getattr(generated, f"forward_{op.name}")(flat_in, flat_out)
     else:
         out = op.forward(data)
     if type(out) is not np.ndarray:
@@ -420,8 +426,8 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     ):
         from ._kernels.broadcast import clamp_scalar  # the kernels load on first use
 
-        out = np.empty_like(data)  # (keeps a transposed input's layout, as numpy's ufunc)
-        clamp_scalar(data.reshape(-1, order="A"), _float(scalar), out.reshape(-1, order="A"), op.forward is np.minimum)
+        out, flat_in, flat_out = _same_layout(data)
+        clamp_scalar(flat_in, _float(scalar), flat_out, op.forward is np.minimum)
     else:
         out = op.forward(data, scalar)
         if type(out) is not np.ndarray:  # numpy returns a scalar for 0-d input

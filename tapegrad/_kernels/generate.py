@@ -200,7 +200,8 @@ def source() -> str:
         helpers = _helpers(op)
         lines += helpers
         if op.compiled_forward:
-            lines.append(_FORWARD.format(name=op.name).lstrip("\n"))
+            forward = _FORWARD.format(name=op.name)
+            lines.append(forward if helpers else forward.lstrip("\n"))  # after helpers: two blank lines
             lines += ["    " + line for line in _value(op)]
         for bits in (32, 64):
             entry = _REPLAY.format(name=op.name, bits=bits)

@@ -210,6 +210,8 @@ def _sin_gradient(g_all, ga_all, x_all, fresh):
         else:
             for i in range(stop - start):
                 ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.cos(x[i]))
+
+
 @jit
 def forward_sin(x, out):
     """sin's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
@@ -295,6 +297,8 @@ def _cos_gradient(g_all, ga_all, x_all, fresh):
         else:
             for i in range(stop - start):
                 ga[i] = (zero if fresh else ga[i]) + (g[i] * -vmath.sin(x[i]))
+
+
 @jit
 def forward_cos(x, out):
     """cos's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
