@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import config, families, generated, normalization, scalar, vmath
-from .blas import gemm
+from .blas import product
 from .config import always_inline, inline, jit
 from .families import call, make_frame
 from .memory import borrow, check_address, value_at
@@ -571,7 +571,7 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
 
 @jit
 def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad):
-    """Products: dot, mv, mm, bmm (BLAS gemm, which needs scipy: blas.py)."""
+    """Products: dot, mv, mm, bmm (BLAS, which needs scipy: blas.product)."""
     a = rows[r, 1]
     b = rows[r, 2]
     g = grad[offsets[r] : offsets[r] + layouts[rows[r, 4], 1]]
@@ -627,16 +627,16 @@ def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, 
                 check_address(right, k * n)
                 left_grad = arena + (offsets[a] + index * m * k) * size
                 if ta:  # dA.T (k, m) += op(B) @ dC.T
-                    gemm(tb, True, k, m, n, 1.0, right, ldb, out_grad, n, beta_a, left_grad, m, grad)
+                    product(tb, True, k, m, n, 1.0, right, ldb, out_grad, n, beta_a, left_grad, m, grad)
                 else:  # dA (m, k) += dC @ op(B).T
-                    gemm(False, not tb, m, k, n, 1.0, out_grad, n, right, ldb, beta_a, left_grad, k, grad)
+                    product(False, not tb, m, k, n, 1.0, out_grad, n, right, ldb, beta_a, left_grad, k, grad)
             if has_b:
                 check_address(left, m * k)
                 right_grad = arena + (offsets[b] + index * k * n) * size
                 if tb:  # dB.T (n, k) += dC.T @ op(A)
-                    gemm(True, ta, n, k, m, 1.0, out_grad, n, left, lda, beta_b, right_grad, k, grad)
+                    product(True, ta, n, k, m, 1.0, out_grad, n, left, lda, beta_b, right_grad, k, grad)
                 else:  # dB (k, n) += op(A).T @ dC
-                    gemm(not ta, False, k, n, m, 1.0, left, lda, out_grad, n, beta_b, right_grad, n, grad)
+                    product(not ta, False, k, n, m, 1.0, left, lda, out_grad, n, beta_b, right_grad, n, grad)
     else:
         return False
     return True

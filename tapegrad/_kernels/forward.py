@@ -14,7 +14,7 @@ import numpy as np
 
 from . import families, generated, normalization, scalar, vmath
 from .backward import SMALL, _groups, _shape, _split, product_shape
-from .blas import gemm
+from .blas import product
 from .config import inline, jit
 from .families import call, make_frame
 from .memory import borrow
@@ -430,7 +430,7 @@ def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values
 
 @jit
 def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
-    """Products: dot, mv, mm, bmm (BLAS gemm, which needs scipy: blas.py)."""
+    """Products: dot, mv, mm, bmm (BLAS, which needs scipy: blas.product)."""
     a = rows[r, 1]
     b = rows[r, 2]
     numel = layouts[rows[r, 4], 1]
@@ -457,7 +457,7 @@ def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
             left = arena + (offsets[a] + index * m * k) * size
             right = arena + (offsets[b] + index * k * n) * size
             result = arena + (offsets[r] + index * m * n) * size
-            gemm(ta, tb, m, n, k, 1.0, left, m if ta else k, right, k if tb else n, 0.0, result, n, values)
+            product(ta, tb, m, n, k, 1.0, left, m if ta else k, right, k if tb else n, 0.0, result, n, values)
     else:
         return False
     return True
