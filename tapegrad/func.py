@@ -579,8 +579,9 @@ def vmap_stats() -> dict | None:
     ``"eager"`` (a Python loop of eager calls); ``reason``: why eager; ``batch``: the batch
     size; ``recordings``: tapes recorded (one per distinct value of the integer tensors
     sliced, plus the re-recordings); ``rerecords``: slices recorded again because a guard of
-    the recording failed for them; ``threads``:
-    threads used. tapegrad's own (``torch.func`` has no such thing); raises nothing.
+    the recording failed for them; ``reused``: whether the call's recording was the last
+    call's exactly, whose tape, already laid out, it then replayed (the function still ran);
+    ``threads``: threads used. tapegrad's own (``torch.func`` has no such thing); raises nothing.
 
     >>> import tapegrad as tg
     >>> from tapegrad.func import vmap, vmap_stats
@@ -609,6 +610,10 @@ class _VmapTransform:
         self.__name__ = getattr(func, "__name__", type(func).__name__)
         self.__doc__ = getattr(func, "__doc__", None)
         self.__wrapped__ = func
+        # The last call's recording, when it had no guards: the next call records ``func`` again
+        # (as torch.func calls it every time) and replays this one if the two are the same
+        # (``Tape._recorded_again``).
+        self.last_recording = None
 
     def __repr__(self) -> str:
         return f"<tapegrad.func.vmap of {self.func!r}>"
@@ -725,7 +730,10 @@ class _VmapTransform:
         if tape is not None:  # a tape's inputs may be arrays: tensors for the checks below
             args = tuple(_wrap(arg) if isinstance(arg, np.ndarray) else arg for arg in args)
         leaves, spec, dims, batch = self._slicing(args)
-        stats = {"path": "eager", "reason": None, "batch": batch, "recordings": 0, "rerecords": 0, "threads": 1}
+        stats = {
+            "path": "eager", "reason": None, "batch": batch, "recordings": 0, "rerecords": 0, "threads": 1,
+            "reused": False,
+        }  # fmt: skip
         _state.stats = stats
         if tape is not None and batch and not _nested() and not any(_requires_grad(leaf) for leaf in leaves):
             try:
@@ -744,7 +752,7 @@ class _VmapTransform:
             try:
                 return _Replay(self, leaves, spec, dims, batch, kwargs, stats).run()
             except _UnrecordableError as why:
-                stats.update(path="eager", reason=str(why), recordings=0, rerecords=0, threads=1)
+                stats.update(path="eager", reason=str(why), recordings=0, rerecords=0, threads=1, reused=False)
             finally:
                 _state.stats = stats  # vmaps inside the function (run while recording) set theirs
         try:
@@ -900,7 +908,14 @@ class _Replay:
 
         draws = _factories.random_draws.count
         try:
-            tape = Tape(traced, self._slice_inputs(index))
+            if index == 0 and not self.stats["recordings"]:  # the call's first recording
+                previous = self.transform.last_recording
+                tape = Tape._recorded_again(
+                    previous, traced, self._slice_inputs(index), same=lambda previous: previous.vmap_spec == box
+                )
+                self.stats["reused"] = tape is previous
+            else:
+                tape = Tape(traced, self._slice_inputs(index))
         except NotImplementedError as error:
             raise _UnrecordableError(f"the function cannot be recorded ({error})") from None
         if _factories.random_draws.count != draws:
@@ -927,6 +942,11 @@ class _Replay:
         for index in self._run_batch(list(range(batch)), threads):
             self._rerun(index)
         assembled = self._assemble()
+        if self.first.__dict__.get("_recorded_as") is not None:
+            # Kept for the next call without ``traced``, whose closure holds this call's
+            # arguments (a replay never calls it: vmap's tapes are not re-recorded by themselves).
+            self.first._fn = None
+            self.transform.last_recording = self.first
         # This object sits in reference cycles (its tapes' recorded closures) that only the
         # collector frees: let go of the result arrays now, so that once the caller drops the
         # results their pages can be handed out again (replay._ResultPool).

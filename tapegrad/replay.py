@@ -283,15 +283,72 @@ class Tape:
     """
 
     def __init__(self, fn, example_inputs, rerecord: bool = False):
+        self._start(fn, len(example_inputs), rerecord)
+        self._build(example_inputs)
+
+    def _start(self, fn, count: int, rerecord: bool) -> None:
         self._lock = threading.RLock()
         self._fn = fn
         self._rerecord = rerecord
-        self._names = _parameter_names(fn, len(example_inputs))
-        self._build(example_inputs)
+        self._names = _parameter_names(fn, count)
+
+    @classmethod
+    def _recorded_again(cls, previous, fn, example_inputs, same=None) -> Tape:
+        """``Tape(fn, example_inputs)``, or ``previous`` when this recording is previous's
+        exactly: the same rows, parameters, layouts, inputs and truth guards, constants of the
+        same bits, and no guard on a value; ``same(previous)``, asked after ``fn`` ran, may
+        refuse it too.
+
+        ``fn`` runs in full either way (``torch.func`` transforms call the function on every
+        call: its Python side effects happen, and whatever it reads is read again). What is
+        skipped is the work that depends only on what the recording holds: freezing it into
+        arrays, laying out its slots, and the replay's own set-up (its batch plans, its
+        kernels' first use), which for ``vmap(grad(f))`` over a small model was about as long
+        as running ``f``. A tape is a complete description of its replay, so two equal ones
+        replay alike. A guard on a value Python read is calibrated at the recording's inputs
+        (``_calibrate_guards``), so a tape with one is never taken for another."""
+        tape = cls.__new__(cls)
+        tape._start(fn, len(example_inputs), False)
+        recording = tape._run(example_inputs)
+        recorded_as = _recorded_as(*recording)
+        if (
+            previous is not None
+            and recorded_as is not None
+            and previous.__dict__.get("_recorded_as") == recorded_as
+            and previous._same_constants(recording[0], recording[2])
+            and (same is None or same(previous))
+        ):
+            return previous
+        tape._finish(recording, example_inputs)
+        tape._recorded_as = recorded_as
+        return tape
+
+    def _same_constants(self, tape, input_rows) -> bool:
+        """Whether the constants ``tape`` (a recording) holds, and the leaves it captured, are
+        the bits this tape replays with (held as their rows' dtypes, as ``_freeze`` holds
+        them)."""
+        rows = tape.rows_array()
+        opcodes = rows[:, OPCODE] & OPCODE_MASK
+        inputs = set(input_rows)
+        by_row = {row: tensor for row, tensor in tape.leaves}
+        for row in np.flatnonzero((opcodes == _ops.LEAF_OPCODE) | (opcodes == _ops.CONSTANT_OPCODE)).tolist():
+            if row in inputs:
+                continue
+            value = tape.replay_values[row] if row in tape.replay_values else by_row[row]._data
+            slot = self._slot(row)
+            held = np.asarray(value).reshape(-1).astype(slot.dtype, copy=False)
+            if held.shape != slot.shape or held.tobytes() != slot.tobytes():
+                return False
+        return True
 
     # -- recording ------------------------------------------------------------------------
 
     def _build(self, example_inputs) -> None:
+        self._finish(self._run(example_inputs), example_inputs)
+
+    def _run(self, example_inputs) -> tuple:
+        """Run the function on a new recording tape: ``(tape, inputs, input_rows, output_rows,
+        outputs)``."""
         inputs = [self._as_input(i, value) for i, value in enumerate(example_inputs)]
         tape = _RecordingTape()
         tape.replay_values = {}
@@ -329,6 +386,10 @@ class Tape:
                 "tapegrad.record: the function changed in place a tensor of another autograd graph "
                 f"(shape {tuple(changed_elsewhere[0].shape)}); clone it before changing it"
             )
+        return tape, inputs, input_rows, output_rows, outputs
+
+    def _finish(self, recording: tuple, example_inputs) -> None:
+        tape, inputs, input_rows, output_rows, outputs = recording
         self._freeze(tape, inputs, input_rows, output_rows)
         self._calibrate_guards(example_inputs)
         self.outputs = outputs  # the eager results of the recording run
@@ -1208,6 +1269,27 @@ def _describe(value) -> str:
         return str(bool(value))
     array = np.asarray(value)
     return str(array.item()) if array.size == 1 else np.array2string(array, threshold=8)
+
+
+def _recorded_as(tape, inputs, input_rows, output_rows, outputs) -> tuple | None:
+    """What a recording holds apart from its constants' values (``Tape._same_constants``), as
+    one comparable value; None for a recording with a guard on a value (``Tape._recorded_again``).
+    A guard on a truth (``if x.sum() > 0``, a target's bounds check) is part of the value."""
+    rows = tape.rows_array()
+    if any(int(rows[row, IN1]) >= 0 for row in tape.guards):
+        return None
+    return (
+        tuple((row, kind, where, np.asarray(read).tobytes()) for row, (kind, where, read) in tape.guards.items()),
+        rows.tobytes(),
+        tape.params_array().tobytes(),
+        tape.layouts_array().tobytes(),
+        bytes(tape.dims),
+        bytes(tape.aux),
+        tuple(input_rows),
+        tuple(output_rows),
+        tuple((x._data.shape, x._data.dtype.str) for x in inputs),
+        tuple(tape.layout_ids.items()),
+    )
 
 
 _NAMES_BY_CODE: dict = {}  # a plain function's parameter names, by its code object

@@ -1,0 +1,169 @@
+"""vmap(grad(f)) replays the last call's tape when its recording is the same, and only then.
+
+Every call still runs ``f`` (torch.func's semantics); what it may skip is laying the recording
+out again. Whatever ``f`` reads that changed between calls (a captured tensor, a Python number,
+a constant's sign, the structure of its outputs) must give a recording that is not taken for
+the last one: the results follow the new values, never the old tape's.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from tapegrad.func import functional_call, grad, vmap, vmap_stats
+
+
+def _batch(seed: int, shape=(6, 5)):
+    rng = np.random.default_rng(seed)
+    return tg.tensor(rng.standard_normal(shape[1])), tg.tensor(rng.standard_normal(shape))
+
+
+def _loop(f, w, X):
+    """Each slice's gradient by an eager backward."""
+    rows = []
+    for x in X:
+        w_ = w.detach().requires_grad_()
+        f(w_, x).backward()
+        rows.append(w_.grad.numpy())
+    return np.stack(rows)
+
+
+def test_the_same_recording_replays_the_last_tape_and_f_still_runs():
+    calls = []
+
+    def f(w, x):
+        calls.append(1)
+        return (x * w).tanh().sum()
+
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    w, X = _batch(0)
+    per_slice(w, X)
+    assert vmap_stats()["reused"] is False
+    w2, X2 = _batch(1)
+    got = per_slice(w2, X2)
+    assert vmap_stats()["reused"] is True
+    assert vmap_stats()["path"] == "grad-replay"
+    assert len(calls) == 2  # each call ran f
+    np.testing.assert_allclose(got.numpy(), _loop(f, w2, X2), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(per_slice(w, X).numpy(), _loop(f, w, X), rtol=1e-12, atol=1e-12)
+
+
+def _captured_tensor():
+    c = tg.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+
+    def f(w, x):
+        return (x * w * c).sum()
+
+    def change():
+        with tg.no_grad():
+            c.mul_(-3.0)
+
+    return f, change
+
+
+def _python_number():
+    scale = [2.0]
+
+    def f(w, x):
+        return (x * w).sum() * scale[0]
+
+    def change():
+        scale[0] = -0.5
+
+    return f, change
+
+
+def _signed_zero():
+    c = tg.tensor([0.0] * 5)
+
+    def f(w, x):
+        return (x * w / c).sum()  # d/dw = x / c: an infinity whose sign is the zero's
+
+    def change():
+        with tg.no_grad():
+            c.neg_()
+
+    return f, change
+
+
+def _branch_on_a_python_flag():
+    flag = [True]
+
+    def f(w, x):
+        return (x * w).sin().sum() if flag[0] else (x * w).cos().sum()
+
+    def change():
+        flag[0] = False
+
+    return f, change
+
+
+@pytest.mark.parametrize("make", [_captured_tensor, _python_number, _signed_zero, _branch_on_a_python_flag])
+def test_what_f_reads_changed_between_calls_is_recorded_anew(make):
+    f, change = make()
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    w, X = _batch(2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_slice(w, X)
+        per_slice(w, X)
+        assert vmap_stats()["reused"] is True
+        change()
+        got = per_slice(w, X).numpy()
+        assert vmap_stats()["reused"] is False
+        expected = _loop(f, w, X)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_outputs_of_another_structure_are_not_taken_for_the_last():
+    key = ["a"]
+
+    def f(w, x):
+        loss = (x * w).sum()
+        return loss, {key[0]: loss.detach() * 2}
+
+    per_slice = vmap(grad(f, has_aux=True), in_dims=(None, 0))
+    w, X = _batch(3)
+    per_slice(w, X)
+    key[0] = "b"
+    gradients, aux = per_slice(w, X)
+    assert vmap_stats()["reused"] is False
+    assert list(aux) == ["b"]
+    np.testing.assert_allclose(aux["b"].numpy(), 2 * (X.numpy() * w.numpy()).sum(axis=1), rtol=1e-12)
+
+
+def test_per_sample_gradients_of_a_model_reuse_and_match_eager_backwards():
+    rng = np.random.default_rng(4)
+    model = tg.nn.Sequential(tg.nn.Linear(8, 16), tg.nn.Tanh(), tg.nn.Linear(16, 3))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(params, x, y):
+        return F.cross_entropy(functional_call(model, params, (x[None],)), y[None])
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
+    for step in range(3):
+        X = tg.tensor(rng.standard_normal((10, 8)).astype(np.float32))
+        Y = tg.tensor(rng.integers(0, 3, 10))
+        got = per_sample(params, X, Y)
+        assert vmap_stats()["reused"] is (step > 0)
+        for i in range(len(X)):
+            model.zero_grad()
+            F.cross_entropy(model(X[i : i + 1]), Y[i : i + 1]).backward()
+            for name, p in model.named_parameters():
+                np.testing.assert_allclose(got[name][i].numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_kept_tape_does_not_hold_the_calls_arguments():
+    per_slice = vmap(grad(lambda w, x: (x * w).sum()), in_dims=(None, 0))
+    w, X = _batch(5)
+    per_slice(w, X)
+    gone = weakref.ref(X)
+    del X
+    gc.collect()
+    assert gone() is None
