@@ -25,6 +25,7 @@ def broadcast_strides(shape, target_shape) -> tuple[int, tuple]:
     return 0, tuple(strides)
 
 
+@functools.cache  # two system calls on every tensor factory's call otherwise (zeros, ones...)
 def physical_memory() -> int:
     """Bytes of RAM: more than this cannot be allocated for one tensor or one tape's values."""
     import os
