@@ -207,8 +207,13 @@ OPS: tuple[Op, ...] = (
     Op("constant", LEAF, "constant", replay="input"),
     # y = f(x), element by element.
     Op("neg", UNARY, "neg", "NegBackward0", np.negative),  # its rule is also rsub's
-    unary("exp", "ExpBackward0", np.exp, "exp(x)", "g * out"),
-    unary("log", "LogBackward0", np.log, "log(x)", "g / x", domain=(0.2, 3.0)),
+    # exp, log, tanh, log1p and expm1 run vmath's loops eagerly too (tapegrad/_kernels/vmath.py):
+    # numpy's are SIMD only on CPUs with AVX-512, and scalar libm elsewhere. Measured on an AMD
+    # EPYC without it (float32, ns an element, vmath against numpy): exp 0.70 / 1.33, log 0.81 /
+    # 1.73, tanh 0.72 / 2.64, log1p 1.11 / 12.2, expm1 0.60 / 15.0; with AVX-512 the two were
+    # within 1.3x of each other either way (README's table). Replay then gives eager's bits.
+    unary("exp", "ExpBackward0", np.exp, "exp(x)", "g * out", compiled_forward=True),
+    unary("log", "LogBackward0", np.log, "log(x)", "g / x", domain=(0.2, 3.0), compiled_forward=True),
     # No precomputed derivative: their backward kernels run vmath's cos/sin vectorized (blocks of
     # moderate arguments), and read x live, as PyTorch does, rather than a cos(x) of record time.
     # The eager forward runs the same loop: 0.49 ns an element for float32 against numpy's 0.52,
@@ -216,7 +221,7 @@ OPS: tuple[Op, ...] = (
     # eager's bits.
     unary("sin", "SinBackward0", np.sin, "sin(x)", "g * cos(x)", compiled_forward=True),
     unary("cos", "CosBackward0", np.cos, "cos(x)", "g * -sin(x)", compiled_forward=True),
-    unary("tanh", "TanhBackward0", np.tanh, "tanh(x)", "g * (1 - out * out)"),
+    unary("tanh", "TanhBackward0", np.tanh, "tanh(x)", "g * (1 - out * out)", compiled_forward=True),
     unary("sigmoid", "SigmoidBackward0", _sigmoid, "sigmoid(x)", "g * (1 - out) * out", compiled_forward=True),
     unary("relu", "ReluBackward0", _relu, "relu(x)", "gate(out, g)", compiled_forward=True),
     unary("sqrt", "SqrtBackward0", np.sqrt, "sqrt(x)", "g / (out + out)", domain=(0.2, 3.0)),
@@ -241,7 +246,7 @@ OPS: tuple[Op, ...] = (
         domain=(-3.0, 3.0),
         compiled_forward=True,
     ),
-    unary("log1p", "Log1PBackward0", np.log1p, "log1p(x)", "g / (1 + x)", domain=(-0.5, 2.0)),
+    unary("log1p", "Log1PBackward0", np.log1p, "log1p(x)", "g / (1 + x)", domain=(-0.5, 2.0), compiled_forward=True),
     unary("log2", "Log2Backward0", np.log2, "log2(x)", "g / (x * 0.6931471805599453)", domain=(0.2, 3.0)),
     unary("log10", "Log10Backward0", np.log10, "log10(x)", "g / (x * 2.302585092994046)", domain=(0.2, 3.0)),
     unary("exp2", "Exp2Backward0", np.exp2, "exp2(x)", "g * out * 0.6931471805599453"),
@@ -254,7 +259,7 @@ OPS: tuple[Op, ...] = (
         domain=(0.2, 3.0),
         compiled_forward=True,
     ),
-    unary("expm1", "Expm1Backward0", np.expm1, "expm1(x)", "g * (out + 1)"),
+    unary("expm1", "Expm1Backward0", np.expm1, "expm1(x)", "g * (out + 1)", compiled_forward=True),
     unary("tan", "TanBackward0", np.tan, "tan(x)", "g * (1 + out * out)", domain=(-1.0, 1.0)),
     unary("asin", "AsinBackward0", np.arcsin, "asin(x)", "g / sqrt(1 - x * x)", domain=(-0.9, 0.9)),
     unary("acos", "AcosBackward0", np.arccos, "acos(x)", "-g / sqrt(1 - x * x)", domain=(-0.9, 0.9)),

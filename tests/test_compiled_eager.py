@@ -10,6 +10,7 @@ close to the exact result as numpy's own."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -128,7 +129,7 @@ def test_a_large_float32_total_replays_to_eagers_bits(reduce, size):
         assert tape(x).item() == getattr(tg.tensor(x), reduce)().item()
 
 
-@pytest.mark.parametrize("op", ["relu", "sigmoid", "sin", "reciprocal", "rsqrt", "silu"])
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "sin", "reciprocal", "rsqrt", "silu", "tanh", "exp"])
 @pytest.mark.parametrize("requires_grad", [False, True])
 def test_a_compiled_forward_keeps_the_inputs_layout(op, requires_grad):
     """As PyTorch's (and numpy's ufuncs): an op of a transposed or permuted tensor is not
@@ -146,8 +147,9 @@ def test_a_compiled_forward_keeps_the_inputs_layout(op, requires_grad):
         if requires_grad:
             got.sum().backward()
             want.sum().backward()
-            # (silu's gradient formula cancels: a few ulp apart)
-            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-13 if op == "silu" else 1e-15)
+            # (silu's and tanh's gradient formulas cancel, 1 - out * out: a few ulp apart)
+            rtol = 1e-13 if op in ("silu", "tanh") else 1e-15
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=rtol)
 
 
 def test_a_total_that_fits_float32_is_exact_even_where_float32_partial_sums_overflow():
@@ -279,3 +281,27 @@ def test_compiled_reciprocal_and_rsqrt_give_numpys_bits(op, dtype):
         want = np.reciprocal(values) if op == "reciprocal" else 1 / np.sqrt(values)
     got = getattr(tg.tensor(values), op)().numpy()
     np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
+TRANSCENDENTAL_SPECIALS = [*SPECIALS, 100.0, -100.0, 800.0, -800.0, -1.0, -1.5, 1e-30, 88.7, 89.0, -104.0, 710.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["exp", "log", "tanh", "log1p", "expm1"])
+def test_compiled_transcendentals_give_numpys_special_values(op, dtype):
+    """exp, log, tanh, log1p and expm1 run vmath's loops eagerly (numpy's are scalar libm on
+    CPUs without AVX-512): NaN, signed zeros, infinities, overflow and denormals as numpy gives
+    them, and values within the functions' stated errors of numpy's, without numpy's warnings."""
+    values = np.resize(np.array(TRANSCENDENTAL_SPECIALS, dtype), 300)
+    values[len(TRANSCENDENTAL_SPECIALS) :] = np.random.default_rng(16).uniform(
+        -20, 20, 300 - len(TRANSCENDENTAL_SPECIALS)
+    )
+    with np.errstate(all="ignore"):
+        want = getattr(np, op)(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyTorch warns of nothing here either
+        got = getattr(tg, op)(tg.tensor(values)).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.signbit(got[~np.isnan(got)]), np.signbit(want[~np.isnan(want)]))
+    tolerance = 3e-7 if dtype == np.float32 else 3e-16  # about 2.5 and 1.5 ulp
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=0)

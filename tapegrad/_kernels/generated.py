@@ -69,6 +69,15 @@ def _backward_operands(arrays):
 
 
 # exp: exp(x), gradient g * out
+@jit
+def forward_exp(x, out):
+    """exp's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.exp(x[i])
+
+
 def _replay_exp32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
@@ -124,6 +133,15 @@ def _backward_exp64(rule, r, mask, frame):
 
 
 # log: log(x), gradient g / x
+@jit
+def forward_log(x, out):
+    """log's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.log(x[i])
+
+
 def _replay_log32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
@@ -353,6 +371,15 @@ def _backward_cos64(rule, r, mask, frame):
 
 
 # tanh: tanh(x), gradient g * (1 - out * out)
+@jit
+def forward_tanh(x, out):
+    """tanh's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.tanh(x[i])
+
+
 def _replay_tanh32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
@@ -798,6 +825,15 @@ def _backward_gelu64(rule, r, mask, frame):
 
 
 # log1p: log1p(x), gradient g / (1 + x)
+@jit
+def forward_log1p(x, out):
+    """log1p's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.log1p(x[i])
+
+
 def _replay_log1p32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
@@ -1095,6 +1131,15 @@ def _backward_rsqrt64(rule, r, mask, frame):
 
 
 # expm1: expm1(x), gradient g * (out + 1)
+@jit
+def forward_expm1(x, out):
+    """expm1's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.expm1(x[i])
+
+
 def _replay_expm132(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
