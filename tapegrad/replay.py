@@ -336,8 +336,9 @@ class Tape:
                 continue
             value = tape.replay_values[row] if row in tape.replay_values else by_row[row]._data
             slot = self._slot(row)
-            held = np.asarray(value).reshape(-1).astype(slot.dtype, copy=False)
-            if held.shape != slot.shape or held.tobytes() != slot.tobytes():
+            held = np.ascontiguousarray(np.asarray(value).reshape(-1), slot.dtype)
+            bits = np.dtype(f"u{slot.itemsize}")  # bits, not values: -0.0 is not 0.0, NaN is NaN
+            if held.shape != slot.shape or not np.array_equal(held.view(bits), slot.view(bits)):
                 return False
         return True
 
