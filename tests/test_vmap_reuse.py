@@ -167,3 +167,28 @@ def test_the_kept_tape_does_not_hold_the_calls_arguments():
     del X
     gc.collect()
     assert gone() is None
+
+
+def test_threads_calling_one_vmap_share_its_kept_tape_safely():
+    import threading
+
+    def f(w, x):
+        return ((x * w).tanh() * x).sum()
+
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    wrong = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(30):
+            w, X = tg.tensor(rng.standard_normal(40)), tg.tensor(rng.standard_normal((64, 40)))
+            t = np.tanh(X.numpy() * w.numpy())
+            if not np.allclose(per_slice(w, X).numpy(), (1 - t * t) * X.numpy() ** 2, rtol=1e-12, atol=1e-12):
+                wrong.append(seed)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong
