@@ -610,9 +610,9 @@ class _VmapTransform:
         self.__name__ = getattr(func, "__name__", type(func).__name__)
         self.__doc__ = getattr(func, "__doc__", None)
         self.__wrapped__ = func
-        # The last call's recording, when it had no guards: the next call records ``func`` again
-        # (as torch.func calls it every time) and replays this one if the two are the same
-        # (``Tape._recorded_again``).
+        # The last call's recording, when it had no guard on a value: the next call records
+        # ``func`` again (as torch.func calls it every time) and replays this one if the two are
+        # the same (``Tape._recorded_again``).
         self.last_recording = None
 
     def __repr__(self) -> str:
