@@ -59,6 +59,17 @@ else:
 
     from .memory import _pointer_like
 
+    def _by_reference(context, builder, dtype, *values):
+        """Each float64 argument as a pointer to a stack value of ``dtype``: BLAS takes alpha and
+        beta by reference, in the matrices' type."""
+        value_type = context.get_value_type(dtype)
+        pointers = []
+        for value in values:
+            slot = cgutils.alloca_once(builder, value_type)
+            builder.store(context.cast(builder, value, types.float64, dtype), slot)
+            pointers.append(builder.bitcast(slot, cgutils.voidptr_t))
+        return pointers
+
     @intrinsic
     def gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, like):
         """Row-major ``C[m, n] = alpha * op(A) @ op(B) + beta * C`` at addresses ``a``, ``b``,
@@ -85,11 +96,7 @@ else:
                 [char, char, char, intp, intp, intp, void_p, void_p, intp, void_p, intp, void_p, void_p, intp],
             )
             fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-            value_type = context.get_value_type(dtype)
-            slot_alpha = cgutils.alloca_once(builder, value_type)
-            slot_beta = cgutils.alloca_once(builder, value_type)
-            builder.store(context.cast(builder, alpha_, types.float64, dtype), slot_alpha)
-            builder.store(context.cast(builder, beta_, types.float64, dtype), slot_beta)
+            alpha, beta = _by_reference(context, builder, dtype, alpha_, beta_)
 
             def flag(trans):
                 return builder.select(trans, ir.Constant(char, ord("t")), ir.Constant(char, ord("n")))
@@ -101,8 +108,7 @@ else:
                 fn,
                 (
                     ir.Constant(char, ord(kind)), flag(transb_), flag(transa_), n_, m_, k_,
-                    builder.bitcast(slot_alpha, void_p), pointer(b_), ldb_, pointer(a_), lda_,
-                    builder.bitcast(slot_beta, void_p), pointer(c_), ldc_,
+                    alpha, pointer(b_), ldb_, pointer(a_), lda_, beta, pointer(c_), ldc_,
                 ),
             )  # fmt: skip
 
@@ -130,18 +136,13 @@ else:
                 ir.IntType(32), [char, char, intp, intp, void_p, void_p, intp, void_p, void_p, void_p]
             )
             fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemv")
-            value_type = context.get_value_type(dtype)
-            slot_alpha = cgutils.alloca_once(builder, value_type)
-            slot_beta = cgutils.alloca_once(builder, value_type)
-            builder.store(context.cast(builder, alpha_, types.float64, dtype), slot_alpha)
-            builder.store(context.cast(builder, beta_, types.float64, dtype), slot_beta)
+            alpha, beta = _by_reference(context, builder, dtype, alpha_, beta_)
             flag = builder.select(trans_, ir.Constant(char, ord("t")), ir.Constant(char, ord("n")))
             return builder.call(
                 fn,
                 (
-                    ir.Constant(char, ord(kind)), flag, m_, n_, builder.bitcast(slot_alpha, void_p),
-                    builder.inttoptr(a_, void_p), lda_, builder.inttoptr(x_, void_p),
-                    builder.bitcast(slot_beta, void_p), builder.inttoptr(y_, void_p),
+                    ir.Constant(char, ord(kind)), flag, m_, n_, alpha, builder.inttoptr(a_, void_p), lda_,
+                    builder.inttoptr(x_, void_p), beta, builder.inttoptr(y_, void_p),
                 ),
             )  # fmt: skip
 
