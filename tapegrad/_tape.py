@@ -90,6 +90,11 @@ class _ThreadTemplates(threading.local):
 _TEMPLATES = _ThreadTemplates()
 
 
+# The template of a tape that takes none (``Tape(own_layouts=True)``): empty, and of a
+# generation no thread's template has, so that no tape extends it.
+_NO_TEMPLATE = _LayoutTemplate()
+
+
 def _template() -> _LayoutTemplate:
     """This thread's layout template."""
     return _TEMPLATES.template
@@ -161,14 +166,17 @@ class Tape:
         "__weakref__",
     )
 
-    def __init__(self):
+    def __init__(self, own_layouts: bool = False):
+        """``own_layouts``: number layouts from 0 in the order this tape first uses them, not
+        after the thread's template (whose contents depend on what ran before): two recordings
+        of the same function then hold the same rows (``tapegrad.record``)."""
         self.rows = bytearray(INITIAL_ROWS * ROW_BYTES)
         self.ints = memoryview(self.rows).cast("q")  # read access to the row fields
         self.row_view = self.param_view = None
         self.n = 0
         self.capacity = INITIAL_ROWS
         # 4 per layout: dtype code, numel, ndim, offset into dims; the template's first.
-        template = _TEMPLATES.template
+        template = _NO_TEMPLATE if own_layouts else _TEMPLATES.template
         self.layout_table = array("q", template.table)
         self.dims = array("q", template.dims)
         self.layout_ids: dict = template.ids.copy()

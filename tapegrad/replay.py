@@ -351,7 +351,9 @@ class Tape:
         """Run the function on a new recording tape: ``(tape, inputs, input_rows, output_rows,
         outputs)``."""
         inputs = [self._as_input(i, value) for i, value in enumerate(example_inputs)]
-        tape = _RecordingTape()
+        # Layouts numbered by this recording alone: ``_recorded_again`` compares recordings'
+        # rows, and the thread's template (the layouts recent eager tapes made) changes them.
+        tape = _RecordingTape(own_layouts=True)
         tape.replay_values = {}
         tape.detached = {}
         tape.captured = {}
