@@ -4,12 +4,12 @@
 
 At 10^5 elements, float32 and float64, in one process, interleaved: nanoseconds per element of a
 jitted loop calling vmath with 512-bit vectors as the kernels' loops (``config.wide_vectors``; for
-sin and cos, the kernels' own loop: blocks of 512 by
-``sin_moderate``/``cos_moderate`` when every |x| is moderate), of numpy's ufunc (scipy.special.erf for erf), and of a jitted loop
+sin and cos, the kernels' own loop: blocks of 512 by ``sin_moderate``/``cos_moderate`` when every
+|x| is moderate), of numpy's ufunc (scipy.special's for erf and erfc), and of a jitted loop
 calling numba's np.exp/np.log/.../math.erf (scalar libm, what the kernels used before); and the
 largest error of vmath and of numpy against a higher-precision reference over the inputs
-(uniform in [-20, 20]; [0, 20] for log, [-1, 20] for log1p, [-6, 6] for erf). The whole-range
-errors are tests/test_vmath.py's.
+(uniform in [-20, 20]; [0, 20] for log, [-1, 20] for log1p, [-6, 6] for erf, [-4, 10] for
+erfc). The whole-range errors are tests/test_vmath.py's.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def _erf_libm(x):
     return math.erf(x)
 
 
+def _erfc_libm(x):
+    return math.erfc(x)
+
+
 # name: (vmath loop, libm loop, numpy function, input range)
 FUNCTIONS = {
     "exp": (_loop(vmath.exp, wide=True), _loop(np.exp), np.exp, (-20, 20)),
@@ -59,6 +63,7 @@ FUNCTIONS = {
     "sin": (generated._sin_values, _loop(np.sin), np.sin, (-20, 20)),
     "cos": (generated._cos_values, _loop(np.cos), np.cos, (-20, 20)),
     "erf": (_loop(vmath.erf, wide=True), _loop(numba.njit(_erf_libm)), scipy.special.erf, (-6, 6)),
+    "erfc": (_loop(vmath.erfc, wide=True), _loop(numba.njit(_erfc_libm)), scipy.special.erfc, (-4, 10)),
 }
 
 
@@ -75,11 +80,12 @@ def _seconds(call, *args, repeats: int = 15, number: int = 20) -> float:
 def _exact(name: str, x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float32:
         return FUNCTIONS[name][2](x.astype(np.float64))
-    if name == "erf":
+    if name in ("erf", "erfc"):
         import mpmath
 
         mpmath.mp.prec = 80
-        return np.array([mpmath.erf(mpmath.mpf(float(v))) for v in x[:20_000]], np.longdouble)
+        function = getattr(mpmath, name)
+        return np.array([function(mpmath.mpf(float(v))) for v in x[:20_000]], np.longdouble)
     return FUNCTIONS[name][2](x.astype(np.longdouble))
 
 

@@ -23,8 +23,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssump
 # below), above that: exp 1.00 / 0.85, tanh 1.48 / 1.30, log 0.83 / 0.80, log1p 0.87 / 0.78,
 # expm1 1.36 / 0.89, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 1.94 /
 # 1.00 (float32: every float in [2**-10, 4) searched, the worst at 0.92117566, where the two
-# polynomials meet; float64: at tiny x, fdlibm's). numpy's own are about 0.5-2 ulp. The issue's limits: 2 (float32), 1
-# (float64); tanh float64 is over it.
+# polynomials meet; float64: at tiny x, fdlibm's), erfc 3.92 / 2.00 (float32: every float in
+# [2**-12, 10.1) and (-4, -2**-12] searched, the worst at 7.2298427, exp's ulp and the
+# products'; float64: fdlibm's two exps in its tail). numpy's own are about 0.5-2 ulp. The
+# issue's limits: 2 (float32), 1 (float64); tanh float64 and erfc are over them.
 BOUNDS = {
     ("exp", np.float32): 1.01, ("exp", np.float64): 1.0,
     ("tanh", np.float32): 1.5, ("tanh", np.float64): 1.5,
@@ -34,6 +36,7 @@ BOUNDS = {
     ("sin", np.float32): 1.2, ("sin", np.float64): 0.8,
     ("cos", np.float32): 1.2, ("cos", np.float64): 0.8,
     ("erf", np.float32): 1.95, ("erf", np.float64): 1.01,
+    ("erfc", np.float32): 3.92, ("erfc", np.float64): 2.0,
 }  # fmt: skip
 FUNCTIONS = {
     "exp": (vmath.exp, np.exp),
@@ -44,6 +47,7 @@ FUNCTIONS = {
     "sin": (vmath.sin, np.sin),
     "cos": (vmath.cos, np.cos),
     "erf": (vmath.erf, scipy.special.erf),
+    "erfc": (vmath.erfc, scipy.special.erfc),
 }
 # The dense sweeps: where results are neither 0, 1, -1 nor inf, and (sin, cos) the range of the
 # fast reduction, then a sweep near 0.
@@ -54,6 +58,7 @@ HARDEST = {
     ("log1p", np.float32): [-0.2931148, 0.4140421],
     ("expm1", np.float64): [0.4003168338487537],
     ("erf", np.float32): [0.92117566, 0.47607782],
+    ("erfc", np.float32): [7.2298427, 5.9806304, 1.5344168],
 }
 DENSE = {
     "exp": ((-105, 89), (-750, 710)),
@@ -64,6 +69,7 @@ DENSE = {
     "sin": ((-1e6, 1e6), (-1.6e6, 1.6e6)),
     "cos": ((-1e6, 1e6), (-1.6e6, 1.6e6)),
     "erf": ((-6, 6), (-6, 6)),
+    "erfc": ((-4, 11), (-6, 28)),
 }
 
 
@@ -99,11 +105,15 @@ def _reference(name: str, x: np.ndarray) -> np.ndarray:
     """float64 for float32; long double for float64 (mpmath for erf, on fewer points)."""
     if x.dtype == np.float32:
         return FUNCTIONS[name][1](x.astype(np.float64))
-    if name == "erf":
+    if name in ("erf", "erfc"):
         import mpmath
 
         mpmath.mp.prec = 80
-        return np.array([mpmath.erf(mpmath.mpf(float(v))) for v in x], np.longdouble)
+        function = getattr(mpmath, name)
+        # erfc past 30 and below -30 is 0 and 2 to long double (and past 1e300 mpmath's result
+        # does not convert)
+        values = [function(mpmath.mpf(float(v))) if abs(v) < 30 else function(mpmath.mpf(30.0 * np.sign(v))) for v in x]
+        return np.array(values, np.longdouble)
     return FUNCTIONS[name][1](x.astype(np.longdouble))
 
 
@@ -124,7 +134,7 @@ def test_error_over_the_whole_range_is_within_its_bound(name, dtype):
     if dtype == np.float64 and np.finfo(np.longdouble).nmant < 60:
         pytest.skip("no extended precision on this platform for a float64 reference")
     rng = np.random.default_rng(0)
-    x = _inputs(name, dtype, rng, 20_000 if (name, dtype) == ("erf", np.float64) else 200_000)
+    x = _inputs(name, dtype, rng, 20_000 if (name, dtype) in (("erf", np.float64), ("erfc", np.float64)) else 200_000)
     x = np.concatenate([x, np.array(HARDEST.get((name, dtype), []), dtype)])
     got = _apply(name, x)
     error, finite, rounded = max_ulp(name, x, got)

@@ -87,6 +87,7 @@ FUNCTIONS = {
     "tanh": ("vmath.tanh", "tanh", "tanh"),
     "sigmoid": ("vmath.sigmoid", "sigmoid", lambda v: sigmoid_arrays(v)),  # defined below
     "erf": ("vmath.erf", "erf", "scipy.special.erf"),
+    "erfc": ("vmath.erfc", "erfc", "scipy.special.erfc"),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
     "sign": ("scalar.sign", "sign", sign_arrays),  # 0 at NaN, as PyTorch's
@@ -204,7 +205,7 @@ def _numpy_function(name: str):
     if path.startswith("scipy."):
         import scipy.special  # imported on first use: scipy takes ~0.2 s to import
 
-        function = scipy.special.erf
+        function = getattr(scipy.special, path.rpartition(".")[2])
         return lambda v: function(v).astype(v.dtype, copy=False) if hasattr(v, "dtype") else function(v)
     return getattr(np, path)
 

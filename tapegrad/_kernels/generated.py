@@ -47,6 +47,7 @@ RULE_NAMES = (
     "sinh",
     "cosh",
     "erf",
+    "erfc",
     "silu",
 )
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
@@ -743,17 +744,16 @@ def _backward_reciprocal64(rule, r, mask, frame):
     return families.DONE
 
 
-# gelu: 0.5 * x * (1 + erf(x * 0.7071067811865476)), gradient g * (0.5 * (1 + erf(x * 0.7071067811865476)) + x * exp(-0.5 * x * x) * 0.3989422804014327)
+# gelu: 0.5 * x * erfc(x * -0.7071067811865476), gradient g * (0.5 * erfc(x * -0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327)
 @jit
 def forward_gelu(x, out):
     """gelu's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
     wide_vectors()
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
-    c1 = out.dtype.type(1)
-    c2 = out.dtype.type(0.7071067811865476)
+    c1 = out.dtype.type(0.7071067811865476)
     for i in range(numel):
-        out[i] = c0 * x[i] * (c1 + vmath.erf(x[i] * c2))
+        out[i] = c0 * x[i] * vmath.erfc(x[i] * -c1)
 
 
 def _replay_gelu32(rule, r, path, frame):
@@ -761,10 +761,9 @@ def _replay_gelu32(rule, r, path, frame):
     x, out = _replay_operands(r, families.arrays32(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
-    c1 = out.dtype.type(1)
-    c2 = out.dtype.type(0.7071067811865476)
+    c1 = out.dtype.type(0.7071067811865476)
     for i in range(numel):
-        out[i] = c0 * x[i] * (c1 + vmath.erf(x[i] * c2))
+        out[i] = c0 * x[i] * vmath.erfc(x[i] * -c1)
     return families.DONE
 
 
@@ -773,10 +772,9 @@ def _replay_gelu64(rule, r, path, frame):
     x, out = _replay_operands(r, families.arrays64(frame))
     numel = out.shape[0]
     c0 = out.dtype.type(0.5)
-    c1 = out.dtype.type(1)
-    c2 = out.dtype.type(0.7071067811865476)
+    c1 = out.dtype.type(0.7071067811865476)
     for i in range(numel):
-        out[i] = c0 * x[i] * (c1 + vmath.erf(x[i] * c2))
+        out[i] = c0 * x[i] * vmath.erfc(x[i] * -c1)
     return families.DONE
 
 
@@ -793,12 +791,11 @@ def _backward_gelu32(rule, r, mask, frame):
     touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
-    c1 = grad.dtype.type(1)
-    c2 = grad.dtype.type(0.7071067811865476)
-    c3 = grad.dtype.type(0.3989422804014327)
+    c1 = grad.dtype.type(0.7071067811865476)
+    c2 = grad.dtype.type(0.3989422804014327)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * vmath.erfc(x[i] * -c1) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c2))
     return families.DONE
 
 
@@ -815,12 +812,11 @@ def _backward_gelu64(rule, r, mask, frame):
     touched[a] = True
     x = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.5)
-    c1 = grad.dtype.type(1)
-    c2 = grad.dtype.type(0.7071067811865476)
-    c3 = grad.dtype.type(0.3989422804014327)
+    c1 = grad.dtype.type(0.7071067811865476)
+    c2 = grad.dtype.type(0.3989422804014327)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * (c1 + vmath.erf(x[i] * c2)) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c3))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * vmath.erfc(x[i] * -c1) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c2))
     return families.DONE
 
 
@@ -1771,6 +1767,72 @@ def _backward_erf64(rule, r, mask, frame):
     return families.DONE
 
 
+# erfc: erfc(x), gradient g * -1.1283791670955126 * exp(-x * x)
+@jit
+def forward_erfc(x, out):
+    """erfc's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.erfc(x[i])
+
+
+def _replay_erfc32(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays32(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.erfc(x[i])
+    return families.DONE
+
+
+def _replay_erfc64(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays64(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = vmath.erfc(x[i])
+    return families.DONE
+
+
+def _backward_erfc32(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g = grad[offsets[r] : offsets[r] + numel]
+    ga = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x = value_at(addresses[a], numel, grad)
+    c0 = grad.dtype.type(1.1283791670955126)
+    zero = grad.dtype.type(0.0)
+    for i in range(numel):
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * -c0 * vmath.exp(-x[i] * x[i]))
+    return families.DONE
+
+
+def _backward_erfc64(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g = grad[offsets[r] : offsets[r] + numel]
+    ga = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x = value_at(addresses[a], numel, grad)
+    c0 = grad.dtype.type(1.1283791670955126)
+    zero = grad.dtype.type(0.0)
+    for i in range(numel):
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * -c0 * vmath.exp(-x[i] * x[i]))
+    return families.DONE
+
+
 # silu: x * sigmoid(x), gradient g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
 @jit
 def forward_silu(x, out):
@@ -1866,6 +1928,7 @@ REPLAY_FAMILIES = (
     ("sinh", _replay_sinh32, _replay_sinh64),
     ("cosh", _replay_cosh32, _replay_cosh64),
     ("erf", _replay_erf32, _replay_erf64),
+    ("erfc", _replay_erfc32, _replay_erfc64),
     ("silu", _replay_silu32, _replay_silu64),
 )
 
@@ -1898,5 +1961,6 @@ BACKWARD_FAMILIES = (
     ("sinh", _backward_sinh32, _backward_sinh64),
     ("cosh", _backward_cosh32, _backward_cosh64),
     ("erf", _backward_erf32, _backward_erf64),
+    ("erfc", _backward_erfc32, _backward_erfc64),
     ("silu", _backward_silu32, _backward_silu64),
 )
