@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import math
 import threading
 import warnings
 
@@ -481,7 +482,7 @@ def _split(flat, shapes, size) -> list:
     """Columns of ``flat`` (size, n) as one (size, *shape) array per shape, in order."""
     parts, position = [], 0
     for shape in shapes:
-        numel = int(np.prod(shape))
+        numel = math.prod(shape)
         parts.append(flat[:, position : position + numel].reshape((size, *shape)))
         position += numel
     return parts

@@ -11,6 +11,7 @@ recorders, ``_replay_hooks`` detach/data and comparisons, ``autograd`` backward 
 from __future__ import annotations
 
 import builtins
+import math
 import warnings
 
 import numpy as np
@@ -40,7 +41,7 @@ class Size(tuple):
         return Size(item) if isinstance(key, slice) else item
 
     def numel(self) -> int:
-        return _int(np.prod(self, dtype=np.int64))
+        return math.prod(self)
 
 
 # register_hook calls so far: a backward with hooks re-reads which rows are hooked only when this
