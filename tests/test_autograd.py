@@ -19,6 +19,25 @@ def test_grad_accumulates_in_place_into_the_same_tensor():
     assert x.grad.tolist() == [5.0, 5.0, 5.0]
 
 
+def test_a_leaf_gradient_added_from_a_shared_arena_stays_the_leafs_own():
+    """A leaf whose gradient is a small part of the sweep's arena is added into its existing
+    .grad straight from the arena: the sum is right, and the next sweep (which may reuse the
+    arena) leaves it alone."""
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((64, 96)).astype(np.float32)
+    x = tg.tensor(values, requires_grad=True)
+    w = tg.tensor(rng.standard_normal((96, 64)).astype(np.float32), requires_grad=True)
+    for _ in range(3):  # x's gradient shares the arena with the transposed result's and w's
+        (x.t().relu() * w).sum().backward()
+    first = x.grad
+    expected = 3 * np.where(values > 0, w.detach().numpy().T, 0)
+    np.testing.assert_allclose(first.numpy(), expected, rtol=1e-6)
+    kept = first.numpy().copy()
+    (w * 2).sum().backward()  # another sweep, not reaching x
+    np.testing.assert_array_equal(first.numpy(), kept)
+    assert x.grad is first
+
+
 def test_backward_needing_no_saved_value_works_twice():
     x = tg.ones(3, requires_grad=True)
     y = (x + 1).sum()

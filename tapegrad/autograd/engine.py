@@ -370,11 +370,9 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
             gradient = arenas[code][start : start + numel]
             if ndim != 1:
                 gradient = gradient.reshape(dims[offset : offset + ndim].tolist())
-            if not share:
-                gradient = gradient.copy()
             if tensor._grad is None:
-                tensor._grad = _wrap(gradient)
-            else:
+                tensor._grad = _wrap(gradient if share else gradient.copy())
+            else:  # added in place from the arena: a copy first was a pass over it for nothing
                 _accumulate(tensor, gradient, None)
     # Retained gradients are filled by autograd.grad too, as PyTorch's are.
     for row, tensor in tape.retained_rows(n_rows) if tape.retained else ():
