@@ -151,3 +151,28 @@ def test_the_broadcast_cache_stays_bounded():
     for rows in range(1, _record._BROADCAST_AUX_LIMIT + 50):
         (tg.ones(rows, 3) + bias).sum()
     assert len(_record._BROADCAST_AUX) <= _record._BROADCAST_AUX_LIMIT
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+@pytest.mark.parametrize("shape", [(), (3,), (2, 5)])
+def test_a_number_operand_gives_numpys_bits_on_both_paths(dtype, shape):
+    """``x <op> number`` on the short path (its number cached as a 0-d array of x's dtype, used
+    again by the next op with the same number) and on the general path: numpy's result of the
+    number as a scalar of that dtype, bit for bit."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0.5, 2.0, shape).astype(dtype.numpy)
+    number = 1.0000001  # rounds differently in float32 and float64
+    typed = dtype.numpy.type(number)
+    expected = {"add": values + typed, "sub": values - typed, "mul": values * typed, "div": values / typed}
+    for general in (False, True, False):
+        x = tg.tensor(values, requires_grad=True)
+        if general:
+            _grad_mode.special_modes[0] += 1
+        try:
+            got = {"add": x + number, "sub": x - number, "mul": x * number, "div": x / number}
+        finally:
+            if general:
+                _grad_mode.special_modes[0] -= 1
+        for name, result in got.items():
+            assert result.dtype == dtype and result.shape == shape
+            assert result.detach().numpy().tobytes() == np.asarray(expected[name]).tobytes(), name
