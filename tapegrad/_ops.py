@@ -249,7 +249,7 @@ OPS: tuple[Op, ...] = (
         "GeluBackward0",
         _gelu,
         "0.5 * x * erfc(x * -0.7071067811865476)",
-        "g * (0.5 * erfc(x * -0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327)",
+        "g * gelu_grad(x)",
         domain=(-3.0, 3.0),
         compiled_forward=True,
     ),

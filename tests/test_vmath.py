@@ -275,3 +275,28 @@ def test_wide_vectors_marks_the_function_and_keeps_its_bits():
         ir = "".join(compiled.inspect_llvm().values())
         assert ('"prefer-vector-width"="512"' in ir) == (function is wide)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_grad_shares_erfcs_exp_within_the_argument_rounding(dtype):
+    """gelu's derivative, Phi(x) + x * phi(x), with one exp for both terms: against mpmath, the
+    error relative to the terms' size (the sum cancels near -0.75) stays within what rounding
+    x / sqrt(2) to the dtype costs exp(-x*x / 2) (about x*x * eps: 1e-5 for float32 at -12);
+    0 gives 0.5, NaN and infinities NaN (as the formula, x * exp(-x*x / 2), gives at inf)."""
+    import mpmath
+
+    mpmath.mp.dps = 30
+    x = np.concatenate([np.linspace(-14, 14, 1201), np.random.default_rng(2).uniform(-3, 3, 400)]).astype(dtype)
+    loop = _loop(vmath.gelu_grad)
+    got = np.empty_like(x)
+    loop(x, got)
+    exact = np.array([float(mpmath.ncdf(v) + v * mpmath.npdf(v)) for v in map(mpmath.mpf, x.tolist())])
+    size = np.array([float(mpmath.ncdf(v) + abs(v) * mpmath.npdf(v)) for v in map(mpmath.mpf, x.tolist())])
+    eps = float(np.finfo(dtype).eps)
+    bound = (4 + x.astype(np.float64) ** 2) * eps
+    # (and a few of the smallest subnormals where the result is one: the products round there)
+    assert np.all(np.abs(got - exact) <= bound * size + 16 * np.finfo(dtype).smallest_subnormal)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype)
+    out = np.empty_like(special)
+    loop(special, out)
+    np.testing.assert_array_equal(out, [np.nan, np.nan, np.nan, 0.5, 0.5])

@@ -744,7 +744,7 @@ def _backward_reciprocal64(rule, r, mask, frame):
     return families.DONE
 
 
-# gelu: 0.5 * x * erfc(x * -0.7071067811865476), gradient g * (0.5 * erfc(x * -0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327)
+# gelu: 0.5 * x * erfc(x * -0.7071067811865476), gradient g * gelu_grad(x)
 @jit
 def forward_gelu(x, out):
     """gelu's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
@@ -790,12 +790,9 @@ def _backward_gelu32(rule, r, mask, frame):
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    c0 = grad.dtype.type(0.5)
-    c1 = grad.dtype.type(0.7071067811865476)
-    c2 = grad.dtype.type(0.3989422804014327)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * vmath.erfc(x[i] * -c1) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c2))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.gelu_grad(x[i]))
     return families.DONE
 
 
@@ -811,12 +808,9 @@ def _backward_gelu64(rule, r, mask, frame):
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
     x = value_at(addresses[a], numel, grad)
-    c0 = grad.dtype.type(0.5)
-    c1 = grad.dtype.type(0.7071067811865476)
-    c2 = grad.dtype.type(0.3989422804014327)
     zero = grad.dtype.type(0.0)
     for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 * vmath.erfc(x[i] * -c1) + x[i] * vmath.exp(-c0 * x[i] * x[i]) * c2))
+        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.gelu_grad(x[i]))
     return families.DONE
 
 

@@ -903,7 +903,9 @@ _ERFC32_CENTRE, _ERFC32_SCALE = _F(0.58), _F(2.380952380952381)
 _ERFC32_ZERO = _F(10.054195)  # the first float32 whose erfc rounds to 0 (below 2**-150)
 
 
-def _erfc32(x):
+def _erfc_parts32(x):
+    """``(erfc(|x|) / exp(-x*x), exp(-x*x))`` for float32 ``x`` (not NaN), both 0 where erfc
+    rounds to 0: erfc's two factors, which gelu's gradient shares (``_gelu_grad32``)."""
     _inline_into_callers()
     a = np.abs(x)
     a = a if a < _ERFC32_ZERO else _ERFC32_ZERO
@@ -922,11 +924,37 @@ def _erfc32(x):
     low = _fma32(a, a, -square)  # a*a - square, exactly
     tail = _exp32_within(-square)  # -square is in [-101.1, 0]
     tail = _fma32(-tail, low, tail)  # exp(-square - low), to first order (low is below 2e-6)
-    positive = _fma32(t, ratio, t_low * ratio) * tail
     # selected, not left to the products: rounded twice in denormals, they gave 2**-149 for 0
-    positive = positive if a < _ERFC32_ZERO else _ZERO32
+    tail = tail if a < _ERFC32_ZERO else _ZERO32
+    return _fma32(t, ratio, t_low * ratio), tail
+
+
+def _erfc32(x):
+    _inline_into_callers()
+    ratio, tail = _erfc_parts32(x)
+    positive = ratio * tail
     result = positive if x >= _ZERO32 else _TWO - positive
     return x if x != x else result
+
+
+_SQRT_HALF32, _INV_SQRT_2PI32 = _F(0.7071067811865476), _F(0.3989422804014327)
+
+
+def _gelu_grad32(x):
+    """d/dx of x * Phi(x): 0.5 * erfc(-x / sqrt 2) + x * exp(-x*x / 2) / sqrt(2 pi), the exp
+    computed once for both terms (erfc's own factor): gelu's backward took an exp more."""
+    _inline_into_callers()
+    y = x * -_SQRT_HALF32
+    ratio, tail = _erfc_parts32(y)
+    positive = ratio * tail
+    cdf = positive if y >= _ZERO32 else _TWO - positive
+    result = _HALF * cdf + x * tail * _INV_SQRT_2PI32
+    return x if x != x else result
+
+
+def _gelu_grad64(x):
+    _inline_into_callers()
+    return 0.5 * _erfc64(x * -0.7071067811865476) + x * _exp64(-0.5 * x * x) * 0.3989422804014327
 
 
 # -- the generic names the kernels call -----------------------------------------------------
@@ -974,6 +1002,7 @@ sin_moderate = _generic("sin_moderate", _sin_moderate32, _sin_moderate64)
 cos_moderate = _generic("cos_moderate", _cos_moderate32, _cos_moderate64)
 erf = _generic("erf", _erf32, _erf64)
 erfc = _generic("erfc", _erfc32, _erfc64)
+gelu_grad = _generic("gelu_grad", _gelu_grad32, _gelu_grad64)
 sigmoid = _generic("sigmoid", _sigmoid32, _sigmoid64)
 
 
@@ -998,7 +1027,13 @@ else:
     _sin_moderate64, _cos_moderate64 = _compile(_sin_moderate64), _compile(_cos_moderate64)
     _sin32, _sin64, _cos32, _cos64 = _compile(_sin32), _compile(_sin64), _compile(_cos32), _compile(_cos64)
     _erf_small64, _erf_middle64, _erfc_tail64 = _compile(_erf_small64), _compile(_erf_middle64), _compile(_erfc_tail64)
-    _erf32, _erf64, _erfc32, _erfc64 = _compile(_erf32), _compile(_erf64), _compile(_erfc32), _compile(_erfc64)
+    _erf32, _erf64, _erfc_parts32 = _compile(_erf32), _compile(_erf64), _compile(_erfc_parts32)
+    _erfc32, _erfc64, _gelu_grad32, _gelu_grad64 = (
+        _compile(_erfc32),
+        _compile(_erfc64),
+        _compile(_gelu_grad32),
+        _compile(_gelu_grad64),
+    )
     _sigmoid32, _sigmoid64 = _compile(_sigmoid32), _compile(_sigmoid64)
     _reduced32 = _compile(_reduced32)
     _sin_moderate32, _cos_moderate32 = _compile(_sin_moderate32), _compile(_cos_moderate32)
@@ -1025,6 +1060,7 @@ else:
         (cos, _cos32, _cos64),
         (erf, _erf32, _erf64),
         (erfc, _erfc32, _erfc64),
+        (gelu_grad, _gelu_grad32, _gelu_grad64),
         (sigmoid, _sigmoid32, _sigmoid64),
         (sin_moderate, _sin_moderate32, _sin_moderate64),
         (cos_moderate, _cos_moderate32, _cos_moderate64),
