@@ -890,7 +890,7 @@ def _erf32(x):
 # so t's error is carried as t_low; x*x rounded in exp's argument (1e-5 relative near 10), so
 # it is split, hi + lo; float32 coefficients rounded after the fit (1 ulp). Left: exp's ulp and
 # the products'. One exp, one division and one polynomial for every element, where 1 + erf's
-# two polynomials and cancellation made gelu 2.3x PyTorch's time.
+# two polynomials and cancellation made gelu 2x PyTorch's time.
 _ERFC32_R = tuple(
     _F(c)
     for c in (
