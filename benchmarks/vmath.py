@@ -5,7 +5,8 @@
 At 10^5 elements, float32 and float64, in one process, interleaved: nanoseconds per element of a
 jitted loop calling vmath with 512-bit vectors as the kernels' loops (``config.wide_vectors``; for
 sin and cos, the kernels' own loop: blocks of 512 by ``sin_moderate``/``cos_moderate`` when every
-|x| is moderate), of numpy's ufunc (scipy.special's for erf and erfc), and of a jitted loop
+|x| is moderate), of numpy's ufunc (scipy.special's for erf and erfc; for softplus
+numpy's logaddexp(0, x) with PyTorch's threshold), and of a jitted loop
 calling numba's np.exp/np.log/.../math.erf (scalar libm, what the kernels used before); and the
 largest error of vmath and of numpy against a higher-precision reference over the inputs
 (uniform in [-20, 20]; [0, 20] for log, [-1, 20] for log1p, [-6, 6] for erf, [-4, 10] for
@@ -52,6 +53,17 @@ def _erfc_libm(x):
     return math.erfc(x)
 
 
+def _softplus_libm(x):
+    # what the replay ran before vmath.softplus: numpy's logaddexp(0, x) with libm's exp and log1p
+    if x > 20.0:
+        return x
+    return x + np.log1p(np.exp(-x)) if x > 0 else np.log1p(np.exp(x))
+
+
+def _softplus_numpy(x):
+    return np.where(x > 20, x, np.logaddexp(x.dtype.type(0), x))
+
+
 # name: (vmath loop, libm loop, numpy function, input range)
 FUNCTIONS = {
     "exp": (_loop(vmath.exp, wide=True), _loop(np.exp), np.exp, (-20, 20)),
@@ -64,6 +76,7 @@ FUNCTIONS = {
     "cos": (generated._cos_values, _loop(np.cos), np.cos, (-20, 20)),
     "erf": (_loop(vmath.erf, wide=True), _loop(numba.njit(_erf_libm)), scipy.special.erf, (-6, 6)),
     "erfc": (_loop(vmath.erfc, wide=True), _loop(numba.njit(_erfc_libm)), scipy.special.erfc, (-4, 10)),
+    "softplus": (_loop(vmath.softplus, wide=True), _loop(numba.njit(_softplus_libm)), _softplus_numpy, (-20, 20)),
 }
 
 

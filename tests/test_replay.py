@@ -1411,3 +1411,17 @@ def test_vmap_of_integer_arithmetic_runs_eagerly_per_slice():
     out = vmap(lambda x, i: x * i.double())(tg.ones(3, dtype=tg.float64), tg.tensor([2**53 + 1, 1, 2]))
     np.testing.assert_array_equal(out.numpy(), [2.0**53, 1.0, 2.0])
     assert vmap_stats()["path"] == "eager"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["exp", "softplus", "tanh"])
+def test_a_small_sum_after_an_elementwise_row_replays_as_eager(op, dtype):
+    """Rows of a few elements and their ``sum`` run inside the sweep (``_small_forward``). A
+    softplus loop written inline there once made the float64 sum of any row give 0 (a numba
+    miscompile of overloads inlined as IR twice over): every replay of ``f(x).sum()`` was 0."""
+    function = (lambda x: tg.nn.functional.softplus(x)) if op == "softplus" else (lambda x: getattr(x, op)())
+    x = np.linspace(-2.0, 2.5, 5).astype(dtype)
+    tape = tg.record(lambda x: function(x).sum(), x)
+    for values in (x, x * 0.5 + 0.25):
+        expected = function(tg.tensor(values)).sum().numpy()
+        np.testing.assert_allclose(tape(values).numpy(), expected, rtol=4e-7 if dtype == np.float32 else 1e-15)

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssump
 # 1.00 (float32: every float in [2**-10, 4) searched, the worst at 0.92117566, where the two
 # polynomials meet; float64: at tiny x, fdlibm's), erfc 3.92 / 2.00 (float32: every float in
 # [2**-12, 10.1) and (-4, -2**-12] searched, the worst at 7.2298427, exp's ulp and the
-# products'; float64: fdlibm's two exps in its tail). numpy's own are about 0.5-2 ulp. The
+# products'; float64: fdlibm's two exps in its tail), softplus 1.55 / 1.58 (exp's error and
+# log1p's, on these inputs only). numpy's own are about 0.5-2 ulp. The
 # issue's limits: 2 (float32), 1 (float64); tanh float64 and erfc are over them.
 BOUNDS = {
     ("exp", np.float32): 1.01, ("exp", np.float64): 1.0,
@@ -37,6 +38,7 @@ BOUNDS = {
     ("cos", np.float32): 1.2, ("cos", np.float64): 0.8,
     ("erf", np.float32): 1.95, ("erf", np.float64): 1.01,
     ("erfc", np.float32): 3.92, ("erfc", np.float64): 2.0,
+    ("softplus", np.float32): 1.6, ("softplus", np.float64): 1.6,
 }  # fmt: skip
 FUNCTIONS = {
     "exp": (vmath.exp, np.exp),
@@ -48,6 +50,7 @@ FUNCTIONS = {
     "cos": (vmath.cos, np.cos),
     "erf": (vmath.erf, scipy.special.erf),
     "erfc": (vmath.erfc, scipy.special.erfc),
+    "softplus": (vmath.softplus, lambda v: _softplus_reference(v)),  # defined below
 }
 # The dense sweeps: where results are neither 0, 1, -1 nor inf, and (sin, cos) the range of the
 # fast reduction, then a sweep near 0.
@@ -70,7 +73,14 @@ DENSE = {
     "cos": ((-1e6, 1e6), (-1.6e6, 1.6e6)),
     "erf": ((-6, 6), (-6, 6)),
     "erfc": ((-4, 11), (-6, 28)),
+    "softplus": ((-105, 30), (-750, 40)),
 }
+
+
+def _softplus_reference(v):
+    """PyTorch's softplus (beta 1, threshold 20) in numpy: x above 20, else logaddexp(0, x)."""
+    v = np.asarray(v)
+    return np.where(v > 20, v, np.logaddexp(v.dtype.type(0), v))
 
 
 def _loop(function):

@@ -74,16 +74,6 @@ RULE_MASK = (1 << 16) - 1  # ``rules`` holds path << 16 | rule per opcode (_ops.
 FLOAT64 = 1
 
 
-@jit
-def _logaddexp0(x, log2):
-    """numpy's logaddexp(0, x), as the facade's softplus computes it (``log2`` in x's type)."""
-    if x > 0:
-        return x + np.log1p(np.exp(-x))
-    if x < 0:
-        return np.log1p(np.exp(x))
-    return x + log2 if x == x else x
-
-
 # Sums of up to this many elements run in the sweep's call-free path, one accumulator; larger
 # ones in the structural family's ``_total``, whose blocked loop, inlined into the sweep, made
 # its first compile 0.45 s longer (the tutorial's first replay, which never sums that much).
@@ -135,6 +125,16 @@ def _scaled(total, scale, count):
     return quotient if scale > 0 else -quotient
 
 
+@jit
+def _softplus_row(values, o, oa, numel):
+    """``values[o:o + numel] = softplus(values[oa:oa + numel])`` by vmath's softplus (PyTorch's
+    threshold included). A function of its own: written inline in ``_small_forward``, whose
+    body numba inlines into the sweep as IR, vmath's overload (inlined as IR too) made that
+    function's float64 ``sum_all`` branch give 0 (numba 0.68)."""
+    for i in range(numel):
+        values[o + i] = vmath.softplus(values[oa + i])
+
+
 @inline
 def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
     """Rows of a few elements without slices or a call, and ``sum_all`` (its result is one
@@ -177,11 +177,7 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
         for i in range(numel):
             values[o + i] = values[oa + i]
     elif rule == SOFTPLUS:
-        threshold = values.dtype.type(20.0)
-        log2 = values.dtype.type(np.log(2.0))
-        for i in range(numel):
-            x = values[oa + i]
-            values[o + i] = x if x > threshold else _logaddexp0(x, log2)
+        _softplus_row(values, o, oa, numel)
     else:
         return False
     return True
@@ -206,10 +202,8 @@ def _elementwise_forward(rule, path, r, rows, params, layouts, offsets, values):
         for i in range(numel):
             out[i] = -x[i]
     elif rule == SOFTPLUS:
-        threshold = values.dtype.type(20.0)
-        log2 = values.dtype.type(np.log(2.0))
         for i in range(numel):
-            out[i] = x[i] if x[i] > threshold else _logaddexp0(x[i], log2)
+            out[i] = vmath.softplus(x[i])
     elif rule == ADD_SCALAR:
         for i in range(numel):
             out[i] = x[i] + s

@@ -21,7 +21,6 @@ import numpy as np
 
 from . import normalization, scalar, vmath
 from .config import jit
-from .forward import _logaddexp0
 from .memory import borrow
 
 # Instruction codes. SUM: the terms, each times its sign, added left to right (an add, sub, neg
@@ -34,6 +33,18 @@ CODE_NAMES = "sum mul div reduce_sum softmax copy softplus exp log tanh sigmoid 
 WIDTH = 4  # integers per instruction
 MAX_GROUP = 64  # the most operands of one SOFTMAX (the scratch it gathers them into)
 SCRATCH_ROWS = 2 * MAX_GROUP + 2  # a lane kernel's softmax: terms, start, partial sums, one row
+
+
+@jit
+def _logaddexp0(x, log2):
+    """numpy's logaddexp(0, x), as eager softplus computes it (``log2`` in x's type): a register
+    program holds rows of a few elements, which eager computes by numpy's formulas, and gives
+    their bits (the general replay's ``vmath.softplus`` rounds otherwise, by up to 1.6 ulp)."""
+    if x > 0:
+        return x + np.log1p(np.exp(-x))
+    if x < 0:
+        return np.log1p(np.exp(x))
+    return x + log2 if x == x else x
 
 
 @jit

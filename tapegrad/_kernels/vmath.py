@@ -1,5 +1,6 @@
 """Transcendental functions that LLVM vectorizes: ``exp``, ``tanh``, ``log``, ``log1p``, ``expm1``,
-``sin``, ``cos``, ``erf`` and ``erfc`` for float32 and float64.
+``sin``, ``cos``, ``erf`` and ``erfc`` (and ``sigmoid``, ``softplus`` and gelu's derivative of
+them) for float32 and float64.
 
 llvmlite from PyPI has no SVML, so a jitted loop calling ``np.exp`` or ``np.sin`` makes a scalar
 libm call per element (4-40 ns) where numpy's SIMD loops take 0.3-1.6 ns. These are written as
@@ -14,10 +15,10 @@ Errors against a float64/long-double reference (mpmath for float64 erf), measure
 float range (tests/test_vmath.py: random bit patterns of every binade plus dense sweeps and the
 hardest inputs a search found; for float32 log, log1p and tanh, every float), in ulp, float32 /
 float64: exp 1.00 / 0.85, tanh 1.50 / 1.30, log 0.83 / 0.80, log1p 0.87 / 0.78, expm1 1.36 /
-0.89, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 1.94 / 1.00 (the 1.00 at tiny x), erfc 3.92 / 2.00;
-numpy's own are 0.5-2.2. NaN, infinities, -0.0, overflow to inf and underflow through
-denormals to 0 are numpy's (scipy's for erf and erfc, except that float64 erfc keeps the denormals
-that scipy flushes to 0 near 27).
+0.89, sin 1.16 / 0.77, cos 1.11 / 0.74, erf 1.94 / 1.00 (the 1.00 at tiny x), erfc 3.92 / 2.00,
+softplus 1.55 / 1.58; numpy's own are 0.5-2.2. NaN, infinities, -0.0, overflow to inf and
+underflow through denormals to 0 are numpy's (scipy's for erf and erfc, except that float64 erfc
+keeps the denormals that scipy flushes to 0 near 27).
 
 sin and cos: float32 is accurate everywhere, branch-free, in float32 and int64 (no double, so the
 loop stays 8 lanes wide): an integer Payne-Hanek reduction by a 129-row table for every |x|, three
@@ -984,6 +985,26 @@ def _sigmoid64(x):
     return (1.0 if x >= 0.0 else e) / (1.0 + e)
 
 
+_SOFTPLUS_THRESHOLD32 = _F(20.0)
+
+
+def _softplus32(x):
+    """PyTorch's softplus (beta 1, threshold 20): x itself above 20, else log(1 + e**x) as numpy's
+    logaddexp(0, x) computes it, max(x, 0) + log1p(exp(-|x|)), branch-free: the replay's had been
+    scalar libm exp and log1p behind a branch."""
+    _inline_into_callers()
+    result = (x if x > _ZERO32 else _ZERO32) + _log1p32(_exp32(-np.abs(x)))
+    result = x if x > _SOFTPLUS_THRESHOLD32 else result
+    return x if x != x else result
+
+
+def _softplus64(x):
+    _inline_into_callers()
+    result = (x if x > 0.0 else 0.0) + _log1p64(_exp64(-np.abs(x)))
+    result = x if x > 20.0 else result
+    return x if x != x else result
+
+
 def _generic(name, single, double):
     def function(x):
         return single(x) if isinstance(x, np.float32) else double(np.float64(x))
@@ -1004,6 +1025,7 @@ erf = _generic("erf", _erf32, _erf64)
 erfc = _generic("erfc", _erfc32, _erfc64)
 gelu_grad = _generic("gelu_grad", _gelu_grad32, _gelu_grad64)
 sigmoid = _generic("sigmoid", _sigmoid32, _sigmoid64)
+softplus = _generic("softplus", _softplus32, _softplus64)
 
 
 if numba.config.DISABLE_JIT:
@@ -1035,6 +1057,7 @@ else:
         _compile(_gelu_grad64),
     )
     _sigmoid32, _sigmoid64 = _compile(_sigmoid32), _compile(_sigmoid64)
+    _softplus32, _softplus64 = _compile(_softplus32), _compile(_softplus64)
     _reduced32 = _compile(_reduced32)
     _sin_moderate32, _cos_moderate32 = _compile(_sin_moderate32), _compile(_cos_moderate32)
     moderate = numba.njit(**JIT_OPTIONS)(moderate)
@@ -1062,6 +1085,7 @@ else:
         (erfc, _erfc32, _erfc64),
         (gelu_grad, _gelu_grad32, _gelu_grad64),
         (sigmoid, _sigmoid32, _sigmoid64),
+        (softplus, _softplus32, _softplus64),
         (sin_moderate, _sin_moderate32, _sin_moderate64),
         (cos_moderate, _cos_moderate32, _cos_moderate64),
     ):
