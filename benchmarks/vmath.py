@@ -23,6 +23,7 @@ import numba
 import numpy as np
 import scipy.special
 
+from tapegrad import _ops
 from tapegrad._kernels import generated, vmath
 from tapegrad._kernels.config import wide_vectors
 
@@ -60,10 +61,6 @@ def _softplus_libm(x):
     return x + np.log1p(np.exp(-x)) if x > 0 else np.log1p(np.exp(x))
 
 
-def _softplus_numpy(x):
-    return np.where(x > 20, x, np.logaddexp(x.dtype.type(0), x))
-
-
 # name: (vmath loop, libm loop, numpy function, input range)
 FUNCTIONS = {
     "exp": (_loop(vmath.exp, wide=True), _loop(np.exp), np.exp, (-20, 20)),
@@ -76,7 +73,7 @@ FUNCTIONS = {
     "cos": (generated._cos_values, _loop(np.cos), np.cos, (-20, 20)),
     "erf": (_loop(vmath.erf, wide=True), _loop(numba.njit(_erf_libm)), scipy.special.erf, (-6, 6)),
     "erfc": (_loop(vmath.erfc, wide=True), _loop(numba.njit(_erfc_libm)), scipy.special.erfc, (-4, 10)),
-    "softplus": (_loop(vmath.softplus, wide=True), _loop(numba.njit(_softplus_libm)), _softplus_numpy, (-20, 20)),
+    "softplus": (_loop(vmath.softplus, wide=True), _loop(numba.njit(_softplus_libm)), _ops._softplus, (-20, 20)),
 }
 
 

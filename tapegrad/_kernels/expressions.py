@@ -39,19 +39,14 @@ def sigmoid_arrays(x):
     return np.where(x >= 0, one, e) / (one + e)
 
 
-def _gelu_grad_tensors(x):
-    """gelu_grad over tensors (create_graph): its formula as recorded ops, so that it
-    differentiates again."""
-    return 0.5 * (x * -0.7071067811865476).erfc() + x * (x * x * -0.5).exp() * 0.3989422804014327
+# gelu's derivative, d/dx of x * Phi(x), in the formula language: ``gelu_grad`` over tensors
+# (create_graph, so that it differentiates again) and over arrays evaluates this text; the
+# kernels' ``vmath.gelu_grad`` computes it with one exp for both terms.
+GELU_GRAD = "0.5 * erfc(x * -0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327"
 
 
-def _gelu_grad_arrays(x):
-    import scipy.special  # imported on first use: scipy takes ~0.2 s to import
-
-    if not hasattr(x, "dtype"):
-        x = np.float64(x)
-    value = 0.5 * scipy.special.erfc(x * -0.7071067811865476) + x * np.exp(-0.5 * x * x) * 0.3989422804014327
-    return value.astype(x.dtype, copy=False) if hasattr(value, "astype") else value
+def _gelu_grad(x):
+    return evaluate(GELU_GRAD, x=x)
 
 
 def _gate_tensors(c, v):
@@ -104,7 +99,7 @@ FUNCTIONS = {
     "erf": ("vmath.erf", "erf", "scipy.special.erf"),
     "erfc": ("vmath.erfc", "erfc", "scipy.special.erfc"),
     # d/dx of x * Phi(x) (gelu's backward): in the kernels one exp for both of its terms
-    "gelu_grad": ("vmath.gelu_grad", _gelu_grad_tensors, _gelu_grad_arrays),
+    "gelu_grad": ("vmath.gelu_grad", _gelu_grad, _gelu_grad),
     "abs": ("np.abs", "abs", "abs"),
     # Piecewise constant: as a factor of ``g`` it selects, and its own gradient is zero.
     "sign": ("scalar.sign", "sign", sign_arrays),  # 0 at NaN, as PyTorch's
