@@ -57,6 +57,40 @@ def test_training_steps_match_pytorch(name, loss_name):
         np.testing.assert_allclose(p_ours.detach().numpy(), p_theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: tg.optim.Adam(p, lr=0.01),
+        lambda p: tg.optim.Adam(p, lr=0.01, weight_decay=1e-2, amsgrad=True),
+        lambda p: tg.optim.AdamW(p, lr=0.01, betas=(0.8, 0.99)),
+    ],
+    ids=["adam", "amsgrad-l2", "adamw"],
+)
+def test_the_compiled_adam_update_gives_numpy_updates_bits(make, dtype):
+    """Adam runs one compiled loop for a C-ordered parameter and numpy's calls for others: the
+    same arithmetic, so the same bits, NaN and infinity included."""
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((5, 7)).astype(dtype)
+    compiled = tg.nn.Parameter(tg.tensor(start))
+    by_numpy = tg.nn.Parameter(tg.tensor(start))
+    by_numpy._data = np.asfortranarray(by_numpy._data)  # not C-ordered: numpy's path
+    assert by_numpy._data.flags.f_contiguous and not by_numpy._data.flags.c_contiguous
+    optimizers = make([compiled]), make([by_numpy])
+    for step in range(6):
+        gradient = (rng.standard_normal((5, 7)) * 10.0 ** rng.integers(-8, 3, (5, 7))).astype(dtype)
+        if step == 3:
+            gradient[0, :3] = (np.nan, np.inf, -np.inf)
+        compiled.grad = tg.tensor(gradient)
+        by_numpy.grad = tg.tensor(np.asfortranarray(gradient))
+        for optimizer in optimizers:
+            optimizer.step()
+        np.testing.assert_array_equal(compiled._data, by_numpy._data)
+        assert compiled._data.dtype == dtype
+    for key, value in optimizers[0].state[id(compiled)].items():
+        np.testing.assert_array_equal(value, optimizers[1].state[id(by_numpy)][key], err_msg=key)
+
+
 def test_module_protocol():
     model = tg.nn.Sequential(tg.nn.Linear(3, 4), tg.nn.ReLU(), tg.nn.Dropout(0.5), tg.nn.Linear(4, 2, bias=False))
     assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "3.weight"]

@@ -67,6 +67,7 @@ LAYERS = {
         "_kernels.forward",
         "_kernels.batched",
         "_kernels.register",
+        "_kernels.optimizers",  # Adam's update, loaded by optim
         "_kernels.generate",  # writes generated.py from the op table
     ],
     "ops": [

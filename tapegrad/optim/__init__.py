@@ -1,7 +1,9 @@
 """``tapegrad.optim``: SGD, Adam, AdamW, RMSprop, Adagrad and Adadelta with PyTorch's update
 rules, on the parameters' arrays in place (a step bumps their version counters, as PyTorch's
 in-place updates do). ``foreach`` and ``fused`` choose among PyTorch's implementations of the
-same update; they are accepted and change nothing here."""
+same update; they are accepted and change nothing here: Adam and AdamW always update a C-ordered
+float32 or float64 parameter in one compiled loop (``tapegrad/_kernels/optimizers.py``, as
+PyTorch's ``fused=True``), with the bits of the numpy calls the others take."""
 
 from __future__ import annotations
 
@@ -63,6 +65,42 @@ class Optimizer:
         for parameter in group["params"]:
             if parameter.grad is not None:
                 yield parameter, parameter._data, parameter.grad._data
+
+
+def _fusable(value: np.ndarray, grad: np.ndarray) -> bool:
+    """Whether a parameter's update runs as one compiled loop (``_fused_adam``): a C-ordered
+    float32 or float64 parameter and a gradient of its shape and dtype (anything else takes
+    numpy's calls, with the same arithmetic)."""
+    return (
+        value.dtype == grad.dtype
+        and value.dtype.kind == "f"
+        and value.dtype.itemsize >= 4
+        and value.shape == grad.shape
+        and value.flags.c_contiguous
+        and grad.flags.c_contiguous
+    )
+
+
+_NO_MAXIMUM = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0, np.float64)}
+_adam_kernel = None
+
+
+def _fused_adam(value, grad, state, lr, beta1, beta2, eps, l2, keep, step) -> None:
+    """Adam's update of one parameter in one compiled pass (``tapegrad/_kernels/optimizers.py``,
+    which casts the constants to its dtype as numpy does). numba loads on the first step."""
+    global _adam_kernel
+    if _adam_kernel is None:
+        from .._kernels import families, optimizers
+
+        families.announce(optimizers.adam, "optimizers' Adam update")
+        _adam_kernel = optimizers.adam
+    maximum = state.get("max_exp_avg_sq")
+    _adam_kernel(
+        value.reshape(-1), grad.reshape(-1), state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1),
+        _NO_MAXIMUM[value.dtype] if maximum is None else maximum.reshape(-1),
+        float(1 - beta1), float(beta2), float(1 - beta2), float(lr / (1 - beta1**step)),
+        math.sqrt(1 - beta2**step), float(eps), float(l2), float(keep),
+    )  # fmt: skip
 
 
 class SGD(Optimizer):
@@ -138,24 +176,29 @@ class Adam(Optimizer):
                     state.update(step=np.array(0.0), exp_avg=np.zeros_like(value), exp_avg_sq=np.zeros_like(value))
                     if group["amsgrad"]:
                         state["max_exp_avg_sq"] = np.zeros_like(value)
-                if decay:
+                fused = _fusable(value, grad)
+                if decay and not fused:
                     if self._decoupled:
                         value *= 1 - lr * decay
                     else:
                         grad = grad + decay * value
                 state["step"] += 1
                 step = float(state["step"])
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg += (1 - beta1) * (grad - exp_avg)  # PyTorch's lerp form
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * grad * grad
-                second = exp_avg_sq
-                if group["amsgrad"]:
-                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    second = state["max_exp_avg_sq"]
-                step_size = lr / (1 - beta1**step)
-                denominator = np.sqrt(second) / math.sqrt(1 - beta2**step) + eps
-                value -= (step_size * exp_avg / denominator).astype(value.dtype, copy=False)
+                if fused:
+                    l2, keep = (0.0, 1 - lr * decay) if self._decoupled else (decay, 1.0)
+                    _fused_adam(value, grad, state, lr, beta1, beta2, eps, l2, keep, step)
+                else:
+                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                    exp_avg += (1 - beta1) * (grad - exp_avg)  # PyTorch's lerp form
+                    exp_avg_sq *= beta2
+                    exp_avg_sq += (1 - beta2) * grad * grad
+                    second = exp_avg_sq
+                    if group["amsgrad"]:
+                        np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                        second = state["max_exp_avg_sq"]
+                    step_size = lr / (1 - beta1**step)
+                    denominator = np.sqrt(second) / math.sqrt(1 - beta2**step) + eps
+                    value -= (step_size * exp_avg / denominator).astype(value.dtype, copy=False)
                 _bump_version(parameter)
         return loss
 
