@@ -430,14 +430,22 @@ class Tape:
         self.n = shift + other.n
         self.aux.extend(other.aux)
         redirected = self._redirect_readers(other, aliased, shift)
-        self.saved.update({row + shift: address for row, address in other.saved.items()})
-        self.leaf_arrays.update({row + shift: array for row, array in other.leaf_arrays.items()})
+        # Each table only when ``other`` has entries: the common merge is of a parameter's view
+        # (``x @ w.t()``, a tape of two rows), where the empty ones' updates were half its cost.
+        if other.saved:
+            self.saved.update({row + shift: address for row, address in other.saved.items()})
+        if other.leaf_arrays:
+            self.leaf_arrays.update({row + shift: array for row, array in other.leaf_arrays.items()})
         self.keepalive.extend(other.keepalive)
         self.leaves.extend((row + shift, tensor) for row, tensor in other.leaves if row not in aliased)
-        self.retained.extend(other.retained)
-        self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
-        self.guards.update({row + shift: where for row, where in other.guards.items()})
-        self.functions.update({row + shift: call.shifted(shift) for row, call in other.functions.items()})
+        if other.retained:
+            self.retained.extend(other.retained)
+        if other.hooks:
+            self.hooks.update({row + shift: hooks for row, hooks in other.hooks.items()})
+        if other.guards:
+            self.guards.update({row + shift: where for row, where in other.guards.items()})
+        if other.functions:
+            self.functions.update({row + shift: call.shifted(shift) for row, call in other.functions.items()})
         if other.node_names:
             if self.node_names is None:
                 self.node_names = {}
@@ -446,15 +454,16 @@ class Tape:
             if self.bypassed is None:
                 self.bypassed = set()
             self.bypassed.update(row + shift for row in other.bypassed)
-        self.versions.update(
-            {
-                row + shift: [
-                    (counter, version, redirected.get(saved + shift, saved + shift))
-                    for counter, version, saved in entries
-                ]
-                for row, entries in other.versions.items()
-            }
-        )
+        if other.versions:
+            self.versions.update(
+                {
+                    row + shift: [
+                        (counter, version, redirected.get(saved + shift, saved + shift))
+                        for counter, version, saved in entries
+                    ]
+                    for row, entries in other.versions.items()
+                }
+            )
         self.freed = _NO_ROWS if freed is None else freed
         self.checked_epoch = min(self.checked_epoch, other.checked_epoch)  # other's changes count too
         other.merged_into = self
