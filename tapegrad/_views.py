@@ -21,11 +21,18 @@ from ._indexing import pick as _pick
 from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _short_tape, _target
 from ._shapes import broadcast_strides, contiguous_strides
+from ._tape import resolve
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
 
-def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides) -> Tensor:
-    tape = _short_tape(x, None) if _special_modes[0] == 0 and x._requires_grad else None
+def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides, onto=None) -> Tensor:
+    """The view ``out`` of ``x`` (its storage from ``offset`` at ``strides``, in elements),
+    recorded as op ``name``. ``onto``: the tape to record a view of a leaf on, instead of a new
+    one (``transpose_onto``)."""
+    if onto is not None and x._tape is None and _special_modes[0] == 0 and x._requires_grad:
+        tape = onto
+    else:
+        tape = _short_tape(x, None) if _special_modes[0] == 0 and x._requires_grad else None
     if tape is not None:  # eager: the short path of ``_record``
         row_x, requires = (x._row if x._tape is not None else tape.register(x)), True
     else:
@@ -108,6 +115,14 @@ def t(x: Tensor) -> Tensor:
     if x._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x._data.ndim}D")
     return transpose(x, 0, -1, "t") if x._data.ndim == 2 else _permuted("t", x, tuple(range(x._data.ndim)))
+
+
+def transpose_onto(x: Tensor, other: Tensor) -> Tensor:
+    """``x.t()`` of a 2-D ``x``, recorded on ``other``'s tape when ``x`` is a leaf and ``other``
+    is recorded: ``F.linear``'s weight, whose transpose on a tape of its own was merged into the
+    input's at the product (a new tape and a merge: a quarter of a small layer's recording)."""
+    onto = resolve(other) if other._tape is not None and other._requires_grad else None
+    return _record_view("t", x, x._data.T, 0, (1, x._data.shape[1]), onto)
 
 
 def permute(x: Tensor, dims) -> Tensor:

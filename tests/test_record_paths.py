@@ -33,7 +33,11 @@ def _mixed(x, w1, b1, w2, b2):
     return (h.exp() + h * h).sum(1).mean() + (w2 @ b2.unsqueeze(1)).sum()
 
 
-PROGRAMS = [_mlp, _classifier, _mixed]
+def _layers(x, w1, b1, w2, b2):  # nn.Linear's weights: leaves of shape (out, in)
+    return F.linear(F.relu(F.linear(x, w1, b1)), w2, b2).square().mean()
+
+
+PROGRAMS = [_mlp, _classifier, _mixed, _layers]
 
 
 def _inputs(program, dtype):
@@ -42,6 +46,7 @@ def _inputs(program, dtype):
         _mlp: [(4, 3), (3, 5), (5,), (5, 2), (2,)],
         _classifier: [(4, 3), (3, 5), (5,), (5, 3), (3,)],
         _mixed: [(4, 3), (3, 5), (5,), (2, 3), (3,)],
+        _layers: [(4, 3), (5, 3), (5,), (2, 5), (2,)],
     }[program]
     x = tg.tensor(rng.standard_normal(shapes[0]), dtype=dtype)
     params = [tg.tensor(rng.standard_normal(shape), dtype=dtype, requires_grad=True) for shape in shapes[1:]]
@@ -88,6 +93,32 @@ def test_short_and_general_paths_write_the_same_tape(program, dtype):
         np.testing.assert_array_equal(grad, other)
     assert name == general[6]
     assert {OPS[code & OPCODE_MASK].name for code in rows[:, 0]} >= {"leaf", "constant"}
+
+
+def test_a_linear_layer_records_its_weights_transpose_on_the_inputs_tape(monkeypatch):
+    """``F.linear`` of a recorded input: the weight (a leaf) is transposed on the input's tape,
+    not on a tape of its own that the product then merges; the graph and gradients are those
+    of ``x @ w.t() + b``."""
+    rng = np.random.default_rng(2)
+    x = tg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    b = tg.tensor(rng.standard_normal(5), requires_grad=True)
+    h = x * 2.0
+    merges = []
+    monkeypatch.setattr(_tape.Tape, "absorb", lambda self, other: merges.append(other))
+    out = F.linear(h, w, b)
+    monkeypatch.undo()
+    assert merges == [] and _tape.resolve(out) is _tape.resolve(h)
+    assert out.grad_fn.name() == "AddBackward0"
+    assert [type(node).__name__ for node, _ in out.grad_fn.next_functions[0][0].next_functions] == [
+        "MulBackward0",
+        "TBackward0",
+    ]
+    out.square().sum().backward()
+    expected = 2 * (2 * x.detach().numpy() @ w.detach().numpy().T + b.detach().numpy())
+    np.testing.assert_allclose(w.grad.numpy(), expected.T @ (2 * x.detach().numpy()), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * expected @ w.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), expected.sum(0), rtol=1e-12)
 
 
 def test_a_merge_keeps_the_older_tapes_in_place_changes():

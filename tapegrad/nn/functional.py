@@ -13,6 +13,7 @@ from .._reductions import log_softmax as _log_softmax
 from .._reductions import nll_targets as _nll_targets
 from .._reductions import softmax as _softmax
 from .._selection import where as _where
+from .._views import transpose_onto
 from ..tensor import Tensor, _wrap, guard_reads, on_tape
 from ._convolution import (  # noqa: F401 - the public names
     adaptive_avg_pool2d,
@@ -95,7 +96,7 @@ def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     """x @ weight.T + bias, with weight of shape (out, in); follows ``torch.nn.functional.linear``."""
-    out = input @ weight.t()
+    out = input @ (transpose_onto(weight, input) if weight._tape is None and weight._data.ndim == 2 else weight.t())
     return out if bias is None else out + bias
 
 
