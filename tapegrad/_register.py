@@ -75,6 +75,58 @@ _NAMES = [op.name for op in _ops.OPS]
 _HAS_NO_SLOT = _ops.paths() == _rules.CONSTANT
 
 
+# Run instructions, as tapegrad/_kernels/register.py encodes them (its RUN...).
+_RUN, _DESCENDING, _FIXED_B, _COUNT_SHIFT = 16, 32, 64, 8
+
+
+def runs(ins: np.ndarray, params: np.ndarray, codes: tuple) -> tuple:
+    """``(ins, params)`` with each stretch of instructions of one of the binary ``codes`` whose
+    result and first operand registers count up (or down) by one, and whose ``b`` does too or
+    stays the same, as one run instruction (``_kernels.register.RUN``): a row of a few elements
+    costs one dispatch instead of one per element. Only the single-replay kernels read runs
+    (the batch kernels dispatch once per block of lanes already)."""
+    n = len(ins)
+    if n < 2:
+        return ins, params
+    code, out, a, b = ins[:, 0], ins[:, 1], ins[:, 2], ins[:, 3]
+    d_out, d_a, d_b = np.diff(out), np.diff(a), np.diff(b)
+    joins = (
+        (code[1:] == code[:-1])
+        & np.isin(code[1:], codes)
+        & ((d_out == 1) | (d_out == -1))
+        & (d_a == d_out)
+        & ((d_b == 0) | (d_b == d_out))
+    )
+    candidates = (np.flatnonzero(joins) + 1).tolist()
+    if not candidates:
+        return ins, params
+    # (step, b fixed) from each instruction to the next, the same across a run
+    kinds = (d_out * 2 + (d_b == 0)).tolist()
+    head = list(range(n))
+    kind_of = {}
+    for j in candidates:
+        first = head[j - 1]
+        kind = kinds[j - 1]
+        if first != j - 1 and kind_of[first] != kind:
+            continue  # a change of stride: a new run starts here
+        head[j] = first
+        kind_of[first] = kind
+    head = np.array(head, np.int64)
+    heads = head == np.arange(n)
+    counts = np.bincount(head, minlength=n)
+    merged = ins[heads].copy()
+    position = np.cumsum(heads) - 1  # each head's place in ``merged``
+    for first in np.flatnonzero(heads & (counts > 1)).tolist():
+        kind = kind_of[first]
+        merged[position[first], 0] |= (
+            _RUN
+            | (_DESCENDING if kind < 0 else 0)
+            | (_FIXED_B if kind % 2 else 0)
+            | ((int(counts[first]) - 1) << _COUNT_SHIFT)
+        )
+    return np.ascontiguousarray(merged), np.ascontiguousarray(params[heads])
+
+
 class Program:
     """A tape's register program and the registers it runs in (``build`` makes one).
 
@@ -90,7 +142,7 @@ class Program:
         self._sources = sources  # (row, kept elements, registers) of the tape's leaves and constants
         (
             self.forward_ins, self.forward_params, self.backward_ins, self.backward_params, self.args, self.signs,
-            self.grad_signs,
+            self.grad_signs, self.forward_runs, self.forward_run_params, self.backward_runs, self.backward_run_params,
         ) = instructions  # fmt: skip
         self.regs = initial
         self.grads = np.zeros(len(initial), dtype)
@@ -146,7 +198,7 @@ class Program:
         regs = self.regs
         for (start, numel), data in zip(self.input_ranges, arrays):
             regs[start : start + numel] = data.reshape(-1)
-        self._forward(self.forward_ins, self.args, self.signs, self.forward_params, regs, self.scratch)
+        self._forward(self.forward_runs, self.args, self.signs, self.forward_run_params, regs, self.scratch)
 
     def outputs(self) -> list:
         """The outputs of the last forward, copies in their shapes."""
@@ -158,7 +210,7 @@ class Program:
 
     def backward(self, seeds: np.ndarray) -> list:
         self._backward(
-            self.backward_ins, self.args, self.grad_signs, self.backward_params, self.regs, self.grads,
+            self.backward_runs, self.args, self.grad_signs, self.backward_run_params, self.regs, self.grads,
             self.seed_registers, seeds,
         )  # fmt: skip
         return [
@@ -887,14 +939,18 @@ class _Rewrite:
         # A sum's terms with no gradient slot (``x + 2``'s 2) take no gradient either.
         grad_signs = np.array(signs, self.dtype) * slot[args]
         params = np.array(self.params, np.float64)
+        encoded, backward_encoded = np.ascontiguousarray(encoded), np.ascontiguousarray(backward_encoded)
+        forward_params, backward_params = params[forward_order], params[backward_order]
         instructions = (
-            np.ascontiguousarray(encoded),
-            np.ascontiguousarray(params[forward_order]),
-            np.ascontiguousarray(backward_encoded),
-            np.ascontiguousarray(params[backward_order]),
+            encoded,
+            forward_params,
+            backward_encoded,
+            backward_params,
             renumbered[args],
             np.array(signs, self.dtype),
             grad_signs,
+            *runs(encoded, forward_params, (MUL, DIV)),
+            *runs(backward_encoded, backward_params, (MUL, MUL_A, DIV_A)),
         )
         initial = np.zeros(int(used.sum()), self.dtype)
         sources = []  # (row, its kept elements, their registers): what another tape's values fill

@@ -317,6 +317,73 @@ def test_the_tutorial_chain_of_vectors_replays_to_eagers_bits(dtype):
     np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_runs_of_elementwise_instructions_replay_to_eagers_bits(dtype):
+    """Rows of a few elements become runs (one instruction for a row's elements, and for rows
+    chained register after register): products and quotients by a number, by another row, by
+    one element that takes a gradient, forward and backward."""
+
+    def program(x, w):
+        y = x * 2.0
+        y = y * w  # b steps, both take a gradient
+        y = y / w
+        y = y / 3.0
+        y = y * w[0]  # one register with a gradient slot for every element
+        for _ in range(20):
+            y = y * 1.001  # runs across rows
+        return y
+
+    x, w = np.array([0.3, -0.2, 0.1, 0.7], dtype), np.array([1.5, -0.5, 2.0, 0.25], dtype)
+    tape = tg.record(program, x, w)
+    v = np.array([0.1, 1.0, 0.0001, -2.0], dtype)
+    value, grads = tape.value_and_grad(x, w, grad_outputs=v)
+    runs = tape._program
+    assert runs is not None and len(runs.forward_runs) < len(runs.forward_ins) / 4
+    assert len(runs.backward_runs) < len(runs.backward_ins) / 4
+    inputs = [tg.tensor(a, requires_grad=True) for a in (x, w)]
+    out = program(*inputs)
+    out.backward(tg.tensor(v))
+    np.testing.assert_array_equal(value.numpy(), out.detach().numpy())
+    for grad, eager in zip(grads, inputs):
+        np.testing.assert_array_equal(grad.numpy(), eager.grad.numpy())
+
+
+def test_a_run_splits_where_its_strides_change_and_means_its_instructions():
+    from tapegrad import _register
+    from tapegrad._kernels import register
+
+    mul, div = _register.MUL, _register.DIV
+    plain = np.array(
+        [
+            [mul, 10, 0, 5], [mul, 11, 1, 5],  # b fixed
+            [mul, 12, 2, 6], [mul, 13, 3, 7],  # then stepping: a new run
+            [div, 14, 10, 4], [div, 15, 11, 4],  # another code
+            [mul, 19, 13, 4], [mul, 18, 12, 4], [mul, 17, 11, 4],  # counting down
+            [mul, 16, 17, 4],  # reads the run before it
+        ],
+        np.int64,
+    )  # fmt: skip
+    params = np.arange(len(plain), dtype=np.float64)
+    merged, merged_params = _register.runs(plain, params, (mul, div))
+    count = merged[:, 0] >> register.COUNT_SHIFT
+    two, three = 1 << register.COUNT_SHIFT, 2 << register.COUNT_SHIFT  # (count - 1) in the high bits
+    assert merged[:, 0].tolist() == [
+        mul | register.RUN | register.FIXED_B | two,
+        mul | register.RUN | two,
+        div | register.RUN | register.FIXED_B | two,
+        mul | register.RUN | register.DESCENDING | register.FIXED_B | three,
+        mul,
+    ] and (count + 1).sum() == len(plain)
+    assert merged_params.tolist() == [0.0, 2.0, 4.0, 6.0, 9.0]
+    rng = np.random.default_rng(0)
+    start = rng.uniform(0.5, 2.0, 20)
+    one_by_one, by_runs = start.copy(), start.copy()
+    empty, scratch = np.zeros(0, np.int64), np.zeros(register.MAX_GROUP)
+    register.forward(plain, empty, np.zeros(0), params, one_by_one, scratch)
+    register.forward(merged, empty, np.zeros(0), merged_params, by_runs, scratch)
+    np.testing.assert_array_equal(by_runs, one_by_one)
+
+
 def test_an_output_that_takes_no_gradient_is_seeded_harmlessly():
     """A second output computed from detached values (or from constants): its seed reaches no
     input. (The general interpreter's backward writes such a seed at a slot index of -1.)"""
