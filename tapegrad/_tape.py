@@ -101,15 +101,15 @@ def _template() -> _LayoutTemplate:
 
 
 def check_gradient_reaches(tensor, what: str) -> None:
-    """Raise ``RuntimeError`` when ``tensor`` is a transposed view that elementwise ops read
-    through its source (see ``Tape.bypassed``): ``what`` (a hook, retain_grad, autograd.grad)
-    would get no gradient from them, where PyTorch gives one."""
+    """Raise ``RuntimeError`` when ``tensor`` is a transposed view that elementwise ops or
+    matrix products read through its source (see ``Tape.bypassed``): ``what`` (a hook,
+    retain_grad, autograd.grad) would get no gradient from them, where PyTorch gives one."""
     if tensor._tape is None:
         return
     tape = resolve(tensor)
     if tape.bypassed and tensor._row in tape.bypassed:
         raise RuntimeError(
-            f"{what} on a transposed view after elementwise ops used it: tapegrad computed those on the "
+            f"{what} on a transposed view after elementwise ops or products used it: tapegrad computed those on the "
             "untransposed tensor, so no gradient reaches the view. Call it before the view is used, or "
             "use .contiguous() on the view"
         )

@@ -198,6 +198,71 @@ def test_matmul_with_a_large_transposed_operand(dtype):
     np.testing.assert_allclose(b.grad.numpy(), g.T @ x, rtol=1e-4, atol=1e-4)
 
 
+_PRODUCTS = {  # each operand transposed or not: the kernels' four flag values
+    "a @ b.t()": (lambda m, a, b, c: a @ b.t(), 2),
+    "c.t() @ a.t()": (lambda m, a, b, c: c.t() @ a.t(), 3),
+    "a.t() @ b": (lambda m, a, b, c: a.t() @ b, 1),
+    "linear": (lambda m, a, b, c: m.nn.functional.linear(a, b), 2),
+}
+
+
+@pytest.mark.parametrize("name", list(_PRODUCTS))
+def test_products_read_a_large_transposes_source_in_place(name, monkeypatch):
+    """A product reads a transposed operand's source where it lies (the row flagged as the
+    replay's rewrite flags it): no copy to save it, and its gradient lands in the source's slot.
+    Values, first and second derivatives against PyTorch; ``grad_fn`` still shows the transpose."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    arrays = [
+        rng.standard_normal((ROWS, COLUMNS)),
+        rng.standard_normal((ROWS, COLUMNS)),
+        rng.standard_normal((COLUMNS, ROWS)),
+    ]
+    product, flags = _PRODUCTS[name]
+    results = []
+    for module in (tg, torch):
+        a, b, c = (module.tensor(v, requires_grad=True) for v in arrays)
+        if module is tg:
+            monkeypatch.setattr(
+                strided, "transposed_copy", lambda *args: pytest.fail("a transposed operand was copied")
+            )
+        out = product(module, a, b, c)
+        monkeypatch.undo()
+        nodes = [type(node).__name__ for node, _ in out.grad_fn.next_functions]
+        if module is tg:
+            row = tg._tape.resolve(out).ints[out._row * tg._tape.ROW_WIDTH : out._row * tg._tape.ROW_WIDTH + 4]
+            assert row[3] == flags  # iparam: the operands read in place
+        first = module.autograd.grad((out.tanh() ** 2).sum(), (a, b, c), create_graph=True, allow_unused=True)
+        sum(((g * g).sum() for g in first if g is not None), start=out.sum() * 0).backward()
+        results.append(
+            (
+                out.detach().numpy(),
+                nodes,
+                [g.detach().numpy() for g in first if g is not None],
+                [v.grad for v in (a, b, c)],
+            )
+        )
+    ours, theirs = results
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+    assert ours[1] == theirs[1]
+    for mine, reference in zip(ours[2], theirs[2]):
+        np.testing.assert_allclose(mine, reference, rtol=1e-10, atol=1e-12)
+    for mine, reference in zip(ours[3], theirs[3]):
+        assert (mine is None) == (reference is None)
+        if mine is not None:
+            np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_a_weight_changed_in_place_after_a_product_read_it_raises():
+    x, y = _pair(np.float64)
+    a, w = tg.tensor(x, requires_grad=True), tg.tensor(y, requires_grad=True)
+    out = a @ w.t()
+    with tg.no_grad():
+        w.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
 @pytest.mark.parametrize("shape", [(3, 5), (17, 33), (70, 90), (33, 1030)])
 def test_gradients_back_through_a_transpose(shape):
     """``strided_accumulate`` walks a plane whose destination runs along its rows transposed."""

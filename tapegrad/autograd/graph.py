@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 
 from .._indexing import refresh_view
-from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPCODE, OPS
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPCODE, OPS, VIEW
 from .._tape import NO_GRAD, OPCODE_MASK, ROW_WIDTH, Tape, resolve
 from ..tensor import install
 
@@ -37,8 +37,11 @@ class Node:
         sources = tape.sources(row)
         if OPS[opcode].family == NARY:  # stack/cat: one entry per listed input
             return tuple((_node_or_none(tape, _visible(tape, source)), 0) for source in sources)
+        flags = tape.ints[row * ROW_WIDTH + 3] if opcode == _MM_OPCODE else 0
         entries = []
-        for source in sources[: OPS[opcode].arity]:
+        for index, source in enumerate(sources[: OPS[opcode].arity]):
+            if flags >> index & 1:  # a transpose read in place (``_linalg._mm_of_sources``)
+                source = _transpose_read_in_place(tape, row, source)
             entries.append((_node_or_none(tape, _visible(tape, source)), 0))
         while len(entries) < OPS[opcode].arity:
             entries.append((None, 0))
@@ -109,6 +112,24 @@ def _first_output_row(tape: Tape, row: int) -> int:
     while row not in tape.functions:
         row -= 1
     return row
+
+
+_MM_OPCODE = OPCODE["mm"]
+
+
+def _transpose_read_in_place(tape: Tape, row: int, source: int) -> int:
+    """The transposed view of ``source`` that product ``row`` reads through its source: the
+    last one before it that ops bypass (``Tape.bypassed``), as PyTorch's graph has its
+    ``TBackward0`` there; ``source`` itself where there is none (a replay's tape)."""
+    ints = tape.ints
+    for view in sorted(tape.bypassed or (), reverse=True):
+        if (
+            view < row
+            and ints[view * ROW_WIDTH + 1] == source
+            and OPS[ints[view * ROW_WIDTH] & OPCODE_MASK].family == VIEW
+        ):
+            return view
+    return source
 
 
 def _visible(tape: Tape, row: int) -> int:

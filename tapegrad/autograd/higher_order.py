@@ -196,7 +196,7 @@ class _Backward:
         if formulas is None:
             raise NotImplementedError(f"create_graph=True is not supported through {op.name} yet")
         view = _Row(self, row, op)
-        if callable(formulas):  # an n-ary op: one formula per input of this row
+        if callable(formulas):  # one formula per input of this row (an n-ary op; mm's flags)
             formulas = formulas(view)
         for source, formula in zip(view.inputs, formulas):
             if self.receives(source):
@@ -319,7 +319,11 @@ class _Backward:
         elif op.family == SCALAR:
             out = op.forward(x, float(self.params[row]))
         elif op.family in (BINARY, MATMUL):
-            out = op.forward(x, inputs[1]) if op.family == BINARY else np.matmul(x, inputs[1])
+            if op.family == BINARY:
+                out = op.forward(x, inputs[1])
+            else:  # an mm's flags: an operand stored transposed (``_linalg._mm_of_sources``)
+                flags = int(self.rows[row, IPARAM]) if op.name == "mm" else 0
+                out = np.matmul(x.T if flags & 1 else x, inputs[1].T if flags & 2 else inputs[1])
         elif op.family == VIEW:
             start = self.rows[row, IPARAM]
             offset, *strides = self.aux[start : start + 1 + len(shape)]
