@@ -904,7 +904,6 @@ class Tape:
         _keep_arenas(grad32, grad64)
         return grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
 
-    @_one_call_at_a_time
     def value_and_grad(self, *inputs, grad_outputs=None, argnums=None):
         """``(outputs, gradients)`` at new inputs: one forward and one backward replay.
 
@@ -915,8 +914,11 @@ class Tape:
         its shape); it may be omitted for a single-element output. Raises as ``__call__`` does,
         ``RuntimeError`` for a ``grad_outputs`` of the wrong shape, and ``IndexError`` for an
         ``argnums`` naming no input."""
-        program = self._program
-        if argnums is None and type(program) is _register.Program:
+        with self._lock:  # as ``_one_call_at_a_time``'s, without its frame (a microsecond here)
+            program = self._program
+            if argnums is not None or type(program) is not _register.Program:
+                self._forward(inputs)
+                return self._outputs(), self._backward(grad_outputs, argnums)
             # A register program (a built one: not UNBUILT, not None), the short replay whose
             # Python is most of its time (a 1000-op chain's: 12 of 26 us): the steps below in one
             # frame, each check as the general path makes it.
@@ -934,8 +936,6 @@ class Tape:
                 _wrap(outputs[0]) if self.single_output else tuple([_wrap(values) for values in outputs]),
                 tuple([_wrap(grad) if float_ else None for grad, float_ in zip(grads, floats)]),
             )
-        self._forward(inputs)
-        return self._outputs(), self._backward(grad_outputs, argnums)  # the lock is held already
 
     def _replay_batch(self, inputs, batched, seeds=None, threads: int = 1, argnums=None, slices=None, into=None):
         """Replay at ``B`` sets of inputs in compiled calls (``tapegrad.func.vmap``'s engine).
