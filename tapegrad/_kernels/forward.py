@@ -125,16 +125,6 @@ def _scaled(total, scale, count):
     return quotient if scale > 0 else -quotient
 
 
-@jit
-def _softplus_row(values, o, oa, numel):
-    """``values[o:o + numel] = softplus(values[oa:oa + numel])`` by vmath's softplus (PyTorch's
-    threshold included). A function of its own: written inline in ``_small_forward``, whose
-    body numba inlines into the sweep as IR, vmath's overload (inlined as IR too) made that
-    function's float64 ``sum_all`` branch give 0 (numba 0.68)."""
-    for i in range(numel):
-        values[o + i] = vmath.softplus(values[oa + i])
-
-
 @inline
 def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
     """Rows of a few elements without slices or a call, and ``sum_all`` (its result is one
@@ -176,9 +166,7 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
     elif rule == COPY:  # detach, .data: what Python control flow reads (the tutorial's loop)
         for i in range(numel):
             values[o + i] = values[oa + i]
-    elif rule == SOFTPLUS:
-        _softplus_row(values, o, oa, numel)
-    else:
+    else:  # (softplus too: vmath's, inlined here, cost every first replay 0.6 s of compile)
         return False
     return True
 
@@ -717,7 +705,7 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
                 and is_double
                 and (
                     rule == ADD or rule == SUB or rule == MUL or rule == ADD_SCALAR or rule == MUL_SCALAR
-                    or rule == VIEW or rule == SUM_ALL or rule == NEG or rule == COPY or rule == SOFTPLUS
+                    or rule == VIEW or rule == SUM_ALL or rule == NEG or rule == COPY
                 )
             )  # fmt: skip
             if small:
