@@ -197,24 +197,29 @@ class Program:
             self._compile()
         regs = self.regs
         for (start, numel), data in zip(self.input_ranges, arrays):
-            regs[start : start + numel] = data.reshape(-1)
+            regs[start : start + numel] = data if data.ndim == 1 else data.reshape(-1)
         self._forward(self.forward_runs, self.args, self.signs, self.forward_run_params, regs, self.scratch)
 
     def outputs(self) -> list:
         """The outputs of the last forward, copies in their shapes."""
         regs = self.regs
-        return [
-            (regs[read].copy() if type(read) is slice else regs[read]).reshape(shape)
-            for read, shape in zip(self._output_reads, self.output_shapes)
-        ]
+        outputs = []
+        for read, shape in zip(self._output_reads, self.output_shapes):
+            values = regs[read].copy() if type(read) is slice else regs[read]
+            # (a vector needs no reshape: such calls are most of a short program's replay)
+            outputs.append(values if len(shape) == 1 else values.reshape(shape))
+        return outputs
 
     def backward(self, seeds: np.ndarray) -> list:
         self._backward(
             self.backward_runs, self.args, self.grad_signs, self.backward_run_params, self.regs, self.grads,
             self.seed_registers, seeds,
         )  # fmt: skip
+        grads = self.grads
         return [
-            self.grads[start : start + numel].reshape(shape).copy()
+            grads[start : start + numel].copy()
+            if len(shape) == 1
+            else grads[start : start + numel].reshape(shape).copy()
             for (start, numel), shape in zip(self.input_ranges, self.input_shapes)
         ]
 

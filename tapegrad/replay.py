@@ -927,7 +927,7 @@ class Tape:
             self._forwarded = True
             shapes = program.output_shapes
             if type(grad_outputs) is np.ndarray and len(shapes) == 1 and grad_outputs.shape == shapes[0]:
-                seeds = np.asarray(grad_outputs, np.float64).reshape(-1)  # ``_seeds``' common case
+                seeds = grad_outputs.astype(np.float64).reshape(-1)  # ``_seeds``' common case
             else:
                 seeds = np.concatenate(self._seeds(grad_outputs))
             outputs, grads = program.outputs(), program.backward(seeds)
