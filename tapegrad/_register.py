@@ -29,6 +29,27 @@ import numpy as np
 
 from . import _ops
 from ._kernels import rules as _rules
+from ._kernels.instructions import (
+    COPY,
+    COUNT_SHIFT,
+    DESCENDING,
+    DIV,
+    DIV_A,
+    EXP,
+    FIXED_B,
+    LOG,
+    MUL,
+    MUL_A,
+    REDUCE_SUM,
+    RELU,
+    RUN,
+    SIGMOID,
+    SOFTMAX,
+    SOFTPLUS,
+    SQRT,
+    SUM,
+    TANH,
+)
 from ._tape import IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM
 
 # Rows above this many elements are left to the general interpreter, whose loops over a row
@@ -49,9 +70,6 @@ def _kernel():
     return _LAZY["module"]
 
 
-# Instruction codes, as tapegrad/_kernels/register.py numbers them (kept here too so that building
-# a program does not import numba).
-(SUM, MUL, DIV, REDUCE_SUM, SOFTMAX, COPY, SOFTPLUS, EXP, LOG, TANH, SIGMOID, RELU, SQRT, MUL_A, DIV_A) = range(15)
 _UNARY = {"softplus": SOFTPLUS, "exp": EXP, "log": LOG, "tanh": TANH, "sigmoid": SIGMOID, "relu": RELU, "sqrt": SQRT}
 _SUMS = {"add", "sub", "neg", "add_scalar", "sub_scalar", "rsub_scalar"}
 _SUPPORTED = (
@@ -75,14 +93,10 @@ _NAMES = [op.name for op in _ops.OPS]
 _HAS_NO_SLOT = _ops.paths() == _rules.CONSTANT
 
 
-# Run instructions, as tapegrad/_kernels/register.py encodes them (its RUN...).
-_RUN, _DESCENDING, _FIXED_B, _COUNT_SHIFT = 16, 32, 64, 8
-
-
 def runs(ins: np.ndarray, params: np.ndarray, codes: tuple) -> tuple:
     """``(ins, params)`` with each stretch of instructions of one of the binary ``codes`` whose
     result and first operand registers count up (or down) by one, and whose ``b`` does too or
-    stays the same, as one run instruction (``_kernels.register.RUN``): a row of a few elements
+    stays the same, as one run instruction (``_kernels.instructions.RUN``): a row of a few elements
     costs one dispatch instead of one per element. Only the single-replay kernels read runs
     (the batch kernels dispatch once per block of lanes already)."""
     n = len(ins)
@@ -119,10 +133,10 @@ def runs(ins: np.ndarray, params: np.ndarray, codes: tuple) -> tuple:
     for first in np.flatnonzero(heads & (counts > 1)).tolist():
         kind = kind_of[first]
         merged[position[first], 0] |= (
-            _RUN
-            | (_DESCENDING if kind < 0 else 0)
-            | (_FIXED_B if kind % 2 else 0)
-            | ((int(counts[first]) - 1) << _COUNT_SHIFT)
+            RUN
+            | (DESCENDING if kind < 0 else 0)
+            | (FIXED_B if kind % 2 else 0)
+            | ((int(counts[first]) - 1) << COUNT_SHIFT)
         )
     return np.ascontiguousarray(merged), np.ascontiguousarray(params[heads])
 

@@ -48,6 +48,7 @@ LAYERS = {
         "_printing",
         "_kernels",
         "_kernels.rules",
+        "_kernels.instructions",
         "_kernels.expressions",
     ],
     "tape": ["_ops", "_tape", "tensor"],

@@ -12,7 +12,8 @@ An instruction is four integers, ``(code, out, a, b)``: ``out`` is its (first) r
 ``SOFTMAX``), the start and count of its operands in ``args`` (with ``signs``, +1 or -1, for
 ``SUM``'s terms). ``params`` holds one float per instruction (``REDUCE_SUM``'s scale). The
 formulas are the general interpreter's own, operation for operation, so both replays give the
-same bits; tests/test_register.py holds them to that.
+same bits; tests/test_register.py holds them to that. The codes and run instructions are
+``instructions.py``'s.
 """
 
 from __future__ import annotations
@@ -21,24 +22,30 @@ import numpy as np
 
 from . import normalization, scalar, vmath
 from .config import jit
+from .instructions import (
+    BASE,
+    COPY,
+    COUNT_SHIFT,
+    DESCENDING,
+    DIV,
+    DIV_A,
+    EXP,
+    FIXED_B,
+    LOG,
+    MUL,
+    MUL_A,
+    REDUCE_SUM,
+    RELU,
+    RUN,
+    SIGMOID,
+    SOFTMAX,
+    SOFTPLUS,
+    SQRT,
+    SUM,
+    TANH,
+)
 from .memory import borrow
 
-# Instruction codes. SUM: the terms, each times its sign, added left to right (an add, sub, neg
-# or scalar add, and chains of them); REDUCE_SUM: sum/mean of a row, accumulated in float64 as
-# the general interpreter does, times the scale; SOFTMAX: ``b`` operands to ``b`` consecutive
-# result registers; COPY: a value that takes no gradient (``detach``, a view under no_grad).
-# In the backward only, MUL_A and DIV_A: a product or quotient whose ``b`` takes no gradient.
-(SUM, MUL, DIV, REDUCE_SUM, SOFTMAX, COPY, SOFTPLUS, EXP, LOG, TANH, SIGMOID, RELU, SQRT, MUL_A, DIV_A) = range(15)
-CODE_NAMES = "sum mul div reduce_sum softmax copy softplus exp log tanh sigmoid relu sqrt mul_a div_a".split()
-WIDTH = 4  # integers per instruction
-# A run: one instruction standing for ``count`` instructions of a binary code (MUL, DIV, and in
-# the backward MUL_A and DIV_A) over consecutive registers, as a row of a few elements gives
-# them: ``code`` is the base code plus RUN, DESCENDING when the registers count down (the
-# backward runs the rows' instructions in reverse), FIXED_B when every element reads the same
-# ``b`` (a number: ``y * 1.001``), and ``count - 1`` from bit COUNT_SHIFT. The elements run in
-# order, so a run means what its instructions one by one do. A chain of 3-element products
-# spent 1.9-2.2 ns on each instruction's dispatch (tapegrad._register.runs).
-RUN, DESCENDING, FIXED_B, COUNT_SHIFT, BASE = 16, 32, 64, 8, 15
 MAX_GROUP = 64  # the most operands of one SOFTMAX (the scratch it gathers them into)
 SCRATCH_ROWS = 2 * MAX_GROUP + 2  # a lane kernel's softmax: terms, start, partial sums, one row
 
