@@ -7,21 +7,18 @@ import numpy as np
 
 from . import _dtypes
 from ._grad_mode import special_modes as _special_modes
-from ._ops import OPCODE
 from ._record import (
-    TRANSPOSED_SOURCE_SIZE,
     _bypass,
-    _short_input,
+    _short_record,
     _short_tape,
     _transposed_source,
     broadcast_shape,
+    may_be_transposed,
     record,
     write_out,
 )
 from ._views import expand, reshape, squeeze, unsqueeze
-from .tensor import Tensor, _recorded, as_tensor, install
-
-_MM_OPCODE = OPCODE["mm"]
+from .tensor import Tensor, as_tensor, install
 
 
 def _check_same_dtype(a: Tensor, b: Tensor) -> None:
@@ -47,17 +44,11 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
     if k != k2:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and {k2}x{n})")
     out = np.matmul(a._data, b._data)
-    if (_may_be_transposed(a) or _may_be_transposed(b)) and _special_modes[0] == 0:
+    if (may_be_transposed(a) or may_be_transposed(b)) and _special_modes[0] == 0:
         result = _mm_of_sources(a, b, out)
         if result is not None:
             return result
     return record("mm", (a, b), out, saved=(a._data, b._data))
-
-
-def _may_be_transposed(x: Tensor) -> bool:
-    """The cheap half of ``_transposed_source``'s test, before any tape is touched."""
-    data = x._data
-    return x._base is not None and data.size >= TRANSPOSED_SOURCE_SIZE and not data.flags.c_contiguous
 
 
 def _mm_of_sources(a: Tensor, b: Tensor, out: np.ndarray) -> Tensor | None:
@@ -80,12 +71,7 @@ def _mm_of_sources(a: Tensor, b: Tensor, out: np.ndarray) -> Tensor | None:
     flags = (1 if source_a is not None else 0) | (2 if source_b is not None else 0)
     operand_a = a if source_a is None else source_a
     operand_b = b if source_b is None else source_b
-    row_a = _short_input(tape, operand_a, operand_a._data)
-    row_b = _short_input(tape, operand_b, operand_b._data)
-    row = tape.append(_MM_OPCODE, row_a, row_b, flags, tape.layout(out.dtype, out.shape), 0.0)
-    result = _recorded(out, tape, row)
-    tape.track(row, row_a, operand_a)
-    tape.track(row, row_b, operand_b)
+    result = _short_record("mm", operand_a, operand_b, out, (operand_a._data, operand_b._data), flags, 0.0, tape)
     _bypass(*(view for view, source in ((a, source_a), (b, source_b)) if source is not None))
     return result
 

@@ -195,9 +195,11 @@ def _short_input(tape: Tape, tensor: Tensor, values) -> int:
     return row
 
 
-def _short_record(name: str, a: Tensor, b, out: np.ndarray, saved: tuple, iparam: int, param: float):
-    """``record`` for one or two inputs on the short path; None when it does not apply."""
-    tape = _short_tape(a, b)
+def _short_record(name: str, a: Tensor, b, out: np.ndarray, saved: tuple, iparam: int, param: float, tape=None):
+    """``record`` for one or two inputs on the short path; None when it does not apply.
+    ``tape``: the one to record on, which the caller found with ``_short_tape``."""
+    if tape is None:
+        tape = _short_tape(a, b)
     if tape is None:
         return None
     entry = _ENTRIES[name]
@@ -473,6 +475,15 @@ def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
 TRANSPOSED_SOURCE_SIZE = 1 << 12
 
 
+def may_be_transposed(x: Tensor) -> bool:
+    """The cheap half of ``_transposed_source``'s test: a view of a large non-C-ordered matrix
+    (what a caller can ask before touching any tape)."""
+    data = x._data
+    return (
+        x._base is not None and data.size >= TRANSPOSED_SOURCE_SIZE and data.ndim == 2 and not data.flags.c_contiguous
+    )
+
+
 def _transposed_source(x: Tensor) -> Tensor | None:
     """The tensor ``x`` reads transposed, when ``x`` is a transpose (``a.t()``, ``a.T``,
     ``a.transpose(0, 1)``) of all of a C-contiguous 2-D ``a``, unchanged in place since, whose
@@ -485,11 +496,8 @@ def _transposed_source(x: Tensor) -> Tensor | None:
     base = x._base
     data = x._data
     if (
-        base is None
+        not may_be_transposed(x)
         or x._tape is None  # a view made a leaf (requires_grad_() on it): its gradient is its own
-        or data.size < TRANSPOSED_SOURCE_SIZE
-        or data.ndim != 2
-        or data.flags.c_contiguous
         or x._version_counter[0] != x._seen_version
         or x._hooks is not None
         or x._retains_grad

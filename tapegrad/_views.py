@@ -122,7 +122,7 @@ def transpose_onto(x: Tensor, other: Tensor) -> Tensor:
     is recorded: ``F.linear``'s weight, whose transpose on a tape of its own was merged into the
     input's at the product (a new tape and a merge: a quarter of a small layer's recording)."""
     onto = resolve(other) if other._tape is not None and other._requires_grad else None
-    return _record_view("t", x, x._data.T, 0, (1, x._data.shape[1]), onto)
+    return _permuted("t", x, (1, 0), onto)
 
 
 def permute(x: Tensor, dims) -> Tensor:
@@ -137,9 +137,9 @@ def permute(x: Tensor, dims) -> Tensor:
     return _permuted("permute", x, dims)
 
 
-def _permuted(name: str, x: Tensor, order: tuple) -> Tensor:
+def _permuted(name: str, x: Tensor, order: tuple, onto=None) -> Tensor:
     own = contiguous_strides(x._data.shape)
-    return _record_view(name, x, x._data.transpose(order), 0, tuple(own[k] for k in order))
+    return _record_view(name, x, x._data.transpose(order), 0, tuple(own[k] for k in order), onto)
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:

@@ -1079,7 +1079,7 @@ class _TapeBatch:
         self.stats.update(path="tape-replay", threads=threads)
         size = self.transform.chunk_size or batch
         with tape._lock:
-            seeds = np.concatenate(tape._seeds(kwargs.get("grad_outputs"))) if self.with_grad else None
+            seeds = tape._seeds(kwargs.get("grad_outputs")) if self.with_grad else None
             positions = tape._all_positions if argnums is None else tape._positions(argnums)
             into, failed = {}, []
             everything = np.arange(batch, dtype=np.int64)

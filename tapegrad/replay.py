@@ -830,14 +830,18 @@ class Tape:
         inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input."""
         return self._backward(grad_outputs, argnums)
 
-    def _seeds(self, grad_outputs) -> list:
-        """The backward's seeds: per output, its ``grad_outputs`` entry as flat float64 (a
-        tensor, an array or None for a single-element output); PyTorch's ``RuntimeError`` for a
+    def _seeds(self, grad_outputs) -> np.ndarray:
+        """The backward's seeds, flat float64: each output's ``grad_outputs`` entry (a tensor, an
+        array or None for a single-element output), in order; PyTorch's ``RuntimeError`` for a
         missing one or one of another shape."""
-        program = self._scalar_program()
+        program = self._program
+        if program is _register.UNBUILT:
+            program = self._scalar_program()
         shapes = program.output_shapes if program is not None else self._output_shapes
         if type(grad_outputs) is np.ndarray and len(shapes) == 1 and grad_outputs.shape == shapes[0]:
-            return [np.asarray(grad_outputs, np.float64).reshape(-1)]  # the common call, in one step
+            # The common call, in one step (a copy only where the dtype is not float64 already).
+            seeds = grad_outputs.astype(np.float64, copy=False)
+            return seeds if seeds.ndim == 1 else seeds.reshape(-1)
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
         elif isinstance(grad_outputs, (Tensor, np.ndarray)):
@@ -857,7 +861,7 @@ class Tape:
                         f"Mismatch in shape: grad_output[{index}] has a shape of {values.shape} and output[{index}] has a shape of {shape}."
                     )
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
-        return seeds
+        return seeds[0] if len(seeds) == 1 else np.concatenate(seeds)
 
     def _backward(self, grad_outputs, argnums):
         if not self._forwarded:
@@ -866,7 +870,7 @@ class Tape:
         program = self._program
         positions = self._all_positions if argnums is None else self._positions(argnums)
         if program is not None:
-            grads = program.backward(seeds[0] if len(seeds) == 1 else np.concatenate(seeds))
+            grads = program.backward(seeds)
             floats = self._float_inputs
             chosen = [_wrap(grads[position]) if floats[position] else None for position in positions]
             return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
@@ -874,7 +878,7 @@ class Tape:
         spare = _spare_arenas()  # the last backward's of this thread, if nothing holds them
         status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
-            paths, self.output_rows, seeds[0] if len(seeds) == 1 else np.concatenate(seeds), self.freed, self.freed, True,
+            paths, self.output_rows, seeds, self.freed, self.freed, True,
             self._plans.setdefault(positions, {}), spare,
         )  # fmt: skip
         del spare
@@ -925,12 +929,7 @@ class Tape:
             _refuse_to_be_differentiated(inputs)
             program.forward(self._checked(inputs, len(self.input_specs)))
             self._forwarded = True
-            shapes = program.output_shapes
-            if type(grad_outputs) is np.ndarray and len(shapes) == 1 and grad_outputs.shape == shapes[0]:
-                seeds = grad_outputs.astype(np.float64).reshape(-1)  # ``_seeds``' common case
-            else:
-                seeds = np.concatenate(self._seeds(grad_outputs))
-            outputs, grads = program.outputs(), program.backward(seeds)
+            outputs, grads = program.outputs(), program.backward(self._seeds(grad_outputs))
             floats = self._float_inputs
             return (
                 _wrap(outputs[0]) if self.single_output else tuple([_wrap(values) for values in outputs]),

@@ -96,7 +96,7 @@ def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     """x @ weight.T + bias, with weight of shape (out, in); follows ``torch.nn.functional.linear``."""
-    out = input @ (transpose_onto(weight, input) if weight._tape is None and weight._data.ndim == 2 else weight.t())
+    out = input @ (transpose_onto(weight, input) if weight._data.ndim == 2 else weight.t())
     return out if bias is None else out + bias
 
 
