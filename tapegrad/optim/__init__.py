@@ -27,16 +27,61 @@ def _refuse_inside_a_recording() -> None:
 
 
 class Optimizer:
-    """Base of the optimizers: parameter groups, ``zero_grad`` and ``state_dict``; follows ``torch.optim.Optimizer``."""
+    """Base of the optimizers: parameter groups, ``zero_grad`` and ``state_dict``; follows
+    ``torch.optim.Optimizer``. Raises PyTorch's ``TypeError`` for ``params`` that is one tensor
+    or holds something else than tensors, and its ``ValueError`` for an empty list, a non-leaf
+    tensor, or a tensor in two groups."""
 
     def __init__(self, params, defaults: dict):
+        from ..tensor import Tensor
+
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, but got "
+                + params.type()
+            )
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
-        groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = defaults
-        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.param_groups: list = []
         self.state: dict = {}
+        for group in params if isinstance(params[0], dict) else [{"params": params}]:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (a dict with ``"params"`` and any options; the others take the defaults);
+        follows ``torch.optim.Optimizer.add_param_group``, with its errors."""
+        import warnings
+
+        from ..tensor import Tensor
+
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the ordering of tensors in "
+                "sets will change between runs. Please use a list instead."
+            )
+        params = list(params)
+        for parameter in params:
+            if not isinstance(parameter, Tensor):
+                raise TypeError(
+                    f"optimizer can only optimize Tensors, but one of the params is {type(parameter).__name__}"
+                )
+            if not parameter.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        if len({id(parameter) for parameter in params}) != len(params):
+            warnings.warn(
+                "optimizer contains a parameter group with duplicate parameters; in future, this will cause an error; "
+                "see github.com/pytorch/pytorch/issues/40967 for more information",
+                stacklevel=3,
+            )
+        taken = {id(parameter) for group in self.param_groups for parameter in group["params"]}
+        if taken & {id(parameter) for parameter in params}:
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append({**self.defaults, **param_group, "params": params})
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
@@ -54,17 +99,80 @@ class Optimizer:
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Take the state and options ``state_dict`` gives (as ``state_dict()`` makes it); follows
+        ``torch.optim.Optimizer.load_state_dict``: buffers of a parameter's shape are cast to its
+        dtype (C-ordered). Raises ``ValueError``, with PyTorch's messages, when the number of
+        groups or of parameters in a group differs."""
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        for group, saved in zip(self.param_groups, saved_groups):
+            if "params" in saved and len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
+                )
         parameters = [p for g in self.param_groups for p in g["params"]]
+
+        def held(parameter, key, value):
+            value = np.array(value._data if hasattr(value, "_data") else value)
+            if key != "step" and value.shape == parameter._data.shape and value.dtype.kind == "f":
+                value = np.ascontiguousarray(value, dtype=parameter._data.dtype)
+            return value
+
         self.state = {
-            id(parameters[i]): {k: np.array(v) for k, v in value.items()} for i, value in state_dict["state"].items()
+            id(parameters[i]): {k: held(parameters[i], k, v) for k, v in value.items()}
+            for i, value in state_dict["state"].items()
         }
-        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
-            group.update(saved)
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
 
     def _gradients(self, group):
+        """(parameter, its array, its gradient's array) for the parameters with a gradient; the
+        gradient negated with ``maximize``."""
+        maximize = group.get("maximize", False)
         for parameter in group["params"]:
             if parameter.grad is not None:
-                yield parameter, parameter._data, parameter.grad._data
+                grad = parameter.grad._data
+                yield parameter, parameter._data, -grad if maximize else grad
+
+
+def _check_nonnegative(**values) -> None:
+    """PyTorch's ``ValueError`` for a negative hyperparameter (``lr`` is "learning rate",
+    ``eps`` "epsilon value", the others "<name> value")."""
+    for name, value in values.items():
+        if not 0.0 <= float(value):
+            label = {"lr": "learning rate", "eps": "epsilon value"}.get(name, f"{name} value")
+            raise ValueError(f"Invalid {label}: {value}")
+
+
+def _check_betas(betas) -> None:
+    for index, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+
+
+def _buffer_for(state: dict, key: str, value: np.ndarray) -> np.ndarray:
+    """``state[key]``, checked against its parameter ``value``: PyTorch's ``RuntimeError`` for
+    another shape (a state loaded for other parameters), and C-ordered (a parameter first
+    stepped as a non-contiguous array has F-ordered buffers; the compiled update must not run
+    on copies of them)."""
+    buffer = state[key]
+    if buffer.shape != value.shape:
+        a, b = buffer.shape, value.shape
+        width = max(len(a), len(b))
+        a, b = (1,) * (width - len(a)) + a, (1,) * (width - len(b)) + b
+        for dim in reversed(range(width)):
+            if a[dim] != b[dim] and a[dim] != 1 and b[dim] != 1:
+                raise RuntimeError(
+                    f"The size of tensor a ({a[dim]}) must match the size of tensor b ({b[dim]}) at non-singleton "
+                    f"dimension {dim}"
+                )
+        raise RuntimeError(
+            f"output with shape {list(buffer.shape)} doesn't match the broadcast shape {list(np.broadcast_shapes(a, b))}"
+        )
+    if buffer.dtype != value.dtype or not buffer.flags.c_contiguous:
+        buffer = state[key] = np.ascontiguousarray(buffer, dtype=value.dtype)
+    return buffer
 
 
 def _fusable(value: np.ndarray, grad: np.ndarray) -> bool:
@@ -115,20 +223,27 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        maximize: bool = False,
         foreach: bool | None = None,
+        differentiable: bool = False,
         fused: bool | None = None,
     ):
+        _check_nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(
-            params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
-        )
+            params,
+            dict(
+                lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+                maximize=maximize,
+            ),
+        )  # fmt: skip
 
     def step(self, closure=None):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
             for parameter, value, grad in self._gradients(group):
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
@@ -159,9 +274,17 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
     ):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+        _check_nonnegative(lr=lr, eps=eps)
+        _check_betas(betas)
+        _check_nonnegative(weight_decay=weight_decay)
+        super().__init__(
+            params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+        )
 
     _decoupled = False
 
@@ -169,7 +292,7 @@ class Adam(Optimizer):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            lr, (beta1, beta2), eps, decay = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
             for parameter, value, grad in self._gradients(group):
                 state = self.state.setdefault(id(parameter), {})
                 if not state:
@@ -177,6 +300,11 @@ class Adam(Optimizer):
                     if group["amsgrad"]:
                         state["max_exp_avg_sq"] = np.zeros_like(value)
                 fused = _fusable(value, grad)
+                if fused:
+                    for key in (
+                        ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
+                    ):
+                        _buffer_for(state, key, value)
                 if decay and not fused:
                     if self._decoupled:
                         value *= 1 - lr * decay
@@ -218,9 +346,12 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
     ):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "lr_scheduler"]
@@ -239,16 +370,25 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
     ):
+        _check_nonnegative(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         super().__init__(
-            params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
-        )
+            params,
+            dict(
+                lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
+                maximize=maximize,
+            ),
+        )  # fmt: skip
 
     def step(self, closure=None):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            lr, alpha, eps = float(group["lr"]), group["alpha"], group["eps"]
             for parameter, value, grad in self._gradients(group):
                 state = self.state.setdefault(id(parameter), {})
                 if not state:
@@ -292,17 +432,23 @@ class Adagrad(Optimizer):
         weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ):
+        _check_nonnegative(
+            lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+        )  # fmt: skip
         super().__init__(
             params,
             dict(
-                lr=lr,
-                lr_decay=lr_decay,
-                weight_decay=weight_decay,
-                initial_accumulator_value=initial_accumulator_value,
-                eps=eps,
+                lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize,
             ),
-        )
+        )  # fmt: skip
 
     def step(self, closure=None):
         _refuse_inside_a_recording()
@@ -315,7 +461,7 @@ class Adagrad(Optimizer):
                 state["step"] += 1
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
-                clr = group["lr"] / (1 + (float(state["step"]) - 1) * group["lr_decay"])
+                clr = float(group["lr"]) / (1 + (float(state["step"]) - 1) * group["lr_decay"])
                 state["sum"] += grad * grad
                 value -= (clr * grad / (np.sqrt(state["sum"]) + group["eps"])).astype(value.dtype, copy=False)
                 _bump_version(parameter)
@@ -325,8 +471,24 @@ class Adagrad(Optimizer):
 class Adadelta(Optimizer):
     """Adadelta (with L2 ``weight_decay``); follows ``torch.optim.Adadelta``."""
 
-    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0):
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+    def __init__(
+        self,
+        params,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ):
+        _check_nonnegative(lr=lr)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        _check_nonnegative(eps=eps, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def step(self, closure=None):
         _refuse_inside_a_recording()
@@ -346,6 +508,6 @@ class Adadelta(Optimizer):
                 delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
                 acc_delta *= rho
                 acc_delta += (1 - rho) * delta * delta
-                value -= (group["lr"] * delta).astype(value.dtype, copy=False)
+                value -= (float(group["lr"]) * delta).astype(value.dtype, copy=False)
                 _bump_version(parameter)
         return loss
