@@ -200,3 +200,41 @@ def test_more_modules_match_pytorch(name, make, inputs):
     np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-10, atol=1e-12)
     if not name.startswith("BCE"):  # tapegrad composes binary cross entropy of its ops
         assert ours[2] == theirs[2]
+
+
+NLL_TARGETS = {
+    "none ignored": ([0, 3, 1, 2], -100),
+    "ignore a class present": ([0, 3, 1, 3], 3),
+    "ignore a class absent, inside the range": ([0, 3, 0, 3], 1),
+    "every target ignored": ([2, 2, 2, 2], 2),
+    "out of bounds": ([0, 4, 1, 2], -100),
+    "out of bounds, negative": ([0, -1, 1, 2], -100),
+    "out of bounds among ignored": ([3, 5, 3, -2], 3),
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("case", list(NLL_TARGETS))
+def test_cross_entropy_targets_checks_and_ignore_index_match_pytorch(case, reduction):
+    """The eager nll_loss checks its targets with their smallest and largest values (no mask
+    when ignore_index lies outside them): values, gradients and errors as PyTorch's."""
+    torch = pytest.importorskip("torch")
+    labels, ignore = NLL_TARGETS[case]
+    x = np.random.default_rng(5).standard_normal((4, 4))
+    results = []
+    for library in (tg, torch):
+        logits = library.tensor(x, requires_grad=True)
+        try:
+            loss = library.nn.functional.cross_entropy(
+                logits, library.tensor(labels), ignore_index=ignore, reduction=reduction
+            )
+        except IndexError as error:  # PyTorch's is an IndexError too
+            results.append(str(error))
+            continue
+        loss.backward()
+        results.append((loss.item(), logits.grad.numpy()))
+    if isinstance(results[1], str):
+        assert results[0] == results[1]
+        return
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-15, equal_nan=True)
