@@ -223,3 +223,32 @@ def test_version_counts_every_in_place_change_from_the_first():
     alias = c.detach()
     c[0] = 5.0
     assert c._version == alias._version == 3
+
+
+def _saved_transpose_changed(m, rows: int, mode: str) -> str:
+    """``x @ b.t()`` saved the transposed view; then ``b`` or the view changes in place."""
+    x = m.ones(5, 64, dtype=m.float64, requires_grad=True)
+    b = m.ones(rows, 64, dtype=m.float64, requires_grad=True) * 1
+    view = b.t()
+    y = x @ view
+    if mode == "base":
+        b.add_(1)
+    elif mode == "base, no grad":
+        with m.no_grad():
+            b.mul_(2)
+    else:
+        view.add_(1)
+    with pytest.raises(RuntimeError) as raised:
+        y.sum().backward()
+    return str(raised.value).split(" Hint:")[0]
+
+
+# 32 rows: the product saved a copy of the view; 128 (8,192 elements): it reads the view's
+# source in place (_linalg._mm_of_sources), and the message must still name the view.
+@pytest.mark.parametrize("rows", [32, 128])
+@pytest.mark.parametrize("mode", ["base", "base, no grad", "view"])
+def test_a_changed_saved_view_is_named_as_pytorch_names_it(rows, mode):
+    message = _saved_transpose_changed(tg, rows, mode)
+    assert f"[tapegrad.DoubleTensor [64, {rows}]], which is output 0 of AsStrided, is at version" in message
+    torch = pytest.importorskip("torch")
+    assert message == _saved_transpose_changed(torch, rows, mode).replace("torch.", "tapegrad.")

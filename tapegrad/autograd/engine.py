@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from .._grad_mode import state as _grad_state
-from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPS, dispatch_arrays
+from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
 from .._tape import CODE_DTYPES, LAYOUT, OPCODE_MASK, ROW_WIDTH, inplace_epoch, join, resolve
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
@@ -64,8 +64,20 @@ def _modified_message(tape, entry, consumer: int) -> str:
     layout = tape.layout_of(row)
     tensor_type = _tensor_type(CODE_DTYPES[tape.layout_table[4 * layout]])
     opcode = tape.ints[row * ROW_WIDTH] & OPCODE_MASK
+    shape = list(tape.shape_of(row))
+    # A product that reads a transpose's source in place (``_linalg._mm_of_sources``) saved
+    # the transposed view, as PyTorch's does: named as that view.
+    fields = tape.ints[consumer * ROW_WIDTH : consumer * ROW_WIDTH + 4]
+    flags = fields[3] if (fields[0] & OPCODE_MASK) == _MM_OPCODE else 0
+    transposed = (flags & 1 and fields[1] == row) or (flags & 2 and fields[2] == row)
+    if transposed:
+        shape = shape[::-1]
     if row == consumer:
         producer = f", which is output 0 of {_node_name(OPS[opcode].grad_fn)},"
+    elif transposed or (OPS[opcode].family == VIEW and OPS[opcode].is_view):
+        # A view whose storage changed in place: PyTorch regenerates its node as AsStrided,
+        # whatever changed it (the view itself, its base, with or without grad mode).
+        producer = ", which is output 0 of AsStrided,"
     elif len(counter) > 1:  # the in-place op that produced the current value
         producer = f", which is output 0 of {counter[1]},"
     elif opcode in (LEAF_OPCODE, CONSTANT_OPCODE):
@@ -74,10 +86,13 @@ def _modified_message(tape, entry, consumer: int) -> str:
         producer = f", which is output 0 of {_node_name(OPS[opcode].grad_fn)},"
     return (
         "one of the variables needed for gradient computation has been modified by an inplace operation: "
-        f"[{tensor_type} {list(tape.shape_of(row))}]{producer} is at version {counter[0]}; expected "
+        f"[{tensor_type} {shape}]{producer} is at version {counter[0]}; expected "
         f"version {expected} instead. Hint: the variable was changed in place after the operation that "
         "saved it; clone it before changing it, or change it after the backward."
     )
+
+
+_MM_OPCODE = OPCODE["mm"]
 
 
 def _node_name(grad_fn: str) -> str:
