@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
@@ -122,6 +124,75 @@ def test_save_and_load_state_dicts_without_pickle(tmp_path):
     assert tg.load(str(tmp_path / "t.npz")).tolist() == [0.0, 1.0, 2.0]
     with pytest.raises(TypeError):
         tg.save({"model": model}, str(tmp_path / "bad.npz"))
+
+
+def _train(model, optimizer, steps, x):
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (model(x) ** 2).mean().backward()
+        optimizer.step()
+
+
+def test_a_checkpoint_resumes_training_exactly_without_pickle(tmp_path):
+    """PyTorch's checkpoint recipe: epoch, model and optimizer state dicts and the loss in one
+    dict. Training resumed from the file takes the same steps as training that never stopped."""
+    tg.manual_seed(0)
+    x = tg.randn(8, 4)
+    model = tg.nn.Sequential(tg.nn.Linear(4, 5), tg.nn.Tanh(), tg.nn.Linear(5, 1))
+    optimizer = tg.optim.Adam(model.parameters(), lr=0.05, amsgrad=True)
+    _train(model, optimizer, 3, x)
+    path = tmp_path / "checkpoint.pt"
+    tg.save(
+        {"epoch": 3, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "loss": 0.25, "note": None},
+        path,
+    )
+    with np.load(path, allow_pickle=False) as archive:  # arrays and JSON only: nothing to unpickle
+        assert all(archive[name].dtype != object for name in archive.files)
+    checkpoint = tg.load(path)
+    assert type(checkpoint) is dict and checkpoint["epoch"] == 3 and checkpoint["loss"] == 0.25
+    assert checkpoint["note"] is None and type(checkpoint["model"]) is OrderedDict
+    assert checkpoint["optimizer"]["param_groups"][0]["params"] == [0, 1, 2, 3]
+    assert checkpoint["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    resumed = tg.nn.Sequential(tg.nn.Linear(4, 5), tg.nn.Tanh(), tg.nn.Linear(5, 1))
+    resumed.load_state_dict(checkpoint["model"])
+    resumed_optimizer = tg.optim.Adam(resumed.parameters(), lr=0.05, amsgrad=True)
+    resumed_optimizer.load_state_dict(checkpoint["optimizer"])
+    _train(model, optimizer, 4, x)
+    _train(resumed, resumed_optimizer, 4, x)
+    for ours, theirs in zip(model.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+
+
+def test_save_keeps_containers_keys_and_kinds(tmp_path):
+    saved = OrderedDict(
+        [
+            (0, [1, 2.5, float("inf"), "s", True, None]),
+            ("t", (tg.ones(2), np.arange(3), np.float32(1.5))),
+            ((1, "k"), {"nested": {"deep": tg.zeros(1, dtype=tg.float64)}}),
+        ]
+    )
+    tg.save(saved, tmp_path / "c.npz")
+    back = tg.load(tmp_path / "c.npz")
+    assert type(back) is OrderedDict and list(back) == [0, "t", (1, "k")]
+    assert back[0] == [1, 2.5, float("inf"), "s", True, None]
+    tensor, array, scalar = back["t"]
+    assert isinstance(tensor, tg.Tensor) and tensor.tolist() == [1.0, 1.0]
+    assert type(array) is np.ndarray and array.tolist() == [0, 1, 2]
+    assert type(scalar) is np.float32 and scalar == 1.5
+    assert back[(1, "k")]["nested"]["deep"].dtype == tg.float64
+
+
+def test_save_refuses_what_needs_a_pickle_and_load_refuses_damaged_files(tmp_path):
+    with pytest.raises(TypeError, match="cannot save Linear"):
+        tg.save({"epoch": 1, "model": tg.nn.Linear(2, 2)}, tmp_path / "bad.npz")
+    with pytest.raises(TypeError, match="cannot save an array of Python objects"):
+        tg.save({"epoch": 1, "x": np.array([object()])}, tmp_path / "bad.npz")
+    np.savez(tmp_path / "damaged.npz", __structure__=np.array('{"tensor": 7}'))
+    with pytest.raises(ValueError, match="names an array it does not hold"):
+        tg.load(tmp_path / "damaged.npz")
+    np.savez(tmp_path / "garbled.npz", __structure__=np.array("{not json"))
+    with pytest.raises(ValueError, match="damaged"):
+        tg.load(tmp_path / "garbled.npz")
 
 
 def test_cosine_annealing_matches_the_closed_form():

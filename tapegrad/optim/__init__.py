@@ -95,7 +95,10 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         return {
             "state": {index[key]: {k: np.array(v) for k, v in value.items()} for key, value in self.state.items()},
-            "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
+            "param_groups": [
+                {**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
+                for g in self.param_groups
+            ],
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
