@@ -16,7 +16,6 @@ op names and mapped by name on load, so a file outlives a change of opcode numbe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 
@@ -363,6 +362,8 @@ def validate(tape) -> None:
 
 
 def _digest(arrays: dict) -> str:
+    import hashlib  # here, not at import: loading OpenSSL was 3 ms of ``import tapegrad``
+
     digest = hashlib.sha256()
     for name in _ARRAYS:
         array = np.ascontiguousarray(arrays[name])
