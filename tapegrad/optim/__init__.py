@@ -94,7 +94,7 @@ class Optimizer:
     def state_dict(self) -> dict:
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         return {
-            "state": {index[key]: {k: np.array(v) for k, v in value.items()} for key, value in self.state.items()},
+            "state": {index[key]: {k: _copied(v) for k, v in value.items()} for key, value in self.state.items()},
             "param_groups": [
                 {**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
                 for g in self.param_groups
@@ -117,6 +117,10 @@ class Optimizer:
         parameters = [p for g in self.param_groups for p in g["params"]]
 
         def held(parameter, key, value):
+            if isinstance(value, (list, tuple)):  # LBFGS's history
+                return [held(parameter, key, item) for item in value]
+            if value is None or isinstance(value, (bool, int, float)):
+                return value
             value = np.array(value._data if hasattr(value, "_data") else value)
             if key != "step" and value.shape == parameter._data.shape and value.dtype.kind == "f":
                 value = np.ascontiguousarray(value, dtype=parameter._data.dtype)
@@ -137,6 +141,14 @@ class Optimizer:
             if parameter.grad is not None:
                 grad = parameter.grad._data
                 yield parameter, parameter._data, -grad if maximize else grad
+
+
+def _copied(value):
+    """A state entry as ``state_dict`` hands it out: arrays copied, lists of them too (LBFGS's
+    history), numbers as they are."""
+    if isinstance(value, (list, tuple)):
+        return [_copied(item) for item in value]
+    return np.array(value) if isinstance(value, np.ndarray) else value
 
 
 def _check_nonnegative(**values) -> None:
@@ -357,7 +369,7 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler"]
 
 
 class RMSprop(Optimizer):
@@ -514,3 +526,6 @@ class Adadelta(Optimizer):
                 value -= (float(group["lr"]) * delta).astype(value.dtype, copy=False)
                 _bump_version(parameter)
         return loss
+
+
+from .lbfgs import LBFGS  # noqa: E402 - it builds on Optimizer, above
