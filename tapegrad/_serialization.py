@@ -15,37 +15,35 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import _device
+from . import _device, _dtypes
 from .tensor import Tensor, _wrap
 
 _SINGLE = "__tensor__"
+_TENSOR_DTYPES = {d.numpy for d in _dtypes.ALL}
 _STRUCTURE = "__structure__"
 
 
-def _flat_state(obj) -> bool:
-    """A mapping of names to tensors or arrays: stored as one array per name (the format of
-    the first versions, which every version reads)."""
-    return isinstance(obj, dict) and all(
-        isinstance(name, str) and name not in (_SINGLE, _STRUCTURE) and isinstance(value, (Tensor, np.ndarray))
-        for name, value in obj.items()
-    )
-
-
-def _encode(value, arrays: list):
-    """A JSON description of ``value``; its tensors and arrays appended to ``arrays``."""
+def _encode(value, arrays: list, seen: dict, depth: int = 0):
+    """A JSON description of ``value``; its tensors and arrays appended to ``arrays``, each once
+    (``seen``: by identity, so that tied weights stay one tensor, as ``torch.load`` keeps them)."""
+    if depth > _DEPTH:
+        raise ValueError(f"cannot save containers nested more than {_DEPTH} deep")
     if isinstance(value, (Tensor, np.ndarray, np.generic)):
         data = value._data if isinstance(value, Tensor) else np.asarray(value)
-        if data.dtype == object:
+        if data.dtype.hasobject:
             raise TypeError("cannot save an array of Python objects: tapegrad.save writes no pickle")
-        arrays.append(data)
         kind = "tensor" if isinstance(value, Tensor) else "scalar" if isinstance(value, np.generic) else "array"
-        return {kind: len(arrays) - 1}
+        key = (id(value), kind)
+        if key not in seen:
+            seen[key] = (len(arrays), value)  # (the value held: its id stays its own)
+            arrays.append(data)
+        return {kind: seen[key][0]}
     if value is None or isinstance(value, (bool, int, float, str)):
         return {"value": value}
-    if isinstance(value, (list, tuple)):
-        return {type(value).__name__: [_encode(item, arrays) for item in value]}
+    if isinstance(value, (list, tuple)):  # subclasses (a Size, a namedtuple) as plain ones
+        return {"tuple" if isinstance(value, tuple) else "list": [_encode(v, arrays, seen, depth + 1) for v in value]}
     if isinstance(value, dict):
-        items = [[_encode(key, arrays), _encode(item, arrays)] for key, item in value.items()]
+        items = [[_encode(k, arrays, seen, depth + 1), _encode(v, arrays, seen, depth + 1)] for k, v in value.items()]
         return {"ordered" if isinstance(value, OrderedDict) else "dict": items}
     raise TypeError(
         f"cannot save {type(value).__name__}: tapegrad.save writes tensors, arrays, numbers, strings and None, "
@@ -53,23 +51,45 @@ def _encode(value, arrays: list):
     )
 
 
-def _decode(node, archive):
-    if not isinstance(node, dict) or len(node) != 1:
+_DEPTH = 200  # containers nested deeper are refused on save and reported damaged on load
+
+
+def _decode(node, archive, loaded: dict, depth: int = 0):
+    """The value ``node`` describes; each array read once (``loaded``), however often the file
+    names it, so that a file cannot make ``load`` hold more than it holds."""
+    if depth > _DEPTH or not isinstance(node, dict) or len(node) != 1:
         raise ValueError("not a file tapegrad.save wrote: its structure is damaged")
     ((kind, content),) = node.items()
     if kind in ("tensor", "array", "scalar"):
         name = str(content)
-        if name not in archive.files:
+        if type(content) is not int or name not in archive.files:
             raise ValueError("not a file tapegrad.save wrote: it names an array it does not hold")
-        data = archive[name].copy()
-        return _wrap(data) if kind == "tensor" else data if kind == "array" else data[()]
-    if kind == "value":
+        key = (name, kind)
+        if key not in loaded:
+            data = archive[name]
+            if kind == "tensor":
+                if data.dtype not in _TENSOR_DTYPES:
+                    raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {data.dtype}")
+                loaded[key] = _wrap(data.copy())
+            else:
+                loaded[key] = data if kind == "array" else data[()]
+        return loaded[key]
+    if kind == "value" and (content is None or isinstance(content, (bool, int, float, str))):
         return content
-    if kind in ("list", "tuple"):
-        items = [_decode(item, archive) for item in content]
+    if kind in ("list", "tuple") and isinstance(content, list):
+        items = [_decode(item, archive, loaded, depth + 1) for item in content]
         return items if kind == "list" else tuple(items)
-    if kind in ("dict", "ordered"):
-        pairs = ((_decode(key, archive), _decode(item, archive)) for key, item in content)
+    if kind in ("dict", "ordered") and isinstance(content, list):
+        pairs = []
+        for pair in content:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError("not a file tapegrad.save wrote: its structure is damaged")
+            key = _decode(pair[0], archive, loaded, depth + 1)
+            try:
+                hash(key)
+            except TypeError:
+                raise ValueError("not a file tapegrad.save wrote: a key that cannot be one") from None
+            pairs.append((key, _decode(pair[1], archive, loaded, depth + 1)))
         return OrderedDict(pairs) if kind == "ordered" else dict(pairs)
     raise ValueError(f"not a file tapegrad.save wrote: unknown entry {kind!r}")
 
@@ -77,18 +97,15 @@ def _decode(node, archive):
 def save(obj, f) -> None:
     """Save ``obj`` to ``f`` (a path or a binary file); follows ``torch.save``.
 
-    ``obj`` is a tensor, a state dict, or any nesting of dicts, lists and tuples of tensors,
-    numpy arrays, numbers, strings and None (a training checkpoint). Raises ``TypeError`` for
-    anything else (a module, a function): it would need a pickle, which tapegrad never writes."""
+    ``obj`` is a tensor, a state dict, or any nesting (up to 200 deep) of dicts, lists and
+    tuples of tensors, numpy arrays, numbers, strings and None: a training checkpoint. A tensor
+    saved twice (tied weights) loads as one. Raises ``TypeError`` for anything else (a module, a
+    function, an array of objects): it would need a pickle, which tapegrad never writes."""
     if isinstance(obj, Tensor):
         arrays = {_SINGLE: obj._data}
-    elif _flat_state(obj):
-        arrays = {name: value._data if isinstance(value, Tensor) else value for name, value in obj.items()}
-        if any(array.dtype == object for array in arrays.values()):
-            raise TypeError("cannot save an array of Python objects: tapegrad.save writes no pickle")
     else:
         listed: list = []
-        structure = json.dumps(_encode(obj, listed))
+        structure = json.dumps(_encode(obj, listed, {}))
         arrays = {str(index): array for index, array in enumerate(listed)}
         arrays[_STRUCTURE] = np.array(structure)
     if isinstance(f, (str, os.PathLike)) and not os.fspath(f).endswith(".npz"):
@@ -107,13 +124,26 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
     damaged file."""
     if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
         _device.check(map_location)
-    with np.load(f, allow_pickle=False) as archive:
-        if archive.files == [_SINGLE]:
-            return _wrap(archive[_SINGLE].copy())
-        if _STRUCTURE in archive.files:
-            try:
-                structure = json.loads(str(archive[_STRUCTURE]))
-            except json.JSONDecodeError:
-                raise ValueError("not a file tapegrad.save wrote: its structure is damaged") from None
-            return _decode(structure, archive)
-        return OrderedDict((name, _wrap(archive[name].copy())) for name in archive.files)
+    try:
+        with np.load(f, allow_pickle=False) as archive:
+            if archive.files == [_SINGLE]:
+                return _wrap(archive[_SINGLE].copy())
+            structure = archive[_STRUCTURE] if _STRUCTURE in archive.files else None
+            if structure is not None and structure.dtype.kind == "U" and structure.ndim == 0:
+                try:
+                    tree = json.loads(str(structure))
+                except (json.JSONDecodeError, RecursionError):
+                    raise ValueError("not a file tapegrad.save wrote: its structure is damaged") from None
+                return _decode(tree, archive, {})
+            # The first versions' format: a state dict, one array per name.
+            state = OrderedDict()
+            for name in archive.files:
+                data = archive[name]
+                if not isinstance(data, np.ndarray):  # a member that is not numpy's (torch.save's zip)
+                    raise ValueError(f"not a file tapegrad.save wrote: {name!r} is not an array")
+                state[name] = _wrap(data.copy())
+            return state
+    except RecursionError:
+        raise ValueError("not a file tapegrad.save wrote: its structure is damaged") from None
+    except (OSError, EOFError, KeyError) as error:
+        raise ValueError(f"not a file tapegrad.save wrote (torch.save's files need torch.load): {error}") from None

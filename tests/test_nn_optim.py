@@ -195,6 +195,52 @@ def test_save_refuses_what_needs_a_pickle_and_load_refuses_damaged_files(tmp_pat
         tg.load(tmp_path / "garbled.npz")
 
 
+def test_save_keeps_tied_tensors_tied_and_odd_names_and_subclasses_load(tmp_path):
+    """A tensor saved under two names loads as one (tied weights stay tied, as torch.load keeps
+    them); names numpy's savez takes for itself (``file``, ``allow_pickle``) and a Size or a
+    namedtuple (as a plain tuple) round-trip."""
+    import collections
+
+    weight = tg.ones(3)
+    point = collections.namedtuple("Point", "x y")(1, 2)
+    tg.save({"encoder": weight, "decoder": weight, "file": tg.zeros(1), "allow_pickle": 1, "shape": tg.ones(2, 3).shape,
+             "point": point}, tmp_path / "tied.pt")  # fmt: skip
+    back = tg.load(tmp_path / "tied.pt")
+    assert back["encoder"] is back["decoder"]
+    assert back["file"].tolist() == [0.0] and back["allow_pickle"] == 1
+    assert back["shape"] == (2, 3) and back["point"] == (1, 2)
+
+
+def test_load_reads_each_array_once_and_refuses_what_tapegrad_never_writes(tmp_path):
+    """A crafted file naming one array many times costs one array; a tensor of a dtype tapegrad
+    has no tensors of, a file of torch.save's and a structure nested past 200 are ValueErrors."""
+    import io
+    import json
+
+    crafted = io.BytesIO()
+    np.savez(crafted, **{"0": np.zeros(10), "__structure__": np.array(json.dumps({"list": [{"array": 0}] * 50}))})
+    crafted.seek(0)
+    many = tg.load(crafted)
+    assert len(many) == 50 and all(item is many[0] for item in many)
+    strings = tmp_path / "strings.npz"
+    np.savez(strings, **{"0": np.array(["a"]), "__structure__": np.array(json.dumps({"tensor": 0}))})
+    with pytest.raises(ValueError, match="a tensor of dtype <U1"):
+        tg.load(strings)
+    deep = tmp_path / "deep.npz"
+    np.savez(deep, __structure__=np.array('{"list": [' * 300 + '{"value": 1}' + "]}" * 300))
+    with pytest.raises(ValueError, match="damaged"):
+        tg.load(deep)
+    with pytest.raises(ValueError, match="nested more than 200 deep"):
+        nested = []
+        for _ in range(250):
+            nested = [nested]
+        tg.save(nested, tmp_path / "nested.pt")
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.ones(2)}, tmp_path / "torch.pt")
+    with pytest.raises(ValueError, match="torch.save's files need torch.load|is not an array"):
+        tg.load(tmp_path / "torch.pt")
+
+
 def test_cosine_annealing_matches_the_closed_form():
     optimizer = tg.optim.SGD([tg.nn.Parameter(tg.ones(1))], lr=1.0)
     scheduler = tg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10, eta_min=0.1)
