@@ -172,3 +172,61 @@ def test_maximize_matches_pytorch(name):
             optimizer.step()
         results.append(parameter.detach().numpy())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-14)
+
+
+def _construction_cases(library):
+    p = library.ones(3, requires_grad=True)
+    q = library.ones(2, requires_grad=True)
+    retained = p * 2
+    retained.retain_grad()
+    return {
+        "a dict, then a tensor": lambda: library.optim.Adam([{"params": [p]}, q]),
+        "add_param_group of a list": lambda: library.optim.Adam([p]).add_param_group([q]),
+        "a tensor lr of two elements": lambda: library.optim.Adam([p], lr=library.tensor([0.1, 0.2])),
+        "SGD, lr NaN": lambda: library.optim.SGD([p], lr=float("nan")),
+        "Adam, lr NaN": lambda: library.optim.Adam([p], lr=float("nan")),
+        "a string lr": lambda: library.optim.Adam([p], lr="0.1"),
+        "named parameters": lambda: library.optim.SGD([("a", p), ("b", q)], lr=0.1).param_groups[0]["param_names"],
+        "names for some": lambda: library.optim.SGD([("a", p), q], lr=0.1),
+        "a non-leaf that retains its grad": lambda: len(library.optim.SGD([retained], lr=0.1).param_groups),
+        "fused and foreach": lambda: library.optim.Adam([p], fused=True, foreach=True),
+        "a tensor lr with foreach": lambda: library.optim.AdamW([p], lr=library.tensor(0.1), foreach=True),
+    }
+
+
+@pytest.mark.parametrize("case", list(_construction_cases(tg)))
+def test_optimizer_construction_matches_pytorch(case):
+    """Exception classes and messages (the tensor's class name aside), or the same result."""
+    torch = pytest.importorskip("torch")
+
+    def outcome(library):
+        try:
+            return "ok", _construction_cases(library)[case]()
+        except (TypeError, ValueError, RuntimeError) as error:
+            return type(error).__name__, str(error).replace("tapegrad.tensor.Tensor", "torch.Tensor")
+
+    ours, theirs = outcome(tg), outcome(torch)
+    if ours[0] == "ok":
+        assert theirs[0] == "ok" and (
+            ours[1] is None or ours[1] == theirs[1] or isinstance(ours[1], tg.optim.Optimizer)
+        )
+    else:
+        assert ours == theirs
+
+
+def test_load_state_dict_maps_states_by_the_saved_parameter_ids():
+    """PyTorch's state dicts may number parameters as they like: the groups' lists say which."""
+    p, q = _parameter(), _parameter((4.0, 5.0))
+    optimizer = tg.optim.Adam([p, q], lr=0.1)
+    state = {
+        "state": {7: {"step": np.array(2.0), "exp_avg": np.full(2, 0.5, np.float32), "exp_avg_sq": np.ones(2)}},
+        "param_groups": [dict(optimizer.state_dict()["param_groups"][0], params=[5, 7])],
+    }
+    optimizer.load_state_dict(state)
+    assert id(q) in optimizer.state and id(p) not in optimizer.state
+    assert optimizer.state[id(q)]["exp_avg"].tolist() == [0.5, 0.5]
+    shared = tg.tensor(0.1)
+    other = tg.optim.Adam([p, q], lr=shared)
+    optimizer.load_state_dict(other.state_dict())
+    shared.fill_(0.0)
+    assert float(optimizer.param_groups[0]["lr"]) == pytest.approx(0.1)  # a copy, not the same tensor

@@ -7,6 +7,7 @@ PyTorch's ``fused=True``), with the bits of the numpy calls the others take."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -56,6 +57,8 @@ class Optimizer:
 
         from ..tensor import Tensor
 
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
         params = param_group["params"]
         if isinstance(params, Tensor):
             params = [params]
@@ -65,12 +68,18 @@ class Optimizer:
                 "sets will change between runs. Please use a list instead."
             )
         params = list(params)
+        named = [item for item in params if isinstance(item, tuple)]  # named_parameters()
+        if named:
+            if len(named) != len(params):
+                raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+            param_group = {**param_group, "param_names": [name for name, _ in named]}
+            params = [parameter for _, parameter in named]
         for parameter in params:
             if not isinstance(parameter, Tensor):
                 raise TypeError(
                     f"optimizer can only optimize Tensors, but one of the params is {type(parameter).__name__}"
                 )
-            if not parameter.is_leaf:
+            if not (parameter.is_leaf or parameter.retains_grad):
                 raise ValueError("can't optimize a non-leaf Tensor")
         if len({id(parameter) for parameter in params}) != len(params):
             warnings.warn(
@@ -115,6 +124,10 @@ class Optimizer:
                     "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
                 )
         parameters = [p for g in self.param_groups for p in g["params"]]
+        # The state's keys are the saved groups' parameter ids (PyTorch's: any ints), in their
+        # groups' order; a state dict without them (tapegrad's first versions) counts from 0.
+        ids = [i for saved in saved_groups for i in saved.get("params", ())]
+        by_id = dict(zip(ids, parameters)) if len(ids) == len(parameters) else dict(enumerate(parameters))
 
         def held(parameter, key, value):
             if isinstance(value, (list, tuple)):  # LBFGS's history
@@ -127,11 +140,13 @@ class Optimizer:
             return value
 
         self.state = {
-            id(parameters[i]): {k: held(parameters[i], k, v) for k, v in value.items()}
+            id(by_id[i]): {k: held(by_id[i], k, v) for k, v in value.items()}
             for i, value in state_dict["state"].items()
+            if i in by_id
         }
         for group, saved in zip(self.param_groups, saved_groups):
-            group.update({k: v for k, v in saved.items() if k != "params"})
+            # Copies: a tensor lr must not stay shared with the optimizer it came from.
+            group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
 
     def _gradients(self, group):
         """(parameter, its array, its gradient's array) for the parameters with a gradient; the
@@ -151,11 +166,18 @@ def _copied(value):
     return np.array(value) if isinstance(value, np.ndarray) else value
 
 
-def _check_nonnegative(**values) -> None:
+def _check_nonnegative(nan_allowed: bool = False, **values) -> None:
     """PyTorch's ``ValueError`` for a negative hyperparameter (``lr`` is "learning rate",
-    ``eps`` "epsilon value", the others "<name> value")."""
+    ``eps`` "epsilon value", the others "<name> value"), and for a tensor ``lr`` of more than
+    one element. Compared as PyTorch compares them: a string raises its ``TypeError``, and NaN
+    is refused except where PyTorch tests ``value < 0`` (``nan_allowed``: SGD)."""
+    from ..tensor import Tensor
+
+    lr = values.get("lr")
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
     for name, value in values.items():
-        if not 0.0 <= float(value):
+        if (value < 0.0) if nan_allowed else not 0.0 <= value:
             label = {"lr": "learning rate", "eps": "epsilon value"}.get(name, f"{name} value")
             raise ValueError(f"Invalid {label}: {value}")
 
@@ -182,9 +204,11 @@ def _buffer_for(state: dict, key: str, value: np.ndarray) -> np.ndarray:
                     f"The size of tensor a ({a[dim]}) must match the size of tensor b ({b[dim]}) at non-singleton "
                     f"dimension {dim}"
                 )
-        raise RuntimeError(
-            f"output with shape {list(buffer.shape)} doesn't match the broadcast shape {list(np.broadcast_shapes(a, b))}"
-        )
+        # Broadcastable: the update writing into the smaller one fails, as PyTorch's does (the
+        # buffer's lerp_ when it is smaller, else the parameter's addcdiv_).
+        broadcast = np.broadcast_shapes(buffer.shape, value.shape)
+        smaller = buffer.shape if buffer.shape != broadcast else value.shape
+        raise RuntimeError(f"output with shape {list(smaller)} doesn't match the broadcast shape {list(broadcast)}")
     if buffer.dtype != value.dtype or not buffer.flags.c_contiguous:
         buffer = state[key] = np.ascontiguousarray(buffer, dtype=value.dtype)
     return buffer
@@ -243,7 +267,7 @@ class SGD(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ):
-        _check_nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        _check_nonnegative(nan_allowed=True, lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(
@@ -297,6 +321,12 @@ class Adam(Optimizer):
         _check_nonnegative(lr=lr, eps=eps)
         _check_betas(betas)
         _check_nonnegative(weight_decay=weight_decay)
+        from ..tensor import Tensor
+
+        if isinstance(lr, Tensor) and foreach and not capturable:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        if fused and foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(
             params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
         )
@@ -366,7 +396,10 @@ class AdamW(Adam):
         differentiable: bool = False,
         fused: bool | None = None,
     ):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize, capturable=capturable,
+            fused=fused,
+        )  # fmt: skip
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler"]
