@@ -113,6 +113,7 @@ LAYERS = {
         "nn.utils",
         "optim",
         "optim.lr_scheduler",
+        "optim.optimizer",
         "optim.lbfgs",
         "linalg",  # torch.linalg: solve and inv are autograd.Functions
         "utils",

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._grad_mode import enable_grad
 from .._record import _bump_version
-from . import Optimizer, _check_nonnegative, _refuse_inside_a_recording
+from .optimizer import Optimizer, _check_nonnegative, _refuse_inside_a_recording
 
 
 def _cubic_minimum(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
