@@ -21,6 +21,7 @@ from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._grad_mode import threads_disabled as _threads_disabled
+from ._kernels.rules import CROSS_READS
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
 from ._tape import (
@@ -144,12 +145,30 @@ class _Entry:
     """What recording needs of an op's table entry, looked up once: its opcode, its numpy
     forward, and which of its input a, input b and result the backward reads."""
 
-    __slots__ = ("opcode", "forward", "reads_a", "reads_b", "reads_out")
+    __slots__ = ("opcode", "forward", "reads_a", "reads_b", "reads_out", "cross_a", "cross_b")
 
     def __init__(self, op):
         self.opcode = OPCODE[op.name]
         self.forward = op.forward
         self.reads_a, self.reads_b, self.reads_out = op.reads("a"), op.reads("b"), op.reads("out")
+        # a's value read only for b's gradient, and b's only for a's (``rules.CROSS_READS``)
+        cross = CROSS_READS.get(op.rule, "").split()
+        self.cross_a, self.cross_b = "a" in cross, "b" in cross
+
+    def unread_a(self, b) -> bool:
+        """Whether input a's value serves only b's gradient, which b does not take: a change
+        of a in place then fails no backward (PyTorch does not save a)."""
+        return self.cross_a and b is not None and not b._requires_grad
+
+    def unread_b(self, a) -> bool:
+        return self.cross_b and not a._requires_grad
+
+    def checks_a(self, b) -> bool:
+        """Whether a change of input a in place must fail the backward (the saved-variable check)."""
+        return self.reads_a and not self.unread_a(b)
+
+    def checks_b(self, a) -> bool:
+        return self.reads_b and not self.unread_b(a)
 
 
 _ENTRIES = {op.name: _Entry(op) for op in OPS}
@@ -213,9 +232,9 @@ def _short_record(name: str, a: Tensor, b, out: np.ndarray, saved: tuple, iparam
     _pack_row(tape.rows, row * ROW_BYTES, entry.opcode, row_a, row_b, iparam, tape.layout(out.dtype, out.shape), param)
     tape.n = row + 1
     result = _recorded(out, tape, row)
-    if values_a is not None:
+    if values_a is not None and not entry.unread_a(b):
         tape.track(row, row_a, a)
-    if values_b is not None:
+    if values_b is not None and not entry.unread_b(a):
         tape.track(row, row_b, b)
     if entry.reads_out:
         _save(tape, row, out)
@@ -611,9 +630,9 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
             row_b = _short_operand(tape, b, out, entry.reads_b)
             row = tape.append(entry.opcode, row_a, row_b, 0, tape.layout(dtype, out.shape), 0.0)
             result = _recorded(out, tape, row)
-            if entry.reads_a:
+            if entry.checks_a(b):
                 tape.track(row, row_a, a)
-            if entry.reads_b:
+            if entry.checks_b(a):
                 tape.track(row, row_b, b)
             if entry.reads_out:
                 _save(tape, row, out)
@@ -664,9 +683,9 @@ def _record_binary(name: str, a: Tensor, b: Tensor, data_a: np.ndarray, data_b: 
     opcode = entry.opcode if requires else entry.opcode | NO_GRAD
     row = tape.append(opcode, row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
     result = _recorded(out, tape, row, requires)
-    if saves_a:
+    if saves_a and (replaying or entry.checks_a(b)):
         tape.track(row, row_a, a)
-    if saves_b:
+    if saves_b and (replaying or entry.checks_b(a)):
         tape.track(row, row_b, b)
     if saves_out:
         _save(tape, row, out)
@@ -751,9 +770,14 @@ def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam:
     row = tape.append(_opcode(name, requires), in0, in1, iparam, tape.layout(out.dtype, out.shape), param)
     result = _recorded(out, tape, row, requires)
     if requires:
+        entry = _ENTRIES[name]
         for i, values in enumerate(saved):
-            if values is not None:
-                tape.track(row, rows[i], inputs[i])
+            if values is None:
+                continue
+            if len(inputs) == 2 and not replaying:  # a value read only for a gradient nobody takes
+                if entry.unread_a(inputs[1]) if i == 0 else entry.unread_b(inputs[0]):
+                    continue
+            tape.track(row, rows[i], inputs[i])
         if BY_NAME[name].reads("out"):
             _save(tape, row, out)
             tape.track(row, row, result)
@@ -821,6 +845,12 @@ def _check_in_place(tensor: Tensor) -> None:
     """Raise, before anything is written, for an in-place change PyTorch refuses, or one that a
     recording (``tapegrad.record``) cannot follow (``_shared_storage``): checked after the write,
     a refused recording left the change made, and ``vmap``'s eager fallback made it again."""
+    data = tensor._data
+    if not data.flags.writeable and any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape)):
+        raise RuntimeError(  # an expand (numpy's broadcast_to: read-only); PyTorch refuses it too
+            "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+            "location. Please clone() the tensor before performing the operation."
+        )
     recording = active_recording()
     if recording is not None and recording.shared is not None:
         recording.shared.wrote(tensor, before=True)

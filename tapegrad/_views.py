@@ -422,6 +422,8 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     if dim1 == dim2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     out = np.diagonal(x._data, offset, dim1, dim2)
+    if x._data.flags.writeable:  # numpy's diagonal is read-only; PyTorch's is a view to write through
+        out.flags.writeable = True
     probe = np.empty(x._data.shape, np.uint8)
     probe_view = np.diagonal(probe, offset, dim1, dim2)
     start = probe_view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]

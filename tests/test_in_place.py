@@ -252,3 +252,56 @@ def test_a_changed_saved_view_is_named_as_pytorch_names_it(rows, mode):
     assert f"[tapegrad.DoubleTensor [64, {rows}]], which is output 0 of AsStrided, is at version" in message
     torch = pytest.importorskip("torch")
     assert message == _saved_transpose_changed(torch, rows, mode).replace("torch.", "tapegrad.")
+
+
+CROSS_READ_OPS = {
+    "x @ c": lambda x, c: x @ c,
+    "x.t() @ c": lambda x, c: x.t() @ c,
+    "c @ x.t()": lambda x, c: c @ x.t(),
+    "x * c": lambda x, c: x * c,
+    "x.t() * c": lambda x, c: x.t() * c.t(),
+    "x[0] * c[0]": lambda x, c: x[0] * c[0],
+    "x / c": lambda x, c: x / c,
+}
+
+
+@pytest.mark.parametrize("size", [4, 80], ids=["copied-when-saved", "saved-by-reference"])
+@pytest.mark.parametrize("name", list(CROSS_READ_OPS))
+def test_an_input_read_only_for_a_gradient_nobody_takes_may_change(name, size):
+    """``x * c`` with ``c`` taking no gradient reads ``c`` for x's gradient and ``x`` for
+    nothing: PyTorch does not save x, so changing it in place before the backward is fine, and
+    x's gradient is the same as without the change. Changing ``c`` still fails the backward."""
+    op = CROSS_READ_OPS[name]
+    rng = np.random.default_rng(3)
+    start, constant = rng.uniform(1, 2, (size, size)), rng.uniform(1, 2, (size, size))
+
+    def run(change_x: bool, change_c: bool):
+        leaf = tg.tensor(start, requires_grad=True)
+        x = leaf * 1
+        c = tg.tensor(constant)
+        y = op(x, c)
+        if change_x:
+            x.add_(1)
+        if change_c:
+            c.add_(1)
+        y.sum().backward()
+        return leaf.grad.numpy()
+
+    np.testing.assert_array_equal(run(True, False), run(False, False))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        run(False, True)
+
+
+def test_a_diagonal_is_a_view_to_write_through_and_an_expand_is_refused():
+    """numpy's diagonal is read-only and its broadcast_to too; PyTorch writes through a
+    diagonal (the gradient follows) and refuses to write into an expand, with its message."""
+    leaf = tg.ones(3, 3, requires_grad=True)
+    values = leaf * 1
+    values.diagonal().mul_(3)
+    values.sum().backward()
+    assert leaf.grad.tolist() == [[3.0, 1.0, 1.0], [1.0, 3.0, 1.0], [1.0, 1.0, 3.0]]
+    plain = tg.ones(3, 3)
+    plain.diagonal()[0] = 5.0
+    assert plain.sum().item() == 13.0
+    with pytest.raises(RuntimeError, match="^unsupported operation: more than one element of the written-to tensor"):
+        tg.ones(3, 3)[0:1].expand(3, 3).add_(1)

@@ -78,6 +78,13 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
 }
 
 
+# Operand values a rule reads only for the other operand's gradient (a * b: a for b's, b for
+# a's): when the other operand takes no gradient, nothing reads them, and PyTorch does not save
+# them, so changing one in place before the backward is no error (tapegrad still keeps the
+# value, which the kernels may load, but does not check its version).
+CROSS_READS: dict[str, str] = {"mul": "a b", "div": "a", "dot": "a b", "mv": "a b", "mm": "a b", "bmm": "a b"}
+
+
 def reads(rule: str) -> str:
     """The values ``rule`` reads, space separated ("a b out scalar")."""
     return BACKWARD_RULES[rule][1]
