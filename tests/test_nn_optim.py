@@ -355,3 +355,39 @@ def test_cross_entropy_targets_checks_and_ignore_index_match_pytorch(case, reduc
         return
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-15, equal_nan=True)
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 1.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("ignore", [-100, 2], ids=["none ignored", "some ignored"])
+def test_cross_entropy_label_smoothing_matches_pytorch(smoothing, reduction, weighted, ignore):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 4))
+    labels = np.array([0, 2, 3, 2, 1])
+    weights = np.array([0.5, 2.0, 1.0, 1.5])
+    results = []
+    for library in (tg, torch):
+        logits = library.tensor(x, requires_grad=True)
+        loss = library.nn.CrossEntropyLoss(
+            weight=library.tensor(weights) if weighted else None,
+            ignore_index=ignore,
+            reduction=reduction,
+            label_smoothing=smoothing,
+        )(logits, library.tensor(labels))
+        loss.sum().backward()
+        results.append((loss.detach().numpy(), logits.grad.numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("ignore_index", [True, 1.0])
+def test_ignore_index_must_be_an_int(ignore_index):
+    logits, labels = tg.zeros(2, 3), tg.tensor([0, 1])
+    with pytest.raises(TypeError, match=r"^cross_entropy_loss\(\): argument 'ignore_index' \(position 5\) must be int"):
+        tg.nn.functional.cross_entropy(logits, labels, ignore_index=ignore_index)
+    with pytest.raises(TypeError, match=r"^nll_loss_nd\(\): argument 'ignore_index' \(position 5\) must be int"):
+        tg.nn.functional.nll_loss(logits, labels, ignore_index=ignore_index)
+    with pytest.raises(RuntimeError, match="^label_smoothing must be between 0.0 and 1.0. Got: 1.5$"):
+        tg.nn.functional.cross_entropy(logits, labels, label_smoothing=1.5)

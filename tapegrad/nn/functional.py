@@ -145,13 +145,43 @@ def cross_entropy(
     ignore_index: int = -100,
     reduce=None,
     reduction: str = "mean",
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """Class indices ``target`` against logits ``input``, (N, C) or (C,): log_softmax, then
-    nll_loss, as PyTorch composes it (so its grad_fn is ``NllLossBackward0``)."""
+    nll_loss, as PyTorch composes it (so its grad_fn is ``NllLossBackward0``). With
+    ``label_smoothing`` e in (0, 1], PyTorch's mix: (1 - e) times that loss plus e / C times
+    minus the (weighted) sum of the log-probabilities over the classes, ignored targets
+    excluded, reduced alike. Raises ``TypeError`` for an ``ignore_index`` that is not an int and
+    ``RuntimeError`` for a smoothing above 1, as PyTorch does."""
+    _int_argument(ignore_index, "cross_entropy_loss")
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    return nll_loss(
-        log_softmax(input, 1 if input.dim() > 1 else 0), target, weight, ignore_index=ignore_index, reduction=reduction
-    )
+    class_dim = 1 if input.dim() > 1 else 0
+    log_probabilities = log_softmax(input, class_dim)
+    loss = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if not label_smoothing > 0.0:
+        return loss
+    if label_smoothing > 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    labels = np.asarray(target._data if isinstance(target, Tensor) else target)
+    keep = labels != ignore_index
+    weighted = log_probabilities if weight is None else log_probabilities * weight
+    smooth = -weighted.sum(class_dim) * _wrap(keep.astype(input._data.dtype))
+    if reduction == "mean":
+        if weight is None:
+            total = float(keep.sum())
+        else:
+            total = float(weight._data[np.where(keep, labels, 0)][keep].sum())
+        smooth = smooth.sum() / total
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    classes = input.shape[class_dim]
+    return loss * (1.0 - label_smoothing) + smooth * (label_smoothing / classes)
+
+
+def _int_argument(value, function: str) -> None:
+    """PyTorch's ``TypeError`` for ``ignore_index`` given as a bool or a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{function}(): argument 'ignore_index' (position 5) must be int, not {type(value).__name__}")
 
 
 def nll_loss(
@@ -166,6 +196,7 @@ def nll_loss(
     """Minus the log-probability ``input`` (N, C) or (C,) gives each class index in ``target``,
     averaged (by the weights of the targets, when ``weight`` is given) or summed; targets equal
     to ``ignore_index`` count for nothing."""
+    _int_argument(ignore_index, "nll_loss_nd")
     reduction = _legacy_reduction(size_average, reduce, reduction)
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     if labels.dtype not in (np.int64, np.uint8):  # PyTorch's Long or Byte
