@@ -1029,6 +1029,8 @@ def _unsave_old_value(tensor: Tensor, tape: Tape, before, mark: int) -> None:
         for source in tape.ints[row * ROW_WIDTH + 1 : row * ROW_WIDTH + 3]:
             if source in own and source in tape.saved and source not in copied:
                 del tape.saved[source]
+                if tape.leaf_copies:  # the old value is this row's on purpose: never refreshed
+                    tape.leaf_copies.pop(source, None)
                 tape.save(source, tensor._data.copy())
                 copied.add(source)
         entries = tape.versions.get(row)

@@ -143,6 +143,7 @@ class Tape:
         "template_layouts",
         "aux",
         "saved",
+        "leaf_copies",
         "leaf_arrays",
         "keepalive",
         "registered",
@@ -184,6 +185,7 @@ class Tape:
         self.template_layouts = len(self.layout_ids)  # the first layouts, as the template has them
         self.aux = array("q")
         self.saved: dict[int, int] = {}  # row -> address of its value
+        self.leaf_copies: dict | None = None  # row -> (version counter, version) of a leaf saved as a copy
         self.leaf_arrays: dict = {}  # leaf row -> the array saved as its value (``save_leaf``)
         self.keepalive: list = []
         self.registered: dict[int, int] = {}  # id(tensor) -> row, for leaves and constants
@@ -328,12 +330,24 @@ class Tape:
         """Save a leaf's own array by reference, with its address cached on the tensor: a
         parameter used every training step pays for ``__array_interface__`` once, not per step."""
         if row in self.saved:
-            return
+            copied = self.leaf_copies.get(row) if self.leaf_copies else None
+            if copied is None or copied[0][0] == copied[1]:
+                return  # by reference (the live values), or a copy of the current version
+            # A copy from before an in-place change: an op that read it without checking its
+            # version (``rules.CROSS_READS``: a value no gradient it takes reads) left it, and
+            # this reader needs today's values; a reader that did check it fails its check.
+            del self.saved[row]
         data = tensor._data
         cached = tensor._address
         if cached is None or cached[0] is not data:
             if not data.flags.c_contiguous:
                 self.save(row, data)
+                counter = tensor._version_counter
+                if counter is None:
+                    counter = tensor._version_counter = [0]
+                if self.leaf_copies is None:
+                    self.leaf_copies = {}
+                self.leaf_copies[row] = (counter, counter[0])
                 return
             cached = tensor._address = (data, address_of(data))
         self.keepalive.append(data)
@@ -366,7 +380,7 @@ class Tape:
             self.replay_values.setdefault(row, data)
         if row in self.saved:
             return
-        if not data.flags.c_contiguous:
+        if type(data) is not np.ndarray or not data.flags.c_contiguous:  # (a numpy scalar: an array to hold)
             data = np.ascontiguousarray(data)
         # By reference, as PyTorch saves a tensor: a change that bypasses the version counter
         # (through ``.data``) is seen. (Copies of small values into an arena cost more than the
@@ -434,6 +448,10 @@ class Tape:
         # (``x @ w.t()``, a tape of two rows), where the empty ones' updates were half its cost.
         if other.saved:
             self.saved.update({row + shift: address for row, address in other.saved.items()})
+        if other.leaf_copies:
+            if self.leaf_copies is None:
+                self.leaf_copies = {}
+            self.leaf_copies.update({row + shift: copied for row, copied in other.leaf_copies.items()})
         if other.leaf_arrays:
             self.leaf_arrays.update({row + shift: array for row, array in other.leaf_arrays.items()})
         self.keepalive.extend(other.keepalive)
@@ -474,6 +492,7 @@ class Tape:
         other.keepalive = other.leaves = other.retained = []
         other.registered = {}
         other.saved = {}
+        other.leaf_copies = None
         other.functions = {}
         other.node_names = None
         other.bypassed = None

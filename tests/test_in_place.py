@@ -305,3 +305,24 @@ def test_a_diagonal_is_a_view_to_write_through_and_an_expand_is_refused():
     assert plain.sum().item() == 13.0
     with pytest.raises(RuntimeError, match="^unsupported operation: more than one element of the written-to tensor"):
         tg.ones(3, 3)[0:1].expand(3, 3).add_(1)
+
+
+@pytest.mark.parametrize("size", [3, 80])
+@pytest.mark.parametrize("later", ["mul", "mm"])
+def test_a_later_reader_of_a_leaf_changed_in_place_reads_its_new_values(size, later):
+    """``w * c`` (c takes no gradient) keeps a non-contiguous leaf ``w`` as a copy without
+    checking its version; ``w`` then changes under no_grad, and a later op reads it. That op must
+    read the new values (PyTorch's gradient), not the first op's copy, silently."""
+    base = np.arange(size * size, dtype=np.float64).reshape(size, size) + 1
+    w = tg.tensor(base).t().detach().requires_grad_()  # F-ordered: saved as a copy
+    v = tg.tensor(np.ones((size, size)), requires_grad=True)
+    y = w * tg.tensor(np.full((size, size), 2.0))
+    with tg.no_grad():
+        w.add_(100)
+    current = w.detach().numpy().copy()
+    if later == "mul":
+        (w * (y + v)).sum().backward()
+        np.testing.assert_array_equal(v.grad.numpy(), current)
+    else:
+        ((y + v) @ w).sum().backward()
+        np.testing.assert_array_equal(v.grad.numpy(), np.ones((size, size)) @ current.T)
