@@ -491,6 +491,10 @@ def guard_reads(kind: str, *values) -> None:
 
 def _wrap(data: np.ndarray) -> Tensor:
     """A tensor that does not require grad (no tape)."""
+    if type(data) is not np.ndarray:
+        # A numpy scalar has no storage of its own: a backward that saved one read the address
+        # of a temporary array (cross_entropy's smoothing mask for one target: wrong gradients).
+        data = np.asarray(data)
     tensor = Tensor.__new__(Tensor)
     tensor._data = data
     tensor._tape = None

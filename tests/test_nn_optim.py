@@ -391,3 +391,23 @@ def test_ignore_index_must_be_an_int(ignore_index):
         tg.nn.functional.nll_loss(logits, labels, ignore_index=ignore_index)
     with pytest.raises(RuntimeError, match="^label_smoothing must be between 0.0 and 1.0. Got: 1.5$"):
         tg.nn.functional.cross_entropy(logits, labels, label_smoothing=1.5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("case", ["one target", "every target ignored"])
+def test_label_smoothing_of_one_target_or_none_matches_pytorch(case, reduction):
+    """One target (a 1-D input: its mask is a numpy scalar, once saved by a temporary's address)
+    and a batch whose targets are all ignored (the mean divides by 0: NaN, with zero gradients)."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[0.3, -1.2, 0.8, 0.1, -0.4], [0.5, 0.2, -0.1, 0.0, 1.0]])
+    results = []
+    for library in (tg, torch):
+        logits = library.tensor(x[0] if case == "one target" else x, requires_grad=True)
+        target = library.tensor(1) if case == "one target" else library.tensor([2, 2])
+        loss = library.nn.functional.cross_entropy(
+            logits, target, ignore_index=2, label_smoothing=0.1, reduction=reduction
+        )
+        loss.backward()
+        results.append((loss.item(), logits.grad.numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-15)

@@ -163,9 +163,11 @@ def cross_entropy(
     if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
-    keep = labels != ignore_index
+    keep = np.asarray(labels != ignore_index)  # (an array also for one target: numpy gives a scalar)
     weighted = log_probabilities if weight is None else log_probabilities * weight
-    smooth = -weighted.sum(class_dim) * _wrap(keep.astype(input._data.dtype))
+    # A select, not a product with the mask: with every target ignored the mean divides by 0,
+    # and inf * 0 made NaN gradients where PyTorch's masked_fill passes none (zeros).
+    smooth = _where(_wrap(keep), -weighted.sum(class_dim), _wrap(np.zeros((), input._data.dtype)))
     if reduction == "mean":
         if weight is None:
             total = float(keep.sum())
