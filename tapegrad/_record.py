@@ -163,13 +163,6 @@ class _Entry:
     def unread_b(self, a) -> bool:
         return self.cross_b and not a._requires_grad
 
-    def checks_a(self, b) -> bool:
-        """Whether a change of input a in place must fail the backward (the saved-variable check)."""
-        return self.reads_a and not self.unread_a(b)
-
-    def checks_b(self, a) -> bool:
-        return self.reads_b and not self.unread_b(a)
-
 
 _ENTRIES = {op.name: _Entry(op) for op in OPS}
 
@@ -630,9 +623,9 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
             row_b = _short_operand(tape, b, out, entry.reads_b)
             row = tape.append(entry.opcode, row_a, row_b, 0, tape.layout(dtype, out.shape), 0.0)
             result = _recorded(out, tape, row)
-            if entry.checks_a(b):
+            if entry.reads_a and not entry.unread_a(b):
                 tape.track(row, row_a, a)
-            if entry.checks_b(a):
+            if entry.reads_b and not entry.unread_b(a):
                 tape.track(row, row_b, b)
             if entry.reads_out:
                 _save(tape, row, out)
@@ -683,9 +676,9 @@ def _record_binary(name: str, a: Tensor, b: Tensor, data_a: np.ndarray, data_b: 
     opcode = entry.opcode if requires else entry.opcode | NO_GRAD
     row = tape.append(opcode, row_a, row_b, 0, tape.layout(out.dtype, out.shape), 0.0)
     result = _recorded(out, tape, row, requires)
-    if saves_a and (replaying or entry.checks_a(b)):
+    if saves_a and (replaying or not entry.unread_a(b)):
         tape.track(row, row_a, a)
-    if saves_b and (replaying or entry.checks_b(a)):
+    if saves_b and (replaying or not entry.unread_b(a)):
         tape.track(row, row_b, b)
     if saves_out:
         _save(tape, row, out)
