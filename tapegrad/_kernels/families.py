@@ -41,7 +41,7 @@ SIGNATURE = types.int64(types.int64, types.int64, types.int64, types.CPointer(ty
 
 # Frame slots: an array's address, then (where a kernel needs it) its length.
 (ROWS, N_ROWS, PARAMS, LAYOUTS, N_LAYOUTS, DIMS, N_DIMS, AUX, N_AUX, ADDRESSES, N_ADDRESSES, OFFSETS,
- N_OFFSETS, TOUCHED, N_TOUCHED, ARENA32, N_ARENA32, ARENA64, N_ARENA64, UNIFORM, N_UNIFORM,
+ N_OFFSETS, TOUCHED, N_TOUCHED, ARENA32, N_ARENA32, ARENA64, N_ARENA64, STATES, N_STATES,
  FRAME_SIZE) = range(22)  # fmt: skip
 ROW_WIDTH = 6  # tapegrad._tape.ROW_WIDTH
 LAYOUT_WIDTH = 4
@@ -110,7 +110,7 @@ else:
         frame[TOUCHED], frame[N_TOUCHED] = touched.ctypes.data, touched.shape[0]
         frame[ARENA32], frame[N_ARENA32] = arena32.ctypes.data, arena32.shape[0]
         frame[ARENA64], frame[N_ARENA64] = arena64.ctypes.data, arena64.shape[0]
-        frame[UNIFORM], frame[N_UNIFORM] = uniform.ctypes.data, uniform.shape[0]
+        frame[STATES], frame[N_STATES] = uniform.ctypes.data, uniform.shape[0]
         return frame
 
     # Compiled once and called, not inlined: numba's IR inliner copied these nine array
@@ -132,7 +132,7 @@ else:
         """The backward's per-row uniform-gradient states (``backward.UNIFORM``): empty where
         the sweep keeps none (a forward, a backward with hooks, vmap's)."""
         always_inline()
-        return numba.carray(_pointer(frame[UNIFORM], np.int64), frame[N_UNIFORM])
+        return numba.carray(_pointer(frame[STATES], np.int64), frame[N_STATES])
 
     @inline
     def _arrays(frame, dtype, arena, size):
