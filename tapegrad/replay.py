@@ -33,7 +33,7 @@ from ._shared_storage import SharedStorage
 from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
-from .autograd.engine import _keep_arenas, _spare_arenas, kernel_error, views_suffice
+from .autograd.engine import _keep_arenas, _spare_arenas, idle_of, kernel_error, views_suffice
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
@@ -876,7 +876,7 @@ class Tape:
             return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
         _, _, backward, (rules, saves, paths) = _kernels()
         spare = _spare_arenas()  # the last backward's of this thread, if nothing holds them
-        status, row, grad32, grad64, offsets, touched = backward.backward_sweep(
+        status, row, grad32, grad64, offsets, touched, uniform = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
             paths, self.output_rows, seeds, self.freed, self.freed, True,
             self._plans.setdefault(positions, {}), spare,
@@ -893,7 +893,7 @@ class Tape:
         size = sizes.get(positions)
         if size is None:
             size = sizes[positions] = sum(layout[position][1] for position in positions)
-        share = views_suffice(size, grad32, grad64)
+        share = views_suffice(size, grad32, grad64, idle_of(self.rows, self.layouts, offsets, uniform))
         grads = []
         for position in positions:
             code, numel, shape, dtype, row = layout[position]

@@ -1387,6 +1387,19 @@ def _write_out_uniform(uniform, rows, layouts, offsets, grad32, grad64) -> None:
         uniform[row] = ELIGIBLE
 
 
+def idle_elements(rows, layouts, offsets, uniform) -> int:
+    """Elements of a sweep's two arenas that hold no gradient once it is done: the slots left
+    holding a UNIFORM gradient's one number (a sum's, passed on through views and ``+``), each
+    counted once however many rows share it (``shared_slots``). Python, not compiled: asked
+    only about large arenas (``engine.views_suffice``), where the rows left UNIFORM are few."""
+    idle = {}
+    for row in np.flatnonzero(uniform == UNIFORM).tolist():
+        layout = rows[row, 4]
+        if offsets[row] >= 0:
+            idle[(int(offsets[row]), int(layouts[layout, 0]))] = int(layouts[layout, 1])
+    return sum(idle.values())
+
+
 def _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots):
     """The sweep asked (``SHARE``): the rows whose operands can share its slots."""
     families.announce(shared_slots, "backward's slot sharing")
@@ -1399,9 +1412,10 @@ def backward_sweep(
 ):  # fmt: skip
     """The whole backward from ``roots``: one compiled call once the families the tape uses are
     loaded (``_run`` gives the arguments). Returns ``(status, row, grad32, grad64, offsets,
-    touched)``; status 0 on success, else ``FREED``, ``MODIFIED``, ``NO_RULE`` or
+    touched, uniform)``; status 0 on success, else ``FREED``, ``MODIFIED``, ``NO_RULE`` or
     ``KERNEL_FAILED`` at ``row``. The leaves' slots hold their gradients; the other rows' do
-    with ``read_rows`` (else a row may hold a UNIFORM gradient's number alone).
+    with ``read_rows`` (else a row may hold a UNIFORM gradient's number alone, as ``uniform``,
+    each row's state, says: ``idle_elements``).
 
     ``plan``: a dict the caller keeps for these rows and roots (a replayed tape), where the
     slots' layout is kept after the first sweep, so that the later ones take it directly: the
@@ -1429,7 +1443,7 @@ def backward_sweep(
         if status < MISSING:
             if read_rows and not status:
                 _write_out_uniform(uniform, rows, layouts, offsets, grad32, grad64)
-            return status, row, grad32, grad64, offsets, touched
+            return status, row, grad32, grad64, offsets, touched, uniform
         FAMILIES.load(status - MISSING)
         start = row
 
