@@ -159,3 +159,19 @@ def test_a_loaded_tape_checks_its_integer_arithmetic_as_the_recorded_one(tmp_pat
     _write(tmp_path / "bad.npz", arrays, dict(header, integer_rows=[[0, "float64"]]))
     with pytest.raises(ValueError, match="integer row 0"):
         tg.load_tape(tmp_path / "bad.npz")
+
+
+def test_a_products_operand_periods_are_refused_in_a_file(tmp_path):
+    """An eager product by a broadcast row reads the row repeated (its iparam holds the period,
+    ``_record._repeated_operand``); a recorded tape never does, so a file whose product claims a
+    period is refused rather than read by that rule."""
+    tape = tg.record(lambda x, w: (x * w).sum(), np.ones((4, 8)), np.ones(8))
+    tape.save(tmp_path / "product.tape")
+    arrays, header = _arrays_and_header(tmp_path / "product.tape")
+    names = header["op_names"]
+    products = [r for r, code in enumerate(arrays["rows"][:, 0]) if names[code & 0xFFFF] == "mul"]
+    assert len(products) == 1 and arrays["rows"][products[0], 3] == 0
+    arrays["rows"][products[0], 3] = 8
+    _write(tmp_path / "bad.npz", arrays, header)
+    with pytest.raises(ValueError, match=rf"row {products[0]}, iparam: a product in a recorded tape"):
+        tg.load_tape(tmp_path / "bad.npz")

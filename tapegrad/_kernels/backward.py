@@ -25,6 +25,7 @@ from .rules import GENERATED as GENERATED_PATH
 from .rules import GROUPED as GROUPED_PATH
 from .rules import MATMUL as MATMUL_PATH
 from .rules import NORMALIZATION as NORMALIZATION_PATH
+from .rules import PERIOD_BITS
 from .rules import PYTHON as PYTHON_PATH
 from .rules import SKIP as SKIP_PATH
 from .rules import STRUCTURAL as STRUCTURAL_PATH
@@ -202,7 +203,7 @@ def _derivative_backward(r, rows, layouts, addresses, offsets, touched, grad, un
     ga = grad[oa : oa + numel]
     derivative = value_at(addresses[rows[r, 2]], numel, grad)
     if r < len(uniform) and uniform[r] == UNIFORM:
-        _scaled_by(ga, g[0], derivative, fresh)
+        _scaled_by(ga, g[0], derivative, len(derivative), fresh)
     elif fresh:
         for i in range(numel):
             ga[i] = g[i] * derivative[i]
@@ -258,12 +259,14 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
         c = g[0]
         if rule == MUL:
             if has_a:
-                _scaled_by(ga, c, value_at(addresses[b], numel, grad), fresh_a)
+                y, period = _repeated_value(rows, layouts, addresses, r, b, 0, numel, grad)
+                _scaled_by(ga, c, y, period, fresh_a)
             if has_b:
-                _scaled_by(gb, c, value_at(addresses[a], numel, grad), fresh_b)
+                x, period = _repeated_value(rows, layouts, addresses, r, a, PERIOD_BITS, numel, grad)
+                _scaled_by(gb, c, x, period, fresh_b)
         elif square:  # (g * 2) * x, as below
             if has_a:
-                _scaled_by(ga, c * s, value_at(addresses[a], numel, grad), fresh_a)
+                _scaled_by(ga, c * s, value_at(addresses[a], numel, grad), numel, fresh_a)
         elif rule == DIV_SCALAR:
             if has_a:
                 _uniform_into(ga, a, c / s, fresh_a, uniform)
@@ -360,21 +363,11 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
                     gb[i] += sign * g[i]
     elif rule == MUL:
         if has_a:
-            y = value_at(addresses[b], numel, grad)
-            if fresh_a:
-                for i in range(numel):
-                    ga[i] = g[i] * y[i]
-            else:
-                for i in range(numel):
-                    ga[i] += g[i] * y[i]
+            y, period = _repeated_value(rows, layouts, addresses, r, b, 0, numel, grad)
+            _times(ga, g, y, period, fresh_a)
         if has_b:
-            x = value_at(addresses[a], numel, grad)
-            if fresh_b:
-                for i in range(numel):
-                    gb[i] = g[i] * x[i]
-            else:
-                for i in range(numel):
-                    gb[i] += g[i] * x[i]
+            x, period = _repeated_value(rows, layouts, addresses, r, a, PERIOD_BITS, numel, grad)
+            _times(gb, g, x, period, fresh_b)
     elif rule == DIV:
         y = value_at(addresses[b], numel, grad)
         if has_a:
@@ -401,15 +394,55 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     return True
 
 
+_PERIOD_MASK = (1 << PERIOD_BITS) - 1  # (rules.PERIOD_BITS)
+
+
 @jit
-def _scaled_by(target, c, values, fresh):
-    """``target = c * values``, or ``+=`` where the slot holds a gradient already."""
-    if fresh:
-        for i in range(len(target)):
-            target[i] = c * values[i]
-    else:
-        for i in range(len(target)):
-            target[i] += c * values[i]
+def _repeated_value(rows, layouts, addresses, r, v, shift, numel, like):
+    """``(values, period)``: the value of operand row ``v`` of the product row ``r``, which
+    repeats every ``period`` elements. Its own saved value (``numel`` long), or where ``r``'s
+    iparam gives ``v`` a period, the value of ``v``'s source, which ``v`` broadcasts over
+    leading dimensions (and which must be ``period`` long, dividing ``numel``: a tape file
+    saying otherwise reads the saved value, and fails its check, rather than out of bounds)."""
+    period = (rows[r, 3] >> shift) & _PERIOD_MASK
+    if period > 0:
+        source = rows[v, 1]
+        if source >= 0 and layouts[rows[source, 4], 1] == period and numel % period == 0:
+            return value_at(addresses[source], period, like), period
+    return value_at(addresses[v], numel, like), numel
+
+
+@jit
+def _times(target, g, values, period, fresh):
+    """``target = g * values``, ``values`` repeated every ``period`` elements, or ``+=`` where
+    the slot holds a gradient already: a loop per repetition (one for a value of the slot's size)."""
+    if period <= 0:  # (an empty slot)
+        return
+    for start in range(0, len(target), period):
+        t = target[start : start + period]
+        h = g[start : start + period]
+        if fresh:
+            for i in range(period):
+                t[i] = h[i] * values[i]
+        else:
+            for i in range(period):
+                t[i] += h[i] * values[i]
+
+
+@jit
+def _scaled_by(target, c, values, period, fresh):
+    """``target = c * values``, ``values`` repeated every ``period`` elements, or ``+=`` where
+    the slot holds a gradient already."""
+    if period <= 0:  # (an empty slot)
+        return
+    for start in range(0, len(target), period):
+        t = target[start : start + period]
+        if fresh:
+            for i in range(period):
+                t[i] = c * values[i]
+        else:
+            for i in range(period):
+                t[i] += c * values[i]
 
 
 @jit
