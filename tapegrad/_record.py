@@ -272,11 +272,12 @@ def _short_operand(tape: Tape, tensor: Tensor, out: np.ndarray, saved: bool) -> 
 # reads repeated (``_repeated_operand``); below, the copy of the broadcast costs less than the
 # rule's loop per repetition.
 REPEATED_SIZE = 1 << 12
+_REPEATS = ("mul", "div")  # the products' and quotients' rules read an operand repeated
 REPEATED_PERIOD = 64
 
 
 def _repeated_operand(tape: Tape, tensor: Tensor, out: np.ndarray) -> tuple:
-    """``(row, period)`` of an operand of a product on the short path: a broadcast over leading
+    """``(row, period)`` of an operand of a product (or a divisor) on the short path: a broadcast over leading
     dimensions of a C-ordered value of ``period`` elements (``x * w`` with ``w`` of shape ``(n,)``
     or ``(1, n)`` and ``x`` of ``(..., n)``) keeps its broadcast row, for its gradient's sum, but
     saves the value it repeats under its source's row; the product's rule reads it repeated
@@ -659,8 +660,11 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
             return _wrap(out)
         tape = _short_tape(a, b)
         if tape is not None:
-            if name == "mul" and out.size >= REPEATED_SIZE and data_a.shape != data_b.shape:
-                row_a, period_a = _repeated_operand(tape, a, out)
+            if name in _REPEATS and out.size >= REPEATED_SIZE and data_a.shape != data_b.shape:
+                if name == "mul":
+                    row_a, period_a = _repeated_operand(tape, a, out)
+                else:  # a divisor only: x / std, x / norm
+                    row_a, period_a = _short_operand(tape, a, out, entry.reads_a), 0
                 row_b, period_b = _repeated_operand(tape, b, out)
                 iparam = period_a << PERIOD_BITS | period_b
             else:
@@ -669,6 +673,9 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
                 iparam = 0
             row = tape.append(entry.opcode, row_a, row_b, iparam, tape.layout(dtype, out.shape), 0.0)
             result = _recorded(out, tape, row)
+            if iparam:  # a repeated operand's saved value is its source's (PyTorch names it so)
+                row_a = tape.ints[row_a * ROW_WIDTH + IN0] if period_a else row_a
+                row_b = tape.ints[row_b * ROW_WIDTH + IN0] if period_b else row_b
             if entry.reads_a and not entry.unread_a(b):
                 tape.track(row, row_a, a)
             if entry.reads_b and not entry.unread_b(a):

@@ -165,8 +165,8 @@ def _check_row(view: _Rows, row: int, op) -> None:
     elif rule in _SAME_SHAPE_BINARY or rule == "where":
         _same(view, row, a, "in0")
         _same(view, row, _input(view, row, "in1"), "in1")
-        if rule == "mul" and rows[row, IPARAM] != 0:  # periods of repeated operands: eager tapes only
-            raise _fail(row, "iparam", "a product in a recorded tape reads its operands whole")
+        if rule in ("mul", "div") and rows[row, IPARAM] != 0:  # periods of repeated operands: eager only
+            raise _fail(row, "iparam", f"a {rule} in a recorded tape reads its operands whole")
         if rule == "where":
             mask = row - int(rows[row, IPARAM])
             if not 0 <= mask < row:

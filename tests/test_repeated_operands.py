@@ -45,6 +45,32 @@ def test_gradients_of_a_product_by_a_repeated_operand(dtype, shape_x, shape_w, o
     np.testing.assert_allclose(w.grad.numpy(), gw.reshape(shape_w), rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape_x, shape_w", [((128, 512), (512,)), ((4, 32, 64), (1, 64)), ((64, 128), (64, 128))])
+def test_gradients_of_a_quotient_by_a_repeated_divisor(dtype, shape_x, shape_w):
+    """``x / w`` reads ``w`` repeated too; ``w / x`` (a repeated numerator) and equal shapes
+    read their operands whole."""
+    rng = np.random.default_rng(5)
+    x_data = rng.standard_normal(shape_x).astype(dtype)
+    w_data = (rng.uniform(0.5, 2.0, shape_w) * rng.choice([-1, 1], shape_w)).astype(dtype)
+    g = rng.standard_normal(shape_x).astype(dtype)
+    x64, w64, g64 = (v.astype(np.float64) for v in (x_data, w_data, g))
+    lead = tuple(range(x64.ndim - w64.ndim))
+    ones = tuple(k for k in range(w64.ndim) if w64.shape[k] == 1 and x64.shape[k + len(lead)] != 1)
+    tolerance = 1e-12 if dtype == np.float64 else 2e-4
+    for quotient in ("x / w", "w / x"):
+        x = tg.tensor(x_data, requires_grad=True)
+        w = tg.tensor(w_data, requires_grad=True)
+        (x / w if quotient == "x / w" else w / x).backward(tg.tensor(g))
+        if quotient == "x / w":
+            gx, gw = g64 / w64, -g64 * x64 / (w64 * w64)
+        else:
+            gx, gw = -g64 * w64 / (x64 * x64), g64 / x64
+        gw = gw.sum(axis=lead).sum(axis=ones, keepdims=True).reshape(shape_w)
+        np.testing.assert_allclose(x.grad.numpy(), gx, rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(w.grad.numpy(), gw, rtol=tolerance, atol=tolerance)
+
+
 def test_a_sum_of_a_product_by_a_repeated_operand():
     """The sum's gradient reaches the product as one number (a UNIFORM slot): the rule scales
     the repeated operand by it."""
@@ -97,3 +123,20 @@ def test_repeated_operands_match_pytorch():
         results.append((x.grad.numpy().copy(), w.grad.numpy().copy()))
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("quotient", [False, True])
+def test_the_in_place_error_names_the_saved_operand_as_pytorch(quotient):
+    """PyTorch saves ``w`` itself, and its error names it (``[1024]``, not the broadcast)."""
+    torch = pytest.importorskip("torch")
+    data = np.abs(np.random.default_rng(6).standard_normal((64, 128))) + 1.0
+    messages = []
+    for module in (tg, torch):
+        x = module.tensor(data, requires_grad=True)
+        w = module.tensor(data[0], requires_grad=True) * 1.0
+        y = x / w if quotient else x * w
+        w.mul_(2.0)
+        with pytest.raises(RuntimeError) as caught:
+            y.sum().backward()
+        messages.append(str(caught.value).replace("torch.", "tapegrad.").split(" Hint")[0])
+    assert messages[0] == messages[1]

@@ -173,5 +173,5 @@ def test_a_products_operand_periods_are_refused_in_a_file(tmp_path):
     assert len(products) == 1 and arrays["rows"][products[0], 3] == 0
     arrays["rows"][products[0], 3] = 8
     _write(tmp_path / "bad.npz", arrays, header)
-    with pytest.raises(ValueError, match=rf"row {products[0]}, iparam: a product in a recorded tape"):
+    with pytest.raises(ValueError, match=rf"row {products[0]}, iparam: a mul in a recorded tape"):
         tg.load_tape(tmp_path / "bad.npz")

@@ -368,15 +368,22 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
         if has_b:
             x, period = _repeated_value(rows, layouts, addresses, r, a, PERIOD_BITS, numel, grad)
             _times(gb, g, x, period, fresh_b)
-    elif rule == DIV:
-        y = value_at(addresses[b], numel, grad)
+    elif rule == DIV:  # (only b is ever repeated: ``_record._binary``)
+        y, period = _repeated_value(rows, layouts, addresses, r, b, 0, numel, grad)
         if has_a:
-            for i in range(numel):
-                ga[i] += g[i] / y[i]
+            for start in range(0, numel, max(period, 1)):
+                h = g[start : start + period]
+                t = ga[start : start + period]
+                for i in range(len(t)):
+                    t[i] += h[i] / y[i]
         if has_b:
             x = value_at(addresses[a], numel, grad)
-            for i in range(numel):
-                gb[i] += -g[i] * x[i] / (y[i] * y[i])
+            for start in range(0, numel, max(period, 1)):
+                h = g[start : start + period]
+                v = x[start : start + period]
+                t = gb[start : start + period]
+                for i in range(len(t)):
+                    t[i] += -h[i] * v[i] / (y[i] * y[i])
     elif rule == POW:
         x = value_at(addresses[a], numel, grad)
         e = value_at(addresses[b], numel, grad)

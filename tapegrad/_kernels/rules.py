@@ -94,7 +94,7 @@ def path(rule: str) -> int:
     return BACKWARD_RULES[rule][0]
 
 
-# A product row's iparam, eagerly: the period of operand a << PERIOD_BITS | that of operand b,
+# A product's (or quotient's) iparam, eagerly: the period of operand a << PERIOD_BITS | that of b,
 # where the operand is a broadcast row whose rule reads the smaller value it repeats, saved under
 # the broadcast's source (``_record._repeated_operand``, ``backward._repeated_value``); 0: none.
 PERIOD_BITS = 32
