@@ -203,13 +203,9 @@ def _derivative_backward(r, rows, layouts, addresses, offsets, touched, grad, un
     ga = grad[oa : oa + numel]
     derivative = value_at(addresses[rows[r, 2]], numel, grad)
     if r < len(uniform) and uniform[r] == UNIFORM:
-        _scaled_by(ga, g[0], derivative, len(derivative), fresh)
-    elif fresh:
-        for i in range(numel):
-            ga[i] = g[i] * derivative[i]
+        _scaled_by(ga, g[0], derivative, numel, fresh)
     else:
-        for i in range(numel):
-            ga[i] += g[i] * derivative[i]
+        _times(ga, g, derivative, numel, fresh)
     return True
 
 
