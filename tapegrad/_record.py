@@ -21,6 +21,7 @@ from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._grad_mode import threads_disabled as _threads_disabled
+from ._kernels import load as load_kernels
 from ._kernels.rules import CROSS_READS, PERIOD_BITS
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
@@ -355,10 +356,8 @@ def _unary(op, x: Tensor) -> Tensor:
         and data.dtype.kind == "f"
         and (data.flags.c_contiguous or data.flags.f_contiguous)
     ):
-        from ._kernels import generated  # the kernels load on first use
-
         out, flat_in, flat_out = _same_layout(data)
-        getattr(generated, f"forward_{op.name}")(flat_in, flat_out)
+        getattr(load_kernels("generated"), f"forward_{op.name}")(flat_in, flat_out)
     else:
         out = op.forward(data)
     if type(out) is not np.ndarray:
@@ -479,10 +478,8 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
         and (type(scalar) is _float or type(scalar) is _int)
         and (data.flags.c_contiguous or data.flags.f_contiguous)
     ):
-        from ._kernels.broadcast import clamp_scalar  # the kernels load on first use
-
         out, flat_in, flat_out = _same_layout(data)
-        clamp_scalar(flat_in, _float(scalar), flat_out, op.forward is np.minimum)
+        load_kernels("broadcast").clamp_scalar(flat_in, _float(scalar), flat_out, op.forward is np.minimum)
     else:
         out = op.forward(data, scalar)
         if type(out) is not np.ndarray:  # numpy returns a scalar for 0-d input
@@ -624,10 +621,8 @@ def _row_broadcast(name: str, data_a: np.ndarray, data_b: np.ndarray) -> np.ndar
         or not row.flags.c_contiguous
     ):
         return None
-    from ._kernels.broadcast import row_binary  # the kernels load on first use
-
     out = np.empty(matrix.shape, matrix.dtype)
-    row_binary(_ROW_OPS[name], matrix.reshape(-1), row, out.reshape(-1), row_first)
+    load_kernels("broadcast").row_binary(_ROW_OPS[name], matrix.reshape(-1), row, out.reshape(-1), row_first)
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _dtypes, return_types
 from ._grad_mode import state as _grad_state
+from ._kernels import load as load_kernels
 from ._ops import BY_NAME, OPCODE
 from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, c_ordered, transposed
 from ._record import record as _record_op
@@ -105,9 +106,7 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
         # (a transposed result, F-ordered, too: the elements in memory order, which the float64
         # accumulation rounds to the float32 a C-ordered walk gives)
         if _sums_compiled(data) or (_sums_compiled(data.T) and data.ndim == 2):
-            from ._kernels.normalization import total as compiled_total  # the kernels load on first use
-
-            total = np.asarray(compiled_total(data.reshape(-1, order="A")), dtype=data.dtype)
+            total = np.asarray(load_kernels("normalization").total(data.reshape(-1, order="A")), dtype=data.dtype)
         else:
             total = np.asarray(np.add.reduce(data, axis=None, dtype=data.dtype))
         count = data.size
@@ -120,10 +119,8 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
         return record(name + "_dim", (x,), data.copy(), iparam=0, param=1.0)
     count = math.prod(data.shape[d] for d in dims)  # np.prod of a list took 5 us
     if dims == (data.ndim - 1,) and _sums_compiled(data):  # each row's sum, as a sum of every element
-        from ._kernels.normalization import row_totals
-
         out = np.empty(data.shape[:-1] + ((1,) if keepdim else ()), data.dtype)
-        row_totals(data.reshape(-1), data.shape[-1], out.reshape(-1))
+        load_kernels("normalization").row_totals(data.reshape(-1), data.shape[-1], out.reshape(-1))
     else:
         out = np.add.reduce(data, axis=dims, keepdims=keepdim, dtype=data.dtype)
     if mean:
@@ -471,8 +468,7 @@ def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) ->
     elif not data.size:  # nothing to normalise: an empty result, as PyTorch's
         out = data.copy()
     elif dim == data.ndim - 1 and data.dtype.kind == "f":
-        from ._kernels import normalization  # the kernels load on first use
-
+        normalization = load_kernels("normalization")
         out = np.empty(data.shape, data.dtype)
         group = data.shape[-1]
         normalization.softmax_groups(c_ordered(data).reshape(-1), out.reshape(-1), group, log)
@@ -497,9 +493,7 @@ def layer_norm(x: Tensor, normalized_shape: tuple, eps: float) -> Tensor:
     group = math.prod(normalized_shape)
     out = np.empty(data.shape, data.dtype)
     if data.size:
-        from ._kernels import normalization  # the kernels load on first use
-
-        normalization.layer_norm(c_ordered(data).reshape(-1), out.reshape(-1), group, float(eps))
+        load_kernels("normalization").layer_norm(c_ordered(data).reshape(-1), out.reshape(-1), group, float(eps))
     return record("layer_norm", (x,), out, saved=(data,), iparam=group, param=float(eps))
 
 
