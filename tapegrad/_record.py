@@ -278,13 +278,14 @@ REPEATED_PERIOD = 64
 
 
 def _repeated_operand(tape: Tape, tensor: Tensor, out: np.ndarray) -> tuple:
-    """``(row, period)`` of an operand of a product (or a divisor) on the short path: a broadcast over leading
-    dimensions of a C-ordered value of ``period`` elements (``x * w`` with ``w`` of shape ``(n,)``
-    or ``(1, n)`` and ``x`` of ``(..., n)``) keeps its broadcast row, for its gradient's sum, but
-    saves the value it repeats under its source's row; the product's rule reads it repeated
-    (``backward._repeated_value``). Saved broadcast, it was a copy of the result's size, which
-    ``a * b[0]`` at 512x1024 spent a tenth of its step on, and memory PyTorch (which saves
-    ``b[0]``) never holds. Another operand is ``_short_operand``'s, with period 0."""
+    """``(row, saved row, period)`` of an operand of a product (or a divisor) on the short path.
+    A broadcast over leading dimensions of a C-ordered value of ``period`` elements (``x * w``
+    with ``w`` of shape ``(n,)`` or ``(1, n)`` and ``x`` of ``(..., n)``) keeps its broadcast
+    row, for its gradient's sum, but saves the value it repeats under its source's row (the
+    saved row); the product's rule reads it repeated (``backward._repeated_value``). Saved
+    broadcast, it was a copy of the result's size, which ``a * b[0]`` at 512x1024 spent a tenth
+    of its step on, and memory PyTorch (which saves ``b[0]``) never holds. Another operand is
+    ``_short_operand``'s, saved under its own row, with period 0."""
     data = tensor._data
     shape = data.shape
     while shape and shape[0] == 1:
@@ -296,13 +297,14 @@ def _repeated_operand(tape: Tape, tensor: Tensor, out: np.ndarray) -> tuple:
         or out.shape[len(out.shape) - len(shape) :] != shape
         or not (tensor._tape is not None or tensor._requires_grad)
     ):
-        return _short_operand(tape, tensor, out, True), 0
+        row = _short_operand(tape, tensor, out, True)
+        return row, row, 0
     source = tensor._row if tensor._tape is not None else tape.register(tensor)
     if tensor._tape is None:
         tape.save_leaf(source, tensor)
     else:
         _save(tape, source, data)
-    return _broadcast_row(tape, source, data, out), data.size
+    return _broadcast_row(tape, source, data, out), source, data.size
 
 
 def _broadcast_row(tape: Tape, row: int, data: np.ndarray, out: np.ndarray) -> int:
@@ -657,24 +659,23 @@ def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         if tape is not None:
             if name in _REPEATS and out.size >= REPEATED_SIZE and data_a.shape != data_b.shape:
                 if name == "mul":
-                    row_a, period_a = _repeated_operand(tape, a, out)
+                    row_a, saved_a, period_a = _repeated_operand(tape, a, out)
                 else:  # a divisor only: x / std, x / norm
-                    row_a, period_a = _short_operand(tape, a, out, entry.reads_a), 0
-                row_b, period_b = _repeated_operand(tape, b, out)
+                    row_a = saved_a = _short_operand(tape, a, out, entry.reads_a)
+                    period_a = 0
+                row_b, saved_b, period_b = _repeated_operand(tape, b, out)
                 iparam = period_a << PERIOD_BITS | period_b
             else:
-                row_a = _short_operand(tape, a, out, entry.reads_a)
-                row_b = _short_operand(tape, b, out, entry.reads_b)
+                row_a = saved_a = _short_operand(tape, a, out, entry.reads_a)
+                row_b = saved_b = _short_operand(tape, b, out, entry.reads_b)
                 iparam = 0
             row = tape.append(entry.opcode, row_a, row_b, iparam, tape.layout(dtype, out.shape), 0.0)
             result = _recorded(out, tape, row)
-            if iparam:  # a repeated operand's saved value is its source's (PyTorch names it so)
-                row_a = tape.ints[row_a * ROW_WIDTH + IN0] if period_a else row_a
-                row_b = tape.ints[row_b * ROW_WIDTH + IN0] if period_b else row_b
+            # (a repeated operand's saved value is its source's: PyTorch's error names that one)
             if entry.reads_a and not entry.unread_a(b):
-                tape.track(row, row_a, a)
+                tape.track(row, saved_a, a)
             if entry.reads_b and not entry.unread_b(a):
-                tape.track(row, row_b, b)
+                tape.track(row, saved_b, b)
             if entry.reads_out:
                 _save(tape, row, out)
                 tape.track(row, row, result)

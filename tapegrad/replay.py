@@ -33,7 +33,7 @@ from ._shared_storage import SharedStorage
 from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
-from .autograd.engine import _keep_arenas, _spare_arenas, idle_of, kernel_error, views_suffice
+from .autograd.engine import _keep_arenas, _spare_arenas, kernel_error, views_suffice
 from .tensor import Tensor, _wrap
 
 _FORWARD = None
@@ -893,7 +893,7 @@ class Tape:
         size = sizes.get(positions)
         if size is None:
             size = sizes[positions] = sum(layout[position][1] for position in positions)
-        share = views_suffice(size, grad32, grad64, idle_of(self.rows, self.layouts, offsets, uniform))
+        share = views_suffice(size, grad32, grad64, self.rows, self.layouts, offsets, uniform)
         grads = []
         for position in positions:
             code, numel, shape, dtype, row = layout[position]

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from .._grad_mode import state as _grad_state
+from .._kernels import load as load_kernels
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
 from .._tape import CODE_DTYPES, LAYOUT, OPCODE_MASK, ROW_WIDTH, inplace_epoch, join, resolve
 from ..tensor import Size, Tensor, _wrap, hook_registrations
@@ -176,39 +177,30 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
 _SHARE_SLACK = 1024
 
 
+_NO_UNIFORM = np.zeros(0, np.int64)  # a sweep that kept no uniform states (one that stops for hooks)
 # From this many arena elements, the slots a sweep left holding one number (a UNIFORM gradient)
 # are left out of ``views_suffice``'s count: looking for them costs a few microseconds, less
 # than copying a gradient of this size.
 _COUNT_IDLE = 1 << 16
 
 
-def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray, idle=None) -> bool:
+def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray, rows=None, layouts=None, offsets=None,
+                  uniform=_NO_UNIFORM) -> bool:  # fmt: skip
     """Whether gradients of ``size`` elements in a sweep's own arenas are handed over as views
     of them (a copy each cost ~15 us per 64K floats) rather than copied so that the arenas are
     freed: when they are at least half of what the arenas hold. A few small slots (the loss, its
     sums) do not count: with them, ``cat`` or ``mse_loss`` of two leaves fell one element short
     and copied both gradients (10-20% of the step). Nor, in large arenas, do slots that hold one
-    number for all their elements (``idle()``, ``backward.idle_elements``): a sum's gradient,
-    passed on through ``.t()`` or by ``mul``'s rule, left a slot of three or four unwritten, and
-    ``relu(a.t()).sum()`` and ``(a * b[0]).sum()`` at 512x1024 copied 2 MB gradients (a tenth
-    of their steps)."""
+    number for all their elements (the sweep's ``uniform`` states over its ``rows``, laid out at
+    ``offsets``: ``backward.idle_elements``): a sum's gradient, passed on through ``.t()`` or by
+    ``mul``'s rule, left a slot of three or four unwritten, and ``relu(a.t()).sum()`` and
+    ``(a * b[0]).sum()`` at 512x1024 copied 2 MB gradients (a tenth of their steps)."""
     held = grad32.size + grad64.size
     if 2 * size + _SHARE_SLACK >= held:
         return True
-    return idle is not None and held >= _COUNT_IDLE and 2 * size + _SHARE_SLACK >= held - idle()
-
-
-def idle_of(rows: np.ndarray, layouts: np.ndarray, offsets, uniform):
-    """``views_suffice``'s ``idle`` for a sweep's results (None when it kept no UNIFORM state)."""
-    if not len(uniform):
-        return None
-
-    def idle() -> int:
-        from .._kernels.backward import idle_elements
-
-        return idle_elements(rows, layouts, offsets, uniform)
-
-    return idle
+    if held < _COUNT_IDLE or not len(uniform):
+        return False
+    return 2 * size + _SHARE_SLACK >= held - load_kernels("backward").idle_elements(rows, layouts, offsets, uniform)
 
 
 # The last backward's gradient arenas, per thread, for the next backward to take when nothing
@@ -241,7 +233,6 @@ def _keep_arenas(grad32: np.ndarray, grad64: np.ndarray) -> None:
         _kept.arenas = (grad32, grad64)
 
 
-_NO_UNIFORM = np.zeros(0, np.int64)
 _UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``modified``
 
 
@@ -405,7 +396,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                     delivered.append((row, tensor, start))
                     size += tensor._data.size
         # The leaves' gradients: views of the arena, which this sweep made and nothing else holds.
-        share = views_suffice(size, grad32, grad64, idle_of(arrays[0], arrays[2], offsets, uniform))
+        share = views_suffice(size, grad32, grad64, arrays[0], arrays[2], offsets, uniform)
         table, ints, dims = tape.layout_table, tape.ints, tape.dims
         for row, tensor, start in delivered:
             layout = 4 * ints[row * ROW_WIDTH + LAYOUT]
