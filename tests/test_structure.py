@@ -53,6 +53,7 @@ LAYERS = {
     ],
     "tape": ["_ops", "_tape", "tensor"],
     "kernels": [
+        "_kernels.shipped",  # machine code shipped with the package, read by numba's cache
         "_kernels.config",
         "_kernels.memory",
         "_kernels.blas",
@@ -120,7 +121,7 @@ LAYERS = {
         "utils.data",
     ],
     "func": ["func"],  # torch.func's transforms: over autograd, replay and nn
-    "package": ["", "__main__", "_tutorial"],
+    "package": ["", "__main__", "_tutorial", "_kernels.ship"],  # ship: compiles what a wheel carries
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 

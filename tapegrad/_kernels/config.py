@@ -38,7 +38,9 @@ def choose_cache_dir() -> None:
             return
 
 
-def _kernel_sources_digest() -> str:
+def kernel_sources_digest() -> str:
+    """A digest of every kernel source file: what compiled kernels depend on (``drop_stale_cache``,
+    and the key of the machine code shipped with the package, ``shipped.py``)."""
     digest = hashlib.sha256()
     for name in sorted(os.listdir(_HERE)):
         if name.endswith(".py"):
@@ -65,11 +67,10 @@ def _cache_directories() -> list:
     return directories
 
 
-def drop_stale_cache() -> None:
+def drop_stale_cache(digest: str) -> None:
     """numba checks a cached function against its own file only: a change in a module it calls
     (``strided.py`` under ``backward.py``) would leave stale machine code in use. So the cache is
     stamped with a digest of every kernel source and dropped whole when any of them changed."""
-    digest = _kernel_sources_digest()
     for directory in _cache_directories():
         stamp = os.path.join(directory, "tapegrad-kernels.stamp")
         try:
@@ -112,11 +113,14 @@ def limit_kernel_blas_threads() -> None:
                 break
 
 
+KERNEL_DIGEST = kernel_sources_digest()
 choose_cache_dir()
-drop_stale_cache()
+drop_stale_cache(KERNEL_DIGEST)
 
 import numba  # noqa: E402 - the cache directory must be chosen first
 import numpy as np  # noqa: E402
+
+from .shipped import ShippedCache, cached  # noqa: E402
 
 # The backward leaves gradient slots unzeroed until a rule reaches them (backward._claim). With
 # TAPEGRAD_POISON_GRADIENTS=1 (the test suite sets it) they start as NaN instead, so that a rule
@@ -132,14 +136,20 @@ def poison_gradients() -> np.bool_:
 
 # Every kernel compiles with these flags. No fastmath: it changes NaN handling and the bits of
 # sums, and gradients must agree with the numpy forward to the last ulp.
+# Every dispatcher's cache falls back to the machine code shipped with the package (shipped.py).
 JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
-jit = numba.njit(**JIT_OPTIONS)
-inline = numba.njit(inline="always", **JIT_OPTIONS)
+jit = cached(numba.njit(**JIT_OPTIONS), KERNEL_DIGEST)
+inline = cached(numba.njit(inline="always", **JIT_OPTIONS), KERNEL_DIGEST)
 # The one exception: sums that may be reassociated, so LLVM vectorizes them (a float32 sum of 64K
 # elements: 44 us in order, 4.7 us so). Only ``reassoc``: NaN, inf and signed zeros are untouched.
 # The flag is on the instructions, so it survives LLVM inlining these into a family (and stays
 # off in the caller's own code).
-reduction = numba.njit(fastmath={"reassoc"}, **JIT_OPTIONS)
+reduction = cached(numba.njit(fastmath={"reassoc"}, **JIT_OPTIONS), KERNEL_DIGEST)
+
+
+def kernel_cache(py_func) -> ShippedCache:
+    """The cache of a kernel compiled outside these decorators (the families' ``cfunc``)."""
+    return ShippedCache(py_func, KERNEL_DIGEST)
 
 
 def _always_inline():

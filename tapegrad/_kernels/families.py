@@ -31,7 +31,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from .config import JIT_OPTIONS, always_inline, inline, jit
+from .config import JIT_OPTIONS, always_inline, inline, jit, kernel_cache
 
 DONE, NO_RULE = 1, 2
 # A backward row's gradient slot: not eligible to hold a uniform gradient, eligible, or holding
@@ -202,9 +202,7 @@ def announce(dispatcher, description: str) -> None:
     if numba.config.DISABLE_JIT or dispatcher.overloads:
         return
     try:
-        import os
-
-        cached = os.path.exists(dispatcher._cache._cache_file._index_path)
+        cached = dispatcher._cache.has_entry()
     except AttributeError:  # a private API: when it changes, say nothing rather than fail
         return
     if not cached:
@@ -225,7 +223,7 @@ def _compile(function, description: str, duration: str):
 
     options = {key: value for key, value in JIT_OPTIONS.items() if key not in ("cache", "nogil")}
     compiled = CFunc(function, sigutils.normalize_signature(SIGNATURE), locals={}, options=options)
-    compiled.enable_caching()
+    compiled._cache = kernel_cache(function)  # numba's, with the shipped machine code behind it
     cached = None
     try:  # numba's own cache lookup, so that only a real compile is announced
         cached = compiled._cache.load_overload(compiled._sig, compiled._targetdescr.target_context)

@@ -1,0 +1,129 @@
+"""Compile the kernels a wheel ships: ``python -m tapegrad._kernels.ship [--levels ...]``.
+
+Run in a source tree before building the wheel::
+
+    python -m tapegrad._kernels.ship && pip wheel --no-deps .
+
+For each CPU level this machine can run (``shipped.LEVELS``: the workload runs the code it
+compiles, so a level is shipped from a machine that has it) a fresh process compiles, with
+numba's code generation set to that level (``NUMBA_CPU_NAME``), every kernel a workload reaches: each op of the op table in
+both float dtypes, eagerly and replayed, every kernel family, the tutorial and its replay demo,
+an MLP's training steps with SGD and Adam, a convolution, max pooling, ``vmap(grad)``. The machine
+code lands in ``tapegrad/_kernels/_shipped/<level>/`` (about 10 MB a level), which the wheel
+carries (``pyproject.toml``'s package data) and ``shipped.ShippedCache`` reads. A kernel the
+workload did not reach is compiled on first use, as without a shipped cache. Editing any kernel
+source changes the digest that keys the shipped code, which is then ignored until shipped again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def workload() -> int:
+    """Reach every kernel the shipped code should hold; returns the number of cases that raised
+    (an op whose example needs arguments this loop does not give: its kernels compile on use)."""
+    import numpy as np
+
+    import tapegrad as tg
+    from tapegrad import _tutorial
+    from tapegrad._examples import CASES
+    from tapegrad._kernels import backward, forward
+    from tapegrad.func import grad, vmap
+    from tapegrad.replay import demo
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        _tutorial.run(tg)
+        demo()
+    rng = np.random.default_rng(0)
+    failures = 0
+    for case in CASES:
+        for dtype in (tg.float64, tg.float32):
+            arrays = [rng.uniform(*case.domain, size=shape).astype(dtype.numpy) for shape in case.shapes]
+            try:
+                inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
+                case.call(*inputs).sum().backward()
+                tape = tg.record(case.call, *arrays)
+                out = tape(*arrays)
+                tape.value_and_grad(*arrays, grad_outputs=np.ones(tuple(out.shape), dtype.numpy))
+            except Exception:  # noqa: BLE001 - see the docstring
+                failures += 1
+    for dtype in (tg.float32, tg.float64):
+        x = tg.ones(32, dtype=dtype)  # the general sweeps and vmap's kernel (a register program below)
+        tape = tg.record(lambda x: (x * x).sum(), x)
+        tape.value_and_grad(x)
+        tape._replay_batch([x.numpy()[None]], [True], [1.0])
+        x = x[:3]
+        scalars = tg.record(lambda x: (x[0] * x[1] + x[2]).tanh() * x[0] - x[1] / x[2], x)
+        scalars._replay_batch([x.numpy()[None]], [True], [1.0])
+        model = tg.nn.Sequential(tg.nn.Linear(8, 16), tg.nn.Tanh(), tg.nn.Linear(16, 3)).to(dtype)
+        for optimizer in (tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), tg.optim.Adam(model.parameters())):
+            for _ in range(2):
+                optimizer.zero_grad()
+                loss = tg.nn.functional.cross_entropy(model(tg.randn(4, 8, dtype=dtype)), tg.tensor([0, 1, 2, 0]))
+                loss.backward()
+                optimizer.step()
+        images = tg.randn(2, 1, 6, 6, dtype=dtype, requires_grad=True)
+        convolution = tg.nn.Conv2d(1, 2, 3).to(dtype)
+        tg.nn.functional.max_pool2d(convolution(images), 2).sum().backward()
+        weights = tg.randn(5, dtype=dtype)
+        vmap(grad(lambda w, x: (w * x).sum().tanh()), in_dims=(None, 0))(weights, tg.randn(4, 5, dtype=dtype))
+    for table in (backward.FAMILIES, forward.FAMILIES):
+        for slot in range(len(table.addresses)):
+            table.load(slot)
+    return failures
+
+
+def ship(level: str) -> None:
+    """Compile the workload's kernels for ``level`` into the shipped directory, replacing it."""
+    from .shipped import DIRECTORY
+
+    target = os.path.join(DIRECTORY, level)
+    shutil.rmtree(target, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as empty:  # nothing from this host's own cache
+        environment = {
+            **os.environ,
+            "NUMBA_CPU_NAME": level,
+            "NUMBA_CPU_FEATURES": "",  # the level's own features, not the host's
+            "NUMBA_CACHE_DIR": empty,
+            "TAPEGRAD_SHIP_LEVEL": level,
+        }
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tapegrad._kernels.ship", "--workload"], env=environment, check=True)
+    files = os.listdir(target)
+    size = sum(os.path.getsize(os.path.join(target, name)) for name in files)
+    print(f"{level}: {len(files)} files, {size / 1e6:.1f} MB, {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def main(argv=None) -> None:
+    from .shipped import LEVELS, host_levels
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--levels", nargs="+", default=host_levels(), choices=[name for name, _ in LEVELS], help="CPU levels"
+    )
+    parser.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)  # the child process
+    args = parser.parse_args(argv)
+    if args.workload:
+        failures = workload()
+        if failures:
+            print(f"  ({failures} op cases raised with plain inputs: their kernels compile on first use)")
+        return
+    if not args.levels:
+        raise SystemExit("this machine runs none of the shipped CPU levels: nothing to compile")
+    for level in args.levels:
+        if level not in host_levels():
+            raise SystemExit(f"this machine cannot run {level} code, which the workload runs")
+        ship(level)
+
+
+if __name__ == "__main__":
+    main()
