@@ -25,6 +25,27 @@ def test_a_level_is_usable_only_where_the_host_has_every_feature_it_needs():
     assert shipped.usable_levels("aarch64-unknown-linux-gnu", _V4_HOST) == []
 
 
+def test_numbas_own_restrictions_and_other_settings_keep_shipped_code_out(monkeypatch):
+    import numba
+
+    from tapegrad._kernels import config
+
+    before = shipped.stamp(config.KERNEL_DIGEST)
+    monkeypatch.setattr(numba.config, "BOUNDSCHECK", 1)  # NUMBA_BOUNDSCHECK=1: code with checks
+    shipped.stamp.cache_clear()
+    try:
+        assert shipped.stamp(config.KERNEL_DIGEST) != before
+    finally:
+        monkeypatch.undo()
+        shipped.stamp.cache_clear()
+    assert shipped.stamp(config.KERNEL_DIGEST) == before
+    monkeypatch.setattr(numba.config, "ENABLE_AVX", False)  # numba distrusts this CPU's AVX
+    assert shipped.host_levels() == []
+    monkeypatch.setattr(numba.config, "ENABLE_AVX", True)
+    monkeypatch.setattr(numba.config, "CPU_NAME", "nehalem")  # the user restricts the instructions
+    assert shipped.host_levels() == []
+
+
 def _run(code: str, **environment) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "TAPEGRAD_SHIP"))}
     env.update(environment)
@@ -77,7 +98,6 @@ def test_a_fresh_cache_loads_the_shipped_code_and_compiles_nothing(level_shipped
 
 
 def test_shipped_code_is_refused_when_the_sources_or_the_cpu_differ(level_shipped, tmp_path):
-    directory, _ = level_shipped
     code = """
         import tapegrad as tg
         from tapegrad._kernels import backward, config, shipped
@@ -92,15 +112,42 @@ def test_shipped_code_is_refused_when_the_sources_or_the_cpu_differ(level_shippe
         print(shipped.ShippedCache(function, "another digest").load_overload(signature, context) is None)
         shipped.ShippedCache._levels = []  # a CPU without the level's features
         print(shipped.ShippedCache(function, config.KERNEL_DIGEST).load_overload(signature, context) is None)
+        shipped.ShippedCache._levels = ["x86-64-v4" if "v3" in {level!r} else "x86-64-v3"]  # another level
+        print(shipped.ShippedCache(function, config.KERNEL_DIGEST).load_overload(signature, context) is None)
     """
-    result = _run(code, NUMBA_CACHE_DIR=str(tmp_path), TAPEGRAD_SHIPPED_DIR=str(directory))
+    directory, level = level_shipped
+    result = _run(code.format(level=level), NUMBA_CACHE_DIR=str(tmp_path), TAPEGRAD_SHIPPED_DIR=str(directory))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True", "True"]
+    assert result.stdout.split() == ["True", "True", "True", "True"]
 
 
 def test_shipped_code_can_be_turned_off(level_shipped, tmp_path):
     directory, _ = level_shipped
-    code = "from tapegrad._kernels import shipped, backward; print(backward._run._cache.has_entry())"
-    on = _run(code, NUMBA_CACHE_DIR=str(tmp_path), TAPEGRAD_SHIPPED_DIR=str(directory))
-    off = _run(code, NUMBA_CACHE_DIR=str(tmp_path), TAPEGRAD_SHIPPED_DIR=str(directory), TAPEGRAD_SHIPPED_KERNELS="0")
+    result = _run(
+        _BACKWARD, NUMBA_CACHE_DIR=str(tmp_path), TAPEGRAD_SHIPPED_DIR=str(directory), TAPEGRAD_SHIPPED_KERNELS="0"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "compiling the backward interpreter" in result.stderr
+    assert result.stdout.split()[-1] == "0"  # nothing loaded from the shipped directory
+    code = "from tapegrad._kernels import backward; print(backward._run._cache.has_entry())"
+    on = _run(code, NUMBA_CACHE_DIR=str(tmp_path / "empty"), TAPEGRAD_SHIPPED_DIR=str(directory))
+    off = _run(
+        code, NUMBA_CACHE_DIR=str(tmp_path / "empty"), TAPEGRAD_SHIPPED_DIR=str(directory), TAPEGRAD_SHIPPED_KERNELS="0"
+    )
     assert (on.stdout.strip(), off.stdout.strip()) == ("True", "False"), on.stderr + off.stderr
+
+
+def test_a_damaged_shipped_file_is_compiled_instead_with_a_warning(level_shipped, tmp_path):
+    import shutil
+
+    directory, level = level_shipped
+    damaged = tmp_path / "damaged"
+    shutil.copytree(directory, damaged)
+    for name in os.listdir(damaged / level):
+        if name.startswith("backward._run-") and name.endswith(".nbc"):
+            (damaged / level / name).write_bytes(b"not machine code")
+    result = _run(_BACKWARD, NUMBA_CACHE_DIR=str(tmp_path / "cache"), TAPEGRAD_SHIPPED_DIR=str(damaged))
+    assert result.returncode == 0, result.stderr
+    assert "shipped machine code not loaded" in result.stderr
+    grads = eval(result.stdout.split("] ")[0] + "]")
+    assert [round(g, 6) for g in grads] == [1.648721, 2.718282, 7.389056]

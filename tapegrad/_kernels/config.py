@@ -136,8 +136,9 @@ def poison_gradients() -> np.bool_:
 
 # Every kernel compiles with these flags. No fastmath: it changes NaN handling and the bits of
 # sums, and gradients must agree with the numpy forward to the last ulp.
-# Every dispatcher's cache falls back to the machine code shipped with the package (shipped.py).
-JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+# Cached, though not by numba's ``cache=True``: ``cached`` gives each dispatcher numba's cache
+# with the machine code shipped with the package behind it (shipped.py), set up on first use.
+JIT_OPTIONS = dict(nogil=True, error_model="numpy")
 jit = cached(numba.njit(**JIT_OPTIONS), KERNEL_DIGEST)
 inline = cached(numba.njit(inline="always", **JIT_OPTIONS), KERNEL_DIGEST)
 # The one exception: sums that may be reassociated, so LLVM vectorizes them (a float32 sum of 64K

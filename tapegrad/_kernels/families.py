@@ -221,16 +221,11 @@ def _compile(function, description: str, duration: str):
     from numba.core import sigutils
     from numba.core.ccallback import CFunc
 
-    options = {key: value for key, value in JIT_OPTIONS.items() if key not in ("cache", "nogil")}
+    options = {key: value for key, value in JIT_OPTIONS.items() if key != "nogil"}
     compiled = CFunc(function, sigutils.normalize_signature(SIGNATURE), locals={}, options=options)
     compiled._cache = kernel_cache(function)  # numba's, with the shipped machine code behind it
-    cached = None
-    try:  # numba's own cache lookup, so that only a real compile is announced
-        cached = compiled._cache.load_overload(compiled._sig, compiled._targetdescr.target_context)
-    except Exception:  # noqa: BLE001 - a private API: when it changes, announce every load
-        cached = None
     start = time.perf_counter()
-    if cached is None:
+    if not compiled._cache.has_entry():  # only a real compile is announced
         _say(f"{description} kernels", duration)
     with warnings.catch_warnings():
         # numba's SSA pass flags the ternaries of vmath.tanh once inlined ("variable ... is not

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import io
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,22 +82,33 @@ def workload() -> int:
 
 
 def ship(level: str) -> None:
-    """Compile the workload's kernels for ``level`` into the shipped directory, replacing it."""
+    """Compile the workload's kernels for ``level`` into the shipped directory, replacing what
+    was shipped for it."""
     from .shipped import DIRECTORY
 
     target = os.path.join(DIRECTORY, level)
-    shutil.rmtree(target, ignore_errors=True)
+    if os.path.isdir(target):
+        for name in os.listdir(target):
+            if name.endswith((".nbi", ".nbc")):
+                os.remove(os.path.join(target, name))
+    # numba's defaults (shipped.py's stamp checks them at load) and no Intel SVML, which a
+    # user's numba may not find: none of this machine's NUMBA_ settings.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "TAPEGRAD_SHIP"))}
+    if "TAPEGRAD_SHIPPED_DIR" in os.environ:
+        environment["TAPEGRAD_SHIPPED_DIR"] = os.environ["TAPEGRAD_SHIPPED_DIR"]
     with tempfile.TemporaryDirectory() as empty:  # nothing from this host's own cache
-        environment = {
-            **os.environ,
-            "NUMBA_CPU_NAME": level,
-            "NUMBA_CPU_FEATURES": "",  # the level's own features, not the host's
-            "NUMBA_CACHE_DIR": empty,
-            "TAPEGRAD_SHIP_LEVEL": level,
-        }
+        environment.update(
+            NUMBA_CPU_NAME=level,
+            NUMBA_CPU_FEATURES="",  # the level's own features, not the host's
+            NUMBA_DISABLE_INTEL_SVML="1",
+            NUMBA_CACHE_DIR=empty,
+            TAPEGRAD_SHIP_LEVEL=level,
+        )
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "tapegrad._kernels.ship", "--workload"], env=environment, check=True)
-    files = os.listdir(target)
+    files = os.listdir(target) if os.path.isdir(target) else []
+    if not files:
+        raise SystemExit(f"{level}: nothing was compiled (is NUMBA_DISABLE_JIT set?)")
     size = sum(os.path.getsize(os.path.join(target, name)) for name in files)
     print(f"{level}: {len(files)} files, {size / 1e6:.1f} MB, {time.perf_counter() - start:.0f} s", flush=True)
 

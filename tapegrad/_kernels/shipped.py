@@ -22,10 +22,12 @@ Shipped code is used as it is; code compiled for the host itself may be a few pe
 
 from __future__ import annotations
 
+import functools
 import os
-import warnings
+import sys
 
 import numba
+import numpy as np
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 
 # Where the shipped code is read from: inside the package, unless TAPEGRAD_SHIPPED_DIR names
@@ -39,15 +41,36 @@ ENABLED = os.environ.get("TAPEGRAD_SHIPPED_KERNELS", "1") != "0"
 # LLVM's x86-64 micro-architecture levels (llvm/lib/Target/X86/X86.td), best first, with the
 # features each needs, by the names ``llvmlite.binding.get_host_cpu_features`` uses.
 _V2 = ("cmov", "cx8", "fxsr", "mmx", "sse", "sse2", "cx16", "sahf", "popcnt", "sse3", "ssse3", "sse4.1", "sse4.2")
-_V3 = _V2 + ("avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave")
+_V3 = _V2 + ("crc32", "avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave")
 _V4 = _V3 + ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
 LEVELS = (("x86-64-v4", _V4), ("x86-64-v3", _V3))
 
-# Set by ``python -m tapegrad._kernels.ship`` in the process that compiles a level (with
-# NUMBA_CPU_NAME set to it): that process's caches write into the shipped directory.
+# Set by ``python -m tapegrad._kernels.ship`` in the process that compiles a level, with
+# NUMBA_CPU_NAME set to the same level: that process's caches write into the shipped directory.
+# (Either alone, say left over in a shell, changes nothing.)
 SHIP_LEVEL = os.environ.get("TAPEGRAD_SHIP_LEVEL", "")
+if SHIP_LEVEL and SHIP_LEVEL != numba.config.CPU_NAME:
+    SHIP_LEVEL = ""
+
+# numba settings that change the machine code of a kernel: shipped code is built with numba's
+# defaults (``ship.py`` clears every NUMBA_ variable), and a process that sets any of them
+# otherwise (NUMBA_BOUNDSCHECK=1, NUMBA_OPT=0...) compiles its own. Intel's SVML is turned off
+# when shipping, so shipped code never calls a library the user may not have.
+_SETTINGS = ("OPT", "BOUNDSCHECK", "DEBUGINFO_DEFAULT", "ENABLE_PROFILING", "LOOP_VECTORIZE", "SLP_VECTORIZE")
 
 loaded: list = []  # the cache files of the functions loaded from shipped code, in this process
+
+
+@functools.lru_cache(maxsize=None)
+def stamp(digest: str) -> tuple:
+    """What shipped code must have been built with to be used in this process: the kernel
+    sources (``digest``), the numpy and llvmlite it was typed and compiled with (numba's version
+    is in its own check), and numba's code-generation settings."""
+    import llvmlite
+
+    numpy_version = ".".join(np.__version__.split(".")[:2])
+    settings = tuple((name, str(getattr(numba.config, name, None))) for name in _SETTINGS)
+    return (digest, numpy_version, llvmlite.__version__, settings)
 
 
 def usable_levels(triple: str, features: dict) -> list:
@@ -59,9 +82,13 @@ def usable_levels(triple: str, features: dict) -> list:
 
 
 def host_levels() -> list:
-    """The shipped levels this machine can run, best first."""
+    """The shipped levels this process may run, best first: none where numba itself was told
+    to restrict the instructions it emits (its ``ENABLE_AVX``, off on CPUs and VMs that report
+    AVX wrongly, or a user's NUMBA_CPU_NAME / NUMBA_CPU_FEATURES)."""
     import llvmlite.binding as llvm
 
+    if not numba.config.ENABLE_AVX or (not SHIP_LEVEL and (numba.config.CPU_NAME or numba.config.CPU_FEATURES)):
+        return []
     try:
         features = dict(llvm.get_host_cpu_features())
     except RuntimeError:  # LLVM cannot tell: load nothing
@@ -69,19 +96,66 @@ def host_levels() -> list:
     return usable_levels(llvm.get_process_triple(), features)
 
 
+def _report(error: Exception) -> None:
+    """Say once, on stderr, that shipped code could not be used. Not a warning: under
+    ``-W error`` a warning would fail the op, where compiling it is the right outcome."""
+    if not _reported:
+        _reported.append(error)
+        print(f"tapegrad: shipped machine code not loaded ({error!r}); compiling instead", file=sys.stderr)
+
+
+_reported: list = []
+
+
 class ShippedCache(FunctionCache):
-    """numba's cache of one kernel, falling back to the shipped machine code on a miss."""
+    """numba's cache of one kernel, falling back to the shipped machine code on a miss.
+
+    Set up on first use, not when its kernel is declared: numba's own set-up finds and probes a
+    writable directory for each function (140 us here), and a process uses few of the ~300
+    kernels it declares (the warm first backward: about 40 ms less)."""
 
     _levels: list | None = None  # the host's usable levels, found once per process
 
     def __init__(self, py_func, digest: str):
-        super().__init__(py_func)
+        self._pending = py_func
         self._digest = digest
+        self._ready = False
+
+    def _set_up(self) -> None:
+        if self._ready:
+            return
+        self._ready = True
+        super().__init__(self._pending)
         if SHIP_LEVEL:  # compiling a level: load and save there only
             self._cache_file = self._shipped_file(SHIP_LEVEL)
 
+    @property
+    def cache_path(self):
+        self._set_up()
+        return self._cache_path
+
+    def enable(self):
+        self._set_up()
+        self._enabled = True
+
+    def disable(self):
+        self._set_up()
+        self._enabled = False
+
+    def flush(self):
+        self._set_up()
+        super().flush()
+
+    def load_overload(self, sig, target_context):
+        self._set_up()
+        return super().load_overload(sig, target_context)
+
+    def save_overload(self, sig, data):
+        self._set_up()
+        super().save_overload(sig, data)
+
     def _shipped_file(self, level: str) -> IndexDataCacheFile:
-        return IndexDataCacheFile(os.path.join(DIRECTORY, level), self._impl.filename_base, self._digest)
+        return IndexDataCacheFile(os.path.join(DIRECTORY, level), self._impl.filename_base, stamp(self._digest))
 
     def _load_overload(self, sig, target_context):
         data = super()._load_overload(sig, target_context)
@@ -96,9 +170,9 @@ class ShippedCache(FunctionCache):
                 payload = shipped.load((signature, (triple, level, ""), code))
                 if payload is not None:
                     data = self._impl.rebuild(target_context, payload)
-            except Exception as error:  # noqa: BLE001 - a damaged file: compile instead, as without it
-                warnings.warn(f"tapegrad: shipped machine code unreadable ({error!r}); compiling instead", stacklevel=2)
-                return None
+            except Exception as error:  # noqa: BLE001 - a damaged file, another numba's internals
+                _report(error)
+                continue
             if payload is not None:
                 loaded.append(shipped._index_path)
                 return data
@@ -110,18 +184,25 @@ class ShippedCache(FunctionCache):
         super()._save_overload(sig, data)
 
     def has_entry(self) -> bool:
-        """Whether numba's cache or a shipped level may hold this function (an index file
-        exists), so that a first call will not compile it."""
-        if os.path.exists(self._cache_file._index_path):
-            return True
-        if ShippedCache._levels is None:
-            ShippedCache._levels = host_levels() if ENABLED and os.path.isdir(DIRECTORY) else []
-        return any(os.path.exists(self._shipped_file(level)._index_path) for level in ShippedCache._levels)
+        """Whether numba's cache or a shipped level holds machine code for this function that
+        this process may use (an index of the right versions and sources), so that its first
+        call will not compile it."""
+        self._set_up()
+        try:
+            if self._cache_file._load_index():
+                return True
+            if SHIP_LEVEL or not ENABLED or not os.path.isdir(DIRECTORY):
+                return False
+            if ShippedCache._levels is None:
+                ShippedCache._levels = host_levels()
+            return any(self._shipped_file(level)._load_index() for level in ShippedCache._levels)
+        except Exception:  # noqa: BLE001 - an unreadable index: its load will say so, and compile
+            return False
 
 
 def cached(decorator, digest: str):
-    """``decorator`` (``numba.njit(cache=True, ...)``) with :class:`ShippedCache` as the cache
-    of the dispatchers it makes."""
+    """``decorator`` (``numba.njit(...)`` without ``cache``) with :class:`ShippedCache` as the
+    cache of the dispatchers it makes: what ``cache=True`` would do, with the fallback."""
 
     def decorate(function):
         dispatcher = decorator(function)
