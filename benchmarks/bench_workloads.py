@@ -154,13 +154,19 @@ class Cold:
 
 class ColdEmptyCache:
     """Issue 15's cold-start figures (``benchmarks/cold.py``): each sample a fresh interpreter with
-    numba's cache in a new, empty directory, as on a fresh install."""
+    numba's cache in a new, empty directory, as on a fresh install from source. Compiled, never
+    read from machine code shipped with the package (``TAPEGRAD_SHIPPED_KERNELS=0``): asv's wheels
+    carry none, and a tree where ``python -m tapegrad._kernels.ship`` ran must give the same
+    history."""
 
     repeat = 1
     number = 1
     timeout = 600
 
-    _EMPTY_CACHE = "import os, tempfile\nos.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\nimport tapegrad as tg\n"
+    _EMPTY_CACHE = (
+        "import os, tempfile\nos.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
+        "os.environ['TAPEGRAD_SHIPPED_KERNELS'] = '0'\nimport tapegrad as tg\n"
+    )
 
     def timeraw_tutorial_first_backward(self):
         from .cold import TUTORIAL_BACKWARD
