@@ -26,17 +26,17 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 
 def workload() -> int:
     """Reach every kernel the shipped code should hold; returns the number of cases that raised
     (an op whose example needs arguments this loop does not give: its kernels compile on use)."""
-    import numpy as np
-
     import tapegrad as tg
     from tapegrad import _tutorial
     from tapegrad._examples import CASES
     from tapegrad._kernels import backward, forward
-    from tapegrad.func import grad, vmap
+    from tapegrad.func import functional_call, grad, vmap
     from tapegrad.replay import demo
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -55,6 +55,18 @@ def workload() -> int:
                 tape.value_and_grad(*arrays, grad_outputs=np.ones(tuple(out.shape), dtype.numpy))
             except Exception:  # noqa: BLE001 - see the docstring
                 failures += 1
+            # Large inputs take other paths: compiled forwards, precomputed derivatives,
+            # transposed sources. Cases whose shapes do not stretch so raise, and are skipped.
+            large = [rng.uniform(*case.domain, size=_stretched(shape)).astype(dtype.numpy) for shape in case.shapes]
+            try:
+                case.call(*[tg.tensor(a, requires_grad=True) for a in large]).sum().backward()
+            except Exception:  # noqa: BLE001
+                pass
+            if len(large) == 1 and large[0].ndim == 2:
+                try:
+                    case.call(tg.tensor(large[0].T.copy(), requires_grad=True).t()).sum().backward()
+                except Exception:  # noqa: BLE001
+                    pass
     for dtype in (tg.float32, tg.float64):
         x = tg.ones(32, dtype=dtype)  # the general sweeps and vmap's kernel (a register program below)
         tape = tg.record(lambda x: (x * x).sum(), x)
@@ -75,10 +87,29 @@ def workload() -> int:
         tg.nn.functional.max_pool2d(convolution(images), 2).sum().backward()
         weights = tg.randn(5, dtype=dtype)
         vmap(grad(lambda w, x: (w * x).sum().tanh()), in_dims=(None, 0))(weights, tg.randn(4, 5, dtype=dtype))
+        vmap(grad(lambda x: (x * x).sum().tanh()))(tg.randn(16, 3, dtype=dtype))
+        parameters = dict(model.named_parameters())  # per-sample gradients, torch.func's recipe
+
+        def loss(parameters, x, y, model=model):
+            logits = functional_call(model, parameters, (x[None],))
+            return tg.nn.functional.cross_entropy(logits, y[None])
+
+        vmap(grad(loss), in_dims=(None, 0, 0))(parameters, tg.randn(6, 8, dtype=dtype), tg.tensor([0, 1, 2] * 2))
+        rows = tg.randn(64, 256, dtype=dtype, requires_grad=True)  # large rows: layer norm, a broadcast row
+        tg.nn.functional.layer_norm(rows, (256,)).sum().backward()
+        (rows * tg.randn(256, dtype=dtype, requires_grad=True)).sum().backward()
     for table in (backward.FAMILIES, forward.FAMILIES):
         for slot in range(len(table.addresses)):
             table.load(slot)
     return failures
+
+
+def _stretched(shape: tuple) -> tuple:
+    """``shape`` with its last dimension stretched to about 2**14 elements in all."""
+    if not shape:
+        return shape
+    numel = max(1, int(np.prod(shape)))
+    return shape[:-1] + (shape[-1] * -(-(1 << 14) // numel),)
 
 
 def ship(level: str) -> None:
