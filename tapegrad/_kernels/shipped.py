@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 
 import numba
 import numpy as np
@@ -105,6 +106,7 @@ def _report(error: Exception) -> None:
 
 
 _reported: list = []
+_SET_UP = threading.Lock()
 
 
 class ShippedCache(FunctionCache):
@@ -120,27 +122,25 @@ class ShippedCache(FunctionCache):
         self._pending = py_func
         self._digest = digest
         self._ready = False
+        self._enabled = True
 
     def _set_up(self) -> None:
         if self._ready:
             return
-        self._ready = True
-        super().__init__(self._pending)
-        if SHIP_LEVEL:  # compiling a level: load and save there only
-            self._cache_file = self._shipped_file(SHIP_LEVEL)
+        with _SET_UP:  # a family's first load and a sweep's compile may meet here from two threads
+            if self._ready:
+                return
+            enabled = self._enabled
+            super().__init__(self._pending)  # numba's set-up (it enables the cache)
+            self._enabled = enabled
+            if SHIP_LEVEL:  # compiling a level: load and save there only
+                self._cache_file = self._shipped_file(SHIP_LEVEL)
+            self._ready = True
 
     @property
     def cache_path(self):
         self._set_up()
         return self._cache_path
-
-    def enable(self):
-        self._set_up()
-        self._enabled = True
-
-    def disable(self):
-        self._set_up()
-        self._enabled = False
 
     def flush(self):
         self._set_up()
