@@ -137,17 +137,18 @@ def test_shipped_code_can_be_turned_off(level_shipped, tmp_path):
     assert (on.stdout.strip(), off.stdout.strip()) == ("True", "False"), on.stderr + off.stderr
 
 
-def test_a_damaged_shipped_file_is_compiled_instead_with_a_warning(level_shipped, tmp_path):
+def test_a_damaged_shipped_file_is_reported_and_compiled_instead(level_shipped, tmp_path):
     import shutil
 
     directory, level = level_shipped
     damaged = tmp_path / "damaged"
     shutil.copytree(directory, damaged)
-    for name in os.listdir(damaged / level):
-        if name.startswith("backward._run-") and name.endswith(".nbc"):
+    for name in os.listdir(damaged / level):  # every kernel but the sweep: its compile is the long one
+        if name.endswith(".nbc") and not name.startswith("backward._run-"):
             (damaged / level / name).write_bytes(b"not machine code")
     result = _run(_BACKWARD, NUMBA_CACHE_DIR=str(tmp_path / "cache"), TAPEGRAD_SHIPPED_DIR=str(damaged))
     assert result.returncode == 0, result.stderr
-    assert "shipped machine code not loaded" in result.stderr
+    assert result.stderr.count("shipped machine code not loaded") == 1  # said once, for several kernels
+    assert "compiling the backward interpreter" not in result.stderr  # the sweep still loaded
     grads = eval(result.stdout.split("] ")[0] + "]")
     assert [round(g, 6) for g in grads] == [1.648721, 2.718282, 7.389056]
