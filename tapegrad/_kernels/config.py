@@ -139,13 +139,20 @@ def poison_gradients() -> np.bool_:
 # Cached, though not by numba's ``cache=True``: ``cached`` gives each dispatcher numba's cache
 # with the machine code shipped with the package behind it (shipped.py), set up on first use.
 JIT_OPTIONS = dict(nogil=True, error_model="numpy")
-jit = cached(numba.njit(**JIT_OPTIONS), KERNEL_DIGEST)
-inline = cached(numba.njit(inline="always", **JIT_OPTIONS), KERNEL_DIGEST)
+
+
+def kernel(**options):
+    """``numba.njit(**options)`` with the kernels' cache (``shipped.cached``)."""
+    return cached(numba.njit(**options), KERNEL_DIGEST)
+
+
+jit = kernel(**JIT_OPTIONS)
+inline = kernel(inline="always", **JIT_OPTIONS)
 # The one exception: sums that may be reassociated, so LLVM vectorizes them (a float32 sum of 64K
 # elements: 44 us in order, 4.7 us so). Only ``reassoc``: NaN, inf and signed zeros are untouched.
 # The flag is on the instructions, so it survives LLVM inlining these into a family (and stays
 # off in the caller's own code).
-reduction = cached(numba.njit(fastmath={"reassoc"}, **JIT_OPTIONS), KERNEL_DIGEST)
+reduction = kernel(fastmath={"reassoc"}, **JIT_OPTIONS)
 
 
 def kernel_cache(py_func) -> ShippedCache:

@@ -154,6 +154,12 @@ class ShippedCache(FunctionCache):
         self._set_up()
         super().save_overload(sig, data)
 
+    @staticmethod
+    def _host_levels() -> list:
+        if ShippedCache._levels is None:
+            ShippedCache._levels = host_levels()
+        return ShippedCache._levels
+
     def _shipped_file(self, level: str) -> IndexDataCacheFile:
         return IndexDataCacheFile(os.path.join(DIRECTORY, level), self._impl.filename_base, stamp(self._digest))
 
@@ -161,10 +167,8 @@ class ShippedCache(FunctionCache):
         data = super()._load_overload(sig, target_context)
         if data is not None or SHIP_LEVEL or not ENABLED or not self._enabled or not os.path.isdir(DIRECTORY):
             return data
-        if ShippedCache._levels is None:
-            ShippedCache._levels = host_levels()
         signature, (triple, _, _), code = self._index_key(sig, target_context.codegen())
-        for level in ShippedCache._levels:
+        for level in self._host_levels():
             shipped = self._shipped_file(level)
             try:
                 payload = shipped.load((signature, (triple, level, ""), code))
@@ -193,9 +197,7 @@ class ShippedCache(FunctionCache):
                 return True
             if SHIP_LEVEL or not ENABLED or not os.path.isdir(DIRECTORY):
                 return False
-            if ShippedCache._levels is None:
-                ShippedCache._levels = host_levels()
-            return any(self._shipped_file(level)._load_index() for level in ShippedCache._levels)
+            return any(self._shipped_file(level)._load_index() for level in self._host_levels())
         except Exception:  # noqa: BLE001 - an unreadable index: its load will say so, and compile
             return False
 

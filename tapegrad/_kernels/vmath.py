@@ -50,7 +50,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic, overload
 
-from .config import JIT_OPTIONS, KERNEL_DIGEST, cached
+from .config import JIT_OPTIONS, kernel
 from .config import always_inline as _inline_into_callers
 
 # -- 2**n from its bits --------------------------------------------------------------------
@@ -1036,7 +1036,7 @@ else:
     _fma32 = _fma32_intrinsic  # noqa: F811
     # one compile each, with FMA contraction (a * b + c rounded once: safe for NaN, inf and -0.0,
     # and the error bounds are measured with it); LLVM inlines them into the loops
-    _compile = cached(numba.njit(fastmath={"contract"}, **JIT_OPTIONS), KERNEL_DIGEST)
+    _compile = kernel(fastmath={"contract"}, **JIT_OPTIONS)
     _exp32_within = _compile(_exp32_within)
     _exp32, _exp64, _tanh32, _tanh64 = _compile(_exp32), _compile(_exp64), _compile(_tanh32), _compile(_tanh64)
     _expm1_core32 = _compile(_expm1_core32)
@@ -1060,7 +1060,7 @@ else:
     _softplus32, _softplus64 = _compile(_softplus32), _compile(_softplus64)
     _reduced32 = _compile(_reduced32)
     _sin_moderate32, _cos_moderate32 = _compile(_sin_moderate32), _compile(_cos_moderate32)
-    moderate = cached(numba.njit(**JIT_OPTIONS), KERNEL_DIGEST)(moderate)
+    moderate = kernel(**JIT_OPTIONS)(moderate)
 
     def _register(generic, single, double):
         # the typed wrapper is a one-call lambda: numba inlines it, so that the loop calls the
