@@ -27,10 +27,7 @@ from . import (  # noqa: F401
     backends,
     cuda,
     linalg,
-    nn,
-    optim,
     return_types,
-    utils,
 )
 from ._composites import (
     argsort,
@@ -160,7 +157,6 @@ from ._selection import (
     minimum,
     where,
 )
-from ._serialization import load, save
 from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from ._views import (
@@ -180,8 +176,6 @@ from ._views import (
 )
 from .autograd import gradients as _gradients  # noqa: F401
 from .autograd import graph as _graph  # noqa: F401
-from .nn.functional import conv1d, conv2d, conv_transpose2d, max_pool2d  # torch.conv2d and the like
-from .replay import GuardError, Tape, load_tape, record
 from .tensor import Size, Tensor
 
 # numpy warns where PyTorch stays silent (log of a negative, 0/0, overflow in exp) and both give
@@ -263,12 +257,41 @@ def numel(input: Tensor) -> int:  # noqa: A002
     return input.numel()
 
 
-def __getattr__(name: str):
-    """``tapegrad.func`` (``torch.func``'s transforms) is imported on first use: ``import
-    tapegrad`` does not pay for it. ``tapegrad.vmap`` is ``tapegrad.func.vmap``, as ``torch.vmap``."""
-    if name in ("func", "vmap"):
-        import importlib
+# Namespaces imported on first use, as SciPy's submodules are (SPEC 1): ``import tapegrad`` pays
+# only for what makes a Tensor and its ops, about half of its own import time (the rest of the
+# time is numpy's). None of these attaches Tensor methods, so nothing changes until they are used.
+# name -> (module, attribute of it, or None for the module itself)
+_LAZY = {
+    "func": ("func", None),
+    "vmap": ("func", "vmap"),  # torch.vmap is torch.func.vmap
+    "nn": ("nn", None),
+    "optim": ("optim", None),
+    "utils": ("utils", None),
+    "conv1d": ("nn.functional", "conv1d"),  # torch.conv2d and the like
+    "conv2d": ("nn.functional", "conv2d"),
+    "conv_transpose2d": ("nn.functional", "conv_transpose2d"),
+    "max_pool2d": ("nn.functional", "max_pool2d"),
+    "GuardError": ("replay", "GuardError"),
+    "Tape": ("replay", "Tape"),
+    "load_tape": ("replay", "load_tape"),
+    "record": ("replay", "record"),
+    "load": ("_serialization", "load"),
+    "save": ("_serialization", "save"),
+}
 
-        func = importlib.import_module(f"{__name__}.func")
-        return func if name == "func" else func.vmap
-    raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")
+
+def __getattr__(name: str):
+    """The names of ``_LAZY``, imported on first use and then bound here like any other."""
+    lazy = _LAZY.get(name)
+    if lazy is None:
+        raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f"{__name__}.{lazy[0]}")
+    value = module if lazy[1] is None else getattr(module, lazy[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

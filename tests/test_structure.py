@@ -292,6 +292,29 @@ def test_import_tapegrad_whatever_the_order_of_init(tmp_path, order):
     assert not failures, failures
 
 
+def test_import_tapegrad_leaves_its_namespaces_for_first_use():
+    """``import tapegrad`` loads what makes a Tensor and its ops; ``nn``, ``optim``, ``utils``,
+    ``func``, the replay and the file formats load when first named (``tapegrad._LAZY``), and
+    then are the modules' own objects, as eager imports would have bound them."""
+    code = """
+import sys, tapegrad
+lazy = ["tapegrad.nn", "tapegrad.optim", "tapegrad.utils", "tapegrad.func", "tapegrad.replay",
+        "tapegrad._serialization", "json", "numba"]
+print(sorted(name for name in lazy if name in sys.modules))
+import tapegrad.nn.functional as F, tapegrad.replay as replay, tapegrad._serialization as files
+assert tapegrad.conv2d is F.conv2d and tapegrad.record is replay.record and tapegrad.Tape is replay.Tape
+assert tapegrad.save is files.save and tapegrad.vmap is tapegrad.func.vmap
+assert tapegrad.nn.Linear(2, 3).weight.shape == (3, 2) and "record" in dir(tapegrad)
+try:
+    tapegrad.no_such_name
+except AttributeError as error:
+    print(error)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "module 'tapegrad' has no attribute 'no_such_name'"]
+
+
 def test_no_module_defines_a_name_twice():
     """A second top-level ``def _norm`` silently replaces the first for every caller in the module
     (ruff's F811 misses it once the first was used)."""
