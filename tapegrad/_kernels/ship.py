@@ -98,6 +98,12 @@ def workload() -> int:
         rows = tg.randn(64, 256, dtype=dtype, requires_grad=True)  # large rows: layer norm, a broadcast row
         tg.nn.functional.layer_norm(rows, (256,)).sum().backward()
         (rows * tg.randn(256, dtype=dtype, requires_grad=True)).sum().backward()
+        # Read-only data (np.load with mmap_mode="r", a frozen array through from_numpy): numba
+        # compiles read-only arrays apart, for the reductions and normalizations that take them.
+        frozen = rng.standard_normal((64, 256)).astype(dtype.numpy)
+        frozen.flags.writeable = False
+        data = tg.from_numpy(frozen)
+        data.sum(), data.mean(), data.var(), tg.nn.functional.layer_norm(data, (256,))
     for table in (backward.FAMILIES, forward.FAMILIES):
         for slot in range(len(table.addresses)):
             table.load(slot)
