@@ -285,3 +285,28 @@ def test_the_unpoisoned_sweeps_pass_the_gradient_tests():
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout.splitlines()[-1]
+
+
+def test_tapes_of_the_same_rows_in_other_shapes_get_gradients_of_their_own_shape():
+    """A backward keeps what it worked out for a tape's structure (``engine._plan``: the slot
+    layout, where each leaf's gradient lands) for the next tape of the same rows. (4, 8), (8, 4)
+    and (2, 16) make the same ops on as many elements: each keeps its own shape."""
+    for shape in [(4, 8), (8, 4), (4, 8), (2, 16)]:
+        a = tg.ones(*shape, requires_grad=True)
+        w = tg.arange(32.0).reshape(shape)
+        (a * w).sum().backward()
+        assert a.grad.shape == shape
+        np.testing.assert_array_equal(a.grad.numpy(), w.numpy())
+
+
+def test_a_leaf_frozen_between_two_steps_of_one_structure_gets_no_gradient():
+    w = tg.ones(3, requires_grad=True)
+    b = tg.ones(3, requires_grad=True)
+    (w * 2 + b).sum().backward()
+    assert w.grad is not None and b.grad is not None
+    w.grad = b.grad = None
+    loss = (w * 2 + b).sum()
+    b.requires_grad_(False)
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 2.0, 2.0])
+    assert b.grad is None

@@ -236,22 +236,32 @@ def _keep_arenas(grad32: np.ndarray, grad64: np.ndarray) -> None:
 _UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``modified``
 
 
-# The slot layouts (with shared slots) of recent tapes, by structure: a training step records a
-# new tape of the same rows every step, and working the layout out again (a first sweep that
-# stops with SHARE, the sharing pass, a second call) was ~8 us of the mlp step's ~110. Only tapes
-# of up to ``_PLAN_ROWS`` rows, whose structure costs a microsecond or two to key (the 1000-row
-# chain's key cost 10 us of its 37 us backward, for no SHARE to save); bounded.
+# What a backward of recent tapes worked out, by structure: a training step records a new tape
+# of the same rows every step. ``backward_sweep`` keeps the slot layout there (working it out
+# again, a first sweep that stops with SHARE, the sharing pass and a second call, was ~8 us of
+# the mlp step's ~110), and ``_sweep`` the root array and where each leaf's gradient lands
+# (``_deliver``: a table look-up, two arena indexings and a shape per leaf were a third of a
+# small backward's Python). Only tapes of up to ``_PLAN_ROWS`` rows, whose structure costs a
+# microsecond or two to key (the 1000-row chain's key cost 10 us of its 37 us backward, for no
+# SHARE to save); bounded.
 _PLANS: dict = {}
 _PLAN_ROWS, _PLANS_KEPT = 256, 64
 
 
-def _plan(rows: np.ndarray, layouts: np.ndarray, aux: np.ndarray, roots: np.ndarray) -> dict | None:
-    """``backward_sweep``'s ``plan`` for a tape of this structure: the rows (ops, operands,
-    layouts), the layouts' shapes, the aux entries and the roots, which are all the slot layout
-    depends on (``backward._laid_out_shared``)."""
+def _plan(rows: np.ndarray, layouts: np.ndarray, dims: np.ndarray, aux: np.ndarray, roots) -> dict | None:
+    """The plan of a tape of this structure: the rows (ops, operands, layouts), the layouts,
+    their shapes, the aux entries and the roots (a row number, or the array of several), which
+    are all the slot layout and the rows a gradient reaches depend on
+    (``backward._laid_out_shared``, ``backward._setup``)."""
     if len(rows) > _PLAN_ROWS:
         return None
-    key = (rows.tobytes(), layouts.tobytes(), aux.tobytes(), roots.tobytes())
+    key = (
+        rows.tobytes(),
+        layouts.tobytes(),
+        dims.tobytes(),
+        aux.tobytes(),
+        roots if type(roots) is int else roots.tobytes(),
+    )
     plan = _PLANS.get(key)
     if plan is None:
         if len(_PLANS) >= _PLANS_KEPT:
@@ -290,10 +300,10 @@ def _join_where_a_hooked_leaf_is_shared(recorded: list) -> None:
 def _sweep(tape, pairs, retain: bool, collect) -> None:
     sweep, (rules, saves, paths), setup, propagate = kernel()
     if len(pairs) == 1:
-        row, seed = pairs[0]
-        roots = np.array((row,), np.int64)
+        root, seed = pairs[0]
+        roots = None  # made below, or taken from the plan
         seeds = seed if seed is _ONE else np.asarray(seed, np.float64).reshape(-1)
-        n_rows = row + 1
+        n_rows = root + 1
     else:
         roots = np.array([row for row, _ in pairs], np.int64)
         seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
@@ -318,6 +328,13 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         saves,
         paths,
     )
+    plan = _plan(arrays[0], arrays[2], arrays[3], arrays[4], root if roots is None else roots)
+    if roots is None:
+        roots = None if plan is None else plan.get("roots")
+        if roots is None:
+            roots = np.array((root,), np.int64)
+            if plan is not None:
+                plan["roots"] = roots  # (the sweeps only read it)
     hooked = _hooked_rows(tape, n_rows)
     calls = {row: call for row, call in tape.functions.items() if row < n_rows} if tape.functions else {}
     needed = _needed_rows(tape, n_rows, collect) if (hooked or tape.retained) and collect is not None else None
@@ -330,7 +347,6 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     freed_before = freed[:n_rows].copy() if collect is not None and not retain else None
     if not hooked and not calls:  # the common case: the whole backward is one compiled call
         spare = _spare_arenas()
-        plan = _plan(arrays[0], arrays[2], arrays[4], roots)
         status, row, grad32, grad64, offsets, touched, uniform = sweep(
             *arrays, roots, seeds, freed, modified, retain, plan=plan, spare=spare,
             read_rows=collect is not None or bool(tape.retained),
@@ -387,23 +403,22 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
                     gradient = before_hooks.get(row)
                     collect.add(index, gradient_of(row).copy() if gradient is None else gradient)
     else:
-        delivered = []
-        size = 0
-        for row, tensor in tape.leaves:
-            if row < n_rows and tensor._requires_grad and touched[row]:
-                start = int(offsets[row])
-                if start >= 0:
-                    delivered.append((row, tensor, start))
-                    size += tensor._data.size
+        if plan is not None and not hooked and not calls:  # (a sweep stopping for hooks lays slots out unshared)
+            deliveries = plan.get("deliveries")
+            if deliveries is None:
+                deliveries = plan["deliveries"] = _deliveries(tape, n_rows, offsets, touched)
+        else:
+            deliveries = _deliveries(tape, n_rows, offsets, touched)
+        delivered = _delivered(tape.leaves, deliveries)
+        if delivered is None:  # not this plan's tape after all: never seen, but never wrong
+            delivered = _delivered(tape.leaves, _deliveries(tape, n_rows, offsets, touched))
+        size = sum(stop - start for _, _, start, stop, _ in delivered)
         # The leaves' gradients: views of the arena, which this sweep made and nothing else holds.
         share = views_suffice(size, grad32, grad64, arrays[0], arrays[2], offsets, uniform)
-        table, ints, dims = tape.layout_table, tape.ints, tape.dims
-        for row, tensor, start in delivered:
-            layout = 4 * ints[row * ROW_WIDTH + LAYOUT]
-            code, numel, ndim, offset = table[layout : layout + 4]
-            gradient = arenas[code][start : start + numel]
-            if ndim != 1:
-                gradient = gradient.reshape(dims[offset : offset + ndim].tolist())
+        for tensor, code, start, stop, shape in delivered:
+            gradient = arenas[code][start:stop]
+            if shape is not None:
+                gradient = gradient.reshape(shape)
             if tensor._grad is None:
                 tensor._grad = _wrap(gradient if share else gradient.copy())
             else:  # added in place from the arena: a copy first was a pass over it for nothing
@@ -413,6 +428,36 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
         if touched[row] and (needed is None or needed[row]):
             _retain(tensor, gradient_of(row).copy())
     _keep_arenas(grad32, grad64)
+
+
+def _deliveries(tape, n_rows: int, offsets: np.ndarray, touched: np.ndarray) -> list:
+    """``[(index in tape.leaves, row, arena code, start, stop, shape or None for 1-D)]``: where
+    the gradient of each leaf a sweep reached lies in its arenas. It depends only on the tape's
+    structure (``_plan``'s key), so a plan keeps it for the next tape of the same rows."""
+    deliveries = []
+    table, ints, dims = tape.layout_table, tape.ints, tape.dims
+    for index, (row, _) in enumerate(tape.leaves):
+        if row < n_rows and touched[row]:
+            start = int(offsets[row])
+            if start >= 0:
+                layout = 4 * ints[row * ROW_WIDTH + LAYOUT]
+                code, numel, ndim, offset = table[layout : layout + 4]
+                shape = None if ndim == 1 else tuple(dims[offset : offset + ndim])
+                deliveries.append((index, row, code, start, start + numel, shape))
+    return deliveries
+
+
+def _delivered(leaves: list, deliveries: list) -> list | None:
+    """``[(leaf, arena code, start, stop, shape)]`` for the leaves of ``deliveries`` that require
+    grad now; None if a leaf's row is not the one ``deliveries`` names."""
+    delivered = []
+    for index, row, code, start, stop, shape in deliveries:
+        if index >= len(leaves) or leaves[index][0] != row:
+            return None
+        tensor = leaves[index][1]
+        if tensor._requires_grad:
+            delivered.append((tensor, code, start, stop, shape))
+    return delivered
 
 
 def _needed_rows(tape, n_rows: int, collect) -> np.ndarray:
