@@ -7,6 +7,7 @@ cannot land without its gradient checks, parity tests, replay tests and benchmar
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,7 +21,8 @@ def library(tensor):
 
 
 def functional(tensor):
-    return sys.modules[f"{library(tensor).__name__}.nn.functional"]
+    """``nn.functional`` of the tensor's library (imported here: tapegrad's loads on first use)."""
+    return importlib.import_module(f"{library(tensor).__name__}.nn.functional")
 
 
 @dataclass(frozen=True)

@@ -315,6 +315,24 @@ except AttributeError as error:
     assert result.stdout.splitlines() == ["[]", "module 'tapegrad' has no attribute 'no_such_name'"]
 
 
+def test_every_op_case_runs_after_import_tapegrad_alone():
+    """The op table's cases (``tapegrad._examples``), which the ship step runs to compile what a
+    wheel carries, call ``nn.functional`` by name: in a fresh interpreter, where nothing but
+    ``import tapegrad`` loaded it, each must still run (they raised KeyError once the namespace
+    loaded lazily, and the shipped code silently lacked their kernels)."""
+    code = """
+import numpy as np, tapegrad as tg
+from tapegrad._examples import CASES
+rng = np.random.default_rng(0)
+for case in CASES:
+    case.call(*[tg.tensor(rng.uniform(*case.domain, size=shape)) for shape in case.shapes])
+print(len(CASES))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 100
+
+
 def test_no_module_defines_a_name_twice():
     """A second top-level ``def _norm`` silently replaces the first for every caller in the module
     (ruff's F811 misses it once the first was used)."""
