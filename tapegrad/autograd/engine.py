@@ -240,7 +240,7 @@ _UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``mo
 # of the same rows every step. ``backward_sweep`` keeps the slot layout there (working it out
 # again, a first sweep that stops with SHARE, the sharing pass and a second call, was ~8 us of
 # the mlp step's ~110), and ``_sweep`` the root array and where each leaf's gradient lands
-# (``_deliver``: a table look-up, two arena indexings and a shape per leaf were a third of a
+# (``_deliveries``: a table look-up, two arena indexings and a shape per leaf were a third of a
 # small backward's Python). Only tapes of up to ``_PLAN_ROWS`` rows, whose structure costs a
 # microsecond or two to key (the 1000-row chain's key cost 10 us of its 37 us backward, for no
 # SHARE to save); bounded.
