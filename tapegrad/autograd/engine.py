@@ -16,7 +16,7 @@ import numpy as np
 from .._grad_mode import state as _grad_state
 from .._kernels import load as load_kernels
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
-from .._tape import CODE_DTYPES, LAYOUT, OPCODE_MASK, ROW_WIDTH, inplace_epoch, join, resolve
+from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, inplace_epoch, join, resolve
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
 _kernel = None
@@ -330,7 +330,7 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     )
     plan = _plan(arrays[0], arrays[2], arrays[3], arrays[4], root if roots is None else roots)
     if roots is None:
-        roots = None if plan is None else plan.get("roots")
+        roots = plan.get("roots") if plan is not None else None
         if roots is None:
             roots = np.array((root,), np.int64)
             if plan is not None:
@@ -435,15 +435,14 @@ def _deliveries(tape, n_rows: int, offsets: np.ndarray, touched: np.ndarray) -> 
     the gradient of each leaf a sweep reached lies in its arenas. It depends only on the tape's
     structure (``_plan``'s key), so a plan keeps it for the next tape of the same rows."""
     deliveries = []
-    table, ints, dims = tape.layout_table, tape.ints, tape.dims
     for index, (row, _) in enumerate(tape.leaves):
         if row < n_rows and touched[row]:
             start = int(offsets[row])
-            if start >= 0:
-                layout = 4 * ints[row * ROW_WIDTH + LAYOUT]
-                code, numel, ndim, offset = table[layout : layout + 4]
-                shape = None if ndim == 1 else tuple(dims[offset : offset + ndim])
-                deliveries.append((index, row, code, start, start + numel, shape))
+            if start >= 0:  # (as _gradient_view reads a row's slot)
+                layout = tape.layout_of(row)
+                code, numel = tape.layout_table[4 * layout], tape.layout_table[4 * layout + 1]
+                shape = tape.shape_of(row)
+                deliveries.append((index, row, code, start, start + numel, None if len(shape) == 1 else shape))
     return deliveries
 
 
