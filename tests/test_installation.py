@@ -125,6 +125,26 @@ def test_the_kernels_blas_runs_on_one_thread():
     assert all(pool["num_threads"] == 1 for pool in pools), pools
 
 
+def test_code_compiled_under_other_numba_settings_is_cached_apart(tmp_path):
+    # numba keys its cache by CPU, not by its code-generation settings: a run under
+    # NUMBA_ENABLE_PROFILING (every function noinline) left its slower code for every later
+    # run. Each setting must find only its own entry.
+    code = """
+        import numpy as np
+        from tapegrad._kernels import batched
+        batched._fill(np.ones(4), 0, 4)
+        print(sum(batched._fill.stats.cache_hits.values()))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "TAPEGRAD_SHIPPED_KERNELS": "0"}
+    profiling = {**env, "NUMBA_ENABLE_PROFILING": "1"}
+    hits = []
+    for settings in (profiling, env, profiling, env):
+        done = _run(code, settings)
+        assert done.returncode == 0, done.stderr
+        hits.append(int(done.stdout.split()[-1]))
+    assert hits == [0, 0, 1, 1]
+
+
 def test_kernels_compile_under_numba_profiling(tmp_path):
     # NUMBA_ENABLE_PROFILING (perf's symbols for jitted code) marks every function noinline;
     # the kernels' always-inline marker on top of it made LLVM refuse to compile them.

@@ -160,6 +160,16 @@ class ShippedCache(FunctionCache):
             ShippedCache._levels = host_levels()
         return ShippedCache._levels
 
+    def _index_key(self, sig, codegen):
+        """numba's key of a function's machine code, with numba's code-generation settings in
+        it: numba's own key holds the CPU but not these, so one run under NUMBA_ENABLE_PROFILING
+        (perf's symbols: every function ``noinline``) or NUMBA_BOUNDSCHECK left its code in the
+        cache for every later run. A per-sample ``vmap`` ran 40% slower after a ``perf`` session.
+        Each setting now has entries of its own. (Shipped code carries the same key, and its
+        stamp the settings too.)"""
+        signature, magic, code = super()._index_key(sig, codegen)
+        return signature, magic, (*code, stamp(self._digest)[3])
+
     def _shipped_file(self, level: str) -> IndexDataCacheFile:
         return IndexDataCacheFile(os.path.join(DIRECTORY, level), self._impl.filename_base, stamp(self._digest))
 
