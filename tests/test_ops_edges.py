@@ -291,3 +291,40 @@ def test_sigmoid_keeps_its_tiny_values_for_large_negative_x(dtype):
     tg.nn.functional.silu(t).sum().backward()
     derivative = exact * (1 + x.astype(np.float64) * (1 - exact))
     np.testing.assert_allclose(t.grad.numpy(), derivative, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_binary_cross_entropy_at_probabilities_0_and_1_has_pytorchs_gradient(dtype_name, reduction):
+    # p exactly 0 or 1 (a saturated float32 sigmoid): the clamped log's gradient was 0 * inf,
+    # NaN. PyTorch divides by max(p (1 - p), 1e-12) there.
+    p = np.array([0.0, 1.0, 1e-13, 1 - 1e-13, 0.3, 1.0, 0.0, 1e-30], dtype_name)
+    t = np.array([0.0, 1.0, 1.0, 0.0, 0.6, 0.0, 1.0, 0.25], dtype_name)
+    weight = np.linspace(0.5, 1.5, len(p))
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(p, requires_grad=True)
+        loss = m.nn.functional.binary_cross_entropy(
+            x, m.tensor(t), m.tensor(weight, dtype=x.dtype), reduction=reduction
+        )
+        loss.backward(m.ones_like(loss))
+        results.append((loss.detach().numpy(), x.grad.numpy()))
+    (value, grad), (want_value, want_grad) = results
+    assert not np.isnan(grad).any()
+    np.testing.assert_allclose(value, want_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-6)
+
+
+def test_binary_cross_entropy_of_a_saturated_sigmoid_and_its_second_derivative():
+    gradients = []
+    for m in (tg, torch):
+        x = m.tensor([20.0, -20.0, 0.3], requires_grad=True)
+        m.nn.functional.binary_cross_entropy(m.sigmoid(x), m.tensor([1.0, 0.0, 1.0])).backward()
+        p = m.tensor([0.2, 0.7], dtype=m.float64, requires_grad=True)
+        (g,) = m.autograd.grad(
+            m.nn.functional.binary_cross_entropy(p, m.tensor([1.0, 0.0], dtype=m.float64)), p, create_graph=True
+        )
+        (h,) = m.autograd.grad(g.sum(), p)
+        gradients.append((x.grad.numpy(), h.numpy()))
+    np.testing.assert_allclose(gradients[0][0], gradients[1][0], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(gradients[0][1], gradients[1][1], rtol=1e-9)

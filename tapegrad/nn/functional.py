@@ -327,6 +327,9 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     return name_node(total / _where(some, count, _wrap(np.ones((), input._data.dtype))) + nothing, "NllLossBackward0")
 
 
+_BCE_EPSILON = 1e-12  # PyTorch's EPSILON in binary_cross_entropy_backward
+
+
 def binary_cross_entropy(
     input: Tensor,  # noqa: A002
     target: Tensor,
@@ -335,8 +338,11 @@ def binary_cross_entropy(
     reduce=None,
     reduction: str = "mean",
 ) -> Tensor:
-    """-(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does. Raises PyTorch's
-    ``RuntimeError`` for an ``input`` element outside [0, 1] (or NaN)."""
+    """-(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does, and PyTorch's
+    gradient (p - t) / max(p (1 - p), 1e-12) where p is within 1e-12 of 0 or 1. ``input`` (p)
+    and ``target`` (t) of one shape, floating point; follows
+    ``torch.nn.functional.binary_cross_entropy``. Raises PyTorch's ``ValueError`` for shapes
+    that differ and ``RuntimeError`` for an ``input`` element outside [0, 1] (or NaN)."""
     if input.shape != target.shape:
         raise ValueError(
             f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) is "
@@ -345,7 +351,20 @@ def binary_cross_entropy(
     values = input._data
     if values.size and not ((values >= 0) & (values <= 1)).all():
         raise RuntimeError("all elements of input should be between 0 and 1")
-    loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
+    # Where a float32 sigmoid saturates, p is exactly 0 or 1 and a log is -inf: clamped at -100,
+    # its gradient was the clamp's 0 times the log's inf, NaN. PyTorch's backward divides by
+    # max(p (1 - p), 1e-12) instead. Its elements there take that gradient (a term whose value is
+    # 0), the rest the logs' own, so that create_graph differentiates them as before.
+    interior = input * (1 - input) >= _BCE_EPSILON  # (recorded: a replay decides it per input)
+    if interior.all():
+        loss = -(target * input.log() + (1 - target) * (1 - input).log())
+    else:
+        safe = _where(interior, input, 0.5)
+        inside = -(target * safe.log() + (1 - target) * (1 - safe).log())
+        p, t = input.detach(), target.detach()
+        edge = -(target * p.log().clamp(min=-100.0) + (1 - target) * (1 - p).log().clamp(min=-100.0))
+        edge = edge + (input - p) * ((p - t) / _BCE_EPSILON)
+        loss = _where(interior, inside, edge)
     if weight is not None:
         loss = loss * weight
     return name_node(_reduce(loss, _legacy_reduction(size_average, reduce, reduction)), "BinaryCrossEntropyBackward0")
