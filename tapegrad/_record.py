@@ -39,7 +39,7 @@ from ._tape import (
     join,
     resolve,
 )
-from .tensor import Tensor, _guard, _recorded, _wrap, install, on_tape
+from .tensor import Tensor, _guard, _recorded, _wrap, as_array, install, on_tape
 
 _float = builtins.float
 _int = builtins.int
@@ -431,7 +431,7 @@ def _arith(kind: str, x: Tensor, other) -> Tensor:
             return _scalar(_MUL_SCALAR, _unary(BY_NAME["reciprocal"], x), other)
         return _scalar(_SCALAR_OPS[_SCALAR_OP_OF_KIND[kind]], x, other)
     if isinstance(other, (np.ndarray, list, tuple)):
-        return _arith(kind, x, Tensor(other))
+        return _arith(kind, x, _wrap(as_array(other)))
     return NotImplemented
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -110,8 +111,15 @@ class Tensor:
     __hash__ = object.__hash__
     __array_priority__ = 1000  # numpy defers ``ndarray * Tensor`` to Tensor.__rmul__
 
-    def __init__(self, data, dtype=None, requires_grad: bool = False):
-        self._data = as_array(data, dtype)
+    def __init__(self, *data, dtype=None, requires_grad: bool = False):
+        """PyTorch's legacy constructor ``torch.Tensor``: ``Tensor(*sizes)`` or ``Tensor(size)``
+        (a ``Size``) is a tensor of that shape in the default dtype (zeros here, where PyTorch
+        leaves the memory uninitialised), ``Tensor()`` an empty one, ``Tensor(sequence)`` a copy
+        of nested lists or tuples of numbers in the default dtype, and ``Tensor(array)`` a copy of
+        a tensor or numpy array in its own dtype (PyTorch casts it to the default dtype).
+        ``dtype`` and ``requires_grad`` are tapegrad's own (PyTorch has neither). Raises
+        PyTorch's ``TypeError`` for a single Python number, or sizes that are not all ints."""
+        self._data = _legacy_data(data, dtype)
         self._tape = None
         self._row = -1
         self._requires_grad = False
@@ -592,6 +600,33 @@ def _nested_tensors_to_arrays(data):
     if isinstance(data, (list, tuple)):
         return [_nested_tensors_to_arrays(item) for item in data]
     return data
+
+
+def _legacy_data(args: tuple, dtype) -> np.ndarray:
+    """The array of ``Tensor(*args)`` (``Tensor.__init__``). ``nn.Parameter(torch.Tensor(out, in))``
+    is how many layers declare their weights: read as data, ``Tensor(4, 3)`` raised numpy's
+    error, ``Tensor(3)`` held the number 3 and ``Tensor([1, 2])`` was int64."""
+    default = dtype if dtype is not None else _dtypes.DEFAULT_FLOAT
+    if not args:
+        return np.zeros(0, _dtypes.as_dtype(default).numpy)
+    if len(args) == 1 and isinstance(args[0], Size):
+        args = tuple(args[0])
+    if all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in args):
+        if len(args) > 1 or isinstance(args[0], (int, np.integer)):
+            return np.zeros(tuple(int(a) for a in args), _dtypes.as_dtype(default).numpy)
+    if len(args) > 1:
+        bad = next(a for a in args if not isinstance(a, (int, np.integer)) or isinstance(a, (bool, np.bool_)))
+        position = args.index(bad)
+        raise TypeError(
+            f"new(): argument 'size' failed to unpack the object at pos {position + 1} with error "
+            f'"type must be tuple of ints,but got {type(bad).__name__}"'
+        )
+    data = args[0]
+    if isinstance(data, (numbers.Number, np.bool_)) and not isinstance(data, np.ndarray):
+        raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
+    if isinstance(data, (list, tuple)) and dtype is None:
+        return as_array(data, _dtypes.DEFAULT_FLOAT)
+    return as_array(data, dtype)
 
 
 def as_array(data, dtype=None) -> np.ndarray:

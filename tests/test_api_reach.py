@@ -735,3 +735,35 @@ def test_mixed_advanced_indexing_raises_pytorchs_index_errors():
         x[tg.arange(4), tg.tensor([0, 1, 3, 1])]
     with pytest.raises(IndexError, match="tensors used as indices must be long, int, byte or bool tensors"):
         x[tg.arange(4), tg.tensor([0.0, 1.0, 2.0, 1.0])]
+
+
+LEGACY_CONSTRUCTOR_CALLS = {
+    "sizes": lambda m: m.Tensor(4, 3).shape,
+    "one size": lambda m: m.Tensor(3).shape,
+    "numpy int size": lambda m: m.Tensor(np.int64(2)).shape,
+    "a Size": lambda m: m.Tensor(m.Size([2, 2])).shape,
+    "nothing": lambda m: m.Tensor().shape,
+    "ints": lambda m: m.Tensor([1, 2]),
+    "nested": lambda m: m.Tensor([[1, 2], [3, 4]]),
+    "a tuple is data": lambda m: m.Tensor((2, 3)),
+    "bools": lambda m: m.Tensor([True, False]),
+    "a parameter of it": lambda m: m.nn.Parameter(m.Tensor(3, 2)).requires_grad,
+}
+
+
+@pytest.mark.parametrize("name", LEGACY_CONSTRUCTOR_CALLS)
+def test_the_legacy_tensor_constructor_makes_what_pytorchs_makes(name):
+    # nn.Parameter(torch.Tensor(out, in)) is how many layers declare their weights; Tensor(4, 3)
+    # raised, Tensor(3) held the number 3 and Tensor([1, 2]) was int64.
+    ours, theirs = _both(lambda m: LEGACY_CONSTRUCTOR_CALLS[name](m))
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("arguments", [(2.5,), (True,), (2, 3.0)])
+def test_the_legacy_tensor_constructor_refuses_what_pytorch_refuses(arguments):
+    torch = _torch()
+    with pytest.raises(TypeError) as theirs:
+        torch.Tensor(*arguments)
+    with pytest.raises(TypeError) as ours:
+        tg.Tensor(*arguments)
+    assert str(ours.value) == str(theirs.value)
