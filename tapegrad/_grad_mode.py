@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 
@@ -56,12 +57,50 @@ class _Mode:
         return False
 
     def __call__(self, function):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return function(*args, **kwargs)
+        return _decorated(function, self._fresh)
 
-        return wrapper
+    def _fresh(self):
+        """A new context manager of this one's mode, for each call of a decorated function."""
+        return self.__class__()
+
+
+def _decorated(function, fresh):
+    """``function`` run inside ``fresh()``; a generator function's body inside it at each step,
+    and outside it between steps, as PyTorch's decorators do (``@no_grad()`` on a generator of
+    batches ran its body with grad mode on: the context was left when the generator object was
+    returned)."""
+    if inspect.isgeneratorfunction(function):
+
+        @functools.wraps(function)
+        def generator(*args, **kwargs):
+            steps = function(*args, **kwargs)
+            try:
+                with fresh():
+                    response = steps.send(None)
+                while True:
+                    try:
+                        request = yield response
+                    except GeneratorExit:
+                        with fresh():
+                            steps.close()
+                        raise
+                    except BaseException as error:  # noqa: BLE001 - passed on into the body
+                        with fresh():
+                            response = steps.throw(error)
+                    else:
+                        with fresh():
+                            response = steps.send(request)
+            except StopIteration as stop:
+                return stop.value
+
+        return generator
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with fresh():
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 class no_grad(_Mode):  # noqa: N801 - PyTorch's name
@@ -94,6 +133,9 @@ class inference_mode(no_grad):  # noqa: N801
             raise TypeError("inference_mode() takes a function")
         return super().__call__(function)
 
+    def _fresh(self):
+        return inference_mode(self._active)
+
 
 class enable_grad(_Mode):  # noqa: N801
     """Record again inside a ``no_grad`` region."""
@@ -115,10 +157,4 @@ class set_grad_enabled(_Mode):  # noqa: N801
     def __call__(self, function):
         _set(self._previous)
         mode = self.mode
-
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return function(*args, **kwargs)
-
-        return wrapper
+        return _decorated(function, lambda: set_grad_enabled(mode))

@@ -534,3 +534,52 @@ def test_a_training_step_takes_the_slot_layout_its_predecessor_worked_out(monkey
     for w_grad, b_grad, _ in grads[1:]:
         np.testing.assert_array_equal(w_grad, grads[0][0])
         np.testing.assert_array_equal(b_grad, grads[0][1])
+
+
+def test_grad_mode_decorators_apply_inside_a_generator_at_each_step():
+    # PyTorch's decorators run a generator's body in the mode at each step; the mode was left
+    # as soon as the generator object was returned, so its batches recorded.
+    w = tg.ones(2, requires_grad=True)
+
+    @tg.no_grad()
+    def batches():
+        for i in range(2):
+            received = yield w * i
+            assert received is None
+        return "done"
+
+    steps = batches()
+    assert [b.requires_grad for b in steps] == [False, False]
+    assert tg.is_grad_enabled()  # outside the body between steps, and after
+
+    @tg.set_grad_enabled(False)
+    def off():
+        yield (w * 2).requires_grad
+
+    @tg.inference_mode(False)
+    def unchanged():
+        yield (w * 2).requires_grad
+
+    with tg.no_grad():
+        enabled = tg.enable_grad()(lambda: (w * 2).requires_grad)()
+    assert (list(off()), list(unchanged()), enabled) == ([False], [True], True)
+
+
+def test_a_generator_under_no_grad_passes_sends_throws_and_its_return_value_through():
+    @tg.no_grad()
+    def echo():
+        received = yield tg.is_grad_enabled()
+        try:
+            yield received
+        except ValueError as error:
+            yield f"caught {error}"
+        return "finished"
+
+    steps = echo()
+    assert next(steps) is False
+    assert steps.send("hello") == "hello"
+    assert steps.throw(ValueError("boom")) == "caught boom"
+    with pytest.raises(StopIteration) as stop:
+        next(steps)
+    assert stop.value.value == "finished"
+    assert tg.is_grad_enabled()
