@@ -32,7 +32,9 @@ def _encode(value, arrays: list, seen: dict, depth: int = 0):
         data = value._data if isinstance(value, Tensor) else np.asarray(value)
         if data.dtype.hasobject:
             raise TypeError("cannot save an array of Python objects: tapegrad.save writes no pickle")
-        kind = "tensor" if isinstance(value, Tensor) else "scalar" if isinstance(value, np.generic) else "array"
+        kind = (
+            _tensor_kind(value) if isinstance(value, Tensor) else "scalar" if isinstance(value, np.generic) else "array"
+        )
         key = (id(value), kind)
         if key not in seen:
             seen[key] = (len(arrays), value)  # (the value held: its id stays its own)
@@ -53,6 +55,31 @@ def _encode(value, arrays: list, seen: dict, depth: int = 0):
 
 _DEPTH = 200  # containers nested deeper are refused on save and reported damaged on load
 
+# A tensor's kind in the file: what ``torch.load`` gives back besides its values. A checkpoint's
+# tensors that required grad loaded without it, and its Parameters as plain tensors, so that
+# optimizing them after a resume silently computed no gradients.
+_TENSOR_KINDS = {
+    "tensor": (False, False),  # (requires grad, nn.Parameter)
+    "grad_tensor": (True, False),
+    "parameter": (True, True),
+    "frozen_parameter": (False, True),
+}
+
+
+def _tensor_kind(tensor: Tensor) -> str:
+    parameter = type(tensor).__name__ == "Parameter" and type(tensor).__module__ == "tapegrad.nn.modules"
+    return next(kind for kind, flags in _TENSOR_KINDS.items() if flags == (tensor.requires_grad, parameter))
+
+
+def _tensor_of(data: np.ndarray, kind: str) -> Tensor:
+    requires_grad, parameter = _TENSOR_KINDS[kind]
+    if parameter:
+        from .nn.modules import Parameter
+
+        return Parameter(_wrap(data), requires_grad=requires_grad)
+    tensor = _wrap(data)
+    return tensor.requires_grad_() if requires_grad else tensor
+
 
 def _decode(node, archive, loaded: dict, depth: int = 0):
     """The value ``node`` describes; each array read once (``loaded``), however often the file
@@ -60,17 +87,17 @@ def _decode(node, archive, loaded: dict, depth: int = 0):
     if depth > _DEPTH or not isinstance(node, dict) or len(node) != 1:
         raise ValueError("not a file tapegrad.save wrote: its structure is damaged")
     ((kind, content),) = node.items()
-    if kind in ("tensor", "array", "scalar"):
+    if kind in _TENSOR_KINDS or kind in ("array", "scalar"):
         name = str(content)
         if type(content) is not int or name not in archive.files:
             raise ValueError("not a file tapegrad.save wrote: it names an array it does not hold")
         key = (name, kind)
         if key not in loaded:
             data = archive[name]
-            if kind == "tensor":
-                if data.dtype not in _TENSOR_DTYPES:
+            if kind in _TENSOR_KINDS:
+                if data.dtype not in _TENSOR_DTYPES or (_TENSOR_KINDS[kind][0] and data.dtype.kind not in "fc"):
                     raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {data.dtype}")
-                loaded[key] = _wrap(data.copy())
+                loaded[key] = _tensor_of(data.copy(), kind)
             else:
                 loaded[key] = data if kind == "array" else data[()]
         return loaded[key]
@@ -99,9 +126,10 @@ def save(obj, f) -> None:
 
     ``obj`` is a tensor, a state dict, or any nesting (up to 200 deep) of dicts, lists and
     tuples of tensors, numpy arrays, numbers, strings and None: a training checkpoint. A tensor
-    saved twice (tied weights) loads as one. Raises ``TypeError`` for anything else (a module, a
+    saved twice (tied weights) loads as one; a tensor that requires grad loads as a leaf that
+    does, and an ``nn.Parameter`` as one, as with ``torch.load``. Raises ``TypeError`` for anything else (a module, a
     function, an array of objects): it would need a pickle, which tapegrad never writes."""
-    if isinstance(obj, Tensor):
+    if isinstance(obj, Tensor) and _tensor_kind(obj) == "tensor":
         arrays = {_SINGLE: obj._data}
     else:
         listed: list = []

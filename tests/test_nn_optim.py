@@ -182,6 +182,27 @@ def test_save_keeps_containers_keys_and_kinds(tmp_path):
     assert back[(1, "k")]["nested"]["deep"].dtype == tg.float64
 
 
+def test_load_gives_back_requires_grad_and_parameters(tmp_path):
+    # Loaded as plain tensors, a resumed optimization of them computed no gradients, silently.
+    weight, frozen = tg.nn.Parameter(tg.ones(2)), tg.nn.Parameter(tg.ones(1), requires_grad=False)
+    checkpoint = {"w": tg.ones(2, requires_grad=True), "p": weight, "tied": weight, "f": frozen, "x": tg.arange(3)}
+    tg.save(checkpoint, tmp_path / "checkpoint")
+    loaded = tg.load(tmp_path / "checkpoint")
+    kinds = {name: (type(value).__name__, value.requires_grad, value.is_leaf) for name, value in loaded.items()}
+    assert kinds == {
+        "w": ("Tensor", True, True),
+        "p": ("Parameter", True, True),
+        "tied": ("Parameter", True, True),
+        "f": ("Parameter", False, True),
+        "x": ("Tensor", False, True),
+    }
+    assert loaded["p"] is loaded["tied"]
+    (loaded["w"] * loaded["p"]).sum().backward()
+    assert loaded["w"].grad.tolist() == [1.0, 1.0] and loaded["p"].grad.tolist() == [1.0, 1.0]
+    tg.save(checkpoint["w"], tmp_path / "one")
+    assert tg.load(tmp_path / "one").requires_grad
+
+
 def test_save_refuses_what_needs_a_pickle_and_load_refuses_damaged_files(tmp_path):
     with pytest.raises(TypeError, match="cannot save Linear"):
         tg.save({"epoch": 1, "model": tg.nn.Linear(2, 2)}, tmp_path / "bad.npz")
