@@ -83,7 +83,6 @@ LAYERS = {
         "_factories",
         "_replay_hooks",
         "_logical",
-        "_serialization",
         "_examples",
     ],
     "autograd": [
@@ -117,6 +116,7 @@ LAYERS = {
         "optim.optimizer",
         "optim.lbfgs",
         "linalg",  # torch.linalg: solve and inv are autograd.Functions
+        "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
         "utils",
         "utils.data",
     ],
