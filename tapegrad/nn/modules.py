@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from itertools import chain
 
 import numpy as np
 
@@ -42,21 +45,53 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
+        """Follows ``torch.nn.Module.__setattr__``: a Parameter is registered as a parameter and a
+        Module as a child (either replacing a buffer, parameter or child of that name); a name
+        already registered keeps its kind and its place in the order, so it takes only a value of
+        that kind (a tensor for a buffer) or None, and raises ``TypeError`` for another, with
+        PyTorch's message. Other values are plain attributes. Raises ``AttributeError`` for a
+        Parameter or Module assigned before ``Module.__init__()``."""
         parameters = self.__dict__.get("_parameters")
-        if parameters is None:
-            raise AttributeError("cannot assign before Module.__init__() call")
-        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not isinstance(value, Parameter):
-            self._buffers[name] = value
+        if parameters is None:  # before Module.__init__: plain attributes only, as PyTorch
+            if isinstance(value, (Parameter, Module)):
+                kind = "parameters" if isinstance(value, Parameter) else "module"
+                raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
             object.__setattr__(self, name, value)
             return
-        parameters.pop(name, None)
-        self._modules.pop(name, None)
-        self._buffers.pop(name, None)
         if isinstance(value, Parameter):
+            self._unregister_but(name, parameters)
             parameters[name] = value
+        elif name in parameters:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as parameter '{name}' (torch.nn.Parameter or None expected)"
+                )
+            parameters[name] = None
         elif isinstance(value, Module):
+            self._unregister_but(name, self._modules)
             self._modules[name] = value
-        object.__setattr__(self, name, value)
+        elif name in self._modules:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as child module '{name}' (torch.nn.Module or None expected)"
+                )
+            self._modules[name] = None
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as buffer '{name}' "
+                    "(torch.nn.Buffer, torch.Tensor or None expected)"
+                )
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)  # the attribute mirrors the registries: no __getattr__
+
+    def _unregister_but(self, name: str, kept: OrderedDict) -> None:
+        """Unregister ``name`` as a parameter, buffer or child, except in ``kept`` (the registry
+        it is assigned to, where it keeps its place)."""
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not kept:
+                registry.pop(name, None)
+        self._non_persistent_buffers.discard(name)
 
     def __delattr__(self, name):
         for registry in (self._parameters, self._buffers, self._modules):
@@ -90,7 +125,7 @@ class Module:
         _check_name(self, name, "buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(
-                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (torch Tensor or None required)"
+                f"cannot assign '{_typename(tensor)}' object to buffer '{name}' (torch Tensor or None required)"
             )
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
@@ -106,7 +141,7 @@ class Module:
         _check_name(self, name, "parameter")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(
-                f"cannot assign '{type(param).__name__}' object to parameter '{name}' (torch.nn.Parameter or None required)"
+                f"cannot assign '{_typename(param)}' object to parameter '{name}' (torch.nn.Parameter or None required)"
             )
         self._buffers.pop(name, None)
         self._modules.pop(name, None)
@@ -116,7 +151,7 @@ class Module:
     def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` as the child ``self.<name>``."""
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+            raise TypeError(f"{_typename(module)} is not a Module subclass")
         _check_name(self, name, "module")
         self._parameters.pop(name, None)
         self._buffers.pop(name, None)
@@ -324,6 +359,15 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(([extra] if extra else []) + lines) + "\n)"
 
 
+def _typename(value) -> str:
+    """How PyTorch's messages name a value's type (``torch.typename``): a tensor's ``type()``
+    (``'tapegrad.FloatTensor'``), a builtin's class name (``'int'``), else module.class."""
+    if isinstance(value, Tensor):
+        return value.type()
+    cls = type(value)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _check_name(module: Module, name: str, kind: str) -> None:
     if not isinstance(name, str):
         raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
@@ -484,71 +528,198 @@ class SmoothL1Loss(Module):
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
-class Sequential(Module):
-    """Modules called in order, each on the previous one's output; follows ``torch.nn.Sequential``."""
+def _position(container: Module, idx) -> int:
+    """``idx`` (an int, possibly negative) as a position in ``container``; raises ``IndexError``
+    (``"index 5 is out of range"``) as PyTorch's containers do."""
+    idx = operator.index(idx)
+    if not -len(container) <= idx < len(container):
+        raise IndexError(f"index {idx} is out of range")
+    return idx % len(container)
 
-    def __init__(self, *modules: Module):
+
+def _renumber(container: Module) -> None:
+    """Name ``container``'s children "0", "1"... in their order, as PyTorch's Sequential and
+    ModuleList do after a deletion (here the attributes, which mirror ``_modules``, too)."""
+    modules = list(container._modules.values())
+    for key in container._modules:
+        container.__dict__.pop(key, None)
+    container._modules.clear()
+    for index, module in enumerate(modules):
+        container._modules[str(index)] = module
+        object.__setattr__(container, str(index), module)
+
+
+class Sequential(Module):
+    """Modules called in order, each on the previous one's output; follows ``torch.nn.Sequential``.
+    Built from modules (named "0", "1"...) or from one ``OrderedDict`` (named by its keys). A
+    slice is a Sequential keeping the names; deleting renumbers the rest "0", "1"... as
+    PyTorch does. Raises ``TypeError`` for an element that is not a Module, ``IndexError`` for
+    an index out of range, ``ValueError`` for ``+`` with another type and for a factor ``<= 0``,
+    with PyTorch's messages."""
+
+    def __init__(self, *args):
         super().__init__()
-        for index, module in enumerate(modules):
-            setattr(self, str(index), module)
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for key, module in args[0].items():
+                self.add_module(key, module)
+        else:
+            for index, module in enumerate(args):
+                self.add_module(str(index), module)
 
     def forward(self, input):  # noqa: A002
-        for module in self._modules.values():
+        for module in self:
             input = module(input)  # noqa: A001
         return input
 
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return self.__class__(OrderedDict(list(self._modules.items())[idx]))
+        return list(self._modules.values())[_position(self, idx)]
 
-    def __len__(self) -> int:
-        return len(self._modules)
+    def __setitem__(self, idx: int, module: Module) -> None:
+        setattr(self, list(self._modules)[_position(self, idx)], module)
 
-
-class ModuleList(Module):
-    """Modules held in a list and registered (``"0"``, ``"1"``...); follows ``torch.nn.ModuleList``."""
-
-    def __init__(self, modules=None):
-        super().__init__()
-        if modules is not None:
-            self.extend(modules)
-
-    def _items(self) -> list:
-        return list(self._modules.values())
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return ModuleList(self._items()[index])
-        return self._items()[index]
-
-    def __setitem__(self, index: int, module: Module) -> None:
-        key = list(self._modules)[index]
-        self.add_module(key, module)
+    def __delitem__(self, idx) -> None:
+        keys = list(self._modules)
+        for key in keys[idx] if isinstance(idx, slice) else [keys[_position(self, idx)]]:
+            delattr(self, key)
+        _renumber(self)
 
     def __len__(self) -> int:
         return len(self._modules)
 
     def __iter__(self):
-        return iter(self._items())
+        return iter(self._modules.values())
+
+    def __add__(self, other) -> Sequential:
+        return Sequential().extend(self).__iadd__(other)
+
+    def __iadd__(self, other) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
+        return self.extend(other)
+
+    def __mul__(self, other: int) -> Sequential:
+        return Sequential(*self).__imul__(other)
+
+    __rmul__ = __mul__
+
+    def __imul__(self, other: int) -> Sequential:
+        if not isinstance(other, int):
+            raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(other)}")
+        if other <= 0:
+            raise ValueError(f"Non-positive multiplication factor {other} for {type(self)}")
+        return self.extend(list(self) * (other - 1))
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        """Insert before position ``index``, shifting the later ones' numbers up. Raises
+        ``AssertionError`` for a non-Module and ``IndexError`` outside ``[-len, len]``, as PyTorch."""
+        if not isinstance(module, Module):
+            raise AssertionError(f"module should be of type: {Module}")
+        n = len(self._modules)
+        if not -n <= index <= n:
+            raise IndexError(f"Index out of range: {index}")
+        index = index + n if index < 0 else index
+        for i in range(n, index, -1):  # PyTorch's shift, so named children raise its KeyError
+            self.add_module(str(i), self._modules[str(i - 1)])
+        self.add_module(str(index), module)
+        return self
+
+    def extend(self, sequential) -> Sequential:
+        for module in sequential:
+            self.append(module)
+        return self
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+
+class ModuleList(Module):
+    """Modules held in a list and registered (``"0"``, ``"1"``...); follows ``torch.nn.ModuleList``:
+    indexing, assignment, deletion (renumbering the rest), ``insert``, ``pop``, ``+`` and ``+=``.
+    Raises ``IndexError`` for an index out of range and ``TypeError`` for a non-Module or
+    ``extend`` with a non-iterable, with PyTorch's messages."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self += modules
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return self.__class__(list(self._modules.values())[idx])
+        return self._modules[str(_position(self, idx))]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        setattr(self, str(_position(self, idx)), module)
+
+    def __delitem__(self, idx) -> None:
+        for k in range(len(self._modules))[idx] if isinstance(idx, slice) else [_position(self, idx)]:
+            delattr(self, str(k))
+        _renumber(self)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules) -> ModuleList:
+        return self.extend(modules)
+
+    def __add__(self, other) -> ModuleList:
+        return ModuleList(chain(self, other))
 
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules) -> ModuleList:
+        if not isinstance(modules, Iterable):
+            raise TypeError(f"ModuleList.extend should be called with an iterable, but got {type(modules).__name__}")
         for module in modules:
             self.append(module)
         return self
 
     def insert(self, index: int, module: Module) -> None:
-        items = self._items()
-        items.insert(index, module)
-        self._modules.clear()
-        for position, item in enumerate(items):
-            self.add_module(str(position), item)
+        """Insert before position ``index``, shifting the later ones' numbers up (PyTorch's shift)."""
+        for i in range(len(self._modules), index, -1):
+            self.add_module(str(i), self._modules[str(i - 1)])
+        self.add_module(str(index), module)
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def __repr__(self) -> str:
+        """PyTorch's: a run of equal children printed once, as ``(0-2): 3 x Linear(...)``."""
+        runs = []  # [first, last, repr]
+        for index, module in enumerate(self):
+            text = repr(module)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = index
+            else:
+                runs.append([index, index, text])
+        if not runs:
+            return f"{type(self).__name__}()"
+        lines = [
+            f"({first}): {text}" if first == last else f"({first}-{last}): {last - first + 1} x {text}"
+            for first, last, text in runs
+        ]
+        return f"{type(self).__name__}(\n  " + "\n  ".join(line.replace("\n", "\n  ") for line in lines) + "\n)"
 
 
 class ModuleDict(Module):
-    """Modules held by name and registered; follows ``torch.nn.ModuleDict``."""
+    """Modules held by name and registered; follows ``torch.nn.ModuleDict``. ``update`` takes a
+    mapping or (key, module) pairs and raises ``TypeError``/``ValueError`` for others, with
+    PyTorch's messages."""
 
     def __init__(self, modules=None):
         super().__init__()
@@ -573,6 +744,15 @@ class ModuleDict(Module):
     def __contains__(self, key: str) -> bool:
         return key in self._modules
 
+    def clear(self) -> None:
+        for key in list(self._modules):
+            del self[key]
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
     def keys(self):
         return self._modules.keys()
 
@@ -583,20 +763,41 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules) -> None:
-        for key, module in modules.items() if hasattr(modules, "items") else modules:
-            self[key] = module
+        if not isinstance(modules, Iterable):
+            raise TypeError(
+                "ModuleDict.update should be called with an iterable of key/value pairs, but got "
+                + type(modules).__name__
+            )
+        if isinstance(modules, (Mapping, ModuleDict)):
+            for key, module in modules.items():
+                self[key] = module
+            return
+        for j, pair in enumerate(modules):
+            if not isinstance(pair, Iterable):
+                raise TypeError(f"ModuleDict update sequence element #{j} should be Iterable; is{type(pair).__name__}")
+            if len(pair) != 2:
+                raise ValueError(f"ModuleDict update sequence element #{j} has length {len(pair)}; 2 is required")
+            self[pair[0]] = pair[1]
 
 
 class ParameterList(Module):
-    """Parameters held in a list and registered; follows ``torch.nn.ParameterList``."""
+    """Parameters held in a list and registered (``"0"``, ``"1"``...); follows
+    ``torch.nn.ParameterList``: what is added is made a Parameter unless it is one; a slice is a
+    ParameterList. Raises ``IndexError`` for an index out of range, ``TypeError`` for ``extend``
+    with a non-iterable or a tensor, and ``RuntimeError`` when called, as PyTorch does."""
 
     def __init__(self, values=None):
         super().__init__()
-        for value in values or ():
-            self.append(value)
+        if values is not None:
+            self += values
 
-    def __getitem__(self, index: int) -> Parameter:
-        return list(self._parameters.values())[index]
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return self.__class__(list(self)[idx])
+        return self._parameters[str(_position(self, idx))]
+
+    def __setitem__(self, idx: int, value) -> None:
+        setattr(self, str(_position(self, idx)), value if isinstance(value, Parameter) else Parameter(value))
 
     def __len__(self) -> int:
         return len(self._parameters)
@@ -604,11 +805,19 @@ class ParameterList(Module):
     def __iter__(self):
         return iter(self._parameters.values())
 
+    def __iadd__(self, values) -> ParameterList:
+        return self.extend(values)
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called.")
+
     def append(self, value) -> ParameterList:
         self.register_parameter(str(len(self)), value if isinstance(value, Parameter) else Parameter(value))
         return self
 
     def extend(self, values) -> ParameterList:
+        if not isinstance(values, Iterable) or isinstance(values, Tensor):  # a tensor is not unpacked
+            raise TypeError(f"ParameterList.extend should be called with an iterable, but got {type(values).__name__}")
         for value in values:
             self.append(value)
         return self

@@ -1,0 +1,273 @@
+"""Module attribute assignment and the containers (Sequential, ModuleList, ModuleDict,
+ParameterList) behave as PyTorch's: names, order, kinds, and the errors raised."""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _names(module) -> list:
+    return [name for name, _ in module.named_parameters()]
+
+
+def _kinds(container) -> list:
+    return [type(module).__name__ for module in container]
+
+
+def _error(function, *args):
+    """(exception class name, message) of ``function(*args)``, or None when it returns."""
+    try:
+        function(*args)
+    except Exception as error:  # noqa: BLE001 - the class is what is compared
+        return type(error).__name__, str(error)
+    return None
+
+
+# -- Sequential -------------------------------------------------------------------------------
+
+
+def test_sequential_from_ordered_dict_names_children_by_its_keys():
+    layers = OrderedDict([("fc1", tg.nn.Linear(4, 8)), ("act", tg.nn.ReLU()), ("fc2", tg.nn.Linear(8, 2))])
+    model = tg.nn.Sequential(layers)
+    assert list(model._modules) == ["fc1", "act", "fc2"] and model.fc1 is layers["fc1"]
+    assert list(model.state_dict()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    x = tg.randn(3, 4)
+    expected = layers["fc2"](layers["act"](layers["fc1"](x)))
+    assert model(x).shape == (3, 2)
+    np.testing.assert_allclose(model(x).detach().numpy(), expected.detach().numpy())
+
+
+def test_sequential_names_match_pytorch():
+    torch = pytest.importorskip("torch")
+    names = {}
+    for lib in (torch, tg):
+        model = lib.nn.Sequential(OrderedDict([("conv", lib.nn.Linear(2, 3)), ("out", lib.nn.Linear(3, 1))]))
+        names[lib] = (list(model.state_dict()), _names(model[0:1]), len(model))
+    assert names[tg] == names[torch]
+
+
+def test_sequential_rejects_an_element_that_is_not_a_module_as_pytorch():
+    torch = pytest.importorskip("torch")
+    ours = _error(tg.nn.Sequential, tg.nn.Linear(2, 2), 5)
+    assert ours == _error(torch.nn.Sequential, torch.nn.Linear(2, 2), 5)
+    assert ours == ("TypeError", "int is not a Module subclass")
+    assert _error(tg.nn.Sequential, {"a": tg.nn.ReLU()})[0] == "TypeError"  # only an OrderedDict is named
+
+
+def test_sequential_slice_is_a_callable_sequential_keeping_the_names():
+    model = tg.nn.Sequential(
+        OrderedDict([("fc1", tg.nn.Linear(4, 8)), ("act", tg.nn.ReLU()), ("fc2", tg.nn.Linear(8, 2))])
+    )
+    head = model[0:2]
+    assert type(head) is tg.nn.Sequential and list(head._modules) == ["fc1", "act"]
+    assert head.fc1 is model.fc1 and head(tg.ones(1, 4)).shape == (1, 8)
+    assert model[-1] is model.fc2
+    with pytest.raises(IndexError, match="index 3 is out of range"):
+        model[3]
+
+
+def test_sequential_set_delete_and_pop_renumber_as_pytorch():
+    model = tg.nn.Sequential(
+        OrderedDict([("fc1", tg.nn.Linear(4, 8)), ("act", tg.nn.ReLU()), ("fc2", tg.nn.Linear(8, 2))])
+    )
+    model[1] = tg.nn.Tanh()
+    assert list(model._modules) == ["fc1", "act", "fc2"] and isinstance(model.act, tg.nn.Tanh)
+    with pytest.raises(
+        TypeError, match=r"cannot assign 'int' as child module 'act' \(torch.nn.Module or None expected\)"
+    ):
+        model[1] = 5
+    fc1 = model.pop(0)
+    assert isinstance(fc1, tg.nn.Linear) and fc1.in_features == 4
+    assert list(model._modules) == ["0", "1"] and _names(model) == ["1.weight", "1.bias"]
+    assert not hasattr(model, "fc1") and not hasattr(model, "fc2") and model[1] is getattr(model, "1")
+    del model[0:1]
+    assert list(model._modules) == ["0"] and model(tg.ones(1, 8)).shape == (1, 2)
+
+
+def test_sequential_append_insert_extend_add_and_mul():
+    relu, tanh, sigmoid = tg.nn.ReLU(), tg.nn.Tanh(), tg.nn.Sigmoid()
+    model = tg.nn.Sequential(relu).append(tanh)
+    assert model.insert(1, sigmoid) is model and list(model) == [relu, sigmoid, tanh]
+    assert model.insert(-1, relu) is model and _kinds(model) == ["ReLU", "Sigmoid", "ReLU", "Tanh"]
+    assert getattr(model, "3") is tanh and list(model._modules) == ["0", "1", "2", "3"]
+    with pytest.raises(IndexError, match="Index out of range: 9"):
+        model.insert(9, relu)
+    with pytest.raises(AssertionError, match="module should be of type"):
+        model.insert(0, 3)
+    assert _kinds(tg.nn.Sequential(relu).extend([tanh, sigmoid])) == ["ReLU", "Tanh", "Sigmoid"]
+    joined = tg.nn.Sequential(relu) + tg.nn.Sequential(tanh)
+    assert list(joined._modules) == ["0", "1"] and list(joined) == [relu, tanh]
+    with pytest.raises(ValueError, match="add operator supports only objects of Sequential class"):
+        tg.nn.Sequential(relu) + [tanh]
+    assert list(tg.nn.Sequential(relu, tanh) * 2) == [relu, tanh, relu, tanh]
+    assert list(2 * tg.nn.Sequential(relu)) == [relu, relu]
+    with pytest.raises(ValueError, match="Non-positive multiplication factor 0"):
+        tg.nn.Sequential(relu) * 0
+    grown = tg.nn.Sequential(relu)
+    grown += tg.nn.Sequential(tanh)
+    grown *= 2
+    assert list(grown) == [relu, tanh, relu, tanh]
+
+
+# -- assignment to a registered name ------------------------------------------------------------
+
+
+def test_assigning_a_parameter_to_a_parameter_name_keeps_its_place():
+    layer = tg.nn.Linear(2, 2)
+    replacement = tg.nn.Parameter(tg.zeros(2, 2))
+    layer.weight = replacement
+    assert _names(layer) == ["weight", "bias"] and layer.weight is replacement
+    assert list(layer.state_dict()) == ["weight", "bias"]
+
+
+def test_assigning_a_plain_tensor_to_a_parameter_name_raises_and_keeps_the_parameter():
+    layer = tg.nn.Linear(2, 2)
+    weight = layer.weight
+    message = f"cannot assign '{tg.ones(2, 2).type()}' as parameter 'weight' (torch.nn.Parameter or None expected)"
+    with pytest.raises(TypeError) as raised:
+        layer.weight = tg.ones(2, 2)
+    assert str(raised.value) == message and "FloatTensor" in message
+    with pytest.raises(TypeError, match=r"cannot assign 'int' as parameter 'weight'"):
+        layer.weight = 3
+    assert layer.weight is weight and _names(layer) == ["weight", "bias"]
+    layer.bias = None  # allowed: the slot stays, empty
+    assert layer.bias is None and list(layer._parameters) == ["weight", "bias"] and _names(layer) == ["weight"]
+    layer.bias = tg.nn.Parameter(tg.ones(2))
+    assert _names(layer) == ["weight", "bias"]
+
+
+def test_buffer_names_take_tensors_or_none_only():
+    norm = tg.nn.BatchNorm1d(2)
+    norm.running_mean = tg.ones(2)
+    assert list(norm._buffers) == ["running_mean", "running_var", "num_batches_tracked"]
+    assert norm.running_mean.tolist() == [1.0, 1.0] and list(norm.state_dict())[2] == "running_mean"
+    with pytest.raises(TypeError, match=r"cannot assign 'int' as buffer 'running_mean' \(torch.nn.Buffer"):
+        norm.running_mean = 5
+    assert "running_mean" in norm._buffers and norm.running_mean.tolist() == [1.0, 1.0]
+    norm.running_var = tg.nn.Parameter(tg.ones(2))  # a Parameter turns the name into a parameter
+    assert "running_var" not in norm._buffers and _names(norm) == ["weight", "bias", "running_var"]
+
+
+def test_child_module_names_take_modules_or_none_only():
+    model = tg.nn.Sequential(OrderedDict([("fc1", tg.nn.Linear(2, 2)), ("act", tg.nn.ReLU())]))
+    with pytest.raises(TypeError) as raised:
+        model.fc1 = 5
+    assert str(raised.value) == "cannot assign 'int' as child module 'fc1' (torch.nn.Module or None expected)"
+    assert isinstance(model.fc1, tg.nn.Linear)
+    model.fc1 = None
+    assert list(model._modules) == ["fc1", "act"] and model.fc1 is None and _names(model) == []
+
+
+def test_assignment_errors_match_pytorch():
+    torch = pytest.importorskip("torch")
+    errors = {}
+    for lib in (torch, tg):
+        layer, norm = lib.nn.Linear(2, 2), lib.nn.BatchNorm1d(2)
+        model = lib.nn.Sequential(OrderedDict([("fc1", lib.nn.Linear(2, 2))]))
+        errors[lib] = [
+            _error(setattr, layer, "weight", [1.0]),
+            _error(setattr, norm, "running_var", "x"),
+            _error(setattr, model, "fc1", 2.5),
+            _error(model.add_module, "x", 1),
+        ]
+    assert errors[tg] == errors[torch] and all(error is not None for error in errors[tg])
+
+
+def test_parameters_and_modules_before_init_raise_plain_attributes_do_not():
+    class Early(tg.nn.Module):
+        def __init__(self, value):
+            self.early = value
+            super().__init__()
+
+    assert Early(3).early == 3
+    with pytest.raises(AttributeError, match=r"cannot assign parameters before Module.__init__\(\) call"):
+        Early(tg.nn.Parameter(tg.ones(1)))
+    with pytest.raises(AttributeError, match=r"cannot assign module before Module.__init__\(\) call"):
+        Early(tg.nn.ReLU())
+
+
+# -- ModuleList ---------------------------------------------------------------------------------
+
+
+def test_module_list_insert_shifts_the_later_modules():
+    relu, tanh, sigmoid = tg.nn.ReLU(), tg.nn.Tanh(), tg.nn.Sigmoid()
+    modules = tg.nn.ModuleList([relu, tanh])
+    modules.insert(0, sigmoid)
+    assert list(modules) == [sigmoid, relu, tanh] and list(modules._modules) == ["0", "1", "2"]
+    assert getattr(modules, "0") is sigmoid and getattr(modules, "2") is tanh
+    modules.insert(3, relu)
+    assert list(modules) == [sigmoid, relu, tanh, relu]
+
+
+def test_module_list_delete_pop_set_add():
+    layers = [tg.nn.Linear(1, 1) for _ in range(4)]
+    modules = tg.nn.ModuleList(layers)
+    assert modules.pop(1) is layers[1] and list(modules) == [layers[0], layers[2], layers[3]]
+    del modules[::2]
+    assert list(modules) == [layers[2]] and list(modules._modules) == ["0"] and not hasattr(modules, "2")
+    assert _names(modules) == ["0.weight", "0.bias"]
+    modules[0] = layers[0]
+    assert modules[-1] is layers[0]
+    with pytest.raises(IndexError, match="index 1 is out of range"):
+        modules[1] = layers[1]
+    modules += [layers[1]]
+    combined = modules + [layers[3]]
+    assert type(combined) is tg.nn.ModuleList and list(combined) == [layers[0], layers[1], layers[3]]
+    assert len(modules) == 2 and type(modules[1:]) is tg.nn.ModuleList
+    with pytest.raises(TypeError, match="ModuleList.extend should be called with an iterable, but got int"):
+        modules.extend(3)
+
+
+def test_module_list_operations_match_pytorch():
+    torch = pytest.importorskip("torch")
+    seen = {}
+    for lib in (torch, tg):
+        nn = lib.nn
+        modules = nn.ModuleList([nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU()])
+        modules.insert(1, nn.SiLU())
+        steps = [_kinds(modules)]
+        del modules[-2]
+        steps.append(_kinds(modules))
+        steps.append(type(modules.pop(0)).__name__)
+        steps.append((_kinds(modules), list(modules._modules)))
+        steps.append(_error(modules.__getitem__, 7))
+        steps.append(_error(modules.__setitem__, 0, 5))
+        steps.append(repr(nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2), nn.ReLU()])))
+        seen[lib] = steps
+    assert seen[tg] == seen[torch]
+
+
+# -- ModuleDict, ParameterList ---------------------------------------------------------------------
+
+
+def test_module_dict_pop_clear_and_update_checks():
+    relu, tanh = tg.nn.ReLU(), tg.nn.Tanh()
+    modules = tg.nn.ModuleDict({"a": relu, "b": tanh})
+    assert modules.pop("a") is relu and list(modules) == ["b"] and not hasattr(modules, "a")
+    modules.clear()
+    assert len(modules) == 0 and not hasattr(modules, "b")
+    with pytest.raises(ValueError, match="ModuleDict update sequence element #0 has length 3; 2 is required"):
+        modules.update([("x", relu, 1)])
+    with pytest.raises(TypeError, match="ModuleDict.update should be called with an iterable"):
+        modules.update(5)
+    modules.update([["y", tanh]])
+    assert modules["y"] is tanh
+
+
+def test_parameter_list_slice_setitem_extend_and_call():
+    params = tg.nn.ParameterList([tg.ones(2), tg.zeros(3)])
+    head = params[0:1]
+    assert type(head) is tg.nn.ParameterList and len(head) == 1 and head[0] is params[0]
+    params[0] = tg.ones(4)
+    assert isinstance(params[0], tg.nn.Parameter) and params[0].shape == (4,) and params[-1].shape == (3,)
+    with pytest.raises(IndexError, match="index 2 is out of range"):
+        params[2]
+    with pytest.raises(TypeError, match="ParameterList.extend should be called with an iterable, but got Tensor"):
+        params.extend(tg.ones(2))  # a tensor is not unpacked into rows
+    params += [tg.ones(1)]
+    assert len(params) == 3 and _names(params) == ["0", "1", "2"]
+    with pytest.raises(RuntimeError, match="ParameterList should not be called."):
+        params(tg.ones(1))
