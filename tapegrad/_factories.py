@@ -206,8 +206,11 @@ def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = F
 
 
 def randint(low, high=None, size=None, *, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
-    """Integers in [low, high) of shape ``size`` (int64); follows ``torch.randint``."""
+    """Integers in [low, high) of shape ``size`` (int64); follows ``torch.randint``, whose
+    ``randint(high, size)`` form is ``randint(0, high, size)``."""
     _device.check(device)
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     values = numpy_generator(generator).integers(low, high, size=_shape((size,)))
@@ -278,6 +281,8 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     _device.check(device)
     if end is None:
         start, end = 0, start
+    # 0-d tensors (``arange(n)`` of ``n = x.shape[0]`` as a tensor) by their values and dtypes
+    start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
     is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
     default = _dtypes.int64 if is_integral else _dtypes.DEFAULT_FLOAT
     target = (_dtypes.as_dtype(dtype) if dtype is not None else default).numpy

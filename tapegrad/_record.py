@@ -694,6 +694,16 @@ def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         ).numpy
     if name == "div" and result.kind != "f":
         result = np.dtype(np.float32)
+    if name == "sub" and "b" in (data_a.dtype.kind, data_b.dtype.kind):  # (numpy's TypeError named numpy)
+        if result.kind == "b":
+            raise RuntimeError(
+                "Subtraction, the `-` operator, with two bool tensors is not supported. "
+                "Use the `^` or `logical_xor()` operator instead."
+            )
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
+            "mask, use the `~` or `logical_not()` operator instead."
+        )
     if data_a.dtype != result:
         data_a = data_a.astype(result)
     if data_b.dtype != result:
@@ -1098,6 +1108,11 @@ def _unary_methods() -> dict:
             methods[op.name], methods[op.name + "_"] = method, method_
 
     def negative(self):
+        if self._data.dtype.kind == "b":  # (numpy's TypeError named numpy)
+            raise RuntimeError(
+                "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a "
+                "mask, use the `~` or `logical_not()` operator instead."
+            )
         return _unary(BY_NAME["neg"], self)
 
     methods.update(__neg__=negative, neg=negative, negative=negative)

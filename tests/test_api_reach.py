@@ -767,3 +767,45 @@ def test_the_legacy_tensor_constructor_refuses_what_pytorch_refuses(arguments):
     with pytest.raises(TypeError) as ours:
         tg.Tensor(*arguments)
     assert str(ours.value) == str(theirs.value)
+
+
+NEWCOMER_CALLS = {  # what a newcomer's pass over the library found differing from PyTorch
+    "randint(high, size)": lambda m: m.randint(5, (3,)).shape,
+    "arange of a 0-d integer tensor": lambda m: m.arange(m.tensor(3)),
+    "AccumulateGrad's repr": lambda m: str(m.ones(1, requires_grad=True).mul(2).grad_fn.next_functions[0][0]).split(
+        " at "
+    )[0],
+    "LayerNorm's repr": lambda m: [repr(m.nn.LayerNorm(3)), repr(m.nn.LayerNorm(2, elementwise_affine=False))],
+}
+
+
+@pytest.mark.parametrize("name", NEWCOMER_CALLS)
+def test_calls_a_newcomer_found_differing_now_match_pytorch(name):
+    ours, theirs = _both(lambda m: NEWCOMER_CALLS[name](m))
+    assert ours == theirs
+
+
+def _expanded_grad_accumulated(m):
+    x = m.zeros(2, 3, requires_grad=True)
+    x.grad = m.ones(1, 1).expand(2, 3)
+    (x * 2).sum().backward()
+
+
+NEWCOMER_ERRORS = {
+    "dropout p above 1": lambda m: m.nn.functional.dropout(m.ones(3), p=1.5),  # (was all zeros)
+    "dropout p below 0": lambda m: m.nn.functional.dropout(m.ones(3), p=-0.1),
+    "negation of bools": lambda m: -m.tensor([True]),
+    "bools minus bools": lambda m: m.tensor([True]) - m.tensor([False]),
+    "ints minus bools": lambda m: m.tensor([2]) - m.tensor([True]),
+    "accumulating into an expanded grad": _expanded_grad_accumulated,  # (numpy's ValueError leaked)
+}
+
+
+@pytest.mark.parametrize("name", NEWCOMER_ERRORS)
+def test_errors_a_newcomer_found_differing_now_match_pytorch(name):
+    torch = _torch()
+    with pytest.raises(Exception) as theirs:
+        NEWCOMER_ERRORS[name](torch)
+    with pytest.raises(Exception) as ours:
+        NEWCOMER_ERRORS[name](tg)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))

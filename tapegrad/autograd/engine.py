@@ -610,6 +610,12 @@ def _retain(tensor, values: np.ndarray) -> None:
     tensor._grad = _wrap(values if tensor._grad is None else tensor._grad._data + values)
 
 
+_OVERLAPPING_GRAD = (
+    "unsupported operation: more than one element of the written-to tensor refers to a single memory location. "
+    "Please clone() the tensor before performing the operation."
+)
+
+
 def _accumulate(tensor, values: np.ndarray, collect) -> None:
     if collect is not None:
         for index, wanted in enumerate(collect.inputs):
@@ -618,5 +624,11 @@ def _accumulate(tensor, values: np.ndarray, collect) -> None:
         return
     if tensor._grad is None:
         tensor._grad = _wrap(values)
-    else:
-        np.add(tensor._grad._data, values, out=tensor._grad._data, casting="unsafe")
+        return
+    held = tensor._grad._data
+    if not held.flags.writeable:
+        if 0 in held.strides and held.size > 1:  # ``x.grad = g.expand(...)``: numpy's error leaked
+            raise RuntimeError(_OVERLAPPING_GRAD)
+        tensor._grad = _wrap(np.add(held, values, dtype=held.dtype, casting="unsafe"))  # (a read-only array)
+        return
+    np.add(held, values, out=held, casting="unsafe")

@@ -48,7 +48,7 @@ class Node:
         return tuple(entries)
 
     def __repr__(self) -> str:
-        return f"<{self.name()} object at {hex(id(self))}>"
+        return f"<{type(self).__name__} object at {hex(id(self))}>"  # (not name(): C++ nodes differ)
 
 
 class AccumulateGrad(Node):

@@ -394,7 +394,10 @@ def binary_cross_entropy_with_logits(
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when training; follows ``torch.nn.functional.dropout``."""
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when training; follows
+    ``torch.nn.functional.dropout``. Raises PyTorch's ``ValueError`` for ``p`` outside [0, 1]."""
+    if not 0 <= p <= 1:  # (p = 1.5 made every element 0, silently)
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return input
     return input * _wrap(_kept(input.shape, p, input._data.dtype))
