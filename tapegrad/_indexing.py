@@ -29,10 +29,11 @@ def gather_rows(name: str, x: Tensor, indices) -> Tensor:
     if indices.dtype.kind not in "iu":
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     extent = x._data.shape[0] if x._data.ndim else 0
-    if indices.size and (indices.max() >= extent or indices.min() < -extent):
-        bad = indices.max() if indices.max() >= extent else indices.min()
-        if name == "embedding":
+    if name == "embedding":  # PyTorch's embedding takes no negative index; x[index] wraps them
+        if indices.size and (indices.max() >= extent or indices.min() < 0):
             raise IndexError("index out of range in self")
+    elif indices.size and (indices.max() >= extent or indices.min() < -extent):
+        bad = indices.max() if indices.max() >= extent else indices.min()
         raise IndexError(f"index {bad} is out of bounds for dimension 0 with size {extent}")
     indices = np.where(indices < 0, indices + extent, indices).astype(np.int64)
     # np.take along the first axis copies whole rows; x[indices] with a 2-D index took numpy's
@@ -74,6 +75,48 @@ def index(x: Tensor, key) -> Tensor:
     return gather_rows("index", x, key)
 
 
+def split_key(key) -> tuple:
+    """``x[key]`` as PyTorch applies it (``applySlicing`` in python_variable_indexing.cpp): two
+    numpy keys, ``basic`` then ``advanced`` (None when ``key`` has no index tensor), for
+    ``data[basic][advanced]``.
+
+    PyTorch walks the key once: an integer (a 0-d integer tensor too) is a ``select``, a slice a
+    ``slice``, None an ``unsqueeze``, a bool an ``unsqueeze`` indexed by ``[0]`` (``[]`` for
+    False), all on the tensor so far; index tensors and masks are kept with the dimension they
+    reach and applied last, in one ``index``. So integers never count among the advanced indices
+    when their broadcast dimensions move to the front (index tensors not next to each other):
+    ``x[0, :, [1, 2]]`` of a (2, 3, 4) ``x`` is (3, 2), where numpy makes it (2, 3). ``basic`` does
+    the selects, slices and new dimensions (a view: it ends with an Ellipsis); ``advanced`` holds
+    the index arrays, numpy's rule then placing their dimensions as PyTorch's does. Tensors in
+    ``key`` are guarded (inside ``tapegrad.record``, their values are read here)."""
+    basic, advanced, indexed = [], [], False
+    for part in key if isinstance(key, tuple) else (key,):
+        if isinstance(part, Tensor):
+            _guard(part, "indexing")
+            part = part._data
+        if isinstance(part, np.ndarray) and part.ndim == 0 and part.dtype.kind in "biu":
+            part = part.item()  # a 0-d tensor indexes as the number it holds
+        if isinstance(part, (bool, np.bool_)):
+            basic.append(None)
+            advanced.append(np.zeros(int(part), np.int64))
+            indexed = True
+        elif isinstance(part, (int, np.integer)):
+            basic.append(int(part))
+        elif isinstance(part, (np.ndarray, list)):
+            array = np.asarray(part)
+            if array.size == 0 and array.dtype.kind == "f":
+                array = array.astype(np.int64)  # x[[]]: PyTorch makes an empty list integer indices
+            basic.extend([slice(None)] * (array.ndim if array.dtype == np.bool_ else 1))
+            advanced.append(array)
+            indexed = True
+        else:  # a slice, None, Ellipsis (or something numpy rejects, in words _index_error translates)
+            basic.append(part)
+            advanced.append(Ellipsis if part is Ellipsis else slice(None))
+    if not any(part is Ellipsis for part in basic):
+        basic.append(Ellipsis)  # so that an all-integer key gives a 0-d view, not a scalar copy
+    return tuple(basic), (tuple(advanced) if indexed else None)
+
+
 def _positions(x: Tensor) -> np.ndarray:
     """Each element's flat position in ``x`` laid out contiguously, in ``x``'s shape."""
     return np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape)
@@ -98,15 +141,19 @@ def pick(name: str, x: Tensor, positions: np.ndarray) -> Tensor:
 
 
 def gather(x: Tensor, dim: int, index) -> Tensor:
-    """``out[i][j] = x[i][index[i][j]]`` for ``dim`` 1, and so on (``GatherBackward0``)."""
+    """``out[i][j] = x[i][index[i][j]]`` for ``dim`` 1, and so on (``GatherBackward0``).
+
+    Raises PyTorch's ``RuntimeError`` for an index outside ``[0, size)``: gather, unlike
+    ``x[index]``, takes no negative index."""
     index = _index_data(index, "gather")
     ndim = x._data.ndim
     dim = _normalize_dim(dim, ndim)
     if index.ndim != ndim and not (ndim == 0 and index.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     extent = x._data.shape[dim] if ndim else 1
-    if index.size and (index.max() >= extent or index.min() < -extent):
-        bad = index.max() if index.max() >= extent else index.min()
+    outside = (index < 0) | (index >= extent)
+    if outside.any():  # PyTorch names the first one in memory order
+        bad = index.reshape(-1)[np.argmax(outside.reshape(-1))]
         raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {extent}")
     if ndim == 0:
         return pick("gather", x, np.zeros(index.shape, np.int64))
@@ -117,18 +164,29 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
                 f"self {list(x._data.shape)} apart from dimension {dim}"
             )
     coordinates = list(np.indices(index.shape, dtype=np.int64))
-    coordinates[dim] = np.where(index < 0, index + extent, index)
+    coordinates[dim] = index
     return pick("gather", x, np.ravel_multi_index(tuple(coordinates), x._data.shape))
 
 
 def index_select(x: Tensor, dim: int, index) -> Tensor:
-    """The slices ``index`` (a 1-D tensor) along ``dim`` (``IndexSelectBackward0``)."""
+    """The slices ``index`` (a 1-D tensor) along ``dim`` (``IndexSelectBackward0``).
+
+    An index outside ``[0, size)``, negative ones included, raises what PyTorch's CPU kernel
+    (``index_select_out_cpu_``) raises: ``IndexError("index out of range in self")``, except on
+    its paths for ``dim`` 1 and an empty input of 2 or more dimensions, which raise a
+    ``RuntimeError`` naming the first bad index."""
     index = _index_data(index, "index_select")
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     dim = _normalize_dim(dim, x._data.ndim)
     extent = x._data.shape[dim] if x._data.ndim else 1
-    if index.size and (index.max() >= extent or index.min() < -extent):
+    outside = (index < 0) | (index >= extent)
+    if outside.any():
+        if x._data.ndim > 1 and (dim == 1 or x._data.size == 0):
+            if extent == 0:
+                raise RuntimeError("index_select(): self indexing axis dim should be positive")
+            bad = index.reshape(-1)[np.argmax(outside.reshape(-1))]
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={extent}")
         raise IndexError("index out of range in self")
     return pick("index_select", x, np.take(_positions(x), index.reshape(-1), axis=dim if x._data.ndim else None))
 
@@ -160,8 +218,9 @@ def flip(x: Tensor, dims) -> Tensor:
 def assign(x: Tensor, key, value) -> Tensor:
     """``x`` with ``x[key] = value`` applied, out of place (``CopySlices``): the elements of ``x``
     and of ``value`` (broadcast to ``x[key]``) joined, then picked into ``x``'s shape. A gradient
-    reaches ``x`` where it was not overwritten and ``value`` where it was written (the last write
-    wins for a repeated index, as in numpy)."""
+    reaches ``x`` where it was not overwritten and every element of ``value`` from where it was
+    written (the last write wins for a repeated index, as in numpy; the values it overwrote still
+    take the gradient there, as in PyTorch). ``key`` is read as PyTorch reads it (``split_key``)."""
     if _grad_state.recording is not None and _is_full_mask(x, key) and np.ndim(_data_of(value)) == 0:
         # Inside tapegrad.record, x[mask] = number is where(mask, number, x): the replay recomputes
         # the mask, where a pick by the mask's positions would freeze them. The number is cast to
@@ -169,23 +228,44 @@ def assign(x: Tensor, key, value) -> Tensor:
         from ._selection import _filled
 
         return _filled(key, value, x)
-    parts = key if isinstance(key, tuple) else (key,)
-    advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in parts)
-    if isinstance(key, Tensor):
-        _guard(key, "indexing")
-        key = key._data
-    elif isinstance(key, tuple):
-        for part in key:
-            if isinstance(part, Tensor):
-                _guard(part, "indexing")
-        key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
-    written = _positions(x)[key]
+    basic, advanced = split_key(key)
+    written = _positions(x)[basic]
+    if advanced is not None:
+        written = written[advanced]
     value = value if isinstance(value, Tensor) else Tensor(np.asarray(value, dtype=x._data.dtype))
     if value._data.dtype != x._data.dtype:
         value = value.to(x.dtype)
     if value._data.shape != written.shape:
         value = value.expand(written.shape)
-    return put("index_put" if advanced else "copy_slices", x, written, value)
+    if advanced is None:
+        return put("copy_slices", x, written, value)
+    if value._requires_grad:
+        value = _tied_to_the_kept(value, written, x._data.size)
+    return put("index_put", x, written, value)
+
+
+def _tied_to_the_kept(value: Tensor, written: np.ndarray, size: int) -> Tensor:
+    """``value`` (of ``written``'s shape) with every value that a later write to the same position
+    overwrites tied to the value kept there: the same numbers, but each value takes the gradient
+    at its position, as ``index_put``'s backward gathers it (``grad.index(indices)`` in PyTorch),
+    not only the kept one. An overwritten v enters the kept value as ``- (v.detach() - v)``:
+    exactly +0 (a kept -0 stays -0), with gradient 1; a non-finite v, whose difference is NaN,
+    enters as 0 and takes no gradient (PyTorch's would)."""
+    flat = written.reshape(-1)
+    kept = np.empty(size, np.int64)
+    kept[flat] = np.arange(flat.size)  # the last write wins, as in put, which assigns the same way
+    keeper = kept[flat]
+    overwritten = np.flatnonzero(keeper != np.arange(flat.size))
+    if not overwritten.size:
+        return value
+    from ._selection import where
+
+    values = value.reshape(-1)
+    lost = values[overwritten]
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, replaced by 0 just below
+        zero = lost.detach() - lost
+    zero = where(zero == zero, zero, 0.0)
+    return (values - _scatter_rows(zero, keeper[overwritten], flat.size)).reshape(value.shape)
 
 
 def put(name: str, x: Tensor, written: np.ndarray, value: Tensor) -> Tensor:
@@ -284,9 +364,12 @@ def _setitem(self, key, value) -> None:
     if _record.records_in_place(self, value) or _reads_the_tape(key):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return
-    numpy_key = tuple(k._data if isinstance(k, Tensor) else k for k in key) if isinstance(key, tuple) else key
-    numpy_key = numpy_key._data if isinstance(numpy_key, Tensor) else numpy_key
-    self._data[numpy_key] = value._data if isinstance(value, Tensor) else value
+    basic, advanced = split_key(key)
+    value = value._data if isinstance(value, Tensor) else value
+    if advanced is None:
+        self._data[basic] = value
+    else:
+        self._data[basic][advanced] = value  # basic indexing gives a view: the write reaches self
     _record._bump_version(self)
 
 

@@ -18,6 +18,7 @@ from ._grad_mode import state as _grad_state
 from ._indexing import _positions, _scatter_rows
 from ._indexing import index as _index_by_tensor
 from ._indexing import pick as _pick
+from ._indexing import split_key as _split_key
 from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _short_tape, _target
 from ._shapes import broadcast_strides, contiguous_strides
@@ -249,23 +250,18 @@ def getitem(x: Tensor, key) -> Tensor:
     if isinstance(key, (Tensor, np.ndarray, list)):
         return _index_by_tensor(x, key)
     bare_slice = isinstance(key, slice)  # x[:] is a SliceBackward0 even when it keeps everything
-    key = key if isinstance(key, tuple) else (key,)
-    advanced = any(isinstance(part, (Tensor, np.ndarray, list)) for part in key)
-    if advanced:  # x[rows, labels], x[:, idx], x[mask, 0]: a pick of the positions numpy finds
-        for part in key:
-            if isinstance(part, Tensor):
-                _guard(part, "indexing")  # positions computed in numpy: a replay must not reuse them
-        numpy_key = tuple(part._data if isinstance(part, Tensor) else part for part in key)
+    # Read as PyTorch reads it: the selects, slices and new dimensions first, then any index
+    # tensors (split_key guards them: positions computed in numpy, a replay must not reuse them).
+    key, advanced = _split_key(key)
+    if advanced is not None:  # x[rows, labels], x[:, idx], x[mask, 0], x[0, :, idx]
         recorded = _target((x,))[0] is not None
         try:
             # Off every tape, numpy's own indexing; on one, the flat positions it picks (the
             # gradient scatters back to them), as a one-element-wide gather row.
-            picked = _positions(x)[numpy_key] if recorded else np.asarray(x._data[numpy_key])
+            picked = (_positions(x) if recorded else x._data)[key][advanced]
         except IndexError as error:
             raise _index_error(error) from None
         return _pick("index", x, picked) if recorded else _wrap(picked)
-    if not any(part is Ellipsis for part in key):
-        key = key + (Ellipsis,)  # so that an all-integer index gives a 0-d view, not a scalar copy
     try:
         out = x._data[key]
         # Where each output element sits in the input, measured on a same-shaped byte array.

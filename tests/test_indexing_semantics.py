@@ -1,0 +1,284 @@
+"""Indexing as PyTorch reads a key: integers are selects applied before any index tensor (so they
+never move the broadcast dimensions to the front, as numpy's rule would); ``x[idx] = v`` with a
+repeated index sends every value the gradient at its position; gather, index_select and
+embedding take no negative index, ``x[index]`` does. Each case is compared with PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+torch = pytest.importorskip("torch")
+
+SHAPE = (2, 3, 4)
+
+# Keys written once for both libraries: ``m`` is tapegrad or torch (for its tensors).
+KEYS = {
+    "int, slice, list": lambda m: (0, slice(None), [1, 2]),
+    "int, partial slice, list": lambda m: (1, slice(1, None), [0, 3]),
+    "0-d tensor, slice, list": lambda m: (m.tensor(1), slice(None), [0, 1]),
+    "None, int, slice, list": lambda m: (None, 0, slice(None), [1, 2]),
+    "int, Ellipsis, list": lambda m: (0, Ellipsis, [1, 2]),
+    "Ellipsis, list, int": lambda m: (Ellipsis, [0, 1], 0),
+    "list, slice, int": lambda m: ([0, 1], slice(None), 0),
+    "slice, list, int": lambda m: (slice(None), [0, 2], 1),
+    "int, list, slice": lambda m: (0, [0, 2], slice(None)),
+    "list, int, slice": lambda m: (m.tensor([[0, 1], [1, 0]]), 1, slice(None)),
+    "list, int, list": lambda m: ([0, 1], 2, [1, 3]),
+    "int, 0-d tensor, list": lambda m: (0, m.tensor(2), [1, 2]),
+    "list, slice, list": lambda m: ([1, 0], slice(None), [2, 3]),
+    "broadcast lists apart": lambda m: ([[0], [1]], slice(None), [0, 3]),
+    "lists apart around None": lambda m: ([0, 1], None, slice(None), [1, 2]),
+    "True, slice, list": lambda m: (True, slice(None), [0, 1]),
+    "False, int, slice, list": lambda m: (False, 0, slice(None), [1]),
+    "slice, 0-d bool, list": lambda m: (slice(None), m.tensor(True), [0, 1]),
+    "int, slice, mask": lambda m: (0, slice(None), m.tensor([True, False, True, False])),
+    "mask, slice, list": lambda m: (m.tensor([False, True]), slice(None), [1, 2]),
+    "int, 2-d mask": lambda m: (1, m.tensor([[True, False, True, False]] * 3)),
+    "int, slice, empty list": lambda m: (1, slice(None), []),
+    "True alone": lambda m: True,
+    "0-d tensor, slice": lambda m: (m.tensor(1), slice(1, None)),
+}
+
+# On 4 dimensions an integer after a list leaves the same shape as numpy's reading, other values.
+KEYS_4D = {
+    "slice, list, slice, int": lambda m: (slice(None), [0, 2], slice(None), 0),
+    "int, slice, slice, list": lambda m: (1, slice(None), slice(None), [4, 0, 2]),
+    "slice, int, list, slice": lambda m: (slice(None), 0, [1, 3], slice(None)),
+    "list, int, slice, list": lambda m: ([1, 0], 2, slice(None), [3, 4]),
+}
+
+CASES = [(SHAPE, key) for key in KEYS.values()] + [((2, 3, 4, 5), key) for key in KEYS_4D.values()]
+IDS = list(KEYS) + list(KEYS_4D)
+
+
+def _pair(shape, seed=0):
+    data = np.random.default_rng(seed).standard_normal(shape)
+    return tg.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+
+
+@pytest.mark.parametrize(("shape", "key"), CASES, ids=IDS)
+def test_getitem_values_and_gradients_match_pytorch(shape, key):
+    ours, theirs = _pair(shape)
+    expected = theirs[key(torch)]
+    got = ours[key(tg)]
+    assert tuple(got.shape) == tuple(expected.shape)
+    np.testing.assert_array_equal(got.detach().numpy(), expected.detach().numpy())
+    w = np.random.default_rng(1).standard_normal(tuple(expected.shape))
+    (got * tg.tensor(w)).sum().backward()
+    (expected * torch.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+@pytest.mark.parametrize(("shape", "key"), CASES, ids=IDS)
+def test_getitem_off_the_tape_matches_pytorch(shape, key):
+    data = np.random.default_rng(2).standard_normal(shape)
+    expected = torch.tensor(data)[key(torch)]
+    np.testing.assert_array_equal(tg.tensor(data)[key(tg)].numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize(("shape", "key"), CASES, ids=IDS)
+def test_setitem_writes_where_pytorch_writes(shape, key):
+    base = np.random.default_rng(3).standard_normal(shape)
+    written_shape = tuple(torch.tensor(base)[key(torch)].shape)
+    value = np.random.default_rng(4).standard_normal(written_shape)
+    expected = torch.tensor(base)
+    expected[key(torch)] = torch.tensor(value)
+    got = tg.tensor(base)
+    got[key(tg)] = tg.tensor(value)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize(("shape", "key"), CASES, ids=IDS)
+def test_setitem_gradients_reach_the_base_and_the_values_as_in_pytorch(shape, key):
+    results = []
+    written_shape = tuple(torch.zeros(shape)[key(torch)].shape)
+    value = np.random.default_rng(5).standard_normal(written_shape)
+    w = np.random.default_rng(6).standard_normal(shape)
+    for m in (tg, torch):
+        base, _ = _pair(shape, seed=7)
+        base = base if m is tg else _
+        values = m.tensor(value, requires_grad=True)
+        changed = base * 1.0
+        changed[key(m)] = values
+        (changed * m.tensor(w)).sum().backward()
+        results.append([changed.detach().numpy(), base.grad.numpy(), values.grad.numpy()])
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_the_examples_of_the_report():
+    x = tg.arange(24.0).reshape(2, 3, 4)
+    assert tuple(x[0, :, [1, 2]].shape) == (3, 2)
+    assert x[1, 1:, [0, 3]].tolist() == torch.arange(24.0).reshape(2, 3, 4)[1, 1:, [0, 3]].tolist()
+    z = tg.zeros(2, 3, 4)
+    z[0, :, [1, 2]] = tg.ones(3, 2)
+    expected = torch.zeros(2, 3, 4)
+    expected[0, :, [1, 2]] = torch.ones(3, 2)
+    np.testing.assert_array_equal(z.numpy(), expected.numpy())
+
+
+def test_a_0d_integer_tensor_in_a_key_selects_a_view_as_an_int_does():
+    for m in (tg, torch):
+        x = m.zeros(2, 3)
+        x[m.tensor(1), :][0] = 5.0  # a view: the write reaches x
+        assert x[1, 0].item() == 5.0
+    ours, theirs = _pair((2, 3))
+    assert ours[tg.tensor(1), :].grad_fn.name() == theirs[torch.tensor(1), :].grad_fn.name()
+
+
+# -- a repeated index: every value takes the gradient at its position ------------------------
+
+
+DUPLICATES = {
+    "1-d": (5, lambda m: m.tensor([1, 1, 3]), (3,)),
+    "three times": (5, lambda m: m.tensor([4, 0, 4, 4]), (4,)),
+    "after a slice": ((2, 3), lambda m: (slice(None), [0, 0]), (2, 2)),
+    "after an int, apart": ((2, 3, 4), lambda m: (0, slice(None), [2, 2, 1]), (3, 3)),
+    "a broadcast value": (5, lambda m: m.tensor([1, 1, 3]), ()),
+    "a mask and a list": ((2, 3), lambda m: (m.tensor([True, True]), [1, 1]), (2,)),
+}
+
+
+@pytest.mark.parametrize(("shape", "key", "value_shape"), DUPLICATES.values(), ids=list(DUPLICATES))
+def test_index_put_with_repeated_indices_sends_every_value_its_gradient(shape, key, value_shape):
+    value = np.random.default_rng(8).standard_normal(value_shape)
+    shape = (shape,) if isinstance(shape, int) else shape
+    w = np.random.default_rng(9).standard_normal(shape)
+    results = []
+    for m in (tg, torch):
+        base = m.tensor(np.random.default_rng(10).standard_normal(shape), requires_grad=True)
+        values = m.tensor(value, requires_grad=True)
+        changed = base * 1.0
+        changed[key(m)] = values
+        (changed * m.tensor(w)).sum().backward()
+        results.append([changed.detach().numpy(), base.grad.numpy(), values.grad.numpy()])
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_the_duplicate_example_of_the_report():
+    results = []
+    for m in (tg, torch):
+        y = m.zeros(5)
+        v = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y[m.tensor([1, 1, 3])] = v
+        (y * m.arange(5.0)).sum().backward()
+        results.append(v.grad.tolist())
+    assert results[0] == results[1]
+
+
+def test_second_derivatives_through_a_repeated_index_put_match_pytorch():
+    results = []
+    for m in (tg, torch):
+        v = m.tensor([1.0, 2.0, 3.0], dtype=m.float64, requires_grad=True)
+        y = m.zeros(5, dtype=m.float64)
+        y[m.tensor([1, 1, 3])] = v * v
+        (g,) = m.autograd.grad((y * m.arange(5.0, dtype=m.float64)).sum(), v, create_graph=True)
+        (g * m.tensor([1.0, 10.0, 100.0], dtype=m.float64)).sum().backward()
+        results.append((g.tolist(), v.grad.tolist()))
+    assert results[0] == results[1]
+
+
+def test_an_overwritten_value_leaves_the_kept_one_exactly():
+    """The overwritten values are tied to the kept one by an exact zero: an infinite or NaN
+    overwritten value does not turn it into NaN, and a kept -0.0 stays -0.0."""
+    for overwritten in (float("inf"), float("nan"), -float("inf"), 1e30):
+        results = []
+        for m in (tg, torch):
+            y = m.zeros(4)
+            v = m.tensor([overwritten, -0.0, 3.0], requires_grad=True)
+            y[m.tensor([1, 1, 2])] = v
+            results.append(y.detach().numpy())
+        np.testing.assert_array_equal(results[0], results[1])
+        np.testing.assert_array_equal(np.signbit(results[0]), np.signbit(results[1]))
+
+
+def test_a_replay_of_a_repeated_index_put_keeps_the_gradients():
+    def program(base, values):
+        changed = base * 2.0
+        changed[tg.tensor([0, 2, 0])] = values
+        return (changed * tg.tensor([1.0, 2.0, 3.0, 4.0])).sum()
+
+    tape = tg.record(program, tg.ones(4, dtype=tg.float64), tg.ones(3, dtype=tg.float64))
+    base, values = np.array([1.0, -2.0, 3.0, 0.5]), np.array([4.0, float("inf"), 6.0])
+    value, grads = tape.value_and_grad(tg.tensor(base), tg.tensor(values))
+    t_base, t_values = torch.tensor(base, requires_grad=True), torch.tensor(values, requires_grad=True)
+    changed = t_base * 2.0
+    changed[torch.tensor([0, 2, 0])] = t_values
+    expected = (changed * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum()
+    expected.backward()
+    assert float(value) == expected.item()
+    np.testing.assert_array_equal(grads[0].numpy(), t_base.grad.numpy())
+    np.testing.assert_array_equal(grads[1].numpy(), t_values.grad.numpy())
+
+
+# -- gather, index_select and embedding take no negative index -------------------------------
+
+
+def _raised(call):
+    with pytest.raises(Exception) as raised:
+        call()
+    return type(raised.value), str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("dim", "index"),
+    [
+        (1, [[0, -1]]),
+        (1, [[0, 2]]),
+        (1, [[5, -1]]),
+        (1, [[-1, 5]]),
+        (0, [[0, -3], [5, 0]]),
+        (0, [[0, 3], [-1, 0]]),
+        (-1, [[0, 1], [1, -2]]),
+    ],
+)
+def test_gather_rejects_an_index_out_of_range_as_pytorch_does(dim, index):
+    data = np.arange(6.0).reshape(3, 2)
+    expected = _raised(lambda: torch.tensor(data).gather(dim, torch.tensor(index)))
+    assert _raised(lambda: tg.tensor(data).gather(dim, tg.tensor(index))) == expected
+    assert _raised(lambda: tg.gather(tg.tensor(data), dim, tg.tensor(index))) == expected
+
+
+@pytest.mark.parametrize(
+    ("shape", "dim", "index"),
+    [
+        ((3, 2), 0, [-1]),
+        ((3, 2), 0, [3]),
+        ((3, 2), 1, [5, -1]),
+        ((3, 2), 1, [-9]),
+        ((3, 2), -1, [0, -2]),
+        ((2, 3, 4), 1, [1, 7, -2]),
+        ((2, 3, 4), 2, [-1, 9]),
+        ((6,), 0, [-1]),
+        ((6,), 0, [6]),
+        ((), 0, [-1]),
+        ((0, 3), 0, [0]),
+        ((3, 0, 2), 0, [0, -1]),
+    ],
+)
+def test_index_select_rejects_an_index_out_of_range_as_pytorch_does(shape, dim, index):
+    data = np.arange(float(np.prod(shape))).reshape(shape)
+    expected = _raised(lambda: torch.tensor(data).index_select(dim, torch.tensor(index)))
+    assert _raised(lambda: tg.tensor(data).index_select(dim, tg.tensor(index))) == expected
+
+
+@pytest.mark.parametrize("index", [[-1], [0, 3], [-4]])
+def test_embedding_rejects_an_index_out_of_range_as_pytorch_does(index):
+    data = np.arange(6.0).reshape(3, 2)
+    expected = _raised(lambda: torch.nn.functional.embedding(torch.tensor(index), torch.tensor(data)))
+    assert _raised(lambda: tg.nn.functional.embedding(tg.tensor(index), tg.tensor(data))) == expected
+
+
+def test_a_negative_index_tensor_still_wraps_where_pytorch_wraps():
+    data = np.arange(6.0).reshape(3, 2)
+    for key in (lambda m: m.tensor([-1, 0]), lambda m: (slice(None), m.tensor([-1])), lambda m: (-1, [-2])):
+        expected = torch.tensor(data)[key(torch)]
+        np.testing.assert_array_equal(tg.tensor(data)[key(tg)].numpy(), expected.numpy())
+    ours, theirs = _pair((3, 2))
+    ours.gather(1, tg.tensor([[1], [0], [1]])).sum().backward()
+    theirs.gather(1, torch.tensor([[1], [0], [1]])).sum().backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
