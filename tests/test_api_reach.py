@@ -776,6 +776,9 @@ NEWCOMER_CALLS = {  # what a newcomer's pass over the library found differing fr
         " at "
     )[0],
     "LayerNorm's repr": lambda m: [repr(m.nn.LayerNorm(3)), repr(m.nn.LayerNorm(2, elementwise_affine=False))],
+    "Linear's node": lambda m: [
+        type(m.nn.Linear(3, 2)(m.ones(*shape)).grad_fn).__name__ for shape in [(3,), (4, 3), (2, 4, 3)]
+    ],
 }
 
 

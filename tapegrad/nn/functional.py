@@ -95,9 +95,13 @@ def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
-    """x @ weight.T + bias, with weight of shape (out, in); follows ``torch.nn.functional.linear``."""
+    """x @ weight.T + bias, with weight of shape (out, in); follows ``torch.nn.functional.linear``.
+    With a bias its node shows as PyTorch's (``AddmmBackward0`` for a 2-D input, ``ViewBackward0``
+    for others, which PyTorch flattens to 2-D and back), as ``print(model(x))`` shows it."""
     out = input @ (transpose_onto(weight, input) if weight._data.ndim == 2 else weight.t())
-    return out if bias is None else out + bias
+    if bias is None:
+        return out
+    return name_node(out + bias, "AddmmBackward0" if input._data.ndim == 2 else "ViewBackward0")
 
 
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
