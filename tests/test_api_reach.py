@@ -776,6 +776,12 @@ NEWCOMER_CALLS = {  # what a newcomer's pass over the library found differing fr
         " at "
     )[0],
     "LayerNorm's repr": lambda m: [repr(m.nn.LayerNorm(3)), repr(m.nn.LayerNorm(2, elementwise_affine=False))],
+    "cat onto an empty tensor": lambda m: [
+        m.cat([m.empty(0), m.ones(2, 3)]),
+        m.cat([m.empty(0, dtype=m.float64), m.ones(1, 2)]),
+        m.cat([m.ones(1, 2), m.empty(0)], dim=1),
+        m.cat([m.empty(0), m.empty(0)]),
+    ],
     "Linear's node": lambda m: [
         type(m.nn.Linear(3, 2)(m.ones(*shape)).grad_fn).__name__ for shape in [(3,), (4, 3), (2, 4, 3)]
     ],
