@@ -337,12 +337,13 @@ def cat(tensors, dim: int = 0) -> Tensor:
         if tensor._data.ndim == 0:
             raise RuntimeError(f"zero-dimensional tensor (at position {index}) cannot be concatenated")
     # PyTorch skips 1-D empty tensors among others (``out = torch.cat([out, batch])`` from
-    # ``out = torch.empty(0)``); their dtypes still count in the result's.
-    skipped = [t for t in tensors if t._data.shape == (0,)]
-    if skipped and len(skipped) < len(tensors):
-        dtype = _common_dtype(tensors)[0].dtype
-        tensors = [t for t in tensors if t._data.shape != (0,)]
-        tensors = [t if t._data.dtype == dtype else t.to(_dtypes.from_numpy_dtype(dtype)) for t in tensors]
+    # ``out = torch.empty(0)``): here each joins as an empty block of the others' shape, so that
+    # it still takes its (empty) gradient.
+    reference = next((t for t in tensors if t._data.shape != (0,)), None)
+    if reference is not None and reference._data.ndim != 1:
+        empty = list(reference._data.shape)
+        empty[_normalize_dim(dim, len(empty))] = 0
+        tensors = [t.reshape(empty) if t._data.shape == (0,) else t for t in tensors]
     shape = tensors[0]._data.shape
     dim = _normalize_dim(dim, len(shape))
     for index, tensor in enumerate(tensors):
