@@ -115,3 +115,19 @@ def test_bad_arguments_raise_pytorchs_errors():
         with pytest.raises(kind) as theirs:
             action(torch)
         assert str(ours.value).split(",")[0].replace("tapegrad", "torch") == str(theirs.value).split(",")[0]
+
+
+@pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_a_cell_steps_an_unbatched_input_without_a_state(kind):
+    # cell(x) of a 1-D x and no state raised (the zero state made for x's batch of 1 was
+    # given a batch dimension again); PyTorch returns the state of shape (hidden,).
+    tg.manual_seed(0)
+    cell = getattr(tg.nn, kind)(2, 3)
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    unbatched, batched = cell(x), cell(x[None])
+    pairs = zip(unbatched, batched) if kind == "LSTMCell" else [(unbatched, batched)]
+    for alone, in_batch in pairs:
+        assert tuple(alone.shape) == (3,)
+        np.testing.assert_array_equal(alone.detach().numpy(), in_batch[0].detach().numpy())
+    (unbatched[0] if kind == "LSTMCell" else unbatched).sum().backward()
+    assert x.grad is not None and tuple(x.grad.shape) == (2,)

@@ -262,12 +262,13 @@ class _CellBase(Module):
                 raise RuntimeError(
                     f"Input batch size {x.shape[0]} doesn't match hidden{index} batch size {state.shape[0]}"
                 )
-        if hx is None:
+        if hx is None:  # (batched already: x's batch of 1 for an unbatched input)
             zeros = _factories.zeros(x.shape[0], self.hidden_size, dtype=x.dtype)
-            hx = (zeros, zeros) if self.mode == "LSTM" else zeros
-        h, c = hx if self.mode == "LSTM" else (hx, None)
-        if unbatched:
-            h, c = h.unsqueeze(0), (c.unsqueeze(0) if c is not None else None)
+            h, c = (zeros, zeros) if self.mode == "LSTM" else (zeros, None)
+        else:
+            h, c = hx if self.mode == "LSTM" else (hx, None)
+            if unbatched:
+                h, c = h.unsqueeze(0), (c.unsqueeze(0) if c is not None else None)
         projected = x @ self.weight_ih.t()
         if self.bias_ih is not None:
             projected = projected + self.bias_ih
