@@ -92,6 +92,8 @@ def view(x: Tensor, shape) -> Tensor:
 
 def _reshaped(x: Tensor, shape) -> np.ndarray:
     shape = _shape_argument(shape)
+    if list(shape).count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
     try:
         return x._data.reshape(shape)
     except ValueError:
@@ -130,6 +132,8 @@ def permute(x: Tensor, dims) -> Tensor:
     """A view with the dimensions in the order ``dims``; follows ``torch.permute``."""
     ndim = x._data.ndim
     dims = tuple(_normalize_dim(int(d), ndim) for d in dims)
+    if len(dims) == ndim and len(set(dims)) != ndim:  # (PyTorch's messages, sparse_coo in one of them)
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
     if sorted(dims) != list(range(ndim)):
         raise RuntimeError(
             f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of "
