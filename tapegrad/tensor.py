@@ -638,5 +638,23 @@ def as_array(data, dtype=None) -> np.ndarray:
         return np.array(data, dtype=target, copy=True)
     if isinstance(data, (list, tuple)):
         data = _nested_tensors_to_arrays(data)
-    target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data)
-    return np.array(data, dtype=target)
+    try:
+        target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data)
+        return np.array(data, dtype=target)
+    except ValueError:
+        _check_not_ragged(data, 0)  # PyTorch's message names the dimension (numpy's its "inhomogeneous" shape)
+        raise
+
+
+def _check_not_ragged(data, dim: int) -> None:
+    """Raise PyTorch's ``ValueError`` for nested sequences of unequal lengths (``tensor([[1, 2], [3]])``)."""
+    if not isinstance(data, (list, tuple)) or not data:
+        return
+    first = data[0]
+    expected = len(first) if isinstance(first, (list, tuple)) else None
+    for item in data:
+        got = len(item) if isinstance(item, (list, tuple)) else None
+        if expected is not None and got is not None and got != expected:
+            raise ValueError(f"expected sequence of length {expected} at dim {dim + 1} (got {got})")
+    for item in data:
+        _check_not_ragged(item, dim + 1)

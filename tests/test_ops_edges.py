@@ -169,6 +169,8 @@ def test_values_gradients_and_grad_fn_match_pytorch(edge, dtype_name):
 ERRORS = [
     ("permute with a repeated dim", lambda m: m.ones(2, 2).permute(0, 0)),
     ("view inferring two dims", lambda m: m.ones(4).view(-1, -1)),
+    ("ragged nested lists", lambda m: m.tensor([[1, 2], [3]])),
+    ("ragged deeper", lambda m: m.tensor([[[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0]]])),
     ("cat of nothing", lambda m: m.cat([])),
     ("cat of 0-d", lambda m: m.cat([m.tensor(1.0)])),
     ("cat sizes", lambda m: m.cat([m.ones(2, 3), m.ones(2, 2)])),
