@@ -99,14 +99,19 @@ def test_setitem_gradients_reach_the_base_and_the_values_as_in_pytorch(shape, ke
     w = np.random.default_rng(6).standard_normal(shape)
     for m in (tg, torch):
         base, _ = _pair(shape, seed=7)
-        base = base if m is tg else _
-        values = m.tensor(value, requires_grad=True)
-        changed = base * 1.0
-        changed[key(m)] = values
-        (changed * m.tensor(w)).sum().backward()
-        results.append([changed.detach().numpy(), base.grad.numpy(), values.grad.numpy()])
+        results.append(_assigned_and_gradients(m, base if m is tg else _, key, value, w))
     for got, expected in zip(*results):
         np.testing.assert_array_equal(got, expected)
+
+
+def _assigned_and_gradients(m, base, key, value, w) -> list:
+    """``base`` (requiring grad) with ``value`` written at ``key``, and the gradients of that
+    result weighted by ``w`` to ``base`` and to the value."""
+    values = m.tensor(value, requires_grad=True)
+    changed = base * 1.0
+    changed[key(m)] = values
+    (changed * m.tensor(w)).sum().backward()
+    return [changed.detach().numpy(), base.grad.numpy(), values.grad.numpy()]
 
 
 def test_the_examples_of_the_report():
@@ -150,11 +155,7 @@ def test_index_put_with_repeated_indices_sends_every_value_its_gradient(shape, k
     results = []
     for m in (tg, torch):
         base = m.tensor(np.random.default_rng(10).standard_normal(shape), requires_grad=True)
-        values = m.tensor(value, requires_grad=True)
-        changed = base * 1.0
-        changed[key(m)] = values
-        (changed * m.tensor(w)).sum().backward()
-        results.append([changed.detach().numpy(), base.grad.numpy(), values.grad.numpy()])
+        results.append(_assigned_and_gradients(m, base, key, value, w))
     for got, expected in zip(*results):
         np.testing.assert_array_equal(got, expected)
 
