@@ -332,3 +332,18 @@ def test_binary_cross_entropy_of_a_saturated_sigmoid_and_its_second_derivative()
         gradients.append((x.grad.numpy(), h.numpy()))
     np.testing.assert_allclose(gradients[0][0], gradients[1][0], rtol=1e-6, atol=0)
     np.testing.assert_allclose(gradients[0][1], gradients[1][1], rtol=1e-9)
+
+
+def test_a_recorded_binary_cross_entropy_replays_at_probabilities_0_and_1_without_a_guard():
+    def loss(p, t):
+        return tg.nn.functional.binary_cross_entropy(p, t)
+
+    targets = np.array([1.0, 0.0, 1.0], np.float32)
+    tape = tg.record(loss, np.array([0.3, 0.6, 0.5], np.float32), targets)
+    for probabilities in ([1.0, 0.0, 0.4], [0.0, 1.0, 1.0], [0.2, 0.9, 0.5]):
+        value, (grad,) = tape.value_and_grad(np.array(probabilities, np.float32), targets, argnums=(0,))
+        p = torch.tensor(probabilities, requires_grad=True)
+        expected = torch.nn.functional.binary_cross_entropy(p, torch.tensor(targets))
+        expected.backward()
+        np.testing.assert_allclose(float(value), expected.item(), rtol=1e-6)
+        np.testing.assert_allclose(grad.numpy(), p.grad.numpy(), rtol=1e-6)

@@ -360,7 +360,9 @@ def binary_cross_entropy(
     # max(p (1 - p), 1e-12) instead. Its elements there take that gradient (a term whose value is
     # 0), the rest the logs' own, so that create_graph differentiates them as before.
     interior = input * (1 - input) >= _BCE_EPSILON  # (recorded: a replay decides it per input)
-    if interior.all():
+    # Eagerly, the usual case takes the logs alone. A recording takes both cases with no guard,
+    # so that a replay where a sigmoid saturates needs no second tape.
+    if active_recording() is None and interior.all():
         loss = -(target * input.log() + (1 - target) * (1 - input).log())
     else:
         safe = _where(interior, input, 0.5)
