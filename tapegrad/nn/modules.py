@@ -549,7 +549,43 @@ def _renumber(container: Module) -> None:
         object.__setattr__(container, str(index), module)
 
 
-class Sequential(Module):
+class _Numbered(Module):
+    """What Sequential and ModuleList share: children in order, addressed by position (their
+    names "0", "1"... unless a Sequential was built from an OrderedDict)."""
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        setattr(self, list(self._modules)[_position(self, idx)], module)
+
+    def __delitem__(self, idx) -> None:
+        keys = list(self._modules)
+        for key in keys[idx] if isinstance(idx, slice) else [keys[_position(self, idx)]]:
+            delattr(self, key)
+        _renumber(self)
+
+    def append(self, module: Module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def _shift_in(self, index: int, module: Module) -> None:
+        """``module`` at ``index``, the later ones' numbers shifted up as PyTorch shifts them
+        (so that named children, or a negative index in a ModuleList, raise its KeyError)."""
+        for i in range(len(self._modules), index, -1):
+            self.add_module(str(i), self._modules[str(i - 1)])
+        self.add_module(str(index), module)
+
+
+class Sequential(_Numbered):
     """Modules called in order, each on the previous one's output; follows ``torch.nn.Sequential``.
     Built from modules (named "0", "1"...) or from one ``OrderedDict`` (named by its keys). A
     slice is a Sequential keeping the names; deleting renumbers the rest "0", "1"... as
@@ -576,21 +612,6 @@ class Sequential(Module):
             return self.__class__(OrderedDict(list(self._modules.items())[idx]))
         return list(self._modules.values())[_position(self, idx)]
 
-    def __setitem__(self, idx: int, module: Module) -> None:
-        setattr(self, list(self._modules)[_position(self, idx)], module)
-
-    def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        for key in keys[idx] if isinstance(idx, slice) else [keys[_position(self, idx)]]:
-            delattr(self, key)
-        _renumber(self)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __add__(self, other) -> Sequential:
         return Sequential().extend(self).__iadd__(other)
 
@@ -611,10 +632,6 @@ class Sequential(Module):
             raise ValueError(f"Non-positive multiplication factor {other} for {type(self)}")
         return self.extend(list(self) * (other - 1))
 
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
-
     def insert(self, index: int, module: Module) -> Sequential:
         """Insert before position ``index``, shifting the later ones' numbers up. Raises
         ``AssertionError`` for a non-Module and ``IndexError`` outside ``[-len, len]``, as PyTorch."""
@@ -623,10 +640,7 @@ class Sequential(Module):
         n = len(self._modules)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
-        index = index + n if index < 0 else index
-        for i in range(n, index, -1):  # PyTorch's shift, so named children raise its KeyError
-            self.add_module(str(i), self._modules[str(i - 1)])
-        self.add_module(str(index), module)
+        self._shift_in(index + n if index < 0 else index, module)
         return self
 
     def extend(self, sequential) -> Sequential:
@@ -634,13 +648,8 @@ class Sequential(Module):
             self.append(module)
         return self
 
-    def pop(self, key):
-        module = self[key]
-        del self[key]
-        return module
 
-
-class ModuleList(Module):
+class ModuleList(_Numbered):
     """Modules held in a list and registered (``"0"``, ``"1"``...); follows ``torch.nn.ModuleList``:
     indexing, assignment, deletion (renumbering the rest), ``insert``, ``pop``, ``+`` and ``+=``.
     Raises ``IndexError`` for an index out of range and ``TypeError`` for a non-Module or
@@ -656,29 +665,11 @@ class ModuleList(Module):
             return self.__class__(list(self._modules.values())[idx])
         return self._modules[str(_position(self, idx))]
 
-    def __setitem__(self, idx: int, module: Module) -> None:
-        setattr(self, str(_position(self, idx)), module)
-
-    def __delitem__(self, idx) -> None:
-        for k in range(len(self._modules))[idx] if isinstance(idx, slice) else [_position(self, idx)]:
-            delattr(self, str(k))
-        _renumber(self)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __iadd__(self, modules) -> ModuleList:
         return self.extend(modules)
 
     def __add__(self, other) -> ModuleList:
         return ModuleList(chain(self, other))
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
 
     def extend(self, modules) -> ModuleList:
         if not isinstance(modules, Iterable):
@@ -689,14 +680,7 @@ class ModuleList(Module):
 
     def insert(self, index: int, module: Module) -> None:
         """Insert before position ``index``, shifting the later ones' numbers up (PyTorch's shift)."""
-        for i in range(len(self._modules), index, -1):
-            self.add_module(str(i), self._modules[str(i - 1)])
-        self.add_module(str(index), module)
-
-    def pop(self, key):
-        module = self[key]
-        del self[key]
-        return module
+        self._shift_in(index, module)
 
     def __repr__(self) -> str:
         """PyTorch's: a run of equal children printed once, as ``(0-2): 3 x Linear(...)``."""
