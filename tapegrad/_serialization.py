@@ -16,6 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _device, _dtypes
+from .nn.modules import Parameter
 from .tensor import Tensor, _wrap
 
 _SINGLE = "__tensor__"
@@ -67,15 +68,13 @@ _TENSOR_KINDS = {
 
 
 def _tensor_kind(tensor: Tensor) -> str:
-    parameter = type(tensor).__name__ == "Parameter" and type(tensor).__module__ == "tapegrad.nn.modules"
-    return next(kind for kind, flags in _TENSOR_KINDS.items() if flags == (tensor.requires_grad, parameter))
+    flags = (tensor.requires_grad, isinstance(tensor, Parameter))
+    return next(kind for kind, kind_flags in _TENSOR_KINDS.items() if kind_flags == flags)
 
 
 def _tensor_of(data: np.ndarray, kind: str) -> Tensor:
     requires_grad, parameter = _TENSOR_KINDS[kind]
     if parameter:
-        from .nn.modules import Parameter
-
         return Parameter(_wrap(data), requires_grad=requires_grad)
     tensor = _wrap(data)
     return tensor.requires_grad_() if requires_grad else tensor

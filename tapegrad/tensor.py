@@ -612,8 +612,7 @@ def _legacy_data(args: tuple, dtype) -> np.ndarray:
     if len(args) == 1 and isinstance(args[0], Size):
         args = tuple(args[0])
     if all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in args):
-        if len(args) > 1 or isinstance(args[0], (int, np.integer)):
-            return np.zeros(tuple(int(a) for a in args), _dtypes.as_dtype(default).numpy)
+        return np.zeros(tuple(int(a) for a in args), _dtypes.as_dtype(default).numpy)
     if len(args) > 1:
         bad = next(a for a in args if not isinstance(a, (int, np.integer)) or isinstance(a, (bool, np.bool_)))
         position = args.index(bad)
@@ -624,9 +623,7 @@ def _legacy_data(args: tuple, dtype) -> np.ndarray:
     data = args[0]
     if isinstance(data, (numbers.Number, np.bool_)) and not isinstance(data, np.ndarray):
         raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
-    if isinstance(data, (list, tuple)) and dtype is None:
-        return as_array(data, _dtypes.DEFAULT_FLOAT)
-    return as_array(data, dtype)
+    return as_array(data, default if isinstance(data, (list, tuple)) else dtype)
 
 
 def as_array(data, dtype=None) -> np.ndarray:
