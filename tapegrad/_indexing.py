@@ -9,6 +9,7 @@ element wide: their indices are flat positions in the input laid out contiguousl
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -73,6 +74,32 @@ def index(x: Tensor, key) -> Tensor:
         flat = x.reshape(-1, *x._data.shape[key_data.ndim :]) if key_data.ndim != 1 else x
         return gather_rows("index", flat, np.flatnonzero(key_data))
     return gather_rows("index", x, key)
+
+
+_BYTE_INDEX_WARNING = "indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool instead."
+
+
+def byte_masks(key):
+    """``key`` with each uint8 index tensor or array read as a boolean mask, as PyTorch reads
+    it (with its ``UserWarning``): ``x[t.byte()]`` picks where ``t`` is nonzero, never rows 0
+    and 1."""
+    parts = key if isinstance(key, tuple) else (key,)
+    if not any(_is_bytes(part) for part in parts):
+        return key
+    warnings.warn(_BYTE_INDEX_WARNING, UserWarning, stacklevel=3)
+    parts = tuple(_as_mask(part) if _is_bytes(part) else part for part in parts)
+    return parts if isinstance(key, tuple) else parts[0]
+
+
+def _is_bytes(part) -> bool:
+    return isinstance(part, (Tensor, np.ndarray)) and _data_of(part).dtype == np.uint8
+
+
+def _as_mask(part):
+    if isinstance(part, Tensor):
+        _guard(part, "mask")
+        return _wrap(part._data != 0)
+    return part != 0
 
 
 def split_key(key) -> tuple:
@@ -361,6 +388,7 @@ def _is_full_mask(x: Tensor, key) -> bool:
 
 def _setitem(self, key, value) -> None:
     _record._check_in_place(self)
+    key = byte_masks(key)
     if _record.records_in_place(self, value) or _reads_the_tape(key):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return

@@ -16,6 +16,7 @@ from . import _dtypes
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._indexing import _positions, _scatter_rows
+from ._indexing import byte_masks as _byte_masks
 from ._indexing import index as _index_by_tensor
 from ._indexing import pick as _pick
 from ._indexing import split_key as _split_key
@@ -248,6 +249,7 @@ def _iterate(x: Tensor):
 def getitem(x: Tensor, key) -> Tensor:
     if type(key) is int:
         return _select(x, key)
+    key = _byte_masks(key)
     if isinstance(key, Tensor) and key._data.ndim == 0 and key._data.dtype.kind in "iu":
         _guard(key, "indexing")  # a 0-d integer tensor indexes like an int, as in PyTorch
         return _select(x, int(key._data))

@@ -40,6 +40,11 @@ KEYS = {
     "int, slice, empty list": lambda m: (1, slice(None), []),
     "True alone": lambda m: True,
     "0-d tensor, slice": lambda m: (m.tensor(1), slice(1, None)),
+    # uint8 index tensors are masks (PyTorch warns that they are deprecated), not positions
+    "byte mask": lambda m: m.tensor([1, 0], dtype=m.uint8),
+    "int, slice, byte mask": lambda m: (0, slice(None), m.tensor([0, 1, 1, 0], dtype=m.uint8)),
+    "2-d byte mask": lambda m: m.tensor([[1, 0, 2], [0, 0, 1]], dtype=m.uint8),
+    "0-d byte, list": lambda m: (m.tensor(1, dtype=m.uint8), [1, 0]),
 }
 
 # On 4 dimensions an integer after a list leaves the same shape as numpy's reading, other values.
@@ -52,6 +57,19 @@ KEYS_4D = {
 
 CASES = [(SHAPE, key) for key in KEYS.values()] + [((2, 3, 4, 5), key) for key in KEYS_4D.values()]
 IDS = list(KEYS) + list(KEYS_4D)
+
+
+pytestmark = pytest.mark.filterwarnings("ignore:indexing with dtype torch.uint8:UserWarning")
+
+
+def test_a_byte_index_warns_as_pytorch_does():
+    x = tg.arange(6.0).reshape(3, 2)
+    with pytest.warns(UserWarning, match="indexing with dtype torch.uint8 is now deprecated"):
+        picked = x[tg.tensor([1, 0, 1], dtype=tg.uint8)]
+    np.testing.assert_array_equal(picked.numpy(), [[0.0, 1.0], [4.0, 5.0]])
+    with pytest.warns(UserWarning, match="indexing with dtype torch.uint8"):
+        x[np.array([0, 1, 0], np.uint8)] = 7.0
+    np.testing.assert_array_equal(x.numpy(), [[0.0, 1.0], [7.0, 7.0], [4.0, 5.0]])
 
 
 def _pair(shape, seed=0):
