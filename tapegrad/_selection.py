@@ -183,7 +183,7 @@ def _as_operand(value, result: np.dtype):
     if value is None or isinstance(value, Tensor):
         return value
     if isinstance(value, numbers.Number):
-        return Tensor(np.asarray(value).astype(result))
+        return Tensor(np.asarray(value).astype(result), dtype=result)
     return as_tensor(value)
 
 

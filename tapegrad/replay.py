@@ -651,7 +651,7 @@ class Tape:
             )
         # Integer and boolean inputs (class labels, masks) are values of the tape too, read at
         # each replay (held exactly as float64 in its arena), without a gradient.
-        return Tensor(np.array(data), requires_grad=data.dtype.kind == "f")
+        return Tensor(np.array(data), dtype=data.dtype, requires_grad=data.dtype.kind == "f")
 
     # -- replaying ------------------------------------------------------------------------
 

@@ -115,8 +115,9 @@ class Tensor:
         """PyTorch's legacy constructor ``torch.Tensor``: ``Tensor(*sizes)`` or ``Tensor(size)``
         (a ``Size``) is a tensor of that shape in the default dtype (zeros here, where PyTorch
         leaves the memory uninitialised), ``Tensor()`` an empty one, ``Tensor(sequence)`` a copy
-        of nested lists or tuples of numbers in the default dtype, and ``Tensor(array)`` a copy of
-        a tensor or numpy array in its own dtype (PyTorch casts it to the default dtype).
+        of nested lists or tuples of numbers or of a numpy array in the default dtype, and
+        ``Tensor(tensor)`` a copy in that tensor's dtype (PyTorch shares the memory of both
+        where the dtype is kept).
         ``dtype`` and ``requires_grad`` are tapegrad's own (PyTorch has neither). Raises
         PyTorch's ``TypeError`` for a single Python number, or sizes that are not all ints."""
         self._data = _legacy_data(data, dtype)
@@ -623,7 +624,9 @@ def _legacy_data(args: tuple, dtype) -> np.ndarray:
     data = args[0]
     if isinstance(data, (numbers.Number, np.bool_)) and not isinstance(data, np.ndarray):
         raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
-    return as_array(data, default if isinstance(data, (list, tuple)) else dtype)
+    # Sequences and numpy arrays take the default dtype, as PyTorch casts them; a tensor keeps
+    # its own (``torch.Tensor(long_tensor)`` is that tensor).
+    return as_array(data, dtype if isinstance(data, Tensor) else default)
 
 
 def as_array(data, dtype=None) -> np.ndarray:

@@ -748,6 +748,12 @@ LEGACY_CONSTRUCTOR_CALLS = {
     "a tuple is data": lambda m: m.Tensor((2, 3)),
     "bools": lambda m: m.Tensor([True, False]),
     "a parameter of it": lambda m: m.nn.Parameter(m.Tensor(3, 2)).requires_grad,
+    # a numpy array takes the default dtype (tapegrad kept int64 and float64), a tensor its own
+    "an int64 array": lambda m: m.Tensor(np.array([1, 2])),
+    "a float64 array": lambda m: m.Tensor(np.array([[0.5, 1.0 / 3.0]])),
+    "a bool array": lambda m: m.Tensor(np.array([True, False])),
+    "a long tensor": lambda m: m.Tensor(m.tensor([1, 2])),
+    "a double tensor": lambda m: m.Tensor(m.tensor([0.5], dtype=m.float64)),
 }
 
 

@@ -133,7 +133,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
     if grad_outputs is None:
         rng = np.random.default_rng(0)
         grad_outputs = tuple(
-            Tensor(rng.standard_normal(out._data.shape).astype(out._data.dtype), requires_grad=True) for out in outputs
+            Tensor(rng.standard_normal(out._data.shape), dtype=out._data.dtype, requires_grad=True) for out in outputs
         )
     grad_outputs = (grad_outputs,) if isinstance(grad_outputs, Tensor) else tuple(grad_outputs)
     wanted = [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]

@@ -21,8 +21,11 @@ class Parameter(Tensor):
     """A tensor that a Module registers as learnable (``requires_grad=True`` by default)."""
 
     def __init__(self, data=None, requires_grad: bool = True):
-        values = data._data if isinstance(data, Tensor) else (np.empty(0, np.float32) if data is None else data)
-        super().__init__(values, requires_grad=requires_grad)
+        if data is None:
+            data = np.empty(0, np.float32)
+        # (the legacy constructor casts an array to the default dtype: an array keeps its own here)
+        dtype = data.dtype if isinstance(data, np.ndarray) else None
+        super().__init__(data, dtype=dtype, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
