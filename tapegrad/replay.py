@@ -650,8 +650,13 @@ class Tape:
                 f"input {index} ({self._names[index]!r}) must be float32, float64, int64, int32 or bool, got {data.dtype}"
             )
         # Integer and boolean inputs (class labels, masks) are values of the tape too, read at
-        # each replay (held exactly as float64 in its arena), without a gradient.
-        return Tensor(np.array(data), dtype=data.dtype, requires_grad=data.dtype.kind == "f")
+        # each replay (held exactly as float64 in its arena), without a gradient. One copy, taken
+        # as it is: through the public constructor (a second copy, its checks) it was a tenth of
+        # a per-sample ``vmap(grad(f))`` call's recording.
+        tensor = _wrap(np.array(data))
+        if data.dtype.kind == "f":
+            tensor._requires_grad = True
+        return tensor
 
     # -- replaying ------------------------------------------------------------------------
 
