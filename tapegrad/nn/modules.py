@@ -245,8 +245,11 @@ class Module:
     def train(self, mode: bool = True):
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
-        for module in self.modules():
-            object.__setattr__(module, "training", mode)
+        # Each child's own train(), as PyTorch calls it: a module that overrides train() (to keep
+        # its BatchNorm in eval mode, say) keeps its choice when its parent is switched.
+        object.__setattr__(self, "training", mode)
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self):
@@ -309,18 +312,25 @@ class Module:
     # -- state ----------------------------------------------------------------------------
 
     def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
-        """Parameters and persistent buffers by dotted name (detached unless ``keep_vars``)."""
+        """Parameters and persistent buffers by dotted name (detached unless ``keep_vars``),
+        each module's own then its children's under their names, as PyTorch walks them: a
+        module registered under two names (a layer applied twice) is saved under both."""
         state = OrderedDict() if destination is None else destination
-        for module_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
-            dotted = module_prefix + "." if module_prefix else ""
-            for name, parameter in module._parameters.items():
-                if parameter is not None:
-                    keep = keep_vars or isinstance(parameter, UninitializedParameter)
-                    state[dotted + name] = parameter if keep else parameter.detach()
-            for name, buffer in module._buffers.items():
-                if buffer is not None and name not in module._non_persistent_buffers:
-                    state[dotted + name] = buffer if keep_vars else buffer.detach()
+        self._save_to_state_dict(state, prefix, keep_vars)
+        for name, child in self._modules.items():
+            if child is not None:
+                child.state_dict(destination=state, prefix=f"{prefix}{name}.", keep_vars=keep_vars)
         return state
+
+    def _save_to_state_dict(self, destination, prefix: str, keep_vars: bool) -> None:
+        """This module's own parameters and persistent buffers into ``destination``."""
+        for name, parameter in self._parameters.items():
+            if parameter is not None:
+                keep = keep_vars or isinstance(parameter, UninitializedParameter)
+                destination[prefix + name] = parameter if keep else parameter.detach()
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent_buffers:
+                destination[prefix + name] = buffer if keep_vars else buffer.detach()
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy values into parameters and persistent buffers by name. Raises ``RuntimeError``
@@ -896,14 +906,24 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.softmax(input, self.dim if self.dim is not None else -1)
+        return F.softmax(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
 
 
 class LogSoftmax(Softmax):
     """``F.log_softmax`` along ``dim`` as a module; follows ``torch.nn.LogSoftmax``."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.log_softmax(input, self.dim if self.dim is not None else -1)
+        return F.log_softmax(input, self.dim)
+
+
+class Softmin(Softmax):
+    """``F.softmin`` along ``dim`` as a module; follows ``torch.nn.Softmin``."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.softmin(input, self.dim)
 
 
 class Flatten(Module):
