@@ -45,6 +45,7 @@ from .modules import (
     SiLU,
     SmoothL1Loss,
     Softmax,
+    Softmin,
     Softplus,
     Tanh,
     UninitializedParameter,
@@ -53,7 +54,7 @@ from .modules import (
 __all__ = [
     "functional", "init", "utils", "Module", "ModuleList", "ModuleDict", "ParameterList", "Parameter", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid",
     "Softplus", "GELU", "Identity", "Dropout", "Embedding", "LayerNorm", "MSELoss", "CrossEntropyLoss",
-    "SiLU", "LeakyReLU", "ELU", "Softmax", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
+    "SiLU", "LeakyReLU", "ELU", "Softmax", "Softmin", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
     "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "L1Loss", "HuberLoss",
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm", "LazyConv2d",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",

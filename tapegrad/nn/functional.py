@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _factories
@@ -83,15 +85,41 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # 
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
-    """log(1 + exp(x)), and x above ``threshold`` (only PyTorch's defaults are supported)."""
-    if beta != 1.0 or threshold != 20.0:
-        raise NotImplementedError("softplus supports beta=1 and threshold=20 so far")
-    return input.softplus()
+    """log(1 + exp(beta * x)) / beta, and x where beta * x is above ``threshold``; follows
+    ``torch.nn.functional.softplus``."""
+    if beta == 1.0 and threshold == 20.0:
+        return input.softplus()  # one row (its own threshold is PyTorch's default)
+    scaled = input * beta
+    # The row's own cut at 20 is inside the where's other branch: above ``threshold`` x is
+    # taken as it is, below it softplus(beta x) / beta (for beta x above 20 that is x too).
+    return _where(scaled > threshold, input, scaled.softplus() / beta)
 
 
-def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
-    """exp(x) / sum(exp(x)) along ``dim``; follows ``torch.nn.functional.softmax``."""
+def _implicit_dim(name: str, ndim: int) -> int:
+    """The dimension PyTorch's softmax family takes when none is given (``_get_softmax_dim``),
+    with its warning."""
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an argument.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:  # noqa: A002
+    """exp(x) / sum(exp(x)) along ``dim`` (None: PyTorch's implicit choice, 0 for 0-, 1- and
+    3-d inputs and 1 for others, with its deprecation warning); follows
+    ``torch.nn.functional.softmax``."""
+    if dim is None:
+        dim = _implicit_dim("softmax", input.dim())
     return _softmax(input, dim, dtype)
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:  # noqa: A002
+    """softmax(-x) along ``dim`` (None as in ``softmax``); follows ``torch.nn.functional.softmin``."""
+    if dim is None:
+        dim = _implicit_dim("softmin", input.dim())
+    return _softmax(-input, dim, dtype)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
@@ -104,8 +132,11 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return name_node(out + bias, "AddmmBackward0" if input._data.ndim == 2 else "ViewBackward0")
 
 
-def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:  # noqa: A002
-    """log(softmax(x)) along ``dim``, computed stably; follows ``torch.nn.functional.log_softmax``."""
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:  # noqa: A002
+    """log(softmax(x)) along ``dim`` (None as in ``softmax``), computed stably; follows
+    ``torch.nn.functional.log_softmax``."""
+    if dim is None:
+        dim = _implicit_dim("log_softmax", input.dim())
     return _log_softmax(input, dim, dtype)
 
 
