@@ -31,6 +31,7 @@ __all__ = [
     "SubsetRandomSampler",
     "TensorDataset",
     "default_collate",
+    "default_convert",
     "random_split",
 ]
 
@@ -258,16 +259,39 @@ def default_collate(batch):
     if isinstance(first, Sequence):
         if any(len(sample) != len(first) for sample in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        columns = [default_collate(list(field)) for field in zip(*batch)]
-        return tuple(columns) if isinstance(first, tuple) else columns
+        # A list, for tuple samples too, as PyTorch returns it: ``batch[0] = batch[0] * 2``
+        # (normalising inputs in place) works on what the loader yields.
+        return [default_collate(list(field)) for field in zip(*batch)]
     raise TypeError(
         f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {type(first)}"
     )
 
 
+def default_convert(data):
+    """A sample as ``DataLoader(batch_size=None)`` yields it, as
+    ``torch.utils.data.default_convert``: numpy arrays (of numbers) and numpy scalars become
+    tensors sharing their memory where they can, tuples become lists, and dicts, namedtuples and
+    lists are converted field by field; tensors, Python numbers and strings stay as they are."""
+    if isinstance(data, Tensor):
+        return data
+    if isinstance(data, np.ndarray):
+        return data if data.dtype.kind in "USO" else _factories.as_tensor(data)
+    if isinstance(data, np.generic):
+        return data if isinstance(data, (np.str_, np.bytes_)) else _factories.as_tensor(data)
+    if isinstance(data, Mapping):
+        return type(data)({key: default_convert(value) for key, value in data.items()})
+    if isinstance(data, tuple) and hasattr(data, "_fields"):  # a namedtuple
+        return type(data)(*(default_convert(field) for field in data))
+    if isinstance(data, tuple):
+        return [default_convert(field) for field in data]
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        return [default_convert(field) for field in data]
+    return data
+
+
 class DataLoader:
     """Batches of a dataset, as ``torch.utils.data.DataLoader``: ``batch_size`` samples per batch
-    (``None``: samples one by one, uncollated), in order or ``shuffle``d anew each epoch (from
+    (``None``: samples one by one, converted by ``default_convert``), in order or ``shuffle``d anew each epoch (from
     ``generator``), the last short batch kept unless ``drop_last``, collated by ``collate_fn``
     (``default_collate``). ``sampler`` and ``batch_sampler`` replace the order as in PyTorch.
 
@@ -331,7 +355,7 @@ class DataLoader:
         if batch_size is not None and batch_sampler is None and not self._iterable:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
         self.batch_sampler = batch_sampler
-        self.collate_fn = collate_fn if collate_fn is not None else (default_collate if self._auto_batch else _identity)
+        self.collate_fn = collate_fn if collate_fn is not None else (default_collate if self._auto_batch else default_convert)
 
     @property
     def _auto_batch(self) -> bool:
@@ -365,6 +389,3 @@ class DataLoader:
             return length // self.batch_size if self.drop_last else -(-length // self.batch_size)
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
-
-def _identity(sample):
-    return sample
