@@ -791,7 +791,74 @@ NEWCOMER_CALLS = {  # what a newcomer's pass over the library found differing fr
     "Linear's node": lambda m: [
         type(m.nn.Linear(3, 2)(m.ones(*shape)).grad_fn).__name__ for shape in [(3,), (4, 3), (2, 4, 3)]
     ],
+    # a second pass: nn, optim and data
+    "softmax without dim": lambda m: [
+        m.nn.Softmax()(m.arange(8.0).reshape(2, 2, 2)),
+        m.nn.LogSoftmax()(m.arange(16.0).reshape(2, 2, 2, 2)),
+        m.nn.functional.softmax(m.arange(3.0)),
+        m.nn.Softmin(dim=1)(m.arange(4.0).reshape(2, 2)),
+        repr(m.nn.Softmax()),
+    ],
+    "softplus with beta and threshold": lambda m: _softplus_values_and_gradients(m),
+    "state_dict of a layer used twice": lambda m: _shared_layer_state(m),
+    "train() calls each child's train()": lambda m: _frozen_batch_norm(m),
+    "DataLoader's batches of tuples": lambda m: _tuple_batch(m),
+    "DataLoader without batching": lambda m: [
+        [type(part).__name__, part] for part in next(iter(m.utils.data.DataLoader(_NumpySamples(), batch_size=None)))
+    ],
+    "as_tensor of a list": lambda m: [m.as_tensor([1, 2]), m.as_tensor([0.5], dtype=m.float64)],
 }
+
+
+def _softplus_values_and_gradients(m) -> list:
+    results = []
+    for beta, threshold in [(2.0, 20.0), (0.5, 1.0), (1.0, 3.0), (3.0, 0.0)]:
+        x = m.tensor(np.linspace(-8.0, 8.0, 9), requires_grad=True)
+        y = m.nn.Softplus(beta, threshold)(x)
+        y.sum().backward()
+        results.append([y.detach().numpy().round(12).tolist(), x.grad.numpy().round(12).tolist()])
+    return results
+
+
+def _shared_layer_state(m) -> list:
+    layer = m.nn.Linear(2, 2)
+    net = m.nn.Sequential(layer, m.nn.ReLU(), layer)  # the same layer applied twice
+    keys = list(net.state_dict())
+    loaded = net.load_state_dict({k: v for k, v in net.state_dict().items() if k.startswith("0")}, strict=False)
+    return [keys, loaded.missing_keys, loaded.unexpected_keys]
+
+
+def _frozen_batch_norm(m) -> list:
+    class FrozenNorm(m.nn.Module):  # the usual way to keep BatchNorm's statistics frozen
+        def __init__(self):
+            super().__init__()
+            self.norm = m.nn.BatchNorm1d(2)
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.norm.eval()
+            return self
+
+        def forward(self, x):
+            return self.norm(x)
+
+    net = m.nn.Sequential(m.nn.Linear(2, 2), FrozenNorm()).train()
+    net[1](m.tensor([[1.0, 2.0], [3.0, 5.0]]))
+    return [net[1].norm.training, net[1].norm.running_mean, net[0].training]
+
+
+def _tuple_batch(m) -> list:
+    dataset = m.utils.data.TensorDataset(m.arange(6.0).reshape(3, 2), m.arange(3))
+    batch = next(iter(m.utils.data.DataLoader(dataset, batch_size=2)))
+    return [type(batch).__name__, batch]
+
+
+class _NumpySamples:
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return np.full(3, index, np.float32), np.int64(index), 0.5
 
 
 @pytest.mark.parametrize("name", NEWCOMER_CALLS)
