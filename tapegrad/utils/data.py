@@ -355,7 +355,9 @@ class DataLoader:
         if batch_size is not None and batch_sampler is None and not self._iterable:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
         self.batch_sampler = batch_sampler
-        self.collate_fn = collate_fn if collate_fn is not None else (default_collate if self._auto_batch else default_convert)
+        self.collate_fn = (
+            collate_fn if collate_fn is not None else (default_collate if self._auto_batch else default_convert)
+        )
 
     @property
     def _auto_batch(self) -> bool:
@@ -388,4 +390,3 @@ class DataLoader:
                 return length
             return length // self.batch_size if self.drop_last else -(-length // self.batch_size)
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
-
