@@ -807,7 +807,34 @@ NEWCOMER_CALLS = {  # what a newcomer's pass over the library found differing fr
         [type(part).__name__, part] for part in next(iter(m.utils.data.DataLoader(_NumpySamples(), batch_size=None)))
     ],
     "as_tensor of a list": lambda m: [m.as_tensor([1, 2]), m.as_tensor([0.5], dtype=m.float64)],
+    "Parameter shares its tensor's memory": lambda m: _tied_parameter(m),
+    "collate of ints and floats": lambda m: list(
+        m.utils.data.DataLoader([0, 1.5, 2.25, 0.5, True, False], batch_size=2)
+    ),
+    "a loss's weights are buffers": lambda m: _weighted_losses(m),
 }
+
+
+def _tied_parameter(m) -> list:
+    encoder, decoder = m.nn.Linear(2, 2, bias=False), m.nn.Linear(2, 2, bias=False)
+    decoder.weight = m.nn.Parameter(encoder.weight.data)  # tied weights
+    with m.no_grad():
+        encoder.weight.fill_(0.5)
+    t = m.zeros(3)
+    p = m.nn.Parameter(t)
+    t.add_(1.0)
+    return [decoder.weight, p, p.requires_grad, p.is_leaf]
+
+
+def _weighted_losses(m) -> list:
+    model = m.nn.Module()
+    model.fc = m.nn.Linear(2, 3)
+    model.cross_entropy = m.nn.CrossEntropyLoss(weight=m.tensor([1.0, 2.0, 3.0]))
+    model.bce = m.nn.BCEWithLogitsLoss(pos_weight=m.tensor([2.0]))
+    model.plain = m.nn.BCELoss()
+    keys = list(model.state_dict())
+    model.double()
+    return [keys, model.cross_entropy.weight, model.bce.pos_weight, [name for name, _ in model.named_buffers()]]
 
 
 def _softplus_values_and_gradients(m) -> list:
@@ -880,7 +907,17 @@ NEWCOMER_ERRORS = {
     "bools minus bools": lambda m: m.tensor([True]) - m.tensor([False]),
     "ints minus bools": lambda m: m.tensor([2]) - m.tensor([True]),
     "accumulating into an expanded grad": _expanded_grad_accumulated,  # (numpy's ValueError leaked)
+    "shuffling an IterableDataset": lambda m: m.utils.data.DataLoader(_Stream(m), batch_size=2, shuffle=True),
+    "a sampler for an IterableDataset": lambda m: m.utils.data.DataLoader(_Stream(m), sampler=[0, 1]),
 }
+
+
+def _Stream(m):  # noqa: N802 - builds a class, as the test's reader would write one
+    class Stream(m.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(range(5))
+
+    return Stream()
 
 
 @pytest.mark.parametrize("name", NEWCOMER_ERRORS)

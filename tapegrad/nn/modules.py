@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _device, _dtypes, _factories
 from .._record import to_arguments
-from ..tensor import Tensor
+from ..tensor import Tensor, _check_can_require_grad
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
 
@@ -21,6 +21,16 @@ class Parameter(Tensor):
     """A tensor that a Module registers as learnable (``requires_grad=True`` by default)."""
 
     def __init__(self, data=None, requires_grad: bool = True):
+        if isinstance(data, Tensor):
+            # The tensor's own memory, as PyTorch's Parameter shares it: weights tied through
+            # ``Parameter(encoder.weight.data)`` stay tied, and an in-place change of ``data``
+            # is one of the parameter.
+            super().__init__()
+            self._data = data._data
+            if requires_grad:
+                _check_can_require_grad(self._data, factory=True)
+                self._requires_grad = True
+            return
         if data is None:
             data = np.empty(0, np.float32)
         # (the legacy constructor casts an array to the default dtype: an array keeps its own here)
@@ -1391,7 +1401,8 @@ class CrossEntropyLoss(Module):
         label_smoothing: float = 0.0,
     ):
         super().__init__()
-        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
+        self.register_buffer("weight", weight)  # a buffer, as PyTorch's: saved, cast and moved with the model
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
         self.reduction = F._legacy_reduction(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
@@ -1413,7 +1424,8 @@ class BCELoss(Module):
 
     def __init__(self, weight: Tensor | None = None, reduction: str = "mean"):
         super().__init__()
-        self.weight, self.reduction = weight, reduction
+        self.register_buffer("weight", weight)
+        self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
@@ -1424,7 +1436,9 @@ class BCEWithLogitsLoss(Module):
 
     def __init__(self, weight: Tensor | None = None, reduction: str = "mean", pos_weight: Tensor | None = None):
         super().__init__()
-        self.weight, self.reduction, self.pos_weight = weight, reduction, pos_weight
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+        self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)

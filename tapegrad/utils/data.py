@@ -247,7 +247,8 @@ def default_collate(batch):
     if isinstance(first, bool):
         return _factories.tensor(batch)
     if isinstance(first, numbers.Integral):
-        return _factories.tensor(batch, dtype=_factories._dtypes.int64)
+        # The batch's own dtype, as PyTorch's ``tensor(batch)``: [0, 1.5] is float, not [0, 1].
+        return _factories.tensor(batch)
     if isinstance(first, numbers.Real):
         return _factories.tensor(batch, dtype=_factories._dtypes.float64)
     if isinstance(first, (str, bytes)):
@@ -328,6 +329,13 @@ class DataLoader:
         pin_memory_device: str = "",
         in_order: bool = True,
     ):
+        if isinstance(dataset, IterableDataset):  # its order is its own: PyTorch refuses these
+            for option, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
+                if value not in (None, False):
+                    raise ValueError(
+                        f"DataLoader with IterableDataset: expected unspecified {option} option, but got "
+                        f"{option}={value}"
+                    )
         if num_workers < 0:
             raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
         if sampler is not None and shuffle:
