@@ -3,7 +3,11 @@ rules, on the parameters' arrays in place (a step bumps their version counters, 
 in-place updates do). ``foreach`` and ``fused`` choose among PyTorch's implementations of the
 same update; they are accepted and change nothing here: Adam and AdamW always update a C-ordered
 float32 or float64 parameter in one compiled loop (``tapegrad/_kernels/optimizers.py``, as
-PyTorch's ``fused=True``), with the bits of the numpy calls the others take."""
+PyTorch's ``fused=True``), with the bits of the numpy calls the others take.
+
+``optimizer.state`` holds what PyTorch's holds: per parameter, tensors of its shape and dtype
+(``exp_avg``, ``momentum_buffer``...) and a 0-d float32 ``step``. The updates write the arrays
+those tensors wrap, in place, so that keeping the state as tensors copies nothing."""
 
 from __future__ import annotations
 
@@ -12,35 +16,79 @@ import math
 import numpy as np
 
 from .._record import _bump_version
+from ..tensor import Tensor, _wrap
 from . import lr_scheduler
 from .lbfgs import LBFGS
-from .optimizer import Optimizer, _check_betas, _check_nonnegative, _refuse_inside_a_recording
+from .optimizer import (
+    Optimizer,
+    _check_betas,
+    _check_nonnegative,
+    _refuse_inside_a_recording,
+    _scalar_dtype,
+    _step_tensor,
+)
 
 
-def _buffer_for(state: dict, key: str, value: np.ndarray) -> np.ndarray:
-    """``state[key]``, checked against its parameter ``value``: PyTorch's ``RuntimeError`` for
-    another shape (a state loaded for other parameters), and C-ordered (a parameter first
-    stepped as a non-contiguous array has F-ordered buffers; the compiled update must not run
-    on copies of them)."""
-    buffer = state[key]
+def _size_mismatch(a: tuple, b: tuple) -> RuntimeError:
+    """PyTorch's error for a state buffer of shape ``a`` updated with a parameter of shape ``b``
+    (a state loaded for other parameters)."""
+    width = max(len(a), len(b))
+    a, b = (1,) * (width - len(a)) + a, (1,) * (width - len(b)) + b
+    for dim in reversed(range(width)):
+        if a[dim] != b[dim] and a[dim] != 1 and b[dim] != 1:
+            return RuntimeError(
+                f"The size of tensor a ({a[dim]}) must match the size of tensor b ({b[dim]}) at non-singleton "
+                f"dimension {dim}"
+            )
+    # Broadcastable: the update writing into the smaller one fails, as PyTorch's does (the
+    # buffer's lerp_ when it is smaller, else the parameter's addcdiv_).
+    broadcast = np.broadcast_shapes(a, b)
+    smaller = a if a != broadcast else b
+    return RuntimeError(f"output with shape {list(smaller)} doesn't match the broadcast shape {list(broadcast)}")
+
+
+def _buffer(state: dict, key: str, value: np.ndarray, c_ordered: bool = False) -> np.ndarray:
+    """The array of the tensor ``state[key]``, checked against its parameter's array
+    ``value``: PyTorch's ``RuntimeError`` for another shape; cast to the parameter's dtype, and
+    C-ordered with ``c_ordered`` (a parameter first stepped as a non-contiguous array has
+    F-ordered buffers; the compiled update must not run on copies of them). A new array
+    replaces the tensor's own, so that ``state[key]`` stays the same tensor."""
+    tensor = state[key]
+    try:
+        buffer = tensor._data
+    except AttributeError:  # an array or a list put there by hand
+        tensor = state[key] = _wrap(np.asarray(tensor))
+        buffer = tensor._data
     if buffer.shape != value.shape:
-        a, b = buffer.shape, value.shape
-        width = max(len(a), len(b))
-        a, b = (1,) * (width - len(a)) + a, (1,) * (width - len(b)) + b
-        for dim in reversed(range(width)):
-            if a[dim] != b[dim] and a[dim] != 1 and b[dim] != 1:
-                raise RuntimeError(
-                    f"The size of tensor a ({a[dim]}) must match the size of tensor b ({b[dim]}) at non-singleton "
-                    f"dimension {dim}"
-                )
-        # Broadcastable: the update writing into the smaller one fails, as PyTorch's does (the
-        # buffer's lerp_ when it is smaller, else the parameter's addcdiv_).
-        broadcast = np.broadcast_shapes(buffer.shape, value.shape)
-        smaller = buffer.shape if buffer.shape != broadcast else value.shape
-        raise RuntimeError(f"output with shape {list(smaller)} doesn't match the broadcast shape {list(broadcast)}")
-    if buffer.dtype != value.dtype or not buffer.flags.c_contiguous:
-        buffer = state[key] = np.ascontiguousarray(buffer, dtype=value.dtype)
+        raise _size_mismatch(buffer.shape, value.shape)
+    # (numpy's dtypes of a kind are one object: ``is`` answers first, in a tenth of the time)
+    if (buffer.dtype is not value.dtype and buffer.dtype != value.dtype) or (
+        c_ordered and not buffer.flags.c_contiguous
+    ):
+        buffer = tensor._data = np.array(buffer, dtype=value.dtype, order="C" if c_ordered else "K")
     return buffer
+
+
+def _advance(state: dict, fused=None) -> float:
+    """Add one to the state's ``step`` tensor, in place (PyTorch's ``step_t += 1``, in its dtype);
+    its new value."""
+    step = state["step"]
+    if not isinstance(step, Tensor):
+        step = state["step"] = _step_tensor(step, fused)
+    count = step._data
+    count += 1
+    return float(count)
+
+
+def _zeros(value: np.ndarray) -> Tensor:
+    """A state buffer for the parameter array ``value``: zeros of its shape, dtype and layout
+    (PyTorch's ``zeros_like(p, memory_format=torch.preserve_format)``)."""
+    return _wrap(np.zeros_like(value))
+
+
+def _step_zero(fused=None) -> Tensor:
+    """A new state's ``step``: 0, a 0-d tensor of PyTorch's dtype for it."""
+    return _wrap(np.zeros((), _scalar_dtype(fused)))
 
 
 def _fusable(value: np.ndarray, grad: np.ndarray) -> bool:
@@ -61,18 +109,18 @@ _NO_MAXIMUM = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float6
 _adam_kernel = None
 
 
-def _fused_adam(value, grad, state, lr, beta1, beta2, eps, l2, keep, step) -> None:
+def _fused_adam(value, grad, exp_avg, exp_avg_sq, maximum, lr, beta1, beta2, eps, l2, keep, step) -> None:
     """Adam's update of one parameter in one compiled pass (``tapegrad/_kernels/optimizers.py``,
-    which casts the constants to its dtype as numpy does). numba loads on the first step."""
+    which casts the constants to its dtype as numpy does); ``maximum`` is amsgrad's buffer, or
+    None. numba loads on the first step."""
     global _adam_kernel
     if _adam_kernel is None:
         from .._kernels import families, optimizers
 
         families.announce(optimizers.adam, "optimizers' Adam update")
         _adam_kernel = optimizers.adam
-    maximum = state.get("max_exp_avg_sq")
     _adam_kernel(
-        value.reshape(-1), grad.reshape(-1), state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1),
+        value.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1),
         _NO_MAXIMUM[value.dtype] if maximum is None else maximum.reshape(-1),
         float(1 - beta1), float(beta2), float(1 - beta2), float(lr / (1 - beta1**step)),
         math.sqrt(1 - beta2**step), float(eps), float(l2), float(keep),
@@ -80,15 +128,19 @@ def _fused_adam(value, grad, state, lr, beta1, beta2, eps, l2, keep, step) -> No
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay; follows ``torch.optim.SGD``."""
+    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay; follows
+    ``torch.optim.SGD``. With momentum, ``state[p]["momentum_buffer"]`` is a tensor from the
+    first step on (a copy of that step's gradient); without, there is no state."""
+
+    _group_defaults = dict(nesterov=False, maximize=False, foreach=None, differentiable=False, fused=False)
 
     def __init__(
         self,
         params,
         lr: float = 1e-3,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
         nesterov: bool = False,
         *,
         maximize: bool = False,
@@ -103,7 +155,7 @@ class SGD(Optimizer):
             params,
             dict(
                 lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-                maximize=maximize,
+                maximize=maximize, foreach=foreach, differentiable=differentiable, fused=fused,
             ),
         )  # fmt: skip
 
@@ -116,11 +168,12 @@ class SGD(Optimizer):
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
                 if momentum:
-                    state = self.state.setdefault(id(parameter), {})
-                    buffer = state.get("momentum_buffer")
-                    if buffer is None:
-                        buffer = state["momentum_buffer"] = np.array(grad, copy=True)
+                    state = self.state[parameter]
+                    if state.get("momentum_buffer") is None:
+                        buffer = np.array(grad, copy=True)
+                        state["momentum_buffer"] = _wrap(buffer)
                     else:
+                        buffer = _buffer(state, "momentum_buffer", value)
                         buffer *= momentum
                         buffer += (1 - dampening) * grad
                     grad = grad + momentum * buffer if group["nesterov"] else buffer
@@ -130,7 +183,16 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (with ``amsgrad`` and L2 ``weight_decay``); follows ``torch.optim.Adam``."""
+    """Adam (with ``amsgrad``, and L2 or, with ``decoupled_weight_decay``, AdamW's weight
+    decay); follows ``torch.optim.Adam``. ``state[p]`` holds ``step`` (a 0-d float32 tensor),
+    ``exp_avg`` and ``exp_avg_sq`` (and ``max_exp_avg_sq`` with amsgrad), tensors of the
+    parameter's shape and dtype."""
+
+    _group_defaults = dict(
+        amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False,
+        decoupled_weight_decay=False, fused=None,
+    )  # fmt: skip
+    _step_is_tensor = True
 
     def __init__(
         self,
@@ -138,7 +200,7 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas=(0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        weight_decay: float = 0,
         amsgrad: bool = False,
         *,
         foreach: bool | None = None,
@@ -146,58 +208,59 @@ class Adam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
         fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
     ):
         _check_nonnegative(lr=lr, eps=eps)
         _check_betas(betas)
         _check_nonnegative(weight_decay=weight_decay)
-        from ..tensor import Tensor
-
         if isinstance(lr, Tensor) and foreach and not capturable:
             raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
         if fused and foreach:
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(
-            params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
-        )
-
-    _decoupled = False
+            params,
+            dict(
+                lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
+                decoupled_weight_decay=decoupled_weight_decay,
+            ),
+        )  # fmt: skip
 
     def step(self, closure=None):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, (beta1, beta2), eps, decay = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+            amsgrad, decoupled = group["amsgrad"], group.get("decoupled_weight_decay", False)
             for parameter, value, grad in self._gradients(group):
-                state = self.state.setdefault(id(parameter), {})
+                state = self.state[parameter]
                 if not state:
-                    state.update(step=np.array(0.0), exp_avg=np.zeros_like(value), exp_avg_sq=np.zeros_like(value))
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = np.zeros_like(value)
+                    state["step"] = _step_zero(group["fused"])
+                    state["exp_avg"] = _zeros(value)
+                    state["exp_avg_sq"] = _zeros(value)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = _zeros(value)
                 fused = _fusable(value, grad)
-                if fused:
-                    for key in (
-                        ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
-                    ):
-                        _buffer_for(state, key, value)
+                exp_avg = _buffer(state, "exp_avg", value, fused)
+                exp_avg_sq = _buffer(state, "exp_avg_sq", value, fused)
+                maximum = _buffer(state, "max_exp_avg_sq", value, fused) if amsgrad else None
                 if decay and not fused:
-                    if self._decoupled:
+                    if decoupled:
                         value *= 1 - lr * decay
                     else:
                         grad = grad + decay * value
-                state["step"] += 1
-                step = float(state["step"])
+                step = _advance(state, group["fused"])
                 if fused:
-                    l2, keep = (0.0, 1 - lr * decay) if self._decoupled else (decay, 1.0)
-                    _fused_adam(value, grad, state, lr, beta1, beta2, eps, l2, keep, step)
+                    l2, keep = (0.0, 1 - lr * decay) if decoupled else (decay, 1.0)
+                    _fused_adam(value, grad, exp_avg, exp_avg_sq, maximum, lr, beta1, beta2, eps, l2, keep, step)
                 else:
-                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                     exp_avg += (1 - beta1) * (grad - exp_avg)  # PyTorch's lerp form
                     exp_avg_sq *= beta2
                     exp_avg_sq += (1 - beta2) * grad * grad
                     second = exp_avg_sq
-                    if group["amsgrad"]:
-                        np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                        second = state["max_exp_avg_sq"]
+                    if amsgrad:
+                        np.maximum(maximum, exp_avg_sq, out=maximum)
+                        second = maximum
                     step_size = lr / (1 - beta1**step)
                     denominator = np.sqrt(second) / math.sqrt(1 - beta2**step) + eps
                     value -= (step_size * exp_avg / denominator).astype(value.dtype, copy=False)
@@ -206,9 +269,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (default 0.01), as ``torch.optim.AdamW``."""
-
-    _decoupled = True
+    """Adam with decoupled weight decay (default 0.01), as ``torch.optim.AdamW``: its groups'
+    ``decoupled_weight_decay`` is always True, a loaded state dict's too."""
 
     def __init__(
         self,
@@ -219,16 +281,21 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
         *,
-        foreach: bool | None = None,
         maximize: bool = False,
+        foreach: bool | None = None,
         capturable: bool = False,
         differentiable: bool = False,
         fused: bool | None = None,
     ):
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize, capturable=capturable,
-            fused=fused,
+            differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
         )  # fmt: skip
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler"]
@@ -236,7 +303,13 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"
 
 class RMSprop(Optimizer):
     """RMSprop (with ``momentum``, ``centered`` and L2 ``weight_decay``); follows
-    ``torch.optim.RMSprop``."""
+    ``torch.optim.RMSprop``. ``state[p]`` holds ``step`` (a 0-d float32 tensor) and
+    ``square_avg`` (and ``momentum_buffer``, ``grad_avg``), tensors of the parameter's shape."""
+
+    _group_defaults = dict(
+        momentum=0, centered=False, foreach=None, maximize=False, differentiable=False, capturable=False
+    )
+    _step_is_tensor = True
 
     def __init__(
         self,
@@ -244,8 +317,8 @@ class RMSprop(Optimizer):
         lr: float = 1e-2,
         alpha: float = 0.99,
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
+        weight_decay: float = 0,
+        momentum: float = 0,
         centered: bool = False,
         capturable: bool = False,
         foreach: bool | None = None,
@@ -256,8 +329,8 @@ class RMSprop(Optimizer):
         super().__init__(
             params,
             dict(
-                lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
-                maximize=maximize,
+                lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered, weight_decay=weight_decay,
+                capturable=capturable, foreach=foreach, maximize=maximize, differentiable=differentiable,
             ),
         )  # fmt: skip
 
@@ -265,30 +338,31 @@ class RMSprop(Optimizer):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            lr, alpha, eps = float(group["lr"]), group["alpha"], group["eps"]
+            lr, alpha, eps, momentum = float(group["lr"]), group["alpha"], group["eps"], group["momentum"]
             for parameter, value, grad in self._gradients(group):
-                state = self.state.setdefault(id(parameter), {})
+                state = self.state[parameter]
                 if not state:
-                    state.update(step=np.array(0.0), square_avg=np.zeros_like(value))
-                    if group["momentum"]:
-                        state["momentum_buffer"] = np.zeros_like(value)
+                    state["step"] = _step_zero()
+                    state["square_avg"] = _zeros(value)
+                    if momentum > 0:
+                        state["momentum_buffer"] = _zeros(value)
                     if group["centered"]:
-                        state["grad_avg"] = np.zeros_like(value)
-                state["step"] += 1
+                        state["grad_avg"] = _zeros(value)
+                _advance(state)
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
-                square_avg = state["square_avg"]
+                square_avg = _buffer(state, "square_avg", value)
                 square_avg *= alpha
                 square_avg += (1 - alpha) * grad * grad
                 if group["centered"]:
-                    grad_avg = state["grad_avg"]
+                    grad_avg = _buffer(state, "grad_avg", value)
                     grad_avg += (1 - alpha) * (grad - grad_avg)  # PyTorch's lerp form
                     average = np.sqrt(square_avg - grad_avg * grad_avg) + eps
                 else:
                     average = np.sqrt(square_avg) + eps
-                if group["momentum"]:
-                    buffer = state["momentum_buffer"]
-                    buffer *= group["momentum"]
+                if momentum > 0:
+                    buffer = _buffer(state, "momentum_buffer", value)
+                    buffer *= momentum
                     buffer += grad / average
                     value -= (lr * buffer).astype(value.dtype, copy=False)
                 else:
@@ -299,15 +373,20 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     """Adagrad (with ``lr_decay``, ``initial_accumulator_value`` and L2 ``weight_decay``);
-    follows ``torch.optim.Adagrad``."""
+    follows ``torch.optim.Adagrad``: every parameter has its state from the start, ``step`` (a
+    0-d float32 tensor, 0) and ``sum`` (a tensor of the parameter's shape, filled with
+    ``initial_accumulator_value``)."""
+
+    _group_defaults = dict(foreach=None, maximize=False, differentiable=False, fused=None)
+    _step_is_tensor = True
 
     def __init__(
         self,
         params,
         lr: float = 1e-2,
-        lr_decay: float = 0.0,
-        weight_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
         eps: float = 1e-10,
         foreach: bool | None = None,
         *,
@@ -322,31 +401,46 @@ class Adagrad(Optimizer):
         super().__init__(
             params,
             dict(
-                lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize,
+                lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
+                differentiable=differentiable, fused=fused,
             ),
         )  # fmt: skip
+        for group in self.param_groups:
+            for parameter in group["params"]:
+                self._start(self.state[parameter], parameter._data, group)
+
+    def _start(self, state: dict, value: np.ndarray, group: dict) -> None:
+        # The constructor's value, for the groups added later too (PyTorch's, which reads
+        # ``self.defaults`` rather than the group's).
+        state["step"] = _step_zero(group["fused"])
+        state["sum"] = _wrap(np.full_like(value, self.defaults["initial_accumulator_value"]))
 
     def step(self, closure=None):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             for parameter, value, grad in self._gradients(group):
-                state = self.state.setdefault(id(parameter), {})
+                state = self.state[parameter]
                 if not state:
-                    state.update(step=np.array(0.0), sum=np.full_like(value, group["initial_accumulator_value"]))
-                state["step"] += 1
+                    self._start(state, value, group)
+                step = _advance(state, group["fused"])
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
-                clr = float(group["lr"]) / (1 + (float(state["step"]) - 1) * group["lr_decay"])
-                state["sum"] += grad * grad
-                value -= (clr * grad / (np.sqrt(state["sum"]) + group["eps"])).astype(value.dtype, copy=False)
+                clr = float(group["lr"]) / (1 + (step - 1) * group["lr_decay"])
+                total = _buffer(state, "sum", value)
+                total += grad * grad
+                value -= (clr * grad / (np.sqrt(total) + group["eps"])).astype(value.dtype, copy=False)
                 _bump_version(parameter)
         return loss
 
 
 class Adadelta(Optimizer):
-    """Adadelta (with L2 ``weight_decay``); follows ``torch.optim.Adadelta``."""
+    """Adadelta (with L2 ``weight_decay``); follows ``torch.optim.Adadelta``. ``state[p]``
+    holds ``step`` (a 0-d float32 tensor), ``square_avg`` and ``acc_delta``."""
+
+    _group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    _step_is_tensor = True
 
     def __init__(
         self,
@@ -354,7 +448,7 @@ class Adadelta(Optimizer):
         lr: float = 1.0,
         rho: float = 0.9,
         eps: float = 1e-6,
-        weight_decay: float = 0.0,
+        weight_decay: float = 0,
         foreach: bool | None = None,
         *,
         capturable: bool = False,
@@ -365,7 +459,13 @@ class Adadelta(Optimizer):
         if not 0.0 <= rho <= 1.0:
             raise ValueError(f"Invalid rho value: {rho}")
         _check_nonnegative(eps=eps, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize, capturable=capturable,
+                foreach=foreach, differentiable=differentiable,
+            ),
+        )  # fmt: skip
 
     def step(self, closure=None):
         _refuse_inside_a_recording()
@@ -373,13 +473,15 @@ class Adadelta(Optimizer):
         for group in self.param_groups:
             rho, eps = group["rho"], group["eps"]
             for parameter, value, grad in self._gradients(group):
-                state = self.state.setdefault(id(parameter), {})
+                state = self.state[parameter]
                 if not state:
-                    state.update(step=np.array(0.0), square_avg=np.zeros_like(value), acc_delta=np.zeros_like(value))
-                state["step"] += 1
+                    state["step"] = _step_zero()
+                    state["square_avg"] = _zeros(value)
+                    state["acc_delta"] = _zeros(value)
+                _advance(state)
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
-                square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+                square_avg, acc_delta = _buffer(state, "square_avg", value), _buffer(state, "acc_delta", value)
                 square_avg *= rho
                 square_avg += (1 - rho) * grad * grad
                 delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad

@@ -9,7 +9,14 @@ import numpy as np
 
 from .._grad_mode import enable_grad
 from .._record import _bump_version
-from .optimizer import Optimizer, _check_nonnegative, _refuse_inside_a_recording
+from ..tensor import Tensor, _wrap
+from .optimizer import Optimizer, _array, _check_nonnegative, _refuse_inside_a_recording
+
+
+def _scalar(value, dtype) -> Tensor:
+    """A number as the 0-d tensor of the flat vector's dtype PyTorch keeps (``ro``, ``H_diag``,
+    ``al``)."""
+    return _wrap(np.array(value, dtype))
 
 
 def _cubic_minimum(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
@@ -108,7 +115,9 @@ class LBFGS(Optimizer):
     ``line_search_fn`` is None (fixed steps of ``lr``) or ``"strong_wolfe"``. Every parameter
     is one part of a flat vector, so there is one group only. Raises ``ValueError`` for a
     negative ``lr`` or several groups, ``RuntimeError`` for another line search. The state
-    (directions, steps, curvature history) is that of the first parameter, as PyTorch keeps it.
+    (directions, steps, curvature history) is that of the first parameter, as PyTorch keeps it:
+    ``d``, ``prev_flat_grad`` and the lists ``old_dirs`` and ``old_stps`` hold flat tensors,
+    ``ro``, ``al`` and ``H_diag`` 0-d tensors, ``func_evals`` and ``n_iter`` ints.
     """
 
     def __init__(
@@ -164,7 +173,7 @@ class LBFGS(Optimizer):
         history_size, line_search = group["history_size"], group["line_search_fn"]
         if line_search not in (None, "strong_wolfe"):
             raise RuntimeError("only 'strong_wolfe' is supported")
-        state = self.state.setdefault(id(self._params[0]), {})
+        state = self.state[self._params[0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
         with enable_grad():
@@ -176,11 +185,14 @@ class LBFGS(Optimizer):
         if np.abs(flat_grad).max(initial=0.0) <= tolerance_grad:
             return first_loss
         d, t = state.get("d"), state.get("t")
-        directions = list(state.get("old_dirs", []))  # y: gradient changes
-        steps = list(state.get("old_stps", []))  # s: parameter changes
+        d = None if d is None else _array(d)
+        t = None if t is None else float(t)
+        directions = [_array(value) for value in state.get("old_dirs", [])]  # y: gradient changes
+        steps = [_array(value) for value in state.get("old_stps", [])]  # s: parameter changes
         ro = [float(value) for value in state.get("ro", [])]  # 1 / (y . s)
-        h_diag = state.get("H_diag", 1.0)
+        h_diag = float(state.get("H_diag", 1.0))
         prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+        prev_flat_grad = None if prev_flat_grad is None else _array(prev_flat_grad)
         iteration = 0
         while iteration < max_iter:
             iteration += 1
@@ -207,6 +219,10 @@ class LBFGS(Optimizer):
                 for i in range(len(directions) - 1, -1, -1):
                     alphas[i] = float(steps[i] @ q) * ro[i]
                     q = q - directions[i] * q.dtype.type(alphas[i])
+                # PyTorch keeps the alphas, history_size of them (None where unused).
+                kept = state.setdefault("al", [None] * history_size)
+                for i, alpha in enumerate(alphas):
+                    kept[i] = _scalar(alpha, q.dtype)
                 d = q * q.dtype.type(h_diag)
                 for i in range(len(directions)):
                     beta = float(directions[i] @ d) * ro[i]
@@ -254,8 +270,11 @@ class LBFGS(Optimizer):
                 or abs(loss - prev_loss) < tolerance_change
             ):
                 break
-        state.update(
-            d=d, t=t, old_dirs=directions, old_stps=steps, ro=ro, H_diag=h_diag, prev_flat_grad=prev_flat_grad,
-            prev_loss=prev_loss,
-        )  # fmt: skip
+        if d is not None:  # (None only when no iteration ran: max_iter 0)
+            dtype = d.dtype
+            state.update(
+                d=_wrap(d), t=t, old_dirs=[_wrap(y) for y in directions], old_stps=[_wrap(s) for s in steps],
+                ro=[_scalar(value, dtype) for value in ro], H_diag=_scalar(h_diag, dtype) if directions else 1,
+                prev_flat_grad=_wrap(prev_flat_grad), prev_loss=prev_loss,
+            )  # fmt: skip
         return first_loss
