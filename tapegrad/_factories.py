@@ -108,8 +108,10 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Ten
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """A tensor of ``data``, sharing a numpy array's memory where it can; follows ``torch.as_tensor``."""
     _device.check(device)
-    if isinstance(data, Tensor) and (dtype is None or data.dtype == _dtypes.as_dtype(dtype)):
-        return data
+    if isinstance(data, Tensor):
+        # Another dtype is ``data.to(dtype)``, on the graph as in PyTorch (a copy cut the
+        # gradient of that branch, silently).
+        return data if dtype is None or data.dtype == _dtypes.as_dtype(dtype) else data.to(dtype)
     if isinstance(data, np.ndarray) and dtype is None:
         return from_numpy(data)
     return tensor(data, dtype=dtype)

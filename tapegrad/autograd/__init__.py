@@ -11,11 +11,13 @@ from .graph import Node
 
 
 def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa: N802 - PyTorch's name
-    """``data`` itself, made to require grad when asked: ``Variable`` was merged into Tensor in
-    PyTorch 0.4 and is kept there as this; follows ``torch.autograd.Variable``."""
+    """A new leaf sharing ``data``'s memory, requiring grad as asked (``data`` itself is left as
+    it is, and an intermediate is cut from its graph); follows ``torch.autograd.Variable``,
+    which PyTorch 0.4 merged into Tensor and keeps as this."""
+    leaf = data.detach()
     if requires_grad:
-        data.requires_grad_(True)
-    return data
+        leaf.requires_grad_(True)
+    return leaf
 
 
 __all__ = [

@@ -114,13 +114,13 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     if v is None:
         v = tuple(_wrap(np.ones_like(x._data)) for x in inputs_tuple)
     v = _as_tuple(v)[0]
-    outputs, single_output = _as_tuple(func(*_prepare(inputs_tuple, create_graph)))
-    full = jacobian(func, inputs_tuple, create_graph)
-    if single_output:
-        full = (full,)
+    # One call of ``func``, as PyTorch makes: its output and the product come from the same run
+    # (with dropout, two calls gave an output and a J v of different masks).
+    prepared = _prepare(inputs_tuple, create_graph)
+    outputs, single_output = _as_tuple(func(*prepared))
     products = []
-    for out, block in zip(outputs, full):
-        block = (block,) if isinstance(block, Tensor) else block
+    for out in outputs:
+        block = _jacobian_of(out, prepared, create_graph)
         total = None
         for part, direction in zip(block, v):
             flat = part.reshape(out.numel(), direction.numel()) @ direction.to(part.dtype).reshape(-1)

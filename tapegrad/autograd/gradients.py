@@ -88,7 +88,9 @@ def grad(
                     f"The differentiated Tensor at index {index} appears to not have been used in the graph. "
                     "Set allow_unused=True if this is the desired behavior."
                 )
-            results.append(_wrap(inputs[index]._data * 0) if materialize_grads else None)
+            results.append(
+                _wrap(np.zeros_like(inputs[index]._data)) if materialize_grads else None
+            )  # (x * 0: NaN at inf)
         else:
             results.append(values if isinstance(values, Tensor) else _wrap(values))
     return tuple(results)
