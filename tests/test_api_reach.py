@@ -812,7 +812,106 @@ NEWCOMER_CALLS = {  # what a newcomer's pass over the library found differing fr
         m.utils.data.DataLoader([0, 1.5, 2.25, 0.5, True, False], batch_size=2)
     ),
     "a loss's weights are buffers": lambda m: _weighted_losses(m),
+    # autograd
+    "materialized gradients of an unused inf input": lambda m: list(
+        m.autograd.grad(
+            (m.tensor([1.0], requires_grad=True) * 2).sum(),
+            [m.tensor([1.0], requires_grad=True), m.tensor([np.inf, np.nan], requires_grad=True)],
+            allow_unused=True,
+            materialize_grads=True,
+        )
+    )[1:],
+    "jvp calls the function once": lambda m: _jvp_calls(m),
+    "Variable of an intermediate": lambda m: _variable_of_intermediate(m),
+    "as_tensor to another dtype keeps the graph": lambda m: _as_tensor_on_the_graph(m),
+    # nn
+    "convolution and pooling results are contiguous": lambda m: _flattened_features(m),
+    "a checkpoint without num_batches_tracked": lambda m: repr(
+        m.nn.Sequential(m.nn.Linear(2, 2), m.nn.BatchNorm1d(2)).load_state_dict(
+            {
+                k: v
+                for k, v in m.nn.Sequential(m.nn.Linear(2, 2), m.nn.BatchNorm1d(2)).state_dict().items()
+                if not k.endswith("num_batches_tracked")
+            }
+        )
+    ),  # fmt: skip
+    "activations with inplace": lambda m: _activated_in_place(m),
+    "activation reprs": lambda m: [
+        repr(m.nn.LeakyReLU()),
+        repr(m.nn.ELU(inplace=True)),
+        repr(m.nn.LeakyReLU(0.2, True)),
+    ],
+    "gelu's tanh approximation": lambda m: _gelu_tanh(m),
+    "lazy layers in a container load a checkpoint": lambda m: _lazy_in_a_container(m),
 }
+
+
+def _jvp_calls(m) -> list:
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x * x
+
+    out, product = m.autograd.functional.jvp(f, m.tensor([1.0, 2.0]), m.tensor([1.0, 1.0]))
+    return [len(calls), out, product]
+
+
+def _variable_of_intermediate(m) -> list:
+    t = m.tensor([1.0, 2.0])
+    v = m.autograd.Variable(t, requires_grad=True)
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.autograd.Variable(x * 2, requires_grad=True)
+    (w * 3).sum().backward()
+    return [v is t, t.requires_grad, x.grad is None, w.grad, w.is_leaf]
+
+
+def _as_tensor_on_the_graph(m) -> list:
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    z = m.as_tensor(x * 2, dtype=m.float64)
+    (z.sum() + x.sum()).backward()
+    return [z.requires_grad, z, x.grad]
+
+
+def _flattened_features(m) -> list:
+    x = m.arange(2 * 3 * 8 * 8, dtype=m.float32).reshape(2, 3, 8, 8) / 100
+    layers = [m.nn.AvgPool2d(2), m.nn.AdaptiveAvgPool2d(2), m.nn.MaxPool2d(2)]
+    layers += [m.nn.Conv2d(3, 4, 3, bias=False), m.nn.ConvTranspose2d(3, 4, 2, bias=False)]
+    shapes = []
+    for layer in layers:
+        for parameter in layer.parameters():
+            parameter.data.fill_(0.1)
+        y = layer(x)
+        n, c, h, w = y.shape
+        shapes.append([y.is_contiguous(), list(y.view(n, -1).shape), list(y.view(n * c, h * w).shape)])
+    return shapes
+
+
+def _activated_in_place(m) -> list:
+    results = []
+    for activation in (m.nn.ReLU(inplace=True), m.nn.LeakyReLU(0.1, inplace=True), m.nn.ELU(inplace=True)):
+        z = m.tensor([-1.0, 2.0, -3.0])
+        activation(z)
+        results.append(z.numpy().round(6).tolist())
+    x = m.tensor([-1.0, 2.0], requires_grad=True)
+    y = x * 1.0
+    m.nn.functional.relu(y, inplace=True)
+    (y * 3).sum().backward()
+    return [results, x.grad]
+
+
+def _gelu_tanh(m) -> list:
+    x = m.tensor(np.linspace(-4.0, 4.0, 9), requires_grad=True)
+    y = m.nn.GELU("tanh")(x)
+    y.sum().backward()
+    return [y.detach().numpy().round(12).tolist(), x.grad.numpy().round(12).tolist(), repr(m.nn.GELU("tanh"))]
+
+
+def _lazy_in_a_container(m) -> list:
+    trained = m.nn.Sequential(m.nn.Linear(5, 3), m.nn.ReLU(), m.nn.Linear(3, 2))
+    lazy = m.nn.Sequential(m.nn.LazyLinear(3), m.nn.ReLU(), m.nn.LazyLinear(2))
+    loaded = lazy.load_state_dict(trained.state_dict())
+    return [repr(loaded), [list(p.shape) for p in lazy.parameters()]]
 
 
 def _tied_parameter(m) -> list:

@@ -152,7 +152,9 @@ def _product(weights: Tensor, columns: Tensor, out: tuple, bias: Tensor | None) 
         result = weights.reshape(out_channels, depth) @ columns.reshape(depth, positions * n)
     else:
         result = (weights @ columns.reshape(groups, depth, positions * n)).reshape(out_channels, positions * n)
-    result = result.reshape(out_channels, positions, n).permute(2, 0, 1).reshape(n, out_channels, *out)
+    # Laid out (N, C_out, ...) as PyTorch's result is: a permuted view made ``y.view(n, -1)``
+    # (a classifier's flatten) and the bias added to it raise PyTorch's view error.
+    result = result.reshape(out_channels, positions, n).permute(2, 0, 1).contiguous().reshape(n, out_channels, *out)
     if bias is not None:
         result = result + bias.reshape(1, out_channels, 1, 1)
     return name_node(result, "ConvolutionBackward0")
@@ -390,7 +392,7 @@ def _pool_geometry(shape: tuple, kernel_size, stride, padding, dilation, ceil_mo
 def _unpooled(values: Tensor, shape: tuple, out: tuple, unbatched: bool) -> Tensor:
     """(L, N*C) window results -> (N, C, out_h, out_w), or (C, ...) unbatched."""
     n, channels = shape[:2]
-    result = values.t().reshape(n, channels, *out)
+    result = values.t().contiguous().reshape(n, channels, *out)  # (contiguous, as PyTorch's)
     return result.squeeze(0) if unbatched else result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -28,8 +29,9 @@ from ._convolution import (  # noqa: F401 - the public names
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
-    """max(x, 0) elementwise; follows ``torch.nn.functional.relu``."""
-    return input.relu()
+    """max(x, 0) elementwise (written into ``input`` with ``inplace``); follows
+    ``torch.nn.functional.relu``."""
+    return _written(input, input.relu(), inplace)
 
 
 def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
@@ -43,10 +45,15 @@ def tanh(input: Tensor) -> Tensor:  # noqa: A002
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
-    """x * Phi(x) (the exact, erf form; ``approximate="tanh"`` is not supported yet)."""
-    if approximate != "none":
-        raise NotImplementedError("gelu supports approximate='none' so far")
-    return input.gelu()
+    """x * Phi(x), Phi the standard normal CDF (``approximate="tanh"``: PyTorch's tanh
+    approximation of it); follows ``torch.nn.functional.gelu``. Raises ``RuntimeError`` for
+    another ``approximate``, as PyTorch does."""
+    if approximate == "none":
+        return input.gelu()
+    if approximate != "tanh":
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
+    return input * 0.5 * (inner.tanh() + 1.0)
 
 
 def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
@@ -70,18 +77,27 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
-    """x * sigmoid(x) elementwise; follows ``torch.nn.functional.silu``."""
-    return input.silu()
+    """x * sigmoid(x) elementwise (written into ``input`` with ``inplace``); follows
+    ``torch.nn.functional.silu``."""
+    return _written(input, input.silu(), inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
-    """x, or x * negative_slope below 0; follows ``torch.nn.functional.leaky_relu``."""
-    return _scalar(_SCALAR_OPS["leaky_relu"], input, float(negative_slope))
+    """x, or x * negative_slope below 0 (written into ``input`` with ``inplace``); follows
+    ``torch.nn.functional.leaky_relu``."""
+    return _written(input, _scalar(_SCALAR_OPS["leaky_relu"], input, float(negative_slope)), inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
-    """x, or alpha * (exp(x) - 1) below 0; follows ``torch.nn.functional.elu``."""
-    return _scalar(_SCALAR_OPS["elu"], input, float(alpha))
+    """x, or alpha * (exp(x) - 1) below 0 (written into ``input`` with ``inplace``); follows
+    ``torch.nn.functional.elu``."""
+    return _written(input, _scalar(_SCALAR_OPS["elu"], input, float(alpha)), inplace)
+
+
+def _written(input: Tensor, result: Tensor, inplace: bool) -> Tensor:  # noqa: A002
+    """``result``, or with ``inplace`` ``input`` overwritten by it (an in-place change of
+    ``input``, recorded as one): code that relies on the input being activated sees it so."""
+    return input.copy_(result) if inplace else result
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002

@@ -346,8 +346,18 @@ class Module:
         """Copy values into parameters and persistent buffers by name. Raises ``RuntimeError``
         listing missing and unexpected keys (``strict``) or a size mismatch, as PyTorch does.
         Returns ``(missing_keys, unexpected_keys)``."""
+        for prefix, module in self.named_modules(remove_duplicate=False):
+            if isinstance(module, _Lazy):  # (lazy layers anywhere in the model, as PyTorch's hook)
+                module._materialize_for(state_dict, f"{prefix}." if prefix else "")
         own = self.state_dict(keep_vars=True)
-        missing = [name for name in own if name not in state_dict]
+        # A BatchNorm's count of batches may be absent (checkpoints from before PyTorch 0.4.1 and
+        # dicts rebuilt without PyTorch's version metadata): it keeps its value, as in PyTorch.
+        optional = {
+            f"{prefix}.num_batches_tracked" if prefix else "num_batches_tracked"
+            for prefix, module in self.named_modules(remove_duplicate=False)
+            if isinstance(module, _BatchNorm)
+        }
+        missing = [name for name in own if name not in state_dict and name not in optional]
         unexpected = [name for name in state_dict if name not in own]
         if strict and (missing or unexpected):
             parts = []
@@ -507,12 +517,13 @@ class _Lazy:
         self.__class__ = self._eager
         return Module.__call__(self, input, *args, **kwargs)
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+    def _materialize_for(self, state_dict, prefix: str) -> None:
+        """Give each uninitialized parameter the shape of its value in ``state_dict``, so that
+        a trained model's weights load into a lazy one not yet called."""
         for name, parameter in self._parameters.items():
-            value = state_dict.get(name)
+            value = state_dict.get(prefix + name)
             if isinstance(parameter, UninitializedParameter) and isinstance(value, Tensor):
                 parameter.materialize(value.shape)
-        return Module.load_state_dict(self, state_dict, strict, assign)
 
 
 class LazyLinear(_Lazy, Linear):
@@ -891,10 +902,13 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.leaky_relu(input, self.negative_slope)
+        return F.leaky_relu(input, self.negative_slope, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class ELU(Module):
@@ -902,10 +916,13 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
-        self.alpha = alpha
+        self.alpha, self.inplace = alpha, inplace
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.elu(input, self.alpha)
+        return F.elu(input, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
 class Softmax(Module):
