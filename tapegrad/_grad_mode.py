@@ -115,18 +115,31 @@ class no_grad(_Mode):  # noqa: N801 - PyTorch's name
 
     mode = False
 
+    def __new__(cls, orig_func=None):
+        # ``@no_grad`` without parentheses decorates too, as PyTorch's does.
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
 
 class inference_mode(no_grad):  # noqa: N801
-    """``no_grad`` under PyTorch's newer name (``mode=False``: recording stays as it is);
-    follows ``torch.inference_mode``. Tensors made inside are ordinary tensors here."""
+    """``no_grad`` under PyTorch's newer name (``mode=False``: recording on, also inside
+    ``no_grad``); follows ``torch.inference_mode``. Tensors made inside are ordinary tensors
+    here."""
+
+    def __new__(cls, mode: bool = True):
+        if callable(mode):  # ``@inference_mode`` without parentheses
+            return cls()(mode)
+        return object.__new__(cls)
 
     def __init__(self, mode: bool = True):
         self._active = mode
 
     def __enter__(self):
+        # ``inference_mode(False)`` turns recording on, also inside ``no_grad``, as PyTorch's
+        # does (it kept the surrounding mode).
         self._previous = state.enabled
-        if self._active:
-            _set(False)
+        _set(not self._active)
 
     def __call__(self, function):
         if not callable(function) or isinstance(function, bool):
@@ -141,6 +154,11 @@ class enable_grad(_Mode):  # noqa: N801
     """Record again inside a ``no_grad`` region."""
 
     mode = True
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
 
 
 class set_grad_enabled(_Mode):  # noqa: N801

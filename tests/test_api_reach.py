@@ -843,7 +843,18 @@ NEWCOMER_CALLS = {  # what a newcomer's pass over the library found differing fr
     ],
     "gelu's tanh approximation": lambda m: _gelu_tanh(m),
     "lazy layers in a container load a checkpoint": lambda m: _lazy_in_a_container(m),
+    "grad-mode decorators without parentheses": lambda m: _bare_decorators(m),
 }
+
+
+def _bare_decorators(m) -> list:
+    x = m.ones(2, requires_grad=True)
+    results = [m.no_grad(lambda t: t * 2)(x).requires_grad, m.inference_mode(lambda t: t * 2)(x).requires_grad]
+    with m.no_grad():
+        results.append(m.enable_grad(lambda t: t * 2)(x).requires_grad)
+        with m.inference_mode(False):
+            results.append([m.is_grad_enabled(), (x * 2).requires_grad])
+    return results
 
 
 def _jvp_calls(m) -> list:
