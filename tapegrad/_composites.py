@@ -76,6 +76,8 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     gradient goes to the chosen elements. Raises ``RuntimeError`` when ``k`` is out of range."""
     dim = _normalize_dim(dim, max(input._data.ndim, 1))
     extent = input._data.shape[dim] if input._data.ndim else 1
+    if input._data.dtype.kind == "b":
+        raise RuntimeError("topk does not support bool dtypes on CPU")
     if not 0 <= k <= extent:
         raise RuntimeError("selected index k out of range")
     # Positions computed in numpy from recorded values are constants of a recording: the values
@@ -99,10 +101,15 @@ def _order(values: np.ndarray, dim: int, descending: bool) -> np.ndarray:
     """A stable argsort along ``dim``, NaN counted as the largest value, as PyTorch orders them."""
     if values.ndim == 0:
         return np.zeros((), np.int64)
-    key = -values if descending and values.dtype.kind != "b" else values
-    if descending and values.dtype.kind == "f":
-        key = np.where(np.isnan(values), -np.inf, key)  # NaN first when descending
-    return np.argsort(key, axis=dim, kind="stable").astype(np.int64)
+    if not descending:
+        return np.argsort(values, axis=dim, kind="stable").astype(np.int64)
+    if values.dtype.kind != "f":
+        # Bitwise not reverses the order of bool, unsigned and signed integers without the
+        # wrap-around of negation (-x of uint8, or of int64's minimum, is out of range).
+        return np.argsort(~values, axis=dim, kind="stable").astype(np.int64)
+    # NaN first when descending, then the rest largest first: a NaN key cannot rank below -inf,
+    # so NaN-ness is the primary key.
+    return np.lexsort((-values, ~np.isnan(values)), axis=dim).astype(np.int64)
 
 
 def meshgrid(*tensors, indexing: str = "ij") -> tuple:
@@ -126,15 +133,24 @@ def meshgrid(*tensors, indexing: str = "ij") -> tuple:
 
 
 def vstack(tensors) -> Tensor:
-    """Rows stacked: 1-D tensors as rows of a matrix, others joined along dimension 0; follows
-    ``torch.vstack``."""
-    return cat([unsqueeze(t, 0) if t._data.ndim < 2 else t for t in map(as_tensor, tensors)], 0)
+    """Rows stacked: each tensor made at least 2-D (a 0-d one a 1x1 matrix, a 1-D one a row),
+    then joined along dimension 0; follows ``torch.vstack``."""
+    tensors = _nonempty("vstack", tensors)
+    return cat([reshape(t, (1,) * (2 - t._data.ndim) + t._data.shape) if t._data.ndim < 2 else t for t in tensors], 0)
 
 
 def hstack(tensors) -> Tensor:
-    """Joined along dimension 1 (dimension 0 for 1-D tensors); follows ``torch.hstack``."""
+    """Each tensor made at least 1-D, then joined along dimension 1, or along dimension 0 when
+    the first is 1-D (PyTorch looks at the first only); follows ``torch.hstack``."""
+    tensors = [reshape(t, (1,)) if t._data.ndim == 0 else t for t in _nonempty("hstack", tensors)]
+    return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
+
+
+def _nonempty(name: str, tensors) -> list:
     tensors = [as_tensor(t) for t in tensors]
-    return cat(tensors, 0 if all(t._data.ndim == 1 for t in tensors) else 1)
+    if not tensors:
+        raise RuntimeError(f"{name} expects a non-empty TensorList")
+    return tensors
 
 
 def dist(input: Tensor, other, p: float = 2) -> Tensor:  # noqa: A002
@@ -143,8 +159,10 @@ def dist(input: Tensor, other, p: float = 2) -> Tensor:  # noqa: A002
 
 
 def column_stack(tensors) -> Tensor:
-    """1-D tensors as columns, others joined along dimension 1; follows ``torch.column_stack``."""
-    return cat([unsqueeze(t, 1) if t._data.ndim < 2 else t for t in map(as_tensor, tensors)], 1)
+    """0-d and 1-D tensors as columns, others joined along dimension 1; follows
+    ``torch.column_stack``."""
+    tensors = _nonempty("column_stack", tensors)
+    return cat([reshape(t, (t._data.size, 1)) if t._data.ndim < 2 else t for t in tensors], 1)
 
 
 install(

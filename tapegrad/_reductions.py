@@ -193,13 +193,33 @@ def _axis(dim: int):
 
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """The vector p-norm of all elements or along ``dim`` (``LinalgVectorNormBackward0``):
-    p = 2 ("fro"), 1, inf, 0 or any positive number."""
+    p = 2 ("fro"), 1, inf, 0 or any positive number. ``dtype``: ``x`` is cast to it first (a
+    recorded cast, so the gradient comes back in ``x``'s dtype), as PyTorch computes in it."""
     if p == "fro":
         p = 2.0
     if isinstance(p, str) or p < 0:
         raise NotImplementedError(f"norm with p={p!r} is not supported yet (p must be 'fro' or >= 0)")
     p = float(p)
+    if dtype is not None:
+        x = _norm_operand(x, _dtypes.as_dtype(dtype))
     return _along_one(x, dim, keepdim, lambda t, d, shape: _norm(t, p, d, shape))
+
+
+def _norm_operand(x: Tensor, dtype: _dtypes.dtype) -> Tensor:
+    """``x`` cast to a norm's ``dtype=``, with PyTorch's checks (``linalg.vector_norm``'s
+    messages, which ``torch.norm`` raises too)."""
+    if x._data.dtype.kind != "f":
+        raise RuntimeError(
+            f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {x.dtype.type_name}"
+        )
+    if not dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: dtype should be floating point or complex, but got {dtype.type_name}")
+    if dtype.itemsize < x.dtype.itemsize:
+        raise RuntimeError(
+            f"linalg.vector_norm: the dtype of the input ({x.dtype.type_name}) should be convertible "
+            f"without narrowing to the specified dtype ({dtype.type_name})"
+        )
+    return x.to(dtype)
 
 
 def _norm(x: Tensor, p: float, dim: int, shape: tuple) -> Tensor:

@@ -389,11 +389,17 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     extent = x._data.shape[dim]
     if isinstance(split_size_or_sections, (int, np.integer)):
         size = int(split_size_or_sections)
-        if size <= 0 and extent:
+        if size < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={size}")
+        if size == 0 and extent:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {extent}")
         bounds = list(range(0, extent, size)) + [extent] if extent else [0, 0]
         return _pieces("split", x, dim, bounds)
     sizes = [int(size) for size in split_size_or_sections]
+    if any(size < 0 for size in sizes):
+        raise RuntimeError(
+            f"split_with_sizes expects split_sizes have only non-negative entries, but got split_sizes={sizes}"
+        )
     if sum(sizes) != extent:
         raise RuntimeError(
             f"split_with_sizes expects split_sizes to sum exactly to {extent} (input tensor's size at dimension "
@@ -403,11 +409,16 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
-    """At most ``chunks`` pieces of equal size along ``dim`` (``SplitBackward0``)."""
+    """At most ``chunks`` pieces of equal size along ``dim`` (``SplitBackward0``); exactly
+    ``chunks`` empty pieces of an empty ``dim`` (``SplitWithSizesBackward0``), as PyTorch gives."""
+    if x._data.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
-    extent = x._data.shape[_normalize_dim(dim, x._data.ndim)] if x._data.ndim else 0
-    return split(x, max(-(-extent // chunks), 1), dim)
+    extent = x._data.shape[_normalize_dim(dim, x._data.ndim)]
+    if extent == 0:  # split(x, 0) is one piece: any number of empty pieces adds up to 0
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-extent // chunks), dim)
 
 
 def unbind(x: Tensor, dim: int = 0) -> tuple:

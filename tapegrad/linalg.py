@@ -21,11 +21,11 @@ class LinAlgError(RuntimeError):
 def vector_norm(x: Tensor, ord: float = 2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002
     """The ``ord``-norm of ``x`` flattened (``dim=None``) or along ``dim`` (an int or a tuple);
     follows ``torch.linalg.vector_norm``. With ``keepdim`` the reduced dimensions stay, as 1s
-    (all of them for ``dim=None``)."""
+    (all of them for ``dim=None``). ``dtype``: ``x`` is cast to it before the norm is taken."""
     if dim is None:
-        result = x.reshape(-1).norm(ord, dim=0)
+        result = x.reshape(-1).norm(ord, dim=0, dtype=dtype)
         return result.reshape((1,) * x.dim()) if keepdim else result
-    return x.norm(ord, dim=dim, keepdim=keepdim)
+    return x.norm(ord, dim=dim, keepdim=keepdim, dtype=dtype)
 
 
 def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002, N803
