@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes, _factories, return_types
-from ._indexing import gather, index_select, repeat
+from ._indexing import gather, index_select, repeat, scatter
 from ._record import broadcast_shape
 from ._selection import where
 from ._views import cat, expand, permute, reshape, stack, transpose, unsqueeze
@@ -508,41 +508,6 @@ def _byte(self, memory_format=None) -> Tensor:
 def _short(self, memory_format=None) -> Tensor:
     """An int16 copy; follows ``torch.Tensor.short``."""
     return _wrap(self._data.astype(np.int16))
-
-
-def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, reduce=None) -> Tensor:  # noqa: A002
-    """A copy of ``input`` with ``src[i][j]`` (or ``value``) written at ``[index[i][j]][j]`` (for
-    ``dim=0``; likewise for other dims); follows ``torch.scatter``. Differentiable in ``input``
-    (zero where written) and ``src`` (the gradient gathered at ``index``)."""
-    if reduce is not None:
-        raise NotImplementedError("scatter: reduce= is not supported yet")
-    index = as_tensor(index)
-    if index._data.dtype.kind not in "iu":
-        raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
-    guard_reads("scatter()", index)  # positions computed in numpy: a replay must not reuse them
-    ndim = max(input._data.ndim, 1)
-    dim = _normalize_dim(dim, ndim)
-    shape = input._data.shape if input._data.ndim else (1,)
-    idx = index._data.reshape(index._data.shape if index._data.ndim else (1,))
-    if idx.size and (idx.min() < -shape[dim] or idx.max() >= shape[dim]):
-        bad = int(idx.max()) if idx.max() >= shape[dim] else int(idx.min())
-        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {shape[dim]}")
-    if src is None:
-        src = value
-    if src is None:
-        raise TypeError("scatter() missing 1 required positional argument: 'src'")
-    if not isinstance(src, Tensor):
-        src = _wrap(np.full(idx.shape, src, dtype=input._data.dtype))
-    # Where each written element goes, in the flattened input; the last write wins.
-    coords = list(np.indices(idx.shape))
-    coords[dim] = idx % shape[dim]
-    targets = np.ravel_multi_index(tuple(coords), shape).reshape(-1)
-    src_positions = np.ravel_multi_index(tuple(np.indices(idx.shape)), src._data.shape).reshape(-1)
-    n = int(np.prod(shape))
-    mapping = np.arange(n, dtype=np.int64)
-    mapping[targets] = n + np.arange(targets.size)
-    joined = cat([reshape(input, (-1,)), _flat_index(src, src_positions).to(input.dtype)], 0)
-    return reshape(index_select(joined, 0, _wrap(mapping)), input._data.shape)
 
 
 def _scatter_(self, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:

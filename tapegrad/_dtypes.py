@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from builtins import int as builtins_int
+
 import numpy as np
 
 
 class dtype:  # noqa: N801 - named like torch.dtype, which users spell in lower case
     """A tensor element type; prints as ``tapegrad.float32`` the way PyTorch prints ``torch.float32``."""
 
-    __slots__ = ("name", "numpy", "is_floating_point", "itemsize", "category", "type_name", "c_name")
+    __slots__ = ("name", "numpy", "is_floating_point", "itemsize", "category", "type_name", "c_name", "kernel_name")
 
-    def __init__(self, name: str, numpy_type, category: int, type_name: str, c_name: str):
+    def __init__(self, name: str, numpy_type, category: int, type_name: str, c_name: str, kernel_name: str):
         self.name = name
-        # The names PyTorch's messages print: its scalar type ("Float") and, in some, C's ("float").
-        self.type_name, self.c_name = type_name, c_name
+        # The names PyTorch's messages print: its scalar type ("Float"), C's ("float") in some,
+        # and its kernels' ("uint8_t") in a failed conversion of a number.
+        self.type_name, self.c_name, self.kernel_name = type_name, c_name, kernel_name
         self.numpy = np.dtype(numpy_type)
         self.is_floating_point = category == FLOATING
         self.itemsize = self.numpy.itemsize
@@ -29,13 +32,13 @@ class dtype:  # noqa: N801 - named like torch.dtype, which users spell in lower 
 
 BOOLEAN, INTEGER, FLOATING = 0, 1, 2
 
-float32 = dtype("float32", np.float32, FLOATING, "Float", "float")
-float64 = dtype("float64", np.float64, FLOATING, "Double", "double")
-int64 = dtype("int64", np.int64, INTEGER, "Long", "long int")
-int32 = dtype("int32", np.int32, INTEGER, "Int", "int")
-int16 = dtype("int16", np.int16, INTEGER, "Short", "short int")
-uint8 = dtype("uint8", np.uint8, INTEGER, "Byte", "unsigned char")
-bool = dtype("bool", np.bool_, BOOLEAN, "Bool", "bool")  # noqa: A001 - PyTorch's name for it
+float32 = dtype("float32", np.float32, FLOATING, "Float", "float", "float")
+float64 = dtype("float64", np.float64, FLOATING, "Double", "double", "double")
+int64 = dtype("int64", np.int64, INTEGER, "Long", "long int", "int64_t")
+int32 = dtype("int32", np.int32, INTEGER, "Int", "int", "int")
+int16 = dtype("int16", np.int16, INTEGER, "Short", "short int", "int16_t")
+uint8 = dtype("uint8", np.uint8, INTEGER, "Byte", "unsigned char", "uint8_t")
+bool = dtype("bool", np.bool_, BOOLEAN, "Bool", "bool", "bool")  # noqa: A001 - PyTorch's name for it
 float = float32  # noqa: A001
 double = float64
 long = int64
@@ -108,3 +111,40 @@ def scalar_result_type(tensor_type: dtype, scalar) -> dtype:
     if category <= tensor_type.category:
         return tensor_type
     return DEFAULT_FLOAT if category == FLOATING else int64
+
+
+# The ints each non-float type holds as it is (a bool compares with an int in int64).
+INTEGER_RANGES = {
+    d.numpy: (np.iinfo(d.numpy).min, np.iinfo(d.numpy).max) if d.category == INTEGER else (-(1 << 63), (1 << 63) - 1)
+    for d in ALL
+    if d.category != FLOATING
+}
+
+
+def wrapped_int(value: builtins_int, numpy_dtype: np.dtype):
+    """A Python int as PyTorch casts a number into an integer ``numpy_dtype``: modulo 2**bits
+    (two's complement), so ``uint8 tensor + -3`` adds 253 and ``uint8 tensor < -3`` compares with
+    253. numpy (NEP 50) raised ``OverflowError`` for the arithmetic and compared the true values.
+    Raises PyTorch's ``OverflowError`` for an int outside [-2**63, 2**64), which it cannot read."""
+    if not -(1 << 63) <= value < 1 << 64:
+        raise OverflowError("int too big to convert")
+    low, high = INTEGER_RANGES[numpy_dtype]
+    if low <= value <= high:
+        return value
+    bits = 8 * numpy_dtype.itemsize
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if low and value > high else value
+
+
+def checked_int(value: builtins_int, numpy_dtype: np.dtype):
+    """A Python int converted as PyTorch converts a fill value, a bound or an exponent into an
+    integer ``numpy_dtype`` (``c10::checked_convert``): in range, or, for an unsigned type, a
+    negative number down to minus its maximum (which wraps: -3 as uint8 is 253); else PyTorch's
+    ``RuntimeError`` (its ``OverflowError`` for an int it cannot read, as ``wrapped_int``)."""
+    if not -(1 << 63) <= value < 1 << 64:
+        raise OverflowError("int too big to convert")
+    low, high = INTEGER_RANGES[numpy_dtype]
+    if low <= value <= high or (low == 0 and -high <= value < 0):
+        return wrapped_int(value, numpy_dtype)
+    target = int64 if not -(1 << 63) <= value < 1 << 63 else from_numpy_dtype(numpy_dtype)
+    raise RuntimeError(f"value cannot be converted to type {target.kernel_name} without overflow")

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from . import _record
+from . import _dtypes, _record
 from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
@@ -293,6 +293,64 @@ def _tied_to_the_kept(value: Tensor, written: np.ndarray, size: int) -> Tensor:
         zero = lost.detach() - lost
     zero = where(zero == zero, zero, 0.0)
     return (values - _scatter_rows(zero, keeper[overwritten], flat.size)).reshape(value.shape)
+
+
+def scatter(input: Tensor, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:  # noqa: A002
+    """A copy of ``input`` with ``src[i][j]`` (or ``value``) written at ``[index[i][j]][j]`` (for
+    ``dim`` 0; likewise for other dims); follows ``torch.scatter`` (``ScatterBackward0``; with a
+    number, ``ScatterBackward1``). Where several entries go to one position, the last written
+    stays. The gradient reaches ``input`` where nothing was written, and every entry of ``src``
+    from the position it was written to, overwritten later or not (PyTorch's
+    ``grad.gather(dim, index)``).
+
+    >>> import tapegrad
+    >>> x = tapegrad.zeros(1, 2).scatter(1, tapegrad.tensor([[0, 0]]), tapegrad.tensor([[1.0, 2.0]]))
+    >>> x.tolist()
+    [[2.0, 0.0]]"""
+    if reduce is not None:
+        raise NotImplementedError("scatter: reduce= is not supported yet")
+    if src is None:
+        src = value
+    if src is None:
+        raise TypeError("scatter() missing 1 required positional argument: 'src'")
+    index = index if isinstance(index, Tensor) else _wrap(np.asarray(index))
+    if index._data.dtype.kind not in "iu":
+        raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
+    _guard(index, "scatter()")  # positions computed in numpy: a replay must not reuse them
+    is_tensor = isinstance(src, Tensor)
+    if is_tensor and src._data.dtype != input._data.dtype:
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+    shape = input._data.shape or (1,)
+    ndim = len(shape)
+    dim = _normalize_dim(dim, ndim)
+    idx = index._data.reshape(index._data.shape or (1,))
+    src_shape = (src._data.shape or (1,)) if is_tensor else None
+    if idx.ndim != ndim or (is_tensor and len(src_shape) != ndim):
+        other = "self" if idx.ndim != ndim else "src"
+        raise RuntimeError(f"Index tensor must have the same number of dimensions as {other} tensor")
+    if any(k != dim and idx.shape[k] > shape[k] for k in range(ndim)) or (
+        is_tensor and any(size > extent for size, extent in zip(idx.shape, src_shape))
+    ):
+        message = f"Expected index {list(idx.shape)} to be no larger than self {list(shape)} apart from dimension {dim}"
+        raise RuntimeError(message + (f" and to be no larger size than src {list(src_shape)}" if is_tensor else ""))
+    outside = (idx < 0) | (idx >= shape[dim])
+    if outside.any():
+        bad = idx.reshape(-1)[np.argmax(outside.reshape(-1))]
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {shape[dim]}")
+    coordinates = list(np.indices(idx.shape, dtype=np.int64))
+    entries = np.ravel_multi_index(tuple(coordinates), src_shape) if is_tensor else None
+    coordinates[dim] = idx
+    written = np.ravel_multi_index(tuple(coordinates), shape)
+    if is_tensor:
+        values = src if src_shape == idx.shape else pick("gather", src, entries)
+    else:
+        if type(src) is int and input._data.dtype.kind in "iu":
+            src = _dtypes.checked_int(src, input._data.dtype)  # -3 into uint8: 253, as PyTorch
+        values = _wrap(np.full(idx.shape, np.asarray(src).astype(input._data.dtype)))
+    if values._requires_grad:
+        values = _tied_to_the_kept(values, written, input._data.size)
+    result = put("index_put", input, written, values)
+    return _record.name_node(result, "ScatterBackward0" if is_tensor else "ScatterBackward1")
 
 
 def put(name: str, x: Tensor, written: np.ndarray, value: Tensor) -> Tensor:

@@ -42,7 +42,7 @@ def _bitwise(name: str, a, b) -> Tensor:
         if result.kind != "b":
             raise NotImplementedError(f"tapegrad.record: bitwise {name} of integer tensors is not recorded yet")
         return _logical_recorded(name, as_tensor(a), as_tensor(b))
-    values = [x._data if isinstance(x, Tensor) else x for x in (a, b)]
+    values = [x._data if isinstance(x, Tensor) else _as_number(x, result) for x in (a, b)]
     return _wrap(np.asarray(_BITWISE[name](*values), dtype=result))
 
 
@@ -90,12 +90,18 @@ def _division(name: str, a, b) -> Tensor:
             "tapegrad.record) is not supported yet"
         )
     result = _result_type(a, b)
-    values = [x._data if isinstance(x, Tensor) else x for x in (a, b)]
+    values = [x._data if isinstance(x, Tensor) else _as_number(x, result) for x in (a, b)]
     if result.kind in "biu" and np.any(np.asarray(values[1]) == 0):
         raise RuntimeError("ZeroDivisionError")  # PyTorch's, for an integer division by zero
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (np.floor_divide if name == "floor_divide" else np.remainder)(*values)
     return _wrap(np.asarray(out, dtype=result))
+
+
+def _as_number(value, result: np.dtype):
+    """A Python int operand as PyTorch converts it into an integer result type: wrapped (``uint8
+    % -2`` is ``% 254``, ``uint8 // 256`` a division by zero); numpy raised ``OverflowError``."""
+    return _dtypes.wrapped_int(value, result) if type(value) is int and result.kind in "iu" else value
 
 
 def _swap(function):

@@ -350,6 +350,8 @@ def _unary(op, x: Tensor) -> Tensor:
             _bypass(x)
             return transposed(result, op.grad_fn)
     data = x._data
+    if data.dtype.kind == "b" and op.name in ("floor", "round"):  # numpy made float16 of it
+        raise NotImplementedError(f"\"{op.name}_vml_cpu\" not implemented for 'Bool'")
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
         data = data.astype(np.float32)
     if (
@@ -473,6 +475,11 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
             result_type = _dtypes.DEFAULT_FLOAT.numpy
         if data.dtype != result_type:
             data = data.astype(result_type)
+        if type(scalar) is _int:
+            if result_type.kind in "iu":
+                scalar = _integer_scalar(op, scalar, result_type)
+            elif not -(1 << 63) <= scalar < 1 << 64:  # (PyTorch reads an int as int64 or uint64)
+                raise OverflowError("int too big to convert")
         out = np.asarray(op.forward(data, scalar)).astype(result_type, copy=False)
     elif (
         (op.forward is np.maximum or op.forward is np.minimum)
@@ -500,6 +507,20 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
     if requires:
         _save_single(tape, row, row_x, x, data, result, op.saves_input, op.saves_output)
     return result
+
+
+def _integer_scalar(op: _ScalarOp, scalar: int, result_type: np.dtype) -> int:
+    """A Python int operand of an integer op, as PyTorch converts it to the op's type: wrapped
+    for arithmetic (``uint8 + -3`` adds 253); checked for a clamp bound or an exponent (``uint8
+    ** 300`` raises; a negative exponent raises in ``_ops._power`` first)."""
+    if op is _POW_SCALAR:
+        return scalar if scalar < 0 else _dtypes.checked_int(scalar, result_type)
+    if op in _CLAMP_SCALAR_OPS:
+        return _dtypes.checked_int(scalar, result_type)
+    return _dtypes.wrapped_int(scalar, result_type)
+
+
+_CLAMP_SCALAR_OPS = tuple(_SCALAR_OPS[name] for name in ("clamp_min", "clamp_max", "clamp_lower"))
 
 
 def broadcast_shape(shape_a: tuple, shape_b: tuple) -> tuple:

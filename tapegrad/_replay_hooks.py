@@ -12,29 +12,42 @@ import sys
 
 import numpy as np
 
+from . import _dtypes
 from . import tensor as _tensor
 from ._grad_mode import active_recording, no_grad, recordings_active, state
 from ._ops import OPCODE
 from ._record import _input_row, _operand_row, in_place
+from ._selection import _result_type
 from ._tape import NO_GRAD
 from .tensor import Tensor, _recorded, _wrap, install
 
+_COMPARISONS = {
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "eq": np.equal,
+    "ne": np.not_equal,
+}
+
 
 def compare(tensor: Tensor, other, name: str) -> Tensor:
+    data = tensor._data
     other_data = other._data if isinstance(other, Tensor) else other
-    out = np.asarray(
-        getattr(
-            np,
-            {
-                "lt": "less",
-                "le": "less_equal",
-                "gt": "greater",
-                "ge": "greater_equal",
-                "eq": "equal",
-                "ne": "not_equal",
-            }[name],
-        )(tensor._data, other_data)
-    )
+    if isinstance(other, Tensor):
+        converted = other_data.dtype != data.dtype
+    elif data.dtype.kind == "f":
+        converted = False  # (the hot case: no lookups)
+    elif type(other) is int:
+        low, high = _dtypes.INTEGER_RANGES[data.dtype]
+        converted = not low <= other <= high
+    else:
+        converted = type(other) is float
+    if converted:
+        data, other_data = _in_common_type(tensor, other)
+        if type(other) is int:
+            other = other_data  # as the replay compares it too
+    out = np.asarray(_COMPARISONS[name](data, other_data))
     tape = state.recording
     if tape is None:
         return _wrap(out)
@@ -56,6 +69,20 @@ def compare(tensor: Tensor, other, name: str) -> Tensor:
         source = _operand_row(tape, tensor, data, data, False, True)
         row = tape.append(OPCODE[name] | NO_GRAD, source, -1, 0, tape.layout(out.dtype, out.shape), float(other))
     return _recorded(out, tape, row, False)
+
+
+def _in_common_type(tensor: Tensor, other) -> tuple:
+    """``tensor``'s values and ``other`` (a tensor or a Python number) as PyTorch compares them: both
+    cast to ``torch.result_type`` of the two, a Python int wrapped into an integer type (``uint8
+    tensor < -3`` compares with 253, a 0-d int64 ``tensor(-3)`` likewise). numpy compared the true
+    values, in its own promoted type (float32 against a 0-d float64 in float64)."""
+    common = _result_type(tensor, other)
+    data = tensor._data if tensor._data.dtype == common else tensor._data.astype(common)
+    if isinstance(other, Tensor):
+        other = other._data if other._data.dtype == common else other._data.astype(common)
+    elif type(other) is int and common.kind in "iu":
+        other = _dtypes.wrapped_int(other, common)
+    return data, other
 
 
 def detached(tensor: Tensor) -> Tensor:

@@ -200,6 +200,8 @@ def _overwrite(self, value, label: str) -> Tensor:
             value = value.to(self.dtype)
         everywhere = _wrap(np.ones(self._data.shape, np.bool_))
         return _record.in_place(self, lambda t: _filled(everywhere, value, t), label)
+    if type(value) is int and self._data.dtype.kind in "iu":
+        value = _dtypes.checked_int(value, self._data.dtype)  # -3 into uint8: 253, as PyTorch
     self._data[...] = value._data if isinstance(value, Tensor) else value
     _record._bump_version(self)
     return self
@@ -210,21 +212,45 @@ def _clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's names
 
 
 def _filled(mask, value, tensor: Tensor) -> Tensor:
-    """``where(mask, value, tensor)`` as masked_fill, fill_ and zero_ compute it: a Python number
-    takes ``tensor``'s dtype (``masked_fill`` of an int64 tensor with 0.5 is int64, where
-    ``where`` promotes to float32)."""
-    if isinstance(value, numbers.Number):
-        value = _as_operand(value, tensor._data.dtype)
+    """``where(mask, value, tensor)`` as masked_fill, fill_, zero_ and copy_ compute it: ``value``
+    (a Python number or a tensor) takes ``tensor``'s dtype, ``where`` would promote: masked_fill
+    of an int64 tensor with 0.5, or with ``tensor(2.5)``, is int64 (2), of a float32 one with a
+    float64 ``tensor(0.1)`` float32. An int into an integer type is converted as PyTorch
+    converts a fill value (``_dtypes.checked_int``: -3 into uint8 is 253, 300 raises)."""
+    dtype = tensor._data.dtype
+    if isinstance(value, Tensor):
+        if value._data.dtype != dtype:
+            if dtype.kind in "iu" and value._data.dtype.kind in "iu" and value._data.ndim == 0:
+                _dtypes.checked_int(int(value._data), dtype)
+            value = value.to(_dtypes.from_numpy_dtype(dtype))
+    elif isinstance(value, numbers.Number):
+        if type(value) is int and dtype.kind in "iu":
+            value = _dtypes.checked_int(value, dtype)
+        value = _as_operand(value, dtype)
     return where(mask, value, tensor)
+
+
+def _masked_fill(self, mask, value) -> Tensor:
+    """``self`` with ``value`` (a number or a 0-d tensor, cast to ``self``'s dtype) where the
+    boolean ``mask`` holds (``MaskedFillBackward0``; ``MaskedFillBackward1`` for a tensor value,
+    which takes the sum of the gradient where the mask holds); follows ``torch.masked_fill``."""
+    mask = as_tensor(mask)
+    if mask._data.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype.c_name}")
+    if isinstance(value, Tensor) and value._data.ndim:
+        raise RuntimeError(
+            "masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+            f"{value._data.ndim} dimension(s)."
+        )
+    grad_fn = "MaskedFillBackward1" if isinstance(value, Tensor) else "MaskedFillBackward0"
+    return _record.name_node(_filled(mask, value, self), grad_fn)
 
 
 def _masked_fill_(self, mask, value):
     mask = as_tensor(mask)
     # PyTorch checks the mask against this tensor first: its message names them in this order.
     _record.broadcast_shape(self._data.shape, mask._data.shape)
-    return _record.in_place(
-        self, lambda t: _record.name_node(_filled(mask, value, t), "MaskedFillBackward0"), "MaskedFill"
-    )
+    return _record.in_place(self, lambda t: _masked_fill(t, mask, value), "MaskedFill")
 
 
 def _replayed(tensor: Tensor) -> bool:
@@ -277,9 +303,9 @@ def _logical_reduction(function):
     def reduce(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
         guard_reads(f"{function.__name__}()", input)  # ``if (x > 0).all():``
         values = input._data.astype(bool)
-        if dim is None:
-            return _wrap(np.asarray(function(values)))
-        return _wrap(np.asarray(function(values, axis=dim, keepdims=keepdim)))
+        out = function(values) if dim is None else function(values, axis=dim, keepdims=keepdim)
+        # uint8 in, uint8 out, as PyTorch keeps it (its masks of old); bool for the rest
+        return _wrap(np.asarray(out, np.uint8 if input._data.dtype == np.uint8 else np.bool_))
 
     return reduce
 
@@ -309,7 +335,7 @@ install(
         "maximum": maximum,
         "minimum": minimum,
         "where": lambda self, condition, other: where(condition, self, other),
-        "masked_fill": lambda self, mask, value: _record.name_node(_filled(mask, value, self), "MaskedFillBackward0"),
+        "masked_fill": _masked_fill,
         "masked_fill_": _masked_fill_,
         "clamp_": _clamp_,
         "clip_": _clamp_,

@@ -71,35 +71,17 @@ CASES = [
     ("split negative sizes", lambda m, leaf: m.zeros(5, 3).split([-1, 6])),
 ]
 
-# Their causes are in modules another change owns (see the reasons): strict, so a fix turns
-# them into failures that ask for the marker to go.
-OWNED_ELSEWHERE = [
-    pytest.param(
-        name,
-        case,
-        marks=pytest.mark.xfail(strict=True, reason=reason),
-    )
-    for reason, cases in (
-        (
-            "_selection._logical_reduction always returns bool; PyTorch keeps uint8",
-            [
-                ("all uint8", lambda m, leaf: m.tensor([1, 2, 0], dtype=m.uint8).all()),
-                ("any uint8", lambda m, leaf: m.tensor([1, 2, 0], dtype=m.uint8).any()),
-                ("all uint8 dim", lambda m, leaf: m.tensor([[1, 0], [2, 3]], dtype=m.uint8).all(dim=1)),
-                ("any uint8 dim keepdim", lambda m, leaf: m.any(m.tensor([[1, 0], [0, 0]], dtype=m.uint8), 0, True)),
-            ],
-        ),
-        (
-            "_record._unary runs np.round/np.floor on bool (float16 storage, or bool) where PyTorch raises",
-            [
-                ("round bool", lambda m, leaf: m.round(m.tensor([True, False]))),
-                ("round_ bool", lambda m, leaf: m.tensor([True, False]).round_()),
-                ("floor bool", lambda m, leaf: m.tensor([True, False]).floor()),
-                ("floor_ bool", lambda m, leaf: m.tensor([True, False]).floor_()),
-            ],
-        ),
-    )
-    for name, case in cases
+# all/any keep uint8 (PyTorch's masks of old); round and floor refuse bools, as PyTorch does
+# (numpy rounded them into float16 storage labelled float32).
+UINT8_AND_BOOL = [
+    ("all uint8", lambda m, leaf: m.tensor([1, 2, 0], dtype=m.uint8).all()),
+    ("any uint8", lambda m, leaf: m.tensor([1, 2, 0], dtype=m.uint8).any()),
+    ("all uint8 dim", lambda m, leaf: m.tensor([[1, 0], [2, 3]], dtype=m.uint8).all(dim=1)),
+    ("any uint8 dim keepdim", lambda m, leaf: m.any(m.tensor([[1, 0], [0, 0]], dtype=m.uint8), 0, True)),
+    ("round bool", lambda m, leaf: m.round(m.tensor([True, False]))),
+    ("round_ bool", lambda m, leaf: m.tensor([True, False]).round_()),
+    ("floor bool", lambda m, leaf: m.tensor([True, False]).floor()),
+    ("floor_ bool", lambda m, leaf: m.tensor([True, False]).floor_()),
 ]
 
 
@@ -164,9 +146,7 @@ def _assert_same_tensors(ours: list, theirs: list) -> None:
             np.testing.assert_array_equal(got.detach().numpy(), expected)
 
 
-@pytest.mark.parametrize(
-    "name,case", CASES + OWNED_ELSEWHERE, ids=[c[0] for c in CASES] + [p.values[0] for p in OWNED_ELSEWHERE]
-)
+@pytest.mark.parametrize("name,case", CASES + UINT8_AND_BOOL, ids=[c[0] for c in CASES + UINT8_AND_BOOL])
 def test_matches_pytorch(name, case):
     ours, our_grads = _run(tg, case)
     theirs, their_grads = _run(torch, case)
