@@ -121,13 +121,19 @@ INTEGER_RANGES = {
 }
 
 
+def readable_int(value: builtins_int) -> None:
+    """Raise PyTorch's ``OverflowError`` for an int outside [-2**63, 2**64): it reads a Python
+    int as int64 or uint64, nothing wider."""
+    if not -(1 << 63) <= value < 1 << 64:
+        raise OverflowError("int too big to convert")
+
+
 def wrapped_int(value: builtins_int, numpy_dtype: np.dtype):
     """A Python int as PyTorch casts a number into an integer ``numpy_dtype``: modulo 2**bits
     (two's complement), so ``uint8 tensor + -3`` adds 253 and ``uint8 tensor < -3`` compares with
     253. numpy (NEP 50) raised ``OverflowError`` for the arithmetic and compared the true values.
     Raises PyTorch's ``OverflowError`` for an int outside [-2**63, 2**64), which it cannot read."""
-    if not -(1 << 63) <= value < 1 << 64:
-        raise OverflowError("int too big to convert")
+    readable_int(value)
     low, high = INTEGER_RANGES[numpy_dtype]
     if low <= value <= high:
         return value
@@ -141,10 +147,18 @@ def checked_int(value: builtins_int, numpy_dtype: np.dtype):
     integer ``numpy_dtype`` (``c10::checked_convert``): in range, or, for an unsigned type, a
     negative number down to minus its maximum (which wraps: -3 as uint8 is 253); else PyTorch's
     ``RuntimeError`` (its ``OverflowError`` for an int it cannot read, as ``wrapped_int``)."""
-    if not -(1 << 63) <= value < 1 << 64:
-        raise OverflowError("int too big to convert")
+    readable_int(value)
     low, high = INTEGER_RANGES[numpy_dtype]
     if low <= value <= high or (low == 0 and -high <= value < 0):
         return wrapped_int(value, numpy_dtype)
     target = int64 if not -(1 << 63) <= value < 1 << 63 else from_numpy_dtype(numpy_dtype)
     raise RuntimeError(f"value cannot be converted to type {target.kernel_name} without overflow")
+
+
+def fill_value(value, numpy_dtype: np.dtype):
+    """``value`` as PyTorch takes a fill value or a scatter's number into ``numpy_dtype``: an int
+    into an integer type through ``checked_int`` (-3 into uint8 is 253, 300 raises); anything
+    else as it is."""
+    if type(value) is builtins_int and numpy_dtype.kind in "iu":
+        return checked_int(value, numpy_dtype)
+    return value

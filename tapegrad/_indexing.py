@@ -84,7 +84,10 @@ def byte_masks(key):
     it (with its ``UserWarning``): ``x[t.byte()]`` picks where ``t`` is nonzero, never rows 0
     and 1."""
     parts = key if isinstance(key, tuple) else (key,)
-    if not any(_is_bytes(part) for part in parts):
+    for part in parts:  # (every x[...] passes here: a plain loop, no generator)
+        if isinstance(part, (Tensor, np.ndarray)) and _data_of(part).dtype == np.uint8:
+            break
+    else:
         return key
     warnings.warn(_BYTE_INDEX_WARNING, UserWarning, stacklevel=3)
     parts = tuple(_as_mask(part) if _is_bytes(part) else part for part in parts)
@@ -167,6 +170,13 @@ def pick(name: str, x: Tensor, positions: np.ndarray) -> Tensor:
     return _record_gather(name, x, out, positions)
 
 
+def _first_outside(index: np.ndarray, extent: int):
+    """The first index (in memory order, as PyTorch's messages name it) outside ``[0, extent)``,
+    or None."""
+    outside = (index < 0) | (index >= extent)
+    return index.reshape(-1)[np.argmax(outside.reshape(-1))] if outside.any() else None
+
+
 def gather(x: Tensor, dim: int, index) -> Tensor:
     """``out[i][j] = x[i][index[i][j]]`` for ``dim`` 1, and so on (``GatherBackward0``).
 
@@ -178,9 +188,8 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
     if index.ndim != ndim and not (ndim == 0 and index.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     extent = x._data.shape[dim] if ndim else 1
-    outside = (index < 0) | (index >= extent)
-    if outside.any():  # PyTorch names the first one in memory order
-        bad = index.reshape(-1)[np.argmax(outside.reshape(-1))]
+    bad = _first_outside(index, extent)
+    if bad is not None:
         raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {extent}")
     if ndim == 0:
         return pick("gather", x, np.zeros(index.shape, np.int64))
@@ -207,12 +216,11 @@ def index_select(x: Tensor, dim: int, index) -> Tensor:
         raise IndexError("index_select(): Index is supposed to be a vector")
     dim = _normalize_dim(dim, x._data.ndim)
     extent = x._data.shape[dim] if x._data.ndim else 1
-    outside = (index < 0) | (index >= extent)
-    if outside.any():
+    bad = _first_outside(index, extent)
+    if bad is not None:
         if x._data.ndim > 1 and (dim == 1 or x._data.size == 0):
             if extent == 0:
                 raise RuntimeError("index_select(): self indexing axis dim should be positive")
-            bad = index.reshape(-1)[np.argmax(outside.reshape(-1))]
             raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={extent}")
         raise IndexError("index out of range in self")
     return pick("index_select", x, np.take(_positions(x), index.reshape(-1), axis=dim if x._data.ndim else None))
@@ -333,9 +341,8 @@ def scatter(input: Tensor, dim: int, index, src=None, *, value=None, reduce=None
     ):
         message = f"Expected index {list(idx.shape)} to be no larger than self {list(shape)} apart from dimension {dim}"
         raise RuntimeError(message + (f" and to be no larger size than src {list(src_shape)}" if is_tensor else ""))
-    outside = (idx < 0) | (idx >= shape[dim])
-    if outside.any():
-        bad = idx.reshape(-1)[np.argmax(outside.reshape(-1))]
+    bad = _first_outside(idx, shape[dim])
+    if bad is not None:
         raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {shape[dim]}")
     coordinates = list(np.indices(idx.shape, dtype=np.int64))
     entries = np.ravel_multi_index(tuple(coordinates), src_shape) if is_tensor else None
@@ -344,8 +351,7 @@ def scatter(input: Tensor, dim: int, index, src=None, *, value=None, reduce=None
     if is_tensor:
         values = src if src_shape == idx.shape else pick("gather", src, entries)
     else:
-        if type(src) is int and input._data.dtype.kind in "iu":
-            src = _dtypes.checked_int(src, input._data.dtype)  # -3 into uint8: 253, as PyTorch
+        src = _dtypes.fill_value(src, input._data.dtype)  # -3 into uint8: 253, as PyTorch
         values = _wrap(np.full(idx.shape, np.asarray(src).astype(input._data.dtype)))
     if values._requires_grad:
         values = _tied_to_the_kept(values, written, input._data.size)

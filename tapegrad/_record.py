@@ -478,8 +478,8 @@ def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
         if type(scalar) is _int:
             if result_type.kind in "iu":
                 scalar = _integer_scalar(op, scalar, result_type)
-            elif not -(1 << 63) <= scalar < 1 << 64:  # (PyTorch reads an int as int64 or uint64)
-                raise OverflowError("int too big to convert")
+            else:
+                _dtypes.readable_int(scalar)
         out = np.asarray(op.forward(data, scalar)).astype(result_type, copy=False)
     elif (
         (op.forward is np.maximum or op.forward is np.minimum)

@@ -200,8 +200,7 @@ def _overwrite(self, value, label: str) -> Tensor:
             value = value.to(self.dtype)
         everywhere = _wrap(np.ones(self._data.shape, np.bool_))
         return _record.in_place(self, lambda t: _filled(everywhere, value, t), label)
-    if type(value) is int and self._data.dtype.kind in "iu":
-        value = _dtypes.checked_int(value, self._data.dtype)  # -3 into uint8: 253, as PyTorch
+    value = _dtypes.fill_value(value, self._data.dtype)  # -3 into uint8: 253, as PyTorch
     self._data[...] = value._data if isinstance(value, Tensor) else value
     _record._bump_version(self)
     return self
@@ -224,9 +223,7 @@ def _filled(mask, value, tensor: Tensor) -> Tensor:
                 _dtypes.checked_int(int(value._data), dtype)
             value = value.to(_dtypes.from_numpy_dtype(dtype))
     elif isinstance(value, numbers.Number):
-        if type(value) is int and dtype.kind in "iu":
-            value = _dtypes.checked_int(value, dtype)
-        value = _as_operand(value, dtype)
+        value = _as_operand(_dtypes.fill_value(value, dtype), dtype)
     return where(mask, value, tensor)
 
 

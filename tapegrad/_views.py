@@ -249,7 +249,8 @@ def _iterate(x: Tensor):
 def getitem(x: Tensor, key) -> Tensor:
     if type(key) is int:
         return _select(x, key)
-    key = _byte_masks(key)
+    if type(key) is not slice:
+        key = _byte_masks(key)
     if isinstance(key, Tensor) and key._data.ndim == 0 and key._data.dtype.kind in "iu":
         _guard(key, "indexing")  # a 0-d integer tensor indexes like an int, as in PyTorch
         return _select(x, int(key._data))
