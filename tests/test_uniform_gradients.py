@@ -12,6 +12,7 @@ import pytest
 
 import tapegrad as tg
 from tapegrad._kernels.backward import SUM_IN_SWEEP
+from tapegrad._ops import OPS
 
 N = 2 * SUM_IN_SWEEP + 1  # starts a uniform gradient; not a multiple of a block; 3 rows of 2,731
 F = tg.nn.functional
@@ -180,8 +181,9 @@ def test_only_computed_rows_with_one_reader_may_hold_a_uniform_gradient():
     x, y = _leaves(np.float32)
     p = x * y  # read by the exp and by q: not eligible
     q = p * 2.0  # read by the addition alone, which passes a uniform gradient on: eligible
-    e = p.exp()  # read by the addition alone, but its rule reads its gradient element by element
-    total = q + e  # read by the sum: eligible
+    e = p.cumsum(0)  # read by the addition alone, but its rule reads its gradient element by element
+    s = p.exp()  # a formula's rule reads the number (generated._incoming): eligible
+    total = q + e + s  # read by the sum: eligible
     out = total.sum()
     tape = resolve(out)
     _, (rules, _, paths), _, _ = kernel()
@@ -191,7 +193,7 @@ def test_only_computed_rows_with_one_reader_may_hold_a_uniform_gradient():
     laid = backward.shared_slots(rows, layouts, dims, paths, rules, aux, np.array([out._row]))
     n = out._row + 1
     eligible = laid[n + 2 :] == backward.ELIGIBLE
-    assert eligible[q._row] and eligible[total._row]
+    assert eligible[q._row] and eligible[total._row] and eligible[s._row]
     assert not eligible[e._row] and not eligible[p._row] and not eligible[out._row]
     assert not any(eligible[row] for row, _ in tape.leaves)
     # q and e share total's slot: total's rule marks it UNIFORM for q and writes it out for e
@@ -215,3 +217,29 @@ def test_a_transpose_passes_a_uniform_gradient_on():
     product = tape.ints[result._row * 6 + 1]  # the row the transpose reads
     assert eligible[result._row] and eligible[product]
     assert not any(eligible[row] for row, _ in tape.leaves)
+
+
+FORMULA_OPS = [op for op in OPS if op.grad_formula]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", FORMULA_OPS, ids=[op.name for op in FORMULA_OPS])
+def test_every_formula_op_reads_a_uniform_gradient_as_its_seed_written_out(op, dtype):
+    """The generated rules read a UNIFORM gradient from one block of its number
+    (``generated._incoming``), every block from its start: a sum or mean of each formula op, at
+    a size that is not a multiple of a block, against the same seed written out."""
+    data = np.random.default_rng(3).uniform(*op.domain, N).astype(dtype)
+
+    def gradient(reduce):
+        x = tg.tensor(data, requires_grad=True)
+        out = getattr(tg, op.name)(x * 1.0)  # a computed input: a leaf's slot is written out
+        if reduce == "sum":
+            out.sum().backward()
+        elif reduce == "mean":
+            out.mean().backward()
+        else:
+            out.backward(tg.full_like(out, 1.0 / N if reduce == "mean seed" else 1.0))
+        return x.grad.numpy()
+
+    for reduce, written_out in (("sum", "ones"), ("mean", "mean seed")):
+        np.testing.assert_array_equal(gradient(reduce), gradient(written_out), err_msg=f"{op.name} {reduce}")

@@ -855,11 +855,13 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
 @inline
 def _reads_uniform(rows, layouts, dims, aux, rules, paths, r):
     """Whether row ``r``'s rule reads a UNIFORM gradient as its number (``_elementwise_backward``,
-    ``_derivative_backward``, a whole view or ``cat`` in ``_structural_backward``); a leaf's
-    slot becomes its ``.grad`` and must be written out."""
+    ``_derivative_backward``, the generated rules, a whole view or ``cat`` in
+    ``_structural_backward``); a leaf's slot becomes its ``.grad`` and must be written out."""
     path = paths[rows[r, 0]]
     rule = rules[rows[r, 0]]
-    if path == UNARY_PATH or path == GENERATED_PATH:
+    if path == GENERATED_PATH:
+        return True  # (generated._incoming)
+    if path == UNARY_PATH:
         return rows[r, 2] >= 0  # a precomputed derivative
     if path == STRUCTURAL_PATH and rule == VIEW:
         return _is_whole(rows, layouts, dims, aux, r)

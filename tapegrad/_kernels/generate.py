@@ -55,7 +55,19 @@ def _replay_operands(r, arrays):
 def _backward_operands(arrays):
     """What a backward kernel reads of a family's ``arrays``."""
     rows, _, layouts, _, _, addresses, offsets, touched, grad = arrays
-    return rows, layouts, addresses, offsets, touched, grad'''
+    return rows, layouts, addresses, offsets, touched, grad
+
+
+@inline
+def _incoming(grad, start, numel, r, frame):
+    """Row ``r``'s gradient, which the loops read block by block: its slot, or where the slot
+    holds a UNIFORM gradient (its one number: ``x.exp().sum()``'s, backward.py) one block of
+    copies of that number. Writing the number out over the whole slot first (``backward.
+    _uniform_into``) was a tenth of the big workload's backward, a write and a read of 4 MB."""
+    uniform = families.uniform_states(frame)
+    if r < len(uniform) and uniform[r] == families.UNIFORM:
+        return np.full(min(numel, {block}), grad[start])
+    return grad[start : start + numel]'''
 
 _FORWARD = '''
 
@@ -81,8 +93,8 @@ def _backward_{name}{bits}(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True"""
 
@@ -95,28 +107,29 @@ def _gradient(op) -> list:
     used = expressions.names(op.grad_formula)
     lines = []
     if "x" in used:
-        lines.append("x = value_at(addresses[a], numel, grad)")
+        lines.append("x_all = value_at(addresses[a], numel, grad)")
     if "out" in used:
-        lines.append("y = value_at(addresses[r], numel, grad)")
+        lines.append("y_all = value_at(addresses[r], numel, grad)")
     if _apart(op.grad_formula):
         return lines + [f"_{op.name}_gradient({_gradient_arguments(op)}, fresh)"]
-    return lines + _gradient_loop(op, "grad", "numel")
+    return lines + _gradient_loop(op, "grad")
 
 
 def _gradient_arguments(op) -> str:
     used = expressions.names(op.grad_formula)
-    return ", ".join(["g", "ga"] + [array for name, array in (("x", "x"), ("out", "y")) if name in used])
+    arrays = ["g", "ga"] + [array for name, array in (("x", "x"), ("out", "y")) if name in used]
+    return ", ".join(f"{array}_all" for array in arrays)
 
 
-def _gradient_loop(op, like: str, count: str) -> list:
+def _gradient_loop(op, like: str) -> list:
     """The gradient added into ``ga``, or assigned where ``fresh`` (a slot not reached yet, which
     holds no gradient: backward._claim). A select, not two loops: no second loop to compile,
-    and a slot is written once, not zeroed first."""
+    and a slot is written once, not zeroed first. Blocks of ``BLOCK`` (``_blocked``), so that
+    a UNIFORM gradient is read from one block of its number (``_incoming``)."""
     text, constants = expressions.to_kernel(op.grad_formula, {"x": "x[i]", "out": "y[i]", "g": "g[i]"})
-    return [*_constants(constants, like, ""), f"zero = {like}.dtype.type(0.0)"] + [
-        f"for i in range({count}):",
-        f"    ga[i] = (zero if fresh else ga[i]) + ({text})",
-    ]
+    body = f"ga[i] = (zero if fresh else ga[i]) + ({text})"
+    setup = [*_constants(constants, like, ""), f"zero = {like}.dtype.type(0.0)"]
+    return _blocked(setup, body, _gradient_arguments(op).replace("_all", ""))
 
 
 def _value(op) -> list:
@@ -130,44 +143,52 @@ def _value_loop(op, count: str) -> list:
     return _constants(constants, "out", "") + [f"for i in range({count}):", f"    out[i] = {text}"]
 
 
+def _blocked_values(op) -> list:
+    text, constants = expressions.to_kernel(op.value_formula, {"x": "x[i]"})
+    return _blocked(_constants(constants, "out_all", ""), f"out[i] = {text}", "x, out")
+
+
 def _apart(formula: str) -> bool:
     """Whether the formula's loop is compiled as a function of its own (``expressions.APART``)."""
     return bool(expressions.APART & expressions.called(formula))
 
 
-# sin and cos of x: the loop compiled apart runs blocks of BLOCK elements, each by the table-free
-# sin/cos when every |x| of the block is moderate (vmath.moderate), else by the table's.
+# Loops run blocks of BLOCK elements: a UNIFORM gradient is one block of its number, and sin and
+# cos of x (the loops compiled apart) take the table-free sin/cos in a block where every |x| is
+# moderate (vmath.moderate), else the table's.
 BLOCK = 512
 _MODERATE = {"vmath.sin(x[i])": "vmath.sin_moderate(x[i])", "vmath.cos(x[i])": "vmath.cos_moderate(x[i])"}
 
 
-def _blocked(loop: list, arrays: str) -> tuple[str, list]:
-    """``(parameters, lines)``: ``loop`` (constants, then ``for i in range(len(first)):`` and its
-    body) over blocks of ``BLOCK``, with a moderate copy of the body when its only sin/cos calls
-    are of ``x[i]``. The whole arrays are the parameters ``<name>_all``; each block rebinds
-    ``arrays`` to its views (indexed from 0, which vectorizes)."""
-    *constants, header, body = loop
+def _blocked(setup: list, body: str, arrays: str) -> list:
+    """``body`` (an assignment to element ``i``) over blocks of ``BLOCK``, after ``setup``, with
+    a moderate copy of the body when its only sin/cos calls are of ``x[i]``. The whole arrays
+    are ``<name>_all``; each block rebinds ``arrays`` to its views (indexed from 0, which
+    vectorizes). A gradient ``g_all`` shorter than the rest is a UNIFORM gradient's block of
+    copies (``_incoming``): every block reads it from its start."""
+    names = [name.strip() for name in arrays.split(",")]
+    views = ", ".join("g_all[s : s + stop - start]" if name == "g" else f"{name}_all[start:stop]" for name in names)
+    lines = [
+        *setup,
+        f"n = len({names[1]}_all)",
+        f"for start in range(0, n, {BLOCK}):",
+        f"    stop = min(start + {BLOCK}, n)",
+    ]
+    if "g" in names:
+        lines.append("    s = start if len(g_all) == n else 0")
+    lines.append(f"    {arrays} = {views}")
     fast = body
     for call, moderate in _MODERATE.items():
         fast = fast.replace(call, moderate)
     if fast == body or "vmath.sin(" in fast or "vmath.cos(" in fast:
-        return arrays, loop
-    names = [name.strip() for name in arrays.split(",")]
-    views = ", ".join(f"{name}_all[start:stop]" for name in names)
-    # the constants take their dtype from a whole array: the block views are bound in the loop
-    constants = [line.replace(f"{names[1]}.dtype", f"{names[1]}_all.dtype") for line in constants]
-    return ", ".join(f"{name}_all" for name in names), [
-        *constants,
-        f"n = len({names[1]}_all)",
-        f"for start in range(0, n, {BLOCK}):",
-        f"    stop = min(start + {BLOCK}, n)",
-        f"    {arrays} = {views}",
+        return lines + ["    for i in range(stop - start):", f"        {body}"]
+    return lines + [
         "    if vmath.moderate(x):",
         "        for i in range(stop - start):",
-        f"        {fast}",
+        f"            {fast}",
         "    else:",
         "        for i in range(stop - start):",
-        f"        {body}",
+        f"            {body}",
     ]
 
 
@@ -175,13 +196,11 @@ def _helpers(op) -> list:
     """The loops compiled apart for ``op`` (``_apart``), as jitted functions of arrays."""
     lines = []
     if _apart(op.value_formula):
-        parameters, body = _blocked(_value_loop(op, "len(out)"), "x, out")
-        lines += ["", "", "@jit", f"def _{op.name}_values({parameters}):", "    wide_vectors()"]
-        lines += ["    " + line for line in body]
+        lines += ["", "", "@jit", f"def _{op.name}_values(x_all, out_all):", "    wide_vectors()"]
+        lines += ["    " + line for line in _blocked_values(op)]
     if _apart(op.grad_formula):
-        parameters, body = _blocked(_gradient_loop(op, "ga", "len(ga)"), _gradient_arguments(op))
-        lines += ["", "", "@jit", f"def _{op.name}_gradient({parameters}, fresh):", "    wide_vectors()"]
-        lines += ["    " + line for line in body]
+        lines += ["", "", "@jit", f"def _{op.name}_gradient({_gradient_arguments(op)}, fresh):", "    wide_vectors()"]
+        lines += ["    " + line for line in _gradient_loop(op, "ga_all")]
     return lines
 
 
@@ -194,7 +213,7 @@ def _table(name: str, ops: list, kind: str, comment: str) -> list:
 def source() -> str:
     ops = [op for op in _ops.OPS if op.grad_formula]
     names = "(\n" + "".join(f'    "{op.name}",\n' for op in ops) + ")"  # as ruff formats it
-    lines = [_HEADER.format(names=names)]
+    lines = [_HEADER.format(names=names, block=BLOCK)]
     for op in ops:
         lines += ["", "", f"# {op.name}: {op.value_formula}, gradient {op.grad_formula}"]
         helpers = _helpers(op)

@@ -69,6 +69,18 @@ def _backward_operands(arrays):
     return rows, layouts, addresses, offsets, touched, grad
 
 
+@inline
+def _incoming(grad, start, numel, r, frame):
+    """Row ``r``'s gradient, which the loops read block by block: its slot, or where the slot
+    holds a UNIFORM gradient (its one number: ``x.exp().sum()``'s, backward.py) one block of
+    copies of that number. Writing the number out over the whole slot first (``backward.
+    _uniform_into``) was a tenth of the big workload's backward, a write and a read of 4 MB."""
+    uniform = families.uniform_states(frame)
+    if r < len(uniform) and uniform[r] == families.UNIFORM:
+        return np.full(min(numel, 512), grad[start])
+    return grad[start : start + numel]
+
+
 # exp: exp(x), gradient g * out
 @jit
 def forward_exp(x, out):
@@ -104,14 +116,19 @@ def _backward_exp32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i])
     return families.DONE
 
 
@@ -122,14 +139,19 @@ def _backward_exp64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i])
     return families.DONE
 
 
@@ -168,14 +190,19 @@ def _backward_log32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / x[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / x[i])
     return families.DONE
 
 
@@ -186,14 +213,19 @@ def _backward_log64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / x[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / x[i])
     return families.DONE
 
 
@@ -222,7 +254,8 @@ def _sin_gradient(g_all, ga_all, x_all, fresh):
     n = len(ga_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
-        g, ga, x = g_all[start:stop], ga_all[start:stop], x_all[start:stop]
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
         if vmath.moderate(x):
             for i in range(stop - start):
                 ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.cos_moderate(x[i]))
@@ -259,12 +292,12 @@ def _backward_sin32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
-    _sin_gradient(g, ga, x, fresh)
+    x_all = value_at(addresses[a], numel, grad)
+    _sin_gradient(g_all, ga_all, x_all, fresh)
     return families.DONE
 
 
@@ -275,12 +308,12 @@ def _backward_sin64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
-    _sin_gradient(g, ga, x, fresh)
+    x_all = value_at(addresses[a], numel, grad)
+    _sin_gradient(g_all, ga_all, x_all, fresh)
     return families.DONE
 
 
@@ -309,7 +342,8 @@ def _cos_gradient(g_all, ga_all, x_all, fresh):
     n = len(ga_all)
     for start in range(0, n, 512):
         stop = min(start + 512, n)
-        g, ga, x = g_all[start:stop], ga_all[start:stop], x_all[start:stop]
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
         if vmath.moderate(x):
             for i in range(stop - start):
                 ga[i] = (zero if fresh else ga[i]) + (g[i] * -vmath.sin_moderate(x[i]))
@@ -346,12 +380,12 @@ def _backward_cos32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
-    _cos_gradient(g, ga, x, fresh)
+    x_all = value_at(addresses[a], numel, grad)
+    _cos_gradient(g_all, ga_all, x_all, fresh)
     return families.DONE
 
 
@@ -362,12 +396,12 @@ def _backward_cos64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
-    _cos_gradient(g, ga, x, fresh)
+    x_all = value_at(addresses[a], numel, grad)
+    _cos_gradient(g_all, ga_all, x_all, fresh)
     return families.DONE
 
 
@@ -406,15 +440,20 @@ def _backward_tanh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i] * y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i] * y[i]))
     return families.DONE
 
 
@@ -425,15 +464,20 @@ def _backward_tanh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i] * y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i] * y[i]))
     return families.DONE
 
 
@@ -472,15 +516,20 @@ def _backward_sigmoid32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i]) * y[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i]) * y[i])
     return families.DONE
 
 
@@ -491,15 +540,20 @@ def _backward_sigmoid64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i]) * y[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 - y[i]) * y[i])
     return families.DONE
 
 
@@ -538,14 +592,19 @@ def _backward_relu32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (scalar.gate(y[i], g[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (scalar.gate(y[i], g[i]))
     return families.DONE
 
 
@@ -556,14 +615,19 @@ def _backward_relu64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (scalar.gate(y[i], g[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (scalar.gate(y[i], g[i]))
     return families.DONE
 
 
@@ -593,14 +657,19 @@ def _backward_sqrt32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (y[i] + y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (y[i] + y[i]))
     return families.DONE
 
 
@@ -611,14 +680,19 @@ def _backward_sqrt64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (y[i] + y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (y[i] + y[i]))
     return families.DONE
 
 
@@ -648,14 +722,19 @@ def _backward_abs32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.sign(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.sign(x[i]))
     return families.DONE
 
 
@@ -666,14 +745,19 @@ def _backward_abs64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.sign(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.sign(x[i]))
     return families.DONE
 
 
@@ -715,14 +799,19 @@ def _backward_reciprocal32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (-g[i] * (y[i] * y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (-g[i] * (y[i] * y[i]))
     return families.DONE
 
 
@@ -733,14 +822,19 @@ def _backward_reciprocal64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (-g[i] * (y[i] * y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (-g[i] * (y[i] * y[i]))
     return families.DONE
 
 
@@ -785,14 +879,19 @@ def _backward_gelu32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.gelu_grad(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.gelu_grad(x[i]))
     return families.DONE
 
 
@@ -803,14 +902,19 @@ def _backward_gelu64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.gelu_grad(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.gelu_grad(x[i]))
     return families.DONE
 
 
@@ -849,15 +953,20 @@ def _backward_log1p32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i]))
     return families.DONE
 
 
@@ -868,15 +977,20 @@ def _backward_log1p64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i]))
     return families.DONE
 
 
@@ -906,15 +1020,20 @@ def _backward_log232(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -925,15 +1044,20 @@ def _backward_log264(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -963,15 +1087,20 @@ def _backward_log1032(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(2.302585092994046)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -982,15 +1111,20 @@ def _backward_log1064(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(2.302585092994046)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * c0))
     return families.DONE
 
 
@@ -1020,15 +1154,20 @@ def _backward_exp232(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i] * c0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i] * c0)
     return families.DONE
 
 
@@ -1039,15 +1178,20 @@ def _backward_exp264(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.6931471805599453)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i] * c0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * y[i] * c0)
     return families.DONE
 
 
@@ -1089,15 +1233,20 @@ def _backward_rsqrt32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.5)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (-c0 * g[i] * y[i] * y[i] * y[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (-c0 * g[i] * y[i] * y[i] * y[i])
     return families.DONE
 
 
@@ -1108,15 +1257,20 @@ def _backward_rsqrt64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(0.5)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (-c0 * g[i] * y[i] * y[i] * y[i])
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (-c0 * g[i] * y[i] * y[i] * y[i])
     return families.DONE
 
 
@@ -1155,15 +1309,20 @@ def _backward_expm132(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (y[i] + c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (y[i] + c0))
     return families.DONE
 
 
@@ -1174,15 +1333,20 @@ def _backward_expm164(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (y[i] + c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (y[i] + c0))
     return families.DONE
 
 
@@ -1212,15 +1376,20 @@ def _backward_tan32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 + y[i] * y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 + y[i] * y[i]))
     return families.DONE
 
 
@@ -1231,15 +1400,20 @@ def _backward_tan64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    y = value_at(addresses[r], numel, grad)
+    y_all = value_at(addresses[r], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 + y[i] * y[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * (c0 + y[i] * y[i]))
     return families.DONE
 
 
@@ -1269,15 +1443,20 @@ def _backward_asin32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(c0 - x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1288,15 +1467,20 @@ def _backward_asin64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(c0 - x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1326,15 +1510,20 @@ def _backward_acos32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (-g[i] / np.sqrt(c0 - x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (-g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1345,15 +1534,20 @@ def _backward_acos64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (-g[i] / np.sqrt(c0 - x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (-g[i] / np.sqrt(c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1383,15 +1577,20 @@ def _backward_atan32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i] * x[i]))
     return families.DONE
 
 
@@ -1402,15 +1601,20 @@ def _backward_atan64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 + x[i] * x[i]))
     return families.DONE
 
 
@@ -1440,15 +1644,20 @@ def _backward_asinh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] + c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] + c0))
     return families.DONE
 
 
@@ -1459,15 +1668,20 @@ def _backward_asinh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] + c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] + c0))
     return families.DONE
 
 
@@ -1497,15 +1711,20 @@ def _backward_acosh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] - c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] - c0))
     return families.DONE
 
 
@@ -1516,15 +1735,20 @@ def _backward_acosh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] - c0))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.sqrt(x[i] * x[i] - c0))
     return families.DONE
 
 
@@ -1554,15 +1778,20 @@ def _backward_atanh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 - x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1573,15 +1802,20 @@ def _backward_atanh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 - x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (c0 - x[i] * x[i]))
     return families.DONE
 
 
@@ -1611,14 +1845,19 @@ def _backward_sinh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.cosh(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * np.cosh(x[i]))
     return families.DONE
 
 
@@ -1629,14 +1868,19 @@ def _backward_sinh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.cosh(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * np.cosh(x[i]))
     return families.DONE
 
 
@@ -1666,14 +1910,19 @@ def _backward_cosh32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sinh(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sinh(x[i]))
     return families.DONE
 
 
@@ -1684,14 +1933,19 @@ def _backward_cosh64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sinh(x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * np.sinh(x[i]))
     return families.DONE
 
 
@@ -1730,15 +1984,20 @@ def _backward_erf32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(-x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(-x[i] * x[i]))
     return families.DONE
 
 
@@ -1749,15 +2008,20 @@ def _backward_erf64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(-x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(-x[i] * x[i]))
     return families.DONE
 
 
@@ -1796,15 +2060,20 @@ def _backward_erfc32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * -c0 * vmath.exp(-x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * -c0 * vmath.exp(-x[i] * x[i]))
     return families.DONE
 
 
@@ -1815,15 +2084,20 @@ def _backward_erfc64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1.1283791670955126)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * -c0 * vmath.exp(-x[i] * x[i]))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * -c0 * vmath.exp(-x[i] * x[i]))
     return families.DONE
 
 
@@ -1862,15 +2136,20 @@ def _backward_silu32(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.sigmoid(x[i]) * (c0 + x[i] * (c0 - vmath.sigmoid(x[i]))))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.sigmoid(x[i]) * (c0 + x[i] * (c0 - vmath.sigmoid(x[i]))))
     return families.DONE
 
 
@@ -1881,15 +2160,20 @@ def _backward_silu64(rule, r, mask, frame):
     if a < 0 or offsets[a] < 0:
         return families.DONE
     numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
     fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
     touched[a] = True
-    x = value_at(addresses[a], numel, grad)
+    x_all = value_at(addresses[a], numel, grad)
     c0 = grad.dtype.type(1)
     zero = grad.dtype.type(0.0)
-    for i in range(numel):
-        ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.sigmoid(x[i]) * (c0 + x[i] * (c0 - vmath.sigmoid(x[i]))))
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * vmath.sigmoid(x[i]) * (c0 + x[i] * (c0 - vmath.sigmoid(x[i]))))
     return families.DONE
 
 
