@@ -52,8 +52,16 @@ def compare(tensor: Tensor, other, name: str) -> Tensor:
     if tape is None:
         return _wrap(out)
     if isinstance(other, Tensor):
-        common = np.result_type(tensor._data, other._data)
-        common = common if common.kind == "f" else np.dtype(np.float64)
+        if converted:
+            # PyTorch's common type, as eager compared above. numpy's promotion made a replay
+            # compare a uint8 tensor with the true -3 of a 0-d int64 tensor(-3), where eager
+            # compared it with 253 (and a float32 tensor with a 0-d float64 one in float64). In
+            # an integer common type, a constant operand is held wrapped, and a value of the tape
+            # by a row of that type, which each replay checks to be within the type's range
+            # (``Tape._integer_checks``): the replay holds integers as float64 and cannot wrap.
+            common = _result_type(tensor, other)
+        else:
+            common = tensor._data.dtype if tensor._data.dtype.kind == "f" else np.dtype(np.float64)
         # Each operand as the comparison reads it: of the common dtype, at the result's shape
         # (broadcast from a 0-d ``x.max()``). Broadcast to ``out`` itself, it was declared of the
         # boolean result's dtype, held in the other arena than a float32 operand: a replay
@@ -65,7 +73,9 @@ def compare(tensor: Tensor, other, name: str) -> Tensor:
         ]
         row = tape.append(OPCODE[name] | NO_GRAD, rows[0], rows[1], 0, tape.layout(out.dtype, out.shape), 0.0)
     else:
-        data = tensor._data if tensor._data.dtype.kind == "f" else tensor._data.astype(np.float64)
+        # (``data``: converted into the common type above, as eager compared it: an int64 tensor
+        # == 16777216.0 in float32, where the replay compared 16777217 in float64)
+        data = data if data.dtype.kind == "f" else data.astype(np.float64)
         source = _operand_row(tape, tensor, data, data, False, True)
         row = tape.append(OPCODE[name] | NO_GRAD, source, -1, 0, tape.layout(out.dtype, out.shape), float(other))
     return _recorded(out, tape, row, False)

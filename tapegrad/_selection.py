@@ -8,10 +8,11 @@ import numbers
 import numpy as np
 
 from . import _dtypes, _record
+from ._grad_mode import is_grad_enabled
 from ._grad_mode import no_grad as _no_grad
 from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
-from ._record import _SCALAR_OPS, _binary, _opcode, _operand_row, _scalar, _target, broadcast_error
+from ._record import _SCALAR_OPS, _binary, _input_row, _opcode, _operand_row, _scalar, _target, broadcast_error
 from ._tape import NO_GRAD
 from .tensor import Tensor, _recorded, _wrap, as_tensor, guard_reads, install, on_tape
 
@@ -136,6 +137,23 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
     return _recorded(out, tape, row, requires)
 
 
+def _valued_as(carrier: Tensor, values: Tensor) -> Tensor:
+    """``values`` (of ``carrier``'s shape and dtype, computed without gradient) with the gradient
+    passed to ``carrier`` as if it held them: an ``assign`` row, whose value is in1's and whose
+    backward hands the gradient to in0 unchanged, whatever either holds.
+
+    For a gradient no arithmetic on the values gives: 1 to an infinite or NaN value that must
+    leave no trace in the result (an overwritten value of ``index_put``: ``v - v.detach()`` is
+    NaN there), or an infinite one to a target whose loss stays finite (``binary_cross_entropy``
+    at p = 0 or 1: ``t * inf`` is NaN at t = 0)."""
+    tape, requires = _target((carrier,))
+    if tape is None:
+        return _wrap(values._data)
+    layout = tape.layout(values._data.dtype, values._data.shape)
+    row = tape.append(_opcode("assign", requires), _input_row(tape, carrier), _input_row(tape, values), 0, layout, 0.0)
+    return _recorded(values._data, tape, row, requires)
+
+
 def _result_type(*operands) -> np.dtype:
     """``torch.result_type`` of tensors, Python numbers and Nones (skipped), as a numpy dtype.
 
@@ -230,7 +248,22 @@ def _filled(mask, value, tensor: Tensor) -> Tensor:
 def _masked_fill(self, mask, value) -> Tensor:
     """``self`` with ``value`` (a number or a 0-d tensor, cast to ``self``'s dtype) where the
     boolean ``mask`` holds (``MaskedFillBackward0``; ``MaskedFillBackward1`` for a tensor value,
-    which takes the sum of the gradient where the mask holds); follows ``torch.masked_fill``."""
+    which takes the sum of the gradient where the mask holds); follows ``torch.masked_fill``.
+    Raises PyTorch's ``RuntimeError`` for an integer or boolean ``self`` and a value that
+    requires grad (with grad mode on)."""
+    result = _masked_filled(self, mask, value)
+    if isinstance(value, Tensor) and value._requires_grad and self._data.dtype.kind != "f" and is_grad_enabled():
+        # PyTorch gives the result the value's gradient, then refuses an integer or boolean one
+        # (``set_history``), after checking the arguments. The cast to self's dtype had dropped
+        # the gradient: no error, and no gradient.
+        raise RuntimeError(f"Autograd not support dtype: {_dtypes.from_numpy_dtype(self._data.dtype).type_name}")
+    return result
+
+
+def _masked_filled(self, mask, value) -> Tensor:
+    """masked_fill, and masked_fill_ out of place. (PyTorch's masked_fill_ of an integer tensor
+    with a value that requires grad makes the tensor require grad, and its backward raise: a
+    tapegrad integer tensor cannot require grad, and takes none.)"""
     mask = as_tensor(mask)
     if mask._data.dtype != np.bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype.c_name}")
@@ -247,7 +280,7 @@ def _masked_fill_(self, mask, value):
     mask = as_tensor(mask)
     # PyTorch checks the mask against this tensor first: its message names them in this order.
     _record.broadcast_shape(self._data.shape, mask._data.shape)
-    return _record.in_place(self, lambda t: _masked_fill(t, mask, value), "MaskedFill")
+    return _record.in_place(self, lambda t: _masked_filled(t, mask, value), "MaskedFill")
 
 
 def _replayed(tensor: Tensor) -> bool:

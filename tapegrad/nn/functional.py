@@ -15,6 +15,7 @@ from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import nll_targets as _nll_targets
 from .._reductions import softmax as _softmax
+from .._selection import _valued_as
 from .._selection import where as _where
 from .._views import transpose_onto
 from ..tensor import Tensor, _wrap, guard_reads, on_tape
@@ -378,7 +379,9 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     return name_node(total / _where(some, count, _wrap(np.ones((), input._data.dtype))) + nothing, "NllLossBackward0")
 
 
-_BCE_EPSILON = 1e-12  # PyTorch's EPSILON in binary_cross_entropy_backward
+# PyTorch's EPSILON in binary_cross_entropy_backward, a float even for float64 (its gradient at
+# p = 0 of a float64 loss is t / 9.99999996e-13): 1e-12 itself was 4e-10 off there.
+_BCE_EPSILON = float(np.float32(1e-12))
 
 
 def binary_cross_entropy(
@@ -390,7 +393,8 @@ def binary_cross_entropy(
     reduction: str = "mean",
 ) -> Tensor:
     """-(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does, and PyTorch's
-    gradient (p - t) / max(p (1 - p), 1e-12) where p is within 1e-12 of 0 or 1. ``input`` (p)
+    gradients where p is within 1e-12 of 0 or 1: (p - t) / max(p (1 - p), 1e-12) for p, and
+    for t -logit(p) = log(1 - p) - log(p) unclamped (+-inf at p = 0 or 1). ``input`` (p)
     and ``target`` (t) of one shape, floating point; follows
     ``torch.nn.functional.binary_cross_entropy``. Raises PyTorch's ``ValueError`` for shapes
     that differ and ``RuntimeError`` for an ``input`` element outside [0, 1] (or NaN)."""
@@ -415,9 +419,16 @@ def binary_cross_entropy(
         safe = _where(interior, input, 0.5)
         inside = -(target * safe.log() + (1 - target) * (1 - safe).log())
         p, t = input.detach(), target.detach()
-        edge = -(target * p.log().clamp(min=-100.0) + (1 - target) * (1 - p).log().clamp(min=-100.0))
-        edge = edge + (input - p) * ((p - t) / _BCE_EPSILON)
-        loss = _where(interior, inside, edge)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0), and inf * 0 in ``carrier``
+            log_p, log_q = p.log(), (-p).log1p()
+            # PyTorch's kernel, term by term: its signed zeros at p = 0 and 1 too
+            edge = (t - 1) * log_q.clamp(min=-100.0) - t * log_p.clamp(min=-100.0)
+            # The edge's gradients, carried by what its value ignores: the input's PyTorch's
+            # (p - t) / eps, the target's -logit(p) = log(1 - p) - log(p) unclamped, as PyTorch's
+            # binary_cross_entropy_target_backward: +-inf at p = 0 or 1 (the clamped logs made it
+            # -+100), where only an assign row passes it on, the product being NaN at t = 0.
+            carrier = (input - p) * ((p - t) / _BCE_EPSILON) + target * (log_q - log_p)
+        loss = _where(interior, inside, _valued_as(carrier, edge))
     if weight is not None:
         loss = loss * weight
     return name_node(_reduce(loss, _legacy_reduction(size_average, reduce, reduction)), "BinaryCrossEntropyBackward0")

@@ -1,0 +1,388 @@
+"""Cases where tapegrad gave another gradient than PyTorch 2.13, or no error where it raises:
+an overwritten infinite or NaN value of ``index_put``/``scatter``, binary_cross_entropy's target
+at p = 0 or 1, scatter's ``src`` larger than its index, ``masked_fill`` of an integer tensor with
+a value that requires grad, and comparisons of small integer types inside ``tapegrad.record``.
+Each is compared with PyTorch: values (with their signed zeros and NaNs), gradients, or the
+exception's type and message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _same(got, expected) -> None:
+    """Equal arrays, NaNs where they are, and the same sign of every zero."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+def _raised(function, *args) -> tuple:
+    """The type name and message of what ``function(*args)`` raises."""
+    with pytest.raises(Exception) as raised:
+        function(*args)
+    return type(raised.value).__name__, str(raised.value)
+
+
+# -- an overwritten value takes the gradient at its position, whatever it holds -------------
+
+NON_FINITE = [float("inf"), -float("inf"), float("nan")]
+
+
+@pytest.mark.parametrize("overwritten", NON_FINITE, ids=["inf", "-inf", "nan"])
+def test_index_put_sends_an_overwritten_non_finite_value_its_gradient(overwritten):
+    # The report's case: PyTorch's index_put backward is grad[indices] for every value.
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        x = m.zeros(2, requires_grad=True) * 1
+        v = m.tensor([overwritten, 1.0], requires_grad=True)
+        x[[0, 0]] = v
+        x.sum().backward()
+        results.append((x.detach().numpy(), v.grad.numpy()))
+    for got, expected in zip(*results):
+        _same(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_index_put_with_many_repeats_and_non_finite_values_matches_pytorch(dtype):
+    # Positions written 1, 2, 3, 5 and 9 times (the kept value last), overwritten values infinite
+    # or NaN among them, a kept -0.0; the base takes the gradient where nothing was written.
+    torch = pytest.importorskip("torch")
+    counts = {0: 1, 2: 2, 3: 3, 5: 5, 6: 9}
+    index = np.concatenate([np.full(count, position) for position, count in counts.items()])
+    index = np.random.default_rng(3).permutation(index)
+    values = np.random.default_rng(4).standard_normal(index.size)
+    values[[1, 4, 7, 11]] = [np.inf, np.nan, -np.inf, np.nan]
+    last = {position: np.flatnonzero(index == position)[-1] for position in counts}
+    values[last[3]] = -0.0
+    weights = np.linspace(0.5, 2.0, 8)
+    results = []
+    for m in (tg, torch):
+        base = m.tensor(np.arange(8.0), dtype=getattr(m, dtype), requires_grad=True)
+        v = m.tensor(values, dtype=getattr(m, dtype), requires_grad=True)
+        y = base * 2.0
+        y[m.tensor(index)] = v
+        (y * m.tensor(weights, dtype=getattr(m, dtype))).sum().backward()
+        results.append((y.detach().numpy(), base.grad.numpy(), v.grad.numpy()))
+    for got, expected in zip(*results):
+        _same(got, expected)
+
+
+@pytest.mark.parametrize("overwritten", NON_FINITE, ids=["inf", "-inf", "nan"])
+def test_scatter_sends_an_overwritten_non_finite_src_its_gradient(overwritten):
+    torch = pytest.importorskip("torch")
+    index = [[0, 0, 1, 1], [2, 2, 2, 0]]
+    src = [[overwritten, 1.0, overwritten, 3.0], [overwritten, overwritten, 5.0, -0.0]]
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(np.arange(6.0).reshape(2, 3), dtype=m.float64, requires_grad=True)
+        s = m.tensor(src, dtype=m.float64, requires_grad=True)
+        out = x.scatter(1, m.tensor(index), s)
+        (out * m.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=m.float64)).sum().backward()
+        results.append((out.detach().numpy(), x.grad.numpy(), s.grad.numpy()))
+    for got, expected in zip(*results):
+        _same(got, expected)
+
+
+def test_scatter_along_dim_0_in_place_with_overwritten_nans_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    index = [[1, 0, 1], [1, 1, 1], [0, 0, 1]]
+    src = np.array([[np.nan, 1.0, np.inf], [2.0, np.nan, -np.inf], [3.0, 4.0, 5.0]])
+    results = []
+    for m in (tg, torch):
+        s = m.tensor(src, requires_grad=True)
+        x = m.zeros(2, 3, dtype=m.float64)
+        x.scatter_(0, m.tensor(index), s * 1.0)
+        (x * m.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=m.float64)).sum().backward()
+        results.append((x.detach().numpy(), s.grad.numpy()))
+    for got, expected in zip(*results):
+        _same(got, expected)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1.5, 2.0, -3.0, 0.5], [np.inf, 2.0, np.nan, 0.5], [1.5, -np.inf, -3.0, 0.5]],
+    ids=["finite", "inf", "-inf"],
+)
+def test_a_second_derivative_through_an_overwritten_value_matches_pytorch(values):
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        v = m.tensor(values, dtype=m.float64, requires_grad=True)
+        y = m.zeros(3, dtype=m.float64)
+        y[m.tensor([1, 1, 2, 1])] = v * v
+        (g,) = m.autograd.grad((y * m.tensor([1.0, 2.0, 3.0], dtype=m.float64)).sum(), v, create_graph=True)
+        (g * m.tensor([1.0, 10.0, 100.0, 1000.0], dtype=m.float64)).sum().backward()
+        results.append((y.detach().numpy(), g.detach().numpy(), v.grad.numpy()))
+    for got, expected in zip(*results):
+        _same(got, expected)
+
+
+def test_a_second_derivative_through_a_repeated_pick_keeps_an_infinite_gradient_where_it_goes():
+    # create_graph's scatter of the gradient back through x[index] masked the positions a round
+    # of picks did not reach by multiplying with 0: an infinite gradient picked there gave NaN.
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        x = m.tensor([1.0, 2.0, 3.0], dtype=m.float64, requires_grad=True)
+        y = x[m.tensor([0, 0, 1])] * x[m.tensor([1, 0, 0])]
+        weights = m.tensor([float("inf"), 1.0, 2.0], dtype=m.float64)
+        (g,) = m.autograd.grad((y * weights).sum(), x, create_graph=True)
+        (g * m.tensor([1.0, 10.0, 100.0], dtype=m.float64)).sum().backward()
+        results.append((g.detach().numpy(), x.grad.numpy()))
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_second_derivative_through_a_view_keeps_an_infinite_gradient_where_it_goes():
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        x = m.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=m.float64, requires_grad=True)
+        y = x[:, 1:].t()
+        weights = m.tensor([[float("inf"), 1.0], [2.0, 3.0]], dtype=m.float64)
+        (g,) = m.autograd.grad((y * y * weights).sum(), x, create_graph=True)
+        results.append(g.detach().numpy())
+    np.testing.assert_array_equal(*results)
+
+
+def test_a_replay_sends_an_overwritten_infinite_value_its_gradient():
+    torch = pytest.importorskip("torch")
+
+    def program(base, values):
+        changed = base * 2.0
+        changed[tg.tensor([0, 2, 0])] = values
+        return (changed * tg.tensor([1.0, 2.0, 3.0, 4.0], dtype=tg.float64)).sum()
+
+    tape = tg.record(program, tg.ones(4, dtype=tg.float64), tg.ones(3, dtype=tg.float64))
+    base, values = np.array([1.0, -2.0, 3.0, 0.5]), np.array([np.inf, 6.0, 4.0])
+    value, grads = tape.value_and_grad(tg.tensor(base), tg.tensor(values))
+    t_base, t_values = torch.tensor(base, requires_grad=True), torch.tensor(values, requires_grad=True)
+    changed = t_base * 2.0
+    changed[torch.tensor([0, 2, 0])] = t_values
+    expected = (changed * torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)).sum()
+    expected.backward()
+    assert float(value) == expected.item()
+    _same(grads[0].numpy(), t_base.grad.numpy())
+    _same(grads[1].numpy(), t_values.grad.numpy())
+
+
+# -- binary_cross_entropy: the target's gradient is -logit(p), unclamped -----------------------
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_cross_entropy_target_gradient_at_probabilities_0_and_1(dtype, reduction):
+    # The clamped logs (-100) gave the target -+100 where PyTorch gives log(1 - p) - log(p): +-inf.
+    torch = pytest.importorskip("torch")
+    p = np.array([0.0, 1.0, 0.0, 1.0, 1e-13, 1 - 1e-7, 0.3], dtype)
+    t = np.array([0.0, 1.0, 1.0, 0.0, 0.5, 0.25, 0.6], dtype)
+    weight = np.linspace(0.5, 1.5, p.size).astype(dtype)
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(p, requires_grad=True)
+        target = m.tensor(t, requires_grad=True)
+        loss = m.nn.functional.binary_cross_entropy(x, target, m.tensor(weight), reduction=reduction)
+        loss.backward(m.ones_like(loss))
+        results.append((loss.detach().numpy(), x.grad.numpy(), target.grad.numpy()))
+    (value, p_grad, t_grad), (want_value, want_p_grad, want_t_grad) = results
+    np.testing.assert_allclose(value, want_value, rtol=1e-6)
+    np.testing.assert_allclose(p_grad, want_p_grad, rtol=1e-6)
+    np.testing.assert_allclose(t_grad, want_t_grad, rtol=1e-6)
+    assert np.isinf(t_grad[:4]).all()
+
+
+def test_binary_cross_entropy_values_and_gradients_at_the_edge_are_pytorchs_bits():
+    # p below e**-100 (its log clamped in the loss, not in the target's gradient), and the signed
+    # zeros of the loss at p = 0 and 1; the input's gradient there divides by PyTorch's epsilon,
+    # a float32 1e-12 even for float64.
+    torch = pytest.importorskip("torch")
+    p = np.array([0.0, 1.0, 1e-50, 1e-300, 0.0, 1.0])
+    t = np.array([0.0, 1.0, 0.3, 1.0, 0.2, 0.9])
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(p, requires_grad=True)
+        target = m.tensor(t, requires_grad=True)
+        loss = m.nn.functional.binary_cross_entropy(x, target, reduction="none")
+        loss.sum().backward()
+        results.append((loss.detach().numpy(), x.grad.numpy(), target.grad.numpy()))
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+    _same(results[0][0], results[1][0])
+
+
+def test_a_recorded_binary_cross_entropy_replays_the_targets_gradient_at_0_and_1():
+    torch = pytest.importorskip("torch")
+
+    def loss(p, t):
+        return tg.nn.functional.binary_cross_entropy(p, t)
+
+    tape = tg.record(loss, np.array([0.3, 0.6, 0.5], np.float32), np.array([1.0, 0.0, 0.5], np.float32))
+    for probabilities, targets in (([1.0, 0.0, 0.4], [1.0, 0.0, 0.5]), ([0.0, 1.0, 0.2], [0.25, 0.75, 1.0])):
+        p, t = np.array(probabilities, np.float32), np.array(targets, np.float32)
+        value, (p_grad, t_grad) = tape.value_and_grad(p, t)
+        tp, tt = torch.tensor(p, requires_grad=True), torch.tensor(t, requires_grad=True)
+        torch.nn.functional.binary_cross_entropy(tp, tt).backward()
+        np.testing.assert_allclose(float(value), torch.nn.functional.binary_cross_entropy(tp, tt).item(), rtol=1e-6)
+        np.testing.assert_allclose(p_grad.numpy(), tp.grad.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(t_grad.numpy(), tt.grad.numpy(), rtol=1e-6)
+
+
+# -- scatter: src's gradient is grad.gather(dim, index), of the index's shape ----------------
+
+SMALL_INDEX = {
+    "narrower along dim": ((2, 3), 1, [[0, 1]], (2, 3)),
+    "shorter across dim": ((2, 3), 0, [[0, 1, 1]], (2, 3)),
+    "src larger than self": ((2, 3), 0, [[0, 1, 1], [1, 0, 0]], (3, 3)),
+    "src of one row": ((2, 3), 1, [[0, 1]], (1, 3)),
+    "empty index": ((2, 3), 0, np.zeros((0, 3), np.int64), (2, 3)),
+    "0-d index, 1-d src": ((3,), 0, 0, (2,)),
+    "0-d index, src of one": ((3,), 0, 0, (1,)),
+    "0-d self, longer src": ((), 0, [0], (2,)),
+}
+
+
+def _scatter(m, self_shape, dim, index, src_shape, how):
+    src = m.ones(src_shape, dtype=m.float64, requires_grad=True)
+    x = m.zeros(self_shape, dtype=m.float64, requires_grad=True)
+    out = x.scatter(dim, m.tensor(index, dtype=m.int64), src * 2.0)
+    if how == "forward":
+        return out.detach().numpy()
+    if how == "self only":  # no gradient reaches src: nothing to refuse
+        return m.autograd.grad(out.sum(), x)[0].numpy()
+    if how == "create_graph":
+        return m.autograd.grad(out.sum(), src, create_graph=True)
+    out.sum().backward()
+    return src.grad
+
+
+@pytest.mark.parametrize("case", SMALL_INDEX.values(), ids=list(SMALL_INDEX))
+def test_scatter_with_an_index_smaller_than_src_refuses_src_gradient_as_pytorch(case):
+    torch = pytest.importorskip("torch")
+    for how in ("backward", "create_graph"):
+        assert _raised(_scatter, tg, *case, how) == _raised(_scatter, torch, *case, how)
+    for how in ("forward", "self only"):
+        np.testing.assert_array_equal(_scatter(tg, *case, how), _scatter(torch, *case, how))
+
+
+def test_scatter_in_place_with_a_smaller_index_refuses_src_gradient_as_pytorch():
+    torch = pytest.importorskip("torch")
+
+    def run(m):
+        src = m.ones(2, 3, requires_grad=True)
+        x = m.zeros(2, 3)
+        x.scatter_(1, m.tensor([[0, 1]]), src)
+        x.sum().backward()
+
+    assert _raised(run, tg) == _raised(run, torch)
+
+
+def test_scatter_with_an_index_that_src_expands_to_takes_zeros_as_pytorch():
+    # An empty index along a dimension where src has one entry: PyTorch sums the empty gradient
+    # to src's shape, zeros; no error.
+    torch = pytest.importorskip("torch")
+    grads = []
+    for m in (tg, torch):
+        src = m.ones(1, 3, dtype=m.float64, requires_grad=True)
+        m.zeros(2, 3, dtype=m.float64).scatter(0, m.zeros(0, 3, dtype=m.int64), src).sum().backward()
+        grads.append(src.grad.numpy())
+    _same(*grads)
+
+
+def test_scatter_with_a_smaller_index_is_refused_when_recorded():
+    # A replay runs no Python, so the backward's error cannot wait for it: raised when recorded.
+    def program(src):
+        return tg.zeros(2, 3).scatter(1, tg.tensor([[0, 1]]), src).sum()
+
+    with pytest.raises(RuntimeError, match=r"ScatterBackward0 returned an invalid gradient at index 1 - got \[1, 2\]"):
+        tg.record(program, tg.ones(2, 3))
+
+
+def test_scatter_with_a_smaller_index_takes_no_gradient_without_grad_mode():
+    src = tg.ones(2, 3, requires_grad=True)
+    with tg.no_grad():
+        out = tg.zeros(2, 3).scatter(1, tg.tensor([[0, 1]]), src)
+    assert not out.requires_grad
+    assert out.tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+# -- masked_fill of an integer tensor with a value that requires grad ----------------------
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "uint8", "bool"])
+def test_masked_fill_of_an_integer_tensor_with_a_value_requiring_grad_raises_as_pytorch(dtype):
+    torch = pytest.importorskip("torch")
+
+    def fill(m):
+        x = m.zeros(3, dtype=getattr(m, dtype))
+        return x.masked_fill(m.tensor([True, False, True]), m.tensor(2.5, requires_grad=True))
+
+    assert _raised(fill, tg) == _raised(fill, torch)
+    results = []
+    for m in (tg, torch):
+        with m.no_grad():  # without grad mode: the value cast, no gradient, no error
+            filled = fill(m)
+        results.append((filled.tolist(), filled.requires_grad))
+    assert results[0] == results[1]
+
+
+def test_masked_fill_checks_its_arguments_before_the_dtype_as_pytorch():
+    torch = pytest.importorskip("torch")
+    cases = [
+        lambda m: m.zeros(3, dtype=m.int64).masked_fill(m.zeros(3, dtype=m.int64), m.tensor(2.5, requires_grad=True)),
+        lambda m: m.zeros(3, dtype=m.int64).masked_fill(m.zeros(4, dtype=m.bool), m.tensor(2.5, requires_grad=True)),
+        lambda m: m.zeros(3, dtype=m.int64).masked_fill(m.zeros(3, dtype=m.bool), m.tensor([2.5], requires_grad=True)),
+        lambda m: m.zeros(0, dtype=m.int64).masked_fill(m.zeros(0, dtype=m.bool), m.tensor(2.5, requires_grad=True)),
+    ]
+    for case in cases:
+        assert _raised(case, tg) == _raised(case, torch)
+
+
+# -- comparisons inside tapegrad.record: the replay compares as eager and PyTorch do --------
+
+COMPARISONS = {
+    "uint8 < tensor(-3)": lambda m: m.tensor([1, 200, 3], dtype=m.uint8) < m.tensor(-3),
+    "tensor(-3) > uint8": lambda m: m.tensor(-3) > m.tensor([1, 200, 3], dtype=m.uint8),
+    "uint8 == tensor(456)": lambda m: m.tensor([1, 200, 3], dtype=m.uint8) == m.tensor(456),
+    "int16 < tensor(40000)": lambda m: m.tensor([1, -200, 30000], dtype=m.int16) < m.tensor(40000),
+    "int32 == tensor(2**32 + 7)": lambda m: m.tensor([7, 8, 9], dtype=m.int32) == m.tensor(2**32 + 7),
+    "float32 == 0-d float64": lambda m: m.tensor([0.1, 0.2, 0.3]) == m.tensor(0.1, dtype=m.float64),
+    "int64 == 0-d float32": lambda m: m.tensor([16777217, 3, 5]) == m.tensor(16777216.0),
+    "int64 == a float": lambda m: m.tensor([16777217, 3, 5]) == 16777216.0,
+}
+
+
+@pytest.mark.parametrize("compare", COMPARISONS.values(), ids=list(COMPARISONS))
+def test_a_recorded_comparison_replays_as_eager_and_pytorch_compare(compare):
+    torch = pytest.importorskip("torch")
+
+    def program(x):
+        return compare(tg).double() * x
+
+    x = tg.ones(3, dtype=tg.float64)
+    expected = compare(torch).double().numpy()
+    np.testing.assert_array_equal(program(x).numpy(), expected)
+    np.testing.assert_array_equal(tg.record(program, x)(x).numpy(), expected)
+
+
+def test_a_recorded_comparison_with_an_integer_input_wraps_or_refuses_as_a_replay_can():
+    # An int64 input compared with a uint8 tensor is converted to uint8: the replay, holding it as
+    # float64, cannot wrap it, and refuses a value out of uint8's range (a GuardError, as for any
+    # integer conversion it cannot make); within it, it compares as eager.
+    torch = pytest.importorskip("torch")
+    small = np.array([1, 200, 3], np.uint8)
+
+    def program(x, bound):
+        return (tg.tensor(small) < bound).double() * x
+
+    x = tg.ones(3, dtype=tg.float64)
+    tape = tg.record(program, x, tg.tensor(5))
+    for bound in (0, 5, 150, 255):
+        expected = (torch.tensor(small) < torch.tensor(bound)).double().numpy()
+        np.testing.assert_array_equal(tape(x, tg.tensor(bound)).numpy(), expected)
+    with pytest.raises(tg.replay.GuardError, match="uint8"):
+        tape(x, tg.tensor(-3))
