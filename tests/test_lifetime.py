@@ -138,7 +138,7 @@ def test_threads_get_exactly_their_own_gradients():
 def test_a_reused_gradient_arena_never_overwrites_a_gradient_someone_holds():
     from tapegrad.autograd import engine
 
-    x = tg.ones(100_000, requires_grad=True)
+    x = tg.ones(4_000_000, requires_grad=True)  # arenas above engine._REUSE_BYTES
     (x * 2.0).sum().backward()
     held = x.grad  # a view of the backward's arena
     x.grad = None

@@ -208,9 +208,13 @@ def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray, rows=None, 
 # which was half of a small CNN's backward (25 -> 12 ms with the arenas reused).
 _kept = threading.local()
 _KEEP_BYTES = 256 << 20  # a larger pair is freed with its backward
-# A smaller pair is freed too: malloc serves small blocks from its free lists without new pages,
-# and keeping them cost the chain's and mlp's backward a thread-local round trip each.
-_REUSE_BYTES = 1 << 20
+# A smaller pair is freed: glibc's malloc serves blocks up to its largest mmap threshold (32 MB
+# on 64-bit) from the heap once one of that size was freed, without new pages, and memory freed
+# is memory the next forward writes while it is still in cache. Kept, a pair pinned memory the
+# forward then could not reuse: the big workload's 12 MB arenas made its step 6-9% slower
+# (interleaved, same process), and a small CNN's 30 MB ones gained nothing (15.2 ms either way,
+# and as many page faults a step).
+_REUSE_BYTES = 32 << 20
 
 
 def _spare_arenas():
