@@ -407,13 +407,17 @@ def _refuse_gradient(values: Tensor, index_shape: tuple, src_shape: tuple) -> No
     along a dimension), in the backward, and only when a gradient reaches ``src``. ``values``,
     the entries of ``src`` picked (a row of their own), raise that error when their gradient
     arrives, through a hook; zeros for the entries left out were a gradient PyTorch never gives.
-    A replay runs no Python: inside ``tapegrad.record``, the error is raised when recorded."""
+
+    Not inside ``tapegrad.record`` (and so ``func.vmap``): a replay runs no Python, and every
+    input of a recording requires grad, so refusing when recorded refused programs PyTorch runs
+    (a forward, or a gradient for ``input`` alone). There ``src`` keeps zeros for the entries
+    left out (README, Supported API)."""
+    if _grad_state.recording is not None:
+        return
     message = (
         f"Function ScatterBackward0 returned an invalid gradient at index 1 - got {list(index_shape)} but expected "
         f"shape compatible with {list(src_shape)}"
     )
-    if _grad_state.recording is not None:
-        raise RuntimeError(message)
 
     def refuse(gradient):
         raise RuntimeError(message)

@@ -252,10 +252,17 @@ def _masked_fill(self, mask, value) -> Tensor:
     Raises PyTorch's ``RuntimeError`` for an integer or boolean ``self`` and a value that
     requires grad (with grad mode on)."""
     result = _masked_filled(self, mask, value)
-    if isinstance(value, Tensor) and value._requires_grad and self._data.dtype.kind != "f" and is_grad_enabled():
+    if (
+        isinstance(value, Tensor)
+        and value._requires_grad
+        and self._data.dtype.kind != "f"
+        and is_grad_enabled()
+        and _grad_state.recording is None
+    ):
         # PyTorch gives the result the value's gradient, then refuses an integer or boolean one
         # (``set_history``), after checking the arguments. The cast to self's dtype had dropped
-        # the gradient: no error, and no gradient.
+        # the gradient: no error, and no gradient. Not inside ``tapegrad.record`` (and
+        # ``func.vmap``), where every input requires grad, whether a gradient is asked or not.
         raise RuntimeError(f"Autograd not support dtype: {_dtypes.from_numpy_dtype(self._data.dtype).type_name}")
     return result
 

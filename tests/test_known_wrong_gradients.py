@@ -293,13 +293,43 @@ def test_scatter_with_an_index_that_src_expands_to_takes_zeros_as_pytorch():
     _same(*grads)
 
 
-def test_scatter_with_a_smaller_index_is_refused_when_recorded():
-    # A replay runs no Python, so the backward's error cannot wait for it: raised when recorded.
-    def program(src):
-        return tg.zeros(2, 3).scatter(1, tg.tensor([[0, 1]]), src).sum()
+def test_scatter_with_a_smaller_index_runs_under_vmap_and_record_as_pytorch():
+    # Every input of a recording requires grad, asked for or not: refused when recorded, these
+    # programs PyTorch runs raised (the refusal waits for a gradient, which a replay cannot).
+    torch = pytest.importorskip("torch")
 
-    with pytest.raises(RuntimeError, match=r"ScatterBackward0 returned an invalid gradient at index 1 - got \[1, 2\]"):
-        tg.record(program, tg.ones(2, 3))
+    def program(m):
+        def f(x, s):
+            return x.scatter(0, m.tensor([[0, 1]]), s)
+
+        return m.func.vmap(f, in_dims=(0, None))(m.zeros(2, 2, 2), m.ones(2, 2))
+
+    np.testing.assert_array_equal(program(tg).numpy(), program(torch).numpy())
+    gradient = tg.func.vmap(tg.func.grad(lambda x, s: program_sum(tg, x, s)), in_dims=(0, None))
+    expected = torch.func.vmap(torch.func.grad(lambda x, s: program_sum(torch, x, s)), in_dims=(0, None))
+    np.testing.assert_array_equal(
+        gradient(tg.ones(2, 2, 2), tg.ones(2, 2)).numpy(), expected(torch.ones(2, 2, 2), torch.ones(2, 2)).numpy()
+    )
+    tape = tg.record(lambda x, s: x.scatter(0, tg.tensor([[0, 1]]), s).sum(), tg.zeros(2, 2), tg.ones(2, 2))
+    _, (grad_x,) = tape.value_and_grad(tg.zeros(2, 2), tg.ones(2, 2), argnums=(0,))
+    x = torch.zeros(2, 2, requires_grad=True)
+    x.scatter(0, torch.tensor([[0, 1]]), torch.ones(2, 2)).sum().backward()
+    np.testing.assert_array_equal(grad_x.numpy(), x.grad.numpy())
+
+
+def program_sum(m, x, s):
+    return (x.scatter(0, m.tensor([[0, 1]]), s) * m.arange(4.0).reshape(2, 2)).sum()
+
+
+def test_masked_fill_of_an_integer_tensor_by_a_batched_value_runs_under_vmap_as_pytorch():
+    torch = pytest.importorskip("torch")
+
+    def program(m):
+        integers, mask = m.tensor([1, 2, 3]), m.tensor([True, False, True])
+        return m.func.vmap(lambda v: integers.masked_fill(mask, v))(m.tensor([5.0, 7.0]))
+
+    ours, theirs = program(tg), program(torch)
+    assert ours.tolist() == theirs.tolist() and str(ours.dtype)[-5:] == str(theirs.dtype)[-5:]
 
 
 def test_scatter_with_a_smaller_index_takes_no_gradient_without_grad_mode():
