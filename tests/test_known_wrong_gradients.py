@@ -416,3 +416,30 @@ def test_a_recorded_comparison_with_an_integer_input_wraps_or_refuses_as_a_repla
         np.testing.assert_array_equal(tape(x, tg.tensor(bound)).numpy(), expected)
     with pytest.raises(tg.replay.GuardError, match="uint8"):
         tape(x, tg.tensor(-3))
+
+
+def test_binary_cross_entropy_refuses_a_weight_that_requires_grad_as_pytorch():
+    torch = pytest.importorskip("torch")
+
+    def loss(m):
+        p, t = m.tensor([0.3, 0.6]), m.tensor([0.0, 1.0])
+        return m.nn.functional.binary_cross_entropy(p, t, weight=m.tensor([1.0, 2.0], requires_grad=True))
+
+    with pytest.raises(RuntimeError) as theirs:
+        loss(torch)
+    with pytest.raises(RuntimeError) as ours:
+        loss(tg)
+    assert str(ours.value) == str(theirs.value)
+    with torch.no_grad(), tg.no_grad():  # outside grad mode both take it
+        assert abs(loss(tg).item() - loss(torch).item()) < 1e-6
+
+
+def test_binary_cross_entropy_by_a_batched_weight_runs_under_vmap_as_pytorch():
+    torch = pytest.importorskip("torch")
+
+    def losses(m):
+        p, t = m.tensor([0.3, 0.6]), m.tensor([0.0, 1.0])
+        weights = m.tensor([[1.0, 2.0], [0.5, 3.0]])
+        return m.func.vmap(lambda w: m.nn.functional.binary_cross_entropy(p, t, weight=w))(weights)
+
+    np.testing.assert_allclose(losses(tg).numpy(), losses(torch).numpy(), rtol=1e-6)

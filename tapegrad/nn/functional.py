@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import _factories
-from .._grad_mode import active_recording
+from .._grad_mode import active_recording, is_grad_enabled
 from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._reductions import layer_norm as _layer_norm
@@ -397,11 +397,18 @@ def binary_cross_entropy(
     for t -logit(p) = log(1 - p) - log(p) unclamped (+-inf at p = 0 or 1). ``input`` (p)
     and ``target`` (t) of one shape, floating point; follows
     ``torch.nn.functional.binary_cross_entropy``. Raises PyTorch's ``ValueError`` for shapes
-    that differ and ``RuntimeError`` for an ``input`` element outside [0, 1] (or NaN)."""
+    that differ and ``RuntimeError`` for an ``input`` element outside [0, 1] (or NaN), or for a
+    ``weight`` that requires grad (with grad mode on)."""
     if input.shape != target.shape:
         raise ValueError(
             f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) is "
             "deprecated. Please ensure they have the same size."
+        )
+    # (not inside tapegrad.record and func.vmap, where every input requires grad, asked for or not)
+    if isinstance(weight, Tensor) and weight.requires_grad and is_grad_enabled() and active_recording() is None:
+        raise RuntimeError(
+            "The function 'binary_cross_entropy' is not differentiable with respect to argument 'weight'. This "
+            "input cannot have requires_grad True."
         )
     values = input._data
     if values.size and not ((values >= 0) & (values <= 1)).all():
