@@ -301,37 +301,7 @@ def _tied_to_the_kept(value: Tensor, written: np.ndarray, size: int) -> Tensor:
     values = value.reshape(-1)
     lost = -gather_rows("index", values, overwritten)
     zeros = _valued_as(lost, _wrap(np.zeros(lost._data.shape, lost._data.dtype)))
-    return (values - _summed_at(zeros, keeper[overwritten], flat.size)).reshape(value.shape)
-
-
-def _summed_at(terms: Tensor, targets: np.ndarray, extent: int) -> Tensor:
-    """``extent`` sums (1-D), sum t that of the ``terms`` (1-D) sent to target t, a constant 0
-    where none is. The terms sent to one target are picked into a row, padded with a constant 0
-    to a power of two, and the rows of each width summed together: a few picks and sums however
-    often a target repeats, with at most twice the elements. (``_scatter_rows`` takes a round of
-    picks per repetition: scattering 16,000 values into 10 places took 2 s.)"""
-    from ._views import cat
-
-    order = np.argsort(targets, kind="stable")
-    ordered = targets[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    counts = np.diff(np.r_[starts, ordered.size])
-    widths = np.left_shift(1, np.ceil(np.log2(counts)).astype(np.int64))
-    zero = _wrap(np.zeros(1, terms._data.dtype))
-    padded = cat([terms, zero])  # its last element: the padding, a constant
-    parts, sent = [], []
-    for width in np.unique(widths).tolist():
-        groups = np.flatnonzero(widths == width)
-        offsets = np.arange(width)
-        inside = offsets < counts[groups, None]
-        ranks = np.minimum(starts[groups, None] + offsets, ordered.size - 1)
-        rows = gather_rows("index", padded, np.where(inside, order[ranks], terms._data.size))
-        parts.append(rows.sum(dim=1) if width > 1 else rows.reshape(-1))
-        sent.append(ordered[starts[groups]])
-    totals = cat([*parts, zero])
-    source = np.full(extent, totals._data.size - 1, np.int64)
-    source[np.concatenate(sent)] = np.arange(totals._data.size - 1)
-    return gather_rows("index", totals, source)
+    return (values - _scatter_rows(zeros, keeper[overwritten], flat.size)).reshape(value.shape)
 
 
 def scatter(input: Tensor, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:  # noqa: A002
@@ -560,44 +530,42 @@ def _gather_rows(row, g: Tensor) -> Tensor:
 
 
 def _scatter_rows(rows: Tensor, targets: np.ndarray, extent: int) -> Tensor:
-    """``extent`` rows, row t the sum of the ``rows`` sent to target t: the adjoint of picking
-    rows, made of differentiable picks. Each round picks, for every target, one row sent there
-    not taken yet, and a constant zero row for the targets with none left; a target hit k times
-    takes k rounds. (Masked by multiplying with 0, a target with none left took inf * 0 = NaN
-    from an infinite row picked in its place.)"""
+    """``extent`` rows, row t the sum of the ``rows`` sent to target t (a constant zero row where
+    none is): the adjoint of picking rows, made of differentiable picks and sums. The rows sent
+    to one target are picked into a group, padded with the zero row to a power of two, and the
+    groups of each width summed together: a few picks and sums however often a target repeats,
+    with at most twice the elements. (A round of picks per repetition took 2 s to scatter 16,000
+    values into 10 places; masked by multiplying with 0, a target with none left took
+    inf * 0 = NaN from an infinite row picked in its place.)"""
     from ._views import cat
 
-    shape = (extent, *rows.shape[1:])
-    occurrence = _occurrence(targets)
-    rounds = int(occurrence.max()) + 1 if targets.size else 0
-    if rounds == 0:
-        return _wrap(np.zeros(shape, rows._data.dtype))
-    count = rows.shape[0]
-    padded = None
-    total = None
-    for round_number in range(rounds):
-        chosen = np.flatnonzero(occurrence == round_number)
-        source = np.full(extent, count, np.int64)  # the zero row after the rows
-        source[targets[chosen]] = chosen
-        if chosen.size == extent:
-            picked = gather_rows("index", rows, source)
-        else:
-            if padded is None:
-                padded = cat([rows, _wrap(np.zeros((1, *shape[1:]), rows._data.dtype))])
-            picked = gather_rows("index", padded, source)
-        total = picked if total is None else total + picked
-    return total
-
-
-def _occurrence(targets: np.ndarray) -> np.ndarray:
-    """For each entry, how many earlier entries have the same target."""
+    rest = tuple(rows.shape[1:])
+    zero = _wrap(np.zeros((1, *rest), rows._data.dtype))
+    if not targets.size:
+        return _wrap(np.zeros((extent, *rest), rows._data.dtype))
     order = np.argsort(targets, kind="stable")
     ordered = targets[order]
-    starts_group = np.r_[True, ordered[1:] != ordered[:-1]] if ordered.size else np.zeros(0, np.bool_)
-    group_start = np.maximum.accumulate(np.where(starts_group, np.arange(ordered.size), 0))
-    occurrence = np.empty(targets.size, np.int64)
-    occurrence[order] = np.arange(ordered.size) - group_start
-    return occurrence
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    counts = np.diff(np.r_[starts, ordered.size])
+    if counts.max() == 1:  # each target once (a view's positions): one pick
+        source = np.full(extent, targets.size, np.int64)
+        source[targets] = np.arange(targets.size)
+        return gather_rows("index", rows if targets.size == extent else cat([rows, zero]), source)
+    padded = cat([rows, zero])  # its last row: the padding, a constant
+    widths = np.left_shift(1, np.ceil(np.log2(counts)).astype(np.int64))
+    parts, sent = [], []
+    for width in np.unique(widths).tolist():
+        groups = np.flatnonzero(widths == width)
+        offsets = np.arange(width)
+        inside = offsets < counts[groups, None]
+        ranks = np.minimum(starts[groups, None] + offsets, ordered.size - 1)
+        picked = gather_rows("index", padded, np.where(inside, order[ranks], targets.size))
+        parts.append(picked.sum(dim=1) if width > 1 else picked.reshape((-1, *rest)))
+        sent.append(ordered[starts[groups]])
+    totals = cat([*parts, zero])
+    source = np.full(extent, totals.shape[0] - 1, np.int64)
+    source[np.concatenate(sent)] = np.arange(totals.shape[0] - 1)
+    return gather_rows("index", totals, source)
 
 
 VJP = {
