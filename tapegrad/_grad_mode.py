@@ -64,6 +64,15 @@ class _Mode:
         return self.__class__()
 
 
+class _BareDecorator(_Mode):
+    """A mode that also decorates without parentheses (``@no_grad``), as PyTorch's do."""
+
+    def __new__(cls, function=None, *args, **kwargs):
+        if callable(function):
+            return cls()(function)
+        return super().__new__(cls)
+
+
 def _decorated(function, fresh):
     """``function`` run inside ``fresh()``; a generator function's body inside it at each step,
     and outside it between steps, as PyTorch's decorators do (``@no_grad()`` on a generator of
@@ -103,7 +112,7 @@ def _decorated(function, fresh):
     return wrapper
 
 
-class no_grad(_Mode):  # noqa: N801 - PyTorch's name
+class no_grad(_BareDecorator):  # noqa: N801 - PyTorch's name
     """Stop recording inside a ``with`` block or a decorated function.
 
     >>> import tapegrad as tg
@@ -115,22 +124,11 @@ class no_grad(_Mode):  # noqa: N801 - PyTorch's name
 
     mode = False
 
-    def __new__(cls, orig_func=None):
-        # ``@no_grad`` without parentheses decorates too, as PyTorch's does.
-        if orig_func is None:
-            return super().__new__(cls)
-        return cls()(orig_func)
-
 
 class inference_mode(no_grad):  # noqa: N801
     """``no_grad`` under PyTorch's newer name (``mode=False``: recording on, also inside
     ``no_grad``); follows ``torch.inference_mode``. Tensors made inside are ordinary tensors
     here."""
-
-    def __new__(cls, mode: bool = True):
-        if callable(mode):  # ``@inference_mode`` without parentheses
-            return cls()(mode)
-        return object.__new__(cls)
 
     def __init__(self, mode: bool = True):
         self._active = mode
@@ -150,15 +148,10 @@ class inference_mode(no_grad):  # noqa: N801
         return inference_mode(self._active)
 
 
-class enable_grad(_Mode):  # noqa: N801
+class enable_grad(_BareDecorator):  # noqa: N801
     """Record again inside a ``no_grad`` region."""
 
     mode = True
-
-    def __new__(cls, orig_func=None):
-        if orig_func is None:
-            return super().__new__(cls)
-        return cls()(orig_func)
 
 
 class set_grad_enabled(_Mode):  # noqa: N801
