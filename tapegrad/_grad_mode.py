@@ -43,6 +43,15 @@ def is_grad_enabled() -> bool:
     return state.enabled
 
 
+def refuses_gradient(value) -> bool:
+    """Whether ``value``, an argument PyTorch's autograd cannot differentiate (a loss's
+    ``weight``, an integer tensor's fill value), is refused for requiring grad: with grad mode
+    on, as PyTorch, and not inside ``tapegrad.record`` (and so ``func.vmap``), where every input
+    requires grad whether a gradient is asked for or not (refused there, programs PyTorch runs
+    raised)."""
+    return bool(getattr(value, "requires_grad", False)) and state.enabled and active_recording() is None
+
+
 class _Mode:
     """A context manager that is also a decorator, like ``torch.no_grad``."""
 

@@ -8,8 +8,8 @@ import numbers
 import numpy as np
 
 from . import _dtypes, _record
-from ._grad_mode import is_grad_enabled
 from ._grad_mode import no_grad as _no_grad
+from ._grad_mode import refuses_gradient
 from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _SCALAR_OPS, _binary, _input_row, _opcode, _operand_row, _scalar, _target, broadcast_error
@@ -252,17 +252,10 @@ def _masked_fill(self, mask, value) -> Tensor:
     Raises PyTorch's ``RuntimeError`` for an integer or boolean ``self`` and a value that
     requires grad (with grad mode on)."""
     result = _masked_filled(self, mask, value)
-    if (
-        isinstance(value, Tensor)
-        and value._requires_grad
-        and self._data.dtype.kind != "f"
-        and is_grad_enabled()
-        and _grad_state.recording is None
-    ):
+    if self._data.dtype.kind != "f" and isinstance(value, Tensor) and refuses_gradient(value):
         # PyTorch gives the result the value's gradient, then refuses an integer or boolean one
         # (``set_history``), after checking the arguments. The cast to self's dtype had dropped
-        # the gradient: no error, and no gradient. Not inside ``tapegrad.record`` (and
-        # ``func.vmap``), where every input requires grad, whether a gradient is asked or not.
+        # the gradient: no error, and no gradient.
         raise RuntimeError(f"Autograd not support dtype: {_dtypes.from_numpy_dtype(self._data.dtype).type_name}")
     return result
 

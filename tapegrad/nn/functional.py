@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import _factories
-from .._grad_mode import active_recording, is_grad_enabled
+from .._grad_mode import active_recording, refuses_gradient
 from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._reductions import layer_norm as _layer_norm
@@ -404,8 +404,7 @@ def binary_cross_entropy(
             f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) is "
             "deprecated. Please ensure they have the same size."
         )
-    # (not inside tapegrad.record and func.vmap, where every input requires grad, asked for or not)
-    if isinstance(weight, Tensor) and weight.requires_grad and is_grad_enabled() and active_recording() is None:
+    if refuses_gradient(weight):
         raise RuntimeError(
             "The function 'binary_cross_entropy' is not differentiable with respect to argument 'weight'. This "
             "input cannot have requires_grad True."
