@@ -434,6 +434,25 @@ def test_binary_cross_entropy_refuses_a_weight_that_requires_grad_as_pytorch():
         assert abs(loss(tg).item() - loss(torch).item()) < 1e-6
 
 
+@pytest.mark.parametrize("argument", ["weight", "pos_weight"])
+def test_binary_cross_entropy_with_logits_refuses_weights_that_require_grad_in_grad_mode_only(argument):
+    torch = pytest.importorskip("torch")
+
+    def loss(m, requires_grad=True):
+        x, t = m.tensor([0.3, -2.0]), m.tensor([0.0, 1.0])
+        weights = {argument: m.tensor([1.5, 2.0], requires_grad=requires_grad)}
+        return m.nn.functional.binary_cross_entropy_with_logits(x, t, **weights)
+
+    with pytest.raises(RuntimeError) as theirs:
+        loss(torch)
+    with pytest.raises(RuntimeError) as ours:
+        loss(tg)
+    assert str(ours.value) == str(theirs.value)
+    with torch.no_grad(), tg.no_grad():  # outside grad mode both take it (tapegrad raised)
+        assert abs(loss(tg).item() - loss(torch).item()) < 1e-6
+    assert abs(loss(tg, False).item() - loss(torch, False).item()) < 1e-6
+
+
 def test_binary_cross_entropy_by_a_batched_weight_runs_under_vmap_as_pytorch():
     torch = pytest.importorskip("torch")
 

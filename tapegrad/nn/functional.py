@@ -448,14 +448,21 @@ def binary_cross_entropy_with_logits(
     pos_weight: Tensor | None = None,
 ) -> Tensor:
     """binary_cross_entropy(sigmoid(input), target) without its overflow:
-    (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x)."""
+    (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x); follows
+    ``torch.nn.functional.binary_cross_entropy_with_logits``. ``input`` and ``target`` of one
+    shape, ``weight`` broadcast to it, ``pos_weight`` broadcast along the last dimension.
+
+    Raises ``ValueError`` for shapes that differ, and PyTorch's ``RuntimeError`` when ``weight``
+    or ``pos_weight`` requires grad in grad mode (not differentiable there; inside a recording
+    they are, as ``binary_cross_entropy``'s weight: README, Supported API)."""
     if input.shape != target.shape:
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
-    if isinstance(pos_weight, Tensor) and pos_weight.requires_grad:
-        raise RuntimeError(
-            "The function 'binary_cross_entropy_with_logits' is not differentiable with respect to argument "
-            "'pos_weight'. This input cannot have requires_grad True."
-        )
+    for argument, value in (("weight", weight), ("pos_weight", pos_weight)):
+        if refuses_gradient(value):  # (under no_grad PyTorch takes it, as for binary_cross_entropy)
+            raise RuntimeError(
+                "The function 'binary_cross_entropy_with_logits' is not differentiable with respect to argument "
+                f"'{argument}'. This input cannot have requires_grad True."
+            )
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + log_weight * softplus(-input)
     if weight is not None:
