@@ -301,3 +301,43 @@ def test_a_negative_index_tensor_still_wraps_where_pytorch_wraps():
     ours.gather(1, tg.tensor([[1], [0], [1]])).sum().backward()
     theirs.gather(1, torch.tensor([[1], [0], [1]])).sum().backward()
     np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+# Keys of ints, slices and new dimensions only: views whose geometry tapegrad works out once per
+# (shape, key) and then looks up (``_views._BASIC_VIEWS``).
+BASIC_KEYS = {
+    "slice": lambda: slice(1, 3),
+    "whole slice": lambda: slice(None),
+    "negative slice": lambda: slice(-2, None),
+    "stepped slice": lambda: slice(None, None, 2),
+    "int, slice": lambda: (1, slice(0, 2)),
+    "slice, slice": lambda: (slice(None), slice(1, 3)),
+    "None, int, Ellipsis": lambda: (None, 0, Ellipsis),
+    "Ellipsis, int": lambda: (Ellipsis, -1),
+    "slice, None, slice": lambda: (slice(None), None, slice(2, None)),
+    "ints": lambda: (1, 2),
+    "all whole": lambda: (slice(None), slice(None), slice(None)),
+}
+
+
+@pytest.mark.parametrize("key", BASIC_KEYS.values(), ids=list(BASIC_KEYS))
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_a_basic_key_gives_pytorchs_view_every_time_it_is_used(key, layout):
+    """The first use of a key works out its view, the later ones look it up: each gives
+    PyTorch's values, gradient and node, in either dtype (the look-up is by shape alone) and
+    through a transposed (F-ordered) tensor."""
+    for dtype in ("float64", "float32", "float64"):
+        data = np.random.default_rng(3).standard_normal((4, 3, 5)).astype(dtype)
+        ours, theirs = tg.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+        if layout == "transposed":
+            ours_in, theirs_in = ours.permute(2, 1, 0), theirs.permute(2, 1, 0)
+        else:
+            ours_in, theirs_in = ours * 1, theirs * 1
+        got, expected = ours_in[key()], theirs_in[key()]
+        assert tuple(got.shape) == tuple(expected.shape)
+        np.testing.assert_array_equal(got.detach().numpy(), expected.detach().numpy())
+        assert type(got.grad_fn).__name__ == type(expected.grad_fn).__name__
+        w = np.random.default_rng(4).standard_normal(tuple(expected.shape)).astype(dtype)
+        (got * tg.tensor(w)).sum().backward()
+        (expected * torch.tensor(w)).sum().backward()
+        np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
