@@ -75,8 +75,10 @@ def _same_layout(data: np.ndarray) -> tuple:
     ``data``: ``out`` empty, of its layout, and both as flat views in memory order. The result
     keeps a transposed input's layout, as numpy's ufuncs and PyTorch do (a C-ordered result was
     contiguous where PyTorch's is not); other strided inputs take numpy's path, which keeps theirs."""
-    out = np.empty_like(data)
-    return out, data.reshape(-1, order="A"), out.reshape(-1, order="A")
+    # (np.empty and ravel("K"), views in memory order of contiguous arrays, cost 0.3 us where
+    # empty_like and reshape(-1, order="A") cost 1.1: a fifth of a small relu's recording)
+    out = np.empty(data.shape, data.dtype) if data.flags.c_contiguous else np.empty_like(data)
+    return out, data.ravel("K"), out.ravel("K")
 
 
 def _save(tape: Tape, row: int, data: np.ndarray) -> None:
@@ -361,7 +363,7 @@ def _unary(op, x: Tensor) -> Tensor:
         and (data.flags.c_contiguous or data.flags.f_contiguous)
     ):
         out, flat_in, flat_out = _same_layout(data)
-        getattr(load_kernels("generated"), f"forward_{op.name}")(flat_in, flat_out)
+        _compiled_forward(op.name)(flat_in, flat_out)
     else:
         out = op.forward(data)
     if type(out) is not np.ndarray:
@@ -396,6 +398,18 @@ def _unary(op, x: Tensor) -> Tensor:
     if requires:
         _save_single(tape, row, row_x, x, data, result, op.reads("a"), op.reads("out"))
     return result
+
+
+_COMPILED_FORWARDS: dict = {}  # op name -> its ``forward_<name>`` kernel, once loaded
+
+
+def _compiled_forward(name: str):
+    """``generated.forward_<name>``, looked up once: the module look-up and the attribute by a
+    formatted name cost 0.4 us an op."""
+    kernel = _COMPILED_FORWARDS.get(name)
+    if kernel is None:
+        kernel = _COMPILED_FORWARDS[name] = getattr(load_kernels("generated"), f"forward_{name}")
+    return kernel
 
 
 def _save_single(tape: Tape, row: int, row_x: int, x: Tensor, data, result: Tensor, input_: bool, output: bool) -> None:
