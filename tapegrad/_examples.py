@@ -42,6 +42,19 @@ class Case:
         return self.name
 
 
+def _lstm_step(gates, c):
+    """One LSTM step, (2, n, hidden): h then the new c. tapegrad's ``lstm_cell`` (what
+    ``nn.LSTM`` records), and in PyTorch the cell's formula, which its layer computes."""
+    m = library(gates)
+    if m.__name__ == "tapegrad":
+        from ._reductions import lstm_cell
+
+        return lstm_cell(gates, c)
+    i, f, g, o = gates.chunk(4, 1)
+    state = i.sigmoid() * g.tanh() + f.sigmoid() * c
+    return m.stack([o.sigmoid() * state.tanh(), state])
+
+
 def _assigned(x, key, value):
     """``x`` after ``x[key] = value`` (a statement, so a helper for the cases' lambdas)."""
     x[key] = value
@@ -181,6 +194,8 @@ CASES = [
     Case("F.gelu", lambda x: functional(x).gelu(x), ((6,),), (-3.0, 3.0)),
     Case("layer_norm", lambda x, w, b: functional(x).layer_norm(x, (3,), w, b), ((4, 3), (3,), (3,))),
     Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),
+    # nn.LSTM's step: tapegrad's one op, PyTorch's cell maths (tests/test_recurrent.py checks layers)
+    Case("lstm_cell", lambda gates, c: _lstm_step(gates, c), ((3, 8), (3, 2)), (-3.0, 3.0)),
     # Convolution and pooling: composites over one window gather (nn/_convolution.py).
     Case("conv2d", lambda x, w, b: functional(x).conv2d(x, w, b), ((2, 3, 5, 5), (4, 3, 3, 3), (4,))),
     Case(

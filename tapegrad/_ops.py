@@ -345,6 +345,10 @@ OPS: tuple[Op, ...] = (
     # layer_norm without its weight and bias: the integer slot is how many trailing elements are
     # normalised together, the parameter slot eps.
     Op("layer_norm", REDUCE, "layer_norm", "NativeLayerNormBackward0", None, shown_inputs=3),
+    # One step of nn.LSTM: in0 the gates (n, 4 * hidden), in1 the cell state (n, hidden); the
+    # result (2, n, hidden) holds h, then the new c; the integer slot is hidden. PyTorch's CPU
+    # LSTM is one node a layer (MkldnnRnnLayerBackward0); this is one a step.
+    Op("lstm_cell", REDUCE, "lstm_cell", "LstmCellBackward0", None, shown_inputs=2),
     # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),

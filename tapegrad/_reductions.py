@@ -517,6 +517,20 @@ def layer_norm(x: Tensor, normalized_shape: tuple, eps: float) -> Tensor:
     return record("layer_norm", (x,), out, saved=(data,), iparam=group, param=float(eps))
 
 
+def lstm_cell(gates: Tensor, c: Tensor) -> Tensor:
+    """One step of ``nn.LSTM`` as one row: ``gates`` (n, 4 * hidden), the input's and the hidden
+    state's projections summed, in PyTorch's gate order (input, forget, cell, output); ``c``
+    (n, hidden), the cell state. Returns (2, n, hidden): h = o * tanh(c'), then c' = f * c + i *
+    g, where i, f, o are sigmoids and g a tanh of the gates. Both of one floating dtype (the
+    layer checks it). ``LstmCellBackward0`` (PyTorch's CPU layer is one ``MkldnnRnnLayerBackward0``)."""
+    gates_data, c_data = c_ordered(gates._data), c_ordered(c._data)
+    n, hidden = c_data.shape
+    out = np.empty((2, n, hidden), c_data.dtype)
+    if out.size:
+        load_kernels("normalization").lstm_cell(gates_data.reshape(-1), c_data.reshape(-1), out.reshape(-1), hidden)
+    return _record_op("lstm_cell", (gates, c), out, saved=(gates_data, c_data), iparam=hidden)
+
+
 def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     """x - log(sum(exp(x))) along ``dim`` (``LogSoftmaxBackward0``)."""
     return _normalized_exponential("log_softmax", x, dim, dtype, log=True)
@@ -659,6 +673,26 @@ def _layer_norm(row, g: Tensor) -> Tensor:
     return (rstd * (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True))).reshape(row.input_shape)
 
 
+def _lstm_cell_vjp(row, g: Tensor) -> tuple:
+    """(gradient of the gates, of the cell state), as ``normalization.lstm_cell_backward``."""
+    from ._views import cat  # (a view module's import, as the create_graph walk runs: after both loaded)
+
+    hidden = row.iparam
+    gates, c = row.a, row.b
+    i, f = gates[:, :hidden].sigmoid(), gates[:, hidden : 2 * hidden].sigmoid()
+    cell, o = gates[:, 2 * hidden : 3 * hidden].tanh(), gates[:, 3 * hidden :].sigmoid()
+    squashed = (f * c + i * cell).tanh()
+    g_h, g_c = g[0], g[1]
+    g_state = g_c + g_h * o * (1.0 - squashed * squashed)
+    g_gates = (
+        g_state * cell * i * (1.0 - i),
+        g_state * c * f * (1.0 - f),
+        g_state * i * (1.0 - cell * cell),
+        g_h * squashed * o * (1.0 - o),
+    )
+    return cat(g_gates, 1), g_state * f
+
+
 def nll_targets(input: Tensor, target: Tensor, labels: np.ndarray, ignore_index: int, mean: bool) -> Tensor:  # noqa: A002
     """``nll_loss`` (no class weights, reduced by mean or sum) inside ``tapegrad.record`` of
     ``target`` (``labels``: its values, checked in range by the caller) computed or taken as an
@@ -698,4 +732,5 @@ VJP = {
     "softmax": (_softmax,),
     "log_softmax": (_log_softmax,),
     "layer_norm": (_layer_norm,),
+    "lstm_cell": (lambda row, g: _lstm_cell_vjp(row, g)[0], lambda row, g: _lstm_cell_vjp(row, g)[1]),
 }

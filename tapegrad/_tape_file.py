@@ -135,6 +135,7 @@ def _dim(view: _Rows, row: int, shape: tuple) -> int:
 # Replay rules whose row may name a second input (in1); every other rule reads in0 alone, and
 # the backward would treat a stray in1 as an input to send gradient to.
 _TWO_INPUTS = _SAME_SHAPE_BINARY | _COMPARE | {"where", "guard", "dot", "mv", "mm", "bmm", "extreme", "nll_targets"}
+_TWO_INPUTS = _TWO_INPUTS | {"lstm_cell"}
 
 
 def _check_row(view: _Rows, row: int, op) -> None:
@@ -222,6 +223,16 @@ def _check_row(view: _Rows, row: int, op) -> None:
             raise _fail(row, "layout", "layer_norm keeps its input's shape and dtype")
         if group < 1 or view.numel(a) % group:
             raise _fail(row, "iparam", f"a group of {group} elements does not divide {view.numel(a)}")
+    elif rule == "lstm_cell":  # gates (n, 4 * hidden) and c (n, hidden) give (2, n, hidden)
+        c = _input(view, row, "in1")
+        hidden = int(view.rows[row, IPARAM])
+        shape = view.row_shape(c)
+        if len(shape) != 2 or shape[1] != hidden or hidden < 1:
+            raise _fail(row, "in1", f"the cell state is (n, {hidden}), not {shape}")
+        if view.row_shape(a) != (shape[0], 4 * hidden) or view.row_shape(row) != (2, *shape):
+            raise _fail(row, "layout", "an LSTM step takes (n, 4 * hidden) gates and gives (2, n, hidden)")
+        if view.code(a) != view.code(row) or view.code(c) != view.code(row):
+            raise _fail(row, "layout", "an LSTM step's gates, state and result have one dtype")
     elif rule == "view":
         _check_view(view, row, a)
     elif rule == "gather_rows":

@@ -36,7 +36,7 @@ RULE_NAMES = (
     "leaf constant neg softplus zero leaky_relu elu pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
     "view dot mv mm bmm cast concat log_softmax gather_rows python "
-    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm nll_targets"
+    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm nll_targets lstm_cell"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # Rules of ops declared by formula, numbered after these: no two rules share a number, so no
@@ -46,7 +46,8 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
 (LEAF, CONSTANT, NEG, SOFTPLUS, ZERO, LEAKY_RELU, ELU, PASS, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST,
  CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
- CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, NLL_TARGETS) = range(len(RULE_NAMES))  # fmt: skip
+ CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, NLL_TARGETS,
+ LSTM_CELL) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 
 # Statuses of a sweep (0: done). MISSING + slot: the row needs family ``slot``, not loaded yet.
@@ -573,8 +574,30 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
 
 @jit
 def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, offsets, touched, grad):
-    """softmax, log_softmax and layer_norm: normalisations over groups of elements."""
+    """softmax, log_softmax and layer_norm: normalisations over groups of elements; and one
+    LSTM step (``normalization.lstm_cell``), whose two inputs are not of its result's size."""
     a = rows[r, 1]
+    if rule == LSTM_CELL:  # a: the gates (n, 4 * hidden); b: the cell state (n, hidden)
+        b = rows[r, 2]
+        if a < 0 or b < 0:  # both are always recorded (their values are read): a malformed row
+            return False
+        with_a, with_c = offsets[a] >= 0, offsets[b] >= 0
+        if not (with_a or with_c):
+            return True
+        numel_a, numel_b = layouts[rows[a, 4], 1], layouts[rows[b, 4], 1]
+        gates, c = value_at(addresses[a], numel_a, grad), value_at(addresses[b], numel_b, grad)
+        g = grad[offsets[r] : offsets[r] + 2 * numel_b]
+        if with_a:
+            _claim(a, rows, layouts, offsets, touched, grad)
+            g_gates = grad[offsets[a] : offsets[a] + numel_a]
+        else:
+            g_gates = np.zeros(numel_a, grad.dtype)
+        g_c = g_gates[:0]
+        if with_c:
+            _claim(b, rows, layouts, offsets, touched, grad)
+            g_c = grad[offsets[b] : offsets[b] + numel_b]
+        normalization.lstm_cell_backward(gates, c, g, g_gates, g_c, rows[r, 3], with_c)
+        return True
     if a < 0 or offsets[a] < 0:
         return True
     numel = layouts[rows[r, 4], 1]

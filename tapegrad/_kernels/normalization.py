@@ -184,3 +184,55 @@ def softmax_groups_backward(y, g, gx, group, log):
             log_softmax_backward(y[block], g[block], gx[block])
         else:
             softmax_backward(y[block], g[block], gx[block])
+
+
+# -- one LSTM step (nn.LSTM): the gates' nonlinearities and the state update, fused ------------
+# ``gates`` holds each batch row's four pre-activations (input, forget, cell, output; PyTorch's
+# order), ``c`` the previous cell state; ``out`` holds h for every row, then the new c. One op
+# where the composite recorded eleven rows a step (3.7 of 4.2 ms of a 20-step LSTM's training
+# step, against PyTorch's one fused node per layer: MkldnnRnnLayerBackward0).
+
+
+@inline
+def _gate_values(gates, base, hidden, j):
+    i = vmath.sigmoid(gates[base + j])
+    f = vmath.sigmoid(gates[base + hidden + j])
+    cell = vmath.tanh(gates[base + 2 * hidden + j])
+    o = vmath.sigmoid(gates[base + 3 * hidden + j])
+    return i, f, cell, o
+
+
+@jit
+def lstm_cell(gates, c, out, hidden):
+    """``gates`` (n * 4 * hidden), ``c`` (n * hidden) -> ``out`` (2 * n * hidden): h, then c."""
+    size = len(c)
+    for row in range(size // hidden):
+        base = 4 * hidden * row
+        for j in range(hidden):
+            i, f, cell, o = _gate_values(gates, base, hidden, j)
+            k = row * hidden + j
+            state = f * c[k] + i * cell
+            out[size + k] = state
+            out[k] = o * vmath.tanh(state)
+
+
+@jit
+def lstm_cell_backward(gates, c, g, g_gates, g_c, hidden, with_c):
+    """Add the gradient of ``lstm_cell`` (``g``: of h, then of the new c) to ``g_gates`` and,
+    when ``with_c``, to ``g_c``; the gate values are computed again from ``gates``."""
+    size = len(c)
+    one = gates.dtype.type(1)
+    for row in range(size // hidden):
+        base = 4 * hidden * row
+        for j in range(hidden):
+            i, f, cell, o = _gate_values(gates, base, hidden, j)
+            k = row * hidden + j
+            squashed = vmath.tanh(f * c[k] + i * cell)
+            g_h = g[k]
+            g_state = g[size + k] + g_h * o * (one - squashed * squashed)
+            g_gates[base + j] += g_state * cell * i * (one - i)
+            g_gates[base + hidden + j] += g_state * c[k] * f * (one - f)
+            g_gates[base + 2 * hidden + j] += g_state * i * (one - cell * cell)
+            g_gates[base + 3 * hidden + j] += g_h * squashed * o * (one - o)
+            if with_c:
+                g_c[k] += g_state * f

@@ -29,7 +29,7 @@ GENERATED = 7
 # Constants: no gradient slot at all.
 CONSTANT = 8
 MATMUL = 9  # ``_matmul_backward``: dot, mv, mm, bmm (BLAS)
-NORMALIZATION = 10  # ``_normalization_backward``: softmax, log_softmax, layer_norm, by groups
+NORMALIZATION = 10  # ``_normalization_backward``: softmax, log_softmax, layer_norm, by groups; lstm_cell
 
 PATH_NAMES = (
     "skip",
@@ -73,7 +73,7 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
     # sum_all's result is one element: the sweep's call-free path for small rows runs it.
     **_rules(STRUCTURAL, "sum_all sum_dim view concat gather_rows nll_targets:b"),
     # Their own family, apart from the views: each half compiles in about half the time.
-    **_rules(NORMALIZATION, "softmax:out log_softmax:out layer_norm:a"),
+    **_rules(NORMALIZATION, "softmax:out log_softmax:out layer_norm:a lstm_cell:a+b"),
     **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
 }
 

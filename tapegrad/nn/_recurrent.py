@@ -1,7 +1,8 @@
 """Recurrent layers: ``RNN``, ``LSTM``, ``GRU`` and their cells; follows ``torch.nn``.
 
-Each time step is a few recorded ops (one matrix product with the hidden state, the gates'
-elementwise maths), so the tape, the replay and the gradients need nothing of their own. The
+Each time step is a few recorded ops: one matrix product with the hidden state, and the gates'
+elementwise maths, which for ``LSTM`` is one op (``lstm_cell``: PyTorch's CPU layer is one fused
+node too), for the cells and the other layers the ops they are made of. The
 input's projection for all time steps is one matrix product before the loop, as cuDNN and
 PyTorch's CPU kernels do it; the loop then adds one (N, H) x (H, G*H) product a step.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 
 from .. import _factories
+from .._reductions import lstm_cell as _lstm_cell
 from .._views import cat, stack
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
@@ -166,8 +168,13 @@ class _RNNBase(Module):
                 order = range(steps - 1, -1, -1) if direction == 1 else range(steps)
                 per_step = [None] * steps
                 w_hh_t = w_hh.t()  # once: a view per step joined a new tape to the sequence's each time
+                fused = self.mode == "LSTM" and c.dtype == projected.dtype
                 for t in order:
-                    h, c = _cell(self.mode, projected[t], h, c, w_hh_t, b_hh)
+                    if fused:  # one row a step (``lstm_cell``): the composite below recorded eleven
+                        state = _lstm_cell(projected[t] + h @ w_hh_t, c)
+                        h, c = state[0], state[1]
+                    else:
+                        h, c = _cell(self.mode, projected[t], h, c, w_hh_t, b_hh)
                     per_step[t] = h
                 outputs.append(stack(per_step, 0))
                 finals_h.append(h)
