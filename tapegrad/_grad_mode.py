@@ -10,6 +10,7 @@ import threading
 class _GradState(threading.local):
     enabled = True  # a class attribute, so every new thread starts with grad mode on
     recording = None  # the tape ``tapegrad.record`` is filling in this thread, if any
+    transforms = 0  # ``tapegrad.func`` differentiating transforms (grad, vjp, jacrev...) active here
 
 
 state = _GradState()
@@ -43,13 +44,16 @@ def is_grad_enabled() -> bool:
     return state.enabled
 
 
-def refuses_gradient(value) -> bool:
+def refuses_gradient(value, in_transforms: bool = True) -> bool:
     """Whether ``value``, an argument PyTorch's autograd cannot differentiate (a loss's
     ``weight``, an integer tensor's fill value), is refused for requiring grad: with grad mode
     on, as PyTorch, and not inside ``tapegrad.record`` (and so ``func.vmap``), where every input
     requires grad whether a gradient is asked for or not (refused there, programs PyTorch runs
-    raised)."""
-    return bool(getattr(value, "requires_grad", False)) and state.enabled and active_recording() is None
+    raised). ``in_transforms`` False: not inside ``tapegrad.func``'s grad, vjp, jacrev... either,
+    for arguments ``torch.func`` differentiates (its decompositions of some losses do)."""
+    if not (getattr(value, "requires_grad", False) and state.enabled and active_recording() is None):
+        return False
+    return in_transforms or state.transforms == 0
 
 
 class _Mode:

@@ -163,7 +163,6 @@ def _detach(tree):
 
 
 class _State(threading.local):
-    depth = 0  # differentiating transforms active in this thread
     stats = None  # what the last vmap call of this thread did
 
 
@@ -172,20 +171,20 @@ _state = _State()
 
 class _Deeper:
     def __enter__(self):
-        _state.depth += 1
+        grad_mode.state.transforms += 1
         self._grad = grad_mode.enable_grad()
         self._grad.__enter__()
 
     def __exit__(self, *exc_info):
         self._grad.__exit__(*exc_info)
-        _state.depth -= 1
+        grad_mode.state.transforms -= 1
         return False
 
 
 def _nested() -> bool:
     """Whether results must stay differentiable: inside another differentiating transform, or
     inside a recording (where a gradient must be recorded as ops to be replayed)."""
-    return _state.depth > 0 or grad_mode.state.recording is not None
+    return grad_mode.state.transforms > 0 or grad_mode.state.recording is not None
 
 
 def _differentiable(x, nested: bool):

@@ -453,6 +453,43 @@ def test_binary_cross_entropy_with_logits_refuses_weights_that_require_grad_in_g
     assert abs(loss(tg, False).item() - loss(torch, False).item()) < 1e-6
 
 
+@pytest.mark.parametrize("argument", ["weight", "pos_weight"])
+@pytest.mark.parametrize("transform", ["grad", "vjp", "jacrev"])
+def test_binary_cross_entropy_with_logits_weights_are_differentiated_under_func_as_torch_func(argument, transform):
+    """torch.func differentiates both weights of the loss with logits (eager PyTorch refuses)."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        x, t = m.tensor([0.3, -2.0]), m.tensor([0.0, 1.0])
+
+        def loss(w, m=m, x=x, t=t):
+            return m.nn.functional.binary_cross_entropy_with_logits(x, t, **{argument: w})
+
+        w = m.tensor([1.5, 2.0])
+        if transform == "grad":
+            result = m.func.grad(loss)(w)
+        elif transform == "vjp":
+            result = m.func.vjp(loss, w)[1](m.tensor(1.0))[0]
+        else:
+            result = m.func.jacrev(loss)(w)
+        results.append(result.detach().numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
+
+
+def test_binary_cross_entropy_weight_is_refused_under_func_grad_as_torch_func():
+    torch = pytest.importorskip("torch")
+
+    def call(m):
+        p, t = m.tensor([0.3, 0.6]), m.tensor([0.0, 1.0])
+        return m.func.grad(lambda w: m.nn.functional.binary_cross_entropy(p, t, weight=w))(m.tensor([1.0, 2.0]))
+
+    with pytest.raises(RuntimeError) as theirs:
+        call(torch)
+    with pytest.raises(RuntimeError) as ours:
+        call(tg)
+    assert str(ours.value) == str(theirs.value)
+
+
 def test_binary_cross_entropy_by_a_batched_weight_runs_under_vmap_as_pytorch():
     torch = pytest.importorskip("torch")
 

@@ -454,11 +454,12 @@ def binary_cross_entropy_with_logits(
 
     Raises ``ValueError`` for shapes that differ, and PyTorch's ``RuntimeError`` when ``weight``
     or ``pos_weight`` requires grad in grad mode (not differentiable there; inside a recording
-    they are, as ``binary_cross_entropy``'s weight: README, Supported API)."""
+    and ``tapegrad.func``'s transforms they are, as in ``torch.func``: README, Supported API)."""
     if input.shape != target.shape:
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
     for argument, value in (("weight", weight), ("pos_weight", pos_weight)):
-        if refuses_gradient(value):  # (under no_grad PyTorch takes it, as for binary_cross_entropy)
+        # (under no_grad PyTorch takes it, as for binary_cross_entropy; torch.func differentiates it)
+        if refuses_gradient(value, in_transforms=False):
             raise RuntimeError(
                 "The function 'binary_cross_entropy_with_logits' is not differentiable with respect to argument "
                 f"'{argument}'. This input cannot have requires_grad True."
