@@ -524,6 +524,8 @@ def lstm_cell(gates: Tensor, c: Tensor) -> Tensor:
     g, where i, f, o are sigmoids and g a tanh of the gates. Both of one floating dtype (the
     layer checks it). ``LstmCellBackward0`` (PyTorch's CPU layer is one ``MkldnnRnnLayerBackward0``)."""
     gates_data, c_data = c_ordered(gates._data), c_ordered(c._data)
+    if gates_data.dtype != c_data.dtype or gates_data.dtype.kind != "f":  # (the layer never passes one)
+        raise RuntimeError(f"lstm_cell: gates of {gates_data.dtype} and a cell state of {c_data.dtype}")
     n, hidden = c_data.shape
     out = np.empty((2, n, hidden), c_data.dtype)
     if out.size:
@@ -681,7 +683,7 @@ def _lstm_cell_vjp(row, g: Tensor) -> tuple:
     gates, c = row.a, row.b
     i, f = gates[:, :hidden].sigmoid(), gates[:, hidden : 2 * hidden].sigmoid()
     cell, o = gates[:, 2 * hidden : 3 * hidden].tanh(), gates[:, 3 * hidden :].sigmoid()
-    squashed = (f * c + i * cell).tanh()
+    squashed = row.out[1].tanh()  # (the new c, saved, as the kernel reads it)
     g_h, g_c = g[0], g[1]
     g_state = g_c + g_h * o * (1.0 - squashed * squashed)
     g_gates = (

@@ -131,3 +131,51 @@ def test_a_cell_steps_an_unbatched_input_without_a_state(kind):
         np.testing.assert_array_equal(alone.detach().numpy(), in_batch[0].detach().numpy())
     (unbatched[0] if kind == "LSTMCell" else unbatched).sum().backward()
     assert x.grad is not None and tuple(x.grad.shape) == (2,)
+
+
+def test_an_lstm_with_states_of_another_dtype_takes_the_promoting_composite():
+    """The fused step takes one dtype: a float64 hidden weight and state with a float32 cell
+    state gave the step mixed gates, read back in the wrong dtype (zero and NaN gradients). The
+    layer's step is LSTMCell's then, as the cell computes it."""
+    layer = tg.nn.LSTM(3, 4)
+    cell = tg.nn.LSTMCell(3, 4)
+    with tg.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(layer, name + "_l0"))
+    for module, name in ((layer, "weight_hh_l0"), (cell, "weight_hh")):
+        getattr(module, name).data = getattr(module, name).data.double()
+    rng = np.random.default_rng(4)
+    x, h0, c0 = rng.standard_normal((1, 2, 3)), rng.standard_normal((1, 2, 4)), rng.standard_normal((1, 2, 4))
+    results = []
+    for run_layer in (True, False):
+        inputs = tg.tensor(x, dtype=tg.float32, requires_grad=True)
+        h = tg.tensor(h0, dtype=tg.float64, requires_grad=True)
+        c = tg.tensor(c0, dtype=tg.float32, requires_grad=True)
+        if run_layer:
+            out, (h_n, c_n) = layer(inputs, (h, c))
+        else:
+            h_n, c_n = cell(inputs[0], (h[0], c[0]))
+            out = h_n
+        (out.sum() + c_n.sum()).backward()
+        results.append([inputs.grad.numpy(), h.grad.numpy(), c.grad.numpy()])
+    for ours, expected in zip(*results):
+        assert np.isfinite(ours).all()
+        np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_an_lstm_reads_a_cell_state_changed_through_data_as_pytorch():
+    """``c0.data`` changed after the forward: PyTorch's backward reads the new c0 where its
+    formula reads c0 itself, and the saved new state elsewhere; so does the fused step."""
+    torch, ours, theirs = _pair("LSTM", input_size=3, hidden_size=4)
+    rng = np.random.default_rng(5)
+    x, h0, c0 = rng.standard_normal((3, 2, 3)), rng.standard_normal((1, 2, 4)), rng.standard_normal((1, 2, 4))
+    grads = []
+    for m, layer in ((tg, ours), (torch, theirs)):
+        inputs = m.tensor(x, requires_grad=True)
+        c = m.tensor(c0, requires_grad=True)
+        out, (_, c_n) = layer(inputs, (m.tensor(h0), c))
+        c.data.mul_(3)
+        (out.sum() + c_n.sum()).backward()
+        grads.append([inputs.grad.numpy(), c.grad.numpy()])
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

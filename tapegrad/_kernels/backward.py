@@ -596,7 +596,8 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
         if with_c:
             _claim(b, rows, layouts, offsets, touched, grad)
             g_c = grad[offsets[b] : offsets[b] + numel_b]
-        normalization.lstm_cell_backward(gates, c, g, g_gates, g_c, rows[r, 3], with_c)
+        state = value_at(addresses[r], 2 * numel_b, grad)
+        normalization.lstm_cell_backward(gates, c, state, g, g_gates, g_c, rows[r, 3], with_c)
         return True
     if a < 0 or offsets[a] < 0:
         return True

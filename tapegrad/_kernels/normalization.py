@@ -217,9 +217,11 @@ def lstm_cell(gates, c, out, hidden):
 
 
 @jit
-def lstm_cell_backward(gates, c, g, g_gates, g_c, hidden, with_c):
+def lstm_cell_backward(gates, c, out, g, g_gates, g_c, hidden, with_c):
     """Add the gradient of ``lstm_cell`` (``g``: of h, then of the new c) to ``g_gates`` and,
-    when ``with_c``, to ``g_c``; the gate values are computed again from ``gates``."""
+    when ``with_c``, to ``g_c``; the gate values are computed again from ``gates``, the new c
+    read from ``out`` (as PyTorch's cell saves its tanh's input: with ``c`` changed through
+    ``.data`` after the forward, both read the new c only where the formula reads c itself)."""
     size = len(c)
     one = gates.dtype.type(1)
     for row in range(size // hidden):
@@ -227,7 +229,7 @@ def lstm_cell_backward(gates, c, g, g_gates, g_c, hidden, with_c):
         for j in range(hidden):
             i, f, cell, o = _gate_values(gates, base, hidden, j)
             k = row * hidden + j
-            squashed = vmath.tanh(f * c[k] + i * cell)
+            squashed = vmath.tanh(out[size + k])
             g_h = g[k]
             g_state = g[size + k] + g_h * o * (one - squashed * squashed)
             g_gates[base + j] += g_state * cell * i * (one - i)

@@ -168,7 +168,8 @@ class _RNNBase(Module):
                 order = range(steps - 1, -1, -1) if direction == 1 else range(steps)
                 per_step = [None] * steps
                 w_hh_t = w_hh.t()  # once: a view per step joined a new tape to the sequence's each time
-                fused = self.mode == "LSTM" and c.dtype == projected.dtype
+                # (states or weights of another dtype take the composite, which promotes as before)
+                fused = self.mode == "LSTM" and projected.dtype == h.dtype == c.dtype == w_hh.dtype
                 for t in order:
                     if fused:  # one row a step (``lstm_cell``): the composite below recorded eleven
                         state = _lstm_cell(projected[t] + h @ w_hh_t, c)
