@@ -112,16 +112,32 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
         # Another dtype is ``data.to(dtype)``, on the graph as in PyTorch (a copy cut the
         # gradient of that branch, silently).
         return data if dtype is None or data.dtype == _dtypes.as_dtype(dtype) else data.to(dtype)
-    if isinstance(data, np.ndarray) and dtype is None:
+    if isinstance(data, np.ndarray) and dtype is None and _shareable(data.dtype):
         return from_numpy(data)
     return tensor(data, dtype=dtype)
 
 
+def _shareable(numpy_dtype) -> bool:
+    """Whether a tensor can hold an array of ``numpy_dtype`` as it is (``from_numpy``)."""
+    try:
+        return _dtypes.from_numpy_dtype(numpy_dtype).numpy == numpy_dtype.newbyteorder("=")
+    except TypeError:
+        return True  # (from_numpy raises PyTorch's error for it)
+
+
 def from_numpy(array: np.ndarray) -> Tensor:
-    """A tensor sharing ``array``'s memory (no copy)."""
+    """A tensor sharing ``array``'s memory (no copy); follows ``torch.from_numpy``. Raises
+    ``TypeError`` for a dtype tapegrad has no tensor type of (float16, int8, uint16...: PyTorch
+    has, but a tensor sharing their memory here held them under another type's name, and
+    compiled ops raised numba's typing errors on them; ``tapegrad.tensor`` converts them)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
-    _dtypes.from_numpy_dtype(array.dtype)
+    _dtypes.from_numpy_dtype(array.dtype)  # PyTorch's TypeError for a type it has no tensor of
+    if not _shareable(array.dtype):
+        raise TypeError(
+            f"can't convert np.ndarray of type numpy.{array.dtype.name} without a copy: tapegrad has no "
+            "tensor type of it (tapegrad.tensor(array) converts it)"
+        )
     if not array.dtype.isnative:
         raise ValueError(
             "given numpy array has byte order different from the native byte order. Conversion between byte "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 import tapegrad as tg
@@ -383,3 +384,20 @@ def test_integer_powers_follow_pytorch():
             call(tg)
         with pytest.raises(RuntimeError, match="Integers to negative integer powers are not allowed."):
             call(torch)
+
+
+@pytest.mark.parametrize("numpy_dtype", [np.float16, np.int8, np.uint16, np.uint32])
+def test_from_numpy_refuses_a_dtype_it_cannot_share_and_tensor_converts_it(numpy_dtype):
+    """A float16 array shared by from_numpy was held as float16 under the name float32, and a
+    compiled op on it (tanh of 17 elements) showed numba's TypingError."""
+    array = np.arange(20).astype(numpy_dtype)
+    with pytest.raises(TypeError, match="tapegrad.tensor"):
+        tg.from_numpy(array)
+    converted = tg.tensor(array)
+    assert converted.numpy().dtype == converted.dtype.numpy
+    np.testing.assert_allclose((converted * 1.0).tanh().numpy(), np.tanh(array.astype(np.float64)), rtol=1e-6)
+
+
+def test_from_numpy_still_refuses_a_type_pytorch_has_no_tensor_of():
+    with pytest.raises(TypeError, match="can't convert np.ndarray of type numpy.complex64"):
+        tg.from_numpy(np.ones(3, np.complex64))
