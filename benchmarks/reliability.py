@@ -2,7 +2,8 @@
 reliability claims rest on. ``python -m benchmarks.reliability [iterations]``
 
 Reports resident-memory growth after warm-up for the three loops of shared/docs/architecture.md
-(training, evaluation without no_grad, state carried with detach), and the wall time of two
+(training, evaluation without no_grad, state carried with detach) and for two loops that record
+from a result kept alive (results dropped; a backward with ``retain_graph`` each time), and the wall time of two
 threads running 10^6-element backward passes at once against one after the other (the sweep
 runs with the GIL released)."""
 
@@ -28,6 +29,7 @@ def loops(iterations: int) -> None:
     W = tg.randn(64, 32, requires_grad=True)
     X = tg.randn(16, 64)
     state = {"h": tg.zeros(16, 32), "y": None}
+    kept = (X @ W) * 2.0  # a result alive across the loops below: its tape is theirs too
 
     def training():
         loss = ((X @ W).tanh() ** 2).mean()
@@ -42,12 +44,20 @@ def loops(iterations: int) -> None:
     def carried():
         state["h"] = (state["h"].detach() * 0.5 + X @ W).tanh()
 
+    def dropped():
+        state["y"] = kept.tanh()
+
+    def retained():
+        (kept.relu() * 3.0).sum().backward(retain_graph=True)
+
     for name, step in (
         ("training", training),
         ("evaluation without no_grad", evaluation),
         ("state carried with detach", carried),
+        ("results of a kept result", dropped),
+        ("retain_graph from a kept one", retained),
     ):
-        for _ in range(1000):
+        for _ in range(3000):
             step()
         gc.collect()
         before = rss_mb()

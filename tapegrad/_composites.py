@@ -495,6 +495,8 @@ def _unsqueeze_(self, dim: int) -> Tensor:
         return self
     result = unsqueeze(self, dim)
     self._data, self._tape, self._row, self._grad_fn = result._data, result._tape, result._row, None
+    if self._tape is not None:
+        self._tape.hold(self._row, self)
     return self
 
 

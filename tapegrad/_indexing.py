@@ -443,6 +443,8 @@ def change_view(view: Tensor, result: Tensor, label: str) -> Tensor:
     _bump_version(view, label)
     requires_grad = changed._requires_grad  # a captured constant changed under no_grad stays one
     root._tape, root._row, root._requires_grad, root._grad_fn = changed._tape, changed._row, requires_grad, None
+    if root._tape is not None:
+        root._tape.hold(root._row, root)
     _rebase(view, root, positions)
     return view
 
@@ -465,6 +467,8 @@ def _rebase(view: Tensor, root: Tensor, positions: np.ndarray) -> None:
     with set_grad_enabled(view._requires_grad):
         fresh = pick("as_strided", root, positions)
     view._tape, view._row, view._requires_grad, view._grad_fn = fresh._tape, fresh._row, fresh._requires_grad, None
+    if view._tape is not None:
+        view._tape.hold(view._row, view)
     view._seen_version = view._version_counter[0]
 
 

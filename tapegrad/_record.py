@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import numbers
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -187,10 +188,14 @@ def _short_tape(a: Tensor, b) -> Tape | None:
             if tape_b.merged_into is not None:
                 tape_b = resolve(b)
             if tape_a is None:
-                return tape_b
-            if tape_b is not tape_a:
-                return join((a, b))
-    return Tape() if tape_a is None else tape_a
+                tape_a = tape_b
+            elif tape_b is not tape_a:
+                tape_a = join((a, b))
+    if tape_a is None:
+        return Tape()
+    if tape_a.n == tape_a.capacity:
+        tape_a.make_room()  # may collect: the caller reads rows only after this returns
+    return tape_a
 
 
 def _short_input(tape: Tape, tensor: Tensor, values) -> int:
@@ -1017,6 +1022,7 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
     if result._tape is not None:
         tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, result._requires_grad
         tensor._grad_fn = None
+        tensor._tape.hold(tensor._row, tensor)
     return tensor
 
 
@@ -1078,6 +1084,7 @@ def _refresh_detached(tape: Tape) -> None:
         if now != row:
             layout = tape.layout(source._data.dtype, source._data.shape)
             alias._tape, alias._row = tape, tape.append(OPCODE["detach"] | NO_GRAD, now, -1, 0, layout, 0.0)
+            tape.hold(alias._row, alias)
             alias._data = source._data
             tape.detached[key] = (alias, source, now)
 
@@ -1190,16 +1197,18 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
                 out = forward(data, typed)
             if type(out) is not np.ndarray:  # numpy gives a scalar for a 0-d input
                 out = np.asarray(out)
-            row_x = self._row
             row = tape.n
             if row == tape.capacity:
-                tape._reserve(row + 1)
+                tape.make_room()  # may collect, renumbering rows: they are read after it
+                row = tape.n
+            row_x = self._row
             _pack_row(tape.rows, row * ROW_BYTES, opcode, row_x, -1, 0, tape.ints[row_x * ROW_WIDTH + LAYOUT], other)
             tape.n = row + 1
             result = new(Tensor)
             result._data = out
             result._tape = tape
             result._row = row
+            tape.refs[row] = _weakref(result)
             result._requires_grad = True
             result._version_counter = None
             result._base = None

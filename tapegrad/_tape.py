@@ -12,14 +12,20 @@ Lifetime follows PyTorch's: a tape belongs to one connected graph. An op whose i
 leaves starts a new tape; an op joining two tapes merges the smaller into the larger (rows are
 appended with shifted ids; no value is copied because addresses are absolute). Tensors hold their
 tape, the thread that records holds none, so a graph nobody can reach is freed with its tape.
+Rows nobody can reach on a tape somebody can (``y = a.tanh()`` in a loop, ``a`` a result kept
+alive) are dropped when the tape has grown enough to make it pay (``Tape.collect``): PyTorch
+frees such nodes as their last tensor dies, and a tape that kept them grew without bound.
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import struct
+import sys
 import threading
+import weakref
 from array import array
 
 import numpy as np
@@ -49,14 +55,69 @@ DTYPE_CODES = {
     np.dtype(np.bool_): 1,
 }
 CODE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_weakref = weakref.ref
 _USES_AUX = np.array([op.uses_aux for op in OPS])
 _USES_AUX_LIST = _USES_AUX.tolist()
 _LISTS_INPUTS = [op.family == NARY for op in OPS]  # stack/cat: inputs as row deltas in aux
 _LISTS_INPUTS_ARRAY = np.array(_LISTS_INPUTS, np.bool_)
 _NO_ROWS = np.zeros(0, np.bool_)
+_WHERE_OPCODE = next(code for code, op in enumerate(OPS) if op.name == "where")  # reads a mask row above
 # Counts in-place changes anywhere. A tape whose saved values cannot have changed since it last
 # looked (no in-place change anywhere since) skips checking their versions at backward time.
 inplace_epoch = [0]
+
+# -- collection of unreachable rows (``Tape.collect``) ----------------------------------------
+# A tape is looked at for rows nobody can reach once it holds this many (and again each time it
+# has doubled since): the look costs O(rows), so doubling keeps it O(1) a row. Below, a tape's
+# garbage is bounded by this many rows. Every row's tensor is tracked, by a weak reference
+# (``Tape.hold``: ~0.2 us an op with its clearing). Tracking only the rows past this many was
+# free for short tapes, but a tape merged into another brought rows whose tensors nobody
+# tracked, and a loop that merges one each time (``kept + w[:2]``, ``q @ (x @ wk).t()``) could
+# then never collect. ``TAPEGRAD_COLLECT_ROWS`` sets it; a value below ``INITIAL_ROWS`` (the
+# tests' stress mode) also grows every tape one row at a time, so that every op entry that may
+# collect does, at every size.
+COLLECT_ROWS = int(os.environ.get("TAPEGRAD_COLLECT_ROWS", "1024"))
+_STRESS = COLLECT_ROWS < 32
+_STRESS_ROWS = 2048  # (the stress mode stops at this many rows: it is quadratic)
+_STRESS_CHECKS = itertools.count()
+_INITIAL_ROWS = 1 if _STRESS else INITIAL_ROWS
+# Backward sweeps in progress, in any thread: they hold row numbers while hooks and custom
+# Functions run Python that may record on the same tape.
+backwards_running = [0]
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Written against the public API, like the user's code: they hold tensors, never row numbers.
+_USER_LEVEL = (_PACKAGE + "nn" + os.sep, _PACKAGE + "optim" + os.sep)
+# The functions that may be on the stack, above the user's code, when a tape collects: each
+# holds no row number across the call that led there (it reads rows after, or never). Any other
+# tapegrad frame (an in-place op's, a composite's, a custom Function's, the engine running a
+# hook) may hold some, and the tape does not collect then.
+_COLLECTS_UNDER = {
+    ("_tape.py", "make_room"),
+    ("_record.py", "_short_tape"),
+    ("_record.py", "_short_record"),
+    ("_record.py", "_binary"),
+    ("_record.py", "dunder"),  # a Tensor operator (``a + b``, ``y * 1.001``)
+    ("_record.py", "_unary"),
+    ("_record.py", "method"),  # ``x.tanh()``
+    ("_record.py", "record"),
+    ("_reductions.py", "record"),
+    ("_reductions.py", "_reduce"),
+    ("_reductions.py", "sum"),
+    ("_reductions.py", "mean"),
+    ("__init__.py", "function"),  # ``tapegrad.tanh(x)``
+    ("_views.py", "_record_view"),
+    ("_views.py", "getitem"),
+    ("_views.py", "_select"),
+    ("_views.py", "_permuted"),
+    ("_views.py", "transpose"),
+    ("_views.py", "t"),
+    ("_indexing.py", "_record_gather"),
+    ("_linalg.py", "_mm"),
+    ("_linalg.py", "matmul"),
+    ("_linalg.py", "_matmul_operator"),
+    ("engine.py", "run_backward"),
+    ("gradients.py", "_tensor_backward"),
+}
 
 
 class _LayoutTemplate:
@@ -164,6 +225,8 @@ class Tape:
         "shared",
         "versions",
         "checked_epoch",
+        "refs",
+        "collect_at",
         "__weakref__",
     )
 
@@ -171,11 +234,11 @@ class Tape:
         """``own_layouts``: number layouts from 0 in the order this tape first uses them, not
         after the thread's template (whose contents depend on what ran before): two recordings
         of the same function then hold the same rows (``tapegrad.record``)."""
-        self.rows = bytearray(INITIAL_ROWS * ROW_BYTES)
+        self.rows = bytearray(_INITIAL_ROWS * ROW_BYTES)
         self.ints = memoryview(self.rows).cast("q")  # read access to the row fields
         self.row_view = self.param_view = None
         self.n = 0
-        self.capacity = INITIAL_ROWS
+        self.capacity = _INITIAL_ROWS
         # 4 per layout: dtype code, numel, ndim, offset into dims; the template's first.
         template = _NO_TEMPLATE if own_layouts else _TEMPLATES.template
         self.layout_table = array("q", template.table)
@@ -215,6 +278,10 @@ class Tape:
         self.versions: dict = {}
         # Values saved from now on carry their current versions: none can have changed before now.
         self.checked_epoch = inplace_epoch[0]
+        # row -> weak reference to the tensor holding it, or a list of them when several do
+        # (``hold``): what ``collect`` starts from.
+        self.refs: dict = {}
+        self.collect_at = COLLECT_ROWS  # the row count at which ``make_room`` next collects
 
     def __len__(self) -> int:
         return self.n
@@ -222,7 +289,7 @@ class Tape:
     def _reserve(self, rows: int) -> None:
         if rows <= self.capacity:
             return
-        capacity = max(rows, 2 * self.capacity)
+        capacity = rows if _STRESS and rows < _STRESS_ROWS else max(rows, 2 * self.capacity)
         grown = bytearray(capacity * ROW_BYTES)
         grown[: self.n * ROW_BYTES] = self.rows[: self.n * ROW_BYTES]
         # A new buffer rather than a resize: a backward in progress may still export the old one.
@@ -266,6 +333,194 @@ class Tape:
         _pack_row(self.rows, row * ROW_BYTES, opcode, in0, in1, iparam, layout, param)
         self.n = row + 1
         return row
+
+    def hold(self, row: int, holder) -> None:
+        """Note that ``holder`` (a tensor) names ``row``: ``collect`` keeps what live holders
+        reach, and renumbers them. Every tensor given a row on a tape is held so."""
+        held = self.refs.get(row)
+        if held is None:
+            self.refs[row] = _weakref(holder)
+        elif type(held) is list:
+            held.append(_weakref(holder))
+        else:
+            self.refs[row] = [held, _weakref(holder)]
+
+    def make_room(self) -> None:
+        """For an op about to append to a full tape, before it reads any row number (the one
+        moment rows may move): collect the unreachable rows when the tape has grown enough since
+        it last looked, then grow it if it is still full."""
+        if self.n >= self.collect_at:
+            self.collect()
+        if self.n == self.capacity:
+            self._reserve(self.n + 1)
+
+    def collect(self) -> bool:
+        """Drop the rows no live tensor (nor a ``grad_fn`` someone holds) can reach, renumbering
+        the rest and their holders; True if it did. PyTorch frees a node when the last tensor
+        reaching it dies: a tape kept every row (and the values they saved) until it died, so
+        ``y = a.tanh()`` in a loop, ``a`` a result kept alive, grew memory without bound.
+
+        Only where row numbers cannot be held: not during a backward (hooks run Python), not on a
+        recording's tape nor one with custom Function calls, and only under the ops of
+        ``_COLLECTS_UNDER`` (``_collectable_here``). Amortized: it looks again only once the tape
+        has doubled, and compacts only when at most half its rows are reachable."""
+        n = self.n
+        self.collect_at = COLLECT_ROWS if _STRESS and n < _STRESS_ROWS else max(COLLECT_ROWS, 2 * n)
+        if (
+            backwards_running[0]
+            or self.merged_into is not None
+            or self.replay_values is not None
+            or self.functions
+            or self.guards
+            or not _collectable_here()
+        ):
+            return False
+        rows = self.rows_array()
+        opcodes = rows[:, OPCODE] & OPCODE_MASK
+        extra = {}  # row -> the rows it reads beyond in0 and in1
+        for row in np.flatnonzero(_LISTS_INPUTS_ARRAY[opcodes]).tolist():
+            extra[row] = [source for source in self.sources(row) if source >= 0]
+        for row in np.flatnonzero(opcodes == _WHERE_OPCODE).tolist():
+            extra[row] = [row - int(rows[row, IPARAM])]
+        # Some row is unreachable only if some row nobody reads (a sink) is: cheap to rule out,
+        # the common case (a long chain: one sink, alive), before walking the rows.
+        read = np.zeros(n, np.bool_)
+        for column in (IN0, IN1):
+            sources = rows[:, column]
+            read[sources[sources >= 0]] = True
+        for sources in extra.values():
+            read[sources] = True
+        nodes = self.nodes
+        for row in np.flatnonzero(~read).tolist():
+            if not _held(self.refs.get(row)) and not (nodes and nodes.get(row) is not None):
+                break  # a sink no tensor holds
+        else:
+            return False
+        holders = {}
+        for held in self.refs.values():
+            for ref in held if type(held) is list else (held,):
+                holder = ref()
+                if holder is not None and holder._tape is not None:
+                    holders[id(holder)] = holder
+        if self.nodes:
+            for node in self.nodes.values():
+                holders[id(node)] = node
+        if _STRESS and next(_STRESS_CHECKS) % 16 == 0:  # (a heap scan: one collection in 16)
+            _check_holders(self, holders)
+        roots = []
+        for holder in holders.values():
+            tape = holder._tape
+            while tape.merged_into is not None:  # ``resolve``, for a holder of a merged tape
+                holder._row += tape.row_shift
+                tape = holder._tape = tape.merged_into
+            if tape is self:
+                roots.append(holder._row)
+        in0, in1 = rows[:, IN0].tolist(), rows[:, IN1].tolist()
+        live = bytearray(n)
+        stack = roots
+        while stack:
+            row = stack.pop()
+            if live[row]:
+                continue
+            live[row] = 1
+            if in0[row] >= 0:
+                stack.append(in0[row])
+            if in1[row] >= 0:
+                stack.append(in1[row])
+            if row in extra:
+                stack.extend(extra[row])
+        kept = live.count(1)
+        if kept == n or (2 * kept > n and not _STRESS):
+            return False
+        keep = np.flatnonzero(np.frombuffer(live, np.uint8))
+        new_of = np.full(n, -1, np.int64)
+        new_of[keep] = np.arange(kept)
+        moved = rows[keep]  # (a copy)
+        for column in (IN0, IN1):
+            sources = moved[:, column]
+            present = sources >= 0
+            sources[present] = new_of[sources[present]]
+        aux = self._compacted_aux(rows, opcodes, keep, moved, new_of)
+        if aux is None:
+            return False
+        self.aux = aux
+        for index in np.flatnonzero(opcodes[keep] == _WHERE_OPCODE).tolist():
+            moved[index, IPARAM] = index - new_of[int(keep[index]) - int(rows[keep[index], IPARAM])]
+        # From here on the tape changes; nothing below can fail.
+        new = new_of.tolist()
+
+        def renumbered(table):
+            return {new[row]: value for row, value in table.items() if live[row]}
+
+        self.saved = renumbered(self.saved)
+        if self.leaf_copies:
+            self.leaf_copies = renumbered(self.leaf_copies)
+        if self.leaf_arrays:
+            self.leaf_arrays = renumbered(self.leaf_arrays)
+        self.registered = {key: new[row] for key, row in self.registered.items() if live[row]}
+        self.leaves = [(new[row], tensor) for row, tensor in self.leaves if live[row]]
+        if self.hooks:
+            self.hooks = renumbered(self.hooks)
+        if self.node_names:
+            self.node_names = renumbered(self.node_names)
+        if self.bypassed:
+            self.bypassed = {new[row] for row in self.bypassed if live[row]}
+        if self.versions:
+            self.versions = {
+                new[row]: [(counter, version, new[saved]) for counter, version, saved in entries]
+                for row, entries in self.versions.items()
+                if live[row]
+            }
+        if len(self.freed):
+            self.freed = self.grown_freed()[keep]
+        self.refs = {new[row]: held for row, held in self.refs.items() if live[row] and _held(held)}
+        addresses = set(self.saved.values())
+        self.keepalive = [array_ for array_ in self.keepalive if address_of(array_) in addresses]
+        self.rows[: kept * ROW_BYTES] = moved.tobytes()
+        self.n = kept
+        self.row_view = self.param_view = None
+        for holder in holders.values():
+            if holder._tape is self:
+                holder._row = new[holder._row]
+        if self.nodes:
+            nodes = list(self.nodes.values())
+            self.nodes.clear()
+            for node in nodes:
+                self.nodes[node._row] = node
+        self.collect_at = COLLECT_ROWS if _STRESS and kept < _STRESS_ROWS else max(COLLECT_ROWS, 2 * kept)
+        return True
+
+    def _compacted_aux(self, rows, opcodes, keep, moved, new_of):
+        """The aux table of the rows ``keep`` (their fields ``moved`` get its new offsets, and the
+        listed inputs of stack/cat their new deltas), or None where a segment is shared by a
+        row that lists inputs (its deltas could not be right for both)."""
+        uses = _USES_AUX[opcodes]
+        if not uses.any():
+            return self.aux
+        old = np.frombuffer(self.aux, np.int64) if len(self.aux) else np.zeros(0, np.int64)
+        starts = np.unique(rows[uses, IPARAM])
+        ends = np.append(starts[1:], len(old)).tolist()
+        readers = np.flatnonzero(uses[keep]).tolist()
+        shared = np.unique(moved[readers, IPARAM], return_counts=True)
+        shared = set(shared[0][shared[1] > 1].tolist())
+        aux = array("q")
+        placed: dict = {}  # old offset -> new
+        for index in readers:
+            start = int(moved[index, IPARAM])
+            lists = _LISTS_INPUTS[int(opcodes[keep[index]])]
+            if lists and start in shared:
+                return None
+            offset = placed.get(start)
+            if offset is None:
+                offset = placed[start] = len(aux)
+                aux.frombytes(old[start : ends[int(np.searchsorted(starts, start))]].tobytes())
+            moved[index, IPARAM] = offset
+            if lists:
+                row = int(keep[index])
+                for position in range(offset + 2, offset + 2 + aux[offset]):
+                    if aux[position]:
+                        aux[position] = index - int(new_of[row - aux[position]])
+        return aux
 
     def layout_of(self, row: int) -> int:
         return self.ints[row * ROW_WIDTH + LAYOUT]
@@ -472,6 +727,16 @@ class Tape:
             if self.bypassed is None:
                 self.bypassed = set()
             self.bypassed.update(row + shift for row in other.bypassed)
+        if other.refs:
+            self.refs.update({row + shift: ref for row, ref in other.refs.items()})
+        if other.nodes:  # grad_fn objects someone holds: moved now, so that ``collect`` finds them here
+            from weakref import WeakValueDictionary
+
+            if self.nodes is None:
+                self.nodes = WeakValueDictionary()
+            for row, node in list(other.nodes.items()):
+                node._tape, node._row = self, row + shift
+                self.nodes[row + shift] = node
         if other.versions:
             self.versions.update(
                 {
@@ -496,6 +761,8 @@ class Tape:
         other.functions = {}
         other.node_names = None
         other.bypassed = None
+        other.refs = {}
+        other.nodes = None
 
     def _redirect_readers(self, other: Tape, aliased: set, shift: int) -> dict:
         """``absorb``'s ``shared_leaf`` rows whose readers can read the leaf's own row instead:
@@ -599,6 +866,48 @@ class Tape:
         layout = self.ints[row * ROW_WIDTH + LAYOUT]
         _, _, ndim, offset = self.layout_table[4 * layout : 4 * layout + 4]
         return tuple(self.dims[offset : offset + ndim])
+
+
+def _held(held) -> bool:
+    """Whether a ``Tape.refs`` entry (a weak reference, a list of them, or None) has a holder alive."""
+    if held is None:
+        return False
+    if type(held) is list:
+        return any(ref() is not None for ref in held)
+    return held() is not None
+
+
+def _check_holders(tape: Tape, holders: dict) -> None:
+    """The stress mode's check that ``holders`` has every object naming a row of ``tape`` (a
+    tensor given a row without ``Tape.hold`` would keep a stale row number after a collection)."""
+    import gc
+
+    tapes = [tape]
+    while tapes:
+        here = tapes.pop()
+        for referrer in gc.get_referrers(here):
+            if type(referrer) is Tape and referrer.merged_into is here:
+                tapes.append(referrer)  # its tensors resolve to ``tape``'s rows
+            elif getattr(referrer, "_tape", None) is here and id(referrer) not in holders and referrer._row >= 0:
+                raise AssertionError(f"a {type(referrer).__name__} holds row {referrer._row} without Tape.hold")
+
+
+def _collectable_here() -> bool:
+    """Whether the stack above ``Tape.collect``'s caller holds no row number: each tapegrad frame
+    on it is one of ``_COLLECTS_UNDER``, all of them above the user's code (none called back from
+    tapegrad: a hook, a custom Function's forward). ``tapegrad.nn`` and ``tapegrad.optim`` count as
+    the user's code."""
+    frame = sys._getframe(2)
+    outside = False
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith(_PACKAGE) and not code.co_filename.startswith(_USER_LEVEL):
+            if outside or (os.path.basename(code.co_filename), code.co_name) not in _COLLECTS_UNDER:
+                return False
+        else:
+            outside = True
+        frame = frame.f_back
+    return True
 
 
 def row_sources(row: int, opcode: int, in0: int, in1: int, iparam: int, aux) -> list:

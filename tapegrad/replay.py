@@ -247,6 +247,8 @@ def _release_captured(tape: _RecordingTape, inputs) -> None:
             if previous_tape is not None:
                 of_another_graph.append(tensor)
             tensor._tape, tensor._row, tensor._requires_grad, tensor._grad_fn = previous_tape, row, requires_grad, None
+            if previous_tape is not None:
+                previous_tape.hold(row, tensor)
     return of_another_graph
 
 
@@ -259,6 +261,7 @@ def _input(tape: _RecordingTape, tensor: Tensor) -> int:
     data = tensor._data
     row = tape.append(_ops.LEAF_OPCODE | NO_GRAD, -1, -1, 0, tape.layout(data.dtype, data.shape), 0.0)
     tensor._tape, tensor._row = tape, row
+    tape.hold(row, tensor)
     tape.leaves.append((row, tensor))
     return row
 

@@ -16,7 +16,7 @@ import numpy as np
 from .._grad_mode import state as _grad_state
 from .._kernels import load as load_kernels
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
-from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, inplace_epoch, join, resolve
+from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_WIDTH, backwards_running, inplace_epoch, join, resolve
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
 _kernel = None
@@ -133,16 +133,35 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
     if create_graph:
         from .higher_order import run_create_graph
 
-        return run_create_graph(roots, gradients, retain_graph, collect=collect)
+        backwards_running[0] += 1
+        try:
+            return run_create_graph(roots, gradients, retain_graph, collect=collect)
+        finally:
+            backwards_running[0] -= 1
     retain = bool(retain_graph)
     if len(roots) == 1 and roots[0]._tape is not None:  # ``loss.backward()``: one root, recorded
         root, gradient = roots[0], gradients[0]
+        tape = resolve(root)
+        if tape.n >= tape.collect_at:  # before any row is read: rows may move
+            tape.collect()
         if gradient is None and root._requires_grad and root._data.size == 1:
             seed = _ONE
         else:
             seed = np.asarray(_seed(0, root, gradient), np.float64).reshape(-1)
-        _sweep(resolve(root), [(root._row, seed)], retain, collect)
+        backwards_running[0] += 1  # hooks may record on this tape: no collection meanwhile
+        try:
+            _sweep(tape, [(root._row, seed)], retain, collect)
+        finally:
+            backwards_running[0] -= 1
         return
+    backwards_running[0] += 1
+    try:
+        _run_backward(roots, gradients, retain, collect)
+    finally:
+        backwards_running[0] -= 1
+
+
+def _run_backward(roots, gradients, retain: bool, collect) -> None:
     seeds = [_seed(i, root, gradient) for i, (root, gradient) in enumerate(zip(roots, gradients))]
     _join_where_a_hooked_leaf_is_shared([root for root in roots if root._tape is not None])
     by_tape: dict = {}

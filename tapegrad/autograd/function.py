@@ -205,6 +205,7 @@ def _as_output(value: Tensor, inputs: tuple, tape: Tape, row: int) -> Tensor:
     if value._tape is not None or value._requires_grad or any(value is other for other in inputs):
         value = _alias(value)
     value._tape, value._row, value._requires_grad, value._grad_fn = tape, row, True, None
+    tape.hold(row, value)
     return value
 
 
