@@ -120,7 +120,10 @@ def _target(inputs) -> tuple:
             return recording, requires
     if not requires:
         return None, False
-    return _tape_for(*inputs), True
+    tape = _tape_for(*inputs)
+    if tape.n >= tape.collect_at:
+        tape.collect()  # (where the callers hold no row number: ``_tape._COLLECTS_UNDER``)
+    return tape, True
 
 
 def _opcode(name: str, requires_grad: bool) -> int:
@@ -193,8 +196,8 @@ def _short_tape(a: Tensor, b) -> Tape | None:
                 tape_a = join((a, b))
     if tape_a is None:
         return Tape()
-    if tape_a.n == tape_a.capacity:
-        tape_a.make_room()  # may collect: the caller reads rows only after this returns
+    if tape_a.n >= tape_a.collect_at:
+        tape_a.collect()  # may renumber rows: the caller reads them only after this returns
     return tape_a
 
 
@@ -1198,9 +1201,11 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             if type(out) is not np.ndarray:  # numpy gives a scalar for a 0-d input
                 out = np.asarray(out)
             row = tape.n
-            if row == tape.capacity:
-                tape.make_room()  # may collect, renumbering rows: they are read after it
+            if row >= tape.collect_at:
+                tape.collect()  # may renumber rows: they are read after it
                 row = tape.n
+            if row == tape.capacity:
+                tape._reserve(row + 1)
             row_x = self._row
             _pack_row(tape.rows, row * ROW_BYTES, opcode, row_x, -1, 0, tape.ints[row_x * ROW_WIDTH + LAYOUT], other)
             tape.n = row + 1

@@ -92,14 +92,24 @@ _USER_LEVEL = (_PACKAGE + "nn" + os.sep, _PACKAGE + "optim" + os.sep)
 # tapegrad frame (an in-place op's, a composite's, a custom Function's, the engine running a
 # hook) may hold some, and the tape does not collect then.
 _COLLECTS_UNDER = {
-    ("_tape.py", "make_room"),
     ("_record.py", "_short_tape"),
+    ("_record.py", "_target"),
     ("_record.py", "_short_record"),
     ("_record.py", "_binary"),
     ("_record.py", "dunder"),  # a Tensor operator (``a + b``, ``y * 1.001``)
     ("_record.py", "_unary"),
     ("_record.py", "method"),  # ``x.tanh()``
     ("_record.py", "record"),
+    ("_record.py", "_scalar"),  # ``x.clamp(0, 1)``, ``x ** 3``, ``1 - x``
+    ("_record.py", "_arith"),
+    # The operator and method lambdas (``__rsub__``...). Those that change a tensor in place run
+    # under ``_changed``, which is not listed.
+    ("_record.py", "<lambda>"),
+    ("_reductions.py", "_normalized_exponential"),
+    ("_reductions.py", "softmax"),
+    ("_reductions.py", "log_softmax"),
+    ("_reductions.py", "layer_norm"),
+    ("_selection.py", "clamp"),
     ("_reductions.py", "record"),
     ("_reductions.py", "_reduce"),
     ("_reductions.py", "sum"),
@@ -281,7 +291,7 @@ class Tape:
         # row -> weak reference to the tensor holding it, or a list of them when several do
         # (``hold``): what ``collect`` starts from.
         self.refs: dict = {}
-        self.collect_at = COLLECT_ROWS  # the row count at which ``make_room`` next collects
+        self.collect_at = COLLECT_ROWS  # the row count at which ops next ask ``collect``
 
     def __len__(self) -> int:
         return self.n
@@ -345,35 +355,26 @@ class Tape:
         else:
             self.refs[row] = [held, _weakref(holder)]
 
-    def make_room(self) -> None:
-        """For an op about to append to a full tape, before it reads any row number (the one
-        moment rows may move): collect the unreachable rows when the tape has grown enough since
-        it last looked, then grow it if it is still full."""
-        if self.n >= self.collect_at:
-            self.collect()
-        if self.n == self.capacity:
-            self._reserve(self.n + 1)
-
     def collect(self) -> bool:
         """Drop the rows no live tensor (nor a ``grad_fn`` someone holds) can reach, renumbering
         the rest and their holders; True if it did. PyTorch frees a node when the last tensor
         reaching it dies: a tape kept every row (and the values they saved) until it died, so
         ``y = a.tanh()`` in a loop, ``a`` a result kept alive, grew memory without bound.
 
-        Only where row numbers cannot be held: not during a backward (hooks run Python), not on a
-        recording's tape nor one with custom Function calls, and only under the ops of
-        ``_COLLECTS_UNDER`` (``_collectable_here``). Amortized: it looks again only once the tape
-        has doubled, and compacts only when at most half its rows are reachable."""
+        Called by an op before it reads any row number, once ``n`` reaches ``collect_at`` (the
+        one moment rows may move): ``_record._target`` and ``_short_tape``, the scalar
+        operator, ``run_backward``. Only where row numbers cannot be held: not during a backward
+        (hooks run Python), not on a recording's tape nor one with custom Function calls, and only
+        under the ops of ``_COLLECTS_UNDER`` (``_collectable_here``). Amortized: after a look it
+        looks again once the tape has doubled, and it compacts only when at most half its rows
+        are reachable; refused by the stack or a running backward, it asks again 64 rows on."""
         n = self.n
         self.collect_at = COLLECT_ROWS if _STRESS and n < _STRESS_ROWS else max(COLLECT_ROWS, 2 * n)
-        if (
-            backwards_running[0]
-            or self.merged_into is not None
-            or self.replay_values is not None
-            or self.functions
-            or self.guards
-            or not _collectable_here()
-        ):
+        if self.merged_into is not None or self.replay_values is not None or self.functions or self.guards:
+            return False
+        if backwards_running[0] or not _collectable_here():
+            if not _STRESS:
+                self.collect_at = n + 64  # the next op, outside this composite or this backward
             return False
         rows = self.rows_array()
         opcodes = rows[:, OPCODE] & OPCODE_MASK

@@ -146,6 +146,16 @@ class Tensor:
     def requires_grad(self, value: bool) -> None:
         self.requires_grad_(value)
 
+    def __copy__(self) -> Tensor:
+        """``copy.copy(t)``: a leaf sharing ``t``'s storage and its ``requires_grad``, with no
+        ``grad_fn``; follows ``torch.Tensor`` (whose copy of a result is a new leaf, not a second
+        handle on its node). A slot-by-slot copy named the result's row without the tape knowing
+        (``Tape.hold``): a collection then renumbered the result but not the copy, whose
+        gradient went through another row, silently."""
+        copied = _wrap(self._data)
+        copied._requires_grad = self._requires_grad
+        return copied
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self; follows ``torch.Tensor.requires_grad_``."""
         if self._tape is not None and not self._requires_grad and requires_grad:
