@@ -1213,7 +1213,8 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
             result._data = out
             result._tape = tape
             result._row = row
-            tape.refs[row] = _weakref(result)
+            if row >= tape.hold_from:  # (``Tape.hold``)
+                tape.refs[row] = _weakref(result)
             result._requires_grad = True
             result._version_counter = None
             result._base = None

@@ -68,19 +68,25 @@ inplace_epoch = [0]
 
 # -- collection of unreachable rows (``Tape.collect``) ----------------------------------------
 # A tape is looked at for rows nobody can reach once it holds this many (and again each time it
-# has doubled since): the look costs O(rows), so doubling keeps it O(1) a row. Below, a tape's
-# garbage is bounded by this many rows. Every row's tensor is tracked, by a weak reference
-# (``Tape.hold``: ~0.2 us an op with its clearing). Tracking only the rows past this many was
-# free for short tapes, but a tape merged into another brought rows whose tensors nobody
-# tracked, and a loop that merges one each time (``kept + w[:2]``, ``q @ (x @ wk).t()``) could
-# then never collect. ``TAPEGRAD_COLLECT_ROWS`` sets it; a value below ``INITIAL_ROWS`` (the
-# tests' stress mode) also grows every tape one row at a time, so that every op entry that may
-# collect does, at every size.
+# has doubled since): the look costs O(rows), so doubling keeps it O(1) a row.
+# Tracking a row's tensor costs a weak reference (``Tape.hold``): ~0.2 us an op, and more
+# garbage-collector passes (weak references are GC-tracked: a 10,000-op graph beside torch's
+# heap took a full collection every pass, twice its time). So a tape tracks nothing until a
+# look suspects garbage: more rows that nobody reads than references to the tape (each live
+# tensor is one), as a loop's dropped results leave. It then tracks the rows it records from
+# there on, and collects among them; the rows before stay as recorded (their tensors, unknown,
+# keep their numbers), as do the rows of an untracked tape it absorbs. A loop that merges a
+# new tape each time (``kept + w[:2]``) therefore still grows. ``TAPEGRAD_COLLECT_ROWS`` sets
+# the size; a value below ``INITIAL_ROWS`` (the tests' stress mode) tracks every row from the
+# start and grows every tape one row at a time, so that every op entry that may collect does,
+# at every size.
 COLLECT_ROWS = int(os.environ.get("TAPEGRAD_COLLECT_ROWS", "1024"))
 _STRESS = COLLECT_ROWS < 32
 _STRESS_ROWS = 2048  # (the stress mode stops at this many rows: it is quadratic)
 _STRESS_CHECKS = itertools.count()
 _INITIAL_ROWS = 1 if _STRESS else INITIAL_ROWS
+UNTRACKED = 1 << 62  # ``Tape.hold_from`` of a tape that tracks no row yet
+_HOLD_FROM = 0 if _STRESS else UNTRACKED  # a new tape's
 # Backward sweeps in progress, in any thread: they hold row numbers while hooks and custom
 # Functions run Python that may record on the same tape.
 backwards_running = [0]
@@ -238,6 +244,7 @@ class Tape:
         "refs",
         "collect_at",
         "dead_sinks",
+        "hold_from",
         "__weakref__",
     )
 
@@ -294,6 +301,8 @@ class Tape:
         self.refs: dict = {}
         self.collect_at = COLLECT_ROWS  # the row count at which ops next ask ``collect``
         self.dead_sinks = 0  # what ``collect`` last found and did not compact away
+        # Rows from here on have their tensors tracked and may move; the rows below never do.
+        self.hold_from = _HOLD_FROM
 
     def __len__(self) -> int:
         return self.n
@@ -348,7 +357,9 @@ class Tape:
 
     def hold(self, row: int, holder) -> None:
         """Note that ``holder`` (a tensor) names ``row``: ``collect`` keeps what live holders
-        reach, and renumbers them. Every tensor given a row on a tape is held so."""
+        reach, and renumbers them. Every tensor given a row from ``hold_from`` on is held so."""
+        if row < self.hold_from:
+            return
         held = self.refs.get(row)
         if held is None:
             self.refs[row] = _weakref(holder)
@@ -379,6 +390,17 @@ class Tape:
                 self.collect_at = n + 64  # the next op, outside this composite or this backward
             return False
         rows = self.rows_array()
+        if self.hold_from >= n:  # tracking nothing yet: start if dropped results seem to pile up
+            read = np.zeros(n, np.bool_)
+            for column in (IN0, IN1):
+                sources = rows[:, column]
+                read[sources[sources >= 0]] = True
+            # Each live tensor holding a row references the tape once; a few more are frames.
+            if n - int(np.count_nonzero(read)) > sys.getrefcount(self) + 16:
+                self.hold_from = n
+                self.collect_at = n + COLLECT_ROWS
+            return False
+        start = self.hold_from
         opcodes = rows[:, OPCODE] & OPCODE_MASK
         extra = {}  # row -> the rows it reads beyond in0 and in1
         for row in np.flatnonzero(_LISTS_INPUTS_ARRAY[opcodes]).tolist():
@@ -395,7 +417,7 @@ class Tape:
             read[sources] = True
         nodes = self.nodes
         dead = 0  # sinks no tensor holds
-        for row in np.flatnonzero(~read).tolist():
+        for row in (np.flatnonzero(~read[start:]) + start).tolist():
             if not _held(self.refs.get(row)) and not (nodes and nodes.get(row) is not None):
                 dead += 1
         # A few that stay (a graph's unread hidden rows: the scalar graph's 14 of 30,000) are
@@ -424,6 +446,7 @@ class Tape:
                 roots.append(holder._row)
         in0, in1 = rows[:, IN0].tolist(), rows[:, IN1].tolist()
         live = bytearray(n)
+        live[:start] = b"\x01" * start  # kept as recorded, with their numbers
         stack = roots
         while stack:
             row = stack.pop()
@@ -437,7 +460,7 @@ class Tape:
             if row in extra:
                 stack.extend(extra[row])
         kept = live.count(1)
-        if kept == n or (2 * kept > n and not _STRESS):
+        if kept == n or (2 * (n - kept) < n - start and not _STRESS):  # at most half the tracked rows dead
             return False
         keep = np.flatnonzero(np.frombuffer(live, np.uint8))
         new_of = np.full(n, -1, np.int64)
@@ -737,6 +760,9 @@ class Tape:
             self.bypassed.update(row + shift for row in other.bypassed)
         if other.refs:
             self.refs.update({row + shift: ref for row, ref in other.refs.items()})
+        untracked = min(other.n, other.hold_from)
+        if untracked and self.hold_from < shift + untracked:  # their tensors are unknown: they stay
+            self.hold_from = shift + untracked
         if other.nodes:  # grad_fn objects someone holds: moved now, so that ``collect`` finds them here
             from weakref import WeakValueDictionary
 
@@ -896,7 +922,11 @@ def _check_holders(tape: Tape, holders: dict) -> None:
         for referrer in gc.get_referrers(here):
             if type(referrer) is Tape and referrer.merged_into is here:
                 tapes.append(referrer)  # its tensors resolve to ``tape``'s rows
-            elif getattr(referrer, "_tape", None) is here and id(referrer) not in holders and referrer._row >= 0:
+            elif (
+                getattr(referrer, "_tape", None) is here
+                and id(referrer) not in holders
+                and referrer._row >= (tape.hold_from if here is tape else 0)
+            ):
                 raise AssertionError(f"a {type(referrer).__name__} holds row {referrer._row} without Tape.hold")
 
 

@@ -534,9 +534,10 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     tensor._data = data
     tensor._tape = tape
     tensor._row = row
-    ref = _weakref(tensor)  # ``Tape.hold``, inline: every recorded op's result
-    if tape.refs.setdefault(row, ref) is not ref:  # a row another tensor holds too (``_nonzero_row``'s)
-        tape.hold(row, tensor)
+    if row >= tape.hold_from:  # ``Tape.hold``, inline, on a tape that tracks its tensors
+        ref = _weakref(tensor)
+        if tape.refs.setdefault(row, ref) is not ref:  # a row another tensor holds too (``_nonzero_row``'s)
+            tape.hold(row, tensor)
     tensor._requires_grad = requires_grad
     tensor._version_counter = None
     tensor._base = None
