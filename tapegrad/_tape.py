@@ -390,17 +390,6 @@ class Tape:
                 self.collect_at = n + 64  # the next op, outside this composite or this backward
             return False
         rows = self.rows_array()
-        if self.hold_from >= n:  # tracking nothing yet: start if dropped results seem to pile up
-            read = np.zeros(n, np.bool_)
-            for column in (IN0, IN1):
-                sources = rows[:, column]
-                read[sources[sources >= 0]] = True
-            # Each live tensor holding a row references the tape once; a few more are frames.
-            if n - int(np.count_nonzero(read)) > sys.getrefcount(self) + 16:
-                self.hold_from = n
-                self.collect_at = n + COLLECT_ROWS
-            return False
-        start = self.hold_from
         opcodes = rows[:, OPCODE] & OPCODE_MASK
         extra = {}  # row -> the rows it reads beyond in0 and in1
         for row in np.flatnonzero(_LISTS_INPUTS_ARRAY[opcodes]).tolist():
@@ -415,6 +404,13 @@ class Tape:
             read[sources[sources >= 0]] = True
         for sources in extra.values():
             read[sources] = True
+        if self.hold_from >= n:  # tracking nothing yet: start if dropped results seem to pile up
+            # Each live tensor holding a row references the tape once; a few more are frames.
+            if n - int(np.count_nonzero(read)) > sys.getrefcount(self) + 16:
+                self.hold_from = n
+                self.collect_at = n + COLLECT_ROWS
+            return False
+        start = self.hold_from
         nodes = self.nodes
         dead = 0  # sinks no tensor holds
         for row in (np.flatnonzero(~read[start:]) + start).tolist():
@@ -431,19 +427,12 @@ class Tape:
                 holder = ref()
                 if holder is not None and holder._tape is not None:
                     holders[id(holder)] = holder
-        if self.nodes:
-            for node in self.nodes.values():
+        if nodes:
+            for node in nodes.values():
                 holders[id(node)] = node
         if _STRESS and next(_STRESS_CHECKS) % 16 == 0:  # (a heap scan: one collection in 16)
             _check_holders(self, holders)
-        roots = []
-        for holder in holders.values():
-            tape = holder._tape
-            while tape.merged_into is not None:  # ``resolve``, for a holder of a merged tape
-                holder._row += tape.row_shift
-                tape = holder._tape = tape.merged_into
-            if tape is self:
-                roots.append(holder._row)
+        roots = [holder._row for holder in holders.values() if resolve(holder) is self]
         in0, in1 = rows[:, IN0].tolist(), rows[:, IN1].tolist()
         live = bytearray(n)
         live[:start] = b"\x01" * start  # kept as recorded, with their numbers
@@ -764,10 +753,8 @@ class Tape:
         if untracked and self.hold_from < shift + untracked:  # their tensors are unknown: they stay
             self.hold_from = shift + untracked
         if other.nodes:  # grad_fn objects someone holds: moved now, so that ``collect`` finds them here
-            from weakref import WeakValueDictionary
-
             if self.nodes is None:
-                self.nodes = WeakValueDictionary()
+                self.nodes = weakref.WeakValueDictionary()
             for row, node in list(other.nodes.items()):
                 node._tape, node._row = self, row + shift
                 self.nodes[row + shift] = node
