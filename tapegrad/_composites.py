@@ -12,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtypes, _factories, return_types
+from ._grad_mode import no_grad
+from ._grad_mode import state as _grad_state
 from ._indexing import gather, index_select, repeat, scatter
-from ._record import broadcast_shape
+from ._record import _bump_version, _check_in_place, broadcast_shape, name_node
 from ._selection import where
-from ._views import cat, expand, permute, reshape, stack, transpose, unsqueeze
+from ._views import cat, expand, permute, reshape, stack, transpose
 from ._views import diagonal as _diagonal
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
 
@@ -486,18 +488,53 @@ def _bernoulli_method(self, p=None, *, generator=None) -> Tensor:
     return bernoulli(self, p, generator=generator)
 
 
-def _unsqueeze_(self, dim: int) -> Tensor:
-    """Add a size-1 dimension at ``dim`` in place and return self; follows
-    ``torch.Tensor.unsqueeze_``."""
-    _normalize_dim(dim, self._data.ndim + 1)
-    if self._tape is None:
-        self._data = np.expand_dims(self._data, dim % (self._data.ndim + 1))
+def _view_in_place(method: str, grad_fn):
+    """``x.t_()`` and the other in-place views, following PyTorch's: ``x`` becomes ``x.t()``
+    (the same storage, another shape and strides), recorded as that view, and its version counts
+    one change, so that a backward through an op that saved ``x`` before fails as PyTorch's
+    does. ``grad_fn(*args)``: the node name PyTorch shows after the change ("TBackward1").
+
+    Raises ``RuntimeError`` as PyTorch does for a leaf that requires grad, or a view of one,
+    in grad mode; and under ``no_grad`` for a tensor with a ``grad_fn``, whose backward would
+    read the old shape (PyTorch's backward then fails with "returned an invalid gradient")."""
+
+    def in_place(self, *args, **kwargs):
+        view = getattr(Tensor, method[:-1])
+        with no_grad():  # the arguments' errors first, with nothing changed or recorded
+            view(self, *args, **kwargs)
+        _check_in_place(self)
+        if self._tape is not None and self._requires_grad and not _grad_state.enabled:
+            raise RuntimeError(
+                f"{method}() of a tensor with a grad_fn under no_grad is not supported: its backward would "
+                f"read the shape it had before (use x = x.{method[:-1]}(...) instead)"
+            )
+        _bump_version(self, grad_fn(*args, **kwargs).replace("Backward", ""))  # "T1", as PyTorch's message says
+        result = view(self, *args, **kwargs)
+        self._data = result._data
+        if result._tape is not None:
+            self._tape, self._row, self._grad_fn = result._tape, result._row, None
+            self._tape.hold(self._row, self)
+            name_node(self, grad_fn(*args, **kwargs))
+        if self._base is not None:  # a view stays a view of its root, as seen now
+            self._seen_version = result._seen_version
         return self
-    result = unsqueeze(self, dim)
-    self._data, self._tape, self._row, self._grad_fn = result._data, result._tape, result._row, None
-    if self._tape is not None:
-        self._tape.hold(self._row, self)
-    return self
+
+    in_place.__name__ = method
+    in_place.__doc__ = f"``{method[:-1]}`` in place: follows ``torch.Tensor.{method}``. {_view_in_place.__doc__}"
+    return in_place
+
+
+def _squeeze_name(dim=None) -> str:
+    return (
+        "SqueezeBackward3"
+        if dim is None
+        else "SqueezeBackward5"
+        if isinstance(dim, (tuple, list))
+        else "SqueezeBackward4"
+    )
+
+
+_transpose_name = lambda *args, **kwargs: "TransposeBackward1"  # noqa: E731
 
 
 def _byte(self, memory_format=None) -> Tensor:
@@ -536,7 +573,12 @@ install(
         "bernoulli": _bernoulli_method,
         "uniform_": _uniform_,
         "normal_": _normal_,
-        "unsqueeze_": _unsqueeze_,
+        "unsqueeze_": _view_in_place("unsqueeze_", lambda *args, **kwargs: "UnsqueezeBackward1"),
+        "squeeze_": _view_in_place("squeeze_", _squeeze_name),
+        "t_": _view_in_place("t_", lambda: "TBackward1"),
+        "transpose_": _view_in_place("transpose_", _transpose_name),
+        "swapdims_": _view_in_place("swapdims_", _transpose_name),
+        "swapaxes_": _view_in_place("swapaxes_", _transpose_name),
         "byte": _byte,
         "short": _short,
         "scatter": scatter,

@@ -1,0 +1,156 @@
+"""In-place views (``t_``, ``transpose_``, ``swapdims_``, ``swapaxes_``, ``squeeze_``,
+``unsqueeze_``): the tensor becomes its view, its version counts one change, and a leaf that
+requires grad is refused, as in PyTorch. Checked against the closed form here, and against
+PyTorch where it is installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2, 3))
+W = rng.standard_normal((3, 2))
+W23 = rng.standard_normal((2, 3))
+
+
+def _chain(*steps):
+    """A program over the tensor ``h``: each step is ``(m, h) -> value``; returns the last."""
+
+    def program(m, x):
+        h = x * 2
+        value = None
+        for step in steps:
+            value = step(m, h)
+        return value
+
+    return program
+
+
+PROGRAMS = {
+    "t_": _chain(lambda m, h: h.t_(), lambda m, h: h * m.tensor(W)),
+    "transpose_": _chain(lambda m, h: h.transpose_(0, 1), lambda m, h: h.exp() * m.tensor(W)),
+    "swapdims_": _chain(lambda m, h: h.swapdims_(1, 0), lambda m, h: h @ m.tensor(W23)),
+    "swapaxes_": _chain(lambda m, h: h.swapaxes_(1, 0), lambda m, h: h.sin()),
+    "t_ twice": _chain(lambda m, h: h.t_(), lambda m, h: h.t_(), lambda m, h: h * m.tensor(W23)),
+    "t_ then add_": _chain(lambda m, h: h.t_(), lambda m, h: h.add_(m.tensor(W)), lambda m, h: h * h),
+    "unsqueeze_": _chain(lambda m, h: h.unsqueeze_(1), lambda m, h: h * m.tensor(W23).reshape(2, 1, 3)),
+    "squeeze_ of a view": lambda m, x: (lambda h: (h.squeeze_(), h * 3)[1])((x * 2)[:1]),
+    "squeeze_(dim) of a view": lambda m, x: (lambda h: (h.squeeze_(0), h * 3)[1])((x * 2)[:1]),
+    "t_ of a view, then mul_": lambda m, x: (lambda h: (lambda v: (v.t_(), v.mul_(3), h * 1)[2])(h[:, :2]))(x * 2),
+    "t_ of a view, then the base's mul_": lambda m, x: (lambda h: (lambda v: (v.t_(), h.mul_(3), v * 1)[2])(h[:, :2]))(
+        x * 2
+    ),
+}
+
+
+def _run(m, program):
+    x = m.tensor(X, requires_grad=True)
+    out = program(m, x)
+    out.sum().backward()
+    return out.detach().numpy(), x.grad.numpy()
+
+
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_matches_pytorch(name):
+    torch = pytest.importorskip("torch")
+    value, grad = _run(tg, PROGRAMS[name])
+    expected_value, expected_grad = _run(torch, PROGRAMS[name])
+    assert value.shape == expected_value.shape
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12)
+
+
+def test_t_then_mul_has_the_closed_form_gradient():
+    """``h = 2x; h.t_(); (h * W).sum()``: d/dx = 2 W^T, the tensor now (3, 2)."""
+    x = tg.tensor(X, requires_grad=True)
+    h = x * 2
+    assert h.t_() is h
+    assert h.shape == (3, 2) and h._version == 1
+    assert type(h.grad_fn).__name__ == "TBackward1"
+    (h * tg.tensor(W)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * W.T)
+    np.testing.assert_array_equal(h.detach().numpy(), 2 * X.T)
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "grad_fn"),
+    [
+        ("squeeze_", (), "SqueezeBackward3"),
+        ("squeeze_", (0,), "SqueezeBackward4"),
+        ("squeeze_", ((0, 2),), "SqueezeBackward5"),
+        ("unsqueeze_", (0,), "UnsqueezeBackward1"),
+        ("transpose_", (0, 2), "TransposeBackward1"),
+        ("swapaxes_", (0, 1), "TransposeBackward1"),
+    ],
+)
+def test_grad_fn_is_named_as_pytorch_names_it(method, args, grad_fn):
+    x = tg.ones(1, 3, 1, requires_grad=True)
+    h = x * 2
+    getattr(h, method)(*args)
+    assert type(h.grad_fn).__name__ == grad_fn
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((1, 3, 1), 2.0))
+
+
+def test_a_value_saved_before_raises_at_backward():
+    """The version counts the change: PyTorch's backward through ``h * h`` saved before fails."""
+    x = tg.tensor(X, requires_grad=True)
+    h = x * 2
+    y = h * h
+    h.t_()
+    with pytest.raises(RuntimeError, match=r"modified by an inplace operation.*output 0 of T1"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("method", ["t_", "transpose_", "swapdims_", "swapaxes_", "squeeze_", "unsqueeze_"])
+def test_refused_for_a_leaf_that_requires_grad(method):
+    args = () if method in ("t_", "squeeze_") else (0,) if method == "unsqueeze_" else (0, 1)
+    x = tg.ones(2, 1, requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
+        getattr(x, method)(*args)
+    assert x.shape == (2, 1) and x._version == 0  # nothing changed
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
+        getattr(x[:, :1], method)(*args)
+    with tg.no_grad():  # allowed there, as in PyTorch
+        getattr(x, method)(*args)
+    assert x.requires_grad and x.is_leaf and x._version == 1
+
+
+def test_bad_arguments_change_nothing():
+    h = tg.ones(2, 3, requires_grad=True) * 2
+    with pytest.raises(IndexError):
+        h.transpose_(0, 5)
+    with pytest.raises(RuntimeError, match="expects a tensor with <= 2 dimensions"):
+        (h.reshape(1, 2, 3)).t_()
+    assert h.shape == (2, 3) and h._version == 0 and type(h.grad_fn).__name__ == "MulBackward0"
+
+
+def test_under_no_grad_a_recorded_tensor_is_refused():
+    """PyTorch lets it through and then fails in backward ("returned an invalid gradient"):
+    refused at once, before anything changes."""
+    h = tg.ones(2, 3, requires_grad=True) * 2
+    with tg.no_grad(), pytest.raises(RuntimeError, match="under no_grad is not supported"):
+        h.t_()
+    assert h.shape == (2, 3)
+    plain = h.detach()
+    with tg.no_grad():
+        plain.t_()
+    assert plain.shape == (3, 2)
+
+
+def test_replay_follows_the_view():
+    """Recorded inside ``tapegrad.record`` and replayed at a new input: the eager result."""
+
+    def f(x):
+        h = x * 2
+        h.t_()
+        return (h * tg.tensor(W)).sum()
+
+    tape = tg.record(f, X)
+    x2 = X + 1.0
+    value, (grad,) = tape.value_and_grad(x2)
+    np.testing.assert_allclose(value, (2 * x2.T * W).sum())
+    np.testing.assert_allclose(grad, 2 * W.T)
