@@ -108,6 +108,7 @@ LAYERS = {
         "nn.functional",
         "nn._convolution",
         "nn._recurrent",
+        "nn._attention",
         "nn.init",
         "nn.modules",
         "nn.utils",

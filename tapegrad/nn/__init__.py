@@ -1,6 +1,7 @@
 """``tapegrad.nn``: modules, functional forms and initialisers with PyTorch's names."""
 
 from . import functional, init, utils
+from ._attention import MultiheadAttention
 from ._recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .modules import (
     ELU,
@@ -57,5 +58,5 @@ __all__ = [
     "SiLU", "LeakyReLU", "ELU", "Softmax", "Softmin", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
     "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "L1Loss", "HuberLoss",
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm", "LazyConv2d",
-    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention",
 ]  # fmt: skip

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .. import _factories
+from .. import _dtypes, _factories, _views
 from .._grad_mode import active_recording, refuses_gradient
 from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
@@ -782,3 +782,319 @@ def _constant_pad(x: Tensor, dim: int, left: int, right: int, value) -> Tensor:
     if not left and not right:
         return x
     return cat([*block(left), x, *block(right)], dim)
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """``softmax(query @ key^T * scale + mask) @ value``; follows
+    ``torch.nn.functional.scaled_dot_product_attention`` (its math backend, recorded op by op).
+
+    Shapes: ``query`` (..., L, E), ``key`` (..., S, E), ``value`` (..., S, Ev), one float dtype;
+    the leading dimensions broadcast, and with ``enable_gqa`` the heads (dimension -3) of
+    ``key`` and ``value`` repeat to ``query``'s. Result (..., L, Ev), of ``query``'s dtype.
+    ``attn_mask`` broadcasts to (..., L, S) without growing it: bool (True: the key takes part)
+    or float (added: float32 or ``query``'s dtype, may require grad). ``is_causal``: query i
+    attends to keys 0..i (the lower triangle from the top left). ``scale``: 1/sqrt(E) by
+    default. A query every key is masked from gets zeros and a zero gradient, as PyTorch's (its
+    safe softmax), not NaN. ``dropout_p``: attention weights dropped, always (PyTorch's callers
+    pass 0 when evaluating).
+
+    Raises ``RuntimeError`` with PyTorch's messages for inputs under 2-D, mixed or integer
+    dtypes, a mask of another dtype or that grows the scores, ``is_causal`` with a mask, heads
+    that do not divide, and ``dropout_p`` outside [0, 1]."""
+    if min(query.dim(), key.dim(), value.dim()) < 2:
+        raise RuntimeError(
+            "Expected query, key, and value to all be  at least 2 dimensional, but got query.dim: "
+            f"{query.dim()} key.dim: {key.dim()} and value.dim: {value.dim()} instead."
+        )
+    dtype = query.dtype
+    if key.dtype != dtype or value.dtype != dtype:
+        raise RuntimeError(
+            "Expected query, key, and value to have the same dtype, but got query.dtype: "
+            f"{dtype.c_name} key.dtype: {key.dtype.c_name} and value.dtype: {value.dtype.c_name} instead."
+        )
+    if not dtype.is_floating_point:
+        raise RuntimeError(f"expected scalar type Float but found {dtype.type_name}")
+    if attn_mask is not None and attn_mask.dtype not in (_dtypes.bool, _dtypes.float32, dtype):
+        raise RuntimeError(
+            "Expected attn_mask dtype to be bool or float or to match query dtype, but got attn_mask.dtype: "
+            f"{attn_mask.dtype.c_name} and  query.dtype: {dtype.c_name} instead."
+        )
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
+    if not 0 <= dropout_p <= 1:
+        raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {dropout_p}")
+    if enable_gqa and min(query.dim(), key.dim(), value.dim()) >= 3:
+        heads, key_heads, value_heads = query.shape[-3], key.shape[-3], value.shape[-3]
+        if heads % key_heads or heads % value_heads:
+            raise RuntimeError("Number of heads in key and value must divide the number of heads in query")
+        key = key.repeat_interleave(heads // key_heads, -3)
+        value = value.repeat_interleave(heads // value_heads, -3)
+    length, source = query.shape[-2], key.shape[-2]
+    scores = (query @ key.transpose(-2, -1)) * (1 / math.sqrt(query.shape[-1]) if scale is None else scale)
+    if is_causal:
+        attn_mask = _wrap(np.tril(np.ones((length, source), np.bool_)))
+    if attn_mask is None:
+        return _attend(_softmax(scores, -1), value, dropout_p)
+    grown = np.broadcast_shapes(tuple(scores.shape), tuple(attn_mask.shape))
+    if grown != tuple(scores.shape):
+        raise RuntimeError(f"output with shape {list(scores.shape)} doesn't match the broadcast shape {list(grown)}")
+    guard_reads("scaled_dot_product_attention()", attn_mask)  # read in numpy below
+    mask = attn_mask._data
+    if mask.dtype == np.bool_:  # a constant: -inf where the key takes no part
+        empty = ~mask.any(axis=-1, keepdims=True)
+        attn_mask = _wrap(np.where(mask, 0, -np.inf).astype(scores._data.dtype))
+    else:
+        empty = np.isneginf(mask).all(axis=-1, keepdims=True)
+    scores = scores + attn_mask
+    if not empty.any():
+        return _attend(_softmax(scores, -1), value, dropout_p)
+    # Queries that every key is masked from: a softmax of -inf alone is NaN, and so would be
+    # every gradient through it. PyTorch gives them zeros (its safe softmax).
+    empty = _wrap(empty)
+    return _attend(_softmax(scores.masked_fill(empty, 0.0), -1).masked_fill(empty, 0.0), value, dropout_p)
+
+
+def _attend(weights: Tensor, value: Tensor, dropout_p: float) -> Tensor:
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p, True)
+    return weights @ value
+
+
+def _canonical_mask(mask, name: str, other, other_name: str, dtype) -> Tensor | None:
+    """A bool mask as the float mask PyTorch's attention adds (-inf where True); a float one as
+    is. ``other``: the other mask given, whose type this one should share (a deprecation
+    warning otherwise, as PyTorch's ``_canonical_mask``)."""
+    if mask is None:
+        return None
+    if mask.dtype != _dtypes.bool and not mask.dtype.is_floating_point:
+        raise AssertionError(f"only bool and floating types of {name} are supported")
+    if other is not None and other.dtype != mask.dtype:
+        warnings.warn(
+            f"Support for mismatched {name} and {other_name} is deprecated. Use same type for both instead.",
+            stacklevel=3,
+        )
+    if mask.dtype != _dtypes.bool:
+        return mask
+    guard_reads(f"multi_head_attention_forward() of a bool {name}", mask)  # made a constant below
+    return _wrap(np.where(mask._data, -np.inf, 0).astype(dtype.numpy))
+
+
+def _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads: int) -> bool:
+    """Whether the input is batched, with PyTorch's ``AssertionError`` for shapes it refuses."""
+    batched = query.dim() == 3
+    if query.dim() not in (2, 3):
+        raise AssertionError(
+            f"query should be unbatched 2D or batched 3D tensor but received {query.dim()}-D query tensor"
+        )
+    kind = "batched (3-D)" if batched else "unbatched (2-D)"
+    if key.dim() != query.dim() or value.dim() != query.dim():
+        raise AssertionError(
+            f"For {kind} `query`, expected `key` and `value` to be {query.dim()}-D but found {key.dim()}-D and "
+            f"{value.dim()}-D tensors respectively"
+        )
+    if key_padding_mask is not None and key_padding_mask.dim() != query.dim() - 1:
+        raise AssertionError(
+            f"For {kind} `query`, expected `key_padding_mask` to be `None` or {query.dim() - 1}-D but found "
+            f"{key_padding_mask.dim()}-D tensor instead"
+        )
+    if attn_mask is not None:
+        if attn_mask.dim() not in (2, 3):
+            raise AssertionError(
+                f"For {kind} `query`, expected `attn_mask` to be `None`, 2-D or 3-D but found {attn_mask.dim()}-D "
+                "tensor instead"
+            )
+        expected = (num_heads, query.shape[0], key.shape[0])
+        if not batched and attn_mask.dim() == 3 and tuple(attn_mask.shape) != expected:
+            raise AssertionError(f"Expected `attn_mask` shape to be {expected} but got {attn_mask.shape!r}")
+    return batched
+
+
+def _in_projection_packed(q: Tensor, k: Tensor, v: Tensor, w: Tensor, b) -> tuple:
+    """``q @ w_q.T + b_q`` and so on, with ``w`` (3E, E) and ``b`` (3E,) packed in q, k, v order;
+    one product where query, key and value are one tensor (self-attention), as PyTorch's."""
+    embed = q.shape[-1]
+    if k is v and q is k:
+        projected = linear(q, w, b).unflatten(-1, (3, embed))
+        return projected[..., 0, :], projected[..., 1, :], projected[..., 2, :]
+    if k is v:
+        w_q, w_kv = w.split([embed, 2 * embed])
+        b_q, b_kv = (None, None) if b is None else b.split([embed, 2 * embed])
+        projected = linear(k, w_kv, b_kv).unflatten(-1, (2, embed))
+        return linear(q, w_q, b_q), projected[..., 0, :], projected[..., 1, :]
+    w_q, w_k, w_v = w.chunk(3)
+    b_q, b_k, b_v = (None, None, None) if b is None else b.chunk(3)
+    return linear(q, w_q, b_q), linear(k, w_k, b_k), linear(v, w_v, b_v)
+
+
+def multi_head_attention_forward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    embed_dim_to_check: int,
+    num_heads: int,
+    in_proj_weight,
+    in_proj_bias,
+    bias_k,
+    bias_v,
+    add_zero_attn: bool,
+    dropout_p: float,
+    out_proj_weight: Tensor,
+    out_proj_bias,
+    training: bool = True,
+    key_padding_mask=None,
+    need_weights: bool = True,
+    attn_mask=None,
+    use_separate_proj_weight: bool = False,
+    q_proj_weight=None,
+    k_proj_weight=None,
+    v_proj_weight=None,
+    static_k=None,
+    static_v=None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+) -> tuple:
+    """Multi-head attention with its projections: ``nn.MultiheadAttention``'s forward; follows
+    ``torch.nn.functional.multi_head_attention_forward``.
+
+    Shapes (sequence first): ``query`` (L, N, E) or unbatched (L, E); ``key`` (S, N, Ek) and
+    ``value`` (S, N, Ev) (Ek = Ev = E unless ``use_separate_proj_weight``). ``in_proj_weight``
+    (3E, E) and ``in_proj_bias`` (3E,) pack the q, k, v projections; ``bias_k``/``bias_v``
+    (1, 1, E) append a key and value; ``add_zero_attn`` appends a zero one;
+    ``key_padding_mask`` (N, S) and ``attn_mask`` (L, S) or (N * num_heads, L, S), bool (True:
+    not attended) or float (added). Returns ``(output (L, N, E), weights)``: the attention
+    weights, (N, L, S) averaged over heads or (N, num_heads, L, S), when ``need_weights``,
+    else None (then computed by ``scaled_dot_product_attention``, with ``is_causal``).
+    Dropout only when ``training``.
+
+    Raises ``AssertionError`` and ``RuntimeError`` with PyTorch's messages for shapes and masks it
+    refuses, and ``RuntimeError`` for ``is_causal`` without ``attn_mask``."""
+    batched = _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if not batched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    length, batch, embed = query.shape
+    source = key.shape[0]
+    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", attn_mask, "attn_mask", query.dtype)
+    if is_causal and attn_mask is None:
+        raise RuntimeError(
+            "Need attn_mask if specifying the is_causal hint. You may use the Transformer module method "
+            "`generate_square_subsequent_mask` to create this mask."
+        )
+    if is_causal and key_padding_mask is None and not need_weights:
+        attn_mask = None  # scaled_dot_product_attention's own causal mask
+    else:
+        attn_mask = _canonical_mask(attn_mask, "attn_mask", None, "", query.dtype)
+        if key_padding_mask is not None:
+            is_causal = False
+    if embed != embed_dim_to_check:
+        raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed}")
+    head_dim = embed // num_heads
+    if head_dim * num_heads != embed:
+        raise AssertionError(f"embed_dim {embed} not divisible by num_heads {num_heads}")
+    if use_separate_proj_weight:
+        if key.shape[:2] != value.shape[:2]:
+            raise AssertionError(
+                f"key's sequence and batch dims {key.shape[:2]} do not match value's {value.shape[:2]}"
+            )
+        b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
+        q, k, v = linear(query, q_proj_weight, b_q), linear(key, k_proj_weight, b_k), linear(value, v_proj_weight, b_v)
+    else:
+        if key.shape != value.shape:
+            raise AssertionError(f"key shape {key.shape} does not match value shape {value.shape}")
+        q, k, v = _in_projection_packed(query, key, value, in_proj_weight, in_proj_bias)
+    if attn_mask is not None:
+        expected = (length, source) if attn_mask.dim() == 2 else (batch * num_heads, length, source)
+        if attn_mask.dim() not in (2, 3):
+            raise RuntimeError(f"attn_mask's dimension {attn_mask.dim()} is not supported")
+        if tuple(attn_mask.shape) != expected:
+            raise RuntimeError(
+                f"The shape of the {attn_mask.dim()}D attn_mask is {attn_mask.shape!r}, but should be {expected}."
+            )
+        if attn_mask.dim() == 2:
+            attn_mask = attn_mask.unsqueeze(0)
+    if (bias_k is None) != (bias_v is None):
+        raise AssertionError(
+            "bias_k is set but bias_v is None" if bias_v is None else "bias_v is set but bias_k is None"
+        )
+    if bias_k is not None:
+        if static_k is not None or static_v is not None:
+            raise AssertionError(f"bias cannot be added to static {'key' if static_k is not None else 'value'}.")
+        k = _views.cat([k, bias_k.repeat(1, batch, 1)])
+        v = _views.cat([v, bias_v.repeat(1, batch, 1)])
+        attn_mask = None if attn_mask is None else pad(attn_mask, (0, 1))
+        key_padding_mask = None if key_padding_mask is None else pad(key_padding_mask, (0, 1))
+    q = q.reshape(length, batch * num_heads, head_dim).transpose(0, 1)
+    k = _heads(k, static_k, "static_k", batch * num_heads, head_dim)
+    v = _heads(v, static_v, "static_v", batch * num_heads, head_dim)
+    if add_zero_attn:
+        zeros = _wrap(np.zeros((batch * num_heads, 1, head_dim), k._data.dtype))
+        k, v = _views.cat([k, zeros], 1), _views.cat([v, zeros], 1)
+        attn_mask = None if attn_mask is None else pad(attn_mask, (0, 1))
+        key_padding_mask = None if key_padding_mask is None else pad(key_padding_mask, (0, 1))
+    source = k.shape[1]
+    if key_padding_mask is not None:
+        if key_padding_mask.shape[0] != batch:
+            raise AssertionError(
+                f"Expected key_padded_mask.shape[0] to be {batch}, but got {key_padding_mask.shape[0]}"
+            )
+        if key_padding_mask.shape[1] != source:
+            raise AssertionError(
+                f"Expected key_padded_mask.shape[1] to be {source}, but got {key_padding_mask.shape[1]}"
+            )
+        padding = key_padding_mask.reshape(batch, 1, 1, source).expand(-1, num_heads, -1, -1)
+        padding = padding.reshape(batch * num_heads, 1, source)
+        attn_mask = padding if attn_mask is None else attn_mask + padding
+    if not training:
+        dropout_p = 0.0
+    if need_weights:
+        scores = (q * math.sqrt(1.0 / head_dim)) @ k.transpose(-2, -1)
+        if attn_mask is not None:
+            scores = attn_mask + scores  # (torch.baddbmm)
+        weights = _softmax(scores, -1)
+        if dropout_p > 0.0:
+            weights = dropout(weights, dropout_p)
+        out = (weights @ v).transpose(0, 1).reshape(length * batch, embed)
+        out = linear(out, out_proj_weight, out_proj_bias).reshape(length, batch, -1)
+        weights = weights.reshape(batch, num_heads, length, source)
+        if average_attn_weights:
+            weights = weights.mean(dim=1)
+        if not batched:
+            out, weights = out.squeeze(1), weights.squeeze(0)
+        return out, weights
+    if attn_mask is not None:
+        if attn_mask.shape[0] == 1 and attn_mask.dim() == 3:
+            attn_mask = attn_mask.unsqueeze(0)
+        else:
+            attn_mask = attn_mask.reshape(batch, num_heads, -1, source)
+    out = scaled_dot_product_attention(
+        q.reshape(batch, num_heads, length, head_dim),
+        k.reshape(batch, num_heads, source, head_dim),
+        v.reshape(batch, num_heads, source, head_dim),
+        attn_mask,
+        dropout_p,
+        is_causal,
+    )
+    out = out.permute(2, 0, 1, 3).reshape(batch * length, embed)
+    out = linear(out, out_proj_weight, out_proj_bias).reshape(length, batch, -1)
+    return (out if batched else out.squeeze(1)), None
+
+
+def _heads(x: Tensor, static, name: str, heads: int, head_dim: int) -> Tensor:
+    """Keys or values as (N * num_heads, S, head_dim), or ``static`` ones given so."""
+    if static is None:
+        return x.reshape(x.shape[0], heads, head_dim).transpose(0, 1)
+    if static.shape[0] != heads:
+        raise AssertionError(f"expecting {name}.size(0) of {heads}, but got {static.shape[0]}")
+    if static.shape[2] != head_dim:
+        raise AssertionError(f"expecting {name}.size(2) of {head_dim}, but got {static.shape[2]}")
+    return static
