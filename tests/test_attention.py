@@ -255,3 +255,96 @@ def test_gradients_match_central_differences():
     mha = tg.nn.MultiheadAttention(4, 2, dtype=tg.float64, add_zero_attn=True)
     x = tg.tensor(rng.standard_normal((3, 2, 4)), requires_grad=True)
     assert tg.autograd.gradcheck(lambda x: mha(x, x, x)[0], (x,))
+
+
+# -- Transformer layers -----------------------------------------------------------------------
+
+
+def _state(module, m):
+    return {name: m.tensor(value.detach().numpy().copy()) for name, value in module.state_dict().items()}
+
+
+TRANSFORMER_CASES = {
+    "encoder layer": ("encoder_layer", {}, {}),
+    "encoder layer, norm_first, gelu, batch_first": (
+        "encoder_layer",
+        {"norm_first": True, "activation": "gelu", "batch_first": True},
+        {},
+    ),
+    "encoder layer, both masks": ("encoder_layer", {}, {"src_mask": "causal", "src_key_padding_mask": True}),
+    "encoder of two layers and a norm, causal mask detected": ("encoder", {}, {"mask": "causal"}),
+    "decoder layer": ("decoder_layer", {}, {"tgt_mask": "causal", "memory_key_padding_mask": True}),
+    "transformer": ("transformer", {}, {"tgt_mask": "causal", "src_key_padding_mask": True}),
+    "transformer, batch_first, norm_first": ("transformer", {"batch_first": True, "norm_first": True}, {}),
+}
+
+
+def _transformer(m, kind, options):
+    layer = {"d_model": 8, "nhead": 2, "dim_feedforward": 12, "dropout": 0.0, "dtype": m.float64, **options}
+    nn = m.nn
+    if kind == "encoder_layer":
+        return nn.TransformerEncoderLayer(**layer)
+    if kind == "decoder_layer":
+        return nn.TransformerDecoderLayer(**layer)
+    if kind == "encoder":
+        return nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), 2, nn.LayerNorm(8, dtype=m.float64))
+    return nn.Transformer(num_encoder_layers=2, num_decoder_layers=2, **layer)
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True", "ignore:Support for mismatched")
+@pytest.mark.parametrize("name", list(TRANSFORMER_CASES))
+def test_transformer_layers_match_pytorch(name):
+    torch = pytest.importorskip("torch")
+    kind, options, masks = TRANSFORMER_CASES[name]
+    torch.manual_seed(0)
+    theirs = _transformer(torch, kind, options)
+    ours = _transformer(tg, kind, options)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert str(ours) == str(theirs)
+    ours.load_state_dict(_state(theirs, tg))
+    first = options.get("batch_first", False)
+    batch, source, target = 3, 5, 4
+    src = rng.standard_normal((batch, source, 8) if first else (source, batch, 8))
+    tgt = rng.standard_normal((batch, target, 8) if first else (target, batch, 8))
+    padding = np.zeros((batch, source), bool)
+    padding[1, -2:] = True
+    results = []
+    for m, module in ((tg, ours), (torch, theirs)):
+        x = m.tensor(src, requires_grad=True)
+        kwargs = {}
+        for mask_name, mask in masks.items():
+            if mask == "causal":
+                size = target if mask_name == "tgt_mask" or kind == "decoder_layer" else source
+                kwargs[mask_name] = m.nn.Transformer.generate_square_subsequent_mask(size, dtype=m.float64)
+            else:
+                kwargs[mask_name] = m.tensor(padding)
+        if kind in ("decoder_layer", "transformer"):
+            y = m.tensor(tgt, requires_grad=True)
+            out = module(x, y, **kwargs) if kind == "transformer" else module(y, x, **kwargs)
+            inputs = (x, y)
+        else:
+            out = module(x, **kwargs)
+            inputs = (x,)
+        (out * m.tensor(np.linspace(-1, 1, out.numel()).reshape(tuple(out.shape)))).sum().backward()
+        results.append(
+            [out.detach().numpy()]
+            + [i.grad.numpy() for i in inputs]
+            + [p.grad.numpy() for _, p in module.named_parameters()]
+        )
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-11)
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+def test_transformer_errors_and_warning():
+    with pytest.raises(RuntimeError, match="activation should be relu/gelu, not tanh"):
+        tg.nn.TransformerEncoderLayer(8, 2, activation="tanh")
+    with pytest.warns(UserWarning, match="enable_nested_tensor is True, but self.use_nested_tensor is False because"):
+        tg.nn.TransformerEncoder(tg.nn.TransformerEncoderLayer(8, 2), 1)
+    model = tg.nn.Transformer(d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=8)
+    with pytest.raises(RuntimeError, match="the batch number of src and tgt must be equal"):
+        model(tg.randn(5, 2, 8), tg.randn(4, 3, 8))
+    with pytest.raises(RuntimeError, match="the feature number of src and tgt must be equal to d_model"):
+        model(tg.randn(5, 2, 8), tg.randn(4, 2, 6))
+    mask = tg.nn.Transformer.generate_square_subsequent_mask(3)
+    np.testing.assert_array_equal(mask.numpy(), np.triu(np.full((3, 3), -np.inf, np.float32), 1))

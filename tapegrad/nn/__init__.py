@@ -1,7 +1,14 @@
 """``tapegrad.nn``: modules, functional forms and initialisers with PyTorch's names."""
 
 from . import functional, init, utils
-from ._attention import MultiheadAttention
+from ._attention import (
+    MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from ._recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .modules import (
     ELU,
@@ -59,4 +66,5 @@ __all__ = [
     "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "L1Loss", "HuberLoss",
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm", "LazyConv2d",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention",
+    "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer",
 ]  # fmt: skip
