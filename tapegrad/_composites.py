@@ -500,9 +500,12 @@ def _view_in_place(method: str, grad_fn):
 
     def in_place(self, *args, **kwargs):
         view = getattr(Tensor, method[:-1])
-        with no_grad():  # the arguments' errors first, with nothing changed or recorded
-            view(self, *args, **kwargs)
-        _check_in_place(self)
+        try:
+            with no_grad():  # the arguments' errors first, with nothing changed or recorded
+                view(self, *args, **kwargs)
+        except RuntimeError as error:  # "t_() expects...", as PyTorch names the method
+            raise RuntimeError(str(error).replace(f"{method[:-1]}()", f"{method}()", 1)) from None
+        _check_in_place(self, writes=False)
         if self._tape is not None and self._requires_grad and not _grad_state.enabled:
             raise RuntimeError(
                 f"{method}() of a tensor with a grad_fn under no_grad is not supported: its backward would "

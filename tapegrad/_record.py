@@ -936,12 +936,18 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
         recording.shared.wrote(tensor)
 
 
-def _check_in_place(tensor: Tensor) -> None:
+def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     """Raise, before anything is written, for an in-place change PyTorch refuses, or one that a
     recording (``tapegrad.record``) cannot follow (``_shared_storage``): checked after the write,
-    a refused recording left the change made, and ``vmap``'s eager fallback made it again."""
+    a refused recording left the change made, and ``vmap``'s eager fallback made it again.
+    ``writes`` False: a change of shape and strides alone (``t_``), which an expanded tensor
+    allows."""
     data = tensor._data
-    if not data.flags.writeable and any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape)):
+    if (
+        writes
+        and not data.flags.writeable
+        and any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape))
+    ):
         raise RuntimeError(  # an expand (numpy's broadcast_to: read-only); PyTorch refuses it too
             "unsupported operation: more than one element of the written-to tensor refers to a single memory "
             "location. Please clone() the tensor before performing the operation."

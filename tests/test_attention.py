@@ -348,3 +348,46 @@ def test_transformer_errors_and_warning():
         model(tg.randn(5, 2, 8), tg.randn(4, 2, 6))
     mask = tg.nn.Transformer.generate_square_subsequent_mask(3)
     np.testing.assert_array_equal(mask.numpy(), np.triu(np.full((3, 3), -np.inf, np.float32), 1))
+
+
+def test_a_learned_float_mask_replays_at_new_values():
+    """A replay guards where a float mask is -inf (rows all masked), not its finite values: a
+    learned bias (T5's, ALiBi's) changes at every step."""
+
+    def f(q, bias):
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=bias).sum()
+
+    q0, bias0 = rng.standard_normal((2, 4, 3)), rng.standard_normal((4, 4))
+    bias0[1, 2] = -np.inf
+    tape = tg.record(f, q0, bias0)
+    bias1 = rng.standard_normal((4, 4))
+    bias1[1, 2] = -np.inf
+    value, (grad_q, grad_bias) = tape.value_and_grad(q0, bias1, argnums=(0, 1))
+    q, bias = tg.tensor(q0, requires_grad=True), tg.tensor(bias1, requires_grad=True)
+    f(q, bias).backward()
+    np.testing.assert_allclose(value, f(tg.tensor(q0), tg.tensor(bias1)).item(), rtol=1e-12)
+    np.testing.assert_allclose(grad_q, q.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(grad_bias, bias.grad.numpy(), rtol=1e-10, atol=1e-15)
+    bias2 = bias1.copy()
+    bias2[3] = -np.inf  # a row every key is masked from: another branch
+    with pytest.raises(tg.GuardError):
+        tape.value_and_grad(q0, bias2)
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_empty_batch_and_empty_target(need_weights):
+    mha = tg.nn.MultiheadAttention(6, 2)
+    out, _ = mha(tg.randn(4, 0, 6), tg.randn(5, 0, 6), tg.randn(5, 0, 6), need_weights=need_weights)
+    assert out.shape == (4, 0, 6)
+    out, _ = mha(tg.randn(0, 2, 6), tg.randn(5, 2, 6), tg.randn(5, 2, 6), need_weights=need_weights)
+    assert out.shape == (0, 2, 6)
+
+
+def test_sdpa_argument_errors():
+    q = tg.randn(2, 4, 6)
+    with pytest.raises(TypeError, match="argument 'attn_mask' must be Tensor, not numpy.ndarray"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=np.ones((4, 4), bool))
+    with pytest.raises(TypeError, match=r"argument 'query' \(position 1\) must be Tensor, not list"):
+        F.scaled_dot_product_attention([1.0], q, q)
+    with pytest.raises(RuntimeError, match="The size of tensor a \\(4\\) must match the size of tensor b \\(5\\)"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=tg.zeros(4, 5))

@@ -154,3 +154,17 @@ def test_replay_follows_the_view():
     value, (grad,) = tape.value_and_grad(x2)
     np.testing.assert_allclose(value, (2 * x2.T * W).sum())
     np.testing.assert_allclose(grad, 2 * W.T)
+
+
+def test_an_expanded_tensor_changes_shape_in_place():
+    """Only shape and strides change: allowed on an expand, which no write may touch."""
+    x = tg.ones(3, 1).expand(3, 4)
+    assert x.t_().shape == (4, 3)
+    assert x.unsqueeze_(0).shape == (1, 4, 3)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        x.add_(1)
+
+
+def test_errors_name_the_in_place_method():
+    with pytest.raises(RuntimeError, match=r"^t_\(\) expects a tensor with <= 2 dimensions, but self is 3D"):
+        (tg.ones(2, 1, 3, requires_grad=True) * 2).t_()

@@ -10,7 +10,7 @@ import numpy as np
 from .. import _dtypes, _factories, _views
 from .._grad_mode import active_recording, refuses_gradient
 from .._indexing import gather_rows, pick
-from .._record import _SCALAR_OPS, _scalar, name_node, record
+from .._record import _SCALAR_OPS, _scalar, broadcast_error, name_node, record
 from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import nll_targets as _nll_targets
@@ -810,6 +810,16 @@ def scaled_dot_product_attention(
     Raises ``RuntimeError`` with PyTorch's messages for inputs under 2-D, mixed or integer
     dtypes, a mask of another dtype or that grows the scores, ``is_causal`` with a mask, heads
     that do not divide, and ``dropout_p`` outside [0, 1]."""
+    for position, (name, argument) in enumerate((("query", query), ("key", key), ("value", value)), 1):
+        if not isinstance(argument, Tensor):
+            raise TypeError(
+                f"scaled_dot_product_attention(): argument '{name}' (position {position}) must be Tensor, not "
+                f"{_type_name(argument)}"
+            )
+    if attn_mask is not None and not isinstance(attn_mask, Tensor):
+        raise TypeError(
+            f"scaled_dot_product_attention(): argument 'attn_mask' must be Tensor, not {_type_name(attn_mask)}"
+        )
     if min(query.dim(), key.dim(), value.dim()) < 2:
         raise RuntimeError(
             "Expected query, key, and value to all be  at least 2 dimensional, but got query.dim: "
@@ -844,16 +854,19 @@ def scaled_dot_product_attention(
         attn_mask = _wrap(np.tril(np.ones((length, source), np.bool_)))
     if attn_mask is None:
         return _attend(_softmax(scores, -1), value, dropout_p)
-    grown = np.broadcast_shapes(tuple(scores.shape), tuple(attn_mask.shape))
+    try:
+        grown = np.broadcast_shapes(tuple(scores.shape), tuple(attn_mask.shape))
+    except ValueError:
+        raise broadcast_error(tuple(scores.shape), tuple(attn_mask.shape)) from None
     if grown != tuple(scores.shape):
         raise RuntimeError(f"output with shape {list(scores.shape)} doesn't match the broadcast shape {list(grown)}")
-    guard_reads("scaled_dot_product_attention()", attn_mask)  # read in numpy below
-    mask = attn_mask._data
-    if mask.dtype == np.bool_:  # a constant: -inf where the key takes no part
+    if attn_mask.dtype == _dtypes.bool:  # a constant: -inf where the key takes no part
+        guard_reads("scaled_dot_product_attention()", attn_mask)  # (read in numpy)
+        mask = attn_mask._data
         empty = ~mask.any(axis=-1, keepdims=True)
         attn_mask = _wrap(np.where(mask, 0, -np.inf).astype(scores._data.dtype))
-    else:
-        empty = np.isneginf(mask).all(axis=-1, keepdims=True)
+    else:  # the rows all -inf, as an op: a replay guards where the -inf are, not every value
+        empty = (attn_mask == -math.inf).all(-1, keepdim=True)._data
     scores = scores + attn_mask
     if not empty.any():
         return _attend(_softmax(scores, -1), value, dropout_p)
@@ -861,6 +874,12 @@ def scaled_dot_product_attention(
     # every gradient through it. PyTorch gives them zeros (its safe softmax).
     empty = _wrap(empty)
     return _attend(_softmax(scores.masked_fill(empty, 0.0), -1).masked_fill(empty, 0.0), value, dropout_p)
+
+
+def _type_name(value) -> str:
+    """A type as PyTorch's argument errors name it: ``numpy.ndarray``, ``list``."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
 
 
 def _attend(weights: Tensor, value: Tensor, dropout_p: float) -> Tensor:
@@ -1064,7 +1083,7 @@ def multi_head_attention_forward(
         if dropout_p > 0.0:
             weights = dropout(weights, dropout_p)
         out = (weights @ v).transpose(0, 1).reshape(length * batch, embed)
-        out = linear(out, out_proj_weight, out_proj_bias).reshape(length, batch, -1)
+        out = linear(out, out_proj_weight, out_proj_bias).reshape(length, batch, out_proj_weight.shape[0])
         weights = weights.reshape(batch, num_heads, length, source)
         if average_attn_weights:
             weights = weights.mean(dim=1)
@@ -1085,7 +1104,7 @@ def multi_head_attention_forward(
         is_causal,
     )
     out = out.permute(2, 0, 1, 3).reshape(batch * length, embed)
-    out = linear(out, out_proj_weight, out_proj_bias).reshape(length, batch, -1)
+    out = linear(out, out_proj_weight, out_proj_bias).reshape(length, batch, out_proj_weight.shape[0])
     return (out if batched else out.squeeze(1)), None
 
 
