@@ -10,7 +10,8 @@ import numpy as np
 from .. import _dtypes, _factories, _views
 from .._grad_mode import active_recording, refuses_gradient
 from .._indexing import gather_rows, pick
-from .._record import _SCALAR_OPS, _scalar, broadcast_error, name_node, record
+from .._record import _SCALAR_OPS, _scalar, name_node, record
+from .._record import broadcast_error as _broadcast_error
 from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import nll_targets as _nll_targets
@@ -857,7 +858,7 @@ def scaled_dot_product_attention(
     try:
         grown = np.broadcast_shapes(tuple(scores.shape), tuple(attn_mask.shape))
     except ValueError:
-        raise broadcast_error(tuple(scores.shape), tuple(attn_mask.shape)) from None
+        raise _broadcast_error(tuple(scores.shape), tuple(attn_mask.shape)) from None
     if grown != tuple(scores.shape):
         raise RuntimeError(f"output with shape {list(scores.shape)} doesn't match the broadcast shape {list(grown)}")
     if attn_mask.dtype == _dtypes.bool:  # a constant: -inf where the key takes no part
