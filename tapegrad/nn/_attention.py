@@ -201,17 +201,13 @@ def _sequence_length(x: Tensor, batch_first: bool) -> int:
     return x.shape[0] if x.dim() == 2 else x.shape[1 if batch_first else 0]
 
 
-class TransformerEncoderLayer(Module):
-    """Self-attention and a feed-forward block, each with a residual connection and a layer
-    norm (after it, or before with ``norm_first``); follows ``torch.nn.TransformerEncoderLayer``
-    (its parameters, their names and initialisation: ``self_attn``, ``linear1``, ``linear2``,
-    ``norm1``, ``norm2``).
+class _TransformerLayer(Module):
+    """What the encoder and decoder layers share: their arguments, their modules (registered in
+    PyTorch's order, which ``repr`` and ``named_parameters`` show), the self-attention block and
+    the feed-forward block. ``_blocks``: the residual blocks, each with its norm and dropout (the
+    decoder's second attends to the encoder's memory)."""
 
-    ``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``: ``src``
-    (S, N, d_model), (N, S, d_model) with ``batch_first``, or unbatched (S, d_model); masks as
-    ``MultiheadAttention``'s. Dropout in training mode only. PyTorch's inference fast path (which
-    gives zeros at padded positions) is not followed: padded positions hold values computed as
-    in training mode."""
+    _blocks = 2
 
     def __init__(
         self,
@@ -228,18 +224,47 @@ class TransformerEncoderLayer(Module):
         dtype=None,
     ):
         super().__init__()
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
-        )
+        blocks = self._blocks
+        for name in ("self_attn", "multihead_attn")[: blocks - 1]:
+            attention = MultiheadAttention(
+                d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+            )
+            setattr(self, name, attention)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
         self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
+        for index in range(1, blocks + 1):
+            setattr(self, f"norm{index}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+        for index in range(1, blocks + 1):
+            setattr(self, f"dropout{index}", Dropout(dropout))
         self.activation = _activation(activation)
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
+        x = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+        )[0]
+        return self.dropout1(x)
+
+    def _ff_block(self, x: Tensor) -> Tensor:
+        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return getattr(self, f"dropout{self._blocks}")(x)
+
+
+class TransformerEncoderLayer(_TransformerLayer):
+    """Self-attention and a feed-forward block, each with a residual connection and a layer
+    norm (after it, or before with ``norm_first``); follows ``torch.nn.TransformerEncoderLayer``
+    (its parameters, their names and initialisation: ``self_attn``, ``linear1``, ``linear2``,
+    ``norm1``, ``norm2``).
+
+    ``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``: ``src``
+    (S, N, d_model), (N, S, d_model) with ``batch_first``, or unbatched (S, d_model); masks as
+    ``MultiheadAttention``'s. Dropout in training mode only. PyTorch's inference fast path (which
+    gives zeros at padded positions) is not followed: padded positions hold values computed as
+    in training mode."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.activation_relu_or_gelu = _relu_or_gelu(self.activation)
 
     def forward(self, src: Tensor, src_mask=None, src_key_padding_mask=None, is_causal: bool = False) -> Tensor:
@@ -254,17 +279,8 @@ class TransformerEncoderLayer(Module):
         x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
         return self.norm2(x + self._ff_block(x))
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
-        )[0]
-        return self.dropout1(x)
 
-    def _ff_block(self, x: Tensor) -> Tensor:
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
-
-
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention, attention to the encoder's ``memory`` and a feed-forward block, each
     with a residual connection and a layer norm; follows ``torch.nn.TransformerDecoderLayer``
     (``self_attn``, ``multihead_attn``, ``linear1``, ``linear2``, ``norm1``-``norm3``).
@@ -273,38 +289,7 @@ class TransformerDecoderLayer(Module):
     memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False)``: ``tgt``
     (T, N, d_model) and ``memory`` (S, N, d_model), batch first with ``batch_first``."""
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation="relu",
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__()
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, batch_first=batch_first, bias=bias, dtype=dtype
-        )
-        self.multihead_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, batch_first=batch_first, bias=bias, dtype=dtype
-        )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation)
+    _blocks = 3
 
     def forward(
         self,
@@ -326,12 +311,6 @@ class TransformerDecoderLayer(Module):
         x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
         return self.norm3(x + self._ff_block(x))
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, is_causal=is_causal, need_weights=False
-        )[0]
-        return self.dropout1(x)
-
     def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal) -> Tensor:
         x = self.multihead_attn(
             x,
@@ -343,9 +322,6 @@ class TransformerDecoderLayer(Module):
             need_weights=False,
         )[0]
         return self.dropout2(x)
-
-    def _ff_block(self, x: Tensor) -> Tensor:
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
 class TransformerEncoder(Module):
