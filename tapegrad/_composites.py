@@ -488,6 +488,115 @@ def _bernoulli_method(self, p=None, *, generator=None) -> Tensor:
     return bernoulli(self, p, generator=generator)
 
 
+def select(input: Tensor, dim: int, index: int) -> Tensor:  # noqa: A002
+    """The slice at ``index`` along ``dim``, that dimension removed (a view); follows
+    ``torch.select``. Raises ``IndexError`` with PyTorch's messages for ``dim`` or ``index`` out
+    of range."""
+    ndim = input._data.ndim
+    dim = _normalize_dim(dim, ndim)
+    extent = input._data.shape[dim]
+    if not -extent <= index < extent:
+        raise IndexError(
+            f"select(): index {index} out of range for tensor of size {list(input._data.shape)} at dimension {dim}"
+        )
+    return input[(slice(None),) * dim + (index,)]
+
+
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:  # noqa: A002
+    """``length`` elements from ``start`` along ``dim`` (a view); follows ``torch.narrow``.
+    Raises PyTorch's ``IndexError`` for ``start`` out of range and ``RuntimeError`` for a
+    negative ``length`` or one past the end."""
+    ndim = input._data.ndim
+    dim = _normalize_dim(dim, ndim)
+    extent = input._data.shape[dim]
+    if not -extent <= start <= extent:
+        raise IndexError(f"start out of range (expected to be in range of [{-extent}, {extent}], but got {start})")
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    start = start % extent if start < 0 else start
+    if start + length > extent:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({extent}).")
+    return input[(slice(None),) * dim + (slice(start, start + length),)]
+
+
+def broadcast_to(input: Tensor, size) -> Tensor:  # noqa: A002
+    """``input`` broadcast to ``size`` (a view, -1 keeping a size); follows ``torch.broadcast_to``."""
+    return expand(input, tuple(size))
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
+    """``beta * input + alpha * (mat1 @ mat2)``, ``input`` broadcast to (n, p); follows
+    ``torch.addmm`` (with ``beta`` 0, ``input`` is ignored: its NaN and inf do not propagate, and
+    it gets no gradient, where PyTorch's is zeros).
+    Raises PyTorch's ``RuntimeError`` for shapes that do not multiply."""
+    if mat1.dim() != 2 or mat2.dim() != 2:
+        raise RuntimeError(
+            f"mat1 must be a matrix, got {mat1.dim()}-D tensor"
+            if mat1.dim() != 2
+            else f"mat2 must be a matrix, got {mat2.dim()}-D tensor"
+        )
+    if mat1.shape[1] != mat2.shape[0]:
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
+            f"{mat2.shape[0]}x{mat2.shape[1]})"
+        )
+    product = mat1 @ mat2 if alpha == 1 else (mat1 @ mat2) * alpha
+    if beta == 0:
+        return product
+    return name_node((input if beta == 1 else input * beta) + product, "AddmmBackward0")
+
+
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:  # noqa: A002
+    """``input + value * tensor1 * tensor2``, broadcast; follows ``torch.addcmul``."""
+    product = tensor1 * tensor2
+    return name_node(input + (product if value == 1 else product * value), "AddcmulBackward0")
+
+
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:  # noqa: A002
+    """``input + value * tensor1 / tensor2``, broadcast; follows ``torch.addcdiv``."""
+    quotient = tensor1 / tensor2
+    return name_node(input + (quotient if value == 1 else quotient * value), "AddcdivBackward0")
+
+
+def lerp(input: Tensor, end: Tensor, weight) -> Tensor:  # noqa: A002
+    """``input + weight * (end - input)``, ``weight`` a number or a tensor; follows
+    ``torch.lerp``. Raises PyTorch's ``RuntimeError`` for a ``weight`` tensor of another dtype."""
+    if isinstance(weight, Tensor) and weight.dtype != input.dtype:
+        raise RuntimeError(f"expected dtype {input.dtype.c_name} for `weight` but got dtype {weight.dtype.c_name}")
+    return name_node(
+        input + weight * (end - input), "LerpBackward0" if not isinstance(weight, Tensor) else "LerpBackward1"
+    )
+
+
+def trace(input: Tensor) -> Tensor:  # noqa: A002
+    """The sum of the main diagonal of a matrix; follows ``torch.trace``. Raises PyTorch's
+    ``RuntimeError`` for another number of dimensions."""
+    if input.dim() != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.dim()}")
+    return name_node(_diagonal(input).sum(), "TraceBackward0")
+
+
+def mv(input: Tensor, vec: Tensor) -> Tensor:  # noqa: A002
+    """Matrix (n, m) times vector (m,): (n,); follows ``torch.mv``. Raises PyTorch's
+    ``RuntimeError`` for other dimensions or sizes."""
+    if input.dim() != 2 or vec.dim() != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.dim()}, {vec.dim()}")
+    if input.shape[1] != vec.shape[0]:
+        raise RuntimeError(
+            f"size mismatch, got input ({input.shape[0]}), mat ({input.shape[0]}x{input.shape[1]}), vec ({vec.shape[0]})"
+        )
+    return input @ vec
+
+
+def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """``log(exp(input) + exp(other))`` without overflow, broadcast; follows ``torch.logaddexp``."""
+    top = _wrap(np.maximum(input._data, other._data))  # a constant: the gradient needs no part of it
+    finite = np.isfinite(top._data)
+    if not finite.all():  # both -inf (or an inf): shift by 0 there, as -inf - -inf is NaN
+        top = _wrap(np.where(finite, top._data, 0).astype(top._data.dtype))
+    return ((input - top).exp() + (other - top).exp()).log() + top
+
+
 def _view_in_place(method: str, grad_fn):
     """``x.t_()`` and the other in-place views, following PyTorch's: ``x`` becomes ``x.t()``
     (the same storage, another shape and strides), recorded as that view, and its version counts
@@ -576,6 +685,16 @@ install(
         "bernoulli": _bernoulli_method,
         "uniform_": _uniform_,
         "normal_": _normal_,
+        "select": select,
+        "narrow": narrow,
+        "broadcast_to": broadcast_to,
+        "addmm": lambda self, mat1, mat2, *, beta=1, alpha=1: addmm(self, mat1, mat2, beta=beta, alpha=alpha),
+        "addcmul": lambda self, tensor1, tensor2, *, value=1: addcmul(self, tensor1, tensor2, value=value),
+        "addcdiv": lambda self, tensor1, tensor2, *, value=1: addcdiv(self, tensor1, tensor2, value=value),
+        "lerp": lerp,
+        "trace": trace,
+        "mv": mv,
+        "logaddexp": logaddexp,
         "unsqueeze_": _view_in_place("unsqueeze_", lambda *args, **kwargs: "UnsqueezeBackward1"),
         "squeeze_": _view_in_place("squeeze_", _squeeze_name),
         "t_": _view_in_place("t_", lambda: "TBackward1"),
@@ -590,6 +709,7 @@ install(
 )
 
 __all__ = [
+    "select", "narrow", "broadcast_to", "addmm", "addcmul", "addcdiv", "lerp", "trace", "mv", "logaddexp",
     "argsort", "bernoulli", "ceil", "column_stack", "cross", "diag", "dist", "hstack", "is_floating_point",
     "masked_select", "meshgrid", "movedim", "nonzero", "promote_types", "repeat_interleave", "roll", "scatter",
     "searchsorted", "sort", "stack", "std_mean", "swapaxes", "swapdims", "tile", "topk", "tril", "triu", "unique",
