@@ -589,12 +589,12 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:  # noqa: A002
 
 
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
-    """``log(exp(input) + exp(other))`` without overflow, broadcast; follows ``torch.logaddexp``."""
-    top = _wrap(np.maximum(input._data, other._data))  # a constant: the gradient needs no part of it
-    finite = np.isfinite(top._data)
-    if not finite.all():  # both -inf (or an inf): shift by 0 there, as -inf - -inf is NaN
-        top = _wrap(np.where(finite, top._data, 0).astype(top._data.dtype))
-    return ((input - top).exp() + (other - top).exp()).log() + top
+    """``log(exp(input) + exp(other))`` without overflow, broadcast: the larger plus
+    ``log1p(exp(-|input - other|))``, in recorded ops only, so that a replay computes it anew at
+    other inputs; follows ``torch.logaddexp``."""
+    # Equal inputs (two equal infinities too) differ by 0, not by inf - inf
+    difference = where(input == other, 0.0, input - other)
+    return input.maximum(other) + (-difference.abs()).exp().log1p()
 
 
 def _view_in_place(method: str, grad_fn):
