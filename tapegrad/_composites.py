@@ -599,13 +599,14 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
 
 def _view_in_place(method: str, grad_fn):
     """``x.t_()`` and the other in-place views, following PyTorch's: ``x`` becomes ``x.t()``
-    (the same storage, another shape and strides), recorded as that view, and its version counts
-    one change, so that a backward through an op that saved ``x`` before fails as PyTorch's
-    does. ``grad_fn(*args)``: the node name PyTorch shows after the change ("TBackward1").
+        (the same storage, another shape and strides), recorded as that view, and its version counts
+        one change, so that a backward through an op that saved ``x`` before fails as PyTorch's
+        does. ``grad_fn``: the node name PyTorch shows after the change ("TBackward1"), or a
+    function of the arguments giving it.
 
-    Raises ``RuntimeError`` as PyTorch does for a leaf that requires grad, or a view of one,
-    in grad mode; and under ``no_grad`` for a tensor with a ``grad_fn``, whose backward would
-    read the old shape (PyTorch's backward then fails with "returned an invalid gradient")."""
+        Raises ``RuntimeError`` as PyTorch does for a leaf that requires grad, or a view of one,
+        in grad mode; and under ``no_grad`` for a tensor with a ``grad_fn``, whose backward would
+        read the old shape (PyTorch's backward then fails with "returned an invalid gradient")."""
 
     def in_place(self, *args, **kwargs):
         view = getattr(Tensor, method[:-1])
@@ -620,13 +621,14 @@ def _view_in_place(method: str, grad_fn):
                 f"{method}() of a tensor with a grad_fn under no_grad is not supported: its backward would "
                 f"read the shape it had before (use x = x.{method[:-1]}(...) instead)"
             )
-        _bump_version(self, grad_fn(*args, **kwargs).replace("Backward", ""))  # "T1", as PyTorch's message says
+        name = grad_fn if isinstance(grad_fn, str) else grad_fn(*args, **kwargs)
+        _bump_version(self, name.replace("Backward", ""))  # "T1", as PyTorch's message says
         result = view(self, *args, **kwargs)
         self._data = result._data
         if result._tape is not None:
             self._tape, self._row, self._grad_fn = result._tape, result._row, None
             self._tape.hold(self._row, self)
-            name_node(self, grad_fn(*args, **kwargs))
+            name_node(self, name)
         if self._base is not None:  # a view stays a view of its root, as seen now
             self._seen_version = result._seen_version
         return self
@@ -637,16 +639,9 @@ def _view_in_place(method: str, grad_fn):
 
 
 def _squeeze_name(dim=None) -> str:
-    return (
-        "SqueezeBackward3"
-        if dim is None
-        else "SqueezeBackward5"
-        if isinstance(dim, (tuple, list))
-        else "SqueezeBackward4"
-    )
-
-
-_transpose_name = lambda *args, **kwargs: "TransposeBackward1"  # noqa: E731
+    if dim is None:
+        return "SqueezeBackward3"
+    return "SqueezeBackward5" if isinstance(dim, (tuple, list)) else "SqueezeBackward4"
 
 
 def _byte(self, memory_format=None) -> Tensor:
@@ -695,12 +690,12 @@ install(
         "trace": trace,
         "mv": mv,
         "logaddexp": logaddexp,
-        "unsqueeze_": _view_in_place("unsqueeze_", lambda *args, **kwargs: "UnsqueezeBackward1"),
+        "unsqueeze_": _view_in_place("unsqueeze_", "UnsqueezeBackward1"),
         "squeeze_": _view_in_place("squeeze_", _squeeze_name),
-        "t_": _view_in_place("t_", lambda: "TBackward1"),
-        "transpose_": _view_in_place("transpose_", _transpose_name),
-        "swapdims_": _view_in_place("swapdims_", _transpose_name),
-        "swapaxes_": _view_in_place("swapaxes_", _transpose_name),
+        "t_": _view_in_place("t_", "TBackward1"),
+        "transpose_": _view_in_place("transpose_", "TransposeBackward1"),
+        "swapdims_": _view_in_place("swapdims_", "TransposeBackward1"),
+        "swapaxes_": _view_in_place("swapaxes_", "TransposeBackward1"),
         "byte": _byte,
         "short": _short,
         "scatter": scatter,

@@ -342,7 +342,7 @@ def _join_where_a_hooked_leaf_is_shared(recorded: list) -> None:
         seen |= hooked
 
 
-_NO_HOOKS: dict = {}  # (read only)
+_EMPTY: dict = {}  # no hooked rows, no custom Function calls (read only)
 
 
 def _sweep(tape, pairs, retain: bool, collect) -> None:
@@ -373,8 +373,8 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
             roots = np.array((root,), np.int64)
             if plan is not None:
                 plan["roots"] = roots  # (the sweeps only read it)
-    hooked = _hooked_rows(tape, n_rows) if hook_registrations[0] else _NO_HOOKS
-    calls = {row: call for row, call in tape.functions.items() if row < n_rows} if tape.functions else _NO_HOOKS
+    hooked = _hooked_rows(tape, n_rows) if hook_registrations[0] else _EMPTY
+    calls = {row: call for row, call in tape.functions.items() if row < n_rows} if tape.functions else _EMPTY
     needed = _needed_rows(tape, n_rows, collect) if (hooked or tape.retained) and collect is not None else None
     captured_before = _captured_before_hooks(tape, n_rows, collect, hooked, needed) if collect is not None else ()
     before_hooks: dict = {}
