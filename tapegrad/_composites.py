@@ -17,6 +17,7 @@ from ._grad_mode import state as _grad_state
 from ._indexing import gather, index_select, repeat, scatter
 from ._record import _bump_version, _check_in_place, broadcast_shape, name_node
 from ._selection import where
+from ._tape import exclusive
 from ._views import cat, expand, permute, reshape, stack, transpose
 from ._views import diagonal as _diagonal
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
@@ -635,7 +636,7 @@ def _view_in_place(method: str, grad_fn):
 
     in_place.__name__ = method
     in_place.__doc__ = f"``{method[:-1]}`` in place: follows ``torch.Tensor.{method}``. {_view_in_place.__doc__}"
-    return in_place
+    return exclusive(in_place)
 
 
 def _squeeze_name(dim=None) -> str:

@@ -18,6 +18,7 @@ from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _short_tape, _target
+from ._tape import exclusive
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install, on_tape
 
 
@@ -43,6 +44,7 @@ def gather_rows(name: str, x: Tensor, indices) -> Tensor:
     return _record_gather(name, x, out, indices)
 
 
+@exclusive
 def _record_gather(name: str, x: Tensor, out: np.ndarray, indices: np.ndarray) -> Tensor:
     """One gather row: ``out`` is ``x``'s rows (or, one element wide, elements) ``indices``,
     kept in aux after their count."""

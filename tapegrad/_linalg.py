@@ -17,6 +17,7 @@ from ._record import (
     record,
     write_out,
 )
+from ._tape import exclusive
 from ._views import expand, reshape, squeeze, unsqueeze
 from .tensor import Tensor, as_tensor, install
 
@@ -51,6 +52,7 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
     return record("mm", (a, b), out, saved=(a._data, b._data))
 
 
+@exclusive
 def _mm_of_sources(a: Tensor, b: Tensor, out: np.ndarray) -> Tensor | None:
     """``a @ b`` where an operand is a transposed matrix (``x @ w.t()``, every ``F.linear`` of a
     large weight): the row reads the transpose's source in place, flagged in ``iparam`` as the

@@ -30,14 +30,17 @@ from ._tape import (
     DTYPE_CODES,
     IN0,
     LAYOUT,
+    LOCK,
     NO_GRAD,
     ROW_BYTES,
     ROW_WIDTH,
     Tape,
     _pack_row,
     address_of,
+    exclusive,
     inplace_epoch,
     join,
+    other_threads,
     resolve,
 )
 from .tensor import Tensor, _guard, _recorded, _wrap, as_array, install, on_tape
@@ -352,7 +355,10 @@ def _nonzero_row(tape: Tape, row: int, out: np.ndarray) -> int:
     return tape.append(OPCODE["ne"] | NO_GRAD, row, -1, 0, tape.layout(out.dtype, out.shape), 0.0)
 
 
-def _unary(op, x: Tensor) -> Tensor:
+def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
+    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+        with LOCK:
+            return _unary(op, x, True)
     if x._base is not None and on_tape(x):
         source = _transposed_source(x)
         if source is not None:  # an elementwise op of a transpose: of its source, transposed
@@ -488,8 +494,11 @@ _ADD_SCALAR, _SUB_SCALAR, _MUL_SCALAR, _DIV_SCALAR, _POW_SCALAR = (
 )
 
 
-def _scalar(op: _ScalarOp, x: Tensor, scalar) -> Tensor:
+def _scalar(op: _ScalarOp, x: Tensor, scalar, _locked: bool = False) -> Tensor:
     """``x <op> scalar`` for a Python number: the hot path of ``y = y * 1.001`` loops."""
+    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+        with LOCK:
+            return _scalar(op, x, scalar, True)
     data = x._data
     if data.dtype.kind != "f" or type(scalar) is _bool:
         result_type = _dtypes.scalar_result_type(_dtypes.from_numpy_dtype(data.dtype), scalar).numpy
@@ -633,6 +642,7 @@ def _bypass(*views: Tensor) -> None:
             tape.bypassed.add(view._row)
 
 
+@exclusive
 def transposed(hidden: Tensor, grad_fn: str) -> Tensor:
     """``hidden.t()`` for a result computed on untransposed operands (``_transposed_source``):
     a view row of ``hidden``, which the user never sees, shown as ``grad_fn`` (the op PyTorch
@@ -671,8 +681,11 @@ def _row_broadcast(name: str, data_a: np.ndarray, data_b: np.ndarray) -> np.ndar
     return out
 
 
-def _binary(name: str, a: Tensor, b: Tensor) -> Tensor:
+def _binary(name: str, a: Tensor, b: Tensor, _locked: bool = False) -> Tensor:
     """``a <name> b`` for two tensors, broadcast and promoted as PyTorch does."""
+    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+        with LOCK:
+            return _binary(name, a, b, True)
     if a._base is not None and b._base is not None and (on_tape(a) or on_tape(b)):
         source_a = _transposed_source(a)
         source_b = None if source_a is None else _transposed_source(b)
@@ -831,11 +844,16 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
     return row
 
 
-def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam: int = 0, param: float = 0.0) -> Tensor:
+def record(
+    name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam: int = 0, param: float = 0.0, _locked=False
+) -> Tensor:
     """Record ``name`` producing ``out`` from ``inputs`` (tensors) when ``_target`` says so.
 
     ``saved`` pairs up with ``inputs``: the array the backward reads for each one, or None.
     """
+    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+        with LOCK:
+            return record(name, inputs, out, saved, iparam, param, True)
     if _special_modes[0] == 0 and 0 < len(inputs) <= 2:
         a = inputs[0]
         b = inputs[1] if len(inputs) == 2 else None
@@ -879,6 +897,7 @@ def record(name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam:
     return result
 
 
+@exclusive
 def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
     if x._data.dtype == target.numpy:
         return x
@@ -970,6 +989,7 @@ def _in_place(tensor: Tensor, kind: str, other) -> Tensor:
     return in_place(tensor, lambda t: _arith(kind, t, other), kind.title())
 
 
+@exclusive
 def in_place(tensor: Tensor, compute, label: str) -> Tensor:
     """Make ``tensor`` hold ``compute(tensor)``, computed out of place (``x.exp_()`` is
     ``x.exp()`` written back): its storage's values change and its version counts the change.
@@ -1183,7 +1203,10 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
     # branches on the exponent's value, and keeps the scalar.
     as_dtype = (lambda number, dtype: np.array(number, dtype)) if isinstance(forward, np.ufunc) else None
 
-    def dunder(self, other):
+    def dunder(self, other, _locked=False):
+        if not _locked and other_threads():
+            with LOCK:
+                return dunder(self, other, True)
         tape = self._tape
         if (
             (type(other) is _float or type(other) is _int)

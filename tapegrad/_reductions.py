@@ -17,7 +17,7 @@ from ._kernels import load as load_kernels
 from ._ops import BY_NAME, OPCODE
 from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, c_ordered, transposed
 from ._record import record as _record_op
-from ._tape import NO_GRAD
+from ._tape import NO_GRAD, exclusive
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install, on_tape
 
 
@@ -387,6 +387,7 @@ def _weights(flat: np.ndarray, axis: int, largest: bool, first: bool, nans_share
         return chosen / chosen.sum(axis=axis, keepdims=True)
 
 
+@exclusive
 def _record_extreme(name: str, x: Tensor, out: np.ndarray, dim: int, mode: int, weights_of) -> Tensor:
     """``weights_of()`` computes the weights row's values, only when a row is recorded (an
     evaluation's ``max`` needs none)."""
@@ -407,6 +408,7 @@ def _record_extreme(name: str, x: Tensor, out: np.ndarray, dim: int, mode: int, 
     return _recorded(out, tape, row, requires)
 
 
+@exclusive
 def _arg_extreme(x: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
     """argmax/argmin: the first index of the extreme (flat when ``dim`` is None)."""
     _check_not_empty("argmax" if largest else "argmin", x, dim)

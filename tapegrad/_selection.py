@@ -13,7 +13,7 @@ from ._grad_mode import refuses_gradient
 from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _SCALAR_OPS, _binary, _input_row, _opcode, _operand_row, _scalar, _target, broadcast_error
-from ._tape import NO_GRAD
+from ._tape import NO_GRAD, exclusive
 from .tensor import Tensor, _recorded, _wrap, as_tensor, guard_reads, install, on_tape
 
 
@@ -84,6 +84,7 @@ def _clamp_tensors(x: Tensor, low, high) -> Tensor:
 clip = clamp
 
 
+@exclusive
 def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
     """``input`` where ``condition`` holds, else ``other`` (``WhereBackward0``), at the shape all
     three broadcast to; either may be a Python number. The result type is
@@ -137,6 +138,7 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
     return _recorded(out, tape, row, requires)
 
 
+@exclusive
 def _valued_as(carrier: Tensor, values: Tensor) -> Tensor:
     """``values`` (of ``carrier``'s shape and dtype, computed without gradient) with the gradient
     passed to ``carrier`` as if it held them: an ``assign`` row, whose value is in1's and whose

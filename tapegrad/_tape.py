@@ -19,7 +19,9 @@ frees such nodes as their last tensor dies, and a tape that kept them grew witho
 
 from __future__ import annotations
 
+import _thread
 import ctypes
+import functools
 import itertools
 import os
 import struct
@@ -133,6 +135,7 @@ _COLLECTS_UNDER = {
     ("_linalg.py", "_matmul_operator"),
     ("engine.py", "run_backward"),
     ("gradients.py", "_tensor_backward"),
+    ("_tape.py", "exclusive_function"),  # ``exclusive``: it holds nothing, what it wraps is looked at too
 }
 
 
@@ -170,6 +173,49 @@ _TEMPLATES = _ThreadTemplates()
 # The template of a tape that takes none (``Tape(own_layouts=True)``): empty, and of a
 # generation no thread's template has, so that no tape extends it.
 _NO_TEMPLATE = _LayoutTemplate()
+
+
+# -- threads ----------------------------------------------------------------------------
+# One lock for every tape. Recording an op reads its inputs' row numbers and appends a row;
+# ``collect`` renumbers rows; a join merges two tapes; a backward adds into leaves' ``.grad``.
+# Two threads doing these at once on one graph appended two ops to one row, or read a row that
+# had just moved (IndexError, or a gradient to the wrong row), and two backwards adding into a
+# shared parameter's ``.grad`` (numpy releases the GIL in a large ``+=``) lost one of the sums,
+# silently. PyTorch allows all of these, so each holds ``LOCK``. It is taken only while another
+# Python thread runs (``_thread._count()``: every thread but the main one started through
+# ``threading`` or ``_thread``), so a single-threaded program pays ~20 ns an op for the count,
+# not ~80 for the lock. The count cannot rise in the middle of an unlocked op: only a running
+# thread starts another, and no recording function runs user code between reading rows and
+# appending. A backward runs hooks and custom Functions' code: it lets the lock go meanwhile
+# (``outside_lock``), so that a hook may wait on another thread that records.
+LOCK = threading.RLock()
+other_threads = _thread._count
+
+
+def exclusive(function):
+    """``function`` (one that records on a tape, collects one, or runs a backward) holding
+    ``LOCK`` while another thread runs."""
+
+    @functools.wraps(function)
+    def exclusive_function(*args, **kwargs):
+        if other_threads():
+            with LOCK:
+                return function(*args, **kwargs)
+        return function(*args, **kwargs)
+
+    return exclusive_function
+
+
+def outside_lock(call, *args):
+    """``call(*args)`` (user code: a hook, a custom Function's backward) with ``LOCK`` let go
+    if this thread holds it, taken back after."""
+    if not LOCK._is_owned():
+        return call(*args)
+    state = LOCK._release_save()  # (every level of the reentrant lock: ``threading.Condition``'s way)
+    try:
+        return call(*args)
+    finally:
+        LOCK._acquire_restore(state)
 
 
 def _template() -> _LayoutTemplate:

@@ -23,10 +23,11 @@ from ._indexing import split_key as _split_key
 from ._ops import BY_NAME
 from ._record import _input_row, _opcode, _operand_row, _short_tape, _target
 from ._shapes import broadcast_strides, contiguous_strides
-from ._tape import resolve
+from ._tape import exclusive, resolve
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
 
+@exclusive
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides, onto=None) -> Tensor:
     """The view ``out`` of ``x`` (its storage from ``offset`` at ``strides``, in elements),
     recorded as op ``name``. ``onto``: the tape to record a view of a leaf on, instead of a new
@@ -342,6 +343,7 @@ def _common_dtype(tensors) -> list:
     return [t._data if t._data.dtype == result.numpy else t._data.astype(result.numpy) for t in tensors]
 
 
+@exclusive
 def _join(name: str, tensors: list, datas: list, out: np.ndarray, dim: int, extents: list) -> Tensor:
     """Record ``stack``/``cat``: one row listing its inputs (as row deltas) and their extents
     along ``dim``, the layout the concat rule walks."""

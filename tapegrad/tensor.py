@@ -22,7 +22,7 @@ from . import _device, _dtypes
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import state as _grad_state
 from ._printing import tensor_repr
-from ._tape import Tape, check_gradient_reaches, resolve
+from ._tape import Tape, check_gradient_reaches, exclusive, resolve
 
 _float = builtins.float
 _int = builtins.int
@@ -219,6 +219,7 @@ class Tensor:
     def grad(self) -> None:
         self._grad = None
 
+    @exclusive
     def retain_grad(self) -> None:
         """Keep this non-leaf's gradient in ``.grad`` on backward; follows ``torch.Tensor.retain_grad``."""
         if not self._requires_grad:
@@ -228,6 +229,7 @@ class Tensor:
             self._retains_grad = True
             resolve(self).retained.append(self)
 
+    @exclusive
     def register_hook(self, hook):
         """Call ``hook(grad)`` with this tensor's total gradient, once per backward, before it
         is accumulated into ``.grad`` (leaves) or passed on; a tensor it returns replaces the

@@ -16,7 +16,18 @@ import numpy as np
 from .._grad_mode import state as _grad_state
 from .._kernels import load as load_kernels
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
-from .._tape import CODE_DTYPES, OPCODE_MASK, ROW_BYTES, ROW_WIDTH, backwards_running, inplace_epoch, join, resolve
+from .._tape import (
+    CODE_DTYPES,
+    OPCODE_MASK,
+    ROW_BYTES,
+    ROW_WIDTH,
+    backwards_running,
+    exclusive,
+    inplace_epoch,
+    join,
+    outside_lock,
+    resolve,
+)
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
 _kernel = None
@@ -120,6 +131,7 @@ def _seed(index: int, root, gradient) -> np.ndarray:
     return values
 
 
+@exclusive
 def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False, *, collect=None):
     """Backpropagate from ``roots``; fill ``.grad`` of leaves, or, with ``collect`` (a list of
     tensors), return their gradients instead (``autograd.grad``)."""
@@ -586,7 +598,7 @@ def _run_function(tape, call, arenas, offsets, touched, retain: bool) -> None:
         _gradient_view(tape, arenas, offsets, row).copy() if was_reached else None
         for row, was_reached in zip(call.output_rows, reached)
     ]  # copies: a backward that changes its grad_output in place must not change a retained .grad
-    for row, values in call.backward(gradients, retain):
+    for row, values in outside_lock(call.backward, gradients, retain):
         if offsets[row] >= 0:
             slot = _gradient_view(tape, arenas, offsets, row)
             # in the input's dtype, as PyTorch casts; a slot not reached yet is not zeroed
@@ -615,7 +627,7 @@ def _run_hooks(gradient: np.ndarray, hooks: list) -> np.ndarray:
     returns that tensor, so a hook's in-place change shows there too)."""
     arrived = current = _wrap(gradient.copy())
     for hook in list(hooks):
-        result = hook(current)
+        result = outside_lock(hook, current)
         if result is not None:
             current = hook_result(hook, result, gradient.shape, gradient.dtype)
     gradient[...] = current._data

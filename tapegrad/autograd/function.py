@@ -16,7 +16,7 @@ from .._grad_mode import is_grad_enabled, no_grad
 from .._grad_mode import state as _grad_state
 from .._ops import OPCODE
 from .._record import _input_row, _tape_for
-from .._tape import Tape
+from .._tape import Tape, exclusive
 from ..tensor import Tensor, _wrap
 from .engine import SECOND_BACKWARD
 
@@ -172,6 +172,7 @@ def _refuse_inside_record(function: type) -> None:
         )
 
 
+@exclusive
 def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple) -> tuple:
     """Append one row per differentiable output and register the call; the outputs, now recorded."""
     tape = _tape_for(*[value for value, needed in zip(inputs, ctx.needs_input_grad) if needed])

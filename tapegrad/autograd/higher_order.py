@@ -35,7 +35,20 @@ from .._grad_mode import enable_grad
 from .._grad_mode import state as _grad_state
 from .._kernels import expressions
 from .._ops import BINARY, COPY, LEAF_OPCODE, MATMUL, NARY, OPS, SCALAR, UNARY, VIEW
-from .._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, inplace_epoch, resolve
+from .._tape import (
+    CODE_DTYPES,
+    IN0,
+    IN1,
+    IPARAM,
+    LAYOUT,
+    NO_GRAD,
+    OPCODE,
+    OPCODE_MASK,
+    PARAM,
+    inplace_epoch,
+    outside_lock,
+    resolve,
+)
 from ..tensor import Tensor, _recorded, _wrap
 from .engine import SECOND_BACKWARD, _captured_before_hooks, _modified_message, _seed, hook_result
 
@@ -221,7 +234,7 @@ class _Backward:
         if self.is_leaf(row) and self.registered[row]._hooks:
             hooks += self.registered[row]._hooks
         for hook in hooks:
-            result = hook(gradient)
+            result = outside_lock(hook, gradient)
             if result is not None:
                 gradient = hook_result(hook, result, tuple(gradient.shape), gradient._data.dtype)
         return gradient
