@@ -10,7 +10,9 @@ op on ordinary inputs, the common case, takes the short path below (``_short_rec
 from __future__ import annotations
 
 import builtins
+import dis
 import numbers
+import sys
 from weakref import ref as _weakref
 
 import numpy as np
@@ -37,12 +39,13 @@ from ._tape import (
     Tape,
     _pack_row,
     address_of,
+    count_threads,
     exclusive,
     inplace_epoch,
     join,
-    other_threads,
     resolve,
 )
+from ._threads import pool_threads
 from .tensor import Tensor, _guard, _recorded, _wrap, as_array, install, on_tape
 
 _float = builtins.float
@@ -356,7 +359,7 @@ def _nonzero_row(tape: Tape, row: int, out: np.ndarray) -> int:
 
 
 def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
-    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+    if not _locked and count_threads() > pool_threads[0]:  # ``_tape.exclusive``, inlined: every op's path
         with LOCK:
             return _unary(op, x, True)
     if x._base is not None and on_tape(x):
@@ -496,7 +499,7 @@ _ADD_SCALAR, _SUB_SCALAR, _MUL_SCALAR, _DIV_SCALAR, _POW_SCALAR = (
 
 def _scalar(op: _ScalarOp, x: Tensor, scalar, _locked: bool = False) -> Tensor:
     """``x <op> scalar`` for a Python number: the hot path of ``y = y * 1.001`` loops."""
-    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+    if not _locked and count_threads() > pool_threads[0]:  # ``_tape.exclusive``, inlined: every op's path
         with LOCK:
             return _scalar(op, x, scalar, True)
     data = x._data
@@ -681,11 +684,54 @@ def _row_broadcast(name: str, data_a: np.ndarray, data_b: np.ndarray) -> np.ndar
     return out
 
 
-def _binary(name: str, a: Tensor, b: Tensor, _locked: bool = False) -> Tensor:
+# A temporary's storage written over by the op that consumes it, as numpy does for
+# ``x * y + sin(x)`` (``temp_elision.c``): the sum lands in the product's buffer. A fresh buffer of
+# that size was a tenth of the big step's time (its pages taken and written anew). From numpy's
+# threshold, 256 KiB, below which an allocation is cheap.
+ELIDE_BYTES = 1 << 18
+_BINARY_OP = dis.opmap["BINARY_OP"]
+_getrefcount = sys.getrefcount
+
+
+def _temporary(a: Tensor, b: Tensor, name: str) -> bool:
+    """Whether ``a <name> b``, called from ``a``'s operator, may write into ``a``'s storage:
+    ``a`` is an unnamed intermediate (the interpreter's stack and the operator's argument hold
+    it, nothing else), its array is its own and nobody else's (no view, no saved value, no
+    ``retain_grad``), it has the result's dtype, shape and layout, and the op's backward never
+    reads ``a``'s value. The caller's frame must be at a ``BINARY_OP``: called from C code
+    (``operator.add``, ``sum``), a variable of the C code's own may hold ``a`` with the same
+    count, and the values would change under it. (numpy checks the C stack for the same reason;
+    a C type whose own ``+`` adds a tensor only it holds could still pass this check.)"""
+    data = a._data
+    if (
+        data.nbytes < ELIDE_BYTES
+        or _getrefcount(a) != 4  # the stack, the operator's and this frame's arguments, getrefcount's
+        or _getrefcount(data) != 3  # ``a._data``, ``data`` here, getrefcount's argument
+        or (a._tape is None and a._requires_grad)  # a leaf: its values are the gradient's point
+        or a._base is not None
+        or data.base is not None
+        or not data.flags.c_contiguous
+        or not data.flags.writeable
+        or data.dtype is not b._data.dtype
+        or data.dtype.kind != "f"
+        or b._data.ndim > data.ndim
+        or _recordings_active[0]  # (a recording's replay computes every row again)
+    ):
+        return False
+    entry = _ENTRIES.get(name)
+    if entry is None or not isinstance(entry.forward, np.ufunc) or (entry.reads_a and not entry.unread_a(b)):
+        return False
+    if broadcast_shape(data.shape, b._data.shape) != data.shape:
+        return False
+    caller = sys._getframe(2)
+    return caller.f_code.co_code[caller.f_lasti] == _BINARY_OP
+
+
+def _binary(name: str, a: Tensor, b: Tensor, _locked: bool = False, into_a: bool = False) -> Tensor:
     """``a <name> b`` for two tensors, broadcast and promoted as PyTorch does."""
-    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+    if not _locked and count_threads() > pool_threads[0]:  # ``_tape.exclusive``, inlined: every op's path
         with LOCK:
-            return _binary(name, a, b, True)
+            return _binary(name, a, b, True, into_a)
     if a._base is not None and b._base is not None and (on_tape(a) or on_tape(b)):
         source_a = _transposed_source(a)
         source_b = None if source_a is None else _transposed_source(b)
@@ -703,7 +749,7 @@ def _binary(name: str, a: Tensor, b: Tensor, _locked: bool = False) -> Tensor:
         out = _row_broadcast(name, data_a, data_b)
     if out is None:
         try:
-            out = entry.forward(data_a, data_b)
+            out = entry.forward(data_a, data_b, out=data_a) if into_a else entry.forward(data_a, data_b)
         except ValueError:
             raise broadcast_error(data_a.shape, data_b.shape) from None
     if type(out) is not np.ndarray or out.dtype is not dtype:
@@ -851,7 +897,7 @@ def record(
 
     ``saved`` pairs up with ``inputs``: the array the backward reads for each one, or None.
     """
-    if not _locked and other_threads():  # ``_tape.exclusive``, inlined: every op's path
+    if not _locked and count_threads() > pool_threads[0]:  # ``_tape.exclusive``, inlined: every op's path
         with LOCK:
             return record(name, inputs, out, saved, iparam, param, True)
     if _special_modes[0] == 0 and 0 < len(inputs) <= 2:
@@ -1203,10 +1249,11 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
     # branches on the exponent's value, and keeps the scalar.
     as_dtype = (lambda number, dtype: np.array(number, dtype)) if isinstance(forward, np.ufunc) else None
 
-    def dunder(self, other, _locked=False):
-        if not _locked and other_threads():
+    def dunder(self, other, _locked=False, _into=False):
+        if not _locked and count_threads() > pool_threads[0]:  # (``_tape.exclusive``)
+            into = isinstance(other, Tensor) and _temporary(self, other, kind)  # (the counts it reads)
             with LOCK:
-                return dunder(self, other, True)
+                return dunder(self, other, True, into)
         tape = self._tape
         if (
             (type(other) is _float or type(other) is _int)
@@ -1255,6 +1302,8 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
                 tape.track(row, row, result)
             return result
         if isinstance(other, Tensor):  # parameters too
+            if _into or (not _locked and _temporary(self, other, kind)):
+                return _binary(kind, self, other, into_a=True)
             return _binary(kind, self, other)
         return _arith(kind, self, other)
 

@@ -33,6 +33,7 @@ from array import array
 import numpy as np
 
 from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, SHARED_LEAF_OPCODE
+from ._threads import pool_threads
 
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
 OPCODE, IN0, IN1, IPARAM, LAYOUT, PARAM = range(ROW_WIDTH)
@@ -183,13 +184,14 @@ _NO_TEMPLATE = _LayoutTemplate()
 # shared parameter's ``.grad`` (numpy releases the GIL in a large ``+=``) lost one of the sums,
 # silently. PyTorch allows all of these, so each holds ``LOCK``. It is taken only while another
 # Python thread runs (``_thread._count()``: every thread but the main one started through
-# ``threading`` or ``_thread``), so a single-threaded program pays ~20 ns an op for the count,
-# not ~80 for the lock. The count cannot rise in the middle of an unlocked op: only a running
-# thread starts another, and no recording function runs user code between reading rows and
-# appending. A backward runs hooks and custom Functions' code: it lets the lock go meanwhile
-# (``outside_lock``), so that a hook may wait on another thread that records.
+# ``threading`` or ``_thread``, less tapegrad's own pool threads, which record nothing), so a
+# single-threaded program pays ~30 ns an op for the count, not ~80 for the lock. The count
+# cannot rise in the middle of an unlocked op: only a running thread starts another, and no
+# recording function runs user code between reading rows and appending. A backward runs hooks
+# and custom Functions' code: it lets the lock go meanwhile (``outside_lock``), so that a hook
+# may wait on another thread that records. The hottest paths inline ``exclusive``'s test.
 LOCK = threading.RLock()
-other_threads = _thread._count
+count_threads = _thread._count
 
 
 def exclusive(function):
@@ -198,7 +200,7 @@ def exclusive(function):
 
     @functools.wraps(function)
     def exclusive_function(*args, **kwargs):
-        if other_threads():
+        if count_threads() > pool_threads[0]:
             with LOCK:
                 return function(*args, **kwargs)
         return function(*args, **kwargs)

@@ -27,6 +27,14 @@ def set_num_threads(count: int) -> None:
 
 
 _pools: dict = {}
+# How many of the pools' threads have started. They run compiled replays and record nothing, so
+# ``_tape``'s lock does not count them among the threads that may record: counted, one vmap
+# made every later op of the process take the lock.
+pool_threads = [0]
+
+
+def _started() -> None:
+    pool_threads[0] += 1  # (one bytecode store under the GIL: threads start one at a time here)
 
 
 def pool(count: int):
@@ -36,7 +44,7 @@ def pool(count: int):
     if executor is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        executor = _pools[count] = ThreadPoolExecutor(count, thread_name_prefix="tapegrad")
+        executor = _pools[count] = ThreadPoolExecutor(count, thread_name_prefix="tapegrad", initializer=_started)
     return executor
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-import tapegrad.nn.functional as F
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
 
 
 @pytest.fixture(autouse=True)
@@ -183,3 +183,46 @@ def test_a_hook_may_wait_for_another_thread_that_records():
     np.testing.assert_allclose(x.grad.numpy(), 4 * np.array([1.0, 2.0, 3.0]))
     seen["y"].backward()
     np.testing.assert_allclose(x.grad.numpy(), 4 * np.array([1.0, 2.0, 3.0]) + 3)
+
+
+def test_tapegrads_own_pool_threads_leave_ops_unlocked():
+    # vmap's pool threads run compiled replays and record nothing: counted as threads that may
+    # record, they made every later op of the process take the lock.
+    from tapegrad._tape import count_threads
+    from tapegrad._threads import pool_threads
+
+    others = count_threads() - pool_threads[0]  # (threads other tests left running)
+    started = pool_threads[0]
+    previous = tg.get_num_threads()
+    tg.set_num_threads(7)  # a pool of its own: 6 threads beside this one
+    try:
+        batched = tg.func.vmap(tg.func.grad(lambda v: (v * v).sum()))(tg.ones(4096, 3))
+    finally:
+        tg.set_num_threads(previous)
+    np.testing.assert_array_equal(batched.numpy(), 2 * np.ones((4096, 3)))
+    assert pool_threads[0] > started
+    assert count_threads() - pool_threads[0] == others
+
+
+def test_an_op_on_a_temporary_writes_into_it_while_threads_run():
+    # The operator decides before it takes the lock (the lock's frames change the counts).
+    import tracemalloc
+
+    n = 1 << 17
+    x, w, z = (tg.tensor(np.full(n, v), requires_grad=True) for v in (1.0, 2.0, 3.0))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, args=(30,))
+    other.start()
+    try:
+        x * w + z
+        tracemalloc.start()
+        out = x * w + z
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        stop.set()
+        other.join()
+    assert peak < 1.5 * 8 * n
+    out.sum().backward()
+    np.testing.assert_array_equal(out.detach().numpy(), np.full(n, 5.0))
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(n, 2.0))
