@@ -9,6 +9,7 @@ element wide: their indices are flat positions in the input laid out contiguousl
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 
 import numpy as np
@@ -142,11 +143,24 @@ def split_key(key) -> tuple:
             advanced.append(array)
             indexed = True
         else:  # a slice, None, Ellipsis (or something numpy rejects, in words _index_error translates)
+            step = _step(part.step) if isinstance(part, slice) and part.step is not None else 1
+            if step <= 0:  # PyTorch's messages: no reversed views
+                raise ValueError("slice step cannot be zero" if step == 0 else "step must be greater than zero")
             basic.append(part)
             advanced.append(Ellipsis if part is Ellipsis else slice(None))
     if not any(part is Ellipsis for part in basic):
         basic.append(Ellipsis)  # so that an all-integer key gives a 0-d view, not a scalar copy
     return tuple(basic), (tuple(advanced) if indexed else None)
+
+
+def _step(step) -> int:
+    if isinstance(step, Tensor):
+        _guard(step, "indexing")
+        step = step._data
+    try:
+        return operator.index(step)
+    except TypeError:
+        return 1  # not an integer: numpy's error, in PyTorch's words, comes later (_index_error)
 
 
 def _positions(x: Tensor) -> np.ndarray:

@@ -341,3 +341,24 @@ def test_a_basic_key_gives_pytorchs_view_every_time_it_is_used(key, layout):
         (got * tg.tensor(w)).sum().backward()
         (expected * torch.tensor(w)).sum().backward()
         np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+@pytest.mark.parametrize(
+    "key",
+    [slice(None, None, -1), slice(5, 0, -1), slice(None, None, 0), (0, slice(None, None, -2))],
+    ids=["reversed", "reversed-bounds", "zero-step", "second-dimension"],
+)
+def test_a_slice_step_below_one_raises_pytorchs_value_error(key):
+    # numpy reverses (a view with a negative stride), where PyTorch refuses: the values and the
+    # gradient came out of another program than the one PyTorch runs.
+    x = tg.arange(12.0).reshape(2, 6) if isinstance(key, tuple) else tg.arange(6.0)
+    t = torch.arange(12.0).reshape(2, 6) if isinstance(key, tuple) else torch.arange(6.0)
+    with pytest.raises(ValueError) as expected:
+        t[key]
+    with pytest.raises(ValueError, match=f"^{expected.value}$"):
+        x[key]
+    with pytest.raises(ValueError, match=f"^{expected.value}$"):
+        x[key] = 1.0
+    with pytest.raises(ValueError, match="^step must be greater than zero$"):  # a tensor's step
+        tg.zeros(2, 6)[(slice(None), slice(None, None, tg.tensor(-1)))]
+    assert tg.arange(6.0)[::2].tolist() == t.new_tensor([0.0, 2.0, 4.0]).tolist()
