@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     autograd,
     backends,
     cuda,
+    distributions,
     linalg,
     return_types,
 )

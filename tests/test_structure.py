@@ -117,6 +117,7 @@ LAYERS = {
         "optim.optimizer",
         "optim.lbfgs",
         "linalg",  # torch.linalg: solve and inv are autograd.Functions
+        "distributions",  # torch.distributions: compositions of recorded ops
         "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
         "utils",
         "utils.data",
