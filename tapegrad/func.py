@@ -58,6 +58,7 @@ __all__ = [
     "hessian",
     "jacfwd",
     "jacrev",
+    "jvp",
     "vjp",
     "vmap",
     "vmap_stats",
@@ -387,6 +388,72 @@ def vjp(func, *primals, has_aux: bool = False):
     if not nested:
         output, aux = _detach(output), _detach(aux)
     return (output, vjp_fn, aux) if has_aux else (output, vjp_fn)
+
+
+def _treespec(spec) -> str:
+    """A structure as ``torch.utils._pytree.TreeSpec`` prints it, for PyTorch's messages."""
+    if spec is None:
+        return "*"
+    kind, keys, children = spec
+    shown = [_treespec(child) for child in children]
+    inner = shown[0] if len(shown) == 1 else ",\n  ".join(shown)
+    return f"TreeSpec({kind.__name__}, {list(keys) if keys is not None else None}, [{inner}])"
+
+
+def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False):
+    """``(func(*primals), J t)`` (``(output, jvp_out, aux)`` with ``has_aux``): the product of
+    the Jacobian of ``func`` at ``primals`` with ``tangents``, of the output's structure and
+    shapes; follows ``torch.func.jvp``.
+
+    ``primals`` is a tuple (of tensors, or of nested tuples, lists and dicts of them) and
+    ``tangents`` has its structure and shapes. tapegrad has no forward mode: ``J t`` comes from
+    two reverse sweeps, the first giving ``u -> J^T u`` for a placeholder ``u`` as a recorded
+    graph, the second differentiating ``t . J^T u`` with respect to ``u``; twice the cost of
+    one backward, whatever the sizes. It composes with the other transforms (``jvp`` of
+    ``grad`` is a Hessian-vector product). ``strict`` is accepted for PyTorch's signature.
+    Raises ``RuntimeError`` with PyTorch's messages for primals that are not a tuple, tangents
+    of another structure or shape, and outputs that are not tensors.
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.func import jvp
+    >>> jvp(lambda x: x**2, (tg.tensor([1.0, 2.0]),), (tg.ones(2),))
+    (tensor([1., 4.]), tensor([2., 4.]))
+    """
+    if not isinstance(primals, tuple):
+        raise RuntimeError(
+            "jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be valid to call f(*primals)."
+        )
+    leaves, spec = _flatten(primals)
+    directions, direction_spec = _flatten(tangents)
+    if direction_spec != spec:
+        raise RuntimeError(
+            "jvp(f, primals, tangents): Expected primals and tangents to have the same python structure. For "
+            "example, if primals is a tuple of 3 tensors, tangents also must be. Got primals with structure "
+            f"{_treespec(spec)} and tangents with structure {_treespec(direction_spec)}"
+        )
+    for primal, direction in zip(leaves, directions):
+        if not isinstance(primal, Tensor) or not isinstance(direction, Tensor):
+            raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to only contain Tensors")
+        if direction.shape != primal.shape:
+            raise RuntimeError(
+                "Trying to set a forward gradient that has a different size than that of the original Tensor, this "
+                f"is not supported. Tensor is of size {list(primal.shape)} while the given forward gradient is of "
+                f"size {list(direction.shape)}."
+            )
+    nested = _nested()
+    inputs = [_differentiable(leaf, nested) for leaf in leaves]
+    with _Deeper():
+        result = func(*_unflatten(spec, inputs))
+        output, aux = _split_aux(result, has_aux, "jvp(f, primals, tangents)")
+        outputs, output_spec = _flatten(output)
+        _only_tensors(outputs, "jvp(f, primals, tangents)")
+        placeholders = [_factories.zeros_like(out).requires_grad_() for out in outputs]
+        transposed = _gradients(outputs, inputs, placeholders, True)  # J^T u, linear in u
+        products = _gradients(transposed, placeholders, [d.to(x.dtype) for d, x in zip(directions, inputs)], nested)
+    products = _unflatten(output_spec, list(products))
+    if not nested:
+        output, products, aux = _detach(output), _detach(products), _detach(aux)
+    return (output, products, aux) if has_aux else (output, products)
 
 
 def _jacobian_transform(func, argnums, has_aux: bool, caller: str):

@@ -402,3 +402,91 @@ def test_vmap_over_an_empty_batch_gives_empty_results():
     assert vmap(lambda x: x * 2, in_dims=1, out_dims=1)(tg.ones(3, 0)).shape == (3, 0)
     assert vmap(lambda x, y: x + y, in_dims=(0, None))(tg.ones(0, 3), tg.ones(3)).shape == (0, 3)
     assert vmap_stats()["reason"] == "an empty batch"
+
+
+# -- jvp -------------------------------------------------------------------------------------
+
+
+def _jvp_cases(m):
+    """(function, primals, tangents, has_aux) over module ``m`` (tapegrad or torch), float64."""
+    rng = np.random.default_rng(7)
+    x, y, v, w = (m.tensor(rng.standard_normal(shape)) for shape in ((3, 4), (4, 2), (3, 4), (4, 2)))
+    return [
+        (lambda a, b: (a @ b).tanh(), (x, y), (v, w), False),
+        (lambda a: (a.exp().sum(1), {"s": a.sin()}), (x,), (v,), False),  # a tree of outputs
+        (lambda a: ((a * a).sum(), a.mean()), (x,), (v,), True),  # (output, aux)
+        (lambda t: t["p"][0] * t["p"][1].sum(), ({"p": [x, y]},), ({"p": [v, w]},), False),  # a tree of inputs
+        (lambda a: m.ones(2, dtype=a.dtype), (x,), (v,), False),  # nothing depends on the input
+    ]
+
+
+def _flat_values(tree):
+    if isinstance(tree, dict):
+        return [value for key in sorted(tree) for value in _flat_values(tree[key])]
+    if isinstance(tree, (tuple, list)):
+        return [value for item in tree for value in _flat_values(item)]
+    return [np.asarray(tree.detach().numpy() if hasattr(tree, "detach") else tree)]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_jvp_matches_torch_func(case):
+    torch = pytest.importorskip("torch")
+    from torch.func import jvp as torch_jvp
+
+    from tapegrad.func import jvp
+
+    func, primals, tangents, has_aux = _jvp_cases(tg)[case]
+    tfunc, tprimals, ttangents, _ = _jvp_cases(torch)[case]
+    ours = jvp(func, primals, tangents, has_aux=has_aux)
+    theirs = torch_jvp(tfunc, tprimals, ttangents, has_aux=has_aux)
+    assert len(ours) == len(theirs)
+    for a, b in zip(_flat_values(ours), _flat_values(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert not any(isinstance(t, tg.Tensor) and t.requires_grad for t in _flat_leaves(ours))
+
+
+def _flat_leaves(tree):
+    if isinstance(tree, dict):
+        return [leaf for value in tree.values() for leaf in _flat_leaves(value)]
+    if isinstance(tree, (tuple, list)):
+        return [leaf for item in tree for leaf in _flat_leaves(item)]
+    return [tree]
+
+
+def test_jvp_of_grad_is_a_hessian_vector_product():
+    from tapegrad.func import jvp
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((5, 5))
+    A = A + A.T
+    x0, v0 = rng.standard_normal(5), rng.standard_normal(5)
+    f = lambda x: 0.5 * (x @ tg.tensor(A) @ x) + x.sin().sum()  # noqa: E731 - Hessian A - diag(sin x)
+    gradient, product = jvp(grad(f), (tg.tensor(x0),), (tg.tensor(v0),))
+    np.testing.assert_allclose(gradient.numpy(), A @ x0 + np.cos(x0), rtol=1e-12)
+    np.testing.assert_allclose(product.numpy(), A @ v0 - np.sin(x0) * v0, rtol=1e-12)
+    # and grad of a jvp (reverse over forward): d/dx of v . grad f(x) . v
+    curvature = grad(lambda x: jvp(grad(f), (x,), (tg.tensor(v0),))[1] @ tg.tensor(v0))(tg.tensor(x0))
+    np.testing.assert_allclose(curvature.numpy(), -np.cos(x0) * v0 * v0, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        lambda m: ([m.ones(2)], (m.ones(2),)),
+        lambda m: ((m.ones(2),), [m.ones(2)]),
+        lambda m: ((m.ones(2),), (m.ones(3),)),
+        lambda m: ((m.ones(2),), (m.ones(2), m.ones(2))),
+    ],
+    ids=["primals-list", "tangents-list", "shape", "count"],
+)
+def test_jvp_raises_pytorchs_errors(arguments):
+    torch = pytest.importorskip("torch")
+    from torch.func import jvp as torch_jvp
+
+    from tapegrad.func import jvp
+
+    with pytest.raises(RuntimeError) as theirs:
+        torch_jvp(lambda x: x * 2, *arguments(torch))
+    with pytest.raises(RuntimeError) as ours:
+        jvp(lambda x: x * 2, *arguments(tg))
+    assert str(ours.value) == str(theirs.value)
