@@ -112,6 +112,7 @@ LAYERS = {
         "nn.init",
         "nn.modules",
         "nn.utils",
+        "nn.utils.rnn",  # packed sequences, read by the recurrent layers
         "optim",
         "optim.lr_scheduler",
         "optim.optimizer",

@@ -22,6 +22,7 @@ from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
 from .modules import Module, Parameter
+from .utils.rnn import PackedSequence
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -131,8 +132,8 @@ class _RNNBase(Module):
         return result
 
     def forward(self, input: Tensor, hx=None):  # noqa: A002 - PyTorch's names
-        if not isinstance(input, Tensor):
-            raise NotImplementedError("tapegrad's recurrent layers take a tensor, not a PackedSequence")
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
         weight = self.weight_ih_l0
@@ -190,6 +191,87 @@ class _RNNBase(Module):
             return output, h_n
         c_n = stack(finals_c, 0)
         return output, (h_n, c_n.squeeze(1) if unbatched else c_n)
+
+    def _forward_packed(self, packed: PackedSequence, hx):
+        """``forward`` of a ``PackedSequence``: at step ``t`` only the first ``batch_sizes[t]``
+        sequences (sorted longest first) take a step; the others keep their states, so each
+        one's final state is the one at its own last step. Reversed, a sequence starts from the
+        initial state at its own last step. Returns a ``PackedSequence`` of the same batch
+        sizes and the final states in the batch's original order, as PyTorch's."""
+        data, sizes = packed.data, packed.batch_sizes._data.astype(int).tolist()
+        if data.dim() != 2:
+            raise RuntimeError(f"packed input must have 2 dimensions, got {data.dim()}")
+        if data.shape[1] != self.input_size:
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {data.shape[1]}"
+            )
+        weight = self.weight_ih_l0
+        if data.dtype != weight.dtype:
+            raise ValueError(
+                f"RNN input dtype ({data.dtype}) does not match weight dtype ({weight.dtype}). Convert input: "
+                f"input.to({weight.dtype}), or convert model: model.to({data.dtype})"
+            )
+        batch = sizes[0]
+        if hx is not None and packed.sorted_indices is not None:  # the states follow the sorted batch
+            order = packed.sorted_indices
+            hx = tuple(h.index_select(1, order) for h in hx) if self.mode == "LSTM" else hx.index_select(1, order)
+        states = self._initial(hx, batch, False, data)
+        starts = [0]
+        for size in sizes:
+            starts.append(starts[-1] + size)
+        directions = 2 if self.bidirectional else 1
+        finals_h, finals_c = [], []
+        x = data
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction == 1)
+                index = layer * directions + direction
+                h0 = states[0][index]
+                c0 = states[1][index] if self.mode == "LSTM" else None
+                projected = x @ w_ih.t()
+                if b_ih is not None:
+                    projected = projected + b_ih
+                if b_hh is not None and self.mode != "GRU":
+                    projected, b_hh = projected + b_hh, None
+                w_hh_t = w_hh.t()
+                fused = self.mode == "LSTM" and projected.dtype == h0.dtype == c0.dtype == w_hh.dtype
+                per_step = [None] * len(sizes)
+                h, c = (h0, c0) if direction == 0 else (None, None)
+                running = batch if direction == 0 else 0  # rows of h (reversed: grows as sequences start)
+                for t in range(len(sizes)) if direction == 0 else range(len(sizes) - 1, -1, -1):
+                    size = sizes[t]
+                    if size > running:  # reversed: the sequences whose last step is t start here
+                        h = h0[running:size] if h is None else cat([h, h0[running:size]])
+                        if c0 is not None:
+                            c = c0[running:size] if c is None else cat([c, c0[running:size]])
+                        running = size
+                    h_t, c_t = h[:size], (c[:size] if c is not None else None)
+                    x_t = projected[starts[t] : starts[t + 1]]
+                    if fused:
+                        state = _lstm_cell(x_t + h_t @ w_hh_t, c_t)
+                        h_new, c_new = state[0], state[1]
+                    else:
+                        h_new, c_new = _cell(self.mode, x_t, h_t, c_t, w_hh_t, b_hh)
+                    per_step[t] = h_new
+                    if size < running:  # the sequences that ended keep their states
+                        h = cat([h_new, h[size:]])
+                        c = cat([c_new, c[size:]]) if c is not None else None
+                    else:
+                        h, c = h_new, c_new
+                outputs.append(cat(per_step))
+                finals_h.append(h)
+                finals_c.append(c)
+            x = outputs[0] if directions == 1 else cat(outputs, 1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        output = PackedSequence(x, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        h_n = stack(finals_h, 0)
+        c_n = stack(finals_c, 0) if self.mode == "LSTM" else None
+        if packed.unsorted_indices is not None:
+            h_n = h_n.index_select(1, packed.unsorted_indices)
+            c_n = c_n.index_select(1, packed.unsorted_indices) if c_n is not None else None
+        return (output, h_n) if self.mode != "LSTM" else (output, (h_n, c_n))
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _factories
-from ..tensor import Tensor
+from ... import _factories
+from ...tensor import Tensor
 
 
 def _gradients(parameters) -> list:
@@ -56,7 +56,7 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
 def parameters_to_vector(parameters) -> Tensor:
     """The parameters' values flattened and joined into one 1-D tensor (recorded: gradients flow
     back); follows ``torch.nn.utils.parameters_to_vector``."""
-    from .._views import cat
+    from ..._views import cat
 
     return cat([p.reshape(-1) for p in parameters])
 
