@@ -343,6 +343,18 @@ def _only_tensors(leaves, caller: str) -> None:
             )
 
 
+def _called(func, leaves: list, spec, nested: bool, has_aux: bool, caller: str) -> tuple:
+    """``func`` called on differentiable copies of ``leaves`` (the structure ``spec``):
+    ``(copies, output, aux, flat outputs, their structure)``, the outputs checked to be tensors."""
+    inputs = [_differentiable(leaf, nested) for leaf in leaves]
+    with _Deeper():
+        result = func(*_unflatten(spec, inputs))
+    output, aux = _split_aux(result, has_aux, caller)
+    outputs, output_spec = _flatten(output)
+    _only_tensors(outputs, caller)
+    return inputs, output, aux, outputs, output_spec
+
+
 def vjp(func, *primals, has_aux: bool = False):
     """``(func(*primals), vjp_fn)`` (``(output, vjp_fn, aux)`` with ``has_aux``), where
     ``vjp_fn(cotangents)`` is the tuple, one entry per primal and of its structure, of
@@ -360,12 +372,7 @@ def vjp(func, *primals, has_aux: bool = False):
     """
     nested = _nested()
     leaves, spec = _flatten(primals)
-    inputs = [_differentiable(leaf, nested) for leaf in leaves]
-    with _Deeper():
-        result = func(*_unflatten(spec, inputs))
-    output, aux = _split_aux(result, has_aux, "vjp(f, *primals)")
-    outputs, output_spec = _flatten(output)
-    _only_tensors(outputs, "vjp(f, *primals)")
+    inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, "vjp(f, *primals)")
 
     def vjp_fn(cotangents):
         seeds, seed_spec = _flatten(cotangents)
@@ -441,12 +448,9 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
                 f"size {list(direction.shape)}."
             )
     nested = _nested()
-    inputs = [_differentiable(leaf, nested) for leaf in leaves]
+    caller = "jvp(f, primals, tangents)"
+    inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, caller)
     with _Deeper():
-        result = func(*_unflatten(spec, inputs))
-        output, aux = _split_aux(result, has_aux, "jvp(f, primals, tangents)")
-        outputs, output_spec = _flatten(output)
-        _only_tensors(outputs, "jvp(f, primals, tangents)")
         placeholders = [_factories.zeros_like(out).requires_grad_() for out in outputs]
         transposed = _gradients(outputs, inputs, placeholders, True)  # J^T u, linear in u
         products = _gradients(transposed, placeholders, [d.to(x.dtype) for d, x in zip(directions, inputs)], nested)

@@ -131,17 +131,65 @@ class _RNNBase(Module):
             result.append(state.unsqueeze(1) if unbatched else state)
         return result
 
+    def _direction(self, x: Tensor, layer: int, direction: int, h0: Tensor, c0):
+        """``(projected, step)`` for one direction of one layer: every step's input projection in
+        one product, and ``step(x_t, h, c) -> (h, c)``. The biases are added to the projection
+        once, not per step (GRU's hidden bias excepted: its new gate reads it inside r * (...))."""
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction == 1)
+        projected = x @ w_ih.t()
+        if b_ih is not None:
+            projected = projected + b_ih
+        if b_hh is not None and self.mode != "GRU":
+            projected, b_hh = projected + b_hh, None
+        w_hh_t = w_hh.t()  # once: a view per step joined a new tape to the sequence's each time
+        # (states or weights of another dtype take the composite, which promotes as before)
+        fused = self.mode == "LSTM" and projected.dtype == h0.dtype == c0.dtype == w_hh.dtype
+        mode = self.mode
+
+        def step(x_t: Tensor, h: Tensor, c):
+            if fused:  # one row a step (``lstm_cell``): the composite recorded eleven
+                state = _lstm_cell(x_t + h @ w_hh_t, c)
+                return state[0], state[1]
+            return _cell(mode, x_t, h, c, w_hh_t, b_hh)
+
+        return projected, step
+
+    def _check_dtype(self, dtype) -> None:
+        weight = self.weight_ih_l0
+        if dtype != weight.dtype:
+            raise ValueError(
+                f"RNN input dtype ({dtype}) does not match weight dtype ({weight.dtype}). Convert input: "
+                f"input.to({weight.dtype}), or convert model: model.to({dtype})"
+            )
+
+    def _layers(self, x: Tensor, states: list, run, join_dim: int) -> tuple:
+        """``(outputs, final hs, final cs)`` of the layers and directions, each direction's steps
+        run by ``run(projected, step, h0, c0, reverse) -> (outputs, h, c)``: a layer reads the
+        last one's outputs (both directions joined on ``join_dim``), through dropout in training."""
+        directions = 2 if self.bidirectional else 1
+        finals_h, finals_c = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                index = layer * directions + direction
+                h0 = states[0][index]
+                c0 = states[1][index] if self.mode == "LSTM" else None
+                projected, step = self._direction(x, layer, direction, h0, c0)
+                out, h, c = run(projected, step, h0, c0, direction == 1)
+                outputs.append(out)
+                finals_h.append(h)
+                finals_c.append(c)
+            x = outputs[0] if directions == 1 else cat(outputs, join_dim)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        return x, finals_h, finals_c
+
     def forward(self, input: Tensor, hx=None):  # noqa: A002 - PyTorch's names
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
-        weight = self.weight_ih_l0
-        if input.dtype != weight.dtype:
-            raise ValueError(
-                f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight.dtype}). Convert input: "
-                f"input.to({weight.dtype}), or convert model: model.to({input.dtype})"
-            )
+        self._check_dtype(input.dtype)
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
         if x.shape[2] != self.input_size:
@@ -151,39 +199,15 @@ class _RNNBase(Module):
         steps, batch = x.shape[0], x.shape[1]
         if steps == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-        states = self._initial(hx, batch, unbatched, x)
-        directions = 2 if self.bidirectional else 1
-        finals_h, finals_c = [], []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(directions):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction == 1)
-                index = layer * directions + direction
-                h = states[0][index]
-                c = states[1][index] if self.mode == "LSTM" else None
-                projected = x @ w_ih.t()  # every step's input projection in one product
-                if b_ih is not None:
-                    projected = projected + b_ih
-                if b_hh is not None and self.mode != "GRU":  # added once, not per step (GRU's
-                    projected, b_hh = projected + b_hh, None  # new gate reads it inside r * (...))
-                order = range(steps - 1, -1, -1) if direction == 1 else range(steps)
-                per_step = [None] * steps
-                w_hh_t = w_hh.t()  # once: a view per step joined a new tape to the sequence's each time
-                # (states or weights of another dtype take the composite, which promotes as before)
-                fused = self.mode == "LSTM" and projected.dtype == h.dtype == c.dtype == w_hh.dtype
-                for t in order:
-                    if fused:  # one row a step (``lstm_cell``): the composite below recorded eleven
-                        state = _lstm_cell(projected[t] + h @ w_hh_t, c)
-                        h, c = state[0], state[1]
-                    else:
-                        h, c = _cell(self.mode, projected[t], h, c, w_hh_t, b_hh)
-                    per_step[t] = h
-                outputs.append(stack(per_step, 0))
-                finals_h.append(h)
-                finals_c.append(c)
-            x = outputs[0] if directions == 1 else cat(outputs, 2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
+
+        def run(projected, step, h, c, reverse: bool):
+            per_step = [None] * steps
+            for t in range(steps - 1, -1, -1) if reverse else range(steps):
+                h, c = step(projected[t], h, c)
+                per_step[t] = h
+            return stack(per_step, 0), h, c
+
+        x, finals_h, finals_c = self._layers(x, self._initial(hx, batch, unbatched, x), run, 2)
         output = x.squeeze(1) if unbatched else (x.transpose(0, 1) if self.batch_first else x)
         h_n = stack(finals_h, 0)
         h_n = h_n.squeeze(1) if unbatched else h_n
@@ -205,66 +229,36 @@ class _RNNBase(Module):
             raise RuntimeError(
                 f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {data.shape[1]}"
             )
-        weight = self.weight_ih_l0
-        if data.dtype != weight.dtype:
-            raise ValueError(
-                f"RNN input dtype ({data.dtype}) does not match weight dtype ({weight.dtype}). Convert input: "
-                f"input.to({weight.dtype}), or convert model: model.to({data.dtype})"
-            )
+        self._check_dtype(data.dtype)
         batch = sizes[0]
         if hx is not None and packed.sorted_indices is not None:  # the states follow the sorted batch
             order = packed.sorted_indices
             hx = tuple(h.index_select(1, order) for h in hx) if self.mode == "LSTM" else hx.index_select(1, order)
-        states = self._initial(hx, batch, False, data)
         starts = [0]
         for size in sizes:
             starts.append(starts[-1] + size)
-        directions = 2 if self.bidirectional else 1
-        finals_h, finals_c = [], []
-        x = data
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(directions):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction == 1)
-                index = layer * directions + direction
-                h0 = states[0][index]
-                c0 = states[1][index] if self.mode == "LSTM" else None
-                projected = x @ w_ih.t()
-                if b_ih is not None:
-                    projected = projected + b_ih
-                if b_hh is not None and self.mode != "GRU":
-                    projected, b_hh = projected + b_hh, None
-                w_hh_t = w_hh.t()
-                fused = self.mode == "LSTM" and projected.dtype == h0.dtype == c0.dtype == w_hh.dtype
-                per_step = [None] * len(sizes)
-                h, c = (h0, c0) if direction == 0 else (None, None)
-                running = batch if direction == 0 else 0  # rows of h (reversed: grows as sequences start)
-                for t in range(len(sizes)) if direction == 0 else range(len(sizes) - 1, -1, -1):
-                    size = sizes[t]
-                    if size > running:  # reversed: the sequences whose last step is t start here
-                        h = h0[running:size] if h is None else cat([h, h0[running:size]])
-                        if c0 is not None:
-                            c = c0[running:size] if c is None else cat([c, c0[running:size]])
-                        running = size
-                    h_t, c_t = h[:size], (c[:size] if c is not None else None)
-                    x_t = projected[starts[t] : starts[t + 1]]
-                    if fused:
-                        state = _lstm_cell(x_t + h_t @ w_hh_t, c_t)
-                        h_new, c_new = state[0], state[1]
-                    else:
-                        h_new, c_new = _cell(self.mode, x_t, h_t, c_t, w_hh_t, b_hh)
-                    per_step[t] = h_new
-                    if size < running:  # the sequences that ended keep their states
-                        h = cat([h_new, h[size:]])
-                        c = cat([c_new, c[size:]]) if c is not None else None
-                    else:
-                        h, c = h_new, c_new
-                outputs.append(cat(per_step))
-                finals_h.append(h)
-                finals_c.append(c)
-            x = outputs[0] if directions == 1 else cat(outputs, 1)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
+
+        def run(projected, step, h0, c0, reverse: bool):
+            per_step = [None] * len(sizes)
+            h, c = (None, None) if reverse else (h0, c0)
+            running = 0 if reverse else batch  # rows of h (reversed: more as sequences start)
+            for t in range(len(sizes) - 1, -1, -1) if reverse else range(len(sizes)):
+                size = sizes[t]
+                if size > running:  # reversed: the sequences whose last step is t start here
+                    h = h0[running:size] if h is None else cat([h, h0[running:size]])
+                    if c0 is not None:
+                        c = c0[running:size] if c is None else cat([c, c0[running:size]])
+                    running = size
+                h_new, c_new = step(projected[starts[t] : starts[t + 1]], h[:size], c[:size] if c is not None else None)
+                per_step[t] = h_new
+                if size < running:  # the sequences that ended keep their states
+                    h = cat([h_new, h[size:]])
+                    c = cat([c_new, c[size:]]) if c is not None else None
+                else:
+                    h, c = h_new, c_new
+            return cat(per_step), h, c
+
+        x, finals_h, finals_c = self._layers(data, self._initial(hx, batch, False, data), run, 1)
         output = PackedSequence(x, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
         h_n = stack(finals_h, 0)
         c_n = stack(finals_c, 0) if self.mode == "LSTM" else None
