@@ -194,18 +194,25 @@ LOCK = threading.RLock()
 count_threads = _thread._count
 
 
-def exclusive(function):
+def exclusive(function, always: bool = False):
     """``function`` (one that records on a tape, collects one, or runs a backward) holding
-    ``LOCK`` while another thread runs."""
+    ``LOCK`` while another thread runs; ``always``: whether or not one does (``serialized``)."""
 
     @functools.wraps(function)
     def exclusive_function(*args, **kwargs):
-        if count_threads() > pool_threads[0]:
+        if always or count_threads() > pool_threads[0]:
             with LOCK:
                 return function(*args, **kwargs)
         return function(*args, **kwargs)
 
     return exclusive_function
+
+
+def serialized(function):
+    """``exclusive``, taking ``LOCK`` even while no other thread runs: for the backward, whose
+    hooks may start a thread midway. Decided at its start, a backward that found no other thread
+    ran on unlocked, and added into ``.grad`` while the hook's thread did too (sums lost)."""
+    return exclusive(function, always=True)
 
 
 def outside_lock(call, *args):
@@ -276,6 +283,7 @@ class Tape:
         "retained",
         "hooks",
         "freed",
+        "sweeping",
         "merged_into",
         "row_shift",
         "nodes",
@@ -324,6 +332,7 @@ class Tape:
         self.retained: list = []
         self.hooks: dict = {}
         self.freed = _NO_ROWS
+        self.sweeping = 0  # backwards running over this tape now (``engine._sweep``)
         self.merged_into: Tape | None = None
         self.row_shift = 0
         self.nodes = None
@@ -1013,6 +1022,18 @@ def join(tensors) -> Tape:
         if all(tape is not seen for seen in tapes):
             tapes.append(tape)
     tapes.sort(key=len, reverse=True)
+    # A backward in progress (a hook recording under enable_grad) reads its tape's leaves and
+    # flags to its end: the other tapes join that one, whatever the sizes. Absorbed into a
+    # longer one, its leaves moved there and the backward delivered no gradient, silently.
+    swept = [tape for tape in tapes if tape.sweeping]
+    if len(swept) > 1:
+        raise NotImplementedError(
+            "an op joining the graphs of two backward passes in progress (recorded in a hook under "
+            "enable_grad) is not supported"
+        )
+    if swept:
+        tapes.remove(swept[0])
+        tapes.insert(0, swept[0])
     target = tapes[0]
     for other in tapes[1:]:
         target.absorb(other)

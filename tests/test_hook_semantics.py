@@ -720,3 +720,29 @@ def test_leaf_root_hook_sees_the_total():
     log, x_grad, alone_grad = _leaf_root(tg)
     assert log == [("x", [6.0, 6.0]), ("alone", [1.0, 1.0])]
     assert x_grad == [4.0, 4.0] and alone_grad == [3.0, 3.0]
+
+
+def test_a_hook_runs_without_grad_mode_and_may_join_graphs_under_enable_grad():
+    # PyTorch runs backward hooks in grad mode only with create_graph: an op in a hook records
+    # nothing. Under enable_grad it records, and joining the graph being differentiated to a
+    # longer one moved its leaves away: the backward delivered nothing (x.grad None), silently.
+    x, z = tg.ones(3, requires_grad=True), tg.ones(3, requires_grad=True)
+    b = z * 1.0
+    for _ in range(5):
+        b = b * 1.0
+    h = x * 2.0
+    seen = []
+
+    def hook(g):
+        seen.append((h * b).requires_grad)
+        with tg.enable_grad():
+            seen.append(h * b)
+        return g
+
+    y = h * 3.0
+    y.register_hook(hook)
+    y.sum().backward()
+    assert seen[0] is False
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0, 6.0])
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        seen[1].sum().backward()  # (h's rows were freed by the first backward, as in PyTorch)

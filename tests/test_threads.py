@@ -226,3 +226,33 @@ def test_an_op_on_a_temporary_writes_into_it_while_threads_run():
     out.sum().backward()
     np.testing.assert_array_equal(out.detach().numpy(), np.full(n, 5.0))
     np.testing.assert_array_equal(x.grad.numpy(), np.full(n, 2.0))
+
+
+def test_a_backward_whose_hook_starts_a_thread_keeps_every_sum():
+    # The backward decides nothing at its start: it holds the lock from start to end (but for its
+    # hooks), so a thread a hook starts cannot add into .grad while the backward delivers.
+    weights = [tg.ones(256, 256, dtype=tg.float64, requires_grad=True) for _ in range(24)]
+    for trial in range(3):
+        for w in weights:
+            w.grad = tg.zeros(256, 256, dtype=tg.float64)
+        other = sum((w * 1.0).sum() for w in weights)
+        stop, started, runs, threads = threading.Event(), threading.Event(), [0], []
+
+        def repeat():
+            started.set()
+            while not stop.is_set():
+                other.backward(retain_graph=True)
+                runs[0] += 1
+
+        def hook(g):
+            threads.append(threading.Thread(target=repeat))
+            threads[0].start()
+            started.wait(30)
+
+        loss = sum((w * 1.0).sum() for w in weights)
+        loss.register_hook(hook)
+        loss.backward()
+        stop.set()
+        threads[0].join()
+        for w in weights:
+            np.testing.assert_array_equal(w.grad.numpy(), np.full((256, 256), runs[0] + 1.0))

@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from .._grad_mode import no_grad
 from .._grad_mode import state as _grad_state
 from .._kernels import load as load_kernels
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
@@ -22,11 +23,11 @@ from .._tape import (
     ROW_BYTES,
     ROW_WIDTH,
     backwards_running,
-    exclusive,
     inplace_epoch,
     join,
     outside_lock,
     resolve,
+    serialized,
 )
 from ..tensor import Size, Tensor, _wrap, hook_registrations
 
@@ -131,7 +132,7 @@ def _seed(index: int, root, gradient) -> np.ndarray:
     return values
 
 
-@exclusive
+@serialized
 def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False, *, collect=None):
     """Backpropagate from ``roots``; fill ``.grad`` of leaves, or, with ``collect`` (a list of
     tensors), return their gradients instead (``autograd.grad``)."""
@@ -358,6 +359,14 @@ _EMPTY: dict = {}  # no hooked rows, no custom Function calls (read only)
 
 
 def _sweep(tape, pairs, retain: bool, collect) -> None:
+    tape.sweeping += 1  # (``_tape.join``: a hook's op joins other tapes to this one, not it to them)
+    try:
+        _sweep_tape(tape, pairs, retain, collect)
+    finally:
+        tape.sweeping -= 1
+
+
+def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
     sweep, (rules, saves, paths), setup, propagate = kernel()
     if len(pairs) == 1:
         root, seed = pairs[0]
@@ -429,6 +438,8 @@ def _sweep(tape, pairs, retain: bool, collect) -> None:
     if freed_before is not None:
         ran = needed if needed is not None else _needed_rows(tape, n_rows, collect)
         freed[:n_rows] = np.where(ran, freed[:n_rows], freed_before)
+    if tape.freed is not freed:  # a hook's op joined another tape to this one: flags in a new array
+        tape.grown_freed()[: len(freed)] |= freed
     if status == FREED:
         raise RuntimeError(SECOND_BACKWARD)
     if status == MODIFIED:
@@ -626,10 +637,11 @@ def _run_hooks(gradient: np.ndarray, hooks: list) -> np.ndarray:
     what ``autograd.grad`` returns when it captures a gradient before its hooks (PyTorch
     returns that tensor, so a hook's in-place change shows there too)."""
     arrived = current = _wrap(gradient.copy())
-    for hook in list(hooks):
-        result = outside_lock(hook, current)
-        if result is not None:
-            current = hook_result(hook, result, gradient.shape, gradient.dtype)
+    with no_grad():  # PyTorch's backward runs its hooks in grad mode only with create_graph
+        for hook in list(hooks):
+            result = outside_lock(hook, current)
+            if result is not None:
+                current = hook_result(hook, result, gradient.shape, gradient.dtype)
     gradient[...] = current._data
     return arrived._data
 
