@@ -192,6 +192,8 @@ _NO_TEMPLATE = _LayoutTemplate()
 # may wait on another thread that records. The hottest paths inline ``exclusive``'s test.
 LOCK = threading.RLock()
 count_threads = _thread._count
+if hasattr(os, "register_at_fork"):  # a fork while another thread held it: the child's is free
+    os.register_at_fork(after_in_child=LOCK._at_fork_reinit)
 
 
 def exclusive(function, always: bool = False):

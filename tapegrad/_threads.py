@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 _num_threads = [None]  # None: NUMBA_NUM_THREADS, else the number of CPUs
 
 
@@ -10,8 +12,6 @@ def get_num_threads() -> int:
     ``set_num_threads``, else ``NUMBA_NUM_THREADS``, else the number of CPUs; follows
     ``torch.get_num_threads``. One sweep (``backward()``, one replay) runs on one thread."""
     if _num_threads[0] is None:
-        import os
-
         configured = os.environ.get("NUMBA_NUM_THREADS", "")
         _num_threads[0] = int(configured) if configured.strip().isdigit() else (os.cpu_count() or 1)
         _num_threads[0] = max(1, _num_threads[0])
@@ -35,6 +35,17 @@ pool_threads = [0]
 
 def _started() -> None:
     pool_threads[0] += 1  # (one bytecode store under the GIL: threads start one at a time here)
+
+
+def _forgotten() -> None:
+    """In a forked child: the pools' threads did not come along (a fork copies one thread), so
+    a pool of the parent's waited for ever on work none of its threads would run."""
+    _pools.clear()
+    pool_threads[0] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forgotten)
 
 
 def pool(count: int):

@@ -228,31 +228,63 @@ def test_an_op_on_a_temporary_writes_into_it_while_threads_run():
     np.testing.assert_array_equal(x.grad.numpy(), np.full(n, 2.0))
 
 
+def _hook_starts_a_thread(weights) -> int:
+    """One backward whose hook starts a thread that runs other backwards into the same
+    weights until it ends; how many the thread ran."""
+    for w in weights:
+        w.grad = tg.zeros(256, 256, dtype=tg.float64)
+    other = sum((w * 1.0).sum() for w in weights)
+    stop, started, runs, threads = threading.Event(), threading.Event(), [0], []
+
+    def repeat():
+        started.set()
+        while not stop.is_set():
+            other.backward(retain_graph=True)
+            runs[0] += 1
+
+    def hook(g):
+        threads.append(threading.Thread(target=repeat))
+        threads[0].start()
+        started.wait(30)
+
+    loss = sum((w * 1.0).sum() for w in weights)
+    loss.register_hook(hook)
+    loss.backward()
+    stop.set()
+    threads[0].join()
+    return runs[0]
+
+
 def test_a_backward_whose_hook_starts_a_thread_keeps_every_sum():
     # The backward decides nothing at its start: it holds the lock from start to end (but for its
     # hooks), so a thread a hook starts cannot add into .grad while the backward delivers.
     weights = [tg.ones(256, 256, dtype=tg.float64, requires_grad=True) for _ in range(24)]
-    for trial in range(3):
+    for _ in range(3):
+        runs = _hook_starts_a_thread(weights)
         for w in weights:
-            w.grad = tg.zeros(256, 256, dtype=tg.float64)
-        other = sum((w * 1.0).sum() for w in weights)
-        stop, started, runs, threads = threading.Event(), threading.Event(), [0], []
+            np.testing.assert_array_equal(w.grad.numpy(), np.full((256, 256), runs + 1.0))
 
-        def repeat():
-            started.set()
-            while not stop.is_set():
-                other.backward(retain_graph=True)
-                runs[0] += 1
 
-        def hook(g):
-            threads.append(threading.Thread(target=repeat))
-            threads[0].start()
-            started.wait(30)
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork: POSIX only")
+def test_a_forked_child_runs_vmap_on_threads_again():
+    # The parent's pool threads do not exist in a child: its vmap waited for them for ever.
+    import os
+    import signal
 
-        loss = sum((w * 1.0).sum() for w in weights)
-        loss.register_hook(hook)
-        loss.backward()
-        stop.set()
-        threads[0].join()
-        for w in weights:
-            np.testing.assert_array_equal(w.grad.numpy(), np.full((256, 256), runs[0] + 1.0))
+    f = tg.func.vmap(tg.func.grad(lambda v: (v.sin() * v).sum()))
+    X = tg.tensor(np.random.default_rng(0).standard_normal((4096, 5)))
+    previous = tg.get_num_threads()
+    tg.set_num_threads(2)
+    try:
+        want = f(X).numpy()
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 if its vmap gives the parent's values within 20 s
+            signal.alarm(20)
+            try:
+                os._exit(0 if np.array_equal(f(X).numpy(), want) else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        tg.set_num_threads(previous)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
