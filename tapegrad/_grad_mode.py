@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import threading
 
 
@@ -11,6 +12,7 @@ class _GradState(threading.local):
     enabled = True  # a class attribute, so every new thread starts with grad mode on
     recording = None  # the tape ``tapegrad.record`` is filling in this thread, if any
     transforms = 0  # ``tapegrad.func`` differentiating transforms (grad, vjp, jacrev...) active here
+    jvp = 0  # ``tapegrad.func.jvp`` calls of the function active here
 
 
 state = _GradState()
@@ -39,6 +41,17 @@ def _set(enabled: bool) -> None:
         state.enabled = enabled
 
 
+def _from_user_code() -> bool:
+    """Whether the grad mode being entered was asked for outside tapegrad (past this module's
+    decorator wrappers): tapegrad's own uses (a custom Function's forward) compute nothing jvp
+    needs a tangent of."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    name = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return not (name == "tapegrad" or name.startswith("tapegrad."))
+
+
 def is_grad_enabled() -> bool:
     """Whether operations are recorded for differentiation in this thread."""
     return state.enabled
@@ -62,6 +75,14 @@ class _Mode:
     mode = True
 
     def __enter__(self):
+        if not self.mode and state.jvp and _from_user_code():
+            # jvp runs reverse sweeps, which grad mode off stops: the tangent came out zero where
+            # PyTorch's forward mode goes through no_grad.
+            raise NotImplementedError(
+                "tapegrad.func.jvp of a function that turns grad mode off (no_grad, set_grad_enabled(False), "
+                "inference_mode): tapegrad computes jvp by reverse sweeps, which that stops; PyTorch's "
+                "forward-mode AD goes through it. Use .detach() for values that must carry no tangent"
+            )
         self._previous = state.enabled
         _set(self.mode)
 

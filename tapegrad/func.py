@@ -438,6 +438,8 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
             "example, if primals is a tuple of 3 tensors, tangents also must be. Got primals with structure "
             f"{_treespec(spec)} and tangents with structure {_treespec(direction_spec)}"
         )
+    if not leaves:
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals to contain at least one Tensor.")
     for primal, direction in zip(leaves, directions):
         if not isinstance(primal, Tensor) or not isinstance(direction, Tensor):
             raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to only contain Tensors")
@@ -447,14 +449,29 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
                 f"is not supported. Tensor is of size {list(primal.shape)} while the given forward gradient is of "
                 f"size {list(direction.shape)}."
             )
-    nested = _nested()
+    # Kept differentiable inside another transform, and for an outer backward through primals or
+    # tangents that require grad (torch.func's transforms are transparent to autograd).
+    nested = _nested() or any(x.requires_grad for x in leaves + directions)
     caller = "jvp(f, primals, tangents)"
-    inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, caller)
+    grad_mode.state.jvp += 1  # (``no_grad`` in ``func`` raises: it would stop the reverse sweeps)
+    try:
+        inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, caller)
+    finally:
+        grad_mode.state.jvp -= 1
     with _Deeper():
-        placeholders = [_factories.zeros_like(out).requires_grad_() for out in outputs]
-        transposed = _gradients(outputs, inputs, placeholders, True)  # J^T u, linear in u
-        products = _gradients(transposed, placeholders, [d.to(x.dtype) for d, x in zip(directions, inputs)], nested)
-    products = _unflatten(output_spec, list(products))
+        floating = [out.is_floating_point() for out in outputs]
+        placeholders = [_factories.zeros_like(out).requires_grad_() for out, f in zip(outputs, floating) if f]
+        chosen = [out for out, f in zip(outputs, floating) if f]
+        transposed = _gradients(chosen, inputs, placeholders, True)  # J^T u, linear in u
+        # d/du of t . J^T u is J t; t enters as a factor, so the result is differentiable in it.
+        product = None
+        for part, direction in zip(transposed, directions):
+            term = (part * direction.to(part.dtype)).sum()
+            product = term if product is None else product + term
+        found = iter(_gradients([product], placeholders, [_factories.ones_like(product)], nested) if chosen else ())
+    # An integer output's tangent is zero, of its dtype (PyTorch's float0 aside).
+    products = [next(found) if f else _factories.zeros_like(out) for out, f in zip(outputs, floating)]
+    products = _unflatten(output_spec, products)
     if not nested:
         output, products, aux = _detach(output), _detach(products), _detach(aux)
     return (output, products, aux) if has_aux else (output, products)

@@ -490,3 +490,36 @@ def test_jvp_raises_pytorchs_errors(arguments):
     with pytest.raises(RuntimeError) as ours:
         jvp(lambda x: x * 2, *arguments(tg))
     assert str(ours.value) == str(theirs.value)
+
+
+def test_jvp_is_differentiable_in_primals_and_tangents_that_require_grad():
+    torch = pytest.importorskip("torch")
+    from tapegrad.func import jvp
+
+    values = np.array([0.5, -1.0, 2.0])
+    x, v = tg.tensor(values, requires_grad=True), tg.tensor(values[::-1].copy(), requires_grad=True)
+    tx, tv = torch.tensor(values, requires_grad=True), torch.tensor(values[::-1].copy(), requires_grad=True)
+    _, product = jvp(lambda a: a.sin() * a, (x,), (v,))
+    _, tproduct = torch.func.jvp(lambda a: a.sin() * a, (tx,), (tv,))
+    assert product.requires_grad
+    for ours, theirs in zip(tg.autograd.grad(product.sum(), (x, v)), torch.autograd.grad(tproduct.sum(), (tx, tv))):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+def test_jvp_of_an_integer_output_is_zero_and_no_grad_inside_raises():
+    from tapegrad.func import jvp
+
+    out, tangent = jvp(lambda a: a.argmax(), (tg.tensor([1.0, 3.0, 2.0]),), (tg.ones(3),))
+    assert int(out) == 1 and int(tangent) == 0 and tangent.dtype == tg.int64
+
+    def through_no_grad(a):
+        with tg.no_grad():  # PyTorch's forward mode goes through it; reverse sweeps cannot
+            return a * 2
+
+    with pytest.raises(NotImplementedError, match="turns grad mode off"):
+        jvp(through_no_grad, (tg.ones(2),), (tg.ones(2),))
+    with pytest.raises(RuntimeError, match="Expected primals to contain at least one Tensor"):
+        jvp(lambda: tg.ones(1), (), ())
+    # tapegrad's own grad-mode switches (a sample drawn under no_grad) are not the caller's
+    normal = tg.distributions.Normal(0.0, 1.0)
+    assert jvp(lambda a: a * normal.sample(), (tg.ones(2),), (tg.zeros(2),))[1].tolist() == [0.0, 0.0]
