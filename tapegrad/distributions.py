@@ -93,7 +93,10 @@ class Distribution:
             )
 
     def _checked_value(self, value) -> Tensor:
-        value = value if isinstance(value, Tensor) else tensor(value)
+        if not isinstance(value, Tensor):
+            if self._validate_args:
+                raise ValueError("The value argument to log_prob must be a Tensor")
+            value = tensor(value)
         if self._validate_args:
             actual, expected = value.shape, Size(tuple(self._batch_shape) + tuple(self._event_shape))
             try:
@@ -148,13 +151,18 @@ class Normal(Distribution):
         eps = randn(*shape, dtype=self.loc.dtype)
         return self.loc + eps * self.scale
 
-    def log_prob(self, value) -> Tensor:
+    def _checked_real(self, value) -> Tensor:
         value = self._checked_value(value)
+        self._check_support(value, ~np.isnan(value._data), "Real()")
+        return value
+
+    def log_prob(self, value) -> Tensor:
+        value = self._checked_real(value)
         var = self.scale**2
         return -((value - self.loc) ** 2) / (2 * var) - self.scale.log() - math.log(math.sqrt(2 * math.pi))
 
     def cdf(self, value) -> Tensor:
-        value = self._checked_value(value)
+        value = self._checked_real(value)
         return 0.5 * (1 + ((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)).erf())
 
     def entropy(self) -> Tensor:
@@ -194,7 +202,7 @@ class Uniform(Distribution):
     def log_prob(self, value) -> Tensor:
         value = self._checked_value(value)
         if self._validate_args:
-            inside = (self.low._data <= value._data) & (value._data < self.high._data)
+            inside = (self.low._data <= value._data) & (value._data <= self.high._data)  # (high: -inf)
             self._check_support(value, inside, f"Interval(lower_bound={self.low}, upper_bound={self.high})")
         lb = self.low.le(value).type_as(self.low)
         ub = self.high.gt(value).type_as(self.low)
@@ -235,7 +243,7 @@ class Categorical(Distribution):
             data = self.probs._data
             self._check("probs", self.probs, (data >= 0).all() and np.allclose(data.sum(-1), 1, atol=1e-6), "Simplex()")
         else:
-            self._check("logits", logits, ~np.isnan(logits._data), "IndependentConstraint(Real(), 1)")
+            self._check("logits", self.logits, ~np.isnan(self.logits._data), "IndependentConstraint(Real(), 1)")
 
     def __getattr__(self, name):  # the parameter not given, computed once when first read
         if name == "probs":
@@ -331,6 +339,20 @@ def _kl_categorical_categorical(p: Categorical, q: Categorical) -> Tensor:
     t = where(q.probs == 0, float("inf"), t)  # PyTorch's: infinite where q excludes what p allows
     t = where(p.probs == 0, 0.0, t)
     return t.sum(-1)
+
+
+@register_kl(Normal, Uniform)
+def _kl_normal_uniform(p: Normal, q: Uniform) -> Tensor:
+    return p.loc * 0 + float("inf")  # a Normal puts mass outside every interval (the batch's shape)
+
+
+@register_kl(Uniform, Normal)
+def _kl_uniform_normal(p: Uniform, q: Normal) -> Tensor:
+    width = p.high - p.low
+    t1 = (math.sqrt(math.pi * 2) * q.scale / width).log()
+    t2 = width.pow(2) / 12
+    t3 = ((p.high + p.low - 2 * q.loc) / 2).pow(2)
+    return t1 + 0.5 * (t2 + t3) / q.scale.pow(2)
 
 
 @register_kl(Uniform, Uniform)

@@ -66,7 +66,9 @@ def test_normal_of_numbers_and_its_repr_and_moments():
     assert ours.batch_shape == () and ours.sample((7, 2)).shape == (7, 2)
     assert ours.sample().dtype == tg.float32  # the default dtype, as PyTorch's
     assert float(ours.variance) == 4.0 and float(ours.stddev) == 2.0 and float(ours.mean) == 0.0
-    np.testing.assert_allclose(float(ours.log_prob(1.0)), float(theirs.log_prob(torch.tensor(1.0))), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(ours.log_prob(tg.tensor(1.0))), float(theirs.log_prob(torch.tensor(1.0))), rtol=1e-6
+    )
 
 
 def test_uniform_matches_pytorch():
@@ -156,8 +158,23 @@ def messages(build):
         lambda m, d: d.Categorical(probs=m.tensor([0.5, -0.1])),
         lambda m, d: d.Categorical(probs=m.tensor([0.2, 0.8])).log_prob(m.tensor(3)),
         lambda m, d: d.Normal(m.zeros(2), m.ones(2)).log_prob(m.zeros(3)),
+        lambda m, d: d.Normal(0.0, 1.0).log_prob(0.5),
+        lambda m, d: d.Normal(0.0, 1.0).log_prob(m.tensor(float("nan"))),
+        lambda m, d: d.Categorical(logits=m.tensor([0.0, float("nan")])),
     ],
-    ids=["scale", "scale-number", "uniform", "uniform-support", "neither", "probs", "support", "shape"],
+    ids=[
+        "scale",
+        "scale-number",
+        "uniform",
+        "uniform-support",
+        "neither",
+        "probs",
+        "support",
+        "shape",
+        "number",
+        "nan-value",
+        "nan-logits",
+    ],  # fmt: skip
 )
 def test_bad_arguments_raise_pytorchs_value_errors(build):
     ours, theirs = messages(build)
@@ -166,3 +183,14 @@ def test_bad_arguments_raise_pytorchs_value_errors(build):
 
 def test_validate_args_false_skips_the_checks():
     assert math.isnan(float(Normal(0.0, -1.0, validate_args=False).entropy()))
+
+
+def test_edges_pytorch_gives_values_for():
+    # the upper end of a Uniform's support (log_prob -inf, not an error), and the KL divergences
+    # between a Normal and a Uniform, both ways
+    assert float(Uniform(0.0, 1.0).log_prob(tg.tensor(1.0))) == float("-inf")
+    assert float(kl_divergence(Normal(0.0, 1.0), Uniform(0.0, 1.0))) == float("inf")
+    (low, tlow), (loc, tloc) = both(np.array([-0.5, 0.0])), both(np.array([0.3, -1.0]))
+    ours = kl_divergence(Uniform(low, low + 2.0), Normal(loc, 1.5))
+    theirs = td.kl_divergence(td.Uniform(tlow, tlow + 2.0), td.Normal(tloc, 1.5))
+    check(ours, theirs, [(low, tlow), (loc, tloc)])

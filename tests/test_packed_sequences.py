@@ -101,3 +101,32 @@ def test_bad_lengths_raise_pytorchs_errors(call):
         call(torch, trnn)
     with pytest.raises(type(theirs.value), match="^" + __import__("re").escape(str(theirs.value)) + "$"):
         call(tg, tg.nn.utils.rnn)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, r: r.pack_padded_sequence(m.zeros(4, 3, 2), [4, 2]),
+        lambda m, r: r.pack_padded_sequence(m.zeros(4, 3, 2), [4, 3, 2, 1]),
+        lambda m, r: r.pack_padded_sequence(m.zeros(4, 3, 2), m.tensor([[4, 2, 1]])),
+        lambda m, r: r.pad_sequence([]),
+        lambda m, r: r.pad_sequence([m.ones(2)], padding_side="up"),
+    ],
+    ids=["fewer-lengths", "more-lengths", "2d-lengths", "no-sequences", "padding-side"],
+)
+def test_lengths_and_sequences_are_checked_as_pytorch_checks_them(call):
+    # (fewer lengths than sequences dropped the rest silently; more built data and batch sizes
+    # that disagreed)
+    with pytest.raises(RuntimeError) as theirs:
+        call(torch, trnn)
+    with pytest.raises(RuntimeError, match="^" + __import__("re").escape(str(theirs.value)) + "$"):
+        call(tg, tg.nn.utils.rnn)
+
+
+def test_a_packed_sequence_built_with_sorted_indices_computes_their_inverse():
+    data, sizes = tg.zeros(3, 1), tg.tensor([2, 1])
+    ours = PackedSequence(data, sizes, tg.tensor([1, 0, 2]))
+    theirs = trnn.PackedSequence(torch.zeros(3, 1), torch.tensor([2, 1]), torch.tensor([1, 0, 2]))
+    assert ours.unsorted_indices.tolist() == theirs.unsorted_indices.tolist()
+    assert PackedSequence(data, sizes).unsorted_indices is None
+    assert repr(PackedSequence(data, sizes)).startswith("PackedSequence(data=tensor(")

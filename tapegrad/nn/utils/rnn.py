@@ -21,15 +21,25 @@ from ...tensor import Tensor, _wrap
 __all__ = ["PackedSequence", "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence"]
 
 
-class PackedSequence(NamedTuple):
-    """``data`` (sum(batch_sizes), *), ``batch_sizes`` (int64, one per time step, decreasing),
-    and the permutation that sorted the batch by length (``sorted_indices``) with its inverse
-    (``unsorted_indices``), None when it came sorted; follows ``torch.nn.utils.rnn.PackedSequence``."""
-
+class _PackedFields(NamedTuple):
     data: Tensor
     batch_sizes: Tensor
     sorted_indices: Tensor | None = None
     unsorted_indices: Tensor | None = None
+
+
+class PackedSequence(_PackedFields):
+    """``data`` (sum(batch_sizes), *), ``batch_sizes`` (int64, one per time step, decreasing),
+    and the permutation that sorted the batch by length (``sorted_indices``) with its inverse
+    (``unsorted_indices``, computed when not given), None when it came sorted; follows
+    ``torch.nn.utils.rnn.PackedSequence``."""
+
+    __slots__ = ()
+
+    def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
+        if unsorted_indices is None and sorted_indices is not None:
+            unsorted_indices = _wrap(np.argsort(_indices(sorted_indices), kind="stable").astype(np.int64))
+        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
     def to(self, *args, **kwargs) -> PackedSequence:
         """``data`` moved or cast as ``Tensor.to``; the indices stay."""
@@ -52,6 +62,10 @@ class PackedSequence(NamedTuple):
         return False
 
 
+_SCALAR_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+                 "float32": "Float", "float64": "Double"}  # fmt: skip
+
+
 def _indices(values) -> np.ndarray:
     data = values._data if isinstance(values, Tensor) else np.asarray(values)
     return np.asarray(data, np.int64).reshape(-1)
@@ -63,8 +77,17 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False, enfo
     lengths must decrease, otherwise the batch is sorted and the permutation kept. Follows
     ``torch.nn.utils.rnn.pack_padded_sequence``; raises its ``RuntimeError`` for unsorted or
     non-positive lengths."""
+    if isinstance(lengths, Tensor) and lengths.dim() != 1:
+        scalar = _SCALAR_NAMES.get(lengths._data.dtype.name, lengths._data.dtype.name)
+        raise RuntimeError(
+            f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D cpu {scalar} tensor"
+        )
     lengths = _indices(lengths)
     batch_dim = 0 if batch_first else 1
+    if len(lengths) != input.shape[batch_dim]:
+        raise RuntimeError(
+            f"Expected `len(lengths)` to be equal to batch_size, but got {len(lengths)} (batch_size={input.shape[batch_dim]})"
+        )
     if enforce_sorted:
         if np.any(lengths[1:] > lengths[:-1]):
             raise RuntimeError(
@@ -136,10 +159,13 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
 def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0, padding_side: str = "right"):
     """The tensors ``sequences`` (each (L_i, *)) stacked into (T, B, *) (``batch_first``:
     (B, T, *)), T the longest, padded with ``padding_value`` on ``padding_side``; follows
-    ``torch.nn.utils.rnn.pad_sequence``. Raises ``ValueError`` for another padding side."""
+    ``torch.nn.utils.rnn.pad_sequence``. Raises its ``RuntimeError`` for another padding side
+    or no sequences."""
     if padding_side not in ("left", "right"):
-        raise ValueError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
+        raise RuntimeError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
     sequences = list(sequences)
+    if not sequences:
+        raise RuntimeError("received an empty list of sequences")
     longest = max(s.shape[0] for s in sequences)
     padded = []
     for s in sequences:
