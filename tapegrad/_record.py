@@ -700,8 +700,10 @@ def _temporary(a: Tensor, b: Tensor, name: str) -> bool:
     ``retain_grad``), it has the result's dtype, shape and layout, and the op's backward never
     reads ``a``'s value. The caller's frame must be at a ``BINARY_OP``: called from C code
     (``operator.add``, ``sum``), a variable of the C code's own may hold ``a`` with the same
-    count, and the values would change under it. (numpy checks the C stack for the same reason;
-    a C type whose own ``+`` adds a tensor only it holds could still pass this check.)"""
+    count, and the values would change under it. (numpy checks the C stack for the same reason.
+    C code that adds a tensor only it holds, without a reference of its own, from a frame at a
+    ``BINARY_OP`` still passes this check: numpy's object-dtype loops do, for ``o + p`` of object
+    arrays of tensors, and ``o``'s first tensor then takes the sum.)"""
     data = a._data
     if (
         data.nbytes < ELIDE_BYTES
