@@ -298,8 +298,9 @@ def test_no_collection_while_a_hook_runs_on_the_same_tape():
     made = []
 
     def hook(gradient):
-        for _ in range(3 * COLLECT_ROWS):
-            made.append(len((a * 3.0).tanh()._tape))  # records on a's tape mid-backward
+        with tg.enable_grad():  # (a backward runs its hooks without grad mode, as PyTorch's)
+            for _ in range(3 * COLLECT_ROWS):
+                made.append(len((a * 3.0).tanh()._tape))  # records on a's tape mid-backward
         return gradient
 
     b = a * 5.0
