@@ -6,12 +6,14 @@ import math
 
 import numpy as np
 
+from . import _dtypes
+
 PRECISION = 4
 THRESHOLD = 1000
 EDGE_ITEMS = 3
 LINE_WIDTH = 80
 SCI_MODE = None  # None: chosen from the values; True/False: forced (set_printoptions(sci_mode=...))
-_DEFAULT_SHOWN_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
+_UNSHOWN_DTYPES = (np.dtype(np.int64), np.dtype(np.bool_))  # and the default float dtype
 
 
 class _Formatter:
@@ -158,7 +160,7 @@ def tensor_repr(tensor) -> str:
             suffixes.append(f"dtype={tensor.dtype!r}")
         body = "[]"
     else:
-        if values.dtype not in _DEFAULT_SHOWN_DTYPES:
+        if values.dtype not in _UNSHOWN_DTYPES and values.dtype != _dtypes.DEFAULT_FLOAT.numpy:
             suffixes.append(f"dtype={tensor.dtype!r}")
         summarize = values.size > THRESHOLD
         formatter = _Formatter(_summarized(values) if summarize else values)

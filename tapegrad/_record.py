@@ -372,7 +372,7 @@ def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
     if data.dtype.kind == "b" and op.name in ("floor", "round"):  # numpy made float16 of it
         raise NotImplementedError(f"\"{op.name}_vml_cpu\" not implemented for 'Bool'")
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
-        data = data.astype(np.float32)
+        data = data.astype(_dtypes.DEFAULT_FLOAT.numpy)  # PyTorch's: the default dtype, not float32
     if (
         op.compiled_forward
         and data.size >= COMPILED_FORWARD_SIZE
@@ -797,7 +797,7 @@ def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
             _dtypes.from_numpy_dtype(result), data_a.ndim, _dtypes.from_numpy_dtype(data_b.dtype), data_b.ndim
         ).numpy
     if name == "div" and result.kind != "f":
-        result = np.dtype(np.float32)
+        result = np.dtype(_dtypes.DEFAULT_FLOAT.numpy)  # true division of integers: the default dtype
     if name == "sub" and "b" in (data_a.dtype.kind, data_b.dtype.kind):  # (numpy's TypeError named numpy)
         if result.kind == "b":
             raise RuntimeError(

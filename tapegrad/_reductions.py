@@ -160,7 +160,7 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, k
 
 
 def _float_data(x: Tensor) -> np.ndarray:
-    return x._data if x._data.dtype.kind == "f" else x._data.astype(np.float32)
+    return x._data if x._data.dtype.kind == "f" else x._data.astype(_dtypes.DEFAULT_FLOAT.numpy)
 
 
 def _along_one(x: Tensor, dim, keepdim: bool, reduce) -> Tensor:

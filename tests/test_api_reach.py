@@ -112,6 +112,31 @@ def test_set_default_dtype_changes_new_floating_tensors_only():
         tg.set_default_dtype(tg.int64)
 
 
+@pytest.mark.parametrize("default", ["float64", "float32"])
+def test_integers_become_the_default_float_dtype_and_print_as_pytorch_prints(default):
+    # Integer true division, a float op of integers and the dtype shown by repr follow the default
+    # dtype, as PyTorch's; they followed float32 whatever the default was.
+    torch = _torch()
+    results = []
+    for m in (tg, torch):
+        m.set_default_dtype(getattr(m, default))
+        try:
+            a = m.tensor([1, 3])
+            values = [a / 4, a / a, 4 / a, a.sqrt(), a.exp(), a.float() * 1.5]
+            results.append(([str(v.dtype).split(".")[1] for v in values], [v.tolist() for v in values]))
+            results[-1] += (
+                [repr(m.tensor([1.5])), repr(m.tensor([1.5], dtype=m.float32)), repr(m.tensor([1.5], dtype=m.float64))],
+            )
+        finally:
+            m.set_default_dtype(m.float32)
+    (dtypes, values, reprs), (tdtypes, tvalues, treprs) = results
+    assert dtypes == tdtypes
+    np.testing.assert_allclose(
+        np.array(values, dtype=object).astype(float), np.array(tvalues, dtype=object).astype(float)
+    )
+    assert reprs == [r.replace("torch.", "tapegrad.") for r in treprs]
+
+
 def test_inference_mode_and_variable():
     x = tg.ones(2, requires_grad=True)
     with tg.inference_mode():
