@@ -600,14 +600,14 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
 
 def _view_in_place(method: str, grad_fn):
     """``x.t_()`` and the other in-place views, following PyTorch's: ``x`` becomes ``x.t()``
-        (the same storage, another shape and strides), recorded as that view, and its version counts
-        one change, so that a backward through an op that saved ``x`` before fails as PyTorch's
-        does. ``grad_fn``: the node name PyTorch shows after the change ("TBackward1"), or a
+    (the same storage, another shape and strides), recorded as that view, and its version counts
+    one change, so that a backward through an op that saved ``x`` before fails as PyTorch's
+    does. ``grad_fn``: the node name PyTorch shows after the change ("TBackward1"), or a
     function of the arguments giving it.
 
-        Raises ``RuntimeError`` as PyTorch does for a leaf that requires grad, or a view of one,
-        in grad mode; and under ``no_grad`` for a tensor with a ``grad_fn``, whose backward would
-        read the old shape (PyTorch's backward then fails with "returned an invalid gradient")."""
+    Raises ``RuntimeError`` as PyTorch does for a leaf that requires grad, or a view of one,
+    in grad mode; and under ``no_grad`` for a tensor with a ``grad_fn``, whose backward would
+    read the old shape (PyTorch's backward then fails with "returned an invalid gradient")."""
 
     def in_place(self, *args, **kwargs):
         view = getattr(Tensor, method[:-1])

@@ -62,10 +62,6 @@ class PackedSequence(_PackedFields):
         return False
 
 
-_SCALAR_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-                 "float32": "Float", "float64": "Double"}  # fmt: skip
-
-
 def _indices(values) -> np.ndarray:
     data = values._data if isinstance(values, Tensor) else np.asarray(values)
     return np.asarray(data, np.int64).reshape(-1)
@@ -78,9 +74,9 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False, enfo
     ``torch.nn.utils.rnn.pack_padded_sequence``; raises its ``RuntimeError`` for unsorted or
     non-positive lengths."""
     if isinstance(lengths, Tensor) and lengths.dim() != 1:
-        scalar = _SCALAR_NAMES.get(lengths._data.dtype.name, lengths._data.dtype.name)
         raise RuntimeError(
-            f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D cpu {scalar} tensor"
+            f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D cpu "
+            f"{lengths.dtype.type_name} tensor"
         )
     lengths = _indices(lengths)
     batch_dim = 0 if batch_first else 1
@@ -95,12 +91,11 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False, enfo
                 "`enforce_sorted=False` to pack_padded_sequence and/or pack_sequence to sidestep this requirement if "
                 "you do not need ONNX exportability."
             )
-        sorted_indices = unsorted_indices = None
+        sorted_indices = None
     else:
         order = np.argsort(-lengths, kind="stable")
         lengths = lengths[order]
         sorted_indices = _wrap(order.astype(np.int64))
-        unsorted_indices = _wrap(np.argsort(order, kind="stable").astype(np.int64))
         input = input.index_select(batch_dim, sorted_indices)  # noqa: A001
     if lengths.size and lengths.min() <= 0:
         raise RuntimeError(
@@ -115,7 +110,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False, enfo
         )
     batch_sizes = np.array([int(np.count_nonzero(lengths > t)) for t in range(steps)], np.int64)
     data = cat([input[t, : int(size)] for t, size in enumerate(batch_sizes)])
-    return PackedSequence(data, _wrap(batch_sizes), sorted_indices, unsorted_indices)
+    return PackedSequence(data, _wrap(batch_sizes), sorted_indices)  # (it inverts the permutation)
 
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
