@@ -41,11 +41,13 @@ calls give with the batch dimension added (keywords ``grad_outputs`` and ``argnu
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 
 from . import _factories, _threads, replay
 from . import _grad_mode as grad_mode
+from ._tape import resolve
 from ._views import stack
 from .autograd import functional as _functional
 from .replay import GuardError, Tape, beyond_exact
@@ -188,6 +190,49 @@ def _nested() -> bool:
     return grad_mode.state.transforms > 0 or grad_mode.state.recording is not None
 
 
+# The leaves the transforms make for themselves (inputs' copies, jvp's placeholders), by id, while
+# they live: an outer transform's graph holds those of the inner ones, which are not outer tensors.
+_INTERNAL_LEAVES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _internal(leaf: Tensor) -> Tensor:
+    _INTERNAL_LEAVES[id(leaf)] = leaf
+    return leaf
+
+
+def _outer(leaves) -> bool:
+    """Whether an outer backward differentiates through the transform's inputs: grad mode is on
+    and one of them requires grad. torch.func's transforms are transparent to autograd, so
+    their results then stay connected to those inputs (``(grad(f)(x).sum() + x.sum())
+    .backward()`` adds f's Hessian to ``x.grad``)."""
+    return grad_mode.is_grad_enabled() and any(_requires_grad(leaf) for leaf in leaves)
+
+
+def _reads_outer(outputs, copies) -> bool:
+    """Whether the graph of ``outputs`` reads a tensor that requires grad other than the
+    transform's own ``copies`` of its inputs: a parameter the function captured, or an argument
+    not differentiated. An outer backward reaches it through the results, as through
+    torch.func's, so they must stay connected. Looks at the leaves of the outputs' tapes: a
+    tape joined with an outer graph counts that graph's leaves too (the results then require
+    grad, as they would in PyTorch, whose graph they join)."""
+    own = {id(copy) for copy in copies}
+    seen = set()
+    internal = _INTERNAL_LEAVES
+    for out in outputs:
+        if not isinstance(out, Tensor) or out._tape is None:
+            continue
+        tape = resolve(out)
+        if id(tape) in seen:
+            continue
+        seen.add(id(tape))
+        if any(
+            tensor._requires_grad and id(tensor) not in own and internal.get(id(tensor)) is not tensor
+            for _, tensor in tape.leaves
+        ):
+            return True
+    return False
+
+
 def _differentiable(x, nested: bool):
     """The transform's own differentiable copy of an input: a view of it when an outer transform
     differentiates it too (the result stays connected), otherwise a fresh leaf."""
@@ -195,7 +240,7 @@ def _differentiable(x, nested: bool):
         raise RuntimeError(f"Expected the inputs being differentiated to be Tensors, got {type(x)}")
     if nested and x.requires_grad:
         return x.view_as(x)
-    return x.detach().requires_grad_()
+    return _internal(x.detach().requires_grad_())
 
 
 def _gradients(outputs, inputs, grad_outputs, create_graph: bool) -> tuple:
@@ -271,13 +316,15 @@ class _GradTransform:
 
     def __call__(self, *args, **kwargs):
         positions, single = _argnums(self.argnums, len(args))
-        nested = _nested()
+        enabled = grad_mode.is_grad_enabled()
+        nested = _nested() or (enabled and _outer(_flatten([args[p] for p in positions if p < len(args)])[0]))
         args, specs, flats = _prepare(args, positions, nested)
         with _Deeper():
             result = self.func(*args, **kwargs)
         output, aux = _split_aux(result, self.has_aux, "grad_and_value(f)(*args)")
         _check_scalar(output)
         inputs = [x for flat in flats for x in flat]
+        nested = nested or (enabled and _reads_outer([output], inputs))
         gradients = iter(_gradients([output], inputs, [None], nested))
         trees = [_unflatten(spec, [next(gradients) for _ in flat]) for spec, flat in zip(specs, flats)]
         grads = trees[0] if single else tuple(trees)
@@ -302,8 +349,10 @@ def grad(func, argnums=0, has_aux: bool = False):
     ``argnums`` is an int (the gradient has that argument's structure: a tensor, or a dict,
     tuple or list of tensors, each gradient of its tensor's shape and dtype) or a tuple of ints
     (a tuple of those). With ``has_aux=True`` ``f`` returns ``(output, aux)`` and the result is
-    ``(gradient, aux)``. The inputs need not require grad. Results are detached, except inside
-    another transform (``grad(grad(f))`` is the second derivative).
+    ``(gradient, aux)``. The inputs need not require grad. As torch.func's, the results stay
+    differentiable inside another transform (``grad(grad(f))`` is the second derivative) and,
+    while grad mode is on, in the inputs and captured tensors that require grad (an outer
+    ``backward`` reaches them through the gradient); otherwise they are detached.
 
     Raises ``RuntimeError`` with PyTorch's messages when ``f`` returns something else than a
     0-dim tensor, when ``has_aux`` is set and ``f`` does not return a pair, for an ``argnums``
@@ -370,9 +419,11 @@ def vjp(func, *primals, has_aux: bool = False):
     >>> vjp_fn(tg.ones(2))
     (tensor([2., 4.]),)
     """
-    nested = _nested()
     leaves, spec = _flatten(primals)
+    enabled = grad_mode.is_grad_enabled()
+    nested = _nested() or _outer(leaves)
     inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, "vjp(f, *primals)")
+    nested = nested or (enabled and _reads_outer(outputs, inputs))
 
     def vjp_fn(cotangents):
         seeds, seed_spec = _flatten(cotangents)
@@ -451,16 +502,20 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
             )
     # Kept differentiable inside another transform, and for an outer backward through primals or
     # tangents that require grad (torch.func's transforms are transparent to autograd).
-    nested = _nested() or any(x.requires_grad for x in leaves + directions)
+    enabled = grad_mode.is_grad_enabled()
+    nested = _nested() or _outer(leaves + directions)
     caller = "jvp(f, primals, tangents)"
     grad_mode.state.jvp += 1  # (``no_grad`` in ``func`` raises: it would stop the reverse sweeps)
     try:
         inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, caller)
     finally:
         grad_mode.state.jvp -= 1
+    nested = nested or (enabled and _reads_outer(outputs, inputs))
     with _Deeper():
         floating = [out.is_floating_point() for out in outputs]
-        placeholders = [_factories.zeros_like(out).requires_grad_() for out, f in zip(outputs, floating) if f]
+        placeholders = [
+            _internal(_factories.zeros_like(out).requires_grad_()) for out, f in zip(outputs, floating) if f
+        ]
         chosen = [out for out, f in zip(outputs, floating) if f]
         transposed = _gradients(chosen, inputs, placeholders, True)  # J^T u, linear in u
         # d/du of t . J^T u is J t; t enters as a factor, so the result is differentiable in it.
@@ -480,7 +535,8 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
 def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
     def jacobian(*args, **kwargs):
         positions, single = _argnums(argnums, len(args))
-        nested = _nested()
+        enabled = grad_mode.is_grad_enabled()
+        nested = _nested() or (enabled and _outer(_flatten([args[p] for p in positions if p < len(args)])[0]))
         args, specs, flats = _prepare(args, positions, nested)
         with _Deeper():
             result = func(*args, **kwargs)
@@ -488,6 +544,7 @@ def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
         outputs, output_spec = _flatten(output)
         _only_tensors(outputs, "vjp(f, *primals)")
         inputs = [x for flat in flats for x in flat]
+        nested = nested or (enabled and _reads_outer(outputs, inputs))
         per_output = []
         for out in outputs:
             blocks = iter(_functional._jacobian_of(out, tuple(inputs), nested))
@@ -928,6 +985,7 @@ class _Replay:
         self.leaves, self.spec, self.dims, self.batch = leaves, spec, dims, batch
         self.kwargs = kwargs
         self.stats = stats
+        self.enabled = grad_mode.is_grad_enabled()  # the caller's grad mode (a recording turns it on)
         func = transform.func
         self.grad = isinstance(func, _GradTransform)
         # Tape inputs: the float tensors, and the sliced int64, int32 and bool ones (labels,
@@ -991,6 +1049,14 @@ class _Replay:
             for out in outputs:
                 if not isinstance(out, Tensor) or out._data.dtype.kind != "f":
                     raise _UnrecordableError("an output is not a floating-point tensor")
+            # A replay holds what the function captured as constants; torch.func's results stay
+            # connected to a captured tensor that requires grad (a parameter), for an outer
+            # backward: the eager loop keeps that graph.
+            recording = grad_mode.state.recording
+            inputs = recording.shared.input_rows  # (registered as captured too)
+            captured = [entry[3] for row, entry in recording.captured.items() if row not in inputs]
+            if self.enabled and any(captured):
+                raise _UnrecordableError("the function reads a tensor that requires grad")
             return tuple(outputs)
 
         draws = _factories.random_draws.count

@@ -71,8 +71,18 @@ def test_grad_results_are_detached_and_inputs_need_not_require_grad():
     g = grad(lambda v: (v * v).sum())(x)
     assert not g.requires_grad and not x.requires_grad and x.grad is None
     y = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
-    assert not grad(lambda v: (v * v).sum())(y).requires_grad
+    with tg.no_grad():  # no outer backward to stay connected for
+        assert not grad(lambda v: (v * v).sum())(y).requires_grad
     assert y.grad is None
+
+
+def test_grad_stays_connected_to_inputs_that_require_grad():
+    # torch.func's transforms are transparent to autograd: g = 2y is differentiable in y.
+    y = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    g = grad(lambda v: (v * v).sum())(y)
+    assert g.requires_grad and y.grad is None
+    (g.sum() + y.sum()).backward()
+    _close(y.grad, [3.0, 3.0])  # 2 from g, 1 from the sum: the outer term alone was 1 before
 
 
 def test_grad_has_aux_and_grad_and_value():
@@ -523,3 +533,50 @@ def test_jvp_of_an_integer_output_is_zero_and_no_grad_inside_raises():
     # tapegrad's own grad-mode switches (a sample drawn under no_grad) are not the caller's
     normal = tg.distributions.Normal(0.0, 1.0)
     assert jvp(lambda a: a * normal.sample(), (tg.ones(2),), (tg.zeros(2),))[1].tolist() == [0.0, 0.0]
+
+
+def _outer_backwards(m, F):
+    """Outer backwards through each transform, of an input and of a captured parameter that
+    require grad: the gradients each leaves in ``x.grad`` and ``w.grad``."""
+    results = {}
+
+    def run(name, make):
+        x = m.tensor([0.5, -1.0, 2.0], dtype=m.float64, requires_grad=True)
+        X = m.tensor(np.arange(6.0).reshape(2, 3) / 3, dtype=m.float64, requires_grad=True)
+        w = m.tensor([1.5, 0.3, -0.7], dtype=m.float64, requires_grad=True)
+
+        def f(v):
+            return (v.sin() * w).sum() * v.pow(2).sum()
+
+        loss = make(F, f, x, X, w)
+        loss.backward()
+        results[name] = [None if t.grad is None else t.grad.numpy().copy() for t in (x, X, w)]
+
+    run("grad", lambda F, f, x, X, w: F.grad(f)(x).sum() + x.sum())
+    run("grad of a captured", lambda F, f, x, X, w: F.grad(f)(x.detach()).sum() + w.sum())
+    run("grad_and_value", lambda F, f, x, X, w: sum(t.sum() for t in F.grad_and_value(f)(x)))
+    run("vjp", lambda F, f, x, X, w: (lambda out, fn: out + fn(m.ones((), dtype=m.float64))[0].sum())(*F.vjp(f, x)))
+    run("jvp", lambda F, f, x, X, w: sum(t.sum() for t in F.jvp(f, (x,), (m.ones(3, dtype=m.float64),))))
+    run("jacrev", lambda F, f, x, X, w: F.jacrev(lambda v: v.sin() * w)(x).sum())
+    run("hessian", lambda F, f, x, X, w: F.hessian(f)(x).sum())
+    run("vmap", lambda F, f, x, X, w: F.vmap(lambda r: (r.sin() * w).sum())(X).sum())
+    run("vmap of a captured", lambda F, f, x, X, w: F.vmap(lambda r: (r.sin() * w).sum())(X.detach()).sum())
+    run("vmap(grad)", lambda F, f, x, X, w: F.vmap(F.grad(f))(X).sum())
+    run("vmap(grad) of a captured", lambda F, f, x, X, w: F.vmap(F.grad(f))(X.detach()).sum())
+    return results
+
+
+def test_outer_backward_through_transforms_matches_pytorch():
+    """An outer backward through grad, vjp, jvp, jacrev, hessian and vmap reaches the inputs and
+    the captured parameters that require grad, as through torch.func's (a silent wrong gradient
+    before: the transforms' results were detached, and ``x.grad`` lacked f's Hessian)."""
+    torch = pytest.importorskip("torch")
+    torch_func = pytest.importorskip("torch.func")
+
+    ours = _outer_backwards(tg, tg.func)
+    theirs = _outer_backwards(torch, torch_func)
+    for name, expected in theirs.items():
+        for got, want in zip(ours[name], expected):
+            assert (got is None) == (want is None), name
+            if want is not None:
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
