@@ -476,6 +476,15 @@ def refresh_view(view: Tensor) -> None:
     _rebase(view, root, positions_in(root, view))
 
 
+def fresh_view(view: Tensor) -> Tensor:
+    """A new tensor of ``view``'s elements picked from its base's current row: the same values,
+    with a gradient that reaches the base without passing ``view``'s row (``_record.
+    _past_hooked_view``)."""
+    root = view._base
+    with set_grad_enabled(view._requires_grad):
+        return pick("as_strided", root, positions_in(root, view))
+
+
 def _rebase(view: Tensor, root: Tensor, positions: np.ndarray) -> None:
     # In the grad mode the view was made in, not the current one: a view of a tensor that
     # requires grad, changed or read under no_grad, still requires grad (as in PyTorch, where its

@@ -582,12 +582,24 @@ def broadcast_error(shape_a: tuple, shape_b: tuple) -> RuntimeError:
 TRANSPOSED_SOURCE_SIZE = 1 << 12
 
 
+# Nonzero while an in-place change of a view computes its new value (``_changed``): the value is
+# then read through the view's own row. Read through the transpose's source, the source's
+# storage was saved for the backward and overwritten by the change itself, which
+# ``_unsave_old_value`` (which copies what the view's row saved) did not see: the backward
+# raised PyTorch's "modified by an inplace operation" where PyTorch runs.
+_CHANGING_A_VIEW = [0]
+
+
 def may_be_transposed(x: Tensor) -> bool:
     """The cheap half of ``_transposed_source``'s test: a view of a large non-C-ordered matrix
     (what a caller can ask before touching any tape)."""
     data = x._data
     return (
-        x._base is not None and data.size >= TRANSPOSED_SOURCE_SIZE and data.ndim == 2 and not data.flags.c_contiguous
+        x._base is not None
+        and data.size >= TRANSPOSED_SOURCE_SIZE
+        and data.ndim == 2
+        and not data.flags.c_contiguous
+        and not _CHANGING_A_VIEW[0]
     )
 
 
@@ -1066,7 +1078,14 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
     _check_in_place(tensor)
     before = resolve(tensor) if tensor._tape is not None else None
     mark = before.n if before is not None else 0
-    result = compute(tensor)
+    if tensor._base is None:
+        result = compute(tensor)
+    else:
+        _CHANGING_A_VIEW[0] += 1
+        try:
+            result = compute(_past_hooked_view(tensor, before))
+        finally:
+            _CHANGING_A_VIEW[0] -= 1
     if result is NotImplemented:
         return NotImplemented
     if result._data.shape != tensor._data.shape:
@@ -1101,6 +1120,22 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
         tensor._grad_fn = None
         tensor._tape.hold(tensor._row, tensor)
     return tensor
+
+
+def _past_hooked_view(tensor: Tensor, tape) -> Tensor:
+    """What an in-place change of ``tensor`` computes from: ``tensor``, or for a view whose row
+    has hooks, a fresh pick of the view's elements from its base. PyTorch's CopySlices sends the
+    in-place op's gradient to the base's node, past the view's, so hooks registered on the view
+    before the change see only the gradient of the view's other readers. Read through the
+    view's row, they saw the in-place op's too: ``v.register_hook(lambda g: g * 10);
+    v.mul_(2)`` made ``x.grad`` ten times PyTorch's, silently."""
+    if tape is None or tensor._base is None or not tape.hooks or not tape.hooks.get(tensor._row):
+        return tensor
+    if tensor._version_counter[0] != tensor._seen_version:
+        return tensor  # (its row is not the hooked one: it reads its base's current row again)
+    from ._indexing import fresh_view
+
+    return fresh_view(tensor)
 
 
 def assigned(tape: Tape, tensor: Tensor, result: Tensor) -> Tensor:

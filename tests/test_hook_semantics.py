@@ -11,6 +11,7 @@ hook must have seen, and each hook runs once).
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -746,3 +747,71 @@ def test_a_hook_runs_without_grad_mode_and_may_join_graphs_under_enable_grad():
     np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0, 6.0])
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         seen[1].sum().backward()  # (h's rows were freed by the first backward, as in PyTorch)
+
+
+def _hooked_view_changed_in_place(m, make, change, also_read):
+    """A hook on a view, then the view changed in place: ``(x.grad, what the hook saw)``."""
+    x = m.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=m.float64, requires_grad=True)
+    base = x * 2
+    view = make(base)
+    seen = []
+    view.register_hook(lambda g: (seen.append(g.detach().numpy().copy()), g * 10)[1])
+    other = view * 3 if also_read else None
+    change(view)
+    loss = (base * base).sum() + (view * view).sum()
+    if other is not None:
+        loss = loss + other.sum()
+    loss.backward()
+    return x.grad.numpy(), seen
+
+
+@pytest.mark.parametrize("also_read", [False, True])
+@pytest.mark.parametrize(
+    ("make", "change"),
+    [
+        (lambda b: b[1:], lambda v: v.mul_(2)),
+        (lambda b: b[0], lambda v: v.exp_()),
+        (lambda b: b.t(), lambda v: v.add_(1.5)),
+        (lambda b: b[:, 1], lambda v: v.add_(v)),
+        (lambda b: b[1], lambda v: v.__setitem__(0, 7.0)),
+    ],
+    ids=["slice-mul_", "row-exp_", "t-add_", "column-add_-itself", "setitem"],
+)
+def test_hooks_on_a_view_changed_in_place_match_pytorch(make, change, also_read):
+    """PyTorch sends an in-place op's gradient past the view's node to its base (CopySlices),
+    so a hook registered on the view before the change sees only its other readers' gradient
+    (none here without ``also_read``: it never runs). tapegrad's hook saw the in-place op's
+    gradient too, and scaled it: ``x.grad`` ten times PyTorch's, silently."""
+    torch = pytest.importorskip("torch")
+    ours, ours_seen = _hooked_view_changed_in_place(tg, make, change, also_read)
+    theirs, theirs_seen = _hooked_view_changed_in_place(torch, make, change, also_read)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert len(ours_seen) == len(theirs_seen)
+    for got, want in zip(ours_seen, theirs_seen):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_backward_inputs_takes_a_non_leaf_gradient_after_its_hooks(create_graph):
+    """``backward(inputs=[y, x])`` fills ``y.grad`` with y's gradient after its hooks, as
+    PyTorch does, while ``autograd.grad(z, [y, x])`` returns it before them (PyTorch 2 captures
+    a node's input before its tensor hooks when it runs on below). tapegrad gave the unhooked
+    gradient in both, so ``y.grad`` was a third of PyTorch's, silently."""
+    torch = pytest.importorskip("torch")
+
+    def run(m):
+        x = m.tensor([1.0, 2.0, 3.0], dtype=m.float64, requires_grad=True)
+        y = x * 2
+        y.register_hook(lambda g: g * 3)
+        (y * y).sum().backward(inputs=[y, x], create_graph=create_graph)
+        grads = [y.grad.detach().numpy().copy(), x.grad.detach().numpy().copy()]
+        x2 = m.tensor([1.0, 2.0, 3.0], dtype=m.float64, requires_grad=True)
+        y2 = x2 * 2
+        y2.register_hook(lambda g: g * 3)
+        grads += [g.detach().numpy() for g in m.autograd.grad((y2 * y2).sum(), [y2, x2], create_graph=create_graph)]
+        return grads
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch's about reading a non-leaf's .grad
+        for got, want in zip(run(tg), run(torch)):
+            np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -551,9 +551,11 @@ def _captured_before_hooks(tape, n_rows: int, collect, hooked, needed=None) -> s
     their hooks: those whose node PyTorch runs on, for another wanted tensor below them. PyTorch
     2 captures such a node's input before its tensor hooks, and the gradient of a node it stops
     at after them (``grad(out, [y, x])`` gives y's unhooked gradient, ``grad(out, y)`` the
-    hooked one). ``hooked``: the rows with hooks; ``needed``: ``_needed_rows``, worked out here
-    if not given (the create_graph walk asks too)."""
-    if not hooked or collect is None:
+    hooked one). ``backward(inputs=...)`` captures after them, into ``.grad`` (its collector's
+    ``after_hooks``): PyTorch accumulates a non-leaf input's gradient as a retained one, hooked.
+    ``hooked``: the rows with hooks; ``needed``: ``_needed_rows``, worked out here if not given
+    (the create_graph walk asks too)."""
+    if not hooked or collect is None or collect.after_hooks:
         return set()
     rows = [row for row in _wanted_non_leaf_rows(tape, collect) if row < n_rows and row in hooked]
     if rows and needed is None:

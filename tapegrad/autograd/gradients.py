@@ -28,7 +28,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     inputs = _as_tuple(inputs)
     for tensor in inputs:
         check_gradient_reaches(tensor, "backward(inputs=...)")
-    collector = _Collector(inputs)  # a non-leaf's .grad is its gradient after its hooks
+    collector = _Collector(inputs, after_hooks=True)  # a non-leaf's .grad is its gradient after its hooks
     run_backward(tensors, grad_tensors, retain_graph, create_graph, collect=collector)
     for tensor, values in zip(inputs, collector.values):
         if values is None:
@@ -44,9 +44,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
 class _Collector:
     """Gradients of ``inputs``, summed per input, for ``autograd.grad`` and ``backward(inputs=)``."""
 
-    def __init__(self, inputs):
+    def __init__(self, inputs, after_hooks: bool = False):
         self.inputs = inputs
         self.values = [None] * len(inputs)
+        # Whether a non-leaf's gradient is taken after its hooks however the backward goes on
+        # below it (``backward(inputs=)``), or, as ``autograd.grad`` takes it, before them where
+        # the backward runs on below (``engine._captured_before_hooks``).
+        self.after_hooks = after_hooks
 
     def add(self, index, values):
         self.values[index] = values if self.values[index] is None else self.values[index] + values
