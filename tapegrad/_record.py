@@ -1489,8 +1489,30 @@ def _pow_exponent(row, g: Tensor) -> Tensor:
 
 
 def _elu(row, g: Tensor) -> Tensor:
-    positive = row.a_data > 0
-    return g * (row.constant(positive) + row.a.exp() * row.param * row.constant(~positive))
+    """alpha e**x below 0, alpha at 0, 1 above (and at NaN), as PyTorch's elu_backward; its
+    derivative in x is alpha e**x below 0 only (PyTorch's double backward masks with x < 0: it
+    was alpha at 0 here). e**x of the negative inputs alone: e**x of a large positive one was
+    inf, times a mask of 0, NaN."""
+    x = row.a_data
+    negative = x < 0
+    constant = row.constant(~(x <= 0)) + row.constant(x == 0) * row.param
+    below = row.a.masked_fill(_wrap(~negative), 0.0).exp() * row.param * row.constant(negative)
+    return g * (constant + below)
+
+
+def _zero_through(tensor: Tensor) -> Tensor:
+    """Zeros recorded as read from ``tensor`` with a zero derivative (NaN-free, as
+    ``expressions._gate_tensors``'s). Added to a gradient whose formula reads ``tensor`` only
+    as constants, it keeps that gradient a function of ``tensor``, as PyTorch's double-backward
+    nodes are: a second ``autograd.grad`` in ``tensor`` then gives zeros, not an error."""
+    return tensor.sign().abs().masked_fill(tensor != tensor, 0.0) * 0.0
+
+
+def _leaky_relu(row, g: Tensor) -> Tensor:
+    gradient = g * row.constant(np.where(row.a_data > 0, 1.0, row.param))
+    if row.a.requires_grad and not gradient.requires_grad:
+        gradient = gradient + _zero_through(row.a)
+    return gradient
 
 
 def _rpow_of_zero(row, g: Tensor) -> Tensor:
@@ -1506,7 +1528,7 @@ VJP = {
     # d softplus = sigmoid(x)
     "softplus": (lambda row, g: g * row.a.sigmoid(),),
     "zero": (lambda row, g: row.zeros(),),
-    "leaky_relu": (lambda row, g: g * row.constant(np.where(row.a_data > 0, 1.0, row.param)),),
+    "leaky_relu": (_leaky_relu,),
     "elu": (_elu,),
     "pass": (lambda row, g: g,),
     "mul_scalar": (lambda row, g: g * row.param,),

@@ -366,3 +366,30 @@ def test_the_gradient_of_relu_is_differentiable_even_when_its_seed_is_constant()
     np.testing.assert_array_equal(g.detach().numpy(), [0.0, 1.0, 1.0])
     (h,) = tg.autograd.grad(g.sum(), x)
     np.testing.assert_array_equal(h.numpy(), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [
+        lambda m, x: m.nn.functional.elu(x, 0.5),
+        lambda m, x: m.nn.functional.elu(x),
+        lambda m, x: m.nn.functional.leaky_relu(x, 0.2),
+    ],
+    ids=["elu-0.5", "elu", "leaky_relu"],
+)
+def test_second_derivatives_of_piecewise_activations_match_pytorch(activation):
+    """At 0, elu's second derivative is 0 (PyTorch's double backward masks with x < 0; it was
+    alpha here), and at large positive x it is 0, not NaN (e**800 times a zero mask). A seed
+    that does not require grad still gives a first gradient that does (leaky_relu's did not,
+    so a second autograd.grad raised where PyTorch gives zeros)."""
+    torch = pytest.importorskip("torch")
+
+    def run(m):
+        x = m.tensor([0.0, 1.0, -2.0, 800.0, -800.0, -0.3], dtype=m.float64, requires_grad=True)
+        (g,) = m.autograd.grad(activation(m, x).sum(), x, create_graph=True)
+        assert g.requires_grad
+        (h,) = m.autograd.grad(g.sum(), x)
+        return g.detach().numpy(), h.numpy()
+
+    for got, want in zip(run(tg), run(torch)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
