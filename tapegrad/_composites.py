@@ -527,8 +527,8 @@ def broadcast_to(input: Tensor, size) -> Tensor:  # noqa: A002
 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
     """``beta * input + alpha * (mat1 @ mat2)``, ``input`` broadcast to (n, p); follows
-    ``torch.addmm`` (with ``beta`` 0, ``input`` is ignored: its NaN and inf do not propagate, and
-    it gets no gradient, where PyTorch's is zeros).
+    ``torch.addmm`` (with ``beta`` 0, ``input``'s values are ignored: its NaN and inf do not
+    propagate, and its gradient is zeros, as PyTorch's).
     Raises PyTorch's ``RuntimeError`` for shapes that do not multiply."""
     if mat1.dim() != 2 or mat2.dim() != 2:
         raise RuntimeError(
@@ -543,7 +543,12 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
         )
     product = mat1 @ mat2 if alpha == 1 else (mat1 @ mat2) * alpha
     if beta == 0:
-        return product
+        if not (isinstance(input, Tensor) and (input.requires_grad or on_tape(input))):
+            return product
+        # The product's values, with input's gradient zeros (it was None): a select, which
+        # passes no NaN of input on, as ``input * 0`` would.
+        chosen = where(_wrap(np.ones(product.shape, np.bool_)), product, input)
+        return name_node(chosen, "AddmmBackward0")
     return name_node((input if beta == 1 else input * beta) + product, "AddmmBackward0")
 
 

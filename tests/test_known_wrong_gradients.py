@@ -1,7 +1,9 @@
 """Cases where tapegrad gave another gradient than PyTorch 2.13, or no error where it raises:
 an overwritten infinite or NaN value of ``index_put``/``scatter``, binary_cross_entropy's target
 at p = 0 or 1, scatter's ``src`` larger than its index, ``masked_fill`` of an integer tensor with
-a value that requires grad, and comparisons of small integer types inside ``tapegrad.record``.
+a value that requires grad, comparisons of small integer types inside ``tapegrad.record``,
+softplus's gradient below -15, ``addmm`` with ``beta=0``, an in-place change of a large
+transpose, class weights of another length and instance norm's ``momentum=None``.
 Each is compared with PyTorch: values (with their signed zeros and NaNs), gradients, or the
 exception's type and message."""
 
@@ -499,3 +501,122 @@ def test_binary_cross_entropy_by_a_batched_weight_runs_under_vmap_as_pytorch():
         return m.func.vmap(lambda w: m.nn.functional.binary_cross_entropy(p, t, weight=w))(weights)
 
     np.testing.assert_allclose(losses(tg).numpy(), losses(torch).numpy(), rtol=1e-6)
+
+
+# -- softplus's gradient for negative inputs ------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("where", ["small", "large", "replay"])
+def test_softplus_gradient_keeps_its_precision_for_negative_inputs(dtype, where):
+    """softplus's gradient is the sigmoid, which the rules computed as 0.5 (1 + tanh(x / 2)):
+    that cancels for negative x, 3% off at -15 and 0 from -18 in float32, 0 from -38 in float64
+    (PyTorch: 2.06e-9 at -20, 1.9e-22 at -50), silently, and binary_cross_entropy_with_logits
+    with it. Now PyTorch's g e / (e + 1), e = e**x, and g above the threshold 20: within an ulp
+    of PyTorch on the small-row path, the families' and the register program's."""
+    torch = pytest.importorskip("torch")
+    values = [-100.0, -50.0, -38.0, -20.0, -15.0, -1.0, 0.0, 0.5, 19.9, 20.0, 20.1, 40.0]
+    if where == "large":
+        values = list(np.linspace(-90.0, 30.0, 4096))
+    x = np.array(values, dtype=dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.softplus(xt).sum().backward()
+    expected = xt.grad.numpy()
+    if where == "replay":
+        tape = tg.record(lambda v: tg.nn.functional.softplus(v).sum(), x)
+        _, (got,) = tape.value_and_grad(x)
+        got = got.numpy()
+    else:
+        xs = [tg.tensor(x[i : i + 1], requires_grad=True) for i in range(len(x))] if where == "small" else []
+        for leaf in xs:
+            tg.nn.functional.softplus(leaf).sum().backward()
+        if where == "small":
+            got = np.concatenate([leaf.grad.numpy() for leaf in xs])
+        else:
+            leaf = tg.tensor(x, requires_grad=True)
+            tg.nn.functional.softplus(leaf).sum().backward()
+            got = leaf.grad.numpy()
+    assert (got > 0).all() == (expected > 0).all()
+    # (subnormal results, below e**-87 in float32, to an absolute 1e-38: vmath's exp rounds there)
+    np.testing.assert_allclose(got, expected, rtol=4 * np.finfo(dtype).eps, atol=np.finfo(dtype).tiny)
+
+
+def test_addmm_with_beta_zero_gives_input_a_zero_gradient():
+    """``addmm(M, a, b, beta=0)`` ignores M's values (its NaN does not propagate) and gives it
+    a zero gradient, as PyTorch; tapegrad left ``M.grad`` None."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        M = m.tensor([[1.0, float("nan")], [3.0, 4.0]], dtype=m.float64, requires_grad=True)
+        row = m.tensor([1.0, 2.0], dtype=m.float64, requires_grad=True)
+        a = m.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=m.float64, requires_grad=True)
+        out = m.addmm(M, a, a, beta=0) + m.addmm(row, a, a, beta=0, alpha=2)
+        out.sum().backward()
+        results.append([out.detach().numpy(), M.grad.numpy(), row.grad.numpy(), a.grad.numpy()])
+    for got, expected in zip(*results):
+        _same(got, expected)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c, b: c.t().mul_(b.t()),
+        lambda c, b: c.t().exp_(),
+        lambda c, b: c.t().add_(b.t() * 3.0),
+        lambda c, b: c.t().mul_(2.0),
+    ],
+    ids=["mul_-transposed", "exp_", "add_", "mul_-scalar"],
+)
+def test_in_place_change_of_a_large_transpose_differentiates_as_pytorch(change):
+    """An in-place op on ``c.t()`` of 4,096 elements or more (where elementwise ops read a
+    transpose through its source) saved the source's storage and then overwrote it: the
+    backward raised "modified by an inplace operation", where PyTorch runs."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    a0, b0 = rng.uniform(-1, 1, (64, 80)), rng.uniform(-1, 1, (64, 80))
+    outcomes = []
+    for m in (tg, torch):
+        a = m.tensor(a0, requires_grad=True)
+        b = m.tensor(b0, requires_grad=True)
+        c = a * 1.5
+        change(c, b)
+        (c * c).sum().backward()
+        outcomes.append((a.grad.numpy(), None if b.grad is None else b.grad.numpy()))
+    (ga, gb), (ta, tb) = outcomes
+    np.testing.assert_allclose(ga, ta, rtol=1e-12)
+    assert (gb is None) == (tb is None)
+    if tb is not None:
+        np.testing.assert_allclose(gb, tb, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weight", [[1.0, 2.0], [[1.0, 2.0, 3.0]], [1.0, 2.0, 3.0, 4.0]], ids=["short", "2-D", "long"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_a_class_weight_of_another_length_raises_as_in_pytorch(loss, weight):
+    """A ``weight`` of another length than the classes gave a loss (read past the end or
+    wrapped round), where PyTorch raises."""
+    torch = pytest.importorskip("torch")
+    raised = []
+    for m in (tg, torch):
+        x = m.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], requires_grad=True)
+        raised.append(_raised(getattr(m.nn.functional, loss), x, m.tensor([1, 0]), m.tensor(weight)))
+    assert raised[0] == raised[1]
+
+
+def test_instance_norm_with_momentum_none_keeps_its_running_statistics():
+    """PyTorch's instance norm passes momentum None as 0.0: the running statistics stay as
+    they start. tapegrad raised TypeError."""
+    torch = pytest.importorskip("torch")
+    x0 = np.random.default_rng(0).standard_normal((4, 3, 5))
+    results = []
+    for m in (tg, torch):
+        norm = m.nn.InstanceNorm1d(3, track_running_stats=True, momentum=None).double()
+        x = m.tensor(x0, requires_grad=True)
+        trained = norm(x) + norm(x * 2)
+        norm.eval()
+        evaluated = norm(x)
+        (trained.sum() + (evaluated * evaluated).sum()).backward()
+        results.append(
+            [norm.running_mean.numpy(), norm.running_var.numpy(), evaluated.detach().numpy(), x.grad.numpy()]
+        )
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)

@@ -143,7 +143,7 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
         d[i] = 0
     for i in range(len(seed_registers)):
         d[seed_registers[i]] += grads.dtype.type(seeds[i])
-    half = r.dtype.type(0.5)
+    threshold = r.dtype.type(20.0)  # softplus's (backward.SOFTPLUS_THRESHOLD)
     one = r.dtype.type(1.0)
     for k in range(ins.shape[0]):
         code = ins[k, 0]
@@ -166,8 +166,9 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
         elif code == MUL:
             d[a] += g * r[b]
             d[b] += g * r[a]
-        elif code == SOFTPLUS:  # the general rule: sigmoid of the input, in its tanh form
-            d[a] += g * half * (one + np.tanh(half * r[a]))
+        elif code == SOFTPLUS:  # the general rule's (backward.py): g * e / (e + 1), g above 20
+            e = np.exp(r[a])
+            d[a] += g if r[a] > threshold else g * e / (e + one)
         elif code == SOFTMAX:  # normalization.softmax_backward, into scattered operands
             y = r[out : out + b]
             weighted = d.dtype.type(normalization.dot(d[out : out + b], y))
@@ -453,7 +454,7 @@ def backward_lanes(
         x = d[seed_registers[i] * lanes : seed_registers[i] * lanes + lanes]
         for lane in range(lanes):
             x[lane] += seed
-    half = r.dtype.type(0.5)
+    threshold = r.dtype.type(20.0)  # softplus's (backward.SOFTPLUS_THRESHOLD)
     one = r.dtype.type(1.0)
     for k in range(ins.shape[0]):
         code = ins[k, 0]
@@ -505,8 +506,9 @@ def backward_lanes(
                 for lane in range(lanes):
                     db[lane] += -g[lane] * ra[lane] / (v[lane] * v[lane])
         elif code == SOFTPLUS:
-            for lane in range(lanes):
-                da[lane] += g[lane] * half * (one + np.tanh(half * ra[lane]))
+            for lane in range(lanes):  # as above
+                e = np.exp(ra[lane])
+                da[lane] += g[lane] if ra[lane] > threshold else g[lane] * e / (e + one)
         elif code == TANH:
             for lane in range(lanes):
                 da[lane] += g[lane] * (one - y[lane] * y[lane])

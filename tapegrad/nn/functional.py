@@ -265,6 +265,12 @@ def nll_loss(
         raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({labels.shape[0]}).")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
+    if weight is not None and (weight.dim() != 1 or weight.numel() != shape[-1]):
+        # (indexed by class, a short weight read past its end or wrapped round, silently)
+        raise RuntimeError(
+            f"weight tensor should be defined either for all {shape[-1]} classes or no classes but got weight "
+            f"tensor of shape: {list(weight.shape)}"
+        )
     if active_recording() is not None and isinstance(target, Tensor) and on_tape(target):
         return _nll_of_recorded_targets(input, target, labels, weight, ignore_index, reduction)
     guard_reads("nll_loss()", target, weight)  # positions and weights, computed in numpy

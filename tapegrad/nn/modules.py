@@ -1306,7 +1306,7 @@ class _InstanceNorm(_BatchNorm):
     parameters and no running statistics unless asked (``affine``, ``track_running_stats``);
     an unbatched input is one sample."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None):  # fmt: skip
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
@@ -1316,9 +1316,15 @@ class _InstanceNorm(_BatchNorm):
         unbatched = input.dim() == self._ranks[0] - 1
         x = input.unsqueeze(0) if unbatched else input
         out = F.instance_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias,
-            self.training or not self.track_running_stats, self.momentum, self.eps,
-        )  # fmt: skip
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or not self.track_running_stats,
+            0.0 if self.momentum is None else self.momentum,
+            self.eps,
+        )  # fmt: skip  (momentum None: running statistics stay, as PyTorch's instance norm passes 0.0)
         return out.squeeze(0) if unbatched else out
 
 
