@@ -232,6 +232,9 @@ def repeat_interleave(input: Tensor, repeats=None, dim=None, *, output_size=None
     """Each element repeated ``repeats`` times (an int, or one count per element along ``dim``),
     of the flattened input when ``dim`` is None; ``repeat_interleave(counts)`` repeats the indices
     ``0 .. len(counts)-1``. Follows ``torch.repeat_interleave``; gradients add up over the copies."""
+    # The counts are read in numpy: inside tapegrad.record, a replay at other counts must fail
+    # its guard (or record again), not repeat the recording's counts.
+    guard_reads("repeat_interleave()", input if repeats is None else repeats)
     if repeats is None:  # torch.repeat_interleave(repeats)
         counts = input._data.reshape(-1).astype(np.int64)
         if (counts < 0).any():

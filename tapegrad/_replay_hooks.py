@@ -125,6 +125,7 @@ _INTERNAL = (
     "_indexing.py",
     "_selection.py",
     "_composites.py",
+    "rnn.py",
 )
 
 

@@ -116,3 +116,41 @@ def test_matches_torch_where_installed():
     expected.backward()
     np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-13)
     np.testing.assert_allclose(gx.numpy(), leaf.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def _ce_smoothed(x, y):
+    return F.cross_entropy(x, y, weight=tg.tensor([1.0, 2.0, 3.0]), label_smoothing=0.2)
+
+
+def _packed(x, lengths):
+    from tapegrad.nn.utils.rnn import pack_padded_sequence
+
+    return (pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False).data ** 2).sum()
+
+
+@pytest.mark.parametrize(
+    ("function", "values", "recorded", "replayed"),
+    [
+        (_ce_smoothed, np.array([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]]), [0, 1], [2, 2]),
+        (lambda x, r: (x.repeat_interleave(r) ** 2).sum(), np.array([1.0, 2.0]), [1, 1], [3, 1]),
+        (lambda x, c: (x[tg.repeat_interleave(c)] ** 2).sum(), np.array([1.0, 2.0, 3.0]), [1, 1, 1], [0, 0, 3]),
+        (_packed, np.ones((2, 3)), [1, 3], [3, 3]),
+    ],
+    ids=["cross_entropy-label_smoothing", "repeat_interleave", "repeat_interleave-indices", "pack_padded_sequence"],
+)
+def test_integer_inputs_read_in_numpy_are_guarded(function, values, recorded, replayed):
+    """Targets (label smoothing's ignored rows and weight total), repeat counts and sequence
+    lengths are read in numpy while recording: a replay at other values gave the recording's
+    loss and gradients, silently. Now a guard fails (GuardError), and ``rerecord=True`` gives
+    eager's values."""
+    labels, other = np.array(recorded), np.array(replayed)
+    tape = tg.record(function, values, labels)
+    with pytest.raises(GuardError):
+        tape.value_and_grad(values, other)
+    again = tg.record(function, values, labels, rerecord=True)
+    value, (gradient, _) = again.value_and_grad(values, other)
+    leaf = tg.tensor(values, requires_grad=True)
+    expected = function(leaf, tg.tensor(other))
+    expected.backward()
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gradient.numpy(), leaf.grad.numpy(), rtol=1e-12)

@@ -215,6 +215,7 @@ def cross_entropy(
         return loss
     if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    guard_reads("cross_entropy()", target)  # ignored rows and the weights' total, found in numpy
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     keep = np.asarray(labels != ignore_index)  # (an array also for one target: numpy gives a scalar)
     weighted = log_probabilities if weight is None else log_probabilities * weight

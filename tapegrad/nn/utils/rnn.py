@@ -16,7 +16,7 @@ import numpy as np
 
 from ... import _dtypes, _factories
 from ..._views import cat, stack
-from ...tensor import Tensor, _wrap
+from ...tensor import Tensor, _wrap, guard_reads
 
 __all__ = ["PackedSequence", "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence"]
 
@@ -78,6 +78,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False, enfo
             f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D cpu "
             f"{lengths.dtype.type_name} tensor"
         )
+    guard_reads("pack_padded_sequence()", lengths)  # read in numpy: a replay at other lengths must not reuse them
     lengths = _indices(lengths)
     batch_dim = 0 if batch_first else 1
     if len(lengths) != input.shape[batch_dim]:
