@@ -620,3 +620,23 @@ def test_instance_norm_with_momentum_none_keeps_its_running_statistics():
         )
     for got, expected in zip(*results):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_clip_grad_norm_of_mixed_dtypes_in_the_promoted_dtype(norm_type):
+    """The norm of float32 and float64 gradients together is float64, as PyTorch stacks the
+    norms; tapegrad took the first gradient's dtype, rounding the float64 gradients' factor."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        a = m.tensor([1.0, -2.0, 3.0], dtype=m.float32, requires_grad=True)
+        b = m.tensor([4.0, -5.0], dtype=m.float64, requires_grad=True)
+        a.grad = m.tensor([3.0, -6.0, 9.0], dtype=m.float32)
+        b.grad = m.tensor([12.0, -15.0], dtype=m.float64)
+        norm = m.nn.utils.clip_grad_norm_([a, b], 1.0, norm_type=norm_type)
+        results.append((str(norm.dtype).split(".")[-1], norm.item(), a.grad.numpy().copy(), b.grad.numpy().copy()))
+    (dtype, norm, ga, gb), (tdtype, tnorm, ta, tb) = results
+    assert dtype == tdtype
+    assert norm == tnorm
+    np.testing.assert_array_equal(ga, ta)
+    np.testing.assert_array_equal(gb, tb)

@@ -19,14 +19,16 @@ def clip_grad_norm_(
 ) -> Tensor:
     """Scale the gradients of ``parameters`` in place so that their joint ``norm_type``-norm is
     at most ``max_norm`` (by ``max_norm / (norm + 1e-6)``, as PyTorch); returns the norm before
-    clipping, a 0-d tensor of the gradients' dtype. Raises ``RuntimeError`` with PyTorch's
+    clipping, a 0-d tensor of the gradients' (promoted) dtype. Raises ``RuntimeError`` with PyTorch's
     message when the norm is not finite and ``error_if_nonfinite``. Follows
     ``torch.nn.utils.clip_grad_norm_``."""
     grads = _gradients(parameters)
     if not grads:
         return _factories.tensor(0.0)
     norm_type = float(norm_type)
-    dtype = grads[0]._data.dtype
+    # The norms of the gradients joined in their promoted dtype, as PyTorch stacks them (the
+    # first gradient's dtype rounded a float64 model's norm to float32 behind a float32 one)
+    dtype = np.result_type(*[g._data.dtype for g in grads])
     if norm_type == np.inf:
         norms = [np.max(np.abs(g._data)) if g._data.size else 0.0 for g in grads]
         total = np.max(norms)
