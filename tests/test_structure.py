@@ -107,6 +107,8 @@ LAYERS = {
         "nn",
         "nn.functional",
         "nn._convolution",
+        "nn._pointwise",  # activations with PyTorch's gradients at their break points
+        "nn._losses",  # distances and the losses built on them
         "nn._recurrent",
         "nn._attention",
         "nn.init",

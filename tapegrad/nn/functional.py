@@ -28,12 +28,36 @@ from ._convolution import (  # noqa: F401 - the public names
     conv_transpose2d,
     max_pool2d,
 )
+from ._losses import (  # noqa: F401 - the public names
+    _legacy_reduction,
+    _reduce,
+    cosine_embedding_loss,
+    cosine_similarity,
+    hinge_embedding_loss,
+    kl_div,
+    margin_ranking_loss,
+    pairwise_distance,
+    soft_margin_loss,
+    triplet_margin_loss,
+)
+from ._pointwise import (  # noqa: F401 - the public names
+    _written,
+    celu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    logsigmoid,
+    mish,
+    relu6,
+    selu,
+    softsign,
+)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
     """max(x, 0) elementwise (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.relu``."""
-    return _written(input, input.relu(), inplace)
+    return _written(input, lambda x: x.relu(), inplace, "ReluBackward0", composite=False)
 
 
 def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
@@ -81,25 +105,23 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """x * sigmoid(x) elementwise (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.silu``."""
-    return _written(input, input.silu(), inplace)
+    return _written(input, lambda x: x.silu(), inplace, "SiluBackward0", composite=False)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
     """x, or x * negative_slope below 0 (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.leaky_relu``."""
-    return _written(input, _scalar(_SCALAR_OPS["leaky_relu"], input, float(negative_slope)), inplace)
+    slope = float(negative_slope)
+    return _written(
+        input, lambda x: _scalar(_SCALAR_OPS["leaky_relu"], x, slope), inplace, "LeakyReluBackward0", composite=False
+    )
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
     """x, or alpha * (exp(x) - 1) below 0 (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.elu``."""
-    return _written(input, _scalar(_SCALAR_OPS["elu"], input, float(alpha)), inplace)
-
-
-def _written(input: Tensor, result: Tensor, inplace: bool) -> Tensor:  # noqa: A002
-    """``result``, or with ``inplace`` ``input`` overwritten by it (an in-place change of
-    ``input``, recorded as one): code that relies on the input being activated sees it so."""
-    return input.copy_(result) if inplace else result
+    alpha = float(alpha)
+    return _written(input, lambda x: _scalar(_SCALAR_OPS["elu"], x, alpha), inplace, "EluBackward0", composite=False)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
@@ -156,25 +178,6 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dty
     if dim is None:
         dim = _implicit_dim("log_softmax", input.dim())
     return _log_softmax(input, dim, dtype)
-
-
-def _legacy_reduction(size_average, reduce, reduction: str) -> str:
-    """PyTorch's deprecated ``size_average``/``reduce`` as a ``reduction``, as it reads them."""
-    if size_average is None and reduce is None:
-        return reduction
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    return "none" if not reduce else ("mean" if size_average else "sum")
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002

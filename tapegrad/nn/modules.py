@@ -885,6 +885,85 @@ Softplus = _activation(
 )
 GELU = _activation("GELU", F.gelu, lambda o: f"approximate={o['approximate']!r}", approximate="none")
 SiLU = _activation("SiLU", F.silu, _inplace_repr, inplace=False)
+Hardtanh = _activation(
+    "Hardtanh",
+    F.hardtanh,
+    lambda o: f"min_val={o['min_val']}, max_val={o['max_val']}" + (", inplace=True" if o["inplace"] else ""),
+    min_val=-1.0,
+    max_val=1.0,
+    inplace=False,
+)
+
+
+class ReLU6(Hardtanh):
+    """``F.relu6`` as a module: ``Hardtanh(0, 6)``, as PyTorch's; follows ``torch.nn.ReLU6``."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+Hardsigmoid = _activation("Hardsigmoid", F.hardsigmoid, inplace=False)
+Hardswish = _activation("Hardswish", F.hardswish, inplace=False)
+LogSigmoid = _activation("LogSigmoid", F.logsigmoid)
+Softsign = _activation("Softsign", F.softsign)
+Mish = _activation("Mish", F.mish, inplace=False)
+SELU = _activation("SELU", F.selu, _inplace_repr, inplace=False)
+CELU = _activation(
+    "CELU",
+    F.celu,
+    lambda o: f"alpha={o['alpha']}" + (", inplace=True" if o["inplace"] else ""),
+    alpha=1.0,
+    inplace=False,
+)
+
+
+def _loss_module(name: str, function, **defaults):
+    """A loss module class calling ``function(*inputs, **options)``, its options (``margin``,
+    ``reduction``...) settable at construction by name or position, as PyTorch's; follows
+    ``torch.nn.<name>``."""
+    activation = _activation(name, function, **defaults)
+
+    def forward(self, *inputs):
+        return function(*inputs, **{key: getattr(self, key) for key in defaults})
+
+    activation.forward = forward
+    activation.__doc__ = f"``F.{function.__name__}`` as a module; follows ``torch.nn.{name}``."
+    return activation
+
+
+KLDivLoss = _loss_module("KLDivLoss", F.kl_div, size_average=None, reduce=None, reduction="mean", log_target=False)
+CosineSimilarity = _loss_module("CosineSimilarity", F.cosine_similarity, dim=1, eps=1e-8)
+
+
+class PairwiseDistance(Module):
+    """``F.pairwise_distance`` as a module (its order ``p`` kept as ``norm``, as PyTorch's);
+    follows ``torch.nn.PairwiseDistance``."""
+
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+MarginRankingLoss = _loss_module(
+    "MarginRankingLoss", F.margin_ranking_loss, margin=0.0, size_average=None, reduce=None, reduction="mean"
+)
+CosineEmbeddingLoss = _loss_module(
+    "CosineEmbeddingLoss", F.cosine_embedding_loss, margin=0.0, size_average=None, reduce=None, reduction="mean"
+)
+TripletMarginLoss = _loss_module(
+    "TripletMarginLoss", F.triplet_margin_loss, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None,
+    reduce=None, reduction="mean",
+)  # fmt: skip
+HingeEmbeddingLoss = _loss_module(
+    "HingeEmbeddingLoss", F.hinge_embedding_loss, margin=1.0, size_average=None, reduce=None, reduction="mean"
+)
+SoftMarginLoss = _loss_module("SoftMarginLoss", F.soft_margin_loss, size_average=None, reduce=None, reduction="mean")
 
 
 class Identity(Module):

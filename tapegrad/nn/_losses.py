@@ -1,0 +1,161 @@
+"""Distances and the losses built on them (kl_div, the margin and embedding losses), composed
+of recorded ops in the order PyTorch's ATen composites compute them, so that values and
+gradients agree to rounding. Public through ``tapegrad.nn.functional``."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._record import broadcast_shape
+from .._selection import where as _where
+from ..tensor import Tensor, _normalize_dim, _wrap, as_tensor
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    """``loss`` averaged, summed or as it is; ``ValueError`` for another ``reduction``."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """PyTorch's deprecated ``size_average``/``reduce`` as a ``reduction``, as it reads them."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else ("mean" if size_average else "sum")
+
+
+def _zeros(like: Tensor) -> Tensor:
+    return _wrap(np.zeros((), like._data.dtype))
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002
+           log_target: bool = False) -> Tensor:  # fmt: skip
+    """The Kullback-Leibler divergence of ``target`` from log-probabilities ``input``, pointwise
+    ``target * (log(target) - input)`` (0 where ``target`` is 0), or ``exp(target) * (target -
+    input)`` with ``log_target``; reduced by ``reduction``: "mean" over every element (with
+    PyTorch's warning), "batchmean" (the sum over the batch size, the divergence's definition),
+    "sum" or "none". Follows ``torch.nn.functional.kl_div``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        positive = target > 0.0
+        safe = _where(positive, target, _wrap(np.ones((), target._data.dtype)))
+        loss = _where(positive, safe * safe.log(), _zeros(target)) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.dim() else loss.sum()
+    if reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support size."
+            "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+            "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+            stacklevel=2,
+        )
+    return _reduce(loss, reduction)
+
+
+def _broadcast(x1: Tensor, x2: Tensor) -> tuple:
+    shape = broadcast_shape(tuple(x1.shape), tuple(x2.shape))
+    return (x1 if tuple(x1.shape) == shape else x1.expand(shape)), (
+        x2 if tuple(x2.shape) == shape else x2.expand(shape)
+    )
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """The cosine of the angle between ``x1`` and ``x2`` along ``dim`` (broadcast first), each
+    divided by its 2-norm clamped to at least ``eps``; the clamp, as PyTorch's (made without
+    autograd), changes the value only. Follows ``torch.nn.functional.cosine_similarity``."""
+    x1, x2 = _broadcast(x1, x2)
+    dim = _normalize_dim(dim, max(x1.dim(), 1))
+
+    def normalized(x):
+        norm = x.norm(2, dim, keepdim=True)
+        floor = norm.detach().clamp_min(eps) - norm.detach()  # 0 unless the norm is below eps
+        return x / (norm + floor)
+
+    return (normalized(x1) * normalized(x2)).sum(dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """The ``p``-norm of ``x1 - x2 + eps`` along the last dimension; follows
+    ``torch.nn.functional.pairwise_distance``."""
+    dims = max(x1.dim(), x2.dim())
+    return (x1 - x2 + eps).norm(p, dims - 1 if dims else None, keepdim=keepdim)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                        size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # fmt: skip
+    """``max(0, -target * (input1 - input2) + margin)``, reduced; follows
+    ``torch.nn.functional.margin_ranking_loss``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return _reduce((-target * (input1 - input2) + margin).clamp_min(0.0), reduction)
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,  # noqa: A002
+                         reduce=None, reduction: str = "mean") -> Tensor:  # fmt: skip
+    """``input`` where ``target`` is 1, ``max(0, margin - input)`` where it is -1, reduced;
+    follows ``torch.nn.functional.hinge_embedding_loss``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    target = as_tensor(target)
+    zeros = _zeros(input)
+    output = _where(target != 1, (margin - input).clamp_min(0.0), zeros) + _where(target != -1, input, zeros)
+    return _reduce(output, reduction)
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
+    """``log(1 + exp(-target * input))``, reduced; follows ``torch.nn.functional.soft_margin_loss``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return _reduce((-input * target).exp().log1p(), reduction)
+
+
+_EPSILON = 1e-12  # cosine_embedding_loss's, added to each squared magnitude (PyTorch's EPSILON)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # fmt: skip
+    """``1 - cos(input1, input2)`` where ``target`` is 1, ``max(0, cos - margin)`` where it is
+    -1 (cosines along the last dimension of (N, D) or (D,) inputs), reduced; follows
+    ``torch.nn.functional.cosine_embedding_loss``. Raises ``RuntimeError`` for inputs of other
+    dimensions or sizes, with PyTorch's messages."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    target = as_tensor(target)
+    if input1.dim() != input2.dim() or input1.dim() not in (1, 2) or target.dim() != input1.dim() - 1:
+        raise RuntimeError(
+            f"1D target tensor expects 2D input tensors, but found inputs with sizes {list(input1.shape)} and "
+            f"{list(input2.shape)}."
+            if target.dim() == 1
+            else f"0D target tensor expects 1D input tensors, but found inputs with sizes {list(input1.shape)} and "
+            f"{list(input2.shape)}."
+        )
+    dim = input1.dim() - 1
+    product = (input1 * input2).sum(dim)
+    magnitude1 = (input1 * input1).sum(dim) + _EPSILON
+    magnitude2 = (input2 * input2).sum(dim) + _EPSILON
+    cosine = product / (magnitude1 * magnitude2).sqrt()
+    zeros = _zeros(cosine)
+    positive = _where(target == 1, 1.0 - cosine, zeros)
+    negative = _where(target == -1, (cosine - margin).clamp_min(0.0), zeros)
+    return _reduce(positive + negative, reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2.0,
+                        eps: float = 1e-6, swap: bool = False, size_average=None, reduce=None,
+                        reduction: str = "mean") -> Tensor:  # fmt: skip
+    """``max(0, margin + d(anchor, positive) - d(anchor, negative))`` with ``pairwise_distance``
+    (with ``swap``, the smaller of d(anchor, negative) and d(positive, negative)), reduced;
+    follows ``torch.nn.functional.triplet_margin_loss``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    near = pairwise_distance(anchor, positive, p, eps)
+    far = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        far = far.minimum(pairwise_distance(positive, negative, p, eps))
+    return _reduce((margin + near - far).clamp_min(0.0), reduction)

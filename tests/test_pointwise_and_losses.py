@@ -1,0 +1,218 @@
+"""The activations of ``nn/_pointwise.py`` and the distances and losses of ``nn/_losses.py``
+against PyTorch: values, every input's gradient, the node PyTorch names, at their break points
+(hardtanh's bounds, hardswish's -3 and 3, logsigmoid's 0) and between; their modules' reprs;
+central differences away from the break points."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+RNG = np.random.default_rng(42)
+# Break points of the activations below, and points on either side.
+POINTS = np.array([-30.0, -6.0, -3.0, -2.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.5, 3.0, 6.0, 7.5, 30.0])
+
+ACTIVATIONS = {
+    "hardtanh": lambda F, x: F.hardtanh(x),
+    "hardtanh(-2, 2.5)": lambda F, x: F.hardtanh(x, -2.0, 2.5),
+    "relu6": lambda F, x: F.relu6(x),
+    "hardsigmoid": lambda F, x: F.hardsigmoid(x),
+    "hardswish": lambda F, x: F.hardswish(x),
+    "logsigmoid": lambda F, x: F.logsigmoid(x),
+    "softsign": lambda F, x: F.softsign(x),
+    "mish": lambda F, x: F.mish(x),
+    "selu": lambda F, x: F.selu(x),
+    "celu": lambda F, x: F.celu(x),
+    "celu(0.5)": lambda F, x: F.celu(x, 0.5),
+    # existing ones at the same points: silu's value below -20 was off (tanh's cancellation)
+    "silu": lambda F, x: F.silu(x),
+    "elu": lambda F, x: F.elu(x, 0.7),
+    "leaky_relu": lambda F, x: F.leaky_relu(x, 0.1),
+    "softplus": lambda F, x: F.softplus(x),
+}
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activations_match_pytorch_at_and_between_break_points(name, dtype):
+    torch = _torch()
+    function = ACTIVATIONS[name]
+    seed = RNG.standard_normal(POINTS.shape)
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(POINTS.astype(dtype), requires_grad=True)
+        out = function(m.nn.functional, x)
+        (out * m.tensor(seed.astype(dtype))).sum().backward()
+        results.append((out.detach().numpy(), x.grad.numpy(), out.grad_fn.name()))
+    (value, gradient, node), (expected, expected_gradient, expected_node) = results
+    tolerance = 1e-12 if dtype == "float64" else 2e-6
+    np.testing.assert_allclose(value, expected, rtol=tolerance, atol=tolerance)
+    if name == "hardsigmoid" and dtype == "float64":
+        # PyTorch's hardsigmoid_backward multiplies by 1.0f / 6.0f, rounded to float32 in
+        # every dtype; tapegrad divides by 6 in the dtype: 3e-8 apart, relatively.
+        tolerance = 6e-8
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=tolerance, atol=tolerance)
+    assert node == expected_node
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["hardtanh", "relu6", "hardswish", "selu", "celu", "mish", "hardsigmoid", "relu", "silu", "elu", "leaky_relu"],
+)
+def test_in_place_activations_write_their_input(name):
+    """``inplace=True`` changes the input in place, differentiably. silu's, elu's and
+    leaky_relu's were computed, then copied in: their backward raised "modified by an inplace
+    operation", where PyTorch runs."""
+    torch = _torch()
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(POINTS, requires_grad=True)
+        y = x * 1.0
+        getattr(m.nn.functional, name)(y, inplace=True)
+        (y * y).sum().backward()
+        results.append((y.detach().numpy(), x.grad.numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    tolerance = 6e-8 if name == "hardsigmoid" else 1e-12  # (PyTorch's float32 1/6: see above)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=tolerance, atol=tolerance)
+
+
+def _pair(shape=(5, 4)):
+    return RNG.standard_normal(shape), RNG.standard_normal(shape)
+
+
+def _signs(count):
+    return np.where(RNG.standard_normal(count) > 0, 1.0, -1.0)
+
+
+LOSSES = {
+    "kl_div mean": (lambda F, a, b: F.kl_div(a.log_softmax(1), b.softmax(1)), _pair()),
+    "kl_div batchmean": (lambda F, a, b: F.kl_div(a.log_softmax(1), b.softmax(1), reduction="batchmean"), _pair()),
+    "kl_div zeros in target": (
+        # (the target's own gradient at its zeros is PyTorch's NaN, xlogy's 0 * log 0: not compared)
+        lambda F, a, b: F.kl_div(
+            a.log_softmax(1), (b.relu() / (b.relu().sum(1, keepdim=True) + 1)).detach(), reduction="sum"
+        ),
+        _pair(),
+    ),
+    "kl_div log_target": (
+        lambda F, a, b: F.kl_div(a.log_softmax(1), b.log_softmax(1), reduction="none", log_target=True),
+        _pair(),
+    ),
+    "cosine_similarity": (lambda F, a, b: F.cosine_similarity(a, b), _pair()),
+    "cosine_similarity dim 0, broadcast": (
+        lambda F, a, b: F.cosine_similarity(a, b[:1], dim=0),
+        _pair(),
+    ),
+    "pairwise_distance": (lambda F, a, b: F.pairwise_distance(a, b), _pair()),
+    "pairwise_distance p=1 keepdim": (lambda F, a, b: F.pairwise_distance(a, b, p=1.0, keepdim=True), _pair()),
+    "pairwise_distance 1-D": (lambda F, a, b: F.pairwise_distance(a[0], b[0]), _pair()),
+    "margin_ranking_loss": (
+        lambda F, a, b: F.margin_ranking_loss(a[:, 0], b[:, 0], _target(F, 5), margin=0.3),
+        _pair(),
+    ),
+    "cosine_embedding_loss": (
+        lambda F, a, b: F.cosine_embedding_loss(a, b, _target(F, 5), margin=0.2, reduction="sum"),
+        _pair(),
+    ),
+    "cosine_embedding_loss 1-D": (lambda F, a, b: F.cosine_embedding_loss(a[0], b[0], _target(F, 1)[0]), _pair()),
+    "triplet_margin_loss": (lambda F, a, b: F.triplet_margin_loss(a, b, a * 0.5 - b), _pair()),
+    "triplet_margin_loss swap p=1": (
+        lambda F, a, b: F.triplet_margin_loss(a, b, a * 0.5 - b, margin=2.0, p=1.0, swap=True, reduction="none"),
+        _pair(),
+    ),
+    "hinge_embedding_loss": (lambda F, a, b: F.hinge_embedding_loss(a, _target(F, 20).reshape(5, 4)), _pair()),
+    "soft_margin_loss": (lambda F, a, b: F.soft_margin_loss(a, _target(F, 20).reshape(5, 4)), _pair()),
+}
+_TARGETS = _signs(20)
+
+
+def _target(F, count):
+    module = tg if F is tg.nn.functional else _torch()
+    return module.tensor(_TARGETS[:count])
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_losses_and_distances_match_pytorch(name):
+    torch = _torch()
+    function, (a0, b0) = LOSSES[name]
+    results = []
+    for m in (tg, torch):
+        a, b = m.tensor(a0, requires_grad=True), m.tensor(b0, requires_grad=True)
+        with pytest.warns(UserWarning) if "kl_div mean" in name else contextlib.nullcontext():
+            out = function(m.nn.functional, a, b)
+        out.sum().backward()
+        results.append((out.detach().numpy(), a.grad.numpy(), None if b.grad is None else b.grad.numpy()))
+    for got, expected in zip(*results):
+        assert (got is None) == (expected is None)
+        if expected is not None:
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_the_losses_gradients_are_central_differences(name):
+    """Away from its kinks, each loss's gradient in its first input is the central difference
+    of its value (float64, h = 1e-6)."""
+    function, (a0, b0) = LOSSES[name]
+    F, b = tg.nn.functional, tg.tensor(b0)
+
+    def value(a):
+        return float(function(F, tg.tensor(a), b).sum())
+
+    a = tg.tensor(a0, requires_grad=True)
+    with pytest.warns(UserWarning) if "kl_div mean" in name else contextlib.nullcontext():
+        function(F, a, b).sum().backward()
+        numeric = np.zeros_like(a0)
+        for index in np.ndindex(a0.shape):
+            step = np.zeros_like(a0)
+            step[index] = 1e-6
+            numeric[index] = (value(a0 + step) - value(a0 - step)) / 2e-6
+    np.testing.assert_allclose(a.grad.numpy(), numeric, rtol=1e-5, atol=1e-6)
+
+
+MODULES = [
+    ("Hardtanh", (), {}),
+    ("Hardtanh", (-2.0, 3.0, True), {}),
+    ("ReLU6", (), {"inplace": True}),
+    ("Hardsigmoid", (), {}),
+    ("Hardswish", (), {}),
+    ("LogSigmoid", (), {}),
+    ("Softsign", (), {}),
+    ("Mish", (), {}),
+    ("SELU", (True,), {}),
+    ("CELU", (0.5,), {}),
+    ("KLDivLoss", (), {"reduction": "batchmean"}),
+    ("CosineSimilarity", (0,), {}),
+    ("PairwiseDistance", (), {"p": 1.0}),
+    ("MarginRankingLoss", (0.5,), {}),
+    ("CosineEmbeddingLoss", (), {}),
+    ("TripletMarginLoss", (), {"swap": True}),
+    ("HingeEmbeddingLoss", (2.0,), {}),
+    ("SoftMarginLoss", (), {"reduction": "sum"}),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs"), MODULES, ids=[m[0] for m in MODULES])
+def test_modules_repr_and_options_as_pytorch(name, args, kwargs):
+    torch = _torch()
+    ours, theirs = getattr(tg.nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(theirs)
+    for key in vars(theirs):
+        if not key.startswith("_") and key != "training":
+            assert getattr(ours, key) == getattr(theirs, key), key
+
+
+def test_bad_arguments_raise_as_in_pytorch():
+    torch = _torch()
+    for m in (tg, torch):
+        with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
+            m.nn.functional.hardtanh(m.ones(2), 1.0, -1.0)
+        with pytest.raises(ValueError, match="not a valid value for reduction"):
+            m.nn.functional.margin_ranking_loss(m.ones(2), m.ones(2), m.ones(2), reduction="average")
