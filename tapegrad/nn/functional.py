@@ -57,6 +57,8 @@ from ._pointwise import (  # noqa: F401 - the public names
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
     """max(x, 0) elementwise (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.relu``."""
+    if not inplace:  # (the common call, without a closure: relu runs in every layer)
+        return input.relu()
     return _written(input, lambda x: x.relu(), inplace, "ReluBackward0", composite=False)
 
 
@@ -105,6 +107,8 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """x * sigmoid(x) elementwise (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.silu``."""
+    if not inplace:
+        return input.silu()
     return _written(input, lambda x: x.silu(), inplace, "SiluBackward0", composite=False)
 
 
