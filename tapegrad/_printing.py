@@ -31,12 +31,17 @@ class _Formatter:
             return
         finite = flat[np.isfinite(flat) & (flat != 0)].astype(np.float64)
         if finite.size == 0:
-            self.sci_mode = bool(SCI_MODE)
-            return
+            return  # (no notation to choose: zeros, infinities and NaN print alike in all)
         magnitudes = np.abs(finite)
         smallest, largest = magnitudes.min(), magnitudes.max()
         self.int_mode = bool(np.all(finite == np.ceil(finite)))
-        self.sci_mode = largest / smallest > 1000.0 or largest > 1.0e8 or smallest < 1.0e-4
+        # The notation first (forced or chosen from the values), then the widths in it, as
+        # PyTorch's: widths measured in the other notation padded (sci_mode=False) or cut
+        # (True) the columns, and a forced mode applied to all-zero tensors.
+        if SCI_MODE is None:
+            self.sci_mode = bool(largest / smallest > 1000.0 or largest > 1.0e8 or smallest < 1.0e-4)
+        else:
+            self.sci_mode = bool(SCI_MODE)
         for value in finite.tolist():
             if self.sci_mode:
                 width = len(f"{value:.{PRECISION}e}")
@@ -45,8 +50,6 @@ class _Formatter:
             else:
                 width = len(f"{value:.{PRECISION}f}")
             self.max_width = max(self.max_width, width)
-        if SCI_MODE is not None:  # forced, with the widths computed above (as PyTorch's)
-            self.sci_mode = SCI_MODE
 
     @staticmethod
     def _plain(value) -> str:
@@ -97,6 +100,8 @@ def _summarized(values: np.ndarray) -> np.ndarray:
         if values.shape[0] > 2 * EDGE_ITEMS:
             return np.concatenate((values[:EDGE_ITEMS], values[-EDGE_ITEMS:]))
         return values
+    if not EDGE_ITEMS:  # nothing shown but "...": nothing to measure (PyTorch's new_empty)
+        return np.empty((0,) * values.ndim, values.dtype)
     if values.shape[0] > 2 * EDGE_ITEMS:
         rows = [_summarized(values[i]) for i in range(EDGE_ITEMS)]
         rows += [_summarized(values[i]) for i in range(len(values) - EDGE_ITEMS, len(values))]
@@ -108,7 +113,9 @@ def _summarized(values: np.ndarray) -> np.ndarray:
 def _vector(values: np.ndarray, indent: int, summarize: bool, formatter: _Formatter) -> str:
     element_length = formatter.max_width + 2
     per_line = max(1, math.floor((LINE_WIDTH - indent) / element_length))
-    if summarize and values.shape[0] > 2 * EDGE_ITEMS:
+    if summarize and not EDGE_ITEMS:
+        items = ["..."]  # (values[-0:] would be all of them)
+    elif summarize and values.shape[0] > 2 * EDGE_ITEMS:
         items = [formatter.format(v) for v in values[:EDGE_ITEMS].tolist()]
         items += [" ..."]
         items += [formatter.format(v) for v in values[-EDGE_ITEMS:].tolist()]
@@ -156,10 +163,12 @@ def tensor_repr(tensor) -> str:
     if values.size == 0:
         if values.ndim != 1:
             suffixes.append(f"size={tuple(values.shape)}")
-        if values.dtype != np.float32:
+        if values.dtype != _dtypes.DEFAULT_FLOAT.numpy:  # (the default dtype, float32 or not)
             suffixes.append(f"dtype={tensor.dtype!r}")
         body = "[]"
     else:
+        if not EDGE_ITEMS:  # PyTorch's: the shape, since "..." shows none of it
+            suffixes.append(f"size={tuple(values.shape)}")
         if values.dtype not in _UNSHOWN_DTYPES and values.dtype != _dtypes.DEFAULT_FLOAT.numpy:
             suffixes.append(f"dtype={tensor.dtype!r}")
         summarize = values.size > THRESHOLD

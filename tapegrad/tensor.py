@@ -42,6 +42,21 @@ class Size(tuple):
         item = tuple.__getitem__(self, key)
         return Size(item) if isinstance(key, slice) else item
 
+    def __add__(self, other):
+        """``Size`` joined with a tuple, a ``Size`` again, as ``torch.Size`` gives (``x.shape +
+        (1,)``); a list raises ``TypeError``, as for tuples."""
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(other, self))
+
+    def __mul__(self, count):
+        return Size(tuple.__mul__(self, count))
+
+    __rmul__ = __mul__
+
     def numel(self) -> int:
         return math.prod(self)
 

@@ -72,3 +72,53 @@ def test_printing_without_pytorch():
     assert repr(tg.ones(2, dtype=tg.float64)) == "tensor([1., 1.], dtype=tapegrad.float64)"
     assert repr(tg.zeros(2, 0)) == "tensor([], size=(2, 0))"
     assert repr((tg.ones(1, requires_grad=True) * 3).mean()) == "tensor(3., grad_fn=<MeanBackward0>)"
+
+
+# Print options and default dtypes, each set on both libraries and undone after.
+OPTIONS = [
+    ({"sci_mode": False}, lambda m: m.tensor([1e-5, 1.5])),
+    ({"sci_mode": True}, lambda m: m.tensor([-1.5, 2.5])),
+    ({"sci_mode": True}, lambda m: m.tensor([0.0, 0.0])),
+    ({"sci_mode": True}, lambda m: m.arange(12.0) - 6),
+    ({"threshold": 5, "edgeitems": 0}, lambda m: m.arange(10.0)),
+    ({"threshold": 5, "edgeitems": 0}, lambda m: m.arange(24.0).reshape(4, 6)),
+    ({"edgeitems": 0}, lambda m: m.ones(2)),
+    ({"precision": 2, "sci_mode": False}, lambda m: m.tensor([1e-7, 123.456])),
+]
+
+
+@pytest.mark.parametrize("index", range(len(OPTIONS)))
+def test_print_options_print_like_pytorch(index):
+    """The notation is chosen (or forced) before the column widths are measured in it, and an
+    ``edgeitems`` of 0 prints "..." and the size, as PyTorch's ``_tensor_str``: a forced
+    sci_mode=False padded the columns to scientific widths, sci_mode=True cut them and wrote
+    zeros in it, and edgeitems=0 printed every element, or raised for 2-D tensors."""
+    torch = pytest.importorskip("torch")
+    options, make = OPTIONS[index]
+    try:
+        for m in (tg, torch):
+            m.set_printoptions(**options)
+        ours, theirs = _ours_and_theirs(make)
+    finally:
+        for m in (tg, torch):
+            m.set_printoptions(profile="default", sci_mode=None)
+    assert ours == theirs
+
+
+def test_empty_tensors_name_the_dtype_that_is_not_the_default():
+    torch = pytest.importorskip("torch")
+    try:
+        for m in (tg, torch):
+            m.set_default_dtype(m.float64)
+        for make in (lambda m: m.tensor([]), lambda m: m.zeros(0, dtype=m.float32), lambda m: m.zeros(2, 0)):
+            ours, theirs = _ours_and_theirs(make)
+            assert ours == theirs
+    finally:
+        for m in (tg, torch):
+            m.set_default_dtype(m.float32)
+
+
+def test_a_size_joined_with_a_tuple_is_a_size():
+    torch = pytest.importorskip("torch")
+    for make in (lambda m: m.Size([2, 3]) + (1,), lambda m: (1,) + m.Size([2, 3]), lambda m: m.Size([2]) * 2):
+        assert repr(make(tg)) == repr(make(torch)).replace("torch.", "tapegrad.")
