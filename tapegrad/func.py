@@ -819,8 +819,11 @@ class _VmapTransform:
         return leaves, spec, dims, sizes[0]
 
     def _out_dims(self, spec) -> list:
+        out_dims = self.out_dims
+        if spec is None and isinstance(out_dims, tuple) and len(out_dims) == 1:
+            out_dims = out_dims[0]  # (a one-element tuple for a single tensor, as torch.func takes it)
         try:
-            return _broadcast(self.out_dims, spec)
+            return _broadcast(out_dims, spec)
         except _MismatchError:
             _, out_spec = _flatten(self.out_dims)
             raise ValueError(
@@ -1071,6 +1074,12 @@ class _Replay:
                 tape = Tape(traced, self._slice_inputs(index))
         except NotImplementedError as error:
             raise _UnrecordableError(f"the function cannot be recorded ({error})") from None
+        except RuntimeError as error:
+            # The recording's inputs require grad, so an in-place change of a slice (which
+            # torch.func allows, writing into the argument) was refused: the eager loop runs it.
+            if "a leaf Variable that requires grad is being used in an in-place operation" in str(error):
+                raise _UnrecordableError("the function changes an argument in place") from None
+            raise
         if _factories.random_draws.count != draws:
             if self.transform.randomness == "error":
                 raise RuntimeError(_RANDOM_ERROR)

@@ -580,3 +580,18 @@ def test_outer_backward_through_transforms_matches_pytorch():
             assert (got is None) == (want is None), name
             if want is not None:
                 np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_vmap_of_an_in_place_change_and_a_one_element_out_dims_as_torch_func():
+    """``vmap(lambda a: a.add_(1))(x)`` writes into x and returns it, as torch.func does (the
+    recording refused it: its inputs require grad); ``out_dims=(1,)`` is accepted for a
+    single tensor output."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m, transforms in ((tg, tg.func), (torch, pytest.importorskip("torch.func"))):
+        x = m.zeros(2, 3)
+        out = transforms.vmap(lambda a: a.add_(1).mul_(2))(x)
+        moved = transforms.vmap(lambda a: a * 2, out_dims=(1,))(m.arange(6.0).reshape(2, 3))
+        results.append((out.numpy().copy(), x.numpy().copy(), moved.numpy()))
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
