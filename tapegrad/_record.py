@@ -1418,6 +1418,19 @@ def _in_place_method(kind: str, alpha: bool = False):
     return lambda self, other: _in_place(self, kind, other)
 
 
+def _in_place_operator(compute, label: str):
+    """``self <op>= other`` in place, for the operators without a ``_SCALAR_OPS`` path
+    (``//``, ``%``, ``**``, ``&``, ``|``, ``^``). Without these methods Python rebinds the name
+    to a new tensor: a view, an alias or the tensor's other holders kept the old values
+    (``v = x[1:]; v **= 2`` left ``x`` as it was), and ``int //= 2.5`` silently became a
+    float tensor where PyTorch raises."""
+
+    def method(self, other):
+        return in_place(self, lambda t: compute(t, other), label)
+
+    return method
+
+
 def install_methods() -> None:
     """Attach the table-derived methods, the scalar fast paths, casts and in-place arithmetic
     to Tensor."""
@@ -1445,6 +1458,17 @@ def install_methods() -> None:
             "sub_": _in_place_method("sub", alpha=True),
             "mul_": _in_place_method("mul"),
             "div_": _in_place_method("div"),
+            "__ifloordiv__": _in_place_operator(lambda t, other: t // other, "FloorDivide"),
+            "floor_divide_": _in_place_operator(lambda t, other: t // other, "FloorDivide"),
+            "__imod__": _in_place_operator(lambda t, other: t % other, "Remainder"),
+            "remainder_": _in_place_operator(lambda t, other: t % other, "Remainder"),
+            "__ipow__": _in_place_operator(lambda t, other: t**other, "Pow"),
+            "__iand__": _in_place_operator(lambda t, other: t & other, "BitwiseAnd"),
+            "bitwise_and_": _in_place_operator(lambda t, other: t & other, "BitwiseAnd"),
+            "__ior__": _in_place_operator(lambda t, other: t | other, "BitwiseOr"),
+            "bitwise_or_": _in_place_operator(lambda t, other: t | other, "BitwiseOr"),
+            "__ixor__": _in_place_operator(lambda t, other: t ^ other, "BitwiseXor"),
+            "bitwise_xor_": _in_place_operator(lambda t, other: t ^ other, "BitwiseXor"),
         }
     )
     Tensor.__add__ = Tensor.__radd__ = _scalar_dunder(_ADD_SCALAR, "add")

@@ -326,3 +326,51 @@ def test_a_later_reader_of_a_leaf_changed_in_place_reads_its_new_values(size, la
     else:
         ((y + v) @ w).sum().backward()
         np.testing.assert_array_equal(v.grad.numpy(), np.ones((size, size)) @ current.T)
+
+
+def _augmented_assignments(T):
+    """``//=``, ``%=``, ``**=``, ``&=``, ``|=``, ``^=`` and their methods, through views and
+    aliases, with a gradient through ``**=``; what each leaves where."""
+    out = []
+    x = T.tensor([1.0, 2.0, 3.0])
+    v = x[1:]
+    v **= 2
+    out.append(x.tolist())
+    x = T.tensor([7, -7])
+    alias = x
+    x //= 2
+    out.append(alias.tolist())
+    x = T.tensor([7.0, -7.0, 2.5])
+    alias = x
+    x %= 3
+    alias.remainder_(2.0)
+    out.append(x.tolist())
+    m = T.tensor([True, True])
+    v = m[:1]
+    v &= T.tensor([False])
+    out.append(m.tolist())
+    m = T.tensor([1, 2])
+    m |= 4
+    m ^= 1
+    m.bitwise_and_(6)
+    m.floor_divide_(2)
+    out.append(m.tolist())
+    leaf = T.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = leaf * 1
+    y[1:] **= 2
+    y.sum().backward()
+    out.append(leaf.grad.tolist())
+    try:
+        x = T.tensor([7, -7])
+        x //= 2.5
+    except RuntimeError as error:
+        out.append(str(error))
+    return out
+
+
+def test_augmented_assignments_change_the_tensor_in_place_as_pytorch():
+    """Without ``__ifloordiv__`` and the others, Python rebound the name to a new tensor: a
+    view's base and the tensor's aliases kept the old values, silently, and ``int //= 2.5``
+    became a float tensor where PyTorch raises."""
+    torch = pytest.importorskip("torch")
+    assert _augmented_assignments(tg) == _augmented_assignments(torch)
