@@ -83,3 +83,61 @@ def test_create_graph_results_are_differentiable_in_the_original_inputs():
 
     _close(derivative_of_sums(tg, "jacobian"), derivative_of_sums(torch, "jacobian"))
     _close(derivative_of_sums(tg, "vjp"), derivative_of_sums(torch, "vjp"))
+
+
+def test_hvp_is_h_times_v_when_a_hook_makes_the_hessian_asymmetric():
+    """A gradient hook scaling x1's gradient by x0 makes the backward's "Hessian" [[3, 1],
+    [2, 0]]; PyTorch's hvp (a double-backward trick) gives H v = [3, 2], its vhp v^T H = [3, 1].
+    tapegrad's hvp was its vhp, silently."""
+    torch = pytest.importorskip("torch")
+
+    def results(m):
+        F = m.autograd.functional
+
+        def f(x):
+            x1 = x[1] * 1.0
+            x1.register_hook(lambda g: g * x[0])
+            return x[0] * x1 + x[0] ** 2 / 2
+
+        x, v = m.tensor([1.0, 2.0], dtype=m.float64), m.tensor([1.0, 0.0], dtype=m.float64)
+        return [F.hvp(f, x, v)[1].numpy(), F.vhp(f, x, v)[1].numpy(), F.hvp(lambda y: (y**3).sum(), x, v)[1].numpy()]
+
+    for got, expected in zip(results(tg), results(torch)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, F, a, b: F.jvp(lambda x, y: x * y, (a, b), (a,)),
+        lambda m, F, a, b: F.vjp(lambda x, y: (x * y, x), (a, b), (a,)),
+        lambda m, F, a, b: F.jvp(lambda x: x * 2, a, m.ones(3)),
+        lambda m, F, a, b: F.jvp(lambda x, y: x * y, (a, b), (a, m.ones(3))),
+        lambda m, F, a, b: F.jvp(lambda x: x * 2, a),
+        lambda m, F, a, b: F.vjp(lambda x: x * 2, a),
+        lambda m, F, a, b: F.vjp(lambda x: x * 2, a, (a, a)),
+        lambda m, F, a, b: F.hvp(lambda x: (x**3).sum(), a, (a, a)),
+        lambda m, F, a, b: F.vhp(lambda x: (x**3).sum(), a, m.ones(3)),
+    ],
+)
+def test_a_v_of_another_structure_or_shape_raises_as_in_pytorch(call):
+    """vjp, jvp, hvp and vhp zipped ``v`` with the inputs or outputs unchecked: a short ``v``
+    made the missing directions zero, and ``v=None`` meant ones for any input, silently."""
+    torch = pytest.importorskip("torch")
+    messages = []
+    for m in (tg, torch):
+        a, b = m.tensor([1.0, 2.0]), m.tensor([3.0, 4.0])
+        with pytest.raises(RuntimeError) as raised:
+            call(m, m.autograd.functional, a, b)
+        messages.append(str(raised.value).replace("torch.Size", "Size").replace("tapegrad.Size", "Size"))
+    assert messages[0] == messages[1]
+
+
+def test_jvp_has_the_output_dtype():
+    torch = pytest.importorskip("torch")
+    dtypes = []
+    for m in (tg, torch):
+        x = m.tensor([1.0, 2.0])
+        _, product = m.autograd.functional.jvp(lambda y: y.double() ** 2, x, m.ones(2))
+        dtypes.append(str(product.dtype).split(".")[-1])
+    assert dtypes[0] == dtypes[1]

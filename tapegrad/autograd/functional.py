@@ -42,6 +42,26 @@ def _finish(tensors, create_graph: bool) -> tuple:
     return tuple(t if create_graph else t.detach() for t in tensors)
 
 
+def _validated(v, other: tuple, other_is_tuple: bool) -> tuple:
+    """``v`` as a tuple, checked against ``other`` (the inputs or outputs it pairs with) as
+    PyTorch's ``_validate_v`` checks it: zipped unchecked, a short ``v`` made the missing
+    directions zero, silently."""
+    v, _ = _as_tuple(v)
+    if len(v) != len(other):
+        if other_is_tuple:
+            raise RuntimeError(f"v is a tuple of invalid length: should be {len(other)} but got {len(v)}.")
+        raise RuntimeError("The given v should contain a single Tensor.")
+    for index, (direction, against) in enumerate(zip(v, other)):
+        if tuple(direction.shape) != tuple(against.shape):
+            prefix = f"Entry {index} in " if other_is_tuple else ""
+            raise RuntimeError(
+                f"{prefix}v has invalid size: should be {against.shape!r} but got {direction.shape!r}.".replace(
+                    "tapegrad.Size", "torch.Size"
+                )
+            )
+    return v
+
+
 def _differentiable(outputs, grad_outputs) -> tuple:
     """The outputs that depend on the inputs, with their ``grad_outputs``: PyTorch skips the rest,
     whose gradient is zero."""
@@ -70,7 +90,15 @@ def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     inputs, single_input = _as_tuple(inputs)
     inputs = _prepare(inputs, create_graph)
     outputs, single_output = _as_tuple(func(*inputs))
-    v = _as_tuple(v)[0] if v is not None else (None,) * len(outputs)
+    if v is None:
+        if len(outputs) != 1 or outputs[0].numel() != 1:
+            raise RuntimeError(
+                "The vector v can only be None if the user-provided function returns a single Tensor with a single "
+                "element."
+            )
+        v = (None,)
+    else:
+        v = _validated(v, outputs, not single_output)
     grads = _gradients(outputs, inputs, v, create_graph)
     return _unpacked(_finish(outputs, create_graph), single_output), _unpacked(grads, single_input)
 
@@ -112,8 +140,13 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """``(func(*inputs), J v)``, from the Jacobian (reverse sweeps; no forward mode yet)."""
     inputs_tuple, single_input = _as_tuple(inputs)
     if v is None:
+        if len(inputs_tuple) != 1 or inputs_tuple[0].numel() != 1:
+            raise RuntimeError(
+                "The vector v can only be None if the input to the user-provided function is a single Tensor with a "
+                "single element."
+            )
         v = tuple(_wrap(np.ones_like(x._data)) for x in inputs_tuple)
-    v = _as_tuple(v)[0]
+    v = _validated(v, inputs_tuple, not single_input)
     # One call of ``func``, as PyTorch makes: its output and the product come from the same run
     # (with dropout, two calls gave an output and a J v of different masks).
     prepared = _prepare(inputs_tuple, create_graph)
@@ -125,7 +158,7 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
         for part, direction in zip(block, v):
             flat = part.reshape(out.numel(), direction.numel()) @ direction.to(part.dtype).reshape(-1)
             total = flat if total is None else total + flat
-        products.append(total.reshape(out.shape))
+        products.append(total.reshape(out.shape).to(out.dtype))  # (PyTorch's J v has the output's dtype)
     return _unpacked(_finish(outputs, create_graph), single_output), _unpacked(products, single_output)
 
 
@@ -175,7 +208,7 @@ def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
                 "with a single element."
             )
         v = (_wrap(np.ones_like(inputs[0]._data)),)
-    v = _as_tuple(v)[0]
+    v = _validated(v, inputs, not single_input)
     out = _single_element_output(func, inputs, "vhp")
     gradient = _gradients((out,), inputs, (None,), create_graph=True)
     products = _gradients(gradient, inputs, v, create_graph)
@@ -183,7 +216,25 @@ def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
 
 
 def hvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    """``(func(*inputs), H v)``. The Hessian of a twice-differentiable function is symmetric, so
-    this is ``vhp`` (PyTorch computes the same product by a double-backward trick, only because it
-    cannot transpose)."""
-    return vhp(func, inputs, v, create_graph, strict)
+    """``(func(*inputs), H v)`` for a ``func`` returning one element, each product of its
+    input's shape; follows ``torch.autograd.functional.hvp`` and its double-backward trick:
+    ``H v`` is the derivative in ``u`` of ``(H^T u) . v``. It equals ``vhp`` where ``H`` is
+    symmetric, but a gradient hook can make the "Hessian" of what the backward computes
+    asymmetric, and ``vhp`` then gave ``H^T v``, silently. Raises PyTorch's ``RuntimeError``
+    for a ``v`` of another structure or shape."""
+    inputs, single_input = _as_tuple(inputs)
+    inputs = _prepare(inputs, create_graph)
+    if v is None:
+        if len(inputs) != 1 or inputs[0].numel() != 1:
+            raise RuntimeError(
+                "The vector v can only be None if the input to the user-provided function is a single Tensor "
+                "with a single element."
+            )
+        v = (_wrap(np.ones_like(inputs[0]._data)),)
+    v = _validated(v, inputs, not single_input)
+    out = _single_element_output(func, inputs, "hvp")
+    gradient = _gradients((out,), inputs, (None,), create_graph=True)
+    placeholders = tuple(_wrap(np.zeros_like(x._data)).requires_grad_() for x in inputs)
+    transposed = _gradients(gradient, inputs, placeholders, create_graph=True)  # H^T u, linear in u
+    products = _gradients(transposed, placeholders, v, create_graph)
+    return _finish((out,), create_graph)[0], _unpacked(products, single_input)
