@@ -189,12 +189,11 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of shape ``size`` filled with ``fill_value``; follows ``torch.full``."""
     _device.check(device)
-    if dtype is None:
-        dtype = (
-            _dtypes.int64
-            if isinstance(fill_value, int) and not isinstance(fill_value, bool)
-            else (_dtypes.bool if isinstance(fill_value, bool) else _dtypes.DEFAULT_FLOAT)
-        )
+    if dtype is None:  # PyTorch's: int64 for any integer (a numpy one, an integer tensor), bool for a bool
+        kind = fill_value._data.dtype.kind if isinstance(fill_value, Tensor) else np.asarray(fill_value).dtype.kind
+        dtype = _dtypes.int64 if kind in "iu" else (_dtypes.bool if kind == "b" else _dtypes.DEFAULT_FLOAT)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
     return _finish(np.full(_shape((size,), _float_type(dtype)), fill_value, _float_type(dtype)), requires_grad)
 
 

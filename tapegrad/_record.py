@@ -455,6 +455,8 @@ _REVERSED = {"rsub": "sub", "rdiv": "div", "rpow": "pow"}
 
 def _arith(kind: str, x: Tensor, other) -> Tensor:
     """``x <kind> other`` where ``other`` is a tensor, an array or a Python number."""
+    if isinstance(other, np.bool_):  # not a numbers.Number: numpy's own operator took it, an ndarray
+        other = bool(other)
     if isinstance(other, Tensor):
         return _binary(_REVERSED[kind], other, x) if kind in _REVERSED else _binary(kind, x, other)
     if isinstance(other, numbers.Number) and not isinstance(other, np.ndarray):

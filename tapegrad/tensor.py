@@ -593,16 +593,18 @@ def install(methods: dict) -> None:
         setattr(Tensor, name, method)
 
 
-def _infer_numpy_dtype(data) -> np.dtype:
+def _infer_numpy_dtype(data, walk: bool = False) -> np.dtype:
     """PyTorch's inference: Python floats give the default dtype (float32 unless
-    ``set_default_dtype``), ints int64, bools bool; a numpy scalar its own dtype, promoted with
-    the others' as PyTorch promotes (``[np.float64(0.5), 1.0]`` is float64)."""
-    if isinstance(data, np.generic):
+    ``set_default_dtype``), ints int64, bools bool; a numpy scalar or a tensor its own dtype,
+    promoted with the others' as PyTorch promotes (``[np.float64(0.5), 1.0]`` and
+    ``[tensor(0.1, dtype=float64), 1.0]`` are float64). ``walk``: promote item by item (the
+    list holds tensors' values, found anywhere in it)."""
+    if isinstance(data, (np.generic, np.ndarray)):  # (an ndarray: a tensor's values, in a list)
         return _dtypes.from_numpy_dtype(data.dtype).numpy
-    if isinstance(data, (list, tuple)) and _has_numpy_scalar(data):
+    if isinstance(data, (list, tuple)) and (walk or _has_numpy_scalar(data)):
         inferred = None
         for item in data:
-            item_type = _dtypes.from_numpy_dtype(_infer_numpy_dtype(item))
+            item_type = _dtypes.from_numpy_dtype(_infer_numpy_dtype(item, walk))
             inferred = item_type if inferred is None else _dtypes.result_type(inferred, 0, item_type, 0)
         return inferred.numpy
     array = np.asarray(data)
@@ -623,15 +625,18 @@ def _has_numpy_scalar(data) -> bool:
     numbers is not walked twice (a scan of every element took 40% of ``tensor()`` on 10^6)."""
     while isinstance(data, (list, tuple)) and len(data):
         data = data[0]
-    return isinstance(data, np.generic)
+    return isinstance(data, (np.generic, np.ndarray))
 
 
-def _nested_tensors_to_arrays(data):
+def _nested_tensors_to_arrays(data, found: list):
+    """``data`` with each tensor in it replaced by its values; ``found[0]`` set when there was
+    one (its dtype then counts in the inference, as in PyTorch's)."""
     if isinstance(data, Tensor):
         _guard(data, "tensor()")  # ``tg.tensor([x.sum(), 1.0])`` copies the value: in a recording, a read
+        found[0] = True
         return data._data
     if isinstance(data, (list, tuple)):
-        return [_nested_tensors_to_arrays(item) for item in data]
+        return [_nested_tensors_to_arrays(item, found) for item in data]
     return data
 
 
@@ -668,10 +673,11 @@ def as_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, np.ndarray):
         target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _dtypes.from_numpy_dtype(data.dtype).numpy
         return np.array(data, dtype=target, copy=True)
+    found = [False]
     if isinstance(data, (list, tuple)):
-        data = _nested_tensors_to_arrays(data)
+        data = _nested_tensors_to_arrays(data, found)
     try:
-        target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data)
+        target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data, found[0])
         return np.array(data, dtype=target)
     except ValueError:
         _check_not_ragged(data, 0)  # PyTorch's message names the dimension (numpy's its "inhomogeneous" shape)

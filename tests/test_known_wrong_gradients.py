@@ -640,3 +640,30 @@ def test_clip_grad_norm_of_mixed_dtypes_in_the_promoted_dtype(norm_type):
     assert norm == tnorm
     np.testing.assert_array_equal(ga, ta)
     np.testing.assert_array_equal(gb, tb)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m.full((2,), m.tensor(3)),
+        lambda m: m.full((2,), np.int32(3)),
+        lambda m: m.full((2,), m.tensor(True)),
+        lambda m: m.full((2,), m.tensor(2.5, dtype=m.float64)),
+        lambda m: m.tensor([m.tensor(0.1, dtype=m.float64), 1.0]),
+        lambda m: m.tensor([m.tensor(1, dtype=m.int32)]),
+        lambda m: m.tensor([m.tensor(1, dtype=m.int32), 2]),
+        lambda m: m.tensor([1.0, m.tensor(0.1, dtype=m.float64)]),
+        lambda m: m.tensor([np.array([1, 2], dtype=np.int32)]),
+        lambda m: m.tensor([0.5, 2.0]) * np.bool_(True),
+        lambda m: m.tensor([0.5, 2.0]) + np.bool_(True),
+    ],
+)
+def test_created_tensors_take_pytorchs_dtype_and_type(make):
+    """``full`` of an integer tensor or numpy integer is int64, and a list holding tensors
+    promotes their dtypes, as PyTorch infers them; a float64 0-d tensor in a list lost its
+    precision to float32. ``tensor * np.bool_`` gave a numpy array."""
+    torch = pytest.importorskip("torch")
+    ours, theirs = make(tg), make(torch)
+    assert type(ours).__name__ == type(theirs).__name__ == "Tensor"
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
