@@ -197,8 +197,10 @@ def hessian(
     return jacobian(gradient, inputs, create_graph=create_graph)
 
 
-def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    """``(func(*inputs), v^T H)`` for a ``func`` returning one element (``H`` its Hessian)."""
+def _gradient_at(func, inputs, v, create_graph: bool, caller: str) -> tuple:
+    """What vhp and hvp start from: ``(inputs, single_input, v, out, gradient)``, the inputs
+    prepared, ``v`` checked (ones for a single one-element input), ``out`` the function's one
+    element and ``gradient`` its recorded gradient."""
     inputs, single_input = _as_tuple(inputs)
     inputs = _prepare(inputs, create_graph)
     if v is None:
@@ -209,8 +211,13 @@ def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
             )
         v = (_wrap(np.ones_like(inputs[0]._data)),)
     v = _validated(v, inputs, not single_input)
-    out = _single_element_output(func, inputs, "vhp")
-    gradient = _gradients((out,), inputs, (None,), create_graph=True)
+    out = _single_element_output(func, inputs, caller)
+    return inputs, single_input, v, out, _gradients((out,), inputs, (None,), create_graph=True)
+
+
+def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
+    """``(func(*inputs), v^T H)`` for a ``func`` returning one element (``H`` its Hessian)."""
+    inputs, single_input, v, out, gradient = _gradient_at(func, inputs, v, create_graph, "vhp")
     products = _gradients(gradient, inputs, v, create_graph)
     return _finish((out,), create_graph)[0], _unpacked(products, single_input)
 
@@ -222,18 +229,7 @@ def hvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     symmetric, but a gradient hook can make the "Hessian" of what the backward computes
     asymmetric, and ``vhp`` then gave ``H^T v``, silently. Raises PyTorch's ``RuntimeError``
     for a ``v`` of another structure or shape."""
-    inputs, single_input = _as_tuple(inputs)
-    inputs = _prepare(inputs, create_graph)
-    if v is None:
-        if len(inputs) != 1 or inputs[0].numel() != 1:
-            raise RuntimeError(
-                "The vector v can only be None if the input to the user-provided function is a single Tensor "
-                "with a single element."
-            )
-        v = (_wrap(np.ones_like(inputs[0]._data)),)
-    v = _validated(v, inputs, not single_input)
-    out = _single_element_output(func, inputs, "hvp")
-    gradient = _gradients((out,), inputs, (None,), create_graph=True)
+    inputs, single_input, v, out, gradient = _gradient_at(func, inputs, v, create_graph, "hvp")
     placeholders = tuple(_wrap(np.zeros_like(x._data)).requires_grad_() for x in inputs)
     transposed = _gradients(gradient, inputs, placeholders, create_graph=True)  # H^T u, linear in u
     products = _gradients(transposed, placeholders, v, create_graph)
