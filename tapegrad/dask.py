@@ -182,6 +182,10 @@ class DataParallel:
                 arrays.append(_chunk_arrays(index, chunk))
                 specs.append([(a.shape, a.dtype) for a in arrays[-1]])
         if remote:
+            # Through their own client first: futures of another client (one given by address
+            # makes its own) may not have reached the scheduler when this client's tasks on them
+            # do, which the scheduler cancelled ("lost dependencies").
+            distributed.wait([chunks[i] for i in remote])
             found = self.client.gather([self.client.submit(_chunk_specs, chunks[i], i, pure=False) for i in remote])
             for index, spec in zip(remote, found):
                 specs[index] = spec
