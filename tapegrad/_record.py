@@ -25,6 +25,7 @@ from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._grad_mode import threads_disabled as _threads_disabled
 from ._kernels import load as load_kernels
+from ._kernels.expressions import zero_through
 from ._kernels.rules import CROSS_READS, PERIOD_BITS
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
 from ._shapes import broadcast_strides
@@ -1017,6 +1018,11 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
         recording.shared.wrote(tensor)
 
 
+# PyTorch's message for an in-place change of a leaf that requires grad, kept here once: vmap tells
+# this error from the others by it (its recording's inputs are such leaves).
+LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+
+
 def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     """Raise, before anything is written, for an in-place change PyTorch refuses, or one that a
     recording (``tapegrad.record``) cannot follow (``_shared_storage``): checked after the write,
@@ -1039,7 +1045,7 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     if not _grad_state.enabled:
         return
     if tensor._requires_grad and tensor._tape is None:
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        raise RuntimeError(LEAF_IN_PLACE)
     base = tensor._base
     if base is not None and base._requires_grad and base._tape is None:
         # Allowed, it made the leaf a non-leaf, whose .grad a training loop never saw again.
@@ -1526,18 +1532,10 @@ def _elu(row, g: Tensor) -> Tensor:
     return g * (constant + below)
 
 
-def _zero_through(tensor: Tensor) -> Tensor:
-    """Zeros recorded as read from ``tensor`` with a zero derivative (NaN-free, as
-    ``expressions._gate_tensors``'s). Added to a gradient whose formula reads ``tensor`` only
-    as constants, it keeps that gradient a function of ``tensor``, as PyTorch's double-backward
-    nodes are: a second ``autograd.grad`` in ``tensor`` then gives zeros, not an error."""
-    return tensor.sign().abs().masked_fill(tensor != tensor, 0.0) * 0.0
-
-
 def _leaky_relu(row, g: Tensor) -> Tensor:
     gradient = g * row.constant(np.where(row.a_data > 0, 1.0, row.param))
     if row.a.requires_grad and not gradient.requires_grad:
-        gradient = gradient + _zero_through(row.a)
+        gradient = gradient + zero_through(row.a)  # (PyTorch's: a function of x, with a zero derivative)
     return gradient
 
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from . import _factories, _threads, replay
 from . import _grad_mode as grad_mode
+from ._record import LEAF_IN_PLACE
 from ._tape import resolve
 from ._views import stack
 from .autograd import functional as _functional
@@ -208,13 +209,20 @@ def _outer(leaves) -> bool:
     return grad_mode.is_grad_enabled() and any(_requires_grad(leaf) for leaf in leaves)
 
 
+def _differentiated(args, positions) -> list:
+    """The tensors of the arguments at ``positions`` (pytrees flattened)."""
+    return [leaf for position in positions for leaf in _flatten(args[position])[0]]
+
+
 def _reads_outer(outputs, copies) -> bool:
-    """Whether the graph of ``outputs`` reads a tensor that requires grad other than the
+    """Whether, grad mode on, the graph of ``outputs`` reads a tensor that requires grad other than the
     transform's own ``copies`` of its inputs: a parameter the function captured, or an argument
     not differentiated. An outer backward reaches it through the results, as through
     torch.func's, so they must stay connected. Looks at the leaves of the outputs' tapes: a
     tape joined with an outer graph counts that graph's leaves too (the results then require
     grad, as they would in PyTorch, whose graph they join)."""
+    if not grad_mode.is_grad_enabled():
+        return False
     own = {id(copy) for copy in copies}
     seen = set()
     internal = _INTERNAL_LEAVES
@@ -316,15 +324,14 @@ class _GradTransform:
 
     def __call__(self, *args, **kwargs):
         positions, single = _argnums(self.argnums, len(args))
-        enabled = grad_mode.is_grad_enabled()
-        nested = _nested() or (enabled and _outer(_flatten([args[p] for p in positions if p < len(args)])[0]))
+        nested = _nested() or _outer(_differentiated(args, positions))
         args, specs, flats = _prepare(args, positions, nested)
         with _Deeper():
             result = self.func(*args, **kwargs)
         output, aux = _split_aux(result, self.has_aux, "grad_and_value(f)(*args)")
         _check_scalar(output)
         inputs = [x for flat in flats for x in flat]
-        nested = nested or (enabled and _reads_outer([output], inputs))
+        nested = nested or _reads_outer([output], inputs)
         gradients = iter(_gradients([output], inputs, [None], nested))
         trees = [_unflatten(spec, [next(gradients) for _ in flat]) for spec, flat in zip(specs, flats)]
         grads = trees[0] if single else tuple(trees)
@@ -420,10 +427,9 @@ def vjp(func, *primals, has_aux: bool = False):
     (tensor([2., 4.]),)
     """
     leaves, spec = _flatten(primals)
-    enabled = grad_mode.is_grad_enabled()
     nested = _nested() or _outer(leaves)
     inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, "vjp(f, *primals)")
-    nested = nested or (enabled and _reads_outer(outputs, inputs))
+    nested = nested or _reads_outer(outputs, inputs)
 
     def vjp_fn(cotangents):
         seeds, seed_spec = _flatten(cotangents)
@@ -502,7 +508,6 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
             )
     # Kept differentiable inside another transform, and for an outer backward through primals or
     # tangents that require grad (torch.func's transforms are transparent to autograd).
-    enabled = grad_mode.is_grad_enabled()
     nested = _nested() or _outer(leaves + directions)
     caller = "jvp(f, primals, tangents)"
     grad_mode.state.jvp += 1  # (``no_grad`` in ``func`` raises: it would stop the reverse sweeps)
@@ -510,7 +515,7 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
         inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, caller)
     finally:
         grad_mode.state.jvp -= 1
-    nested = nested or (enabled and _reads_outer(outputs, inputs))
+    nested = nested or _reads_outer(outputs, inputs)
     with _Deeper():
         floating = [out.is_floating_point() for out in outputs]
         placeholders = [
@@ -535,8 +540,7 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
 def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
     def jacobian(*args, **kwargs):
         positions, single = _argnums(argnums, len(args))
-        enabled = grad_mode.is_grad_enabled()
-        nested = _nested() or (enabled and _outer(_flatten([args[p] for p in positions if p < len(args)])[0]))
+        nested = _nested() or _outer(_differentiated(args, positions))
         args, specs, flats = _prepare(args, positions, nested)
         with _Deeper():
             result = func(*args, **kwargs)
@@ -544,7 +548,7 @@ def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
         outputs, output_spec = _flatten(output)
         _only_tensors(outputs, "vjp(f, *primals)")
         inputs = [x for flat in flats for x in flat]
-        nested = nested or (enabled and _reads_outer(outputs, inputs))
+        nested = nested or _reads_outer(outputs, inputs)
         per_output = []
         for out in outputs:
             blocks = iter(_functional._jacobian_of(out, tuple(inputs), nested))
@@ -1077,9 +1081,9 @@ class _Replay:
         except RuntimeError as error:
             # The recording's inputs require grad, so an in-place change of a slice (which
             # torch.func allows, writing into the argument) was refused: the eager loop runs it.
-            if "a leaf Variable that requires grad is being used in an in-place operation" in str(error):
-                raise _UnrecordableError("the function changes an argument in place") from None
-            raise
+            if str(error) != LEAF_IN_PLACE:
+                raise
+            raise _UnrecordableError("the function changes an argument in place") from None
         if _factories.random_draws.count != draws:
             if self.transform.randomness == "error":
                 raise RuntimeError(_RANDOM_ERROR)

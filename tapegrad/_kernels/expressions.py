@@ -49,14 +49,22 @@ def _gelu_grad(x):
     return evaluate(GELU_GRAD, x=x)
 
 
+def zero_through(c):
+    """Zeros recorded as read from the tensor ``c`` with a zero derivative (``sign``'s; a NaN
+    of ``c`` gives no NaN). Added to a gradient whose formula reads ``c`` only as constants, it
+    keeps that gradient a function of ``c``, as PyTorch's double-backward nodes are: a second
+    ``autograd.grad`` in ``c`` then gives zeros, not an error."""
+    return c.sign().abs().masked_fill(c != c, 0.0) * 0.0
+
+
 def _gate_tensors(c, v):
     """gate over tensors (create_graph): a select that differentiates in ``v`` alone, as
     PyTorch's threshold_backward does. Its result requires grad when ``c`` does, with a zero
     derivative there (``sign``'s), as PyTorch's: otherwise the gradient of ``relu(x).sum()``
     did not require grad, and a second ``autograd.grad`` raised where PyTorch gives zeros."""
     gated = v.masked_fill(c <= 0, 0.0)
-    if c.requires_grad and not gated.requires_grad:  # + 0, from c (a NaN c gives no NaN here)
-        gated = gated + c.sign().abs().masked_fill(c != c, 0.0) * 0.0
+    if c.requires_grad and not gated.requires_grad:
+        gated = gated + zero_through(c)
     return gated
 
 

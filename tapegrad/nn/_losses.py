@@ -11,6 +11,7 @@ import numpy as np
 from .._record import broadcast_shape
 from .._selection import where as _where
 from ..tensor import Tensor, _normalize_dim, _wrap, as_tensor
+from ._pointwise import _zeros
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -31,10 +32,6 @@ def _legacy_reduction(size_average, reduce, reduction: str) -> str:
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
     return "none" if not reduce else ("mean" if size_average else "sum")
-
-
-def _zeros(like: Tensor) -> Tensor:
-    return _wrap(np.zeros((), like._data.dtype))
 
 
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002

@@ -30,6 +30,7 @@ def _elu(input: Tensor, alpha: float) -> Tensor:  # noqa: A002
 
 
 def _zeros(like: Tensor) -> Tensor:
+    """A 0-d zero of ``like``'s dtype, the constant branch of a select."""
     return _wrap(np.zeros((), like._data.dtype))
 
 
