@@ -465,11 +465,21 @@ def change_view(view: Tensor, result: Tensor, label: str) -> Tensor:
     return view
 
 
-def refresh_view(view: Tensor) -> None:
+def refresh_view(view: Tensor, by_an_op: bool = True) -> None:
     """A view whose storage changed in place since its row was recorded (through its root or
     another view) reads its values from the root's current row again, so gradients follow the
-    change, as PyTorch regenerates a view's grad_fn."""
+    change, as PyTorch regenerates a view's grad_fn. ``by_an_op``: an op about to read it, which
+    PyTorch refuses under grad mode for one of several views (its grad_fn is then <Invalid>)."""
     root = view._base
+    meta = view._view_meta
+    if (
+        by_an_op
+        and meta is not None
+        and meta[0] == _record.MULTI_OUTPUT
+        and view._requires_grad
+        and _grad_state.enabled
+    ):
+        _record.refuse_view_change(view, rebased=True)
     if root._tape is None:
         view._seen_version = view._version_counter[0]
         return

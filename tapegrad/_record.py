@@ -1022,6 +1022,38 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
 # this error from the others by it (its recording's inputs are such leaves).
 LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 
+# A view's PyTorch CreationMeta other than DEFAULT (``Tensor._view_meta``): made by a function
+# returning several views, or made under no_grad. A change of it in place that autograd would
+# record is refused: the view's node cannot follow it (one node serves all the outputs), or it
+# is ambiguous whether the change is meant to be tracked.
+MULTI_OUTPUT, NO_GRAD_MODE = "multi-output", "no_grad"
+_MULTI_OUTPUT_ADVICE = (
+    " This view is the output of a function that returns multiple views. Such functions do not allow the output "
+    "views to be modified inplace. You should replace the inplace operation by an out-of-place one."
+)
+_NO_GRAD_ADVICE = (
+    " Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving "
+    "both the view and the inplace either both inside the no_grad block (if you don't want the inplace to be "
+    "tracked) or both outside (if you want the inplace to be tracked)."
+)
+
+
+def refuse_view_change(view: Tensor, rebased: bool = False) -> None:
+    """Raise PyTorch's RuntimeError (``handle_view_on_rebase``) for a change of ``view`` in place,
+    or with ``rebased`` for a use of it after its base changed, when the view's creation forbids
+    it. The caller has found that autograd would record the change (grad mode, and the result
+    requires grad)."""
+    kind, number, node = view._view_meta
+    what = "its base or another view of its base has been" if rebased else "is being"
+    if node is not None:
+        of_a_view = " of a view which was created in no_grad mode and" if kind == NO_GRAD_MODE else " and"
+        message = f"Output {number} of {node.removesuffix('Backward0')} is a view{of_a_view} {what} modified inplace"
+    else:
+        message = f"A view was created in no_grad mode and {what} modified inplace"
+    if kind == NO_GRAD_MODE or node is None:
+        message += " with grad mode enabled"
+    raise RuntimeError(message + "." + (_NO_GRAD_ADVICE if kind == NO_GRAD_MODE else _MULTI_OUTPUT_ADVICE))
+
 
 def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     """Raise, before anything is written, for an in-place change PyTorch refuses, or one that a
@@ -1047,6 +1079,8 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     if tensor._requires_grad and tensor._tape is None:
         raise RuntimeError(LEAF_IN_PLACE)
     base = tensor._base
+    if base is not None and tensor._view_meta is not None and (tensor._requires_grad or base._requires_grad):
+        refuse_view_change(tensor)
     if base is not None and base._requires_grad and base._tape is None:
         # Allowed, it made the leaf a non-leaf, whose .grad a training loop never saw again.
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
@@ -1096,6 +1130,8 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
             _CHANGING_A_VIEW[0] -= 1
     if result is NotImplemented:
         return NotImplemented
+    if result._requires_grad and tensor._view_meta is not None and tensor._base is not None and _grad_state.enabled:
+        refuse_view_change(tensor)  # (an operand that requires grad: ``view.mul_(w)``)
     if result._data.shape != tensor._data.shape:
         raise RuntimeError(
             f"output with shape {list(tensor._data.shape)} doesn't match the broadcast shape {list(result._data.shape)}"

@@ -21,7 +21,7 @@ from ._indexing import index as _index_by_tensor
 from ._indexing import pick as _pick
 from ._indexing import split_key as _split_key
 from ._ops import BY_NAME
-from ._record import _input_row, _opcode, _operand_row, _short_tape, _target
+from ._record import MULTI_OUTPUT, NO_GRAD_MODE, _input_row, _opcode, _operand_row, _short_tape, _target
 from ._shapes import broadcast_strides, contiguous_strides
 from ._tape import exclusive, resolve
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
@@ -57,9 +57,34 @@ def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides, on
             counter = x._version_counter = [0]
         result._version_counter = counter
         if BY_NAME[name].is_view:  # ... and remembers its root, for in-place changes to reach it
-            result._base = x._base if x._base is not None else x
+            base = x._base
+            result._base = base if base is not None else x
             result._seen_version = counter[0]
+            if not _grad_state.enabled:
+                result._view_meta = _NO_GRAD_VIEW
+            elif base is not None and x._view_meta is not None:  # PyTorch's propagate_creation_meta
+                # (named by this op: PyTorch's view of a no_grad view has a node, ours may not)
+                result._view_meta = (x._view_meta[0], 0, _node(name, result))
     return result
+
+
+_NO_GRAD_VIEW = (NO_GRAD_MODE, 0, None)
+
+
+def _node(name: str, view: Tensor) -> str | None:
+    """The node PyTorch's error names for ``view`` (made by op ``name``): none where its root
+    does not require grad (the view has no grad_fn there)."""
+    return BY_NAME[name].grad_fn if view._base._requires_grad else None
+
+
+def _multi_output(name: str, pieces: list) -> tuple:
+    """The views of a function returning several (unbind, split): PyTorch refuses to change
+    them in place (``MULTI_OUTPUT_NODE``), since one node's backward would have to follow it."""
+    if _grad_state.enabled:
+        for number, piece in enumerate(pieces):
+            if piece._base is not None:
+                piece._view_meta = (MULTI_OUTPUT, number, _node(name, piece))
+    return tuple(pieces)
 
 
 def _shape_argument(shape) -> tuple:
@@ -423,7 +448,7 @@ def _pieces(name: str, x: Tensor, dim: int, bounds: list) -> tuple:
     for start, stop in zip(bounds[:-1], bounds[1:]):
         index[dim] = slice(start, stop)
         pieces.append(_record_view(name, x, x._data[tuple(index)], start * strides[dim], strides))
-    return tuple(pieces)
+    return _multi_output(name, pieces)
 
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
@@ -477,7 +502,7 @@ def unbind(x: Tensor, dim: int = 0) -> tuple:
     for k in range(x._data.shape[dim]):
         index = (slice(None),) * dim + (k,)
         pieces.append(_record_view("unbind", x, x._data[index], k * strides[dim], inner))
-    return tuple(pieces)
+    return _multi_output("unbind", pieces)
 
 
 def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:

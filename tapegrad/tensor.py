@@ -101,6 +101,7 @@ class Tensor:
         "_version_counter",
         "_base",
         "_seen_version",
+        "_view_meta",
         "__weakref__",
     )
     # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
@@ -116,6 +117,9 @@ class Tensor:
         "_hooks": None,
         "_base": None,
         "_seen_version": 0,
+        # A view's PyTorch CreationMeta when not DEFAULT: ``(kind, output number)``, kind
+        # ``_record.MULTI_OUTPUT`` or ``NO_GRAD_MODE``; in-place changes of it are refused.
+        "_view_meta": None,
     }
 
     def __getattr__(self, name):

@@ -171,7 +171,7 @@ def _grad_fn(self):
     """The node that computed this tensor (None for leaves and tensors that need no grad), as
     ``torch.Tensor.grad_fn``; built on first access and kept."""
     if self._base is not None and self._version_counter[0] != self._seen_version:
-        refresh_view(self)  # its storage changed in place: as PyTorch, a new node
+        refresh_view(self, by_an_op=False)  # its storage changed in place: as PyTorch, a new node
     if self._tape is None or not self._requires_grad:
         return None
     if self._grad_fn is None:

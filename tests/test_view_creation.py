@@ -1,0 +1,175 @@
+"""Views PyTorch refuses to change in place (its ``CreationMeta``): the outputs of a function
+returning several views (``unbind``, ``split``, ``chunk``), and views made under ``no_grad`` of
+a tensor that requires grad, changed where autograd would record the change. Each case runs in
+both libraries where PyTorch is installed: the same exception and message, or the same values
+and gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+MULTI_OUTPUT = "This view is the output of a function that returns multiple views."
+
+
+def _base(m):
+    x = m.arange(6.0, dtype=m.float64).reshape(2, 3).requires_grad_()
+    return x, x * 1
+
+
+def _unbind_mul_(m):
+    x, y = _base(m)
+    y.unbind(0)[1].mul_(2)
+
+
+def _split_fill_(m):
+    x, y = _base(m)
+    y.split(1, 1)[2].fill_(1.0)
+
+
+def _split_sizes_copy_(m):
+    x, y = _base(m)
+    y.split([1, 1], 0)[0].copy_(m.ones(1, 3, dtype=m.float64))
+
+
+def _chunk_of_a_leaf_zero_(m):
+    m.ones(4, requires_grad=True).chunk(2)[0].zero_()
+
+
+def _view_of_an_unbind_output(m):
+    x, y = _base(m)
+    y.unbind(1)[0].view(1, 2).add_(1)
+
+
+def _augmented_assignment(m):
+    x, y = _base(m)
+    piece = y.unbind(0)[0]
+    piece += 1
+
+
+def _operand_requires_grad(m):
+    w = m.tensor(2.0, dtype=m.float64, requires_grad=True)
+    m.arange(6.0, dtype=m.float64).reshape(2, 3).split(1)[0].mul_(w)
+
+
+def _made_under_no_grad(m):
+    x, y = _base(m)
+    with m.no_grad():
+        piece = y[0]
+    piece.mul_(2)
+
+
+def _view_of_a_no_grad_view(m):
+    x, y = _base(m)
+    with m.no_grad():
+        row = y[0]
+    row[1:].mul_(2)
+
+
+def _used_after_its_base_changed(m):
+    x, y = _base(m)
+    piece = y.unbind(0)[1]
+    y.add_(1)
+    return piece * 2
+
+
+REFUSED = {
+    "unbind mul_": _unbind_mul_,
+    "split fill_": _split_fill_,
+    "split with sizes copy_": _split_sizes_copy_,
+    "chunk of a leaf zero_": _chunk_of_a_leaf_zero_,
+    "a view of an unbind output": _view_of_an_unbind_output,
+    "+= on an unbind output": _augmented_assignment,
+    "an operand that requires grad": _operand_requires_grad,
+    "made under no_grad": _made_under_no_grad,
+    "a view of a no_grad view": _view_of_a_no_grad_view,
+    "used after its base changed": _used_after_its_base_changed,
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_refused_as_pytorch_refuses(name):
+    with pytest.raises(RuntimeError) as ours:
+        REFUSED[name](tg)
+    assert "view" in str(ours.value)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError) as theirs:
+        REFUSED[name](torch)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_the_refusal_names_the_output_and_the_function():
+    with pytest.raises(
+        RuntimeError, match="^Output 1 of Unbind is a view and is being modified inplace. " + MULTI_OUTPUT
+    ):
+        _unbind_mul_(tg)
+
+
+def _under_no_grad(m):
+    x, y = _base(m)
+    pieces = y.unbind(0)
+    with m.no_grad():
+        pieces[0].mul_(2)
+    return x, y
+
+
+def _all_under_no_grad(m):
+    x, y = _base(m)
+    with m.no_grad():
+        y.unbind(0)[0].mul_(2)
+    return x, y
+
+
+def _a_clone(m):
+    x, y = _base(m)
+    return x, y.unbind(0)[0].clone().mul_(2) * y[1]
+
+
+def _no_grad_anywhere(m):
+    x, y = _base(m)
+    z = m.arange(6.0, dtype=m.float64).reshape(2, 3)
+    z.unbind(0)[0].mul_(2)
+    return x, y * z
+
+
+def _a_default_view(m):
+    x, y = _base(m)
+    y[0].mul_(2)
+    return x, y
+
+
+def _read_under_no_grad_after_a_change(m):
+    x, y = _base(m)
+    piece = y.unbind(0)[1]
+    y.add_(1)
+    with m.no_grad():
+        scaled = piece * 2
+    return x, y * scaled
+
+
+ALLOWED = {
+    "changed under no_grad": _under_no_grad,
+    "made and changed under no_grad": _all_under_no_grad,
+    "a clone": _a_clone,
+    "nothing requires grad": _no_grad_anywhere,
+    "a view of one output": _a_default_view,
+    "read under no_grad after a change": _read_under_no_grad_after_a_change,
+}
+
+
+def _value_and_grad(m, program):
+    x, out = program(m)
+    (out * out).sum().backward()
+    return out.detach().numpy(), x.grad.numpy()
+
+
+@pytest.mark.parametrize("name", list(ALLOWED))
+def test_allowed_as_pytorch_allows(name):
+    value, grad = _value_and_grad(tg, ALLOWED[name])
+    assert np.isfinite(grad).all()
+    torch = pytest.importorskip("torch")
+    expected_value, expected_grad = _value_and_grad(torch, ALLOWED[name])
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12)
