@@ -126,12 +126,16 @@ from ._logical import (
     bitwise_or,
     bitwise_xor,
     floor_divide,
+    fmod,
     logical_and,
     logical_not,
     logical_or,
     logical_xor,
     remainder,
+    trunc,
 )
+from ._logical import div as _div
+from ._logical import trunc as fix
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
 from ._printing import set_printoptions
@@ -212,7 +216,7 @@ neg = _module_function("neg")
 add = _module_function("add")
 sub = _module_function("sub")
 mul = _module_function("mul")
-div = _module_function("div")
+div = divide = _div
 
 
 def pow(input, exponent):  # noqa: A001, A002 - PyTorch's names

@@ -338,6 +338,19 @@ CASES = [
     Case("setitem-mask", lambda x: _assigned(x * 2.0, x > 0.5, 0.25), ((2, 3),)),
     Case("masked_fill", lambda x: x.masked_fill(x > 0.5, 0.25) * 2.0, ((2, 3),)),
     Case("clamp_", lambda x: (x * 1.0).clamp_(-0.5, 0.5).sin(), ((2, 3),)),
+    Case("remainder", lambda a, b: a % b, ((2, 3), (3,)), POSITIVE),
+    Case("remainder(number)", lambda x: (x - 1.25) % 0.7, ((2, 3),), POSITIVE),
+    Case("fmod", lambda a, b: (a - 1.25).fmod(b), ((2, 3), (3,)), POSITIVE),
+    # (PyTorch's floor_divide has no derivative: its rounding_mode="floor" division, which has)
+    Case(
+        "floor_divide",
+        lambda a, b: (a // b) * a,
+        ((2, 3), (2, 3)),
+        POSITIVE,
+        torch_call=lambda a, b: library(a).div(a, b, rounding_mode="floor") * a,
+    ),
+    Case("div(trunc)", lambda a, b: (a - 1.25).div(b, rounding_mode="trunc") * b, ((3,), (3,)), POSITIVE),
+    Case("trunc", lambda x: (x * 1.5).trunc() * x, ((2, 3),)),
     Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
     Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),
 ]

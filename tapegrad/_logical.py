@@ -1,12 +1,16 @@
 """Logical and bitwise operators of boolean and integer tensors (``& | ^ ~``, ``logical_*``,
-``bitwise_*``), and floor division and remainder (``//``, ``%``) of tensors that take no
-gradient, as PyTorch computes them. None of them has a gradient.
+``bitwise_*``), and the rounded divisions and remainders (``//``, ``%``, ``fmod``, ``trunc``,
+``div(rounding_mode=...)``), as PyTorch computes them. Only the remainders have a gradient.
 
 Eagerly they are numpy's. Inside ``tapegrad.record`` the logical ones of booleans (masks) are
 recorded as comparisons, which a replay recomputes: ``a & b`` as ``a * b != 0``, ``a | b`` as
-``a + b != 0``, ``a ^ b`` as ``a != b`` and ``~a`` as ``a == 0``. Integer bitwise ops, ``//`` and
-``%`` of recorded values, and ``//`` and ``%`` of tensors that require grad raise
-``NotImplementedError`` rather than give a replay a constant or a gradient PyTorch does not."""
+``a + b != 0``, ``a ^ b`` as ``a != b`` and ``~a`` as ``a == 0``. Integer bitwise ops and integer
+``//`` and ``%`` of recorded values raise ``NotImplementedError`` rather than give a replay a
+constant. Floating-point divisions and remainders of tensors that require grad (or recorded) are
+made of table ops, which differentiate and replay: ``a // b`` is ``floor(a / b)``, ``a % b`` is
+``a - b * floor(a / b)``, ``fmod(a, b)`` is ``a - b * trunc(a / b)`` (PyTorch's gradients: 1 for
+``a``, ``-floor(a / b)`` or ``-trunc(a / b)`` for ``b``; its values to rounding, where numpy's
+exact ``fmod`` gives them bit for bit without a gradient)."""
 
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ import numpy as np
 
 from . import _dtypes
 from ._grad_mode import state as _grad_state
+from ._record import name_node
 from ._replay_hooks import compare
 from ._selection import _result_type
+from ._selection import where as _where
 from .tensor import Tensor, _wrap, as_tensor, install, on_tape
 
 _BITWISE = {"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}
@@ -81,21 +87,75 @@ def _truth(x: Tensor) -> Tensor:
     return compare(x, 0, "ne") if x._data.dtype.kind != "b" else x
 
 
+_NUMPY = {"floor_divide": np.floor_divide, "remainder": np.remainder, "fmod": np.fmod, "trunc_divide": None}
+# PyTorch's nodes, by whether the other operand is a tensor or a number (two overloads)
+_NODES = {
+    "floor_divide": ("DivBackward2", "DivBackward3"),
+    "trunc_divide": ("DivBackward2", "DivBackward3"),
+    "remainder": ("RemainderBackward1", "RemainderBackward0"),
+    "fmod": ("FmodBackward1", "FmodBackward0"),
+}
+
+
 def _division(name: str, a, b) -> Tensor:
-    """``a // b`` (``torch.floor_divide``) or ``a % b`` (``torch.remainder``, the sign of ``b``),
-    with PyTorch's result dtype, for tensors that take no gradient."""
-    if any(isinstance(x, Tensor) and x._requires_grad for x in (a, b)) or _recording(a, b):
-        raise NotImplementedError(
-            f"{'floor_divide' if name == 'floor_divide' else 'remainder'} of tensors that require grad (or inside "
-            "tapegrad.record) is not supported yet"
-        )
+    """``a // b`` (``floor_divide``), ``a % b`` (``remainder``, the sign of ``b``), ``fmod(a, b)``
+    (the sign of ``a``) or ``div(a, b, rounding_mode="trunc")`` (``trunc_divide``), with
+    PyTorch's result dtype: numpy's where no gradient is taken, else made of table ops."""
     result = _result_type(a, b)
+    if result.kind == "f" and (any(isinstance(x, Tensor) and x._requires_grad for x in (a, b)) or _recording(a, b)):
+        return _differentiable(name, a, b, result)
+    if _recording(a, b):
+        raise NotImplementedError(f"{name} of integer tensors inside tapegrad.record is not supported yet")
     values = [x._data if isinstance(x, Tensor) else _as_number(x, result) for x in (a, b)]
     if result.kind in "biu" and np.any(np.asarray(values[1]) == 0):
         raise RuntimeError("ZeroDivisionError")  # PyTorch's, for an integer division by zero
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = (np.floor_divide if name == "floor_divide" else np.remainder)(*values)
+        if name == "trunc_divide":
+            out = _trunc_divide(*values, result)
+        else:
+            out = _NUMPY[name](*values)
     return _wrap(np.asarray(out, dtype=result))
+
+
+def _trunc_divide(a, b, result: np.dtype):
+    """The quotient rounded toward zero; integers exactly (floor division, corrected where the
+    signs differ and something remains)."""
+    if result.kind == "f":
+        return np.trunc(np.true_divide(a, b, dtype=result))
+    a, b = np.asarray(a, result), np.asarray(b, result)
+    quotient = np.floor_divide(a, b)
+    return quotient + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
+
+
+def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
+    a = a.to(_dtypes.from_numpy_dtype(result)) if isinstance(a, Tensor) and a._data.dtype != result else a
+    b = b.to(_dtypes.from_numpy_dtype(result)) if isinstance(b, Tensor) and b._data.dtype != result else b
+    if not isinstance(a, Tensor):  # a number (``7.0 % t``): the quotient's operators are the tensor's
+        a = _wrap(np.asarray(a, result))
+    quotient = a / b
+    if name in ("floor_divide", "remainder"):
+        rounded = quotient.floor()
+    else:
+        rounded = trunc(quotient)
+    if name in ("floor_divide", "trunc_divide"):
+        out = rounded
+    else:
+        out = a - rounded * b
+    return name_node(out, _NODES[name][0 if isinstance(b, Tensor) else 1])
+
+
+def trunc(input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Each element rounded toward zero (integers unchanged), same shape and dtype; its
+    gradient is zero. Follows ``torch.trunc`` (and ``torch.fix``); raises
+    ``NotImplementedError`` for booleans, as PyTorch."""
+    if input._data.dtype.kind == "b":
+        raise NotImplementedError("\"trunc_vml_cpu\" not implemented for 'Bool'")
+    if input._data.dtype.kind != "f":
+        return input.clone()
+    if not (input._requires_grad or _recording(input)):
+        return _wrap(np.trunc(input._data))
+    # floor above zero, ceil below: -0.5 gives -0.0 as np.trunc does
+    return name_node(_where(input < 0, -((-input).floor()), input.floor()), "TruncBackward0")
 
 
 def _as_number(value, result: np.dtype):
@@ -127,9 +187,40 @@ def floor_divide(a, b) -> Tensor:
 
 
 def remainder(a, b) -> Tensor:
-    """``a % b``, of the sign of ``b``; follows ``torch.remainder`` (for tensors that take no
-    gradient: ``NotImplementedError`` otherwise)."""
+    """``a % b``, of the sign of ``b``; follows ``torch.remainder``. Its gradient is 1 for ``a``
+    and ``-floor(a / b)`` for ``b``."""
     return _division("remainder", as_tensor(a) if not isinstance(a, numbers.Number) else a, b)
+
+
+def fmod(input, other) -> Tensor:  # noqa: A002
+    """``input - other * trunc(input / other)``: the remainder of the sign of ``input`` (C's
+    ``fmod``); follows ``torch.fmod``. Its gradient is 1 for ``input`` and
+    ``-trunc(input / other)`` for ``other``."""
+    return _division("fmod", as_tensor(input), other)
+
+
+_ROUNDING_MODES = {"floor": "floor_divide", "trunc": "trunc_divide"}
+
+
+def div(input, other, *, rounding_mode=None) -> Tensor:  # noqa: A002
+    """``input / other``: true division (``rounding_mode=None``; an integer quotient in the
+    default float dtype), or rounded toward zero (``"trunc"``) or down (``"floor"``) in the
+    operands' promoted dtype, with a zero gradient. Follows ``torch.div``; raises PyTorch's
+    ``RuntimeError`` for another mode, and for an integer division by zero."""
+    input = as_tensor(input)  # noqa: A001
+    if rounding_mode is None:
+        return input / other
+    if rounding_mode not in _ROUNDING_MODES:
+        raise RuntimeError(
+            f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'"
+        )
+    return _division(_ROUNDING_MODES[rounding_mode], input, other)
+
+
+def _div_(self, other, *, rounding_mode=None) -> Tensor:
+    from ._record import in_place
+
+    return in_place(self, lambda t: div(t, other, rounding_mode=rounding_mode), "Div")
 
 
 def _public(name: str, function, follows: str):
@@ -174,5 +265,21 @@ install(
         "logical_not": logical_not,
         "floor_divide": floor_divide,
         "remainder": remainder,
+        "fmod": fmod,
+        "trunc": trunc,
+        "fix": trunc,
+        "div": div,
+        "divide": div,
+        "div_": _div_,
+        "divide_": _div_,
+        "fmod_": lambda self, other: _in_place(self, fmod, other, "Fmod"),
+        "trunc_": lambda self: _in_place(self, lambda t, _: trunc(t), None, "Trunc"),
+        "fix_": lambda self: _in_place(self, lambda t, _: trunc(t), None, "Trunc"),
     }
 )
+
+
+def _in_place(self, function, other, label: str) -> Tensor:
+    from ._record import in_place
+
+    return in_place(self, lambda t: function(t, other), label)

@@ -83,10 +83,40 @@ def test_masks_combined_inside_a_recording_replay_as_eager():
         assert tape(xs, ys).item() == f(tg.tensor(xs), tg.tensor(ys)).item()
 
 
+def test_rounded_divisions_replay_at_other_inputs():
+    def f(x, y):
+        return (x * (x // y)).sum() + (x % y).sum() + x.fmod(-y).sum() + (x * y).trunc().sum()
+
+    tape = tg.record(f, np.array([1.5, -1.0, 3.0]), np.array([0.5, 2.0, 0.7]))
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        xs, ys = rng.uniform(-3, 4, 3), rng.uniform(0.3, 2, 3)
+        value, (gx, gy) = tape.value_and_grad(xs, ys)
+        x, y = tg.tensor(xs, requires_grad=True), tg.tensor(ys, requires_grad=True)
+        eager = f(x, y)
+        eager.backward()
+        assert value.item() == eager.item()
+        np.testing.assert_array_equal(gx.numpy(), x.grad.numpy())
+        np.testing.assert_array_equal(gy.numpy(), y.grad.numpy())
+
+
+def test_rounded_divisions_of_integers_are_exact():
+    x = tg.tensor([7, -7, 7, -7, 0])
+    y = tg.tensor([2, 2, -2, -2, 3])
+    assert tg.div(x, y, rounding_mode="trunc").tolist() == [3, -3, -3, 3, 0]
+    assert tg.div(x, y, rounding_mode="floor").tolist() == [3, -4, -4, 3, 0]
+    assert (x % y).tolist() == [1, 1, -1, -1, 0]
+    assert tg.fmod(x, y).tolist() == [1, -1, 1, -1, 0]
+    assert x.trunc().tolist() == x.tolist()
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        tg.div(x, tg.zeros_like(x), rounding_mode="trunc")
+    with pytest.raises(RuntimeError, match="div expected rounding_mode to be one of None, 'trunc', or 'floor'"):
+        tg.div(x, y, rounding_mode="round")
+
+
 def test_what_is_not_supported_yet_raises():
-    with pytest.raises(NotImplementedError, match="floor_divide of tensors that require grad"):
-        tg.record(lambda x: x * (x // 2), np.ones(2))
-    with pytest.raises(NotImplementedError, match="remainder of tensors that require grad"):
-        tg.ones(2, requires_grad=True) % 2
+    # integers computed from a recording's inputs are guarded: a replay at other values refuses
+    with pytest.raises(tg.replay.GuardError):
+        tg.record(lambda x: x * (x.long() // 2), np.ones(2))(np.full(2, 5.0))
     with pytest.raises(NotImplementedError, match="bitwise and of integer tensors is not recorded"):
         tg.record(lambda x: x * ((x > 0).long() & 1).double(), np.ones(2))
