@@ -31,10 +31,13 @@ from . import (  # noqa: F401
     return_types,
 )
 from ._composites import (
+    addbmm,
     addcdiv,
     addcmul,
     addmm,
+    addmv,
     argsort,
+    baddbmm,
     bernoulli,
     broadcast_to,
     ceil,
@@ -62,6 +65,7 @@ from ._composites import (
     std_mean,
     swapaxes,
     swapdims,
+    tensor_split,
     tile,
     topk,
     trace,
@@ -118,7 +122,7 @@ from ._factories import (
     zeros_like,
 )
 from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from ._indexing import flip, gather, index_select
+from ._indexing import flip, gather, index_add, index_select, scatter_add
 from ._linalg import bmm, dot, einsum, matmul, mm, outer
 from ._logical import (
     bitwise_and,

@@ -544,15 +544,100 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
             f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
             f"{mat2.shape[0]}x{mat2.shape[1]})"
         )
-    product = mat1 @ mat2 if alpha == 1 else (mat1 @ mat2) * alpha
+    return _scaled_sum(input, mat1 @ mat2, beta, alpha, "AddmmBackward0")
+
+
+def _scaled_sum(input, product: Tensor, beta, alpha, node: str) -> Tensor:  # noqa: A002
+    """``beta * input + alpha * product``, ``input`` expanded to the product's shape (PyTorch's
+    error where it does not expand), shown as ``node``: the addmm family's last step. With
+    ``beta`` 0, ``input``'s values are ignored: its NaN and inf do not propagate, and its
+    gradient is zeros, as PyTorch's."""
+    product = product if alpha == 1 else product * alpha
+    input = as_tensor(input).expand(product.shape)  # noqa: A001
     if beta == 0:
-        if not (isinstance(input, Tensor) and (input.requires_grad or on_tape(input))):
+        if not (input.requires_grad or on_tape(input)):
             return product
         # The product's values, with input's gradient zeros (it was None): a select, which
         # passes no NaN of input on, as ``input * 0`` would.
         chosen = where(_wrap(np.ones(product.shape, np.bool_)), product, input)
-        return name_node(chosen, "AddmmBackward0")
-    return name_node((input if beta == 1 else input * beta) + product, "AddmmBackward0")
+        return name_node(chosen, node)
+    return name_node((input if beta == 1 else input * beta) + product, node)
+
+
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
+    """``beta * input + alpha * (mat @ vec)``: ``mat`` (n, m), ``vec`` (m,), ``input``
+    broadcast to (n,); follows ``torch.addmv`` (``beta`` 0 as in ``addmm``). Raises PyTorch's
+    ``RuntimeError`` for other shapes."""
+    if mat.dim() == 2 and vec.dim() == 1 and input.dim() <= 1 and mat.shape[1] == vec.shape[0]:
+        if input.dim() == 1 and input.shape[0] not in (1, mat.shape[0]):
+            raise RuntimeError(
+                f"size mismatch, got input ({input.shape[0]}), mat ({mat.shape[0]}x{mat.shape[1]}), vec ({vec.shape[0]})"
+            )
+    return _scaled_sum(input, mv(mat, vec), beta, alpha, "AddmvBackward0")
+
+
+def _batched_product(batch1: Tensor, batch2: Tensor) -> Tensor:
+    for name, batch in (("batch1", batch1), ("batch2", batch2)):
+        if batch.dim() != 3:
+            raise RuntimeError(f"{name} must be a 3D tensor")
+    count, rows, inner = batch1.shape
+    if tuple(batch2.shape[:2]) != (count, inner):
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: [{count}, {inner}] but got: "
+            f"[{batch2.shape[0]}, {batch2.shape[1]}]."
+        )
+    return batch1 @ batch2
+
+
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
+    """``beta * input + alpha * (batch1 @ batch2)``: ``batch1`` (b, n, m), ``batch2`` (b, m, p),
+    ``input`` broadcast to (b, n, p); follows ``torch.baddbmm`` (``beta`` 0 as in ``addmm``: the
+    attention scores' ``baddbmm(empty, q, k, beta=0)``). Raises PyTorch's ``RuntimeError`` for
+    other shapes."""
+    return _scaled_sum(input, _batched_product(batch1, batch2), beta, alpha, "BaddbmmBackward0")
+
+
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
+    """``beta * input + alpha * (batch1 @ batch2).sum(0)``: the batch's products summed, (n, p);
+    follows ``torch.addbmm`` (``beta`` 0 as in ``addmm``). Raises PyTorch's ``RuntimeError`` for
+    other shapes."""
+    return _scaled_sum(input, _batched_product(batch1, batch2).sum(0), beta, alpha, "AddbmmBackward0")
+
+
+def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:  # noqa: A002
+    """Views of ``input`` along ``dim``: ``sections`` (an int, or a 0-d integer tensor) pieces
+    as equal as can be (the first ``size % sections`` one longer), or the pieces between the
+    ``indices`` (a list or a 1-D tensor; clipped to the size). Follows ``torch.tensor_split``
+    (each a ``SliceBackward0``); raises PyTorch's ``RuntimeError`` for fewer than one section."""
+    if input.dim() == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
+    if isinstance(indices_or_sections, Tensor):
+        values = indices_or_sections._data
+        if values.dtype.kind not in "iu" or values.ndim > 1:
+            raise RuntimeError(
+                "tensor_split expected tensor_indices_or_sections to be a zero-dimensional or one-dimensional "
+                f"tensor, but got a tensor with {values.ndim} dims"
+                if values.ndim > 1
+                else "tensor_split expected tensor_indices_or_sections to have dtype of long, but got "
+                + indices_or_sections.dtype.type_name
+            )
+        indices_or_sections = values.tolist()
+    dim = _normalize_dim(dim, input.dim())
+    extent = input.shape[dim]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {sections}")
+        size, longer = divmod(extent, sections)
+        bounds = [k * size + min(k, longer) for k in range(sections + 1)]
+    else:
+        bounds = [0, *(int(index) for index in indices_or_sections), extent]
+    key = [slice(None)] * input.dim()
+    pieces = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        key[dim] = slice(start, max(start, stop))
+        pieces.append(input[tuple(key)])
+    return tuple(pieces)
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:  # noqa: A002
@@ -693,6 +778,10 @@ install(
         "narrow": narrow,
         "broadcast_to": broadcast_to,
         "addmm": lambda self, mat1, mat2, *, beta=1, alpha=1: addmm(self, mat1, mat2, beta=beta, alpha=alpha),
+        "addmv": lambda self, mat, vec, *, beta=1, alpha=1: addmv(self, mat, vec, beta=beta, alpha=alpha),
+        "baddbmm": lambda self, b1, b2, *, beta=1, alpha=1: baddbmm(self, b1, b2, beta=beta, alpha=alpha),
+        "addbmm": lambda self, b1, b2, *, beta=1, alpha=1: addbmm(self, b1, b2, beta=beta, alpha=alpha),
+        "tensor_split": tensor_split,
         "addcmul": lambda self, tensor1, tensor2, *, value=1: addcmul(self, tensor1, tensor2, value=value),
         "addcdiv": lambda self, tensor1, tensor2, *, value=1: addcdiv(self, tensor1, tensor2, value=value),
         "lerp": lerp,
@@ -713,7 +802,7 @@ install(
 )
 
 __all__ = [
-    "select", "narrow", "broadcast_to", "addmm", "addcmul", "addcdiv", "lerp", "trace", "mv", "logaddexp",
+    "select", "narrow", "broadcast_to", "addmm", "addmv", "baddbmm", "addbmm", "tensor_split", "addcmul", "addcdiv", "lerp", "trace", "mv", "logaddexp",
     "argsort", "bernoulli", "ceil", "column_stack", "cross", "diag", "dist", "hstack", "is_floating_point",
     "masked_select", "meshgrid", "movedim", "nonzero", "promote_types", "repeat_interleave", "roll", "scatter",
     "searchsorted", "sort", "stack", "std_mean", "swapaxes", "swapdims", "tile", "topk", "tril", "triu", "unique",

@@ -351,6 +351,25 @@ CASES = [
     ),
     Case("div(trunc)", lambda a, b: (a - 1.25).div(b, rounding_mode="trunc") * b, ((3,), (3,)), POSITIVE),
     Case("trunc", lambda x: (x * 1.5).trunc() * x, ((2, 3),)),
+    Case(
+        "scatter_add",
+        lambda x, src: x.scatter_add(1, library(x).tensor([[0, 2, 0], [1, 1, 3]]), src) ** 2,
+        ((2, 4), (2, 3)),
+    ),
+    Case(
+        "index_add",
+        lambda x, src: library(x).index_add(x, 0, library(x).tensor([2, 0, 2]), src, alpha=1.5) ** 2,
+        ((3, 2), (3, 2)),
+    ),
+    Case("baddbmm", lambda i, a, b: library(i).baddbmm(i, a, b, beta=0.5, alpha=2.0), ((3, 2), (2, 3, 4), (2, 4, 2))),
+    Case("baddbmm(beta=0)", lambda i, a, b: i.baddbmm(a, b, beta=0) * i, ((2, 3, 2), (2, 3, 4), (2, 4, 2))),
+    Case("addbmm", lambda i, a, b: library(i).addbmm(i, a, b, alpha=-1.5), ((2,), (3, 2, 4), (3, 4, 2))),
+    Case("addmv", lambda i, m, v: library(i).addmv(i, m, v, beta=2.0), ((3,), (3, 4), (4,))),
+    Case(
+        "tensor_split",
+        lambda x: (lambda a, b, c: a.exp().sum(1, keepdim=True) * c.sum() + b.sin().sum())(*x.tensor_split(3, dim=1)),
+        ((2, 7),),
+    ),
     Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
     Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),
 ]

@@ -20,7 +20,7 @@ from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _short_tape, _target
 from ._tape import exclusive
-from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install, on_tape
+from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, as_tensor, install, on_tape
 
 
 def gather_rows(name: str, x: Tensor, indices) -> Tensor:
@@ -332,12 +332,33 @@ def scatter(input: Tensor, dim: int, index, src=None, *, value=None, reduce=None
     >>> x = tapegrad.zeros(1, 2).scatter(1, tapegrad.tensor([[0, 0]]), tapegrad.tensor([[1.0, 2.0]]))
     >>> x.tolist()
     [[2.0, 0.0]]"""
+    if reduce == "add" and src is not None:  # (PyTorch's deprecated spelling of scatter_add)
+        return scatter_add(input, dim, index, src)  # (PyTorch gives this one no derivative)
     if reduce is not None:
         raise NotImplementedError("scatter: reduce= is not supported yet")
     if src is None:
         src = value
     if src is None:
         raise TypeError("scatter() missing 1 required positional argument: 'src'")
+    index, is_tensor, written, entries = _scatter_places(input, dim, index, src)
+    if is_tensor:
+        refused = src._requires_grad and not _expands_to(src._data.shape, index._data.shape)
+        values = src if written.shape == (src._data.shape or (1,)) and not refused else pick("gather", src, entries)
+        if refused and values._requires_grad:
+            _refuse_gradient(values, index._data.shape, src._data.shape)
+    else:
+        src = _dtypes.fill_value(src, input._data.dtype)  # -3 into uint8: 253, as PyTorch
+        values = _wrap(np.full(written.shape, np.asarray(src).astype(input._data.dtype)))
+    if values._requires_grad:
+        values = _tied_to_the_kept(values, written, input._data.size)
+    result = put("index_put", input, written, values)
+    return _record.name_node(result, "ScatterBackward0" if is_tensor else "ScatterBackward1")
+
+
+def _scatter_places(input: Tensor, dim: int, index, src) -> tuple:  # noqa: A002
+    """scatter's checks, with PyTorch's messages; ``(index, src is a tensor, written, entries)``:
+    the flat positions in ``input`` each index entry writes to, and the flat positions in
+    ``src`` of the entries written (None for a number)."""
     index = index if isinstance(index, Tensor) else _wrap(np.asarray(index))
     if index._data.dtype.kind not in "iu":
         raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
@@ -364,19 +385,72 @@ def scatter(input: Tensor, dim: int, index, src=None, *, value=None, reduce=None
     coordinates = list(np.indices(idx.shape, dtype=np.int64))
     entries = np.ravel_multi_index(tuple(coordinates), src_shape) if is_tensor else None
     coordinates[dim] = idx
-    written = np.ravel_multi_index(tuple(coordinates), shape)
-    if is_tensor:
-        refused = src._requires_grad and not _expands_to(src._data.shape, index._data.shape)
-        values = src if src_shape == idx.shape and not refused else pick("gather", src, entries)
-        if refused and values._requires_grad:
-            _refuse_gradient(values, index._data.shape, src._data.shape)
-    else:
-        src = _dtypes.fill_value(src, input._data.dtype)  # -3 into uint8: 253, as PyTorch
-        values = _wrap(np.full(idx.shape, np.asarray(src).astype(input._data.dtype)))
-    if values._requires_grad:
-        values = _tied_to_the_kept(values, written, input._data.size)
-    result = put("index_put", input, written, values)
-    return _record.name_node(result, "ScatterBackward0" if is_tensor else "ScatterBackward1")
+    return index, is_tensor, np.ravel_multi_index(tuple(coordinates), shape), entries
+
+
+def scatter_add(input: Tensor, dim: int, index, src: Tensor) -> Tensor:  # noqa: A002
+    """A copy of ``input`` with each ``src[i][j]`` added at ``[index[i][j]][j]`` (for ``dim`` 0;
+    likewise for other dims), same shape and dtype; entries sent to one position add up. Follows
+    ``torch.scatter_add`` (``ScatterAddBackward0``): the gradient is ``grad`` for ``input`` and
+    ``grad.gather(dim, index)`` for ``src``. ``index`` is an integer tensor of ``input``'s rank,
+    no larger than ``src``; raises PyTorch's ``RuntimeError`` otherwise, or for an index out of
+    range or a ``src`` of another dtype."""
+    index, _, written, entries = _scatter_places(input, dim, index, as_tensor(src))
+    src = as_tensor(src)
+    values = src if written.shape == (src._data.shape or (1,)) else pick("gather", src, entries)
+    added = _scatter_rows(values.reshape(-1, 1), written.reshape(-1), input._data.size)
+    return _record.name_node(input + added.reshape(input._data.shape), "ScatterAddBackward0")
+
+
+def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Tensor:  # noqa: A002
+    """A copy of ``input`` with ``alpha * source`` added along ``dim`` at the positions ``index``
+    (a 1-D integer tensor, one per slice of ``source`` along ``dim``): slice ``i`` of ``source``
+    goes to slice ``index[i]``, repeated ones adding up. Follows ``torch.index_add``
+    (``IndexAddBackward0``): the gradient is ``grad`` for ``input`` and ``alpha *
+    grad.index_select(dim, index)`` for ``source``. Raises PyTorch's errors (``IndexError`` for an
+    index that is not a vector, ``RuntimeError`` for a count, dtype or range mismatch)."""
+    source = as_tensor(source)
+    index = index if isinstance(index, Tensor) else _wrap(np.asarray(index))
+    if index._data.dtype.kind not in "iu":
+        kind = _dtypes.from_numpy_dtype(index._data.dtype).type_name.removeprefix("tapegrad.").title()
+        raise RuntimeError(f"index_add_(): Expected dtype int32/int64 for index but got: {kind}")
+    if index._data.ndim > 1:
+        raise IndexError(
+            f"index_add_(): Index is supposed to be a vector, but got dim: {index._data.ndim} with type: Long and "
+            f"size: {list(index._data.shape)}"
+        )
+    _guard(index, "index_add()")  # positions computed in numpy: a replay must not reuse them
+    ndim = max(input._data.ndim, 1)
+    dim = _normalize_dim(dim, ndim)
+    targets = index._data.reshape(-1).astype(np.int64)
+    count = (source._data.shape or (1,))[dim] if source._data.ndim else 1
+    if targets.size != count:
+        raise RuntimeError(
+            f"index_add_(): Number of indices ({targets.size}) should be equal to source.size(dim): ({count}), "
+            f"for dim: {dim}"
+        )
+    if source._data.dtype != input._data.dtype:
+        have, want = (
+            _dtypes.from_numpy_dtype(x._data.dtype).type_name.removeprefix("tapegrad.").title() for x in (input, source)
+        )
+        raise RuntimeError(f"index_add_(): self ({have}) and source ({want}) must have the same scalar type")
+    extent = (input._data.shape or (1,))[dim]
+    bad = _first_outside(targets, extent)
+    if bad is not None:
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {extent}")
+    moved = source.movedim(dim, 0) if source._data.ndim else source.reshape(1)
+    rest = moved._data.shape[1:]
+    added = _scatter_rows(moved.reshape(count, -1), targets, extent).reshape((extent, *rest))
+    added = added.movedim(0, dim) if input._data.ndim else added.reshape(())
+    return _record.name_node(input + (added if alpha == 1 else added * alpha), "IndexAddBackward0")
+
+
+def _index_add_(self, dim: int, index, source, *, alpha=1) -> Tensor:
+    return _record.in_place(self, lambda t: index_add(t, dim, index, source, alpha=alpha), "IndexAdd")
+
+
+def _scatter_add_(self, dim: int, index, src) -> Tensor:
+    return _record.in_place(self, lambda t: scatter_add(t, dim, index, src), "ScatterAdd")
 
 
 def _expands_to(shape: tuple, target: tuple) -> bool:
@@ -545,6 +619,10 @@ install(
         "__setitem__": _setitem,
         "gather": gather,
         "index_select": index_select,
+        "scatter_add": scatter_add,
+        "scatter_add_": _scatter_add_,
+        "index_add": index_add,
+        "index_add_": _index_add_,
         "repeat": repeat,
         "flip": lambda self, *dims: flip(self, dims[0] if len(dims) == 1 else dims),
     }
