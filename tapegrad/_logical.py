@@ -6,11 +6,11 @@ Eagerly they are numpy's. Inside ``tapegrad.record`` the logical ones of boolean
 recorded as comparisons, which a replay recomputes: ``a & b`` as ``a * b != 0``, ``a | b`` as
 ``a + b != 0``, ``a ^ b`` as ``a != b`` and ``~a`` as ``a == 0``. Integer bitwise ops and integer
 ``//`` and ``%`` of recorded values raise ``NotImplementedError`` rather than give a replay a
-constant. Floating-point divisions and remainders of tensors that require grad (or recorded) are
-made of table ops, which differentiate and replay: ``a // b`` is ``floor(a / b)``, ``a % b`` is
-``a - b * floor(a / b)``, ``fmod(a, b)`` is ``a - b * trunc(a / b)`` (PyTorch's gradients: 1 for
-``a``, ``-floor(a / b)`` or ``-trunc(a / b)`` for ``b``; its values to rounding, where numpy's
-exact ``fmod`` gives them bit for bit without a gradient)."""
+constant. Floating-point divisions and remainders are made of table ops, which differentiate
+and replay: ``a // b`` is ``floor(a / b)``, ``a % b`` is ``a - b * floor(a / b)``, ``fmod(a, b)``
+is ``a - b * trunc(a / b)``, each remainder computed exactly (PyTorch's gradients: 1 for ``a``,
+``-floor(a / b)`` or ``-trunc(a / b)`` for ``b``; its values: see ``_differentiable``).
+One definition, with a gradient or without, so that a value never depends on requires_grad."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def _division(name: str, a, b) -> Tensor:
     (the sign of ``a``) or ``div(a, b, rounding_mode="trunc")`` (``trunc_divide``), with
     PyTorch's result dtype: numpy's where no gradient is taken, else made of table ops."""
     result = _result_type(a, b)
-    if result.kind == "f" and (any(isinstance(x, Tensor) and x._requires_grad for x in (a, b)) or _recording(a, b)):
+    if result.kind == "f":  # (one definition with a gradient or without: the same bits either way)
         return _differentiable(name, a, b, result)
     if _recording(a, b):
         raise NotImplementedError(f"{name} of integer tensors inside tapegrad.record is not supported yet")
@@ -118,30 +118,66 @@ def _division(name: str, a, b) -> Tensor:
 
 
 def _trunc_divide(a, b, result: np.dtype):
-    """The quotient rounded toward zero; integers exactly (floor division, corrected where the
-    signs differ and something remains)."""
-    if result.kind == "f":
-        return np.trunc(np.true_divide(a, b, dtype=result))
+    """The integer quotient rounded toward zero: floor division, corrected where the signs
+    differ and something remains."""
     a, b = np.asarray(a, result), np.asarray(b, result)
     quotient = np.floor_divide(a, b)
     return quotient + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
 
 
 def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
+    """The rounded quotient or the remainder of floats, of table ops: ``floor(a / b)`` or
+    ``trunc(a / b)``, then the remainder ``a - b * q`` computed exactly (``_exact_remainder``),
+    which tells where the rounded ``a / b`` crossed an integer the true quotient had not
+    reached (``1.0 // 0.1`` is 9, not floor(10.0)): there the quotient steps back and the
+    remainder takes ``b`` back, as PyTorch's ``fmod``-based kernels give them (bit for bit in
+    float64; in float32, not where the quotient passes 2**24, which float32 cannot count).
+    ``div(rounding_mode="trunc")`` is PyTorch's ``trunc(a / b)`` as it comes."""
     a = a.to(_dtypes.from_numpy_dtype(result)) if isinstance(a, Tensor) and a._data.dtype != result else a
     b = b.to(_dtypes.from_numpy_dtype(result)) if isinstance(b, Tensor) and b._data.dtype != result else b
     if not isinstance(a, Tensor):  # a number (``7.0 % t``): the quotient's operators are the tensor's
         a = _wrap(np.asarray(a, result))
-    quotient = a / b
-    if name in ("floor_divide", "remainder"):
-        rounded = quotient.floor()
+    node = _NODES[name][0 if isinstance(b, Tensor) else 1]
+    if not isinstance(b, Tensor):
+        b = _wrap(np.asarray(b, result))
+    floor = name in ("floor_divide", "remainder")
+    quotient = (a / b).floor() if floor else trunc(a / b)
+    if name == "trunc_divide":  # PyTorch's is trunc(a / b) as it comes
+        return name_node(quotient, node)
+    remainder = _exact_remainder(a, b, quotient, result)
+    # The true remainder has the sign of b (floor) or of a (trunc) unless the quotient overshot
+    sign_of = b if floor else a
+    overshot = (remainder != 0) & ((remainder < 0) != (sign_of < 0))
+    if name == "floor_divide":
+        out = _where(overshot, quotient - 1.0, quotient)
     else:
-        rounded = trunc(quotient)
-    if name in ("floor_divide", "trunc_divide"):
-        out = rounded
-    else:
-        out = a - rounded * b
-    return name_node(out, _NODES[name][0 if isinstance(b, Tensor) else 1])
+        back = b if floor else _where((a < 0) == (b < 0), b, -b)
+        out = _where(overshot, remainder + back, remainder)
+    return name_node(out, node)
+
+
+# Dekker's splitting constants, 2**ceil(p/2) + 1 for a p-bit significand: a number times it,
+# less that less the number, keeps its high half (``_exact_remainder``).
+_SPLIT = {np.dtype(np.float64): 134217729.0, np.dtype(np.float32): 4097.0}
+
+
+def _exact_remainder(a: Tensor, b: Tensor, q: Tensor, result: np.dtype) -> Tensor:
+    """``a - b * q`` without rounding (for an integer ``q`` near ``a / b``, where the remainder
+    is a float): the product is its rounded value plus an error computed exactly from the
+    factors' halves (Dekker's two-product), and ``a`` less the rounded product is exact
+    (Sterbenz: the two are within a factor of two, or the product is 0). Its gradient is that
+    of ``a - b * q``: the halves' derivatives sum to the factor's."""
+    split = _SPLIT[result]
+
+    def halves(v):
+        scaled = v * split
+        high = scaled - (scaled - v)
+        return high, v - high
+
+    product = b * q
+    (b_high, b_low), (q_high, q_low) = halves(b), halves(q)
+    error = ((b_high * q_high - product) + b_high * q_low + b_low * q_high) + b_low * q_low
+    return (a - product) - error
 
 
 def trunc(input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's names

@@ -120,3 +120,21 @@ def test_what_is_not_supported_yet_raises():
         tg.record(lambda x: x * (x.long() // 2), np.ones(2))(np.full(2, 5.0))
     with pytest.raises(NotImplementedError, match="bitwise and of integer tensors is not recorded"):
         tg.record(lambda x: x * ((x > 0).long() & 1).double(), np.ones(2))
+
+
+@pytest.mark.parametrize("op", ["%", "//", "fmod"])
+def test_float64_remainders_are_pytorch_bits(op):
+    """The remainders are made of table ops yet exact: where the rounded quotient crossed an
+    integer (``1.0 // 0.1``), the exact remainder tells, as PyTorch's fmod-based kernels."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(5000) * rng.choice([1e-3, 1.0, 10.0, 1e4], 5000)
+    b = rng.standard_normal(5000) * rng.choice([1e-2, 0.1, 1.0, 3.0], 5000)
+    a[:3], b[:3] = [1.0, 0.3, -1.0], [0.1, 0.1, 0.1]
+
+    def run(m):
+        x, y = m.tensor(a, requires_grad=True), m.tensor(b, requires_grad=True)
+        out = {"%": lambda: x % y, "//": lambda: m.div(x, y, rounding_mode="floor"), "fmod": lambda: m.fmod(x, y)}[op]()
+        return out.detach().numpy()
+
+    np.testing.assert_array_equal(run(tg), run(torch))
