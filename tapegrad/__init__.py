@@ -37,6 +37,7 @@ from ._composites import (
     addmm,
     addmv,
     argsort,
+    atan2,
     baddbmm,
     bernoulli,
     broadcast_to,
@@ -74,6 +75,7 @@ from ._composites import (
     unique,
     vstack,
 )
+from ._composites import atan2 as arctan2
 from ._device import device, get_default_device, set_default_device
 from ._dtypes import (
     bool,  # noqa: A004

@@ -9,6 +9,8 @@ of a select by a constant mask, not ``TrilBackward0``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _dtypes, _factories, return_types
@@ -691,6 +693,30 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     return input.maximum(other) + (-difference.abs()).exp().log1p()
 
 
+def atan2(input, other) -> Tensor:  # noqa: A002
+    """The angle of the point (``other``, ``input``) in radians, in [-pi, pi], broadcast, in the
+    promoted float dtype (integers: the default one); follows ``torch.atan2`` (``arctan2``).
+    Its gradient is ``other / r**2`` for ``input`` and ``-input / r**2`` for ``other``
+    (``r**2 = input**2 + other**2``).
+
+    Made of table ops, so that it differentiates and replays: ``atan`` of the smaller coordinate
+    over the larger, turned into the right quadrant, every choice a recorded comparison (values
+    to an ulp of PyTorch's; at the origin the gradient is 1 for ``input`` and 0 for ``other``,
+    where PyTorch's is NaN; ``atan2(-0.0, x < 0)`` is pi, where PyTorch's is -pi)."""
+    y, x = as_tensor(input), as_tensor(other)
+    floating = [t.dtype for t in (y, x) if t.dtype.is_floating_point]
+    dtype = promote_types(*floating) if len(floating) == 2 else floating[0] if floating else _dtypes.DEFAULT_FLOAT
+    y, x = y.to(dtype), x.to(dtype)
+    x_major = x.abs() >= y.abs()
+    larger, smaller = where(x_major, x, y), where(x_major, y, x)
+    turn = (smaller / where(larger == 0, 1.0, larger)).atan()  # in [-pi/4, pi/4]
+    # The x-major angle is turn, or turn +-pi left of the y axis; the y-major one +-pi/2 - turn.
+    pi, zero = (_wrap(np.asarray(value, y._data.dtype)) for value in (math.pi, 0.0))
+    left = where(x < 0, where(y >= 0, pi, -pi), zero)
+    up = where(y > 0, pi / 2, -pi / 2)
+    return name_node(where(x_major, turn + left, up - turn), "Atan2Backward0")
+
+
 def _view_in_place(method: str, grad_fn):
     """``x.t_()`` and the other in-place views, following PyTorch's: ``x`` becomes ``x.t()``
     (the same storage, another shape and strides), recorded as that view, and its version counts
@@ -782,6 +808,10 @@ install(
         "baddbmm": lambda self, b1, b2, *, beta=1, alpha=1: baddbmm(self, b1, b2, beta=beta, alpha=alpha),
         "addbmm": lambda self, b1, b2, *, beta=1, alpha=1: addbmm(self, b1, b2, beta=beta, alpha=alpha),
         "tensor_split": tensor_split,
+        "atan2": atan2,
+        "arctan2": atan2,
+        "atan2_": lambda self, other: _in_place(self, lambda t: atan2(t, other), "Atan2"),
+        "arctan2_": lambda self, other: _in_place(self, lambda t: atan2(t, other), "Atan2"),
         "addcmul": lambda self, tensor1, tensor2, *, value=1: addcmul(self, tensor1, tensor2, value=value),
         "addcdiv": lambda self, tensor1, tensor2, *, value=1: addcdiv(self, tensor1, tensor2, value=value),
         "lerp": lerp,
@@ -802,9 +832,15 @@ install(
 )
 
 __all__ = [
-    "select", "narrow", "broadcast_to", "addmm", "addmv", "baddbmm", "addbmm", "tensor_split", "addcmul", "addcdiv", "lerp", "trace", "mv", "logaddexp",
+    "select", "narrow", "broadcast_to", "atan2", "addmm", "addmv", "baddbmm", "addbmm", "tensor_split", "addcmul", "addcdiv", "lerp", "trace", "mv", "logaddexp",
     "argsort", "bernoulli", "ceil", "column_stack", "cross", "diag", "dist", "hstack", "is_floating_point",
     "masked_select", "meshgrid", "movedim", "nonzero", "promote_types", "repeat_interleave", "roll", "scatter",
     "searchsorted", "sort", "stack", "std_mean", "swapaxes", "swapdims", "tile", "topk", "tril", "triu", "unique",
     "vstack",
 ]  # fmt: skip
+
+
+def _in_place(self: Tensor, compute, label: str) -> Tensor:
+    from ._record import in_place
+
+    return in_place(self, compute, label)

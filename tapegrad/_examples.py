@@ -370,6 +370,8 @@ CASES = [
         lambda x: (lambda a, b, c: a.exp().sum(1, keepdim=True) * c.sum() + b.sin().sum())(*x.tensor_split(3, dim=1)),
         ((2, 7),),
     ),
+    Case("atan2", lambda y, x: library(y).atan2(y, x), ((4, 3), (3,))),
+    Case("atan2-quadrants", lambda y, x: (y - 1.0).atan2(x - 1.0) * y, ((3, 4), (3, 4)), (0.2, 1.8)),
     Case("reuse", lambda x: (x * 2.0) * (x + 1.0) - x.exp(), ((2, 3),)),
     Case("diamond", lambda x: (lambda h: h.sin() + h.cos())(x * 3.0), ((3,),)),
 ]
