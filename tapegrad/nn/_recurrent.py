@@ -325,7 +325,12 @@ class _CellBase(Module):
         self.weight_hh = Parameter(_factories.empty(gates, hidden_size, dtype=dtype))
         self.bias_ih = Parameter(_factories.empty(gates, dtype=dtype)) if bias else None
         self.bias_hh = Parameter(_factories.empty(gates, dtype=dtype)) if bias else None
-        bound = 1.0 / math.sqrt(hidden_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias drawn again from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)),
+        as PyTorch's cells."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
         for parameter in self.parameters():
             init.uniform_(parameter, -bound, bound)
 

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import _dtypes, _factories, _views
-from .._grad_mode import active_recording, refuses_gradient
+from .._grad_mode import active_recording, no_grad, refuses_gradient
 from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._record import broadcast_error as _broadcast_error
@@ -84,9 +84,31 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     return input * 0.5 * (inner.tanh() + 1.0)
 
 
-def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
-    """Rows of ``weight`` picked by the integer ``input`` (``EmbeddingBackward0``)."""
-    return gather_rows("embedding", weight, input)
+def embedding(input, weight: Tensor, padding_idx=None, max_norm=None, norm_type: float = 2.0,  # noqa: A002
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:  # fmt: skip
+    """Rows of ``weight`` (V, D) picked by the integer ``input`` (any shape S): (*S, D);
+    follows ``torch.nn.functional.embedding`` (``EmbeddingBackward0``). Rows picked at
+    ``padding_idx`` take no gradient. ``max_norm``: the rows picked are first scaled in place,
+    outside autograd, to a ``norm_type`` norm of at most ``max_norm``, as PyTorch's
+    ``embedding_renorm_``. ``sparse``: the gradient is dense here (the same values). Raises
+    ``IndexError`` for an index outside ``[0, V)``; ``NotImplementedError`` for
+    ``scale_grad_by_freq``."""
+    if scale_grad_by_freq:
+        raise NotImplementedError("embedding: scale_grad_by_freq is not supported yet")
+    if max_norm is not None:
+        rows = np.unique(np.asarray(input._data if isinstance(input, Tensor) else input).reshape(-1))
+        with no_grad():
+            picked = weight[_wrap(rows)]
+            norms = picked.norm(p=norm_type, dim=1, keepdim=True)
+            scale = _where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+            weight[_wrap(rows)] = picked * scale
+    out = gather_rows("embedding", weight, input)
+    if padding_idx is None:
+        return out
+    padding = padding_idx + weight.shape[0] if padding_idx < 0 else padding_idx
+    indices = input if isinstance(input, Tensor) else _wrap(np.asarray(input))
+    # the padding rows' values, detached: no gradient reaches that row of the weight
+    return name_node(_where((indices == padding).unsqueeze(-1), out.detach(), out), "EmbeddingBackward0")
 
 
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002

@@ -11,6 +11,7 @@ from itertools import chain
 import numpy as np
 
 from .. import _device, _dtypes, _factories
+from .._grad_mode import no_grad
 from .._record import to_arguments
 from ..tensor import Tensor, _check_can_require_grad
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
@@ -1044,19 +1045,69 @@ class Flatten(Module):
 
 
 class Embedding(Module):
-    """A lookup table of ``num_embeddings`` vectors, initialised from N(0, 1) as in PyTorch."""
+    """A lookup table of ``num_embeddings`` vectors of ``embedding_dim``, initialised from
+    N(0, 1) with the ``padding_idx`` row zeros, as ``torch.nn.Embedding`` (``F.embedding`` gives
+    the arguments' meaning). Raises ``AssertionError`` for a ``padding_idx`` out of range."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, max_norm=None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
+                 _freeze: bool = False, device=None, dtype=None):  # fmt: skip
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(_factories.empty(num_embeddings, embedding_dim, dtype=dtype))
+        if padding_idx is not None:
+            if padding_idx > 0:
+                assert padding_idx < num_embeddings, "Padding_idx must be within num_embeddings"
+            elif padding_idx < 0:
+                assert padding_idx >= -num_embeddings, "Padding_idx must be within num_embeddings"
+                padding_idx = num_embeddings + padding_idx
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            self.weight = Parameter(
+                _factories.empty(num_embeddings, embedding_dim, dtype=dtype), requires_grad=not _freeze
+            )
+            self.reset_parameters()
+        else:
+            assert list(_weight.shape) == [num_embeddings, embedding_dim], (
+                "Shape of weight does not match num_embeddings and embedding_dim"
+            )
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx=None, max_norm=None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False):  # fmt: skip
+        """An Embedding holding ``embeddings`` (2-D), frozen unless ``freeze`` is False; follows
+        ``torch.nn.Embedding.from_pretrained``."""
+        assert embeddings.dim() == 2, "Embeddings parameter is expected to be 2-dimensional"
+        rows, columns = embeddings.shape
+        return cls(rows, columns, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, _weight=embeddings,
+                   _freeze=freeze)  # fmt: skip
+
+    def reset_parameters(self) -> None:
+        """The weight drawn again from N(0, 1), the padding row zeros, as
+        ``torch.nn.Embedding.reset_parameters``."""
         init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx].fill_(0)
 
     def forward(self, input) -> Tensor:  # noqa: A002
-        return F.embedding(input, self.weight)
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)  # fmt: skip
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            text += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            text += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            text += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            text += ", scale_grad_by_freq=True"
+        if self.sparse:
+            text += ", sparse=True"
+        return text
 
 
 class LayerNorm(Module):
@@ -1071,6 +1122,10 @@ class LayerNorm(Module):
         self.elementwise_affine = elementwise_affine
         self.weight = Parameter(_factories.ones(*shape, dtype=dtype)) if elementwise_affine else None
         self.bias = Parameter(_factories.zeros(*shape, dtype=dtype)) if elementwise_affine and bias else None
+
+    def reset_parameters(self) -> None:
+        """Weight ones, bias zeros, as ``torch.nn.LayerNorm.reset_parameters``."""
+        _affine_reset(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -1315,6 +1370,14 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
+def _affine_reset(module: Module) -> None:
+    """A normalization's affine parameters back to the identity: weight ones, bias zeros."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class _BatchNorm(Module):
     """What BatchNorm1d and BatchNorm2d share, as ``torch.nn`` has them: weight (ones) and bias
     (zeros) when ``affine``; buffers ``running_mean`` (zeros), ``running_var`` (ones) and
@@ -1343,6 +1406,11 @@ class _BatchNorm(Module):
             self.running_mean.data.zero_()
             self.running_var.data.fill_(1.0)
             self.num_batches_tracked.data.zero_()
+
+    def reset_parameters(self) -> None:
+        """The running statistics reset, weight ones, bias zeros (``torch.nn.BatchNorm*``)."""
+        self.reset_running_stats()
+        _affine_reset(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         if input.dim() not in self._ranks:
@@ -1432,6 +1500,10 @@ class GroupNorm(Module):
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         self.weight = Parameter(_factories.ones(num_channels, dtype=dtype)) if affine else None
         self.bias = Parameter(_factories.zeros(num_channels, dtype=dtype)) if affine else None
+
+    def reset_parameters(self) -> None:
+        """Weight ones, bias zeros, as ``torch.nn.GroupNorm.reset_parameters``."""
+        _affine_reset(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
