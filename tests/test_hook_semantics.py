@@ -815,3 +815,19 @@ def test_backward_inputs_takes_a_non_leaf_gradient_after_its_hooks(create_graph)
         warnings.simplefilter("ignore")  # PyTorch's about reading a non-leaf's .grad
         for got, want in zip(run(tg), run(torch)):
             np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_backward_inputs_fills_a_retained_non_leaf_once():
+    """``backward(inputs=[y])`` of a non-leaf ``y`` that retains its gradient: y.grad is the
+    gradient once (it was added twice: as the input's and as the retained one)."""
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    z = y * 2
+    z.retain_grad()
+    (y * z).sum().backward(inputs=[y], retain_graph=True)
+    assert y.grad.tolist() == [12.0, 24.0]  # d(2 y**2)/dy = 4y
+    assert z.grad.tolist() == [3.0, 6.0]  # on the path to y: filled, as PyTorch fills it
+    assert x.grad is None
+    (y * z).sum().backward(inputs=[x, y])
+    assert y.grad.tolist() == [24.0, 48.0] and x.grad.tolist() == [36.0, 72.0]
