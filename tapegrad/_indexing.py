@@ -570,10 +570,13 @@ def fresh_view(view: Tensor) -> Tensor:
 
 
 def _rebase(view: Tensor, root: Tensor, positions: np.ndarray) -> None:
-    # In the grad mode the view was made in, not the current one: a view of a tensor that
-    # requires grad, changed or read under no_grad, still requires grad (as in PyTorch, where its
-    # grad_fn is regenerated); rebased under no_grad, it lost its gradient for good.
-    with set_grad_enabled(view._requires_grad):
+    # Not in the current grad mode: a view of a tensor that requires grad, changed or read under
+    # no_grad, still requires grad (as in PyTorch, where its grad_fn is regenerated); rebased
+    # under no_grad, it lost its gradient for good. And a view of a tensor that did not require
+    # grad until a change in place gave it values that do (``buf[1].copy_(w)``: the view
+    # changed, or another view of ``buf``) requires grad from then on, as PyTorch's views
+    # follow their base.
+    with set_grad_enabled(view._requires_grad or root._requires_grad):
         fresh = pick("as_strided", root, positions)
     view._tape, view._row, view._requires_grad, view._grad_fn = fresh._tape, fresh._row, fresh._requires_grad, None
     if view._tape is not None:

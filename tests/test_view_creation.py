@@ -173,3 +173,23 @@ def test_allowed_as_pytorch_allows(name):
     expected_value, expected_grad = _value_and_grad(torch, ALLOWED[name])
     np.testing.assert_allclose(value, expected_value, rtol=1e-12)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-12)
+
+
+def _filled_row(m):
+    w = m.tensor([1.0, 2.0], dtype=m.float64, requires_grad=True)
+    buf = m.zeros(2, 2, dtype=m.float64)
+    row = buf[1]
+    row.copy_(w)
+    row.mul_(w)
+    (row * row).sum().backward()
+    return row.requires_grad, w.grad.numpy()
+
+
+def test_a_view_of_a_tensor_without_grad_changed_with_one_that_requires_it():
+    """``buf[1].copy_(w)``, then the view used: it requires grad and its gradient reaches w (the
+    view kept reading as a constant, and w.grad stayed None)."""
+    requires_grad, grad = _filled_row(tg)
+    assert requires_grad
+    np.testing.assert_array_equal(grad, 4 * np.array([1.0, 2.0]) ** 3)  # d(w**4)/dw
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(grad, _filled_row(torch)[1])
