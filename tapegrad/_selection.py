@@ -385,11 +385,11 @@ install(
 
 
 def _share(row, side: int) -> np.ndarray:
-    """maximum/minimum: how much of the gradient goes to input ``side``. A tie splits evenly; a
-    NaN on either side sends nothing to either, as the kernel does."""
+    """maximum/minimum: how much of the gradient goes to input ``side``, as the kernel sends it:
+    all of it unless that side loses, half on a tie; a NaN on either side loses neither."""
     x, y = (row.a_data, row.b_data) if side == 0 else (row.b_data, row.a_data)
-    wins = x > y if row.op.rule == "maximum" else x < y
-    return np.where(x == y, 0.5, wins)
+    loses = x < y if row.op.rule == "maximum" else x > y
+    return np.where(x == y, 0.5, np.where(loses, 0.0, 1.0))
 
 
 def _condition(row) -> np.ndarray:
@@ -397,10 +397,20 @@ def _condition(row) -> np.ndarray:
     return row.walk.array(row.index - row.iparam, row.op.name) != 0
 
 
+def _passed(row, g: Tensor, share) -> Tensor:
+    """``g`` scaled by ``share`` (a mask, or maximum's halves) where it is not 0, and exactly 0
+    where it is: selected, not multiplied, so that an infinite or NaN ``g`` at a position the
+    gradient does not reach gives 0 there, as the first-order kernels give it (``inf * 0`` was
+    NaN, and a first-order gradient changed with ``create_graph``)."""
+    share = np.asarray(share, dtype=row.dtype)
+    scaled = g if np.all((share == 1) | (share == 0)) else g * row.constant(share)
+    return where(_wrap(share != 0), scaled, 0.0)
+
+
 VJP = {
-    "clamp_min": (lambda row, g: g * row.constant(row.a_data >= row.param),),
-    "clamp_max": (lambda row, g: g * row.constant(row.a_data <= row.param),),
-    "maximum": (lambda row, g: g * row.constant(_share(row, 0)), lambda row, g: g * row.constant(_share(row, 1))),
-    "minimum": (lambda row, g: g * row.constant(_share(row, 0)), lambda row, g: g * row.constant(_share(row, 1))),
-    "where": (lambda row, g: g * row.constant(_condition(row)), lambda row, g: g * row.constant(~_condition(row))),
+    "clamp_min": (lambda row, g: _passed(row, g, row.a_data >= row.param),),
+    "clamp_max": (lambda row, g: _passed(row, g, row.a_data <= row.param),),
+    "maximum": (lambda row, g: _passed(row, g, _share(row, 0)), lambda row, g: _passed(row, g, _share(row, 1))),
+    "minimum": (lambda row, g: _passed(row, g, _share(row, 0)), lambda row, g: _passed(row, g, _share(row, 1))),
+    "where": (lambda row, g: _passed(row, g, _condition(row)), lambda row, g: _passed(row, g, ~_condition(row))),
 }

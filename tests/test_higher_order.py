@@ -393,3 +393,30 @@ def test_second_derivatives_of_piecewise_activations_match_pytorch(activation):
 
     for got, want in zip(run(tg), run(torch)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+MASKING = {
+    "clamp": lambda x: x.clamp(min=0),
+    "where": lambda x: tg.where(x > 0, x, 0.0),
+    "maximum": lambda x: tg.maximum(x, tg.zeros_like(x)),
+    "masked_fill": lambda x: x.masked_fill(x < 0, 0.0),
+    "relu6": lambda x: tg.nn.functional.relu6(x),
+}
+
+
+@pytest.mark.parametrize("name", list(MASKING))
+def test_create_graph_passes_no_infinite_gradient_where_the_mask_stops_it(name):
+    """sqrt's gradient at 0 is inf; where the mask stops it, the gradient is 0 with
+    create_graph as without (inf * 0 made it NaN, changing the first-order gradient)."""
+    x = tg.tensor([-1.0, 4.0], dtype=tg.float64, requires_grad=True)
+    (plain,) = tg.autograd.grad(MASKING[name](x).sqrt().sum(), x)
+    (graphed,) = tg.autograd.grad(MASKING[name](x).sqrt().sum(), x, create_graph=True)
+    assert plain.tolist() == graphed.tolist() == [0.0, 0.25]
+
+
+def test_create_graph_maximum_with_nan_sends_the_gradient_to_both():
+    a = tg.tensor([float("nan"), 1.0], dtype=tg.float64, requires_grad=True)
+    b = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    plain = tg.autograd.grad(tg.maximum(a, b).sum(), (a, b))
+    graphed = tg.autograd.grad(tg.maximum(a, b).sum(), (a, b), create_graph=True)
+    assert [g.tolist() for g in graphed] == [g.tolist() for g in plain] == [[1.0, 0.0], [1.0, 1.0]]
