@@ -602,9 +602,28 @@ def _is_full_mask(x: Tensor, key) -> bool:
     return isinstance(key, Tensor) and key._data.dtype == np.bool_ and key._data.shape == x._data.shape
 
 
+def sequence_as_tuple(key):
+    """A list key holding a sequence, slice, tensor, None or Ellipsis (``x[[rows, cols]]``) is
+    read as a tuple of them, with PyTorch's deprecation warning (``treatSequenceAsTuple``,
+    numpy's old rule, for lists shorter than 32); any other key as it is."""
+    if type(key) is not list or len(key) >= 32:
+        return key
+    for part in key:
+        if isinstance(part, (Tensor, list, tuple, slice, np.ndarray)) or part is None or part is Ellipsis:
+            warnings.warn(
+                "Using a non-tuple sequence for multidimensional indexing is deprecated and will be changed in "
+                "pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In pytorch 2.9 this will be interpreted as tensor "
+                "index, x[torch.tensor(seq)], which will result either in an error or a different result",
+                UserWarning,
+                stacklevel=3,
+            )
+            return tuple(key)
+    return key
+
+
 def _setitem(self, key, value) -> None:
     _record._check_in_place(self)
-    key = byte_masks(key)
+    key = byte_masks(sequence_as_tuple(key))
     if _record.records_in_place(self, value) or _reads_the_tape(key):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return

@@ -19,6 +19,7 @@ from ._indexing import _positions, _scatter_rows
 from ._indexing import byte_masks as _byte_masks
 from ._indexing import index as _index_by_tensor
 from ._indexing import pick as _pick
+from ._indexing import sequence_as_tuple as _sequence_as_tuple
 from ._indexing import split_key as _split_key
 from ._ops import BY_NAME
 from ._record import MULTI_OUTPUT, NO_GRAD_MODE, _input_row, _opcode, _operand_row, _short_tape, _target
@@ -313,6 +314,8 @@ def getitem(x: Tensor, key) -> Tensor:
         if cached is not None:
             numpy_key, offset, strides, name = cached
             return _record_view(name, x, x._data[numpy_key], offset, strides)
+    if type(key) is list:
+        key = _sequence_as_tuple(key)
     if type(key) is not slice:
         key = _byte_masks(key)
     if isinstance(key, Tensor) and key._data.ndim == 0 and key._data.dtype.kind in "iu":

@@ -362,3 +362,21 @@ def test_a_slice_step_below_one_raises_pytorchs_value_error(key):
     with pytest.raises(ValueError, match="^step must be greater than zero$"):  # a tensor's step
         tg.zeros(2, 6)[(slice(None), slice(None, None, tg.tensor(-1)))]
     assert tg.arange(6.0)[::2].tolist() == t.new_tensor([0.0, 2.0, 4.0]).tolist()
+
+
+def test_a_list_of_sequences_indexes_as_a_tuple():
+    """``x[[rows, cols]]``: PyTorch reads a short list holding sequences, slices, None or
+    Ellipsis as a tuple (numpy's old rule; deprecated, with a warning). It picked whole rows."""
+    x = tg.arange(9.0, dtype=tg.float64).reshape(3, 3).requires_grad_()
+    with pytest.warns(UserWarning, match="non-tuple sequence for multidimensional indexing"):
+        picked = x[[[0, 2], [1, 2]]]
+    assert picked.tolist() == [1.0, 8.0]
+    picked.sum().backward()
+    assert x.grad.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    z = tg.zeros(3, 3)
+    with pytest.warns(UserWarning):
+        z[[[0, 1], [1, 2]]] = 1.0
+    assert z.sum().item() == 2.0
+    with pytest.warns(UserWarning):
+        assert tuple(x[[0, slice(None)]].shape) == (3,) and tuple(x[[None, 1]].shape) == (1, 3)
+    assert tuple(x[[0, 1]].shape) == (2, 3)  # integers alone: one index
