@@ -203,11 +203,26 @@ def _comparison(name: str):
     return lambda self, other: compare(self, other, name)
 
 
+def _operator(name: str):
+    """``t == other`` and the other operators: elementwise with tensors, numbers and arrays;
+    NotImplemented for anything else (None, lists, strings), so that Python decides, as it does
+    for PyTorch's: ``t == None`` is False and ``t != None`` True (not a tensor, whose truth
+    raises in ``if t != None:``), ``t < None`` a TypeError."""
+
+    def operator(self, other):
+        if other is None or isinstance(other, (list, tuple, str)):
+            return NotImplemented
+        return compare(self, other, name)
+
+    operator.__name__ = f"__{name}__"
+    return operator
+
+
 install(
     {
         "detach": _detach,
         "data": property(_data, _set_data),
-        **{f"__{name}__": _comparison(name) for name in ("lt", "le", "gt", "ge", "eq", "ne")},
+        **{f"__{name}__": _operator(name) for name in ("lt", "le", "gt", "ge", "eq", "ne")},
         **{name: _comparison(name) for name in ("lt", "le", "gt", "ge", "eq", "ne")},
     }
 )

@@ -138,3 +138,14 @@ def test_float64_remainders_are_pytorch_bits(op):
         return out.detach().numpy()
 
     np.testing.assert_array_equal(run(tg), run(torch))
+
+
+def test_comparison_with_none_or_a_list_is_python_s():
+    """``t == None`` is False and ``t != None`` True, as PyTorch's (not an elementwise tensor,
+    whose truth raised in ``if mask != None:``); ``t < None`` a TypeError."""
+    t = tg.tensor([1.0, 3.0])
+    assert (t == None) is False and (t != None) is True  # noqa: E711
+    assert (t == [1.0, 3.0]) is False
+    with pytest.raises(TypeError):
+        t < None  # noqa: B015
+    assert (t == 1).tolist() == [True, False]
