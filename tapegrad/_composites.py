@@ -56,11 +56,11 @@ def triu(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
 
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
     """A 1-D input as the ``diagonal``-th diagonal of a square matrix; a 2-D input's
-    ``diagonal``-th diagonal as a 1-D tensor; follows ``torch.diag``. Raises ``RuntimeError``
+    ``diagonal``-th diagonal as a new 1-D tensor (not a view); follows ``torch.diag``. Raises ``RuntimeError``
     for other ranks."""
     ndim = input._data.ndim
-    if ndim == 2:
-        return _diagonal(input, diagonal)
+    if ndim == 2:  # a copy, as PyTorch's (``diagonal`` is the view): writing into it leaves input
+        return name_node(_diagonal(input, diagonal).clone(), "DiagonalBackward0_copy")
     if ndim != 1:
         raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{ndim}D")
     count = input._data.shape[0]
@@ -373,7 +373,9 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     data = input._data
     if dim is not None:
         dim = _normalize_dim(dim, max(data.ndim, 1))
-    values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True, axis=dim)
+    # each NaN distinct, as PyTorch's (numpy merges them by default)
+    options = {"equal_nan": False} if dim is None else {}
+    values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True, axis=dim, **options)
     results = [_wrap(values)]
     if return_inverse:
         results.append(_wrap(inverse.reshape(data.shape if dim is None else (-1,)).astype(np.int64)))
@@ -633,7 +635,9 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:  # 
         size, longer = divmod(extent, sections)
         bounds = [k * size + min(k, longer) for k in range(sections + 1)]
     else:
-        bounds = [0, *(int(index) for index in indices_or_sections), extent]
+        # (indices as slices read them: negative from the end, clipped to the size)
+        cuts = [int(index) + extent if int(index) < 0 else int(index) for index in indices_or_sections]
+        bounds = [0, *(min(max(cut, 0), extent) for cut in cuts), extent]
     key = [slice(None)] * input.dim()
     pieces = []
     for start, stop in zip(bounds[:-1], bounds[1:]):
@@ -700,21 +704,30 @@ def atan2(input, other) -> Tensor:  # noqa: A002
     (``r**2 = input**2 + other**2``).
 
     Made of table ops, so that it differentiates and replays: ``atan`` of the smaller coordinate
-    over the larger, turned into the right quadrant, every choice a recorded comparison (values
-    to an ulp of PyTorch's; at the origin the gradient is 1 for ``input`` and 0 for ``other``,
-    where PyTorch's is NaN; ``atan2(-0.0, x < 0)`` is pi, where PyTorch's is -pi)."""
+    over the larger, turned into the right quadrant, every choice a recorded comparison; values
+    to an ulp of PyTorch's, with its signed zeros and infinities, and a zero gradient at the
+    origin, as its."""
     y, x = as_tensor(input), as_tensor(other)
     floating = [t.dtype for t in (y, x) if t.dtype.is_floating_point]
     dtype = promote_types(*floating) if len(floating) == 2 else floating[0] if floating else _dtypes.DEFAULT_FLOAT
     y, x = y.to(dtype), x.to(dtype)
     x_major = x.abs() >= y.abs()
     larger, smaller = where(x_major, x, y), where(x_major, y, x)
-    turn = (smaller / where(larger == 0, 1.0, larger)).atan()  # in [-pi/4, pi/4]
+    # At the origin atan(+-0 / 1), with no gradient (PyTorch's is 0 there); two infinities make
+    # +-1 (inf / inf is NaN), so that the angle is a diagonal's.
+    at_origin = larger == 0
+    infinite = (larger.abs() == math.inf) & (smaller.abs() == math.inf)
+    ratio = where(at_origin, smaller * 0.0, smaller / where(at_origin, 1.0, larger))
+    ratio = where(infinite, where((smaller > 0) == (larger > 0), 1.0, -1.0), ratio)
+    turn = ratio.atan()  # in [-pi/4, pi/4]
     # The x-major angle is turn, or turn +-pi left of the y axis; the y-major one +-pi/2 - turn.
-    pi, zero = (_wrap(np.asarray(value, y._data.dtype)) for value in (math.pi, 0.0))
-    left = where(x < 0, where(y >= 0, pi, -pi), zero)
+    # -0.0 counts as left of the y axis and below the x axis, as in C's atan2 (1 / -0.0 < 0).
+    pi = _wrap(np.asarray(math.pi, y._data.dtype))
+    left = (x < 0) | (x.reciprocal() < 0)
+    below = (y < 0) | (y.reciprocal() < 0)
+    beside = where(left, turn + where(below, -pi, pi), turn)  # (turn itself: -0.0 + 0 was +0.0)
     up = where(y > 0, pi / 2, -pi / 2)
-    return name_node(where(x_major, turn + left, up - turn), "Atan2Backward0")
+    return name_node(where(x_major, beside, up - turn), "Atan2Backward0")
 
 
 def _view_in_place(method: str, grad_fn):

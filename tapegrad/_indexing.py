@@ -438,6 +438,8 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
     bad = _first_outside(targets, extent)
     if bad is not None:
         raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {extent}")
+    if not targets.size:  # nothing to add (a graph without edges): input as it is, a new tensor
+        return _record.name_node(input.clone(), "IndexAddBackward0")
     moved = source.movedim(dim, 0) if source._data.ndim else source.reshape(1)
     rest = moved._data.shape[1:]
     added = _scatter_rows(moved.reshape(count, -1), targets, extent).reshape((extent, *rest))

@@ -323,8 +323,10 @@ def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
     if data is not x._data and data.dtype != x._data.dtype:
         x = _as_operand(x, data)  # a row of the dtype the running sums read, as sum's
     dim = _normalize_dim(dim, data.ndim)
-    out = np.cumsum(data, axis=dim if data.ndim else None, dtype=data.dtype).reshape(data.shape)
-    return record("cumsum", (x,), out, iparam=dim)
+    # float32 summed in float64, as PyTorch's CPU kernel (its accumulation type), and the kernels
+    total_dtype = np.float64 if data.dtype == np.float32 else data.dtype
+    out = np.cumsum(data, axis=dim if data.ndim else None, dtype=total_dtype).astype(data.dtype, copy=False)
+    return record("cumsum", (x,), out.reshape(data.shape), iparam=dim)
 
 
 # max/min along a dimension return both, like PyTorch's torch.return_types.max.

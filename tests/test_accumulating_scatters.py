@@ -67,3 +67,12 @@ def test_misuse_raises_as_pytorch(name):
         _misuses(torch)[name]()
     assert type(ours.value) is type(theirs.value)
     assert str(ours.value) == str(theirs.value)
+
+
+def test_index_add_of_nothing_is_input():
+    """An empty index (a graph without edges) adds nothing; it raised a reshape error."""
+    x = tg.ones(3, 2, requires_grad=True)
+    out = tg.index_add(x, 0, tg.tensor([], dtype=tg.int64), tg.ones(0, 2))
+    assert out.tolist() == x.tolist() and out is not x
+    out.sum().backward()
+    assert x.grad.tolist() == [[1.0, 1.0]] * 3

@@ -193,3 +193,15 @@ def test_a_view_of_a_tensor_without_grad_changed_with_one_that_requires_it():
     np.testing.assert_array_equal(grad, 4 * np.array([1.0, 2.0]) ** 3)  # d(w**4)/dw
     torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(grad, _filled_row(torch)[1])
+
+
+def test_diag_of_a_matrix_is_a_copy():
+    z = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True) * 1
+    z.diag().mul_(10)
+    assert z.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_tensor_split_reads_indices_as_slices():
+    pieces = tg.arange(7.0).tensor_split([1, -1])
+    assert [p.tolist() for p in pieces] == [[0.0], [1.0, 2.0, 3.0, 4.0, 5.0], [6.0]]
+    assert [p.tolist() for p in tg.arange(4.0).tensor_split([3, 1, 9])] == [[0.0, 1.0, 2.0], [], [1.0, 2.0, 3.0], []]

@@ -808,11 +808,11 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
                 if rule == SELECT_REDUCE:  # max, min, amax, amin: weights say who won and how ties share
                     for k in range(extent):
                         ga[base + k * inner] += g[at] * y[base + k * inner]
-                elif rule == CUMSUM:  # the gradient is the reversed cumulative sum of g
-                    total = zero
+                elif rule == CUMSUM:  # the gradient is the reversed cumulative sum of g (in float64)
+                    total = 0.0
                     for k in range(extent - 1, -1, -1):
-                        total += g[base + k * inner]
-                        ga[base + k * inner] += total
+                        total += np.float64(g[base + k * inner])
+                        ga[base + k * inner] += grad.dtype.type(total)
                 elif rule == LOGSUMEXP:
                     for k in range(extent):
                         ga[base + k * inner] += g[at] * vmath.exp(x[base + k * inner] - y[at])

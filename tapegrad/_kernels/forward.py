@@ -492,10 +492,10 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
     for o in range(outer):
         for i in range(inner):
             base = o * extent * inner + i
-            if rule == CUMSUM:
-                total = zero
+            if rule == CUMSUM:  # summed in float64, as PyTorch's CPU kernel sums float32
+                total = 0.0
                 for k in range(extent):
-                    total += x[base + k * inner]
+                    total += np.float64(x[base + k * inner])
                     out[base + k * inner] = total
             elif rule == EXTREME or rule == REDUCE_WEIGHTS:
                 _extreme_group(x, out, rule == REDUCE_WEIGHTS, params[r, 5], base, extent, inner, o * inner + i)

@@ -1,0 +1,51 @@
+"""Values PyTorch gives at the edges of ops made of table ops, or summed in another precision:
+``atan2`` at signed zeros and infinities, ``unique`` of NaNs, float32 ``cumsum``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def test_atan2_at_signed_zeros_and_infinities():
+    y = tg.tensor([math.inf, 0.0, -0.0, -0.0, -math.inf, 1.0, -1.0], dtype=tg.float64)
+    x = tg.tensor([math.inf, -0.0, -1.0, 0.0, -math.inf, -math.inf, 0.0], dtype=tg.float64)
+    got = tg.atan2(y, x).numpy()
+    expected = np.arctan2(y.numpy(), x.numpy())  # C's atan2, as PyTorch's
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+def test_atan2_gradient_at_the_origin_is_zero():
+    a = tg.zeros(1, dtype=tg.float64, requires_grad=True)
+    b = tg.zeros(1, dtype=tg.float64, requires_grad=True)
+    tg.atan2(a, b).sum().backward()
+    assert a.grad.tolist() == [0.0] and b.grad.tolist() == [0.0]
+
+
+def test_unique_keeps_each_nan():
+    values = tg.tensor([1.0, math.nan, math.nan]).unique()
+    assert values.numel() == 3 and np.isnan(values.numpy()[1:]).all()
+
+
+def test_float32_cumsum_sums_in_float64():
+    data = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
+    exact = np.cumsum(data.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(tg.tensor(data).cumsum(0).numpy(), exact)
+    x = tg.tensor(data, requires_grad=True)
+    tape = tg.record(lambda x: (x.cumsum(0) * x).sum(), data)
+    value, (grad,) = tape.value_and_grad(data)
+    eager = (x.cumsum(0) * x).sum()
+    eager.backward()
+    assert value.item() == eager.item()
+    np.testing.assert_array_equal(grad.numpy(), x.grad.numpy())
+
+
+def test_float32_cumsum_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    data = np.random.default_rng(1).standard_normal((3, 5000)).astype(np.float32)
+    np.testing.assert_array_equal(tg.tensor(data).cumsum(1).numpy(), torch.tensor(data).cumsum(1).numpy())
