@@ -304,3 +304,21 @@ def test_lbfgs_state_has_pytorchs_entries():
     for key, value in theirs.items():
         if key != "t":  # PyTorch keeps lr itself, an int here; tapegrad a float
             _assert_same_entry(ours[key], value, 1e-9, key)
+
+
+def test_sgd_momentum_of_a_parameter_listed_twice_is_pytorch_s():
+    """Tied weights gathered from two modules list one parameter twice: PyTorch reads its
+    buffers before the step, so the first step starts two buffers (each the gradient) and the
+    later ones update the one buffer twice. The second entry updated the first one's buffer."""
+    import warnings
+
+    p = tg.nn.Parameter(tg.tensor([1.0, 2.0], dtype=tg.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer = tg.optim.SGD([p, p], lr=0.1, momentum=0.9)
+    for _ in range(2):
+        p.grad = tg.ones(2, dtype=tg.float64)
+        optimizer.step()
+    # step 1: two fresh buffers of 1, p -= 0.1 twice; step 2: 1.9 then 2.71, p -= 0.19 + 0.271
+    np.testing.assert_allclose(p.detach().numpy(), [0.339, 1.339], rtol=1e-12)
+    np.testing.assert_allclose(optimizer.state[p]["momentum_buffer"].numpy(), [2.71, 2.71], rtol=1e-12)

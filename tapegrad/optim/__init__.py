@@ -164,12 +164,16 @@ class SGD(Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
+            # Which buffers exist before the step, read once, as PyTorch reads its buffer list: a
+            # parameter listed twice (tied weights gathered from two modules) starts two buffers
+            # on its first step, and updates its one buffer twice on the later ones.
+            fresh = {id(p) for p in group["params"] if self.state.get(p, {}).get("momentum_buffer") is None}
             for parameter, value, grad in self._gradients(group):
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
                 if momentum:
                     state = self.state[parameter]
-                    if state.get("momentum_buffer") is None:
+                    if id(parameter) in fresh:
                         buffer = np.array(grad, copy=True)
                         state["momentum_buffer"] = _wrap(buffer)
                     else:
