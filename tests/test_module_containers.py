@@ -271,3 +271,18 @@ def test_parameter_list_slice_setitem_extend_and_call():
     assert len(params) == 3 and _names(params) == ["0", "1", "2"]
     with pytest.raises(RuntimeError, match="ParameterList should not be called."):
         params(tg.ones(1))
+
+
+def test_load_state_dict_assign_takes_the_tensors_themselves():
+    """``assign=True``: the state dict's tensors become the parameters and buffers (their dtype
+    and memory), each parameter keeping its requires_grad; it copied into the old ones."""
+    layer = tg.nn.Linear(2, 1)
+    bn = tg.nn.BatchNorm1d(1)
+    model = tg.nn.Sequential(layer, bn)
+    state = {k: v.detach().double() for k, v in model.state_dict().items()}
+    model.load_state_dict(state, assign=True)
+    assert layer.weight.dtype == tg.float64 and layer.weight.requires_grad
+    assert isinstance(layer.weight, tg.nn.Parameter) and bn.running_mean.dtype == tg.float64
+    state["0.weight"][0, 0] = 7.0  # shared memory
+    assert layer.weight[0, 0].item() == 7.0
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]

@@ -344,9 +344,11 @@ class Module:
                 destination[prefix + name] = buffer if keep_vars else buffer.detach()
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Copy values into parameters and persistent buffers by name. Raises ``RuntimeError``
-        listing missing and unexpected keys (``strict``) or a size mismatch, as PyTorch does.
-        Returns ``(missing_keys, unexpected_keys)``."""
+        """Copy values into parameters and persistent buffers by name; with ``assign``, make
+        the given tensors the parameters (keeping each parameter's requires_grad) and buffers,
+        their dtype and memory with them, as PyTorch does. Raises ``RuntimeError`` listing
+        missing and unexpected keys (``strict``) or a size mismatch, as PyTorch does. Returns
+        ``(missing_keys, unexpected_keys)``."""
         for prefix, module in self.named_modules(remove_duplicate=False):
             if isinstance(module, _Lazy):  # (lazy layers anywhere in the model, as PyTorch's hook)
                 module._materialize_for(state_dict, f"{prefix}." if prefix else "")
@@ -376,8 +378,21 @@ class Module:
                         f"copying a param with shape {_factories.tensor(values).shape} from checkpoint, the shape in "
                         f"current model is {own[name].shape}."
                     )
-                own[name]._data[...] = values
+                if assign:
+                    self._assign(name, own[name], value if isinstance(value, Tensor) else _factories.tensor(values))
+                else:
+                    own[name]._data[...] = values
         return _IncompatibleKeys(missing, unexpected)
+
+    def _assign(self, name: str, current: Tensor, value: Tensor) -> None:
+        """``load_state_dict(assign=True)`` of one entry: ``value`` itself takes ``name``'s place."""
+        *path, attribute = name.split(".")
+        module = self
+        for part in path:
+            module = module._modules[part]
+        if isinstance(current, Parameter):
+            value = Parameter(value, requires_grad=current.requires_grad)
+        setattr(module, attribute, value)
 
     def extra_repr(self) -> str:
         return ""
