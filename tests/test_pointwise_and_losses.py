@@ -244,3 +244,45 @@ def test_replays_equal_eager_at_new_inputs(name):
     expected.backward()
     np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(gradient.numpy(), leaf.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def _cross_entropies(m, X, T, P, W):
+    F = m.nn.functional
+    results = []
+    for options in (
+        {},
+        {"reduction": "sum"},
+        {"reduction": "none"},
+        {"weight": m.tensor(W)},
+        {"label_smoothing": 0.2},
+        {"weight": m.tensor(W), "label_smoothing": 0.1, "reduction": "none"},
+    ):
+        for target in (m.tensor(T), m.tensor(P)):
+            x = m.tensor(X, requires_grad=True)
+            loss = F.cross_entropy(x, target, **options)
+            loss.sum().backward()
+            results.append((loss.detach().numpy(), x.grad.numpy()))
+    return results
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 2), (6, 3), (3,)])
+def test_cross_entropy_of_probabilities_and_of_k_dimensional_inputs(shape):
+    """Class-probability targets (mixup, distillation) and (N, C, d1, ...) inputs
+    (segmentation) raised; each now as PyTorch computes it."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal(shape)
+    labels_shape = (shape[0], *shape[2:]) if len(shape) > 1 else ()
+    T = rng.integers(0, 3, labels_shape)
+    if len(shape) > 1:
+        T.reshape(-1)[0] = -100  # an ignored position
+    P = np.moveaxis(rng.dirichlet(np.ones(3), labels_shape), -1, 1 if len(shape) > 1 else 0)
+    W = np.array([0.5, 1.0, 2.0])
+    ours = _cross_entropies(tg, X, T, P, W)
+    # closed form of the plain probability case: -sum(p log softmax(x)) over classes, mean over samples
+    log_p = X - np.log(np.exp(X).sum(axis=1 if len(shape) > 1 else 0, keepdims=True))
+    samples = X.size // 3
+    np.testing.assert_allclose(ours[1][0], -(P * log_p).sum() / samples, rtol=1e-12)
+    torch = pytest.importorskip("torch")
+    for (value, grad), (expected_value, expected_grad) in zip(ours, _cross_entropies(torch, X, T, P, W)):
+        np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-15)

@@ -239,6 +239,8 @@ def cross_entropy(
     reduction = _legacy_reduction(size_average, reduce, reduction)
     class_dim = 1 if input.dim() > 1 else 0
     log_probabilities = log_softmax(input, class_dim)
+    if isinstance(target, Tensor) and target.dtype.is_floating_point:
+        return _soft_cross_entropy(input, log_probabilities, target, weight, reduction, label_smoothing, class_dim)
     loss = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing > 0.0:
         return loss
@@ -247,7 +249,7 @@ def cross_entropy(
     guard_reads("cross_entropy()", target)  # ignored rows and the weights' total, found in numpy
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     keep = np.asarray(labels != ignore_index)  # (an array also for one target: numpy gives a scalar)
-    weighted = log_probabilities if weight is None else log_probabilities * weight
+    weighted = log_probabilities if weight is None else log_probabilities * _along(weight, class_dim, input.dim())
     # A select, not a product with the mask: with every target ignored the mean divides by 0,
     # and inf * 0 made NaN gradients where PyTorch's masked_fill passes none (zeros).
     smooth = _where(_wrap(keep), -weighted.sum(class_dim), _wrap(np.zeros((), input._data.dtype)))
@@ -261,6 +263,37 @@ def cross_entropy(
         smooth = smooth.sum()
     classes = input.shape[class_dim]
     return loss * (1.0 - label_smoothing) + smooth * (label_smoothing / classes)
+
+
+def _soft_cross_entropy(input, log_probabilities, target, weight, reduction, smoothing, class_dim):  # noqa: A002
+    """Class probabilities ``target`` (the input's shape): minus the (weighted) sum over the
+    classes of target times log-probability, per sample; the mean over the samples (not over
+    the weights, as PyTorch's), the sum, or each. ``label_smoothing`` mixes the targets with
+    the uniform distribution first."""
+    if target.shape != input.shape:
+        raise RuntimeError(
+            f"Expected target size {list(input.shape[:class_dim] + input.shape[class_dim + 1 :])}, got "
+            f"{list(target.shape)}"
+        )
+    if smoothing > 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {smoothing}")
+    classes = input.shape[class_dim]
+    if smoothing > 0.0:
+        target = target * (1.0 - smoothing) + smoothing / classes
+    products = log_probabilities * target
+    if weight is not None:
+        products = products * _along(weight, class_dim, input.dim())
+    losses = -products.sum(class_dim)
+    if reduction == "mean":
+        return losses.sum() / (input.numel() // classes) if input.numel() else losses.sum() * float("nan")
+    return losses.sum() if reduction == "sum" else losses
+
+
+def _along(weight: Tensor, class_dim: int, ndim: int) -> Tensor:
+    """Per-class ``weight`` (C,) shaped to broadcast along ``class_dim`` of an ndim input."""
+    shape = [1] * ndim
+    shape[class_dim] = weight.numel()
+    return weight.reshape(shape)
 
 
 def _int_argument(value, function: str) -> None:
@@ -289,8 +322,15 @@ def nll_loss(
             f"expected target dtype to be Long or Byte, but got {_TYPE_NAMES.get(labels.dtype, labels.dtype)}"
         )
     shape = input._data.shape
+    if len(shape) > 2 and labels.ndim == len(shape) - 1:  # (N, C, d1, ...): each position a sample
+        if labels.shape != shape[:1] + shape[2:]:
+            raise RuntimeError(f"size mismatch (got input: {list(shape)}, target: {list(labels.shape)})")
+        flat = input.movedim(1, -1).reshape(-1, shape[1])
+        flat_target = target.reshape(-1) if isinstance(target, Tensor) else _wrap(labels.reshape(-1))
+        loss = nll_loss(flat, flat_target, weight, ignore_index=ignore_index, reduction=reduction)
+        return loss.reshape(labels.shape) if reduction == "none" else loss
     if len(shape) not in (1, 2) or labels.ndim != len(shape) - 1:
-        raise NotImplementedError("nll_loss supports (N, C) inputs with (N,) targets and (C,) with () so far")
+        raise NotImplementedError("nll_loss supports (N, C, ...) inputs with (N, ...) targets and (C,) with () so far")
     if len(shape) == 2 and labels.shape[0] != shape[0]:
         raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({labels.shape[0]}).")
     if reduction not in ("mean", "sum", "none"):
