@@ -588,6 +588,15 @@ def _spread_group(row, reduced: Tensor) -> Tensor:
     return reduced.reshape(_reduced_axis(row)[1]).expand(row.input_shape)
 
 
+def _chosen(row, g: Tensor) -> Tensor:
+    """max/min/amax/amin: the gradient to the extremes by their weights, exactly 0 to the
+    others (selected: an infinite g times a weight of 0 was NaN there, as in the kernel)."""
+    from ._selection import where  # (the selection ops are built on these: imported when used)
+
+    weights = row.b
+    return where(weights != 0, _spread_group(row, g) * weights, 0.0)
+
+
 def _sum_all(row, g: Tensor) -> Tensor:
     return (g if row.param == 1.0 else g * row.param).expand(row.input_shape)
 
@@ -734,7 +743,7 @@ VJP = {
     "logsumexp": (lambda row, g: _spread_group(row, g) * (row.a - _spread_group(row, row.out)).exp(),),
     "cumsum": (_cumsum,),
     # max, min, amax, amin: in1 holds weights saying which elements won and how ties share.
-    "select_reduce": (lambda row, g: _spread_group(row, g) * row.b,),
+    "select_reduce": (_chosen,),
     "softmax": (_softmax,),
     "log_softmax": (_log_softmax,),
     "layer_norm": (_layer_norm,),

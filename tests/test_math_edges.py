@@ -49,3 +49,14 @@ def test_float32_cumsum_matches_pytorch():
     torch = pytest.importorskip("torch")
     data = np.random.default_rng(1).standard_normal((3, 5000)).astype(np.float32)
     np.testing.assert_array_equal(tg.tensor(data).cumsum(1).numpy(), torch.tensor(data).cumsum(1).numpy())
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_max_sends_an_infinite_gradient_to_the_extreme_alone(create_graph):
+    """sqrt's gradient at 0 is inf: the elements max did not pick take 0, not inf * 0 = NaN."""
+    x = tg.tensor([0.0, -1.0, -2.0], dtype=tg.float64, requires_grad=True)
+    (grad,) = tg.autograd.grad(x.max().sqrt(), x, create_graph=create_graph)
+    assert grad.tolist() == [math.inf, 0.0, 0.0]
+    y = tg.tensor([[0.0, -1.0], [-3.0, 0.0]], dtype=tg.float64, requires_grad=True)
+    (grad,) = tg.autograd.grad(y.max(1)[0].log().sum(), y, create_graph=create_graph)
+    assert grad.tolist() == [[math.inf, 0.0], [0.0, math.inf]]

@@ -806,8 +806,10 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
                 base = o * extent * inner + i
                 at = o * inner + i
                 if rule == SELECT_REDUCE:  # max, min, amax, amin: weights say who won and how ties share
-                    for k in range(extent):
-                        ga[base + k * inner] += g[at] * y[base + k * inner]
+                    for k in range(extent):  # (the losers take nothing: an infinite g times 0 was NaN)
+                        weight = y[base + k * inner]
+                        if weight != zero:
+                            ga[base + k * inner] += g[at] * weight
                 elif rule == CUMSUM:  # the gradient is the reversed cumulative sum of g (in float64)
                     total = 0.0
                     for k in range(extent - 1, -1, -1):
