@@ -142,6 +142,32 @@ from ._logical import (
 )
 from ._logical import div as _div
 from ._logical import trunc as fix
+from ._more_composites import (
+    aminmax,
+    channels_last,
+    channels_last_3d,
+    contiguous_format,
+    count_nonzero,
+    cumprod,
+    deg2rad,
+    frac,
+    hypot,
+    kron,
+    logcumsumexp,
+    logit,
+    memory_format,
+    nan_to_num,
+    nanmean,
+    nansum,
+    preserve_format,
+    rad2deg,
+    rot90,
+    sinc,
+    take,
+    take_along_dim,
+    var_mean,
+    xlogy,
+)
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
 from ._printing import set_printoptions

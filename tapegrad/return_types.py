@@ -20,3 +20,4 @@ max = _structseq("max", ("values", "indices"))  # noqa: A001 - PyTorch's names
 min = _structseq("min", ("values", "indices"))  # noqa: A001
 sort = _structseq("sort", ("values", "indices"))
 topk = _structseq("topk", ("values", "indices"))
+aminmax = _structseq("aminmax", ("min", "max"))

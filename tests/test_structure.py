@@ -79,6 +79,7 @@ LAYERS = {
         "_reductions",
         "_selection",
         "_composites",
+        "_more_composites",  # elementwise math, cumulative and NaN-aware reductions, in-place forms
         "_linalg",
         "_factories",
         "_replay_hooks",

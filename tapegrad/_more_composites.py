@@ -1,0 +1,305 @@
+"""More PyTorch functions made of the table's ops: elementwise math (``hypot``, ``logit``,
+``xlogy``, ``sinc``, ``deg2rad``/``rad2deg``, ``nan_to_num``, ``frac``), cumulative and NaN-aware
+reductions (``cumprod``, ``logcumsumexp``, ``nansum``/``nanmean``, ``count_nonzero``,
+``var_mean``, ``aminmax``), picks and arrangements (``take``, ``take_along_dim``, ``rot90``,
+``kron``), the in-place forms optimizers are written with (``lerp_``, ``addcmul_``,
+``addcdiv_``, ``square_``, ``clamp_min_``/``clamp_max_``, ``addmm_``), and the layout queries
+(``stride``, ``storage_offset``, ``nbytes``, ``itemsize``) with the memory-format constants.
+
+As ``_composites``'s, their gradients are those of the ops they are made of, checked by the op
+table's cases (central differences, PyTorch parity, replay, second derivatives).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _dtypes, return_types
+from ._composites import addcdiv, addcmul, addmm, lerp
+from ._record import in_place, name_node
+from ._selection import where
+from ._views import stack
+from .tensor import Tensor, _normalize_dim, as_tensor, install
+
+
+class memory_format:  # noqa: N801 - PyTorch's name
+    """``torch.memory_format``: tapegrad's tensors are numpy arrays, laid out as numpy lays
+    them out; the constants are accepted where PyTorch takes them and change nothing."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"torch.{self._name}"
+
+
+preserve_format = memory_format("preserve_format")
+contiguous_format = memory_format("contiguous_format")
+channels_last = memory_format("channels_last")
+channels_last_3d = memory_format("channels_last_3d")
+
+
+# -- elementwise math -------------------------------------------------------------------------
+
+
+def hypot(input: Tensor, other) -> Tensor:  # noqa: A002 - PyTorch's names
+    """``sqrt(input**2 + other**2)``, broadcast; follows ``torch.hypot``."""
+    return name_node((input * input + other * other).sqrt(), "HypotBackward0")
+
+
+def logit(input: Tensor, eps=None) -> Tensor:  # noqa: A002
+    """``log(p / (1 - p))``, ``p`` clamped to ``[eps, 1 - eps]`` when ``eps`` is given (its
+    gradient is 0 outside, as PyTorch's); follows ``torch.logit``."""
+    p = input if eps is None else input.clamp(eps, 1.0 - eps)
+    return name_node((p / (1.0 - p)).log(), "LogitBackward0")
+
+
+def xlogy(input, other) -> Tensor:  # noqa: A002
+    """``input * log(other)``, 0 where ``input`` is 0 (NaN where ``other`` is), broadcast;
+    follows ``torch.xlogy``."""
+    x, y = as_tensor(input), as_tensor(other)
+    product = x * y.log()
+    return name_node(where((x == 0) & ~y.isnan(), 0.0, product), "XlogyBackward0")
+
+
+def sinc(input: Tensor) -> Tensor:  # noqa: A002
+    """``sin(pi x) / (pi x)``, 1 at 0; follows ``torch.sinc``."""
+    at_zero = input == 0
+    scaled = where(at_zero, 1.0, input) * math.pi
+    return name_node(where(at_zero, 1.0, scaled.sin() / scaled), "SincBackward0")
+
+
+def deg2rad(input: Tensor) -> Tensor:  # noqa: A002
+    """Degrees to radians; follows ``torch.deg2rad``."""
+    return input * (math.pi / 180.0)
+
+
+def rad2deg(input: Tensor) -> Tensor:  # noqa: A002
+    """Radians to degrees; follows ``torch.rad2deg``."""
+    return input * (180.0 / math.pi)
+
+
+def nan_to_num(input: Tensor, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:  # noqa: A002
+    """NaN, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf`` (the dtype's largest
+    and lowest by default); the gradient passes where the value is finite. Follows
+    ``torch.nan_to_num``; integers are returned unchanged."""
+    if not input.dtype.is_floating_point:
+        return input.clone()
+    info = np.finfo(input._data.dtype)
+    high = float(info.max) if posinf is None else posinf
+    low = float(info.min) if neginf is None else neginf
+    out = where(input.isnan(), nan, where(input == math.inf, high, where(input == -math.inf, low, input)))
+    return name_node(out, "NanToNumBackward0")
+
+
+def frac(input: Tensor) -> Tensor:  # noqa: A002
+    """The fractional part, of the sign of ``input`` (``x - trunc(x)``); follows ``torch.frac``."""
+    from ._logical import trunc
+
+    return name_node(input - trunc(input), "FracBackward0")
+
+
+# -- cumulative and NaN-aware reductions -------------------------------------------------------
+
+
+def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:  # noqa: A002
+    """Running products along ``dim``; follows ``torch.cumprod`` (its gradient is exact with
+    zeros in the input: the products are made one step at a time, each a recorded product)."""
+    x = input if dtype is None else input.to(dtype)
+    if x.dim() == 0:
+        return x.clone()
+    dim = _normalize_dim(dim, x.dim())
+    steps = x.unbind(dim) if x.shape[dim] else ()
+    if not steps:
+        return x.clone()
+    running = [steps[0] * 1.0 if x.dtype.is_floating_point else steps[0].clone()]
+    for step in steps[1:]:
+        running.append(running[-1] * step)
+    return name_node(stack(running, dim), "CumprodBackward0")
+
+
+def logcumsumexp(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+    """``log(cumsum(exp(input)))`` along ``dim`` without overflow (shifted by the maximum
+    along ``dim``); follows ``torch.logcumsumexp``."""
+    dim = _normalize_dim(dim, max(input.dim(), 1))
+    if input.dim() == 0:
+        return input.clone()
+    shift = input.amax(dim, keepdim=True)
+    shift = where(shift.isinf(), 0.0, shift).detach()  # a constant: its gradient cancels anyway
+    return name_node((input - shift).exp().cumsum(dim).log() + shift, "LogcumsumexpBackward0")
+
+
+def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002
+    """The sum with NaNs counted as 0 (their gradient 0); follows ``torch.nansum``."""
+    kept = where(input.isnan(), 0.0, input) if input.dtype.is_floating_point else input
+    total = kept.sum(dtype=dtype) if dim is None else kept.sum(dim, keepdim=keepdim, dtype=dtype)
+    return name_node(total, "NansumBackward0")
+
+
+def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002
+    """The mean of the elements that are not NaN; follows ``torch.nanmean``. Raises PyTorch's
+    ``RuntimeError`` for an integer input."""
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(
+            f"nanmean(): expected input to have floating point or complex dtype but got {input.dtype.type_name.split('.')[-1].title()}"
+        )
+    present = (~input.isnan()).to(input.dtype)
+    count = present.sum() if dim is None else present.sum(dim, keepdim=keepdim)
+    return nansum(input, dim, keepdim, dtype=dtype) / count
+
+
+def count_nonzero(input: Tensor, dim=None) -> Tensor:  # noqa: A002
+    """How many elements are not zero (along ``dim``: an int or a tuple), int64; follows
+    ``torch.count_nonzero``."""
+    nonzero = (input != 0).to(_dtypes.int64)
+    return nonzero.sum() if dim is None else nonzero.sum(dim)
+
+
+def var_mean(input: Tensor, dim=None, *, correction=1, keepdim: bool = False, unbiased=None):  # noqa: A002
+    """``(var, mean)``; follows ``torch.var_mean``."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    if dim is None:
+        return input.var(correction=correction), input.mean()
+    return input.var(dim, correction=correction, keepdim=keepdim), input.mean(dim, keepdim=keepdim)
+
+
+def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):  # noqa: A002
+    """``(min, max)`` (all elements, or along ``dim``), ties sharing the gradient as ``amin`` and
+    ``amax``; follows ``torch.aminmax``."""
+    if dim is None:
+        return return_types.aminmax(input.amin(), input.amax())
+    return return_types.aminmax(input.amin(dim, keepdim=keepdim), input.amax(dim, keepdim=keepdim))
+
+
+# -- picks and arrangements --------------------------------------------------------------------
+
+
+def take(input: Tensor, index) -> Tensor:  # noqa: A002
+    """Elements of ``input`` seen as 1-D at ``index`` (any shape: the result's); follows
+    ``torch.take``."""
+    return name_node(input.reshape(-1)[as_tensor(index)], "TakeBackward0")
+
+
+def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:  # noqa: A002
+    """``gather`` along ``dim`` with ``input`` and ``indices`` broadcast against each other
+    (except along ``dim``); both seen as 1-D without ``dim``. Follows ``torch.take_along_dim``."""
+    if dim is None:
+        return input.reshape(-1).gather(0, indices.reshape(-1))
+    dim = _normalize_dim(dim, input.dim())
+    shape_in, shape_idx = list(input.shape), list(indices.shape)
+    shape_in[dim] = shape_idx[dim] = 1
+    common = list(np.broadcast_shapes(tuple(shape_in), tuple(shape_idx)))
+    source = input.expand(common[:dim] + [input.shape[dim]] + common[dim + 1 :])
+    index = indices.expand(common[:dim] + [indices.shape[dim]] + common[dim + 1 :])
+    return source.gather(dim, index)
+
+
+def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:  # noqa: A002
+    """Rotated by 90 degrees ``k`` times, from the first of ``dims`` toward the second; follows
+    ``torch.rot90``. Raises PyTorch's ``RuntimeError`` for other ``dims``."""
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    first, second = (_normalize_dim(d, input.dim()) for d in dims)
+    if first == second:
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {first} and dim1 = {second}")
+    k %= 4
+    if k == 1:
+        return input.flip(second).transpose(first, second)
+    if k == 2:
+        return input.flip((first, second))
+    if k == 3:
+        return input.flip(first).transpose(first, second)
+    return input.clone()
+
+
+def kron(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """The Kronecker product: each element of ``input`` times all of ``other``, laid out in
+    blocks (dimensions matched from the last, the fewer padded with 1s); follows ``torch.kron``."""
+    ndim = max(input.dim(), other.dim())
+    a = input.reshape((1,) * (ndim - input.dim()) + tuple(input.shape))
+    b = other.reshape((1,) * (ndim - other.dim()) + tuple(other.shape))
+    # a's dimension k before b's: (a0, 1, a1, 1, ...) * (1, b0, 1, b1, ...)
+    spread_a = a.reshape(tuple(v for extent in a.shape for v in (extent, 1)))
+    spread_b = b.reshape(tuple(v for extent in b.shape for v in (1, extent)))
+    product = spread_a * spread_b
+    return product.reshape(tuple(x * y for x, y in zip(a.shape, b.shape)))
+
+
+# -- in place: the forms optimizers are written with --------------------------------------------
+
+
+def _lerp_(self, end, weight) -> Tensor:
+    return in_place(self, lambda t: lerp(t, end, weight), "Lerp")
+
+
+def _addcmul_(self, tensor1, tensor2, *, value=1) -> Tensor:
+    return in_place(self, lambda t: addcmul(t, tensor1, tensor2, value=value), "Addcmul")
+
+
+def _addcdiv_(self, tensor1, tensor2, *, value=1) -> Tensor:
+    return in_place(self, lambda t: addcdiv(t, tensor1, tensor2, value=value), "Addcdiv")
+
+
+def _addmm_(self, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
+    return in_place(self, lambda t: addmm(t, mat1, mat2, beta=beta, alpha=alpha), "Addmm")
+
+
+# -- layout ----------------------------------------------------------------------------------
+
+
+def _stride(self, dim=None):
+    """The strides in elements, as PyTorch counts them (``torch.Tensor.stride``)."""
+    strides = tuple(step // self._data.itemsize for step in self._data.strides)
+    return strides if dim is None else strides[_normalize_dim(dim, max(self._data.ndim, 1))]
+
+
+def _storage_offset(self) -> int:
+    """Elements from the start of the storage (of the tensor's base) to its first element."""
+    base = self._data
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    start = base.__array_interface__["data"][0]
+    return (self._data.__array_interface__["data"][0] - start) // self._data.itemsize
+
+
+install(
+    {
+        "hypot": hypot,
+        "logit": logit,
+        "xlogy": xlogy,
+        "sinc": sinc,
+        "deg2rad": deg2rad,
+        "rad2deg": rad2deg,
+        "nan_to_num": nan_to_num,
+        "frac": frac,
+        "cumprod": cumprod,
+        "logcumsumexp": logcumsumexp,
+        "nansum": nansum,
+        "nanmean": nanmean,
+        "count_nonzero": count_nonzero,
+        "var_mean": var_mean,
+        "aminmax": aminmax,
+        "take": take,
+        "take_along_dim": take_along_dim,
+        "rot90": rot90,
+        "kron": kron,
+        "lerp_": _lerp_,
+        "addcmul_": _addcmul_,
+        "addcdiv_": _addcdiv_,
+        "addmm_": _addmm_,
+        "square_": lambda self: in_place(self, lambda t: t**2, "Pow"),
+        "clamp_min_": lambda self, min: in_place(  # noqa: A006
+            self, lambda t: name_node(t.clamp(min=min), "ClampMinBackward0"), "ClampMin"
+        ),
+        "clamp_max_": lambda self, max: in_place(  # noqa: A006
+            self, lambda t: name_node(t.clamp(max=max), "ClampMaxBackward0"), "ClampMax"
+        ),
+        "stride": _stride,
+        "storage_offset": _storage_offset,
+        "nbytes": property(lambda self: self._data.nbytes),
+        "itemsize": property(lambda self: self._data.itemsize),
+    }
+)
