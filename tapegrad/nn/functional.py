@@ -239,7 +239,7 @@ def cross_entropy(
     reduction = _legacy_reduction(size_average, reduce, reduction)
     class_dim = 1 if input.dim() > 1 else 0
     log_probabilities = log_softmax(input, class_dim)
-    if isinstance(target, Tensor) and target.dtype.is_floating_point:
+    if isinstance(target, Tensor) and target.dtype.is_floating_point and target.shape == input.shape:
         return _soft_cross_entropy(input, log_probabilities, target, weight, reduction, label_smoothing, class_dim)
     loss = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing > 0.0:
@@ -266,15 +266,11 @@ def cross_entropy(
 
 
 def _soft_cross_entropy(input, log_probabilities, target, weight, reduction, smoothing, class_dim):  # noqa: A002
-    """Class probabilities ``target`` (the input's shape): minus the (weighted) sum over the
+    """Class probabilities ``target`` (the input's shape; of another shape, a float target is
+    read as class indices, and refused by ``nll_loss``, as PyTorch): minus the (weighted) sum over the
     classes of target times log-probability, per sample; the mean over the samples (not over
     the weights, as PyTorch's), the sum, or each. ``label_smoothing`` mixes the targets with
     the uniform distribution first."""
-    if target.shape != input.shape:
-        raise RuntimeError(
-            f"Expected target size {list(input.shape[:class_dim] + input.shape[class_dim + 1 :])}, got "
-            f"{list(target.shape)}"
-        )
     if smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {smoothing}")
     classes = input.shape[class_dim]
