@@ -432,3 +432,39 @@ def test_label_smoothing_of_one_target_or_none_matches_pytorch(case, reduction):
         results.append((loss.item(), logits.grad.numpy()))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-15)
+
+
+def test_init_modes_gains_and_the_other_fills():
+    w = tg.empty(64, 32)
+    with pytest.raises(ValueError, match=r"Mode fan_avg not supported, please use one of \['fan_in', 'fan_out'\]"):
+        tg.nn.init.kaiming_uniform_(w, mode="fan_avg")
+    with pytest.raises(ValueError, match="Unsupported nonlinearity gelu"):
+        tg.nn.init.kaiming_normal_(w, nonlinearity="gelu")
+    tg.nn.init.kaiming_uniform_(w, nonlinearity="selu")  # (it raised KeyError)
+    assert w.abs().max().item() <= 0.75 * np.sqrt(3.0 / 32) + 1e-6
+    tg.nn.init.trunc_normal_(w, mean=0.5, std=2.0, a=-1.0, b=1.5)
+    assert -1.0 <= w.min().item() and w.max().item() <= 1.5 and w.std().item() > 0.5
+    eye = tg.nn.init.eye_(tg.empty(2, 3))
+    assert eye.tolist() == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    weight = tg.nn.init.dirac_(tg.empty(4, 2, 3, 3), groups=2)
+    x = tg.randn(1, 4, 5, 5)
+    out = tg.nn.functional.conv2d(x, weight, padding=1, groups=2)
+    np.testing.assert_allclose(out.numpy(), x.numpy(), rtol=1e-6, atol=1e-6)  # the identity convolution
+
+
+def test_dropout_checks_p_and_drops_in_place():
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
+        tg.nn.Dropout(1.5)
+    layer = tg.nn.Dropout(0.5, inplace=True)
+    x = tg.ones(1000)
+    out = layer(x)
+    assert out is x and set(np.unique(x.numpy())) <= {0.0, 2.0} and 0 < (x == 0).sum().item() < 1000
+    assert repr(layer) == "Dropout(p=0.5, inplace=True)"
+
+
+def test_batch_norm_without_running_statistics_uses_the_batch_in_eval():
+    bn = tg.nn.BatchNorm1d(2)
+    bn.running_mean = bn.running_var = None
+    bn.eval()
+    out = bn(tg.tensor([[1.0, 2.0], [3.0, 5.0]]))
+    np.testing.assert_allclose(out.detach().numpy(), [[-1.0, -1.0], [1.0, 1.0]], atol=1e-5)

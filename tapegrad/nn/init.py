@@ -32,6 +32,44 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
     return _fill(tensor, _factories.numpy_generator(generator).normal(mean, std, size=tensor.shape))
 
 
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator=None) -> Tensor:  # fmt: skip
+    """Fill in place from N(``mean``, ``std``) truncated to ``[a, b]`` (absolute bounds), by
+    inverting the normal CDF of a uniform draw between the bounds' CDFs, as PyTorch; follows
+    ``torch.nn.init.trunc_normal_`` (other numbers than its: numpy's generator)."""
+    from scipy.special import erf, erfinv
+
+    low, high = (0.5 * (1.0 + erf((bound - mean) / (std * math.sqrt(2.0)))) for bound in (a, b))
+    uniform = _factories.numpy_generator(generator).uniform(2 * low - 1, 2 * high - 1, size=tensor.shape)
+    return _fill(tensor, np.clip(erfinv(uniform) * std * math.sqrt(2.0) + mean, a, b))
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-D tensor in place with the identity (ones on the diagonal); follows
+    ``torch.nn.init.eye_``. Raises ``ValueError`` for another number of dimensions."""
+    if tensor.dim() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a 3-, 4- or 5-D convolution weight in place so that the convolution is the identity
+    (per group: channel i to channel i, at the kernel's centre); follows
+    ``torch.nn.init.dirac_``. Raises ``ValueError`` for other shapes."""
+    ndim = tensor.dim()
+    if ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    out_per_group = tensor.shape[0] // groups
+    if tensor.shape[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    values = np.zeros(tensor.shape)
+    centre = tuple(extent // 2 for extent in tensor.shape[2:])
+    for group in range(groups):
+        for channel in range(min(out_per_group, tensor.shape[1])):
+            values[(group * out_per_group + channel, channel, *centre)] = 1.0
+    return _fill(tensor, values)
+
+
 def zeros_(tensor: Tensor) -> Tensor:
     return _fill(tensor, np.zeros(tensor.shape))
 
@@ -45,24 +83,28 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 
 def _gain(nonlinearity: str, a: float) -> float:
-    if nonlinearity == "leaky_relu":
-        return math.sqrt(2.0 / (1 + a**2))
-    return {"relu": math.sqrt(2.0), "tanh": 5.0 / 3, "linear": 1.0, "sigmoid": 1.0}[nonlinearity]
+    return calculate_gain(nonlinearity, a)  # (a: leaky_relu's slope, 0 by kaiming's default)
+
+
+def _fan(tensor: Tensor, mode: str) -> int:
+    """The fan kaiming's ``mode`` names; PyTorch's ``ValueError`` for another mode."""
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of {['fan_in', 'fan_out']}")
+    fan_in, fan_out = _fans(tensor)
+    return fan_in if mode == "fan_in" else fan_out
 
 
 def kaiming_uniform_(
     tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", generator=None
 ) -> Tensor:
-    fan_in, fan_out = _fans(tensor)
-    bound = math.sqrt(3.0) * _gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+    bound = math.sqrt(3.0) * _gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(
     tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", generator=None
 ) -> Tensor:
-    fan_in, fan_out = _fans(tensor)
-    return normal_(tensor, 0.0, _gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out), generator)
+    return normal_(tensor, 0.0, _gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode)), generator)
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:

@@ -1152,15 +1152,19 @@ class LayerNorm(Module):
 class Dropout(Module):
     """``F.dropout`` as a module, active in training mode; follows ``torch.nn.Dropout``."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        self.p = p
+        if p < 0 or p > 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if self.inplace and self.training and self.p:
+            return input.mul_(F.dropout(_factories.ones_like(input), self.p, True))
         return F.dropout(input, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, inplace=False"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 def _tuple(value, dims: int) -> tuple:
@@ -1436,7 +1440,8 @@ class _BatchNorm(Module):
             self.num_batches_tracked.data.add_(1)
             if self.momentum is None:  # a cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.item())
-        batch_statistics = self.training or not self.track_running_stats
+        # (running statistics set to None: batch statistics in eval mode too, as PyTorch)
+        batch_statistics = self.training or (self.running_mean is None and self.running_var is None)
         return F.batch_norm(
             input,
             self.running_mean if not self.training or self.track_running_stats else None,
@@ -1531,17 +1536,8 @@ class Dropout2d(Dropout):
     """``F.dropout2d`` as a module: whole channels zeroed in training mode; follows
     ``torch.nn.Dropout2d``. Raises ``ValueError`` for ``p`` outside [0, 1]."""
 
-    def __init__(self, p: float = 0.5, inplace: bool = False):
-        if p < 0 or p > 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        super().__init__(p)
-        self.inplace = inplace
-
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.dropout2d(input, self.p, self.training, self.inplace)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, inplace={self.inplace}"
 
 
 class MSELoss(Module):
