@@ -534,11 +534,26 @@ def change_view(view: Tensor, result: Tensor, label: str) -> Tensor:
     view._data[...] = result._data
     _bump_version(view, label)
     requires_grad = changed._requires_grad  # a captured constant changed under no_grad stays one
+    gained = requires_grad and not root._requires_grad
     root._tape, root._row, root._requires_grad, root._grad_fn = changed._tape, changed._row, requires_grad, None
     if root._tape is not None:
         root._tape.hold(root._row, root)
     _rebase(view, root, positions)
+    if gained:
+        views_follow(root)
     return view
+
+
+def views_follow(root: Tensor) -> None:
+    """``root``, which did not require grad, now holds values that do (a change in place): the
+    views of it made before read from its new row and require grad, as PyTorch's views follow
+    their base. Left as they were, they read as constants and their gradient was lost
+    (``v = b.t(); b.copy_(w); (v * v).sum()`` gave ``w`` none of it)."""
+    views = root._views
+    root._views = None
+    for view in list(views or ()):
+        if not view._requires_grad and view._base is root:
+            _rebase(view, root, positions_in(root, view))
 
 
 def refresh_view(view: Tensor, by_an_op: bool = True) -> None:

@@ -1160,9 +1160,14 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
     tensor._data[...] = result._data
     _bump_version(tensor, label if result._tape is not None else None)
     if result._tape is not None:
+        gained = result._requires_grad and not tensor._requires_grad
         tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, result._requires_grad
         tensor._grad_fn = None
         tensor._tape.hold(tensor._row, tensor)
+        if gained and tensor._views is not None:
+            from ._indexing import views_follow
+
+            views_follow(tensor)
     return tensor
 
 

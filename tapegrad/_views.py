@@ -9,6 +9,7 @@ gradient through those strides for every view op, broadcasting included (stride 
 from __future__ import annotations
 
 import math
+from weakref import WeakSet
 
 import numpy as np
 
@@ -59,8 +60,13 @@ def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides, on
         result._version_counter = counter
         if BY_NAME[name].is_view:  # ... and remembers its root, for in-place changes to reach it
             base = x._base
-            result._base = base if base is not None else x
+            root = result._base = base if base is not None else x
             result._seen_version = counter[0]
+            if not root._requires_grad:  # it may gain a gradient in place: the view must follow
+                views = root._views
+                if views is None:
+                    views = root._views = WeakSet()
+                views.add(result)
             if not _grad_state.enabled:
                 result._view_meta = _NO_GRAD_VIEW
             elif base is not None and x._view_meta is not None:  # PyTorch's propagate_creation_meta

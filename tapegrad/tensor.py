@@ -102,6 +102,7 @@ class Tensor:
         "_base",
         "_seen_version",
         "_view_meta",
+        "_views",
         "__weakref__",
     )
     # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
@@ -120,6 +121,9 @@ class Tensor:
         # A view's PyTorch CreationMeta when not DEFAULT: ``(kind, output number)``, kind
         # ``_record.MULTI_OUTPUT`` or ``NO_GRAD_MODE``; in-place changes of it are refused.
         "_view_meta": None,
+        # A root that does not require grad: the views of it made since (a WeakSet), refreshed
+        # when a change in place gives it values that do (``_indexing.views_follow``).
+        "_views": None,
     }
 
     def __getattr__(self, name):

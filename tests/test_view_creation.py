@@ -205,3 +205,47 @@ def test_tensor_split_reads_indices_as_slices():
     pieces = tg.arange(7.0).tensor_split([1, -1])
     assert [p.tolist() for p in pieces] == [[0.0], [1.0, 2.0, 3.0, 4.0, 5.0], [6.0]]
     assert [p.tolist() for p in tg.arange(4.0).tensor_split([3, 1, 9])] == [[0.0, 1.0, 2.0], [], [1.0, 2.0, 3.0], []]
+
+
+def _view_before_the_change(m):
+    w = m.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=m.float64, requires_grad=True)
+    b = m.zeros(2, 2, dtype=m.float64)
+    v = b.t()
+    b.copy_(w * 2)
+    ((b**2).sum() + (v**2).sum()).backward()
+    return v.requires_grad, w.grad.numpy()
+
+
+def _view_of_a_view(m):
+    w = m.tensor([1.0, 2.0], dtype=m.float64, requires_grad=True)
+    x = m.zeros(3, 2, dtype=m.float64)
+    v = x[1]
+    v[1:].add_(w[1:])
+    x[0].add_(w)
+    ((v * v).sum() + (x * x).sum() * 0.5).backward()
+    return v.requires_grad, w.grad.numpy()
+
+
+def _only_the_earlier_view(m):
+    w = m.tensor([1.0, 2.0], dtype=m.float64, requires_grad=True)
+    x = m.zeros(2, 2, dtype=m.float64)
+    v = x[1]
+    x.add_(w)
+    (v * v).sum().backward()
+    return v.requires_grad, w.grad.numpy()
+
+
+@pytest.mark.parametrize("program", [_view_before_the_change, _view_of_a_view, _only_the_earlier_view])
+def test_views_made_before_their_root_gains_a_gradient_follow_it(program):
+    """Views of a tensor without grad, made before a change in place gave it values that
+    require grad, read from its new row: they kept reading as constants, and the gradient
+    through them was lost (or backward raised), silently."""
+    requires_grad, grad = program(tg)
+    assert requires_grad
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(grad, program(torch)[1], rtol=1e-12)
+
+
+def test_view_before_the_change_has_the_closed_form_gradient():
+    # b = 2w and v = b.t(): the loss is 2 * sum((2w)**2), d/dw = 16 w
+    assert _view_before_the_change(tg)[1].tolist() == [[16.0, 32.0], [48.0, 64.0]]
