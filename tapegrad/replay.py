@@ -21,6 +21,7 @@ above) are constants of the tape; data that changes between calls must be an inp
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import threading
 
@@ -397,6 +398,9 @@ class Tape:
     def _finish(self, recording: tuple, example_inputs) -> None:
         tape, inputs, input_rows, output_rows, outputs = recording
         self._freeze(tape, inputs, input_rows, output_rows)
+        # Integers and booleans replay in float64 slots; the outputs go back in their dtypes
+        # (an argmax's indices, a comparison's mask: usable as indices and masks again).
+        self._output_dtypes = tuple(out._data.dtype if out._data.dtype.kind in "biu" else None for out in outputs)
         self._calibrate_guards(example_inputs)
         self.outputs = outputs  # the eager results of the recording run
 
@@ -771,16 +775,22 @@ class Tape:
 
     def _outputs(self):
         if self._program is not None:
-            outputs = self._program.outputs()
-            return _wrap(outputs[0]) if self.single_output else tuple([_wrap(values) for values in outputs])
+            return self._typed(self._program.outputs(), copy=False)
         views = self.__dict__.get("_output_views")
         if views is None:  # the outputs' slots in their shapes, once per arena (``_allocate``)
             views = self._output_views = [
                 self._slot(row).reshape(shape) for row, shape in zip(self.output_rows.tolist(), self._output_shapes)
             ]
-        if self.single_output:
-            return _wrap(views[0].copy())
-        return tuple(_wrap(view.copy()) for view in views)
+        return self._typed(views, copy=True)
+
+    def _typed(self, values, copy: bool):
+        """The outputs as tensors, each in its eager dtype (``_finish``): the tensor, or the tuple."""
+        dtypes = self.__dict__.get("_output_dtypes") or (None,) * len(values)
+        outputs = [
+            _wrap((value.copy() if copy else value) if dtype is None else value.astype(dtype))
+            for value, dtype in zip(values, dtypes)
+        ]
+        return outputs[0] if self.single_output else tuple(outputs)
 
     @_one_call_at_a_time
     def __call__(self, *inputs):
@@ -852,7 +862,7 @@ class Tape:
             return seeds if seeds.ndim == 1 else seeds.reshape(-1)
         if grad_outputs is None:
             grad_outputs = (None,) * len(self.output_rows)
-        elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+        elif isinstance(grad_outputs, (Tensor, np.ndarray, numbers.Number)):  # (a number: a scalar's)
             grad_outputs = (grad_outputs,)
         if len(grad_outputs) != len(shapes):  # as torch.autograd.backward says it
             raise RuntimeError(f"got {len(shapes)} tensors and {len(grad_outputs)} gradients")
@@ -940,7 +950,7 @@ class Tape:
             outputs, grads = program.outputs(), program.backward(self._seeds(grad_outputs))
             floats = self._float_inputs
             return (
-                _wrap(outputs[0]) if self.single_output else tuple([_wrap(values) for values in outputs]),
+                self._typed(outputs, copy=False),
                 tuple([_wrap(grad) if float_ else None for grad, float_ in zip(grads, floats)]),
             )
 
@@ -1232,6 +1242,7 @@ class Tape:
 
     def __getstate__(self):
         state = {name: getattr(self, name) for name in self._STATE}
+        state["_output_dtypes"] = self.__dict__.get("_output_dtypes")
         state["values"] = tuple(v.copy() for v in self.values)
         state["guards"] = {row: (kind, where, expected) for row, (kind, where, expected) in self.guards.items()}
         return state

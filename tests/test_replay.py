@@ -1425,3 +1425,31 @@ def test_a_small_sum_after_an_elementwise_row_replays_as_eager(op, dtype):
     for values in (x, x * 0.5 + 0.25):
         expected = function(tg.tensor(values)).sum().numpy()
         np.testing.assert_allclose(tape(values).numpy(), expected, rtol=4e-7 if dtype == np.float32 else 1e-15)
+
+
+def test_replayed_integer_and_boolean_outputs_keep_their_dtypes():
+    """A replay computes in float slots; its outputs go back in their eager dtypes (they came
+    back float64: predictions no longer usable as indices or masks)."""
+
+    def f(x, y):
+        logits = x * y
+        return (logits**2).sum(), logits.argmax(1), logits > 0, (logits > 0).sum()
+
+    x0, y0 = np.ones((3, 4), np.float32), np.ones((3, 4), np.float32)
+    tape = tg.record(f, x0, y0)
+    rng = np.random.default_rng(0)
+    x1, y1 = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    eager = f(tg.tensor(x1), tg.tensor(y1))
+    seeds = (np.float32(1.0), np.zeros(3), np.zeros((3, 4)), None)
+    for replayed in (tape(x1, y1), tape.value_and_grad(x1, y1, grad_outputs=seeds)[0]):
+        assert [t.dtype for t in replayed] == [t.dtype for t in eager]
+        np.testing.assert_allclose(replayed[0].numpy(), eager[0].numpy(), rtol=1e-6)  # (a float32 sum)
+        for got, want in zip(replayed[1:], eager[1:]):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_a_number_as_the_gradient_of_a_scalar_output():
+    tape = tg.record(lambda x: (x * x).sum(), np.array([0.2, 0.9]))
+    for seed in (2.0, np.float64(2.0)):
+        (grad,) = tape.value_and_grad(np.array([0.7, 0.1]), grad_outputs=seed)[1]
+        np.testing.assert_allclose(grad.numpy(), [2.8, 0.4])
