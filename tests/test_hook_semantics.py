@@ -831,3 +831,20 @@ def test_backward_inputs_fills_a_retained_non_leaf_once():
     assert x.grad is None
     (y * z).sum().backward(inputs=[x, y])
     assert y.grad.tolist() == [24.0, 48.0] and x.grad.tolist() == [36.0, 72.0]
+
+
+def test_backward_inputs_makes_a_non_leaf_retain_its_gradient():
+    """PyTorch makes a non-leaf ``backward(inputs=)`` input retain its gradient: retains_grad
+    from then on, each backward a new .grad (the one held keeps its values), once with
+    create_graph too (it was counted twice)."""
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    y = x * 3
+    (y * y).sum().backward(inputs=[y], retain_graph=True)
+    first = y.grad
+    assert y.retains_grad and first.tolist() == [6.0, 12.0]
+    (y * y).sum().backward(inputs=[y])
+    assert first.tolist() == [6.0, 12.0] and y.grad.tolist() == [12.0, 24.0]
+    z = x * 3
+    z.retain_grad()
+    (z * z).sum().backward(inputs=[z], create_graph=True)
+    assert z.grad.tolist() == [6.0, 12.0]

@@ -483,11 +483,10 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                 tensor._grad = _wrap(gradient if share else gradient.copy())
             else:  # added in place from the arena: a copy first was a pass over it for nothing
                 _accumulate(tensor, gradient, None)
-    # Retained gradients are filled by autograd.grad too, as PyTorch's are; backward(inputs=)
-    # filled its non-leaf inputs' .grad already, as retained ones (once, not twice).
-    filled = {id(tensor) for tensor in collect.inputs} if collect is not None and collect.after_hooks else ()
+    # Retained gradients are filled by autograd.grad too, as PyTorch's are (backward(inputs=)'s
+    # non-leaf inputs among them: ``gradients.backward``).
     for row, tensor in tape.retained_rows(n_rows) if tape.retained else ():
-        if touched[row] and (needed is None or needed[row]) and id(tensor) not in filled:
+        if touched[row] and (needed is None or needed[row]):
             _retain(tensor, gradient_of(row).copy())
     _keep_arenas(grad32, grad64)
 

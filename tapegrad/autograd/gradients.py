@@ -28,10 +28,15 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     inputs = _as_tuple(inputs)
     for tensor in inputs:
         check_gradient_reaches(tensor, "backward(inputs=...)")
+    # A non-leaf input's .grad is a retained gradient, as PyTorch makes it (retains_grad from
+    # then on; each backward a new tensor, the sum with the last): the sweep fills it, once.
+    for tensor in inputs:
+        if tensor._tape is not None and tensor._requires_grad and not tensor._retains_grad:
+            tensor.retain_grad()
     collector = _Collector(inputs, after_hooks=True)  # a non-leaf's .grad is its gradient after its hooks
     run_backward(tensors, grad_tensors, retain_graph, create_graph, collect=collector)
     for tensor, values in zip(inputs, collector.values):
-        if values is None:
+        if values is None or tensor._retains_grad:
             continue
         if isinstance(values, Tensor):  # create_graph: the gradient is itself recorded
             tensor._grad = values if tensor._grad is None else tensor._grad + values
