@@ -583,3 +583,15 @@ def test_a_generator_under_no_grad_passes_sends_throws_and_its_return_value_thro
         next(steps)
     assert stop.value.value == "finished"
     assert tg.is_grad_enabled()
+
+
+def test_materialized_zeros_require_grad_under_create_graph():
+    """MAML-style code with an unused parameter differentiates the zeros again (it raised)."""
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    _, gb = tg.autograd.grad((a * a).sum(), [a, b], create_graph=True, materialize_grads=True)
+    assert gb.requires_grad and gb.tolist() == [0.0, 0.0]
+    second = tg.autograd.grad(gb.sum(), [a, b], allow_unused=True, materialize_grads=True)
+    assert [g.tolist() for g in second] == [[0.0, 0.0], [0.0, 0.0]]
+    _, plain = tg.autograd.grad((a * a).sum(), [a, b], materialize_grads=True)
+    assert not plain.requires_grad

@@ -97,9 +97,12 @@ def grad(
                     f"The differentiated Tensor at index {index} appears to not have been used in the graph. "
                     "Set allow_unused=True if this is the desired behavior."
                 )
-            results.append(
-                _wrap(np.zeros_like(inputs[index]._data)) if materialize_grads else None
-            )  # (x * 0: NaN at inf)
+            # (zeros, not x * 0: NaN at inf; with create_graph they require grad, as PyTorch's
+            # zeros_like(input, requires_grad=True), so that a loss made of them differentiates)
+            zeros = _wrap(np.zeros_like(inputs[index]._data)) if materialize_grads else None
+            if zeros is not None and create_graph:
+                zeros.requires_grad_()
+            results.append(zeros)
         else:
             results.append(values if isinstance(values, Tensor) else _wrap(values))
     return tuple(results)
