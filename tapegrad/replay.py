@@ -429,7 +429,10 @@ class Tape:
         if not self._rerecord:
             return
         constants = {} if first else constants
+        inputs = tape.shared.input_rows if tape.shared is not None else ()
         for row, (tensor, *_) in tape.captured.items():
+            if row in inputs:  # this recording's own inputs (registered as captured too): no constants
+                continue
             value = tape.replay_values[row]
             if id(tensor) not in constants:
                 if not first and not np.array_equal(tensor._data, value, equal_nan=value.dtype.kind in "fc"):

@@ -380,3 +380,20 @@ def test_a_tape_without_garbage_tracks_no_tensor():
         assert not nodes[-1]._tape.refs
     y.sum().backward()
     assert np.allclose(x.grad.numpy(), float(np.float32(1.0001)) ** (4 * COLLECT_ROWS), rtol=1e-4)
+
+
+def test_rerecords_keep_no_earlier_inputs():
+    """A tape recorded again at each guard failure (``rerecord=True``) held every earlier
+    recording's input tensor among its constants: memory grew with the replays."""
+    import gc
+
+    def f(x):
+        return (x * int(x.sum() * 100)).sum()  # a guard most new inputs fail
+
+    tape = tg.record(f, tg.tensor(np.ones(4)), rerecord=True)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        tape.value_and_grad(rng.standard_normal(4))
+    gc.collect()
+    assert not getattr(tape, "_constants", {})
+    assert sum(isinstance(o, tg.Tensor) for o in gc.get_objects()) < 50
