@@ -269,9 +269,9 @@ def _row_geometry(shape: tuple) -> tuple:
 
 
 def _iterate(x: Tensor):
-    """``iter(x)``: ``x[0], x[1], ...`` as ``_select`` gives them, the geometry worked out once
-    (Python's ``list(x)`` and ``extend(x)`` over scalar graphs' softmaxes). Raises
-    ``TypeError`` for a 0-d tensor, as PyTorch does."""
+    """``iter(x)``: ``x.unbind(0)``, as PyTorch's, the geometry worked out once (Python's
+    ``list(x)`` and ``extend(x)`` over scalar graphs' softmaxes). Raises ``TypeError`` for a
+    0-d tensor, as PyTorch does."""
     shape = x._data.shape
     if not shape:
         raise TypeError("iteration over a 0-d tensor")
@@ -279,21 +279,22 @@ def _iterate(x: Tensor):
     if x._requires_grad and x._base is None and _special_modes[0] == 0 and _grad_state.enabled:
         tape = _short_tape(x, None)
         if tape is not None:
-            return iter(_selected_rows(x, tape, data, step, strides))
-    return (_record_view("select", x, data[index, ...], index * step, strides) for index in range(shape[0]))
+            return iter(_unbound_rows(x, tape, data, step, strides))
+    return iter(unbind(x, 0))
 
 
 @exclusive
-def _selected_rows(x: Tensor, tape, data: np.ndarray, step: int, strides: tuple) -> list:
-    """Every ``x[index]`` at once, each a select row as ``_record_view`` records it, with the
-    row's layout, aux block and view bookkeeping worked out once: iterating the softmaxes of a
-    scalar graph made 10,000 views, a tenth of its recording."""
+def _unbound_rows(x: Tensor, tape, data: np.ndarray, step: int, strides: tuple) -> list:
+    """``unbind(x, 0)`` (what PyTorch's ``__iter__`` returns: ``UnbindBackward0`` views that
+    refuse in-place changes), each row as ``_record_view`` records it, with the row's layout,
+    aux block and view bookkeeping worked out once: iterating the softmaxes of a scalar graph
+    made 10,000 views, a tenth of its recording."""
     row_x = x._row if x._tape is not None else tape.register(x)
     count = data.shape[0]
     width = 1 + len(strides)
     aux = tape.add_aux([value for index in range(count) for value in (index * step, *strides)])
     layout = tape.layout(data.dtype, data.shape[1:])
-    opcode = _opcode("select", True)
+    opcode = _opcode("unbind", True)
     counter = x._version_counter
     if counter is None:
         counter = x._version_counter = [0]
@@ -302,6 +303,7 @@ def _selected_rows(x: Tensor, tape, data: np.ndarray, step: int, strides: tuple)
     for index in range(count):
         view = _recorded(data[index, ...], tape, tape.append(opcode, row_x, -1, aux + index * width, layout, 0.0))
         view._version_counter, view._base, view._seen_version = counter, x, seen
+        view._view_meta = (MULTI_OUTPUT, index, "UnbindBackward0")
         views.append(view)
     return views
 

@@ -449,12 +449,14 @@ def test_relu_selects_its_gradient_as_pytorch_does(n, dtype):
     np.testing.assert_array_equal(replayed.numpy(), expected)
 
 
-def test_iterating_a_tensor_gives_select_views_and_their_gradients():
-    """``list(x)`` takes a path of its own (strides worked out once): the same views, names,
-    gradients and error as ``x[i]``."""
+def test_iterating_a_tensor_gives_unbind_views_and_their_gradients():
+    """``list(x)`` is PyTorch's ``x.unbind(0)`` (a path of its own: strides worked out once):
+    ``UnbindBackward0`` views, refusing in-place changes as PyTorch's do, and their gradients."""
     x = tg.arange(6.0).reshape(2, 3).requires_grad_()
     rows = list(x)
-    assert [type(r.grad_fn).__name__ for r in rows] == ["SelectBackward0", "SelectBackward0"]
+    assert [type(r.grad_fn).__name__ for r in rows] == ["UnbindBackward0", "UnbindBackward0"]
+    with pytest.raises(RuntimeError, match="Output 1 of Unbind is a view and is being modified inplace"):
+        list(x * 1)[1].mul_(2)
     np.testing.assert_array_equal(rows[1].detach().numpy(), [3.0, 4.0, 5.0])
     (rows[0] * 2.0 + rows[1] * 3.0).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]])
