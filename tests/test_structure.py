@@ -112,6 +112,7 @@ LAYERS = {
         "nn._losses",  # distances and the losses built on them
         "nn._recurrent",
         "nn._attention",
+        "nn._backward_hooks",  # a module's full backward hooks, made of tensor hooks
         "nn.init",
         "nn.modules",
         "nn.utils",

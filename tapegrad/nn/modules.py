@@ -11,11 +11,12 @@ from itertools import chain
 import numpy as np
 
 from .. import _device, _dtypes, _factories
-from .._grad_mode import no_grad
+from .._grad_mode import is_grad_enabled, no_grad
 from .._record import to_arguments
 from ..tensor import Tensor, _check_can_require_grad
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
+from ._backward_hooks import BackwardHooks
 
 
 class Parameter(Tensor):
@@ -116,19 +117,27 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
+    # (class-level empty registries: a module unpickled from before these existed has none)
+    _backward_hooks: OrderedDict = OrderedDict()
+    _backward_pre_hooks: OrderedDict = OrderedDict()
+
     def __call__(self, *args, **kwargs):
-        if not self._forward_pre_hooks and not self._forward_hooks:  # the common call: no copies
-            return self.forward(*args, **kwargs)
+        if not (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks):
+            return self.forward(*args, **kwargs)  # the common call: no copies
         for hook in list(self._forward_pre_hooks.values()):
             changed = hook(self, args)
             if changed is not None:
                 args = changed if isinstance(changed, tuple) else (changed,)
+        backward = None
+        if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled():
+            backward = BackwardHooks(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
+            args = backward.wrap_inputs(args)
         result = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             changed = hook(self, args, result)
             if changed is not None:
                 result = changed
-        return result
+        return result if backward is None else backward.wrap_outputs(result)
 
     # -- registration ---------------------------------------------------------------------
 
@@ -190,6 +199,24 @@ class Module:
     def register_forward_pre_hook(self, hook):
         """``hook(module, args)`` before each call; a returned value replaces the arguments."""
         return _HookHandle(self._forward_pre_hooks, hook)
+
+    def register_full_backward_hook(self, hook):
+        """``hook(module, grad_input, grad_output)`` once the gradients with respect to the
+        module's tensor inputs are computed (None for an input without grad); a returned tuple
+        replaces ``grad_input``. Follows ``torch.nn.Module.register_full_backward_hook`` (see
+        ``nn/_backward_hooks.py`` for the one difference: with several inputs taking a
+        gradient, only the first positional one's can be replaced)."""
+        if "_backward_hooks" not in self.__dict__:
+            object.__setattr__(self, "_backward_hooks", OrderedDict())
+        return _HookHandle(self._backward_hooks, hook)
+
+    def register_full_backward_pre_hook(self, hook):
+        """``hook(module, grad_output)`` once the gradients with respect to the module's
+        outputs are computed, before those with respect to its inputs; a returned tuple
+        replaces ``grad_output``. Follows ``torch.nn.Module.register_full_backward_pre_hook``."""
+        if "_backward_pre_hooks" not in self.__dict__:
+            object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
+        return _HookHandle(self._backward_pre_hooks, hook)
 
     # -- traversal ------------------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""``Module.register_full_backward_hook`` and ``register_full_backward_pre_hook`` (Grad-CAM,
+gradient clipping per layer): what each hook sees and what a returned value replaces, against
+PyTorch where installed and the closed form of a linear layer."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+W = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+
+
+def _layer(m):
+    layer = m.nn.Linear(3, 2)
+    with m.no_grad():
+        layer.weight.copy_(m.tensor(W))
+        layer.bias.zero_()
+    return layer
+
+
+def _scaled_input_gradient(m):
+    layer = _layer(m)
+    seen = []
+    layer.register_full_backward_pre_hook(lambda module, go: seen.append(("pre", [g.tolist() for g in go])))
+
+    def hook(module, grad_input, grad_output):
+        seen.append(("hook", [g.tolist() for g in grad_input], [g.tolist() for g in grad_output]))
+        return (grad_input[0] * 10,)
+
+    layer.register_full_backward_hook(hook)
+    x = m.tensor([[1.0, 1.0, 1.0]], requires_grad=True)
+    (layer(x) ** 2).sum().backward()
+    return seen, x.grad.tolist(), layer.weight.grad.tolist()
+
+
+def _zeroed_output_gradient(m):
+    layer = _layer(m)
+    layer.register_full_backward_pre_hook(lambda module, go: (go[0] * 0,))
+    x = m.tensor([[1.0, 1.0, 1.0]], requires_grad=True)
+    (layer(x) ** 2).sum().backward()
+    return x.grad.tolist(), layer.weight.grad.tolist()
+
+
+def _input_without_grad(m):
+    layer = _layer(m)
+    seen = []
+    layer.register_full_backward_hook(lambda module, gi, go: seen.append([g is None for g in gi]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (layer(m.ones(1, 3)) ** 2).sum().backward()
+    return seen
+
+
+def test_hooks_see_and_replace_the_gradients():
+    seen, x_grad, w_grad = _scaled_input_gradient(tg)
+    # y = W x = (6, 15); dL/dy = 2y = (12, 30); dL/dx = W^T (12, 30) = (132, 174, 216)
+    assert seen == [("pre", [[[12.0, 30.0]]]), ("hook", [[[132.0, 174.0, 216.0]]], [[[12.0, 30.0]]])]
+    assert x_grad == [[1320.0, 1740.0, 2160.0]] and w_grad == [[12.0] * 3, [30.0] * 3]
+    assert _zeroed_output_gradient(tg) == ([[0.0, 0.0, 0.0]], [[0.0] * 3, [0.0] * 3])
+    layer = _layer(tg)
+    layer.register_full_backward_hook(lambda *args: None)
+    with pytest.warns(UserWarning, match="no inputs require gradients"):
+        (layer(tg.ones(1, 3)) ** 2).sum().backward()
+    assert _input_without_grad(tg) == [[True]]
+
+
+@pytest.mark.parametrize("program", [_scaled_input_gradient, _zeroed_output_gradient, _input_without_grad])
+def test_matches_pytorch(program):
+    torch = pytest.importorskip("torch")
+    assert program(tg) == program(torch)
+
+
+def test_removed_hooks_run_no_more():
+    layer = _layer(tg)
+    calls = []
+    handle = layer.register_full_backward_hook(lambda *args: calls.append(1))
+    x = tg.ones(1, 3, requires_grad=True)
+    layer(x).sum().backward()
+    handle.remove()
+    layer(x).sum().backward()
+    assert calls == [1]
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * np.array(W).sum(0, keepdims=True))
