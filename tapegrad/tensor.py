@@ -64,6 +64,8 @@ class Size(tuple):
 # register_hook calls so far: a backward with hooks re-reads which rows are hooked only when this
 # moved while it ran Python.
 hook_registrations = [0]
+# Post-accumulate-grad hooks ever registered in this process: none, and the engine skips looking.
+post_accumulate_registrations = [0]
 
 
 class RemovableHandle:
@@ -103,6 +105,7 @@ class Tensor:
         "_seen_version",
         "_view_meta",
         "_views",
+        "_post_accumulate_hooks",
         "__weakref__",
     )
     # ``_grad``, ``_grad_fn`` and ``_retains_grad`` are left unset on creation (three stores
@@ -124,6 +127,7 @@ class Tensor:
         # A root that does not require grad: the views of it made since (a WeakSet), refreshed
         # when a change in place gives it values that do (``_indexing.views_follow``).
         "_views": None,
+        "_post_accumulate_hooks": None,  # a leaf's (``register_post_accumulate_grad_hook``)
     }
 
     def __getattr__(self, name):
@@ -251,6 +255,21 @@ class Tensor:
             check_gradient_reaches(self, "retain_grad()")
             self._retains_grad = True
             resolve(self).retained.append(self)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` after each backward has accumulated into this leaf's ``.grad``
+        (an optimizer step per parameter, in the backward). Returns a handle whose ``remove()``
+        unregisters it. Follows ``torch.Tensor.register_post_accumulate_grad_hook``; raises
+        PyTorch's ``RuntimeError`` for a tensor without grad or not a leaf."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._tape is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        post_accumulate_registrations[0] += 1  # the engine looks for them from now on
+        self._post_accumulate_hooks.append(hook)
+        return RemovableHandle(self._post_accumulate_hooks, hook)
 
     @exclusive
     def register_hook(self, hook):

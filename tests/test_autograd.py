@@ -597,3 +597,34 @@ def test_materialized_zeros_require_grad_under_create_graph():
     assert [g.tolist() for g in second] == [[0.0, 0.0], [0.0, 0.0]]
     _, plain = tg.autograd.grad((a * a).sum(), [a, b], materialize_grads=True)
     assert not plain.requires_grad
+
+
+def test_post_accumulate_grad_hooks_run_after_each_accumulation():
+    y = tg.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    handle = y.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.tolist()))
+    (y * 3).sum().backward()
+    (y * y).sum().backward()
+    handle.remove()
+    (y * 3).sum().backward()
+    assert seen == [[3.0, 3.0], [5.0, 7.0]] and y.grad.tolist() == [8.0, 10.0]
+    w = tg.nn.Parameter(tg.ones(2))
+    optimizer = tg.optim.SGD([w], lr=0.1)
+    w.register_post_accumulate_grad_hook(lambda p: (optimizer.step(), optimizer.zero_grad()))
+    (w * w).sum().backward()  # the optimizer in the backward
+    np.testing.assert_allclose(w.detach().numpy(), [0.8, 0.8])
+    assert w.grad is None
+    with pytest.raises(RuntimeError, match="cannot be registered on non-leaf tensors"):
+        (y * 1).register_post_accumulate_grad_hook(print)
+
+
+def test_grad_options_pytorch_accepts():
+    y = tg.tensor([1.0, 2.0], requires_grad=True)
+    (batched,) = tg.autograd.grad(y * 2, y, grad_outputs=tg.eye(2), is_grads_batched=True)
+    assert batched.tolist() == [[2.0, 0.0], [0.0, 2.0]]
+    assert tg.autograd.grad((y * y).sum(), y, only_inputs=True)[0].tolist() == [2.0, 4.0]
+    with pytest.raises(RuntimeError, match="`inputs` argument to `backward\\(\\)` cannot be empty."):
+        (y * 2).sum().backward(inputs=[])
+    weight = tg.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+        tg.nn.functional.cross_entropy(tg.randn(2, 3, requires_grad=True), tg.tensor([0, 2]), weight=weight)

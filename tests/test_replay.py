@@ -347,7 +347,8 @@ _READ_IN_NUMPY = {
     "mask + True": lambda x: ((x > 0) + True).double() * x,
     "mask + mask": lambda x: ((x > 0) + (x > -1.5)).double() * x,
     "a computed target": lambda x: F.cross_entropy(x.reshape(1, 3), x.reshape(1, 3).argmax(1)),
-    "a computed weight": lambda x: F.nll_loss(x.reshape(1, 3), tg.tensor([0]), weight=x.abs() + 1),
+    # (detached: a weight that requires grad is refused, as PyTorch's nll_loss refuses it)
+    "a computed weight": lambda x: F.nll_loss(x.reshape(1, 3), tg.tensor([0]), weight=x.detach().abs() + 1),
     "one_hot of argmax": lambda x: F.one_hot(x.argmax(), 3) * x,
     "tril of a row without grad": lambda x: x.detach().reshape(1, 3).tril().reshape(3) * x,
     "requires_grad_ of a row": lambda x: x * (x > 0).double().requires_grad_(),

@@ -29,7 +29,7 @@ from .._tape import (
     resolve,
     serialized,
 )
-from ..tensor import Size, Tensor, _wrap, hook_registrations
+from ..tensor import Size, Tensor, _wrap, hook_registrations, post_accumulate_registrations
 
 _kernel = None
 
@@ -481,6 +481,8 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                 gradient = gradient.reshape(shape)
             if tensor._grad is None:
                 tensor._grad = _wrap(gradient if share else gradient.copy())
+                if post_accumulate_registrations[0]:
+                    accumulated(tensor)
             else:  # added in place from the arena: a copy first was a pass over it for nothing
                 _accumulate(tensor, gradient, None)
     # Retained gradients are filled by autograd.grad too, as PyTorch's are (backward(inputs=)'s
@@ -690,11 +692,24 @@ def _accumulate(tensor, values: np.ndarray, collect) -> None:
         return
     if tensor._grad is None:
         tensor._grad = _wrap(values)
-        return
-    held = tensor._grad._data
-    if not held.flags.writeable:
-        if 0 in held.strides and held.size > 1:  # ``x.grad = g.expand(...)``: numpy's error leaked
-            raise RuntimeError(_OVERLAPPING_GRAD)
-        tensor._grad = _wrap(np.add(held, values, dtype=held.dtype, casting="unsafe"))  # (a read-only array)
-        return
-    np.add(held, values, out=held, casting="unsafe")
+    else:
+        held = tensor._grad._data
+        if not held.flags.writeable:
+            if 0 in held.strides and held.size > 1:  # ``x.grad = g.expand(...)``: numpy's error leaked
+                raise RuntimeError(_OVERLAPPING_GRAD)
+            tensor._grad = _wrap(np.add(held, values, dtype=held.dtype, casting="unsafe"))  # (a read-only array)
+        else:
+            np.add(held, values, out=held, casting="unsafe")
+    if post_accumulate_registrations[0]:
+        accumulated(tensor)
+
+
+def accumulated(tensor) -> None:
+    """After a gradient was accumulated into the leaf ``tensor``'s ``.grad``: its
+    post-accumulate-grad hooks, in the order registered, each called with the tensor (under
+    no_grad: an optimizer step in a hook is not recorded)."""
+    hooks = tensor._post_accumulate_hooks
+    if hooks:
+        with no_grad():
+            for hook in list(hooks):
+                hook(tensor)

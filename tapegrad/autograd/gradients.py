@@ -26,6 +26,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         run_backward(tensors, grad_tensors, retain_graph, create_graph)
         return
     inputs = _as_tuple(inputs)
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     for tensor in inputs:
         check_gradient_reaches(tensor, "backward(inputs=...)")
     # A non-leaf input's .grad is a retained gradient, as PyTorch makes it (retains_grad from
@@ -44,6 +46,32 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
             tensor._grad = _wrap(np.array(values, dtype=tensor._data.dtype))
         else:
             np.add(tensor._grad._data, values, out=tensor._grad._data, casting="unsafe")
+
+
+def _batched_grads(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
+    """``grad(..., is_grads_batched=True)``: the first dimension of each ``grad_outputs`` entry
+    is a batch of them; each row's gradients, stacked (PyTorch vectorizes this with vmap; here
+    a backward per row, over one graph)."""
+    from .._views import stack
+
+    if any(g is None for g in grad_outputs):
+        raise RuntimeError("is_grads_batched=True requires every grad_outputs entry to be a tensor")
+    count = grad_outputs[0].shape[0]
+    rows = []
+    for index in range(count):
+        last = index == count - 1
+        rows.append(
+            grad(
+                outputs,
+                inputs,
+                tuple(g[index] for g in grad_outputs),
+                retain_graph=retain_graph or not last or None,
+                create_graph=create_graph,
+                allow_unused=allow_unused,
+                materialize_grads=materialize_grads,
+            )  # fmt: skip
+        )
+    return tuple(None if parts[0] is None else stack(list(parts)) for parts in zip(*rows))
 
 
 class _Collector:
@@ -67,6 +95,7 @@ def grad(
     grad_outputs=None,
     retain_graph=None,
     create_graph: bool = False,
+    only_inputs=True,
     allow_unused=None,
     is_grads_batched=False,
     materialize_grads=False,
@@ -81,6 +110,10 @@ def grad(
     outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
     grad_outputs = (None,) * len(outputs) if grad_outputs is None else _as_tuple(grad_outputs)
+    if is_grads_batched:  # one vector-Jacobian product per row of grad_outputs, stacked
+        return _batched_grads(
+            outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads
+        )
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
     for tensor in inputs:

@@ -50,6 +50,7 @@ from .._tape import (
     resolve,
 )
 from ..tensor import Tensor, _recorded, _wrap
+from . import engine
 from .engine import SECOND_BACKWARD, _captured_before_hooks, _modified_message, _seed, hook_result
 
 
@@ -91,6 +92,8 @@ def _deliver(tensor: Tensor, gradient: Tensor, collect) -> None:
         return
     # PyTorch, with grad mode on: the first gradient is copied in, later ones added out of place.
     tensor._grad = gradient.clone() if tensor._grad is None else tensor._grad + gradient
+    if engine.post_accumulate_registrations[0] and tensor._tape is None:
+        engine.accumulated(tensor)
 
 
 def _array_at(address: int, dtype: np.dtype, shape: tuple) -> np.ndarray:

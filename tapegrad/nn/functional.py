@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _dtypes, _factories, _views
 from .._grad_mode import active_recording, no_grad, refuses_gradient
+from .._grad_mode import is_grad_enabled as _grad_enabled
 from .._indexing import gather_rows, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._record import broadcast_error as _broadcast_error
@@ -331,6 +332,12 @@ def nll_loss(
         raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({labels.shape[0]}).")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
+    if weight is not None and weight.requires_grad and _grad_enabled():
+        # (the weights are read as numbers: their gradient would be lost, silently)
+        raise RuntimeError(
+            "The function 'nll_loss_forward' is not differentiable with respect to argument 'weight'. This input "
+            "cannot have requires_grad True."
+        )
     if weight is not None and (weight.dim() != 1 or weight.numel() != shape[-1]):
         # (indexed by class, a short weight read past its end or wrapped round, silently)
         raise RuntimeError(
