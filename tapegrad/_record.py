@@ -1580,6 +1580,15 @@ def _leaky_relu(row, g: Tensor) -> Tensor:
     return gradient
 
 
+def _softplus(row, g: Tensor) -> Tensor:
+    """sigmoid(x), and exactly 1 above softplus's threshold (20), where the value is x itself:
+    PyTorch's softplus_backward, whose own derivative is 0 there."""
+    from ._selection import where  # (built on this module: imported when used)
+
+    x = row.a
+    return g * where(x > 20.0, 1.0, x.sigmoid())
+
+
 def _rpow_of_zero(row, g: Tensor) -> Tensor:
     """The gradient of ``0 ** x`` as the kernel computes it: 0 where x >= 0 (PyTorch's mask; the
     result is 0 or 1 there), the result times log(0) = -inf below (the result is inf)."""
@@ -1591,7 +1600,7 @@ def _rpow_of_zero(row, g: Tensor) -> Tensor:
 VJP = {
     "neg": (lambda row, g: -g,),
     # d softplus = sigmoid(x)
-    "softplus": (lambda row, g: g * row.a.sigmoid(),),
+    "softplus": (_softplus,),
     "zero": (lambda row, g: row.zeros(),),
     "leaky_relu": (_leaky_relu,),
     "elu": (_elu,),

@@ -649,16 +649,23 @@ def _centered(row) -> tuple:
     return x - _spread_group(row, x.mean() if axis is None else x.mean(axis)), extent - row.param
 
 
+def _per_dof(value: float, dof) -> float:
+    """``value / dof``, inf or NaN where the degrees of freedom are none (a variance of one
+    element): IEEE's, as PyTorch's tensors divide (Python's float division raised)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(value) / np.float64(dof))
+
+
 def _var(row, g: Tensor) -> Tensor:
     centered, dof = _centered(row)
-    return _spread_group(row, g * (2.0 / dof)) * centered
+    return _spread_group(row, g * _per_dof(2.0, dof)) * centered
 
 
 def _std(row, g: Tensor) -> Tensor:
     """As PyTorch: zero where the std is zero (rather than 0/0)."""
     centered, dof = _centered(row)
     zero = row.out_data == 0
-    return _spread_group(row, g / (row.out + row.constant(zero)) * row.constant(~zero) / dof) * centered
+    return _spread_group(row, g / (row.out + row.constant(zero)) * row.constant(~zero) * _per_dof(1.0, dof)) * centered
 
 
 def _cumsum(row, g: Tensor) -> Tensor:

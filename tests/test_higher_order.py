@@ -420,3 +420,18 @@ def test_create_graph_maximum_with_nan_sends_the_gradient_to_both():
     plain = tg.autograd.grad(tg.maximum(a, b).sum(), (a, b))
     graphed = tg.autograd.grad(tg.maximum(a, b).sum(), (a, b), create_graph=True)
     assert [g.tolist() for g in graphed] == [g.tolist() for g in plain] == [[1.0, 0.0], [1.0, 1.0]]
+
+
+def test_softplus_gradient_is_one_above_its_threshold_with_create_graph():
+    x = tg.tensor([25.0, 30.0, 1.0], dtype=tg.float64, requires_grad=True)
+    (g,) = tg.autograd.grad(tg.nn.functional.softplus(x).sum(), x, create_graph=True)
+    assert g.tolist()[:2] == [1.0, 1.0]
+    (h,) = tg.autograd.grad(g.sum(), x)
+    assert h.tolist()[:2] == [0.0, 0.0] and h.tolist()[2] > 0
+
+
+def test_variance_of_one_element_differentiates_to_nan_with_create_graph():
+    """N - correction = 0: the divisions give inf and NaN, as PyTorch's (Python raised)."""
+    x = tg.tensor([[1.0], [2.0]], dtype=tg.float64, requires_grad=True)
+    (g,) = tg.autograd.grad(x.var(1).sum(), x, create_graph=True)
+    assert np.isnan(g.detach().numpy()).all()
