@@ -215,7 +215,10 @@ def expand(x: Tensor, sizes, name: str = "expand") -> Tensor:
                 f"non-singleton dimension {lead + k}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(x._data.shape)}"
             )
     offset, strides = broadcast_strides(x._data.shape, target)
-    return _record_view(name, x, np.broadcast_to(x._data, target), offset, strides)
+    out = np.broadcast_to(x._data, target)  # read-only: writing it would write an element many times
+    if x._data.flags.writeable and target[lead:] == x._data.shape and all(extent == 1 for extent in target[:lead]):
+        out = x._data.reshape(target)  # nothing broadcast (unit dimensions at most): a view to write, as PyTorch's
+    return _record_view(name, x, out, offset, strides)
 
 
 def _index_name(key: tuple, shape: tuple) -> str:

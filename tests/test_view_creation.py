@@ -249,3 +249,13 @@ def test_views_made_before_their_root_gains_a_gradient_follow_it(program):
 def test_view_before_the_change_has_the_closed_form_gradient():
     # b = 2w and v = b.t(): the loss is 2 * sum((2w)**2), d/dw = 16 w
     assert _view_before_the_change(tg)[1].tolist() == [[16.0, 32.0], [48.0, 64.0]]
+
+
+def test_expanding_to_its_own_shape_gives_a_view_to_write():
+    z = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    z.expand_as(z).mul_(10)
+    z.expand(2, 2).add_(1)
+    z.broadcast_to((1, 2, 2)).sub_(1)
+    assert z.tolist() == [[10.0, 20.0], [30.0, 40.0]]
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        tg.tensor([[1.0], [2.0]]).expand(2, 3).add_(1)
