@@ -303,13 +303,37 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
     default = _dtypes.int64 if is_integral else _dtypes.DEFAULT_FLOAT
     target = (_dtypes.as_dtype(dtype) if dtype is not None else default).numpy
-    return _finish(np.arange(start, end, step).astype(target), requires_grad)
+    if is_integral:
+        return _finish(np.arange(start, end, step).astype(target), requires_grad)
+    # PyTorch's kernel: start + step * i in double, fused (one rounding), then cast: -10 + 0.1 *
+    # 100 is 5.55e-16, not 0 (numpy's), nor -3.55e-14 (numpy's arange). Long double holds the
+    # fused product exactly enough.
+    index = np.arange(len(np.arange(start, end, step)), dtype=np.longdouble)
+    fused = np.longdouble(start) + np.longdouble(step) * index
+    return _finish(fused.astype(np.float64).astype(target), requires_grad)
 
 
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """``steps`` values evenly spaced from ``start`` to ``end``; follows ``torch.linspace``."""
+    """``steps`` values evenly spaced from ``start`` to ``end``; follows ``torch.linspace``,
+    computed as its kernel computes them: the step in the result's dtype, the first half from
+    ``start`` and the second from ``end`` (so both ends are exact), each value with one rounding
+    (its fused multiply-add). Raises PyTorch's ``RuntimeError`` for a negative ``steps``."""
     _device.check(device)
-    return _finish(np.linspace(start, end, steps).astype(_float_type(dtype)), requires_grad)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    target = np.dtype(_float_type(dtype))
+    if steps <= 1:
+        return _finish(np.full(steps, start).astype(target), requires_grad)
+    integral = target.kind in "iu"
+    kind = np.float64 if integral else target.type  # PyTorch's step_t: double for integers
+    first, last = target.type(start), target.type(end)
+    step = (kind(last) - kind(first)) / kind(steps - 1)
+    index = np.arange(steps, dtype=np.longdouble)
+    lower = np.longdouble(first) + np.longdouble(step) * index
+    upper = np.longdouble(last) - np.longdouble(step) * (steps - 1 - index)
+    values = np.where(index < steps // 2, lower, upper)
+    values = np.trunc(values.astype(np.float64)) if integral else values.astype(kind)
+    return _finish(values.astype(target), requires_grad)
 
 
 def _like(function, other: Tensor, dtype, requires_grad, **kwargs) -> Tensor:

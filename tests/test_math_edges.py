@@ -60,3 +60,23 @@ def test_max_sends_an_infinite_gradient_to_the_extreme_alone(create_graph):
     y = tg.tensor([[0.0, -1.0], [-3.0, 0.0]], dtype=tg.float64, requires_grad=True)
     (grad,) = tg.autograd.grad(y.max(1)[0].log().sum(), y, create_graph=create_graph)
     assert grad.tolist() == [[math.inf, 0.0], [0.0, math.inf]]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_linspace_has_pytorch_s_values(dtype):
+    """Computed as PyTorch's kernel computes it: the step in the dtype, the first half from the
+    start and the second from the end, one rounding each (linspace(-10, 10, 7)'s middle value is
+    2.4e-07 in float32, not 0: printed, the two differ)."""
+    middle = tg.linspace(-10, 10, 7).numpy()[3]
+    assert middle == np.float32(10.0 - np.float64(np.float32(20) / np.float32(6)) * 3) == np.float32(2.3841858e-07)
+    torch = pytest.importorskip("torch")
+    for start, end, steps in [(-10, 10, 7), (0, 1, 11), (-1, 1, 101), (0.1, 7.3, 33), (3, -2, 9), (5, 5, 1), (0, 1, 0)]:
+        ours = tg.linspace(start, end, steps, dtype=getattr(tg, dtype)).numpy()
+        theirs = torch.linspace(start, end, steps, dtype=getattr(torch, dtype)).numpy()
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_arange_of_floats_is_fused():
+    """start + step * i with one rounding, as PyTorch's kernel (numpy's gave -3.55e-14 here)."""
+    assert tg.arange(-10, 1, 0.1)[100].item() == pytest.approx(5.551115123125783e-16, rel=1e-12)
+    assert tg.arange(-10, 1, 0.1).shape == (110,)
