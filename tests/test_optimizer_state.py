@@ -322,3 +322,45 @@ def test_sgd_momentum_of_a_parameter_listed_twice_is_pytorch_s():
     # step 1: two fresh buffers of 1, p -= 0.1 twice; step 2: 1.9 then 2.71, p -= 0.19 + 0.271
     np.testing.assert_allclose(p.detach().numpy(), [0.339, 1.339], rtol=1e-12)
     np.testing.assert_allclose(optimizer.state[p]["momentum_buffer"].numpy(), [2.71, 2.71], rtol=1e-12)
+
+
+OPTIMIZERS = [
+    ("Adamax", {}),
+    ("Adamax", {"weight_decay": 0.1, "maximize": True}),
+    ("NAdam", {}),
+    ("NAdam", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("RAdam", {}),
+    ("RAdam", {"lr": 0.1, "weight_decay": 0.05, "decoupled_weight_decay": True}),
+]
+
+
+def _trained(m, name, options, dtype="float64"):
+    rng = np.random.default_rng(0)
+    weight = m.nn.Parameter(m.tensor(rng.standard_normal((3, 4)), dtype=getattr(m, dtype)))
+    x = m.tensor(rng.standard_normal((8, 3)), dtype=getattr(m, dtype))
+    optimizer = getattr(m.optim, name)([weight], **options)
+    for _ in range(12):  # RAdam's rectified steps start at its 6th
+        optimizer.zero_grad()
+        ((x @ weight).tanh() ** 2).sum().backward()
+        optimizer.step()
+    return weight.detach().numpy(), sorted(optimizer.state[weight])
+
+
+@pytest.mark.parametrize("name,options", OPTIMIZERS)
+def test_adamax_nadam_radam_train_as_pytorch(name, options):
+    weight, keys = _trained(tg, name, options)
+    assert np.isfinite(weight).all()
+    torch = pytest.importorskip("torch")
+    expected, expected_keys = _trained(torch, name, options)
+    np.testing.assert_allclose(weight, expected, rtol=1e-12, atol=1e-14)
+    assert keys == expected_keys
+
+
+def test_adamax_first_step_is_the_learning_rate_times_the_gradient_sign():
+    weight = tg.nn.Parameter(tg.tensor([1.0, -2.0], dtype=tg.float64))
+    optimizer = tg.optim.Adamax([weight], lr=0.1)
+    weight.grad = tg.tensor([3.0, -0.5], dtype=tg.float64)
+    optimizer.step()  # exp_avg = 0.1 g, exp_inf = |g| + eps, bias correction 0.1: lr * sign(g)
+    np.testing.assert_allclose(weight.detach().numpy(), [0.9, -1.9], rtol=1e-7)
+    with pytest.raises(ValueError, match="Invalid beta parameter at index 0"):
+        tg.optim.NAdam([weight], betas=(1.5, 0.9))

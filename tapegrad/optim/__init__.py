@@ -1,4 +1,4 @@
-"""``tapegrad.optim``: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta (and LBFGS) with PyTorch's update
+"""``tapegrad.optim``: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam (and LBFGS) with PyTorch's update
 rules, on the parameters' arrays in place (a step bumps their version counters, as PyTorch's
 in-place updates do). ``foreach`` and ``fused`` choose among PyTorch's implementations of the
 same update; they are accepted and change nothing here: Adam and AdamW always update a C-ordered
@@ -494,3 +494,175 @@ class Adadelta(Optimizer):
                 value -= (float(group["lr"]) * delta).astype(value.dtype, copy=False)
                 _bump_version(parameter)
         return loss
+
+
+def _lerp_toward(buffer: np.ndarray, target: np.ndarray, weight: float) -> None:
+    """``buffer.lerp_(target, weight)`` in place, by PyTorch's formula (from the nearer end)."""
+    if weight < 0.5:
+        buffer += weight * (target - buffer)
+    else:
+        buffer[...] = target - (target - buffer) * (1 - weight)
+
+
+def _decayed(group: dict, value: np.ndarray, grad: np.ndarray, decoupled: bool) -> np.ndarray:
+    """The gradient with L2 ``weight_decay`` added, or with ``decoupled`` (AdamW's) the parameter
+    shrunk in place by ``lr * weight_decay`` and the gradient as it is."""
+    decay = group["weight_decay"]
+    if not decay:
+        return grad
+    if decoupled:
+        value *= 1 - float(group["lr"]) * decay
+        return grad
+    return grad + decay * value
+
+
+class Adamax(Optimizer):
+    """Adamax, Adam with the infinity norm (with L2 ``weight_decay``); follows
+    ``torch.optim.Adamax``. ``state[p]`` holds ``step`` (a 0-d float32 tensor), ``exp_avg`` and
+    ``exp_inf``. Raises PyTorch's ``ValueError`` for invalid hyperparameters."""
+
+    _group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    _step_is_tensor = True
+
+    def __init__(self, params, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
+                 foreach=None, *, maximize: bool = False, differentiable: bool = False, capturable: bool = False):  # fmt: skip
+        _check_nonnegative(lr=lr, eps=eps)
+        _check_betas(betas)
+        _check_nonnegative(weight_decay=weight_decay)
+        super().__init__(
+            params,
+            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach, maximize=maximize,
+                 differentiable=differentiable, capturable=capturable),
+        )  # fmt: skip
+
+    def step(self, closure=None):
+        _refuse_inside_a_recording()
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            (beta1, beta2), eps = group["betas"], group["eps"]
+            for parameter, value, grad in self._gradients(group):
+                state = self.state[parameter]
+                if not state:
+                    state["step"] = _step_zero()
+                    state["exp_avg"] = _zeros(value)
+                    state["exp_inf"] = _zeros(value)
+                step = _advance(state)
+                grad = _decayed(group, value, grad, False)
+                exp_avg, exp_inf = _buffer(state, "exp_avg", value), _buffer(state, "exp_inf", value)
+                _lerp_toward(exp_avg, grad, 1 - beta1)
+                exp_inf *= beta2
+                np.maximum(exp_inf, np.abs(grad) + eps, out=exp_inf)
+                rate = float(group["lr"]) / (1 - beta1**step)
+                value -= (rate * exp_avg / exp_inf).astype(value.dtype, copy=False)
+                _bump_version(parameter)
+        return loss
+
+
+class NAdam(Optimizer):
+    """Adam with Nesterov momentum and a momentum schedule (``momentum_decay``), L2 or, with
+    ``decoupled_weight_decay``, AdamW's weight decay; follows ``torch.optim.NAdam``.
+    ``state[p]`` holds ``step`` and ``mu_product`` (0-d float32 tensors: the product of the
+    momentum schedule, in float32 as PyTorch keeps it), ``exp_avg`` and ``exp_avg_sq``."""
+
+    _group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    _step_is_tensor = True
+
+    def __init__(self, params, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
+                 momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *, foreach=None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False):  # fmt: skip
+        _check_nonnegative(lr=lr, eps=eps)
+        _check_betas(betas)
+        _check_nonnegative(weight_decay=weight_decay, momentum_decay=momentum_decay)
+        super().__init__(
+            params,
+            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                 decoupled_weight_decay=decoupled_weight_decay, foreach=foreach, maximize=maximize,
+                 capturable=capturable, differentiable=differentiable),
+        )  # fmt: skip
+
+    def step(self, closure=None):
+        _refuse_inside_a_recording()
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            (beta1, beta2), eps, lr = group["betas"], group["eps"], float(group["lr"])
+            for parameter, value, grad in self._gradients(group):
+                state = self.state[parameter]
+                if not state:
+                    state["step"] = _step_zero()
+                    state["mu_product"] = _wrap(np.ones((), _scalar_dtype()))
+                    state["exp_avg"] = _zeros(value)
+                    state["exp_avg_sq"] = _zeros(value)
+                step = _advance(state)
+                grad = _decayed(group, value, grad, group["decoupled_weight_decay"])
+                exp_avg, exp_avg_sq = _buffer(state, "exp_avg", value), _buffer(state, "exp_avg_sq", value)
+                decay = group["momentum_decay"]
+                mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * decay))
+                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * decay))
+                product = state["mu_product"]._data
+                product *= mu  # (in the tensor's float32, as PyTorch's)
+                mu_product = float(product)
+                _lerp_toward(exp_avg, grad, 1 - beta1)
+                exp_avg_sq *= beta2
+                exp_avg_sq += (1 - beta2) * grad * grad
+                denom = np.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
+                value += ((-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom).astype(value.dtype, copy=False)
+                value += ((-lr * mu_next / (1.0 - mu_product * mu_next)) * exp_avg / denom).astype(
+                    value.dtype, copy=False
+                )
+                _bump_version(parameter)
+        return loss
+
+
+class RAdam(Optimizer):
+    """Rectified Adam: plain momentum steps until the variance estimate is reliable (its
+    ``rho_t`` above 5), then Adam's, rectified; L2 or, with ``decoupled_weight_decay``,
+    AdamW's weight decay. Follows ``torch.optim.RAdam``; ``state[p]`` holds ``step`` (a 0-d
+    float32 tensor), ``exp_avg`` and ``exp_avg_sq``."""
+
+    _group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    _step_is_tensor = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
+                 decoupled_weight_decay: bool = False, *, foreach=None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False):  # fmt: skip
+        _check_nonnegative(lr=lr, eps=eps)
+        _check_betas(betas)
+        _check_nonnegative(weight_decay=weight_decay)
+        super().__init__(
+            params,
+            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+                 foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable),
+        )  # fmt: skip
+
+    def step(self, closure=None):
+        _refuse_inside_a_recording()
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            (beta1, beta2), eps, lr = group["betas"], group["eps"], float(group["lr"])
+            for parameter, value, grad in self._gradients(group):
+                state = self.state[parameter]
+                if not state:
+                    state["step"] = _step_zero()
+                    state["exp_avg"] = _zeros(value)
+                    state["exp_avg_sq"] = _zeros(value)
+                step = _advance(state)
+                grad = _decayed(group, value, grad, group["decoupled_weight_decay"])
+                exp_avg, exp_avg_sq = _buffer(state, "exp_avg", value), _buffer(state, "exp_avg_sq", value)
+                _lerp_toward(exp_avg, grad, 1 - beta1)
+                exp_avg_sq *= beta2
+                exp_avg_sq += (1 - beta2) * grad * grad
+                correction1, correction2 = 1 - beta1**step, 1 - beta2**step
+                corrected = exp_avg / correction1
+                rho_inf = 2 / (1 - beta2) - 1
+                rho_t = rho_inf - 2 * step * (beta2**step) / correction2
+                if rho_t > 5.0:
+                    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+                    adaptive = (correction2**0.5) / (np.sqrt(exp_avg_sq) + eps)
+                    value -= (corrected * lr * adaptive * rect).astype(value.dtype, copy=False)
+                else:
+                    value -= (corrected * lr).astype(value.dtype, copy=False)
+                _bump_version(parameter)
+        return loss
+
+
+__all__ += ["Adamax", "NAdam", "RAdam"]
