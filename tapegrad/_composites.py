@@ -88,8 +88,13 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     # Positions computed in numpy from recorded values are constants of a recording: the values
     # are reads (stricter than the positions need: any change of them fails the guard).
     guard_reads("topk()", input)
+    if not input._data.ndim:  # a 0-d tensor is its own top 1 (k is 0 or 1 here)
+        indices = np.zeros((), np.int64) if k else np.zeros(0, np.int64)
+        return return_types.topk(
+            gather(input, 0, indices) if k else _wrap(np.zeros(0, input._data.dtype)), _wrap(indices)
+        )
     order = _order(input._data, dim, descending=largest)
-    indices = np.take(order, np.arange(k), axis=dim) if input._data.ndim else order[:k]
+    indices = np.take(order, np.arange(k), axis=dim)
     return return_types.topk(gather(input, dim, indices), _wrap(indices))
 
 
@@ -278,6 +283,8 @@ def movedim(input: Tensor, source, destination) -> Tensor:  # noqa: A002
         raise RuntimeError(f"movedim: repeated dim in `source` ({list(source)})")
     if len(set(dst)) != len(dst):
         raise RuntimeError(f"movedim: repeated dim in `destination` ({list(destination)})")
+    if ndim == 0:  # (dims 0 and -1 of a 0-d tensor: nothing moves; a view, as PyTorch's alias)
+        return reshape(input, ())
     order = [-1] * ndim
     for s, d in zip(src, dst):
         order[d] = s

@@ -1433,9 +1433,18 @@ def _to(self, *args, **kwargs) -> Tensor:
     return _cast(self, dtype)
 
 
-def _type(self, dtype=None):
+def _type(self, dtype=None, non_blocking: bool = False, **kwargs):
+    """The tensor type's name (``"tapegrad.FloatTensor"``), or with ``dtype`` the tensor in it:
+    a dtype, or a type name as PyTorch spells it (``"torch.DoubleTensor"``, tapegrad's own
+    prefix too). Follows ``torch.Tensor.type``; raises ``ValueError`` for an unknown name."""
     if dtype is None:
         return f"tapegrad.{self.dtype.type_name}Tensor"
+    if isinstance(dtype, str):
+        name = dtype.removeprefix("torch.").removeprefix("tapegrad.").removesuffix("Tensor")
+        by_name = {d.type_name: d for d in _dtypes.ALL}
+        if name not in by_name:
+            raise ValueError(f"invalid type: '{dtype}'")
+        dtype = by_name[name]
     return self.to(dtype)
 
 

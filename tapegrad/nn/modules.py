@@ -226,7 +226,8 @@ class Module:
     def _named(self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool):
         """(dotted name, tensor) of each entry of ``registry`` here and, with ``recurse``, below."""
         seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        # (remove_duplicate=False: a module registered twice is walked twice too, as PyTorch's)
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for module_prefix, module in modules:
             for name, tensor in getattr(module, registry).items():
                 if tensor is None or (remove_duplicate and id(tensor) in seen):
@@ -1084,6 +1085,9 @@ class Flatten(Module):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return input.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Embedding(Module):
