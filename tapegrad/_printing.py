@@ -175,7 +175,7 @@ def tensor_repr(tensor) -> str:
         formatter = _Formatter(_summarized(values) if summarize else values)
         body = _nested(values, indent, summarize, formatter)
     if tensor._tape is not None:
-        suffixes.append(f"grad_fn=<{tensor.grad_fn.name()}>")
+        suffixes.append(f"grad_fn=<{type(tensor.grad_fn).__name__}>")  # (PyTorch's: the class, CopySlices)
     elif tensor._requires_grad:
         suffixes.append("requires_grad=True")
     return _add_suffixes(prefix + body, suffixes, indent)

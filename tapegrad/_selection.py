@@ -210,6 +210,10 @@ def _as_operand(value, result: np.dtype):
 # -- Tensor methods ------------------------------------------------------------------------
 
 
+# PyTorch's nodes for zero_, fill_ (of a number; of a tensor: FillBackward3) and copy_
+_OVERWRITE_NODES = {"Zero": "ZeroBackward0", "Fill": "FillBackward2", "Copy": "CopyBackwards"}
+
+
 def _overwrite(self, value, label: str) -> Tensor:
     """zero_/fill_/copy_. On a tensor of a graph, or from a tensor that requires grad, the new
     values are recorded (as where(everywhere, value, self)): gradients no longer reach the old
@@ -219,7 +223,8 @@ def _overwrite(self, value, label: str) -> Tensor:
         if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
             value = value.to(self.dtype)
         everywhere = _wrap(np.ones(self._data.shape, np.bool_))
-        return _record.in_place(self, lambda t: _filled(everywhere, value, t), label)
+        node = _OVERWRITE_NODES[label] if label != "Fill" or not isinstance(value, Tensor) else "FillBackward3"
+        return _record.in_place(self, lambda t: _record.name_node(_filled(everywhere, value, t), node), label)
     value = _dtypes.fill_value(value, self._data.dtype)  # -3 into uint8: 253, as PyTorch
     self._data[...] = value._data if isinstance(value, Tensor) else value
     _record._bump_version(self)

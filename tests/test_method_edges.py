@@ -39,3 +39,22 @@ def test_named_parameters_without_removing_a_module_registered_twice():
 def test_flatten_prints_its_dims():
     assert repr(tg.nn.Flatten()) == "Flatten(start_dim=1, end_dim=-1)"
 
+
+def test_overwrites_and_setitem_show_pytorch_s_nodes():
+    names = {}
+    for label, change in {
+        "zero_": lambda t: t.zero_(),
+        "fill_": lambda t: t.fill_(2.0),
+        "fill_ of a tensor": lambda t: t.fill_(tg.tensor(3.0)),
+        "copy_": lambda t: t.copy_(tg.ones(2)),
+    }.items():
+        names[label] = change(tg.ones(2, requires_grad=True) * 1).grad_fn.name()
+    assert names == {
+        "zero_": "ZeroBackward0",
+        "fill_": "FillBackward2",
+        "fill_ of a tensor": "FillBackward3",
+        "copy_": "torch::autograd::CopyBackwards",
+    }
+    x = tg.ones(3, requires_grad=True) * 1
+    x[0] = 5.0
+    assert repr(x) == "tensor([5., 1., 1.], grad_fn=<CopySlices>)"  # the class, as PyTorch prints it

@@ -56,7 +56,7 @@ class AccumulateGrad(Node):
 
 
 # Nodes PyTorch writes in C++, whose name() is their qualified C++ name (their repr is not).
-_CPP_NAMES = {name: f"torch::autograd::{name}" for name in ("AccumulateGrad", "CopySlices")}
+_CPP_NAMES = {name: f"torch::autograd::{name}" for name in ("AccumulateGrad", "CopySlices", "CopyBackwards")}
 
 
 _CLASSES = {op.grad_fn: type(op.grad_fn, (Node,), {"__slots__": ()}) for op in OPS if op.grad_fn}
