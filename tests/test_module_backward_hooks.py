@@ -84,3 +84,26 @@ def test_removed_hooks_run_no_more():
     layer(x).sum().backward()
     assert calls == [1]
     np.testing.assert_array_equal(x.grad.numpy(), 2 * np.array(W).sum(0, keepdims=True))
+
+
+def test_forward_hook_options_and_getters():
+    layer = _layer(tg)
+    order = []
+    layer.register_forward_hook(lambda m, a, o: order.append("first"))
+    layer.register_forward_hook(lambda m, a, o: order.append("prepended"), prepend=True)
+    layer.register_forward_pre_hook(lambda m, args, kwargs: ((args[0] * 2,), kwargs), with_kwargs=True)
+    layer.register_forward_hook(lambda m, args, kwargs, out: out + 1, with_kwargs=True)
+    out = layer(tg.ones(1, 3))
+    assert order == ["prepended", "first"]
+    np.testing.assert_allclose(out.detach().numpy(), [[13.0, 31.0]])  # W (2, 2, 2) + 1
+    failing = tg.nn.Linear(2, 2)
+    calls = []
+    failing.register_forward_hook(lambda m, a, o: calls.append(o), always_call=True)
+    with pytest.raises(RuntimeError):
+        failing(tg.ones(1, 3))  # the wrong width
+    assert calls == [None]
+    model = tg.nn.Sequential(tg.nn.Linear(2, 2), tg.nn.BatchNorm1d(2))
+    assert model.get_parameter("0.weight") is model[0].weight
+    assert model.get_buffer("1.running_mean") is model[1].running_mean
+    with pytest.raises(AttributeError, match="`running_mean` is not an nn.Parameter"):
+        model.get_parameter("1.running_mean")

@@ -121,20 +121,39 @@ class Module:
     _backward_hooks: OrderedDict = OrderedDict()
     _backward_pre_hooks: OrderedDict = OrderedDict()
 
+    _with_kwargs: frozenset = frozenset()  # ids of hooks registered with_kwargs (an instance's set once any is)
+    _always_called: frozenset = frozenset()  # ids of forward hooks registered always_call
+
     def __call__(self, *args, **kwargs):
         if not (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks):
             return self.forward(*args, **kwargs)  # the common call: no copies
-        for hook in list(self._forward_pre_hooks.values()):
-            changed = hook(self, args)
-            if changed is not None:
-                args = changed if isinstance(changed, tuple) else (changed,)
+        with_kwargs = self._with_kwargs
+        for key, hook in list(self._forward_pre_hooks.items()):
+            if key in with_kwargs:
+                changed = hook(self, args, kwargs)
+                if changed is not None:
+                    if not (isinstance(changed, tuple) and len(changed) == 2):
+                        raise RuntimeError(
+                            f"forward pre-hook must return None or a tuple of (new_args, new_kwargs), but got {changed}."
+                        )
+                    args, kwargs = changed
+            else:
+                changed = hook(self, args)
+                if changed is not None:
+                    args = changed if isinstance(changed, tuple) else (changed,)
         backward = None
         if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled():
             backward = BackwardHooks(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
             args = backward.wrap_inputs(args)
-        result = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            changed = hook(self, args, result)
+        try:
+            result = self.forward(*args, **kwargs)
+        except Exception:
+            for key, hook in list(self._forward_hooks.items()):  # always_call: PyTorch's, with no output
+                if key in self._always_called:
+                    hook(self, args, kwargs, None) if key in with_kwargs else hook(self, args, None)
+            raise
+        for key, hook in list(self._forward_hooks.items()):
+            changed = hook(self, args, kwargs, result) if key in with_kwargs else hook(self, args, result)
             if changed is not None:
                 result = changed
         return result if backward is None else backward.wrap_outputs(result)
@@ -192,13 +211,55 @@ class Module:
             module = module._modules[part]
         return module
 
-    def register_forward_hook(self, hook):
-        """``hook(module, args, output)`` after each call; a returned value replaces the output."""
-        return _HookHandle(self._forward_hooks, hook)
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at the dotted path ``target``; follows ``torch.nn.Module.get_parameter``
+        (its ``AttributeError`` for a missing name or one that is not a parameter)."""
+        return self._get_entry(target, "_parameters", "an nn.Parameter")
 
-    def register_forward_pre_hook(self, hook):
-        """``hook(module, args)`` before each call; a returned value replaces the arguments."""
-        return _HookHandle(self._forward_pre_hooks, hook)
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at the dotted path ``target``; follows ``torch.nn.Module.get_buffer``."""
+        return self._get_entry(target, "_buffers", "a buffer")
+
+    def _get_entry(self, target: str, registry: str, kind: str):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        if name not in getattr(module, registry):
+            raise AttributeError(f"`{name}` is not {kind}")
+        return getattr(module, registry)[name]
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):  # fmt: skip
+        """``hook(module, args, output)`` (``with_kwargs``: ``hook(module, args, kwargs,
+        output)``) after each call; a returned value replaces the output. ``prepend``: before
+        the hooks registered so far; ``always_call``: also when the forward raises (with output
+        None). Follows ``torch.nn.Module.register_forward_hook``."""
+        handle = self._hook(self._forward_hooks, hook, prepend, with_kwargs)
+        if always_call:
+            self._own_set("_always_called").add(handle.id)
+        return handle
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
+        """``hook(module, args)`` before each call, a returned value replacing the arguments;
+        ``with_kwargs``: ``hook(module, args, kwargs)``, returning None or ``(args, kwargs)``.
+        ``prepend``: before the hooks registered so far. Follows
+        ``torch.nn.Module.register_forward_pre_hook``."""
+        return self._hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def _hook(self, registry: OrderedDict, hook, prepend: bool, with_kwargs: bool) -> _HookHandle:
+        handle = _HookHandle(registry, hook)
+        if prepend:
+            registry.move_to_end(handle.id, last=False)
+        if with_kwargs:
+            self._own_set("_with_kwargs").add(handle.id)
+        return handle
+
+    def _own_set(self, name: str) -> set:
+        """This module's set ``name`` (the class's empty one until a hook needs it)."""
+        if name not in self.__dict__:
+            object.__setattr__(self, name, set())
+        return self.__dict__[name]
 
     def register_full_backward_hook(self, hook):
         """``hook(module, grad_input, grad_output)`` once the gradients with respect to the
