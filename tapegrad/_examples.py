@@ -388,6 +388,12 @@ CASES = [
     Case("take_along_dim", lambda x: library(x).take_along_dim(x, library(x).tensor([[0], [2]]), 1), ((2, 3),)),
     Case("rot90", lambda x: library(x).rot90(x, 1, (0, 1)) * library(x).arange(6.0).reshape(3, 2), ((2, 3),)),
     Case("kron", lambda a, b: library(a).kron(a, b), ((2, 2), (2, 3))),
+    # (reads-values: positions picked from the values, a replay at other values is refused)
+    Case("median", lambda x: x.median(), ((3, 3),), tags=("reads-values",)),
+    Case("median(dim)", lambda x: x.median(1).values * 2.0, ((3, 4),), tags=("reads-values",)),
+    Case("kthvalue", lambda x: x.kthvalue(2, 0, keepdim=True).values, ((3, 2),), tags=("reads-values",)),
+    Case("round(decimals)", lambda x: x.round(decimals=1) * x, ((2, 3),)),
+    Case("index_fill", lambda x: x.index_fill(1, library(x).tensor([0, 2]), -1.0) * x, ((2, 3),)),
     Case("lerp_", lambda a, b: (a * 1.0).lerp_(b, 0.3), ((2, 3), (2, 3))),
     Case("addcmul_", lambda a, b: (a * 1.0).addcmul_(a, b, value=2.0), ((2, 3), (2, 3))),
     Case("addcdiv_", lambda a, b: (a * 1.0).addcdiv_(a, b, value=-1.0), ((2, 3), (2, 3)), POSITIVE),

@@ -18,10 +18,11 @@ import numpy as np
 
 from . import _dtypes, return_types
 from ._composites import addcdiv, addcmul, addmm, lerp
+from ._indexing import gather
 from ._record import in_place, name_node
 from ._selection import where
 from ._views import stack
-from .tensor import Tensor, _normalize_dim, as_tensor, install
+from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install
 
 
 class memory_format:  # noqa: N801 - PyTorch's name
@@ -174,6 +175,103 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):  # noqa: A002
     return return_types.aminmax(input.amin(dim, keepdim=keepdim), input.amax(dim, keepdim=keepdim))
 
 
+# -- order statistics ----------------------------------------------------------------------------
+
+
+def _kth_positions(data: np.ndarray, dim: int, k: int, nan_first: bool) -> np.ndarray:
+    """The index along ``dim`` of each slice's ``k``-th smallest value (0-based; NaN counted as
+    the largest), kept as a dimension of 1; with ``nan_first``, a slice holding a NaN gives its
+    first NaN (median's: NaN propagates)."""
+    chosen = np.take(np.argsort(data, axis=dim, kind="stable"), [k], axis=dim).astype(np.int64)
+    if nan_first and data.dtype.kind == "f":
+        missing = np.isnan(data)
+        first = np.expand_dims(missing.argmax(axis=dim), dim)
+        chosen = np.where(missing.any(axis=dim, keepdims=True), first, chosen)
+    return chosen
+
+
+def _picked(input: Tensor, dim: int, k: int, keepdim: bool, nan_first: bool, name: str, result_type):  # noqa: A002
+    """(values, indices) of the ``k``-th smallest along ``dim``: the values gathered from the
+    input (its gradient goes to the element picked)."""
+    if input.dim() == 0:
+        return result_type(input.clone(), _wrap(np.zeros((), np.int64)))
+    dim = _normalize_dim(dim, input.dim())
+    if input.shape[dim] == 0:
+        raise IndexError(f"{name}(): Expected reduction dim {dim} to have non-zero size.")
+    guard_reads(f"{name}()", input)  # positions computed in numpy: a replay must read the same order
+    chosen = _kth_positions(input._data, dim, k, nan_first)
+    values = gather(input, dim, chosen)
+    indices = _wrap(chosen)
+    if not keepdim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return result_type(values, indices)
+
+
+def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
+    """The lower median (the ``(n - 1) // 2``-th smallest; NaN if any element is NaN): of all
+    elements, a 0-d tensor whose gradient is shared among the elements equal to it (PyTorch's
+    ``evenly_distribute_backward``); along ``dim``, ``(values, indices)``, the gradient to the
+    element picked. Follows ``torch.median``; raises ``IndexError`` for an empty ``dim``."""
+    if dim is not None:
+        dim_ = _normalize_dim(dim, max(input.dim(), 1))
+        extent = input.shape[dim_] if input.dim() else 1
+        return _picked(input, dim_, (extent - 1) // 2, keepdim, True, "median", return_types.median)
+    flat = input.reshape(-1)
+    if flat.numel() == 0:
+        return name_node(flat.sum() * float("nan"), "MedianBackward0")
+    guard_reads("median()", input)
+    position = _kth_positions(flat._data, 0, (flat.numel() - 1) // 2, True)  # (1,)
+    value = gather(flat, 0, position).reshape(())
+    chosen = value._data
+    ties = np.isnan(flat._data) if np.isnan(chosen) else flat._data == chosen
+    if ties.sum() > 1 and input.requires_grad:
+        # the value picked, with the gradient shared among its ties: a zero made of them
+        shared = where(_wrap(ties), flat, 0.0).sum()
+        value = value.detach() + (shared - shared.detach()) / float(ties.sum())
+    return name_node(value, "MedianBackward0")
+
+
+def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # noqa: A002
+    """``(values, indices)`` of the ``k``-th smallest element (1-based) along ``dim``, NaN the
+    largest; the gradient to the element picked. Follows ``torch.kthvalue``; raises PyTorch's
+    ``IndexError`` for ``k`` out of range."""
+    dim_ = _normalize_dim(dim, max(input.dim(), 1))
+    extent = input.shape[dim_] if input.dim() else 1
+    if not 1 <= k <= extent:
+        raise IndexError(f"kthvalue(): selected number k out of range for dimension {dim_}")
+    return _picked(input, dim_, k - 1, keepdim, False, "kthvalue", return_types.kthvalue)
+
+
+def _round(self, decimals: int = 0) -> Tensor:
+    """``round(x)`` half to even, or to ``decimals`` places (negative: tens, hundreds...),
+    computed as PyTorch's kernel, ``nearbyint(x * 10**decimals) / 10**decimals`` in the
+    tensor's dtype; its gradient is zero. Follows ``torch.round``."""
+    if decimals == 0 or not self.dtype.is_floating_point:
+        return _plain_round(self)
+    scale = 10.0 ** abs(decimals)
+    rounded = _plain_round(self * scale) / scale if decimals > 0 else _plain_round(self / scale) * scale
+    return name_node(rounded, "RoundBackward1")
+
+
+_plain_round = Tensor.round
+
+
+def index_fill(input: Tensor, dim: int, index, value) -> Tensor:  # noqa: A002
+    """A copy of ``input`` with the slices ``index`` along ``dim`` set to ``value`` (a number or
+    a 0-d tensor, whose gradient is the sum over the slices); follows ``torch.index_fill``."""
+    dim = _normalize_dim(dim, max(input.dim(), 1))
+    positions = np.asarray(index._data if isinstance(index, Tensor) else index, np.int64).reshape(-1)
+    mask = np.zeros(input.shape[dim] if input.dim() else 1, bool)
+    mask[positions] = True
+    shape = [1] * max(input.dim(), 1)
+    shape[dim] = mask.size
+    chosen = _wrap(np.broadcast_to(mask.reshape(shape), input.shape or (1,)).reshape(input.shape))
+    fill = value if isinstance(value, Tensor) else _wrap(np.asarray(value, input._data.dtype))
+    return name_node(
+        where(chosen, fill.to(input.dtype) if isinstance(value, Tensor) else fill, input), "IndexFillBackward0"
+    )
+
+
 # -- picks and arrangements --------------------------------------------------------------------
 
 
@@ -282,6 +380,13 @@ install(
         "count_nonzero": count_nonzero,
         "var_mean": var_mean,
         "aminmax": aminmax,
+        "median": median,
+        "kthvalue": kthvalue,
+        "round": _round,
+        "index_fill": index_fill,
+        "index_fill_": lambda self, dim, index, value: in_place(
+            self, lambda t: index_fill(t, dim, index, value), "IndexFill"
+        ),
         "take": take,
         "take_along_dim": take_along_dim,
         "rot90": rot90,

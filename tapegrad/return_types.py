@@ -21,3 +21,5 @@ min = _structseq("min", ("values", "indices"))  # noqa: A001
 sort = _structseq("sort", ("values", "indices"))
 topk = _structseq("topk", ("values", "indices"))
 aminmax = _structseq("aminmax", ("min", "max"))
+median = _structseq("median", ("values", "indices"))
+kthvalue = _structseq("kthvalue", ("values", "indices"))

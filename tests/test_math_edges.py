@@ -80,3 +80,25 @@ def test_arange_of_floats_is_fused():
     """start + step * i with one rounding, as PyTorch's kernel (numpy's gave -3.55e-14 here)."""
     assert tg.arange(-10, 1, 0.1)[100].item() == pytest.approx(5.551115123125783e-16, rel=1e-12)
     assert tg.arange(-10, 1, 0.1).shape == (110,)
+
+
+def test_median_shares_ties_and_propagates_nan():
+    y = tg.tensor([1.0, 2.0, 2.0, 3.0], requires_grad=True)
+    middle = y.median()  # the lower median, 2, held twice: PyTorch shares the gradient
+    middle.backward()
+    assert middle.item() == 2.0 and y.grad.tolist() == [0.0, 0.5, 0.5, 0.0]
+    x = tg.tensor([[3.0, 1.0, 2.0, 5.0], [4.0, math.nan, 0.0, 1.0]])
+    values, indices = x.median(1)
+    assert values.tolist()[0] == 2.0 and math.isnan(values.tolist()[1]) and indices.tolist() == [2, 1]
+    assert x.kthvalue(2, 1).indices.tolist() == [2, 3]
+    with pytest.raises(IndexError, match="kthvalue\\(\\): selected number k out of range"):
+        x.kthvalue(5, 1)
+
+
+def test_round_to_decimals_as_pytorch_s_kernel():
+    assert tg.tensor([1234.5, 1250.0]).round(decimals=-2).tolist() == [1200.0, 1200.0]  # half to even
+    assert tg.tensor([1.2345, -2.5, 2.5]).round(decimals=2).tolist() == [
+        np.float32(np.rint(np.float32(1.2345) * np.float32(100)) / np.float32(100)),
+        -2.5,
+        2.5,
+    ]
