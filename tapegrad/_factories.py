@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -308,7 +309,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     # PyTorch's kernel: start + step * i in double, fused (one rounding), then cast: -10 + 0.1 *
     # 100 is 5.55e-16, not 0 (numpy's), nor -3.55e-14 (numpy's arange). Long double holds the
     # fused product exactly enough.
-    index = np.arange(len(np.arange(start, end, step)), dtype=np.longdouble)
+    index = np.arange(max(0, math.ceil((end - start) / step)), dtype=np.longdouble)  # (numpy's count)
     fused = np.longdouble(start) + np.longdouble(step) * index
     return _finish(fused.astype(np.float64).astype(target), requires_grad)
 

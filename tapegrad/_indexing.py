@@ -412,7 +412,7 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
     source = as_tensor(source)
     index = index if isinstance(index, Tensor) else _wrap(np.asarray(index))
     if index._data.dtype.kind not in "iu":
-        kind = _dtypes.from_numpy_dtype(index._data.dtype).type_name.removeprefix("tapegrad.").title()
+        kind = _dtypes.from_numpy_dtype(index._data.dtype).type_name
         raise RuntimeError(f"index_add_(): Expected dtype int32/int64 for index but got: {kind}")
     if index._data.ndim > 1:
         raise IndexError(
@@ -430,9 +430,7 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
             f"for dim: {dim}"
         )
     if source._data.dtype != input._data.dtype:
-        have, want = (
-            _dtypes.from_numpy_dtype(x._data.dtype).type_name.removeprefix("tapegrad.").title() for x in (input, source)
-        )
+        have, want = (_dtypes.from_numpy_dtype(x._data.dtype).type_name for x in (input, source))
         raise RuntimeError(f"index_add_(): self ({have}) and source ({want}) must have the same scalar type")
     extent = (input._data.shape or (1,))[dim]
     bad = _first_outside(targets, extent)

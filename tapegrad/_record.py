@@ -1130,7 +1130,7 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
             _CHANGING_A_VIEW[0] -= 1
     if result is NotImplemented:
         return NotImplemented
-    if result._requires_grad and tensor._view_meta is not None and tensor._base is not None and _grad_state.enabled:
+    if result._requires_grad and tensor._base is not None and tensor._view_meta is not None and _grad_state.enabled:
         refuse_view_change(tensor)  # (an operand that requires grad: ``view.mul_(w)``)
     if result._data.shape != tensor._data.shape:
         raise RuntimeError(

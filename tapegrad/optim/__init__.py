@@ -516,6 +516,27 @@ def _decayed(group: dict, value: np.ndarray, grad: np.ndarray, decoupled: bool) 
     return grad + decay * value
 
 
+def _moments(state: dict, group: dict, value: np.ndarray, grad: np.ndarray, extra: tuple = ()) -> tuple:
+    """NAdam's and RAdam's shared start of a step: the state made on the first (``step``,
+    ``extra``'s ``(key, tensor)`` pairs, ``exp_avg``, ``exp_avg_sq``: PyTorch's order), the step counted, the weight decay applied (L2, or with
+    ``decoupled_weight_decay`` AdamW's), and both moments updated in place, as PyTorch's
+    (``exp_avg.lerp_``, ``exp_avg_sq.mul_(beta2).addcmul_``). Returns ``(step, grad, exp_avg,
+    exp_avg_sq)``."""
+    if "step" not in state:
+        state["step"] = _step_zero()
+        state.update(extra)
+        state["exp_avg"] = _zeros(value)
+        state["exp_avg_sq"] = _zeros(value)
+    step = _advance(state)
+    grad = _decayed(group, value, grad, group["decoupled_weight_decay"])
+    beta1, beta2 = group["betas"]
+    exp_avg, exp_avg_sq = _buffer(state, "exp_avg", value), _buffer(state, "exp_avg_sq", value)
+    _lerp_toward(exp_avg, grad, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    return step, grad, exp_avg, exp_avg_sq
+
+
 class Adamax(Optimizer):
     """Adamax, Adam with the infinity norm (with L2 ``weight_decay``); follows
     ``torch.optim.Adamax``. ``state[p]`` holds ``step`` (a 0-d float32 tensor), ``exp_avg`` and
@@ -587,23 +608,14 @@ class NAdam(Optimizer):
             (beta1, beta2), eps, lr = group["betas"], group["eps"], float(group["lr"])
             for parameter, value, grad in self._gradients(group):
                 state = self.state[parameter]
-                if not state:
-                    state["step"] = _step_zero()
-                    state["mu_product"] = _wrap(np.ones((), _scalar_dtype()))
-                    state["exp_avg"] = _zeros(value)
-                    state["exp_avg_sq"] = _zeros(value)
-                step = _advance(state)
-                grad = _decayed(group, value, grad, group["decoupled_weight_decay"])
-                exp_avg, exp_avg_sq = _buffer(state, "exp_avg", value), _buffer(state, "exp_avg_sq", value)
+                fresh = () if state else (("mu_product", _wrap(np.ones((), _scalar_dtype()))),)
+                step, grad, exp_avg, exp_avg_sq = _moments(state, group, value, grad, fresh)
                 decay = group["momentum_decay"]
                 mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * decay))
                 mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * decay))
                 product = state["mu_product"]._data
                 product *= mu  # (in the tensor's float32, as PyTorch's)
                 mu_product = float(product)
-                _lerp_toward(exp_avg, grad, 1 - beta1)
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * grad * grad
                 denom = np.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
                 value += ((-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom).astype(value.dtype, copy=False)
                 value += ((-lr * mu_next / (1.0 - mu_product * mu_next)) * exp_avg / denom).astype(
@@ -640,17 +652,7 @@ class RAdam(Optimizer):
         for group in self.param_groups:
             (beta1, beta2), eps, lr = group["betas"], group["eps"], float(group["lr"])
             for parameter, value, grad in self._gradients(group):
-                state = self.state[parameter]
-                if not state:
-                    state["step"] = _step_zero()
-                    state["exp_avg"] = _zeros(value)
-                    state["exp_avg_sq"] = _zeros(value)
-                step = _advance(state)
-                grad = _decayed(group, value, grad, group["decoupled_weight_decay"])
-                exp_avg, exp_avg_sq = _buffer(state, "exp_avg", value), _buffer(state, "exp_avg_sq", value)
-                _lerp_toward(exp_avg, grad, 1 - beta1)
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * grad * grad
+                step, grad, exp_avg, exp_avg_sq = _moments(self.state[parameter], group, value, grad)
                 correction1, correction2 = 1 - beta1**step, 1 - beta2**step
                 corrected = exp_avg / correction1
                 rho_inf = 2 / (1 - beta2) - 1
