@@ -1,7 +1,7 @@
 """``torch.linalg``: norms of vectors and matrices (built from tapegrad's ``norm``, ``abs``,
 ``sum``, ``amax``/``amin``, and numpy's SVD for the spectral and nuclear norms), ``vecdot``,
-``cross``, and ``solve``/``inv`` (``autograd.Function``s over numpy.linalg: first-order gradients;
-``create_graph`` does not pass through an ``autograd.Function`` yet)."""
+``cross``, and ``solve``/``inv`` (``autograd.Function``s over numpy.linalg whose backward is made
+of differentiable ops, so that ``create_graph`` passes through them)."""
 
 from __future__ import annotations
 
@@ -217,16 +217,18 @@ class _Solve(Function):
             X = np.linalg.solve(A._data, B._data)  # noqa: N806
         except np.linalg.LinAlgError:
             raise _singular(A._data, "linalg.solve") from None
-        ctx.save_for_backward(A)
-        result = X.astype(np.result_type(A._data, B._data))
-        ctx.solution = result.copy()  # the backward's X, not solved again (the output may change in place)
-        return _wrap(result)
+        # The solution is saved as the output it is (as PyTorch's node saves it): a change in
+        # place then fails the backward, and under create_graph it stands at its row, so the
+        # second derivative flows through it.
+        result = _wrap(X.astype(np.result_type(A._data, B._data)))
+        ctx.save_for_backward(A, result)
+        return result
 
     @staticmethod
     def backward(ctx, grad):
-        (A,) = ctx.saved_tensors  # noqa: N806
+        A, X = ctx.saved_tensors  # noqa: N806
         grad_B = _Solve.apply(A.mT, grad)  # noqa: N806
-        grad_A = -(grad_B @ _wrap(ctx.solution).mT) if ctx.needs_input_grad[0] else None  # noqa: N806
+        grad_A = -(grad_B @ X.mT) if ctx.needs_input_grad[0] else None  # noqa: N806
         return grad_A, grad_B
 
 
@@ -264,13 +266,14 @@ class _Inverse(Function):
             inverse = np.linalg.inv(A._data)
         except np.linalg.LinAlgError:
             raise _singular(A._data, "linalg.inv") from None
-        inverse = inverse.astype(A._data.dtype)
-        ctx.inverse = inverse.copy()  # for the backward, not inverted again (the output may change in place)
-        return _wrap(inverse)
+        inverse = _wrap(inverse.astype(A._data.dtype))
+        ctx.save_for_backward(inverse)  # the output itself, as in _Solve
+        return inverse
 
     @staticmethod
     def backward(ctx, grad):
-        inverse_T = _wrap(ctx.inverse).mT  # noqa: N806
+        (inverse,) = ctx.saved_tensors
+        inverse_T = inverse.mT  # noqa: N806
         return -(inverse_T @ grad @ inverse_T)
 
 

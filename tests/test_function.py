@@ -439,3 +439,147 @@ def test_an_unreachable_call_is_freed_without_the_garbage_collector():
         assert tape() is None
     finally:
         gc.enable()
+
+
+# -- create_graph through a Function ----------------------------------------------------------
+
+
+def _second_order(m):
+    """Second derivatives through Functions: saved inputs, saved outputs, two outputs, the
+    setup_context style, a broadcast gradient summed back, and a leaf used twice."""
+    f = _functions(m)
+
+    class Cube(m.autograd.Function):
+        @staticmethod
+        def forward(x):
+            return x**3
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 3 * x**2 * grad
+
+    class AddRow(m.autograd.Function):
+        """x + row: the row's gradient returned at x's shape, summed back by the engine."""
+
+        @staticmethod
+        def forward(ctx, x, row):
+            ctx.save_for_backward(x)
+            return x * x + row
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad, grad * 1.0
+
+    x = m.tensor([[0.3, -0.8, 1.1], [0.5, 0.2, -1.4]], dtype=m.float64, requires_grad=True)
+    w = m.tensor([1.5, -0.25, 0.7], dtype=m.float64, requires_grad=True)
+    product, difference = f.MulAndSub.apply(f.MyExp.apply(x * 0.5), w.sin())
+    loss = (product * difference).sum() + Cube.apply(x).sum() + (AddRow.apply(x, w) * x).sum()
+    gx, gw = m.autograd.grad(loss, (x, w), create_graph=True)
+    second = m.autograd.grad((gx * gx).sum() + (gw * gw.cos()).sum(), (x, w))
+    return [gx.tolist(), gw.tolist(), *(value.tolist() for value in second)]
+
+
+def test_create_graph_through_functions_gives_central_differences():
+    def first(values):  # the first derivatives' statistic, as a number, by central differences
+        x = tg.tensor(values[:6].reshape(2, 3), requires_grad=True)
+        w = tg.tensor(values[6:], requires_grad=True)
+        f = _functions(tg)
+        product, difference = f.MulAndSub.apply(f.MyExp.apply(x * 0.5), w.sin())
+        loss = (product * difference).sum() + (x**3).sum() + ((x * x + w) * x).sum()
+        gx, gw = tg.autograd.grad(loss, (x, w))
+        return float((gx * gx).sum() + (gw * gw.cos()).sum())
+
+    ours = _second_order(tg)
+    point = np.array([0.3, -0.8, 1.1, 0.5, 0.2, -1.4, 1.5, -0.25, 0.7])
+    eps = 1e-6
+    numeric = np.array(
+        [(first(point + eps * unit) - first(point - eps * unit)) / (2 * eps) for unit in np.eye(len(point))]
+    )
+    np.testing.assert_allclose(np.concatenate([np.ravel(ours[2]), ours[3]]), numeric, rtol=1e-6, atol=1e-6)
+
+
+def test_create_graph_through_functions_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    for ours, theirs in zip(_second_order(tg), _second_order(torch)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_create_graph_reads_a_saved_output_at_its_row():
+    # MyExp saves its output y: the second derivative of sum(exp(x)) is exp(x) only if the
+    # saved y differentiates back to x (a constant y gave 0, silently, before).
+    x = tg.tensor([0.0, 1.0], dtype=tg.float64, requires_grad=True)
+    (g,) = tg.autograd.grad(F.MyExp.apply(x).sum(), x, create_graph=True)
+    (h,) = tg.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(h.tolist(), np.exp([0.0, 1.0]), rtol=1e-15)
+
+
+def test_once_differentiable_refuses_a_second_derivative():
+    class Square(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        @tg.autograd.function.once_differentiable
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            assert not tg.is_grad_enabled()
+            return 2 * x * grad
+
+    x = tg.tensor([1.0, 3.0], requires_grad=True)
+    Square.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 6.0]
+    # As PyTorch's wrapper: a gradient argument without grad gives gradients without grad...
+    (g,) = tg.autograd.grad(Square.apply(x).sum(), x, create_graph=True)
+    assert not g.requires_grad and g.tolist() == [2.0, 6.0]
+    # ... one that requires grad, gradients whose own backward raises
+    (g,) = tg.autograd.grad((Square.apply(x) * x).sum(), x, create_graph=True)
+    assert g.requires_grad and g.tolist() == [3.0, 27.0]
+    with pytest.raises(RuntimeError, match="trying to differentiate twice a function that was marked with @once"):
+        g.sum().backward()
+
+
+def test_create_graph_without_retain_graph_frees_the_call():
+    x = tg.tensor([0.5, 1.5], requires_grad=True)
+    y = F.MyExp.apply(x).sum()
+    tg.autograd.grad(y, x, create_graph=True, retain_graph=False)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        tg.autograd.grad(y, x)
+
+
+def test_linalg_second_derivatives_through_inv_and_solve():
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    rhs = rng.standard_normal((3, 2))
+
+    def gradient(values, create_graph=False):
+        A = tg.tensor(values, requires_grad=True)  # noqa: N806
+        loss = (tg.linalg.inv(A) ** 2).sum() + (tg.linalg.solve(A, tg.tensor(rhs)) * A[:, :2]).sum()
+        return A, tg.autograd.grad(loss, A, create_graph=create_graph)[0]
+
+    A, g = gradient(start, create_graph=True)  # noqa: N806
+    (h,) = tg.autograd.grad((g * g).sum(), A)
+    eps = 1e-6
+    numeric = np.zeros((3, 3))
+    for index in np.ndindex(3, 3):
+        step = np.zeros((3, 3))
+        step[index] = eps
+        up, down = gradient(start + step)[1].numpy(), gradient(start - step)[1].numpy()
+        numeric[index] = ((up**2).sum() - (down**2).sum()) / (2 * eps)
+    np.testing.assert_allclose(h.numpy(), numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_an_output_of_inv_changed_in_place_fails_the_backward():
+    # The inverse is saved as the output itself, as PyTorch's node saves it.
+    A = tg.tensor([[2.0, 1.0], [1.0, 3.0]], requires_grad=True)  # noqa: N806
+    inverse = tg.linalg.inv(A)
+    inverse.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        inverse.sum().backward()

@@ -6,13 +6,21 @@ row to a ``FunctionCall`` holding the context and the rows of the inputs. The ji
 those rows gradient slots and otherwise skips them; the engine stops at the call's first output
 row, when all its outputs' gradients are complete, and calls ``FunctionCall.backward``, which runs
 the user's ``backward`` and checks what it returns the way PyTorch does.
+
+With ``create_graph=True`` the backward walk of ``higher_order`` calls ``FunctionCall.backward``
+with recorded gradients and grad mode on, as PyTorch does: what the user's ``backward`` computes
+with tapegrad ops is recorded, so it can be differentiated again. The saved inputs and outputs
+then come back standing at their rows of the tape (``FunctionCtx._sources``), so that a second
+derivative also flows through what ``backward`` read, not only through its gradient argument.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from .._grad_mode import is_grad_enabled, no_grad
+from .._grad_mode import enable_grad, is_grad_enabled, no_grad
 from .._grad_mode import state as _grad_state
 from .._ops import OPCODE
 from .._record import _input_row, _tape_for
@@ -30,6 +38,12 @@ class FunctionCtx:
         self.needs_input_grad = needs_input_grad
         self.materialize_grads = True
         self._saved = ()  # (tensor or None, its version counter, its version when saved)
+        # Which input or output of the call each saved tensor is (``("input", i)``, ``("output",
+        # j)`` or None): ``_record_call`` works it out from ``_saved_objects``, the tensors as
+        # passed, which it then drops (holding the outputs here would close a reference cycle).
+        self._saved_objects = ()
+        self._sources = ()
+        self._graph_saved = None  # the saved tensors at their rows, during a create_graph backward
         self._freed = False
         self._non_differentiable = ()
 
@@ -56,6 +70,7 @@ class FunctionCtx:
             is_leaf = tensor._tape is None and tensor._requires_grad
             saved.append((tensor if is_leaf else _alias(tensor), counter, counter[0]))
         self._saved = tuple(saved)
+        self._saved_objects = tensors
 
     @property
     def saved_tensors(self) -> tuple:
@@ -64,6 +79,8 @@ class FunctionCtx:
         for tensor, counter, version in self._saved:
             if counter is not None and counter[0] != version:
                 raise RuntimeError(_modified_message(tensor, counter, version))
+        if self._graph_saved is not None:
+            return self._graph_saved
         return tuple(tensor for tensor, _, _ in self._saved)
 
     def mark_non_differentiable(self, *tensors) -> None:
@@ -150,6 +167,7 @@ class Function:
             else:
                 output = cls.forward(ctx, *args, **kwargs)
         if not (is_grad_enabled() and any(ctx.needs_input_grad)):
+            ctx._saved_objects = ()
             return output
         is_tuple = isinstance(output, tuple)
         outputs = _record_call(cls, ctx, inputs, output if is_tuple else (output,))
@@ -157,10 +175,40 @@ class Function:
 
 
 def once_differentiable(backward):
-    """PyTorch's marker for a backward that cannot itself be differentiated. tapegrad always runs
-    ``backward`` with grad mode off (there is no ``create_graph`` through a Function yet), so the
-    marker has nothing to change."""
-    return backward
+    """PyTorch's marker for a ``backward`` that cannot itself be differentiated: it runs with grad
+    mode off, and under ``create_graph`` its gradients come out requiring grad through a node
+    whose own backward raises (PyTorch's ``DelayedError``), so that differentiating them again is
+    an error rather than a silently missing term."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        with no_grad():
+            outputs = backward(ctx, *grad_outputs)
+        if not is_grad_enabled() or not any(isinstance(g, Tensor) and g._requires_grad for g in grad_outputs):
+            return outputs
+        single = not isinstance(outputs, tuple)
+        outputs = (outputs,) if single else outputs
+        tensors = [output for output in outputs if isinstance(output, Tensor)]
+        if not tensors:
+            return outputs[0] if single else outputs
+        delayed = _DelayedError.apply(*[tensor.detach().requires_grad_() for tensor in tensors])
+        delayed = iter(delayed if isinstance(delayed, tuple) else (delayed,))
+        outputs = tuple(next(delayed) if isinstance(output, Tensor) else output for output in outputs)
+        return outputs[0] if single else outputs
+
+    return wrapper
+
+
+class _DelayedError(Function):
+    """The node ``once_differentiable`` puts after its gradients: differentiating through it raises."""
+
+    @staticmethod
+    def forward(ctx, *tensors):
+        return tuple(_alias(tensor) for tensor in tensors) if len(tensors) > 1 else _alias(tensors[0])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("trying to differentiate twice a function that was marked with @once_differentiable")
 
 
 def _refuse_inside_record(function: type) -> None:
@@ -194,10 +242,21 @@ def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple
         )
         output_specs.append((row, data.shape, data.dtype))
         recorded.append(_as_output(value, inputs, tape, row) if differentiable else value)
+    ctx._sources = tuple(_source(saved, inputs, outputs) for saved in ctx._saved_objects)
+    ctx._saved_objects = ()
     rows = [spec[0] for spec in output_specs if spec is not None and spec[0] >= 0]
     if rows:
         tape.functions[rows[0]] = FunctionCall(function, ctx, input_specs, tuple(output_specs))
     return tuple(recorded)
+
+
+def _source(saved, inputs: tuple, outputs: tuple):
+    """Which input or output of the call a saved tensor is, or None (an intermediate, a constant)."""
+    for kind, values in (("input", inputs), ("output", outputs)):
+        for index, value in enumerate(values):
+            if value is saved and saved is not None:
+                return kind, index
+    return None
 
 
 def _as_output(value: Tensor, inputs: tuple, tape: Tape, row: int) -> Tensor:
@@ -268,7 +327,31 @@ class FunctionCall:
             result = self.function.backward(self.ctx, *grad_outputs)
         if not retain_graph:
             self.ctx._free()
-        return self._input_gradients(result if isinstance(result, tuple) else (result,))
+        return [
+            (row, self._fitted(grad._data, shape, index))
+            for row, grad, shape, index in self._input_gradients(result if isinstance(result, tuple) else (result,))
+        ]
+
+    def recorded_backward(self, gradients: list, saved: tuple) -> list:
+        """The backward under ``create_graph``: ``gradients`` are tensors (None where none
+        arrived), ``saved`` the saved tensors standing at their rows, the user's ``backward`` runs
+        with grad mode on. Returns ``[(input row, gradient tensor in the input's shape and
+        dtype)]``, each as recorded as the ops that made it. The caller frees the context."""
+        grad_outputs = [
+            (self._grad_output(spec, None) if values is None else values) if spec is not None else None
+            for spec, values in zip(self.outputs, gradients)
+        ]
+        self.ctx._graph_saved = saved
+        try:
+            with enable_grad():
+                result = self.function.backward(self.ctx, *grad_outputs)
+        finally:
+            self.ctx._graph_saved = None
+        pairs = []
+        for row, grad, shape, index in self._input_gradients(result if isinstance(result, tuple) else (result,)):
+            grad = self._fitted(grad, shape, index)
+            pairs.append((row, grad))
+        return pairs
 
     def _grad_output(self, spec, values):
         if spec is None:  # PyTorch passes None for an output that is not a tensor
@@ -278,6 +361,8 @@ class FunctionCall:
         return _wrap(values)
 
     def _input_gradients(self, grads: tuple) -> list:
+        """What ``backward`` returned, checked as PyTorch checks it: ``[(input row, gradient,
+        the input's shape, its index among the tensor inputs)]`` for the inputs that need one."""
         expected = len(self.inputs)
         if len(grads) > expected and all(grad is None for grad in grads[expected:]):
             grads = grads[:expected]  # PyTorch accepts extra trailing Nones
@@ -299,17 +384,18 @@ class FunctionCall:
                 raise RuntimeError(f"expected Variable or None (got {_type_name(grad)})")
             row, shape = spec
             if grad is not None and row >= 0:
-                pairs.append((row, self._fitted(grad._data, shape, tensor_index)))
+                pairs.append((row, grad, shape, tensor_index))
             tensor_index += 1
         return pairs
 
-    def _fitted(self, values: np.ndarray, shape: tuple, index: int) -> np.ndarray:
-        """``values`` in the input's ``shape``: summed over broadcast dimensions if it was
-        broadcast from that shape (as PyTorch accepts), else PyTorch's error."""
-        if values.shape == shape:
+    def _fitted(self, values, shape: tuple, index: int):
+        """``values`` (an array, or a recorded tensor under ``create_graph``) in the input's
+        ``shape``: summed over broadcast dimensions if it was broadcast from that shape (as
+        PyTorch accepts), else PyTorch's error."""
+        if tuple(values.shape) == shape:
             return values
         try:
-            broadcastable = np.broadcast_shapes(shape, values.shape) == values.shape
+            broadcastable = np.broadcast_shapes(shape, tuple(values.shape)) == tuple(values.shape)
         except ValueError:
             broadcastable = False
         if not broadcastable:
@@ -317,10 +403,14 @@ class FunctionCall:
                 f"Function {self.name} returned an invalid gradient at index {index} - got {list(values.shape)} "
                 f"but expected shape compatible with {list(shape)}"
             )
-        leading = values.ndim - len(shape)
-        values = values.sum(axis=tuple(range(leading)))
+        leading = tuple(range(values.ndim - len(shape)))
+        recorded = isinstance(values, Tensor)
+        if leading:
+            values = values.sum(dim=leading) if recorded else values.sum(axis=leading)
         stretched = tuple(axis for axis, extent in enumerate(shape) if extent == 1 and values.shape[axis] != 1)
-        return values.sum(axis=stretched, keepdims=True)
+        if not stretched:
+            return values
+        return values.sum(dim=stretched, keepdim=True) if recorded else values.sum(axis=stretched, keepdims=True)
 
 
 def _type_name(value) -> str:

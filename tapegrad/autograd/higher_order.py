@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from .. import _indexing, _linalg, _record, _reductions, _selection, _views
+from .. import _dtypes, _indexing, _linalg, _record, _reductions, _selection, _views
 from .._grad_mode import enable_grad
 from .._grad_mode import state as _grad_state
 from .._kernels import expressions
@@ -132,6 +132,13 @@ class _Backward:
         self.before_hooks = _captured_before_hooks(tape, n_rows, collect, self.hooks)
         names = tape.node_names or {}
         self.first_order = {row: names[row] for row in names if row < n_rows and names[row] in FIRST_ORDER_ONLY}
+        # custom Functions: each output row -> its call; the gradients of a call's outputs, gathered
+        # until its lowest output row with one is reached; the contexts to free after the walk
+        self.calls = {
+            output: call for call in tape.functions.values() for output in call.output_rows if 0 <= output < n_rows
+        } if tape.functions else {}  # fmt: skip
+        self.call_gradients: dict = {}
+        self.called: list = []
         self.values: dict = {}  # row -> its value as a tensor
         self.arrays: dict = {}  # row -> its value as an array
         self.gradients: dict = {}  # row -> the sum of the gradients that reached it so far
@@ -176,6 +183,8 @@ class _Backward:
                 walked.append(row)
         if not retain:
             self._free(walked)
+            for call in self.called:
+                call.ctx._free()
         if self.collect is not None:
             for index, row in self.collected:
                 if row in finished:
@@ -198,6 +207,8 @@ class _Backward:
         op = OPS[int(self.rows[row, OPCODE]) & OPCODE_MASK]
         if op.rule in ("leaf", "constant"):
             return False
+        if row in self.calls:
+            return self._function(row, gradient)
         if row in self.first_order:
             raise NotImplementedError(
                 f"create_graph=True is not supported through {FIRST_ORDER_ONLY[self.first_order[row]]} yet: its "
@@ -218,6 +229,47 @@ class _Backward:
             if self.receives(source):
                 self._add(source, formula(view, gradient), op.rule)
         return True
+
+    def _function(self, row: int, gradient: Tensor) -> bool:
+        """A custom Function's output row: its gradient is kept until the call's lowest output
+        row with a gradient is reached (its outputs are adjacent rows, so all their gradients are
+        complete then), and the user's backward runs there, recorded (``FunctionCall.recorded_backward``)."""
+        call = self.calls[row]
+        gathered = self.call_gradients.setdefault(id(call), {})
+        gathered[row] = gradient
+        if any(0 <= other < row and other in self.gradients for other in call.output_rows):
+            return True
+        del self.call_gradients[id(call)]
+        gradients = [gathered.get(output) if output >= 0 else None for output in call.output_rows]
+        saved = tuple(self._saved_at(call, entry, source) for entry, source in zip(call.ctx._saved, call.ctx._sources))
+        self.called.append(call)
+        for source, input_gradient in outside_lock(call.recorded_backward, gradients, saved):
+            if self.receives(source):
+                if input_gradient._data.dtype != self.dtype(source):  # PyTorch casts to the input's dtype
+                    input_gradient = input_gradient.to(_dtypes.from_numpy_dtype(self.dtype(source)))
+                self._add(source, input_gradient, call.name)
+        return True
+
+    def _saved_at(self, call, entry: tuple, source) -> Tensor | None:
+        """A tensor the call saved, standing at its row when it is one of the call's inputs or
+        outputs (so that ops on it differentiate back through the graph), else as saved."""
+        tensor = entry[0]
+        if tensor is None or source is None:
+            return tensor
+        kind, index = source
+        row = (call.inputs if kind == "input" else call.outputs)[index][0]
+        if row < 0:
+            return tensor
+        value = self.values.get(row)
+        if value is None:
+            if self.is_leaf(row):
+                value = self.registered[row]
+            elif self.receives(row):
+                value = _recorded(tensor._data, self.tape, row)
+            else:
+                return tensor
+            self.values[row] = value
+        return value
 
     def _add(self, row: int, gradient: Tensor, rule: str = "seed") -> None:
         if tuple(gradient.shape) != self.shape(row) or gradient._data.dtype != self.dtype(row):
