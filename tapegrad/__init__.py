@@ -267,7 +267,12 @@ repeat = _module_function("repeat")
 relu_ = _module_function("relu_")
 sin_ = _module_function("sin_")
 inverse = _module_function("inverse")
-del _op
+for _name in ("det", "logdet", "slogdet", "cholesky", "cholesky_inverse", "pinverse", "matrix_exp"):
+    globals()[_name] = _module_function(_name)
+svd = linalg._torch_svd
+cholesky_solve = linalg.cholesky_solve
+matrix_power = linalg.matrix_power
+del _op, _name
 
 
 def get_default_dtype():

@@ -1,21 +1,34 @@
 """``torch.linalg``: norms of vectors and matrices (built from tapegrad's ``norm``, ``abs``,
 ``sum``, ``amax``/``amin``, and numpy's SVD for the spectral and nuclear norms), ``vecdot``,
-``cross``, and ``solve``/``inv`` (``autograd.Function``s over numpy.linalg whose backward is made
-of differentiable ops, so that ``create_graph`` passes through them)."""
+``cross``, and the LAPACK routines: ``solve``, ``inv``, ``cholesky``, ``solve_triangular``,
+``det``, ``slogdet``, ``eigh``, ``svd``, ``pinv``, ``lstsq``, ``matrix_exp`` and what is built on
+them (``autograd.Function``s of ``_decompositions.py`` over numpy and scipy, whose backward is
+made of differentiable ops, so that ``create_graph`` passes through them), with PyTorch's
+signatures, named tuples and errors."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _composites
+from . import _composites, return_types
+from ._decompositions import (
+    Cholesky,
+    CholeskySolve,
+    Det,
+    Eigh,
+    Inverse,
+    LinAlgError,
+    MatrixExp,
+    Pinv,
+    Slogdet,
+    Solve,
+    SolveTriangular,
+    Svd,
+    _check_square,
+    _first_zero_pivot,
+)
 from ._record import broadcast_shape, name_node
-from .autograd.function import Function
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
-
-
-class LinAlgError(RuntimeError):
-    """A linear-algebra routine failed on its input (a singular matrix); follows
-    ``torch.linalg.LinAlgError``."""
 
 
 def vector_norm(x: Tensor, ord: float = 2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002
@@ -169,69 +182,6 @@ def cross(input: Tensor, other: Tensor, *, dim: int = -1, out=None) -> Tensor:  
     return _composites._cross(input, as_tensor(other), dim)
 
 
-def _check_square(A: Tensor, name: str) -> None:  # noqa: N803
-    if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
-        if A.dim() < 2:
-            raise RuntimeError(f"{name}: The input tensor A must have at least 2 dimensions.")
-        raise RuntimeError(
-            f"{name}: A must be batches of square matrices, but they are {A.shape[-2]} by {A.shape[-1]} matrices"
-        )
-    if A._data.dtype.kind != "f":
-        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got {A.dtype.type_name}")
-
-
-def _first_zero_pivot(matrix: np.ndarray) -> int:
-    """LAPACK getrf's ``info``: the 1-based index of the first exactly zero pivot of the LU
-    factorisation with partial pivoting (0: none)."""
-    lu = matrix.astype(np.float64).copy()
-    n = lu.shape[0]
-    for k in range(n):
-        pivot = k + int(np.argmax(np.abs(lu[k:, k])))
-        lu[[k, pivot]] = lu[[pivot, k]]
-        if lu[k, k] == 0:
-            return k + 1
-        lu[k + 1 :, k] /= lu[k, k]
-        lu[k + 1 :, k + 1 :] -= np.outer(lu[k + 1 :, k], lu[k, k + 1 :])
-    return 0
-
-
-def _singular(A: np.ndarray, name: str) -> LinAlgError:  # noqa: N803
-    matrices = A.reshape(-1, *A.shape[-2:])
-    for index, matrix in enumerate(matrices):
-        info = _first_zero_pivot(matrix)
-        if info:
-            batch = f"(Batch element {index}): " if A.ndim > 2 else ""
-            if name == "linalg.inv":
-                return LinAlgError(
-                    f"{name}: {batch}The diagonal element {info} is zero, the inversion could not be completed "
-                    "because the input matrix is singular."
-                )
-            break
-    return LinAlgError(f"torch.{name}: The solver failed because the input matrix is singular.")
-
-
-class _Solve(Function):
-    @staticmethod
-    def forward(ctx, A, B):  # noqa: N803
-        try:
-            X = np.linalg.solve(A._data, B._data)  # noqa: N806
-        except np.linalg.LinAlgError:
-            raise _singular(A._data, "linalg.solve") from None
-        # The solution is saved as the output it is (as PyTorch's node saves it): a change in
-        # place then fails the backward, and under create_graph it stands at its row, so the
-        # second derivative flows through it.
-        result = _wrap(X.astype(np.result_type(A._data, B._data)))
-        ctx.save_for_backward(A, result)
-        return result
-
-    @staticmethod
-    def backward(ctx, grad):
-        A, X = ctx.saved_tensors  # noqa: N806
-        grad_B = _Solve.apply(A.mT, grad)  # noqa: N806
-        grad_A = -(grad_B @ X.mT) if ctx.needs_input_grad[0] else None  # noqa: N806
-        return grad_A, grad_B
-
-
 def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # noqa: N803
     """The ``X`` with ``A @ X = B`` (``left=False``: ``X @ A = B``), batched, ``B`` a vector or
     batch of vectors when it has one dimension fewer than ``A``; follows ``torch.linalg.solve``.
@@ -255,26 +205,8 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # no
         A = A.expand(*batch, *A.shape[-2:])  # noqa: N806
     if tuple(matrix_B.shape[:-2]) != batch:
         matrix_B = matrix_B.expand(*batch, *matrix_B.shape[-2:])  # noqa: N806
-    X = _Solve.apply(A, matrix_B)  # noqa: N806
+    X = Solve.apply(A, matrix_B)  # noqa: N806
     return X.squeeze(-1) if vector else X
-
-
-class _Inverse(Function):
-    @staticmethod
-    def forward(ctx, A):  # noqa: N803
-        try:
-            inverse = np.linalg.inv(A._data)
-        except np.linalg.LinAlgError:
-            raise _singular(A._data, "linalg.inv") from None
-        inverse = _wrap(inverse.astype(A._data.dtype))
-        ctx.save_for_backward(inverse)  # the output itself, as in _Solve
-        return inverse
-
-    @staticmethod
-    def backward(ctx, grad):
-        (inverse,) = ctx.saved_tensors
-        inverse_T = inverse.mT  # noqa: N806
-        return -(inverse_T @ grad @ inverse_T)
 
 
 def inv(A: Tensor, *, out=None) -> Tensor:  # noqa: N803
@@ -283,7 +215,7 @@ def inv(A: Tensor, *, out=None) -> Tensor:  # noqa: N803
     one. Differentiable: the gradient is ``-A^-T g A^-T``."""
     A = as_tensor(A)  # noqa: N806
     _check_square(A, "linalg.inv")
-    return _Inverse.apply(A)
+    return Inverse.apply(A)
 
 
 def _inverse(self, *, out=None) -> Tensor:
@@ -291,6 +223,332 @@ def _inverse(self, *, out=None) -> Tensor:
     return inv(self)
 
 
-install({"inverse": _inverse})
+LinAlgError.__module__ = __name__  # raised by the Functions of _decompositions, named as public here
 
-__all__ = ["LinAlgError", "cross", "inv", "matrix_norm", "norm", "solve", "vecdot", "vector_norm"]
+
+def _matrices(A, name: str, square: bool = True) -> Tensor:  # noqa: N803
+    """``A`` as a tensor of float matrices (square ones where ``square``), with PyTorch's errors."""
+    A = as_tensor(A)  # noqa: N806
+    if square:
+        _check_square(A, name)
+    elif A.dim() < 2:
+        raise RuntimeError(f"{name}: The input tensor A must have at least 2 dimensions.")
+    elif A._data.dtype.kind != "f":
+        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got {A.dtype.type_name}")
+    return A
+
+
+def cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:  # noqa: N803
+    """The Cholesky factor of symmetric positive-definite matrices ``A`` (..., n, n): ``L``
+    lower triangular with ``A = L L^T`` (``upper``: ``U = L^T``, ``A = U^T U``), read from
+    ``A``'s lower triangle; follows ``torch.linalg.cholesky``. Raises ``RuntimeError`` for
+    non-square or integer input and ``LinAlgError`` naming the first leading minor that is not
+    positive-definite. Differentiable (PyTorch's symmetrized gradient), to any order."""
+    L = Cholesky.apply(_matrices(A, "linalg.cholesky"))  # noqa: N806
+    return L.mT if upper else L
+
+
+def cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):  # noqa: N803
+    """``(L, info)`` as ``torch.linalg.cholesky_ex``: ``info`` (int32, per matrix) is the order
+    of the first leading minor that is not positive-definite (0: none), ``L`` then undefined
+    (here: zeros) unless ``check_errors``, which raises as ``cholesky`` does."""
+    A = _matrices(A, "linalg.cholesky")  # noqa: N806
+    try:
+        return return_types.linalg_cholesky_ex(cholesky(A, upper=upper), _wrap(np.zeros(A.shape[:-2], np.int32)))
+    except LinAlgError:
+        if check_errors:
+            raise
+    info = np.zeros(A.shape[:-2], np.int32).reshape(-1)
+    for index, matrix in enumerate(A._data.reshape(-1, *A.shape[-2:])):
+        for order in range(1, matrix.shape[-1] + 1):
+            if np.linalg.eigvalsh(matrix[:order, :order]).min() <= 0:
+                info[index] = order
+                break
+    return return_types.linalg_cholesky_ex(_wrap(np.zeros(A.shape, A._data.dtype)), _wrap(info.reshape(A.shape[:-2])))
+
+
+def _cholesky(self, upper: bool = False) -> Tensor:
+    """``torch.cholesky`` (deprecated in PyTorch for ``linalg.cholesky``): ``upper`` a flag."""
+    return cholesky(self, upper=upper)
+
+
+def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False, out=None) -> Tensor:  # noqa: N803
+    """The ``X`` with ``A @ X = B`` (``left=False``: ``X @ A = B``) for triangular ``A``
+    (..., n, n), upper or lower as ``upper`` says (the other triangle is not read; with
+    ``unitriangular`` neither is the diagonal, taken as ones), batch dimensions broadcast;
+    follows ``torch.linalg.solve_triangular``. Raises ``RuntimeError`` for incompatible
+    shapes (PyTorch's message). Differentiable in both (``A``'s gradient on its triangle)."""
+    A = _matrices(A, "linalg.solve_triangular")  # noqa: N806
+    B = as_tensor(B)  # noqa: N806
+    if B.dim() < 2 or (B.shape[-2] if left else B.shape[-1]) != A.shape[-1]:
+        rows, columns = (B.shape[-2], B.shape[-1]) if B.dim() >= 2 else (B.shape[0], 1)
+        equation = "AX = B" if left else "XA = B"
+        raise RuntimeError(
+            f"linalg.solve_triangular: Incompatible shapes of A and B for the equation {equation} "
+            f"({A.shape[-2]}x{A.shape[-1]} and {rows}x{columns})"
+        )
+    A, B = _broadcast_batches(A, B)  # noqa: N806
+    return SolveTriangular.apply(A, B, bool(upper), bool(left), bool(unitriangular))
+
+
+def _broadcast_batches(A: Tensor, B: Tensor) -> tuple:  # noqa: N803
+    batch = tuple(broadcast_shape(tuple(A.shape[:-2]), tuple(B.shape[:-2])))
+    if tuple(A.shape[:-2]) != batch:
+        A = A.expand(*batch, *A.shape[-2:])  # noqa: N806
+    if tuple(B.shape[:-2]) != batch:
+        B = B.expand(*batch, *B.shape[-2:])  # noqa: N806
+    return A, B
+
+
+def cholesky_solve(B: Tensor, L: Tensor, upper: bool = False, *, out=None) -> Tensor:  # noqa: N803
+    """``A^-1 B`` for ``A = L L^T`` given its Cholesky factor ``L`` (``upper``: ``A = U^T U``);
+    follows ``torch.cholesky_solve`` (and its gradient with respect to all of ``L``, not only
+    its triangle). Two triangular solves, differentiable in both."""
+    B, L = as_tensor(B), _matrices(L, "linalg.cholesky_solve")  # noqa: N806
+    if B.dim() < 2 or B.shape[-2] != L.shape[-1]:
+        raise RuntimeError(
+            f"Incompatible matrix sizes for cholesky_solve: each A matrix is {L.shape[-1]} by {L.shape[-1]} but each "
+            f"b matrix is {B.shape[-2] if B.dim() >= 2 else B.shape[0]} by {B.shape[-1] if B.dim() >= 2 else 1}"
+        )
+    B, L = _broadcast_batches(B, L)  # noqa: N806
+    return CholeskySolve.apply(B, L, bool(upper))
+
+
+def cholesky_inverse(L: Tensor, upper: bool = False, *, out=None) -> Tensor:  # noqa: N803
+    """``A^-1`` for ``A = L L^T`` given ``L``; follows ``torch.cholesky_inverse``."""
+    L = as_tensor(L)  # noqa: N806
+    return cholesky_solve(_wrap(np.eye(L.shape[-1], dtype=L._data.dtype)), L, upper)
+
+
+def det(A: Tensor, *, out=None) -> Tensor:  # noqa: N803
+    """The determinant of square matrices (..., n, n), shape (...); follows ``torch.linalg.det``.
+    Raises ``RuntimeError`` for non-square or integer input. Differentiable: ``g det(A) A^-T``,
+    the cofactors (from the SVD) where ``A`` is singular."""
+    return Det.apply(_matrices(A, "linalg.det"))
+
+
+def slogdet(A: Tensor, *, out=None):  # noqa: N803
+    """``(sign, logabsdet)`` of the determinants; follows ``torch.linalg.slogdet`` (the sign has
+    no gradient; ``logabsdet``'s is ``A^-T``, ``LinAlgError`` at a singular ``A``)."""
+    sign, logabsdet = Slogdet.apply(_matrices(A, "linalg.slogdet"))
+    return return_types.linalg_slogdet(sign, logabsdet)
+
+
+def _torch_slogdet(self) -> tuple:
+    """``torch.slogdet``: ``linalg.slogdet`` in PyTorch's older named tuple."""
+    sign, logabsdet = slogdet(self)
+    return return_types.slogdet(sign, logabsdet)
+
+
+def logdet(A: Tensor) -> Tensor:  # noqa: N803
+    """``log(det(A))``: NaN where the determinant is negative, -inf where it is 0; follows
+    ``torch.logdet`` (the gradient is ``A^-T``, as ``slogdet``'s)."""
+    sign, logabsdet = Slogdet.apply(_matrices(A, "linalg.slogdet"))
+    bad = _wrap(np.where(sign._data < 0, np.nan, 0.0).astype(logabsdet._data.dtype))
+    return logabsdet + bad
+
+
+def eigh(A: Tensor, UPLO: str = "L", *, out=None):  # noqa: N803
+    """Eigenvalues (ascending, (..., n)) and orthonormal eigenvectors (columns, (..., n, n)) of
+    symmetric matrices, read from the ``UPLO`` ("L" or "U") triangle; follows
+    ``torch.linalg.eigh``. Differentiable (the eigenvectors' gradient needs distinct
+    eigenvalues, as in PyTorch). Raises ``RuntimeError`` for non-square or integer input."""
+    A = _matrices(A, "linalg.eigh")  # noqa: N806
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    values, vectors = Eigh.apply(A, UPLO)
+    return return_types.linalg_eigh(values, vectors)
+
+
+def eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:  # noqa: N803
+    """The eigenvalues of ``eigh``, ascending; follows ``torch.linalg.eigvalsh``."""
+    return eigh(A, UPLO).eigenvalues
+
+
+def _finite(A: Tensor, name: str) -> Tensor:  # noqa: N803
+    if not np.isfinite(A._data).all():
+        raise LinAlgError(
+            f"{name}: The algorithm failed to converge because the input matrix contained non-finite values."
+        )
+    return A
+
+
+def svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):  # noqa: N803
+    """``(U, S, Vh)`` with ``A = U diag(S) Vh`` for matrices (..., m, n), ``S`` descending;
+    ``full_matrices=False``: ``U`` (..., m, k) and ``Vh`` (..., k, n), ``k = min(m, n)``;
+    follows ``torch.linalg.svd``. Differentiable (PyTorch's formula: the singular vectors'
+    gradient needs distinct singular values; with ``full_matrices`` only the first ``k``
+    columns of ``U`` and rows of ``Vh`` carry one). Raises ``LinAlgError`` for non-finite input."""
+    A = _finite(_matrices(A, "linalg.svd", square=False), "linalg.svd")  # noqa: N806
+    U, S, Vh = Svd.apply(A, bool(full_matrices))  # noqa: N806
+    return return_types.linalg_svd(U, S, Vh)
+
+
+def svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:  # noqa: N803
+    """The singular values, descending, (..., min(m, n)); follows ``torch.linalg.svdvals``."""
+    return svd(A, full_matrices=False).S
+
+
+def _torch_svd(self, some: bool = True, compute_uv: bool = True) -> tuple:
+    """``torch.svd``: ``(U, S, V)`` with ``V`` (not ``Vh``), reduced unless ``some=False``;
+    without ``compute_uv``, ``U`` and ``V`` are zeros."""
+    U, S, Vh = svd(self, full_matrices=not some)  # noqa: N806
+    if not compute_uv:
+        return return_types.svd(_wrap(np.zeros(U.shape, U._data.dtype)), S, _wrap(np.zeros(Vh.shape, Vh._data.dtype)))
+    return return_types.svd(U, S, Vh.mT)
+
+
+def pinv(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) -> Tensor:  # noqa: N803
+    """The Moore-Penrose pseudo-inverse (..., n, m) of matrices (..., m, n); singular values at
+    or below ``max(atol, rtol * largest)`` count as zero (``rtol`` defaults to ``eps *
+    max(m, n)`` when neither is given, else 0); follows ``torch.linalg.pinv``. Differentiable
+    where the rank does not change."""
+    A = _finite(_matrices(A, "linalg.pinv", square=False), "linalg.svd")  # noqa: N806
+    if rtol is None:
+        rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None else 0.0
+    return Pinv.apply(A, 0.0 if atol is None else float(atol), float(rtol))
+
+
+def _pinverse(self, rcond: float = 1e-15) -> Tensor:
+    """``torch.pinverse``: ``linalg.pinv`` with ``rtol=rcond``."""
+    return pinv(self, rtol=rcond)
+
+
+def lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):  # noqa: N803
+    """The least-squares solution ``X`` minimising ``|A X - B|`` (the minimum-norm one where
+    ``A`` lacks full rank), as ``torch.linalg.lstsq`` with its CPU default driver ("gelsy"):
+    ``(solution, residuals, rank, singular_values)`` with empty ``residuals`` and
+    ``singular_values``. ``B`` (..., m, k) or (m,). Differentiable through the pseudo-inverse."""
+    A, B = as_tensor(A), as_tensor(B)  # noqa: N806
+    _matrices(A, "torch.linalg.lstsq", square=False)
+    vector = B.dim() == 1
+    matrix_B = B.unsqueeze(-1) if vector else B  # noqa: N806
+    if matrix_B.shape[-2] != A.shape[-2]:
+        raise RuntimeError(
+            "torch.linalg.lstsq: input.size(-2) should match other.size(-2). "
+            f"Got input.size(-2) = {A.shape[-2]}, other.size(-2) = {matrix_B.shape[-2]}"
+        )
+    dtype = A._data.dtype
+    if rcond is None:
+        rcond = np.finfo(dtype).eps * max(A.shape[-2:])
+    solution = pinv(A, rtol=rcond) @ matrix_B
+    rank = np.linalg.matrix_rank(A._data, rtol=rcond) if A.numel() else np.zeros(A.shape[:-2], np.int64)
+    empty = _wrap(np.zeros((0,), dtype))
+    return return_types.linalg_lstsq(
+        solution.squeeze(-1) if vector else solution, empty, _wrap(np.asarray(rank, np.int64)), empty
+    )
+
+
+def matrix_exp(A: Tensor) -> Tensor:  # noqa: N803
+    """``exp(A)`` of square matrices (scipy's Padé approximation); follows
+    ``torch.linalg.matrix_exp``, differentiable to any order."""
+    return MatrixExp.apply(_matrices(A, "linalg.matrix_exp"))
+
+
+def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
+    """``A`` to the integer power ``n`` by repeated squaring (``n < 0``: of ``inv(A)``; ``n = 0``:
+    identities); follows ``torch.linalg.matrix_power``. Raises ``RuntimeError`` for non-square
+    input (PyTorch's message)."""
+    A = as_tensor(A)  # noqa: N806
+    if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
+        _check_square(A, "linalg.matrix_power")
+    if n == 0:
+        return _wrap(np.broadcast_to(np.eye(A.shape[-1], dtype=A._data.dtype), A.shape).copy())
+    base = inv(A) if n < 0 else A
+    result, power = None, abs(int(n))
+    while power:
+        if power & 1:
+            result = base if result is None else result @ base
+        power >>= 1
+        if power:
+            base = base @ base
+    return result
+
+
+def multi_dot(tensors, *, out=None) -> Tensor:
+    """The product of a list of matrices (the first may be a vector, read as a row; the last a
+    column), left to right; follows ``torch.linalg.multi_dot``. Raises ``RuntimeError`` for
+    fewer than 2 tensors."""
+    tensors = [as_tensor(tensor) for tensor in tensors]
+    if len(tensors) < 2:
+        raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")
+    result = tensors[0]
+    for tensor in tensors[1:]:
+        result = result @ tensor
+    return result
+
+
+def inv_ex(A: Tensor, *, check_errors: bool = False, out=None):  # noqa: N803
+    """``(inverse, info)`` as ``torch.linalg.inv_ex`` (``info`` 0, or the singular pivot's
+    index with a NaN-free undefined inverse, here zeros, unless ``check_errors``)."""
+    A = as_tensor(A)  # noqa: N806
+    try:
+        return return_types.linalg_inv_ex(inv(A), _wrap(np.zeros(A.shape[:-2], np.int32)))
+    except LinAlgError:
+        if check_errors:
+            raise
+    info = [_first_zero_pivot(matrix) for matrix in A._data.reshape(-1, *A.shape[-2:])]
+    return return_types.linalg_inv_ex(
+        _wrap(np.zeros(A.shape, A._data.dtype)), _wrap(np.asarray(info, np.int32).reshape(A.shape[:-2]))
+    )
+
+
+def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:  # noqa: N803
+    """``A.diagonal(offset, dim1, dim2)``, with ``torch.linalg.diagonal``'s defaults (the last two)."""
+    return as_tensor(A).diagonal(offset, dim1, dim2)
+
+
+def matrix_rank(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) -> Tensor:  # noqa: N803
+    """The number of singular values above ``max(atol, rtol * largest)`` (int64, no gradient);
+    follows ``torch.linalg.matrix_rank``."""
+    A = _matrices(A, "torch.linalg.matrix_rank", square=False)  # noqa: N806
+    values = np.linalg.svd(A._data, compute_uv=False)
+    if rtol is None:
+        rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None else 0.0
+    cutoff = np.maximum(0.0 if atol is None else atol, rtol * (values[..., :1] if values.shape[-1] else 0.0))
+    return _wrap((values > cutoff).sum(-1).astype(np.int64))
+
+
+install(
+    {
+        "inverse": _inverse,
+        "cholesky": _cholesky,
+        "cholesky_solve": lambda self, L, upper=False: cholesky_solve(self, L, upper),  # noqa: N803
+        "cholesky_inverse": lambda self, upper=False: cholesky_inverse(self, upper),
+        "det": lambda self: det(self),
+        "logdet": lambda self: logdet(self),
+        "slogdet": _torch_slogdet,
+        "svd": _torch_svd,
+        "pinverse": _pinverse,
+        "matrix_exp": lambda self: matrix_exp(self),
+        "matrix_power": lambda self, n: matrix_power(self, n),
+    }
+)
+
+__all__ = [
+    "LinAlgError",
+    "cholesky",
+    "cholesky_ex",
+    "cross",
+    "det",
+    "diagonal",
+    "eigh",
+    "eigvalsh",
+    "inv",
+    "inv_ex",
+    "lstsq",
+    "matrix_exp",
+    "matrix_norm",
+    "matrix_power",
+    "matrix_rank",
+    "multi_dot",
+    "norm",
+    "pinv",
+    "slogdet",
+    "solve",
+    "solve_triangular",
+    "svd",
+    "svdvals",
+    "vecdot",
+    "vector_norm",
+]

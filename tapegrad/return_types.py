@@ -1,5 +1,6 @@
 """``torch.return_types``: the named tuples ``max``, ``min``, ``sort`` and ``topk`` return along
-a dimension, printed as PyTorch prints them (with tapegrad's module name)."""
+a dimension, and those of the matrix decompositions (``linalg_svd``, ``linalg_eigh``...),
+printed as PyTorch prints them (with tapegrad's module name)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,12 @@ topk = _structseq("topk", ("values", "indices"))
 aminmax = _structseq("aminmax", ("min", "max"))
 median = _structseq("median", ("values", "indices"))
 kthvalue = _structseq("kthvalue", ("values", "indices"))
+slogdet = _structseq("slogdet", ("sign", "logabsdet"))
+linalg_slogdet = _structseq("linalg_slogdet", ("sign", "logabsdet"))
+linalg_eigh = _structseq("linalg_eigh", ("eigenvalues", "eigenvectors"))
+linalg_svd = _structseq("linalg_svd", ("U", "S", "Vh"))
+svd = _structseq("svd", ("U", "S", "V"))
+linalg_lstsq = _structseq("linalg_lstsq", ("solution", "residuals", "rank", "singular_values"))
+linalg_cholesky_ex = _structseq("linalg_cholesky_ex", ("L", "info"))
+linalg_inv_ex = _structseq("linalg_inv_ex", ("inverse", "info"))
+linalg_solve_ex = _structseq("linalg_solve_ex", ("result", "info"))

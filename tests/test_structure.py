@@ -121,7 +121,8 @@ LAYERS = {
         "optim.lr_scheduler",
         "optim.optimizer",
         "optim.lbfgs",
-        "linalg",  # torch.linalg: solve and inv are autograd.Functions
+        "_decompositions",  # torch.linalg's LAPACK routines as autograd.Functions
+        "linalg",  # torch.linalg: norms, and the decompositions' public functions
         "distributions",  # torch.distributions: compositions of recorded ops
         "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
         "utils",

@@ -1,0 +1,232 @@
+"""torch.linalg's decompositions and the functions built on them (``tapegrad/_decompositions.py``,
+``linalg.py``): values against numpy, first and second derivatives against central
+differences in float64, and everything against PyTorch where it is installed.
+
+Eigenvectors and singular vectors are defined up to sign (LAPACK builds differ in the signs they
+pick), so the losses read them only through sign-free combinations: ``V diag(d) V^T`` and
+``U diag(d) Vh``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+RNG = np.random.default_rng(11)
+
+
+def _spd(n: int, batch: tuple = ()) -> np.ndarray:
+    q = RNG.standard_normal((*batch, n, n))
+    return q @ np.swapaxes(q, -1, -2) + n * np.eye(n)
+
+
+def _eigh_invariant(m, a):
+    values, vectors = m.linalg.eigh(a)
+    weights = m.tensor(np.linspace(-1.0, 2.0, a.shape[-1]))
+    return values, (vectors * weights) @ vectors.mT
+
+
+def _svd_invariant(m, a):
+    U, S, Vh = m.linalg.svd(a, full_matrices=False)  # noqa: N806
+    weights = m.tensor(np.linspace(0.5, 2.0, S.shape[-1]))
+    return S, (U * weights) @ Vh
+
+
+CASES = {
+    "cholesky": (lambda m, a: m.linalg.cholesky(a), _spd(4)),
+    "cholesky upper, batched": (lambda m, a: m.linalg.cholesky(a, upper=True), _spd(3, (2,))),
+    "solve_triangular lower": (
+        lambda m, a, b: m.linalg.solve_triangular(a, b, upper=False),
+        np.tril(RNG.standard_normal((4, 4))) + 3 * np.eye(4),
+        RNG.standard_normal((4, 2)),
+    ),
+    "solve_triangular upper, right, unit": (
+        lambda m, a, b: m.linalg.solve_triangular(a, b, upper=True, left=False, unitriangular=True),
+        RNG.standard_normal((3, 3)),
+        RNG.standard_normal((2, 3)),
+    ),
+    "solve_triangular broadcast batch": (
+        lambda m, a, b: m.linalg.solve_triangular(a, b, upper=True),
+        np.triu(RNG.standard_normal((3, 3))) + 3 * np.eye(3),
+        RNG.standard_normal((2, 3, 1)),
+    ),
+    "cholesky_solve": (lambda m, b, c: m.cholesky_solve(b, c), RNG.standard_normal((3, 2)), np.linalg.cholesky(_spd(3))),
+    "cholesky_inverse upper": (lambda m, c: m.cholesky_inverse(c, upper=True), np.linalg.cholesky(_spd(3)).T),
+    "det": (lambda m, a: m.linalg.det(a), RNG.standard_normal((3, 3))),
+    "det batched": (lambda m, a: m.det(a), RNG.standard_normal((2, 3, 3))),
+    "slogdet": (lambda m, a: m.linalg.slogdet(a).logabsdet, RNG.standard_normal((3, 3))),
+    "logdet": (lambda m, a: m.logdet(a), _spd(3)),
+    "eigh": (_eigh_invariant, _spd(4)),
+    "eigh batched": (_eigh_invariant, _spd(3, (2,))),
+    "eigvalsh upper": (lambda m, a: m.linalg.eigvalsh(a, UPLO="U"), _spd(4)),
+    "svd square": (_svd_invariant, RNG.standard_normal((3, 3))),
+    "svd tall": (_svd_invariant, RNG.standard_normal((5, 3))),
+    "svd wide": (_svd_invariant, RNG.standard_normal((3, 5))),
+    "svdvals": (lambda m, a: m.linalg.svdvals(a), RNG.standard_normal((4, 3))),
+    "pinv tall": (lambda m, a: m.linalg.pinv(a), RNG.standard_normal((5, 3))),
+    "pinverse wide": (lambda m, a: m.pinverse(a), RNG.standard_normal((2, 4))),
+    "lstsq": (lambda m, a, b: m.linalg.lstsq(a, b).solution, RNG.standard_normal((6, 3)), RNG.standard_normal((6, 2))),
+    "matrix_exp": (lambda m, a: m.linalg.matrix_exp(a), 0.5 * RNG.standard_normal((3, 3))),
+    "matrix_power 3": (lambda m, a: m.linalg.matrix_power(a, 3), RNG.standard_normal((3, 3))),
+    "matrix_power -2": (lambda m, a: m.linalg.matrix_power(a, -2), RNG.standard_normal((3, 3)) + 3 * np.eye(3)),
+    "multi_dot": (
+        lambda m, a, b, c: m.linalg.multi_dot([a, b, c]),
+        RNG.standard_normal(3),
+        RNG.standard_normal((3, 4)),
+        RNG.standard_normal((4, 2)),
+    ),
+}
+
+
+def _loss(m, outputs):
+    """A weighted sum of every floating output, so that each element's gradient differs."""
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    total = 0.0
+    for output in outputs:
+        weights = np.cos(np.arange(output.numel()) + 0.3).reshape(tuple(output.shape))
+        total = total + (output * m.tensor(weights)).sum()
+    return total
+
+
+def _derivatives(m, case: str, arrays: list) -> list:
+    """Outputs, first derivatives and the second derivatives of sum(g^2) (create_graph)."""
+    function = CASES[case][0]
+    inputs = [m.tensor(array, requires_grad=True) for array in arrays]
+    outputs = function(m, *inputs)
+    grads = m.autograd.grad(_loss(m, outputs), inputs, create_graph=True)
+    second = m.autograd.grad(sum((grad * grad).sum() for grad in grads), inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    return [output.detach().numpy() for output in outputs] + [g.detach().numpy() for g in (*grads, *second)]
+
+
+# Functions of symmetric matrices read one triangle; PyTorch's gradient is the symmetric one,
+# whose pairs of entries are checked together: along the symmetric direction E_ij + E_ji.
+SYMMETRIC = {"cholesky", "cholesky upper, batched", "eigh", "eigh batched", "eigvalsh upper"}
+
+
+# cholesky_solve's gradient with respect to the factor is PyTorch's: as if all of it made
+# A = L L^T (its forward reads the triangle only). Central differences check it on that function.
+REFERENCES = {
+    "cholesky_solve": lambda m, b, c: m.linalg.solve(c @ c.mT, b),
+    "cholesky_inverse upper": lambda m, c: m.linalg.inv(c.mT @ c),
+}
+
+
+def _central(function, arrays: list, symmetric: bool = False, eps: float = 1e-6) -> list:
+    """Central differences of ``function(arrays) -> float`` with respect to each array (for
+    ``symmetric`` matrices, along E_ij + E_ji)."""
+    result = []
+    for index, array in enumerate(arrays):
+        gradient = np.zeros_like(array)
+        for position in np.ndindex(array.shape):
+            direction = np.zeros_like(array)
+            direction[position] = 1.0
+            if symmetric:
+                mirrored = (*position[:-2], position[-1], position[-2])
+                direction[mirrored] = 1.0
+            shifted = [a.copy() for a in arrays]
+            shifted[index] += eps * direction
+            up = function(shifted)
+            shifted[index] -= 2 * eps * direction
+            gradient[position] = (up - function(shifted)) / (2 * eps)
+        result.append(gradient)
+    return result
+
+
+def _along_symmetric_directions(gradient: np.ndarray) -> np.ndarray:
+    """What a gradient gives along E_ij + E_ji: G_ij + G_ji off the diagonal, G_ii on it."""
+    n = gradient.shape[-1]
+    return gradient + np.swapaxes(gradient, -1, -2) - gradient * np.eye(n)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_first_and_second_derivatives_are_central_differences(case):
+    arrays = CASES[case][1:]
+    function = REFERENCES.get(case, CASES[case][0])
+
+    def loss(values):
+        return float(_loss(tg, function(tg, *[tg.tensor(v) for v in values])))
+
+    def gradient_statistic(values):
+        inputs = [tg.tensor(v, requires_grad=True) for v in values]
+        grads = tg.autograd.grad(_loss(tg, function(tg, *inputs)), inputs)
+        return float(sum((grad * grad).sum() for grad in grads))
+
+    ours = _derivatives(tg, case, arrays)
+    count = len(arrays)
+    first, second = ours[-2 * count : -count], ours[-count:]
+    symmetric = case in SYMMETRIC
+    if symmetric:
+        first, second = [_along_symmetric_directions(g) for g in first], [_along_symmetric_directions(g) for g in second]
+    for got, want in zip(first, _central(loss, arrays, symmetric)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    for got, want in zip(second, _central(gradient_statistic, arrays, symmetric)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_values_and_derivatives_match_pytorch(case):
+    torch = pytest.importorskip("torch")
+    arrays = CASES[case][1:]
+    for ours, theirs in zip(_derivatives(tg, case, arrays), _derivatives(torch, case, arrays)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-11)
+
+
+def test_float32_stays_float32():
+    a = tg.tensor(_spd(3), dtype=tg.float32, requires_grad=True)
+    outputs = [tg.linalg.cholesky(a), tg.linalg.det(a), tg.linalg.eigh(a).eigenvalues, tg.linalg.svd(a).S, tg.linalg.pinv(a)]
+    assert {output.dtype for output in outputs} == {tg.float32}
+    sum(output.sum() for output in outputs).backward()
+    assert a.grad.dtype == tg.float32
+
+
+def test_det_of_a_singular_matrix_has_the_cofactors_as_gradient():
+    a = tg.tensor([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]], dtype=tg.float64, requires_grad=True)
+    tg.linalg.det(a).backward()
+    data = a.detach().numpy()
+    cofactors = np.array(
+        [[(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(data, i, 0), j, 1)) for j in range(3)] for i in range(3)]
+    )
+    np.testing.assert_allclose(a.grad.numpy(), cofactors, atol=1e-12)
+
+
+def test_return_types_and_torch_names():
+    a = tg.tensor(_spd(3))
+    assert tg.linalg.eigh(a)._fields == ("eigenvalues", "eigenvectors")
+    assert tg.linalg.svd(a)._fields == ("U", "S", "Vh")
+    assert tg.svd(a)._fields == ("U", "S", "V")
+    np.testing.assert_allclose((tg.svd(a).V @ tg.linalg.svd(a).Vh).numpy(), np.eye(3), atol=1e-12)
+    assert tg.linalg.slogdet(a)._fields == ("sign", "logabsdet")
+    solution = tg.linalg.lstsq(a, a)
+    assert solution._fields == ("solution", "residuals", "rank", "singular_values")
+    assert int(solution.rank) == 3 and solution.rank.dtype == tg.int64
+    assert tg.linalg.cholesky_ex(a).info.dtype == tg.int32
+    assert int(tg.linalg.matrix_rank(tg.ones(3, 3))) == 1
+    np.testing.assert_allclose(a.det().item(), np.linalg.det(a.numpy()))
+
+
+def test_errors_are_pytorchs():
+    with pytest.raises(tg.linalg.LinAlgError, match=r"the leading minor of order 2 is not positive-definite"):
+        tg.linalg.cholesky(tg.tensor([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(tg.linalg.LinAlgError, match=r"\(Batch element 1\): The factorization could not be completed"):
+        tg.linalg.cholesky(tg.stack([tg.eye(2), tg.tensor([[1.0, 2.0], [2.0, 1.0]])]))
+    assert tg.linalg.cholesky_ex(tg.tensor([[1.0, 2.0], [2.0, 1.0]])).info.item() == 2
+    with pytest.raises(RuntimeError, match="A must be batches of square matrices, but they are 2 by 3 matrices"):
+        tg.linalg.det(tg.ones(2, 3))
+    with pytest.raises(RuntimeError, match=r"Incompatible shapes of A and B for the equation AX = B \(2x2 and 3x1\)"):
+        tg.linalg.solve_triangular(tg.eye(2), tg.ones(3, 1), upper=True)
+    with pytest.raises(RuntimeError, match="Expected a floating point or complex tensor as input. Got Long"):
+        tg.linalg.det(tg.ones(3, 3, dtype=tg.int64))
+    with pytest.raises(RuntimeError, match="expected at least 2 tensors but got 1"):
+        tg.linalg.multi_dot([tg.ones(2, 2)])
+    with pytest.raises(tg.linalg.LinAlgError, match="non-finite values"):
+        tg.linalg.svd(tg.tensor([[float("nan"), 1.0], [1.0, 1.0]]))
+
+
+def test_an_output_changed_in_place_fails_the_backward():
+    a = tg.tensor(_spd(3), requires_grad=True)
+    factor = tg.linalg.cholesky(a)
+    factor.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        factor.sum().backward()
