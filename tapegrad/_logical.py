@@ -126,13 +126,23 @@ def _trunc_divide(a, b, result: np.dtype):
 
 
 def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
-    """The rounded quotient or the remainder of floats, of table ops: ``floor(a / b)`` or
-    ``trunc(a / b)``, then the remainder ``a - b * q`` computed exactly (``_exact_remainder``),
-    which tells where the rounded ``a / b`` crossed an integer the true quotient had not
-    reached (``1.0 // 0.1`` is 9, not floor(10.0)): there the quotient steps back and the
-    remainder takes ``b`` back, as PyTorch's ``fmod``-based kernels give them (bit for bit in
-    float64; in float32, not where the quotient passes 2**24, which float32 cannot count).
-    ``div(rounding_mode="trunc")`` is PyTorch's ``trunc(a / b)`` as it comes."""
+    """The rounded quotient or the remainder of floats, of table ops, as PyTorch's
+    ``fmod``-based kernels give them:
+
+    - ``remainder``/``fmod``: the exact remainder (C's ``fmod`` is exact), in float64 whatever
+      the dtype (a float32 remainder is a float32 number): ``a - b * q`` for the integer
+      ``q = floor(a / b)`` (``trunc``), computed without rounding (``_exact_remainder``), twice:
+      the rounded quotient is off by up to its ulp, whose multiple of ``b`` the second round
+      takes away. Exact while the quotient is below 2**106 (float32's 1e30 % 7 included); then,
+      where the remainder has the wrong sign (the quotient overshot), ``b`` is added back.
+    - ``floor_divide``: ``floor(a / b)``, one less where the rounded quotient crossed an integer
+      the true one had not reached (``1.0 // 0.1`` is 9, not 10: bit for bit in float64; in
+      float32, not beyond 2**24, which float32 cannot count).
+    - ``div(rounding_mode="trunc")``: PyTorch's ``trunc(a / b)`` as it comes.
+
+    An infinite ``b`` leaves a finite ``a`` (``remainder``: ``b`` where the signs differ; the
+    quotient 0 or -1); an infinite ``a`` gives NaN. The gradient is that of ``a - b * q``:
+    1 for ``a``, ``-q`` for ``b``."""
     a = a.to(_dtypes.from_numpy_dtype(result)) if isinstance(a, Tensor) and a._data.dtype != result else a
     b = b.to(_dtypes.from_numpy_dtype(result)) if isinstance(b, Tensor) and b._data.dtype != result else b
     if not isinstance(a, Tensor):  # a number (``7.0 % t``): the quotient's operators are the tensor's
@@ -141,18 +151,33 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
     if not isinstance(b, Tensor):
         b = _wrap(np.asarray(b, result))
     floor = name in ("floor_divide", "remainder")
-    quotient = (a / b).floor() if floor else trunc(a / b)
+
+    def rounded(quotient):
+        return quotient.floor() if floor else trunc(quotient)
+
     if name == "trunc_divide":  # PyTorch's is trunc(a / b) as it comes
-        return name_node(quotient, node)
-    remainder = _exact_remainder(a, b, quotient, result)
+        return name_node(rounded(a / b), node)
+    wide = result != np.float64
+    a64, b64 = (a.double(), b.double()) if wide else (a, b)
+    quotient = rounded(a64 / b64)
+    remainder = _exact_remainder(a64, b64, quotient, np.dtype(np.float64))
+    if name != "floor_divide":
+        remainder = _exact_remainder(remainder, b64, rounded(remainder / b64), np.dtype(np.float64))
     # The true remainder has the sign of b (floor) or of a (trunc) unless the quotient overshot
-    sign_of = b if floor else a
+    sign_of = b64 if floor else a64
     overshot = (remainder != 0) & ((remainder < 0) != (sign_of < 0))
+    infinite_b = b64.abs() == np.inf
+    differs = (a64 != 0) & ((a64 < 0) != (b64 < 0))  # the signs, where b is infinite
     if name == "floor_divide":
         out = _where(overshot, quotient - 1.0, quotient)
+        out = _where(infinite_b, _where(differs, -1.0, 0.0), out)
+        out = out.to(_dtypes.from_numpy_dtype(result)) if wide else out
+        out = _where(a.abs() == np.inf, np.nan, out)
     else:
-        back = b if floor else _where((a < 0) == (b < 0), b, -b)
+        back = b64 if floor else _where((a64 < 0) == (b64 < 0), b64, -b64)
         out = _where(overshot, remainder + back, remainder)
+        out = _where(infinite_b, _where(differs, b64, a64) if floor else a64, out)
+        out = out.to(_dtypes.from_numpy_dtype(result)) if wide else out
     return name_node(out, node)
 
 

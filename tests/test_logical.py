@@ -149,3 +149,39 @@ def test_comparison_with_none_or_a_list_is_python_s():
     with pytest.raises(TypeError):
         t < None  # noqa: B015
     assert (t == 1).tolist() == [True, False]
+
+
+LARGE_AND_INFINITE = (
+    [1e10, -1e10, 2.0**40, 1e30, 3e38, 1.0, 5.0, -5.0, 0.0, np.inf, -np.inf, 7.5],
+    [3.0, 3.0, 1.5, 7.0, 0.5, 1e-30, np.inf, np.inf, -np.inf, -4.0, 3.0, -np.inf],
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_remainders_of_large_quotients_and_infinities_are_exact(dtype):
+    """C's fmod is exact; the remainder of a quotient beyond float32's or float64's integers
+    (1e10 % 3 in float32, 2**60 % 3) took one rounding too many (256 for 1), an infinite
+    divisor gave NaN. numpy's fmod and remainder are the exact references, as PyTorch's."""
+    a, b = (np.array(values, dtype) for values in LARGE_AND_INFINITE)
+    x, y = tg.tensor(a, requires_grad=True), tg.tensor(b, requires_grad=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.testing.assert_array_equal((x % y).detach().numpy(), np.remainder(a, b))
+        np.testing.assert_array_equal(tg.fmod(x, y).detach().numpy(), np.fmod(a, b))
+        floors = np.floor_divide(a[5:], b[5:])  # (numpy's own beyond float32's integers differs)
+        np.testing.assert_array_equal((x // y).detach().numpy()[5:], floors)
+    assert (tg.tensor([2.0**60], dtype=tg.float64) % 3.0).item() == 1.0
+    # Replayed at other inputs too (the remainders are table ops, not numpy's)
+    tape = tg.record(lambda u, v: u % v, np.ones(len(a), dtype), np.ones(len(a), dtype))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(tape(a, b).numpy(), np.remainder(a, b))
+
+
+def test_large_remainders_match_pytorch():
+    torch = pytest.importorskip("torch")
+    for dtype in ("float32", "float64"):
+        results = []
+        for m in (tg, torch):
+            a, b = (m.tensor(values, dtype=getattr(m, dtype)) for values in LARGE_AND_INFINITE)
+            results.append([(a % b).numpy(), m.fmod(a, b).numpy(), (a // b).numpy()[5:]])
+        for ours, theirs in zip(*results):
+            np.testing.assert_array_equal(ours, theirs)
