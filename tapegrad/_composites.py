@@ -18,7 +18,7 @@ from ._grad_mode import no_grad
 from ._grad_mode import state as _grad_state
 from ._indexing import gather, index_select, repeat, scatter
 from ._record import _bump_version, _check_in_place, broadcast_shape, name_node
-from ._selection import where
+from ._selection import _result_type, where
 from ._tape import exclusive
 from ._views import cat, expand, permute, reshape, stack, transpose
 from ._views import diagonal as _diagonal
@@ -715,8 +715,8 @@ def atan2(input, other) -> Tensor:  # noqa: A002
     to an ulp of PyTorch's, with its signed zeros and infinities, and a zero gradient at the
     origin, as its."""
     y, x = as_tensor(input), as_tensor(other)
-    floating = [t.dtype for t in (y, x) if t.dtype.is_floating_point]
-    dtype = promote_types(*floating) if len(floating) == 2 else floating[0] if floating else _dtypes.DEFAULT_FLOAT
+    result = _dtypes.from_numpy_dtype(_result_type(y, x))  # a 0-d float64 other leaves float32 as it is
+    dtype = result if result.is_floating_point else _dtypes.DEFAULT_FLOAT
     y, x = y.to(dtype), x.to(dtype)
     x_major = x.abs() >= y.abs()
     larger, smaller = where(x_major, x, y), where(x_major, y, x)

@@ -20,7 +20,7 @@ from . import _dtypes, return_types
 from ._composites import addcdiv, addcmul, addmm, lerp
 from ._indexing import gather
 from ._record import in_place, name_node
-from ._selection import where
+from ._selection import _result_type, where
 from ._views import stack
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install
 
@@ -60,7 +60,11 @@ def logit(input: Tensor, eps=None) -> Tensor:  # noqa: A002
 def xlogy(input, other) -> Tensor:  # noqa: A002
     """``input * log(other)``, 0 where ``input`` is 0 (NaN where ``other`` is), broadcast;
     follows ``torch.xlogy``."""
-    x, y = as_tensor(input), as_tensor(other)
+    result = _result_type(input, other)  # PyTorch's promotion (numbers, 0-d tensors), then a float
+    dtype = _dtypes.from_numpy_dtype(result) if result.kind == "f" else _dtypes.DEFAULT_FLOAT
+    x, y = (
+        value.to(dtype) if isinstance(value, Tensor) else _wrap(np.asarray(value, dtype.numpy)) for value in (input, other)
+    )
     product = x * y.log()
     return name_node(where((x == 0) & ~y.isnan(), 0.0, product), "XlogyBackward0")
 
@@ -108,6 +112,8 @@ def frac(input: Tensor) -> Tensor:  # noqa: A002
 def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:  # noqa: A002
     """Running products along ``dim``; follows ``torch.cumprod`` (its gradient is exact with
     zeros in the input: the products are made one step at a time, each a recorded product)."""
+    if dtype is None and input._data.dtype.kind in "biu":
+        dtype = _dtypes.int64  # PyTorch's integral running products are int64
     x = input if dtype is None else input.to(dtype)
     if x.dim() == 0:
         return x.clone()

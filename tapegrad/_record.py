@@ -1462,7 +1462,19 @@ def _with_alpha(dunder, name: str):
     alpha keyword-only, as there). Without alpha, the operator's own path."""
 
     def method(self, other, *, alpha=1):
-        return dunder(self, other if alpha == 1 else other * alpha)
+        if alpha == 1:
+            return dunder(self, other)
+        scaled = other * alpha
+        if isinstance(other, Tensor) and other._data.dtype.kind in "biu":
+            # alpha is converted to the operands' result type, as PyTorch's: bool + 2 * bool is
+            # a bool, int32 + 2 * bool an int32 (7 from 5)
+            result = _dtypes.result_type(
+                _dtypes.from_numpy_dtype(self._data.dtype), self._data.ndim,
+                _dtypes.from_numpy_dtype(other._data.dtype), other._data.ndim,
+            )  # fmt: skip
+            if result.category != _dtypes.FLOATING and scaled._data.dtype != result.numpy:
+                scaled = scaled.to(result)
+        return dunder(self, scaled)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"Follows ``torch.Tensor.{name}``: ``self {'+' if name == 'add' else '-'} alpha * other``."

@@ -34,6 +34,8 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A001, A002
     broadcast with ``input``; follows ``torch.clamp``."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    # numpy scalars are numbers to PyTorch (np.float64(0.5) keeps a float32 tensor float32)
+    min, max = (bound.item() if isinstance(bound, np.generic) else bound for bound in (min, max))  # noqa: A001
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         return _record.name_node(_clamp_tensors(input, min, max), "ClampBackward0")
     if max is None:

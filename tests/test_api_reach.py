@@ -1063,3 +1063,39 @@ def test_errors_a_newcomer_found_differing_now_match_pytorch(name):
     with pytest.raises(Exception) as ours:
         NEWCOMER_ERRORS[name](tg)
     assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
+PROMOTION_CALLS = {  # result dtypes a promotion review found differing from PyTorch (values too)
+    "atan2 with a 0-d float64": lambda m: [
+        m.atan2(m.tensor([1.5, -2.0]), m.tensor(1.0, dtype=m.float64)),
+        m.atan2(m.tensor(1.0, dtype=m.float64), m.tensor([1.5, -2.0])),
+    ],
+    "xlogy of a 0-d float64 and ints": lambda m: m.xlogy(m.tensor(2.0, dtype=m.float64), m.tensor([3, 4])),
+    "xlogy by a number": lambda m: [m.xlogy(m.tensor([2.0, 0.0]), 3), m.xlogy(2.0, m.tensor([3.0]))],
+    "clamp by numpy scalars": lambda m: [
+        m.tensor([1.5, -2.0]).clamp(min=np.float64(0.5)),
+        m.tensor([1, 5]).clamp(np.int64(2)),
+        m.tensor([1, 5]).clamp(np.int64(2), np.int64(4)),
+        m.nn.functional.normalize(m.tensor([3.0, 4.0]), dim=0, eps=np.float64(1e-12)),
+        m.nn.functional.hardtanh(m.tensor([1.5, -2.0]), np.float64(-1), np.float64(1)),
+    ],
+    "hardtanh and relu6 of ints": lambda m: [
+        m.nn.functional.hardtanh(m.tensor([5, -7, 0], dtype=m.int32)),
+        m.nn.functional.relu6(m.tensor([5, -7, 0])),
+    ],
+    "cumprod of bools and int32": lambda m: [
+        m.tensor([True, False, True]).cumprod(0),
+        m.tensor([70000, 70000], dtype=m.int32).cumprod(0),
+    ],
+    "add and sub with alpha of bools": lambda m: [
+        m.add(m.tensor([True, False]), m.tensor([True, False]), alpha=2),
+        m.add(m.tensor([5, -7], dtype=m.int32), m.tensor([True, False]), alpha=2),
+        m.tensor([5, 3]).sub(m.tensor([1, 2], dtype=m.int32), alpha=3),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", PROMOTION_CALLS)
+def test_result_dtypes_a_review_found_differing_now_match_pytorch(name):
+    ours, theirs = _both(lambda m: PROMOTION_CALLS[name](m))
+    assert ours == theirs

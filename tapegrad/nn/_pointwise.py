@@ -40,6 +40,9 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     ``torch.nn.functional.hardtanh``; raises ``ValueError`` when ``min_val > max_val``."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
+    if input._data.dtype.kind in "iu":  # PyTorch converts the bounds to the integer type
+        low, high = int(min_val), int(max_val)
+        return input.clamp_(low, high) if inplace else input.clamp(low, high)
 
     def compute(x):
         return _where((x > min_val) & (x < max_val), x, x.detach().clamp(min_val, max_val))
