@@ -1146,8 +1146,9 @@ class _Replay:
         arrays that later calls fill in place (``Tape._replay_batch``'s ``into``)."""
         self.into, self.results = {}, None
 
-    def _replay(self, tape: Tape, index: int) -> None:
-        tape._forward(self._slice_inputs(index))
+    def _replay(self, tape: Tape, index: int, own: bool = False) -> None:
+        """Slice ``index`` by ``tape`` (``own``: recorded at this slice, whose truths it took)."""
+        tape._forward(self._slice_inputs(index), rerecorded=own)
         results = self.results
         offset = 0
         if self.grad:
@@ -1176,7 +1177,7 @@ class _Replay:
         self.stats["rerecords"] += 1
         self.tapes.append(tape)
         try:
-            self._replay(tape, index)
+            self._replay(tape, index, own=True)
         except GuardError:  # a comparison the replay rounds to the other side at these inputs
             raise _UnrecordableError("a recording does not replay its own branch at its inputs") from None
 

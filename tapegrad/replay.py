@@ -31,7 +31,7 @@ from . import _factories, _ops, _register, _tape_file
 from . import _grad_mode as grad_mode
 from ._record import _input_row
 from ._shared_storage import SharedStorage
-from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, row_sources
+from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, row_sources
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .autograd.engine import _keep_arenas, _spare_arenas, kernel_error, views_suffice
@@ -44,6 +44,14 @@ _SLICES_PER_THREAD = 64  # the fewest slices of a batch replay worth a thread of
 _MM_OPCODE = next(index for index, op in enumerate(_ops.OPS) if op.name == "mm")
 _IS_VIEW = np.array([op.rule == "view" for op in _ops.OPS])  # by opcode
 _LISTS_INPUTS = np.array([op.family == _ops.NARY for op in _ops.OPS])  # stack, cat: a list in aux
+
+
+# Ops that compute integers exactly from integers (below 2**24 in float32), in any order, besides
+# views and copies: a
+# truth guard on a comparison of their results is never undecided (``Tape._mark_exact_truths``).
+_EXACT_OF_INTEGERS = frozenset(
+    "add sub mul neg abs sum sum_dim add_scalar sub_scalar rsub_scalar mul_scalar maximum minimum".split()
+)
 
 
 class GuardError(RuntimeError):
@@ -461,6 +469,8 @@ class Tape:
             layouts = self.rows[:, LAYOUT]
             for row in np.flatnonzero(np.isin(layouts, list(integer_layouts))).tolist():
                 self.integer_rows[row] = integer_layouts[int(layouts[row])]
+        if self.guards:
+            self._mark_exact_truths()
         self._lay_out()
         self._allocate()
         # Constants and the example inputs' values: filled once, as recorded.
@@ -716,10 +726,17 @@ class Tape:
             return
         forward, replay_rules, *_ = _kernels()
         self._load_inputs(inputs)
-        status, row = forward.forward_sweep(
-            self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
-            self.values[0], self.values[1], self.scratch,
-        )  # fmt: skip
+        start = 0
+        while True:
+            status, row = forward.forward_sweep(
+                self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
+                self.values[0], self.values[1], self.scratch, start,
+            )  # fmt: skip
+            # A tape recorded at these very inputs took Python's truth here: a comparison within
+            # rounding of its other side (``forward._undecided``) is decided, go on past it.
+            if not (status == forward.GUARD_FAILED and rerecorded and self._truth_holds(row)):
+                break
+            start = row + 1
         if status == forward.GUARD_FAILED:
             self._forwarded = False
             kind, where, expected = self.guards[row]
@@ -736,6 +753,12 @@ class Tape:
                     "boundary, or a value changed outside autograd, through .data)"
                 )
             now = self._slot(self.rows[row, 1]).reshape(self._shape(self.rows[row, 1]))
+            if self._truth_holds(row):
+                raise GuardError(
+                    f"replay guard failed: {kind} at {where} compares two values within rounding of each other at "
+                    "these inputs, where the replay's arithmetic (another summation order) may decide otherwise "
+                    "than Python's would; record again at these inputs, or pass rerecord=True to tapegrad.record"
+                )
             raise GuardError(
                 f"replay guard failed: {kind} at {where} read {_describe(expected)} when recorded and "
                 f"{_describe(now != 0 if isinstance(expected, bool) else now)} now; the recorded branch "
@@ -748,6 +771,52 @@ class Tape:
         if self._integer_checks():
             self._check_integers()
         self._forwarded = True
+
+    def _mark_exact_truths(self) -> None:
+        """Mark (``iparam`` 1) the truth guards whose comparison reads integers only: a label, a
+        count of a mask (``(labels == ignore).sum() > 0``), ops of integers that float64 and
+        float32 compute exactly in any order. Their truth is never undecided
+        (``forward._undecided``), even where the two sides are equal, as counts often are."""
+        exact: dict = {}
+
+        def is_exact(row: int) -> bool:
+            pending = [row]
+            while pending:  # the sources first, without recursion (a chain of ops may be long)
+                current = pending[-1]
+                if current in exact:
+                    pending.pop()
+                    continue
+                op = _ops.OPS[self.rows[current, OPCODE] & OPCODE_MASK]
+                if current in self.integer_rows or op.family == _ops.NONDIFF:
+                    exact[current] = True  # (comparisons and argmax give integers)
+                elif (op.name not in _EXACT_OF_INTEGERS and op.family not in (_ops.VIEW, _ops.COPY)) or (
+                    op.family == _ops.SCALAR and not float(self.params[current, PARAM]).is_integer()
+                ):
+                    exact[current] = False
+                else:
+                    sources = [int(v) for v in row_sources(current, *self.rows[current, :4], self.aux) if v >= 0]
+                    waiting = [source for source in sources if source not in exact]
+                    if waiting:
+                        pending.extend(waiting)
+                        continue
+                    exact[current] = all(exact[source] for source in sources)
+                pending.pop()
+            return exact[row]
+
+        for row in self.guards:
+            compared = int(self.rows[row, IN0])
+            if self.rows[row, IN1] < 0 and _ops.OPS[self.rows[compared, OPCODE] & OPCODE_MASK].family == _ops.NONDIFF:
+                operands = [int(self.rows[compared, IN0]), int(self.rows[compared, IN1])]
+                if all(operand < 0 or is_exact(operand) for operand in operands):
+                    self.rows[row, IPARAM] = 1
+
+    def _truth_holds(self, row: int) -> bool:
+        """Whether the truth guard at ``row`` reads what it read when recorded (its failure was
+        then ``forward._undecided``'s: its comparison within rounding of the other side)."""
+        if self.rows[row, IN1] >= 0:  # a value guard, not a truth
+            return False
+        now = self._slot(self.rows[row, IN0])
+        return now.size == 1 and bool(now[0] != 0) == bool(self.params[row, PARAM] != 0)
 
     def _integer_checks(self) -> list:
         """``[(row, slot, low, high)]``: the rows of integer arithmetic (``i * j``, ``-i``, a sum of

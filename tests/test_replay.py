@@ -1460,3 +1460,61 @@ def test_a_number_as_the_gradient_of_a_scalar_output():
     for seed in (2.0, np.float64(2.0)):
         (grad,) = tape.value_and_grad(np.array([0.7, 0.1]), grad_outputs=seed)[1]
         np.testing.assert_allclose(grad.numpy(), [2.8, 0.4])
+
+
+def _branchy(x):
+    return (x * 3 if x.sum() > 0 else x * -5).sum()
+
+
+# Rows whose float32 sum is exactly 0 eagerly (the branch: -5) and about 1.8e-7 in a replay's
+# order: a truth that a replay would decide the other way (a review found vmap doing so).
+AT_THE_BOUNDARY = np.array([[0.5, 0.25, -1.0, 0.3], [-0.1, -0.0, 1.0, -0.9]], np.float32)
+
+
+def test_a_truth_within_rounding_of_its_boundary_is_not_trusted():
+    tape = tg.record(_branchy, AT_THE_BOUNDARY[0])
+    with pytest.raises(tg.GuardError, match="within rounding of each other"):
+        tape(AT_THE_BOUNDARY[1])
+    # Recorded again at these inputs, where the replay's sum still rounds to the other side of
+    # 0 than Python's: refused rather than replayed down the branch Python did not take
+    again = tg.record(_branchy, AT_THE_BOUNDARY[0], rerecord=True)
+    with pytest.raises(tg.GuardError, match="on a tape recorded again at these inputs"):
+        again.value_and_grad(AT_THE_BOUNDARY[1])
+    # A truth near its boundary that the replay decides as Python does is replayed when
+    # recorded at those inputs (``_forward(rerecorded=True)`` goes on past it)
+    near = np.array([0.5, 0.25, -1.0, 0.2500001], np.float32)
+    with pytest.raises(tg.GuardError, match="within rounding of each other"):
+        tg.record(_branchy, near)(near)
+    tape = tg.record(_branchy, near)
+    tape._forward([near], rerecorded=True)
+    assert tape._outputs().item() == _branchy(tg.tensor(near)).item()
+
+
+def test_vmap_takes_eagers_branch_at_a_boundary():
+    for rows in (AT_THE_BOUNDARY, np.vstack([np.random.default_rng(0).standard_normal((30, 4)), AT_THE_BOUNDARY[1:]])):
+        rows = rows.astype(np.float32)
+        batched = tg.func.vmap(tg.func.grad(_branchy))(tg.tensor(rows))
+        values = tg.func.vmap(_branchy)(tg.tensor(rows))
+        for index, row in enumerate(rows):
+            x = tg.tensor(row, requires_grad=True)
+            eager = _branchy(x)
+            eager.backward()
+            assert batched[index].tolist() == x.grad.tolist()
+            assert values[index].item() == eager.item()
+
+
+def test_vmap_equality_of_a_mean_at_its_boundary():
+    g = lambda x: (x * 3 + 100 if x.mean() == x[0] else x * -5 - 100).sum()  # noqa: E731
+    rows = np.array(
+        [[0.2, 0.4, 1.2, 0.4, 1.1, -0.5, 0.6, -0.4, -1.0, -2.0],
+         [0.0, -1.3, 1.1, 0.1, 0.8, -0.2, -0.3, -1.2, 0.9, 0.09999999999999976]]
+    )  # fmt: skip
+    out = tg.func.vmap(g)(tg.tensor(rows))
+    assert [out[i].item() for i in range(2)] == [g(tg.tensor(row)).item() for row in rows]
+
+
+def test_counts_compared_exactly_replay_without_a_guard_failure():
+    # A count of a mask equal to its threshold is exact in any order: decided, not undecided
+    f = lambda x: x.sum() * 2 if (x > 0).sum() == 2 else x.sum()  # noqa: E731
+    tape = tg.record(f, np.array([1.0, 2.0, -1.0]))
+    assert tape(np.array([3.0, -4.0, 5.0])).item() == 8.0

@@ -662,12 +662,42 @@ def _guard_holds(r, rows, params, layouts, offsets, values64, observed):
     return True
 
 
+# How close the two sides of a guarded comparison may be before its truth counts as undecided:
+# 64 ulps of the larger side (of 1 at least: a sum that cancels to about 0 keeps the rounding
+# of its terms, of order 1 in data of unit scale). A replay rounds differently from eager
+# (another summation order, vmath's functions), so that within this distance the recorded
+# branch may not be the one Python would take here.
+UNDECIDED32, UNDECIDED64 = 64 * 2.0**-23, 64 * 2.0**-52
+
+
+@jit
+def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
+    """Whether row ``c``, read by a truth guard, is a comparison of one element whose two sides
+    are within rounding of each other (``UNDECIDED32``/``64``): the guard then fails, and a
+    vmap records that slice again, rather than trusting the replay's rounding."""
+    rule = rules[rows[c, 0] & OPCODE_MASK] & RULE_MASK
+    if rule != LT and rule != LE and rule != GT and rule != GE and rule != EQ and rule != NE:
+        return False
+    a, b = rows[c, 1], rows[c, 2]
+    double = layouts[rows[a, 4], 0] == FLOAT64
+    left = values64[offsets[a]] if double else np.float64(values32[offsets[a]])
+    if b < 0:
+        right = params[c, 5]
+    elif layouts[rows[b, 4], 0] == FLOAT64:
+        right = values64[offsets[b]]
+        double = True
+    else:
+        right = np.float64(values32[offsets[b]])
+    scale = max(1.0, abs(left), abs(right))
+    return abs(left - right) <= (UNDECIDED64 if double else UNDECIDED32) * scale
+
+
 @jit
 def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, table):
     """Recompute rows in order from ``start``. ``rules[opcode]`` is ``path << 16 | rule``
     (``PATHS``): one load gives both. ``table`` holds the addresses of the loaded families.
     Returns ``(status, row)``: status 0 when done, ``GUARD_FAILED`` at the first guard that comes
-    out differently, ``NO_RULE``, ``KERNEL_FAILED``, or ``MISSING + slot`` when ``row`` needs a
+    out differently (or whose comparison is within rounding of its other side: ``_undecided``), ``NO_RULE``, ``KERNEL_FAILED``, or ``MISSING + slot`` when ``row`` needs a
     family not loaded yet. ``scratch`` holds a float64 copy of a guarded float32 value."""
     b_rows, b_params, b_layouts, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(aux)
     b_offsets, b_values32, b_values64 = borrow(offsets), borrow(values32), borrow(values64)
@@ -696,6 +726,9 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
                     scratch[offsets[a] + i] = values32[offsets[a] + i]
                 holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
             if not holds:
+                return GUARD_FAILED, r
+            # (iparam 1: a comparison of integers, which a replay computes exactly)
+            if rows[r, 2] < 0 and rows[r, 3] == 0 and _undecided(a, rules, b_rows, b_params, b_layouts, b_offsets, b_values32, b_values64):
                 return GUARD_FAILED, r
         elif (
             numel <= SMALL
