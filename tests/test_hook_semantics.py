@@ -848,3 +848,99 @@ def test_backward_inputs_makes_a_non_leaf_retain_its_gradient():
     z.retain_grad()
     (z * z).sum().backward(inputs=[z], create_graph=True)
     assert z.grad.tolist() == [6.0, 12.0]
+
+
+# -- autograd.grad runs only the nodes on a path to what it wants -------------------------------
+
+
+class _Loud:
+    """A custom Function whose backward notes that it ran."""
+
+    @staticmethod
+    def make(m, ran: list):
+        class Square(m.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x * x
+
+            @staticmethod
+            def backward(ctx, grad):
+                ran.append("Square")
+                (x,) = ctx.saved_tensors
+                return 2 * x * grad
+
+        return Square
+
+
+def _off_path_function(m):
+    ran = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    y = (x * x).sum() + _Loud.make(m, ran).apply(w).sum()
+    (gx,) = m.autograd.grad(y, x, retain_graph=True)
+    y.backward(inputs=[x])
+    return [gx.tolist(), x.grad.tolist(), w.grad, ran]
+
+
+def _off_path_modified(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    t = w.tanh()  # saves its output, changed below: only w's branch reads it
+    y = (x * x).sum() + (t * 2).sum()
+    t.add_(1)
+    (gx,) = m.autograd.grad(y, x, retain_graph=True)
+    y.backward(inputs=[x])
+    return [gx.tolist(), x.grad.tolist()]
+
+
+def _off_path_retained_under_create_graph(m):
+    calls = []
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    u = w.sin()
+    u.retain_grad()
+    u.register_hook(lambda g: calls.append(g.tolist()))
+    y = (x * x).sum() + (u * u).sum()
+    (g,) = m.autograd.grad(y, x, create_graph=True)
+    before = u.grad
+    (y + g.sum()).backward()
+    return [before, np.round(u.grad.detach().numpy().astype(np.float64), 5).tolist(), len(calls)]
+
+
+def _function_output_with_a_hook(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    h = _Loud.make(m, []).apply(x)
+    h.register_hook(lambda g: g * 10)
+    gh, gx = m.autograd.grad((h * 3).sum(), (h, x))  # h's gradient as it arrived, before its hook
+    return [gh.tolist(), gx.tolist()]
+
+
+OFF_PATH = {
+    "a Function off the path is not run": _off_path_function,
+    "a value changed in place off the path is not checked": _off_path_modified,
+    "create_graph fills no retained gradient off the path": _off_path_retained_under_create_graph,
+    "a Function output's gradient before its hook": _function_output_with_a_hook,
+}
+
+
+@pytest.mark.parametrize("name", OFF_PATH)
+def test_autograd_grad_runs_the_nodes_on_a_path_to_its_inputs(name):
+    ours = OFF_PATH[name](tg)
+    expected = {
+        "a Function off the path is not run": [[2.0, 4.0], [2.0, 4.0], None, []],
+        "a value changed in place off the path is not checked": [[2.0, 4.0], [2.0, 4.0]],
+        "create_graph fills no retained gradient off the path": [
+            None,
+            np.round(2 * np.sin([3.0, 4.0]), 5).tolist(),
+            1,
+        ],
+        "a Function output's gradient before its hook": [[3.0, 3.0], [60.0, 120.0]],
+    }[name]
+    assert ours == expected
+
+
+@pytest.mark.parametrize("name", OFF_PATH)
+def test_autograd_grad_off_its_path_matches_pytorch(name):
+    torch = pytest.importorskip("torch")
+    assert OFF_PATH[name](tg) == OFF_PATH[name](torch)

@@ -381,9 +381,15 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         tape.follow_replaced_leaves(n_rows)
     freed = tape.grown_freed()
     changed = tape.modified_rows(n_rows, inplace_epoch[0])
+    needed = None
     if changed:
         modified = np.zeros(n_rows, np.bool_)
         modified[list(changed)] = True
+        if collect is not None:
+            # autograd.grad runs only the nodes on a path to the inputs it wants: a value changed
+            # in place off that path is never read, and must not fail the call (PyTorch's)
+            needed = _needed_rows(tape, n_rows, collect)
+            modified &= needed
     else:
         modified = _unmodified(n_rows)
     plan, structure = _structure(tape, root if roots is None else roots)
@@ -396,7 +402,8 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                 plan["roots"] = roots  # (the sweeps only read it)
     hooked = _hooked_rows(tape, n_rows) if hook_registrations[0] else _EMPTY
     calls = {row: call for row, call in tape.functions.items() if row < n_rows} if tape.functions else _EMPTY
-    needed = _needed_rows(tape, n_rows, collect) if (hooked or tape.retained) and collect is not None else None
+    if needed is None and (hooked or tape.retained or calls) and collect is not None:
+        needed = _needed_rows(tape, n_rows, collect)
     captured_before = _captured_before_hooks(tape, n_rows, collect, hooked, needed) if collect is not None else ()
     before_hooks: dict = {}
     # PyTorch frees the buffers of the nodes it ran, and for autograd.grad (or backward(inputs=))
@@ -428,7 +435,9 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                     arrived = _run_hooks(gradient, hooked[hooked_row])
                     if hooked_row in captured_before:
                         before_hooks[hooked_row] = arrived
-            if stop in calls:  # after the hooks: they may change the gradient the call receives
+            # (after the hooks: they may change the gradient the call receives; only on a path
+            # to what autograd.grad wants, as PyTorch runs only those nodes)
+            if stop in calls and (needed is None or needed[stop]):
                 _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
             start = stop
             if hook_registrations[0] != registrations:  # the Python just run registered a hook
@@ -563,7 +572,17 @@ def _captured_before_hooks(tape, n_rows: int, collect, hooked, needed=None) -> s
     rows = [row for row in _wanted_non_leaf_rows(tape, collect) if row < n_rows and row in hooked]
     if rows and needed is None:
         needed = _needed_rows(tape, n_rows, collect)
-    return {row for row in rows if any(0 <= s < n_rows and needed[s] for s in tape.sources(row))}
+    return {row for row in rows if any(0 <= s < n_rows and needed[s] for s in _sources(tape, row))}
+
+
+def _sources(tape, row: int) -> list:
+    """The rows ``row`` reads: its operands, or for a custom Function's output its call's inputs."""
+    sources = tape.sources(row)
+    if tape.functions and all(source < 0 for source in sources):
+        for call in tape.functions.values():
+            if row in call.output_rows:
+                return list(call.tensor_input_rows)
+    return sources
 
 
 def _wanted_non_leaf_rows(tape, collect) -> set:

@@ -128,6 +128,9 @@ class _Backward:
         self.modified = {row: _modified_message(tape, entry, row) for row, entry in changed.items()}
         self.collect = collect
         self.collected = self._collected_rows(n_rows) if collect is not None else []
+        # autograd.grad runs only the nodes on a path to what it wants (PyTorch's): no hook, no
+        # retained gradient, no saved-value check elsewhere
+        self.needed = engine._needed_rows(tape, n_rows, collect) if collect is not None else None
         # (worked out before the walk, whose ops append rows to the tape and may merge it)
         self.before_hooks = _captured_before_hooks(tape, n_rows, collect, self.hooks)
         names = tape.node_names or {}
@@ -174,6 +177,8 @@ class _Backward:
             # Rows are reached highest first and every consumer sits above its inputs, so the
             # gradient of ``row`` is complete now.
             arrived = self.gradients.pop(row)
+            if self.needed is not None and not self.needed[row]:
+                continue  # a root off every path to what autograd.grad wants: PyTorch runs nothing there
             gradient = self._run_hooks(row, arrived)
             if row in kept:
                 finished[row] = gradient
@@ -205,7 +210,7 @@ class _Backward:
     def _propagate(self, row: int, gradient: Tensor) -> bool:
         """Send ``row``'s gradient to its inputs; False for a leaf or constant (nothing to do)."""
         op = OPS[int(self.rows[row, OPCODE]) & OPCODE_MASK]
-        if op.rule in ("leaf", "constant"):
+        if op.rule in ("leaf", "constant") or (self.needed is not None and not self.needed[row]):
             return False
         if row in self.calls:
             return self._function(row, gradient)
@@ -226,7 +231,7 @@ class _Backward:
         if callable(formulas):  # one formula per input of this row (an n-ary op; mm's flags)
             formulas = formulas(view)
         for source, formula in zip(view.inputs, formulas):
-            if self.receives(source):
+            if self.receives(source) and (self.needed is None or self.needed[source]):
                 self._add(source, formula(view, gradient), op.rule)
         return True
 
@@ -244,7 +249,7 @@ class _Backward:
         saved = tuple(self._saved_at(call, entry, source) for entry, source in zip(call.ctx._saved, call.ctx._sources))
         self.called.append(call)
         for source, input_gradient in outside_lock(call.recorded_backward, gradients, saved):
-            if self.receives(source):
+            if self.receives(source) and (self.needed is None or self.needed[source]):
                 if input_gradient._data.dtype != self.dtype(source):  # PyTorch casts to the input's dtype
                     input_gradient = input_gradient.to(_dtypes.from_numpy_dtype(self.dtype(source)))
                 self._add(source, input_gradient, call.name)
