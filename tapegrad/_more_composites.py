@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import _dtypes, return_types
-from ._composites import addcdiv, addcmul, addmm, lerp
+from ._composites import addcdiv, addcmul, addmm, lerp, logaddexp
 from ._indexing import gather
 from ._record import in_place, name_node
 from ._selection import _result_type, where
@@ -128,14 +128,18 @@ def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:  # noqa: A002
 
 
 def logcumsumexp(input: Tensor, dim: int) -> Tensor:  # noqa: A002
-    """``log(cumsum(exp(input)))`` along ``dim`` without overflow (shifted by the maximum
-    along ``dim``); follows ``torch.logcumsumexp``."""
+    """``log(cumsum(exp(input)))`` along ``dim`` without overflow or underflow: a running
+    ``logaddexp`` of each step into the sum so far, as PyTorch's scan. (Shifted by the maximum
+    along ``dim`` instead, the steps far below it underflowed: float32's -609 before a -494
+    gave -inf.) Follows ``torch.logcumsumexp``."""
     dim = _normalize_dim(dim, max(input.dim(), 1))
-    if input.dim() == 0:
+    if input.dim() == 0 or input.shape[dim] == 0:
         return input.clone()
-    shift = input.amax(dim, keepdim=True)
-    shift = where(shift.isinf(), 0.0, shift).detach()  # a constant: its gradient cancels anyway
-    return name_node((input - shift).exp().cumsum(dim).log() + shift, "LogcumsumexpBackward0")
+    steps = input.unbind(dim)
+    running = [steps[0] * 1.0]
+    for step in steps[1:]:
+        running.append(logaddexp(running[-1], step))
+    return name_node(stack(running, dim), "LogcumsumexpBackward0")
 
 
 def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002

@@ -1099,3 +1099,52 @@ PROMOTION_CALLS = {  # result dtypes a promotion review found differing from PyT
 def test_result_dtypes_a_review_found_differing_now_match_pytorch(name):
     ours, theirs = _both(lambda m: PROMOTION_CALLS[name](m))
     assert ours == theirs
+
+
+REVIEW_CALLS = {  # what the nn and func reviews found differing from PyTorch, now as PyTorch
+    "avg_pool2d of integers": lambda m: [
+        m.nn.functional.avg_pool2d(m.arange(16).reshape(1, 1, 4, 4), 2),
+        m.nn.functional.avg_pool2d(-m.arange(16).reshape(1, 1, 4, 4), 3, stride=1, padding=1),
+    ],
+    "logcumsumexp far below its maximum": lambda m: m.tensor(
+        [[-609.4237060546875, -635.9905395507812, -493.91082763671875, -694.778076171875], [-800.0, -700.0, -900.0, -650.0]]
+    ).logcumsumexp(1),
+    "ParameterList printed": lambda m: [
+        repr(m.nn.ParameterList([m.nn.Parameter(m.ones(2)), m.nn.Parameter(m.ones(2, 3))])).replace(m.__name__, "")
+    ],
+    "multi-line extra_repr": lambda m: [repr(_multi_line_block(m))],
+}
+
+
+def _multi_line_block(m):
+    class Block(m.nn.Module):
+        def __init__(self, children: bool):
+            super().__init__()
+            if children:
+                self.fc = m.nn.Linear(2, 2)
+
+        def extra_repr(self):
+            return "scale=1\nshift=2"
+
+    return m.nn.Sequential(Block(True), Block(False))
+
+
+@pytest.mark.parametrize("name", REVIEW_CALLS)
+def test_calls_the_reviews_found_differing_now_match_pytorch(name):
+    ours, theirs = _both(lambda m: REVIEW_CALLS[name](m))
+    assert ours == theirs
+
+
+def test_log_softmax_of_float32_logits_with_a_large_offset_is_precise():
+    logits = np.array([[10000.0, 10001.0, 10002.5, 9999.25]], np.float32)
+    exact = logits.astype(np.float64) - logits.max() - np.log(np.exp(logits.astype(np.float64) - logits.max()).sum())
+    for value in (
+        tg.nn.functional.log_softmax(tg.tensor(logits), -1).numpy(),
+        tg.record(lambda x: tg.nn.functional.log_softmax(x, -1), logits)(logits).numpy(),
+    ):
+        np.testing.assert_allclose(value, exact, rtol=2e-7)  # (was off by 2.6e-4)
+
+
+def test_adaptive_average_pooling_of_integers_raises_as_pytorch():
+    with pytest.raises(NotImplementedError, match="\"adaptive_avg_pool2d\" not implemented for 'Long'"):
+        tg.nn.functional.adaptive_avg_pool2d(tg.arange(16).reshape(1, 1, 4, 4), 2)

@@ -74,10 +74,12 @@ def softmax(x, out):
 
 @inline
 def log_softmax(x, out):
+    # (x - max) - log(sum), as PyTorch: x - (max + log(sum)) rounded the sum of the two at the
+    # logits' magnitude (float32 logits near 1e4 lost three decimals); x - max is exact
     shift = largest(x)
-    shift = out.dtype.type(shift + np.log(exp_shifted(x, out, shift)))  # out: scratch until here
+    log_total = out.dtype.type(np.log(exp_shifted(x, out, shift)))  # out: scratch until here
     for k in range(len(x)):
-        out[k] = x[k] - shift
+        out[k] = (x[k] - shift) - log_total
 
 
 @inline

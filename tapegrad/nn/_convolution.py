@@ -489,6 +489,9 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     table, reads_padding = _windows(1, shape[2], shape[3], kernel, stride, padding, (1, 1), out)
     divisors = _divisors(shape, kernel, stride, padding, out, count_include_pad, divisor_override)
     sums = _gather_windows(x, table, reads_padding, 0.0).sum(0)
+    if x._data.dtype.kind != "f":  # integers: the sum divided in integers, as PyTorch (toward 0)
+        quotient = np.trunc(sums._data / divisors)
+        return _unpooled(_wrap(quotient.astype(x._data.dtype)), shape, out, unbatched)
     scale = _wrap((1.0 / divisors).astype(x._data.dtype))
     return name_node(_unpooled(sums * scale, shape, out, unbatched), "AvgPool2DBackward0")
 
@@ -498,6 +501,8 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
     keeps that dimension), as ``torch.nn.functional.adaptive_avg_pool2d``: window ``i`` of an
     extent ``E`` into ``O`` spans ``[floor(i*E/O), ceil((i+1)*E/O))``. ``input`` (N, C, H, W) or
     (C, H, W) -> (N, C, *output_size) (``AdaptiveAvgPool2DBackward0``)."""
+    if input._data.dtype.kind != "f":
+        raise NotImplementedError(f'"adaptive_avg_pool2d" not implemented for \'{input.dtype.type_name}\'')
     x, unbatched, shape = _pooled(input, "adaptive_avg_pool2d")
     sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
     if len(sizes) != 2:

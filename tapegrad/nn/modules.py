@@ -487,14 +487,20 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        lines = []
+        # As PyTorch's: each line of extra_repr, then each child indented; one extra line and
+        # no child on the name's line
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = []
         for name, child in self._modules.items():
             child_repr = repr(child).replace("\n", "\n  ")
-            lines.append(f"({name}): {child_repr}")
+            child_lines.append(f"({name}): {child_repr}")
+        lines = extra_lines + child_lines
         if not lines:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        extra = self.extra_repr()
-        return f"{type(self).__name__}(\n  " + "\n  ".join(([extra] if extra else []) + lines) + "\n)"
+            return f"{type(self).__name__}()"
+        if len(extra_lines) == 1 and not child_lines:
+            return f"{type(self).__name__}({extra_lines[0]})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
 def _typename(value) -> str:
@@ -933,6 +939,15 @@ class ParameterList(Module):
 
     def __call__(self, *args, **kwargs):
         raise RuntimeError("ParameterList should not be called.")
+
+    def extra_repr(self) -> str:
+        """Each parameter's kind, dtype and size, as PyTorch's ParameterList prints them."""
+        lines = []
+        for index, value in enumerate(self):
+            size = "x".join(str(extent) for extent in value.shape)
+            kind = "Parameter" if isinstance(value, Parameter) else "Tensor"
+            lines.append(f"  ({index}): {kind} containing: [{value.dtype} of size {size}]")
+        return "\n".join(lines)
 
     def append(self, value) -> ParameterList:
         self.register_parameter(str(len(self)), value if isinstance(value, Parameter) else Parameter(value))
