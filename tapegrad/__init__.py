@@ -30,6 +30,35 @@ from . import (  # noqa: F401
     linalg,
     return_types,
 )
+from ._array_functions import (
+    bincount,
+    block_diag,
+    bucketize,
+    cartesian_prod,
+    cdist,
+    copysign,
+    corrcoef,
+    cov,
+    cummax,
+    cummin,
+    diff,
+    fmax,
+    fmin,
+    heaviside,
+    histc,
+    inner,
+    isneginf,
+    isposinf,
+    logspace,
+    result_type,
+    signbit,
+    tensordot,
+    trapezoid,
+    trapz,
+    tril_indices,
+    triu_indices,
+    unflatten,
+)
 from ._composites import (
     addbmm,
     addcdiv,
@@ -79,11 +108,14 @@ from ._composites import atan2 as arctan2
 from ._device import device, get_default_device, set_default_device
 from ._dtypes import (
     bool,  # noqa: A004
+    can_cast,
     double,
     dtype,
+    finfo,
     float,  # noqa: A004
     float32,
     float64,
+    iinfo,
     int,  # noqa: A004
     int16,
     int32,
@@ -270,6 +302,8 @@ inverse = _module_function("inverse")
 for _name in ("det", "logdet", "slogdet", "cholesky", "cholesky_inverse", "pinverse", "matrix_exp"):
     globals()[_name] = _module_function(_name)
 svd = linalg._torch_svd
+true_divide = _div
+sgn = _module_function("sgn")
 cholesky_solve = linalg.cholesky_solve
 matrix_power = linalg.matrix_power
 del _op, _name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from builtins import float as builtins_float
 from builtins import int as builtins_int
 
 import numpy as np
@@ -162,3 +163,60 @@ def fill_value(value, numpy_dtype: np.dtype):
     if type(value) is builtins_int and numpy_dtype.kind in "iu":
         return checked_int(value, numpy_dtype)
     return value
+
+
+# What PyTorch's dtypes answer besides their name: no complex types here; signed unless bool/uint8.
+dtype.is_complex = False
+dtype.is_signed = property(lambda self: self.category == FLOATING or self.numpy.kind == "i")
+
+
+class finfo:  # noqa: N801 - PyTorch's name
+    """The limits of a floating dtype (``DEFAULT_FLOAT`` when none is given): ``bits``, ``eps``,
+    ``max``, ``min``, ``tiny`` (= ``smallest_normal``), ``resolution``, as Python floats, and
+    ``dtype`` (its name); follows ``torch.finfo``. Raises ``TypeError`` for an integer dtype."""
+
+    def __init__(self, type=None):  # noqa: A002 - PyTorch's name
+        chosen = DEFAULT_FLOAT if type is None else as_dtype(type)
+        if not chosen.is_floating_point:
+            raise TypeError(
+                "torch.finfo() requires a floating point input type. Use torch.iinfo to handle 'torch.finfo'"
+            )
+        limits = np.finfo(chosen.numpy)
+        self.bits = limits.bits
+        self.eps, self.max, self.min = (
+            builtins_float(limits.eps),
+            builtins_float(limits.max),
+            builtins_float(limits.min),
+        )
+        self.tiny = self.smallest_normal = builtins_float(limits.smallest_normal)
+        self.resolution = builtins_float(limits.resolution)
+        self.dtype = chosen.name
+
+    def __repr__(self) -> str:
+        return (
+            f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+            f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})"
+        )
+
+
+class iinfo:  # noqa: N801 - PyTorch's name
+    """The limits of an integer dtype: ``bits``, ``max``, ``min`` (Python ints) and ``dtype``;
+    follows ``torch.iinfo``. Raises ``TypeError`` for a floating dtype."""
+
+    def __init__(self, type):  # noqa: A002 - PyTorch's name
+        chosen = as_dtype(type)
+        if chosen.is_floating_point:
+            raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo to handle 'torch.iinfo'")
+        limits = np.iinfo(chosen.numpy) if chosen.numpy.kind != "b" else None
+        self.bits = chosen.itemsize * 8
+        self.max, self.min = (builtins_int(limits.max), builtins_int(limits.min)) if limits else (1, 0)
+        self.dtype = chosen.name
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={builtins_float(self.min):g}, max={builtins_float(self.max):g}, dtype={self.dtype})"
+
+
+def can_cast(from_, to) -> bool:
+    """Whether PyTorch's casting rules allow ``from_`` to ``to`` in an in-place op: never to a
+    lower category (float to int, int to bool); follows ``torch.can_cast``."""
+    return as_dtype(from_).category <= as_dtype(to).category

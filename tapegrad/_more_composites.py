@@ -63,7 +63,8 @@ def xlogy(input, other) -> Tensor:  # noqa: A002
     result = _result_type(input, other)  # PyTorch's promotion (numbers, 0-d tensors), then a float
     dtype = _dtypes.from_numpy_dtype(result) if result.kind == "f" else _dtypes.DEFAULT_FLOAT
     x, y = (
-        value.to(dtype) if isinstance(value, Tensor) else _wrap(np.asarray(value, dtype.numpy)) for value in (input, other)
+        value.to(dtype) if isinstance(value, Tensor) else _wrap(np.asarray(value, dtype.numpy))
+        for value in (input, other)
     )
     product = x * y.log()
     return name_node(where((x == 0) & ~y.isnan(), 0.0, product), "XlogyBackward0")

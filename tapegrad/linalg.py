@@ -272,7 +272,9 @@ def _cholesky(self, upper: bool = False) -> Tensor:
     return cholesky(self, upper=upper)
 
 
-def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False, out=None) -> Tensor:  # noqa: N803
+def solve_triangular(
+    A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False, out=None
+) -> Tensor:  # noqa: N803
     """The ``X`` with ``A @ X = B`` (``left=False``: ``X @ A = B``) for triangular ``A``
     (..., n, n), upper or lower as ``upper`` says (the other triangle is not read; with
     ``unitriangular`` neither is the diagonal, taken as ones), batch dimensions broadcast;

@@ -33,3 +33,5 @@ linalg_lstsq = _structseq("linalg_lstsq", ("solution", "residuals", "rank", "sin
 linalg_cholesky_ex = _structseq("linalg_cholesky_ex", ("L", "info"))
 linalg_inv_ex = _structseq("linalg_inv_ex", ("inverse", "info"))
 linalg_solve_ex = _structseq("linalg_solve_ex", ("result", "info"))
+cummax = _structseq("cummax", ("values", "indices"))
+cummin = _structseq("cummin", ("values", "indices"))

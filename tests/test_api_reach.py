@@ -1107,7 +1107,10 @@ REVIEW_CALLS = {  # what the nn and func reviews found differing from PyTorch, n
         m.nn.functional.avg_pool2d(-m.arange(16).reshape(1, 1, 4, 4), 3, stride=1, padding=1),
     ],
     "logcumsumexp far below its maximum": lambda m: m.tensor(
-        [[-609.4237060546875, -635.9905395507812, -493.91082763671875, -694.778076171875], [-800.0, -700.0, -900.0, -650.0]]
+        [
+            [-609.4237060546875, -635.9905395507812, -493.91082763671875, -694.778076171875],
+            [-800.0, -700.0, -900.0, -650.0],
+        ]
     ).logcumsumexp(1),
     "ParameterList printed": lambda m: [
         repr(m.nn.ParameterList([m.nn.Parameter(m.ones(2)), m.nn.Parameter(m.ones(2, 3))])).replace(m.__name__, "")
@@ -1148,3 +1151,71 @@ def test_log_softmax_of_float32_logits_with_a_large_offset_is_precise():
 def test_adaptive_average_pooling_of_integers_raises_as_pytorch():
     with pytest.raises(NotImplementedError, match="\"adaptive_avg_pool2d\" not implemented for 'Long'"):
         tg.nn.functional.adaptive_avg_pool2d(tg.arange(16).reshape(1, 1, 4, 4), 2)
+
+
+ARRAY_FUNCTION_CALLS = {  # the reviews' list of missing functions real programs use
+    "finfo and iinfo": lambda m: [
+        [m.finfo(m.float32).eps, m.finfo(m.float64).max, m.finfo().tiny, m.finfo(m.float32).bits],
+        [m.iinfo(m.int64).max, m.iinfo(m.int32).min, m.iinfo(m.uint8).bits],
+        repr(m.finfo(m.float32)),
+        repr(m.iinfo(m.int64)),
+    ],
+    "result_type and can_cast": lambda m: [
+        str(m.result_type(m.ones(2, dtype=m.int32), 1.0)).split(".")[-1],
+        str(m.result_type(m.ones(2), m.tensor(1.0, dtype=m.float64))).split(".")[-1],
+        m.can_cast(m.float64, m.int32),
+        m.can_cast(m.int32, m.float32),
+    ],
+    "is_complex, is_signed": lambda m: [
+        m.ones(2).is_complex(),
+        m.float32.is_complex,
+        m.uint8.is_signed,
+        m.int16.is_signed,
+        m.ones(2, dtype=m.uint8).is_signed(),
+    ],
+    "index sets": lambda m: [m.tril_indices(3, 3), m.triu_indices(3, 4, 1), m.tril_indices(4, 2, -1)],
+    "binning": lambda m: [
+        m.bucketize(m.tensor([1.0, 5.0, 9.0]), m.tensor([1.0, 3.0, 5.0, 7.0])),
+        m.bucketize(m.tensor([1.0, 5.0]), m.tensor([1.0, 3.0, 5.0]), right=True),
+        m.histc(m.tensor([1.0, 2.0, 1.0, 7.0]), bins=4, min=0, max=3),
+        m.histc(m.tensor([1.0, 2.0, 1.0]), bins=3),
+        m.bincount(m.tensor([0, 1, 1, 3])),
+        m.bincount(m.tensor([0, 1, 1]), weights=m.tensor([0.5, 1.0, 2.0]), minlength=4),
+    ],
+    "elementwise without gradient": lambda m: [
+        m.logspace(0, 2, 3),
+        m.logspace(-1, 1, 5, base=2.0, dtype=m.float64),
+        m.heaviside(m.tensor([-1.0, 0.0, 2.0]), m.tensor([0.5])),
+        m.signbit(m.tensor([-0.0, 0.0, -1.0])),
+        m.isposinf(m.tensor([float("inf"), -float("inf"), 1.0])),
+        m.isneginf(m.tensor([float("inf"), -float("inf"), 1.0])),
+        m.sgn(m.tensor([-2.0, 0.0, 3.0])),
+        m.copysign(m.tensor([1.0, -2.0]), -0.0),
+        m.tensor([3]).is_nonzero(),
+    ],
+    "shapes": lambda m: [
+        m.diff(m.tensor([True, False, False])),
+        m.diff(m.arange(5.0), n=2, prepend=m.tensor([0.0]), append=m.tensor([9.0])),
+        m.arange(24.0).reshape(2, 12).unflatten(1, (3, -1)).shape,
+        m.arange(10.0).reshape(2, 5).unfold(1, 2, 3),
+        [
+            m.cummax(m.tensor([1.0, float("nan"), 2.0, 3.0]), 0).values.isnan(),
+            m.cummax(m.tensor([1.0, float("nan"), 2.0]), 0).indices,
+        ],
+        m.cummin(m.tensor([[3, 1, 1, 2]]), 1),
+        m.trapz(m.tensor([1.0, 2.0, 4.0]), dx=0.5),
+        m.cov(m.tensor([1.0, 2.0, 4.0])),
+        m.block_diag(m.tensor(2.0), m.tensor([1, 2]), m.ones(2, 1, dtype=m.int32)),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", ARRAY_FUNCTION_CALLS)
+def test_array_functions_match_pytorch(name):
+    def plain(value):  # (named tuples and dtypes as their values and names)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value.replace("torch", "").replace("tapegrad", "") if isinstance(value, str) else value
+
+    ours, theirs = _both(lambda m: plain(ARRAY_FUNCTION_CALLS[name](m)))
+    assert ours == theirs

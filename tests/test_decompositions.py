@@ -51,7 +51,11 @@ CASES = {
         np.triu(RNG.standard_normal((3, 3))) + 3 * np.eye(3),
         RNG.standard_normal((2, 3, 1)),
     ),
-    "cholesky_solve": (lambda m, b, c: m.cholesky_solve(b, c), RNG.standard_normal((3, 2)), np.linalg.cholesky(_spd(3))),
+    "cholesky_solve": (
+        lambda m, b, c: m.cholesky_solve(b, c),
+        RNG.standard_normal((3, 2)),
+        np.linalg.cholesky(_spd(3)),
+    ),
     "cholesky_inverse upper": (lambda m, c: m.cholesky_inverse(c, upper=True), np.linalg.cholesky(_spd(3)).T),
     "det": (lambda m, a: m.linalg.det(a), RNG.standard_normal((3, 3))),
     "det batched": (lambda m, a: m.det(a), RNG.standard_normal((2, 3, 3))),
@@ -158,7 +162,10 @@ def test_first_and_second_derivatives_are_central_differences(case):
     first, second = ours[-2 * count : -count], ours[-count:]
     symmetric = case in SYMMETRIC
     if symmetric:
-        first, second = [_along_symmetric_directions(g) for g in first], [_along_symmetric_directions(g) for g in second]
+        first, second = (
+            [_along_symmetric_directions(g) for g in first],
+            [_along_symmetric_directions(g) for g in second],
+        )
     for got, want in zip(first, _central(loss, arrays, symmetric)):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     for got, want in zip(second, _central(gradient_statistic, arrays, symmetric)):
@@ -175,7 +182,13 @@ def test_values_and_derivatives_match_pytorch(case):
 
 def test_float32_stays_float32():
     a = tg.tensor(_spd(3), dtype=tg.float32, requires_grad=True)
-    outputs = [tg.linalg.cholesky(a), tg.linalg.det(a), tg.linalg.eigh(a).eigenvalues, tg.linalg.svd(a).S, tg.linalg.pinv(a)]
+    outputs = [
+        tg.linalg.cholesky(a),
+        tg.linalg.det(a),
+        tg.linalg.eigh(a).eigenvalues,
+        tg.linalg.svd(a).S,
+        tg.linalg.pinv(a),
+    ]
     assert {output.dtype for output in outputs} == {tg.float32}
     sum(output.sum() for output in outputs).backward()
     assert a.grad.dtype == tg.float32

@@ -80,6 +80,7 @@ LAYERS = {
         "_selection",
         "_composites",
         "_more_composites",  # elementwise math, cumulative and NaN-aware reductions, in-place forms
+        "_array_functions",  # differences, distances, running extremes, bins, index sets
         "_linalg",
         "_factories",
         "_replay_hooks",

@@ -728,7 +728,11 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
             if not holds:
                 return GUARD_FAILED, r
             # (iparam 1: a comparison of integers, which a replay computes exactly)
-            if rows[r, 2] < 0 and rows[r, 3] == 0 and _undecided(a, rules, b_rows, b_params, b_layouts, b_offsets, b_values32, b_values64):
+            if (
+                rows[r, 2] < 0
+                and rows[r, 3] == 0
+                and _undecided(a, rules, b_rows, b_params, b_layouts, b_offsets, b_values32, b_values64)
+            ):
                 return GUARD_FAILED, r
         elif (
             numel <= SMALL

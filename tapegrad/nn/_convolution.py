@@ -502,7 +502,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
     extent ``E`` into ``O`` spans ``[floor(i*E/O), ceil((i+1)*E/O))``. ``input`` (N, C, H, W) or
     (C, H, W) -> (N, C, *output_size) (``AdaptiveAvgPool2DBackward0``)."""
     if input._data.dtype.kind != "f":
-        raise NotImplementedError(f'"adaptive_avg_pool2d" not implemented for \'{input.dtype.type_name}\'')
+        raise NotImplementedError(f"\"adaptive_avg_pool2d\" not implemented for '{input.dtype.type_name}'")
     x, unbatched, shape = _pooled(input, "adaptive_avg_pool2d")
     sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
     if len(sizes) != 2:

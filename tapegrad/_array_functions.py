@@ -1,0 +1,392 @@
+"""PyTorch functions over arrays that real programs reach for, each a composition of table ops
+(so that it differentiates, replays and nests under ``create_graph``) or, where PyTorch gives no
+gradient (counts, bins, index sets), numpy's answer as a constant: differences and integrals
+along a dimension (``diff``, ``trapezoid``), distances and products over axes (``cdist``,
+``tensordot``, ``inner``), running extremes (``cummax``/``cummin``), block and product layouts
+(``block_diag``, ``cartesian_prod``, ``tril_indices``), sliding windows (``Tensor.unfold``),
+covariances, binning (``bucketize``, ``histc``, ``bincount``) and a few elementwise functions
+(``copysign``, ``fmax``/``fmin``, ``heaviside``, ``signbit``...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _dtypes, return_types
+from ._composites import meshgrid, searchsorted
+from ._indexing import gather, index_select
+from ._record import name_node
+from ._selection import _result_type, where
+from ._views import cat, stack
+from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install
+
+
+def diff(input: Tensor, n: int = 1, dim: int = -1, prepend=None, append=None) -> Tensor:  # noqa: A002
+    """The ``n``-th forward difference along ``dim`` (``x[i + 1] - x[i]``, ``n`` times), after
+    joining ``prepend`` and ``append`` there; follows ``torch.diff`` (booleans: ``!=``). Raises
+    ``RuntimeError`` for a 0-d input or a negative ``n``."""
+    if input.dim() == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    dim = _normalize_dim(dim, input.dim())
+    parts = [as_tensor(part) for part in (prepend, input, append) if part is not None]
+    x = cat(parts, dim) if len(parts) > 1 else input
+    for _ in range(n):
+        if x.shape[dim] == 0:
+            break
+        later, earlier = x.narrow(dim, 1, x.shape[dim] - 1), x.narrow(dim, 0, x.shape[dim] - 1)
+        x = later != earlier if x.dtype == _dtypes.bool else later - earlier
+    return x
+
+
+def trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
+    """The integral of ``y`` along ``dim`` by the trapezoidal rule, at points ``x`` (a tensor)
+    or spaced ``dx`` apart (1 by default); follows ``torch.trapezoid``."""
+    dim = _normalize_dim(dim, max(y.dim(), 1))
+    extent = y.shape[dim]
+    if extent == 0:
+        return y.sum(dim) * 0.0
+    pairs = y.narrow(dim, 1, extent - 1) + y.narrow(dim, 0, extent - 1)
+    if x is not None and not isinstance(x, (int, float)):
+        x = as_tensor(x)
+        spacing = diff(x, dim=dim if x.dim() == y.dim() else -1)
+        return (pairs * spacing).sum(dim) / 2.0
+    step = dx if dx is not None else (x if x is not None else 1.0)
+    return pairs.sum(dim) * (step / 2.0)
+
+
+def trapz(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
+    """``trapezoid`` under its older name; follows ``torch.trapz``."""
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
+    """The ``p``-norm distance between each row of ``x1`` (..., P, M) and each of ``x2`` (..., R,
+    M): (..., P, R); the gradient at a zero distance is 0, as PyTorch's. Follows
+    ``torch.cdist``; raises ``RuntimeError`` for a negative ``p`` or other last dimensions."""
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
+    differences = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    return differences.norm(p, dim=-1)
+
+
+def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
+    """The sum of products over ``dims``: the last ``dims`` of ``a`` with the first of ``b`` (an
+    int), or the listed dimensions (a pair of lists); follows ``torch.tensordot``."""
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        dims_a, dims_b = list(range(a.dim() - dims, a.dim())), list(range(dims))
+    else:
+        dims_a, dims_b = ([d] if isinstance(d, int) else list(d) for d in dims)
+    dims_a = [_normalize_dim(d, a.dim()) for d in dims_a]
+    dims_b = [_normalize_dim(d, b.dim()) for d in dims_b]
+    for da, db in zip(dims_a, dims_b):
+        if a.shape[da] != b.shape[db]:
+            raise RuntimeError(
+                f"contracted dimensions need to match, but first has size {a.shape[da]} in dim {da} and "
+                f"second has size {b.shape[db]} in dim {db}"
+            )
+    free_a = [d for d in range(a.dim()) if d not in dims_a]
+    free_b = [d for d in range(b.dim()) if d not in dims_b]
+    size = math.prod(a.shape[d] for d in dims_a)
+    left = a.permute(*free_a, *dims_a).reshape(math.prod(a.shape[d] for d in free_a), size)
+    right = b.permute(*dims_b, *free_b).reshape(size, math.prod(b.shape[d] for d in free_b))
+    return (left @ right).reshape(*[a.shape[d] for d in free_a], *[b.shape[d] for d in free_b])
+
+
+def inner(input: Tensor, other: Tensor, *, out=None) -> Tensor:  # noqa: A002
+    """The sum of products over the last dimension of both, for every pair of their other
+    indices (a product with a 0-d tensor); follows ``torch.inner``."""
+    if input.dim() == 0 or other.dim() == 0:
+        return input * other
+    return tensordot(input, other, ([-1], [-1]))
+
+
+def _running_extreme(input: Tensor, dim: int, largest: bool, named):  # noqa: A002
+    """``(values, indices)`` of the running maximum or minimum along ``dim``: the index of the
+    latest extreme (ties and NaN as PyTorch's), the value gathered from it, so that its gradient
+    goes there. Inside a recording the indices are read from the values (a guard)."""
+    dim = _normalize_dim(dim, max(input.dim(), 1))
+    if input.dim() == 0:
+        return named(input * 1, _wrap(np.zeros((), np.int64)))
+    guard_reads(f"cum{'max' if largest else 'min'}()", input)
+    data = np.moveaxis(input._data, dim, -1)
+    indices = np.zeros(data.shape, np.int64)
+    if data.shape[-1]:
+        best = data[..., 0].copy()
+        position = np.zeros(data.shape[:-1], np.int64)
+        for k in range(data.shape[-1]):
+            value = data[..., k]
+            # PyTorch's rule: a NaN takes over and stays; else the latest of equal extremes
+            with np.errstate(invalid="ignore"):
+                reached = (value >= best) if largest else (value <= best)
+            better = np.isnan(value) | (~np.isnan(best) & reached)
+            position = np.where(better, k, position)
+            best = np.where(better, value, best)
+            indices[..., k] = position
+    indices = np.moveaxis(indices, -1, dim)
+    index_tensor = _wrap(indices)
+    return named(gather(input, dim, index_tensor), index_tensor)
+
+
+def cummax(input: Tensor, dim: int):  # noqa: A002
+    """``(values, indices)``: the largest element so far along ``dim`` and where it is (the
+    latest of equal ones; a NaN stays); the gradient goes to that element. Follows
+    ``torch.cummax``."""
+    return _running_extreme(input, dim, True, return_types.cummax)
+
+
+def cummin(input: Tensor, dim: int):  # noqa: A002
+    """``cummax``'s smallest counterpart; follows ``torch.cummin``."""
+    return _running_extreme(input, dim, False, return_types.cummin)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+    """The (2, N) indices of the lower triangle of a ``row`` x ``col`` matrix (on and below the
+    ``offset`` diagonal), row by row; follows ``torch.tril_indices`` (int64)."""
+    rows, cols = np.tril_indices(row, offset, col)
+    return _wrap(np.stack([rows, cols]).astype((dtype or _dtypes.int64).numpy))
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None) -> Tensor:
+    """The upper triangle's indices, as ``tril_indices``; follows ``torch.triu_indices``."""
+    rows, cols = np.triu_indices(row, offset, col)
+    return _wrap(np.stack([rows, cols]).astype((dtype or _dtypes.int64).numpy))
+
+
+def block_diag(*tensors) -> Tensor:
+    """The tensors (0-d, 1-d as a row, 2-d) as blocks along the diagonal of one matrix, zeros
+    elsewhere, in their promoted dtype; follows ``torch.block_diag``."""
+    if not tensors:
+        return _wrap(np.zeros((1, 0), np.float32))
+    blocks = [
+        t.reshape(1, 1) if t.dim() == 0 else t.reshape(1, -1) if t.dim() == 1 else t for t in map(as_tensor, tensors)
+    ]
+    for index, block in enumerate(blocks):
+        if block.dim() != 2:
+            raise RuntimeError(
+                f"torch.block_diag: Input tensors must have 2 or fewer dimensions. Input {index} has {block.dim()} dimensions"
+            )
+    dtype = _dtypes.from_numpy_dtype(_result_type(*blocks))
+    width = sum(block.shape[1] for block in blocks)
+    rows, left = [], 0
+    for block in blocks:
+        height, columns = block.shape
+        parts = [_wrap(np.zeros((height, left), dtype.numpy)), block.to(dtype)]
+        parts.append(_wrap(np.zeros((height, width - left - columns), dtype.numpy)))
+        rows.append(cat(parts, 1))
+        left += columns
+    return cat(rows, 0)
+
+
+def cartesian_prod(*tensors) -> Tensor:
+    """Every combination of one element of each 1-d tensor, as rows (N, len(tensors)), the
+    first varying slowest; one tensor is returned as it is. Follows ``torch.cartesian_prod``."""
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([grid.reshape(-1) for grid in grids], 1)
+
+
+def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool = False, out=None) -> Tensor:  # noqa: A002
+    """The index of the bucket of ``boundaries`` (1-d, ascending) each element falls in;
+    follows ``torch.bucketize`` (``searchsorted`` with the arguments swapped)."""
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
+
+
+def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0, *, out=None) -> Tensor:  # noqa: A001, A002
+    """Counts of the elements in ``bins`` equal bins over [min, max] (the data's range when both
+    are 0), elements outside ignored, in ``input``'s float dtype; no gradient (PyTorch has
+    none). Follows ``torch.histc``."""
+    data = input._data
+    if data.dtype.kind != "f":
+        raise RuntimeError(f"\"histogram_cpu\" not implemented for '{input.dtype.type_name}'")
+    low, high = float(min), float(max)
+    if low == high and data.size:
+        low, high = float(data.min()), float(data.max())
+    if low == high:
+        low, high = low - 1, high + 1
+    counts, _ = np.histogram(data, bins=bins, range=(low, high))
+    return _wrap(counts.astype(data.dtype))
+
+
+def bincount(input: Tensor, weights=None, minlength: int = 0) -> Tensor:  # noqa: A002
+    """How often each non-negative integer occurs in the 1-d ``input`` (int64), or the sum of
+    ``weights`` at each (their float dtype); no gradient. Follows ``torch.bincount``."""
+    data = input._data
+    if input.dim() != 1 or data.dtype.kind not in "iub":
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if data.size and data.min() < 0:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if weights is None:
+        return _wrap(np.bincount(data, minlength=minlength).astype(np.int64))
+    values = as_tensor(weights)._data
+    dtype = values.dtype if values.dtype.kind == "f" else np.float64
+    return _wrap(np.bincount(data, values, minlength=minlength).astype(dtype))
+
+
+def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, **kwargs) -> Tensor:
+    """``base ** linspace(start, end, steps)``; follows ``torch.logspace``."""
+    from ._factories import linspace
+
+    exponents = linspace(start, end, steps, dtype=_dtypes.float64)
+    chosen = _dtypes.as_dtype(dtype) if dtype is not None else _dtypes.DEFAULT_FLOAT
+    return _wrap(np.power(float(base), exponents._data).astype(chosen.numpy))
+
+
+def result_type(tensor1, tensor2):
+    """The dtype an op of the two (tensors or numbers) gives; follows ``torch.result_type``."""
+    return _dtypes.from_numpy_dtype(_result_type(tensor1, tensor2))
+
+
+def heaviside(input: Tensor, values) -> Tensor:  # noqa: A002
+    """0 below zero, 1 above, ``values`` at zero, broadcast; no gradient (PyTorch has none).
+    Follows ``torch.heaviside``."""
+    values = as_tensor(values)
+    result = _result_type(input, values)
+    out = np.where(input._data == 0, values._data, (input._data > 0)).astype(result)
+    return _wrap(out)
+
+
+def signbit(input: Tensor) -> Tensor:  # noqa: A002
+    """Whether each element's sign bit is set (-0.0 included); follows ``torch.signbit``."""
+    return _wrap(np.signbit(input._data))
+
+
+def copysign(input, other) -> Tensor:  # noqa: A002
+    """``|input|`` with the sign of ``other`` (of -0.0 too), in the promoted float dtype; the
+    gradient is ``sign(input) * sign(result)`` for ``input`` (0 at 0) and none for ``other``.
+    Follows ``torch.copysign``."""
+    result = _result_type(input, other)
+    dtype = _dtypes.from_numpy_dtype(result if result.kind == "f" else _dtypes.DEFAULT_FLOAT.numpy)
+    x = as_tensor(input).to(dtype)
+    if not isinstance(other, Tensor):
+        return name_node(-x.abs() if math.copysign(1.0, other) < 0 else x.abs(), "CopysignBackward1")
+    y = other.to(dtype)
+    # signbit of recorded comparisons (a replay reads the new signs): below 0, or -0.0, whose
+    # reciprocal is -inf; ``y`` also gets PyTorch's zero gradient, as an unselected branch
+    negative = (y < 0) | ((y == 0) & (y.reciprocal() < 0))
+    magnitude = x.abs()
+    value = where(negative, -magnitude, magnitude)
+    never = negative & ~negative
+    return name_node(where(never, y, value), "CopysignBackward0")
+
+
+def fmax(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """The larger of each pair, ignoring a NaN (NaN only where both are); follows ``torch.fmax``."""
+    return where(other.isnan(), input, where(input.isnan(), other, input.maximum(other)))
+
+
+def fmin(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """The smaller of each pair, ignoring a NaN; follows ``torch.fmin``."""
+    return where(other.isnan(), input, where(input.isnan(), other, input.minimum(other)))
+
+
+def isposinf(input: Tensor) -> Tensor:  # noqa: A002
+    """Where ``input`` is +inf; follows ``torch.isposinf``."""
+    return _wrap(np.isposinf(input._data))
+
+
+def isneginf(input: Tensor) -> Tensor:  # noqa: A002
+    """Where ``input`` is -inf; follows ``torch.isneginf``."""
+    return _wrap(np.isneginf(input._data))
+
+
+def cov(input: Tensor, *, correction: int = 1, fweights=None, aweights=None) -> Tensor:  # noqa: A002
+    """The covariance matrix of the variables in ``input``'s rows (observations in columns; a
+    1-d input is one variable: a 0-d variance), divided by ``N - correction``; follows
+    ``torch.cov`` (without frequency or observation weights)."""
+    if fweights is not None or aweights is not None:
+        raise NotImplementedError("cov with fweights or aweights is not supported yet")
+    if input.dim() > 2:
+        raise RuntimeError(
+            f"cov(): expected input to have two or fewer dimensions but got an input with {input.dim()} dimensions"
+        )
+    x = input.reshape(1, -1) if input.dim() < 2 else input
+    x = x if x.dtype.is_floating_point else x.to(_dtypes.DEFAULT_FLOAT)
+    centered = x - x.mean(1, keepdim=True)
+    result = (centered @ centered.mT) / float(max(x.shape[1] - correction, 0))
+    return result.reshape(()) if input.dim() < 2 else result
+
+
+def corrcoef(input: Tensor) -> Tensor:  # noqa: A002
+    """Pearson's correlation coefficients of the rows, clipped to [-1, 1]; follows
+    ``torch.corrcoef``."""
+    c = cov(input)
+    if c.dim() == 0:
+        return c / c
+    deviations = c.diagonal().sqrt()
+    return (c / deviations.unsqueeze(1) / deviations.unsqueeze(0)).clamp(-1.0, 1.0)
+
+
+def unflatten(input: Tensor, dim: int, sizes) -> Tensor:  # noqa: A002
+    """``input`` with dimension ``dim`` split into ``sizes`` (one may be -1); follows
+    ``torch.unflatten``."""
+    dim = _normalize_dim(dim, max(input.dim(), 1))
+    shape = tuple(input.shape)
+    return input.reshape(*shape[:dim], *sizes, *shape[dim + 1 :])
+
+
+def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
+    """Every window of ``size`` elements along ``dimension``, ``step`` apart, as a new last
+    dimension (the windows replacing ``dimension``); follows ``torch.Tensor.unfold`` (a copy
+    here, differentiable: the gradient adds up where windows overlap)."""
+    dim = _normalize_dim(dimension, max(self.dim(), 1))
+    extent = self.shape[dim] if self.dim() else 1
+    if size > extent:
+        raise RuntimeError(f"maximum size for tensor at dimension {dim} is {extent} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    starts = np.arange(0, extent - size + 1, step)
+    positions = (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
+    x = self.reshape(1) if self.dim() == 0 else self
+    picked = index_select(x, dim, _wrap(positions))
+    shape = list(x.shape)
+    shape[dim : dim + 1] = [len(starts), size]
+    return picked.reshape(*shape).movedim(dim + 1, -1)
+
+
+def _is_nonzero(self) -> bool:
+    """The truth of a one-element tensor; follows ``torch.is_nonzero``."""
+    if self.numel() != 1:
+        raise RuntimeError(
+            "Boolean value of Tensor with no values is ambiguous"
+            if self.numel() == 0
+            else "Boolean value of Tensor with more than one value is ambiguous"
+        )
+    return bool(self)
+
+
+install(
+    {
+        "diff": diff,
+        "cummax": cummax,
+        "cummin": cummin,
+        "unflatten": unflatten,
+        "unfold": _unfold,
+        "inner": inner,
+        "signbit": signbit,
+        "copysign": copysign,
+        "fmax": fmax,
+        "fmin": fmin,
+        "sgn": lambda self: self.sign(),
+        "heaviside": heaviside,
+        "histc": histc,
+        "bincount": bincount,
+        "cov": cov,
+        "corrcoef": corrcoef,
+        "isposinf": isposinf,
+        "isneginf": isneginf,
+        "is_complex": lambda self: False,
+        "is_signed": lambda self: self.dtype.is_signed,
+        "is_nonzero": _is_nonzero,
+        "true_divide": lambda self, other: self / other,
+        "tensordot": tensordot,
+    }
+)
