@@ -1219,3 +1219,50 @@ def test_array_functions_match_pytorch(name):
 
     ours, theirs = _both(lambda m: plain(ARRAY_FUNCTION_CALLS[name](m)))
     assert ours == theirs
+
+
+def _modules_printed(m):
+    nn = m.nn
+    modules = [
+        nn.Threshold(0.1, 20), nn.Threshold(0.1, 20, True), nn.Hardshrink(), nn.Softshrink(0.3), nn.Tanhshrink(),
+        nn.GLU(), nn.PReLU(3), nn.Upsample(scale_factor=2, mode="bilinear"), nn.Upsample(size=(3, 4)),
+        nn.MaxPool1d(3), nn.AvgPool1d(2), nn.AdaptiveAvgPool1d(3), nn.AdaptiveMaxPool1d(2),
+        nn.AdaptiveMaxPool2d((2, 3)), nn.ZeroPad2d(1), nn.ConstantPad1d((1, 2), 3.5), nn.ReflectionPad2d(2),
+        nn.ReplicationPad1d((1, 0)), nn.PixelShuffle(2), nn.PixelUnshuffle(3), nn.Unflatten(1, (2, 3)),
+        nn.Bilinear(2, 3, 4), nn.RReLU(), nn.Softmax2d(), nn.PoissonNLLLoss(), nn.GaussianNLLLoss(),
+        nn.MultiMarginLoss(), nn.MultiLabelSoftMarginLoss(),
+    ]  # fmt: skip
+    parameters = nn.ParameterDict({"b": nn.Parameter(m.ones(2)), "a": nn.Parameter(m.ones(1, 2))})
+    parameters["c"] = m.zeros(3)
+    return [repr(module) for module in modules] + [
+        repr(parameters).replace(m.__name__, ""),
+        list(parameters.keys()),
+        type(parameters["c"]).__name__,
+        [name for name, _ in m.nn.Sequential(nn.PReLU(), nn.Bilinear(2, 2, 1)).named_parameters()],
+    ]
+
+
+def _modules_applied(m):
+    m.manual_seed(0)
+    x = m.arange(48.0).reshape(2, 3, 8) / 10.0 - 2.0
+    image = m.arange(32.0).reshape(1, 2, 4, 4) / 10.0
+    prelu = m.nn.PReLU(3)
+    return [
+        m.nn.MaxPool1d(3, stride=2)(x), m.nn.AvgPool1d(3, 2, 1, count_include_pad=False)(x),
+        m.nn.AdaptiveAvgPool1d(5)(x), m.nn.AdaptiveMaxPool1d(3)(x), m.nn.ReflectionPad1d((2, 1))(x),
+        m.nn.ReplicationPad2d((1, 0, 0, 2))(image), m.nn.ZeroPad2d((1, 1, 0, 1))(image), m.nn.Softmax2d()(image),
+        m.nn.Upsample(scale_factor=2)(image), m.nn.Upsample(size=(3, 5), mode="bilinear")(image),
+        m.nn.PixelUnshuffle(2)(image), prelu(x), m.nn.Threshold(0.1, 20)(x), m.nn.GLU(1)(image),
+        m.nn.RReLU().eval()(x),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("program", [_modules_printed, _modules_applied], ids=["printed", "applied"])
+def test_more_modules_match_pytorch(program):
+    ours, theirs = _both(program)
+    if program is _modules_printed:
+        assert ours == theirs
+        return
+    for (our_dtype, our_values), (their_dtype, their_values) in zip(ours, theirs):
+        assert our_dtype == their_dtype
+        np.testing.assert_allclose(our_values, their_values, atol=1e-6)

@@ -111,6 +111,8 @@ LAYERS = {
         "nn._convolution",
         "nn._pointwise",  # activations with PyTorch's gradients at their break points
         "nn._losses",  # distances and the losses built on them
+        "nn._more_functional",  # 1-d pools, resampling, pixel shuffles, shrinks, more losses
+        "nn._more_modules",  # their modules, padding modules, ParameterDict
         "nn._recurrent",
         "nn._attention",
         "nn._backward_hooks",  # a module's full backward hooks, made of tensor hooks

@@ -41,6 +41,29 @@ from ._losses import (  # noqa: F401 - the public names
     soft_margin_loss,
     triplet_margin_loss,
 )
+from ._more_functional import (  # noqa: F401 - the public names
+    adaptive_avg_pool1d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    bilinear,
+    conv_transpose1d,
+    gaussian_nll_loss,
+    hardshrink,
+    interpolate,
+    max_pool1d,
+    multi_margin_loss,
+    multilabel_soft_margin_loss,
+    pixel_shuffle,
+    pixel_unshuffle,
+    poisson_nll_loss,
+    prelu,
+    rrelu,
+    softshrink,
+    tanhshrink,
+    upsample,
+)
+from ._more_functional import threshold as _threshold
 from ._pointwise import (  # noqa: F401 - the public names
     _written,
     celu,
@@ -1197,3 +1220,6 @@ def _heads(x: Tensor, static, name: str, heads: int, head_dim: int) -> Tensor:
     if static.shape[2] != head_dim:
         raise AssertionError(f"expecting {name}.size(2) of {head_dim}, but got {static.shape[2]}")
     return static
+
+
+threshold = _threshold  # (bound here: other functions have parameters of that name)

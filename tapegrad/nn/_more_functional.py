@@ -1,0 +1,379 @@
+"""More of ``torch.nn.functional``, made of what tapegrad already records: the 1-d pools and
+transposed convolution as their 2-d forms over a height of 1, adaptive max pooling, resampling
+(``interpolate``: nearest and linear, by index selection and weights), pixel shuffles, the
+shrinking and thresholding activations, ``prelu``, ``bilinear``, and the Poisson, Gaussian and
+margin losses. Each differentiates, replays and nests under ``create_graph`` as its parts do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._indexing import index_select
+from .._selection import where
+from .._views import stack
+from ..tensor import Tensor, _wrap, as_tensor
+from . import _convolution
+from ._pointwise import logsigmoid
+
+
+def _single(value, name: str) -> int:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise RuntimeError(f"{name} must be an int or a tuple of one int")
+        return int(value[0])
+    return int(value)
+
+
+def _as_2d(input: Tensor, what: str) -> Tensor:  # noqa: A002
+    if input.dim() not in (2, 3):
+        raise RuntimeError(f"{what}: Expected 2D or 3D (batch mode) tensor, but got input of size: {list(input.shape)}")
+    return input.unsqueeze(-2)
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,  # noqa: A002
+               return_indices: bool = False):  # fmt: skip
+    """``max_pool2d`` over (N, C, L) or (C, L) as a height of 1; follows
+    ``torch.nn.functional.max_pool1d`` (indices: positions along L)."""
+    kernel = _single(kernel_size, "kernel_size")
+    step = kernel if stride is None or stride == () else _single(stride, "stride")
+    result = _convolution.max_pool2d(
+        _as_2d(input, "max_pool1d"), (1, kernel), (1, step), (0, _single(padding, "padding")),
+        (1, _single(dilation, "dilation")), ceil_mode, return_indices,
+    )  # fmt: skip
+    if return_indices:
+        values, indices = result
+        return values.squeeze(-2), indices.squeeze(-2)
+    return result.squeeze(-2)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,  # noqa: A002
+               count_include_pad: bool = True) -> Tensor:  # fmt: skip
+    """``avg_pool2d`` over (N, C, L) or (C, L) as a height of 1; follows
+    ``torch.nn.functional.avg_pool1d``."""
+    kernel = _single(kernel_size, "kernel_size")
+    step = kernel if stride is None or stride == () else _single(stride, "stride")
+    return _convolution.avg_pool2d(
+        _as_2d(input, "avg_pool1d"), (1, kernel), (1, step), (0, _single(padding, "padding")), ceil_mode,
+        count_include_pad,
+    ).squeeze(-2)  # fmt: skip
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:  # noqa: A002
+    """``adaptive_avg_pool2d`` over a height of 1; follows ``torch.nn.functional.adaptive_avg_pool1d``."""
+    return _convolution.adaptive_avg_pool2d(
+        _as_2d(input, "adaptive_avg_pool1d"), (1, _single(output_size, "output_size"))
+    ).squeeze(-2)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):  # noqa: A002
+    """The largest value of each of the windows that tile the input into ``output_size`` (as
+    ``adaptive_avg_pool2d``'s windows), the gradient to the first largest; with
+    ``return_indices``, its flat position in the H*W plane. Follows
+    ``torch.nn.functional.adaptive_max_pool2d``."""
+    if input.dim() not in (3, 4):
+        raise RuntimeError(f"adaptive_max_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
+    shape = tuple(input.shape)
+    height, width = shape[-2:]
+    sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
+    out = tuple(int(e if s is None else s) for s, e in zip(sizes, (height, width)))
+    windows = []
+    for extent, o in zip((height, width), out):
+        start = (np.arange(o) * extent) // o
+        end = -((-(np.arange(1, o + 1) * extent)) // o)
+        windows.append(list(zip(start.tolist(), end.tolist())))
+    values, positions = [], []
+    for y0, y1 in windows[0]:
+        row_values, row_positions = [], []
+        for x0, x1 in windows[1]:
+            window = input[..., y0:y1, x0:x1].flatten(-2)
+            best = window.max(-1)
+            row_values.append(best.values)
+            local = best.indices._data
+            row_positions.append((y0 + local // (x1 - x0)) * width + x0 + local % (x1 - x0))
+        values.append(stack(row_values, -1))
+        positions.append(np.stack(row_positions, -1))
+    result = stack(values, -2)
+    if return_indices:
+        return result, _wrap(np.stack(positions, -2).astype(np.int64))
+    return result
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):  # noqa: A002
+    """``adaptive_max_pool2d`` over a height of 1; follows ``torch.nn.functional.adaptive_max_pool1d``."""
+    result = adaptive_max_pool2d(
+        _as_2d(input, "adaptive_max_pool1d"), (1, _single(output_size, "output_size")), return_indices
+    )
+    if return_indices:
+        return result[0].squeeze(-2), result[1].squeeze(-2)
+    return result.squeeze(-2)
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias=None, stride=1, padding=0, output_padding=0,  # noqa: A002
+                     groups: int = 1, dilation=1) -> Tensor:  # fmt: skip
+    """``conv_transpose2d`` over a height of 1: ``input`` (N, C_in, L) or (C_in, L), ``weight``
+    (C_in, C_out / groups, k); follows ``torch.nn.functional.conv_transpose1d``."""
+    return _convolution.conv_transpose2d(
+        _as_2d(input, "conv_transpose1d"), weight.unsqueeze(-2), bias, (1, _single(stride, "stride")),
+        (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")), groups,
+        (1, _single(dilation, "dilation")),
+    ).squeeze(-2)  # fmt: skip
+
+
+# -- resampling ----------------------------------------------------------------------------
+
+
+def _source_positions(extent: int, size: int, scale, mode: str, align_corners) -> tuple:
+    """For one dimension: the source indices (and for linear modes the second index and its
+    weight) of each output position, as PyTorch's upsampling kernels compute them."""
+    outputs = np.arange(size, dtype=np.float64)
+    if mode in ("nearest", "nearest-exact"):
+        ratio = (1.0 / scale) if scale else extent / size
+        shifted = outputs + 0.5 if mode == "nearest-exact" else outputs
+        index = np.minimum(np.floor(shifted * ratio).astype(np.int64), extent - 1)
+        return index, None, None
+    if align_corners:
+        ratio = (extent - 1) / (size - 1) if size > 1 else 0.0
+        source = outputs * ratio
+    else:
+        ratio = (1.0 / scale) if scale else extent / size
+        source = np.maximum((outputs + 0.5) * ratio - 0.5, 0.0)
+    low = np.minimum(np.floor(source).astype(np.int64), extent - 1)
+    high = np.minimum(low + 1, extent - 1)
+    return low, high, source - low
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,  # noqa: A002
+                recompute_scale_factor=None, antialias: bool = False) -> Tensor:  # fmt: skip
+    """``input`` (N, C, *spatial, 1 to 3 dimensions) resampled to ``size`` or by
+    ``scale_factor``: ``"nearest"``, ``"nearest-exact"``, ``"linear"``, ``"bilinear"``,
+    ``"trilinear"`` (separable, one dimension at a time: index selections and their weighted
+    sum, so the gradient adds each output into its sources). Follows
+    ``torch.nn.functional.interpolate``; raises ``ValueError``/``NotImplementedError`` as
+    PyTorch does for a missing or doubled size, ``align_corners`` with a nearest mode, or
+    another mode (``bicubic``, ``area``)."""
+    spatial = input.dim() - 2
+    if spatial < 1 or spatial > 3:
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D)")
+    linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
+    if mode not in ("nearest", "nearest-exact", *linear):
+        raise NotImplementedError(f"interpolate with mode {mode!r} is not supported yet")
+    if mode in linear and linear[mode] != spatial:
+        raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {linear[mode] + 2}D input")
+    if align_corners is not None and mode not in linear:
+        raise ValueError(
+            "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear"
+        )
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined")
+    extents = tuple(input.shape[2:])
+    if size is not None:
+        sizes = (size,) * spatial if isinstance(size, int) else tuple(size)
+        scales = (None,) * spatial
+    else:
+        scales = (
+            (float(scale_factor),) * spatial
+            if not isinstance(scale_factor, (tuple, list))
+            else tuple(float(s) for s in scale_factor)
+        )
+        sizes = tuple(int(math.floor(e * s)) for e, s in zip(extents, scales))
+        if recompute_scale_factor:
+            scales = (None,) * spatial
+    out = input
+    for offset, (extent, target, scale) in enumerate(zip(extents, sizes, scales)):
+        dim = 2 + offset
+        low, high, weight = _source_positions(extent, target, scale, mode, bool(align_corners))
+        picked = index_select(out, dim, _wrap(low))
+        if high is None:
+            out = picked
+            continue
+        shape = [1] * out.dim()
+        shape[dim] = target
+        fraction = _wrap(weight.astype(input._data.dtype).reshape(shape))
+        out = picked + (index_select(out, dim, _wrap(high)) - picked) * fraction
+    return out
+
+
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:  # noqa: A002
+    """``interpolate`` under its older name; follows ``torch.nn.functional.upsample``."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
+    """(*, C r^2, H, W) -> (*, C, H r, W r); follows ``torch.nn.functional.pixel_shuffle``."""
+    r = int(upscale_factor)
+    *batch, channels, height, width = input.shape
+    if channels % (r * r):
+        raise RuntimeError(
+            f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of upscale_factor, "
+            f"but input.size(-3)={channels} is not divisible by {r * r}"
+        )
+    c = channels // (r * r)
+    n = len(batch)
+    x = input.reshape(*batch, c, r, r, height, width)
+    order = [*range(n), n, n + 3, n + 1, n + 4, n + 2]
+    return x.permute(*order).reshape(*batch, c, height * r, width * r)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A002
+    """(*, C, H r, W r) -> (*, C r^2, H, W), the inverse of ``pixel_shuffle``; follows
+    ``torch.nn.functional.pixel_unshuffle``."""
+    r = int(downscale_factor)
+    *batch, channels, height, width = input.shape
+    if height % r or width % r:
+        raise RuntimeError(
+            f"pixel_unshuffle expects height and width to be divisible by downscale_factor, but got {height} and {width}"
+        )
+    n = len(batch)
+    x = input.reshape(*batch, channels, height // r, r, width // r, r)
+    order = [*range(n), n, n + 2, n + 4, n + 1, n + 3]
+    return x.permute(*order).reshape(*batch, channels * r * r, height // r, width // r)
+
+
+# -- activations ---------------------------------------------------------------------------
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:  # noqa: A002
+    """``input`` where it is above ``threshold``, else ``value``; follows
+    ``torch.nn.functional.threshold``."""
+    out = where(input > threshold, input, float(value))
+    return input.copy_(out) if inplace else out
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
+    """``input`` where ``|input| > lambd``, else 0; follows ``torch.nn.functional.hardshrink``."""
+    return where(input.abs() > lambd, input, 0.0)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
+    """``input`` moved ``lambd`` toward 0, 0 within ``lambd`` of it; follows
+    ``torch.nn.functional.softshrink``."""
+    return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
+
+
+def tanhshrink(input: Tensor) -> Tensor:  # noqa: A002
+    """``input - tanh(input)``; follows ``torch.nn.functional.tanhshrink``."""
+    return input - input.tanh()
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,  # noqa: A002
+          inplace: bool = False) -> Tensor:  # fmt: skip
+    """Leaky ReLU whose negative slope is drawn from U(lower, upper) per element when
+    ``training`` (from tapegrad's generator), else their mean; follows
+    ``torch.nn.functional.rrelu``."""
+    if training:
+        from .._factories import default_generator
+
+        slopes = default_generator().uniform(lower, upper, tuple(input.shape)).astype(input._data.dtype)
+        out = where(input >= 0, input, input * _wrap(slopes))
+    else:
+        out = where(input > 0, input, input * ((lower + upper) / 2))
+    return input.copy_(out) if inplace else out
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
+    """``input`` where positive, else ``weight * input``, the weight (one value, or one per
+    channel: dimension 1, or 0 for a 1-d input) learned; follows ``torch.nn.functional.prelu``."""
+    if weight.numel() != 1:
+        channels = input.shape[1] if input.dim() > 1 else input.shape[0]
+        if weight.numel() != channels:
+            raise RuntimeError(
+                f"Mismatch of parameter numbers and input channel size. Found parameter numbers = {weight.numel()} "
+                f"and channel size = {channels}."
+            )
+        shape = [1] * input.dim()
+        shape[1 if input.dim() > 1 else 0] = channels
+        weight = weight.reshape(*shape)
+    return where(input > 0, input, weight * input)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias=None) -> Tensor:
+    """``x1^T A x2 + b`` for each output feature: ``input1`` (*, in1), ``input2`` (*, in2),
+    ``weight`` (out, in1, in2), ``bias`` (out,); follows ``torch.nn.functional.bilinear``."""
+    out_features, in1, in2 = weight.shape
+    mixed = (input1 @ weight.permute(1, 0, 2).reshape(in1, out_features * in2)).reshape(
+        *input1.shape[:-1], out_features, in2
+    )
+    out = (mixed * input2.unsqueeze(-2)).sum(-1)
+    return out + bias if bias is not None else out
+
+
+# -- losses --------------------------------------------------------------------------------
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,  # noqa: A002
+                     size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:  # fmt: skip
+    """The negative log-likelihood of ``target`` counts under Poisson rates ``exp(input)``
+    (``log_input``) or ``input``; ``full`` adds Stirling's term where the target is above 1.
+    Follows ``torch.nn.functional.poisson_nll_loss``."""
+    target = as_tensor(target)
+    loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
+    if full:
+        stirling = target * target.log() - target + 0.5 * (2 * math.pi * target).log()
+        loss = loss + where(target > 1, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, eps: float = 1e-6,  # noqa: A002
+                      reduction: str = "mean") -> Tensor:  # fmt: skip
+    """``0.5 (log var + (input - target)^2 / var)`` (plus ``0.5 log 2 pi`` when ``full``), the
+    variance clamped below at ``eps`` for the value only (its gradient passes as PyTorch's);
+    ``var`` of ``input``'s shape, one fewer dimension, or a last dimension of 1. Follows
+    ``torch.nn.functional.gaussian_nll_loss``."""
+    var = as_tensor(var) if not isinstance(var, (int, float)) else _wrap(np.full((), var, input._data.dtype))
+    if var.dim() == input.dim() - 1 and tuple(var.shape) == tuple(input.shape[:-1]):
+        var = var.unsqueeze(-1)
+    if (var < 0).any():
+        raise ValueError("var has negative entry/entries")
+    clamped = var + (var.detach().clamp(min=eps) - var.detach())  # the clamp without its gradient
+    loss = 0.5 * (clamped.log() + (input - target) ** 2 / clamped)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight=None,  # noqa: A002
+                      size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # fmt: skip
+    """The multi-class hinge loss: for each sample, the sum over the other classes of
+    ``max(0, margin - x[y] + x[j])**p`` over the number of classes (times ``weight[y]``).
+    Follows ``torch.nn.functional.multi_margin_loss``."""
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    x = input.unsqueeze(0) if input.dim() == 1 else input
+    labels = as_tensor(target).reshape(-1)
+    classes = x.shape[1]
+    picked = x.gather(1, labels.unsqueeze(1))
+    hinge = (margin - picked + x).clamp(min=0.0)
+    if p == 2:
+        hinge = hinge * hinge
+    if weight is not None:
+        hinge = hinge * as_tensor(weight)[labels].unsqueeze(1)
+    other = _wrap((np.arange(classes)[None, :] != labels._data[:, None]).astype(x._data.dtype))
+    loss = (hinge * other).sum(1) / float(classes)
+    if input.dim() == 1:
+        loss = loss.reshape(())
+    return _reduce(loss, reduction)
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight=None, size_average=None, reduce=None,  # noqa: A002
+                                reduction: str = "mean") -> Tensor:  # fmt: skip
+    """``-mean_c(y log sigmoid(x) + (1 - y) log sigmoid(-x))`` per sample (classes weighted by
+    ``weight``); follows ``torch.nn.functional.multilabel_soft_margin_loss``."""
+    target = as_tensor(target).to(input.dtype)
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * as_tensor(weight)
+    loss = loss.mean(-1) if input.dim() > 1 else loss.mean()
+    return _reduce(loss, reduction)
