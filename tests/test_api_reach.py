@@ -1266,3 +1266,27 @@ def test_more_modules_match_pytorch(program):
     for (our_dtype, our_values), (their_dtype, their_values) in zip(ours, theirs):
         assert our_dtype == their_dtype
         np.testing.assert_allclose(our_values, their_values, atol=1e-6)
+
+
+def _checkpointed(m):
+    import importlib
+
+    checkpoint = importlib.import_module(f"{m.__name__}.utils.checkpoint")
+    m.manual_seed(0)
+    x = m.tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True)
+    w = m.tensor([[1.5, -0.5], [0.25, 2.0]], requires_grad=True)
+    y = checkpoint.checkpoint(lambda a, b: (a @ b).tanh() * 2, x, w, use_reentrant=False)
+    z = checkpoint.checkpoint(lambda a: a.sin(), y, use_reentrant=True)
+    net = m.nn.Sequential(m.nn.Tanh(), m.nn.Sigmoid(), m.nn.Softplus())
+    out = checkpoint.checkpoint_sequential(net, 2, z, use_reentrant=False)
+    out.sum().backward()
+    return [out, x.grad, w.grad]
+
+
+def test_checkpointed_segments_give_pytorchs_values_and_gradients():
+    ours, theirs = _both(_checkpointed)
+    for (our_dtype, our_values), (their_dtype, their_values) in zip(ours, theirs):
+        assert our_dtype == their_dtype
+        np.testing.assert_allclose(our_values, their_values, rtol=1e-6)
+    with pytest.warns(UserWarning, match="the use_reentrant parameter should be passed explicitly"):
+        tg.utils.checkpoint.checkpoint(lambda a: a * 2, tg.ones(2))

@@ -944,3 +944,14 @@ def test_autograd_grad_runs_the_nodes_on_a_path_to_its_inputs(name):
 def test_autograd_grad_off_its_path_matches_pytorch(name):
     torch = pytest.importorskip("torch")
     assert OFF_PATH[name](tg) == OFF_PATH[name](torch)
+
+
+def test_autograd_argument_errors_are_pytorchs():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2).sum()
+    with pytest.raises(RuntimeError, match="can't retain_grad on Tensor that has requires_grad=False"):
+        y.backward(inputs=[tg.ones(2)], retain_graph=True)
+    with pytest.raises(ValueError, match="Expected allow_unused to be True or not passed when materialize_grads=True"):
+        tg.autograd.grad(y, x, materialize_grads=True, allow_unused=False)
+    with tg.autograd.inference_mode():
+        assert not (x * 2).requires_grad

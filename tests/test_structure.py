@@ -130,6 +130,7 @@ LAYERS = {
         "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
         "utils",
         "utils.data",
+        "utils.checkpoint",
     ],
     "func": ["func"],  # torch.func's transforms: over autograd, replay and nn
     "package": ["", "__main__", "_tutorial", "_kernels.ship"],  # ship: compiles what a wheel carries

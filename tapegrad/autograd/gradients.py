@@ -30,6 +30,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     for tensor in inputs:
         check_gradient_reaches(tensor, "backward(inputs=...)")
+        if isinstance(tensor, Tensor) and not tensor._requires_grad:  # (PyTorch retains its gradient first)
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
     # A non-leaf input's .grad is a retained gradient, as PyTorch makes it (retains_grad from
     # then on; each backward a new tensor, the sum with the last): the sweep fills it, once.
     for tensor in inputs:
@@ -107,6 +109,10 @@ def grad(
     >>> tg.autograd.grad((x * x).sum(), x)
     (tensor([2., 4.]),)
     """
+    if materialize_grads and allow_unused is False:
+        raise ValueError(
+            "Expected allow_unused to be True or not passed when materialize_grads=True, but got: allow_unused=False."
+        )
     outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
     grad_outputs = (None,) * len(outputs) if grad_outputs is None else _as_tuple(grad_outputs)

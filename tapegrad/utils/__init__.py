@@ -1,5 +1,6 @@
-"""``torch.utils``: the data loading utilities (``tapegrad.utils.data``)."""
+"""``torch.utils``: the data loading utilities (``tapegrad.utils.data``) and activation
+checkpointing (``tapegrad.utils.checkpoint``)."""
 
 from __future__ import annotations
 
-from . import data  # noqa: F401
+from . import checkpoint, data  # noqa: F401
