@@ -34,6 +34,7 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, *
     """The modules (or functions) of ``functions`` (a Sequential or a list) applied in turn,
     in ``segments`` checkpointed segments; follows ``torch.utils.checkpoint.checkpoint_sequential``."""
     modules = list(functions.children()) if hasattr(functions, "children") else list(functions)
+    value = input
     for module in modules:
-        input = checkpoint(module, input, use_reentrant=True if use_reentrant is None else use_reentrant)
-    return input
+        value = checkpoint(module, value, use_reentrant=True if use_reentrant is None else use_reentrant)
+    return value
