@@ -280,9 +280,29 @@ for _op in _OPS:
     if _op.family == _UNARY:
         globals()[_op.name] = _module_function(_op.name)
 neg = _module_function("neg")
-add = _module_function("add")
-sub = _module_function("sub")
-mul = _module_function("mul")
+
+
+def add(input, other, *, alpha=1, out=None):  # noqa: A002 - PyTorch's names
+    """``input + alpha * other``, either of them a number (``tapegrad.add(2, x)``); follows
+    ``torch.add``."""
+    if isinstance(input, Tensor):
+        return input.add(other, alpha=alpha)
+    return (other if alpha == 1 else other * alpha).__radd__(input)
+
+
+def sub(input, other, *, alpha=1, out=None):  # noqa: A002
+    """``input - alpha * other``, either of them a number; follows ``torch.sub``."""
+    if isinstance(input, Tensor):
+        return input.sub(other, alpha=alpha)
+    return (other if alpha == 1 else other * alpha).__rsub__(input)
+
+
+def mul(input, other, *, out=None):  # noqa: A002
+    """``input * other``, either of them a number; follows ``torch.mul``."""
+    return input.mul(other) if isinstance(input, Tensor) else other.__rmul__(input)
+
+
+subtract, multiply = sub, mul
 div = divide = _div
 
 

@@ -668,6 +668,8 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:  # noqa: A002
     """``input + weight * (end - input)``, ``weight`` a number or a tensor; follows
     ``torch.lerp``. Raises PyTorch's ``RuntimeError`` for a ``weight`` tensor of another dtype."""
+    if isinstance(weight, Tensor) and weight.dtype != input.dtype and weight.dim() == 0:
+        weight = weight.to(input.dtype)  # a 0-d weight is cast, as PyTorch's (one with dimensions raises)
     if isinstance(weight, Tensor) and weight.dtype != input.dtype:
         raise RuntimeError(f"expected dtype {input.dtype.c_name} for `weight` but got dtype {weight.dtype.c_name}")
     return name_node(

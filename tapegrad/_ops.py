@@ -197,6 +197,8 @@ def integer_power(base, exponent):
     """``np.power``, with PyTorch's rule for integer powers with negative integer exponents
     (numpy raises): 1 for a base of 1, +-1 for -1, 0 for any other base (an exponent tensor's;
     a Python exponent raises in ``_power``, as in PyTorch)."""
+    if isinstance(base, (bool, np.bool_)):  # True ** t: the integer 1 (numpy raised for t < 0)
+        base = int(base)
     if _integral(base) and _integral(exponent) and np.any(np.asarray(exponent) < 0):
         base, exponent = np.asarray(base), np.asarray(exponent)
         kept = np.power(base, np.maximum(exponent, 0))

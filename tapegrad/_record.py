@@ -372,6 +372,8 @@ def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
     data = x._data
     if data.dtype.kind == "b" and op.name in ("floor", "round"):  # numpy made float16 of it
         raise NotImplementedError(f"\"{op.name}_vml_cpu\" not implemented for 'Bool'")
+    if data.dtype.kind == "b" and op.name == "sign":  # the sign of a bool is itself (numpy has no loop)
+        return _wrap(data.copy())
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
         data = data.astype(_dtypes.DEFAULT_FLOAT.numpy)  # PyTorch's: the default dtype, not float32
     if (
@@ -452,6 +454,14 @@ _SCALAR_OP_OF_KIND = {
     "rpow": "rpow_scalar",
 }
 _REVERSED = {"rsub": "sub", "rdiv": "div", "rpow": "pow"}
+_TWO_BOOL_SUBTRACTION = (
+    "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` "
+    "operator instead."
+)
+_BOOL_SUBTRACTION = (
+    "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
+    "mask, use the `~` or `logical_not()` operator instead."
+)
 
 
 def _arith(kind: str, x: Tensor, other) -> Tensor:
@@ -463,6 +473,10 @@ def _arith(kind: str, x: Tensor, other) -> Tensor:
     if isinstance(other, numbers.Number) and not isinstance(other, np.ndarray):
         if isinstance(other, np.generic):
             other = other.item()
+        if (kind == "sub" or kind == "rsub") and (type(other) is _bool or x._data.dtype.kind == "b"):
+            # (a Python bool counts as a bool tensor there)
+            both = type(other) is _bool and x._data.dtype.kind == "b"
+            raise RuntimeError(_TWO_BOOL_SUBTRACTION if both else _BOOL_SUBTRACTION)
         if kind == "rdiv":  # 2 / x is recorded as PyTorch does: reciprocal, then times 2
             return _scalar(_MUL_SCALAR, _unary(BY_NAME["reciprocal"], x), other)
         return _scalar(_SCALAR_OPS[_SCALAR_OP_OF_KIND[kind]], x, other)
@@ -815,14 +829,8 @@ def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         result = np.dtype(_dtypes.DEFAULT_FLOAT.numpy)  # true division of integers: the default dtype
     if name == "sub" and "b" in (data_a.dtype.kind, data_b.dtype.kind):  # (numpy's TypeError named numpy)
         if result.kind == "b":
-            raise RuntimeError(
-                "Subtraction, the `-` operator, with two bool tensors is not supported. "
-                "Use the `^` or `logical_xor()` operator instead."
-            )
-        raise RuntimeError(
-            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
-            "mask, use the `~` or `logical_not()` operator instead."
-        )
+            raise RuntimeError(_TWO_BOOL_SUBTRACTION)
+        raise RuntimeError(_BOOL_SUBTRACTION)
     if data_a.dtype != result:
         data_a = data_a.astype(result)
     if data_b.dtype != result:

@@ -101,6 +101,7 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
         return tuple(_wrap(np.asarray(index, np.int64)) for index in np.nonzero(condition._data))
     if input is None or other is None:
         raise TypeError("where() takes a condition alone, or a condition, an input and an other")
+    input, other = (value.item() if isinstance(value, np.generic) else value for value in (input, other))  # noqa: A001
     if condition._data.dtype != np.bool_:
         raise RuntimeError(
             "where expected condition to be a boolean tensor, but got a tensor with dtype " + condition.dtype.type_name
@@ -260,6 +261,8 @@ def _masked_fill(self, mask, value) -> Tensor:
     which takes the sum of the gradient where the mask holds); follows ``torch.masked_fill``.
     Raises PyTorch's ``RuntimeError`` for an integer or boolean ``self`` and a value that
     requires grad (with grad mode on)."""
+    if isinstance(value, np.generic):  # a numpy scalar is a number to PyTorch
+        value = value.item()
     result = _masked_filled(self, mask, value)
     if self._data.dtype.kind != "f" and isinstance(value, Tensor) and refuses_gradient(value):
         # PyTorch gives the result the value's gradient, then refuses an integer or boolean one

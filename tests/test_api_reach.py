@@ -1290,3 +1290,49 @@ def test_checkpointed_segments_give_pytorchs_values_and_gradients():
         np.testing.assert_allclose(our_values, their_values, rtol=1e-6)
     with pytest.warns(UserWarning, match="the use_reentrant parameter should be passed explicitly"):
         tg.utils.checkpoint.checkpoint(lambda a: a * 2, tg.ones(2))
+
+
+SCALAR_OPERAND_CALLS = {  # numbers and numpy scalars where PyTorch takes them (a review's finds)
+    "number first in add, sub, mul": lambda m: [
+        m.add(2, m.tensor([1.5, 2.0])),
+        m.mul(0.5, m.tensor([1.5, 2.0])),
+        m.sub(1, m.tensor([1.5, 2.0]), alpha=2),
+        m.subtract(m.tensor([3, 4]), 1),
+    ],
+    "sign of bools": lambda m: m.sign(m.tensor([True, False])),
+    "True to integer powers": lambda m: True ** m.tensor([5, -7]),
+    "lerp by a 0-d weight of another dtype": lambda m: m.lerp(
+        m.tensor([1.5, -2.0]), m.ones(2), m.tensor(0.25, dtype=m.float64)
+    ),
+    "numpy bools in where and masked_fill": lambda m: [
+        m.where(m.tensor([True, False]), m.tensor([1.0, 2.0]), np.bool_(True)),
+        m.tensor([1.0, 2.0]).masked_fill(m.tensor([True, False]), np.bool_(True)),
+        m.where(m.tensor([True, False]), np.float64(0.5), m.tensor([1.0, 2.0])),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", SCALAR_OPERAND_CALLS)
+def test_scalar_operands_as_pytorch_takes_them(name):
+    ours, theirs = _both(lambda m: SCALAR_OPERAND_CALLS[name](m))
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m: 0.75 - m.tensor([True, False]),
+        lambda m: m.tensor([3, 4]) - True,
+        lambda m: m.tensor([True]) - 1,
+        lambda m: m.tensor([True]) - True,
+        lambda m: m.tensor([1.5]).sub_(True),
+    ],
+    ids=["number - bools", "ints - True", "bools - 1", "bools - True", "sub_(True)"],
+)
+def test_subtraction_with_bools_raises_pytorchs_error(program):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError) as theirs:
+        program(torch)
+    with pytest.raises(RuntimeError) as ours:
+        program(tg)
+    assert str(ours.value) == str(theirs.value)
