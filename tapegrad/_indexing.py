@@ -18,7 +18,7 @@ from . import _dtypes, _record
 from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
-from ._record import _input_row, _opcode, _short_tape, _target
+from ._record import _input_row, _opcode, _short_tape, _target, writable
 from ._tape import exclusive
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, as_tensor, install, on_tape
 
@@ -529,7 +529,7 @@ def change_view(view: Tensor, result: Tensor, label: str) -> Tensor:
     changed = put("copy_slices", root, positions, result)
     if not changed._requires_grad and root._requires_grad:  # inside tapegrad.record, under no_grad
         changed = _record.assigned(changed._tape, root, changed)
-    view._data[...] = result._data
+    writable(view._data)[...] = result._data
     _bump_version(view, label)
     requires_grad = changed._requires_grad  # a captured constant changed under no_grad stays one
     gained = requires_grad and not root._requires_grad

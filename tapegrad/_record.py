@@ -1063,6 +1063,21 @@ def refuse_view_change(view: Tensor, rebased: bool = False) -> None:
     raise RuntimeError(message + "." + (_NO_GRAD_ADVICE if kind == NO_GRAD_MODE else _MULTI_OUTPUT_ADVICE))
 
 
+def writable(data: np.ndarray) -> np.ndarray:
+    """``data``, or where it is a read-only view of writable memory (a slice of an expand whose
+    own elements do not overlap: ``_check_in_place`` refused the others), a writable view of
+    the same elements: PyTorch writes through such a view to its base."""
+    if data.flags.writeable:
+        return data
+    root = data
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.writeable:
+        return data  # (numpy's error follows, as for any read-only array)
+    offset = data.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return np.ndarray(data.shape, data.dtype, buffer=root, offset=offset, strides=data.strides)
+
+
 def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     """Raise, before anything is written, for an in-place change PyTorch refuses, or one that a
     recording (``tapegrad.record``) cannot follow (``_shared_storage``): checked after the write,
@@ -1165,7 +1180,7 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
             from ._indexing import change_view
 
             return change_view(tensor, result, label)
-    tensor._data[...] = result._data
+    writable(tensor._data)[...] = result._data
     _bump_version(tensor, label if result._tape is not None else None)
     if result._tape is not None:
         gained = result._requires_grad and not tensor._requires_grad

@@ -4,6 +4,7 @@ against PyTorch 2.13 where torch is installed, and on its own semantics where it
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -1336,3 +1337,35 @@ def test_subtraction_with_bools_raises_pytorchs_error(program):
     with pytest.raises(RuntimeError) as ours:
         program(tg)
     assert str(ours.value) == str(theirs.value)
+
+
+def _slice_of_an_expand_changed(m):
+    x = m.tensor([1.0, 2.0, 3.0])
+    x.unsqueeze(0).expand(2, 3)[:1].mul_(3)
+    w = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = w * 1
+    h.unsqueeze(0).expand(2, 3)[0].add_(10)
+    h.sum().backward()
+    return [x, h, w.grad]
+
+
+MORE_REVIEW_CALLS = {
+    "legacy loss keywords": lambda m: [
+        getattr(m.nn, name)(size_average=False, reduce=True).reduction
+        for name in ("L1Loss", "MSELoss", "BCELoss", "BCEWithLogitsLoss")
+    ],
+    "Linear without inputs": lambda m: m.nn.Linear(0, 3)(m.ones(2, 0)).shape,
+    "circular padding that crops": lambda m: [
+        m.nn.functional.pad(m.arange(10.0).reshape(1, 2, 5), (-1, 1), mode="circular"),
+        m.nn.functional.pad(m.arange(10.0).reshape(1, 2, 5), (1, -2), mode="circular"),
+    ],
+    "a slice of an expand changed in place": _slice_of_an_expand_changed,
+}
+
+
+@pytest.mark.parametrize("name", MORE_REVIEW_CALLS)
+def test_more_calls_the_reviews_found_now_match_pytorch(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the legacy keywords' and zero-element warnings)
+        ours, theirs = _both(lambda m: MORE_REVIEW_CALLS[name](m))
+    assert ours == theirs

@@ -858,8 +858,9 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
         positions = np.arange(-left, extent + right)
         if mode == "replicate":
             positions = np.clip(positions, 0, extent - 1)
-        elif mode == "circular":
-            positions = positions % extent
+        elif mode == "circular":  # a negative pad crops first; the rest wraps around what is kept
+            start, kept = max(0, -left), extent - max(0, -left) - max(0, -right)
+            positions = start + np.arange(-max(left, 0), kept + max(right, 0)) % max(kept, 1)
         else:
             period = 2 * (extent - 1)
             positions = np.abs(positions) % max(period, 1)

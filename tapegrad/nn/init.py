@@ -4,6 +4,7 @@ tapegrad's generator, so the values differ from PyTorch's for the same seed)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -97,6 +98,9 @@ def _fan(tensor: Tensor, mode: str) -> int:
 def kaiming_uniform_(
     tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", generator=None
 ) -> Tensor:
+    if 0 in tuple(tensor.shape):  # PyTorch's: nothing to fill (its fan would divide by zero)
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
     bound = math.sqrt(3.0) * _gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return uniform_(tensor, -bound, bound, generator)
 

@@ -1648,22 +1648,24 @@ class Dropout2d(Dropout):
 
 
 class MSELoss(Module):
-    """``F.mse_loss`` as a module; follows ``torch.nn.MSELoss``."""
+    """``F.mse_loss`` as a module; follows ``torch.nn.MSELoss`` (the legacy ``size_average`` and
+    ``reduce`` set ``reduction``, as PyTorch's)."""
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
-        self.reduction = reduction
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(Module):
-    """``F.l1_loss`` as a module; follows ``torch.nn.L1Loss``."""
+    """``F.l1_loss`` as a module; follows ``torch.nn.L1Loss`` (the legacy ``size_average`` and
+    ``reduce`` set ``reduction``, as PyTorch's)."""
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
-        self.reduction = reduction
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.l1_loss(input, target, reduction=self.reduction)
@@ -1714,10 +1716,10 @@ class NLLLoss(CrossEntropyLoss):
 class BCELoss(Module):
     """``F.binary_cross_entropy`` as a module; follows ``torch.nn.BCELoss``."""
 
-    def __init__(self, weight: Tensor | None = None, reduction: str = "mean"):
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
         self.register_buffer("weight", weight)
-        self.reduction = reduction
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
@@ -1726,11 +1728,12 @@ class BCELoss(Module):
 class BCEWithLogitsLoss(Module):
     """``F.binary_cross_entropy_with_logits`` as a module; follows ``torch.nn.BCEWithLogitsLoss``."""
 
-    def __init__(self, weight: Tensor | None = None, reduction: str = "mean", pos_weight: Tensor | None = None):
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean",
+                 pos_weight: Tensor | None = None):  # fmt: skip
         super().__init__()
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
-        self.reduction = reduction
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
