@@ -571,7 +571,8 @@ def jacrev(func, argnums=0, has_aux: bool = False, *, chunk_size=None):
     of shape ``O + I`` of the input's dtype: the structure is the output's with each tensor
     replaced by the argument's structure (a tuple of them for a tuple ``argnums``). With
     ``has_aux`` the result is ``(jacobian, aux)``. ``chunk_size`` is accepted for PyTorch's
-    signature. Raises ``RuntimeError`` as ``vjp`` and ``grad`` do.
+    signature (``ValueError`` unless positive, as PyTorch). Raises ``RuntimeError`` as ``vjp``
+    and ``grad`` do.
 
     >>> import tapegrad as tg
     >>> from tapegrad.func import jacrev
@@ -579,6 +580,8 @@ def jacrev(func, argnums=0, has_aux: bool = False, *, chunk_size=None):
     tensor([[2., 0.],
             [0., 4.]])
     """
+    if chunk_size is not None and chunk_size <= 0:
+        raise ValueError("jacrev: `chunk_size` should be greater than 0.")
     return _jacobian_transform(func, argnums, has_aux, "jacrev")
 
 

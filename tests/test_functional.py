@@ -141,3 +141,44 @@ def test_jvp_has_the_output_dtype():
         _, product = m.autograd.functional.jvp(lambda y: y.double() ** 2, x, m.ones(2))
         dtypes.append(str(product.dtype).split(".")[-1])
     assert dtypes[0] == dtypes[1]
+
+
+STRICT_AND_OPTIONS = {  # what PyTorch refuses and tapegrad ran (a review's finds)
+    "jacobian strict, output independent": lambda m, x: m.autograd.functional.jacobian(
+        lambda a: a.detach() * 2, x, strict=True
+    ),
+    "jacobian strict with create_graph, linear": lambda m, x: m.autograd.functional.jacobian(
+        lambda a: a * 3, x, strict=True, create_graph=True
+    ),
+    "hessian strict, linear": lambda m, x: m.autograd.functional.hessian(lambda a: (a * 2).sum(), x, strict=True),
+    "vjp strict, an unused input": lambda m, x: m.autograd.functional.vjp(lambda a, b: a.sum(), (x, x), strict=True),
+    "forward mode without vectorize": lambda m, x: m.autograd.functional.jacobian(
+        lambda a: a * 2, x, strategy="forward-mode"
+    ),
+    "an unknown strategy": lambda m, x: m.autograd.functional.jacobian(lambda a: a * 2, x, strategy="bad"),
+    "strict with vectorize": lambda m, x: m.autograd.functional.jacobian(
+        lambda a: a * 2, x, strict=True, vectorize=True
+    ),
+    "a list of inputs": lambda m, x: m.autograd.functional.jacobian(lambda a, b: a * b, [x, x]),
+    "an integer input": lambda m, x: m.autograd.functional.jacobian(lambda a: a * 2, m.tensor([1, 2])),
+    "jacrev chunk_size 0": lambda m, x: m.func.jacrev(lambda a: a * 2, chunk_size=0)(x),
+}
+
+
+@pytest.mark.parametrize("name", STRICT_AND_OPTIONS)
+def test_strict_mode_and_options_raise_as_pytorch(name):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(Exception) as theirs:  # noqa: PT011 - the class is the comparison
+        STRICT_AND_OPTIONS[name](torch, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    with pytest.raises(Exception) as ours:  # noqa: PT011
+        STRICT_AND_OPTIONS[name](tg, tg.tensor([1.0, 2.0], dtype=tg.float64))
+    assert type(ours.value).__name__.lstrip("_") == type(theirs.value).__name__.lstrip("_")
+    assert str(ours.value).split(".")[0] == str(theirs.value).split(".")[0]
+
+
+def test_independent_blocks_under_create_graph_require_no_grad():
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    jacobian = tg.autograd.functional.jacobian(lambda a, b: a * a, (x, x), create_graph=True)
+    _, grads = tg.autograd.functional.vjp(lambda a, b: (a * a).sum(), (x, x), create_graph=True)
+    assert jacobian[0].requires_grad and not jacobian[1].requires_grad
+    assert grads[0].requires_grad and not grads[1].requires_grad

@@ -16,8 +16,34 @@ from ..tensor import Tensor, _wrap
 from .gradients import grad as _grad
 
 
-def _as_tuple(value):
-    return ((value,), True) if isinstance(value, Tensor) else (tuple(value), False)
+def _as_tuple(value, what: str = "", caller: str = ""):
+    """``(tensors, single)``; with ``what`` and ``caller``, PyTorch's ``TypeError`` for anything
+    but a tensor or a tuple of tensors (a list included)."""
+    single = not isinstance(value, tuple)
+    values = (value,) if single else value
+    if what:
+        for index, element in enumerate(values):
+            if not isinstance(element, Tensor):
+                where = f"the given {what}" if single else f"the value at index {index}"
+                raise TypeError(
+                    f"The {what} given to {caller} must be either a Tensor or a tuple of Tensors but {where} has type "
+                    f"{type(element)}."
+                )
+    return values, single
+
+
+def _check_outputs(outputs: tuple, strict: bool, what: str = "outputs") -> None:
+    """PyTorch's strict mode: every output computed differentiably from the inputs."""
+    if strict:
+        for index, out in enumerate(outputs):
+            if not out.requires_grad:
+                raise RuntimeError(
+                    f"Output {index} of the user-provided function does not require gradients. The outputs must be "
+                    "computed in a differentiable manner from the input when running in strict mode."
+                    if what == "outputs"
+                    else f"While computing the hessian, found that the jacobian of the user-provided function with "
+                    f"respect to input {index} is independent of the input. This is not allowed in strict mode."
+                )
 
 
 def _unpacked(values: tuple, single: bool):
@@ -33,7 +59,7 @@ def _prepare(inputs, create_graph: bool) -> tuple:
         if create_graph and x.requires_grad:
             prepared.append(x.view_as(x))
         else:
-            prepared.append(x.detach().requires_grad_() if x.is_floating_point() else x.detach())
+            prepared.append(x.detach().requires_grad_())  # (an integer input: PyTorch's RuntimeError)
     return tuple(prepared)
 
 
@@ -69,27 +95,34 @@ def _differentiable(outputs, grad_outputs) -> tuple:
     return tuple(out for out, _ in pairs), tuple(v for _, v in pairs)
 
 
-def _gradients(outputs, inputs, grad_outputs, create_graph: bool, retain_graph=None) -> tuple:
-    """d outputs / d inputs weighted by ``grad_outputs``, zeros for inputs nothing reached."""
+def _gradients(outputs, inputs, grad_outputs, create_graph: bool, retain_graph=None, unused: str = "") -> tuple:
+    """d outputs / d inputs weighted by ``grad_outputs``, zeros (that require no grad, as
+    PyTorch's ``_fill_in_zeros``) for inputs nothing reached, or with ``unused`` (strict mode:
+    PyTorch's message with ``{index}``) a ``RuntimeError`` for the first of them."""
     outputs, grad_outputs = _differentiable(outputs, grad_outputs)
-    if not outputs or not inputs:
-        return tuple(_wrap(np.zeros_like(x._data)) for x in inputs)
-    return _grad(
-        outputs,
-        inputs,
-        grad_outputs,
-        retain_graph=retain_graph,
-        create_graph=create_graph,
-        allow_unused=True,
-        materialize_grads=True,
-    )
+    if outputs and inputs:
+        grads = _grad(
+            outputs, inputs, grad_outputs, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True
+        )
+    else:
+        grads = (None,) * len(inputs)
+    filled = []
+    for index, (gradient, x) in enumerate(zip(grads, inputs)):
+        if gradient is None:
+            if unused:
+                raise RuntimeError(unused.format(index=index))
+            gradient = _wrap(np.zeros_like(x._data))
+        filled.append(gradient)
+    return tuple(filled)
 
 
 def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    """``(func(*inputs), v^T J)``."""
-    inputs, single_input = _as_tuple(inputs)
+    """``(func(*inputs), v^T J)``; with ``strict``, PyTorch's ``RuntimeError`` for an output or
+    input the other does not depend on."""
+    inputs, single_input = _as_tuple(inputs, "inputs", "vjp")
     inputs = _prepare(inputs, create_graph)
-    outputs, single_output = _as_tuple(func(*inputs))
+    outputs, single_output = _as_tuple(func(*inputs), "outputs of the user-provided function", "vjp")
+    _check_outputs(outputs, strict)
     if v is None:
         if len(outputs) != 1 or outputs[0].numel() != 1:
             raise RuntimeError(
@@ -99,7 +132,12 @@ def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
         v = (None,)
     else:
         v = _validated(v, outputs, not single_output)
-    grads = _gradients(outputs, inputs, v, create_graph)
+    unused = (
+        "The output of the user-provided function is independent of input {index}. This is not allowed in strict mode."
+        if strict
+        else ""
+    )
+    grads = _gradients(outputs, inputs, v, create_graph, unused=unused)
     return _unpacked(_finish(outputs, create_graph), single_output), _unpacked(grads, single_input)
 
 
@@ -111,22 +149,60 @@ def jacobian(
     vectorize: bool = False,
     strategy: str = "reverse-mode",
 ):
-    """d func / d inputs, shaped ``output.shape + input.shape`` (nested tuples for several)."""
-    inputs, single_input = _as_tuple(inputs)
+    """d func / d inputs, shaped ``output.shape + input.shape`` (nested tuples for several).
+    Raises PyTorch's errors: ``TypeError`` for inputs or outputs that are not tensors or tuples
+    of them, ``RuntimeError`` in ``strict`` mode for an output that does not depend on an input
+    (or, with ``create_graph``, whose Jacobian does not), ``AssertionError`` for another
+    ``strategy``, ``NotImplementedError`` for forward mode (``vectorize=True`` computes the
+    same Jacobian by reverse sweeps)."""
+    if strategy not in ("forward-mode", "reverse-mode"):
+        raise AssertionError(
+            'Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your function has a single '
+            'output or a small number of outputs, use "reverse-mode"; otherwise "forward-mode".'
+        )
+    if strategy == "forward-mode" and not vectorize:
+        raise NotImplementedError(
+            "Computing Jacobian using forward-AD or forward-over-reverse Hessian isonly implemented for "
+            "`vectorize=True`."
+        )
+    if strict and vectorize:
+        raise RuntimeError(
+            "torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not supported together. "
+            "Please either set `strict=False` or `vectorize=False`."
+        )
+    inputs, single_input = _as_tuple(inputs, "inputs", "jacobian")
     inputs = _prepare(inputs, create_graph)
-    outputs, single_output = _as_tuple(func(*inputs))
-    blocks = [_unpacked(_jacobian_of(out, inputs, create_graph), single_input) for out in outputs]
+    outputs, single_output = _as_tuple(func(*inputs), "outputs of the user-provided function", "jacobian")
+    _check_outputs(outputs, strict)
+    blocks = [
+        _unpacked(_jacobian_of(out, inputs, create_graph, strict, number), single_input)
+        for number, out in enumerate(outputs)
+    ]
     return _unpacked(blocks, single_output)
 
 
-def _jacobian_of(out: Tensor, inputs: tuple, create_graph: bool) -> tuple:
+def _jacobian_of(out: Tensor, inputs: tuple, create_graph: bool, strict: bool = False, number: int = 0) -> tuple:
     """d out / d each input: one reverse sweep per element of ``out``, over its one tape."""
     rows = []
     for element in range(out.numel()):
         seed = np.zeros(out.numel(), out._data.dtype)
         seed[element] = 1.0
         seed = _wrap(seed.reshape(out._data.shape))
-        rows.append(_gradients((out,), inputs, (seed,), create_graph, retain_graph=True))
+        unused = (
+            f"Output {number} of the user-provided function is independent of input {{index}}. This is not allowed "
+            "in strict mode."
+            if strict
+            else ""
+        )
+        row = _gradients((out,), inputs, (seed,), create_graph, retain_graph=True, unused=unused)
+        if strict and create_graph:
+            for index, gradient in enumerate(row):
+                if not gradient.requires_grad:
+                    raise RuntimeError(
+                        f"The jacobian of the user-provided function is independent of input {index}. This is not "
+                        "allowed in strict mode when create_graph=True."
+                    )
+        rows.append(row)
     blocks = []
     for index, x in enumerate(inputs):
         shape = tuple(out.shape) + tuple(x.shape)
@@ -192,9 +268,13 @@ def hessian(
 
     def gradient(*xs):
         out = _single_element_output(func, xs, "hessian")
-        return _unpacked(_gradients((out,), xs, (None,), create_graph=True), single_input)
+        _check_outputs((out,), strict)
+        grads = _gradients((out,), xs, (None,), create_graph=True)
+        _check_outputs(grads, strict, "jacobian")
+        return _unpacked(grads, single_input)
 
-    return jacobian(gradient, inputs, create_graph=create_graph)
+    return jacobian(gradient, inputs, create_graph=create_graph, strict=strict, vectorize=vectorize,
+                    strategy=outer_jacobian_strategy)  # fmt: skip
 
 
 def _gradient_at(func, inputs, v, create_graph: bool, caller: str) -> tuple:
