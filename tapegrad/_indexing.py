@@ -500,14 +500,20 @@ def positions_in(root: Tensor, view: Tensor) -> np.ndarray:
     """Where each element of ``view`` sits in ``root`` laid out contiguously, found from the
     arrays' addresses and strides (so any chain of views works)."""
     data = root._data
-    if not data.flags.c_contiguous:
-        raise NotImplementedError(
-            "an in-place change through a view of a tensor whose memory is not contiguous is not supported yet; "
-            "call .contiguous() on the tensor first"
-        )
     itemsize = data.itemsize
     start = (view._data.__array_interface__["data"][0] - data.__array_interface__["data"][0]) // itemsize
-    probe = np.arange(data.size, dtype=np.int64)
+    if data.flags.c_contiguous:
+        probe = np.arange(data.size, dtype=np.int64)
+    else:
+        # A root laid out otherwise (a result that kept its operand's transposed strides): the
+        # memory it spans, each element marked with its index in the root's own order
+        low = sum((n - 1) * step for n, step in zip(data.shape, data.strides) if step < 0) // itemsize
+        high = sum((n - 1) * step for n, step in zip(data.shape, data.strides) if step > 0) // itemsize
+        memory = np.zeros(high - low + 1, np.int64)
+        marks = tuple(step // itemsize * memory.itemsize for step in data.strides)
+        as_strided = np.lib.stride_tricks.as_strided
+        as_strided(memory[-low:], data.shape, marks)[...] = np.arange(data.size).reshape(data.shape)
+        probe, start = memory, start - low
     strides = tuple(stride // itemsize * probe.itemsize for stride in view._data.strides)
     return np.lib.stride_tricks.as_strided(probe[start:], view._data.shape, strides).copy()
 

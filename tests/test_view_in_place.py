@@ -168,3 +168,23 @@ def test_an_expanded_tensor_changes_shape_in_place():
 def test_errors_name_the_in_place_method():
     with pytest.raises(RuntimeError, match=r"^t_\(\) expects a tensor with <= 2 dimensions, but self is 3D"):
         (tg.ones(2, 1, 3, requires_grad=True) * 2).t_()
+
+
+def _through_a_view_of_a_transposed_result(m, case: int):
+    """A change in place through a view of a result laid out as its transposed operand (x.t() + 1
+    keeps x's strides), then a backward through both."""
+    x = m.tensor(np.arange(24.0).reshape(2, 3, 4) / 10.0, dtype=m.float64, requires_grad=True)
+    y = [x.permute(2, 0, 1) + 1, x.transpose(0, 2) * 2, x.mT.sin(), x.permute(1, 2, 0) - 0.5][case % 4]
+    view = [lambda t: t[:1], lambda t: t[1:, ::2], lambda t: t.select(2, 1), lambda t: t.transpose(0, 1)[1]][case // 4]
+    view(y).mul_(3.0)
+    (y * y).sum().backward()
+    return y.detach().numpy(), x.grad.numpy()
+
+
+@pytest.mark.parametrize("case", range(16))
+def test_changes_through_views_of_transposed_results_match_pytorch(case):
+    torch = pytest.importorskip("torch")
+    for ours, theirs in zip(
+        _through_a_view_of_a_transposed_result(tg, case), _through_a_view_of_a_transposed_result(torch, case)
+    ):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
