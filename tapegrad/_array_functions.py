@@ -32,6 +32,8 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend=None, append=None) ->
     if n < 0:
         raise RuntimeError(f"order must be non-negative but got {n}")
     dim = _normalize_dim(dim, input.dim())
+    if n == 0:  # the input itself, copied; prepend and append are not joined (PyTorch's)
+        return input.clone()
     parts = [as_tensor(part) for part in (prepend, input, append) if part is not None]
     x = cat(parts, dim) if len(parts) > 1 else input
     for _ in range(n):
@@ -52,7 +54,12 @@ def trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
     pairs = y.narrow(dim, 1, extent - 1) + y.narrow(dim, 0, extent - 1)
     if x is not None and not isinstance(x, (int, float)):
         x = as_tensor(x)
-        spacing = diff(x, dim=dim if x.dim() == y.dim() else -1)
+        if x.dim() == 1:  # spacings along ``dim`` of y
+            shape = [1] * y.dim()
+            shape[dim] = extent - 1
+            spacing = diff(x).reshape(*shape)
+        else:
+            spacing = diff(x, dim=dim)
         return (pairs * spacing).sum(dim) / 2.0
     step = dx if dx is not None else (x if x is not None else 1.0)
     return pairs.sum(dim) * (step / 2.0)
@@ -72,6 +79,14 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     if x1.shape[-1] != x2.shape[-1]:
         raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
     differences = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    if p == math.inf:
+        # PyTorch's gradient goes whole to each coordinate that ties for the largest (the norm's
+        # would share it): the value as the norm's, the gradient through the tied magnitudes
+        magnitude = differences.abs()
+        largest = magnitude.amax(-1)
+        tied = (magnitude == largest.unsqueeze(-1)) & (largest.unsqueeze(-1) > 0)
+        through = where(tied, magnitude, 0.0).sum(-1)
+        return largest.detach() + (through - through.detach())
     return differences.norm(p, dim=-1)
 
 
@@ -231,13 +246,19 @@ def bincount(input: Tensor, weights=None, minlength: int = 0) -> Tensor:  # noqa
     return _wrap(np.bincount(data, values, minlength=minlength).astype(dtype))
 
 
-def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, **kwargs) -> Tensor:
-    """``base ** linspace(start, end, steps)``; follows ``torch.logspace``."""
+def logspace(
+    start, end, steps: int, base: float = 10.0, *, dtype=None, requires_grad: bool = False, **kwargs
+) -> Tensor:
+    """``base ** linspace(start, end, steps)`` (for an integer ``dtype``, of ``start`` and ``end``
+    made integers first, as PyTorch); follows ``torch.logspace``."""
     from ._factories import linspace
 
-    exponents = linspace(start, end, steps, dtype=_dtypes.float64)
     chosen = _dtypes.as_dtype(dtype) if dtype is not None else _dtypes.DEFAULT_FLOAT
-    return _wrap(np.power(float(base), exponents._data).astype(chosen.numpy))
+    if not chosen.is_floating_point:
+        start, end = int(start), int(end)
+    exponents = linspace(start, end, steps, dtype=_dtypes.float64)
+    result = _wrap(np.power(float(base), exponents._data).astype(chosen.numpy))
+    return result.requires_grad_() if requires_grad else result
 
 
 def result_type(tensor1, tensor2):
@@ -279,13 +300,15 @@ def copysign(input, other) -> Tensor:  # noqa: A002
 
 
 def fmax(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
-    """The larger of each pair, ignoring a NaN (NaN only where both are); follows ``torch.fmax``."""
-    return where(other.isnan(), input, where(input.isnan(), other, input.maximum(other)))
+    """The larger of each pair, ignoring a NaN (NaN only where both are), a tie's gradient to
+    ``input`` (PyTorch's); follows ``torch.fmax``."""
+    return where(other.isnan() | (input >= other), input, other)
 
 
 def fmin(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
-    """The smaller of each pair, ignoring a NaN; follows ``torch.fmin``."""
-    return where(other.isnan(), input, where(input.isnan(), other, input.minimum(other)))
+    """The smaller of each pair, ignoring a NaN, a tie's gradient to ``input``; follows
+    ``torch.fmin``."""
+    return where(other.isnan() | (input <= other), input, other)
 
 
 def isposinf(input: Tensor) -> Tensor:  # noqa: A002
@@ -312,14 +335,14 @@ def cov(input: Tensor, *, correction: int = 1, fweights=None, aweights=None) -> 
     x = x if x.dtype.is_floating_point else x.to(_dtypes.DEFAULT_FLOAT)
     centered = x - x.mean(1, keepdim=True)
     result = (centered @ centered.mT) / float(max(x.shape[1] - correction, 0))
-    return result.reshape(()) if input.dim() < 2 else result
+    return result.reshape(()) if input.dim() < 2 or x.shape[0] == 1 else result  # one variable: 0-d
 
 
 def corrcoef(input: Tensor) -> Tensor:  # noqa: A002
     """Pearson's correlation coefficients of the rows, clipped to [-1, 1]; follows
     ``torch.corrcoef``."""
     c = cov(input)
-    if c.dim() == 0:
+    if c.dim() == 0:  # one variable
         return c / c
     deviations = c.diagonal().sqrt()
     return (c / deviations.unsqueeze(1) / deviations.unsqueeze(0)).clamp(-1.0, 1.0)
@@ -345,7 +368,9 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
         raise RuntimeError(f"step is {step} but must be > 0")
     starts = np.arange(0, extent - size + 1, step)
     positions = (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
-    x = self.reshape(1) if self.dim() == 0 else self
+    if self.dim() == 0:  # PyTorch's: a window of the one element, (1,)
+        return self.reshape(1) * 1
+    x = self
     picked = index_select(x, dim, _wrap(positions))
     shape = list(x.shape)
     shape[dim : dim + 1] = [len(starts), size]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._views import cat
+from ._grad_mode import is_grad_enabled
+from ._views import cat, stack
 from .autograd.function import Function
 from .tensor import Tensor, _wrap
 
@@ -133,6 +134,9 @@ def _each_matrix(function, *arrays) -> np.ndarray:
     batch = arrays[0].shape[:-2]
     if not batch:
         return function(*arrays)
+    if 0 in batch:  # an empty batch: the shape one matrix's result has, with none of them
+        single = function(*[np.eye(*array.shape[-2:], dtype=array.dtype) for array in arrays])
+        return np.zeros((*batch, *single.shape), single.dtype)
     flat = [array.reshape(-1, *array.shape[-2:]) for array in arrays]
     results = [function(*matrices) for matrices in zip(*flat)]
     return np.stack(results).reshape(*batch, *results[0].shape)
@@ -148,7 +152,8 @@ def _not_positive_definite(A: np.ndarray) -> LinAlgError:  # noqa: N803
     for index, matrix in enumerate(matrices):
         for order in range(1, matrix.shape[-1] + 1):
             try:
-                np.linalg.cholesky(matrix[:order, :order])
+                if not np.isfinite(np.linalg.cholesky(matrix[:order, :order])).all():
+                    raise np.linalg.LinAlgError
             except np.linalg.LinAlgError:
                 batch = f"(Batch element {index}): " if A.ndim > 2 else ""
                 return LinAlgError(
@@ -167,6 +172,8 @@ class Cholesky(Function):
             L = np.linalg.cholesky(A._data)  # noqa: N806
         except np.linalg.LinAlgError:
             raise _not_positive_definite(A._data) from None
+        if not np.isfinite(L).all():  # LAPACK lets NaN through; PyTorch finds no positive minor
+            raise _not_positive_definite(A._data)
         L = _wrap(L.astype(A._data.dtype, copy=False))  # noqa: N806
         ctx.save_for_backward(L)
         return L
@@ -192,8 +199,14 @@ class SolveTriangular(Function):
     def forward(ctx, A, B, upper, left, unitriangular):  # noqa: N803
         def solve(a, b):
             if left:
-                return _scipy_linalg().solve_triangular(a, b, lower=not upper, unit_diagonal=unitriangular)
-            return _scipy_linalg().solve_triangular(a, b.T, trans="T", lower=not upper, unit_diagonal=unitriangular).T
+                return _scipy_linalg().solve_triangular(
+                    a, b, lower=not upper, unit_diagonal=unitriangular, check_finite=False
+                )
+            return (
+                _scipy_linalg()
+                .solve_triangular(a, b.T, trans="T", lower=not upper, unit_diagonal=unitriangular, check_finite=False)
+                .T
+            )
 
         dtype = np.result_type(A._data, B._data)
         X = _wrap(_each_matrix(solve, A._data, B._data).astype(dtype, copy=False))  # noqa: N806
@@ -227,6 +240,16 @@ def _adjugate_transposed(A: np.ndarray) -> np.ndarray:  # noqa: N803
     return (U * others[..., None, :]) @ Vh * sign[..., None, None]
 
 
+def _cofactors(A: Tensor) -> Tensor:  # noqa: N803
+    """``_adjugate_transposed`` of recorded ops (``Svd``'s outputs), for a second derivative at
+    a singular matrix: ``U diag(prod of the other singular values) Vh`` times ``det(U) det(Vh)``."""
+    U, S, Vh = Svd.apply(A, False)  # noqa: N806
+    n = S.shape[-1]
+    others = stack([S[..., [j for j in range(n) if j != i]].prod(-1) for i in range(n)], -1)
+    sign = np.linalg.det(U._data) * np.linalg.det(Vh._data)
+    return (U * others.unsqueeze(-2)) @ Vh * _wrap(np.asarray(sign, A._data.dtype)[..., None, None])
+
+
 class Det(Function):
     """``det(A)``; its gradient ``g det(A) A^-T`` (the cofactors, from the SVD, where ``A`` is
     singular: first derivatives there only)."""
@@ -241,6 +264,8 @@ class Det(Function):
     def backward(ctx, grad):
         A, det = ctx.saved_tensors  # noqa: N806
         if np.any(det._data == 0):
+            if is_grad_enabled():  # create_graph: the cofactors from a differentiable SVD
+                return grad.unsqueeze(-1).unsqueeze(-1) * _cofactors(A)
             cofactors = _adjugate_transposed(A._data.astype(np.float64)).astype(A._data.dtype)
             return grad.unsqueeze(-1).unsqueeze(-1) * _wrap(cofactors)
         return (grad * det).unsqueeze(-1).unsqueeze(-1) * Inverse.apply(A).mT
@@ -275,6 +300,9 @@ class Eigh(Function):
         values, vectors = np.linalg.eigh(A._data, UPLO=UPLO)
         values, vectors = _wrap(values.astype(A._data.dtype)), _wrap(vectors.astype(A._data.dtype))
         ctx.save_for_backward(values, vectors)
+        # An unused output's gradient stays None: zeros for the eigenvectors' divided by the 0
+        # gaps of repeated eigenvalues made the eigenvalues' own gradient NaN (eye(3))
+        ctx.set_materialize_grads(False)
         return values, vectors
 
     @staticmethod
@@ -283,7 +311,7 @@ class Eigh(Function):
         # E_ij = L_j - L_i off the diagonal, skew(M) = (M - M^T) / 2: V^T gV projected onto the
         # tangent space of the orthogonal matrices (the eigenvectors' norm is fixed).
         values, V = ctx.saved_tensors  # noqa: N806
-        inner = _diag_embed(grad_values)
+        inner = _diag_embed(grad_values) if grad_values is not None else 0.0 * V
         if grad_vectors is not None:
             gaps = values.unsqueeze(-2) - values.unsqueeze(-1)
             projected = V.mT @ grad_vectors
@@ -300,6 +328,7 @@ class Svd(Function):
         dtype = A._data.dtype
         U, S, Vh = _wrap(U.astype(dtype)), _wrap(S.astype(dtype)), _wrap(Vh.astype(dtype))  # noqa: N806
         ctx.save_for_backward(U, S, Vh)
+        ctx.set_materialize_grads(False)  # (unused singular vectors: None, as Eigh's)
         return U, S, Vh
 
     @staticmethod
@@ -316,7 +345,7 @@ class Svd(Function):
         grad_Vh = None if grad_Vh is None else grad_Vh[..., :k, :]  # noqa: N806
         inner = _diag_embed(grad_S) if grad_S is not None else None
         if grad_U is None and grad_Vh is None:
-            return U @ inner @ Vh if inner is not None else None, None
+            return (U * grad_S.unsqueeze(-2)) @ Vh if grad_S is not None else None, None
         squares = S * S
         gaps = squares.unsqueeze(-2) - squares.unsqueeze(-1)
         V = Vh.mT  # noqa: N806
@@ -376,7 +405,7 @@ class CholeskySolve(Function):
     @staticmethod
     def forward(ctx, B, L, upper):  # noqa: N803
         def solve(b, factor):
-            return _scipy_linalg().cho_solve((factor, not upper), b)
+            return _scipy_linalg().cho_solve((factor, not upper), b, check_finite=False)
 
         X = _wrap(_each_matrix(solve, B._data, L._data).astype(np.result_type(B._data, L._data), copy=False))  # noqa: N806
         ctx.upper = upper

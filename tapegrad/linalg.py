@@ -28,6 +28,8 @@ from ._decompositions import (
     _first_zero_pivot,
 )
 from ._record import broadcast_shape, name_node
+from ._selection import where
+from ._views import stack as _stack
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
 
 
@@ -261,10 +263,12 @@ def cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = False, o
     info = np.zeros(A.shape[:-2], np.int32).reshape(-1)
     for index, matrix in enumerate(A._data.reshape(-1, *A.shape[-2:])):
         for order in range(1, matrix.shape[-1] + 1):
-            if np.linalg.eigvalsh(matrix[:order, :order]).min() <= 0:
+            minor = matrix[:order, :order]
+            if not np.isfinite(minor).all() or np.linalg.eigvalsh(minor).min() <= 0:
                 info[index] = order
                 break
-    return return_types.linalg_cholesky_ex(_wrap(np.zeros(A.shape, A._data.dtype)), _wrap(info.reshape(A.shape[:-2])))
+    factors = _each_or_zeros(A, info, lambda matrix: cholesky(matrix, upper=upper))
+    return return_types.linalg_cholesky_ex(factors, _wrap(info.reshape(A.shape[:-2])))
 
 
 def _cholesky(self, upper: bool = False) -> Tensor:
@@ -346,8 +350,8 @@ def logdet(A: Tensor) -> Tensor:  # noqa: N803
     """``log(det(A))``: NaN where the determinant is negative, -inf where it is 0; follows
     ``torch.logdet`` (the gradient is ``A^-T``, as ``slogdet``'s)."""
     sign, logabsdet = Slogdet.apply(_matrices(A, "linalg.slogdet"))
-    bad = _wrap(np.where(sign._data < 0, np.nan, 0.0).astype(logabsdet._data.dtype))
-    return logabsdet + bad
+    # NaN where the determinant is negative, with no gradient there (PyTorch's)
+    return where(sign < 0, float("nan"), logabsdet)
 
 
 def eigh(A: Tensor, UPLO: str = "L", *, out=None):  # noqa: N803
@@ -394,9 +398,12 @@ def svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:  # noqa: N803
 def _torch_svd(self, some: bool = True, compute_uv: bool = True) -> tuple:
     """``torch.svd``: ``(U, S, V)`` with ``V`` (not ``Vh``), reduced unless ``some=False``;
     without ``compute_uv``, ``U`` and ``V`` are zeros."""
+    if not compute_uv:  # U (..., m, m) and V (..., n, n) of zeros, as PyTorch's
+        S = svdvals(self)  # noqa: N806
+        *batch, m, n = self.shape
+        zeros = [_wrap(np.zeros((*batch, k, k), self._data.dtype)) for k in (m, n)]
+        return return_types.svd(zeros[0], S, zeros[1])
     U, S, Vh = svd(self, full_matrices=not some)  # noqa: N806
-    if not compute_uv:
-        return return_types.svd(_wrap(np.zeros(U.shape, U._data.dtype)), S, _wrap(np.zeros(Vh.shape, Vh._data.dtype)))
     return return_types.svd(U, S, Vh.mT)
 
 
@@ -406,8 +413,10 @@ def pinv(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) 
     max(m, n)`` when neither is given, else 0); follows ``torch.linalg.pinv``. Differentiable
     where the rank does not change."""
     A = _finite(_matrices(A, "linalg.pinv", square=False), "linalg.svd")  # noqa: N806
-    if rtol is None:
-        rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None else 0.0
+    if rtol is None:  # PyTorch's default: eps * max(m, n) unless a positive atol is given
+        rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None or atol <= 0 else 0.0
+    if hermitian:  # read from the lower triangle, as PyTorch's eigh-based path
+        A = A.tril() + A.tril(-1).mT  # noqa: N806
     return Pinv.apply(A, 0.0 if atol is None else float(atol), float(rtol))
 
 
@@ -418,12 +427,25 @@ def _pinverse(self, rcond: float = 1e-15) -> Tensor:
 
 def lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):  # noqa: N803
     """The least-squares solution ``X`` minimising ``|A X - B|`` (the minimum-norm one where
-    ``A`` lacks full rank), as ``torch.linalg.lstsq`` with its CPU default driver ("gelsy"):
-    ``(solution, residuals, rank, singular_values)`` with empty ``residuals`` and
-    ``singular_values``. ``B`` (..., m, k) or (m,). Differentiable through the pseudo-inverse."""
+    ``A`` lacks full rank), as ``torch.linalg.lstsq``: ``(solution, residuals, rank,
+    singular_values)``. ``B`` (..., m, k), or (..., m) (one fewer dimension than ``A``: a vector
+    each). As PyTorch's drivers report them: ``rank`` for all but "gels", ``singular_values``
+    for "gelsd" and "gelss", ``residuals`` (the squared residual norms) for all but the CPU
+    default "gelsy" where ``m > n`` and every matrix has full rank; the others empty.
+    Differentiable through the pseudo-inverse."""
     A, B = as_tensor(A), as_tensor(B)  # noqa: N806
     _matrices(A, "torch.linalg.lstsq", square=False)
-    vector = B.dim() == 1
+    driver = driver or "gelsy"
+    if driver not in ("gels", "gelsy", "gelsd", "gelss"):
+        raise RuntimeError(
+            f"torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss), but got {driver}"
+        )
+    if not (A.dim() >= B.dim() and A.dim() - B.dim() <= 1):
+        raise RuntimeError(
+            "torch.linalg.lstsq: input.dim() must be greater or equal to other.dim() and "
+            "(input.dim() - other.dim()) <= 1"
+        )
+    vector = B.dim() == A.dim() - 1
     matrix_B = B.unsqueeze(-1) if vector else B  # noqa: N806
     if matrix_B.shape[-2] != A.shape[-2]:
         raise RuntimeError(
@@ -436,9 +458,14 @@ def lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):  # noqa: N803
     solution = pinv(A, rtol=rcond) @ matrix_B
     rank = np.linalg.matrix_rank(A._data, rtol=rcond) if A.numel() else np.zeros(A.shape[:-2], np.int64)
     empty = _wrap(np.zeros((0,), dtype))
-    return return_types.linalg_lstsq(
-        solution.squeeze(-1) if vector else solution, empty, _wrap(np.asarray(rank, np.int64)), empty
-    )
+    m, n = A.shape[-2:]
+    residuals = empty
+    if driver != "gelsy" and m > n and np.all(rank == n):
+        residuals = ((A @ solution - matrix_B) ** 2).sum(-2)
+        residuals = residuals.squeeze(-1) if vector else residuals
+    values = _wrap(np.linalg.svd(A._data, compute_uv=False).astype(dtype)) if driver in ("gelsd", "gelss") else empty
+    rank = _wrap(np.asarray(rank, np.int64)) if driver != "gels" else _wrap(np.zeros((0,), np.int64))
+    return return_types.linalg_lstsq(solution.squeeze(-1) if vector else solution, residuals, rank, values)
 
 
 def matrix_exp(A: Tensor) -> Tensor:  # noqa: N803
@@ -454,8 +481,9 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
     A = as_tensor(A)  # noqa: N806
     if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
         _check_square(A, "linalg.matrix_power")
-    if n == 0:
-        return _wrap(np.broadcast_to(np.eye(A.shape[-1], dtype=A._data.dtype), A.shape).copy())
+    if n == 0:  # identities, on the graph (a zero gradient), as PyTorch's
+        eye = _wrap(np.broadcast_to(np.eye(A.shape[-1], dtype=A._data.dtype), A.shape).copy())
+        return where(A == A, eye, A) if A.requires_grad else eye
     base = inv(A) if n < 0 else A
     result, power = None, abs(int(n))
     while power:
@@ -489,10 +517,18 @@ def inv_ex(A: Tensor, *, check_errors: bool = False, out=None):  # noqa: N803
     except LinAlgError:
         if check_errors:
             raise
-    info = [_first_zero_pivot(matrix) for matrix in A._data.reshape(-1, *A.shape[-2:])]
-    return return_types.linalg_inv_ex(
-        _wrap(np.zeros(A.shape, A._data.dtype)), _wrap(np.asarray(info, np.int32).reshape(A.shape[:-2]))
-    )
+    info = np.asarray([_first_zero_pivot(matrix) for matrix in A._data.reshape(-1, *A.shape[-2:])], np.int32)
+    inverses = _each_or_zeros(A, info, inv)
+    return return_types.linalg_inv_ex(inverses, _wrap(info.reshape(A.shape[:-2])))
+
+
+def _each_or_zeros(A: Tensor, info: np.ndarray, function) -> Tensor:  # noqa: N803
+    """``function`` of each matrix of a batch where ``info`` is 0, zeros where it failed (the
+    others keep their values and gradients, as PyTorch's ``_ex`` functions)."""
+    matrices = A.reshape(-1, *A.shape[-2:])
+    zeros = _wrap(np.zeros(A.shape[-2:], A._data.dtype))
+    results = [function(matrices[k]) if not info[k] else zeros for k in range(len(info))]
+    return _stack(results).reshape(A.shape) if results else _wrap(np.zeros(A.shape, A._data.dtype))
 
 
 def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:  # noqa: N803
@@ -505,8 +541,8 @@ def matrix_rank(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out
     follows ``torch.linalg.matrix_rank``."""
     A = _matrices(A, "torch.linalg.matrix_rank", square=False)  # noqa: N806
     values = np.linalg.svd(A._data, compute_uv=False)
-    if rtol is None:
-        rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None else 0.0
+    if rtol is None:  # as pinv's
+        rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None or atol <= 0 else 0.0
     cutoff = np.maximum(0.0 if atol is None else atol, rtol * (values[..., :1] if values.shape[-1] else 0.0))
     return _wrap((values > cutoff).sum(-1).astype(np.int64))
 

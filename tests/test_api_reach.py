@@ -1369,3 +1369,29 @@ def test_more_calls_the_reviews_found_now_match_pytorch(name):
         warnings.simplefilter("ignore")  # (the legacy keywords' and zero-element warnings)
         ours, theirs = _both(lambda m: MORE_REVIEW_CALLS[name](m))
     assert ours == theirs
+
+
+def _array_review_cases(m):
+    """What a review of _array_functions found differing from PyTorch."""
+    results = []
+    y = m.tensor([[1.0, 2.0], [3.0, 5.0], [4.0, 9.0]])
+    results.append(m.trapezoid(y, m.tensor([0.0, 1.0, 3.0]), dim=0))
+    a, b = m.tensor([2.0, 1.0], requires_grad=True), m.tensor([2.0, 3.0], requires_grad=True)
+    (m.fmax(a, b) * 2 + m.fmin(a, b)).sum().backward()
+    results += [a.grad, b.grad]
+    x1 = m.tensor([[0.0, 0.0]], requires_grad=True)
+    m.cdist(x1, m.tensor([[1.0, -1.0]]), p=float("inf")).sum().backward()
+    results.append(x1.grad)
+    x = m.zeros(3)
+    d = m.diff(x, n=0, prepend=m.ones(2))
+    d.add_(1)
+    results += [x, d.shape]
+    results += [m.cov(m.tensor([[1.0, 2.0, 4.0]])).shape, m.corrcoef(m.tensor([[1.0, 2.0, 4.0]])).shape]
+    results += [m.tensor(2.0).unfold(0, 1, 1).shape, m.logspace(0.5, 1.5, 3, dtype=m.int64)]
+    results.append(m.logspace(0, 1, 3, requires_grad=True).requires_grad)
+    return results
+
+
+def test_array_functions_a_review_found_differing_now_match_pytorch():
+    ours, theirs = _both(_array_review_cases)
+    assert ours == theirs

@@ -243,3 +243,52 @@ def test_an_output_changed_in_place_fails_the_backward():
     factor.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         factor.sum().backward()
+
+
+def _review_cases(m):
+    """What a review of this module found differing from PyTorch, as values."""
+    results = []
+    eye = m.eye(3, dtype=m.float64, requires_grad=True)
+    (m.linalg.svdvals(eye).sum() + m.linalg.eigvalsh(eye).sum()).backward()
+    results.append(eye.grad)  # (NaN from the unused vectors' zero gaps)
+    A = m.tensor([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 1.0]], dtype=m.float64, requires_grad=True)  # noqa: N806
+    (g,) = m.autograd.grad(m.linalg.det(A) + (A**2).sum(), A, create_graph=True)
+    results.append(m.autograd.grad(g[2, 2] + g[0, 0], A)[0])  # a second derivative at a singular matrix
+    batch = m.tensor([[[2.0, 1.0], [1.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]], dtype=m.float64)
+    results.append(m.linalg.lstsq(batch, m.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=m.float64)).solution)
+    tall = m.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]], dtype=m.float64)
+    rhs = m.tensor([[1.0], [2.0], [2.5]], dtype=m.float64)
+    for driver in ("gelsd", "gels", "gelss"):
+        solved = m.linalg.lstsq(tall, rhs, driver=driver)
+        results += [solved.residuals, solved.rank, solved.singular_values]
+    negative = m.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=m.float64, requires_grad=True)
+    m.logdet(negative).backward()
+    results.append(negative.grad)  # (the value is NaN; its gradient 0)
+    results += [t.shape for t in m.svd(m.ones(2, 3, dtype=m.float64), compute_uv=False)]
+    failing = m.tensor([[[4.0, 0.0], [0.0, 4.0]], [[1.0, 2.0], [2.0, 1.0]]], dtype=m.float64)
+    results += [m.linalg.inv_ex(failing).inverse[0], m.linalg.cholesky_ex(failing).L[0]]
+    square = m.tensor([[1.0, 0.0], [0.0, 1e-20]], dtype=m.float64)
+    results += [m.linalg.pinv(square, atol=0.0), m.linalg.matrix_rank(square, atol=0.0)]
+    power = m.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=m.float64, requires_grad=True)
+    m.linalg.matrix_power(power, 0).sum().backward()
+    results.append(power.grad)
+    results.append(
+        m.linalg.solve_triangular(m.eye(2, dtype=m.float64), m.zeros(0, 2, 1, dtype=m.float64), upper=True).shape
+    )
+    return [value if not hasattr(value, "detach") else value.detach().numpy() for value in results]
+
+
+def test_what_a_review_found_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    for ours, theirs in zip(_review_cases(tg), _review_cases(torch)):
+        if isinstance(theirs, np.ndarray):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+        else:
+            assert tuple(ours) == tuple(theirs)
+
+
+def test_cholesky_of_nan_and_lstsq_of_other_ranks_raise():
+    with pytest.raises(tg.linalg.LinAlgError, match="is not positive-definite"):
+        tg.linalg.cholesky(tg.tensor([[float("nan"), 0.0], [0.0, 1.0]]))
+    with pytest.raises(RuntimeError, match=r"input.dim\(\) must be greater or equal to other.dim\(\)"):
+        tg.linalg.lstsq(tg.eye(3), tg.ones(2, 3, 2))
