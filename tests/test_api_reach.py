@@ -1395,3 +1395,57 @@ def _array_review_cases(m):
 def test_array_functions_a_review_found_differing_now_match_pytorch():
     ours, theirs = _both(_array_review_cases)
     assert ours == theirs
+
+
+def _nn_review_cases(m):
+    """What a review of today's nn additions found differing from PyTorch."""
+    F = m.nn.functional  # noqa: N806
+    results = []
+    line = m.arange(5.0).reshape(1, 1, 5)
+    image = m.arange(16.0).reshape(1, 1, 4, 4)
+    results += [
+        F.interpolate(line, scale_factor=1.1, mode="linear"),  # (the length kept: a copy)
+        m.nn.Upsample(scale_factor=1.2, mode="bilinear")(image),
+        F.interpolate(m.arange(9.0).reshape(1, 1, 3, 3), scale_factor=2.2),
+        F.interpolate(m.arange(6.0).reshape(1, 1, 6), size=18, mode="nearest-exact"),
+        repr(m.nn.Upsample(scale_factor=(2, 3), mode="bilinear")),
+    ]
+    nan = m.tensor([float("nan"), -2.0, 0.3, 3.0])
+    results += [F.threshold(nan, 0.5, -1.0), F.hardshrink(nan), F.softshrink(nan, 0.5)]
+    results += [F.threshold(m.tensor([-2, 0, 3]), 0, -1)]
+    weight = m.tensor([0.25], requires_grad=True)
+    F.prelu(m.tensor([float("inf"), -1.0]), weight).sum().backward()
+    results += [weight.grad, F.prelu(m.tensor(2.0), m.tensor([0.1])).shape]
+    logits = m.tensor([[1.0, 2.0, 3.0], [2.0, 1.0, 2.0]], requires_grad=True)
+    F.multi_margin_loss(logits, m.tensor([2, 0])).backward()  # (hinges exactly at the kink)
+    results += [logits.grad, F.multi_margin_loss(m.tensor([1.0, 2.0]), m.tensor([0]), reduction="none").shape]
+    results += [
+        m.nn.PoissonNLLLoss(reduce=False)(m.ones(2, 3), m.ones(2, 3)).shape,
+        m.nn.MultiMarginLoss(size_average=False)(logits.detach(), m.tensor([2, 0])),
+        list(m.nn.MultiMarginLoss(weight=m.ones(3)).state_dict()),
+        F.multilabel_soft_margin_loss(m.zeros(2, 2), m.ones(2, 2, dtype=m.float64)).dtype == m.float64,
+    ]
+    checkpoint = __import__(f"{m.__name__}.utils.checkpoint", fromlist=["checkpoint"])
+    m.manual_seed(0)
+    layers = m.nn.Sequential(m.nn.Linear(3, 3), m.nn.Linear(3, 3), m.nn.Linear(3, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = checkpoint.checkpoint_sequential(layers, 3, m.ones(2, 3), use_reentrant=True)
+    out.sum().backward()
+    results.append([layer.weight.grad is None for layer in layers])
+    parameters = m.nn.ParameterDict({"a": m.nn.Parameter(m.ones(1)), "n": None, "k": 3})
+    del parameters["a"]
+    results += [list(parameters.keys()), parameters["k"], "a" in parameters]
+    return results
+
+
+def test_nn_additions_a_review_found_differing_now_match_pytorch():
+    ours, theirs = _both(_nn_review_cases)
+    for our, their in zip(ours, theirs):
+        if isinstance(their, str):
+            assert our.replace("tapegrad", "torch") == their
+        elif isinstance(their, tuple) and len(their) == 2 and isinstance(their[0], str):
+            assert our[0] == their[0]
+            np.testing.assert_allclose(our[1], their[1], rtol=1e-6)
+        else:
+            assert our == their

@@ -16,6 +16,7 @@ from .._selection import where
 from .._views import stack
 from ..tensor import Tensor, _wrap, as_tensor
 from . import _convolution
+from ._losses import _legacy_reduction
 from ._pointwise import logsigmoid
 
 
@@ -129,9 +130,16 @@ def _source_positions(extent: int, size: int, scale, mode: str, align_corners) -
     """For one dimension: the source indices (and for linear modes the second index and its
     weight) of each output position, as PyTorch's upsampling kernels compute them."""
     outputs = np.arange(size, dtype=np.float64)
+    if size == extent:  # PyTorch's kernels copy a dimension that keeps its length
+        return np.arange(size), None, None
     if mode in ("nearest", "nearest-exact"):
-        ratio = (1.0 / scale) if scale else extent / size
-        shifted = outputs + 0.5 if mode == "nearest-exact" else outputs
+        if mode == "nearest" and size == 2 * extent:  # (PyTorch's: i >> 1 for an exact doubling)
+            return np.arange(size) >> 1, None, None
+        # in float32, as PyTorch computes the source index (its float64 neighbour differs)
+        ratio = np.float32(1.0 / scale) if scale else np.float32(extent / size)
+        shifted = (
+            outputs.astype(np.float32) + np.float32(0.5) if mode == "nearest-exact" else outputs.astype(np.float32)
+        )
         index = np.minimum(np.floor(shifted * ratio).astype(np.int64), extent - 1)
         return index, None, None
     if align_corners:
@@ -154,6 +162,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     ``torch.nn.functional.interpolate``; raises ``ValueError``/``NotImplementedError`` as
     PyTorch does for a missing or doubled size, ``align_corners`` with a nearest mode, or
     another mode (``bicubic``, ``area``)."""
+    if antialias:
+        raise NotImplementedError("interpolate with antialias=True is not supported yet")
     spatial = input.dim() - 2
     if spatial < 1 or spatial > 3:
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D)")
@@ -238,19 +248,21 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A0
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:  # noqa: A002
     """``input`` where it is above ``threshold``, else ``value``; follows
     ``torch.nn.functional.threshold``."""
-    out = where(input > threshold, input, float(value))
+    # (NaN stays NaN, as PyTorch's ``x <= threshold ? value : x``; an integer input keeps its type)
+    value = int(value) if input._data.dtype.kind in "iu" else float(value)
+    out = where(input <= threshold, value, input)
     return input.copy_(out) if inplace else out
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` where ``|input| > lambd``, else 0; follows ``torch.nn.functional.hardshrink``."""
-    return where(input.abs() > lambd, input, 0.0)
+    return where((input >= -lambd) & (input <= lambd), 0.0, input)  # (NaN stays NaN)
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` moved ``lambd`` toward 0, 0 within ``lambd`` of it; follows
     ``torch.nn.functional.softshrink``."""
-    return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
+    return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, input * 0.0))  # (NaN stays)
 
 
 def tanhshrink(input: Tensor) -> Tensor:  # noqa: A002
@@ -267,7 +279,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
         from .._factories import default_generator
 
         slopes = default_generator().uniform(lower, upper, tuple(input.shape)).astype(input._data.dtype)
-        out = where(input >= 0, input, input * _wrap(slopes))
+        out = where(input > 0, input, input * _wrap(slopes))  # (at 0 the slope, as PyTorch)
     else:
         out = where(input > 0, input, input * ((lower + upper) / 2))
     return input.copy_(out) if inplace else out
@@ -276,7 +288,9 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
 def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
     """``input`` where positive, else ``weight * input``, the weight (one value, or one per
     channel: dimension 1, or 0 for a 1-d input) learned; follows ``torch.nn.functional.prelu``."""
-    if weight.numel() != 1:
+    if weight.numel() == 1:
+        weight = weight.reshape(())  # (a 0-d input stays 0-d)
+    else:
         channels = input.shape[1] if input.dim() > 1 else input.shape[0]
         if weight.numel() != channels:
             raise RuntimeError(
@@ -286,7 +300,9 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
         shape = [1] * input.dim()
         shape[1 if input.dim() > 1 else 0] = channels
         weight = weight.reshape(*shape)
-    return where(input > 0, input, weight * input)
+    # max(0, x) + w min(0, x): the weight's gradient is min(0, x), 0 at +inf (not 0 * inf)
+    positive = input > 0
+    return where(positive, input, 0.0) + weight * where(positive, 0.0, input)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias=None) -> Tensor:
@@ -318,6 +334,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     """The negative log-likelihood of ``target`` counts under Poisson rates ``exp(input)``
     (``log_input``) or ``input``; ``full`` adds Stirling's term where the target is above 1.
     Follows ``torch.nn.functional.poisson_nll_loss``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     target = as_tensor(target)
     loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
     if full:
@@ -351,11 +368,13 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     Follows ``torch.nn.functional.multi_margin_loss``."""
     if p not in (1, 2):
         raise ValueError("only p == 1 and p == 2 supported")
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x = input.unsqueeze(0) if input.dim() == 1 else input
     labels = as_tensor(target).reshape(-1)
     classes = x.shape[1]
     picked = x.gather(1, labels.unsqueeze(1))
-    hinge = (margin - picked + x).clamp(min=0.0)
+    margins = margin - picked + x
+    hinge = where(margins > 0, margins, 0.0)  # (at the kink no gradient: PyTorch counts z > 0 only)
     if p == 2:
         hinge = hinge * hinge
     if weight is not None:
@@ -363,7 +382,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     other = _wrap((np.arange(classes)[None, :] != labels._data[:, None]).astype(x._data.dtype))
     loss = (hinge * other).sum(1) / float(classes)
     if input.dim() == 1:
-        loss = loss.reshape(())
+        loss = loss.reshape(tuple(as_tensor(target).shape))  # the target's shape: () or (1,)
     return _reduce(loss, reduction)
 
 
@@ -371,7 +390,11 @@ def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight=None, size
                                 reduction: str = "mean") -> Tensor:  # fmt: skip
     """``-mean_c(y log sigmoid(x) + (1 - y) log sigmoid(-x))`` per sample (classes weighted by
     ``weight``); follows ``torch.nn.functional.multilabel_soft_margin_loss``."""
-    target = as_tensor(target).to(input.dtype)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    target = as_tensor(target)
+    if target.dtype != input.dtype and target.dtype.is_floating_point:  # promoted, as PyTorch's
+        input = input.to(target.dtype) if target.dtype.itemsize > input.dtype.itemsize else input  # noqa: A001
+    target = target.to(input.dtype)
     loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
     if weight is not None:
         loss = loss * as_tensor(weight)

@@ -84,6 +84,8 @@ class Upsample(Module):
                  recompute_scale_factor=None):  # fmt: skip
         super().__init__()
         self.size, self.mode, self.align_corners = size, mode, align_corners
+        if isinstance(scale_factor, (tuple, list)):
+            scale_factor = tuple(float(factor) for factor in scale_factor)
         self.scale_factor = float(scale_factor) if isinstance(scale_factor, (int, float)) else scale_factor
         self.recompute_scale_factor = recompute_scale_factor
 
@@ -154,7 +156,7 @@ class Unflatten(Module):
 
     def __init__(self, dim: int, unflattened_size):
         super().__init__()
-        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        self.dim, self.unflattened_size = dim, unflattened_size  # (printed as given: a list stays one)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return input.unflatten(self.dim, self.unflattened_size)
@@ -253,14 +255,35 @@ PoissonNLLLoss = _loss_module(
     reduction="mean",
 )  # fmt: skip
 GaussianNLLLoss = _loss_module("GaussianNLLLoss", F.gaussian_nll_loss, full=False, eps=1e-6, reduction="mean")
-MultiMarginLoss = _loss_module(
-    "MultiMarginLoss", F.multi_margin_loss, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
-    reduction="mean",
-)  # fmt: skip
-MultiLabelSoftMarginLoss = _loss_module(
-    "MultiLabelSoftMarginLoss", F.multilabel_soft_margin_loss, weight=None, size_average=None, reduce=None,
-    reduction="mean",
-)  # fmt: skip
+
+
+class MultiMarginLoss(Module):
+    """``F.multi_margin_loss`` as a module, ``weight`` a buffer; follows ``torch.nn.MultiMarginLoss``."""
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None,
+                 reduction: str = "mean"):  # fmt: skip
+        super().__init__()
+        if p not in (1, 2):
+            raise ValueError("only p == 1 and p == 2 supported")
+        self.p, self.margin = p, margin
+        self.register_buffer("weight", weight)
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.multi_margin_loss(input, target, self.p, self.margin, self.weight, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(Module):
+    """``F.multilabel_soft_margin_loss`` as a module, ``weight`` a buffer; follows
+    ``torch.nn.MultiLabelSoftMarginLoss``."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.multilabel_soft_margin_loss(input, target, self.weight, reduction=self.reduction)
 
 
 class ParameterDict(Module):
@@ -275,32 +298,69 @@ class ParameterDict(Module):
     def __getitem__(self, key: str):
         return self._parameters[key]
 
+    # Tensors are held as Parameters (registered), anything else as it is, in one key order.
+
+    @property
+    def _keys(self) -> dict:
+        keys = self.__dict__.get("_key_order")
+        if keys is None:
+            keys = self.__dict__["_key_order"] = {}
+        return keys
+
+    def __getitem__(self, key: str):
+        if key not in self._keys:
+            raise KeyError(key)
+        return self._parameters[key] if key in self._parameters else self.__dict__["_objects"][key]
+
     def __setitem__(self, key: str, value) -> None:
-        self.register_parameter(key, value if isinstance(value, Parameter) else Parameter(value))
+        self._keys[key] = None
+        if isinstance(value, Tensor):
+            self.register_parameter(key, value if isinstance(value, Parameter) else Parameter(value))
+        else:
+            self.__dict__.setdefault("_objects", {})[key] = value
 
     def __delitem__(self, key: str) -> None:
-        del self._parameters[key]
+        del self._keys[key]
+        if key in self._parameters:
+            del self._parameters[key]
+        else:
+            del self.__dict__["_objects"][key]
 
     def __len__(self) -> int:
-        return len(self._parameters)
+        return len(self._keys)
 
     def __iter__(self):
-        return iter(self._parameters)
+        return iter(list(self._keys))
+
+    def __reversed__(self):
+        return reversed(list(self._keys))
 
     def __contains__(self, key) -> bool:
-        return key in self._parameters
+        return key in self._keys
 
     def keys(self):
-        return self._parameters.keys()
+        return list(self._keys)
 
     def values(self):
-        return self._parameters.values()
+        return [self[key] for key in self._keys]
 
     def items(self):
-        return self._parameters.items()
+        return [(key, self[key]) for key in self._keys]
 
     def get(self, key: str, default=None):
-        return self._parameters.get(key, default)
+        return self[key] if key in self._keys else default
+
+    def clear(self) -> None:
+        for key in list(self._keys):
+            del self[key]
+
+    def setdefault(self, key: str, default=None):
+        if key not in self._keys:
+            self[key] = default
+        return self[key]
+
+    def copy(self) -> ParameterDict:
+        return ParameterDict(OrderedDict(self.items()))
 
     def pop(self, key: str):
         value = self._parameters[key]
@@ -319,7 +379,10 @@ class ParameterDict(Module):
 
     def extra_repr(self) -> str:
         lines = []
-        for key, value in self._parameters.items():
-            size = "x".join(str(extent) for extent in value.shape)
-            lines.append(f"  ({key}): Parameter containing: [{value.type()} of size {size}]")
+        for key, value in self.items():
+            if isinstance(value, Tensor):
+                size = "x".join(str(extent) for extent in value.shape)
+                lines.append(f"  ({key}): Parameter containing: [{value.type()} of size {size}]")
+            else:
+                lines.append(f"  ({key}): Object of type: {type(value).__name__}")
         return "\n".join(lines)
