@@ -295,9 +295,6 @@ class ParameterDict(Module):
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key: str):
-        return self._parameters[key]
-
     # Tensors are held as Parameters (registered), anything else as it is, in one key order.
 
     @property
