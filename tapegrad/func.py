@@ -687,12 +687,16 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
         args = ()
     elif not isinstance(args, tuple):
         args = (args,)
+    for name, tensor in mapping.items():  # PyTorch's check, before anything is swapped
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{tensor} is not an instance of torch.Tensor")
     restore = []
     try:
         for name, tensor in mapping.items():
             owner, leaf = _owner(module, name)
             if owner is None:
-                raise AttributeError(f"{type(module).__name__} has no submodule for {name!r}")
+                missing = name.split(".")[0]
+                raise AttributeError(f"{type(module).__name__} has no attribute `{missing}`")
             registry = next((r for r in (owner._parameters, owner._buffers) if leaf in r), None)
             attributes = owner.__dict__
             restore.append(

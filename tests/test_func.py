@@ -595,3 +595,24 @@ def test_vmap_of_an_in_place_change_and_a_one_element_out_dims_as_torch_func():
         results.append((out.numpy().copy(), x.numpy().copy(), moved.numpy()))
     for got, expected in zip(*results):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        lambda m: m.func.functional_call(m.nn.Linear(2, 1), {"weight": 3.0}, (m.ones(2),)),
+        lambda m: m.func.functional_call(m.nn.Linear(2, 1), {}, [m.ones(2)]),
+        lambda m: m.func.functional_call(m.nn.Linear(2, 1), {"nope.weight": m.ones(1, 2)}, (m.ones(2),)),
+    ],
+    ids=["a number for a tensor", "args as a list", "an unknown submodule"],
+)
+def test_functional_call_errors_are_pytorchs(program):
+    torch = pytest.importorskip("torch")
+    import torch.func  # noqa: F401
+
+    with pytest.raises(Exception) as theirs:  # noqa: PT011 - the class is the comparison
+        program(torch)
+    with pytest.raises(Exception) as ours:  # noqa: PT011
+        program(tg)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value).replace("tapegrad", "torch") == str(theirs.value)

@@ -215,7 +215,10 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     """x @ weight.T + bias, with weight of shape (out, in); follows ``torch.nn.functional.linear``.
     With a bias its node shows as PyTorch's (``AddmmBackward0`` for a 2-D input, ``ViewBackward0``
-    for others, which PyTorch flattens to 2-D and back), as ``print(model(x))`` shows it."""
+    for others, which PyTorch flattens to 2-D and back), as ``print(model(x))`` shows it. Raises
+    PyTorch's ``TypeError`` for an input that is not a tensor."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"linear(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     out = input @ (transpose_onto(weight, input) if weight._data.ndim == 2 else weight.t())
     if bias is None:
         return out
