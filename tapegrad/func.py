@@ -687,7 +687,7 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
         args = ()
     elif not isinstance(args, tuple):
         args = (args,)
-    for name, tensor in mapping.items():  # PyTorch's check, before anything is swapped
+    for tensor in mapping.values():  # PyTorch's check, before anything is swapped
         if not isinstance(tensor, Tensor):
             raise TypeError(f"{tensor} is not an instance of torch.Tensor")
     restore = []

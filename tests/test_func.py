@@ -608,8 +608,7 @@ def test_vmap_of_an_in_place_change_and_a_one_element_out_dims_as_torch_func():
 )
 def test_functional_call_errors_are_pytorchs(program):
     torch = pytest.importorskip("torch")
-    import torch.func  # noqa: F401
-
+    pytest.importorskip("torch.func")
     with pytest.raises(Exception) as theirs:  # noqa: PT011 - the class is the comparison
         program(torch)
     with pytest.raises(Exception) as ours:  # noqa: PT011
