@@ -14,7 +14,7 @@ import numpy as np
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
-from .modules import Module, Parameter, _activation, _loss_module
+from .modules import Module, Parameter, _activation, _loss_module, bound_options
 
 
 def _pool_module(name: str, function, repr_fields: tuple, singles: tuple = (), **defaults):
@@ -23,14 +23,7 @@ def _pool_module(name: str, function, repr_fields: tuple, singles: tuple = (), *
 
     def init_(self, *args, **kwargs):
         Module.__init__(self)
-        if len(args) > len(defaults):
-            raise TypeError(f"{name}.__init__() takes {len(defaults)} positional arguments but {len(args)} were given")
-        options = dict(defaults)
-        options.update(zip(defaults, args))
-        for key, value in kwargs.items():
-            if key not in defaults:
-                raise TypeError(f"{name}.__init__() got an unexpected keyword argument '{key}'")
-            options[key] = value
+        options = bound_options(name, defaults, args, kwargs)
         if "stride" in options and options["stride"] is None:
             options["stride"] = options["kernel_size"]
         for key in singles:  # held as 1-tuples, as PyTorch's _single makes them

@@ -961,21 +961,27 @@ class ParameterList(Module):
         return self
 
 
+def bound_options(name: str, defaults: dict, args: tuple, kwargs: dict) -> dict:
+    """A generated module's constructor arguments bound to its options ``defaults``, positionally
+    or by name, with Python's ``TypeError`` for too many or an unknown one."""
+    if len(args) > len(defaults):
+        raise TypeError(f"{name}.__init__() takes {len(defaults)} positional arguments but {len(args)} were given")
+    options = dict(defaults)
+    options.update(zip(defaults, args))
+    for key, value in kwargs.items():
+        if key not in defaults:
+            raise TypeError(f"{name}.__init__() got an unexpected keyword argument '{key}'")
+        options[key] = value
+    return options
+
+
 def _activation(name: str, function, extra_repr=lambda options: "", **defaults):
     """A module class applying ``function`` with keyword ``defaults`` (``inplace``,
     ``approximate``...) settable at construction, positionally or by name, as PyTorch's."""
 
     def init(self, *args, **kwargs):
         Module.__init__(self)
-        if len(args) > len(defaults):
-            raise TypeError(f"{name}.__init__() takes {len(defaults)} positional arguments but {len(args)} were given")
-        options = dict(defaults)
-        options.update(zip(defaults, args))
-        for key, value in kwargs.items():
-            if key not in defaults:
-                raise TypeError(f"{name}.__init__() got an unexpected keyword argument '{key}'")
-            options[key] = value
-        for key, value in options.items():
+        for key, value in bound_options(name, defaults, args, kwargs).items():
             object.__setattr__(self, key, value)
 
     def forward(self, input):  # noqa: A002
