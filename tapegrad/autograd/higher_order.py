@@ -246,7 +246,8 @@ class _Backward:
             return True
         del self.call_gradients[id(call)]
         gradients = [gathered.get(output) if output >= 0 else None for output in call.output_rows]
-        saved = tuple(self._saved_at(call, entry, source) for entry, source in zip(call.ctx._saved, call.ctx._sources))
+        sources = call.ctx._sources or (None,) * len(call.ctx._saved)  # (each saved tensor has one)
+        saved = tuple(self._saved_at(call, entry, source) for entry, source in zip(call.ctx._saved, sources))
         self.called.append(call)
         for source, input_gradient in outside_lock(call.recorded_backward, gradients, saved):
             if self.receives(source) and (self.needed is None or self.needed[source]):
