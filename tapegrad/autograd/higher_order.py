@@ -246,7 +246,9 @@ class _Backward:
             return True
         del self.call_gradients[id(call)]
         gradients = [gathered.get(output) if output >= 0 else None for output in call.output_rows]
-        sources = call.ctx._sources or (None,) * len(call.ctx._saved)  # (each saved tensor has one)
+        sources = call.ctx._sources  # (one per saved tensor; else none is known)
+        if len(sources) != len(call.ctx._saved):
+            sources = (None,) * len(call.ctx._saved)
         saved = tuple(self._saved_at(call, entry, source) for entry, source in zip(call.ctx._saved, sources))
         self.called.append(call)
         for source, input_gradient in outside_lock(call.recorded_backward, gradients, saved):
