@@ -216,6 +216,12 @@ class iinfo:  # noqa: N801 - PyTorch's name
         return f"iinfo(min={builtins_float(self.min):g}, max={builtins_float(self.max):g}, dtype={self.dtype})"
 
 
+def scalar(value):
+    """A numpy scalar as the Python number it is to PyTorch (``np.float64(0.5)`` bounding a
+    float32 tensor keeps it float32, ``np.bool_`` is a bool); anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def can_cast(from_, to) -> bool:
     """Whether PyTorch's casting rules allow ``from_`` to ``to`` in an in-place op: never to a
     lower category (float to int, int to bool); follows ``torch.can_cast``."""

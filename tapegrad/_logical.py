@@ -98,15 +98,10 @@ _NODES = {
 
 
 def _division(name: str, a, b) -> Tensor:
-    """``_divided`` with a numpy bool read as the Python bool it is to PyTorch."""
-    a, b = (bool(x) if isinstance(x, np.bool_) else x for x in (a, b))
-    return _divided(name, a, b)
-
-
-def _divided(name: str, a, b) -> Tensor:
     """``a // b`` (``floor_divide``), ``a % b`` (``remainder``, the sign of ``b``), ``fmod(a, b)``
     (the sign of ``a``) or ``div(a, b, rounding_mode="trunc")`` (``trunc_divide``), with
     PyTorch's result dtype: numpy's where no gradient is taken, else made of table ops."""
+    a, b = _dtypes.scalar(a), _dtypes.scalar(b)
     result = _result_type(a, b)
     if result.kind == "f":  # (one definition with a gradient or without: the same bits either way)
         return _differentiable(name, a, b, result)
@@ -240,8 +235,7 @@ def _operand_check(function):
     so that Python tries the other operand's method, as PyTorch's operators do."""
 
     def operator(self, other):
-        if isinstance(other, np.bool_):  # a number to PyTorch (numpy's operator would take it)
-            other = bool(other)
+        other = _dtypes.scalar(other)  # (numpy's own operator would take a numpy bool)
         if not isinstance(other, (Tensor, numbers.Number, np.ndarray, list, tuple)):
             return NotImplemented
         return function(self, other)

@@ -466,13 +466,11 @@ _BOOL_SUBTRACTION = (
 
 def _arith(kind: str, x: Tensor, other) -> Tensor:
     """``x <kind> other`` where ``other`` is a tensor, an array or a Python number."""
-    if isinstance(other, np.bool_):  # not a numbers.Number: numpy's own operator took it, an ndarray
-        other = bool(other)
+    if isinstance(other, np.generic):  # a number to PyTorch (np.bool_ is no numbers.Number)
+        other = other.item()
     if isinstance(other, Tensor):
         return _binary(_REVERSED[kind], other, x) if kind in _REVERSED else _binary(kind, x, other)
     if isinstance(other, numbers.Number) and not isinstance(other, np.ndarray):
-        if isinstance(other, np.generic):
-            other = other.item()
         if (kind == "sub" or kind == "rsub") and (type(other) is _bool or x._data.dtype.kind == "b"):
             # (a Python bool counts as a bool tensor there)
             both = type(other) is _bool and x._data.dtype.kind == "b"

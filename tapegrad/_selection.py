@@ -35,7 +35,7 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A001, A002
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     # numpy scalars are numbers to PyTorch (np.float64(0.5) keeps a float32 tensor float32)
-    min, max = (bound.item() if isinstance(bound, np.generic) else bound for bound in (min, max))  # noqa: A001
+    min, max = _dtypes.scalar(min), _dtypes.scalar(max)  # noqa: A001
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         return _record.name_node(_clamp_tensors(input, min, max), "ClampBackward0")
     if max is None:
@@ -101,7 +101,10 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
         return tuple(_wrap(np.asarray(index, np.int64)) for index in np.nonzero(condition._data))
     if input is None or other is None:
         raise TypeError("where() takes a condition alone, or a condition, an input and an other")
-    input, other = (value.item() if isinstance(value, np.generic) else value for value in (input, other))  # noqa: A001
+    if type(input) is not Tensor:  # (numpy scalars as numbers; tensors, the common case, as they are)
+        input = _dtypes.scalar(input)  # noqa: A001
+    if type(other) is not Tensor:
+        other = _dtypes.scalar(other)
     if condition._data.dtype != np.bool_:
         raise RuntimeError(
             "where expected condition to be a boolean tensor, but got a tensor with dtype " + condition.dtype.type_name
@@ -261,8 +264,7 @@ def _masked_fill(self, mask, value) -> Tensor:
     which takes the sum of the gradient where the mask holds); follows ``torch.masked_fill``.
     Raises PyTorch's ``RuntimeError`` for an integer or boolean ``self`` and a value that
     requires grad (with grad mode on)."""
-    if isinstance(value, np.generic):  # a numpy scalar is a number to PyTorch
-        value = value.item()
+    value = _dtypes.scalar(value)
     result = _masked_filled(self, mask, value)
     if self._data.dtype.kind != "f" and isinstance(value, Tensor) and refuses_gradient(value):
         # PyTorch gives the result the value's gradient, then refuses an integer or boolean one

@@ -537,6 +537,16 @@ def _moments(state: dict, group: dict, value: np.ndarray, grad: np.ndarray, extr
     return step, grad, exp_avg, exp_avg_sq
 
 
+def _moment_defaults(lr, betas, eps, weight_decay, momentum_decay=None, **options) -> dict:
+    """The checked hyperparameters of an optimizer with Adam's moments (Adamax, NAdam, RAdam),
+    in PyTorch's order of checks, as a param group's defaults."""
+    _check_nonnegative(lr=lr, eps=eps)
+    _check_betas(betas)
+    extra = {} if momentum_decay is None else {"momentum_decay": momentum_decay}
+    _check_nonnegative(weight_decay=weight_decay, **extra)
+    return dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, **extra, **options)
+
+
 class Adamax(Optimizer):
     """Adamax, Adam with the infinity norm (with L2 ``weight_decay``); follows
     ``torch.optim.Adamax``. ``state[p]`` holds ``step`` (a 0-d float32 tensor), ``exp_avg`` and
@@ -547,13 +557,10 @@ class Adamax(Optimizer):
 
     def __init__(self, params, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  foreach=None, *, maximize: bool = False, differentiable: bool = False, capturable: bool = False):  # fmt: skip
-        _check_nonnegative(lr=lr, eps=eps)
-        _check_betas(betas)
-        _check_nonnegative(weight_decay=weight_decay)
         super().__init__(
             params,
-            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach, maximize=maximize,
-                 differentiable=differentiable, capturable=capturable),
+            _moment_defaults(lr, betas, eps, weight_decay, foreach=foreach, maximize=maximize,
+                             differentiable=differentiable, capturable=capturable),
         )  # fmt: skip
 
     def step(self, closure=None):
@@ -591,14 +598,11 @@ class NAdam(Optimizer):
     def __init__(self, params, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False):  # fmt: skip
-        _check_nonnegative(lr=lr, eps=eps)
-        _check_betas(betas)
-        _check_nonnegative(weight_decay=weight_decay, momentum_decay=momentum_decay)
         super().__init__(
             params,
-            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
-                 decoupled_weight_decay=decoupled_weight_decay, foreach=foreach, maximize=maximize,
-                 capturable=capturable, differentiable=differentiable),
+            _moment_defaults(lr, betas, eps, weight_decay, momentum_decay=momentum_decay,
+                             decoupled_weight_decay=decoupled_weight_decay, foreach=foreach, maximize=maximize,
+                             capturable=capturable, differentiable=differentiable),
         )  # fmt: skip
 
     def step(self, closure=None):
@@ -637,13 +641,10 @@ class RAdam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  decoupled_weight_decay: bool = False, *, foreach=None, maximize: bool = False,
                  capturable: bool = False, differentiable: bool = False):  # fmt: skip
-        _check_nonnegative(lr=lr, eps=eps)
-        _check_betas(betas)
-        _check_nonnegative(weight_decay=weight_decay)
         super().__init__(
             params,
-            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-                 foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable),
+            _moment_defaults(lr, betas, eps, weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+                             foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable),
         )  # fmt: skip
 
     def step(self, closure=None):
