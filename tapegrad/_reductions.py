@@ -305,8 +305,11 @@ def _spread(name: str, x: Tensor, dim, unbiased, keepdim: bool, correction) -> T
 
     def reduce(t, d, shape):
         data = _float_data(t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.var(data, axis=_axis(d), ddof=ddof)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # float32 in float64, PyTorch's accumulation type: its squares reach float32's
+            # overflow from values of 2e19, where the standard deviation is still finite.
+            wide = np.float64 if data.dtype == np.float32 else None
+            out = np.var(data, axis=_axis(d), ddof=ddof, dtype=wide)
             if data.size:  # equal values: exactly 0, as PyTorch (the mean's rounding gives ~1e-17)
                 out = np.where(np.ptp(data, axis=_axis(d)) == 0, out * 0, out)
             if name == "std":

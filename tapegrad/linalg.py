@@ -483,7 +483,8 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
         _check_square(A, "linalg.matrix_power")
     if n == 0:  # identities, on the graph (a zero gradient), as PyTorch's
         eye = _wrap(np.broadcast_to(np.eye(A.shape[-1], dtype=A._data.dtype), A.shape).copy())
-        return where(A == A, eye, A) if A.requires_grad else eye
+        # (a constant mask, not ``A == A``: a NaN of A must not reach the identities)
+        return where(_wrap(np.ones(A.shape, np.bool_)), eye, A) if A.requires_grad else eye
     base = inv(A) if n < 0 else A
     result, power = None, abs(int(n))
     while power:

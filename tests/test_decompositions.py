@@ -272,6 +272,10 @@ def _review_cases(m):
     power = m.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=m.float64, requires_grad=True)
     m.linalg.matrix_power(power, 0).sum().backward()
     results.append(power.grad)
+    with_nan = m.tensor([[float("nan"), 2.0], [3.0, 4.0]], dtype=m.float64, requires_grad=True)
+    identities = m.linalg.matrix_power(with_nan, 0)  # the identity, NaN or not
+    identities.sum().backward()
+    results += [identities, with_nan.grad]
     results.append(
         m.linalg.solve_triangular(m.eye(2, dtype=m.float64), m.zeros(0, 2, 1, dtype=m.float64), upper=True).shape
     )

@@ -102,3 +102,13 @@ def test_round_to_decimals_as_pytorch_s_kernel():
         -2.5,
         2.5,
     ]
+
+
+def test_float32_standard_deviation_accumulates_in_float64():
+    # Squares of 3e38 overflow float32; PyTorch accumulates in float64 and its std is finite.
+    x = tg.tensor([3e38, -3e38, 1e38])
+    assert np.isfinite(x.std().item())
+    np.testing.assert_allclose(x.std().item(), np.std(np.array([3e38, -3e38, 1e38]), ddof=1), rtol=1e-6)
+    assert x.var().item() == np.inf
+    torch = pytest.importorskip("torch")
+    assert x.std().item() == torch.tensor([3e38, -3e38, 1e38]).std().item()
