@@ -120,6 +120,8 @@ LAYERS = {
         "nn.modules",
         "nn.utils",
         "nn.utils.rnn",  # packed sequences, read by the recurrent layers
+        "nn.utils.parametrize",  # a parameter computed on each read (register_parametrization)
+        "nn.utils.parametrizations",  # weight_norm, by parametrize
         "optim",
         "optim.lr_scheduler",
         "optim.optimizer",

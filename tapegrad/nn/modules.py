@@ -74,6 +74,8 @@ class Module:
             object.__setattr__(self, name, value)
             return
         if isinstance(value, Parameter):
+            if isinstance(getattr(type(self), name, None), property):  # a parametrized tensor (parametrize)
+                raise KeyError(f"attribute '{name}' already exists")
             self._unregister_but(name, parameters)
             parameters[name] = value
         elif name in parameters:

@@ -73,3 +73,6 @@ def vector_to_parameters(vector: Tensor, parameters) -> None:
         # recording follows (a write into p's array was invisible to it: a replay kept the old).
         p.data = vector[position : position + size].view(p.shape).data
         position += size
+
+
+from . import parametrizations, parametrize  # noqa: E402, F401 - they import the modules this package serves
