@@ -130,20 +130,18 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
     """The rounded quotient or the remainder of floats, of table ops, as PyTorch's
     ``fmod``-based kernels give them:
 
-    - ``remainder``/``fmod``: the exact remainder (C's ``fmod`` is exact), in float64 whatever
-      the dtype (a float32 remainder is a float32 number): ``a - b * q`` for the integer
-      ``q = floor(a / b)`` (``trunc``), computed without rounding (``_exact_remainder``), twice:
-      the rounded quotient is off by up to its ulp, whose multiple of ``b`` the second round
-      takes away. Exact while the quotient is below 2**106 (float32's 1e30 % 7 included); then,
-      where the remainder has the wrong sign (the quotient overshot), ``b`` is added back.
+    - ``fmod``: C's exact ``fmod`` (``_fmod``), in float64 whatever the dtype (a float32
+      remainder is a float32 number); ``remainder``: that, plus ``b`` where the signs of the two
+      differ, rounded once, as PyTorch's kernel (``remainder(1e-30, -7.5)`` is -7.5).
     - ``floor_divide``: ``floor(a / b)``, one less where the rounded quotient crossed an integer
       the true one had not reached (``1.0 // 0.1`` is 9, not 10: bit for bit in float64; in
-      float32, not beyond 2**24, which float32 cannot count).
+      float32, not beyond 2**24, which float32 cannot count); ``a / b`` where ``b`` is 0.
     - ``div(rounding_mode="trunc")``: PyTorch's ``trunc(a / b)`` as it comes.
 
     An infinite ``b`` leaves a finite ``a`` (``remainder``: ``b`` where the signs differ; the
-    quotient 0 or -1); an infinite ``a`` gives NaN. The gradient is that of ``a - b * q``:
-    1 for ``a``, ``-q`` for ``b``."""
+    quotient 0 or -1); a NaN, an infinite ``a`` (or, for the remainders, a zero ``b``) gives
+    NaN. The remainders' gradient is PyTorch's: 1 for ``a``, ``-floor(a / b)`` (``remainder``)
+    or ``-trunc(a / b)`` (``fmod``) for ``b``."""
     a = a.to(_dtypes.from_numpy_dtype(result)) if isinstance(a, Tensor) and a._data.dtype != result else a
     b = b.to(_dtypes.from_numpy_dtype(result)) if isinstance(b, Tensor) and b._data.dtype != result else b
     if not isinstance(a, Tensor):  # a number (``7.0 % t``): the quotient's operators are the tensor's
@@ -160,26 +158,56 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
         return name_node(rounded(a / b), node)
     wide = result != np.float64
     a64, b64 = (a.double(), b.double()) if wide else (a, b)
-    quotient = rounded(a64 / b64)
-    remainder = _exact_remainder(a64, b64, quotient, np.dtype(np.float64))
-    if name != "floor_divide":
-        remainder = _exact_remainder(remainder, b64, rounded(remainder / b64), np.dtype(np.float64))
-    # The true remainder has the sign of b (floor) or of a (trunc) unless the quotient overshot
-    sign_of = b64 if floor else a64
-    overshot = (remainder != 0) & ((remainder < 0) != (sign_of < 0))
-    infinite_b = b64.abs() == np.inf
-    differs = (a64 != 0) & ((a64 < 0) != (b64 < 0))  # the signs, where b is infinite
+    # The value from the operands' values alone (detached, still recorded: a replay computes
+    # it anew), its gradient from ``carrier`` below: the quotient's zero derivative, taken
+    # through a / b, gave 0 / 0 = NaN gradients where b is 0.
+    a_value, b_value = a64.detach(), b64.detach()
+    infinite_b = b_value.abs() == np.inf
+    undefined = a_value.isnan() | b_value.isnan() | (a_value.abs() == np.inf)
     if name == "floor_divide":
-        out = _where(overshot, quotient - 1.0, quotient)
-        out = _where(infinite_b, _where(differs, -1.0, 0.0), out)
-        out = out.to(_dtypes.from_numpy_dtype(result)) if wide else out
-        out = _where(a.abs() == np.inf, np.nan, out)
-    else:
-        back = b64 if floor else _where((a64 < 0) == (b64 < 0), b64, -b64)
-        out = _where(overshot, remainder + back, remainder)
-        out = _where(infinite_b, _where(differs, b64, a64) if floor else a64, out)
-        out = out.to(_dtypes.from_numpy_dtype(result)) if wide else out
-    return name_node(out, node)
+        quotient = rounded(a_value / b_value)
+        # one less where the rounded quotient crossed an integer the true one had not reached:
+        # the exact remainder then has the other sign than b's
+        remainder = _exact_remainder(a_value, b_value, quotient, np.dtype(np.float64))
+        out = _where((remainder != 0) & ((remainder < 0) != (b_value < 0)), quotient - 1.0, quotient)
+        differs = (a_value != 0) & ((a_value < 0) != (b_value < 0))  # the signs, where b is infinite
+        # (0 of the sign of a / b, as PyTorch's, where the quotient is 0)
+        out = _where(infinite_b, _where(differs, -1.0, a_value / b_value), out)
+        out = _where(b_value == 0, a_value / b_value, _where(undefined, np.nan, out))  # PyTorch's a / 0
+        if a64._requires_grad or b64._requires_grad or _recording(a64, b64):  # on the graph, a zero gradient
+            zero = sum(_where(v.isfinite(), (w - v) * 0.0, 0.0) for w, v in ((a64, a_value), (b64, b_value)))
+            out = out - (0.0 - zero)  # (keeps a -0.0 of out)
+        return name_node(out.to(_dtypes.from_numpy_dtype(result)) if wide else out, node)
+    remainder = _fmod(a_value, b_value)
+    if floor:  # PyTorch's remainder: fmod, plus b where their signs differ (one rounding)
+        remainder = _where((remainder != 0) & ((remainder < 0) != (b_value < 0)), remainder + b_value, remainder)
+    out = _where(undefined | (b_value == 0), np.nan, remainder)
+    # The gradient, PyTorch's: 1 for a, -floor(a / b) (remainder) or -trunc(a / b) (fmod) for b.
+    # The carrier's value is 0, of either sign (NaN only where the
+    # value is NaN already); out - (0 - carrier) keeps a -0.0 result, as out + carrier did not.
+    if a64._requires_grad or b64._requires_grad or _recording(a64, b64):
+        step = _where(infinite_b, 0.0, b64 - b_value)  # (its gradient is lost where b is infinite)
+        quotient = rounded(a_value / b_value)
+        if floor:  # PyTorch's floor division: NaN for an infinite a, but a / 0 by 0
+            quotient = _where((a_value.abs() == np.inf) & (b_value != 0), np.nan, quotient)
+        out = out - (0.0 - ((a64 - a_value) - step * quotient))
+    return name_node(out.to(_dtypes.from_numpy_dtype(result)) if wide else out, node)
+
+
+def _fmod(a: Tensor, b: Tensor) -> Tensor:
+    """C's ``fmod`` of finite float64 ``a`` and nonzero ``b``, exactly (of the sign of ``a``, -0.0
+    for a zero remainder of a negative ``a``): ``a - b * q`` for ``q = trunc(a / b)`` without
+    rounding (``_exact_remainder``), twice: the rounded quotient is off by up to its ulp, whose
+    multiple of ``b`` the second round takes away. Exact while the quotient is below 2**106
+    (float32's 1e30 % 7 included); then, where the remainder has the wrong sign (the quotient
+    overshot), ``|b|`` of ``a``'s sign is added back. An infinite ``b`` leaves ``a``."""
+    float64 = np.dtype(np.float64)
+    remainder = _exact_remainder(a, b, trunc(a / b), float64)
+    remainder = _exact_remainder(remainder, b, trunc(remainder / b), float64)
+    overshot = (remainder != 0) & ((remainder < 0) != (a < 0))
+    remainder = _where(overshot, remainder + _where((a < 0) == (b < 0), b, -b), remainder)
+    remainder = _where(remainder == 0, a * 0.0, remainder)  # the zero of a's sign
+    return _where(b.abs() == np.inf, a, remainder)
 
 
 # Dekker's splitting constants, 2**ceil(p/2) + 1 for a p-bit significand: a number times it,

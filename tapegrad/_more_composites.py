@@ -66,8 +66,11 @@ def xlogy(input, other) -> Tensor:  # noqa: A002
         value.to(dtype) if isinstance(value, Tensor) else _wrap(np.asarray(value, dtype.numpy))
         for value in (input, other)
     )
-    product = x * y.log()
-    return name_node(where((x == 0) & ~y.isnan(), 0.0, product), "XlogyBackward0")
+    # PyTorch's derivative in x is log(y), 0 only where x == 0 and y <= 0 (not wherever x is
+    # 0): the log is masked there (and at y = inf, where 0 * inf would be NaN), so that the
+    # product is 0 at x == 0 without a mask of x; + 0.0 makes -0.0 * log(y) PyTorch's 0.0.
+    log = where((x == 0) & ((y <= 0) | (y == math.inf)), 0.0, y.log())
+    return name_node(x * log + 0.0, "XlogyBackward0")
 
 
 def sinc(input: Tensor) -> Tensor:  # noqa: A002

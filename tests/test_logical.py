@@ -185,3 +185,45 @@ def test_large_remainders_match_pytorch():
             results.append([(a % b).numpy(), m.fmod(a, b).numpy(), (a // b).numpy()[5:]])
         for ours, theirs in zip(*results):
             np.testing.assert_array_equal(ours, theirs)
+
+
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 2.5, -7.5, 3.0]
+
+
+def _special_remainders(m, dtype):
+    a, b = (values.ravel() for values in np.meshgrid(SPECIAL, SPECIAL))
+    x = m.tensor(a, dtype=getattr(m, dtype), requires_grad=True)
+    y = m.tensor(b, dtype=getattr(m, dtype), requires_grad=True)
+    results = [m.floor_divide(x.detach(), y.detach()), m.div(x.detach(), y.detach(), rounding_mode="floor")]
+    for op in (m.remainder, m.fmod):
+        out = op(x, y)
+        x.grad = y.grad = None
+        out.sum().backward()
+        results += [out, x.grad, y.grad]
+    return [r.detach().numpy() for r in results]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_remainders_at_nan_infinities_zeros_and_tiny_values_follow_pytorch(dtype):
+    """NaN with an infinite divisor gave a number, inf // 0 NaN (PyTorch: inf), remainder(1e-30,
+    -7.5) 0 (PyTorch's kernel: fmod plus b, rounded once: -7.5), a zero remainder of a negative
+    dividend +0.0, and a zero divisor NaN gradients (PyTorch: 1, and -floor(a / b))."""
+    torch = pytest.importorskip("torch")
+    with np.errstate(all="ignore"):
+        ours = _special_remainders(tg, dtype)
+    finite_b = np.isfinite(np.meshgrid(SPECIAL, SPECIAL)[1].ravel())
+    for step, (a, b) in enumerate(zip(ours, _special_remainders(torch, dtype))):
+        if step in (4, 7):  # the divisors' gradients: lost where the divisor is infinite
+            a, b = a[finite_b], b[finite_b]
+        np.testing.assert_array_equal(a, b, err_msg=f"result {step}")
+        if step in (0, 1, 2, 5):  # the values' signed zeros (a gradient's 0 may be -0.0 in PyTorch)
+            numbers = ~np.isnan(b)
+            np.testing.assert_array_equal(np.signbit(a[numbers]), np.signbit(b[numbers]), err_msg=f"signs of {step}")
+
+
+def test_remainder_gradient_where_the_divisor_is_zero():
+    x = tg.tensor([-2.0, 1.0], dtype=tg.float64, requires_grad=True)
+    y = tg.tensor([0.0, 0.0], dtype=tg.float64, requires_grad=True)
+    (tg.remainder(x, y) + tg.fmod(x, y)).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]  # 1 each, as where the divisor is not 0
+    assert y.grad.tolist() == [np.inf, -np.inf]  # -floor(a / 0) - trunc(a / 0)
