@@ -358,8 +358,10 @@ def unflatten(input: Tensor, dim: int, sizes) -> Tensor:  # noqa: A002
 
 def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     """Every window of ``size`` elements along ``dimension``, ``step`` apart, as a new last
-    dimension (the windows replacing ``dimension``); follows ``torch.Tensor.unfold`` (a copy
-    here, differentiable: the gradient adds up where windows overlap)."""
+    dimension (the windows replacing ``dimension``); follows ``torch.Tensor.unfold``: a view
+    where the windows tile a prefix of the dimension (``step >= size``, in-place changes of it
+    reach ``self``), else a read-only copy (the gradient adds up where windows overlap), whose
+    in-place changes raise ``RuntimeError`` as PyTorch's of overlapping windows do."""
     dim = _normalize_dim(dimension, max(self.dim(), 1))
     extent = self.shape[dim] if self.dim() else 1
     if size > extent:
@@ -371,10 +373,23 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     if self.dim() == 0:  # PyTorch's: a window of the one element, (1,)
         return self.reshape(1) * 1
     x = self
+    count = len(starts)
+    if step >= size and count * step <= extent:  # blocks of ``step``, each window a block's start
+        blocks = list(x.shape)
+        blocks[dim : dim + 1] = [count, step]
+        try:
+            windows = x.narrow(dim, 0, count * step).view(*blocks)
+        except RuntimeError:  # (strides a view cannot split)
+            pass
+        else:
+            return windows.narrow(dim + 1, 0, size).movedim(dim + 1, -1)
     picked = index_select(x, dim, _wrap(positions))
     shape = list(x.shape)
-    shape[dim : dim + 1] = [len(starts), size]
-    return picked.reshape(*shape).movedim(dim + 1, -1)
+    shape[dim : dim + 1] = [count, size]
+    result = picked.reshape(*shape).movedim(dim + 1, -1)
+    # A copy: an in-place change of it would not reach ``self`` (silently); read-only, it raises.
+    result._data.flags.writeable = False
+    return result
 
 
 def _is_nonzero(self) -> bool:

@@ -1083,12 +1083,10 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     ``writes`` False: a change of shape and strides alone (``t_``), which an expanded tensor
     allows."""
     data = tensor._data
-    if (
-        writes
-        and not data.flags.writeable
-        and any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape))
-    ):
-        raise RuntimeError(  # an expand (numpy's broadcast_to: read-only); PyTorch refuses it too
+    if writes and not data.flags.writeable:
+        # An expand (numpy's broadcast_to: read-only), or windows of unfold that are a copy
+        # here (overlapping ones: PyTorch refuses them too)
+        raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a single memory "
             "location. Please clone() the tensor before performing the operation."
         )

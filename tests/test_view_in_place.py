@@ -188,3 +188,35 @@ def test_changes_through_views_of_transposed_results_match_pytorch(case):
         _through_a_view_of_a_transposed_result(tg, case), _through_a_view_of_a_transposed_result(torch, case)
     ):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def _through_unfold(m):
+    x = m.tensor([-1.5, 0.5, 2.0, -0.9, 0.3, -0.2], requires_grad=True)
+    v = x * 1.0
+    v.unfold(0, 2, 3).clamp_(min=0.0)  # windows [0:2] and [3:5]: a view, changed in place
+    (v * m.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])).sum().backward()
+    plain = m.zeros(3, 4)
+    plain.t().unfold(0, 2, 2).fill_(1.0)
+    return v.detach().numpy(), x.grad.numpy(), plain.numpy()
+
+
+def test_in_place_change_through_unfold_reaches_the_tensor():
+    """unfold was a copy: a change in place of its windows left the tensor and its gradient as
+    they were, silently. Where the windows tile a prefix it is a view now; elsewhere (windows
+    that overlap, or end before the next window's start) a copy whose change in place raises."""
+    v, grad, plain = _through_unfold(tg)
+    np.testing.assert_array_equal(v, np.float32([0.0, 0.5, 2.0, 0.0, 0.3, -0.2]))
+    np.testing.assert_array_equal(grad, [0.0, 2.0, 3.0, 0.0, 5.0, 6.0])
+    assert plain.all()
+    for size, step in ((3, 1), (2, 3)):  # overlapping; 2 windows 3 apart in 5 elements: no 2 blocks of 3
+        with pytest.raises(RuntimeError, match="single memory location"):
+            tg.arange(5.0).unfold(0, size, step).add_(1.0)
+    torch = pytest.importorskip("torch")
+    for ours, theirs in zip(_through_unfold(tg), _through_unfold(torch)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_unfold_view_replays():
+    tape = tg.record(lambda x: (x * 2.0).unfold(0, 2, 2).sum(-1) ** 2, np.ones(6))
+    x = np.arange(6.0)
+    np.testing.assert_allclose(tape(x).numpy(), ((2 * x).reshape(3, 2).sum(-1)) ** 2)
