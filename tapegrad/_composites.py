@@ -654,13 +654,31 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:  # 
 
 
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:  # noqa: A002
-    """``input + value * tensor1 * tensor2``, broadcast; follows ``torch.addcmul``."""
+    """``input + value * tensor1 * tensor2``, broadcast, in the three tensors' promoted dtype
+    (integer factors multiplied in it: two uint8 do not wrap at 256); follows ``torch.addcmul``."""
+    tensor1, tensor2 = _promoted(input, tensor1, tensor2)
     product = tensor1 * tensor2
     return name_node(input + (product if value == 1 else product * value), "AddcmulBackward0")
 
 
+def _promoted(input, tensor1, tensor2) -> tuple:  # noqa: A002
+    """``tensor1`` and ``tensor2`` in the dtype the three promote to."""
+    dtype = _dtypes.from_numpy_dtype(_result_type(input, tensor1, tensor2))
+    return tuple(t.to(dtype) if t.dtype != dtype else t for t in (as_tensor(tensor1), as_tensor(tensor2)))
+
+
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:  # noqa: A002
-    """``input + value * tensor1 / tensor2``, broadcast; follows ``torch.addcdiv``."""
+    """``input + value * tensor1 / tensor2``, broadcast; follows ``torch.addcdiv``. Raises
+    ``RuntimeError`` (PyTorch's message) when both factors are integers."""
+    tensor1, tensor2 = as_tensor(tensor1), as_tensor(tensor2)
+    if tensor1._data.dtype.kind in "biu" and tensor2._data.dtype.kind in "biu":
+        raise RuntimeError(
+            "Integer division with addcdiv is no longer supported, and in a future release addcdiv will perform a "
+            "true division of tensor1 and tensor2. The historic addcdiv behavior can be implemented as "
+            "(input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and as (input + "
+            "value * tensor1 / tensor2) for float inputs. The future addcdiv behavior is just the latter "
+            "implementation: (input + value * tensor1 / tensor2), for all dtypes."
+        )
     quotient = tensor1 / tensor2
     return name_node(input + (quotient if value == 1 else quotient * value), "AddcdivBackward0")
 

@@ -150,7 +150,13 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     """The sum with NaNs counted as 0 (their gradient 0); follows ``torch.nansum``."""
     kept = where(input.isnan(), 0.0, input) if input.dtype.is_floating_point else input
     total = kept.sum(dtype=dtype) if dim is None else kept.sum(dim, keepdim=keepdim, dtype=dtype)
-    return name_node(total, "NansumBackward0")
+    return name_node(_all_kept(total, input, dim, keepdim), "NansumBackward0")
+
+
+def _all_kept(result: Tensor, input: Tensor, dim, keepdim: bool) -> Tensor:  # noqa: A002
+    """A reduction over every dim (``dim`` None) with ``keepdim``: each dim kept as 1, as
+    PyTorch's (its ``sum`` and ``mean`` refuse the call; ``nansum``, ``var_mean``... take it)."""
+    return result.reshape((1,) * input.dim()) if dim is None and keepdim else result
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002
@@ -161,7 +167,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
             f"nanmean(): expected input to have floating point or complex dtype but got {input.dtype.type_name.split('.')[-1].title()}"
         )
     present = (~input.isnan()).to(input.dtype)
-    count = present.sum() if dim is None else present.sum(dim, keepdim=keepdim)
+    count = _all_kept(present.sum(), input, dim, keepdim) if dim is None else present.sum(dim, keepdim=keepdim)
     return nansum(input, dim, keepdim, dtype=dtype) / count
 
 
@@ -177,7 +183,9 @@ def var_mean(input: Tensor, dim=None, *, correction=1, keepdim: bool = False, un
     if unbiased is not None:
         correction = 1 if unbiased else 0
     if dim is None:
-        return input.var(correction=correction), input.mean()
+        return _all_kept(input.var(correction=correction), input, dim, keepdim), _all_kept(
+            input.mean(), input, dim, keepdim
+        )
     return input.var(dim, correction=correction, keepdim=keepdim), input.mean(dim, keepdim=keepdim)
 
 
@@ -185,7 +193,7 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):  # noqa: A002
     """``(min, max)`` (all elements, or along ``dim``), ties sharing the gradient as ``amin`` and
     ``amax``; follows ``torch.aminmax``."""
     if dim is None:
-        return return_types.aminmax(input.amin(), input.amax())
+        return return_types.aminmax(*(_all_kept(t, input, dim, keepdim) for t in (input.amin(), input.amax())))
     return return_types.aminmax(input.amin(dim, keepdim=keepdim), input.amax(dim, keepdim=keepdim))
 
 

@@ -347,7 +347,8 @@ def _logical_reduction(function):
     def reduce(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A002
         guard_reads(f"{function.__name__}()", input)  # ``if (x > 0).all():``
         values = input._data.astype(bool)
-        out = function(values) if dim is None else function(values, axis=dim, keepdims=keepdim)
+        # (dim None with keepdim: every dim kept as 1, as PyTorch's)
+        out = function(values, axis=dim, keepdims=keepdim)
         # uint8 in, uint8 out, as PyTorch keeps it (its masks of old); bool for the rest
         return _wrap(np.asarray(out, np.uint8 if input._data.dtype == np.uint8 else np.bool_))
 

@@ -138,3 +138,37 @@ def test_xlogy_gradient_in_x_is_log_y_at_x_zero():
     keep = ~((X == 0) & (Y == math.inf))
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a[keep], b[keep])  # (signed zeros compare equal)
+
+
+def _whole_reductions_kept(m):
+    x = m.ones(2, 3)
+    return [
+        m.all(x, keepdim=True),
+        m.any(x, dim=None, keepdim=True),
+        m.nansum(x, keepdim=True),
+        m.nanmean(x, keepdim=True),
+        *m.var_mean(x, dim=None, keepdim=True),
+        *m.aminmax(x, keepdim=True),
+    ]
+
+
+def test_reductions_over_every_dim_keep_them_as_one():
+    # keepdim without dim gave 0-d results, where PyTorch keeps (1, 1)
+    assert all(t.shape == (1, 1) for t in _whole_reductions_kept(tg))
+
+
+def _integer_factors(m):
+    x = m.tensor([0.5, 1.0])
+    a = m.tensor([200, 16], dtype=m.uint8)
+    return [m.addcmul(x, a, a), x.clone().addcmul_(a, a), m.addcmul(m.tensor([1, 2], dtype=m.int32), a, a, value=2)]
+
+
+def test_addcmul_multiplies_integer_factors_in_the_promoted_dtype():
+    # uint8 factors were multiplied as uint8: 200 * 200 wrapped to 64
+    ours = _integer_factors(tg)
+    assert ours[0].tolist() == [40000.5, 257.0] and ours[2].tolist() == [80001, 514]
+    with pytest.raises(RuntimeError, match="Integer division with addcdiv is no longer supported"):
+        tg.addcdiv(tg.ones(2), tg.tensor([1, 2]), tg.tensor([3, 3]))
+    torch = pytest.importorskip("torch")
+    for a, b in zip(ours, _integer_factors(torch)):
+        assert a.tolist() == b.tolist() and str(a.dtype).split(".")[1] == str(b.dtype).split(".")[1]
