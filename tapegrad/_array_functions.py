@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import _dtypes, return_types
+from . import _dtypes, _record, return_types
 from ._composites import meshgrid, searchsorted
 from ._indexing import gather, index_select
 from ._record import name_node
@@ -389,6 +389,7 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     result = picked.reshape(*shape).movedim(dim + 1, -1)
     # A copy: an in-place change of it would not reach ``self`` (silently); read-only, it raises.
     result._data.flags.writeable = False
+    _record.unwritable_copies[id(result._data)] = result._data
     return result
 
 

@@ -13,6 +13,7 @@ import builtins
 import dis
 import numbers
 import sys
+import weakref
 from weakref import ref as _weakref
 
 import numpy as np
@@ -1076,6 +1077,11 @@ def writable(data: np.ndarray) -> np.ndarray:
     return np.ndarray(data.shape, data.dtype, buffer=root, offset=offset, strides=data.strides)
 
 
+# Arrays of results that are copies where PyTorch's are views (unfold's overlapping windows),
+# by id: an in-place change of one would not reach the tensor it was taken from, so it raises.
+unwritable_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     """Raise, before anything is written, for an in-place change PyTorch refuses, or one that a
     recording (``tapegrad.record``) cannot follow (``_shared_storage``): checked after the write,
@@ -1083,7 +1089,14 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     ``writes`` False: a change of shape and strides alone (``t_``), which an expanded tensor
     allows."""
     data = tensor._data
-    if writes and not data.flags.writeable:
+    if (
+        writes
+        and not data.flags.writeable
+        and (
+            any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape))
+            or unwritable_copies.get(id(data)) is data
+        )
+    ):
         # An expand (numpy's broadcast_to: read-only), or windows of unfold that are a copy
         # here (overlapping ones: PyTorch refuses them too)
         raise RuntimeError(
