@@ -76,6 +76,32 @@ class Distribution:
     def stddev(self) -> Tensor:
         return self.variance.sqrt()
 
+    # What a subclass defines; the base raises NotImplementedError, as PyTorch's (code falls
+    # back on ``except NotImplementedError``, around ``entropy()`` most often).
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def mode(self) -> Tensor:
+        raise NotImplementedError(f"{self.__class__} does not implement mode")
+
+    @property
+    def variance(self) -> Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def cdf(self, value: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def icdf(self, value: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError
+
     def _check(self, name: str, values: Tensor, ok, constraint: str) -> None:
         """PyTorch's ``ValueError`` for a parameter ``name`` outside ``constraint`` (``ok``:
         where it is inside), when arguments are validated."""

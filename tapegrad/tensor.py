@@ -211,7 +211,8 @@ class Tensor:
     @property
     def grad(self):
         """The accumulated gradient (None until a backward reaches it); follows ``torch.Tensor.grad``."""
-        if self._tape is not None and self._requires_grad and not self._retains_grad:
+        # (as PyTorch: not once a gradient was assigned, as a differentiable optimizer's is)
+        if self._tape is not None and self._requires_grad and not self._retains_grad and self._grad is None:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
                 "attribute won't be populated during autograd.backward(). If you indeed want the .grad "

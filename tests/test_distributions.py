@@ -194,3 +194,14 @@ def test_edges_pytorch_gives_values_for():
     ours = kl_divergence(Uniform(low, low + 2.0), Normal(loc, 1.5))
     theirs = td.kl_divergence(td.Uniform(tlow, tlow + 2.0), td.Normal(tloc, 1.5))
     check(ours, theirs, [(low, tlow), (loc, tloc)])
+
+
+def test_base_distribution_raises_not_implemented():
+    # (AttributeError before: ``except NotImplementedError`` fallbacks around entropy() broke)
+    class Custom(tg.distributions.Distribution):
+        arg_constraints: dict = {}
+
+    d = Custom(validate_args=False)
+    for call in (lambda: d.log_prob(tg.tensor(1.0)), d.entropy, lambda: d.mean, lambda: d.variance, lambda: d.cdf(0)):
+        with pytest.raises(NotImplementedError):
+            call()

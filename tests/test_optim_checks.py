@@ -230,3 +230,64 @@ def test_load_state_dict_maps_states_by_the_saved_parameter_ids():
     optimizer.load_state_dict(other.state_dict())
     shared.fill_(0.0)
     assert float(optimizer.param_groups[0]["lr"]) == pytest.approx(0.1)  # a copy, not the same tensor
+
+
+def _through_a_step(m, **options):
+    """A gradient through an SGD step (meta-learning): d/dw0 of |w1|^2, w1 one step from w0."""
+    w0 = m.tensor([1.0, -2.0], requires_grad=True)
+    w = w0 * 1.0
+    optimizer = m.optim.SGD([w], lr=0.1, differentiable=True, **options)
+    for _ in range(2):
+        (g,) = m.autograd.grad((w * w * m.tensor([1.0, 3.0])).sum(), w, create_graph=True)
+        w.grad = g
+        optimizer.step()
+    (w * w).sum().backward()
+    return w.detach().numpy(), w0.grad.numpy()
+
+
+@pytest.mark.parametrize("options", [{}, {"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}])
+def test_sgd_step_is_recorded_when_differentiable(options):
+    # differentiable=True was accepted and ignored: the step wrote the arrays off the graph
+    w, grad = _through_a_step(tg, **options)
+    if not options:  # w2 = (1 - 0.2 c)^2 w0 per element, c = (1, 3)
+        factor = (1 - 0.2 * np.array([1.0, 3.0])) ** 2
+        np.testing.assert_allclose(grad, 2 * factor**2 * np.array([1.0, -2.0]), rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    for ours, theirs in zip((w, grad), _through_a_step(torch, **options)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_optimizer_options_pytorch_refuses():
+    p = [tg.ones(2, requires_grad=True)]
+    with pytest.raises(NotImplementedError, match="does not support differentiable=True"):
+        tg.optim.Adam(p, differentiable=True)
+    with pytest.raises(RuntimeError, match="`fused` does not support `differentiable`"):
+        tg.optim.SGD(p, fused=True, differentiable=True)
+    with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together."):
+        tg.optim.Adagrad(p, fused=True, foreach=True)
+    with pytest.raises(ValueError, match="betas must be either both floats or both Tensors"):
+        tg.optim.Adam(p, betas=(tg.tensor(0.9), 0.999))
+    w = tg.zeros(2, dtype=tg.int64)
+    w.grad = tg.ones(2, dtype=tg.int64)
+    with pytest.raises(RuntimeError, match="argument alpha must not be a floating point number"):
+        tg.optim.SGD([w], lr=0.1).step()  # (it did nothing, silently)
+    with pytest.raises(NotImplementedError):
+        type("Custom", (tg.optim.Optimizer,), {})(p, {"lr": 1.0}).step()
+
+
+@pytest.mark.parametrize("name", ["SGD", "NAdam", "RAdam", "Adamax", "RMSprop"])
+def test_tensor_hyperparameters_step(name):
+    def run(m):
+        w = m.tensor([1.0, -2.0], requires_grad=True)
+        half = m.tensor(0.5)
+        options = {"momentum": half} if name in ("SGD", "RMSprop") else {"betas": (m.tensor(0.9), m.tensor(0.99))}
+        optimizer = getattr(m.optim, name)([w], lr=0.01, **options)
+        for _ in range(3):
+            optimizer.zero_grad()
+            (w * w).sum().backward()
+            optimizer.step()
+        return w.detach().numpy()
+
+    ours = run(tg)  # (raised: numpy met a tensor)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(ours, run(torch), rtol=1e-6)

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .. import _grad_mode
 from .._record import _bump_version
 from ..tensor import Tensor, _wrap
 from . import lr_scheduler
@@ -133,6 +134,7 @@ class SGD(Optimizer):
     first step on (a copy of that step's gradient); without, there is no state."""
 
     _group_defaults = dict(nesterov=False, maximize=False, foreach=None, differentiable=False, fused=False)
+    _steps_differentiably = True
 
     def __init__(
         self,
@@ -163,12 +165,19 @@ class SGD(Optimizer):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
+            if group["differentiable"]:
+                self._recorded_step(group)
+                continue
+            lr, momentum, dampening = float(group["lr"]), float(group["momentum"]), float(group["dampening"])
             # Which buffers exist before the step, read once, as PyTorch reads its buffer list: a
             # parameter listed twice (tied weights gathered from two modules) starts two buffers
             # on its first step, and updates its one buffer twice on the later ones.
             fresh = {id(p) for p in group["params"] if self.state.get(p, {}).get("momentum_buffer") is None}
             for parameter, value, grad in self._gradients(group):
+                if value.dtype.kind in "biu" and isinstance(group["lr"], float):  # (was silently no step)
+                    raise RuntimeError(
+                        "For integral input tensors, argument alpha must not be a floating point number."
+                    )
                 if group["weight_decay"]:
                     grad = grad + group["weight_decay"] * value
                 if momentum:
@@ -184,6 +193,31 @@ class SGD(Optimizer):
                 value -= (lr * grad).astype(value.dtype, copy=False)
                 _bump_version(parameter)
         return loss
+
+    def _recorded_step(self, group: dict) -> None:
+        """``differentiable=True``: the update made of recorded in-place tensor ops, as
+        PyTorch's, so that the updated parameters (non-leaf tensors) carry the step on their
+        graph (a gradient through the step: meta-learning). The momentum buffer starts as a
+        detached copy of the first gradient, as PyTorch's."""
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        with _grad_mode.enable_grad():
+            for parameter in group["params"]:
+                grad = parameter.grad
+                if grad is None:
+                    continue
+                if group["maximize"]:
+                    grad = -grad
+                if group["weight_decay"]:
+                    grad = grad + parameter * group["weight_decay"]
+                if momentum:
+                    state = self.state[parameter]
+                    buffer = state.get("momentum_buffer")
+                    if buffer is None:
+                        buffer = state["momentum_buffer"] = grad.clone().detach()
+                    else:
+                        buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
+                    grad = grad + buffer * momentum if group["nesterov"] else buffer
+                parameter.add_(grad, alpha=-lr)
 
 
 class Adam(Optimizer):
@@ -215,6 +249,8 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
     ):
         _check_nonnegative(lr=lr, eps=eps)
+        if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):  # (PyTorch's Adam alone)
+            raise ValueError("betas must be either both floats or both Tensors")
         _check_betas(betas)
         _check_nonnegative(weight_decay=weight_decay)
         if isinstance(lr, Tensor) and foreach and not capturable:
@@ -342,7 +378,7 @@ class RMSprop(Optimizer):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            lr, alpha, eps, momentum = float(group["lr"]), group["alpha"], group["eps"], group["momentum"]
+            lr, alpha, eps, momentum = float(group["lr"]), float(group["alpha"]), group["eps"], float(group["momentum"])
             for parameter, value, grad in self._gradients(group):
                 state = self.state[parameter]
                 if not state:
@@ -529,7 +565,7 @@ def _moments(state: dict, group: dict, value: np.ndarray, grad: np.ndarray, extr
         state["exp_avg_sq"] = _zeros(value)
     step = _advance(state)
     grad = _decayed(group, value, grad, group["decoupled_weight_decay"])
-    beta1, beta2 = group["betas"]
+    beta1, beta2 = (float(beta) for beta in group["betas"])
     exp_avg, exp_avg_sq = _buffer(state, "exp_avg", value), _buffer(state, "exp_avg_sq", value)
     _lerp_toward(exp_avg, grad, 1 - beta1)
     exp_avg_sq *= beta2
@@ -567,7 +603,7 @@ class Adamax(Optimizer):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            (beta1, beta2), eps = group["betas"], group["eps"]
+            (beta1, beta2), eps = (float(beta) for beta in group["betas"]), group["eps"]
             for parameter, value, grad in self._gradients(group):
                 state = self.state[parameter]
                 if not state:
@@ -609,7 +645,7 @@ class NAdam(Optimizer):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            (beta1, beta2), eps, lr = group["betas"], group["eps"], float(group["lr"])
+            (beta1, beta2), eps, lr = (float(beta) for beta in group["betas"]), group["eps"], float(group["lr"])
             for parameter, value, grad in self._gradients(group):
                 state = self.state[parameter]
                 fresh = () if state else (("mu_product", _wrap(np.ones((), _scalar_dtype()))),)
@@ -651,7 +687,7 @@ class RAdam(Optimizer):
         _refuse_inside_a_recording()
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            (beta1, beta2), eps, lr = group["betas"], group["eps"], float(group["lr"])
+            (beta1, beta2), eps, lr = (float(beta) for beta in group["betas"]), group["eps"], float(group["lr"])
             for parameter, value, grad in self._gradients(group):
                 step, grad, exp_avg, exp_avg_sq = _moments(self.state[parameter], group, value, grad)
                 correction1, correction2 = 1 - beta1**step, 1 - beta2**step

@@ -72,6 +72,7 @@ class Optimizer:
     # is made one).
     _group_defaults: dict = {}
     _step_is_tensor = False
+    _steps_differentiably = False  # whether ``differentiable=True`` records the step (SGD)
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):
@@ -89,6 +90,17 @@ class Optimizer:
             param_groups = [{"params": param_groups}]
         for group in param_groups:
             self.add_param_group(group)
+        if defaults.get("fused"):  # PyTorch's checks, in its order
+            if defaults.get("differentiable"):
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if defaults.get("foreach"):
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        if defaults.get("differentiable") and not self._steps_differentiably:
+            # (accepted and ignored, the step was silently left out of the graph)
+            raise NotImplementedError(
+                f"tapegrad's {type(self).__name__} does not support differentiable=True: its step is not recorded "
+                "(SGD's is)"
+            )
 
     def __setstate__(self, state: dict) -> None:
         """Take ``state`` (``load_state_dict`` passes the new ``state`` and ``param_groups``):
@@ -170,6 +182,11 @@ class Optimizer:
         if not taken.isdisjoint(id(parameter) for parameter in params):
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
+
+    def step(self, closure=None):
+        """One update of every parameter; a subclass defines it (``NotImplementedError`` here,
+        as PyTorch's base)."""
+        raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the parameters' gradients: ``None`` (``set_to_none``), else zeros in place,
