@@ -207,14 +207,23 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad:
 def randn(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples of shape ``size`` from numpy's Generator; follows ``torch.randn``."""
     _device.check(device)
+    _floating_only(dtype, "normal_kernel_cpu")
     values = numpy_generator(generator).standard_normal(_shape(size))
     return _finish(values.astype(_float_type(dtype)), requires_grad)
+
+
+def _floating_only(dtype, kernel: str) -> None:
+    """PyTorch's ``NotImplementedError`` for random floats asked as integers or booleans (they
+    came out as truncated floats: a Normal of integer parameters drew integers)."""
+    if dtype is not None and not _dtypes.as_dtype(dtype).is_floating_point:
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtypes.as_dtype(dtype).type_name}'")
 
 
 def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
     """Uniform samples in [0, 1) of shape ``size`` from numpy's Generator (into ``out`` when
     given); follows ``torch.rand``."""
     _device.check(device)
+    _floating_only(dtype if out is None else out.dtype, "check_uniform_bounds")
     values = numpy_generator(generator).random(_shape(size))
     if out is not None:
         from ._record import write_out

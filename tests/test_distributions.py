@@ -205,3 +205,13 @@ def test_base_distribution_raises_not_implemented():
     for call in (lambda: d.log_prob(tg.tensor(1.0)), d.entropy, lambda: d.mean, lambda: d.variance, lambda: d.cdf(0)):
         with pytest.raises(NotImplementedError):
             call()
+
+
+def test_random_floats_refuse_integer_dtypes():
+    # randn(dtype=int64) truncated floats: a Normal of integer parameters drew integers
+    with pytest.raises(NotImplementedError, match="\"normal_kernel_cpu\" not implemented for 'Long'"):
+        tg.distributions.Normal(tg.tensor([0, 1]), tg.tensor([1, 2])).rsample()
+    with pytest.raises(NotImplementedError, match="\"check_uniform_bounds\" not implemented for 'Int'"):
+        tg.rand(2, dtype=tg.int32)
+    with pytest.raises(NotImplementedError, match="not implemented for 'Bool'"):
+        tg.randn_like(tg.ones(2, dtype=tg.bool))
