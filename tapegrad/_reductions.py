@@ -490,8 +490,9 @@ def _normalized_exponential(name: str, x: Tensor, dim: int, dtype, log: bool) ->
         # garbage for a large row.
         x = _as_operand(x, data)
     dim = _normalize_dim(dim, data.ndim)
-    if data.ndim == 0:
-        out = np.zeros_like(data) if log else np.ones_like(data)
+    if data.ndim == 0:  # 0 (log) or 1, NaN for a NaN or infinite input (x - x), as PyTorch's
+        with np.errstate(invalid="ignore"):
+            out = data - data if log else np.exp(data - data)
     elif not data.size:  # nothing to normalise: an empty result, as PyTorch's
         out = data.copy()
     elif dim == data.ndim - 1 and data.dtype.kind == "f":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -172,3 +173,30 @@ def test_addcmul_multiplies_integer_factors_in_the_promoted_dtype():
     torch = pytest.importorskip("torch")
     for a, b in zip(ours, _integer_factors(torch)):
         assert a.tolist() == b.tolist() and str(a.dtype).split(".")[1] == str(b.dtype).split(".")[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_replayed_variance_without_degrees_of_freedom_is_eager_s(dtype):
+    # The replay divided by N - correction unclamped: -0.0 for an empty extent (eager: NaN)
+    cases = [
+        (lambda x: x.var(), np.zeros(0, dtype)),
+        (lambda x: x.std(dim=0), np.zeros(0, dtype)),
+        (lambda x: x.var(dim=-1, keepdim=True), np.zeros(0, dtype)),
+        (lambda x: x.var(correction=3), np.array([1.0, 3.0], dtype)),  # inf, as numpy's and PyTorch's
+    ]
+    for function, x in cases:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            eager = function(tg.tensor(x)).numpy()
+            replayed = tg.record(function, x)(x).numpy()
+        np.testing.assert_array_equal(replayed, eager)  # (NaN equals NaN here; -0.0 did not)
+
+
+def test_softmax_of_a_zero_dim_nan_or_infinity_is_nan():
+    for value in (math.nan, math.inf):
+        x = tg.tensor(value, requires_grad=True)
+        y = tg.softmax(x, dim=0)
+        y.backward()
+        assert math.isnan(y.item()) and math.isnan(x.grad.item())
+        assert math.isnan(tg.log_softmax(tg.tensor(value), dim=0).item())
+    assert tg.softmax(tg.tensor(2.0), dim=0).item() == 1.0

@@ -524,7 +524,9 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                 for k in range(extent):
                     total += (x[base + k * inner] - mean) ** 2
                     spread = spread or x[base + k * inner] != x[base]
-                variance = total / (extent - params[r, 5])
+                # (degrees of freedom below 0 count as 0, as numpy's and PyTorch's: 0 / 0 is
+                # NaN for an empty extent, where 0 / -1 was -0.0)
+                variance = total / max(extent - params[r, 5], 0.0)
                 if not spread:  # equal values: exactly 0 (NaN without degrees of freedom), as the facade
                     variance *= 0.0
                 out[o * inner + i] = np.sqrt(variance) if rule == STD else variance
