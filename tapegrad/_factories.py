@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 
 import numpy as np
@@ -195,7 +196,24 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
         dtype = _dtypes.int64 if kind in "iu" else (_dtypes.bool if kind == "b" else _dtypes.DEFAULT_FLOAT)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    return _finish(np.full(_shape((size,), _float_type(dtype)), fill_value, _float_type(dtype)), requires_grad)
+    target = _float_type(dtype)
+    _check_representable(fill_value, target)
+    return _finish(np.full(_shape((size,), target), fill_value, target), requires_grad)
+
+
+_C_INTEGERS = {"int32": "int", "int64": "int64_t", "int16": "int16_t", "uint8": "uint8_t", "int8": "int8_t"}
+
+
+def _check_representable(value, target: np.dtype) -> None:
+    """PyTorch's ``RuntimeError`` for a fill value an integer dtype cannot hold (NaN, inf, or
+    out of range: numpy cast NaN to the lowest integer, silently)."""
+    if target.kind not in "iu" or isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return
+    info = np.iinfo(target)
+    if not (math.isfinite(value) and info.min <= value <= info.max):
+        raise RuntimeError(
+            f"value cannot be converted to type {_C_INTEGERS.get(target.name, target.name)} without overflow"
+        )
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -313,8 +331,15 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
     default = _dtypes.int64 if is_integral else _dtypes.DEFAULT_FLOAT
     target = (_dtypes.as_dtype(dtype) if dtype is not None else default).numpy
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:  # (numpy gave an empty tensor)
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if is_integral:
         return _finish(np.arange(start, end, step).astype(target), requires_grad)
+    if np.dtype(target).kind in "iu":  # PyTorch's: the count from the numbers, the values from their integer parts
+        count = max(0, math.ceil((end - start) / step))
+        return _finish((int(start) + int(step) * np.arange(count)).astype(target), requires_grad)
     # PyTorch's kernel: start + step * i in double, fused (one rounding), then cast: -10 + 0.1 *
     # 100 is 5.55e-16, not 0 (numpy's), nor -3.55e-14 (numpy's arange). Long double holds the
     # fused product exactly enough.

@@ -664,8 +664,17 @@ def _nested_tensors_to_arrays(data, found: list):
         found[0] = True
         return data._data
     if isinstance(data, (list, tuple)):
-        return [_nested_tensors_to_arrays(item, found) for item in data]
+        return [_element(_nested_tensors_to_arrays(item, found)) if isinstance(item, Tensor) else
+                _nested_tensors_to_arrays(item, found) for item in data]  # fmt: skip
     return data
+
+
+def _element(values: np.ndarray) -> np.ndarray:
+    """A tensor inside a list, as PyTorch reads it: a number (``[tensor([1.]), tensor([2.])]``
+    is of shape (2,), not (2, 1)), of its dtype; ``ValueError`` for more than one element."""
+    if values.size != 1:
+        raise ValueError("only one element tensors can be converted to Python scalars")
+    return values.reshape(())
 
 
 def _legacy_data(args: tuple, dtype) -> np.ndarray:
@@ -706,10 +715,29 @@ def as_array(data, dtype=None) -> np.ndarray:
         data = _nested_tensors_to_arrays(data, found)
     try:
         target = _dtypes.as_dtype(dtype).numpy if dtype is not None else _infer_numpy_dtype(data, found[0])
-        return np.array(data, dtype=target)
+        array = np.array(data, dtype=target)
+        # numpy reads None as NaN (or False) and any string as True; PyTorch refuses them. Looked
+        # for only where they could hide: a NaN, or booleans.
+        if dtype is not None and (target.kind == "b" or (target.kind == "f" and np.isnan(array).any())):
+            _check_numbers(data, target)
+        return array
     except ValueError:
         _check_not_ragged(data, 0)  # PyTorch's message names the dimension (numpy's its "inhomogeneous" shape)
         raise
+
+
+def _check_numbers(data, target: np.dtype, nested: bool = False) -> None:
+    """PyTorch's ``TypeError`` for a None or a string among ``data``'s elements."""
+    if isinstance(data, (list, tuple)):
+        for item in data:
+            _check_numbers(item, target, True)
+    elif isinstance(data, str) and not nested:
+        raise TypeError("new(): invalid data type 'str'")
+    elif data is None or isinstance(data, str):
+        name = type(data).__name__
+        if target.kind == "f":
+            raise TypeError(f"must be real number, not {name}")
+        raise TypeError(f"'{name}' object cannot be interpreted as an integer")
 
 
 def _check_not_ragged(data, dim: int) -> None:

@@ -58,3 +58,37 @@ def test_overwrites_and_setitem_show_pytorch_s_nodes():
     x = tg.ones(3, requires_grad=True) * 1
     x[0] = 5.0
     assert repr(x) == "tensor([5., 1., 1.], grad_fn=<CopySlices>)"  # the class, as PyTorch prints it
+
+
+def _constructed(m):
+    """What each odd construction gives: its values and dtype, or its error's class and message."""
+    calls = [
+        lambda: m.tensor([m.tensor([1.0]), m.tensor([2.0])]),  # one-element tensors are numbers
+        lambda: m.tensor([m.tensor([1.0, 3.0]), m.tensor([2.0, 4.0])]),
+        lambda: m.tensor([1, None], dtype=m.float64),
+        lambda: m.tensor([1, None], dtype=m.bool),
+        lambda: m.tensor("x", dtype=m.bool),
+        lambda: m.full((2,), float("nan"), dtype=m.int32),
+        lambda: m.full_like(m.tensor([1, 2]), float("inf")),
+        lambda: m.full((2,), 300, dtype=m.uint8),
+        lambda: m.arange(5, 0, 1),
+        lambda: m.arange(0, 5, 0),
+        lambda: m.arange(0, 5, 0.5, dtype=m.int32),
+        lambda: m.arange(10, 1, -1.5, dtype=m.int32),
+    ]
+    results = []
+    for call in calls:
+        try:
+            value = call()
+            results.append((value.tolist(), str(value.dtype).split(".")[-1]))
+        except Exception as error:  # noqa: BLE001 - the class and message are compared
+            results.append((type(error).__name__, str(error)))
+    return results
+
+
+def test_odd_constructions_follow_pytorch():
+    # (NaN filled int32 with -2**31, None read as NaN, arange of the wrong sign empty...)
+    ours = _constructed(tg)
+    assert ours[0] == ([1.0, 2.0], "float32") and ours[5][0] == "RuntimeError"
+    torch = pytest.importorskip("torch")
+    assert ours == _constructed(torch)
