@@ -1449,3 +1449,37 @@ def test_nn_additions_a_review_found_differing_now_match_pytorch():
             np.testing.assert_allclose(our[1], their[1], rtol=1e-6)
         else:
             assert our == their
+
+
+def _lazy_batch_norms(m):
+    out = []
+    for make, shape in (
+        (lambda: m.nn.LazyBatchNorm2d(), (2, 3, 4, 4)),
+        (lambda: m.nn.LazyBatchNorm1d(affine=False), (4, 5)),
+        (lambda: m.nn.LazyBatchNorm1d(track_running_stats=False), (4, 5, 2)),
+    ):
+        norm = make()
+        out += [repr(norm), sorted(norm.state_dict())]
+        x = m.tensor(np.arange(np.prod(shape), dtype=np.float32).reshape(shape) / 7)
+        y = norm(x)
+        out += [repr(norm), type(norm).__name__, len(list(norm.parameters())), y.detach().numpy()]
+        if norm.running_mean is not None:
+            out.append(norm.running_mean.numpy())
+    trained = m.nn.BatchNorm2d(3)
+    trained.running_mean.fill_(2.0)
+    lazy = m.nn.LazyBatchNorm2d()
+    lazy.load_state_dict(trained.state_dict())  # materialized by the checkpoint, not yet called
+    lazy.eval()
+    out += [lazy.running_mean.numpy(), lazy(m.ones(1, 3, 2, 2)).detach().numpy(), repr(lazy)]
+    return out
+
+
+def test_lazy_batch_norms_take_their_features_from_the_first_input():
+    ours = _lazy_batch_norms(tg)
+    assert ours[2].startswith("BatchNorm2d(3,") and ours[3] == "BatchNorm2d"
+    torch = pytest.importorskip("torch")
+    for a, b in zip(ours, _lazy_batch_norms(torch)):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        else:
+            assert a == b

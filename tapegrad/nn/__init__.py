@@ -79,6 +79,8 @@ from .modules import (
     KLDivLoss,
     L1Loss,
     LayerNorm,
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
     LazyConv2d,
     LazyLinear,
     LeakyReLU,
@@ -109,6 +111,7 @@ from .modules import (
     Softsign,
     Tanh,
     TripletMarginLoss,
+    UninitializedBuffer,
     UninitializedParameter,
 )
 
@@ -116,7 +119,7 @@ __all__ = [
     "functional", "init", "utils", "Module", "ModuleList", "ModuleDict", "ParameterList", "Parameter", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid",
     "Softplus", "GELU", "Identity", "Dropout", "Embedding", "LayerNorm", "MSELoss", "CrossEntropyLoss",
     "SiLU", "LeakyReLU", "ELU", "Softmax", "Softmin", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
-    "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "L1Loss", "HuberLoss",
+    "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "UninitializedBuffer", "LazyBatchNorm1d", "LazyBatchNorm2d", "L1Loss", "HuberLoss",
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm", "LazyConv2d",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention",
     "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer",

@@ -1583,6 +1583,83 @@ class BatchNorm2d(_BatchNorm):
     _ranks = (4,)
 
 
+class UninitializedBuffer(Tensor):
+    """A buffer whose shape is not known yet (a lazy module's before its first call); follows
+    ``torch.nn.UninitializedBuffer``. ``materialize(shape)`` gives it values and makes it a
+    plain tensor, the same object."""
+
+    __slots__ = ()  # (Tensor's layout: the class changes to Tensor in place)
+
+    def __init__(self, requires_grad: bool = False, device=None, dtype=None):
+        super().__init__(np.empty(0, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy))
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Become a tensor of ``shape`` (uninitialised values)."""
+        numpy_type = _dtypes.as_dtype(dtype).numpy if dtype is not None else self._data.dtype
+        self._data = np.empty(tuple(shape), numpy_type)
+        self.__class__ = Tensor
+
+    def __repr__(self) -> str:
+        return "<UninitializedBuffer>"
+
+    __str__ = __repr__
+
+
+class _LazyBatchNorm(_Lazy, _BatchNorm):
+    """A BatchNorm whose ``num_features`` is its first input's channel count (dimension 1):
+    until that call its weight, bias and running statistics are uninitialized (it prints
+    ``num_features`` 0); the call (or ``load_state_dict``) materializes them, initialises them
+    as BatchNorm does, and turns the module into its BatchNorm. Follows
+    ``torch.nn.LazyBatchNorm1d``/``2d``."""
+
+    def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None):  # fmt: skip
+        super().__init__(0, eps, momentum, affine, track_running_stats, device, dtype)
+        if affine:
+            self.weight = UninitializedParameter(dtype=dtype)
+            self.bias = UninitializedParameter(dtype=dtype)
+        if track_running_stats:
+            self.running_mean = UninitializedBuffer(dtype=dtype)
+            self.running_var = UninitializedBuffer(dtype=dtype)
+
+    def _uninitialized(self) -> list:
+        tensors = [*self._parameters.values(), *self._buffers.values()]
+        return [t for t in tensors if isinstance(t, (UninitializedParameter, UninitializedBuffer))]
+
+    def reset_parameters(self) -> None:
+        if self.num_features != 0 and not self._uninitialized():
+            _BatchNorm.reset_parameters(self)
+
+    def __call__(self, input: Tensor, *args, **kwargs):  # noqa: A002
+        waiting = self._uninitialized()
+        if waiting:
+            self.num_features = input.shape[1]
+            for tensor in waiting:
+                tensor.materialize((self.num_features,))
+            self.reset_parameters()
+        # (materialized by load_state_dict: its values stay, and num_features 0, as PyTorch's)
+        self.__class__ = self._eager
+        return Module.__call__(self, input, *args, **kwargs)
+
+    def _materialize_for(self, state_dict, prefix: str) -> None:
+        for name, tensor in [*self._parameters.items(), *self._buffers.items()]:
+            value = state_dict.get(prefix + name)
+            if isinstance(tensor, (UninitializedParameter, UninitializedBuffer)) and isinstance(value, Tensor):
+                tensor.materialize(value.shape)
+
+
+class LazyBatchNorm1d(_LazyBatchNorm, BatchNorm1d):
+    """``BatchNorm1d`` with ``num_features`` from its first input; follows ``torch.nn.LazyBatchNorm1d``."""
+
+    _eager = BatchNorm1d
+
+
+class LazyBatchNorm2d(_LazyBatchNorm, BatchNorm2d):
+    """``BatchNorm2d`` with ``num_features`` from its first input; follows ``torch.nn.LazyBatchNorm2d``."""
+
+    _eager = BatchNorm2d
+
+
 class _InstanceNorm(_BatchNorm):
     """What InstanceNorm1d and InstanceNorm2d share, as ``torch.nn`` has them: no affine
     parameters and no running statistics unless asked (``affine``, ``track_running_stats``);
