@@ -31,6 +31,7 @@ from . import (  # noqa: F401
     return_types,
 )
 from ._array_functions import (
+    as_strided,
     bincount,
     block_diag,
     bucketize,
@@ -46,10 +47,12 @@ from ._array_functions import (
     fmin,
     heaviside,
     histc,
+    histogram,
     inner,
     isneginf,
     isposinf,
     logspace,
+    nextafter,
     result_type,
     signbit,
     tensordot,

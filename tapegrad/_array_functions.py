@@ -393,6 +393,92 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     return result
 
 
+def _storage_of(input: Tensor) -> tuple:  # noqa: A002
+    """``(root, offset)``: the contiguous tensor whose memory ``input`` is (``input`` itself,
+    or the root it is a view of) and ``input``'s first element's position in it; None where
+    the root is not contiguous."""
+    root = input._base if input._base is not None else input
+    data = root._data
+    if not data.flags.c_contiguous:
+        return None, 0
+    start = input._data.__array_interface__["data"][0] - data.__array_interface__["data"][0]
+    return root, start // max(data.itemsize, 1)
+
+
+def as_strided(input: Tensor, size, stride, storage_offset=None) -> Tensor:  # noqa: A002
+    """The elements of ``input``'s memory at ``storage_offset + sum(i_k * stride[k])`` for each
+    index ``i`` of ``size``; follows ``torch.as_strided``, of a contiguous tensor or a view of
+    one (``storage_offset`` defaults to the view's own). A copy here, recorded (its gradient
+    adds up where positions repeat), that refuses in-place changes (PyTorch's would write
+    ``input``'s memory). Raises ``RuntimeError`` (PyTorch's message) for positions beyond the
+    memory, ``NotImplementedError`` for a tensor whose memory is not contiguous."""
+    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    if len(size) != len(stride):
+        raise RuntimeError("mismatch in length of strides and shape")
+    root, own = _storage_of(input)
+    if root is None:
+        raise NotImplementedError("as_strided of a tensor whose memory is not contiguous is not supported")
+    offset = own if storage_offset is None else int(storage_offset)
+    needed = offset + 1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0
+    if any(s < 0 for s in stride) or needed > root.numel():
+        raise RuntimeError(
+            f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset}, and itemsize "
+            f"{input._data.itemsize} requiring a storage size of {needed * input._data.itemsize} are out of bounds "
+            f"for storage of size {root.numel() * input._data.itemsize}"
+        )
+    positions = np.full(size, offset, np.int64)
+    for axis, (extent, step) in enumerate(zip(size, stride)):
+        positions += (np.arange(extent) * step).reshape((-1,) + (1,) * (len(size) - axis - 1))
+    result = index_select(root.reshape(-1), 0, _wrap(positions.reshape(-1))).reshape(size)
+    result._data.flags.writeable = False  # (an in-place change would not reach ``input``: it raises)
+    _record.unwritable_copies[id(result._data)] = result._data
+    return result
+
+
+def histogram(input: Tensor, bins=100, *, range=None, weight=None, density: bool = False, out=None):  # noqa: A002
+    """``(hist, bin_edges)``: the count (or summed ``weight``) of the elements in each bin, the
+    bins ``bins`` equal ones over ``range`` (the data's, widened by 0.5 each way when it is one
+    value) or the edges of the 1-d tensor ``bins``; with ``density``, normalised to integrate
+    to 1. Float tensors only, no gradient; follows ``torch.histogram``."""
+    data = input._data
+    if data.dtype.kind != "f":
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{input.dtype.type_name}'")
+    edges = bins._data if isinstance(bins, Tensor) else int(bins)
+    weights = None if weight is None else as_tensor(weight)._data.reshape(-1)
+    counts, edges = np.histogram(data.reshape(-1), bins=edges, range=range, weights=weights, density=density)
+    return return_types.histogram(_wrap(counts.astype(data.dtype)), _wrap(np.asarray(edges, data.dtype)))
+
+
+def nextafter(input: Tensor, other) -> Tensor:  # noqa: A002
+    """The next float after ``input`` towards ``other``, elementwise, broadcast; no gradient;
+    follows ``torch.nextafter``."""
+    other = as_tensor(other)
+    dtype = _result_type(input, other)
+    return _wrap(np.nextafter(input._data.astype(dtype), other._data.astype(dtype)))
+
+
+def _new(self, *args, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """``Tensor.new``, the legacy constructor of ``self``'s dtype: ``new(2, 3)`` an
+    uninitialised (2, 3) tensor, ``new(data)`` a tensor of ``data``; follows ``torch.Tensor.new``."""
+    from .tensor import _legacy_data
+
+    tensor = _wrap(_legacy_data(args, dtype if dtype is not None else self.dtype))
+    return tensor.requires_grad_() if requires_grad else tensor
+
+
+def _resize_as_(self, other: Tensor) -> Tensor:
+    """``self`` resized in place to ``other``'s shape, keeping its first elements (the rest
+    uninitialised); follows ``torch.Tensor.resize_as_``. Raises PyTorch's ``RuntimeError`` for
+    a tensor that requires grad."""
+    if self.requires_grad:
+        raise RuntimeError("cannot resize variables that require grad")
+    flat = np.empty(math.prod(other.shape), self._data.dtype)
+    kept = min(flat.size, self._data.size)
+    flat[:kept] = self._data.reshape(-1)[:kept]
+    self._data = flat.reshape(tuple(other.shape))
+    return self
+
+
 def _is_nonzero(self) -> bool:
     """The truth of a one-element tensor; follows ``torch.is_nonzero``."""
     if self.numel() != 1:
@@ -429,5 +515,10 @@ install(
         "is_nonzero": _is_nonzero,
         "true_divide": lambda self, other: self / other,
         "tensordot": tensordot,
+        "as_strided": as_strided,
+        "histogram": histogram,
+        "nextafter": nextafter,
+        "new": _new,
+        "resize_as_": _resize_as_,
     }
 )

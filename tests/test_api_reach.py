@@ -1483,3 +1483,41 @@ def test_lazy_batch_norms_take_their_features_from_the_first_input():
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         else:
             assert a == b
+
+
+def _census_functions(m):
+    out = []
+    x = m.tensor([1.0, 2.0, 2.0, 3.0, 7.0])
+    out += list(m.histogram(x, bins=3)) + list(m.histogram(m.tensor([2.0, 2.0]), bins=2))
+    out += list(m.histogram(x, bins=m.tensor([0.0, 2.0, 5.0, 8.0]), weight=m.ones(5) * 2, density=True))
+    out += list(m.histogram(x, bins=2, range=(0.0, 4.0)))
+    out.append(m.nextafter(m.tensor([1.0, 0.0]), m.tensor([2.0, -1.0])))
+    a = m.arange(12.0, requires_grad=True)
+    windows = m.as_strided(a * 1.0, (4, 3), (2, 1))  # overlapping windows: gradients add up
+    (windows * m.arange(12.0).reshape(4, 3)).sum().backward()
+    out += [windows, a.grad, (a.detach()[2:]).as_strided((2, 2), (1, 1)), a.detach().as_strided((2,), (3,), 1)]
+    out += [a.new(2, 3).shape, a.new([1, 2]), m.ones(2, dtype=m.int32).new([1.5])]
+    resized = m.arange(6.0)
+    resized.resize_as_(m.ones(2, 2))
+    out.append(resized)
+    return [v.detach().numpy() if hasattr(v, "detach") else v for v in out]
+
+
+def test_census_functions_follow_pytorch():
+    ours = _census_functions(tg)
+    expected = np.zeros(12)  # window i, position j reads a[2i + j] with weight 3i + j
+    for i in range(4):
+        for j in range(3):
+            expected[2 * i + j] += 3 * i + j
+    np.testing.assert_array_equal(ours[10], expected)
+    with pytest.raises(RuntimeError, match="out of bounds for storage"):
+        tg.arange(4.0).as_strided((3,), (2,))
+    with pytest.raises(RuntimeError, match="single memory location"):
+        tg.arange(4.0).as_strided((2,), (1,)).add_(1)  # a copy here: a change would not reach the tensor
+    torch = pytest.importorskip("torch")
+    for a, b in zip(ours, _census_functions(torch)):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype
+        else:
+            assert tuple(a) == tuple(b)
