@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import _dtypes
-from ._factories import multinomial, rand, randn, tensor
+from ._factories import full_like, multinomial, rand, randn, tensor
 from ._grad_mode import no_grad
 from ._selection import clamp, where
 from .tensor import Size, Tensor
@@ -369,7 +369,9 @@ def _kl_categorical_categorical(p: Categorical, q: Categorical) -> Tensor:
 
 @register_kl(Normal, Uniform)
 def _kl_normal_uniform(p: Normal, q: Uniform) -> Tensor:
-    return p.loc * 0 + float("inf")  # a Normal puts mass outside every interval (the batch's shape)
+    # A Normal puts mass outside every interval: inf of the batch's shape, a constant with no
+    # graph, as PyTorch's full_like (loc * 0 + inf was NaN for an infinite loc, and took a gradient)
+    return full_like(p.loc.detach(), float("inf"))
 
 
 @register_kl(Uniform, Normal)

@@ -215,3 +215,9 @@ def test_random_floats_refuse_integer_dtypes():
         tg.rand(2, dtype=tg.int32)
     with pytest.raises(NotImplementedError, match="not implemented for 'Bool'"):
         tg.randn_like(tg.ones(2, dtype=tg.bool))
+
+
+def test_kl_normal_uniform_is_an_infinite_constant():
+    loc = tg.tensor([0.0, float("inf")], requires_grad=True)
+    kl = tg.distributions.kl_divergence(tg.distributions.Normal(loc, 1.0), tg.distributions.Uniform(0.0, 1.0))
+    assert kl.tolist() == [float("inf")] * 2 and not kl.requires_grad  # (was NaN at inf, and on the graph)
