@@ -584,24 +584,45 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-class UninitializedParameter(Parameter):
+class _Uninitialized:
+    """What ``UninitializedParameter`` and ``UninitializedBuffer`` share (PyTorch's
+    ``UninitializedTensorMixin``): ``materialize(shape)`` gives the tensor uninitialised values
+    of that shape and turns it into its class ``_becomes``, the same object (so an optimizer or
+    module holding it sees the values)."""
+
+    __slots__ = ()
+    _becomes: type = Tensor
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Become a tensor (a ``Parameter`` for a parameter) of ``shape``."""
+        numpy_type = _dtypes.as_dtype(dtype).numpy if dtype is not None else self._data.dtype
+        self._data = np.empty(tuple(shape), numpy_type)
+        self.__class__ = self._becomes
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    __str__ = __repr__
+
+
+class UninitializedParameter(_Uninitialized, Parameter):
     """A parameter whose shape is not known yet (a lazy module's before its first call); follows
-    ``torch.nn.UninitializedParameter``. ``materialize(shape)`` gives it values and makes it a
-    ``Parameter``, the same object (so an optimizer holding it sees the values)."""
+    ``torch.nn.UninitializedParameter``."""
+
+    _becomes = Parameter
 
     def __init__(self, requires_grad: bool = True, device=None, dtype=None):
         super().__init__(np.empty(0, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy), requires_grad)
 
-    def materialize(self, shape, device=None, dtype=None) -> None:
-        """Become a ``Parameter`` of ``shape`` (uninitialised values)."""
-        numpy_type = _dtypes.as_dtype(dtype).numpy if dtype is not None else self._data.dtype
-        self._data = np.empty(tuple(shape), numpy_type)
-        self.__class__ = Parameter
 
-    def __repr__(self) -> str:
-        return "<UninitializedParameter>"
+class UninitializedBuffer(_Uninitialized, Tensor):
+    """A buffer whose shape is not known yet (a lazy module's before its first call); follows
+    ``torch.nn.UninitializedBuffer``."""
 
-    __str__ = __repr__
+    __slots__ = ()  # (Tensor's layout: the class changes to Tensor in place)
+
+    def __init__(self, requires_grad: bool = False, device=None, dtype=None):
+        super().__init__(np.empty(0, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy))
 
 
 class _Lazy:
@@ -1581,28 +1602,6 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) inputs over N, H and W; follows ``torch.nn.BatchNorm2d``."""
 
     _ranks = (4,)
-
-
-class UninitializedBuffer(Tensor):
-    """A buffer whose shape is not known yet (a lazy module's before its first call); follows
-    ``torch.nn.UninitializedBuffer``. ``materialize(shape)`` gives it values and makes it a
-    plain tensor, the same object."""
-
-    __slots__ = ()  # (Tensor's layout: the class changes to Tensor in place)
-
-    def __init__(self, requires_grad: bool = False, device=None, dtype=None):
-        super().__init__(np.empty(0, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy))
-
-    def materialize(self, shape, device=None, dtype=None) -> None:
-        """Become a tensor of ``shape`` (uninitialised values)."""
-        numpy_type = _dtypes.as_dtype(dtype).numpy if dtype is not None else self._data.dtype
-        self._data = np.empty(tuple(shape), numpy_type)
-        self.__class__ = Tensor
-
-    def __repr__(self) -> str:
-        return "<UninitializedBuffer>"
-
-    __str__ = __repr__
 
 
 class _LazyBatchNorm(_Lazy, _BatchNorm):
