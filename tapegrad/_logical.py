@@ -105,6 +105,9 @@ def _division(name: str, a, b) -> Tensor:
     result = _result_type(a, b)
     if result.kind == "f":  # (one definition with a gradient or without: the same bits either way)
         return _differentiable(name, a, b, result)
+    if result.kind == "b":  # PyTorch's kernels have no boolean version (numpy's gave numbers)
+        kernel = {"floor_divide": "div_floor", "trunc_divide": "div_trunc"}.get(name, name)
+        raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for 'Bool'")
     if _recording(a, b):
         raise NotImplementedError(f"{name} of integer tensors inside tapegrad.record is not supported yet")
     values = [x._data if isinstance(x, Tensor) else _as_number(x, result) for x in (a, b)]

@@ -373,6 +373,10 @@ def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
     data = x._data
     if data.dtype.kind == "b" and op.name in ("floor", "round"):  # numpy made float16 of it
         raise NotImplementedError(f"\"{op.name}_vml_cpu\" not implemented for 'Bool'")
+    if data.dtype.kind == "b" and op.name == "abs":  # (numpy's abs of bools is the identity)
+        raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
+    if data.dtype.kind == "b" and op.name == "relu":
+        raise RuntimeError("Boolean inputs not supported for relu")
     if data.dtype.kind == "b" and op.name == "sign":  # the sign of a bool is itself (numpy has no loop)
         return _wrap(data.copy())
     if data.dtype.kind != "f" and op.name not in ("neg", "abs", "relu", "sign", "floor", "round"):
@@ -830,6 +834,8 @@ def _promoted_binary(name: str, a: Tensor, b: Tensor) -> Tensor:
         if result.kind == "b":
             raise RuntimeError(_TWO_BOOL_SUBTRACTION)
         raise RuntimeError(_BOOL_SUBTRACTION)
+    if name == "pow" and result.kind == "b":  # (numpy's power of bools is their and)
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
     if data_a.dtype != result:
         data_a = data_a.astype(result)
     if data_b.dtype != result:

@@ -470,10 +470,14 @@ def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 
 
 def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    if x._data.dtype.kind == "b":  # (PyTorch's refusal)
+        raise RuntimeError("argmax(): does not support bool input")
     return _arg_extreme(x, dim, keepdim, True)
 
 
 def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    if x._data.dtype.kind == "b":
+        raise RuntimeError("argmin(): does not support bool input")
     return _arg_extreme(x, dim, keepdim, False)
 
 

@@ -227,3 +227,28 @@ def test_remainder_gradient_where_the_divisor_is_zero():
     (tg.remainder(x, y) + tg.fmod(x, y)).sum().backward()
     assert x.grad.tolist() == [2.0, 2.0]  # 1 each, as where the divisor is not 0
     assert y.grad.tolist() == [np.inf, -np.inf]  # -floor(a / 0) - trunc(a / 0)
+
+
+def _boolean_arithmetic(m):
+    b = m.tensor([True, False])
+    calls = [
+        lambda: m.floor_divide(b, True), lambda: m.remainder(b, True), lambda: m.fmod(b, b), lambda: b**b,
+        lambda: b // b, lambda: b % b, lambda: m.div(b, b, rounding_mode="trunc"), lambda: m.argmax(b),
+        lambda: m.argmin(b), lambda: b.abs(), lambda: m.relu(b), lambda: b**2, lambda: b * b, lambda: b + 1,
+    ]  # fmt: skip
+    results = []
+    for call in calls:
+        try:
+            value = call()
+            results.append((value.tolist(), str(value.dtype).split(".")[-1]))
+        except Exception as error:  # noqa: BLE001 - the class and message are compared
+            results.append((type(error).__name__, str(error)))
+    return results
+
+
+def test_boolean_arithmetic_pytorch_refuses_raises():
+    # numpy's loops gave numbers (bool ** bool was their and, abs the identity)
+    ours = _boolean_arithmetic(tg)
+    assert ours[0] == ("NotImplementedError", "\"div_floor_cpu\" not implemented for 'Bool'")
+    torch = pytest.importorskip("torch")
+    assert ours == _boolean_arithmetic(torch)
