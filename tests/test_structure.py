@@ -128,7 +128,12 @@ LAYERS = {
         "optim.lbfgs",
         "_decompositions",  # torch.linalg's LAPACK routines as autograd.Functions
         "linalg",  # torch.linalg: norms, and the decompositions' public functions
-        "distributions",  # torch.distributions: compositions of recorded ops
+        "distributions",  # torch.distributions: compositions of recorded ops, a module each
+        "distributions.distribution",
+        "distributions.normal",
+        "distributions.uniform",
+        "distributions.categorical",
+        "distributions.kl",
         "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
         "utils",
         "utils.data",

@@ -1,0 +1,127 @@
+"""``torch.distributions.distribution``: the base of the distributions, and what they share."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtypes
+from .._factories import tensor
+from .._grad_mode import no_grad
+from ..tensor import Size, Tensor
+
+
+def _as_parameters(*values) -> list:
+    """``torch.distributions.utils.broadcast_all``: numbers become tensors of the default dtype
+    (or of the tensors' dtype), and all are expanded to one broadcast shape."""
+    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtypes.DEFAULT_FLOAT)
+    tensors = [v if isinstance(v, Tensor) else tensor(v, dtype=dtype) for v in values]
+    shape = np.broadcast_shapes(*(t._data.shape for t in tensors))
+    return [t if t._data.shape == shape else t.expand(shape) for t in tensors]
+
+
+_SCALAR = Size()  # (one draw: PyTorch's default sample_shape, torch.Size())
+
+
+def _shape(sample_shape) -> Size:
+    return Size(sample_shape if isinstance(sample_shape, (tuple, list)) else (sample_shape,))
+
+
+class Distribution:
+    """The base class: ``batch_shape`` (independent distributions side by side) and
+    ``event_shape`` (the shape of one draw); ``sample``/``rsample`` give
+    ``sample_shape + batch_shape + event_shape``. Follows ``torch.distributions.Distribution``."""
+
+    has_rsample = False
+    arg_constraints: dict = {}
+
+    def __init__(self, batch_shape=_SCALAR, event_shape=_SCALAR, validate_args=None):
+        self._batch_shape = Size(batch_shape)
+        self._event_shape = Size(event_shape)
+        self._validate_args = True if validate_args is None else bool(validate_args)
+
+    @property
+    def batch_shape(self) -> Size:
+        return self._batch_shape
+
+    @property
+    def event_shape(self) -> Size:
+        return self._event_shape
+
+    def _extended_shape(self, sample_shape=_SCALAR) -> Size:
+        return Size(tuple(_shape(sample_shape)) + tuple(self._batch_shape) + tuple(self._event_shape))
+
+    def sample(self, sample_shape=_SCALAR) -> Tensor:
+        """A draw of shape ``sample_shape + batch_shape + event_shape``, without a gradient."""
+        with no_grad():
+            return self.rsample(sample_shape)
+
+    def rsample(self, sample_shape=_SCALAR) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement rsample")
+
+    @property
+    def stddev(self) -> Tensor:
+        return self.variance.sqrt()
+
+    # What a subclass defines; the base raises NotImplementedError, as PyTorch's (code falls
+    # back on ``except NotImplementedError``, around ``entropy()`` most often).
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def mode(self) -> Tensor:
+        raise NotImplementedError(f"{self.__class__} does not implement mode")
+
+    @property
+    def variance(self) -> Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def cdf(self, value: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def icdf(self, value: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError
+
+    def _check(self, name: str, values: Tensor, ok, constraint: str) -> None:
+        """PyTorch's ``ValueError`` for a parameter ``name`` outside ``constraint`` (``ok``:
+        where it is inside), when arguments are validated."""
+        if self._validate_args and not bool(np.all(ok)):
+            raise ValueError(
+                f"Expected parameter {name} (Tensor of shape {tuple(values.shape)}) of distribution {self!r} "
+                f"to satisfy the constraint {constraint}, but found invalid values:\n{values}"
+            )
+
+    def _check_support(self, value: Tensor, ok, support: str) -> None:
+        if self._validate_args and not bool(np.all(ok)):
+            raise ValueError(
+                f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the support "
+                f"({support}) of the distribution {self!r}, but found invalid values:\n{value}"
+            )
+
+    def _checked_value(self, value) -> Tensor:
+        if not isinstance(value, Tensor):
+            if self._validate_args:
+                raise ValueError("The value argument to log_prob must be a Tensor")
+            value = tensor(value)
+        if self._validate_args:
+            actual, expected = value.shape, Size(tuple(self._batch_shape) + tuple(self._event_shape))
+            try:
+                np.broadcast_shapes(tuple(actual), tuple(expected))
+            except ValueError:
+                raise ValueError(
+                    f"Value is not broadcastable with batch_shape+event_shape: {actual} vs {expected}."
+                ) from None
+        return value
+
+    def __repr__(self) -> str:
+        names = [name for name in self.arg_constraints if name in self.__dict__]
+        shown = [
+            f"{n}: {self.__dict__[n] if self.__dict__[n].numel() == 1 else self.__dict__[n].size()}" for n in names
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
