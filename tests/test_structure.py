@@ -133,6 +133,13 @@ LAYERS = {
         "distributions.normal",
         "distributions.uniform",
         "distributions.categorical",
+        "distributions.bernoulli",
+        "distributions.laplace",
+        "distributions.one_hot_categorical",
+        "distributions.independent",
+        "distributions.multivariate_normal",
+        "distributions.transforms",
+        "distributions.transformed_distribution",
         "distributions.kl",
         "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
         "utils",

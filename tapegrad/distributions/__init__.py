@@ -1,5 +1,7 @@
 """Probability distributions with differentiable parameters, as ``torch.distributions``:
-``Normal``, ``Uniform``, ``Categorical`` and ``kl_divergence`` between two of a kind.
+``Normal``, ``Uniform``, ``Categorical``, ``Bernoulli``, ``Laplace``, ``OneHotCategorical``,
+``MultivariateNormal``, ``Independent``, ``TransformedDistribution`` (``LogNormal``, the elementwise
+``transforms``) and ``kl_divergence`` between two of a kind.
 
 Everything is built from recorded tensor ops, so ``log_prob``, ``entropy``, ``rsample`` and
 ``kl_divergence`` differentiate with respect to the parameters (the reparameterised sample of a
@@ -11,10 +13,22 @@ Parameters are checked as PyTorch's default ``validate_args`` checks them, with 
 
 from __future__ import annotations
 
+from . import transforms
+from .bernoulli import Bernoulli
 from .categorical import Categorical
 from .distribution import Distribution
+from .independent import Independent
 from .kl import kl_divergence, register_kl
+from .laplace import Laplace
+from .multivariate_normal import MultivariateNormal
 from .normal import Normal
+from .one_hot_categorical import OneHotCategorical
+from .transformed_distribution import LogNormal, TransformedDistribution
+from .transforms import AffineTransform, ExpTransform, SigmoidTransform, TanhTransform, Transform
 from .uniform import Uniform
 
-__all__ = ["Categorical", "Distribution", "Normal", "Uniform", "kl_divergence", "register_kl"]
+__all__ = [
+    "AffineTransform", "Bernoulli", "Categorical", "Distribution", "ExpTransform", "Independent", "Laplace",
+    "LogNormal", "MultivariateNormal", "Normal", "OneHotCategorical", "SigmoidTransform", "TanhTransform",
+    "Transform", "TransformedDistribution", "Uniform", "kl_divergence", "register_kl", "transforms",
+]  # fmt: skip

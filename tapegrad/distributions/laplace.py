@@ -1,0 +1,64 @@
+"""``torch.distributions.laplace``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._factories import rand
+from ..tensor import Tensor
+from .distribution import _SCALAR, Distribution, _as_parameters
+
+
+class Laplace(Distribution):
+    """Laplace distributions of location ``loc`` and scale ``scale`` (broadcast together: the
+    batch shape), density ``exp(-|x - loc| / scale) / (2 scale)``. ``rsample`` is
+    ``loc - scale * sign(u) * log1p(-|u|)``, ``u`` uniform in (-1, 1), differentiable in both.
+    Follows ``torch.distributions.Laplace``; raises ``ValueError`` for a ``scale`` that is not
+    positive (with ``validate_args``)."""
+
+    has_rsample = True
+    arg_constraints = {"loc": "Real()", "scale": "GreaterThan(lower_bound=0.0)"}
+
+    def __init__(self, loc, scale, validate_args=None):
+        self.loc, self.scale = _as_parameters(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+        self._check("loc", self.loc, ~np.isnan(self.loc._data), "Real()")
+        self._check("scale", self.scale, self.scale._data > 0, "GreaterThan(lower_bound=0.0)")
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+    @property
+    def variance(self) -> Tensor:
+        return 2 * self.scale.pow(2)
+
+    @property
+    def stddev(self) -> Tensor:
+        return math.sqrt(2) * self.scale
+
+    def rsample(self, sample_shape=_SCALAR) -> Tensor:
+        eps = float(np.finfo(self.loc._data.dtype).eps)  # (u = -1 would be an infinite draw)
+        u = rand(*self._extended_shape(sample_shape), dtype=self.loc.dtype) * (2 - eps) + (eps - 1)
+        return self.loc - self.scale * u.sign() * (-u.abs()).log1p()
+
+    def log_prob(self, value) -> Tensor:
+        value = self._checked_value(value)
+        return -(2 * self.scale).log() - (value - self.loc).abs() / self.scale
+
+    def cdf(self, value) -> Tensor:
+        value = self._checked_value(value)
+        return 0.5 - 0.5 * (value - self.loc).sign() * (-(value - self.loc).abs() / self.scale).expm1()
+
+    def icdf(self, value) -> Tensor:
+        term = value - 0.5
+        return self.loc - self.scale * term.sign() * (-2 * term.abs()).log1p()
+
+    def entropy(self) -> Tensor:
+        return 1 + (2 * self.scale).log()

@@ -1,0 +1,138 @@
+"""``torch.distributions.transforms``: invertible maps with the log of their Jacobians, for
+``TransformedDistribution``. Elementwise ones (event dimension 0)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .._factories import full_like
+from .._selection import clamp
+from ..tensor import Tensor
+
+
+class Transform:
+    """An invertible map ``y = t(x)``: ``t(x)``, ``t.inv(y)``, and
+    ``t.log_abs_det_jacobian(x, y)``, elementwise here; follows
+    ``torch.distributions.transforms.Transform``."""
+
+    bijective = True
+    sign = 1
+    event_dim = 0
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self._call(x)
+
+    @property
+    def inv(self) -> Transform:
+        return _Inverse(self)
+
+    def _call(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class _Inverse(Transform):
+    def __init__(self, transform: Transform):
+        self._inv = transform
+
+    @property
+    def inv(self) -> Transform:
+        return self._inv
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self._inv._inverse(x)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return -self._inv.log_abs_det_jacobian(y, x)
+
+
+class ExpTransform(Transform):
+    """``y = exp(x)``; follows ``torch.distributions.transforms.ExpTransform``."""
+
+    def _call(self, x: Tensor) -> Tensor:
+        return x.exp()
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return y.log()
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return x
+
+
+def _clipped_sigmoid(x: Tensor) -> Tensor:
+    info = np.finfo(x._data.dtype)
+    return clamp(x.sigmoid(), min=float(info.tiny), max=1.0 - float(info.eps))
+
+
+class SigmoidTransform(Transform):
+    """``y = sigmoid(x)``, kept inside (0, 1); follows
+    ``torch.distributions.transforms.SigmoidTransform``."""
+
+    def _call(self, x: Tensor) -> Tensor:
+        return _clipped_sigmoid(x)
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        info = np.finfo(y._data.dtype)
+        y = clamp(y, min=float(info.tiny), max=1.0 - float(info.eps))
+        return y.log() - (-y).log1p()
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        from ..nn.functional import softplus
+
+        return -softplus(-x) - softplus(x)
+
+
+class TanhTransform(Transform):
+    """``y = tanh(x)``; follows ``torch.distributions.transforms.TanhTransform``."""
+
+    sign = 1
+
+    def _call(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return y.atanh()
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        from ..nn.functional import softplus
+
+        return 2.0 * (math.log(2.0) - x - softplus(-2.0 * x))
+
+
+class AffineTransform(Transform):
+    """``y = loc + scale * x``; follows ``torch.distributions.transforms.AffineTransform``
+    (elementwise: ``event_dim`` 0)."""
+
+    def __init__(self, loc, scale, event_dim: int = 0, cache_size: int = 0):
+        if event_dim != 0:
+            raise NotImplementedError("tapegrad's AffineTransform is elementwise (event_dim=0)")
+        self.loc, self.scale = loc, scale
+
+    @property
+    def sign(self):
+        return (1 if self.scale > 0 else -1) if isinstance(self.scale, numbers.Number) else self.scale.sign()
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self.loc + self.scale * x
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return (y - self.loc) / self.scale
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        if isinstance(self.scale, numbers.Number):
+            return full_like(x, math.log(abs(self.scale)))
+        return self.scale.abs().log().expand(x.shape)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
