@@ -177,6 +177,8 @@ def _check_row(view: _Rows, row: int, op) -> None:
         _same(view, row, a, "in0", dtype=False)
     elif rule in _COMPARE:
         _same(view, row, a, "in0", dtype=False)
+        if view.code(row) != 1:  # (the kernel writes the float64 arena: elsewhere, another row's values)
+            raise _fail(row, "layout", "a comparison's result is held in float64")
         if rows[row, IN1] != -1:
             b = _input(view, row, "in1")
             _same(view, row, b, "in1", dtype=False)
@@ -213,6 +215,8 @@ def _check_row(view: _Rows, row: int, op) -> None:
             raise _fail(row, "layout", f"{view.numel(row)} elements where {rule} gives {wanted}")
         if rule != "argmax" and view.code(a) != view.code(row):
             raise _fail(row, "in0", "the input's dtype differs from the row's")
+        if rule == "argmax" and view.code(row) != 1:
+            raise _fail(row, "layout", "an index is held in float64")
         if op.rule == "select_reduce":
             weights = _input(view, row, "in1")
             if view.numel(weights) != numel or view.code(weights) != view.code(a):

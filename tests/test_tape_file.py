@@ -4,6 +4,8 @@ damaged or hostile file gets past the validator to crash the interpreter."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import pickle
 import zipfile
 
@@ -175,3 +177,53 @@ def test_a_products_operand_periods_are_refused_in_a_file(tmp_path):
     _write(tmp_path / "bad.npz", arrays, header)
     with pytest.raises(ValueError, match=rf"row {products[0]}, iparam: a mul in a recorded tape"):
         tg.load_tape(tmp_path / "bad.npz")
+
+
+def _relabelled(tmp_path, function, example, name, change):
+    path = tmp_path / "original.tape"
+    tg.record(function, example).save(str(path))
+    arrays, header = _arrays_and_header(path)
+    names = header["op_names"]
+    row = next(r for r, code in enumerate(arrays["rows"][:, 0]) if names[code & 0xFFFF] == name)
+    change(arrays, header, row)
+    mutated = tmp_path / "mutated.tape"
+    with open(mutated, "wb") as handle:  # (a path without .npz gets one from numpy)
+        _write(handle, arrays, header)
+    return mutated
+
+
+def test_a_cast_between_rows_of_one_arena_never_writes_past_it(tmp_path):
+    """A float64 row relabelled a cast of a float64 one passed the loader (casts between
+    integer rows, held in float64 alike, are legitimate); the backward's cast added numel values
+    into the other, empty, arena: a heap overflow that killed the process."""
+    n = 200_000
+
+    def to_cast(arrays, header, row):
+        arrays["rows"][row, 0] = (arrays["rows"][row, 0] & 0x10000) | header["op_names"].index("cast")
+
+    mutated = _relabelled(tmp_path, lambda x: (x.sin() * 2).sum(), np.ones(n), "sin", to_cast)
+    child = (
+        "import numpy as np, tapegrad as tg\n"
+        f"t = tg.load_tape({str(mutated)!r})\n"
+        f"value, (grad,) = t.value_and_grad(np.ones({n}))\n"
+        "print(float(value), float(grad[:3].sum()))\n"
+        "import gc; gc.collect()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["400000.0", "6.0"]  # the cast passes the gradient on as it is
+
+
+def test_a_comparison_row_of_another_dtype_is_refused(tmp_path):
+    # Its kernel writes the float64 arena: held in float32, it overwrote another row (replay: 0.0)
+    n = 64
+
+    def to_float32(arrays, header, row):
+        arrays["rows"][row, 4] = arrays["rows"][0, 4]  # the float32 input's layout (same shape)
+        arrays["values32"] = np.zeros(len(arrays["values32"]) + n, np.float32)  # arenas that fit it
+        arrays["values64"] = np.zeros(len(arrays["values64"]) - n, np.float64)
+
+    x = np.linspace(-1, 1, n, dtype=np.float32)
+    mutated = _relabelled(tmp_path, lambda a: ((a > 0).float() * a).sum(), x, "gt", to_float32)
+    with pytest.raises(ValueError, match="a comparison's result is held in float64"):
+        tg.load_tape(str(mutated))

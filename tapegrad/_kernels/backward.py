@@ -1389,25 +1389,43 @@ def _small64(rule, r, mask, frame):
 
 def _cast32(rule, r, mask, frame):
     """A float32 row cast from a float64 operand: its gradient added into the operand's, in
-    float64. Views indexed from 0, which vectorize: see batched._copy."""
+    float64 (or, from an operand of the row's own arena, added as it is). Views indexed from
+    0, which vectorize: see batched._copy. The loops run over the views' lengths: a tape file
+    whose layouts disagree with its rows (a corrupt one, which the loader cannot rule out for
+    every rule) then adds less, where a count of ``numel`` wrote past the arena."""
     rows, _, layouts, _, _, _, offsets, touched, grad32 = families.arrays32(frame)
-    grad64 = families.arrays64(frame)[8]
     a, numel = rows[r, 1], layouts[rows[r, 4], 1]
+    from32 = grad32[offsets[r] : offsets[r] + numel]
+    if layouts[rows[a, 4], 0] != FLOAT64:
+        _claim(a, rows, layouts, offsets, touched, grad32)
+        into32 = grad32[offsets[a] : offsets[a] + numel]
+        for i in range(min(len(into32), len(from32))):
+            into32[i] += from32[i]
+        return families.DONE
+    grad64 = families.arrays64(frame)[8]
     _claim(a, rows, layouts, offsets, touched, grad64)
-    into64, from32 = grad64[offsets[a] : offsets[a] + numel], grad32[offsets[r] : offsets[r] + numel]
-    for i in range(numel):
+    into64 = grad64[offsets[a] : offsets[a] + numel]
+    for i in range(min(len(into64), len(from32))):
         into64[i] += np.float64(from32[i])
     return families.DONE
 
 
 def _cast64(rule, r, mask, frame):
-    """A float64 row cast from a float32 operand: its gradient added into the operand's."""
+    """A float64 row cast from a float32 operand: its gradient added into the operand's (from
+    an operand held in float64 too, an integer's, added as it is); see ``_cast32``."""
     rows, _, layouts, _, _, _, offsets, touched, grad64 = families.arrays64(frame)
-    grad32 = families.arrays32(frame)[8]
     a, numel = rows[r, 1], layouts[rows[r, 4], 1]
+    from64 = grad64[offsets[r] : offsets[r] + numel]
+    if layouts[rows[a, 4], 0] == FLOAT64:
+        _claim(a, rows, layouts, offsets, touched, grad64)
+        into64 = grad64[offsets[a] : offsets[a] + numel]
+        for i in range(min(len(into64), len(from64))):
+            into64[i] += from64[i]
+        return families.DONE
+    grad32 = families.arrays32(frame)[8]
     _claim(a, rows, layouts, offsets, touched, grad32)
-    into32, from64 = grad32[offsets[a] : offsets[a] + numel], grad64[offsets[r] : offsets[r] + numel]
-    for i in range(numel):
+    into32 = grad32[offsets[a] : offsets[a] + numel]
+    for i in range(min(len(into32), len(from64))):
         into32[i] += np.float32(from64[i])
     return families.DONE
 
