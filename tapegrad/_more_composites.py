@@ -77,7 +77,10 @@ def sinc(input: Tensor) -> Tensor:  # noqa: A002
     """``sin(pi x) / (pi x)``, 1 at 0; follows ``torch.sinc``."""
     at_zero = input == 0
     scaled = where(at_zero, 1.0, input) * math.pi
-    return name_node(where(at_zero, 1.0, scaled.sin() / scaled), "SincBackward0")
+    # At 0, the Taylor polynomial 1 - (pi x)^2 / 6: the value 1, and the first three derivatives
+    # exact (a constant 1 gave a second derivative of 0 there, silently; PyTorch's is NaN).
+    near = 1.0 - (input * math.pi) ** 2 / 6.0
+    return name_node(where(at_zero, near, scaled.sin() / scaled), "SincBackward0")
 
 
 def deg2rad(input: Tensor) -> Tensor:  # noqa: A002

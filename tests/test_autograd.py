@@ -628,3 +628,18 @@ def test_grad_options_pytorch_accepts():
     weight = tg.ones(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
         tg.nn.functional.cross_entropy(tg.randn(2, 3, requires_grad=True), tg.tensor([0, 2]), weight=weight)
+
+
+def test_backward_refuses_fewer_gradients_than_tensors():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)  # (the root past the gradients was dropped)
+    with pytest.raises(RuntimeError, match="got 2 tensors and 1 gradients"):
+        tg.autograd.backward([x * 2, (x * 3).sum()], [tg.ones(2)])
+
+
+def test_sinc_second_derivative_at_zero_is_exact():
+    x = tg.tensor([0.0, 0.3], dtype=tg.float64, requires_grad=True)
+    (g,) = tg.autograd.grad(tg.sinc(x).sum(), x, create_graph=True)
+    (h,) = tg.autograd.grad(g.sum(), x)
+    assert h[0].item() == pytest.approx(-(np.pi**2) / 3, rel=1e-12)  # (it was 0)
+    s = np.pi * 0.3  # d2/dx2 sin(pi x)/(pi x) = pi^2 ((2 - s^2) sin s - 2 s cos s) / s^3
+    assert h[1].item() == pytest.approx(np.pi**2 * ((2 - s * s) * np.sin(s) - 2 * s * np.cos(s)) / s**3, rel=1e-12)

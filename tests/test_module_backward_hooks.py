@@ -107,3 +107,20 @@ def test_forward_hook_options_and_getters():
     assert model.get_buffer("1.running_mean") is model[1].running_mean
     with pytest.raises(AttributeError, match="`running_mean` is not an nn.Parameter"):
         model.get_parameter("1.running_mean")
+
+
+def test_module_hooks_run_on_each_backward_of_a_retained_graph():
+    # Their counts of gradients still to arrive were never reset: the second backward ran none
+    calls = []
+    module = tg.nn.Tanh()
+    module.register_full_backward_pre_hook(lambda m, grad_output: calls.append("pre"))
+    module.register_full_backward_hook(
+        lambda m, grad_input, grad_output: (calls.append("post"), (grad_input[0] * 10,))[1]
+    )
+    a = tg.tensor([0.5], requires_grad=True)
+    s = module(a).sum()
+    s.backward(retain_graph=True)
+    first = a.grad.item()
+    s.backward()
+    assert calls == ["pre", "post", "pre", "post"]
+    assert a.grad.item() == pytest.approx(2 * first)

@@ -4,9 +4,9 @@ damaged or hostile file gets past the validator to crash the interpreter."""
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
-import pickle
 import zipfile
 
 import numpy as np

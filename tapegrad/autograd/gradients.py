@@ -22,6 +22,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     ``torch.autograd.backward``: hooks run only where the gradient flows towards them."""
     tensors = _as_tuple(tensors)
     grad_tensors = _as_tuple(grad_tensors) or (None,) * len(tensors)
+    if len(grad_tensors) != len(tensors):  # (zip dropped the roots past the gradients, silently)
+        raise RuntimeError(f"got {len(tensors)} tensors and {len(grad_tensors)} gradients")
     if inputs is None:
         run_backward(tensors, grad_tensors, retain_graph, create_graph)
         return

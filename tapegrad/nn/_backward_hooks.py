@@ -25,7 +25,9 @@ class BackwardHooks:
         self.grad_outputs: list = []
         self.outputs_waiting = 0
         self.grad_inputs: list = []
-        self.inputs_waiting = 0
+        self.inputs_waiting = self.inputs_taking = 0
+        self._output_slots: list = []  # the outputs that take a gradient
+        self.arrived_outputs: list = []  # grad_output of the backward under way (after the pre-hooks)
 
     def wrap_inputs(self, args: tuple) -> tuple:
         positions = [i for i, arg in enumerate(args) if isinstance(arg, Tensor)]
@@ -36,6 +38,7 @@ class BackwardHooks:
                 wrapped[i] = args[i].view_as(args[i])
                 wrapped[i].register_hook(lambda grad, slot=slot: self._input_arrived(slot, grad))
                 self.inputs_waiting += 1
+        self.inputs_taking = self.inputs_waiting
         return tuple(wrapped)
 
     def wrap_outputs(self, result):
@@ -49,6 +52,7 @@ class BackwardHooks:
                 outputs[index] = output.view_as(output)
                 outputs[index].register_hook(lambda grad, index=index: self._output_arrived(index, grad))
                 self.outputs_waiting += 1
+                self._output_slots.append(index)
         if single:
             return outputs[0]
         if isinstance(result, tuple) and type(result) is not tuple:  # a named tuple
@@ -63,6 +67,11 @@ class BackwardHooks:
                 changed = hook(self.module, tuple(self.grad_outputs))
                 if changed is not None:
                     self.grad_outputs = list(changed)
+            # Counted again for the next backward through this call (a retained graph): the
+            # hooks run on each, as PyTorch's (the counts stayed at 0, and they ran once).
+            self.outputs_waiting = len(self._output_slots)
+            self.arrived_outputs = self.grad_outputs
+            self.grad_outputs = [None] * len(self.grad_outputs)
             if self.inputs_waiting == 0:  # no input takes a gradient: the hooks run now, with None
                 warnings.warn(
                     "Full backward hook is firing when gradients are computed with respect to module outputs since no "
@@ -71,7 +80,7 @@ class BackwardHooks:
                     stacklevel=2,
                 )
                 self._run_hooks()
-        return self.grad_outputs[index]
+        return self.arrived_outputs[index]
 
     def _input_arrived(self, slot: int, grad):
         self.grad_inputs[slot] = grad
@@ -79,12 +88,14 @@ class BackwardHooks:
         if self.inputs_waiting:
             return None
         replaced = self._run_hooks()
+        self.inputs_waiting = self.inputs_taking  # (for the next backward through this call)
+        self.grad_inputs = [None] * len(self.grad_inputs)
         return replaced[slot] if replaced is not None else None
 
     def _run_hooks(self):
         replaced = None
         for hook in self.hooks:
-            changed = hook(self.module, tuple(self.grad_inputs), tuple(self.grad_outputs))
+            changed = hook(self.module, tuple(self.grad_inputs), tuple(self.arrived_outputs))
             if changed is not None:
                 changed = tuple(changed)
                 taking = [i for i, grad in enumerate(self.grad_inputs) if grad is not None]
