@@ -643,3 +643,23 @@ def test_sinc_second_derivative_at_zero_is_exact():
     assert h[0].item() == pytest.approx(-(np.pi**2) / 3, rel=1e-12)  # (it was 0)
     s = np.pi * 0.3  # d2/dx2 sin(pi x)/(pi x) = pi^2 ((2 - s^2) sin s - 2 s cos s) / s^3
     assert h[1].item() == pytest.approx(np.pi**2 * ((2 - s * s) * np.sin(s) - 2 * s * np.cos(s)) / s**3, rel=1e-12)
+
+
+def _after_grad_of_an_intermediate(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    a = x.exp()
+    m.autograd.grad((a * 3).sum(), a)  # does not run a's own node: its saved values stay
+    a.sum().backward()
+    y = m.tensor([1.0, 2.0], requires_grad=True)
+    e = y.exp()
+    c = e.sin()
+    m.autograd.grad((c * 3).sum(), [c, e])  # runs c's node (e is below it): c's are freed
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        c.sum().backward()
+    return x.grad.numpy()
+
+
+def test_grad_of_an_intermediate_frees_only_the_nodes_it_runs():
+    np.testing.assert_allclose(_after_grad_of_an_intermediate(tg), np.exp([1.0, 2.0]), rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(_after_grad_of_an_intermediate(torch), np.exp([1.0, 2.0]), rtol=1e-6)

@@ -445,7 +445,7 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                 hooked = _hooked_rows(tape, stop)
                 stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop})
     if freed_before is not None:
-        ran = needed if needed is not None else _needed_rows(tape, n_rows, collect)
+        ran = _ran_rows(tape, n_rows, collect, needed)
         freed[:n_rows] = np.where(ran, freed[:n_rows], freed_before)
     if tape.freed is not freed:  # a hook's op joined another tape to this one: flags in a new array
         tape.grown_freed()[: len(freed)] |= freed
@@ -583,6 +583,19 @@ def _sources(tape, row: int) -> list:
             if row in call.output_rows:
                 return list(call.tensor_input_rows)
     return sources
+
+
+def _ran_rows(tape, n_rows: int, collect, needed=None) -> np.ndarray:
+    """The rows whose nodes PyTorch runs for ``collect``: those on a path to a wanted tensor,
+    less the wanted tensors' own nodes, which it stops at (``grad(b, a)`` takes a's gradient
+    and does not run a's node: a later backward through it works), unless another wanted
+    tensor lies below them."""
+    needed = needed if needed is not None else _needed_rows(tape, n_rows, collect)
+    ran = needed.copy()
+    for row in _wanted_non_leaf_rows(tape, collect):
+        if row < n_rows and not any(0 <= source < n_rows and needed[source] for source in tape.sources(row)):
+            ran[row] = False
+    return ran
 
 
 def _wanted_non_leaf_rows(tape, collect) -> set:
