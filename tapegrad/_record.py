@@ -1039,10 +1039,16 @@ LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place
 # returning several views, or made under no_grad. A change of it in place that autograd would
 # record is refused: the view's node cannot follow it (one node serves all the outputs), or it
 # is ambiguous whether the change is meant to be tracked.
-MULTI_OUTPUT, NO_GRAD_MODE = "multi-output", "no_grad"
+MULTI_OUTPUT, NO_GRAD_MODE, CUSTOM_FUNCTION = "multi-output", "no_grad", "custom-function"
 _MULTI_OUTPUT_ADVICE = (
     " This view is the output of a function that returns multiple views. Such functions do not allow the output "
     "views to be modified inplace. You should replace the inplace operation by an out-of-place one."
+)
+_CUSTOM_FUNCTION_ADVICE = (
+    " This view was created inside a custom Function (or because an input was returned as-is) and the autograd "
+    "logic to handle view+inplace would override the custom backward associated with the custom Function, leading "
+    "to incorrect gradients. This behavior is forbidden. You can fix this by cloning the output of the custom "
+    "Function."
 )
 _NO_GRAD_ADVICE = (
     " Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving "
@@ -1065,7 +1071,8 @@ def refuse_view_change(view: Tensor, rebased: bool = False) -> None:
         message = f"A view was created in no_grad mode and {what} modified inplace"
     if kind == NO_GRAD_MODE or node is None:
         message += " with grad mode enabled"
-    raise RuntimeError(message + "." + (_NO_GRAD_ADVICE if kind == NO_GRAD_MODE else _MULTI_OUTPUT_ADVICE))
+    advice = {NO_GRAD_MODE: _NO_GRAD_ADVICE, CUSTOM_FUNCTION: _CUSTOM_FUNCTION_ADVICE}.get(kind, _MULTI_OUTPUT_ADVICE)
+    raise RuntimeError(message + "." + advice)
 
 
 def writable(data: np.ndarray) -> np.ndarray:

@@ -124,3 +124,15 @@ def test_module_hooks_run_on_each_backward_of_a_retained_graph():
     s.backward()
     assert calls == ["pre", "post", "pre", "post"]
     assert a.grad.item() == pytest.approx(2 * first)
+
+
+def test_in_place_change_of_a_hooked_modules_input_or_output_raises():
+    # ReLU(inplace=True) next to a hooked layer changed the view the hooks watch: they were
+    # given None, or not called; PyTorch refuses the change.
+    for hooked in (0, 1):
+        model = tg.nn.Sequential(tg.nn.Linear(2, 3), tg.nn.ReLU(inplace=True), tg.nn.Linear(3, 1))
+        model[hooked].register_full_backward_hook(lambda module, grad_input, grad_output: None)
+        with pytest.raises(RuntimeError, match="Output 0 of BackwardHookFunction is a view and is being modified"):
+            model(tg.ones(2, 2, requires_grad=True))
+    plain = tg.nn.Sequential(tg.nn.Linear(2, 3), tg.nn.ReLU(inplace=True))
+    plain(tg.ones(2, 2, requires_grad=True)).sum().backward()  # without hooks, as before

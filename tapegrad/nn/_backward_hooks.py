@@ -14,7 +14,17 @@ from __future__ import annotations
 
 import warnings
 
+from .._record import CUSTOM_FUNCTION
 from ..tensor import Tensor
+
+
+def _hook_view(tensor: Tensor, number: int) -> Tensor:
+    """The identity view a hook watches; an in-place change of it raises, as of PyTorch's (an
+    output of its ``BackwardHookFunction``): the hooks would see the gradient of the change,
+    not of the module (``ReLU(inplace=True)`` after a hooked layer gave its hook None)."""
+    view = tensor.view_as(tensor)
+    view._view_meta = (CUSTOM_FUNCTION, number, "BackwardHookFunction")
+    return view
 
 
 class BackwardHooks:
@@ -35,7 +45,7 @@ class BackwardHooks:
         wrapped = list(args)
         for slot, i in enumerate(positions):
             if args[i].requires_grad:
-                wrapped[i] = args[i].view_as(args[i])
+                wrapped[i] = _hook_view(args[i], slot)
                 wrapped[i].register_hook(lambda grad, slot=slot: self._input_arrived(slot, grad))
                 self.inputs_waiting += 1
         self.inputs_taking = self.inputs_waiting
@@ -49,7 +59,7 @@ class BackwardHooks:
         self.grad_outputs = [None] * len(outputs)
         for index, output in enumerate(outputs):
             if isinstance(output, Tensor) and output.requires_grad:
-                outputs[index] = output.view_as(output)
+                outputs[index] = _hook_view(output, index)
                 outputs[index].register_hook(lambda grad, index=index: self._output_arrived(index, grad))
                 self.outputs_waiting += 1
                 self._output_slots.append(index)
