@@ -435,3 +435,48 @@ def test_variance_of_one_element_differentiates_to_nan_with_create_graph():
     x = tg.tensor([[1.0], [2.0]], dtype=tg.float64, requires_grad=True)
     (g,) = tg.autograd.grad(x.var(1).sum(), x, create_graph=True)
     assert np.isnan(g.detach().numpy()).all()
+
+
+def _gradients_through_piecewise_linear_ops(m):
+    F = m.nn.functional  # noqa: N806 - PyTorch's alias
+    out = []
+    cases = [
+        ("hardtanh", lambda x: F.hardtanh(x * 2)), ("relu6", lambda x: F.relu6(x * 3)),
+        ("threshold", lambda x: F.threshold(x, 0.1, 20.0)), ("hardshrink", F.hardshrink),
+        ("softshrink", F.softshrink), ("prelu", lambda x: F.prelu(x, m.tensor([0.25]))), ("rrelu", F.rrelu),
+        ("max_pool2d", lambda x: F.max_pool2d(x.reshape(1, 1, 2, 2), 2)),
+        ("avg_pool2d", lambda x: F.avg_pool2d(x.reshape(1, 1, 2, 2), 2)),
+    ]  # fmt: skip
+    for name, f in cases:
+        x = m.tensor([0.3, -2.0, 1.0, 4.0], requires_grad=True)
+        b = m.tensor(0.5, requires_grad=True)
+        (g,) = m.autograd.grad(f(x + b).sum(), x, create_graph=True)
+        (gb,) = m.autograd.grad((g * x).sum(), b, allow_unused=True)
+        out.append((name, g.requires_grad, None if gb is None else gb.item()))
+    lin = m.nn.Linear(1, 1)
+    with m.no_grad():
+        lin.weight.fill_(1.0)
+        lin.bias.fill_(0.5)
+    act = m.nn.PReLU()
+    optimizer = m.optim.Adam([*lin.parameters(), *act.parameters()], lr=0.1)
+    for step in range(3):  # a gradient penalty: its second-order gradient reaches the bias as 0
+        x = m.tensor([[1.0]], requires_grad=True)
+        y = act(lin(x)).sum()
+        (g,) = m.autograd.grad(y, x, create_graph=True)
+        loss = (g - 2) ** 2 + (0.1 * y if step == 0 else 0)
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+        out.append((step, lin.bias.grad.item(), round(lin.bias.item(), 6)))
+    return out
+
+
+def test_gradients_through_piecewise_linear_ops_stay_on_the_graph():
+    """Their gradient under create_graph did not require grad (PyTorch's backward ops read the
+    input): a second backward gave None, and Adam skipped the parameter PyTorch moves."""
+    ours = _gradients_through_piecewise_linear_ops(tg)
+    assert all(requires and second == 0.0 for _, requires, second in ours[:9])
+    torch = pytest.importorskip("torch")
+    theirs = _gradients_through_piecewise_linear_ops(torch)
+    for a, b in zip(ours, theirs):
+        assert a[0] == b[0] and a[1:] == pytest.approx(b[1:], rel=1e-5, abs=1e-7)

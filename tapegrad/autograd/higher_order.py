@@ -135,6 +135,7 @@ class _Backward:
         self.before_hooks = _captured_before_hooks(tape, n_rows, collect, self.hooks)
         names = tape.node_names or {}
         self.first_order = {row: names[row] for row in names if row < n_rows and names[row] in FIRST_ORDER_ONLY}
+        self.connected = {row for row in names if row < n_rows and names[row] in CONNECTED_GRADIENTS}
         # custom Functions: each output row -> its call; the gradients of a call's outputs, gathered
         # until its lowest output row with one is reached; the contexts to free after the walk
         self.calls = {
@@ -230,10 +231,23 @@ class _Backward:
         view = _Row(self, row, op)
         if callable(formulas):  # one formula per input of this row (an n-ary op; mm's flags)
             formulas = formulas(view)
+        connected = row in self.connected
         for source, formula in zip(view.inputs, formulas):
             if self.receives(source) and (self.needed is None or self.needed[source]):
-                self._add(source, formula(view, gradient), op.rule)
+                contribution = formula(view, gradient)
+                if connected and not contribution.requires_grad:
+                    contribution = contribution + self._zero_through(source)
+                self._add(source, contribution, op.rule)
         return True
+
+    def _zero_through(self, source: int) -> Tensor:
+        """Zeros of row ``source``'s shape on the new graph, read from that row with a zero
+        derivative: a gradient PyTorch computes with a backward op that reads its input
+        (hardtanh_backward(grad, self)) requires grad, though its derivative in that input is
+        0, so that a second backward gives zeros, not None (an optimizer skips a None)."""
+        shape, dtype = self.shape(source), self.dtype(source)
+        through = _recorded(np.zeros(shape, dtype), self.tape, source)
+        return _selection.where(_wrap(np.zeros(shape, np.bool_)), through, 0.0)
 
     def _function(self, row: int, gradient: Tensor) -> bool:
         """A custom Function's output row: its gradient is kept until the call's lowest output
@@ -481,6 +495,13 @@ class _Row:
 # Composites whose gradient holds values computed outside the graph (numpy's singular vectors):
 # right to first order, their derivative would be silently 0. The walk refuses them by node name.
 FIRST_ORDER_ONLY = {"LinalgSvdBackward0": "linalg.matrix_norm with ord 2, -2 or 'nuc' (numpy's SVD)"}
+# Composites whose PyTorch node is one op with a backward op reading its input: their gradient
+# requires grad whenever that input does (``_Backward._zero_through``).
+CONNECTED_GRADIENTS = {
+    "HardtanhBackward0", "HardsigmoidBackward0", "ThresholdBackward0", "HardshrinkBackward0",
+    "SoftshrinkBackward0", "RreluWithNoiseBackward0", "PreluKernelBackward0", "MaxPool2DWithIndicesBackward0",
+    "AvgPool2DBackward0",
+}  # fmt: skip
 
 
 def formulas_for(op):

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .._indexing import index_select
+from .._record import name_node
 from .._selection import where
 from .._views import stack
 from ..tensor import Tensor, _wrap, as_tensor
@@ -250,19 +251,20 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
     ``torch.nn.functional.threshold``."""
     # (NaN stays NaN, as PyTorch's ``x <= threshold ? value : x``; an integer input keeps its type)
     value = int(value) if input._data.dtype.kind in "iu" else float(value)
-    out = where(input <= threshold, value, input)
+    out = name_node(where(input <= threshold, value, input), "ThresholdBackward0")
     return input.copy_(out) if inplace else out
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` where ``|input| > lambd``, else 0; follows ``torch.nn.functional.hardshrink``."""
-    return where((input >= -lambd) & (input <= lambd), 0.0, input)  # (NaN stays NaN)
+    return name_node(where((input >= -lambd) & (input <= lambd), 0.0, input), "HardshrinkBackward0")  # (NaN stays)
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` moved ``lambd`` toward 0, 0 within ``lambd`` of it; follows
     ``torch.nn.functional.softshrink``."""
-    return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, input * 0.0))  # (NaN stays)
+    out = where(input > lambd, input - lambd, where(input < -lambd, input + lambd, input * 0.0))  # (NaN stays)
+    return name_node(out, "SoftshrinkBackward0")
 
 
 def tanhshrink(input: Tensor) -> Tensor:  # noqa: A002
@@ -282,6 +284,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
         out = where(input > 0, input, input * _wrap(slopes))  # (at 0 the slope, as PyTorch)
     else:
         out = where(input > 0, input, input * ((lower + upper) / 2))
+    out = name_node(out, "RreluWithNoiseBackward0")
     return input.copy_(out) if inplace else out
 
 
@@ -302,7 +305,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
         weight = weight.reshape(*shape)
     # max(0, x) + w min(0, x): the weight's gradient is min(0, x), 0 at +inf (not 0 * inf)
     positive = input > 0
-    return where(positive, input, 0.0) + weight * where(positive, 0.0, input)
+    return name_node(where(positive, input, 0.0) + weight * where(positive, 0.0, input), "PreluKernelBackward0")
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias=None) -> Tensor:
