@@ -1490,6 +1490,7 @@ def _type(self, dtype=None, non_blocking: bool = False, **kwargs):
         if name not in by_name:
             raise ValueError(f"invalid type: '{dtype}'")
         dtype = by_name[name]
+    dtype = getattr(dtype, "dtype", dtype)  # a legacy type (``tapegrad.DoubleTensor``): its dtype
     return self.to(dtype)
 
 

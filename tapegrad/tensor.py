@@ -315,7 +315,15 @@ class Tensor:
         return self._retains_grad
 
     def detach_(self) -> Tensor:
-        """Make this tensor a leaf that does not require grad, in place; follows ``torch.Tensor.detach_``."""
+        """Make this tensor a leaf that does not require grad, in place; follows ``torch.Tensor.detach_``.
+        Raises PyTorch's ``RuntimeError`` for a view (its base would keep a graph it shares)."""
+        if self._base is not None:
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel (DDP) "
+                "for training, and gradient_as_bucket_view is set as True, gradients are views of DDP buckets, and "
+                "hence detach_() cannot be called on these gradients. To fix this error, please refer to the "
+                "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution."
+            )
         self._tape = None
         self._row = -1
         self._grad_fn = None

@@ -3,6 +3,7 @@ against PyTorch 2.13 where torch is installed, and on its own semantics where it
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 
@@ -1521,3 +1522,35 @@ def test_census_functions_follow_pytorch():
             assert a.dtype == b.dtype
         else:
             assert tuple(a) == tuple(b)
+
+
+def _small_differences(m):
+    """Calls a review of real programs found differing; each one's result or error."""
+    F = m.nn.functional  # noqa: N806
+    data = importlib.import_module(f"{m.__name__}.utils.data")
+    calls = [
+        lambda: type(data.default_collate([("a", 1), ("b", 2)])[0]).__name__,
+        lambda: F.dropout(m.ones(2), 0.0, inplace=True).tolist(),
+        lambda: str(m.ones(1).type(m.DoubleTensor).dtype).split(".")[-1],
+        lambda: F.binary_cross_entropy_with_logits(m.zeros(2), m.tensor([0, 1])).item(),
+        lambda: F.binary_cross_entropy(m.tensor([0.5, 0.2]), m.tensor([255.0, 0.0])).item(),
+        lambda: F.soft_margin_loss(m.zeros(3, 1), m.ones(3)).item(),
+        lambda: m.ones(3, requires_grad=True)[:2].detach_(),
+    ]
+    weight = m.nn.Parameter(m.ones(1, 1))
+    layer = m.nn.Linear(1, 1)
+    layer.load_state_dict({"weight": weight, "bias": m.zeros(1)}, assign=True)
+    results = [layer.weight is weight]
+    for call in calls:
+        try:
+            results.append(call())
+        except Exception as error:  # noqa: BLE001 - the class and message are compared
+            results.append((type(error).__name__, str(error)))
+    return results
+
+
+def test_small_differences_follow_pytorch():
+    ours = _small_differences(tg)
+    assert ours[0] is True and ours[1] == "tuple"
+    torch = pytest.importorskip("torch")
+    assert ours == _small_differences(torch)

@@ -518,6 +518,9 @@ def binary_cross_entropy(
     values = input._data
     if values.size and not ((values >= 0) & (values <= 1)).all():
         raise RuntimeError("all elements of input should be between 0 and 1")
+    targets = target._data
+    if targets.size and not ((targets >= 0) & (targets <= 1)).all():  # (a 0-255 mask gave a negative loss)
+        raise RuntimeError("all elements of target should be between 0 and 1")
     # Where a float32 sigmoid saturates, p is exactly 0 or 1 and a log is -inf: clamped at -100,
     # its gradient was the clamp's 0 times the log's inf, NaN. PyTorch's backward divides by
     # max(p (1 - p), 1e-12) instead. Its elements there take that gradient (a term whose value is
@@ -563,6 +566,8 @@ def binary_cross_entropy_with_logits(
     and ``tapegrad.func``'s transforms they are, as in ``torch.func``: README, Supported API)."""
     if input.shape != target.shape:
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+    if target._data.dtype.kind in "biu":  # (integer labels were taken as they are)
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {target.dtype.type_name}")
     for argument, value in (("weight", weight), ("pos_weight", pos_weight)):
         # (under no_grad PyTorch takes it, as for binary_cross_entropy; torch.func differentiates it)
         if refuses_gradient(value, in_transforms=False):
@@ -577,14 +582,16 @@ def binary_cross_entropy_with_logits(
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:  # noqa: A002
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when training; follows
-    ``torch.nn.functional.dropout``. Raises PyTorch's ``ValueError`` for ``p`` outside [0, 1]."""
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when training (in
+    ``input`` itself with ``inplace``); follows ``torch.nn.functional.dropout``. Raises
+    PyTorch's ``ValueError`` for ``p`` outside [0, 1]."""
     if not 0 <= p <= 1:  # (p = 1.5 made every element 0, silently)
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return input
-    return input * _wrap(_kept(input.shape, p, input._data.dtype))
+    mask = _wrap(_kept(input.shape, p, input._data.dtype))
+    return input.mul_(mask) if inplace else input * mask
 
 
 def _kept(shape: tuple, p: float, dtype) -> np.ndarray:

@@ -481,8 +481,11 @@ class Module:
         module = self
         for part in path:
             module = module._modules[part]
-        if isinstance(current, Parameter):
-            value = Parameter(value, requires_grad=current.requires_grad)
+        if isinstance(current, Parameter):  # a Parameter given is kept itself, as PyTorch's
+            if isinstance(value, Parameter):
+                value.requires_grad_(current.requires_grad)
+            else:
+                value = Parameter(value, requires_grad=current.requires_grad)
         setattr(module, attribute, value)
 
     def extra_repr(self) -> str:

@@ -252,17 +252,17 @@ def default_collate(batch):
     if isinstance(first, numbers.Real):
         return _factories.tensor(batch, dtype=_factories._dtypes.float64)
     if isinstance(first, (str, bytes)):
-        return list(batch)
+        return batch  # as given: a tuple of a field of tuple samples (PyTorch's zip), else the list
     if isinstance(first, Mapping):
         return type(first)({key: default_collate([sample[key] for sample in batch]) for key in first})
     if isinstance(first, tuple) and hasattr(first, "_fields"):  # a namedtuple
-        return type(first)(*(default_collate(list(field)) for field in zip(*batch)))
+        return type(first)(*(default_collate(field) for field in zip(*batch)))
     if isinstance(first, Sequence):
         if any(len(sample) != len(first) for sample in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
         # A list, for tuple samples too, as PyTorch returns it: ``batch[0] = batch[0] * 2``
         # (normalising inputs in place) works on what the loader yields.
-        return [default_collate(list(field)) for field in zip(*batch)]
+        return [default_collate(field) for field in zip(*batch)]
     raise TypeError(
         f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {type(first)}"
     )
