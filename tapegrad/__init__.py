@@ -158,7 +158,14 @@ from ._factories import (
     zeros,
     zeros_like,
 )
-from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from ._grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from ._indexing import flip, gather, index_add, index_select, scatter_add
 from ._linalg import bmm, dot, einsum, matmul, mm, outer
 from ._logical import (

@@ -13,6 +13,7 @@ class _GradState(threading.local):
     recording = None  # the tape ``tapegrad.record`` is filling in this thread, if any
     transforms = 0  # ``tapegrad.func`` differentiating transforms (grad, vjp, jacrev...) active here
     jvp = 0  # ``tapegrad.func.jvp`` calls of the function active here
+    inference = 0  # ``inference_mode()`` blocks active here: grad mode stays off inside them
 
 
 state = _GradState()
@@ -33,7 +34,8 @@ def active_recording():
 
 
 def _set(enabled: bool) -> None:
-    enabled = bool(enabled)
+    # (inside inference_mode, enable_grad and set_grad_enabled(True) change nothing, as PyTorch's)
+    enabled = bool(enabled) and not state.inference
     if state.enabled != enabled:
         change = -1 if enabled else 1
         threads_disabled[0] += change
@@ -170,8 +172,14 @@ class inference_mode(no_grad):  # noqa: N801
     def __enter__(self):
         # ``inference_mode(False)`` turns recording on, also inside ``no_grad``, as PyTorch's
         # does (it kept the surrounding mode).
-        self._previous = state.enabled
+        self._previous, self._inference = state.enabled, state.inference
+        state.inference = self._inference + 1 if self._active else 0
         _set(not self._active)
+
+    def __exit__(self, *exc_info):
+        state.inference = self._inference
+        _set(self._previous)
+        return False
 
     def __call__(self, function):
         if not callable(function) or isinstance(function, bool):
@@ -180,6 +188,12 @@ class inference_mode(no_grad):  # noqa: N801
 
     def _fresh(self):
         return inference_mode(self._active)
+
+
+def is_inference_mode_enabled() -> bool:
+    """Whether an ``inference_mode()`` block is active in this thread; follows
+    ``torch.is_inference_mode_enabled``."""
+    return state.inference > 0
 
 
 class enable_grad(_BareDecorator):  # noqa: N801

@@ -663,3 +663,16 @@ def test_grad_of_an_intermediate_frees_only_the_nodes_it_runs():
     np.testing.assert_allclose(_after_grad_of_an_intermediate(tg), np.exp([1.0, 2.0]), rtol=1e-6)
     torch = pytest.importorskip("torch")
     np.testing.assert_allclose(_after_grad_of_an_intermediate(torch), np.exp([1.0, 2.0]), rtol=1e-6)
+
+
+def test_enable_grad_inside_inference_mode_records_nothing():
+    x = tg.ones(2, requires_grad=True)
+    with tg.inference_mode():
+        assert tg.is_inference_mode_enabled()
+        with tg.enable_grad():
+            assert not (x * 2).requires_grad  # (inference_mode was no_grad: this recorded)
+        with tg.set_grad_enabled(True):
+            assert not (x * 2).requires_grad
+        with tg.inference_mode(False):
+            assert (x * 2).requires_grad
+    assert not tg.is_inference_mode_enabled() and (x * 2).requires_grad
