@@ -136,3 +136,42 @@ def test_in_place_change_of_a_hooked_modules_input_or_output_raises():
             model(tg.ones(2, 2, requires_grad=True))
     plain = tg.nn.Sequential(tg.nn.Linear(2, 3), tg.nn.ReLU(inplace=True))
     plain(tg.ones(2, 2, requires_grad=True)).sum().backward()  # without hooks, as before
+
+
+def _two_outputs(m):
+    class Two(m.nn.Module):
+        def forward(self, a, b):
+            return a * b, a + b
+
+    calls = []
+    module = Two()
+    module.register_full_backward_pre_hook(lambda mod, go: calls.append(("pre", [g.tolist() for g in go])))
+    module.register_full_backward_hook(
+        lambda mod, gi, go: calls.append(("post", [g.tolist() for g in gi], [g.tolist() for g in go]))
+    )
+    a, b = m.tensor([1.0, 2.0], requires_grad=True), m.tensor([3.0, 4.0], requires_grad=True)
+    p, q = module(a, b)
+    s = (p * 2 + q * 5).sum()
+    s.backward(retain_graph=True)
+    s.backward()
+    return calls, a.grad.tolist(), b.grad.tolist()
+
+
+def test_hooks_of_a_module_with_two_outputs_over_two_backwards():
+    calls, a_grad, b_grad = _two_outputs(tg)
+    assert [call[0] for call in calls] == ["pre", "post"] * 2 and a_grad == [22.0, 26.0]
+    torch = pytest.importorskip("torch")
+    assert (calls, a_grad, b_grad) == _two_outputs(torch)
+
+
+def test_a_pre_hook_replacing_an_output_gradient_gone_on_raises():
+    class Two(tg.nn.Module):
+        def forward(self, a, b):
+            return a * b, a + b
+
+    module = Two()
+    module.register_full_backward_pre_hook(lambda mod, go: (go[0], go[1] * 10))  # (ignored, silently)
+    a, b = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0, 4.0], requires_grad=True)
+    p, q = module(a, b)
+    with pytest.raises(NotImplementedError, match="replacing the gradient of a module output"):
+        (p * 2 + q * 5).sum().backward()

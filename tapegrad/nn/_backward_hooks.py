@@ -72,11 +72,21 @@ class BackwardHooks:
     def _output_arrived(self, index: int, grad):
         self.grad_outputs[index] = grad
         self.outputs_waiting -= 1
+        if self.outputs_waiting:  # another output's gradient is still to come: this one goes on
+            return grad
         if self.outputs_waiting == 0:
             for hook in self.pre_hooks:
                 changed = hook(self.module, tuple(self.grad_outputs))
                 if changed is not None:
-                    self.grad_outputs = list(changed)
+                    changed = list(changed)
+                    # The other outputs' gradients went on when they arrived: a replacement of
+                    # one of them would be lost, silently
+                    if any(changed[i] is not self.grad_outputs[i] for i in self._output_slots if i != index):
+                        raise NotImplementedError(
+                            "a full backward pre-hook replacing the gradient of a module output other than the one "
+                            "whose gradient arrives last: tapegrad passes the others on as they arrive"
+                        )
+                    self.grad_outputs = changed
             # Counted again for the next backward through this call (a retained graph): the
             # hooks run on each, as PyTorch's (the counts stayed at 0, and they ran once).
             self.outputs_waiting = len(self._output_slots)
