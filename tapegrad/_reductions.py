@@ -180,7 +180,8 @@ def _along_one(x: Tensor, dim, keepdim: bool, reduce) -> Tensor:
     if len(dims) == 1:
         return _along_one(x, dims[0], keepdim, reduce)
     kept = [d for d in range(ndim) if d not in dims]
-    merged = x.permute(*kept, *dims).reshape(*[shape[d] for d in kept], -1)
+    # (the merged extent spelled out: -1 is ambiguous where a kept dimension is empty)
+    merged = x.permute(*kept, *dims).reshape(*[shape[d] for d in kept], math.prod(shape[d] for d in dims))
     # The row only needs the result's element count, so keepdim's shape costs no extra view.
     if keepdim:
         return reduce(merged, len(kept), tuple(1 if d in dims else shape[d] for d in range(ndim)))

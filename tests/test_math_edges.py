@@ -200,3 +200,13 @@ def test_softmax_of_a_zero_dim_nan_or_infinity_is_nan():
         assert math.isnan(y.item()) and math.isnan(x.grad.item())
         assert math.isnan(tg.log_softmax(tg.tensor(value), dim=0).item())
     assert tg.softmax(tg.tensor(2.0), dim=0).item() == 1.0
+
+
+def test_reductions_over_dimension_tuples_of_an_empty_tensor():
+    # reshape(..., -1) of the merged dimensions was ambiguous where a kept one is empty: it raised
+    z = tg.zeros(2, 0, 3)
+    for reduce in (tg.amax, tg.amin, tg.logsumexp, tg.std, tg.var, tg.norm, tg.sum):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert tuple(reduce(z, dim=(0, -1)).shape) == (0,)
+            assert tuple(reduce(z, dim=(0, 2), keepdim=True).shape) == (1, 0, 1)
