@@ -110,7 +110,8 @@ def _division(name: str, a, b) -> Tensor:
         raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for 'Bool'")
     if _recording(a, b):
         raise NotImplementedError(f"{name} of integer tensors inside tapegrad.record is not supported yet")
-    values = [x._data if isinstance(x, Tensor) else _as_number(x, result) for x in (a, b)]
+    # Tensors in the result type first, as PyTorch's kernels read them (uint8 // a 0-d -9 is // 247)
+    values = [x._data.astype(result, copy=False) if isinstance(x, Tensor) else _as_number(x, result) for x in (a, b)]
     if result.kind in "biu" and np.any(np.asarray(values[1]) == 0):
         raise RuntimeError("ZeroDivisionError")  # PyTorch's, for an integer division by zero
     with np.errstate(divide="ignore", invalid="ignore"):

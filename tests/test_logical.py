@@ -252,3 +252,12 @@ def test_boolean_arithmetic_pytorch_refuses_raises():
     assert ours[0] == ("NotImplementedError", "\"div_floor_cpu\" not implemented for 'Bool'")
     torch = pytest.importorskip("torch")
     assert ours == _boolean_arithmetic(torch)
+
+
+def test_integer_division_reads_operands_in_the_result_type():
+    # A 0-d int64 -9 with a uint8 tensor is a uint8 247 to PyTorch; the division was signed
+    x = tg.tensor([3, 200], dtype=tg.uint8)
+    s = tg.tensor(-9)
+    assert tg.floor_divide(x, s).tolist() == [0, 0]
+    assert tg.remainder(x, s).tolist() == [3, 200] and tg.fmod(x, s).tolist() == [3, 200]
+    assert tg.floor_divide(s, x).tolist() == [82, 1]
