@@ -182,7 +182,18 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
             zero = sum(_where(v.isfinite(), (w - v) * 0.0, 0.0) for w, v in ((a64, a_value), (b64, b_value)))
             out = out - (0.0 - zero)  # (keeps a -0.0 of out)
         return name_node(out.to(_dtypes.from_numpy_dtype(result)) if wide else out, node)
-    remainder = _fmod(a_value, b_value)
+    if _recording(a64, b64):
+        remainder = _fmod(a_value, b_value)  # table ops, which a replay computes anew
+        # Exact below quotients of 2**106 (and where Dekker's split does not overflow, below
+        # 2**996); beyond, the result is no remainder: |r| >= |b|, or NaN. A truth guard on it,
+        # so that a replay there raises GuardError rather than answer wrongly (vmap records that
+        # slice again, and runs it eagerly, exact).
+        finite = a_value.isfinite() & b_value.isfinite() & (b_value != 0)
+        if not bool(((remainder.abs() < b_value.abs()) | ~finite).all()):
+            raise NotImplementedError(f"{name} of a quotient beyond 2**106 inside tapegrad.record")
+    else:  # C's fmod, exact at any quotient (the table ops' two rounds are exact below 2**106)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            remainder = _wrap(np.fmod(a_value._data, b_value._data))
     if floor:  # PyTorch's remainder: fmod, plus b where their signs differ (one rounding)
         remainder = _where((remainder != 0) & ((remainder < 0) != (b_value < 0)), remainder + b_value, remainder)
     out = _where(undefined | (b_value == 0), np.nan, remainder)

@@ -261,3 +261,17 @@ def test_integer_division_reads_operands_in_the_result_type():
     assert tg.floor_divide(x, s).tolist() == [0, 0]
     assert tg.remainder(x, s).tolist() == [3, 200] and tg.fmod(x, s).tolist() == [3, 200]
     assert tg.floor_divide(s, x).tolist() == [82, 1]
+
+
+def test_remainders_of_any_quotient_eagerly_and_guarded_in_a_replay():
+    # Two exact rounds hold below quotients of 2**106: fmod(1e40, 3) was -33554429 in float64
+    for dtype, (a, b, fmod, remainder) in [
+        (tg.float64, (1e40, 3.0, 1.0, 1.0)), (tg.float64, (-1e300, 7.0, -1.0, 6.0)), (tg.float32, (1e35, 3.0, 1.0, 1.0)),
+        (tg.float64, (1.0, 1e-45, np.fmod(1.0, 1e-45), np.fmod(1.0, 1e-45))),
+    ]:  # fmt: skip
+        x, y = tg.tensor(a, dtype=dtype), tg.tensor(b, dtype=dtype)
+        assert tg.fmod(x, y).item() == fmod and tg.remainder(x, y).item() == remainder
+    tape = tg.record(lambda u, v: u % v, np.array([5.0]), np.array([3.0]))
+    assert tape(np.array([7.0]), np.array([2.0])).item() == 1.0
+    with pytest.raises(tg.GuardError):  # a replay computes table ops, exact below 2**100 only
+        tape(np.array([1e40]), np.array([3.0]))
