@@ -331,6 +331,13 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
     default = _dtypes.int64 if is_integral else _dtypes.DEFAULT_FLOAT
     target = (_dtypes.as_dtype(dtype) if dtype is not None else default).numpy
+    if not is_integral and np.dtype(target) == np.int64:
+        # PyTorch's int64 arange takes the numbers' integer parts first, its count from them too
+        # (the other integer dtypes count from the numbers: their branch below)
+        start, end, step = int(start), int(end), int(step)
+        if step == 0:
+            raise ValueError("step must be nonzero")
+        is_integral = True
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:  # (numpy gave an empty tensor)

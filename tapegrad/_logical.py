@@ -158,8 +158,11 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
     def rounded(quotient):
         return quotient.floor() if floor else trunc(quotient)
 
-    if name == "trunc_divide":  # PyTorch's is trunc(a / b) as it comes
-        return name_node(rounded(a / b), node)
+    if name == "trunc_divide":  # PyTorch's is trunc(a / b) as it comes, its gradient 0
+        out = rounded(a.detach() / b.detach())  # (through a / b, 0 / 0: NaN where b is 0)
+        if a._requires_grad or b._requires_grad or _recording(a, b):
+            out = out - (0.0 - _zero_gradient(a, a.detach(), b, b.detach()))
+        return name_node(out, node)
     wide = result != np.float64
     a64, b64 = (a.double(), b.double()) if wide else (a, b)
     # The value from the operands' values alone (detached, still recorded: a replay computes
@@ -179,8 +182,7 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
         out = _where(infinite_b, _where(differs, -1.0, a_value / b_value), out)
         out = _where(b_value == 0, a_value / b_value, _where(undefined, np.nan, out))  # PyTorch's a / 0
         if a64._requires_grad or b64._requires_grad or _recording(a64, b64):  # on the graph, a zero gradient
-            zero = sum(_where(v.isfinite(), (w - v) * 0.0, 0.0) for w, v in ((a64, a_value), (b64, b_value)))
-            out = out - (0.0 - zero)  # (keeps a -0.0 of out)
+            out = out - (0.0 - _zero_gradient(a64, a_value, b64, b_value))  # (keeps a -0.0 of out)
         return name_node(out.to(_dtypes.from_numpy_dtype(result)) if wide else out, node)
     if _recording(a64, b64):
         remainder = _fmod(a_value, b_value)  # table ops, which a replay computes anew
@@ -207,6 +209,12 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
             quotient = _where((a_value.abs() == np.inf) & (b_value != 0), np.nan, quotient)
         out = out - (0.0 - ((a64 - a_value) - step * quotient))
     return name_node(out.to(_dtypes.from_numpy_dtype(result)) if wide else out, node)
+
+
+def _zero_gradient(a: Tensor, a_value: Tensor, b: Tensor, b_value: Tensor) -> Tensor:
+    """Zeros on the graph of ``a`` and ``b`` (their detached values given), with a zero
+    gradient in both, NaN-free where they are infinite: a rounded quotient's."""
+    return sum(_where(v.isfinite(), (w - v) * 0.0, 0.0) for w, v in ((a, a_value), (b, b_value)))
 
 
 def _fmod(a: Tensor, b: Tensor) -> Tensor:

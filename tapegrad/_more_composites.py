@@ -75,12 +75,14 @@ def xlogy(input, other) -> Tensor:  # noqa: A002
 
 def sinc(input: Tensor) -> Tensor:  # noqa: A002
     """``sin(pi x) / (pi x)``, 1 at 0; follows ``torch.sinc``."""
-    at_zero = input == 0
-    scaled = where(at_zero, 1.0, input) * math.pi
-    # At 0, the Taylor polynomial 1 - (pi x)^2 / 6: the value 1, and the first three derivatives
-    # exact (a constant 1 gave a second derivative of 0 there, silently; PyTorch's is NaN).
-    near = 1.0 - (input * math.pi) ** 2 / 6.0
-    return name_node(where(at_zero, near, scaled.sin() / scaled), "SincBackward0")
+    # Near 0 (|pi x| < 0.01), the Taylor polynomial 1 - s^2/6 + s^4/120 (its next term is below
+    # 2e-16): differentiated, the quotient's two terms of 1/s cancelled badly (float32 at 1e-20
+    # gave -6.9e13), and a constant 1 at 0 gave a second derivative of 0 (exact: -pi^2/3).
+    near = input.abs() < 0.01 / math.pi
+    scaled = where(near, 1.0, input) * math.pi
+    s2 = (input * math.pi) ** 2
+    series = 1.0 - s2 / 6.0 + s2 * s2 / 120.0
+    return name_node(where(near, series, scaled.sin() / scaled), "SincBackward0")
 
 
 def deg2rad(input: Tensor) -> Tensor:  # noqa: A002
