@@ -370,8 +370,8 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
         raise RuntimeError(f"step is {step} but must be > 0")
     starts = np.arange(0, extent - size + 1, step)
     positions = (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
-    if self.dim() == 0:  # PyTorch's: a window of the one element, (1,)
-        return self.reshape(1) * 1
+    if self.dim() == 0:  # PyTorch's: a window of the one element, (1,), a view
+        return self.reshape(1)
     x = self
     count = len(starts)
     if step >= size and count * step <= extent:  # blocks of ``step``, each window a block's start
@@ -446,7 +446,12 @@ def histogram(input: Tensor, bins=100, *, range=None, weight=None, density: bool
     edges = bins._data if isinstance(bins, Tensor) else int(bins)
     weights = None if weight is None else as_tensor(weight)._data.reshape(-1)
     counts, edges = np.histogram(data.reshape(-1), bins=edges, range=range, weights=weights, density=density)
-    return return_types.histogram(_wrap(counts.astype(data.dtype)), _wrap(np.asarray(edges, data.dtype)))
+    hist, bin_edges = _wrap(counts.astype(data.dtype)), _wrap(np.asarray(edges, data.dtype))
+    if out is not None:  # (filled, as PyTorch's out=: resized to the results)
+        for target, result in zip(out, (hist, bin_edges)):
+            target._data = result._data.copy()
+        hist, bin_edges = out
+    return return_types.histogram(hist, bin_edges)
 
 
 def nextafter(input: Tensor, other) -> Tensor:  # noqa: A002
@@ -474,7 +479,7 @@ def _resize_as_(self, other: Tensor) -> Tensor:
         raise RuntimeError("cannot resize variables that require grad")
     flat = np.empty(math.prod(other.shape), self._data.dtype)
     kept = min(flat.size, self._data.size)
-    flat[:kept] = self._data.reshape(-1)[:kept]
+    flat[:kept] = np.ravel(self._data, order="K")[:kept]  # in memory's order, as PyTorch keeps the storage
     self._data = flat.reshape(tuple(other.shape))
     return self
 

@@ -657,6 +657,8 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     """``input + value * tensor1 * tensor2``, broadcast, in the three tensors' promoted dtype
     (integer factors multiplied in it: two uint8 do not wrap at 256); follows ``torch.addcmul``."""
     tensor1, tensor2 = _promoted(input, tensor1, tensor2)
+    if tensor1._data.dtype.kind in "biu" and not isinstance(value, bool):
+        value = int(value)  # an integer result takes value's integer part, as PyTorch's (not a float)
     product = tensor1 * tensor2
     return name_node(input + (product if value == 1 else product * value), "AddcmulBackward0")
 

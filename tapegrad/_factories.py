@@ -198,6 +198,8 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
         fill_value = fill_value.item()
     target = _float_type(dtype)
     _check_representable(fill_value, target)
+    if target.kind == "u" and isinstance(fill_value, numbers.Integral) and fill_value < 0:
+        fill_value = int(fill_value) % (int(np.iinfo(target).max) + 1)  # (wrapped, as C's conversion)
     return _finish(np.full(_shape((size,), target), fill_value, target), requires_grad)
 
 
@@ -205,12 +207,21 @@ _C_INTEGERS = {"int32": "int", "int64": "int64_t", "int16": "int16_t", "uint8": 
 
 
 def _check_representable(value, target: np.dtype) -> None:
-    """PyTorch's ``RuntimeError`` for a fill value an integer dtype cannot hold (NaN, inf, or
-    out of range: numpy cast NaN to the lowest integer, silently)."""
-    if target.kind not in "iu" or isinstance(value, bool) or not isinstance(value, numbers.Number):
+    """PyTorch's ``RuntimeError`` for a fill value the dtype cannot hold (c10's ``overflows``):
+    NaN, inf or out of range for an integer dtype (numpy cast NaN to the lowest integer,
+    silently), where a negative Python int wraps into an unsigned one (-1 is uint8's 255) down
+    to minus its largest; a finite value beyond float32's range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return
+    if target.kind == "f":
+        if target.itemsize == 4 and math.isfinite(value) and abs(value) > float(np.finfo(np.float32).max):
+            raise RuntimeError("value cannot be converted to type float without overflow")
+        return
+    if target.kind not in "iu":
         return
     info = np.iinfo(target)
-    if not (math.isfinite(value) and info.min <= value <= info.max):
+    lowest = -int(info.max) if target.kind == "u" and isinstance(value, numbers.Integral) else info.min
+    if not (math.isfinite(value) and lowest <= value <= info.max):
         raise RuntimeError(
             f"value cannot be converted to type {_C_INTEGERS.get(target.name, target.name)} without overflow"
         )

@@ -1554,3 +1554,21 @@ def test_small_differences_follow_pytorch():
     assert ours[0] is True and ours[1] == "tuple"
     torch = pytest.importorskip("torch")
     assert ours == _small_differences(torch)
+
+
+def test_lazy_batch_norm_statistics_take_the_dtype_asked():
+    norm = tg.nn.LazyBatchNorm1d(dtype=tg.float64)  # (its running statistics were float32)
+    assert norm.running_mean.dtype == tg.float64
+    norm(tg.ones(4, 3, dtype=tg.float64))
+    assert norm.running_mean.dtype == norm.running_var.dtype == tg.float64
+
+
+def test_histogram_out_resize_as_and_unfold_of_a_scalar():
+    hist, edges = tg.zeros(0), tg.zeros(0)
+    tg.histogram(tg.tensor([1.0, 2.0, 3.0]), bins=2, out=(hist, edges))
+    assert hist.tolist() == [1.0, 2.0] and edges.tolist() == [1.0, 2.0, 3.0]  # (out was ignored)
+    t = tg.arange(6.0).reshape(2, 3).t()
+    assert t.resize_as_(tg.zeros(6)).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # memory's order, as PyTorch
+    x = tg.tensor(5.0)
+    x.unfold(0, 1, 1).fill_(7.0)  # a view: the change reaches x
+    assert x.item() == 7.0

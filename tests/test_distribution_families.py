@@ -160,3 +160,45 @@ def test_errors_follow_pytorch():
         d.Independent(d.Normal(tg.zeros(2), 1.0), 2)
     with pytest.raises(ValueError, match="to satisfy the constraint"):
         d.Laplace(0.0, -1.0)
+
+
+def _checks(m):
+    """What a review found unchecked: each call's result, or its error class and message."""
+    d, nan = m.distributions, float("nan")
+    t = d.transforms
+    calls = [
+        lambda: d.LogNormal(0.0, 1.0).log_prob(m.tensor(0.0)),
+        lambda: d.TransformedDistribution(d.Normal(0.0, 1.0), t.SigmoidTransform()).log_prob(m.tensor(1.5)),
+        lambda: d.OneHotCategorical(logits=m.zeros(3)).log_prob(m.tensor([0.5, 0.5, 0.0])),
+        lambda: d.Laplace(0.0, 1.0).log_prob(m.tensor(nan)),
+        lambda: d.MultivariateNormal(m.zeros(2), covariance_matrix=m.eye(2)).log_prob(m.tensor([nan, 0.0])),
+        lambda: d.MultivariateNormal(m.zeros(2), scale_tril=m.tensor([[1.0, 1.0], [0.0, 1.0]])),
+        lambda: d.MultivariateNormal(m.zeros(2), scale_tril=m.tensor([[-1.0, 0.0], [0.0, 1.0]])),
+        lambda: d.MultivariateNormal(m.zeros(2), covariance_matrix=m.tensor([[1.0, 2.0], [2.0, 1.0]])),
+        lambda: d.MultivariateNormal(m.tensor([nan, 0.0]), covariance_matrix=m.eye(2)),
+        lambda: d.MultivariateNormal(m.zeros(3), covariance_matrix=m.eye(3)).log_prob(m.zeros(2)),
+        lambda: repr(d.MultivariateNormal(m.zeros(2), scale_tril=m.eye(2))),
+        lambda: repr(d.LogNormal(0.0, 1.0)) + repr(d.OneHotCategorical(logits=m.zeros(3))),
+    ]
+    loc = m.zeros(3, requires_grad=True)
+    shifted = d.TransformedDistribution(d.Normal(0.0, 1.0), t.AffineTransform(loc, 2.0))
+    results = [tuple(shifted.batch_shape), shifted.sample().requires_grad]
+    for call in calls:
+        try:
+            value = call()
+            results.append(value if isinstance(value, str) else float(value.detach().sum()))
+        except Exception as error:  # noqa: BLE001 - the class and message are compared
+            results.append((type(error).__name__, str(error).split(", but found")[0]))
+    return [r.replace("tapegrad.", "torch.") if isinstance(r, str) else r for r in results]
+
+
+def test_supports_parameters_and_shapes_are_checked_as_pytorch_checks_them():
+    ours = _checks(tg)
+    assert ours[:2] == [(3,), False] and ours[2][0] == "ValueError"  # (NaN, on the graph, shape ())
+    torch = pytest.importorskip("torch")
+    theirs = _checks(torch)
+    for a, b in zip(ours, theirs):
+        if isinstance(a, tuple) and len(a) == 2 and isinstance(a[1], str):
+            assert a[0] == b[0] and a[1].replace("tapegrad.", "torch.") == b[1]
+        else:
+            assert a == b

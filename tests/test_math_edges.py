@@ -210,3 +210,14 @@ def test_reductions_over_dimension_tuples_of_an_empty_tensor():
             warnings.simplefilter("ignore")
             assert tuple(reduce(z, dim=(0, -1)).shape) == (0,)
             assert tuple(reduce(z, dim=(0, 2), keepdim=True).shape) == (1, 0, 1)
+
+
+def test_integer_addcmul_and_fills_as_pytorch():
+    out = tg.addcmul(tg.zeros(2, dtype=tg.int64), tg.tensor([1, 2]), tg.tensor([3, 4]), value=2.5)
+    assert out.dtype == tg.int64 and out.tolist() == [6, 16]  # value's integer part (was float32 [7.5, 20])
+    assert tg.full((2,), -1, dtype=tg.uint8).tolist() == [255, 255]  # a negative int wraps
+    for value, dtype in ((-256, tg.uint8), (-1.5, tg.uint8), (1e300, tg.float32)):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            tg.full((1,), value, dtype=dtype)
+    assert tg.arange(-2.5, 3, 1.5, dtype=tg.int64).tolist() == [-2, -1, 0, 1, 2]  # int64 truncates first
+    assert tg.arange(-2.5, 3, 1.5, dtype=tg.int32).tolist() == [-2, -1, 0, 1]

@@ -133,3 +133,13 @@ def test_parametrize_follows_pytorch():
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"step {step}")
         else:
             assert str(a).replace("tapegrad", "torch") == str(b), f"step {step}"
+
+
+def test_weight_norm_of_a_vector_has_a_norm_per_element():
+    # dim 0 of a 1-d tensor leaves no dimension to sum over: each element is its own norm
+    layer = tg.nn.Linear(2, 2)
+    with tg.no_grad():
+        layer.bias.copy_(tg.tensor([3.0, -4.0]))
+    tg.nn.utils.parametrizations.weight_norm(layer, name="bias")
+    np.testing.assert_array_equal(layer.parametrizations.bias.original0.detach().numpy(), [3.0, 4.0])
+    np.testing.assert_array_equal(layer.bias.detach().numpy(), [3.0, -4.0])

@@ -500,7 +500,7 @@ FIRST_ORDER_ONLY = {"LinalgSvdBackward0": "linalg.matrix_norm with ord 2, -2 or 
 CONNECTED_GRADIENTS = {
     "HardtanhBackward0", "HardsigmoidBackward0", "ThresholdBackward0", "HardshrinkBackward0",
     "SoftshrinkBackward0", "RreluWithNoiseBackward0", "PreluKernelBackward0", "MaxPool2DWithIndicesBackward0",
-    "AvgPool2DBackward0",
+    "AvgPool2DBackward0", "AdaptiveMaxPool2DBackward0",
 }  # fmt: skip
 
 

@@ -110,6 +110,11 @@ class Distribution:
                 raise ValueError("The value argument to log_prob must be a Tensor")
             value = tensor(value)
         if self._validate_args:
+            event = tuple(self._event_shape)
+            if event and tuple(value.shape)[len(value.shape) - len(event) :] != event:
+                raise ValueError(
+                    f"The right-most size of value must match event_shape: {value.shape} vs {self._event_shape}."
+                )
             actual, expected = value.shape, Size(tuple(self._batch_shape) + tuple(self._event_shape))
             try:
                 np.broadcast_shapes(tuple(actual), tuple(expected))

@@ -50,6 +50,7 @@ class Laplace(Distribution):
 
     def log_prob(self, value) -> Tensor:
         value = self._checked_value(value)
+        self._check_support(value, ~np.isnan(value._data), "Real()")
         return -(2 * self.scale).log() - (value - self.loc).abs() / self.scale
 
     def cdf(self, value) -> Tensor:

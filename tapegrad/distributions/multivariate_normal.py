@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._factories import randn
 from ..tensor import Tensor
 from .distribution import _SCALAR, Distribution
@@ -39,24 +41,45 @@ class MultivariateNormal(Distribution):
 
         if loc.dim() < 1:
             raise ValueError("loc must be at least one-dimensional.")
-        given = [m for m in (covariance_matrix, precision_matrix, scale_tril) if m is not None]
+        named = {"covariance_matrix": covariance_matrix, "precision_matrix": precision_matrix, "scale_tril": scale_tril}
+        given = [(name, m) for name, m in named.items() if m is not None]
         if len(given) != 1:
             raise ValueError("Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified.")
-        matrix = given[0]
+        name, matrix = given[0]
         if matrix.dim() < 2:
-            name = ("covariance_matrix", "precision_matrix", "scale_tril")[
-                [covariance_matrix, precision_matrix, scale_tril].index(matrix)
-            ]
-            raise ValueError(f"{name} must be at least two-dimensional, with optional leading batch dimensions")
+            what = "scale_tril matrix" if name == "scale_tril" else name
+            raise ValueError(f"{what} must be at least two-dimensional, with optional leading batch dimensions")
         batch = tuple(_broadcast(matrix.shape[:-2], loc.shape[:-1]))
+        n = loc.shape[-1]
+        # The parameter given, as PyTorch keeps it (its repr names it; the others are computed)
+        self.__dict__[name] = matrix.expand(batch + (n, n))
+        self.loc = loc.expand(batch + (-1,))
+        super().__init__(batch, loc.shape[-1:], validate_args=validate_args)
+        self._check("loc", self.loc, ~np.isnan(self.loc._data), "IndependentConstraint(Real(), 1)")
+        values = matrix._data
+        if name == "scale_tril":
+            diagonal = np.diagonal(values, axis1=-2, axis2=-1)
+            ok = (np.triu(values, 1) == 0).all() and (diagonal > 0).all() and np.isfinite(values).all()
+            self._check(name, matrix, ok, "LowerCholesky()")
+        else:
+            symmetric = np.allclose(values, np.swapaxes(values, -1, -2), rtol=1e-6, atol=1e-8)
+            with np.errstate(all="ignore"):
+                ok = symmetric and np.isfinite(values).all() and (np.linalg.eigvalsh(values) > 0).all()
+            self._check(name, matrix, ok, "PositiveDefinite()")
         if scale_tril is not None:
             self._unbroadcasted_scale_tril = scale_tril
         elif covariance_matrix is not None:
             self._unbroadcasted_scale_tril = linalg.cholesky(covariance_matrix)
         else:  # the Cholesky factor of the inverse, as PyTorch's _precision_to_scale_tril
             self._unbroadcasted_scale_tril = linalg.cholesky(linalg.inv(precision_matrix))
-        self.loc = loc.expand(batch + (-1,))
-        super().__init__(batch, loc.shape[-1:], validate_args=validate_args)
+
+    def __getattribute__(self, name):
+        # a parameter given (``__dict__``) is read as given, the properties compute the others
+        if name in ("covariance_matrix", "precision_matrix", "scale_tril"):
+            given = object.__getattribute__(self, "__dict__").get(name)
+            if given is not None:
+                return given
+        return object.__getattribute__(self, name)
 
     @property
     def scale_tril(self) -> Tensor:
@@ -94,6 +117,7 @@ class MultivariateNormal(Distribution):
 
     def log_prob(self, value) -> Tensor:
         value = self._checked_value(value)
+        self._check_support(value, ~np.isnan(value._data), "IndependentConstraint(Real(), 1)")
         diff = value - self.loc
         mahalanobis = _batch_mahalanobis(self._unbroadcasted_scale_tril, diff)
         return -0.5 * (self._event_shape[0] * math.log(2 * math.pi) + mahalanobis) - self._half_log_det()
@@ -101,9 +125,6 @@ class MultivariateNormal(Distribution):
     def entropy(self) -> Tensor:
         entropy = 0.5 * self._event_shape[0] * (1.0 + math.log(2 * math.pi)) + self._half_log_det()
         return entropy.expand(self._batch_shape) if self._batch_shape else entropy
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(loc: {self.loc.size()}, covariance_matrix: {self.covariance_matrix.size()})"
 
 
 def _broadcast(*shapes) -> tuple:

@@ -53,10 +53,12 @@ class OneHotCategorical(Distribution):
 
     def log_prob(self, value) -> Tensor:
         value = self._checked_value(value)
+        data = value._data
+        self._check_support(value, ((data == 0) | (data == 1)).all() and (data.sum(-1) == 1).all(), "OneHot()")
         return self._categorical.log_prob(value.max(-1)[1])
 
     def entropy(self) -> Tensor:
         return self._categorical.entropy()
 
-    def __repr__(self) -> str:
-        return repr(self._categorical).replace("Categorical", "OneHotCategorical", 1)
+    def __repr__(self) -> str:  # (its parameters are properties: PyTorch's repr shows none)
+        return f"{type(self).__name__}()"

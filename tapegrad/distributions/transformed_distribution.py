@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._grad_mode import no_grad
 from ..tensor import Tensor
 from .distribution import _SCALAR, Distribution
 from .independent import sum_rightmost
@@ -23,17 +24,22 @@ class TransformedDistribution(Distribution):
             if not isinstance(transform, Transform):
                 raise ValueError(f"transforms must be a Transform or a list of Transforms, but was {transforms}")
         self.base_dist = base_distribution
-        super().__init__(base_distribution.batch_shape, base_distribution.event_shape, validate_args=False)
+        shape = tuple(base_distribution.batch_shape) + tuple(base_distribution.event_shape)
+        for transform in self.transforms:
+            shape = transform.forward_shape(shape)
+        event = len(base_distribution.event_shape)
+        super().__init__(shape[: len(shape) - event], shape[len(shape) - event :], validate_args=validate_args)
 
     @property
     def has_rsample(self) -> bool:
         return self.base_dist.has_rsample
 
     def sample(self, sample_shape=_SCALAR) -> Tensor:
-        x = self.base_dist.sample(sample_shape)
-        for transform in self.transforms:
-            x = transform(x)
-        return x
+        with no_grad():  # (a transform's parameters put the draw on their graph)
+            x = self.base_dist.sample(sample_shape)
+            for transform in self.transforms:
+                x = transform(x)
+            return x
 
     def rsample(self, sample_shape=_SCALAR) -> Tensor:
         x = self.base_dist.rsample(sample_shape)
@@ -42,6 +48,10 @@ class TransformedDistribution(Distribution):
         return x
 
     def log_prob(self, value) -> Tensor:
+        value = self._checked_value(value)
+        if self.transforms:  # the last transform's codomain: the support
+            name, inside = self.transforms[-1].codomain
+            self._check_support(value, inside(value._data), name)
         event_dim = len(self._event_shape)
         log_prob = 0.0
         y = value
@@ -63,7 +73,7 @@ class LogNormal(TransformedDistribution):
     arg_constraints = Normal.arg_constraints
 
     def __init__(self, loc, scale, validate_args=None):
-        super().__init__(Normal(loc, scale, validate_args=validate_args), ExpTransform())
+        super().__init__(Normal(loc, scale, validate_args=validate_args), ExpTransform(), validate_args)
 
     @property
     def loc(self) -> Tensor:
@@ -89,5 +99,5 @@ class LogNormal(TransformedDistribution):
     def entropy(self) -> Tensor:
         return self.base_dist.entropy() + self.loc
 
-    def __repr__(self) -> str:
-        return repr(self.base_dist).replace("Normal", "LogNormal", 1)
+    def __repr__(self) -> str:  # (its parameters are properties: PyTorch's repr shows none)
+        return f"{type(self).__name__}()"

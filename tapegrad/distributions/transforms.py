@@ -21,6 +21,13 @@ class Transform:
     bijective = True
     sign = 1
     event_dim = 0
+    # Where y lies, PyTorch's constraint name and a test of y's values (the support a
+    # TransformedDistribution checks a value against)
+    codomain = ("Real()", staticmethod(lambda y: ~np.isnan(y)))
+
+    def forward_shape(self, shape) -> tuple:
+        """The shape of ``t(x)`` for ``x`` of ``shape``."""
+        return tuple(shape)
 
     def __call__(self, x: Tensor) -> Tensor:
         return self._call(x)
@@ -50,6 +57,13 @@ class _Inverse(Transform):
     def inv(self) -> Transform:
         return self._inv
 
+    @property
+    def codomain(self):
+        return ("Real()", lambda y: ~np.isnan(y))  # (the inverse's: the forward's domain)
+
+    def __repr__(self) -> str:
+        return f"_InverseTransform({self._inv!r})"
+
     def _call(self, x: Tensor) -> Tensor:
         return self._inv._inverse(x)
 
@@ -59,6 +73,8 @@ class _Inverse(Transform):
 
 class ExpTransform(Transform):
     """``y = exp(x)``; follows ``torch.distributions.transforms.ExpTransform``."""
+
+    codomain = ("GreaterThan(lower_bound=0.0)", staticmethod(lambda y: y > 0))
 
     def _call(self, x: Tensor) -> Tensor:
         return x.exp()
@@ -79,6 +95,8 @@ class SigmoidTransform(Transform):
     """``y = sigmoid(x)``, kept inside (0, 1); follows
     ``torch.distributions.transforms.SigmoidTransform``."""
 
+    codomain = ("Interval(lower_bound=0.0, upper_bound=1.0)", staticmethod(lambda y: (y >= 0) & (y <= 1)))
+
     def _call(self, x: Tensor) -> Tensor:
         return _clipped_sigmoid(x)
 
@@ -97,6 +115,7 @@ class TanhTransform(Transform):
     """``y = tanh(x)``; follows ``torch.distributions.transforms.TanhTransform``."""
 
     sign = 1
+    codomain = ("Interval(lower_bound=-1.0, upper_bound=1.0)", staticmethod(lambda y: (y >= -1) & (y <= 1)))
 
     def _call(self, x: Tensor) -> Tensor:
         return x.tanh()
@@ -122,6 +141,10 @@ class AffineTransform(Transform):
     @property
     def sign(self):
         return (1 if self.scale > 0 else -1) if isinstance(self.scale, numbers.Number) else self.scale.sign()
+
+    def forward_shape(self, shape) -> tuple:
+        sizes = [tuple(shape)] + [tuple(p.shape) for p in (self.loc, self.scale) if isinstance(p, Tensor)]
+        return tuple(np.broadcast_shapes(*sizes))
 
     def _call(self, x: Tensor) -> Tensor:
         return self.loc + self.scale * x

@@ -97,7 +97,7 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
             row_positions.append((y0 + local // (x1 - x0)) * width + x0 + local % (x1 - x0))
         values.append(stack(row_values, -1))
         positions.append(np.stack(row_positions, -1))
-    result = stack(values, -2)
+    result = name_node(stack(values, -2), "AdaptiveMaxPool2DBackward0")
     if return_indices:
         return result, _wrap(np.stack(positions, -2).astype(np.int64))
     return result

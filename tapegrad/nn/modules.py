@@ -625,7 +625,8 @@ class UninitializedBuffer(_Uninitialized, Tensor):
     __slots__ = ()  # (Tensor's layout: the class changes to Tensor in place)
 
     def __init__(self, requires_grad: bool = False, device=None, dtype=None):
-        super().__init__(np.empty(0, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy))
+        dtype = _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT)  # (Tensor(array) alone would be float32)
+        super().__init__(np.empty(0, dtype.numpy), dtype=dtype)
 
 
 class _Lazy:

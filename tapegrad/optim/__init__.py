@@ -179,7 +179,7 @@ class SGD(Optimizer):
                         "For integral input tensors, argument alpha must not be a floating point number."
                     )
                 if group["weight_decay"]:
-                    grad = grad + group["weight_decay"] * value
+                    grad = grad + float(group["weight_decay"]) * value
                 if momentum:
                     state = self.state[parameter]
                     if id(parameter) in fresh:
@@ -390,7 +390,7 @@ class RMSprop(Optimizer):
                         state["grad_avg"] = _zeros(value)
                 _advance(state)
                 if group["weight_decay"]:
-                    grad = grad + group["weight_decay"] * value
+                    grad = grad + float(group["weight_decay"]) * value
                 square_avg = _buffer(state, "square_avg", value)
                 square_avg *= alpha
                 square_avg += (1 - alpha) * grad * grad
@@ -466,7 +466,7 @@ class Adagrad(Optimizer):
                     self._start(state, value, group)
                 step = _advance(state, group["fused"])
                 if group["weight_decay"]:
-                    grad = grad + group["weight_decay"] * value
+                    grad = grad + float(group["weight_decay"]) * value
                 clr = float(group["lr"]) / (1 + (step - 1) * group["lr_decay"])
                 total = _buffer(state, "sum", value)
                 total += grad * grad
@@ -520,7 +520,7 @@ class Adadelta(Optimizer):
                     state["acc_delta"] = _zeros(value)
                 _advance(state)
                 if group["weight_decay"]:
-                    grad = grad + group["weight_decay"] * value
+                    grad = grad + float(group["weight_decay"]) * value
                 square_avg, acc_delta = _buffer(state, "square_avg", value), _buffer(state, "acc_delta", value)
                 square_avg *= rho
                 square_avg += (1 - rho) * grad * grad

@@ -13,6 +13,8 @@ def _norm_except_dim(v: Tensor, dim: int) -> Tensor:
     if dim == -1:
         return v.norm()
     dims = tuple(d for d in range(v.dim()) if d != dim % v.dim())
+    if not dims:  # (a 1-d tensor along its dim: each element its own norm; sum(dim=()) sums all)
+        return v.abs()
     return (v * v).sum(dim=dims, keepdim=True).sqrt()
 
 
