@@ -12,6 +12,8 @@ import pytest
 
 import tapegrad as tg
 
+from .outcomes import outcomes
+
 
 def _torch():
     return pytest.importorskip("torch")
@@ -1540,13 +1542,7 @@ def _small_differences(m):
     weight = m.nn.Parameter(m.ones(1, 1))
     layer = m.nn.Linear(1, 1)
     layer.load_state_dict({"weight": weight, "bias": m.zeros(1)}, assign=True)
-    results = [layer.weight is weight]
-    for call in calls:
-        try:
-            results.append(call())
-        except Exception as error:  # noqa: BLE001 - the class and message are compared
-            results.append((type(error).__name__, str(error)))
-    return results
+    return [layer.weight is weight, *outcomes(calls)]
 
 
 def test_small_differences_follow_pytorch():

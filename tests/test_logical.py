@@ -8,6 +8,8 @@ import pytest
 
 import tapegrad as tg
 
+from .outcomes import outcomes, values_and_dtype
+
 A, B = [True, False, True], [True, True, False]
 
 # (name, function of the module) -> PyTorch's result, or the exception raised
@@ -236,14 +238,7 @@ def _boolean_arithmetic(m):
         lambda: b // b, lambda: b % b, lambda: m.div(b, b, rounding_mode="trunc"), lambda: m.argmax(b),
         lambda: m.argmin(b), lambda: b.abs(), lambda: m.relu(b), lambda: b**2, lambda: b * b, lambda: b + 1,
     ]  # fmt: skip
-    results = []
-    for call in calls:
-        try:
-            value = call()
-            results.append((value.tolist(), str(value.dtype).split(".")[-1]))
-        except Exception as error:  # noqa: BLE001 - the class and message are compared
-            results.append((type(error).__name__, str(error)))
-    return results
+    return outcomes(calls, values_and_dtype)
 
 
 def test_boolean_arithmetic_pytorch_refuses_raises():

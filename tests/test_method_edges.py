@@ -7,6 +7,8 @@ import pytest
 
 import tapegrad as tg
 
+from .outcomes import outcomes, values_and_dtype
+
 
 def test_type_takes_pytorch_s_type_names():
     x = tg.tensor([1.7, -2.7])
@@ -76,14 +78,7 @@ def _constructed(m):
         lambda: m.arange(0, 5, 0.5, dtype=m.int32),
         lambda: m.arange(10, 1, -1.5, dtype=m.int32),
     ]
-    results = []
-    for call in calls:
-        try:
-            value = call()
-            results.append((value.tolist(), str(value.dtype).split(".")[-1]))
-        except Exception as error:  # noqa: BLE001 - the class and message are compared
-            results.append((type(error).__name__, str(error)))
-    return results
+    return outcomes(calls, values_and_dtype)
 
 
 def test_odd_constructions_follow_pytorch():

@@ -130,3 +130,26 @@ class Distribution:
             f"{n}: {self.__dict__[n] if self.__dict__[n].numel() == 1 else self.__dict__[n].size()}" for n in names
         ]
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+class LocationScale(Distribution):
+    """What Normal and Laplace share: a location ``loc`` (their mean and mode) and a positive
+    ``scale``, numbers or tensors broadcast together (the batch shape), checked as PyTorch's
+    ``ValueError`` checks them."""
+
+    has_rsample = True
+    arg_constraints = {"loc": "Real()", "scale": "GreaterThan(lower_bound=0.0)"}
+
+    def __init__(self, loc, scale, validate_args=None):
+        self.loc, self.scale = _as_parameters(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+        self._check("loc", self.loc, ~np.isnan(self.loc._data), "Real()")
+        self._check("scale", self.scale, self.scale._data > 0, "GreaterThan(lower_bound=0.0)")
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc

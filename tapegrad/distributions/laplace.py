@@ -8,32 +8,15 @@ import numpy as np
 
 from .._factories import rand
 from ..tensor import Tensor
-from .distribution import _SCALAR, Distribution, _as_parameters
+from .distribution import _SCALAR, LocationScale
 
 
-class Laplace(Distribution):
+class Laplace(LocationScale):
     """Laplace distributions of location ``loc`` and scale ``scale`` (broadcast together: the
     batch shape), density ``exp(-|x - loc| / scale) / (2 scale)``. ``rsample`` is
     ``loc - scale * sign(u) * log1p(-|u|)``, ``u`` uniform in (-1, 1), differentiable in both.
     Follows ``torch.distributions.Laplace``; raises ``ValueError`` for a ``scale`` that is not
     positive (with ``validate_args``)."""
-
-    has_rsample = True
-    arg_constraints = {"loc": "Real()", "scale": "GreaterThan(lower_bound=0.0)"}
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _as_parameters(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-        self._check("loc", self.loc, ~np.isnan(self.loc._data), "Real()")
-        self._check("scale", self.scale, self.scale._data > 0, "GreaterThan(lower_bound=0.0)")
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     @property
     def variance(self) -> Tensor:

@@ -8,31 +8,14 @@ import numpy as np
 
 from .._factories import randn
 from ..tensor import Tensor
-from .distribution import _SCALAR, Distribution, _as_parameters
+from .distribution import _SCALAR, LocationScale
 
 
-class Normal(Distribution):
+class Normal(LocationScale):
     """Normal (Gaussian) distributions of mean ``loc`` and standard deviation ``scale`` (tensors
     or numbers, broadcast together: the batch shape). ``rsample`` is ``loc + scale * eps``,
     differentiable in both. Follows ``torch.distributions.Normal``; raises ``ValueError`` for a
     ``scale`` that is not positive."""
-
-    has_rsample = True
-    arg_constraints = {"loc": "Real()", "scale": "GreaterThan(lower_bound=0.0)"}
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _as_parameters(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-        self._check("loc", self.loc, ~np.isnan(self.loc._data), "Real()")
-        self._check("scale", self.scale, self.scale._data > 0, "GreaterThan(lower_bound=0.0)")
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     @property
     def stddev(self) -> Tensor:
