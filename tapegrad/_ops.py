@@ -55,6 +55,10 @@ class Op:
     # float inputs run ``value_formula`` compiled instead (``forward_<name>`` in
     # ``_kernels/generated.py``), with tapegrad's vectorized math.
     compiled_forward: bool = False
+    # PyTorch's node saves something (the indices of a gather, a where's condition) that this
+    # rule reads from the tape instead: a second backward through the row raises, as PyTorch's
+    # does once it freed them (here the row saved nothing, and the gradient was added twice).
+    keeps: bool = False
 
     @property
     def replay_rule(self) -> str:
@@ -84,8 +88,10 @@ class Op:
     @property
     def saves_mask(self) -> int:
         """``saves`` as bits for the interpreter: 1 input a, 2 input b, 4 the result, 8 the
-        scalar parameter."""
-        return self.reads("a") | 2 * self.reads("b") | 4 * self.reads("out") | 8 * self.reads("scalar")
+        scalar parameter, 16 what PyTorch saves and the rule reads elsewhere (``keeps``)."""
+        return (
+            self.reads("a") | 2 * self.reads("b") | 4 * self.reads("out") | 8 * self.reads("scalar") | 16 * self.keeps
+        )
 
     @property
     def uses_aux(self) -> bool:
@@ -319,7 +325,7 @@ OPS: tuple[Op, ...] = (
     Op("minimum", BINARY, "minimum", "MinimumBackward0", np.minimum),
     # where(condition, a, b): the integer slot is the distance back to a ``mask`` row holding the
     # condition as 0/1 in the result's dtype.
-    Op("where", BINARY, "where", "WhereBackward0", np.where),  # forward: where(condition, a, b)
+    Op("where", BINARY, "where", "WhereBackward0", np.where, keeps=True),  # forward: where(condition, a, b)
     # Reductions; the parameter slot holds the scale (1 for sum, 1/n for mean) and the integer
     # slot a bit mask of the reduced dimensions.
     Op("sum", REDUCE, "sum_all", "SumBackward0", replay="sum_all"),
@@ -394,11 +400,11 @@ OPS: tuple[Op, ...] = (
     Op("promote", COPY, "cast", "ToCopyBackward0", hidden=True, replay="cast"),
     # Rows of the input picked by integer indices (kept in aux: count, then the indices):
     # ``embedding(indices, weight)`` and ``x[index_tensor]``; gradients scatter-add.
-    Op("embedding", GATHER, "gather_rows", "EmbeddingBackward0", replay="gather_rows"),
-    Op("index", GATHER, "gather_rows", "IndexBackward0", replay="gather_rows"),
+    Op("embedding", GATHER, "gather_rows", "EmbeddingBackward0", replay="gather_rows", keeps=True),
+    Op("index", GATHER, "gather_rows", "IndexBackward0", replay="gather_rows", keeps=True),
     # Element by element (rows one element wide): the indices are flat positions in the input.
-    Op("gather", GATHER, "gather_rows", "GatherBackward0", replay="gather_rows"),
-    Op("index_select", GATHER, "gather_rows", "IndexSelectBackward0", replay="gather_rows"),
+    Op("gather", GATHER, "gather_rows", "GatherBackward0", replay="gather_rows", keeps=True),
+    Op("index_select", GATHER, "gather_rows", "IndexSelectBackward0", replay="gather_rows", keeps=True),
     Op("repeat", GATHER, "gather_rows", "RepeatBackward0", replay="gather_rows"),
     Op("flip", GATHER, "gather_rows", "FlipBackward0", replay="gather_rows"),
     # x[key] = v on a recorded tensor: x and v joined, then picked back into x's shape (PyTorch
@@ -408,7 +414,7 @@ OPS: tuple[Op, ...] = (
     # A view after its storage changed in place: a pick from its root's new row.
     Op("as_strided", GATHER, "gather_rows", "AsStridedBackward0", replay="gather_rows"),
     # nll_loss: the picked log-probabilities (a hidden gather), summed and scaled by -1/count.
-    Op("nll_pick", GATHER, "gather_rows", "NllLossBackward0", hidden=True, replay="gather_rows"),
+    Op("nll_pick", GATHER, "gather_rows", "NllLossBackward0", hidden=True, replay="gather_rows", keeps=True),
     Op("nll_loss", REDUCE, "sum_all", "NllLossBackward0", shown_inputs=2, replay="sum_all"),
     # ... with class weights: the picks dotted with the targets' -weight / total weight.
     Op("nll_loss_weighted", MATMUL, "dot", "NllLossBackward0", None, replay="dot"),

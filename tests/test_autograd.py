@@ -687,3 +687,33 @@ def test_sinc_near_zero_is_the_taylor_series():
         exact = (s * np.cos(s) - np.sin(s)) / (s * s) * np.pi  # d/dx sin(pi x)/(pi x)
         exact[:2] = -(np.pi**2) * np.array([1e-20, 1e-10]) / 3  # (the series: float64 cancels too)
         np.testing.assert_allclose(g.numpy(), exact, rtol=1e-5 if dtype == tg.float32 else 1e-9, atol=1e-30)
+
+
+def _second_backwards(m):
+    F = m.nn.functional  # noqa: N806
+    cases = [
+        ("index", lambda x: x[m.tensor([0, 1])]), ("gather", lambda x: x.gather(0, m.tensor([1]))),
+        ("index_select", lambda x: x.index_select(0, m.tensor([1]))), ("where", lambda x: m.where(x > 0, x, x * 0)),
+        ("masked_fill", lambda x: x.masked_fill(x > 1, 0.0)), ("embedding", lambda x: F.embedding(m.tensor([0]), x.reshape(2, 1))),
+        ("repeat", lambda x: x.repeat(2)), ("flip", lambda x: x.flip(0)),
+    ]  # fmt: skip
+    results = []
+    for name, f in cases:
+        x = m.tensor([1.0, 2.0], requires_grad=True)
+        y = f(x).sum()
+        y.backward()
+        try:
+            y.backward()
+            results.append((name, "ran"))
+        except RuntimeError as error:
+            results.append((name, "backward through the graph a second time" in str(error)))
+    return results
+
+
+def test_a_second_backward_through_what_pytorch_frees_raises():
+    # these rows saved nothing here (the indices and conditions sit in the tape): the second
+    # backward added the gradient again, where PyTorch's has freed them and raises
+    ours = _second_backwards(tg)
+    assert ours[0] == ("index", True) and ours[-1] == ("flip", "ran")
+    torch = pytest.importorskip("torch")
+    assert ours == _second_backwards(torch)
