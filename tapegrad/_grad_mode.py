@@ -35,7 +35,7 @@ def active_recording():
 
 def _set(enabled: bool) -> None:
     # (inside inference_mode, enable_grad and set_grad_enabled(True) change nothing, as PyTorch's)
-    enabled = bool(enabled) and not state.inference
+    enabled = bool(enabled) and not (enabled and state.inference)
     if state.enabled != enabled:
         change = -1 if enabled else 1
         threads_disabled[0] += change

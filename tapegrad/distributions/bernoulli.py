@@ -6,9 +6,9 @@ import numpy as np
 
 from .. import _composites
 from .._grad_mode import no_grad
-from .._selection import clamp, where
+from .._selection import where
 from ..tensor import Size, Tensor
-from .distribution import _SCALAR, Distribution, _as_parameters
+from .distribution import _SCALAR, Distribution, _as_parameters, lazy_property, logits_to_probs, probs_to_logits
 
 
 class Bernoulli(Distribution):
@@ -36,16 +36,13 @@ class Bernoulli(Distribution):
         else:
             self._check("logits", self.logits, ~np.isnan(self.logits._data), "Real()")
 
-    def __getattr__(self, name):  # the parameter not given, computed once when first read
-        if name == "probs":
-            value = self.__dict__["probs"] = self.logits.sigmoid()
-            return value
-        if name == "logits":  # PyTorch's probs_to_logits: the probabilities kept off 0 and 1
-            eps = float(np.finfo(self.probs._data.dtype).eps)
-            p = clamp(self.probs, min=eps, max=1 - eps)
-            value = self.__dict__["logits"] = p.log() - (-p).log1p()
-            return value
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+    @lazy_property
+    def probs(self) -> Tensor:
+        return logits_to_probs(self.logits, is_binary=True)
+
+    @lazy_property
+    def logits(self) -> Tensor:
+        return probs_to_logits(self.probs, is_binary=True)
 
     @property
     def param_shape(self) -> Size:

@@ -8,7 +8,7 @@ from .._factories import multinomial, tensor
 from .._grad_mode import no_grad
 from .._selection import clamp
 from ..tensor import Size, Tensor
-from .distribution import _SCALAR, Distribution, _shape
+from .distribution import _SCALAR, Distribution, _shape, lazy_property, logits_to_probs, probs_to_logits
 
 
 class Categorical(Distribution):
@@ -44,15 +44,13 @@ class Categorical(Distribution):
         else:
             self._check("logits", self.logits, ~np.isnan(self.logits._data), "IndependentConstraint(Real(), 1)")
 
-    def __getattr__(self, name):  # the parameter not given, computed once when first read
-        if name == "probs":
-            value = self.__dict__["probs"] = self.logits.softmax(-1)
-            return value
-        if name == "logits":
-            eps = float(np.finfo(self.probs._data.dtype).eps)
-            value = self.__dict__["logits"] = clamp(self.probs, min=eps, max=1 - eps).log()
-            return value
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+    @lazy_property
+    def probs(self) -> Tensor:
+        return logits_to_probs(self.logits)
+
+    @lazy_property
+    def logits(self) -> Tensor:
+        return probs_to_logits(self.probs)
 
     @property
     def param_shape(self) -> Size:

@@ -7,6 +7,7 @@ import numpy as np
 from .. import _dtypes
 from .._factories import tensor
 from .._grad_mode import no_grad
+from .._selection import clamp
 from ..tensor import Size, Tensor
 
 
@@ -17,6 +18,36 @@ def _as_parameters(*values) -> list:
     tensors = [v if isinstance(v, Tensor) else tensor(v, dtype=dtype) for v in values]
     shape = np.broadcast_shapes(*(t._data.shape for t in tensors))
     return [t if t._data.shape == shape else t.expand(shape) for t in tensors]
+
+
+class lazy_property:  # noqa: N801 - PyTorch's name
+    """An attribute computed on its first read and kept (``torch.distributions.utils
+    .lazy_property``): a parameter given to ``__init__`` is set as the attribute itself, and the
+    others (``logits`` of ``probs``, a covariance of its Cholesky factor) come from it."""
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.compute.__name__] = self.compute(instance)
+        return value
+
+
+def probs_to_logits(probs: Tensor, is_binary: bool = False) -> Tensor:
+    """Log-probabilities of ``probs`` kept off 0 and 1 by the dtype's eps (log-odds when
+    ``is_binary``); follows ``torch.distributions.utils.probs_to_logits``."""
+    eps = float(np.finfo(probs._data.dtype).eps)
+    clamped = clamp(probs, min=eps, max=1 - eps)
+    return clamped.log() - (-clamped).log1p() if is_binary else clamped.log()
+
+
+def logits_to_probs(logits: Tensor, is_binary: bool = False) -> Tensor:
+    """``sigmoid(logits)`` when ``is_binary``, else ``softmax`` over the last dimension; follows
+    ``torch.distributions.utils.logits_to_probs``."""
+    return logits.sigmoid() if is_binary else logits.softmax(-1)
 
 
 _SCALAR = Size()  # (one draw: PyTorch's default sample_shape, torch.Size())

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._factories import randn
 from ..tensor import Tensor
-from .distribution import _SCALAR, Distribution
+from .distribution import _SCALAR, Distribution, lazy_property
 
 
 def _batch_mahalanobis(scale_tril: Tensor, diff: Tensor) -> Tensor:
@@ -52,7 +52,7 @@ class MultivariateNormal(Distribution):
         batch = tuple(_broadcast(matrix.shape[:-2], loc.shape[:-1]))
         n = loc.shape[-1]
         # The parameter given, as PyTorch keeps it (its repr names it; the others are computed)
-        self.__dict__[name] = matrix.expand(batch + (n, n))
+        setattr(self, name, matrix.expand(batch + (n, n)))
         self.loc = loc.expand(batch + (-1,))
         super().__init__(batch, loc.shape[-1:], validate_args=validate_args)
         self._check("loc", self.loc, ~np.isnan(self.loc._data), "IndependentConstraint(Real(), 1)")
@@ -73,24 +73,16 @@ class MultivariateNormal(Distribution):
         else:  # the Cholesky factor of the inverse, as PyTorch's _precision_to_scale_tril
             self._unbroadcasted_scale_tril = linalg.cholesky(linalg.inv(precision_matrix))
 
-    def __getattribute__(self, name):
-        # a parameter given (``__dict__``) is read as given, the properties compute the others
-        if name in ("covariance_matrix", "precision_matrix", "scale_tril"):
-            given = object.__getattribute__(self, "__dict__").get(name)
-            if given is not None:
-                return given
-        return object.__getattribute__(self, name)
-
-    @property
+    @lazy_property
     def scale_tril(self) -> Tensor:
         return self._unbroadcasted_scale_tril.expand(self._batch_shape + self._event_shape + self._event_shape)
 
-    @property
+    @lazy_property
     def covariance_matrix(self) -> Tensor:
         factor = self._unbroadcasted_scale_tril
         return (factor @ factor.mT).expand(self._batch_shape + self._event_shape + self._event_shape)
 
-    @property
+    @lazy_property
     def precision_matrix(self) -> Tensor:
         from .. import linalg
 
