@@ -112,6 +112,7 @@ LAYERS = {
         "nn._pointwise",  # activations with PyTorch's gradients at their break points
         "nn._losses",  # distances and the losses built on them
         "nn._more_functional",  # 1-d pools, resampling, pixel shuffles, shrinks, more losses
+        "nn._sampling",  # affine_grid and grid_sample
         "nn._more_modules",  # their modules, padding modules, ParameterDict
         "nn._recurrent",
         "nn._attention",

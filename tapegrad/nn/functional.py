@@ -76,6 +76,7 @@ from ._pointwise import (  # noqa: F401 - the public names
     selu,
     softsign,
 )
+from ._sampling import affine_grid, grid_sample  # noqa: F401 - the public names
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002 - PyTorch's names
