@@ -332,6 +332,7 @@ inverse = _module_function("inverse")
 for _name in ("det", "logdet", "slogdet", "cholesky", "cholesky_inverse", "pinverse", "matrix_exp"):
     globals()[_name] = _module_function(_name)
 svd = linalg._torch_svd
+qr = linalg._torch_qr
 true_divide = _div
 sgn = _module_function("sgn")
 cholesky_solve = linalg.cholesky_solve

@@ -369,6 +369,60 @@ class Svd(Function):
         return (grad_A if extra is None else grad_A + extra), None
 
 
+class Qr(Function):
+    """``Q, R`` with ``A = Q R``: orthonormal columns and an upper triangle, LAPACK's signs (as
+    PyTorch's); ``mode`` "reduced", "complete" or "r" (Q then empty)."""
+
+    @staticmethod
+    def forward(ctx, A, mode):  # noqa: N803
+        data = A._data
+        if mode == "r":
+            Q, R = np.zeros(0, data.dtype), np.linalg.qr(data, mode="r")  # noqa: N806
+        else:
+            Q, R = np.linalg.qr(data, mode=mode)  # noqa: N806
+        Q, R = _wrap(Q.astype(data.dtype, copy=False)), _wrap(R.astype(data.dtype, copy=False))  # noqa: N806
+        ctx.mode, ctx.rows = mode, data.shape[-2]
+        ctx.save_for_backward(Q, R)
+        ctx.set_materialize_grads(False)  # (an unused output's gradient: None)
+        return Q, R
+
+    @staticmethod
+    def backward(ctx, grad_Q, grad_R):  # noqa: N803
+        # PyTorch's linalg_qr_backward. Tall or square (m >= n), with M = R gR^T - gQ^T Q:
+        # gA = (gQ + Q copyltu(M)) R^-T, copyltu(M) the symmetric matrix of M's lower triangle.
+        # Wide (m < n): A = [X | Y], R = [U | V] with X = Q U, Y = Q V: gY = Q gV, and X's
+        # gradient is the square case's with gQ + Y gV^T for gQ.
+        if ctx.mode == "r":
+            raise RuntimeError(
+                "The derivative of linalg.qr depends on Q, which is not computed when mode='r'. Please use "
+                "linalg.qr(A, mode='reduced') if you are going to differentiate through linalg.qr."
+            )
+        Q, R = ctx.saved_tensors  # noqa: N806
+        m, n = ctx.rows, R.shape[-1]
+        if ctx.mode == "complete" and m > n:
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+        if m >= n:
+            return _qr_square_backward(Q, R, grad_Q, grad_R), None
+        U, V = R[..., :m], R[..., m:]  # noqa: N806
+        grad_U, grad_V = (None, None) if grad_R is None else (grad_R[..., :m], grad_R[..., m:])  # noqa: N806
+        if grad_V is not None:
+            through_Y = (Q @ V) @ grad_V.mT  # noqa: N806
+            grad_Q = through_Y if grad_Q is None else grad_Q + through_Y  # noqa: N806
+        grad_X = _qr_square_backward(Q, U, grad_Q, grad_U)  # noqa: N806
+        grad_Y = Q @ grad_V if grad_V is not None else 0.0 * (Q @ V)  # noqa: N806
+        return cat([grad_X, grad_Y], -1), None
+
+
+def _qr_square_backward(Q: Tensor, R: Tensor, grad_Q, grad_R) -> Tensor:  # noqa: N803
+    M = 0.0 * (R @ R.mT) if grad_R is None else R @ grad_R.mT  # noqa: N806
+    if grad_Q is not None:
+        M = M - grad_Q.mT @ Q  # noqa: N806
+    below = M.tril(-1)
+    symmetric = below + below.mT + M * _identity(M.shape[-1], M)
+    total = Q @ symmetric if grad_Q is None else grad_Q + Q @ symmetric
+    return SolveTriangular.apply(R.mT, total, False, False, False)
+
+
 class Pinv(Function):
     """The Moore-Penrose pseudo-inverse, singular values below ``rtol`` times the largest (and
     below ``atol``) taken as zero."""

@@ -8,6 +8,8 @@ signatures, named tuples and errors."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import _composites, return_types
@@ -20,6 +22,7 @@ from ._decompositions import (
     LinAlgError,
     MatrixExp,
     Pinv,
+    Qr,
     Slogdet,
     Solve,
     SolveTriangular,
@@ -407,6 +410,38 @@ def _torch_svd(self, some: bool = True, compute_uv: bool = True) -> tuple:
     return return_types.svd(U, S, Vh.mT)
 
 
+def qr(A: Tensor, mode: str = "reduced", *, out=None):  # noqa: N803
+    """``(Q, R)`` with ``A = Q R`` for matrices (..., m, n): ``Q`` (..., m, k) with orthonormal
+    columns and ``R`` (..., k, n) upper triangular, ``k = min(m, n)`` ("reduced"); ``k = m``
+    ("complete"); "r": ``R`` alone, ``Q`` empty. LAPACK's signs, as PyTorch's. Follows
+    ``torch.linalg.qr``; differentiable as PyTorch's is (a backward raises ``RuntimeError`` for
+    "r", and for "complete" with m > n, where ``Q`` is not determined by ``A``)."""
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(
+            f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', or 'complete'"
+        )
+    A = _matrices(A, "linalg.qr", square=False)  # noqa: N806
+    Q, R = Qr.apply(A, mode)  # noqa: N806
+    return return_types.linalg_qr(Q, R)
+
+
+def _torch_qr(self, some: bool = True):
+    """``torch.qr``: ``linalg.qr`` reduced, or complete with ``some=False`` (deprecated, as in
+    PyTorch, which warns)."""
+    warnings.warn(_QR_DEPRECATED, UserWarning, stacklevel=2)
+    Q, R = qr(self, "reduced" if some else "complete")  # noqa: N806
+    return return_types.qr(Q, R)
+
+
+_QR_DEPRECATED = (
+    "torch.qr is deprecated in favor of torch.linalg.qr and will be removed in a future PyTorch release.\n"
+    "The boolean parameter 'some' has been replaced with a string parameter 'mode'.\n"
+    "Q, R = torch.qr(A, some)\n"
+    "should be replaced with\n"
+    "Q, R = torch.linalg.qr(A, 'reduced' if some else 'complete')"
+)
+
+
 def pinv(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) -> Tensor:  # noqa: N803
     """The Moore-Penrose pseudo-inverse (..., n, m) of matrices (..., m, n); singular values at
     or below ``max(atol, rtol * largest)`` count as zero (``rtol`` defaults to ``eps *
@@ -558,6 +593,7 @@ install(
         "logdet": lambda self: logdet(self),
         "slogdet": _torch_slogdet,
         "svd": _torch_svd,
+        "qr": _torch_qr,
         "pinverse": _pinverse,
         "matrix_exp": lambda self: matrix_exp(self),
         "matrix_power": lambda self, n: matrix_power(self, n),
@@ -583,6 +619,7 @@ __all__ = [
     "multi_dot",
     "norm",
     "pinv",
+    "qr",
     "slogdet",
     "solve",
     "solve_triangular",

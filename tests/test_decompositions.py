@@ -68,6 +68,10 @@ CASES = {
     "svd tall": (_svd_invariant, RNG.standard_normal((5, 3))),
     "svd wide": (_svd_invariant, RNG.standard_normal((3, 5))),
     "svdvals": (lambda m, a: m.linalg.svdvals(a), RNG.standard_normal((4, 3))),
+    "qr tall": (lambda m, a: tuple(m.linalg.qr(a)), RNG.standard_normal((5, 3))),
+    "qr wide": (lambda m, a: tuple(m.linalg.qr(a)), RNG.standard_normal((3, 5))),
+    "qr square complete, batched": (lambda m, a: tuple(m.linalg.qr(a, "complete")), RNG.standard_normal((2, 3, 3))),
+    "qr, R alone": (lambda m, a: m.linalg.qr(a).R, RNG.standard_normal((4, 3))),
     "pinv tall": (lambda m, a: m.linalg.pinv(a), RNG.standard_normal((5, 3))),
     "pinverse wide": (lambda m, a: m.pinverse(a), RNG.standard_normal((2, 4))),
     "lstsq": (lambda m, a, b: m.linalg.lstsq(a, b).solution, RNG.standard_normal((6, 3)), RNG.standard_normal((6, 2))),
@@ -235,6 +239,27 @@ def test_errors_are_pytorchs():
         tg.linalg.multi_dot([tg.ones(2, 2)])
     with pytest.raises(tg.linalg.LinAlgError, match="non-finite values"):
         tg.linalg.svd(tg.tensor([[float("nan"), 1.0], [1.0, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    "mode, shape, message",
+    [
+        ("r", (4, 3), "not computed when mode='r'"),
+        ("complete", (4, 3), "not differentiable when mode='complete' and nrows > ncols"),
+    ],
+)
+def test_qr_backward_refuses_where_q_is_not_determined_as_pytorchs(mode, shape, message):
+    a = tg.tensor(RNG.standard_normal(shape), requires_grad=True)
+    q, r = tg.linalg.qr(a, mode)
+    assert tuple(q.shape) == ((0,) if mode == "r" else (4, 4))
+    with pytest.raises(RuntimeError, match=message):
+        r.sum().backward()
+    with pytest.raises(RuntimeError, match="qr received unrecognized mode 'full'"):
+        tg.linalg.qr(a, "full")
+    assert tg.linalg.qr(a)._fields == ("Q", "R")
+    with pytest.warns(UserWarning, match="torch.qr is deprecated"):
+        assert tuple(a.qr(some=False).Q.shape) == (4, 4)
+        assert tg.qr(a)._fields == ("Q", "R")
 
 
 def test_an_output_changed_in_place_fails_the_backward():
