@@ -1568,3 +1568,32 @@ def test_histogram_out_resize_as_and_unfold_of_a_scalar():
     x = tg.tensor(5.0)
     x.unfold(0, 1, 1).fill_(7.0)  # a view: the change reaches x
     assert x.item() == 7.0
+
+
+_TOP_LEVEL = {  # torch.<name> as torch.nn.functional.<name>: the same arguments, positional
+    "avg_pool1d": lambda m, x: m.avg_pool1d(x, 3, 2, 1, True, False),
+    "max_pool1d": lambda m, x: m.max_pool1d(x, 2, 1, 0, 2),
+    "conv_transpose1d": lambda m, x: m.conv_transpose1d(x, m.ones(3, 2, 3, dtype=m.float64) * 0.5, None, 2, 1),
+    "pixel_shuffle": lambda m, x: m.pixel_shuffle(x.reshape(1, 4, 2, 3), 2),
+    "pixel_unshuffle": lambda m, x: m.pixel_unshuffle(x.reshape(1, 2, 2, 6), 2),
+    "prelu": lambda m, x: m.prelu(x, m.tensor([0.25, -0.5, 2.0], dtype=m.float64)),
+    "selu": lambda m, x: m.selu(x),
+    "celu": lambda m, x: m.celu(x, 0.5),
+    "hardshrink": lambda m, x: m.hardshrink(x, 0.3),
+    "pairwise_distance": lambda m, x: m.pairwise_distance(x, x.flip(-1), 1.0, 1e-6, True),
+    "cosine_similarity": lambda m, x: m.cosine_similarity(x, x.flip(-1), 1),
+    "bilinear": lambda m, x: m.bilinear(x[0], x[0].flip(-1), m.ones(2, 8, 8, dtype=m.float64) * 0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(_TOP_LEVEL))
+def test_top_level_functional_aliases_follow_pytorch(name):
+    def program(m):
+        x = m.tensor(np.sin(np.arange(24.0)).reshape(1, 3, 8)[:, :, :8], requires_grad=True)
+        out = _TOP_LEVEL[name](m, x)
+        out.square().sum().backward()
+        return out, x.grad
+
+    ours, theirs = _both(program)
+    np.testing.assert_allclose(np.array(ours[0][1]), np.array(theirs[0][1]), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.array(ours[1][1]), np.array(theirs[1][1]), rtol=1e-12, atol=1e-14)
