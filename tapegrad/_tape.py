@@ -69,6 +69,12 @@ _WHERE_OPCODE = next(code for code, op in enumerate(OPS) if op.name == "where") 
 # looked (no in-place change anywhere since) skips checking their versions at backward time.
 inplace_epoch = [0]
 
+# ``autograd.graph.saved_tensors_hooks``: each thread's stack of (pack, unpack) pairs, and how
+# many are open in any thread, which ``Tape.track`` reads before looking further.
+saved_tensor_hooks = threading.local()
+saved_hooks_open = [0]
+packed_ever = [False]  # whether any tape has held a packed value: ``engine`` looks only then
+
 # -- collection of unreachable rows (``Tape.collect``) ----------------------------------------
 # A tape is looked at for rows nobody can reach once it holds this many (and again each time it
 # has doubled since): the look costs O(rows), so doubling keeps it O(1) a row.
@@ -135,6 +141,7 @@ _COLLECTS_UNDER = {
     ("_linalg.py", "matmul"),
     ("_linalg.py", "_matmul_operator"),
     ("engine.py", "run_backward"),
+    ("engine.py", "_backward"),
     ("gradients.py", "_tensor_backward"),
     ("_tape.py", "exclusive_function"),  # ``exclusive``: it holds nothing, what it wraps is looked at too
 }
@@ -298,6 +305,7 @@ class Tape:
         "captured",
         "shared",
         "versions",
+        "packed",
         "checked_epoch",
         "refs",
         "collect_at",
@@ -353,6 +361,8 @@ class Tape:
         self.shared = None  # inside tapegrad.record: _shared_storage.SharedStorage
         # consumer row -> [(version counter of a tensor it saved, its version then, saved row)]
         self.versions: dict = {}
+        # saved row -> [(unpack hook, what the pack hook returned)] (``saved_tensors_hooks``)
+        self.packed: dict | None = None
         # Values saved from now on carry their current versions: none can have changed before now.
         self.checked_epoch = inplace_epoch[0]
         # row -> weak reference to the tensor holding it, or a list of them when several do
@@ -541,6 +551,8 @@ class Tape:
             self.hooks = renumbered(self.hooks)
         if self.node_names:
             self.node_names = renumbered(self.node_names)
+        if self.packed:
+            self.packed = renumbered(self.packed)
         if self.bypassed:
             self.bypassed = {new[row] for row in self.bypassed if live[row]}
         if self.versions:
@@ -638,11 +650,34 @@ class Tape:
     def track(self, consumer: int, saved_row: int, tensor) -> None:
         """Remember that row ``consumer`` saved ``saved_row``'s value as ``tensor`` at its current
         version: if the tensor is changed in place before a backward reaches ``consumer``, that
-        backward raises PyTorch's error instead of differentiating other values."""
+        backward raises PyTorch's error instead of differentiating other values. Under
+        ``saved_tensors_hooks``, the pack hook takes it instead, and no version is checked: the
+        backward reads what the unpack hook returns (``engine``), as PyTorch's does."""
+        if saved_hooks_open[0]:
+            stack = getattr(saved_tensor_hooks, "stack", None)
+            if stack:
+                self._pack(saved_row, tensor, stack)
+                return
         counter = tensor._version_counter
         if counter is None:
             counter = tensor._version_counter = [0]
         self.versions.setdefault(consumer, []).append((counter, counter[0], saved_row))
+
+    def _pack(self, saved_row: int, tensor, stack: list) -> None:
+        if self.replay_values is not None:
+            raise NotImplementedError(
+                "saved_tensors_hooks inside tapegrad.record is not supported: a replay would not run the hooks"
+            )
+        pack, unpack = stack[-1]
+        saved_tensor_hooks.stack = []  # off inside the pack hook, as PyTorch's: an op it runs saves as usual
+        try:
+            packed = pack(tensor)
+        finally:
+            saved_tensor_hooks.stack = stack
+        if self.packed is None:
+            self.packed = {}
+            packed_ever[0] = True
+        self.packed.setdefault(saved_row, []).append((unpack, packed))
 
     def modified_rows(self, n_rows: int, epoch: int):
         """{consumer row: (counter, version when saved, saved row)} for saved tensors changed
@@ -827,6 +862,11 @@ class Tape:
                     for row, entries in other.versions.items()
                 }
             )
+        if other.packed:
+            if self.packed is None:
+                self.packed = {}
+            for row, entries in other.packed.items():
+                self.packed.setdefault(redirected.get(row + shift, row + shift), []).extend(entries)
         self.freed = _NO_ROWS if freed is None else freed
         self.checked_epoch = min(self.checked_epoch, other.checked_epoch)  # other's changes count too
         other.merged_into = self
@@ -840,6 +880,7 @@ class Tape:
         other.leaf_copies = None
         other.functions = {}
         other.node_names = None
+        other.packed = None
         other.bypassed = None
         other.refs = {}
         other.nodes = None

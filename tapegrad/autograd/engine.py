@@ -7,6 +7,7 @@ into its ``.grad``. It never loops over tape rows in Python.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -22,10 +23,12 @@ from .._tape import (
     OPCODE_MASK,
     ROW_BYTES,
     ROW_WIDTH,
+    address_of,
     backwards_running,
     inplace_epoch,
     join,
     outside_lock,
+    packed_ever,
     resolve,
     serialized,
 )
@@ -143,6 +146,15 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
             "backward() and autograd.grad inside tapegrad.record are not supported yet: a replay would "
             "reuse the gradients of the recording's inputs (Tape.value_and_grad differentiates the tape)"
         )
+    if packed_ever[0]:
+        tapes = {id(tape): tape for tape in (resolve(root) for root in roots if root._tape is not None) if tape.packed}
+        if tapes:
+            with _unpacked(list(tapes.values())):
+                return _backward(roots, gradients, retain_graph, create_graph, collect)
+    return _backward(roots, gradients, retain_graph, create_graph, collect)
+
+
+def _backward(roots, gradients, retain_graph, create_graph: bool, collect) -> None:
     if create_graph:
         from .higher_order import run_create_graph
 
@@ -172,6 +184,48 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
         _run_backward(roots, gradients, retain, collect)
     finally:
         backwards_running[0] -= 1
+
+
+@contextlib.contextmanager
+def _unpacked(tapes: list):
+    """For one backward, each value a ``saved_tensors_hooks`` pack hook took is read from what
+    its unpack hook returns (each hook called once, as PyTorch calls each per saved tensor),
+    cast to the value's dtype as PyTorch's kernels would read it. ``TypeError`` for an unpack
+    hook that returns no tensor (PyTorch's message), ``RuntimeError`` for one of another shape."""
+    replaced = []  # (tape, row, address before)
+    held = []
+    try:
+        for tape in tapes:
+            for row, entries in list(tape.packed.items()):
+                value = None
+                for unpack, packed in entries:
+                    result = unpack(packed)
+                    if not isinstance(result, Tensor):
+                        raise TypeError(
+                            "Output of saved tensor unpack_hook expected to be a Tensor but got result of type "
+                            f"{type(result).__name__}"
+                        )
+                    value = result if value is None else value
+                shape = tape.shape_of(row)
+                if tuple(value._data.shape) != shape:
+                    raise RuntimeError(
+                        f"saved tensor unpack_hook returned a tensor of shape {list(value._data.shape)} for a saved "
+                        f"tensor of shape {list(shape)}"
+                    )
+                dtype = CODE_DTYPES[tape.layout_table[4 * tape.layout_of(row)]]
+                data = np.ascontiguousarray(value._data, dtype=dtype)
+                address = address_of(data)
+                if tape.saved.get(row) != address:
+                    replaced.append((tape, row, tape.saved.get(row)))
+                    tape.saved[row] = address
+                    held.append(data)
+        yield
+    finally:
+        for tape, row, address in reversed(replaced):
+            if address is None:
+                tape.saved.pop(row, None)
+            else:
+                tape.saved[row] = address
 
 
 def _run_backward(roots, gradients, retain: bool, collect) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 from .._indexing import refresh_view
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPCODE, OPS, VIEW
-from .._tape import NO_GRAD, OPCODE_MASK, ROW_WIDTH, Tape, resolve
+from .._tape import NO_GRAD, OPCODE_MASK, ROW_WIDTH, Tape, resolve, saved_hooks_open, saved_tensor_hooks
 from ..tensor import install
 
 
@@ -180,3 +181,55 @@ def _grad_fn(self):
 
 
 install({"grad_fn": property(_grad_fn)})
+
+
+class saved_tensors_hooks:  # noqa: N801 - PyTorch's name
+    """Inside, each tensor an op saves for its backward goes through ``pack_hook(tensor)``
+    (any object), and the backward reads ``unpack_hook(packed)`` (a tensor of the saved one's
+    shape; cast to its dtype) in its place, as ``torch.autograd.graph.saved_tensors_hooks``.
+    Hooks nest (the innermost applies), are per thread, and are off inside a pack hook. As in
+    PyTorch, a saved tensor changed in place is not reported: the unpacked value is used.
+    Differences: tapegrad saves a tensor once per op that reads it (``x * x`` packs ``x``
+    once, PyTorch twice), the tape keeps its own reference to the saved value (packing into
+    another place frees no memory), and ``tapegrad.record`` raises ``NotImplementedError``."""
+
+    def __init__(self, pack_hook, unpack_hook):
+        self.pack_hook = pack_hook
+        self.unpack_hook = unpack_hook
+
+    def __enter__(self):
+        message = getattr(saved_tensor_hooks, "disabled", None)
+        if message is not None:
+            raise RuntimeError(message)
+        stack = getattr(saved_tensor_hooks, "stack", None)
+        if stack is None:
+            stack = saved_tensor_hooks.stack = []
+        stack.append((self.pack_hook, self.unpack_hook))
+        saved_hooks_open[0] += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        saved_tensor_hooks.stack.pop()
+        saved_hooks_open[0] -= 1
+        return False
+
+
+class save_on_cpu(saved_tensors_hooks):  # noqa: N801
+    """Saved tensors kept in CPU memory: every tapegrad tensor is already there, so the hooks
+    pass them through; follows ``torch.autograd.graph.save_on_cpu`` (``pin_memory`` and
+    ``device_type`` accepted, changing nothing)."""
+
+    def __init__(self, pin_memory: bool = False, device_type: str = "cuda"):
+        super().__init__(lambda tensor: tensor, lambda tensor: tensor)
+
+
+@contextlib.contextmanager
+def disable_saved_tensors_hooks(error_message: str):
+    """Inside, entering ``saved_tensors_hooks`` raises ``RuntimeError(error_message)``; follows
+    ``torch.autograd.graph.disable_saved_tensors_hooks``."""
+    before = getattr(saved_tensor_hooks, "disabled", None)
+    saved_tensor_hooks.disabled = error_message
+    try:
+        yield
+    finally:
+        saved_tensor_hooks.disabled = before
