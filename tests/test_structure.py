@@ -127,6 +127,7 @@ LAYERS = {
         "optim.lr_scheduler",
         "optim.optimizer",
         "optim.lbfgs",
+        "optim.swa_utils",  # weight averaging (SWA, EMA), its lr schedule, batch-norm statistics
         "_decompositions",  # torch.linalg's LAPACK routines as autograd.Functions
         "linalg",  # torch.linalg: norms, and the decompositions' public functions
         "distributions",  # torch.distributions: compositions of recorded ops, a module each

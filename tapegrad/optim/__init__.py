@@ -18,7 +18,7 @@ import numpy as np
 from .. import _grad_mode
 from .._record import _bump_version
 from ..tensor import Tensor, _wrap
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from .lbfgs import LBFGS
 from .optimizer import (
     Optimizer,
@@ -338,7 +338,7 @@ class AdamW(Adam):
             group["decoupled_weight_decay"] = True
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler", "swa_utils"]
 
 
 class RMSprop(Optimizer):
