@@ -47,7 +47,17 @@ channels_last_3d = memory_format("channels_last_3d")
 
 def hypot(input: Tensor, other) -> Tensor:  # noqa: A002 - PyTorch's names
     """``sqrt(input**2 + other**2)``, broadcast; follows ``torch.hypot``."""
-    return name_node((input * input + other * other).sqrt(), "HypotBackward0")
+    # Scaled by the larger magnitude (a constant of the graph; the gradient is still x / h):
+    # squared as they are, float32 overflowed beyond 1.8e19 (inf for 3e19 and 4e19) and
+    # underflowed below 1e-19 (0, with an infinite gradient). An infinite operand gives inf.
+    other_data = other._data if isinstance(other, Tensor) else np.asarray(other, input._data.dtype)
+    scale = np.fmax(np.abs(input._data), np.abs(other_data))  # (fmax: an inf beside a NaN is inf)
+    infinite = np.isinf(scale)
+    scale = _wrap(np.where((scale == 0) | infinite | np.isnan(scale), 1, scale).astype(scale.dtype, copy=False))
+    scaled = ((input / scale) ** 2 + (other / scale) ** 2).sqrt() * scale
+    if infinite.any():
+        scaled = where(_wrap(infinite), math.inf, scaled)
+    return name_node(scaled, "HypotBackward0")
 
 
 def logit(input: Tensor, eps=None) -> Tensor:  # noqa: A002
@@ -80,7 +90,7 @@ def sinc(input: Tensor) -> Tensor:  # noqa: A002
     # gave -6.9e13), and a constant 1 at 0 gave a second derivative of 0 (exact: -pi^2/3).
     near = input.abs() < 0.01 / math.pi
     scaled = where(near, 1.0, input) * math.pi
-    s2 = (input * math.pi) ** 2
+    s2 = (where(near, input, 0.0) * math.pi) ** 2  # (of every x, it overflowed: NaN gradients beyond 6e18)
     series = 1.0 - s2 / 6.0 + s2 * s2 / 120.0
     return name_node(where(near, series, scaled.sin() / scaled), "SincBackward0")
 

@@ -181,9 +181,13 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     if beta == 1.0 and threshold == 20.0:
         return input.softplus()  # one row (its own threshold is PyTorch's default)
     scaled = input * beta
-    # The row's own cut at 20 is inside the where's other branch: above ``threshold`` x is
-    # taken as it is, below it softplus(beta x) / beta (for beta x above 20 that is x too).
-    return _where(scaled > threshold, input, scaled.softplus() / beta)
+    # Above ``threshold`` x is taken as it is, below it softplus(beta x) / beta. The row has a
+    # cut of its own at 20, above which it is x too: with a larger threshold, beta x + exp(-beta x)
+    # there (softplus to float64's last digit; the row's x was 4e5 ulp off at 22).
+    below = scaled.softplus()
+    if threshold > 20.0:
+        below = _where(scaled > 20.0, scaled + (-scaled).exp(), below)
+    return _where(scaled > threshold, input, below / beta)
 
 
 def _implicit_dim(name: str, ndim: int) -> int:
@@ -529,11 +533,12 @@ def binary_cross_entropy(
     interior = input * (1 - input) >= _BCE_EPSILON  # (recorded: a replay decides it per input)
     # Eagerly, the usual case takes the logs alone. A recording takes both cases with no guard,
     # so that a replay where a sigmoid saturates needs no second tape.
+    # (log1p(-p), as PyTorch's: log(1 - p) lost digits for small p: 0.7% of the loss at 3e-7)
     if active_recording() is None and interior.all():
-        loss = -(target * input.log() + (1 - target) * (1 - input).log())
+        loss = -(target * input.log() + (1 - target) * (-input).log1p())
     else:
         safe = _where(interior, input, 0.5)
-        inside = -(target * safe.log() + (1 - target) * (1 - safe).log())
+        inside = -(target * safe.log() + (1 - target) * (-safe).log1p())
         p, t = input.detach(), target.detach()
         with np.errstate(divide="ignore", invalid="ignore"):  # log(0), and inf * 0 in ``carrier``
             log_p, log_q = p.log(), (-p).log1p()
@@ -558,7 +563,8 @@ def binary_cross_entropy_with_logits(
     pos_weight: Tensor | None = None,
 ) -> Tensor:
     """binary_cross_entropy(sigmoid(input), target) without its overflow:
-    (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x); follows
+    (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), computed as (1 - t) softplus(x) +
+    pos_weight t softplus(-x), equal to it, whose terms never cancel; follows
     ``torch.nn.functional.binary_cross_entropy_with_logits``. ``input`` and ``target`` of one
     shape, ``weight`` broadcast to it, ``pos_weight`` broadcast along the last dimension.
 
@@ -576,8 +582,11 @@ def binary_cross_entropy_with_logits(
                 "The function 'binary_cross_entropy_with_logits' is not differentiable with respect to argument "
                 f"'{argument}'. This input cannot have requires_grad True."
             )
-    log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
-    loss = (1 - target) * input + log_weight * softplus(-input)
+    # Each term stays small where the loss is (a confident, right prediction): the form above
+    # cancelled there, x + softplus(-x) for t = 0 and x = -8 kept three float32 digits, and its
+    # gradient 1 - sigmoid(-x) as few; softplus(x) and sigmoid(x) keep them all.
+    positive = target if pos_weight is None else pos_weight * target
+    loss = (1 - target) * input.softplus() + positive * (-input).softplus()
     if weight is not None:
         loss = loss * weight
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
