@@ -72,3 +72,71 @@ def test_sinc_of_a_huge_argument_has_a_finite_gradient():
     assert np.isfinite(x.grad.numpy()).all()
     exact = (np.cos(np.pi * 0.5) * np.pi * 0.5 - np.sin(np.pi * 0.5)) / (np.pi * 0.5**2)
     np.testing.assert_allclose(x.grad.numpy()[2], exact, rtol=1e-6)
+
+
+def _offset_data(shape, dtype=np.float32, offset=1e4, seed=0):
+    return (offset + np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+
+
+def test_var_gradient_of_offset_data_keeps_its_digits():
+    # the mean was summed in float32: every element of a 10^6 gradient was -2.6e-4 (exact 7e-7)
+    data = _offset_data(200_000)
+    x = tg.tensor(data, requires_grad=True)
+    x.var().backward()
+    exact = 2 * (data.astype(np.float64) - data.astype(np.float64).mean()) / (data.size - 1)
+    assert np.linalg.norm(x.grad.numpy() - exact) / np.linalg.norm(exact) < 1e-6
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_float32_sums_over_leading_dimensions_and_their_gradients(keepdim):
+    data = _offset_data((200_000, 4))
+    exact = data.astype(np.float64).mean(0, keepdims=keepdim)
+    np.testing.assert_allclose(tg.tensor(data).mean(0, keepdim=keepdim).numpy(), exact, rtol=2e-7)
+    np.testing.assert_allclose(tg.tensor(data).sum((0,)).numpy(), data.astype(np.float64).sum(0), rtol=2e-7)
+    middle = data.reshape(1000, 200, 4)  # over the first and last: numpy in float64
+    np.testing.assert_allclose(tg.tensor(middle).sum((0, 2)).numpy(), middle.astype(np.float64).sum((0, 2)), rtol=2e-7)
+    np.testing.assert_allclose(
+        tg.tensor(data).logsumexp(0).numpy(),
+        np.log(np.exp(data - data.max(0)).astype(np.float64).sum(0)) + data.max(0),
+        rtol=2e-7,
+    )
+    # a bias's gradient: the sum of the rows of the gradient reaching it
+    upstream = _offset_data((200_000, 4), offset=1.0, seed=1)
+    bias = tg.zeros(4, requires_grad=True)
+    ((tg.tensor(data) + bias) * tg.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(bias.grad.numpy(), upstream.astype(np.float64).sum(0), rtol=2e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_replayed_sums_are_as_accurate_as_eager(dtype):
+    data = _offset_data((4, 250_000), dtype, offset=1.0)
+    other = _offset_data(250_000, dtype, offset=1.0, seed=1)
+    functions = {
+        "sum(1)": lambda x, y: x.sum(1),
+        "sum(0)": lambda x, y: x.sum(0),
+        "dot": lambda x, y: tg.dot(x[0], y).reshape(1),
+        "logsumexp(1)": lambda x, y: x.logsumexp(1),
+    }
+    wide = data.astype(np.longdouble)
+    exact = {
+        "sum(1)": wide.sum(1),
+        "sum(0)": wide.sum(0),
+        "dot": np.array([(wide[0] * other.astype(np.longdouble)).sum()]),
+        "logsumexp(1)": np.log(np.exp(wide).sum(1)),
+    }
+    eps = np.finfo(dtype).eps
+    for name, function in functions.items():
+        replayed = tg.record(function, data, other)(data, other)
+        eager = function(tg.tensor(data), tg.tensor(other)).numpy()
+        error, eager_error = _relative(np.asarray(replayed), exact[name]), _relative(eager, exact[name])
+        assert error <= max(4 * eager_error, 8 * eps), name
+
+
+def test_a_quotients_gradient_in_its_divisor_divides_twice():
+    # -g a / (b * b): b * b under- or overflowed first
+    a = tg.tensor([1.24348e-20, 1e30])
+    b = tg.tensor([8.46102e-25, 1e20], requires_grad=True)
+    (a / b).sum().backward()
+    np.testing.assert_allclose(
+        b.grad.numpy(), -(np.array([1.24348e-20, 1e30]) / [8.46102e-25, 1e20]) / [8.46102e-25, 1e20], rtol=1e-6
+    )

@@ -386,7 +386,7 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
                 v = x[start : start + period]
                 t = gb[start : start + period]
                 for i in range(len(t)):
-                    t[i] += -h[i] * v[i] / (y[i] * y[i])
+                    t[i] += -h[i] * ((v[i] / y[i]) / y[i])  # (y * y under- or overflowed first: PyTorch's order)
     elif rule == POW:
         x = value_at(addresses[a], numel, grad)
         e = value_at(addresses[b], numel, grad)
@@ -821,16 +821,23 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
                 elif rule == PROD:
                     _prod_group(x, ga, g[at], y[at], base, extent, inner)
                 elif rule == VAR or rule == STD:
-                    mean = zero
-                    for k in range(extent):
-                        mean += x[base + k * inner]
-                    mean = mean / grad.dtype.type(extent)
                     dof = grad.dtype.type(extent) - s  # s: the correction (1 is Bessel's)
                     if rule == STD and y[at] == zero:
                         continue  # PyTorch's gradient of a zero std is zero, not 0/0
                     scale = (one + one) / dof if rule == VAR else one / (dof * y[at])
+                    # The mean in float64, refined by a second pass, and each x - mean there too:
+                    # summed in the dtype, float32 data offset by 1e4 gave every element the same
+                    # wrong gradient (1e6 of them: -2.6e-4, exact 7e-7).
+                    mean = 0.0
                     for k in range(extent):
-                        ga[base + k * inner] += g[at] * scale * (x[base + k * inner] - mean)
+                        mean += np.float64(x[base + k * inner])
+                    mean /= extent
+                    residual = 0.0
+                    for k in range(extent):
+                        residual += np.float64(x[base + k * inner]) - mean
+                    mean += residual / extent
+                    for k in range(extent):
+                        ga[base + k * inner] += g[at] * scale * grad.dtype.type(np.float64(x[base + k * inner]) - mean)
                 else:  # NORM, of order s
                     _norm_group(x, ga, g[at], y[at], s, base, extent, inner)
     return True

@@ -89,6 +89,7 @@ def _total(values, start, count):
     4 cycles an element: 4.2 us for a (128, 64) weight, now 1.1 us (float32)."""
     zero = values.dtype.type(0)
     total = 0.0
+    compensation = 0.0
     values = values[start : start + count]  # indexed from 0: see batched._copy
     blocks = count // 128
     for block in range(blocks):
@@ -104,10 +105,18 @@ def _total(values, start, count):
             t5 += values[i + 5]
             t6 += values[i + 6]
             t7 += values[i + 7]
-        total += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+        # the blocks' sums compensated (Neumaier): added in sequence, 10^7 float64 elements
+        # kept 75x fewer digits than numpy's pairwise sum
+        block_sum = np.float64(((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7)))
+        running = total + block_sum
+        if abs(total) >= abs(block_sum):
+            compensation += (total - running) + block_sum
+        else:
+            compensation += (block_sum - running) + total
+        total = running
     for i in range(128 * blocks, count):
         total += values[i]
-    return total
+    return total + compensation
 
 
 @inline
@@ -291,9 +300,27 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
     elif rule == SUM_DIM:
         shape = _shape(layouts, dims, rows[a, 4])
         out[:] = zero
-        strided_accumulate(
-            out, ORIGIN, reduced_strides(shape, rows[r, 3]), x, ORIGIN, contiguous_strides(shape), shape, one
-        )
+        mask = rows[r, 3]
+        leading = 0  # the sum is over the leading dimensions alone when mask is 0b0..01..1
+        while (mask >> leading) & 1:
+            leading += 1
+        ndim = len(shape)
+        trailing = 0  # the sum is over the trailing dimensions alone when mask is 0b1..10..0
+        while (mask >> (ndim - 1 - trailing)) & 1 and trailing < ndim:
+            trailing += 1
+        if values.itemsize == 4 and leading > 0 and mask == (1 << leading) - 1:  # eager's float64 column totals
+            normalization.column_totals(x, numel, out)
+        elif trailing > 0 and mask == (1 << ndim) - (1 << (ndim - trailing)):  # rows: summed as sum() sums
+            width = numel_a // numel if numel else 0
+            for i in range(numel):
+                if values.itemsize == 4:
+                    out[i] = normalization.total(x[i * width : (i + 1) * width])
+                else:
+                    out[i] = _total(x, i * width, width)
+        else:
+            strided_accumulate(
+                out, ORIGIN, reduced_strides(shape, mask), x, ORIGIN, contiguous_strides(shape), shape, one
+            )
         if params[r, 5] != 1.0:
             for i in range(numel):
                 out[i] = out[i] * s
@@ -431,11 +458,8 @@ def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
     y = values[offsets[b] : offsets[b] + numel_b] if b >= 0 else values[:0]
     zero = values.dtype.type(0.0)
 
-    if rule == DOT:
-        total = zero
-        for i in range(numel_a):
-            total += x[i] * y[i]
-        out[0] = total
+    if rule == DOT:  # BLAS's, as eager's np.dot (a running sum lost 25x its digits at 10^6)
+        out[0] = np.dot(x, y) if numel_a else zero
     elif rule == MV or rule == MM or rule == BMM:
         batch, m, k, n, ta, tb = product_shape(r, rows, layouts, dims, rule == MV, rule == BMM)
         if m * k * n == 0:
@@ -510,10 +534,19 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                     largest = max(largest, x[base + k * inner])
                 if np.isinf(largest):
                     largest = zero
-                total = zero
+                # in float64, compensated (Neumaier): in the dtype, or in float64 as it came, a long
+                # group's total lost 25 to 45x the digits of numpy's pairwise sum
+                total = 0.0
+                compensation = 0.0
                 for k in range(extent):
-                    total += vmath.exp(x[base + k * inner] - largest)
-                out[o * inner + i] = np.log(total) + largest
+                    term = np.float64(vmath.exp(x[base + k * inner] - largest))
+                    running = total + term
+                    if abs(total) >= abs(term):
+                        compensation += (total - running) + term
+                    else:
+                        compensation += (term - running) + total
+                    total = running
+                out[o * inner + i] = values.dtype.type(np.log(total + compensation)) + largest
             elif rule == VAR or rule == STD:
                 mean = 0.0  # float64 accumulation, as numpy's pairwise sums are close to it
                 for k in range(extent):

@@ -27,6 +27,21 @@ def row_totals(x, width, out):
         out[i] = total(x[i * width : (i + 1) * width])
 
 
+@jit
+def column_totals(x, width, out):
+    """``out[j]`` = the sum of ``x[j::width]``, in float64, in ``out``'s dtype: a float32 sum
+    over the leading dimensions (``mean(0)`` of a batch). numpy adds those row after row in
+    float32 (its pairwise sum runs along the last dimension only): a (10^6, 4) mean was 1.3%
+    off; float64 over the rows keeps its digits at numpy's speed."""
+    sums = np.zeros(width, np.float64)
+    for i in range(len(x) // width):
+        row = x[i * width : (i + 1) * width]
+        for j in range(width):
+            sums[j] += row[j]
+    for j in range(width):
+        out[j] = sums[j]
+
+
 @reduction
 def dot(x, y):
     """sum(x * y), in float64."""

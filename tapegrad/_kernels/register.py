@@ -177,7 +177,7 @@ def backward(ins, args, signs, params, regs, grads, seed_registers, seeds):
         elif code == DIV:
             y = r[b]
             d[a] += g / y
-            d[b] += -g * r[a] / (y * y)
+            d[b] += -g * ((r[a] / y) / y)  # (as the tape's DIV rule divides twice)
         elif code == DIV_A:
             d[a] += g / r[b]
         elif code == REDUCE_SUM:
@@ -504,7 +504,7 @@ def backward_lanes(
             if code == DIV:
                 db = d[b * lanes : b * lanes + lanes]
                 for lane in range(lanes):
-                    db[lane] += -g[lane] * ra[lane] / (v[lane] * v[lane])
+                    db[lane] += -g[lane] * ((ra[lane] / v[lane]) / v[lane])
         elif code == SOFTPLUS:
             for lane in range(lanes):  # as above
                 e = np.exp(ra[lane])

@@ -78,6 +78,18 @@ def _accumulate_plane(
     sums); in blocks when the destination does (``_accumulate_blocks``: a transpose); else in
     tiles, so that both sides move whole cache lines."""
     if (dst_column == 1 or dst_column == 0) and (src_column == 1 or src_column == 0):
+        if dst_row == 0 and dst_column == 1 and src_column == 1 and rows > 1 and dst.itemsize == 4:
+            # A sum over the rows (a bias's gradient, a mean over the batch): in float64, then
+            # added once. Row by row in float32, a (65536, 64) gradient lost 100x PyTorch's digits.
+            sums = np.zeros(columns, np.float64)
+            for i in range(rows):
+                source = src[src_position + i * src_row : src_position + i * src_row + columns]
+                for j in range(columns):
+                    sums[j] += source[j]
+            target = dst[dst_position : dst_position + columns]
+            for j in range(columns):
+                target[j] += scale * dst.dtype.type(sums[j])
+            return
         for i in range(rows):
             _accumulate_run(
                 dst, dst_position + i * dst_row, dst_column, src, src_position + i * src_row, src_column, columns, scale
@@ -163,10 +175,10 @@ def _accumulate_run(dst, dst_position, dst_stride, src, src_position, src_stride
             target[j] += value
     elif dst_stride == 0 and src_stride == 1:
         source = src[src_position : src_position + n]
-        total = dst.dtype.type(0.0)
+        total = 0.0  # (float64: a float32 running sum lost digits along long rows)
         for j in range(n):
             total += source[j]
-        dst[dst_position] += scale * total
+        dst[dst_position] += scale * dst.dtype.type(total)
     else:
         for j in range(n):
             dst[np.uint64(dst_position + j * dst_stride)] += scale * src[np.uint64(src_position + j * src_stride)]
