@@ -115,6 +115,13 @@ def matmul(a: Tensor, b, *, out: Tensor | None = None) -> Tensor:
 
 
 def _batched(a: Tensor, b: Tensor) -> Tensor:
+    if b._data.ndim == 2 and a._data.ndim >= 3 and a._data.shape[-1] == b._data.shape[0]:
+        # (..., m, k) @ (k, n): one matrix product of the folded rows, as PyTorch's matmul
+        # folds them. Broadcast to a batch, the weight of ``F.linear`` on (B, T, k) input was
+        # copied B times and the copy saved: 258 MB for a (1024, 1024) weight and B = 64.
+        *batch, m, k = a._data.shape
+        folded = reshape(a, (int(np.prod(batch, dtype=np.int64)) * m, k), "matmul_view")
+        return reshape(_mm(folded, b), (*batch, m, b._data.shape[1]), "unsafe_view")
     squeeze_last = b._data.ndim == 1
     squeeze_first = a._data.ndim == 1
     if squeeze_last:
