@@ -65,6 +65,8 @@ _LISTS_INPUTS = [op.family == NARY for op in OPS]  # stack/cat: inputs as row de
 _LISTS_INPUTS_ARRAY = np.array(_LISTS_INPUTS, np.bool_)
 _NO_ROWS = np.zeros(0, np.bool_)
 _WHERE_OPCODE = next(code for code, op in enumerate(OPS) if op.name == "where")  # reads a mask row above
+_HAS_NO_BACKWARD = np.zeros(len(OPS), np.bool_)  # leaves and constants: rows no backward runs
+_HAS_NO_BACKWARD[[LEAF_OPCODE, CONSTANT_OPCODE, SHARED_LEAF_OPCODE]] = True
 # Counts in-place changes anywhere. A tape whose saved values cannot have changed since it last
 # looked (no in-place change anywhere since) skips checking their versions at backward time.
 inplace_epoch = [0]
@@ -928,6 +930,41 @@ class Tape:
             if tensor._tape is not None and resolve(tensor) is self and tensor._row < n_rows:
                 pairs.append((tensor._row, tensor))
         return pairs
+
+    def release_saved(self) -> None:
+        """Drop the saved values that no row still to run its backward reads, as PyTorch frees
+        a graph's saved tensors when its backward runs (a later backward through those rows
+        raises on their freed flags). Kept until the graph's last tensor died, the activations
+        of a training step stayed through the next step's forward, and a loss kept in a list
+        kept its whole step. A pending row reads its own value, its operands', the sources its
+        operands broadcast (``backward._repeated_value``), its listed inputs, a where's mask."""
+        n = self.n
+        rows = self.rows_array()[:n]
+        opcodes = rows[:, OPCODE] & OPCODE_MASK
+        pending = ~self.grown_freed()[:n] & ~_HAS_NO_BACKWARD[opcodes]
+        needed = pending.copy()
+        operands = np.concatenate((rows[pending, IN0], rows[pending, IN1]))
+        operands = operands[operands >= 0]
+        needed[operands] = True
+        sources = rows[operands, IN0]
+        needed[sources[sources >= 0]] = True
+        for row in np.flatnonzero(pending & (_LISTS_INPUTS_ARRAY[opcodes] | (opcodes == _WHERE_OPCODE))).tolist():
+            if opcodes[row] == _WHERE_OPCODE:
+                needed[row - int(rows[row, IPARAM])] = True
+            else:
+                needed[[source for source in self.sources(row) if source >= 0]] = True
+        released = [row for row in self.saved if row < n and not needed[row]]
+        if not released:
+            return
+        for row in released:
+            del self.saved[row]
+            self.leaf_arrays.pop(row, None)
+            if self.leaf_copies:
+                self.leaf_copies.pop(row, None)
+            if self.packed:
+                self.packed.pop(row, None)
+        addresses = set(self.saved.values())
+        self.keepalive = [array_ for array_ in self.keepalive if address_of(array_) in addresses]
 
     def grown_freed(self) -> np.ndarray:
         if not len(self.freed):  # the first backward of a tape: nothing to carry over

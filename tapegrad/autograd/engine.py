@@ -553,7 +553,21 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
     for row, tensor in tape.retained_rows(n_rows) if tape.retained else ():
         if touched[row] and (needed is None or needed[row]):
             _retain(tensor, gradient_of(row).copy())
+    if not retain and tape.saved and grad32.nbytes + grad64.nbytes >= _RELEASE_BYTES and _releasable(tape):
+        tape.release_saved()
     _keep_arenas(grad32, grad64)
+
+
+# From this size of a backward's gradients (which are about as large as the values its graph
+# saved), it frees the saved values it no longer needs: below it, looking costs more than the
+# memory is worth (a few microseconds of a small step's backward).
+_RELEASE_BYTES = 1 << 20
+
+
+def _releasable(tape) -> bool:
+    """Tapes whose saved values only rows read: not a recording's (its values are its replay's
+    constants), none with custom Function calls (their ctx holds what they saved)."""
+    return tape.replay_values is None and not tape.functions
 
 
 def _deliveries(tape, n_rows: int, offsets: np.ndarray, touched: np.ndarray) -> list:
