@@ -12,7 +12,9 @@ batch. The table depends only on the shapes and is built once per shape (``_wind
 
 from __future__ import annotations
 
+import collections
 import functools
+import threading
 
 import numpy as np
 
@@ -22,6 +24,44 @@ from .._indexing import gather_rows, pick
 from .._record import name_node
 from .._views import cat
 from ..tensor import Tensor, _wrap
+
+
+def _tables_cache(max_bytes: int):
+    """``functools.lru_cache`` bounded by the bytes of the tables it holds rather than by their
+    count: a table grows with the geometry (64 channels of 56x56 with a 3x3 kernel: 14 MB), and
+    128 of them, a network seeing many input sizes, held 4.7 GB."""
+
+    def decorate(function):
+        tables: collections.OrderedDict = collections.OrderedDict()
+        held = [0]
+        lock = threading.Lock()
+
+        @functools.wraps(function)
+        def cached(*key):
+            with lock:
+                if key in tables:
+                    tables.move_to_end(key)
+                    return tables[key]
+            value = function(*key)
+            size = value[0].nbytes
+            with lock:
+                if key not in tables:
+                    tables[key] = value
+                    held[0] += size
+                    while held[0] > max_bytes and len(tables) > 1:
+                        _, dropped = tables.popitem(last=False)
+                        held[0] -= dropped[0].nbytes
+            return value
+
+        cached.cache_clear = lambda: (tables.clear(), held.__setitem__(0, 0))
+        cached.bytes_held = lambda: held[0]
+        return cached
+
+    return decorate
+
+
+# The window tables kept, per kind: the latest geometries, up to this many bytes each.
+_TABLE_BYTES = 64 << 20
 
 
 def _pair(value, name: str, dims: int = 2) -> tuple:
@@ -36,7 +76,7 @@ def _pair(value, name: str, dims: int = 2) -> tuple:
     return tuple(int(v) for v in values)
 
 
-@functools.lru_cache(maxsize=128)
+@_tables_cache(_TABLE_BYTES)
 def _windows(channels: int, height: int, width: int, kernel: tuple, stride: tuple, before: tuple,
              dilation: tuple, out: tuple) -> tuple:  # fmt: skip
     """The row of ``(C*H*W + 1, N)`` each (channel, ky, kx) of each output position reads, as a
@@ -160,7 +200,7 @@ def _product(weights: Tensor, columns: Tensor, out: tuple, bias: Tensor | None) 
     return name_node(result, "ConvolutionBackward0")
 
 
-@functools.lru_cache(maxsize=128)
+@_tables_cache(_TABLE_BYTES)
 def _transposed_windows(channels: int, height: int, width: int, kernel: tuple, stride: tuple, padding: tuple,
                         dilation: tuple, out: tuple) -> tuple:  # fmt: skip
     """``_windows`` for a transposed convolution: output position Y takes input row ``iy`` through
@@ -431,7 +471,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     return result, _unpooled(_wrap(positions.astype(np.int64)), shape, out, unbatched)
 
 
-@functools.lru_cache(maxsize=64)
+@_tables_cache(_TABLE_BYTES)
 def _max_windows(height: int, width: int, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, out: tuple):
     """``_windows`` for a recorded max pooling: in each window (a column), its elements inside
     the input first, in order, then its padding. A window whose values are all -inf then gives
