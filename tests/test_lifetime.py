@@ -447,3 +447,23 @@ def test_the_window_tables_kept_for_convolutions_are_bounded_in_bytes():
             tg.nn.functional.conv2d(tg.randn(1, 32, size, size), weight, padding=1)
     assert _convolution._windows.bytes_held() <= _convolution._TABLE_BYTES
     assert _convolution._windows.bytes_held() > _convolution._TABLE_BYTES // 4  # (it does keep some)
+
+
+def test_a_dropped_recording_frees_its_tape_without_the_garbage_collector():
+    # its storage table and detached aliases pointed back at it: 15 dead recordings held 375 MB
+    w = np.ones((8, 8), np.float32)
+
+    def f(w):
+        h = (tg.ones(4, 8) @ w).tanh()
+        return (h.sin() * h.detach()).sum()
+
+    gc.collect()
+    gc.disable()
+    try:
+        tape = tg.record(f, w)
+        tape.value_and_grad(w)
+        recording = weakref.ref(tape_module.resolve(tape.outputs[0]))
+        del tape
+        assert recording() is None
+    finally:
+        gc.enable()
