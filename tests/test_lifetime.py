@@ -467,3 +467,15 @@ def test_a_dropped_recording_frees_its_tape_without_the_garbage_collector():
         assert recording() is None
     finally:
         gc.enable()
+
+
+def test_backward_plans_are_not_kept_for_data_dependent_aux_tables():
+    # a max pooling's argmax changes every step: each step's plan, with its aux, was kept
+    from tapegrad.autograd import engine
+
+    engine._PLANS.clear()
+    conv = tg.nn.Conv2d(3, 8, 3, padding=1)
+    for _ in range(5):
+        x = tg.randn(4, 3, 32, 32)
+        tg.nn.functional.max_pool2d(conv(x), 2).sum().backward()
+    assert sum(plan["structure"][4].nbytes for plan in engine._PLANS.values()) < 1 << 16

@@ -336,6 +336,10 @@ _UNMODIFIED = [np.zeros(1024, np.bool_)]  # read-only: the sweep only reads ``mo
 # SHARE to save); bounded.
 _PLANS: dict = {}
 _PLAN_ROWS, _PLANS_KEPT = 256, 64
+# Nor tapes whose aux table holds more entries: it holds data (a max pooling's argmax, a batch's
+# labels, embedding ids) that differs every step, so such a plan never served twice, and 64 of
+# them, each with its copy of aux, held 250 MB for a small CNN.
+_PLAN_AUX = 1 << 12
 
 
 def _structure(tape, roots) -> tuple:
@@ -347,7 +351,7 @@ def _structure(tape, roots) -> tuple:
     plan holds its own copies of them, which the sweeps only read: a training step's new tape
     then builds no views of its buffers (five arrays, ~2.5 us of a 15 us small backward)."""
     n = tape.n
-    if n > _PLAN_ROWS:
+    if n > _PLAN_ROWS or len(tape.aux) > _PLAN_AUX:
         structure = (
             tape.rows_array(),
             tape.params_array(),
