@@ -339,8 +339,8 @@ class Tape:
         self.keepalive: list = []
         self.registered: dict[int, int] = {}  # id(tensor) -> row, for leaves and constants
         self.leaves: list = []  # (row, tensor) whose .grad a backward fills
-        # Non-leaves with retain_grad(). Their rows are read at backward time: an in-place change
-        # moves a tensor to a new row, and PyTorch's retained gradient follows it there.
+        # Non-leaves with retain_grad(), by weak reference. Their rows are read at backward time:
+        # an in-place change moves a tensor to a new row, and PyTorch's retained gradient follows.
         self.retained: list = []
         self.hooks: dict = {}
         self.freed = _NO_ROWS
@@ -924,11 +924,19 @@ class Tape:
         return candidates
 
     def retained_rows(self, n_rows: int) -> list:
-        """(row, tensor) for the retained tensors whose current row is on this tape below ``n_rows``."""
+        """(row, tensor) for the retained tensors whose current row is on this tape below ``n_rows``.
+        The tape holds them weakly: one that died needs no gradient (held, each was a cycle
+        through the tape, and a kept graph's list grew by one a step); the dead are dropped."""
         pairs = []
-        for tensor in self.retained:
+        alive = []
+        for reference in self.retained:
+            tensor = reference()
+            if tensor is None:
+                continue
+            alive.append(reference)
             if tensor._tape is not None and resolve(tensor) is self and tensor._row < n_rows:
                 pairs.append((tensor._row, tensor))
+        self.retained = alive
         return pairs
 
     def release_saved(self) -> None:

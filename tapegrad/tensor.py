@@ -255,7 +255,7 @@ class Tensor:
         if self._tape is not None and not self._retains_grad:
             check_gradient_reaches(self, "retain_grad()")
             self._retains_grad = True
-            resolve(self).retained.append(self)
+            resolve(self).retained.append(_weakref(self))  # (held, a cycle through the tape)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` after each backward has accumulated into this leaf's ``.grad``

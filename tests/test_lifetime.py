@@ -479,3 +479,19 @@ def test_backward_plans_are_not_kept_for_data_dependent_aux_tables():
         x = tg.randn(4, 3, 32, 32)
         tg.nn.functional.max_pool2d(conv(x), 2).sum().backward()
     assert sum(plan["structure"][4].nbytes for plan in engine._PLANS.values()) < 1 << 16
+
+
+def test_retain_grad_leaves_no_cycle_through_the_tape():
+    x = tg.randn(16, requires_grad=True)
+    gc.collect()
+    gc.disable()
+    try:
+        hidden = x * 2.0
+        hidden.retain_grad()
+        hidden.sin().sum().backward()
+        np.testing.assert_allclose(hidden.grad.numpy(), np.cos(2.0 * x.detach().numpy()), rtol=1e-6)
+        tape = weakref.ref(tape_module.resolve(hidden))
+        del hidden
+        assert tape() is None
+    finally:
+        gc.enable()
