@@ -879,6 +879,11 @@ class Tape:
         other.keepalive = other.leaves = other.retained = []
         other.registered = {}
         other.saved = {}
+        # (copied above: held here too, a max pooling's indices were kept twice)
+        other.aux = array("q")
+        other.leaf_arrays = {}
+        other.versions = {}
+        other.hooks = {}
         other.leaf_copies = None
         other.functions = {}
         other.node_names = None

@@ -495,3 +495,16 @@ def test_retain_grad_leaves_no_cycle_through_the_tape():
         assert tape() is None
     finally:
         gc.enable()
+
+
+def test_a_merged_tape_keeps_no_copy_of_its_aux_table():
+    a = tg.randn(1, 1, 64, 64, requires_grad=True)
+    pooled = tg.nn.functional.max_pool2d(a * 1.0, 2)  # its indices: in the aux table
+    other = tg.randn(1, 1, 32, 32, requires_grad=True) * 1.0
+    for _ in range(40):  # a longer tape: it absorbs the pooling's
+        other = other * 1.0
+    first = pooled._tape
+    assert len(first.aux) > 0
+    (pooled + other).sum()  # joins the two tapes
+    assert first.merged_into is not None
+    assert len(first.aux) == 0 and not first.versions and len(tape_module.resolve(pooled).aux) > 0
