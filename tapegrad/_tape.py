@@ -448,13 +448,13 @@ class Tape:
         Called by an op before it reads any row number, once ``n`` reaches ``collect_at`` (the
         one moment rows may move): ``_record._target`` and ``_short_tape``, the scalar
         operator, ``run_backward``. Only where row numbers cannot be held: not during a backward
-        (hooks run Python), not on a recording's tape nor one with custom Function calls, and only
+        (hooks run Python), not on a recording's tape (custom Function calls are renumbered), and only
         under the ops of ``_COLLECTS_UNDER`` (``_collectable_here``). Amortized: after a look it
         looks again once the tape has doubled, and it compacts only when at most half its rows
         are reachable; refused by the stack or a running backward, it asks again 64 rows on."""
         n = self.n
         self.collect_at = COLLECT_ROWS if _STRESS and n < _STRESS_ROWS else max(COLLECT_ROWS, 2 * n)
-        if self.merged_into is not None or self.replay_values is not None or self.functions or self.guards:
+        if self.merged_into is not None or self.replay_values is not None or self.guards:
             return False
         if backwards_running[0] or not _collectable_here():
             if not _STRESS:
@@ -467,6 +467,15 @@ class Tape:
             extra[row] = [source for source in self.sources(row) if source >= 0]
         for row in np.flatnonzero(opcodes == _WHERE_OPCODE).tolist():
             extra[row] = [row - int(rows[row, IPARAM])]
+        # A custom Function call's output rows read its inputs (its rows hold no operands), and
+        # one live output keeps the call's others: its backward takes all their gradients.
+        siblings = {}
+        for call in self.functions.values():
+            outputs = [row for row in call.output_rows if row >= 0]
+            inputs = [row for row in call.tensor_input_rows if row >= 0]
+            for row in outputs:
+                extra[row] = inputs
+                siblings[row] = outputs
         # Some row is unreachable only if some row nobody reads (a sink) is: cheap to rule out,
         # the common case (a long chain: one sink, alive), before walking the rows.
         read = np.zeros(n, np.bool_)
@@ -519,6 +528,8 @@ class Tape:
                 stack.append(in1[row])
             if row in extra:
                 stack.extend(extra[row])
+            if row in siblings:
+                stack.extend(siblings[row])
         kept = live.count(1)
         if kept == n or (2 * (n - kept) < n - start and not _STRESS):  # at most half the tracked rows dead
             return False
@@ -553,6 +564,8 @@ class Tape:
             self.hooks = renumbered(self.hooks)
         if self.node_names:
             self.node_names = renumbered(self.node_names)
+        if self.functions:
+            self.functions = {new[row]: call.renumbered(new) for row, call in self.functions.items() if live[row]}
         if self.packed:
             self.packed = renumbered(self.packed)
         if self.bypassed:

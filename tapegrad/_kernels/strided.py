@@ -177,7 +177,7 @@ def _accumulate_run(dst, dst_position, dst_stride, src, src_position, src_stride
         source = src[src_position : src_position + n]
         total = 0.0  # (float64: a float32 running sum lost digits along long rows)
         for j in range(n):
-            total += source[j]
+            total += np.float64(source[j])  # (as plain Python too: 0.0 + a float32 is a float32)
         dst[dst_position] += scale * dst.dtype.type(total)
     else:
         for j in range(n):

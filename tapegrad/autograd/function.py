@@ -317,6 +317,15 @@ class FunctionCall:
         inputs = tuple(moved(spec) for spec in self.inputs)
         return FunctionCall(self.function, self.ctx, inputs, tuple(moved(spec) for spec in self.outputs))
 
+    def renumbered(self, new: list) -> FunctionCall:
+        """This call on a tape ``Tape.collect`` compacted (``new``: each old row's new number)."""
+
+        def moved(spec):
+            return spec if spec is None or spec[0] < 0 else (new[spec[0]], *spec[1:])
+
+        inputs = tuple(moved(spec) for spec in self.inputs)
+        return FunctionCall(self.function, self.ctx, inputs, tuple(moved(spec) for spec in self.outputs))
+
     def backward(self, gradients: list, retain_graph: bool) -> list:
         """Run the user's backward on the outputs' gradients (arrays, None where none arrived).
 
