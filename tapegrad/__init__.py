@@ -333,6 +333,8 @@ for _name in ("det", "logdet", "slogdet", "cholesky", "cholesky_inverse", "pinve
     globals()[_name] = _module_function(_name)
 svd = linalg._torch_svd
 qr = linalg._torch_qr
+lu = linalg._torch_lu
+lu_unpack = linalg._torch_lu_unpack
 true_divide = _div
 sgn = _module_function("sgn")
 cholesky_solve = linalg.cholesky_solve

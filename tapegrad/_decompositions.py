@@ -12,6 +12,8 @@ Functions cannot be recorded by ``tapegrad.record`` (their forward is not a kern
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ._grad_mode import is_grad_enabled
@@ -421,6 +423,99 @@ def _qr_square_backward(Q: Tensor, R: Tensor, grad_Q, grad_R) -> Tensor:  # noqa
     symmetric = below + below.mT + M * _identity(M.shape[-1], M)
     total = Q @ symmetric if grad_Q is None else grad_Q + Q @ symmetric
     return SolveTriangular.apply(R.mT, total, False, False, False)
+
+
+class LuFactor(Function):
+    """``LU, pivots`` of ``A = P L U`` with partial pivoting (LAPACK's getrf): ``L`` unit lower
+    (below ``LU``'s diagonal), ``U`` upper (on and above it), ``pivots`` 1-based row swaps
+    (int32, not differentiable); matrices of any shape, ``k = min(m, n)``."""
+
+    @staticmethod
+    def forward(ctx, A):  # noqa: N803
+        data = A._data
+        m, n = data.shape[-2:]
+        k = min(m, n)
+
+        def factor(matrix):
+            if not matrix.size:
+                return np.zeros(matrix.shape, matrix.dtype), np.zeros(0, np.int32)
+            with warnings.catch_warnings():  # (a singular matrix: its info says so, as LAPACK's)
+                warnings.simplefilter("ignore")
+                lu, swaps = _scipy_linalg().lu_factor(matrix, check_finite=False)
+            return lu, swaps.astype(np.int32) + 1
+
+        flat = data.reshape(-1, m, n)
+        factors = [factor(matrix) for matrix in flat]
+        lu = (
+            np.stack([f[0] for f in factors]).reshape(data.shape).astype(data.dtype, copy=False)
+            if flat.shape[0]
+            else np.zeros(data.shape, data.dtype)
+        )
+        pivots = (
+            np.stack([f[1] for f in factors]).reshape(*data.shape[:-2], k)
+            if flat.shape[0]
+            else np.zeros((*data.shape[:-2], k), np.int32)
+        )
+        LU, pivots = _wrap(lu), _wrap(pivots)  # noqa: N806
+        ctx.mark_non_differentiable(pivots)
+        ctx.save_for_backward(LU, pivots)
+        return LU, pivots
+
+    @staticmethod
+    def backward(ctx, grad_LU, grad_pivots):  # noqa: N803
+        # PyTorch's linalg_lu_backward, from the packed factor's gradient: gL its strict lower
+        # part, gU its upper. Square: gA = P L^-T [tril(L^T gL, -1) + triu(gU U^T)] U^-T. Tall
+        # (m > n, L = [L1; L2]): L2 = A2 U^-1 gives A2 the gradient gL2 U^-T and U another
+        # -L2^T gL2 U^-T. Wide (m < n, U = [U1 U2]): U2 = L^-1 A2 gives gA2 = L^-T gU2 and L
+        # another -L^-T gU2 U2^T.
+        LU, pivots = ctx.saved_tensors  # noqa: N806
+        P, L, U = lu_unpack(LU, pivots)  # noqa: N806
+        m, n = LU.shape[-2], LU.shape[-1]
+        grad_L, grad_U = grad_LU.tril(-1)[..., :, : min(m, n)], grad_LU.triu()[..., : min(m, n), :]  # noqa: N806
+        if m == n:
+            return P @ _lu_square_backward(L, U, grad_L, grad_U)
+        if m > n:
+            L1, L2 = L[..., :n, :], L[..., n:, :]  # noqa: N806
+            grad_A2 = SolveTriangular.apply(U.mT, grad_L[..., n:, :], False, False, False)  # noqa: N806 - X U^T = gL2
+            grad_U = grad_U - L2.mT @ grad_A2  # noqa: N806
+            grad_A1 = _lu_square_backward(L1, U, grad_L[..., :n, :], grad_U)  # noqa: N806
+            return P @ cat([grad_A1, grad_A2], -2)
+        U1, U2 = U[..., :, :m], U[..., :, m:]  # noqa: N806
+        grad_A2 = SolveTriangular.apply(L.mT, grad_U[..., :, m:], True, True, True)  # noqa: N806
+        grad_L = grad_L - grad_A2 @ U2.mT  # noqa: N806
+        grad_A1 = _lu_square_backward(L, U1, grad_L, grad_U[..., :, :m])  # noqa: N806
+        return P @ cat([grad_A1, grad_A2], -1)
+
+
+def _lu_square_backward(L: Tensor, U: Tensor, grad_L: Tensor, grad_U: Tensor) -> Tensor:  # noqa: N803
+    """``L^-T [tril(L^T gL, -1) + triu(gU U^T)] U^-T`` for square factors."""
+    inner = (L.mT @ grad_L).tril(-1) + (grad_U @ U.mT).triu()
+    left = SolveTriangular.apply(L.mT, inner, True, True, True)  # L^-T inner (unit upper)
+    return SolveTriangular.apply(U.mT, left, False, False, False)  # ... U^-T: X U^T = left
+
+
+def lu_unpack(LU: Tensor, pivots: Tensor, unpack_data: bool = True, unpack_pivots: bool = True) -> tuple:  # noqa: N803
+    """``(P, L, U)`` from ``lu_factor``'s packed factor: the permutation matrices (constants),
+    ``L`` (..., m, k) unit lower and ``U`` (..., k, n) upper, differentiable in ``LU``."""
+    m, n = LU.shape[-2], LU.shape[-1]
+    k = min(m, n)
+    P = None  # noqa: N806
+    if unpack_pivots:
+        swaps = pivots._data.astype(np.int64) - 1
+        permutation = np.broadcast_to(np.arange(m), (*swaps.shape[:-1], m)).copy()
+        flat_perm, flat_swaps = permutation.reshape(-1, m), swaps.reshape(-1, swaps.shape[-1])
+        for perm, row_swaps in zip(flat_perm, flat_swaps):
+            for i, j in enumerate(row_swaps):
+                perm[i], perm[j] = perm[j], perm[i]
+        # A = P L U: row i of L U is row perm[i] of A, so P[perm[i], i] = 1
+        matrices = np.zeros((*permutation.shape, m), LU._data.dtype)
+        np.put_along_axis(matrices, permutation[..., :, None], 1, axis=-1)
+        P = _wrap(np.swapaxes(matrices, -1, -2).copy())  # noqa: N806
+    L = U = None  # noqa: N806
+    if unpack_data:
+        L = LU[..., :, :k].tril(-1) + _wrap(np.eye(m, k, dtype=LU._data.dtype))  # noqa: N806
+        U = LU[..., :k, :].triu()  # noqa: N806
+    return P, L, U
 
 
 class Pinv(Function):

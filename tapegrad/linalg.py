@@ -20,6 +20,7 @@ from ._decompositions import (
     Eigh,
     Inverse,
     LinAlgError,
+    LuFactor,
     MatrixExp,
     Pinv,
     Qr,
@@ -29,6 +30,7 @@ from ._decompositions import (
     Svd,
     _check_square,
     _first_zero_pivot,
+    lu_unpack,
 )
 from ._record import broadcast_shape, name_node
 from ._selection import where
@@ -410,6 +412,89 @@ def _torch_svd(self, some: bool = True, compute_uv: bool = True) -> tuple:
     return return_types.svd(U, S, Vh.mT)
 
 
+def lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False, out=None):  # noqa: N803
+    """``(LU, pivots, info)``: ``A = P L U`` (partial pivoting, LAPACK's getrf) packed in
+    ``LU`` (..., m, n), ``pivots`` (..., min(m, n)) 1-based row swaps (int32), ``info`` (int32)
+    the 1-based index of the first zero pivot (0 if none). Differentiable in ``A`` (PyTorch's
+    formula; the gradient needs nonzero pivots). Follows ``torch.linalg.lu_factor_ex``;
+    ``RuntimeError`` for ``pivot=False`` (PyTorch has no CPU kernel either) or integer input."""
+    A = _matrices(A, "torch.lu_factor", square=False)  # noqa: N806
+    if not pivot:
+        raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the CPU")
+    LU, pivots = LuFactor.apply(A)  # noqa: N806
+    k = min(A.shape[-2], A.shape[-1])
+    diagonal = np.diagonal(LU._data[..., :k, :k], axis1=-2, axis2=-1) == 0
+    info = np.where(diagonal.any(-1), diagonal.argmax(-1) + 1, 0).astype(np.int32)
+    if check_errors and info.any():
+        raise LinAlgError(f"torch.linalg.lu_factor_ex: U[{int(info.max())},{int(info.max())}] is zero and singular")
+    return return_types.linalg_lu_factor_ex(LU, pivots, _wrap(info))
+
+
+def lu_factor(A: Tensor, *, pivot: bool = True, out=None):  # noqa: N803
+    """``(LU, pivots)`` of ``lu_factor_ex``; follows ``torch.linalg.lu_factor``: raises
+    ``RuntimeError`` for a matrix with a zero pivot (PyTorch's message)."""
+    LU, pivots, info = lu_factor_ex(A, pivot=pivot)  # noqa: N806
+    if info._data.any():
+        index = int(info._data.reshape(-1)[np.flatnonzero(info._data.reshape(-1))[0]])
+        raise RuntimeError(
+            f"torch.linalg.lu_factor: U[{index},{index}] is zero and using it on lu_solve would result in a division "
+            "by zero. If you still want to perform the factorization, consider calling linalg.lu(A, pivot) or "
+            "linalg.lu_factor_ex(A, pivot)"
+        )
+    return return_types.linalg_lu_factor(LU, pivots)
+
+
+def lu(A: Tensor, *, pivot: bool = True, out=None):  # noqa: N803
+    """``(P, L, U)`` with ``A = P L U``: ``P`` (..., m, m) a permutation, ``L`` (..., m, k) unit
+    lower, ``U`` (..., k, n) upper, ``k = min(m, n)``; differentiable in ``A``. Follows
+    ``torch.linalg.lu`` (a singular matrix factors, as PyTorch's)."""
+    LU, pivots, _ = lu_factor_ex(A, pivot=pivot)  # noqa: N806
+    return return_types.linalg_lu(*lu_unpack(LU, pivots))
+
+
+def lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True, adjoint: bool = False, out=None):  # noqa: N803
+    """The ``X`` with ``A X = B`` (``left=False``: ``X A = B``; ``adjoint``: ``A^T`` for ``A``),
+    from ``lu_factor``'s ``(LU, pivots)`` of a square ``A``, by two triangular solves;
+    differentiable in ``LU`` and ``B``. Follows ``torch.linalg.lu_solve``."""
+    P, L, U = lu_unpack(LU, pivots)  # noqa: N806
+    if left and not adjoint:  # A = P L U: X = U^-1 L^-1 P^T B
+        return solve_triangular(U, solve_triangular(L, P.mT @ B, upper=False, unitriangular=True), upper=True)
+    if left:  # A^T X = B: U^T L^T P^T X = B
+        inner = solve_triangular(L.mT, solve_triangular(U.mT, B, upper=False), upper=True, unitriangular=True)
+        return P @ inner
+    if not adjoint:  # X P L U = B
+        inner = solve_triangular(
+            L, solve_triangular(U, B, upper=True, left=False), upper=False, left=False, unitriangular=True
+        )
+        return inner @ P.mT
+    # X A^T = B: X U^T L^T P^T = B
+    inner = solve_triangular(
+        U.mT, solve_triangular(L.mT, B @ P, upper=True, left=False, unitriangular=True), upper=False, left=False
+    )
+    return inner
+
+
+def _torch_lu(self, pivot: bool = True, get_infos: bool = False):
+    """``torch.lu``: ``(LU, pivots)``, with ``get_infos`` also ``info`` (deprecated, as in
+    PyTorch, which warns)."""
+    warnings.warn(_LU_DEPRECATED, UserWarning, stacklevel=2)
+    LU, pivots, info = lu_factor_ex(self, pivot=pivot)  # noqa: N806
+    return (LU, pivots, info) if get_infos else (LU, pivots)
+
+
+def _torch_lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpack_pivots: bool = True):  # noqa: N803
+    """``torch.lu_unpack``: ``(P, L, U)`` of a packed factor (empty tensors for what is not unpacked)."""
+    P, L, U = lu_unpack(LU_data, LU_pivots, unpack_data, unpack_pivots)  # noqa: N806
+    empty = _wrap(np.zeros(0, LU_data._data.dtype))
+    return return_types.lu_unpack(empty if P is None else P, empty if L is None else L, empty if U is None else U)
+
+
+_LU_DEPRECATED = (
+    "torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex and will be removed in a "
+    "future PyTorch release."
+)
+
+
 def qr(A: Tensor, mode: str = "reduced", *, out=None):  # noqa: N803
     """``(Q, R)`` with ``A = Q R`` for matrices (..., m, n): ``Q`` (..., m, k) with orthonormal
     columns and ``R`` (..., k, n) upper triangular, ``k = min(m, n)`` ("reduced"); ``k = m``
@@ -594,6 +679,7 @@ install(
         "slogdet": _torch_slogdet,
         "svd": _torch_svd,
         "qr": _torch_qr,
+        "lu": _torch_lu,
         "pinverse": _pinverse,
         "matrix_exp": lambda self: matrix_exp(self),
         "matrix_power": lambda self, n: matrix_power(self, n),
@@ -618,6 +704,10 @@ __all__ = [
     "matrix_rank",
     "multi_dot",
     "norm",
+    "lu",
+    "lu_factor",
+    "lu_factor_ex",
+    "lu_solve",
     "pinv",
     "qr",
     "slogdet",

@@ -72,6 +72,19 @@ CASES = {
     "qr wide": (lambda m, a: tuple(m.linalg.qr(a)), RNG.standard_normal((3, 5))),
     "qr square complete, batched": (lambda m, a: tuple(m.linalg.qr(a, "complete")), RNG.standard_normal((2, 3, 3))),
     "qr, R alone": (lambda m, a: m.linalg.qr(a).R, RNG.standard_normal((4, 3))),
+    "lu_factor": (lambda m, a: m.linalg.lu_factor(a).LU, RNG.standard_normal((4, 4))),
+    "lu tall": (lambda m, a: tuple(m.linalg.lu(a))[1:], RNG.standard_normal((5, 3))),
+    "lu wide, batched": (lambda m, a: tuple(m.linalg.lu(a))[1:], RNG.standard_normal((2, 3, 5))),
+    "lu_solve": (
+        lambda m, a, b: m.linalg.lu_solve(*m.linalg.lu_factor(a), b),
+        RNG.standard_normal((3, 3)) + 2 * np.eye(3),
+        RNG.standard_normal((3, 2)),
+    ),
+    "lu_solve right, adjoint": (
+        lambda m, a, b: m.linalg.lu_solve(*m.linalg.lu_factor(a), b, left=False, adjoint=True),
+        RNG.standard_normal((3, 3)) + 2 * np.eye(3),
+        RNG.standard_normal((2, 3)),
+    ),
     "pinv tall": (lambda m, a: m.linalg.pinv(a), RNG.standard_normal((5, 3))),
     "pinverse wide": (lambda m, a: m.pinverse(a), RNG.standard_normal((2, 4))),
     "lstsq": (lambda m, a, b: m.linalg.lstsq(a, b).solution, RNG.standard_normal((6, 3)), RNG.standard_normal((6, 2))),
@@ -260,6 +273,29 @@ def test_qr_backward_refuses_where_q_is_not_determined_as_pytorchs(mode, shape, 
     with pytest.warns(UserWarning, match="torch.qr is deprecated"):
         assert tuple(a.qr(some=False).Q.shape) == (4, 4)
         assert tg.qr(a)._fields == ("Q", "R")
+
+
+def test_lu_names_pivots_and_errors_follow_pytorch():
+    torch = pytest.importorskip("torch")
+    a = RNG.standard_normal((2, 3, 3))
+    for ours, theirs in (
+        (tg.linalg.lu_factor(tg.tensor(a)), torch.linalg.lu_factor(torch.tensor(a))),
+        (tg.linalg.lu(tg.tensor(a)), torch.linalg.lu(torch.tensor(a))),
+        (tg.lu_unpack(*tg.linalg.lu_factor(tg.tensor(a))), torch.lu_unpack(*torch.linalg.lu_factor(torch.tensor(a)))),
+    ):
+        assert type(ours).__name__ == type(theirs).__name__
+        for x, y in zip(ours, theirs):
+            assert str(x.dtype).split(".")[-1] == str(y.dtype).split(".")[-1]
+            np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-12)
+    with pytest.warns(UserWarning, match="torch.lu is deprecated"):
+        np.testing.assert_array_equal(
+            tg.tensor(a).lu()[1].numpy(), torch.linalg.lu_factor(torch.tensor(a)).pivots.numpy()
+        )
+    np.testing.assert_array_equal(tg.linalg.lu_factor_ex(tg.zeros(2, 3, 3)).info.numpy(), [1, 1])
+    with pytest.raises(RuntimeError, match=r"torch.linalg.lu_factor: U\[1,1\] is zero"):
+        tg.linalg.lu_factor(tg.zeros(3, 3))
+    with pytest.raises(RuntimeError, match="LU without pivoting is not implemented on the CPU"):
+        tg.linalg.lu_factor(tg.eye(3), pivot=False)
 
 
 def test_an_output_changed_in_place_fails_the_backward():
