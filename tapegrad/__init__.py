@@ -413,6 +413,7 @@ _LAZY = {
     "record": ("replay", "record"),
     "load": ("_serialization", "load"),
     "save": ("_serialization", "save"),
+    "serialization": ("serialization", None),
 }
 
 

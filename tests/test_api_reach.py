@@ -1597,3 +1597,21 @@ def test_top_level_functional_aliases_follow_pytorch(name):
     ours, theirs = _both(program)
     np.testing.assert_allclose(np.array(ours[0][1]), np.array(theirs[0][1]), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(np.array(ours[1][1]), np.array(theirs[1][1]), rtol=1e-12, atol=1e-14)
+
+
+def test_serialization_safe_globals_are_accepted_and_change_nothing(tmp_path):
+    path = tmp_path / "model.pt"
+    tg.save({"w": tg.ones(2)}, path)
+
+    class Config:
+        pass
+
+    with tg.serialization.safe_globals([Config]):
+        assert Config in tg.serialization.get_safe_globals()
+        loaded = tg.load(path, weights_only=True)
+    assert Config not in tg.serialization.get_safe_globals()
+    np.testing.assert_array_equal(loaded["w"].numpy(), [1.0, 1.0])
+    tg.serialization.add_safe_globals([Config])
+    assert tg.serialization.get_safe_globals() == [Config]
+    tg.serialization.clear_safe_globals()
+    assert tg.serialization.get_safe_globals() == []

@@ -144,6 +144,7 @@ LAYERS = {
         "distributions.transformed_distribution",
         "distributions.kl",
         "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
+        "serialization",  # torch.serialization's names: the allow-list, save and load
         "utils",
         "utils.data",
         "utils.checkpoint",
