@@ -82,6 +82,18 @@ SUM_IN_SWEEP = 64
 
 
 @inline
+def _compensated(total, compensation, term):
+    """Neumaier's step: ``(total + term, compensation)`` with the rounding error of that sum added
+    to the compensation, which the caller adds to the total at the end."""
+    running = total + term
+    if abs(total) >= abs(term):
+        compensation += (total - running) + term
+    else:
+        compensation += (term - running) + total
+    return running, compensation
+
+
+@inline
 def _total(values, start, count):
     """The sum of ``values[start : start + count]`` in float64, as numpy's pairwise sum blocks
     it: eight accumulators of the values' dtype over each block of 128, blocks added in float64
@@ -108,12 +120,7 @@ def _total(values, start, count):
         # the blocks' sums compensated (Neumaier): added in sequence, 10^7 float64 elements
         # kept 75x fewer digits than numpy's pairwise sum
         block_sum = np.float64(((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7)))
-        running = total + block_sum
-        if abs(total) >= abs(block_sum):
-            compensation += (total - running) + block_sum
-        else:
-            compensation += (block_sum - running) + total
-        total = running
+        total, compensation = _compensated(total, compensation, block_sum)
     for i in range(128 * blocks, count):
         total += values[i]
     return total + compensation
@@ -540,12 +547,7 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                 compensation = 0.0
                 for k in range(extent):
                     term = np.float64(vmath.exp(x[base + k * inner] - largest))
-                    running = total + term
-                    if abs(total) >= abs(term):
-                        compensation += (total - running) + term
-                    else:
-                        compensation += (term - running) + total
-                    total = running
+                    total, compensation = _compensated(total, compensation, term)
                 out[o * inner + i] = values.dtype.type(np.log(total + compensation)) + largest
             elif rule == VAR or rule == STD:
                 mean = 0.0  # float64 accumulation, as numpy's pairwise sums are close to it
