@@ -570,8 +570,10 @@ _RELEASE_BYTES = 1 << 20
 
 def _releasable(tape) -> bool:
     """Tapes whose saved values only rows read: not a recording's (its values are its replay's
-    constants), none with custom Function calls (their ctx holds what they saved)."""
-    return tape.replay_values is None and not tape.functions
+    constants), none with custom Function calls (their ctx holds what they saved), none whose
+    values unpack hooks stand in for (``_unpacked`` puts the packed ones back after the sweep:
+    released meanwhile, their arrays would be gone)."""
+    return tape.replay_values is None and not tape.functions and not tape.packed
 
 
 def _deliveries(tape, n_rows: int, offsets: np.ndarray, touched: np.ndarray) -> list:
