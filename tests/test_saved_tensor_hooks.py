@@ -3,6 +3,7 @@ tutorial on hooks for saved tensors, against PyTorch where it is installed."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -159,3 +160,67 @@ def test_a_large_backward_under_hooks_keeps_what_a_later_backward_reads():
     tape = tg._tape.resolve(second)
     held = {tg._tape.address_of(array) for array in tape.keepalive}
     assert set(tape.saved.values()) <= held  # no saved address outlived its array
+
+
+def test_broadcast_operands_and_a_small_model_train_the_same_under_hooks():
+    torch = pytest.importorskip("torch")
+
+    def gradients(m, hooks):
+        m.manual_seed(0)
+        model = m.nn.Sequential(
+            m.nn.Conv2d(2, 3, 3), m.nn.BatchNorm2d(3), m.nn.Flatten(), m.nn.Linear(12, 4), m.nn.LayerNorm(4)
+        )
+        rng = np.random.default_rng(1)
+        with m.no_grad():
+            for p in model.parameters():
+                p.copy_(m.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32)))
+        x = m.tensor(rng.standard_normal((5, 2, 4, 4)).astype(np.float32))
+        bias = m.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+        with m.autograd.graph.save_on_cpu() if hooks else contextlib.nullcontext():
+            loss = ((model(x) * bias).tanh()).sum()
+        loss.backward()
+        return [p.grad.numpy() for p in model.parameters()] + [bias.grad.numpy()]
+
+    ours = gradients(tg, True)
+    for a, b, c in zip(ours, gradients(tg, False), gradients(torch, True)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_changed_values_read_outside_the_hooks_or_under_create_graph_refuse():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = tg.tensor([4.0, 5.0, 6.0], requires_grad=True)
+    with tg.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t * 2):
+        y = x * w
+    z = w * x  # the same rows, saved again outside: one value per row on the tape
+    with pytest.raises(NotImplementedError, match="saved both inside and outside"):
+        (y + z).sum().backward()
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    with tg.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t * 2):
+        cube = (a**3).sum()
+    with pytest.raises(NotImplementedError, match="create_graph=True through saved_tensors_hooks"):
+        tg.autograd.grad(cube, a, create_graph=True)
+
+
+def test_a_custom_functions_saved_tensors_go_through_the_hooks():
+    calls = []
+
+    class Square(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad
+
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with tg.autograd.graph.saved_tensors_hooks(
+        lambda t: calls.append("pack") or t, lambda t: calls.append("unpack") or t * 10
+    ):
+        y = Square.apply(x)
+    y.sum().backward()
+    assert calls == ["pack", "unpack"]
+    np.testing.assert_allclose(x.grad.numpy(), [20.0, 40.0])

@@ -149,7 +149,7 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
     if packed_ever[0]:
         tapes = {id(tape): tape for tape in (resolve(root) for root in roots if root._tape is not None) if tape.packed}
         if tapes:
-            with _unpacked(list(tapes.values())):
+            with _unpacked(list(tapes.values()), create_graph):
                 return _backward(roots, gradients, retain_graph, create_graph, collect)
     return _backward(roots, gradients, retain_graph, create_graph, collect)
 
@@ -187,15 +187,20 @@ def _backward(roots, gradients, retain_graph, create_graph: bool, collect) -> No
 
 
 @contextlib.contextmanager
-def _unpacked(tapes: list):
+def _unpacked(tapes: list, create_graph: bool):
     """For one backward, each value a ``saved_tensors_hooks`` pack hook took is read from what
     its unpack hook returns (each hook called once, as PyTorch calls each per saved tensor),
-    cast to the value's dtype as PyTorch's kernels would read it. ``TypeError`` for an unpack
-    hook that returns no tensor (PyTorch's message), ``RuntimeError`` for one of another shape."""
+    broadcast to the value's shape and cast to its dtype as PyTorch's kernels would read it.
+    ``TypeError`` for an unpack hook that returns no tensor (PyTorch's message),
+    ``RuntimeError`` for one that does not broadcast. A tape keeps one value per row: an
+    unpacked value that differs from the saved one is refused (``NotImplementedError``) where
+    an op recorded outside the hooks reads the same row, or under ``create_graph``, whose
+    formulas read the rows' own tensors; equal values (identity hooks, offloading) are left."""
     replaced = []  # (tape, row, address before)
     held = []
     try:
         for tape in tapes:
+            arrays = None
             for row, entries in list(tape.packed.items()):
                 value = None
                 for unpack, packed in entries:
@@ -207,18 +212,39 @@ def _unpacked(tapes: list):
                         )
                     value = result if value is None else value
                 shape = tape.shape_of(row)
-                if tuple(value._data.shape) != shape:
+                dtype = CODE_DTYPES[tape.layout_table[4 * tape.layout_of(row)]]
+                try:  # (a broadcast operand was packed as itself: PyTorch broadcasts it back)
+                    data = np.ascontiguousarray(np.broadcast_to(value._data, shape), dtype=dtype)
+                except ValueError:
                     raise RuntimeError(
                         f"saved tensor unpack_hook returned a tensor of shape {list(value._data.shape)} for a saved "
                         f"tensor of shape {list(shape)}"
+                    ) from None
+                address = tape.saved.get(row)
+                if address == address_of(data):
+                    continue
+                if arrays is None:
+                    arrays = {address_of(array): array for array in tape.keepalive}
+                original = arrays.get(address)
+                if (
+                    original is not None
+                    and original.shape == data.shape
+                    and np.array_equal(original, data, equal_nan=True)
+                ):
+                    continue  # the value it saved: nothing to stand in for
+                if create_graph:
+                    raise NotImplementedError(
+                        "create_graph=True through saved_tensors_hooks whose unpack_hook changes the saved values "
+                        "is not supported"
                     )
-                dtype = CODE_DTYPES[tape.layout_table[4 * tape.layout_of(row)]]
-                data = np.ascontiguousarray(value._data, dtype=dtype)
-                address = address_of(data)
-                if tape.saved.get(row) != address:
-                    replaced.append((tape, row, tape.saved.get(row)))
-                    tape.saved[row] = address
-                    held.append(data)
+                if any(entry[2] == row for entries_ in tape.versions.values() for entry in entries_):
+                    raise NotImplementedError(
+                        "a value saved both inside and outside saved_tensors_hooks, which its unpack_hook changes, "
+                        "is not supported: tapegrad keeps one value per saved tensor"
+                    )
+                replaced.append((tape, row, address))
+                tape.saved[row] = address_of(data)
+                held.append(data)
         yield
     finally:
         for tape, row, address in reversed(replaced):

@@ -24,7 +24,7 @@ from .._grad_mode import enable_grad, is_grad_enabled, no_grad
 from .._grad_mode import state as _grad_state
 from .._ops import OPCODE
 from .._record import _input_row, _tape_for
-from .._tape import Tape, exclusive
+from .._tape import Tape, exclusive, saved_hooks_open, saved_tensor_hooks
 from ..tensor import Tensor, _wrap
 from .engine import SECOND_BACKWARD
 
@@ -44,6 +44,7 @@ class FunctionCtx:
         self._saved_objects = ()
         self._sources = ()
         self._graph_saved = None  # the saved tensors at their rows, during a create_graph backward
+        self._packed = None  # ((unpack hook, packed) or None, ...) under saved_tensors_hooks
         self._freed = False
         self._non_differentiable = ()
 
@@ -71,11 +72,22 @@ class FunctionCtx:
             saved.append((tensor if is_leaf else _alias(tensor), counter, counter[0]))
         self._saved = tuple(saved)
         self._saved_objects = tensors
+        self._packed = None
+        stack = getattr(saved_tensor_hooks, "stack", None) if saved_hooks_open[0] else None
+        if stack:  # saved_tensors_hooks: each tensor through the pack hook, versions unchecked
+            pack, unpack = stack[-1]
+            saved_tensor_hooks.stack = []  # (off inside the hook, as Tape._pack)
+            try:
+                self._packed = tuple(None if t is None else (unpack, pack(t)) for t in tensors)
+            finally:
+                saved_tensor_hooks.stack = stack
 
     @property
     def saved_tensors(self) -> tuple:
         if self._freed:
             raise RuntimeError(SECOND_BACKWARD)
+        if self._packed is not None:
+            return tuple(None if entry is None else entry[0](entry[1]) for entry in self._packed)
         for tensor, counter, version in self._saved:
             if counter is not None and counter[0] != version:
                 raise RuntimeError(_modified_message(tensor, counter, version))
@@ -94,6 +106,7 @@ class FunctionCtx:
     def _free(self) -> None:
         """What a backward without ``retain_graph`` does: drop the saved tensors, as PyTorch does."""
         self._saved = ()
+        self._packed = None
         self._freed = True
 
 
