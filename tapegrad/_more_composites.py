@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _dtypes, return_types
 from ._composites import addcdiv, addcmul, addmm, lerp, logaddexp
+from ._grad_mode import active_recording
 from ._indexing import gather
 from ._record import in_place, name_node
 from ._selection import _result_type, where
@@ -50,10 +51,14 @@ def hypot(input: Tensor, other) -> Tensor:  # noqa: A002 - PyTorch's names
     # Scaled by the larger magnitude (a constant of the graph; the gradient is still x / h):
     # squared as they are, float32 overflowed beyond 1.8e19 (inf for 3e19 and 4e19) and
     # underflowed below 1e-19 (0, with an infinite gradient). An infinite operand gives inf.
-    other_data = other._data if isinstance(other, Tensor) else np.asarray(other, input._data.dtype)
-    scale = np.fmax(np.abs(input._data), np.abs(other_data))  # (fmax: an inf beside a NaN is inf)
+    # Inside tapegrad.record the scale would be the recording's: there the plain formula.
+    if active_recording() is not None:
+        return name_node((input * input + other * other).sqrt(), "HypotBackward0")
+    dtype = _result_type(input, other)
+    other_data = other._data if isinstance(other, Tensor) else np.asarray(other, dtype)
+    scale = np.fmax(np.abs(input._data), np.abs(other_data)).astype(dtype, copy=False)  # (fmax: inf beside NaN)
     infinite = np.isinf(scale)
-    scale = _wrap(np.where((scale == 0) | infinite | np.isnan(scale), 1, scale).astype(scale.dtype, copy=False))
+    scale = _wrap(np.where((scale == 0) | infinite | np.isnan(scale), 1, scale).astype(dtype, copy=False))
     scaled = ((input / scale) ** 2 + (other / scale) ** 2).sqrt() * scale
     if infinite.any():
         scaled = where(_wrap(infinite), math.inf, scaled)

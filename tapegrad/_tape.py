@@ -653,7 +653,7 @@ class Tape:
             self.registered[key] = row
             # The tape holds the tensor so that its id cannot be reused while the tape lives.
             self.leaves.append((row, tensor))
-            if self.replay_values is not None:
+            if self.replay_values is not None and self.shared is not None:
                 # Inside tapegrad.record, a captured tensor is a constant of the tape at the value
                 # it had when first read: read at the end, a change the function made to it after
                 # (``c.add_(x)``, a parameter's update) was replayed as if made before, silently.

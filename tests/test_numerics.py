@@ -140,3 +140,22 @@ def test_a_quotients_gradient_in_its_divisor_divides_twice():
     np.testing.assert_allclose(
         b.grad.numpy(), -(np.array([1.24348e-20, 1e30]) / [8.46102e-25, 1e20]) / [8.46102e-25, 1e20], rtol=1e-6
     )
+
+
+def test_softplus_with_a_large_threshold_has_no_nan_gradient_far_below():
+    x = tg.tensor([-800.0, -100.0, 22.0], dtype=tg.float64, requires_grad=True)
+    F.softplus(x, 1.0, 30.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), _sigmoid(np.array([-800.0, -100.0, 22.0])), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sum", "logsumexp"])
+def test_replayed_compensated_sums_keep_an_infinity(name):
+    data = np.array([np.inf] + [1.0] * 200)
+    function = (lambda x: x.sum()) if name == "sum" else (lambda x: x.logsumexp(0))
+    assert float(tg.record(function, data)(data)) == np.inf
+
+
+def test_hypot_keeps_pytorchs_dtype_and_replays_at_other_scales():
+    assert tg.hypot(tg.tensor([3.0]), tg.tensor(4.0, dtype=tg.float64)).dtype == tg.float32
+    tape = tg.record(tg.hypot, np.array([1e-30, 2e-30], np.float32), np.array([1e-30, 2e-30], np.float32))
+    np.testing.assert_allclose(tape(np.array([3.0, 6.0], np.float32), np.array([4.0, 8.0], np.float32)), [5.0, 10.0])

@@ -1524,3 +1524,9 @@ def test_counts_compared_exactly_replay_without_a_guard_failure():
     f = lambda x: x.sum() * 2 if (x > 0).sum() == 2 else x.sum()  # noqa: E731
     tape = tg.record(f, np.array([1.0, 2.0, -1.0]))
     assert tape(np.array([3.0, -4.0, 5.0])).item() == 8.0
+
+
+def test_ops_on_a_recordings_outputs_after_it_ended():
+    tape = tg.record(lambda x: x * 2, np.ones(3))
+    result = tape.outputs[0] * tg.tensor(2.0, requires_grad=True)
+    np.testing.assert_array_equal(result.detach().numpy(), [4.0, 4.0, 4.0])

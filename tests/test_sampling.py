@@ -147,3 +147,14 @@ def test_errors_are_pytorchs(name):
             _ERRORS[name](module, x, grid, theta)
         outcomes.append((type(caught.value).__name__, str(caught.value).replace("torch.", "tapegrad.")))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("point", [(np.nan, 0.0), (-np.inf, 0.0), (0.0, 1e30)])
+def test_a_coordinate_off_every_pixel_reads_zero_with_zero_gradients(point):
+    x = tg.tensor(np.arange(1.0, 7.0).reshape(1, 1, 2, 3), requires_grad=True)
+    grid = tg.tensor(np.array(point).reshape(1, 1, 1, 2), requires_grad=True)
+    out = F.grid_sample(x, grid, align_corners=False)
+    out.sum().backward()
+    assert out.item() == 0.0
+    np.testing.assert_array_equal(x.grad.numpy(), 0.0)
+    np.testing.assert_array_equal(grid.grad.numpy(), 0.0)

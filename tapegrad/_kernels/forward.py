@@ -94,6 +94,13 @@ def _compensated(total, compensation, term):
 
 
 @inline
+def _with_compensation(total, compensation):
+    """The compensated sum, or the total itself where it is infinite or NaN (whose compensation,
+    inf - inf, is NaN: an infinite sum replayed as NaN)."""
+    return total + compensation if np.isfinite(total) else total
+
+
+@inline
 def _total(values, start, count):
     """The sum of ``values[start : start + count]`` in float64, as numpy's pairwise sum blocks
     it: eight accumulators of the values' dtype over each block of 128, blocks added in float64
@@ -123,7 +130,7 @@ def _total(values, start, count):
         total, compensation = _compensated(total, compensation, block_sum)
     for i in range(128 * blocks, count):
         total += values[i]
-    return total + compensation
+    return _with_compensation(total, compensation)
 
 
 @inline
@@ -548,7 +555,7 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                 for k in range(extent):
                     term = np.float64(vmath.exp(x[base + k * inner] - largest))
                     total, compensation = _compensated(total, compensation, term)
-                out[o * inner + i] = values.dtype.type(np.log(total + compensation)) + largest
+                out[o * inner + i] = values.dtype.type(np.log(_with_compensation(total, compensation))) + largest
             elif rule == VAR or rule == STD:
                 mean = 0.0  # float64 accumulation, as numpy's pairwise sums are close to it
                 for k in range(extent):

@@ -113,10 +113,14 @@ def _clip(position: Tensor, extent: int) -> Tensor:
     return where(_wrap(inside), position, _wrap(np.clip(values, 0, extent - 1).astype(values.dtype)))
 
 
+# Where a NaN, infinite or huge coordinate points: far outside, its neighbour (+1) outside too.
+_NOWHERE = -(2**40)
+
+
 def _positions(pixels: np.ndarray) -> np.ndarray:
-    """Whole pixel positions as int64, NaN and those beyond int64 as -1 (outside the input)."""
-    fits = np.abs(pixels) < 2.0**62  # (False for NaN)
-    return np.where(fits, pixels, -1).astype(np.int64)
+    """Whole pixel positions as int64, NaN and those beyond 2^40 as ``_NOWHERE``."""
+    fits = np.abs(pixels) < 2.0**40  # (False for NaN)
+    return np.where(fits, pixels, _NOWHERE).astype(np.int64)
 
 
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",  # noqa: A002
@@ -161,6 +165,12 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     points = grid.shape[1] * grid.shape[2]
     x = _source_index(grid[..., 0], width, padding_mode, align).reshape(n, 1, points)
     y = _source_index(grid[..., 1], height, padding_mode, align).reshape(n, 1, points)
+    # A coordinate off every pixel (NaN, infinite, beyond 2^40) reads zeros, with zero gradients
+    # (PyTorch's): its weights, of NaN or inf, would carry NaN through the zero mask.
+    lost = ~(np.isfinite(x._data) & np.isfinite(y._data) & (np.abs(x._data) < 2.0**40) & (np.abs(y._data) < 2.0**40))
+    if lost.any():
+        x = where(_wrap(lost), float(_NOWHERE), x)
+        y = where(_wrap(lost), float(_NOWHERE), y)
     flat = input.reshape(n, channels, height * width)
 
     def corner(column: np.ndarray, row: np.ndarray, weight):

@@ -186,7 +186,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     # there (softplus to float64's last digit; the row's x was 4e5 ulp off at 22).
     below = scaled.softplus()
     if threshold > 20.0:
-        below = _where(scaled > 20.0, scaled + (-scaled).exp(), below)
+        high = _where(scaled > 20.0, scaled, 20.0)  # (exp(-x) of a very negative x, unused, was inf: NaN gradients)
+        below = _where(scaled > 20.0, high + (-high).exp(), below)
     return _where(scaled > threshold, input, below / beta)
 
 
