@@ -480,3 +480,14 @@ def test_gradients_through_piecewise_linear_ops_stay_on_the_graph():
     theirs = _gradients_through_piecewise_linear_ops(torch)
     for a, b in zip(ours, theirs):
         assert a[0] == b[0] and a[1:] == pytest.approx(b[1:], rel=1e-5, abs=1e-7)
+
+
+def test_create_graph_gradient_of_an_intermediate_runs_nothing_below_it():
+    # after a backward freed the intermediate's own graph, autograd.grad with create_graph of a
+    # new graph over it raised; PyTorch runs only the nodes above the input it is asked for
+    x, w, v = (tg.randn(6, 5, dtype=tg.float64, requires_grad=True) for _ in range(3))
+    a = x * w
+    (a * v).sum().backward()
+    (gradient,) = tg.autograd.grad((a * a).sum(), a, create_graph=True)
+    np.testing.assert_allclose(gradient.detach().numpy(), 2 * a.detach().numpy())
+    assert gradient.requires_grad

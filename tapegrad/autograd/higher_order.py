@@ -48,6 +48,7 @@ from .._tape import (
     inplace_epoch,
     outside_lock,
     resolve,
+    row_sources,
 )
 from ..tensor import Tensor, _recorded, _wrap
 from . import engine
@@ -213,6 +214,10 @@ class _Backward:
         op = OPS[int(self.rows[row, OPCODE]) & OPCODE_MASK]
         if op.rule in ("leaf", "constant") or (self.needed is not None and not self.needed[row]):
             return False
+        if self.needed is not None and not self._leads_to_wanted(row):
+            # A wanted row no wanted row lies below: autograd.grad takes its gradient there and
+            # runs nothing past it (PyTorch's), its own graph perhaps freed by a backward before.
+            return False
         if row in self.calls:
             return self._function(row, gradient)
         if row in self.first_order:
@@ -248,6 +253,14 @@ class _Backward:
         shape, dtype = self.shape(source), self.dtype(source)
         through = _recorded(np.zeros(shape, dtype), self.tape, source)
         return _selection.where(_wrap(np.zeros(shape, np.bool_)), through, 0.0)
+
+    def _leads_to_wanted(self, row: int) -> bool:
+        """Whether an input of ``row`` is on a path to a row ``autograd.grad`` wants."""
+        if row in self.calls:
+            sources = self.calls[row].tensor_input_rows
+        else:  # (from the walk's own copy of the rows: its ops may move the tape's)
+            sources = row_sources(row, *(int(value) for value in self.rows[row, :4]), self.aux)
+        return any(0 <= source < len(self.needed) and self.needed[source] for source in sources)
 
     def _function(self, row: int, gradient: Tensor) -> bool:
         """A custom Function's output row: its gradient is kept until the call's lowest output
