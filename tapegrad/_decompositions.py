@@ -200,6 +200,18 @@ class SolveTriangular(Function):
     @staticmethod
     def forward(ctx, A, B, upper, left, unitriangular):  # noqa: N803
         def solve(a, b):
+            try:
+                return solve_checked(a, b)
+            except (
+                np.linalg.LinAlgError
+            ):  # a zero on the diagonal: BLAS's trsm, which divides by it (inf, NaN), as PyTorch's
+                (trsm,) = _scipy_linalg().get_blas_funcs(("trsm",), (a, b))
+                with np.errstate(all="ignore"):
+                    return trsm(
+                        1.0, a, b, side=0 if left else 1, lower=0 if upper else 1, diag=1 if unitriangular else 0
+                    )
+
+        def solve_checked(a, b):
             if left:
                 return _scipy_linalg().solve_triangular(
                     a, b, lower=not upper, unit_diagonal=unitriangular, check_finite=False

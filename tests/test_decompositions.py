@@ -357,3 +357,16 @@ def test_cholesky_of_nan_and_lstsq_of_other_ranks_raise():
         tg.linalg.cholesky(tg.tensor([[float("nan"), 0.0], [0.0, 1.0]]))
     with pytest.raises(RuntimeError, match=r"input.dim\(\) must be greater or equal to other.dim\(\)"):
         tg.linalg.lstsq(tg.eye(3), tg.ones(2, 3, 2))
+
+
+def test_a_singular_triangular_solve_divides_by_zero_as_pytorchs():
+    # scipy raised LinAlgError at a zero on the diagonal; PyTorch's trsm gives infinities
+    a, b = tg.tensor([[1.0, 2.0], [0.0, 0.0]]), tg.tensor([[1.0], [1.0]])
+    np.testing.assert_array_equal(tg.linalg.solve_triangular(a, b, upper=True).numpy().ravel(), [-np.inf, np.inf])
+    np.testing.assert_array_equal(
+        tg.linalg.solve_triangular(a.T, b.T, upper=False, left=False).numpy().ravel(), [-np.inf, np.inf]
+    )
+    x = tg.tensor([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]], dtype=tg.float64, requires_grad=True)
+    q, r = tg.linalg.qr(x)  # rank 1: its backward solves with a (near) singular R, as PyTorch's does
+    (q.sum() + r.sum()).backward()
+    assert x.grad.shape == x.shape
