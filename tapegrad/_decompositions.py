@@ -131,16 +131,21 @@ def _scipy_linalg():
     return scipy.linalg
 
 
-def _each_matrix(function, *arrays) -> np.ndarray:
-    """``function`` of each matrix of a batch (scipy's routines take one at a time)."""
+def _each_matrix(function, *arrays):
+    """``function`` of each matrix of a batch (scipy's routines take one at a time); a function
+    returning a tuple of arrays gives a tuple of batches."""
     batch = arrays[0].shape[:-2]
     if not batch:
         return function(*arrays)
     if 0 in batch:  # an empty batch: the shape one matrix's result has, with none of them
         single = function(*[np.eye(*array.shape[-2:], dtype=array.dtype) for array in arrays])
+        if isinstance(single, tuple):
+            return tuple(np.zeros((*batch, *part.shape), part.dtype) for part in single)
         return np.zeros((*batch, *single.shape), single.dtype)
     flat = [array.reshape(-1, *array.shape[-2:]) for array in arrays]
     results = [function(*matrices) for matrices in zip(*flat)]
+    if isinstance(results[0], tuple):
+        return tuple(np.stack(parts).reshape(*batch, *parts[0].shape) for parts in zip(*results))
     return np.stack(results).reshape(*batch, *results[0].shape)
 
 
@@ -445,8 +450,6 @@ class LuFactor(Function):
     @staticmethod
     def forward(ctx, A):  # noqa: N803
         data = A._data
-        m, n = data.shape[-2:]
-        k = min(m, n)
 
         def factor(matrix):
             if not matrix.size:
@@ -456,18 +459,8 @@ class LuFactor(Function):
                 lu, swaps = _scipy_linalg().lu_factor(matrix, check_finite=False)
             return lu, swaps.astype(np.int32) + 1
 
-        flat = data.reshape(-1, m, n)
-        factors = [factor(matrix) for matrix in flat]
-        lu = (
-            np.stack([f[0] for f in factors]).reshape(data.shape).astype(data.dtype, copy=False)
-            if flat.shape[0]
-            else np.zeros(data.shape, data.dtype)
-        )
-        pivots = (
-            np.stack([f[1] for f in factors]).reshape(*data.shape[:-2], k)
-            if flat.shape[0]
-            else np.zeros((*data.shape[:-2], k), np.int32)
-        )
+        lu, pivots = _each_matrix(factor, data)
+        lu = lu.astype(data.dtype, copy=False)
         LU, pivots = _wrap(lu), _wrap(pivots)  # noqa: N806
         ctx.mark_non_differentiable(pivots)
         ctx.save_for_backward(LU, pivots)

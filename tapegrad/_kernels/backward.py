@@ -1405,15 +1405,11 @@ def _cast32(rule, r, mask, frame):
     from32 = grad32[offsets[r] : offsets[r] + numel]
     if layouts[rows[a, 4], 0] != FLOAT64:
         _claim(a, rows, layouts, offsets, touched, grad32)
-        into32 = grad32[offsets[a] : offsets[a] + numel]
-        for i in range(min(len(into32), len(from32))):
-            into32[i] += from32[i]
+        _added_into(grad32, offsets[a], numel, from32)
         return families.DONE
     grad64 = families.arrays64(frame)[8]
     _claim(a, rows, layouts, offsets, touched, grad64)
-    into64 = grad64[offsets[a] : offsets[a] + numel]
-    for i in range(min(len(into64), len(from32))):
-        into64[i] += np.float64(from32[i])
+    _added_into(grad64, offsets[a], numel, from32)
     return families.DONE
 
 
@@ -1425,16 +1421,21 @@ def _cast64(rule, r, mask, frame):
     from64 = grad64[offsets[r] : offsets[r] + numel]
     if layouts[rows[a, 4], 0] == FLOAT64:
         _claim(a, rows, layouts, offsets, touched, grad64)
-        into64 = grad64[offsets[a] : offsets[a] + numel]
-        for i in range(min(len(into64), len(from64))):
-            into64[i] += from64[i]
+        _added_into(grad64, offsets[a], numel, from64)
         return families.DONE
     grad32 = families.arrays32(frame)[8]
     _claim(a, rows, layouts, offsets, touched, grad32)
-    into32 = grad32[offsets[a] : offsets[a] + numel]
-    for i in range(min(len(into32), len(from64))):
-        into32[i] += np.float32(from64[i])
+    _added_into(grad32, offsets[a], numel, from64)
     return families.DONE
+
+
+@inline
+def _added_into(grad, offset, numel, source):
+    """``source`` added into ``grad[offset : offset + numel]``, cast to its dtype, over the shorter
+    of the two (``_cast32``)."""
+    into = grad[offset : offset + numel]
+    for i in range(min(len(into), len(source))):
+        into[i] += grad.dtype.type(source[i])
 
 
 @inline
