@@ -142,7 +142,8 @@ def _each_matrix(function, *arrays):
         if isinstance(single, tuple):
             return tuple(np.zeros((*batch, *part.shape), part.dtype) for part in single)
         return np.zeros((*batch, *single.shape), single.dtype)
-    flat = [array.reshape(-1, *array.shape[-2:]) for array in arrays]
+    count = int(np.prod(batch))  # (not -1: a batch of empty matrices has no size to divide)
+    flat = [array.reshape(count, *array.shape[-2:]) for array in arrays]
     results = [function(*matrices) for matrices in zip(*flat)]
     if isinstance(results[0], tuple):
         return tuple(np.stack(parts).reshape(*batch, *parts[0].shape) for parts in zip(*results))

@@ -424,7 +424,8 @@ def lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False, o
     LU, pivots = LuFactor.apply(A)  # noqa: N806
     k = min(A.shape[-2], A.shape[-1])
     diagonal = np.diagonal(LU._data[..., :k, :k], axis1=-2, axis2=-1) == 0
-    info = np.where(diagonal.any(-1), diagonal.argmax(-1) + 1, 0).astype(np.int32)
+    first = diagonal.argmax(-1) if k else np.zeros(diagonal.shape[:-1], np.int64)  # (no diagonal: no zero on it)
+    info = np.where(diagonal.any(-1), first + 1, 0).astype(np.int32)
     if check_errors and info.any():
         raise LinAlgError(f"torch.linalg.lu_factor_ex: U[{int(info.max())},{int(info.max())}] is zero and singular")
     return return_types.linalg_lu_factor_ex(LU, pivots, _wrap(info))

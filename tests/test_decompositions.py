@@ -370,3 +370,12 @@ def test_a_singular_triangular_solve_divides_by_zero_as_pytorchs():
     q, r = tg.linalg.qr(x)  # rank 1: its backward solves with a (near) singular R, as PyTorch's does
     (q.sum() + r.sum()).backward()
     assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("shape", [(2, 0, 3, 4), (0, 3), (3, 0), (2, 3, 0)])
+def test_lu_factor_of_empty_matrices_and_batches(shape):
+    # the info of no diagonal took argmax of nothing; a batch of empty matrices reshaped by -1
+    result = tg.linalg.lu_factor_ex(tg.zeros(*shape))
+    assert tuple(result.LU.shape) == shape
+    assert tuple(result.pivots.shape) == (*shape[:-2], min(shape[-2:]))
+    assert not result.info.numpy().any()
