@@ -161,9 +161,12 @@ from ._factories import (
 from ._grad_mode import (
     enable_grad,
     inference_mode,
+    is_anomaly_check_nan_enabled,
+    is_anomaly_enabled,
     is_grad_enabled,
     is_inference_mode_enabled,
     no_grad,
+    set_anomaly_enabled,
     set_grad_enabled,
 )
 from ._indexing import flip, gather, index_add, index_select, scatter_add

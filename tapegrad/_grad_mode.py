@@ -26,6 +26,30 @@ recordings_active = [0]
 # Threads with grad off plus threads recording: while zero, every thread records eagerly and
 # the scalar fast path needs one list read to know it.
 special_modes = [0]
+# Anomaly detection (``autograd.detect_anomaly``): [on, check for NaN]. For the whole process,
+# as PyTorch's. While on it counts as a special mode: ops take the general paths, whose results
+# note where the forward recorded them (``Tape.traces``).
+anomaly = [False, True]
+
+
+def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
+    """Turn anomaly detection on or off for the process (``check_nan``: a backward rule that
+    returns NaN raises ``RuntimeError``); follows ``torch.set_anomaly_enabled``."""
+    enabled = bool(enabled)
+    if enabled != anomaly[0]:
+        special_modes[0] += 1 if enabled else -1
+    anomaly[0], anomaly[1] = enabled, bool(check_nan)
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether anomaly detection is on; follows ``torch.is_anomaly_enabled``."""
+    return anomaly[0]
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    """Whether anomaly detection checks backward results for NaN; follows
+    ``torch.is_anomaly_check_nan_enabled``."""
+    return anomaly[1]
 
 
 def active_recording():

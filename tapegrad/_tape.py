@@ -27,6 +27,7 @@ import os
 import struct
 import sys
 import threading
+import traceback
 import weakref
 from array import array
 
@@ -258,6 +259,13 @@ def check_gradient_reaches(tensor, what: str) -> None:
         )
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _in_tapegrad(filename: str) -> bool:
+    return filename.startswith(_PACKAGE)
+
+
 _addressof = ctypes.addressof
 _from_buffer = ctypes.c_char.from_buffer
 
@@ -301,6 +309,7 @@ class Tape:
         "guards",
         "functions",
         "node_names",
+        "traces",
         "bypassed",
         "replay_values",
         "detached",
@@ -353,6 +362,8 @@ class Tape:
         self.functions: dict = {}
         # row -> the grad_fn name PyTorch shows for a composite ending there (``name_node``)
         self.node_names: dict | None = None
+        # {row: where the forward recorded it}, while anomaly detection is on (``note_trace``)
+        self.traces: dict | None = None
         # Rows of transposed views that elementwise ops read through their source instead
         # (``_record._transposed_source``): no gradient reaches them, so a hook, retain_grad or
         # autograd.grad asked of one afterwards must fail rather than see nothing.
@@ -425,6 +436,16 @@ class Tape:
         _pack_row(self.rows, row * ROW_BYTES, opcode, in0, in1, iparam, layout, param)
         self.n = row + 1
         return row
+
+    def note_trace(self, row: int) -> None:
+        """Keep where the forward recorded ``row`` (the caller's frames, tapegrad's own left
+        out), for anomaly detection's report of a backward rule that failed there."""
+        frames = traceback.extract_stack(sys._getframe(2))
+        while frames and _in_tapegrad(frames[-1].filename):
+            frames.pop()
+        if self.traces is None:
+            self.traces = {}
+        self.traces[row] = frames
 
     def hold(self, row: int, holder) -> None:
         """Note that ``holder`` (a tensor) names ``row``: ``collect`` keeps what live holders
@@ -564,6 +585,8 @@ class Tape:
             self.hooks = renumbered(self.hooks)
         if self.node_names:
             self.node_names = renumbered(self.node_names)
+        if self.traces:
+            self.traces = renumbered(self.traces)
         if self.functions:
             self.functions = {new[row]: call.renumbered(new) for row, call in self.functions.items() if live[row]}
         if self.packed:
@@ -852,6 +875,10 @@ class Tape:
             if self.node_names is None:
                 self.node_names = {}
             self.node_names.update({row + shift: name for row, name in other.node_names.items()})
+        if other.traces:
+            if self.traces is None:
+                self.traces = {}
+            self.traces.update({row + shift: trace for row, trace in other.traces.items()})
         if other.bypassed:
             if self.bypassed is None:
                 self.bypassed = set()
@@ -900,6 +927,7 @@ class Tape:
         other.leaf_copies = None
         other.functions = {}
         other.node_names = None
+        other.traces = None
         other.packed = None
         other.bypassed = None
         other.refs = {}

@@ -19,6 +19,7 @@ from weakref import ref as _weakref
 import numpy as np
 
 from . import _device, _dtypes
+from ._grad_mode import anomaly as _anomaly
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import state as _grad_state
 from ._printing import tensor_repr
@@ -594,6 +595,8 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     tensor._requires_grad = requires_grad
     tensor._version_counter = None
     tensor._base = None
+    if _anomaly[0]:  # (a special mode: the fast paths, which bypass this, are off meanwhile)
+        tape.note_trace(row)
     return tensor
 
 

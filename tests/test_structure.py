@@ -90,6 +90,7 @@ LAYERS = {
     "autograd": [
         "autograd",
         "autograd.engine",
+        "autograd.anomaly_mode",
         "autograd.higher_order",
         "autograd.function",
         "autograd.functional",

@@ -8,13 +8,14 @@ into its ``.grad``. It never loops over tape rows in Python.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sys
 import threading
 
 import numpy as np
 
-from .._grad_mode import no_grad
+from .._grad_mode import is_anomaly_enabled, no_grad
 from .._grad_mode import state as _grad_state
 from .._kernels import load as load_kernels
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
@@ -33,6 +34,7 @@ from .._tape import (
     serialized,
 )
 from ..tensor import Size, Tensor, _wrap, hook_registrations, post_accumulate_registrations
+from .anomaly_mode import check_rule, checking_nan, warn_failed
 
 _kernel = None
 
@@ -495,7 +497,9 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
     # gradient reaches, so the others' flags are put back after it (else a later, separate
     # backward through them raised "Trying to backward through the graph a second time").
     freed_before = freed[:n_rows].copy() if collect is not None and not retain else None
-    if not hooked and not calls:  # the common case: the whole backward is one compiled call
+    check_nan = checking_nan()
+    stepped = bool(hooked or calls or check_nan)  # the sweep stops in Python, and lays slots out unshared
+    if not stepped:  # the common case: the whole backward is one compiled call
         spare = _spare_arenas()
         status, row, grad32, grad64, offsets, touched, uniform = sweep(
             *arrays, roots, seeds, freed, modified, retain, plan=plan, spare=spare,
@@ -503,15 +507,24 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         )  # fmt: skip
         del spare
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
+        # (and, in anomaly mode, above every row, to look at what its rule returned)
         offsets, grad32, grad64, touched = setup(*arrays, roots, seeds)
         uniform = _NO_UNIFORM  # (a sweep that stops for hooks writes every gradient out)
         start = n_rows - 1
-        stops = _stops(hooked, calls)
+        every = n_rows if check_nan else 0
+        stops = _stops(hooked, calls, every)
         registrations = hook_registrations[0]
+        slot = functools.partial(_slot_or_none, tape, (grad32, grad64), offsets)
         while True:
             stop, hooked_rows = stops.pop(0)
             status, row = propagate(*arrays, freed, modified, retain, offsets, grad32, grad64, touched, start, stop)
-            if status or stop < 0:
+            if status:
+                break
+            if check_nan:
+                for ran in range(start, stop, -1):
+                    if ran not in calls and (needed is None or needed[ran]):
+                        check_rule(tape, ran, tape.sources(ran), slot, touched)
+            if stop < 0:
                 break
             for hooked_row in hooked_rows:
                 if touched[hooked_row] and offsets[hooked_row] >= 0 and (needed is None or needed[hooked_row]):
@@ -522,12 +535,19 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
             # (after the hooks: they may change the gradient the call receives; only on a path
             # to what autograd.grad wants, as PyTorch runs only those nodes)
             if stop in calls and (needed is None or needed[stop]):
-                _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
+                try:
+                    _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
+                except Exception:
+                    if is_anomaly_enabled():  # PyTorch's warning: where the forward called it
+                        warn_failed(tape, stop)
+                    raise
+                if check_nan:
+                    check_rule(tape, stop, calls[stop].tensor_input_rows, slot, touched)
             start = stop
             if hook_registrations[0] != registrations:  # the Python just run registered a hook
                 registrations = hook_registrations[0]
                 hooked = _hooked_rows(tape, stop)
-                stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop})
+                stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop}, min(every, stop + 1))
     if freed_before is not None:
         ran = _ran_rows(tape, n_rows, collect, needed)
         freed[:n_rows] = np.where(ran, freed[:n_rows], freed_before)
@@ -557,7 +577,7 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                     gradient = before_hooks.get(row)
                     collect.add(index, gradient_of(row).copy() if gradient is None else gradient)
     else:
-        if plan is not None and not hooked and not calls:  # (a sweep stopping for hooks lays slots out unshared)
+        if plan is not None and not stepped:
             deliveries = plan.get("deliveries")
             if deliveries is None:
                 deliveries = plan["deliveries"] = _deliveries(tape, n_rows, offsets, touched)
@@ -721,12 +741,15 @@ def _hooked_rows(tape, n_rows: int) -> dict:
     return hooked
 
 
-def _stops(hooked: dict, calls: dict) -> list:
+def _stops(hooked: dict, calls: dict, every: int = 0) -> list:
     """[(row the sweep stops above, hooked rows whose hooks run there)], highest first, ending
     with (-1, ()). A custom Function's outputs are consecutive rows that only its call reads, so
     their gradients are all complete at its first output row: their hooks run there together, in
-    output order, as PyTorch runs a node's tensor hooks."""
+    output order, as PyTorch runs a node's tensor hooks. ``every``: stops above every row below
+    it too (anomaly detection looks at each rule's results)."""
     at = {row: [row] for row in hooked}
+    for row in range(every - 1):
+        at.setdefault(row, [])
     for first, call in calls.items():
         at.setdefault(first, [])
         for row in call.output_rows:
@@ -756,6 +779,10 @@ def _run_function(tape, call, arenas, offsets, touched, retain: bool) -> None:
             else:
                 np.copyto(slot, values, casting="unsafe")
                 touched[row] = True
+
+
+def _slot_or_none(tape, arenas, offsets, row: int):
+    return _gradient_view(tape, arenas, offsets, row) if offsets[row] >= 0 else None
 
 
 def _gradient_view(tape, arenas, offsets, row: int) -> np.ndarray:

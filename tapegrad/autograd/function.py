@@ -20,7 +20,7 @@ import functools
 
 import numpy as np
 
-from .._grad_mode import enable_grad, is_grad_enabled, no_grad
+from .._grad_mode import anomaly, enable_grad, is_grad_enabled, no_grad
 from .._grad_mode import state as _grad_state
 from .._ops import OPCODE
 from .._record import _input_row, _tape_for
@@ -260,6 +260,8 @@ def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple
     rows = [spec[0] for spec in output_specs if spec is not None and spec[0] >= 0]
     if rows:
         tape.functions[rows[0]] = FunctionCall(function, ctx, input_specs, tuple(output_specs))
+        if anomaly[0]:
+            tape.note_trace(rows[0])
     return tuple(recorded)
 
 

@@ -52,6 +52,7 @@ from .._tape import (
 )
 from ..tensor import Tensor, _recorded, _wrap
 from . import engine
+from .anomaly_mode import check_gradient, checking_nan
 from .engine import SECOND_BACKWARD, _captured_before_hooks, _modified_message, _seed, hook_result
 
 
@@ -237,9 +238,12 @@ class _Backward:
         if callable(formulas):  # one formula per input of this row (an n-ary op; mm's flags)
             formulas = formulas(view)
         connected = row in self.connected
-        for source, formula in zip(view.inputs, formulas):
+        check_nan = checking_nan()
+        for index, (source, formula) in enumerate(zip(view.inputs, formulas)):
             if self.receives(source) and (self.needed is None or self.needed[source]):
                 contribution = formula(view, gradient)
+                if check_nan:
+                    check_gradient(self.tape, row, index, contribution._data)
                 if connected and not contribution.requires_grad:
                     contribution = contribution + self._zero_through(source)
                 self._add(source, contribution, op.rule)
@@ -278,7 +282,10 @@ class _Backward:
             sources = (None,) * len(call.ctx._saved)
         saved = tuple(self._saved_at(call, entry, source) for entry, source in zip(call.ctx._saved, sources))
         self.called.append(call)
-        for source, input_gradient in outside_lock(call.recorded_backward, gradients, saved):
+        check_nan = checking_nan()
+        for index, (source, input_gradient) in enumerate(outside_lock(call.recorded_backward, gradients, saved)):
+            if check_nan:
+                check_gradient(self.tape, row, index, input_gradient._data)
             if self.receives(source) and (self.needed is None or self.needed[source]):
                 if input_gradient._data.dtype != self.dtype(source):  # PyTorch casts to the input's dtype
                     input_gradient = input_gradient.to(_dtypes.from_numpy_dtype(self.dtype(source)))
