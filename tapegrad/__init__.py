@@ -271,6 +271,7 @@ from ._views import (
 )
 from .autograd import gradients as _gradients  # noqa: F401
 from .autograd import graph as _graph  # noqa: F401
+from .backends import get_float32_matmul_precision, set_float32_matmul_precision
 from .tensor import Size, Tensor
 
 # numpy warns where PyTorch stays silent (log of a negative, 0/0, overflow in exp) and both give
@@ -417,6 +418,8 @@ _LAZY = {
     "load": ("_serialization", "load"),
     "save": ("_serialization", "save"),
     "serialization": ("serialization", None),
+    "compile": ("compiler", "compile"),  # torch.compile: a module wrapped as PyTorch wraps it, computing the same
+    "compiler": ("compiler", None),
 }
 
 

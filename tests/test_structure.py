@@ -39,6 +39,7 @@ LAYERS = {
         "cuda",
         "accelerator",
         "backends",
+        "backends.cuda",
         "backends.cudnn",
         "backends.mps",
         "return_types",
@@ -145,6 +146,7 @@ LAYERS = {
         "distributions.transformed_distribution",
         "distributions.kl",
         "_serialization",  # save and load: a checkpoint's nn.Parameters load as Parameters
+        "compiler",  # torch.compile: modules wrapped, nothing compiled
         "serialization",  # torch.serialization's names: the allow-list, save and load
         "utils",
         "utils.data",

@@ -2,4 +2,28 @@
 
 from __future__ import annotations
 
-from . import cudnn, mps  # noqa: F401
+import warnings
+
+from . import cuda, cudnn, mps  # noqa: F401
+
+_PRECISIONS = ("highest", "high", "medium")
+_float32_matmul_precision = ["highest"]
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """Record the precision float32 matrix products may use (``"highest"``, ``"high"`` or
+    ``"medium"``); tapegrad's always compute in float32, as PyTorch's do on a CPU. Another value
+    changes nothing, with PyTorch's ``UserWarning``. Follows ``torch.set_float32_matmul_precision``."""
+    if precision not in _PRECISIONS:
+        warnings.warn(
+            f"{precision} is not one of 'highest', 'high', or 'medium'; the currentsetFloat32MatmulPrecision call "
+            "has no effect.",
+            stacklevel=2,
+        )
+        return
+    _float32_matmul_precision[0] = precision
+
+
+def get_float32_matmul_precision() -> str:
+    """What ``set_float32_matmul_precision`` set; follows ``torch.get_float32_matmul_precision``."""
+    return _float32_matmul_precision[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 enabled = True
 benchmark = False
 deterministic = False
+allow_tf32 = True
 
 
 def is_available() -> bool:
