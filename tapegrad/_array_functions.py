@@ -222,6 +222,7 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0, *, out
     data = input._data
     if data.dtype.kind != "f":
         raise RuntimeError(f"\"histogram_cpu\" not implemented for '{input.dtype.type_name}'")
+    guard_reads("histc()", input)  # counts of values: a replay must not reuse them
     low, high = float(min), float(max)
     if low == high and data.size:
         low, high = float(data.min()), float(data.max())
@@ -271,12 +272,14 @@ def heaviside(input: Tensor, values) -> Tensor:  # noqa: A002
     Follows ``torch.heaviside``."""
     values = as_tensor(values)
     result = _result_type(input, values)
+    guard_reads("heaviside()", input, values)
     out = np.where(input._data == 0, values._data, (input._data > 0)).astype(result)
     return _wrap(out)
 
 
 def signbit(input: Tensor) -> Tensor:  # noqa: A002
     """Whether each element's sign bit is set (-0.0 included); follows ``torch.signbit``."""
+    guard_reads("signbit()", input)
     return _wrap(np.signbit(input._data))
 
 
@@ -312,13 +315,13 @@ def fmin(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
 
 
 def isposinf(input: Tensor) -> Tensor:  # noqa: A002
-    """Where ``input`` is +inf; follows ``torch.isposinf``."""
-    return _wrap(np.isposinf(input._data))
+    """Where ``input`` is +inf; follows ``torch.isposinf``. A comparison, recorded as one."""
+    return input == math.inf
 
 
 def isneginf(input: Tensor) -> Tensor:  # noqa: A002
-    """Where ``input`` is -inf; follows ``torch.isneginf``."""
-    return _wrap(np.isneginf(input._data))
+    """Where ``input`` is -inf; follows ``torch.isneginf``. A comparison, recorded as one."""
+    return input == -math.inf
 
 
 def cov(input: Tensor, *, correction: int = 1, fweights=None, aweights=None) -> Tensor:  # noqa: A002
@@ -444,6 +447,7 @@ def histogram(input: Tensor, bins=100, *, range=None, weight=None, density: bool
     if data.dtype.kind != "f":
         raise NotImplementedError(f"\"histogramdd\" not implemented for '{input.dtype.type_name}'")
     edges = bins._data if isinstance(bins, Tensor) else int(bins)
+    guard_reads("histogram()", input, weight, bins)
     weights = None if weight is None else as_tensor(weight)._data.reshape(-1)
     counts, edges = np.histogram(data.reshape(-1), bins=edges, range=range, weights=weights, density=density)
     hist, bin_edges = _wrap(counts.astype(data.dtype)), _wrap(np.asarray(edges, data.dtype))
@@ -459,6 +463,7 @@ def nextafter(input: Tensor, other) -> Tensor:  # noqa: A002
     follows ``torch.nextafter``."""
     other = as_tensor(other)
     dtype = _result_type(input, other)
+    guard_reads("nextafter()", input, other)
     return _wrap(np.nextafter(input._data.astype(dtype), other._data.astype(dtype)))
 
 
@@ -467,6 +472,7 @@ def _new(self, *args, dtype=None, device=None, requires_grad: bool = False) -> T
     uninitialised (2, 3) tensor, ``new(data)`` a tensor of ``data``; follows ``torch.Tensor.new``."""
     from .tensor import _legacy_data
 
+    guard_reads("new()", *args)  # data copied from a tensor: its values
     tensor = _wrap(_legacy_data(args, dtype if dtype is not None else self.dtype))
     return tensor.requires_grad_() if requires_grad else tensor
 

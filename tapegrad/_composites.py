@@ -808,6 +808,7 @@ def _squeeze_name(dim=None) -> str:
 
 def _byte(self, memory_format=None) -> Tensor:
     """A uint8 copy (values wrapped modulo 256, as a C cast); follows ``torch.Tensor.byte``."""
+    guard_reads("byte()", self)
     return _wrap(
         self._data.astype(np.int64).astype(np.uint8) if self._data.dtype.kind == "f" else self._data.astype(np.uint8)
     )
@@ -815,6 +816,7 @@ def _byte(self, memory_format=None) -> Tensor:
 
 def _short(self, memory_format=None) -> Tensor:
     """An int16 copy; follows ``torch.Tensor.short``."""
+    guard_reads("short()", self)
     return _wrap(self._data.astype(np.int16))
 
 

@@ -8,6 +8,7 @@ tell when a new input would have taken another branch.
 from __future__ import annotations
 
 import linecache
+import os
 import sys
 
 import numpy as np
@@ -114,30 +115,18 @@ def detached(tensor: Tensor) -> Tensor:
     return alias
 
 
-_INTERNAL = (
-    "tensor.py",
-    "_record.py",
-    "_replay_hooks.py",
-    "_reductions.py",
-    "_views.py",
-    "_linalg.py",
-    "functional.py",
-    "_indexing.py",
-    "_selection.py",
-    "_composites.py",
-    "rnn.py",
-)
+# tapegrad's own files: a guard names the first line outside them.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _caller() -> str:
-    """The first frame outside tapegrad's facade: the user's line that read the value. Frames
-    walked directly: ``traceback.extract_stack`` checked every frame's file on disk (a stat
-    each), a tenth of a millisecond per guard, paid by every vmap of a classification loss."""
+    """The first frame outside tapegrad: the user's line that read the value. Frames walked
+    directly: ``traceback.extract_stack`` checked every frame's file on disk (a stat each), a
+    tenth of a millisecond per guard, paid by every vmap of a classification loss."""
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        path = filename.replace("\\", "/")
-        if not ("/tapegrad/" in path and path.endswith(_INTERNAL)):
+        if not filename.startswith(_PACKAGE):
             line = linecache.getline(filename, frame.f_lineno, frame.f_globals).strip()
             return f"{filename}:{frame.f_lineno} ({line})"
         frame = frame.f_back

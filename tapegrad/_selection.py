@@ -98,6 +98,7 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
     ``input``'s, then theirs against ``other``'s); follows ``torch.where``."""
     condition = as_tensor(condition)
     if input is None and other is None:  # torch.where(condition): the indices where it holds
+        guard_reads("where()", condition)
         return tuple(_wrap(np.asarray(index, np.int64)) for index in np.nonzero(condition._data))
     if input is None or other is None:
         raise TypeError("where() takes a condition alone, or a condition, an input and an other")

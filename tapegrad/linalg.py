@@ -662,6 +662,7 @@ def matrix_rank(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out
     """The number of singular values above ``max(atol, rtol * largest)`` (int64, no gradient);
     follows ``torch.linalg.matrix_rank``."""
     A = _matrices(A, "torch.linalg.matrix_rank", square=False)  # noqa: N806
+    guard_reads("matrix_rank()", A)
     values = np.linalg.svd(A._data, compute_uv=False)
     if rtol is None:  # as pinv's
         rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None or atol <= 0 else 0.0

@@ -22,8 +22,9 @@ from . import _device, _dtypes
 from ._grad_mode import anomaly as _anomaly
 from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import state as _grad_state
+from ._ops import OPCODE
 from ._printing import tensor_repr
-from ._tape import Tape, check_gradient_reaches, exclusive, resolve
+from ._tape import NO_GRAD, Tape, check_gradient_reaches, exclusive, resolve
 
 _float = builtins.float
 _int = builtins.int
@@ -325,8 +326,15 @@ class Tensor:
                 "hence detach_() cannot be called on these gradients. To fix this error, please refer to the "
                 "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution."
             )
-        self._tape = None
-        self._row = -1
+        recording = _grad_state.recording if _recordings_active[0] else None
+        if recording is not None and self._tape is not None and resolve(self) is recording:
+            # Inside ``tapegrad.record``: a value the replay computes, without a gradient (as
+            # ``detach()`` is recorded); made a constant, a replay used the recording's values.
+            layout = recording.layout(self._data.dtype, self._data.shape)
+            self._row = recording.append(OPCODE["detach"] | NO_GRAD, self._row, -1, 0, layout, 0.0)
+        else:
+            self._tape = None
+            self._row = -1
         self._grad_fn = None
         self._requires_grad = False
         return self
