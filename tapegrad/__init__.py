@@ -296,6 +296,7 @@ for _op in _OPS:
 neg = _module_function("neg")
 
 
+@_record.with_out("add")
 def add(input, other, *, alpha=1, out=None):  # noqa: A002 - PyTorch's names
     """``input + alpha * other``, either of them a number (``tapegrad.add(2, x)``); follows
     ``torch.add``."""
@@ -304,6 +305,7 @@ def add(input, other, *, alpha=1, out=None):  # noqa: A002 - PyTorch's names
     return (other if alpha == 1 else other * alpha).__radd__(input)
 
 
+@_record.with_out("sub")
 def sub(input, other, *, alpha=1, out=None):  # noqa: A002
     """``input - alpha * other``, either of them a number; follows ``torch.sub``."""
     if isinstance(input, Tensor):
@@ -311,6 +313,7 @@ def sub(input, other, *, alpha=1, out=None):  # noqa: A002
     return (other if alpha == 1 else other * alpha).__rsub__(input)
 
 
+@_record.with_out("mul")
 def mul(input, other, *, out=None):  # noqa: A002
     """``input * other``, either of them a number; follows ``torch.mul``."""
     return input.mul(other) if isinstance(input, Tensor) else other.__rmul__(input)

@@ -17,7 +17,7 @@ import numpy as np
 from . import _dtypes, _record, return_types
 from ._composites import meshgrid, searchsorted
 from ._indexing import gather, index_select
-from ._record import name_node
+from ._record import name_node, with_out
 from ._selection import _result_type, where
 from ._views import cat, stack
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install
@@ -90,6 +90,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     return differences.norm(p, dim=-1)
 
 
+@with_out("tensordot", checked=False)
 def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     """The sum of products over ``dims``: the last ``dims`` of ``a`` with the first of ``b`` (an
     int), or the listed dimensions (a pair of lists); follows ``torch.tensordot``."""
@@ -115,6 +116,7 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     return (left @ right).reshape(*[a.shape[d] for d in free_a], *[b.shape[d] for d in free_b])
 
 
+@with_out("inner", checked=False)
 def inner(input: Tensor, other: Tensor, *, out=None) -> Tensor:  # noqa: A002
     """The sum of products over the last dimension of both, for every pair of their other
     indices (a product with a 0-d tensor); follows ``torch.inner``."""
@@ -209,12 +211,14 @@ def cartesian_prod(*tensors) -> Tensor:
     return stack([grid.reshape(-1) for grid in grids], 1)
 
 
+@with_out("bucketize")
 def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool = False, out=None) -> Tensor:  # noqa: A002
     """The index of the bucket of ``boundaries`` (1-d, ascending) each element falls in;
     follows ``torch.bucketize`` (``searchsorted`` with the arguments swapped)."""
     return searchsorted(boundaries, input, out_int32=out_int32, right=right)
 
 
+@with_out("histc")
 def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0, *, out=None) -> Tensor:  # noqa: A001, A002
     """Counts of the elements in ``bins`` equal bins over [min, max] (the data's range when both
     are 0), elements outside ignored, in ``input``'s float dtype; no gradient (PyTorch has

@@ -17,7 +17,7 @@ from . import _dtypes, _factories, return_types
 from ._grad_mode import no_grad
 from ._grad_mode import state as _grad_state
 from ._indexing import gather, index_select, repeat, scatter
-from ._record import _bump_version, _check_in_place, broadcast_shape, name_node
+from ._record import _bump_version, _check_in_place, broadcast_shape, name_node, with_out
 from ._selection import _result_type, where
 from ._tape import exclusive
 from ._views import cat, expand, permute, reshape, stack, transpose
@@ -204,6 +204,7 @@ def ceil(input: Tensor) -> Tensor:  # noqa: A002
     return -((-input).floor())
 
 
+@with_out("nonzero")
 def nonzero(input: Tensor, *, out=None, as_tuple: bool = False):  # noqa: A002
     """The indices of the nonzero elements, one row per element (int64, shape ``(n, ndim)``), or
     with ``as_tuple=True`` one 1-D tensor per dimension; follows ``torch.nonzero``."""
@@ -338,6 +339,7 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: b
     return _wrap(_order(input._data, dim, descending))
 
 
+@with_out("searchsorted")
 def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, out=None, sorter=None):
     """Where each of ``values`` would be inserted in the innermost dimension of
     ``sorted_sequence`` to keep it sorted (``right``/``side="right"``: after equal elements);
@@ -391,12 +393,14 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     return results[0] if len(results) == 1 else tuple(results)
 
 
+@with_out("std_mean")
 def std_mean(input: Tensor, dim=None, *, correction=1, keepdim: bool = False, out=None) -> tuple:  # noqa: A002
     """``(std, mean)`` over ``dim`` (all dimensions when None) with ``correction`` degrees of
     freedom removed; follows ``torch.std_mean``."""
     return input.std(dim, keepdim=keepdim, correction=correction), input.mean(dim, keepdim=keepdim)
 
 
+@with_out("linalg_cross")
 def cross(input: Tensor, other: Tensor, dim=None, *, out=None) -> Tensor:  # noqa: A002
     """The cross product of 3-vectors along ``dim`` (None: the first dimension of size 3);
     follows ``torch.cross``. Raises ``RuntimeError`` when the dimension is not of length 3."""
@@ -433,6 +437,7 @@ def _cross(a: Tensor, b: Tensor, dim: int) -> Tensor:
     )
 
 
+@with_out("bernoulli")
 def bernoulli(input: Tensor, p=None, *, generator=None, out=None) -> Tensor:  # noqa: A002
     """0 or 1 (the input's dtype) with probability ``input`` (or ``p``) of 1, elementwise, from
     numpy's Generator; follows ``torch.bernoulli``. Raises ``RuntimeError`` for probabilities

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import dis
+import functools
 import numbers
 import sys
 import weakref
@@ -1014,6 +1015,32 @@ def write_out(name: str, result: Tensor, out: Tensor | None) -> Tensor:
         out._data = np.array(result._data, dtype=out._data.dtype)
     _bump_version(out)
     return out
+
+
+def with_out(name: str, checked: bool = True):
+    """Decorate a function whose ``out=`` (a tensor, or a tuple of them for a function returning
+    several) receives its results, as ``write_out`` fills one: the function computes as without
+    it. ``name``: the op PyTorch's message names; ``checked`` False for the few PyTorch lets
+    take ``out=`` with gradients (``tensordot``, ``inner``: the values, without a graph)."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def call(*args, out=None, **kwargs):
+            result = function(*args, **kwargs)
+            if out is None:
+                return result
+            if isinstance(result, Tensor):
+                return write_out(name, result if checked else _wrap(result._data), out)
+            if not isinstance(out, (tuple, list)) or len(out) != len(result):
+                raise TypeError(f"{name}(): argument 'out' must be a tuple of {len(result)} Tensors")
+            filled = [
+                write_out(name, value if checked else _wrap(value._data), target) for value, target in zip(result, out)
+            ]
+            return type(result)(*filled) if type(result) is not tuple else tuple(filled)
+
+        return call
+
+    return decorate
 
 
 def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:

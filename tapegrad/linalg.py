@@ -32,7 +32,7 @@ from ._decompositions import (
     _first_zero_pivot,
     lu_unpack,
 )
-from ._record import broadcast_shape, name_node
+from ._record import broadcast_shape, name_node, with_out
 from ._selection import where
 from ._views import stack as _stack
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
@@ -175,6 +175,7 @@ def _singular_values(A: Tensor, kind: str) -> Tensor:  # noqa: N803
     return name_node(values + (diagonal - diagonal.detach()), "LinalgSvdBackward0")
 
 
+@with_out("sum")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:
     """The dot product of ``x`` and ``y`` (broadcast) along ``dim``; follows
     ``torch.linalg.vecdot``."""
@@ -184,11 +185,13 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:
     return (x * y).sum(dim)
 
 
+@with_out("linalg_cross")
 def cross(input: Tensor, other: Tensor, *, dim: int = -1, out=None) -> Tensor:  # noqa: A002
     """The cross product of 3-vectors along ``dim``; follows ``torch.linalg.cross``."""
     return _composites._cross(input, as_tensor(other), dim)
 
 
+@with_out("_linalg_solve_ex")
 def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # noqa: N803
     """The ``X`` with ``A @ X = B`` (``left=False``: ``X @ A = B``), batched, ``B`` a vector or
     batch of vectors when it has one dimension fewer than ``A``; follows ``torch.linalg.solve``.
@@ -216,6 +219,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # no
     return X.squeeze(-1) if vector else X
 
 
+@with_out("linalg_inv_ex")
 def inv(A: Tensor, *, out=None) -> Tensor:  # noqa: N803
     """The inverse of a square matrix (or of each in a batch); follows ``torch.linalg.inv``.
     Raises ``RuntimeError`` for non-square or integer input and ``LinAlgError`` for a singular
@@ -225,6 +229,7 @@ def inv(A: Tensor, *, out=None) -> Tensor:  # noqa: N803
     return Inverse.apply(A)
 
 
+@with_out("linalg_inv_ex")
 def _inverse(self, *, out=None) -> Tensor:
     """``tapegrad.linalg.inv(self)``; follows ``torch.Tensor.inverse``."""
     return inv(self)
@@ -245,6 +250,7 @@ def _matrices(A, name: str, square: bool = True) -> Tensor:  # noqa: N803
     return A
 
 
+@with_out("linalg_cholesky_ex")
 def cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:  # noqa: N803
     """The Cholesky factor of symmetric positive-definite matrices ``A`` (..., n, n): ``L``
     lower triangular with ``A = L L^T`` (``upper``: ``U = L^T``, ``A = U^T U``), read from
@@ -255,6 +261,7 @@ def cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:  # noqa: N8
     return L.mT if upper else L
 
 
+@with_out("linalg_cholesky_ex")
 def cholesky_ex(A: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):  # noqa: N803
     """``(L, info)`` as ``torch.linalg.cholesky_ex``: ``info`` (int32, per matrix) is the order
     of the first leading minor that is not positive-definite (0: none), ``L`` then undefined
@@ -281,6 +288,7 @@ def _cholesky(self, upper: bool = False) -> Tensor:
     return cholesky(self, upper=upper)
 
 
+@with_out("linalg_solve_triangular")
 def solve_triangular(
     A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False, out=None
 ) -> Tensor:  # noqa: N803
@@ -311,6 +319,7 @@ def _broadcast_batches(A: Tensor, B: Tensor) -> tuple:  # noqa: N803
     return A, B
 
 
+@with_out("cholesky_solve")
 def cholesky_solve(B: Tensor, L: Tensor, upper: bool = False, *, out=None) -> Tensor:  # noqa: N803
     """``A^-1 B`` for ``A = L L^T`` given its Cholesky factor ``L`` (``upper``: ``A = U^T U``);
     follows ``torch.cholesky_solve`` (and its gradient with respect to all of ``L``, not only
@@ -325,12 +334,14 @@ def cholesky_solve(B: Tensor, L: Tensor, upper: bool = False, *, out=None) -> Te
     return CholeskySolve.apply(B, L, bool(upper))
 
 
+@with_out("cholesky_inverse")
 def cholesky_inverse(L: Tensor, upper: bool = False, *, out=None) -> Tensor:  # noqa: N803
     """``A^-1`` for ``A = L L^T`` given ``L``; follows ``torch.cholesky_inverse``."""
     L = as_tensor(L)  # noqa: N806
     return cholesky_solve(_wrap(np.eye(L.shape[-1], dtype=L._data.dtype)), L, upper)
 
 
+@with_out("_linalg_det")
 def det(A: Tensor, *, out=None) -> Tensor:  # noqa: N803
     """The determinant of square matrices (..., n, n), shape (...); follows ``torch.linalg.det``.
     Raises ``RuntimeError`` for non-square or integer input. Differentiable: ``g det(A) A^-T``,
@@ -338,6 +349,7 @@ def det(A: Tensor, *, out=None) -> Tensor:  # noqa: N803
     return Det.apply(_matrices(A, "linalg.det"))
 
 
+@with_out("_linalg_slogdet")
 def slogdet(A: Tensor, *, out=None):  # noqa: N803
     """``(sign, logabsdet)`` of the determinants; follows ``torch.linalg.slogdet`` (the sign has
     no gradient; ``logabsdet``'s is ``A^-T``, ``LinAlgError`` at a singular ``A``)."""
@@ -359,6 +371,7 @@ def logdet(A: Tensor) -> Tensor:  # noqa: N803
     return where(sign < 0, float("nan"), logabsdet)
 
 
+@with_out("_linalg_eigh")
 def eigh(A: Tensor, UPLO: str = "L", *, out=None):  # noqa: N803
     """Eigenvalues (ascending, (..., n)) and orthonormal eigenvectors (columns, (..., n, n)) of
     symmetric matrices, read from the ``UPLO`` ("L" or "U") triangle; follows
@@ -371,6 +384,7 @@ def eigh(A: Tensor, UPLO: str = "L", *, out=None):  # noqa: N803
     return return_types.linalg_eigh(values, vectors)
 
 
+@with_out("_linalg_eigh")
 def eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:  # noqa: N803
     """The eigenvalues of ``eigh``, ascending; follows ``torch.linalg.eigvalsh``."""
     return eigh(A, UPLO).eigenvalues
@@ -384,6 +398,7 @@ def _finite(A: Tensor, name: str) -> Tensor:  # noqa: N803
     return A
 
 
+@with_out("_linalg_svd")
 def svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):  # noqa: N803
     """``(U, S, Vh)`` with ``A = U diag(S) Vh`` for matrices (..., m, n), ``S`` descending;
     ``full_matrices=False``: ``U`` (..., m, k) and ``Vh`` (..., k, n), ``k = min(m, n)``;
@@ -395,6 +410,7 @@ def svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):  # noq
     return return_types.linalg_svd(U, S, Vh)
 
 
+@with_out("_linalg_svd")
 def svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:  # noqa: N803
     """The singular values, descending, (..., min(m, n)); follows ``torch.linalg.svdvals``."""
     return svd(A, full_matrices=False).S
@@ -412,6 +428,7 @@ def _torch_svd(self, some: bool = True, compute_uv: bool = True) -> tuple:
     return return_types.svd(U, S, Vh.mT)
 
 
+@with_out("linalg_lu_factor_ex")
 def lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False, out=None):  # noqa: N803
     """``(LU, pivots, info)``: ``A = P L U`` (partial pivoting, LAPACK's getrf) packed in
     ``LU`` (..., m, n), ``pivots`` (..., min(m, n)) 1-based row swaps (int32), ``info`` (int32)
@@ -431,6 +448,7 @@ def lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False, o
     return return_types.linalg_lu_factor_ex(LU, pivots, _wrap(info))
 
 
+@with_out("linalg_lu_factor_ex")
 def lu_factor(A: Tensor, *, pivot: bool = True, out=None):  # noqa: N803
     """``(LU, pivots)`` of ``lu_factor_ex``; follows ``torch.linalg.lu_factor``: raises
     ``RuntimeError`` for a matrix with a zero pivot (PyTorch's message)."""
@@ -445,6 +463,7 @@ def lu_factor(A: Tensor, *, pivot: bool = True, out=None):  # noqa: N803
     return return_types.linalg_lu_factor(LU, pivots)
 
 
+@with_out("linalg_lu")
 def lu(A: Tensor, *, pivot: bool = True, out=None):  # noqa: N803
     """``(P, L, U)`` with ``A = P L U``: ``P`` (..., m, m) a permutation, ``L`` (..., m, k) unit
     lower, ``U`` (..., k, n) upper, ``k = min(m, n)``; differentiable in ``A``. Follows
@@ -453,6 +472,7 @@ def lu(A: Tensor, *, pivot: bool = True, out=None):  # noqa: N803
     return return_types.linalg_lu(*lu_unpack(LU, pivots))
 
 
+@with_out("linalg_lu_solve")
 def lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True, adjoint: bool = False, out=None):  # noqa: N803
     """The ``X`` with ``A X = B`` (``left=False``: ``X A = B``; ``adjoint``: ``A^T`` for ``A``),
     from ``lu_factor``'s ``(LU, pivots)`` of a square ``A``, by two triangular solves;
@@ -496,6 +516,7 @@ _LU_DEPRECATED = (
 )
 
 
+@with_out("linalg_qr")
 def qr(A: Tensor, mode: str = "reduced", *, out=None):  # noqa: N803
     """``(Q, R)`` with ``A = Q R`` for matrices (..., m, n): ``Q`` (..., m, k) with orthonormal
     columns and ``R`` (..., k, n) upper triangular, ``k = min(m, n)`` ("reduced"); ``k = m``
@@ -528,6 +549,7 @@ _QR_DEPRECATED = (
 )
 
 
+@with_out("linalg_pinv")
 def pinv(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) -> Tensor:  # noqa: N803
     """The Moore-Penrose pseudo-inverse (..., n, m) of matrices (..., m, n); singular values at
     or below ``max(atol, rtol * largest)`` count as zero (``rtol`` defaults to ``eps *
@@ -595,6 +617,7 @@ def matrix_exp(A: Tensor) -> Tensor:  # noqa: N803
     return MatrixExp.apply(_matrices(A, "linalg.matrix_exp"))
 
 
+@with_out("matmul")
 def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
     """``A`` to the integer power ``n`` by repeated squaring (``n < 0``: of ``inv(A)``; ``n = 0``:
     identities); follows ``torch.linalg.matrix_power``. Raises ``RuntimeError`` for non-square
@@ -617,6 +640,7 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
     return result
 
 
+@with_out("mm")
 def multi_dot(tensors, *, out=None) -> Tensor:
     """The product of a list of matrices (the first may be a vector, read as a row; the last a
     column), left to right; follows ``torch.linalg.multi_dot``. Raises ``RuntimeError`` for
@@ -630,6 +654,7 @@ def multi_dot(tensors, *, out=None) -> Tensor:
     return result
 
 
+@with_out("linalg_inv_ex")
 def inv_ex(A: Tensor, *, check_errors: bool = False, out=None):  # noqa: N803
     """``(inverse, info)`` as ``torch.linalg.inv_ex`` (``info`` 0, or the singular pivot's
     index with a NaN-free undefined inverse, here zeros, unless ``check_errors``)."""
@@ -658,6 +683,7 @@ def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> T
     return as_tensor(A).diagonal(offset, dim1, dim2)
 
 
+@with_out("linalg_matrix_rank")
 def matrix_rank(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) -> Tensor:  # noqa: N803
     """The number of singular values above ``max(atol, rtol * largest)`` (int64, no gradient);
     follows ``torch.linalg.matrix_rank``."""

@@ -58,10 +58,9 @@ def test_precision_flags():
     assert not tg.backends.cuda.is_built()
 
 
-def test_matches_pytorch():
-    torch = pytest.importorskip("torch")
-    shown = []
-    for m in (tg, torch):
-        compiled = m.compile(m.nn.Linear(2, 3))
-        shown.append((repr(compiled), list(compiled.state_dict()), compiled.in_features))
-    assert shown[0] == shown[1]
+def test_shown_as_pytorch_shows_it():
+    # (PyTorch's own torch.compile is not called here: importing its compiler changes the
+    # checks of torch.distributions for the tests that run after this one)
+    compiled = tg.compile(tg.nn.Linear(2, 3))
+    assert repr(compiled) == "OptimizedModule(\n  (_orig_mod): Linear(in_features=2, out_features=3, bias=True)\n)"
+    assert list(compiled.state_dict()) == ["_orig_mod.weight", "_orig_mod.bias"] and compiled.in_features == 2
