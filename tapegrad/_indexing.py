@@ -570,11 +570,16 @@ def refresh_view(view: Tensor, by_an_op: bool = True) -> None:
     if (
         by_an_op
         and meta is not None
-        and meta[0] == _record.MULTI_OUTPUT
+        and meta[0] in (_record.MULTI_OUTPUT, _record.CUSTOM_FUNCTION)
         and view._requires_grad
         and _grad_state.enabled
     ):
         _record.refuse_view_change(view, rebased=True)
+    if meta is not None and meta[0] == _record.CUSTOM_FUNCTION:
+        # (its row is the Function's output: read from the root again, it would bypass the
+        # custom backward; PyTorch refuses an op on it, and grad_fn stays the Function's)
+        view._seen_version = view._version_counter[0]
+        return
     if root._tape is None:
         view._seen_version = view._version_counter[0]
         return

@@ -583,3 +583,103 @@ def test_an_output_of_inv_changed_in_place_fails_the_backward():
     inverse.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         inverse.sum().backward()
+
+
+def _view_outputs(m):
+    """Messages of in-place changes of a Function's outputs that are views, as PyTorch refuses."""
+
+    class AsIs(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    class Viewed(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    messages = []
+    for function in (AsIs, Viewed):
+        x = m.tensor([1.0, 2.0], requires_grad=True) * 1
+        y = function.apply(x)
+        messages.append(y._base is x)
+        with pytest.raises(RuntimeError) as error:
+            y.add_(1)
+        messages.append(str(error.value))
+    x = m.tensor([1.0, 2.0], requires_grad=True) * 1
+    y = AsIs.apply(x)
+    x.mul_(3)  # the base changed: an op on the output is refused
+    with pytest.raises(RuntimeError) as error:
+        y * 2
+    messages.append(str(error.value))
+    leaf = m.tensor([1.0, 2.0], requires_grad=True)
+    (AsIs.apply(leaf) * 3).sum().backward()  # the custom backward still runs
+    messages.append(leaf.grad.tolist())
+    return messages
+
+
+def test_in_place_changes_of_outputs_that_are_views_are_refused():
+    messages = _view_outputs(tg)
+    assert messages[1].startswith("Output 0 of AsIs is a view and is being modified inplace")
+    assert messages[-1] == [6.0, 6.0]
+    torch = pytest.importorskip("torch")
+    assert messages == _view_outputs(torch)
+
+
+def _dirty(m):
+    """mark_dirty: the changed input is the output, with the call as its history."""
+
+    class Double(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, factor):
+            x.mul_(2)
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2, None
+
+    class Unreturned(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_dirty(x)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    seen = []
+    a = m.tensor([1.0, 2.0], requires_grad=True)
+    x = a * 1
+    y = Double.apply(x, 3)
+    seen += [y is x, y.grad_fn.name(), x._version, y.tolist()]
+    (y * m.tensor([2.0, 3.0])).sum().backward()
+    seen.append(a.grad.tolist())
+    for call in (lambda: Double.apply(a, 1), lambda: Unreturned.apply(a * 1)):
+        with pytest.raises(RuntimeError) as error:
+            call()
+        seen.append(str(error.value))
+    b = m.tensor([1.0, 2.0], requires_grad=True)
+    c = b * 1
+    d = c.sin()  # saved c, which Double then changes
+    Double.apply(c, 0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        d.sum().backward()
+    return seen
+
+
+def test_mark_dirty():
+    seen = _dirty(tg)
+    assert seen[:2] == [True, "DoubleBackward"] and seen[4] == [4.0, 6.0]
+    torch = pytest.importorskip("torch")
+    assert seen == _dirty(torch)

@@ -23,7 +23,7 @@ import numpy as np
 from .._grad_mode import anomaly, enable_grad, is_grad_enabled, no_grad
 from .._grad_mode import state as _grad_state
 from .._ops import OPCODE
-from .._record import _input_row, _tape_for
+from .._record import CUSTOM_FUNCTION, _bump_version, _input_row, _tape_for
 from .._tape import Tape, exclusive, saved_hooks_open, saved_tensor_hooks
 from ..tensor import Tensor, _wrap
 from .engine import SECOND_BACKWARD
@@ -47,6 +47,7 @@ class FunctionCtx:
         self._packed = None  # ((unpack hook, packed) or None, ...) under saved_tensors_hooks
         self._freed = False
         self._non_differentiable = ()
+        self._dirty = ()
 
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors for ``backward``; ``saved_tensors`` checks they were not changed in place.
@@ -98,6 +99,11 @@ class FunctionCtx:
     def mark_non_differentiable(self, *tensors) -> None:
         """These outputs will not require grad; ``backward`` still receives (zero) gradients for them."""
         self._non_differentiable = tensors
+
+    def mark_dirty(self, *tensors) -> None:
+        """These inputs were changed in place by ``forward``, which returns them: each output
+        is then that tensor itself, its history now this call (PyTorch's ``mark_dirty``)."""
+        self._dirty = tensors
 
     def set_materialize_grads(self, value: bool) -> None:
         """With False, ``backward`` receives None instead of zeros for outputs no gradient reached."""
@@ -179,6 +185,8 @@ class Function:
                 cls.setup_context(ctx, args, output)
             else:
                 output = cls.forward(ctx, *args, **kwargs)
+        if ctx._dirty:
+            _check_dirty(ctx, output if isinstance(output, tuple) else (output,))
         if not (is_grad_enabled() and any(ctx.needs_input_grad)):
             ctx._saved_objects = ()
             return output
@@ -224,6 +232,22 @@ class _DelayedError(Function):
         raise RuntimeError("trying to differentiate twice a function that was marked with @once_differentiable")
 
 
+def _check_dirty(ctx: FunctionCtx, outputs: tuple) -> None:
+    """PyTorch's checks of ``mark_dirty``: each dirty input is returned, and a leaf that requires
+    grad is not changed in place under grad mode; then each counts one more change (what saved
+    it earlier sees it changed)."""
+    for tensor in ctx._dirty:
+        if not any(tensor is output for output in outputs):
+            raise RuntimeError(
+                "Some elements marked as dirty during the forward method were not returned as output. The inputs "
+                "that are modified inplace must all be outputs of the Function."
+            )
+        if is_grad_enabled() and tensor._requires_grad and tensor._tape is None:
+            raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
+    for tensor in ctx._dirty:
+        _bump_version(tensor)
+
+
 def _refuse_inside_record(function: type) -> None:
     # The replay's forward is jitted code, which cannot call the user's Python forward: replaying
     # without it would silently reuse the recorded outputs.
@@ -243,7 +267,7 @@ def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple
     )
     output_specs = []
     recorded = []
-    for value in outputs:
+    for number, value in enumerate(outputs):
         if not isinstance(value, Tensor):
             output_specs.append(None)
             recorded.append(value)
@@ -254,7 +278,9 @@ def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple
             tape.append(_FUNCTION_OPCODE, -1, -1, 0, tape.layout(data.dtype, data.shape), 0.0) if differentiable else -1
         )
         output_specs.append((row, data.shape, data.dtype))
-        recorded.append(_as_output(value, inputs, tape, row) if differentiable else value)
+        recorded.append(
+            _as_output(value, inputs, tape, row, (number, function.__name__), ctx._dirty) if differentiable else value
+        )
     ctx._sources = tuple(_source(saved, inputs, outputs) for saved in ctx._saved_objects)
     ctx._saved_objects = ()
     rows = [spec[0] for spec in output_specs if spec is not None and spec[0] >= 0]
@@ -274,11 +300,28 @@ def _source(saved, inputs: tuple, outputs: tuple):
     return None
 
 
-def _as_output(value: Tensor, inputs: tuple, tape: Tape, row: int) -> Tensor:
+def _as_output(value: Tensor, inputs: tuple, tape: Tape, row: int, name: tuple, dirty_inputs: tuple = ()) -> Tensor:
     """``value`` made the recorded output at ``row``: the tensor ``forward`` created becomes it, as
-    in PyTorch; an input (or another graph's tensor) returned as is gets a new tensor instead."""
-    if value._tape is not None or value._requires_grad or any(value is other for other in inputs):
+    in PyTorch; an input (or another graph's tensor) returned as is gets a new tensor instead.
+    An input returned as is, or a view made in ``forward``, is a view whose in-place change
+    PyTorch refuses (its custom backward would not follow it): ``name`` is (the output's
+    number, the Function's name) for that message."""
+    as_is = any(value is other for other in inputs)
+    if as_is and any(value is dirty for dirty in dirty_inputs):  # changed in place: it is the output
+        if value._base is not None:
+            raise NotImplementedError("mark_dirty of a view is not supported yet: mark its base, or return a clone")
+        value._tape, value._row, value._requires_grad, value._grad_fn = tape, row, True, None
+        tape.hold(row, value)
+        return value
+    root = value._base if value._base is not None else value if as_is else None
+    if value._tape is not None or value._requires_grad or as_is:
         value = _alias(value)
+    if root is not None:
+        value._base = root
+        if value._version_counter is None:
+            value._version_counter = root._version_counter = root._version_counter or [0]
+        value._seen_version = value._version_counter[0]
+        value._view_meta = (CUSTOM_FUNCTION, *name)
     value._tape, value._row, value._requires_grad, value._grad_fn = tape, row, True, None
     tape.hold(row, value)
     return value
