@@ -610,10 +610,21 @@ def test_post_accumulate_grad_hooks_run_after_each_accumulation():
     assert seen == [[3.0, 3.0], [5.0, 7.0]] and y.grad.tolist() == [8.0, 10.0]
     w = tg.nn.Parameter(tg.ones(2))
     optimizer = tg.optim.SGD([w], lr=0.1)
-    w.register_post_accumulate_grad_hook(lambda p: (optimizer.step(), optimizer.zero_grad()))
+
+    def step(p):
+        optimizer.step()
+        optimizer.zero_grad()
+
+    w.register_post_accumulate_grad_hook(step)
     (w * w).sum().backward()  # the optimizer in the backward
     np.testing.assert_allclose(w.detach().numpy(), [0.8, 0.8])
     assert w.grad is None
+    for returned, error, message in ((lambda p: (1, 2), TypeError, "expected Variable, but hook returned 'tuple'"),
+                                     (lambda p: p.grad, RuntimeError, "post accumulate grad hooks should return None")):  # fmt: skip
+        z = tg.tensor([1.0, 2.0], requires_grad=True)
+        z.register_post_accumulate_grad_hook(returned)
+        with pytest.raises(error, match=message):
+            (z * 2).sum().backward()
     with pytest.raises(RuntimeError, match="cannot be registered on non-leaf tensors"):
         (y * 1).register_post_accumulate_grad_hook(print)
 

@@ -871,4 +871,8 @@ def accumulated(tensor) -> None:
     if hooks:
         with no_grad():
             for hook in list(hooks):
-                hook(tensor)
+                result = hook(tensor)
+                if result is not None:  # PyTorch's checks: a tensor, or anything else
+                    if not isinstance(result, Tensor):
+                        raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")
+                    raise RuntimeError("Tensor post accumulate grad hooks should return None.")
