@@ -193,6 +193,7 @@ CASES = [
     Case("mask", lambda x: x[library(x).tensor([[True, False, True], [False, True, True]])] * 3.0, ((2, 3),)),
     Case("F.gelu", lambda x: functional(x).gelu(x), ((6,),), (-3.0, 3.0)),
     Case("layer_norm", lambda x, w, b: functional(x).layer_norm(x, (3,), w, b), ((4, 3), (3,), (3,))),
+    Case("rms_norm", lambda x, w: functional(x).rms_norm(x, (2, 3), w), ((4, 2, 3), (2, 3))),
     Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),
     # nn.LSTM's step: tapegrad's one op, PyTorch's cell maths (tests/test_recurrent.py checks layers)
     Case("lstm_cell", lambda gates, c: _lstm_step(gates, c), ((3, 8), (3, 2)), (-3.0, 3.0)),

@@ -286,3 +286,31 @@ def test_cross_entropy_of_probabilities_and_of_k_dimensional_inputs(shape):
     for (value, grad), (expected_value, expected_grad) in zip(ours, _cross_entropies(torch, X, T, P, W)):
         np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-15)
+
+
+def _rms_norm(m):
+    rng = np.random.default_rng(0)
+    x = m.tensor(rng.standard_normal((2, 3, 4)), dtype=m.float32, requires_grad=True)
+    w = m.tensor(rng.uniform(0.5, 1.5, (3, 4)), dtype=m.float32, requires_grad=True)
+    y = m.nn.functional.rms_norm(x, (3, 4), w)
+    (y * m.arange(24.0).reshape(2, 3, 4)).sum().backward()
+    module = m.nn.RMSNorm(4, eps=1e-3)
+    shown = (repr(module), repr(m.nn.RMSNorm([3])), [k for k, _ in module.named_parameters()], y.grad_fn.name())
+    errors = []
+    for bad in (
+        lambda: m.nn.functional.rms_norm(m.ones(2, 3), (4,)),
+        lambda: m.nn.functional.rms_norm(m.ones(2, 3), 3),
+    ):
+        with pytest.raises((RuntimeError, TypeError)) as error:
+            bad()
+        errors.append((error.type.__name__, str(error.value)))
+    values = [t.detach().numpy() for t in (y, x.grad, w.grad, module(m.ones(2, 4) * 3))]
+    return shown, errors, values
+
+
+def test_rms_norm_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    (shown, errors, values), (their_shown, their_errors, theirs) = _rms_norm(tg), _rms_norm(torch)
+    assert shown == their_shown and errors == their_errors
+    for got, want in zip(values, theirs):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

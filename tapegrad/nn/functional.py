@@ -151,6 +151,32 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
     return out
 
 
+def rms_norm(input: Tensor, normalized_shape, weight=None, eps=None) -> Tensor:  # noqa: A002
+    """``input / sqrt(mean(input ** 2) + eps)`` over the last ``normalized_shape`` dimensions,
+    times ``weight`` (of that shape) if given; ``eps`` None is the dtype's machine epsilon. Same
+    shape and dtype as ``input``. Composed of recorded ops as PyTorch's CPU ``rms_norm`` is (its
+    ``grad_fn`` a ``MulBackward0``). Raises ``TypeError`` for an int ``normalized_shape`` and
+    ``RuntimeError`` for one that is not the input's trailing shape. Follows
+    ``torch.nn.functional.rms_norm``."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        raise TypeError(
+            "rms_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, "
+            f"not {type(normalized_shape).__name__}"
+        )
+    shape = tuple(int(extent) for extent in normalized_shape)
+    size = tuple(input.shape)
+    if not shape or size[len(size) - len(shape) :] != shape:
+        listed = ", ".join(str(extent) for extent in shape)
+        raise RuntimeError(
+            f"Given normalized_shape=[{listed}], expected input with shape [*{listed}], but got input of size{list(size)}"
+        )
+    if eps is None:
+        eps = float(np.finfo(input._data.dtype).eps)
+    dims = tuple(range(input.dim() - len(shape), input.dim()))
+    out = input * (input * input).mean(dims, keepdim=True).add(eps).rsqrt()
+    return out * weight if weight is not None else out
+
+
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """x * sigmoid(x) elementwise (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.silu``."""

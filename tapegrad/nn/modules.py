@@ -1290,6 +1290,30 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
 
 
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the last ``len(normalized_shape)`` dimensions, times
+    a weight (ones at first) with ``elementwise_affine``; ``eps`` None is the dtype's machine
+    epsilon. Follows ``torch.nn.RMSNorm``."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = Parameter(_factories.ones(*shape, dtype=dtype)) if elementwise_affine else None
+
+    def reset_parameters(self) -> None:
+        """Weight ones, as ``torch.nn.RMSNorm.reset_parameters``."""
+        if self.weight is not None:
+            init.ones_(self.weight)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
 class Dropout(Module):
     """``F.dropout`` as a module, active in training mode; follows ``torch.nn.Dropout``."""
 
