@@ -80,6 +80,8 @@ def test_layers_show_and_save_as_in_pytorch():
         lambda m: m.nn.Conv1d(2, 3, 4),
         lambda m: m.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1),
         lambda m: m.nn.ConvTranspose2d(4, 6, (2, 3), groups=2, bias=False, dilation=2),
+        lambda m: m.nn.ConvTranspose2d(4, 6, 3, stride=2, output_padding=1, dilation=2),
+        lambda m: m.nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1, dilation=2),
         lambda m: m.nn.MaxPool2d(2),
         lambda m: m.nn.AvgPool2d(3, stride=1),
         lambda m: m.nn.AdaptiveAvgPool2d((1, 1)),
@@ -363,3 +365,28 @@ def test_lazy_conv2d_takes_its_channels_from_the_first_input_as_pytorch():
     lazy.load_state_dict(source.state_dict())
     x = tg.ones(1, 3, 4, 4)
     np.testing.assert_array_equal(lazy(x).detach().numpy(), source(x).detach().numpy())
+
+
+def _transposed_1d(m):
+    rng = np.random.default_rng(0)
+    layer = m.nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1, dilation=2)
+    with m.no_grad():
+        layer.weight.copy_(m.tensor(rng.standard_normal(tuple(layer.weight.shape)), dtype=m.float32))
+        layer.bias.copy_(m.tensor(rng.standard_normal(4), dtype=m.float32))
+    x = m.tensor(rng.standard_normal((2, 3, 7)), dtype=m.float32, requires_grad=True)
+    y = layer(x)
+    y.square().sum().backward()
+    sized = m.nn.ConvTranspose1d(3, 4, 3, stride=2)(m.ones(1, 3, 5), output_size=[12])
+    return (
+        [t.detach().numpy() for t in (y, x.grad, layer.weight.grad, layer.bias.grad)],
+        tuple(sized.shape),
+        y.grad_fn.name(),
+    )
+
+
+def test_conv_transpose1d_layer_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    (ours, our_shape, our_node), (theirs, their_shape, their_node) = _transposed_1d(tg), _transposed_1d(torch)
+    assert our_shape == their_shape and our_node == their_node
+    for got, want in zip(ours, theirs):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -117,11 +117,13 @@ def conv_transpose1d(input: Tensor, weight: Tensor, bias=None, stride=1, padding
                      groups: int = 1, dilation=1) -> Tensor:  # fmt: skip
     """``conv_transpose2d`` over a height of 1: ``input`` (N, C_in, L) or (C_in, L), ``weight``
     (C_in, C_out / groups, k); follows ``torch.nn.functional.conv_transpose1d``."""
-    return _convolution.conv_transpose2d(
+    result = _convolution.conv_transpose2d(
         _as_2d(input, "conv_transpose1d"), weight.unsqueeze(-2), bias, (1, _single(stride, "stride")),
         (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")), groups,
         (1, _single(dilation, "dilation")),
     ).squeeze(-2)  # fmt: skip
+    # PyTorch's node for a batch (an unbatched input's is the squeeze of its batch dimension)
+    return name_node(result, "ConvolutionBackward0") if input.dim() == 3 else result
 
 
 # -- resampling ----------------------------------------------------------------------------

@@ -1393,10 +1393,10 @@ class _ConvNd(Module):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self._dims:
             text += f", padding={self.padding}"  # PyTorch shows a string unquoted: padding=same
-        if self.output_padding != (0,) * self._dims:
-            text += f", output_padding={self.output_padding}"
         if self.dilation != (1,) * self._dims:
             text += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self._dims:
+            text += f", output_padding={self.output_padding}"
         if self.groups != 1:
             text += f", groups={self.groups}"
         if self.bias is None:
@@ -1467,11 +1467,10 @@ class LazyConv2d(_Lazy, Conv2d):
         return self.weight.shape[1] * self.groups
 
 
-class ConvTranspose2d(_ConvNd):
-    """2-D transposed convolution layer, as ``torch.nn.ConvTranspose2d``: (N, C_in, H, W) ->
-    (N, C_out, H_out, W_out) by ``F.conv_transpose2d``; weight (C_in, C_out / groups, kH, kW).
-    ``forward(input, output_size)`` picks the ``output_padding`` that gives ``output_size``, and
-    raises ``ValueError`` as PyTorch does when no padding can."""
+class _ConvTransposeNd(_ConvNd):
+    """What ConvTranspose1d and ConvTranspose2d share: ``forward(input, output_size)`` picks the
+    ``output_padding`` that gives ``output_size``, and raises ``ValueError`` as PyTorch does when
+    no padding can."""
 
     _transposed = True
 
@@ -1483,8 +1482,9 @@ class ConvTranspose2d(_ConvNd):
     def _output_padding(self, input: Tensor, output_size) -> tuple:  # noqa: A002
         if output_size is None:
             return self.output_padding
-        requested = list(output_size)[-2:]
-        spatial = list(input.shape[-2:])
+        dims = self._dims
+        requested = list(output_size)[-dims:]
+        spatial = list(input.shape[-dims:])
         smallest = [
             (e - 1) * s - 2 * p + d * (k - 1) + 1
             for e, s, p, d, k in zip(spatial, self.stride, self.padding, self.dilation, self.kernel_size)
@@ -1493,12 +1493,28 @@ class ConvTranspose2d(_ConvNd):
         if any(not low <= r <= high for r, low, high in zip(requested, smallest, largest)):
             raise ValueError(
                 f"requested an output size of {requested}, but valid sizes range from {smallest} to {largest} "
-                f"(for an input of {input.shape[-2:]})"
+                f"(for an input of {input.shape[-dims:]})"
             )
         return tuple(r - low for r, low in zip(requested, smallest))
 
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """2-D transposed convolution layer, as ``torch.nn.ConvTranspose2d``: (N, C_in, H, W) ->
+    (N, C_out, H_out, W_out) by ``F.conv_transpose2d``; weight (C_in, C_out / groups, kH, kW)."""
+
     def forward(self, input: Tensor, output_size=None) -> Tensor:  # noqa: A002
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)  # fmt: skip
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """1-D transposed convolution layer, as ``torch.nn.ConvTranspose1d``: (N, C_in, L) ->
+    (N, C_out, L_out) by ``F.conv_transpose1d``; weight (C_in, C_out / groups, k)."""
+
+    _dims = 1
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:  # noqa: A002
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups, self.dilation)  # fmt: skip
 
 
