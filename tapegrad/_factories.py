@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import threading
+import warnings
 
 import numpy as np
 
 from . import _device, _dtypes
-from ._shapes import physical_memory
+from ._shapes import physical_memory, size_arguments
 from .tensor import Tensor, _check_can_require_grad, _guard, _wrap, as_array, install
 
 _generator = None  # created on first use: importing numpy.random costs ~15 ms of ``import tapegrad``
@@ -104,6 +106,11 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Ten
     _device.check(device)
     if isinstance(data, Tensor):
         _guard(data, "tensor()")  # a copy of a recorded value is a constant of the tape: a read
+        warnings.warn(
+            "To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() or "
+            "sourceTensor.detach().clone().requires_grad_(True), rather than torch.tensor(sourceTensor).",
+            stacklevel=2,
+        )
     return _finish(as_array(data, dtype), requires_grad)
 
 
@@ -152,9 +159,7 @@ def _shape(size, dtype=np.float64) -> tuple:
     """``size`` as a shape, refused as PyTorch refuses it before anything is allocated: a negative
     extent, or more bytes than the machine has (numpy would get them lazily from the kernel and
     the process would be killed when they are touched)."""
-    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
-        size = tuple(size[0])
-    shape = tuple(int(extent) for extent in size)
+    shape = tuple(operator.index(extent) for extent in size_arguments(size))
     for extent in shape:
         if extent < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {extent}: {list(shape)}")
@@ -269,6 +274,8 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, device=Non
         low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     values = numpy_generator(generator).integers(low, high, size=_shape((size,)))
     return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
 

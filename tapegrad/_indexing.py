@@ -19,6 +19,7 @@ from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _short_tape, _target, writable
+from ._shapes import size_arguments
 from ._tape import exclusive
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, as_tensor, install, on_tape
 
@@ -244,8 +245,7 @@ def index_select(x: Tensor, dim: int, index) -> Tensor:
 
 def repeat(x: Tensor, *sizes) -> Tensor:
     """``x`` tiled ``sizes`` times along each dimension (``RepeatBackward0``)."""
-    if len(sizes) == 1 and not isinstance(sizes[0], (int, np.integer)):
-        sizes = tuple(sizes[0])
+    sizes = size_arguments(sizes)
     if len(sizes) < x._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
     sizes = tuple(int(s) for s in sizes)
@@ -399,7 +399,7 @@ def scatter_add(input: Tensor, dim: int, index, src: Tensor) -> Tensor:  # noqa:
     src = as_tensor(src)
     values = src if written.shape == (src._data.shape or (1,)) else pick("gather", src, entries)
     added = _scatter_rows(values.reshape(-1, 1), written.reshape(-1), input._data.size)
-    return _record.name_node(input + added.reshape(input._data.shape), "ScatterAddBackward0")
+    return _record.name_node(_in_dtype_of(input, input + added.reshape(input._data.shape)), "ScatterAddBackward0")
 
 
 def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Tensor:  # noqa: A002
@@ -435,6 +435,8 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
     extent = (input._data.shape or (1,))[dim]
     bad = _first_outside(targets, extent)
     if bad is not None:
+        if input._data.ndim <= 1:  # (PyTorch's kernel for vectors says it otherwise)
+            raise IndexError("index out of range in self")
         raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {extent}")
     if not targets.size:  # nothing to add (a graph without edges): input as it is, a new tensor
         return _record.name_node(input.clone(), "IndexAddBackward0")
@@ -442,7 +444,15 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
     rest = moved._data.shape[1:]
     added = _scatter_rows(moved.reshape(count, -1), targets, extent).reshape((extent, *rest))
     added = added.movedim(0, dim) if input._data.ndim else added.reshape(())
-    return _record.name_node(input + (added if alpha == 1 else added * alpha), "IndexAddBackward0")
+    return _record.name_node(_in_dtype_of(input, input + (added if alpha == 1 else added * alpha)), "IndexAddBackward0")
+
+
+def _in_dtype_of(input: Tensor, result: Tensor) -> Tensor:  # noqa: A002
+    """``result`` in ``input``'s dtype: the sums of integers and booleans are int64 (as
+    ``sum``'s), where PyTorch's scatters add in the input's type (uint8 wraps, bool is an or)."""
+    if result._data.dtype == input._data.dtype:
+        return result
+    return _wrap(result._data.astype(input._data.dtype))
 
 
 def _index_add_(self, dim: int, index, source, *, alpha=1) -> Tensor:
@@ -648,18 +658,37 @@ def sequence_as_tuple(key):
 
 
 def _setitem(self, key, value) -> None:
+    if self._requires_grad and self._tape is None and self._base is None and _grad_state.enabled:
+        # (PyTorch writes through a view of the leaf: its message says so)
+        raise RuntimeError("a view of " + _record.LEAF_IN_PLACE)
     _record._check_in_place(self)
     key = byte_masks(sequence_as_tuple(key))
     if _record.records_in_place(self, value) or _reads_the_tape(key):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return
     basic, advanced = split_key(key)
-    value = value._data if isinstance(value, Tensor) else value
+    value = value._data if isinstance(value, Tensor) else _dtypes.fill_value(value, self._data.dtype)
+    target = self._data[basic] if advanced is None else self._data[basic][advanced]
+    _check_expands(np.shape(value), np.shape(target))
     if advanced is None:
         self._data[basic] = value
     else:
         self._data[basic][advanced] = value  # basic indexing gives a view: the write reaches self
     _record._bump_version(self)
+
+
+def _check_expands(shape: tuple, target: tuple) -> None:
+    """PyTorch's ``RuntimeError`` for a value of ``shape`` that does not expand to ``target``
+    (numpy's ValueError named no dimension)."""
+    lead = len(target) - len(shape)
+    for k in range(len(shape) - 1, -1, -1):
+        at = k + lead
+        if shape[k] != 1 and (at < 0 or shape[k] != target[at]):
+            raise RuntimeError(
+                f"The expanded size of the tensor ({target[at] if at >= 0 else 1}) must match the existing size "
+                f"({shape[k]}) at non-singleton dimension {max(at, 0)}.  Target sizes: {list(target)}.  Tensor sizes: "
+                f"{list(shape)}"
+            )
 
 
 install(

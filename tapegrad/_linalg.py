@@ -32,10 +32,10 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         raise RuntimeError(
             f"dot : expected both vectors to have same dtype, but found {a.dtype.type_name} and {b.dtype.type_name}"
         )
-    if ndim_a == 2 and ndim_b == 1:
+    if ndim_a >= 2 and ndim_b == 1:  # (a batch folded into one matrix, as PyTorch folds it)
         vector, matrix = b.dtype.type_name, a.dtype.type_name
         raise RuntimeError(f"addmv input tensors must have the same dtype, but got {vector}, {matrix}, and {vector}")
-    if ndim_a >= 3 or ndim_b >= 3:
+    if ndim_b >= 3 or (ndim_a >= 3 and ndim_b != 2):
         raise RuntimeError(f"expected scalar type {a.dtype.type_name} but found {b.dtype.type_name}")
     raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.c_name} != {b.dtype.c_name}")
 
@@ -122,6 +122,14 @@ def _batched(a: Tensor, b: Tensor) -> Tensor:
         *batch, m, k = a._data.shape
         folded = reshape(a, (int(np.prod(batch, dtype=np.int64)) * m, k), "matmul_view")
         return reshape(_mm(folded, b), (*batch, m, b._data.shape[1]), "unsafe_view")
+    if a._data.ndim >= 3 and b._data.ndim <= 2 and a._data.shape[-1] != b._data.shape[0]:
+        # PyTorch folds the batch into the rows before it multiplies: its message shows them so
+        rows, k = int(np.prod(a._data.shape[:-1], dtype=np.int64)), a._data.shape[-1]
+        if b._data.ndim == 2:
+            raise RuntimeError(
+                f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and {b._data.shape[0]}x{b._data.shape[1]})"
+            )
+        raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k}), vec ({b._data.shape[0]})")
     squeeze_last = b._data.ndim == 1
     squeeze_first = a._data.ndim == 1
     if squeeze_last:

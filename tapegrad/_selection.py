@@ -233,9 +233,18 @@ def _overwrite(self, value, label: str) -> Tensor:
         node = _OVERWRITE_NODES[label] if label != "Fill" or not isinstance(value, Tensor) else "FillBackward3"
         return _record.in_place(self, lambda t: _record.name_node(_filled(everywhere, value, t), node), label)
     value = _dtypes.fill_value(value, self._data.dtype)  # -3 into uint8: 253, as PyTorch
+    if isinstance(value, Tensor) and not _expands_to(value._data.shape, self._data.shape):
+        raise _record.broadcast_error(self._data.shape, value._data.shape)
     self._data[...] = value._data if isinstance(value, Tensor) else value
     _record._bump_version(self)
     return self
+
+
+def _expands_to(shape: tuple, target: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def _clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's names

@@ -5,6 +5,20 @@ from __future__ import annotations
 import functools
 
 
+def is_size(value) -> bool:
+    """Whether ``value`` is one size: an int, or an integer scalar such as a 0-d integer tensor
+    (``torch.zeros(lengths.max())``), as PyTorch reads sizes through ``__index__``."""
+    if isinstance(value, int):
+        return True
+    return hasattr(value, "__index__") and getattr(value, "shape", None) == ()
+
+
+def size_arguments(sizes: tuple) -> tuple:
+    """The sizes of ``f(*sizes)``: separate sizes, or one sequence of them (a list, tuple or
+    ``Size``), as PyTorch takes them."""
+    return tuple(sizes[0]) if len(sizes) == 1 and not is_size(sizes[0]) else sizes
+
+
 @functools.lru_cache(maxsize=1024)  # a few shapes recur on every op of a program
 def contiguous_strides(shape: tuple) -> tuple:
     strides = []

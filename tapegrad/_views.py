@@ -9,6 +9,8 @@ gradient through those strides for every view op, broadcasting included (stride 
 from __future__ import annotations
 
 import math
+import operator
+import warnings
 from weakref import WeakSet
 
 import numpy as np
@@ -24,7 +26,7 @@ from ._indexing import sequence_as_tuple as _sequence_as_tuple
 from ._indexing import split_key as _split_key
 from ._ops import BY_NAME
 from ._record import MULTI_OUTPUT, NO_GRAD_MODE, _input_row, _opcode, _operand_row, _short_tape, _target
-from ._shapes import broadcast_strides, contiguous_strides
+from ._shapes import broadcast_strides, contiguous_strides, is_size, size_arguments
 from ._tape import exclusive, resolve
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
@@ -95,9 +97,7 @@ def _multi_output(name: str, pieces: list) -> tuple:
 
 
 def _shape_argument(shape) -> tuple:
-    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-        shape = tuple(shape[0])
-    return tuple(int(extent) for extent in shape)
+    return tuple(operator.index(extent) for extent in size_arguments(shape))
 
 
 def reshape(x: Tensor, shape, name: str | None = None) -> Tensor:
@@ -200,7 +200,7 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
 
 
 def expand(x: Tensor, sizes, name: str = "expand") -> Tensor:
-    sizes = tuple(int(s) for s in sizes)
+    sizes = tuple(operator.index(s) for s in sizes)
     lead = len(sizes) - x._data.ndim
     if lead < 0:
         raise RuntimeError(
@@ -562,9 +562,23 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     return _record_view("diagonal", x, out, start, probe_view.strides)
 
 
+def _reversed(x: Tensor) -> Tensor:
+    """``x.T``: the dimensions reversed, with PyTorch's deprecation warning unless ``x`` is 2-d."""
+    if x._data.ndim != 2:
+        warnings.warn(
+            "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases."
+            if x._data.ndim == 0
+            else "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated and it "
+            "will throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
+            "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
+            stacklevel=3,
+        )
+    return permute(x, tuple(range(x._data.ndim - 1, -1, -1)))
+
+
 def _varargs(values: tuple):
     """``x.permute(1, 0)`` and ``x.permute((1, 0))`` alike."""
-    return values[0] if len(values) == 1 and not isinstance(values[0], int) else values
+    return values[0] if len(values) == 1 and not is_size(values[0]) else values
 
 
 install(
@@ -576,7 +590,7 @@ install(
         "view": lambda self, *shape: view(self, shape),
         "transpose": lambda self, dim0, dim1: transpose(self, dim0, dim1),
         "t": t,
-        "T": property(lambda self: permute(self, tuple(range(self._data.ndim - 1, -1, -1)))),
+        "T": property(_reversed),
         "permute": lambda self, *dims: permute(self, _varargs(dims)),
         "unsqueeze": unsqueeze,
         "squeeze": squeeze,

@@ -453,13 +453,13 @@ class Tensor:
 
     def __float__(self) -> float:
         if self._data.size != 1:
-            raise TypeError("only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         _guard(self, "float()")
         return _float(self._data.reshape(-1)[0])
 
     def __int__(self) -> int:
         if self._data.size != 1:
-            raise TypeError("only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         _guard(self, "int()")
         return _int(self._data.reshape(-1)[0])
 
@@ -502,7 +502,9 @@ class Tensor:
         if not shape:
             return self.reshape(1)
         start, end = _normalize_dim(start_dim, len(shape)), _normalize_dim(end_dim, len(shape))
-        if start >= end:
+        if start > end:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        if start == end:
             return self
         return self.reshape(*shape[:start], -1, *shape[end + 1 :])
 
@@ -640,6 +642,13 @@ def install(methods: dict) -> None:
         setattr(Tensor, name, method)
 
 
+def _inner_type(data) -> str:
+    """The name of the type PyTorch's message names: the first element's, through lists."""
+    while isinstance(data, (list, tuple)) and data:
+        data = data[0]
+    return type(data).__name__
+
+
 def _infer_numpy_dtype(data, walk: bool = False) -> np.dtype:
     """PyTorch's inference: Python floats give the default dtype (float32 unless
     ``set_default_dtype``), ints int64, bools bool; a numpy scalar or a tensor its own dtype,
@@ -662,7 +671,7 @@ def _infer_numpy_dtype(data, walk: bool = False) -> np.dtype:
     if array.dtype.kind == "b":
         return np.dtype(np.bool_)
     if array.dtype.kind == "O":
-        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+        raise RuntimeError(f"Could not infer dtype of {_inner_type(data)}")
     return _dtypes.from_numpy_dtype(array.dtype).numpy
 
 

@@ -179,9 +179,21 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError(
             "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear"
         )
-    if (size is None) == (scale_factor is None):
+    if size is None and scale_factor is None:
+        raise ValueError("either size or scale_factor should be defined")
+    if size is not None and scale_factor is not None:
         raise ValueError("only one of size or scale_factor should be defined")
     extents = tuple(input.shape[2:])
+    given = size if size is not None else scale_factor
+    if isinstance(given, (tuple, list)) and len(given) != spatial:
+        what, shown = ("output", "output size of") if size is not None else ("scale_factor", "scale_factor of shape")
+        letter = "o" if size is not None else "s"
+        raise ValueError(
+            f"Input and {what} must have the same number of spatial dimensions, but got input with spatial dimensions "
+            f"of {list(extents)} and {shown} {tuple(given)}. Please provide input tensor in (N, C, d1, d2, ...,dK) "
+            f"format and {'output size' if size is not None else 'scale_factor'} in ({letter}1, {letter}2, "
+            f"...,{letter}K) format."
+        )
     if size is not None:
         sizes = (size,) * spatial if isinstance(size, int) else tuple(size)
         scales = (None,) * spatial

@@ -120,6 +120,13 @@ def embedding(input, weight: Tensor, padding_idx=None, max_norm=None, norm_type:
     ``scale_grad_by_freq``."""
     if scale_grad_by_freq:
         raise NotImplementedError("embedding: scale_grad_by_freq is not supported yet")
+    kind = (input._data if isinstance(input, Tensor) else np.asarray(input)).dtype.kind
+    if kind not in "iu":
+        name = _dtypes.from_numpy_dtype(np.asarray(input._data if isinstance(input, Tensor) else input).dtype)
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got "
+            f"torch.{name.type_name}Tensor instead (while checking arguments for embedding)"
+        )
     if max_norm is not None:
         rows = np.unique(np.asarray(input._data if isinstance(input, Tensor) else input).reshape(-1))
         with no_grad():
@@ -251,6 +258,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     PyTorch's ``TypeError`` for an input that is not a tensor."""
     if not isinstance(input, Tensor):
         raise TypeError(f"linear(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"linear(): argument 'weight' (position 2) must be Tensor, not {type(weight).__name__}")
+    if input._data.dtype != weight._data.dtype and weight._data.ndim == 2:  # (PyTorch's addmm message)
+        raise RuntimeError(
+            f"mat1 and mat2 must have the same dtype, but got {input.dtype.type_name} and {weight.dtype.type_name}"
+        )
     out = input @ (transpose_onto(weight, input) if weight._data.ndim == 2 else weight.t())
     if bias is None:
         return out
@@ -265,8 +278,21 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dty
     return _log_softmax(input, dim, dtype)
 
 
+def _warn_if_broadcast(input: Tensor, target: Tensor) -> None:  # noqa: A002
+    """PyTorch's warning for a regression target of another shape than the input's: (N, 1)
+    against (N,) broadcasts to (N, N), the classic silent mistake these losses then average."""
+    if isinstance(target, Tensor) and isinstance(input, Tensor) and target.shape != input.shape:
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). This will "
+            "likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
+            stacklevel=3,
+        )
+
+
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Mean (or sum, or none) of squared differences; follows ``torch.nn.functional.mse_loss``."""
+    """Mean (or sum, or none) of squared differences; follows ``torch.nn.functional.mse_loss``
+    (and its ``UserWarning`` for a target of another shape than ``input``'s)."""
+    _warn_if_broadcast(input, target)
     loss = _reduce((input - target) ** 2, _legacy_reduction(size_average, reduce, reduction))
     return name_node(loss, "MseLossBackward0")
 
@@ -275,6 +301,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduc
     """Mean (or sum, or none) of absolute differences, shape () or the input's; follows
     ``torch.nn.functional.l1_loss`` (whose nodes are the same mean, sum or abs). Raises
     ``ValueError`` for an unknown ``reduction``."""
+    _warn_if_broadcast(input, target)
     return _reduce((input - target).abs(), _legacy_reduction(size_average, reduce, reduction))
 
 
@@ -384,6 +411,12 @@ def nll_loss(
         flat_target = target.reshape(-1) if isinstance(target, Tensor) else _wrap(labels.reshape(-1))
         loss = nll_loss(flat, flat_target, weight, ignore_index=ignore_index, reduction=reduction)
         return loss.reshape(labels.shape) if reduction == "none" else loss
+    if len(shape) in (1, 2) and labels.ndim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if len(shape) > 2 and labels.ndim != len(shape) - 1:
+        raise RuntimeError(f"Expected target size {[shape[0], *shape[2:]]}, got {list(labels.shape)}")
+    if len(shape) == 1 and labels.ndim == 1 and labels.shape[0] != 1:
+        raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {labels.shape[0]}")
     if len(shape) not in (1, 2) or labels.ndim != len(shape) - 1:
         raise NotImplementedError("nll_loss supports (N, C, ...) inputs with (N, ...) targets and (C,) with () so far")
     if len(shape) == 2 and labels.shape[0] != shape[0]:
@@ -810,6 +843,7 @@ def smooth_l1_loss(
     """``0.5 d**2 / beta`` where ``|d| < beta``, ``|d| - 0.5 beta`` elsewhere (``d = input -
     target``), reduced; follows ``torch.nn.functional.smooth_l1_loss``. Raises ``RuntimeError``
     for a negative ``beta``."""
+    _warn_if_broadcast(input, target)
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -842,6 +876,7 @@ def huber_loss(
     """``0.5 d**2`` where ``|d| < delta``, ``delta (|d| - 0.5 delta)`` elsewhere (``d = input -
     target``), optionally weighted, reduced; follows ``torch.nn.functional.huber_loss``. Raises
     ``RuntimeError`` for a ``delta`` that is not positive."""
+    _warn_if_broadcast(input, target)
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     loss = _quadratic_then_linear(input, target, delta, 0.5, delta)

@@ -39,6 +39,13 @@ class Parameter(Tensor):
         dtype = data.dtype if isinstance(data, np.ndarray) else None
         super().__init__(data, dtype=dtype, requires_grad=requires_grad)
 
+    def __deepcopy__(self, memo):
+        """A parameter of a copy of the data, requiring grad as this one, without its ``.grad``
+        (``copy.deepcopy`` of a module starts its copy with no gradients), as PyTorch's."""
+        if id(self) not in memo:
+            memo[id(self)] = type(self)(self.detach().clone(), self.requires_grad)
+        return memo[id(self)]
+
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
@@ -617,6 +624,11 @@ class UninitializedParameter(_Uninitialized, Parameter):
 
     def __init__(self, requires_grad: bool = True, device=None, dtype=None):
         super().__init__(np.empty(0, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy), requires_grad)
+
+    def __deepcopy__(self, memo):
+        if id(self) not in memo:
+            memo[id(self)] = type(self)(self.requires_grad, dtype=self.dtype)
+        return memo[id(self)]
 
 
 class UninitializedBuffer(_Uninitialized, Tensor):
