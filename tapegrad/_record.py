@@ -14,6 +14,7 @@ import dis
 import functools
 import numbers
 import sys
+import warnings
 import weakref
 from weakref import ref as _weakref
 
@@ -998,44 +999,69 @@ def _cast(x: Tensor, target: _dtypes.dtype) -> Tensor:
     return record("cast", (x,), out)
 
 
-def write_out(name: str, result: Tensor, out: Tensor | None) -> Tensor:
+def write_out(name: str, result: Tensor, out: Tensor | None, differentiable: bool = False) -> Tensor:
     """``result``, or, given ``out=``, ``out`` holding its values (resized when its shape differs,
     as PyTorch resizes it). Raises PyTorch's ``RuntimeError`` when gradients are involved:
-    functions with ``out=`` do not record."""
+    functions with ``out=`` do not record, but for the ``differentiable`` few, whose ``out``
+    becomes a copy of ``result`` on its graph (``CopyBackwards``); and for a result its dtype
+    cannot take (a float into an integer, an integer into bool, as PyTorch's ``canCast``)."""
     if out is None:
         return result
-    if result._requires_grad or out._requires_grad:
-        raise RuntimeError(
-            f"{name}(): functions with out=... arguments don't support automatic differentiation, but one of "
-            "the arguments requires grad."
+    have, want = result._data.dtype, out._data.dtype
+    if out._data.size and out._data.shape != result._data.shape:
+        warnings.warn(
+            f"An output with one or more elements was resized since it had shape {list(out._data.shape)}, which does "
+            f"not match the required output shape {list(result._data.shape)}. This behavior is deprecated, and in a "
+            "future PyTorch release outputs will not be resized unless they have zero elements. You can explicitly "
+            "reuse an out tensor t by resizing it, inplace, to zero elements with t.resize_(0).",
+            stacklevel=3,
         )
+    if (have.kind == "f" and want.kind in "iub") or (have.kind != "b" and want.kind == "b"):
+        raise RuntimeError(
+            f"result type {_dtypes.from_numpy_dtype(have).type_name} can't be cast to the desired output type "
+            f"{_dtypes.from_numpy_dtype(want).type_name}"
+        )
+    if result._requires_grad or out._requires_grad:
+        if not differentiable:
+            raise RuntimeError(
+                f"{name}(): functions with out=... arguments don't support automatic differentiation, but one of "
+                "the arguments requires grad."
+            )
+        if out._data.shape != result._data.shape:
+            out._data = np.zeros(result._data.shape, want)
+        return name_node(out.copy_(result), "CopyBackwards")
     if out._data.shape == result._data.shape:
         out._data[...] = result._data
     else:
-        out._data = np.array(result._data, dtype=out._data.dtype)
+        out._data = np.array(result._data, dtype=want)
     _bump_version(out)
     return out
 
 
 def with_out(name: str, checked: bool = True):
     """Decorate a function whose ``out=`` (a tensor, or a tuple of them for a function returning
-    several) receives its results, as ``write_out`` fills one: the function computes as without
-    it. ``name``: the op PyTorch's message names; ``checked`` False for the few PyTorch lets
-    take ``out=`` with gradients (``tensordot``, ``inner``: the values, without a graph)."""
+    several; keyword or, where the function's signature has it among its positional parameters,
+    positional) receives its results, as ``write_out`` fills one: the function computes as
+    without it. ``name``: the op PyTorch's message names; ``checked`` False for the few whose
+    ``out`` PyTorch lets take a gradient (``tensordot``, ``inner``: a copy on the graph)."""
 
     def decorate(function):
+        code = function.__code__
+        positional = code.co_varnames[: code.co_argcount]
+        at = positional.index("out") if "out" in positional else None
+
         @functools.wraps(function)
         def call(*args, out=None, **kwargs):
+            if at is not None and len(args) > at:  # out passed by position
+                out, args = args[at], args[:at] + args[at + 1 :]
             result = function(*args, **kwargs)
             if out is None:
                 return result
             if isinstance(result, Tensor):
-                return write_out(name, result if checked else _wrap(result._data), out)
+                return write_out(name, result, out, not checked)
             if not isinstance(out, (tuple, list)) or len(out) != len(result):
                 raise TypeError(f"{name}(): argument 'out' must be a tuple of {len(result)} Tensors")
-            filled = [
-                write_out(name, value if checked else _wrap(value._data), target) for value, target in zip(result, out)
-            ]
+            filled = [write_out(name, value, target, not checked) for value, target in zip(result, out)]
             return type(result)(*filled) if type(result) is not tuple else tuple(filled)
 
         return call

@@ -8,13 +8,12 @@ tell when a new input would have taken another branch.
 from __future__ import annotations
 
 import linecache
-import os
-import sys
 
 import numpy as np
 
 from . import _dtypes
 from . import tensor as _tensor
+from ._frames import user_frame
 from ._grad_mode import active_recording, no_grad, recordings_active, state
 from ._ops import OPCODE
 from ._record import _input_row, _operand_row, in_place
@@ -115,22 +114,16 @@ def detached(tensor: Tensor) -> Tensor:
     return alias
 
 
-# tapegrad's own files: a guard names the first line outside them.
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
 def _caller() -> str:
     """The first frame outside tapegrad: the user's line that read the value. Frames walked
     directly: ``traceback.extract_stack`` checked every frame's file on disk (a stat each), a
     tenth of a millisecond per guard, paid by every vmap of a classification loss."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE):
-            line = linecache.getline(filename, frame.f_lineno, frame.f_globals).strip()
-            return f"{filename}:{frame.f_lineno} ({line})"
-        frame = frame.f_back
-    return "<unknown>"
+    frame = user_frame(2)
+    if frame is None:
+        return "<unknown>"
+    filename = frame.f_code.co_filename
+    line = linecache.getline(filename, frame.f_lineno, frame.f_globals).strip()
+    return f"{filename}:{frame.f_lineno} ({line})"
 
 
 def guard(tensor: Tensor, kind: str, truth) -> None:

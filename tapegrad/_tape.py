@@ -33,6 +33,8 @@ from array import array
 
 import numpy as np
 
+from ._frames import PACKAGE as _PACKAGE
+from ._frames import in_package
 from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, SHARED_LEAF_OPCODE
 from ._threads import pool_threads
 
@@ -102,7 +104,6 @@ _HOLD_FROM = 0 if _STRESS else UNTRACKED  # a new tape's
 # Backward sweeps in progress, in any thread: they hold row numbers while hooks and custom
 # Functions run Python that may record on the same tape.
 backwards_running = [0]
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Written against the public API, like the user's code: they hold tensors, never row numbers.
 _USER_LEVEL = (_PACKAGE + "nn" + os.sep, _PACKAGE + "optim" + os.sep)
 # The functions that may be on the stack, above the user's code, when a tape collects: each
@@ -257,13 +258,6 @@ def check_gradient_reaches(tensor, what: str) -> None:
             "untransposed tensor, so no gradient reaches the view. Call it before the view is used, or "
             "use .contiguous() on the view"
         )
-
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def _in_tapegrad(filename: str) -> bool:
-    return filename.startswith(_PACKAGE)
 
 
 _addressof = ctypes.addressof
@@ -441,7 +435,7 @@ class Tape:
         """Keep where the forward recorded ``row`` (the caller's frames, tapegrad's own left
         out), for anomaly detection's report of a backward rule that failed there."""
         frames = traceback.extract_stack(sys._getframe(2))
-        while frames and _in_tapegrad(frames[-1].filename):
+        while frames and in_package(frames[-1].filename):
             frames.pop()
         if self.traces is None:
             self.traces = {}

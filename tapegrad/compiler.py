@@ -15,12 +15,24 @@ __all__ = ["compile", "disable", "is_compiling", "is_dynamo_compiling", "reset"]
 
 
 class OptimizedModule(nn.Module):
-    """``module`` as ``torch.compile`` returns it: calls run ``module``'s forward; attributes it
-    does not have are ``module``'s (``torch._dynamo.eval_frame.OptimizedModule``)."""
+    """``module`` as ``torch.compile`` returns it: calls run ``module``'s forward; attributes
+    the wrapper does not have are ``module``'s, read and set, and so is ``training``
+    (``torch._dynamo.eval_frame.OptimizedModule``)."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
         self._orig_mod = module
+
+    @property
+    def training(self) -> bool:
+        original = self.__dict__.get("_modules", {}).get("_orig_mod")
+        return True if original is None else original.training
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        original = self.__dict__.get("_modules", {}).get("_orig_mod")
+        if original is not None:
+            original.training = mode
 
     def forward(self, *args, **kwargs):
         return self._orig_mod(*args, **kwargs)
@@ -28,11 +40,19 @@ class OptimizedModule(nn.Module):
     def __len__(self) -> int:
         return len(self._orig_mod)
 
+    def __setattr__(self, name: str, value) -> None:
+        if name.startswith("_") or hasattr(type(self), name):
+            super().__setattr__(name, value)
+        else:
+            setattr(self._orig_mod, name, value)
+
     def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["_orig_mod"], name)
+        # (only for names not found as usual; none before __init__ ran, as copy and pickle build
+        # the object: looking for the original there recursed without end)
+        original = self.__dict__.get("_modules", {}).get("_orig_mod")
+        if original is None:
+            raise AttributeError(f"'OptimizedModule' object has no attribute '{name}'")
+        return getattr(original, name)
 
 
 def compile(  # noqa: A001 - PyTorch's name

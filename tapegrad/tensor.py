@@ -327,11 +327,16 @@ class Tensor:
                 "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution."
             )
         recording = _grad_state.recording if _recordings_active[0] else None
-        if recording is not None and self._tape is not None and resolve(self) is recording:
+        if self._tape is not None:
+            source = self._row if recording is not None and resolve(self) is recording else None
+        else:  # an input of the recording, or a tensor it captured and registered
+            source = recording.registered.get(id(self)) if recording is not None and self._requires_grad else None
+        if source is not None:
             # Inside ``tapegrad.record``: a value the replay computes, without a gradient (as
             # ``detach()`` is recorded); made a constant, a replay used the recording's values.
             layout = recording.layout(self._data.dtype, self._data.shape)
-            self._row = recording.append(OPCODE["detach"] | NO_GRAD, self._row, -1, 0, layout, 0.0)
+            self._tape = recording
+            self._row = recording.append(OPCODE["detach"] | NO_GRAD, source, -1, 0, layout, 0.0)
         else:
             self._tape = None
             self._row = -1

@@ -184,3 +184,15 @@ def test_messages_match_pytorch():
         if m is tg:
             mine = got
     assert mine == got
+
+
+def test_only_what_autograd_grad_needs_is_checked():
+    x = tg.tensor([-1.0, 1.0], requires_grad=True)
+    w = tg.tensor([1.0, 1.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with tg.autograd.detect_anomaly():
+            y = (x.sqrt() + w * 2).sum()  # x's branch has NaN, w's does not
+            assert tg.autograd.grad(y, w, retain_graph=True)[0].tolist() == [2.0, 2.0]
+            y.backward(inputs=[w])
+    assert w.grad.tolist() == [2.0, 2.0]

@@ -64,3 +64,19 @@ def test_shown_as_pytorch_shows_it():
     compiled = tg.compile(tg.nn.Linear(2, 3))
     assert repr(compiled) == "OptimizedModule(\n  (_orig_mod): Linear(in_features=2, out_features=3, bias=True)\n)"
     assert list(compiled.state_dict()) == ["_orig_mod.weight", "_orig_mod.bias"] and compiled.in_features == 2
+
+
+def test_a_compiled_module_copies_pickles_and_forwards_its_attributes():
+    import copy
+    import pickle
+
+    model = tg.nn.Sequential(tg.nn.Linear(2, 2))
+    compiled = tg.compile(model)
+    for clone in (copy.deepcopy(compiled), pickle.loads(pickle.dumps(compiled))):
+        assert type(clone).__name__ == "OptimizedModule" and len(clone) == 1
+    compiled.flag = 1  # set on the original, as PyTorch's wrapper sets it
+    assert model.flag == 1
+    compiled.training = False
+    assert not model.training
+    model.train()
+    assert compiled.training

@@ -683,3 +683,45 @@ def test_mark_dirty():
     assert seen[:2] == [True, "DoubleBackward"] and seen[4] == [4.0, 6.0]
     torch = pytest.importorskip("torch")
     assert seen == _dirty(torch)
+
+
+def _dirty_and_saved(m):
+    class InplaceSwish(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            s = x.sigmoid()
+            x.mul_(s)
+            ctx.mark_dirty(x)
+            ctx.save_for_backward(x, s)  # the output, saved after the change: no version error
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            y, s = ctx.saved_tensors
+            return grad * (s + y * (1 - s))
+
+    class Flagged(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.add_(1)
+            ctx.mark_dirty(x)
+            ctx.mark_non_differentiable(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    a = m.tensor([0.5, -1.0], requires_grad=True)
+    InplaceSwish.apply(a * 1).sum().backward()
+    flagged = Flagged.apply(m.ones(2, requires_grad=True) * 3)
+    return a.grad.tolist(), flagged.requires_grad, flagged.grad_fn
+
+
+def test_mark_dirty_with_saved_outputs_and_non_differentiable():
+    ours = _dirty_and_saved(tg)
+    assert ours[1:] == (False, None)
+    torch = pytest.importorskip("torch")
+    theirs = _dirty_and_saved(torch)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+    assert ours[1:] == theirs[1:]

@@ -197,3 +197,10 @@ def test_hooks_replace_any_gradient_and_run_when_an_output_takes_none():
     assert seen[0] == [[2.0, 2.0], [5.0, 5.0], "-"] and a_grad == [168.0, 174.0]
     torch = pytest.importorskip("torch")
     assert (seen, a_grad, b_grad) == _replacements(torch)
+
+
+def test_hooks_refuse_to_be_recorded():
+    model = tg.nn.Linear(2, 1)
+    model.register_full_backward_hook(lambda module, grad_input, grad_output: (grad_input[0] * 100,))
+    with pytest.raises(NotImplementedError, match="BackwardHookFunction cannot be recorded"):
+        tg.record(lambda x: model(x).sum(), tg.ones(1, 2))

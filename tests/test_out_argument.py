@@ -68,3 +68,22 @@ def test_out_with_gradients_is_refused_and_a_tuple_fills_each():
     values, vectors = tg.zeros(2), tg.zeros(2, 2)
     result = tg.linalg.eigh(tg.tensor([[2.0, 0.0], [0.0, 1.0]]), out=(values, vectors))
     assert result.eigenvalues is values and values.tolist() == [1.0, 2.0]
+
+
+def test_out_dtype_rules_positional_out_and_differentiable_copies():
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+        tg.add(tg.ones(2), 1, out=tg.zeros(2, dtype=tg.int64))
+    with pytest.raises(RuntimeError, match="result type Long can't be cast to the desired output type Bool"):
+        tg.add(tg.ones(2, dtype=tg.int64), 1, out=tg.zeros(2, dtype=tg.bool))
+    assert tg.add(tg.ones(2, dtype=tg.int64), 1, out=tg.zeros(2)).tolist() == [2.0, 2.0]  # an int into a float
+    with pytest.warns(UserWarning, match="An output with one or more elements was resized"):
+        assert tg.add(tg.ones(2, 2), 1, out=tg.zeros(3)).shape == (2, 2)
+    a = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    out = tg.zeros(2, 2)
+    assert tg.tensordot(a, a, 1, out) is out and out.tolist() == [[7.0, 10.0], [15.0, 22.0]]  # out by position
+    w = tg.ones(2, requires_grad=True)
+    copied = tg.zeros(())
+    tg.tensordot(w, tg.tensor([3.0, 4.0]), 1, out=copied)  # a copy on the graph, as PyTorch's
+    assert type(copied.grad_fn).__name__ == "CopyBackwards"
+    copied.backward()
+    assert w.grad.tolist() == [3.0, 4.0]

@@ -119,3 +119,13 @@ def test_a_guard_names_the_user_s_line():
     tape = tg.record(lambda x: x * tg.histc(x, 2, 0, 4).sum(), np.array([1.0, 3.0]))
     with pytest.raises(tg.GuardError, match=r"histc\(\) at .*test_replay_reads.py:\d+ \(tape = tg.record"):
         tape.value_and_grad(np.array([1.0, 5.0]))
+
+
+def test_detach_in_place_of_a_recorded_input_is_replayed():
+    def f(x):
+        x.detach_()
+        return (x * 2).sum()
+
+    tape = tg.record(f, tg.tensor([1.0, 2.0]))
+    assert tape(tg.tensor([3.0, 4.0])).item() == 14.0
+    assert vmap(f)(tg.tensor([[1.0, 2.0], [3.0, 4.0]])).tolist() == [6.0, 14.0]

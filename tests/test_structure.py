@@ -35,6 +35,7 @@ LAYERS = {
     "core": [
         "_version",
         "_threads",
+        "_frames",
         "_device",
         "cuda",
         "accelerator",

@@ -10,19 +10,16 @@ PyTorch warns; the engine takes its one-call sweep again once the mode is off.
 
 from __future__ import annotations
 
-import os
-import sys
 import traceback
 import warnings
 
 import numpy as np
 
+from .._frames import user_stacklevel
 from .._grad_mode import anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled, set_anomaly_enabled
 from .graph import node_for
 
 __all__ = ["detect_anomaly", "set_detect_anomaly"]
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 class detect_anomaly:  # noqa: N801 - PyTorch's name
@@ -108,12 +105,4 @@ def warn_failed(tape, row: int, name: str | None = None) -> None:
             f"Error detected in {name}. No forward pass information available. Enable detect anomaly during forward "
             "pass for more information."
         )
-    warnings.warn(message, stacklevel=_caller_level())
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` of the first frame outside tapegrad: the user's ``backward()`` call."""
-    frame, level = sys._getframe(2), 2
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1
-    return level
+    warnings.warn(message, stacklevel=user_stacklevel())

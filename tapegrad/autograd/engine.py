@@ -488,7 +488,8 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                 plan["roots"] = roots  # (the sweeps only read it)
     hooked = _hooked_rows(tape, n_rows) if hook_registrations[0] else _EMPTY
     calls = {row: call for row, call in tape.functions.items() if row < n_rows} if tape.functions else _EMPTY
-    if needed is None and (hooked or tape.retained or calls) and collect is not None:
+    check_nan = checking_nan()
+    if needed is None and (hooked or tape.retained or calls or check_nan) and collect is not None:
         needed = _needed_rows(tape, n_rows, collect)
     captured_before = _captured_before_hooks(tape, n_rows, collect, hooked, needed) if collect is not None else ()
     before_hooks: dict = {}
@@ -497,7 +498,6 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
     # gradient reaches, so the others' flags are put back after it (else a later, separate
     # backward through them raised "Trying to backward through the graph a second time").
     freed_before = freed[:n_rows].copy() if collect is not None and not retain else None
-    check_nan = checking_nan()
     stepped = bool(hooked or calls or check_nan)  # the sweep stops in Python, and lays slots out unshared
     if not stepped:  # the common case: the whole backward is one compiled call
         spare = _spare_arenas()

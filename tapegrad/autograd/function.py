@@ -246,6 +246,13 @@ def _check_dirty(ctx: FunctionCtx, outputs: tuple) -> None:
             raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
     for tensor in ctx._dirty:
         _bump_version(tensor)
+    # What forward saved of a dirty tensor is the output, at its new version (PyTorch saves it
+    # after the change is counted): the in-place activation that saves its result works.
+    counters = [tensor._version_counter for tensor in ctx._dirty]
+    ctx._saved = tuple(
+        (saved, counter, counter[0]) if any(counter is dirty for dirty in counters) else (saved, counter, version)
+        for saved, counter, version in ctx._saved
+    )
 
 
 def _refuse_inside_record(function: type) -> None:
@@ -278,6 +285,9 @@ def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple
             tape.append(_FUNCTION_OPCODE, -1, -1, 0, tape.layout(data.dtype, data.shape), 0.0) if differentiable else -1
         )
         output_specs.append((row, data.shape, data.dtype))
+        if not differentiable and any(value is dirty for dirty in ctx._dirty):
+            # changed in place and not differentiable: its old history no longer describes it
+            value._tape, value._row, value._requires_grad, value._grad_fn = None, -1, False, None
         recorded.append(
             _as_output(value, inputs, tape, row, (number, function.__name__), ctx._dirty) if differentiable else value
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 
+from .._frames import user_stacklevel
 from ..autograd.function import Function
 from ..tensor import Tensor
 
@@ -94,7 +95,7 @@ class BackwardHooks:
                 "Full backward hook is firing when gradients are computed with respect to module outputs since no "
                 "inputs require gradients. See https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html"
                 "#torch.nn.Module.register_full_backward_hook for more details.",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             grad_inputs = (None,) * self.n_inputs
             for hook in self.hooks:

@@ -11,7 +11,7 @@ from itertools import chain
 import numpy as np
 
 from .. import _device, _dtypes, _factories
-from .._grad_mode import active_recording, is_grad_enabled, no_grad
+from .._grad_mode import is_grad_enabled, no_grad
 from .._record import to_arguments
 from ..tensor import Tensor, _check_can_require_grad
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
@@ -151,8 +151,8 @@ class Module:
                 if changed is not None:
                     args = changed if isinstance(changed, tuple) else (changed,)
         backward = None
-        # (not inside tapegrad.record, and so vmap: a replay runs no Python, and no hook)
-        if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled() and active_recording() is None:
+        # (inside tapegrad.record the hooks' node refuses to be recorded: a replay would run none)
+        if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled():
             backward = BackwardHooks(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
             args = backward.wrap_inputs(args)
         try:

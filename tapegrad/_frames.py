@@ -1,0 +1,31 @@
+"""Where tapegrad's own code ends on the stack: the user's line, which guards, warnings and
+anomaly detection's traces name (a tapegrad file is never what the user wrote)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def in_package(filename: str) -> bool:
+    """Whether ``filename`` is one of tapegrad's own modules."""
+    return filename.startswith(PACKAGE)
+
+
+def user_frame(depth: int = 2):
+    """The first frame outside tapegrad, from the caller's caller (``depth`` 2) up; None if none."""
+    frame = sys._getframe(depth)
+    while frame is not None and in_package(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller of this function point at the
+    first line outside tapegrad (the user's ``backward()`` or call), however deep the caller is."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and in_package(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level
