@@ -142,6 +142,7 @@ from ._factories import (
     from_numpy,
     full,
     full_like,
+    get_rng_state,
     linspace,
     manual_seed,
     multinomial,
@@ -154,6 +155,7 @@ from ._factories import (
     randn,
     randn_like,
     randperm,
+    set_rng_state,
     tensor,
     zeros,
     zeros_like,
@@ -218,6 +220,7 @@ from ._more_composites import (
 )
 from ._ops import OPS as _OPS
 from ._ops import UNARY as _UNARY
+from ._placements import diag_embed, index_copy, masked_scatter
 from ._printing import set_printoptions
 from ._reductions import (
     amax,
@@ -271,7 +274,13 @@ from ._views import (
 )
 from .autograd import gradients as _gradients  # noqa: F401
 from .autograd import graph as _graph  # noqa: F401
-from .backends import get_float32_matmul_precision, set_float32_matmul_precision
+from .backends import (
+    are_deterministic_algorithms_enabled,
+    get_float32_matmul_precision,
+    is_deterministic_algorithms_warn_only_enabled,
+    set_float32_matmul_precision,
+    use_deterministic_algorithms,
+)
 from .tensor import Size, Tensor
 
 # numpy warns where PyTorch stays silent (log of a negative, 0/0, overflow in exp) and both give
@@ -330,11 +339,18 @@ def pow(input, exponent):  # noqa: A001, A002 - PyTorch's names
 
 
 square = _module_function("square")
+diagonal = _module_function("diagonal")
 clone = _module_function("clone")
 flatten = _module_function("flatten")
 repeat = _module_function("repeat")
-relu_ = _module_function("relu_")
-sin_ = _module_function("sin_")
+# PyTorch's in-place functions, each the method of that name
+for _name in (
+    "relu_", "sin_", "abs_", "acos_", "acosh_", "asin_", "asinh_", "atan_", "atanh_", "clamp_", "clamp_max_",
+    "clamp_min_", "clip_", "cos_", "cosh_", "detach_", "erf_", "erfc_", "exp2_", "exp_", "expm1_", "fill_", "fix_",
+    "floor_", "log10_", "log1p_", "log2_", "log_", "neg_", "reciprocal_", "round_", "rsqrt_", "sigmoid_", "sinh_",
+    "sqrt_", "square_", "tan_", "tanh_", "trunc_", "zero_",
+):  # fmt: skip
+    globals()[_name] = _module_function(_name)
 inverse = _module_function("inverse")
 for _name in ("det", "logdet", "slogdet", "cholesky", "cholesky_inverse", "pinverse", "matrix_exp"):
     globals()[_name] = _module_function(_name)

@@ -194,6 +194,13 @@ CASES = [
     Case("F.gelu", lambda x: functional(x).gelu(x), ((6,),), (-3.0, 3.0)),
     Case("layer_norm", lambda x, w, b: functional(x).layer_norm(x, (3,), w, b), ((4, 3), (3,), (3,))),
     Case("rms_norm", lambda x, w: functional(x).rms_norm(x, (2, 3), w), ((4, 2, 3), (2, 3))),
+    Case("index_copy", lambda x, s: x.index_copy(0, library(x).tensor([2, 0]), s), ((3, 4), (2, 4))),
+    Case(
+        "masked_scatter",
+        lambda x, s: x.masked_scatter(library(x).tensor([[True, False, True], [False, True, False]]), s),
+        ((2, 3), (6,)),
+    ),
+    Case("diag_embed", lambda x: library(x).diag_embed(x, 1), ((2, 3),)),
     Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),
     # nn.LSTM's step: tapegrad's one op, PyTorch's cell maths (tests/test_recurrent.py checks layers)
     Case("lstm_cell", lambda gates, c: _lstm_step(gates, c), ((3, 8), (3, 2)), (-3.0, 3.0)),

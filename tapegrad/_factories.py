@@ -80,6 +80,43 @@ class Generator:
         """The seed the stream started from."""
         return self._seed
 
+    def get_state(self) -> Tensor:
+        """The stream's state as a 1-D uint8 tensor (see ``get_rng_state``)."""
+        return _state_bytes(self._numpy)
+
+    def set_state(self, new_state) -> Generator:
+        """Restore the stream from what ``get_state`` gave; returns this generator."""
+        _set_state_bytes(self._numpy, new_state)
+        return self
+
+
+def _state_bytes(numpy_generator: np.random.Generator) -> Tensor:
+    import json  # (here: ``import tapegrad`` leaves it for first use)
+
+    return _wrap(np.frombuffer(json.dumps(numpy_generator.bit_generator.state).encode(), np.uint8).copy())
+
+
+def _set_state_bytes(numpy_generator: np.random.Generator, state) -> None:
+    data = state._data if isinstance(state, Tensor) else np.asarray(state)
+    if data.dtype != np.uint8 or data.ndim != 1:
+        raise TypeError(f"expected a torch.ByteTensor, but got {_dtypes.from_numpy_dtype(data.dtype).type_name}Tensor")
+    import json
+
+    numpy_generator.bit_generator.state = json.loads(data.tobytes().decode())
+
+
+def get_rng_state() -> Tensor:
+    """The default generator's state as a 1-D uint8 tensor, which ``set_rng_state`` restores
+    (numpy's PCG64 state, not PyTorch's bytes: only tapegrad reads it). Follows
+    ``torch.get_rng_state``."""
+    return _state_bytes(default_generator())
+
+
+def set_rng_state(new_state) -> None:
+    """Restore the default generator's state from what ``get_rng_state`` gave; follows
+    ``torch.set_rng_state``. Raises ``TypeError`` for a tensor that is not 1-D uint8."""
+    _set_state_bytes(default_generator(), new_state)
+
 
 def manual_seed(seed: int):
     """Seed the generator behind ``rand``/``randn``/``randint`` (their values differ from PyTorch's)."""

@@ -28,3 +28,7 @@ def manual_seed(seed: int) -> None:
 
 def manual_seed_all(seed: int) -> None:
     """Ignored, as in PyTorch without CUDA; follows ``torch.cuda.manual_seed_all``."""
+
+
+def empty_cache() -> None:
+    """Nothing to release (no CUDA memory), as in PyTorch without CUDA; follows ``torch.cuda.empty_cache``."""

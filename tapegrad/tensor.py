@@ -412,6 +412,14 @@ class Tensor:
         """Bytes per element; follows ``torch.Tensor.element_size``."""
         return self._data.itemsize
 
+    def data_ptr(self) -> int:
+        """The address of the first element (an int); follows ``torch.Tensor.data_ptr``."""
+        return self._data.__array_interface__["data"][0]
+
+    def get_device(self) -> int:
+        """-1: the CPU; follows ``torch.Tensor.get_device``."""
+        return -1
+
     def cpu(self) -> Tensor:
         """This tensor (tapegrad has only the CPU); follows ``torch.Tensor.cpu``."""
         return self

@@ -82,6 +82,7 @@ LAYERS = {
         "_selection",
         "_composites",
         "_more_composites",  # elementwise math, cumulative and NaN-aware reductions, in-place forms
+        "_placements",  # values placed into a copy: index_copy, masked_scatter, index_put_, diag_embed
         "_array_functions",  # differences, distances, running extremes, bins, index sets
         "_linalg",
         "_factories",

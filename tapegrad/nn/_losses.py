@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from .._frames import user_stacklevel
 from .._record import broadcast_shape
 from .._selection import where as _where
 from ..tensor import Tensor, _normalize_dim, _wrap, as_tensor
@@ -31,7 +32,12 @@ def _legacy_reduction(size_average, reduce, reduction: str) -> str:
         return reduction
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
-    return "none" if not reduce else ("mean" if size_average else "sum")
+    reduction = "none" if not reduce else ("mean" if size_average else "sum")
+    warnings.warn(
+        f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
+        stacklevel=user_stacklevel(),
+    )
+    return reduction
 
 
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002

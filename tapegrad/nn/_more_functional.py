@@ -8,6 +8,7 @@ margin losses. Each differentiates, replays and nests under ``create_graph`` as 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -222,8 +223,28 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
 
 
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:  # noqa: A002
-    """``interpolate`` under its older name; follows ``torch.nn.functional.upsample``."""
+    """``interpolate`` under its older name, with PyTorch's deprecation warning; follows
+    ``torch.nn.functional.upsample``."""
+    warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2)
     return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:  # noqa: A002
+    """``interpolate(mode="nearest")``, deprecated as in PyTorch; follows
+    ``torch.nn.functional.upsample_nearest``."""
+    warnings.warn(
+        "`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2
+    )
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:  # noqa: A002
+    """``interpolate(mode="bilinear", align_corners=True)``, deprecated as in PyTorch; follows
+    ``torch.nn.functional.upsample_bilinear``."""
+    warnings.warn(
+        "`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2
+    )
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002

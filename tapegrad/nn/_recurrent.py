@@ -14,8 +14,10 @@ moves between the two.
 from __future__ import annotations
 
 import math
+import warnings
 
 from .. import _factories
+from .._frames import user_stacklevel
 from .._reductions import lstm_cell as _lstm_cell
 from .._views import cat, stack
 from ..tensor import Tensor
@@ -63,6 +65,12 @@ class _RNNBase(Module):
         if not 0 <= dropout <= 1 or isinstance(dropout, bool):
             raise ValueError(
                 "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+            )
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
+                f"num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+                stacklevel=user_stacklevel(),
             )
         if not isinstance(hidden_size, int) or isinstance(hidden_size, bool):
             raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")

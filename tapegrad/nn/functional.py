@@ -62,6 +62,8 @@ from ._more_functional import (  # noqa: F401 - the public names
     softshrink,
     tanhshrink,
     upsample,
+    upsample_bilinear,
+    upsample_nearest,
 )
 from ._more_functional import threshold as _threshold
 from ._pointwise import (  # noqa: F401 - the public names
@@ -268,6 +270,48 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is None:
         return out
     return name_node(out + bias, "AddmmBackward0" if input._data.ndim == 2 else "ViewBackward0")
+
+
+def relu_(input: Tensor) -> Tensor:  # noqa: A002
+    """``relu(input, inplace=True)``; follows ``torch.nn.functional.relu_``."""
+    return relu(input, inplace=True)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:  # noqa: A002
+    """``leaky_relu(input, negative_slope, inplace=True)``; follows ``torch.nn.functional.leaky_relu_``."""
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:  # noqa: A002
+    """``elu(input, alpha, inplace=True)``; follows ``torch.nn.functional.elu_``."""
+    return elu(input, alpha, inplace=True)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:  # noqa: A002
+    """``hardtanh(input, min_val, max_val, inplace=True)``; follows ``torch.nn.functional.hardtanh_``."""
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:  # noqa: A002
+    """``threshold(input, threshold, value, inplace=True)``; follows ``torch.nn.functional.threshold_``."""
+    return _threshold(input, threshold, value, inplace=True)
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1, hard: bool = False, eps: float = 1e-10, dim: int = -1) -> Tensor:
+    """A differentiable sample from the categorical distribution of ``logits`` (softmax over
+    ``dim`` of ``(logits + Gumbel noise) / tau``); with ``hard``, one-hot in the forward and the
+    soft sample's gradient (straight through). Same shape as ``logits``; the noise is tapegrad's
+    generator's. Follows ``torch.nn.functional.gumbel_softmax``."""
+    if eps != 1e-10:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
+    draws = _factories.numpy_generator().exponential(size=tuple(logits.shape))
+    gumbels = _wrap(-np.log(draws).astype(logits._data.dtype))  # ~Gumbel(0, 1)
+    y_soft = ((logits + gumbels) / tau).softmax(dim)
+    if not hard:
+        return y_soft
+    index = y_soft.max(dim, keepdim=True)[1]
+    y_hard = _factories.zeros_like(logits).scatter_(dim, index, 1.0)
+    return y_hard - y_soft.detach() + y_soft
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:  # noqa: A002

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .. import _factories
+from .. import _dtypes, _factories
 from .._views import stack
 from ..tensor import Tensor
 
@@ -27,6 +27,8 @@ __all__ = [
     "RandomSampler",
     "Sampler",
     "SequentialSampler",
+    "WeightedRandomSampler",
+    "get_worker_info",
     "Subset",
     "SubsetRandomSampler",
     "TensorDataset",
@@ -187,6 +189,36 @@ class RandomSampler(Sampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probabilities proportional to ``weights`` (a 1-D
+    sequence), with or without ``replacement``, by ``tapegrad.multinomial``; follows
+    ``torch.utils.data.WeightedRandomSampler`` (its checks and messages; the draws are
+    tapegrad's generator's, not PyTorch's)."""
+
+    def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None):
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
+            raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"replacement should be a boolean value, but got replacement={replacement}")
+        weights = _factories.as_tensor(weights, dtype=_dtypes.float64)
+        if weights.dim() != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape {tuple(weights.shape)}")
+        self.weights, self.num_samples, self.replacement, self.generator = weights, num_samples, replacement, generator
+
+    def __iter__(self):
+        drawn = _factories.multinomial(self.weights, self.num_samples, self.replacement, generator=self.generator)
+        return iter(drawn.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def get_worker_info():
+    """None: batches are loaded in the calling process (see the module's note), where PyTorch's
+    answer is None too; follows ``torch.utils.data.get_worker_info``."""
+    return None
 
 
 class SubsetRandomSampler(Sampler):

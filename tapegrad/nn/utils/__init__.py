@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ... import _factories
@@ -46,6 +48,17 @@ def clip_grad_norm_(
     for g in grads:
         g._data *= g._data.dtype.type(coefficient)
     return _factories.tensor(total)
+
+
+def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None):
+    """``clip_grad_norm_`` under its deprecated name, with PyTorch's FutureWarning; follows
+    ``torch.nn.utils.clip_grad_norm``."""
+    warnings.warn(
+        "`torch.nn.utils.clip_grad_norm` is now deprecated in favor of `torch.nn.utils.clip_grad_norm_`.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
 
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:

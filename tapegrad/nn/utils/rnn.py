@@ -18,7 +18,15 @@ from ... import _dtypes, _factories
 from ..._views import cat, stack
 from ...tensor import Tensor, _wrap, guard_reads
 
-__all__ = ["PackedSequence", "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence"]
+__all__ = [
+    "PackedSequence",
+    "pack_padded_sequence",
+    "pack_sequence",
+    "pad_packed_sequence",
+    "pad_sequence",
+    "unpack_sequence",
+    "unpad_sequence",
+]
 
 
 class _PackedFields(NamedTuple):
@@ -179,3 +187,18 @@ def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
     sequences = list(sequences)
     lengths = [s.shape[0] for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
+
+
+def unpad_sequence(padded_sequences: Tensor, lengths, batch_first: bool = False) -> list:
+    """The sequences of a padded batch ((T, B, *), or (B, T, *) with ``batch_first``), each cut
+    to its length: a list of (L_i, *) tensors, views on the batch's graph. Follows
+    ``torch.nn.utils.rnn.unpad_sequence``."""
+    batch = padded_sequences if batch_first else padded_sequences.transpose(0, 1)
+    return [sequence[: int(length)] for sequence, length in zip(batch, lengths, strict=True)]
+
+
+def unpack_sequence(packed_sequences: PackedSequence) -> list:
+    """The list of sequences ``pack_sequence`` packed, in their original order; follows
+    ``torch.nn.utils.rnn.unpack_sequence``."""
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)

@@ -1,0 +1,157 @@
+"""Names real programs call that were missing: in-place forms, placements, random state,
+samplers, sequence unpacking, Gumbel-softmax, and PyTorch's deprecation warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _placements(m):
+    """index_copy, masked_scatter, index_put_, fill_diagonal_, diag_embed, triu_/tril_."""
+    out = []
+    x = m.arange(12.0).reshape(3, 4).requires_grad_()
+    s = m.tensor([[10.0, 20, 30, 40], [50, 60, 70, 80]], requires_grad=True)
+    y = x.index_copy(0, m.tensor([2, 0]), s)
+    (y * m.arange(12.0).reshape(3, 4)).sum().backward()
+    out += [y, x.grad, s.grad, y.grad_fn.name()]
+    x2 = m.arange(6.0).reshape(2, 3).requires_grad_()
+    source = m.arange(10.0, 16.0).requires_grad_()
+    z = x2.masked_scatter(m.tensor([[True, False, True], [False, True, False]]), source)
+    (z * m.arange(6.0).reshape(2, 3)).sum().backward()
+    out += [z, x2.grad, source.grad]
+    a = m.zeros(5)
+    a.index_put_((m.tensor([0, 1, 0]),), m.tensor([1.0, 2.0, 3.0]), accumulate=True)
+    b = m.zeros(2, 3)
+    b.index_put_((m.tensor([0, 1]), m.tensor([2, 0])), m.tensor(5.0))
+    out += [a, b]
+    for shape, wrap in (((3, 3), False), ((7, 3), True), ((7, 3), False), ((3, 5), False), ((2, 2, 2), False)):
+        out.append(m.zeros(shape).fill_diagonal_(2.0, wrap=wrap))
+    d = m.arange(1.0, 7.0).reshape(2, 3).requires_grad_()
+    out += [m.diag_embed(d, *args) for args in ((0, -2, -1), (1, -2, -1), (-1, 0, 2), (2, 1, 0))]
+    out += [m.ones(3, 3).triu_(1), m.ones(3, 3).tril_(), m.diagonal(m.arange(9.0).reshape(3, 3), 1)]
+    return [t if isinstance(t, str) else t.detach().numpy() for t in out]
+
+
+def test_placements_match_pytorch():
+    torch = pytest.importorskip("torch")
+    for got, want in zip(_placements(tg), _placements(torch), strict=True):
+        if isinstance(got, str):
+            assert got == want
+        else:
+            np.testing.assert_allclose(got, want)
+
+
+def test_in_place_functions():
+    torch = pytest.importorskip("torch")
+    for name, args in (("relu_", ()), ("leaky_relu_", (0.2,)), ("elu_", (0.5,)), ("hardtanh_", (-0.5, 0.5)),
+                       ("threshold_", (0.1, 9.0))):  # fmt: skip
+        ours, theirs = tg.tensor([-1.0, 0.2, 2.0]), torch.tensor([-1.0, 0.2, 2.0])
+        assert getattr(tg.nn.functional, name)(ours, *args) is ours
+        getattr(torch.nn.functional, name)(theirs, *args)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    for name in ("sigmoid_", "tanh_", "exp_", "clamp_", "sqrt_", "zero_"):
+        ours, theirs = tg.tensor([0.5, 2.0]), torch.tensor([0.5, 2.0])
+        args = (0.0, 1.0) if name == "clamp_" else ()
+        assert getattr(tg, name)(ours, *args) is ours
+        getattr(torch, name)(theirs, *args)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_random_state_round_trips():
+    state = tg.get_rng_state()
+    assert state.dtype == tg.uint8 and state.dim() == 1
+    first = tg.rand(3)
+    tg.set_rng_state(state)
+    assert tg.rand(3).tolist() == first.tolist()
+    generator = tg.Generator().manual_seed(3)
+    saved = generator.get_state()
+    drawn = tg.randn(2, generator=generator)
+    assert tg.randn(2, generator=generator.set_state(saved)).tolist() == drawn.tolist()
+    with pytest.raises(TypeError, match="expected a torch.ByteTensor"):
+        tg.set_rng_state(tg.zeros(3))
+
+
+def test_process_settings_programs_make():
+    tg.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        assert tg.are_deterministic_algorithms_enabled() and tg.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        tg.use_deterministic_algorithms(False)
+    assert not tg.are_deterministic_algorithms_enabled()
+    tg.cuda.empty_cache()
+    x = tg.arange(4.0)
+    assert x[1:].data_ptr() - x.data_ptr() == 4 and x.get_device() == -1
+
+
+def test_weighted_random_sampler():
+    sampler = tg.utils.data.WeightedRandomSampler([0.0, 1.0, 3.0], 4000, generator=tg.Generator().manual_seed(0))
+    counts = np.bincount(list(sampler), minlength=3)
+    assert len(sampler) == 4000 and counts[0] == 0 and 2.6 < counts[2] / counts[1] < 3.4
+    assert sorted(tg.utils.data.WeightedRandomSampler([1.0, 1.0, 1.0], 3, replacement=False)) == [0, 1, 2]
+    assert tg.utils.data.get_worker_info() is None
+    torch = pytest.importorskip("torch")
+    assert _sampler_errors(tg) == _sampler_errors(torch)
+
+
+def _sampler_errors(m) -> list:
+    sampler = m.utils.data.WeightedRandomSampler
+    messages = []
+    for call in (
+        lambda: sampler([1.0], 0),
+        lambda: sampler([1.0], 2, replacement=1),
+        lambda: list(sampler([0.1, 1.0], 3, replacement=False)),
+    ):
+        with pytest.raises((ValueError, RuntimeError)) as error:
+            call()
+        messages.append((error.type, str(error.value)))
+    return messages
+
+
+def test_unpack_and_unpad_sequences():
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        sequences = [m.tensor([1.0, 2.0, 3.0]), m.tensor([4.0, 5.0]), m.tensor([6.0])]
+        unpacked = m.nn.utils.rnn.unpack_sequence(m.nn.utils.rnn.pack_sequence(sequences))
+        padded = m.nn.utils.rnn.pad_sequence(sequences)
+        unpadded = m.nn.utils.rnn.unpad_sequence(padded, m.tensor([3, 2, 1]))
+        results.append([t.tolist() for t in unpacked + unpadded])
+    assert results[0] == results[1]
+
+
+def test_gumbel_softmax_samples_and_passes_the_soft_gradient():
+    tg.manual_seed(0)
+    logits = tg.randn(5, 4, requires_grad=True)
+    soft = tg.nn.functional.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(soft.sum(-1).detach().numpy(), np.ones(5), rtol=1e-6)
+    hard = tg.nn.functional.gumbel_softmax(logits, hard=True)
+    assert sorted(np.unique(hard.detach().numpy()).tolist()) == [0.0, 1.0] and hard.sum().item() == 5.0
+    (hard * tg.arange(4.0)).sum().backward()
+    assert logits.grad is not None and np.abs(logits.grad.numpy()).sum() > 0  # the soft sample's gradient
+
+
+def _deprecations(m):
+    messages = []
+    for call in (
+        lambda: m.nn.LSTM(3, 4, dropout=0.5),
+        lambda: m.nn.functional.mse_loss(m.ones(2), m.ones(2), size_average=False),
+        lambda: m.nn.functional.upsample(m.ones(1, 1, 2), scale_factor=2),
+        lambda: m.nn.functional.upsample_nearest(m.ones(1, 1, 2), scale_factor=2),
+        lambda: m.nn.init.normal(m.ones(2)),
+        lambda: m.nn.utils.clip_grad_norm([m.nn.Parameter(m.ones(2))], 1.0),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        messages.append([(w.category.__name__, str(w.message)) for w in caught])
+    return messages
+
+
+def test_deprecation_warnings_are_pytorchs():
+    torch = pytest.importorskip("torch")
+    assert _deprecations(tg) == _deprecations(torch)
