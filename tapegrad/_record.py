@@ -1695,8 +1695,8 @@ def _elu(row, g: Tensor) -> Tensor:
 
 def _leaky_relu(row, g: Tensor) -> Tensor:
     gradient = g * row.constant(np.where(row.a_data > 0, 1.0, row.param))
-    if row.a.requires_grad and not gradient.requires_grad:
-        gradient = gradient + zero_through(row.a)  # (PyTorch's: a function of x, with a zero derivative)
+    if row.a.requires_grad:  # (PyTorch's: a function of x, with a zero derivative, as well as of g)
+        gradient = gradient + zero_through(row.a)
     return gradient
 
 

@@ -491,3 +491,26 @@ def test_create_graph_gradient_of_an_intermediate_runs_nothing_below_it():
     (gradient,) = tg.autograd.grad((a * a).sum(), a, create_graph=True)
     np.testing.assert_allclose(gradient.detach().numpy(), 2 * a.detach().numpy())
     assert gradient.requires_grad
+
+
+def _second_order_leaves(m):
+    """Gradients of a gradient through piecewise-linear activations: PyTorch's nodes read their
+    input, so the leaves below them get zeros (not None) even where the gradient also depends on
+    a weight (a gradient penalty through leaky_relu and relu)."""
+    x = m.tensor([[[1.0, -2.0, 0.5, 3.0, -1.0]]], requires_grad=True)
+    w1 = m.tensor([[[0.5, -1.0]]], requires_grad=True)
+    b1 = m.zeros(1, requires_grad=True)
+    w2 = m.tensor([[[2.0, 0.3]]], requires_grad=True)
+    h = m.nn.functional.leaky_relu(m.nn.functional.conv1d(x, w1, b1), 0.2).relu()
+    (g,) = m.autograd.grad(m.nn.functional.conv1d(h, w2).sum(), x, create_graph=True)
+    g.pow(2).sum().backward()
+    return [None if t.grad is None else t.grad.tolist() for t in (x, b1, w1, w2)]
+
+
+def test_second_order_gradients_reach_the_leaves_below_activations():
+    ours = _second_order_leaves(tg)
+    assert ours[0] == [[[0.0] * 5]] and ours[1] == [0.0]
+    torch = pytest.importorskip("torch")
+    theirs = _second_order_leaves(torch)
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -53,8 +53,9 @@ def zero_through(c):
     """Zeros recorded as read from the tensor ``c`` with a zero derivative (``sign``'s; a NaN
     of ``c`` gives no NaN). Added to a gradient whose formula reads ``c`` only as constants, it
     keeps that gradient a function of ``c``, as PyTorch's double-backward nodes are: a second
-    ``autograd.grad`` in ``c`` then gives zeros, not an error."""
-    return c.sign().abs().masked_fill(c != c, 0.0) * 0.0
+    ``autograd.grad`` in ``c`` then gives zeros, not an error. One recorded op: ``c`` with every
+    element replaced by 0 (a fill of a constant mask, whose derivative in ``c`` is 0)."""
+    return c.masked_fill(c.new_ones(tuple(c.shape)).bool(), 0.0)
 
 
 def _gate_tensors(c, v):
@@ -63,7 +64,7 @@ def _gate_tensors(c, v):
     derivative there (``sign``'s), as PyTorch's: otherwise the gradient of ``relu(x).sum()``
     did not require grad, and a second ``autograd.grad`` raised where PyTorch gives zeros."""
     gated = v.masked_fill(c <= 0, 0.0)
-    if c.requires_grad and not gated.requires_grad:
+    if c.requires_grad:  # (a function of c even when v depends on c otherwise, or not at all)
         gated = gated + zero_through(c)
     return gated
 

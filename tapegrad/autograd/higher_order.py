@@ -244,7 +244,7 @@ class _Backward:
                 contribution = formula(view, gradient)
                 if check_nan:
                     check_gradient(self.tape, row, index, contribution._data)
-                if connected and not contribution.requires_grad:
+                if connected:  # (a function of the input as well as of g, as PyTorch's node is)
                     contribution = contribution + self._zero_through(source)
                 self._add(source, contribution, op.rule)
         return True
