@@ -391,3 +391,28 @@ def test_sdpa_argument_errors():
         F.scaled_dot_product_attention([1.0], q, q)
     with pytest.raises(RuntimeError, match="The size of tensor a \\(4\\) must match the size of tensor b \\(5\\)"):
         F.scaled_dot_product_attention(q, q, q, attn_mask=tg.zeros(4, 5))
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+@pytest.mark.parametrize("aligned", [True, False])
+def test_encoder_inference_zeroes_padded_positions_as_pytorch(aligned):
+    """PyTorch's encoder runs an eval-mode, no-grad batch with a left-aligned padding mask as
+    nested tensors: its padded positions come out as zeros (with a mask that is not left-aligned
+    it takes the ordinary path, and the padded positions hold values)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    source = rng.standard_normal((2, 4, 8))
+    padding = [[False, False, True, True] if aligned else [False, True, False, True], [False] * 4]
+    theirs = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(8, 2, 12, dropout=0.0, batch_first=True, dtype=torch.float64), 2
+    ).eval()
+    ours = tg.nn.TransformerEncoder(
+        tg.nn.TransformerEncoderLayer(8, 2, 12, dropout=0.0, batch_first=True, dtype=tg.float64), 2
+    ).eval()
+    ours.load_state_dict(_state(theirs, tg))
+    outputs = []
+    for m, encoder in ((tg, ours), (torch, theirs)):
+        with m.no_grad():
+            outputs.append(encoder(m.tensor(source), src_key_padding_mask=m.tensor(padding)).numpy())
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-8)
+    assert (np.abs(outputs[0][0, 2:]).sum() == 0) == aligned

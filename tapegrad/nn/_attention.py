@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from .. import _dtypes, _factories
+from .._grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap, guard_reads
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
@@ -259,9 +260,8 @@ class TransformerEncoderLayer(_TransformerLayer):
 
     ``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``: ``src``
     (S, N, d_model), (N, S, d_model) with ``batch_first``, or unbatched (S, d_model); masks as
-    ``MultiheadAttention``'s. Dropout in training mode only. PyTorch's inference fast path (which
-    gives zeros at padded positions) is not followed: padded positions hold values computed as
-    in training mode."""
+    ``MultiheadAttention``'s. Dropout in training mode only. Padded positions hold values, as
+    PyTorch's layer gives them (its encoder's nested-tensor path zeroes them: ``TransformerEncoder``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -353,7 +353,34 @@ class TransformerEncoder(Module):
         output = src
         for layer in self.layers:
             output = layer(output, src_mask=mask, is_causal=is_causal, src_key_padding_mask=src_key_padding_mask)
+        valid = self._nested_positions(src, mask, src_key_padding_mask)
+        if valid is not None:  # PyTorch's nested-tensor path: padded positions come out as zeros
+            output = output.masked_fill(valid.logical_not().unsqueeze(-1), 0.0)
         return output if self.norm is None else self.norm(output)
+
+    def _nested_positions(self, src: Tensor, mask, padding_mask):
+        """Where PyTorch's inference path (``use_nested_tensor``: eval mode, a batched input, a
+        left-aligned padding mask and no attention mask, no gradient) runs the batch as nested
+        tensors, the (B, T) positions that hold a token; else None. That path returns zeros at
+        the padded positions, where the layers computed values: a mean over all positions
+        differs, so tapegrad zeroes them as PyTorch's result has them."""
+        first = self.layers[0]
+        if not self.use_nested_tensor or first.training or src.dim() != 3 or padding_mask is None or mask is not None:
+            return None
+        attention = first.self_attn
+        arguments = (src, attention.in_proj_weight, attention.in_proj_bias, attention.out_proj.weight,
+                     attention.out_proj.bias, first.norm1.weight, first.norm1.bias, first.norm2.weight,
+                     first.norm2.bias, first.linear1.weight, first.linear1.bias, first.linear2.weight,
+                     first.linear2.bias)  # fmt: skip
+        if is_grad_enabled() and any(t is not None and t.requires_grad for t in arguments):
+            return None
+        valid = padding_mask.logical_not()
+        guard_reads("nested tensor mask", valid)
+        flags = valid._data
+        # left-aligned: each row's tokens a prefix (PyTorch's mask check, on by default)
+        if self.mask_check and not (flags[:, 1:] <= flags[:, :-1]).all():
+            return None
+        return valid
 
 
 def _why_not_nested(layer) -> str:
