@@ -86,8 +86,8 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
         largest = magnitude.amax(-1)
         tied = (magnitude == largest.unsqueeze(-1)) & (largest.unsqueeze(-1) > 0)
         through = where(tied, magnitude, 0.0).sum(-1)
-        return largest.detach() + (through - through.detach())
-    return differences.norm(p, dim=-1)
+        return name_node(largest.detach() + (through - through.detach()), "CdistBackward0")
+    return name_node(differences.norm(p, dim=-1), "CdistBackward0")
 
 
 @with_out("tensordot", checked=False)

@@ -39,7 +39,7 @@ def _triangle(x: Tensor, diagonal_offset: int, lower: bool, name: str) -> Tensor
     # A select, not a product with a 0/1 mask: inf * 0 and NaN * 0 are NaN, and the zeroed part
     # must be exact zeros (a causal mask is ``full(-inf).triu(1)``). Its gradient is the upstream
     # gradient inside the triangle and exactly 0 outside, whatever x holds there.
-    return where(_wrap(keep), x, 0)
+    return name_node(where(_wrap(keep), x, 0), "TrilBackward0" if lower else "TriuBackward0")
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -95,7 +95,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         )
     order = _order(input._data, dim, descending=largest)
     indices = np.take(order, np.arange(k), axis=dim)
-    return return_types.topk(gather(input, dim, indices), _wrap(indices))
+    return return_types.topk(name_node(gather(input, dim, indices), "TopkBackward0"), _wrap(indices))
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False):  # noqa: A002
@@ -104,7 +104,7 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool
     dim = _normalize_dim(dim, max(input._data.ndim, 1))
     guard_reads("sort()", input)
     indices = _order(input._data, dim, descending)
-    return return_types.sort(gather(input, dim, indices), _wrap(indices))
+    return return_types.sort(name_node(gather(input, dim, indices), "SortBackward0"), _wrap(indices))
 
 
 def _order(values: np.ndarray, dim: int, descending: bool) -> np.ndarray:
@@ -233,7 +233,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:  # noqa: A002
     shape = broadcast_shape(mask._data.shape, input._data.shape)
     guard_reads("masked_select()", mask)
     x = input if input._data.shape == shape else expand(input, shape)
-    return _flat_index(x, np.flatnonzero(np.broadcast_to(mask._data, shape)))
+    return name_node(_flat_index(x, np.flatnonzero(np.broadcast_to(mask._data, shape))), "MaskedSelectBackward0")
 
 
 def repeat_interleave(input: Tensor, repeats=None, dim=None, *, output_size=None) -> Tensor:  # noqa: A002
@@ -319,7 +319,7 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
     if dims is None:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
-        return reshape(roll(reshape(input, (-1,)), shifts, 0), input._data.shape)
+        return name_node(reshape(roll(reshape(input, (-1,)), shifts, 0), input._data.shape), "RollBackward0")
     dims = _dims_tuple(dims)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
@@ -329,7 +329,7 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
         extent = input._data.shape[dim] if input._data.ndim else 1
         order = (np.arange(extent) - int(shift)) % max(extent, 1)
         out = index_select(out, dim, _wrap(order.astype(np.int64)))
-    return out
+    return name_node(out, "RollBackward0")
 
 
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False) -> Tensor:  # noqa: A002

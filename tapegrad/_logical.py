@@ -90,8 +90,8 @@ def _truth(x: Tensor) -> Tensor:
 _NUMPY = {"floor_divide": np.floor_divide, "remainder": np.remainder, "fmod": np.fmod, "trunc_divide": None}
 # PyTorch's nodes, by whether the other operand is a tensor or a number (two overloads)
 _NODES = {
-    "floor_divide": ("DivBackward2", "DivBackward3"),
-    "trunc_divide": ("DivBackward2", "DivBackward3"),
+    "floor_divide": ("DivBackward2", "DivBackward2"),  # (div with a rounding mode: one node either way)
+    "trunc_divide": ("DivBackward2", "DivBackward2"),
     "remainder": ("RemainderBackward1", "RemainderBackward0"),
     "fmod": ("FmodBackward1", "FmodBackward0"),
 }

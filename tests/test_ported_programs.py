@@ -129,3 +129,19 @@ def test_warnings_of_silent_mistakes_are_pytorchs():
     mine = _warned(ours)
     assert mine[0][0].startswith("Using a target size (tapegrad.Size([4])) that is different to the input size")
     assert mine == _warned(torch)
+
+
+def _nodes(m):
+    x = m.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]], requires_grad=True)
+    results = [
+        x.sort(dim=1).values, x.topk(1).values, x.roll(1), x.roll(1, 0), m.nn.functional.pad(x, (1, 1)),
+        m.nn.functional.pad(x, (1, 1), mode="reflect"), m.nn.functional.pad(x[None], (1, 1, 1, 1), mode="replicate"),
+        x.tril(), x.triu(1), x.masked_select(x > 1), m.div(x, 2, rounding_mode="floor"),
+        m.div(x, m.tensor(2.0), rounding_mode="trunc"), m.cdist(x, x), m.cdist(x, x, p=float("inf")),
+    ]  # fmt: skip
+    return [type(result.grad_fn).__name__ for result in results]
+
+
+def test_nodes_are_named_as_pytorch_names_them():
+    ours, torch = _both()
+    assert _nodes(ours) == _nodes(torch)

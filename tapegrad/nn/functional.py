@@ -992,7 +992,12 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
             positions = np.abs(positions) % max(period, 1)
             positions = np.where(positions >= extent, period - positions, positions)
         out = out.index_select(dim, _wrap(positions.astype(np.int64)))
-    return out
+    if out is input:
+        return out
+    padded = len(pad) // 2  # PyTorch's node, by mode and the number of dimensions padded
+    node = {"constant": "ConstantPadNdBackward0", "reflect": f"ReflectionPad{padded}DBackward0",
+            "replicate": f"ReplicationPad{padded}DBackward0", "circular": "CopySlices"}[mode]  # fmt: skip
+    return name_node(out, node)
 
 
 def _constant_pad(x: Tensor, dim: int, left: int, right: int, value) -> Tensor:
