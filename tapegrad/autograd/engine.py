@@ -2,7 +2,8 @@
 
 This module validates what the user passed (PyTorch's errors and messages), groups the roots by
 tape, calls the interpreter once per tape, and copies each leaf's slice of the gradient arena
-into its ``.grad``. It never loops over tape rows in Python.
+into its ``.grad``. It loops over tape rows in Python only in anomaly mode (``anomaly_mode``),
+which looks at each rule's results as PyTorch's does.
 """
 
 from __future__ import annotations
