@@ -725,3 +725,31 @@ def test_mark_dirty_with_saved_outputs_and_non_differentiable():
     theirs = _dirty_and_saved(torch)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
     assert ours[1:] == theirs[1:]
+
+
+def _grad_to_output(m):
+    calls = []
+
+    class Double(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            calls.append("backward")
+            return grad * 2
+
+    x = m.ones(2, requires_grad=True)
+    y = Double.apply(x)
+    (to_y,) = m.autograd.grad((y * 3).sum(), y, retain_graph=True)
+    before = list(calls)
+    to_both = m.autograd.grad((y * 3).sum(), [y, x])
+    return before, calls, to_y.tolist(), [g.tolist() for g in to_both]
+
+
+def test_autograd_grad_stops_at_a_function_output_it_wants():
+    ours = _grad_to_output(tg)
+    assert ours[0] == [] and ours[1] == ["backward"]  # run only when something below is wanted
+    torch = pytest.importorskip("torch")
+    assert ours == _grad_to_output(torch)

@@ -513,6 +513,7 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         uniform = _NO_UNIFORM  # (a sweep that stops for hooks writes every gradient out)
         start = n_rows - 1
         every = n_rows if check_nan else 0
+        wanted = _wanted_non_leaf_rows(tape, collect) if collect is not None and calls else set()
         stops = _stops(hooked, calls, every)
         registrations = hook_registrations[0]
         slot = functools.partial(_slot_or_none, tape, (grad32, grad64), offsets)
@@ -535,7 +536,7 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                         before_hooks[hooked_row] = arrived
             # (after the hooks: they may change the gradient the call receives; only on a path
             # to what autograd.grad wants, as PyTorch runs only those nodes)
-            if stop in calls and (needed is None or needed[stop]):
+            if stop in calls and (needed is None or needed[stop]) and _runs(calls[stop], needed, wanted):
                 try:
                     _run_function(tape, calls[stop], (grad32, grad64), offsets, touched, retain)
                 except Exception:
@@ -780,6 +781,14 @@ def _run_function(tape, call, arenas, offsets, touched, retain: bool) -> None:
             else:
                 np.copyto(slot, values, casting="unsafe")
                 touched[row] = True
+
+
+def _runs(call, needed, wanted: set) -> bool:
+    """Whether ``autograd.grad`` runs a custom Function's backward: not when it stops at one of
+    the call's outputs (a tensor it wants) with nothing it wants below, as PyTorch stops there."""
+    if needed is None or not any(row in wanted for row in call.output_rows):
+        return True
+    return any(0 <= row < len(needed) and needed[row] for row in call.tensor_input_rows)
 
 
 def _slot_or_none(tape, arenas, offsets, row: int):
