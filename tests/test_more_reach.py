@@ -155,3 +155,29 @@ def _deprecations(m):
 def test_deprecation_warnings_are_pytorchs():
     torch = pytest.importorskip("torch")
     assert _deprecations(tg) == _deprecations(torch)
+
+
+def _blocks(m):
+    f = m.nn.functional
+    x = m.tensor(np.arange(120, dtype=np.float64).reshape(2, 3, 4, 5) / 10, requires_grad=True)
+    results = []
+    for args in (((2, 3), 1, 1, 2), (2, 1, 0, 1), ((3, 2), 2, 1, 1)):
+        columns = f.unfold(x, *args)
+        image = f.fold(columns, (4, 5), *args)
+        (image * image).sum().backward()
+        results += [columns.detach().numpy(), image.detach().numpy(), x.grad.numpy().copy(), columns.grad_fn.name()]
+        x.grad = None
+    results.append((repr(m.nn.Unfold((2, 3), padding=1, stride=2)), repr(m.nn.Fold((4, 5), (2, 3)))))
+    with pytest.raises(RuntimeError) as error:
+        f.fold(m.ones(1, 4, 5), (4, 5), 2)
+    results.append(str(error.value))
+    return results
+
+
+def test_unfold_and_fold_match_pytorch():
+    torch = pytest.importorskip("torch")
+    for got, want in zip(_blocks(tg), _blocks(torch), strict=True):
+        if isinstance(got, np.ndarray):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+        else:
+            assert got == want

@@ -583,3 +583,74 @@ def _adaptive_windows(height: int, width: int, out: tuple) -> tuple:
     counts = (yn[:, None] * xn[None, :]).reshape(-1, 1).astype(np.float64)
     table.setflags(write=False)
     return table, counts
+
+
+# -- unfold and fold: the windows themselves (im2col) and their adjoint ----------------------
+
+
+def _block_geometry(kernel_size, dilation, padding, stride) -> tuple:
+    return tuple(_pair(value, name) for value, name in (
+        (kernel_size, "kernel_size"), (dilation, "dilation"), (padding, "padding"), (stride, "stride")))  # fmt: skip
+
+
+def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:  # noqa: A002
+    """The sliding blocks of ``input`` (N, C, H, W) or unbatched (C, H, W) as columns: (N, C *
+    kh * kw, L), L the number of block positions, zeros where a block covers the padding. The
+    windows a convolution reads, differentiable (the gradient adds each block back where it
+    came from). Follows ``torch.nn.functional.unfold`` (``Im2ColBackward0``)."""
+    if input.dim() not in (3, 4):
+        raise NotImplementedError(f"Input Error: Only 3D or 4D input Tensors are supported (got {input.dim()}D)")
+    x = input if input.dim() == 4 else input.unsqueeze(0)
+    (kh, kw), dilation, padding, stride = _block_geometry(kernel_size, dilation, padding, stride)
+    n, channels, height, width = x.shape
+    out = tuple(
+        _output_size(e, k, s, 2 * p, d) for e, k, s, p, d in zip((height, width), (kh, kw), stride, padding, dilation)
+    )
+    if any(o <= 0 for o in out):
+        raise RuntimeError(
+            f"Given input with spatial size ({height}, {width}), kernel_size=({kh}, {kw}), dilation={dilation}, "
+            f"padding={padding}, calculated shape of the array of sliding blocks as {out}, but its components "
+            "must be at least one."
+        )
+    table, reads_padding = _windows(channels, height, width, (kh, kw), stride, padding, dilation, out)
+    columns = _gather_windows(x, table, reads_padding, 0.0).permute(2, 0, 1)  # (N, C*kh*kw, L)
+    result = name_node(columns.contiguous(), "Im2ColBackward0")
+    return result if input.dim() == 4 else result.squeeze(0)
+
+
+def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:  # noqa: A002
+    """The adjoint of ``unfold``: columns (N, C * kh * kw, L) or unbatched (C * kh * kw, L)
+    summed back into (N, C, H, W) at their blocks' places (``output_size`` (H, W)), overlaps
+    adding up. Follows ``torch.nn.functional.fold`` (``Col2ImBackward0``)."""
+    from .._indexing import index_add
+
+    if input.dim() not in (2, 3):
+        raise NotImplementedError(
+            f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported (got {input.dim()}D)"
+        )
+    columns = input if input.dim() == 3 else input.unsqueeze(0)
+    (kh, kw), dilation, padding, stride = _block_geometry(kernel_size, dilation, padding, stride)
+    height, width = _pair(output_size, "output_size")
+    n, depth, positions = columns.shape
+    if depth % (kh * kw):
+        raise RuntimeError(
+            f"Expected size of input's dimension 1 to be divisible by the product of kernel_size, but got "
+            f"input.size(1)={depth} and kernel_size=({kh}, {kw})."
+        )
+    out = tuple(
+        _output_size(e, k, s, 2 * p, d) for e, k, s, p, d in zip((height, width), (kh, kw), stride, padding, dilation)
+    )
+    if out[0] * out[1] != positions:
+        raise RuntimeError(
+            f"Given output_size=({height}, {width}), kernel_size=({kh}, {kw}), dilation={dilation}, padding="
+            f"{padding}, stride={stride}, expected size of input's dimension 2 to match the calculated number of "
+            f"sliding blocks {out[0]} * {out[1]} = {out[0] * out[1]}, but got input.size(2)={positions}."
+        )
+    channels = depth // (kh * kw)
+    table, _ = _windows(channels, height, width, (kh, kw), stride, padding, dilation, out)
+    # each column element added into its place (the padding's row, the last, is dropped after)
+    rows = columns.permute(1, 2, 0).reshape(depth * positions, n)
+    zeros = _wrap(np.zeros((channels * height * width + 1, n), columns._data.dtype))
+    summed = index_add(zeros, 0, _wrap(table.reshape(-1)), rows)[: channels * height * width]
+    result = name_node(summed.reshape(channels, height, width, n).permute(3, 0, 1, 2).contiguous(), "Col2ImBackward0")
+    return result if input.dim() == 3 else result.squeeze(0)

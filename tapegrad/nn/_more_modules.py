@@ -70,6 +70,38 @@ PixelShuffle = _pool_module("PixelShuffle", F.pixel_shuffle, ("upscale_factor",)
 PixelUnshuffle = _pool_module("PixelUnshuffle", F.pixel_unshuffle, ("downscale_factor",), downscale_factor=None)
 
 
+class Unfold(Module):
+    """``F.unfold`` as a module: sliding blocks as columns; follows ``torch.nn.Unfold``."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, stride={self.stride}"
+
+
+class Fold(Module):
+    """``F.fold`` as a module: columns summed back into an image; follows ``torch.nn.Fold``."""
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (
+            f"output_size={self.output_size}, kernel_size={self.kernel_size}, dilation={self.dilation}, "
+            f"padding={self.padding}, stride={self.stride}"
+        )
+
+
 class Upsample(Module):
     """``F.interpolate`` as a module; follows ``torch.nn.Upsample``."""
 

@@ -27,7 +27,9 @@ from ._convolution import (  # noqa: F401 - the public names
     conv1d,
     conv2d,
     conv_transpose2d,
+    fold,
     max_pool2d,
+    unfold,
 )
 from ._losses import (  # noqa: F401 - the public names
     _legacy_reduction,
