@@ -210,6 +210,7 @@ from ._more_composites import (
     nanmean,
     nansum,
     preserve_format,
+    quantile,
     rad2deg,
     rot90,
     sinc,

@@ -407,6 +407,9 @@ def _storage_offset(self) -> int:
 
 install(
     {
+        "quantile": lambda self, q, dim=None, keepdim=False, *, interpolation="linear": quantile(
+            self, q, dim, keepdim, interpolation=interpolation
+        ),
         "hypot": hypot,
         "logit": logit,
         "xlogy": xlogy,
@@ -450,3 +453,63 @@ install(
         "itemsize": property(lambda self: self._data.itemsize),
     }
 )
+
+
+_QUANTILE_MODES = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def quantile(input: Tensor, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear", out=None) -> Tensor:  # noqa: A002
+    """The ``q``-quantiles of ``input`` (float) along ``dim`` (all elements when None): for a
+    number ``q``, the reduced shape; for a 1-D ``q``, that shape with ``len(q)`` first. Between
+    two sorted values the ``interpolation`` decides (``linear``: ``a + (b - a) * frac``, as
+    PyTorch's lerp); a slice holding NaN gives NaN. Differentiable: the gradient goes to the
+    one or two values the quantile reads. Follows ``torch.quantile``; raises its
+    ``RuntimeError``s for ``q`` outside [0, 1] or of another dtype or rank, an empty or integer
+    input, or an unknown mode."""
+    if out is not None:
+        raise NotImplementedError("quantile with out= is not supported yet")
+    if not input.is_floating_point():
+        raise RuntimeError("quantile() input tensor must be either float or double dtype")
+    if input.numel() == 0:
+        raise RuntimeError("quantile() input tensor must be non-empty")
+    if interpolation not in _QUANTILE_MODES:
+        raise RuntimeError(
+            "quantile() interpolation must be one of linear, lower, higher, midpoint or nearest, but got "
+            + str(interpolation)
+        )
+    scalar_q = not isinstance(q, Tensor)
+    if not scalar_q:
+        if q.dim() > 1:
+            raise RuntimeError("quantile() q must be a scalar or 1D tensor")
+        if q.dtype != input.dtype:
+            raise RuntimeError("quantile() q tensor must be same dtype as the input tensor")
+        scalar_q = q.dim() == 0
+    levels = np.atleast_1d(np.asarray(q._data if isinstance(q, Tensor) else q, np.float64))
+    bad = levels[(levels < 0) | (levels > 1)]
+    if bad.size:
+        raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad[0]:g}")
+    x = input.reshape(-1) if dim is None else input
+    dim = 0 if dim is None else _normalize_dim(dim, max(input.dim(), 1))
+    ordered = x.sort(dim).values if x.dim() else x.reshape(1)
+    n = ordered.shape[dim] if x.dim() else 1
+    ranks = levels * (n - 1)
+    if interpolation == "lower":
+        ranks = np.floor(ranks)
+    elif interpolation == "higher":
+        ranks = np.ceil(ranks)
+    elif interpolation == "nearest":
+        ranks = np.round(ranks)  # (half to even, as PyTorch's round)
+    below, above = np.floor(ranks).astype(np.int64), np.ceil(ranks).astype(np.int64)
+    weights = 0.5 * (above > below) if interpolation == "midpoint" else ranks - below
+    moved = ordered.movedim(dim, 0)
+    low, high = moved[_wrap(below)], moved[_wrap(above)]  # (len(q), *rest)
+    shape = (len(levels),) + (1,) * (low.dim() - 1)
+    frac = _wrap(weights.reshape(shape).astype(input._data.dtype))
+    values = lerp(low, high, frac)
+    has_nan = moved.isnan().any(0, keepdim=True)
+    values = where(has_nan, _wrap(np.asarray(np.nan, input._data.dtype)), values)
+    if keepdim:
+        values = values.unsqueeze(dim + 1) if dim is not None and input.dim() else values
+        if x is not input:  # all elements: every dimension kept, of size 1
+            values = values.reshape((len(levels),) + (1,) * input.dim())
+    return values.squeeze(0) if scalar_q else values

@@ -181,3 +181,30 @@ def test_unfold_and_fold_match_pytorch():
             np.testing.assert_allclose(got, want, rtol=1e-12)
         else:
             assert got == want
+
+
+def _quantiles(m):
+    x = m.tensor([[1.0, 5.0, 2.0, 8.0], [3.0, float("nan"), 1.0, 0.0], [4.0, 4.0, 2.0, 9.0]], requires_grad=True)
+    results = []
+    for options in ({"q": 0.4, "dim": 1}, {"q": m.tensor([0.25, 0.5, 1.0]), "dim": 1, "keepdim": True}, {"q": 0.3},
+                    {"q": m.tensor([0.1, 0.9]), "dim": 0}, {"q": 0.5, "keepdim": True}, {"q": m.tensor(0.7), "dim": -1}):  # fmt: skip
+        for mode in ("linear", "lower", "higher", "midpoint", "nearest"):
+            results.append(m.quantile(x, interpolation=mode, **options).detach().numpy())
+    x[0].quantile(0.4).backward()
+    results.append(x.grad.numpy())
+    for call in (lambda: m.quantile(x, 1.5), lambda: m.quantile(m.ones(0), 0.5),
+                 lambda: m.quantile(m.ones(3, dtype=m.int64), 0.5), lambda: m.quantile(x, 0.5, interpolation="x"),
+                 lambda: m.quantile(x, m.tensor([0.5], dtype=m.float64))):  # fmt: skip
+        with pytest.raises(RuntimeError) as error:
+            call()
+        results.append(str(error.value))
+    return results
+
+
+def test_quantile_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    for got, want in zip(_quantiles(tg), _quantiles(torch), strict=True):
+        if isinstance(got, np.ndarray):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+        else:
+            assert got == want
