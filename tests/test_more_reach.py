@@ -208,3 +208,25 @@ def test_quantile_matches_pytorch():
             np.testing.assert_allclose(got, want, rtol=1e-6)
         else:
             assert got == want
+
+
+def _response_norms(m):
+    results = []
+    for shape, size in (((2, 5, 3), 3), ((2, 5, 3, 4), 2), ((1, 4, 2, 2, 2), 4), ((2, 3, 2), 1)):
+        x = m.tensor(np.linspace(-2, 2, int(np.prod(shape))).reshape(shape), requires_grad=True)
+        y = m.nn.functional.local_response_norm(x, size, alpha=0.1, beta=0.6, k=1.5)
+        (y * y).sum().backward()
+        results += [y.detach().numpy(), x.grad.numpy(), y.grad_fn.name()]
+    results.append(repr(m.nn.LocalResponseNorm(3)))
+    with pytest.raises(ValueError) as error:
+        m.nn.functional.local_response_norm(m.ones(2, 5), 2)
+    return [*results, str(error.value)]
+
+
+def test_local_response_norm_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    for got, want in zip(_response_norms(tg), _response_norms(torch), strict=True):
+        if isinstance(got, np.ndarray):
+            np.testing.assert_allclose(got, want, rtol=1e-10)
+        else:
+            assert got == want

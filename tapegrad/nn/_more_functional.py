@@ -15,7 +15,7 @@ import numpy as np
 from .._indexing import index_select
 from .._record import name_node
 from .._selection import where
-from .._views import stack
+from .._views import cat, stack
 from ..tensor import Tensor, _wrap, as_tensor
 from . import _convolution
 from ._losses import _legacy_reduction
@@ -245,6 +245,30 @@ def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:  #
         "`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2
     )
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:  # noqa: A002
+    """Each element divided by ``(k + alpha * mean of the squares over a window of ``size``
+    channels around it) ** beta``, the window zero-padded at the ends as PyTorch pads it;
+    ``input`` (N, C, ...) of at least 3 dimensions, same shape out. Follows
+    ``torch.nn.functional.local_response_norm`` (composed as PyTorch's is: ``DivBackward0``).
+    Raises ``ValueError`` for fewer dimensions, with PyTorch's message."""
+    dim = input.dim()
+    if dim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality                          input (got {dim} dimensions)")
+    if input.numel() == 0:
+        return input
+    channels = input.shape[1]
+    squares = (input * input).movedim(1, -1)
+    shape = tuple(squares.shape[:-1])
+    before = _wrap(np.zeros((*shape, size // 2), squares._data.dtype))
+    after = _wrap(np.zeros((*shape, (size - 1) // 2), squares._data.dtype))
+    padded = cat([before, squares, after], -1)  # zeros at both ends of the channels, now last
+    window = padded[..., 0:channels]
+    for offset in range(1, size):
+        window = window + padded[..., offset : offset + channels]
+    scale = (window.movedim(-1, 1) * (alpha / size) + k) ** beta
+    return input / scale
 
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002

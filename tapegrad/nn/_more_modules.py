@@ -70,6 +70,20 @@ PixelShuffle = _pool_module("PixelShuffle", F.pixel_shuffle, ("upscale_factor",)
 PixelUnshuffle = _pool_module("PixelUnshuffle", F.pixel_unshuffle, ("downscale_factor",), downscale_factor=None)
 
 
+class LocalResponseNorm(Module):
+    """``F.local_response_norm`` as a module; follows ``torch.nn.LocalResponseNorm``."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
 class Unfold(Module):
     """``F.unfold`` as a module: sliding blocks as columns; follows ``torch.nn.Unfold``."""
 

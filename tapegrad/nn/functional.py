@@ -53,6 +53,7 @@ from ._more_functional import (  # noqa: F401 - the public names
     gaussian_nll_loss,
     hardshrink,
     interpolate,
+    local_response_norm,
     max_pool1d,
     multi_margin_loss,
     multilabel_soft_margin_loss,
