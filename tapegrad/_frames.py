@@ -7,6 +7,9 @@ import os
 import sys
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Code inside the package that stands for the user's: the functions ``python -m tapegrad``
+# records as examples, whose lines a guard should name as it would name a user's.
+user_code: set = set()
 
 
 def in_package(filename: str) -> bool:
@@ -17,7 +20,7 @@ def in_package(filename: str) -> bool:
 def user_frame(depth: int = 2):
     """The first frame outside tapegrad, from the caller's caller (``depth`` 2) up; None if none."""
     frame = sys._getframe(depth)
-    while frame is not None and in_package(frame.f_code.co_filename):
+    while frame is not None and in_package(frame.f_code.co_filename) and frame.f_code not in user_code:
         frame = frame.f_back
     return frame
 
@@ -26,6 +29,6 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning issued by the caller of this function point at the
     first line outside tapegrad (the user's ``backward()`` or call), however deep the caller is."""
     frame, level = sys._getframe(2), 2
-    while frame is not None and in_package(frame.f_code.co_filename):
+    while frame is not None and in_package(frame.f_code.co_filename) and frame.f_code not in user_code:
         frame, level = frame.f_back, level + 1
     return level

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _factories, _ops, _register, _tape_file
 from . import _grad_mode as grad_mode
+from ._frames import user_code
 from ._record import _input_row
 from ._shared_storage import SharedStorage
 from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, row_sources
@@ -1442,6 +1443,7 @@ def demo() -> None:
             y = y * 2
         return y
 
+    user_code.add(tutorial_loop.__code__)  # (its guard names its line, as a user's would)
     x0 = np.array([-0.9332, 1.9616, 0.1739], np.float32)
     tape = tg.record(tutorial_loop, x0)
     v = np.array([0.1, 1.0, 0.0001], np.float32)

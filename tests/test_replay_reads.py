@@ -129,3 +129,13 @@ def test_detach_in_place_of_a_recorded_input_is_replayed():
     tape = tg.record(f, tg.tensor([1.0, 2.0]))
     assert tape(tg.tensor([3.0, 4.0])).item() == 14.0
     assert vmap(f)(tg.tensor([[1.0, 2.0], [3.0, 4.0]])).tolist() == [6.0, 14.0]
+
+
+def test_the_demo_s_guard_names_the_demo_s_line(capsys):
+    """``python -m tapegrad``'s replay stands for the user's code: its guard names its loop's
+    line (inside the package, where a guard otherwise names the first frame outside it)."""
+    from tapegrad import replay
+
+    replay.demo()
+    shown = capsys.readouterr().out
+    assert "replay guard failed: bool() at " in shown and "(while y.data.norm() < 1000:)" in shown
