@@ -203,6 +203,13 @@ CASES = [
     Case("diag_embed", lambda x: library(x).diag_embed(x, 1), ((2, 3),)),
     Case("unfold", lambda x: functional(x).unfold(x, (2, 2), padding=1, stride=2), ((2, 3, 4, 5),)),
     Case("fold", lambda x: functional(x).fold(x, (3, 4), 2), ((2, 8, 6),)),
+    Case(
+        "embedding_bag",
+        lambda w: functional(w).embedding_bag(
+            library(w).tensor([1, 2, 0, 3, 1]), w, library(w).tensor([0, 2]), mode="mean"
+        ),
+        ((4, 3),),
+    ),
     Case("local_response_norm", lambda x: functional(x).local_response_norm(x, 3, 0.1, 0.6, 1.5), ((2, 5, 3),)),
     Case("quantile", lambda x: library(x).quantile(x, 0.3, dim=1), ((3, 5),), tags=("reads-values",)),
     Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),

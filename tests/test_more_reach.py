@@ -230,3 +230,38 @@ def test_local_response_norm_matches_pytorch():
             np.testing.assert_allclose(got, want, rtol=1e-10)
         else:
             assert got == want
+
+
+def _bags(m):
+    f = m.nn.functional
+    x, offsets = m.tensor([1, 2, 4, 5, 4, 3, 2, 9]), m.tensor([0, 4])
+    results = []
+    for mode in ("sum", "mean", "max"):
+        for padding in (None, 2):
+            w = m.tensor(np.linspace(-3, 3, 30).reshape(10, 3), requires_grad=True)
+            y = f.embedding_bag(x, w, offsets, mode=mode, padding_idx=padding)
+            (y * m.arange(6.0, dtype=m.float64).reshape(2, 3)).sum().backward()
+            results += [y.detach().numpy(), w.grad.numpy(), y.grad_fn.name()]
+    w = m.tensor(np.linspace(-3, 3, 30).reshape(10, 3))
+    results += [
+        f.embedding_bag(m.tensor([[1, 2], [3, 4]]), w).numpy(),
+        f.embedding_bag(x, w, m.tensor([0, 4, 4]), mode="max").numpy(),  # an empty bag: zeros
+        f.embedding_bag(x, w, m.tensor([0, 4, 8]), include_last_offset=True).numpy(),
+    ]
+    weights = m.tensor(np.linspace(0.5, 2, 8), requires_grad=True)
+    f.embedding_bag(x, w, offsets, mode="sum", per_sample_weights=weights).sum().backward()
+    results += [weights.grad.numpy(), repr(m.nn.EmbeddingBag(10, 3, mode="sum", padding_idx=2))]
+    for call in (lambda: f.embedding_bag(x, w), lambda: f.embedding_bag(x, w, offsets, mode="x")):
+        with pytest.raises(ValueError) as error:
+            call()
+        results.append(str(error.value))
+    return results
+
+
+def test_embedding_bag_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    for got, want in zip(_bags(tg), _bags(torch), strict=True):
+        if isinstance(got, np.ndarray):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+        else:
+            assert got == want

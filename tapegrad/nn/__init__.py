@@ -70,6 +70,7 @@ from .modules import (
     Dropout,
     Dropout2d,
     Embedding,
+    EmbeddingBag,
     Flatten,
     GroupNorm,
     Hardsigmoid,
@@ -122,7 +123,7 @@ from .modules import (
 
 __all__ = [
     "functional", "init", "utils", "Module", "ModuleList", "ModuleDict", "ParameterList", "Parameter", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid",
-    "Softplus", "GELU", "Identity", "Dropout", "Embedding", "LayerNorm", "RMSNorm", "MSELoss", "CrossEntropyLoss",
+    "Softplus", "GELU", "Identity", "Dropout", "Embedding", "EmbeddingBag", "LayerNorm", "RMSNorm", "MSELoss", "CrossEntropyLoss",
     "SiLU", "LeakyReLU", "ELU", "Softmax", "Softmin", "LogSoftmax", "Flatten", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
     "LazyLinear", "SmoothL1Loss", "UninitializedParameter", "UninitializedBuffer", "LazyBatchNorm1d", "LazyBatchNorm2d", "L1Loss", "HuberLoss",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm", "LazyConv2d",

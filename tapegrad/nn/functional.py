@@ -148,6 +148,80 @@ def embedding(input, weight: Tensor, padding_idx=None, max_norm=None, norm_type:
     return name_node(_where((indices == padding).unsqueeze(-1), out.detach(), out), "EmbeddingBackward0")
 
 
+def embedding_bag(input, weight: Tensor, offsets=None, max_norm=None, norm_type: float = 2, scale_grad_by_freq: bool = False,  # noqa: A002
+                  mode: str = "mean", sparse: bool = False, per_sample_weights=None, include_last_offset: bool = False,
+                  padding_idx=None) -> Tensor:  # fmt: skip
+    """The rows of ``weight`` (V, D) picked by ``input``, reduced per bag: (B, D). Bags are the
+    rows of a 2-D ``input``, or the runs of a 1-D one that start at ``offsets`` (B entries, or
+    B + 1 with ``include_last_offset``). ``mode``: "sum" (rows times ``per_sample_weights`` if
+    given), "mean" or "max"; an empty bag gives zeros; entries equal to ``padding_idx`` are
+    left out (and take no gradient). Follows ``torch.nn.functional.embedding_bag``
+    (``EmbeddingBagBackward0``), with its errors; ``scale_grad_by_freq`` raises
+    ``NotImplementedError``."""
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError("mode has to be one of sum, mean or max")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(
+            f"embedding_bag: per_sample_weights was not None. per_sample_weights is only supported for mode='sum' "
+            f"(got mode='{mode}'). Please open a feature request on GitHub."
+        )
+    indices = np.asarray(input._data if isinstance(input, Tensor) else input)
+    if indices.ndim == 2:
+        if offsets is not None:
+            raise ValueError(
+                "if input is 2D, then offsets has to be None, as input is treated is a mini-batch of fixed length "
+                f"sequences. However, found offsets of type {type(offsets)}"
+            )
+        bags, length = indices.shape
+        starts = np.arange(bags) * length
+        flat = indices.reshape(-1)
+    elif indices.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        starts = np.asarray(offsets._data if isinstance(offsets, Tensor) else offsets).reshape(-1).astype(np.int64)
+        if starts.size and starts[0] != 0:
+            raise RuntimeError(
+                "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from position 0. "
+                f"However, got {starts[0]}"
+            )
+        if include_last_offset:
+            starts = starts[:-1]
+        flat = indices
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {indices.ndim}")
+    guard_reads("embedding_bag()", input, offsets)  # which rows fall in which bag
+    bags = starts.size
+    bag_of = np.searchsorted(starts, np.arange(flat.size), side="right") - 1  # each entry's bag
+    kept = np.ones(flat.size, np.bool_) if padding_idx is None else flat != padding_idx % weight.shape[0]
+    if scale_grad_by_freq:
+        raise NotImplementedError("embedding_bag: scale_grad_by_freq is not supported yet")
+    rows = embedding(_wrap(flat.astype(np.int64)), weight, max_norm=max_norm, norm_type=norm_type)  # (L, D)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights.reshape(-1, 1).to(rows.dtype)
+    keep = np.flatnonzero(kept)
+    dim = weight.shape[1]
+    if mode == "max":
+        counts = np.bincount(bag_of[keep], minlength=bags) if keep.size else np.zeros(bags, np.int64)
+        width = max(int(counts.max()) if bags else 0, 1)
+        slots = np.full((bags, width), flat.size, np.int64)  # the last row: -inf, for short bags
+        entries = keep[np.argsort(bag_of[keep], kind="stable")]  # kept entries, bag after bag
+        entry_bags = bag_of[entries]
+        slots[entry_bags, np.arange(entries.size) - np.searchsorted(entry_bags, entry_bags)] = entries
+        low = _wrap(np.full((1, dim), -np.inf, weight._data.dtype))
+        padded = _views.cat([rows, low], 0)[_wrap(slots)]  # (B, width, D)
+        result = padded.max(1).values
+        result = _where(_wrap((counts > 0).reshape(-1, 1)), result, 0.0)
+    else:
+        zeros = _wrap(np.zeros((bags, dim), weight._data.dtype))
+        from .._indexing import index_add
+
+        result = index_add(zeros, 0, _wrap(bag_of[keep].astype(np.int64)), rows[_wrap(keep)])
+        if mode == "mean":
+            counts = np.bincount(bag_of[keep], minlength=bags).astype(weight._data.dtype)
+            result = result / _wrap(np.maximum(counts, 1).reshape(-1, 1))
+    return name_node(result, "EmbeddingBagBackward0")
+
+
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002
     """Normalise over the last ``normalized_shape`` dimensions, then scale and shift; follows ``torch.nn.functional.layer_norm``."""
     if isinstance(normalized_shape, (int, np.integer)):
