@@ -90,7 +90,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     return name_node(differences.norm(p, dim=-1), "CdistBackward0")
 
 
-@with_out("tensordot", checked=False)
+@with_out("tensordot", differentiable=True)
 def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     """The sum of products over ``dims``: the last ``dims`` of ``a`` with the first of ``b`` (an
     int), or the listed dimensions (a pair of lists); follows ``torch.tensordot``."""
@@ -116,7 +116,7 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     return (left @ right).reshape(*[a.shape[d] for d in free_a], *[b.shape[d] for d in free_b])
 
 
-@with_out("inner", checked=False)
+@with_out("inner", differentiable=True)
 def inner(input: Tensor, other: Tensor, *, out=None) -> Tensor:  # noqa: A002
     """The sum of products over the last dimension of both, for every pair of their other
     indices (a product with a 0-d tensor); follows ``torch.inner``."""

@@ -17,10 +17,14 @@ def in_package(filename: str) -> bool:
     return filename.startswith(PACKAGE)
 
 
+def _users(code) -> bool:
+    return not in_package(code.co_filename) or code in user_code
+
+
 def user_frame(depth: int = 2):
     """The first frame outside tapegrad, from the caller's caller (``depth`` 2) up; None if none."""
     frame = sys._getframe(depth)
-    while frame is not None and in_package(frame.f_code.co_filename) and frame.f_code not in user_code:
+    while frame is not None and not _users(frame.f_code):
         frame = frame.f_back
     return frame
 
@@ -29,6 +33,6 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning issued by the caller of this function point at the
     first line outside tapegrad (the user's ``backward()`` or call), however deep the caller is."""
     frame, level = sys._getframe(2), 2
-    while frame is not None and in_package(frame.f_code.co_filename) and frame.f_code not in user_code:
+    while frame is not None and not _users(frame.f_code):
         frame, level = frame.f_back, level + 1
     return level

@@ -19,7 +19,7 @@ from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _short_tape, _target, writable
-from ._shapes import size_arguments
+from ._shapes import expands_to, size_arguments
 from ._tape import exclusive
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, as_tensor, install, on_tape
 
@@ -342,7 +342,7 @@ def scatter(input: Tensor, dim: int, index, src=None, *, value=None, reduce=None
         raise TypeError("scatter() missing 1 required positional argument: 'src'")
     index, is_tensor, written, entries = _scatter_places(input, dim, index, src)
     if is_tensor:
-        refused = src._requires_grad and not _expands_to(src._data.shape, index._data.shape)
+        refused = src._requires_grad and not expands_to(src._data.shape, index._data.shape)
         values = src if written.shape == (src._data.shape or (1,)) and not refused else pick("gather", src, entries)
         if refused and values._requires_grad:
             _refuse_gradient(values, index._data.shape, src._data.shape)
@@ -461,14 +461,6 @@ def _index_add_(self, dim: int, index, source, *, alpha=1) -> Tensor:
 
 def _scatter_add_(self, dim: int, index, src) -> Tensor:
     return _record.in_place(self, lambda t: scatter_add(t, dim, index, src), "ScatterAdd")
-
-
-def _expands_to(shape: tuple, target: tuple) -> bool:
-    """Whether ``shape`` broadcasts to ``target`` (PyTorch's ``is_expandable_to``)."""
-    try:
-        return np.broadcast_shapes(shape, target) == target
-    except ValueError:
-        return False
 
 
 def _refuse_gradient(values: Tensor, index_shape: tuple, src_shape: tuple) -> None:

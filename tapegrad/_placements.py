@@ -31,14 +31,9 @@ def index_copy(input: Tensor, dim: int, index, source: Tensor) -> Tensor:  # noq
     outside = positions[(positions < -extent) | (positions >= extent)]
     if outside.size:
         raise IndexError(f"index_copy_(): index {outside[0]} is out of bounds for dimension {dim} with size {extent}")
-    shape = [1] * ndim
-    shape[dim] = extent
-    written = np.zeros(extent, np.bool_)
-    written[positions % extent if extent else positions] = True
-    mask = _wrap(written.reshape(shape) if input.dim() else written.reshape(()))
-    zeros = _wrap(np.zeros(input._data.shape, input._data.dtype))  # (not input * 0: inf * 0 is NaN)
-    placed = index_add(zeros, dim, index, source.to(input.dtype))
-    return name_node(where(mask, placed, input), "IndexCopyBackward0")
+    result = input.clone()  # (the slices written by item assignment, as masked_scatter's)
+    result[(slice(None),) * dim + (index,)] = source.to(input.dtype)
+    return name_node(result, "IndexCopyBackward0")
 
 
 def masked_scatter(input: Tensor, mask, source: Tensor) -> Tensor:  # noqa: A002

@@ -1038,11 +1038,11 @@ def write_out(name: str, result: Tensor, out: Tensor | None, differentiable: boo
     return out
 
 
-def with_out(name: str, checked: bool = True):
+def with_out(name: str, differentiable: bool = False):
     """Decorate a function whose ``out=`` (a tensor, or a tuple of them for a function returning
     several; keyword or, where the function's signature has it among its positional parameters,
     positional) receives its results, as ``write_out`` fills one: the function computes as
-    without it. ``name``: the op PyTorch's message names; ``checked`` False for the few whose
+    without it. ``name``: the op PyTorch's message names; ``differentiable`` for the few whose
     ``out`` PyTorch lets take a gradient (``tensordot``, ``inner``: a copy on the graph)."""
 
     def decorate(function):
@@ -1058,10 +1058,10 @@ def with_out(name: str, checked: bool = True):
             if out is None:
                 return result
             if isinstance(result, Tensor):
-                return write_out(name, result, out, not checked)
+                return write_out(name, result, out, differentiable)
             if not isinstance(out, (tuple, list)) or len(out) != len(result):
                 raise TypeError(f"{name}(): argument 'out' must be a tuple of {len(result)} Tensors")
-            filled = [write_out(name, value, target, not checked) for value, target in zip(result, out)]
+            filled = [write_out(name, value, target, differentiable) for value, target in zip(result, out)]
             return type(result)(*filled) if type(result) is not tuple else tuple(filled)
 
         return call

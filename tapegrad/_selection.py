@@ -13,6 +13,7 @@ from ._grad_mode import refuses_gradient
 from ._grad_mode import state as _grad_state
 from ._ops import OPCODE
 from ._record import _SCALAR_OPS, _binary, _input_row, _opcode, _operand_row, _scalar, _target, broadcast_error
+from ._shapes import expands_to
 from ._tape import NO_GRAD, exclusive
 from .tensor import Tensor, _recorded, _wrap, as_tensor, guard_reads, install, on_tape
 
@@ -233,18 +234,11 @@ def _overwrite(self, value, label: str) -> Tensor:
         node = _OVERWRITE_NODES[label] if label != "Fill" or not isinstance(value, Tensor) else "FillBackward3"
         return _record.in_place(self, lambda t: _record.name_node(_filled(everywhere, value, t), node), label)
     value = _dtypes.fill_value(value, self._data.dtype)  # -3 into uint8: 253, as PyTorch
-    if isinstance(value, Tensor) and not _expands_to(value._data.shape, self._data.shape):
+    if isinstance(value, Tensor) and not expands_to(value._data.shape, self._data.shape):
         raise _record.broadcast_error(self._data.shape, value._data.shape)
     self._data[...] = value._data if isinstance(value, Tensor) else value
     _record._bump_version(self)
     return self
-
-
-def _expands_to(shape: tuple, target: tuple) -> bool:
-    try:
-        return np.broadcast_shapes(shape, target) == target
-    except ValueError:
-        return False
 
 
 def _clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's names

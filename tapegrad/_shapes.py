@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 
 def is_size(value) -> bool:
     """Whether ``value`` is one size: an int, or an integer scalar such as a 0-d integer tensor
@@ -11,6 +13,14 @@ def is_size(value) -> bool:
     if isinstance(value, int):
         return True
     return hasattr(value, "__index__") and getattr(value, "shape", None) == ()
+
+
+def expands_to(shape: tuple, target: tuple) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` (PyTorch's ``is_expandable_to``)."""
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def size_arguments(sizes: tuple) -> tuple:

@@ -11,6 +11,15 @@ import pytest
 import tapegrad as tg
 
 
+def _assert_same(ours: list, theirs: list, rtol: float = 1e-7) -> None:
+    """Arrays close to PyTorch's, everything else (names, messages, reprs) equal."""
+    for got, want in zip(ours, theirs, strict=True):
+        if isinstance(got, np.ndarray):
+            np.testing.assert_allclose(got, want, rtol=rtol)
+        else:
+            assert got == want
+
+
 def _placements(m):
     """index_copy, masked_scatter, index_put_, fill_diagonal_, diag_embed, triu_/tril_."""
     out = []
@@ -39,11 +48,7 @@ def _placements(m):
 
 def test_placements_match_pytorch():
     torch = pytest.importorskip("torch")
-    for got, want in zip(_placements(tg), _placements(torch), strict=True):
-        if isinstance(got, str):
-            assert got == want
-        else:
-            np.testing.assert_allclose(got, want)
+    _assert_same(_placements(tg), _placements(torch))
 
 
 def test_in_place_functions():
@@ -176,11 +181,7 @@ def _blocks(m):
 
 def test_unfold_and_fold_match_pytorch():
     torch = pytest.importorskip("torch")
-    for got, want in zip(_blocks(tg), _blocks(torch), strict=True):
-        if isinstance(got, np.ndarray):
-            np.testing.assert_allclose(got, want, rtol=1e-12)
-        else:
-            assert got == want
+    _assert_same(_blocks(tg), _blocks(torch), rtol=1e-12)
 
 
 def _quantiles(m):
@@ -203,11 +204,7 @@ def _quantiles(m):
 
 def test_quantile_matches_pytorch():
     torch = pytest.importorskip("torch")
-    for got, want in zip(_quantiles(tg), _quantiles(torch), strict=True):
-        if isinstance(got, np.ndarray):
-            np.testing.assert_allclose(got, want, rtol=1e-6)
-        else:
-            assert got == want
+    _assert_same(_quantiles(tg), _quantiles(torch), rtol=1e-6)
 
 
 def _response_norms(m):
@@ -225,11 +222,7 @@ def _response_norms(m):
 
 def test_local_response_norm_matches_pytorch():
     torch = pytest.importorskip("torch")
-    for got, want in zip(_response_norms(tg), _response_norms(torch), strict=True):
-        if isinstance(got, np.ndarray):
-            np.testing.assert_allclose(got, want, rtol=1e-10)
-        else:
-            assert got == want
+    _assert_same(_response_norms(tg), _response_norms(torch), rtol=1e-10)
 
 
 def _bags(m):
@@ -260,8 +253,4 @@ def _bags(m):
 
 def test_embedding_bag_matches_pytorch():
     torch = pytest.importorskip("torch")
-    for got, want in zip(_bags(tg), _bags(torch), strict=True):
-        if isinstance(got, np.ndarray):
-            np.testing.assert_allclose(got, want, rtol=1e-12)
-        else:
-            assert got == want
+    _assert_same(_bags(tg), _bags(torch), rtol=1e-12)

@@ -10,7 +10,7 @@ import numpy as np
 from .. import _dtypes, _factories, _views
 from .._grad_mode import active_recording, no_grad, refuses_gradient
 from .._grad_mode import is_grad_enabled as _grad_enabled
-from .._indexing import gather_rows, pick
+from .._indexing import gather_rows, index_add, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._record import broadcast_error as _broadcast_error
 from .._reductions import layer_norm as _layer_norm
@@ -160,6 +160,8 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm=None, norm_type:
     ``NotImplementedError``."""
     if mode not in ("sum", "mean", "max"):
         raise ValueError("mode has to be one of sum, mean or max")
+    if scale_grad_by_freq:
+        raise NotImplementedError("embedding_bag: scale_grad_by_freq is not supported yet")
     if per_sample_weights is not None and mode != "sum":
         raise NotImplementedError(
             f"embedding_bag: per_sample_weights was not None. per_sample_weights is only supported for mode='sum' "
@@ -190,35 +192,26 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm=None, norm_type:
     else:
         raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {indices.ndim}")
     guard_reads("embedding_bag()", input, offsets)  # which rows fall in which bag
-    bags = starts.size
-    bag_of = np.searchsorted(starts, np.arange(flat.size), side="right") - 1  # each entry's bag
-    kept = np.ones(flat.size, np.bool_) if padding_idx is None else flat != padding_idx % weight.shape[0]
-    if scale_grad_by_freq:
-        raise NotImplementedError("embedding_bag: scale_grad_by_freq is not supported yet")
-    rows = embedding(_wrap(flat.astype(np.int64)), weight, max_norm=max_norm, norm_type=norm_type)  # (L, D)
+    bags, dim = starts.size, weight.shape[1]
+    kept = np.arange(flat.size) if padding_idx is None else np.flatnonzero(flat != padding_idx % weight.shape[0])
+    # each kept entry's bag: bags are runs, so these come in order
+    bag_of = np.searchsorted(starts, kept, side="right") - 1
+    rows = embedding(_wrap(flat[kept].astype(np.int64)), weight, max_norm=max_norm, norm_type=norm_type)
     if per_sample_weights is not None:
-        rows = rows * per_sample_weights.reshape(-1, 1).to(rows.dtype)
-    keep = np.flatnonzero(kept)
-    dim = weight.shape[1]
+        rows = rows * per_sample_weights.reshape(-1)[_wrap(kept)].reshape(-1, 1).to(rows.dtype)
+    counts = np.bincount(bag_of, minlength=bags)
     if mode == "max":
-        counts = np.bincount(bag_of[keep], minlength=bags) if keep.size else np.zeros(bags, np.int64)
-        width = max(int(counts.max()) if bags else 0, 1)
-        slots = np.full((bags, width), flat.size, np.int64)  # the last row: -inf, for short bags
-        entries = keep[np.argsort(bag_of[keep], kind="stable")]  # kept entries, bag after bag
-        entry_bags = bag_of[entries]
-        slots[entry_bags, np.arange(entries.size) - np.searchsorted(entry_bags, entry_bags)] = entries
+        # (B, widest bag) positions of each bag's rows, padded with a -inf row; an empty bag: 0
+        slots = np.full((bags, max(int(counts.max()) if bags else 0, 1)), kept.size, np.int64)
+        slots[bag_of, np.arange(kept.size) - np.searchsorted(bag_of, bag_of)] = np.arange(kept.size)
         low = _wrap(np.full((1, dim), -np.inf, weight._data.dtype))
-        padded = _views.cat([rows, low], 0)[_wrap(slots)]  # (B, width, D)
-        result = padded.max(1).values
+        result = _views.cat([rows, low], 0)[_wrap(slots)].max(1).values
         result = _where(_wrap((counts > 0).reshape(-1, 1)), result, 0.0)
     else:
         zeros = _wrap(np.zeros((bags, dim), weight._data.dtype))
-        from .._indexing import index_add
-
-        result = index_add(zeros, 0, _wrap(bag_of[keep].astype(np.int64)), rows[_wrap(keep)])
+        result = index_add(zeros, 0, _wrap(bag_of.astype(np.int64)), rows)
         if mode == "mean":
-            counts = np.bincount(bag_of[keep], minlength=bags).astype(weight._data.dtype)
-            result = result / _wrap(np.maximum(counts, 1).reshape(-1, 1))
+            result = result / _wrap(np.maximum(counts, 1).astype(weight._data.dtype).reshape(-1, 1))
     return name_node(result, "EmbeddingBagBackward0")
 
 

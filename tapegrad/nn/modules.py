@@ -1212,6 +1212,15 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
+def _padding_row(padding_idx, num_embeddings: int, name: str):
+    """``padding_idx`` as a row of the table (a negative one counted from the end), or None;
+    ``AssertionError`` outside the table, with PyTorch's message (``name`` as it spells it)."""
+    if padding_idx is None:
+        return None
+    assert -num_embeddings <= padding_idx < num_embeddings, f"{name} must be within num_embeddings"
+    return padding_idx % num_embeddings
+
+
 class Embedding(Module):
     """A lookup table of ``num_embeddings`` vectors of ``embedding_dim``, initialised from
     N(0, 1) with the ``padding_idx`` row zeros, as ``torch.nn.Embedding`` (``F.embedding`` gives
@@ -1222,12 +1231,7 @@ class Embedding(Module):
                  _freeze: bool = False, device=None, dtype=None):  # fmt: skip
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        if padding_idx is not None:
-            if padding_idx > 0:
-                assert padding_idx < num_embeddings, "Padding_idx must be within num_embeddings"
-            elif padding_idx < 0:
-                assert padding_idx >= -num_embeddings, "Padding_idx must be within num_embeddings"
-                padding_idx = num_embeddings + padding_idx
+        padding_idx = _padding_row(padding_idx, num_embeddings, "Padding_idx")
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
@@ -1289,12 +1293,7 @@ class EmbeddingBag(Module):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
-        if padding_idx is not None:
-            if padding_idx > 0:
-                assert padding_idx < num_embeddings, "padding_idx must be within num_embeddings"
-            elif padding_idx < 0:
-                assert padding_idx >= -num_embeddings, "padding_idx must be within num_embeddings"
-                padding_idx = num_embeddings + padding_idx
+        padding_idx = _padding_row(padding_idx, num_embeddings, "padding_idx")
         self.padding_idx, self.mode, self.sparse, self.include_last_offset = (
             padding_idx,
             mode,
