@@ -990,6 +990,12 @@ class Tape:
         rows = self.rows_array()[:n]
         opcodes = rows[:, OPCODE] & OPCODE_MASK
         pending = ~self.grown_freed()[:n] & ~_HAS_NO_BACKWARD[opcodes]
+        if not pending.any():
+            # The commonest case, a backward that ran every row: nothing reads any saved value
+            # again. Working out which ones anyway (a dozen numpy calls) was 18 us of every
+            # backward of a step with 1 MB of gradients (``a.t() * b.t()`` at 128x512: 15%).
+            self._release([row for row in self.saved if row < n], everything=len(self.saved))
+            return
         needed = pending.copy()
         operands = np.concatenate((rows[pending, IN0], rows[pending, IN1]))
         operands = operands[operands >= 0]
@@ -1001,7 +1007,11 @@ class Tape:
                 needed[row - int(rows[row, IPARAM])] = True
             else:
                 needed[[source for source in self.sources(row) if source >= 0]] = True
-        released = [row for row in self.saved if row < n and not needed[row]]
+        self._release([row for row in self.saved if row < n and not needed[row]])
+
+    def _release(self, released: list, everything: int = 0) -> None:
+        """Forget the saved values of rows ``released``; ``everything``: their count when they
+        are all of ``saved`` (no array is then kept alive for the rest)."""
         if not released:
             return
         for row in released:
@@ -1011,6 +1021,9 @@ class Tape:
                 self.leaf_copies.pop(row, None)
             if self.packed:
                 self.packed.pop(row, None)
+        if everything == len(released):
+            self.keepalive = []
+            return
         addresses = set(self.saved.values())
         self.keepalive = [array_ for array_ in self.keepalive if address_of(array_) in addresses]
 
