@@ -257,6 +257,7 @@ CASES = [
         lambda x, w, b: functional(x).batch_norm(x, None, None, w, b, training=True),
         ((4, 3, 2, 2), (3,), (3,)),
     ),
+    Case("batch_norm(2d)", lambda x: functional(x).batch_norm(x, None, None, training=True, eps=0.1), ((5, 3),)),
     Case("group_norm", lambda x, w, b: functional(x).group_norm(x, 2, w, b), ((2, 4, 3), (4,), (4,))),
     Case("instance_norm", lambda x: functional(x).instance_norm(x), ((2, 3, 2, 3),)),
     Case(

@@ -355,6 +355,9 @@ OPS: tuple[Op, ...] = (
     # layer_norm without its weight and bias: the integer slot is how many trailing elements are
     # normalised together, the parameter slot eps.
     Op("layer_norm", REDUCE, "layer_norm", "NativeLayerNormBackward0", None, shown_inputs=3),
+    # batch_norm's normalisation when training, without its weight and bias: each channel
+    # (dimension 1 of an (N, C, ...) input) over the batch's statistics; the parameter slot eps.
+    Op("batch_norm", REDUCE, "batch_norm", "NativeBatchNormBackward0", None, shown_inputs=3),
     # One step of nn.LSTM: in0 the gates (n, 4 * hidden), in1 the cell state (n, hidden); the
     # result (2, n, hidden) holds h, then the new c; the integer slot is hidden. PyTorch's CPU
     # LSTM is one node a layer (MkldnnRnnLayerBackward0); this is one a step.

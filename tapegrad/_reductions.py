@@ -547,6 +547,26 @@ def layer_norm(x: Tensor, normalized_shape: tuple, eps: float) -> Tensor:
     return record("layer_norm", (x,), out, saved=(data,), iparam=group, param=float(eps))
 
 
+def batch_norm(x: Tensor, weight: Tensor | None, eps: float) -> tuple:
+    """``(x - mean) / sqrt(var + eps) * weight`` per channel (dimension 1 of an (N, C, ...) ``x``,
+    float32 or float64), over the batch and the other dimensions (biased variance); ``weight``
+    (C,) of ``x``'s dtype, or None. One row (``NativeBatchNormBackward0``), and the batch's
+    ``(mean, biased variance)``, (C,) float64 arrays for the running statistics.
+    ``nn.functional.batch_norm`` adds the bias."""
+    data = _float_data(x)
+    channels = data.shape[1]
+    out = np.empty(data.shape, data.dtype)
+    stats = np.zeros(2 * channels, np.float64)
+    w = weight._data if weight is not None else data[:0].reshape(-1)
+    if data.size:
+        inner = data.size // (data.shape[0] * channels)
+        load_kernels("normalization").batch_norm(
+            c_ordered(data).reshape(-1), w, out.reshape(-1), data.shape[0], channels, inner, float(eps), stats
+        )
+    inputs, saved = ((x,), (data,)) if weight is None else ((x, weight), (data, w))
+    return record("batch_norm", inputs, out, saved=saved, param=float(eps)), stats[:channels], stats[channels:]
+
+
 def lstm_cell(gates: Tensor, c: Tensor) -> Tensor:
     """One step of ``nn.LSTM`` as one row: ``gates`` (n, 4 * hidden), the input's and the hidden
     state's projections summed, in PyTorch's gate order (input, forget, cell, output); ``c``
@@ -721,6 +741,28 @@ def _layer_norm(row, g: Tensor) -> Tensor:
     return (rstd * (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True))).reshape(row.input_shape)
 
 
+def _batch_normalized(row) -> tuple:
+    """``(xhat, rstd, the dimensions reduced)`` of a batch_norm row, as the kernel computes them."""
+    dims = [0, *range(2, len(row.input_shape))]
+    centered = row.a - row.a.mean(dims, keepdim=True)
+    rstd = ((centered * centered).mean(dims, keepdim=True) + row.param).rsqrt()
+    return centered * rstd, rstd, dims
+
+
+def _batch_norm(row, g: Tensor) -> Tensor:
+    """w * rstd * (g - mean(g) - xhat * mean(g * xhat)) per channel."""
+    xhat, rstd, dims = _batch_normalized(row)
+    if row.in1 >= 0:  # the weight
+        rstd = rstd * row.b.reshape((1, -1) + (1,) * (len(dims) - 1))
+    return rstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+
+
+def _batch_norm_weight(row, g: Tensor) -> Tensor:
+    """sum(g * xhat) per channel."""
+    xhat, _, dims = _batch_normalized(row)
+    return (g * xhat).sum(dims)
+
+
 def _lstm_cell_vjp(row, g: Tensor) -> tuple:
     """(gradient of the gates, of the cell state), as ``normalization.lstm_cell_backward``."""
     from ._views import cat  # (a view module's import, as the create_graph walk runs: after both loaded)
@@ -780,5 +822,6 @@ VJP = {
     "softmax": (_softmax,),
     "log_softmax": (_log_softmax,),
     "layer_norm": (_layer_norm,),
+    "batch_norm": (_batch_norm, _batch_norm_weight),
     "lstm_cell": (lambda row, g: _lstm_cell_vjp(row, g)[0], lambda row, g: _lstm_cell_vjp(row, g)[1]),
 }

@@ -128,6 +128,7 @@ _COLLECTS_UNDER = {
     ("_reductions.py", "softmax"),
     ("_reductions.py", "log_softmax"),
     ("_reductions.py", "layer_norm"),
+    ("_reductions.py", "batch_norm"),
     ("_selection.py", "clamp"),
     ("_reductions.py", "record"),
     ("_reductions.py", "_reduce"),

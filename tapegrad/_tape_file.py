@@ -135,7 +135,7 @@ def _dim(view: _Rows, row: int, shape: tuple) -> int:
 # Replay rules whose row may name a second input (in1); every other rule reads in0 alone, and
 # the backward would treat a stray in1 as an input to send gradient to.
 _TWO_INPUTS = _SAME_SHAPE_BINARY | _COMPARE | {"where", "guard", "dot", "mv", "mm", "bmm", "extreme", "nll_targets"}
-_TWO_INPUTS = _TWO_INPUTS | {"lstm_cell"}
+_TWO_INPUTS = _TWO_INPUTS | {"lstm_cell", "batch_norm"}
 
 
 def _check_row(view: _Rows, row: int, op) -> None:
@@ -227,6 +227,15 @@ def _check_row(view: _Rows, row: int, op) -> None:
             raise _fail(row, "layout", "layer_norm keeps its input's shape and dtype")
         if group < 1 or view.numel(a) % group:
             raise _fail(row, "iparam", f"a group of {group} elements does not divide {view.numel(a)}")
+    elif rule == "batch_norm":  # each channel of an (N, C, ...) input: its dimension 1 is read
+        if view.row_shape(row) != view.row_shape(a) or view.code(a) != view.code(row):
+            raise _fail(row, "layout", "batch_norm keeps its input's shape and dtype")
+        if len(view.row_shape(a)) < 2:
+            raise _fail(row, "layout", "batch_norm normalises dimension 1 of an input of two dimensions or more")
+        if view.rows[row, IN1] >= 0:  # the weight: one per channel
+            w = _input(view, row, "in1")
+            if view.row_shape(w) != view.row_shape(a)[1:2] or view.code(w) != view.code(a):
+                raise _fail(row, "in1", "the weight has one element per channel, in the input's dtype")
     elif rule == "lstm_cell":  # gates (n, 4 * hidden) and c (n, hidden) give (2, n, hidden)
         c = _input(view, row, "in1")
         hidden = int(view.rows[row, IPARAM])

@@ -36,7 +36,8 @@ RULE_NAMES = (
     "leaf constant neg softplus zero leaky_relu elu pass "
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
     "view dot mv mm bmm cast concat log_softmax gather_rows python "
-    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm nll_targets lstm_cell"
+    "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm nll_targets lstm_cell "
+    "batch_norm"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # Rules of ops declared by formula, numbered after these: no two rules share a number, so no
@@ -47,7 +48,7 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST,
  CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
  CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, NLL_TARGETS,
- LSTM_CELL) = range(len(RULE_NAMES))  # fmt: skip
+ LSTM_CELL, BATCH_NORM) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 SOFTPLUS_THRESHOLD = 20.0  # softplus is x itself above it, and its gradient g (PyTorch's default)
 
@@ -580,8 +581,8 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
 
 @jit
 def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, offsets, touched, grad):
-    """softmax, log_softmax and layer_norm: normalisations over groups of elements; and one
-    LSTM step (``normalization.lstm_cell``), whose two inputs are not of its result's size."""
+    """softmax, log_softmax, layer_norm and batch_norm: normalisations over groups of elements;
+    and one LSTM step (``normalization.lstm_cell``), whose two inputs are not of its result's size."""
     a = rows[r, 1]
     if rule == LSTM_CELL:  # a: the gates (n, 4 * hidden); b: the cell state (n, hidden)
         b = rows[r, 2]
@@ -604,6 +605,28 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
             g_c = grad[offsets[b] : offsets[b] + numel_b]
         state = value_at(addresses[r], 2 * numel_b, grad)
         normalization.lstm_cell_backward(gates, c, state, g, g_gates, g_c, rows[r, 3], with_c)
+        return True
+    if rule == BATCH_NORM:  # each channel (dimension 1) over the others; b: the weight or -1; param: eps
+        b = rows[r, 2]
+        if a < 0:  # always recorded (its value is read): a malformed row
+            return False
+        with_a, with_b = offsets[a] >= 0, b >= 0 and offsets[b] >= 0
+        if not (with_a or with_b):
+            return True
+        numel = layouts[rows[r, 4], 1]
+        outer, channels, inner = _split(_shape(layouts, dims, rows[r, 4]), 1)
+        ga, gw, w = grad[:0], grad[:0], grad[:0]
+        if with_a:
+            _claim(a, rows, layouts, offsets, touched, grad)
+            ga = grad[offsets[a] : offsets[a] + numel]
+            if b >= 0:
+                w = value_at(addresses[b], channels, grad)
+        if with_b:
+            _claim(b, rows, layouts, offsets, touched, grad)
+            gw = grad[offsets[b] : offsets[b] + channels]
+        g = grad[offsets[r] : offsets[r] + numel]
+        x = value_at(addresses[a], numel, grad)
+        normalization.batch_norm_backward(x, w, g, ga, gw, outer, channels, inner, params[r, 5])
         return True
     if a < 0 or offsets[a] < 0:
         return True

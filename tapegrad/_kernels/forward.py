@@ -26,14 +26,14 @@ RULE_NAMES = (
     "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gather_rows "
     "sign floor round leaky_relu elu python "
     "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std layer_norm "
-    "assign nll_targets nll_bad lstm_cell"
+    "assign nll_targets nll_bad lstm_cell batch_norm"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, SOFTPLUS, ADD_SCALAR, SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY,
  CAST, CONCAT, LT, LE, GT, GE, EQ, NE, GUARD, LOG_SOFTMAX, GATHER_ROWS, SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
  REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, ASSIGN, NLL_TARGETS, NLL_BAD,
- LSTM_CELL) = range(len(RULE_NAMES))  # fmt: skip
+ LSTM_CELL, BATCH_NORM) = range(len(RULE_NAMES))  # fmt: skip
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
@@ -55,7 +55,7 @@ _PATH_RULES = {
     STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat nll_targets nll_bad",  # sum_all: above SUM_IN_SWEEP
     MATMUL_PATH: "dot mv mm bmm",
     # Their own family, apart from the views: each half compiles in about half the time.
-    NORMALIZATION_PATH: "softmax log_softmax layer_norm lstm_cell",
+    NORMALIZATION_PATH: "softmax log_softmax layer_norm lstm_cell batch_norm",
 }
 # Ops declared by formula replay through their own families (``generated.REPLAY_FAMILIES``),
 # numbered after the rules above.
@@ -405,8 +405,8 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
 
 @jit
 def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values):
-    """softmax, log_softmax and layer_norm: normalisations over groups of elements; and one
-    LSTM step (``normalization.lstm_cell``)."""
+    """softmax, log_softmax, layer_norm and batch_norm: normalisations over groups of elements;
+    and one LSTM step (``normalization.lstm_cell``)."""
     a = rows[r, 1]
     numel = layouts[rows[r, 4], 1]
     if rule == LSTM_CELL:  # a: the gates (n, 4 * hidden); b: the cell state (n, hidden)
@@ -454,6 +454,12 @@ def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values
                     out[base + k * inner] = x[base + k * inner] - largest - log_total
     elif rule == LAYER_NORM:
         normalization.layer_norm(x, out, rows[r, 3], params[r, 5])
+    elif rule == BATCH_NORM:  # each channel (dimension 1) over the others; b: the weight or -1; param: eps
+        outer, channels, inner = _split(_shape(layouts, dims, rows[r, 4]), 1)
+        b = rows[r, 2]
+        w = values[offsets[b] : offsets[b] + channels] if b >= 0 else values[:0]
+        stats = np.empty(2 * channels, np.float64)
+        normalization.batch_norm(x, w, out, outer, channels, inner, params[r, 5], stats)
     else:
         return False
     return True

@@ -181,6 +181,78 @@ def layer_norm_backward(x, g, gx, group, eps):
         normalize_backward(x[block], g[block], gx[block], eps)
 
 
+# -- over each channel of (N, C, ...): batch_norm's statistics -------------------------------
+# A channel's elements are ``outer`` blocks of ``inner`` contiguous ones, ``channels * inner``
+# apart. One op where the composite (mean, subtract, square, mean, rsqrt, multiply) walked the
+# activations eight times forward and about as many backward (a (32, 16, 28, 28) layer: 3.5 ms
+# a training step against PyTorch's 1.5).
+
+
+@jit
+def channel_moments(x, outer, channels, inner, stats):
+    """``stats[c]`` = the mean of channel ``c`` of ``x`` (flat, (outer, channels, inner)), and
+    ``stats[channels + c]`` its biased variance; in float64, over two passes."""
+    count = outer * inner
+    for c in range(channels):
+        sums = 0.0
+        for o in range(outer):
+            start = (o * channels + c) * inner
+            sums += total(x[start : start + inner])
+        mean = sums / count
+        squares = 0.0
+        for o in range(outer):
+            start = (o * channels + c) * inner
+            squares += centered_squares(x[start : start + inner], mean)
+        stats[c] = mean
+        stats[channels + c] = squares / count
+
+
+@jit
+def batch_norm(x, w, out, outer, channels, inner, eps, stats):
+    """``out`` = (x - mean) / sqrt(variance + eps) * w per channel (``channel_moments``, left in
+    ``stats``); ``w`` (channels) or empty for none."""
+    channel_moments(x, outer, channels, inner, stats)
+    like = out.dtype.type
+    for o in range(outer):
+        for c in range(channels):
+            scale = 1.0 / np.sqrt(stats[channels + c] + eps)
+            mean, scale = like(stats[c]), like(scale) * (w[c] if len(w) else like(1.0))
+            start = (o * channels + c) * inner
+            block, target = x[start : start + inner], out[start : start + inner]
+            for k in range(inner):
+                target[k] = (block[k] - mean) * scale
+
+
+@jit
+def batch_norm_backward(x, w, g, gx, gw, outer, channels, inner, eps):
+    """The gradients of ``batch_norm``, added: ``gx += w * rstd * (g - mean(g) - xhat *
+    mean(g * xhat))`` (as ``normalize_backward``) and ``gw += sum(g * xhat)``, per channel, the
+    statistics computed again from ``x``; ``gx``, ``gw`` or ``w`` empty for none."""
+    stats = np.empty(2 * channels, np.float64)
+    channel_moments(x, outer, channels, inner, stats)
+    count = outer * inner
+    like = gx.dtype.type
+    for c in range(channels):
+        mean, rstd = stats[c], 1.0 / np.sqrt(stats[channels + c] + eps)
+        g_sum, g_centered = 0.0, 0.0
+        for o in range(outer):
+            start = (o * channels + c) * inner
+            g_sum += total(g[start : start + inner])
+            g_centered += centered_dot(g[start : start + inner], x[start : start + inner], mean)
+        if len(gw):
+            gw[c] += like(g_centered * rstd)
+        if len(gx) == 0:
+            continue
+        scale = rstd * (w[c] if len(w) else 1.0)
+        g_mean, slope = like(g_sum / count), like(g_centered * rstd * rstd / count)
+        mean_, scale_ = like(mean), like(scale)
+        for o in range(outer):
+            start = (o * channels + c) * inner
+            block, gradient, target = x[start : start + inner], g[start : start + inner], gx[start : start + inner]
+            for k in range(inner):
+                target[k] += scale_ * (gradient[k] - g_mean - (block[k] - mean_) * slope)
+
+
 @jit
 def softmax_groups(x, out, group, log):
     """softmax (log_softmax when ``log``) over contiguous groups of ``group`` elements."""

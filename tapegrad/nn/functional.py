@@ -13,6 +13,7 @@ from .._grad_mode import is_grad_enabled as _grad_enabled
 from .._indexing import gather_rows, index_add, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._record import broadcast_error as _broadcast_error
+from .._reductions import batch_norm as _batch_norm
 from .._reductions import layer_norm as _layer_norm
 from .._reductions import log_softmax as _log_softmax
 from .._reductions import nll_targets as _nll_targets
@@ -829,25 +830,31 @@ def batch_norm(
     ):
         if value is not None and value.numel() != channels:
             raise RuntimeError(f"{name} should contain {channels} elements not {value.numel()}")
+    if input.dim() < 2:
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"\"batch_norm\" not implemented for '{input.dtype.type_name}'")
+    if any(value is not None and value.dtype != input.dtype for value in (weight, bias)):
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
     shape = (1, channels) + (1,) * (input.dim() - 2)
     if training:
         count = input.numel() // max(channels, 1)
         if count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
-        dims = [0, *range(2, input.dim())]
-        mean = input.mean(dims, keepdim=True)
-        centered = input - mean
-        variance = (centered * centered).mean(dims, keepdim=True)
+        # One row normalises and scales by the weight (the composite walked the activations eight
+        # times each way, and a product by a (1, C, 1, 1) weight saved it broadcast, a copy of
+        # the activations); the bias is the sum below.
+        normalized, mean, variance = _batch_norm(input, None if weight is None else weight.reshape(-1), eps)
         if running_mean is not None or running_var is not None:
-            from .._grad_mode import no_grad
-
             with no_grad():
                 if running_mean is not None:
-                    running_mean.mul_(1 - momentum).add_(mean.reshape(-1).to(running_mean.dtype) * momentum)
+                    running_mean.mul_(1 - momentum).add_(_wrap(mean.astype(running_mean._data.dtype)) * momentum)
                 if running_var is not None:
-                    unbiased = variance.reshape(-1).to(running_var.dtype) * (momentum * count / (count - 1))
+                    unbiased = _wrap(variance.astype(running_var._data.dtype)) * (momentum * count / (count - 1))
                     running_var.mul_(1 - momentum).add_(unbiased)
-        scale = (variance + eps).rsqrt()
+        if bias is not None:
+            normalized = normalized + bias.reshape(shape)
+        return name_node(normalized, "NativeBatchNormBackward0")
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError(
