@@ -51,9 +51,10 @@ def hypot(input: Tensor, other) -> Tensor:  # noqa: A002 - PyTorch's names
     # Scaled by the larger magnitude (a constant of the graph; the gradient is still x / h):
     # squared as they are, float32 overflowed beyond 1.8e19 (inf for 3e19 and 4e19) and
     # underflowed below 1e-19 (0, with an infinite gradient). An infinite operand gives inf.
-    # Inside tapegrad.record the scale would be the recording's: there the plain formula.
+    # Inside tapegrad.record the scale must be each replay's own: computed by recorded ops
+    # (the plain formula there overflowed at a replay's large values, silently, in vmap too).
     if active_recording() is not None:
-        return name_node((input * input + other * other).sqrt(), "HypotBackward0")
+        return _recorded_hypot(input, other if isinstance(other, Tensor) else as_tensor(other, dtype=input.dtype))
     dtype = _result_type(input, other)
     other_data = other._data if isinstance(other, Tensor) else np.asarray(other, dtype)
     scale = np.fmax(np.abs(input._data), np.abs(other_data)).astype(dtype, copy=False)  # (fmax: inf beside NaN)
@@ -63,6 +64,16 @@ def hypot(input: Tensor, other) -> Tensor:  # noqa: A002 - PyTorch's names
     if infinite.any():
         scaled = where(_wrap(infinite), math.inf, scaled)
     return name_node(scaled, "HypotBackward0")
+
+
+def _recorded_hypot(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """``hypot`` by ops a replay computes again: each operand divided by the larger magnitude
+    (no gradient through it: the result does not depend on it), inf where either is infinite."""
+    larger = input.abs().maximum(other.abs()).detach()
+    infinite = input.isinf() | other.isinf()
+    scale = where((larger == 0) | infinite | larger.isnan(), 1.0, larger)
+    scaled = ((input / scale) ** 2 + (other / scale) ** 2).sqrt() * scale
+    return name_node(where(infinite, math.inf, scaled), "HypotBackward0")
 
 
 def logit(input: Tensor, eps=None) -> Tensor:  # noqa: A002

@@ -1099,6 +1099,10 @@ class _Replay:
         tape.vmap_spec = box
         if self.stats["recordings"] and box != self.first.vmap_spec:
             raise _UnrecordableError("the output's structure differs between slices")
+        if self.stats["recordings"] and _layouts(tape.outputs) != _layouts(self.first.outputs):
+            # (written into the first recording's results, numpy broadcast a slice's [2.] over a
+            # row of two, silently; the eager loop stacks them as PyTorch would, or raises)
+            raise _UnrecordableError("an output's shape or dtype differs between slices")
         self.stats["recordings"] += 1
         return tape
 
@@ -1207,6 +1211,11 @@ class _Replay:
         return self.transform._place(output)
 
 
+def _layouts(outputs) -> list:
+    """The shapes and dtypes of a recording's outputs."""
+    return [(output._data.shape, output._data.dtype) for output in outputs]
+
+
 def _recorded_tape(func) -> tuple:
     """``(tape, with_grad)`` when ``func`` is a recorded ``Tape`` (``vmap(tape)``) or its bound
     ``value_and_grad``; else ``(None, False)``."""
@@ -1291,6 +1300,12 @@ class _TapeBatch:
             raise GuardError(f"vmap: slice {index} of the batch: {error}") from None
         values = (values,) if self.tape.single_output else values
         for target, value in zip(outputs, values):
+            if value._data.shape != target.shape[1:] or value._data.dtype != target.dtype:
+                raise RuntimeError(
+                    f"vmap: slice {index} of the batch: the tape recorded again returns shape "
+                    f"{list(value._data.shape)} ({value._data.dtype}) where the other slices' is "
+                    f"{list(target.shape[1:])} ({target.dtype}); vmap stacks outputs of one shape and dtype"
+                )
             target[index] = value._data
         for position, gradient in zip(positions, gradients):
             if gradient is not None:

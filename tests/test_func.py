@@ -615,3 +615,19 @@ def test_functional_call_errors_are_pytorchs(program):
         program(tg)
     assert type(ours.value) is type(theirs.value)
     assert str(ours.value).replace("tapegrad", "torch") == str(theirs.value)
+
+
+def test_vmap_slices_whose_branches_give_other_shapes_or_dtypes_are_not_broadcast():
+    # A re-recorded slice's output was written into the first recording's results: numpy
+    # broadcast its [2.] over a row of two, silently. Now the eager loop stacks them, as a
+    # loop and torch.stack do: an error for another shape, PyTorch's promotion for a dtype.
+    x = tg.tensor(np.array([[1.0, 2.0], [-1.0, 3.0], [2.0, -5.0]], np.float32))
+    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+        vmap(lambda u: u if u.sum() > 0 else u[:1])(x)
+    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+        vmap(lambda u: u if u.sum() > 0 else u.sum())(x)
+    promoted = vmap(lambda u: u if u.sum() > 0 else u.double())(x)
+    assert promoted.dtype == tg.float64 and vmap_stats()["path"] == "eager"
+    tape = tg.record(lambda u: u if u.sum() > 0 else u[:1], np.array([1.0, 2.0]), rerecord=True)
+    with pytest.raises(RuntimeError, match="slice 2 of the batch: the tape recorded again returns shape"):
+        vmap(tape)(x.double().numpy())

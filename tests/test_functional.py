@@ -182,3 +182,26 @@ def test_independent_blocks_under_create_graph_require_no_grad():
     _, grads = tg.autograd.functional.vjp(lambda a, b: (a * a).sum(), (x, x), create_graph=True)
     assert jacobian[0].requires_grad and not jacobian[1].requires_grad
     assert grads[0].requires_grad and not grads[1].requires_grad
+
+
+@pytest.mark.parametrize("spatial", [1, 2, 3])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("extent, scale", [(3, 1.3), (5, 2.1), (4, 2.0), (4, 1.2), (5, 0.6)])
+def test_interpolate_nearest_picks_pytorchs_sources_in_every_rank(spatial, mode, extent, scale):
+    # PyTorch's 2-D nearest kernel alone copies a kept length and halves a doubled one; its
+    # 1-D and 3-D kernels and nearest-exact compute each index from the scale: tapegrad copied
+    # in all of them ([0, 1, 2] where PyTorch picks [0, 0, 1] at 1.3).
+    shape = (1, 2) + (extent,) * spatial
+    values = np.random.default_rng(0).normal(size=shape)
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(values, requires_grad=True)
+        out = m.nn.functional.interpolate(x, scale_factor=scale, mode=mode)
+        out.backward(m.tensor(np.arange(out.numel(), dtype=np.float64).reshape(tuple(out.shape))))
+        results.append((out.detach().numpy(), x.grad.numpy()))
+    (ours, our_grad), (theirs, their_grad) = results
+    np.testing.assert_array_equal(ours, theirs)
+    if not (
+        spatial != 2 and mode == "nearest"
+    ):  # PyTorch's 1-D and 3-D backward take the shortcuts their forward does not
+        np.testing.assert_array_equal(our_grad, their_grad)

@@ -159,3 +159,16 @@ def test_hypot_keeps_pytorchs_dtype_and_replays_at_other_scales():
     assert tg.hypot(tg.tensor([3.0]), tg.tensor(4.0, dtype=tg.float64)).dtype == tg.float32
     tape = tg.record(tg.hypot, np.array([1e-30, 2e-30], np.float32), np.array([1e-30, 2e-30], np.float32))
     np.testing.assert_allclose(tape(np.array([3.0, 6.0], np.float32), np.array([4.0, 8.0], np.float32)), [5.0, 10.0])
+
+
+def test_hypot_recorded_scales_each_replay_by_its_own_values():
+    # Inside tapegrad.record (and vmap, which records) the plain formula squared a replay's
+    # values: 3e20 and 4e20 gave inf, 3e-25 and 4e-25 gave 0, with gradients inf and 0.
+    rows = np.array([[3e20, 4e20], [3e-25, 4e-25], [0.0, 0.0], [np.inf, 1.0], [-3.0, 4.0]], np.float32)
+    out = tg.func.vmap(lambda u: tg.hypot(u[0], u[1]))(tg.tensor(rows))
+    np.testing.assert_allclose(out.numpy(), [5e20, 5e-25, 0.0, np.inf, 5.0], rtol=1e-6)
+    grads = tg.func.vmap(tg.func.grad(lambda u: tg.hypot(u[0], u[1])))(tg.tensor(rows[[0, 1, 4]]))
+    np.testing.assert_allclose(grads.numpy(), [[0.6, 0.8], [0.6, 0.8], [-0.6, 0.8]], rtol=1e-6)
+    tape = tg.record(lambda a, b: tg.hypot(a, b), np.float32([1.0]), np.float32([2.0]))
+    value, (ga, gb) = tape.value_and_grad(np.float32([3e20]), np.float32([4e20]))
+    np.testing.assert_allclose([value.item(), ga.item(), gb.item()], [5e20, 0.6, 0.8], rtol=1e-6)

@@ -130,14 +130,17 @@ def conv_transpose1d(input: Tensor, weight: Tensor, bias=None, stride=1, padding
 # -- resampling ----------------------------------------------------------------------------
 
 
-def _source_positions(extent: int, size: int, scale, mode: str, align_corners) -> tuple:
-    """For one dimension: the source indices (and for linear modes the second index and its
-    weight) of each output position, as PyTorch's upsampling kernels compute them."""
+def _source_positions(extent: int, size: int, scale, mode: str, align_corners, spatial: int) -> tuple:
+    """For one dimension (of ``spatial``): the source indices (and for linear modes the second
+    index and its weight) of each output position, as PyTorch's upsampling kernels compute them."""
     outputs = np.arange(size, dtype=np.float64)
-    if size == extent:  # PyTorch's kernels copy a dimension that keeps its length
-        return np.arange(size), None, None
     if mode in ("nearest", "nearest-exact"):
-        if mode == "nearest" and size == 2 * extent:  # (PyTorch's: i >> 1 for an exact doubling)
+        # Only PyTorch's 2-D nearest kernel copies a dimension that keeps its length and takes
+        # i >> 1 for an exact doubling; its 1-D and 3-D ones, and nearest-exact, compute every
+        # index from the scale (scale_factor 1.3 of 3 elements: [0, 0, 1], not a copy).
+        if mode == "nearest" and spatial == 2 and size == extent:
+            return np.arange(size), None, None
+        if mode == "nearest" and spatial == 2 and size == 2 * extent:
             return np.arange(size) >> 1, None, None
         # in float32, as PyTorch computes the source index (its float64 neighbour differs)
         ratio = np.float32(1.0 / scale) if scale else np.float32(extent / size)
@@ -146,6 +149,8 @@ def _source_positions(extent: int, size: int, scale, mode: str, align_corners) -
         )
         index = np.minimum(np.floor(shifted * ratio).astype(np.int64), extent - 1)
         return index, None, None
+    if size == extent:  # PyTorch's linear kernels copy a dimension that keeps its length
+        return np.arange(size), None, None
     if align_corners:
         ratio = (extent - 1) / (size - 1) if size > 1 else 0.0
         source = outputs * ratio
@@ -210,7 +215,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     out = input
     for offset, (extent, target, scale) in enumerate(zip(extents, sizes, scales)):
         dim = 2 + offset
-        low, high, weight = _source_positions(extent, target, scale, mode, bool(align_corners))
+        low, high, weight = _source_positions(extent, target, scale, mode, bool(align_corners), spatial)
         picked = index_select(out, dim, _wrap(low))
         if high is None:
             out = picked
