@@ -439,6 +439,8 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
             raise IndexError("index out of range in self")
         raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {extent}")
     if not targets.size:  # nothing to add (a graph without edges): input as it is, a new tensor
+        if source.requires_grad:  # on the source's graph still, as PyTorch's (its gradient: zeros)
+            return _record.name_node(input + source.sum().to(input.dtype), "IndexAddBackward0")
         return _record.name_node(input.clone(), "IndexAddBackward0")
     moved = source.movedim(dim, 0) if source._data.ndim else source.reshape(1)
     rest = moved._data.shape[1:]

@@ -145,3 +145,58 @@ def _nodes(m):
 def test_nodes_are_named_as_pytorch_names_them():
     ours, torch = _both()
     assert _nodes(ours) == _nodes(torch)
+
+
+def _hunt30_values(m):
+    """What a differential hunt over nn's corners found differing from PyTorch: positional and
+    keyword arguments it takes, weighted losses, empty bags, module hooks' grad_input."""
+    F = m.nn.functional  # noqa: N806
+    x = m.tensor([[0.5, -1.0, 2.0]], dtype=m.float64, requires_grad=True)
+    t = m.tensor([[1.0, 0.0, 1.0]], dtype=m.float64)
+    w = m.tensor([[1.0, 2.0, 4.0]], dtype=m.float64)
+    results = [
+        F.binary_cross_entropy_with_logits(x, t, None, "sum").item(),  # 'sum' is size_average: a mean
+        F.binary_cross_entropy_with_logits(x, t, None, None, False).tolist(),  # reduce=False: none
+        F.mse_loss(x, t, weight=w).item(),
+        F.mse_loss(x, t, weight=w, reduction="none").tolist(),
+        F.l1_loss(x, t, weight=w, reduction="sum").item(),
+    ]
+    results += [
+        m.nn.BatchNorm2d(3, bias=False).bias is None,
+        m.nn.GroupNorm(1, 3, bias=False).bias is None,
+        m.nn.InstanceNorm1d(3, affine=True, bias=False).bias is None,
+        m.nn.LayerNorm(4, device="cpu").weight.shape,
+    ]
+    params = [m.zeros(2), m.zeros(1)]
+    m.nn.utils.vector_to_parameters(vec=m.tensor([1.0, 2.0, 3.0]), parameters=params)
+    results.append([p.tolist() for p in params])
+    weight = m.ones(4, 2, dtype=m.float64, requires_grad=True)
+    bags = F.embedding_bag(m.tensor([], dtype=m.int64), weight, m.tensor([0, 0]), mode="sum")
+    bags.sum().backward()
+    results += [bags.requires_grad, weight.grad.tolist()]
+    seen = []
+    loss = m.nn.MSELoss()
+    loss.register_full_backward_hook(lambda module, grad_input, grad_output: seen.append(grad_input))
+    loss(x, t).backward()
+    results.append([None if g is None else g.tolist() for g in seen[0]])
+    return results
+
+
+def test_nn_corners_a_hunt_found_differing_now_match_pytorch():
+    libraries = _both()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the legacy size_average/reduce: both warn)
+        ours, theirs = (_hunt30_values(m) for m in libraries)
+    for index in range(5):  # the losses
+        np.testing.assert_allclose(ours[index], theirs[index], rtol=1e-12)
+    ours[8], theirs[8] = tuple(ours[8]), tuple(theirs[8])  # (each library's Size)
+    assert ours[5:] == theirs[5:]
+
+
+def test_hessian_vector_products_refuse_what_strict_mode_refuses():
+    for m in _both():
+        from_functional = m.autograd.functional
+        for function in (lambda v: v.sum(), lambda v: v.detach().sum()):
+            for product in (from_functional.hvp, from_functional.vhp):
+                with pytest.raises(RuntimeError, match="strict mode"):
+                    product(function, m.ones(3), m.ones(3), strict=True)

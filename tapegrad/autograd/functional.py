@@ -42,7 +42,9 @@ def _check_outputs(outputs: tuple, strict: bool, what: str = "outputs") -> None:
                     "computed in a differentiable manner from the input when running in strict mode."
                     if what == "outputs"
                     else f"While computing the hessian, found that the jacobian of the user-provided function with "
-                    f"respect to input {index} is independent of the input. This is not allowed in strict mode."
+                    f"respect to input {index} is independent of the input. This is not allowed in strict mode. You "
+                    "should ensure that your function is twice differentiable and that the jacobian depends on the "
+                    "inputs (this would be violated by a linear function for example)."
                 )
 
 
@@ -277,7 +279,7 @@ def hessian(
                     strategy=outer_jacobian_strategy)  # fmt: skip
 
 
-def _gradient_at(func, inputs, v, create_graph: bool, caller: str) -> tuple:
+def _gradient_at(func, inputs, v, create_graph: bool, caller: str, strict: bool) -> tuple:
     """What vhp and hvp start from: ``(inputs, single_input, v, out, gradient)``, the inputs
     prepared, ``v`` checked (ones for a single one-element input), ``out`` the function's one
     element and ``gradient`` its recorded gradient."""
@@ -292,12 +294,15 @@ def _gradient_at(func, inputs, v, create_graph: bool, caller: str) -> tuple:
         v = (_wrap(np.ones_like(inputs[0]._data)),)
     v = _validated(v, inputs, not single_input)
     out = _single_element_output(func, inputs, caller)
-    return inputs, single_input, v, out, _gradients((out,), inputs, (None,), create_graph=True)
+    _check_outputs((out,), strict)
+    gradient = _gradients((out,), inputs, (None,), create_graph=True)
+    _check_outputs(gradient, strict, "jacobian")
+    return inputs, single_input, v, out, gradient
 
 
 def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """``(func(*inputs), v^T H)`` for a ``func`` returning one element (``H`` its Hessian)."""
-    inputs, single_input, v, out, gradient = _gradient_at(func, inputs, v, create_graph, "vhp")
+    inputs, single_input, v, out, gradient = _gradient_at(func, inputs, v, create_graph, "vhp", strict)
     products = _gradients(gradient, inputs, v, create_graph)
     return _finish((out,), create_graph)[0], _unpacked(products, single_input)
 
@@ -309,7 +314,7 @@ def hvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     symmetric, but a gradient hook can make the "Hessian" of what the backward computes
     asymmetric, and ``vhp`` then gave ``H^T v``, silently. Raises PyTorch's ``RuntimeError``
     for a ``v`` of another structure or shape."""
-    inputs, single_input, v, out, gradient = _gradient_at(func, inputs, v, create_graph, "hvp")
+    inputs, single_input, v, out, gradient = _gradient_at(func, inputs, v, create_graph, "hvp", strict)
     placeholders = tuple(_wrap(np.zeros_like(x._data)).requires_grad_() for x in inputs)
     transposed = _gradients(gradient, inputs, placeholders, create_graph=True)  # H^T u, linear in u
     products = _gradients(transposed, placeholders, v, create_graph)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 
+from .._factories import zeros
 from .._frames import user_stacklevel
 from ..autograd.function import Function
 from ..tensor import Tensor
@@ -47,6 +48,11 @@ class BackwardHooks:
     def wrap_inputs(self, args: tuple) -> tuple:
         self.n_inputs = len(args)
         wrapped, self.input_positions = self._through_node(args, self._inputs_backward)
+        # PyTorch's node materialises the gradient of an input that takes none (a loss's target)
+        # as zeros: its hooks see a tensor there, not None.
+        self.constant_inputs = {
+            i: (args[i].shape, args[i].dtype) for i in self.input_positions or () if not args[i].requires_grad
+        }
         return wrapped
 
     def wrap_outputs(self, result):
@@ -111,7 +117,11 @@ class BackwardHooks:
     def _inputs_backward(self, grads: tuple) -> tuple:
         if self.grad_outputs is None:  # reached without passing the outputs (a double backward)
             return grads
-        grad_inputs = self._packed(self.input_positions, grads, self.n_inputs)
+        grad_inputs = list(self._packed(self.input_positions, grads, self.n_inputs))
+        for i, (shape, dtype) in self.constant_inputs.items():
+            if grad_inputs[i] is None:
+                grad_inputs[i] = zeros(shape, dtype=dtype)
+        grad_inputs = tuple(grad_inputs)
         for hook in self.hooks:
             changed = hook(self.module, grad_inputs, self.grad_outputs)
             if changed is None:

@@ -404,20 +404,57 @@ def _warn_if_broadcast(input: Tensor, target: Tensor) -> None:  # noqa: A002
         )
 
 
-def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
+def mse_loss(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    weight=None,  # noqa: A002
+) -> Tensor:
     """Mean (or sum, or none) of squared differences; follows ``torch.nn.functional.mse_loss``
-    (and its ``UserWarning`` for a target of another shape than ``input``'s)."""
+    (and its ``UserWarning`` for a target of another shape than ``input``'s). ``weight``, of
+    ``input``'s shape, scales each term; its mean is then divided by the weights' sum, as
+    PyTorch's. Raises ``ValueError`` for a weight of another shape or an unknown reduction."""
     _warn_if_broadcast(input, target)
-    loss = _reduce((input - target) ** 2, _legacy_reduction(size_average, reduce, reduction))
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted_loss((input - target) ** 2, weight, input, reduction)
+    loss = _reduce((input - target) ** 2, reduction)
     return name_node(loss, "MseLossBackward0")
 
 
-def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
+def l1_loss(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    weight=None,  # noqa: A002
+) -> Tensor:
     """Mean (or sum, or none) of absolute differences, shape () or the input's; follows
-    ``torch.nn.functional.l1_loss`` (whose nodes are the same mean, sum or abs). Raises
-    ``ValueError`` for an unknown ``reduction``."""
+    ``torch.nn.functional.l1_loss`` (whose nodes are the same mean, sum or abs). ``weight`` as
+    ``mse_loss``'s. Raises ``ValueError`` for an unknown ``reduction``."""
     _warn_if_broadcast(input, target)
-    return _reduce((input - target).abs(), _legacy_reduction(size_average, reduce, reduction))
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted_loss((input - target).abs(), weight, input, reduction)
+    return _reduce((input - target).abs(), reduction)
+
+
+def _weighted_loss(terms: Tensor, weight: Tensor, input: Tensor, reduction: str) -> Tensor:  # noqa: A002
+    """``terms * weight``, summed, or summed and divided by the weights' sum (PyTorch's weighted
+    ``mse_loss`` and ``l1_loss``: their nodes are that product, sum and quotient)."""
+    if weight.shape != input.shape:
+        raise ValueError("Weights and input must have the same size.")
+    weighted = terms * weight
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    if reduction == "mean":
+        return weighted.sum() / weight.sum()
+    raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
 
 
 def cross_entropy(
@@ -734,6 +771,8 @@ def binary_cross_entropy_with_logits(
     input: Tensor,  # noqa: A002
     target: Tensor,
     weight: Tensor | None = None,
+    size_average=None,
+    reduce=None,
     reduction: str = "mean",
     pos_weight: Tensor | None = None,
 ) -> Tensor:
@@ -764,7 +803,9 @@ def binary_cross_entropy_with_logits(
     loss = (1 - target) * input.softplus() + positive * (-input).softplus()
     if weight is not None:
         loss = loss * weight
-    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
+    return name_node(
+        _reduce(loss, _legacy_reduction(size_average, reduce, reduction)), "BinaryCrossEntropyWithLogitsBackward0"
+    )
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002

@@ -1333,9 +1333,11 @@ class LayerNorm(Module):
     """Normalise over the last ``len(normalized_shape)`` dimensions, then scale and shift."""
 
     def __init__(
-        self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True, dtype=None
-    ):
+        self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True, device=None,
+        dtype=None,
+    ):  # fmt: skip
         super().__init__()
+        _device.check(device)
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
@@ -1651,12 +1653,13 @@ class _BatchNorm(Module):
     _ranks: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None):  # fmt: skip
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):  # fmt: skip
         super().__init__()
+        _device.check(device)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(_factories.ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(_factories.zeros(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(_factories.zeros(num_features, dtype=dtype)) if affine and bias else None
         if track_running_stats:
             self.register_buffer("running_mean", _factories.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", _factories.ones(num_features, dtype=dtype))
@@ -1773,8 +1776,8 @@ class _InstanceNorm(_BatchNorm):
     an unbatched input is one sample."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
-                 track_running_stats: bool = False, device=None, dtype=None):  # fmt: skip
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+                 track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):  # fmt: skip
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         if input.dim() not in (self._ranks[0] - 1, self._ranks[0]):
@@ -1812,13 +1815,14 @@ class GroupNorm(Module):
     ``num_groups``."""
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, device=None,
-                 dtype=None):  # fmt: skip
+                 dtype=None, *, bias: bool = True):  # fmt: skip
         super().__init__()
+        _device.check(device)
         if num_channels % num_groups:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         self.weight = Parameter(_factories.ones(num_channels, dtype=dtype)) if affine else None
-        self.bias = Parameter(_factories.zeros(num_channels, dtype=dtype)) if affine else None
+        self.bias = Parameter(_factories.zeros(num_channels, dtype=dtype)) if affine and bias else None
 
     def reset_parameters(self) -> None:
         """Weight ones, bias zeros, as ``torch.nn.GroupNorm.reset_parameters``."""
@@ -1928,4 +1932,6 @@ class BCEWithLogitsLoss(Module):
         self.reduction = F._legacy_reduction(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
-        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+        return F.binary_cross_entropy_with_logits(
+            input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )

@@ -76,15 +76,15 @@ def parameters_to_vector(parameters) -> Tensor:
     return cat([p.reshape(-1) for p in parameters])
 
 
-def vector_to_parameters(vector: Tensor, parameters) -> None:
-    """Copy consecutive slices of ``vector`` into the parameters' values; follows
+def vector_to_parameters(vec: Tensor, parameters) -> None:
+    """Copy consecutive slices of ``vec`` into the parameters' values; follows
     ``torch.nn.utils.vector_to_parameters``."""
     position = 0
     for p in parameters:
         size = p._data.size
         # As PyTorch: ``p.data =`` a view of the vector (they share memory after), which a
         # recording follows (a write into p's array was invisible to it: a replay kept the old).
-        p.data = vector[position : position + size].view(p.shape).data
+        p.data = vec[position : position + size].view(p.shape).data
         position += size
 
 
