@@ -215,7 +215,7 @@ CASES = [
     Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),
     # nn.LSTM's step: tapegrad's one op, PyTorch's cell maths (tests/test_recurrent.py checks layers)
     Case("lstm_cell", lambda gates, c: _lstm_step(gates, c), ((3, 8), (3, 2)), (-3.0, 3.0)),
-    # Convolution and pooling: composites over one window gather (nn/_convolution.py).
+    # Convolution (one fused row, _kernels/convolution.py) and pooling (composites: nn/_convolution.py).
     Case("conv2d", lambda x, w, b: functional(x).conv2d(x, w, b), ((2, 3, 5, 5), (4, 3, 3, 3), (4,))),
     Case(
         "conv2d-strided",
@@ -228,6 +228,12 @@ CASES = [
         ((2, 4, 5, 5), (6, 2, 2, 3)),
     ),
     Case("conv2d-unbatched", lambda x, w: functional(x).conv2d(x, w, padding=1), ((3, 4, 4), (2, 3, 3, 3))),
+    # (rows of the window as far apart as the input's: the kernels copy them as one block)
+    Case(
+        "conv2d-row-strided",
+        lambda x, w: functional(x).conv2d(x, w, padding=1, stride=(2, 1)),
+        ((2, 3, 7, 6), (4, 3, 3, 3)),
+    ),
     Case("conv1d", lambda x, w, b: functional(x).conv1d(x, w, b, stride=2, padding=1), ((2, 3, 7), (4, 3, 3), (4,))),
     Case(
         "conv_transpose2d",

@@ -59,6 +59,9 @@ class Op:
     # rule reads from the tape instead: a second backward through the row raises, as PyTorch's
     # does once it freed them (here the row saved nothing, and the gradient was added twice).
     keeps: bool = False
+    # The integer slot points into the tape's aux table at the op's parameters (conv2d's stride,
+    # padding, dilation and groups), as a view's at its strides.
+    params_in_aux: bool = False
 
     @property
     def replay_rule(self) -> str:
@@ -96,7 +99,7 @@ class Op:
     @property
     def uses_aux(self) -> bool:
         """Rows whose integer slot points into the tape's aux table (shifted when tapes merge)."""
-        return self.family in (VIEW, NARY, GATHER)
+        return self.family in (VIEW, NARY, GATHER) or self.params_in_aux
 
 
 def _sigmoid(x):
@@ -358,6 +361,9 @@ OPS: tuple[Op, ...] = (
     # batch_norm's normalisation when training, without its weight and bias: each channel
     # (dimension 1 of an (N, C, ...) input) over the batch's statistics; the parameter slot eps.
     Op("batch_norm", REDUCE, "batch_norm", "NativeBatchNormBackward0", None, shown_inputs=3),
+    # 2-D cross-correlation without its bias: in0 the input (N, C, H, W), in1 the weight; the
+    # integer slot points at (stride h, w, padding top, left, dilation h, w, groups) in aux.
+    Op("conv2d", REDUCE, "conv2d", "ConvolutionBackward0", None, shown_inputs=3, params_in_aux=True),
     # One step of nn.LSTM: in0 the gates (n, 4 * hidden), in1 the cell state (n, hidden); the
     # result (2, n, hidden) holds h, then the new c; the integer slot is hidden. PyTorch's CPU
     # LSTM is one node a layer (MkldnnRnnLayerBackward0); this is one a step.

@@ -923,26 +923,36 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
 
 
 def record(
-    name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam: int = 0, param: float = 0.0, _locked=False
-) -> Tensor:
+    name: str, inputs: tuple, out: np.ndarray, saved: tuple = (), iparam: int = 0, param: float = 0.0, _locked=False,
+    aux: tuple = (),
+) -> Tensor:  # fmt: skip
     """Record ``name`` producing ``out`` from ``inputs`` (tensors) when ``_target`` says so.
 
     ``saved`` pairs up with ``inputs``: the array the backward reads for each one, or None.
+    ``aux``: integers the row's rule reads from the tape's aux table (``Op.params_in_aux``),
+    where ``iparam`` then points.
     """
     if not _locked and count_threads() > pool_threads[0]:  # ``_tape.exclusive``, inlined: every op's path
         with LOCK:
-            return record(name, inputs, out, saved, iparam, param, True)
+            return record(name, inputs, out, saved, iparam, param, True, aux)
     if _special_modes[0] == 0 and 0 < len(inputs) <= 2:
         a = inputs[0]
         b = inputs[1] if len(inputs) == 2 else None
         if not (a._requires_grad or (b is not None and b._requires_grad)):
             return _wrap(out)
-        result = _short_record(name, a, b, out, saved, iparam, param)
-        if result is not None:
-            return result
+        if aux:
+            tape = _short_tape(a, b)
+            if tape is not None:
+                return _short_record(name, a, b, out, saved, tape.add_aux(aux), param, tape)
+        else:
+            result = _short_record(name, a, b, out, saved, iparam, param)
+            if result is not None:
+                return result
     tape, requires = _target(inputs)
     if tape is None:
         return _wrap(out)
+    if aux:
+        iparam = tape.add_aux(aux)
     replaying = tape is _grad_state.recording
     rows = []
     for i, tensor in enumerate(inputs):

@@ -135,7 +135,7 @@ def _dim(view: _Rows, row: int, shape: tuple) -> int:
 # Replay rules whose row may name a second input (in1); every other rule reads in0 alone, and
 # the backward would treat a stray in1 as an input to send gradient to.
 _TWO_INPUTS = _SAME_SHAPE_BINARY | _COMPARE | {"where", "guard", "dot", "mv", "mm", "bmm", "extreme", "nll_targets"}
-_TWO_INPUTS = _TWO_INPUTS | {"lstm_cell", "batch_norm"}
+_TWO_INPUTS = _TWO_INPUTS | {"lstm_cell", "batch_norm", "conv2d"}
 
 
 def _check_row(view: _Rows, row: int, op) -> None:
@@ -236,6 +236,20 @@ def _check_row(view: _Rows, row: int, op) -> None:
             w = _input(view, row, "in1")
             if view.row_shape(w) != view.row_shape(a)[1:2] or view.code(w) != view.code(a):
                 raise _fail(row, "in1", "the weight has one element per channel, in the input's dtype")
+    elif rule == "conv2d":  # (N, C, H, W) by (C_out, C / groups, kh, kw): (N, C_out, Ho, Wo)
+        w = _input(view, row, "in1")
+        x_shape, w_shape, shape = view.row_shape(a), view.row_shape(w), view.row_shape(row)
+        if len(x_shape) != 4 or len(w_shape) != 4 or len(shape) != 4:
+            raise _fail(row, "layout", "conv2d reads a 4-d input and weight and gives a 4-d result")
+        if view.code(a) != view.code(row) or view.code(w) != view.code(row):
+            raise _fail(row, "layout", "conv2d's input, weight and result have one dtype")
+        sh, sw, ph, pw, dh, dw, groups = (int(v) for v in view.aux_span(row, int(view.rows[row, IPARAM]), 7))
+        if min(sh, sw, dh, dw, groups) < 1 or min(ph, pw) < 0:
+            raise _fail(row, "aux", "strides, dilations and groups of at least 1, paddings of at least 0")
+        if x_shape[1] % groups or w_shape[0] % groups or w_shape[1] * groups != x_shape[1]:
+            raise _fail(row, "in1", f"the weight {w_shape} does not fit {groups} groups of the input {x_shape}")
+        if shape[:2] != (x_shape[0], w_shape[0]):
+            raise _fail(row, "layout", f"a result {shape} for an input {x_shape} and a weight {w_shape}")
     elif rule == "lstm_cell":  # gates (n, 4 * hidden) and c (n, hidden) give (2, n, hidden)
         c = _input(view, row, "in1")
         hidden = int(view.rows[row, IPARAM])

@@ -65,6 +65,7 @@ LAYERS = {
         "_kernels.scalar",
         "_kernels.vmath",
         "_kernels.normalization",
+        "_kernels.convolution",
         "_kernels.pooling",
         "_kernels.generated",
         "_kernels.backward",

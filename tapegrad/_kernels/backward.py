@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import config, families, generated, normalization, scalar, vmath
+from . import config, convolution, families, generated, normalization, scalar, vmath
 from .blas import product
 from .config import always_inline, inline, jit
 from .families import call, make_frame
@@ -37,7 +37,7 @@ RULE_NAMES = (
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
     "view dot mv mm bmm cast concat log_softmax gather_rows python "
     "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm nll_targets lstm_cell "
-    "batch_norm"
+    "batch_norm conv2d"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # Rules of ops declared by formula, numbered after these: no two rules share a number, so no
@@ -48,7 +48,7 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST,
  CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
  CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, NLL_TARGETS,
- LSTM_CELL, BATCH_NORM) = range(len(RULE_NAMES))  # fmt: skip
+ LSTM_CELL, BATCH_NORM, CONV2D) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 SOFTPLUS_THRESHOLD = 20.0  # softplus is x itself above it, and its gradient g (PyTorch's default)
 
@@ -659,8 +659,8 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
 
 
 @jit
-def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad):
-    """Products: dot, mv, mm, bmm (BLAS, which needs scipy: blas.product)."""
+def _matmul_backward(rule, r, rows, layouts, dims, aux, addresses, offsets, touched, grad):
+    """Products: dot, mv, mm, bmm, conv2d (BLAS, which needs scipy: blas.product)."""
     a = rows[r, 1]
     b = rows[r, 2]
     g = grad[offsets[r] : offsets[r] + layouts[rows[r, 4], 1]]
@@ -670,7 +670,15 @@ def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, 
     numel_b = layouts[rows[b, 4], 1]
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
     gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
-    if rule == DOT:
+    if rule == CONV2D:  # a: the input (N, C, H, W); b: the weight; iparam: its parameters in aux
+        if has_a:
+            _claim(a, rows, layouts, offsets, touched, grad)
+        if has_b:
+            _claim(b, rows, layouts, offsets, touched, grad)
+        x = value_at(addresses[a], numel_a, grad)
+        w = value_at(addresses[b], numel_b, grad)
+        convolution.conv2d_backward(x, w, g, ga, gb, convolution.row_geometry(r, rows, layouts, dims, aux))
+    elif rule == DOT:
         if has_a:
             _claim(a, rows, layouts, offsets, touched, grad)
         if has_b:
@@ -1382,13 +1390,13 @@ def _normalization64(rule, r, mask, frame):
 
 
 def _matmul32(rule, r, mask, frame):
-    rows, _, layouts, dims, _, addresses, offsets, touched, grad = families.arrays32(frame)
-    return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
+    rows, _, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_matmul_backward(rule, r, rows, layouts, dims, aux, addresses, offsets, touched, grad))
 
 
 def _matmul64(rule, r, mask, frame):
-    rows, _, layouts, dims, _, addresses, offsets, touched, grad = families.arrays64(frame)
-    return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
+    rows, _, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_matmul_backward(rule, r, rows, layouts, dims, aux, addresses, offsets, touched, grad))
 
 
 def _derivative32(rule, r, mask, frame):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import families, generated, normalization, scalar, vmath
+from . import convolution, families, generated, normalization, scalar, vmath
 from .backward import SMALL, _groups, _shape, _split, product_shape
 from .blas import product
 from .config import inline, jit
@@ -26,14 +26,14 @@ RULE_NAMES = (
     "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gather_rows "
     "sign floor round leaky_relu elu python "
     "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std layer_norm "
-    "assign nll_targets nll_bad lstm_cell batch_norm"
+    "assign nll_targets nll_bad lstm_cell batch_norm conv2d"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, SOFTPLUS, ADD_SCALAR, SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY,
  CAST, CONCAT, LT, LE, GT, GE, EQ, NE, GUARD, LOG_SOFTMAX, GATHER_ROWS, SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
  REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, ASSIGN, NLL_TARGETS, NLL_BAD,
- LSTM_CELL, BATCH_NORM) = range(len(RULE_NAMES))  # fmt: skip
+ LSTM_CELL, BATCH_NORM, CONV2D) = range(len(RULE_NAMES))  # fmt: skip
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
@@ -53,7 +53,7 @@ _PATH_RULES = {
     ELEMENTWISE_PATH: "neg softplus add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar "
     "add sub mul div pow copy assign",
     STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat nll_targets nll_bad",  # sum_all: above SUM_IN_SWEEP
-    MATMUL_PATH: "dot mv mm bmm",
+    MATMUL_PATH: "dot mv mm bmm conv2d",
     # Their own family, apart from the views: each half compiles in about half the time.
     NORMALIZATION_PATH: "softmax log_softmax layer_norm lstm_cell batch_norm",
 }
@@ -466,8 +466,8 @@ def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values
 
 
 @jit
-def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
-    """Products: dot, mv, mm, bmm (BLAS, which needs scipy: blas.product)."""
+def _matmul_forward(rule, r, rows, layouts, dims, aux, offsets, values):
+    """Products: dot, mv, mm, bmm, conv2d (BLAS, which needs scipy: blas.product)."""
     a = rows[r, 1]
     b = rows[r, 2]
     numel = layouts[rows[r, 4], 1]
@@ -480,6 +480,8 @@ def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
 
     if rule == DOT:  # BLAS's, as eager's np.dot (a running sum lost 25x its digits at 10^6)
         out[0] = np.dot(x, y) if numel_a else zero
+    elif rule == CONV2D:  # a: the input (N, C, H, W); b: the weight; iparam: its parameters in aux
+        convolution.conv2d(x, y, out, convolution.row_geometry(r, rows, layouts, dims, aux))
     elif rule == MV or rule == MM or rule == BMM:
         batch, m, k, n, ta, tb = product_shape(r, rows, layouts, dims, rule == MV, rule == BMM)
         if m * k * n == 0:
@@ -866,13 +868,13 @@ def _structural64(rule, r, path, frame):
 
 
 def _matmul32(rule, r, path, frame):
-    rows, _, layouts, dims, _, _, offsets, _, values = families.arrays32(frame)
-    return _done(_matmul_forward(rule, r, rows, layouts, dims, offsets, values))
+    rows, _, layouts, dims, aux, _, offsets, _, values = families.arrays32(frame)
+    return _done(_matmul_forward(rule, r, rows, layouts, dims, aux, offsets, values))
 
 
 def _matmul64(rule, r, path, frame):
-    rows, _, layouts, dims, _, _, offsets, _, values = families.arrays64(frame)
-    return _done(_matmul_forward(rule, r, rows, layouts, dims, offsets, values))
+    rows, _, layouts, dims, aux, _, offsets, _, values = families.arrays64(frame)
+    return _done(_matmul_forward(rule, r, rows, layouts, dims, aux, offsets, values))
 
 
 def _grouped32(rule, r, path, frame):

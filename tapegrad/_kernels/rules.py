@@ -74,7 +74,7 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
     **_rules(STRUCTURAL, "sum_all sum_dim view concat gather_rows nll_targets:b"),
     # Their own family, apart from the views: each half compiles in about half the time.
     **_rules(NORMALIZATION, "softmax:out log_softmax:out layer_norm:a lstm_cell:a+b+out batch_norm:a+b"),
-    **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
+    **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b conv2d:a+b"),
 }
 
 

@@ -21,8 +21,10 @@ import numpy as np
 from .._factories import full
 from .._grad_mode import active_recording
 from .._indexing import gather_rows, pick
-from .._record import name_node
+from .._kernels import load as load_kernels
+from .._record import c_ordered, name_node, record
 from .._views import cat
+from ..autograd.higher_order import VJP_RULES
 from ..tensor import Tensor, _wrap
 
 
@@ -176,10 +178,51 @@ def conv2d(
         _output_size(e, k, s, b + a, d)
         for e, k, s, b, a, d in zip((height, width), (kh, kw), stride, before, after, dilation)
     )
-    table, reads_padding = _windows(channels, height, width, (kh, kw), stride, before, dilation, out)
-    columns = _gather_windows(x, table, reads_padding, 0.0)  # (C*kh*kw, L, N)
-    result = _product(weight.reshape(groups, out_channels // groups, group_channels * kh * kw), columns, out, bias)
+    parameters = (*stride, *before, *dilation, groups)
+    if x._data.dtype.kind == "f" and x._data.dtype == weight._data.dtype:
+        result = _fused(x, weight, out, parameters)
+        if bias is not None:
+            result = result + bias.reshape(1, out_channels, 1, 1)
+        result = name_node(result, "ConvolutionBackward0")
+    else:
+        result = _windowed(x, weight, out, parameters, bias)
     return result.squeeze(0) if unbatched else result
+
+
+def _fused(x: Tensor, weight: Tensor, out: tuple, parameters: tuple) -> Tensor:
+    """One ``conv2d`` row: the kernels' im2col and BLAS product per image (``_kernels.convolution``),
+    ``parameters`` (stride h, w, padding top, left, dilation h, w, groups) in the tape's aux."""
+    data, w = c_ordered(x._data), c_ordered(weight._data)
+    n, channels, height, width = data.shape
+    result = np.empty((n, w.shape[0], *out), data.dtype)
+    geometry = np.array((n, channels, height, width, w.shape[0], *w.shape[2:], *out, *parameters), np.int64)
+    load_kernels("convolution").conv2d(data.reshape(-1), w.reshape(-1), result.reshape(-1), geometry)
+    return record("conv2d", (x, weight), result, saved=(data, w), aux=parameters)
+
+
+def _windowed(x: Tensor, weight: Tensor, out: tuple, parameters: tuple, bias: Tensor | None = None) -> Tensor:
+    """``conv2d`` as a composite of recorded ops (the module's docstring): for dtypes the fused
+    row does not take, and as the create_graph formula of that row (``_conv2d_vjp``)."""
+    sh, sw, ph, pw, dh, dw, groups = parameters
+    _, channels, height, width = x.shape
+    out_channels, group_channels, kh, kw = weight.shape
+    table, reads_padding = _windows(channels, height, width, (kh, kw), (sh, sw), (ph, pw), (dh, dw), out)
+    columns = _gather_windows(x, table, reads_padding, 0.0)  # (C*kh*kw, L, N)
+    return _product(weight.reshape(groups, out_channels // groups, group_channels * kh * kw), columns, out, bias)
+
+
+def _conv2d_vjp(row, g: Tensor) -> tuple:
+    """The gradients of a ``conv2d`` row for create_graph: those of the composite, which every
+    op of can be differentiated again."""
+    from ..autograd import grad
+
+    x, weight = row.a, row.b
+    result = _windowed(x, weight, row.shape[2:], tuple(row.aux(0, 7)))
+    gx, gw = grad(result, (x, weight), g, create_graph=True, allow_unused=True, materialize_grads=True)
+    return gx, gw
+
+
+VJP_RULES["conv2d"] = (lambda row, g: _conv2d_vjp(row, g)[0], lambda row, g: _conv2d_vjp(row, g)[1])
 
 
 def _product(weights: Tensor, columns: Tensor, out: tuple, bias: Tensor | None) -> Tensor:
