@@ -42,6 +42,22 @@ class Case:
         return self.name
 
 
+def _lstm_sequence(projected, w_hh, h0, c0):
+    """Every step of an LSTM layer's direction, (steps, 2, n, hidden): each step's h and c.
+    tapegrad's one row (``nn._recurrent._lstm_sequence``, what ``nn.LSTM`` records from zero
+    states), and in PyTorch the cell's formula step by step."""
+    m = library(projected)
+    if m.__name__ == "tapegrad":
+        return m.nn._recurrent._lstm_sequence(projected, h0, c0, w_hh, False)
+    h, c, states = h0, c0, []
+    for t in range(projected.shape[0]):
+        i, f, g, o = (projected[t] + h @ w_hh.t()).chunk(4, 1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        states.append(m.stack([h, c]))
+    return m.stack(states)
+
+
 def _lstm_step(gates, c):
     """One LSTM step, (2, n, hidden): h then the new c. tapegrad's ``lstm_cell`` (what
     ``nn.LSTM`` records), and in PyTorch the cell's formula, which its layer computes."""
@@ -215,6 +231,9 @@ CASES = [
     Case("F.silu", lambda x: functional(x).silu(x), ((5,),)),
     # nn.LSTM's step: tapegrad's one op, PyTorch's cell maths (tests/test_recurrent.py checks layers)
     Case("lstm_cell", lambda gates, c: _lstm_step(gates, c), ((3, 8), (3, 2)), (-3.0, 3.0)),
+    Case(
+        "lstm_sequence", lambda p, w, h, c: _lstm_sequence(p, w, h, c), ((4, 2, 8), (8, 2), (2, 2), (2, 2)), (-2.0, 2.0)
+    ),
     # Convolution (one fused row, _kernels/convolution.py) and pooling (composites: nn/_convolution.py).
     Case("conv2d", lambda x, w, b: functional(x).conv2d(x, w, b), ((2, 3, 5, 5), (4, 3, 3, 3), (4,))),
     Case(

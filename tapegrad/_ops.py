@@ -368,6 +368,10 @@ OPS: tuple[Op, ...] = (
     # result (2, n, hidden) holds h, then the new c; the integer slot is hidden. PyTorch's CPU
     # LSTM is one node a layer (MkldnnRnnLayerBackward0); this is one a step.
     Op("lstm_cell", REDUCE, "lstm_cell", "LstmCellBackward0", None, shown_inputs=2),
+    # One direction of one nn.LSTM layer, every step: in0 the steps' input projections (steps, n,
+    # 4 * hidden), then h0 and c0 (n, hidden), flat; in1 w_hh (4 * hidden, hidden); the integer
+    # slot 1 for a reversed direction. The result (steps, 2, n, hidden) holds each step's h and c.
+    Op("lstm_sequence", REDUCE, "lstm_sequence", "MkldnnRnnLayerBackward0", None, shown_inputs=2),
     # Views: the integer slot points at (offset, strides) in the tape's aux table, relative to
     # the input laid out contiguously; one rule scatters the gradient back for all of them.
     Op("view", VIEW, "view", "ViewBackward0"),

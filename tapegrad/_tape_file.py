@@ -135,7 +135,7 @@ def _dim(view: _Rows, row: int, shape: tuple) -> int:
 # Replay rules whose row may name a second input (in1); every other rule reads in0 alone, and
 # the backward would treat a stray in1 as an input to send gradient to.
 _TWO_INPUTS = _SAME_SHAPE_BINARY | _COMPARE | {"where", "guard", "dot", "mv", "mm", "bmm", "extreme", "nll_targets"}
-_TWO_INPUTS = _TWO_INPUTS | {"lstm_cell", "batch_norm", "conv2d"}
+_TWO_INPUTS = _TWO_INPUTS | {"lstm_cell", "batch_norm", "conv2d", "lstm_sequence"}
 
 
 def _check_row(view: _Rows, row: int, op) -> None:
@@ -250,6 +250,18 @@ def _check_row(view: _Rows, row: int, op) -> None:
             raise _fail(row, "in1", f"the weight {w_shape} does not fit {groups} groups of the input {x_shape}")
         if shape[:2] != (x_shape[0], w_shape[0]):
             raise _fail(row, "layout", f"a result {shape} for an input {x_shape} and a weight {w_shape}")
+    elif rule == "lstm_sequence":  # projections, h0, c0 (flat) and w_hh give (steps, 2, n, hidden)
+        w = _input(view, row, "in1")
+        shape = view.row_shape(row)
+        if len(shape) != 4 or shape[1] != 2:
+            raise _fail(row, "layout", f"lstm_sequence gives (steps, 2, n, hidden), not {shape}")
+        steps, _, n, hidden = shape
+        if view.row_shape(w) != (4 * hidden, hidden) or view.numel(a) != (steps * 4 + 2) * n * hidden:
+            raise _fail(row, "in0", f"inputs of {view.numel(a)} elements and a weight {view.row_shape(w)} for {shape}")
+        if view.code(a) != view.code(row) or view.code(w) != view.code(row):
+            raise _fail(row, "layout", "lstm_sequence's inputs, weight and result have one dtype")
+        if int(view.rows[row, IPARAM]) not in (0, 1):
+            raise _fail(row, "iparam", "0 or 1: whether the steps run reversed")
     elif rule == "lstm_cell":  # gates (n, 4 * hidden) and c (n, hidden) give (2, n, hidden)
         c = _input(view, row, "in1")
         hidden = int(view.rows[row, IPARAM])

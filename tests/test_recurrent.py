@@ -179,3 +179,45 @@ def test_an_lstm_reads_a_cell_state_changed_through_data_as_pytorch():
         grads.append([inputs.grad.numpy(), c.grad.numpy()])
     for got, want in zip(*grads):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(num_layers=2, bidirectional=True), dict(batch_first=True)])
+def test_an_lstm_from_zero_states_is_one_row_a_direction_and_matches_pytorch(options):
+    # From zero states each direction of each layer records one ``lstm_sequence`` row; its
+    # gradients, their own gradients (create_graph) and the output's node name are PyTorch's.
+    torch, ours, theirs = _pair("LSTM", input_size=3, hidden_size=4, **options)
+    x = np.random.default_rng(3).standard_normal((5, 2, 3))
+    results = []
+    for m, layer in ((tg, ours), (torch, theirs)):
+        inputs = m.tensor(x, requires_grad=True)
+        out, (h_n, c_n) = layer(inputs)
+        (g,) = m.autograd.grad((out**2).sum() + (c_n**3).sum() + h_n.sum(), inputs, create_graph=True)
+        (g**2).sum().backward()
+        node = type(out.grad_fn).__name__ if m is tg else out.grad_fn.name()
+        results.append([out.detach().numpy(), g.detach().numpy(), inputs.grad.numpy(), node])
+        results[-1] += [p.grad.numpy() for p in layer.parameters()]
+    (ours_out, *ours_rest), (theirs_out, *theirs_rest) = results
+    np.testing.assert_allclose(ours_out, theirs_out, rtol=1e-12, atol=1e-14)
+    assert ours_rest[2] == theirs_rest[2]
+    for got, want in zip(ours_rest[:2] + ours_rest[3:], theirs_rest[:2] + theirs_rest[3:]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    rows = {tg._ops.OPS[int(code) & 0xFFFF].name for code in tg._tape.resolve(ours(tg.tensor(x))[0]).rows_array()[:, 0]}
+    assert "lstm_sequence" in rows and "lstm_cell" not in rows
+
+
+def test_a_recorded_lstm_replays_as_eager():
+    layer = tg.nn.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=tg.float64)
+
+    def loss(x):
+        out, (_, c_n) = layer(x)
+        return out.sin().sum() + c_n.sum()
+
+    tape = tg.record(loss, np.zeros((5, 2, 3)))
+    for seed in (1, 2):
+        x = np.random.default_rng(seed).standard_normal((5, 2, 3))
+        value, (grad,) = tape.value_and_grad(x)
+        inputs = tg.tensor(x, requires_grad=True)
+        expected = loss(inputs)
+        expected.backward()
+        np.testing.assert_allclose(value.item(), expected.item(), rtol=1e-12)
+        np.testing.assert_allclose(grad.numpy(), inputs.grad.numpy(), rtol=1e-10, atol=1e-12)

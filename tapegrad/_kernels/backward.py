@@ -37,7 +37,7 @@ RULE_NAMES = (
     "mul_scalar div_scalar pow_scalar rpow_scalar add sub mul div pow sum_all sum_dim norm softmax "
     "view dot mv mm bmm cast concat log_softmax gather_rows python "
     "maximum minimum clamp_min clamp_max where select_reduce cumsum prod logsumexp var std layer_norm nll_targets lstm_cell "
-    "batch_norm conv2d"
+    "batch_norm conv2d lstm_sequence"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # Rules of ops declared by formula, numbered after these: no two rules share a number, so no
@@ -48,7 +48,7 @@ RULES.update({name: GENERATED_BASE + number for name, number in generated.RULES.
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, CAST,
  CONCAT, LOG_SOFTMAX, GATHER_ROWS, PYTHON, MAXIMUM, MINIMUM,
  CLAMP_MIN, CLAMP_MAX, WHERE, SELECT_REDUCE, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, NLL_TARGETS,
- LSTM_CELL, BATCH_NORM, CONV2D) = range(len(RULE_NAMES))  # fmt: skip
+ LSTM_CELL, BATCH_NORM, CONV2D, LSTM_SEQUENCE) = range(len(RULE_NAMES))  # fmt: skip
 NO_GRAD = 1 << 16  # tapegrad._tape.NO_GRAD: a row whose result needs no gradient
 SOFTPLUS_THRESHOLD = 20.0  # softplus is x itself above it, and its gradient g (PyTorch's default)
 
@@ -605,6 +605,27 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
             g_c = grad[offsets[b] : offsets[b] + numel_b]
         state = value_at(addresses[r], 2 * numel_b, grad)
         normalization.lstm_cell_backward(gates, c, state, g, g_gates, g_c, rows[r, 3], with_c)
+        return True
+    if rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; b: w_hh; iparam: reversed; (steps, 2, n, hidden)
+        b = rows[r, 2]
+        if a < 0 or b < 0:  # both are always recorded (their values are read): a malformed row
+            return False
+        with_a, with_b = offsets[a] >= 0, offsets[b] >= 0
+        if not (with_a or with_b):
+            return True
+        numel_a, numel_b, numel = layouts[rows[a, 4], 1], layouts[rows[b, 4], 1], layouts[rows[r, 4], 1]
+        shape = _shape(layouts, dims, rows[r, 4])
+        steps, n, hidden = shape[0], shape[2], shape[3]
+        g_inputs, g_w = grad[:0], grad[:0]
+        if with_a:
+            _claim(a, rows, layouts, offsets, touched, grad)
+            g_inputs = grad[offsets[a] : offsets[a] + numel_a]
+        if with_b:
+            _claim(b, rows, layouts, offsets, touched, grad)
+            g_w = grad[offsets[b] : offsets[b] + numel_b]
+        inputs, w = value_at(addresses[a], numel_a, grad), value_at(addresses[b], numel_b, grad)
+        out, g = value_at(addresses[r], numel, grad), grad[offsets[r] : offsets[r] + numel]
+        normalization.lstm_sequence_backward(inputs, w, out, g, g_inputs, g_w, steps, n, hidden, rows[r, 3])
         return True
     if rule == BATCH_NORM:  # each channel (dimension 1) over the others; b: the weight or -1; param: eps
         b = rows[r, 2]

@@ -26,14 +26,14 @@ RULE_NAMES = (
     "norm softmax view dot mv mm bmm copy cast concat lt le gt ge eq ne guard log_softmax gather_rows "
     "sign floor round leaky_relu elu python "
     "maximum minimum clamp_min clamp_max where extreme reduce_weights argmax cumsum prod logsumexp var std layer_norm "
-    "assign nll_targets nll_bad lstm_cell batch_norm conv2d"
+    "assign nll_targets nll_bad lstm_cell batch_norm conv2d lstm_sequence"
 ).split()
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 (INPUT, NEG, SOFTPLUS, ADD_SCALAR, SUB_SCALAR, RSUB_SCALAR, MUL_SCALAR, DIV_SCALAR, POW_SCALAR,
  RPOW_SCALAR, ADD, SUB, MUL, DIV, POW, SUM_ALL, SUM_DIM, NORM, SOFTMAX, VIEW, DOT, MV, MM, BMM, COPY,
  CAST, CONCAT, LT, LE, GT, GE, EQ, NE, GUARD, LOG_SOFTMAX, GATHER_ROWS, SIGN, FLOOR, ROUND, LEAKY_RELU, ELU, PYTHON, MAXIMUM, MINIMUM, CLAMP_MIN, CLAMP_MAX, WHERE, EXTREME,
  REDUCE_WEIGHTS, ARGMAX, CUMSUM, PROD, LOGSUMEXP, VAR, STD, LAYER_NORM, ASSIGN, NLL_TARGETS, NLL_BAD,
- LSTM_CELL, BATCH_NORM, CONV2D) = range(len(RULE_NAMES))  # fmt: skip
+ LSTM_CELL, BATCH_NORM, CONV2D, LSTM_SEQUENCE) = range(len(RULE_NAMES))  # fmt: skip
 
 # Which code runs each rule, by name: the sweep dispatches on ``PATHS[rule]``, never on where a
 # rule's number falls, so adding a rule anywhere in RULE_NAMES cannot send another to the wrong
@@ -55,7 +55,7 @@ _PATH_RULES = {
     STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat nll_targets nll_bad",  # sum_all: above SUM_IN_SWEEP
     MATMUL_PATH: "dot mv mm bmm conv2d",
     # Their own family, apart from the views: each half compiles in about half the time.
-    NORMALIZATION_PATH: "softmax log_softmax layer_norm lstm_cell batch_norm",
+    NORMALIZATION_PATH: "softmax log_softmax layer_norm lstm_cell batch_norm lstm_sequence",
 }
 # Ops declared by formula replay through their own families (``generated.REPLAY_FAMILIES``),
 # numbered after the rules above.
@@ -414,6 +414,14 @@ def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values
         gates = values[offsets[a] : offsets[a] + 2 * numel]
         c = values[offsets[b] : offsets[b] + numel // 2]
         normalization.lstm_cell(gates, c, values[offsets[r] : offsets[r] + numel], rows[r, 3])
+        return True
+    if rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; b: w_hh; iparam: reversed; (steps, 2, n, hidden)
+        b = rows[r, 2]
+        shape = _shape(layouts, dims, rows[r, 4])
+        steps, n, hidden = shape[0], shape[2], shape[3]
+        inputs = values[offsets[a] : offsets[a] + layouts[rows[a, 4], 1]]
+        w = values[offsets[b] : offsets[b] + layouts[rows[b, 4], 1]]
+        normalization.lstm_sequence(inputs, w, values[offsets[r] : offsets[r] + numel], steps, n, hidden, rows[r, 3])
         return True
     out = values[offsets[r] : offsets[r] + numel]
     x = values[offsets[a] : offsets[a] + numel]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import vmath
+from .blas import product
 from .config import inline, jit, reduction
 
 
@@ -327,3 +328,90 @@ def lstm_cell_backward(gates, c, out, g, g_gates, g_c, hidden, with_c):
             g_gates[base + 3 * hidden + j] += g_h * squashed * o * (one - o)
             if with_c:
                 g_c[k] += g_state * f
+
+
+# -- a whole LSTM layer's direction (nn.LSTM): every step in one row ---------------------------
+# ``inputs`` holds the input projections of every step (steps, n, 4 * hidden), then h0 and c0
+# (n, hidden) each; ``out`` (steps, 2, n, hidden) each step's h, then its c. Row by row (one
+# ``lstm_cell`` a step, with its product and views), a 20-step layer's training step spent most
+# of its time recording and sweeping six rows a step: PyTorch's layer is one node.
+
+
+@jit
+def lstm_sequence(inputs, w_hh, out, steps, n, hidden, reverse):
+    """The layer's forward: each step's gates are its projection plus h @ w_hh.T (BLAS), then
+    ``lstm_cell``'s update; ``reverse`` runs the steps from the last."""
+    width = 4 * hidden
+    size = n * hidden
+    gates = np.empty(n * width, inputs.dtype)
+    item = inputs.itemsize
+    for k in range(steps):
+        t = steps - 1 - k if reverse else k
+        if k == 0:
+            h_at, c_prev = inputs.ctypes.data + (steps * n * width) * item, inputs[steps * n * width + size :]
+        else:
+            before = t + 1 if reverse else t - 1
+            h_at, c_prev = out.ctypes.data + (before * 2 * size) * item, out[(before * 2 + 1) * size :]
+        projection = inputs[t * n * width : (t + 1) * n * width]
+        for i in range(n * width):
+            gates[i] = projection[i]
+        product(False, True, n, width, hidden, 1.0, h_at, hidden, w_hh.ctypes.data, hidden, 1.0,
+                gates.ctypes.data, width, inputs)  # fmt: skip
+        lstm_cell(gates, c_prev[:size], out[t * 2 * size : (t + 1) * 2 * size], hidden)
+
+
+@jit
+def lstm_sequence_backward(inputs, w_hh, out, g, g_inputs, g_w, steps, n, hidden, reverse):
+    """Add the gradients of ``lstm_sequence`` from ``g`` (``out``'s): to ``g_inputs`` (the
+    projections, then h0 and c0) and ``g_w``, either empty for none. The steps in reverse
+    order, each step's gates computed again (one product) rather than kept."""
+    width = 4 * hidden
+    size = n * hidden
+    dtype = inputs.dtype
+    gates = np.empty(n * width, dtype)
+    d_gates = np.empty(n * width, dtype)
+    g_h = np.zeros(size, dtype)  # the gradient carried to the previous step's h and c
+    g_c = np.zeros(size, dtype)
+    g_state = np.empty(2 * size, dtype)  # (h, c) of this step: carried plus arriving
+    item = inputs.itemsize
+    for k in range(steps - 1, -1, -1):
+        t = steps - 1 - k if reverse else k
+        if k == 0:  # the previous step's h (by address) and c: the initial ones
+            h_start = steps * n * width
+            c_prev = inputs[h_start + size : h_start + 2 * size]
+            h_at = inputs.ctypes.data + h_start * item
+        else:
+            before = t + 1 if reverse else t - 1
+            c_prev = out[(before * 2 + 1) * size :]
+            h_at = out.ctypes.data + before * 2 * size * item
+        projection = inputs[t * n * width : (t + 1) * n * width]
+        for i in range(n * width):
+            gates[i] = projection[i]
+        product(False, True, n, width, hidden, 1.0, h_at, hidden, w_hh.ctypes.data, hidden, 1.0,
+                gates.ctypes.data, width, inputs)  # fmt: skip
+        arriving = g[t * 2 * size : (t + 1) * 2 * size]
+        for i in range(size):
+            g_state[i] = g_h[i] + arriving[i]
+            g_state[size + i] = g_c[i] + arriving[size + i]
+        for i in range(n * width):
+            d_gates[i] = 0
+        for i in range(size):
+            g_c[i] = 0
+        # the gates' gradients, and the previous cell state's into g_c
+        lstm_cell_backward(gates, c_prev[:size], out[t * 2 * size : (t + 1) * 2 * size], g_state, d_gates, g_c,
+                           hidden, True)  # fmt: skip
+        if len(g_inputs):
+            target = g_inputs[t * n * width : (t + 1) * n * width]
+            for i in range(n * width):
+                target[i] += d_gates[i]
+        if len(g_w):  # g_w (4 hidden, hidden) += d_gates.T @ h_prev
+            product(True, False, width, hidden, n, 1.0, d_gates.ctypes.data, width, h_at, hidden, 1.0,
+                    g_w.ctypes.data, hidden, inputs)  # fmt: skip
+        # g_h = d_gates @ w_hh: what reaches the previous step's h
+        product(False, False, n, hidden, width, 1.0, d_gates.ctypes.data, width, w_hh.ctypes.data, hidden, 0.0,
+                g_h.ctypes.data, hidden, inputs)  # fmt: skip
+    if len(g_inputs):
+        h_start = steps * n * width
+        for i in range(size):
+            g_inputs[h_start + i] += g_h[i]
+            g_inputs[h_start + size + i] += g_c[i]
