@@ -132,6 +132,8 @@ def _dim(view: _Rows, row: int, shape: tuple) -> int:
     return dim
 
 
+_CONV_LIMIT = 1 << 30  # conv2d's geometry (tapegrad._kernels.convolution): any larger is refused
+
 # Replay rules whose row may name a second input (in1); every other rule reads in0 alone, and
 # the backward would treat a stray in1 as an input to send gradient to.
 _TWO_INPUTS = _SAME_SHAPE_BINARY | _COMPARE | {"where", "guard", "dot", "mv", "mm", "bmm", "extreme", "nll_targets"}
@@ -246,10 +248,21 @@ def _check_row(view: _Rows, row: int, op) -> None:
         sh, sw, ph, pw, dh, dw, groups = (int(v) for v in view.aux_span(row, int(view.rows[row, IPARAM]), 7))
         if min(sh, sw, dh, dw, groups) < 1 or min(ph, pw) < 0:
             raise _fail(row, "aux", "strides, dilations and groups of at least 1, paddings of at least 0")
+        # (the kernels' index arithmetic in int64: each product of these stays far below 2**63)
+        if max(sh, sw, ph, pw, dh * w_shape[2], dw * w_shape[3], *x_shape, *shape) >= _CONV_LIMIT:
+            raise _fail(row, "aux", f"strides, paddings and dilated kernels below {_CONV_LIMIT}")
         if x_shape[1] % groups or w_shape[0] % groups or w_shape[1] * groups != x_shape[1]:
             raise _fail(row, "in1", f"the weight {w_shape} does not fit {groups} groups of the input {x_shape}")
         if shape[:2] != (x_shape[0], w_shape[0]):
             raise _fail(row, "layout", f"a result {shape} for an input {x_shape} and a weight {w_shape}")
+        for extent, out, stride, pad, dilation, kernel in (
+            (x_shape[2], shape[2], sh, ph, dh, w_shape[2]),
+            (x_shape[3], shape[3], sw, pw, dw, w_shape[3]),
+        ):  # the padding after is the one before, or one more ('same' with an odd total)
+            if out not in [
+                (extent + pad + after - dilation * (kernel - 1) - 1) // stride + 1 for after in (pad, pad + 1)
+            ]:
+                raise _fail(row, "layout", f"a result {shape} for an input {x_shape} at these strides and paddings")
     elif rule == "lstm_sequence":  # projections, h0, c0 (flat) and w_hh give (steps, 2, n, hidden)
         w = _input(view, row, "in1")
         shape = view.row_shape(row)

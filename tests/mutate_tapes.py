@@ -35,6 +35,9 @@ def programs() -> list:
     import tapegrad as tg
     import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
 
+    lstm = tg.nn.LSTM(2, 3, dtype=tg.float64)  # (made outside the recordings: its draws)
+    for index, parameter in enumerate(lstm.parameters()):  # the same values at every call
+        parameter.data = tg.tensor(np.linspace(-0.5, 0.5, parameter.numel()).reshape(tuple(parameter.shape)) * index)
     return [
         ("elementwise", lambda a: (a.sin() * a + a.exp().sqrt() - 2**a).sum(), np.arange(5.0)),
         ("matmul", lambda a: (a @ a.t()).softmax(1).sum(), np.ones((3, 4), np.float32)),
@@ -53,6 +56,24 @@ def programs() -> list:
             lambda a: F.cross_entropy(a[:, :3] * 2, (a[:, 3] > 0.5).long() + (a[:, 0] > 0.5).long()),
             np.array([[0.1, 0.2, 0.3, 0.9], [0.7, 0.1, 0.2, 0.1]], np.float32),
         ),
+        # the fused rows: conv2d (its parameters in aux), batch_norm, an LSTM direction
+        (
+            "convolution",
+            lambda a: (
+                F.conv2d(a.reshape(1, 2, 3, 3), tg.ones(3, 2, 2, 2, dtype=a.dtype), padding=1, stride=(2, 1))
+                .tanh()
+                .sum()
+            ),
+            np.arange(18.0) / 10,
+        ),
+        (
+            "batch_norm",
+            lambda a: (
+                F.batch_norm(a.reshape(3, 2, 2), None, None, tg.ones(2, dtype=a.dtype), None, training=True).sin().sum()
+            ),
+            np.arange(12.0) / 7,
+        ),
+        ("lstm", lambda a: lstm(a.reshape(4, 1, 2))[0].sum(), np.arange(8.0) / 5),
     ]
 
 

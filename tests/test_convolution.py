@@ -390,3 +390,45 @@ def test_conv_transpose1d_layer_matches_pytorch():
     assert our_shape == their_shape and our_node == their_node
     for got, want in zip(ours, theirs):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "shape, weight, options",
+    [
+        ((1, 2, 4, 4), (3, 2, 3, 3), dict(padding=12, dilation=12)),  # a dilation beyond the input (ASPP)
+        ((1, 1, 1, 1), (1, 1, 3, 3), dict(padding=30, dilation=30)),  # rows of windows all in the padding
+        ((1, 1, 4, 1), (1, 1, 1, 3), dict(padding=(0, 1000), dilation=(1, 1000))),
+        ((2, 3, 5, 6), (4, 3, 3, 2), dict(padding="same", dilation=3)),
+    ],
+)
+def test_windows_reading_only_padding_match_pytorch(shape, weight, options):
+    # The kernels' output ranges were not bounded by the output's size: zeros written past a
+    # window row (a heap overflow, a crash) and the next row's gradient wiped (x.grad 0).
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(shape), rng.standard_normal(weight)
+    results = []
+    for m in (tg, torch):
+        xt, wt = m.tensor(x, requires_grad=True), m.tensor(w, requires_grad=True)
+        out = m.nn.functional.conv2d(xt, wt, **options)
+        (out * out).sum().backward()
+        results.append([out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("constant", ["input", "weight"])
+def test_second_order_gradients_through_a_convolution_with_a_constant_operand(constant):
+    # (its create_graph formula asked for the gradient of an operand that takes none: RuntimeError)
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    results = []
+    for m in (tg, torch):
+        xt, wt = m.tensor(x, requires_grad=constant != "input"), m.tensor(w, requires_grad=constant != "weight")
+        wanted = wt if constant == "input" else xt
+        (g,) = m.autograd.grad((m.nn.functional.conv2d(xt, wt, padding=1) ** 2).sum(), wanted, create_graph=True)
+        (g**2).sum().backward()
+        results.append([g.detach().numpy(), wanted.grad.numpy()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)

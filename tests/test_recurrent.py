@@ -221,3 +221,17 @@ def test_a_recorded_lstm_replays_as_eager():
         expected.backward()
         np.testing.assert_allclose(value.item(), expected.item(), rtol=1e-12)
         np.testing.assert_allclose(grad.numpy(), inputs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_second_order_gradients_through_a_frozen_lstm():
+    torch, ours, theirs = _pair("LSTM", input_size=3, hidden_size=4)
+    x = np.random.default_rng(4).standard_normal((4, 2, 3))
+    results = []
+    for m, layer in ((tg, ours), (torch, theirs)):
+        layer.requires_grad_(False)
+        inputs = m.tensor(x, requires_grad=True)
+        (g,) = m.autograd.grad((layer(inputs)[0] ** 2).sum(), inputs, create_graph=True)
+        (g**2).sum().backward()
+        results.append([g.detach().numpy(), inputs.grad.numpy()])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

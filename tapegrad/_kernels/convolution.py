@@ -25,9 +25,11 @@ GEOMETRY = 16  # entries of ``geometry``
 
 @jit
 def _span(extent, out, stride, pad, offset):
-    """The output positions ``o`` with ``0 <= o * stride - pad + offset < extent``: ``[lo, hi)``."""
+    """The output positions ``o`` (of ``out``) with ``0 <= o * stride - pad + offset < extent``:
+    ``[lo, hi)``, ``lo <= hi <= out``. (``lo`` unbounded, a window row that reads only padding,
+    a dilation beyond the input, made the loops zero past their row: a heap overflow.)"""
     first = pad - offset  # o * stride >= first
-    lo = 0 if first <= 0 else (first + stride - 1) // stride
+    lo = 0 if first <= 0 else min(out, (first + stride - 1) // stride)
     last = extent - 1 + pad - offset  # o * stride <= last
     hi = 0 if last < 0 else min(out, last // stride + 1)
     return lo, max(lo, hi)
@@ -49,7 +51,7 @@ def im2col(x, base, channels, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, cols
                 x_lo, x_hi = _span(w, ow, sw, pw, kx * dw)
                 for i in range(row, row + y_lo * ow):
                     cols[i] = zero
-                if sw == 1 and sh * w == ow and y_hi > y_lo:
+                if sw == 1 and sh * w == ow and y_hi > y_lo and x_hi > x_lo:
                     # Rows of the window as far apart as the input's ('same' padding, stride 1): one
                     # copy of the whole block, then its columns in the padding zeroed (a row is
                     # a dozen elements, too short for the vector loop a block takes).
@@ -95,7 +97,7 @@ def col2im(cols, base, channels, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, g
             for kx in range(kw):
                 row = ((c * kh + ky) * kw + kx) * positions
                 x_lo, x_hi = _span(w, ow, sw, pw, kx * dw)
-                if sw == 1 and sh * w == ow and y_hi > y_lo:  # one block, as ``im2col``'s
+                if sw == 1 and sh * w == ow and y_hi > y_lo and x_hi > x_lo:  # one block, as ``im2col``'s
                     zero = cols.dtype.type(0)
                     for oy in range(y_lo, y_hi):  # (what the padding read adds nothing: cols is scratch)
                         for ox in range(x_lo):

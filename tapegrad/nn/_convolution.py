@@ -24,7 +24,7 @@ from .._indexing import gather_rows, pick
 from .._kernels import load as load_kernels
 from .._record import c_ordered, name_node, record
 from .._views import cat
-from ..autograd.higher_order import VJP_RULES
+from ..autograd.higher_order import VJP_RULES, differentiated
 from ..tensor import Tensor, _wrap
 
 
@@ -214,12 +214,8 @@ def _windowed(x: Tensor, weight: Tensor, out: tuple, parameters: tuple, bias: Te
 def _conv2d_vjp(row, g: Tensor) -> tuple:
     """The gradients of a ``conv2d`` row for create_graph: those of the composite, which every
     op of can be differentiated again."""
-    from ..autograd import grad
-
     x, weight = row.a, row.b
-    result = _windowed(x, weight, row.shape[2:], tuple(row.aux(0, 7)))
-    gx, gw = grad(result, (x, weight), g, create_graph=True, allow_unused=True, materialize_grads=True)
-    return gx, gw
+    return differentiated(_windowed(x, weight, row.shape[2:], tuple(row.aux(0, 7))), (x, weight), g)
 
 
 VJP_RULES["conv2d"] = (lambda row, g: _conv2d_vjp(row, g)[0], lambda row, g: _conv2d_vjp(row, g)[1])

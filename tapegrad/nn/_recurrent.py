@@ -24,7 +24,7 @@ from .._kernels import load as load_kernels
 from .._record import c_ordered, name_node, record
 from .._reductions import lstm_cell as _lstm_cell
 from .._views import cat, stack
-from ..autograd.higher_order import VJP_RULES
+from ..autograd.higher_order import VJP_RULES, differentiated
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
@@ -64,11 +64,8 @@ def _lstm_steps(inputs: Tensor, w_hh: Tensor, shape: tuple, reverse: bool) -> Te
 
 
 def _lstm_sequence_vjp(row, g: Tensor) -> tuple:
-    from ..autograd import grad
-
     inputs, w_hh = row.a, row.b
-    result = _lstm_steps(inputs, w_hh, row.shape, bool(row.iparam))
-    return grad(result, (inputs, w_hh), g, create_graph=True, allow_unused=True, materialize_grads=True)
+    return differentiated(_lstm_steps(inputs, w_hh, row.shape, bool(row.iparam)), (inputs, w_hh), g)
 
 
 VJP_RULES["lstm_sequence"] = (
