@@ -162,3 +162,17 @@ def _tensor_backward(self, gradient=None, retain_graph=None, create_graph: bool 
 
 
 install({"backward": _tensor_backward})
+
+
+def differentiated(result: Tensor, operands: tuple, g: Tensor) -> tuple:
+    """The gradients of ``result`` (weighted by ``g``) with respect to ``operands``, on a graph of
+    their own (create_graph): a fused row's formula, by the composite it stands for
+    (``nn._convolution``, ``nn._recurrent``). Zeros for an operand that does not require grad
+    (a frozen weight), which nothing reads."""
+    from .._factories import zeros_like
+
+    wanted = [operand for operand in operands if operand.requires_grad]
+    found = iter(
+        grad(result, wanted, g, create_graph=True, allow_unused=True, materialize_grads=True) if wanted else ()
+    )
+    return tuple(next(found) if operand.requires_grad else zeros_like(operand) for operand in operands)

@@ -546,20 +546,6 @@ def _formula_of(op) -> tuple:
     return (formula,)
 
 
-def differentiated(result: Tensor, operands: tuple, g: Tensor) -> tuple:
-    """The gradients of ``result`` (weighted by ``g``) with respect to ``operands``, on a graph of
-    their own (create_graph): a fused row's formula, by the composite it stands for. Zeros for
-    an operand that does not require grad (a frozen weight), which nothing reads."""
-    from .. import _factories
-    from . import grad
-
-    wanted = [operand for operand in operands if operand.requires_grad]
-    found = iter(
-        grad(result, wanted, g, create_graph=True, allow_unused=True, materialize_grads=True) if wanted else ()
-    )
-    return tuple(next(found) if operand.requires_grad else _factories.zeros_like(operand) for operand in operands)
-
-
 VJP_RULES: dict = {
     **_record.VJP,
     **_selection.VJP,

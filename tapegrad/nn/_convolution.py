@@ -24,7 +24,8 @@ from .._indexing import gather_rows, pick
 from .._kernels import load as load_kernels
 from .._record import c_ordered, name_node, record
 from .._views import cat
-from ..autograd.higher_order import VJP_RULES, differentiated
+from ..autograd.gradients import differentiated
+from ..autograd.higher_order import VJP_RULES
 from ..tensor import Tensor, _wrap
 
 

@@ -24,7 +24,8 @@ from .._kernels import load as load_kernels
 from .._record import c_ordered, name_node, record
 from .._reductions import lstm_cell as _lstm_cell
 from .._views import cat, stack
-from ..autograd.higher_order import VJP_RULES, differentiated
+from ..autograd.gradients import differentiated
+from ..autograd.higher_order import VJP_RULES
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
