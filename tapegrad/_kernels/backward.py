@@ -23,6 +23,7 @@ from .rules import CONSTANT as CONSTANT_PATH
 from .rules import ELEMENTWISE as ELEMENTWISE_PATH
 from .rules import GENERATED as GENERATED_PATH
 from .rules import GROUPED as GROUPED_PATH
+from .rules import LAYERS as LAYERS_PATH
 from .rules import MATMUL as MATMUL_PATH
 from .rules import NORMALIZATION as NORMALIZATION_PATH
 from .rules import PERIOD_BITS
@@ -581,8 +582,8 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
 
 @jit
 def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, offsets, touched, grad):
-    """softmax, log_softmax, layer_norm and batch_norm: normalisations over groups of elements;
-    and one LSTM step (``normalization.lstm_cell``), whose two inputs are not of its result's size."""
+    """softmax, log_softmax and layer_norm: normalisations over groups of elements; and one
+    LSTM step (``normalization.lstm_cell``), whose two inputs are not of its result's size."""
     a = rows[r, 1]
     if rule == LSTM_CELL:  # a: the gates (n, 4 * hidden); b: the cell state (n, hidden)
         b = rows[r, 2]
@@ -605,6 +606,59 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
             g_c = grad[offsets[b] : offsets[b] + numel_b]
         state = value_at(addresses[r], 2 * numel_b, grad)
         normalization.lstm_cell_backward(gates, c, state, g, g_gates, g_c, rows[r, 3], with_c)
+        return True
+    if a < 0 or offsets[a] < 0:
+        return True
+    numel = layouts[rows[r, 4], 1]
+    g = grad[offsets[r] : offsets[r] + numel]
+    ga = grad[offsets[a] : offsets[a] + numel]
+    _claim(a, rows, layouts, offsets, touched, grad)
+    zero = grad.dtype.type(0.0)
+    if rule == SOFTMAX or rule == LOG_SOFTMAX:
+        log = rule == LOG_SOFTMAX
+        y = value_at(addresses[r], numel, grad)
+        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
+        if inner == 1 and extent > 0:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
+            normalization.softmax_groups_backward(y, g, ga, extent, log)
+            return True
+        for o in range(outer):  # another dimension: groups strided by ``inner``
+            for i in range(inner):
+                base = o * extent * inner + i
+                total = zero
+                for k in range(extent):
+                    total += g[base + k * inner] if log else g[base + k * inner] * y[base + k * inner]
+                for k in range(extent):
+                    j = base + k * inner
+                    ga[j] += g[j] - vmath.exp(y[j]) * total if log else y[j] * (g[j] - total)
+    elif rule == LAYER_NORM:  # iparam: the elements normalised together; param: eps
+        normalization.layer_norm_backward(value_at(addresses[a], numel, grad), g, ga, rows[r, 3], params[r, 5])
+    else:
+        return False
+    return True
+
+
+@jit
+def _layers_backward(rule, r, rows, layouts, dims, params, aux, addresses, offsets, touched, grad):
+    """Whole layers in one row each: conv2d (``convolution``), batch_norm and an LSTM direction's
+    steps (``normalization``). Their kernels are the largest: a family of their own, compiled
+    only for the tapes that have them."""
+    a = rows[r, 1]
+    if rule == CONV2D:  # a: the input (N, C, H, W); b: the weight; iparam: its parameters in aux
+        b = rows[r, 2]
+        if a < 0 or b < 0:  # both are always recorded (their values are read): a malformed row
+            return False
+        has_a, has_b = offsets[a] >= 0, offsets[b] >= 0
+        numel_a, numel_b = layouts[rows[a, 4], 1], layouts[rows[b, 4], 1]
+        g = grad[offsets[r] : offsets[r] + layouts[rows[r, 4], 1]]
+        ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
+        gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
+        if has_a:
+            _claim(a, rows, layouts, offsets, touched, grad)
+        if has_b:
+            _claim(b, rows, layouts, offsets, touched, grad)
+        x = value_at(addresses[a], numel_a, grad)
+        w = value_at(addresses[b], numel_b, grad)
+        convolution.conv2d_backward(x, w, g, ga, gb, convolution.row_geometry(r, rows, layouts, dims, aux))
         return True
     if rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; b: w_hh; iparam: reversed; (steps, 2, n, hidden)
         b = rows[r, 2]
@@ -649,39 +703,12 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
         x = value_at(addresses[a], numel, grad)
         normalization.batch_norm_backward(x, w, g, ga, gw, outer, channels, inner, params[r, 5])
         return True
-    if a < 0 or offsets[a] < 0:
-        return True
-    numel = layouts[rows[r, 4], 1]
-    g = grad[offsets[r] : offsets[r] + numel]
-    ga = grad[offsets[a] : offsets[a] + numel]
-    _claim(a, rows, layouts, offsets, touched, grad)
-    zero = grad.dtype.type(0.0)
-    if rule == SOFTMAX or rule == LOG_SOFTMAX:
-        log = rule == LOG_SOFTMAX
-        y = value_at(addresses[r], numel, grad)
-        outer, extent, inner = _split(_shape(layouts, dims, rows[r, 4]), rows[r, 3])
-        if inner == 1 and extent > 0:  # the last dimension: contiguous groups, whose loops LLVM vectorizes
-            normalization.softmax_groups_backward(y, g, ga, extent, log)
-            return True
-        for o in range(outer):  # another dimension: groups strided by ``inner``
-            for i in range(inner):
-                base = o * extent * inner + i
-                total = zero
-                for k in range(extent):
-                    total += g[base + k * inner] if log else g[base + k * inner] * y[base + k * inner]
-                for k in range(extent):
-                    j = base + k * inner
-                    ga[j] += g[j] - vmath.exp(y[j]) * total if log else y[j] * (g[j] - total)
-    elif rule == LAYER_NORM:  # iparam: the elements normalised together; param: eps
-        normalization.layer_norm_backward(value_at(addresses[a], numel, grad), g, ga, rows[r, 3], params[r, 5])
-    else:
-        return False
-    return True
+    return False
 
 
 @jit
-def _matmul_backward(rule, r, rows, layouts, dims, aux, addresses, offsets, touched, grad):
-    """Products: dot, mv, mm, bmm, conv2d (BLAS, which needs scipy: blas.product)."""
+def _matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad):
+    """Products: dot, mv, mm, bmm (BLAS, which needs scipy: blas.product)."""
     a = rows[r, 1]
     b = rows[r, 2]
     g = grad[offsets[r] : offsets[r] + layouts[rows[r, 4], 1]]
@@ -691,15 +718,7 @@ def _matmul_backward(rule, r, rows, layouts, dims, aux, addresses, offsets, touc
     numel_b = layouts[rows[b, 4], 1]
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
     gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
-    if rule == CONV2D:  # a: the input (N, C, H, W); b: the weight; iparam: its parameters in aux
-        if has_a:
-            _claim(a, rows, layouts, offsets, touched, grad)
-        if has_b:
-            _claim(b, rows, layouts, offsets, touched, grad)
-        x = value_at(addresses[a], numel_a, grad)
-        w = value_at(addresses[b], numel_b, grad)
-        convolution.conv2d_backward(x, w, g, ga, gb, convolution.row_geometry(r, rows, layouts, dims, aux))
-    elif rule == DOT:
+    if rule == DOT:
         if has_a:
             _claim(a, rows, layouts, offsets, touched, grad)
         if has_b:
@@ -1340,6 +1359,8 @@ def _run(
                     family = MATMUL
                 elif path == NORMALIZATION_PATH:
                     family = NORMALIZATION
+                elif path == LAYERS_PATH:
+                    family = LAYERS
                 else:
                     return NO_RULE, r, offsets, grad32, grad64, touched
                 slot = 2 * family + (1 if is_double else 0)
@@ -1359,7 +1380,9 @@ def _run(
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.BACKWARD_FAMILIES``), in rule order.
-ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, DERIVATIVE, SMALL_ROWS, CAST, FIRST_GENERATED = range(9)
+ELEMENTWISE, GROUPED, STRUCTURAL, MATMUL, NORMALIZATION, DERIVATIVE, SMALL_ROWS, CAST, LAYERS, FIRST_GENERATED = range(
+    10
+)
 
 
 def _elementwise32(rule, r, mask, frame):
@@ -1410,14 +1433,24 @@ def _normalization64(rule, r, mask, frame):
     return _done(_normalization_backward(rule, r, rows, layouts, dims, params, addresses, offsets, touched, grad))
 
 
+def _layers32(rule, r, mask, frame):
+    rows, params, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_layers_backward(rule, r, rows, layouts, dims, params, aux, addresses, offsets, touched, grad))
+
+
+def _layers64(rule, r, mask, frame):
+    rows, params, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_layers_backward(rule, r, rows, layouts, dims, params, aux, addresses, offsets, touched, grad))
+
+
 def _matmul32(rule, r, mask, frame):
-    rows, _, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays32(frame)
-    return _done(_matmul_backward(rule, r, rows, layouts, dims, aux, addresses, offsets, touched, grad))
+    rows, _, layouts, dims, _, addresses, offsets, touched, grad = families.arrays32(frame)
+    return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
 
 
 def _matmul64(rule, r, mask, frame):
-    rows, _, layouts, dims, aux, addresses, offsets, touched, grad = families.arrays64(frame)
-    return _done(_matmul_backward(rule, r, rows, layouts, dims, aux, addresses, offsets, touched, grad))
+    rows, _, layouts, dims, _, addresses, offsets, touched, grad = families.arrays64(frame)
+    return _done(_matmul_backward(rule, r, rows, layouts, dims, addresses, offsets, touched, grad))
 
 
 def _derivative32(rule, r, mask, frame):
@@ -1506,6 +1539,7 @@ FAMILIES = families.Table(
         ("precomputed derivative", _derivative32, _derivative64),
         ("small rows", _small32, _small64),
         ("cast", _cast32, _cast64),
+        ("layers", _layers32, _layers64),
         *generated.BACKWARD_FAMILIES,
     ),
     quick=generated.RULE_NAMES,

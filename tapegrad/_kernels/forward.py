@@ -40,7 +40,7 @@ RULES = {name: number for number, name in enumerate(RULE_NAMES)}
 # code. Rules not listed here (input, cast, guard, argmax) are the sweep's own; any other rule
 # reaching it is "no replay rule". Each path but COMPARE is a family (``FAMILIES``).
 (COMPARE_PATH, GROUPED_PATH, ELEMENT_SWITCH_PATH, GENERATED_PATH, ELEMENTWISE_PATH, STRUCTURAL_PATH, MATMUL_PATH,
- NORMALIZATION_PATH, NORM_PATH) = range(1, 10)  # fmt: skip
+ NORMALIZATION_PATH, NORM_PATH, LAYERS_PATH) = range(1, 11)  # fmt: skip
 _PATH_RULES = {
     COMPARE_PATH: "lt le gt ge eq ne",
     GROUPED_PATH: "maximum minimum clamp_min clamp_max where extreme reduce_weights cumsum prod logsumexp var std",
@@ -53,9 +53,11 @@ _PATH_RULES = {
     ELEMENTWISE_PATH: "neg softplus add_scalar sub_scalar rsub_scalar mul_scalar div_scalar pow_scalar rpow_scalar "
     "add sub mul div pow copy assign",
     STRUCTURAL_PATH: "sum_all sum_dim gather_rows view concat nll_targets nll_bad",  # sum_all: above SUM_IN_SWEEP
-    MATMUL_PATH: "dot mv mm bmm conv2d",
+    MATMUL_PATH: "dot mv mm bmm",
     # Their own family, apart from the views: each half compiles in about half the time.
-    NORMALIZATION_PATH: "softmax log_softmax layer_norm lstm_cell batch_norm lstm_sequence",
+    NORMALIZATION_PATH: "softmax log_softmax layer_norm lstm_cell",
+    # Whole layers in one row each, their kernels the largest: a family compiled only for them.
+    LAYERS_PATH: "conv2d batch_norm lstm_sequence",
 }
 # Ops declared by formula replay through their own families (``generated.REPLAY_FAMILIES``),
 # numbered after the rules above.
@@ -405,8 +407,8 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
 
 @jit
 def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values):
-    """softmax, log_softmax, layer_norm and batch_norm: normalisations over groups of elements;
-    and one LSTM step (``normalization.lstm_cell``)."""
+    """softmax, log_softmax and layer_norm: normalisations over groups of elements; and one
+    LSTM step (``normalization.lstm_cell``)."""
     a = rows[r, 1]
     numel = layouts[rows[r, 4], 1]
     if rule == LSTM_CELL:  # a: the gates (n, 4 * hidden); b: the cell state (n, hidden)
@@ -414,14 +416,6 @@ def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values
         gates = values[offsets[a] : offsets[a] + 2 * numel]
         c = values[offsets[b] : offsets[b] + numel // 2]
         normalization.lstm_cell(gates, c, values[offsets[r] : offsets[r] + numel], rows[r, 3])
-        return True
-    if rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; b: w_hh; iparam: reversed; (steps, 2, n, hidden)
-        b = rows[r, 2]
-        shape = _shape(layouts, dims, rows[r, 4])
-        steps, n, hidden = shape[0], shape[2], shape[3]
-        inputs = values[offsets[a] : offsets[a] + layouts[rows[a, 4], 1]]
-        w = values[offsets[b] : offsets[b] + layouts[rows[b, 4], 1]]
-        normalization.lstm_sequence(inputs, w, values[offsets[r] : offsets[r] + numel], steps, n, hidden, rows[r, 3])
         return True
     out = values[offsets[r] : offsets[r] + numel]
     x = values[offsets[a] : offsets[a] + numel]
@@ -462,20 +456,42 @@ def _normalization_forward(rule, r, rows, params, layouts, dims, offsets, values
                     out[base + k * inner] = x[base + k * inner] - largest - log_total
     elif rule == LAYER_NORM:
         normalization.layer_norm(x, out, rows[r, 3], params[r, 5])
-    elif rule == BATCH_NORM:  # each channel (dimension 1) over the others; b: the weight or -1; param: eps
-        outer, channels, inner = _split(_shape(layouts, dims, rows[r, 4]), 1)
-        b = rows[r, 2]
-        w = values[offsets[b] : offsets[b] + channels] if b >= 0 else values[:0]
-        stats = np.empty(2 * channels, np.float64)
-        normalization.batch_norm(x, w, out, outer, channels, inner, params[r, 5], stats)
     else:
         return False
     return True
 
 
 @jit
-def _matmul_forward(rule, r, rows, layouts, dims, aux, offsets, values):
-    """Products: dot, mv, mm, bmm, conv2d (BLAS, which needs scipy: blas.product)."""
+def _layers_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
+    """Whole layers in one row each: conv2d (``convolution``), batch_norm and an LSTM direction's
+    steps (``normalization``): a family of their own, compiled only for the tapes that have them."""
+    a = rows[r, 1]
+    b = rows[r, 2]
+    numel = layouts[rows[r, 4], 1]
+    out = values[offsets[r] : offsets[r] + numel]
+    x = values[offsets[a] : offsets[a] + layouts[rows[a, 4], 1]]
+    if rule == CONV2D:  # a: the input (N, C, H, W); b: the weight; iparam: its parameters in aux
+        w = values[offsets[b] : offsets[b] + layouts[rows[b, 4], 1]]
+        convolution.conv2d(x, w, out, convolution.row_geometry(r, rows, layouts, dims, aux))
+    elif rule == BATCH_NORM:  # each channel (dimension 1) over the others; b: the weight or -1; param: eps
+        outer, channels, inner = _split(_shape(layouts, dims, rows[r, 4]), 1)
+        w = values[offsets[b] : offsets[b] + channels] if b >= 0 else values[:0]
+        stats = np.empty(2 * channels, np.float64)
+        normalization.batch_norm(x, w, out, outer, channels, inner, params[r, 5], stats)
+    elif rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; b: w_hh; iparam: reversed; (steps, 2, n, hidden)
+        shape = _shape(layouts, dims, rows[r, 4])
+        steps, n, hidden = shape[0], shape[2], shape[3]
+        inputs = values[offsets[a] : offsets[a] + layouts[rows[a, 4], 1]]
+        w = values[offsets[b] : offsets[b] + layouts[rows[b, 4], 1]]
+        normalization.lstm_sequence(inputs, w, values[offsets[r] : offsets[r] + numel], steps, n, hidden, rows[r, 3])
+    else:
+        return False
+    return True
+
+
+@jit
+def _matmul_forward(rule, r, rows, layouts, dims, offsets, values):
+    """Products: dot, mv, mm, bmm (BLAS, which needs scipy: blas.product)."""
     a = rows[r, 1]
     b = rows[r, 2]
     numel = layouts[rows[r, 4], 1]
@@ -488,8 +504,6 @@ def _matmul_forward(rule, r, rows, layouts, dims, aux, offsets, values):
 
     if rule == DOT:  # BLAS's, as eager's np.dot (a running sum lost 25x its digits at 10^6)
         out[0] = np.dot(x, y) if numel_a else zero
-    elif rule == CONV2D:  # a: the input (N, C, H, W); b: the weight; iparam: its parameters in aux
-        convolution.conv2d(x, y, out, convolution.row_geometry(r, rows, layouts, dims, aux))
     elif rule == MV or rule == MM or rule == BMM:
         batch, m, k, n, ta, tb = product_shape(r, rows, layouts, dims, rule == MV, rule == BMM)
         if m * k * n == 0:
@@ -832,6 +846,8 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
                     family = GROUPED
                 elif path == NORM_PATH:
                     family = NORM
+                elif path == LAYERS_PATH:
+                    family = LAYERS
                 elif path == COMPARE_PATH or rule == ARGMAX:  # the input's dtype picks the kernel
                     family = COMPARE
                     is_double = layouts[rows[a, 4], 0] == FLOAT64
@@ -851,8 +867,8 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
 
 # The families the sweep calls through ``FAMILIES.addresses`` (families.py), in slot order; then
 # one per op declared by formula (``generated.REPLAY_FAMILIES``), in rule order.
-(ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, SMALL_ROWS, CAST_ROWS, NORM,
- FIRST_GENERATED) = range(10)  # fmt: skip
+(ELEMENTWISE, STRUCTURAL, MATMUL, GROUPED, COMPARE, NORMALIZATION, SMALL_ROWS, CAST_ROWS, NORM, LAYERS,
+ FIRST_GENERATED) = range(11)  # fmt: skip
 
 
 def _elementwise32(rule, r, path, frame):
@@ -876,13 +892,13 @@ def _structural64(rule, r, path, frame):
 
 
 def _matmul32(rule, r, path, frame):
-    rows, _, layouts, dims, aux, _, offsets, _, values = families.arrays32(frame)
-    return _done(_matmul_forward(rule, r, rows, layouts, dims, aux, offsets, values))
+    rows, _, layouts, dims, _, _, offsets, _, values = families.arrays32(frame)
+    return _done(_matmul_forward(rule, r, rows, layouts, dims, offsets, values))
 
 
 def _matmul64(rule, r, path, frame):
-    rows, _, layouts, dims, aux, _, offsets, _, values = families.arrays64(frame)
-    return _done(_matmul_forward(rule, r, rows, layouts, dims, aux, offsets, values))
+    rows, _, layouts, dims, _, _, offsets, _, values = families.arrays64(frame)
+    return _done(_matmul_forward(rule, r, rows, layouts, dims, offsets, values))
 
 
 def _grouped32(rule, r, path, frame):
@@ -924,6 +940,16 @@ def _normalization32(rule, r, path, frame):
 def _normalization64(rule, r, path, frame):
     rows, params, layouts, dims, _, _, offsets, _, values = families.arrays64(frame)
     return _done(_normalization_forward(rule, r, rows, params, layouts, dims, offsets, values))
+
+
+def _layers32(rule, r, path, frame):
+    rows, params, layouts, dims, aux, _, offsets, _, values = families.arrays32(frame)
+    return _done(_layers_forward(rule, r, rows, params, layouts, dims, aux, offsets, values))
+
+
+def _layers64(rule, r, path, frame):
+    rows, params, layouts, dims, aux, _, offsets, _, values = families.arrays64(frame)
+    return _done(_layers_forward(rule, r, rows, params, layouts, dims, aux, offsets, values))
 
 
 @inline
@@ -1006,6 +1032,7 @@ FAMILIES = families.Table(
         ("small rows", _small32, _small64),
         ("cast", _cast32, _cast64),
         ("norm", _norm32, _norm64),
+        ("layers", _layers32, _layers64),
         *generated.REPLAY_FAMILIES,
     ),
     quick=(*generated.RULE_NAMES, "norm"),

@@ -30,6 +30,10 @@ GENERATED = 7
 CONSTANT = 8
 MATMUL = 9  # ``_matmul_backward``: dot, mv, mm, bmm (BLAS)
 NORMALIZATION = 10  # ``_normalization_backward``: softmax, log_softmax, layer_norm, by groups; lstm_cell
+# ``_layers_backward``: whole layers fused into one row each (conv2d, batch_norm, an LSTM's steps),
+# a family of their own: in the matmul and normalization families, every MLP's first backward
+# compiled them too (4.5 and 5 s more).
+LAYERS = 11
 
 PATH_NAMES = (
     "skip",
@@ -43,6 +47,7 @@ PATH_NAMES = (
     "constant",
     "matmul",
     "normalization",
+    "layers",
 )
 
 
@@ -76,7 +81,8 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
     **_rules(
         NORMALIZATION, "softmax:out log_softmax:out layer_norm:a lstm_cell:a+b+out batch_norm:a+b lstm_sequence:a+b+out"
     ),
-    **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b conv2d:a+b"),
+    **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
+    **_rules(LAYERS, "conv2d:a+b batch_norm:a+b lstm_sequence:a+b+out"),
 }
 
 
