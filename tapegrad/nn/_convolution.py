@@ -1,8 +1,11 @@
 """Convolution and pooling over windows: ``conv1d``/``conv2d``, ``conv_transpose2d``,
 ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d``; follows ``torch.nn.functional``.
 
-Each is a composite of recorded ops, so the tape, the replay and every gradient need no kernel
-of their own. The windows are one ``index`` gather (im2col): the input laid out as rows of one
+A float ``conv2d`` (and ``conv1d``, through it) is one recorded row whose kernels lay out one
+image's windows at a time and multiply them by BLAS (``_kernels/convolution.py``): the composite
+below, its create_graph formula, cost more in copies than in the product. The others are
+composites of recorded ops, so the tape, the replay and every gradient need no kernel of their
+own. The windows are one ``index`` gather (im2col): the input laid out as rows of one
 spatial position (channel, y, x) across the batch, ``(C*H*W, N)``, plus one row holding the
 padding value, is gathered by a table of row numbers ``(C*kh*kw, out_h*out_w)``. A convolution
 is then one matrix product with the weight (a batched one for ``groups``); a pooling one

@@ -1,9 +1,10 @@
 """Recurrent layers: ``RNN``, ``LSTM``, ``GRU`` and their cells; follows ``torch.nn``.
 
 Each time step is a few recorded ops: one matrix product with the hidden state, and the gates'
-elementwise maths, which for ``LSTM`` is one op (``lstm_cell``: PyTorch's CPU layer is one fused
-node too), for the cells and the other layers the ops they are made of. The
-input's projection for all time steps is one matrix product before the loop, as cuDNN and
+elementwise maths, which for ``LSTM`` is one op (``lstm_cell``), for the cells and the other
+layers the ops they are made of. An ``LSTM`` from zero initial states records every step of a
+direction of a layer as one row instead (``lstm_sequence``), as PyTorch's CPU layer is one node.
+The input's projection for all time steps is one matrix product before the loop, as cuDNN and
 PyTorch's CPU kernels do it; the loop then adds one (N, H) x (H, G*H) product a step.
 
 Parameters are PyTorch's, by name, shape, gate order (LSTM: input, forget, cell, output; GRU:

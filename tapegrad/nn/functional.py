@@ -410,7 +410,7 @@ def mse_loss(
     size_average=None,
     reduce=None,
     reduction: str = "mean",
-    weight=None,  # noqa: A002
+    weight=None,
 ) -> Tensor:
     """Mean (or sum, or none) of squared differences; follows ``torch.nn.functional.mse_loss``
     (and its ``UserWarning`` for a target of another shape than ``input``'s). ``weight``, of
@@ -430,7 +430,7 @@ def l1_loss(
     size_average=None,
     reduce=None,
     reduction: str = "mean",
-    weight=None,  # noqa: A002
+    weight=None,
 ) -> Tensor:
     """Mean (or sum, or none) of absolute differences, shape () or the input's; follows
     ``torch.nn.functional.l1_loss`` (whose nodes are the same mean, sum or abs). ``weight`` as
