@@ -235,3 +235,18 @@ def test_second_order_gradients_through_a_frozen_lstm():
         results.append([g.detach().numpy(), inputs.grad.numpy()])
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_the_lstm_sequence_row_refuses_shapes_that_do_not_fit():
+    # (the layer passes fitting shapes; the op table's stretched cases do not, and the kernels read
+    # by the shapes unchecked: a segfault in CI's ship step)
+    from tapegrad.nn._recurrent import _lstm_sequence
+
+    projected, h0, w_hh = tg.zeros(4, 2, 8), tg.zeros(2, 2), tg.zeros(8, 2)
+    with pytest.raises(RuntimeError, match="do not fit together"):
+        _lstm_sequence(tg.zeros(4, 2, 2048), tg.zeros(2, 8192), tg.zeros(2, 8192), tg.zeros(8, 2048), False)
+    with pytest.raises(RuntimeError, match="do not fit together"):
+        _lstm_sequence(projected, h0, tg.zeros(3, 2), w_hh, False)
+    with pytest.raises(RuntimeError, match="one floating dtype"):
+        _lstm_sequence(projected, h0, h0.double(), w_hh, False)
+    assert _lstm_sequence(projected, h0, h0, w_hh, False).shape == (4, 2, 2, 2)
