@@ -555,6 +555,9 @@ def batch_norm(x: Tensor, weight: Tensor | None, eps: float) -> tuple:
     ``nn.functional.batch_norm`` adds the bias."""
     data = _float_data(x)
     channels = data.shape[1]
+    # (``nn.functional.batch_norm`` checks these; the kernels read by them, unchecked)
+    if weight is not None and (weight._data.shape != (channels,) or weight._data.dtype != data.dtype):
+        raise RuntimeError(f"batch_norm: a weight of {channels} elements of the input's dtype, not {weight.shape}")
     out = np.empty(data.shape, data.dtype)
     stats = np.zeros(2 * channels, np.float64)
     w = weight._data if weight is not None else data[:0].reshape(-1)
