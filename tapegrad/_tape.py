@@ -995,7 +995,7 @@ class Tape:
             # The commonest case, a backward that ran every row: nothing reads any saved value
             # again. Working out which ones anyway (a dozen numpy calls) was 18 us of every
             # backward of a step with 1 MB of gradients (``a.t() * b.t()`` at 128x512: 15%).
-            self._release([row for row in self.saved if row < n], everything=len(self.saved))
+            self._release([row for row in self.saved if row < n])
             return
         needed = pending.copy()
         operands = np.concatenate((rows[pending, IN0], rows[pending, IN1]))
@@ -1010,9 +1010,8 @@ class Tape:
                 needed[[source for source in self.sources(row) if source >= 0]] = True
         self._release([row for row in self.saved if row < n and not needed[row]])
 
-    def _release(self, released: list, everything: int = 0) -> None:
-        """Forget the saved values of rows ``released``; ``everything``: their count when they
-        are all of ``saved`` (no array is then kept alive for the rest)."""
+    def _release(self, released: list) -> None:
+        """Forget the saved values of rows ``released``, and the arrays only they kept alive."""
         if not released:
             return
         for row in released:
@@ -1022,7 +1021,7 @@ class Tape:
                 self.leaf_copies.pop(row, None)
             if self.packed:
                 self.packed.pop(row, None)
-        if everything == len(released):
+        if not self.saved:  # (all of them: no address to look for)
             self.keepalive = []
             return
         addresses = set(self.saved.values())

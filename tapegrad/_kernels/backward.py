@@ -638,72 +638,49 @@ def _normalization_backward(rule, r, rows, layouts, dims, params, addresses, off
 
 
 @jit
+def _claimed(row, numel, rows, layouts, offsets, touched, grad):
+    """Row ``row``'s gradient slot of ``numel`` elements, claimed (``_claim``); empty when the
+    row takes no gradient."""
+    if row < 0 or offsets[row] < 0:
+        return grad[:0]
+    _claim(row, rows, layouts, offsets, touched, grad)
+    return grad[offsets[row] : offsets[row] + numel]
+
+
+@jit
 def _layers_backward(rule, r, rows, layouts, dims, params, aux, addresses, offsets, touched, grad):
     """Whole layers in one row each: conv2d (``convolution``), batch_norm and an LSTM direction's
     steps (``normalization``). Their kernels are the largest: a family of their own, compiled
-    only for the tapes that have them."""
-    a = rows[r, 1]
-    if rule == CONV2D:  # a: the input (N, C, H, W); b: the weight; iparam: its parameters in aux
-        b = rows[r, 2]
-        if a < 0 or b < 0:  # both are always recorded (their values are read): a malformed row
-            return False
-        has_a, has_b = offsets[a] >= 0, offsets[b] >= 0
-        numel_a, numel_b = layouts[rows[a, 4], 1], layouts[rows[b, 4], 1]
-        g = grad[offsets[r] : offsets[r] + layouts[rows[r, 4], 1]]
-        ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
-        gb = grad[offsets[b] : offsets[b] + numel_b] if has_b else grad[:0]
-        if has_a:
-            _claim(a, rows, layouts, offsets, touched, grad)
-        if has_b:
-            _claim(b, rows, layouts, offsets, touched, grad)
-        x = value_at(addresses[a], numel_a, grad)
-        w = value_at(addresses[b], numel_b, grad)
-        convolution.conv2d_backward(x, w, g, ga, gb, convolution.row_geometry(r, rows, layouts, dims, aux))
+    only for the tapes that have them. Input a (the input) is always recorded, its value read;
+    b is the weight (batch_norm's may be -1: none)."""
+    a, b = rows[r, 1], rows[r, 2]
+    if a < 0 or (b < 0 and rule != BATCH_NORM):  # a malformed row
+        return False
+    if offsets[a] < 0 and (b < 0 or offsets[b] < 0):  # no gradient wanted
         return True
-    if rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; b: w_hh; iparam: reversed; (steps, 2, n, hidden)
-        b = rows[r, 2]
-        if a < 0 or b < 0:  # both are always recorded (their values are read): a malformed row
-            return False
-        with_a, with_b = offsets[a] >= 0, offsets[b] >= 0
-        if not (with_a or with_b):
-            return True
-        numel_a, numel_b, numel = layouts[rows[a, 4], 1], layouts[rows[b, 4], 1], layouts[rows[r, 4], 1]
-        shape = _shape(layouts, dims, rows[r, 4])
-        steps, n, hidden = shape[0], shape[2], shape[3]
-        g_inputs, g_w = grad[:0], grad[:0]
-        if with_a:
-            _claim(a, rows, layouts, offsets, touched, grad)
-            g_inputs = grad[offsets[a] : offsets[a] + numel_a]
-        if with_b:
-            _claim(b, rows, layouts, offsets, touched, grad)
-            g_w = grad[offsets[b] : offsets[b] + numel_b]
-        inputs, w = value_at(addresses[a], numel_a, grad), value_at(addresses[b], numel_b, grad)
-        out, g = value_at(addresses[r], numel, grad), grad[offsets[r] : offsets[r] + numel]
-        normalization.lstm_sequence_backward(inputs, w, out, g, g_inputs, g_w, steps, n, hidden, rows[r, 3])
-        return True
-    if rule == BATCH_NORM:  # each channel (dimension 1) over the others; b: the weight or -1; param: eps
-        b = rows[r, 2]
-        if a < 0:  # always recorded (its value is read): a malformed row
-            return False
-        with_a, with_b = offsets[a] >= 0, b >= 0 and offsets[b] >= 0
-        if not (with_a or with_b):
-            return True
-        numel = layouts[rows[r, 4], 1]
-        outer, channels, inner = _split(_shape(layouts, dims, rows[r, 4]), 1)
-        ga, gw, w = grad[:0], grad[:0], grad[:0]
-        if with_a:
-            _claim(a, rows, layouts, offsets, touched, grad)
-            ga = grad[offsets[a] : offsets[a] + numel]
-            if b >= 0:
-                w = value_at(addresses[b], channels, grad)
-        if with_b:
-            _claim(b, rows, layouts, offsets, touched, grad)
-            gw = grad[offsets[b] : offsets[b] + channels]
-        g = grad[offsets[r] : offsets[r] + numel]
-        x = value_at(addresses[a], numel, grad)
+    numel, numel_a = layouts[rows[r, 4], 1], layouts[rows[a, 4], 1]
+    shape = _shape(layouts, dims, rows[r, 4])
+    g = grad[offsets[r] : offsets[r] + numel]
+    x = value_at(addresses[a], numel_a, grad)
+    if rule == BATCH_NORM:  # each channel (dimension 1) over the others; param: eps
+        outer, channels, inner = _split(shape, 1)
+        ga = _claimed(a, numel_a, rows, layouts, offsets, touched, grad)
+        gw = _claimed(b, channels, rows, layouts, offsets, touched, grad)
+        w = value_at(addresses[b], channels, grad) if b >= 0 and len(ga) else grad[:0]
         normalization.batch_norm_backward(x, w, g, ga, gw, outer, channels, inner, params[r, 5])
         return True
-    return False
+    numel_b = layouts[rows[b, 4], 1]
+    ga = _claimed(a, numel_a, rows, layouts, offsets, touched, grad)
+    gb = _claimed(b, numel_b, rows, layouts, offsets, touched, grad)
+    w = value_at(addresses[b], numel_b, grad)
+    if rule == CONV2D:  # a: the input (N, C, H, W); iparam: the parameters in aux
+        convolution.conv2d_backward(x, w, g, ga, gb, convolution.row_geometry(r, rows, layouts, dims, aux))
+    elif rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; iparam: reversed; (steps, 2, n, hidden)
+        out = value_at(addresses[r], numel, grad)
+        normalization.lstm_sequence_backward(x, w, out, g, ga, gb, shape[0], shape[2], shape[3], rows[r, 3])
+    else:
+        return False
+    return True
 
 
 @jit

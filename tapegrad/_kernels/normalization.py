@@ -338,26 +338,38 @@ def lstm_cell_backward(gates, c, out, g, g_gates, g_c, hidden, with_c):
 
 
 @jit
+def _step_gates(inputs, w_hh, out, gates, k, steps, n, hidden, reverse):
+    """Step ``k`` (in running order) of ``lstm_sequence``: its gates, the step's projection plus
+    the previous h @ w_hh.T (BLAS), into ``gates``. Returns ``(t, the previous h's address, the
+    previous c)``: the initial states for the first step, else the previous step's result."""
+    width, size, item = 4 * hidden, n * hidden, inputs.itemsize
+    t = steps - 1 - k if reverse else k
+    if k == 0:
+        start = steps * n * width
+        h_at, c_prev = inputs.ctypes.data + start * item, inputs[start + size : start + 2 * size]
+    else:
+        before = t + 1 if reverse else t - 1
+        h_at, c_prev = (
+            out.ctypes.data + before * 2 * size * item,
+            out[(before * 2 + 1) * size : (before + 1) * 2 * size],
+        )
+    projection = inputs[t * n * width : (t + 1) * n * width]
+    for i in range(n * width):
+        gates[i] = projection[i]
+    product(False, True, n, width, hidden, 1.0, h_at, hidden, w_hh.ctypes.data, hidden, 1.0,
+            gates.ctypes.data, width, inputs)  # fmt: skip
+    return t, h_at, c_prev
+
+
+@jit
 def lstm_sequence(inputs, w_hh, out, steps, n, hidden, reverse):
-    """The layer's forward: each step's gates are its projection plus h @ w_hh.T (BLAS), then
-    ``lstm_cell``'s update; ``reverse`` runs the steps from the last."""
-    width = 4 * hidden
+    """The layer's forward: each step's gates (``_step_gates``), then ``lstm_cell``'s update;
+    ``reverse`` runs the steps from the last."""
     size = n * hidden
-    gates = np.empty(n * width, inputs.dtype)
-    item = inputs.itemsize
+    gates = np.empty(4 * size, inputs.dtype)
     for k in range(steps):
-        t = steps - 1 - k if reverse else k
-        if k == 0:
-            h_at, c_prev = inputs.ctypes.data + (steps * n * width) * item, inputs[steps * n * width + size :]
-        else:
-            before = t + 1 if reverse else t - 1
-            h_at, c_prev = out.ctypes.data + (before * 2 * size) * item, out[(before * 2 + 1) * size :]
-        projection = inputs[t * n * width : (t + 1) * n * width]
-        for i in range(n * width):
-            gates[i] = projection[i]
-        product(False, True, n, width, hidden, 1.0, h_at, hidden, w_hh.ctypes.data, hidden, 1.0,
-                gates.ctypes.data, width, inputs)  # fmt: skip
-        lstm_cell(gates, c_prev[:size], out[t * 2 * size : (t + 1) * 2 * size], hidden)
+        t, _, c_prev = _step_gates(inputs, w_hh, out, gates, k, steps, n, hidden, reverse)
+        lstm_cell(gates, c_prev, out[t * 2 * size : (t + 1) * 2 * size], hidden)
 
 
 @jit
@@ -373,22 +385,8 @@ def lstm_sequence_backward(inputs, w_hh, out, g, g_inputs, g_w, steps, n, hidden
     g_h = np.zeros(size, dtype)  # the gradient carried to the previous step's h and c
     g_c = np.zeros(size, dtype)
     g_state = np.empty(2 * size, dtype)  # (h, c) of this step: carried plus arriving
-    item = inputs.itemsize
     for k in range(steps - 1, -1, -1):
-        t = steps - 1 - k if reverse else k
-        if k == 0:  # the previous step's h (by address) and c: the initial ones
-            h_start = steps * n * width
-            c_prev = inputs[h_start + size : h_start + 2 * size]
-            h_at = inputs.ctypes.data + h_start * item
-        else:
-            before = t + 1 if reverse else t - 1
-            c_prev = out[(before * 2 + 1) * size :]
-            h_at = out.ctypes.data + before * 2 * size * item
-        projection = inputs[t * n * width : (t + 1) * n * width]
-        for i in range(n * width):
-            gates[i] = projection[i]
-        product(False, True, n, width, hidden, 1.0, h_at, hidden, w_hh.ctypes.data, hidden, 1.0,
-                gates.ctypes.data, width, inputs)  # fmt: skip
+        t, h_at, c_prev = _step_gates(inputs, w_hh, out, gates, k, steps, n, hidden, reverse)
         arriving = g[t * 2 * size : (t + 1) * 2 * size]
         for i in range(size):
             g_state[i] = g_h[i] + arriving[i]
@@ -398,8 +396,7 @@ def lstm_sequence_backward(inputs, w_hh, out, g, g_inputs, g_w, steps, n, hidden
         for i in range(size):
             g_c[i] = 0
         # the gates' gradients, and the previous cell state's into g_c
-        lstm_cell_backward(gates, c_prev[:size], out[t * 2 * size : (t + 1) * 2 * size], g_state, d_gates, g_c,
-                           hidden, True)  # fmt: skip
+        lstm_cell_backward(gates, c_prev, out[t * 2 * size : (t + 1) * 2 * size], g_state, d_gates, g_c, hidden, True)
         if len(g_inputs):
             target = g_inputs[t * n * width : (t + 1) * n * width]
             for i in range(n * width):

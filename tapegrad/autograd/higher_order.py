@@ -546,6 +546,27 @@ def _formula_of(op) -> tuple:
     return (formula,)
 
 
+def one_computation(compute, count: int):
+    """The formulas of an op whose gradients for all its ``count`` inputs come from one
+    computation, ``compute(row, g) -> tuple`` (a fused row's composite): the callable form
+    ``formulas_for`` takes, which runs it once per row where a formula per input ran it for each."""
+
+    def formulas(view) -> tuple:
+        done = []
+
+        def formula_for(index: int):
+            def formula(row, g):
+                if not done:
+                    done.append(compute(row, g))
+                return done[0][index]
+
+            return formula
+
+        return tuple(formula_for(index) for index in range(count))
+
+    return formulas
+
+
 VJP_RULES: dict = {
     **_record.VJP,
     **_selection.VJP,

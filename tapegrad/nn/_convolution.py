@@ -28,7 +28,7 @@ from .._kernels import load as load_kernels
 from .._record import c_ordered, name_node, record
 from .._views import cat
 from ..autograd.gradients import differentiated
-from ..autograd.higher_order import VJP_RULES
+from ..autograd.higher_order import VJP_RULES, one_computation
 from ..tensor import Tensor, _wrap
 
 
@@ -222,7 +222,7 @@ def _conv2d_vjp(row, g: Tensor) -> tuple:
     return differentiated(_windowed(x, weight, row.shape[2:], tuple(row.aux(0, 7))), (x, weight), g)
 
 
-VJP_RULES["conv2d"] = (lambda row, g: _conv2d_vjp(row, g)[0], lambda row, g: _conv2d_vjp(row, g)[1])
+VJP_RULES["conv2d"] = one_computation(_conv2d_vjp, 2)
 
 
 def _product(weights: Tensor, columns: Tensor, out: tuple, bias: Tensor | None) -> Tensor:

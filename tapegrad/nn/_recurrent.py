@@ -26,7 +26,7 @@ from .._record import c_ordered, name_node, record
 from .._reductions import lstm_cell as _lstm_cell
 from .._views import cat, stack
 from ..autograd.gradients import differentiated
-from ..autograd.higher_order import VJP_RULES
+from ..autograd.higher_order import VJP_RULES, one_computation
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
@@ -76,10 +76,7 @@ def _lstm_sequence_vjp(row, g: Tensor) -> tuple:
     return differentiated(_lstm_steps(inputs, w_hh, row.shape, bool(row.iparam)), (inputs, w_hh), g)
 
 
-VJP_RULES["lstm_sequence"] = (
-    lambda row, g: _lstm_sequence_vjp(row, g)[0],
-    lambda row, g: _lstm_sequence_vjp(row, g)[1],
-)
+VJP_RULES["lstm_sequence"] = one_computation(_lstm_sequence_vjp, 2)
 
 
 def _cell(mode: str, x_part: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor | None):
