@@ -20,7 +20,8 @@ from . import _dtypes, return_types
 from ._composites import addcdiv, addcmul, addmm, lerp, logaddexp
 from ._grad_mode import active_recording
 from ._indexing import gather
-from ._record import in_place, name_node
+from ._ops import BY_NAME
+from ._record import _unary, in_place, name_node
 from ._selection import _result_type, where
 from ._views import stack
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install
@@ -77,10 +78,17 @@ def _recorded_hypot(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
 
 
 def logit(input: Tensor, eps=None) -> Tensor:  # noqa: A002
-    """``log(p / (1 - p))``, ``p`` clamped to ``[eps, 1 - eps]`` when ``eps`` is given (its
-    gradient is 0 outside, as PyTorch's); follows ``torch.logit``."""
+    """``log(p / (1 - p))`` elementwise, same shape (an integer input as the default float),
+    ``p`` clamped to ``[eps, 1 - eps]`` when ``eps`` is given (its gradient is 0 outside, as
+    PyTorch's). Gradient ``1 / (p (1 - p))``: inf at 0 and 1, NaN outside ``[0, 1]`` without
+    ``eps``. Follows ``torch.logit``."""
     p = input if eps is None else input.clamp(eps, 1.0 - eps)
-    return name_node((p / (1.0 - p)).log(), "LogitBackward0")
+    return _unary(BY_NAME["logit"], p)
+
+
+def logit_(input: Tensor, eps=None) -> Tensor:  # noqa: A002
+    """``logit`` in place; follows ``torch.Tensor.logit_``."""
+    return in_place(input, lambda t: logit(t, eps), "Logit")
 
 
 def xlogy(input, other) -> Tensor:  # noqa: A002
@@ -423,6 +431,7 @@ install(
         ),
         "hypot": hypot,
         "logit": logit,
+        "logit_": logit_,
         "xlogy": xlogy,
         "sinc": sinc,
         "deg2rad": deg2rad,

@@ -11,6 +11,8 @@ import pytest
 
 import tapegrad as tg
 
+F = tg.nn.functional
+
 
 def test_atan2_at_signed_zeros_and_infinities():
     y = tg.tensor([math.inf, 0.0, -0.0, -0.0, -math.inf, 1.0, -1.0], dtype=tg.float64)
@@ -221,3 +223,81 @@ def test_integer_addcmul_and_fills_as_pytorch():
             tg.full((1,), value, dtype=dtype)
     assert tg.arange(-2.5, 3, 1.5, dtype=tg.int64).tolist() == [-2, -1, 0, 1, 2]  # int64 truncates first
     assert tg.arange(-2.5, 3, 1.5, dtype=tg.int32).tolist() == [-2, -1, 0, 1]
+
+
+# Each activation and loss term here at the values where its branches meet or its formula leaves
+# its domain: PyTorch's value and gradient, NaN for NaN (tapegrad gave 0, NaN or finite
+# gradients where PyTorch's kernels choose another branch: hardtanh's and softshrink's NaN, elu's,
+# hardswish's at the infinities, logit's at 0, 1 and outside [0, 1]).
+SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, 0.5, 1.05, -0.5, 20.0, -20.0]
+EDGE_FUNCTIONS = {
+    "hardtanh": lambda m, x: m.nn.functional.hardtanh(x),
+    "relu6": lambda m, x: m.nn.functional.relu6(x),
+    "hardsigmoid": lambda m, x: m.nn.functional.hardsigmoid(x),
+    "hardswish": lambda m, x: m.nn.functional.hardswish(x),
+    "softshrink": lambda m, x: m.nn.functional.softshrink(x),
+    "hardshrink": lambda m, x: m.nn.functional.hardshrink(x),
+    "elu": lambda m, x: m.nn.functional.elu(x),
+    "selu": lambda m, x: m.nn.functional.selu(x),
+    "celu": lambda m, x: m.nn.functional.celu(x, 0.5),
+    "logit": lambda m, x: m.logit(x),
+    "logit_eps": lambda m, x: m.logit(x, eps=0.1),
+    "kl_div_target": lambda m, x: m.nn.functional.kl_div(m.full_like(x, -0.7), x, reduction="none"),
+}
+
+
+def _edge_result(module, function, value):
+    x = module.tensor([value], dtype=module.float64, requires_grad=True)
+    out = function(module, x)
+    (grad,) = module.autograd.grad(out.sum(), x)
+    return np.array(out.tolist()), np.array(grad.tolist())
+
+
+@pytest.mark.parametrize("name", EDGE_FUNCTIONS)
+def test_activations_at_their_edges_match_pytorch(name):
+    torch = pytest.importorskip("torch")
+    function = EDGE_FUNCTIONS[name]
+    for value in SPECIAL:
+        if name == "logit_eps" and math.isnan(value):
+            continue  # PyTorch's clamp passes no gradient at NaN, its logit NaN (see the README)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours, theirs = _edge_result(tg, function, value), _edge_result(torch, function, value)
+        for got, expected, what in zip(ours, theirs, ("value", "gradient")):
+            if name == "hardsigmoid" and what == "gradient":  # PyTorch's 1/6 is a float32 constant
+                expected = np.where(expected == np.float32(1 / 6), 1 / 6, expected)
+            # (to rounding: hardswish's middle gradient is (x + 3) / 6 + x / 6 here, x / 3 + 0.5 there)
+            np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0, err_msg=f"{name} at {value}: {what}")
+
+
+def test_activation_gradients_at_nan_take_pytorchs_branch():
+    x = tg.tensor([math.nan, math.inf, -math.inf], dtype=tg.float64, requires_grad=True)
+    for function, expected in [
+        (F.hardtanh, [1.0, 0.0, 0.0]),
+        (F.softshrink, [1.0, 1.0, 1.0]),
+        (F.elu, [1.0, 1.0, 0.0]),
+        (F.hardswish, [1.0, 1.0, 0.0]),
+        (F.hardsigmoid, [0.0, 0.0, 0.0]),
+    ]:
+        (grad,) = tg.autograd.grad(function(x).sum(), x)
+        assert grad.tolist() == expected, function.__name__
+
+
+def test_logit_gradient_is_infinite_at_the_ends_and_nan_outside():
+    x = tg.tensor([0.0, 1.0, 0.5, -0.5, 1.05, math.inf], dtype=tg.float64, requires_grad=True)
+    tg.logit(x).sum().backward()
+    assert x.grad[:3].tolist() == [math.inf, math.inf, 4.0]
+    assert np.isnan(x.grad[3:].numpy()).all()
+    data = np.array([0.0, 0.25, 2.0])  # replayed the same
+    _, (grad,) = tg.record(lambda x: tg.logit(x).sum(), data).value_and_grad(data)
+    assert grad[:2].tolist() == [math.inf, 1 / (0.25 * 0.75)] and math.isnan(grad[2].item())
+
+
+def test_kl_div_of_a_negative_or_zero_target_is_pytorchs_xlogy():
+    log_p = tg.tensor([-1.0, -0.5, -2.0], dtype=tg.float64)
+    target = tg.tensor([-0.5, 0.0, 0.5], dtype=tg.float64, requires_grad=True)
+    loss = F.kl_div(log_p, target, reduction="none")
+    assert math.isnan(loss[0].item()) and loss[1].item() == 0.0
+    loss.sum().backward()
+    assert math.isnan(target.grad[1].item())  # 0 / 0 in xlogy's gradient in its second argument
+    assert target.grad[2].item() == pytest.approx(math.log(0.5) + 1 + 2.0)

@@ -44,6 +44,7 @@ RULE_NAMES = (
     "asinh",
     "acosh",
     "atanh",
+    "logit",
     "sinh",
     "cosh",
     "erf",
@@ -1819,6 +1820,77 @@ def _backward_atanh64(rule, r, mask, frame):
     return families.DONE
 
 
+# logit: log(x / (1 - x)), gradient g / abs(x * (1 - x)) + 0 * sqrt(x * (1 - x))
+def _replay_logit32(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays32(frame))
+    numel = out.shape[0]
+    c0 = out.dtype.type(1)
+    for i in range(numel):
+        out[i] = vmath.log(x[i] / (c0 - x[i]))
+    return families.DONE
+
+
+def _replay_logit64(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays64(frame))
+    numel = out.shape[0]
+    c0 = out.dtype.type(1)
+    for i in range(numel):
+        out[i] = vmath.log(x[i] / (c0 - x[i]))
+    return families.DONE
+
+
+def _backward_logit32(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    c0 = grad.dtype.type(1)
+    c1 = grad.dtype.type(0)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.abs(x[i] * (c0 - x[i])) + c1 * np.sqrt(x[i] * (c0 - x[i])))
+    return families.DONE
+
+
+def _backward_logit64(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    c0 = grad.dtype.type(1)
+    c1 = grad.dtype.type(0)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.abs(x[i] * (c0 - x[i])) + c1 * np.sqrt(x[i] * (c0 - x[i])))
+    return families.DONE
+
+
 # sinh: sinh(x), gradient g * cosh(x)
 def _replay_sinh32(rule, r, path, frame):
     wide_vectors()
@@ -2203,6 +2275,7 @@ REPLAY_FAMILIES = (
     ("asinh", _replay_asinh32, _replay_asinh64),
     ("acosh", _replay_acosh32, _replay_acosh64),
     ("atanh", _replay_atanh32, _replay_atanh64),
+    ("logit", _replay_logit32, _replay_logit64),
     ("sinh", _replay_sinh32, _replay_sinh64),
     ("cosh", _replay_cosh32, _replay_cosh64),
     ("erf", _replay_erf32, _replay_erf64),
@@ -2236,6 +2309,7 @@ BACKWARD_FAMILIES = (
     ("asinh", _backward_asinh32, _backward_asinh64),
     ("acosh", _backward_acosh32, _backward_acosh64),
     ("atanh", _backward_atanh32, _backward_atanh64),
+    ("logit", _backward_logit32, _backward_logit64),
     ("sinh", _backward_sinh32, _backward_sinh64),
     ("cosh", _backward_cosh32, _backward_cosh64),
     ("erf", _backward_erf32, _backward_erf64),

@@ -9,9 +9,10 @@ import warnings
 import numpy as np
 
 from .._frames import user_stacklevel
+from .._more_composites import xlogy
 from .._record import broadcast_shape
 from .._selection import where as _where
-from ..tensor import Tensor, _normalize_dim, _wrap, as_tensor
+from ..tensor import Tensor, _normalize_dim, as_tensor
 from ._pointwise import _zeros
 
 
@@ -51,9 +52,9 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        positive = target > 0.0
-        safe = _where(positive, target, _wrap(np.ones((), target._data.dtype)))
-        loss = _where(positive, safe * safe.log(), _zeros(target)) - target * input
+        # PyTorch's own formula: NaN for a negative target, and at a target of 0 the target's
+        # gradient is xlogy's 0 / 0, NaN (a masked log gave -input there).
+        loss = xlogy(target, target) - target * input
     if reduction == "batchmean":
         return loss.sum() / input.shape[0] if input.dim() else loss.sum()
     if reduction == "mean":

@@ -327,7 +327,10 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` moved ``lambd`` toward 0, 0 within ``lambd`` of it; follows
     ``torch.nn.functional.softshrink``."""
-    out = where(input > lambd, input - lambd, where(input < -lambd, input + lambd, input * 0.0))  # (NaN stays)
+    # Tested for the interval, not the tails: NaN takes a tail's gradient (1), as PyTorch's
+    # ``x >= -lambd && x <= lambd ? 0 : grad``; its value stays NaN either way.
+    inside = (input >= -lambd) & (input <= lambd)
+    out = where(inside, input * 0.0, where(input > lambd, input - lambd, input + lambd))
     return name_node(out, "SoftshrinkBackward0")
 
 

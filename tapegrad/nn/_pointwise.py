@@ -45,7 +45,9 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
         return input.clamp_(low, high) if inplace else input.clamp(low, high)
 
     def compute(x):
-        return _where((x > min_val) & (x < max_val), x, x.detach().clamp(min_val, max_val))
+        # The bounds' test, not the interior's: NaN passes its gradient, as PyTorch's
+        # ``x <= min || x >= max ? 0 : grad`` does (an interior test gave it 0).
+        return _where((x <= min_val) | (x >= max_val), x.detach().clamp(min_val, max_val), x)
 
     return _written(input, compute, inplace, "HardtanhBackward0")
 
@@ -58,16 +60,28 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """``relu6(x + 3) / 6``, gradient 1/6 strictly between -3 and 3; follows
     ``torch.nn.functional.hardsigmoid``."""
-    return _written(input, lambda x: hardtanh(x + 3.0, 0.0, 6.0) / 6.0, inplace, "HardsigmoidBackward0")
+
+    def compute(x):
+        # Its own test of the interior, as PyTorch's hardsigmoid_backward: 0 at NaN, where
+        # hardtanh's passes NaN's gradient.
+        inside = (x > -3.0) & (x < 3.0)
+        return _where(inside, (x + 3.0) / 6.0, (x.detach() + 3.0).clamp(0.0, 6.0) / 6.0)
+
+    return _written(input, compute, inplace, "HardsigmoidBackward0")
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
-    """``x * relu6(x + 3) / 6``: 0 up to -3, x from 3, ``x (x + 3) / 6`` between, with
-    PyTorch's gradients at the bounds (0 at -3, 1 at 3). Follows
+    """``x * relu6(x + 3) / 6``: ``x * 0`` up to -3 (-0.0, NaN at -inf), ``x * 6 / 6`` from 3,
+    ``x (x + 3) / 6`` between, each rounded as PyTorch computes it; gradient 0 up to -3,
+    ``x / 3 + 0.5`` between, 1 from 3 and at NaN (PyTorch's hardswish_backward). Follows
     ``torch.nn.functional.hardswish``."""
 
     def compute(x):
-        return _where(x <= -3.0, _zeros(x), _where(x < 3.0, x * (x + 3.0) / 6.0, x))
+        below, between = x <= -3.0, (x > -3.0) & (x < 3.0)
+        # The middle formula reads 0 outside its range: at x = inf its derivative was inf,
+        # and times the select's 0, a NaN gradient.
+        inner = _where(between, x, _zeros(x))
+        return _where(between, inner * (inner + 3.0) / 6.0, _where(below, x.detach() * 0.0, x * 6.0 / 6.0))
 
     return _written(input, compute, inplace, "HardswishBackward0")
 
