@@ -295,8 +295,14 @@ OPS: tuple[Op, ...] = (
     # PyTorch's logit_backward: g * inf at 0 and 1 (-0.0 too: the abs), NaN outside [0, 1] (the
     # sqrt's NaN times 0; the quotient alone is finite there), where a composite log(x / (1 - x))
     # gave NaN at 0 and 1 (inf * 0 in the quotient's rule) and finite gradients outside.
-    unary("logit", "LogitBackward0", _logit, "log(x / (1 - x))", "g / abs(x * (1 - x)) + 0 * sqrt(x * (1 - x))",
-          domain=(0.2, 0.8)),  # fmt: skip
+    unary(
+        "logit",
+        "LogitBackward0",
+        _logit,
+        "log(x / (1 - x))",
+        "g / abs(x * (1 - x)) + 0 * sqrt(x * (1 - x))",
+        domain=(0.2, 0.8),
+    ),  # fmt: skip
     unary("sinh", "SinhBackward0", np.sinh, "sinh(x)", "g * cosh(x)", derivative=True),
     unary("cosh", "CoshBackward0", np.cosh, "cosh(x)", "g * sinh(x)", derivative=True),
     unary("erf", "ErfBackward0", _erf, "erf(x)", "g * 1.1283791670955126 * exp(-x * x)", compiled_forward=True),
