@@ -331,6 +331,52 @@ CASES = {
         ValueError,
         "expected 2D or 3D input (got 4D input)",
     ),
+    # Calls tapegrad computed something for, where PyTorch refuses (a hunt of nn's corners)
+    "GroupNorm of one value a group": (
+        lambda m: m.nn.GroupNorm(3, 3)(m.ones(1, 3)),
+        ValueError,
+        "Expected more than 1 value per channel when training, got input size [1, 3]",
+    ),
+    "cross_entropy: ignore_index with probabilities": (
+        lambda m: m.nn.functional.cross_entropy(m.ones(1, 3), m.full((1, 3), 1 / 3), ignore_index=1),
+        RuntimeError,
+        "ignore_index is not supported for floating point target",
+    ),
+    "circular pad wider than its dimension": (
+        lambda m: m.nn.functional.pad(m.ones(1, 1, 3), (4, 0), mode="circular"),
+        RuntimeError,
+        "Padding value causes wrapping around more than once.",
+    ),
+    "reflect pad of a 2-D input on two dimensions": (
+        lambda m: m.nn.functional.pad(m.ones(3, 3), (1, 1, 1, 1), mode="reflect"),
+        NotImplementedError,
+        "Padding size 4 is not supported for 2D input tensor.\nSupported combinations for non-constant padding:",
+    ),
+    "replicate pad of a 4-D input on one dimension": (
+        lambda m: m.nn.functional.pad(m.ones(1, 1, 2, 3), (1, 1), mode="replicate"),
+        NotImplementedError,
+        "Padding size 2 is not supported for 4D input tensor.",
+    ),
+    "prelu of a 1-D input with a weight per element": (
+        lambda m: m.nn.functional.prelu(m.ones(3), m.ones(3)),
+        RuntimeError,
+        "Mismatch of parameter numbers and input channel size. Found parameter numbers = 3 and channel size = 1.",
+    ),
+    "linear: a 1-D weight with a bias": (
+        lambda m: m.nn.functional.linear(m.ones(1, 3), m.ones(3), m.ones(())),
+        RuntimeError,
+        "mat2 must be a matrix, got 1-D tensor",
+    ),
+    "huber_loss: a broadcast weight": (
+        lambda m: m.nn.functional.huber_loss(m.ones(1, 3), m.zeros(1, 3), weight=m.ones(3)),
+        ValueError,
+        "Weights and input must have the same size.",
+    ),
+    "soft_margin_loss: a target that requires grad": (
+        lambda m: m.nn.functional.soft_margin_loss(m.ones(1, 3), m.ones(1, 3, requires_grad=True)),
+        RuntimeError,
+        "The function 'soft_margin_loss' is not differentiable with respect to argument 'target'.",
+    ),
 }
 
 

@@ -118,6 +118,11 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """``log(1 + exp(-target * input))``, reduced; follows ``torch.nn.functional.soft_margin_loss``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
+    if target.requires_grad:  # (PyTorch's derivatives.yaml declares none in the target)
+        raise RuntimeError(
+            "The function 'soft_margin_loss' is not differentiable with respect to argument 'target'. This input "
+            "cannot have requires_grad True."
+        )
     shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(target.shape)))
     if shape != tuple(input.shape):  # PyTorch's kernel writes the input's shape (it broadcast silently)
         raise RuntimeError(f"output with shape {list(input.shape)} doesn't match the broadcast shape {list(shape)}")

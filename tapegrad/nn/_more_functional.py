@@ -361,7 +361,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
     if weight.numel() == 1:
         weight = weight.reshape(())  # (a 0-d input stays 0-d)
     else:
-        channels = input.shape[1] if input.dim() > 1 else input.shape[0]
+        channels = input.shape[1] if input.dim() > 1 else 1  # (PyTorch's: a 1-D input has one channel)
         if weight.numel() != channels:
             raise RuntimeError(
                 f"Mismatch of parameter numbers and input channel size. Found parameter numbers = {weight.numel()} "

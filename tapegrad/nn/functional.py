@@ -337,6 +337,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {input.dtype.type_name} and {weight.dtype.type_name}"
         )
+    if weight._data.ndim == 1 and bias is not None:  # (PyTorch's addmm then needs a matrix)
+        raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
     out = input @ (transpose_onto(weight, input) if weight._data.ndim == 2 else weight.t())
     if bias is None:
         return out
@@ -478,6 +480,8 @@ def cross_entropy(
     class_dim = 1 if input.dim() > 1 else 0
     log_probabilities = log_softmax(input, class_dim)
     if isinstance(target, Tensor) and target.dtype.is_floating_point and target.shape == input.shape:
+        if ignore_index != -100:
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _soft_cross_entropy(input, log_probabilities, target, weight, reduction, label_smoothing, class_dim)
     loss = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing > 0.0:
@@ -961,6 +965,10 @@ def group_norm(
             "Expected number of channels in input to be divisible by num_groups, but got input of shape "
             f"{list(input.shape)} and num_groups={num_groups}"
         )
+    # PyTorch's check: a group of one value normalises to 0 whatever it holds.
+    grouped_size = [n * channels // num_groups, num_groups, *input.shape[2:]]
+    if math.prod(grouped_size) // num_groups == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {grouped_size}")
     grouped = input.reshape(n, num_groups, -1)
     mean = grouped.mean(-1, keepdim=True)
     centered = grouped - mean
@@ -1039,6 +1047,8 @@ def huber_loss(
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     loss = _quadratic_then_linear(input, target, delta, 0.5, delta)
     if weight is not None:
+        if weight.shape != input.shape:  # (PyTorch's check: a broadcast weight is refused)
+            raise ValueError("Weights and input must have the same size.")
         loss = loss * weight
     return name_node(_reduce(loss, reduction), "HuberLossBackward0")
 
@@ -1067,6 +1077,15 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
     return a * b.sigmoid()
 
 
+_PAD_SIZES = (
+    "Padding size {size} is not supported for {ndim}D input tensor.\n"
+    "Supported combinations for non-constant padding:\n"
+    "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+    "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+    "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)"
+)
+
+
 def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # noqa: A002
     """``input`` padded on its last ``len(pad) // 2`` dimensions: ``pad`` is (left, right) for the
     last dimension, then the one before... Modes: ``"constant"`` (``value``, 0 by default;
@@ -1082,6 +1101,10 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
         )
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode != "constant" and input.dim() not in (len(pad) // 2 + 1, len(pad) // 2 + 2):
+        # PyTorch's modules pad a batch (and a channel) of 1-3 dimensions: a 2-D input with 4 pads
+        # would pad its first dimension as a spatial one.
+        raise NotImplementedError(_PAD_SIZES.format(size=len(pad), ndim=input.dim()))
     out = input
     for pair in range(len(pad) // 2):
         dim = input.dim() - 1 - pair
@@ -1099,6 +1122,8 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
         if mode == "replicate":
             positions = np.clip(positions, 0, extent - 1)
         elif mode == "circular":  # a negative pad crops first; the rest wraps around what is kept
+            if left > extent or right > extent:
+                raise RuntimeError("Padding value causes wrapping around more than once.")
             start, kept = max(0, -left), extent - max(0, -left) - max(0, -right)
             positions = start + np.arange(-max(left, 0), kept + max(right, 0)) % max(kept, 1)
         else:
