@@ -202,16 +202,17 @@ def test_normalizing_a_large_transposed_input_copies_it_in_tiles_to_the_same_bit
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("op", ["__add__", "__sub__", "__mul__", "__truediv__"])
 @pytest.mark.parametrize("row_first", [False, True])
-def test_an_op_with_a_broadcast_row_gives_numpys_bits_and_gradients(dtype, op, row_first):
-    """A C-ordered array and a row along its last dimension (``_record._row_broadcast``, from
-    ``ROW_BROADCAST_SIZE`` elements): numpy's bits, special values included, and the row's
-    gradient summed over the broadcast rows."""
+@pytest.mark.parametrize("row_shape", [(33,), (1, 6, 1, 1)])
+def test_an_op_with_a_broadcast_row_gives_numpys_bits_and_gradients(dtype, op, row_first, row_shape):
+    """A C-ordered array and a row along its last dimension, or values along a middle one (a
+    convolution's bias; ``_record._row_broadcast``, from ``ROW_BROADCAST_SIZE`` elements):
+    numpy's bits, special values included, and the row's gradient summed over the broadcast."""
     rng = np.random.default_rng(11)
-    matrix = rng.standard_normal((4, 128, 33)).astype(dtype)
-    row = rng.standard_normal(33).astype(dtype)
+    matrix = rng.standard_normal((4, 128, 33) if len(row_shape) == 1 else (4, 6, 33, 32)).astype(dtype)
+    row = rng.standard_normal(row_shape).astype(dtype)
     assert matrix.size >= ROW_BROADCAST_SIZE
-    matrix[0, 0, :6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40]
-    row[:6] = [1.0, np.inf, np.inf, -0.0, 0.0, 0.0]
+    matrix.reshape(-1)[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40]
+    row.reshape(-1)[:6] = [1.0, np.inf, np.inf, -0.0, 0.0, 0.0]
     m, r = tg.tensor(matrix, requires_grad=True), tg.tensor(row, requires_grad=True)
     x, y = (r, m) if row_first else (m, r)
     got = getattr(x, op)(y)

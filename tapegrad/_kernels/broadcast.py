@@ -1,6 +1,7 @@
 """Eager forwards of float ops between an array and something broadcast over it, where numpy's
 loop for a broadcast operand is slow on this machine: a row along the last dimension (a bias
-add, a scale per column: ``(..., m)`` and ``(m,)``) and clamp's number.
+add, a scale per column: ``(..., m)`` and ``(m,)``), values along a middle one (a convolution's
+bias: ``(N, C, H, W)`` and ``(1, C, 1, 1)``, 1.8 ns an element in numpy) and clamp's number.
 
 numpy's broadcasting loop ran at half the speed of its plain one (512x1024 float32: 122 us for
 ``a + row`` against 63 for ``a + a``; 32x128: 1.9 against 1.1 us), and ``np.maximum`` against a
@@ -41,6 +42,38 @@ def row_binary(op, matrix, row, out, row_first):
         else:
             for j in range(m):
                 o[j] = row[j] / a[j]
+
+
+@jit
+def channel_binary(op, matrix, values, out, inner, values_first):
+    """``out = matrix <op> values`` where each value covers a block of ``inner`` elements, the
+    blocks cycling through ``values`` (all flat, C-ordered, one dtype): a (N, C, H, W) array and
+    a (1, C, 1, 1) one, a convolution's bias. ``values <op> matrix`` with ``values_first``."""
+    wide_vectors()
+    count = len(values)
+    for block in range(len(out) // inner):
+        start = block * inner
+        v = values[block % count]
+        a = matrix[start : start + inner]
+        o = out[start : start + inner]
+        if op == ADD:
+            for j in range(inner):
+                o[j] = a[j] + v
+        elif op == MUL:
+            for j in range(inner):
+                o[j] = a[j] * v
+        elif op == SUB and not values_first:
+            for j in range(inner):
+                o[j] = a[j] - v
+        elif op == SUB:
+            for j in range(inner):
+                o[j] = v - a[j]
+        elif not values_first:
+            for j in range(inner):
+                o[j] = a[j] / v
+        else:
+            for j in range(inner):
+                o[j] = v / a[j]
 
 
 @jit
