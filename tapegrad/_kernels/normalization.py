@@ -283,27 +283,24 @@ def softmax_groups_backward(y, g, gx, group, log):
 # step, against PyTorch's one fused node per layer: MkldnnRnnLayerBackward0).
 
 
-@inline
-def _gate_values(gates, base, hidden, j):
-    i = vmath.sigmoid(gates[base + j])
-    f = vmath.sigmoid(gates[base + hidden + j])
-    cell = vmath.tanh(gates[base + 2 * hidden + j])
-    o = vmath.sigmoid(gates[base + 3 * hidden + j])
-    return i, f, cell, o
-
-
 @jit
 def lstm_cell(gates, c, out, hidden):
-    """``gates`` (n * 4 * hidden), ``c`` (n * hidden) -> ``out`` (2 * n * hidden): h, then c."""
+    """``gates`` (n * 4 * hidden), ``c`` (n * hidden) -> ``out`` (2 * n * hidden): h, then c.
+
+    Each row's gates, states and results are slices indexed from 0: indexed at ``base + j``,
+    numba's wraparound of negative indices kept LLVM from vectorizing the loop, and a step of
+    16 x 32 cells took 9 us (3.5 ns a sigmoid or tanh)."""
     size = len(c)
     for row in range(size // hidden):
         base = 4 * hidden * row
+        g_i, g_f = gates[base : base + hidden], gates[base + hidden : base + 2 * hidden]
+        g_g, g_o = gates[base + 2 * hidden : base + 3 * hidden], gates[base + 3 * hidden : base + 4 * hidden]
+        previous = c[row * hidden : (row + 1) * hidden]
+        h, state = out[row * hidden : (row + 1) * hidden], out[size + row * hidden : size + (row + 1) * hidden]
         for j in range(hidden):
-            i, f, cell, o = _gate_values(gates, base, hidden, j)
-            k = row * hidden + j
-            state = f * c[k] + i * cell
-            out[size + k] = state
-            out[k] = o * vmath.tanh(state)
+            new = vmath.sigmoid(g_f[j]) * previous[j] + vmath.sigmoid(g_i[j]) * vmath.tanh(g_g[j])
+            state[j] = new
+            h[j] = vmath.sigmoid(g_o[j]) * vmath.tanh(new)
 
 
 @jit
@@ -311,23 +308,30 @@ def lstm_cell_backward(gates, c, out, g, g_gates, g_c, hidden, with_c):
     """Add the gradient of ``lstm_cell`` (``g``: of h, then of the new c) to ``g_gates`` and,
     when ``with_c``, to ``g_c``; the gate values are computed again from ``gates``, the new c
     read from ``out`` (as PyTorch's cell saves its tanh's input: with ``c`` changed through
-    ``.data`` after the forward, both read the new c only where the formula reads c itself)."""
+    ``.data`` after the forward, both read the new c only where the formula reads c itself).
+    Slices indexed from 0, as ``lstm_cell``'s."""
     size = len(c)
     one = gates.dtype.type(1)
     for row in range(size // hidden):
         base = 4 * hidden * row
+        cells = slice(row * hidden, (row + 1) * hidden)
+        g_i, g_f = gates[base : base + hidden], gates[base + hidden : base + 2 * hidden]
+        g_g, g_o = gates[base + 2 * hidden : base + 3 * hidden], gates[base + 3 * hidden : base + 4 * hidden]
+        d_i, d_f = g_gates[base : base + hidden], g_gates[base + hidden : base + 2 * hidden]
+        d_g, d_o = g_gates[base + 2 * hidden : base + 3 * hidden], g_gates[base + 3 * hidden : base + 4 * hidden]
+        previous, state, d_c = c[cells], out[size + row * hidden : size + (row + 1) * hidden], g_c[cells]
+        g_h, g_new = g[cells], g[size + row * hidden : size + (row + 1) * hidden]
         for j in range(hidden):
-            i, f, cell, o = _gate_values(gates, base, hidden, j)
-            k = row * hidden + j
-            squashed = vmath.tanh(out[size + k])
-            g_h = g[k]
-            g_state = g[size + k] + g_h * o * (one - squashed * squashed)
-            g_gates[base + j] += g_state * cell * i * (one - i)
-            g_gates[base + hidden + j] += g_state * c[k] * f * (one - f)
-            g_gates[base + 2 * hidden + j] += g_state * i * (one - cell * cell)
-            g_gates[base + 3 * hidden + j] += g_h * squashed * o * (one - o)
+            i, f = vmath.sigmoid(g_i[j]), vmath.sigmoid(g_f[j])
+            cell, o = vmath.tanh(g_g[j]), vmath.sigmoid(g_o[j])
+            squashed = vmath.tanh(state[j])
+            g_state = g_new[j] + g_h[j] * o * (one - squashed * squashed)
+            d_i[j] += g_state * cell * i * (one - i)
+            d_f[j] += g_state * previous[j] * f * (one - f)
+            d_g[j] += g_state * i * (one - cell * cell)
+            d_o[j] += g_h[j] * squashed * o * (one - o)
             if with_c:
-                g_c[k] += g_state * f
+                d_c[j] += g_state * f
 
 
 # -- a whole LSTM layer's direction (nn.LSTM): every step in one row ---------------------------
