@@ -523,10 +523,11 @@ def _structural_backward(rule, r, rows, params, layouts, dims, aux, addresses, o
         start = rows[r, 3]
         count = aux[start]
         width = numel // count if count else 0
-        for i in range(count):
-            target = aux[start + 1 + i] * width
+        for i in range(count):  # (slices from 0: at ``target + j`` numba's wraparound kept it scalar)
+            target, source = aux[start + 1 + i] * width, g[i * width : (i + 1) * width]
+            picked = ga[target : target + width]
             for j in range(width):
-                ga[target + j] += g[i * width + j]
+                picked[j] += source[j]
     elif rule == NLL_TARGETS:  # -g (/ the count of kept targets, for the mean) at each target's class
         if has_a:
             count = layouts[rows[b, 4], 1]

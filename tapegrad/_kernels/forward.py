@@ -344,10 +344,11 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
         start = rows[r, 3]
         count = aux[start]
         width = numel // count if count else 0
-        for i in range(count):
+        for i in range(count):  # (slices from 0, as the backward's)
             source = aux[start + 1 + i] * width
+            picked, target = x[source : source + width], out[i * width : (i + 1) * width]
             for j in range(width):
-                out[i * width + j] = x[source + j]
+                target[j] = picked[j]
     elif rule == NLL_TARGETS:  # -(the picks summed in float64, in order), / their count for the mean
         b = rows[r, 2]
         count = layouts[rows[b, 4], 1]
