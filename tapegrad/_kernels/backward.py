@@ -1210,14 +1210,18 @@ def _setup(rows, layouts, paths, rules, roots, seeds, laid, look, poison, spare3
         if start < 0:  # a root no gradient flows from (a constant, a detached result): its seed
             position += numel  # goes nowhere (offset -1 once wrote it over the arena's last slot)
             continue
+        # (slices indexed from 0: at ``start + i``, numba's wraparound check kept the loops scalar)
+        seed = seeds[position : position + numel]
         if layouts[rows[root, 4], 0] == FLOAT64:
             _claim(root, rows, layouts, offsets, touched, grad64)
+            target64 = grad64[start : start + numel]
             for i in range(numel):
-                grad64[start + i] += seeds[position + i]
+                target64[i] += seed[i]
         else:
             _claim(root, rows, layouts, offsets, touched, grad32)
+            target32 = grad32[start : start + numel]
             for i in range(numel):
-                grad32[start + i] += np.float32(seeds[position + i])
+                target32[i] += np.float32(seed[i])
         position += numel
     return offsets, grad32, grad64, touched, False
 
