@@ -228,7 +228,7 @@ def test_integer_addcmul_and_fills_as_pytorch():
 # Each activation and loss term here at the values where its branches meet or its formula leaves
 # its domain: PyTorch's value and gradient, NaN for NaN (tapegrad gave 0, NaN or finite
 # gradients where PyTorch's kernels choose another branch: hardtanh's and softshrink's NaN, elu's,
-# hardswish's at the infinities, logit's at 0, 1 and outside [0, 1]).
+# hardswish's, smooth_l1's and huber's at the infinities, logit's at 0, 1 and outside [0, 1]).
 SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, 0.5, 1.05, -0.5, 20.0, -20.0]
 EDGE_FUNCTIONS = {
     "hardtanh": lambda m, x: m.nn.functional.hardtanh(x),
@@ -243,6 +243,12 @@ EDGE_FUNCTIONS = {
     "logit": lambda m, x: m.logit(x),
     "logit_eps": lambda m, x: m.logit(x, eps=0.1),
     "kl_div_target": lambda m, x: m.nn.functional.kl_div(m.full_like(x, -0.7), x, reduction="none"),
+    # losses with a branch: the other branch's gradient at the infinities (inf * 0 was NaN)
+    "smooth_l1_loss": lambda m, x: m.nn.functional.smooth_l1_loss(x, m.full_like(x, 0.5), reduction="none"),
+    "huber_loss": lambda m, x: m.nn.functional.huber_loss(x, m.full_like(x, 0.5), reduction="none", delta=2.0),
+    "gaussian_nll_loss_var": lambda m, x: m.nn.functional.gaussian_nll_loss(
+        m.full_like(x, 0.5), m.full_like(x, 0.1), x.abs(), reduction="none"
+    ),
 }
 
 

@@ -424,7 +424,10 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, ep
         var = var.unsqueeze(-1)
     if (var < 0).any():
         raise ValueError("var has negative entry/entries")
-    clamped = var + (var.detach().clamp(min=eps) - var.detach())  # the clamp without its gradient
+    # The clamp without its gradient, as PyTorch's clamp_ under no_grad of a clone: a select, not
+    # var + (clamped - var), which made an infinite variance NaN (PyTorch: an infinite loss).
+    below = var.detach() < eps
+    clamped = where(below, var + (var.detach().clamp(min=eps) - var.detach()), var)
     loss = 0.5 * (clamped.log() + (input - target) ** 2 / clamped)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)

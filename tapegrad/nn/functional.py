@@ -1025,11 +1025,12 @@ def _quadratic_then_linear(input: Tensor, target: Tensor, threshold: float, quad
     difference = input - target
     magnitude = difference.abs()
     beyond = magnitude - 0.5 * threshold
-    return _where(
-        magnitude.detach() < threshold,
-        difference * difference * quadratic,
-        beyond if linear is None else beyond * linear,
-    )
+    # The linear branch where |d| >= threshold, the square elsewhere, NaN included (PyTorch's
+    # backward tests the two tails, so NaN takes the square's NaN gradient). The square reads 0
+    # outside: at d = inf its gradient was inf, times the select's 0, NaN where PyTorch's is +-1.
+    outside = magnitude.detach() >= threshold
+    near = _where(outside, _wrap(np.zeros((), difference._data.dtype)), difference)
+    return _where(outside, beyond if linear is None else beyond * linear, near * near * quadratic)
 
 
 def huber_loss(
