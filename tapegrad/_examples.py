@@ -42,13 +42,15 @@ class Case:
         return self.name
 
 
-def _lstm_sequence(projected, w_hh, h0, c0):
+def _lstm_sequence(projected, w_hh, h0=None, c0=None):
     """Every step of an LSTM layer's direction, (steps, 2, n, hidden): each step's h and c.
-    tapegrad's one row (``nn._recurrent._lstm_sequence``, what ``nn.LSTM`` records from zero
-    states), and in PyTorch the cell's formula step by step."""
+    tapegrad's one row (``nn._recurrent._lstm_sequence``, what ``nn.LSTM`` records: from zero
+    states, h0 and c0 None), and in PyTorch the cell's formula step by step."""
     m = library(projected)
     if m.__name__ == "tapegrad":
         return m.nn._recurrent._lstm_sequence(projected, h0, c0, w_hh, False)
+    if h0 is None:
+        h0 = c0 = m.zeros(projected.shape[1], w_hh.shape[1], dtype=projected.dtype)
     h, c, states = h0, c0, []
     for t in range(projected.shape[0]):
         i, f, g, o = (projected[t] + h @ w_hh.t()).chunk(4, 1)
@@ -234,6 +236,7 @@ CASES = [
     Case(
         "lstm_sequence", lambda p, w, h, c: _lstm_sequence(p, w, h, c), ((4, 2, 8), (8, 2), (2, 2), (2, 2)), (-2.0, 2.0)
     ),
+    Case("lstm_sequence(zero states)", lambda p, w: _lstm_sequence(p, w), ((4, 2, 8), (8, 2)), (-2.0, 2.0)),
     # Convolution (one fused row, _kernels/convolution.py) and pooling (composites: nn/_convolution.py).
     Case("conv2d", lambda x, w, b: functional(x).conv2d(x, w, b), ((2, 3, 5, 5), (4, 3, 3, 3), (4,))),
     Case(

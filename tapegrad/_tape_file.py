@@ -263,13 +263,15 @@ def _check_row(view: _Rows, row: int, op) -> None:
                 (extent + pad + after - dilation * (kernel - 1) - 1) // stride + 1 for after in (pad, pad + 1)
             ]:
                 raise _fail(row, "layout", f"a result {shape} for an input {x_shape} at these strides and paddings")
-    elif rule == "lstm_sequence":  # projections, h0, c0 (flat) and w_hh give (steps, 2, n, hidden)
+    elif rule == "lstm_sequence":  # projections (and h0, c0: flat) and w_hh give (steps, 2, n, hidden)
         w = _input(view, row, "in1")
         shape = view.row_shape(row)
         if len(shape) != 4 or shape[1] != 2:
             raise _fail(row, "layout", f"lstm_sequence gives (steps, 2, n, hidden), not {shape}")
         steps, _, n, hidden = shape
-        if view.row_shape(w) != (4 * hidden, hidden) or view.numel(a) != (steps * 4 + 2) * n * hidden:
+        if view.row_shape(w) != (4 * hidden, hidden) or view.numel(a) not in (
+            (steps * 4 + k) * n * hidden for k in (0, 2)
+        ):
             raise _fail(row, "in0", f"inputs of {view.numel(a)} elements and a weight {view.row_shape(w)} for {shape}")
         if view.code(a) != view.code(row) or view.code(w) != view.code(row):
             raise _fail(row, "layout", "lstm_sequence's inputs, weight and result have one dtype")

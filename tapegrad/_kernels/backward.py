@@ -677,7 +677,7 @@ def _layers_backward(rule, r, rows, layouts, dims, params, aux, addresses, offse
     w = value_at(addresses[b], numel_b, grad)
     if rule == CONV2D:  # a: the input (N, C, H, W); iparam: the parameters in aux
         convolution.conv2d_backward(x, w, g, ga, gb, convolution.row_geometry(r, rows, layouts, dims, aux))
-    elif rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; iparam: reversed; (steps, 2, n, hidden)
+    elif rule == LSTM_SEQUENCE:  # a: the projections (h0, c0 after, or zero); iparam: reversed; (steps, 2, n, hidden)
         out = value_at(addresses[r], numel, grad)
         normalization.lstm_sequence_backward(x, w, out, g, ga, gb, shape[0], shape[2], shape[3], rows[r, 3])
     else:

@@ -479,7 +479,8 @@ def _layers_forward(rule, r, rows, params, layouts, dims, aux, offsets, values):
         w = values[offsets[b] : offsets[b] + channels] if b >= 0 else values[:0]
         stats = np.empty(2 * channels, np.float64)
         normalization.batch_norm(x, w, out, outer, channels, inner, params[r, 5], stats)
-    elif rule == LSTM_SEQUENCE:  # a: the projections, h0, c0; b: w_hh; iparam: reversed; (steps, 2, n, hidden)
+    elif rule == LSTM_SEQUENCE:  # a: projections (h0, c0 after, or zero); b: w_hh; iparam: reversed
+        # (the result: (steps, 2, n, hidden))
         shape = _shape(layouts, dims, rows[r, 4])
         steps, n, hidden = shape[0], shape[2], shape[3]
         inputs = values[offsets[a] : offsets[a] + layouts[rows[a, 4], 1]]

@@ -342,14 +342,22 @@ def lstm_cell_backward(gates, c, out, g, g_gates, g_c, hidden, with_c):
 
 
 @jit
-def _step_gates(inputs, w_hh, out, gates, k, steps, n, hidden, reverse):
+def _step_gates(inputs, w_hh, out, gates, zeros, k, steps, n, hidden, reverse):
     """Step ``k`` (in running order) of ``lstm_sequence``: its gates, the step's projection plus
     the previous h @ w_hh.T (BLAS), into ``gates``. Returns ``(t, the previous h's address, the
-    previous c)``: the initial states for the first step, else the previous step's result."""
+    previous c)``: the initial states for the first step, else the previous step's result.
+    ``inputs`` without initial states (the projections alone) starts from zeros: the first
+    step's gates are its projection, its previous c ``zeros``, and the previous h's address
+    returned is never read (the caller stops before the products that would read it)."""
     width, size, item = 4 * hidden, n * hidden, inputs.itemsize
     t = steps - 1 - k if reverse else k
+    start = steps * n * width
+    if k == 0 and len(inputs) == start:
+        projection = inputs[t * n * width : (t + 1) * n * width]
+        for i in range(n * width):
+            gates[i] = projection[i]
+        return t, inputs.ctypes.data + 0 * item, zeros  # (the other branches' type)
     if k == 0:
-        start = steps * n * width
         h_at, c_prev = inputs.ctypes.data + start * item, inputs[start + size : start + 2 * size]
     else:
         before = t + 1 if reverse else t - 1
@@ -371,26 +379,29 @@ def lstm_sequence(inputs, w_hh, out, steps, n, hidden, reverse):
     ``reverse`` runs the steps from the last."""
     size = n * hidden
     gates = np.empty(4 * size, inputs.dtype)
+    zeros = np.zeros(size if len(inputs) == steps * n * 4 * hidden else 0, inputs.dtype)
     for k in range(steps):
-        t, _, c_prev = _step_gates(inputs, w_hh, out, gates, k, steps, n, hidden, reverse)
+        t, _, c_prev = _step_gates(inputs, w_hh, out, gates, zeros, k, steps, n, hidden, reverse)
         lstm_cell(gates, c_prev, out[t * 2 * size : (t + 1) * 2 * size], hidden)
 
 
 @jit
 def lstm_sequence_backward(inputs, w_hh, out, g, g_inputs, g_w, steps, n, hidden, reverse):
     """Add the gradients of ``lstm_sequence`` from ``g`` (``out``'s): to ``g_inputs`` (the
-    projections, then h0 and c0) and ``g_w``, either empty for none. The steps in reverse
-    order, each step's gates computed again (one product) rather than kept."""
+    projections, then h0 and c0 when ``inputs`` has them) and ``g_w``, either empty for none.
+    The steps in reverse order, each step's gates computed again (one product) rather than kept."""
     width = 4 * hidden
     size = n * hidden
     dtype = inputs.dtype
+    states = len(inputs) > steps * n * width  # (else the first step starts from zeros)
+    zeros = np.zeros(0 if states else size, dtype)
     gates = np.empty(n * width, dtype)
     d_gates = np.empty(n * width, dtype)
     g_h = np.zeros(size, dtype)  # the gradient carried to the previous step's h and c
     g_c = np.zeros(size, dtype)
     g_state = np.empty(2 * size, dtype)  # (h, c) of this step: carried plus arriving
     for k in range(steps - 1, -1, -1):
-        t, h_at, c_prev = _step_gates(inputs, w_hh, out, gates, k, steps, n, hidden, reverse)
+        t, h_at, c_prev = _step_gates(inputs, w_hh, out, gates, zeros, k, steps, n, hidden, reverse)
         arriving = g[t * 2 * size : (t + 1) * 2 * size]
         for i in range(size):
             g_state[i] = g_h[i] + arriving[i]
@@ -405,13 +416,15 @@ def lstm_sequence_backward(inputs, w_hh, out, g, g_inputs, g_w, steps, n, hidden
             target = g_inputs[t * n * width : (t + 1) * n * width]
             for i in range(n * width):
                 target[i] += d_gates[i]
+        if k == 0 and not states:  # h0 = 0: nothing reaches w_hh through it, and no h0 to reach
+            break
         if len(g_w):  # g_w (4 hidden, hidden) += d_gates.T @ h_prev
             product(True, False, width, hidden, n, 1.0, d_gates.ctypes.data, width, h_at, hidden, 1.0,
                     g_w.ctypes.data, hidden, inputs)  # fmt: skip
         # g_h = d_gates @ w_hh: what reaches the previous step's h
         product(False, False, n, hidden, width, 1.0, d_gates.ctypes.data, width, w_hh.ctypes.data, hidden, 0.0,
                 g_h.ctypes.data, hidden, inputs)  # fmt: skip
-    if len(g_inputs):
+    if len(g_inputs) and states:
         h_start = steps * n * width
         for i in range(size):
             g_inputs[h_start + i] += g_h[i]

@@ -36,20 +36,24 @@ from .utils.rnn import PackedSequence
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _lstm_sequence(projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, reverse: bool) -> Tensor:
+def _lstm_sequence(projected: Tensor, h0: Tensor | None, c0: Tensor | None, w_hh: Tensor, reverse: bool) -> Tensor:
     """Every step of one direction of an LSTM layer as one row (``lstm_sequence``; PyTorch's
     layer is one node, ``MkldnnRnnLayerBackward0``): ``projected`` (steps, N, 4H) the inputs'
-    projections with both biases, ``h0``, ``c0`` (N, H), ``w_hh`` (4H, H), one floating dtype.
-    Returns (steps, 2, N, H): each step's h, then its c. Row by row (a product, ``lstm_cell``
-    and views a step), a 20-step layer's training step was 2.1x PyTorch's."""
-    steps, n, hidden = projected.shape[0], projected.shape[1], h0.shape[-1]
+    projections with both biases, ``h0``, ``c0`` (N, H), or both None for zero states,
+    ``w_hh`` (4H, H), one floating dtype. Returns (steps, 2, N, H): each step's h, then its c.
+    Row by row (a product, ``lstm_cell`` and views a step), a 20-step layer's training step was
+    2.1x PyTorch's. Zero states are implied by the row (its first operand the projections
+    alone), not joined to it: the join and its zeros were 40 us of a 20-step layer's forward."""
+    steps, n, hidden = projected.shape[0], projected.shape[1], w_hh.shape[-1]
+    states = () if h0 is None and c0 is None else (h0, c0)
     # (the layer passes these shapes by construction; the kernels read by them, unchecked)
-    shapes = [tuple(t.shape) for t in (projected, h0, c0, w_hh)]
-    if shapes != [(steps, n, 4 * hidden), (n, hidden), (n, hidden), (4 * hidden, hidden)]:
+    shapes = [tuple(t.shape) for t in (projected, *states, w_hh)]
+    expected = [(steps, n, 4 * hidden), *[(n, hidden)] * len(states), (4 * hidden, hidden)]
+    if shapes != expected or None in states:
         raise RuntimeError(f"lstm_sequence: projections, h0, c0 and w_hh of shapes {shapes} do not fit together")
-    if len({t.dtype for t in (projected, h0, c0, w_hh)}) != 1 or not projected.dtype.is_floating_point:
+    if len({t.dtype for t in (projected, *states, w_hh)}) != 1 or not projected.dtype.is_floating_point:
         raise RuntimeError("lstm_sequence: projections, h0, c0 and w_hh of one floating dtype")
-    inputs = cat([projected.reshape(-1), h0.reshape(-1), c0.reshape(-1)])
+    inputs = cat([projected.reshape(-1), h0.reshape(-1), c0.reshape(-1)]) if states else projected.reshape(-1)
     data, w = c_ordered(inputs._data), c_ordered(w_hh._data)
     out = np.empty((steps, 2, n, hidden), data.dtype)
     load_kernels("normalization").lstm_sequence(data, w.reshape(-1), out.reshape(-1), steps, n, hidden, int(reverse))
@@ -62,7 +66,10 @@ def _lstm_steps(inputs: Tensor, w_hh: Tensor, shape: tuple, reverse: bool) -> Te
     steps, _, n, hidden = shape
     width = steps * n * 4 * hidden
     projected = inputs[:width].reshape(steps, n, 4 * hidden)
-    h, c = inputs[width : width + n * hidden].reshape(n, hidden), inputs[width + n * hidden :].reshape(n, hidden)
+    if inputs.shape[0] == width:  # zero states, implied by the row
+        h = c = _factories.zeros(n, hidden, dtype=inputs.dtype)
+    else:
+        h, c = inputs[width : width + n * hidden].reshape(n, hidden), inputs[width + n * hidden :].reshape(n, hidden)
     w_hh_t = w_hh.t()
     states = [None] * steps
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
@@ -264,7 +271,7 @@ class _RNNBase(Module):
             # per-step rows, by reference, as PyTorch's: a c0 changed through .data after the
             # forward changes its backward; the one row reads a copy.)
             if step.w_hh is not None and hx is None:
-                states = _lstm_sequence(projected, h, c, step.w_hh, reverse)
+                states = _lstm_sequence(projected, None, None, step.w_hh, reverse)
                 last = 0 if reverse else steps - 1
                 # (PyTorch's float32 layer is oneDNN's node; its float64 one stacks the steps)
                 node = "MkldnnRnnLayerBackward0" if projected.dtype.itemsize == 4 else "StackBackward0"
