@@ -250,3 +250,28 @@ def test_the_lstm_sequence_row_refuses_shapes_that_do_not_fit():
     with pytest.raises(RuntimeError, match="one floating dtype"):
         _lstm_sequence(projected, h0, h0.double(), w_hh, False)
     assert _lstm_sequence(projected, h0, h0, w_hh, False).shape == (4, 2, 2, 2)
+    # zero states, implied by the row: the projections must fit the weight alone
+    with pytest.raises(RuntimeError, match="do not fit together"):
+        _lstm_sequence(tg.zeros(4, 2, 2048), None, None, tg.zeros(8, 2048), False)
+    with pytest.raises(RuntimeError, match="both given, or both None"):
+        _lstm_sequence(projected, h0, None, w_hh, False)
+    assert _lstm_sequence(projected, None, None, w_hh, False).shape == (4, 2, 2, 2)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_lstm_sequence_row_from_zero_states_is_the_row_given_zeros(reverse):
+    # (nn.LSTM records the implied form; the given form is the op table's other case)
+    from tapegrad.nn._recurrent import _lstm_sequence
+
+    rng = np.random.default_rng(5)
+    results = []
+    for zeros in (False, True):
+        projected = tg.tensor(rng.standard_normal((5, 3, 8)), requires_grad=True)
+        w_hh = tg.tensor(rng.standard_normal((8, 2)), requires_grad=True)
+        rng = np.random.default_rng(5)  # the same values for both forms
+        states = (tg.zeros(3, 2), tg.zeros(3, 2)) if zeros else (None, None)
+        out = _lstm_sequence(projected, *[s if s is None else s.double() for s in states], w_hh, reverse)
+        (out * out).sum().backward()
+        results.append((out.detach().numpy(), projected.grad.numpy(), w_hh.grad.numpy()))
+    for implied, given in zip(*results):
+        np.testing.assert_allclose(implied, given, rtol=1e-12, atol=1e-14)

@@ -45,11 +45,13 @@ def _lstm_sequence(projected: Tensor, h0: Tensor | None, c0: Tensor | None, w_hh
     2.1x PyTorch's. Zero states are implied by the row (its first operand the projections
     alone), not joined to it: the join and its zeros were 40 us of a 20-step layer's forward."""
     steps, n, hidden = projected.shape[0], projected.shape[1], w_hh.shape[-1]
-    states = () if h0 is None and c0 is None else (h0, c0)
+    if (h0 is None) != (c0 is None):
+        raise RuntimeError("lstm_sequence: h0 and c0 are both given, or both None for zero states")
+    states = () if h0 is None else (h0, c0)
     # (the layer passes these shapes by construction; the kernels read by them, unchecked)
     shapes = [tuple(t.shape) for t in (projected, *states, w_hh)]
     expected = [(steps, n, 4 * hidden), *[(n, hidden)] * len(states), (4 * hidden, hidden)]
-    if shapes != expected or None in states:
+    if shapes != expected:
         raise RuntimeError(f"lstm_sequence: projections, h0, c0 and w_hh of shapes {shapes} do not fit together")
     if len({t.dtype for t in (projected, *states, w_hh)}) != 1 or not projected.dtype.is_floating_point:
         raise RuntimeError("lstm_sequence: projections, h0, c0 and w_hh of one floating dtype")
