@@ -447,3 +447,24 @@ def test_from_numpy_refuses_a_dtype_it_cannot_share_and_tensor_converts_it(numpy
 def test_from_numpy_still_refuses_a_type_pytorch_has_no_tensor_of():
     with pytest.raises(TypeError, match="can't convert np.ndarray of type numpy.complex64"):
         tg.from_numpy(np.ones(3, np.complex64))
+
+
+def test_the_refusals_above_stop_where_pytorch_s_do():
+    """The new refusals are PyTorch's, no wider: found by a review of them."""
+    rng = np.random.default_rng(3)
+    x, t = tg.tensor(rng.standard_normal((3, 4))), tg.tensor(np.sign(rng.standard_normal((3, 4))))
+    F = tg.nn.functional
+    # soft_margin_loss refuses a target that requires grad only where autograd records
+    with tg.no_grad():
+        F.soft_margin_loss(x, tg.tensor(t.numpy(), requires_grad=True))
+    per_row = tg.func.vmap(F.soft_margin_loss)(x, t)
+    tape = tg.record(F.soft_margin_loss, x.numpy(), t.numpy())
+    assert tape.value_and_grad(x.numpy(), t.numpy())[0].item() == pytest.approx(per_row.mean().item())
+    # a negative ignore_index with probability targets (PyTorch refuses non-negative ones)
+    probabilities = tg.full((3, 4), 0.25, dtype=tg.float64)
+    assert F.cross_entropy(x, probabilities, ignore_index=-1).item() == F.cross_entropy(x, probabilities).item()
+    # a 1-D weight with a 0-d bias, on inputs that do not take PyTorch's addmm
+    assert F.linear(tg.ones(3), tg.ones(3), tg.tensor(1.0)).item() == 4.0
+    assert tuple(F.linear(tg.ones(4, 2, 3), tg.ones(3), tg.tensor(1.0)).shape) == (4, 2)
+    with pytest.raises(RuntimeError, match="mat2 must be a matrix"):
+        F.linear(tg.ones(4, 2, 3), tg.ones(3), tg.ones(1))

@@ -321,8 +321,7 @@ def _elementwise_backward(rule, r, rows, params, layouts, addresses, offsets, to
     elif rule == ELU:
         x = value_at(addresses[a], numel, grad)
         for i in range(numel):
-            # (the negative side tested: NaN takes the positive side's 1, as in PyTorch's rule)
-            ga[i] += g[i] * s * np.exp(x[i]) if x[i] <= zero else g[i]
+            ga[i] += g[i] if x[i] > zero else g[i] * s * np.exp(x[i])
     elif rule == POW_SCALAR:
         x = value_at(addresses[a], numel, grad)
         if s == grad.dtype.type(2.0):  # no pow call for the common exponents (~55 ns an element)

@@ -1820,7 +1820,17 @@ def _backward_atanh64(rule, r, mask, frame):
     return families.DONE
 
 
-# logit: log(x / (1 - x)), gradient g / abs(x * (1 - x)) + 0 * sqrt(x * (1 - x))
+# logit: log(x / (1 - x)), gradient g / (x * (1 - x)) + 0 * sqrt(x * (1 - x))
+@jit
+def forward_logit(x, out):
+    """logit's eager forward of a large input (``Op.compiled_forward``): flat, one dtype."""
+    wide_vectors()
+    numel = out.shape[0]
+    c0 = out.dtype.type(1)
+    for i in range(numel):
+        out[i] = vmath.log(x[i] / (c0 - x[i]))
+
+
 def _replay_logit32(rule, r, path, frame):
     wide_vectors()
     x, out = _replay_operands(r, families.arrays32(frame))
@@ -1862,7 +1872,7 @@ def _backward_logit32(rule, r, mask, frame):
         s = start if len(g_all) == n else 0
         g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
         for i in range(stop - start):
-            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.abs(x[i] * (c0 - x[i])) + c1 * np.sqrt(x[i] * (c0 - x[i])))
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * (c0 - x[i])) + c1 * np.sqrt(x[i] * (c0 - x[i])))
     return families.DONE
 
 
@@ -1887,7 +1897,7 @@ def _backward_logit64(rule, r, mask, frame):
         s = start if len(g_all) == n else 0
         g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
         for i in range(stop - start):
-            ga[i] = (zero if fresh else ga[i]) + (g[i] / np.abs(x[i] * (c0 - x[i])) + c1 * np.sqrt(x[i] * (c0 - x[i])))
+            ga[i] = (zero if fresh else ga[i]) + (g[i] / (x[i] * (c0 - x[i])) + c1 * np.sqrt(x[i] * (c0 - x[i])))
     return families.DONE
 
 

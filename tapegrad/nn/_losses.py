@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 
 from .._frames import user_stacklevel
+from .._grad_mode import recordings_active as _recordings_active
+from .._grad_mode import state as _grad_state
 from .._more_composites import xlogy
 from .._record import broadcast_shape
 from .._selection import where as _where
@@ -118,7 +120,9 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """``log(1 + exp(-target * input))``, reduced; follows ``torch.nn.functional.soft_margin_loss``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    if target.requires_grad:  # (PyTorch's derivatives.yaml declares none in the target)
+    # (PyTorch's derivatives.yaml declares none in the target: its autograd refuses one that
+    # requires grad when it records, so not under no_grad, nor a recording's or vmap's input)
+    if target.requires_grad and _grad_state.enabled and not _recordings_active[0]:
         raise RuntimeError(
             "The function 'soft_margin_loss' is not differentiable with respect to argument 'target'. This input "
             "cannot have requires_grad True."

@@ -320,17 +320,16 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
-    """``input`` where ``|input| > lambd``, else 0; follows ``torch.nn.functional.hardshrink``."""
-    return name_node(where((input >= -lambd) & (input <= lambd), 0.0, input), "HardshrinkBackward0")  # (NaN stays)
+    """``input`` where ``|input| > lambd``, else 0; follows ``torch.nn.functional.hardshrink``.
+    At NaN the value stays NaN and the gradient is 0, as PyTorch's vectorized loop gives."""
+    inside, outside = (input >= -lambd) & (input <= lambd), (input > lambd) | (input < -lambd)
+    return name_node(where(inside, 0.0, where(outside, input, input.detach())), "HardshrinkBackward0")
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` moved ``lambd`` toward 0, 0 within ``lambd`` of it; follows
     ``torch.nn.functional.softshrink``."""
-    # Tested for the interval, not the tails: NaN takes a tail's gradient (1), as PyTorch's
-    # ``x >= -lambd && x <= lambd ? 0 : grad``; its value stays NaN either way.
-    inside = (input >= -lambd) & (input <= lambd)
-    out = where(inside, input * 0.0, where(input > lambd, input - lambd, input + lambd))
+    out = where(input > lambd, input - lambd, where(input < -lambd, input + lambd, input * 0.0))  # (NaN stays)
     return name_node(out, "SoftshrinkBackward0")
 
 

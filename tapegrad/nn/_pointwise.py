@@ -45,9 +45,9 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
         return input.clamp_(low, high) if inplace else input.clamp(low, high)
 
     def compute(x):
-        # The bounds' test, not the interior's: NaN passes its gradient, as PyTorch's
-        # ``x <= min || x >= max ? 0 : grad`` does (an interior test gave it 0).
-        return _where((x <= min_val) | (x >= max_val), x.detach().clamp(min_val, max_val), x)
+        # (at NaN the gradient is 0, as PyTorch's vectorized loop gives, where nearly every
+        # element runs; its scalar loop, for a tensor's last few elements, gives 1)
+        return _where((x > min_val) & (x < max_val), x, x.detach().clamp(min_val, max_val))
 
     return _written(input, compute, inplace, "HardtanhBackward0")
 
@@ -62,8 +62,7 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     ``torch.nn.functional.hardsigmoid``."""
 
     def compute(x):
-        # Its own test of the interior, as PyTorch's hardsigmoid_backward: 0 at NaN, where
-        # hardtanh's passes NaN's gradient.
+        # Its own test of the interior, as PyTorch's hardsigmoid_backward: 0 at NaN.
         inside = (x > -3.0) & (x < 3.0)
         return _where(inside, (x + 3.0) / 6.0, (x.detach() + 3.0).clamp(0.0, 6.0) / 6.0)
 
@@ -73,11 +72,12 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """``x * relu6(x + 3) / 6``: ``x * 0`` up to -3 (-0.0, NaN at -inf), ``x * 6 / 6`` from 3,
     ``x (x + 3) / 6`` between, each rounded as PyTorch computes it; gradient 0 up to -3,
-    ``x / 3 + 0.5`` between, 1 from 3 and at NaN (PyTorch's hardswish_backward). Follows
+    ``x / 3 + 0.5`` between, NaN at NaN (PyTorch's hardswish_backward). Follows
     ``torch.nn.functional.hardswish``."""
 
     def compute(x):
-        below, between = x <= -3.0, (x > -3.0) & (x < 3.0)
+        below, above = x <= -3.0, x >= 3.0
+        between = ~(below | above)  # (NaN included: its gradient NaN, as PyTorch's vectorized loop)
         # The middle formula reads 0 outside its range: at x = inf its derivative was inf,
         # and times the select's 0, a NaN gradient.
         inner = _where(between, x, _zeros(x))

@@ -337,7 +337,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {input.dtype.type_name} and {weight.dtype.type_name}"
         )
-    if weight._data.ndim == 1 and bias is not None:  # (PyTorch's addmm then needs a matrix)
+    # (a 1-D weight with a bias: PyTorch's addmm, for a 2-D input or a bias with a dimension,
+    # needs a matrix; a 0-d bias on another input is added to the product)
+    if weight._data.ndim == 1 and bias is not None and (input._data.ndim == 2 or bias._data.ndim != 0):
         raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
     out = input @ (transpose_onto(weight, input) if weight._data.ndim == 2 else weight.t())
     if bias is None:
@@ -480,7 +482,7 @@ def cross_entropy(
     class_dim = 1 if input.dim() > 1 else 0
     log_probabilities = log_softmax(input, class_dim)
     if isinstance(target, Tensor) and target.dtype.is_floating_point and target.shape == input.shape:
-        if ignore_index != -100:
+        if ignore_index >= 0:  # (PyTorch's test: a negative one, the default's kind, passes)
             raise RuntimeError("ignore_index is not supported for floating point target")
         return _soft_cross_entropy(input, log_probabilities, target, weight, reduction, label_smoothing, class_dim)
     loss = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
