@@ -336,9 +336,17 @@ def lstm_cell_backward(gates, c, out, g, g_gates, g_c, hidden, with_c):
 
 # -- a whole LSTM layer's direction (nn.LSTM): every step in one row ---------------------------
 # ``inputs`` holds the input projections of every step (steps, n, 4 * hidden), then h0 and c0
-# (n, hidden) each; ``out`` (steps, 2, n, hidden) each step's h, then its c. Row by row (one
+# (n, hidden) each, or nothing more for zero initial states; ``out`` (steps, 2, n, hidden) each
+# step's h, then its c. Row by row (one
 # ``lstm_cell`` a step, with its product and views), a 20-step layer's training step spent most
 # of its time recording and sweeping six rows a step: PyTorch's layer is one node.
+
+
+@jit
+def _initial_zeros(inputs, steps, n, hidden):
+    """The initial c of a row without initial states (zeros, (n * hidden)); empty when ``inputs``
+    holds h0 and c0 after the projections."""
+    return np.zeros(n * hidden if len(inputs) == steps * n * 4 * hidden else 0, inputs.dtype)
 
 
 @jit
@@ -346,13 +354,13 @@ def _step_gates(inputs, w_hh, out, gates, zeros, k, steps, n, hidden, reverse):
     """Step ``k`` (in running order) of ``lstm_sequence``: its gates, the step's projection plus
     the previous h @ w_hh.T (BLAS), into ``gates``. Returns ``(t, the previous h's address, the
     previous c)``: the initial states for the first step, else the previous step's result.
-    ``inputs`` without initial states (the projections alone) starts from zeros: the first
-    step's gates are its projection, its previous c ``zeros``, and the previous h's address
-    returned is never read (the caller stops before the products that would read it)."""
+    Without initial states (``zeros`` not empty: ``_initial_zeros``) the first step's gates are
+    its projection, its previous c ``zeros``, and the previous h's address returned is never
+    read (the caller stops before the products that would read it)."""
     width, size, item = 4 * hidden, n * hidden, inputs.itemsize
     t = steps - 1 - k if reverse else k
     start = steps * n * width
-    if k == 0 and len(inputs) == start:
+    if k == 0 and len(zeros):
         projection = inputs[t * n * width : (t + 1) * n * width]
         for i in range(n * width):
             gates[i] = projection[i]
@@ -379,7 +387,7 @@ def lstm_sequence(inputs, w_hh, out, steps, n, hidden, reverse):
     ``reverse`` runs the steps from the last."""
     size = n * hidden
     gates = np.empty(4 * size, inputs.dtype)
-    zeros = np.zeros(size if len(inputs) == steps * n * 4 * hidden else 0, inputs.dtype)
+    zeros = _initial_zeros(inputs, steps, n, hidden)
     for k in range(steps):
         t, _, c_prev = _step_gates(inputs, w_hh, out, gates, zeros, k, steps, n, hidden, reverse)
         lstm_cell(gates, c_prev, out[t * 2 * size : (t + 1) * 2 * size], hidden)
@@ -393,8 +401,8 @@ def lstm_sequence_backward(inputs, w_hh, out, g, g_inputs, g_w, steps, n, hidden
     width = 4 * hidden
     size = n * hidden
     dtype = inputs.dtype
-    states = len(inputs) > steps * n * width  # (else the first step starts from zeros)
-    zeros = np.zeros(0 if states else size, dtype)
+    zeros = _initial_zeros(inputs, steps, n, hidden)
+    states = len(zeros) == 0  # (else the first step starts from zeros)
     gates = np.empty(n * width, dtype)
     d_gates = np.empty(n * width, dtype)
     g_h = np.zeros(size, dtype)  # the gradient carried to the previous step's h and c

@@ -78,9 +78,7 @@ BACKWARD_RULES: dict[str, tuple[int, str]] = {
     # sum_all's result is one element: the sweep's call-free path for small rows runs it.
     **_rules(STRUCTURAL, "sum_all sum_dim view concat gather_rows nll_targets:b"),
     # Their own family, apart from the views: each half compiles in about half the time.
-    **_rules(
-        NORMALIZATION, "softmax:out log_softmax:out layer_norm:a lstm_cell:a+b+out batch_norm:a+b lstm_sequence:a+b+out"
-    ),
+    **_rules(NORMALIZATION, "softmax:out log_softmax:out layer_norm:a lstm_cell:a+b+out"),
     **_rules(MATMUL, "dot:a+b mv:a+b mm:a+b bmm:a+b"),
     **_rules(LAYERS, "conv2d:a+b batch_norm:a+b lstm_sequence:a+b+out"),
 }

@@ -426,7 +426,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, ep
     # The clamp without its gradient, as PyTorch's clamp_ under no_grad of a clone: a select, not
     # var + (clamped - var), which made an infinite variance NaN (PyTorch: an infinite loss).
     below = var.detach() < eps
-    clamped = where(below, var + (var.detach().clamp(min=eps) - var.detach()), var)
+    clamped = where(below, var + (eps - var.detach()), var)
     loss = 0.5 * (clamped.log() + (input - target) ** 2 / clamped)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)

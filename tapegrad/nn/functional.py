@@ -72,6 +72,7 @@ from ._more_functional import (  # noqa: F401 - the public names
 from ._more_functional import threshold as _threshold
 from ._pointwise import (  # noqa: F401 - the public names
     _written,
+    _zeros,
     celu,
     hardsigmoid,
     hardswish,
@@ -1031,7 +1032,7 @@ def _quadratic_then_linear(input: Tensor, target: Tensor, threshold: float, quad
     # backward tests the two tails, so NaN takes the square's NaN gradient). The square reads 0
     # outside: at d = inf its gradient was inf, times the select's 0, NaN where PyTorch's is +-1.
     outside = magnitude.detach() >= threshold
-    near = _where(outside, _wrap(np.zeros((), difference._data.dtype)), difference)
+    near = _where(outside, _zeros(difference), difference)
     return _where(outside, beyond if linear is None else beyond * linear, near * near * quadratic)
 
 
