@@ -14,6 +14,7 @@ import numpy as np
 
 from . import backward, forward
 from .config import jit
+from .memory import borrow
 
 # Added to a backward status in ``statuses``: above every forward status, which can be as high
 # as MISSING + the replay table's last slot (once 32, which with a family per formula op read a
@@ -68,6 +69,27 @@ def value_and_grad_slices(
 
     ``statuses[s]`` stays 0, or is the forward's status (a guard that failed: the caller
     records that slice again), or ``GRADIENT_FAILED`` + the backward's."""
+    # Every array as a borrowed view (no reference count; the caller keeps them alive): each
+    # slice of a counted array, in this loop, in ``_copy`` and in the sweeps, was an atomic
+    # increment and decrement of its owner's count, a sixth of a per-sample-gradients call
+    # (``perf``: NRT_incref/NRT_decref), and with threads sharing the arrays, a cache line
+    # that bounced between cores.
+    # fmt: off
+    slices, rows, params, layouts = borrow(slices), borrow(rows), borrow(params), borrow(layouts)
+    dims, aux = borrow(dims), borrow(aux)
+    replay_rules, offsets, codes = borrow(replay_rules), borrow(offsets), borrow(codes)
+    values32, values64, scratch = borrow(values32), borrow(values64), borrow(scratch)
+    inputs32, inputs64, input_places = borrow(inputs32), borrow(inputs64), borrow(input_places)
+    outputs32, outputs64, output_places = borrow(outputs32), borrow(outputs64), borrow(output_places)
+    rules, saves, paths, freed = borrow(rules), borrow(saves), borrow(paths), borrow(freed)
+    grad_offsets = borrow(grad_offsets)
+    grad32, grad64 = borrow(grad32), borrow(grad64)
+    grad32_seeded, grad64_seeded = borrow(grad32_seeded), borrow(grad64_seeded)
+    touched, touched_seeded = borrow(touched), borrow(touched_seeded)
+    grads32, grads64 = borrow(grads32), borrow(grads64)
+    grad_places, statuses = borrow(grad_places), borrow(statuses)
+    forward_table, backward_table = borrow(forward_table), borrow(backward_table)
+    # fmt: on
     n_rows = rows.shape[0]
     # The sweeps' arguments as the eager backward and replay pass them, not as literals: numba
     # compiles a function anew for literal arguments (True, 0, -1 here made this kernel compile
