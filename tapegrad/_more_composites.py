@@ -81,8 +81,14 @@ def logit(input: Tensor, eps=None) -> Tensor:  # noqa: A002
     """``log(p / (1 - p))`` elementwise, same shape (an integer input as the default float),
     ``p`` clamped to ``[eps, 1 - eps]`` when ``eps`` is given (its gradient is 0 outside, as
     PyTorch's). Gradient ``1 / (p (1 - p))``: inf at 0 and 1, NaN outside ``[0, 1]`` without
-    ``eps``. Follows ``torch.logit``."""
-    p = input if eps is None else input.clamp(eps, 1.0 - eps)
+    ``eps``, NaN at NaN. Follows ``torch.logit``."""
+    p = input
+    if eps is not None:
+        low, high = float(eps), 1.0 - float(eps)
+        # PyTorch's kernel selects ``x < lo ? lo : (x > hi ? hi : x)``: for ``eps`` above 0.5 the
+        # range is empty and a value below lo takes lo, where ``clamp`` gives hi to every value.
+        # (At NaN the value is NaN and the gradient 0, as clamp's, in PyTorch's vector loop.)
+        p = input.clamp(low, high) if low <= high else where(input < low, low, input.clamp(high, high))
     return _unary(BY_NAME["logit"], p)
 
 

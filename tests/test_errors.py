@@ -357,6 +357,11 @@ CASES = {
         NotImplementedError,
         "Padding size 2 is not supported for 4D input tensor.",
     ),
+    "replicate pad of a 5-D input on four dimensions": (
+        lambda m: m.nn.functional.pad(m.ones(1, 1, 2, 3, 4), (1,) * 8, mode="replicate"),
+        NotImplementedError,
+        "Padding size 8 is not supported for 5D input tensor.",
+    ),
     "prelu of a 1-D input with a weight per element": (
         lambda m: m.nn.functional.prelu(m.ones(3), m.ones(3)),
         RuntimeError,
@@ -468,3 +473,16 @@ def test_the_refusals_above_stop_where_pytorch_s_do():
     assert tuple(F.linear(tg.ones(4, 2, 3), tg.ones(3), tg.tensor(1.0)).shape) == (4, 2)
     with pytest.raises(RuntimeError, match="mat2 must be a matrix"):
         F.linear(tg.ones(4, 2, 3), tg.ones(3), tg.ones(1))
+    # six pads of a 5-D input, and 8 in constant mode, are PyTorch's too
+    assert tuple(F.pad(tg.ones(1, 1, 2, 3, 4), (1,) * 6, mode="replicate").shape) == (1, 1, 4, 5, 6)
+    assert tuple(F.pad(tg.ones(1, 1, 2, 3, 4), (1,) * 8).shape) == (1, 3, 4, 5, 6)
+
+
+def test_group_norm_of_an_empty_batch_is_empty():
+    # (the grouped reshape's -1 could not be inferred from 0 elements)
+    x = tg.zeros(0, 4, 3, requires_grad=True)
+    norm = tg.nn.GroupNorm(2, 4)
+    out = norm(x)
+    assert tuple(out.shape) == (0, 4, 3)
+    out.sum().backward()
+    assert tuple(x.grad.shape) == (0, 4, 3) and norm.weight.grad.tolist() == [0.0] * 4

@@ -245,6 +245,7 @@ EDGE_FUNCTIONS = {
     "celu": lambda m, x: m.nn.functional.celu(x, 0.5),
     "logit": lambda m, x: m.logit(x),
     "logit_eps": lambda m, x: m.logit(x, eps=0.1),
+    "logit_empty_range": lambda m, x: m.logit(x, eps=0.6),  # lo above hi: PyTorch's select order
     "kl_div_target": lambda m, x: m.nn.functional.kl_div(m.full_like(x, -0.7), x, reduction="none"),
     # losses with a branch: the other branch's gradient at the infinities (inf * 0 was NaN)
     "smooth_l1_loss": lambda m, x: m.nn.functional.smooth_l1_loss(x, m.full_like(x, 0.5), reduction="none"),
@@ -269,8 +270,6 @@ def test_activations_at_their_edges_match_pytorch(name):
     torch = pytest.importorskip("torch")
     function = EDGE_FUNCTIONS[name]
     for value in SPECIAL:
-        if name == "logit_eps" and math.isnan(value):
-            continue  # PyTorch's clamp passes no gradient at NaN, its logit NaN (see the README)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ours, theirs = _edge_result(tg, function, value), _edge_result(torch, function, value)
@@ -302,6 +301,18 @@ def test_logit_gradient_is_infinite_at_the_ends_and_nan_outside():
     data = np.array([0.0, 0.25, 2.0])  # replayed the same
     _, (grad,) = tg.record(lambda x: tg.logit(x).sum(), data).value_and_grad(data)
     assert grad[:2].tolist() == [math.inf, 1 / (0.25 * 0.75)] and math.isnan(grad[2].item())
+
+
+def test_logit_with_eps_selects_as_pytorch_s_kernel():
+    """``x < lo ? lo : (x > hi ? hi : x)``: with eps above 0.5 (an empty range) a value below lo
+    takes lo, the others hi (a clamp gave hi to all), and every gradient is 0."""
+    x = tg.tensor([0.0, 0.5, 0.6, 1.0, math.nan], dtype=tg.float64, requires_grad=True)
+    values = tg.logit(x, 0.6)
+    low, high = math.log(0.6 / 0.4), math.log(0.4 / 0.6)
+    assert values[:4].tolist() == pytest.approx([low, low, high, high], rel=1e-15)
+    assert math.isnan(values[4].item())
+    values.sum().backward()
+    assert x.grad.tolist() == [0.0] * 5
 
 
 def test_kl_div_of_a_negative_or_zero_target_is_pytorchs_xlogy():

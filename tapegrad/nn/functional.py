@@ -972,7 +972,8 @@ def group_norm(
     grouped_size = [n * channels // num_groups, num_groups, *input.shape[2:]]
     if math.prod(grouped_size) // num_groups == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {grouped_size}")
-    grouped = input.reshape(n, num_groups, -1)
+    # (the group's size spelled out: -1 is ambiguous in an empty batch, which PyTorch returns empty)
+    grouped = input.reshape(n, num_groups, channels // num_groups * math.prod(input.shape[2:]))
     mean = grouped.mean(-1, keepdim=True)
     centered = grouped - mean
     out = (centered * ((centered * centered).mean(-1, keepdim=True) + eps).rsqrt()).reshape(*input.shape)
@@ -1105,9 +1106,9 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
         )
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
-    if mode != "constant" and input.dim() not in (len(pad) // 2 + 1, len(pad) // 2 + 2):
+    if mode != "constant" and (len(pad) > 6 or input.dim() not in (len(pad) // 2 + 1, len(pad) // 2 + 2)):
         # PyTorch's modules pad a batch (and a channel) of 1-3 dimensions: a 2-D input with 4 pads
-        # would pad its first dimension as a spatial one.
+        # would pad its first dimension as a spatial one, and 8 pads of a 5-D input its channels.
         raise NotImplementedError(_PAD_SIZES.format(size=len(pad), ndim=input.dim()))
     out = input
     for pair in range(len(pad) // 2):
