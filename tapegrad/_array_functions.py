@@ -395,8 +395,7 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     shape[dim : dim + 1] = [count, size]
     result = picked.reshape(*shape).movedim(dim + 1, -1)
     # A copy: an in-place change of it would not reach ``self`` (silently); read-only, it raises.
-    result._data.flags.writeable = False
-    _record.unwritable_copies[id(result._data)] = result._data
+    _record.mark_unwritable_copy(result._data)
     return result
 
 
@@ -436,9 +435,18 @@ def as_strided(input: Tensor, size, stride, storage_offset=None) -> Tensor:  # n
     positions = np.full(size, offset, np.int64)
     for axis, (extent, step) in enumerate(zip(size, stride)):
         positions += (np.arange(extent) * step).reshape((-1,) + (1,) * (len(size) - axis - 1))
-    result = index_select(root.reshape(-1), 0, _wrap(positions.reshape(-1))).reshape(size)
-    result._data.flags.writeable = False  # (an in-place change would not reach ``input``: it raises)
-    _record.unwritable_copies[id(result._data)] = result._data
+    source, flat = root, positions.reshape(-1)
+    if (
+        input is not root
+        and input._data.flags.c_contiguous
+        and (not flat.size or (own <= flat.min() and flat.max() < own + input.numel()))
+    ):
+        # Within a contiguous view's own elements: picked from the view, so that the gradient
+        # reaches it, as PyTorch's does (picked from the root alone, a gradient with respect to
+        # the view was zero: func.jvp(grad(f)) and hessian, whose inputs are views, gave zeros).
+        source, flat = input, flat - own
+    result = index_select(source.reshape(-1), 0, _wrap(flat)).reshape(size)
+    _record.mark_unwritable_copy(result._data)  # (an in-place change would not reach ``input``: it raises)
     return result
 
 

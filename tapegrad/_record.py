@@ -1131,6 +1131,7 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
 # PyTorch's message for an in-place change of a leaf that requires grad, kept here once: vmap tells
 # this error from the others by it (its recording's inputs are such leaves).
 LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+VIEW_OF_LEAF_IN_PLACE = "a view of a leaf Variable that requires grad is being used in an in-place operation."
 
 # A view's PyTorch CreationMeta other than DEFAULT (``Tensor._view_meta``): made by a function
 # returning several views, or made under no_grad. A change of it in place that autograd would
@@ -1190,6 +1191,39 @@ def writable(data: np.ndarray) -> np.ndarray:
 # Arrays of results that are copies where PyTorch's are views (unfold's overlapping windows),
 # by id: an in-place change of one would not reach the tensor it was taken from, so it raises.
 unwritable_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# The arrays that own their memory, by id: numpy makes a view's ``base`` the owner.
+_copy_owners: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def mark_unwritable_copy(data: np.ndarray) -> None:
+    """Make ``data`` (a result that is a copy where PyTorch's is a view) refuse in-place changes,
+    and changes through views of it (``_views_a_copy``)."""
+    data.flags.writeable = False
+    unwritable_copies[id(data)] = data
+    owner = data
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    _copy_owners[id(owner)] = owner
+
+
+_CHANGE_OF_A_COPY = (
+    "an in-place change of a view of an as_strided() or unfold() result is not supported: tapegrad's result is "
+    "a copy of the input where PyTorch's is a view of its memory, so the change would not reach the input; "
+    "change the input through indexing instead, or clone() the result to change the copy"
+)
+
+
+def _views_a_copy(data: np.ndarray) -> bool:
+    """Whether ``data`` is a numpy view of an ``unwritable_copies`` array. numpy makes views of a
+    read-only array read-only, but tapegrad writes a view's change into a new array for its
+    tensor: the change of a slice of an ``as_strided`` result was kept by the slice alone, and
+    never reached the input, silently."""
+    base = data.base
+    while isinstance(base, np.ndarray):
+        if _copy_owners.get(id(base)) is base:
+            return True
+        base = base.base
+    return False
 
 
 def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
@@ -1213,6 +1247,8 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
             "unsupported operation: more than one element of the written-to tensor refers to a single memory "
             "location. Please clone() the tensor before performing the operation."
         )
+    if writes and not data.flags.writeable and _views_a_copy(data):
+        raise NotImplementedError(_CHANGE_OF_A_COPY)
     recording = active_recording()
     if recording is not None and recording.shared is not None:
         recording.shared.wrote(tensor, before=True)
@@ -1225,7 +1261,7 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
         refuse_view_change(tensor)
     if base is not None and base._requires_grad and base._tape is None:
         # Allowed, it made the leaf a non-leaf, whose .grad a training loop never saw again.
-        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+        raise RuntimeError(VIEW_OF_LEAF_IN_PLACE)
 
 
 def _in_place(tensor: Tensor, kind: str, other) -> Tensor:

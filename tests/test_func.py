@@ -631,3 +631,18 @@ def test_vmap_slices_whose_branches_give_other_shapes_or_dtypes_are_not_broadcas
     tape = tg.record(lambda u: u if u.sum() > 0 else u[:1], np.array([1.0, 2.0]), rerecord=True)
     with pytest.raises(RuntimeError, match="slice 2 of the batch: the tape recorded again returns shape"):
         vmap(tape)(x.double().numpy())
+
+
+def test_forward_over_reverse_through_as_strided_is_not_zero():
+    # The transforms differentiate a view of their input when nested (jvp of grad, hessian);
+    # as_strided picked from the view's root, so the gradient never reached the view: zeros.
+    f = lambda x: (x.as_strided((2, 2), (1, 2)) ** 3).sum()  # noqa: E731
+    data = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    hessian = tg.func.hessian(f)(tg.tensor(data, dtype=tg.float64))
+    np.testing.assert_allclose(hessian.diagonal().numpy(), [6 * v for v in data[:4]] + [0.0, 0.0], rtol=1e-12)
+    g = tg.func.grad(lambda x: (x.as_strided((2,), (2,)) ** 2).sum())
+    value, tangent = tg.func.jvp(g, (tg.tensor([1.0, 2.0, 3.0]),), (tg.ones(3),))
+    assert value.tolist() == [2.0, 0.0, 6.0] and tangent.tolist() == [2.0, 0.0, 2.0]
+    x = tg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    view = x[1:]
+    assert tg.autograd.grad((view.as_strided((2,), (2,)) ** 2).sum(), view)[0].tolist() == [4.0, 0.0, 8.0]

@@ -220,3 +220,21 @@ def test_unfold_view_replays():
     tape = tg.record(lambda x: (x * 2.0).unfold(0, 2, 2).sum(-1) ** 2, np.ones(6))
     x = np.arange(6.0)
     np.testing.assert_allclose(tape(x).numpy(), ((2 * x).reshape(3, 2).sum(-1)) ** 2)
+
+
+def test_a_change_through_a_view_of_a_copy_raises():
+    # as_strided's results, and unfold's overlapping windows, are copies here (views in PyTorch):
+    # a change of a slice of one was kept by the slice and never reached the tensor, silently.
+    b = tg.tensor([-1.0, -2.0, -3.0, -4.0])
+    for change in (
+        lambda: b.as_strided((2,), (2,))[::1].mul_(2),
+        lambda: b.as_strided((2,), (2,)).unsqueeze(0).zero_(),
+        lambda: b.unfold(0, 2, 1)[0].mul_(2),
+        lambda: (b * 1).unfold(0, 2, 1)[:, 1].relu_(),
+    ):
+        with pytest.raises(NotImplementedError, match="would not reach the input"):
+            change()
+    assert b.tolist() == [-1.0, -2.0, -3.0, -4.0]
+    copy = b.as_strided((2,), (2,)).clone()  # a clone may change
+    copy[0] = 5.0
+    assert copy.tolist() == [5.0, -3.0]
