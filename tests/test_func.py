@@ -646,3 +646,17 @@ def test_forward_over_reverse_through_as_strided_is_not_zero():
     x = tg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
     view = x[1:]
     assert tg.autograd.grad((view.as_strided((2,), (2,)) ** 2).sum(), view)[0].tolist() == [4.0, 0.0, 8.0]
+
+
+def test_jvp_through_a_function_whose_other_outputs_are_unused():
+    # eigvalsh saves its eigenvectors, an output past the rows the second sweep walked: it
+    # indexed past them (IndexError) instead of differentiating through them.
+    a = tg.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=tg.float64)
+    t = tg.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=tg.float64)
+    values, tangent = tg.func.jvp(tg.linalg.eigvalsh, (a,), (t,))
+    vectors = tg.linalg.eigh(a)[1]
+    expected = (vectors[0] ** 2).numpy()  # d(lambda_i) = v_i^T T v_i
+    np.testing.assert_allclose(tangent.numpy(), expected, rtol=1e-12)
+    _, tangent = tg.func.jvp(tg.linalg.svdvals, (a,), (t,))  # symmetric positive: the same
+    np.testing.assert_allclose(np.sort(tangent.numpy()), np.sort(expected), rtol=1e-12)
+

@@ -304,7 +304,12 @@ class _Backward:
             return tensor
         value = self.values.get(row)
         if value is None:
-            if self.is_leaf(row):
+            if row >= len(self.rows):
+                # An output past this walk's rows, which end at its roots (``eigh``'s
+                # eigenvectors, when only its eigenvalues were used): at its row all the same, so
+                # that the recorded backward's ops on it stay differentiable.
+                value = _recorded(tensor._data, self.tape, row)
+            elif self.is_leaf(row):
                 value = self.registered[row]
             elif self.receives(row):
                 value = _recorded(tensor._data, self.tape, row)
