@@ -47,7 +47,7 @@ import numpy as np
 
 from . import _factories, _threads, replay
 from . import _grad_mode as grad_mode
-from ._record import LEAF_IN_PLACE
+from ._record import LEAF_IN_PLACE, VIEW_OF_LEAF_IN_PLACE
 from ._tape import resolve
 from ._views import stack
 from .autograd import functional as _functional
@@ -1088,7 +1088,7 @@ class _Replay:
         except RuntimeError as error:
             # The recording's inputs require grad, so an in-place change of a slice (which
             # torch.func allows, writing into the argument) was refused: the eager loop runs it.
-            if str(error) != LEAF_IN_PLACE:
+            if str(error) not in (LEAF_IN_PLACE, VIEW_OF_LEAF_IN_PLACE):
                 raise
             raise _UnrecordableError("the function changes an argument in place") from None
         if _factories.random_draws.count != draws:

@@ -660,3 +660,10 @@ def test_jvp_through_a_function_whose_other_outputs_are_unused():
     _, tangent = tg.func.jvp(tg.linalg.svdvals, (a,), (t,))  # symmetric positive: the same
     np.testing.assert_allclose(np.sort(tangent.numpy()), np.sort(expected), rtol=1e-12)
 
+
+def test_vmap_may_change_a_view_of_its_input_in_place():
+    # torch.func writes into the argument; the recording refused a view of its inputs changed in
+    # place with the leaf-view error, which vmap let through instead of running its eager loop.
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert vmap(lambda row: row[0].mul_(2))(x).tolist() == [2.0, 6.0]
+    assert x.tolist() == [[2.0, 2.0], [6.0, 4.0]]
