@@ -1188,8 +1188,10 @@ def writable(data: np.ndarray) -> np.ndarray:
     return np.ndarray(data.shape, data.dtype, buffer=root, offset=offset, strides=data.strides)
 
 
-# Arrays of results that are copies where PyTorch's are views (unfold's overlapping windows),
-# by id: an in-place change of one would not reach the tensor it was taken from, so it raises.
+# Arrays of results that are copies where PyTorch's are views (as_strided's, unfold's windows
+# that do not tile), by id: an in-place change of one would not reach the tensor it was taken
+# from, so it raises (it raised PyTorch's error for overlapping memory, which PyTorch raises for
+# none of them: it writes through, even where windows overlap).
 unwritable_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # The arrays that own their memory, by id: numpy makes a view's ``base`` the owner.
 _copy_owners: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -1207,9 +1209,9 @@ def mark_unwritable_copy(data: np.ndarray) -> None:
 
 
 _CHANGE_OF_A_COPY = (
-    "an in-place change of a view of an as_strided() or unfold() result is not supported: tapegrad's result is "
-    "a copy of the input where PyTorch's is a view of its memory, so the change would not reach the input; "
-    "change the input through indexing instead, or clone() the result to change the copy"
+    "an in-place change of an as_strided() or unfold() result, or of a view of one, is not supported: "
+    "tapegrad's result is a copy of the input where PyTorch's is a view of its memory, so the change would not "
+    "reach the input; change the input through indexing instead, or clone() the result to change the copy"
 )
 
 
@@ -1233,22 +1235,15 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     ``writes`` False: a change of shape and strides alone (``t_``), which an expanded tensor
     allows."""
     data = tensor._data
-    if (
-        writes
-        and not data.flags.writeable
-        and (
-            any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape))
-            or unwritable_copies.get(id(data)) is data
-        )
-    ):
-        # An expand (numpy's broadcast_to: read-only), or windows of unfold that are a copy
-        # here (overlapping ones: PyTorch refuses them too)
-        raise RuntimeError(
-            "unsupported operation: more than one element of the written-to tensor refers to a single memory "
-            "location. Please clone() the tensor before performing the operation."
-        )
-    if writes and not data.flags.writeable and _views_a_copy(data):
-        raise NotImplementedError(_CHANGE_OF_A_COPY)
+    if writes and not data.flags.writeable:
+        if unwritable_copies.get(id(data)) is data or _views_a_copy(data):
+            raise NotImplementedError(_CHANGE_OF_A_COPY)
+        if any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape)):
+            # An expand (numpy's broadcast_to: read-only), which PyTorch refuses too
+            raise RuntimeError(
+                "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+                "location. Please clone() the tensor before performing the operation."
+            )
     recording = active_recording()
     if recording is not None and recording.shared is not None:
         recording.shared.wrote(tensor, before=True)

@@ -1515,7 +1515,7 @@ def test_census_functions_follow_pytorch():
     np.testing.assert_array_equal(ours[10], expected)
     with pytest.raises(RuntimeError, match="out of bounds for storage"):
         tg.arange(4.0).as_strided((3,), (2,))
-    with pytest.raises(RuntimeError, match="single memory location"):
+    with pytest.raises(NotImplementedError, match="would not reach the input"):
         tg.arange(4.0).as_strided((2,), (1,)).add_(1)  # a copy here: a change would not reach the tensor
     torch = pytest.importorskip("torch")
     for a, b in zip(ours, _census_functions(torch)):
