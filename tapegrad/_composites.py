@@ -323,9 +323,11 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
     dims = _dims_tuple(dims)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    if input._data.ndim == 0:  # (PyTorch's roll has no dimension of a scalar to shift along)
+        raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
     out = input
     for shift, dim in zip(shifts, dims):
-        dim = _normalize_dim(dim, max(input._data.ndim, 1))
+        dim = _normalize_dim(dim, input._data.ndim)
         extent = input._data.shape[dim] if input._data.ndim else 1
         order = (np.arange(extent) - int(shift)) % max(extent, 1)
         out = index_select(out, dim, _wrap(order.astype(np.int64)))

@@ -215,9 +215,26 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     if isinstance(p, str) or p < 0:
         raise NotImplementedError(f"norm with p={p!r} is not supported yet (p must be 'fro' or >= 0)")
     p = float(p)
+    if p == math.inf and x._data.size == 0:
+        _check_inf_norm_of_nothing(x, dim)
     if dtype is not None:
         x = _norm_operand(x, _dtypes.as_dtype(dtype))
     return _along_one(x, dim, keepdim, lambda t, d, shape: _norm(t, p, d, shape))
+
+
+def _check_inf_norm_of_nothing(x: Tensor, dim) -> None:
+    """PyTorch's errors for the inf norm (a max) of no elements, which has no value."""
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        raise RuntimeError(
+            "linalg.vector_norm cannot compute the inf norm on an empty tensor because the operation does not "
+            "have an identity"
+        )
+    for d in (dim,) if isinstance(dim, int) else dim:
+        if x._data.shape[_normalize_dim(d, x._data.ndim)] == 0:
+            raise RuntimeError(
+                f"linalg.vector_norm cannot compute the inf norm on the dimension {d}because this dimension is "
+                "empty and the operation does not have an identity"
+            )
 
 
 def _norm_operand(x: Tensor, dtype: _dtypes.dtype) -> Tensor:

@@ -43,7 +43,7 @@ def vector_norm(x: Tensor, ord: float = 2, dim=None, keepdim: bool = False, *, d
     follows ``torch.linalg.vector_norm``. With ``keepdim`` the reduced dimensions stay, as 1s
     (all of them for ``dim=None``). ``dtype``: ``x`` is cast to it before the norm is taken."""
     if dim is None:
-        result = x.reshape(-1).norm(ord, dim=0, dtype=dtype)
+        result = x.reshape(-1).norm(ord, dim=None if x.numel() == 0 else 0, dtype=dtype)
         return result.reshape((1,) * x.dim()) if keepdim else result
     return x.norm(ord, dim=dim, keepdim=keepdim, dtype=dtype)
 

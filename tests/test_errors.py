@@ -362,6 +362,21 @@ CASES = {
         NotImplementedError,
         "Padding size 8 is not supported for 5D input tensor.",
     ),
+    "roll of a scalar along a dimension": (
+        lambda m: m.tensor(2.5).roll(1, 0),
+        IndexError,
+        "Dimension specified as 0 but tensor has no dimensions",
+    ),
+    "inf norm along an empty dimension": (
+        lambda m: m.zeros(3, 0).norm(p=float("inf"), dim=-1),
+        RuntimeError,
+        "linalg.vector_norm cannot compute the inf norm on the dimension -1because this dimension is empty",
+    ),
+    "inf norm of no elements": (
+        lambda m: m.linalg.vector_norm(m.zeros(0, 3), float("inf")),
+        RuntimeError,
+        "linalg.vector_norm cannot compute the inf norm on an empty tensor because the operation does not have",
+    ),
     "prelu of a 1-D input with a weight per element": (
         lambda m: m.nn.functional.prelu(m.ones(3), m.ones(3)),
         RuntimeError,
@@ -473,6 +488,9 @@ def test_the_refusals_above_stop_where_pytorch_s_do():
     assert tuple(F.linear(tg.ones(4, 2, 3), tg.ones(3), tg.tensor(1.0)).shape) == (4, 2)
     with pytest.raises(RuntimeError, match="mat2 must be a matrix"):
         F.linear(tg.ones(4, 2, 3), tg.ones(3), tg.ones(1))
+    # the inf norm along a dimension of an empty tensor that is not empty, a scalar rolled whole
+    assert tg.zeros(0, 3).norm(p=float("inf"), dim=1).shape == (0,)
+    assert tg.tensor(2.5).roll(1).item() == 2.5
     # six pads of a 5-D input, and 8 in constant mode, are PyTorch's too
     assert tuple(F.pad(tg.ones(1, 1, 2, 3, 4), (1,) * 6, mode="replicate").shape) == (1, 1, 4, 5, 6)
     assert tuple(F.pad(tg.ones(1, 1, 2, 3, 4), (1,) * 8).shape) == (1, 3, 4, 5, 6)
