@@ -197,6 +197,28 @@ class _ResultPool:
 _results = _ResultPool()
 _INPUT_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_)}
 
+# From this size an input of ``value_and_grad`` is read where it lies (``Tape._place_inputs``):
+# its copy into the value arena was a sixth of a replay of 10^6-element operations, which ran
+# slower than eager, whose numpy reads its operands in place. Below it, the copy costs less than
+# the call's extra set-up.
+_IN_PLACE_BYTES = 1 << 18
+
+
+def _new_arena(size: int, dtype) -> np.ndarray:
+    """A value arena, zeroed (a seam: tests/test_replay_in_place.py places arenas to test
+    inputs read on either side of them)."""
+    return np.zeros(size, dtype)
+
+
+class _Memory:
+    """``count`` values of ``dtype`` from ``address``, for ``np.asarray``: a view of memory this
+    process owns elsewhere (no copy, no ctypes type made per length)."""
+
+    __slots__ = ("__array_interface__",)
+
+    def __init__(self, address: int, count: int, dtype: np.dtype):
+        self.__array_interface__ = {"data": (address, False), "shape": (count,), "typestr": dtype.str, "version": 3}
+
 
 _DIRECT_SMALLEST = 1024  # elements: a smaller gradient's copy per slice costs less than it saves
 
@@ -612,11 +634,12 @@ class Tape:
             self.sizes[code] = int(ends[-1]) if len(ends) else 0
 
     def _allocate(self) -> None:
-        self.values = (np.zeros(self.sizes[0], np.float32), np.zeros(self.sizes[1], np.float64))
+        self.values = (_new_arena(self.sizes[0], np.float32), _new_arena(self.sizes[1], np.float64))
         self.__dict__.pop("_integer_check_list", None)  # views of the arenas just replaced
         self.__dict__.pop("_output_views", None)
         self.__dict__.pop("_gradient_sizes", None)
         self.__dict__.pop("_batch_plans", None)
+        self.__dict__.pop("_in_place", None)
         # Per row, asked on every replay of the inputs and outputs: worked out once (they were
         # ~20 us of Python in a 76 us replay of the mlp step). Views of ``values``, so made anew
         # with it.
@@ -646,6 +669,7 @@ class Tape:
         self.addresses = np.where(codes == 0, bases[0], bases[1]) + self.offsets * itemsizes
         self.freed = np.zeros(len(self.rows), np.bool_)
         self._forwarded = False
+        self._elsewhere = None  # inputs the last forward read in place (``_place_inputs``)
 
     def _slot(self, row: int) -> np.ndarray:
         """Row ``row``'s values: a flat view of its arena."""
@@ -714,6 +738,81 @@ class Tape:
         for slot, data in zip(slots, self._checked(inputs, len(slots))):
             slot[...] = data.reshape(-1)
 
+    def _in_place_positions(self) -> tuple:
+        """The inputs ``value_and_grad`` may read where they lie: floating-point ones of
+        ``_IN_PLACE_BYTES`` or more that are not an output themselves and that no guard reads
+        (those are read from the arena after the sweep)."""
+        positions = self.__dict__.get("_in_place")
+        if positions is None:
+            outputs = set(self.output_rows.tolist())
+            guarded = {int(self.rows[row, IN0]) for row in self.guards}
+            positions = self._in_place = tuple(
+                position
+                for position, (row, (shape, dtype)) in enumerate(zip(self.input_rows.tolist(), self.input_specs))
+                if dtype.kind == "f"
+                and math.prod(shape) * dtype.itemsize >= _IN_PLACE_BYTES
+                and row not in outputs
+                and row not in guarded
+            )
+        return positions
+
+    def _place_inputs(self, inputs):
+        """Load the inputs, the large ones by reference: ``(offsets, values32, values64,
+        addresses, elsewhere)`` for the sweeps, or None where every input was copied.
+
+        The forward families read a row's values at ``values[offsets[row]:...]``. For each
+        arena holding an input read in place, ``values`` becomes a view of memory from the
+        lowest of the arena's and those inputs' addresses to the highest end, and ``offsets``
+        count from there: the rows' slots in the arena, the inputs where they lie. Nothing
+        between is read. ``addresses`` are the backward's, the inputs' where they lie;
+        ``elsewhere`` maps those inputs' slots to their arrays (``_loaded_elsewhere``)."""
+        arrays = self._checked(inputs, len(self._input_slots))
+        placed = {}
+        for position, (slot, data) in enumerate(zip(self._input_slots, arrays)):
+            if position in self._in_place_positions() and data.flags.c_contiguous and data.flags.aligned:
+                placed[position] = data
+            else:
+                slot[...] = data.reshape(-1)
+        if not placed:
+            return None
+        codes = self.layouts[self.rows[:, LAYOUT], 0]
+        bases = [arena.__array_interface__["data"][0] for arena in self.values]
+        itemsizes = (4, 8)
+        lows = list(bases)
+        highs = [base + size * itemsize for base, size, itemsize in zip(bases, self.sizes, itemsizes)]
+        rows = self.input_rows
+        for position, data in placed.items():
+            code = int(codes[rows[position]])
+            start = data.__array_interface__["data"][0]
+            lows[code], highs[code] = min(lows[code], start), max(highs[code], start + data.nbytes)
+        # (numpy aligns an arena to 16 bytes and an aligned input to its itemsize: exact)
+        shifts = [(base - low) // itemsize for base, low, itemsize in zip(bases, lows, itemsizes)]
+        offsets = self.offsets + np.where(codes == 0, shifts[0], shifts[1])
+        addresses = self.addresses.copy()
+        elsewhere = []
+        for position, data in placed.items():
+            row = int(rows[position])
+            code = int(codes[row])
+            start = data.__array_interface__["data"][0]
+            offsets[row] = (start - lows[code]) // itemsizes[code]
+            addresses[row] = start
+            elsewhere.append((self._input_slots[position], data))
+        values = [
+            arena
+            if (low, high) == (base, base + arena.nbytes)
+            else np.asarray(_Memory(low, (high - low) // itemsize, arena.dtype))
+            for arena, base, low, high, itemsize in zip(self.values, bases, lows, highs, itemsizes)
+        ]
+        return offsets, values[0], values[1], addresses, elsewhere
+
+    def _loaded_elsewhere(self) -> None:
+        """Copy the inputs the last forward read in place into their slots: a ``backward`` or a
+        read of the arena after ``value_and_grad`` sees the inputs of that forward."""
+        if self._elsewhere is not None:
+            for slot, data in self._elsewhere:
+                slot[...] = data.reshape(-1)
+            self._elsewhere = None
+
     def _scalar_program(self):
         """The tape as a register program (a tape of scalars: tapegrad/_register.py), or None.
         Rewritten on the first replay rather than in record(): a recording never replayed pays
@@ -723,19 +822,27 @@ class Tape:
             self._program = None if self._integer_checks() else _register.build(self)
         return self._program
 
-    def _forward(self, inputs, rerecorded: bool = False) -> None:
+    def _forward(self, inputs, rerecorded: bool = False, in_place: bool = False) -> None:
+        """Replay forward at ``inputs``. With ``in_place`` (``value_and_grad``, whose backward
+        follows in the same call), large inputs are read where they lie (``_place_inputs``)."""
         _refuse_to_be_differentiated(inputs)
         if self._scalar_program() is not None:
             self._program.forward(self._checked(inputs, len(self.input_specs)))
             self._forwarded = True
             return
         forward, replay_rules, *_ = _kernels()
-        self._load_inputs(inputs)
+        self._elsewhere = None
+        placed = self._place_inputs(inputs) if in_place and self._in_place_positions() else None
+        if placed is None:
+            self._load_inputs(inputs)
+            offsets, values32, values64 = self.offsets, self.values[0], self.values[1]
+        else:
+            offsets, values32, values64, addresses, elsewhere = placed
         start = 0
         while True:
             status, row = forward.forward_sweep(
-                self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets,
-                self.values[0], self.values[1], self.scratch, start,
+                self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, offsets, values32, values64,
+                self.scratch, start,
             )  # fmt: skip
             # A tape recorded at these very inputs took Python's truth here: a comparison within
             # rounding of its other side (``forward._undecided``) is decided, go on past it.
@@ -775,6 +882,8 @@ class Tape:
             raise kernel_error(status == forward.KERNEL_FAILED, "replay", _ops.OPS[opcode].name)
         if self._integer_checks():
             self._check_integers()
+        if placed is not None:  # the backward reads them where they lie too, until they are loaded
+            self._elsewhere, self._elsewhere_addresses = elsewhere, addresses
         self._forwarded = True
 
     def _mark_exact_truths(self) -> None:
@@ -923,6 +1032,7 @@ class Tape:
         """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input
         (or to the inputs ``argnums`` names: an int gives one tensor, a tuple a tuple), for the
         inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input."""
+        self._loaded_elsewhere()
         return self._backward(grad_outputs, argnums)
 
     def _seeds(self, grad_outputs) -> np.ndarray:
@@ -971,8 +1081,10 @@ class Tape:
             return chosen[0] if isinstance(argnums, (int, np.integer)) else tuple(chosen)
         _, _, backward, (rules, saves, paths) = _kernels()
         spare = _spare_arenas()  # the last backward's of this thread, if nothing holds them
+        # (the inputs value_and_grad's forward read where they lie: read there again)
+        addresses = self.addresses if self._elsewhere is None else self._elsewhere_addresses
         status, row, grad32, grad64, offsets, touched, uniform = backward.backward_sweep(
-            self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves,
+            self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, addresses, rules, saves,
             paths, self.output_rows, seeds, self.freed, self.freed, True,
             self._plans.setdefault(positions, {}), spare,
         )  # fmt: skip
@@ -1016,7 +1128,7 @@ class Tape:
         with self._lock:  # as ``_one_call_at_a_time``'s, without its frame (a microsecond here)
             program = self._program
             if argnums is not None or type(program) is not _register.Program:
-                self._forward(inputs)
+                self._forward(inputs, in_place=True)
                 return self._outputs(), self._backward(grad_outputs, argnums)
             # A register program (a built one: not UNBUILT, not None), the short replay whose
             # Python is most of its time (a 1000-op chain's: 12 of 26 us): the steps below in one
@@ -1334,6 +1446,10 @@ class Tape:
         _tape_file.validate(self)
         self._lay_out()  # from the layouts, never from the sender's offsets
         self._fill(values)
+        # Its inputs are always copied into its arena: read in place, a row the validation let
+        # read past its slot would read memory between the arena and the inputs, which may
+        # not be mapped (``_place_inputs``); in the arena it reads other rows' values.
+        self._in_place = ()
         self._program = _register.UNBUILT
         if self._rerecord:
             self._rerecord = False  # the function is not shipped with the tape

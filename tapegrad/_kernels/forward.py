@@ -724,11 +724,9 @@ def _compare(rule, a_values, b_values, scalar, out):
 
 
 @jit
-def _guard_holds(r, rows, params, layouts, offsets, values64, observed):
-    """A guard row: in0 is the value Python read (as float64); in1, if any, what it was."""
-    a = rows[r, 1]
-    numel = layouts[rows[a, 4], 1]
-    now = observed[offsets[a] : offsets[a] + numel] if len(observed) else values64[:0]
+def _guard_holds(r, rows, params, offsets, values64, now):
+    """A guard row: in0 is the value Python read, ``now`` (as float64); in1, if any, what it was."""
+    numel = len(now)
     if rows[r, 2] < 0:  # truthiness of one element
         return (now[0] != 0.0) == (params[r, 5] != 0.0)
     expected = values64[offsets[rows[r, 2]] : offsets[rows[r, 2]] + numel]
@@ -795,12 +793,14 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
                 return MISSING + slot, r
             call(table[slot], rule, r, path, frame)
         elif rule == GUARD:
+            count = layouts[rows[a, 4], 1]
             if layouts[rows[a, 4], 0] == FLOAT64:
-                holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, b_values64)
-            else:
-                for i in range(layouts[rows[a, 4], 1]):
-                    scratch[offsets[a] + i] = values32[offsets[a] + i]
-                holds = _guard_holds(r, b_rows, b_params, b_layouts, b_offsets, b_values64, borrow(scratch))
+                now = b_values64[offsets[a] : offsets[a] + count]
+            else:  # (from 0: ``offsets`` may be relative to inputs read in place, Tape._forward)
+                for i in range(count):
+                    scratch[i] = values32[offsets[a] + i]
+                now = borrow(scratch)[:count]
+            holds = _guard_holds(r, b_rows, b_params, b_offsets, b_values64, now)
             if not holds:
                 return GUARD_FAILED, r
             # (iparam 1: a comparison of integers, which a replay computes exactly)
