@@ -286,3 +286,73 @@ def test_load_state_dict_assign_takes_the_tensors_themselves():
     state["0.weight"][0, 0] = 7.0  # shared memory
     assert layer.weight[0, 0].item() == 7.0
     assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+
+
+def _load_outcome(m, action):
+    """(exception class and message, or the result) of ``action``, PyTorch's names as tapegrad's."""
+    try:
+        return repr(action())
+    except Exception as error:  # noqa: BLE001 - the class is part of the outcome
+        return f"{type(error).__name__}: {str(error).replace(m.__name__, 'tapegrad')}"
+
+
+def _state_dict_programs(m):
+    """What load_state_dict leaves and raises: a failed load still copies what fits (PyTorch
+    loads entry by entry before it raises), a subclass renames old keys in its own
+    ``_load_from_state_dict``, and ``get_extra_state`` travels with the tensors."""
+    nn, results = m.nn, []
+    model = nn.Sequential(nn.Linear(1, 1), nn.Linear(1, 1))
+    bad = {"0.weight": m.ones(1, 1), "0.bias": m.ones(2), "1.weight": m.ones(1, 1), "1.bias": m.ones(1)}
+    results.append(_load_outcome(m, lambda: model.load_state_dict(bad, strict=False)))
+    results.append((model[0].weight.item(), model[1].weight.item(), model[1].bias.item()))
+    partial = {"0.weight": m.full((1, 1), 2.0), "0.bias": m.full((1,), 2.0), "junk": m.ones(1)}
+    results.append(_load_outcome(m, lambda: model.load_state_dict(partial)))
+    results.append(model[0].weight.item())
+    results.append(_load_outcome(m, lambda: model.load_state_dict([1, 2])))
+    results.append(_load_outcome(m, lambda: model.load_state_dict({**bad, "0.bias": [1.0]}, strict=False)))
+
+    class Renaming(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(1, 1)
+
+        def _load_from_state_dict(self, state_dict, prefix, *args):
+            if prefix + "old_weight" in state_dict:
+                state_dict[prefix + "layer.weight"] = state_dict.pop(prefix + "old_weight")
+            super()._load_from_state_dict(state_dict, prefix, *args)
+
+    renaming = nn.Sequential(Renaming())
+    old = {"0.old_weight": m.full((1, 1), 3.0), "0.layer.bias": m.zeros(1)}
+    results.append(_load_outcome(m, lambda: renaming.load_state_dict(old)))
+    results.append(renaming[0].layer.weight.item())
+
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(1, 1)
+            self.count = 5
+
+        def get_extra_state(self):
+            return {"count": self.count}
+
+        def set_extra_state(self, state):
+            self.count = state["count"]
+
+    saved, loaded = Counting(), Counting()
+    saved.count = 9
+    results.append(list(saved.state_dict()))
+    results.append(_load_outcome(m, lambda: loaded.load_state_dict(saved.state_dict())))
+    results.append(loaded.count)
+    results.append(
+        _load_outcome(m, lambda: loaded.load_state_dict({"layer.weight": m.ones(1, 1), "layer.bias": m.ones(1)}))
+    )
+    return results
+
+
+def test_load_state_dict_follows_pytorch_s_protocol():
+    ours = _state_dict_programs(tg)
+    assert ours[1] == (1.0, 1.0, 1.0) and ours[3] == 2.0  # loaded what fits, then raised
+    assert ours[7] == 3.0 and ours[10] == 9  # renamed by the override; the extra state restored
+    assert ours[4] == "TypeError: Expected state_dict to be dict-like, got <class 'list'>."
+    torch = pytest.importorskip("torch")
+    assert ours == _state_dict_programs(torch)

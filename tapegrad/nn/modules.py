@@ -423,6 +423,7 @@ class Module:
 
     def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
         """Parameters and persistent buffers by dotted name (detached unless ``keep_vars``),
+        and the value of ``get_extra_state`` (as ``_extra_state``) where a class defines it,
         each module's own then its children's under their names, as PyTorch walks them: a
         module registered under two names (a layer applied twice) is saved under both."""
         state = OrderedDict() if destination is None else destination
@@ -433,7 +434,7 @@ class Module:
         return state
 
     def _save_to_state_dict(self, destination, prefix: str, keep_vars: bool) -> None:
-        """This module's own parameters and persistent buffers into ``destination``."""
+        """This module's own parameters, persistent buffers and extra state into ``destination``."""
         for name, parameter in self._parameters.items():
             if parameter is not None:
                 keep = keep_vars or isinstance(parameter, UninitializedParameter)
@@ -441,60 +442,129 @@ class Module:
         for name, buffer in self._buffers.items():
             if buffer is not None and name not in self._non_persistent_buffers:
                 destination[prefix + name] = buffer if keep_vars else buffer.detach()
+        if type(self).get_extra_state is not Module.get_extra_state:
+            destination[prefix + _EXTRA_STATE] = self.get_extra_state()
+
+    def get_extra_state(self):
+        """What ``state_dict`` saves beside the tensors (a subclass defines it, with
+        ``set_extra_state``); follows ``torch.nn.Module.get_extra_state``, which raises too."""
+        raise RuntimeError(
+            "Reached a code path in Module.get_extra_state() that should never be called. Please file an issue "
+            "at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml to report this bug."
+        )
+
+    def set_extra_state(self, state) -> None:
+        """Restore what ``get_extra_state`` returned; follows ``torch.nn.Module.set_extra_state``."""
+        raise RuntimeError(
+            "Reached a code path in Module.set_extra_state() that should never be called. Please file an issue "
+            "at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml to report this bug."
+        )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy values into parameters and persistent buffers by name; with ``assign``, make
         the given tensors the parameters (keeping each parameter's requires_grad) and buffers,
-        their dtype and memory with them, as PyTorch does. Raises ``RuntimeError`` listing
-        missing and unexpected keys (``strict``) or a size mismatch, as PyTorch does. Returns
-        ``(missing_keys, unexpected_keys)``."""
+        their dtype and memory with them, as PyTorch does. Each module loads its own entries
+        (``_load_from_state_dict``, which a subclass may override to rename old keys), then
+        its children theirs, as PyTorch's: every entry that fits is loaded before an error is
+        raised. Raises ``TypeError`` for a ``state_dict`` that is not a mapping and
+        ``RuntimeError`` listing every missing and unexpected key (``strict``) and every size
+        mismatch, with PyTorch's messages. Returns ``(missing_keys, unexpected_keys)``."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         for prefix, module in self.named_modules(remove_duplicate=False):
             if isinstance(module, _Lazy):  # (lazy layers anywhere in the model, as PyTorch's hook)
                 module._materialize_for(state_dict, f"{prefix}." if prefix else "")
-        own = self.state_dict(keep_vars=True)
-        # A BatchNorm's count of batches may be absent (checkpoints from before PyTorch 0.4.1 and
-        # dicts rebuilt without PyTorch's version metadata): it keeps its value, as in PyTorch.
-        optional = {
-            f"{prefix}.num_batches_tracked" if prefix else "num_batches_tracked"
-            for prefix, module in self.named_modules(remove_duplicate=False)
-            if isinstance(module, _BatchNorm)
-        }
-        missing = [name for name in own if name not in state_dict and name not in optional]
-        unexpected = [name for name in state_dict if name not in own]
-        if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        missing, unexpected, errors = [], [], []
+        metadata = {"assign_to_params_buffers": True} if assign else {}
+        state_dict = OrderedDict(state_dict)
+
+        def load(module, entries, prefix):
+            module._load_from_state_dict(entries, prefix, dict(metadata), True, missing, unexpected, errors)
+            for name, child in module._modules.items():
+                if child is not None:
+                    child_prefix = f"{prefix}{name}."
+                    load(child, {k: v for k, v in entries.items() if k.startswith(child_prefix)}, child_prefix)
+
+        load(self, state_dict, "")
+        if strict:
             if unexpected:
-                parts.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(parts))
-        for name, value in state_dict.items():
-            if name in own:
-                values = value._data if isinstance(value, Tensor) else np.asarray(value)
-                if values.shape != own[name].shape:
-                    raise RuntimeError(
-                        f"Error(s) in loading state_dict for {type(self).__name__}:\n\tsize mismatch for {name}: "
-                        f"copying a param with shape {_factories.tensor(values).shape} from checkpoint, the shape in "
-                        f"current model is {own[name].shape}."
-                    )
-                if assign:
-                    self._assign(name, own[name], value if isinstance(value, Tensor) else _factories.tensor(values))
-                else:
-                    own[name]._data[...] = values
+                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         return _IncompatibleKeys(missing, unexpected)
 
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        """This module's own entries of ``state_dict`` (keys ``prefix`` + name): copied into its
+        parameters and persistent buffers (made them, with ``local_metadata``'s
+        ``assign_to_params_buffers``), its extra state restored; what is missing, unexpected
+        (``strict``) or does not fit is appended to the lists. Follows
+        ``torch.nn.Module._load_from_state_dict``, which subclasses override."""
+        own = [(name, value) for name, value in self._parameters.items() if value is not None]
+        own += [
+            (name, value)
+            for name, value in self._buffers.items()
+            if value is not None and name not in self._non_persistent_buffers
+        ]
+        assign = local_metadata.get("assign_to_params_buffers", False)
+        # A BatchNorm's count of batches may be absent (checkpoints from before PyTorch 0.4.1 and
+        # dicts rebuilt without PyTorch's version metadata): it keeps its value, as in PyTorch.
+        optional = {"num_batches_tracked"} if isinstance(self, _BatchNorm) else set()
+        for name, current in own:
+            key = prefix + name
+            if key not in state_dict:
+                if strict and name not in optional:
+                    missing_keys.append(key)
+                continue
+            given = state_dict[key]
+            if not isinstance(given, (Tensor, np.ndarray)):
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", expected tapegrad.Tensor or Tensor-like object from '
+                    f"checkpoint but received {type(given)}"
+                )
+                continue
+            values = given._data if isinstance(given, Tensor) else given
+            if current.dim() == 0 and values.ndim == 1 and values.shape[0] == 1:  # (PyTorch 0.3's 1-element)
+                values = values.reshape(())
+            if values.shape != current.shape:
+                error_msgs.append(
+                    f"size mismatch for {key}: copying a param with shape {_factories.tensor(values).shape} from "
+                    f"checkpoint, the shape in current model is {current.shape}."
+                )
+                continue
+            if assign:
+                value = given if isinstance(given, Tensor) and given._data is values else _factories.tensor(values)
+                self._assign(name, current, value)
+            else:
+                current._data[...] = values
+        extra = prefix + _EXTRA_STATE
+        if type(self).set_extra_state is not Module.set_extra_state:
+            if extra in state_dict:
+                self.set_extra_state(state_dict[extra])
+            elif strict:
+                missing_keys.append(extra)
+        elif strict and extra in state_dict:
+            unexpected_keys.append(extra)
+        if strict:
+            names = {name for name, _ in own}
+            for key in state_dict:
+                if key.startswith(prefix) and key != extra:
+                    head, *rest = key[len(prefix) :].split(".", 1)
+                    if (head not in self._modules) if rest else (head not in names):
+                        unexpected_keys.append(key)
+
     def _assign(self, name: str, current: Tensor, value: Tensor) -> None:
-        """``load_state_dict(assign=True)`` of one entry: ``value`` itself takes ``name``'s place."""
-        *path, attribute = name.split(".")
-        module = self
-        for part in path:
-            module = module._modules[part]
+        """``load_state_dict(assign=True)`` of one entry: ``value`` itself takes the place of this
+        module's ``name``."""
         if isinstance(current, Parameter):  # a Parameter given is kept itself, as PyTorch's
             if isinstance(value, Parameter):
                 value.requires_grad_(current.requires_grad)
             else:
                 value = Parameter(value, requires_grad=current.requires_grad)
-        setattr(module, attribute, value)
+        setattr(self, name, value)
 
     def extra_repr(self) -> str:
         return ""
@@ -514,6 +584,9 @@ class Module:
         if len(extra_lines) == 1 and not child_lines:
             return f"{type(self).__name__}({extra_lines[0]})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+_EXTRA_STATE = "_extra_state"  # the key of ``get_extra_state``'s value in a state dict
 
 
 def _typename(value) -> str:
