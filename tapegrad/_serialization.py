@@ -80,6 +80,18 @@ def _tensor_of(data: np.ndarray, kind: str) -> Tensor:
     return tensor.requires_grad_() if requires_grad else tensor
 
 
+def _tensor_data(data: np.ndarray) -> np.ndarray:
+    """A tensor's values read from a file: a copy, in this machine's byte order (numpy writes
+    big-endian arrays as they are, and the kernels take native ones only: a tensor of them
+    failed in numba's typing or gave KeyError in a backward); ``ValueError`` for a dtype no
+    tensor has."""
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    if data.dtype not in _TENSOR_DTYPES:
+        raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {data.dtype}")
+    return data.copy()
+
+
 def _decode(node, archive, loaded: dict, depth: int = 0):
     """The value ``node`` describes; each array read once (``loaded``), however often the file
     names it, so that a file cannot make ``load`` hold more than it holds."""
@@ -94,9 +106,10 @@ def _decode(node, archive, loaded: dict, depth: int = 0):
         if key not in loaded:
             data = archive[name]
             if kind in _TENSOR_KINDS:
-                if data.dtype not in _TENSOR_DTYPES or (_TENSOR_KINDS[kind][0] and data.dtype.kind not in "fc"):
+                data = _tensor_data(data)
+                if _TENSOR_KINDS[kind][0] and data.dtype.kind not in "fc":
                     raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {data.dtype}")
-                loaded[key] = _tensor_of(data.copy(), kind)
+                loaded[key] = _tensor_of(data, kind)
             else:
                 loaded[key] = data if kind == "array" else data[()]
         return loaded[key]
@@ -154,7 +167,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
     try:
         with np.load(f, allow_pickle=False) as archive:
             if archive.files == [_SINGLE]:
-                return _wrap(archive[_SINGLE].copy())
+                return _wrap(_tensor_data(archive[_SINGLE]))
             structure = archive[_STRUCTURE] if _STRUCTURE in archive.files else None
             if structure is not None and structure.dtype.kind == "U" and structure.ndim == 0:
                 try:
@@ -168,9 +181,11 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
                 data = archive[name]
                 if not isinstance(data, np.ndarray):  # a member that is not numpy's (torch.save's zip)
                     raise ValueError(f"not a file tapegrad.save wrote: {name!r} is not an array")
-                state[name] = _wrap(data.copy())
+                state[name] = _wrap(_tensor_data(data))
             return state
     except RecursionError:
         raise ValueError("not a file tapegrad.save wrote: its structure is damaged") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # (torch.load's: the file is not there to read)
     except (OSError, EOFError, KeyError) as error:
         raise ValueError(f"not a file tapegrad.save wrote (torch.save's files need torch.load): {error}") from None

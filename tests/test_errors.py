@@ -362,6 +362,16 @@ CASES = {
         NotImplementedError,
         "Padding size 8 is not supported for 5D input tensor.",
     ),
+    "load of a missing file": (
+        lambda m: m.load("/nonexistent-directory/checkpoint.pt"),
+        FileNotFoundError,
+        "[Errno 2] No such file or directory",
+    ),
+    "Normal of parameters that do not broadcast": (
+        lambda m: m.distributions.Normal(m.zeros(2), m.ones(3)),
+        RuntimeError,
+        "The size of tensor a (2) must match the size of tensor b (3) at non-singleton dimension 0",
+    ),
     "roll of a scalar along a dimension": (
         lambda m: m.tensor(2.5).roll(1, 0),
         IndexError,

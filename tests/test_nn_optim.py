@@ -126,6 +126,22 @@ def test_save_and_load_state_dicts_without_pickle(tmp_path):
         tg.save({"model": model}, str(tmp_path / "bad.npz"))
 
 
+def test_load_takes_arrays_of_either_byte_order(tmp_path):
+    # numpy writes a big-endian array as it is; wrapped as it was, its tensor failed in numba's
+    # typing (softmax), with a KeyError in a backward, or as float64 against float64 in a product.
+    values = np.arange(6.0).reshape(2, 3)
+    np.savez(tmp_path / "single.npz", __tensor__=values.astype(">f8"))
+    np.savez(tmp_path / "state.npz", weight=values.astype(">f4"))
+    single = tg.load(str(tmp_path / "single.npz")).requires_grad_()
+    state = tg.load(str(tmp_path / "state.npz"))
+    assert single.dtype == tg.float64 and state["weight"].dtype == tg.float32
+    single.softmax(1).sum().backward()
+    np.testing.assert_allclose(single.grad.numpy(), 0.0, atol=1e-15)
+    assert (state["weight"].double() @ single.t()).tolist() == (values @ values.T).tolist()
+    with pytest.raises(IsADirectoryError):
+        tg.load(str(tmp_path))
+
+
 def _train(model, optimizer, steps, x):
     for _ in range(steps):
         optimizer.zero_grad()

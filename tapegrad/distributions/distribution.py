@@ -7,6 +7,7 @@ import numpy as np
 from .. import _dtypes
 from .._factories import tensor
 from .._grad_mode import no_grad
+from .._record import broadcast_error
 from .._selection import clamp
 from ..tensor import Size, Tensor
 
@@ -16,7 +17,12 @@ def _as_parameters(*values) -> list:
     (or of the tensors' dtype), and all are expanded to one broadcast shape."""
     dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtypes.DEFAULT_FLOAT)
     tensors = [v if isinstance(v, Tensor) else tensor(v, dtype=dtype) for v in values]
-    shape = np.broadcast_shapes(*(t._data.shape for t in tensors))
+    shape = ()
+    for t in tensors:  # (numpy's ValueError named numpy's shapes: PyTorch's RuntimeError, pairwise)
+        try:
+            shape = np.broadcast_shapes(shape, t._data.shape)
+        except ValueError:
+            raise broadcast_error(shape, t._data.shape) from None
     return [t if t._data.shape == shape else t.expand(shape) for t in tensors]
 
 
