@@ -356,3 +356,53 @@ def test_load_state_dict_follows_pytorch_s_protocol():
     assert ours[4] == "TypeError: Expected state_dict to be dict-like, got <class 'list'>."
     torch = pytest.importorskip("torch")
     assert ours == _state_dict_programs(torch)
+
+
+def _surgery_programs(m):
+    """Changes made to a module's registries directly, as code swaps a layer
+    (``model._modules["fc"] = ...``): each must be what the module's attributes and forward
+    see, as in PyTorch, whose attributes are read from the registries."""
+    import copy
+
+    nn, results = m.nn, []
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.fc(x))
+
+    layer = nn.Linear(2, 2)
+    layer._parameters["weight"] = nn.Parameter(m.zeros(2, 2))
+    results.append((layer(m.ones(1, 2)) - layer.bias).abs().sum().item())
+    net = Net()
+    net._modules["act"] = nn.Tanh()
+    results.append((type(net.act).__name__, float(net(m.full((1, 2), 100.0)).min()) > -1.0))
+    del layer._parameters["bias"]
+    results.append(getattr(layer, "bias", "gone"))
+    layer.register_buffer("running", m.ones(1))
+    layer._buffers["running"] = m.full((1,), 3.0)
+    results.append(layer.running.item())
+    sequential = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    sequential._modules["1"] = nn.Sigmoid()
+    results.append(type(sequential[1]).__name__)
+    copied = copy.deepcopy(net)
+    copied._modules["act"] = nn.ReLU()  # the copy's registry is bound to the copy
+    results.append((type(copied.act).__name__, type(net.act).__name__))
+    del copied.fc
+    results.append(("fc" in copied._modules, hasattr(copied, "fc")))
+    other = Net()
+    other._modules.pop("act")
+    other._modules.update({"fc": nn.Identity()})
+    results.append((hasattr(other, "act"), type(other.fc).__name__))
+    return results
+
+
+def test_changes_to_the_registries_reach_the_attributes():
+    ours = _surgery_programs(tg)
+    assert ours[0] == 0.0 and ours[1] == ("Tanh", True) and ours[4] == "Sigmoid"
+    torch = pytest.importorskip("torch")
+    assert [str(r).replace("tapegrad", "torch") for r in ours] == [str(r) for r in _surgery_programs(torch)]

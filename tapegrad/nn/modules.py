@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from itertools import chain
@@ -52,16 +53,71 @@ class Parameter(Tensor):
     __str__ = __repr__
 
 
+class _Registry(OrderedDict):
+    """A module's parameters, buffers or children by name (``_parameters``, ``_buffers``,
+    ``_modules``). The module holds each as a plain attribute too, so that reading one needs no
+    ``__getattr__``; a change made here directly changes that attribute with it. Code swaps a
+    layer so (``model.classifier._modules["6"] = nn.Linear(4096, 10)``, PyTorch's fine-tuning
+    recipes): with a plain dict, the model kept the old layer, silently. A copy or a pickle is
+    a plain ``OrderedDict``, which the new module binds again (``Module.__setstate__``)."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner, items=()):
+        self._owner = weakref.ref(owner)
+        super().__init__(items)
+
+    def _attributes(self) -> dict:
+        owner = self._owner()
+        return owner.__dict__ if owner is not None else {}
+
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        self._attributes()[name] = value
+
+    def __delitem__(self, name):
+        super().__delitem__(name)
+        self._attributes().pop(name, None)
+
+    def pop(self, name, *default):
+        if name in self:
+            self._attributes().pop(name, None)
+        return super().pop(name, *default)
+
+    def popitem(self, last: bool = True):
+        name, value = super().popitem(last)
+        self._attributes().pop(name, None)
+        return name, value
+
+    def clear(self):
+        attributes = self._attributes()
+        for name in self:
+            attributes.pop(name, None)
+        super().clear()
+
+    def setdefault(self, name, default=None):
+        if name not in self:
+            self[name] = default
+        return self[name]
+
+    def update(self, *args, **kwargs):
+        for name, value in OrderedDict(*args, **kwargs).items():
+            self[name] = value
+
+    def __reduce__(self):
+        return OrderedDict, (list(self.items()),)
+
+
 class Module:
     """Base class of layers, as ``torch.nn.Module``: attributes that are Parameters, Modules or
     registered buffers are found by ``parameters()``, ``modules()``, ``buffers()``,
     ``state_dict()`` and moved or cast by ``to()``."""
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_parameters", _Registry(self))
+        object.__setattr__(self, "_buffers", _Registry(self))
         object.__setattr__(self, "_non_persistent_buffers", set())
-        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_modules", _Registry(self))
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
@@ -118,10 +174,20 @@ class Module:
         self._non_persistent_buffers.discard(name)
 
     def __delattr__(self, name):
+        registered = False
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            registered = registry.pop(name, _ABSENT) is not _ABSENT or registered
         self._non_persistent_buffers.discard(name)
-        object.__delattr__(self, name)
+        if not registered or name in self.__dict__:  # (a registry's pop removed the attribute)
+            object.__delattr__(self, name)
+
+    def __setstate__(self, state):
+        """A copy's or an unpickled module's state, its registries bound to it (``_Registry``)."""
+        self.__dict__.update(state)
+        for key in ("_parameters", "_buffers", "_modules"):
+            registry = state.get(key)
+            if registry is not None and not isinstance(registry, _Registry):
+                object.__setattr__(self, key, _Registry(self, registry))
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
@@ -587,6 +653,7 @@ class Module:
 
 
 _EXTRA_STATE = "_extra_state"  # the key of ``get_extra_state``'s value in a state dict
+_ABSENT = object()
 
 
 def _typename(value) -> str:
