@@ -379,8 +379,11 @@ def _surgery_programs(m):
     layer._parameters["weight"] = nn.Parameter(m.zeros(2, 2))
     results.append((layer(m.ones(1, 2)) - layer.bias).abs().sum().item())
     net = Net()
+    with m.no_grad():
+        net.fc.weight.copy_(m.eye(2))
+        net.fc.bias.zero_()
     net._modules["act"] = nn.Tanh()
-    results.append((type(net.act).__name__, float(net(m.full((1, 2), 100.0)).min()) > -1.0))
+    results.append((type(net.act).__name__, net(-m.ones(1, 2)).max().item() < 0.0))  # (ReLU's: 0)
     del layer._parameters["bias"]
     results.append(getattr(layer, "bias", "gone"))
     layer.register_buffer("running", m.ones(1))
@@ -406,3 +409,12 @@ def test_changes_to_the_registries_reach_the_attributes():
     assert ours[0] == 0.0 and ours[1] == ("Tanh", True) and ours[4] == "Sigmoid"
     torch = pytest.importorskip("torch")
     assert [str(r).replace("tapegrad", "torch") for r in ours] == [str(r) for r in _surgery_programs(torch)]
+
+
+def test_named_modules_skips_the_modules_in_a_given_memo():
+    # (the memo held ids: a caller's set of modules skipped none of them)
+    shared = tg.nn.Linear(1, 1)
+    model = tg.nn.Sequential(tg.nn.Sequential(shared, tg.nn.ReLU()), shared)
+    memo = {shared}
+    assert [name for name, _ in model.named_modules(memo=memo)] == ["", "0", "0.1"]
+    assert model in memo and len(memo) == 4

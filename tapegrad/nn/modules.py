@@ -395,11 +395,14 @@ class Module:
             yield module
 
     def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True):
+        """``(name, module)`` of this module and every descendant, depth first; with
+        ``remove_duplicate``, each module once, skipping those in ``memo`` (a set of modules,
+        which the walk adds to). Follows ``torch.nn.Module.named_modules``."""
         memo = set() if memo is None else memo
         if remove_duplicate:
-            if id(self) in memo:
+            if self in memo:
                 return
-            memo.add(id(self))
+            memo.add(self)
         yield prefix, self
         for name, module in self._modules.items():
             if module is not None:
