@@ -109,6 +109,40 @@ def test_forward_hook_options_and_getters():
         model.get_parameter("1.running_mean")
 
 
+def _always_called(m):
+    """Which always_call forward hooks run, with what output, when a pre-hook, a hook before
+    them or a hook after them raises."""
+    results = []
+    for raising in ("pre-hook", "earlier hook", "later hook"):
+        layer, seen = m.nn.Linear(1, 1), []
+        if raising == "pre-hook":
+            layer.register_forward_pre_hook(lambda module, args: 1 / 0)
+        if raising == "earlier hook":
+            layer.register_forward_hook(lambda module, args, out: 1 / 0)
+        layer.register_forward_hook(lambda module, args, out, seen=seen: seen.append(out is None), always_call=True)
+        if raising == "later hook":
+            layer.register_forward_hook(lambda module, args, out: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            layer(m.ones(1, 1))
+        results.append(seen)
+    quiet = m.nn.Linear(1, 1)
+    quiet.register_forward_hook(lambda module, args, out: [][1], always_call=True)  # silenced: warned of
+    quiet.register_forward_pre_hook(lambda module, args: 1 / 0)
+    with pytest.raises(ZeroDivisionError), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet(m.ones(1, 1))
+    results.append([str(w.message).split(":")[0] for w in caught])
+    return results
+
+
+def test_always_call_hooks_run_when_any_part_of_the_call_raises():
+    # (they ran only when forward itself raised)
+    ours = _always_called(tg)
+    assert ours[:3] == [[True], [False], [False]]
+    torch = pytest.importorskip("torch")
+    assert ours == _always_called(torch)
+
+
 def test_module_hooks_run_on_each_backward_of_a_retained_graph():
     # Their counts of gradients still to arrive were never reset: the second backward ran none
     calls = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -108,6 +109,15 @@ class _Registry(OrderedDict):
         return OrderedDict, (list(self.items()),)
 
 
+class _CallState:
+    """What a module call with hooks has reached, for its always_call hooks should it raise."""
+
+    __slots__ = ("args", "kwargs", "result", "called")
+
+    def __init__(self, args: tuple, kwargs: dict):
+        self.args, self.kwargs, self.result, self.called = args, kwargs, None, set()
+
+
 class Module:
     """Base class of layers, as ``torch.nn.Module``: attributes that are Parameters, Modules or
     registered buffers are found by ``parameters()``, ``modules()``, ``buffers()``,
@@ -202,37 +212,59 @@ class Module:
     def __call__(self, *args, **kwargs):
         if not (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks):
             return self.forward(*args, **kwargs)  # the common call: no copies
+        state = _CallState(args, kwargs)
+        try:
+            return self._call_with_hooks(state)
+        except Exception:
+            # PyTorch's always_call: each such forward hook not run yet runs once an exception
+            # is raised anywhere in the call (a pre-hook, forward, an earlier hook), with the
+            # output so far (None before forward returned); what it raises is only warned of.
+            with_kwargs, args, kwargs, result = self._with_kwargs, state.args, state.kwargs, state.result
+            for key, hook in list(self._forward_hooks.items()):
+                if key in self._always_called and key not in state.called:
+                    try:
+                        changed = hook(self, args, kwargs, result) if key in with_kwargs else hook(self, args, result)
+                        if changed is not None:
+                            result = changed
+                    except Exception as error:  # noqa: BLE001 - PyTorch's: the first error is raised
+                        warnings.warn(
+                            "module forward hook with ``always_call=True`` raised an exception that was silenced as another "
+                            f"error was raised in forward: {error}",
+                            stacklevel=2,
+                        )
+            raise
+
+    def _call_with_hooks(self, state: _CallState):
+        """``__call__`` with hooks: pre-hooks, forward, forward hooks, recording in ``state``
+        the arguments, the output so far and the always_call hooks that ran."""
         with_kwargs = self._with_kwargs
         for key, hook in list(self._forward_pre_hooks.items()):
             if key in with_kwargs:
-                changed = hook(self, args, kwargs)
+                changed = hook(self, state.args, state.kwargs)
                 if changed is not None:
                     if not (isinstance(changed, tuple) and len(changed) == 2):
                         raise RuntimeError(
                             f"forward pre-hook must return None or a tuple of (new_args, new_kwargs), but got {changed}."
                         )
-                    args, kwargs = changed
+                    state.args, state.kwargs = changed
             else:
-                changed = hook(self, args)
+                changed = hook(self, state.args)
                 if changed is not None:
-                    args = changed if isinstance(changed, tuple) else (changed,)
+                    state.args = changed if isinstance(changed, tuple) else (changed,)
+        args, kwargs = state.args, state.kwargs
         backward = None
         # (inside tapegrad.record the hooks' node refuses to be recorded: a replay would run none)
         if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled():
             backward = BackwardHooks(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
             args = backward.wrap_inputs(args)
-        try:
-            result = self.forward(*args, **kwargs)
-        except Exception:
-            for key, hook in list(self._forward_hooks.items()):  # always_call: PyTorch's, with no output
-                if key in self._always_called:
-                    hook(self, args, kwargs, None) if key in with_kwargs else hook(self, args, None)
-            raise
+        state.result = self.forward(*args, **kwargs)
         for key, hook in list(self._forward_hooks.items()):
-            changed = hook(self, args, kwargs, result) if key in with_kwargs else hook(self, args, result)
+            if key in self._always_called:
+                state.called.add(key)
+            changed = hook(self, args, kwargs, state.result) if key in with_kwargs else hook(self, args, state.result)
             if changed is not None:
-                result = changed
-        return result if backward is None else backward.wrap_outputs(result)
+                state.result = changed
+        return state.result if backward is None else backward.wrap_outputs(state.result)
 
     # -- registration ---------------------------------------------------------------------
 
