@@ -669,7 +669,8 @@ class Tape:
         self.addresses = np.where(codes == 0, bases[0], bases[1]) + self.offsets * itemsizes
         self.freed = np.zeros(len(self.rows), np.bool_)
         self._forwarded = False
-        self._elsewhere = None  # inputs the last forward read in place (``_place_inputs``)
+        self._inputs_in_arena = True  # False after value_and_grad read some where they lie
+        self._in_place_addresses = None  # the backward's addresses for those, during that call
 
     def _slot(self, row: int) -> np.ndarray:
         """Row ``row``'s values: a flat view of its arena."""
@@ -758,14 +759,13 @@ class Tape:
 
     def _place_inputs(self, inputs):
         """Load the inputs, the large ones by reference: ``(offsets, values32, values64,
-        addresses, elsewhere)`` for the sweeps, or None where every input was copied.
+        addresses)`` for the sweeps, or None where every input was copied.
 
         The forward families read a row's values at ``values[offsets[row]:...]``. For each
         arena holding an input read in place, ``values`` becomes a view of memory from the
         lowest of the arena's and those inputs' addresses to the highest end, and ``offsets``
         count from there: the rows' slots in the arena, the inputs where they lie. Nothing
-        between is read. ``addresses`` are the backward's, the inputs' where they lie;
-        ``elsewhere`` maps those inputs' slots to their arrays (``_loaded_elsewhere``)."""
+        between is read. ``addresses`` are the backward's, the inputs' where they lie."""
         arrays = self._checked(inputs, len(self._input_slots))
         placed = {}
         for position, (slot, data) in enumerate(zip(self._input_slots, arrays)):
@@ -789,29 +789,19 @@ class Tape:
         shifts = [(base - low) // itemsize for base, low, itemsize in zip(bases, lows, itemsizes)]
         offsets = self.offsets + np.where(codes == 0, shifts[0], shifts[1])
         addresses = self.addresses.copy()
-        elsewhere = []
         for position, data in placed.items():
             row = int(rows[position])
             code = int(codes[row])
             start = data.__array_interface__["data"][0]
             offsets[row] = (start - lows[code]) // itemsizes[code]
             addresses[row] = start
-            elsewhere.append((self._input_slots[position], data))
         values = [
             arena
             if (low, high) == (base, base + arena.nbytes)
             else np.asarray(_Memory(low, (high - low) // itemsize, arena.dtype))
             for arena, base, low, high, itemsize in zip(self.values, bases, lows, highs, itemsizes)
         ]
-        return offsets, values[0], values[1], addresses, elsewhere
-
-    def _loaded_elsewhere(self) -> None:
-        """Copy the inputs the last forward read in place into their slots: a ``backward`` or a
-        read of the arena after ``value_and_grad`` sees the inputs of that forward."""
-        if self._elsewhere is not None:
-            for slot, data in self._elsewhere:
-                slot[...] = data.reshape(-1)
-            self._elsewhere = None
+        return offsets, values[0], values[1], addresses
 
     def _scalar_program(self):
         """The tape as a register program (a tape of scalars: tapegrad/_register.py), or None.
@@ -831,13 +821,14 @@ class Tape:
             self._forwarded = True
             return
         forward, replay_rules, *_ = _kernels()
-        self._elsewhere = None
+        self._in_place_addresses = None
         placed = self._place_inputs(inputs) if in_place and self._in_place_positions() else None
+        self._inputs_in_arena = placed is None
         if placed is None:
             self._load_inputs(inputs)
             offsets, values32, values64 = self.offsets, self.values[0], self.values[1]
         else:
-            offsets, values32, values64, addresses, elsewhere = placed
+            offsets, values32, values64, addresses = placed
         start = 0
         while True:
             status, row = forward.forward_sweep(
@@ -882,8 +873,8 @@ class Tape:
             raise kernel_error(status == forward.KERNEL_FAILED, "replay", _ops.OPS[opcode].name)
         if self._integer_checks():
             self._check_integers()
-        if placed is not None:  # the backward reads them where they lie too, until they are loaded
-            self._elsewhere, self._elsewhere_addresses = elsewhere, addresses
+        if placed is not None:  # the backward of the same call reads them where they lie too
+            self._in_place_addresses = addresses
         self._forwarded = True
 
     def _mark_exact_truths(self) -> None:
@@ -1031,8 +1022,16 @@ class Tape:
     def backward(self, grad_outputs=None, argnums=None):
         """Gradients of the outputs (weighted by ``grad_outputs``) with respect to every input
         (or to the inputs ``argnums`` names: an int gives one tensor, a tuple a tuple), for the
-        inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input."""
-        self._loaded_elsewhere()
+        inputs of the last forward. Raises ``IndexError`` for an ``argnums`` naming no input, and
+        ``RuntimeError`` after a ``value_and_grad`` that read its inputs where they lie."""
+        if self._forwarded and not self._inputs_in_arena:
+            # Their arrays are the caller's, who may have changed them since: copied now, the
+            # backward mixed the new values with the forward's (a silently wrong gradient).
+            raise RuntimeError(
+                "backward() after value_and_grad(): value_and_grad read its inputs of 256 KB or more where they "
+                "lie, without a copy, so the tape cannot go back to them; replay the inputs with tape(*inputs) "
+                "first, or ask value_and_grad for the gradients (its grad_outputs and argnums)"
+            )
         return self._backward(grad_outputs, argnums)
 
     def _seeds(self, grad_outputs) -> np.ndarray:
@@ -1082,7 +1081,7 @@ class Tape:
         _, _, backward, (rules, saves, paths) = _kernels()
         spare = _spare_arenas()  # the last backward's of this thread, if nothing holds them
         # (the inputs value_and_grad's forward read where they lie: read there again)
-        addresses = self.addresses if self._elsewhere is None else self._elsewhere_addresses
+        addresses = self.addresses if self._in_place_addresses is None else self._in_place_addresses
         status, row, grad32, grad64, offsets, touched, uniform = backward.backward_sweep(
             self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, addresses, rules, saves,
             paths, self.output_rows, seeds, self.freed, self.freed, True,
@@ -1129,7 +1128,10 @@ class Tape:
             program = self._program
             if argnums is not None or type(program) is not _register.Program:
                 self._forward(inputs, in_place=True)
-                return self._outputs(), self._backward(grad_outputs, argnums)
+                try:
+                    return self._outputs(), self._backward(grad_outputs, argnums)
+                finally:
+                    self._in_place_addresses = None  # (the caller's arrays: this call's only)
             # A register program (a built one: not UNBUILT, not None), the short replay whose
             # Python is most of its time (a 1000-op chain's: 12 of 26 us): the steps below in one
             # frame, each check as the general path makes it.
