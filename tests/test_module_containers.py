@@ -401,6 +401,10 @@ def _surgery_programs(m):
     other._modules.pop("act")
     other._modules.update({"fc": nn.Identity()})
     results.append((hasattr(other, "act"), type(other.fc).__name__))
+    fresh = nn.Linear(3, 4)  # copies of a registry are plain dicts, bound to nothing
+    copied, merged = fresh._parameters.copy(), fresh._parameters | {"extra": None}
+    copied.pop("weight")
+    results.append((list(copied), list(merged), fresh.weight is not None, list({"a": 1} | fresh._parameters)))
     return results
 
 

@@ -54,6 +54,10 @@ class Parameter(Tensor):
     __str__ = __repr__
 
 
+def _nobody():
+    return None
+
+
 class _Registry(OrderedDict):
     """A module's parameters, buffers or children by name (``_parameters``, ``_buffers``,
     ``_modules``). The module holds each as a plain attribute too, so that reading one needs no
@@ -64,13 +68,31 @@ class _Registry(OrderedDict):
 
     __slots__ = ("_owner",)
 
-    def __init__(self, owner, items=()):
-        self._owner = weakref.ref(owner)
-        super().__init__(items)
+    def __init__(self, *items, owner=None, **named):
+        # (OrderedDict's copy, ``|`` and fromkeys call ``type(self)(items)``: bound to nothing)
+        self._owner = weakref.ref(owner) if owner is not None else _nobody
+        super().__init__(*items, **named)
 
     def _attributes(self) -> dict:
         owner = self._owner()
         return owner.__dict__ if owner is not None else {}
+
+    def copy(self):
+        return OrderedDict(self)
+
+    def __or__(self, other):
+        if not isinstance(other, dict):
+            return NotImplemented
+        return OrderedDict(self) | other
+
+    def __ror__(self, other):
+        if not isinstance(other, dict):
+            return NotImplemented
+        return OrderedDict(other) | OrderedDict(self)
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
     def __setitem__(self, name, value):
         super().__setitem__(name, value)
@@ -124,10 +146,10 @@ class Module:
     ``state_dict()`` and moved or cast by ``to()``."""
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", _Registry(self))
-        object.__setattr__(self, "_buffers", _Registry(self))
+        object.__setattr__(self, "_parameters", _Registry(owner=self))
+        object.__setattr__(self, "_buffers", _Registry(owner=self))
         object.__setattr__(self, "_non_persistent_buffers", set())
-        object.__setattr__(self, "_modules", _Registry(self))
+        object.__setattr__(self, "_modules", _Registry(owner=self))
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
@@ -197,7 +219,7 @@ class Module:
         for key in ("_parameters", "_buffers", "_modules"):
             registry = state.get(key)
             if registry is not None and not isinstance(registry, _Registry):
-                object.__setattr__(self, key, _Registry(self, registry))
+                object.__setattr__(self, key, _Registry(registry, owner=self))
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
