@@ -395,7 +395,8 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     shape[dim : dim + 1] = [count, size]
     result = picked.reshape(*shape).movedim(dim + 1, -1)
     # A copy: an in-place change of it would not reach ``self`` (silently); read-only, it raises.
-    _record.mark_unwritable_copy(result._data)
+    # PyTorch's windows here are a view no reshape can view: its reshapes copy (and so ours).
+    _record.mark_unwritable_copy(result._data, reshaped_as_copy=True)
     return result
 
 

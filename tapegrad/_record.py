@@ -1195,17 +1195,32 @@ def writable(data: np.ndarray) -> np.ndarray:
 unwritable_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # The arrays that own their memory, by id: numpy makes a view's ``base`` the owner.
 _copy_owners: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# Those of them that PyTorch's ``reshape`` copies (``copied_by_reshape``).
+_reshaped_as_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-def mark_unwritable_copy(data: np.ndarray) -> None:
+def mark_unwritable_copy(data: np.ndarray, reshaped_as_copy: bool = False) -> None:
     """Make ``data`` (a result that is a copy where PyTorch's is a view) refuse in-place changes,
-    and changes through views of it (``_views_a_copy``)."""
+    and changes through views of it (``_views_a_copy``). ``reshaped_as_copy``: PyTorch's view
+    is one ``reshape`` cannot view (unfold's overlapping or gapped windows), so its reshapes are
+    copies there, free to change: ``reshape`` then copies here too."""
     data.flags.writeable = False
     unwritable_copies[id(data)] = data
     owner = data
     while isinstance(owner.base, np.ndarray):
         owner = owner.base
     _copy_owners[id(owner)] = owner
+    if reshaped_as_copy:
+        _reshaped_as_copies[id(owner)] = owner
+
+
+def copied_by_reshape(data: np.ndarray) -> bool:
+    """Whether ``data`` is, or views, a copy whose PyTorch counterpart ``reshape`` copies."""
+    while isinstance(data, np.ndarray):
+        if _reshaped_as_copies.get(id(data)) is data:
+            return True
+        data = data.base
+    return False
 
 
 _CHANGE_OF_A_COPY = (
@@ -1236,14 +1251,14 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     allows."""
     data = tensor._data
     if writes and not data.flags.writeable:
-        if unwritable_copies.get(id(data)) is data or _views_a_copy(data):
-            raise NotImplementedError(_CHANGE_OF_A_COPY)
         if any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape)):
             # An expand (numpy's broadcast_to: read-only), which PyTorch refuses too
             raise RuntimeError(
                 "unsupported operation: more than one element of the written-to tensor refers to a single memory "
                 "location. Please clone() the tensor before performing the operation."
             )
+        if unwritable_copies.get(id(data)) is data or _views_a_copy(data):
+            raise NotImplementedError(_CHANGE_OF_A_COPY)
     recording = active_recording()
     if recording is not None and recording.shared is not None:
         recording.shared.wrote(tensor, before=True)

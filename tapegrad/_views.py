@@ -25,7 +25,16 @@ from ._indexing import pick as _pick
 from ._indexing import sequence_as_tuple as _sequence_as_tuple
 from ._indexing import split_key as _split_key
 from ._ops import BY_NAME
-from ._record import MULTI_OUTPUT, NO_GRAD_MODE, _input_row, _opcode, _operand_row, _short_tape, _target
+from ._record import (
+    MULTI_OUTPUT,
+    NO_GRAD_MODE,
+    _input_row,
+    _opcode,
+    _operand_row,
+    _short_tape,
+    _target,
+    copied_by_reshape,
+)
 from ._shapes import broadcast_strides, contiguous_strides, is_size, size_arguments
 from ._tape import exclusive, resolve
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
@@ -105,6 +114,11 @@ def reshape(x: Tensor, shape, name: str | None = None) -> Tensor:
     (``ViewBackward0``), of a non-contiguous one that allows it (``ReshapeAliasBackward0``), or
     a copy (``UnsafeViewBackward0``)."""
     out = _reshaped(x, shape)
+    if name is None and _is_view_of(out, x._data) and copied_by_reshape(x._data):
+        # unfold's windows, a copy here, are PyTorch's view that no reshape can view: its
+        # reshape copies, and a change of that copy is the caller's to make (STFT frames
+        # scaled by a window in place).
+        out, name = out.copy(), "unsafe_view"
     if name is None:
         if x._data.flags.c_contiguous:
             name = "view"

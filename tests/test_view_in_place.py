@@ -240,3 +240,23 @@ def test_a_change_through_a_view_of_a_copy_raises():
     copy = b.as_strided((2,), (2,)).clone()  # a clone may change
     copy[0] = 5.0
     assert copy.tolist() == [5.0, -3.0]
+
+
+def _framed(m):
+    """STFT framing: unfold's overlapping windows reshaped, then scaled in place. PyTorch's
+    reshape of its windows (a view it cannot reshape as one) is a copy, free to change."""
+    x = m.arange(20.0).reshape(2, 10)
+    windows = x.unfold(1, 4, 2)
+    frames = windows.reshape(-1, 4)
+    frames *= m.tensor([0.5, 1.0, 1.0, 0.5])
+    flat = m.arange(6.0).unfold(0, 3, 1).flatten()
+    flat.mul_(2)
+    return frames.tolist(), x.tolist(), windows.tolist(), flat.tolist()
+
+
+def test_a_reshape_of_unfold_windows_is_a_copy_to_change():
+    assert _framed(tg)[1] == tg.arange(20.0).reshape(2, 10).tolist()
+    with pytest.raises(RuntimeError, match="single memory location"):  # an expand first: PyTorch's error
+        tg.arange(4.0).as_strided((2,), (1,)).expand(3, 2).add_(1)
+    torch = pytest.importorskip("torch")
+    assert _framed(tg) == _framed(torch)
