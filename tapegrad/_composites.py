@@ -316,6 +316,8 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
     """Elements shifted ``shifts`` places along ``dims`` (the flattened input when None), wrapping
     around; follows ``torch.roll``."""
     shifts = _dims_tuple(shifts)
+    if not shifts:
+        raise RuntimeError("`shifts` required")
     if dims is None:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")

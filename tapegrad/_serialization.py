@@ -80,14 +80,15 @@ def _tensor_of(data: np.ndarray, kind: str) -> Tensor:
     return tensor.requires_grad_() if requires_grad else tensor
 
 
-def _tensor_data(data: np.ndarray) -> np.ndarray:
+def _tensor_data(data: np.ndarray, check: bool = True) -> np.ndarray:
     """A tensor's values read from a file: a copy, in this machine's byte order (numpy writes
     big-endian arrays as they are, and the kernels take native ones only: a tensor of them
-    failed in numba's typing or gave KeyError in a backward); ``ValueError`` for a dtype no
-    tensor has."""
+    failed in numba's typing or gave KeyError in a backward). ``check``: ``ValueError`` for a
+    dtype no tensor has (the files of the first versions, a plain ``.npz`` of arrays, leave the
+    conversion to the tensor instead)."""
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
-    if data.dtype not in _TENSOR_DTYPES:
+    if check and data.dtype not in _TENSOR_DTYPES:
         raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {data.dtype}")
     return data.copy()
 
@@ -167,7 +168,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
     try:
         with np.load(f, allow_pickle=False) as archive:
             if archive.files == [_SINGLE]:
-                return _wrap(_tensor_data(archive[_SINGLE]))
+                return _wrap(_tensor_data(archive[_SINGLE], check=False))
             structure = archive[_STRUCTURE] if _STRUCTURE in archive.files else None
             if structure is not None and structure.dtype.kind == "U" and structure.ndim == 0:
                 try:
@@ -181,7 +182,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
                 data = archive[name]
                 if not isinstance(data, np.ndarray):  # a member that is not numpy's (torch.save's zip)
                     raise ValueError(f"not a file tapegrad.save wrote: {name!r} is not an array")
-                state[name] = _wrap(_tensor_data(data))
+                state[name] = _wrap(_tensor_data(data, check=False))
             return state
     except RecursionError:
         raise ValueError("not a file tapegrad.save wrote: its structure is damaged") from None

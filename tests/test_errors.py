@@ -372,6 +372,11 @@ CASES = {
         RuntimeError,
         "The size of tensor a (2) must match the size of tensor b (3) at non-singleton dimension 0",
     ),
+    "roll with no shifts": (
+        lambda m: m.roll(m.arange(3.0), (), ()),
+        RuntimeError,
+        "`shifts` required",
+    ),
     "roll of a scalar along a dimension": (
         lambda m: m.tensor(2.5).roll(1, 0),
         IndexError,

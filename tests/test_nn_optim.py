@@ -140,6 +140,10 @@ def test_load_takes_arrays_of_either_byte_order(tmp_path):
     assert (state["weight"].double() @ single.t()).tolist() == (values @ values.T).tolist()
     with pytest.raises(IsADirectoryError):
         tg.load(str(tmp_path))
+    # a plain .npz of arrays (the first versions' format) converts other dtypes as tensors do
+    np.savez(tmp_path / "plain.npz", counts=np.arange(3, dtype=np.uint32), half=np.ones(2, np.float16))
+    plain = tg.load(str(tmp_path / "plain.npz"))
+    assert (plain["counts"].dtype, plain["half"].dtype) == (tg.int64, tg.float32)
 
 
 def _train(model, optimizer, steps, x):
