@@ -1231,10 +1231,10 @@ _CHANGE_OF_A_COPY = (
 
 
 def _views_a_copy(data: np.ndarray) -> bool:
-    """Whether ``data`` is a numpy view of an ``unwritable_copies`` array. numpy makes views of a
-    read-only array read-only, but tapegrad writes a view's change into a new array for its
-    tensor: the change of a slice of an ``as_strided`` result was kept by the slice alone, and
-    never reached the input, silently."""
+    """Whether ``data`` is a numpy view of the memory of an ``unwritable_copies`` array (its
+    owner, ``_copy_owners``). numpy makes views of a read-only array read-only, but tapegrad
+    writes a view's change into a new array for its tensor: the change of a slice of an
+    ``as_strided`` result was kept by the slice alone, and never reached the input, silently."""
     base = data.base
     while isinstance(base, np.ndarray):
         if _copy_owners.get(id(base)) is base:

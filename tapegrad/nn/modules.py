@@ -250,8 +250,8 @@ class Module:
                             result = changed
                     except Exception as error:  # noqa: BLE001 - PyTorch's: the first error is raised
                         warnings.warn(
-                            "module forward hook with ``always_call=True`` raised an exception that was silenced as another "
-                            f"error was raised in forward: {error}",
+                            "module forward hook with ``always_call=True`` raised an exception that was silenced as "
+                            f"another error was raised in forward: {error}",
                             stacklevel=2,
                         )
             raise
