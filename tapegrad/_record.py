@@ -1188,39 +1188,45 @@ def writable(data: np.ndarray) -> np.ndarray:
     return np.ndarray(data.shape, data.dtype, buffer=root, offset=offset, strides=data.strides)
 
 
-# Arrays of results that are copies where PyTorch's are views (as_strided's, unfold's windows
-# that do not tile), by id: an in-place change of one would not reach the tensor it was taken
-# from, so it raises (it raised PyTorch's error for overlapping memory, which PyTorch raises for
-# none of them: it writes through, even where windows overlap).
-unwritable_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-# The arrays that own their memory, by id: numpy makes a view's ``base`` the owner.
-_copy_owners: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-# Those of them that PyTorch's ``reshape`` copies (``copied_by_reshape``).
-_reshaped_as_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# The memory of results that are copies where PyTorch's are views (as_strided's, unfold's
+# windows that do not tile), by the id of the array that owns it (numpy makes a view's ``base``
+# the owner): an in-place change of such a result, or of a view of it, would not reach the
+# tensor it was taken from, so it raises (it raised PyTorch's error for overlapping memory,
+# which PyTorch raises for none of them: it writes through, even where windows overlap).
+_copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# Those whose PyTorch counterpart ``reshape`` copies (``copied_by_reshape``).
+_copies_reshaped: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def mark_unwritable_copy(data: np.ndarray, reshaped_as_copy: bool = False) -> None:
     """Make ``data`` (a result that is a copy where PyTorch's is a view) refuse in-place changes,
-    and changes through views of it (``_views_a_copy``). ``reshaped_as_copy``: PyTorch's view
-    is one ``reshape`` cannot view (unfold's overlapping or gapped windows), so its reshapes are
-    copies there, free to change: ``reshape`` then copies here too."""
+    and changes through views of it. ``reshaped_as_copy``: PyTorch's view is one ``reshape``
+    cannot view (unfold's overlapping or gapped windows), so its reshapes are copies there,
+    free to change: ``reshape`` then copies here too."""
     data.flags.writeable = False
-    unwritable_copies[id(data)] = data
     owner = data
     while isinstance(owner.base, np.ndarray):
         owner = owner.base
-    _copy_owners[id(owner)] = owner
+    _copies[id(owner)] = owner
     if reshaped_as_copy:
-        _reshaped_as_copies[id(owner)] = owner
+        _copies_reshaped[id(owner)] = owner
+
+
+def _in_memory_of(data: np.ndarray, registry: weakref.WeakValueDictionary) -> bool:
+    """Whether ``data`` or an array it views is in ``registry``. numpy makes views of a
+    read-only copy read-only, but tapegrad writes a view's change into a new array for its
+    tensor: the change of a slice of an ``as_strided`` result was kept by the slice alone, and
+    never reached the input, silently."""
+    while isinstance(data, np.ndarray):
+        if registry.get(id(data)) is data:
+            return True
+        data = data.base
+    return False
 
 
 def copied_by_reshape(data: np.ndarray) -> bool:
     """Whether ``data`` is, or views, a copy whose PyTorch counterpart ``reshape`` copies."""
-    while isinstance(data, np.ndarray):
-        if _reshaped_as_copies.get(id(data)) is data:
-            return True
-        data = data.base
-    return False
+    return _in_memory_of(data, _copies_reshaped)
 
 
 _CHANGE_OF_A_COPY = (
@@ -1228,19 +1234,6 @@ _CHANGE_OF_A_COPY = (
     "tapegrad's result is a copy of the input where PyTorch's is a view of its memory, so the change would not "
     "reach the input; change the input through indexing instead, or clone() the result to change the copy"
 )
-
-
-def _views_a_copy(data: np.ndarray) -> bool:
-    """Whether ``data`` is a numpy view of the memory of an ``unwritable_copies`` array (its
-    owner, ``_copy_owners``). numpy makes views of a read-only array read-only, but tapegrad
-    writes a view's change into a new array for its tensor: the change of a slice of an
-    ``as_strided`` result was kept by the slice alone, and never reached the input, silently."""
-    base = data.base
-    while isinstance(base, np.ndarray):
-        if _copy_owners.get(id(base)) is base:
-            return True
-        base = base.base
-    return False
 
 
 def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
@@ -1257,7 +1250,7 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
                 "unsupported operation: more than one element of the written-to tensor refers to a single memory "
                 "location. Please clone() the tensor before performing the operation."
             )
-        if unwritable_copies.get(id(data)) is data or _views_a_copy(data):
+        if _in_memory_of(data, _copies):
             raise NotImplementedError(_CHANGE_OF_A_COPY)
     recording = active_recording()
     if recording is not None and recording.shared is not None:

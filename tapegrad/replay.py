@@ -664,7 +664,7 @@ class Tape:
         self._plans: dict = {}  # positions -> the backward's slot layout (``backward_sweep``)
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
-        codes = self.layouts[self.rows[:, LAYOUT], 0]
+        codes = self._codes = self.layouts[self.rows[:, LAYOUT], 0]  # each row's arena
         itemsizes = np.where(codes == 0, 4, 8)
         self.addresses = np.where(codes == 0, bases[0], bases[1]) + self.offsets * itemsizes
         self.freed = np.zeros(len(self.rows), np.bool_)
@@ -767,15 +767,16 @@ class Tape:
         count from there: the rows' slots in the arena, the inputs where they lie. Nothing
         between is read. ``addresses`` are the backward's, the inputs' where they lie."""
         arrays = self._checked(inputs, len(self._input_slots))
+        eligible = self._in_place_positions()
         placed = {}
         for position, (slot, data) in enumerate(zip(self._input_slots, arrays)):
-            if position in self._in_place_positions() and data.flags.c_contiguous and data.flags.aligned:
+            if position in eligible and data.flags.c_contiguous and data.flags.aligned:
                 placed[position] = data
             else:
                 slot[...] = data.reshape(-1)
         if not placed:
             return None
-        codes = self.layouts[self.rows[:, LAYOUT], 0]
+        codes = self._codes
         bases = [arena.__array_interface__["data"][0] for arena in self.values]
         itemsizes = (4, 8)
         lows = list(bases)
@@ -1174,9 +1175,7 @@ class Tape:
         plans = self.__dict__.setdefault("_batch_plans", {})
         if len(plans) > 64:  # (a vmap with many chunk sizes)
             plans.clear()
-        codes = plans.get("codes")
-        if codes is None:
-            codes = plans["codes"] = self.layouts[self.rows[:, LAYOUT], 0]
+        codes = self._codes
 
         def packed(key, rows_, shapes, leading=size, empty=np.empty):
             """``(places, arrays)``: one flat array per dtype holding each row's ``(leading,

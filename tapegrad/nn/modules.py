@@ -633,13 +633,10 @@ class Module:
             if value is not None and name not in self._non_persistent_buffers
         ]
         assign = local_metadata.get("assign_to_params_buffers", False)
-        # A BatchNorm's count of batches may be absent (checkpoints from before PyTorch 0.4.1 and
-        # dicts rebuilt without PyTorch's version metadata): it keeps its value, as in PyTorch.
-        optional = {"num_batches_tracked"} if isinstance(self, _BatchNorm) else set()
         for name, current in own:
             key = prefix + name
             if key not in state_dict:
-                if strict and name not in optional:
+                if strict:
                     missing_keys.append(key)
                 continue
             given = state_dict[key]
@@ -1848,6 +1845,17 @@ class _BatchNorm(Module):
     average when it is None); eval mode uses the running ones."""
 
     _ranks: tuple = ()
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        # The count of batches may be absent (checkpoints from before PyTorch 0.4.1 and dicts
+        # rebuilt without PyTorch's version metadata): it keeps its value, as in PyTorch.
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if prefix + "num_batches_tracked" in missing_keys:
+            missing_keys.remove(prefix + "num_batches_tracked")
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):  # fmt: skip
