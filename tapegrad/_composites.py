@@ -641,6 +641,7 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:  # 
                 else "tensor_split expected tensor_indices_or_sections to have dtype of long, but got "
                 + indices_or_sections.dtype.type_name
             )
+        guard_reads("tensor_split()", indices_or_sections)  # the pieces are a replay's constants
         indices_or_sections = values.tolist()
     dim = _normalize_dim(dim, input.dim())
     extent = input.shape[dim]

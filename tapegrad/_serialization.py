@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _device, _dtypes
 from .nn.modules import Parameter
-from .tensor import Tensor, _wrap
+from .tensor import Tensor, _wrap, guard_reads
 
 _SINGLE = "__tensor__"
 _TENSOR_DTYPES = {d.numpy for d in _dtypes.ALL}
@@ -31,6 +31,7 @@ def _encode(value, arrays: list, seen: dict, depth: int = 0):
         raise ValueError(f"cannot save containers nested more than {_DEPTH} deep")
     if isinstance(value, (Tensor, np.ndarray, np.generic)):
         data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        guard_reads("tapegrad.save()", value)  # inside tapegrad.record: saved values are constants
         if data.dtype.hasobject:
             raise TypeError("cannot save an array of Python objects: tapegrad.save writes no pickle")
         kind = (
@@ -143,6 +144,7 @@ def save(obj, f) -> None:
     does, and an ``nn.Parameter`` as one, as with ``torch.load``. Raises ``TypeError`` for anything else (a module, a
     function, an array of objects): it would need a pickle, which tapegrad never writes."""
     if isinstance(obj, Tensor) and _tensor_kind(obj) == "tensor":
+        guard_reads("tapegrad.save()", obj)
         arrays = {_SINGLE: obj._data}
     else:
         listed: list = []

@@ -48,11 +48,17 @@ _LISTS_INPUTS = np.array([op.family == _ops.NARY for op in _ops.OPS])  # stack, 
 
 
 # Ops that compute integers exactly from integers (below 2**24 in float32), in any order, besides
-# views and copies: a
-# truth guard on a comparison of their results is never undecided (``Tape._mark_exact_truths``).
+# views and copies: a truth guard on a comparison of their results is never undecided
+# (``Tape._mark_exact_truths``).
 _EXACT_OF_INTEGERS = frozenset(
-    "add sub mul neg abs sum sum_dim add_scalar sub_scalar rsub_scalar mul_scalar maximum minimum".split()
+    "add sub mul neg abs sum sum_dim add_scalar sub_scalar rsub_scalar mul_scalar maximum minimum detach".split()
 )
+
+
+# The ops whose results are integers or truths, whatever their operands (comparisons, argmax).
+# Not every op without a gradient: a detach passes floats on, and a comparison of them (``if
+# x.detach().sum() > 0``) needs the undecided check as much as one without it.
+_INTEGRAL_RESULTS = frozenset("lt le gt ge eq ne mask argmax guard nll_bad".split())
 
 
 class GuardError(RuntimeError):
@@ -893,8 +899,8 @@ class Tape:
                     pending.pop()
                     continue
                 op = _ops.OPS[self.rows[current, OPCODE] & OPCODE_MASK]
-                if current in self.integer_rows or op.family == _ops.NONDIFF:
-                    exact[current] = True  # (comparisons and argmax give integers)
+                if current in self.integer_rows or op.name in _INTEGRAL_RESULTS:
+                    exact[current] = True
                 elif (op.name not in _EXACT_OF_INTEGERS and op.family not in (_ops.VIEW, _ops.COPY)) or (
                     op.family == _ops.SCALAR and not float(self.params[current, PARAM]).is_integer()
                 ):

@@ -11,6 +11,7 @@ recorders, ``_replay_hooks`` detach/data and comparisons, ``autograd`` backward 
 from __future__ import annotations
 
 import builtins
+import copy
 import math
 import numbers
 import warnings
@@ -181,9 +182,45 @@ class Tensor:
         handle on its node). A slot-by-slot copy named the result's row without the tape knowing
         (``Tape.hold``): a collection then renumbered the result but not the copy, whose
         gradient went through another row, silently."""
+        _guard(self, "copy.copy()")  # inside tapegrad.record: the copy's values are a replay's constants
         copied = _wrap(self._data)
         copied._requires_grad = self._requires_grad
         return copied
+
+    def __deepcopy__(self, memo) -> Tensor:
+        """``copy.deepcopy(t)`` of a leaf: a tensor with copies of its values, ``.grad`` and
+        other state; follows ``torch.Tensor``, whose ``RuntimeError`` for a non-leaf this
+        raises. (The default deep copy reached the tape of a value computed without grad inside
+        ``tapegrad.record``, and failed on its memoryviews.)"""
+        copied = memo.get(id(self))
+        if copied is not None:
+            return copied
+        if not self.is_leaf:
+            raise RuntimeError(_DEEPCOPY_OF_A_NON_LEAF)
+        cls = type(self)
+        copied = memo[id(self)] = cls.__new__(cls)
+        attributes, slots = self.__getstate__()
+        for name, value in slots.items():
+            setattr(copied, name, copy.deepcopy(value, memo))
+        if attributes:
+            copied.__dict__.update(copy.deepcopy(attributes, memo))
+        return copied
+
+    def __getstate__(self):
+        """What ``pickle`` and ``copy.deepcopy`` keep: every attribute of a leaf; of a result, or
+        of a view or a tensor with views, its values and ``requires_grad`` (PyTorch's pickle of a
+        result loads a leaf). Inside ``tapegrad.record`` a value on the tape is then a guard."""
+        attributes, slots = super().__getstate__()
+        if self._tape is not None or slots.get("_base") is not None or slots.get("_views"):
+            # (a view, or a tensor with views: its values alone, as the weak references that
+            # tie views to their base cannot be pickled)
+            _guard(self, "pickle or copy.deepcopy()")
+            leaf = _wrap(self._data)
+            leaf._requires_grad = self._requires_grad
+            if self._tape is None and slots.get("_grad") is not None:
+                leaf._grad = slots["_grad"]
+            slots = super(Tensor, leaf).__getstate__()[1]
+        return attributes, slots
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self; follows ``torch.Tensor.requires_grad_``."""
@@ -489,6 +526,7 @@ class Tensor:
         return value
 
     def __repr__(self) -> str:
+        _guard(self, "str()")  # inside tapegrad.record: Python may branch on the text
         return tensor_repr(self)
 
     __str__ = __repr__
@@ -567,6 +605,13 @@ def _read_only_in_recording(tensor: Tensor) -> np.ndarray:
         view.flags.writeable = False
         return view
     return tensor._data
+
+
+_DEEPCOPY_OF_A_NON_LEAF = (
+    "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the moment.  "
+    "If you were attempting to deepcopy a module, this may be because of a torch.nn.utils.weight_norm usage, "
+    "see https://github.com/pytorch/pytorch/pull/103001"
+)
 
 
 def _guard(tensor: Tensor, kind: str, truth=None) -> None:

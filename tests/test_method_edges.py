@@ -87,3 +87,27 @@ def test_odd_constructions_follow_pytorch():
     assert ours[0] == ([1.0, 2.0], "float32") and ours[5][0] == "RuntimeError"
     torch = pytest.importorskip("torch")
     assert ours == _constructed(torch)
+
+
+def test_deepcopy_and_pickle_of_results_views_and_recorded_values():
+    import copy
+    import pickle
+
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    x.grad = tg.tensor([0.5, 0.5])
+    copied = copy.deepcopy(x)
+    assert copied.requires_grad and copied.grad.tolist() == [0.5, 0.5] and copied is not x
+    with pytest.raises(RuntimeError, match="Only Tensors created explicitly by the user"):
+        copy.deepcopy(x * 1)  # PyTorch's; a TypeError about memoryviews before
+    loaded = pickle.loads(pickle.dumps(x * 2))  # a result loads as a leaf, as PyTorch's
+    assert loaded.tolist() == [2.0, 4.0] and loaded.requires_grad and loaded.is_leaf
+    base = x.detach()
+    view = base[1:]
+    assert pickle.loads(pickle.dumps(view)).tolist() == [2.0]  # (a weak reference failed it)
+    assert pickle.loads(pickle.dumps(base)).tolist() == [1.0, 2.0]
+    assert copy.deepcopy(view).tolist() == [2.0]
+    # Inside tapegrad.record, a detached value pickles (it raised) and is then a guard.
+    tape = tg.record(lambda t: (pickle.loads(pickle.dumps(t.detach())) * t).sum(), tg.tensor([1.0, 2.0]))
+    assert tape(tg.tensor([1.0, 2.0])).item() == 5.0
+    with pytest.raises(tg.GuardError):
+        tape(tg.tensor([3.0, 2.0]))

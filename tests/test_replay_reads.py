@@ -139,3 +139,96 @@ def test_the_demo_s_guard_names_the_demo_s_line(capsys):
     replay.demo()
     shown = capsys.readouterr().out
     assert "replay guard failed: bool() at " in shown and "(while y.data.norm() < 1000:)" in shown
+
+
+def _copied(kind: str):
+    """``f(x)`` multiplying ``x`` by a copy of its values made the way ``kind`` names."""
+    import copy
+    import io
+    import pickle
+
+    def saved_and_loaded(t):
+        buffer = io.BytesIO()
+        tg.save(t, buffer)
+        buffer.seek(0)
+        return tg.load(buffer)
+
+    makers = {
+        "copy.copy": lambda x: copy.copy(x),
+        "copy.deepcopy": lambda x: copy.deepcopy(x.detach()),
+        "pickle": lambda x: pickle.loads(pickle.dumps(x.detach())),
+        "nn.Parameter": lambda x: tg.nn.Parameter(x * 2),
+        "tapegrad.save": lambda x: saved_and_loaded({"x": x.detach()})["x"],
+        "tensor_split": lambda x: x.tensor_split(x.argmax().reshape(1))[0].sum() * x,
+        "str": lambda x: x * (2.0 if "-" in str(x) else 1.0),  # (Python's branch on the text)
+    }
+    return lambda x: (makers[kind](x) * x).sum()
+
+
+@pytest.mark.parametrize(
+    "kind", ["copy.copy", "copy.deepcopy", "pickle", "nn.Parameter", "tapegrad.save", "tensor_split", "str"]
+)
+def test_values_read_by_copies_and_text_are_guards(kind):
+    # Each made a tensor of the recording's values that every replay reused: copy.copy(x) * x
+    # replayed at [-1, 0.5, 2] gave 6 (the recording's [1, 2, 3] times it), and str(x) fixed
+    # the branch Python took on its text.
+    f = _copied(kind)
+    tape = tg.record(f, np.array([1.0, 2.0, 3.0]))
+    x = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    value = f(x)
+    value.backward()
+    replayed, (gradient,) = tape.value_and_grad(np.array([1.0, 2.0, 3.0]))
+    assert replayed.item() == value.item() and np.array_equal(gradient.numpy(), x.grad.numpy())
+    with pytest.raises(tg.GuardError):
+        tape.value_and_grad(np.array([-1.0, 2.5, 0.5]))
+    other = tg.tensor([[1.0, 2.0, 3.0], [-1.0, 2.5, 0.5]], dtype=tg.float64)
+    assert np.allclose(vmap(f)(other).detach().numpy(), [f(row).item() for row in other])
+
+
+def _branching(detached: bool):
+    def f(x):
+        compared = x.detach() if detached else x
+        return x.sum() * 2 if compared.sum() > 0 else x.sum() * 3
+
+    return f
+
+
+@pytest.mark.parametrize("detached", [False, True])
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 100.0), (np.float32, 1000.0)])
+def test_a_guard_on_a_cancelling_sum_is_never_decided_by_rounding(detached, dtype, scale):
+    # The truth of ``x.sum() > 0`` counted as decided when the sum lay 64 ulps of 1 from 0; a
+    # sum of terms of scale 100 that cancels keeps their rounding (ulps of 100), which the
+    # replay's order of summation changes: about 5% of such inputs replayed the other branch
+    # (a gradient of 2 where eager gives 3). Through ``.detach()`` the check was skipped.
+    f = _branching(detached)
+    tape = tg.record(f, np.ones(16, dtype))
+    rng = np.random.default_rng(7)
+    outcomes = {"equal": 0, "refused": 0}
+    for _ in range(200):
+        a = (rng.standard_normal(16) * scale).astype(dtype)
+        a[-1] -= a.sum()  # cancels to within rounding of 0
+        x = tg.tensor(a, requires_grad=True)
+        f(x).backward()
+        try:
+            _, (gradient,) = tape.value_and_grad(a)
+        except tg.GuardError:
+            outcomes["refused"] += 1
+            continue
+        assert np.array_equal(gradient.numpy(), x.grad.numpy())
+        outcomes["equal"] += 1
+    assert outcomes["refused"] > 0
+    # Away from the boundary the replay decides, as Python does.
+    clear = np.linspace(1.0, 2.0, 16).astype(dtype) * scale
+    assert tape.value_and_grad(clear)[0].item() == f(tg.tensor(clear)).item()
+
+
+def test_a_replayed_transpose_keeps_the_sign_of_zero():
+    # A transpose's replay laid its values out by adding them onto zeros, and 0.0 + -0.0 is
+    # 0.0: 1 / x.t() replayed +inf where eager and PyTorch give -inf.
+    a = np.array([[-0.0, 1.0], [2.0, -0.0]])
+    for n in (2, 40):
+        values = np.tile(a, (n // 2, n // 2))
+        for f in (lambda x: 1.0 / x.t(), lambda x: (1.0 / x.permute(1, 0)).exp(), lambda x: x.t() * 1.0):
+            tape = tg.record(f, np.ones((n, n)))
+            replayed, eager = tape(values).numpy(), f(tg.tensor(values)).numpy()
+            assert np.allclose(replayed, eager, rtol=1e-15) and np.array_equal(np.signbit(replayed), np.signbit(eager))

@@ -385,8 +385,8 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
             block = x[aux[start] : aux[start] + numel]
             for i in range(numel):
                 out[i] = block[i]
-        else:
-            out[:] = zero
+        else:  # each element takes one of x's: onto -0.0, which adds no sign (onto 0.0, -0.0 came out 0.0)
+            out[:] = -zero
             strided_accumulate(out, ORIGIN, contiguous_strides(shape), x, aux[start], strides, shape, one)
     elif rule == CONCAT:  # aux as in the backward rule: count, dim, row deltas, extents
         start = rows[r, 3]
@@ -762,8 +762,74 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
         double = True
     else:
         right = np.float64(values32[offsets[b]])
-    scale = max(1.0, abs(left), abs(right))
+    scale = max(
+        1.0,
+        abs(left),
+        abs(right),
+        _side_magnitude(a, rules, rows, params, layouts, offsets, values32, values64),
+        _side_magnitude(b, rules, rows, params, layouts, offsets, values32, values64) if b >= 0 else 0.0,
+    )
     return abs(left - right) <= (UNDECIDED64 if double else UNDECIDED32) * scale
+
+
+@jit
+def _side_magnitude(c, rules, rows, params, layouts, offsets, values32, values64):
+    """The magnitude a side of a guarded comparison, one-element row ``c``, rounds at: the
+    magnitudes of its terms where it is a sum (``_terms_magnitude``), or a sum or difference of
+    two such (``x.sum() - y.sum()``). A sum that cancels keeps the rounding of its terms, which
+    a replay summing in another order, or computing them with other rounding, changes by ulps
+    of the terms, not of the small result: with data of scale 100, 64 ulps of the result let
+    a replay through on the other side of 0 (a silently wrong branch)."""
+    rule = rules[rows[c, 0] & OPCODE_MASK] & RULE_MASK
+    a, b = rows[c, 1], rows[c, 2]
+    if (
+        (rule == ADD or rule == SUB)
+        and a >= 0
+        and b >= 0
+        and layouts[rows[a, 4], 1] == 1
+        and layouts[rows[b, 4], 1] == 1
+    ):
+        return _terms_magnitude(a, rules, rows, params, layouts, offsets, values32, values64) + _terms_magnitude(
+            b, rules, rows, params, layouts, offsets, values32, values64
+        )
+    return _terms_magnitude(c, rules, rows, params, layouts, offsets, values32, values64)
+
+
+@jit
+def _terms_magnitude(c, rules, rows, params, layouts, offsets, values32, values64):
+    """``sum(|x|)`` (scaled as the row scales its sum: a mean's by ``1/n``) where one-element row
+    ``c`` is a ``sum_all`` of ``x``, seen through a few ops of one operand and a number (a
+    loss negated, scaled, shifted: each number's magnitude added); 0 for another row (the
+    caller counts its value)."""
+    factor = 1.0  # from the current row's units to ``c``'s
+    numbers = 0.0  # the magnitudes of the numbers added on the way, in ``c``'s units
+    r = c
+    for _ in range(8):
+        rule = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
+        a = rows[r, 1]
+        if a < 0:
+            return 0.0
+        if rule == SUM_ALL:
+            count = layouts[rows[a, 4], 1]
+            o = offsets[a]
+            total = 0.0
+            if layouts[rows[a, 4], 0] == FLOAT64:
+                for i in range(count):
+                    total += abs(values64[o + i])
+            else:
+                for i in range(count):
+                    total += abs(np.float64(values32[o + i]))
+            return factor * total * abs(params[r, 5]) + numbers  # (1, or 1/count for a mean: ``_scaled``)
+        if rule == MUL_SCALAR:
+            factor *= abs(params[r, 5])
+        elif rule == DIV_SCALAR:
+            factor /= abs(params[r, 5])
+        elif rule == ADD_SCALAR or rule == SUB_SCALAR or rule == RSUB_SCALAR:
+            numbers += factor * abs(params[r, 5])
+        elif rule != NEG and rule != VIEW and rule != COPY:
+            return 0.0
+        r = a
+    return 0.0
 
 
 @jit

@@ -15,7 +15,7 @@ import numpy as np
 from .. import _device, _dtypes, _factories
 from .._grad_mode import is_grad_enabled, no_grad
 from .._record import to_arguments
-from ..tensor import Tensor, _check_can_require_grad
+from ..tensor import Tensor, _check_can_require_grad, guard_reads
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
 from ._backward_hooks import BackwardHooks
@@ -30,6 +30,7 @@ class Parameter(Tensor):
             # ``Parameter(encoder.weight.data)`` stay tied, and an in-place change of ``data``
             # is one of the parameter.
             super().__init__()
+            guard_reads("nn.Parameter()", data)  # inside tapegrad.record: a replay's constant
             self._data = data._data
             if requires_grad:
                 _check_can_require_grad(self._data, factory=True)
