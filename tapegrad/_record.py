@@ -1639,6 +1639,25 @@ def _square(self):
     return self**2
 
 
+def _alpha_scaled(self: Tensor, other, alpha):
+    """``alpha * other`` for ``self + alpha * other``, in the operands' result type, as PyTorch
+    computes it: an integer ``other`` is converted first (``2 * uint8(200)`` wrapped to 144 in
+    uint8: ``add(x, b, alpha=2)`` came out 145 where PyTorch gives 401), and alpha converted to
+    that type (``bool + 2 * bool`` is a bool, ``int32 + 2 * bool`` an int32)."""
+    if not (isinstance(other, Tensor) and other._data.dtype.kind in "biu"):
+        return other * alpha
+    result = _dtypes.result_type(
+        _dtypes.from_numpy_dtype(self._data.dtype), self._data.ndim,
+        _dtypes.from_numpy_dtype(other._data.dtype), other._data.ndim,
+    )  # fmt: skip
+    if other._data.dtype != result.numpy:
+        other = other.to(result)
+    scaled = other * alpha
+    if result.category != _dtypes.FLOATING and scaled._data.dtype != result.numpy:
+        scaled = scaled.to(result)
+    return scaled
+
+
 def _with_alpha(dunder, name: str):
     """``x.add(y, alpha=a)``, ``tapegrad.sub(x, y, alpha=a)``: ``x + a * y`` (``torch.add``;
     alpha keyword-only, as there). Without alpha, the operator's own path."""
@@ -1646,17 +1665,7 @@ def _with_alpha(dunder, name: str):
     def method(self, other, *, alpha=1):
         if alpha == 1:
             return dunder(self, other)
-        scaled = other * alpha
-        if isinstance(other, Tensor) and other._data.dtype.kind in "biu":
-            # alpha is converted to the operands' result type, as PyTorch's: bool + 2 * bool is
-            # a bool, int32 + 2 * bool an int32 (7 from 5)
-            result = _dtypes.result_type(
-                _dtypes.from_numpy_dtype(self._data.dtype), self._data.ndim,
-                _dtypes.from_numpy_dtype(other._data.dtype), other._data.ndim,
-            )  # fmt: skip
-            if result.category != _dtypes.FLOATING and scaled._data.dtype != result.numpy:
-                scaled = scaled.to(result)
-        return dunder(self, scaled)
+        return dunder(self, _alpha_scaled(self, other, alpha))
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"Follows ``torch.Tensor.{name}``: ``self {'+' if name == 'add' else '-'} alpha * other``."
@@ -1666,7 +1675,9 @@ def _with_alpha(dunder, name: str):
 def _in_place_method(kind: str, alpha: bool = False):
     if alpha:
         # alpha keyword-only, as PyTorch: x.sub_(2, [0, 1]) must not take the list as alpha
-        return lambda self, other, *, alpha=1: _in_place(self, kind, other if alpha == 1 else other * alpha)
+        return lambda self, other, *, alpha=1: _in_place(
+            self, kind, other if alpha == 1 else _alpha_scaled(self, other, alpha)
+        )
     return lambda self, other: _in_place(self, kind, other)
 
 

@@ -669,7 +669,10 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
 
 
 def as_tensor(value, dtype=None) -> Tensor:
-    return value if isinstance(value, Tensor) else Tensor(value, dtype)
+    """``value`` if it is a tensor, else a new one of its values (a number, a nested sequence,
+    an array), as ``tapegrad.tensor(value, dtype=dtype)``. (It was the legacy ``Tensor(value,
+    dtype)``, which took both as sizes: ``div(7, t)`` raised a TypeError about sizes.)"""
+    return value if isinstance(value, Tensor) else _wrap(as_array(value, dtype))
 
 
 def _normalize_dim(dim: int, ndim: int) -> int:

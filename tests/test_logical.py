@@ -270,3 +270,25 @@ def test_remainders_of_any_quotient_eagerly_and_guarded_in_a_replay():
     assert tape(np.array([7.0]), np.array([2.0])).item() == 1.0
     with pytest.raises(tg.GuardError):  # a replay computes table ops, exact below 2**100 only
         tape(np.array([1e40]), np.array([3.0]))
+
+
+@pytest.mark.parametrize("dtype", [tg.uint8, tg.int16, tg.int32])
+def test_alpha_scales_an_integer_operand_in_the_result_type(dtype):
+    # alpha * other was computed in other's own dtype, which wrapped: add(x, uint8 200, alpha=2)
+    # gave 145 where PyTorch gives 401, silently.
+    big = {tg.uint8: 200, tg.int16: 20000, tg.int32: 2**31 - 1}[dtype]
+    other = tg.tensor([big, 1], dtype=dtype)
+    assert tg.add(tg.tensor([1.0, 2.0], dtype=tg.float64), other, alpha=2).tolist() == [1.0 + 2 * big, 4.0]
+    assert tg.sub(tg.tensor([1.0, 2.0], dtype=tg.float64), other, alpha=2).tolist() == [1.0 - 2 * big, 0.0]
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    x.add_(other, alpha=2)
+    assert x.tolist() == [1.0 + 2 * big, 4.0]
+    assert tg.add(tg.tensor([0, 0]), other, alpha=2).tolist() == [2 * big, 2]  # int64
+
+
+def test_div_of_a_python_number_by_a_tensor():
+    t = tg.tensor([2.0, 4.0])
+    assert tg.div(7, t, rounding_mode="floor").tolist() == [3.0, 1.0]
+    assert tg.div(7, t, rounding_mode="trunc").tolist() == [3.0, 1.0]
+    assert tg.true_divide(7, t).tolist() == [3.5, 1.75]
+    assert tg.div(-7, tg.tensor([2, 4]), rounding_mode="floor").tolist() == [-4, -2]
