@@ -29,6 +29,8 @@ def gather_rows(name: str, x: Tensor, indices) -> Tensor:
     if isinstance(indices, Tensor):
         _guard(indices, "indexing")  # inside tapegrad.record, computed indices are frozen: guard them
         indices = indices._data
+    elif isinstance(indices, list) and not indices:
+        indices = np.zeros(0, np.int64)  # x[[]]: PyTorch reads an empty list as integer indices
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
@@ -109,7 +111,7 @@ def _as_mask(part):
     return part != 0
 
 
-def split_key(key) -> tuple:
+def split_key(key, ndim: int) -> tuple:
     """``x[key]`` as PyTorch applies it (``applySlicing`` in python_variable_indexing.cpp): two
     numpy keys, ``basic`` then ``advanced`` (None when ``key`` has no index tensor), for
     ``data[basic][advanced]``.
@@ -122,8 +124,10 @@ def split_key(key) -> tuple:
     ``x[0, :, [1, 2]]`` of a (2, 3, 4) ``x`` is (3, 2), where numpy makes it (2, 3). ``basic`` does
     the selects, slices and new dimensions (a view: it ends with an Ellipsis); ``advanced`` holds
     the index arrays, numpy's rule then placing their dimensions as PyTorch's does. Tensors in
-    ``key`` are guarded (inside ``tapegrad.record``, their values are read here)."""
+    ``key`` are guarded (inside ``tapegrad.record``, their values are read here). ``ndim``: the
+    indexed tensor's, which says how many dimensions an Ellipsis stands for."""
     basic, advanced, indexed = [], [], False
+    consumed = 0  # the indexed tensor's dimensions the parts other than an Ellipsis take
     for part in key if isinstance(key, tuple) else (key,):
         if isinstance(part, Tensor):
             _guard(part, "indexing")
@@ -136,11 +140,14 @@ def split_key(key) -> tuple:
             indexed = True
         elif isinstance(part, (int, np.integer)):
             basic.append(int(part))
+            consumed += 1
         elif isinstance(part, (np.ndarray, list)):
             array = np.asarray(part)
             if array.size == 0 and array.dtype.kind == "f":
                 array = array.astype(np.int64)  # x[[]]: PyTorch makes an empty list integer indices
-            basic.extend([slice(None)] * (array.ndim if array.dtype == np.bool_ else 1))
+            dims = array.ndim if array.dtype == np.bool_ else 1
+            basic.extend([slice(None)] * dims)
+            consumed += dims
             advanced.append(array)
             indexed = True
         else:  # a slice, None, Ellipsis (or something numpy rejects, in words _index_error translates)
@@ -149,8 +156,15 @@ def split_key(key) -> tuple:
                 raise ValueError("slice step cannot be zero" if step == 0 else "step must be greater than zero")
             basic.append(part)
             advanced.append(Ellipsis if part is Ellipsis else slice(None))
+            consumed += part is not None and part is not Ellipsis
     if not any(part is Ellipsis for part in basic):
         basic.append(Ellipsis)  # so that an all-integer key gives a 0-d view, not a scalar copy
+    if indexed and any(part is Ellipsis for part in advanced) and ndim >= consumed:
+        # The Ellipsis as the slices it stands for: one of no dimensions does not part the index
+        # arrays around it, whose dimensions then stay in place, as PyTorch's (numpy moves them
+        # to the front: ``x[:, [0, 1], ..., [1, 2]]`` of a (5, 3, 4) ``x`` came out (2, 5)).
+        at = next(k for k, part in enumerate(advanced) if part is Ellipsis)
+        advanced[at : at + 1] = [slice(None)] * (ndim - consumed)
     return tuple(basic), (tuple(advanced) if indexed else None)
 
 
@@ -279,7 +293,7 @@ def assign(x: Tensor, key, value) -> Tensor:
         from ._selection import _filled
 
         return _filled(key, value, x)
-    basic, advanced = split_key(key)
+    basic, advanced = split_key(key, x._data.ndim)
     written = _positions(x)[basic]
     if advanced is not None:
         written = written[advanced]
@@ -660,7 +674,7 @@ def _setitem(self, key, value) -> None:
     if _record.records_in_place(self, value) or _reads_the_tape(key):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return
-    basic, advanced = split_key(key)
+    basic, advanced = split_key(key, self._data.ndim)
     value = value._data if isinstance(value, Tensor) else _dtypes.fill_value(value, self._data.dtype)
     target = self._data[basic] if advanced is None else self._data[basic][advanced]
     _check_expands(np.shape(value), np.shape(target))

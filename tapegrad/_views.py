@@ -378,7 +378,7 @@ def getitem(x: Tensor, key) -> Tensor:
     bare_slice = isinstance(key, slice)  # x[:] is a SliceBackward0 even when it keeps everything
     # Read as PyTorch reads it: the selects, slices and new dimensions first, then any index
     # tensors (split_key guards them: positions computed in numpy, a replay must not reuse them).
-    key, advanced = _split_key(key)
+    key, advanced = _split_key(key, x._data.ndim)
     if advanced is not None:  # x[rows, labels], x[:, idx], x[mask, 0], x[0, :, idx]
         recorded = _target((x,))[0] is not None
         try:

@@ -45,6 +45,12 @@ KEYS = {
     "int, slice, byte mask": lambda m: (0, slice(None), m.tensor([0, 1, 1, 0], dtype=m.uint8)),
     "2-d byte mask": lambda m: m.tensor([[1, 0, 2], [0, 0, 1]], dtype=m.uint8),
     "0-d byte, list": lambda m: (m.tensor(1, dtype=m.uint8), [1, 0]),
+    # An Ellipsis of no dimensions leaves the lists next to each other (numpy's rule parted them)
+    "slice, list, empty Ellipsis, list": lambda m: (slice(None), [0, 1], Ellipsis, [1, 2]),
+    "partial slice, list, empty Ellipsis, list": lambda m: (slice(1, None), [0], Ellipsis, [2, 3]),
+    "list, Ellipsis, list": lambda m: ([0, 1], Ellipsis, [1, 2]),
+    "None, list, empty Ellipsis, list": lambda m: (None, slice(None), [0, 2], Ellipsis, [3, 1]),
+    "empty list": lambda m: [],
 }
 
 # On 4 dimensions an integer after a list leaves the same shape as numpy's reading, other values.
@@ -380,3 +386,22 @@ def test_a_list_of_sequences_indexes_as_a_tuple():
     with pytest.warns(UserWarning):
         assert tuple(x[[0, slice(None)]].shape) == (3,) and tuple(x[[None, 1]].shape) == (1, 3)
     assert tuple(x[[0, 1]].shape) == (2, 3)  # integers alone: one index
+
+
+def test_an_ellipsis_of_no_dimensions_does_not_part_the_index_lists():
+    # x[:, [0, 1], ..., [1, 2]] of a (5, 3, 4) x is (5, 2) in PyTorch; it came out (2, 5) here,
+    # and an assignment through such a key wrote to the transposed positions.
+    x = tg.arange(60.0).reshape(5, 3, 4)
+    picked = x[:, [0, 1], ..., [1, 2]]
+    assert tuple(picked.shape) == (5, 2)
+    assert picked.tolist() == [[1.0 + 12 * i, 6.0 + 12 * i] for i in range(5)]
+    y = tg.zeros(3, 1, 2)
+    y[1:, [0], ..., [0, 1]] = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert y.flatten().tolist() == [0.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_take_along_dim_counts_negative_indices_from_the_end():
+    x = tg.arange(10.0).reshape(2, 5)
+    indices = tg.tensor([[-1, 0], [-2, 1]])
+    assert tg.take_along_dim(x, indices, dim=1).tolist() == [[4.0, 0.0], [8.0, 6.0]]
+    assert tg.take_along_dim(x, tg.tensor([-1, 2])).tolist() == [9.0, 2.0]
