@@ -314,3 +314,30 @@ def test_rms_norm_matches_pytorch():
     assert shown == their_shown and errors == their_errors
     for got, want in zip(values, theirs):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_hardtanh_of_an_unsigned_tensor_refuses_negative_limits():
+    x = tg.arange(5, dtype=tg.uint8)
+    with pytest.raises(RuntimeError, match="cannot do hardtanh on an unsigned type with negative limits"):
+        tg.nn.functional.hardtanh(x, -3, 3)  # (-3 as uint8 is 253: every element came out 3)
+    assert tg.nn.functional.hardtanh(x, 0, 3).tolist() == [0, 1, 2, 3, 3]
+
+
+@pytest.mark.parametrize("target", [lambda: tg.rand(3, 4), lambda: tg.tensor(0), lambda: tg.tensor([1, 0])])
+def test_cross_entropy_names_a_batch_size_mismatch_as_pytorch(target):
+    batch = target().shape[0] if target().dim() else 0
+    with pytest.raises(ValueError, match=rf"Expected input batch_size \(5\) to match target batch_size \({batch}\)\."):
+        tg.nn.functional.cross_entropy(tg.randn(5, 4), target())
+
+
+def test_prelu_and_bilinear_follow_the_default_dtype():
+    previous = tg.get_default_dtype()
+    tg.set_default_dtype(tg.float64)
+    try:
+        prelu, bilinear = tg.nn.PReLU(), tg.nn.Bilinear(2, 3, 4)
+        assert prelu.weight.dtype == tg.float64 and bilinear.weight.dtype == tg.float64
+        x1, x2 = tg.randn(5, 2), tg.randn(5, 3)
+        assert bilinear(x1, x2).dtype == tg.float64  # (mixed dtypes raised)
+    finally:
+        tg.set_default_dtype(previous)
+    assert tg.nn.PReLU().weight.dtype == tg.float32

@@ -181,6 +181,14 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise NotImplementedError(f"interpolate with mode {mode!r} is not supported yet")
     if mode in linear and linear[mode] != spatial:
         raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {linear[mode] + 2}D input")
+    if mode in linear and input._data.dtype.kind != "f":
+        # (weights in an integer dtype were 0: every output its lower source, silently)
+        if mode == "bilinear" and input._data.dtype == np.uint8:  # PyTorch's rounded fixed-point kernel
+            raise NotImplementedError(
+                "interpolate of a uint8 tensor in bilinear mode is not supported yet: convert it to float"
+            )
+        kernel = "upsample_bilinear2d_channels_last" if mode == "bilinear" else "compute_indices_weights_linear"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{input.dtype.type_name}'")
     if align_corners is not None and mode not in linear:
         raise ValueError(
             "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear"

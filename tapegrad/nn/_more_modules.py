@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import _dtypes
 from ..tensor import Tensor
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
@@ -211,7 +212,7 @@ class PReLU(Module):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
         super().__init__()
         self.num_parameters, self.init = num_parameters, init
-        self.weight = Parameter(np.full(num_parameters, init, (dtype.numpy if dtype else np.float32)))
+        self.weight = Parameter(np.full(num_parameters, init, _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy))
 
     def reset_parameters(self) -> None:
         from .. import _grad_mode
@@ -234,7 +235,7 @@ class Bilinear(Module):
                  dtype=None):  # fmt: skip
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        numpy_dtype = dtype.numpy if dtype else np.float32
+        numpy_dtype = _dtypes.as_dtype(dtype or _dtypes.DEFAULT_FLOAT).numpy  # (set_default_dtype's)
         self.weight = Parameter(np.zeros((out_features, in1_features, in2_features), numpy_dtype))
         self.bias = Parameter(np.zeros(out_features, numpy_dtype)) if bias else None
         self.reset_parameters()

@@ -481,6 +481,9 @@ def cross_entropy(
     _int_argument(ignore_index, "cross_entropy_loss")
     reduction = _legacy_reduction(size_average, reduce, reduction)
     class_dim = 1 if input.dim() > 1 else 0
+    if isinstance(target, Tensor) and input.dim() > 1 and (target.dim() == 0 or target.shape[0] != input.shape[0]):
+        batch = target.shape[0] if target.dim() else 0
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({batch}).")
     log_probabilities = log_softmax(input, class_dim)
     if isinstance(target, Tensor) and target.dtype.is_floating_point and target.shape == input.shape:
         if ignore_index >= 0:  # (PyTorch's test: a negative one, the default's kind, passes)
