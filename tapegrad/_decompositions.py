@@ -529,8 +529,12 @@ class Pinv(Function):
     below ``atol``) taken as zero."""
 
     @staticmethod
-    def forward(ctx, A, atol, rtol):  # noqa: N803
+    def forward(ctx, A, atol, rtol, hermitian=False):  # noqa: N803
         data = A._data
+        if hermitian:  # the value from the lower triangle, as PyTorch's eigh-based path reads it;
+            # the gradient, as PyTorch's pinv_backward, of the whole matrix (folded onto the
+            # lower triangle it agreed along symmetric directions only)
+            data = np.tril(data) + np.swapaxes(np.tril(data, -1), -1, -2)
         U, S, Vh = np.linalg.svd(data, full_matrices=False)  # noqa: N806
         cutoff = np.maximum(atol, rtol * S[..., :1]) if S.shape[-1] else np.zeros(S.shape[:-1] + (1,))
         inverse_S = np.where(S > cutoff, 1.0 / np.where(S > cutoff, S, 1.0), 0.0)  # noqa: N806
@@ -549,6 +553,7 @@ class Pinv(Function):
             -(Pt @ grad @ Pt)
             + (_identity(m, A) - A @ P) @ grad.mT @ (P @ Pt)
             + (Pt @ P) @ grad.mT @ (_identity(n, A) - P @ A),
+            None,
             None,
             None,
         )

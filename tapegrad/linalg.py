@@ -558,9 +558,7 @@ def pinv(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, out=None) 
     A = _finite(_matrices(A, "linalg.pinv", square=False), "linalg.svd")  # noqa: N806
     if rtol is None:  # PyTorch's default: eps * max(m, n) unless a positive atol is given
         rtol = np.finfo(A._data.dtype).eps * max(A.shape[-2:]) if atol is None or atol <= 0 else 0.0
-    if hermitian:  # read from the lower triangle, as PyTorch's eigh-based path
-        A = A.tril() + A.tril(-1).mT  # noqa: N806
-    return Pinv.apply(A, 0.0 if atol is None else float(atol), float(rtol))
+    return Pinv.apply(A, 0.0 if atol is None else float(atol), float(rtol), bool(hermitian))
 
 
 def _pinverse(self, rcond: float = 1e-15) -> Tensor:

@@ -379,3 +379,21 @@ def test_lu_factor_of_empty_matrices_and_batches(shape):
     assert tuple(result.LU.shape) == shape
     assert tuple(result.pivots.shape) == (*shape[:-2], min(shape[-2:]))
     assert not result.info.numpy().any()
+
+
+def test_pinv_of_a_hermitian_matrix_differentiates_the_whole_matrix():
+    # PyTorch's pinv_backward differentiates the matrix as given; the gradient here was folded
+    # onto the lower triangle the value reads (zeros above the diagonal), which agrees only
+    # along symmetric directions: an optimizer drifted off symmetry.
+    rng = np.random.default_rng(3)
+    m = rng.standard_normal((3, 3))
+    weights = tg.tensor(rng.standard_normal((3, 3)))
+    gradients = []
+    for hermitian, matrix in ((True, m @ m.T + np.eye(3)), (False, m @ m.T + np.eye(3))):
+        A = tg.tensor(matrix, requires_grad=True)  # noqa: N806
+        (tg.linalg.pinv(A, hermitian=hermitian) * weights).sum().backward()
+        gradients.append(A.grad.numpy())
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-10, atol=1e-12)
+    # The value still reads the lower triangle alone.
+    lower = np.tril(m) + np.tril(m, -1).T
+    np.testing.assert_allclose(tg.linalg.pinv(tg.tensor(m), hermitian=True).numpy(), np.linalg.pinv(lower), rtol=1e-10)

@@ -202,3 +202,25 @@ def test_supports_parameters_and_shapes_are_checked_as_pytorch_checks_them():
             assert a[0] == b[0] and a[1].replace("tapegrad.", "torch.") == b[1]
         else:
             assert a == b
+
+
+def test_multivariate_normal_matrices_differentiate_as_pytorch_s():
+    # precision_matrix was the inverse of the given covariance, whose gradient is not
+    # symmetric (-0.548 and -0.025 off the diagonal, where PyTorch's cholesky_inverse of the
+    # factor gives -0.287 twice); from a precision matrix, the factor's second derivatives
+    # differed along non-symmetric directions.
+    torch = pytest.importorskip("torch")
+    C = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 1.5]])  # noqa: N806
+    W = np.random.default_rng(3).standard_normal((3, 3))  # noqa: N806
+    for kind in ("covariance_matrix", "precision_matrix"):
+        for prop in ("scale_tril", "covariance_matrix", "precision_matrix"):
+            results = []
+            for lib in (torch, tg):
+                c = lib.tensor(C, dtype=lib.float64, requires_grad=True)
+                d = lib.distributions.MultivariateNormal(lib.zeros(3, dtype=lib.float64), **{kind: c})
+                (g,) = lib.autograd.grad((getattr(d, prop) * lib.tensor(W)).sum(), c, create_graph=True)
+                # (a given matrix's own property is linear in it: no second derivative)
+                gg = lib.autograd.grad((g * lib.tensor(W.T)).sum(), c)[0] if g.requires_grad else None
+                results.append((g.detach().numpy(), np.zeros((3, 3)) if gg is None else gg.numpy()))
+            np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-9, atol=1e-12)

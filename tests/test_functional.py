@@ -205,3 +205,23 @@ def test_interpolate_nearest_picks_pytorchs_sources_in_every_rank(spatial, mode,
         spatial != 2 and mode == "nearest"
     ):  # PyTorch's 1-D and 3-D backward take the shortcuts their forward does not
         np.testing.assert_array_equal(our_grad, their_grad)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        lambda m, x, y: m.autograd.functional.jvp(lambda a, b: a * 2, (x, y), v=(x, y), strict=True),
+        lambda m, x, y: m.autograd.functional.jvp(lambda a: m.ones(2, dtype=m.float64), x, v=x, strict=True),
+        lambda m, x, y: m.autograd.functional.jvp(lambda a: a * 2, x, v=x, strict=True, create_graph=True),
+        lambda m, x, y: m.autograd.functional.hvp(lambda a, b: (a**3).sum(), (x, y), v=(x, y), strict=True),
+    ],
+)
+def test_strict_mode_of_jvp_and_hvp_raises_as_pytorch(case):
+    # jvp ignored strict (it returned zeros); hvp named the Hessian where PyTorch names the output
+    messages = []
+    for m in (torch, tg):
+        x, y = m.tensor([1.0, 2.0], dtype=m.float64), m.tensor([3.0, 4.0], dtype=m.float64)
+        with pytest.raises(RuntimeError) as caught:
+            case(m, x, y)
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]

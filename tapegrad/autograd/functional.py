@@ -48,6 +48,12 @@ def _check_outputs(outputs: tuple, strict: bool, what: str = "outputs") -> None:
                 )
 
 
+# strict mode's message for an output independent of an input, as vjp, jvp, vhp and hvp word it
+_INDEPENDENT = (
+    "The output of the user-provided function is independent of input {index}. This is not allowed in strict mode."
+)
+
+
 def _unpacked(values: tuple, single: bool):
     return values[0] if single else tuple(values)
 
@@ -134,12 +140,7 @@ def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
         v = (None,)
     else:
         v = _validated(v, outputs, not single_output)
-    unused = (
-        "The output of the user-provided function is independent of input {index}. This is not allowed in strict mode."
-        if strict
-        else ""
-    )
-    grads = _gradients(outputs, inputs, v, create_graph, unused=unused)
+    grads = _gradients(outputs, inputs, v, create_graph, unused=_INDEPENDENT if strict else "")
     return _unpacked(_finish(outputs, create_graph), single_output), _unpacked(grads, single_input)
 
 
@@ -183,15 +184,20 @@ def jacobian(
     return _unpacked(blocks, single_output)
 
 
-def _jacobian_of(out: Tensor, inputs: tuple, create_graph: bool, strict: bool = False, number: int = 0) -> tuple:
-    """d out / d each input: one reverse sweep per element of ``out``, over its one tape."""
+def _jacobian_of(
+    out: Tensor, inputs: tuple, create_graph: bool, strict: bool = False, number: int = 0, independent: str = ""
+) -> tuple:
+    """d out / d each input: one reverse sweep per element of ``out``, over its one tape;
+    ``independent``: strict mode's message for an input ``out`` does not depend on, if not
+    jacobian's."""
     rows = []
     for element in range(out.numel()):
         seed = np.zeros(out.numel(), out._data.dtype)
         seed[element] = 1.0
         seed = _wrap(seed.reshape(out._data.shape))
         unused = (
-            f"Output {number} of the user-provided function is independent of input {{index}}. This is not allowed "
+            independent
+            or f"Output {number} of the user-provided function is independent of input {{index}}. This is not allowed "
             "in strict mode."
             if strict
             else ""
@@ -229,9 +235,10 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     # (with dropout, two calls gave an output and a J v of different masks).
     prepared = _prepare(inputs_tuple, create_graph)
     outputs, single_output = _as_tuple(func(*prepared))
+    _check_outputs(outputs, strict)
     products = []
     for out in outputs:
-        block = _jacobian_of(out, prepared, create_graph)
+        block = _jacobian_of(out, prepared, create_graph, strict, independent=_INDEPENDENT)
         total = None
         for part, direction in zip(block, v):
             flat = part.reshape(out.numel(), direction.numel()) @ direction.to(part.dtype).reshape(-1)
@@ -295,7 +302,7 @@ def _gradient_at(func, inputs, v, create_graph: bool, caller: str, strict: bool)
     v = _validated(v, inputs, not single_input)
     out = _single_element_output(func, inputs, caller)
     _check_outputs((out,), strict)
-    gradient = _gradients((out,), inputs, (None,), create_graph=True)
+    gradient = _gradients((out,), inputs, (None,), create_graph=True, unused=_INDEPENDENT if strict else "")
     _check_outputs(gradient, strict, "jacobian")
     return inputs, single_input, v, out, gradient
 
