@@ -264,6 +264,13 @@ def _parse_einsum(equation: str, operands) -> tuple:
     if not arrow:  # implicit output: the letters used once, in alphabetical order
         counts = {c: left.count(c) for c in left if c.isalpha()}
         output = "".join(sorted(c for c, n in counts.items() if n == 1))
+    for letter in output:  # (a ValueError of str.index came out later)
+        if letter not in seen:
+            raise RuntimeError(
+                f"einsum(): output subscript {letter} does not appear in the equation for any input operand"
+            )
+        if output.count(letter) > 1:
+            raise RuntimeError(f"einsum(): output subscript {letter} appears more than once in the output")
     return inputs, output
 
 

@@ -187,8 +187,12 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:
 
 @with_out("linalg_cross")
 def cross(input: Tensor, other: Tensor, *, dim: int = -1, out=None) -> Tensor:  # noqa: A002
-    """The cross product of 3-vectors along ``dim``; follows ``torch.linalg.cross``."""
-    return _composites._cross(input, as_tensor(other), dim)
+    """The cross product of 3-vectors along ``dim``; follows ``torch.linalg.cross``, whose
+    ``RuntimeError`` it raises for inputs of different numbers of dimensions."""
+    other = as_tensor(other)
+    if input.dim() != other.dim():
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    return _composites._cross(input, other, dim)
 
 
 @with_out("_linalg_solve_ex")
@@ -646,6 +650,15 @@ def multi_dot(tensors, *, out=None) -> Tensor:
     tensors = [as_tensor(tensor) for tensor in tensors]
     if len(tensors) < 2:
         raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")
+    for index, tensor in enumerate(tensors):  # (a batch of matrices broadcast through @ before)
+        place = "first" if index == 0 else "last" if index == len(tensors) - 1 else ""
+        allowed = (1, 2) if place else (2,)
+        if tensor.dim() not in allowed:
+            raise RuntimeError(
+                f"multi_dot(): the {place} tensor must be 1D or 2D but got {tensor.dim()}D"
+                if place
+                else f"multi_dot(): tensor {index} must be 2D but got {tensor.dim()}D"
+            )
     result = tensors[0]
     for tensor in tensors[1:]:
         result = result @ tensor

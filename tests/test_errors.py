@@ -412,6 +412,31 @@ CASES = {
         RuntimeError,
         "The function 'soft_margin_loss' is not differentiable with respect to argument 'target'.",
     ),
+    "linalg.cross: different numbers of dimensions": (
+        lambda m: m.linalg.cross(m.ones(2, 1, 3), m.ones(4, 3)),
+        RuntimeError,
+        "linalg.cross: inputs must have the same number of dimensions.",
+    ),
+    "einsum: an output subscript no input has": (
+        lambda m: m.einsum("ij,jk->ikl", m.ones(2, 3), m.ones(3, 4)),
+        RuntimeError,
+        "einsum(): output subscript l does not appear in the equation for any input operand",
+    ),
+    "einsum: an output subscript twice": (
+        lambda m: m.einsum("ij->ii", m.ones(2, 2)),
+        RuntimeError,
+        "einsum(): output subscript i appears more than once in the output",
+    ),
+    "multi_dot: a batch of matrices first": (
+        lambda m: m.linalg.multi_dot([m.ones(2, 3, 3), m.ones(3, 3)]),
+        RuntimeError,
+        "multi_dot(): the first tensor must be 1D or 2D but got 3D",
+    ),
+    "multi_dot: a vector inside": (
+        lambda m: m.linalg.multi_dot([m.ones(2, 3), m.ones(3), m.ones(3, 2)]),
+        RuntimeError,
+        "multi_dot(): tensor 1 must be 2D but got 1D",
+    ),
 }
 
 
