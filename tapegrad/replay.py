@@ -775,8 +775,12 @@ class Tape:
         arrays = self._checked(inputs, len(self._input_slots))
         eligible = self._in_place_positions()
         placed = {}
-        for position, (slot, data) in enumerate(zip(self._input_slots, arrays)):
-            if position in eligible and data.flags.c_contiguous and data.flags.aligned:
+        for position, (slot, data, value) in enumerate(zip(self._input_slots, arrays, inputs)):
+            # Only an array the caller holds through the call: one converted here (from a list)
+            # was freed on return, and the sweeps read freed memory (a segfault, or gradients
+            # of whatever reused it).
+            held = data is value or (isinstance(value, Tensor) and data is value._data)
+            if position in eligible and held and data.flags.c_contiguous and data.flags.aligned:
                 placed[position] = data
             else:
                 slot[...] = data.reshape(-1)

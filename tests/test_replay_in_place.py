@@ -145,3 +145,15 @@ def test_a_guard_read_through_a_view_in_place_fails_as_through_the_arena():
     _check(tape, function, (np.abs(x),))
     with pytest.raises(tg.GuardError):
         tape.value_and_grad(-np.abs(x))
+
+
+def test_an_input_converted_from_a_list_is_not_read_after_it_is_freed():
+    # value_and_grad read large inputs where they lie, an array numpy made from a list too,
+    # which was freed when the placing returned: the sweeps read freed memory (64 MB: a
+    # segfault; 512 KB: gradients of 0 and 1e-323 in 19 calls of 20).
+    n = 1 << 16
+    tape = tg.record(lambda w: (w * w).sum(), np.zeros(n))
+    for _ in range(5):
+        value, (gradient,) = tape.value_and_grad([0.5] * n)
+        assert value.item() == 0.25 * n
+        assert np.all(gradient.numpy() == 1.0)
