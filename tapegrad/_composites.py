@@ -571,9 +571,14 @@ def _scaled_sum(input, product: Tensor, beta, alpha, node: str) -> Tensor:  # no
     """``beta * input + alpha * product``, ``input`` expanded to the product's shape (PyTorch's
     error where it does not expand), shown as ``node``: the addmm family's last step. With
     ``beta`` 0, ``input``'s values are ignored: its NaN and inf do not propagate, and its
-    gradient is zeros, as PyTorch's."""
+    gradient is zeros, as PyTorch's. For integer tensors ``beta`` and ``alpha`` are converted to
+    integers first, as PyTorch converts them (``beta=0.5`` is 0; the product scaled by a float
+    came out float32)."""
+    input = as_tensor(input)  # noqa: A001
+    if input._data.dtype.kind in "iu" and product._data.dtype.kind in "iu":
+        beta, alpha = int(beta), int(alpha)
     product = product if alpha == 1 else product * alpha
-    input = as_tensor(input).expand(product.shape)  # noqa: A001
+    input = input.expand(product.shape)  # noqa: A001
     if beta == 0:
         if not (input.requires_grad or on_tape(input)):
             return product

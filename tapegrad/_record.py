@@ -1650,6 +1650,8 @@ def _alpha_scaled(self: Tensor, other, alpha):
         _dtypes.from_numpy_dtype(self._data.dtype), self._data.ndim,
         _dtypes.from_numpy_dtype(other._data.dtype), other._data.ndim,
     )  # fmt: skip
+    if result.category == _dtypes.INTEGER and isinstance(alpha, (float, np.floating)):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
     if other._data.dtype != result.numpy:
         other = other.to(result)
     scaled = other * alpha

@@ -432,6 +432,16 @@ CASES = {
         RuntimeError,
         "multi_dot(): the first tensor must be 1D or 2D but got 3D",
     ),
+    "interpolate: a size whose storage overflows": (
+        lambda m: m.nn.functional.interpolate(m.ones(1, 1, 2, 2), size=(2**31, 2**31)),
+        RuntimeError,
+        "Storage size calculation overflowed with sizes=[1, 1, 2147483648, 2147483648]",
+    ),
+    "add: a float alpha for integer tensors": (
+        lambda m: m.add(m.ones(2, dtype=m.int64), m.ones(2, dtype=m.int64), alpha=1.5),
+        RuntimeError,
+        "For integral input tensors, argument alpha must not be a floating point number.",
+    ),
     "multi_dot: a vector inside": (
         lambda m: m.linalg.multi_dot([m.ones(2, 3), m.ones(3), m.ones(3, 2)]),
         RuntimeError,

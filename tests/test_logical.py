@@ -292,3 +292,15 @@ def test_div_of_a_python_number_by_a_tensor():
     assert tg.div(7, t, rounding_mode="trunc").tolist() == [3.0, 1.0]
     assert tg.true_divide(7, t).tolist() == [3.5, 1.75]
     assert tg.div(-7, tg.tensor([2, 4]), rounding_mode="floor").tolist() == [-4, -2]
+
+
+def test_integer_tensors_take_float_scales_as_integers():
+    # PyTorch converts beta, alpha (and index_add's alpha) to the integer type; the product
+    # scaled by a float came out float32 (37.5 where PyTorch gives 36), index_add added 1.5 times.
+    a = tg.ones(2, 2, dtype=tg.int64) * 3
+    b = tg.ones(1, 2, 2, dtype=tg.int64)
+    out = tg.addmm(a, a, a, beta=0.5, alpha=2.0)
+    assert out.dtype == tg.int64 and out.tolist() == [[36, 36], [36, 36]]
+    assert tg.baddbmm(b, b, b, beta=0.5, alpha=2.0).tolist() == [[[4, 4], [4, 4]]]
+    assert tg.addbmm(a, b, b, beta=0.5, alpha=2.0).tolist() == [[4, 4], [4, 4]]
+    assert a.index_add(0, tg.tensor([0]), a[:1], alpha=1.5).tolist() == [[6, 6], [3, 3]]

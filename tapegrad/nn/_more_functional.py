@@ -220,6 +220,10 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         sizes = tuple(int(math.floor(e * s)) for e, s in zip(extents, scales))
         if recompute_scale_factor:
             scales = (None,) * spatial
+    resampled = [*input.shape[:2], *sizes]
+    if math.prod(resampled) * input._data.itemsize >= 2**63:  # (resampled a dimension at a time,
+        # the first step alone allocated tens of GB before anything failed)
+        raise RuntimeError(f"Storage size calculation overflowed with sizes={resampled}")
     out = input
     for offset, (extent, target, scale) in enumerate(zip(extents, sizes, scales)):
         dim = 2 + offset
