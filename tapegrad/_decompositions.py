@@ -12,6 +12,7 @@ Functions cannot be recorded by ``tapegrad.record`` (their forward is not a kern
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -509,7 +510,8 @@ def lu_unpack(LU: Tensor, pivots: Tensor, unpack_data: bool = True, unpack_pivot
     if unpack_pivots:
         swaps = pivots._data.astype(np.int64) - 1
         permutation = np.broadcast_to(np.arange(m), (*swaps.shape[:-1], m)).copy()
-        flat_perm, flat_swaps = permutation.reshape(-1, m), swaps.reshape(-1, swaps.shape[-1])
+        batch = math.prod(swaps.shape[:-1])  # (not -1: a reshape cannot infer it beside a 0, as of 0x0 matrices)
+        flat_perm, flat_swaps = permutation.reshape(batch, m), swaps.reshape(batch, swaps.shape[-1])
         for perm, row_swaps in zip(flat_perm, flat_swaps):
             for i, j in enumerate(row_swaps):
                 perm[i], perm[j] = perm[j], perm[i]

@@ -397,3 +397,13 @@ def test_pinv_of_a_hermitian_matrix_differentiates_the_whole_matrix():
     # The value still reads the lower triangle alone.
     lower = np.tril(m) + np.tril(m, -1).T
     np.testing.assert_allclose(tg.linalg.pinv(tg.tensor(m), hermitian=True).numpy(), np.linalg.pinv(lower), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (2, 0, 0), (0, 3, 3), (3, 0), (0, 2)])
+def test_lu_of_empty_matrices(shape):
+    # reshape(-1, 0) cannot infer a batch beside a 0: a ValueError from numpy for 0x0 matrices
+    m, n = shape[-2], shape[-1]
+    P, L, U = tg.linalg.lu(tg.zeros(*shape, dtype=tg.float64))  # noqa: N806
+    batch = shape[:-2]
+    assert tuple(P.shape) == (*batch, m, m)
+    assert tuple(L.shape) == (*batch, m, min(m, n)) and tuple(U.shape) == (*batch, min(m, n), n)
