@@ -211,6 +211,10 @@ class Tensor:
         of a view or a tensor with views, its values and ``requires_grad`` (PyTorch's pickle of a
         result loads a leaf). Inside ``tapegrad.record`` a value on the tape is then a guard."""
         attributes, slots = super().__getstate__()
+        if slots.get("_address") is not None:
+            # (the address of this tensor's array, cached by ``Tape.save_leaf``: a copy paired
+            # with it read the original's memory, freed memory once it was gone)
+            slots = {**slots, "_address": None}
         if self._tape is not None or slots.get("_base") is not None or slots.get("_views"):
             # (a view, or a tensor with views: its values alone, as the weak references that
             # tie views to their base cannot be pickled)
@@ -787,6 +791,8 @@ def _legacy_data(args: tuple, dtype) -> np.ndarray:
     data = args[0]
     if isinstance(data, (numbers.Number, np.bool_)) and not isinstance(data, np.ndarray):
         raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
+    if isinstance(data, Tensor):
+        _guard(data, "Tensor()")  # inside tapegrad.record: the copy's values are a replay's constants
     # Sequences and numpy arrays take the default dtype, as PyTorch casts them; a tensor keeps
     # its own (``torch.Tensor(long_tensor)`` is that tensor).
     return as_array(data, dtype if isinstance(data, Tensor) else default)

@@ -111,3 +111,34 @@ def test_deepcopy_and_pickle_of_results_views_and_recorded_values():
     assert tape(tg.tensor([1.0, 2.0])).item() == 5.0
     with pytest.raises(tg.GuardError):
         tape(tg.tensor([3.0, 2.0]))
+
+
+def test_a_deep_copy_of_a_module_reads_its_own_buffers():
+    import copy
+
+    # A leaf a backward saved caches its array's address; the deep copy kept the original's
+    # address beside its new array, so a backward through the copy read the original's memory
+    # (gradients of the original's values; freed memory once it was gone).
+    class Scale(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("s", tg.tensor([1.0, 2.0, 3.0, 4.0], dtype=tg.float64))
+
+        def forward(self, x):
+            return x * self.s
+
+    module = Scale()
+    x = tg.ones(4, dtype=tg.float64, requires_grad=True)
+    module(x).sum().backward()
+    copied = copy.deepcopy(module)
+    module.s.mul_(100.0)
+    x2 = tg.ones(4, dtype=tg.float64, requires_grad=True)
+    copied(x2).sum().backward()
+    assert x2.grad.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_the_legacy_constructor_of_a_recorded_value_is_a_guard():
+    tape = tg.record(lambda x: (tg.Tensor(x * 2) * x).sum(), tg.tensor([1.0, 2.0]))
+    assert tape(tg.tensor([1.0, 2.0])).item() == 10.0
+    with pytest.raises(tg.GuardError):
+        tape(tg.tensor([3.0, 2.0]))
