@@ -775,13 +775,30 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
 @jit
 def _side_magnitude(c, rules, rows, params, layouts, offsets, values32, values64):
     """The magnitude a side of a guarded comparison, one-element row ``c``, rounds at: the
-    magnitudes of its terms where it is a sum (``_terms_magnitude``), or a sum or difference of
-    two such (``x.sum() - y.sum()``). A sum that cancels keeps the rounding of its terms, which
-    a replay summing in another order, or computing them with other rounding, changes by ulps
-    of the terms, not of the small result: with data of scale 100, 64 ulps of the result let
-    a replay through on the other side of 0 (a silently wrong branch)."""
-    rule = rules[rows[c, 0] & OPCODE_MASK] & RULE_MASK
-    a, b = rows[c, 1], rows[c, 2]
+    magnitudes of its terms where it is a sum or a product's one element (``_terms_magnitude``),
+    or a sum or difference of two such (``x.sum() - y.sum()``, ``(x @ w + b).squeeze()``), seen
+    through ops of one operand and a number. A sum that cancels keeps the rounding of its terms,
+    which a replay summing in another order, or computing them with other rounding, changes by
+    ulps of the terms, not of the small result: with data of scale 100, 64 ulps of the result
+    let a replay through on the other side of 0 (a silently wrong branch)."""
+    factor = 1.0  # from the current row's units to ``c``'s
+    numbers = 0.0  # the magnitudes of the numbers added on the way, in ``c``'s units
+    r = c
+    for _ in range(8):  # down the ops of one operand and a number
+        rule = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
+        if rows[r, 1] < 0 or layouts[rows[rows[r, 1], 4], 1] != 1:
+            break
+        if rule == MUL_SCALAR:
+            factor *= abs(params[r, 5])
+        elif rule == DIV_SCALAR:
+            factor /= abs(params[r, 5])
+        elif rule == ADD_SCALAR or rule == SUB_SCALAR or rule == RSUB_SCALAR:
+            numbers += factor * abs(params[r, 5])
+        elif rule != NEG and rule != VIEW and rule != COPY:
+            break
+        r = rows[r, 1]
+    rule = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
+    a, b = rows[r, 1], rows[r, 2]
     if (
         (rule == ADD or rule == SUB)
         and a >= 0
@@ -789,18 +806,25 @@ def _side_magnitude(c, rules, rows, params, layouts, offsets, values32, values64
         and layouts[rows[a, 4], 1] == 1
         and layouts[rows[b, 4], 1] == 1
     ):
-        return _terms_magnitude(a, rules, rows, params, layouts, offsets, values32, values64) + _terms_magnitude(
-            b, rules, rows, params, layouts, offsets, values32, values64
-        )
-    return _terms_magnitude(c, rules, rows, params, layouts, offsets, values32, values64)
+        total = 0.0
+        for side in (a, b):
+            terms = _terms_magnitude(side, rules, rows, params, layouts, offsets, values32, values64)
+            if terms == 0.0:  # not a sum: its value's magnitude
+                terms = abs(
+                    values64[offsets[side]] if layouts[rows[side, 4], 0] == FLOAT64 else values32[offsets[side]]
+                )
+            total += terms
+        return factor * total + numbers
+    return factor * _terms_magnitude(r, rules, rows, params, layouts, offsets, values32, values64) + numbers
 
 
 @jit
 def _terms_magnitude(c, rules, rows, params, layouts, offsets, values32, values64):
-    """``sum(|x|)`` (scaled as the row scales its sum: a mean's by ``1/n``) where one-element row
-    ``c`` is a ``sum_all`` of ``x``, seen through a few ops of one operand and a number (a
-    loss negated, scaled, shifted: each number's magnitude added); 0 for another row (the
-    caller counts its value)."""
+    """The magnitudes of the terms one-element row ``c`` adds up, seen through a few ops of one
+    operand and a number (a loss negated, scaled, shifted: each number's magnitude added):
+    ``sum(|x|)`` for a ``sum_all`` or whole ``sum_dim`` of ``x`` (scaled as the row scales
+    its sum: a mean's by ``1/n``), ``sum(|x_i y_i|)`` for a dot product or a matrix product's
+    one element; 0 for another row (the caller counts its value)."""
     factor = 1.0  # from the current row's units to ``c``'s
     numbers = 0.0  # the magnitudes of the numbers added on the way, in ``c``'s units
     r = c
@@ -809,17 +833,28 @@ def _terms_magnitude(c, rules, rows, params, layouts, offsets, values32, values6
         a = rows[r, 1]
         if a < 0:
             return 0.0
-        if rule == SUM_ALL:
-            count = layouts[rows[a, 4], 1]
-            o = offsets[a]
+        one = layouts[rows[r, 4], 1] == 1
+        double = layouts[rows[a, 4], 0] == FLOAT64
+        count = layouts[rows[a, 4], 1]
+        o = offsets[a]
+        if rule == SUM_ALL or (rule == SUM_DIM and one):
             total = 0.0
-            if layouts[rows[a, 4], 0] == FLOAT64:
-                for i in range(count):
-                    total += abs(values64[o + i])
-            else:
-                for i in range(count):
-                    total += abs(np.float64(values32[o + i]))
-            return factor * total * abs(params[r, 5]) + numbers  # (1, or 1/count for a mean: ``_scaled``)
+            for i in range(count):
+                total += abs(values64[o + i]) if double else abs(np.float64(values32[o + i]))
+            return factor * total * abs(params[r, 5]) + numbers  # (1, or 1/count for a mean)
+        if (rule == DOT or rule == MV or rule == MM or rule == BMM) and one and rows[r, 2] >= 0:
+            p = offsets[rows[r, 2]]  # (one element out: both operands hold its k terms in order)
+            total = 0.0
+            for i in range(count):
+                if double:
+                    total += abs(values64[o + i] * values64[p + i])
+                else:
+                    total += abs(np.float64(values32[o + i]) * np.float64(values32[p + i]))
+            # BLAS accumulates in a few running sums, whose rounding grows with k (a pairwise or
+            # float64 sum's, as the sums above, stays within 64 ulps of their terms): eager's
+            # np.dot and the replay's product differ by more (a wrong branch in 2 of 3 such
+            # replays of a product of 64 terms). Rounding errors add up as a random walk's.
+            return factor * total * max(1.0, np.sqrt(count) / 2.0) + numbers
         if rule == MUL_SCALAR:
             factor *= abs(params[r, 5])
         elif rule == DIV_SCALAR:
@@ -841,9 +876,10 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
     family not loaded yet. ``scratch`` holds a float64 copy of a guarded float32 value."""
     b_rows, b_params, b_layouts, b_aux = borrow(rows), borrow(params), borrow(layouts), borrow(aux)
     b_offsets, b_values32, b_values64 = borrow(offsets), borrow(values32), borrow(values64)
-    # A replay has no saved addresses and no touched flags: those slots of the frame repeat
-    # arrays the replay families never read.
-    frame = make_frame(rows, params, layouts, dims, aux, offsets, offsets, scratch, values32, values64, scratch[:0])
+    # A replay has no saved addresses and no touched flags: the first slot carries ``rules``
+    # instead (the comparison family's undecided check reads other rows' rules), the second
+    # repeats an array the replay families never read.
+    frame = make_frame(rows, params, layouts, dims, aux, rules, offsets, scratch, values32, values64, scratch[:0])
     for r in range(start, rows.shape[0]):
         code = rules[rows[r, 0] & OPCODE_MASK]
         rule = code & RULE_MASK
@@ -869,13 +905,18 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
             holds = _guard_holds(r, b_rows, b_params, b_offsets, b_values64, now)
             if not holds:
                 return GUARD_FAILED, r
-            # (iparam 1: a comparison of integers, which a replay computes exactly)
-            if (
-                rows[r, 2] < 0
-                and rows[r, 3] == 0
-                and _undecided(a, rules, b_rows, b_params, b_layouts, b_offsets, b_values32, b_values64)
-            ):
-                return GUARD_FAILED, r
+            # A truth (iparam 1: a comparison of integers, which a replay computes exactly): the
+            # comparison family says whether its sides lie within rounding of each other. There,
+            # not here: its sums of magnitudes cost this function's first compile 0.7 s, which a
+            # tape without guards paid too.
+            if rows[r, 2] < 0 and rows[r, 3] == 0:
+                compared = rows[a, 1]
+                double = compared >= 0 and layouts[rows[compared, 4], 0] == FLOAT64
+                slot = 2 * COMPARE + (1 if double else 0)
+                if table[slot] == 0:
+                    return MISSING + slot, r
+                if call(table[slot], GUARD, a, path, frame) != families.DONE:
+                    return GUARD_FAILED, r
         elif (
             numel <= SMALL
             and not is_double
@@ -990,13 +1031,20 @@ def _norm64(rule, r, path, frame):
 
 
 def _compare32(rule, r, path, frame):  # a float32 input; results are float64 (0/1, indices)
-    rows, params, layouts, dims, _, _, offsets, _, values = families.arrays32(frame)
+    # (``rule`` GUARD: the sweep asks whether comparison row ``r`` is decided; ``_sweep``'s frame
+    # carries ``rules`` in its addresses slot)
+    rows, params, layouts, dims, _, rules, offsets, _, values = families.arrays32(frame)
     results = families.arrays64(frame)[8]
+    if rule == GUARD:
+        return _done(not _undecided(r, rules, rows, params, layouts, offsets, values, results))
     return _done(_compare_row(rule, r, rows, params, layouts, dims, offsets, values, results))
 
 
 def _compare64(rule, r, path, frame):
-    rows, params, layouts, dims, _, _, offsets, _, values = families.arrays64(frame)
+    rows, params, layouts, dims, _, rules, offsets, _, values = families.arrays64(frame)
+    if rule == GUARD:
+        values32 = families.arrays32(frame)[8]
+        return _done(not _undecided(r, rules, rows, params, layouts, offsets, values32, values))
     return _done(_compare_row(rule, r, rows, params, layouts, dims, offsets, values, values))
 
 
