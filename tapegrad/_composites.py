@@ -419,6 +419,8 @@ def cross(input: Tensor, other: Tensor, dim=None, *, out=None) -> Tensor:  # noq
 
 
 def _cross(a: Tensor, b: Tensor, dim: int) -> Tensor:
+    if a._data.ndim != b._data.ndim:  # (torch.cross and linalg.cross alike)
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     shape = broadcast_shape(a._data.shape, b._data.shape)
     dim = _normalize_dim(dim, len(shape))
     if a._data.shape[dim] != 3 or b._data.shape[dim] != 3:
@@ -626,7 +628,9 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     """``beta * input + alpha * (batch1 @ batch2).sum(0)``: the batch's products summed, (n, p);
     follows ``torch.addbmm`` (``beta`` 0 as in ``addmm``). Raises PyTorch's ``RuntimeError`` for
     other shapes."""
-    return _scaled_sum(input, _batched_product(batch1, batch2).sum(0), beta, alpha, "AddbmmBackward0")
+    product = _batched_product(batch1, batch2)
+    # (the sum in the product's dtype: an integer sum promotes to int64, PyTorch's addbmm keeps it)
+    return _scaled_sum(input, product.sum(0, dtype=product.dtype), beta, alpha, "AddbmmBackward0")
 
 
 def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:  # noqa: A002

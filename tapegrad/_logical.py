@@ -321,7 +321,9 @@ def div(input, other, *, rounding_mode=None) -> Tensor:  # noqa: A002
     default float dtype), or rounded toward zero (``"trunc"``) or down (``"floor"``) in the
     operands' promoted dtype, with a zero gradient. Follows ``torch.div``; raises PyTorch's
     ``RuntimeError`` for another mode, and for an integer division by zero."""
-    input = as_tensor(input)  # noqa: A001
+    # A number stays one for the promotion (as a 0-d int64 tensor, 7 // an int32 came out int64)
+    if not (isinstance(input, numbers.Number) and isinstance(other, Tensor)):
+        input = as_tensor(input)  # noqa: A001
     if rounding_mode is None:
         return input / other
     if rounding_mode not in _ROUNDING_MODES:

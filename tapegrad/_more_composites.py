@@ -350,19 +350,16 @@ def take(input: Tensor, index) -> Tensor:  # noqa: A002
 
 def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:  # noqa: A002
     """``gather`` along ``dim`` with ``input`` and ``indices`` broadcast against each other
-    (except along ``dim``); both seen as 1-D without ``dim``; a negative index counts from the
-    end, as PyTorch's. Follows ``torch.take_along_dim``."""
+    (except along ``dim``); both seen as 1-D without ``dim``. Along a ``dim``, a negative index
+    counts from the end, as PyTorch 2.13's (without one, it raises, as there). Follows
+    ``torch.take_along_dim``."""
     if dim is None:
-        input = input.reshape(-1)  # noqa: A001
-        indices = indices.reshape(-1)
-        dim = 0
+        return input.reshape(-1).gather(0, indices.reshape(-1))
     dim = _normalize_dim(dim, input.dim())
     if isinstance(indices, Tensor) and indices._data.dtype.kind == "i" and (indices._data < 0).any():
         guard_reads("take_along_dim()", indices)  # (gather reads them too)
         extent = input.shape[dim]
         indices = _wrap(np.where(indices._data < 0, indices._data + extent, indices._data))
-    if dim == 0 and input.dim() == 1 and indices.dim() == 1:
-        return input.gather(0, indices)
     shape_in, shape_idx = list(input.shape), list(indices.shape)
     shape_in[dim] = shape_idx[dim] = 1
     common = list(np.broadcast_shapes(tuple(shape_in), tuple(shape_idx)))

