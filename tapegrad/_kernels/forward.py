@@ -747,8 +747,20 @@ UNDECIDED32, UNDECIDED64 = 64 * 2.0**-23, 64 * 2.0**-52
 @jit
 def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
     """Whether row ``c``, read by a truth guard, is a comparison of one element whose two sides
-    are within rounding of each other (``UNDECIDED32``/``64``): the guard then fails, and a
-    vmap records that slice again, rather than trusting the replay's rounding."""
+    are within rounding of each other (``UNDECIDED32``/``64`` of the magnitude they round at):
+    the guard then fails, and a vmap records that slice again, rather than trusting the
+    replay's rounding.
+
+    A sum that cancels keeps the rounding of its terms, which a replay summing in another
+    order, or computing them with other rounding, changes by ulps of the terms, not of the
+    small result (64 ulps of the result let about 5% of cancelling sums of scale 100 replay the
+    other branch). So a side that is a sum or mean (``sum_all``, a whole ``sum_dim``) counts the
+    magnitudes of its terms, a dot or matrix product of one element those of its k products,
+    widened by sqrt(k)/2 for BLAS's running sums (eager's np.dot and the replay's product differ
+    by more than 64 ulps of the terms at k = 64); through ops of one operand and a number, and
+    sums and differences of such sides (``x.sum() - y.sum()``, ``(x @ w + b).squeeze()``). One
+    function, not several calling each other: three cost the comparison family's first compile
+    a second."""
     rule = rules[rows[c, 0] & OPCODE_MASK] & RULE_MASK
     if rule != LT and rule != LE and rule != GT and rule != GE and rule != EQ and rule != NE:
         return False
@@ -762,109 +774,68 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
         double = True
     else:
         right = np.float64(values32[offsets[b]])
-    scale = max(
-        1.0,
-        abs(left),
-        abs(right),
-        _side_magnitude(a, rules, rows, params, layouts, offsets, values32, values64),
-        _side_magnitude(b, rules, rows, params, layouts, offsets, values32, values64) if b >= 0 else 0.0,
-    )
+    magnitude = 0.0
+    pending = np.empty(8, np.int64)  # one-element rows still to look at, and their factors
+    factors = np.empty(8, np.float64)
+    pending[0], factors[0] = a, 1.0
+    count = 1
+    if b >= 0:
+        pending[1], factors[1] = b, 1.0
+        count = 2
+    while count > 0:
+        count -= 1
+        r, factor = pending[count], factors[count]
+        for _ in range(8):  # down the ops of one one-element operand and a number
+            x = rows[r, 1]
+            if x < 0 or layouts[rows[x, 4], 1] != 1:
+                break
+            step = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
+            if step == MUL_SCALAR:
+                factor *= abs(params[r, 5])
+            elif step == DIV_SCALAR:
+                factor /= abs(params[r, 5])
+            elif step == ADD_SCALAR or step == SUB_SCALAR or step == RSUB_SCALAR:
+                magnitude += factor * abs(params[r, 5])
+            elif step != NEG and step != VIEW and step != COPY:
+                break
+            r = x
+        step = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
+        x, y = rows[r, 1], rows[r, 2]
+        terms = -1.0
+        if x >= 0:
+            wide = layouts[rows[x, 4], 0] == FLOAT64
+            n = layouts[rows[x, 4], 1]
+            o = offsets[x]
+            if step == SUM_ALL or step == SUM_DIM:  # (one element out: over every term)
+                terms = 0.0
+                for i in range(n):
+                    terms += abs(values64[o + i]) if wide else abs(np.float64(values32[o + i]))
+                terms *= abs(params[r, 5])  # (1, or 1/n for a mean)
+            elif (step == DOT or step == MV or step == MM or step == BMM) and y >= 0:
+                p = offsets[y]  # (one element out: both operands hold its k terms in order)
+                terms = 0.0
+                for i in range(n):
+                    if wide:
+                        terms += abs(values64[o + i] * values64[p + i])
+                    else:
+                        terms += abs(np.float64(values32[o + i]) * np.float64(values32[p + i]))
+                terms *= max(1.0, np.sqrt(n) / 2.0)
+            elif (
+                (step == ADD or step == SUB)
+                and y >= 0
+                and layouts[rows[x, 4], 1] == 1
+                and layouts[rows[y, 4], 1] == 1
+                and count <= 6
+            ):
+                pending[count], factors[count] = x, factor
+                pending[count + 1], factors[count + 1] = y, factor
+                count += 2
+                continue
+        if terms < 0.0:  # none of those: the row's own value
+            terms = abs(values64[offsets[r]] if layouts[rows[r, 4], 0] == FLOAT64 else values32[offsets[r]])
+        magnitude += factor * terms
+    scale = max(1.0, abs(left), abs(right), magnitude)
     return abs(left - right) <= (UNDECIDED64 if double else UNDECIDED32) * scale
-
-
-@jit
-def _side_magnitude(c, rules, rows, params, layouts, offsets, values32, values64):
-    """The magnitude a side of a guarded comparison, one-element row ``c``, rounds at: the
-    magnitudes of its terms where it is a sum or a product's one element (``_terms_magnitude``),
-    or a sum or difference of two such (``x.sum() - y.sum()``, ``(x @ w + b).squeeze()``), seen
-    through ops of one operand and a number. A sum that cancels keeps the rounding of its terms,
-    which a replay summing in another order, or computing them with other rounding, changes by
-    ulps of the terms, not of the small result: with data of scale 100, 64 ulps of the result
-    let a replay through on the other side of 0 (a silently wrong branch)."""
-    factor = 1.0  # from the current row's units to ``c``'s
-    numbers = 0.0  # the magnitudes of the numbers added on the way, in ``c``'s units
-    r = c
-    for _ in range(8):  # down the ops of one operand and a number
-        rule = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
-        if rows[r, 1] < 0 or layouts[rows[rows[r, 1], 4], 1] != 1:
-            break
-        if rule == MUL_SCALAR:
-            factor *= abs(params[r, 5])
-        elif rule == DIV_SCALAR:
-            factor /= abs(params[r, 5])
-        elif rule == ADD_SCALAR or rule == SUB_SCALAR or rule == RSUB_SCALAR:
-            numbers += factor * abs(params[r, 5])
-        elif rule != NEG and rule != VIEW and rule != COPY:
-            break
-        r = rows[r, 1]
-    rule = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
-    a, b = rows[r, 1], rows[r, 2]
-    if (
-        (rule == ADD or rule == SUB)
-        and a >= 0
-        and b >= 0
-        and layouts[rows[a, 4], 1] == 1
-        and layouts[rows[b, 4], 1] == 1
-    ):
-        total = 0.0
-        for side in (a, b):
-            terms = _terms_magnitude(side, rules, rows, params, layouts, offsets, values32, values64)
-            if terms == 0.0:  # not a sum: its value's magnitude
-                terms = abs(
-                    values64[offsets[side]] if layouts[rows[side, 4], 0] == FLOAT64 else values32[offsets[side]]
-                )
-            total += terms
-        return factor * total + numbers
-    return factor * _terms_magnitude(r, rules, rows, params, layouts, offsets, values32, values64) + numbers
-
-
-@jit
-def _terms_magnitude(c, rules, rows, params, layouts, offsets, values32, values64):
-    """The magnitudes of the terms one-element row ``c`` adds up, seen through a few ops of one
-    operand and a number (a loss negated, scaled, shifted: each number's magnitude added):
-    ``sum(|x|)`` for a ``sum_all`` or whole ``sum_dim`` of ``x`` (scaled as the row scales
-    its sum: a mean's by ``1/n``), ``sum(|x_i y_i|)`` for a dot product or a matrix product's
-    one element; 0 for another row (the caller counts its value)."""
-    factor = 1.0  # from the current row's units to ``c``'s
-    numbers = 0.0  # the magnitudes of the numbers added on the way, in ``c``'s units
-    r = c
-    for _ in range(8):
-        rule = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
-        a = rows[r, 1]
-        if a < 0:
-            return 0.0
-        one = layouts[rows[r, 4], 1] == 1
-        double = layouts[rows[a, 4], 0] == FLOAT64
-        count = layouts[rows[a, 4], 1]
-        o = offsets[a]
-        if rule == SUM_ALL or (rule == SUM_DIM and one):
-            total = 0.0
-            for i in range(count):
-                total += abs(values64[o + i]) if double else abs(np.float64(values32[o + i]))
-            return factor * total * abs(params[r, 5]) + numbers  # (1, or 1/count for a mean)
-        if (rule == DOT or rule == MV or rule == MM or rule == BMM) and one and rows[r, 2] >= 0:
-            p = offsets[rows[r, 2]]  # (one element out: both operands hold its k terms in order)
-            total = 0.0
-            for i in range(count):
-                if double:
-                    total += abs(values64[o + i] * values64[p + i])
-                else:
-                    total += abs(np.float64(values32[o + i]) * np.float64(values32[p + i]))
-            # BLAS accumulates in a few running sums, whose rounding grows with k (a pairwise or
-            # float64 sum's, as the sums above, stays within 64 ulps of their terms): eager's
-            # np.dot and the replay's product differ by more (a wrong branch in 2 of 3 such
-            # replays of a product of 64 terms). Rounding errors add up as a random walk's.
-            return factor * total * max(1.0, np.sqrt(count) / 2.0) + numbers
-        if rule == MUL_SCALAR:
-            factor *= abs(params[r, 5])
-        elif rule == DIV_SCALAR:
-            factor /= abs(params[r, 5])
-        elif rule == ADD_SCALAR or rule == SUB_SCALAR or rule == RSUB_SCALAR:
-            numbers += factor * abs(params[r, 5])
-        elif rule != NEG and rule != VIEW and rule != COPY:
-            return 0.0
-        r = a
-    return 0.0
 
 
 @jit
