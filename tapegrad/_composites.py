@@ -577,8 +577,8 @@ def _scaled_sum(input, product: Tensor, beta, alpha, node: str) -> Tensor:  # no
     integers first, as PyTorch converts them (``beta=0.5`` is 0; the product scaled by a float
     came out float32)."""
     input = as_tensor(input)  # noqa: A001
-    if input._data.dtype.kind in "iu" and product._data.dtype.kind in "iu":
-        beta, alpha = int(beta), int(alpha)
+    if input._data.dtype.kind in "iu":
+        beta, alpha = (_dtypes.integer_scale(scale, product._data.dtype) for scale in (beta, alpha))
     product = product if alpha == 1 else product * alpha
     input = input.expand(product.shape)  # noqa: A001
     if beta == 0:

@@ -165,6 +165,14 @@ def fill_value(value, numpy_dtype: np.dtype):
     return value
 
 
+def integer_scale(value, numpy_dtype: np.dtype):
+    """A scale (``alpha``, ``beta``) as PyTorch converts it for tensors of ``numpy_dtype``: for an
+    integer type, truncated to an int (``alpha=1.5`` adds once, ``beta=0.5`` is 0); else as it is."""
+    if numpy_dtype.kind in "iu" and not isinstance(value, (np.bool_, builtins_int, np.integer)):  # (a bool is an int)
+        return builtins_int(value)
+    return value
+
+
 # What PyTorch's dtypes answer besides their name: no complex types here; signed unless bool/uint8.
 dtype.is_complex = False
 dtype.is_signed = property(lambda self: self.category == FLOATING or self.numpy.kind == "i")

@@ -446,8 +446,7 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
     if source._data.dtype != input._data.dtype:
         have, want = (_dtypes.from_numpy_dtype(x._data.dtype).type_name for x in (input, source))
         raise RuntimeError(f"index_add_(): self ({have}) and source ({want}) must have the same scalar type")
-    if input._data.dtype.kind in "iu" and not isinstance(alpha, (bool, int, np.integer)):
-        alpha = int(alpha)  # PyTorch converts alpha to the integer type: 1.5 adds once
+    alpha = _dtypes.integer_scale(alpha, input._data.dtype)
     extent = (input._data.shape or (1,))[dim]
     bad = _first_outside(targets, extent)
     if bad is not None:

@@ -168,7 +168,9 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     # A coordinate off every pixel (NaN, infinite, beyond 2^40) reads zeros, with zero gradients
     # (PyTorch's; bilinear's NaN and infinite ones then give NaN, below): its weights, of NaN or
     # inf, would carry NaN through the zero mask.
-    lost = ~(np.isfinite(x._data) & np.isfinite(y._data) & (np.abs(x._data) < 2.0**40) & (np.abs(y._data) < 2.0**40))
+    unknown = ~(np.isfinite(x._data) & np.isfinite(y._data))  # NaN or infinite
+    with np.errstate(invalid="ignore"):
+        lost = unknown | (np.abs(x._data) >= 2.0**40) | (np.abs(y._data) >= 2.0**40)
     if lost.any():
         x = where(_wrap(lost), float(_NOWHERE), x)
         y = where(_wrap(lost), float(_NOWHERE), y)
@@ -198,9 +200,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
             + corner(column, row + 1, west_weight * south_weight)
             + corner(column + 1, row + 1, east_weight * south_weight)
         )
-        if padding_mode == "zeros" and lost.any():
+        if padding_mode == "zeros" and unknown.any():
             # PyTorch's bilinear kernel gives NaN for a NaN or infinite coordinate (zeros beyond
             # 2^40 alone): a NaN in the grid must not come out as a plain 0
-            unknown = ~(np.isfinite(grid._data[..., 0]) & np.isfinite(grid._data[..., 1])).reshape(n, 1, points)
             out = where(_wrap(unknown), float("nan"), out)
     return name_node(out.reshape(n, channels, grid.shape[1], grid.shape[2]), "GridSampler2DBackward0")
