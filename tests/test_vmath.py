@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numba
 import numpy as np
@@ -305,3 +306,56 @@ def test_gelu_grad_shares_erfcs_exp_within_the_argument_rounding(dtype):
     out = np.empty_like(special)
     loop(special, out)
     np.testing.assert_array_equal(out, [np.nan, np.nan, np.nan, 0.5, 0.5])
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="machine code")
+def test_exp_is_the_same_with_and_without_avx512s_ldexp():
+    """float32 exp scales by 2**n with one ``vscalefps`` where the target has AVX-512
+    (``vmath._has_scalef``) and builds 2**n from its bits elsewhere, where LLVM would make
+    ``llvm.ldexp`` a libm call per element. Both forms, the second compiled for an AVX2 CPU in
+    a fresh process, give the same values to 1 ulp, and the same infinities and NaN."""
+    from numba.core.registry import cpu_target
+
+    x = np.concatenate(
+        [
+            np.array(
+                [np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72283, 88.7229, 89.0, -87.0, -100.0, -103.9, -104.0], np.float32
+            ),
+            np.random.default_rng(5).uniform(-105, 90, 20_000).astype(np.float32),
+        ]
+    )
+    code = (
+        "import json, sys, numpy as np, numba\nfrom tapegrad._kernels import vmath\n"
+        "def apply(x, out):\n    for i in range(x.shape[0]):\n        out[i] = vmath.exp(x[i])\n"
+        "loop = numba.njit(error_model='numpy')(apply)\n"
+        "x = np.frombuffer(bytes.fromhex(sys.stdin.read()), np.float32)\nout = np.empty_like(x)\nloop(x, out)\n"
+        "asm = loop.inspect_asm(loop.signatures[0])\n"
+        "print(json.dumps({'scalef': 'vscalef' in asm, 'ldexp': 'ldexp' in asm, 'out': out.tobytes().hex()}))"
+    )
+    avx2 = {
+        "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma,+sse4.2,+popcnt,+bmi2",
+        "TAPEGRAD_SHIPPED_KERNELS": "0",
+    }
+    with tempfile.TemporaryDirectory() as cache:
+        environment = {**os.environ, **avx2, "NUMBA_CACHE_DIR": cache}
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            input=x.tobytes().hex(),
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    other = json.loads(result.stdout)
+    assert not other["scalef"] and not other["ldexp"]  # 2**n from bits: no instruction, no call
+    here = _apply("exp", x)
+    loop = _LOOPS["exp"]
+    assert ("vscalef" in loop.inspect_asm(loop.signatures[0])) == vmath._target_has_scalef(
+        cpu_target.target_context.codegen()
+    )
+    bits = np.frombuffer(bytes.fromhex(other["out"]), np.float32)
+    finite = np.isfinite(here)
+    np.testing.assert_array_equal(bits[~finite], here[~finite])
+    # (1 ulp of a denormal: below -103.28 the bits' form flushes to 0 where numpy's gives 2**-149)
+    np.testing.assert_array_max_ulp(bits[finite], here[finite], maxulp=1)

@@ -96,6 +96,57 @@ def _float_to_bits_python(value):
     return np.array(value).view(np.int64 if np.asarray(value).dtype == np.float64 else np.int32)[()]
 
 
+def _target_has_scalef(codegen) -> bool:
+    """Whether the machine code ``codegen`` makes has AVX-512's ``vscalefps``/``vscalefpd``: its
+    features (the host's, or NUMBA_CPU_FEATURES), else the CPU level numba was told to target
+    (NUMBA_CPU_NAME with no features: ``python -m tapegrad._kernels.ship``'s x86-64-v4)."""
+    features = codegen._tm_features or ""
+    if "+avx512f" in features.split(","):
+        return True
+    return not features and codegen._get_host_cpu_name() in _SCALEF_CPUS
+
+
+_SCALEF_CPUS = frozenset(
+    ("x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "icelake-server", "icelake-client",
+     "tigerlake", "sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5")
+)  # fmt: skip
+
+
+@intrinsic
+def _has_scalef(typingctx):
+    """A constant: whether ``_ldexp32`` is one instruction on the target. Elsewhere LLVM makes
+    ``llvm.ldexp`` a libm call per element, so the kernels keep building 2**n from its bits there;
+    the branch on this constant is gone before LLVM vectorizes the loop."""
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.boolean, _target_has_scalef(context.codegen()))
+
+    return types.boolean(), codegen
+
+
+def _has_scalef_python():
+    return False
+
+
+@intrinsic
+def _ldexp32(typingctx, x, n):
+    """x * 2**n, rounded once (``llvm.ldexp``): inf on overflow, denormals and then 0 below.
+    Only where ``_has_scalef``."""
+    if not (x == types.float32 and n == types.int32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        single = ir.FloatType()
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(single, [single, ir.IntType(32)]), "llvm.ldexp.f32.i32"
+        )
+        return builder.call(function, list(args))
+
+    return types.float32(x, n), codegen
+
+
 @intrinsic
 def _fma32_intrinsic(typingctx, a, b, c):
     if not (a == b == c == types.float32):
@@ -194,14 +245,25 @@ def _exp32_within(x):
     p = ((((_PF[0] * r + _PF[1]) * r + _PF[2]) * r + _PF[3]) * r + _PF[4]) * r + _PF5
     e = p * rr + r + _ONE
     k = np.int32(n)
+    if _has_scalef():
+        return _ldexp32(e, k)
     half = k >> np.int32(1)
     low = np.int32((half + np.int32(127)) << np.int32(23))
     high = np.int32((k - half + np.int32(127)) << np.int32(23))
     return e * _bits_to_float(low) * _bits_to_float(high)
 
 
+# Where ldexp is one instruction (``_has_scalef``), exp's argument is only clamped to where
+# ldexp's own rounding gives inf (above) and 0 (below, through the denormals): no selects.
+_EXP_HIGH32, _EXP_LOW32 = _F(89.0), _F(-104.0)
+
+
 def _exp32(x):
     _inline_into_callers()
+    if _has_scalef():
+        clamped = _EXP_LOW32 if x < _EXP_LOW32 else x  # (a NaN passes both, and is selected last)
+        scaled = _exp32_within(_EXP_HIGH32 if clamped > _EXP_HIGH32 else clamped)
+        return x if x != x else scaled
     clamped = x if x < _MAXLOGF else _MAXLOGF
     scaled = _exp32_within(clamped if clamped > _MINLOGF else _MINLOGF)
     if x > _MAXLOGF:
@@ -1030,6 +1092,7 @@ softplus = _generic("softplus", _softplus32, _softplus64)
 
 if numba.config.DISABLE_JIT:
     _bits_to_float = _bits_to_float_python  # noqa: F811 - the intrinsic's Python form
+    _has_scalef = _has_scalef_python  # noqa: F811
     _float_to_bits = _float_to_bits_python  # noqa: F811
     _sin_far, _cos_far = np.sin, np.cos
 else:
