@@ -1345,11 +1345,33 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
         tensor._tape, tensor._row, tensor._requires_grad = result._tape, result._row, result._requires_grad
         tensor._grad_fn = None
         tensor._tape.hold(tensor._row, tensor)
+        _save_storage_for(tensor, result)
         if gained and tensor._views is not None:
             from ._indexing import views_follow
 
             views_follow(tensor)
     return tensor
+
+
+def _save_storage_for(tensor: Tensor, result: Tensor) -> None:
+    """After ``tensor`` took the row of ``result``, computed out of place and written back: where
+    that row saved its own value (``relu_``, ``exp_``, ``sigmoid_``: their backward reads their
+    output), it reads ``tensor``'s storage from now on, at its version after the change, as
+    PyTorch saves the tensor itself. It had kept reading ``result``'s array: a later change of
+    the tensor (through ``.data``, ``.detach()`` or under no_grad) went unseen by its rule and by
+    every later op reading the row (``y.relu_(); y.data[0] = 2; (y * y).sum()`` differentiated
+    the old ``y[0]``, silently), and failed no version check where PyTorch's backward raises."""
+    tape, row = resolve(tensor), tensor._row
+    if tape.saved.get(row) is None or not tensor._data.flags.c_contiguous or tape.replay_values is not None:
+        return  # (a recording reads its rows' values from the replay, where this cannot differ)
+    if tape.saved[row] != address_of(result._data):
+        return
+    tape.keepalive.append(tensor._data)
+    tape.saved[row] = address_of(tensor._data)
+    counter = tensor._version_counter
+    entries = tape.versions.get(row)
+    if entries:
+        entries[:] = [(counter, counter[0], row) if entry[2] == row else entry for entry in entries]
 
 
 def _past_hooked_view(tensor: Tensor, tape) -> Tensor:

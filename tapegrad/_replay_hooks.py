@@ -167,6 +167,8 @@ def _set_data(self, value) -> None:
     they are recorded as that (``_record.assigned``): a plain assignment left the tape with the
     old values, silently."""
     data = value._data if isinstance(value, Tensor) else np.asarray(value)
+    if self._requires_grad and data.dtype.kind not in "fc":  # (PyTorch's check, and message)
+        raise RuntimeError("data set to a tensor that requires gradients must be floating point or complex dtype")
     if active_recording() is not None and (
         _tensor.on_tape(self) or (isinstance(value, Tensor) and _tensor.on_tape(value))
     ):

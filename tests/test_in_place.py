@@ -374,3 +374,49 @@ def test_augmented_assignments_change_the_tensor_in_place_as_pytorch():
     became a float tensor where PyTorch raises."""
     torch = pytest.importorskip("torch")
     assert _augmented_assignments(tg) == _augmented_assignments(torch)
+
+
+# d/dx0 of (y * y).sum() after y = op_(x) and y[0] set to 2 outside autograd: 2 * y[0] * op'(x0),
+# where op' reads the value the op's backward saved, which is y's storage (PyTorch saves the
+# tensor): relu' = (y > 0), exp' = y, sigmoid' = y * (1 - y), all at the new y[0] = 2.
+@pytest.mark.parametrize(("op", "derivative"), [("relu_", 1.0), ("exp_", 2.0), ("sigmoid_", 2.0 * (1 - 2.0))])
+def test_an_in_place_result_read_by_its_backward_sees_later_changes_through_data(op, derivative):
+    """An in-place op computes out of place and writes back; its row saved its own result
+    array, which a change of the tensor through ``.data`` never reached: every later reader of
+    the row, and the op's own rule, differentiated the old value (``x.grad[0]`` 1.0 for relu_,
+    where PyTorch gives 4)."""
+    x = tg.tensor([0.5, 1.0, -1.0], requires_grad=True)
+    y = x * 1
+    getattr(y, op)()
+    y.data[0] = 2.0
+    (y * y).sum().backward()
+    assert x.grad[0].item() == pytest.approx(2 * 2.0 * derivative, rel=1e-6)
+
+
+@pytest.mark.parametrize("op", ["relu_", "exp_", "sigmoid_", "sqrt_"])
+@pytest.mark.parametrize("how", ["no_grad", "detach"])
+def test_changing_an_in_place_result_its_backward_reads_fails_the_backward(op, how):
+    """Changed since the op saved it (under no_grad, or through ``.detach()``), the value its
+    backward reads is not the one it computed: PyTorch's version error, not a gradient of the
+    old value."""
+    x = tg.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    y = x * 1
+    getattr(y, op)()
+    if how == "no_grad":
+        with tg.no_grad():
+            y[0] = 2.0
+    else:
+        y.detach()[0] = 2.0
+    loss = (y * 3).sum()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_data_of_another_kind_than_floating_point_is_refused_for_a_tensor_that_requires_grad():
+    p = tg.nn.Parameter(tg.zeros(3))
+    with pytest.raises(RuntimeError, match="data set to a tensor that requires gradients must be floating point"):
+        p.data = tg.arange(3)
+    assert p.dtype == tg.float32
+    q = tg.zeros(3)
+    q.data = tg.arange(3)  # without requires_grad, any dtype
+    assert q.dtype == tg.int64
