@@ -555,7 +555,8 @@ def unbind(x: Tensor, dim: int = 0) -> tuple:
     inner = strides[:dim] + strides[dim + 1 :]
     pieces = []
     for k in range(x._data.shape[dim]):
-        index = (slice(None),) * dim + (k,)
+        # (the Ellipsis: of a 1-D tensor, ``data[k]`` is a numpy scalar, a copy; ``data[k, ...]`` a view)
+        index = (slice(None),) * dim + (k, Ellipsis)
         pieces.append(_record_view("unbind", x, x._data[index], k * strides[dim], inner))
     return _multi_output("unbind", pieces)
 

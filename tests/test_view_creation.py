@@ -259,3 +259,30 @@ def test_expanding_to_its_own_shape_gives_a_view_to_write():
     assert z.tolist() == [[10.0, 20.0], [30.0, 40.0]]
     with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
         tg.tensor([[1.0], [2.0]]).expand(2, 3).add_(1)
+
+
+def test_unbind_of_a_one_dimensional_tensor_gives_views():
+    """Each element as a 0-d view of the tensor, as PyTorch's (and iterating it, without grad):
+    ``data[k]`` of a 1-D array is a numpy scalar, a copy, so changes went nowhere."""
+    base = tg.tensor([1.0, 2.0, 3.0])
+    first, second, _ = base.unbind(0)
+    base.mul_(5)
+    assert first.item() == 5.0 and second._base is base
+    second.add_(1)
+    assert base.tolist() == [5.0, 11.0, 15.0]
+    matrix = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    for element in matrix[0]:
+        element.add_(10)
+    assert matrix.tolist() == [[11.0, 12.0], [3.0, 4.0]]
+
+
+def test_an_unbound_element_of_a_vector_that_requires_grad_refuses_changes_in_place():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    first = y.unbind(0)[0]
+    with pytest.raises(RuntimeError, match="Output 0 of Unbind is a view and is being modified inplace"):
+        first.mul_(2)
+    parts = y.unbind(0)
+    y.mul_(3)  # the base changed after the views were taken: their reads fail, as PyTorch's
+    with pytest.raises(RuntimeError, match="is a view and its base or another view of its base has been modified"):
+        (parts[0] * 2).backward()
