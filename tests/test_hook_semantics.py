@@ -955,3 +955,21 @@ def test_autograd_argument_errors_are_pytorchs():
         tg.autograd.grad(y, x, materialize_grads=True, allow_unused=False)
     with tg.autograd.inference_mode():
         assert not (x * 2).requires_grad
+
+
+@pytest.mark.parametrize("call", ["method", "function"])
+def test_post_accumulate_grad_hooks_run_for_the_inputs_of_backward(call):
+    """``backward(inputs=[...])`` accumulates into the leaves' ``.grad`` as a full backward does,
+    and runs their post-accumulate-grad hooks once each, after it (they were never called)."""
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    calls = []
+    a.register_post_accumulate_grad_hook(lambda p: calls.append(("a", p.grad.tolist())))
+    b.register_post_accumulate_grad_hook(lambda p: calls.append(("b", p.grad.tolist())))
+    loss = (a * b).sum()
+    if call == "method":
+        loss.backward(inputs=[a])
+    else:
+        tg.autograd.backward(loss, inputs=[a])
+    assert calls == [("a", [3.0, 4.0])]
+    assert b.grad is None

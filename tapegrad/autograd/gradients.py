@@ -7,7 +7,7 @@ import numpy as np
 
 from .._tape import check_gradient_reaches
 from ..tensor import Tensor, _wrap, install
-from .engine import run_backward
+from .engine import accumulated, post_accumulate_registrations, run_backward
 
 
 def _as_tuple(value):
@@ -50,6 +50,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
             tensor._grad = _wrap(np.array(values, dtype=tensor._data.dtype))
         else:
             np.add(tensor._grad._data, values, out=tensor._grad._data, casting="unsafe")
+        if post_accumulate_registrations[0] and tensor._tape is None:  # a leaf's, as a full backward calls them
+            accumulated(tensor)
 
 
 def _batched_grads(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
