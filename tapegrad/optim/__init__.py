@@ -631,6 +631,8 @@ class NAdam(Optimizer):
     _group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
     _step_is_tensor = True
 
+    _CAPTURED = "params, mu_products and state_steps"
+
     def __init__(self, params, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False):  # fmt: skip

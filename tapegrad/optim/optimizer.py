@@ -73,6 +73,7 @@ class Optimizer:
     _group_defaults: dict = {}
     _step_is_tensor = False
     _steps_differentiably = False  # whether ``differentiable=True`` records the step (SGD)
+    _CAPTURED = "params and state_steps"  # what PyTorch's refusal of ``capturable=True`` names
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):
@@ -291,6 +292,12 @@ class Optimizer:
         """(parameter, its array, its gradient's array) for the parameters with a gradient; the
         gradient negated with ``maximize``."""
         maximize = group.get("maximize", False)
+        if group.get("capturable") and any(parameter.grad is not None for parameter in group["params"]):
+            # CUDA graphs' option: PyTorch refuses it for CPU parameters (tapegrad has no other)
+            raise AssertionError(
+                f"If capturable=True, {self._CAPTURED} must be on supported devices: "
+                "['cuda', 'xpu', 'hpu', 'privateuseone', 'xla']."
+            )
         for parameter in group["params"]:
             if parameter.grad is not None:
                 grad = parameter.grad._data

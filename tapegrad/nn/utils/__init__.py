@@ -9,6 +9,9 @@ import numpy as np
 from ... import _factories
 from ...tensor import Tensor
 
+# PyTorch's C type names in its cast errors, by numpy kind (only int64's reaches them in practice)
+_C_TYPES = {"i": "long int", "u": "unsigned char", "b": "bool"}
+
 
 def _gradients(parameters) -> list:
     if isinstance(parameters, Tensor):
@@ -27,12 +30,22 @@ def clip_grad_norm_(
     grads = _gradients(parameters)
     if not grads:
         return _factories.tensor(0.0)
+    for g in grads:  # (an integer scale of an integer gradient had truncated it to 0)
+        if g._data.dtype.kind not in "fc":
+            raise RuntimeError(
+                f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {g.dtype.type_name}"
+            )
     norm_type = float(norm_type)
     # The norms of the gradients joined in their promoted dtype, as PyTorch stacks them (the
     # first gradient's dtype rounded a float64 model's norm to float32 behind a float32 one)
     dtype = np.result_type(*[g._data.dtype for g in grads])
     if norm_type == np.inf:
-        norms = [np.max(np.abs(g._data)) if g._data.size else 0.0 for g in grads]
+        if any(g._data.size == 0 for g in grads):
+            raise RuntimeError(
+                "_foreach_norm cannot compute the infinity norm on an empty tensor because the operation does not "
+                "have an identity"
+            )
+        norms = [np.max(np.abs(g._data)) for g in grads]
         total = np.max(norms)
     else:
         norms = [np.linalg.norm(g._data.ravel(), norm_type) for g in grads]
@@ -65,7 +78,11 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     """Clamp every gradient of ``parameters`` to ``[-clip_value, clip_value]`` in place; follows
     ``torch.nn.utils.clip_grad_value_``."""
     for g in _gradients(parameters):
-        np.clip(g._data, -clip_value, clip_value, out=g._data)
+        if g._data.dtype.kind in "biu" and not float(clip_value).is_integer():
+            raise RuntimeError(
+                f"result type Float can't be cast to the desired output type {_C_TYPES[g._data.dtype.kind]}"
+            )
+        np.clip(g._data, -clip_value, clip_value, out=g._data, casting="unsafe")
 
 
 def parameters_to_vector(parameters) -> Tensor:
@@ -79,6 +96,10 @@ def parameters_to_vector(parameters) -> Tensor:
 def vector_to_parameters(vec: Tensor, parameters) -> None:
     """Copy consecutive slices of ``vec`` into the parameters' values; follows
     ``torch.nn.utils.vector_to_parameters``."""
+    if not isinstance(vec, Tensor):
+        kind = type(vec)
+        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+        raise TypeError(f"expected torch.Tensor, but got: {name}")
     position = 0
     for p in parameters:
         size = p._data.size

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...tensor import Tensor
+from ...tensor import Tensor, _normalize_dim
 from ..modules import Module
 from . import parametrize
 
@@ -12,7 +12,8 @@ def _norm_except_dim(v: Tensor, dim: int) -> Tensor:
     all of ``v``, a 0-d tensor), as ``torch.norm_except_dim``."""
     if dim == -1:
         return v.norm()
-    dims = tuple(d for d in range(v.dim()) if d != dim % v.dim())
+    dim = _normalize_dim(dim, v.dim())  # (PyTorch's IndexError for a dim out of range)
+    dims = tuple(d for d in range(v.dim()) if d != dim)
     if not dims:  # (a 1-d tensor along its dim: each element its own norm; sum(dim=()) sums all)
         return v.abs()
     return (v * v).sum(dim=dims, keepdim=True).sqrt()

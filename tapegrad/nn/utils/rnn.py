@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ... import _dtypes, _factories
+from ..._record import broadcast_error
 from ..._views import cat, stack
 from ...tensor import Tensor, _wrap, guard_reads
 
@@ -170,6 +171,20 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     sequences = list(sequences)
     if not sequences:
         raise RuntimeError("received an empty list of sequences")
+    if any(s.dim() == 0 for s in sequences):
+        raise RuntimeError("ArrayRef: invalid slice, N = 1; size = 0")
+    trailing = tuple(sequences[0].shape[1:])
+    for s in sequences[1:]:  # each is copied into a slice of the first one's shape, as PyTorch's
+        target = (s.shape[0], *trailing)
+        try:
+            fits = np.broadcast_shapes(target, tuple(s.shape)) == target
+        except ValueError:
+            fits = False
+        if not fits:
+            raise broadcast_error(target, tuple(s.shape))
+    dtype = sequences[0].dtype  # the result takes the first sequence's dtype, as PyTorch's does
+    sequences = [s if s.dtype == dtype else s.to(dtype) for s in sequences]
+    sequences = [s if tuple(s.shape[1:]) == trailing else s.expand(s.shape[0], *trailing) for s in sequences]
     longest = max(s.shape[0] for s in sequences)
     padded = []
     for s in sequences:
