@@ -224,12 +224,18 @@ def outer(a: Tensor, b: Tensor) -> Tensor:
 
 def einsum(equation: str, *operands) -> Tensor:
     """Einstein summation, composed of diagonals (an index repeated within one operand),
-    permutes, sums and one batched matmul per pair of operands (contracted left to right). Not
-    supported: ellipsis."""
+    permutes, sums and one batched matmul per pair of operands (contracted left to right).
+    An ellipsis stands for the same dimensions in every operand, right-aligned and broadcast
+    (``"...ij,...jk"``); a subscript of extent 1 broadcasts against the others', as PyTorch's.
+    Raises PyTorch's ``RuntimeError`` for subscripts that do not match the operands."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     operands = [as_tensor(x) for x in operands]
-    inputs, output = _parse_einsum(equation.replace(" ", ""), operands)
+    equation = equation.replace(" ", "")
+    if "." in equation:
+        equation = _spelled_out(equation, operands)
+    inputs, output = _parse_einsum(equation, operands)
+    operands = _broadcast_ones(operands, inputs)
     for k, letters in enumerate(inputs):
         operands[k], inputs[k] = _diagonals(operands[k], letters)
     result, letters = operands[0], inputs[0]
@@ -240,9 +246,66 @@ def einsum(equation: str, *operands) -> Tensor:
     return result.permute(*[letters.index(c) for c in output]) if len(output) > 1 else result
 
 
+def _spelled_out(equation: str, operands) -> str:
+    """``equation`` with each ellipsis written as letters the equation does not use, the same
+    letters for the same (right-aligned) dimensions of every operand. Without an output, the
+    ellipsis' dimensions come first, then the letters used once, alphabetically (PyTorch's and
+    numpy's order); with one that has no ellipsis, they are summed."""
+    left, arrow, output = equation.partition("->")
+    inputs = left.split(",")
+    if len(inputs) != len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in equation]
+    extents = []
+    for index, (letters, x) in enumerate(zip(inputs, operands)):
+        if letters.count("...") > 1:
+            raise RuntimeError(f"einsum(): found '.' for operand {index} for which an ellipsis was already found")
+        if "." in letters.replace("...", "", 1):
+            raise RuntimeError(f"einsum(): found '.' for operand {index} that is not part of any ellipsis")
+        named = len(letters.replace("...", ""))
+        extents.append(x._data.ndim - named if "..." in letters else 0)
+        if extents[-1] < 0:
+            raise RuntimeError(
+                f"einsum(): the number of subscripts in the equation ({named}) is more than the number of "
+                f"dimensions ({x._data.ndim}) for operand {index}"
+            )
+    ellipsis = "".join(free[: max(extents)])
+    seen = [1] * len(ellipsis)  # the extents the ellipsis stands for so far, right-aligned
+    for index, (letters, x, n) in enumerate(zip(inputs, operands, extents)):
+        start = letters.find("...")
+        for j, extent in enumerate(x._data.shape[start : start + n] if start >= 0 else ()):
+            position = len(ellipsis) - n + j
+            if extent != 1 and seen[position] not in (1, extent):
+                raise RuntimeError(  # (PyTorch's message, its missing space too)
+                    f"einsum(): dimension {j} covered by ellipsis in operand {index}has size {extent} which does not "
+                    f"broadcast with previously seen ellipsis with size {seen[position]} for the respective dimension"
+                )
+            seen[position] = max(seen[position], extent)
+    spelled = [letters.replace("...", ellipsis[len(ellipsis) - n :]) for letters, n in zip(inputs, extents)]
+    if arrow:
+        output = output.replace("...", ellipsis)
+    else:
+        named = "".join(spelled)
+        once = sorted(c for c in dict.fromkeys(named) if c not in ellipsis and named.count(c) == 1)
+        output = ellipsis + "".join(once)
+    return ",".join(spelled) + "->" + output
+
+
+def _broadcast_ones(operands: list, inputs: list) -> list:
+    """Each operand with a subscript of extent 1 where another operand's is larger, expanded
+    to it (PyTorch broadcasts them: ``"bij,bjk"`` of batches 1 and 4)."""
+    sizes: dict = {}
+    for letters, x in zip(inputs, operands):
+        for letter, extent in zip(letters, x._data.shape):
+            sizes[letter] = max(sizes.get(letter, 1), extent)
+    expanded = []
+    for letters, x in zip(inputs, operands):
+        shape = [sizes[letter] for letter in letters]
+        expanded.append(x if tuple(shape) == x._data.shape else x.expand(*shape))
+    return expanded
+
+
 def _parse_einsum(equation: str, operands) -> tuple:
-    if "..." in equation:
-        raise NotImplementedError("einsum with an ellipsis is not supported yet")
     left, arrow, output = equation.partition("->")
     inputs = left.split(",")
     if len(inputs) != len(operands):
@@ -256,7 +319,10 @@ def _parse_einsum(equation: str, operands) -> tuple:
     seen: dict = {}
     for index, (letters, x) in enumerate(zip(inputs, operands)):
         for letter, extent in zip(letters, x._data.shape):
-            if seen.setdefault(letter, extent) != extent:
+            before = seen.get(letter)
+            if before is None or before == 1:  # (an extent of 1 broadcasts)
+                seen[letter] = extent
+            elif extent not in (1, before):
                 raise RuntimeError(
                     f"einsum(): subscript {letter} has size {extent} for operand {index} which does not broadcast "
                     f"with previously seen size {seen[letter]}"
