@@ -70,6 +70,8 @@ def _singular(A: np.ndarray, name: str) -> LinAlgError:  # noqa: N803
 
 
 class Solve(Function):
+    _node_name = "LinalgSolveExBackward0"  # PyTorch's node for the op
+
     @staticmethod
     def forward(ctx, A, B):  # noqa: N803
         try:
@@ -92,6 +94,8 @@ class Solve(Function):
 
 
 class Inverse(Function):
+    _node_name = "LinalgInvExBackward0"  # PyTorch's node for the op
+
     @staticmethod
     def forward(ctx, A):  # noqa: N803
         try:
@@ -175,6 +179,8 @@ def _not_positive_definite(A: np.ndarray) -> LinAlgError:  # noqa: N803
 class Cholesky(Function):
     """``L`` lower triangular with ``A = L L^T`` (read from ``A``'s lower triangle)."""
 
+    _node_name = "LinalgCholeskyExBackward0"  # PyTorch's node for the op
+
     @staticmethod
     def forward(ctx, A):  # noqa: N803
         try:
@@ -203,6 +209,8 @@ class Cholesky(Function):
 class SolveTriangular(Function):
     """``X`` with ``A X = B`` (``left``) or ``X A = B``, ``A`` triangular (``upper``; with
     ``unitriangular`` its diagonal read as ones); ``A`` and ``B`` of one batch shape."""
+
+    _node_name = "LinalgSolveTriangularBackward0"  # PyTorch's node for the op
 
     @staticmethod
     def forward(ctx, A, B, upper, left, unitriangular):  # noqa: N803
@@ -275,6 +283,8 @@ class Det(Function):
     """``det(A)``; its gradient ``g det(A) A^-T`` (the cofactors, from the SVD, where ``A`` is
     singular: first derivatives there only)."""
 
+    _node_name = "LinalgDetBackward0"  # PyTorch's node for the op
+
     @staticmethod
     def forward(ctx, A):  # noqa: N803
         det = _wrap(np.asarray(np.linalg.det(A._data), A._data.dtype))
@@ -294,6 +304,8 @@ class Det(Function):
 
 class Slogdet(Function):
     """``(sign, log|det A|)``; the sign has no gradient, the logarithm ``g A^-T``."""
+
+    _node_name = "LinalgSlogdetBackward0"  # PyTorch's node for the op
 
     @staticmethod
     def forward(ctx, A):  # noqa: N803
@@ -315,6 +327,8 @@ class Slogdet(Function):
 class Eigh(Function):
     """Eigenvalues (ascending) and orthonormal eigenvectors of symmetric matrices, read from
     the ``UPLO`` triangle."""
+
+    _node_name = "LinalgEighBackward0"  # PyTorch's node for the op
 
     @staticmethod
     def forward(ctx, A, UPLO):  # noqa: N803
@@ -342,6 +356,8 @@ class Eigh(Function):
 
 class Svd(Function):
     """``U, S, Vh`` with ``A = U diag(S) Vh`` (reduced unless ``full_matrices``)."""
+
+    _node_name = "LinalgSvdBackward0"  # PyTorch's node for the op
 
     @staticmethod
     def forward(ctx, A, full_matrices):  # noqa: N803
@@ -393,6 +409,8 @@ class Svd(Function):
 class Qr(Function):
     """``Q, R`` with ``A = Q R``: orthonormal columns and an upper triangle, LAPACK's signs (as
     PyTorch's); ``mode`` "reduced", "complete" or "r" (Q then empty)."""
+
+    _node_name = "LinalgQrBackward0"  # PyTorch's node for the op
 
     @staticmethod
     def forward(ctx, A, mode):  # noqa: N803
@@ -448,6 +466,8 @@ class LuFactor(Function):
     """``LU, pivots`` of ``A = P L U`` with partial pivoting (LAPACK's getrf): ``L`` unit lower
     (below ``LU``'s diagonal), ``U`` upper (on and above it), ``pivots`` 1-based row swaps
     (int32, not differentiable); matrices of any shape, ``k = min(m, n)``."""
+
+    _node_name = "LinalgLuFactorExBackward0"  # PyTorch's node for the op
 
     @staticmethod
     def forward(ctx, A):  # noqa: N803
@@ -530,6 +550,8 @@ class Pinv(Function):
     """The Moore-Penrose pseudo-inverse, singular values below ``rtol`` times the largest (and
     below ``atol``) taken as zero."""
 
+    _node_name = "LinalgPinvBackward0"  # PyTorch's node for the op
+
     @staticmethod
     def forward(ctx, A, atol, rtol, hermitian=False):  # noqa: N803
         data = A._data
@@ -564,6 +586,8 @@ class Pinv(Function):
 class CholeskySolve(Function):
     """``A^-1 B`` for ``A = L L^T`` (``upper``: ``A = U^T U``), by two triangular solves."""
 
+    _node_name = "CholeskySolveBackward0"  # PyTorch's node for the op
+
     @staticmethod
     def forward(ctx, B, L, upper):  # noqa: N803
         def solve(b, factor):
@@ -587,6 +611,8 @@ class CholeskySolve(Function):
 
 class MatrixExp(Function):
     """``exp(A)`` of square matrices (scipy's Padé approximation)."""
+
+    _node_name = "LinalgMatrixExpBackward0"  # PyTorch's node for the op
 
     @staticmethod
     def forward(ctx, A):  # noqa: N803

@@ -271,7 +271,10 @@ def _picked(input: Tensor, dim: int, k: int, keepdim: bool, nan_first: bool, nam
     indices = _wrap(chosen)
     if not keepdim:
         values, indices = values.squeeze(dim), indices.squeeze(dim)
-    return result_type(values, indices)
+    return result_type(name_node(values, _PICKED_NODES[name]), indices)
+
+
+_PICKED_NODES = {"kthvalue": "KthvalueBackward0", "median": "MedianBackward1", "nanmedian": "NanmedianBackward1"}
 
 
 def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002

@@ -217,7 +217,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # no
     if tuple(matrix_B.shape[:-2]) != batch:
         matrix_B = matrix_B.expand(*batch, *matrix_B.shape[-2:])  # noqa: N806
     X = Solve.apply(A, matrix_B)  # noqa: N806
-    return X.squeeze(-1) if vector else X
+    return name_node(X.squeeze(-1), "LinalgSolveExBackward0") if vector else X  # (PyTorch's node, as one)
 
 
 @with_out("linalg_inv_ex")

@@ -88,6 +88,34 @@ EDGES = [
         RNG.random(3),
     ),
     ("einsum sum out", lambda m, x, y: m.einsum("ij,jk->i", x, y), RNG.random((2, 3)), RNG.random((3, 4))),
+    ("einsum ellipsis", lambda m, x, y: m.einsum("...ij,...jk", x, y), RNG.random((2, 3, 4)), RNG.random((2, 4, 2))),
+    (
+        "einsum ellipsis broadcast",
+        lambda m, x, y: m.einsum("...ij,...jk->...ik", x, y),
+        RNG.random((1, 3, 4)),
+        RNG.random((2, 1, 4, 2)),
+    ),
+    ("einsum ellipsis summed", lambda m, x: m.einsum("i...j->j", x), RNG.random((2, 3, 4))),
+    ("einsum ellipsis diagonal", lambda m, x: m.einsum("...ii->...i", x), RNG.random((2, 3, 3))),
+    ("gelu tanh", lambda m, x: m.nn.functional.gelu(x, approximate="tanh"), RNG.random((2, 3)) - 0.5),
+    ("softplus beta 2", lambda m, x: m.nn.functional.softplus(x, beta=2), RNG.random((2, 3)) - 0.5),
+    ("glu", lambda m, x: m.nn.functional.glu(x, 1), RNG.random((2, 4))),
+    ("pixel_shuffle", lambda m, x: m.nn.functional.pixel_shuffle(x, 2), RNG.random((1, 4, 2, 3))),
+    ("pixel_unshuffle", lambda m, x: m.nn.functional.pixel_unshuffle(x, 2), RNG.random((1, 1, 4, 2))),
+    ("soft_margin_loss", lambda m, x: m.nn.functional.soft_margin_loss(x, m.tensor([1.0, -1.0, 1.0])), RNG.random(3)),
+    ("kthvalue", lambda m, x: x.kthvalue(2, 1).values, RNG.random((3, 4))),
+    ("median dim", lambda m, x: x.median(1).values, RNG.random((3, 4))),
+    ("linalg.det", lambda m, x: m.linalg.det(x + m.eye(3, dtype=x.dtype)), RNG.random((3, 3))),
+    ("linalg.inv", lambda m, x: m.linalg.inv(x + 2 * m.eye(3, dtype=x.dtype)), RNG.random((3, 3))),
+    ("linalg.cholesky", lambda m, x: m.linalg.cholesky(x @ x.mT + m.eye(3, dtype=x.dtype)), RNG.random((3, 3))),
+    ("linalg.eigh values", lambda m, x: m.linalg.eigh(x + x.mT)[0], RNG.random((3, 3))),
+    (
+        "linalg.solve",
+        lambda m, a, b: m.linalg.solve(a + 2 * m.eye(3, dtype=a.dtype), b),
+        RNG.random((3, 3)),
+        RNG.random(3),
+    ),
+    ("einsum batch of 1", lambda m, x, y: m.einsum("bij,bjk->bik", x, y), RNG.random((1, 2, 3)), RNG.random((3, 3, 2))),
     ("nll_loss of one sample", lambda m, x: m.nn.functional.nll_loss(x, m.tensor(1)), np.array([0.1, 0.2, 0.3])),
     (
         "cross_entropy none",
@@ -136,7 +164,10 @@ def _zeroed_row(y):
 
 # Composites whose last node PyTorch names after its own internal steps (einsum's strategy, a
 # view in nll_loss without reduction): values and gradients are compared, not the node name.
-COMPOSED_DIFFERENTLY = {"einsum outer", "einsum implicit", "cross_entropy none"}
+COMPOSED_DIFFERENTLY = {
+    "einsum outer", "einsum implicit", "einsum ellipsis", "einsum ellipsis broadcast", "einsum ellipsis summed",
+    "einsum ellipsis diagonal", "einsum batch of 1", "cross_entropy none",
+}  # fmt: skip
 
 
 def _run(module, function, arrays, dtype):
@@ -197,6 +228,10 @@ ERRORS = [
     ("gather by float index", lambda m: m.ones(2, 3).gather(1, m.ones(2, 1))),
     ("index_select by float index", lambda m: m.ones(2, 3).index_select(0, m.ones(1))),
     ("einsum sizes", lambda m: m.einsum("ij,jk->ik", m.ones(2, 3), m.ones(2, 2))),
+    ("einsum ellipsis sizes", lambda m: m.einsum("...ij,...jk", m.ones(5, 2, 3, 4), m.ones(3, 4, 5))),
+    ("einsum two ellipses", lambda m: m.einsum("...i...", m.ones(3))),
+    ("einsum lone dots", lambda m: m.einsum("..i", m.ones(3))),
+    ("einsum ellipsis too few dims", lambda m: m.einsum("...ijk", m.ones(3, 3))),
     ("unbind 0-d", lambda m: m.tensor(1.0).unbind()),
     ("diagonal of 1-d", lambda m: m.ones(3).diagonal()),
     ("view of a transpose", lambda m: m.ones(2, 3).t().view(6)),

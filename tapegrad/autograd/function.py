@@ -364,7 +364,7 @@ class FunctionCall:
 
     @property
     def name(self) -> str:
-        return f"{self.function.__name__}Backward"
+        return getattr(self.function, "_node_name", None) or f"{self.function.__name__}Backward"
 
     @property
     def output_rows(self) -> tuple:

@@ -103,7 +103,8 @@ _FUNCTION_CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _function_node_class(function: type) -> type:
     node_class = _FUNCTION_CLASSES.get(function)
     if node_class is None:
-        node_class = type(f"{function.__name__}Backward", (FunctionNode,), {"__slots__": ()})
+        name = getattr(function, "_node_name", None) or f"{function.__name__}Backward"  # (tapegrad's own: PyTorch's)
+        node_class = type(name, (FunctionNode,), {"__slots__": ()})
         _FUNCTION_CLASSES[function] = node_class
     return node_class
 

@@ -12,7 +12,7 @@ from .._frames import user_stacklevel
 from .._grad_mode import recordings_active as _recordings_active
 from .._grad_mode import state as _grad_state
 from .._more_composites import xlogy
-from .._record import broadcast_shape
+from .._record import broadcast_shape, name_node
 from .._selection import where as _where
 from ..tensor import Tensor, _normalize_dim, as_tensor
 from ._pointwise import _zeros
@@ -130,7 +130,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(target.shape)))
     if shape != tuple(input.shape):  # PyTorch's kernel writes the input's shape (it broadcast silently)
         raise RuntimeError(f"output with shape {list(input.shape)} doesn't match the broadcast shape {list(shape)}")
-    return _reduce((-input * target).exp().log1p(), reduction)
+    return name_node(_reduce((-input * target).exp().log1p(), reduction), "SoftMarginLossBackward0")
 
 
 _EPSILON = 1e-12  # cosine_embedding_loss's, added to each squared magnitude (PyTorch's EPSILON)

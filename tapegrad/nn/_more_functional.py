@@ -301,7 +301,7 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     n = len(batch)
     x = input.reshape(*batch, c, r, r, height, width)
     order = [*range(n), n, n + 3, n + 1, n + 4, n + 2]
-    return x.permute(*order).reshape(*batch, c, height * r, width * r)
+    return name_node(x.permute(*order).reshape(*batch, c, height * r, width * r), "PixelShuffleBackward0")
 
 
 def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A002
@@ -316,7 +316,9 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A0
     n = len(batch)
     x = input.reshape(*batch, channels, height // r, r, width // r, r)
     order = [*range(n), n, n + 2, n + 4, n + 1, n + 3]
-    return x.permute(*order).reshape(*batch, channels * r * r, height // r, width // r)
+    return name_node(
+        x.permute(*order).reshape(*batch, channels * r * r, height // r, width // r), "PixelUnshuffleBackward0"
+    )
 
 
 # -- activations ---------------------------------------------------------------------------

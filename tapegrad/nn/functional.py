@@ -113,7 +113,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     if approximate != "tanh":
         raise RuntimeError("approximate argument must be either none or tanh.")
     inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
-    return input * 0.5 * (inner.tanh() + 1.0)
+    return name_node(input * 0.5 * (inner.tanh() + 1.0), "GeluBackward0")
 
 
 def embedding(input, weight: Tensor, padding_idx=None, max_norm=None, norm_type: float = 2.0,  # noqa: A002
@@ -295,7 +295,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     if threshold > 20.0:
         high = _where(scaled > 20.0, scaled, 20.0)  # (exp(-x) of a very negative x, unused, was inf: NaN gradients)
         below = _where(scaled > 20.0, high + (-high).exp(), below)
-    return _where(scaled > threshold, input, below / beta)
+    return name_node(_where(scaled > threshold, input, below / beta), "SoftplusBackward0")
 
 
 def _implicit_dim(name: str, ndim: int) -> int:
@@ -1082,7 +1082,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
     if input.shape[dim] % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size {input.shape[dim]}")
     a, b = input.chunk(2, dim)
-    return a * b.sigmoid()
+    return name_node(a * b.sigmoid(), "GluBackward0")
 
 
 _PAD_SIZES = (
