@@ -69,6 +69,7 @@ from ._composites import (
     addmm,
     addmv,
     argsort,
+    argwhere,
     atan2,
     baddbmm,
     bernoulli,
@@ -85,6 +86,7 @@ from ._composites import (
     masked_select,
     meshgrid,
     movedim,
+    msort,
     mv,
     narrow,
     nonzero,
@@ -105,6 +107,7 @@ from ._composites import (
     tril,
     triu,
     unique,
+    unravel_index,
     vstack,
 )
 from ._composites import atan2 as arctan2

@@ -219,6 +219,34 @@ def nonzero(input: Tensor, *, out=None, as_tuple: bool = False):  # noqa: A002
     return _wrap(np.argwhere(data).astype(np.int64).reshape(-1, data.ndim))
 
 
+def argwhere(input: Tensor) -> Tensor:  # noqa: A002
+    """``nonzero(input)``: the indices of the nonzero elements, one row per element (int64,
+    ``(n, ndim)``); follows ``torch.argwhere``."""
+    return nonzero(input)
+
+
+def msort(input: Tensor) -> Tensor:  # noqa: A002
+    """``sort(input, dim=0).values``, differentiable (``SortBackward0``); follows ``torch.msort``."""
+    return sort(input, 0).values
+
+
+def unravel_index(indices, shape) -> tuple:
+    """The coordinates in ``shape`` of the flat ``indices`` (an integer tensor, taken modulo the
+    number of elements, as PyTorch's): one int64 tensor of ``indices``' shape per dimension.
+    Follows ``torch.unravel_index``; raises its ``TypeError`` for non-integer indices and
+    ``ValueError`` for a negative extent."""
+    data = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+    if data.dtype.kind not in "iu":
+        name = indices.dtype if isinstance(indices, Tensor) else data.dtype
+        raise TypeError(f"expected 'indices' to be integer dtype, but got {name}")
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(extent) for extent in shape)
+    if any(extent < 0 for extent in shape):
+        raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    count = math.prod(shape)
+    flat = np.mod(data.astype(np.int64), count) if count else data.astype(np.int64)
+    return tuple(_wrap(np.asarray(c, np.int64)) for c in np.unravel_index(flat, shape)) if shape else ()
+
+
 def _flat_index(x: Tensor, positions: np.ndarray) -> Tensor:
     """The elements of ``x`` (flattened) at ``positions``: differentiable (an ``index_select``)."""
     return index_select(reshape(x, (-1,)), 0, _wrap(np.asarray(positions, np.int64).reshape(-1)))
@@ -849,6 +877,8 @@ install(
     {
         "ceil": ceil,
         "nonzero": lambda self, *, as_tuple=False: nonzero(self, as_tuple=as_tuple),
+        "argwhere": argwhere,
+        "msort": msort,
         "masked_select": masked_select,
         "repeat_interleave": repeat_interleave,
         "movedim": movedim,

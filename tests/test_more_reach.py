@@ -254,3 +254,21 @@ def _bags(m):
 def test_embedding_bag_matches_pytorch():
     torch = pytest.importorskip("torch")
     _assert_same(_bags(tg), _bags(torch), rtol=1e-12)
+
+
+def test_argwhere_msort_and_unravel_index():
+    """Three small functions real programs call (a hunt's programs): ``argwhere`` is ``nonzero``,
+    ``msort`` the values of a sort along dim 0 (differentiable), ``unravel_index`` flat indices
+    as coordinates, taken modulo the element count as PyTorch takes them."""
+    x = tg.tensor([[3.0, 1.0], [2.0, 5.0]], requires_grad=True)
+    assert tg.argwhere(x > 2).tolist() == [[0, 0], [1, 1]] and x.argwhere().shape == (4, 2)
+    s = tg.msort(x)
+    assert s.tolist() == [[2.0, 1.0], [3.0, 5.0]] and type(s.grad_fn).__name__ == "SortBackward0"
+    (s * tg.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    assert x.grad.tolist() == [[3.0, 2.0], [1.0, 4.0]]  # each element's weight where it went
+    rows, columns = tg.unravel_index(tg.tensor([4, 1, -1, 6, -7]), (2, 3))
+    assert rows.tolist() == [1, 0, 1, 0, 1] and columns.tolist() == [1, 1, 2, 0, 2] and rows.dtype == tg.int64
+    with pytest.raises(TypeError, match="expected 'indices' to be integer dtype"):
+        tg.unravel_index(tg.tensor([1.0]), (2, 3))
+    with pytest.raises(ValueError, match="'shape' cannot have negative values"):
+        tg.unravel_index(tg.tensor([1]), (2, -3))
