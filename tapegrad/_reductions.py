@@ -76,12 +76,10 @@ def _numpy_aliases(dim, keepdim: bool, axis, keepdims) -> tuple:
 # From this size a float32 sum or mean of every element, or over the last dimension, is summed by
 # a compiled loop, in float64 in any order (vectorized): 512x1024 elements in 38 us, where numpy's
 # pairwise float32 sum took 84-110 us (0.9 us against 1.9 at 4,096; by rows, 44 against 109).
-# Every element's sum adds blocks of 256 in float32 first (``normalization.whole_total``: 65,536
-# elements 4.2 -> 2.7 us). Its error is below numpy's, and a total beyond float32's range still
-# comes out inf; a total within it is exact even where float32 partial sums overflow (numpy's
-# and PyTorch's give NaN there: a block that overflows is added again in float64). Not float64:
-# there the lanes' running sums (of a sixteenth of the elements each) lose more digits than
-# numpy's pairwise sum.
+# Its error is below numpy's, and a total beyond float32's range still comes out inf; a total
+# within it is exact even where float32 partial sums overflow (numpy's and PyTorch's give NaN
+# there). Not float64: there the lanes' running sums (of a sixteenth of the elements each) lose
+# more digits than numpy's pairwise sum.
 COMPILED_TOTAL_SIZE = 1 << 12
 
 
@@ -108,7 +106,7 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
         # (a transposed result, F-ordered, too: the elements in memory order, which the float64
         # accumulation rounds to the float32 a C-ordered walk gives)
         if _sums_compiled(data) or (_sums_compiled(data.T) and data.ndim == 2):
-            total = np.asarray(load_kernels("normalization").whole_total(data.reshape(-1, order="A")), dtype=data.dtype)
+            total = np.asarray(load_kernels("normalization").total(data.reshape(-1, order="A")), dtype=data.dtype)
         else:
             total = np.asarray(np.add.reduce(data, axis=None, dtype=data.dtype))
         count = data.size

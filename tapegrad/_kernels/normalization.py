@@ -19,36 +19,6 @@ def total(x):
     return result
 
 
-# A float32 sum of every element adds blocks of this many in float32 (sixteen lanes, a few
-# terms each, then the lanes' tree), and the blocks' sums in float64: the widening of every
-# element to float64 was three of the loop's four instructions (128x512: 4.2 -> 2.7 us). The
-# error stays below numpy's pairwise float32 sum's (its leaves add 16 terms in a row; here 4).
-_BLOCK = 256
-
-
-@reduction
-def _block_total32(block):
-    result = np.float32(0.0)
-    for k in range(len(block)):
-        result += block[k]
-    return result
-
-
-@jit
-def whole_total(x):
-    """sum(x) of a whole float32 tensor (the eager sum and mean of every element, and the
-    replay's), as ``total`` but by float32 blocks (``_BLOCK``). A block's sum can overflow where
-    the total does not: then, and for inf and NaN elements, it is ``total``. Not for rows: as
-    a call rather than ``total`` inlined, a row cost 20 ns more (a (128, 512) sum over rows
-    5.0 -> 7.4 us)."""
-    blocks = len(x) // _BLOCK
-    result = 0.0
-    for b in range(blocks):
-        result += float(_block_total32(x[b * _BLOCK : (b + 1) * _BLOCK]))
-    result += total(x[blocks * _BLOCK :])
-    return result if np.isfinite(result) else total(x)
-
-
 @jit
 def row_totals(x, width, out):
     """``out[i]`` = the sum of ``x[i * width : (i + 1) * width]`` (``total``, in float64), in
