@@ -226,16 +226,16 @@ def einsum(equation: str, *operands) -> Tensor:
     """Einstein summation, composed of diagonals (an index repeated within one operand),
     permutes, sums and one batched matmul per pair of operands (contracted left to right).
     An ellipsis stands for the same dimensions in every operand, right-aligned and broadcast
-    (``"...ij,...jk"``); a subscript of extent 1 broadcasts against the others', as PyTorch's.
-    Raises PyTorch's ``RuntimeError`` for subscripts that do not match the operands."""
+    (``"...ij,...jk"``); a subscript of extent 1 in one operand broadcasts against another's,
+    as PyTorch's. Raises PyTorch's ``RuntimeError`` for subscripts that do not match the operands."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     operands = [as_tensor(x) for x in operands]
     equation = equation.replace(" ", "")
     if "." in equation:
         equation = _spelled_out(equation, operands)
-    inputs, output = _parse_einsum(equation, operands)
-    operands = _broadcast_ones(operands, inputs)
+    inputs, output, sizes = _parse_einsum(equation, operands)
+    operands = [_broadcast_ones(x, letters, sizes) for x, letters in zip(operands, inputs)]
     for k, letters in enumerate(inputs):
         operands[k], inputs[k] = _diagonals(operands[k], letters)
     result, letters = operands[0], inputs[0]
@@ -246,15 +246,30 @@ def einsum(equation: str, *operands) -> Tensor:
     return result.permute(*[letters.index(c) for c in output]) if len(output) > 1 else result
 
 
+def _terms(left: str, operands) -> list:
+    """The equation's input terms, one per operand (PyTorch's error otherwise)."""
+    inputs = left.split(",")
+    if len(inputs) != len(operands):
+        more = "more" if len(operands) > len(inputs) else "fewer"
+        raise RuntimeError(f"einsum(): {more} operands were provided than specified in the equation")
+    return inputs
+
+
+def _merged(before, extent: int):
+    """One subscript's extent across operands: equal ones, or one of them 1 (it broadcasts:
+    1 and 0 give 0); None where they do not broadcast."""
+    if before is None or before == extent or before == 1:
+        return extent
+    return before if extent == 1 else None
+
+
 def _spelled_out(equation: str, operands) -> str:
     """``equation`` with each ellipsis written as letters the equation does not use, the same
     letters for the same (right-aligned) dimensions of every operand. Without an output, the
     ellipsis' dimensions come first, then the letters used once, alphabetically (PyTorch's and
     numpy's order); with one that has no ellipsis, they are summed."""
     left, arrow, output = equation.partition("->")
-    inputs = left.split(",")
-    if len(inputs) != len(operands):
-        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    inputs = _terms(left, operands)
     free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in equation]
     extents = []
     for index, (letters, x) in enumerate(zip(inputs, operands)):
@@ -269,18 +284,23 @@ def _spelled_out(equation: str, operands) -> str:
                 f"einsum(): the number of subscripts in the equation ({named}) is more than the number of "
                 f"dimensions ({x._data.ndim}) for operand {index}"
             )
+    if output.count("...") > 1:
+        raise RuntimeError("einsum(): found '.' for output but an ellipsis (...) was already found")
+    if "." in output.replace("...", "", 1):
+        raise RuntimeError("einsum(): found '.' for output that is not part of any ellipsis (...)")
     ellipsis = "".join(free[: max(extents)])
-    seen = [1] * len(ellipsis)  # the extents the ellipsis stands for so far, right-aligned
+    seen = [None] * len(ellipsis)  # the extents the ellipsis stands for so far, right-aligned
     for index, (letters, x, n) in enumerate(zip(inputs, operands, extents)):
         start = letters.find("...")
         for j, extent in enumerate(x._data.shape[start : start + n] if start >= 0 else ()):
             position = len(ellipsis) - n + j
-            if extent != 1 and seen[position] not in (1, extent):
+            merged = _merged(seen[position], extent)
+            if merged is None:
                 raise RuntimeError(  # (PyTorch's message, its missing space too)
                     f"einsum(): dimension {j} covered by ellipsis in operand {index}has size {extent} which does not "
                     f"broadcast with previously seen ellipsis with size {seen[position]} for the respective dimension"
                 )
-            seen[position] = max(seen[position], extent)
+            seen[position] = merged
     spelled = [letters.replace("...", ellipsis[len(ellipsis) - n :]) for letters, n in zip(inputs, extents)]
     if arrow:
         output = output.replace("...", ellipsis)
@@ -291,53 +311,52 @@ def _spelled_out(equation: str, operands) -> str:
     return ",".join(spelled) + "->" + output
 
 
-def _broadcast_ones(operands: list, inputs: list) -> list:
-    """Each operand with a subscript of extent 1 where another operand's is larger, expanded
-    to it (PyTorch broadcasts them: ``"bij,bjk"`` of batches 1 and 4)."""
-    sizes: dict = {}
-    for letters, x in zip(inputs, operands):
-        for letter, extent in zip(letters, x._data.shape):
-            sizes[letter] = max(sizes.get(letter, 1), extent)
-    expanded = []
-    for letters, x in zip(inputs, operands):
-        shape = [sizes[letter] for letter in letters]
-        expanded.append(x if tuple(shape) == x._data.shape else x.expand(*shape))
-    return expanded
+def _broadcast_ones(x: Tensor, letters: str, sizes: dict) -> Tensor:
+    """``x`` expanded where its subscripts have extent 1 and others' do not (PyTorch broadcasts
+    them: ``"bij,bjk"`` of batches 1 and 4)."""
+    shape = tuple(sizes[letter] for letter in letters)
+    return x if shape == x._data.shape else x.expand(*shape)
 
 
 def _parse_einsum(equation: str, operands) -> tuple:
+    """``(inputs, output, sizes)``: the terms, the output's letters and each letter's extent
+    (``_merged`` across operands; within one operand a repeated letter's must be equal)."""
     left, arrow, output = equation.partition("->")
-    inputs = left.split(",")
-    if len(inputs) != len(operands):
-        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    inputs = _terms(left, operands)
     for letters, x in zip(inputs, operands):
         if len(letters) != x._data.ndim:
             raise RuntimeError(
                 f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
                 f"of dimensions ({x._data.ndim}) for operand {inputs.index(letters)} and no ellipsis was given"
             )
-    seen: dict = {}
+    sizes: dict = {}
     for index, (letters, x) in enumerate(zip(inputs, operands)):
+        own: dict = {}
         for letter, extent in zip(letters, x._data.shape):
-            before = seen.get(letter)
-            if before is None or before == 1:  # (an extent of 1 broadcasts)
-                seen[letter] = extent
-            elif extent not in (1, before):
+            if own.setdefault(letter, extent) != extent:
+                raise RuntimeError(
+                    f"einsum(): subscript {letter} is repeated for operand {index} but the sizes don't match, "
+                    f"{extent} != {own[letter]}"
+                )
+        for letter, extent in own.items():
+            merged = _merged(sizes.get(letter), extent)
+            if merged is None:
                 raise RuntimeError(
                     f"einsum(): subscript {letter} has size {extent} for operand {index} which does not broadcast "
-                    f"with previously seen size {seen[letter]}"
+                    f"with previously seen size {sizes[letter]}"
                 )
+            sizes[letter] = merged
     if not arrow:  # implicit output: the letters used once, in alphabetical order
         counts = {c: left.count(c) for c in left if c.isalpha()}
         output = "".join(sorted(c for c, n in counts.items() if n == 1))
     for letter in output:  # (a ValueError of str.index came out later)
-        if letter not in seen:
+        if letter not in sizes:
             raise RuntimeError(
                 f"einsum(): output subscript {letter} does not appear in the equation for any input operand"
             )
         if output.count(letter) > 1:
             raise RuntimeError(f"einsum(): output subscript {letter} appears more than once in the output")
-    return inputs, output
+    return inputs, output, sizes
 
 
 def _diagonals(x: Tensor, letters: str) -> tuple:

@@ -115,6 +115,9 @@ EDGES = [
         RNG.random((3, 3)),
         RNG.random(3),
     ),
+    ("einsum of empty", lambda m, x, y: m.einsum("ij,jk->ik", x, y), np.zeros((2, 0)), np.zeros((0, 2))),
+    ("einsum ellipsis of empty", lambda m, x, y: m.einsum("...j,j->...", x, y), np.zeros((0, 3)), RNG.random(3)),
+    ("einsum extent 1 and 0", lambda m, x, y: m.einsum("bij,bjk", x, y), RNG.random((1, 2, 3)), np.zeros((0, 3, 2))),
     ("einsum batch of 1", lambda m, x, y: m.einsum("bij,bjk->bik", x, y), RNG.random((1, 2, 3)), RNG.random((3, 3, 2))),
     ("nll_loss of one sample", lambda m, x: m.nn.functional.nll_loss(x, m.tensor(1)), np.array([0.1, 0.2, 0.3])),
     (
@@ -166,7 +169,8 @@ def _zeroed_row(y):
 # view in nll_loss without reduction): values and gradients are compared, not the node name.
 COMPOSED_DIFFERENTLY = {
     "einsum outer", "einsum implicit", "einsum ellipsis", "einsum ellipsis broadcast", "einsum ellipsis summed",
-    "einsum ellipsis diagonal", "einsum batch of 1", "cross_entropy none",
+    "einsum ellipsis diagonal", "einsum batch of 1", "einsum of empty", "einsum ellipsis of empty",
+    "einsum extent 1 and 0", "cross_entropy none",
 }  # fmt: skip
 
 
@@ -232,6 +236,11 @@ ERRORS = [
     ("einsum two ellipses", lambda m: m.einsum("...i...", m.ones(3))),
     ("einsum lone dots", lambda m: m.einsum("..i", m.ones(3))),
     ("einsum ellipsis too few dims", lambda m: m.einsum("...ijk", m.ones(3, 3))),
+    ("einsum repeated subscript sizes", lambda m: m.einsum("ii->i", m.ones(1, 3))),
+    ("einsum two ellipses in the output", lambda m: m.einsum("i->...i...", m.ones(3))),
+    ("einsum a dot in the output", lambda m: m.einsum("...i->.", m.ones(3))),
+    ("einsum fewer operands", lambda m: m.einsum("i,i,i", m.ones(2), m.ones(2))),
+    ("einsum ellipsis of 0 and 5", lambda m: m.einsum("...ij,...jk", m.ones(0, 3, 4), m.ones(5, 4, 5))),
     ("unbind 0-d", lambda m: m.tensor(1.0).unbind()),
     ("diagonal of 1-d", lambda m: m.ones(3).diagonal()),
     ("view of a transpose", lambda m: m.ones(2, 3).t().view(6)),
