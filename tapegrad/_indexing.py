@@ -556,6 +556,8 @@ def change_view(view: Tensor, result: Tensor, label: str) -> Tensor:
         changed = _record.assigned(changed._tape, root, changed)
     writable(view._data)[...] = result._data
     _bump_version(view, label)
+    if result._tape is not None:
+        _record.checks_follow(view, result)  # (``v.exp_()`` then a change of v: exp's check fails)
     requires_grad = changed._requires_grad  # a captured constant changed under no_grad stays one
     gained = requires_grad and not root._requires_grad
     root._tape, root._row, root._requires_grad, root._grad_fn = changed._tape, changed._row, requires_grad, None

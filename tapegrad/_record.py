@@ -1356,22 +1356,35 @@ def _changed(tensor: Tensor, compute, label: str, recording) -> Tensor:
 def _save_storage_for(tensor: Tensor, result: Tensor) -> None:
     """After ``tensor`` took the row of ``result``, computed out of place and written back: where
     that row saved its own value (``relu_``, ``exp_``, ``sigmoid_``: their backward reads their
-    output), it reads ``tensor``'s storage from now on, at its version after the change, as
-    PyTorch saves the tensor itself. It had kept reading ``result``'s array: a later change of
-    the tensor (through ``.data``, ``.detach()`` or under no_grad) went unseen by its rule and by
-    every later op reading the row (``y.relu_(); y.data[0] = 2; (y * y).sum()`` differentiated
-    the old ``y[0]``, silently), and failed no version check where PyTorch's backward raises."""
-    tape, row = resolve(tensor), tensor._row
-    if tape.saved.get(row) is None or not tensor._data.flags.c_contiguous or tape.replay_values is not None:
-        return  # (a recording reads its rows' values from the replay, where this cannot differ)
-    if tape.saved[row] != address_of(result._data):
+    output), its version check follows ``tensor`` from now on, and it reads ``tensor``'s storage,
+    as PyTorch saves the tensor itself. It had kept reading ``result``'s array, unchecked: a
+    later change of the tensor (through ``.data``, ``.detach()`` or under no_grad) went unseen
+    by its rule and by every later op reading the row (``y.relu_(); y.data[0] = 2; (y *
+    y).sum()`` differentiated the old ``y[0]``, silently), and failed no version check where
+    PyTorch's backward raises. Two cases keep reading ``result``'s array, the version check
+    alone following the tensor: a storage that is not C-ordered (the backward reads a row's
+    value C-ordered by address; a change through ``.data`` then goes unseen), and a recording
+    (its replay computes its own values)."""
+    if not checks_follow(tensor, result) or not tensor._data.flags.c_contiguous:
         return
-    tape.keepalive.append(tensor._data)
-    tape.saved[row] = address_of(tensor._data)
-    counter = tensor._version_counter
+    tape = resolve(tensor)
+    if tape.replay_values is None and tape.saved.get(tensor._row) == address_of(result._data):
+        tape.keepalive.append(tensor._data)
+        tape.saved[tensor._row] = address_of(tensor._data)
+
+
+def checks_follow(tensor: Tensor, result: Tensor) -> bool:
+    """Where ``result``'s row saved its own value (checked against ``result``'s version), the
+    check follows ``tensor``, which now holds those values (written back by an in-place op;
+    ``tensor`` may be a view), at its current version; returns whether it did."""
+    tape, row = resolve(result), result._row
     entries = tape.versions.get(row)
-    if entries:
-        entries[:] = [(counter, counter[0], row) if entry[2] == row else entry for entry in entries]
+    own = result._version_counter
+    if not entries or own is None or not any(entry[2] == row and entry[0] is own for entry in entries):
+        return False
+    counter = tensor._version_counter
+    entries[:] = [(counter, counter[0], row) if entry[2] == row and entry[0] is own else entry for entry in entries]
+    return True
 
 
 def _past_hooked_view(tensor: Tensor, tape) -> Tensor:

@@ -491,6 +491,7 @@ class Tape:
         self.guards = dict(tape.guards)
         self.input_rows = np.array(input_rows, np.int64)
         self.output_rows = np.array(output_rows, np.int64)
+        self._modified = _modified_saves(tape, self.rows, self.aux, output_rows)
         self.input_specs = [(x._data.shape, x._data.dtype) for x in inputs]
         # Rows whose eager values were integers (held as float64 here): by their layout, which
         # the recording keyed by the numpy dtype.
@@ -1078,9 +1079,18 @@ class Tape:
                 seeds.append(np.asarray(values, np.float64).reshape(-1))
         return seeds[0] if len(seeds) == 1 else np.concatenate(seeds)
 
+    def _refuse_modified_saves(self) -> None:
+        """PyTorch's error where the recording changed in place a value a row's backward reads
+        (``y.exp_(); y.sigmoid_()``): eager backward raises it, so differentiating the replay
+        does, rather than return the gradient of other values. (Upfront, for a row that needs a
+        gradient, where eager raises on reaching it.)"""
+        if self.__dict__.get("_modified"):
+            raise RuntimeError(next(iter(self._modified.values())))
+
     def _backward(self, grad_outputs, argnums):
         if not self._forwarded:
             raise RuntimeError("call the tape (or value_and_grad) before backward")
+        self._refuse_modified_saves()
         seeds = self._seeds(grad_outputs)
         program = self._program
         positions = self._all_positions if argnums is None else self._positions(argnums)
@@ -1143,6 +1153,7 @@ class Tape:
                     return self._outputs(), self._backward(grad_outputs, argnums)
                 finally:
                     self._in_place_addresses = None  # (the caller's arrays: this call's only)
+            self._refuse_modified_saves()
             # A register program (a built one: not UNBUILT, not None), the short replay whose
             # Python is most of its time (a 1000-op chain's: 12 of 26 us): the steps below in one
             # frame, each check as the general path makes it.
@@ -1227,6 +1238,8 @@ class Tape:
         output_shapes = [self._shape(row) for row in self.output_rows]
         input_shapes = [shape for shape, _ in self.input_specs]
         with_grad = seeds is not None
+        if with_grad:
+            self._refuse_modified_saves()
         positions = self._positions(range(len(self.input_rows)) if argnums is None else argnums)
         # Gradient blocks only for the floating-point inputs asked for: filling the others with
         # zeros, slice by slice, wrote as much memory as the wanted ones' gradients.
@@ -1598,3 +1611,29 @@ def demo() -> None:
         f"replay forward+backward: {np.median(runs) * 1e6:.1f} us for {rows} rows "
         f"({np.median(runs) / rows * 1e9:.0f} ns per row)"
     )
+
+
+def _modified_saves(tape, rows: np.ndarray, aux: np.ndarray, output_rows) -> dict:
+    """{row: PyTorch's message} for the rows of a recording that a backward from its outputs
+    runs (they need a gradient, and an output reads them) and whose saved value was changed in
+    place after they saved it (``_refuse_modified_saves``); eager raises on reaching them."""
+    from .autograd.engine import _modified_message
+
+    if not tape.versions:
+        return {}
+    reached = np.zeros(len(rows), np.bool_)
+    for row in output_rows:
+        reached[row] = True
+    for row in range(len(rows) - 1, -1, -1):  # rows read only earlier rows
+        if reached[row] and not rows[row, OPCODE] & NO_GRAD:
+            for source in row_sources(row, *rows[row, :4], aux):
+                if source >= 0:
+                    reached[source] = True
+    found = {}
+    for consumer, entries in tape.versions.items():
+        if consumer < len(rows) and reached[consumer] and not rows[consumer, OPCODE] & NO_GRAD:
+            for entry in entries:
+                if entry[0][0] != entry[1]:
+                    found[consumer] = _modified_message(tape, entry, consumer)
+                    break
+    return found

@@ -516,6 +516,7 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         wanted = _wanted_non_leaf_rows(tape, collect) if collect is not None and calls else set()
         stops = _stops(hooked, calls, every)
         registrations = hook_registrations[0]
+        epoch = inplace_epoch[0]
         slot = functools.partial(_slot_or_none, tape, (grad32, grad64), offsets)
         while True:
             stop, hooked_rows = stops.pop(0)
@@ -546,6 +547,16 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
                 if check_nan:
                     check_rule(tape, stop, calls[stop].tensor_input_rows, slot, touched)
             start = stop
+            if inplace_epoch[0] != epoch:  # the Python just run changed a value in place
+                epoch = inplace_epoch[0]
+                # a value the rows still to run saved: their backward fails, as PyTorch's node
+                # would (checked before the sweep only, a hook's change was differentiated)
+                now = tape.modified_rows(stop + 1, epoch)
+                if now:
+                    changed = {**(changed or {}), **now}
+                    modified = np.array(modified)  # (``_unmodified``'s is shared)
+                    for consumer in now:
+                        modified[consumer] = needed is None or bool(needed[consumer])
             if hook_registrations[0] != registrations:  # the Python just run registered a hook
                 registrations = hook_registrations[0]
                 hooked = _hooked_rows(tape, stop)
