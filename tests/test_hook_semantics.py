@@ -973,3 +973,12 @@ def test_post_accumulate_grad_hooks_run_for_the_inputs_of_backward(call):
         tg.autograd.backward(loss, inputs=[a])
     assert calls == [("a", [3.0, 4.0])]
     assert b.grad is None
+
+
+def test_an_input_named_twice_in_backward_inputs_accumulates_once():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    calls = []
+    a.register_post_accumulate_grad_hook(lambda p: calls.append(p.grad.tolist()))
+    (a * b).sum().backward(inputs=[a, a])
+    assert a.grad.tolist() == [3.0, 4.0] and calls == [[3.0, 4.0]]

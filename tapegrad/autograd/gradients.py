@@ -30,6 +30,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     inputs = _as_tuple(inputs)
     if not inputs:
         raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    inputs = tuple({id(tensor): tensor for tensor in inputs}.values())  # each once, as PyTorch accumulates it
     for tensor in inputs:
         check_gradient_reaches(tensor, "backward(inputs=...)")
         if isinstance(tensor, Tensor) and not tensor._requires_grad:  # (PyTorch retains its gradient first)
