@@ -274,7 +274,7 @@ def _picked(input: Tensor, dim: int, k: int, keepdim: bool, nan_first: bool, nam
     return result_type(name_node(values, _PICKED_NODES[name]), indices)
 
 
-_PICKED_NODES = {"kthvalue": "KthvalueBackward0", "median": "MedianBackward1", "nanmedian": "NanmedianBackward1"}
+_PICKED_NODES = {"kthvalue": "KthvalueBackward0", "median": "MedianBackward1"}
 
 
 def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002

@@ -201,7 +201,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # no
     A, B = as_tensor(A), as_tensor(B)  # noqa: N806
     _check_square(A, "linalg.solve")
     if not left:
-        return solve(A.mT, B.mT).mT
+        return name_node(solve(A.mT, B.mT).mT, "LinalgSolveExBackward0")
     vector = B.dim() == 1 or (B.dim() == A.dim() - 1 and B.shape == A.shape[:-1])
     matrix_B = B.unsqueeze(-1) if vector else B  # noqa: N806
     if matrix_B.dim() < 2 or matrix_B.shape[-2] != A.shape[-1]:
@@ -259,7 +259,7 @@ def cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:  # noqa: N8
     non-square or integer input and ``LinAlgError`` naming the first leading minor that is not
     positive-definite. Differentiable (PyTorch's symmetrized gradient), to any order."""
     L = Cholesky.apply(_matrices(A, "linalg.cholesky"))  # noqa: N806
-    return L.mT if upper else L
+    return name_node(L.mT, "LinalgCholeskyExBackward0") if upper else L
 
 
 @with_out("linalg_cholesky_ex")

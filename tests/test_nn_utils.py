@@ -28,13 +28,15 @@ def test_the_infinity_norm_of_an_empty_gradient_raises():
     assert norm.item() == pytest.approx(5 * np.sqrt(3), rel=1e-6)
 
 
-def test_clipping_integer_gradients_by_value():
-    p = tg.zeros(2, dtype=tg.int64)
-    p.grad = tg.tensor([3, -4])
-    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type long int"):
-        tg.nn.utils.clip_grad_value_([p], 1.5)
-    tg.nn.utils.clip_grad_value_([p], 2)  # an integral clip value clamps
-    assert p.grad.tolist() == [2, -2]
+@pytest.mark.parametrize(("dtype", "name"), [(tg.int64, "long int"), (tg.int32, "int"), (tg.uint8, "unsigned char")])
+@pytest.mark.parametrize("clip", [1.5, 2])
+def test_clipping_integer_gradients_by_value_raises(dtype, name, clip):
+    """PyTorch clamps by ``float(clip_value)``: an integer gradient refuses it, whole or not."""
+    p = tg.zeros(2, dtype=dtype)
+    p.grad = tg.tensor([3, 4], dtype=dtype)
+    with pytest.raises(RuntimeError, match=f"result type Float can't be cast to the desired output type {name}$"):
+        tg.nn.utils.clip_grad_value_([p], clip)
+    assert p.grad.tolist() == [3, 4]
 
 
 @pytest.mark.parametrize(("vector", "name"), [([0.0, 1.0, 2.0], "list"), (np.arange(3.0), "numpy.ndarray")])
@@ -58,6 +60,10 @@ def test_pad_sequence_keeps_the_first_sequences_dtype_and_broadcasts_as_a_copy_w
         tg.nn.utils.rnn.pad_sequence([tg.ones(2, 3), tg.ones(2, 4)])
     with pytest.raises(RuntimeError, match="ArrayRef: invalid slice"):
         tg.nn.utils.rnn.pad_sequence([tg.tensor(1.0), tg.tensor(2.0)])
+    with pytest.raises(IndexError, match="Dimension specified as 0 but tensor has no dimensions"):
+        tg.nn.utils.rnn.pad_sequence([tg.ones(2), tg.tensor(1.0)])
+    with pytest.raises(RuntimeError, match=r"output with shape \[3, 1\] doesn't match the broadcast shape \[3, 3\]"):
+        tg.nn.utils.rnn.pad_sequence([tg.ones(2, 1), tg.ones(3, 3)])
 
 
 def test_weight_norm_of_a_dim_out_of_range_raises():

@@ -482,6 +482,8 @@ class Adadelta(Optimizer):
     _group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
     _step_is_tensor = True
 
+    _CAPTURE_DEVICES = "['cuda', 'xpu', 'hpu', 'privateuseone']"  # (PyTorch's list for it)
+
     def __init__(
         self,
         params,

@@ -74,6 +74,7 @@ class Optimizer:
     _step_is_tensor = False
     _steps_differentiably = False  # whether ``differentiable=True`` records the step (SGD)
     _CAPTURED = "params and state_steps"  # what PyTorch's refusal of ``capturable=True`` names
+    _CAPTURE_DEVICES = "['cuda', 'xpu', 'hpu', 'privateuseone', 'xla']"
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):
@@ -295,8 +296,7 @@ class Optimizer:
         if group.get("capturable") and any(parameter.grad is not None for parameter in group["params"]):
             # CUDA graphs' option: PyTorch refuses it for CPU parameters (tapegrad has no other)
             raise AssertionError(
-                f"If capturable=True, {self._CAPTURED} must be on supported devices: "
-                "['cuda', 'xpu', 'hpu', 'privateuseone', 'xla']."
+                f"If capturable=True, {self._CAPTURED} must be on supported devices: {self._CAPTURE_DEVICES}."
             )
         for parameter in group["params"]:
             if parameter.grad is not None:

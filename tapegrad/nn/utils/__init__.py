@@ -9,8 +9,11 @@ import numpy as np
 from ... import _factories
 from ...tensor import Tensor
 
-# PyTorch's C type names in its cast errors, by numpy kind (only int64's reaches them in practice)
-_C_TYPES = {"i": "long int", "u": "unsigned char", "b": "bool"}
+# PyTorch's C type names in its cast errors, by numpy dtype name
+_C_TYPES = {
+    "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+    "bool": "bool",
+}  # fmt: skip
 
 
 def _gradients(parameters) -> list:
@@ -78,11 +81,10 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     """Clamp every gradient of ``parameters`` to ``[-clip_value, clip_value]`` in place; follows
     ``torch.nn.utils.clip_grad_value_``."""
     for g in _gradients(parameters):
-        if g._data.dtype.kind in "biu" and not float(clip_value).is_integer():
-            raise RuntimeError(
-                f"result type Float can't be cast to the desired output type {_C_TYPES[g._data.dtype.kind]}"
-            )
-        np.clip(g._data, -clip_value, clip_value, out=g._data, casting="unsafe")
+        if g._data.dtype.kind in "biu":  # (PyTorch clamps by float(clip_value), whatever its value)
+            name = _C_TYPES.get(g._data.dtype.name, g._data.dtype.name)
+            raise RuntimeError(f"result type Float can't be cast to the desired output type {name}")
+        np.clip(g._data, -clip_value, clip_value, out=g._data)
 
 
 def parameters_to_vector(parameters) -> Tensor:

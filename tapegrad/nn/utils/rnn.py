@@ -171,17 +171,19 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     sequences = list(sequences)
     if not sequences:
         raise RuntimeError("received an empty list of sequences")
-    if any(s.dim() == 0 for s in sequences):
+    if sequences[0].dim() == 0:
         raise RuntimeError("ArrayRef: invalid slice, N = 1; size = 0")
+    if any(s.dim() == 0 for s in sequences):
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     trailing = tuple(sequences[0].shape[1:])
     for s in sequences[1:]:  # each is copied into a slice of the first one's shape, as PyTorch's
         target = (s.shape[0], *trailing)
         try:
-            fits = np.broadcast_shapes(target, tuple(s.shape)) == target
+            shape = np.broadcast_shapes(target, tuple(s.shape))
         except ValueError:
-            fits = False
-        if not fits:
-            raise broadcast_error(target, tuple(s.shape))
+            raise broadcast_error(target, tuple(s.shape)) from None
+        if shape != target:
+            raise RuntimeError(f"output with shape {list(target)} doesn't match the broadcast shape {list(shape)}")
     dtype = sequences[0].dtype  # the result takes the first sequence's dtype, as PyTorch's does
     sequences = [s if s.dtype == dtype else s.to(dtype) for s in sequences]
     sequences = [s if tuple(s.shape[1:]) == trailing else s.expand(s.shape[0], *trailing) for s in sequences]
