@@ -100,10 +100,13 @@ def _target_has_scalef(codegen) -> bool:
     """Whether the machine code ``codegen`` makes has AVX-512's ``vscalefps``/``vscalefpd``: its
     features (the host's, or NUMBA_CPU_FEATURES), else the CPU level numba was told to target
     (NUMBA_CPU_NAME with no features: ``python -m tapegrad._kernels.ship``'s x86-64-v4)."""
-    features = codegen._tm_features or ""
+    # (numba's private attributes: where a later numba lacks them, the answer is no, and the
+    # kernels build 2**n from its bits, as on any CPU without AVX-512)
+    features = getattr(codegen, "_tm_features", None) or ""
     if "+avx512f" in features.split(","):
         return True
-    return not features and codegen._get_host_cpu_name() in _SCALEF_CPUS
+    cpu_name = getattr(codegen, "_get_host_cpu_name", lambda: "")()
+    return not features and cpu_name in _SCALEF_CPUS
 
 
 _SCALEF_CPUS = frozenset(
