@@ -158,8 +158,12 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
         # Another dtype is ``data.to(dtype)``, on the graph as in PyTorch (a copy cut the
         # gradient of that branch, silently).
         return data if dtype is None or data.dtype == _dtypes.as_dtype(dtype) else data.to(dtype)
-    if isinstance(data, np.ndarray) and dtype is None and _shareable(data.dtype):
-        return from_numpy(data)
+    if (
+        isinstance(data, np.ndarray)
+        and (dtype is None or _dtypes.as_dtype(dtype).numpy == data.dtype)
+        and _shareable(data.dtype)
+    ):
+        return from_numpy(data)  # (its own dtype asked for: shared too, as PyTorch's)
     return tensor(data, dtype=dtype)
 
 
@@ -189,7 +193,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
             "given numpy array has byte order different from the native byte order. Conversion between byte "
             "orders is currently not supported."
         )
-    return _wrap(array)
+    return _wrap(array.view())  # the memory shared, not the array object (``a.shape = ...`` is the caller's)
 
 
 def _shape(size, dtype=np.float64) -> tuple:

@@ -166,19 +166,20 @@ def _set_data(self, value) -> None:
     """``x.data = values``: new values, which autograd does not see. Inside ``tapegrad.record``
     they are recorded as that (``_record.assigned``): a plain assignment left the tape with the
     old values, silently."""
-    data = value._data if isinstance(value, Tensor) else np.asarray(value)
+    if not isinstance(value, Tensor):  # (an array was kept as it came: another dtype under this one's name)
+        kind = type(value)
+        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+        raise TypeError(f"Variable data has to be a tensor, but got {name}")
+    data = value._data
     if self._requires_grad and data.dtype.kind not in "fc":  # (PyTorch's check, and message)
         raise RuntimeError("data set to a tensor that requires gradients must be floating point or complex dtype")
-    if active_recording() is not None and (
-        _tensor.on_tape(self) or (isinstance(value, Tensor) and _tensor.on_tape(value))
-    ):
+    if active_recording() is not None and (_tensor.on_tape(self) or _tensor.on_tape(value)):
         if data.shape != self._data.shape or data.dtype != self._data.dtype:
             raise NotImplementedError(
                 "tapegrad.record: x.data = values of another shape or dtype is not recorded; make a new tensor"
             )
-        source = value if isinstance(value, Tensor) else _wrap(data)
         with no_grad():
-            in_place(self, lambda t: source.detach().clone(), "Copy")
+            in_place(self, lambda t: value.detach().clone(), "Copy")
         return
     self._data = data
 

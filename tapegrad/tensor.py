@@ -608,7 +608,10 @@ def _read_only_in_recording(tensor: Tensor) -> np.ndarray:
         view = tensor._data.view()
         view.flags.writeable = False
         return view
-    return tensor._data
+    # A view: the memory is shared, the array object not (PyTorch's numpy() is a new array).
+    # Handed out, the tensor's own array took a caller's ``a.shape = ...`` or ``a.dtype = ...``:
+    # a parameter turned into another shape and dtype, and a backward read it in the old order.
+    return tensor._data.view()
 
 
 _DEEPCOPY_OF_A_NON_LEAF = (

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import tapegrad as tg
@@ -142,3 +143,31 @@ def test_the_legacy_constructor_of_a_recorded_value_is_a_guard():
     assert tape(tg.tensor([1.0, 2.0])).item() == 10.0
     with pytest.raises(tg.GuardError):
         tape(tg.tensor([3.0, 2.0]))
+
+
+def test_numpy_arrays_share_memory_not_the_array_object():
+    """``from_numpy``, ``as_tensor`` and ``numpy()`` share memory with an array, not the array
+    object: a caller's ``a.shape = ...`` or ``a.dtype = ...`` changed the tensor itself (a
+    parameter became another shape and dtype; a backward read it in the old order)."""
+    a = np.arange(6.0).reshape(2, 3)
+    t = tg.from_numpy(a)
+    a.shape = (3, 2)
+    assert t.shape == (2, 3)
+    a[0, 0] = 7.0  # the memory is shared
+    assert t[0, 0].item() == 7.0
+    w = tg.nn.Parameter(tg.ones(2, 4))
+    view = w.detach().numpy()
+    view.dtype = np.float64
+    assert w.shape == (2, 4) and w.dtype == tg.float32 and w.sum().item() == 8.0
+    b = np.arange(3.0, dtype=np.float32)
+    shared = tg.as_tensor(b, dtype=tg.float32)  # its own dtype: shared, as PyTorch's
+    b[0] = 5.0
+    assert shared[0].item() == 5.0
+
+
+@pytest.mark.parametrize(("value", "name"), [(np.ones(2), "numpy.ndarray"), ([1.0, 2.0], "list"), (3.0, "float")])
+def test_data_of_something_else_than_a_tensor_raises(value, name):
+    x = tg.zeros(2)
+    with pytest.raises(TypeError, match=f"Variable data has to be a tensor, but got {name}$"):
+        x.data = value
+    assert x.tolist() == [0.0, 0.0]

@@ -15,7 +15,7 @@ import numpy as np
 from .. import _device, _dtypes, _factories
 from .._grad_mode import is_grad_enabled, no_grad
 from .._record import to_arguments
-from ..tensor import Tensor, _check_can_require_grad, guard_reads
+from ..tensor import Tensor, _check_can_require_grad, _wrap, guard_reads
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
 from ._backward_hooks import BackwardHooks
@@ -538,7 +538,7 @@ class Module:
             for registry in (module._parameters, module._buffers):
                 for tensor in registry.values():
                     if tensor is not None and tensor.is_floating_point():
-                        tensor.data = tensor._data.astype(dtype.numpy)
+                        tensor.data = _wrap(tensor._data.astype(dtype.numpy))
                         if tensor.grad is not None:
                             tensor.grad = tensor.grad.to(dtype)
         return self
