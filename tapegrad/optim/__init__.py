@@ -63,8 +63,10 @@ def _buffer(state: dict, key: str, value: np.ndarray, c_ordered: bool = False) -
     if buffer.shape != value.shape:
         raise _size_mismatch(buffer.shape, value.shape)
     # (numpy's dtypes of a kind are one object: ``is`` answers first, in a tenth of the time)
-    if (buffer.dtype is not value.dtype and buffer.dtype != value.dtype) or (
-        c_ordered and not buffer.flags.c_contiguous
+    if (
+        (buffer.dtype is not value.dtype and buffer.dtype != value.dtype)
+        or (c_ordered and not buffer.flags.c_contiguous)
+        or not buffer.flags.writeable  # (loaded from read-only arrays: the update writes it)
     ):
         buffer = tensor._data = np.array(buffer, dtype=value.dtype, order="C" if c_ordered else "K")
     return buffer
@@ -103,6 +105,7 @@ def _fusable(value: np.ndarray, grad: np.ndarray) -> bool:
         and value.shape == grad.shape
         and value.flags.c_contiguous
         and grad.flags.c_contiguous
+        and value.flags.writeable  # (a read-only parameter: numpy's ValueError, not numba's typing error)
     )
 
 
