@@ -3,6 +3,8 @@ differences, and the table itself complete."""
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,9 @@ from .gradcheck import analytic_gradients, numeric_gradients, sample
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_gradient_matches_central_differences(case):
-    rng = np.random.default_rng(abs(hash(case.name)) % 2**32)
+    # (crc32, not hash(): str hashes change with each process, and so did the sample, which at
+    # random drew a nanmean input that was NaN everywhere, whose loss has no differences)
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     arrays = sample(rng, case.shapes, case.domain)
     with tg.no_grad():
         out_shape = case.call(*[tg.from_numpy(a) for a in arrays]).shape
