@@ -32,7 +32,19 @@ from . import _grad_mode as grad_mode
 from ._frames import user_code
 from ._record import _input_row
 from ._shared_storage import SharedStorage
-from ._tape import CODE_DTYPES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM, row_sources
+from ._tape import (
+    CODE_DTYPES,
+    IN0,
+    IN1,
+    IPARAM,
+    LAYOUT,
+    NO_GRAD,
+    OPCODE,
+    OPCODE_MASK,
+    PARAM,
+    inplace_epoch,
+    row_sources,
+)
 from ._tape import Tape as _RecordingTape
 from ._version import __version__
 from .autograd.engine import _keep_arenas, _spare_arenas, kernel_error, views_suffice
@@ -1619,7 +1631,9 @@ def _modified_saves(tape, rows: np.ndarray, aux: np.ndarray, output_rows) -> dic
     place after they saved it (``_refuse_modified_saves``); eager raises on reaching them."""
     from .autograd.engine import _modified_message
 
-    if not tape.versions:
+    # (no in-place change since the tape began: at once; the walk below is a loop over every row)
+    changed = tape.modified_rows(len(rows), inplace_epoch[0])
+    if not changed:
         return {}
     reached = np.zeros(len(rows), np.bool_)
     for row in output_rows:
@@ -1629,11 +1643,8 @@ def _modified_saves(tape, rows: np.ndarray, aux: np.ndarray, output_rows) -> dic
             for source in row_sources(row, *rows[row, :4], aux):
                 if source >= 0:
                     reached[source] = True
-    found = {}
-    for consumer, entries in tape.versions.items():
-        if consumer < len(rows) and reached[consumer] and not rows[consumer, OPCODE] & NO_GRAD:
-            for entry in entries:
-                if entry[0][0] != entry[1]:
-                    found[consumer] = _modified_message(tape, entry, consumer)
-                    break
-    return found
+    return {
+        consumer: _modified_message(tape, entry, consumer)
+        for consumer, entry in changed.items()
+        if reached[consumer] and not rows[consumer, OPCODE] & NO_GRAD
+    }
