@@ -33,9 +33,19 @@ def column_totals(x, width, out):
     """``out[j]`` = the sum of ``x[j::width]``, in float64, in ``out``'s dtype: a float32 sum
     over the leading dimensions (``mean(0)`` of a batch). numpy adds those row after row in
     float32 (its pairwise sum runs along the last dimension only): a (10^6, 4) mean was 1.3%
-    off; float64 over the rows keeps its digits at numpy's speed."""
+    off; float64 over the rows keeps its digits at numpy's speed. Four rows at a time, added
+    in float64 before the running sums: a load, an add and a store of each sum per row were most
+    of the loop (a (128, 512) sum over rows, 7.8 -> 4.7 us)."""
     sums = np.zeros(width, np.float64)
-    for i in range(len(x) // width):
+    rows = len(x) // width
+    for q in range(rows // 4):
+        r0 = x[(4 * q) * width : (4 * q + 1) * width]
+        r1 = x[(4 * q + 1) * width : (4 * q + 2) * width]
+        r2 = x[(4 * q + 2) * width : (4 * q + 3) * width]
+        r3 = x[(4 * q + 3) * width : (4 * q + 4) * width]
+        for j in range(width):
+            sums[j] += (np.float64(r0[j]) + np.float64(r1[j])) + (np.float64(r2[j]) + np.float64(r3[j]))
+    for i in range(rows - rows % 4, rows):
         row = x[i * width : (i + 1) * width]
         for j in range(width):
             sums[j] += row[j]
