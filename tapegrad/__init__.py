@@ -285,7 +285,7 @@ from .backends import (
     set_float32_matmul_precision,
     use_deterministic_algorithms,
 )
-from .tensor import Size, Tensor
+from .tensor import Size, Tensor, typename
 
 # numpy warns where PyTorch stays silent (log of a negative, 0/0, overflow in exp) and both give
 # the same values (nan, inf): warnings raised by tapegrad's own numpy calls are not shown. A

@@ -167,9 +167,7 @@ def _set_data(self, value) -> None:
     they are recorded as that (``_record.assigned``): a plain assignment left the tape with the
     old values, silently."""
     if not isinstance(value, Tensor):  # (an array was kept as it came: another dtype under this one's name)
-        kind = type(value)
-        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-        raise TypeError(f"Variable data has to be a tensor, but got {name}")
+        raise TypeError(f"Variable data has to be a tensor, but got {_tensor.typename(value)}")
     data = value._data
     if self._requires_grad and data.dtype.kind not in "fc":  # (PyTorch's check, and message)
         raise RuntimeError("data set to a tensor that requires gradients must be floating point or complex dtype")

@@ -675,6 +675,19 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     return tensor
 
 
+def typename(obj) -> str:
+    """A tensor's type name (``tapegrad.FloatTensor``), else the object's type or own name,
+    qualified by its module unless it is a builtin (``numpy.ndarray``, ``list``), as PyTorch's
+    error messages name them; follows ``torch.typename``."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    if hasattr(obj, "__qualname__") or hasattr(obj, "__name__"):
+        module, name = getattr(obj, "__module__", "") or "", getattr(obj, "__qualname__", None) or obj.__name__
+    else:
+        module, name = type(obj).__module__ or "", type(obj).__qualname__
+    return name if module in ("", "builtins") else f"{module}.{name}"
+
+
 def as_tensor(value, dtype=None) -> Tensor:
     """``value`` if it is a tensor, else a new one of its values (a number, a nested sequence,
     an array), as ``tapegrad.tensor(value, dtype=dtype)``. (It was the legacy ``Tensor(value,

@@ -272,3 +272,10 @@ def test_argwhere_msort_and_unravel_index():
         tg.unravel_index(tg.tensor([1.0]), (2, 3))
     with pytest.raises(ValueError, match="'shape' cannot have negative values"):
         tg.unravel_index(tg.tensor([1]), (2, -3))
+
+
+def test_typename_names_objects_as_pytorch_does():
+    assert tg.typename(tg.ones(2)) == "tapegrad.FloatTensor"
+    assert tg.typename(np.ones(2)) == "numpy.ndarray"
+    assert tg.typename([1.0]) == "list" and tg.typename(3.0) == "float" and tg.typename(int) == "int"
+    assert tg.typename(np.float32) == "numpy.float32"

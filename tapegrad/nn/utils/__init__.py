@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from ... import _factories
-from ...tensor import Tensor
+from ...tensor import Tensor, typename
 
 # PyTorch's C type names in its cast errors, by numpy dtype name
 _C_TYPES = {
@@ -99,9 +99,7 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     """Copy consecutive slices of ``vec`` into the parameters' values; follows
     ``torch.nn.utils.vector_to_parameters``."""
     if not isinstance(vec, Tensor):
-        kind = type(vec)
-        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-        raise TypeError(f"expected torch.Tensor, but got: {name}")
+        raise TypeError(f"expected torch.Tensor, but got: {typename(vec)}")
     position = 0
     for p in parameters:
         size = p._data.size
