@@ -335,6 +335,10 @@ class Tape:
     (25.0, [6.0, 8.0])
     """
 
+    # {row: PyTorch's message} where the recording changed a value a row saved (``_freeze``);
+    # none for a tape loaded from a file, which records nothing (read only)
+    _modified: dict = {}
+
     def __init__(self, fn, example_inputs, rerecord: bool = False):
         self._start(fn, len(example_inputs), rerecord)
         self._build(example_inputs)
@@ -1096,7 +1100,7 @@ class Tape:
         (``y.exp_(); y.sigmoid_()``): eager backward raises it, so differentiating the replay
         does, rather than return the gradient of other values. (Upfront, for a row that needs a
         gradient, where eager raises on reaching it.)"""
-        if self.__dict__.get("_modified"):
+        if self._modified:
             raise RuntimeError(next(iter(self._modified.values())))
 
     def _backward(self, grad_outputs, argnums):

@@ -9,12 +9,6 @@ import numpy as np
 from ... import _factories
 from ...tensor import Tensor, typename
 
-# PyTorch's C type names in its cast errors, by numpy dtype name
-_C_TYPES = {
-    "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
-    "bool": "bool",
-}  # fmt: skip
-
 
 def _gradients(parameters) -> list:
     if isinstance(parameters, Tensor):
@@ -82,8 +76,7 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     ``torch.nn.utils.clip_grad_value_``."""
     for g in _gradients(parameters):
         if g._data.dtype.kind in "biu":  # (PyTorch clamps by float(clip_value), whatever its value)
-            name = _C_TYPES.get(g._data.dtype.name, g._data.dtype.name)
-            raise RuntimeError(f"result type Float can't be cast to the desired output type {name}")
+            raise RuntimeError(f"result type Float can't be cast to the desired output type {g.dtype.c_name}")
         np.clip(g._data, -clip_value, clip_value, out=g._data)
 
 
