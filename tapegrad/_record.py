@@ -212,6 +212,23 @@ def _short_tape(a: Tensor, b) -> Tape | None:
     return tape_a
 
 
+def _into_recording(a: Tensor, b=None) -> bool:
+    """Whether an op on ``a`` (and ``b``) inside ``tapegrad.record`` may take the short path:
+    no mode is on but this thread's recording, and each input is a result of that recording
+    that requires grad. The short path then writes the rows the general one would (every input
+    has its row, each saved value its version check), which ``tests/test_record_paths.py``
+    compares."""
+    if _special_modes[0] != _recordings_active[0]:
+        return False
+    recording = _grad_state.recording
+    return (
+        recording is not None
+        and a._tape is recording
+        and a._requires_grad
+        and (b is None or (b._tape is recording and b._requires_grad))
+    )
+
+
 def _short_input(tape: Tape, tensor: Tensor, values) -> int:
     """The row of one input on the short path, saving ``values`` (the array the backward reads,
     or None) for it; -1 for a constant the backward never reads."""
@@ -396,7 +413,9 @@ def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
         out = op.forward(data)
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if _special_modes[0] == 0 and (op.derivative is None or data.size < PRECOMPUTED_DERIVATIVE_SIZE):
+    if (_special_modes[0] == 0 or _into_recording(x)) and (
+        op.derivative is None or data.size < PRECOMPUTED_DERIVATIVE_SIZE
+    ):
         if not x._requires_grad:
             return _wrap(out)
         entry = _ENTRIES[op.name]
@@ -921,9 +940,15 @@ def _operand_row(tape: Tape, tensor: Tensor, data: np.ndarray, out: np.ndarray, 
     recorded operand become hidden rows, so their gradients are cast back and summed over the
     broadcast dimensions by the same rules as explicit ``to`` and ``expand``.
     """
-    if tensor._tape is tape and data is tensor._data and data.shape == out.shape and tensor._base is None:
-        # The commonest operand inside a recording: a result on this tape, of the result's dtype
-        # and shape (a scalar graph's every operand), which needs its row and nothing else.
+    if (
+        tensor._tape is tape
+        and data is tensor._data
+        and data.shape == out.shape
+        and (tensor._base is None or tensor._version_counter[0] == tensor._seen_version)
+    ):
+        # The commonest operand inside a recording: a result on this tape (or a view of one, not
+        # changed in place since: unbind's pieces), of the result's dtype and shape (a scalar
+        # graph's every operand), which needs its row and nothing else.
         if saved:
             _save(tape, tensor._row, data)
         return tensor._row
@@ -969,7 +994,9 @@ def record(
     if not _locked and count_threads() > pool_threads[0]:  # ``_tape.exclusive``, inlined: every op's path
         with LOCK:
             return record(name, inputs, out, saved, iparam, param, True, aux)
-    if _special_modes[0] == 0 and 0 < len(inputs) <= 2:
+    if 0 < len(inputs) <= 2 and (
+        _special_modes[0] == 0 or _into_recording(inputs[0], inputs[1] if len(inputs) == 2 else None)
+    ):
         a = inputs[0]
         b = inputs[1] if len(inputs) == 2 else None
         if not (a._requires_grad or (b is not None and b._requires_grad)):
@@ -1539,11 +1566,52 @@ def _unary_methods() -> dict:
     return methods
 
 
+def _same_tape(entry: _Entry, a: Tensor, b: Tensor, tape: Tape) -> Tensor | None:
+    """``a <op> b`` for two results on ``tape`` (the caller checked: both requiring grad,
+    recorded eagerly or into this thread's recording), when they have one float dtype and one
+    shape, are below the elision's size, and neither is a view changed in place since (which
+    needs refreshing) nor are both transposes (``_binary`` computes those on their sources);
+    else None.
+
+    The commonest binary op of a graph (every one of a scalar graph's), recorded as
+    ``_binary``'s short path or, inside ``tapegrad.record``, ``_record_binary`` would, without
+    the tests for broadcasts, promotion and joins that cannot apply: they were 1 us of its
+    2.5 (``a + b`` of 0-d results)."""
+    if a._base is not None:
+        if a._version_counter[0] != a._seen_version or (b._base is not None and may_be_transposed(a)):
+            return None
+    if b._base is not None and b._version_counter[0] != b._seen_version:
+        return None
+    data_a, data_b = a._data, b._data
+    dtype = data_a.dtype
+    if data_b.dtype is not dtype or dtype.kind != "f" or data_a.shape != data_b.shape or data_a.nbytes >= ELIDE_BYTES:
+        return None
+    out = entry.forward(data_a, data_b)
+    if type(out) is not np.ndarray or out.dtype is not dtype:  # (numpy gives a scalar for 0-d inputs)
+        out = np.asarray(out, dtype)
+    if tape.n >= tape.collect_at and _special_modes[0] == 0:  # (a recording's tape is never collected)
+        tape.collect()  # may renumber rows: read below
+    row_a, row_b = a._row, b._row
+    row = tape.append(entry.opcode, row_a, row_b, 0, tape.layout(dtype, out.shape), 0.0)
+    result = _recorded(out, tape, row)
+    if entry.reads_a:  # (both take a gradient: neither operand's value goes unread)
+        _save(tape, row_a, data_a)
+        tape.track(row, row_a, a)
+    if entry.reads_b:
+        _save(tape, row_b, data_b)
+        tape.track(row, row_b, b)
+    if entry.reads_out:
+        _save(tape, row, out)
+        tape.track(row, row, result)
+    return result
+
+
 def _scalar_dunder(op: _ScalarOp, kind: str):
     """``x * 2.0`` and friends, with the common case inlined: a recorded tensor and a Python
     number. This is the whole per-op cost of a chain like the tutorial's, so it does one numpy
     call, one packed row append and one object creation, and nothing else."""
     opcode, forward, saves_input, saves_output = op.opcode, op.forward, op.saves_input, op.saves_output
+    entry = _ENTRIES[kind]
     new = object.__new__
     last = [(None, None, None)]  # (Python number, array dtype, the number as that dtype)
     # A ufunc takes the number as a 0-d array of the dtype in 480 ns where a numpy scalar took
@@ -1560,7 +1628,7 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
         if (
             (type(other) is _float or type(other) is _int)
             and tape is not None
-            and _special_modes[0] == 0
+            and (_special_modes[0] == 0 or _into_recording(self))  # (the same row either way)
             and tape.merged_into is None
             and self._requires_grad
             # A view whose storage changed in place since its row needs refreshing: general path.
@@ -1604,6 +1672,17 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
                 tape.track(row, row, result)
             return result
         if isinstance(other, Tensor):  # parameters too
+            if (
+                tape is not None
+                and other._tape is tape
+                and tape.merged_into is None
+                and self._requires_grad
+                and other._requires_grad
+                and (_special_modes[0] == 0 or _into_recording(self, other))
+            ):
+                result = _same_tape(entry, self, other, tape)
+                if result is not None:
+                    return result
             if _into or (not _locked and _temporary(self, other, kind)):
                 return _binary(kind, self, other, into_a=True)
             return _binary(kind, self, other)

@@ -115,6 +115,7 @@ _COLLECTS_UNDER = {
     ("_record.py", "_target"),
     ("_record.py", "_short_record"),
     ("_record.py", "_binary"),
+    ("_record.py", "_same_tape"),  # ``a * b`` of two results of one tape
     ("_record.py", "dunder"),  # a Tensor operator (``a + b``, ``y * 1.001``)
     ("_record.py", "_unary"),
     ("_record.py", "method"),  # ``x.tanh()``

@@ -16,6 +16,7 @@ from weakref import WeakSet
 import numpy as np
 
 from . import _dtypes
+from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._indexing import _positions, _scatter_rows
@@ -293,10 +294,14 @@ def _iterate(x: Tensor):
     if not shape:
         raise TypeError("iteration over a 0-d tensor")
     (step, strides), data = _row_geometry(shape), x._data
-    if x._requires_grad and x._base is None and _special_modes[0] == 0 and _grad_state.enabled:
-        tape = _short_tape(x, None)
-        if tape is not None:
-            return iter(_unbound_rows(x, tape, data, step, strides))
+    if x._requires_grad and x._base is None and _grad_state.enabled:
+        if _special_modes[0] == 0:
+            tape = _short_tape(x, None)
+            if tape is not None:
+                return iter(_unbound_rows(x, tape, data, step, strides))
+        elif _special_modes[0] == _recordings_active[0] and x._tape is not None and x._tape is _grad_state.recording:
+            # a result of this thread's recording (and no other mode on): recorded the same way
+            return iter(_unbound_rows(x, x._tape, data, step, strides))
     return iter(unbind(x, 0))
 
 

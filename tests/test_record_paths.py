@@ -37,7 +37,18 @@ def _layers(x, w1, b1, w2, b2):  # nn.Linear's weights: leaves of shape (out, in
     return F.linear(F.relu(F.linear(x, w1, b1)), w2, b2).square().mean()
 
 
-PROGRAMS = [_mlp, _classifier, _mixed, _layers]
+def _scalars(x, w1, b1, w2, b2):  # binary ops of two results on one tape (``_record._same_tape``)
+    h = (x @ w1 + b1).tanh()
+    a, b, c = list(h[0])[:3]  # 0-d views of a result
+    p = a * b - c / (a + 2.0)
+    q = (p * p + 1.0) ** (b - c) + p * a
+    row = h[1] * h[2] - h[3]  # 1-d views
+    d, e = list(row)[:2]  # views of a result (``_views._unbound_rows``)
+    f, g = list(F.softmax(tg.stack([a, b, c]), 0))[:2]  # a scalar graph's ops (``_record.record``)
+    return q * d / e + (row * row).sum() * (w2 @ b2).sum() + F.softplus(f).sin() * g
+
+
+PROGRAMS = [_mlp, _classifier, _mixed, _layers, _scalars]
 
 
 def _inputs(program, dtype):
@@ -46,6 +57,7 @@ def _inputs(program, dtype):
         _mlp: [(4, 3), (3, 5), (5,), (5, 2), (2,)],
         _classifier: [(4, 3), (3, 5), (5,), (5, 3), (3,)],
         _mixed: [(4, 3), (3, 5), (5,), (2, 3), (3,)],
+        _scalars: [(4, 3), (3, 5), (5,), (5, 2), (2,)],
         _layers: [(4, 3), (5, 3), (5,), (2, 5), (2,)],
     }[program]
     x = tg.tensor(rng.standard_normal(shapes[0]), dtype=dtype)
@@ -210,3 +222,68 @@ def test_a_number_operand_gives_numpys_bits_on_both_paths(dtype, shape):
         for name, result in got.items():
             assert result.dtype == dtype and result.shape == shape
             assert result.detach().numpy().tobytes() == np.asarray(expected[name]).tobytes(), name
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+def test_a_recording_takes_the_short_paths_and_records_the_same_rows(dtype, monkeypatch):
+    """Inside ``tapegrad.record`` two results of the recording combine through
+    ``_record._same_tape``, and iterating a result makes its rows through
+    ``_views._unbound_rows``, as eagerly; the rows, the value and the gradients are those of
+    the general paths they stand in for (taken while another special mode is on), and the
+    replay's equal the eager ones."""
+    from tapegrad import _record, _views
+
+    x, params = _inputs(_scalars, dtype)
+    arrays = [p.detach().numpy() for p in params]
+
+    def loss(w1, b1, w2, b2):
+        return _scalars(x, w1, b1, w2, b2)
+
+    calls = {"_same_tape": 0, "_unbound_rows": 0}
+    for module, name in ((_record, "_same_tape"), (_views, "_unbound_rows")):
+        original = getattr(module, name)
+
+        def counted(*args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(module, name, counted)
+    fast = tg.record(loss, *arrays)
+    assert calls["_same_tape"] >= 8 and calls["_unbound_rows"] == 2
+    before = dict(calls)
+    _grad_mode.special_modes[0] += 1
+    try:
+        general = tg.record(loss, *arrays)
+    finally:
+        _grad_mode.special_modes[0] -= 1
+    assert calls == before  # the general paths only
+    np.testing.assert_array_equal(fast.rows, general.rows)  # (a recording numbers its own layouts)
+    value, grads = fast.value_and_grad(*arrays)
+    general_value, general_grads = general.value_and_grad(*arrays)
+    assert value == general_value
+    eager = _scalars(x, *params)
+    eager.backward()
+    np.testing.assert_allclose(value, eager.detach().numpy(), rtol=1e-6)
+    for grad, other, param in zip(grads, general_grads, params):
+        np.testing.assert_array_equal(grad, other)
+        np.testing.assert_allclose(grad, param.grad.numpy(), rtol=2e-5 if dtype == tg.float32 else 1e-12)
+
+
+def test_a_view_changed_in_place_takes_the_general_path_and_its_new_value(monkeypatch):
+    """A view of a result whose storage changed in place since (under no_grad) is refreshed
+    before use, on the general path, not read at its old row: the gradient is PyTorch's."""
+    from tapegrad import _record
+
+    w = tg.tensor([0.5, 1.5], requires_grad=True)
+    h = w * 1.0
+    first, second = h[0], h[1]
+    with tg.no_grad():
+        h.mul_(3.0)
+    calls = []
+    original = _record._same_tape
+    monkeypatch.setattr(_record, "_same_tape", lambda *args: calls.append(original(*args)) or calls[-1])
+    product = first * second
+    assert calls == [None]  # it declined
+    np.testing.assert_allclose(product.item(), 1.5 * 4.5)
+    product.backward()
+    np.testing.assert_allclose(w.grad.numpy(), [4.5, 1.5])  # each factor's new value, as PyTorch's
