@@ -35,7 +35,7 @@ import numpy as np
 
 from ._frames import PACKAGE as _PACKAGE
 from ._frames import in_package
-from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, SHARED_LEAF_OPCODE
+from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, SHARED_LEAF_OPCODE, VIEW
 from ._threads import pool_threads
 
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
@@ -70,6 +70,8 @@ _NO_ROWS = np.zeros(0, np.bool_)
 _WHERE_OPCODE = next(code for code, op in enumerate(OPS) if op.name == "where")  # reads a mask row above
 _HAS_NO_BACKWARD = np.zeros(len(OPS), np.bool_)  # leaves and constants: rows no backward runs
 _HAS_NO_BACKWARD[[LEAF_OPCODE, CONSTANT_OPCODE, SHARED_LEAF_OPCODE]] = True
+# Views' rule scatters the gradient through strides and reads no value (``release_saved``).
+_READS_NO_VALUE = _HAS_NO_BACKWARD | np.array([op.family == VIEW for op in OPS])
 # Counts in-place changes anywhere. A tape whose saved values cannot have changed since it last
 # looked (no in-place change anywhere since) skips checking their versions at backward time.
 inplace_epoch = [0]
@@ -991,11 +993,14 @@ class Tape:
         n = self.n
         rows = self.rows_array()[:n]
         opcodes = rows[:, OPCODE] & OPCODE_MASK
-        pending = ~self.grown_freed()[:n] & ~_HAS_NO_BACKWARD[opcodes]
+        # (a view row left pending, the transpose a product read through its source
+        # (``Tape.bypassed``) or one nothing used, reads no value when it runs)
+        pending = ~self.grown_freed()[:n] & ~_READS_NO_VALUE[opcodes]
         if not pending.any():
-            # The commonest case, a backward that ran every row: nothing reads any saved value
-            # again. Working out which ones anyway (a dozen numpy calls) was 18 us of every
-            # backward of a step with 1 MB of gradients (``a.t() * b.t()`` at 128x512: 15%).
+            # The commonest case, a backward that ran every row that reads values: nothing reads
+            # any saved value again. Working out which ones anyway (a dozen numpy calls) was 18 us
+            # of every backward of a step with 1 MB of gradients (``a.t() * b.t()`` at 128x512:
+            # 15%), and as much again of ``h.t() @ c`` of a result ``h``, whose view stays pending.
             self._release([row for row in self.saved if row < n])
             return
         needed = pending.copy()

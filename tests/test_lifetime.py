@@ -189,6 +189,28 @@ def test_a_large_gradient_is_a_view_when_the_rest_of_the_arena_holds_one_number(
     np.testing.assert_array_equal(a.grad.numpy(), 3.0 * expected)
 
 
+def test_a_transpose_read_through_its_source_holds_no_arena_nor_saved_value():
+    """``h.t() @ c`` of a result ``h`` reads ``h`` in place (the view row stays on the tape,
+    never reached: ``Tape.bypassed``). Its unused slot does not count against handing the
+    leaves' gradients over as views of the arena, and the pending view, whose rule reads no
+    value, keeps no saved value alive after the backward: PyTorch frees them all."""
+    rng = np.random.default_rng(1)
+    a = tg.tensor(rng.standard_normal((128, 512)).astype(np.float32), requires_grad=True)
+    b = tg.tensor(rng.standard_normal((128, 512)).astype(np.float32), requires_grad=True)
+    c = tg.tensor(rng.standard_normal((128, 64)).astype(np.float32), requires_grad=True)
+    h = a * b
+    loss = (h.t() @ c).sum()
+    tape = tape_module.resolve(loss)
+    loss.backward()
+    assert a.grad._data.base is not None and a.grad._data.base is b.grad._data.base  # views of one arena
+    assert not tape.saved and not tape.keepalive
+    row_sums = np.ones((512, 64), np.float32) @ c.detach().numpy().T  # d loss / d h.t()
+    np.testing.assert_allclose(a.grad.numpy(), row_sums.T * b.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(c.grad.numpy(), h.detach().numpy() @ np.ones((512, 64), np.float32), rtol=1e-5)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        h.t().sum().backward()  # through the freed product, as PyTorch's
+
+
 def test_a_gradient_a_hook_keeps_holds_its_own_memory_only():
     """A hook's gradient is its own copy: kept across steps it must not keep each backward's
     whole gradient arena alive (a view of it held a large parameter's arena per step)."""

@@ -300,7 +300,7 @@ _COUNT_IDLE = 1 << 16
 
 
 def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray, rows=None, layouts=None, offsets=None,
-                  uniform=_NO_UNIFORM) -> bool:  # fmt: skip
+                  uniform=_NO_UNIFORM, touched=None) -> bool:  # fmt: skip
     """Whether gradients of ``size`` elements in a sweep's own arenas are handed over as views
     of them (a copy each cost ~15 us per 64K floats) rather than copied so that the arenas are
     freed: when they are at least half of what the arenas hold. A few small slots (the loss, its
@@ -309,13 +309,37 @@ def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray, rows=None, 
     number for all their elements (the sweep's ``uniform`` states over its ``rows``, laid out at
     ``offsets``: ``backward.idle_elements``): a sum's gradient, passed on through ``.t()`` or by
     ``mul``'s rule, left a slot of three or four unwritten, and ``relu(a.t()).sum()`` and
-    ``(a * b[0]).sum()`` at 512x1024 copied 2 MB gradients (a tenth of their steps)."""
+    ``(a * b[0]).sum()`` at 512x1024 copied 2 MB gradients (a tenth of their steps). Nor do
+    the slots of rows the sweep never reached (``touched``: ``_untouched_elements``)."""
     held = grad32.size + grad64.size
     if 2 * size + _SHARE_SLACK >= held:
         return True
-    if held < _COUNT_IDLE or not len(uniform):
+    if held < _COUNT_IDLE or rows is None:
         return False
-    return 2 * size + _SHARE_SLACK >= held - load_kernels("backward").idle_elements(rows, layouts, offsets, uniform)
+    idle = load_kernels("backward").idle_elements(rows, layouts, offsets, uniform) if len(uniform) else 0
+    if touched is not None:
+        idle += _untouched_elements(rows, layouts, offsets, touched)
+    return 2 * size + _SHARE_SLACK >= held - idle
+
+
+def _untouched_elements(rows: np.ndarray, layouts: np.ndarray, offsets: np.ndarray, touched: np.ndarray) -> int:
+    """Elements of the slots no row the sweep reached holds: a transpose that ops read through
+    its source (``Tape.bypassed``: ``h.t() @ c`` of a result ``h`` at 128x512 copied its three
+    leaves' gradients for the view's 64K unused elements), a branch no root reaches. A slot that
+    rows share (``shared_slots``) is idle only if none of them was reached."""
+    n = len(touched)
+    laid = offsets[:n] >= 0
+    unreached = laid & ~touched
+    if not unreached.any():
+        return 0
+    layout_ids = rows[:n, 4]
+    slots = offsets[:n] * 2 + layouts[layout_ids, 0]  # (arena code 0 float32, 1 float64)
+    busy = set(slots[laid & touched].tolist())
+    idle = {}
+    for slot, numel in zip(slots[unreached].tolist(), layouts[layout_ids[unreached], 1].tolist()):
+        if slot not in busy:
+            idle[slot] = max(numel, idle.get(slot, 0))
+    return sum(idle.values())
 
 
 # The last backward's gradient arenas, per thread, for the next backward to take when nothing
@@ -600,7 +624,7 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         if delivered is None:  # not this plan's tape after all: never seen, but never wrong
             delivered, size = _delivered(tape.leaves, _deliveries(tape, n_rows, offsets, touched))
         # The leaves' gradients: views of the arena, which this sweep made and nothing else holds.
-        share = views_suffice(size, grad32, grad64, arrays[0], arrays[2], offsets, uniform)
+        share = views_suffice(size, grad32, grad64, arrays[0], arrays[2], offsets, uniform, touched)
         for tensor, code, start, stop, shape in delivered:
             gradient = arenas[code][start:stop]
             if shape is not None:
