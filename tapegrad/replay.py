@@ -507,7 +507,7 @@ class Tape:
         self.guards = dict(tape.guards)
         self.input_rows = np.array(input_rows, np.int64)
         self.output_rows = np.array(output_rows, np.int64)
-        self._modified = _modified_saves(tape, self.rows, self.aux, output_rows)
+        self._modified = _modified_saves(tape, self.rows, self.aux, input_rows, output_rows)
         self.input_specs = [(x._data.shape, x._data.dtype) for x in inputs]
         # Rows whose eager values were integers (held as float64 here): by their layout, which
         # the recording keyed by the numpy dtype.
@@ -1629,20 +1629,31 @@ def demo() -> None:
     )
 
 
-def _modified_saves(tape, rows: np.ndarray, aux: np.ndarray, output_rows) -> dict:
-    """{row: PyTorch's message} for the rows of a recording that a backward from its outputs
-    runs (they need a gradient, and an output reads them) and whose saved value was changed in
-    place after they saved it (``_refuse_modified_saves``); eager raises on reaching them."""
+def _modified_saves(tape, rows: np.ndarray, aux: np.ndarray, input_rows, output_rows) -> dict:
+    """{row: PyTorch's message} for the rows of a recording that a backward from its outputs to
+    its inputs runs (they need a gradient, an output reads them, and they read an input) and
+    whose saved value was changed in place after they saved it (``_refuse_modified_saves``);
+    eager raises on reaching them. A row that leads only to a captured tensor (``g.exp()`` of a
+    parameter ``g`` the function closes over) is not among them: the replay differentiates its
+    inputs alone, as ``autograd.grad(loss, x)`` runs only the rows between ``x`` and ``loss``."""
     from .autograd.engine import _modified_message
 
-    # (no in-place change since the tape began: at once; the walk below is a loop over every row)
+    # (no in-place change since the tape began: at once; the walks below are loops over every row)
     changed = tape.modified_rows(len(rows), inplace_epoch[0])
     if not changed:
         return {}
+    reads_input = np.zeros(len(rows), np.bool_)
+    for row in input_rows:
+        reads_input[row] = True
+    for row in range(len(rows)):  # rows read only earlier rows
+        if not reads_input[row]:
+            reads_input[row] = any(
+                source >= 0 and reads_input[source] for source in row_sources(row, *rows[row, :4], aux)
+            )
     reached = np.zeros(len(rows), np.bool_)
     for row in output_rows:
         reached[row] = True
-    for row in range(len(rows) - 1, -1, -1):  # rows read only earlier rows
+    for row in range(len(rows) - 1, -1, -1):
         if reached[row] and not rows[row, OPCODE] & NO_GRAD:
             for source in row_sources(row, *rows[row, :4], aux):
                 if source >= 0:
@@ -1650,5 +1661,5 @@ def _modified_saves(tape, rows: np.ndarray, aux: np.ndarray, output_rows) -> dic
     return {
         consumer: _modified_message(tape, entry, consumer)
         for consumer, entry in changed.items()
-        if reached[consumer] and not rows[consumer, OPCODE] & NO_GRAD
+        if reached[consumer] and reads_input[consumer] and not rows[consumer, OPCODE] & NO_GRAD
     }

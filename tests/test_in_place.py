@@ -468,3 +468,25 @@ def test_a_recording_that_changes_a_saved_value_in_place_differentiates_as_eager
     assert tape(values).item() == pytest.approx(f(tg.tensor(values)).item())
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         tape.value_and_grad(values)
+
+
+def test_a_recording_differentiates_past_a_change_that_only_a_captured_tensors_rows_read():
+    """``r = g.exp(); r.tanh_()`` of a parameter ``g`` the function closes over changes exp's
+    saved result, which only ``g``'s gradient reads. The gradient of the inputs never runs that
+    rule, in PyTorch's ``autograd.grad(loss, x)``, eagerly and in the replay alike (which raised)."""
+    g = tg.tensor([0.5, -1.0], dtype=tg.float64, requires_grad=True)
+
+    def f(x):
+        r = g.exp()
+        r.tanh_()
+        return (x * r).sum()
+
+    values = np.array([1.0, 2.0])
+    expected = np.tanh(np.exp(g.detach().numpy()))
+    x = tg.tensor(values, requires_grad=True)
+    np.testing.assert_allclose(tg.autograd.grad(f(x), x)[0].numpy(), expected, rtol=1e-15)
+    value, (gradient,) = tg.record(f, values).value_and_grad(values * 3)
+    np.testing.assert_allclose(gradient.numpy(), expected, rtol=1e-15)
+    assert value.item() == pytest.approx(float((values * 3) @ expected))
+    per_slice = tg.func.vmap(tg.func.grad(f))(tg.tensor(np.stack([values, -values])))
+    np.testing.assert_allclose(per_slice.detach().numpy(), [expected] * 2)
