@@ -214,6 +214,24 @@ class inference_mode(no_grad):  # noqa: N801
         return inference_mode(self._active)
 
 
+class differentiating:  # noqa: N801 - a context manager, as the modes above
+    """Grad mode on for tapegrad's own differentiation (``tapegrad.func``'s transforms,
+    ``tapegrad.record``), also inside ``inference_mode``, whose blocks are suspended meanwhile:
+    ``torch.func.grad`` differentiates there, where ``enable_grad`` changes nothing, and every
+    transform returned zero gradients."""
+
+    def __enter__(self):
+        self._inference = state.inference
+        state.inference = 0
+        self._grad = enable_grad()
+        self._grad.__enter__()
+
+    def __exit__(self, *exc_info):
+        self._grad.__exit__(*exc_info)
+        state.inference = self._inference
+        return False
+
+
 def is_inference_mode_enabled() -> bool:
     """Whether an ``inference_mode()`` block is active in this thread; follows
     ``torch.is_inference_mode_enabled``."""

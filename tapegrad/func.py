@@ -176,7 +176,7 @@ _state = _State()
 class _Deeper:
     def __enter__(self):
         grad_mode.state.transforms += 1
-        self._grad = grad_mode.enable_grad()
+        self._grad = grad_mode.differentiating()
         self._grad.__enter__()
 
     def __exit__(self, *exc_info):

@@ -424,7 +424,7 @@ class Tape:
         grad_mode.recordings_active[0] += 1
         grad_mode.special_modes[0] += 1
         try:
-            with grad_mode.enable_grad():
+            with grad_mode.differentiating():
                 result = self._fn(*inputs)
             self.single_output = isinstance(result, Tensor)
             outputs = (result,) if self.single_output else tuple(result)

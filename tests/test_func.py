@@ -667,3 +667,36 @@ def test_vmap_may_change_a_view_of_its_input_in_place():
     x = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
     assert vmap(lambda row: row[0].mul_(2))(x).tolist() == [2.0, 6.0]
     assert x.tolist() == [[2.0, 2.0], [6.0, 4.0]]
+
+
+@pytest.mark.parametrize("mode", [tg.no_grad, tg.inference_mode, lambda: tg.set_grad_enabled(False)])
+def test_transforms_and_recordings_differentiate_whatever_the_grad_mode(mode):
+    """torch.func's transforms differentiate under no_grad and inside inference_mode too;
+    inside inference_mode (where enable_grad changes nothing) every transform and a recording's
+    gradient came out zero."""
+
+    def f(x):
+        return (x * x.sin()).sum()
+
+    x = tg.tensor([0.5, -1.0, 2.0], dtype=tg.float64)
+    expected = {
+        "grad": grad(f)(x).numpy(),
+        "vmap": vmap(grad(f))(tg.stack([x, 2 * x])).numpy(),
+        "jacrev": jacrev(f)(x).numpy(),
+        "hessian": hessian(f)(x).numpy(),
+        "vjp": vjp(f, x)[1](tg.tensor(1.0, dtype=tg.float64))[0].numpy(),
+        "record": tg.record(f, x.numpy()).value_and_grad(x.numpy())[1][0].numpy(),
+    }
+    assert np.abs(expected["grad"]).min() > 0.05  # (nothing zero to hide a zero gradient)
+    with mode():
+        got = {
+            "grad": grad(f)(x).numpy(),
+            "vmap": vmap(grad(f))(tg.stack([x, 2 * x])).numpy(),
+            "jacrev": jacrev(f)(x).numpy(),
+            "hessian": hessian(f)(x).numpy(),
+            "vjp": vjp(f, x)[1](tg.tensor(1.0, dtype=tg.float64))[0].numpy(),
+            "record": tg.record(f, x.numpy()).value_and_grad(x.numpy())[1][0].numpy(),
+        }
+        assert not tg.is_grad_enabled()  # and the mode is the caller's again after each
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-12, err_msg=name)
