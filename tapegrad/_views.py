@@ -16,7 +16,6 @@ from weakref import WeakSet
 import numpy as np
 
 from . import _dtypes
-from ._grad_mode import recordings_active as _recordings_active
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._indexing import _positions, _scatter_rows
@@ -30,6 +29,7 @@ from ._record import (
     MULTI_OUTPUT,
     NO_GRAD_MODE,
     _input_row,
+    _into_recording,
     _opcode,
     _operand_row,
     _short_tape,
@@ -299,8 +299,7 @@ def _iterate(x: Tensor):
             tape = _short_tape(x, None)
             if tape is not None:
                 return iter(_unbound_rows(x, tape, data, step, strides))
-        elif _special_modes[0] == _recordings_active[0] and x._tape is not None and x._tape is _grad_state.recording:
-            # a result of this thread's recording (and no other mode on): recorded the same way
+        elif _into_recording(x):  # a result of this thread's recording: recorded the same way
             return iter(_unbound_rows(x, x._tape, data, step, strides))
     return iter(unbind(x, 0))
 
