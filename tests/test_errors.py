@@ -447,6 +447,52 @@ CASES = {
         RuntimeError,
         "multi_dot(): tensor 1 must be 2D but got 1D",
     ),
+    # (found by a hunt against PyTorch, 2026-12-06: an empty result, a ZeroDivisionError, a loss
+    # of broadcast shapes, IndexError, a silently empty bag, a gradient PyTorch has none of)
+    "interpolate: an output size of 0": (
+        lambda m: m.nn.functional.interpolate(m.zeros(1, 1, 6, 5), size=(0, 3)),
+        RuntimeError,
+        "Input and output sizes should be greater than 0, but got input (H: 6, W: 5) output (H: 0, W: 3)",
+    ),
+    "interpolate: a negative scale, 1-d": (
+        lambda m: m.nn.functional.interpolate(m.zeros(1, 1, 6), scale_factor=-1.0),
+        RuntimeError,
+        "Input and output sizes should be greater than 0, but got input (W: 6) and output (W: -6)",
+    ),
+    "gaussian_nll_loss: a variance of another size": (
+        lambda m: m.nn.functional.gaussian_nll_loss(m.zeros(3, 4), m.zeros(3, 4), m.ones(3, 2)),
+        ValueError,
+        "var is of incorrect size",
+    ),
+    "triplet_margin_loss: inputs of different dimensions": (
+        lambda m: m.nn.functional.triplet_margin_loss(m.ones(3, 4), m.zeros(3, 4), m.ones(4)),
+        RuntimeError,
+        "The anchor, positive, and negative tensors are expected to have the same number of dimensions, but got: "
+        "anchor 2D, positive 2D, and negative 1D inputs",
+    ),
+    "multi_margin_loss: a weight that requires grad": (
+        lambda m: m.nn.functional.multi_margin_loss(
+            m.ones(3, 4, requires_grad=True), m.tensor([0, 1, 2]), weight=m.ones(4, requires_grad=True)
+        ),
+        RuntimeError,
+        "The function 'multi_margin_loss' is not differentiable with respect to argument 'weight'.",
+    ),
+    "adaptive_max_pool2d: an empty plane": (
+        lambda m: m.nn.functional.adaptive_max_pool2d(m.zeros(1, 1, 0, 4), (2, 2)),
+        RuntimeError,
+        "adaptive_max_pool2d(): Expected input to have non-zero size for non-batch dimensions, but input has sizes "
+        "[1, 1, 0, 4] with dimension 2 being empty",
+    ),
+    "embedding_bag: an index out of range": (
+        lambda m: m.nn.functional.embedding_bag(m.tensor([0, 7]), m.zeros(5, 3), m.tensor([0])),
+        RuntimeError,
+        "Index 1 of input takes value 7 which is not in the valid range [0, 5)",
+    ),
+    "embedding_bag: an offset past the input": (
+        lambda m: m.nn.functional.embedding_bag(m.tensor([0, 1, 2]), m.zeros(5, 3), m.tensor([0, 5])),
+        RuntimeError,
+        "offsets[-1] can not be greater than input's length 3 but got offsets[-1] of 5",
+    ),
 }
 
 

@@ -170,6 +170,12 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     (with ``swap``, the smaller of d(anchor, negative) and d(positive, negative)), reduced;
     follows ``torch.nn.functional.triplet_margin_loss``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
+    dims = (anchor.dim(), positive.dim(), negative.dim())
+    if len(set(dims)) > 1:  # (pairwise_distance broadcast them into a loss)
+        raise RuntimeError(
+            "The anchor, positive, and negative tensors are expected to have the same number of dimensions, but got: "
+            f"anchor {dims[0]}D, positive {dims[1]}D, and negative {dims[2]}D inputs"
+        )
     near = pairwise_distance(anchor, positive, p, eps)
     far = pairwise_distance(anchor, negative, p, eps)
     if swap:

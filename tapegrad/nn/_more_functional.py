@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from .._grad_mode import refuses_gradient
 from .._indexing import index_select
 from .._record import name_node
 from .._selection import where
@@ -80,6 +81,12 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
         raise RuntimeError(f"adaptive_max_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
     shape = tuple(input.shape)
     height, width = shape[-2:]
+    for dim in range(input.dim() - 2, input.dim()):
+        if shape[dim] == 0:
+            raise RuntimeError(
+                "adaptive_max_pool2d(): Expected input to have non-zero size for non-batch dimensions, but input has "
+                f"sizes {list(shape)} with dimension {dim} being empty"
+            )
     sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
     out = tuple(int(e if s is None else s) for s, e in zip(sizes, (height, width)))
     windows = []
@@ -220,6 +227,17 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         sizes = tuple(int(math.floor(e * s)) for e, s in zip(extents, scales))
         if recompute_scale_factor:
             scales = (None,) * spatial
+    if min(extents) <= 0 or min(sizes) <= 0:  # (an empty result, or a ZeroDivisionError, here)
+        names = ("D", "H", "W")[3 - spatial :]
+
+        def shown(values):
+            return ", ".join(f"{name}: {value}" for name, value in zip(names, values))
+
+        joint = " and" if spatial == 1 else ""  # (PyTorch's 1-d message has it; the others not)
+        raise RuntimeError(
+            f"Input and output sizes should be greater than 0, but got input ({shown(extents)}){joint} output "
+            f"({shown(sizes)})"
+        )
     resampled = [*input.shape[:2], *sizes]
     if math.prod(resampled) * input._data.itemsize >= 2**63:  # (resampled a dimension at a time,
         # the first step alone allocated tens of GB before anything failed)
@@ -432,9 +450,13 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, ep
     variance clamped below at ``eps`` for the value only (its gradient passes as PyTorch's);
     ``var`` of ``input``'s shape, one fewer dimension, or a last dimension of 1. Follows
     ``torch.nn.functional.gaussian_nll_loss``."""
-    var = as_tensor(var) if not isinstance(var, (int, float)) else _wrap(np.full((), var, input._data.dtype))
-    if var.dim() == input.dim() - 1 and tuple(var.shape) == tuple(input.shape[:-1]):
+    scalar = isinstance(var, (int, float))
+    var = _wrap(np.full((), var, input._data.dtype)) if scalar else as_tensor(var)
+    shape, wanted = tuple(var.shape), tuple(input.shape)
+    if shape == wanted[:-1]:  # one variance per sample: along the last dimension, broadcast
         var = var.unsqueeze(-1)
+    elif not scalar and shape != wanted and not (shape[:-1] == wanted[:-1] and shape[-1:] == (1,)):
+        raise ValueError("var is of incorrect size")  # (PyTorch's; the broadcast failed later with another)
     if (var < 0).any():
         raise ValueError("var has negative entry/entries")
     # The clamp without its gradient, as PyTorch's clamp_ under no_grad of a clone: a select, not
@@ -454,6 +476,11 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     Follows ``torch.nn.functional.multi_margin_loss``."""
     if p not in (1, 2):
         raise ValueError("only p == 1 and p == 2 supported")
+    if refuses_gradient(weight):  # (PyTorch's kernel has no derivative for it)
+        raise RuntimeError(
+            "The function 'multi_margin_loss' is not differentiable with respect to argument 'weight'. This input "
+            "cannot have requires_grad True."
+        )
     reduction = _legacy_reduction(size_average, reduce, reduction)
     x = input.unsqueeze(0) if input.dim() == 1 else input
     labels = as_tensor(target).reshape(-1)

@@ -188,11 +188,21 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm=None, norm_type:
                 "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from position 0. "
                 f"However, got {starts[0]}"
             )
+        if starts.size and starts[-1] > indices.size:  # (an empty last bag, silently)
+            raise RuntimeError(
+                f"offsets[-1] can not be greater than input's length {indices.size} but got offsets[-1] of {starts[-1]}"
+            )
         if include_last_offset:
             starts = starts[:-1]
         flat = indices
     else:
         raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {indices.ndim}")
+    outside = np.flatnonzero((flat < 0) | (flat >= weight.shape[0]))
+    if outside.size:  # (numpy's IndexError, or a row counted from the end)
+        at = int(outside[0])
+        raise RuntimeError(
+            f"Index {at} of input takes value {flat[at]} which is not in the valid range [0, {weight.shape[0]})"
+        )
     guard_reads("embedding_bag()", input, offsets)  # which rows fall in which bag
     bags, dim = starts.size, weight.shape[1]
     kept = np.arange(flat.size) if padding_idx is None else np.flatnonzero(flat != padding_idx % weight.shape[0])
