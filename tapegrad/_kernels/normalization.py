@@ -62,15 +62,28 @@ def dot(x, y):
     return result
 
 
-@reduction
+@inline
 def exp_shifted(x, out, shift):
-    """out = exp(x - shift), returning sum(out), summed in the arrays' dtype: converting each
-    float32 to float64 halved the speed, and eight or sixteen vector lanes keep the digits."""
-    result = out.dtype.type(0.0)
+    """out = exp(x - shift), returning sum(out) (``own_total``).
+
+    Two loops, not one: a loop that stores into ``out`` while it sums needs LLVM's run-time
+    check that ``out`` does not overlap ``x`` ahead of it, and took its vector path (the sum
+    reassociated into lanes) or its scalar one (in order) by where numpy had put the two arrays:
+    the same softmax came out 1-2 ulp apart from one call to the next (a 4-element one in 1 run
+    of 6 of the suite, whose replay-equals-eager test compares bits). The sum of ``out`` alone
+    reads one array: no check, one order for each length."""
     for k in range(len(x)):
-        value = vmath.exp(x[k] - shift)
-        out[k] = value
-        result += value
+        out[k] = vmath.exp(x[k] - shift)
+    return own_total(out)
+
+
+@reduction
+def own_total(x):
+    """sum(x), in x's dtype, in any order (vectorized): converting each float32 to float64
+    halved a softmax's speed, and eight or sixteen vector lanes keep the digits."""
+    result = x.dtype.type(0.0)
+    for k in range(len(x)):
+        result += x[k]
     return result
 
 
