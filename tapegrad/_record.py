@@ -1576,7 +1576,8 @@ def _same_tape(entry: _Entry, a: Tensor, b: Tensor, tape: Tape) -> Tensor | None
     The commonest binary op of a graph (every one of a scalar graph's), recorded as
     ``_binary``'s short path or, inside ``tapegrad.record``, ``_record_binary`` would, without
     the tests for broadcasts, promotion and joins that cannot apply: they were 1 us of its
-    2.5 (``a + b`` of 0-d results)."""
+    2.5 (``a + b`` of 0-d results). Its last lines are ``_short_record``'s, inlined: calling it
+    (and ``_short_input`` twice) cost 0.3-0.6 us of the 2.8-3.8 an op, alternated."""
     if a._base is not None:
         if a._version_counter[0] != a._seen_version or (b._base is not None and may_be_transposed(a)):
             return None
