@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import subprocess
 import sys
@@ -1530,3 +1531,57 @@ def test_ops_on_a_recordings_outputs_after_it_ended():
     tape = tg.record(lambda x: x * 2, np.ones(3))
     result = tape.outputs[0] * tg.tensor(2.0, requires_grad=True)
     np.testing.assert_array_equal(result.detach().numpy(), [4.0, 4.0, 4.0])
+
+
+def _collections_during(f, *example_inputs):
+    """(full collections while ``f`` ran inside ``tg.record``, whether the collector ran again
+    after it): ``gc.callbacks`` sees every collection, automatic or asked for."""
+    seen = []
+
+    def note(phase, info):
+        if phase == "start":
+            seen.append(info["generation"])
+
+    def recorded(*inputs):
+        start = len(seen)  # (the recording's own set-up may collect before the function runs)
+        # Enough surviving containers that the collector, if it ran, would reach generation 2.
+        keep = [[i] for i in range(200_000)]
+        out = f(*inputs)
+        during.extend(seen[start:])
+        del keep
+        return out
+
+    during = []
+    gc.callbacks.append(note)
+    try:
+        tg.record(recorded, *example_inputs)
+        garbage = [[]]
+        garbage[0].append(garbage)  # a cycle, for the resumed collector to find
+        del garbage
+        gc.collect()
+    finally:
+        gc.callbacks.remove(note)
+    return during, len(seen) > len(during)
+
+
+def test_a_recording_runs_no_garbage_collection_and_resumes_it_after():
+    assert gc.isenabled()
+    during, after = _collections_during(lambda x: (x * 2).sum(), np.ones(3))
+    assert during == []
+    assert after and gc.isenabled()
+
+
+def test_a_recording_leaves_a_disabled_collector_disabled_and_an_error_restores_it():
+    gc.disable()
+    try:
+        tg.record(lambda x: x.sum(), np.ones(2))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def fails(x):
+        raise ValueError("in the recorded function")
+
+    with pytest.raises(ValueError, match="in the recorded function"):
+        tg.record(fails, np.ones(2))
+    assert gc.isenabled()
