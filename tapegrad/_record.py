@@ -32,6 +32,8 @@ from ._kernels import load as load_kernels
 from ._kernels.expressions import zero_through
 from ._kernels.rules import CROSS_READS, PERIOD_BITS
 from ._ops import BY_NAME, OPCODE, OPS, SCALAR, UNARY
+from ._pending_views import PendingView, replaced, settle
+from ._pending_views import bypass as _bypass_pending
 from ._shapes import broadcast_strides
 from ._tape import (
     DTYPE_CODES,
@@ -188,6 +190,8 @@ _ENTRIES = {op.name: _Entry(op) for op in OPS}
 def _short_tape(a: Tensor, b) -> Tape | None:
     """The tape an eager op on ``a`` (and ``b``, or None) appends to, when the short path
     applies to both; after it, an input with a tape is a recorded result on this one."""
+    if type(a) is PendingView or type(b) is PendingView:
+        return _settling_tape(a, b)
     tape_a = a._tape
     if tape_a is not None:
         if not a._requires_grad or (a._base is not None and a._version_counter[0] != a._seen_version):
@@ -210,6 +214,25 @@ def _short_tape(a: Tensor, b) -> Tape | None:
     if tape_a.n >= tape_a.collect_at:
         tape_a.collect()  # may renumber rows: the caller reads them only after this returns
     return tape_a
+
+
+def _settling_tape(a: Tensor, b) -> Tape | None:
+    """``_short_tape`` where ``a`` or ``b`` is a pending view (``_pending_views``): the other
+    operand's tape, or a new one, with the pending views' rows written on it."""
+    if (type(a) is PendingView and replaced(a)) or (type(b) is PendingView and replaced(b)):
+        return None  # (the general path records such a view on a tape of its own)
+    other = b if type(a) is PendingView else a
+    if other is None or type(other) is PendingView:
+        tape = Tape()
+    else:
+        tape = _short_tape(other, None)
+        if tape is None:  # (the general path then records the views on tapes of their own)
+            return None
+    if type(a) is PendingView:
+        settle(a, tape)
+    if type(b) is PendingView:  # (``a`` itself, settled above, in ``a * a``)
+        settle(b, tape)
+    return tape
 
 
 def _into_recording(a: Tensor, b=None) -> bool:
@@ -656,6 +679,8 @@ def _transposed_source(x: Tensor) -> Tensor | None:
     back into its source (``a.t() * b.t()`` at 128x512: 3-4x PyTorch's time)."""
     base = x._base
     data = x._data
+    if type(x) is PendingView and _special_modes[0] == 0:  # a transpose of a leaf, and no row yet
+        return _pending_source(x, base, data)
     if (
         not may_be_transposed(x)
         or x._tape is None  # a view made a leaf (requires_grad_() on it): its gradient is its own
@@ -689,10 +714,31 @@ def _transposed_source(x: Tensor) -> Tensor | None:
     return base
 
 
+def _pending_source(x: Tensor, base: Tensor, data: np.ndarray) -> Tensor | None:
+    """``_transposed_source`` of a pending view: its leaf, under the same conditions, where no
+    row can differ (the view is of the leaf itself, and has no hooks: those settle it)."""
+    if (
+        not may_be_transposed(x)
+        or x._version_counter[0] != x._seen_version
+        or x._hooks is not None
+        or x._retains_grad
+        or not base._requires_grad
+    ):
+        return None
+    source = base._data
+    if source.shape != data.shape[::-1] or source.strides != data.strides[::-1] or not source.flags.c_contiguous:
+        return None
+    if not (data.base is source and source.base is None) and address_of(source) != data.__array_interface__["data"][0]:
+        return None  # (``.data`` replaced since: the view reads the old storage)
+    return base
+
+
 def _bypass(*views: Tensor) -> None:
     """Note that ops read ``views`` through their sources (``Tape.bypassed``)."""
     for view in views:
-        if view._tape is not None:
+        if type(view) is PendingView:
+            _bypass_pending(view)
+        elif view._tape is not None:
             tape = resolve(view)
             if tape.bypassed is None:
                 tape.bypassed = set()
@@ -1875,6 +1921,21 @@ def install_methods() -> None:
     Tensor.div = Tensor.divide = Tensor.__truediv__
     Tensor.pow = Tensor.__pow__
     Tensor.square = _square
+    # A pending view's operators take the paths that record it on the op's own tape (the
+    # reflected ones run first, for ``h * w.t()``, as the subclass's); Tensor's read its tape.
+    for name, kind in (
+        ("__add__", "add"), ("__radd__", "add"), ("__sub__", "sub"), ("__rsub__", "rsub"),
+        ("__mul__", "mul"), ("__rmul__", "mul"), ("__truediv__", "div"), ("__rtruediv__", "rdiv"),
+    ):  # fmt: skip
+        setattr(PendingView, name, _pending_operator(kind, name))
+
+
+def _pending_operator(kind: str, name: str):
+    def operator(self, other):
+        return _arith(kind, self, other)
+
+    operator.__name__ = name
+    return operator
 
 
 install_methods()

@@ -25,6 +25,7 @@ from ._indexing import pick as _pick
 from ._indexing import sequence_as_tuple as _sequence_as_tuple
 from ._indexing import split_key as _split_key
 from ._ops import BY_NAME
+from ._pending_views import pending_view
 from ._record import (
     MULTI_OUTPUT,
     NO_GRAD_MODE,
@@ -193,7 +194,11 @@ def permute(x: Tensor, dims) -> Tensor:
 
 def _permuted(name: str, x: Tensor, order: tuple, onto=None) -> Tensor:
     own = contiguous_strides(x._data.shape)
-    return _record_view(name, x, x._data.transpose(order), 0, tuple(own[k] for k in order), onto)
+    out = x._data.transpose(order)
+    strides = tuple(own[k] for k in order)
+    if onto is None and _special_modes[0] == 0 and x._requires_grad and x._base is None and x._tape is None:
+        return pending_view(name, x, out, strides)  # a leaf's: recorded by the op that reads it
+    return _record_view(name, x, out, 0, strides, onto)
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:

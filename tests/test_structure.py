@@ -53,7 +53,7 @@ LAYERS = {
         "_kernels.instructions",
         "_kernels.expressions",
     ],
-    "tape": ["_ops", "_tape", "tensor"],
+    "tape": ["_ops", "_tape", "tensor", "_pending_views"],  # (a leaf's transposes, before their rows)
     "kernels": [
         "_kernels.shipped",  # machine code shipped with the package, read by numba's cache
         "_kernels.config",
