@@ -1,11 +1,13 @@
-"""Transposes of leaves, recorded when an op first reads them, on that op's tape.
+"""Views of leaves, recorded when an op first reads them, on that op's tape.
 
 ``w.t()`` of a leaf ``w`` that requires grad is a view with a row of its own, and a leaf has no
 tape. Recorded at once, the view started a tape of its own (a ``Tape``, the leaf's registration,
 the view's row), and the op that read it merged that tape into its own (``Tape.absorb``):
-``a.t() * b.t()`` of two leaves made three tapes and merged two. PyTorch makes one node.
+``a.t() * b.t()`` of two leaves made three tapes and merged two, ``x * b[0]`` two. PyTorch
+makes one node.
 
-So a transpose or permutation of such a leaf (``_views._permuted``) is a ``PendingView``: the
+So a view of such a leaf (``_views._record_view``: a transpose, a reshape, an index) is a
+``PendingView``: the
 tensor with its values, base and version counter, whose row is not written yet. The recording
 paths that can take it (``_record._short_tape``, ``_transposed_source``, the arithmetic
 operators below) write it on the tape of the op that reads it (``settle``), as they register a
@@ -26,8 +28,8 @@ from ._ops import OPCODE
 from ._tape import LOCK, NO_GRAD, Tape
 from .tensor import Tensor
 
-# The slots under the properties: while pending, ``_tape`` holds ``(op name, strides of the
-# view in elements, whether an op read through its source, the leaf's array it views)``.
+# The slots under the properties: while pending, ``_tape`` holds ``(op name, the view's offset
+# and strides in elements, whether an op read through its source, the leaf's array it views)``.
 _TAPE_SLOT = Tensor.__dict__["_tape"]
 _ROW_SLOT = Tensor.__dict__["_row"]
 
@@ -55,7 +57,7 @@ def _set_row(view: Tensor, row: int) -> None:
 
 
 class PendingView(Tensor):
-    """A transpose of a leaf not on any tape yet; a ``Tensor`` in every other respect."""
+    """A view of a leaf not on any tape yet; a ``Tensor`` in every other respect."""
 
     __slots__ = ()
     _tape = property(_settled_tape, _set_tape)
@@ -66,11 +68,12 @@ class PendingView(Tensor):
         return self.__reduce_ex__(protocol)
 
 
-def pending_view(name: str, x: Tensor, out, strides: tuple) -> Tensor:
-    """The view ``out`` of leaf ``x`` made by op ``name`` (``strides`` in elements), pending."""
+def pending_view(name: str, x: Tensor, out, offset: int, strides) -> Tensor:
+    """The view ``out`` of leaf ``x`` made by op ``name`` (``offset`` and ``strides`` in
+    elements, as ``_views._record_view`` takes them), pending."""
     view = Tensor.__new__(PendingView)
     view._data = out
-    _TAPE_SLOT.__set__(view, (name, strides, False, x._data))
+    _TAPE_SLOT.__set__(view, (name, (offset, *strides), False, x._data))
     _ROW_SLOT.__set__(view, -1)
     view._requires_grad = True
     counter = x._version_counter
@@ -87,7 +90,7 @@ def pending_view(name: str, x: Tensor, out, strides: tuple) -> Tensor:
 def settle(view: Tensor, tape: Tape) -> None:
     """Write pending ``view``'s row on ``tape``, as ``_views._record_view`` would have on a tape
     of its own, reading the leaf's registration there; ``view`` becomes a plain ``Tensor``."""
-    name, strides, bypassed, source = _TAPE_SLOT.__get__(view)
+    name, placement, bypassed, source = _TAPE_SLOT.__get__(view)
     data = view._data
     base = view._base
     if base._data is source:
@@ -102,7 +105,7 @@ def settle(view: Tensor, tape: Tape) -> None:
     # A leaf that stopped requiring grad since (``requires_grad_(False)``) is a constant row,
     # which takes no gradient: nor does the view's row then (PyTorch leaves its ``.grad`` None).
     opcode = OPCODE[name] if base._requires_grad else OPCODE[name] | NO_GRAD
-    aux = tape.add_aux((0, *strides))
+    aux = tape.add_aux(placement)
     row = tape.append(opcode, row_x, -1, aux, tape.layout(data.dtype, data.shape), 0.0)
     view.__class__ = Tensor
     view._tape = tape
@@ -123,8 +126,8 @@ def settle(view: Tensor, tape: Tape) -> None:
 
 def bypass(view: Tensor) -> None:
     """Note that an op read pending ``view`` through its source (``Tape.bypassed`` once settled)."""
-    name, strides, _, source = _TAPE_SLOT.__get__(view)
-    _TAPE_SLOT.__set__(view, (name, strides, True, source))
+    name, placement, _, source = _TAPE_SLOT.__get__(view)
+    _TAPE_SLOT.__set__(view, (name, placement, True, source))
 
 
 def replaced(view: Tensor) -> bool:

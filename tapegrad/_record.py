@@ -1924,15 +1924,22 @@ def install_methods() -> None:
     # A pending view's operators take the paths that record it on the op's own tape (the
     # reflected ones run first, for ``h * w.t()``, as the subclass's); Tensor's read its tape.
     for name, kind in (
-        ("__add__", "add"), ("__radd__", "add"), ("__sub__", "sub"), ("__rsub__", "rsub"),
-        ("__mul__", "mul"), ("__rmul__", "mul"), ("__truediv__", "div"), ("__rtruediv__", "rdiv"),
+        ("__add__", "add"), ("__radd__", "radd"), ("__sub__", "sub"), ("__rsub__", "rsub"),
+        ("__mul__", "mul"), ("__rmul__", "rmul"), ("__truediv__", "div"), ("__rtruediv__", "rdiv"),
     ):  # fmt: skip
         setattr(PendingView, name, _pending_operator(kind, name))
 
 
 def _pending_operator(kind: str, name: str):
-    def operator(self, other):
-        return _arith(kind, self, other)
+    if kind in ("radd", "rmul"):  # ``h + view``: the operands in the order written (next_functions)
+
+        def operator(self, other):
+            return _binary(kind[1:], other, self) if isinstance(other, Tensor) else _arith(kind[1:], self, other)
+
+    else:
+
+        def operator(self, other):
+            return _arith(kind, self, other)
 
     operator.__name__ = name
     return operator

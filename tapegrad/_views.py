@@ -46,7 +46,18 @@ from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 def _record_view(name: str, x: Tensor, out: np.ndarray, offset: int, strides, onto=None) -> Tensor:
     """The view ``out`` of ``x`` (its storage from ``offset`` at ``strides``, in elements),
     recorded as op ``name``. ``onto``: the tape to record a view of a leaf on, instead of a new
-    one (``transpose_onto``)."""
+    one (``transpose_onto``); without it, a view of a leaf waits for the op that reads it
+    (``_pending_views``)."""
+    if (
+        onto is None
+        and _special_modes[0] == 0
+        and x._requires_grad
+        and x._base is None
+        and x._tape is None  # (after ``_base``: a pending view's would record it)
+        and (out.base is not None or out is x._data)
+        and BY_NAME[name].is_view
+    ):
+        return pending_view(name, x, out, offset, strides)
     if onto is not None and x._tape is None and _special_modes[0] == 0 and x._requires_grad:
         tape = onto
     else:
@@ -194,11 +205,7 @@ def permute(x: Tensor, dims) -> Tensor:
 
 def _permuted(name: str, x: Tensor, order: tuple, onto=None) -> Tensor:
     own = contiguous_strides(x._data.shape)
-    out = x._data.transpose(order)
-    strides = tuple(own[k] for k in order)
-    if onto is None and _special_modes[0] == 0 and x._requires_grad and x._base is None and x._tape is None:
-        return pending_view(name, x, out, strides)  # a leaf's: recorded by the op that reads it
-    return _record_view(name, x, out, 0, strides, onto)
+    return _record_view(name, x, x._data.transpose(order), 0, tuple(own[k] for k in order), onto)
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:

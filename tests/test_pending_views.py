@@ -40,6 +40,16 @@ PROGRAMS = {
     "a view of a pending view": lambda a, b: (a.t().reshape(-1) * b.t().reshape(-1)).sum(),
     "permute and transpose": lambda a, b: (a.permute(1, 0) * b.transpose(0, 1)).sum(),
     "with a number": lambda a, b: (a.t() * 3.0 + 1.0 - b.t() / 2.0).sum(),
+    "a row, a column, a slice": lambda a, b: (a * b[0]).sum() + (a[:, 1] * b[1:3, 2:3]).sum() + b[-1, ::2].sum(),
+    "reshape, view, flatten": lambda a, b: (a.reshape(-1) * b.view(-1)).sum() + b.flatten().exp().sum(),
+    "unsqueeze, expand": lambda a, b: (a.unsqueeze(0) * b[0].unsqueeze(1).expand(-1, a.shape[0]).t()).sum(),
+    "unbind, split, chunk": lambda a, b: (
+        sum((p * q).sum() for p, q in zip(a.unbind(0), b.split(1, 0))) + b.chunk(2, 1)[1].sum()
+    ),
+    "iteration, diagonal, narrow": lambda a, b: (
+        sum((row * 2).sum() for row in a) + b.diagonal().sum() + b.narrow(1, 1, 2).sum()
+    ),
+    "matmul of a row": lambda a, b: (a @ b[0]).square().sum(),
 }
 
 
