@@ -141,7 +141,11 @@ def split_key(key, ndim: int) -> tuple:
         elif isinstance(part, (int, np.integer)):
             basic.append(int(part))
             consumed += 1
-        elif isinstance(part, (np.ndarray, list)):
+        elif isinstance(part, (np.ndarray, list, tuple, range)):
+            # Any other sequence is an index tensor to PyTorch (``sequenceToVariable``). Left to
+            # numpy among the basic parts, a tuple or range made it copy, and the view's
+            # offset and strides were read off the copy: gradients sent to the wrong elements,
+            # or past the end of the gradient's buffer (a crash).
             array = np.asarray(part)
             if array.size == 0 and array.dtype.kind == "f":
                 array = array.astype(np.int64)  # x[[]]: PyTorch makes an empty list integer indices
@@ -656,7 +660,7 @@ def sequence_as_tuple(key):
     if type(key) is not list or len(key) >= 32:
         return key
     for part in key:
-        if isinstance(part, (Tensor, list, tuple, slice, np.ndarray)) or part is None or part is Ellipsis:
+        if isinstance(part, (Tensor, list, tuple, range, slice, np.ndarray)) or part is None or part is Ellipsis:
             warnings.warn(
                 "Using a non-tuple sequence for multidimensional indexing is deprecated and will be changed in "
                 "pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In pytorch 2.9 this will be interpreted as tensor "

@@ -389,7 +389,7 @@ def getitem(x: Tensor, key) -> Tensor:
     if isinstance(key, Tensor) and key._data.ndim == 0 and key._data.dtype.kind in "iu":
         _guard(key, "indexing")  # a 0-d integer tensor indexes like an int, as in PyTorch
         return _select(x, int(key._data))
-    if isinstance(key, (Tensor, np.ndarray, list)):
+    if isinstance(key, (Tensor, np.ndarray, list, range)):  # (a range is an index tensor too)
         return _index_by_tensor(x, key)
     bare_slice = isinstance(key, slice)  # x[:] is a SliceBackward0 even when it keeps everything
     # Read as PyTorch reads it: the selects, slices and new dimensions first, then any index
@@ -406,6 +406,12 @@ def getitem(x: Tensor, key) -> Tensor:
         return _pick("index", x, picked) if recorded else _wrap(picked)
     try:
         out = x._data[key]
+        if out.size and not _is_view_of(out, x._data):
+            # numpy read a part of the key as an index array and copied (``split_key`` knows
+            # every such part PyTorch takes): the positions it picked, never a view's offset
+            # and strides measured on a copy (gradients sent elsewhere, or past the buffer).
+            recorded = _target((x,))[0] is not None
+            return _pick("index", x, _positions(x)[key]) if recorded else _wrap(out)
         # Where each output element sits in the input, measured on a same-shaped byte array.
         probe = np.empty(x._data.shape, np.uint8)
         probe_view = probe[key]

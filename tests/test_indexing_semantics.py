@@ -51,6 +51,18 @@ KEYS = {
     "list, Ellipsis, list": lambda m: ([0, 1], Ellipsis, [1, 2]),
     "None, list, empty Ellipsis, list": lambda m: (None, slice(None), [0, 2], Ellipsis, [3, 1]),
     "empty list": lambda m: [],
+    # Tuples and ranges inside a key are index tensors to PyTorch; left among the basic parts,
+    # numpy copied and the gradient went to the wrong elements, or past the buffer (a crash).
+    "tuple of ints": lambda m: ((0, 1),),
+    "range alone": lambda m: range(2),
+    "slice, tuple": lambda m: (slice(None), (0, 2)),
+    "repeated tuple, slice": lambda m: ((1, 1), slice(None)),
+    "Ellipsis, range": lambda m: (Ellipsis, range(1, 3)),
+    "None, range": lambda m: (None, range(2)),
+    "int, range, tuple": lambda m: (0, range(1, 3), (3, 0)),
+    "tuple of bools": lambda m: ((True, False),),
+    "list of a range": lambda m: [range(2)],  # a tuple of it (PyTorch's deprecated reading)
+    "list of tuples": lambda m: [(0, 1), (1, 2)],
 }
 
 # On 4 dimensions an integer after a list leaves the same shape as numpy's reading, other values.
@@ -65,7 +77,10 @@ CASES = [(SHAPE, key) for key in KEYS.values()] + [((2, 3, 4, 5), key) for key i
 IDS = list(KEYS) + list(KEYS_4D)
 
 
-pytestmark = pytest.mark.filterwarnings("ignore:indexing with dtype torch.uint8:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:indexing with dtype torch.uint8:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Using a non-tuple sequence:UserWarning"),
+]
 
 
 def test_a_byte_index_warns_as_pytorch_does():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from tapegrad import _views
 
 MULTI_OUTPUT = "This view is the output of a function that returns multiple views."
 
@@ -286,3 +287,24 @@ def test_an_unbound_element_of_a_vector_that_requires_grad_refuses_changes_in_pl
     y.mul_(3)  # the base changed after the views were taken: their reads fail, as PyTorch's
     with pytest.raises(RuntimeError, match="is a view and its base or another view of its base has been modified"):
         (parts[0] * 2).backward()
+
+
+def test_a_key_numpy_copies_for_is_read_as_positions_not_as_a_view(monkeypatch):
+    # Should a key part ever pass ``split_key`` as basic while numpy reads it as an index array
+    # (tuples and ranges once did), numpy copies: the positions picked, never a view's offset and
+    # strides measured on the copy (the gradient went to other elements, or past the buffer).
+    real = _views._split_key
+
+    def leaky(key, ndim):
+        parts = key if isinstance(key, tuple) else (key,)
+        if any(type(part) is tuple for part in parts):
+            return (*parts, Ellipsis), None
+        return real(key, ndim)
+
+    monkeypatch.setattr(_views, "_split_key", leaky)
+    for _ in range(3):  # (past the buffer, the second call crashed)
+        a = tg.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+        picked = a[:, (0, 2)]
+        (picked * tg.tensor(np.arange(6.0).reshape(3, 2))).sum().backward()
+        np.testing.assert_array_equal(picked.detach().numpy(), np.arange(12.0).reshape(3, 4)[:, [0, 2]])
+        np.testing.assert_array_equal(a.grad.numpy(), [[0, 0, 1, 0], [2, 0, 3, 0], [4, 0, 5, 0]])
