@@ -172,11 +172,7 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
     infinite_b = b_value.abs() == np.inf
     undefined = a_value.isnan() | b_value.isnan() | (a_value.abs() == np.inf)
     if name == "floor_divide":
-        quotient = rounded(a_value / b_value)
-        # one less where the rounded quotient crossed an integer the true one had not reached:
-        # the exact remainder then has the other sign than b's
-        remainder = _exact_remainder(a_value, b_value, quotient, np.dtype(np.float64))
-        out = _where((remainder != 0) & ((remainder < 0) != (b_value < 0)), quotient - 1.0, quotient)
+        out = _floor_quotient(a_value, b_value)
         differs = (a_value != 0) & ((a_value < 0) != (b_value < 0))  # the signs, where b is infinite
         # (0 of the sign of a / b, as PyTorch's, where the quotient is 0)
         out = _where(infinite_b, _where(differs, -1.0, a_value / b_value), out)
@@ -204,11 +200,26 @@ def _differentiable(name: str, a, b, result: np.dtype) -> Tensor:
     # value is NaN already); out - (0 - carrier) keeps a -0.0 result, as out + carrier did not.
     if a64._requires_grad or b64._requires_grad or _recording(a64, b64):
         step = _where(infinite_b, 0.0, b64 - b_value)  # (its gradient is lost where b is infinite)
-        quotient = rounded(a_value / b_value)
-        if floor:  # PyTorch's floor division: NaN for an infinite a, but a / 0 by 0
-            quotient = _where((a_value.abs() == np.inf) & (b_value != 0), np.nan, quotient)
+        if floor:  # PyTorch's floor division, as ``//``: NaN for an infinite a, but a / 0 by 0
+            # (``floor(a / b)`` as rounded: 1.0 % 0.1 took -10 for b, where 1.0 // 0.1 is 9)
+            quotient = _where((a_value.abs() == np.inf) & (b_value != 0), np.nan, _floor_quotient(a_value, b_value))
+        else:  # PyTorch's ``trunc(a / b)``, divided in the operands' dtype (float32's 2 / 0.1 is 20)
+            quotient = rounded(a_value / b_value)
+            if wide:  # (float64's where float32's overflows: the carrier's 0 * inf was a NaN value,
+                # and the float64 gradient, cast back, is float32's inf all the same)
+                narrow = rounded((a.detach() / b.detach()).double())
+                quotient = _where(narrow.abs() == np.inf, quotient, narrow)
         out = out - (0.0 - ((a64 - a_value) - step * quotient))
     return name_node(out.to(_dtypes.from_numpy_dtype(result)) if wide else out, node)
+
+
+def _floor_quotient(a_value: Tensor, b_value: Tensor) -> Tensor:
+    """PyTorch's floor division of float64 values: ``floor(a / b)``, one less where the rounded
+    quotient crossed an integer the true one had not reached (the exact remainder then has the
+    other sign than b's): ``1.0 // 0.1`` is 9, not 10."""
+    quotient = (a_value / b_value).floor()
+    remainder = _exact_remainder(a_value, b_value, quotient, np.dtype(np.float64))
+    return _where((remainder != 0) & ((remainder < 0) != (b_value < 0)), quotient - 1.0, quotient)
 
 
 def _zero_gradient(a: Tensor, a_value: Tensor, b: Tensor, b_value: Tensor) -> Tensor:

@@ -142,6 +142,38 @@ def test_float64_remainders_are_pytorch_bits(op):
     np.testing.assert_array_equal(run(tg), run(torch))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_remainders_gradient_for_the_divisor_is_minus_the_floor_quotient(dtype):
+    """PyTorch's: ``-a.div(b, rounding_mode="floor")``, the quotient ``//`` gives. Taken as
+    ``floor(a / b)`` of the rounded division, 1.0 % 0.1 gave b the gradient -10 where 1.0 // 0.1
+    is 9: a quarter of the decimal multiples in float64."""
+    rng = np.random.default_rng(3)
+    b = rng.choice([0.1, 0.3, 0.7, -0.1, 0.9, 1.1, 2.5], 3000)
+    a = b * rng.integers(-40, 40, 3000) * rng.choice([1.0, 1.0 + 1e-7, 1.0 - 1e-7], 3000)
+    x, y = tg.tensor(a.astype(dtype), requires_grad=True), tg.tensor(b.astype(dtype), requires_grad=True)
+    (x % y).sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy(), -(x.detach() // y.detach()).numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones_like(a, dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op", ["%", "fmod"])
+def test_remainder_gradients_are_pytorchs(op, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    b = rng.choice([0.1, 0.2, 0.3, 0.7, -0.3, 1.1, 2.5, 1e-3], 3000)
+    a = b * rng.integers(-50, 50, 3000) * rng.choice([1.0, 1.0 + 1e-7, 1.0 - 1e-7], 3000)
+    a, b = np.append(a, [1.0, -2.7, np.inf, 0.0]), np.append(b, [0.1, 0.9, 2.0, 0.0])
+
+    def gradients(m):
+        x, y = m.tensor(a.astype(dtype), requires_grad=True), m.tensor(b.astype(dtype), requires_grad=True)
+        (x % y if op == "%" else m.fmod(x, y)).sum().backward()
+        return x.grad.numpy(), y.grad.numpy()
+
+    for got, expected in zip(gradients(tg), gradients(torch)):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_comparison_with_none_or_a_list_is_python_s():
     """``t == None`` is False and ``t != None`` True, as PyTorch's (not an elementwise tensor,
     whose truth raised in ``if mask != None:``); ``t < None`` a TypeError."""
