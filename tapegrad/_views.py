@@ -403,6 +403,8 @@ def getitem(x: Tensor, key) -> Tensor:
             picked = (_positions(x) if recorded else x._data)[key][advanced]
         except IndexError as error:
             raise _index_error(error) from None
+        if not picked.flags.c_contiguous:  # (numpy's ``x[:, [0, 2]]`` is not; PyTorch's index is)
+            picked = picked.copy()
         return _pick("index", x, picked) if recorded else _wrap(picked)
     try:
         out = x._data[key]

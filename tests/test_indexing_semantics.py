@@ -112,6 +112,17 @@ def test_getitem_values_and_gradients_match_pytorch(shape, key):
 
 
 @pytest.mark.parametrize(("shape", "key"), CASES, ids=IDS)
+def test_getitem_results_have_pytorchs_layout(shape, key):
+    # (an index's result is contiguous in PyTorch: ``x[:, [0, 2]].view(-1)`` raised here)
+    data = np.random.default_rng(2).standard_normal(shape)
+    for requires_grad in (False, True):
+        got, expected = tg.tensor(data, requires_grad=requires_grad)[key(tg)], torch.tensor(data)[key(torch)]
+        assert got.is_contiguous() == expected.is_contiguous()
+        if expected.is_contiguous():
+            np.testing.assert_array_equal(got.view(-1).detach().numpy(), expected.view(-1).numpy())
+
+
+@pytest.mark.parametrize(("shape", "key"), CASES, ids=IDS)
 def test_getitem_off_the_tape_matches_pytorch(shape, key):
     data = np.random.default_rng(2).standard_normal(shape)
     expected = torch.tensor(data)[key(torch)]
