@@ -308,14 +308,26 @@ def copysign(input, other) -> Tensor:  # noqa: A002
 
 def fmax(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The larger of each pair, ignoring a NaN (NaN only where both are), a tie's gradient to
-    ``input`` (PyTorch's); follows ``torch.fmax``."""
+    ``input`` (PyTorch's); follows ``torch.fmax``. Raises ``TypeError`` for a number ``other``."""
+    _two_tensors("fmax", input, other)
     return where(other.isnan() | (input >= other), input, other)
 
 
 def fmin(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The smaller of each pair, ignoring a NaN, a tie's gradient to ``input``; follows
-    ``torch.fmin``."""
+    ``torch.fmin``. Raises ``TypeError`` for a number ``other``."""
+    _two_tensors("fmin", input, other)
     return where(other.isnan() | (input <= other), input, other)
+
+
+def _two_tensors(name: str, input, other) -> None:  # noqa: A002
+    """PyTorch's ``TypeError`` for an argument that is no tensor (an ``AttributeError`` of
+    ``float.isnan`` reached the user)."""
+    for position, (label, value) in enumerate((("input", input), ("other", other)), 1):
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"{name}(): argument '{label}' (position {position}) must be Tensor, not {type(value).__name__}"
+            )
 
 
 def isposinf(input: Tensor) -> Tensor:  # noqa: A002

@@ -768,6 +768,10 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """``log(exp(input) + exp(other))`` without overflow, broadcast: the larger plus
     ``log1p(exp(-|input - other|))``, in recorded ops only, so that a replay computes it anew at
     other inputs; follows ``torch.logaddexp``."""
+    input, other = as_tensor(input), as_tensor(other)  # noqa: A001
+    promoted = _dtypes.from_numpy_dtype(_result_type(input, other))
+    if promoted.is_floating_point and (input.dtype != promoted or other.dtype != promoted):
+        input, other = input.to(promoted), other.to(promoted)  # noqa: A001 - a bool other: 0 or 1, as PyTorch's
     # Equal inputs (two equal infinities too) differ by 0, not by inf - inf
     difference = where(input == other, 0.0, input - other)
     return input.maximum(other) + (-difference.abs()).exp().log1p()

@@ -305,6 +305,11 @@ def assign(x: Tensor, key, value) -> Tensor:
     if value._data.dtype != x._data.dtype:
         value = value.to(x.dtype)
     if value._data.shape != written.shape:
+        extra = value._data.ndim - written.ndim
+        if extra > 0 and all(extent == 1 for extent in value._data.shape[:extra]):
+            # PyTorch drops a value's leading ones first (``slicePrefix1sSize``): a (1, 5) row
+            # into ``b[1]``, which ``expand`` refuses
+            value = value.reshape(value._data.shape[extra:])
         value = value.expand(written.shape)
     if advanced is None:
         return put("copy_slices", x, written, value)

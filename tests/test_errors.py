@@ -27,6 +27,16 @@ def _in_place_on_leaf(m):
 
 
 CASES = {
+    "fmax of a number": (
+        lambda m: m.fmax(m.ones(2), 2.0),
+        TypeError,
+        "fmax(): argument 'other' (position 2) must be Tensor, not float",
+    ),
+    "fmin of a number": (
+        lambda m: m.fmin(m.ones(2), 2),
+        TypeError,
+        "fmin(): argument 'other' (position 2) must be Tensor, not int",
+    ),
     "non-scalar backward": (
         lambda m: (m.ones(2, requires_grad=True) * 2).backward(),
         RuntimeError,
