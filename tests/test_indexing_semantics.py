@@ -432,3 +432,18 @@ def test_take_along_dim_counts_negative_indices_from_the_end():
     assert tg.take_along_dim(x, indices, dim=1).tolist() == [[4.0, 0.0], [8.0, 6.0]]
     with pytest.raises(RuntimeError, match="out of bounds"):  # flattened, PyTorch 2.13 refuses them
         tg.take_along_dim(x, tg.tensor([-1, 2]))
+
+
+@pytest.mark.parametrize("value_shape", [(1, 4), (1, 1, 4), (4,), (1,)])
+def test_a_value_with_leading_ones_writes_into_a_row_as_in_pytorch(value_shape):
+    # PyTorch drops a value's leading ones (slicePrefix1sSize): expand refused (1, 4) into (4,)
+    results = []
+    for m in (tg, torch):
+        base = m.zeros(3, 4, dtype=m.float64, requires_grad=True)
+        value = m.ones(*value_shape, dtype=m.float64, requires_grad=True)
+        changed = base * 1.0
+        changed[1] = value * 2.0
+        (changed * m.arange(12.0, dtype=m.float64).reshape(3, 4)).sum().backward()
+        results.append([changed.detach().numpy(), base.grad.numpy(), value.grad.numpy()])
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)

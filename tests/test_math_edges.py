@@ -331,3 +331,13 @@ def test_logit_replays_to_eagers_bits(dtype):
     data = np.random.default_rng(4).uniform(0.01, 0.99, 1000).astype(dtype)
     tape = tg.record(lambda q: q.logit(), data)
     np.testing.assert_array_equal(tape(data).numpy(), tg.tensor(data).logit().numpy())
+
+
+def test_logaddexp_of_a_bool_tensor_is_in_the_float_dtype():
+    # (PyTorch computes it in the promoted dtype; the difference of the two raised on a bool)
+    x = tg.tensor([1.0, 3.0], dtype=tg.float32, requires_grad=True)
+    out = tg.logaddexp(x, tg.tensor([True, False]))
+    assert out.dtype == tg.float32
+    np.testing.assert_allclose(out.detach().numpy(), np.logaddexp([1.0, 3.0], [1.0, 0.0]), rtol=1e-6)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.5, 1 / (1 + np.exp(-3.0))], rtol=1e-6)
