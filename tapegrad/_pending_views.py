@@ -7,13 +7,13 @@ the view's row), and the op that read it merged that tape into its own (``Tape.a
 makes one node.
 
 So a view of such a leaf (``_views._record_view``: a transpose, a reshape, an index) is a
-``PendingView``: the
-tensor with its values, base and version counter, whose row is not written yet. The recording
-paths that can take it (``_record._short_tape``, ``_transposed_source``, the arithmetic
-operators below) write it on the tape of the op that reads it (``settle``), as they register a
-leaf there, or read its source directly without it. Anything else that asks for its tape or row
-(``grad_fn``, a hook, ``retain_grad``, an op's general path) records it as before, on a tape of
-its own, before reading: the properties below. Settled, the object is a plain ``Tensor``.
+``PendingView``: the tensor with its values, base and version counter, whose row is not written
+yet. The recording paths that can take it (``_record._short_tape``, ``_transposed_source`` and
+the arithmetic operators ``_record.install_methods`` gives this class) write it on the tape of
+the op that reads it (``settle``), as they register a leaf there, or read its source directly
+without it. Anything else that asks for its tape or row (``grad_fn``, a hook, ``retain_grad``,
+an op's general path) records it as before, on a tape of its own, before reading: the
+properties below. Settled, the object is a plain ``Tensor``.
 
 Only where that record is the same as the one it replaces: eagerly, grad mode on and no
 recording or other special mode (``_grad_mode.special_modes``), of a leaf that is no view.

@@ -679,7 +679,7 @@ def _transposed_source(x: Tensor) -> Tensor | None:
     back into its source (``a.t() * b.t()`` at 128x512: 3-4x PyTorch's time)."""
     base = x._base
     data = x._data
-    if type(x) is PendingView and _special_modes[0] == 0:  # a transpose of a leaf, and no row yet
+    if type(x) is PendingView and _special_modes[0] == 0:  # a view of a leaf, and no row yet
         return _pending_source(x, base, data)
     if (
         not may_be_transposed(x)
