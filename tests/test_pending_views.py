@@ -256,3 +256,23 @@ def test_a_pending_view_captured_by_a_recording_is_a_constant_of_it():
     value, (grad,) = tape.value_and_grad(2 * x0)
     assert value.item() == pytest.approx(2 * a.detach().numpy().sum(), rel=1e-14)
     np.testing.assert_array_equal(grad.numpy(), a.detach().numpy().T)
+
+
+def test_threads_reading_one_pending_view_record_it_once():
+    import threading
+
+    w = _leaves(tg, SMALL, 1)[0]
+    for _ in range(10):
+        view, results = w.t(), [None] * 4
+
+        def work(k, view=view, results=results):
+            results[k] = (view * (k + 1.0)).sum()
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        w.grad = None
+        sum(results).backward()
+        np.testing.assert_array_equal(w.grad.numpy(), np.full(SMALL, 10.0))  # 1 + 2 + 3 + 4
