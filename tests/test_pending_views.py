@@ -276,3 +276,26 @@ def test_threads_reading_one_pending_view_record_it_once():
         w.grad = None
         sum(results).backward()
         np.testing.assert_array_equal(w.grad.numpy(), np.full(SMALL, 10.0))  # 1 + 2 + 3 + 4
+
+
+def test_transforms_of_a_function_reading_views_of_its_inputs_match_torch_func():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    w0, x0 = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+
+    def loss(m):
+        def f(w, x):
+            mixed = (x @ w.t()).tanh() * w[0].sum() + w.t()[1] * x.reshape(-1)[:3]
+            return mixed.sum() + (w.reshape(-1)[2:5] * x[:3]).sum()
+
+        return f
+
+    pairs = [
+        (tg.func.grad(loss(tg))(tg.tensor(w0), tg.tensor(x0[0])), torch.func.grad(loss(torch))),
+        (tg.func.hessian(loss(tg))(tg.tensor(w0), tg.tensor(x0[0])), torch.func.hessian(loss(torch))),
+    ]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours.numpy(), theirs(torch.tensor(w0), torch.tensor(x0[0])).numpy(), atol=1e-13)
+    ours = tg.func.vmap(tg.func.grad(loss(tg)), in_dims=(None, 0))(tg.tensor(w0), tg.tensor(x0))
+    theirs = torch.func.vmap(torch.func.grad(loss(torch)), in_dims=(None, 0))(torch.tensor(w0), torch.tensor(x0))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-13)
