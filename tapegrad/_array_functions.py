@@ -20,7 +20,7 @@ from ._indexing import gather, index_select
 from ._record import name_node, with_out
 from ._selection import _result_type, where
 from ._views import cat, stack
-from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install
+from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, check_tensor_arguments, guard_reads, install
 
 
 def diff(input: Tensor, n: int = 1, dim: int = -1, prepend=None, append=None) -> Tensor:  # noqa: A002
@@ -309,25 +309,15 @@ def copysign(input, other) -> Tensor:  # noqa: A002
 def fmax(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The larger of each pair, ignoring a NaN (NaN only where both are), a tie's gradient to
     ``input`` (PyTorch's); follows ``torch.fmax``. Raises ``TypeError`` for a number ``other``."""
-    _two_tensors("fmax", input, other)
+    check_tensor_arguments("fmax", ("input", input), ("other", other))
     return where(other.isnan() | (input >= other), input, other)
 
 
 def fmin(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The smaller of each pair, ignoring a NaN, a tie's gradient to ``input``; follows
     ``torch.fmin``. Raises ``TypeError`` for a number ``other``."""
-    _two_tensors("fmin", input, other)
+    check_tensor_arguments("fmin", ("input", input), ("other", other))
     return where(other.isnan() | (input <= other), input, other)
-
-
-def _two_tensors(name: str, input, other) -> None:  # noqa: A002
-    """PyTorch's ``TypeError`` for an argument that is no tensor (an ``AttributeError`` of
-    ``float.isnan`` reached the user)."""
-    for position, (label, value) in enumerate((("input", input), ("other", other)), 1):
-        if not isinstance(value, Tensor):
-            raise TypeError(
-                f"{name}(): argument '{label}' (position {position}) must be Tensor, not {type(value).__name__}"
-            )
 
 
 def isposinf(input: Tensor) -> Tensor:  # noqa: A002

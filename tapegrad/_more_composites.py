@@ -204,10 +204,8 @@ def _scan(x: Tensor, dim: int, step, identity: float) -> Tensor:
     n = x.shape[dim]
     if n <= _SCAN_STEPS or not x.dtype.is_floating_point:
         steps = x.unbind(dim)
-        running = [steps[0] * 1.0 if x.dtype.is_floating_point else steps[0].clone()]
-        for following in steps[1:]:
-            running.append(step(running[-1], following))
-        return stack(running, dim)
+        first = steps[0] * 1.0 if x.dtype.is_floating_point else steps[0].clone()
+        return stack(_running(first, steps[1:], step), dim)
     moved = x.movedim(dim, -1)
     lead = tuple(moved.shape[:-1])
     width = math.isqrt(n - 1) + 1  # ceil(sqrt(n)): at least two blocks
@@ -216,17 +214,21 @@ def _scan(x: Tensor, dim: int, step, identity: float) -> Tensor:
         padding = _wrap(np.full((*lead, blocks * width - n), identity, x._data.dtype))
         moved = cat([moved, padding], -1)
     columns = moved.reshape(*lead, blocks, width).unbind(-1)  # position j of every block
-    within = [columns[0] * 1.0]
-    for column in columns[1:]:
-        within.append(step(within[-1], column))
+    within = _running(columns[0] * 1.0, columns[1:], step)
     ends = within[-1].unbind(-1)  # each block's running value at its end
-    carries = [ends[0]]
-    for end in ends[1:-1]:
-        carries.append(step(carries[-1], end))
+    carries = _running(ends[0], ends[1:-1], step)  # the value before each block but the first
     inner = stack(within, -1)  # (..., blocks, width)
     carried = step(stack(carries, -1).unsqueeze(-1), inner.narrow(-2, 1, blocks - 1))
     out = cat([inner.narrow(-2, 0, 1), carried], -2).reshape(*lead, blocks * width)
     return out.narrow(-1, 0, n).movedim(-1, dim)
+
+
+def _running(first: Tensor, rest, step) -> list:
+    """``[first, step(first, rest[0]), step(that, rest[1]), ...]``: one recorded step each."""
+    running = [first]
+    for following in rest:
+        running.append(step(running[-1], following))
+    return running
 
 
 def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002

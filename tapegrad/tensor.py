@@ -675,6 +675,23 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     return tensor
 
 
+def check_tensor_arguments(function: str, *named) -> None:
+    """PyTorch's ``TypeError`` for the first of ``named`` (``(name, value)`` pairs, in argument
+    order from position 1) that is not a tensor: ``fmax(): argument 'other' (position 2) must be
+    Tensor, not float``."""
+    for position, (name, value) in enumerate(named, 1):
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"{function}(): argument '{name}' (position {position}) must be Tensor, not {argument_type_name(value)}"
+            )
+
+
+def argument_type_name(value) -> str:
+    """A type as PyTorch's argument errors name it: ``numpy.ndarray``, ``list``."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
+
+
 def typename(obj) -> str:
     """A tensor's type name (``tapegrad.FloatTensor``), else the object's type or own name,
     qualified by its module unless it is a builtin (``numpy.ndarray``, ``list``), as PyTorch's

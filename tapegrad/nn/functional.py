@@ -21,7 +21,7 @@ from .._reductions import softmax as _softmax
 from .._selection import _valued_as
 from .._selection import where as _where
 from .._views import transpose_onto
-from ..tensor import Tensor, _wrap, guard_reads, on_tape
+from ..tensor import Tensor, _wrap, argument_type_name, check_tensor_arguments, guard_reads, on_tape
 from ._convolution import (  # noqa: F401 - the public names
     adaptive_avg_pool2d,
     avg_pool2d,
@@ -1202,15 +1202,10 @@ def scaled_dot_product_attention(
     Raises ``RuntimeError`` with PyTorch's messages for inputs under 2-D, mixed or integer
     dtypes, a mask of another dtype or that grows the scores, ``is_causal`` with a mask, heads
     that do not divide, and ``dropout_p`` outside [0, 1]."""
-    for position, (name, argument) in enumerate((("query", query), ("key", key), ("value", value)), 1):
-        if not isinstance(argument, Tensor):
-            raise TypeError(
-                f"scaled_dot_product_attention(): argument '{name}' (position {position}) must be Tensor, not "
-                f"{_type_name(argument)}"
-            )
+    check_tensor_arguments("scaled_dot_product_attention", ("query", query), ("key", key), ("value", value))
     if attn_mask is not None and not isinstance(attn_mask, Tensor):
         raise TypeError(
-            f"scaled_dot_product_attention(): argument 'attn_mask' must be Tensor, not {_type_name(attn_mask)}"
+            f"scaled_dot_product_attention(): argument 'attn_mask' must be Tensor, not {argument_type_name(attn_mask)}"
         )
     if min(query.dim(), key.dim(), value.dim()) < 2:
         raise RuntimeError(
@@ -1266,12 +1261,6 @@ def scaled_dot_product_attention(
     # every gradient through it. PyTorch gives them zeros (its safe softmax).
     empty = _wrap(empty)
     return _attend(_softmax(scores.masked_fill(empty, 0.0), -1).masked_fill(empty, 0.0), value, dropout_p)
-
-
-def _type_name(value) -> str:
-    """A type as PyTorch's argument errors name it: ``numpy.ndarray``, ``list``."""
-    kind = type(value)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
 
 
 def _attend(weights: Tensor, value: Tensor, dropout_p: float) -> Tensor:
