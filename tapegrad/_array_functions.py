@@ -244,6 +244,7 @@ def bincount(input: Tensor, weights=None, minlength: int = 0) -> Tensor:  # noqa
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
     if data.size and data.min() < 0:
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    guard_reads("bincount()", input, weights)  # counts and sums in numpy: a replay must not reuse them
     if weights is None:
         return _wrap(np.bincount(data, minlength=minlength).astype(np.int64))
     values = as_tensor(weights)._data

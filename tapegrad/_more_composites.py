@@ -370,6 +370,7 @@ def index_fill(input: Tensor, dim: int, index, value) -> Tensor:  # noqa: A002
     """A copy of ``input`` with the slices ``index`` along ``dim`` set to ``value`` (a number or
     a 0-d tensor, whose gradient is the sum over the slices); follows ``torch.index_fill``."""
     dim = _normalize_dim(dim, max(input.dim(), 1))
+    guard_reads("index_fill()", index)  # the positions, read in numpy: a replay must not reuse them
     positions = np.asarray(index._data if isinstance(index, Tensor) else index, np.int64).reshape(-1)
     mask = np.zeros(input.shape[dim] if input.dim() else 1, bool)
     mask[positions] = True

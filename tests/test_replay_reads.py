@@ -115,6 +115,32 @@ def test_vmap_gives_each_slice_its_own_value(f):
     assert vmap(f)(tg.tensor(batch)).tolist() == pytest.approx(eager)
 
 
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: x.sum() * (tg.bincount((x > 1).long(), minlength=2).float() * tg.tensor([1.0, 2.0])).sum(),
+        lambda x: (tg.bincount(tg.tensor([0, 1, 1, 0]), weights=x) * tg.tensor([1.0, 3.0])).sum(),
+        lambda x: x.index_fill(0, x.argmax().reshape(1), 0.0).sum(),
+        lambda x: (x * tg.nn.functional.adaptive_max_pool1d(x.reshape(1, 1, 4), 1, return_indices=True)[1]).sum(),
+        lambda x: (x * tg.nn.functional.adaptive_max_pool2d(x.reshape(1, 2, 2), 1, return_indices=True)[1]).sum(),
+    ],
+    ids=["bincount", "bincount(weights)", "index_fill(argmax)", "adaptive_max_pool1d", "adaptive_max_pool2d"],
+)
+def test_positions_and_counts_computed_in_numpy_follow_each_input(f):
+    """Functions outside the sweep of one-input functions above (integer inputs, an index
+    argument, indices of nn.functional): each replay (recorded again where a guard fails) and
+    each vmap slice equals eager at its own input, where once they reused the recording's."""
+    batch = np.array([[0.3, 2.2, 1.1, 3.7], [2.5, 0.5, 1.0, 0.2], [0.1, 1.5, 1.2, 0.9]], np.float32)
+    eager = [f(tg.tensor(row)).item() for row in batch]
+    assert len(set(eager)) == 3  # (each input must give another result for the test to see a frozen one)
+    tape = tg.record(f, batch[0], rerecord=True)
+    assert [tape(row).item() for row in batch] == pytest.approx(eager)
+    assert vmap(f)(tg.tensor(batch)).tolist() == pytest.approx(eager)
+    strict = tg.record(f, batch[0])
+    with pytest.raises(tg.GuardError):
+        strict(batch[1])
+
+
 def test_a_guard_names_the_user_s_line():
     tape = tg.record(lambda x: x * tg.histc(x, 2, 0, 4).sum(), np.array([1.0, 3.0]))
     with pytest.raises(tg.GuardError, match=r"histc\(\) at .*test_replay_reads.py:\d+ \(tape = tg.record"):

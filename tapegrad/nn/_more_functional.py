@@ -17,7 +17,7 @@ from .._indexing import index_select
 from .._record import name_node
 from .._selection import where
 from .._views import cat, stack
-from ..tensor import Tensor, _wrap, as_tensor
+from ..tensor import Tensor, _wrap, as_tensor, guard_reads
 from . import _convolution
 from ._losses import _legacy_reduction
 from ._pointwise import logsigmoid
@@ -101,6 +101,8 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
             window = input[..., y0:y1, x0:x1].flatten(-2)
             best = window.max(-1)
             row_values.append(best.values)
+            if return_indices:  # positions read in numpy: a replay must not reuse them
+                guard_reads("adaptive_max_pool2d()", best.indices)
             local = best.indices._data
             row_positions.append((y0 + local // (x1 - x0)) * width + x0 + local % (x1 - x0))
         values.append(stack(row_values, -1))
