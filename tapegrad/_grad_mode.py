@@ -12,7 +12,7 @@ class _GradState(threading.local):
     enabled = True  # a class attribute, so every new thread starts with grad mode on
     recording = None  # the tape ``tapegrad.record`` is filling in this thread, if any
     transforms = 0  # ``tapegrad.func`` differentiating transforms (grad, vjp, jacrev...) active here
-    jvp = 0  # ``tapegrad.func.jvp`` calls of the function active here
+    jvp = 0  # ``tapegrad.func.jvp`` and ``jacfwd`` calls of the function active here
     inference = 0  # ``inference_mode()`` blocks active here: grad mode stays off inside them
 
 
@@ -102,12 +102,13 @@ class _Mode:
 
     def __enter__(self):
         if not self.mode and state.jvp and _from_user_code():
-            # jvp runs reverse sweeps, which grad mode off stops: the tangent came out zero where
-            # PyTorch's forward mode goes through no_grad.
+            # jvp and jacfwd run reverse sweeps, which grad mode off stops: the tangent (the
+            # Jacobian, a Hessian) came out zero where PyTorch's forward mode goes through no_grad.
             raise NotImplementedError(
-                "tapegrad.func.jvp of a function that turns grad mode off (no_grad, set_grad_enabled(False), "
-                "inference_mode): tapegrad computes jvp by reverse sweeps, which that stops; PyTorch's "
-                "forward-mode AD goes through it. Use .detach() for values that must carry no tangent"
+                "tapegrad.func.jvp, jacfwd or hessian of a function that turns grad mode off (no_grad, "
+                "set_grad_enabled(False), inference_mode): tapegrad computes them by reverse sweeps, which that "
+                "stops; PyTorch's forward-mode AD goes through it. Use .detach() for values that must carry no "
+                "tangent, or jacrev, whose reverse mode PyTorch's no_grad stops too"
             )
         self._previous = state.enabled
         _set(self.mode)

@@ -538,12 +538,18 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
 
 
 def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
+    forward_mode = caller == "jacfwd"  # PyTorch's goes through no_grad, which stops these sweeps
+
     def jacobian(*args, **kwargs):
         positions, single = _argnums(argnums, len(args))
         nested = _nested() or _outer(_differentiated(args, positions))
         args, specs, flats = _prepare(args, positions, nested)
-        with _Deeper():
-            result = func(*args, **kwargs)
+        grad_mode.state.jvp += forward_mode  # (``no_grad`` in ``func`` raises, as in ``jvp``)
+        try:
+            with _Deeper():
+                result = func(*args, **kwargs)
+        finally:
+            grad_mode.state.jvp -= forward_mode
         output, aux = _split_aux(result, has_aux, f"{caller}(f, ...)(*args)")
         outputs, output_spec = _flatten(output)
         _only_tensors(outputs, "vjp(f, *primals)")
@@ -1074,8 +1080,17 @@ class _Replay:
             return tuple(outputs)
 
         draws = _factories.random_draws.count
+        first = index == 0 and not self.stats["recordings"]
+        # randomness="same": a slice recorded again draws the numbers the first recording drew,
+        # and leaves the generator where that one did (fresh draws gave its slices other noise).
+        generator = _factories.default_generator() if self.transform.randomness == "same" else None
+        if generator is not None:
+            if first:
+                self.generator_state = generator.bit_generator.state
+            else:
+                after, generator.bit_generator.state = generator.bit_generator.state, self.generator_state
         try:
-            if index == 0 and not self.stats["recordings"]:  # the call's first recording
+            if first:  # the call's first recording
                 previous = self.transform.last_recording
                 tape = Tape._recorded_again(
                     previous, traced, self._slice_inputs(index), same=lambda previous: previous.vmap_spec == box
@@ -1091,6 +1106,9 @@ class _Replay:
             if str(error) not in (LEAF_IN_PLACE, VIEW_OF_LEAF_IN_PLACE):
                 raise
             raise _UnrecordableError("the function changes an argument in place") from None
+        finally:
+            if generator is not None and not first:
+                generator.bit_generator.state = after
         if _factories.random_draws.count != draws:
             if self.transform.randomness == "error":
                 raise RuntimeError(_RANDOM_ERROR)

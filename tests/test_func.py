@@ -275,6 +275,26 @@ def test_randomness():
     assert not np.array_equal(different[0].numpy(), different[2].numpy())
 
 
+def test_randomness_same_holds_for_slices_recorded_again():
+    """A slice that takes another branch is recorded again: under randomness="same" it draws
+    the first recording's numbers (it drew fresh ones), and the generator advances once."""
+
+    def f(x):
+        noise = tg.randn(3, dtype=tg.float64)
+        return (x * 0 if x.sum() > 0 else x * 0 + 100) + noise
+
+    batch = tg.tensor([[1.0, 1, 1], [-1, -1, -1], [2, 2, 2], [-2, -2, -2]], dtype=tg.float64)
+    tg.manual_seed(0)
+    out = vmap(f, randomness="same")(batch)
+    after = tg.randn(1, dtype=tg.float64).item()
+    assert vmap_stats()["path"] == "replay" and vmap_stats()["rerecords"] >= 1
+    tg.manual_seed(0)
+    noise = tg.randn(3, dtype=tg.float64).numpy()
+    assert tg.randn(1, dtype=tg.float64).item() == after  # as after one draw of the noise
+    offsets = np.array([[0.0], [100.0], [0.0], [100.0]])
+    np.testing.assert_allclose(out.numpy() - offsets, np.broadcast_to(noise, (4, 3)), rtol=0, atol=1e-12)
+
+
 def test_functional_call_restores_ties_and_strict():
     layer = tg.nn.Linear(2, 1)
     weight = layer.weight
@@ -533,6 +553,26 @@ def test_jvp_of_an_integer_output_is_zero_and_no_grad_inside_raises():
     # tapegrad's own grad-mode switches (a sample drawn under no_grad) are not the caller's
     normal = tg.distributions.Normal(0.0, 1.0)
     assert jvp(lambda a: a * normal.sample(), (tg.ones(2),), (tg.zeros(2),))[1].tolist() == [0.0, 0.0]
+
+
+def test_jacfwd_and_hessian_through_no_grad_raise_where_they_gave_zeros():
+    """PyTorch's jacfwd (and hessian, jacfwd of jacrev) run forward mode, which no_grad does not
+    stop: of ``x * 2`` computed under no_grad the Jacobian is 2 I. tapegrad's reverse sweeps
+    gave zeros; they raise as jvp does. jacrev's zeros are PyTorch's too (reverse mode)."""
+    from tapegrad.func import hessian, jacfwd, jacrev
+
+    def through_no_grad(a):
+        with tg.no_grad():
+            return a * 2
+
+    with pytest.raises(NotImplementedError, match="jacfwd or hessian of a function that turns grad mode off"):
+        jacfwd(through_no_grad)(tg.ones(2))
+    with pytest.raises(NotImplementedError, match="turns grad mode off"):
+        hessian(lambda a: (through_no_grad(a) * a).sum())(tg.ones(2))
+    assert jacrev(through_no_grad)(tg.ones(2)).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    assert jacfwd(lambda a: a * 2)(tg.ones(2)).tolist() == [[2.0, 0.0], [0.0, 2.0]]
+    with tg.no_grad():  # the caller's own no_grad is not the function's
+        assert jacfwd(lambda a: a * 2)(tg.ones(2)).tolist() == [[2.0, 0.0], [0.0, 2.0]]
 
 
 def _outer_backwards(m, F):
