@@ -13,6 +13,7 @@ class _GradState(threading.local):
     recording = None  # the tape ``tapegrad.record`` is filling in this thread, if any
     transforms = 0  # ``tapegrad.func`` differentiating transforms (grad, vjp, jacrev...) active here
     jvp = 0  # ``tapegrad.func.jvp`` and ``jacfwd`` calls of the function active here
+    vmaps = 0  # ``tapegrad.func.vmap`` calls of the function active here
     inference = 0  # ``inference_mode()`` blocks active here: grad mode stays off inside them
 
 

@@ -876,7 +876,7 @@ class _VmapTransform:
             if leaf is None:
                 placed.append(None)
             elif dim is None:
-                if leaf.shape[0] and not np.all(leaf._data == leaf._data[:1]):
+                if leaf.shape[0] and not _slices_equal(leaf._data):
                     raise ValueError(
                         f"vmap({self.__name__}, ...): `{self.__name__}` can not return a BatchedTensor when out_dim "
                         "is None"
@@ -890,6 +890,13 @@ class _VmapTransform:
     # -- calling
 
     def __call__(self, *args, **kwargs):
+        grad_mode.state.vmaps += 1  # (batch_norm refuses to update running statistics inside)
+        try:
+            return self._call(*args, **kwargs)
+        finally:
+            grad_mode.state.vmaps -= 1
+
+    def _call(self, *args, **kwargs):
         tape, with_grad = _recorded_tape(self.func)
         if tape is not None:  # a tape's inputs may be arrays: tensors for the checks below
             args = tuple(_wrap(arg) if isinstance(arg, np.ndarray) else arg for arg in args)
@@ -977,9 +984,20 @@ class _VmapTransform:
         return _unflatten(out_spec, empty)
 
 
+def _slices_equal(data: np.ndarray) -> bool:
+    """Whether every slice along dimension 0 equals the first, NaN equal to NaN (a constant
+    holding one is the same constant in every slice)."""
+    same = data == data[:1]
+    if data.dtype.kind in "fc":
+        same |= np.isnan(data) & np.isnan(data[:1])
+    return bool(np.all(same))
+
+
 def _same(a, b) -> bool:
     if isinstance(a, Tensor) and isinstance(b, Tensor):
-        return a.shape == b.shape and bool(np.array_equal(a._data, b._data))
+        # (NaN equal to NaN: a constant holding one is the same constant in every slice)
+        equal_nan = a._data.dtype.kind in "fc" and b._data.dtype.kind in "fc"
+        return a.shape == b.shape and bool(np.array_equal(a._data, b._data, equal_nan=equal_nan))
     return a == b
 
 

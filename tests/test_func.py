@@ -295,6 +295,37 @@ def test_randomness_same_holds_for_slices_recorded_again():
     np.testing.assert_allclose(out.numpy() - offsets, np.broadcast_to(noise, (4, 3)), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("weight_requires_grad", [False, True])  # (the replay, the eager loop)
+def test_batch_norm_updating_running_statistics_inside_vmap_raises(weight_requires_grad):
+    """PyTorch refuses: each slice would update the unbatched running statistics. tapegrad
+    updated them once per recording (the replay path) or once per slice and recording (the
+    eager loop) and returned. Evaluation mode and untracked statistics still map."""
+    x = tg.tensor([[[1.0, 2.0], [3.0, 5.0]], [[0.0, 1.0], [4.0, 4.0]]], dtype=tg.float64)
+    layer = tg.nn.BatchNorm1d(2).double().requires_grad_(weight_requires_grad)
+    with pytest.raises(RuntimeError, match="Batch norm got a batched tensor as input while the running_mean"):
+        vmap(layer)(x)
+    assert layer.running_mean.tolist() == [0.0, 0.0] and layer.running_var.tolist() == [1.0, 1.0]
+    layer.eval()
+    expected = [layer(x[i]).detach().numpy() for i in range(2)]
+    np.testing.assert_allclose(vmap(layer)(x).detach().numpy(), np.stack(expected), rtol=1e-12)
+    untracked = tg.nn.BatchNorm1d(2, track_running_stats=False).double()
+    expected = [untracked(x[i]).detach().numpy() for i in range(2)]
+    np.testing.assert_allclose(vmap(untracked)(x).detach().numpy(), np.stack(expected), rtol=1e-12)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])  # (the replay, the eager loop)
+def test_out_dims_none_takes_a_constant_holding_nan(requires_grad):
+    """An output of out_dims None is checked to be the same in every slice: NaN compared
+    unequal to itself, and a constant holding one was refused where PyTorch returns it."""
+    constant = tg.tensor([float("nan"), 1.0], dtype=tg.float64)
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=tg.float64, requires_grad=requires_grad)
+    doubled, same = vmap(lambda v: (v * 2, constant), out_dims=(0, None))(x)
+    assert doubled.tolist() == [[2.0, 4.0], [6.0, 8.0]]
+    assert np.isnan(same[0].item()) and same[1].item() == 1.0 and tuple(same.shape) == (2,)
+    with pytest.raises(ValueError, match="can not return a BatchedTensor when out_dim is None"):
+        vmap(lambda v: v + tg.tensor([float("nan"), 0.0], dtype=tg.float64), out_dims=None)(x)
+
+
 def test_functional_call_restores_ties_and_strict():
     layer = tg.nn.Linear(2, 1)
     weight = layer.weight

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _dtypes, _factories, _views
 from .._grad_mode import active_recording, no_grad, refuses_gradient
 from .._grad_mode import is_grad_enabled as _grad_enabled
+from .._grad_mode import state as _grad_state
 from .._indexing import gather_rows, index_add, pick
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._record import broadcast_error as _broadcast_error
@@ -898,6 +899,14 @@ def batch_norm(
     if any(value is not None and value.dtype != input.dtype for value in (weight, bias)):
         raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
     shape = (1, channels) + (1,) * (input.dim() - 2)
+    if training and (running_mean is not None or running_var is not None) and _grad_state.vmaps:
+        # PyTorch's: each slice would update the statistics (once per recording here, silently)
+        raise RuntimeError(
+            "Batch norm got a batched tensor as input while the running_mean or running_var, which will be updated "
+            "in place, were not batched.\nIf you are using a module and do not need eval mode, please set "
+            "`track_running_stats` to be False.If you are using a prebuilt module and do not need eval mode, please "
+            "see the functorch website for resources on how to patch your module to work with vmap"
+        )
     if training:
         count = input.numel() // max(channels, 1)
         if count <= 1:
