@@ -503,6 +503,142 @@ CASES = {
         RuntimeError,
         "offsets[-1] can not be greater than input's length 3 but got offsets[-1] of 5",
     ),
+    # Found by a hunt against PyTorch: each returned a result (dropout of integers inf and NaN,
+    # bags of other rows, convolutions of a zero dilation) or raised a Python error.
+    "dropout of integers": (
+        lambda m: m.nn.functional.dropout(m.tensor([1, 2, 3, 4]), 0.5),
+        RuntimeError,
+        "result type Float can't be cast to the desired output type Long",
+    ),
+    "dropout2d of integers": (
+        lambda m: m.nn.functional.dropout2d(m.ones(1, 2, 2, 2, dtype=m.long), 0.3),
+        RuntimeError,
+        "result type Float can't be cast to the desired output type Long",
+    ),
+    "unfold: a zero kernel": (
+        lambda m: m.nn.functional.unfold(m.ones(1, 1, 4, 4), (2, 0)),
+        RuntimeError,
+        "kernel size should be greater than zero, but got kernel_height: 2 kernel_width: 0",
+    ),
+    "unfold: a zero stride": (
+        lambda m: m.nn.functional.unfold(m.ones(1, 1, 4, 4), 2, stride=0),
+        RuntimeError,
+        "stride should be greater than zero, but got stride_height: 0 stride_width: 0",
+    ),
+    "fold: a zero dilation": (
+        lambda m: m.nn.functional.fold(m.ones(1, 4, 9), (4, 4), 2, dilation=0),
+        RuntimeError,
+        "dilation should be greater than zero, but got dilation_height: 0 dilation_width: 0",
+    ),
+    "fold: a negative padding": (
+        lambda m: m.nn.functional.fold(m.ones(1, 4, 9), (4, 4), 2, padding=-1),
+        RuntimeError,
+        "padding should be non-negative, but got pad_height: -1 pad_width: -1",
+    ),
+    "conv2d: a zero dilation": (
+        lambda m: m.nn.functional.conv2d(m.ones(1, 1, 4, 4), m.ones(2, 1, 3, 3), dilation=0),
+        RuntimeError,
+        "dilation should be greater than zero, but got [0, 0]",
+    ),
+    "conv1d: a negative dilation": (
+        lambda m: m.nn.functional.conv1d(m.ones(1, 1, 4), m.ones(2, 1, 3), dilation=-1),
+        RuntimeError,
+        "dilation should be greater than zero",
+    ),
+    "conv_transpose2d: a zero dilation": (
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(1, 1, 4, 4), m.ones(1, 2, 3, 3), dilation=(2, 0)),
+        RuntimeError,
+        "dilation should be greater than zero, but got dilation_height: 2, dilation_width: 0",
+    ),
+    "conv_transpose1d: no output channels": (
+        lambda m: m.nn.functional.conv_transpose1d(m.ones(1, 1, 4), m.ones(1, 0, 3)),
+        RuntimeError,
+        "non-empty 2D or 4D weight tensor expected, but got: [1, 0, 1, 3]",
+    ),
+    "conv2d: no filters": (
+        lambda m: m.nn.functional.conv2d(m.ones(1, 1, 4, 4), m.ones(0, 1, 3, 3)),
+        RuntimeError,
+        "Given groups=1, expected weight to be at least 1 at dimension 0, but got weight of size [0, 1, 3, 3] instead",
+    ),
+    "conv2d: fewer filters than groups": (
+        lambda m: m.nn.functional.conv2d(m.ones(1, 2, 4, 4), m.ones(1, 1, 3, 3), groups=2),
+        RuntimeError,
+        "Given groups=2, expected weight to be at least 2 at dimension 0, but got weight of size [1, 1, 3, 3] instead",
+    ),
+    "max_pool2d: a negative kernel": (
+        lambda m: m.nn.functional.max_pool2d(m.ones(1, 1, 4, 4), -1),
+        RuntimeError,
+        "kernel size should be greater than zero, but got kH: -1 kW: -1",
+    ),
+    "embedding_bag: a decreasing offset": (
+        lambda m: m.nn.functional.embedding_bag(m.tensor([0, 1, 2]), m.ones(3, 2), m.tensor([0, 2, 1]), mode="sum"),
+        RuntimeError,
+        "",  # (PyTorch's is an internal assertion's; tapegrad's names the offsets)
+    ),
+    "embedding_bag: padding_idx out of range": (
+        lambda m: m.nn.functional.embedding_bag(m.tensor([0, 1]), m.ones(3, 2), m.tensor([0]), padding_idx=5),
+        RuntimeError,
+        "padding_idx must be within the number of embeddings, -3 through 2, but got 5",
+    ),
+    "embedding_bag: per_sample_weights of another shape": (
+        lambda m: m.nn.functional.embedding_bag(
+            m.tensor([0, 1, 2]), m.ones(3, 2), m.tensor([0, 1]), mode="sum", per_sample_weights=m.ones(2)
+        ),
+        ValueError,
+        "embedding_bag: If per_sample_weights ({size}([2])) is not None, then it must have the same shape as the "
+        "input ({size}([3]))",
+    ),
+    "embedding_bag: a 1-D weight": (
+        lambda m: m.nn.functional.embedding_bag(m.tensor([0]), m.ones(3), m.tensor([0])),
+        ValueError,
+        "weight has to be a 2D Tensor, but got Tensor of dimension 1",
+    ),
+    "embedding: padding_idx out of range": (
+        lambda m: m.nn.functional.embedding(m.tensor([0]), m.ones(3, 2), padding_idx=-4),
+        AssertionError,
+        "Padding_idx must be within num_embeddings",
+    ),
+    "embedding: a 1-D weight": (
+        lambda m: m.nn.functional.embedding(m.tensor([0]), m.ones(3)),
+        RuntimeError,
+        "'weight' must be 2-D",
+    ),
+    "one_hot of an empty tensor": (
+        lambda m: m.nn.functional.one_hot(m.tensor([], dtype=m.long)),
+        RuntimeError,
+        "Can not infer total number of classes from empty tensor.",
+    ),
+    "pixel_shuffle: a zero factor": (
+        lambda m: m.nn.functional.pixel_shuffle(m.ones(1, 4, 2, 2), 0),
+        RuntimeError,
+        "pixel_shuffle expects a positive upscale_factor, but got 0",
+    ),
+    "pixel_unshuffle: a negative factor": (
+        lambda m: m.nn.functional.pixel_unshuffle(m.ones(1, 1, 4, 4), -2),
+        RuntimeError,
+        "pixel_unshuffle expects a positive downscale_factor, but got -2",
+    ),
+    "local_response_norm: size 0": (
+        lambda m: m.nn.functional.local_response_norm(m.ones(1, 2, 3, 3), 0),
+        RuntimeError,
+        "kernel size should be greater than zero, but got kT: 0 kH: 1 kW: 1",
+    ),
+    "group_norm of a 1-D input": (
+        lambda m: m.nn.GroupNorm(2, 4)(m.ones(4)),
+        RuntimeError,
+        "Expected at least 2 dimensions for input tensor but received 1",
+    ),
+    "pad: cropping past the extent": (
+        lambda m: m.nn.functional.pad(m.ones(2, 3), (-4, 2)),
+        RuntimeError,
+        "narrow(): length must be non-negative.",
+    ),
+    "pad: replicating an empty extent": (
+        lambda m: m.nn.functional.pad(m.ones(1, 2, 0, 3), (1, 1, 1, 1), mode="replicate"),
+        RuntimeError,
+        "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for input, "
+        "but got: [1, 2, 0, 3]",
+    ),
 }
 
 

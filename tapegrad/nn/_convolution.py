@@ -168,8 +168,16 @@ def conv2d(
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     if any(s <= 0 for s in stride):
         raise RuntimeError("non-positive stride is not supported")
-    if any(d <= 0 for d in dilation):
-        raise RuntimeError("non-positive dilation is not supported")
+    # (PyTorch's words for a zero dilation depend on the CPU kernel it picks: oneDNN's, for a
+    # float32 batch of more than one, has its own)
+    _check_dilation(
+        dilation,
+        lambda: (
+            "non-positive dilation is not supported"
+            if n > 1 and x._data.dtype == np.float32
+            else f"dilation should be greater than zero, but got {list(dilation)}"
+        ),
+    )
     before, after = _same_padding((kh, kw), dilation, stride, padding)
     padded = (height + before[0] + after[0], width + before[1] + after[1])
     if any(p < d * (k - 1) + 1 for p, k, d in zip(padded, (kh, kw), dilation)):
@@ -287,6 +295,7 @@ def conv_transpose2d(
     groups = int(groups)
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
+    _check_weight_extent(weight, groups)
     if in_channels % groups:
         raise RuntimeError(
             f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight of "
@@ -311,6 +320,15 @@ def conv_transpose2d(
         raise RuntimeError("non-positive stride is not supported")
     if any(v < 0 for v in padding):
         raise RuntimeError("negative padding is not supported")
+    _check_dilation(
+        dilation,
+        lambda: (
+            f"dilation should be greater than zero, but got dilation_height: {dilation[0]}, dilation_width: "
+            f"{dilation[1]}"
+        ),
+    )
+    if out_channels == 0:  # (PyTorch's words: its 1-D form is a 2-D one of height 1)
+        raise RuntimeError(f"non-empty 2D or 4D weight tensor expected, but got: {list(weight.shape)}")
     if any(o >= s and o >= d for o, s, d in zip(output_padding, stride, dilation)) or any(
         o < 0 for o in output_padding
     ):
@@ -356,6 +374,25 @@ def _scalar_name(tensor: Tensor) -> str:
     return {8: "Double", 4: "Float", 2: "Half"}.get(tensor.dtype.itemsize, str(tensor.dtype))
 
 
+def _check_weight_extent(weight: Tensor, groups: int) -> None:
+    """PyTorch's check that a weight has a filter per group (a weight of 0 filters gave an empty
+    result; of fewer than ``groups``, a message about channels)."""
+    if weight.shape[0] < groups:
+        raise RuntimeError(
+            f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got weight of size "
+            f"{list(weight.shape)} instead"
+        )
+
+
+def _check_dilation(dilation: tuple, zero_message) -> None:
+    """PyTorch's two checks of a convolution's dilation: a negative one in general words, then a
+    zero one (which convolved as dilation 0: every tap on one pixel) in the kernel's words."""
+    if any(d < 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    if any(d == 0 for d in dilation):
+        raise RuntimeError(zero_message())
+
+
 def _checked_convolution(x: Tensor, weight: Tensor, bias: Tensor | None, groups, stride) -> int:
     """PyTorch's checks of a (non-transposed) convolution's operands, in its words, with the
     shapes as given (a ``conv1d``'s 1-D ones); returns ``groups`` as an int."""
@@ -377,6 +414,7 @@ def _checked_convolution(x: Tensor, weight: Tensor, bias: Tensor | None, groups,
     groups = int(groups)
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
+    _check_weight_extent(weight, groups)
     if out_channels % groups:
         raise RuntimeError(
             f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight of "
@@ -442,6 +480,8 @@ def _pool_geometry(shape: tuple, kernel_size, stride, padding, dilation, ceil_mo
     padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
     if any(s == 0 for s in stride):
         raise RuntimeError("stride should not be zero")
+    if any(k <= 0 for k in kernel):  # (a negative kernel, taken as the stride, was named the stride)
+        raise RuntimeError(f"kernel size should be greater than zero, but got kH: {kernel[0]} kW: {kernel[1]}")
     if any(s < 0 for s in stride):
         raise RuntimeError("stride should be greater than zero")
     if any(d <= 0 for d in dilation):
@@ -632,8 +672,20 @@ def _adaptive_windows(height: int, width: int, out: tuple) -> tuple:
 
 
 def _block_geometry(kernel_size, dilation, padding, stride) -> tuple:
-    return tuple(_pair(value, name) for value, name in (
+    """``(kernel, dilation, padding, stride)`` as pairs, checked as PyTorch's im2col checks them,
+    in its order and words (a zero kernel gave empty blocks, a zero stride ZeroDivisionError)."""
+    geometry = tuple(_pair(value, name) for value, name in (
         (kernel_size, "kernel_size"), (dilation, "dilation"), (padding, "padding"), (stride, "stride")))  # fmt: skip
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = geometry
+    if kh <= 0 or kw <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kernel_height: {kh} kernel_width: {kw}")
+    if dh <= 0 or dw <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation_height: {dh} dilation_width: {dw}")
+    if ph < 0 or pw < 0:
+        raise RuntimeError(f"padding should be non-negative, but got pad_height: {ph} pad_width: {pw}")
+    if sh <= 0 or sw <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got stride_height: {sh} stride_width: {sw}")
+    return geometry
 
 
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:  # noqa: A002

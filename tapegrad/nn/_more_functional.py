@@ -293,6 +293,9 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
     dim = input.dim()
     if dim < 3:
         raise ValueError(f"Expected 3D or higher dimensionality                          input (got {dim} dimensions)")
+    if size <= 0:  # (PyTorch pools the squares over (size, 1) or (size, 1, 1): its pooling's words)
+        sizes = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
+        raise RuntimeError(f"kernel size should be greater than zero, but got {sizes}")
     if input.numel() == 0:
         return input
     channels = input.shape[1]
@@ -311,6 +314,8 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     """(*, C r^2, H, W) -> (*, C, H r, W r); follows ``torch.nn.functional.pixel_shuffle``."""
     r = int(upscale_factor)
+    if r <= 0:  # (0 divided by zero; a negative factor reshaped to a negative size)
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
     *batch, channels, height, width = input.shape
     if channels % (r * r):
         raise RuntimeError(
@@ -328,6 +333,8 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A0
     """(*, C, H r, W r) -> (*, C r^2, H, W), the inverse of ``pixel_shuffle``; follows
     ``torch.nn.functional.pixel_unshuffle``."""
     r = int(downscale_factor)
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
     *batch, channels, height, width = input.shape
     if height % r or width % r:
         raise RuntimeError(

@@ -22,7 +22,7 @@ from .._reductions import softmax as _softmax
 from .._selection import _valued_as
 from .._selection import where as _where
 from .._views import transpose_onto
-from ..tensor import Tensor, _wrap, argument_type_name, check_tensor_arguments, guard_reads, on_tape
+from ..tensor import Size, Tensor, _wrap, argument_type_name, check_tensor_arguments, guard_reads, on_tape
 from ._convolution import (  # noqa: F401 - the public names
     adaptive_avg_pool2d,
     avg_pool2d,
@@ -135,6 +135,10 @@ def embedding(input, weight: Tensor, padding_idx=None, max_norm=None, norm_type:
             "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got "
             f"torch.{name.type_name}Tensor instead (while checking arguments for embedding)"
         )
+    if weight.dim() != 2:
+        raise RuntimeError("'weight' must be 2-D")
+    if padding_idx is not None and not -weight.shape[0] <= padding_idx < weight.shape[0]:
+        raise AssertionError("Padding_idx must be within num_embeddings")  # (PyTorch's assert, in Python)
     if max_norm is not None:
         rows = np.unique(np.asarray(input._data if isinstance(input, Tensor) else input).reshape(-1))
         with no_grad():
@@ -170,7 +174,19 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm=None, norm_type:
             f"embedding_bag: per_sample_weights was not None. per_sample_weights is only supported for mode='sum' "
             f"(got mode='{mode}'). Please open a feature request on GitHub."
         )
+    if weight.dim() != 2:
+        raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.dim()}")
+    count = weight.shape[0]
+    if padding_idx is not None and not -count <= padding_idx < count:  # (it picked rows modulo V)
+        raise RuntimeError(
+            f"padding_idx must be within the number of embeddings, -{count} through {count - 1}, but got {padding_idx}"
+        )
     indices = np.asarray(input._data if isinstance(input, Tensor) else input)
+    if per_sample_weights is not None and tuple(per_sample_weights.shape) != indices.shape:
+        raise ValueError(
+            f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) is not None, then it must have the "
+            f"same shape as the input ({Size(indices.shape)})"
+        )
     if indices.ndim == 2:
         if offsets is not None:
             raise ValueError(
@@ -192,6 +208,13 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm=None, norm_type:
         if starts.size and starts[-1] > indices.size:  # (an empty last bag, silently)
             raise RuntimeError(
                 f"offsets[-1] can not be greater than input's length {indices.size} but got offsets[-1] of {starts[-1]}"
+            )
+        falls = np.flatnonzero(np.diff(starts) < 0)
+        if falls.size:  # (bags are runs: a decreasing offset gave bags of other rows, silently)
+            at = int(falls[0]) + 1
+            raise RuntimeError(
+                f"embedding_bag: offsets must be non-decreasing, but got offsets[{at}] = {starts[at]} after "
+                f"offsets[{at - 1}] = {starts[at - 1]}"
             )
         if include_last_offset:
             starts = starts[:-1]
@@ -837,15 +860,20 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return input
-    mask = _wrap(_kept(input.shape, p, input._data.dtype))
+    mask = _wrap(_kept(input.shape, p, input))
     return input.mul_(mask) if inplace else input * mask
 
 
-def _kept(shape: tuple, p: float, dtype) -> np.ndarray:
-    """A dropout mask of ``shape``: 0 with probability ``p``, else 1 / (1 - p); all 0 for p = 1
-    (1 / 0 made it NaN)."""
+def _kept(shape: tuple, p: float, input: Tensor) -> np.ndarray:  # noqa: A002
+    """A dropout mask of ``shape`` for ``input``: 0 with probability ``p``, else 1 / (1 - p); all
+    0 for p = 1 (1 / 0 made it NaN). An integer or bool input takes only p = 1 (its zeros),
+    with PyTorch's ``RuntimeError`` otherwise: its scale 1 / (1 - p) truncated to 0 gave inf
+    and NaN."""
+    dtype = input._data.dtype
     if p >= 1:
         return np.zeros(shape, dtype)
+    if dtype.kind != "f":
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {input.dtype.type_name}")
     return (_factories.default_generator().random(shape) >= p).astype(dtype) / dtype.type(1 - p)
 
 
@@ -859,7 +887,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
         return input
     # One draw per (sample, channel): the first two dimensions, as PyTorch does (for a 3-D input
     # too, which it then reads as (N, C, L)).
-    keep = _wrap(_kept(tuple(input.shape[:2]) + (1,) * (input.dim() - 2), p, input._data.dtype))
+    keep = _wrap(_kept(tuple(input.shape[:2]) + (1,) * (input.dim() - 2), p, input))
     return input.mul_(keep) if inplace else input * keep
 
 
@@ -984,6 +1012,8 @@ def group_norm(
     scale and shift per channel (``weight``, ``bias``: (C,)); follows
     ``torch.nn.functional.group_norm`` (``NativeGroupNormBackward0``). Raises ``RuntimeError``
     when C is not divisible by ``num_groups``."""
+    if input.dim() < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.dim()}")
     n, channels = input.shape[0], input.shape[1]
     if channels % num_groups:
         raise RuntimeError(
@@ -1018,7 +1048,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if values.size and values.min() < 0:
         raise RuntimeError("Class values must be non-negative.")
     if num_classes == -1:
-        num_classes = int(values.max()) + 1 if values.size else 0
+        if not values.size:  # (a (0, 0) result, where PyTorch refuses)
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = int(values.max()) + 1
     elif values.size and values.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
     return _factories.tensor(np.eye(num_classes, dtype=np.int64)[values])
@@ -1132,6 +1164,13 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
         # PyTorch's modules pad a batch (and a channel) of 1-3 dimensions: a 2-D input with 4 pads
         # would pad its first dimension as a spatial one, and 8 pads of a 5-D input its channels.
         raise NotImplementedError(_PAD_SIZES.format(size=len(pad), ndim=input.dim()))
+    padded = len(pad) // 2
+    batched = input.dim() == padded + 2
+    if mode in ("reflect", "replicate") and 0 in tuple(input.shape)[1 if batched else 0 :]:
+        raise RuntimeError(  # (replicate read an empty extent's "edge" as more emptiness)
+            f"Expected {padded + 1}D or {padded + 2}D (batch mode) tensor with possibly 0 batch size and other "
+            f"non-zero dimensions for input, but got: {list(input.shape)}"
+        )
     out = input
     for pair in range(len(pad) // 2):
         dim = input.dim() - 1 - pair
@@ -1160,7 +1199,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
         out = out.index_select(dim, _wrap(positions.astype(np.int64)))
     if out is input:
         return out
-    padded = len(pad) // 2  # PyTorch's node, by mode and the number of dimensions padded
+    # PyTorch's node, by mode and the number of dimensions padded
     node = {"constant": "ConstantPadNdBackward0", "reflect": f"ReflectionPad{padded}DBackward0",
             "replicate": f"ReplicationPad{padded}DBackward0", "circular": "CopySlices"}[mode]  # fmt: skip
     return name_node(out, node)
@@ -1171,6 +1210,8 @@ def _constant_pad(x: Tensor, dim: int, left: int, right: int, value) -> Tensor:
 
     if left < 0 or right < 0:
         extent = x.shape[dim]
+        if extent - max(0, -left) - max(0, -right) < 0:  # (cropped past nothing: PyTorch's narrow refuses)
+            raise RuntimeError("narrow(): length must be non-negative.")
         keep = np.arange(max(0, -left), extent - max(0, -right))
         x = x.index_select(dim, _wrap(keep.astype(np.int64)))
         left, right = max(left, 0), max(right, 0)
