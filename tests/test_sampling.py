@@ -193,3 +193,19 @@ def test_interpolating_modes_refuse_integer_tensors(mode, spatial, dtype):
     x = tg.zeros((1, 1) + (2,) * spatial, dtype=dtype)
     with pytest.raises(NotImplementedError):
         tg.nn.functional.interpolate(x, scale_factor=2, mode=mode)
+
+
+@pytest.mark.parametrize("point", [(np.nan, 0.0), (0.0, np.nan), (np.inf, 0.0), (-np.inf, 0.5), (1e30, 0.0)])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["border", "reflection"])
+def test_a_nan_coordinate_clips_to_the_first_pixel_as_pytorchs(point, mode, padding_mode):
+    """PyTorch's clip takes NaN (and an infinity reflected, which is NaN) to pixel 0; it stayed
+    NaN here and read nothing: 0 where PyTorch samples the edge."""
+    torch = pytest.importorskip("torch")
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    grid = np.array(point).reshape(1, 1, 1, 2)
+    ours = F.grid_sample(tg.tensor(x), tg.tensor(grid), mode=mode, padding_mode=padding_mode, align_corners=False)
+    theirs = torch.nn.functional.grid_sample(
+        torch.tensor(x), torch.tensor(grid), mode=mode, padding_mode=padding_mode, align_corners=False
+    )
+    assert ours.item() == theirs.item()

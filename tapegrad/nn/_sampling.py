@@ -110,7 +110,10 @@ def _clip(position: Tensor, extent: int) -> Tensor:
     ``clip_coordinates_set_grad``: 0 at the edges, where ``clamp``'s passes it)."""
     values = position._data
     inside = (values > 0) & (values < extent - 1)
-    return where(_wrap(inside), position, _wrap(np.clip(values, 0, extent - 1).astype(values.dtype)))
+    # NaN goes to the first pixel, as PyTorch's vectorized clip takes it (np.clip kept it NaN,
+    # which read nothing); a reflected infinity is NaN too
+    clipped = np.where(np.isnan(values), 0, np.clip(values, 0, extent - 1)).astype(values.dtype)
+    return where(_wrap(inside), position, _wrap(clipped))
 
 
 # Where a NaN, infinite or huge coordinate points: far outside, its neighbour (+1) outside too.
