@@ -165,7 +165,12 @@ def _nonempty(name: str, tensors) -> list:
 
 def dist(input: Tensor, other, p: float = 2) -> Tensor:  # noqa: A002
     """The ``p``-norm of ``input - other``; follows ``torch.dist``."""
-    return (input - as_tensor(other)).norm(p)
+    difference = input - as_tensor(other)
+    if difference._data.dtype.kind != "f":
+        raise RuntimeError(
+            f"norm(): input dtype should be either floating point or complex. Got {difference.dtype.type_name} instead."
+        )
+    return difference.norm(p)
 
 
 def column_stack(tensors) -> Tensor:

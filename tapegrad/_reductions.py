@@ -210,6 +210,10 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     """The vector p-norm of all elements or along ``dim`` (``LinalgVectorNormBackward0``):
     p = 2 ("fro"), 1, inf, 0 or any positive number. ``dtype``: ``x`` is cast to it first (a
     recorded cast, so the gradient comes back in ``x``'s dtype), as PyTorch computes in it."""
+    if x._data.dtype.kind != "f":  # (numpy took it in float64, where PyTorch refuses, dtype or not)
+        raise RuntimeError(
+            f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {x.dtype.type_name}"
+        )
     if p == "fro":
         p = 2.0
     if isinstance(p, str) or p < 0:

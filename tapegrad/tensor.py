@@ -675,6 +675,14 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     return tensor
 
 
+def floating_kernel(input: Tensor, kernel: str) -> None:  # noqa: A002 - PyTorch's name
+    """PyTorch's ``NotImplementedError`` for a kernel it compiles for floating dtypes only, named
+    as its dispatch names it (``"elu_cpu"``): numpy computed those ops of integers in floating
+    point and returned a float result where PyTorch refuses."""
+    if input._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{input.dtype.type_name}'")
+
+
 def check_tensor_arguments(function: str, *named) -> None:
     """PyTorch's ``TypeError`` for the first of ``named`` (``(name, value)`` pairs, in argument
     order from position 1) that is not a tensor: ``fmax(): argument 'other' (position 2) must be

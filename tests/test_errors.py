@@ -642,6 +642,51 @@ CASES = {
 }
 
 
+# Kernels PyTorch compiles for floating dtypes only: numpy computed these of integers in floating
+# point and returned a float result. (name: (call on an int64 (1, 4) tensor, PyTorch's kernel))
+_FLOATING_KERNELS = {
+    "gelu": (lambda F, x: F.gelu(x), "GeluKernelImpl"),
+    "elu": (lambda F, x: F.elu(x), "elu_cpu"),
+    "selu": (lambda F, x: F.selu(x), "elu_cpu"),
+    "celu": (lambda F, x: F.celu(x), "elu_cpu"),
+    "leaky_relu": (lambda F, x: F.leaky_relu(x), "leaky_relu_cpu"),
+    "rrelu": (lambda F, x: F.rrelu(x), "leaky_relu_cpu"),
+    "softplus": (lambda F, x: F.softplus(x), "softplus_cpu"),
+    "silu": (lambda F, x: F.silu(x), "silu_cpu"),
+    "mish": (lambda F, x: F.mish(x), "mish_cpu"),
+    "hardswish": (lambda F, x: F.hardswish(x), "hardswish_cpu"),
+    "hardsigmoid": (lambda F, x: F.hardsigmoid(x), "hardsigmoid_cpu"),
+    "logsigmoid": (lambda F, x: F.logsigmoid(x), "log_sigmoid_cpu"),
+    "glu": (lambda F, x: F.glu(x), "glu_cpu"),
+    "softshrink": (lambda F, x: F.softshrink(x), "softshrink_check"),
+    "hardshrink": (lambda F, x: F.hardshrink(x), "hardshrink_cpu"),
+    "layer_norm": (lambda F, x: F.layer_norm(x, (4,)), "LayerNormKernelImpl"),
+    "max_pool1d": (lambda F, x: F.max_pool1d(x[None], 2), "max_pool1d_impl"),
+    "interpolate": (lambda F, x: F.interpolate(x[None], scale_factor=2), "compute_indices_weights_nearest"),
+}
+for _name, (_call, _kernel) in _FLOATING_KERNELS.items():
+    CASES[f"{_name} of integers"] = (
+        lambda m, _call=_call: _call(m.nn.functional, m.tensor([[-1, 2, 3, 4]])),
+        NotImplementedError,
+        f"\"{_kernel}\" not implemented for 'Long'",
+    )
+CASES["prelu of integers"] = (
+    lambda m: m.nn.functional.prelu(m.tensor([[-1, 2, 3, 4]]), m.tensor([1])),
+    NotImplementedError,
+    "\"prelu_cpu\" not implemented for 'Long'",
+)
+CASES["norm of integers"] = (
+    lambda m: m.nn.functional.normalize(m.tensor([[1, 2]])),
+    RuntimeError,
+    "linalg.vector_norm: Expected a floating point or complex tensor as input. Got Long",
+)
+CASES["dist of integers"] = (
+    lambda m: m.dist(m.tensor([1, 2]), m.tensor([1, 3])),
+    RuntimeError,
+    "norm(): input dtype should be either floating point or complex. Got Long instead.",
+)
+
+
 def _expected(message: str, size_name: str) -> str:
     return message.format(size=size_name, module=size_name.split(".")[0])
 

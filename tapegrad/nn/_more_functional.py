@@ -17,7 +17,7 @@ from .._indexing import index_select
 from .._record import name_node
 from .._selection import where
 from .._views import cat, stack
-from ..tensor import Tensor, _wrap, as_tensor, guard_reads
+from ..tensor import Tensor, _wrap, as_tensor, floating_kernel, guard_reads
 from . import _convolution
 from ._losses import _legacy_reduction
 from ._pointwise import logsigmoid
@@ -41,6 +41,7 @@ def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
                return_indices: bool = False):  # fmt: skip
     """``max_pool2d`` over (N, C, L) or (C, L) as a height of 1; follows
     ``torch.nn.functional.max_pool1d`` (indices: positions along L)."""
+    floating_kernel(input, "max_pool1d_impl")
     kernel = _single(kernel_size, "kernel_size")
     step = kernel if stride is None or stride == () else _single(stride, "stride")
     result = _convolution.max_pool2d(
@@ -198,6 +199,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             )
         kernel = "upsample_bilinear2d_channels_last" if mode == "bilinear" else "compute_indices_weights_linear"
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{input.dtype.type_name}'")
+    if mode in ("nearest", "nearest-exact") and input._data.dtype.kind != "f" and input._data.dtype != np.uint8:
+        raise NotImplementedError(f"\"compute_indices_weights_nearest\" not implemented for '{input.dtype.type_name}'")
     if align_corners is not None and mode not in linear:
         raise ValueError(
             "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear"
@@ -363,6 +366,7 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` where ``|input| > lambd``, else 0; follows ``torch.nn.functional.hardshrink``.
     At NaN the value stays NaN and the gradient is 0, as PyTorch's vectorized loop gives."""
+    floating_kernel(input, "hardshrink_cpu")
     inside, outside = (input >= -lambd) & (input <= lambd), (input > lambd) | (input < -lambd)
     return name_node(where(inside, 0.0, where(outside, input, input.detach())), "HardshrinkBackward0")
 
@@ -370,6 +374,7 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """``input`` moved ``lambd`` toward 0, 0 within ``lambd`` of it; follows
     ``torch.nn.functional.softshrink``."""
+    floating_kernel(input, "softshrink_check")
     out = where(input > lambd, input - lambd, where(input < -lambd, input + lambd, input * 0.0))  # (NaN stays)
     return name_node(out, "SoftshrinkBackward0")
 
@@ -384,6 +389,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     """Leaky ReLU whose negative slope is drawn from U(lower, upper) per element when
     ``training`` (from tapegrad's generator), else their mean; follows
     ``torch.nn.functional.rrelu``."""
+    floating_kernel(input, "leaky_relu_cpu")
     if training:
         from .._factories import default_generator
 
@@ -398,6 +404,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
 def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
     """``input`` where positive, else ``weight * input``, the weight (one value, or one per
     channel: dimension 1, or 0 for a 1-d input) learned; follows ``torch.nn.functional.prelu``."""
+    floating_kernel(input, "prelu_cpu")
     if weight.numel() == 1:
         weight = weight.reshape(())  # (a 0-d input stays 0-d)
     else:

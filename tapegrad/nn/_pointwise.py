@@ -9,7 +9,7 @@ import numpy as np
 
 from .._record import _SCALAR_OPS, _scalar, in_place, name_node
 from .._selection import where as _where
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _wrap, floating_kernel
 
 
 def _written(input: Tensor, compute, inplace: bool, node: str, composite: bool = True) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -62,6 +62,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """``relu6(x + 3) / 6``, gradient 1/6 strictly between -3 and 3; follows
     ``torch.nn.functional.hardsigmoid``."""
+    floating_kernel(input, "hardsigmoid_cpu")
 
     def compute(x):
         # Its own test of the interior, as PyTorch's hardsigmoid_backward: 0 at NaN.
@@ -76,6 +77,7 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     ``x (x + 3) / 6`` between, each rounded as PyTorch computes it; gradient 0 up to -3,
     ``x / 3 + 0.5`` between, NaN at NaN (PyTorch's hardswish_backward). Follows
     ``torch.nn.functional.hardswish``."""
+    floating_kernel(input, "hardswish_cpu")
 
     def compute(x):
         below, above = x <= -3.0, x >= 3.0
@@ -92,6 +94,7 @@ def logsigmoid(input: Tensor) -> Tensor:  # noqa: A002
     """``log(sigmoid(x))`` as PyTorch computes it, ``min(x, 0) - log1p(exp(-|x|))`` (no
     overflow, no cancellation); gradient ``sigmoid(-x)``, 0.5 at 0. Follows
     ``torch.nn.functional.logsigmoid``."""
+    floating_kernel(input, "log_sigmoid_cpu")
     negative = input < 0.0
     # -|x| as a select, so that its derivative at 0 is that of -x: the gradient is then 0.5
     # there (|x|'s derivative at 0 is 0, which gave 0).
@@ -106,6 +109,7 @@ def softsign(input: Tensor) -> Tensor:  # noqa: A002
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """``x * tanh(softplus(x))``; follows ``torch.nn.functional.mish``."""
+    floating_kernel(input, "mish_cpu")
     return _written(input, lambda x: x * x.softplus().tanh(), inplace, "MishBackward0")
 
 
@@ -115,6 +119,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """``scale * elu(x, alpha)`` with PyTorch's constants; follows ``torch.nn.functional.selu``."""
+    floating_kernel(input, "elu_cpu")
 
     def compute(x):
         return _where(x > 0.0, x * _SELU_SCALE, _elu(x, _SELU_ALPHA) * _SELU_SCALE)
@@ -125,6 +130,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
     """``x`` above 0, ``alpha * (exp(x / alpha) - 1)`` below; follows
     ``torch.nn.functional.celu``; raises ``RuntimeError`` for ``alpha`` 0, as PyTorch."""
+    floating_kernel(input, "elu_cpu")
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
     return _written(input, lambda x: _where(x > 0.0, x, _elu(x / alpha, 1.0) * alpha), inplace, "CeluBackward0")

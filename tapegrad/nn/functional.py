@@ -22,7 +22,16 @@ from .._reductions import softmax as _softmax
 from .._selection import _valued_as
 from .._selection import where as _where
 from .._views import transpose_onto
-from ..tensor import Size, Tensor, _wrap, argument_type_name, check_tensor_arguments, guard_reads, on_tape
+from ..tensor import (
+    Size,
+    Tensor,
+    _wrap,
+    argument_type_name,
+    check_tensor_arguments,
+    floating_kernel,
+    guard_reads,
+    on_tape,
+)
 from ._convolution import (  # noqa: F401 - the public names
     adaptive_avg_pool2d,
     avg_pool2d,
@@ -109,6 +118,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     """x * Phi(x), Phi the standard normal CDF (``approximate="tanh"``: PyTorch's tanh
     approximation of it); follows ``torch.nn.functional.gelu``. Raises ``RuntimeError`` for
     another ``approximate``, as PyTorch does."""
+    floating_kernel(input, "GeluKernelImpl")
     if approximate == "none":
         return input.gelu()
     if approximate != "tanh":
@@ -253,6 +263,7 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm=None, norm_type:
 
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002
     """Normalise over the last ``normalized_shape`` dimensions, then scale and shift; follows ``torch.nn.functional.layer_norm``."""
+    floating_kernel(input, "LayerNormKernelImpl")
     if isinstance(normalized_shape, (int, np.integer)):
         raise TypeError(
             "layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, "
@@ -295,6 +306,7 @@ def rms_norm(input: Tensor, normalized_shape, weight=None, eps=None) -> Tensor: 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """x * sigmoid(x) elementwise (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.silu``."""
+    floating_kernel(input, "silu_cpu")
     if not inplace:
         return input.silu()
     return _written(input, lambda x: x.silu(), inplace, "SiluBackward0", composite=False)
@@ -303,6 +315,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
     """x, or x * negative_slope below 0 (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.leaky_relu``."""
+    floating_kernel(input, "leaky_relu_cpu")
     slope = float(negative_slope)
     return _written(
         input, lambda x: _scalar(_SCALAR_OPS["leaky_relu"], x, slope), inplace, "LeakyReluBackward0", composite=False
@@ -312,6 +325,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
     """x, or alpha * (exp(x) - 1) below 0 (written into ``input`` with ``inplace``); follows
     ``torch.nn.functional.elu``."""
+    floating_kernel(input, "elu_cpu")
     alpha = float(alpha)
     return _written(input, lambda x: _scalar(_SCALAR_OPS["elu"], x, alpha), inplace, "EluBackward0", composite=False)
 
@@ -319,6 +333,7 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
     """log(1 + exp(beta * x)) / beta, and x where beta * x is above ``threshold``; follows
     ``torch.nn.functional.softplus``."""
+    floating_kernel(input, "softplus_cpu")
     if beta == 1.0 and threshold == 20.0:
         return input.softplus()  # one row (its own threshold is PyTorch's default)
     scaled = input * beta
@@ -1125,6 +1140,7 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
 def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
     """The gated linear unit: the first half of ``input`` along ``dim`` times the sigmoid of the
     second; follows ``torch.nn.functional.glu``. Raises ``RuntimeError`` for an odd size."""
+    floating_kernel(input, "glu_cpu")
     if input.dim() == 0:
         raise RuntimeError("glu does not support scalars because halving size must be even")
     from ..tensor import _normalize_dim
