@@ -240,6 +240,7 @@ def unravel_index(indices, shape) -> tuple:
     number of elements, as PyTorch's): one int64 tensor of ``indices``' shape per dimension.
     Follows ``torch.unravel_index``; raises its ``TypeError`` for non-integer indices and
     ``ValueError`` for a negative extent."""
+    guard_reads("unravel_index()", indices)  # coordinates computed in numpy
     data = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
     if data.dtype.kind not in "iu":
         name = indices.dtype if isinstance(indices, Tensor) else data.dtype
@@ -381,7 +382,7 @@ def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=
     """Where each of ``values`` would be inserted in the innermost dimension of
     ``sorted_sequence`` to keep it sorted (``right``/``side="right"``: after equal elements);
     int64 (int32 with ``out_int32``); follows ``torch.searchsorted``."""
-    guard_reads("searchsorted()", sorted_sequence, values)
+    guard_reads("searchsorted()", sorted_sequence, values, sorter)
     boundaries = as_tensor(sorted_sequence)._data
     scalar = not isinstance(values, Tensor)
     queries = np.asarray(values._data if not scalar else values)

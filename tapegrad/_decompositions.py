@@ -20,7 +20,7 @@ import numpy as np
 from ._grad_mode import is_grad_enabled
 from ._views import cat, stack
 from .autograd.function import Function
-from .tensor import Tensor, _wrap
+from .tensor import Tensor, _wrap, guard_reads
 
 
 class LinAlgError(RuntimeError):
@@ -528,6 +528,7 @@ def lu_unpack(LU: Tensor, pivots: Tensor, unpack_data: bool = True, unpack_pivot
     k = min(m, n)
     P = None  # noqa: N806
     if unpack_pivots:
+        guard_reads("lu_unpack()", pivots)  # the permutation, built in numpy
         swaps = pivots._data.astype(np.int64) - 1
         permutation = np.broadcast_to(np.arange(m), (*swaps.shape[:-1], m)).copy()
         batch = math.prod(swaps.shape[:-1])  # (not -1: a reshape cannot infer it beside a 0, as of 0x0 matrices)

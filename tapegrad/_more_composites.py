@@ -560,6 +560,7 @@ def quantile(input: Tensor, q, dim=None, keepdim: bool = False, *, interpolation
         if q.dtype != input.dtype:
             raise RuntimeError("quantile() q tensor must be same dtype as the input tensor")
         scalar_q = q.dim() == 0
+    guard_reads("quantile()", q)  # the positions and weights come from q's values, in numpy
     levels = np.atleast_1d(np.asarray(q._data if isinstance(q, Tensor) else q, np.float64))
     bad = levels[(levels < 0) | (levels > 1)]
     if bad.size:

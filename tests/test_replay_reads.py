@@ -115,30 +115,60 @@ def test_vmap_gives_each_slice_its_own_value(f):
     assert vmap(f)(tg.tensor(batch)).tolist() == pytest.approx(eager)
 
 
+_ROWS = np.array([[0.3, 2.2, 1.1, 3.7], [2.5, 0.5, 1.0, 0.2], [0.1, 1.5, 1.2, 0.9]], np.float32)
+# x[0] picks a branch of a select (recorded without a guard); x[1:] are the data
+_BRANCHES = np.array([[2.0, 1.5, -1.0, 0.7, 2.5], [0.5, 1.5, -1.0, 0.7, 2.5], [3.0, 0.5, 2.0, -0.7, 1.5]])
+
+
+def _pivots(x):
+    return tg.where(x[0] > 1, tg.tensor([2, 2], dtype=tg.int32), tg.tensor([1, 2], dtype=tg.int32))
+
+
 @pytest.mark.parametrize(
-    "f",
+    "f, batch",
     [
-        lambda x: x.sum() * (tg.bincount((x > 1).long(), minlength=2).float() * tg.tensor([1.0, 2.0])).sum(),
-        lambda x: (tg.bincount(tg.tensor([0, 1, 1, 0]), weights=x) * tg.tensor([1.0, 3.0])).sum(),
-        lambda x: x.index_fill(0, x.argmax().reshape(1), 0.0).sum(),
-        lambda x: (x * tg.nn.functional.adaptive_max_pool1d(x.reshape(1, 1, 4), 1, return_indices=True)[1]).sum(),
-        lambda x: (x * tg.nn.functional.adaptive_max_pool2d(x.reshape(1, 2, 2), 1, return_indices=True)[1]).sum(),
+        (lambda x: x.sum() * (tg.bincount((x > 1).long(), minlength=2).float() * tg.tensor([1.0, 2.0])).sum(), _ROWS),
+        (lambda x: (tg.bincount(tg.tensor([0, 1, 1, 0]), weights=x) * tg.tensor([1.0, 3.0])).sum(), _ROWS),
+        (lambda x: x.index_fill(0, x.argmax().reshape(1), 0.0).sum(), _ROWS),
+        (lambda x: (x * tg.nn.functional.adaptive_max_pool1d(x.reshape(1, 1, 4), 1, return_indices=True)[1]).sum(), _ROWS),
+        (lambda x: (x * tg.nn.functional.adaptive_max_pool2d(x.reshape(1, 2, 2), 1, return_indices=True)[1]).sum(), _ROWS),
+        (lambda x: x.sum() * (lambda r, c: r * 2 + c + 1)(*tg.unravel_index(x.argmax(), (2, 2))), _ROWS),
+        (lambda x: tg.quantile(x[1:], tg.where(x[0] > 1, tg.tensor(0.75), tg.tensor(0.25)).to(x.dtype)), _BRANCHES),
+        (
+            lambda x: (
+                x[1:3]
+                * tg.searchsorted(
+                    tg.tensor([5.0, 1.0], dtype=x.dtype),
+                    tg.tensor([0.0, 3.0], dtype=x.dtype),
+                    sorter=tg.where(x[0] > 1, tg.tensor([1, 0]), tg.tensor([0, 1])),
+                )
+            ).sum(),
+            _BRANCHES,
+        ),
+        (
+            lambda x: (tg.lu_unpack(x[1:].reshape(2, 2), _pivots(x))[0].reshape(-1).to(x.dtype) * x[1:]).sum(),
+            _BRANCHES,
+        ),
     ],
-    ids=["bincount", "bincount(weights)", "index_fill(argmax)", "adaptive_max_pool1d", "adaptive_max_pool2d"],
-)
-def test_positions_and_counts_computed_in_numpy_follow_each_input(f):
-    """Functions outside the sweep of one-input functions above (integer inputs, an index
-    argument, indices of nn.functional): each replay (recorded again where a guard fails) and
-    each vmap slice equals eager at its own input, where once they reused the recording's."""
-    batch = np.array([[0.3, 2.2, 1.1, 3.7], [2.5, 0.5, 1.0, 0.2], [0.1, 1.5, 1.2, 0.9]], np.float32)
+    ids=[
+        "bincount", "bincount(weights)", "index_fill(argmax)", "adaptive_max_pool1d", "adaptive_max_pool2d",
+        "unravel_index", "quantile(q)", "searchsorted(sorter)", "lu_unpack(pivots)",
+    ],
+)  # fmt: skip
+def test_positions_and_counts_computed_in_numpy_follow_each_input(f, batch):
+    """Functions outside the sweep of one-input functions above (integer inputs, an index or
+    sorter argument, indices of nn.functional): each replay (recorded again where a guard
+    fails) and each vmap slice equals eager at its own input, where once they reused the
+    recording's positions. Found by hunts with indices computed from the input."""
     eager = [f(tg.tensor(row)).item() for row in batch]
-    assert len(set(eager)) == 3  # (each input must give another result for the test to see a frozen one)
+    assert len(set(eager)) > 1  # (some input must give another result for the test to see a frozen one)
     tape = tg.record(f, batch[0], rerecord=True)
     assert [tape(row).item() for row in batch] == pytest.approx(eager)
     assert vmap(f)(tg.tensor(batch)).tolist() == pytest.approx(eager)
     strict = tg.record(f, batch[0])
+    other = next(row for row, value in zip(batch, eager) if value != eager[0])
     with pytest.raises(tg.GuardError):
-        strict(batch[1])
+        strict(other)
 
 
 def test_a_guard_names_the_user_s_line():
