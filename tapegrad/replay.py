@@ -973,14 +973,26 @@ class Tape:
         if checks is None:
             checks = []
             for row, name in getattr(self, "integer_rows", {}).items():
-                if _ops.OPS[self.rows[row, OPCODE] & OPCODE_MASK].replay_rule in _INTEGER_ARITHMETIC:
+                rule = _ops.OPS[self.rows[row, OPCODE] & OPCODE_MASK].replay_rule
+                if rule in _INTEGER_ARITHMETIC:
                     limits = np.iinfo(np.dtype(name))
-                    checks.append((row, self._slot(row), max(limits.min, -_EXACT), min(limits.max, _EXACT)))
+                    # (a power of integers to a negative exponent is 0, 1 or -1 eagerly, PyTorch's
+                    # rule, and a fraction in the replay's float64: refused where it is one)
+                    whole = rule in ("pow", "rpow_scalar")
+                    checks.append((row, self._slot(row), max(limits.min, -_EXACT), min(limits.max, _EXACT), whole))
             self._integer_check_list = checks
         return checks
 
     def _check_integers(self) -> None:
-        for row, slot, low, high in self._integer_checks():
+        for row, slot, low, high, whole in self._integer_checks():
+            if whole and slot.size and np.any(slot != np.trunc(slot)):
+                self._forwarded = False
+                raise GuardError(
+                    f"replay guard failed: pow of {self.integer_rows[row]} values to a negative exponent at these "
+                    "inputs, which eager computes as PyTorch's integer power (0 unless the base is 1 or -1) and a "
+                    "replay, holding integers as float64, cannot; compute in floating point, or call the function "
+                    "eagerly"
+                )
             if slot.size and (slot.min() < low or slot.max() > high):
                 self._forwarded = False
                 bad = slot[(slot < low) | (slot > high)][0]

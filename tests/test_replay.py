@@ -1409,6 +1409,29 @@ def test_integers_a_replay_cannot_hold_exactly_raise_rather_than_round_or_wrap()
     assert labels._scalar_program() is None or labels._program is not None
 
 
+@pytest.mark.parametrize(
+    "power",
+    [lambda i: 2 ** (i - 1), lambda i: (i + 2) ** (i - 1)],
+    ids=["rpow_scalar", "pow"],
+)
+def test_integer_powers_to_negative_exponents_raise_rather_than_keep_a_fraction(power):
+    """PyTorch's integer power to a negative exponent is 0 (a base other than 1 or -1), as eager
+    computes it; a replay holds integers as float64 and kept 0.5, even at the recording's own
+    inputs. It fails as a guard there; non-negative exponents replay as eager."""
+
+    def f(x, i):
+        return (power(i).to(x.dtype) * x).sum()
+
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    positive, negative = np.array([1, 1, 2, 3]), np.array([0, 1, 2, 3])
+    tape = tg.record(f, x, positive)
+    assert tape(x, positive).item() == f(tg.tensor(x), tg.tensor(positive)).item()
+    with pytest.raises(tg.GuardError, match="pow of int64 values to a negative exponent"):
+        tape(x, negative)
+    with pytest.raises(tg.GuardError, match="to a negative exponent"):
+        tg.record(f, x, negative).value_and_grad(x, negative, argnums=0)
+
+
 def test_vmap_of_integer_arithmetic_runs_eagerly_per_slice():
     from tapegrad.func import vmap, vmap_stats
 
