@@ -675,6 +675,20 @@ def _recorded(data: np.ndarray, tape: Tape, row: int, requires_grad: bool = True
     return tensor
 
 
+def holds(kind: str, tensor: Tensor, test) -> bool:
+    """Whether ``test(values)`` (elementwise, written for numpy arrays and tensors alike: ``v == v``)
+    is true everywhere. Eagerly it runs on the array. Inside ``tapegrad.record``, for a value on
+    the tape, it runs as recorded ops and its truth is guarded (``kind`` names the guard): a check
+    eager makes before computing (a range, a support) then holds in every replay, or the replay
+    fails its guard, where the check read in numpy was skipped and the replay returned a number."""
+    if _recordings_active[0] and _grad_state.recording is not None and on_tape(tensor):
+        result = test(tensor).all()
+        value = _bool(result._data.reshape(-1)[0])
+        _guard(result, kind, truth=value)
+        return value
+    return bool(np.all(test(tensor._data)))
+
+
 def floating_kernel(input: Tensor, kernel: str) -> None:  # noqa: A002 - PyTorch's name
     """PyTorch's ``NotImplementedError`` for a kernel it compiles for floating dtypes only, named
     as its dispatch names it (``"elu_cpu"``): numpy computed those ops of integers in floating

@@ -309,3 +309,36 @@ def test_a_replayed_transpose_keeps_the_sign_of_zero():
             tape = tg.record(f, np.ones((n, n)))
             replayed, eager = tape(values).numpy(), f(tg.tensor(values)).numpy()
             assert np.allclose(replayed, eager, rtol=1e-15) and np.array_equal(np.signbit(replayed), np.signbit(eager))
+
+
+def _target(x):
+    """1 or 7 by the first element (a select: recorded without a guard), as four targets."""
+    return tg.where(x[0] > 2.4, tg.tensor(7.0, dtype=x.dtype), tg.tensor(1.0, dtype=x.dtype)) * tg.ones(
+        4, dtype=x.dtype
+    )
+
+
+@pytest.mark.parametrize(
+    "f, error",
+    [
+        (lambda x: tg.nn.functional.binary_cross_entropy(x[4:].sigmoid(), _target(x)), RuntimeError),
+        (lambda x: tg.distributions.Bernoulli(logits=x[4:]).log_prob(_target(x)).sum(), ValueError),
+        (lambda x: tg.distributions.Normal(x[4:], 1.0).log_prob(_target(x) * x[1] / x[1]).sum(), ValueError),
+    ],
+    ids=["binary_cross_entropy", "Bernoulli.log_prob", "Normal.log_prob"],
+)
+def test_checks_eager_makes_of_values_hold_in_replays(f, error):
+    """A range or support check read in numpy was skipped by a replay, which returned a number
+    where eager raises. It is a guard now: the replay fails it, and a recording made again
+    raises eager's error. (Normal's: NaN, from 0 / 0 at x[1] = 0.)"""
+    valid = np.array([0.5, 1.0, 0, 0, 1.5, -1.0, 0.7, 2.5])
+    invalid = valid.copy()
+    invalid[0], invalid[1] = 2.5, 0.0
+    with pytest.raises(error):
+        f(tg.tensor(invalid))
+    tape = tg.record(f, valid)
+    assert tape(valid).item() == pytest.approx(f(tg.tensor(valid)).item())
+    with pytest.raises(tg.GuardError):
+        tape(invalid)
+    with pytest.raises(error):
+        tg.record(f, valid, rerecord=True)(invalid)

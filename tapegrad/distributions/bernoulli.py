@@ -69,8 +69,7 @@ class Bernoulli(Distribution):
         from ..nn.functional import binary_cross_entropy_with_logits
 
         value = self._checked_value(value)
-        data = value._data
-        self._check_support(value, (data == 0) | (data == 1), "Boolean()")
+        self._check_support(value, lambda v: (v == 0) | (v == 1), "Boolean()")
         logits, value = _as_parameters(self.logits, value)
         return -binary_cross_entropy_with_logits(logits, value, reduction="none")
 

@@ -9,7 +9,7 @@ from .._factories import tensor
 from .._grad_mode import no_grad
 from .._record import broadcast_error
 from .._selection import clamp
-from ..tensor import Size, Tensor
+from ..tensor import Size, Tensor, holds
 
 
 def _as_parameters(*values) -> list:
@@ -61,6 +61,11 @@ _SCALAR = Size()  # (one draw: PyTorch's default sample_shape, torch.Size())
 
 def _shape(sample_shape) -> Size:
     return Size(sample_shape if isinstance(sample_shape, (tuple, list)) else (sample_shape,))
+
+
+def _not_nan(values):
+    """Real(): every value but NaN (for arrays and tensors alike)."""
+    return values == values
 
 
 class Distribution:
@@ -135,7 +140,12 @@ class Distribution:
             )
 
     def _check_support(self, value: Tensor, ok, support: str) -> None:
-        if self._validate_args and not bool(np.all(ok)):
+        """``ValueError`` unless ``ok``: where ``value`` is inside the support, or a test of values
+        (``tensor.holds``'s: guarded in a recording, whose replays then check it too)."""
+        if not self._validate_args:
+            return
+        inside = holds(f"the {support} support check", value, ok) if callable(ok) else bool(np.all(ok))
+        if not inside:
             raise ValueError(
                 f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the support "
                 f"({support}) of the distribution {self!r}, but found invalid values:\n{value}"

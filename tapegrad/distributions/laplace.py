@@ -8,7 +8,7 @@ import numpy as np
 
 from .._factories import rand
 from ..tensor import Tensor
-from .distribution import _SCALAR, LocationScale
+from .distribution import _SCALAR, LocationScale, _not_nan
 
 
 class Laplace(LocationScale):
@@ -33,7 +33,7 @@ class Laplace(LocationScale):
 
     def log_prob(self, value) -> Tensor:
         value = self._checked_value(value)
-        self._check_support(value, ~np.isnan(value._data), "Real()")
+        self._check_support(value, _not_nan, "Real()")
         return -(2 * self.scale).log() - (value - self.loc).abs() / self.scale
 
     def cdf(self, value) -> Tensor:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._factories import eye, randn
 from ..tensor import Tensor
-from .distribution import _SCALAR, Distribution, lazy_property
+from .distribution import _SCALAR, Distribution, _not_nan, lazy_property
 
 
 def _batch_mahalanobis(scale_tril: Tensor, diff: Tensor) -> Tensor:
@@ -118,7 +118,7 @@ class MultivariateNormal(Distribution):
 
     def log_prob(self, value) -> Tensor:
         value = self._checked_value(value)
-        self._check_support(value, ~np.isnan(value._data), "IndependentConstraint(Real(), 1)")
+        self._check_support(value, _not_nan, "IndependentConstraint(Real(), 1)")
         diff = value - self.loc
         mahalanobis = _batch_mahalanobis(self._unbroadcasted_scale_tril, diff)
         return -0.5 * (self._event_shape[0] * math.log(2 * math.pi) + mahalanobis) - self._half_log_det()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .._factories import randn
 from ..tensor import Tensor
-from .distribution import _SCALAR, LocationScale
+from .distribution import _SCALAR, LocationScale, _not_nan
 
 
 class Normal(LocationScale):
@@ -32,7 +30,7 @@ class Normal(LocationScale):
 
     def _checked_real(self, value) -> Tensor:
         value = self._checked_value(value)
-        self._check_support(value, ~np.isnan(value._data), "Real()")
+        self._check_support(value, _not_nan, "Real()")
         return value
 
     def log_prob(self, value) -> Tensor:

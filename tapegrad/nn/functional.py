@@ -30,6 +30,7 @@ from ..tensor import (
     check_tensor_arguments,
     floating_kernel,
     guard_reads,
+    holds,
     on_tape,
 )
 from ._convolution import (  # noqa: F401 - the public names
@@ -761,6 +762,10 @@ def _nll_of_recorded_targets(input, target, labels, weight, ignore_index: int, r
     return name_node(total / _where(some, count, _wrap(np.ones((), input._data.dtype))) + nothing, "NllLossBackward0")
 
 
+def _in_unit_interval(values):
+    return (values >= 0) & (values <= 1)
+
+
 # PyTorch's EPSILON in binary_cross_entropy_backward, a float even for float64 (its gradient at
 # p = 0 of a float64 loss is t / 9.99999996e-13): 1e-12 itself was 4e-10 off there.
 _BCE_EPSILON = float(np.float32(1e-12))
@@ -791,11 +796,10 @@ def binary_cross_entropy(
             "The function 'binary_cross_entropy' is not differentiable with respect to argument 'weight'. This "
             "input cannot have requires_grad True."
         )
-    values = input._data
-    if values.size and not ((values >= 0) & (values <= 1)).all():
+    # (guarded in a recording: a replay at values outside skipped the checks and returned a loss)
+    if not holds("binary_cross_entropy()'s range check", input, _in_unit_interval):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    targets = target._data
-    if targets.size and not ((targets >= 0) & (targets <= 1)).all():  # (a 0-255 mask gave a negative loss)
+    if not holds("binary_cross_entropy()'s range check", target, _in_unit_interval):  # (a 0-255 mask: negative)
         raise RuntimeError("all elements of target should be between 0 and 1")
     # Where a float32 sigmoid saturates, p is exactly 0 or 1 and a log is -inf: clamped at -100,
     # its gradient was the clamp's 0 times the log's inf, NaN. PyTorch's backward divides by
