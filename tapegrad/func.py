@@ -245,7 +245,7 @@ def _differentiable(x, nested: bool):
     """The transform's own differentiable copy of an input: a view of it when an outer transform
     differentiates it too (the result stays connected), otherwise a fresh leaf."""
     if not isinstance(x, Tensor):
-        raise RuntimeError(f"Expected the inputs being differentiated to be Tensors, got {type(x)}")
+        raise ValueError(f"Thing passed to transform API must be Tensor, got {type(x)}")
     if nested and x.requires_grad:
         return x.view_as(x)
     return _internal(x.detach().requires_grad_())
@@ -293,6 +293,9 @@ def _split_aux(result, has_aux: bool, caller: str):
         return result, None
     if not (isinstance(result, tuple) and len(result) == 2):
         raise RuntimeError(f"{caller}: output of function f should be a tuple: (output, aux) if has_aux is True")
+    for leaf in _flatten(result[1])[0]:  # (PyTorch's: an aux of other things is not passed through)
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError(f"Expected tensors, got unsupported type {type(leaf)}")
     return result
 
 
@@ -399,6 +402,17 @@ def _only_tensors(leaves, caller: str) -> None:
             )
 
 
+def _only_floating(leaves, caller: str) -> None:
+    """PyTorch's refusal of reverse mode from an integer or bool output, whose Jacobian came out
+    as zeros here."""
+    for leaf in leaves:
+        if leaf._data.dtype.kind != "f":
+            raise RuntimeError(
+                f"{caller}: All outputs of f must be floating-point or complex Tensors, got Tensor with dtype "
+                f"{leaf.dtype}"
+            )
+
+
 def _called(func, leaves: list, spec, nested: bool, has_aux: bool, caller: str) -> tuple:
     """``func`` called on differentiable copies of ``leaves`` (the structure ``spec``):
     ``(copies, output, aux, flat outputs, their structure)``, the outputs checked to be tensors."""
@@ -429,6 +443,7 @@ def vjp(func, *primals, has_aux: bool = False):
     leaves, spec = _flatten(primals)
     nested = _nested() or _outer(leaves)
     inputs, output, aux, outputs, output_spec = _called(func, leaves, spec, nested, has_aux, "vjp(f, *primals)")
+    _only_floating(outputs, "vjp(f, ...)")
     nested = nested or _reads_outer(outputs, inputs)
 
     def vjp_fn(cotangents):
@@ -500,6 +515,8 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
     for primal, direction in zip(leaves, directions):
         if not isinstance(primal, Tensor) or not isinstance(direction, Tensor):
             raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to only contain Tensors")
+        if primal._data.dtype.kind != "f":
+            raise ValueError(f"Expected primal to be floating point or complex, but got: {primal.dtype}")
         if direction.shape != primal.shape:
             raise RuntimeError(
                 "Trying to set a forward gradient that has a different size than that of the original Tensor, this "
@@ -553,6 +570,8 @@ def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
         output, aux = _split_aux(result, has_aux, f"{caller}(f, ...)(*args)")
         outputs, output_spec = _flatten(output)
         _only_tensors(outputs, "vjp(f, *primals)")
+        if not forward_mode:  # (jacfwd's Jacobian of an integer output is zeros, as PyTorch's)
+            _only_floating(outputs, "vjp(f, ...)")
         inputs = [x for flat in flats for x in flat]
         nested = nested or _reads_outer(outputs, inputs)
         per_output = []
@@ -837,6 +856,11 @@ class _VmapTransform:
 
     def _out_dims(self, spec) -> list:
         out_dims = self.out_dims
+        if any(dim is not None and not isinstance(dim, int) for dim in _flatten(out_dims)[0]):
+            raise ValueError(  # (a string compared with ints inside, a TypeError of Python's)
+                f"vmap({self.__name__}, ..., out_dims={out_dims}): `out_dims` must be an int, None or a python "
+                "collection of ints representing where in the outputs the vmapped dimension should appear."
+            )
         if spec is None and isinstance(out_dims, tuple) and len(out_dims) == 1:
             out_dims = out_dims[0]  # (a one-element tuple for a single tensor, as torch.func takes it)
         try:

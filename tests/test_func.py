@@ -3,6 +3,8 @@ central differences in float64 (always)."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -324,6 +326,43 @@ def test_out_dims_none_takes_a_constant_holding_nan(requires_grad):
     assert np.isnan(same[0].item()) and same[1].item() == 1.0 and tuple(same.shape) == (2,)
     with pytest.raises(ValueError, match="can not return a BatchedTensor when out_dim is None"):
         vmap(lambda v: v + tg.tensor([float("nan"), 0.0], dtype=tg.float64), out_dims=None)(x)
+
+
+_TRANSFORM_ERRORS = {
+    # reverse mode from an integer or bool output: a Jacobian of zeros, silently
+    "jacrev of a bool output": (lambda m, F: F.jacrev(lambda x: x > 0)(m.ones(2)), RuntimeError,
+                                "vjp(f, ...): All outputs of f must be floating-point or complex Tensors"),
+    "vjp of an int64 output": (lambda m, F: F.vjp(lambda x: (x * 2).long(), m.ones(2)), RuntimeError,
+                               "vjp(f, ...): All outputs of f must be floating-point or complex Tensors"),
+    "hessian of an int64 output": (lambda m, F: F.hessian(lambda x: x.sum().long())(m.ones(2)), RuntimeError,
+                                   "vjp(f, ...): All outputs of f must be floating-point or complex Tensors"),
+    "grad of a Python int": (lambda m, F: F.grad(lambda x, n: x.sum(), argnums=1)(m.ones(2), 3), ValueError,
+                             "Thing passed to transform API must be Tensor, got <class 'int'>"),
+    "jvp of an int64 primal": (
+        lambda m, F: F.jvp(lambda x: x, (m.ones(2, dtype=m.int64),), (m.ones(2, dtype=m.int64),)), ValueError,
+        "Expected primal to be floating point or complex, but got: "),
+    "grad with a str aux": (lambda m, F: F.grad(lambda x: (x.sum(), "a"), has_aux=True)(m.ones(2)), RuntimeError,
+                            "Expected tensors, got unsupported type <class 'str'>"),
+    "vjp with an int in its aux": (
+        lambda m, F: F.vjp(lambda x: (x.sum(), (x, 3)), m.ones(2), has_aux=True), RuntimeError,
+        "Expected tensors, got unsupported type <class 'int'>"),
+    "vmap of a str out_dims": (lambda m, F: F.vmap(lambda x: x, out_dims="0")(m.ones(2, 2)), ValueError,
+                               "vmap(<lambda>, ..., out_dims=0): `out_dims` must be an int, None or a python "
+                               "collection of ints"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(_TRANSFORM_ERRORS))
+@pytest.mark.parametrize("library", ["tapegrad", "torch"])
+def test_transforms_raise_pytorchs_errors(name, library):
+    """Found by a hunt against torch.func: zeros for reverse mode of integer outputs, and
+    other exception classes (a Python error from inside the transform) for the rest."""
+    m = tg if library == "tapegrad" else pytest.importorskip("torch")
+    F = importlib.import_module(f"{m.__name__}.func")
+    call, kind, message = _TRANSFORM_ERRORS[name]
+    with pytest.raises(kind) as raised:
+        call(m, F)
+    assert str(raised.value).startswith(message)
 
 
 def test_functional_call_restores_ties_and_strict():
