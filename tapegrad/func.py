@@ -676,6 +676,8 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
     else:
         mapping = {}
         repeated = []
+        if not all(isinstance(dictionary, dict) for dictionary in parameter_and_buffer_dicts):
+            raise ValueError("Expected all elements of parameter_and_buffer_dicts to be dictionaries")
         for dictionary in parameter_and_buffer_dicts:
             repeated += [key for key in dictionary if key in mapping]
             mapping.update(dictionary)

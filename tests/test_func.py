@@ -346,6 +346,9 @@ _TRANSFORM_ERRORS = {
     "vjp with an int in its aux": (
         lambda m, F: F.vjp(lambda x: (x.sum(), (x, 3)), m.ones(2), has_aux=True), RuntimeError,
         "Expected tensors, got unsupported type <class 'int'>"),
+    "functional_call of a list of tensors": (
+        lambda m, F: F.functional_call(m.nn.Linear(2, 1), [m.ones(1, 2)], (m.ones(2),)), ValueError,
+        "Expected all elements of parameter_and_buffer_dicts to be dictionaries"),
     "vmap of a str out_dims": (lambda m, F: F.vmap(lambda x: x, out_dims="0")(m.ones(2, 2)), ValueError,
                                "vmap(<lambda>, ..., out_dims=0): `out_dims` must be an int, None or a python "
                                "collection of ints"),
