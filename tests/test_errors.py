@@ -670,6 +670,36 @@ for _name, (_call, _kernel) in _FLOATING_KERNELS.items():
         NotImplementedError,
         f"\"{_kernel}\" not implemented for 'Long'",
     )
+CASES.update(
+    {
+        # Mixed dtypes numpy promoted, silently (a float32 model fed float64 data gave float64)
+        "layer_norm: a float64 input, float32 weight": (
+            lambda m: m.nn.functional.layer_norm(m.ones(2, 3, dtype=m.float64), (3,), m.ones(3)),
+            RuntimeError,
+            "mixed dtype (CPU): all inputs must share same datatype.",
+        ),
+        "layer_norm: a float32 input, float64 bias": (
+            lambda m: m.nn.functional.layer_norm(m.ones(2, 3), (3,), None, m.ones(3, dtype=m.float64)),
+            RuntimeError,
+            "mixed dtype (CPU): expect parameter to have scalar type of Float",
+        ),
+        "group_norm: a float64 input, float32 weight": (
+            lambda m: m.nn.GroupNorm(3, 3)(m.ones(2, 3, 1, dtype=m.float64)),
+            RuntimeError,
+            "mixed dtype (CPU): all inputs must share same datatype.",
+        ),
+        "prelu: a float64 input, float32 weight": (
+            lambda m: m.nn.PReLU()(m.ones(2, 3, dtype=m.float64)),
+            RuntimeError,
+            "prelu: Type promoting not supported. Got Double and Float",
+        ),
+        "binary_cross_entropy: a float64 target": (
+            lambda m: m.nn.functional.binary_cross_entropy(m.full((2,), 0.5), m.ones(2, dtype=m.float64)),
+            RuntimeError,
+            "Found dtype Double but expected Float",
+        ),
+    }
+)
 CASES["prelu of integers"] = (
     lambda m: m.nn.functional.prelu(m.tensor([[-1, 2, 3, 4]]), m.tensor([1])),
     NotImplementedError,

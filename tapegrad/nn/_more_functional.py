@@ -405,6 +405,10 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
     """``input`` where positive, else ``weight * input``, the weight (one value, or one per
     channel: dimension 1, or 0 for a 1-d input) learned; follows ``torch.nn.functional.prelu``."""
     floating_kernel(input, "prelu_cpu")
+    if weight._data.dtype != input._data.dtype:
+        raise RuntimeError(
+            f"prelu: Type promoting not supported. Got {input.dtype.type_name} and {weight.dtype.type_name}"
+        )
     if weight.numel() == 1:
         weight = weight.reshape(())  # (a 0-d input stays 0-d)
     else:

@@ -270,12 +270,23 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
             "layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, "
             f"not {type(normalized_shape).__name__}"
         )
+    _same_dtype_parameters(input, weight, bias)
     out = _layer_norm(input, tuple(int(extent) for extent in normalized_shape), eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
         out = out + bias
     return out
+
+
+def _same_dtype_parameters(input: Tensor, *parameters) -> None:  # noqa: A002
+    """PyTorch's check that a normalization's weight and bias have the input's dtype: numpy
+    promoted a float32 input scaled by a float64 weight to a float64 result, silently."""
+    for parameter in parameters:
+        if parameter is not None and parameter._data.dtype != input._data.dtype:
+            if input._data.dtype == np.float32:
+                raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+            raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
 
 
 def rms_norm(input: Tensor, normalized_shape, weight=None, eps=None) -> Tensor:  # noqa: A002
@@ -796,6 +807,8 @@ def binary_cross_entropy(
             "The function 'binary_cross_entropy' is not differentiable with respect to argument 'weight'. This "
             "input cannot have requires_grad True."
         )
+    if target._data.dtype != input._data.dtype:  # (promoted silently to the wider dtype)
+        raise RuntimeError(f"Found dtype {target.dtype.type_name} but expected {input.dtype.type_name}")
     # (guarded in a recording: a replay at values outside skipped the checks and returned a loss)
     if not holds("binary_cross_entropy()'s range check", input, _in_unit_interval):
         raise RuntimeError("all elements of input should be between 0 and 1")
@@ -1033,6 +1046,7 @@ def group_norm(
     when C is not divisible by ``num_groups``."""
     if input.dim() < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.dim()}")
+    _same_dtype_parameters(input, weight, bias)
     n, channels = input.shape[0], input.shape[1]
     if channels % num_groups:
         raise RuntimeError(
