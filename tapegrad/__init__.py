@@ -209,9 +209,11 @@ from ._more_composites import (
     logit,
     median,
     memory_format,
+    mvlgamma,
     nan_to_num,
     nanmean,
     nansum,
+    polygamma,
     preserve_format,
     quantile,
     rad2deg,
@@ -441,6 +443,7 @@ _LAZY = {
     "load": ("_serialization", "load"),
     "save": ("_serialization", "save"),
     "serialization": ("serialization", None),
+    "special": ("special", None),
     "compile": ("compiler", "compile"),  # torch.compile: a module wrapped as PyTorch wraps it, computing the same
     "compiler": ("compiler", None),
 }

@@ -99,15 +99,18 @@ def _method_or_functional(x, name):
     return method() if method is not None else getattr(functional(x), name)(x)
 
 
+# Table ops whose public name is not their own (a Tensor method PyTorch does not have)
+_UNARY_CALLS = {"_trigamma": lambda x: x.polygamma(1)}
+
+
 def _unary_cases():
     for op in OPS:
         if op.family == UNARY:
+            call = _UNARY_CALLS.get(op.name) or (lambda x, _n=op.name: _method_or_functional(x, _n))
             # (3, 4) has more elements than the kernels' call-free small-row path takes (8), so
             # both paths of every rule are checked.
             for shape in ((), (3,), (2, 3), (3, 4)):
-                yield Case(
-                    f"{op.name}{list(shape)}", lambda x, _n=op.name: _method_or_functional(x, _n), (shape,), op.domain
-                )
+                yield Case(f"{op.name}{list(shape)}", call, (shape,), op.domain)
 
 
 POSITIVE = (0.5, 2.0)
@@ -423,6 +426,11 @@ CASES = [
     Case("hypot", lambda a, b: library(a).hypot(a, b), ((2, 3), (3,))),
     Case("logit", lambda x: library(x).logit(x * 0.4, eps=0.1), ((2, 3),), POSITIVE),
     Case("xlogy", lambda a, b: library(a).xlogy(a, b), ((2, 3), (2, 3)), POSITIVE),
+    Case("special.xlog1py", lambda a, b: library(a).special.xlog1py(a, b), ((2, 3), (2, 3)), POSITIVE),
+    Case("polygamma(0)", lambda a: library(a).polygamma(0, a), ((2, 3),), POSITIVE),
+    Case("polygamma(1)", lambda a: a.polygamma(1), ((2, 3),), POSITIVE),
+    Case("mvlgamma", lambda a: library(a).mvlgamma(a, 3), ((2, 3),), (1.5, 3.0)),
+    Case("special.ndtr", lambda a: library(a).special.ndtr(a), ((2, 3),), (-2.0, 2.0)),
     Case("sinc", lambda x: library(x).sinc(x), ((2, 3),)),
     Case("nan_to_num", lambda x: library(x).nan_to_num(x.log(), neginf=-5.0), ((2, 3),)),
     Case("frac", lambda x: library(x).frac(x * 3.0) * x, ((2, 3),)),

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _dtypes, return_types
 from ._composites import addcdiv, addcmul, addmm, lerp, logaddexp
-from ._grad_mode import active_recording
+from ._grad_mode import active_recording, is_grad_enabled
 from ._indexing import gather
 from ._ops import BY_NAME
 from ._record import _unary, in_place, name_node
@@ -480,8 +480,62 @@ def _storage_offset(self) -> int:
     return (self._data.__array_interface__["data"][0] - start) // self._data.itemsize
 
 
+def polygamma(n: int, input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's names
+    """The n-th derivative of digamma: ``digamma`` for n = 0, then ``lgamma``'s derivatives of
+    order n + 1, of a floating tensor (integers as float32, as PyTorch); follows
+    ``torch.polygamma`` (``PolygammaBackward0``). Differentiable for n = 0 and 1 (whose
+    gradient is polygamma(2)); for n >= 2 the values are scipy's and, with an input that requires
+    grad, ``NotImplementedError`` is raised rather than a result without a gradient. Raises
+    ``RuntimeError`` for a negative n, as PyTorch."""
+    n = int(n)
+    if n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    x = input if input.is_floating_point() else input.to(_dtypes.DEFAULT_FLOAT)
+    if n == 0:
+        return name_node(x.digamma(), "PolygammaBackward0")
+    if n == 1:
+        return x._trigamma()
+    if x.requires_grad and is_grad_enabled():
+        raise NotImplementedError(f"the gradient of polygamma({n}, x) is not implemented in tapegrad yet (n <= 1 is)")
+    guard_reads("polygamma()", x)  # (values of scipy's, a constant of a recording)
+    import scipy.special
+
+    return _wrap(np.asarray(scipy.special.polygamma(n, x._data)).astype(x._data.dtype))
+
+
+def mvlgamma(input: Tensor, p: int) -> Tensor:  # noqa: A002
+    """The multivariate log-gamma function of dimension ``p``: ``sum_i lgamma(x - i / 2)`` over
+    i < p, plus ``p (p - 1) / 4 log(pi)``, elementwise; follows ``torch.mvlgamma``
+    (``MvlgammaBackward0``): at or below ``(p - 1) / 2`` a pole (+inf) or a log of |Gamma|, as
+    PyTorch's. Integers compute in the default float dtype. Raises PyTorch's ``RuntimeError``
+    for ``p`` below 1."""
+    if p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+    if not input.is_floating_point():
+        input = input.to(_dtypes.DEFAULT_FLOAT)  # noqa: A001
+    offsets = _wrap(-np.arange(p, dtype=input._data.dtype) / 2)
+    total = (input.unsqueeze(-1) + offsets).lgamma().sum(-1) + p * (p - 1) / 4 * math.log(math.pi)
+    return name_node(total, "MvlgammaBackward0")
+
+
+def xlog1py(input, other) -> Tensor:  # noqa: A002
+    """``input * log1p(other)``, 0 where ``input`` is 0 (NaN where ``other`` is), broadcast;
+    follows ``torch.special.xlog1py``, whose gradients it has (as ``xlogy``'s: the log masked
+    where ``input`` is 0 and ``other`` is at most -1 or infinite)."""
+    result = _result_type(input, other)
+    dtype = _dtypes.from_numpy_dtype(result) if result.kind == "f" else _dtypes.DEFAULT_FLOAT
+    x, y = (
+        value.to(dtype) if isinstance(value, Tensor) else _wrap(np.asarray(value, dtype.numpy))
+        for value in (input, other)
+    )
+    log = where((x == 0) & ((y <= -1) | (y == math.inf)), 0.0, y.log1p())
+    return name_node(x * log + 0.0, "SpecialXlog1PyBackward0")
+
+
 install(
     {
+        "polygamma": lambda self, n: polygamma(n, self),
+        "mvlgamma": mvlgamma,
         "quantile": lambda self, q, dim=None, keepdim=False, *, interpolation="linear": quantile(
             self, q, dim, keepdim, interpolation=interpolation
         ),

@@ -309,6 +309,32 @@ OPS: tuple[Op, ...] = (
     unary("cosh", "CoshBackward0", np.cosh, "cosh(x)", "g * sinh(x)", derivative=True),
     unary("erf", "ErfBackward0", _erf, "erf(x)", "g * 1.1283791670955126 * exp(-x * x)", compiled_forward=True),
     unary("erfc", "ErfcBackward0", _erfc, "erfc(x)", "g * -1.1283791670955126 * exp(-x * x)", compiled_forward=True),
+    unary("lgamma", "LgammaBackward0", _expressions.lgamma_arrays, "lgamma(x)", "g * digamma(x)", domain=(0.5, 3.0)),
+    unary(
+        "digamma",
+        "DigammaBackward0",
+        _expressions.FUNCTIONS["digamma"][2],
+        "digamma(x)",
+        "g * trigamma(x)",
+        domain=(0.5, 3.0),
+    ),
+    # polygamma(1, x), public as ``polygamma`` (its own name would add a method PyTorch lacks)
+    unary(
+        "_trigamma",
+        "PolygammaBackward0",
+        _expressions.trigamma_arrays,
+        "trigamma(x)",
+        "g * tetragamma(x)",
+        domain=(0.5, 3.0),
+    ),
+    unary(
+        "erfinv",
+        "ErfinvBackward0",
+        _expressions.erfinv_arrays,
+        "erfinv(x)",
+        "g * 0.886226925452758 * exp(out * out)",
+        domain=(-0.9, 0.9),
+    ),
     unary(
         "silu",
         "SiluBackward0",

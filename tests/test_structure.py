@@ -135,6 +135,7 @@ LAYERS = {
         "optim.swa_utils",  # weight averaging (SWA, EMA), its lr schedule, batch-norm statistics
         "_decompositions",  # torch.linalg's LAPACK routines as autograd.Functions
         "linalg",  # torch.linalg: norms, and the decompositions' public functions
+        "special",  # torch.special: the special functions under PyTorch's names there
         "distributions",  # torch.distributions: compositions of recorded ops, a module each
         "distributions.distribution",
         "distributions.normal",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 
 import numpy as np
 
@@ -75,8 +76,48 @@ def _gate_arrays(c, v):
     return 0.0 if c <= 0 else v
 
 
+def _special(name: str, *leading):
+    """scipy.special's ``name`` (imported on first use: scipy takes ~0.2 s to import) of an array
+    or a number, in the array's dtype."""
+
+    def function(x):
+        import scipy.special
+
+        out = getattr(scipy.special, name)(*leading, x)
+        return out.astype(x.dtype, copy=False) if hasattr(x, "dtype") else float(out)
+
+    return function
+
+
+_gammaln, _psi, _polygamma1, _polygamma2, _erfinv = (
+    _special("gammaln"),
+    _special("psi"),
+    _special("polygamma", 1),
+    _special("polygamma", 2),
+    _special("erfinv"),
+)
+
+
+def lgamma_arrays(x):
+    """log|Gamma(x)| as PyTorch's lgamma: +inf at -inf too (scipy's gammaln gives -inf there)."""
+    out = _gammaln(x)
+    return np.where(x == -np.inf, np.inf, out).astype(out.dtype) if hasattr(out, "dtype") else out
+
+
+def trigamma_arrays(x):
+    """psi'(x), +inf at the poles (0 and the negative integers), as the kernels compute it."""
+    return _polygamma1(x)
+
+
+def erfinv_arrays(x):
+    """erf's inverse with the sign of a zero kept, as PyTorch's (scipy's erfinv(-0.0) is +0.0)."""
+    out = _erfinv(x)
+    return np.copysign(out, x).astype(out.dtype) if hasattr(out, "dtype") else math.copysign(out, x)
+
+
 # name: (the function in generated kernels, the Tensor method for create_graph formulas, the numpy
-# function for arrays; either of the last two may be a function of the arguments instead).
+# function for arrays; either of the last two may be a function of the arguments instead; the
+# second None where there is none: a gradient formula calling it is then first-order only).
 # Kernel names are numba's numpy and math functions, the helpers of ``scalar.py`` where numpy's
 # semantics need a branch (relu keeps NaN, as np.maximum does), or the vectorizable functions of
 # ``vmath.py``.
@@ -107,6 +148,14 @@ FUNCTIONS = {
     "sigmoid": ("vmath.sigmoid", "sigmoid", lambda v: sigmoid_arrays(v)),  # defined below
     "erf": ("vmath.erf", "erf", "scipy.special.erf"),
     "erfc": ("vmath.erfc", "erfc", "scipy.special.erfc"),
+    # lgamma and its derivatives (digamma, polygamma(1) and, for its gradient alone, polygamma(2)),
+    # erf's inverse: scalar loops computed in float64 (scalar.py), numpy's from scipy.special
+    "lgamma": ("math.lgamma", "lgamma", lgamma_arrays),
+    "digamma": ("scalar.digamma", "digamma", _psi),
+    "trigamma": ("scalar.trigamma", "_trigamma", trigamma_arrays),
+    # (no form over tensors: polygamma(2) is no op, and create_graph through polygamma(1) refuses)
+    "tetragamma": ("scalar.tetragamma", None, _polygamma2),
+    "erfinv": ("scalar.erfinv", "erfinv", erfinv_arrays),
     # d/dx of x * Phi(x) (gelu's backward): in the kernels one exp for both of its terms
     "gelu_grad": ("vmath.gelu_grad", _gelu_grad, _gelu_grad),
     "abs": ("np.abs", "abs", "abs"),
@@ -162,6 +211,13 @@ def called(text: str) -> set:
 def names(text: str) -> set:
     """The variables the expression reads."""
     return {node.id for node in ast.walk(parse(text)) if isinstance(node, ast.Name) and node.id in VARIABLES}
+
+
+def differentiable(text: str) -> bool:
+    """Whether every function the expression calls has a form over tensors (``FUNCTIONS``'
+    second entry), so that it can be a ``create_graph`` formula."""
+    called = {node.func.id for node in ast.walk(parse(text)) if isinstance(node, ast.Call)}
+    return all(FUNCTIONS[name][1] is not None for name in called)
 
 
 def derivative(grad: str) -> str | None:

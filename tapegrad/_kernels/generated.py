@@ -49,6 +49,10 @@ RULE_NAMES = (
     "cosh",
     "erf",
     "erfc",
+    "lgamma",
+    "digamma",
+    "_trigamma",
+    "erfinv",
     "silu",
 )
 RULES = {name: number for number, name in enumerate(RULE_NAMES)}
@@ -2183,6 +2187,268 @@ def _backward_erfc64(rule, r, mask, frame):
     return families.DONE
 
 
+# lgamma: lgamma(x), gradient g * digamma(x)
+def _replay_lgamma32(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays32(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = math.lgamma(x[i])
+    return families.DONE
+
+
+def _replay_lgamma64(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays64(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = math.lgamma(x[i])
+    return families.DONE
+
+
+def _backward_lgamma32(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.digamma(x[i]))
+    return families.DONE
+
+
+def _backward_lgamma64(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.digamma(x[i]))
+    return families.DONE
+
+
+# digamma: digamma(x), gradient g * trigamma(x)
+def _replay_digamma32(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays32(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = scalar.digamma(x[i])
+    return families.DONE
+
+
+def _replay_digamma64(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays64(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = scalar.digamma(x[i])
+    return families.DONE
+
+
+def _backward_digamma32(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.trigamma(x[i]))
+    return families.DONE
+
+
+def _backward_digamma64(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.trigamma(x[i]))
+    return families.DONE
+
+
+# _trigamma: trigamma(x), gradient g * tetragamma(x)
+def _replay__trigamma32(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays32(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = scalar.trigamma(x[i])
+    return families.DONE
+
+
+def _replay__trigamma64(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays64(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = scalar.trigamma(x[i])
+    return families.DONE
+
+
+def _backward__trigamma32(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.tetragamma(x[i]))
+    return families.DONE
+
+
+def _backward__trigamma64(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    x_all = value_at(addresses[a], numel, grad)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, x = g_all[s : s + stop - start], ga_all[start:stop], x_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * scalar.tetragamma(x[i]))
+    return families.DONE
+
+
+# erfinv: erfinv(x), gradient g * 0.886226925452758 * exp(out * out)
+def _replay_erfinv32(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays32(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = scalar.erfinv(x[i])
+    return families.DONE
+
+
+def _replay_erfinv64(rule, r, path, frame):
+    wide_vectors()
+    x, out = _replay_operands(r, families.arrays64(frame))
+    numel = out.shape[0]
+    for i in range(numel):
+        out[i] = scalar.erfinv(x[i])
+    return families.DONE
+
+
+def _backward_erfinv32(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays32(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    y_all = value_at(addresses[r], numel, grad)
+    c0 = grad.dtype.type(0.886226925452758)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(y[i] * y[i]))
+    return families.DONE
+
+
+def _backward_erfinv64(rule, r, mask, frame):
+    wide_vectors()
+    rows, layouts, addresses, offsets, touched, grad = _backward_operands(families.arrays64(frame))
+    a = rows[r, 1]
+    if a < 0 or offsets[a] < 0:
+        return families.DONE
+    numel = layouts[rows[r, 4], 1]
+    g_all = _incoming(grad, offsets[r], numel, r, frame)
+    ga_all = grad[offsets[a] : offsets[a] + numel]
+    fresh = not touched[a]  # a slot not reached yet holds no gradient: the rule assigns to it
+    touched[a] = True
+    y_all = value_at(addresses[r], numel, grad)
+    c0 = grad.dtype.type(0.886226925452758)
+    zero = grad.dtype.type(0.0)
+    n = len(ga_all)
+    for start in range(0, n, 512):
+        stop = min(start + 512, n)
+        s = start if len(g_all) == n else 0
+        g, ga, y = g_all[s : s + stop - start], ga_all[start:stop], y_all[start:stop]
+        for i in range(stop - start):
+            ga[i] = (zero if fresh else ga[i]) + (g[i] * c0 * vmath.exp(y[i] * y[i]))
+    return families.DONE
+
+
 # silu: x * sigmoid(x), gradient g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))
 @jit
 def forward_silu(x, out):
@@ -2290,6 +2556,10 @@ REPLAY_FAMILIES = (
     ("cosh", _replay_cosh32, _replay_cosh64),
     ("erf", _replay_erf32, _replay_erf64),
     ("erfc", _replay_erfc32, _replay_erfc64),
+    ("lgamma", _replay_lgamma32, _replay_lgamma64),
+    ("digamma", _replay_digamma32, _replay_digamma64),
+    ("_trigamma", _replay__trigamma32, _replay__trigamma64),
+    ("erfinv", _replay_erfinv32, _replay_erfinv64),
     ("silu", _replay_silu32, _replay_silu64),
 )
 
@@ -2324,5 +2594,9 @@ BACKWARD_FAMILIES = (
     ("cosh", _backward_cosh32, _backward_cosh64),
     ("erf", _backward_erf32, _backward_erf64),
     ("erfc", _backward_erfc32, _backward_erfc64),
+    ("lgamma", _backward_lgamma32, _backward_lgamma64),
+    ("digamma", _backward_digamma32, _backward_digamma64),
+    ("_trigamma", _backward__trigamma32, _backward__trigamma64),
+    ("erfinv", _backward_erfinv32, _backward_erfinv64),
     ("silu", _backward_silu32, _backward_silu64),
 )

@@ -532,7 +532,9 @@ CONNECTED_GRADIENTS = {
 def formulas_for(op):
     """The op's VJP formulas (one per input, or a callable giving them for a row), or None where
     create_graph is not supported through it."""
-    return _formula_of(op) if op.grad_formula else VJP_RULES.get(op.rule)
+    if op.grad_formula:
+        return _formula_of(op) if expressions.differentiable(op.grad_formula) else None
+    return VJP_RULES.get(op.rule)
 
 
 def _formula_of(op) -> tuple:
