@@ -53,6 +53,22 @@ def test_edge_values_eager_and_replayed(name, reference, values):
         _same(got, want, rtol=1e-14 if dtype == np.float64 else 1e-6)
 
 
+def test_digamma_and_polygamma_1_are_scipy_s_to_its_accuracy():
+    """Replayed (the kernels) and eager, on both sides of 0 and far from it. PyTorch's
+    polygamma(1) is looser (5e-10 relative; tests/test_torch_parity.py allows for it)."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-30, 30, 400), 10 ** rng.uniform(-6, 8, 200), -(10 ** rng.uniform(-6, 5, 200))])
+    x = x[np.abs(x - np.round(x)) > 1e-6]  # (off the poles)
+    for name, reference, rtol in [
+        ("digamma", scipy.special.psi(x), 1e-11),
+        ("_trigamma", scipy.special.polygamma(1, x), 1e-12),
+    ]:
+        replayed = tg.record(lambda v, _name=name: getattr(v, _name)(), x)(x).numpy()
+        # (digamma near its roots: relative error there is the root's condition, as scipy's)
+        np.testing.assert_allclose(replayed, reference, rtol=rtol, atol=1e-13)
+        np.testing.assert_allclose(getattr(tg.tensor(x), name)().numpy(), reference, rtol=1e-15)
+
+
 def test_polygamma_is_digamma_then_lgamma_s_derivatives():
     x = tg.tensor([0.3, 1.7, 4.0, -2.5], dtype=tg.float64, requires_grad=True)
     for n in range(5):

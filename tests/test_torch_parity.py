@@ -22,9 +22,17 @@ def _run(module, case, arrays, dtype):
     return out, [x.grad for x in inputs]
 
 
+# Cases through PyTorch's polygamma(1) (digamma's gradient): its calc_trigamma cuts its series at
+# x >= 6, 5e-10 relative; tapegrad's is within 5e-14 of mpmath (tests/test_special.py holds it to
+# scipy's). float64 parity is to that accuracy there.
+_PYTORCH_TRIGAMMA = ("_trigamma", "digamma", "lgamma", "polygamma(", "mvlgamma")
+
+
 @pytest.mark.parametrize("dtype_name,rtol", [("float64", 1e-10), ("float32", 2e-5)])
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_values_and_gradients_match_pytorch(case, dtype_name, rtol):
+    if dtype_name == "float64" and case.name.startswith(_PYTORCH_TRIGAMMA):
+        rtol = 1e-9
     arrays = sample(np.random.default_rng(11), case.shapes, case.domain)
     ours, our_grads = _run(tg, case, arrays, getattr(tg, dtype_name))
     theirs, their_grads = _run(torch, case, arrays, getattr(torch, dtype_name))
