@@ -66,8 +66,12 @@ class Generator:
         self.seed()
 
     def manual_seed(self, seed: int) -> Generator:
-        """Restart the stream from ``seed`` (an int); returns this generator."""
-        self._seed = int(seed)
+        """Restart the stream from ``seed`` (an int, a negative one taken modulo 2**64 as
+        PyTorch's); returns this generator. ``RuntimeError`` for a float, ``ValueError``
+        beyond 64 bits, as PyTorch's."""
+        if isinstance(seed, float):
+            raise RuntimeError(f"manual_seed expected a long, but got {type(seed).__name__}")
+        self._seed = seed_value(seed)
         self._numpy = np.random.default_rng(self._seed)
         return self
 
@@ -118,10 +122,21 @@ def set_rng_state(new_state) -> None:
     _set_state_bytes(default_generator(), new_state)
 
 
+def seed_value(seed) -> int:
+    """``seed`` as PyTorch's ``manual_seed`` reads it: an int (a float or a numeric string made
+    one), a negative one taken modulo 2**64; ``ValueError`` beyond 64 bits (numpy refused
+    negative seeds: scripts seeding with -1 stopped)."""
+    value = int(seed)
+    if not -(1 << 63) <= value < (1 << 64):
+        raise ValueError("Overflow when unpacking long long")
+    return value % (1 << 64)
+
+
 def manual_seed(seed: int):
-    """Seed the generator behind ``rand``/``randn``/``randint`` (their values differ from PyTorch's)."""
+    """Seed the generator behind ``rand``/``randn``/``randint`` (their values differ from
+    PyTorch's); takes ``seed`` as PyTorch does (``seed_value``)."""
     global _generator
-    _generator = np.random.default_rng(seed)
+    _generator = np.random.default_rng(seed_value(seed))
     return _generator
 
 
@@ -327,6 +342,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     The samples are constants: no gradient flows to ``mean`` or ``std`` (PyTorch's
     reparametrised form is ``mean + std * randn``)."""
     _device.check(device)
+    for value in (mean, std):  # (an int64 mean gave samples truncated to integers)
+        if isinstance(value, Tensor) and value._data.dtype.kind != "f":
+            raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for '{value.dtype.type_name}'")
     means = mean._data if isinstance(mean, Tensor) else np.asarray(mean, np.float64)
     stds = std._data if isinstance(std, Tensor) else np.asarray(std, np.float64)
     if np.any(stds < 0):
@@ -355,7 +373,13 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
     2-D: one draw per row), without replacement unless ``replacement``; follows
     ``torch.multinomial``. Raises ``RuntimeError`` as PyTorch does for negative, non-finite or
     all-zero weights, and for more samples than categories without replacement."""
-    weights = np.asarray(input._data if isinstance(input, Tensor) else input, np.float64)
+    given = input._data if isinstance(input, Tensor) else np.asarray(input)
+    if given.dtype.kind != "f":
+        name = _dtypes.from_numpy_dtype(given.dtype).type_name
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {name}")
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    weights = np.asarray(given, np.float64)
     if weights.ndim not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
     rows = np.atleast_2d(weights)

@@ -250,8 +250,12 @@ class set_grad_enabled(_Mode):  # noqa: N801
     """``set_grad_enabled(False)`` switches recording off now; as a context manager, until exit."""
 
     def __init__(self, mode: bool):
+        if not isinstance(mode, bool):  # (0 and "" were taken for False)
+            raise TypeError(
+                f"set_grad_enabled(): argument 'enabled' (position 1) must be bool, not {type(mode).__name__}"
+            )
         self._previous = state.enabled
-        self.mode = bool(mode)
+        self.mode = mode
         _set(self.mode)
 
     def __enter__(self):

@@ -700,6 +700,64 @@ CASES.update(
         ),
     }
 )
+
+
+def _set_batch_size(m):
+    loader = m.utils.data.DataLoader(m.arange(10.0), batch_size=1)
+    loader.batch_size = 3  # (was ignored: batches of 1 still)
+
+
+CASES.update(
+    {
+        # Found by the data and autograd hunts: accepted where PyTorch refuses, silently
+        "manual_seed beyond 64 bits": (lambda m: m.manual_seed(2**64), ValueError, "Overflow when unpacking long long"),
+        "Generator.manual_seed of a float": (
+            lambda m: m.Generator().manual_seed(1.5),
+            RuntimeError,
+            "manual_seed expected a long, but got float",
+        ),
+        "normal of an integer mean": (
+            lambda m: m.normal(m.tensor([1, 2]), 1.0),
+            NotImplementedError,
+            "\"normal_kernel_cpu\" not implemented for 'Long'",
+        ),
+        "multinomial of integers": (
+            lambda m: m.multinomial(m.tensor([1, 2]), 1),
+            RuntimeError,
+            "multinomial only supports floating-point dtypes for input, got: Long",
+        ),
+        "multinomial of no samples": (
+            lambda m: m.multinomial(m.tensor([1.0, 2.0]), 0),
+            RuntimeError,
+            "cannot sample n_sample <= 0 samples",
+        ),
+        "random_split: a fraction outside [0, 1]": (
+            lambda m: m.utils.data.random_split(range(10), [1.5, -0.5]),
+            ValueError,
+            "Fraction at index 0 is not between 0 and 1",
+        ),
+        "DataLoader: batch_size set after init": (
+            _set_batch_size,
+            ValueError,
+            "batch_size attribute should not be set after DataLoader is initialized",
+        ),
+        "autograd.grad of no inputs": (
+            lambda m: m.autograd.grad(m.ones(1, requires_grad=True).sum(), []),
+            RuntimeError,
+            "`inputs` argument to `grad()` cannot be empty.",
+        ),
+        "autograd.grad of a number": (
+            lambda m: m.autograd.grad(m.ones(1, requires_grad=True).sum(), [3]),
+            RuntimeError,
+            "all inputs have to be Tensors or GradientEdges, but got int",
+        ),
+        "set_grad_enabled(0)": (
+            lambda m: m.set_grad_enabled(0),
+            TypeError,
+            "set_grad_enabled(): argument 'enabled' (position 1) must be bool, not int",
+        ),
+    }
+)
 CASES["prelu of integers"] = (
     lambda m: m.nn.functional.prelu(m.tensor([[-1, 2, 3, 4]]), m.tensor([1])),
     NotImplementedError,
@@ -821,3 +879,15 @@ def test_group_norm_of_an_empty_batch_is_empty():
     assert tuple(out.shape) == (0, 4, 3)
     out.sum().backward()
     assert tuple(x.grad.shape) == (0, 4, 3) and norm.weight.grad.tolist() == [0.0] * 4
+
+
+def test_seeds_are_taken_as_pytorch_takes_them():
+    """A negative seed is taken modulo 2**64 (numpy refused it: a script seeding with -1
+    stopped), a float or a numeric string made an int; the stream is the seed's."""
+    tg.manual_seed(-1)
+    first = tg.rand(4).tolist()
+    tg.manual_seed(2**64 - 1)
+    assert tg.rand(4).tolist() == first
+    for seed in (1.7, "3", True, -(2**63)):
+        tg.manual_seed(seed)
+    assert tg.Generator().manual_seed(-5).initial_seed() == 2**64 - 5

@@ -120,6 +120,11 @@ def grad(
         )
     outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
+    if not inputs:  # (an empty tuple of gradients, where PyTorch refuses)
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    for tensor in inputs:
+        if not isinstance(tensor, Tensor):
+            raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(tensor).__name__}")
     grad_outputs = (None,) * len(outputs) if grad_outputs is None else _as_tuple(grad_outputs)
     if is_grads_batched:  # one vector-Jacobian product per row of grad_outputs, stacked
         return _batched_grads(

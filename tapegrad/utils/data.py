@@ -126,6 +126,9 @@ def random_split(dataset: Dataset, lengths, generator=None) -> list:
     Raises ``ValueError`` as PyTorch does when the lengths do not add up."""
     lengths = list(lengths)
     if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        for index, fraction in enumerate(lengths):  # ([1.5, -0.5] took the whole dataset, silently)
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"Fraction at index {index} is not between 0 and 1")
         counts = [int(math.floor(len(dataset) * fraction)) for fraction in lengths]
         for i in range(len(dataset) - sum(counts)):
             counts[i % len(counts)] += 1
@@ -322,6 +325,9 @@ def default_convert(data):
     return data
 
 
+_FIXED_AFTER_INIT = ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset", "persistent_workers")
+
+
 class DataLoader:
     """Batches of a dataset, as ``torch.utils.data.DataLoader``: ``batch_size`` samples per batch
     (``None``: samples one by one, converted by ``default_convert``), in order or ``shuffle``d anew each epoch (from
@@ -398,6 +404,14 @@ class DataLoader:
         self.collate_fn = (
             collate_fn if collate_fn is not None else (default_collate if self._auto_batch else default_convert)
         )
+        self._initialized = True
+
+    def __setattr__(self, name: str, value) -> None:
+        # PyTorch's: the batches are made from these at construction (a batch_size set later was
+        # silently ignored)
+        if self.__dict__.get("_initialized") and name in _FIXED_AFTER_INIT:
+            raise ValueError(f"{name} attribute should not be set after {type(self).__name__} is initialized")
+        super().__setattr__(name, value)
 
     @property
     def _auto_batch(self) -> bool:
