@@ -273,6 +273,20 @@ def test_parameter_list_slice_setitem_extend_and_call():
         params(tg.ones(1))
 
 
+def test_parameter_list_keeps_other_objects_unregistered():
+    """PyTorch's: an object that is not a tensor is kept as it is, not a parameter (a number
+    was made a Parameter of that many zeros, registered and saved)."""
+    params = tg.nn.ParameterList([tg.ones(2)])
+    params.append(3)
+    params.append(tg.zeros(1))
+    assert (
+        len(params) == 3 and params[1] == 3 and [type(p).__name__ for p in params] == ["Parameter", "int", "Parameter"]
+    )
+    assert _names(params) == ["0", "2"] and list(params.state_dict()) == ["0", "2"]
+    assert "(1): Object of type: int" in repr(params)
+    assert params[1:][0] == 3
+
+
 def test_load_state_dict_assign_takes_the_tensors_themselves():
     """``assign=True``: the state dict's tensors become the parameters and buffers (their dtype
     and memory), each parameter keeping its requires_grad; it copied into the old ones."""

@@ -1146,28 +1146,33 @@ class ModuleDict(Module):
 
 class ParameterList(Module):
     """Parameters held in a list and registered (``"0"``, ``"1"``...); follows
-    ``torch.nn.ParameterList``: what is added is made a Parameter unless it is one; a slice is a
-    ParameterList. Raises ``IndexError`` for an index out of range, ``TypeError`` for ``extend``
-    with a non-iterable or a tensor, and ``RuntimeError`` when called, as PyTorch does."""
+    ``torch.nn.ParameterList``: a tensor added is made a Parameter unless it is one, and any
+    other object is kept as it is, unregistered (a number was made a Parameter of that many
+    zeros); a slice is a ParameterList. Raises ``IndexError`` for an index out of range,
+    ``TypeError`` for ``extend`` with a non-iterable or a tensor, and ``RuntimeError`` when
+    called, as PyTorch does."""
 
     def __init__(self, values=None):
         super().__init__()
+        self._size = 0
         if values is not None:
             self += values
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
             return self.__class__(list(self)[idx])
-        return self._parameters[str(_position(self, idx))]
+        return getattr(self, str(_position(self, idx)))
 
     def __setitem__(self, idx: int, value) -> None:
-        setattr(self, str(_position(self, idx)), value if isinstance(value, Parameter) else Parameter(value))
+        if isinstance(value, Tensor) and not isinstance(value, Parameter):
+            value = Parameter(value)
+        setattr(self, str(_position(self, idx)), value)
 
     def __len__(self) -> int:
-        return len(self._parameters)
+        return self._size
 
     def __iter__(self):
-        return iter(self._parameters.values())
+        return iter([self[index] for index in range(len(self))])
 
     def __iadd__(self, values) -> ParameterList:
         return self.extend(values)
@@ -1176,16 +1181,21 @@ class ParameterList(Module):
         raise RuntimeError("ParameterList should not be called.")
 
     def extra_repr(self) -> str:
-        """Each parameter's kind, dtype and size, as PyTorch's ParameterList prints them."""
+        """Each parameter's kind, dtype and size (another object's type), as PyTorch's
+        ParameterList prints them."""
         lines = []
         for index, value in enumerate(self):
+            if not isinstance(value, Tensor):
+                lines.append(f"  ({index}): Object of type: {type(value).__name__}")
+                continue
             size = "x".join(str(extent) for extent in value.shape)
             kind = "Parameter" if isinstance(value, Parameter) else "Tensor"
             lines.append(f"  ({index}): {kind} containing: [{value.dtype} of size {size}]")
         return "\n".join(lines)
 
     def append(self, value) -> ParameterList:
-        self.register_parameter(str(len(self)), value if isinstance(value, Parameter) else Parameter(value))
+        self._size += 1
+        self[self._size - 1] = value
         return self
 
     def extend(self, values) -> ParameterList:
