@@ -432,3 +432,24 @@ def test_second_order_gradients_through_a_convolution_with_a_constant_operand(co
         results.append([g.detach().numpy(), wanted.grad.numpy()])
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [[np.nan, 1.0, np.nan, np.nan, 2.0, 0.0], [np.nan, 1.0, 2.0, 3.0, np.nan, 4.0]],
+        [[np.nan] * 6, [2.0, 2.0, 1.0, 5.0, 5.0, 0.0]],
+    ],
+    ids=["some NaN", "all NaN and ties"],
+)
+def test_adaptive_max_pool_takes_a_window_s_last_nan_as_pytorch(values):
+    """PyTorch's adaptive max pool takes a NaN over numbers and the last NaN of a window (its
+    index and its gradient); ties of numbers go to the first. max(-1) gave the first NaN."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        x = m.tensor([values], dtype=m.float64, requires_grad=True)
+        out, indices = m.nn.functional.adaptive_max_pool1d(x, 2, return_indices=True)
+        (out.nan_to_num(0.0) * m.tensor([1.0, 2.0], dtype=m.float64) + out * 0).sum().backward()
+        results.append((indices.tolist(), np.nan_to_num(x.grad.numpy()).tolist()))
+    assert results[0] == results[1]

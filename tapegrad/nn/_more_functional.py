@@ -12,12 +12,13 @@ import warnings
 
 import numpy as np
 
+from .. import return_types
 from .._grad_mode import refuses_gradient
 from .._indexing import index_select
 from .._record import name_node
 from .._selection import where
 from .._views import cat, stack
-from ..tensor import Tensor, _wrap, as_tensor, floating_kernel, guard_reads
+from ..tensor import Tensor, _wrap, as_tensor, floating_kernel, guard_reads, holds
 from . import _convolution
 from ._losses import _legacy_reduction
 from ._pointwise import logsigmoid
@@ -96,11 +97,21 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
         end = -((-(np.arange(1, o + 1) * extent)) // o)
         windows.append(list(zip(start.tolist(), end.tolist())))
     values, positions = [], []
+    # PyTorch's kernel takes a NaN over anything and a later NaN over an earlier one (the last
+    # NaN of a window, where max(-1) gives the first); ties of numbers go to the first as here.
+    some_nan = not holds("adaptive_max_pool2d()'s NaN check", input, lambda v: v == v)
     for y0, y1 in windows[0]:
         row_values, row_positions = [], []
         for x0, x1 in windows[1]:
             window = input[..., y0:y1, x0:x1].flatten(-2)
             best = window.max(-1)
+            if some_nan and not holds("adaptive_max_pool2d()'s NaN check", window, lambda v: v == v):
+                last = window.flip(-1).max(-1)  # (for each row of the batch whose window has one)
+                has_nan = window.isnan().any(-1)
+                extent = window.shape[-1]
+                best = return_types.max(
+                    where(has_nan, last.values, best.values), where(has_nan, extent - 1 - last.indices, best.indices)
+                )
             row_values.append(best.values)
             if return_indices:  # positions read in numpy: a replay must not reuse them
                 guard_reads("adaptive_max_pool2d()", best.indices)
