@@ -758,6 +758,46 @@ CASES.update(
         ),
     }
 )
+CASES.update(
+    {
+        "linear of a 0-d input": (
+            lambda m: m.nn.functional.linear(m.tensor(1.0), m.ones(2, 1)),
+            RuntimeError,
+            "both arguments to linear need to be at least 1D, but they are 0D and 2D",
+        ),
+        "nll_loss of a 0-d input": (
+            lambda m: m.nn.functional.nll_loss(m.tensor(1.0), m.tensor(0)),
+            ValueError,
+            "Expected 1 or more dimensions (got 0)",
+        ),
+        "mse_loss of integers": (
+            lambda m: m.nn.functional.mse_loss(m.tensor([1, 2]), m.tensor([1, 3])),
+            NotImplementedError,
+            "\"mse_cpu\" not implemented for 'Long'",
+        ),
+        "huber_loss of integers": (
+            lambda m: m.nn.functional.huber_loss(m.tensor([1, 2]), m.tensor([1, 3])),
+            NotImplementedError,
+            "\"huber_cpu\" not implemented for 'Long'",
+        ),
+        "layer_norm: a weight of another shape": (
+            lambda m: m.nn.functional.layer_norm(m.ones(2, 3), (3,), m.ones(2)),
+            RuntimeError,
+            "Expected weight to be of same shape as normalized_shape, but got weight of shape [2] and "
+            "normalized_shape = [3]",
+        ),
+        "multi_margin_loss: a target out of range": (
+            lambda m: m.nn.functional.multi_margin_loss(m.ones(2, 3), m.tensor([0, 3])),
+            RuntimeError,
+            "target out of range",
+        ),
+        "RNN of a 4-D input": (
+            lambda m: m.nn.RNN(2, 3)(m.ones(1, 1, 1, 2)),
+            ValueError,
+            "RNN: Expected input to be 2D or 3D, got 4D tensor instead",
+        ),
+    }
+)
 CASES["prelu of integers"] = (
     lambda m: m.nn.functional.prelu(m.tensor([[-1, 2, 3, 4]]), m.tensor([1])),
     NotImplementedError,

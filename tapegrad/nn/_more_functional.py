@@ -516,6 +516,8 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     x = input.unsqueeze(0) if input.dim() == 1 else input
     labels = as_tensor(target).reshape(-1)
     classes = x.shape[1]
+    if labels.numel() and not holds("multi_margin_loss()'s target check", labels, lambda v: (v >= 0) & (v < classes)):
+        raise RuntimeError("target out of range")  # (the gather's own IndexError, or a class from the end)
     picked = x.gather(1, labels.unsqueeze(1))
     margins = margin - picked + x
     hinge = where(margins > 0, margins, 0.0)  # (at the kink no gradient: PyTorch counts z > 0 only)

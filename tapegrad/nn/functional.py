@@ -271,7 +271,14 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
             f"not {type(normalized_shape).__name__}"
         )
     _same_dtype_parameters(input, weight, bias)
-    out = _layer_norm(input, tuple(int(extent) for extent in normalized_shape), eps)
+    normalized_shape = tuple(int(extent) for extent in normalized_shape)
+    for name, parameter in (("weight", weight), ("bias", bias)):
+        if parameter is not None and tuple(parameter.shape) != normalized_shape:  # (a broadcast's message)
+            raise RuntimeError(
+                f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
+                f"{list(parameter.shape)} and normalized_shape = {list(normalized_shape)}"
+            )
+    out = _layer_norm(input, normalized_shape, eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -403,6 +410,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     # needs a matrix; a 0-d bias on another input is added to the product)
     if weight._data.ndim == 1 and bias is not None and (input._data.ndim == 2 or bias._data.ndim != 0):
         raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
+    if input._data.ndim == 0 or weight._data.ndim == 0:  # (matmul's words, not linear's)
+        raise RuntimeError(
+            f"both arguments to linear need to be at least 1D, but they are {input.dim()}D and {weight.dim()}D"
+        )
     out = input @ (transpose_onto(weight, input) if weight._data.ndim == 2 else weight.t())
     if bias is None:
         return out
@@ -470,6 +481,13 @@ def _warn_if_broadcast(input: Tensor, target: Tensor) -> None:  # noqa: A002
         )
 
 
+def _floating_loss(input: Tensor, target, kernel: str) -> None:  # noqa: A002
+    """PyTorch's ``NotImplementedError`` for a loss of integers (both operands): numpy's
+    subtraction made it an integer loss, or ``mean`` refused with another error."""
+    if input._data.dtype.kind != "f" and not (isinstance(target, Tensor) and target._data.dtype.kind == "f"):
+        floating_kernel(input, kernel)
+
+
 def mse_loss(
     input: Tensor,  # noqa: A002
     target: Tensor,
@@ -483,6 +501,7 @@ def mse_loss(
     ``input``'s shape, scales each term; its mean is then divided by the weights' sum, as
     PyTorch's. Raises ``ValueError`` for a weight of another shape or an unknown reduction."""
     _warn_if_broadcast(input, target)
+    _floating_loss(input, target, "mse_cpu")
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if weight is not None:
         return _weighted_loss((input - target) ** 2, weight, input, reduction)
@@ -640,6 +659,8 @@ def nll_loss(
         raise RuntimeError(f"Expected target size {[shape[0], *shape[2:]]}, got {list(labels.shape)}")
     if len(shape) == 1 and labels.ndim == 1 and labels.shape[0] != 1:
         raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {labels.shape[0]}")
+    if len(shape) == 0:
+        raise ValueError("Expected 1 or more dimensions (got 0)")
     if len(shape) not in (1, 2) or labels.ndim != len(shape) - 1:
         raise NotImplementedError("nll_loss supports (N, C, ...) inputs with (N, ...) targets and (C,) with () so far")
     if len(shape) == 2 and labels.shape[0] != shape[0]:
@@ -1101,6 +1122,7 @@ def smooth_l1_loss(
     target``), reduced; follows ``torch.nn.functional.smooth_l1_loss``. Raises ``RuntimeError``
     for a negative ``beta``."""
     _warn_if_broadcast(input, target)
+    _floating_loss(input, target, "smooth_l1_cpu")
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -1135,6 +1157,7 @@ def huber_loss(
     target``), optionally weighted, reduced; follows ``torch.nn.functional.huber_loss``. Raises
     ``RuntimeError`` for a ``delta`` that is not positive."""
     _warn_if_broadcast(input, target)
+    _floating_loss(input, target, "huber_cpu")
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     loss = _quadratic_then_linear(input, target, delta, 0.5, delta)
