@@ -654,8 +654,17 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -
     """``beta * input + alpha * (batch1 @ batch2)``: ``batch1`` (b, n, m), ``batch2`` (b, m, p),
     ``input`` broadcast to (b, n, p); follows ``torch.baddbmm`` (``beta`` 0 as in ``addmm``: the
     attention scores' ``baddbmm(empty, q, k, beta=0)``). Raises PyTorch's ``RuntimeError`` for
-    other shapes."""
+    other shapes and dtypes."""
+    if isinstance(input, Tensor) and not input._data.dtype == batch1._data.dtype == batch2._data.dtype:
+        names = [_C_TYPE_NAMES.get(t._data.dtype.name, t._data.dtype.name) for t in (input, batch1, batch2)]
+        raise RuntimeError(
+            f"Input dtypes must be the same, got: input {names[0]}, batch1: {names[1]}, batch2: {names[2]}"
+        )
     return _scaled_sum(input, _batched_product(batch1, batch2), beta, alpha, "BaddbmmBackward0")
+
+
+# PyTorch's C++ names of the dtypes, as some of its messages spell them
+_C_TYPE_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int", "bool": "bool"}
 
 
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002

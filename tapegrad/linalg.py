@@ -8,6 +8,7 @@ signatures, named tuples and errors."""
 
 from __future__ import annotations
 
+import operator
 import warnings
 
 import numpy as np
@@ -200,10 +201,20 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:  # no
     ``A``. Differentiable in both."""
     A, B = as_tensor(A), as_tensor(B)  # noqa: N806
     _check_square(A, "linalg.solve")
-    if not left:
-        return name_node(solve(A.mT, B.mT).mT, "LinalgSolveExBackward0")
+    if A._data.dtype != B._data.dtype:  # (numpy promoted, silently)
+        raise RuntimeError(
+            f"linalg.solve: Expected A and B to have the same dtype, but found A of type {A.dtype.type_name} and B "
+            f"of type {B.dtype.type_name} instead"
+        )
     vector = B.dim() == 1 or (B.dim() == A.dim() - 1 and B.shape == A.shape[:-1])
     matrix_B = B.unsqueeze(-1) if vector else B  # noqa: N806
+    if not left:  # X A = B: B's rows are X's (a vector B is a column, as PyTorch reads it: refused)
+        if matrix_B.shape[-1] != A.shape[-1]:
+            raise RuntimeError(
+                "linalg.solve: Incompatible shapes of A and B for the equation XA = B "
+                f"({A.shape[-2]}x{A.shape[-1]} and {matrix_B.shape[-2]}x{matrix_B.shape[-1]})"
+            )
+        return name_node(solve(A.mT, B.mT).mT, "LinalgSolveExBackward0")
     if matrix_B.dim() < 2 or matrix_B.shape[-2] != A.shape[-1]:
         rows = matrix_B.shape[-2] if matrix_B.dim() >= 2 else matrix_B.shape[0]
         columns = matrix_B.shape[-1] if matrix_B.dim() >= 2 else 1
@@ -379,9 +390,9 @@ def eigh(A: Tensor, UPLO: str = "L", *, out=None):  # noqa: N803
     ``torch.linalg.eigh``. Differentiable (the eigenvectors' gradient needs distinct
     eigenvalues, as in PyTorch). Raises ``RuntimeError`` for non-square or integer input."""
     A = _matrices(A, "linalg.eigh")  # noqa: N806
-    if UPLO not in ("L", "U"):
+    if not isinstance(UPLO, str) or UPLO.upper() not in ("L", "U"):  # (PyTorch's takes "l" and "u" too)
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
-    values, vectors = Eigh.apply(A, UPLO)
+    values, vectors = Eigh.apply(A, UPLO.upper())
     return return_types.linalg_eigh(values, vectors)
 
 
@@ -603,8 +614,8 @@ def lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):  # noqa: N803
     m, n = A.shape[-2:]
     residuals = empty
     if driver != "gelsy" and m > n and np.all(rank == n):
+        # (a vector B's keeps its column: (..., 1), as PyTorch's)
         residuals = ((A @ solution - matrix_B) ** 2).sum(-2)
-        residuals = residuals.squeeze(-1) if vector else residuals
     values = _wrap(np.linalg.svd(A._data, compute_uv=False).astype(dtype)) if driver in ("gelsd", "gelss") else empty
     rank = _wrap(np.asarray(rank, np.int64)) if driver != "gels" else _wrap(np.zeros((0,), np.int64))
     return return_types.linalg_lstsq(solution.squeeze(-1) if vector else solution, residuals, rank, values)
@@ -621,6 +632,9 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
     """``A`` to the integer power ``n`` by repeated squaring (``n < 0``: of ``inv(A)``; ``n = 0``:
     identities); follows ``torch.linalg.matrix_power``. Raises ``RuntimeError`` for non-square
     input (PyTorch's message)."""
+    if isinstance(n, (bool, float, np.bool_, np.floating)):  # (1.5 gave A, 0.5 None)
+        raise TypeError(f"linalg_matrix_power(): argument 'n' (position 2) must be int, not {type(n).__name__}")
+    n = operator.index(n) if not isinstance(n, Tensor) else int(n)
     A = as_tensor(A)  # noqa: N806
     if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
         _check_square(A, "linalg.matrix_power")

@@ -798,6 +798,31 @@ CASES.update(
         ),
     }
 )
+CASES.update(
+    {
+        # Found by the linalg hunt: a float power gave A or None, mixed dtypes were promoted
+        "matrix_power of a float": (
+            lambda m: m.linalg.matrix_power(m.eye(2) * 2, 0.5),
+            TypeError,
+            "linalg_matrix_power(): argument 'n' (position 2) must be int, not float",
+        ),
+        "solve of mixed dtypes": (
+            lambda m: m.linalg.solve(m.eye(3, dtype=m.float64), m.ones(3, 2)),
+            RuntimeError,
+            "linalg.solve: Expected A and B to have the same dtype, but found A of type Double and B of type Float",
+        ),
+        "solve(left=False) of a vector": (
+            lambda m: m.linalg.solve(m.eye(3), m.ones(3), left=False),
+            RuntimeError,
+            "linalg.solve: Incompatible shapes of A and B for the equation XA = B (3x3 and 3x1)",
+        ),
+        "baddbmm of mixed dtypes": (
+            lambda m: m.baddbmm(m.ones(2, 2, 2), m.ones(2, 2, 3, dtype=m.float64), m.ones(2, 3, 2, dtype=m.float64)),
+            RuntimeError,
+            "Input dtypes must be the same, got: input float, batch1: double, batch2: double",
+        ),
+    }
+)
 CASES["prelu of integers"] = (
     lambda m: m.nn.functional.prelu(m.tensor([[-1, 2, 3, 4]]), m.tensor([1])),
     NotImplementedError,
@@ -931,3 +956,16 @@ def test_seeds_are_taken_as_pytorch_takes_them():
     for seed in (1.7, "3", True, -(2**63)):
         tg.manual_seed(seed)
     assert tg.Generator().manual_seed(-5).initial_seed() == 2**64 - 5
+
+
+def test_linalg_takes_what_pytorch_takes():
+    """Found by the linalg hunt: lowercase UPLO, a tensor power; lstsq's residuals of a vector B
+    keep their column, (..., 1), as PyTorch's."""
+    A = tg.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=tg.float64)
+    np.testing.assert_array_equal(tg.linalg.eigvalsh(A, UPLO="u").numpy(), tg.linalg.eigvalsh(A, UPLO="U").numpy())
+    np.testing.assert_array_equal(tg.linalg.matrix_power(A, tg.tensor(2)).numpy(), (A @ A).numpy())
+    tall = tg.tensor(np.random.default_rng(0).standard_normal((2, 4, 2)))
+    b = tg.tensor(np.random.default_rng(1).standard_normal((2, 4)))
+    solved = tg.linalg.lstsq(tall, b, driver="gelsd")
+    assert tuple(solved.solution.shape) == (2, 2) and tuple(solved.residuals.shape) == (2, 1)
+    assert tuple(tg.linalg.lstsq(tall[0], b[0], driver="gelsd").residuals.shape) == (1,)
