@@ -15,7 +15,7 @@ from . import _dtypes, return_types
 from ._grad_mode import state as _grad_state
 from ._kernels import load as load_kernels
 from ._ops import BY_NAME, OPCODE
-from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, c_ordered, transposed
+from ._record import _bypass, _input_row, _opcode, _target, _transposed_source, c_ordered, name_node, transposed
 from ._record import record as _record_op
 from ._tape import NO_GRAD, exclusive
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install, on_tape
@@ -208,22 +208,51 @@ def _axis(dim: int):
 
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """The vector p-norm of all elements or along ``dim`` (``LinalgVectorNormBackward0``):
-    p = 2 ("fro"), 1, inf, 0 or any positive number. ``dtype``: ``x`` is cast to it first (a
-    recorded cast, so the gradient comes back in ``x``'s dtype), as PyTorch computes in it."""
+    p = 2 ("fro"), 1, inf, 0, any positive number, or a negative one (``_negative_norm``).
+    ``dtype``: ``x`` is cast to it first (a recorded cast, so the gradient comes back in ``x``'s
+    dtype), as PyTorch computes in it."""
     if x._data.dtype.kind != "f":  # (numpy took it in float64, where PyTorch refuses, dtype or not)
         raise RuntimeError(
             f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {x.dtype.type_name}"
         )
     if p == "fro":
         p = 2.0
-    if isinstance(p, str) or p < 0:
-        raise NotImplementedError(f"norm with p={p!r} is not supported yet (p must be 'fro' or >= 0)")
+    if isinstance(p, str):
+        raise NotImplementedError(f"norm with p={p!r} is not supported yet (p must be 'fro' or a number)")
     p = float(p)
+    if p < 0:
+        return _negative_norm(x, p, dim, keepdim, dtype)
     if p == math.inf and x._data.size == 0:
         _check_inf_norm_of_nothing(x, dim)
     if dtype is not None:
         x = _norm_operand(x, _dtypes.as_dtype(dtype))
     return _along_one(x, dim, keepdim, lambda t, d, shape: _norm(t, p, d, shape))
+
+
+def _negative_norm(x: Tensor, p: float, dim, keepdim: bool, dtype) -> Tensor:
+    """A norm of negative order, as PyTorch's: ``(sum |x|^p)^(1/p)``, 0 where an element is 0; for
+    -inf the smallest magnitude. Composed of recorded ops (its gradient theirs: PyTorch's formula
+    ``x |x|^(p-2) / norm^(p-1)`` away from zeros)."""
+    from ._selection import where  # (as below: the selection ops are built on these)
+
+    if p == -math.inf and x._data.size == 0:
+        _check_inf_norm_of_nothing(x, dim)
+    if dtype is not None:
+        x = _norm_operand(x, _dtypes.as_dtype(dtype))
+
+    def reduce(t: Tensor, d: int, shape: tuple) -> Tensor:
+        magnitudes = t.abs()
+        if p == -math.inf:
+            smallest = magnitudes.amin() if d == -1 else magnitudes.amin(d)
+            return smallest.reshape(shape)
+        # An element 0 makes the norm 0 and, as PyTorch's, passes no gradient: its |x|^p is
+        # taken of 1 instead (inf there made the gradient NaN)
+        zero = magnitudes == 0
+        powers = where(zero, 1.0, magnitudes) ** p
+        total, some_zero = (powers.sum(), zero.any()) if d == -1 else (powers.sum(d), zero.any(d))
+        return where(some_zero, 0.0, total ** (1.0 / p)).reshape(shape)
+
+    return name_node(_along_one(x, dim, keepdim, reduce), "LinalgVectorNormBackward0")
 
 
 def _check_inf_norm_of_nothing(x: Tensor, dim) -> None:

@@ -303,3 +303,36 @@ def test_a_second_derivative_through_the_singular_values_raises_rather_than_vani
         tg.autograd.grad(tg.linalg.matrix_norm(A, ord_), A, create_graph=True)
     (gradient,) = tg.autograd.grad(tg.linalg.matrix_norm(A, ord_), A)  # first order: fine
     assert np.isfinite(gradient.numpy()).all()
+
+
+@pytest.mark.parametrize(
+    "order, dim, keepdim",
+    [
+        (-1, None, False),
+        (-2, 1, False),
+        (-0.5, 0, True),
+        (-math.inf, None, False),
+        (-math.inf, 1, True),
+        (-1, (0, 1), False),
+    ],
+)
+@pytest.mark.parametrize("with_zero", [False, True])
+def test_negative_orders_match_pytorch(order, dim, keepdim, with_zero):
+    """Norms of negative order (they raised NotImplementedError): ``(sum |x|^p)^(1/p)``, the
+    smallest magnitude for -inf; an element 0 makes the norm 0 and passes no gradient."""
+    torch = pytest.importorskip("torch")
+    values = np.array([[1.0, -2.0, 0.5], [3.0, 0.0 if with_zero else 0.25, -1.5]])
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(values, requires_grad=True)
+        norm = m.linalg.vector_norm(x, order, dim=dim, keepdim=keepdim)
+        norm.sum().backward()
+        results.append((norm.detach().numpy(), x.grad.numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-15)
+
+
+def test_a_negative_order_is_the_formula():
+    x = tg.tensor([1.0, -2.0, 4.0], dtype=tg.float64)
+    assert x.norm(-1).item() == pytest.approx(1 / (1 + 1 / 2 + 1 / 4))
+    assert x.norm(-math.inf).item() == 1.0
