@@ -97,15 +97,21 @@ def logit_(input: Tensor, eps=None) -> Tensor:  # noqa: A002
     return in_place(input, lambda t: logit(t, eps), "Logit")
 
 
-def xlogy(input, other) -> Tensor:  # noqa: A002
-    """``input * log(other)``, 0 where ``input`` is 0 (NaN where ``other`` is), broadcast;
-    follows ``torch.xlogy``."""
-    result = _result_type(input, other)  # PyTorch's promotion (numbers, 0-d tensors), then a float
+def _floating_operands(input, other) -> tuple:  # noqa: A002
+    """``input`` and ``other`` (tensors or numbers) as tensors of PyTorch's promoted dtype
+    (numbers, 0-d tensors), made a float (the default one for integers)."""
+    result = _result_type(input, other)
     dtype = _dtypes.from_numpy_dtype(result) if result.kind == "f" else _dtypes.DEFAULT_FLOAT
-    x, y = (
+    return tuple(
         value.to(dtype) if isinstance(value, Tensor) else _wrap(np.asarray(value, dtype.numpy))
         for value in (input, other)
     )
+
+
+def xlogy(input, other) -> Tensor:  # noqa: A002
+    """``input * log(other)``, 0 where ``input`` is 0 (NaN where ``other`` is), broadcast;
+    follows ``torch.xlogy``."""
+    x, y = _floating_operands(input, other)
     # PyTorch's derivative in x is log(y), 0 only where x == 0 and y <= 0 (not wherever x is
     # 0): the log is masked there (and at y = inf, where 0 * inf would be NaN), so that the
     # product is 0 at x == 0 without a mask of x; + 0.0 makes -0.0 * log(y) PyTorch's 0.0.
@@ -522,12 +528,7 @@ def xlog1py(input, other) -> Tensor:  # noqa: A002
     """``input * log1p(other)``, 0 where ``input`` is 0 (NaN where ``other`` is), broadcast;
     follows ``torch.special.xlog1py``, whose gradients it has (as ``xlogy``'s: the log masked
     where ``input`` is 0 and ``other`` is at most -1 or infinite)."""
-    result = _result_type(input, other)
-    dtype = _dtypes.from_numpy_dtype(result) if result.kind == "f" else _dtypes.DEFAULT_FLOAT
-    x, y = (
-        value.to(dtype) if isinstance(value, Tensor) else _wrap(np.asarray(value, dtype.numpy))
-        for value in (input, other)
-    )
+    x, y = _floating_operands(input, other)
     log = where((x == 0) & ((y <= -1) | (y == math.inf)), 0.0, y.log1p())
     return name_node(x * log + 0.0, "SpecialXlog1PyBackward0")
 
