@@ -823,6 +823,31 @@ CASES.update(
         ),
     }
 )
+CASES.update(
+    {
+        "unfold of a 2-D input": (
+            lambda m: m.nn.functional.unfold(m.ones(4, 4), 2),
+            IndexError,
+            "Dimension out of range (expected to be in range of [-2, 1], but got 2)",
+        ),
+        "unfold of a 5-D input": (
+            lambda m: m.nn.functional.unfold(m.ones(1, 1, 1, 4, 4), 2),
+            RuntimeError,
+            "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for "
+            "input, but got: [1, 1, 1, 4, 4]",
+        ),
+        "cross_entropy: a K-d target of another size": (
+            lambda m: m.nn.functional.cross_entropy(m.ones(2, 4, 3), m.zeros(2, 4, dtype=m.long)),
+            RuntimeError,
+            "Expected target size [2, 3], got [2, 4]",
+        ),
+        "bilinear: batches of other sizes": (
+            lambda m: m.nn.Bilinear(2, 3, 4)(m.ones(5, 2), m.ones(4, 3)),
+            RuntimeError,
+            "bilinear(): input batch dimensions do not match at dim 0: got 5 and 4",
+        ),
+    }
+)
 CASES["prelu of integers"] = (
     lambda m: m.nn.functional.prelu(m.tensor([[-1, 2, 3, 4]]), m.tensor([1])),
     NotImplementedError,

@@ -693,8 +693,15 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
     kh * kw, L), L the number of block positions, zeros where a block covers the padding. The
     windows a convolution reads, differentiable (the gradient adds each block back where it
     came from). Follows ``torch.nn.functional.unfold`` (``Im2ColBackward0``)."""
-    if input.dim() not in (3, 4):
-        raise NotImplementedError(f"Input Error: Only 3D or 4D input Tensors are supported (got {input.dim()}D)")
+    if input.dim() < 3:  # (PyTorch reads one dimension past the last: an index error, in its words)
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{-input.dim()}, {input.dim() - 1}], but got {input.dim()})"
+        )
+    if input.dim() != 4 and input.dim() != 3:
+        raise RuntimeError(
+            "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for "
+            f"input, but got: {list(input.shape)}"
+        )
     x = input if input.dim() == 4 else input.unsqueeze(0)
     (kh, kw), dilation, padding, stride = _block_geometry(kernel_size, dilation, padding, stride)
     n, channels, height, width = x.shape

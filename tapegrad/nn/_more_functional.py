@@ -441,6 +441,11 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias=None) -> Tenso
     """``x1^T A x2 + b`` for each output feature: ``input1`` (*, in1), ``input2`` (*, in2),
     ``weight`` (out, in1, in2), ``bias`` (out,); follows ``torch.nn.functional.bilinear``."""
     out_features, in1, in2 = weight.shape
+    for dim, (first, second) in enumerate(zip(input1.shape[:-1], input2.shape[:-1])):
+        if first != second:  # (a broadcast's message)
+            raise RuntimeError(
+                f"bilinear(): input batch dimensions do not match at dim {dim}: got {first} and {second}"
+            )
     mixed = (input1 @ weight.permute(1, 0, 2).reshape(in1, out_features * in2)).reshape(
         *input1.shape[:-1], out_features, in2
     )

@@ -648,7 +648,7 @@ def nll_loss(
     shape = input._data.shape
     if len(shape) > 2 and labels.ndim == len(shape) - 1:  # (N, C, d1, ...): each position a sample
         if labels.shape != shape[:1] + shape[2:]:
-            raise RuntimeError(f"size mismatch (got input: {list(shape)}, target: {list(labels.shape)})")
+            raise RuntimeError(f"Expected target size {[shape[0], *shape[2:]]}, got {list(labels.shape)}")
         flat = input.movedim(1, -1).reshape(-1, shape[1])
         flat_target = target.reshape(-1) if isinstance(target, Tensor) else _wrap(labels.reshape(-1))
         loss = nll_loss(flat, flat_target, weight, ignore_index=ignore_index, reduction=reduction)
