@@ -20,7 +20,16 @@ from ._indexing import gather, index_select
 from ._record import name_node, with_out
 from ._selection import _result_type, where
 from ._views import cat, stack
-from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, check_tensor_arguments, guard_reads, install
+from .tensor import (
+    Tensor,
+    _normalize_dim,
+    _wrap,
+    as_tensor,
+    check_tensor_arguments,
+    floating_kernel,
+    guard_reads,
+    install,
+)
 
 
 def diff(input: Tensor, n: int = 1, dim: int = -1, prepend=None, append=None) -> Tensor:  # noqa: A002
@@ -460,8 +469,7 @@ def histogram(input: Tensor, bins=100, *, range=None, weight=None, density: bool
     value) or the edges of the 1-d tensor ``bins``; with ``density``, normalised to integrate
     to 1. Float tensors only, no gradient; follows ``torch.histogram``."""
     data = input._data
-    if data.dtype.kind != "f":
-        raise NotImplementedError(f"\"histogramdd\" not implemented for '{input.dtype.type_name}'")
+    floating_kernel(input, "histogramdd")
     edges = bins._data if isinstance(bins, Tensor) else int(bins)
     guard_reads("histogram()", input, weight, bins)
     weights = None if weight is None else as_tensor(weight)._data.reshape(-1)

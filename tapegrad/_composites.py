@@ -22,7 +22,7 @@ from ._selection import _result_type, where
 from ._tape import exclusive
 from ._views import cat, expand, permute, reshape, stack, transpose
 from ._views import diagonal as _diagonal
-from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install, on_tape
+from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, floating_kernel, guard_reads, install, on_tape
 
 
 def _triangle(x: Tensor, diagonal_offset: int, lower: bool, name: str) -> Tensor:
@@ -482,8 +482,7 @@ def bernoulli(input: Tensor, p=None, *, generator=None, out=None) -> Tensor:  # 
     """0 or 1 (the input's dtype) with probability ``input`` (or ``p``) of 1, elementwise, from
     numpy's Generator; follows ``torch.bernoulli``. Raises ``RuntimeError`` for probabilities
     outside [0, 1]."""
-    if input._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for '{input.dtype.type_name}'")
+    floating_kernel(input, "bernoulli_tensor_cpu_p_")
     probabilities = input._data if p is None else np.full(input._data.shape, p)
     if not ((probabilities >= 0) & (probabilities <= 1)).all():
         raise RuntimeError(
@@ -520,8 +519,7 @@ def _uniform_(self, *args, generator=None, **kwargs) -> Tensor:
         raise TypeError("uniform_() received an invalid combination of arguments")
     bounds.update(kwargs)
     low, high = bounds.get("from", 0.0), bounds.get("to", 1.0)
-    if self._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"check_uniform_bounds\" not implemented for '{self.dtype.type_name}'")
+    floating_kernel(self, "check_uniform_bounds")
     if low > high:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={low} > to={high}")
     values = _factories.numpy_generator(generator).uniform(low, high, self._data.shape)
@@ -531,8 +529,7 @@ def _uniform_(self, *args, generator=None, **kwargs) -> Tensor:
 def _normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
     """Fill in place with normal samples from numpy's Generator and return self; follows
     ``torch.Tensor.normal_``."""
-    if self._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for '{self.dtype.type_name}'")
+    floating_kernel(self, "normal_kernel_cpu")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     return _fill_in_place(self, _factories.numpy_generator(generator).normal(mean, std, self._data.shape))
@@ -656,15 +653,11 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -
     attention scores' ``baddbmm(empty, q, k, beta=0)``). Raises PyTorch's ``RuntimeError`` for
     other shapes and dtypes."""
     if isinstance(input, Tensor) and not input._data.dtype == batch1._data.dtype == batch2._data.dtype:
-        names = [_C_TYPE_NAMES.get(t._data.dtype.name, t._data.dtype.name) for t in (input, batch1, batch2)]
         raise RuntimeError(
-            f"Input dtypes must be the same, got: input {names[0]}, batch1: {names[1]}, batch2: {names[2]}"
+            f"Input dtypes must be the same, got: input {input.dtype.c_name}, batch1: {batch1.dtype.c_name}, "
+            f"batch2: {batch2.dtype.c_name}"
         )
     return _scaled_sum(input, _batched_product(batch1, batch2), beta, alpha, "BaddbmmBackward0")
-
-
-# PyTorch's C++ names of the dtypes, as some of its messages spell them
-_C_TYPE_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int", "bool": "bool"}
 
 
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _device, _dtypes
 from ._shapes import physical_memory, size_arguments
-from .tensor import Tensor, _check_can_require_grad, _guard, _wrap, as_array, install
+from .tensor import Tensor, _check_can_require_grad, _guard, _wrap, as_array, floating_kernel, install
 
 _generator = None  # created on first use: importing numpy.random costs ~15 ms of ``import tapegrad``
 
@@ -343,8 +343,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     reparametrised form is ``mean + std * randn``)."""
     _device.check(device)
     for value in (mean, std):  # (an int64 mean gave samples truncated to integers)
-        if isinstance(value, Tensor) and value._data.dtype.kind != "f":
-            raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for '{value.dtype.type_name}'")
+        if isinstance(value, Tensor):
+            floating_kernel(value, "normal_kernel_cpu")
     means = mean._data if isinstance(mean, Tensor) else np.asarray(mean, np.float64)
     stds = std._data if isinstance(std, Tensor) else np.asarray(std, np.float64)
     if np.any(stds < 0):

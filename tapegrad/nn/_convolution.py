@@ -29,7 +29,7 @@ from .._record import c_ordered, name_node, record
 from .._views import cat
 from ..autograd.gradients import differentiated
 from ..autograd.higher_order import VJP_RULES, one_computation
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _wrap, floating_kernel
 
 
 def _tables_cache(max_bytes: int):
@@ -624,8 +624,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
     keeps that dimension), as ``torch.nn.functional.adaptive_avg_pool2d``: window ``i`` of an
     extent ``E`` into ``O`` spans ``[floor(i*E/O), ceil((i+1)*E/O))``. ``input`` (N, C, H, W) or
     (C, H, W) -> (N, C, *output_size) (``AdaptiveAvgPool2DBackward0``)."""
-    if input._data.dtype.kind != "f":
-        raise NotImplementedError(f"\"adaptive_avg_pool2d\" not implemented for '{input.dtype.type_name}'")
+    floating_kernel(input, "adaptive_avg_pool2d")
     x, unbatched, shape = _pooled(input, "adaptive_avg_pool2d")
     sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
     if len(sizes) != 2:

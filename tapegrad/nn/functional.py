@@ -975,8 +975,7 @@ def batch_norm(
             raise RuntimeError(f"{name} should contain {channels} elements not {value.numel()}")
     if input.dim() < 2:
         raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
-    if not input.dtype.is_floating_point:
-        raise NotImplementedError(f"\"batch_norm\" not implemented for '{input.dtype.type_name}'")
+    floating_kernel(input, "batch_norm")
     if any(value is not None and value.dtype != input.dtype for value in (weight, bias)):
         raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
     shape = (1, channels) + (1,) * (input.dim() - 2)
