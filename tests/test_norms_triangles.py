@@ -336,3 +336,32 @@ def test_a_negative_order_is_the_formula():
     x = tg.tensor([1.0, -2.0, 4.0], dtype=tg.float64)
     assert x.norm(-1).item() == pytest.approx(1 / (1 + 1 / 2 + 1 / 4))
     assert x.norm(-math.inf).item() == 1.0
+
+
+@pytest.mark.parametrize(
+    "order, x, incoming, expected",
+    [
+        # At a norm of 0 PyTorch masks the derivative to 0 and multiplies: NaN * 0 is NaN. (The
+        # kernel returned early there, so the gradient was 0, and x / x.norm() at 0 gave inf.)
+        (2, [0.0, 0.0, 0.0], math.nan, [math.nan] * 3),
+        (1, [0.0, 0.0, 0.0], math.inf, [math.nan] * 3),
+        (0.5, [0.0, 0.0, 0.0], math.nan, [math.nan] * 3),
+        (math.inf, [0.0, 0.0, 0.0], math.nan, [math.nan] * 3),
+        (3, [0.0, 0.0, 0.0], math.nan, [0.0] * 3),  # here PyTorch masks incoming / norm^(p-1)
+        # Elements the derivative masks (zeros, the max norm's others) take incoming * 0 too.
+        (math.inf, [0.0, 3.0, -4.0], math.inf, [math.nan, math.nan, -math.inf]),
+        (3, [0.0, 0.0, 2.0], math.nan, [math.nan] * 3),
+        (1.5, [0.0, 3.0, -4.0], math.inf, [math.nan, math.inf, -math.inf]),
+        (2, [0.0, 0.0, 0.0], 1.0, [0.0] * 3),
+    ],
+)
+def test_a_non_finite_incoming_gradient_reaches_masked_elements_as_nan(order, x, incoming, expected):
+    t = tg.tensor(x, dtype=tg.float64, requires_grad=True)
+    tg.linalg.vector_norm(t, ord=order).backward(tg.tensor(incoming, dtype=tg.float64))
+    np.testing.assert_array_equal(t.grad.numpy(), expected)
+
+
+def test_a_zero_vector_divided_by_its_norm_has_a_nan_gradient():
+    y = tg.zeros(3, dtype=tg.float64, requires_grad=True)
+    (y / y.norm()).sum().backward()
+    assert np.isnan(y.grad.numpy()).all()

@@ -915,17 +915,24 @@ def _prod_group(x, ga, g, product, base, extent, inner):
 @jit
 def _norm_group(x, ga, g, norm, p, base, extent, inner):
     """d ||x||_p / d x_k = sign(x_k) |x_k|^(p-1) / ||x||^(p-1); the max norm shares its gradient
-    among the elements of largest magnitude, as PyTorch does."""
-    if p == 0 or norm == 0:
+    among the elements of largest magnitude, as PyTorch does. Where PyTorch masks the derivative
+    to 0 (a norm of 0, an element of 0, one below the max) it still multiplies the incoming
+    gradient by it, so a NaN or infinite ``g`` gives NaN there: ``g * 0`` is added, not nothing.
+    (Except at a norm of 0 for p other than 1, 2 and inf, where PyTorch masks ``g / norm^(p-1)``.)"""
+    if p == 0 or (norm == 0 and p > 1 and p != 2 and p != np.inf):
         return
-    if p == np.inf:
+    if norm == 0:
+        masked = g * 0
+        for k in range(extent):
+            ga[base + k * inner] += masked
+    elif p == np.inf:
         count = 0
         for k in range(extent):
             if np.abs(x[base + k * inner]) == norm:
                 count += 1
         for k in range(extent):
-            if np.abs(x[base + k * inner]) == norm:
-                ga[base + k * inner] += g * np.sign(x[base + k * inner]) / count
+            share = np.sign(x[base + k * inner]) / count if np.abs(x[base + k * inner]) == norm else 0
+            ga[base + k * inner] += g * share
     elif p == 2:
         for k in range(extent):
             ga[base + k * inner] += g * x[base + k * inner] / norm
@@ -936,8 +943,9 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
         scale = g / norm ** (p - 1)
         for k in range(extent):
             value = x[base + k * inner]
-            if value != 0:  # 0 at 0, as PyTorch masks it (|0|^(p-1) is inf below p = 1: 0 * inf)
-                ga[base + k * inner] += scale * np.sign(value) * np.abs(value) ** (p - 1)
+            # 0 at 0, as PyTorch masks it (|0|^(p-1) is inf below p = 1: 0 * inf)
+            derivative = np.sign(value) * np.abs(value) ** (p - 1) if value != 0 else 0
+            ga[base + k * inner] += scale * derivative
 
 
 @inline
