@@ -1027,6 +1027,44 @@ def _same(a, b) -> bool:
     return a == b
 
 
+_BATCHED_WRITE_ERROR = (
+    "vmap: inplace arithmetic(self, *extra_args) is not possible because there exists a Tensor `other` in "
+    "extra_args that has more elements than `self`. This happened due to `other` being vmapped over but `self` "
+    "not being vmapped over in a vmap. Please try to use out-of-place operators instead of inplace"
+)
+
+
+def _refuse_batched_writes(recording, input_rows, sliced: list, rows_before: list) -> None:
+    """torch.func's error for a tensor the function captured (not an argument) changed in place
+    by a value of a sliced argument (``sliced``, the recording's inputs; ``rows_before``, their
+    rows when the function began): one tensor cannot hold a value per slice. The replay ran the
+    change once, at the recording's slice, and returned as if nothing was amiss. Changes by
+    values of no sliced argument (``acc.add_(1)``) are torch.func's too, and stand."""
+    written = {
+        row: entry[0]
+        for row, entry in recording.captured.items()
+        if row not in input_rows and entry[0]._tape is recording
+    }
+    if not written or not sliced:
+        return
+    registered = recording.registered  # (a float input's row is made when first read)
+    starts = [
+        registered.get(id(tensor), registered.get(-id(tensor), before)) for tensor, before in zip(sliced, rows_before)
+    ]
+    starts = [row for row in starts if row is not None and row >= 0]
+    if not starts:
+        return
+    reads = np.zeros(recording.n, np.bool_)
+    reads[starts] = True
+    for row in range(min(starts) + 1, recording.n):  # rows read only earlier rows
+        if not reads[row]:
+            reads[row] = any(source >= 0 and reads[source] for source in recording.sources(row))
+    if any(reads[tensor._row] for tensor in written.values()):
+        for row, tensor in written.items():  # PyTorch raises before the write: undo it
+            tensor._data[...] = recording.replay_values[row]
+        raise RuntimeError(_BATCHED_WRITE_ERROR)
+
+
 _RANDOM_ERROR = (
     "vmap: called random operation while in randomness error mode. Please either use the 'same' or 'different' "
     "randomness flags on vmap or perform the randomness operation out of vmap"
@@ -1100,6 +1138,8 @@ class _Replay:
         box = {}
 
         def traced(*inputs):
+            sliced = [tensor for i, tensor in zip(self.floats, inputs) if self.dims[i] is not None]
+            rows_before = [tensor._row for tensor in sliced]  # (integer inputs have theirs already)
             args = _unflatten(self.spec, self._arguments(inputs))
             if self.grad:
                 result = func.func(*args, **self.kwargs)
@@ -1118,6 +1158,7 @@ class _Replay:
             # backward: the eager loop keeps that graph.
             recording = grad_mode.state.recording
             inputs = recording.shared.input_rows  # (registered as captured too)
+            _refuse_batched_writes(recording, inputs, sliced, rows_before)  # (before the eager loop would run it)
             captured = [entry[3] for row, entry in recording.captured.items() if row not in inputs]
             if self.enabled and any(captured):
                 raise _UnrecordableError("the function reads a tensor that requires grad")

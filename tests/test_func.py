@@ -810,3 +810,44 @@ def test_transforms_and_recordings_differentiate_whatever_the_grad_mode(mode):
         assert not tg.is_grad_enabled()  # and the mode is the caller's again after each
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda buffer, x: buffer.add_(x),
+        lambda buffer, x: buffer.mul_(x),
+        lambda buffer, x: buffer.copy_(x),
+        lambda buffer, x: buffer.__setitem__(0, x[0]),
+        lambda buffer, x: buffer[1:].add_(x[1:]),
+        lambda buffer, x: buffer.add_(x.sum()),
+    ],
+)
+@pytest.mark.parametrize("parameter_requires_grad", [False, True])  # (the replay; the eager loop after it)
+def test_a_captured_tensor_changed_by_a_sliced_value_raises(write, parameter_requires_grad):
+    """One tensor cannot hold a value per slice: torch.func raises. The replay made the change
+    once, with the first slice's value, and returned; the buffer is left as it was."""
+    buffer = tg.zeros(3, dtype=tg.float64)
+    weight = tg.ones(3, dtype=tg.float64, requires_grad=parameter_requires_grad)
+
+    def f(x):
+        write(buffer, x)
+        return x * weight
+
+    with pytest.raises(RuntimeError, match="vmap: inplace arithmetic"):
+        vmap(f)(tg.arange(1.0, 7.0, dtype=tg.float64).reshape(2, 3))
+    assert buffer.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_captured_tensor_changed_by_an_unsliced_value_is_changed_once():
+    """As torch.func: ``buffer.add_(y)`` of an argument not mapped over (or of a number) runs once."""
+    buffer = tg.zeros(3, dtype=tg.float64)
+
+    def f(x, y):
+        buffer.add_(y)
+        return x * buffer
+
+    out = vmap(f, in_dims=(0, None))(tg.ones(2, 3, dtype=tg.float64), tg.full((3,), 2.0, dtype=tg.float64))
+    assert out.tolist() == [[2.0] * 3] * 2 and buffer.tolist() == [2.0] * 3
+    grads = vmap(grad(lambda x: (buffer.add_(1.0) * x).sum()))(tg.ones(2, 3, dtype=tg.float64))
+    assert grads.tolist() == [[3.0] * 3] * 2 and buffer.tolist() == [3.0] * 3
