@@ -187,7 +187,7 @@ def _check_row(view: _Rows, row: int, op) -> None:
             if view.code(b) != view.code(a):
                 raise _fail(row, "in1", "a comparison's operands have one dtype")
     elif rule == "guard":
-        if rows[row, IN1] == -1 and view.numel(a) < 1:
+        if rows[row, IN1] == -1 and view.numel(a) != 1:  # (``bool()`` of one element)
             raise _fail(row, "in0", "a truth guard reads one element")
         if rows[row, IN1] != -1:
             expected = _input(view, row, "in1")

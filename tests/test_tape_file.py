@@ -227,3 +227,26 @@ def test_a_comparison_row_of_another_dtype_is_refused(tmp_path):
     mutated = _relabelled(tmp_path, lambda a: ((a > 0).float() * a).sum(), x, "gt", to_float32)
     with pytest.raises(ValueError, match="a comparison's result is held in float64"):
         tg.load_tape(str(mutated))
+
+
+def test_a_truth_guard_on_more_than_one_element_is_refused(tmp_path):
+    """``bool()`` reads one element. A file whose truth guard read a whole (m, 1) comparison
+    passed the loader, and the replay's check of the comparison's rounding walked to its matrix
+    product and read m * k elements of a k-element operand: far past the arena (a crash at
+    m = k = 2000)."""
+
+    def f(x, w):
+        y = x @ w
+        return y.sum() if (y > 0)[0] else y.sum() * 2
+
+    path = tmp_path / "guarded.tape"
+    tg.record(f, np.ones((3, 4)), np.ones((4, 1))).save(str(path))
+    arrays, header = _arrays_and_header(path)
+    names = header["op_names"]
+    rows = arrays["rows"]
+    guard = next(r for r, code in enumerate(rows[:, 0]) if names[code & 0xFFFF] == "guard")
+    comparison = next(r for r, code in enumerate(rows[:, 0]) if names[code & 0xFFFF] == "gt")
+    rows[guard, 1] = comparison  # the whole comparison instead of its first element
+    _write(tmp_path / "bad.npz", arrays, header)
+    with pytest.raises(ValueError, match=rf"row {guard}, in0: a truth guard reads one element"):
+        tg.load_tape(tmp_path / "bad.npz")

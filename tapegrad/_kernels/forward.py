@@ -764,6 +764,8 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
     rule = rules[rows[c, 0] & OPCODE_MASK] & RULE_MASK
     if rule != LT and rule != LE and rule != GT and rule != GE and rule != EQ and rule != NE:
         return False
+    if layouts[rows[c, 4], 1] != 1:  # (a loaded file's guard on more: the walk below reads one)
+        return False
     a, b = rows[c, 1], rows[c, 2]
     double = layouts[rows[a, 4], 0] == FLOAT64
     left = values64[offsets[a]] if double else np.float64(values32[offsets[a]])
@@ -814,7 +816,7 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
             elif (step == DOT or step == MV or step == MM or step == BMM) and y >= 0:
                 p = offsets[y]  # (one element out: both operands hold its k terms in order)
                 terms = 0.0
-                for i in range(n):
+                for i in range(min(n, layouts[rows[y, 4], 1])):  # (the shorter: a loaded file's)
                     if wide:
                         terms += abs(values64[o + i] * values64[p + i])
                     else:
