@@ -575,7 +575,7 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                     product *= x[base + k * inner]
                 out[o * inner + i] = product
             elif rule == LOGSUMEXP:
-                largest = x[base]
+                largest = x[base] if extent else zero  # (an empty group: x[base] is another row's)
                 for k in range(1, extent):
                     largest = max(largest, x[base + k * inner])
                 if np.isinf(largest):
