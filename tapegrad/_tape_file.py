@@ -462,11 +462,37 @@ def write(tape, path, version: str) -> None:
             for row, (kind, where, expected) in tape.guards.items()
         ],
         "integer_rows": [[int(row), name] for row, name in getattr(tape, "integer_rows", {}).items()],
+        # integer and bool outputs come back in their dtype (a replay holds them as float64)
+        "output_dtypes": [None if dtype is None else np.dtype(dtype).name for dtype in _output_dtypes(tape)],
+        # rows whose saved value the recording changed in place: their backward raises
+        "modified": [[int(row), str(message)] for row, message in tape._modified.items()],
         "sha256": _digest(arrays),
     }
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+def _output_dtypes(tape) -> tuple:
+    return tape.__dict__.get("_output_dtypes") or (None,) * len(tape.output_rows)
+
+
+def _integer_dtypes(names, outputs: int) -> tuple | None:
+    """The outputs' dtypes from a header's names (None: a float output); a file from before
+    they were kept has none, and its outputs come back as float64."""
+    if names is None:
+        return None
+    if not isinstance(names, list) or len(names) != outputs:
+        raise ValueError("invalid tape: one output dtype per output")
+    dtypes = []
+    for name in names:
+        if name is not None and name not in _INTEGER_OUTPUTS:
+            raise ValueError(f"invalid tape: an output dtype {name!r} (integer or bool only)")
+        dtypes.append(None if name is None else np.dtype(name))
+    return tuple(dtypes)
+
+
+_INTEGER_OUTPUTS = ("bool", "uint8", "int8", "int16", "int32", "int64")
 
 
 def read(path) -> dict:
@@ -526,6 +552,8 @@ def _state(header: dict, arrays: dict) -> dict:
         "_names": [str(name) for name in header["names"]],
         "single_output": bool(header["single_output"]),
         "_rerecord": False,
+        "_output_dtypes": _integer_dtypes(header.get("output_dtypes"), len(arrays["output_rows"])),
+        "_modified": {int(row): str(message) for row, message in header.get("modified", [])},
         "values": (arrays["values32"], arrays["values64"]),
     }
 

@@ -336,8 +336,8 @@ class Tape:
     (25.0, [6.0, 8.0])
     """
 
-    # {row: PyTorch's message} where the recording changed a value a row saved (``_freeze``);
-    # none for a tape loaded from a file, which records nothing (read only)
+    # {row: PyTorch's message} where the recording changed a value a row saved (``_freeze``):
+    # its backward raises that message, as eager's would (kept by pickles and tape files)
     _modified: dict = {}
 
     def __init__(self, fn, example_inputs, rerecord: bool = False):
@@ -1497,6 +1497,7 @@ class Tape:
     def __getstate__(self):
         state = {name: getattr(self, name) for name in self._STATE}
         state["_output_dtypes"] = self.__dict__.get("_output_dtypes")
+        state["_modified"] = dict(self._modified)
         state["values"] = tuple(v.copy() for v in self.values)
         state["guards"] = {row: (kind, where, expected) for row, (kind, where, expected) in self.guards.items()}
         return state

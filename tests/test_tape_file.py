@@ -250,3 +250,37 @@ def test_a_truth_guard_on_more_than_one_element_is_refused(tmp_path):
     _write(tmp_path / "bad.npz", arrays, header)
     with pytest.raises(ValueError, match=rf"row {guard}, in0: a truth guard reads one element"):
         tg.load_tape(tmp_path / "bad.npz")
+
+
+def test_a_loaded_tape_gives_integer_and_bool_outputs_in_their_dtypes(tmp_path):
+    """The file did not keep the outputs' dtypes (a pickle did): argmax came back as 1.0 and a
+    mask as 0.0/1.0 in float64."""
+    x = np.array([1.0, 3.0, 2.0], np.float32)
+    tape = tg.record(lambda x: (x.argmax(), x > 1.5, x * 2), x)
+    tape.save(tmp_path / "t.tape")
+    loaded = tg.load_tape(tmp_path / "t.tape")
+    for replayed in (loaded(x), pickle.loads(pickle.dumps(loaded))(x)):
+        assert [o.dtype for o in replayed] == [tg.int64, tg.bool, tg.float32]
+        assert [o.tolist() for o in replayed] == [1, [False, True, True], [2.0, 6.0, 4.0]]
+    arrays, header = _arrays_and_header(tmp_path / "t.tape")
+    _write(tmp_path / "bad.npz", arrays, dict(header, output_dtypes=["int64", "object", None]))
+    with pytest.raises(ValueError, match="an output dtype 'object'"):
+        tg.load_tape(tmp_path / "bad.npz")
+
+
+def test_a_loaded_tape_keeps_the_refusal_of_a_value_changed_in_place(tmp_path):
+    """Eager, and the recorded tape, refuse the backward of a row whose saved value was changed
+    in place; pickled or loaded from a file, the tape returned gradients of other values."""
+
+    def f(x):
+        y = x.exp()
+        z = y * y
+        y.mul_(2)  # changes the value z's backward saved
+        return z.sum() + y.sum()
+
+    x = np.array([0.5, 1.0, 2.0], np.float32)
+    tape = tg.record(f, x)
+    tape.save(tmp_path / "t.tape")
+    for copy in (tape, pickle.loads(pickle.dumps(tape)), tg.load_tape(tmp_path / "t.tape")):
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            copy.value_and_grad(x)
