@@ -22,8 +22,21 @@ import math
 import numpy as np
 
 from . import _ops
+from ._kernels.rules import CONSTANT as _CONSTANT_PATH
 from ._shapes import physical_memory
-from ._tape import CODE_DTYPES, DTYPE_CODES, IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, ROW_WIDTH
+from ._tape import (
+    CODE_DTYPES,
+    DTYPE_CODES,
+    IN0,
+    IN1,
+    IPARAM,
+    LAYOUT,
+    NO_GRAD,
+    OPCODE,
+    OPCODE_MASK,
+    ROW_WIDTH,
+    row_sources,
+)
 
 FORMAT = "tapegrad-tape"
 FORMAT_VERSION = 1
@@ -377,6 +390,37 @@ def _check_product(view: _Rows, row: int, rule: str, a: int, b: int) -> None:
         ok = sa[0] == sb[0] and sa[2] == sb[1] and view.numel(row) == sa[0] * sa[1] * sb[2]
     if not ok:
         raise _fail(row, "layout", f"{rule} of {sa} and {sb} cannot give {so}")
+
+
+def settle_gradients(rows: np.ndarray, aux: np.ndarray) -> np.ndarray:
+    """``rows`` with ``NO_GRAD`` on each row that reads no row needing a gradient, as a
+    recording marks them (``Tape._rows_for`` does the same for the inputs left out).
+
+    The backward gives a marked row, and a constant's, no gradient slot, and a rule of one
+    operand sends its gradient there unchecked: a file that left a row unmarked over an input it
+    marked made a strided view's rule write 4 million elements into a 4,001-element arena (a
+    crash; smaller, other rows' gradients, silently). Such a row receives no gradient anyway."""
+    paths = _ops.paths()
+    needs = np.zeros(len(rows), np.bool_)
+    settled = rows
+    for row in range(len(rows)):
+        code = int(rows[row, OPCODE])
+        if code & NO_GRAD:
+            continue
+        opcode = code & OPCODE_MASK
+        if opcode == _ops.LEAF_OPCODE:
+            needs[row] = True
+            continue
+        if paths[opcode] != _CONSTANT_PATH:
+            in0, in1, iparam = (int(v) for v in rows[row, IN0 : IPARAM + 1])
+            needs[row] = any(
+                0 <= source < row and needs[source] for source in row_sources(row, opcode, in0, in1, iparam, aux)
+            )
+        if not needs[row]:
+            if settled is rows:
+                settled = rows.copy()
+            settled[row, OPCODE] = code | NO_GRAD
+    return settled
 
 
 def validate(tape) -> None:

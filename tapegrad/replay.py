@@ -1510,6 +1510,7 @@ class Tape:
         self._lock = threading.RLock()
         self._fn = None
         _tape_file.validate(self)
+        self.rows = _tape_file.settle_gradients(self.rows, self.aux)
         self._lay_out()  # from the layouts, never from the sender's offsets
         self._fill(values)
         # Its inputs are always copied into its arena: read in place, a row the validation let

@@ -284,3 +284,25 @@ def test_a_loaded_tape_keeps_the_refusal_of_a_value_changed_in_place(tmp_path):
     for copy in (tape, pickle.loads(pickle.dumps(tape)), tg.load_tape(tmp_path / "t.tape")):
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             copy.value_and_grad(x)
+
+
+def test_a_row_over_an_input_marked_without_gradient_sends_it_none(tmp_path):
+    """A file marking an input "no gradient" while the strided view reading it still wanted one:
+    the view's rule wrote its gradient into the input's missing slot, that is over the arena's
+    start (other rows' gradients; 4 million elements past a 4,001-element arena killed the
+    process). Rows reading no row that takes a gradient are marked on loading, as recorded."""
+    n = 4_000
+
+    def no_gradient_for_the_input(arrays, header, row):
+        arrays["rows"][0, 0] |= 0x10000  # the input row (0); ``row`` is the slice reading it
+
+    mutated = _relabelled(tmp_path, lambda a: (a[::1000] * 2).sum(), np.ones(n), "slice", no_gradient_for_the_input)
+    child = (
+        "import numpy as np, tapegrad as tg\n"
+        f"t = tg.load_tape({str(mutated)!r})\n"
+        f"value, (grad,) = t.value_and_grad(np.arange({n}, dtype=np.float64))\n"
+        "print(float(value), float(np.abs(grad).sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(2.0 * (0 + 1000 + 2000 + 3000)), "0.0"]
