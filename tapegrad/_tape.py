@@ -320,6 +320,7 @@ class Tape:
         "collect_at",
         "dead_sinks",
         "hold_from",
+        "unreleased",
         "__weakref__",
     )
 
@@ -353,6 +354,9 @@ class Tape:
         self.freed = _NO_ROWS
         self.sweeping = 0  # backwards running over this tape now (``engine._sweep``)
         self.merged_into: Tape | None = None
+        # A backward ran and left the saved values it no longer needs for later (``engine``'s
+        # ``_release_earlier``): a merge releases them first, since the tape it merges dies
+        self.unreleased = False
         self.row_shift = 0
         self.nodes = None
         self.guards: dict = {}  # guard row -> where it was recorded (inside tapegrad.record)
@@ -804,6 +808,9 @@ class Tape:
         the leaf's gradient is summed in one row, where its hooks see the total once: two leaf
         rows ran them once each, on partial gradients. Constants are never merged (they take no
         gradient, and their values may differ), nor leaves whose dtype or shape changed."""
+        for tape in (self, other):  # (``running_loss += loss`` joins each step's graph to the total)
+            if tape.unreleased:
+                tape.release_saved()
         shift = len(self)
         aux_shift = len(self.aux)
         # Flags of rows a backward already freed, unless neither tape has had a backward yet.
@@ -990,6 +997,7 @@ class Tape:
         of a training step stayed through the next step's forward, and a loss kept in a list
         kept its whole step. A pending row reads its own value, its operands', the sources its
         operands broadcast (``backward._repeated_value``), its listed inputs, a where's mask."""
+        self.unreleased = False
         n = self.n
         rows = self.rows_array()[:n]
         opcodes = rows[:, OPCODE] & OPCODE_MASK
