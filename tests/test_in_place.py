@@ -490,3 +490,17 @@ def test_a_recording_differentiates_past_a_change_that_only_a_captured_tensors_r
     assert value.item() == pytest.approx(float((values * 3) @ expected))
     per_slice = tg.func.vmap(tg.func.grad(f))(tg.tensor(np.stack([values, -values])))
     np.testing.assert_allclose(per_slice.detach().numpy(), [expected] * 2)
+
+
+def test_a_parameter_shares_its_datas_version_counter():
+    """``Parameter(a)`` shares ``a``'s memory, and (as PyTorch's) its version counter: a change
+    of ``a`` after a backward saved the parameter is refused. With a counter of its own, the
+    backward used the changed values: [40, 60, 80] where the graph's were [4, 6, 8]."""
+    a = tg.tensor([1.0, 2.0, 3.0])
+    a.add_(1)
+    p = tg.nn.Parameter(a)
+    assert p._version == 1
+    y = (p * p).sum()
+    a.mul_(10)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()

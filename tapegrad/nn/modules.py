@@ -32,6 +32,11 @@ class Parameter(Tensor):
             super().__init__()
             guard_reads("nn.Parameter()", data)  # inside tapegrad.record: a replay's constant
             self._data = data._data
+            # and its version counter: a change of ``data`` after a backward saved the parameter
+            # is then refused, as PyTorch's, where the backward used the changed values
+            if data._version_counter is None:
+                data._version_counter = [0]
+            self._version_counter = data._version_counter
             if requires_grad:
                 _check_can_require_grad(self._data, factory=True)
                 self._requires_grad = True
