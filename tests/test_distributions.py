@@ -221,3 +221,28 @@ def test_kl_normal_uniform_is_an_infinite_constant():
     loc = tg.tensor([0.0, float("inf")], requires_grad=True)
     kl = tg.distributions.kl_divergence(tg.distributions.Normal(loc, 1.0), tg.distributions.Uniform(0.0, 1.0))
     assert kl.tolist() == [float("inf")] * 2 and not kl.requires_grad  # (was NaN at inf, and on the graph)
+
+
+def test_transforms_take_a_cache_of_one_pair():
+    """``TanhTransform(cache_size=1)``, the squashed Gaussian of SAC-style policies, raised
+    ``TypeError``. With the cache, the log-density of a sample whose tanh rounds to 1 is taken
+    at the sample's own x, not at atanh(1) = inf."""
+    from tapegrad.distributions import Normal, TransformedDistribution
+    from tapegrad.distributions.transforms import AffineTransform, ExpTransform, SigmoidTransform, TanhTransform
+
+    for transform in (ExpTransform, SigmoidTransform, TanhTransform):
+        assert transform(cache_size=1)._cache_size == 1
+        with pytest.raises(ValueError, match="cache_size must be 0 or 1"):
+            transform(cache_size=2)
+    assert AffineTransform(0.0, 2.0, cache_size=1)._cache_size == 1
+    mu = tg.tensor([0.1, 30.0], dtype=tg.float64, requires_grad=True)
+    base = Normal(mu, tg.tensor([1.0, 0.5], dtype=tg.float64))
+    squashed = TransformedDistribution(base, [TanhTransform(cache_size=1)])
+    sample = squashed.rsample()
+    assert sample[1].item() == 1.0
+    log_prob = squashed.log_prob(sample)
+    assert np.isfinite(log_prob.detach().numpy()).all()
+    log_prob.sum().backward()
+    assert np.isfinite(mu.grad.numpy()).all()
+    uncached = TransformedDistribution(base, [TanhTransform()])
+    assert not np.isfinite(uncached.log_prob(sample)[1].item())

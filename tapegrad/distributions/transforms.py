@@ -25,12 +25,39 @@ class Transform:
     # TransformedDistribution checks a value against)
     codomain = ("Real()", staticmethod(lambda y: ~np.isnan(y)))
 
+    def __init__(self, cache_size: int = 0):
+        """``cache_size`` 1 keeps the last ``(x, y)``: ``t(x)`` of that same ``x`` object, or
+        ``t.inv(y)`` of that ``y`` (a sample's ``log_prob``), returns the other without computing
+        (PyTorch's: ``tanh``'s inverse of a value rounded to 1 would be inf). Raises
+        ``ValueError`` for another size."""
+        if cache_size not in (0, 1):
+            raise ValueError("cache_size must be 0 or 1")
+        self._cache_size = cache_size
+        self._cached_x_y = (None, None)
+
     def forward_shape(self, shape) -> tuple:
         """The shape of ``t(x)`` for ``x`` of ``shape``."""
         return tuple(shape)
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self._call(x)
+        if not self._cache_size:
+            return self._call(x)
+        cached_x, cached_y = self._cached_x_y
+        if x is cached_x:
+            return cached_y
+        y = self._call(x)
+        self._cached_x_y = (x, y)
+        return y
+
+    def _inv_call(self, y: Tensor) -> Tensor:
+        if not self._cache_size:
+            return self._inverse(y)
+        cached_x, cached_y = self._cached_x_y
+        if y is cached_y:
+            return cached_x
+        x = self._inverse(y)
+        self._cached_x_y = (x, y)
+        return x
 
     @property
     def inv(self) -> Transform:
@@ -51,7 +78,11 @@ class Transform:
 
 class _Inverse(Transform):
     def __init__(self, transform: Transform):
+        super().__init__(cache_size=transform._cache_size)
         self._inv = transform
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self._inv._inv_call(x)  # (the forward's cache, both ways)
 
     @property
     def inv(self) -> Transform:
@@ -134,6 +165,7 @@ class AffineTransform(Transform):
     (elementwise: ``event_dim`` 0)."""
 
     def __init__(self, loc, scale, event_dim: int = 0, cache_size: int = 0):
+        super().__init__(cache_size=cache_size)
         if event_dim != 0:
             raise NotImplementedError("tapegrad's AffineTransform is elementwise (event_dim=0)")
         self.loc, self.scale = loc, scale
