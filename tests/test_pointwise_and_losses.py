@@ -6,6 +6,7 @@ central differences away from the break points."""
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import pytest
@@ -342,3 +343,12 @@ def test_prelu_and_bilinear_follow_the_default_dtype():
     finally:
         tg.set_default_dtype(previous)
     assert tg.nn.PReLU().weight.dtype == tg.float32
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_a_loss_of_exactly_zero_is_positive_zero(reduction):
+    """Every target certain: PyTorch's kernel subtracts from 0 and prints tensor(0.); the
+    negated sum printed tensor(-0.)."""
+    logits = tg.tensor([[0.0, -1000.0], [0.0, -800.0]])
+    loss = tg.nn.functional.cross_entropy(logits, tg.tensor([0, 0]), reduction=reduction)
+    assert str(loss) == "tensor(0.)" and math.copysign(1.0, loss.item()) == 1.0

@@ -700,11 +700,12 @@ def nll_loss(
     if weight is None and reduction != "none":
         count = len(rows) if every else int(kept.sum())
         picked = pick("nll_pick", input, positions if every else positions[kept])
-        scale = -1.0 if reduction == "sum" else (-1.0 / count if count else float("nan"))
-        # -(sum / count), in the dtype, as PyTorch divides
-        total = np.add.reduce(picked._data, axis=None, dtype=picked._data.dtype)
         dtype = picked._data.dtype.type
-        out = np.asarray(-total if reduction == "sum" else -(total / dtype(count)) if count else dtype(np.nan))
+        scale = -1.0 if reduction == "sum" else (-1.0 / count if count else float("nan"))
+        # -(sum / count), in the dtype, as PyTorch divides; 0 - sum as its kernel subtracts from
+        # 0 (a loss of exactly 0, every target certain, is 0, where -sum printed tensor(-0.))
+        total = dtype(0) - np.add.reduce(picked._data, axis=None, dtype=picked._data.dtype)
+        out = np.asarray(total if reduction == "sum" else (total / dtype(count)) if count else dtype(np.nan))
         return record("nll_loss", (picked,), out, param=scale)
     if kept is None:
         kept = np.ones(rows.shape, np.bool_)
