@@ -392,9 +392,10 @@ def _check_product(view: _Rows, row: int, rule: str, a: int, b: int) -> None:
         raise _fail(row, "layout", f"{rule} of {sa} and {sb} cannot give {so}")
 
 
-def settle_gradients(rows: np.ndarray, aux: np.ndarray) -> np.ndarray:
+def settle_gradients(rows: np.ndarray, aux: np.ndarray, leaves=None) -> np.ndarray:
     """``rows`` with ``NO_GRAD`` on each row that reads no row needing a gradient, as a
-    recording marks them (``Tape._rows_for`` does the same for the inputs left out).
+    recording marks them; a leaf needs one unless marked, or, given ``leaves`` (rows), if it is
+    one of them (``Tape._rows_for``: the inputs whose gradients are asked for).
 
     The backward gives a marked row, and a constant's, no gradient slot, and a rule of one
     operand sends its gradient there unchecked: a file that left a row unmarked over an input it
@@ -409,9 +410,8 @@ def settle_gradients(rows: np.ndarray, aux: np.ndarray) -> np.ndarray:
             continue
         opcode = code & OPCODE_MASK
         if opcode == _ops.LEAF_OPCODE:
-            needs[row] = True
-            continue
-        if paths[opcode] != _CONSTANT_PATH:
+            needs[row] = leaves is None or row in leaves
+        elif paths[opcode] != _CONSTANT_PATH:
             in0, in1, iparam = (int(v) for v in rows[row, IN0 : IPARAM + 1])
             needs[row] = any(
                 0 <= source < row and needs[source] for source in row_sources(row, opcode, in0, in1, iparam, aux)

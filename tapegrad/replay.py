@@ -1053,21 +1053,10 @@ class Tape:
         key = (id(self.rows), positions)  # a record again (rerecord=True) makes new rows
         rows = cache.get(key)
         if rows is None:
-            rows = self.rows.copy()
             wanted = {int(self.input_rows[position]) for position in positions}
-            inputs = {int(row) for row in self.input_rows}
-            needs = np.zeros(len(rows), np.bool_)
-            # As recording marks rows: one needs a gradient when a row it reads does. A row
-            # left marked while what it reads is not would send its gradient to a row with no
-            # slot, which the kernels' call-free path for small rows does not check.
-            for row in range(len(rows)):
-                if row in inputs:
-                    needs[row] = row in wanted
-                elif not rows[row, OPCODE] & NO_GRAD:
-                    sources = row_sources(row, *self.rows[row, :4], self.aux)
-                    needs[row] = any(source >= 0 and needs[source] for source in sources)
-                if not needs[row]:
-                    rows[row, OPCODE] |= NO_GRAD
+            # As recording marks rows: a row left marked while what it reads is not would send
+            # its gradient to a row with no slot, which the kernels' rules do not check.
+            rows = _tape_file.settle_gradients(self.rows, self.aux, leaves=wanted)
             cache[key] = rows
         return rows
 
