@@ -379,8 +379,8 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     """Every window of ``size`` elements along ``dimension``, ``step`` apart, as a new last
     dimension (the windows replacing ``dimension``); follows ``torch.Tensor.unfold``: a view
     where the windows tile a prefix of the dimension (``step >= size``, in-place changes of it
-    reach ``self``), else a read-only copy (the gradient adds up where windows overlap), whose
-    in-place changes raise ``RuntimeError`` as PyTorch's of overlapping windows do."""
+    reach ``self``), else a read-only view recorded as a copy (the gradient adds up where
+    windows overlap), whose in-place changes raise as PyTorch's of overlapping windows do."""
     dim = _normalize_dim(dimension, max(self.dim(), 1))
     extent = self.shape[dim] if self.dim() else 1
     if size > extent:
@@ -406,9 +406,12 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     shape = list(x.shape)
     shape[dim : dim + 1] = [count, size]
     result = picked.reshape(*shape).movedim(dim + 1, -1)
-    # A copy: an in-place change of it would not reach ``self`` (silently); read-only, it raises.
-    # PyTorch's windows here are a view no reshape can view: its reshapes copy (and so ours).
-    _record.mark_unwritable_copy(result._data, reshaped_as_copy=True)
+    # Recorded as a pick, read through a view of ``self``'s memory (``read_through``). PyTorch's
+    # windows here are a view no reshape can view: its reshapes copy (and so ours).
+    data = x._data
+    window_strides = (*data.strides[:dim], data.strides[dim] * step, *data.strides[dim + 1 :], data.strides[dim])
+    window = np.lib.stride_tricks.as_strided(data, tuple(result.shape), window_strides, writeable=False)
+    _record.read_through(result, x._base if x._base is not None else x, window, reshaped_as_copy=True)
     return result
 
 
@@ -427,9 +430,10 @@ def _storage_of(input: Tensor) -> tuple:  # noqa: A002
 def as_strided(input: Tensor, size, stride, storage_offset=None) -> Tensor:  # noqa: A002
     """The elements of ``input``'s memory at ``storage_offset + sum(i_k * stride[k])`` for each
     index ``i`` of ``size``; follows ``torch.as_strided``, of a contiguous tensor or a view of
-    one (``storage_offset`` defaults to the view's own). A copy here, recorded (its gradient
+    one (``storage_offset`` defaults to the view's own). Recorded as a copy (its gradient
     adds up where positions repeat), that refuses in-place changes (PyTorch's would write
-    ``input``'s memory). Raises ``RuntimeError`` (PyTorch's message) for positions beyond the
+    ``input``'s memory), and reads ``input``'s memory as PyTorch's view does (an in-place change
+    of ``input`` shows in it). Raises ``RuntimeError`` (PyTorch's message) for positions beyond the
     memory, ``NotImplementedError`` for a tensor whose memory is not contiguous."""
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     if len(size) != len(stride):
@@ -459,7 +463,12 @@ def as_strided(input: Tensor, size, stride, storage_offset=None) -> Tensor:  # n
         # the view was zero: func.jvp(grad(f)) and hessian, whose inputs are views, gave zeros).
         source, flat = input, flat - own
     result = index_select(source.reshape(-1), 0, _wrap(flat)).reshape(size)
-    _record.mark_unwritable_copy(result._data)  # (an in-place change would not reach ``input``: it raises)
+    memory = root._data.reshape(-1)
+    itemsize = memory.itemsize
+    window = np.lib.stride_tricks.as_strided(
+        memory[min(offset, memory.size) :], size, tuple(step * itemsize for step in stride), writeable=False
+    )
+    _record.read_through(result, root, window)  # (read where the elements lie; changes of it raise)
     return result
 
 

@@ -1271,18 +1271,30 @@ _copies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _copies_reshaped: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-def mark_unwritable_copy(data: np.ndarray, reshaped_as_copy: bool = False) -> None:
-    """Make ``data`` (a result that is a copy where PyTorch's is a view) refuse in-place changes,
-    and changes through views of it. ``reshaped_as_copy``: PyTorch's view is one ``reshape``
-    cannot view (unfold's overlapping or gapped windows), so its reshapes are copies there,
-    free to change: ``reshape`` then copies here too."""
-    data.flags.writeable = False
-    owner = data
-    while isinstance(owner.base, np.ndarray):
-        owner = owner.base
-    _copies[id(owner)] = owner
+def read_through(result, root, window: np.ndarray, reshaped_as_copy: bool = False) -> None:
+    """``result``, a recorded pick of ``root``'s elements (its gradient adds up where positions
+    repeat) where PyTorch's is a view, reads them where they lie: its values become ``window``,
+    a read-only numpy view of ``root``'s memory at those positions, so that an in-place change
+    of ``root`` shows in it (a copy kept the old values, silently). It shares ``root``'s
+    version counter: used after such a change, its row is picked from ``root``'s new one, as a
+    view's is; saved by a backward, the change is refused. Its own in-place changes, and those
+    of views of it, raise (``_check_in_place``): recorded as a pick, they would not reach
+    ``root``. ``reshaped_as_copy``: PyTorch's view is one ``reshape`` cannot view (unfold's
+    overlapping or gapped windows), so its reshapes are copies there, free to change:
+    ``reshape`` then copies here too."""
+    if window.flags.writeable:
+        window.flags.writeable = False
+    # (``window`` itself, not the memory's owner, which ``root`` writes: numpy's views of an
+    # ``as_strided`` array have it as their base)
+    _copies[id(window)] = window
     if reshaped_as_copy:
-        _copies_reshaped[id(owner)] = owner
+        _copies_reshaped[id(window)] = window
+    if root._version_counter is None:
+        root._version_counter = [0]
+    result._data = window
+    result._base = root
+    result._version_counter = root._version_counter
+    result._seen_version = root._version_counter[0]
 
 
 def _in_memory_of(data: np.ndarray, registry: weakref.WeakValueDictionary) -> bool:
@@ -1304,8 +1316,9 @@ def copied_by_reshape(data: np.ndarray) -> bool:
 
 _CHANGE_OF_A_COPY = (
     "an in-place change of an as_strided() or unfold() result, or of a view of one, is not supported: "
-    "tapegrad's result is a copy of the input where PyTorch's is a view of its memory, so the change would not "
-    "reach the input; change the input through indexing instead, or clone() the result to change the copy"
+    "tapegrad reads the input's memory through it, as PyTorch's view, but records it as a copy, so the change "
+    "would not reach the input's gradient; change the input through indexing instead, or clone() the result to "
+    "change the copy"
 )
 
 

@@ -260,3 +260,29 @@ def test_a_reshape_of_unfold_windows_is_a_copy_to_change():
         tg.arange(4.0).as_strided((2,), (1,)).expand(3, 2).add_(1)
     torch = pytest.importorskip("torch")
     assert _framed(tg) == _framed(torch)
+
+
+@pytest.mark.parametrize("pick", [lambda y: y.unfold(1, 2, 1), lambda y: y.as_strided((2, 2), (3, 1))])
+def test_overlapping_picks_read_their_inputs_memory_as_pytorchs_views(pick):
+    """``unfold`` with overlapping windows and ``as_strided`` are recorded as picks (copies), and
+    kept the values of the moment: after ``y.mul_(2)`` they showed the old ones, silently, and a
+    backward saved through them differentiated those. They read ``y``'s memory now, follow its
+    changes as PyTorch's views do, and a change after a backward saved them is refused."""
+    x = tg.arange(6.0, dtype=tg.float64).reshape(2, 3).requires_grad_()
+    y = x * 1
+    window = pick(y)
+    before = window.tolist()
+    y.mul_(2)
+    assert window.tolist() == (2 * np.array(before)).tolist()
+    (window * window).sum().backward()  # taken from y's new row: d/dx of (2x)^2 summed
+    expected = np.zeros((2, 3))
+    positions = pick(tg.arange(6.0, dtype=tg.float64).reshape(2, 3)).numpy().astype(int).reshape(-1)
+    np.add.at(expected.reshape(-1), positions, 8 * positions)
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    y = x * 1
+    saved = (pick(y) ** 2).sum()
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()
+    with pytest.raises(NotImplementedError, match="as_strided"):
+        pick(x * 1)[0].mul_(2)
