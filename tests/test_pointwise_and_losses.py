@@ -352,3 +352,25 @@ def test_a_loss_of_exactly_zero_is_positive_zero(reduction):
     logits = tg.tensor([[0.0, -1000.0], [0.0, -800.0]])
     loss = tg.nn.functional.cross_entropy(logits, tg.tensor([0, 0]), reduction=reduction)
     assert str(loss) == "tensor(0.)" and math.copysign(1.0, loss.item()) == 1.0
+
+
+@pytest.mark.parametrize(
+    "shape, reduction, node",
+    [
+        ((2, 3), "mean", "NllLossBackward0"),
+        ((2, 3, 4), "mean", "NllLoss2DBackward0"),
+        ((2, 3, 4), "none", "ViewBackward0"),
+        ((2, 3, 4, 5), "sum", "NllLoss2DBackward0"),
+        ((2, 3, 4, 5), "none", "NllLoss2DBackward0"),
+        ((2, 3, 2, 2, 2), "mean", "NllLoss2DBackward0"),
+        ((2, 3, 2, 2, 2), "none", "ViewBackward0"),
+    ],
+)
+def test_cross_entropy_over_positions_shows_pytorchs_node(shape, reduction, node):
+    """A seq2seq loss over (N, C, T) logits printed grad_fn=<NllLossBackward0>; PyTorch's node
+    for inputs of 3 or more dimensions is NllLoss2DBackward0 (a view of it where a 3-d or 5-d
+    input's losses are kept)."""
+    x = tg.randn(*shape, requires_grad=True)
+    target = tg.zeros((shape[0], *shape[2:]), dtype=tg.int64)
+    loss = tg.nn.functional.cross_entropy(x, target, reduction=reduction)
+    assert type(loss.grad_fn).__name__ == node and f"grad_fn=<{node}>" in repr(loss)

@@ -652,7 +652,10 @@ def nll_loss(
         flat = input.movedim(1, -1).reshape(-1, shape[1])
         flat_target = target.reshape(-1) if isinstance(target, Tensor) else _wrap(labels.reshape(-1))
         loss = nll_loss(flat, flat_target, weight, ignore_index=ignore_index, reduction=reduction)
-        return loss.reshape(labels.shape) if reduction == "none" else loss
+        if reduction == "none":  # (PyTorch's node for 4-d inputs; a view of it for the others)
+            loss = loss.reshape(labels.shape)
+            return name_node(loss, "NllLoss2DBackward0") if len(shape) == 4 else loss
+        return name_node(loss, "NllLoss2DBackward0")  # (PyTorch's, for every input of 3 or more dimensions)
     if len(shape) in (1, 2) and labels.ndim > 1:
         raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
     if len(shape) > 2 and labels.ndim != len(shape) - 1:
