@@ -197,7 +197,7 @@ class finfo:  # noqa: N801 - PyTorch's name
             builtins_float(limits.min),
         )
         self.tiny = self.smallest_normal = builtins_float(limits.smallest_normal)
-        self.resolution = builtins_float(limits.resolution)
+        self.resolution = 10.0**-limits.precision  # (PyTorch's 1e-06; float32's own was 9.99e-07)
         self.dtype = chosen.name
 
     def __repr__(self) -> str:

@@ -80,7 +80,7 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     "full") setting all four, and ``sci_mode`` (True/False forces scientific notation on or off,
     None chooses it from the values); follows ``torch.set_printoptions``."""
     global PRECISION, THRESHOLD, EDGE_ITEMS, LINE_WIDTH, SCI_MODE
-    if profile is not None:
+    if profile in _PROFILES:  # (another name changes nothing, as in PyTorch)
         PRECISION, THRESHOLD, EDGE_ITEMS, LINE_WIDTH = _PROFILES[profile]
     if precision is not None:
         PRECISION = precision

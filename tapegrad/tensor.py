@@ -14,6 +14,7 @@ import builtins
 import copy
 import math
 import numbers
+import operator
 import warnings
 from weakref import ref as _weakref
 
@@ -28,14 +29,31 @@ from ._printing import tensor_repr
 from ._tape import NO_GRAD, Tape, check_gradient_reaches, exclusive, resolve
 
 _float = builtins.float
+_operator_index = operator.index
 _int = builtins.int
 _bool = builtins.bool
 
 
 class Size(tuple):
-    """A tensor's shape; prints as ``tapegrad.Size([2, 3])``."""
+    """A tensor's shape; prints as ``tapegrad.Size([2, 3])``. Made of integers, as
+    ``torch.Size``: Python's, numpy's and one-element integer tensors (as ints); raises
+    ``TypeError`` naming the first other item."""
 
     __slots__ = ()
+
+    def __new__(cls, sizes=()):
+        items = tuple(sizes)
+        if all(type(item) is _int for item in items):
+            return tuple.__new__(cls, items)
+        converted = []
+        for position, item in enumerate(items):
+            try:
+                converted.append(_operator_index(item))
+            except TypeError:
+                raise TypeError(
+                    f"tapegrad.Size() takes an iterable of 'int' (item {position} is '{type(item).__name__}')"
+                ) from None
+        return tuple.__new__(cls, converted)
 
     def __repr__(self) -> str:
         return f"tapegrad.Size({list(self)})"
@@ -43,7 +61,7 @@ class Size(tuple):
     def __getitem__(self, key):
         """An element, or for a slice a ``Size``, as ``torch.Size`` gives (``x.shape[-2:]``)."""
         item = tuple.__getitem__(self, key)
-        return Size(item) if isinstance(key, slice) else item
+        return tuple.__new__(Size, item) if isinstance(key, slice) else item
 
     def __add__(self, other):
         """``Size`` joined with a tuple, a ``Size`` again, as ``torch.Size`` gives (``x.shape +
@@ -390,12 +408,12 @@ class Tensor:
     @property
     def shape(self) -> Size:
         """The size of each dimension, a ``tapegrad.Size``; follows ``torch.Tensor.shape``."""
-        return Size(self._data.shape)
+        return tuple.__new__(Size, self._data.shape)  # (numpy's ints: nothing to check)
 
     def size(self, dim: int | None = None):
         """The shape, or the size of dimension ``dim``; follows ``torch.Tensor.size``."""
         if dim is None:
-            return Size(self._data.shape)
+            return tuple.__new__(Size, self._data.shape)
         return self._data.shape[_normalize_dim(dim, self._data.ndim)]
 
     def ndimension(self) -> int:

@@ -122,3 +122,19 @@ def test_a_size_joined_with_a_tuple_is_a_size():
     torch = pytest.importorskip("torch")
     for make in (lambda m: m.Size([2, 3]) + (1,), lambda m: (1,) + m.Size([2, 3]), lambda m: m.Size([2]) * 2):
         assert repr(make(tg)) == repr(make(torch)).replace("torch.", "tapegrad.")
+
+
+def test_a_size_is_made_of_integers_as_pytorchs():
+    """``Size([tensor(2), 3])`` printed ``tapegrad.Size([tensor(2), 3])`` and ``Size([2.5])``
+    was taken; PyTorch's reads one-element integer tensors as ints and refuses the rest."""
+    assert repr(tg.Size([tg.tensor(2), np.int64(3), True])) == "tapegrad.Size([2, 3, 1])"
+    assert all(type(item) is int for item in tg.Size([tg.tensor([2]), np.int32(1)]))
+    for item, name in ((2.5, "float"), ("a", "str"), (tg.tensor(2.0), "Tensor")):
+        with pytest.raises(TypeError, match=rf"takes an iterable of 'int' \(item 1 is '{name}'\)"):
+            tg.Size([1, item])
+
+
+def test_finfo_resolution_and_an_unknown_print_profile_are_pytorchs():
+    assert tg.finfo(tg.float32).resolution == 1e-06 and tg.finfo(tg.float64).resolution == 1e-15
+    tg.set_printoptions(profile="no such profile")  # PyTorch changes nothing (raised KeyError)
+    assert str(tg.tensor([1.123456789])) == "tensor([1.1235])"
