@@ -152,6 +152,43 @@ _COLLECTS_UNDER = {
     ("engine.py", "_backward"),
     ("gradients.py", "_tensor_backward"),
     ("_tape.py", "exclusive_function"),  # ``exclusive``: it holds nothing, what it wraps is looked at too
+    # Recorders that take their tape (``_target``) before they read a row number
+    ("_reductions.py", "_record_extreme"),
+    ("_views.py", "_join"),
+    ("_selection.py", "where"),
+    # Composites that hold tensors (renumbered with their rows), never row numbers: an
+    # evaluation loop of one of them on a kept result (``table.max(dim=1)``, ``table[idx]``,
+    # ``F.embedding(idx, table)``) never collected, and grew up to 128 KB a step
+    ("_indexing.py", "pick"),
+    ("_indexing.py", "gather_rows"),
+    ("_indexing.py", "index"),
+    ("_indexing.py", "index_select"),
+    ("_indexing.py", "gather"),
+    ("_reductions.py", "reduce"),
+    ("_reductions.py", "<lambda>"),
+    ("_reductions.py", "_along_one"),
+    ("_reductions.py", "_extreme"),
+    ("_reductions.py", "_max_or_min"),
+    ("_reductions.py", "max"),
+    ("_reductions.py", "min"),
+    ("_reductions.py", "_spread"),
+    ("_reductions.py", "var"),
+    ("_reductions.py", "std"),
+    ("_reductions.py", "cumsum"),
+    ("_reductions.py", "_norm"),
+    ("_reductions.py", "norm"),
+    ("_views.py", "reshape"),
+    ("_views.py", "<lambda>"),
+    ("_views.py", "stack"),
+    ("_views.py", "cat"),
+    ("_linalg.py", "_contract"),
+    ("_linalg.py", "einsum"),
+    ("_linalg.py", "_batched"),
+    ("_selection.py", "_filled"),
+    ("_selection.py", "_masked_filled"),
+    ("_selection.py", "_masked_fill"),
+    ("_composites.py", "topk"),
+    ("_composites.py", "sort"),
 }
 
 

@@ -316,7 +316,12 @@ class Tensor:
         if self._tape is not None and not self._retains_grad:
             check_gradient_reaches(self, "retain_grad()")
             self._retains_grad = True
-            resolve(self).retained.append(_weakref(self))  # (held, a cycle through the tape)
+            retained = resolve(self).retained
+            if len(retained) >= 64 and not len(retained) & (len(retained) - 1):
+                # (at each power of two: the references of results that died since, which an
+                # evaluation loop's ``retain_grad`` on a kept tape piled up, 100 B a step)
+                retained[:] = [reference for reference in retained if reference() is not None]
+            retained.append(_weakref(self))  # (held, a cycle through the tape)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` after each backward has accumulated into this leaf's ``.grad``
