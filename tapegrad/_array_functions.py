@@ -158,7 +158,8 @@ def _running_extreme(input: Tensor, dim: int, largest: bool, named):  # noqa: A0
             indices[..., k] = position
     indices = np.moveaxis(indices, -1, dim)
     index_tensor = _wrap(indices)
-    return named(gather(input, dim, index_tensor), index_tensor)
+    node = "CummaxBackward0" if largest else "CumminBackward0"  # (PyTorch's node for the pair)
+    return named(name_node(gather(input, dim, index_tensor), node), index_tensor)
 
 
 def cummax(input: Tensor, dim: int):  # noqa: A002
@@ -401,7 +402,7 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
         except RuntimeError:  # (strides a view cannot split)
             pass
         else:
-            return windows.narrow(dim + 1, 0, size).movedim(dim + 1, -1)
+            return name_node(windows.narrow(dim + 1, 0, size).movedim(dim + 1, -1), "UnfoldBackward0")
     picked = index_select(x, dim, _wrap(positions))
     shape = list(x.shape)
     shape[dim : dim + 1] = [count, size]
@@ -412,7 +413,7 @@ def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
     window_strides = (*data.strides[:dim], data.strides[dim] * step, *data.strides[dim + 1 :], data.strides[dim])
     window = np.lib.stride_tricks.as_strided(data, tuple(result.shape), window_strides, writeable=False)
     _record.read_through(result, x._base if x._base is not None else x, window, reshaped_as_copy=True)
-    return result
+    return name_node(result, "UnfoldBackward0")
 
 
 def _storage_of(input: Tensor) -> tuple:  # noqa: A002

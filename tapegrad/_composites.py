@@ -435,7 +435,8 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
 def std_mean(input: Tensor, dim=None, *, correction=1, keepdim: bool = False, out=None) -> tuple:  # noqa: A002
     """``(std, mean)`` over ``dim`` (all dimensions when None) with ``correction`` degrees of
     freedom removed; follows ``torch.std_mean``."""
-    return input.std(dim, keepdim=keepdim, correction=correction), input.mean(dim, keepdim=keepdim)
+    std, mean = input.std(dim, keepdim=keepdim, correction=correction), input.mean(dim, keepdim=keepdim)
+    return name_node(std, "StdMeanBackward0"), name_node(mean, "StdMeanBackward0")  # (one node in PyTorch)
 
 
 @with_out("linalg_cross")

@@ -274,18 +274,21 @@ def var_mean(input: Tensor, dim=None, *, correction=1, keepdim: bool = False, un
     if unbiased is not None:
         correction = 1 if unbiased else 0
     if dim is None:
-        return _all_kept(input.var(correction=correction), input, dim, keepdim), _all_kept(
-            input.mean(), input, dim, keepdim
-        )
-    return input.var(dim, correction=correction, keepdim=keepdim), input.mean(dim, keepdim=keepdim)
+        var = _all_kept(input.var(correction=correction), input, dim, keepdim)
+        mean = _all_kept(input.mean(), input, dim, keepdim)
+    else:
+        var, mean = input.var(dim, correction=correction, keepdim=keepdim), input.mean(dim, keepdim=keepdim)
+    return name_node(var, "VarMeanBackward0"), name_node(mean, "VarMeanBackward0")  # (one node in PyTorch)
 
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):  # noqa: A002
     """``(min, max)`` (all elements, or along ``dim``), ties sharing the gradient as ``amin`` and
     ``amax``; follows ``torch.aminmax``."""
     if dim is None:
-        return return_types.aminmax(*(_all_kept(t, input, dim, keepdim) for t in (input.amin(), input.amax())))
-    return return_types.aminmax(input.amin(dim, keepdim=keepdim), input.amax(dim, keepdim=keepdim))
+        pair = (_all_kept(t, input, dim, keepdim) for t in (input.amin(), input.amax()))
+    else:
+        pair = (input.amin(dim, keepdim=keepdim), input.amax(dim, keepdim=keepdim))
+    return return_types.aminmax(*(name_node(t, "AminmaxBackward0") for t in pair))  # (one node in PyTorch)
 
 
 # -- order statistics ----------------------------------------------------------------------------

@@ -138,3 +138,26 @@ def test_finfo_resolution_and_an_unknown_print_profile_are_pytorchs():
     assert tg.finfo(tg.float32).resolution == 1e-06 and tg.finfo(tg.float64).resolution == 1e-15
     tg.set_printoptions(profile="no such profile")  # PyTorch changes nothing (raised KeyError)
     assert str(tg.tensor([1.123456789])) == "tensor([1.1235])"
+
+
+def test_composites_show_the_node_pytorch_prints():
+    """Each of these printed the node of its last recorded op (StdBackward0 and MeanBackward0
+    for std_mean, GatherBackward0 for cummax, PermuteBackward0 for unfold...): PyTorch's is one
+    node for the whole call, whose name its results print."""
+    x = tg.randn(3, 4, requires_grad=True)
+    y = tg.randn(3, 4)
+    F = tg.nn.functional  # noqa: N806 - PyTorch's convention
+    cases = {
+        "StdMeanBackward0": [*tg.std_mean(x), *tg.std_mean(x, 1)],
+        "VarMeanBackward0": [*tg.var_mean(x), *tg.var_mean(x, 1, keepdim=True)],
+        "AminmaxBackward0": [*tg.aminmax(x), *tg.aminmax(x, dim=1)],
+        "CummaxBackward0": [tg.cummax(x, 1).values],
+        "CumminBackward0": [tg.cummin(x, 0).values],
+        "NormBackward1": [F.pairwise_distance(x, y), F.pairwise_distance(x, y, p=1.0)],
+        "DivBackward1": [F.cross_entropy(x, y.softmax(1)), F.cross_entropy(x, y.softmax(1), label_smoothing=0.1)],
+        "NegBackward0": [F.cross_entropy(x, y.softmax(1), reduction="sum")],
+        "UnfoldBackward0": [x.unfold(1, 2, 1), x.unfold(1, 2, 2)],
+    }
+    for node, results in cases.items():
+        assert [type(t.grad_fn).__name__ for t in results] == [node] * len(results)
+        assert f"grad_fn=<{node}>" in repr(results[0])

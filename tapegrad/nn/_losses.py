@@ -95,7 +95,8 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
     """The ``p``-norm of ``x1 - x2 + eps`` along the last dimension; follows
     ``torch.nn.functional.pairwise_distance``."""
     dims = max(x1.dim(), x2.dim())
-    return (x1 - x2 + eps).norm(p, dims - 1 if dims else None, keepdim=keepdim)
+    distance = (x1 - x2 + eps).norm(p, dims - 1 if dims else None, keepdim=keepdim)
+    return name_node(distance, "NormBackward1")  # (PyTorch's norm with a dim)
 
 
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,

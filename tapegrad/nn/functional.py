@@ -608,9 +608,11 @@ def _soft_cross_entropy(input, log_probabilities, target, weight, reduction, smo
     if weight is not None:
         products = products * _along(weight, class_dim, input.dim())
     losses = -products.sum(class_dim)
+    # (PyTorch's nodes: a division by the count, a negation of the sum)
     if reduction == "mean":
-        return losses.sum() / (input.numel() // classes) if input.numel() else losses.sum() * float("nan")
-    return losses.sum() if reduction == "sum" else losses
+        mean = losses.sum() / (input.numel() // classes) if input.numel() else losses.sum() * float("nan")
+        return name_node(mean, "DivBackward1")
+    return name_node(losses.sum(), "NegBackward0") if reduction == "sum" else losses
 
 
 def _along(weight: Tensor, class_dim: int, ndim: int) -> Tensor:
