@@ -436,3 +436,34 @@ def test_named_modules_skips_the_modules_in_a_given_memo():
     memo = {shared}
     assert [name for name, _ in model.named_modules(memo=memo)] == ["", "0", "0.1"]
     assert model in memo and len(memo) == 4
+
+
+def test_loading_a_state_dict_counts_as_an_in_place_change():
+    """PyTorch's load_state_dict copies into the parameters in place: a backward that saved the
+    old values then raises. The values were written without a version, and the backward used
+    the loaded ones silently."""
+    layer = tg.nn.Linear(2, 1, bias=False)
+    loss = layer(tg.ones(1, 2, requires_grad=True)).sum()  # (the input's gradient reads the weight)
+    version = layer.weight._version
+    layer.load_state_dict({"weight": tg.full((1, 2), 5.0)})
+    assert layer.weight._version == version + 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_a_cast_to_the_dtype_a_module_has_keeps_its_tensors():
+    """``model.float()`` of a float32 model copied every tensor: weights tied by memory
+    (``Parameter(encoder.weight.data.t())``) came apart, and an earlier state_dict stopped
+    aliasing the parameters."""
+    encoder, decoder = tg.nn.Linear(3, 2), tg.nn.Linear(2, 3, bias=False)
+    decoder.weight = tg.nn.Parameter(encoder.weight.data.t())
+    model = tg.nn.Sequential(encoder, decoder)
+    state = model.state_dict()
+    weight = encoder.weight
+    model.float()
+    model.to(tg.float32)
+    assert encoder.weight is weight
+    with tg.no_grad():
+        encoder.weight.mul_(2)
+    np.testing.assert_array_equal(decoder.weight.detach().numpy(), encoder.weight.detach().numpy().T)
+    np.testing.assert_array_equal(state["0.weight"].numpy(), encoder.weight.detach().numpy())

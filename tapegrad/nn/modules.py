@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _device, _dtypes, _factories
 from .._grad_mode import is_grad_enabled, no_grad
-from .._record import to_arguments
+from .._record import _bump_version, to_arguments
 from ..tensor import Tensor, _check_can_require_grad, _wrap, guard_reads
 from . import functional as F  # noqa: N812 - the name PyTorch code uses
 from . import init
@@ -542,7 +542,8 @@ class Module:
         for module in self.modules():
             for registry in (module._parameters, module._buffers):
                 for tensor in registry.values():
-                    if tensor is not None and tensor.is_floating_point():
+                    # (one already of the dtype stays as it is: copied, weights tied by memory came apart)
+                    if tensor is not None and tensor.is_floating_point() and tensor._data.dtype != dtype.numpy:
                         tensor.data = _wrap(tensor._data.astype(dtype.numpy))
                         if tensor.grad is not None:
                             tensor.grad = tensor.grad.to(dtype)
@@ -666,6 +667,8 @@ class Module:
                 self._assign(name, current, value)
             else:
                 current._data[...] = values
+                # an in-place change, as PyTorch's copy_: a backward that saved the old values raises
+                _bump_version(current)
         extra = prefix + _EXTRA_STATE
         if type(self).set_extra_state is not Module.set_extra_state:
             if extra in state_dict:
