@@ -528,8 +528,10 @@ def _arith(kind: str, x: Tensor, other) -> Tensor:
         if kind == "rdiv":  # 2 / x is recorded as PyTorch does: reciprocal, then times 2
             return _scalar(_MUL_SCALAR, _unary(BY_NAME["reciprocal"], x), other)
         return _scalar(_SCALAR_OPS[_SCALAR_OP_OF_KIND[kind]], x, other)
-    if isinstance(other, (np.ndarray, list, tuple)):
+    if isinstance(other, np.ndarray):
         return _arith(kind, x, _wrap(as_array(other)))
+    # A list or tuple is not an operand, as in PyTorch: ``[0] * t`` is then list repetition
+    # (it was computed elementwise, silently), and ``t + [1, 2]`` Python's TypeError.
     return NotImplemented
 
 
@@ -1355,6 +1357,8 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
 
 def _in_place(tensor: Tensor, kind: str, other) -> Tensor:
     """``tensor <kind>= other``: the values change in place; a recorded tensor moves to the new row."""
+    if isinstance(other, (list, tuple)):
+        return NotImplemented  # (as ``_arith``: Python then raises its TypeError)
     return in_place(tensor, lambda t: _arith(kind, t, other), kind.title())
 
 
@@ -1853,20 +1857,42 @@ def _with_alpha(dunder, name: str):
 
     def method(self, other, *, alpha=1):
         if alpha == 1:
-            return dunder(self, other)
-        return dunder(self, _alpha_scaled(self, other, alpha))
+            return _not_an_operand(dunder(self, other), name, other)
+        return _not_an_operand(dunder(self, _alpha_scaled(self, other, alpha)), name, other)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"Follows ``torch.Tensor.{name}``: ``self {'+' if name == 'add' else '-'} alpha * other``."
     return method
 
 
-def _in_place_method(kind: str, alpha: bool = False):
+def _not_an_operand(result, name: str, other):
+    """``result``, or, where an operator gave ``NotImplemented`` (a list or tuple ``other``),
+    the ``TypeError`` PyTorch's named method raises: returned, the sentinel passed for a tensor."""
+    if result is NotImplemented:
+        raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor, not {type(other).__name__}")
+    return result
+
+
+def _named_operator(dunder, name: str):
+    """``x.mul(y)``, ``x.div(y)``...: the operator, with PyTorch's ``TypeError`` for a list."""
+
+    def method(self, other):
+        return _not_an_operand(dunder(self, other), name, other)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = dunder.__doc__
+    return method
+
+
+def _in_place_method(kind: str, alpha: bool = False, name: str | None = None):
+    """``x += y`` (``name`` None: a list gives Python's TypeError) or ``x.add_(y)`` (``name``)."""
     if alpha:
         # alpha keyword-only, as PyTorch: x.sub_(2, [0, 1]) must not take the list as alpha
-        return lambda self, other, *, alpha=1: _in_place(
-            self, kind, other if alpha == 1 else _alpha_scaled(self, other, alpha)
+        return lambda self, other, *, alpha=1: _not_an_operand(
+            _in_place(self, kind, other if alpha == 1 else _alpha_scaled(self, other, alpha)), name, other
         )
+    if name is not None:
+        return lambda self, other: _not_an_operand(_in_place(self, kind, other), name, other)
     return lambda self, other: _in_place(self, kind, other)
 
 
@@ -1906,10 +1932,10 @@ def install_methods() -> None:
             "__isub__": _in_place_method("sub"),
             "__imul__": _in_place_method("mul"),
             "__itruediv__": _in_place_method("div"),
-            "add_": _in_place_method("add", alpha=True),
-            "sub_": _in_place_method("sub", alpha=True),
-            "mul_": _in_place_method("mul"),
-            "div_": _in_place_method("div"),
+            "add_": _in_place_method("add", alpha=True, name="add_"),
+            "sub_": _in_place_method("sub", alpha=True, name="sub_"),
+            "mul_": _in_place_method("mul", name="mul_"),
+            "div_": _in_place_method("div", name="div_"),
             "__ifloordiv__": _in_place_operator(lambda t, other: t // other, "FloorDivide"),
             "floor_divide_": _in_place_operator(lambda t, other: t // other, "FloorDivide"),
             "__imod__": _in_place_operator(lambda t, other: t % other, "Remainder"),
@@ -1930,9 +1956,9 @@ def install_methods() -> None:
     Tensor.__pow__ = _scalar_dunder(_POW_SCALAR, "pow")
     Tensor.add = _with_alpha(Tensor.__add__, "add")
     Tensor.sub = Tensor.subtract = _with_alpha(Tensor.__sub__, "sub")
-    Tensor.mul = Tensor.multiply = Tensor.__mul__
-    Tensor.div = Tensor.divide = Tensor.__truediv__
-    Tensor.pow = Tensor.__pow__
+    Tensor.mul = Tensor.multiply = _named_operator(Tensor.__mul__, "mul")
+    Tensor.div = Tensor.divide = _named_operator(Tensor.__truediv__, "div")
+    Tensor.pow = _named_operator(Tensor.__pow__, "pow")
     Tensor.square = _square
     # A pending view's operators take the paths that record it on the op's own tape (the
     # reflected ones run first, for ``h * w.t()``, as the subclass's); Tensor's read its tape.

@@ -526,7 +526,16 @@ class Tensor:
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         _guard(self, "__array__")
-        return _read_only_in_recording(self) if dtype is None else self._data.astype(dtype)
+        # numpy's protocol: ``copy`` True (``np.array(t)``) a copy, None a copy only if needed
+        # (the dtype differs), False never. The memory itself for np.array(t) was written by
+        # the array's changes, silently.
+        if copy:
+            return self._data.astype(dtype if dtype is not None else self._data.dtype, copy=True)
+        if dtype is None or np.dtype(dtype) == self._data.dtype:
+            return _read_only_in_recording(self)
+        if copy is False:
+            raise ValueError("Unable to avoid copy while creating an array as requested.")
+        return self._data.astype(dtype)
 
     def __float__(self) -> float:
         if self._data.size != 1:

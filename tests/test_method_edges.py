@@ -171,3 +171,35 @@ def test_data_of_something_else_than_a_tensor_raises(value, name):
     with pytest.raises(TypeError, match=f"Variable data has to be a tensor, but got {name}$"):
         x.data = value
     assert x.tolist() == [0.0, 0.0]
+
+
+def test_np_array_of_a_tensor_is_a_copy_and_asarray_shares():
+    """numpy's protocol: ``np.array(t)`` copies, ``np.asarray(t)`` shares. ``__array__`` ignored
+    ``copy`` and gave the tensor's own memory, so writes to the array changed the tensor."""
+    t = tg.arange(4.0)
+    copied = np.array(t)
+    copied[0] = 100.0
+    np.copy(t)[1] = 200.0
+    assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
+    shared = np.asarray(t)
+    shared[2] = 7.0
+    assert t[2].item() == 7.0
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64 and t.dtype == tg.float32
+
+
+def test_lists_and_tuples_are_not_operands_as_in_pytorch():
+    """``[0] * tensor(3)`` is list repetition in PyTorch (its operators return NotImplemented for
+    a list); it was computed elementwise, silently, and ``t + [1, 2]`` was taken."""
+    assert [0] * tg.tensor(3) == [0, 0, 0]
+    assert (1, 2) * tg.tensor(2) == (1, 2, 1, 2)
+    t = tg.tensor([1, 2])
+    for operation in (lambda: t + [1, 2], lambda: [1, 2] + t, lambda: t - (1, 2), lambda: t ** [1, 2]):
+        with pytest.raises(TypeError):
+            operation()
+    with pytest.raises(TypeError, match=r"add\(\): argument 'other' \(position 1\) must be Tensor, not list"):
+        tg.add(t, [1, 2])
+    with pytest.raises(TypeError, match=r"mul_\(\): argument 'other' \(position 1\) must be Tensor, not list"):
+        t.mul_([1, 2])
+    with pytest.raises(TypeError):
+        t += [1, 2]
+    assert t.tolist() == [1, 2]
