@@ -203,3 +203,15 @@ def test_lists_and_tuples_are_not_operands_as_in_pytorch():
     with pytest.raises(TypeError):
         t += [1, 2]
     assert t.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [[1.0, np.float64(0.1)], [True, np.float64(0.5)], [1.0, np.array(0.1)], [[1.0, 2.0], np.array([0.1, 0.2])]],
+)
+def test_a_numpy_float64_after_python_floats_makes_the_tensor_float64(data):
+    """PyTorch promotes with every numpy scalar in the list; only the first element was looked
+    at, so 0.1 came back as float32's 0.10000000149."""
+    t = tg.tensor(data)
+    assert t.dtype == tg.float64
+    np.testing.assert_array_equal(t.numpy(), np.array(data, dtype=np.float64))
