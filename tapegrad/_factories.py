@@ -332,8 +332,23 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, device=Non
         low, high = 0, low
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    target = _dtypes.as_dtype(dtype or _dtypes.int64)
+    _check_integer_range(target, low, high - 1)  # (cast, values beyond it wrapped round, silently)
     values = numpy_generator(generator).integers(low, high, size=_shape((size,)))
-    return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
+    return _finish(values.astype(target.numpy), requires_grad)
+
+
+def _check_integer_range(dtype, low, high) -> None:
+    """PyTorch's errors for random integers ``low..high`` that ``dtype`` (an integer or bool one)
+    cannot hold."""
+    kind = dtype.numpy.kind
+    if kind not in "biu":
+        return
+    limits = (0, 1) if kind == "b" else (int(np.iinfo(dtype.numpy).min), int(np.iinfo(dtype.numpy).max))
+    if not limits[0] <= low <= limits[1]:
+        raise RuntimeError(f"from is out of bounds for {dtype.c_name}")
+    if not limits[0] <= high <= limits[1]:
+        raise RuntimeError(f"to - 1 is out of bounds for {dtype.c_name}")
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False):
@@ -364,8 +379,11 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad: 
     _device.check(device)
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got{n}")
+    target = _dtypes.as_dtype(dtype or _dtypes.int64)
+    if target.numpy.kind in "iu" and n - 1 > np.iinfo(target.numpy).max:  # (not a permutation once wrapped)
+        raise RuntimeError(f"value cannot be converted to type {target.numpy.name}_t without overflow")
     values = numpy_generator(generator).permutation(n)
-    return _finish(values.astype(_dtypes.as_dtype(dtype or _dtypes.int64).numpy), requires_grad)
+    return _finish(values.astype(target.numpy), requires_grad)
 
 
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:  # noqa: A002

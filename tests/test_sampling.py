@@ -209,3 +209,21 @@ def test_a_nan_coordinate_clips_to_the_first_pixel_as_pytorchs(point, mode, padd
         torch.tensor(x), torch.tensor(grid), mode=mode, padding_mode=padding_mode, align_corners=False
     )
     assert ours.item() == theirs.item()
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: tg.randperm(300, dtype=tg.uint8), "value cannot be converted to type uint8_t without overflow"),
+        (lambda: tg.randint(-1, 5, (20,), dtype=tg.uint8), "from is out of bounds for unsigned char"),
+        (lambda: tg.randint(300, (5,), dtype=tg.uint8), r"to - 1 is out of bounds for unsigned char"),
+        (lambda: tg.randint(10, (5,), dtype=tg.bool), r"to - 1 is out of bounds for bool"),
+    ],
+)
+def test_random_integers_the_dtype_cannot_hold_raise(call, message):
+    """Cast after drawing, they wrapped round: randperm(300, uint8) held 256 distinct values
+    and randint(-1, 5, uint8) gave 255, silently. PyTorch raises."""
+    with pytest.raises(RuntimeError, match=message):
+        call()
+    assert sorted(tg.randperm(256, dtype=tg.uint8).tolist()) == list(range(256))
+    assert set(tg.randint(0, 2, (64,), dtype=tg.bool).tolist()) <= {False, True}
