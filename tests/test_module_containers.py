@@ -467,3 +467,27 @@ def test_a_cast_to_the_dtype_a_module_has_keeps_its_tensors():
         encoder.weight.mul_(2)
     np.testing.assert_array_equal(decoder.weight.detach().numpy(), encoder.weight.detach().numpy().T)
     np.testing.assert_array_equal(state["0.weight"].numpy(), encoder.weight.detach().numpy())
+
+
+def test_a_registry_replaced_by_a_dict_is_what_forward_reads():
+    """learn2learn's ``clone_module``/``update_module`` give a clone a copy of ``_parameters``
+    and put the fast weights in it. Kept as a plain dict, its entries never reached the
+    attributes forward reads: the inner step was ignored (output 1.0 where PyTorch's is 0.5)."""
+    layer = tg.nn.Linear(1, 1, bias=False)
+    with tg.no_grad():
+        layer.weight.fill_(1.0)
+    clone = layer.__new__(type(layer))
+    clone.__dict__ = layer.__dict__.copy()
+    clone._parameters = clone._parameters.copy()
+    clone._buffers = clone._buffers.copy()
+    clone._modules = clone._modules.copy()
+    clone._parameters["weight"] = layer._parameters["weight"].clone()
+    clone._parameters["weight"] = clone._parameters["weight"] - 0.5 * tg.ones(1, 1)
+    out = clone(tg.ones(1, 1))
+    assert out.item() == 0.5 and layer(tg.ones(1, 1)).item() == 1.0
+    out.sum().backward()
+    assert layer.weight.grad.item() == 1.0
+    swapped = tg.nn.Linear(2, 1)
+    swapped._parameters = OrderedDict(weight=tg.nn.Parameter(tg.zeros(1, 2)))
+    assert [name for name, _ in swapped.named_parameters()] == ["weight"] and not hasattr(swapped, "bias")
+    assert swapped.weight is swapped._parameters["weight"]

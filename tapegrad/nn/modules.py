@@ -64,6 +64,9 @@ def _nobody():
     return None
 
 
+_REGISTRIES = ("_parameters", "_buffers", "_modules")
+
+
 class _Registry(OrderedDict):
     """A module's parameters, buffers or children by name (``_parameters``, ``_buffers``,
     ``_modules``). The module holds each as a plain attribute too, so that reading one needs no
@@ -174,6 +177,9 @@ class Module:
                 raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
             object.__setattr__(self, name, value)
             return
+        if name in _REGISTRIES and isinstance(value, Mapping):
+            self._replace_registry(name, value)
+            return
         if isinstance(value, Parameter):
             if isinstance(getattr(type(self), name, None), property):  # a parametrized tensor (parametrize)
                 raise KeyError(f"attribute '{name}' already exists")
@@ -202,6 +208,23 @@ class Module:
                 )
             self._buffers[name] = value
         object.__setattr__(self, name, value)  # the attribute mirrors the registries: no __getattr__
+
+    def _replace_registry(self, key: str, entries: Mapping) -> None:
+        """``module._parameters = {...}`` (and ``_buffers``, ``_modules``): the new entries, bound
+        to this module, replace the old ones' attributes. MAML code swaps a clone's dict so
+        (learn2learn's ``clone_module``, ``update_module``): kept as a plain dict, its changes
+        never reached the attributes forward reads, and the inner step was lost, silently."""
+        old = self.__dict__.get(key)
+        registry = entries if isinstance(entries, _Registry) and entries._owner() is self else None
+        if registry is None:
+            registry = _Registry(owner=self)
+            OrderedDict.update(registry, entries)
+        if old is not None:
+            for name in old:
+                if name not in registry and name in self.__dict__:
+                    del self.__dict__[name]
+        object.__setattr__(self, key, registry)
+        self.__dict__.update(registry)
 
     def _unregister_but(self, name: str, kept: OrderedDict) -> None:
         """Unregister ``name`` as a parameter, buffer or child, except in ``kept`` (the registry
