@@ -718,12 +718,27 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
         if not isinstance(tensor, Tensor):
             raise TypeError(f"{tensor} is not an instance of torch.Tensor")
     restore = []
+    originals = []  # (tensor, its values) of parametrized tensors given by their own name
     try:
         for name, tensor in mapping.items():
             owner, leaf = _owner(module, name)
             if owner is None:
                 missing = name.split(".")[0]
                 raise AttributeError(f"{type(module).__name__} has no attribute `{missing}`")
+            parametrizations = owner.__dict__.get("parametrizations")
+            if parametrizations is not None and leaf in parametrizations._modules:
+                # ``weight`` of a parametrized module (a property of its class, which the
+                # attribute set below never reached: the module's own weight was used, silently).
+                # As PyTorch's: ``original`` takes ``right_inverse(tensor)``'s values for the call,
+                # the gradient going to it, and its own values after.
+                chain = parametrizations[leaf]
+                count = 1 if chain.is_tensor else chain.ntensors
+                for held in (
+                    [chain.original] if chain.is_tensor else [getattr(chain, f"original{i}") for i in range(count)]
+                ):
+                    originals.append((held, held.data))
+                chain.right_inverse(tensor)
+                continue
             registry = next((r for r in (owner._parameters, owner._buffers) if leaf in r), None)
             attributes = owner.__dict__
             restore.append(
@@ -741,6 +756,8 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
             attributes[leaf] = tensor
         return module(*args, **(kwargs or {}))
     finally:
+        for held, values in reversed(originals):
+            held.data = values
         for registry, leaf, old, attributes, had, old_attribute in reversed(restore):
             if registry is not None:
                 registry[leaf] = old

@@ -143,3 +143,29 @@ def test_weight_norm_of_a_vector_has_a_norm_per_element():
     tg.nn.utils.parametrizations.weight_norm(layer, name="bias")
     np.testing.assert_array_equal(layer.parametrizations.bias.original0.detach().numpy(), [3.0, 4.0])
     np.testing.assert_array_equal(layer.bias.detach().numpy(), [3.0, -4.0])
+
+
+def test_functional_call_takes_a_parametrized_tensor_by_its_name():
+    """``functional_call(lin, {"weight": W}, x)`` of a parametrized ``weight`` used the module's
+    own weight, silently (the name is a property of the module's class). As PyTorch's: the
+    parametrization's ``original`` takes ``right_inverse(W)`` for the call, the gradient goes to
+    it, and it keeps its own values after."""
+    from tapegrad.func import functional_call
+
+    class Double(tg.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+        def right_inverse(self, x):
+            return x / 2
+
+    layer = tg.nn.Linear(2, 2, bias=False)
+    tg.nn.utils.parametrize.register_parametrization(layer, "weight", Double())
+    original = layer.parametrizations.weight.original
+    before = original.detach().clone()
+    weight = tg.tensor([[10.0, 0.0], [0.0, 10.0]], requires_grad=True)
+    out = functional_call(layer, {"weight": weight}, (tg.eye(2),))
+    assert out.tolist() == [[10.0, 0.0], [0.0, 10.0]]
+    out.sum().backward()
+    assert weight.grad is None and original.grad.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+    assert tg.equal(original.detach(), before)
