@@ -719,6 +719,7 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
             raise TypeError(f"{tensor} is not an instance of torch.Tensor")
     restore = []
     originals = []  # (tensor, its values) of parametrized tensors given by their own name
+    swapped = []  # (name, tensor) of each entry of ``restore``
     try:
         for name, tensor in mapping.items():
             owner, leaf = _owner(module, name)
@@ -754,7 +755,20 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
             if registry is not None:
                 registry[leaf] = tensor
             attributes[leaf] = tensor
-        return module(*args, **(kwargs or {}))
+            swapped.append((name, tensor))
+        result = module(*args, **(kwargs or {}))
+        # A tensor the call assigned anew (a buffer's ``self.count = self.count + 1``) goes back
+        # into the caller's dict, as PyTorch writes it: the next call starts from it.
+        dicts = (
+            [parameter_and_buffer_dicts] if isinstance(parameter_and_buffer_dicts, dict) else parameter_and_buffer_dicts
+        )
+        for (_, leaf, _, attributes, _, _), (name, tensor) in zip(restore, swapped):
+            now = attributes.get(leaf)
+            if now is not tensor:
+                for dictionary in dicts:
+                    if name in dictionary:
+                        dictionary[name] = now
+        return result
     finally:
         for held, values in reversed(originals):
             held.data = values

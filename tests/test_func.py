@@ -851,3 +851,26 @@ def test_a_captured_tensor_changed_by_an_unsliced_value_is_changed_once():
     assert out.tolist() == [[2.0] * 3] * 2 and buffer.tolist() == [2.0] * 3
     grads = vmap(grad(lambda x: (buffer.add_(1.0) * x).sum()))(tg.ones(2, 3, dtype=tg.float64))
     assert grads.tolist() == [[3.0] * 3] * 2 and buffer.tolist() == [3.0] * 3
+
+
+def test_functional_call_writes_a_reassigned_buffer_back_into_the_dict():
+    """PyTorch writes a tensor the call assigned anew (``self.count = self.count + 1``) back
+    into the caller's dict, so that the next call starts from it; it was dropped."""
+
+    class Counter(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("count", tg.zeros(1))
+
+        def forward(self, x):
+            self.count = self.count + 1
+            return x
+
+    module = Counter()
+    state = {"count": tg.zeros(1)}
+    for _ in range(2):
+        functional_call(module, state, (tg.zeros(1),))
+    assert state["count"].item() == 2.0 and module.count.item() == 0.0
+    states = [{"count": tg.zeros(1)}, {}]
+    functional_call(module, states, (tg.zeros(1),))
+    assert states[0]["count"].item() == 1.0 and states[1] == {}
