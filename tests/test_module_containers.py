@@ -491,3 +491,34 @@ def test_a_registry_replaced_by_a_dict_is_what_forward_reads():
     swapped._parameters = OrderedDict(weight=tg.nn.Parameter(tg.zeros(1, 2)))
     assert [name for name, _ in swapped.named_parameters()] == ["weight"] and not hasattr(swapped, "bias")
     assert swapped.weight is swapped._parameters["weight"]
+
+
+def test_a_state_dict_carries_each_modules_format_version():
+    """Migration code reads ``local_metadata["version"]`` (``if version is None or version <
+    2: convert``); with none recorded, a current checkpoint was converted again, silently (here
+    transposed). And BatchNorm's current state without num_batches_tracked is a missing key, as
+    in PyTorch; a dict without ``_metadata`` (rebuilt by hand) still loads without it."""
+
+    class Layer(tg.nn.Module):
+        _version = 2  # version 1 stored ``w`` transposed
+
+        def __init__(self):
+            super().__init__()
+            self.w = tg.nn.Parameter(tg.tensor([[1.0, 2.0], [3.0, 4.0]]))
+
+        def _load_from_state_dict(self, state, prefix, local_metadata, *args):
+            if local_metadata.get("version") is None or local_metadata["version"] < 2:
+                state[prefix + "w"] = state[prefix + "w"].t()
+            super()._load_from_state_dict(state, prefix, local_metadata, *args)
+
+    source, target = tg.nn.Sequential(Layer()), tg.nn.Sequential(Layer())
+    state = source.state_dict()
+    assert dict(state._metadata) == {"": {"version": 1}, "0": {"version": 2}}
+    target.load_state_dict(state)
+    assert target[0].w.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    norm = tg.nn.BatchNorm1d(2)
+    current = norm.state_dict()
+    del current["num_batches_tracked"]
+    with pytest.raises(RuntimeError, match='Missing key\\(s\\) in state_dict: "num_batches_tracked"'):
+        norm.load_state_dict(current)
+    norm.load_state_dict({key: value for key, value in current.items()})

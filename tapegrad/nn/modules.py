@@ -154,6 +154,11 @@ class Module:
     registered buffers are found by ``parameters()``, ``modules()``, ``buffers()``,
     ``state_dict()`` and moved or cast by ``to()``."""
 
+    # The format version of this class's state (a subclass that changes its format raises it):
+    # ``state_dict`` records it per module in ``_metadata``, and ``load_state_dict`` hands it
+    # to ``_load_from_state_dict`` as ``local_metadata["version"]``, as PyTorch's do.
+    _version: int = 1
+
     def __init__(self):
         object.__setattr__(self, "_parameters", _Registry(owner=self))
         object.__setattr__(self, "_buffers", _Registry(owner=self))
@@ -579,7 +584,13 @@ class Module:
         and the value of ``get_extra_state`` (as ``_extra_state``) where a class defines it,
         each module's own then its children's under their names, as PyTorch walks them: a
         module registered under two names (a layer applied twice) is saved under both."""
-        state = OrderedDict() if destination is None else destination
+        if destination is None:
+            state = OrderedDict()
+            state._metadata = OrderedDict()
+        else:
+            state = destination
+        if hasattr(state, "_metadata"):  # (each module's format version: migration code reads it)
+            state._metadata[prefix[:-1]] = {"version": self._version}
         self._save_to_state_dict(state, prefix, keep_vars)
         for name, child in self._modules.items():
             if child is not None:
@@ -629,10 +640,12 @@ class Module:
                 module._materialize_for(state_dict, f"{prefix}." if prefix else "")
         missing, unexpected, errors = [], [], []
         metadata = {"assign_to_params_buffers": True} if assign else {}
+        versions = getattr(state_dict, "_metadata", None) or {}  # (``state_dict``'s, by module prefix)
         state_dict = OrderedDict(state_dict)
 
         def load(module, entries, prefix):
-            module._load_from_state_dict(entries, prefix, dict(metadata), True, missing, unexpected, errors)
+            local = {**versions.get(prefix[:-1], {}), **metadata}
+            module._load_from_state_dict(entries, prefix, local, True, missing, unexpected, errors)
             for name, child in module._modules.items():
                 if child is not None:
                     child_prefix = f"{prefix}{name}."
@@ -1887,16 +1900,19 @@ class _BatchNorm(Module):
     average when it is None); eval mode uses the running ones."""
 
     _ranks: tuple = ()
+    _version = 2  # (PyTorch's: version 2 added num_batches_tracked)
 
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
-        # The count of batches may be absent (checkpoints from before PyTorch 0.4.1 and dicts
-        # rebuilt without PyTorch's version metadata): it keeps its value, as in PyTorch.
+        # The count of batches may be absent from a state of version 1 (before PyTorch 0.4.1),
+        # or of no version (a dict rebuilt without ``_metadata``): it keeps its value, as in
+        # PyTorch. A current state without it is missing a key.
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
-        if prefix + "num_batches_tracked" in missing_keys:
+        version = local_metadata.get("version")
+        if (version is None or version < 2) and prefix + "num_batches_tracked" in missing_keys:
             missing_keys.remove(prefix + "num_batches_tracked")
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
