@@ -429,7 +429,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
         start, end = 0, start
     # 0-d tensors (``arange(n)`` of ``n = x.shape[0]`` as a tensor) by their values and dtypes
     start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
-    is_integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step))
+    is_integral = all(isinstance(v, (int, np.integer)) for v in (start, end, step))  # (bools too, as PyTorch)
     default = _dtypes.int64 if is_integral else _dtypes.DEFAULT_FLOAT
     target = (_dtypes.as_dtype(dtype) if dtype is not None else default).numpy
     if not is_integral and np.dtype(target) == np.int64:

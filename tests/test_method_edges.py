@@ -215,3 +215,8 @@ def test_a_numpy_float64_after_python_floats_makes_the_tensor_float64(data):
     t = tg.tensor(data)
     assert t.dtype == tg.float64
     np.testing.assert_array_equal(t.numpy(), np.array(data, dtype=np.float64))
+
+
+def test_arange_of_bools_is_integral_as_pytorchs():
+    assert tg.arange(True, 5).dtype == tg.int64 and tg.arange(True, 5).tolist() == [1, 2, 3, 4]
+    assert tg.arange(0, 5, True).tolist() == [0, 1, 2, 3, 4] and tg.arange(0.5, 3).dtype == tg.float32
