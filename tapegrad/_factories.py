@@ -227,24 +227,39 @@ def _shape(size, dtype=np.float64) -> tuple:
     return shape
 
 
+def _size_keyword(size: tuple, keywords: dict, name: str) -> tuple:
+    """The shape given positionally or as ``size=`` (``torch.zeros(size=(2, 3))``), with
+    Python's TypeError for both or for another keyword."""
+    if "size" in keywords:
+        if size:
+            raise TypeError(f"{name}() got multiple values for argument 'size'")
+        size = (keywords.pop("size"),)
+    if keywords:
+        raise TypeError(f"{name}() got an unexpected keyword argument '{next(iter(keywords))}'")
+    return size
+
+
 def _float_type(dtype) -> np.dtype:
     return _dtypes.as_dtype(dtype).numpy if dtype is not None else _dtypes.DEFAULT_FLOAT.numpy
 
 
-def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False, **keywords) -> Tensor:
     """A tensor of zeros of shape ``size`` (default dtype float32); follows ``torch.zeros``."""
+    size = _size_keyword(size, keywords, "zeros")
     _device.check(device)
     return _finish(np.zeros(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def ones(*size, dtype=None, device=None, requires_grad: bool = False, **keywords) -> Tensor:
     """A tensor of ones of shape ``size`` (default dtype float32); follows ``torch.ones``."""
+    size = _size_keyword(size, keywords, "ones")
     _device.check(device)
     return _finish(np.ones(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def empty(*size, dtype=None, device=None, requires_grad: bool = False, **keywords) -> Tensor:
     """An uninitialised tensor of shape ``size`` (tapegrad fills it with zeros); follows ``torch.empty``."""
+    size = _size_keyword(size, keywords, "empty")
     _device.check(device)
     return _finish(np.empty(_shape(size, _float_type(dtype)), _float_type(dtype)), requires_grad)
 
@@ -294,8 +309,9 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad:
     return _finish(np.eye(n, m, dtype=_float_type(dtype)), requires_grad)
 
 
-def randn(*size, dtype=None, generator=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn(*size, dtype=None, generator=None, device=None, requires_grad: bool = False, **keywords) -> Tensor:
     """Standard normal samples of shape ``size`` from numpy's Generator; follows ``torch.randn``."""
+    size = _size_keyword(size, keywords, "randn")
     _device.check(device)
     _floating_only(dtype, "normal_kernel_cpu")
     values = numpy_generator(generator).standard_normal(_shape(size))
@@ -309,9 +325,10 @@ def _floating_only(dtype, kernel: str) -> None:
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtypes.as_dtype(dtype).type_name}'")
 
 
-def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
+def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = False, out=None, **keywords) -> Tensor:
     """Uniform samples in [0, 1) of shape ``size`` from numpy's Generator (into ``out`` when
     given); follows ``torch.rand``."""
+    size = _size_keyword(size, keywords, "rand")
     _device.check(device)
     _floating_only(dtype if out is None else out.dtype, "check_uniform_bounds")
     values = numpy_generator(generator).random(_shape(size))
@@ -322,10 +339,12 @@ def rand(*size, dtype=None, generator=None, device=None, requires_grad: bool = F
     return _finish(values.astype(_float_type(dtype)), requires_grad)
 
 
-def randint(low, high=None, size=None, *, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
+def randint(low=None, high=None, size=None, *, dtype=None, generator=None, device=None, requires_grad=False) -> Tensor:
     """Integers in [low, high) of shape ``size`` (int64); follows ``torch.randint``, whose
-    ``randint(high, size)`` form is ``randint(0, high, size)``."""
+    ``randint(high, size)`` form is ``randint(0, high, size)`` (``low`` 0 by keyword too)."""
     _device.check(device)
+    if low is None:  # randint(high=5, size=(3,))
+        low = 0
     if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
         low, high, size = 0, low, high
     if high is None:
@@ -422,10 +441,15 @@ def _draw(rng: np.random.Generator, row: np.ndarray, count: int, replacement: bo
     return np.concatenate([first, np.flatnonzero(row == 0)[: count - len(first)]])
 
 
-def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Values from ``start`` to ``end`` (excluded) by ``step``; follows ``torch.arange``."""
+def arange(start=None, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Values from ``start`` to ``end`` (excluded) by ``step``; follows ``torch.arange``
+    (``arange(end=5)`` starts at 0)."""
     _device.check(device)
-    if end is None:
+    if start is None:
+        if end is None:
+            raise TypeError("arange() missing required argument 'end' (pos 1)")
+        start = 0
+    elif end is None:
         start, end = 0, start
     # 0-d tensors (``arange(n)`` of ``n = x.shape[0]`` as a tensor) by their values and dtypes
     start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))

@@ -1757,6 +1757,9 @@ def _scalar_dunder(op: _ScalarOp, kind: str):
     return dunder
 
 
+_PYTHON_TYPES = {float: _dtypes.float64, int: _dtypes.int64, bool: _dtypes.bool}
+
+
 def to_arguments(args: tuple, kwargs: dict) -> tuple:
     """``(device, dtype, copy)`` from the arguments of ``to``, as PyTorch reads them:
     ``to(dtype)``, ``to(device, dtype=None, non_blocking=False, copy=False)`` or ``to(other)``
@@ -1772,6 +1775,8 @@ def to_arguments(args: tuple, kwargs: dict) -> tuple:
     for arg in args:
         if isinstance(arg, _dtypes.dtype):
             dtype = arg
+        elif arg is float or arg is int or arg is bool:  # Python's types, as PyTorch reads them
+            dtype = _PYTHON_TYPES[arg]
         elif isinstance(arg, Tensor):
             dtype = arg.dtype
         elif isinstance(arg, bool):
@@ -1780,6 +1785,7 @@ def to_arguments(args: tuple, kwargs: dict) -> tuple:
             device = arg
     if len(flags) > 1:
         copy = flags[1]
+    dtype = _PYTHON_TYPES.get(dtype, dtype) if isinstance(dtype, type) else dtype
     return _device.check(device), (None if dtype is None else _dtypes.as_dtype(dtype)), copy
 
 

@@ -554,6 +554,17 @@ class Tensor:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return _int(self.item())
 
+    def __contains__(self, element) -> bool:
+        """``element in t``: whether any element equals it (broadcast), as
+        ``torch.Tensor.__contains__``; ``RuntimeError`` for what is neither a tensor nor a number.
+        (Without it, Python iterated over the rows and compared each: a row of a 2-d tensor
+        raised as ambiguous, and ``None in t`` was False where PyTorch raises.)"""
+        if not isinstance(element, (Tensor, numbers.Number)):
+            raise RuntimeError(
+                f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}."
+            )
+        return bool((self == element).any())
+
     def __bool__(self) -> bool:
         if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")

@@ -220,3 +220,23 @@ def test_a_numpy_float64_after_python_floats_makes_the_tensor_float64(data):
 def test_arange_of_bools_is_integral_as_pytorchs():
     assert tg.arange(True, 5).dtype == tg.int64 and tg.arange(True, 5).tolist() == [1, 2, 3, 4]
     assert tg.arange(0, 5, True).tolist() == [0, 1, 2, 3, 4] and tg.arange(0.5, 3).dtype == tg.float32
+
+
+def test_factories_take_their_size_and_bounds_by_keyword():
+    """``torch.zeros(size=(2, 3))``, ``arange(end=5)`` and ``randint(high=5, size=(3,))`` are
+    PyTorch's keyword forms; they raised TypeError."""
+    for factory in (tg.zeros, tg.ones, tg.empty, tg.randn, tg.rand):
+        assert tuple(factory(size=(2, 3)).shape) == (2, 3)
+        with pytest.raises(TypeError, match="multiple values for argument 'size'"):
+            factory(2, size=(2,))
+    assert tg.arange(end=5).tolist() == [0, 1, 2, 3, 4]
+    assert tuple(tg.randint(high=5, size=(3,)).shape) == (3,) and tg.randint(high=1, size=(2,)).tolist() == [0, 0]
+
+
+def test_python_types_name_dtypes_in_to_and_in_is_elementwise():
+    t = tg.tensor([1, 2])
+    assert (t.to(float).dtype, t.to(int).dtype, t.to(bool).dtype) == (tg.float64, tg.int64, tg.bool)
+    assert t.to(dtype=float).dtype == tg.float64 and tg.nn.Linear(2, 2).to(float).weight.dtype == tg.float64
+    assert 2 in t and 5 not in t and tg.tensor(2) in t and tg.tensor([1, 2]) in tg.tensor([[1, 2], [3, 4]])
+    with pytest.raises(RuntimeError, match="__contains__ only supports Tensor or scalar"):
+        None in t  # noqa: B015
