@@ -400,7 +400,8 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad: 
         raise RuntimeError(f"n must be non-negative, got{n}")
     target = _dtypes.as_dtype(dtype or _dtypes.int64)
     if target.numpy.kind in "iu" and n - 1 > np.iinfo(target.numpy).max:  # (not a permutation once wrapped)
-        raise RuntimeError(f"value cannot be converted to type {target.numpy.name}_t without overflow")
+        name = _C_INTEGERS.get(target.numpy.name, target.numpy.name)
+        raise RuntimeError(f"value cannot be converted to type {name} without overflow")
     values = numpy_generator(generator).permutation(n)
     return _finish(values.astype(target.numpy), requires_grad)
 

@@ -40,24 +40,21 @@ class Transform:
         return tuple(shape)
 
     def __call__(self, x: Tensor) -> Tensor:
-        if not self._cache_size:
-            return self._call(x)
-        cached_x, cached_y = self._cached_x_y
-        if x is cached_x:
-            return cached_y
-        y = self._call(x)
-        self._cached_x_y = (x, y)
-        return y
+        return self._through_cache(x, 0, self._call)
 
     def _inv_call(self, y: Tensor) -> Tensor:
+        return self._through_cache(y, 1, self._inverse)
+
+    def _through_cache(self, value: Tensor, side: int, compute) -> Tensor:
+        """``compute(value)``, where ``value`` is x (``side`` 0) or y (1) of the pair kept."""
         if not self._cache_size:
-            return self._inverse(y)
-        cached_x, cached_y = self._cached_x_y
-        if y is cached_y:
-            return cached_x
-        x = self._inverse(y)
-        self._cached_x_y = (x, y)
-        return x
+            return compute(value)
+        cached = self._cached_x_y
+        if value is cached[side]:
+            return cached[1 - side]
+        result = compute(value)
+        self._cached_x_y = (value, result) if side == 0 else (result, value)
+        return result
 
     @property
     def inv(self) -> Transform:
