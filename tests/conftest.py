@@ -1,6 +1,7 @@
 """Every tape the suite records also passes the validator that guards loaded tapes: a rule the
 validator does not know, or checks too strictly, fails here rather than on a user's file. And
-every backward starts its gradient slots as NaN (below)."""
+every backward starts its gradient slots as NaN (below), and every test's tapes track their
+tensors as a fresh process's would."""
 
 from __future__ import annotations
 
@@ -27,3 +28,13 @@ def _validate_every_recorded_tape():
     replay.Tape._build = build_and_validate
     yield
     replay.Tape._build = build
+
+
+@pytest.fixture(autouse=True)
+def _new_tapes_track_as_a_fresh_process():
+    """A test whose kept graph absorbs new ones turns tracking on for every later tape of the
+    process (``_tape.track_new_tapes``): each test starts as a fresh process would."""
+    from tapegrad import _tape
+
+    _tape.track_new_tapes[0] = False
+    yield
