@@ -92,7 +92,8 @@ packed_ever = [False]  # whether any tape has held a packed value: ``engine`` lo
 # tensor is one), as a loop's dropped results leave. It then tracks the rows it records from
 # there on, and collects among them; the rows before stay as recorded (their tensors, unknown,
 # keep their numbers), as do the rows of an untracked tape it absorbs. A loop that merges a
-# new tape each time (``kept + w[:2]``) therefore still grows. ``TAPEGRAD_COLLECT_ROWS`` sets
+# new tape each time (``kept + w[:2]``) therefore still grows, unless the kept tape has had a
+# backward: from then on new tapes track from their first row (``track_new_tapes``). ``TAPEGRAD_COLLECT_ROWS`` sets
 # the size; a value below ``INITIAL_ROWS`` (the tests' stress mode) tracks every row from the
 # start and grows every tape one row at a time, so that every op entry that may collect does,
 # at every size.
