@@ -399,9 +399,7 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad: 
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got{n}")
     target = _dtypes.as_dtype(dtype or _dtypes.int64)
-    if target.numpy.kind in "iu" and n - 1 > np.iinfo(target.numpy).max:  # (not a permutation once wrapped)
-        name = _C_INTEGERS.get(target.numpy.name, target.numpy.name)
-        raise RuntimeError(f"value cannot be converted to type {name} without overflow")
+    _check_representable(n - 1, target.numpy)  # (wrapped round, it was not a permutation)
     values = numpy_generator(generator).permutation(n)
     return _finish(values.astype(target.numpy), requires_grad)
 
