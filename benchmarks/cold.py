@@ -55,6 +55,8 @@ for dtype in (tg.float32, tg.float64):
     x = x[:3]
     scalars = tg.record(lambda x: (x[0] * x[1] + x[2]).tanh() * x[0] - x[1] / x[2], x)  # a register program
     scalars._replay_batch([x.detach().numpy()[None]], [True], [1.0])
+    big = tg.ones(1 << 16, dtype=dtype).numpy()  # a replay by blocks (tapegrad/_kernels/fused.py)
+    tg.record(lambda x, y: (x * y).sum(), big, big).value_and_grad(big, big)
 for table in (backward.FAMILIES, forward.FAMILIES):
     for slot in range(len(table.addresses)):
         table.load(slot)

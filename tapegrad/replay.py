@@ -676,6 +676,7 @@ class Tape:
         self.__dict__.pop("_gradient_sizes", None)
         self.__dict__.pop("_batch_plans", None)
         self.__dict__.pop("_in_place", None)
+        self.__dict__.pop("_fused", None)
         # Per row, asked on every replay of the inputs and outputs: worked out once (they were
         # ~20 us of Python in a 76 us replay of the mlp step). Views of ``values``, so made anew
         # with it.
@@ -871,10 +872,11 @@ class Tape:
         else:
             offsets, values32, values64, addresses = placed
         start = 0
+        fused = self._fused_plan()
         while True:
             status, row = forward.forward_sweep(
                 self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, offsets, values32, values64,
-                self.scratch, start,
+                self.scratch, start, fused,
             )  # fmt: skip
             # A tape recorded at these very inputs took Python's truth here: a comparison within
             # rounding of its other side (``forward._undecided``) is decided, go on past it.
@@ -917,6 +919,28 @@ class Tape:
         if placed is not None:  # the backward of the same call reads them where they lie too
             self._in_place_addresses = addresses
         self._forwarded = True
+
+    def _fused_plan(self):
+        """The groups of large elementwise rows the forward replays a block at a time
+        (``_kernels/fused.py``), or None. Worked out on the first replay, with the layout."""
+        plan = self.__dict__.get("_fused", False)
+        if plan is False:
+            from ._kernels import fused
+
+            plan = None
+            if not self._integer_checks():  # (those read rows' values after the sweep)
+                forward, replay_rules, _, (_, saves, _) = _kernels()
+                rows = self.rows
+                opcodes = rows[:, OPCODE] & OPCODE_MASK
+                fields = opcodes.tolist(), rows[:, IN0].tolist(), rows[:, IN1].tolist(), rows[:, IPARAM].tolist()
+                sources = lambda: [  # noqa: E731
+                    row_sources(row, *row_fields, self.aux) for row, row_fields in enumerate(zip(*fields))
+                ]
+                keep = np.zeros(len(rows), np.bool_)
+                keep[self.output_rows] = True
+                plan = fused.plan(rows, self.layouts, replay_rules[opcodes], sources, saves[opcodes], keep)
+            self._fused = plan
+        return plan
 
     def _mark_exact_truths(self) -> None:
         """Mark (``iparam`` 1) the truth guards whose comparison reads integers only: a label, a

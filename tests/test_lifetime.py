@@ -436,7 +436,8 @@ def test_rerecords_keep_no_earlier_inputs():
         tape.value_and_grad(rng.standard_normal(4))
     gc.collect()
     assert not getattr(tape, "_constants", {})
-    assert sum(isinstance(o, tg.Tensor) for o in gc.get_objects()) < 50
+    # (by type: ``isinstance`` asks a dead weakref.proxy another test left for its class, and raises)
+    assert sum(issubclass(type(o), tg.Tensor) for o in gc.get_objects()) < 50
 
 
 def _saved_bytes(tensor) -> int:

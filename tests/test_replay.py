@@ -50,6 +50,25 @@ def test_replay_equals_eager_at_new_inputs(case, dtype_name):
         np.testing.assert_allclose(got.numpy(), want, rtol=tolerance * 10, atol=tolerance * 10)
 
 
+def test_a_large_elementwise_run_replays_as_eager():
+    """Consecutive large elementwise rows replay a block at a time (tapegrad/_kernels/fused.py),
+    here also as plain Python (the NUMBA_DISABLE_JIT pass)."""
+    from tapegrad._kernels import fused
+
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((2, fused.SMALLEST + 3))
+    tape = tg.record(lambda x, y: ((x * y).sin() + y).sum(), x, y)
+    at = x[::-1].copy(), y
+    value, (gx, gy) = tape.value_and_grad(*at)
+    assert tape._fused is not None and len(tape._fused.groups) == 1
+    xt, yt = (tg.tensor(a, requires_grad=True) for a in at)
+    eager = ((xt * yt).sin() + yt).sum()
+    eager.backward()
+    assert value.item() == pytest.approx(eager.item(), rel=1e-13)
+    np.testing.assert_allclose(gx.numpy(), xt.grad.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(gy.numpy(), yt.grad.numpy(), rtol=1e-13)
+
+
 def test_every_replay_rule_is_defined():
     from tapegrad._kernels.forward import RULES
 

@@ -71,6 +71,7 @@ LAYERS = {
         "_kernels.backward",
         "_kernels.forward",
         "_kernels.batched",
+        "_kernels.fused",  # large elementwise rows replayed a block at a time
         "_kernels.register",
         "_kernels.optimizers",  # Adam's update, loaded by optim
         "_kernels.generate",  # writes generated.py from the op table

@@ -120,8 +120,9 @@ def value_and_grad_slices(
             else:
                 _copy(inputs32, position, values32, offsets[r], numel)
         status, _ = forward._sweep(
-            rows, params, layouts, dims, aux, replay_rules, offsets, values32, values64, scratch, first, forward_table
-        )
+            rows, params, layouts, dims, aux, replay_rules, offsets, values32, values64, scratch, first, len(rows),
+            forward_table,
+        )  # fmt: skip
         if status != 0:
             statuses[s] = status
             continue

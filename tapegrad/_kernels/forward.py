@@ -841,8 +841,8 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
 
 
 @jit
-def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, table):
-    """Recompute rows in order from ``start``. ``rules[opcode]`` is ``path << 16 | rule``
+def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, stop, table):
+    """Recompute rows in order from ``start`` up to ``stop`` (exclusive). ``rules[opcode]`` is ``path << 16 | rule``
     (``PATHS``): one load gives both. ``table`` holds the addresses of the loaded families.
     Returns ``(status, row)``: status 0 when done, ``GUARD_FAILED`` at the first guard that comes
     out differently (or whose comparison is within rounding of its other side: ``_undecided``), ``NO_RULE``, ``KERNEL_FAILED``, or ``MISSING + slot`` when ``row`` needs a
@@ -853,7 +853,7 @@ def _sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64,
     # instead (the comparison family's undecided check reads other rows' rules), the second
     # repeats an array the replay families never read.
     frame = make_frame(rows, params, layouts, dims, aux, rules, offsets, scratch, values32, values64, scratch[:0])
-    for r in range(start, rows.shape[0]):
+    for r in range(start, stop):
         code = rules[rows[r, 0] & OPCODE_MASK]
         rule = code & RULE_MASK
         if rule == INPUT:
@@ -1128,17 +1128,33 @@ FAMILIES = families.Table(
 )
 
 
-def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start=0):
+def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start=0, fused=None):
     """Recompute every row from ``start`` (see ``_sweep``): one compiled call once the families
     the tape uses are loaded; a row of a family not loaded yet stops the sweep, the family is
-    loaded, and the sweep resumes at that row. Returns ``(status, row)`` with status 0,
-    ``GUARD_FAILED`` (resume at ``row + 1`` to go on past it), ``NO_RULE`` or ``KERNEL_FAILED``."""
+    loaded, and the sweep resumes at that row. ``fused`` (a ``fused.Plan`` of this tape, or
+    None) runs its groups of large elementwise rows a block at a time, and the sweep the rows
+    between them. Returns ``(status, row)`` with status 0, ``GUARD_FAILED`` (resume at
+    ``row + 1`` to go on past it), ``NO_RULE`` or ``KERNEL_FAILED``."""
     families.announce(_sweep, "replay interpreter")
+    table = FAMILIES.addresses
+    group = len(rows) if fused is None else fused.group_at(start)
     while True:
+        stop = len(rows) if fused is None or group == len(fused.firsts) else fused.firsts[group]
         status, row = _sweep(
-            rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, FAMILIES.addresses
+            rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start, stop, table
         )
-        if status < MISSING:
+        if status >= MISSING:
+            FAMILIES.load(status - MISSING)
+            start = row
+            continue
+        if status or stop == len(rows):
             return status, row
-        FAMILIES.load(status - MISSING)
-        start = row
+        status, row = fused.run(group, params, dims, aux, rules, offsets, values32, values64, scratch, table)
+        if status >= MISSING:
+            FAMILIES.load(status - MISSING)
+            start = stop  # the group again, whole
+            continue
+        if status:
+            return status, row
+        start = int(fused.groups[group, 1]) + 1
+        group += 1

@@ -8,7 +8,8 @@ For each CPU level this machine can run (``shipped.LEVELS``: the workload runs t
 compiles, so a level is shipped from a machine that has it) a fresh process compiles, with
 numba's code generation set to that level (``NUMBA_CPU_NAME``), every kernel a workload reaches: each op of the op table in
 both float dtypes, eagerly and replayed, every kernel family, the tutorial and its replay demo,
-an MLP's training steps with SGD and Adam, a convolution, max pooling, ``vmap(grad)``. The machine
+an MLP's training steps with SGD and Adam, a convolution, max pooling, ``vmap(grad)``, a replay of
+large elementwise rows by blocks. The machine
 code lands in ``tapegrad/_kernels/_shipped/<level>/`` (about 10 MB a level), which the wheel
 carries (``pyproject.toml``'s package data) and ``shipped.ShippedCache`` reads. A kernel the
 workload did not reach is compiled on first use, as without a shipped cache. Editing any kernel
@@ -98,6 +99,8 @@ def workload() -> list:
         rows = tg.randn(64, 256, dtype=dtype, requires_grad=True)  # large rows: layer norm, a broadcast row
         tg.nn.functional.layer_norm(rows, (256,)).sum().backward()
         (rows * tg.randn(256, dtype=dtype, requires_grad=True)).sum().backward()
+        big = rng.standard_normal((2, 1 << 16)).astype(dtype.numpy)  # a replay by blocks (fused.py)
+        tg.record(lambda x, y: (x * y + x.sin()).sum(), *big).value_and_grad(*big)
         # Read-only data (np.load with mmap_mode="r", a frozen array through from_numpy): numba
         # compiles read-only arrays apart, for the reductions and normalizations that take them.
         frozen = rng.standard_normal((64, 256)).astype(dtype.numpy)

@@ -1,0 +1,232 @@
+"""Replays of large elementwise runs a block at a time (``tapegrad/_kernels/fused.py``).
+
+A fused replay must give the very bits of the row-at-a-time sweep (each row runs its own kernel
+on each block), for every op a group takes, and must leave no value that something reads after
+the group computed only block by block.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
+from tapegrad import _ops
+from tapegrad._examples import CASES
+from tapegrad._kernels import forward, fused
+
+from .gradcheck import sample
+
+SHAPE = (263, 257)  # 67,591 elements: above fused.SMALLEST, not a whole number of blocks
+assert SHAPE[0] * SHAPE[1] >= fused.SMALLEST and SHAPE[0] * SHAPE[1] % fused.BLOCK
+
+
+def _opcode(name: str) -> int:
+    return next(i for i, op in enumerate(_ops.OPS) if op.name == name)
+
+
+def _grouped_ops() -> list:
+    """The op table's ops whose replay rule a group takes."""
+    names = []
+    for op in _ops.OPS:
+        rule = forward.RULES[op.replay_rule]
+        if forward.PATHS[rule] in fused._ELEMENTWISE_PATHS and rule != forward.ASSIGN:
+            names.append(op.name)
+    return names
+
+
+# Ops without a "<name>[2, 3]" case of their own, as the user writes them.
+_CALLS = {
+    "add": (lambda x, y: x + y, 2),
+    "sub": (lambda x, y: x - y, 2),
+    "mul": (lambda x, y: x * y, 2),
+    "div": (lambda x, y: x / (y.abs() + 0.5), 2),
+    "pow": (lambda x, y: (x.abs() + 0.5) ** y, 2),
+    "add_scalar": (lambda x: x + 2.5, 1),
+    "sub_scalar": (lambda x: x - 2.5, 1),
+    "rsub_scalar": (lambda x: 2.5 - x, 1),
+    "mul_scalar": (lambda x: x * 1.5, 1),
+    "div_scalar": (lambda x: x / 1.5, 1),
+    "pow_scalar": (lambda x: x**3 + x**2 + x.abs() ** 0.5 + (x.abs() + 0.5) ** -1 + x.abs() ** 1.5, 1),
+    "rpow_scalar": (lambda x: 2.0**x, 1),
+    "elu": (lambda x: F.elu(x, alpha=0.7), 1),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.1), 1),
+    "clone": (lambda x: x.clone(), 1),
+    "detach": (lambda x: x * x.detach(), 1),
+}
+# Never inside tapegrad.record: a second row of an eager leaf, made when two graphs join.
+_NOT_RECORDED = {"shared_leaf"}
+
+
+def _call_of(name: str):
+    if name in _CALLS:
+        return _CALLS[name]
+    case = next(case for case in CASES if case.name == f"{name}[2, 3]")
+    return case.call, len(case.shapes), case.domain
+
+
+def _fused_and_plain(fn, arrays):
+    """The same function recorded twice: one tape replays by groups, the other row by row."""
+    fused_tape = tg.record(fn, *arrays)
+    plain = tg.record(fn, *arrays)
+    plain._fused = None  # (checked before its first replay: never worked out)
+    return fused_tape, plain
+
+
+def _assert_same_bits(got, want):
+    for g, w in zip(got, want):
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.dtype == w.dtype and g.shape == w.shape
+        assert np.array_equal(g.view(f"u{g.itemsize}"), w.view(f"u{w.itemsize}")), np.max(np.abs(g - w))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(set(_grouped_ops()) - _NOT_RECORDED))
+def test_every_grouped_op_replays_the_bits_of_the_row_at_a_time_sweep(name, dtype):
+    call, arity, *domain = _call_of(name)
+    rng = np.random.default_rng(3)
+    low, high = domain[0] if domain else (-2.0, 2.0)
+    arrays = [a.astype(dtype) for a in sample(rng, [SHAPE] * arity, (low, high))]
+    # the op's row between two others: a group of at least three rows, the op's transient or kept
+    fn = lambda *xs: (call(*[x * 1.0 for x in xs]) * 1.5 + 0.25).sum()  # noqa: E731
+    fused_tape, plain = _fused_and_plain(fn, arrays)
+    at = [a.astype(dtype) for a in sample(rng, [SHAPE] * arity, (low, high))]
+    value, grads = fused_tape.value_and_grad(*at)
+    want_value, want_grads = plain.value_and_grad(*at)
+    assert plain._fused is None
+    plan = fused_tape._fused
+    opcodes = set((fused_tape.rows[plan.members, 0] & forward.OPCODE_MASK).tolist())
+    assert _opcode(name) in opcodes, f"no row of {name} in a group"
+    _assert_same_bits([value], [want_value])
+    _assert_same_bits(grads, want_grads)
+
+
+def _big_inputs(dtype=np.float32, size=SHAPE):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
+
+
+def test_a_row_only_its_group_reads_is_computed_a_block_at_a_time():
+    x, y = _big_inputs()
+    tape = tg.record(lambda x, y: (x * y + x.sin()).sum(), x, y)
+    value, (gx, gy) = tape.value_and_grad(x, y)
+    plan = tape._fused
+    assert plan is not None and len(plan.groups) == 1
+    product, sine, total = plan.members.tolist()
+    assert not plan.kept.any()  # x * y, sin x and their sum: no one reads them after the group
+    assert plan.sums.tolist() == [total + 1]  # the sum adds each block as it is made
+    # A transient row's slot holds its last block, at its start, and nothing after it.
+    slot = tape._slot(product)
+    slot[...] = 7.0
+    tape.value_and_grad(x, y)
+    assert (slot[fused.BLOCK :] == 7.0).all()
+    assert value.item() == pytest.approx(
+        float((x.astype(np.float64) * y + np.sin(x.astype(np.float64))).sum()), rel=1e-5
+    )
+    np.testing.assert_allclose(gx.numpy(), y + np.cos(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(gy.numpy(), x)
+
+
+def test_a_row_read_after_its_group_is_written_whole():
+    x, y = _big_inputs(np.float64)
+    w = np.random.default_rng(1).standard_normal((SHAPE[1], 3))
+
+    def fn(x, y, w):
+        product = x * y
+        shifted = (product + 1.0).tanh()  # tanh saves its result: its backward reads it
+        return product, shifted @ w, (shifted * 2.0).sum()  # an output, a matmul's operand
+
+    fused_tape, plain = _fused_and_plain(fn, (x, y, w))
+    seeds = (np.ones(SHAPE), np.ones((SHAPE[0], 3)), np.array(1.0))
+    got = fused_tape.value_and_grad(x + 1, y, w, grad_outputs=seeds)
+    want = plain.value_and_grad(x + 1, y, w, grad_outputs=seeds)
+    _assert_same_bits(got[0], want[0])
+    _assert_same_bits(got[1], want[1])
+    plan = fused_tape._fused
+    kept = dict(zip(plan.members.tolist(), plan.kept.tolist()))
+    rows = {name: fused_tape.rows[plan.members, 0] & forward.OPCODE_MASK == _opcode(name) for name in ("mul", "tanh")}
+    product, tanh = plan.members[rows["mul"]][0], plan.members[rows["tanh"]][0]
+    assert kept[product] and kept[tanh]  # an output; read by the matmul (and its own backward)
+    assert sum(kept.values()) == len(kept) - 1  # ``shifted * 2.0``: only the sum reads it
+    np.testing.assert_array_equal(got[0][0].numpy(), (x + 1) * y)
+
+
+def test_a_value_a_backward_rule_reads_is_kept():
+    x, y = _big_inputs(np.float64)
+    tape = tg.record(lambda x, y: ((x * y) * (x + y)).sum(), x, y)
+    _, (gx, gy) = tape.value_and_grad(x, y)
+    plan = tape._fused
+    # the last product's backward reads both its operands; only the sum reads the product
+    assert plan.kept.tolist() == [True, True, False]
+    np.testing.assert_allclose(gx.numpy(), y * (x + y) + x * y, rtol=1e-12)
+    np.testing.assert_allclose(gy.numpy(), x * (x + y) + x * y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_sums_and_means_of_a_group(dtype):
+    x, y = _big_inputs(dtype, (300_001,))
+
+    def fn(x, y):
+        z = (x * y).exp()
+        return z.sum(), (z - y).mean(), (x - 1.0).abs().sum()
+
+    fused_tape, plain = _fused_and_plain(fn, (x, y))
+    seeds = (np.array(1.0, dtype), np.array(2.0, dtype), np.array(0.5, dtype))
+    got = fused_tape.value_and_grad(y, x, grad_outputs=seeds)
+    want = plain.value_and_grad(y, x, grad_outputs=seeds)
+    assert len(fused_tape._fused.sums) == 3
+    # float64: the same compensated blocks of 128; float32: the same float64 sum in another order
+    _assert_same_bits(got[0], want[0])
+    _assert_same_bits(got[1], want[1])
+    eager = [np.sum(np.exp(y.astype(np.float64) * x)), np.mean(np.exp(y.astype(np.float64) * x) - x)]
+    np.testing.assert_allclose([t.item() for t in got[0][:2]], eager, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_small_rows_replay_row_by_row():
+    x, y = _big_inputs(size=(fused.SMALLEST - 1,))
+    tape = tg.record(lambda x, y: (x * y + x.sin()).sum(), x, y)
+    tape.value_and_grad(x, y)
+    assert tape._fused is None
+
+
+def test_a_family_loaded_during_a_group_runs_the_group_again():
+    x, y = _big_inputs()
+    fn = lambda x, y: ((x * y).cos() * 3.0).sum()  # noqa: E731
+    fused_tape, plain = _fused_and_plain(fn, (x, y))
+    fused_tape.value_and_grad(x, y)  # loads what the group uses
+    slot = 2 * (forward.FIRST_GENERATED + forward.RULES["cos"] - forward.GENERATED_BASE)
+    table = forward.FAMILIES.addresses
+    address = int(table[slot])
+    table[slot] = 0  # as in a process where cos was not used yet
+    try:
+        got = fused_tape.value_and_grad(y, x)
+    finally:
+        assert table[slot] != 0  # loaded again by the sweep around the group
+        table[slot] = address
+    _assert_same_bits([got[0]], [plain.value_and_grad(y, x)[0]])
+
+
+def test_a_guard_on_a_group_sum_and_a_pickled_tape(tmp_path):
+    x, y = _big_inputs(np.float64)
+
+    def fn(x, y):
+        product = x * y
+        if (product + 1.0).sum() > 0:  # a guard between two groups
+            return (product.sin() * 2.0).sum()
+        return (product.cos() * 2.0).sum()
+
+    tape = tg.record(fn, x, y)
+    shipped = pickle.loads(pickle.dumps(tape))
+    tape.save(tmp_path / "tape.tg")
+    loaded = tg.load_tape(tmp_path / "tape.tg")
+    positive = np.abs(x) + 0.1, np.abs(y) + 0.1
+    want = (np.sin(positive[0] * positive[1]) * 2.0).sum()
+    for replayed in (tape, shipped, loaded):
+        value, _ = replayed.value_and_grad(*positive)
+        assert value.item() == pytest.approx(want, rel=1e-12)
+        assert len(replayed._fused.groups) == 2
+        with pytest.raises(tg.GuardError):
+            replayed.value_and_grad(-3.0 * positive[0], positive[1])
