@@ -14,9 +14,10 @@ of its operand as it is made. Rows read later (*kept*) are written in full, as b
 Each row runs its own family's kernel on the block, through a private copy of the rows (their
 layout set to one of the block's size) and of the offsets (shifted to the block): its arithmetic
 is the unblocked sweep's, element for element. ``BLOCK`` is a multiple of the generated kernels'
-512-element chunks (whose range check picks the formula) and of ``forward._total``'s 128-element
-blocks (whose compensation is carried from block to block), so the values are the same bits; a
-float32 sum is the same float64 sum in another order, rounded to float32.
+512-element chunks (whose range check picks the formula) and of ``forward._total``'s
+128-element blocks (whose running sum and compensation carry over: ``forward._add_blocks``), so
+the values are the same bits; a float32 sum is the same float64 sum in another order, rounded
+to float32.
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ def _run_group(
         for j in range(n_sums):
             at = b_shifted[rows[sums[group[SUMS] + j], IN0]]
             if double:
-                totals[j], compensations[j] = _add_block64(b_values64, at, count, totals[j], compensations[j])
+                block = b_values64[at : at + count]
+                totals[j], compensations[j] = forward._add_blocks(block, totals[j], compensations[j])
             else:
                 totals[j] += normalization.total(b_values32[at : at + count])
     for j in range(n_sums):
@@ -206,30 +208,3 @@ def _run_group(
         else:
             b_values32[b_offsets[s]] = forward._scaled(np.float32(totals[j]), b_params[s, 5], numel)
     return 0, 0
-
-
-@jit
-def _add_block64(values, start, count, total, compensation):
-    """``forward._total``'s loop over one block, its running sum and compensation carried in
-    and out (its last lines, the tail and the compensation's addition, run where the caller
-    ends): blocks of whole 128-element runs give the whole sum's very bits."""
-    values = values[start : start + count]
-    blocks = count // 128
-    for block in range(blocks):
-        base = 128 * block
-        t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
-        for j in range(16):
-            i = base + 8 * j
-            t0 += values[i]
-            t1 += values[i + 1]
-            t2 += values[i + 2]
-            t3 += values[i + 3]
-            t4 += values[i + 4]
-            t5 += values[i + 5]
-            t6 += values[i + 6]
-            t7 += values[i + 7]
-        block_sum = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-        total, compensation = forward._compensated(total, compensation, block_sum)
-    for i in range(128 * blocks, count):
-        total += values[i]
-    return total, compensation
