@@ -1157,10 +1157,14 @@ class Tape:
         spare = _spare_arenas()  # the last backward's of this thread, if nothing holds them
         # (the inputs value_and_grad's forward read where they lie: read there again)
         addresses = self.addresses if self._in_place_addresses is None else self._in_place_addresses
+        rows, plan = self._rows_for(positions), self._plans.setdefault(positions, {})
+        if "fused" not in plan:  # its groups of large elementwise rows (``_kernels/fused.py``)
+            from ._kernels import fused
+
+            plan["fused"] = fused.backward_plan(rows, self.layouts, rules, paths)
         status, row, grad32, grad64, offsets, touched, uniform = backward.backward_sweep(
-            self._rows_for(positions), self.params, self.layouts, self.dims, self.aux, addresses, rules, saves,
-            paths, self.output_rows, seeds, self.freed, self.freed, True,
-            self._plans.setdefault(positions, {}), spare,
+            rows, self.params, self.layouts, self.dims, self.aux, addresses, rules, saves, paths, self.output_rows,
+            seeds, self.freed, self.freed, True, plan, spare, fused=plan["fused"],
         )  # fmt: skip
         del spare
         if status:

@@ -59,6 +59,8 @@ _CALLS = {
 }
 # Never inside tapegrad.record: a second row of an eager leaf, made when two graphs join.
 _NOT_RECORDED = {"shared_leaf"}
+# Rows no gradient goes through (a zero derivative almost everywhere, or none at all).
+_NO_GRADIENT = {"detach", "floor", "round", "sign"}
 
 
 def _call_of(name: str):
@@ -69,11 +71,21 @@ def _call_of(name: str):
 
 
 def _fused_and_plain(fn, arrays):
-    """The same function recorded twice: one tape replays by groups, the other row by row."""
-    fused_tape = tg.record(fn, *arrays)
-    plain = tg.record(fn, *arrays)
-    plain._fused = None  # (checked before its first replay: never worked out)
-    return fused_tape, plain
+    """The same function recorded twice: ``_row_by_row`` replays the second without groups."""
+    return tg.record(fn, *arrays), tg.record(fn, *arrays)
+
+
+def _row_by_row(tape, *inputs, **kwargs):
+    """``tape.value_and_grad`` with no groups, forward or backward: its plans, worked out on
+    a tape's first replay (and on a backward's first for each ``argnums``), found none."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused, "SMALLEST", 1 << 62)
+        return tape.value_and_grad(*inputs, **kwargs)
+
+
+def _backward_groups(tape, argnums=None):
+    positions = tape._all_positions if argnums is None else tape._positions(argnums)
+    return tape._plans[positions]["fused"]
 
 
 def _assert_same_bits(got, want):
@@ -95,11 +107,15 @@ def test_every_grouped_op_replays_the_bits_of_the_row_at_a_time_sweep(name, dtyp
     fused_tape, plain = _fused_and_plain(fn, arrays)
     at = [a.astype(dtype) for a in sample(rng, [SHAPE] * arity, (low, high))]
     value, grads = fused_tape.value_and_grad(*at)
-    want_value, want_grads = plain.value_and_grad(*at)
-    assert plain._fused is None
+    want_value, want_grads = _row_by_row(plain, *at)
+    assert plain._fused is None and _backward_groups(plain) is None
     plan = fused_tape._fused
     opcodes = set((fused_tape.rows[plan.members, 0] & forward.OPCODE_MASK).tolist())
     assert _opcode(name) in opcodes, f"no row of {name} in a group"
+    backward_plan = _backward_groups(fused_tape)
+    if name not in _NO_GRADIENT:
+        opcodes = set((fused_tape.rows[backward_plan.members, 0] & forward.OPCODE_MASK).tolist())
+        assert _opcode(name) in opcodes, f"no row of {name} in a backward group"
     _assert_same_bits([value], [want_value])
     _assert_same_bits(grads, want_grads)
 
@@ -142,7 +158,7 @@ def test_a_row_read_after_its_group_is_written_whole():
     fused_tape, plain = _fused_and_plain(fn, (x, y, w))
     seeds = (np.ones(SHAPE), np.ones((SHAPE[0], 3)), np.array(1.0))
     got = fused_tape.value_and_grad(x + 1, y, w, grad_outputs=seeds)
-    want = plain.value_and_grad(x + 1, y, w, grad_outputs=seeds)
+    want = _row_by_row(plain, x + 1, y, w, grad_outputs=seeds)
     _assert_same_bits(got[0], want[0])
     _assert_same_bits(got[1], want[1])
     plan = fused_tape._fused
@@ -176,7 +192,7 @@ def test_sums_and_means_of_a_group(dtype):
     fused_tape, plain = _fused_and_plain(fn, (x, y))
     seeds = (np.array(1.0, dtype), np.array(2.0, dtype), np.array(0.5, dtype))
     got = fused_tape.value_and_grad(y, x, grad_outputs=seeds)
-    want = plain.value_and_grad(y, x, grad_outputs=seeds)
+    want = _row_by_row(plain, y, x, grad_outputs=seeds)
     assert len(fused_tape._fused.sums) == 3
     # float64: the same compensated blocks of 128; float32: the same float64 sum in another order
     _assert_same_bits(got[0], want[0])
@@ -206,7 +222,7 @@ def test_a_family_loaded_during_a_group_runs_the_group_again():
     finally:
         assert table[slot] != 0  # loaded again by the sweep around the group
         table[slot] = address
-    _assert_same_bits([got[0]], [plain.value_and_grad(y, x)[0]])
+    _assert_same_bits([got[0]], [_row_by_row(plain, y, x)[0]])
 
 
 def test_a_guard_on_a_group_sum_and_a_pickled_tape(tmp_path):
@@ -230,3 +246,86 @@ def test_a_guard_on_a_group_sum_and_a_pickled_tape(tmp_path):
         assert len(replayed._fused.groups) == 2
         with pytest.raises(tg.GuardError):
             replayed.value_and_grad(-3.0 * positive[0], positive[1])
+
+
+def test_a_backward_group_gives_each_argnums_the_row_by_row_gradients():
+    x, y = _big_inputs(np.float64)
+    fn = lambda x, y: ((x * 2.0 - y) ** 3 + (x / 1.5).neg() + x**2 + (x * y).sin()).mean()  # noqa: E731
+    fused_tape, plain = _fused_and_plain(fn, (x, y))
+    for argnums in (None, 0, 1, (1, 0)):
+        got = fused_tape.value_and_grad(y, x, argnums=argnums)
+        want = _row_by_row(plain, y, x, argnums=argnums)
+        grads = (got[1],) if isinstance(argnums, int) else got[1]
+        _assert_same_bits(grads, (want[1],) if isinstance(argnums, int) else want[1])
+        assert _backward_groups(fused_tape, argnums) is not None
+
+
+def test_a_gradient_from_above_a_backward_group_is_added_to():
+    x, y = _big_inputs()
+    # x's gradient from x.sum() is in its slot before the sweep reaches the group below it
+    fn = lambda x, y: (x * y + x.sin()).sum() + x.sum() * 2.0 + (y.exp() * x).sum()  # noqa: E731
+    fused_tape, plain = _fused_and_plain(fn, (x, y))
+    got = fused_tape.value_and_grad(y, x)
+    _assert_same_bits(got[1], _row_by_row(plain, y, x)[1])
+    assert len(_backward_groups(fused_tape).groups) == 2
+    np.testing.assert_allclose(got[1][0].numpy(), x + np.cos(y) + 2.0 + np.exp(x), rtol=1e-5, atol=1e-5)
+
+
+def _eager_gradients(fn, arrays, fused_backward: bool):
+    """The inputs' ``.grad`` after ``fn(*inputs).backward()``, eager, with the backward's
+    groups or without (the engine keeps them per tape structure: its plans are dropped)."""
+    from tapegrad.autograd import engine
+
+    inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
+    with pytest.MonkeyPatch.context() as patch:
+        engine._PLANS.clear()
+        if not fused_backward:
+            patch.setattr(engine, "FUSED_SMALLEST", 1 << 62)
+        fn(*inputs).backward()
+        engine._PLANS.clear()
+    return [x.grad.numpy() for x in inputs]
+
+
+def test_the_engine_s_threshold_is_the_kernels():
+    from tapegrad.autograd import engine
+
+    assert engine.FUSED_SMALLEST == fused.SMALLEST
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_an_eager_backward_by_groups_gives_the_row_by_row_gradients(dtype):
+    x, y = _big_inputs(dtype)
+    w = np.random.default_rng(4).standard_normal(SHAPE[1]).astype(dtype)
+
+    def fn(x, y, w):  # a precomputed derivative (sinh), a product read with a period (x * w)
+        return ((x * y + x.sin()) * 1.5 - (y / 3.0).sinh() + (x * w).tanh() ** 2).mean()
+
+    _assert_same_bits(_eager_gradients(fn, (x, y, w), True), _eager_gradients(fn, (x, y, w), False))
+    from tapegrad.autograd import engine
+
+    inputs = [tg.tensor(a, requires_grad=True) for a in (x, y, w)]
+    out = fn(*inputs)
+    engine._PLANS.clear()
+    plan, structure = engine._structure(tg._tape.resolve(out), np.array([out._row]))
+    rows, _, layouts = structure[:3]
+    rules, _, paths = engine.kernel()[1]
+    groups = fused.backward_plan(rows, layouts, rules, paths)
+    names = [_ops.OPS[int(op) & forward.OPCODE_MASK].name for op in rows[groups.members, 0]]
+    assert "sin" in names and "sinh" in names
+    period = [
+        r for r in range(len(rows)) if rows[r, 3] and _ops.OPS[int(rows[r, 0]) & forward.OPCODE_MASK].name == "mul"
+    ]
+    assert period and not set(period) & set(groups.members.tolist())  # x * w reads w with a period
+
+
+def test_an_eager_backward_by_groups_frees_its_rows():
+    x, y = _big_inputs()
+    xt, yt = tg.tensor(x, requires_grad=True), tg.tensor(y, requires_grad=True)
+    loss = (xt * yt + xt.sin()).sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+    loss = (xt * yt + xt.sin()).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    np.testing.assert_allclose(xt.grad.numpy(), 3 * (y + np.cos(x)), rtol=1e-5, atol=1e-5)

@@ -51,8 +51,8 @@ def test_replay_equals_eager_at_new_inputs(case, dtype_name):
 
 
 def test_a_large_elementwise_run_replays_as_eager():
-    """Consecutive large elementwise rows replay a block at a time (tapegrad/_kernels/fused.py),
-    here also as plain Python (the NUMBA_DISABLE_JIT pass)."""
+    """Consecutive large elementwise rows replay, forward and backward, a block at a time
+    (tapegrad/_kernels/fused.py), here also as plain Python (the NUMBA_DISABLE_JIT pass)."""
     from tapegrad._kernels import fused
 
     rng = np.random.default_rng(2)
@@ -61,6 +61,7 @@ def test_a_large_elementwise_run_replays_as_eager():
     at = x[::-1].copy(), y
     value, (gx, gy) = tape.value_and_grad(*at)
     assert tape._fused is not None and len(tape._fused.groups) == 1
+    assert len(tape._plans[tape._all_positions]["fused"].groups) == 1  # and its backward
     xt, yt = (tg.tensor(a, requires_grad=True) for a in at)
     eager = ((xt * yt).sin() + yt).sum()
     eager.backward()

@@ -1580,7 +1580,7 @@ def _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots):
 
 def backward_sweep(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
-    plan=None, spare=None, read_rows=False,
+    plan=None, spare=None, read_rows=False, fused=None,
 ):  # fmt: skip
     """The whole backward from ``roots``: one compiled call once the families the tape uses are
     loaded (``_run`` gives the arguments). Returns ``(status, row, grad32, grad64, offsets,
@@ -1592,17 +1592,21 @@ def backward_sweep(
     ``plan``: a dict the caller keeps for these rows and roots (a replayed tape), where the
     slots' layout is kept after the first sweep, so that the later ones take it directly: the
     round trip through ``SHARE`` cost 4 us of a 20 us backward on the mlp step.
-    ``spare``: float32 and float64 arenas the sweep may take as its own (``_setup``)."""
+    ``spare``: float32 and float64 arenas the sweep may take as its own (``_setup``).
+    ``fused``: a ``fused.BackwardPlan`` of these rows, whose groups of large elementwise rows
+    are swept a block at a time (the sweep runs the rows between them), or None."""
     families.announce(_run, "backward interpreter")
     spare = (_NO_GRAD32, _NO_GRAD64) if spare is None else spare
     offsets, (grad32, grad64), touched = _NO_ROWS, spare, _NO_TOUCHED
     laid = None if plan is None else plan.get("laid")
     start, look, laid = -1, (_LOOK if laid is None else _NO_LOOK), (_NO_ROWS if laid is None else laid)
     uniform = _uniform_states(laid)
+    groups = [] if fused is None else fused.below(int(max(roots, default=-1)))
     while True:
+        stop = fused.groups[groups[0], 1] if groups else -1  # above the next group's last row
         status, row, offsets, grad32, grad64, touched = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
-            retain_graph, offsets, grad32, grad64, touched, uniform, start, -1, FAMILIES.addresses, laid, look,
+            retain_graph, offsets, grad32, grad64, touched, uniform, start, stop, FAMILIES.addresses, laid, look,
             config.poison_gradients(),
         )  # fmt: skip
         if status == SHARE:
@@ -1612,6 +1616,14 @@ def backward_sweep(
             continue
         if plan is not None:
             plan["laid"] = laid  # the shared layout, or none: no large pass-through row to share
+        if status == 0 and groups:
+            status, row = fused.run(
+                groups[0], params, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph, offsets,
+                grad32, grad64, touched, uniform, FAMILIES,
+            )  # fmt: skip
+            if status == 0:
+                start = int(fused.groups[groups.pop(0), 0]) - 1
+                continue
         if status < MISSING:
             if read_rows and not status:
                 _write_out_uniform(uniform, rows, layouts, offsets, grad32, grad64)

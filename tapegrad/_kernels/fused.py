@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import forward, normalization
+from . import backward, forward, normalization
+from . import rules as _rules
 from .config import jit
 from .families import DONE, NO_RULE, announce, call, make_frame
 from .memory import borrow
@@ -38,14 +39,14 @@ _SUM_ALL, _ASSIGN = forward.SUM_ALL, forward.ASSIGN
 # range in ``members``, its outside operands' range in ``outside``, its sums' in ``sums``, its
 # rows' size and dtype (forward.FLOAT64 or 0).
 FIRST, LAST, MEMBERS, MEMBERS_END, OUTSIDE, OUTSIDE_END, SUMS, SUMS_END, NUMEL, DTYPE = range(10)
-(ROWS, IN0, IN1, LAYOUT) = (0, 1, 2, 4)  # tapegrad._tape's row columns
+(ROWS, IN0, IN1, IPARAM, LAYOUT) = (0, 1, 2, 3, 4)  # tapegrad._tape's row columns
 
 
 class Plan:
     """The groups of one replay tape, and the private arrays their blocks run through.
 
-    Built by ``plan``; ``run(k, ...)`` replays group ``k``. Not thread-safe: the tape's lock
-    serialises its replays."""
+    Built by ``plan``; ``run(k, ...)`` replays group ``k``. Each call has its own block layouts
+    and offsets: a plan is read only."""
 
     def __init__(self, rows, layouts, groups, members, kept, outside, sums):
         self.groups, self.members, self.kept, self.outside, self.sums = groups, members, kept, outside, sums
@@ -59,7 +60,6 @@ class Plan:
             layout = self.block_layouts[int(groups[k, DTYPE] == forward.FLOAT64)]
             self.rows[members[groups[k, MEMBERS] : groups[k, MEMBERS_END]], LAYOUT] = layout
             self.rows[outside[groups[k, OUTSIDE] : groups[k, OUTSIDE_END]], LAYOUT] = layout
-        self.offsets = np.zeros(len(rows), np.int64)
 
     def group_at(self, row: int) -> int:
         """The group that starts at or after ``row``: its index, or len(groups)."""
@@ -73,8 +73,8 @@ class Plan:
         family not loaded yet: load it and run the group again, which recomputes it whole)."""
         announce(_run_group, "replay's blocked groups")
         return _run_group(
-            self.rows, params, self.layouts, dims, aux, rules, offsets, self.offsets, values32, values64, scratch,
-            table, self.groups[k], self.members, self.kept, self.outside, self.sums,
+            self.rows, params, self.layouts.copy(), dims, aux, rules, offsets, np.empty_like(offsets), values32,
+            values64, scratch, table, self.groups[k], self.members, self.kept, self.outside, self.sums,
         )  # fmt: skip
 
 
@@ -207,4 +207,207 @@ def _run_group(
             b_values64[b_offsets[s]] = forward._scaled(np.float64(whole), b_params[s, 5], numel)
         else:
             b_values32[b_offsets[s]] = forward._scaled(np.float32(totals[j]), b_params[s, 5], numel)
+    return 0, 0
+
+
+# -- the backward ---------------------------------------------------------------------------
+#
+# A backward group is a run of consecutive elementwise rows (the backward's elementwise, unary
+# and generated paths) of one size and dtype, at least SMALLEST elements, whose operands are of
+# their size: swept a block at a time, every row of the group over one block of its slots (and
+# of its saved values) before the next block. Their gradient slots are all written whole; what
+# the blocks save is the traffic between the rows: ``(x * y + x.sin()).sum()``'s backward reads
+# x and y once and writes the two gradients, where row by row it read and wrote x's gradient
+# twice and read x twice. Each block starts from the rows' states at the group's start (which
+# slots hold a gradient, which hold a uniform one): the rules make the same choices (assign or
+# add, a number or a slot) on every block as they do on the whole, so the gradients are the
+# row-by-row sweep's to the bit. A slot holding a uniform gradient keeps its number at its start;
+# it is copied to the start of each block first, where the block's rules read it.
+_BACKWARD_PATHS = (_rules.ELEMENTWISE, _rules.UNARY, _rules.GENERATED)
+B_FIRST, B_LAST, B_MEMBERS, B_MEMBERS_END, B_AFFECTED, B_AFFECTED_END, B_NUMEL, B_DTYPE = range(8)
+
+
+class BackwardPlan:
+    """The backward groups of one set of rows (a replayed tape's for one ``argnums``, or the
+    eager tapes' of one structure), and the rows their blocks run through. Built by
+    ``backward_plan``; read only (each call has its own block layouts and offsets: two threads
+    may sweep tapes of one structure at once)."""
+
+    def __init__(self, rows, layouts, groups, members, affected, slots):
+        self.groups, self.members, self.affected, self.slots = groups, members, affected, slots
+        self.layouts = np.ascontiguousarray(np.vstack([layouts, np.zeros((2, layouts.shape[1]), layouts.dtype)]))
+        self.layouts[len(layouts) + 1, 0] = forward.FLOAT64
+        self.rows = rows.copy()
+        for k in range(len(groups)):
+            layout = len(layouts) + int(groups[k, B_DTYPE] == forward.FLOAT64)
+            self.rows[affected[groups[k, B_AFFECTED] : groups[k, B_AFFECTED_END]], LAYOUT] = layout
+
+    def below(self, top: int) -> list:
+        """The groups a sweep from row ``top`` down meets, highest first."""
+        return [k for k in range(len(self.groups) - 1, -1, -1) if self.groups[k, B_LAST] <= top]
+
+    def run(self, k, params, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph, offsets,
+            grad32, grad64, touched, uniform, table) -> tuple:  # fmt: skip
+        """Sweep group ``k``: ``(status, row)`` as ``backward._run``'s. The families it needs are
+        loaded first: a group stopped half-way could not be run again (its rules have added
+        into slots)."""
+        for slot in self.slots[k]:
+            table.load(slot)
+        announce(_run_backward_group, "backward's blocked groups")
+        affected = len(self.affected)
+        return _run_backward_group(
+            self.rows, params, self.layouts.copy(), dims, aux, addresses, np.empty_like(addresses), rules, saves,
+            paths, freed, modified, retain_graph, offsets, np.empty_like(offsets), grad32, grad64, touched, uniform,
+            table.addresses, self.groups[k], self.members, self.affected, np.empty(affected, np.bool_),
+            np.empty(affected, np.int64),
+        )  # fmt: skip
+
+
+def backward_plan(rows, layouts, rules, paths):
+    """The backward groups of ``rows`` (as the backward sweep gets them, no-gradient bits
+    included), or None. ``rules`` and ``paths`` are the backward's per-opcode arrays."""
+    if len(rows) == 0 or layouts[:, 1].max() < SMALLEST:
+        return None
+    numels = layouts[rows[:, LAYOUT], 1]
+    dtypes = layouts[rows[:, LAYOUT], 0]
+    opcodes = rows[:, ROWS]
+    takes_gradient = opcodes < len(paths)  # (a row without one has the no-gradient bit set)
+    safe = np.where(takes_gradient, opcodes, 0)
+    row_paths, rule_numbers = paths[safe], rules[safe]
+    a_rows, b_rows = rows[:, IN0], rows[:, IN1]
+    a, b = np.maximum(a_rows, 0), np.maximum(b_rows, 0)
+    member = (
+        takes_gradient
+        & (numels >= SMALLEST)
+        & np.isin(row_paths, _BACKWARD_PATHS)
+        # (a product's iparam may give an operand a period: its rule then reads the operand's
+        # source, repeated, which a block's offset would put out of phase)
+        & (rows[:, IPARAM] == 0)
+        & (a_rows >= 0)
+        & (numels[a] == numels)
+        & (dtypes[a] == dtypes)
+        & ((b_rows < 0) | ((numels[b] == numels) & (dtypes[b] == dtypes)))
+    )
+    candidates = np.flatnonzero(member).tolist()
+    runs, current, previous = [], None, -2
+    for r in candidates:
+        if (
+            current is not None
+            and r == previous + 1
+            and numels[r] == numels[previous]
+            and dtypes[r] == dtypes[previous]
+        ):
+            current.append(r)
+        else:
+            current = [r]
+            runs.append(current)
+        previous = r
+    runs = [run for run in runs if len(run) > 1]
+    if not runs:
+        return None
+    groups, members, affected, slots = [], [], [], []
+    for run in runs:
+        touched_rows = sorted({int(s) for r in run for s in (r, a_rows[r], b_rows[r]) if s >= 0})
+        double = dtypes[run[0]] == forward.FLOAT64
+        groups.append(
+            (run[0], run[-1], len(members), len(members) + len(run), len(affected), len(affected) + len(touched_rows),
+             numels[run[0]], dtypes[run[0]])
+        )  # fmt: skip
+        members += run[::-1]  # in the sweep's order, from the top
+        affected += touched_rows
+        slots.append(
+            sorted({2 * _backward_family(int(row_paths[r]), int(rule_numbers[r]), b_rows[r]) + double for r in run})
+        )
+    as_array = lambda values: np.asarray(values, np.int64).reshape(-1)  # noqa: E731
+    return BackwardPlan(
+        rows, layouts, np.asarray(groups, np.int64).reshape(-1, 8), as_array(members), as_array(affected), slots
+    )
+
+
+def _backward_family(path, rule, b):
+    """The family a member row's rule is in (``backward._run``'s choice for these paths)."""
+    if (path == _rules.UNARY or path == _rules.GENERATED) and b >= 0:
+        return backward.DERIVATIVE
+    if path == _rules.GENERATED:
+        return backward.FIRST_GENERATED + rule - backward.GENERATED_BASE
+    return backward.ELEMENTWISE
+
+
+@jit
+def _run_backward_group(
+    rows, params, layouts, dims, aux, addresses, shifted_addresses, rules, saves, paths, freed, modified,
+    retain_graph, offsets, shifted, grad32, grad64, touched, uniform, table, group, members, affected,
+    saved_touched, saved_uniform,
+):  # fmt: skip
+    """Sweep one backward group block by block (see above). ``rows`` and ``layouts`` are the
+    plan's copies; ``shifted`` and ``shifted_addresses`` the plan's, set per block."""
+    b_offsets, b_shifted, b_addresses = borrow(offsets), borrow(shifted), borrow(addresses)
+    b_shifted_addresses, b_touched = borrow(shifted_addresses), borrow(touched)
+    b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
+    frame = make_frame(rows, params, layouts, dims, aux, shifted_addresses, shifted, touched, grad32, grad64, uniform)
+    numel, double = group[B_NUMEL], group[B_DTYPE] == forward.FLOAT64
+    itemsize = 8 if double else 4
+    layout = rows[members[group[B_MEMBERS]], LAYOUT]
+    for k in range(len(shifted)):
+        b_shifted[k] = b_offsets[k]
+        b_shifted_addresses[k] = b_addresses[k]
+    for j in range(group[B_AFFECTED], group[B_AFFECTED_END]):
+        r = affected[j]
+        saved_touched[j] = b_touched[r]
+        saved_uniform[j] = uniform[r] if r < len(uniform) else 0
+        if saved_uniform[j] == backward.UNIFORM and offsets[r] >= 0:  # its number at each block's start
+            for start in range(BLOCK, numel, BLOCK):
+                if double:
+                    b_grad64[offsets[r] + start] = b_grad64[offsets[r]]
+                else:
+                    b_grad32[offsets[r] + start] = b_grad32[offsets[r]]
+    for start in range(0, numel, BLOCK):
+        layouts[layout, 1] = min(BLOCK, numel - start)
+        for j in range(group[B_AFFECTED], group[B_AFFECTED_END]):
+            r = affected[j]
+            b_touched[r] = saved_touched[j]
+            if r < len(uniform):
+                uniform[r] = saved_uniform[j]
+            if b_offsets[r] >= 0:
+                b_shifted[r] = b_offsets[r] + start
+            if b_addresses[r] != 0:
+                b_shifted_addresses[r] = b_addresses[r] + start * itemsize
+        for k in range(group[B_MEMBERS], group[B_MEMBERS_END]):
+            m = members[k]
+            if not b_touched[m]:
+                continue
+            opcode = rows[m, ROWS]
+            rule, path = rules[opcode], paths[opcode]
+            if start == 0 and saves[opcode]:  # (as the sweep checks a row when it reaches it)
+                if freed[m]:
+                    return backward.FREED, m
+                if modified[m]:
+                    return backward.MODIFIED, m
+            if (
+                (rule == backward.ADD or rule == backward.PASS)
+                and backward._shares_slot(rows, b_shifted, rule, m)
+                and not (m < len(uniform) and uniform[m] == backward.UNIFORM)
+            ):  # its operands' gradient is its own, there already (``backward._run``)
+                a, b = rows[m, IN0], rows[m, IN1] if rule == backward.ADD else -1
+                if a >= 0 and b_offsets[a] >= 0:
+                    b_touched[a] = True
+                if b >= 0 and b_offsets[b] >= 0:
+                    b_touched[b] = True
+                continue
+            if (path == _rules.UNARY or path == _rules.GENERATED) and rows[m, IN1] >= 0:
+                family = backward.DERIVATIVE
+            elif path == _rules.GENERATED:
+                family = backward.FIRST_GENERATED + rule - backward.GENERATED_BASE
+            else:
+                family = backward.ELEMENTWISE
+            slot = 2 * family + (1 if double else 0)
+            if table[slot] == 0:  # (loaded by ``BackwardPlan.run``)
+                return backward.KERNEL_FAILED, m
+            result = call(table[slot], rule, m, saves[opcode], frame)
+            if result != DONE:
+                return (backward.NO_RULE if result == NO_RULE else backward.KERNEL_FAILED), m
+    if not retain_graph:
+        for k in range(group[B_MEMBERS], group[B_MEMBERS_END]):
+            if b_touched[members[k]]:
+                freed[members[k]] = True
     return 0, 0

@@ -57,6 +57,7 @@ def kernel():
 
 
 FREED, MODIFIED, KERNEL_FAILED = 1, 2, 4  # tapegrad._kernels.backward's statuses
+FUSED_SMALLEST = 1 << 16  # tapegrad._kernels.fused.SMALLEST (not imported: it loads numba)
 
 
 def kernel_error(failed: bool, sweep: str, op: str) -> Exception:
@@ -396,6 +397,24 @@ _PLAN_ROWS, _PLANS_KEPT = 256, 64
 _PLAN_AUX = 1 << 12
 
 
+def _backward_groups(tape, plan, arrays):
+    """The groups of large elementwise rows the sweep runs a block at a time
+    (``_kernels/fused.py``), or None; kept in the structure's plan, where there is one. A tape
+    without a layout of ``fused.SMALLEST`` elements (most: the check reads the tape's layout
+    table, a fraction of a microsecond) has none."""
+    groups = plan.get("fused", False) if plan is not None else False
+    if groups is False:
+        groups = None
+        if max(tape.layout_table[1::4], default=0) >= FUSED_SMALLEST:
+            from .._kernels import fused
+
+            rows, _, layouts, *_, rules, _, paths = arrays
+            groups = fused.backward_plan(rows, layouts, rules, paths)
+        if plan is not None:
+            plan["fused"] = groups
+    return groups
+
+
 def _structure(tape, roots) -> tuple:
     """``(plan, (rows, params, layouts, dims, aux))``: the plan of a tape of this structure (or
     None for a long tape), and the arrays the sweeps read of it. The rows (ops, operands,
@@ -529,7 +548,7 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         spare = _spare_arenas()
         status, row, grad32, grad64, offsets, touched, uniform = sweep(
             *arrays, roots, seeds, freed, modified, retain, plan=plan, spare=spare,
-            read_rows=collect is not None or bool(tape.retained),
+            read_rows=collect is not None or bool(tape.retained), fused=_backward_groups(tape, plan, arrays),
         )  # fmt: skip
         del spare
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
