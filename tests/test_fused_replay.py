@@ -125,23 +125,26 @@ def _big_inputs(dtype=np.float32, size=SHAPE):
     return rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
 
 
-def test_a_row_only_its_group_reads_is_computed_a_block_at_a_time():
-    x, y = _big_inputs()
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_a_row_only_its_group_reads_is_computed_a_block_at_a_time(dtype):
+    x, y = _big_inputs(dtype)
     tape = tg.record(lambda x, y: (x * y + x.sin()).sum(), x, y)
     value, (gx, gy) = tape.value_and_grad(x, y)
     plan = tape._fused
     assert plan is not None and len(plan.groups) == 1
     product, sine, total = plan.members.tolist()
-    assert not plan.kept.any()  # x * y, sin x and their sum: no one reads them after the group
-    assert plan.sums.tolist() == [total + 1]  # the sum adds each block as it is made
+    if dtype == np.float64:  # x * y, sin x and their sum: no one reads them after the group
+        assert not plan.kept.any()
+        assert plan.sums.tolist() == [total + 1]  # the sum adds each block as it is made
+    else:  # a float32 sum stays in the sweep, which reads the row it sums whole
+        assert plan.kept.tolist() == [False, False, True] and len(plan.sums) == 0
     # A transient row's slot holds its last block, at its start, and nothing after it.
     slot = tape._slot(product)
     slot[...] = 7.0
     tape.value_and_grad(x, y)
     assert (slot[fused.BLOCK :] == 7.0).all()
-    assert value.item() == pytest.approx(
-        float((x.astype(np.float64) * y + np.sin(x.astype(np.float64))).sum()), rel=1e-5
-    )
+    wide = x.astype(np.float64)
+    assert value.item() == pytest.approx(float((wide * y + np.sin(wide)).sum()), rel=1e-5)
     np.testing.assert_allclose(gx.numpy(), y + np.cos(x), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(gy.numpy(), x)
 
@@ -193,8 +196,8 @@ def test_sums_and_means_of_a_group(dtype):
     seeds = (np.array(1.0, dtype), np.array(2.0, dtype), np.array(0.5, dtype))
     got = fused_tape.value_and_grad(y, x, grad_outputs=seeds)
     want = _row_by_row(plain, y, x, grad_outputs=seeds)
-    assert len(fused_tape._fused.sums) == 3
-    # float64: the same compensated blocks of 128; float32: the same float64 sum in another order
+    # float64: the same compensated blocks of 128, carried over; float32 sums stay in the sweep
+    assert len(fused_tape._fused.sums) == (3 if dtype == np.float64 else 0)
     _assert_same_bits(got[0], want[0])
     _assert_same_bits(got[1], want[1])
     eager = [np.sum(np.exp(y.astype(np.float64) * x)), np.mean(np.exp(y.astype(np.float64) * x) - x)]
@@ -329,3 +332,34 @@ def test_an_eager_backward_by_groups_frees_its_rows():
     loss.backward(retain_graph=True)
     loss.backward()
     np.testing.assert_allclose(xt.grad.numpy(), 3 * (y + np.cos(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_float32_sum_whose_terms_cancel_has_the_row_by_row_bits():
+    # Two large terms that cancel, in different blocks: the float64 sum's order shows in the
+    # float32 result (summed by blocks, it rounded one ulp away; float32 sums stay in the sweep)
+    x = np.random.default_rng(1).standard_normal(1 << 17).astype(np.float32)
+    x[5], x[-7] = 3e12, -3e12
+    y = np.ones_like(x)
+    fused_tape, plain = _fused_and_plain(lambda x, y: (x * y).sum(), (x, y))
+    _assert_same_bits([fused_tape(x, y)], [_row_by_row(plain, x, y)[0]])
+    eager = (tg.tensor(x) * tg.tensor(y)).sum()
+    _assert_same_bits([fused_tape(x, y)], [eager])
+
+
+def test_a_guard_on_a_sum_of_a_group_row_weighs_its_terms():
+    # A replay refuses a truth within rounding of the terms it sums (``forward._undecided``
+    # reads the summand whole): a transient summand held its last block only, and the guard
+    # passed on a sum of about 1e-10 made of terms of order 1.
+    def fn(x, y):
+        total = (x * y).sum()
+        return total * 2.0 if total > 0 else total * 3.0
+
+    n = 1 << 17
+    tape = tg.record(fn, np.ones(n), np.full(n, 1e-3))
+    half = np.random.default_rng(0).standard_normal(n // 2)
+    x = np.concatenate([half, -half])
+    x[0] += 1e-10
+    with pytest.raises(tg.GuardError, match="within rounding"):
+        tape(x, np.ones(n))
+    plan = tape._fused
+    assert plan.kept.all()  # the summand: the guard's check reads it whole

@@ -16,15 +16,15 @@ layout set to one of the block's size) and of the offsets (shifted to the block)
 is the unblocked sweep's, element for element. ``BLOCK`` is a multiple of the generated kernels'
 512-element chunks (whose range check picks the formula) and of ``forward._total``'s
 128-element blocks (whose running sum and compensation carry over: ``forward._add_blocks``), so
-the values are the same bits; a float32 sum is the same float64 sum in another order, rounded
-to float32.
+the values are the same bits. (A float32 row's sum stays in the sweep: it adds in float64 in an
+order of its own, which by blocks rounded to another float32 where large terms cancel.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import backward, forward, normalization
+from . import backward, forward
 from . import rules as _rules
 from .config import jit
 from .families import DONE, NO_RULE, announce, call, make_frame
@@ -102,7 +102,17 @@ def plan(rows, layouts, codes, sources, saves, keep):
         & (dtypes[a] == dtypes)
         & ((b_rows < 0) | ((numels[b] == numels) & (dtypes[b] == dtypes)))
     )
-    summing = (rule_numbers == _SUM_ALL) & (paths != 0) & (numels == 1) & (a_rows >= 0) & (numels[a] >= SMALLEST)
+    # Sums of float64 rows only: their blocks' running sum carries over to the same bits. A
+    # float32 row's sum adds in float64 in an order of its own (``normalization.total``), which
+    # by blocks rounded to another float32 where large terms cancel.
+    summing = (
+        (rule_numbers == _SUM_ALL)
+        & (paths != 0)
+        & (numels == 1)
+        & (a_rows >= 0)
+        & (numels[a] >= SMALLEST)
+        & (dtypes == forward.FLOAT64)
+    )
     candidates = np.flatnonzero(member | summing).tolist()
     if not candidates:
         return None
@@ -129,6 +139,21 @@ def plan(rows, layouts, codes, sources, saves, keep):
         for r in run[0] + run[1]:
             in_run[r] = k
     kept_rows = set(np.flatnonzero(keep).tolist())
+    # A guard's comparison within rounding of its other side is undecided: ``forward._undecided``
+    # then weighs the terms of the sums and products it compares, reading their operands whole,
+    # down through one-element rows. Those must be kept too.
+    pending = a_rows[rule_numbers == forward.GUARD].tolist()
+    seen = set()
+    while pending:
+        r = pending.pop()
+        if r < 0 or r in seen:
+            continue
+        seen.add(r)
+        for source in (int(a_rows[r]), int(b_rows[r])):
+            if source >= 0:
+                kept_rows.add(source)
+                if numels[source] == 1:
+                    pending.append(source)
     for reader, read in enumerate(sources()):
         mine = in_run.get(reader)
         # (bit 8, the scalar parameter, is no row's value)
@@ -162,7 +187,7 @@ def _run_group(
 ):  # fmt: skip
     """Replay one group block by block (see the module's docstring). ``rows`` and ``layouts``
     are the plan's copies, ``offsets`` the sweep's, ``shifted`` the plan's, set per block."""
-    b_values32, b_values64, b_offsets, b_shifted = borrow(values32), borrow(values64), borrow(offsets), borrow(shifted)
+    b_values64, b_offsets, b_shifted = borrow(values64), borrow(offsets), borrow(shifted)
     b_params = borrow(params)
     frame = make_frame(rows, params, layouts, dims, aux, rules, shifted, scratch, values32, values64, scratch[:0])
     numel, double = group[NUMEL], group[DTYPE] == forward.FLOAT64
@@ -193,20 +218,14 @@ def _run_group(
             result = call(table[slot], rule, m, path, frame)
             if result != DONE:
                 return (forward.NO_RULE if result == NO_RULE else forward.KERNEL_FAILED), m
-        for j in range(n_sums):
+        for j in range(n_sums):  # (float64 rows: ``plan``)
             at = b_shifted[rows[sums[group[SUMS] + j], IN0]]
-            if double:
-                block = b_values64[at : at + count]
-                totals[j], compensations[j] = forward._add_blocks(block, totals[j], compensations[j])
-            else:
-                totals[j] += normalization.total(b_values32[at : at + count])
+            block = b_values64[at : at + count]
+            totals[j], compensations[j] = forward._add_blocks(block, totals[j], compensations[j])
     for j in range(n_sums):
         s = sums[group[SUMS] + j]
-        if double:
-            whole = forward._with_compensation(totals[j], compensations[j])
-            b_values64[b_offsets[s]] = forward._scaled(np.float64(whole), b_params[s, 5], numel)
-        else:
-            b_values32[b_offsets[s]] = forward._scaled(np.float32(totals[j]), b_params[s, 5], numel)
+        whole = forward._with_compensation(totals[j], compensations[j])
+        b_values64[b_offsets[s]] = forward._scaled(np.float64(whole), b_params[s, 5], numel)
     return 0, 0
 
 
