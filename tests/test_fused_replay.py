@@ -133,11 +133,8 @@ def test_a_row_only_its_group_reads_is_computed_a_block_at_a_time(dtype):
     plan = tape._fused
     assert plan is not None and len(plan.groups) == 1
     product, sine, total = plan.members.tolist()
-    if dtype == np.float64:  # x * y, sin x and their sum: no one reads them after the group
-        assert not plan.kept.any()
-        assert plan.sums.tolist() == [total + 1]  # the sum adds each block as it is made
-    else:  # a float32 sum stays in the sweep, which reads the row it sums whole
-        assert plan.kept.tolist() == [False, False, True] and len(plan.sums) == 0
+    assert not plan.kept.any()  # x * y, sin x and their sum: no one reads them after the group
+    assert plan.sums.tolist() == [total + 1]  # the sum adds each block as it is made
     # A transient row's slot holds its last block, at its start, and nothing after it.
     slot = tape._slot(product)
     slot[...] = 7.0
@@ -196,8 +193,9 @@ def test_sums_and_means_of_a_group(dtype):
     seeds = (np.array(1.0, dtype), np.array(2.0, dtype), np.array(0.5, dtype))
     got = fused_tape.value_and_grad(y, x, grad_outputs=seeds)
     want = _row_by_row(plain, y, x, grad_outputs=seeds)
-    # float64: the same compensated blocks of 128, carried over; float32 sums stay in the sweep
-    assert len(fused_tape._fused.sums) == (3 if dtype == np.float64 else 0)
+    # float64: the same compensated blocks of 128, carried over; float32: the same blocks of
+    # 4,096 (``normalization.total``), added in order
+    assert len(fused_tape._fused.sums) == 3
     _assert_same_bits(got[0], want[0])
     _assert_same_bits(got[1], want[1])
     eager = [np.sum(np.exp(y.astype(np.float64) * x)), np.mean(np.exp(y.astype(np.float64) * x) - x)]
@@ -336,7 +334,8 @@ def test_an_eager_backward_by_groups_frees_its_rows():
 
 def test_a_float32_sum_whose_terms_cancel_has_the_row_by_row_bits():
     # Two large terms that cancel, in different blocks: the float64 sum's order shows in the
-    # float32 result (summed by blocks, it rounded one ulp away; float32 sums stay in the sweep)
+    # float32 result (a group's sum by blocks rounded one ulp away from the whole row's, summed
+    # in any order; ``normalization.total`` now sums every row by the group's blocks)
     x = np.random.default_rng(1).standard_normal(1 << 17).astype(np.float32)
     x[5], x[-7] = 3e12, -3e12
     y = np.ones_like(x)

@@ -15,22 +15,23 @@ Each row runs its own family's kernel on the block, through a private copy of th
 layout set to one of the block's size) and of the offsets (shifted to the block): its arithmetic
 is the unblocked sweep's, element for element. ``BLOCK`` is a multiple of the generated kernels'
 512-element chunks (whose range check picks the formula) and of ``forward._total``'s
-128-element blocks (whose running sum and compensation carry over: ``forward._add_blocks``), so
-the values are the same bits. (A float32 row's sum stays in the sweep: it adds in float64 in an
-order of its own, which by blocks rounded to another float32 where large terms cancel.)
+128-element blocks (whose running sum and compensation carry over: ``forward._add_blocks``) and of a float32
+sum's 4,096-element blocks (``normalization.total``, whose block sums add in order), so the
+values are the same bits.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import backward, forward
+from . import backward, forward, normalization
 from . import rules as _rules
 from .config import jit
 from .families import DONE, NO_RULE, announce, call, make_frame
 from .memory import borrow
 
 BLOCK = 4096  # elements: a block of each of a group's rows and operands fits in L2
+assert BLOCK == normalization.TOTAL_BLOCK and BLOCK % 512 == 0  # (the module's docstring)
 SMALLEST = 1 << 16  # rows below this many elements stay in L2 anyway: nothing to gain
 # The forward paths whose rules compute element i of the result from element i of the operands.
 _ELEMENTWISE_PATHS = (forward.ELEMENTWISE_PATH, forward.ELEMENT_SWITCH_PATH, forward.GENERATED_PATH)
@@ -102,17 +103,7 @@ def plan(rows, layouts, codes, sources, saves, keep):
         & (dtypes[a] == dtypes)
         & ((b_rows < 0) | ((numels[b] == numels) & (dtypes[b] == dtypes)))
     )
-    # Sums of float64 rows only: their blocks' running sum carries over to the same bits. A
-    # float32 row's sum adds in float64 in an order of its own (``normalization.total``), which
-    # by blocks rounded to another float32 where large terms cancel.
-    summing = (
-        (rule_numbers == _SUM_ALL)
-        & (paths != 0)
-        & (numels == 1)
-        & (a_rows >= 0)
-        & (numels[a] >= SMALLEST)
-        & (dtypes == forward.FLOAT64)
-    )
+    summing = (rule_numbers == _SUM_ALL) & (paths != 0) & (numels == 1) & (a_rows >= 0) & (numels[a] >= SMALLEST)
     candidates = np.flatnonzero(member | summing).tolist()
     if not candidates:
         return None
@@ -187,7 +178,7 @@ def _run_group(
 ):  # fmt: skip
     """Replay one group block by block (see the module's docstring). ``rows`` and ``layouts``
     are the plan's copies, ``offsets`` the sweep's, ``shifted`` the plan's, set per block."""
-    b_values64, b_offsets, b_shifted = borrow(values64), borrow(offsets), borrow(shifted)
+    b_values32, b_values64, b_offsets, b_shifted = borrow(values32), borrow(values64), borrow(offsets), borrow(shifted)
     b_params = borrow(params)
     frame = make_frame(rows, params, layouts, dims, aux, rules, shifted, scratch, values32, values64, scratch[:0])
     numel, double = group[NUMEL], group[DTYPE] == forward.FLOAT64
@@ -218,14 +209,20 @@ def _run_group(
             result = call(table[slot], rule, m, path, frame)
             if result != DONE:
                 return (forward.NO_RULE if result == NO_RULE else forward.KERNEL_FAILED), m
-        for j in range(n_sums):  # (float64 rows: ``plan``)
+        for j in range(n_sums):
             at = b_shifted[rows[sums[group[SUMS] + j], IN0]]
-            block = b_values64[at : at + count]
-            totals[j], compensations[j] = forward._add_blocks(block, totals[j], compensations[j])
+            if double:
+                block = b_values64[at : at + count]
+                totals[j], compensations[j] = forward._add_blocks(block, totals[j], compensations[j])
+            else:  # (``normalization.total``'s blocks: BLOCK is its TOTAL_BLOCK)
+                totals[j] += normalization.block_total(b_values32[at : at + count])
     for j in range(n_sums):
         s = sums[group[SUMS] + j]
-        whole = forward._with_compensation(totals[j], compensations[j])
-        b_values64[b_offsets[s]] = forward._scaled(np.float64(whole), b_params[s, 5], numel)
+        if double:
+            whole = forward._with_compensation(totals[j], compensations[j])
+            b_values64[b_offsets[s]] = forward._scaled(np.float64(whole), b_params[s, 5], numel)
+        else:
+            b_values32[b_offsets[s]] = forward._scaled(np.float32(totals[j]), b_params[s, 5], numel)
     return 0, 0
 
 

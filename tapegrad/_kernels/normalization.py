@@ -9,13 +9,27 @@ from . import vmath
 from .blas import product
 from .config import inline, jit, reduction
 
+TOTAL_BLOCK = 4096  # tapegrad._kernels.fused.BLOCK
+
 
 @reduction
-def total(x):
-    """sum(x), in float64, in any order (vectorized)."""
+def block_total(x):
+    """sum(x), in float64, in any order (vectorized): ``total``'s sum of one block."""
     result = 0.0
     for k in range(len(x)):
         result += float(x[k])  # (as plain Python, NUMBA_DISABLE_JIT, 0.0 + a float32 is a float32)
+    return result
+
+
+@jit
+def total(x):
+    """sum(x), in float64: each block of ``TOTAL_BLOCK`` elements in any order (vectorized), the
+    blocks' sums in order, so that a sum made a block at a time as its terms are computed (a
+    replay's group: ``fused.py``) has the very bits of the whole row's. (Summed whole in any
+    order, a float32 sum by blocks rounded one ulp away where large terms cancel.)"""
+    result = 0.0
+    for start in range(0, len(x), TOTAL_BLOCK):
+        result += block_total(x[start : start + TOTAL_BLOCK])
     return result
 
 
