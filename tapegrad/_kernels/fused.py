@@ -44,7 +44,7 @@ FIRST, LAST, MEMBERS, MEMBERS_END, OUTSIDE, OUTSIDE_END, SUMS, SUMS_END, NUMEL, 
 
 
 class Plan:
-    """The groups of one replay tape, and the private arrays their blocks run through.
+    """The groups of one replay tape, and the rows and layouts their blocks run through.
 
     Built by ``plan``; ``run(k, ...)`` replays group ``k``. Each call has its own block layouts
     and offsets: a plan is read only."""
@@ -177,7 +177,7 @@ def _run_group(
     kept, outside, sums,
 ):  # fmt: skip
     """Replay one group block by block (see the module's docstring). ``rows`` and ``layouts``
-    are the plan's copies, ``offsets`` the sweep's, ``shifted`` the plan's, set per block."""
+    are the plan's copies, ``offsets`` the sweep's, ``shifted`` this call's own, set per block."""
     b_values32, b_values64, b_offsets, b_shifted = borrow(values32), borrow(values64), borrow(offsets), borrow(shifted)
     b_params = borrow(params)
     frame = make_frame(rows, params, layouts, dims, aux, rules, shifted, scratch, values32, values64, scratch[:0])
@@ -356,7 +356,7 @@ def _run_backward_group(
     saved_touched, saved_uniform,
 ):  # fmt: skip
     """Sweep one backward group block by block (see above). ``rows`` and ``layouts`` are the
-    plan's copies; ``shifted`` and ``shifted_addresses`` the plan's, set per block."""
+    plan's copies; ``shifted`` and ``shifted_addresses`` this call's own, set per block."""
     b_offsets, b_shifted, b_addresses = borrow(offsets), borrow(shifted), borrow(addresses)
     b_shifted_addresses, b_touched = borrow(shifted_addresses), borrow(touched)
     b_grad32, b_grad64 = borrow(grad32), borrow(grad64)
