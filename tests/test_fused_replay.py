@@ -20,8 +20,8 @@ from tapegrad._kernels import forward, fused
 
 from .gradcheck import sample
 
-SHAPE = (263, 257)  # 67,591 elements: above fused.SMALLEST, not a whole number of blocks
-assert SHAPE[0] * SHAPE[1] >= fused.SMALLEST and SHAPE[0] * SHAPE[1] % fused.BLOCK
+SHAPE = (521, 509)  # 265,189 elements: above both thresholds, not a whole number of blocks
+assert SHAPE[0] * SHAPE[1] >= fused.BACKWARD_SMALLEST >= fused.SMALLEST and SHAPE[0] * SHAPE[1] % fused.BLOCK
 
 
 def _opcode(name: str) -> int:
@@ -80,6 +80,7 @@ def _row_by_row(tape, *inputs, **kwargs):
     a tape's first replay (and on a backward's first for each ``argnums``), found none."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fused, "SMALLEST", 1 << 62)
+        patch.setattr(fused, "BACKWARD_SMALLEST", 1 << 62)
         return tape.value_and_grad(*inputs, **kwargs)
 
 
@@ -290,7 +291,7 @@ def _eager_gradients(fn, arrays, fused_backward: bool):
 def test_the_engine_s_threshold_is_the_kernels():
     from tapegrad.autograd import engine
 
-    assert engine.FUSED_SMALLEST == fused.SMALLEST
+    assert engine.FUSED_SMALLEST == fused.BACKWARD_SMALLEST
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

@@ -57,7 +57,7 @@ def kernel():
 
 
 FREED, MODIFIED, KERNEL_FAILED = 1, 2, 4  # tapegrad._kernels.backward's statuses
-FUSED_SMALLEST = 1 << 16  # tapegrad._kernels.fused.SMALLEST (not imported: it loads numba)
+FUSED_SMALLEST = 1 << 18  # tapegrad._kernels.fused.BACKWARD_SMALLEST (not imported: it loads numba)
 
 
 def kernel_error(failed: bool, sweep: str, op: str) -> Exception:
@@ -400,7 +400,7 @@ _PLAN_AUX = 1 << 12
 def _backward_groups(tape, plan, arrays):
     """The groups of large elementwise rows the sweep runs a block at a time
     (``_kernels/fused.py``), or None; kept in the structure's plan, where there is one. A tape
-    without a layout of ``fused.SMALLEST`` elements (most: the check reads the tape's layout
+    without a layout of ``fused.BACKWARD_SMALLEST`` elements (most: the check reads the tape's layout
     table, a fraction of a microsecond) has none."""
     groups = plan.get("fused", False) if plan is not None else False
     if groups is False:
