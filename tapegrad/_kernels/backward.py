@@ -1618,7 +1618,7 @@ def backward_sweep(
             plan["laid"] = laid  # the shared layout, or none: no large pass-through row to share
         if status == 0 and groups:
             status, row = fused.run(
-                groups[0], params, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph, offsets,
+                groups[0], params, dims, aux, addresses, rules, saves, freed, modified, retain_graph, offsets,
                 grad32, grad64, touched, uniform, FAMILIES,
             )  # fmt: skip
             if status == 0:

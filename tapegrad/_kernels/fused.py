@@ -254,8 +254,10 @@ class BackwardPlan:
     ``backward_plan``; read only (each call has its own block layouts and offsets: two threads
     may sweep tapes of one structure at once)."""
 
-    def __init__(self, rows, layouts, groups, members, affected, slots):
-        self.groups, self.members, self.affected, self.slots = groups, members, affected, slots
+    def __init__(self, rows, layouts, groups, members, affected, member_slots):
+        # ``member_slots[k]``: the family slot (``2 * family + dtype``) of ``members[k]``'s rule,
+        # worked out once here rather than per row and block in the kernel
+        self.groups, self.members, self.affected, self.member_slots = groups, members, affected, member_slots
         self.layouts = np.ascontiguousarray(np.vstack([layouts, np.zeros((2, layouts.shape[1]), layouts.dtype)]))
         self.layouts[len(layouts) + 1, 0] = forward.FLOAT64
         self.rows = rows.copy()
@@ -267,19 +269,19 @@ class BackwardPlan:
         """The groups a sweep from row ``top`` down meets, highest first."""
         return [k for k in range(len(self.groups) - 1, -1, -1) if self.groups[k, B_LAST] <= top]
 
-    def run(self, k, params, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph, offsets,
+    def run(self, k, params, dims, aux, addresses, rules, saves, freed, modified, retain_graph, offsets,
             grad32, grad64, touched, uniform, table) -> tuple:  # fmt: skip
         """Sweep group ``k``: ``(status, row)`` as ``backward._run``'s. The families it needs are
         loaded first: a group stopped half-way could not be run again (its rules have added
         into slots)."""
-        for slot in self.slots[k]:
+        for slot in set(self.member_slots[self.groups[k, B_MEMBERS] : self.groups[k, B_MEMBERS_END]].tolist()):
             table.load(slot)
         announce(_run_backward_group, "backward's blocked groups")
         affected = len(self.affected)
         return _run_backward_group(
             self.rows, params, self.layouts.copy(), dims, aux, addresses, np.empty_like(addresses), rules, saves,
-            paths, freed, modified, retain_graph, offsets, np.empty_like(offsets), grad32, grad64, touched, uniform,
-            table.addresses, self.groups[k], self.members, self.affected, np.empty(affected, np.bool_),
+            self.member_slots, freed, modified, retain_graph, offsets, np.empty_like(offsets), grad32, grad64, touched,
+            uniform, table.addresses, self.groups[k], self.members, self.affected, np.empty(affected, np.bool_),
             np.empty(affected, np.int64),
         )  # fmt: skip
 
@@ -326,7 +328,7 @@ def backward_plan(rows, layouts, rules, paths):
     runs = [run for run in runs if len(run) > 1]
     if not runs:
         return None
-    groups, members, affected, slots = [], [], [], []
+    groups, members, affected, member_slots = [], [], [], []
     for run in runs:
         touched_rows = sorted({int(s) for r in run for s in (r, a_rows[r], b_rows[r]) if s >= 0})
         double = dtypes[run[0]] == forward.FLOAT64
@@ -336,13 +338,14 @@ def backward_plan(rows, layouts, rules, paths):
         )  # fmt: skip
         members += run[::-1]  # in the sweep's order, from the top
         affected += touched_rows
-        slots.append(
-            sorted({2 * _backward_family(int(row_paths[r]), int(rule_numbers[r]), b_rows[r]) + double for r in run})
-        )
+        member_slots += [
+            2 * _backward_family(int(row_paths[r]), int(rule_numbers[r]), b_rows[r]) + double for r in run[::-1]
+        ]
     as_array = lambda values: np.asarray(values, np.int64).reshape(-1)  # noqa: E731
     return BackwardPlan(
-        rows, layouts, np.asarray(groups, np.int64).reshape(-1, 8), as_array(members), as_array(affected), slots
-    )
+        rows, layouts, np.asarray(groups, np.int64).reshape(-1, 8), as_array(members), as_array(affected),
+        as_array(member_slots),
+    )  # fmt: skip
 
 
 def _backward_family(path, rule, b):
@@ -356,7 +359,7 @@ def _backward_family(path, rule, b):
 
 @jit
 def _run_backward_group(
-    rows, params, layouts, dims, aux, addresses, shifted_addresses, rules, saves, paths, freed, modified,
+    rows, params, layouts, dims, aux, addresses, shifted_addresses, rules, saves, member_slots, freed, modified,
     retain_graph, offsets, shifted, grad32, grad64, touched, uniform, table, group, members, affected,
     saved_touched, saved_uniform,
 ):  # fmt: skip
@@ -398,7 +401,7 @@ def _run_backward_group(
             if not b_touched[m]:
                 continue
             opcode = rows[m, ROWS]
-            rule, path = rules[opcode], paths[opcode]
+            rule = rules[opcode]
             if start == 0 and saves[opcode]:  # (as the sweep checks a row when it reaches it)
                 if freed[m]:
                     return backward.FREED, m
@@ -415,13 +418,7 @@ def _run_backward_group(
                 if b >= 0 and b_offsets[b] >= 0:
                     b_touched[b] = True
                 continue
-            if (path == _rules.UNARY or path == _rules.GENERATED) and rows[m, IN1] >= 0:
-                family = backward.DERIVATIVE
-            elif path == _rules.GENERATED:
-                family = backward.FIRST_GENERATED + rule - backward.GENERATED_BASE
-            else:
-                family = backward.ELEMENTWISE
-            slot = 2 * family + (1 if double else 0)
+            slot = member_slots[k]
             if table[slot] == 0:  # (loaded by ``BackwardPlan.run``)
                 return backward.KERNEL_FAILED, m
             result = call(table[slot], rule, m, saves[opcode], frame)
