@@ -161,6 +161,19 @@ def _one_call_at_a_time(method):
     return locked
 
 
+class _Steady:
+    """What a ``value_and_grad`` of a tape with given ``argnums`` and no ``grad_outputs`` works
+    out that depends on its layout alone: the positions of the inputs differentiated, the rows
+    masked for them (``Tape._rows_for``), the backward's plan, the seeds, and whether one
+    gradient is returned or a tuple; and the inputs' slots in their shapes."""
+
+    __slots__ = ("positions", "rows", "plan", "seeds", "single", "inputs")
+
+    def __init__(self, positions: tuple, rows: np.ndarray, plan: dict, seeds: np.ndarray, single: bool, inputs: list):
+        self.positions, self.rows, self.plan, self.seeds, self.single = positions, rows, plan, seeds, single
+        self.inputs = inputs
+
+
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
 # Integers a replay holds in float64 exactly: within +-2**53. Integer inputs beyond are refused,
 # and rows of integer arithmetic are checked after each forward (``Tape._integer_checks``).
@@ -699,6 +712,7 @@ class Tape:
         self._all_positions = tuple(range(len(self.input_rows)))
         self._float_inputs = tuple(dtype.kind == "f" for _, dtype in self.input_specs)  # (labels have no gradient)
         self._plans: dict = {}  # positions -> the backward's slot layout (``backward_sweep``)
+        self._steady: dict = {}  # argnums -> ``_Steady`` or None (``value_and_grad``)
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
         codes = self._codes = self.layouts[self.rows[:, LAYOUT], 0]  # each row's arena
@@ -1170,6 +1184,12 @@ class Tape:
         if status:
             opcode = self.rows[row, OPCODE] & OPCODE_MASK
             raise kernel_error(status == backward.KERNEL_FAILED, "backward", _ops.OPS[opcode].name)
+        grads = self._handed_over(positions, grad32, grad64, offsets, touched, uniform)
+        return grads[0] if isinstance(argnums, (int, np.integer)) else grads
+
+    def _handed_over(self, positions: tuple, grad32, grad64, offsets, touched, uniform) -> tuple:
+        """The gradients of the inputs at ``positions`` from a backward sweep's arenas: tensors
+        of their shapes, None for an integer input, zeros where the sweep never reached it."""
         layout = self._input_layout
         arenas = (grad32, grad64)
         # The arenas are this sweep's own: the inputs' gradients are handed over as views of
@@ -1191,7 +1211,71 @@ class Tape:
             else:
                 grads.append(_wrap(np.zeros(shape, dtype)))
         _keep_arenas(grad32, grad64)
-        return grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
+        return tuple(grads)
+
+    def _steady_plan(self, argnums, positions: tuple):
+        """After a ``value_and_grad`` without ``grad_outputs`` took the general path: a
+        ``_Steady`` for the next calls with these ``argnums``, kept until the tape is laid out
+        again (``_allocate``); or None where one does not apply. It applies to a tape replayed
+        row by row whole: no register program, no integer rows checked after the sweep, no
+        inputs read in place, no blocks (``_kernels/fused.py``), which are the large tapes',
+        whose Python is a small part of their time."""
+        plan = self._plans.get(positions)
+        if (
+            self._program is not None
+            or plan is None
+            or plan.get("fused") is not None
+            or "laid" not in plan
+            or self._integer_checks()
+            or self._in_place_positions()
+            or self._fused_plan() is not None
+        ):
+            return None
+        single = isinstance(argnums, (int, np.integer))
+        inputs = [slot.reshape(shape) for slot, (shape, _) in zip(self._input_slots, self.input_specs)]
+        return _Steady(positions, self._rows_for(positions), plan, self._seeds(None), single, inputs)
+
+    def _steady_call(self, steady: _Steady, inputs):
+        """``value_and_grad`` at ``inputs`` by ``steady``: the general path's steps in one frame,
+        each check as it makes it, what only the tape's layout decides taken from ``steady``
+        (the general path's Python was 17 of the mlp step's 41 us replayed). None, with nothing
+        of the caller's changed, where the general path must take the call: an input not an
+        array of its recorded shape and dtype (it raises), a guard that fails, a family not
+        loaded yet."""
+        specs = self.input_specs
+        if len(inputs) != len(specs) or self._modified:
+            return None
+        for value, (shape, dtype) in zip(inputs, specs):
+            if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
+                return None
+            if dtype.kind != "f" and beyond_exact(value):
+                return None
+        _refuse_to_be_differentiated(inputs)
+        for slot, value in zip(steady.inputs, inputs):
+            slot[...] = value
+        forward, replay_rules, backward, (rules, saves, paths) = _kernels()
+        self._in_place_addresses = None
+        self._inputs_in_arena = True
+        values32, values64 = self.values
+        status, _ = forward.forward_sweep(
+            self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, values32, values64,
+            self.scratch,
+        )  # fmt: skip
+        if status:  # (the general path replays again from the start, and raises or records again)
+            self._forwarded = False
+            return None
+        self._forwarded = True
+        outputs = self._outputs()
+        spare = _spare_arenas()
+        status, _, grad32, grad64, offsets, touched, uniform = backward.backward_sweep(
+            steady.rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
+            self.output_rows, steady.seeds, self.freed, self.freed, True, steady.plan, spare,
+        )  # fmt: skip
+        del spare
+        if status:
+            return None
+        grads = self._handed_over(steady.positions, grad32, grad64, offsets, touched, uniform)
+        return outputs, grads[0] if steady.single else grads
 
     def value_and_grad(self, *inputs, grad_outputs=None, argnums=None):
         """``(outputs, gradients)`` at new inputs: one forward and one backward replay.
@@ -1206,11 +1290,22 @@ class Tape:
         with self._lock:  # as ``_one_call_at_a_time``'s, without its frame (a microsecond here)
             program = self._program
             if argnums is not None or type(program) is not _register.Program:
+                steady = None
+                if grad_outputs is None and (argnums is None or type(argnums) in (int, tuple)):
+                    steady = self._steady.get(argnums, False)
+                    if steady:
+                        result = self._steady_call(steady, inputs)
+                        if result is not None:
+                            return result
                 self._forward(inputs, in_place=True)
                 try:
-                    return self._outputs(), self._backward(grad_outputs, argnums)
+                    result = self._outputs(), self._backward(grad_outputs, argnums)
                 finally:
                     self._in_place_addresses = None  # (the caller's arrays: this call's only)
+                if steady is False:  # (None: the call was not one a steady plan takes)
+                    positions = self._all_positions if argnums is None else self._positions(argnums)
+                    self._steady[argnums] = self._steady_plan(argnums, positions)
+                return result
             self._refuse_modified_saves()
             # A register program (a built one: not UNBUILT, not None), the short replay whose
             # Python is most of its time (a 1000-op chain's: 12 of 26 us): the steps below in one
