@@ -447,3 +447,22 @@ def test_a_value_with_leading_ones_writes_into_a_row_as_in_pytorch(value_shape):
         results.append([changed.detach().numpy(), base.grad.numpy(), value.grad.numpy()])
     for got, expected in zip(*results):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("key", [None, Ellipsis, (None,), (Ellipsis,), (None, Ellipsis)])
+def test_a_bare_none_or_ellipsis_key_indexes_as_its_one_element_tuple(key):
+    """``x[None]`` and ``x[...]`` take the cached path of ``x[None,]`` and ``x[...,]``: the same
+    values, node, gradient and replay as numpy's and PyTorch's reading of them."""
+    values = np.arange(6.0).reshape(2, 3)
+    x = tg.tensor(values, requires_grad=True)
+    y = x * 1
+    out = y[key]
+    np.testing.assert_array_equal(out.detach().numpy(), values[key])
+    expected = "AliasBackward0" if key in (Ellipsis, (Ellipsis,)) else "UnsqueezeBackward0"
+    assert type(out.grad_fn).__name__ == expected
+    (out * out).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * values)
+    tape = tg.record(lambda t: (t[key] * 3).sum(), values)
+    value, (grad,) = tape.value_and_grad(values + 1)
+    assert value.item() == 3 * (values + 1).sum()
+    np.testing.assert_array_equal(grad.numpy(), np.full((2, 3), 3.0))
