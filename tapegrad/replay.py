@@ -165,13 +165,12 @@ class _Steady:
     """What a ``value_and_grad`` of a tape with given ``argnums`` and no ``grad_outputs`` works
     out that depends on its layout alone: the positions of the inputs differentiated, the rows
     masked for them (``Tape._rows_for``), the backward's plan, the seeds, and whether one
-    gradient is returned or a tuple; and the inputs' slots in their shapes."""
+    gradient is returned or a tuple."""
 
-    __slots__ = ("positions", "rows", "plan", "seeds", "single", "inputs")
+    __slots__ = ("positions", "rows", "plan", "seeds", "single")
 
-    def __init__(self, positions: tuple, rows: np.ndarray, plan: dict, seeds: np.ndarray, single: bool, inputs: list):
+    def __init__(self, positions: tuple, rows: np.ndarray, plan: dict, seeds: np.ndarray, single: bool):
         self.positions, self.rows, self.plan, self.seeds, self.single = positions, rows, plan, seeds, single
-        self.inputs = inputs
 
 
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
@@ -712,7 +711,8 @@ class Tape:
         self._all_positions = tuple(range(len(self.input_rows)))
         self._float_inputs = tuple(dtype.kind == "f" for _, dtype in self.input_specs)  # (labels have no gradient)
         self._plans: dict = {}  # positions -> the backward's slot layout (``backward_sweep``)
-        self._steady: dict = {}  # argnums -> ``_Steady`` or None (``value_and_grad``)
+        # argnums -> ``_Steady`` or None (``value_and_grad``); "slots" -> ``_steady_slots``'s
+        self._steady: dict = {}
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
         codes = self._codes = self.layouts[self.rows[:, LAYOUT], 0]  # each row's arena
@@ -1066,7 +1066,11 @@ class Tape:
 
         Raises ``ValueError`` for an input of another shape or dtype than recorded, ``TypeError``
         for another number of inputs, ``GuardError`` when a recorded branch does not apply."""
-        self._forward(inputs)
+        slots = self._steady.get("slots", False)
+        if not (slots and self._steady_forward(slots, inputs)):
+            self._forward(inputs)
+            if slots is False:
+                self._steady_slots()
         return self._outputs()
 
     def _positions(self, argnums) -> tuple:
@@ -1221,39 +1225,45 @@ class Tape:
         inputs read in place, no blocks (``_kernels/fused.py``), which are the large tapes',
         whose Python is a small part of their time."""
         plan = self._plans.get(positions)
-        if (
-            self._program is not None
-            or plan is None
-            or plan.get("fused") is not None
-            or "laid" not in plan
-            or self._integer_checks()
-            or self._in_place_positions()
-            or self._fused_plan() is not None
-        ):
+        if plan is None or plan.get("fused") is not None or "laid" not in plan or self._steady_slots() is None:
             return None
         single = isinstance(argnums, (int, np.integer))
-        inputs = [slot.reshape(shape) for slot, (shape, _) in zip(self._input_slots, self.input_specs)]
-        return _Steady(positions, self._rows_for(positions), plan, self._seeds(None), single, inputs)
+        return _Steady(positions, self._rows_for(positions), plan, self._seeds(None), single)
 
-    def _steady_call(self, steady: _Steady, inputs):
-        """``value_and_grad`` at ``inputs`` by ``steady``: the general path's steps in one frame,
-        each check as it makes it, what only the tape's layout decides taken from ``steady``
-        (the general path's Python was 17 of the mlp step's 41 us replayed). None, with nothing
-        of the caller's changed, where the general path must take the call: an input not an
-        array of its recorded shape and dtype (it raises), a guard that fails, a family not
+    def _steady_slots(self):
+        """The inputs' slots in their shapes where calls may take the steady path (a tape replayed
+        row by row whole: no register program, no integer rows checked after the sweep, no
+        inputs read in place, no blocks, which are the large tapes', whose Python is a small
+        part of their time), else None; worked out after a first call, kept until the tape is
+        laid out again (``_allocate``)."""
+        slots = self._steady.get("slots", False)
+        if slots is False:
+            eligible = self._program is None and not self._integer_checks() and not self._in_place_positions()
+            slots = self._steady["slots"] = (
+                [slot.reshape(shape) for slot, (shape, _) in zip(self._input_slots, self.input_specs)]
+                if eligible and self._fused_plan() is None
+                else None
+            )
+        return slots
+
+    def _steady_forward(self, slots: list, inputs) -> bool:
+        """The forward replay at ``inputs`` in one frame, each check as ``_forward`` makes it
+        (``_steady_slots``: the inputs' slots). False, with nothing of the caller's changed,
+        where the general path must take the call: an input not an array of its recorded shape
+        and dtype (it raises), a guard that fails (it raises or records again), a family not
         loaded yet."""
         specs = self.input_specs
-        if len(inputs) != len(specs) or self._modified:
-            return None
+        if len(inputs) != len(specs):
+            return False
         for value, (shape, dtype) in zip(inputs, specs):
             if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
-                return None
+                return False
             if dtype.kind != "f" and beyond_exact(value):
-                return None
+                return False
         _refuse_to_be_differentiated(inputs)
-        for slot, value in zip(steady.inputs, inputs):
+        for slot, value in zip(slots, inputs):
             slot[...] = value
-        forward, replay_rules, backward, (rules, saves, paths) = _kernels()
+        forward, replay_rules, _, _ = _kernels()
         self._in_place_addresses = None
         self._inputs_in_arena = True
         values32, values64 = self.values
@@ -1261,10 +1271,17 @@ class Tape:
             self.rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, values32, values64,
             self.scratch,
         )  # fmt: skip
-        if status:  # (the general path replays again from the start, and raises or records again)
-            self._forwarded = False
+        self._forwarded = not status  # (else the general path replays again from the start)
+        return not status
+
+    def _steady_call(self, steady: _Steady, inputs):
+        """``value_and_grad`` at ``inputs`` by ``steady``: the general path's steps in one frame,
+        what only the tape's layout decides taken from ``steady`` (the general path's Python was
+        17 of the mlp step's 41 us replayed). None where the general path must take the call
+        (``_steady_forward``)."""
+        if self._modified or not self._steady_forward(self._steady["slots"], inputs):
             return None
-        self._forwarded = True
+        _, _, backward, (rules, saves, paths) = _kernels()
         outputs = self._outputs()
         spare = _spare_arenas()
         status, _, grad32, grad64, offsets, touched, uniform = backward.backward_sweep(

@@ -139,3 +139,38 @@ def test_several_outputs_and_a_pickled_tape_take_the_steady_path(monkeypatch):
         for a, b in zip(values + grads, expected_values + expected_grads):
             assert a.numpy().tobytes() == b.numpy().tobytes()
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_steady_forward_calls_equal_the_general_path(monkeypatch, dtype):
+    tape, params, labels, rng = _mlp(dtype)
+    reference, _, _, _ = _mlp(dtype)  # the same recording, replayed the general way only
+    calls = _general_calls(monkeypatch)
+    for step in range(4):
+        inputs = [(p + 0.1 * step * rng.standard_normal(p.shape)).astype(dtype) for p in params] + [labels]
+        value = tape(*inputs)
+        assert len(calls) == 1  # the first call only
+        expected = reference._forward(inputs) or reference._outputs()
+        assert value.numpy().tobytes() == expected.numpy().tobytes()
+        # the steady forward leaves the tape as the general one does: backward reads its values
+        grads = tape.backward()
+        expected_grads = reference.backward()
+        for a, b in zip(grads, expected_grads):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert a.numpy().tobytes() == b.numpy().tobytes()
+        del calls[1:]  # (the reference's own)
+
+
+def test_a_steady_forward_refuses_as_the_general_one():
+    tape, params, labels, _ = _mlp()
+    tape(*params, labels)
+    with pytest.raises(ValueError, match=r"input 2 \('w2'\) was recorded as shape \(3, 6\) float32"):
+        tape(params[0], params[1], params[2].T, params[3], labels)
+    with pytest.raises(TypeError, match="the tape was recorded with 5 inputs, got 6"):
+        tape(*params, labels, labels)
+    x = tg.tensor(params[0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="a Tape replay is not differentiable by autograd"):
+        tape(x, *params[1:], labels)
+    value = tape(*params, labels)
+    assert value.numpy().tobytes() == tape(*[tg.tensor(p) for p in params], tg.tensor(labels)).numpy().tobytes()
