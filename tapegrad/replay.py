@@ -173,6 +173,14 @@ class _Steady:
         self.positions, self.rows, self.plan, self.seeds, self.single = positions, rows, plan, seeds, single
 
 
+def _steady_key(argnums) -> bool:
+    """Whether ``argnums`` keys ``Tape._steady``: None, an int or a tuple of ints, exactly (a
+    float or a list equal to one, or unhashable, goes the general way, which refuses it)."""
+    if argnums is None or type(argnums) is int:
+        return True
+    return type(argnums) is tuple and all(type(position) is int for position in argnums)
+
+
 _ONE = np.ones(1)  # the seed of a single-element output (concatenated, never written)
 # Integers a replay holds in float64 exactly: within +-2**53. Integer inputs beyond are refused,
 # and rows of integer arithmetic are checked after each forward (``Tape._integer_checks``).
@@ -1308,7 +1316,7 @@ class Tape:
             program = self._program
             if argnums is not None or type(program) is not _register.Program:
                 steady = None
-                if grad_outputs is None and (argnums is None or type(argnums) in (int, tuple)):
+                if grad_outputs is None and _steady_key(argnums):
                     steady = self._steady.get(argnums, False)
                     if steady:
                         result = self._steady_call(steady, inputs)

@@ -6,6 +6,7 @@ call it must not take goes the general way and raises or records as that one doe
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -174,3 +175,23 @@ def test_a_steady_forward_refuses_as_the_general_one():
         tape(x, *params[1:], labels)
     value = tape(*params, labels)
     assert value.numpy().tobytes() == tape(*[tg.tensor(p) for p in params], tg.tensor(labels)).numpy().tobytes()
+
+
+@pytest.mark.parametrize("argnums", [(1.0,), (1 + 0j,), ([1],), 1.0, True, (np.int64(1),)])
+def test_argnums_the_general_path_refuses_are_refused_after_a_steady_plan(argnums):
+    """A steady plan is found by ``argnums``: (1.0,) equals and hashes as (1,), and must not
+    find its plan where the general path raises."""
+    tape = tg.record(lambda a, b: (a * b).sum(), np.ones(3), np.full(3, 2.0))
+    a, b = np.arange(3.0), np.ones(3)
+    try:
+        expected = tape.value_and_grad(a, b, argnums=argnums, grad_outputs=np.ones(()))
+    except Exception as error:  # noqa: BLE001 - whatever the general path raises
+        expected = error
+    for plan in [(1,), 1, (1,)]:  # the plans an equal key would find, twice each
+        tape.value_and_grad(a, b, argnums=plan)
+        tape.value_and_grad(a, b, argnums=plan)
+    if isinstance(expected, Exception):
+        with pytest.raises(type(expected), match=re.escape(str(expected))):
+            tape.value_and_grad(a, b, argnums=argnums)
+    else:
+        _same(tape.value_and_grad(a, b, argnums=argnums), expected)
