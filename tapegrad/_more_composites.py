@@ -475,8 +475,15 @@ def _addmm_(self, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
 
 
 def _stride(self, dim=None):
-    """The strides in elements, as PyTorch counts them (``torch.Tensor.stride``)."""
-    strides = tuple(step // self._data.itemsize for step in self._data.strides)
+    """The strides in elements, as PyTorch counts them (``torch.Tensor.stride``). A new
+    dimension of size 1 (``x[None]``), which numpy strides 0, has PyTorch's ``unsqueeze``
+    stride: the extent of the dimension after it (1 for the last)."""
+    shape = self._data.shape
+    strides = [step // self._data.itemsize for step in self._data.strides]
+    for d in range(len(shape) - 1, -1, -1):
+        if shape[d] == 1 and strides[d] == 0:
+            strides[d] = shape[d + 1] * strides[d + 1] if d + 1 < len(shape) else 1
+    strides = tuple(strides)
     return strides if dim is None else strides[_normalize_dim(dim, max(self._data.ndim, 1))]
 
 

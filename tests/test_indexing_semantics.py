@@ -466,3 +466,31 @@ def test_a_bare_none_or_ellipsis_key_indexes_as_its_one_element_tuple(key):
     value, (grad,) = tape.value_and_grad(values + 1)
     assert value.item() == 3 * (values + 1).sum()
     np.testing.assert_array_equal(grad.numpy(), np.full((2, 3), 3.0))
+
+
+STRIDED_VIEWS = {
+    "x": lambda x: x,
+    "x[None]": lambda x: x[None],
+    "x[None, None]": lambda x: x[None, None],
+    "x[:, None]": lambda x: x[:, None],
+    "x[..., None]": lambda x: x[..., None],
+    "x.unsqueeze(1)": lambda x: x.unsqueeze(1),
+    "x.t()[None]": lambda x: x.t()[None],
+    "x[0][None]": lambda x: x[0][None],
+    "x[0:1]": lambda x: x[0:1],
+    "x[:, ::2]": lambda x: x[:, ::2],
+    "x[None].expand(4, 2, 3)": lambda x: x[None].expand(4, 2, 3),
+    "x.reshape(1, 6)": lambda x: x.reshape(1, 6),
+    "x.sum()[None]": lambda x: x.sum()[None],
+}
+
+
+@pytest.mark.parametrize("view", STRIDED_VIEWS)
+def test_strides_are_pytorchs(view):
+    """``stride()`` in elements as PyTorch reports it: numpy strides a new axis 0, PyTorch's
+    unsqueeze the extent of the dimension after it."""
+    results = {}
+    for m in (tg, torch):
+        out = STRIDED_VIEWS[view](m.arange(6.0).reshape(2, 3))
+        results[m.__name__] = (out.stride(), tuple(out.stride(d) for d in range(out.dim())), out.is_contiguous())
+    assert results["tapegrad"] == results["torch"]
