@@ -719,8 +719,8 @@ class Tape:
         self._all_positions = tuple(range(len(self.input_rows)))
         self._float_inputs = tuple(dtype.kind == "f" for _, dtype in self.input_specs)  # (labels have no gradient)
         self._plans: dict = {}  # positions -> the backward's slot layout (``backward_sweep``)
-        # argnums -> ``_Steady`` or None (``value_and_grad``); "slots" -> ``_steady_slots``'s
-        self._steady: dict = {}
+        self._steady: dict = {}  # argnums -> ``_Steady`` or None (``value_and_grad``)
+        self._steady_inputs = False  # ``_steady_slots``: not worked out yet
         self.scratch = np.zeros(self.sizes[0], np.float64)
         bases = [v.__array_interface__["data"][0] for v in self.values]
         codes = self._codes = self.layouts[self.rows[:, LAYOUT], 0]  # each row's arena
@@ -1074,7 +1074,7 @@ class Tape:
 
         Raises ``ValueError`` for an input of another shape or dtype than recorded, ``TypeError``
         for another number of inputs, ``GuardError`` when a recorded branch does not apply."""
-        slots = self._steady.get("slots", False)
+        slots = self._steady_inputs
         if not (slots and self._steady_forward(slots, inputs)):
             self._forward(inputs)
             if slots is False:
@@ -1228,10 +1228,7 @@ class Tape:
     def _steady_plan(self, argnums, positions: tuple):
         """After a ``value_and_grad`` without ``grad_outputs`` took the general path: a
         ``_Steady`` for the next calls with these ``argnums``, kept until the tape is laid out
-        again (``_allocate``); or None where one does not apply. It applies to a tape replayed
-        row by row whole: no register program, no integer rows checked after the sweep, no
-        inputs read in place, no blocks (``_kernels/fused.py``), which are the large tapes',
-        whose Python is a small part of their time."""
+        again (``_allocate``); None where the tape takes no steady path (``_steady_slots``)."""
         plan = self._plans.get(positions)
         if plan is None or plan.get("fused") is not None or "laid" not in plan or self._steady_slots() is None:
             return None
@@ -1241,13 +1238,13 @@ class Tape:
     def _steady_slots(self):
         """The inputs' slots in their shapes where calls may take the steady path (a tape replayed
         row by row whole: no register program, no integer rows checked after the sweep, no
-        inputs read in place, no blocks, which are the large tapes', whose Python is a small
-        part of their time), else None; worked out after a first call, kept until the tape is
-        laid out again (``_allocate``)."""
-        slots = self._steady.get("slots", False)
+        inputs read in place, no blocks (``_kernels/fused.py``), which are the large tapes', whose
+        Python is a small part of their time), else None; worked out after a first call, kept
+        until the tape is laid out again (``_allocate``)."""
+        slots = self._steady_inputs
         if slots is False:
             eligible = self._program is None and not self._integer_checks() and not self._in_place_positions()
-            slots = self._steady["slots"] = (
+            slots = self._steady_inputs = (
                 [slot.reshape(shape) for slot, (shape, _) in zip(self._input_slots, self.input_specs)]
                 if eligible and self._fused_plan() is None
                 else None
@@ -1287,7 +1284,7 @@ class Tape:
         what only the tape's layout decides taken from ``steady`` (the general path's Python was
         17 of the mlp step's 41 us replayed). None where the general path must take the call
         (``_steady_forward``)."""
-        if self._modified or not self._steady_forward(self._steady["slots"], inputs):
+        if self._modified or not self._steady_forward(self._steady_inputs, inputs):
             return None
         _, _, backward, (rules, saves, paths) = _kernels()
         outputs = self._outputs()
