@@ -364,6 +364,12 @@ class Tensor:
                 "register_hook inside tapegrad.record: a replay runs no Python, so the hook could not run; "
                 "register it outside the recorded function, or call the function eagerly"
             )
+        if self._base is not None and self._version_counter[0] != self._seen_version:
+            # A view whose storage changed in place since its row was recorded: an op reads it
+            # through a new row from now on, which the hook must be on. PyTorch's register_hook
+            # goes through grad_fn, which regenerates the view's node; reading it does the same
+            # here (a hook left on the old row was silently skipped).
+            _ = self.grad_fn
         check_gradient_reaches(self, "register_hook")
         hook_registrations[0] += 1  # a backward in progress looks for hooks again
         if self._tape is None:

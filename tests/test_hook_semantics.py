@@ -982,3 +982,38 @@ def test_an_input_named_twice_in_backward_inputs_accumulates_once():
     a.register_post_accumulate_grad_hook(lambda p: calls.append(p.grad.tolist()))
     (a * b).sum().backward(inputs=[a, a])
     assert a.grad.tolist() == [3.0, 4.0] and calls == [[3.0, 4.0]]
+
+
+# -- a hook on a view whose storage changed in place before the hook was registered ----------
+
+
+def _stale_view_program(m, changed_through: str, read_grad_fn: bool):
+    """``v`` a view of ``x``; ``x`` changed in place (directly, or through a sibling view of the
+    same elements) after ``v`` was made; then a hook registered on ``v`` and ``v`` used. The
+    hook belongs on the node ``v`` is read through from then on. ``read_grad_fn``: read
+    ``v.grad_fn`` first, which regenerates that node and must change nothing (PyTorch 2.13
+    itself crashes on the program without that read, in ``register_hook``)."""
+    x0 = m.tensor([[0.5, -1.0, 2.0, 0.3], [1.5, -0.2, 0.7, -2.0]], dtype=m.float64, requires_grad=True)
+    x = x0 * 1
+    v = x[:, 1:]
+    if changed_through == "base":
+        x.exp_()
+    else:
+        x[:, 1:].relu_()
+    if read_grad_fn:
+        v.grad_fn  # noqa: B018 - the read is the point
+    calls = []
+    v.register_hook(lambda g: calls.append(g.tolist()) or g * 2.0)
+    (v * m.tensor([1.0, -2.0, 3.0], dtype=m.float64)).sum().backward()
+    return x0.grad.tolist(), calls
+
+
+@pytest.mark.parametrize("changed_through", ["base", "sibling view"])
+def test_a_hook_on_a_view_changed_in_place_before_it_is_registered_runs(changed_through):
+    """A silent wrong gradient once: the hook went on the view's row from before the change,
+    which no op read any longer, so it never ran (unless ``grad_fn`` had been read first)."""
+    got, calls = _stale_view_program(tg, changed_through, read_grad_fn=False)
+    assert calls == [[[1.0, -2.0, 3.0]] * 2]  # it ran, once, with v's gradient
+    assert (got, calls) == _stale_view_program(tg, changed_through, read_grad_fn=True)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(got, _stale_view_program(torch, changed_through, read_grad_fn=True)[0], rtol=1e-14)
