@@ -5,6 +5,12 @@ Unlike ``torch.save`` this never pickles arbitrary objects, so loading a file ca
 checkpoint (``{"epoch": 3, "model": model.state_dict(), "optimizer": optimizer.state_dict()}``)
 is its arrays plus a JSON description of the containers and numbers around them, as much as
 ``torch.load(weights_only=True)`` accepts.
+
+Tensors that share memory (``x``, ``x.t()``, ``x[1:, ::2]``) are saved as one block of bytes
+with each tensor's place in it, and load sharing it again with their strides, as ``torch.load``
+gives them back ("saving and loading tensors preserves views"). The block is the bytes they
+span, not the whole array they are views of (``torch.save`` writes the whole storage): a row of
+a large array saved alone saves its own values, not its neighbours'.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ _TENSOR_DTYPES = {d.numpy for d in _dtypes.ALL}
 _STRUCTURE = "__structure__"
 
 
-def _encode(value, arrays: list, seen: dict, depth: int = 0):
-    """A JSON description of ``value``; its tensors and arrays appended to ``arrays``, each once
-    (``seen``: by identity, so that tied weights stay one tensor, as ``torch.load`` keeps them)."""
+def _encode(value, arrays: list, seen: dict, tensors: list, depth: int = 0):
+    """A JSON description of ``value``; its arrays appended to ``arrays`` and its tensors to
+    ``tensors`` as ``(node, data)``, the node's place filled in by ``_place_tensors``; each
+    once (``seen``: by identity, so that tied weights stay one tensor, as ``torch.load`` keeps
+    them)."""
     if depth > _DEPTH:
         raise ValueError(f"cannot save containers nested more than {_DEPTH} deep")
     if isinstance(value, (Tensor, np.ndarray, np.generic)):
@@ -39,15 +47,24 @@ def _encode(value, arrays: list, seen: dict, depth: int = 0):
         )
         key = (id(value), kind)
         if key not in seen:
-            seen[key] = (len(arrays), value)  # (the value held: its id stays its own)
-            arrays.append(data)
-        return {kind: seen[key][0]}
+            if isinstance(value, Tensor):
+                node = {kind: None}
+                tensors.append((node, data))
+            else:
+                node = {kind: len(arrays)}
+                arrays.append(data)
+            seen[key] = (node, value)  # (the value held: its id stays its own)
+        return seen[key][0]
     if value is None or isinstance(value, (bool, int, float, str)):
         return {"value": value}
     if isinstance(value, (list, tuple)):  # subclasses (a Size, a namedtuple) as plain ones
-        return {"tuple" if isinstance(value, tuple) else "list": [_encode(v, arrays, seen, depth + 1) for v in value]}
+        items = [_encode(v, arrays, seen, tensors, depth + 1) for v in value]
+        return {"tuple" if isinstance(value, tuple) else "list": items}
     if isinstance(value, dict):
-        items = [[_encode(k, arrays, seen, depth + 1), _encode(v, arrays, seen, depth + 1)] for k, v in value.items()]
+        items = [
+            [_encode(k, arrays, seen, tensors, depth + 1), _encode(v, arrays, seen, tensors, depth + 1)]
+            for k, v in value.items()
+        ]
         return {"ordered" if isinstance(value, OrderedDict) else "dict": items}
     raise TypeError(
         f"cannot save {type(value).__name__}: tapegrad.save writes tensors, arrays, numbers, strings and None, "
@@ -56,6 +73,78 @@ def _encode(value, arrays: list, seen: dict, depth: int = 0):
 
 
 _DEPTH = 200  # containers nested deeper are refused on save and reported damaged on load
+
+
+def _owner(data: np.ndarray) -> np.ndarray | None:
+    """The array whose memory ``data`` views, as flat bytes; None where that memory is not one
+    contiguous block (then ``data`` is saved as a copy of its own)."""
+    owner = data
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if not (owner.flags.c_contiguous or owner.flags.f_contiguous):
+        return None
+    return owner.reshape(-1, order="A").view(np.uint8)  # (no copy: contiguous in one order or the other)
+
+
+def _address(data: np.ndarray) -> int:
+    return data.__array_interface__["data"][0]
+
+
+def _span(data: np.ndarray) -> tuple:
+    """The bytes ``[start, stop)`` the elements of a non-empty ``data`` lie in."""
+    start = stop = _address(data)
+    for extent, stride in zip(data.shape, data.strides):
+        if stride < 0:
+            start += (extent - 1) * stride
+        else:
+            stop += (extent - 1) * stride
+    return start, stop + data.itemsize
+
+
+def _alone_as_copy(data: np.ndarray) -> bool:
+    """Whether a tensor sharing memory with no other saved one is saved as a copy of its values:
+    when C-contiguous, or when the bytes it spans are more than twice its own (a column of a
+    large matrix: its strides are not worth the rows around it). A transposed or permuted one
+    keeps its strides, as ``torch.load`` gives them."""
+    start, stop = _span(data)
+    return data.flags.c_contiguous or stop - start > 2 * data.nbytes
+
+
+def _place_tensors(tensors: list, arrays: list) -> None:
+    """Fill in each tensor node of ``_encode``: ``{kind: array index}`` for a contiguous tensor
+    sharing memory with no other saved one (a copy of its values), else ``{"view": [number,
+    storage index, kind, dtype, byte offset, shape, byte strides]}``, its memory saved once with
+    that of the others sharing it, as the bytes they span together."""
+    groups: dict = {}
+    views = 0
+    for node, data in tensors:
+        owner = _owner(data) if data.size else None
+        key = ("own", id(node)) if owner is None else ("owner", _address(owner), owner.size)
+        groups.setdefault(key, (owner, []))[1].append((node, data))
+    for owner, members in groups.values():
+        if owner is None or (len(members) == 1 and _alone_as_copy(members[0][1])):
+            for node, data in members:
+                node[next(iter(node))] = len(arrays)
+                arrays.append(data)
+            continue
+        spans = [_span(data) for _, data in members]
+        start, stop = min(a for a, _ in spans), max(b for _, b in spans)
+        base = _address(owner)
+        if start < base or stop > base + owner.size:  # (two arrays over one foreign buffer: copies)
+            for node, data in members:
+                node[next(iter(node))] = len(arrays)
+                arrays.append(data)
+            continue
+        storage = len(arrays)
+        arrays.append(owner[start - base : stop - base])
+        for node, data in members:
+            ((kind, _),) = node.items()
+            node.clear()
+            # Numbered: two tensors of one geometry load as two, one saved twice as one.
+            views += 1
+            offset = _address(data) - start
+            node["view"] = [views, storage, kind, data.dtype.str, offset, list(data.shape), list(data.strides)]
+
 
 # A tensor's kind in the file: what ``torch.load`` gives back besides its values. A checkpoint's
 # tensors that required grad loaded without it, and its Parameters as plain tensors, so that
@@ -115,6 +204,11 @@ def _decode(node, archive, loaded: dict, depth: int = 0):
             else:
                 loaded[key] = data if kind == "array" else data[()]
         return loaded[key]
+    if kind == "view":
+        key = ("view", _view_number(content))
+        if key not in loaded:
+            loaded[key] = _view(content, archive, loaded)
+        return loaded[key]
     if kind == "value" and (content is None or isinstance(content, (bool, int, float, str))):
         return content
     if kind in ("list", "tuple") and isinstance(content, list):
@@ -135,20 +229,72 @@ def _decode(node, archive, loaded: dict, depth: int = 0):
     raise ValueError(f"not a file tapegrad.save wrote: unknown entry {kind!r}")
 
 
+def _view_number(content) -> int:
+    if not isinstance(content, list) or len(content) != 7 or type(content[0]) is not int:
+        raise ValueError("not a file tapegrad.save wrote: its structure is damaged")
+    return content[0]
+
+
+def _view(content: list, archive, loaded: dict) -> Tensor:
+    """A tensor ``_place_tensors`` saved as a place in a block of bytes, sharing that block with
+    the others loaded from it (read once). Every field is checked: a file cannot make a tensor
+    reach past its block, nor have a dtype no tensor has."""
+    _, storage, kind, dtype, offset, shape, strides = content
+    name = str(storage)
+    if (
+        type(storage) is not int
+        or name not in archive.files
+        or kind not in _TENSOR_KINDS
+        or not isinstance(dtype, str)
+        or type(offset) is not int
+        or not isinstance(shape, list)
+        or not isinstance(strides, list)
+        or len(shape) != len(strides)
+        or not all(type(v) is int for v in shape + strides)
+    ):
+        raise ValueError("not a file tapegrad.save wrote: its structure is damaged")
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise ValueError("not a file tapegrad.save wrote: its structure is damaged") from None
+    if dtype.newbyteorder("=") not in _TENSOR_DTYPES or (_TENSOR_KINDS[kind][0] and dtype.kind not in "fc"):
+        raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {dtype}")
+    key = (name, "storage")
+    if key not in loaded:
+        block = archive[name]
+        if block.dtype != np.uint8 or block.ndim != 1:
+            raise ValueError("not a file tapegrad.save wrote: a block of bytes that is not one")
+        loaded[key] = block.copy()
+    if offset % dtype.itemsize or any(stride % dtype.itemsize for stride in strides):
+        raise ValueError("not a file tapegrad.save wrote: its structure is damaged")  # (misaligned)
+    try:
+        data = np.ndarray(tuple(shape), dtype, buffer=loaded[key], offset=offset, strides=tuple(strides))
+    except (TypeError, ValueError):
+        raise ValueError("not a file tapegrad.save wrote: a tensor reaching past its bytes") from None
+    if not dtype.isnative:  # (a file from a machine of the other byte order: a copy of its own)
+        data = data.astype(dtype.newbyteorder("="))
+    return _tensor_of(data, kind)
+
+
 def save(obj, f) -> None:
     """Save ``obj`` to ``f`` (a path or a binary file); follows ``torch.save``.
 
     ``obj`` is a tensor, a state dict, or any nesting (up to 200 deep) of dicts, lists and
     tuples of tensors, numpy arrays, numbers, strings and None: a training checkpoint. A tensor
-    saved twice (tied weights) loads as one; a tensor that requires grad loads as a leaf that
-    does, and an ``nn.Parameter`` as one, as with ``torch.load``. Raises ``TypeError`` for anything else (a module, a
-    function, an array of objects): it would need a pickle, which tapegrad never writes."""
-    if isinstance(obj, Tensor) and _tensor_kind(obj) == "tensor":
+    saved twice (tied weights) loads as one, and tensors sharing memory (views of one another)
+    load sharing it, with their strides; a tensor that requires grad loads as a leaf that does,
+    and an ``nn.Parameter`` as one, as with ``torch.load``. Raises ``TypeError`` for anything
+    else (a module, a function, an array of objects): it would need a pickle, which tapegrad
+    never writes."""
+    if isinstance(obj, Tensor) and _tensor_kind(obj) == "tensor" and _alone_as_copy(obj._data):
         guard_reads("tapegrad.save()", obj)
         arrays = {_SINGLE: obj._data}
     else:
         listed: list = []
-        structure = json.dumps(_encode(obj, listed, {}))
+        tensors: list = []
+        tree = _encode(obj, listed, {}, tensors)
+        _place_tensors(tensors, listed)
+        structure = json.dumps(tree)
         arrays = {str(index): array for index, array in enumerate(listed)}
         arrays[_STRUCTURE] = np.array(structure)
     if isinstance(f, (str, os.PathLike)) and not os.fspath(f).endswith(".npz"):

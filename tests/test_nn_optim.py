@@ -488,3 +488,89 @@ def test_batch_norm_without_running_statistics_uses_the_batch_in_eval():
     bn.eval()
     out = bn(tg.tensor([[1.0, 2.0], [3.0, 5.0]]))
     np.testing.assert_allclose(out.detach().numpy(), [[-1.0, -1.0], [1.0, 1.0]], atol=1e-5)
+
+
+def _views_saved(m, path):
+    """Tensors sharing memory, saved together: what loads back shares it again, with strides."""
+    x = m.arange(24.0, dtype=m.float64).reshape(4, 6)
+    w = m.ones(3, 2, requires_grad=True)
+    m.save(
+        {
+            "a": x,
+            "b": x.t(),
+            "c": x[1:, ::2],
+            "d": x[2],
+            "e": x[1:3, 2:].reshape(-1),
+            "w": w,
+            "wt": w.t(),
+            "again": x.t(),
+        },
+        path,
+    )
+    back = m.load(path)
+    geometry = {k: (tuple(v.shape), tuple(v.stride()), v.requires_grad) for k, v in back.items()}
+    back["a"][2, 4] = -1.0  # one element, seen through every view of it
+    seen = {k: v.detach().numpy().copy().tolist() for k, v in back.items()}
+    return geometry, seen
+
+
+def test_save_keeps_tensors_that_share_memory_sharing_it(tmp_path):
+    """As torch.load ("saving and loading tensors preserves views"): views saved together load
+    as tensors sharing one block, with their shapes and strides; a change through one is seen
+    through the others. tapegrad.save copied each, so they loaded apart (and ``x.t()`` as
+    contiguous)."""
+    geometry, seen = _views_saved(tg, tmp_path / "views.pt")
+    assert geometry["b"] == ((6, 4), (1, 6), False) and geometry["c"] == ((3, 3), (6, 2), False)
+    assert geometry["wt"] == ((2, 3), (1, 2), True)
+    assert seen["b"][4][2] == seen["c"][1][2] == seen["d"][4] == seen["again"][4][2] == -1.0
+    expected = np.arange(24.0).reshape(4, 6)
+    expected[2, 4] = -1.0
+    assert seen["a"] == expected.tolist()
+    assert seen["e"] == np.arange(24.0).reshape(4, 6)[1:3, 2:].reshape(-1).tolist()  # a copy: shares nothing
+    back = tg.load(tmp_path / "views.pt")
+    assert back["b"] is not back["again"]  # two tensors of one geometry load as two
+    torch = pytest.importorskip("torch")
+    assert (geometry, seen) == _views_saved(torch, tmp_path / "torch.pt")
+
+
+def test_a_view_saved_alone_saves_its_own_bytes_only(tmp_path):
+    """A row or a column of a large array saved alone saves its own values, not the array
+    around it (torch.save writes the whole storage); a transposed view alone keeps its strides.
+    Saved together, a row and a column share the bytes between them, as they share memory."""
+    big = tg.arange(1e6, dtype=tg.float64).reshape(1000, 1000)
+    for name, view in (("row", big[3]), ("column", big[:, 5])):
+        tg.save({name: view}, tmp_path / f"{name}.pt")
+        assert (tmp_path / f"{name}.pt").stat().st_size < 100_000
+        assert tg.load(tmp_path / f"{name}.pt")[name].tolist() == view.tolist()
+    tg.save(big[:2, :3].t(), tmp_path / "corner.pt")
+    corner = tg.load(tmp_path / "corner.pt")
+    assert corner.is_contiguous() and corner.tolist() == big[:2, :3].t().tolist()  # its 6 values, not 1003
+    tg.save(big.t(), tmp_path / "alone.pt")
+    alone = tg.load(tmp_path / "alone.pt")
+    assert alone.stride() == (1, 1000) and bool((alone == big.t()).all())
+    tg.save({"row": big[3], "column": big[:, 5]}, tmp_path / "both.pt")
+    both = tg.load(tmp_path / "both.pt")
+    both["row"][5] = -1.0
+    assert both["column"][3].item() == -1.0
+
+
+@pytest.mark.parametrize(
+    ("view", "message"),
+    [
+        ([1, 0, "tensor", "<f8", 0, [5], [8]], "reaching past its bytes"),  # 40 bytes from a block of 32
+        ([1, 0, "tensor", "<f8", -8, [2], [8]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", 0, [2], [-8]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", 4, [2], [8]], "damaged"),  # misaligned
+        ([1, 0, "tensor", "<U1", 0, [2], [4]], "a tensor of dtype"),
+        ([1, 0, "grad_tensor", "<i8", 0, [2], [8]], "a tensor of dtype"),
+        ([1, 0, "tensor", "<f8", 0, [2], [8, 8]], "damaged"),
+        ([1, 7, "tensor", "<f8", 0, [2], [8]], "damaged"),
+    ],
+)
+def test_load_refuses_a_view_that_is_not_one(tmp_path, view, message):
+    import json
+
+    path = tmp_path / "crafted.npz"
+    np.savez(path, **{"0": np.zeros(32, np.uint8), "__structure__": np.array(json.dumps({"view": view}))})
+    with pytest.raises(ValueError, match=message):
+        tg.load(path)
