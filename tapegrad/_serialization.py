@@ -16,6 +16,7 @@ a large array saved alone saves its own values, not its neighbours'.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import OrderedDict
 
@@ -101,6 +102,13 @@ def _span(data: np.ndarray) -> tuple:
     return start, stop + data.itemsize
 
 
+def _aligned(data: np.ndarray, start: int) -> bool:
+    """Whether ``data`` lies at whole elements from ``start``, with strides of whole elements
+    (what a load accepts: a block's tensors aligned as the block is)."""
+    size = data.itemsize
+    return (_address(data) - start) % size == 0 and all(stride % size == 0 for stride in data.strides)
+
+
 def _alone_as_copy(data: np.ndarray) -> bool:
     """Whether a tensor sharing memory with no other saved one is saved as a copy of its values:
     when C-contiguous, or when the bytes it spans are more than twice its own (a column of a
@@ -130,7 +138,11 @@ def _place_tensors(tensors: list, arrays: list) -> None:
         spans = [_span(data) for _, data in members]
         start, stop = min(a for a, _ in spans), max(b for _, b in spans)
         base = _address(owner)
-        if start < base or stop > base + owner.size:  # (two arrays over one foreign buffer: copies)
+        if (
+            start < base
+            or stop > base + owner.size  # (two arrays over one foreign buffer)
+            or not all(_aligned(data, start) for _, data in members)  # (a field of a structured array)
+        ):  # copies, as a load could not place them
             for node, data in members:
                 node[next(iter(node))] = len(arrays)
                 arrays.append(data)
@@ -237,43 +249,56 @@ def _view_number(content) -> int:
 
 def _view(content: list, archive, loaded: dict) -> Tensor:
     """A tensor ``_place_tensors`` saved as a place in a block of bytes, sharing that block with
-    the others loaded from it (read once). Every field is checked: a file cannot make a tensor
-    reach past its block, nor have a dtype no tensor has."""
+    the others loaded from it (read once). Every field is checked, its bounds in Python's exact
+    integers (numpy's own check multiplies in 64 bits, and a stride of 2**61 wrapped past it): a
+    file cannot make a tensor reach past its block, nor have a dtype no tensor has."""
     _, storage, kind, dtype, offset, shape, strides = content
     name = str(storage)
     if (
         type(storage) is not int
         or name not in archive.files
+        or not isinstance(kind, str)
         or kind not in _TENSOR_KINDS
         or not isinstance(dtype, str)
         or type(offset) is not int
         or not isinstance(shape, list)
         or not isinstance(strides, list)
         or len(shape) != len(strides)
+        or len(shape) > 64
         or not all(type(v) is int for v in shape + strides)
+        or any(extent < 0 for extent in shape)
     ):
         raise ValueError("not a file tapegrad.save wrote: its structure is damaged")
-    try:
-        dtype = np.dtype(dtype)
-    except (TypeError, ValueError):
-        raise ValueError("not a file tapegrad.save wrote: its structure is damaged") from None
-    if dtype.newbyteorder("=") not in _TENSOR_DTYPES or (_TENSOR_KINDS[kind][0] and dtype.kind not in "fc"):
-        raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {dtype}")
+    dtype = _VIEW_DTYPES.get(dtype)
+    if dtype is None or (_TENSOR_KINDS[kind][0] and dtype.kind not in "fc"):
+        raise ValueError(f"not a file tapegrad.save wrote: a tensor of dtype {content[3]}")
     key = (name, "storage")
     if key not in loaded:
         block = archive[name]
         if block.dtype != np.uint8 or block.ndim != 1:
             raise ValueError("not a file tapegrad.save wrote: a block of bytes that is not one")
         loaded[key] = block.copy()
+    block = loaded[key]
     if offset % dtype.itemsize or any(stride % dtype.itemsize for stride in strides):
         raise ValueError("not a file tapegrad.save wrote: its structure is damaged")  # (misaligned)
-    try:
-        data = np.ndarray(tuple(shape), dtype, buffer=loaded[key], offset=offset, strides=tuple(strides))
-    except (TypeError, ValueError):
-        raise ValueError("not a file tapegrad.save wrote: a tensor reaching past its bytes") from None
+    numel = math.prod(shape)
+    if numel:
+        first = offset + sum((extent - 1) * stride for extent, stride in zip(shape, strides) if stride < 0)
+        last = offset + sum((extent - 1) * stride for extent, stride in zip(shape, strides) if stride > 0)
+        if first < 0 or last + dtype.itemsize > len(block) or numel >= 1 << 62:
+            raise ValueError("not a file tapegrad.save wrote: a tensor reaching past its bytes")
+    elif not 0 <= offset <= len(block):
+        raise ValueError("not a file tapegrad.save wrote: a tensor reaching past its bytes")
+    data = np.ndarray(tuple(shape), dtype, buffer=block, offset=offset, strides=tuple(strides))
     if not dtype.isnative:  # (a file from a machine of the other byte order: a copy of its own)
         data = data.astype(dtype.newbyteorder("="))
+    elif any(stride == 0 and extent > 1 for extent, stride in zip(shape, strides)):
+        data.flags.writeable = False  # an expanded tensor, which refuses changes in place (``expand``)
     return _tensor_of(data, kind)
+
+
+# The dtypes a view's entry may name, in either byte order, by the string ``dtype.str`` gives.
+_VIEW_DTYPES = {dtype.newbyteorder(order).str: dtype.newbyteorder(order) for dtype in _TENSOR_DTYPES for order in "<>"}
 
 
 def save(obj, f) -> None:

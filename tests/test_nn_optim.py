@@ -565,6 +565,18 @@ def test_a_view_saved_alone_saves_its_own_bytes_only(tmp_path):
         ([1, 0, "grad_tensor", "<i8", 0, [2], [8]], "a tensor of dtype"),
         ([1, 0, "tensor", "<f8", 0, [2], [8, 8]], "damaged"),
         ([1, 7, "tensor", "<f8", 0, [2], [8]], "damaged"),
+        # Found by a review: numpy's own bounds check multiplies in 64 bits, and these wrapped
+        # past it (reading and writing the heap past the block; a crash).
+        ([1, 0, "tensor", "|u1", 0, [2**61 + 1], [8]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", 0, [2**59 + 1], [32]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", 0, [3], [-(2**63) + 8]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", 2**63, [1], [8]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", -(2**63) - 8, [1], [8]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", 0, [2**62, 2**2], [0, 0]], "reaching past its bytes"),
+        ([1, 0, "tensor", "<f8", 0, [-2], [8]], "damaged"),
+        ([1, 0, "tensor", "f8,(", 0, [2], [8]], "a tensor of dtype"),
+        ([1, 0, "tensor", "T", 0, [2], [8]], "a tensor of dtype"),
+        ([1, 0, ["tensor"], "<f8", 0, [2], [8]], "damaged"),
     ],
 )
 def test_load_refuses_a_view_that_is_not_one(tmp_path, view, message):
@@ -574,3 +586,34 @@ def test_load_refuses_a_view_that_is_not_one(tmp_path, view, message):
     np.savez(path, **{"0": np.zeros(32, np.uint8), "__structure__": np.array(json.dumps({"view": view}))})
     with pytest.raises(ValueError, match=message):
         tg.load(path)
+
+
+def test_tensors_a_load_could_not_place_are_saved_as_copies(tmp_path):
+    """Found by a review: memory shared at an offset that is not a whole number of elements (a
+    field of a structured array; arrays over one buffer a byte apart) was saved as views a load
+    then refused as damaged. Such tensors are saved as copies, and load."""
+    record = np.zeros(4, dtype=[("a", np.float64), ("b", np.int16)])
+    record["a"] = [1.0, 2.0, 3.0, 4.0]
+    field = tg.from_numpy(record["a"])
+    buffer = bytearray(80)
+    first = tg.from_numpy(np.frombuffer(buffer, np.float64, count=4))
+    shifted = tg.from_numpy(np.frombuffer(buffer, np.float64, count=4, offset=1))
+    tg.save({"field": field, "first": first, "shifted": shifted}, tmp_path / "odd.pt")
+    back = tg.load(tmp_path / "odd.pt")
+    assert back["field"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert back["first"].tolist() == first.tolist() and back["shifted"].tolist() == shifted.tolist()
+
+
+def test_a_loaded_expanded_tensor_refuses_changes_in_place(tmp_path):
+    """Found by a review: a tensor of zero strides loaded writable, so ``add_`` changed every
+    element it repeats, where tapegrad (and PyTorch) refuse it on the expanded tensor."""
+    x = tg.arange(3.0)
+    tg.save({"x": x, "wide": x.expand(4, 3)}, tmp_path / "wide.pt")
+    back = tg.load(tmp_path / "wide.pt")
+    with pytest.raises(RuntimeError) as loaded_error:
+        back["wide"].add_(1)
+    with pytest.raises(RuntimeError) as original_error:
+        x.expand(4, 3).add_(1)
+    assert str(loaded_error.value) == str(original_error.value)
+    back["x"].add_(1)  # its source stays writable, and the expanded tensor follows it
+    assert back["wide"].tolist() == [[1.0, 2.0, 3.0]] * 4
