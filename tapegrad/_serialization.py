@@ -114,8 +114,10 @@ def _alone_as_copy(data: np.ndarray) -> bool:
     when C-contiguous, or when the bytes it spans are more than twice its own (a column of a
     large matrix: its strides are not worth the rows around it). A transposed or permuted one
     keeps its strides, as ``torch.load`` gives them."""
+    if data.flags.c_contiguous:
+        return True
     start, stop = _span(data)
-    return data.flags.c_contiguous or stop - start > 2 * data.nbytes
+    return stop - start > 2 * data.nbytes
 
 
 def _place_tensors(tensors: list, arrays: list) -> None:
@@ -129,11 +131,15 @@ def _place_tensors(tensors: list, arrays: list) -> None:
         owner = _owner(data) if data.size else None
         key = ("own", id(node)) if owner is None else ("owner", _address(owner), owner.size)
         groups.setdefault(key, (owner, []))[1].append((node, data))
+
+    def as_copies(members: list) -> None:
+        for node, data in members:
+            node[next(iter(node))] = len(arrays)
+            arrays.append(data)
+
     for owner, members in groups.values():
         if owner is None or (len(members) == 1 and _alone_as_copy(members[0][1])):
-            for node, data in members:
-                node[next(iter(node))] = len(arrays)
-                arrays.append(data)
+            as_copies(members)
             continue
         spans = [_span(data) for _, data in members]
         start, stop = min(a for a, _ in spans), max(b for _, b in spans)
@@ -142,10 +148,8 @@ def _place_tensors(tensors: list, arrays: list) -> None:
             start < base
             or stop > base + owner.size  # (two arrays over one foreign buffer)
             or not all(_aligned(data, start) for _, data in members)  # (a field of a structured array)
-        ):  # copies, as a load could not place them
-            for node, data in members:
-                node[next(iter(node))] = len(arrays)
-                arrays.append(data)
+        ):
+            as_copies(members)  # (a load could not place them)
             continue
         storage = len(arrays)
         arrays.append(owner[start - base : stop - base])
