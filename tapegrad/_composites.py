@@ -781,9 +781,15 @@ def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     promoted = _dtypes.from_numpy_dtype(_result_type(input, other))
     if promoted.is_floating_point and (input.dtype != promoted or other.dtype != promoted):
         input, other = input.to(promoted), other.to(promoted)  # noqa: A001 - a bool other: 0 or 1, as PyTorch's
-    # Equal inputs (two equal infinities too) differ by 0, not by inf - inf
-    difference = where(input == other, 0.0, input - other)
-    return input.maximum(other) + (-difference.abs()).exp().log1p()
+    # Two equal infinities differ by 0, not by inf - inf
+    difference = where((input == other) & input.isinf(), 0.0, input - other)
+    # The larger input plus log1p(exp(-|difference|)), each side whole: where input >= other,
+    # input + log1p(exp(other - input)), which is logaddexp itself there, so that its
+    # derivatives of every order are logaddexp's up to a tie. Through maximum and abs, which
+    # split a tie, the second derivative there came out 0 (sign(0) squared) instead of 1/4.
+    larger = input >= other
+    below = where(larger, -difference, difference)  # -|difference|, the side's sign even at a tie
+    return name_node(where(larger, input, other) + below.exp().log1p(), "LogaddexpBackward0")
 
 
 def atan2(input, other) -> Tensor:  # noqa: A002

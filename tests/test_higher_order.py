@@ -514,3 +514,27 @@ def test_second_order_gradients_reach_the_leaves_below_activations():
     theirs = _second_order_leaves(torch)
     for got, want in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def _logaddexp_derivatives(m, a0: float, b0: float):
+    a = m.tensor(a0, dtype=m.float64, requires_grad=True)
+    b = m.tensor(b0, dtype=m.float64, requires_grad=True)
+    ga, gb = m.autograd.grad(m.logaddexp(a, b), (a, b), create_graph=True)
+    haa, hab = m.autograd.grad(ga, (a, b))
+    return [ga.item(), gb.item(), haa.item(), hab.item()]
+
+
+@pytest.mark.parametrize(("a0", "b0"), [(0.5, 0.5), (-3.0, -3.0), (1.0, 2.0), (3.0, -1.0), (0.0, 1e-9)])
+def test_logaddexp_has_its_derivatives_at_a_tie(a0, b0):
+    """Found by a review: through ``maximum`` and ``abs``, which split a tie, logaddexp's second
+    derivative at equal inputs was 0 (sign(0) squared) instead of 1/4, and logcumsumexp's of
+    equal elements with it. Checked against the closed forms, s(1 - s) with s the sigmoid of
+    a - b, and against PyTorch."""
+    s = 1 / (1 + np.exp(b0 - a0))
+    np.testing.assert_allclose(_logaddexp_derivatives(tg, a0, b0), [s, 1 - s, s * (1 - s), -s * (1 - s)], rtol=1e-12)
+    x = tg.tensor([0.5, 0.5], dtype=tg.float64, requires_grad=True)
+    (g,) = tg.autograd.grad(tg.logcumsumexp(x, 0)[1], x, create_graph=True)
+    (h,) = tg.autograd.grad(g[0], x)
+    np.testing.assert_allclose(h.tolist(), [0.25, -0.25], rtol=1e-12)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(_logaddexp_derivatives(tg, a0, b0), _logaddexp_derivatives(torch, a0, b0), rtol=1e-12)
