@@ -753,3 +753,39 @@ def test_autograd_grad_stops_at_a_function_output_it_wants():
     assert ours[0] == [] and ours[1] == ["backward"]  # run only when something below is wanted
     torch = pytest.importorskip("torch")
     assert ours == _grad_to_output(torch)
+
+
+def _dirty_saved_second_derivative(m, square: bool):
+    """PyTorch's in-place Function pattern (``mark_dirty`` docs): forward changes x in place,
+    marks it dirty and saves it, which saves the output; the second derivative then reads it."""
+
+    class InPlace(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.mul_(x) if square else x.exp_()
+            ctx.mark_dirty(x)
+            ctx.save_for_backward(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * 2 * y.sqrt() if square else g * y
+
+    x0 = m.tensor([0.5, 1.0, 2.0], dtype=m.float64, requires_grad=True)
+    (g,) = m.autograd.grad(InPlace.apply(x0 * 1).sum(), x0, create_graph=True)
+    (h,) = m.autograd.grad(g.sum(), x0)
+    return g.tolist(), h.tolist()
+
+
+@pytest.mark.parametrize("square", [False, True])
+def test_a_dirty_tensor_saved_by_forward_is_its_output_in_a_double_backward(square):
+    """Found by a review: the saved tensor was found as the call's input (the same object) and
+    stood, in a double backward, at the row from before the change: exp_'s second derivative
+    came out 1, x * x's 1 / x."""
+    x = np.array([0.5, 1.0, 2.0])
+    expected = (2 * x, [2.0] * 3) if square else (np.exp(x), np.exp(x))
+    got = _dirty_saved_second_derivative(tg, square)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(got, _dirty_saved_second_derivative(torch, square), rtol=1e-12)

@@ -291,7 +291,7 @@ def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple
         recorded.append(
             _as_output(value, inputs, tape, row, (number, function.__name__), ctx._dirty) if differentiable else value
         )
-    ctx._sources = tuple(_source(saved, inputs, outputs) for saved in ctx._saved_objects)
+    ctx._sources = tuple(_source(saved, inputs, outputs, ctx._dirty) for saved in ctx._saved_objects)
     ctx._saved_objects = ()
     rows = [spec[0] for spec in output_specs if spec is not None and spec[0] >= 0]
     if rows:
@@ -301,9 +301,15 @@ def _record_call(function: type, ctx: FunctionCtx, inputs: tuple, outputs: tuple
     return tuple(recorded)
 
 
-def _source(saved, inputs: tuple, outputs: tuple):
-    """Which input or output of the call a saved tensor is, or None (an intermediate, a constant)."""
-    for kind, values in (("input", inputs), ("output", outputs)):
+def _source(saved, inputs: tuple, outputs: tuple, dirty: tuple = ()):
+    """Which input or output of the call a saved tensor is, or None (an intermediate, a constant).
+    A tensor ``forward`` changed in place and marked dirty is both: what it saved of it is the
+    output, the value after the change (found as the input, a double backward differentiated
+    the history before the change)."""
+    order = (("input", inputs), ("output", outputs))
+    if any(saved is tensor for tensor in dirty):
+        order = order[::-1]
+    for kind, values in order:
         for index, value in enumerate(values):
             if value is saved and saved is not None:
                 return kind, index
