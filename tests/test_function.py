@@ -789,3 +789,24 @@ def test_a_dirty_tensor_saved_by_forward_is_its_output_in_a_double_backward(squa
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     torch = pytest.importorskip("torch")
     np.testing.assert_allclose(got, _dirty_saved_second_derivative(torch, square), rtol=1e-12)
+
+
+def test_save_for_forward_is_kept_and_reverse_mode_runs():
+    """Found by a review: a Function written for PyTorch's forward mode, which calls
+    ``ctx.save_for_forward`` in ``forward``, failed with AttributeError even for ``.backward()``."""
+
+    class Sin(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            ctx.save_for_forward(x)
+            return x.sin()
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * x.cos()
+
+    x = tg.tensor([0.5, 1.0], dtype=tg.float64, requires_grad=True)
+    Sin.apply(x).sum().backward()
+    np.testing.assert_allclose(x.grad.tolist(), np.cos([0.5, 1.0]), rtol=1e-15)

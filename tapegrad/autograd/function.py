@@ -100,6 +100,13 @@ class FunctionCtx:
         """These outputs will not require grad; ``backward`` still receives (zero) gradients for them."""
         self._non_differentiable = tensors
 
+    def save_for_forward(self, *tensors) -> None:
+        """Tensors for the Function's ``jvp`` (forward mode), kept as PyTorch keeps them. tapegrad
+        has no forward mode (its ``jacfwd`` and ``jvp`` run reverse sweeps) and never calls
+        ``jvp``: a Function that saves for it runs its reverse mode as in PyTorch, where this
+        was an ``AttributeError``. Follows ``FunctionCtx.save_for_forward``."""
+        self.saved_for_forward = tensors
+
     def mark_dirty(self, *tensors) -> None:
         """These inputs were changed in place by ``forward``, which returns them: each output
         is then that tensor itself, its history now this call (PyTorch's ``mark_dirty``)."""
