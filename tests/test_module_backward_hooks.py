@@ -238,3 +238,15 @@ def test_hooks_refuse_to_be_recorded():
     model.register_full_backward_hook(lambda module, grad_input, grad_output: (grad_input[0] * 100,))
     with pytest.raises(NotImplementedError, match="BackwardHookFunction cannot be recorded"):
         tg.record(lambda x: model(x).sum(), tg.ones(1, 2))
+
+
+@pytest.mark.parametrize("register", ["register_full_backward_hook", "register_full_backward_pre_hook"])
+def test_full_backward_hooks_take_prepend(register):
+    """Found by a review: ``prepend=`` (PyTorch's keyword on both) raised TypeError. A hook
+    registered with it runs before the ones registered so far."""
+    order = []
+    layer = tg.nn.Linear(2, 2)
+    getattr(layer, register)(lambda module, *grads: order.append("first"))
+    getattr(layer, register)(lambda module, *grads: order.append("prepended"), prepend=True)
+    layer(tg.ones(1, 2, requires_grad=True)).sum().backward()
+    assert order == ["prepended", "first"]

@@ -425,23 +425,25 @@ class Module:
             object.__setattr__(self, name, set())
         return self.__dict__[name]
 
-    def register_full_backward_hook(self, hook):
+    def register_full_backward_hook(self, hook, prepend: bool = False):
         """``hook(module, grad_input, grad_output)`` once the gradients with respect to the
         module's tensor inputs are computed (None for an input without grad); a returned tuple
-        replaces ``grad_input``. Follows ``torch.nn.Module.register_full_backward_hook`` (see
-        ``nn/_backward_hooks.py`` for the one difference: with several inputs taking a
-        gradient, only the first positional one's can be replaced)."""
+        replaces ``grad_input``. ``prepend``: before the hooks registered so far. Follows
+        ``torch.nn.Module.register_full_backward_hook`` (see ``nn/_backward_hooks.py`` for the
+        one difference: with several inputs taking a gradient, only the first positional one's
+        can be replaced)."""
         if "_backward_hooks" not in self.__dict__:
             object.__setattr__(self, "_backward_hooks", OrderedDict())
-        return _HookHandle(self._backward_hooks, hook)
+        return self._hook(self._backward_hooks, hook, prepend, False)
 
-    def register_full_backward_pre_hook(self, hook):
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False):
         """``hook(module, grad_output)`` once the gradients with respect to the module's
         outputs are computed, before those with respect to its inputs; a returned tuple
-        replaces ``grad_output``. Follows ``torch.nn.Module.register_full_backward_pre_hook``."""
+        replaces ``grad_output``. ``prepend``: before the hooks registered so far. Follows
+        ``torch.nn.Module.register_full_backward_pre_hook``."""
         if "_backward_pre_hooks" not in self.__dict__:
             object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
-        return _HookHandle(self._backward_pre_hooks, hook)
+        return self._hook(self._backward_pre_hooks, hook, prepend, False)
 
     # -- traversal ------------------------------------------------------------------------
 
