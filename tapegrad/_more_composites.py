@@ -353,11 +353,11 @@ def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # noqa: A002
     """``(values, indices)`` of the ``k``-th smallest element (1-based) along ``dim``, NaN the
     largest; the gradient to the element picked. Follows ``torch.kthvalue``; raises PyTorch's
-    ``IndexError`` for ``k`` out of range."""
+    ``RuntimeError`` for ``k`` out of range."""
     dim_ = _normalize_dim(dim, max(input.dim(), 1))
     extent = input.shape[dim_] if input.dim() else 1
     if not 1 <= k <= extent:
-        raise IndexError(f"kthvalue(): selected number k out of range for dimension {dim_}")
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim_}")
     return _picked(input, dim_, k - 1, keepdim, False, "kthvalue", return_types.kthvalue)
 
 

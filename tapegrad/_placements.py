@@ -59,8 +59,14 @@ def masked_scatter(input: Tensor, mask, source: Tensor) -> Tensor:  # noqa: A002
 
 def _index_put_(self, indices, values, accumulate: bool = False) -> Tensor:
     """``self[indices] = values`` in place (``accumulate``: added, repeated positions adding
-    up); follows ``torch.Tensor.index_put_``."""
+    up); follows ``torch.Tensor.index_put_``, and raises its ``RuntimeError`` for ``values`` of
+    another dtype (which ``self[indices] = values`` would cast)."""
     indices = tuple(indices)
+    if isinstance(values, Tensor) and values.dtype != self.dtype:
+        raise RuntimeError(
+            "Index put requires the source and destination dtypes match, got "
+            f"{self.dtype.type_name} for the destination and {values.dtype.type_name} for the source."
+        )
     if not accumulate:
         self[indices] = values
         return self

@@ -494,3 +494,14 @@ def test_strides_are_pytorchs(view):
         out = STRIDED_VIEWS[view](m.arange(6.0).reshape(2, 3))
         results[m.__name__] = (out.stride(), tuple(out.stride(d) for d in range(out.dim())), out.is_contiguous())
     assert results["tapegrad"] == results["torch"]
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_refuses_values_of_another_dtype_as_pytorch(accumulate):
+    """Found by a review: float32 values went into a float64 tensor, cast; PyTorch's
+    ``index_put_`` raises (``self[indices] = values`` casts in both)."""
+    target = tg.zeros(3, dtype=tg.float64)
+    message = "Index put requires the source and destination dtypes match, got Double for the destination and Float"
+    with pytest.raises(RuntimeError, match=message):
+        target.index_put_((tg.tensor([0, 0]),), tg.tensor([1.0, 2.0]), accumulate=accumulate)
+    assert target.tolist() == [0.0, 0.0, 0.0]
