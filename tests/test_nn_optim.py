@@ -617,3 +617,31 @@ def test_a_loaded_expanded_tensor_refuses_changes_in_place(tmp_path):
     assert str(loaded_error.value) == str(original_error.value)
     back["x"].add_(1)  # its source stays writable, and the expanded tensor follows it
     assert back["wide"].tolist() == [[1.0, 2.0, 3.0]] * 4
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("KLDivLoss", lambda m, a, b, s: (a, b)),
+        ("SoftMarginLoss", lambda m, a, b, s: (a[:, 0], s)),
+        ("HingeEmbeddingLoss", lambda m, a, b, s: (a[:, 0], s)),
+        ("MarginRankingLoss", lambda m, a, b, s: (a[:, 0], a[:, 1], s)),
+        ("CosineEmbeddingLoss", lambda m, a, b, s: (a, b, s)),
+        ("TripletMarginLoss", lambda m, a, b, s: (a, b, b * 2)),
+        ("PoissonNLLLoss", lambda m, a, b, s: (a, b)),
+    ],
+)
+def test_a_loss_built_with_size_average_reads_its_reduction_from_then_on(name, arguments):
+    """Found by a review: a loss module made with the deprecated ``size_average=False`` summed,
+    but said ``.reduction == "mean"``, and a ``.reduction`` set later was ignored. As PyTorch's
+    ``_Loss``, the legacy arguments become ``.reduction`` at construction."""
+    a = tg.tensor([[-1.0, -2.0], [-0.5, -3.0]], dtype=tg.float64)
+    b = tg.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=tg.float64)
+    s = tg.tensor([1.0, -1.0], dtype=tg.float64)
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
+        loss = getattr(tg.nn, name)(size_average=False)
+    assert loss.reduction == "sum"
+    summed = loss(*arguments(tg, a, b, s))
+    loss.reduction = "none"
+    each = loss(*arguments(tg, a, b, s))
+    assert each.dim() > 0 and abs(each.sum().item() - summed.item()) < 1e-12

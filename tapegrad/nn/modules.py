@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import warnings
@@ -1347,6 +1348,19 @@ def _loss_module(name: str, function, **defaults):
         return function(*inputs, **{key: getattr(self, key) for key in defaults})
 
     activation.forward = forward
+    if "size_average" in defaults:  # (with ``reduce`` and ``reduction``)
+        init = activation.__init__
+
+        @functools.wraps(init)
+        def legacy_init(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            # PyTorch's ``_Loss``: the deprecated size_average and reduce become ``reduction``,
+            # which the module reads from then on. Kept as given, they overrode a reduction set
+            # later, and ``.reduction`` said "mean" of a loss summed.
+            self.reduction = F._legacy_reduction(self.size_average, self.reduce, self.reduction)
+            self.size_average = self.reduce = None
+
+        activation.__init__ = legacy_init
     activation.__doc__ = f"``F.{function.__name__}`` as a module; follows ``torch.nn.{name}``."
     return activation
 
