@@ -91,15 +91,17 @@ def _address(data: np.ndarray) -> int:
     return data.__array_interface__["data"][0]
 
 
+def _bytes_spanned(start: int, shape, strides, itemsize: int) -> tuple:
+    """The bytes ``[first, stop)`` the elements of a non-empty array lie in, its first element
+    at byte ``start``: in Python's integers, which do not wrap (save's grouping and load's
+    bounds check both read it)."""
+    first = start + sum((extent - 1) * stride for extent, stride in zip(shape, strides) if stride < 0)
+    last = start + sum((extent - 1) * stride for extent, stride in zip(shape, strides) if stride > 0)
+    return first, last + itemsize
+
+
 def _span(data: np.ndarray) -> tuple:
-    """The bytes ``[start, stop)`` the elements of a non-empty ``data`` lie in."""
-    start = stop = _address(data)
-    for extent, stride in zip(data.shape, data.strides):
-        if stride < 0:
-            start += (extent - 1) * stride
-        else:
-            stop += (extent - 1) * stride
-    return start, stop + data.itemsize
+    return _bytes_spanned(_address(data), data.shape, data.strides, data.itemsize)
 
 
 def _aligned(data: np.ndarray, start: int) -> bool:
@@ -287,9 +289,8 @@ def _view(content: list, archive, loaded: dict) -> Tensor:
         raise ValueError("not a file tapegrad.save wrote: its structure is damaged")  # (misaligned)
     numel = math.prod(shape)
     if numel:
-        first = offset + sum((extent - 1) * stride for extent, stride in zip(shape, strides) if stride < 0)
-        last = offset + sum((extent - 1) * stride for extent, stride in zip(shape, strides) if stride > 0)
-        if first < 0 or last + dtype.itemsize > len(block) or numel >= 1 << 62:
+        first, stop = _bytes_spanned(offset, shape, strides, dtype.itemsize)
+        if first < 0 or stop > len(block) or numel >= 1 << 62:
             raise ValueError("not a file tapegrad.save wrote: a tensor reaching past its bytes")
     elif not 0 <= offset <= len(block):
         raise ValueError("not a file tapegrad.save wrote: a tensor reaching past its bytes")
