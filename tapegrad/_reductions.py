@@ -8,6 +8,8 @@ view, so gradients still flow by the view rule."""
 from __future__ import annotations
 
 import math
+import warnings
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -373,7 +375,16 @@ def _spread(name: str, x: Tensor, dim, unbiased, keepdim: bool, correction) -> T
 
     def reduce(t, d, shape):
         data = _float_data(t)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        none_left = (data.size if d < 0 else data.shape[d]) - ddof <= 0
+        if none_left:  # PyTorch's warning, in the caller's line (numpy's pointed inside numpy)
+            warnings.warn(
+                f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the reduction "
+                "factor (input numel divided by output numel).",
+                UserWarning,
+                stacklevel=5,
+            )
+        quiet = warnings.catch_warnings(action="ignore", category=RuntimeWarning) if none_left else nullcontext()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"), quiet:
             # float32 in float64, PyTorch's accumulation type: its squares reach float32's
             # overflow from values of 2e19, where the standard deviation is still finite.
             wide = np.float64 if data.dtype == np.float32 else None
@@ -745,7 +756,10 @@ def _centered(row) -> tuple:
     x = row.a
     axis, _ = _reduced_axis(row)
     extent = math.prod(row.input_shape) if axis is None else row.input_shape[axis]
-    return x - _spread_group(row, x.mean() if axis is None else x.mean(axis)), extent - row.param
+    # A correction above the element count leaves no degrees of freedom, not negative ones
+    # (spelled out: ``max`` in this module is the op)
+    dof = extent - row.param if extent > row.param else 0.0
+    return x - _spread_group(row, x.mean() if axis is None else x.mean(axis)), dof
 
 
 def _per_dof(value: float, dof) -> float:

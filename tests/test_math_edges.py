@@ -196,6 +196,32 @@ def test_replayed_variance_without_degrees_of_freedom_is_eager_s(dtype):
         np.testing.assert_array_equal(replayed, eager)  # (NaN equals NaN here; -0.0 did not)
 
 
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_correction_above_the_element_count_leaves_no_degrees_of_freedom(create_graph):
+    # N - correction went negative in the gradient: var(correction=3) of two elements was inf
+    # with the finite gradient [1, -1], std's 0 (PyTorch's: infinite and NaN; no division left)
+    # PyTorch's var gives inf, its std NaN (inf times 0 / inf); the signs of var's infinities
+    # are x - mean's here and in PyTorch's gradient along a dim (its whole-tensor one: all +inf)
+    for name, check in (("var", np.isinf), ("std", np.isnan)):
+        x = tg.tensor([1.0, 2.0, 4.0], dtype=tg.float64, requires_grad=True)
+        for correction in (3, 4, 7):
+            with pytest.warns(UserWarning, match=rf"^{name}\(\): degrees of freedom is <= 0") as caught:
+                y = getattr(x, name)(correction=correction)
+            assert caught[0].filename == __file__  # the user's line, not numpy's
+            (g,) = tg.autograd.grad(y, x, create_graph=create_graph)
+            assert math.isinf(y.item()) and check(g.detach().numpy()).all()
+
+
+def test_replayed_gradient_without_degrees_of_freedom_is_eager_s():
+    x = np.array([1.0, 2.0, 4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tape = tg.record(lambda t: t.var(correction=5), x)
+        eager = tg.tensor(x, requires_grad=True)
+        eager.var(correction=5).backward()
+    np.testing.assert_array_equal(tape.value_and_grad(x * 2)[1][0] / 2, eager.grad.numpy())
+
+
 def test_softmax_of_a_zero_dim_nan_or_infinity_is_nan():
     for value in (math.nan, math.inf):
         x = tg.tensor(value, requires_grad=True)

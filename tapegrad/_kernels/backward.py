@@ -870,7 +870,8 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
                 elif rule == PROD:
                     _prod_group(x, ga, g[at], y[at], base, extent, inner)
                 elif rule == VAR or rule == STD:
-                    dof = grad.dtype.type(extent) - s  # s: the correction (1 is Bessel's)
+                    # s: the correction (1 is Bessel's); none left is 0, as numpy and PyTorch divide
+                    dof = max(grad.dtype.type(extent) - s, zero)
                     if rule == STD and y[at] == zero:
                         continue  # PyTorch's gradient of a zero std is zero, not 0/0
                     scale = (one + one) / dof if rule == VAR else one / (dof * y[at])
