@@ -683,6 +683,8 @@ def _setitem(self, key, value) -> None:
         raise RuntimeError("a view of " + _record.LEAF_IN_PLACE)
     _record._check_in_place(self)
     key = byte_masks(sequence_as_tuple(key))
+    if isinstance(value, Tensor) and value.dtype != self.dtype:
+        check_put_dtype(self, value, key)
     if _record.records_in_place(self, value) or _reads_the_tape(key):
         _record.in_place(self, lambda t: assign(t, key, value), "CopySlices")
         return
@@ -695,6 +697,38 @@ def _setitem(self, key, value) -> None:
     else:
         self._data[basic][advanced] = value  # basic indexing gives a view: the write reaches self
     _record._bump_version(self)
+
+
+def check_put_dtype(self: Tensor, values, key=None) -> None:
+    """PyTorch's ``RuntimeError`` for tensor ``values`` of another dtype put at index tensors
+    (``index_put_``; ``self[key] = values`` with index tensors or lists in ``key``), which it
+    does not cast: a basic index's copy does, and Python numbers are cast everywhere. As
+    PyTorch's ``index_put_``, one boolean mask and a one-element value are a ``masked_fill_``,
+    which casts. Reads no index's values (inside ``tapegrad.record`` they would be guarded)."""
+    if key is not None:
+        arrays = [part for part in (key if isinstance(key, tuple) else (key,)) if _is_index_array(part)]
+        if not arrays:
+            return
+        if len(arrays) == 1 and _dtype_kind(arrays[0]) == "b" and np.ndim(arrays[0]) and values.numel() == 1:
+            return
+    if isinstance(values, Tensor) and values.dtype != self.dtype:
+        raise RuntimeError(
+            "Index put requires the source and destination dtypes match, got "
+            f"{self.dtype.type_name} for the destination and {values.dtype.type_name} for the source."
+        )
+
+
+def _is_index_array(part) -> bool:
+    """Whether a part of a key is applied as an index array (a 0-d integer tensor is a number)."""
+    if isinstance(part, (list, tuple, range)):
+        return True
+    if isinstance(part, (Tensor, np.ndarray)):
+        return np.ndim(part._data if isinstance(part, Tensor) else part) > 0 or _dtype_kind(part) == "b"
+    return False
+
+
+def _dtype_kind(part) -> str:
+    return (part._data if isinstance(part, Tensor) else np.asarray(part)).dtype.kind
 
 
 def _check_expands(shape: tuple, target: tuple) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _dtypes
 from ._composites import tril, triu
-from ._indexing import index_add
+from ._indexing import check_put_dtype, index_add
 from ._record import in_place, name_node
 from ._selection import where
 from .tensor import Tensor, _normalize_dim, _wrap, as_tensor, guard_reads, install
@@ -62,11 +62,7 @@ def _index_put_(self, indices, values, accumulate: bool = False) -> Tensor:
     up); follows ``torch.Tensor.index_put_``, and raises its ``RuntimeError`` for ``values`` of
     another dtype (which ``self[indices] = values`` would cast)."""
     indices = tuple(indices)
-    if isinstance(values, Tensor) and values.dtype != self.dtype:
-        raise RuntimeError(
-            "Index put requires the source and destination dtypes match, got "
-            f"{self.dtype.type_name} for the destination and {values.dtype.type_name} for the source."
-        )
+    check_put_dtype(self, values)
     if not accumulate:
         self[indices] = values
         return self

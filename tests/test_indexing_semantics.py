@@ -499,9 +499,59 @@ def test_strides_are_pytorchs(view):
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_index_put_refuses_values_of_another_dtype_as_pytorch(accumulate):
     """Found by a review: float32 values went into a float64 tensor, cast; PyTorch's
-    ``index_put_`` raises (``self[indices] = values`` casts in both)."""
+    ``index_put_`` raises."""
     target = tg.zeros(3, dtype=tg.float64)
     message = "Index put requires the source and destination dtypes match, got Double for the destination and Float"
     with pytest.raises(RuntimeError, match=message):
         target.index_put_((tg.tensor([0, 0]),), tg.tensor([1.0, 2.0]), accumulate=accumulate)
     assert target.tolist() == [0.0, 0.0, 0.0]
+
+
+# (key, value) pairs for a (2, 3) float32 tensor: PyTorch casts the value at basic indices and
+# for one boolean mask with a one-element value (its masked_fill_), and refuses it otherwise.
+SETITEM_OF_ANOTHER_DTYPE = {
+    "list": lambda m: ([0], m.tensor(5)),
+    "index tensor": lambda m: (m.tensor([1, 0]), m.tensor([[1, 2, 3]])),
+    "ellipsis and list": lambda m: ((Ellipsis, [1]), m.tensor(5, dtype=m.float64)),
+    "range": lambda m: (range(1), m.tensor(5)),
+    "0-d bool tensor": lambda m: (m.tensor(True), m.tensor(5)),
+    "mask, 0-d value": lambda m: (m.tensor([[True, False, True], [False, False, True]]), m.tensor(5)),
+    "mask, one element": lambda m: (m.tensor([[True, False, True], [False, False, True]]), m.tensor([5])),
+    "mask, three elements": lambda m: (m.tensor([[True, False, True], [False, False, True]]), m.tensor([5, 6, 7])),
+    "int and mask": lambda m: ((0, m.tensor([True, False, True])), m.tensor(5)),
+    "two masks' worth": lambda m: ((m.tensor([True, False]), m.tensor([0, 2])), m.tensor(5)),
+    "0-d int tensor": lambda m: (m.tensor(1), m.tensor(5)),
+    "slice": lambda m: (slice(1, None), m.tensor([[3, 4, 5]])),
+    "bool": lambda m: (True, m.tensor(5, dtype=m.float64)),
+}
+
+
+def _put_of_another_dtype(m, case: str):
+    key, value = SETITEM_OF_ANOTHER_DTYPE[case](m)
+    x = m.zeros(2, 3)
+    try:
+        x[key] = value
+    except RuntimeError as error:
+        return str(error)
+    return x.tolist()
+
+
+@pytest.mark.parametrize("case", SETITEM_OF_ANOTHER_DTYPE)
+def test_setitem_of_another_dtype_at_index_tensors_raises_as_pytorch(case):
+    """Found by a review: ``self[indices] = values`` cast values of another dtype where PyTorch
+    raises, as its ``index_put_`` does."""
+    ours = _put_of_another_dtype(tg, case)
+    refused = (
+        "list",
+        "index tensor",
+        "ellipsis and list",
+        "range",
+        "0-d bool tensor",
+        "mask, three elements",
+        "two masks' worth",
+    )
+    assert isinstance(ours, str) == (case in refused)
+    if isinstance(ours, str):
+        assert ours.startswith("Index put requires the source and destination dtypes match, got Float")
+    torch = pytest.importorskip("torch")
+    assert ours == _put_of_another_dtype(torch, case)
