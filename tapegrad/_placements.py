@@ -60,9 +60,10 @@ def masked_scatter(input: Tensor, mask, source: Tensor) -> Tensor:  # noqa: A002
 def _index_put_(self, indices, values, accumulate: bool = False) -> Tensor:
     """``self[indices] = values`` in place (``accumulate``: added, repeated positions adding
     up); follows ``torch.Tensor.index_put_``, and raises its ``RuntimeError`` for ``values`` of
-    another dtype (which ``self[indices] = values`` would cast)."""
+    another dtype (but for one boolean mask and a one-element value, without ``accumulate``: a
+    ``masked_fill_``, which casts, as PyTorch's)."""
     indices = tuple(indices)
-    check_put_dtype(self, values)
+    check_put_dtype(self, values, None if accumulate else indices)
     if not accumulate:
         self[indices] = values
         return self

@@ -555,3 +555,24 @@ def test_setitem_of_another_dtype_at_index_tensors_raises_as_pytorch(case):
         assert ours.startswith("Index put requires the source and destination dtypes match, got Float")
     torch = pytest.importorskip("torch")
     assert ours == _put_of_another_dtype(torch, case)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_of_one_element_at_a_mask(accumulate):
+    """PyTorch's ``index_put_`` fills one mask with a one-element value of another dtype (its
+    ``masked_fill_``, which casts), and refuses it when accumulating."""
+
+    def put(m):
+        target = m.zeros(3)
+        try:
+            return target.index_put_((m.tensor([True, False, True]),), m.tensor(5), accumulate).tolist()
+        except RuntimeError as error:
+            return str(error)
+
+    ours = put(tg)
+    if accumulate:
+        assert ours.startswith("Index put requires the source and destination dtypes match")
+    else:
+        assert ours == [5.0, 0.0, 5.0]
+    torch = pytest.importorskip("torch")
+    assert ours == put(torch)
