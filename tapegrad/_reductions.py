@@ -717,10 +717,11 @@ def _sum_dim(row, g: Tensor) -> Tensor:
 
 
 def _norm_vjp(row, g: Tensor) -> Tensor:
-    """Of order ``param``; the kernel sends nothing to a group whose norm is 0."""
+    """Of order ``param``; the kernel sends nothing to a group whose norm is 0, and none at all
+    for order 0 (None: no gradient, as PyTorch's)."""
     p, x = row.param, row.a_data
     if p == 0:
-        return row.zeros()
+        return None
     if p == 1:
         return _spread_group(row, g) * row.constant(np.sign(x))
     if p == math.inf:  # shared by the elements of largest magnitude

@@ -369,3 +369,37 @@ def test_logaddexp_of_a_bool_tensor_is_in_the_float_dtype():
     np.testing.assert_allclose(out.detach().numpy(), np.logaddexp([1.0, 3.0], [1.0, 0.0]), rtol=1e-6)
     out.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [0.5, 1 / (1 + np.exp(-3.0))], rtol=1e-6)
+
+
+def _norm_of_order_zero(m) -> list:
+    x = m.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]], requires_grad=True)
+    y = x.norm(p=0)
+    y.backward()
+    out = [y.item(), x.grad, y.grad_fn is not None]
+    x.grad = None
+    (m.linalg.vector_norm(x * 2, ord=0, dim=1).sum() + x.sum()).backward()
+    out.append(x.grad.tolist())
+    try:
+        m.autograd.grad(x.norm(p=0), x)
+    except RuntimeError as error:
+        out.append(str(error))
+    (g,) = m.autograd.grad((x * x).sum(), x, create_graph=True)
+    out.append(m.autograd.grad(g.norm(p=0), x, allow_unused=True))
+    w = m.tensor([1.0, 0.0], requires_grad=True)
+    optimizer = m.optim.SGD([w], lr=0.1, weight_decay=0.5)
+    w.norm(p=0).backward()
+    optimizer.step()
+    out.append((w.tolist(), w.grad))
+    return out
+
+
+def test_a_norm_of_order_zero_gives_no_gradient_as_pytorch():
+    """The count of nonzeros gave a zero gradient, where PyTorch's backward gives none: the
+    input's .grad stays None, autograd.grad calls it unused, and weight decay then leaves the
+    parameter alone (a zero gradient decayed it)."""
+    ours = _norm_of_order_zero(tg)
+    assert ours[:3] == [3.0, None, True] and ours[3] == [[1.0] * 3] * 2
+    assert ours[4].startswith("The differentiated Tensor at index 0 appears to not have been used in the graph")
+    assert ours[5] == (None,) and ours[6] == ([1.0, 0.0], None)
+    torch = pytest.importorskip("torch")
+    assert ours == _norm_of_order_zero(torch)

@@ -139,6 +139,14 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
     one = grad.dtype.type(1.0)
     if rule == SUM_ALL and has_a and layouts[rows[a, 4], 1] > SUM_IN_SWEEP:
         return False  # the structural family's: it assigns into a new slot
+    if not (
+        rule == PASS or rule == ADD or rule == SUB or rule == NEG or rule == MUL_SCALAR or rule == MUL
+        or (rule == POW_SCALAR and params[r, 5] == 2.0) or (rule == VIEW and numel == 1) or rule == SUM_ALL
+        or (rule == SOFTPLUS and b < 0)
+    ):  # fmt: skip
+        # A family's rule, before any slot is claimed: claimed here, a norm of order 0 (which
+        # gives its input no gradient) gave zeros, the input reached, in a float32 tape.
+        return False
     # The rules below add into their operands' slots, zeroed if new (unless the arenas were
     # zeroed whole). Assigning instead, as the families do, cost the sweep's first compile 0.1 s
     # a loop: a select, or a second loop.
@@ -176,14 +184,12 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
             target = grad[oa : oa + layouts[rows[a, 4], 1]]
             for i in range(len(target)):
                 target[i] += scaled
-    elif rule == SOFTPLUS and b < 0:  # as the elementwise rule's
+    else:  # SOFTPLUS of one input, as the elementwise rule
         x = value_at(addresses[a], numel, grad)
         threshold = grad.dtype.type(SOFTPLUS_THRESHOLD)
         for i in range(numel):
             e = np.exp(x[i])
             grad[oa + i] += grad[o + i] if x[i] > threshold else grad[o + i] * e / (e + one)
-    else:
-        return False
     if has_a:
         touched[a] = True
     if has_b:
@@ -803,6 +809,10 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
     g = grad[offsets[r] : offsets[r] + numel]
     has_a = a >= 0 and offsets[a] >= 0
     has_b = b >= 0 and offsets[b] >= 0
+    if rule == NORM and params[r, 5] == 0:
+        # The count of nonzeros: PyTorch's backward gives no gradient, not zeros, so that the
+        # input's ``.grad`` stays None (an optimizer skips it) and autograd.grad says unused
+        return True
     ga = grad[offsets[a] : offsets[a] + numel_a] if has_a else grad[:0]
     gb = grad[offsets[b] : offsets[b] + numel] if has_b else grad[:0]
     if has_a:
@@ -920,7 +930,7 @@ def _norm_group(x, ga, g, norm, p, base, extent, inner):
     to 0 (a norm of 0, an element of 0, one below the max) it still multiplies the incoming
     gradient by it, so a NaN or infinite ``g`` gives NaN there: ``g * 0`` is added, not nothing.
     (Except at a norm of 0 for p other than 1, 2 and inf, where PyTorch masks ``g / norm^(p-1)``.)"""
-    if p == 0 or (norm == 0 and p > 1 and p != 2 and p != np.inf):
+    if norm == 0 and p > 1 and p != 2 and p != np.inf:
         return
     if norm == 0:
         masked = g * 0

@@ -242,6 +242,8 @@ class _Backward:
         for index, (source, formula) in enumerate(zip(view.inputs, formulas)):
             if self.receives(source) and (self.needed is None or self.needed[source]):
                 contribution = formula(view, gradient)
+                if contribution is None:  # no gradient to this input at all (a norm of order 0)
+                    continue
                 if check_nan:
                     check_gradient(self.tape, row, index, contribution._data)
                 if connected:  # (a function of the input as well as of g, as PyTorch's node is)
