@@ -51,6 +51,7 @@ from ._tape import (
     inplace_epoch,
     join,
     resolve,
+    write_watchers,
 )
 from ._threads import pool_threads
 from .tensor import Tensor, _guard, _recorded, _wrap, as_array, install, on_tape
@@ -1200,6 +1201,9 @@ def _bump_version(tensor: Tensor, op_label: str | None = None) -> None:
     if op_label is not None:
         counter[1:] = [op_label]
     inplace_epoch[0] += 1
+    if write_watchers:
+        for watch in write_watchers:
+            watch(tensor)
     recording = active_recording()
     if recording is not None and recording.shared is not None:
         recording.shared.wrote(tensor)

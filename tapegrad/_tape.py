@@ -75,6 +75,10 @@ _READS_NO_VALUE = _HAS_NO_BACKWARD | np.array([op.family == VIEW for op in OPS])
 # Counts in-place changes anywhere. A tape whose saved values cannot have changed since it last
 # looked (no in-place change anywhere since) skips checking their versions at backward time.
 inplace_epoch = [0]
+# Callables that ``_record._bump_version`` calls with each tensor changed in place while any is
+# registered (vmap's eager loop: a tensor that outlives a slice's call, changed again by the
+# next slice's). Empty, a test of the list per in-place op.
+write_watchers: list = []
 
 # ``autograd.graph.saved_tensors_hooks``: each thread's stack of (pack, unpack) pairs, and how
 # many are open in any thread, which ``Tape.track`` reads before looking further.

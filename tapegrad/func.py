@@ -48,7 +48,7 @@ import numpy as np
 from . import _factories, _threads, replay
 from . import _grad_mode as grad_mode
 from ._record import LEAF_IN_PLACE, VIEW_OF_LEAF_IN_PLACE
-from ._tape import resolve
+from ._tape import resolve, write_watchers
 from ._views import stack
 from .autograd import functional as _functional
 from .replay import GuardError, Tape, beyond_exact
@@ -995,14 +995,17 @@ class _VmapTransform:
         generator = _factories.default_generator() if self.randomness == "same" else None
         state = generator.bit_generator.state if generator is not None else None
         results = []
-        for index in range(batch):
-            current = [leaf if dim is None else _take(leaf, dim, index) for leaf, dim in zip(leaves, dims)]
-            if generator is not None:
-                generator.bit_generator.state = state  # every slice draws the same numbers
-            draws = _factories.random_draws.count
-            results.append(self.func(*_unflatten(spec, current), **kwargs))
-            if self.randomness == "error" and _factories.random_draws.count != draws:
-                raise RuntimeError(_RANDOM_ERROR)
+        with _WritesAcrossSlices(self.__name__) as writes:
+            for index in range(batch):
+                current = [leaf if dim is None else _take(leaf, dim, index) for leaf, dim in zip(leaves, dims)]
+                if generator is not None:
+                    generator.bit_generator.state = state  # every slice draws the same numbers
+                draws = _factories.random_draws.count
+                writes.slice = index
+                results.append(self.func(*_unflatten(spec, current), **kwargs))
+                writes.check()
+                if self.randomness == "error" and _factories.random_draws.count != draws:
+                    raise RuntimeError(_RANDOM_ERROR)
         flats = [_flatten(result) for result in results]
         out_spec = flats[0][1]
         out_dims = self._out_dims(out_spec)
@@ -1039,6 +1042,42 @@ class _VmapTransform:
             shape = output.shape[:dim] + (0,) + output.shape[dim:]
             empty.append(_wrap(np.zeros(shape, output._data.dtype)))
         return _unflatten(out_spec, empty)
+
+
+class _WritesAcrossSlices:
+    """Watches vmap's eager loop for a tensor changed in place by the calls of two slices: one
+    the function did not make (it captured it, or took it unbatched), which torch.func's
+    batched call changes once, or refuses (a batched value into an unbatched tensor); a loop
+    of calls changed it once per slice, silently. Raises ``NotImplementedError`` then. A
+    tensor the function makes, and a slice of a batched input, are new in each call."""
+
+    def __init__(self, name: str):
+        self.name, self.slice, self.first, self.repeated = name, 0, {}, None
+        self.thread = threading.get_ident()
+
+    def __enter__(self):
+        write_watchers.append(self.watch)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        write_watchers.remove(self.watch)
+
+    def watch(self, tensor: Tensor) -> None:
+        if threading.get_ident() != self.thread:  # another thread's in-place op
+            return
+        first = self.first.setdefault(id(tensor), (tensor, self.slice))  # (held: its id stays its own)
+        if first[1] != self.slice and self.repeated is None:
+            self.repeated = tensor
+
+    def check(self) -> None:
+        if self.repeated is not None:
+            raise NotImplementedError(
+                f"vmap({self.name}, ...): the function changes in place a tensor of shape "
+                f"{tuple(self.repeated.shape)} that is not a slice of a batched input (it captured it, or took it "
+                "with in_dims None). torch.func.vmap's batched call changes it once (or refuses a batched value), "
+                "where tapegrad's vmap calls the function once per slice here: make the change outside the "
+                "function, or change a copy"
+            )
 
 
 def _slices_equal(data: np.ndarray) -> bool:

@@ -874,3 +874,37 @@ def test_functional_call_writes_a_reassigned_buffer_back_into_the_dict():
     states = [{"count": tg.zeros(1)}, {}]
     functional_call(module, states, (tg.zeros(1),))
     assert states[0]["count"].item() == 1.0 and states[1] == {}
+
+
+# Programs whose vmap runs the eager loop (an unbatched input changed in place, randomness=
+# "different", an input requiring grad), each changing in place a tensor the slices share.
+SHARED_WRITES = {
+    "unbatched input": lambda x, w, acc: vmap(lambda r, w: r * w.add_(1), in_dims=(0, None))(x, w),
+    "captured, randomness different": lambda x, w, acc: vmap(lambda r: r * acc.add_(1), randomness="different")(x),
+    "captured, input requiring grad": lambda x, w, acc: vmap(lambda r: r * acc.add_(1))(x.requires_grad_()),
+}
+
+
+@pytest.mark.parametrize("case", SHARED_WRITES)
+def test_vmap_refuses_a_shared_tensor_changed_by_every_slice(case):
+    """Found by a review: the eager loop changed such a tensor once per slice (rows 1, 2, 3, 4 and
+    w = [4, 4, 4] for the first case), where torch.func's batched call changes it once, or
+    refuses a batched value. It raises now, never a silent per-slice accumulation."""
+    x, w, acc = tg.ones(4, 3), tg.zeros(3), tg.zeros(3)
+    with pytest.raises(NotImplementedError, match=r"changes in place a tensor of shape \(3,\) that is not a slice"):
+        SHARED_WRITES[case](x, w, acc)
+    assert vmap_stats()["path"] == "eager"
+
+
+def test_vmap_eager_loop_still_changes_its_own_tensors_and_slices():
+    def f(r):
+        fresh = tg.zeros(3)
+        fresh.add_(r)
+        r.mul_(2)  # a slice of the batched input: each slice's own
+        return fresh + r
+
+    x = tg.arange(12.0).reshape(4, 3)
+    out = vmap(f, randomness="different")(x)
+    assert vmap_stats()["path"] == "eager"
+    np.testing.assert_array_equal(x.numpy(), np.arange(12.0).reshape(4, 3) * 2)
+    np.testing.assert_array_equal(out.numpy(), np.arange(12.0).reshape(4, 3) * 3)
