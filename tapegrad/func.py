@@ -40,6 +40,7 @@ calls give with the batch dimension added (keywords ``grad_outputs`` and ``argnu
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 
@@ -577,6 +578,8 @@ def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
         per_output = []
         for out in outputs:
             blocks = iter(_functional._jacobian_of(out, tuple(inputs), nested))
+            if forward_mode:  # a forward mode's tangents are the output's dtype (the input's here)
+                blocks = (b if b.dtype == out.dtype else b.to(out.dtype) for b in blocks)
             trees = [_unflatten(spec, [next(blocks) for _ in flat]) for spec, flat in zip(specs, flats)]
             per_output.append(trees[0] if single else tuple(trees))
         jacobians = _unflatten(output_spec, per_output)
@@ -584,8 +587,7 @@ def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
             jacobians, aux = _detach(jacobians), _detach(aux)
         return (jacobians, aux) if has_aux else jacobians
 
-    jacobian.__name__ = f"{caller}_{getattr(func, '__name__', 'f')}"
-    return jacobian
+    return functools.wraps(func)(jacobian)  # the function's name and docstring, as PyTorch's
 
 
 def jacrev(func, argnums=0, has_aux: bool = False, *, chunk_size=None):
@@ -611,9 +613,10 @@ def jacrev(func, argnums=0, has_aux: bool = False, *, chunk_size=None):
 
 
 def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error"):
-    """The Jacobian, as ``jacrev`` gives it (shapes, dtypes, errors); follows
-    ``torch.func.jacfwd``, but is computed by reverse sweeps: tapegrad has no forward mode. The
-    values are the same; the cost is one reverse sweep per output element. Raises what
+    """The Jacobian, as ``jacrev`` gives it (shapes, errors) but in each output's dtype, as a
+    forward mode gives it; follows ``torch.func.jacfwd``, but is computed by reverse sweeps:
+    tapegrad has no forward mode. The values are the same; the cost is one reverse sweep per
+    output element. Raises what
     ``jacrev`` raises, and ``RuntimeError`` for a ``randomness`` other than PyTorch's three.
 
     >>> import tapegrad as tg

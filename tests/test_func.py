@@ -908,3 +908,26 @@ def test_vmap_eager_loop_still_changes_its_own_tensors_and_slices():
     assert vmap_stats()["path"] == "eager"
     np.testing.assert_array_equal(x.numpy(), np.arange(12.0).reshape(4, 3) * 2)
     np.testing.assert_array_equal(out.numpy(), np.arange(12.0).reshape(4, 3) * 3)
+
+
+def _jacobians_of_other_dtypes(m) -> list:
+    def double(x):
+        """Twice x, in float64."""
+        return x.double() * 2
+
+    x32, x64 = m.ones(2), m.ones(2, dtype=m.float64)
+    results = [m.func.jacfwd(double)(x32), m.func.jacrev(double)(x32), m.func.jacfwd(lambda x: (x * 2).long())(x32)]
+    results += list(m.func.jacfwd(lambda x, y: x * y, argnums=(0, 1))(x32, x64))
+    out = [(str(j.dtype).split(".")[1], j.tolist()) for j in results]
+    return out + [(m.func.jacfwd(double).__name__, m.func.jacrev(double).__doc__, m.func.hessian(double).__name__)]
+
+
+def test_jacfwd_gives_the_output_s_dtype_and_keeps_the_function_s_name():
+    """Found by a review: jacfwd gave the input's dtype (float32 for a float64 output; float
+    zeros for an integer one), where a forward mode's tangents are the output's; and the
+    transforms renamed the function ``jacrev_f``, where PyTorch's keep its name and docstring."""
+    ours = _jacobians_of_other_dtypes(tg)
+    assert [dtype for dtype, _ in ours[:-1]] == ["float64", "float32", "int64", "float64", "float64"]
+    assert ours[-1] == ("double", "Twice x, in float64.", "double")
+    torch = pytest.importorskip("torch")
+    assert ours == _jacobians_of_other_dtypes(torch)
