@@ -1222,7 +1222,9 @@ class _Replay:
                 outputs = [output, *aux_leaves]
             else:
                 outputs, box["spec"] = _flatten(func(*args, **self.kwargs))
-                self.transform._check_outputs(outputs)
+                # (any output at out_dims None may be a Python value: the eager loop returns it)
+                dims = self.transform._out_dims(box["spec"])
+                self.transform._check_outputs([out for out, dim in zip(outputs, dims) if dim is not None])
             for out in outputs:
                 if not isinstance(out, Tensor) or out._data.dtype.kind != "f":
                     raise _UnrecordableError("an output is not a floating-point tensor")

@@ -931,3 +931,27 @@ def test_jacfwd_gives_the_output_s_dtype_and_keeps_the_function_s_name():
     assert ours[-1] == ("double", "Twice x, in float64.", "double")
     torch = pytest.importorskip("torch")
     assert ours == _jacobians_of_other_dtypes(torch)
+
+
+def _python_values_at_out_dims_none(m) -> list:
+    x = m.ones(4, 3)
+    out = []
+    for value in (3.0, 3, "a"):
+        doubled, kept = m.func.vmap(lambda r, value=value: (r * 2, value), out_dims=(0, None))(x)
+        out.append((doubled.tolist(), kept))
+    out.append(m.func.vmap(lambda r: 3.0, out_dims=None)(x))
+    try:
+        m.func.vmap(lambda r: (r * 2, 3.0))(x)
+    except ValueError as error:
+        out.append(str(error).split("`")[2])
+    return out
+
+
+def test_vmap_returns_python_values_at_out_dims_none():
+    """Found by a review: a Python number or string returned at out_dims None raised "must only
+    return Tensors", where torch.func returns it as it is."""
+    ours = _python_values_at_out_dims_none(tg)
+    assert [kept for _, kept in ours[:3]] == [3.0, 3, "a"] and ours[3] == 3.0
+    assert ours[4].startswith(" must only return Tensors, got type <class 'float'>")
+    torch = pytest.importorskip("torch")
+    assert ours == _python_values_at_out_dims_none(torch)
