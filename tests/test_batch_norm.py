@@ -117,3 +117,26 @@ def test_one_gradient_alone_matches_pytorchs(wanted):
         out.backward(m.tensor(g))
         results.append((xt if wanted == "input" else wt).grad.numpy())
     np.testing.assert_allclose(*results, rtol=1e-10, atol=1e-12)
+
+
+def _empty_batches(m) -> list:
+    out = []
+    for shape in [(0, 3, 2, 2), (0, 3), (0, 3, 0)]:
+        layer = m.nn.BatchNorm2d(3) if len(shape) == 4 else m.nn.BatchNorm1d(3)
+        x = m.ones(*shape, requires_grad=True)
+        y = layer(x)
+        y.sum().backward()
+        stats = (layer.running_mean.tolist(), layer.running_var.tolist(), int(layer.num_batches_tracked))
+        out.append((tuple(y.shape), stats, tuple(x.grad.shape), layer.weight.grad.tolist(), layer.bias.grad.tolist()))
+    return out
+
+
+def test_an_empty_batch_in_training_gives_an_empty_result_as_pytorch():
+    """Found by a review: training on an empty batch raised "Expected more than 1 value per
+    channel" (PyTorch refuses one value only), and once let through, its 0/0 statistics gave
+    the weight a NaN gradient and decayed the running variance."""
+    ours = _empty_batches(tg)
+    for shape, stats, grad_shape, weight_grad, bias_grad in ours:
+        assert shape[0] == 0 and grad_shape == shape and stats == ([0.0] * 3, [1.0] * 3, 1)
+        assert weight_grad == bias_grad == [0.0] * 3
+    assert ours == _empty_batches(torch)

@@ -995,8 +995,13 @@ def batch_norm(
         )
     if training:
         count = input.numel() // max(channels, 1)
-        if count <= 1:
+        if count == 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
+    if training and count == 0:
+        # An empty batch, as PyTorch's: an empty result, the running statistics unchanged, zero
+        # gradients for the weight and bias (its statistics, 0/0, made the weight's NaN)
+        normalized = input * (1.0 if weight is None else weight.reshape(shape))
+    elif training:
         # One row normalises and scales by the weight (the composite walked the activations eight
         # times each way, and a product by a (1, C, 1, 1) weight saved it broadcast, a copy of
         # the activations); the bias is the sum below.
