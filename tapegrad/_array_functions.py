@@ -370,9 +370,17 @@ def corrcoef(input: Tensor) -> Tensor:  # noqa: A002
 
 def unflatten(input: Tensor, dim: int, sizes) -> Tensor:  # noqa: A002
     """``input`` with dimension ``dim`` split into ``sizes`` (one may be -1); follows
-    ``torch.unflatten``."""
+    ``torch.unflatten`` and raises its ``RuntimeError`` for sizes that do not multiply up to the
+    dimension (a reshape's message named the whole shape)."""
     dim = _normalize_dim(dim, max(input.dim(), 1))
     shape = tuple(input.shape)
+    extent = shape[dim] if shape else 1
+    known = math.prod(size for size in sizes if size != -1)
+    if known != extent if -1 not in sizes else known == 0 or extent % known:
+        raise RuntimeError(
+            f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} ({extent}) in the "
+            "input tensor"
+        )
     return input.reshape(*shape[:dim], *sizes, *shape[dim + 1 :])
 
 

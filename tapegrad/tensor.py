@@ -612,12 +612,6 @@ class Tensor:
             return self
         return self.reshape(*shape[:start], -1, *shape[end + 1 :])
 
-    def unflatten(self, dim: int, sizes):
-        """Dimension ``dim`` split into ``sizes``; follows ``torch.Tensor.unflatten``."""
-        shape = self._data.shape
-        dim = _normalize_dim(dim, len(shape))
-        return self.reshape(*shape[:dim], *sizes, *shape[dim + 1 :])
-
     @property
     def mT(self):  # noqa: N802
         """The last two dimensions swapped; follows ``torch.Tensor.mT``. ``RuntimeError`` (PyTorch's

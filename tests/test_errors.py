@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -340,6 +341,63 @@ CASES = {
         lambda m: m.nn.BatchNorm1d(3)(m.ones(4, 3, 2, 2)),
         ValueError,
         "expected 2D or 3D input (got 4D input)",
+    ),
+    # Found by a review of nn against PyTorch 2.13: another class or message
+    "conv2d of a long input, float bias": (
+        lambda m: m.nn.Conv2d(3, 4, 3)(m.ones(1, 3, 5, 5, dtype=m.long)),
+        RuntimeError,
+        "Input type (long int) and bias type (float) should be the same",
+    ),
+    "conv2d of a float input, double weight": (
+        lambda m: m.nn.functional.conv2d(m.ones(1, 3, 5, 5), m.ones(4, 3, 3, 3, dtype=m.float64)),
+        RuntimeError,
+        "expected scalar type Float but found Double",
+    ),
+    "conv_transpose2d of a float input, double weight": (
+        lambda m: m.nn.functional.conv_transpose2d(m.ones(1, 2, 4, 4), m.ones(2, 3, 3, 3, dtype=m.float64)),
+        RuntimeError,
+        "expected scalar type Float but found Double",
+    ),
+    "GroupNorm of other channels": (
+        lambda m: m.nn.GroupNorm(2, 6)(m.ones(3, 4, 2)),
+        RuntimeError,
+        "Expected weight to be a vector of size equal to the number of channels in input, but got weight of shape "
+        "[6] and input of shape [3, 4, 2]",
+    ),
+    "cross_entropy of a 2-D float target of another shape": (
+        lambda m: m.nn.functional.cross_entropy(m.ones(5, 4), m.ones(5, 3)),
+        RuntimeError,
+        "0D or 1D target tensor expected, multi-target not supported",
+    ),
+    "Hardtanh of crossed bounds": (
+        lambda m: m.nn.Hardtanh(1.0, -1.0),
+        AssertionError,
+        "max_val (-1.0) must be greater than min_val (1.0)",
+    ),
+    "pixel_shuffle of 2-D": (
+        lambda m: m.nn.functional.pixel_shuffle(m.ones(4, 2), 2),
+        RuntimeError,
+        "pixel_shuffle expects input to have at least 3 dimensions, but got input with 2 dimension(s)",
+    ),
+    "pixel_unshuffle of an odd width": (
+        lambda m: m.nn.functional.pixel_unshuffle(m.ones(1, 3, 4, 3), 2),
+        RuntimeError,
+        "pixel_unshuffle expects width to be divisible by downscale_factor, but input.size(-1)=3 is not divisible by 2",
+    ),
+    "Unflatten to other sizes": (
+        lambda m: m.nn.Unflatten(1, (2, 2))(m.ones(2, 3)),
+        RuntimeError,
+        "unflatten: Provided sizes [2, 2] don't multiply up to the size of dim 1 (3) in the input tensor",
+    ),
+    "LSTM of 4-D": (
+        lambda m: m.nn.LSTM(3, 4)(m.ones(5, 2, 3, 1)),
+        ValueError,
+        "LSTM: Expected input to be 2D or 3D, got 4D instead",
+    ),
+    "max_pool1d of no window": (
+        lambda m: m.nn.functional.max_pool1d(m.ones(1, 2, 3), 4),
+        RuntimeError,
+        "max_pool1d() Invalid computed output size: 0",
     ),
     # Calls tapegrad computed something for, where PyTorch refuses (a hunt of nn's corners)
     "GroupNorm of one value a group": (
@@ -994,3 +1052,36 @@ def test_linalg_takes_what_pytorch_takes():
     solved = tg.linalg.lstsq(tall, b, driver="gelsd")
     assert tuple(solved.solution.shape) == (2, 2) and tuple(solved.residuals.shape) == (2, 1)
     assert tuple(tg.linalg.lstsq(tall[0], b[0], driver="gelsd").residuals.shape) == (1,)
+
+
+def _convolution_dtype_errors(m) -> list:
+    """Input, weight and bias dtypes over shapes that take PyTorch's native kernels and its
+    oneDNN ones (a batch, groups, kernels above 3x3, a large input), whose messages differ."""
+    F = m.nn.functional  # noqa: N806 - PyTorch's alias
+    dtypes = [m.float32, m.float64, m.int64]
+    shapes = [((1, 2, 4, 4), (3, 2, 3, 3), 1), ((2, 2, 4, 4), (3, 2, 3, 3), 1), ((1, 2, 6, 6), (3, 2, 4, 4), 1),
+              ((1, 4, 4, 4), (4, 2, 3, 3), 2), ((1, 2, 120, 100), (3, 2, 3, 3), 1), ((1, 2, 5), (3, 2, 3), 1),
+              ((3, 2, 5), (3, 2, 3), 1)]  # fmt: skip
+    out = []
+    for (x_shape, w_shape, groups), x_dtype, w_dtype, b_dtype in itertools.product(
+        shapes, dtypes, dtypes[:2], [None, *dtypes[:2]]
+    ):
+        x, w = m.ones(*x_shape, dtype=x_dtype), m.ones(*w_shape, dtype=w_dtype)
+        b = None if b_dtype is None else m.ones(w_shape[0], dtype=b_dtype)
+        try:
+            (F.conv2d if len(x_shape) == 4 else F.conv1d)(x, w, b, groups=groups)
+            out.append("ok")
+        except RuntimeError as error:
+            out.append(str(error).replace(m.__name__ + ".", ""))
+    return out
+
+
+def test_convolution_dtype_errors_follow_pytorch_s_backend_choice():
+    """Found by a review: a long input with a float bias said "expected scalar type Double";
+    PyTorch checks the bias first, then names the weight in the words of the backend it picks."""
+    ours = _convolution_dtype_errors(tg)
+    assert "Input type (long int) and bias type (float) should be the same" in ours
+    assert any(message.endswith("should be the same or input should be a MKLDNN tensor and weight is a dense tensor")
+               for message in ours)  # fmt: skip
+    torch = pytest.importorskip("torch")
+    assert ours == _convolution_dtype_errors(torch)

@@ -289,7 +289,10 @@ def conv_transpose2d(
     x, unbatched = _batched(input, 2, "conv_transpose2d")
     if weight.dim() != 4:
         raise RuntimeError(f"weight should have four dimensions, got {weight.dim()}")
-    _same_dtypes(x, weight, bias)
+    if x.dtype != weight.dtype:
+        raise RuntimeError(f"expected scalar type {x.dtype.type_name} but found {weight.dtype.type_name}")
+    if bias is not None and bias.dtype != x.dtype:  # PyTorch's transposed kernel casts it (differentiably)
+        bias = bias.to(x.dtype)
     n, channels, height, width = x.shape
     in_channels, group_out, kh, kw = weight.shape
     groups = int(groups)
@@ -354,24 +357,36 @@ def conv_transpose2d(
     return result.squeeze(0) if unbatched else result
 
 
-def _same_dtypes(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
-    """PyTorch's errors (CPU kernels) for a weight or bias of another dtype than the input."""
-    if x.dtype != weight.dtype:
-        if x.dtype.itemsize > weight.dtype.itemsize:
-            raise RuntimeError(f"expected scalar type {_scalar_name(x)} but found {_scalar_name(weight)}")
+def _same_dtypes(x: Tensor, weight: Tensor, bias: Tensor | None, groups) -> None:
+    """PyTorch's errors (CPU) for a bias, then a weight, of another dtype than the input. The
+    weight's depends on the backend PyTorch picks (``use_mkldnn`` in its Convolution.cpp): oneDNN's
+    for a float32 input of a batch, grouped, large, or with kernels above 3x3 (taking its
+    clause about one thread and 1x1 kernels as met: PyTorch's default threads on more than one
+    core); the native kernels' otherwise."""
+    if bias is not None and bias.dtype != x.dtype:
+        raise RuntimeError(f"Input type ({_c_name(x)}) and bias type ({_c_name(bias)}) should be the same")
+    if x.dtype == weight.dtype:
+        return
+    kernel = tuple(weight.shape[2:])
+    kh, kw = (1, *kernel)[-2:]
+    grouped = isinstance(groups, int) and groups > 1
+    if x._data.dtype == np.float32 and (grouped or (kh > 3 and kw > 3) or x.shape[0] > 1 or x.numel() > 20480):
         raise RuntimeError(
             f"Input type ({x.type()}) and weight type ({weight.type()}) should be the same or input should be a "
             "MKLDNN tensor and weight is a dense tensor"
         )
-    if bias is not None and bias.dtype != x.dtype:
-        names = {8: "double", 4: "float", 2: "half"}
-        raise RuntimeError(
-            f"Input type ({names.get(x.dtype.itemsize)}) and bias type ({names.get(bias.dtype.itemsize)}) should be the same"
-        )
+    raise RuntimeError(f"expected scalar type {x.dtype.type_name} but found {weight.dtype.type_name}")
 
 
-def _scalar_name(tensor: Tensor) -> str:
-    return {8: "Double", 4: "Float", 2: "Half"}.get(tensor.dtype.itemsize, str(tensor.dtype))
+# The C++ type names PyTorch's messages print (``c10::toString`` of the scalar type's C type)
+_C_NAMES = {
+    "float64": "double", "float32": "float", "float16": "c10::Half", "bfloat16": "c10::BFloat16", "int64": "long int",
+    "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool",
+}  # fmt: skip
+
+
+def _c_name(tensor: Tensor) -> str:
+    return _C_NAMES.get(str(tensor.dtype).split(".")[-1], str(tensor.dtype))
 
 
 def _check_weight_extent(weight: Tensor, groups: int) -> None:
@@ -409,7 +424,7 @@ def _checked_convolution(x: Tensor, weight: Tensor, bias: Tensor | None, groups,
             f"expected stride to be a single integer value or a list of {weight.dim() - 2} values to match the "
             f"convolution dimensions, but got stride={list(_pair(stride, 'stride', dims))}"
         )
-    _same_dtypes(x, weight, bias)
+    _same_dtypes(x, weight, bias, groups)
     channels, out_channels, group_channels = x.shape[1], weight.shape[0], weight.shape[1]
     groups = int(groups)
     if groups <= 0:

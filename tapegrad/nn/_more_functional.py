@@ -45,10 +45,15 @@ def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     floating_kernel(input, "max_pool1d_impl")
     kernel = _single(kernel_size, "kernel_size")
     step = kernel if stride is None or stride == () else _single(stride, "stride")
+    pad, spacing = _single(padding, "padding"), _single(dilation, "dilation")
+    if not return_indices and kernel > 0 and step > 0 and spacing > 0 and 0 <= pad <= kernel // 2 and input.dim():
+        # PyTorch's 1-d kernel's own message (max_pool2d's names a height of 1)
+        length = _convolution._output_size(input.shape[-1], kernel, step, 2 * pad, spacing, ceil_mode)
+        if length < 1:
+            raise RuntimeError(f"max_pool1d() Invalid computed output size: {length}")
     result = _convolution.max_pool2d(
-        _as_2d(input, "max_pool1d"), (1, kernel), (1, step), (0, _single(padding, "padding")),
-        (1, _single(dilation, "dilation")), ceil_mode, return_indices,
-    )  # fmt: skip
+        _as_2d(input, "max_pool1d"), (1, kernel), (1, step), (0, pad), (1, spacing), ceil_mode, return_indices
+    )
     if return_indices:
         values, indices = result
         return values.squeeze(-2), indices.squeeze(-2)
@@ -325,11 +330,19 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
     return input / scale
 
 
+def _at_least_3d(name: str, input: Tensor) -> None:  # noqa: A002
+    if input.dim() < 3:
+        raise RuntimeError(
+            f"{name} expects input to have at least 3 dimensions, but got input with {input.dim()} dimension(s)"
+        )
+
+
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     """(*, C r^2, H, W) -> (*, C, H r, W r); follows ``torch.nn.functional.pixel_shuffle``."""
     r = int(upscale_factor)
     if r <= 0:  # (0 divided by zero; a negative factor reshaped to a negative size)
         raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    _at_least_3d("pixel_shuffle", input)
     *batch, channels, height, width = input.shape
     if channels % (r * r):
         raise RuntimeError(
@@ -349,11 +362,14 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A0
     r = int(downscale_factor)
     if r <= 0:
         raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    _at_least_3d("pixel_unshuffle", input)
     *batch, channels, height, width = input.shape
-    if height % r or width % r:
-        raise RuntimeError(
-            f"pixel_unshuffle expects height and width to be divisible by downscale_factor, but got {height} and {width}"
-        )
+    for name, extent, dim in (("height", height, -2), ("width", width, -1)):
+        if extent % r:
+            raise RuntimeError(
+                f"pixel_unshuffle expects {name} to be divisible by downscale_factor, but input.size({dim})={extent} is "
+                f"not divisible by {r}"
+            )
     n = len(batch)
     x = input.reshape(*batch, channels, height // r, r, width // r, r)
     order = [*range(n), n, n + 2, n + 4, n + 1, n + 3]

@@ -117,6 +117,8 @@ def _cell(mode: str, x_part: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor
 class _RNNBase(Module):
     """What RNN, LSTM and GRU share: PyTorch's parameters and the layer/direction loop."""
 
+    _rank_noun = ""  # PyTorch's rank error says "got 4D instead" for LSTM and GRU, "4D tensor" for RNN
+
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
                  device=None, dtype=None):  # fmt: skip
@@ -256,7 +258,9 @@ class _RNNBase(Module):
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         if input.dim() not in (2, 3):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+            raise ValueError(
+                f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D{self._rank_noun} instead"
+            )
         self._check_dtype(input.dtype)
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
@@ -364,6 +368,8 @@ class RNN(_RNNBase):
     ``torch.nn.RNN``: input (L, N, H_in) ((N, L, H_in) with ``batch_first``; (L, H_in)
     unbatched), optional ``hx`` (layers * directions, N, H); returns (output (L, N, D * H),
     h_n). Raises ``ValueError`` for an unknown ``nonlinearity``."""
+
+    _rank_noun = " tensor"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,

@@ -643,11 +643,13 @@ def nll_loss(
     _int_argument(ignore_index, "nll_loss_nd")
     reduction = _legacy_reduction(size_average, reduce, reduction)
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
+    shape = input._data.shape
+    if len(shape) in (1, 2) and labels.ndim > 1:  # (before the dtype, as PyTorch checks)
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
     if labels.dtype not in (np.int64, np.uint8):  # PyTorch's Long or Byte
         raise RuntimeError(
             f"expected target dtype to be Long or Byte, but got {_TYPE_NAMES.get(labels.dtype, labels.dtype)}"
         )
-    shape = input._data.shape
     if len(shape) > 2 and labels.ndim == len(shape) - 1:  # (N, C, d1, ...): each position a sample
         if labels.shape != shape[:1] + shape[2:]:
             raise RuntimeError(f"Expected target size {[shape[0], *shape[2:]]}, got {list(labels.shape)}")
@@ -658,8 +660,6 @@ def nll_loss(
             loss = loss.reshape(labels.shape)
             return name_node(loss, "NllLoss2DBackward0") if len(shape) == 4 else loss
         return name_node(loss, "NllLoss2DBackward0")  # (PyTorch's, for every input of 3 or more dimensions)
-    if len(shape) in (1, 2) and labels.ndim > 1:
-        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
     if len(shape) > 2 and labels.ndim != len(shape) - 1:
         raise RuntimeError(f"Expected target size {[shape[0], *shape[2:]]}, got {list(labels.shape)}")
     if len(shape) == 1 and labels.ndim == 1 and labels.shape[0] != 1:
@@ -1079,6 +1079,12 @@ def group_norm(
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.dim()}")
     _same_dtype_parameters(input, weight, bias)
     n, channels = input.shape[0], input.shape[1]
+    for name, parameter in (("weight", weight), ("bias", bias)):
+        if parameter is not None and (parameter.dim() != 1 or parameter.numel() != channels):
+            raise RuntimeError(
+                f"Expected {name} to be a vector of size equal to the number of channels in input, but got {name} of "
+                f"shape {list(parameter.shape)} and input of shape {list(input.shape)}"
+            )
     if channels % num_groups:
         raise RuntimeError(
             "Expected number of channels in input to be divisible by num_groups, but got input of shape "

@@ -1267,13 +1267,17 @@ def bound_options(name: str, defaults: dict, args: tuple, kwargs: dict) -> dict:
     return options
 
 
-def _activation(name: str, function, extra_repr=lambda options: "", **defaults):
+def _activation(name: str, function, extra_repr=lambda options: "", check=None, **defaults):
     """A module class applying ``function`` with keyword ``defaults`` (``inplace``,
-    ``approximate``...) settable at construction, positionally or by name, as PyTorch's."""
+    ``approximate``...) settable at construction, positionally or by name, as PyTorch's;
+    ``check(options)`` raises for options PyTorch's constructor refuses."""
 
     def init(self, *args, **kwargs):
         Module.__init__(self)
-        for key, value in bound_options(name, defaults, args, kwargs).items():
+        options = bound_options(name, defaults, args, kwargs)
+        if check is not None:
+            check(options)
+        for key, value in options.items():
             object.__setattr__(self, key, value)
 
     def forward(self, input):  # noqa: A002
@@ -1289,6 +1293,12 @@ def _activation(name: str, function, extra_repr=lambda options: "", **defaults):
             "__doc__": f"``{name}()(x)`` applies {function.__name__} elementwise; follows ``torch.nn.{name}``.",
         },
     )
+
+
+def _ordered_bounds(options: dict) -> None:
+    """PyTorch's ``Hardtanh`` asserts its bounds at construction (``F.hardtanh`` raises ValueError)."""
+    if not options["max_val"] > options["min_val"]:
+        raise AssertionError(f"max_val ({options['max_val']}) must be greater than min_val ({options['min_val']})")
 
 
 def _inplace_repr(options: dict) -> str:
@@ -1307,6 +1317,7 @@ Hardtanh = _activation(
     "Hardtanh",
     F.hardtanh,
     lambda o: f"min_val={o['min_val']}, max_val={o['max_val']}" + (", inplace=True" if o["inplace"] else ""),
+    _ordered_bounds,
     min_val=-1.0,
     max_val=1.0,
     inplace=False,
@@ -1327,7 +1338,7 @@ Hardsigmoid = _activation("Hardsigmoid", F.hardsigmoid, inplace=False)
 Hardswish = _activation("Hardswish", F.hardswish, inplace=False)
 LogSigmoid = _activation("LogSigmoid", F.logsigmoid)
 Softsign = _activation("Softsign", F.softsign)
-Mish = _activation("Mish", F.mish, inplace=False)
+Mish = _activation("Mish", F.mish, _inplace_repr, inplace=False)
 SELU = _activation("SELU", F.selu, _inplace_repr, inplace=False)
 CELU = _activation(
     "CELU",
