@@ -555,19 +555,26 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
     return (output, products, aux) if has_aux else (output, products)
 
 
-def _jacobian_transform(func, argnums, has_aux: bool, caller: str):
+def _jacobian_transform(func, argnums, has_aux: bool, caller: str, randomness: str = "same"):
     forward_mode = caller == "jacfwd"  # PyTorch's goes through no_grad, which stops these sweeps
 
     def jacobian(*args, **kwargs):
         positions, single = _argnums(argnums, len(args))
-        nested = _nested() or _outer(_differentiated(args, positions))
+        differentiated = _differentiated(args, positions)
+        for primal in differentiated if forward_mode else ():  # (jvp's check: a tangent of an int is none)
+            if isinstance(primal, Tensor) and primal._data.dtype.kind != "f":
+                raise ValueError(f"Expected primal to be floating point or complex, but got: {primal.dtype}")
+        nested = _nested() or _outer(differentiated)
         args, specs, flats = _prepare(args, positions, nested)
         grad_mode.state.jvp += forward_mode  # (``no_grad`` in ``func`` raises, as in ``jvp``)
+        draws = _factories.random_draws.count
         try:
             with _Deeper():
                 result = func(*args, **kwargs)
         finally:
             grad_mode.state.jvp -= forward_mode
+        if randomness == "error" and _factories.random_draws.count != draws:  # (PyTorch's jacfwd is a vmap)
+            raise RuntimeError(_RANDOM_ERROR)
         output, aux = _split_aux(result, has_aux, f"{caller}(f, ...)(*args)")
         outputs, output_spec = _flatten(output)
         _only_tensors(outputs, "vjp(f, *primals)")
@@ -616,8 +623,9 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     """The Jacobian, as ``jacrev`` gives it (shapes, errors) but in each output's dtype, as a
     forward mode gives it; follows ``torch.func.jacfwd``, but is computed by reverse sweeps:
     tapegrad has no forward mode. The values are the same; the cost is one reverse sweep per
-    output element. Raises what
-    ``jacrev`` raises, and ``RuntimeError`` for a ``randomness`` other than PyTorch's three.
+    output element. Raises what ``jacrev`` raises, ``RuntimeError`` for a ``randomness`` other
+    than PyTorch's three, and PyTorch's vmap ``RuntimeError`` for a random op with
+    ``randomness="error"`` (the default: PyTorch's jacfwd is a vmap; the others draw once).
 
     >>> import tapegrad as tg
     >>> from tapegrad.func import jacfwd
@@ -626,7 +634,7 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     """
     if randomness not in ("error", "different", "same"):
         raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. Got {randomness}")
-    return _jacobian_transform(func, argnums, has_aux, "jacfwd")
+    return _jacobian_transform(func, argnums, has_aux, "jacfwd", randomness)
 
 
 def hessian(func, argnums=0):

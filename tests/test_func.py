@@ -955,3 +955,30 @@ def test_vmap_returns_python_values_at_out_dims_none():
     assert ours[4].startswith(" must only return Tensors, got type <class 'float'>")
     torch = pytest.importorskip("torch")
     assert ours == _python_values_at_out_dims_none(torch)
+
+
+def _random_inside_jacfwd(m) -> list:
+    out = []
+    for call in (
+        lambda: m.func.jacfwd(lambda x: x * m.rand(3))(m.ones(3)),
+        lambda: m.func.hessian(lambda x: (x * m.rand(3)).sum())(m.ones(3)),
+        lambda: m.func.jacfwd(lambda x: x * m.rand(3), randomness="same")(m.ones(3)).shape,
+        lambda: m.func.jacfwd(lambda x: x * 2)(m.ones(3, dtype=m.long)),
+    ):
+        try:
+            out.append(tuple(call()))
+        except (RuntimeError, ValueError) as error:
+            out.append(f"{type(error).__name__}: {str(error).replace(m.__name__, 'torch')}")
+    return out
+
+
+def test_jacfwd_refuses_random_ops_and_integer_primals_as_pytorch():
+    """Found by a review: jacfwd (and hessian, its jacfwd of jacrev) ignored randomness='error',
+    and an integer input raised jacrev's RuntimeError; PyTorch's jacfwd, a vmap of jvp, raises
+    vmap's RuntimeError and jvp's ValueError."""
+    ours = _random_inside_jacfwd(tg)
+    assert ours[0] == ours[1] and ours[0].startswith("RuntimeError: vmap: called random operation while in")
+    assert ours[2] == (3, 3)
+    assert ours[3] == "ValueError: Expected primal to be floating point or complex, but got: torch.int64"
+    torch = pytest.importorskip("torch")
+    assert ours == _random_inside_jacfwd(torch)
