@@ -399,6 +399,24 @@ CASES = {
         RuntimeError,
         "max_pool1d() Invalid computed output size: 0",
     ),
+    "adaptive_avg_pool2d of an empty height": (
+        lambda m: m.nn.functional.adaptive_avg_pool2d(m.ones(1, 1, 0, 5), 2),
+        RuntimeError,
+        "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, but input has sizes "
+        "[1, 1, 0, 5] with dimension 2 being empty",
+    ),
+    "interpolate in an unknown mode": (
+        lambda m: m.nn.functional.interpolate(m.ones(1, 1, 4, 4), scale_factor=2, mode="foo"),
+        NotImplementedError,
+        "Input Error: Only 3D, 4D and 5D input Tensors supported (got 4D) for the modes: nearest | linear | bilinear "
+        "| bicubic | trilinear | lanczos | area | nearest-exact (got foo)",
+    ),
+    "interpolate of 2-D": (
+        lambda m: m.nn.functional.interpolate(m.ones(1, 4), scale_factor=2),
+        NotImplementedError,
+        "Input Error: Only 3D, 4D and 5D input Tensors supported (got 2D) for the modes: nearest | linear | bilinear "
+        "| bicubic | trilinear | lanczos | area | nearest-exact (got nearest)",
+    ),
     # Calls tapegrad computed something for, where PyTorch refuses (a hunt of nn's corners)
     "GroupNorm of one value a group": (
         lambda m: m.nn.GroupNorm(3, 3)(m.ones(1, 3)),
@@ -1085,3 +1103,23 @@ def test_convolution_dtype_errors_follow_pytorch_s_backend_choice():
                for message in ours)  # fmt: skip
     torch = pytest.importorskip("torch")
     assert ours == _convolution_dtype_errors(torch)
+
+
+def _adaptive_max_pools_to_nothing(m) -> list:
+    F = m.nn.functional  # noqa: N806 - PyTorch's alias
+    x = m.ones(1, 1, 4, 4, requires_grad=True)
+    values, indices = F.adaptive_max_pool2d(x, (0, 2), return_indices=True)
+    return [tuple(values.shape), tuple(indices.shape), str(indices.dtype).split(".")[1], values.requires_grad]
+
+
+def test_an_adaptive_max_pool_to_an_output_of_zero_is_empty():
+    """Found by a review: it raised "stack expects a non-empty TensorList" (no windows to
+    stack), where PyTorch gives an empty result. (PyTorch's backward of it raises; tapegrad's
+    gives zeros.)"""
+    ours = _adaptive_max_pools_to_nothing(tg)
+    assert ours == [(1, 1, 0, 2), (1, 1, 0, 2), "int64", True]
+    x = tg.ones(1, 1, 4, 4, requires_grad=True)
+    tg.nn.functional.adaptive_max_pool2d(x, 0).sum().backward()
+    assert x.grad.tolist() == np.zeros((1, 1, 4, 4)).tolist()
+    torch = pytest.importorskip("torch")
+    assert ours == _adaptive_max_pools_to_nothing(torch)

@@ -481,9 +481,16 @@ def conv1d(
 
 def _pooled(input: Tensor, what: str) -> tuple:  # noqa: A002
     if input.dim() not in (3, 4) or 0 in tuple(input.shape)[input.dim() - 3 :]:  # an empty batch is fine
-        if what == "adaptive_avg_pool2d":
+        if what != "adaptive_avg_pool2d":
+            raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+        if input.dim() not in (3, 4):
             raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
-        raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+        shape = list(input.shape)
+        empty = next(dim for dim in range(input.dim() - 3, input.dim()) if shape[dim] == 0)
+        raise RuntimeError(
+            "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, but input has "
+            f"sizes {shape} with dimension {empty} being empty"
+        )
     x = input if input.dim() == 4 else input.unsqueeze(0)
     n, channels, height, width = x.shape
     return x.reshape(n * channels, 1, height, width), input.dim() == 3, (n, channels, height, width)

@@ -96,6 +96,9 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
             )
     sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
     out = tuple(int(e if s is None else s) for s, e in zip(sizes, (height, width)))
+    if 0 in out:  # an empty result, on the graph, as PyTorch's (a stack of no windows raised)
+        empty = input.reshape(-1)[:0].reshape(*shape[:-2], *out)
+        return (empty, _wrap(np.zeros(empty.shape, np.int64))) if return_indices else empty
     windows = []
     for extent, o in zip((height, width), out):
         start = (np.arange(o) * extent) // o
@@ -188,6 +191,10 @@ def _source_positions(extent: int, size: int, scale, mode: str, align_corners, s
     return low, high, source - low
 
 
+# PyTorch's modes, in its error's order (``bicubic``, ``lanczos`` and ``area`` are not here yet)
+_INTERPOLATION_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "lanczos", "area", "nearest-exact")
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,  # noqa: A002
                 recompute_scale_factor=None, antialias: bool = False) -> Tensor:  # fmt: skip
     """``input`` (N, C, *spatial, 1 to 3 dimensions) resampled to ``size`` or by
@@ -200,8 +207,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if antialias:
         raise NotImplementedError("interpolate with antialias=True is not supported yet")
     spatial = input.dim() - 2
-    if spatial < 1 or spatial > 3:
-        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D)")
+    if spatial < 1 or spatial > 3 or mode not in _INTERPOLATION_MODES:
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) for the modes: "
+            f"{' | '.join(_INTERPOLATION_MODES)} (got {mode})"
+        )
     linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
     if mode not in ("nearest", "nearest-exact", *linear):
         raise NotImplementedError(f"interpolate with mode {mode!r} is not supported yet")
