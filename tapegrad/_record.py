@@ -1339,7 +1339,10 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     data = tensor._data
     if writes and not data.flags.writeable:
         if any(step == 0 and extent > 1 for step, extent in zip(data.strides, data.shape)):
-            # An expand (numpy's broadcast_to: read-only), which PyTorch refuses too
+            # An expand (numpy's broadcast_to: read-only), which PyTorch refuses too: after its
+            # autograd's checks, which come first (an expanded view of a leaf is one of a leaf)
+            if _grad_state.enabled:
+                _refuse_autograd_change(tensor)
             raise RuntimeError(
                 "unsupported operation: more than one element of the written-to tensor refers to a single memory "
                 "location. Please clone() the tensor before performing the operation."
@@ -1349,8 +1352,13 @@ def _check_in_place(tensor: Tensor, writes: bool = True) -> None:
     recording = active_recording()
     if recording is not None and recording.shared is not None:
         recording.shared.wrote(tensor, before=True)
-    if not _grad_state.enabled:
-        return
+    if _grad_state.enabled:
+        _refuse_autograd_change(tensor)
+
+
+def _refuse_autograd_change(tensor: Tensor) -> None:
+    """PyTorch's autograd refusals of an in-place change (grad mode on): of a leaf that requires
+    grad, of a view it cannot regenerate, of a view of such a leaf."""
     if tensor._requires_grad and tensor._tape is None:
         raise RuntimeError(LEAF_IN_PLACE)
     base = tensor._base

@@ -417,6 +417,11 @@ CASES = {
         "Input Error: Only 3D, 4D and 5D input Tensors supported (got 2D) for the modes: nearest | linear | bilinear "
         "| bicubic | trilinear | lanczos | area | nearest-exact (got nearest)",
     ),
+    "relu_ of an expanded view of a leaf": (
+        lambda m: m.nn.functional.relu(m.ones(1, 4, requires_grad=True).expand(3, 4), inplace=True),
+        RuntimeError,
+        "a view of a leaf Variable that requires grad is being used in an in-place operation.",
+    ),
     # Calls tapegrad computed something for, where PyTorch refuses (a hunt of nn's corners)
     "GroupNorm of one value a group": (
         lambda m: m.nn.GroupNorm(3, 3)(m.ones(1, 3)),
