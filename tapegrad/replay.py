@@ -1128,8 +1128,9 @@ class Tape:
 
     def _seeds(self, grad_outputs) -> np.ndarray:
         """The backward's seeds, flat float64: each output's ``grad_outputs`` entry (a tensor, an
-        array or None for a single-element output), in order; PyTorch's ``RuntimeError`` for a
-        missing one or one of another shape."""
+        array, or None for a single-element output or an integer or bool one, which carries no
+        gradient), in order; PyTorch's ``RuntimeError`` for a missing one or one of another
+        shape."""
         program = self._program
         if program is _register.UNBUILT:
             program = self._scalar_program()
@@ -1145,8 +1146,12 @@ class Tape:
         if len(grad_outputs) != len(shapes):  # as torch.autograd.backward says it
             raise RuntimeError(f"got {len(shapes)} tensors and {len(grad_outputs)} gradients")
         seeds = []
+        exact = self.__dict__.get("_output_dtypes") or (None,) * len(shapes)  # (a tape loaded from an old file)
         for index, (shape, gradient) in enumerate(zip(shapes, grad_outputs)):
             if gradient is None:
+                if exact[index] is not None:  # an integer or bool output: no gradient flows from it
+                    seeds.append(np.zeros(math.prod(shape), np.float64))
+                    continue
                 if shape and math.prod(shape) != 1:
                     raise RuntimeError("grad can be implicitly created only for scalar outputs")
                 seeds.append(_ONE)

@@ -1651,3 +1651,18 @@ def test_reductions_over_an_empty_dimension_replay_as_eager(reduce):
     eager = reduce(tg.tensor(x)).numpy()
     replayed = tg.record(f, x, y)(x, y)[0].numpy()
     np.testing.assert_array_equal(replayed, eager)
+
+
+def test_an_integer_output_needs_no_grad_output():
+    """Found by a review: ``value_and_grad`` of a tape with an argmax output asked for a
+    ``grad_outputs`` entry for it (None raised "grad can be implicitly created only for scalar
+    outputs"), though no gradient flows from an integer or bool output."""
+    x = np.arange(12.0).reshape(4, 3)
+    tape = tg.record(lambda t: (t.argmax(1), (t * t).sum(), t > 2), x)
+    new = x[::-1].copy()
+    values, (grad,) = tape.value_and_grad(new, grad_outputs=(None, 1.0, None))
+    assert values[0].tolist() == [2] * 4 and values[1].item() == (new * new).sum()
+    np.testing.assert_array_equal(grad.numpy(), 2 * new)
+    np.testing.assert_array_equal(tape.value_and_grad(new)[1][0].numpy(), 2 * new)
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+        tg.record(lambda t: (t.argmax(1), t * 2), x).value_and_grad(x, grad_outputs=(None, None))
