@@ -139,13 +139,11 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
     one = grad.dtype.type(1.0)
     if rule == SUM_ALL and has_a and layouts[rows[a, 4], 1] > SUM_IN_SWEEP:
         return False  # the structural family's: it assigns into a new slot
-    if not (
-        rule == PASS or rule == ADD or rule == SUB or rule == NEG or rule == MUL_SCALAR or rule == MUL
-        or (rule == POW_SCALAR and params[r, 5] == 2.0) or (rule == VIEW and numel == 1) or rule == SUM_ALL
-        or (rule == SOFTPLUS and b < 0)
-    ):  # fmt: skip
-        # A family's rule, before any slot is claimed: claimed here, a norm of order 0 (which
-        # gives its input no gradient) gave zeros, the input reached, in a float32 tape.
+    if rule == NORM:
+        # The grouped family's, before any slot is claimed: claimed here, a norm of order 0
+        # (which gives its input no gradient) gave zeros, the input reached, in a float32 tape.
+        # (The other rules this path leaves to a family find their slots claimed, as always:
+        # deciding for every rule first changed the order of a float32 scalar graph's sums.)
         return False
     # The rules below add into their operands' slots, zeroed if new (unless the arenas were
     # zeroed whole). Assigning instead, as the families do, cost the sweep's first compile 0.1 s
@@ -184,12 +182,14 @@ def _small_backward(rule, r, numel, rows, params, layouts, aux, addresses, offse
             target = grad[oa : oa + layouts[rows[a, 4], 1]]
             for i in range(len(target)):
                 target[i] += scaled
-    else:  # SOFTPLUS of one input, as the elementwise rule
+    elif rule == SOFTPLUS and b < 0:  # as the elementwise rule's
         x = value_at(addresses[a], numel, grad)
         threshold = grad.dtype.type(SOFTPLUS_THRESHOLD)
         for i in range(numel):
             e = np.exp(x[i])
             grad[oa + i] += grad[o + i] if x[i] > threshold else grad[o + i] * e / (e + one)
+    else:
+        return False
     if has_a:
         touched[a] = True
     if has_b:
