@@ -290,7 +290,7 @@ def conv_transpose2d(
     if weight.dim() != 4:
         raise RuntimeError(f"weight should have four dimensions, got {weight.dim()}")
     if x.dtype != weight.dtype:
-        raise RuntimeError(f"expected scalar type {x.dtype.type_name} but found {weight.dtype.type_name}")
+        _native_dtype_error(x, weight)
     if bias is not None and bias.dtype != x.dtype:  # PyTorch's transposed kernel casts it (differentiably)
         bias = bias.to(x.dtype)
     n, channels, height, width = x.shape
@@ -375,6 +375,11 @@ def _same_dtypes(x: Tensor, weight: Tensor, bias: Tensor | None, groups) -> None
             f"Input type ({x.type()}) and weight type ({weight.type()}) should be the same or input should be a "
             "MKLDNN tensor and weight is a dense tensor"
         )
+    _native_dtype_error(x, weight)
+
+
+def _native_dtype_error(x: Tensor, weight: Tensor):
+    """PyTorch's native convolution kernels' error for a weight of another dtype than the input."""
     raise RuntimeError(f"expected scalar type {x.dtype.type_name} but found {weight.dtype.type_name}")
 
 
