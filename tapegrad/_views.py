@@ -24,7 +24,7 @@ from ._indexing import index as _index_by_tensor
 from ._indexing import pick as _pick
 from ._indexing import sequence_as_tuple as _sequence_as_tuple
 from ._indexing import split_key as _split_key
-from ._ops import BY_NAME
+from ._ops import BY_NAME, OPCODE
 from ._pending_views import pending_view
 from ._record import (
     MULTI_OUTPUT,
@@ -38,7 +38,7 @@ from ._record import (
     copied_by_reshape,
 )
 from ._shapes import broadcast_strides, contiguous_strides, is_size, size_arguments
-from ._tape import exclusive, resolve
+from ._tape import ROW_BYTES, _pack_row, exclusive, resolve
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, install
 
 
@@ -316,28 +316,52 @@ def _iterate(x: Tensor):
     return iter(unbind(x, 0))
 
 
+# Per (count, step, strides): the aux entries of unbind's rows, offset then strides per piece.
+# Bounded like ``_BASIC_VIEWS``.
+_UNBIND_AUX: dict = {}
+_UNBIND_AUX_LIMIT = 1024
+
+
 @exclusive
 def _unbound_rows(x: Tensor, tape, data: np.ndarray, step: int, strides: tuple) -> list:
     """``unbind(x, 0)`` (what PyTorch's ``__iter__`` returns: ``UnbindBackward0`` views that
     refuse in-place changes), each row as ``_record_view`` records it, with the row's layout,
     aux block and view bookkeeping worked out once: iterating the softmaxes of a scalar graph
-    made 10,000 views, a tenth of its recording."""
+    made 10,000 views, a tenth of its recording. ``tape.append`` and ``_recorded`` are inlined:
+    their calls were a third of it."""
     row_x = x._row if x._tape is not None else tape.register(x)
     count = data.shape[0]
     width = 1 + len(strides)
-    aux = tape.add_aux([value for index in range(count) for value in (index * step, *strides)])
+    key = (count, step, strides)
+    entries = _UNBIND_AUX.get(key)
+    if entries is None:
+        if len(_UNBIND_AUX) >= _UNBIND_AUX_LIMIT:
+            _UNBIND_AUX.clear()
+        entries = _UNBIND_AUX[key] = tuple(value for index in range(count) for value in (index * step, *strides))
+    aux = tape.add_aux(entries)
     layout = tape.layout(data.dtype, data.shape[1:])
-    opcode = _opcode("unbind", True)
+    opcode = OPCODE["unbind"]
     counter = x._version_counter
     if counter is None:
         counter = x._version_counter = [0]
     seen = counter[0]
+    first = tape.n
+    if first + count > tape.capacity:
+        tape._reserve(first + count)
+    rows, hold_from, new = tape.rows, tape.hold_from, Tensor.__new__
     views = []
     for index in range(count):
-        view = _recorded(data[index, ...], tape, tape.append(opcode, row_x, -1, aux + index * width, layout, 0.0))
+        row = first + index
+        _pack_row(rows, row * ROW_BYTES, opcode, row_x, -1, aux + index * width, layout, 0.0)
+        # ``_recorded``'s fields (no anomaly mode here: its special mode keeps this path off)
+        view = new(Tensor)
+        view._data, view._tape, view._row, view._requires_grad = data[index, ...], tape, row, True
+        if row >= hold_from:
+            tape.hold(row, view)
         view._version_counter, view._base, view._seen_version = counter, x, seen
         view._view_meta = (MULTI_OUTPUT, index, "UnbindBackward0")
         views.append(view)
+    tape.n = first + count
     return views
 
 
