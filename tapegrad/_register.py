@@ -51,6 +51,7 @@ from ._kernels.instructions import (
     TANH,
 )
 from ._tape import IN0, IN1, IPARAM, LAYOUT, NO_GRAD, OPCODE, OPCODE_MASK, PARAM
+from ._threads import entering_kernel
 
 # Rows above this many elements are left to the general interpreter, whose loops over a row
 # beat one instruction per element there.
@@ -277,13 +278,12 @@ class Program:
 
     def _by_lanes(self, kernel, plans, inputs, outputs, seeds, grads, with_grad, threads) -> None:
         """``replay_batch``'s work in blocks of lanes (``forward_lanes``/``backward_lanes``),
-        the blocks split over ``threads``."""
+        the blocks split over ``threads``: one ``lanes_blocks`` call each."""
         n = len(self.regs)
         lanes, blocks = _blocking(len(inputs), threads, max(1, MAX_BLOCK_BYTES // (n * self.dtype.itemsize)))
         constants = self._constant_registers()
         forward_plans, backward_plans = plans
         arguments = (self.args, self.signs, self.forward_params)
-        backward_arguments = (self.args, self.grad_signs, self.backward_params)
         grad_registers = self.input_registers
 
         def run(lo, hi):
@@ -294,17 +294,12 @@ class Program:
             grads_ = _thread_buffer("gradients", n * lanes if with_grad else 0, self.dtype)
             scratch = _thread_buffer("scratch", kernel.SCRATCH_ROWS * lanes, self.dtype)
             sums = _thread_buffer("sums", kernel.SCRATCH_ROWS * lanes, np.float64)
-            for block in range(lo, hi):
-                first = block * lanes
-                kernel.forward_lanes(
-                    self.forward_ins, *arguments, regs, forward_plans, lanes, scratch, first, inputs,
-                    self.input_registers, outputs, self.seed_registers,
-                )  # fmt: skip
-                if with_grad:
-                    kernel.backward_lanes(
-                        self.backward_ins, *backward_arguments, regs, grads_, backward_plans, lanes, sums, scratch, first,
-                        self.seed_registers, seeds, grads, grad_registers,
-                    )  # fmt: skip
+            entering_kernel()
+            kernel.lanes_blocks(
+                lo, hi, lanes, with_grad, self.forward_ins, *arguments, regs, forward_plans, scratch, inputs,
+                self.input_registers, outputs, self.seed_registers, self.backward_ins, self.grad_signs,
+                self.backward_params, grads_, backward_plans, sums, seeds, grads, grad_registers,
+            )  # fmt: skip
 
         _compile_lanes(kernel, self.dtype)  # once, before the threads call them
         _split_over_threads(run, blocks, threads)
@@ -380,22 +375,19 @@ _LANES_COMPILED: set = set()
 
 
 def _compile_lanes(kernel, dtype) -> None:
-    """Compile (or load) ``forward_lanes`` and ``backward_lanes`` for ``dtype``: a call on one
-    lane of nothing."""
+    """Compile (or load) ``lanes_blocks`` (``forward_lanes`` and ``backward_lanes`` in it) for
+    ``dtype``: a call on no blocks."""
     if dtype in _LANES_COMPILED:
         return
     from ._kernels import families
 
-    families.announce(kernel.forward_lanes, "register interpreter for batches")
+    families.announce(kernel.lanes_blocks, "register interpreter for batches")
     ins, registers, plans = np.zeros((0, 4), np.int64), np.zeros(0, np.int64), np.zeros((1, 1, 3), np.int64)
     one, wide, scratch = np.zeros(1, dtype), np.zeros((1, 1), dtype), np.zeros(kernel.SCRATCH_ROWS, dtype)
-    with _quiet_numba():
-        kernel.forward_lanes(
-            ins, registers, one, np.zeros(1), one, plans, 1, scratch, 0, wide, registers, wide, registers
-        )
-        kernel.backward_lanes(
-            ins, registers, one, np.zeros(1), one, one.copy(), plans, 1, np.zeros(kernel.SCRATCH_ROWS), scratch, 0,
-            registers, np.zeros(0), wide, registers,
+    with _quiet_numba():  # (no blocks: compiled for the types, ``forward_lanes``/``backward_lanes`` in it)
+        kernel.lanes_blocks(
+            0, 0, 1, True, ins, registers, one, np.zeros(1), one, plans, scratch, wide, registers, wide, registers,
+            ins, one, np.zeros(1), one.copy(), plans, np.zeros(kernel.SCRATCH_ROWS), np.zeros(0), wide, registers,
         )  # fmt: skip
     _LANES_COMPILED.add(dtype)
 
@@ -407,6 +399,7 @@ def _per_slice(program, kernel, inputs, outputs, seeds, grads, with_grad, thread
     input_registers = program.input_registers
 
     def run(lo, hi):  # each thread in registers of its own
+        entering_kernel()
         kernel.value_and_grad_slices(
             lo, hi, program.forward_ins, program.backward_ins, program.args, program.signs, program.grad_signs,
             program.forward_params, program.backward_params, program.regs.copy(), np.zeros_like(program.grads),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 _num_threads = [None]  # None: NUMBA_NUM_THREADS, else the number of CPUs
 
@@ -57,6 +58,47 @@ def pool(count: int):
 
         executor = _pools[count] = ThreadPoolExecutor(count, thread_name_prefix="tapegrad", initializer=_started)
     return executor
+
+
+def background():
+    """A worker of its own (one thread, kept for the process) for work that overlaps the
+    calling thread's Python: ``vmap``'s replay by the last call's tape while the function is
+    recorded again (``func._Speculation``). Apart from ``pool``'s, so that a batch split over
+    the pool's workers meanwhile does not queue behind it."""
+    executor = _pools.get("background")
+    if executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = _pools["background"] = ThreadPoolExecutor(
+            1, thread_name_prefix="tapegrad-background", initializer=_started
+        )
+    return executor
+
+
+_local = threading.local()
+
+
+def entering_kernel() -> None:
+    """Called by a batch replay just before its long compiled call, which holds no GIL: wakes
+    the thread that waits for this one to get there (``waking``)."""
+    event = getattr(_local, "waking", None)
+    if event is not None:
+        _local.waking = None
+        event.set()
+
+
+def waking(event: threading.Event, call, *args):
+    """``call(*args)``, setting ``event`` once it reaches its compiled kernel
+    (``entering_kernel``) or ends. A thread that runs Python meanwhile and calls small nogil
+    kernels (a recording's) gives the GIL up and takes it back so often that CPython never
+    forces it to hand it over: a thread waiting for the GIL waited until the recording ended
+    (``func._Speculation`` waits for ``event`` instead, the GIL released)."""
+    _local.waking = event
+    try:
+        return call(*args)
+    finally:
+        _local.waking = None
+        event.set()
 
 
 def run_parts(run, bounds) -> None:

@@ -47,6 +47,7 @@ from ._tape import (
     row_sources,
 )
 from ._tape import Tape as _RecordingTape
+from ._threads import entering_kernel
 from ._version import __version__
 from .autograd.engine import _keep_arenas, _spare_arenas, kernel_error, views_suffice
 from .tensor import Tensor, _wrap
@@ -1512,6 +1513,7 @@ class Tape:
                 work[codes[row]][start : start + data.size] = data.reshape(-1)
             # guarded float32 values, each written by the sweep before its guard reads it
             scratch = np.empty(self.sizes[0] if self.guards else 0, np.float64)
+            entering_kernel()
             kernel.value_and_grad_slices(
                 slices, lo, hi, rows, self.params, self.layouts, self.dims, self.aux, replay_rules, self.offsets, codes,
                 work[0], work[1], scratch, packed_inputs[0], packed_inputs[1], input_places, flat_outputs[0],

@@ -526,3 +526,26 @@ def backward_lanes(
         x = d[grad_registers[i] * lanes : grad_registers[i] * lanes + lanes]
         for lane in range(width):
             input_grads[first + lane, i] = x[lane]
+
+
+@jit
+def lanes_blocks(
+    lo, hi, lanes, with_grad, forward_ins, args, signs, forward_params, regs, forward_plans, scratch, inputs,
+    input_registers, outputs, output_registers, backward_ins, grad_signs, backward_params, grads, backward_plans,
+    sums, seeds, input_grads, grad_registers,
+):  # fmt: skip
+    """``forward_lanes``, then with ``with_grad`` ``backward_lanes``, for each block of slices
+    ``lo`` to ``hi`` (block ``b`` starts at slice ``b * lanes``): one call per thread. Called a
+    block at a time, each return came back to the interpreter, which a thread that records
+    meanwhile holds (``func._Speculation``): every block waited up to its switch interval."""
+    for block in range(lo, hi):
+        first = block * lanes
+        forward_lanes(
+            forward_ins, args, signs, forward_params, regs, forward_plans, lanes, scratch, first, inputs,
+            input_registers, outputs, output_registers,
+        )  # fmt: skip
+        if with_grad:
+            backward_lanes(
+                backward_ins, args, grad_signs, backward_params, regs, grads, backward_plans, lanes, sums, scratch,
+                first, output_registers, seeds, input_grads, grad_registers,
+            )  # fmt: skip
