@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -49,7 +50,7 @@ import numpy as np
 from . import _factories, _threads, replay
 from . import _grad_mode as grad_mode
 from ._record import LEAF_IN_PLACE, VIEW_OF_LEAF_IN_PLACE
-from ._tape import resolve, write_watchers
+from ._tape import LOCK, resolve, write_watchers
 from ._views import stack
 from .autograd import functional as _functional
 from .replay import GuardError, Tape, beyond_exact
@@ -805,7 +806,9 @@ def vmap_stats() -> dict | None:
     sliced, plus the re-recordings); ``rerecords``: slices recorded again because a guard of
     the recording failed for them; ``reused``: whether the call's recording was the last
     call's exactly, whose tape, already laid out, it then replayed (the function still ran);
-    ``threads``: threads used. tapegrad's own (``torch.func`` has no such thing); raises nothing.
+    ``speculated``: whether that replay started on a background thread before the function
+    ran (two threads or more), and was kept; ``threads``: threads used. tapegrad's own
+    (``torch.func`` has no such thing); raises nothing.
 
     >>> import tapegrad as tg
     >>> from tapegrad.func import vmap, vmap_stats
@@ -838,6 +841,11 @@ class _VmapTransform:
         # ``func`` again (as torch.func calls it every time) and replays this one if the two are
         # the same (``Tape._recorded_again``).
         self.last_recording = None
+        # What the last calls took: (its recording, one slice's replay on one thread), in
+        # seconds; and whether the next call replays the last recording while it records
+        # again (``_Speculation``): until a recording differs from the last one.
+        self.pace = None
+        self.speculate = True
 
     def __repr__(self) -> str:
         return f"<tapegrad.func.vmap of {self.func!r}>"
@@ -971,7 +979,7 @@ class _VmapTransform:
         leaves, spec, dims, batch = self._slicing(args)
         stats = {
             "path": "eager", "reason": None, "batch": batch, "recordings": 0, "rerecords": 0, "threads": 1,
-            "reused": False,
+            "reused": False, "speculated": False,
         }  # fmt: skip
         _state.stats = stats
         if tape is not None and batch and not _nested() and not any(_requires_grad(leaf) for leaf in leaves):
@@ -991,7 +999,9 @@ class _VmapTransform:
             try:
                 return _Replay(self, leaves, spec, dims, batch, kwargs, stats).run()
             except _UnrecordableError as why:
-                stats.update(path="eager", reason=str(why), recordings=0, rerecords=0, threads=1, reused=False)
+                stats.update(
+                    path="eager", reason=str(why), recordings=0, rerecords=0, threads=1, reused=False, speculated=False
+                )
             finally:
                 _state.stats = stats  # vmaps inside the function (run while recording) set theirs
         try:
@@ -1296,25 +1306,60 @@ class _Replay:
 
     def run(self):
         batch = self.batch
-        self.first = self._record(0)
-        self.tapes = [self.first]  # the first recording, then those of slices whose guards failed
-        self._allocate(self.first)
-        self.stats["path"] = "grad-replay" if self.grad else "replay"
         threads = max(1, min(_threads.get_num_threads(), batch))
+        speculation = _Speculation.start(self, threads)
+        started = time.perf_counter()
+        try:
+            self.first = self._record(0)
+        except BaseException:
+            if speculation is not None:
+                speculation.discard()
+            raise
+        recorded = time.perf_counter() - started
+        self.tapes = [self.first]  # the first recording, then those of slices whose guards failed
+        self.stats["path"] = "grad-replay" if self.grad else "replay"
         self.stats["threads"] = threads
-        for index in self._run_batch(list(range(batch)), threads):
+        transform = self.transform
+        if speculation is not None and speculation.tape is self.first:
+            failed = speculation.finish(recorded)
+            self.stats["speculated"] = True
+        else:
+            if speculation is not None:  # the function recorded something else this time
+                speculation.discard()
+                transform.speculate = False
+            self._allocate(self.first)
+            started = time.perf_counter()
+            failed = self._run_batch(list(range(batch)), threads)
+            # (a thread's share of the slices, roughly as ``Tape._replay_batch`` splits them)
+            shares = min(threads, max(1, batch // replay._SLICES_PER_THREAD))
+            transform.pace = (recorded, (time.perf_counter() - started) * shares / batch)
+        if self.stats["reused"]:
+            transform.speculate = True
+        for index in failed:
             self._rerun(index)
         assembled = self._assemble()
         if self.first.__dict__.get("_recorded_as") is not None:
             # Kept for the next call without ``traced``, whose closure holds this call's
             # arguments (a replay never calls it: vmap's tapes are not re-recorded by themselves).
             self.first._fn = None
-            self.transform.last_recording = self.first
+            transform.last_recording = self.first
         # This object sits in reference cycles (its tapes' recorded closures) that only the
         # collector frees: let go of the result arrays now, so that once the caller drops the
         # results their pages can be handed out again (replay._ResultPool).
         self.into = self.results = None
         return assembled
+
+    def _batch_arguments(self, tape: Tape) -> tuple:
+        """``(inputs, batched, seeds)`` of ``tape._replay_batch`` for this call."""
+        seeds = self._seeds(tape) if self.grad else None
+        seeds = None if seeds is None else np.concatenate([np.ravel(seed) for seed in seeds])
+        inputs = [self.batched[i] if i in self.batched else self.leaves[i]._data for i in self.floats]
+        return inputs, [i in self.batched for i in self.floats], seeds
+
+    def _take_results(self, outputs: list, grads: list) -> None:
+        """The results, from the first ``_replay_batch`` call's (the arrays in ``into``)."""
+        wanted = [grads[self.position_of[i]] for group in self.grad_leaves for i in group] if self.grad else []
+        self.results = [*wanted, *outputs]
 
     def _run_batch(self, indices: list, threads: int) -> list:
         """Replay the slices ``indices`` with the first recording in compiled calls
@@ -1322,10 +1367,7 @@ class _Replay:
         place; returns the slices whose guards failed."""
         tape = self.first
         size = self.transform.chunk_size or len(indices)
-        seeds = self._seeds(tape) if self.grad else None
-        seeds = None if seeds is None else np.concatenate([np.ravel(seed) for seed in seeds])
-        inputs = [self.batched[i] if i in self.batched else self.leaves[i]._data for i in self.floats]
-        is_batched = [i in self.batched for i in self.floats]
+        inputs, is_batched, seeds = self._batch_arguments(tape)
         failed = []
         for start in range(0, len(indices), size):
             chunk = np.asarray(indices[start : start + size], np.int64)
@@ -1333,8 +1375,7 @@ class _Replay:
                 inputs, is_batched, seeds, threads, self.wanted, slices=chunk, into=self.into
             )  # fmt: skip
             if self.results is None:  # the first call made the results (in ``into``); the others fill them
-                wanted = [grads[self.position_of[i]] for group in self.grad_leaves for i in group] if self.grad else []
-                self.results = [*wanted, *outputs]
+                self._take_results(outputs, grads)
             failed += guard_failed
         return failed
 
@@ -1395,6 +1436,104 @@ class _Replay:
         else:
             output = _unflatten(spec["spec"], arrays)
         return self.transform._place(output)
+
+
+class _Speculation:
+    """A vmap call's replay by the last call's recording, started on a background thread
+    before the function is recorded again on the calling thread, and kept if the new recording
+    is the last one exactly (``Tape._recorded_again``).
+
+    torch.func calls the function on every call, and so does vmap: it records it. When that
+    recording equals the last call's (the same rows, constants of the same bits, no guard on a
+    value), the last call's tape is the one replayed, and its replay does not depend on the new
+    recording. So it can start before the recording: a background thread replays the last
+    ``batch - split`` slices by it meanwhile (its kernels hold no GIL), and once the recording
+    is found to be the same, the calling thread replays the first ``split`` on the remaining
+    threads. A recording that differs discards that work (its results are overwritten by the
+    replay of the new tape, as without this) and stops the speculation until a call's
+    recording is again the last one's; the call then waits for the background thread's part
+    to end, a cost bounded by that part.
+
+    ``split`` balances the two sides by the last call's times (``pace``: its recording, and
+    one slice's replay on one thread): the background thread's part takes as long as the
+    recording plus the calling thread's part. The calling thread waits for the background
+    thread to reach its kernel before it records: a recording gives the GIL up and takes it
+    back at every small kernel it calls, and CPython then never hands it to a waiting thread
+    (``_threads.waking``), whose set-up waited for the whole recording. The scalar graph's
+    ``vmap(grad)`` over 1,024 sets took 134-140 ms a call without this (a 96-115 ms
+    recording, then a 42 ms replay on two threads), 96-100 ms with it.
+    """
+
+    HANDOFF_SECONDS = 0.05
+
+    @classmethod
+    def start(cls, replay_: _Replay, threads: int) -> _Speculation | None:
+        transform = replay_.transform
+        previous = transform.last_recording
+        if threads < 2 or previous is None or transform.pace is None or not transform.speculate:
+            return None
+        if LOCK._is_owned():  # (inside a backward's hook: the background thread may need it)
+            return None
+        if transform.chunk_size is not None:
+            return None
+        specs = [(data.shape, data.dtype) for data in replay_._slice_inputs(0)]
+        if specs != previous.input_specs:
+            return None
+        return cls(replay_, previous, threads)
+
+    def __init__(self, replay_: _Replay, tape: Tape, threads: int):
+        recorded, per_slice = replay_.transform.pace
+        batch = replay_.batch
+        background = round(((threads - 1) * recorded / max(per_slice, 1e-9) + batch) / threads)
+        background = min(batch, max(1, background))
+        self.replay, self.tape, self.threads, self.batch = replay_, tape, threads, batch
+        self.split = batch - background  # the calling thread's part: slices [0, split)
+        self.into = {}
+        self.arguments = replay_._batch_arguments(tape)
+        started = threading.Event()
+        slices = np.arange(self.split, batch, dtype=np.int64)
+        self.future = _threads.background().submit(_threads.waking, started, self._background, slices)
+        # Until its kernel runs: the recording would starve it of the GIL (``_threads.waking``).
+        # A bound, should it wait for something of this thread's.
+        started.wait(self.HANDOFF_SECONDS)
+
+    def _replay(self, slices: np.ndarray, threads: int) -> tuple:
+        inputs, batched, seeds = self.arguments
+        return self.tape._replay_batch(
+            inputs, batched, seeds, threads, self.replay.wanted, slices=slices, into=self.into
+        )
+
+    def _background(self, slices: np.ndarray) -> tuple:
+        started = time.perf_counter()
+        result = self._replay(slices, 1)
+        return result, time.perf_counter() - started
+
+    def discard(self) -> None:
+        """Wait for the background thread's part (it writes arrays of this call's) and drop it."""
+        try:
+            self.future.result()
+        except Exception:  # (its results are not used)
+            pass
+
+    def finish(self, recorded: float) -> list:
+        """The calling thread's part, then the background thread's results: the slices whose
+        guards failed. The results go to the call (``_Replay.into``/``results``)."""
+        failed = []
+        try:
+            if self.split:
+                failed += self._replay(np.arange(self.split, dtype=np.int64), self.threads - 1)[2]
+        finally:
+            try:
+                (outputs, grads, background_failed), seconds = self.future.result()
+            except Exception:  # raised again below by the same replay here, or not at all
+                seconds = None
+        if seconds is None:
+            outputs, grads, background_failed = self._replay(np.arange(self.split, self.batch, dtype=np.int64), 1)
+        else:
+            self.replay.transform.pace = (recorded, seconds / (self.batch - self.split))
+        self.replay.into = self.into
+        self.replay._take_results(outputs, grads)
+        return failed + background_failed
 
 
 def _layouts(outputs) -> list:

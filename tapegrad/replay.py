@@ -1426,23 +1426,24 @@ class Tape:
         # zeros, slice by slice, wrote as much memory as the wanted ones' gradients.
         graded = sorted({p for p in positions if self._float_inputs[p]}) if with_grad else []
         results = {} if into is None else into
-        if not results:  # (B, *shape) blocks of one flat array per dtype, and where each starts
-            output_places, flat_outputs = packed(
-                ("outputs", size), self.output_rows, output_shapes, empty=_results.empty
-            )
-            grad_shapes = [input_shapes[p] for p in graded]
-            grad_places, flat_grads = packed(
-                ("grads", size, tuple(graded)), self.input_rows[graded], grad_shapes, empty=_results.empty
-            )
-            grads = [None] * len(input_shapes)
-            for p, block in zip(graded, blocks(grad_places, flat_grads, grad_shapes)):
-                grads[p] = block
-            results.update(
-                outputs=blocks(output_places, flat_outputs, output_shapes),
-                grads=grads if with_grad else [],
-                places=(output_places, grad_places),
-                flats=(flat_outputs, flat_grads),
-            )
+        with self._lock:  # (two threads may fill one ``into``: vmap's speculation, ``func._Speculation``)
+            if not results:  # (B, *shape) blocks of one flat array per dtype, and where each starts
+                output_places, flat_outputs = packed(
+                    ("outputs", size), self.output_rows, output_shapes, empty=_results.empty
+                )
+                grad_shapes = [input_shapes[p] for p in graded]
+                grad_places, flat_grads = packed(
+                    ("grads", size, tuple(graded)), self.input_rows[graded], grad_shapes, empty=_results.empty
+                )
+                grads = [None] * len(input_shapes)
+                for p, block in zip(graded, blocks(grad_places, flat_grads, grad_shapes)):
+                    grads[p] = block
+                results.update(
+                    outputs=blocks(output_places, flat_outputs, output_shapes),
+                    grads=grads if with_grad else [],
+                    places=(output_places, grad_places),
+                    flats=(flat_outputs, flat_grads),
+                )
         outputs, grads = results["outputs"], results["grads"]
         (output_places, grad_places), (flat_outputs, flat_grads) = results["places"], results["flats"]
         whole = everything or (len(slices) == size and bool((slices == np.arange(size)).all()))
@@ -1482,9 +1483,9 @@ class Tape:
             if seeded is None:  # (read-only in the kernel: shared by calls and threads)
                 # A few seedings kept, each a whole gradient arena: a vmap called with new
                 # grad_outputs every time kept one per call (58 MB after 40 calls of a 300x300).
-                kept = [other for other in plans if other[0] == "seeded"]
+                kept = [other for other in list(plans) if other[0] == "seeded"]  # (another thread may add one)
                 for other in kept[: max(0, len(kept) - 3)]:
-                    del plans[other]
+                    plans.pop(other, None)
                 seeded = backward.backward_setup(
                     rows, self.params, self.layouts, self.dims, self.aux, self.addresses, rules, saves, paths,
                     self.output_rows, seeds, share=True,

@@ -196,3 +196,94 @@ def test_threads_calling_one_vmap_share_its_kept_tape_safely():
     for thread in threads:
         thread.join()
     assert not wrong
+
+
+# -- the replay by the last tape while f records again (func._Speculation) ------------------------
+
+
+@pytest.fixture
+def two_threads():
+    previous = tg.get_num_threads()
+    tg.set_num_threads(2)
+    yield
+    tg.set_num_threads(previous)
+
+
+def _scalar_f(w, x):  # scalar ops over the elements: a register program (tapegrad/_register.py)
+    return sum((wi * xi).tanh() * xi for wi, xi in zip(w, x))
+
+
+def _tensor_f(w, x):  # whole-tensor ops: the general batch replay
+    return ((x * w).tanh() * x).sum()
+
+
+@pytest.mark.parametrize("f", [_scalar_f, _tensor_f])
+def test_the_last_tape_replayed_while_f_records_again_gives_the_one_thread_bits(f, two_threads):
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    rng = np.random.default_rng(6)
+    for call in range(4):
+        # 300 slices: both threads take a part (replay._SLICES_PER_THREAD)
+        w, X = tg.tensor(rng.standard_normal(5)), tg.tensor(rng.standard_normal((300, 5)))
+        got = per_slice(w, X).numpy()
+        assert vmap_stats()["speculated"] is (call > 0)
+        assert vmap_stats()["reused"] is (call > 0)
+        tg.set_num_threads(1)
+        alone = vmap(grad(f), in_dims=(None, 0))(w, X).numpy()
+        assert vmap_stats()["speculated"] is False
+        tg.set_num_threads(2)
+        assert np.array_equal(got, alone)
+        np.testing.assert_allclose(got, _loop(f, w, X), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [_captured_tensor, _python_number, _branch_on_a_python_flag])
+def test_a_recording_that_differs_discards_the_replay_started_by_the_last_tape(make, two_threads):
+    f, change = make()
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    w, X = _batch(7, (200, 5))
+    per_slice(w, X)
+    per_slice(w, X)
+    assert vmap_stats()["speculated"] is True
+    change()
+    got = per_slice(w, X).numpy()
+    assert vmap_stats()["reused"] is False and vmap_stats()["speculated"] is False
+    np.testing.assert_allclose(got, _loop(f, w, X), rtol=1e-12, atol=1e-12)
+    # The next call does not start one (the last one was wasted); once a recording is the last
+    # one's again, the one after does.
+    per_slice(w, X)
+    assert vmap_stats()["reused"] is True and vmap_stats()["speculated"] is False
+    np.testing.assert_allclose(per_slice(w, X).numpy(), _loop(f, w, X), rtol=1e-12, atol=1e-12)
+    assert vmap_stats()["speculated"] is True
+
+
+def test_slices_whose_guard_fails_in_the_replay_started_early_are_recorded_again(two_threads):
+    def f(w, x):  # a guard on a comparison's truth: the slices with a negative sum fail it
+        return (x * w).sin().sum() if x.sum() > 0 else (x * w).cos().sum() * 3
+
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    rng = np.random.default_rng(8)
+    w = tg.tensor(rng.standard_normal(5))
+    for call in range(3):
+        X = tg.tensor(rng.standard_normal((200, 5)))
+        X[0] = X[0].abs()  # the recording's slice takes the first branch each time
+        got = per_slice(w, X).numpy()
+        assert vmap_stats()["speculated"] is (call > 0)
+        assert vmap_stats()["rerecords"] >= 1
+        np.testing.assert_allclose(got, _loop(f, w, X), rtol=1e-12, atol=1e-12)
+
+
+def test_f_raising_while_the_last_tape_replays_raises_and_the_next_call_recovers(two_threads):
+    fail = [False]
+
+    def f(w, x):
+        if fail[0]:
+            raise ValueError("f failed")
+        return ((x * w).tanh() * x).sum()
+
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    w, X = _batch(9, (200, 5))
+    per_slice(w, X)
+    fail[0] = True
+    with pytest.raises(ValueError, match="f failed"):
+        per_slice(w, X)
+    fail[0] = False
+    np.testing.assert_allclose(per_slice(w, X).numpy(), _loop(f, w, X), rtol=1e-12, atol=1e-12)
