@@ -227,8 +227,9 @@ def test_a_number_operand_gives_numpys_bits_on_both_paths(dtype, shape):
 @pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
 def test_a_recording_takes_the_short_paths_and_records_the_same_rows(dtype, monkeypatch):
     """Inside ``tapegrad.record`` two results of the recording combine through
-    ``_record._same_tape``, and iterating a result makes its rows through
-    ``_views._unbound_rows``, as eagerly; the rows, the value and the gradients are those of
+    ``_record._same_tape``, iterating a result makes its rows through
+    ``_views._unbound_rows`` and stacking results reads only their rows
+    (``_views._results_of_one_tape``), as eagerly; the rows, the value and the gradients are those of
     the general paths they stand in for (taken while another special mode is on), and the
     replay's equal the eager ones."""
     from tapegrad import _record, _views
@@ -239,17 +240,18 @@ def test_a_recording_takes_the_short_paths_and_records_the_same_rows(dtype, monk
     def loss(w1, b1, w2, b2):
         return _scalars(x, w1, b1, w2, b2)
 
-    calls = {"_same_tape": 0, "_unbound_rows": 0}
-    for module, name in ((_record, "_same_tape"), (_views, "_unbound_rows")):
+    calls = {"_same_tape": 0, "_unbound_rows": 0, "_results_of_one_tape": 0}
+    for module, name in ((_record, "_same_tape"), (_views, "_unbound_rows"), (_views, "_results_of_one_tape")):
         original = getattr(module, name)
 
         def counted(*args, _original=original, _name=name):
-            calls[_name] += 1
-            return _original(*args)
+            result = _original(*args)
+            calls[_name] += result is not None  # (the short path taken)
+            return result
 
         monkeypatch.setattr(module, name, counted)
     fast = tg.record(loss, *arrays)
-    assert calls["_same_tape"] >= 8 and calls["_unbound_rows"] == 2
+    assert calls["_same_tape"] >= 8 and calls["_unbound_rows"] == 2 and calls["_results_of_one_tape"] == 1
     before = dict(calls)
     _grad_mode.special_modes[0] += 1
     try:
