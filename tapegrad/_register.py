@@ -399,7 +399,8 @@ def _per_slice(program, kernel, inputs, outputs, seeds, grads, with_grad, thread
     input_registers = program.input_registers
 
     def run(lo, hi):  # each thread in registers of its own
-        entering_kernel()
+        if hi > lo:  # (not the call that compiles it, below)
+            entering_kernel()
         kernel.value_and_grad_slices(
             lo, hi, program.forward_ins, program.backward_ins, program.args, program.signs, program.grad_signs,
             program.forward_params, program.backward_params, program.regs.copy(), np.zeros_like(program.grads),

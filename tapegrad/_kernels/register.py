@@ -536,8 +536,8 @@ def lanes_blocks(
 ):  # fmt: skip
     """``forward_lanes``, then with ``with_grad`` ``backward_lanes``, for each block of slices
     ``lo`` to ``hi`` (block ``b`` starts at slice ``b * lanes``): one call per thread. Called a
-    block at a time, each return came back to the interpreter, which a thread that records
-    meanwhile holds (``func._Speculation``): every block waited up to its switch interval."""
+    block at a time, each return needed the GIL, which a thread recording meanwhile
+    (``func._Speculation``) kept until its recording ended (``_threads.waking``)."""
     for block in range(lo, hi):
         first = block * lanes
         forward_lanes(
