@@ -1320,12 +1320,14 @@ class _Replay:
         self.stats["path"] = "grad-replay" if self.grad else "replay"
         self.stats["threads"] = threads
         transform = self.transform
-        if speculation is not None and speculation.tape is self.first:
+        discarded = False
+        if speculation is not None and speculation.stands(self.first):
             failed = speculation.finish(recorded)
             self.stats["speculated"] = True
         else:
-            if speculation is not None:  # the function recorded something else this time
+            if speculation is not None:  # the function recorded something else, or wrote an argument
                 speculation.discard()
+                speculation, discarded = None, True
                 transform.speculate = False
             self._allocate(self.first)
             started = time.perf_counter()
@@ -1333,7 +1335,7 @@ class _Replay:
             # (a thread's share of the slices, roughly as ``Tape._replay_batch`` splits them)
             shares = min(threads, max(1, batch // replay._SLICES_PER_THREAD))
             transform.pace = (recorded, (time.perf_counter() - started) * shares / batch)
-        if self.stats["reused"]:
+        if self.stats["reused"] and not discarded:
             transform.speculate = True
         for index in failed:
             self._rerun(index)
@@ -1449,10 +1451,13 @@ class _Speculation:
     recording. So it can start before the recording: a background thread replays the last
     ``batch - split`` slices by it meanwhile (its kernels hold no GIL), and once the recording
     is found to be the same, the calling thread replays the first ``split`` on the remaining
-    threads. A recording that differs discards that work (its results are overwritten by the
-    replay of the new tape, as without this) and stops the speculation until a call's
+    threads. A recording that differs discards that work (its results are dropped, and the
+    new tape's replay runs as without this) and stops the speculation until a call's
     recording is again the last one's; the call then waits for the background thread's part
-    to end, a cost bounded by that part.
+    to end, a cost bounded by that part. So does an argument whose bits changed while the
+    function ran (written through ``.numpy()``, which the recording cannot see): the
+    background thread reads a copy of the arguments taken before, and the one-thread path
+    reads them after.
 
     ``split`` balances the two sides by the last call's times (``pace``: its recording, and
     one slice's replay on one thread): the background thread's part takes as long as the
@@ -1479,7 +1484,10 @@ class _Speculation:
         specs = [(data.shape, data.dtype) for data in replay_._slice_inputs(0)]
         if specs != previous.input_specs:
             return None
-        return cls(replay_, previous, threads)
+        try:
+            return cls(replay_, previous, threads)
+        except RuntimeError:  # no new threads once the interpreter shuts down: a thread's vmap then
+            return None
 
     def __init__(self, replay_: _Replay, tape: Tape, threads: int):
         recorded, per_slice = replay_.transform.pace
@@ -1489,7 +1497,8 @@ class _Speculation:
         self.replay, self.tape, self.threads, self.batch = replay_, tape, threads, batch
         self.split = batch - background  # the calling thread's part: slices [0, split)
         self.into = {}
-        self.arguments = replay_._batch_arguments(tape)
+        inputs, batched, seeds = replay_._batch_arguments(tape)
+        self.arguments = ([np.array(data) for data in inputs], batched, seeds)  # (see ``stands``)
         started = threading.Event()
         slices = np.arange(self.split, batch, dtype=np.int64)
         self.future = _threads.background().submit(_threads.waking, started, self._background, slices)
@@ -1508,12 +1517,24 @@ class _Speculation:
         result = self._replay(slices, 1)
         return result, time.perf_counter() - started
 
+    def stands(self, first: Tape) -> bool:
+        """Whether the call's recording is this replay's tape, and its arguments still hold the
+        bits the background thread read."""
+        if first is not self.tape:
+            return False
+        for live, read in zip(self.replay._batch_arguments(first)[0], self.arguments[0]):
+            if live.shape != read.shape or not np.array_equal(_bits(live), _bits(read)):
+                return False
+        return True
+
     def discard(self) -> None:
-        """Wait for the background thread's part (it writes arrays of this call's) and drop it."""
+        """Wait for the background thread's part (it writes arrays of this call's) and let its
+        results go (a traceback that keeps the caller's frame keeps this object)."""
         try:
             self.future.result()
         except Exception:  # (its results are not used)
             pass
+        self.future = self.into = self.arguments = None
 
     def finish(self, recorded: float) -> list:
         """The calling thread's part, then the background thread's results: the slices whose
@@ -1533,7 +1554,13 @@ class _Speculation:
             self.replay.transform.pace = (recorded, seconds / (self.batch - self.split))
         self.replay.into = self.into
         self.replay._take_results(outputs, grads)
+        self.future = self.arguments = None
         return failed + background_failed
+
+
+def _bits(array: np.ndarray) -> np.ndarray:
+    """``array``'s bits, as unsigned integers: -0.0 is not 0.0, and a NaN equals itself."""
+    return np.ascontiguousarray(array).view(np.dtype(f"u{array.dtype.itemsize}"))
 
 
 def _layouts(outputs) -> list:

@@ -1447,15 +1447,19 @@ class Tape:
         outputs, grads = results["outputs"], results["grads"]
         (output_places, grad_places), (flat_outputs, flat_grads) = results["places"], results["flats"]
         whole = everything or (len(slices) == size and bool((slices == np.arange(size)).all()))
+        # A run of consecutive slices (a thread's part: ``func._Speculation``) is read as a view,
+        # not copied by fancy indexing.
+        consecutive = len(slices) > 0 and bool((np.diff(slices) == 1).all())
+        picked = slice(int(slices[0]), int(slices[-1]) + 1) if consecutive else slices
         if self._scalar_program() is not None:
             if whole:
                 values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, positions)
             else:
-                chosen = [data[slices] if is_batched else data for data, is_batched in zip(arrays, batched)]
+                chosen = [data[picked] if is_batched else data for data, is_batched in zip(arrays, batched)]
                 values, gradients = self._program.replay_batch(chosen, batched, len(slices), seeds, threads, positions)
             for target, source in zip([*outputs, *grads], [*values, *gradients]):
                 if target is not None:
-                    target[slices] = source
+                    target[picked] = source
             return outputs, grads, []  # no guards: no slice fails
         # Only the batched inputs are loaded per slice: the slices this call runs, in their
         # order (the kernel reads the t-th at block start + t * numel), one flat array per dtype,
@@ -1471,7 +1475,7 @@ class Tape:
             len(slices),
         )
         for (row, start), data in zip(input_places, [data for data, is_batched in zip(arrays, batched) if is_batched]):
-            chosen = data if whole else data[slices]
+            chosen = data if whole else data[picked]
             packed_inputs[codes[row]][start : start + chosen.size] = chosen.reshape(-1)
         shared = [(row, data) for row, data, is_batched in zip(self.input_rows, arrays, batched) if not is_batched]
 

@@ -287,3 +287,77 @@ def test_f_raising_while_the_last_tape_replays_raises_and_the_next_call_recovers
         per_slice(w, X)
     fail[0] = False
     np.testing.assert_allclose(per_slice(w, X).numpy(), _loop(f, w, X), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("written", ["unbatched", "batched"])
+def test_an_argument_written_through_numpy_while_f_runs_discards_the_replay_started_before(written, two_threads):
+    """f changes an argument through ``.numpy()`` (shared memory, as PyTorch's), which the
+    recording cannot see: the replay started before f ran read the old values, and the
+    one-thread path reads the new ones. The call must give those."""
+
+    def run(threads):
+        tg.set_num_threads(threads)
+        w = tg.tensor(np.ones(5))
+        X = tg.tensor(np.random.default_rng(10).standard_normal((300, 5)))
+        target = (w if written == "unbatched" else X).numpy()
+
+        def f(w_, x):
+            target[...] += 1.0
+            return ((x * w_).tanh() * x).sum()
+
+        per_slice = vmap(grad(f), in_dims=(None, 0))
+        per_slice(w, X)
+        got = per_slice(w, X).numpy().copy()
+        return got, vmap_stats(), w, X
+
+    got, stats, w, X = run(2)
+    assert stats["reused"] is True and stats["speculated"] is False
+    alone, _, _, _ = run(1)
+    assert np.array_equal(got, alone)
+    t = np.tanh(X.numpy() * w.numpy())  # the values after f's two writes
+    np.testing.assert_allclose(got, (1 - t * t) * X.numpy() ** 2, rtol=1e-12, atol=1e-12)
+
+
+def test_vmap_runs_without_the_background_thread_when_none_can_start(two_threads, monkeypatch):
+    """Once the interpreter shuts down, no thread can start (concurrent.futures raises
+    RuntimeError): a vmap called by a thread still running then gives its results unspeculated."""
+    from tapegrad import _threads
+
+    class Refusing:
+        def submit(self, *args):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    per_slice = vmap(grad(_tensor_f), in_dims=(None, 0))
+    w, X = _batch(11, (200, 5))
+    per_slice(w, X)
+    monkeypatch.setattr(_threads, "background", lambda: Refusing())
+    got = per_slice(w, X).numpy()
+    assert vmap_stats()["reused"] is True and vmap_stats()["speculated"] is False
+    np.testing.assert_allclose(got, _loop(_tensor_f, w, X), rtol=1e-12, atol=1e-12)
+
+
+def test_a_call_that_raises_lets_the_background_results_go(two_threads):
+    """The traceback keeps the call's frames; the replay started before f raised must not keep
+    its results (a caller keeping exceptions kept a batch of results each)."""
+    from tapegrad import func
+
+    fail = [False]
+
+    def f(w, x):
+        if fail[0]:
+            raise ValueError("f failed")
+        return ((x * w).tanh() * x).sum()
+
+    per_slice = vmap(grad(f), in_dims=(None, 0))
+    w, X = _batch(12, (200, 5))
+    per_slice(w, X)
+    fail[0] = True
+    with pytest.raises(ValueError) as caught:
+        per_slice(w, X)
+    speculations = []
+    traceback = caught.value.__traceback__
+    while traceback is not None:
+        speculations += [v for v in traceback.tb_frame.f_locals.values() if isinstance(v, func._Speculation)]
+        traceback = traceback.tb_next
+    assert speculations  # (it did start one)
+    assert all(s.into is None and s.future is None and s.arguments is None for s in speculations)
