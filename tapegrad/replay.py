@@ -235,6 +235,17 @@ class _ResultPool:
 
 
 _results = _ResultPool()
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays of one dtype hold the same bits in the same shape: values would take
+    -0.0 for 0.0 and a NaN for other than itself."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    bits = np.dtype(f"u{a.dtype.itemsize}")
+    return bool(np.array_equal(np.ascontiguousarray(a).view(bits), np.ascontiguousarray(b).view(bits)))
+
+
 _INPUT_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_)}
 
 # From this size an input of ``value_and_grad`` is read where it lies (``Tape._place_inputs``):
@@ -415,9 +426,8 @@ class Tape:
                 continue
             value = tape.replay_values[row] if row in tape.replay_values else by_row[row]._data
             slot = self._slot(row)
-            held = np.ascontiguousarray(np.asarray(value).reshape(-1), slot.dtype)
-            bits = np.dtype(f"u{slot.itemsize}")  # bits, not values: -0.0 is not 0.0, NaN is NaN
-            if held.shape != slot.shape or not np.array_equal(held.view(bits), slot.view(bits)):
+            held = np.asarray(value).reshape(-1).astype(slot.dtype, copy=False)
+            if not same_bits(held, slot):
                 return False
         return True
 
@@ -1446,11 +1456,11 @@ class Tape:
                 )
         outputs, grads = results["outputs"], results["grads"]
         (output_places, grad_places), (flat_outputs, flat_grads) = results["places"], results["flats"]
-        whole = everything or (len(slices) == size and bool((slices == np.arange(size)).all()))
         # A run of consecutive slices (a thread's part: ``func._Speculation``) is read as a view,
         # not copied by fancy indexing.
         consecutive = len(slices) > 0 and bool((np.diff(slices) == 1).all())
         picked = slice(int(slices[0]), int(slices[-1]) + 1) if consecutive else slices
+        whole = everything or (consecutive and len(slices) == size and slices[0] == 0)
         if self._scalar_program() is not None:
             if whole:
                 values, gradients = self._program.replay_batch(arrays, batched, size, seeds, threads, positions)

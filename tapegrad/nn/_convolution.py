@@ -364,7 +364,7 @@ def _same_dtypes(x: Tensor, weight: Tensor, bias: Tensor | None, groups) -> None
     clause about one thread and 1x1 kernels as met: PyTorch's default threads on more than one
     core); the native kernels' otherwise."""
     if bias is not None and bias.dtype != x.dtype:
-        raise RuntimeError(f"Input type ({_c_name(x)}) and bias type ({_c_name(bias)}) should be the same")
+        raise RuntimeError(f"Input type ({x.dtype.c_name}) and bias type ({bias.dtype.c_name}) should be the same")
     if x.dtype == weight.dtype:
         return
     kernel = tuple(weight.shape[2:])
@@ -381,17 +381,6 @@ def _same_dtypes(x: Tensor, weight: Tensor, bias: Tensor | None, groups) -> None
 def _native_dtype_error(x: Tensor, weight: Tensor):
     """PyTorch's native convolution kernels' error for a weight of another dtype than the input."""
     raise RuntimeError(f"expected scalar type {x.dtype.type_name} but found {weight.dtype.type_name}")
-
-
-# The C++ type names PyTorch's messages print (``c10::toString`` of the scalar type's C type)
-_C_NAMES = {
-    "float64": "double", "float32": "float", "float16": "c10::Half", "bfloat16": "c10::BFloat16", "int64": "long int",
-    "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool",
-}  # fmt: skip
-
-
-def _c_name(tensor: Tensor) -> str:
-    return _C_NAMES.get(str(tensor.dtype).split(".")[-1], str(tensor.dtype))
 
 
 def _check_weight_extent(weight: Tensor, groups: int) -> None:
