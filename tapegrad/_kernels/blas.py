@@ -29,9 +29,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .config import jit
+from .config import AS_PYTHON, jit
 
-if numba.config.DISABLE_JIT:
+if AS_PYTHON:
     import ctypes
 
     def _matrix(address, rows, columns, ld, dtype):

@@ -141,8 +141,19 @@ def poison_gradients() -> np.bool_:
 JIT_OPTIONS = dict(nogil=True, error_model="numpy")
 
 
+# The kernels run as their Python source: under NUMBA_DISABLE_JIT (the test pass that runs them
+# so), and in the second copy of this package that ``tiers.py`` imports under this name, which
+# runs small sweeps while numba compiles the interpreters in the background. Every branch
+# between the two forms tests this, never numba's flag: the copy is imported with the flag off.
+PYTHON_COPY = "tapegrad._kernels_as_python"
+AS_PYTHON = numba.config.DISABLE_JIT or __name__ == PYTHON_COPY + ".config"
+
+
 def kernel(**options):
-    """``numba.njit(**options)`` with the kernels' cache (``shipped.cached``)."""
+    """``numba.njit(**options)`` with the kernels' cache (``shipped.cached``); the function
+    itself where the kernels run as Python (``AS_PYTHON``)."""
+    if AS_PYTHON:
+        return lambda function: function
     return cached(numba.njit(**options), KERNEL_DIGEST)
 
 
@@ -180,7 +191,7 @@ def _wide_vectors():
     bits: the lanes do the same operations). Per function, so the rest keeps LLVM's choice."""
 
 
-if numba.config.DISABLE_JIT:
+if AS_PYTHON:
     always_inline = _always_inline
     wide_vectors = _wide_vectors
 else:

@@ -31,7 +31,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from .config import JIT_OPTIONS, always_inline, inline, jit, kernel_cache
+from .config import AS_PYTHON, JIT_OPTIONS, always_inline, inline, jit, kernel_cache
 
 DONE, NO_RULE = 1, 2
 # A backward row's gradient slot: not eligible to hold a uniform gradient, eligible, or holding
@@ -76,7 +76,7 @@ def _call(typingctx, address, rule, row, mask, frame):
 
 _python_functions: list = []  # NUMBA_DISABLE_JIT: address k + 1 is _python_functions[k]
 
-if numba.config.DISABLE_JIT:
+if AS_PYTHON:
 
     def make_frame(rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64, uniform):
         return (rows, params, layouts, dims, aux, addresses, offsets, touched, arena32, arena64, uniform)
@@ -186,7 +186,7 @@ class Table:
             if self.addresses[slot]:
                 return
             function = self.functions[slot]
-            if numba.config.DISABLE_JIT:
+            if AS_PYTHON:
                 _python_functions.append(function)
                 self.addresses[slot] = len(_python_functions)
                 return
@@ -199,7 +199,7 @@ class Table:
 def announce(dispatcher, description: str) -> None:
     """Before the first call of a jitted interpreter in this process: one line on stderr if numba
     has no cached machine code for it, so that nobody stares at a silent prompt while it compiles."""
-    if numba.config.DISABLE_JIT or dispatcher.overloads:
+    if AS_PYTHON or dispatcher.overloads:
         return
     try:
         cached = dispatcher._cache.has_entry()

@@ -14,7 +14,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from .config import inline
+from .config import AS_PYTHON, inline
 
 
 @intrinsic
@@ -28,7 +28,7 @@ def _pointer_like(typingctx, address, like):
     return signature, codegen
 
 
-if numba.config.DISABLE_JIT:
+if AS_PYTHON:
 
     def value_at(address, numel, like):
         if not address and numel:

@@ -44,13 +44,12 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic, overload
 
-from .config import JIT_OPTIONS, kernel
+from .config import AS_PYTHON, JIT_OPTIONS, kernel
 from .config import always_inline as _inline_into_callers
 
 # -- 2**n from its bits --------------------------------------------------------------------
@@ -1093,7 +1092,7 @@ sigmoid = _generic("sigmoid", _sigmoid32, _sigmoid64)
 softplus = _generic("softplus", _softplus32, _softplus64)
 
 
-if numba.config.DISABLE_JIT:
+if AS_PYTHON:
     _bits_to_float = _bits_to_float_python  # noqa: F811 - the intrinsic's Python form
     _has_scalef = _has_scalef_python  # noqa: F811
     _float_to_bits = _float_to_bits_python  # noqa: F811
