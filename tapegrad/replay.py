@@ -1799,6 +1799,9 @@ def demo() -> None:
     def step():
         return tape.value_and_grad(x1, grad_outputs=v)
 
+    from ._kernels import tiers
+
+    tiers.wait()  # on a fresh install: the replay timed below is compiled code, not its Python tier
     step()
     runs = []
     for _ in range(200):

@@ -13,6 +13,10 @@ import pytest
 # a kernel that adds into a slot it never claimed fails the gradient checks instead of passing by
 # luck. Set before tapegrad is imported, here and in the subprocesses the tests start.
 os.environ.setdefault("TAPEGRAD_POISON_GRADIENTS", "1")  # a subprocess may ask for "0"
+# Every sweep compiled, never run as Python while a background process compiles it
+# (tapegrad/_kernels/tiers.py): which tier a test ran must not depend on when a compile ends.
+# tests/test_tiers.py turns it on in the subprocesses it starts.
+os.environ.setdefault("TAPEGRAD_BACKGROUND_COMPILE", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")

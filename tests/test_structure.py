@@ -57,6 +57,7 @@ LAYERS = {
     "kernels": [
         "_kernels.shipped",  # machine code shipped with the package, read by numba's cache
         "_kernels.config",
+        "_kernels.tiers",  # the interpreters run as Python while a background process compiles them
         "_kernels.memory",
         "_kernels.blas",
         "_kernels.families",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import config, convolution, families, generated, normalization, scalar, vmath
+from . import config, convolution, families, generated, normalization, scalar, tiers, vmath
 from .blas import product
 from .config import always_inline, inline, jit
 from .families import call, make_frame
@@ -1589,6 +1589,14 @@ def _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots):
     return shared_slots(rows, layouts, dims, paths, rules, aux, roots)
 
 
+def work(rows, layouts, stop, start) -> int:
+    """What sweeping rows ``start`` down to ``stop`` (exclusive) costs as Python, in elements: a
+    row's Python costs about as much as 8 of its elements (``tiers.PYTHON_WORK``)."""
+    if start <= stop:
+        return 0
+    return int(layouts[rows[stop + 1 : start + 1, 4], 1].sum()) + 8 * (start - stop)
+
+
 def backward_sweep(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
     plan=None, spare=None, read_rows=False, fused=None,
@@ -1606,6 +1614,15 @@ def backward_sweep(
     ``spare``: float32 and float64 arenas the sweep may take as its own (``_setup``).
     ``fused``: a ``fused.BackwardPlan`` of these rows, whose groups of large elementwise rows
     are swept a block at a time (the sweep runs the rows between them), or None."""
+    if not config.AS_PYTHON and not _run.overloads and fused is None:  # (``tiers.py``)
+        python = tiers.as_python("backward", _run, work(rows, layouts, -1, int(max(roots, default=-1))))
+        if python is not None:
+            result = tiers.run("backward", python.backward_sweep, (
+                rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
+                retain_graph, plan, spare, read_rows,
+            ), (freed,))  # fmt: skip
+            if result is not None:
+                return result
     families.announce(_run, "backward interpreter")
     spare = (_NO_GRAD32, _NO_GRAD64) if spare is None else spare
     offsets, (grad32, grad64), touched = _NO_ROWS, spare, _NO_TOUCHED
@@ -1647,6 +1664,13 @@ def backward_setup(rows, params, layouts, dims, aux, addresses, rules, saves, pa
     """For a backward that stops for hooks: lay out the gradient slots and seed the roots, and
     return ``(offsets, grad32, grad64, touched)`` for ``backward_rows``. No shared slots unless
     ``share``: a hook may change an operand's gradient, which must not change its neighbour's."""
+    if not config.AS_PYTHON and not _run.overloads:  # (``tiers.py``)
+        python = tiers.as_python("backward", _run, work(rows, layouts, -1, int(max(roots, default=-1))))
+        if python is not None:
+            arguments = (rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, share)
+            result = tiers.run("backward", python.backward_setup, arguments)
+            if result is not None:
+                return result
     families.announce(_run, "backward interpreter")
     laid, look = _NO_ROWS, np.bool_(share)
     while True:
@@ -1668,6 +1692,15 @@ def backward_rows(
     ask for them. A backward with hooks stops above each hooked row, so that Python can call the
     hooks once that row's gradient is complete (it keeps no UNIFORM gradients: Python reads
     them between calls). Returns ``(status, row)``."""
+    if not config.AS_PYTHON and not _run.overloads:  # (``tiers.py``)
+        python = tiers.as_python("backward", _run, work(rows, layouts, stop, start))
+        if python is not None:
+            result = tiers.run("backward", python.backward_rows, (
+                rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,
+                offsets, grad32, grad64, touched, start, stop,
+            ), (freed, grad32, grad64, touched))  # fmt: skip
+            if result is not None:
+                return result
     while True:
         status, row, *_ = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, _NO_ROWS, _NO_GRAD64, freed, modified,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import convolution, families, generated, normalization, scalar, vmath
-from .backward import SMALL, _groups, _shape, _split, product_shape
+from . import config, convolution, families, generated, normalization, scalar, tiers, vmath
+from .backward import SMALL, _groups, _shape, _split, product_shape, work
 from .blas import product
 from .config import inline, jit
 from .families import call, make_frame
@@ -1142,6 +1142,13 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
     None) runs its groups of large elementwise rows a block at a time, and the sweep the rows
     between them. Returns ``(status, row)`` with status 0, ``GUARD_FAILED`` (resume at
     ``row + 1`` to go on past it), ``NO_RULE`` or ``KERNEL_FAILED``."""
+    if not config.AS_PYTHON and not _sweep.overloads and fused is None:  # (``tiers.py``)
+        python = tiers.as_python("forward", _sweep, work(rows, layouts, start - 1, len(rows) - 1))
+        if python is not None:
+            arguments = (rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start)
+            result = tiers.run("forward", python.forward_sweep, arguments)  # (it writes values only)
+            if result is not None:
+                return result
     families.announce(_sweep, "replay interpreter")
     table = FAMILIES.addresses
     group = len(rows) if fused is None else fused.group_at(start)
