@@ -29,6 +29,7 @@ compiled for shipping, and in the Python copy itself.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import importlib.util
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numba
 import numpy as np
@@ -222,7 +224,20 @@ class _Server:
             )
         except OSError:
             return False
-        return cls(process)
+        server = cls(process)
+        atexit.register(server._let_go)
+        return server
+
+    def _let_go(self) -> None:
+        """At this process's exit: close the pipes (it completes what it was asked, then ends on
+        its own) and drop the handle without ``Popen``'s "still running" ResourceWarning, which
+        ``-W error`` prints as an ignored exception."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                pipe.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            self.process = None
 
     def ask(self, interpreter: str, signature: tuple, slots: set) -> None:
         known = self.sent.get(interpreter)
