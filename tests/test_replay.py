@@ -1666,3 +1666,34 @@ def test_an_integer_output_needs_no_grad_output():
     np.testing.assert_array_equal(tape.value_and_grad(new)[1][0].numpy(), 2 * new)
     with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
         tg.record(lambda t: (t.argmax(1), t * 2), x).value_and_grad(x, grad_outputs=(None, None))
+
+
+def _layer_norm_squares(x):
+    centered = x - x.mean()
+    return ((centered / np.sqrt((centered**2).mean() + 1e-5)) ** 2).sum()
+
+
+# (function, input, float64 reference) of float32 reductions whose replay accumulates in float64
+_ACCUMULATING = {
+    "var": (lambda v: v.var(), lambda rng: 1e5 + rng.standard_normal(10_000), lambda x: x.var(ddof=1)),
+    "std": (lambda v: v.std(), lambda rng: 1e6 + rng.standard_normal(1_000), lambda x: x.std(ddof=1)),
+    "norm": (lambda v: v.norm(), lambda rng: rng.standard_normal(4_000) / 63, np.linalg.norm),
+    "layer_norm": (
+        lambda v: F.layer_norm(v[None], (len(v),)).pow(2).sum(),
+        lambda rng: 1e4 + rng.standard_normal(8_000),
+        _layer_norm_squares,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ACCUMULATING))
+def test_float32_reductions_replay_accumulating_in_float64(name):
+    """Run as Python (``NUMBA_DISABLE_JIT``, and the interpreters' Python tier while numba compiles
+    them: ``_kernels/tiers.py``), the kernels accumulate float32 values in float64 as compiled
+    they do: numba types ``0.0`` as float64, where numpy 2 makes ``0.0 + np.float32(x)`` a
+    float32."""
+    function, make, reference = _ACCUMULATING[name]
+    x = make(np.random.default_rng(3)).astype(np.float32)
+    replayed = tg.record(function, x)(x).item()
+    # (a float32 accumulator: var 1.5e-3, std 7.5e-4, norm 3.0e-7, layer_norm 4.8e-6 off)
+    assert replayed == pytest.approx(reference(x.astype(np.float64)), rel=2e-7)

@@ -870,7 +870,7 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
                         if weight != zero:
                             ga[base + k * inner] += g[at] * weight
                 elif rule == CUMSUM:  # the gradient is the reversed cumulative sum of g (in float64)
-                    total = 0.0
+                    total = np.float64(0.0)
                     for k in range(extent - 1, -1, -1):
                         total += np.float64(g[base + k * inner])
                         ga[base + k * inner] += grad.dtype.type(total)
@@ -888,11 +888,11 @@ def _grouped_backward(rule, mask, r, rows, params, layouts, dims, addresses, off
                     # The mean in float64, refined by a second pass, and each x - mean there too:
                     # summed in the dtype, float32 data offset by 1e4 gave every element the same
                     # wrong gradient (1e6 of them: -2.6e-4, exact 7e-7).
-                    mean = 0.0
+                    mean = np.float64(0.0)
                     for k in range(extent):
                         mean += np.float64(x[base + k * inner])
                     mean /= extent
-                    residual = 0.0
+                    residual = np.float64(0.0)
                     for k in range(extent):
                         residual += np.float64(x[base + k * inner]) - mean
                     mean += residual / extent

@@ -108,7 +108,7 @@ def _total(values, start, count):
     it: eight accumulators of the values' dtype over each block of 128, blocks added in float64
     (no more error than numpy's float32 sum). One accumulator made a chain of dependent adds,
     4 cycles an element: 4.2 us for a (128, 64) weight, now 1.1 us (float32)."""
-    total, compensation = _add_blocks(values[start : start + count], 0.0, 0.0)
+    total, compensation = _add_blocks(values[start : start + count], np.float64(0.0), np.float64(0.0))
     return _with_compensation(total, compensation)
 
 
@@ -189,7 +189,7 @@ def _small_forward(rule, r, numel, rows, params, layouts, aux, offsets, values):
         values[o] = values[oa + aux[rows[r, 3]]]
     elif rule == SUM_ALL and layouts[rows[a, 4], 1] <= SUM_IN_SWEEP:  # larger: the structural family
         count = layouts[rows[a, 4], 1]
-        total = 0.0  # float64 accumulation: closer to numpy's pairwise float32 sum
+        total = np.float64(0.0)  # float64 accumulation: closer to numpy's pairwise float32 sum
         for i in range(count):
             total += values[oa + i]
         values[o] = _scaled(values.dtype.type(total), params[r, 5], count)
@@ -363,7 +363,7 @@ def _structural_forward(rule, r, rows, params, layouts, dims, aux, offsets, valu
         classes = shape[len(shape) - 1]
         targets = values[offsets[b] : offsets[b] + count]
         ignore = rows[r, 3]
-        total = 0.0
+        total = np.float64(0.0)
         kept = 0
         for i in range(count):
             target = targets[i]
@@ -570,7 +570,7 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
         for i in range(inner):
             base = o * extent * inner + i
             if rule == CUMSUM:  # summed in float64, as PyTorch's CPU kernel sums float32
-                total = 0.0
+                total = np.float64(0.0)
                 for k in range(extent):
                     total += np.float64(x[base + k * inner])
                     out[base + k * inner] = total
@@ -589,18 +589,18 @@ def _grouped_forward(rule, r, rows, params, layouts, dims, offsets, values):
                     largest = zero
                 # in float64, compensated (Neumaier): in the dtype, or in float64 as it came, a long
                 # group's total lost 25 to 45x the digits of numpy's pairwise sum
-                total = 0.0
-                compensation = 0.0
+                total = np.float64(0.0)
+                compensation = np.float64(0.0)
                 for k in range(extent):
                     term = np.float64(vmath.exp(x[base + k * inner] - largest))
                     total, compensation = _compensated(total, compensation, term)
                 out[o * inner + i] = values.dtype.type(np.log(_with_compensation(total, compensation))) + largest
             elif rule == VAR or rule == STD:
-                mean = 0.0  # float64 accumulation, as numpy's pairwise sums are close to it
+                mean = np.float64(0.0)  # float64 accumulation, as numpy's pairwise sums are close to it
                 for k in range(extent):
                     mean += x[base + k * inner]
                 mean /= extent
-                total = 0.0
+                total = np.float64(0.0)
                 spread = False
                 for k in range(extent):
                     total += (x[base + k * inner] - mean) ** 2
@@ -668,14 +668,14 @@ def _extreme_group(x, out, weights, mode, base, extent, inner, at):
 @jit
 def _norm_group(x, p, base, extent, inner):
     if p == np.inf:
-        largest = 0.0
+        largest = np.float64(0.0)
         for k in range(extent):
             value = abs(x[base + k * inner])
             if value != value:  # NaN, as numpy's max gives it (``max`` would drop it)
                 return value
             largest = max(largest, value)
         return largest
-    total = 0.0
+    total = np.float64(0.0)
     for k in range(extent):
         value = abs(x[base + k * inner])
         if p == 0:
@@ -783,7 +783,7 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
         double = True
     else:
         right = np.float64(values32[offsets[b]])
-    magnitude = 0.0
+    magnitude = np.float64(0.0)
     pending = np.empty(8, np.int64)  # one-element rows still to look at, and their factors
     factors = np.empty(8, np.float64)
     pending[0], factors[0] = a, 1.0
@@ -816,13 +816,13 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
             n = layouts[rows[x, 4], 1]
             o = offsets[x]
             if step == SUM_ALL or step == SUM_DIM:  # (one element out: over every term)
-                terms = 0.0
+                terms = np.float64(0.0)
                 for i in range(n):
                     terms += abs(values64[o + i]) if wide else abs(np.float64(values32[o + i]))
                 terms *= abs(params[r, 5])  # (1, or 1/n for a mean)
             elif (step == DOT or step == MV or step == MM or step == BMM) and y >= 0:
                 p = offsets[y]  # (one element out: both operands hold its k terms in order)
-                terms = 0.0
+                terms = np.float64(0.0)
                 for i in range(min(n, layouts[rows[y, 4], 1])):  # (the shorter: a loaded file's)
                     if wide:
                         terms += abs(values64[o + i] * values64[p + i])

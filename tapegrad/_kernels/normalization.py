@@ -27,7 +27,7 @@ def total(x):
     blocks' sums in order, so that a sum made a block at a time as its terms are computed (a
     replay's group: ``fused.py``) has the very bits of the whole row's. (Summed whole in any
     order, a float32 sum by blocks rounded one ulp away where large terms cancel.)"""
-    result = 0.0
+    result = np.float64(0.0)
     for start in range(0, len(x), TOTAL_BLOCK):
         result += block_total(x[start : start + TOTAL_BLOCK])
     return result
@@ -70,7 +70,7 @@ def column_totals(x, width, out):
 @reduction
 def dot(x, y):
     """sum(x * y), in float64."""
-    result = 0.0
+    result = np.float64(0.0)
     for k in range(len(x)):
         result += x[k] * y[k]
     return result
@@ -154,7 +154,7 @@ def log_softmax_backward(y, g, gx):
 @reduction
 def centered_squares(x, mean):
     """sum((x - mean)**2), in float64."""
-    result = 0.0
+    result = np.float64(0.0)
     for k in range(len(x)):
         centered = x[k] - mean
         result += centered * centered
@@ -164,7 +164,7 @@ def centered_squares(x, mean):
 @reduction
 def centered_dot(g, x, mean):
     """sum(g * (x - mean)), in float64."""
-    result = 0.0
+    result = np.float64(0.0)
     for k in range(len(x)):
         result += g[k] * (x[k] - mean)
     return result
@@ -232,12 +232,12 @@ def channel_moments(x, outer, channels, inner, stats):
     ``stats[channels + c]`` its biased variance; in float64, over two passes."""
     count = outer * inner
     for c in range(channels):
-        sums = 0.0
+        sums = np.float64(0.0)
         for o in range(outer):
             start = (o * channels + c) * inner
             sums += total(x[start : start + inner])
         mean = sums / count
-        squares = 0.0
+        squares = np.float64(0.0)
         for o in range(outer):
             start = (o * channels + c) * inner
             squares += centered_squares(x[start : start + inner], mean)

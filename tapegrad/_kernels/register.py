@@ -96,7 +96,7 @@ def forward(ins, args, signs, params, regs, scratch):
         elif code == DIV:
             r[out] = r[a] / r[b]
         elif code == REDUCE_SUM:
-            accumulated = 0.0  # in float64, as the general interpreter's sum_all
+            accumulated = np.float64(0.0)  # in float64, as the general interpreter's sum_all
             for j in range(a, a + b):
                 accumulated += r[args[j]]
             r[out] = accumulated * params[k]

@@ -43,7 +43,7 @@ def digamma(v):
     x = np.float64(v)
     if x == 0.0:
         return type(v)(math.copysign(np.inf, -x))
-    result = 0.0
+    result = np.float64(0.0)
     if x < 0.0:
         if x == math.floor(x):
             return type(v)(np.nan)
@@ -66,7 +66,7 @@ def trigamma(v):
     of x (sin^2 has period 1): of x itself it lost digits as |x| grew (1e-8 at -4e5, PyTorch's)."""
     x = np.float64(v)
     sign = 1.0
-    result = 0.0
+    result = np.float64(0.0)
     if x < 0.5:  # psi'(x) = pi^2 / sin^2(pi x) - psi'(1 - x)
         s = math.sin(math.pi * (x - np.trunc(x)))
         result = -(math.pi * math.pi) / (s * s)
@@ -90,7 +90,7 @@ def tetragamma(v):
     (psi''(x) = psi''(1 - x) - 2 pi^3 cos(pi x) / sin^3(pi x)), the recurrence
     psi''(x) = psi''(x + 1) - 2 / x^3 up to 16, then the derivative of trigamma's series."""
     x = np.float64(v)
-    result = 0.0
+    result = np.float64(0.0)
     if x < 0.5:  # (cos / sin^3 has period 1 in x too: the fraction, as in trigamma)
         fraction = x - np.trunc(x)
         s = math.sin(math.pi * fraction)

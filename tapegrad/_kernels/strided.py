@@ -175,7 +175,7 @@ def _accumulate_run(dst, dst_position, dst_stride, src, src_position, src_stride
             target[j] += value
     elif dst_stride == 0 and src_stride == 1:
         source = src[src_position : src_position + n]
-        total = 0.0  # (float64: a float32 running sum lost digits along long rows)
+        total = np.float64(0.0)  # (float64: a float32 running sum lost digits along long rows)
         for j in range(n):
             total += np.float64(source[j])  # (as plain Python too: 0.0 + a float32 is a float32)
         dst[dst_position] += scale * dst.dtype.type(total)
