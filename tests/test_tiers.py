@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -184,3 +185,34 @@ def test_python_sweeps_warn_of_no_overflow_as_compiled_ones_do(tiers_on):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert tiers_on.run("forward", lambda: np.float32(3e38) * np.float32(10), ()) == np.inf
+
+
+def test_a_short_script_leaves_its_compile_in_the_cache_and_a_fork_its_replies(tmp_path):
+    """The background process outlives a script that does not wait for it, and completes what
+    it was asked; a child forked meanwhile starts its own instead of reading the parent's."""
+    code = """
+import json, multiprocessing, os, tapegrad as tg
+from tapegrad._kernels import backward, tiers
+def small(_):
+    x = tg.ones(3, requires_grad=True)
+    (x * x).sum().backward()
+    return x.grad.tolist()
+small(0)
+with multiprocessing.get_context("fork").Pool(1) as pool:
+    forked = pool.map(small, [0])
+x = tg.linspace(-1.0, 1.0, 30_000, requires_grad=True)  # too large for Python: waits for the server
+(x.exp() * x).sum().backward()
+print(json.dumps({"forked": forked, "server": tiers._server[0].process.pid, "grad": float(x.grad[0])}))
+"""
+    first = _process(code, tmp_path)
+    assert first["forked"] == [[2.0, 2.0, 2.0]]
+    assert first["grad"] == pytest.approx(0.0, abs=1e-6)  # e^x (1 + x) at -1
+    for _ in range(1200):  # it ends on its own, its requests done (IDLE seconds after the last)
+        try:
+            os.kill(first["server"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    again = _process(_AGAIN, tmp_path)
+    assert again["hits"][0] == 1 and again["misses"][0] == 0
+    assert "compiling the backward" not in again["stderr"]  # its families too were compiled

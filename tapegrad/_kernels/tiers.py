@@ -52,7 +52,7 @@ PYTHON_BUDGET = 1.0  # seconds of Python sweeps a process spends before it waits
 INTERPRETERS = {"backward": ("backward", "_run"), "forward": ("forward", "_sweep")}
 
 ENABLED = (
-    os.environ.get("TAPEGRAD_BACKGROUND_COMPILE", "1") != "0"
+    os.environ.get("TAPEGRAD_BACKGROUND_COMPILE", "1").strip().lower() not in ("0", "false", "off", "no")
     and not config.AS_PYTHON
     and not shipped.SHIP_LEVEL
     and (os.cpu_count() or 1) > 1
@@ -107,7 +107,7 @@ def as_python(interpreter: str, dispatcher, work: int):
         return None
     with _lock:
         server = _server[0]
-        asked = server is not None and interpreter in server.sent
+        asked = bool(server) and interpreter in server.sent
         if asked:
             if server.ready(interpreter) is not False:  # compiled, or the server ended without it
                 return None
@@ -160,6 +160,8 @@ def run(interpreter: str, sweep, arguments: tuple, written: tuple = ()):
             if interpreter in _signatures and _server[0] is not False:
                 module, _ = INTERPRETERS[interpreter]
                 table = importlib.import_module(f"{config.PYTHON_COPY}.{module}").FAMILIES
+                if _server[0] is not None and _server[0].process.poll() is not None:
+                    _server[0] = None  # it ended (idle: ``IDLE``): another starts for what is new
                 if _server[0] is None:
                     _say("compiling in the background (once per install, a few seconds); small passes run as Python")
                     _server[0] = _Server.start()
@@ -189,6 +191,20 @@ def finish() -> None:
         server.finish()
 
 
+def _forget_server() -> None:
+    """In a child forked from this process: the server and its pipes are the parent's (reading
+    its replies here would leave the parent waiting for them). The child starts its own."""
+    server, _server[0] = _server[0], None
+    if server:
+        for pipe in (server.process.stdin, server.process.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                pipe.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_server)
+
+
 class _Server:
     """The background process: compiles, in the order asked, each interpreter (its signature)
     and the families the Python copy used, into numba's cache, and says on its stdout which
@@ -213,7 +229,11 @@ class _Server:
         # The parent of this package first on its path: it compiles this tree's kernels,
         # whatever its working directory or PYTHONPATH would import.
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        code = f"import sys; sys.path.insert(0, {root!r}); from tapegrad._kernels import tiers; tiers.serve()"
+        # Not the working directory (``-c`` puts it first): a user's ``numbers.py`` there would run.
+        code = (
+            f"import sys; sys.path[:] = [{root!r}] + [p for p in sys.path if p not in ('', '.')]; "
+            "from tapegrad._kernels import tiers; tiers.serve()"
+        )
         try:
             process = subprocess.Popen(
                 [sys.executable, "-c", code],
@@ -226,6 +246,8 @@ class _Server:
             return False
         server = cls(process)
         atexit.register(server._let_go)
+        # Reaps it when it ends (idle, or done after this process let go): no zombie meanwhile.
+        threading.Thread(target=process.wait, name="tapegrad-compile-reaper", daemon=True).start()
         return server
 
     def _let_go(self) -> None:
@@ -247,8 +269,9 @@ class _Server:
         request = (interpreter, None if known is not None else signature, sorted(new))
         self.sent[interpreter] = (known or set()) | new
         self.queue.append(request)
+        payload = pickle.dumps(request)
         try:
-            pickle.dump(request, self.process.stdin)
+            self.process.stdin.write(len(payload).to_bytes(4, "little") + payload)
             self.process.stdin.flush()
         except (OSError, ValueError):  # it ended: what it did not compile compiles here, when used
             self.taken.add(len(self.queue) - 1)
@@ -321,24 +344,50 @@ def _compile(interpreter: str, signature, slots) -> None:
     if signature is not None:
         getattr(module, function).compile(signature)
         if _serving[0]:  # (the background process tells its parent)
-            print(interpreter, flush=True)
+            _tell(interpreter)
     for slot in slots:
         module.FAMILIES.load(slot)
 
 
 _serving = [False]
+IDLE = 10.0  # seconds the background process waits for a request before it ends (225 MB idle)
 
 
 def serve() -> None:
-    """The background process (``_Server``): compile each request read from stdin."""
+    """The background process (``_Server``): compile each request read from stdin; end at its
+    end, or after ``IDLE`` seconds without one (its parent starts another if it needs one)."""
+    import select
+
     _serving[0] = True
     while True:
-        try:
-            request = pickle.load(sys.stdin.buffer)
-        except EOFError:
+        # (read from the descriptor, no Python buffer: a request read ahead into one would be
+        # invisible to select)
+        readable, _, _ = select.select([0], [], [], IDLE)
+        header = _read(4) if readable else b""
+        if len(header) < 4:  # idle, or the parent closed the pipe
             return
-        _compile(*request)
-        print("completed", flush=True)
+        _compile(*pickle.loads(_read(int.from_bytes(header, "little"))))
+        _tell("completed")
+
+
+def _read(count: int) -> bytes:
+    """``count`` bytes of stdin, fewer only at its end."""
+    data = b""
+    while len(data) < count:
+        chunk = os.read(0, count - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _tell(word: str) -> None:
+    """One word to the parent, if it still listens: once it has exited, the rest is still
+    compiled (for the next process), with nobody told."""
+    try:
+        print(word, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process's life
 
 
 def _description(interpreter: str) -> str:
