@@ -1589,14 +1589,6 @@ def _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots):
     return shared_slots(rows, layouts, dims, paths, rules, aux, roots)
 
 
-def work(rows, layouts, stop, start) -> int:
-    """What sweeping rows ``start`` down to ``stop`` (exclusive) costs as Python, in elements: a
-    row's Python costs about as much as 8 of its elements (``tiers.PYTHON_WORK``)."""
-    if start <= stop:
-        return 0
-    return int(layouts[rows[stop + 1 : start + 1, 4], 1].sum()) + 8 * (start - stop)
-
-
 def backward_sweep(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
     plan=None, spare=None, read_rows=False, fused=None,
@@ -1615,7 +1607,7 @@ def backward_sweep(
     ``fused``: a ``fused.BackwardPlan`` of these rows, whose groups of large elementwise rows
     are swept a block at a time (the sweep runs the rows between them), or None."""
     if not config.AS_PYTHON and not _run.overloads and fused is None:  # (``tiers.py``)
-        python = tiers.as_python("backward", _run, work(rows, layouts, -1, int(max(roots, default=-1))))
+        python = tiers.as_python("backward", _run, tiers.sweep_work(rows, layouts, -1, int(max(roots, default=-1))))
         if python is not None:
             result = tiers.run("backward", python.backward_sweep, (
                 rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
@@ -1665,7 +1657,7 @@ def backward_setup(rows, params, layouts, dims, aux, addresses, rules, saves, pa
     return ``(offsets, grad32, grad64, touched)`` for ``backward_rows``. No shared slots unless
     ``share``: a hook may change an operand's gradient, which must not change its neighbour's."""
     if not config.AS_PYTHON and not _run.overloads:  # (``tiers.py``)
-        python = tiers.as_python("backward", _run, work(rows, layouts, -1, int(max(roots, default=-1))))
+        python = tiers.as_python("backward", _run, tiers.sweep_work(rows, layouts, -1, int(max(roots, default=-1))))
         if python is not None:
             arguments = (rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, share)
             result = tiers.run("backward", python.backward_setup, arguments)
@@ -1693,7 +1685,7 @@ def backward_rows(
     hooks once that row's gradient is complete (it keeps no UNIFORM gradients: Python reads
     them between calls). Returns ``(status, row)``."""
     if not config.AS_PYTHON and not _run.overloads:  # (``tiers.py``)
-        python = tiers.as_python("backward", _run, work(rows, layouts, stop, start))
+        python = tiers.as_python("backward", _run, tiers.sweep_work(rows, layouts, stop, start))
         if python is not None:
             result = tiers.run("backward", python.backward_rows, (
                 rows, params, layouts, dims, aux, addresses, rules, saves, paths, freed, modified, retain_graph,

@@ -199,14 +199,18 @@ class Table:
 def announce(dispatcher, description: str) -> None:
     """Before the first call of a jitted interpreter in this process: one line on stderr if numba
     has no cached machine code for it, so that nobody stares at a silent prompt while it compiles."""
-    if AS_PYTHON or dispatcher.overloads:
-        return
-    try:
-        cached = dispatcher._cache.has_entry()
-    except AttributeError:  # a private API: when it changes, say nothing rather than fail
-        return
-    if not cached:
+    if not AS_PYTHON and not dispatcher.overloads and not has_machine_code(dispatcher):
         _say(description)
+
+
+def has_machine_code(dispatcher) -> bool:
+    """Whether numba's cache (or the shipped code behind it) holds machine code for a jitted
+    function, so that its first call loads it rather than compile. True where numba's private
+    API to ask has changed: then nothing is announced or done differently."""
+    try:
+        return dispatcher._cache.has_entry()
+    except AttributeError:
+        return True
 
 
 def _say(description: str, duration: str = "a few seconds") -> None:

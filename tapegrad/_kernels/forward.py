@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import config, convolution, families, generated, normalization, scalar, tiers, vmath
-from .backward import SMALL, _groups, _shape, _split, product_shape, work
+from .backward import SMALL, _groups, _shape, _split, product_shape
 from .blas import product
 from .config import inline, jit
 from .families import call, make_frame
@@ -1143,7 +1143,7 @@ def forward_sweep(rows, params, layouts, dims, aux, rules, offsets, values32, va
     between them. Returns ``(status, row)`` with status 0, ``GUARD_FAILED`` (resume at
     ``row + 1`` to go on past it), ``NO_RULE`` or ``KERNEL_FAILED``."""
     if not config.AS_PYTHON and not _sweep.overloads and fused is None:  # (``tiers.py``)
-        python = tiers.as_python("forward", _sweep, work(rows, layouts, start - 1, len(rows) - 1))
+        python = tiers.as_python("forward", _sweep, tiers.sweep_work(rows, layouts, start - 1, len(rows) - 1))
         if python is not None:
             arguments = (rows, params, layouts, dims, aux, rules, offsets, values32, values64, scratch, start)
             result = tiers.run("forward", python.forward_sweep, arguments)  # (it writes values only)

@@ -44,7 +44,7 @@ import warnings
 import numba
 import numpy as np
 
-from . import config, shipped
+from . import config, families, shipped
 
 PYTHON_WORK = 20_000  # elements a sweep walks as Python: about 20-60 ms here
 PYTHON_BUDGET = 1.0  # seconds of Python sweeps a process spends before it waits for the compile
@@ -99,6 +99,14 @@ def _capture_signature(module, name: str, interpreter: str) -> None:
     setattr(module, name, recording)
 
 
+def sweep_work(rows, layouts, stop, start) -> int:
+    """What sweeping rows ``start`` down to ``stop`` (exclusive) costs as Python, in elements
+    (``PYTHON_WORK``): a row's Python costs about as much as 8 of its elements."""
+    if start <= stop:
+        return 0
+    return int(layouts[rows[stop + 1 : start + 1, 4], 1].sum()) + 8 * (start - stop)
+
+
 def as_python(interpreter: str, dispatcher, work: int):
     """The Python copy's module of ``interpreter`` if this sweep of ``work`` elements is to run
     as Python, else None (the caller calls ``dispatcher``, which loads or compiles its machine
@@ -111,7 +119,7 @@ def as_python(interpreter: str, dispatcher, work: int):
         if asked:
             if server.ready(interpreter) is not False:  # compiled, or the server ended without it
                 return None
-        elif _has_machine_code(dispatcher):
+        elif families.has_machine_code(dispatcher):
             return None
         if work > PYTHON_WORK or _spent[0] > PYTHON_BUDGET:
             if asked:  # it started first: wait for it rather than compile again
@@ -129,13 +137,6 @@ def as_python(interpreter: str, dispatcher, work: int):
 def _disable() -> None:
     global ENABLED
     ENABLED = False
-
-
-def _has_machine_code(dispatcher) -> bool:
-    try:
-        return dispatcher._cache.has_entry()
-    except AttributeError:  # numba's private API changed: compile as before
-        return True
 
 
 def run(interpreter: str, sweep, arguments: tuple, written: tuple = ()):
@@ -196,9 +197,7 @@ def _forget_server() -> None:
     its replies here would leave the parent waiting for them). The child starts its own."""
     server, _server[0] = _server[0], None
     if server:
-        for pipe in (server.process.stdin, server.process.stdout):
-            with contextlib.suppress(OSError, ValueError):
-                pipe.close()
+        server.close_pipes()
 
 
 if hasattr(os, "register_at_fork"):
@@ -254,12 +253,16 @@ class _Server:
         """At this process's exit: close the pipes (it completes what it was asked, then ends on
         its own) and drop the handle without ``Popen``'s "still running" ResourceWarning, which
         ``-W error`` prints as an ignored exception."""
-        for pipe in (self.process.stdin, self.process.stdout):
-            with contextlib.suppress(OSError, ValueError):
-                pipe.close()
+        self.close_pipes()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             self.process = None
+
+    def close_pipes(self) -> None:
+        """Close this process's ends of its pipes: it completes what it was asked, then ends."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                pipe.close()
 
     def ask(self, interpreter: str, signature: tuple, slots: set) -> None:
         known = self.sent.get(interpreter)
