@@ -14,6 +14,7 @@ import pytest
 import tapegrad as tg
 import tapegrad.nn.functional as F  # noqa: N812 - PyTorch's convention
 from tapegrad import _grad_mode, _tape
+from tapegrad._linalg import linear_short
 from tapegrad._ops import OPS
 from tapegrad._tape import OPCODE_MASK, address_of
 
@@ -85,8 +86,9 @@ def _run(program, dtype, general: bool):
     versions = {
         row: [(version, saved_row) for _, version, saved_row in entries] for row, entries in tape.versions.items()
     }
+    shown = (sorted(tape.bypassed or ()), tape.node_names)
     loss.backward()
-    return rows, shapes, saved, versions, float(loss), [p.grad.numpy() for p in params], loss.grad_fn.name()
+    return rows, shapes, saved, versions, float(loss), [p.grad.numpy() for p in params], loss.grad_fn.name(), shown
 
 
 @pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
@@ -98,7 +100,7 @@ def test_short_and_general_paths_write_the_same_tape(program, dtype, monkeypatch
     short = _run(program, dtype, general=False)
     _tape._template().restart()  # the two tapes number their layouts differently, as they may in a long run
     general = _run(program, dtype, general=True)
-    rows, shapes, saved, versions, value, grads, name = short
+    rows, shapes, saved, versions, value, grads, name, shown = short
     np.testing.assert_array_equal(rows[:, :4], general[0][:, :4])  # opcode, operands, integer parameter
     assert shapes == general[1]
     assert saved == general[2]
@@ -107,7 +109,49 @@ def test_short_and_general_paths_write_the_same_tape(program, dtype, monkeypatch
     for grad, other in zip(grads, general[5]):
         np.testing.assert_array_equal(grad, other)
     assert name == general[6]
+    assert shown == general[7]  # the views read through their sources, and the nodes' names
     assert {OPS[code & OPCODE_MASK].name for code in rows[:, 0]} >= {"leaf", "constant"}
+
+
+def _linear_tape(fused: bool, dtype, recorded: bool, out_features: int, with_bias: bool):
+    rng = np.random.default_rng(3)
+    x = tg.tensor(rng.standard_normal((4, 64)), dtype=dtype, requires_grad=recorded)
+    w = tg.tensor(rng.standard_normal((out_features, 64)), dtype=dtype, requires_grad=True)
+    b = tg.tensor(rng.standard_normal(out_features), dtype=dtype, requires_grad=True) if with_bias else None
+    h = x * 2.0 if recorded else x
+    if fused:
+        out = F.linear(h, w, b)
+    else:
+        out = h @ w.t() if b is None else h @ w.t() + b
+    tape = _tape.resolve(out)
+    rows = tape.rows_array().copy()
+    shapes = [(tape.layouts_array()[rows[row, 4], 0], tape.shape_of(row)) for row in range(tape.n)]
+    versions = {row: [(version, saved) for _, version, saved in entries] for row, entries in tape.versions.items()}
+    described = (rows[:, :4].tolist(), shapes, sorted(tape.saved), versions, sorted(tape.bypassed or ()))
+    (out * out).sum().backward()
+    grads = [t.grad.numpy() for t in (x, w, b) if t is not None and t.grad is not None]
+    return described, out.detach().numpy(), grads
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+@pytest.mark.parametrize("recorded", [False, True], ids=["constant-input", "recorded-input"])
+@pytest.mark.parametrize("out_features", [5, 80], ids=["small", "read-in-place"])  # 80 x 64 >= TRANSPOSED_SOURCE_SIZE
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_linear_writes_the_rows_and_bits_of_its_operators(dtype, recorded, out_features, with_bias, monkeypatch):
+    """``F.linear``'s short path (``_linalg.linear_short``, one function) against ``x @ w.t() + b``
+    through the operators: the same rows, saved values, version checks and views read through
+    their sources, the same result and gradients to the bit."""
+    monkeypatch.setattr(_tape, "COLLECT_ROWS", 1 << 62)  # (rows as recorded, in the stress pass too)
+    answers = []
+    monkeypatch.setattr(F, "linear_short", lambda *args: answers.append(linear_short(*args)) or answers[-1])
+    fused = _linear_tape(True, dtype, recorded, out_features, with_bias)
+    assert len(answers) == 1 and answers[0] is not None  # the short path took the call
+    operators = _linear_tape(False, dtype, recorded, out_features, with_bias)
+    assert fused[0] == operators[0]
+    np.testing.assert_array_equal(fused[1], operators[1])
+    assert len(fused[2]) == len(operators[2]) == 1 + recorded + with_bias  # (w's, and x's and b's where they take one)
+    for grad, other in zip(fused[2], operators[2]):
+        np.testing.assert_array_equal(grad, other)
 
 
 def test_a_linear_layer_records_its_weights_transpose_on_the_inputs_tape(monkeypatch):
