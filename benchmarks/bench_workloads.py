@@ -209,6 +209,16 @@ class ColdEmptyCache:
         return EVERY_KERNEL, self._IN_PROCESS + self._EMPTY_CACHE
 
 
+class ClassifierStep(_Workload):
+    """The digits example's step on synthetic data: nn.Linear 64-128-10 with ReLU,
+    cross-entropy and Adam, batch 32."""
+
+    workload = "classifier"
+
+    def time_classifier_step(self, backend):
+        self.run()
+
+
 class CnnStep(_Workload):
     """A LeNet-like CNN's SGD step on 32 28x28 images (conv, batch norm, pooling, linear)."""
 

@@ -109,6 +109,7 @@ def main(argv=None) -> None:
     big_replay = dict(big)
     big_replay["tapegrad"] = measure("big_replay", 3, repeats)["tapegrad"]
     rows.append(("big: replayed (others: eager)", "us", big_replay, [("numpy", 1.1)]))
+    rows.append(("classifier: training step (digits' MLP, Adam)", "us", measure("classifier", 20, repeats), []))
     rows.append(("cnn: training step (32 28x28 images)", "us", measure("cnn", 3, repeats), []))
     rows.append(("lstm: training step (20 steps, batch 16)", "us", measure("lstm", 5, repeats), []))
     n_ops = workloads.GRAPH_OPS
