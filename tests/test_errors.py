@@ -720,6 +720,26 @@ CASES = {
         "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for input, "
         "but got: [1, 2, 0, 3]",
     ),
+    "cross_entropy of an array": (
+        lambda m: m.nn.functional.cross_entropy(np.ones((2, 3)), m.tensor([0, 1])),
+        TypeError,
+        "cross_entropy_loss(): argument 'input' (position 1) must be Tensor, not numpy.ndarray",
+    ),
+    "nll_loss of a list": (
+        lambda m: m.nn.functional.nll_loss([[0.5, 0.5]], m.tensor([0])),
+        TypeError,
+        "nll_loss_nd(): argument 'input' (position 1) must be Tensor, not list",
+    ),
+    "linear of an array": (
+        lambda m: m.nn.functional.linear(np.ones((2, 3)), m.ones(4, 3)),
+        TypeError,
+        "linear(): argument 'input' (position 1) must be Tensor, not numpy.ndarray",
+    ),
+    "linear with an array weight": (
+        lambda m: m.nn.functional.linear(m.ones(2, 3), np.ones((4, 3))),
+        TypeError,
+        "linear(): argument 'weight' (position 2) must be Tensor, not numpy.ndarray",
+    ),
 }
 
 
