@@ -399,7 +399,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     With a bias its node shows as PyTorch's (``AddmmBackward0`` for a 2-D input, ``ViewBackward0``
     for others, which PyTorch flattens to 2-D and back), as ``print(model(x))`` shows it. Raises
     PyTorch's ``TypeError`` for an input that is not a tensor."""
-    check_tensor_arguments("linear", ("input", input), ("weight", weight))
+    if not (isinstance(input, Tensor) and isinstance(weight, Tensor)):  # (the check's call kept off a layer's path)
+        check_tensor_arguments("linear", ("input", input), ("weight", weight))
     if input._data.dtype != weight._data.dtype and weight._data.ndim == 2:  # (PyTorch's addmm message)
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {input.dtype.type_name} and {weight.dtype.type_name}"
@@ -559,7 +560,8 @@ def cross_entropy(
     minus the (weighted) sum of the log-probabilities over the classes, ignored targets
     excluded, reduced alike. Raises ``TypeError`` for an ``ignore_index`` that is not an int and
     ``RuntimeError`` for a smoothing above 1, as PyTorch does."""
-    check_tensor_arguments("cross_entropy_loss", ("input", input))  # (a target may be an array here)
+    if not isinstance(input, Tensor):  # (a target may be an array here)
+        check_tensor_arguments("cross_entropy_loss", ("input", input))
     _int_argument(ignore_index, "cross_entropy_loss")
     reduction = _legacy_reduction(size_average, reduce, reduction)
     shape = input._data.shape  # (the arrays' shapes: the Size objects cost a tenth of a small loss)
@@ -644,7 +646,8 @@ def nll_loss(
     """Minus the log-probability ``input`` (N, C) or (C,) gives each class index in ``target``,
     averaged (by the weights of the targets, when ``weight`` is given) or summed; targets equal
     to ``ignore_index`` count for nothing."""
-    check_tensor_arguments("nll_loss_nd", ("input", input))
+    if not isinstance(input, Tensor):
+        check_tensor_arguments("nll_loss_nd", ("input", input))
     _int_argument(ignore_index, "nll_loss_nd")
     reduction = _legacy_reduction(size_average, reduce, reduction)
     labels = np.asarray(target._data if isinstance(target, Tensor) else target)
