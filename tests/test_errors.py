@@ -735,6 +735,16 @@ CASES = {
         TypeError,
         "linear(): argument 'input' (position 1) must be Tensor, not numpy.ndarray",
     ),
+    "linear with an array bias": (
+        lambda m: m.nn.functional.linear(m.ones(2, 3), m.ones(4, 3, requires_grad=True), np.ones(4)),
+        TypeError,
+        "linear(): argument 'bias' (position 3) must be Tensor, not numpy.ndarray",
+    ),
+    "linear with a number for bias": (
+        lambda m: m.nn.functional.linear(m.ones(2, 3), m.ones(4, 3), 0.5),
+        TypeError,
+        "linear(): argument 'bias' (position 3) must be Tensor, not float",
+    ),
     "linear with an array weight": (
         lambda m: m.nn.functional.linear(m.ones(2, 3), np.ones((4, 3))),
         TypeError,

@@ -399,8 +399,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     With a bias its node shows as PyTorch's (``AddmmBackward0`` for a 2-D input, ``ViewBackward0``
     for others, which PyTorch flattens to 2-D and back), as ``print(model(x))`` shows it. Raises
     PyTorch's ``TypeError`` for an input that is not a tensor."""
-    if not (isinstance(input, Tensor) and isinstance(weight, Tensor)):  # (the check's call kept off a layer's path)
-        check_tensor_arguments("linear", ("input", input), ("weight", weight))
+    if not (isinstance(input, Tensor) and isinstance(weight, Tensor) and (bias is None or isinstance(bias, Tensor))):
+        named = (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ())
+        check_tensor_arguments("linear", *named)  # (its call kept off a layer's path)
     if input._data.dtype != weight._data.dtype and weight._data.ndim == 2:  # (PyTorch's addmm message)
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {input.dtype.type_name} and {weight.dtype.type_name}"
