@@ -122,6 +122,7 @@ _USER_LEVEL = (_PACKAGE + "nn" + os.sep, _PACKAGE + "optim" + os.sep)
 # hook) may hold some, and the tape does not collect then.
 _COLLECTS_UNDER = {
     ("_record.py", "_short_tape"),
+    ("_record.py", "_settling_tape"),  # (``h @ w.t()`` of a leaf's pending view: it settles after)
     ("_record.py", "_target"),
     ("_record.py", "_short_record"),
     ("_record.py", "_binary"),
@@ -156,6 +157,7 @@ _COLLECTS_UNDER = {
     ("_linalg.py", "_mm"),
     ("_linalg.py", "matmul"),
     ("_linalg.py", "_matmul_operator"),
+    ("_linalg.py", "_mm_of_sources"),  # (``h @ w.t()`` reading a large leaf in place: its tape first)
     ("_linalg.py", "linear_short"),  # (it takes its tape before it reads a row number)
     ("engine.py", "run_backward"),
     ("engine.py", "_backward"),

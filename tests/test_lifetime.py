@@ -354,6 +354,8 @@ def test_results_of_a_module_on_a_kept_result_are_collected():
     "expression",
     [
         lambda kept, lin: lin(kept),  # a linear layer alone: its weight's view lands on a full tape
+        lambda kept, lin: kept @ lin.weight.t(),  # the view of a leaf, settled on the kept result's tape
+        lambda kept, lin: kept @ tg.randn(512, 8).requires_grad_().t(),  # a transpose read in place (4,096 elements)
         lambda kept, lin: kept.softmax(-1),
         lambda kept, lin: kept.clamp(0, 1),
         lambda kept, lin: 1 - kept,
