@@ -36,6 +36,7 @@ import numpy as np
 from ._frames import PACKAGE as _PACKAGE
 from ._frames import in_package
 from ._ops import CONSTANT_OPCODE, LEAF_OPCODE, NARY, OPS, SHARED_LEAF_OPCODE, VIEW
+from ._ops import OPCODE as _OPCODES
 from ._threads import pool_threads
 
 ROW_WIDTH = 6  # int64 words per row; the last holds the float parameter's bits
@@ -46,6 +47,7 @@ ROW_BYTES = 8 * ROW_WIDTH
 # row as a constant.
 NO_GRAD = 1 << 16
 OPCODE_MASK = NO_GRAD - 1
+_MM_OPCODE = _OPCODES["mm"]  # (a product whose ``iparam`` flags say it reads an operand transposed)
 _pack_row = struct.Struct("<5qd").pack_into
 INITIAL_ROWS = 32
 # Integer and boolean values (comparisons, indices) only ever sit on a tape inside
@@ -815,7 +817,13 @@ class Tape:
         """``x.data = new`` between a forward and its backward: PyTorch's backward reads the new
         values (it saved the leaf tensor itself), where this tape saved the old array's address.
         Each leaf row below ``n_rows`` whose tensor holds another array now reads that one; of
-        another shape or dtype, ``RuntimeError`` (PyTorch's backward fails on it too)."""
+        another shape or dtype, ``RuntimeError`` (PyTorch's backward fails on it too).
+
+        Except a leaf that products read in place through its transpose (``x @ w.t()``,
+        ``F.linear``: ``_linalg._mm_of_sources``): PyTorch saved the transpose, a view of the old
+        storage, and reads the old values. Such a row keeps its array; one that other rows read
+        too, which would want the new values, raises ``RuntimeError`` (the tape holds one value
+        per row) rather than give either of them the other's."""
         for row, tensor in self.leaves:
             array = self.leaf_arrays.get(row)
             data = tensor._data
@@ -826,10 +834,34 @@ class Tape:
                     f"a tensor's .data was replaced by one of shape {list(data.shape)} and dtype {data.dtype} after "
                     f"an op saved it (shape {list(array.shape)}, {array.dtype}) for this backward"
                 )
+            if self.bypassed and self._read_through_transposes(row, n_rows):
+                continue
             data = np.ascontiguousarray(data)
             self.keepalive.append(data)
             self.saved[row] = address_of(data)
             self.leaf_arrays[row] = tensor._data
+
+    def _read_through_transposes(self, row: int, n_rows: int) -> bool:
+        """Whether the rows below ``n_rows`` that read leaf ``row`` are products reading it in
+        place through a transpose (``iparam``'s flags) and the bypassed transposes themselves;
+        ``RuntimeError`` where such products and other rows read it both; False where none does."""
+        rows = self.rows_array()[:n_rows]
+        through = other = False
+        for consumer in np.flatnonzero((rows[:, IN0] == row) | (rows[:, IN1] == row)).tolist():
+            opcode, in0, _, iparam = rows[consumer, :4].tolist()
+            if consumer in self.bypassed:
+                continue
+            if opcode & OPCODE_MASK == _MM_OPCODE and iparam & (1 if in0 == row else 2):
+                through = True
+            else:
+                other = True
+        if through and other:
+            raise RuntimeError(
+                "a tensor's .data was replaced after a product read it through its transpose (whose backward "
+                "reads the old values, as PyTorch's saved view does) and another op read it itself (which reads "
+                "the new ones): this tape keeps one value per tensor; replace .data after the backward"
+            )
+        return through
 
     def save(self, row: int, data: np.ndarray) -> None:
         """Make the value of ``row`` readable by the backward, by address."""

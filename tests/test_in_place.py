@@ -104,6 +104,41 @@ def test_changes_through_data_bypass_the_version_check():
     assert w.grad.tolist() == [6.0, 6.0]  # a leaf is read live, as PyTorch reads it
 
 
+@pytest.mark.parametrize("out_features", [5, 80], ids=["transpose-saved", "read-in-place"])  # 80 x 64 >= 4,096
+@pytest.mark.parametrize("layer", ["linear", "matmul"])
+def test_a_weight_replaced_through_data_after_a_product_with_its_transpose(out_features, layer):
+    """``w.data = new`` between ``x @ w.t()`` and its backward: PyTorch's product saved the
+    transpose, a view of the old storage, and the input's gradient is the old weight's, however
+    the tape recorded the product (a large weight is read in place, not through the view)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((4, 64)), rng.standard_normal((out_features, 64)), rng.standard_normal(out_features)
+    grads = []
+    for m in (tg, torch):
+        x, w, b = (m.tensor(v, requires_grad=True) for v in values)
+        h = x * 1.0
+        y = m.nn.functional.linear(h, w, b) if layer == "linear" else h @ w.t() + b
+        w.data = m.tensor(3.0 * values[1])
+        (y * y).sum().backward()
+        grads.append([t.grad.numpy().copy() for t in (x, w, b)])
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_a_weight_read_through_its_transpose_and_itself_refuses_a_replaced_data():
+    """The tape keeps one value per row: a large weight a product read in place through its
+    transpose (whose backward wants the old values) and another op read itself (which wants the
+    new ones, as PyTorch's saved leaf does) cannot give both after ``w.data = new``; the
+    backward says so rather than give one of them the other's."""
+    rng = np.random.default_rng(5)
+    x = tg.tensor(rng.standard_normal((4, 64)), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((80, 64)), requires_grad=True)
+    loss = tg.nn.functional.linear(x * 1.0, w).sum() + (w * w).sum()
+    w.data = w.data * 3.0
+    with pytest.raises(RuntimeError, match="read it through its transpose"):
+        loss.backward()
+
+
 def test_in_place_on_a_recorded_tensor_records_the_op():
     x = tg.ones(2, requires_grad=True)
     y = x * 3.0
