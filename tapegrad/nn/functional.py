@@ -398,7 +398,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, with weight of shape (out, in); follows ``torch.nn.functional.linear``.
     With a bias its node shows as PyTorch's (``AddmmBackward0`` for a 2-D input, ``ViewBackward0``
     for others, which PyTorch flattens to 2-D and back), as ``print(model(x))`` shows it. Raises
-    PyTorch's ``TypeError`` for an input that is not a tensor."""
+    PyTorch's ``TypeError`` for an input, weight or bias that is not a tensor."""
     if not (isinstance(input, Tensor) and isinstance(weight, Tensor) and (bias is None or isinstance(bias, Tensor))):
         named = (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ())
         check_tensor_arguments("linear", *named)  # (its call kept off a layer's path)
@@ -559,8 +559,9 @@ def cross_entropy(
     nll_loss, as PyTorch composes it (so its grad_fn is ``NllLossBackward0``). With
     ``label_smoothing`` e in (0, 1], PyTorch's mix: (1 - e) times that loss plus e / C times
     minus the (weighted) sum of the log-probabilities over the classes, ignored targets
-    excluded, reduced alike. Raises ``TypeError`` for an ``ignore_index`` that is not an int and
-    ``RuntimeError`` for a smoothing above 1, as PyTorch does."""
+    excluded, reduced alike. Raises ``TypeError`` for an input that is not a tensor or an
+    ``ignore_index`` that is not an int and ``RuntimeError`` for a smoothing above 1, as PyTorch
+    does (a target may be an array or a list here, where PyTorch wants a tensor)."""
     if not isinstance(input, Tensor):  # (a target may be an array here)
         check_tensor_arguments("cross_entropy_loss", ("input", input))
     _int_argument(ignore_index, "cross_entropy_loss")
