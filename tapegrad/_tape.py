@@ -834,7 +834,7 @@ class Tape:
                     f"a tensor's .data was replaced by one of shape {list(data.shape)} and dtype {data.dtype} after "
                     f"an op saved it (shape {list(array.shape)}, {array.dtype}) for this backward"
                 )
-            if self.bypassed and self._read_through_transposes(row, n_rows):
+            if self._read_through_transposes(row, n_rows):  # (the transposes may be collected: not their test)
                 continue
             data = np.ascontiguousarray(data)
             self.keepalive.append(data)
@@ -846,10 +846,11 @@ class Tape:
         place through a transpose (``iparam``'s flags) and the bypassed transposes themselves;
         ``RuntimeError`` where such products and other rows read it both; False where none does."""
         rows = self.rows_array()[:n_rows]
+        bypassed = self.bypassed or ()
         through = other = False
         for consumer in np.flatnonzero((rows[:, IN0] == row) | (rows[:, IN1] == row)).tolist():
             opcode, in0, _, iparam = rows[consumer, :4].tolist()
-            if consumer in self.bypassed:
+            if consumer in bypassed:
                 continue
             if opcode & OPCODE_MASK == _MM_OPCODE and iparam & (1 if in0 == row else 2):
                 through = True
