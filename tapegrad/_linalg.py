@@ -11,15 +11,16 @@ from ._ops import OPCODE
 from ._pending_views import PendingView
 from ._record import (
     _CHANGING_A_VIEW,
-    TRANSPOSED_SOURCE_SIZE,
     _broadcast_row,
     _bypass,
     _save,
+    _short_input,
     _short_record,
     _short_tape,
     _transposed_source,
     broadcast_shape,
     may_be_transposed,
+    read_in_place,
     record,
     write_out,
 )
@@ -136,27 +137,21 @@ def linear_short(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor | Non
     tape = _short_tape(x, None)  # the input's tape, or a new one
     if tape is None:
         return None
-    out = np.matmul(data, w.T)
+    wt = w.T
+    out = np.matmul(data, wt)
     n, k = w.shape
     if weight._version_counter is None:  # (as the transpose's view would share it)
         weight._version_counter = [0]
     row_w = tape.register(weight)
     row_t = tape.append(_T, row_w, -1, tape.add_aux((0, 1, k)), tape.layout(dtype, (k, n)), 0.0)
-    if x._tape is not None:
-        row_x = x._row
-        _save(tape, row_x, data)
-    else:
-        row_x = tape.register(x)
-        tape.save_leaf(row_x, x)
-    if w.size >= TRANSPOSED_SOURCE_SIZE and n > 1 and k > 1:  # the product reads the weight (``_mm_of_sources``)
+    row_x = _short_input(tape, x, data)
+    if read_in_place(wt):  # the product reads the weight (``_mm_of_sources``)
         tape.save_leaf(row_w, weight)
         row = tape.append(_MM, row_x, row_w, 2, tape.layout(dtype, out.shape), 0.0)
         read = row_w
-        if tape.bypassed is None:
-            tape.bypassed = set()
-        tape.bypassed.add(row_t)
+        tape.bypass(row_t)
     else:  # the product reads the transpose, saved C-ordered
-        _save(tape, row_t, w.T)
+        _save(tape, row_t, wt)
         row = tape.append(_MM, row_x, row_t, 0, tape.layout(dtype, out.shape), 0.0)
         read = row_t
     tape.track(row, row_x, x)

@@ -117,9 +117,7 @@ def settle(view: Tensor, tape: Tape) -> None:
     # Its row reads its base as the base is now: a change in place since is in it.
     view._seen_version = view._version_counter[0]
     if bypassed:
-        if tape.bypassed is None:
-            tape.bypassed = set()
-        tape.bypassed.add(row)
+        tape.bypass(row)
     if _anomaly[0]:
         tape.note_trace(row)
 

@@ -663,10 +663,15 @@ _CHANGING_A_VIEW = [0]
 def may_be_transposed(x: Tensor) -> bool:
     """The cheap half of ``_transposed_source``'s test: a view of a large non-C-ordered matrix
     (what a caller can ask before touching any tape)."""
-    data = x._data
+    return x._base is not None and read_in_place(x._data)
+
+
+def read_in_place(data: np.ndarray) -> bool:
+    """Whether an op reads matrix ``data`` (a transpose) through its source rather than as a row
+    of its own: it is large (below ``TRANSPOSED_SOURCE_SIZE`` the extra row and copy cost less)
+    and not C-ordered, and no view is being changed in place."""
     return (
-        x._base is not None
-        and data.size >= TRANSPOSED_SOURCE_SIZE
+        data.size >= TRANSPOSED_SOURCE_SIZE
         and data.ndim == 2
         and not data.flags.c_contiguous
         and not _CHANGING_A_VIEW[0]
@@ -744,10 +749,7 @@ def _bypass(*views: Tensor) -> None:
         if type(view) is PendingView:
             _bypass_pending(view)
         elif view._tape is not None:
-            tape = resolve(view)
-            if tape.bypassed is None:
-                tape.bypassed = set()
-            tape.bypassed.add(view._row)
+            resolve(view).bypass(view._row)
 
 
 @exclusive

@@ -499,6 +499,12 @@ class Tape:
             self.traces = {}
         self.traces[row] = frames
 
+    def bypass(self, row: int) -> None:
+        """Note that ops read view ``row``'s source in its place (``bypassed``)."""
+        if self.bypassed is None:
+            self.bypassed = set()
+        self.bypassed.add(row)
+
     def hold(self, row: int, holder) -> None:
         """Note that ``holder`` (a tensor) names ``row``: ``collect`` keeps what live holders
         reach, and renumbers them. Every tensor given a row from ``hold_from`` on is held so."""

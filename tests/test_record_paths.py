@@ -76,19 +76,25 @@ def _run(program, dtype, general: bool):
         if general:
             _grad_mode.special_modes[0] -= 1
     tape = _tape.resolve(loss)
+    rows, shapes, saved, versions, bypassed = _described(tape)
+    shown = (bypassed, tape.node_names)
+    loss.backward()
+    return rows, shapes, saved, versions, float(loss), [p.grad.numpy() for p in params], loss.grad_fn.name(), shown
+
+
+def _described(tape) -> tuple:
+    """A tape's rows, their layouts' (dtype code, shape), the rows saved, the version checks and
+    the views read through their sources, as two recordings of one program compare them."""
     rows = tape.rows_array().copy()
     # Layouts compared by what they say, not by their numbers: a tape's first layout numbers come
     # from a template shared across tapes, which restarts when full, so the same program can
     # number them differently from one tape to the next.
     codes = tape.layouts_array()[rows[:, 4], 0].tolist()
     shapes = [(code, tape.shape_of(row)) for row, code in zip(range(tape.n), codes)]
-    saved = sorted(tape.saved)
     versions = {
         row: [(version, saved_row) for _, version, saved_row in entries] for row, entries in tape.versions.items()
     }
-    shown = (sorted(tape.bypassed or ()), tape.node_names)
-    loss.backward()
-    return rows, shapes, saved, versions, float(loss), [p.grad.numpy() for p in params], loss.grad_fn.name(), shown
+    return rows, shapes, sorted(tape.saved), versions, sorted(tape.bypassed or ())
 
 
 @pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
@@ -123,11 +129,8 @@ def _linear_tape(fused: bool, dtype, recorded: bool, out_features: int, with_bia
         out = F.linear(h, w, b)
     else:
         out = h @ w.t() if b is None else h @ w.t() + b
-    tape = _tape.resolve(out)
-    rows = tape.rows_array().copy()
-    shapes = [(tape.layouts_array()[rows[row, 4], 0], tape.shape_of(row)) for row in range(tape.n)]
-    versions = {row: [(version, saved) for _, version, saved in entries] for row, entries in tape.versions.items()}
-    described = (rows[:, :4].tolist(), shapes, sorted(tape.saved), versions, sorted(tape.bypassed or ()))
+    rows, *rest = _described(_tape.resolve(out))
+    described = (rows[:, :4].tolist(), *rest)
     (out * out).sum().backward()
     grads = [t.grad.numpy() for t in (x, w, b) if t is not None and t.grad is not None]
     return described, out.detach().numpy(), grads
