@@ -414,7 +414,7 @@ def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
         source = _transposed_source(x)
         if source is not None:  # an elementwise op of a transpose: of its source, transposed
             result = _unary(op, source)
-            _bypass(x)
+            _bypass(x, reader=result)
             return transposed(result, op.grad_fn)
     data = x._data
     if data.dtype.kind == "b" and op.name in ("floor", "round"):  # numpy made float16 of it
@@ -743,13 +743,16 @@ def _pending_source(x: Tensor, base: Tensor, data: np.ndarray) -> Tensor | None:
     return base
 
 
-def _bypass(*views: Tensor) -> None:
-    """Note that ops read ``views`` through their sources (``Tape.bypassed``)."""
+def _bypass(*views: Tensor, reader: Tensor | None = None) -> None:
+    """Note that ops read ``views`` through their sources (``Tape.bypassed``), and that
+    ``reader``'s row, computed on the sources, read them there (``Tape.read_through``)."""
     for view in views:
         if type(view) is PendingView:
             _bypass_pending(view)
         elif view._tape is not None:
             resolve(view).bypass(view._row)
+    if reader is not None and reader._tape is not None:
+        resolve(reader).reads_through(reader._row)
 
 
 @exclusive
@@ -879,7 +882,7 @@ def _binary(name: str, a: Tensor, b: Tensor, _locked: bool = False, into_a: bool
         source_b = None if source_a is None else _transposed_source(b)
         if source_b is not None:
             result = _binary(name, source_a, source_b)
-            _bypass(a, b)
+            _bypass(a, b, reader=result)
             return transposed(result, BY_NAME[name].grad_fn)
     data_a, data_b = a._data, b._data
     dtype = data_a.dtype

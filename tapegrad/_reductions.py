@@ -96,11 +96,13 @@ def _reduce(name: str, x: Tensor, dim, keepdim: bool, data: np.ndarray, mean: bo
     if x._base is not None and data is x._data and on_tape(x):
         source = _transposed_source(x)
         if source is not None:  # a sum of a transpose: of its source (numpy's bits, both orders)
-            _bypass(x)
             if dim is None:
-                return _reduce(name, source, None, keepdim, source._data, mean)
+                result = _reduce(name, source, None, keepdim, source._data, mean)
+                _bypass(x, reader=result)
+                return result
             dims = tuple(1 - d for d in _dims(x, dim))
             result = _reduce(name, source, dims, keepdim, source._data, mean)
+            _bypass(x, reader=result)
             if keepdim and len(dims) == 1:  # (1, n) of the source is (n, 1) of the transpose
                 return transposed(result, BY_NAME[name + "_dim"].grad_fn)
             return result

@@ -359,6 +359,7 @@ class Tape:
         "node_names",
         "traces",
         "bypassed",
+        "read_through",
         "replay_values",
         "detached",
         "captured",
@@ -420,6 +421,10 @@ class Tape:
         # (``_record._transposed_source``): no gradient reaches them, so a hook, retain_grad or
         # autograd.grad asked of one afterwards must fail rather than see nothing.
         self.bypassed: set | None = None
+        # Rows of such ops, computed on the leaves in the transposes' places: PyTorch's saved the
+        # transposes, views of the old storage, so a leaf's ``.data`` replaced before the backward
+        # is not what they read (``follow_replaced_leaves``). Products mark it in ``iparam``.
+        self.read_through: set | None = None
         self.replay_values = None  # inside tapegrad.record: row -> array, for constant rows
         self.detached = None  # inside tapegrad.record: id(alias) -> (alias, source, row), of .data/.detach()
         self.captured = None  # inside tapegrad.record: row -> (tensor, its tape, row, requires_grad) when registered
@@ -504,6 +509,13 @@ class Tape:
         if self.bypassed is None:
             self.bypassed = set()
         self.bypassed.add(row)
+
+    def reads_through(self, row: int) -> None:
+        """Note that row ``row`` reads its leaf operands in their transposes' places
+        (``read_through``)."""
+        if self.read_through is None:
+            self.read_through = set()
+        self.read_through.add(row)
 
     def hold(self, row: int, holder) -> None:
         """Note that ``holder`` (a tensor) names ``row``: ``collect`` keeps what live holders
@@ -651,6 +663,8 @@ class Tape:
             self.packed = renumbered(self.packed)
         if self.bypassed:
             self.bypassed = {new[row] for row in self.bypassed if live[row]}
+        if self.read_through:
+            self.read_through = {new[row] for row in self.read_through if live[row]}
         if self.versions:
             self.versions = {
                 new[row]: [(counter, version, new[saved]) for counter, version, saved in entries]
@@ -825,11 +839,12 @@ class Tape:
         Each leaf row below ``n_rows`` whose tensor holds another array now reads that one; of
         another shape or dtype, ``RuntimeError`` (PyTorch's backward fails on it too).
 
-        Except a leaf that products read in place through its transpose (``x @ w.t()``,
-        ``F.linear``: ``_linalg._mm_of_sources``): PyTorch saved the transpose, a view of the old
-        storage, and reads the old values. Such a row keeps its array; one that other rows read
-        too, which would want the new values, raises ``RuntimeError`` (the tape holds one value
-        per row) rather than give either of them the other's."""
+        Except a leaf that ops read in place of its transpose (``a.t() * b.t()``, ``x @ w.t()``,
+        ``F.linear``: ``_record._transposed_source``, ``_linalg._mm_of_sources``): PyTorch saved
+        the transpose, a view of the old storage, and reads the old values. Such a row keeps its
+        array; one that other rows read too, which would want the new values, raises
+        ``RuntimeError`` (the tape holds one value per row) rather than give either of them the
+        other's."""
         for row, tensor in self.leaves:
             array = self.leaf_arrays.get(row)
             data = tensor._data
@@ -848,25 +863,31 @@ class Tape:
             self.leaf_arrays[row] = tensor._data
 
     def _read_through_transposes(self, row: int, n_rows: int) -> bool:
-        """Whether the rows below ``n_rows`` that read leaf ``row`` are products reading it in
-        place through a transpose (``iparam``'s flags) and the bypassed transposes themselves;
-        ``RuntimeError`` where such products and other rows read it both; False where none does."""
+        """Whether the rows below ``n_rows`` whose backward reads leaf ``row``'s value read it
+        in place of its transposes (``read_through``, and products' ``iparam`` flags, one per
+        operand); ``RuntimeError`` where such rows and others read it both; False where none
+        does. The bypassed transposes themselves read nothing."""
         rows = self.rows_array()[:n_rows]
         bypassed = self.bypassed or ()
+        read_through = self.read_through or ()
         through = other = False
         for consumer in np.flatnonzero((rows[:, IN0] == row) | (rows[:, IN1] == row)).tolist():
-            opcode, in0, _, iparam = rows[consumer, :4].tolist()
             if consumer in bypassed:
                 continue
-            if opcode & OPCODE_MASK == _MM_OPCODE and iparam & (1 if in0 == row else 2):
-                through = True
-            else:
-                other = True
+            opcode, in0, in1, iparam = rows[consumer, :4].tolist()
+            op = OPS[opcode & OPCODE_MASK]
+            for operand, flag, value in ((in0, 1, "a"), (in1, 2, "b")):
+                if operand != row or not op.reads(value):  # (an add reads no value: either is right)
+                    continue
+                if consumer in read_through or (opcode & OPCODE_MASK == _MM_OPCODE and iparam & flag):
+                    through = True
+                else:
+                    other = True
         if through and other:
             raise RuntimeError(
-                "a tensor's .data was replaced after a product read it through its transpose (whose backward "
-                "reads the old values, as PyTorch's saved view does) and another op read it itself (which reads "
-                "the new ones): this tape keeps one value per tensor; replace .data after the backward"
+                "a tensor's .data was replaced after an op read it through its transpose (whose backward reads "
+                "the old values, as PyTorch's saved view does) and another op read it itself (which reads the "
+                "new ones): this tape keeps one value per tensor; replace .data after the backward"
             )
         return through
 
@@ -975,6 +996,10 @@ class Tape:
             if self.bypassed is None:
                 self.bypassed = set()
             self.bypassed.update(row + shift for row in other.bypassed)
+        if other.read_through:
+            if self.read_through is None:
+                self.read_through = set()
+            self.read_through.update(row + shift for row in other.read_through)
         if other.refs:
             self.refs.update({row + shift: ref for row, ref in other.refs.items()})
         untracked = min(other.n, other.hold_from)
@@ -1029,6 +1054,7 @@ class Tape:
         other.traces = None
         other.packed = None
         other.bypassed = None
+        other.read_through = None
         other.refs = {}
         other.nodes = None
 

@@ -139,6 +139,59 @@ def test_a_weight_read_through_its_transpose_and_itself_refuses_a_replaced_data(
         loss.backward()
 
 
+# Ops of transposes of large leaves are computed on the leaves (``_record._transposed_source``)
+_OPS_OF_TRANSPOSES = {
+    "mul": lambda a, b: (a.t() * b.t()).sum(),
+    "div": lambda a, b: (a.t() / b.t()).sum(),
+    "sin-then-mul": lambda a, b: (b.t().sin() * a.t()).sum(),
+    "mul-then-sin": lambda a, b: (a.t() * b.T).sin().sum(),
+    "permute": lambda a, b: (a.permute(1, 0) * b.transpose(0, 1)).sum(),
+    "sum-keepdim": lambda a, b: (b.t().sum(1, keepdim=True) * a.t()).sum(),
+    "and-an-add-of-the-leaf": lambda a, b: (a.t() * b.t()).sum() + (a + b).sum(),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op", _OPS_OF_TRANSPOSES.values(), ids=_OPS_OF_TRANSPOSES.keys())
+def test_a_leaf_replaced_through_data_after_an_op_of_its_transpose(op, dtype):
+    """``b.data = new`` between ``a.t() * b.t()`` and its backward: PyTorch's op saved the
+    transposes, views of the old storage, and the gradients are the old values', though the tape
+    computed the op on the leaves themselves (at 64 x 80, the transposes are read in place)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    values = [rng.standard_normal((64, 80)).astype(dtype) for _ in range(2)]
+    grads = []
+    for m in (tg, torch):
+        a, b = (m.tensor(v, requires_grad=True) for v in values)
+        y = op(a, b)
+        b.data = m.tensor(3.0 * values[1])
+        y.backward()
+        grads.append([t.grad.numpy().copy() for t in (a, b)])
+    tolerance = 1e-12 if dtype == "float64" else 1e-5
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda b: (b.t() * b.t()).sum() + (b * b).sum(),
+        lambda b: (b.t() @ b).sum(),
+        lambda b: (b @ b.t()).sum(),
+    ],
+    ids=["an-op-of-its-transpose-and-one-of-itself", "its-transpose-times-itself", "itself-times-its-transpose"],
+)
+def test_a_leaf_read_through_its_transpose_and_itself_refuses_a_replaced_data(op):
+    """As for the weight above, where one op (a product of the leaf and its transpose) reads
+    both: PyTorch's backward reads the old values through the view and the new through the leaf,
+    which one value per row cannot give."""
+    b = tg.tensor(np.random.default_rng(7).standard_normal((64, 80)), requires_grad=True)
+    loss = op(b)
+    b.data = b.data * 3.0
+    with pytest.raises(RuntimeError, match="read it through its transpose"):
+        loss.backward()
+
+
 def test_in_place_on_a_recorded_tensor_records_the_op():
     x = tg.ones(2, requires_grad=True)
     y = x * 3.0
