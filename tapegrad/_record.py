@@ -99,8 +99,9 @@ def _same_layout(data: np.ndarray) -> tuple:
 def _save(tape: Tape, row: int, data: np.ndarray) -> None:
     """``tape.save``, with a large transposed matrix (``a.t()``, F-ordered) copied in tiles."""
     if not data.flags.c_contiguous and data.ndim == 2 and row not in tape.saved:
-        data = c_ordered(data)
-    tape.save(row, data)
+        tape.save(row, c_ordered(data), data)
+    else:
+        tape.save(row, data)
 
 
 def _input_row(tape: Tape, tensor: Tensor) -> int:

@@ -343,6 +343,8 @@ class Tape:
         "aux",
         "saved",
         "leaf_copies",
+        "view_copies",
+        "copied_epoch",
         "leaf_arrays",
         "keepalive",
         "registered",
@@ -394,6 +396,12 @@ class Tape:
         self.aux = array("q")
         self.saved: dict[int, int] = {}  # row -> address of its value
         self.leaf_copies: dict | None = None  # row -> (version counter, version) of a leaf saved as a copy
+        # row -> [copy, the view it copies, the copy's address(, version counter, version)]: a
+        # value saved as a C-ordered copy of a view (``a.t()``, a broadcast, a column), which
+        # PyTorch saves as the view itself. A write autograd does not see (``w.data.mul_(3)``,
+        # through ``.numpy()``) reaches PyTorch's saved view; ``refresh_view_copies`` copies it.
+        self.view_copies: dict | None = None
+        self.copied_epoch = 0  # ``inplace_epoch`` when the copies were last all up to date
         self.leaf_arrays: dict = {}  # leaf row -> the array saved as its value (``save_leaf``)
         self.keepalive: list = []
         self.registered: dict[int, int] = {}  # id(tensor) -> row, for leaves and constants
@@ -647,6 +655,8 @@ class Tape:
         self.saved = renumbered(self.saved)
         if self.leaf_copies:
             self.leaf_copies = renumbered(self.leaf_copies)
+        if self.view_copies:
+            self.view_copies = renumbered(self.view_copies)
         if self.leaf_arrays:
             self.leaf_arrays = renumbered(self.leaf_arrays)
         self.registered = {key: new[row] for key, row in self.registered.items() if live[row]}
@@ -772,6 +782,10 @@ class Tape:
         if counter is None:
             counter = tensor._version_counter = [0]
         self.versions.setdefault(consumer, []).append((counter, counter[0], saved_row))
+        if self.view_copies is not None:
+            copied = self.view_copies.get(saved_row)
+            if copied is not None and len(copied) == 3:  # a view PyTorch saves: its value is refreshed
+                copied += (counter, counter[0])
 
     def _pack(self, saved_row: int, tensor, stack: list) -> None:
         if self.replay_values is not None:
@@ -891,19 +905,48 @@ class Tape:
             )
         return through
 
-    def save(self, row: int, data: np.ndarray) -> None:
-        """Make the value of ``row`` readable by the backward, by address."""
+    def save(self, row: int, data: np.ndarray, view: np.ndarray | None = None) -> None:
+        """Make the value of ``row`` readable by the backward, by address; ``view``: what
+        ``data`` copies, if the caller copied it (``view_copies``)."""
         if self.replay_values is not None:  # a registered tensor keeps its value when first read
             self.replay_values.setdefault(row, data)
         if row in self.saved:
             return
         if type(data) is not np.ndarray or not data.flags.c_contiguous:  # (a numpy scalar: an array to hold)
+            if type(data) is np.ndarray:
+                view = data
             data = np.ascontiguousarray(data)
         # By reference, as PyTorch saves a tensor: a change that bypasses the version counter
         # (through ``.data``) is seen. (Copies of small values into an arena cost more than the
         # address since address_of takes 0.2 us, and each tape paid for a chunk.)
         self.keepalive.append(data)
-        self.saved[row] = address_of(data)
+        address = self.saved[row] = address_of(data)
+        if view is not None:  # a copy, seeing such a change only if refreshed (``view_copies``)
+            if not self.view_copies:
+                self.view_copies = {}
+                self.copied_epoch = inplace_epoch[0]
+            self.view_copies[row] = [data, view, address]
+
+    def refresh_view_copies(self, n_rows: int) -> None:
+        """Copy again, before a backward, each view below ``n_rows`` that an op saved as a copy
+        and PyTorch's op saves itself (``track``; ``view_copies``), unchanged in place since as
+        far as autograd knows: a write it does not see (``w.data.mul_(3)``) reaches PyTorch's
+        saved view, and so the values this backward reads. A view changed in place keeps its
+        copy: its version check raises when a backward reads it, as PyTorch's does. A row saved
+        again since (``_record._unsave_old_value``: an old value kept on purpose) is left.
+
+        Only after an in-place op anywhere (``inplace_epoch``), which every write through
+        tapegrad counts, ``.data``'s too; a write through numpy itself (``w.numpy()[:] = 0``)
+        between the forward and the backward is not seen."""
+        epoch = inplace_epoch[0]
+        if epoch == self.copied_epoch:
+            return
+        saved = self.saved
+        for row, copied in self.view_copies.items():
+            if len(copied) == 5 and row < n_rows and copied[3][0] == copied[4] and saved.get(row) == copied[2]:
+                np.copyto(copied[0], copied[1])
+        if n_rows >= self.n:
+            self.copied_epoch = epoch
 
     # -- joining graphs -------------------------------------------------------------------
 
@@ -972,6 +1015,13 @@ class Tape:
             if self.leaf_copies is None:
                 self.leaf_copies = {}
             self.leaf_copies.update({row + shift: copied for row, copied in other.leaf_copies.items()})
+        if other.view_copies:
+            if not self.view_copies:
+                self.view_copies = {}
+                self.copied_epoch = other.copied_epoch
+            else:  # (as old as the older of the two)
+                self.copied_epoch = min(self.copied_epoch, other.copied_epoch)
+            self.view_copies.update({row + shift: copied for row, copied in other.view_copies.items()})
         if other.leaf_arrays:
             self.leaf_arrays.update({row + shift: array for row, array in other.leaf_arrays.items()})
         self.keepalive.extend(other.keepalive)
@@ -1049,6 +1099,7 @@ class Tape:
         other.versions = {}
         other.hooks = {}
         other.leaf_copies = None
+        other.view_copies = None
         other.functions = {}
         other.node_names = None
         other.traces = None
@@ -1153,6 +1204,8 @@ class Tape:
             self.leaf_arrays.pop(row, None)
             if self.leaf_copies:
                 self.leaf_copies.pop(row, None)
+            if self.view_copies:
+                self.view_copies.pop(row, None)
             if self.packed:
                 self.packed.pop(row, None)
         if not self.saved:  # (all of them: no address to look for)

@@ -192,6 +192,62 @@ def test_a_leaf_read_through_its_transpose_and_itself_refuses_a_replaced_data(op
         loss.backward()
 
 
+# Ops that save a view of ``b`` (PyTorch saves the view; the tape, a C-ordered copy of it)
+_OPS_SAVING_VIEWS = {
+    "a @ b.t()": lambda m, a, b: (a @ b.t()).sum(),
+    "linear": lambda m, a, b: m.nn.functional.linear(a, b).sum(),
+    "a.t() * b.t()": lambda m, a, b: (a.t() * b.t()).sum(),
+    "a column": lambda m, a, b: (a[:, 0] * b[:, 0]).sum(),
+    "every other row": lambda m, a, b: (a[::2] * b[::2]).sum(),
+    "a broadcast row": lambda m, a, b: (a * b[0]).sum(),
+    "an expanded column": lambda m, a, b: (a * b[:, :1].expand_as(a)).sum(),
+    "a.t() @ b": lambda m, a, b: (a.t() @ b).sum(),
+    "sin of b.t()": lambda m, a, b: b.t().sin().sum() + a.sum(),
+    "b.t() squared": lambda m, a, b: (b.t() ** 2).sum() + a.sum(),
+}
+_UNSEEN_WRITES = {
+    "data.mul_": lambda b: b.data.mul_(3.0),
+    "data.copy_": lambda b: b.data.copy_(b.data * 3.0),
+    "data[:] =": lambda b: b.data.__setitem__(slice(None), b.data * 3.0),
+}
+
+
+@pytest.mark.parametrize("shape", [(4, 8), (64, 80)], ids=["copied", "large"])
+@pytest.mark.parametrize("b_is", ["leaf", "result"])
+@pytest.mark.parametrize("write", _UNSEEN_WRITES.values(), ids=_UNSEEN_WRITES.keys())
+@pytest.mark.parametrize("op", _OPS_SAVING_VIEWS.values(), ids=_OPS_SAVING_VIEWS.keys())
+def test_a_write_autograd_does_not_see_reaches_a_saved_view(op, write, b_is, shape):
+    """``b.data.mul_(3)`` between the forward and the backward: PyTorch's op saved a view of
+    ``b``'s storage, and its backward reads the new values. The tape saved a C-ordered copy of
+    a small view; the backward copies it again (``Tape.refresh_view_copies``), as it reads a
+    large transpose's source or a contiguous operand by reference."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    values = [rng.standard_normal(shape) for _ in range(2)]
+    grads = []
+    for m in (tg, torch):
+        a, b_leaf = (m.tensor(v, requires_grad=True) for v in values)
+        b = b_leaf * 1.0 if b_is == "result" else b_leaf
+        y = op(m, a, b)
+        write(b)
+        y.backward()
+        grads.append([t.grad.numpy().copy() for t in (a, b_leaf)])
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_a_saved_view_changed_in_place_is_version_checked_not_refreshed():
+    """A change autograd sees (under no_grad, of the tensor itself) leaves the copy as it was:
+    the backward raises PyTorch's error, never reads the new values as the saved ones."""
+    a = tg.ones((4, 8), requires_grad=True)
+    h = a * 2.0
+    loss = (a.t() * h.t()).sum()
+    with tg.no_grad():
+        h.mul_(3.0)
+    with pytest.raises(RuntimeError, match=MESSAGE):
+        loss.backward()
+
+
 def test_in_place_on_a_recorded_tensor_records_the_op():
     x = tg.ones(2, requires_grad=True)
     y = x * 3.0

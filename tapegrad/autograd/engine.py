@@ -508,6 +508,8 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         roots = np.array([row for row, _ in pairs], np.int64)
         seeds = np.concatenate([np.asarray(seed, np.float64).reshape(-1) for _, seed in pairs])
         n_rows = int(roots.max()) + 1
+    if tape.view_copies:
+        tape.refresh_view_copies(n_rows)
     if tape.leaf_arrays:
         tape.follow_replaced_leaves(n_rows)
     freed = tape.grown_freed()

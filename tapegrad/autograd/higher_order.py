@@ -120,6 +120,8 @@ class _Backward:
         self.aux = np.array(tape.aux, np.int64)
         self.layouts = tape.layouts_array().copy()
         self.dims = np.array(tape.dims, np.int64)
+        if tape.view_copies:
+            tape.refresh_view_copies(n_rows)
         tape.follow_replaced_leaves(n_rows)
         self.saved = {row: address for row, address in tape.saved.items() if row < n_rows}
         self.registered = {row: tensor for row, tensor in tape.leaves if row < n_rows}  # leaves, constants
