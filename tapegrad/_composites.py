@@ -17,6 +17,7 @@ from . import _dtypes, _factories, return_types
 from ._grad_mode import no_grad
 from ._grad_mode import state as _grad_state
 from ._indexing import gather, index_select, repeat, scatter
+from ._linalg import check_addmm_dtypes
 from ._record import _bump_version, _check_in_place, broadcast_shape, name_node, with_out
 from ._selection import _result_type, where
 from ._tape import exclusive
@@ -598,6 +599,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
             f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
             f"{mat2.shape[0]}x{mat2.shape[1]})"
         )
+    if isinstance(input, Tensor):
+        check_addmm_dtypes(input, mat1, mat2)
     return _scaled_sum(input, mat1 @ mat2, beta, alpha, "AddmmBackward0")
 
 

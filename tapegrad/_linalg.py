@@ -47,6 +47,23 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
     raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.c_name} != {b.dtype.c_name}")
 
 
+def check_addmm_dtypes(input: Tensor | None, mat1: Tensor, mat2: Tensor) -> None:  # noqa: A002
+    """``RuntimeError`` for ``addmm(input, mat1, mat2)`` (and ``F.linear`` with a bias, which
+    PyTorch computes so) of operands of two dtypes, with PyTorch's message: the added ``input``
+    against ``mat2`` first, then ``mat1``; without ``input``, ``mm``'s."""
+    dtype = mat2._data.dtype
+    if input is not None and input._data.dtype != dtype:
+        raise RuntimeError(
+            f"self and mat2 must have the same dtype, but got {input.dtype.type_name} and {mat2.dtype.type_name}"
+        )
+    if mat1._data.dtype != dtype:
+        if input is None:
+            _check_same_dtype(mat1, mat2)
+        raise RuntimeError(
+            f"mat1 and mat2 must have the same dtype, but got {mat1.dtype.type_name} and {mat2.dtype.type_name}"
+        )
+
+
 def _mm(a: Tensor, b: Tensor) -> Tensor:
     (m, k), (k2, n) = a._data.shape, b._data.shape
     if k != k2:

@@ -493,6 +493,31 @@ CASES = {
         RuntimeError,
         "mat2 must be a matrix, got 1-D tensor",
     ),
+    "linear: a bias of another dtype": (
+        lambda m: m.nn.functional.linear(m.ones(2, 3), m.ones(4, 3), m.ones(4, dtype=m.float64)),
+        RuntimeError,
+        "self and mat2 must have the same dtype, but got Double and Float",
+    ),
+    "linear: a 3-D input and a bias of another dtype": (
+        lambda m: m.nn.functional.linear(m.ones(5, 2, 3), m.ones(4, 3), m.ones(4, dtype=m.float64)),
+        RuntimeError,
+        "self and mat2 must have the same dtype, but got Double and Float",
+    ),
+    "linear: an input of another dtype, with a bias": (
+        lambda m: m.nn.functional.linear(m.ones(2, 3), m.ones(4, 3, dtype=m.float64), m.ones(4, dtype=m.float64)),
+        RuntimeError,
+        "mat1 and mat2 must have the same dtype, but got Float and Double",
+    ),
+    "linear: an input of another dtype, no bias": (
+        lambda m: m.nn.functional.linear(m.ones(2, 3, dtype=m.float64), m.ones(4, 3)),
+        RuntimeError,
+        "expected m1 and m2 to have the same dtype, but got: double != float",
+    ),
+    "addmm: an added input of another dtype": (
+        lambda m: m.addmm(m.zeros(4, dtype=m.int64), m.ones(2, 3), m.ones(3, 4)),
+        RuntimeError,
+        "self and mat2 must have the same dtype, but got Long and Float",
+    ),
     "huber_loss: a broadcast weight": (
         lambda m: m.nn.functional.huber_loss(m.ones(1, 3), m.zeros(1, 3), weight=m.ones(3)),
         ValueError,
@@ -1070,6 +1095,35 @@ def test_the_refusals_above_stop_where_pytorch_s_do():
     # six pads of a 5-D input, and 8 in constant mode, are PyTorch's too
     assert tuple(F.pad(tg.ones(1, 1, 2, 3, 4), (1,) * 6, mode="replicate").shape) == (1, 1, 4, 5, 6)
     assert tuple(F.pad(tg.ones(1, 1, 2, 3, 4), (1,) * 8).shape) == (1, 3, 4, 5, 6)
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [((5, 2, 3), ()), ((3,), ()), ((5, 2, 3), (2, 4))],
+    ids=["a 3-D input, a 0-d bias", "a 1-D input, a 0-d bias", "a 3-D input, a 2-D bias"],
+)
+def test_linear_adds_a_bias_of_another_dtype_where_pytorch_does_not_take_addmm(shapes):
+    """Off PyTorch's addmm path (a 2-D input, or a contiguous one with a 1-D bias, which refuse
+    it), a float64 bias is added in place to the float32 product: the result stays float32,
+    and the bias's gradient is float64."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    values = [rng.standard_normal(shapes[0]), rng.standard_normal((4, 3)), rng.standard_normal(shapes[1])]
+    results = []
+    for m in (tg, torch):
+        x, w = (m.tensor(v, dtype=m.float32, requires_grad=True) for v in values[:2])
+        b = m.tensor(values[2], dtype=m.float64, requires_grad=True)
+        y = m.nn.functional.linear(x, w, b)
+        (y * y).sum().backward()
+        results.append(
+            (str(y.dtype).split(".")[1], y.detach().numpy(), [(t.grad.dtype, t.grad.numpy()) for t in (x, w, b)])
+        )
+    (ours, ours_y, ours_grads), (theirs, theirs_y, theirs_grads) = results
+    assert ours == theirs == "float32"
+    np.testing.assert_allclose(ours_y, theirs_y, rtol=1e-5)
+    for (dtype, grad), (their_dtype, their_grad) in zip(ours_grads, theirs_grads):
+        assert str(dtype).split(".")[1] == str(their_dtype).split(".")[1]
+        np.testing.assert_allclose(grad, their_grad, rtol=1e-4, atol=1e-5)
 
 
 def test_group_norm_of_an_empty_batch_is_empty():

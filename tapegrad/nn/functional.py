@@ -12,7 +12,7 @@ from .._grad_mode import active_recording, no_grad, refuses_gradient
 from .._grad_mode import is_grad_enabled as _grad_enabled
 from .._grad_mode import state as _grad_state
 from .._indexing import gather_rows, index_add, pick
-from .._linalg import linear_short
+from .._linalg import check_addmm_dtypes, linear_short
 from .._record import _SCALAR_OPS, _scalar, name_node, record
 from .._record import broadcast_error as _broadcast_error
 from .._reductions import batch_norm as _batch_norm
@@ -402,10 +402,16 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if not (isinstance(input, Tensor) and isinstance(weight, Tensor) and (bias is None or isinstance(bias, Tensor))):
         named = (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ())
         check_tensor_arguments("linear", *named)  # (its call kept off a layer's path)
-    if input._data.dtype != weight._data.dtype and weight._data.ndim == 2:  # (PyTorch's addmm message)
-        raise RuntimeError(
-            f"mat1 and mat2 must have the same dtype, but got {input.dtype.type_name} and {weight.dtype.type_name}"
+    if weight._data.ndim == 2 and (
+        input._data.dtype != weight._data.dtype or (bias is not None and bias._data.dtype != weight._data.dtype)
+    ):
+        # PyTorch's addmm where it takes that path (a 2-D input; a contiguous one and a 1-D
+        # bias), else matmul's, and the bias then added in place, in the product's dtype
+        fused = bias is not None and (
+            input._data.ndim == 2 or (bias._data.ndim == 1 and input._data.flags.c_contiguous)
         )
+        check_addmm_dtypes(bias if fused else None, input, weight)
+        bias = bias.to(input.dtype)
     # (a 1-D weight with a bias: PyTorch's addmm, for a 2-D input or a bias with a dimension,
     # needs a matrix; a 0-d bias on another input is added to the product)
     if weight._data.ndim == 1 and bias is not None and (input._data.ndim == 2 or bias._data.ndim != 0):
