@@ -615,15 +615,17 @@ def _scaled_sum(input, product: Tensor, beta, alpha, node: str) -> Tensor:  # no
     if input._data.dtype.kind in "iu":
         beta, alpha = (_dtypes.integer_scale(scale, product._data.dtype) for scale in (beta, alpha))
     product = product if alpha == 1 else product * alpha
+    if beta != 0:
+        with no_grad():  # PyTorch's error where it does not expand; the sum broadcasts it, and
+            input.expand(product.shape)  # the node's inputs are PyTorch's (no ExpandBackward0)
+        return name_node((input if beta == 1 else input * beta) + product, node)
     input = input.expand(product.shape)  # noqa: A001
-    if beta == 0:
-        if not (input.requires_grad or on_tape(input)):
-            return product
-        # The product's values, with input's gradient zeros (it was None): a select, which
-        # passes no NaN of input on, as ``input * 0`` would.
-        chosen = where(_wrap(np.ones(product.shape, np.bool_)), product, input)
-        return name_node(chosen, node)
-    return name_node((input if beta == 1 else input * beta) + product, node)
+    if not (input.requires_grad or on_tape(input)):
+        return product
+    # The product's values, with input's gradient zeros (it was None): a select, which passes
+    # no NaN of input on, as ``input * 0`` would.
+    chosen = where(_wrap(np.ones(product.shape, np.bool_)), product, input)
+    return name_node(chosen, node)
 
 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002

@@ -78,6 +78,10 @@ NAMED = [
     lambda m, x, y: x.double(),
     lambda m, x, y: x + y[0],
     lambda m, x, y: x.relu() + x.sigmoid(),
+    lambda m, x, y: m.nn.functional.linear(x, y, y[:, 0]),
+    lambda m, x, y: m.nn.functional.linear(x * 2, y),
+    lambda m, x, y: m.nn.functional.linear(x * 2, y, y[:, 0]),
+    lambda m, x, y: m.addmm(y[:, 0], x, y.t()),
 ]
 
 

@@ -72,6 +72,29 @@ def _named_class(name: str) -> type:
     return node_class
 
 
+class AddmmBackward0(Node):
+    """The node of ``addmm`` and of ``F.linear`` with a bias: PyTorch's one node for
+    ``input + mat1 @ mat2``, which the tape writes as a product and the sum named so
+    (``_record.name_node``). Its inputs are PyTorch's, in its order: the added input, then the
+    product's two (the weight's ``TBackward0`` for a layer), not the sum's (the product's node
+    and the bias). A sum of a scaled product (``addmm``'s ``beta``, ``alpha``) shows the sum's."""
+
+    __slots__ = ()
+
+    @property
+    def next_functions(self) -> tuple:
+        tape, row = self._resolved()
+        sources = [_visible(tape, source) for source in tape.sources(row)[:2]]
+        for index, source in enumerate(sources):
+            if source >= 0 and tape.ints[source * ROW_WIDTH] & OPCODE_MASK == _MM_OPCODE:
+                added = sources[1 - index]
+                return ((_node_or_none(tape, added), 0), *node_for(tape, source).next_functions)
+        return super().next_functions
+
+
+_CLASSES["AddmmBackward0"] = AddmmBackward0
+
+
 FUNCTION_OPCODE = OPCODE["function"]
 
 
