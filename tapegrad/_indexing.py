@@ -20,7 +20,7 @@ from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
 from ._record import _input_row, _opcode, _short_tape, _target, writable
 from ._shapes import expands_to, size_arguments
-from ._tape import exclusive
+from ._tape import exclusive, resolve
 from .tensor import Tensor, _guard, _normalize_dim, _recorded, _wrap, as_tensor, install, on_tape
 
 
@@ -611,6 +611,11 @@ def refresh_view(view: Tensor, by_an_op: bool = True) -> None:
         view._seen_version = view._version_counter[0]
         return
     if root._tape is None:
+        # A view of a leaf reads the leaf's row, which holds its values now; a copy its row
+        # saved (a transpose, a column: ``Tape.save``) holds the old ones, which a new reader
+        # must not get (the old readers' version checks refuse them anyway).
+        if view._tape is not None:
+            resolve(view).forget_saved(view._row)
         view._seen_version = view._version_counter[0]
         return
     _rebase(view, root, positions_in(root, view))

@@ -927,6 +927,12 @@ class Tape:
                 self.copied_epoch = inplace_epoch[0]
             self.view_copies[row] = [data, view, address]
 
+    def forget_saved(self, row: int) -> None:
+        """Let ``row`` save its value again (a view changed in place: ``_indexing.refresh_view``);
+        the old value stays alive for the rows that saved it (``keepalive``)."""
+        if self.saved.pop(row, None) is not None and self.view_copies:
+            self.view_copies.pop(row, None)
+
     def refresh_view_copies(self, n_rows: int) -> None:
         """Copy again, before a backward, each view below ``n_rows`` that an op saved as a copy
         and PyTorch's op saves itself (``track``; ``view_copies``), unchanged in place since as

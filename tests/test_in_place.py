@@ -248,6 +248,82 @@ def test_a_saved_view_changed_in_place_is_version_checked_not_refreshed():
         loss.backward()
 
 
+_VIEWS_OF_A_LEAF = {
+    "t()": lambda x: x.t(),
+    "a column": lambda x: x[:, 1],
+    "every other row": lambda x: x[::2],
+    "the diagonal": lambda x: x.diagonal(),
+    "a column of t()": lambda x: x.t()[:, 0],
+    "a row": lambda x: x[0],
+}
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (64, 80)], ids=["small", "large"])
+@pytest.mark.parametrize("view", _VIEWS_OF_A_LEAF.values(), ids=_VIEWS_OF_A_LEAF.keys())
+def test_a_view_of_a_leaf_kept_across_an_update_reads_the_new_values(view, shape):
+    """``wt = w.t()`` kept across steps, ``w`` updated under no_grad (an optimizer's step): the
+    next forward's backward reads ``w``'s new values, as PyTorch's, not a copy of the transpose
+    saved by the first forward (its row's saved value is let go: ``Tape.forget_saved``)."""
+    torch = pytest.importorskip("torch")
+    values = np.random.default_rng(10).standard_normal(shape)
+    results = []
+    for m in (tg, torch):
+        w = m.tensor(values, requires_grad=True)
+        kept = view(w)
+        (kept * kept).sum().backward()  # the first step
+        with m.no_grad():
+            w.mul_(2.0)
+            w.grad = None
+        loss = (kept.sin() * kept).sum()
+        loss.backward()
+        results.append((loss.item(), w.grad.numpy().copy()))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "output",
+    [lambda v: v, lambda v: v.contiguous(), lambda v: tg_or_torch(v).nn.functional.dropout(v, 0.0)],
+    ids=["the view", "contiguous()", "dropout(p=0)"],
+)
+def test_the_backward_of_a_view_whose_base_changed_starts_from_its_new_values(output):
+    """``v = y[:1]; y.mul_(2); v.backward(...)``: PyTorch regenerates the view's node, so the
+    gradient goes through the change; the backward starts there too, not at the view's row."""
+    torch = pytest.importorskip("torch")
+    grads = []
+    for m in (tg, torch):
+        x = m.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        y = x * 2.0
+        v = y[:1]
+        y.mul_(2.0)
+        output(v).backward(m.ones(1))
+        grads.append(x.grad.numpy().tolist())
+    assert grads[0] == grads[1] == [4.0, 0.0, 0.0]
+
+
+def test_the_last_row_of_a_buffer_filled_after_its_view_was_taken():
+    """A recurrent buffer whose last row is taken before the loop fills the buffer in place:
+    ``last.backward`` differentiates the filled values (the weight's gradient is not zero)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    xs, w0 = rng.standard_normal((4, 3)), rng.standard_normal((3, 3))
+    grads = []
+    for m in (tg, torch):
+        w = m.tensor(w0, requires_grad=True)
+        h = m.zeros(4, 3)
+        last = h[-1]
+        for t in range(4):
+            h[t] = m.tanh(m.tensor(xs[t]) @ w + (h[t - 1] if t else 0.0))
+        last.backward(m.ones(3))
+        grads.append(w.grad.numpy().copy())
+    assert np.abs(grads[1]).sum() > 0
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
+def tg_or_torch(tensor):
+    return tg if isinstance(tensor, tg.Tensor) else __import__("torch")
+
+
 def test_in_place_on_a_recorded_tensor_records_the_op():
     x = tg.ones(2, requires_grad=True)
     y = x * 3.0

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._grad_mode import is_anomaly_enabled, no_grad
 from .._grad_mode import state as _grad_state
+from .._indexing import refresh_view
 from .._kernels import load as load_kernels
 from .._ops import CONSTANT_OPCODE, LEAF_OPCODE, OPCODE, OPS, VIEW, dispatch_arrays
 from .._tape import (
@@ -151,6 +152,11 @@ def run_backward(roots, gradients, retain_graph=None, create_graph: bool = False
             "backward() and autograd.grad inside tapegrad.record are not supported yet: a replay would "
             "reuse the gradients of the recording's inputs (Tape.value_and_grad differentiates the tape)"
         )
+    for root in roots:
+        if isinstance(root, Tensor) and root._base is not None and root._version_counter[0] != root._seen_version:
+            # A view whose storage changed in place since its row: as PyTorch regenerates its
+            # grad_fn, the backward starts from its values now (its old row: a silent wrong gradient)
+            refresh_view(root, by_an_op=False)
     if packed_ever[0]:
         tapes = {id(tape): tape for tape in (resolve(root) for root in roots if root._tape is not None) if tape.packed}
         if tapes:
