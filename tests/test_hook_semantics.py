@@ -975,6 +975,23 @@ def test_post_accumulate_grad_hooks_run_for_the_inputs_of_backward(call):
     assert b.grad is None
 
 
+def test_a_post_accumulate_grad_hook_of_a_leaf_of_two_graphs_runs_once_on_the_total():
+    """``autograd.backward([l1, l2])`` of two graphs that share a leaf (each on a tape of its
+    own): its post-accumulate-grad hook runs once, after both parts are summed, as PyTorch's
+    engine runs it; run per tape, it halved a partial gradient, then the sum."""
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    calls = []
+
+    def halve(p):
+        calls.append(p.grad.tolist())
+        p.grad.mul_(0.5)
+
+    x.register_post_accumulate_grad_hook(halve)
+    tg.autograd.backward([(x * 3).sum(), (x * x).sum()])
+    assert calls == [[5.0, 7.0]]
+    assert x.grad.tolist() == [2.5, 3.5]
+
+
 def test_an_input_named_twice_in_backward_inputs_accumulates_once():
     a = tg.tensor([1.0, 2.0], requires_grad=True)
     b = tg.tensor([3.0, 4.0], requires_grad=True)

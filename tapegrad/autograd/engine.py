@@ -473,9 +473,10 @@ def _unmodified(n_rows: int) -> np.ndarray:
 
 
 def _join_where_a_hooked_leaf_is_shared(recorded: list) -> None:
-    """Roots on several tapes are swept one tape at a time, unless a leaf with hooks is on more
-    than one of them: then its hooks would run once per sweep, each on a part of its gradient,
-    so those tapes are joined first. (Not while recording a replay: its tape must stay its own.)"""
+    """Roots on several tapes are swept one tape at a time, unless a leaf with hooks (or
+    post-accumulate-grad hooks) is on more than one of them: then its hooks would run once per
+    sweep, each on a part of its gradient, so those tapes are joined first. (Not while
+    recording a replay: its tape must stay its own.)"""
     tapes = []
     for root in recorded:
         tape = resolve(root)
@@ -485,7 +486,7 @@ def _join_where_a_hooked_leaf_is_shared(recorded: list) -> None:
         return
     seen: set = set()
     for tape in tapes:
-        hooked = {id(tensor) for _, tensor in tape.leaves if tensor._hooks}
+        hooked = {id(tensor) for _, tensor in tape.leaves if tensor._hooks or tensor._post_accumulate_hooks}
         if hooked & seen:
             join(recorded)
             return
