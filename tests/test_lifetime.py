@@ -641,3 +641,26 @@ def test_a_graph_kept_across_backwards_that_absorbs_each_steps_graph_stays_bound
     (out * scale).pow(2).mean().backward(retain_graph=True)
     expected = 2.0 * (out.detach().numpy() ** 2).mean()  # d/d log_s of mean((out e^s)^2) at s = 0
     np.testing.assert_allclose(log_s.grad.numpy(), [expected], rtol=1e-12)
+
+
+def test_a_backward_in_a_hook_leaves_the_saved_values_of_the_one_running():
+    """A small backward's saved values are released at the thread's next backward
+    (``engine._release_earlier``); one run inside a hook of a later ``create_graph`` pass over
+    the same graph must not release what that pass still reads: it read ``cosh`` of released
+    values (0.07 off)."""
+    x = tg.tensor(np.linspace(-1.0, 1.0, 8192), requires_grad=True)
+    a3 = (x.exp() * 1.0) * 1.0
+    a4 = a3 * 1.0
+    c = a4.sinh()
+    (a3 * 2.0).sum().backward()  # leaves the graph's tape to be released at the next backward
+    del a3  # (nothing holds the rows under a4 now)
+    gc.collect()
+
+    def hook(gradient):
+        z = tg.ones(3, requires_grad=True)
+        (z * 2.0).sum().backward()  # the next backward
+        return gradient
+
+    c.register_hook(hook)
+    (gradient,) = tg.autograd.grad(c.sum(), a4, create_graph=True)
+    np.testing.assert_allclose(gradient.detach().numpy(), np.cosh(a4.detach().numpy()), rtol=1e-14)

@@ -691,6 +691,10 @@ def _release_earlier(tape) -> None:
     and its tape is usually gone by the next. Kept until the tape died, a loss kept in a list
     for logging (or ``running_loss += loss``) kept each step's activations: 150 KB a step of a
     small MLP, where PyTorch keeps 12 KB of graph nodes."""
+    if backwards_running[0] > 1:
+        # A backward inside another's hook: the earlier tape may be the one the outer backward
+        # is sweeping (a create_graph one reads its saved values as it goes), so it waits
+        return
     earlier = getattr(_kept, "unreleased", None)
     if earlier is not None:
         earlier = earlier()
