@@ -538,3 +538,29 @@ def test_logaddexp_has_its_derivatives_at_a_tie(a0, b0):
     np.testing.assert_allclose(h.tolist(), [0.25, -0.25], rtol=1e-12)
     torch = pytest.importorskip("torch")
     np.testing.assert_allclose(_logaddexp_derivatives(tg, a0, b0), _logaddexp_derivatives(torch, a0, b0), rtol=1e-12)
+
+
+_LEAF_HOOK_PROGRAMS = {
+    "a leaf of two graphs": lambda m, x, cg: m.autograd.grad([(x * 3).sum(), (x * x).sum()], [x], create_graph=cg)[0],
+    "a leaf that is the root": lambda m, x, cg: (x.backward(m.tensor([1.0, 1.0]), create_graph=cg), x.grad)[1],
+    "a leaf that is a root beside a graph of it": lambda m, x, cg: (
+        m.autograd.backward([(x * 3).sum(), x], [None, m.ones(2)], create_graph=cg),
+        x.grad,
+    )[1],
+    "grad of a leaf by itself": lambda m, x, cg: m.autograd.grad([x], [x], [m.ones(2)], create_graph=cg)[0],
+}
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("program", _LEAF_HOOK_PROGRAMS.values(), ids=_LEAF_HOOK_PROGRAMS.keys())
+def test_a_leaf_hook_sees_the_total_gradient_once(program, create_graph):
+    """A hook on a leaf runs once, on the sum of what every root sends it (its own seed, when
+    it is a root), with or without ``create_graph``, as PyTorch's: the ``create_graph`` path ran
+    it per graph, on parts, and skipped it for a leaf root."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        x = m.tensor([1.0, 2.0], requires_grad=True)
+        x.register_hook(lambda g: g * g + 1.0)
+        results.append(program(m, x, create_graph).detach().numpy().tolist())
+    assert results[0] == results[1]
