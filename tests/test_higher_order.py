@@ -564,3 +564,19 @@ def test_a_leaf_hook_sees_the_total_gradient_once(program, create_graph):
         x.register_hook(lambda g: g * g + 1.0)
         results.append(program(m, x, create_graph).detach().numpy().tolist())
     assert results[0] == results[1]
+
+
+def test_a_value_a_hook_changes_in_place_fails_the_create_graph_backward():
+    """A hook that changes a saved value in place before its reader runs: the backward raises
+    PyTorch's error, with ``create_graph`` as without (it read the changed value: 100x)."""
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    e = (x * 1.0).exp()
+    k = e * 3.0
+
+    def change(gradient):
+        with tg.no_grad():
+            e.mul_(100.0)
+
+    k.register_hook(change)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        k.sum().backward(create_graph=True)

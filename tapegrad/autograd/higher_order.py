@@ -203,6 +203,7 @@ class _Backward:
             kept, before_hooks = self._accumulated_rows(), set()
         walked = []
         as_arrived = {}
+        epoch = inplace_epoch[0]
         while self.pending:
             row = -heapq.heappop(self.pending)
             # Rows are reached highest first and every consumer sits above its inputs, so the
@@ -211,6 +212,9 @@ class _Backward:
             if self.needed is not None and not self.needed[row]:
                 continue  # a root off every path to what autograd.grad wants: PyTorch runs nothing there
             gradient = self._run_hooks(row, arrived)
+            if inplace_epoch[0] != epoch:  # a hook changed a value in place: rows still to run that saved it fail
+                epoch = inplace_epoch[0]
+                self._note_modified(row, epoch)
             if row in kept:
                 finished[row] = gradient
                 if row in before_hooks:
@@ -370,6 +374,17 @@ class _Backward:
             if result is not None:
                 gradient = hook_result(hook, result, tuple(gradient.shape), gradient._data.dtype)
         return gradient
+
+    def _note_modified(self, row: int, epoch: int) -> None:
+        """Add to ``modified`` the rows up to ``row`` (this walk's numbers) whose saved values
+        were changed in place since they saved them, as the plain backward checks after hooks."""
+        tape, shift = self.tape, 0
+        while tape.merged_into is not None:
+            shift += tape.row_shift
+            tape = tape.merged_into
+        for consumer, entry in (tape.modified_rows(row + shift + 1, epoch) or {}).items():
+            if consumer - shift >= 0 and consumer - shift not in self.modified:
+                self.modified[consumer - shift] = _modified_message(tape, entry, consumer)
 
     def _free(self, walked: list) -> None:
         """What a backward without ``retain_graph`` does: a later one through these rows raises."""
