@@ -650,7 +650,7 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
         power >>= 1
         if power:
             base = base @ base
-    return result
+    return A.clone() if result is A else result  # (n 1: a copy, as PyTorch's, not A itself)
 
 
 @with_out("mm")

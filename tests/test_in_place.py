@@ -724,3 +724,30 @@ def test_a_parameter_shares_its_datas_version_counter():
     a.mul_(10)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+_COPIES_THAT_CHANGE_NOTHING = {
+    "pad by nothing": lambda m, y: m.nn.functional.pad(y, (0, 0)),
+    "ConstantPad1d(0)": lambda m, y: m.nn.ConstantPad1d(0, 1.0)(y),
+    "pixel_shuffle by 1": lambda m, y: m.nn.functional.pixel_shuffle(y[None, None], 1)[0, 0],
+    "pixel_unshuffle by 1": lambda m, y: m.nn.functional.pixel_unshuffle(y[None, None], 1)[0, 0],
+    "matrix_power 1": lambda m, y: m.linalg.matrix_power(y, 1),
+}
+
+
+@pytest.mark.parametrize("op", _COPIES_THAT_CHANGE_NOTHING.values(), ids=_COPIES_THAT_CHANGE_NOTHING.keys())
+def test_an_op_that_changes_nothing_still_returns_a_copy(op):
+    """PyTorch's result is new memory even where the op changes nothing: an in-place change of
+    it leaves the input, and the input's gradient, alone (the input itself, returned, took it)."""
+    torch = pytest.importorskip("torch")
+    grads, nodes = [], []
+    for m in (tg, torch):
+        x = m.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        y = x * 1.0
+        out = op(m, y)
+        nodes.append(out.grad_fn.name())
+        out.mul_(10.0)
+        (y * y).sum().backward()
+        grads.append(x.grad.tolist())
+    assert grads[0] == grads[1] == [[2.0, 4.0], [6.0, 8.0]]
+    assert nodes[0] == nodes[1]

@@ -363,7 +363,8 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     n = len(batch)
     x = input.reshape(*batch, c, r, r, height, width)
     order = [*range(n), n, n + 3, n + 1, n + 4, n + 2]
-    return name_node(x.permute(*order).reshape(*batch, c, height * r, width * r), "PixelShuffleBackward0")
+    out = x.permute(*order).reshape(*batch, c, height * r, width * r)
+    return name_node(out.clone() if r == 1 else out, "PixelShuffleBackward0")  # (a factor of 1: a copy, as PyTorch's)
 
 
 def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A002
@@ -383,9 +384,8 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A0
     n = len(batch)
     x = input.reshape(*batch, channels, height // r, r, width // r, r)
     order = [*range(n), n, n + 2, n + 4, n + 1, n + 3]
-    return name_node(
-        x.permute(*order).reshape(*batch, channels * r * r, height // r, width // r), "PixelUnshuffleBackward0"
-    )
+    out = x.permute(*order).reshape(*batch, channels * r * r, height // r, width // r)
+    return name_node(out.clone() if r == 1 else out, "PixelUnshuffleBackward0")  # (as pixel_shuffle's)
 
 
 # -- activations ---------------------------------------------------------------------------

@@ -1288,8 +1288,8 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # no
             positions = np.abs(positions) % max(period, 1)
             positions = np.where(positions >= extent, period - positions, positions)
         out = out.index_select(dim, _wrap(positions.astype(np.int64)))
-    if out is input:
-        return out
+    if out is input:  # (no pad at all: a copy, as PyTorch's, which an in-place change of it leaves alone)
+        out = input.clone()
     # PyTorch's node, by mode and the number of dimensions padded
     node = {"constant": "ConstantPadNdBackward0", "reflect": f"ReflectionPad{padded}DBackward0",
             "replicate": f"ReplicationPad{padded}DBackward0", "circular": "CopySlices"}[mode]  # fmt: skip
