@@ -466,7 +466,12 @@ def _unary(op, x: Tensor, _locked: bool = False) -> Tensor:
         derivative_row = tape.append(OPCODE["constant"], -1, -1, 0, layout, 0.0)
         tape.save(derivative_row, np.ascontiguousarray(op.derivative(data)))
         row = tape.append(OPCODE[op.name], row_x, derivative_row, 0, layout, 0.0)
-        return _recorded(out, tape, row)
+        result = _recorded(out, tape, row)
+        # What PyTorch's node saves, by reference, with its version: a change in place fails the
+        # backward, as PyTorch's, and create_graph's formulas read these values (recomputed from
+        # the inputs, they read a leaf changed since)
+        _save_single(tape, row, row_x, x, data, result, op.reads("a"), op.reads("out"))
+        return result
     row = tape.append(_opcode(op.name, requires), row_x, -1, 0, layout, 0.0)
     result = _recorded(out, tape, row, requires)
     if requires:

@@ -751,3 +751,28 @@ def test_an_op_that_changes_nothing_still_returns_a_copy(op):
         grads.append(x.grad.tolist())
     assert grads[0] == grads[1] == [[2.0, 4.0], [6.0, 8.0]]
     assert nodes[0] == nodes[1]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", ["sinh", "cosh"])
+@pytest.mark.parametrize("of", ["the leaf", "a result"])
+def test_a_large_op_with_a_precomputed_derivative_sees_its_input_changed(of, name, create_graph):
+    """From ``_record.PRECOMPUTED_DERIVATIVE_SIZE`` elements, sinh and cosh save their derivative
+    at the forward; they keep PyTorch's saved input too, with its version: changed in place, the
+    backward fails as PyTorch's (it ran on the old derivative), and a create_graph backward
+    reads the saved input, not one recomputed from the leaf changed since (cosh(0), silently)."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for m in (tg, torch):
+        x = m.ones(4096, dtype=m.float64, requires_grad=True)
+        y = getattr(x if of == "the leaf" else x * 1.0, name)()
+        with m.no_grad():
+            x.zero_()
+        try:
+            (gradient,) = m.autograd.grad(y.sum(), x, create_graph=create_graph)
+            results.append(gradient.detach().numpy()[:3].tolist())
+        except RuntimeError as error:
+            assert MESSAGE in str(error)
+            results.append("modified")
+    assert results[0] == results[1]
+    assert (results[0] == "modified") == (of == "the leaf")
