@@ -202,6 +202,8 @@ def pick(name: str, x: Tensor, positions: np.ndarray) -> Tensor:
     """The elements of ``x`` at flat ``positions`` (any shape): one gather row, one element wide."""
     positions = np.asarray(positions, dtype=np.int64)  # not ascontiguousarray: it makes 0-d 1-d
     out = x._data.reshape(-1)[positions] if x._data.size else np.zeros(positions.shape, x._data.dtype)
+    if type(out) is not np.ndarray:  # (0-d positions index out a numpy scalar, which nothing can write into)
+        out = np.array(out)
     return _record_gather(name, x, out, positions)
 
 

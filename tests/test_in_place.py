@@ -776,3 +776,15 @@ def test_a_large_op_with_a_precomputed_derivative_sees_its_input_changed(of, nam
             results.append("modified")
     assert results[0] == results[1]
     assert (results[0] == "modified") == (of == "the leaf")
+
+
+def test_a_zero_dimensional_pick_can_be_changed_in_place():
+    """``y[0].flip(0)`` (a 0-d pick) held a numpy scalar, which ``mul_`` could not write into:
+    a TypeError from numpy where PyTorch runs."""
+    x = tg.ones(3, requires_grad=True)
+    y = x * 1.0
+    z = y[0].flip(0)
+    z.mul_(2.0)
+    (z * y[1]).backward()
+    assert y.tolist() == [1.0, 1.0, 1.0]
+    assert x.grad.tolist() == [2.0, 2.0, 0.0]
