@@ -267,32 +267,43 @@ def _unpacked(tapes: list, create_graph: bool):
 
 def _run_backward(roots, gradients, retain: bool, collect) -> None:
     seeds = [_seed(i, root, gradient) for i, (root, gradient) in enumerate(zip(roots, gradients))]
+    seeds = [np.array(seed, dtype=root._data.dtype) if root._tape is None else seed for root, seed in zip(roots, seeds)]
+    by_tape, lone = roots_by_tape(roots, seeds)
+    for leaf, seed in lone:
+        if leaf._hooks:
+            _run_hooks(seed, leaf._hooks)
+        _accumulate(leaf, seed, collect)
+    for tape, pairs in by_tape.values():
+        _sweep(tape, pairs, retain, collect)
+
+
+def roots_by_tape(roots, seeds) -> tuple:
+    """``(by_tape, lone)``: the roots' ``(row, seed)`` pairs by tape, ``{id(tape): (tape,
+    pairs)}``, and ``[(leaf, seed)]``. The seeds of a leaf that is itself a root are summed and
+    join what its row on a tape of the other roots receives, so that its hooks run once, on the
+    total, as PyTorch's do; ``lone`` are those on none of them. A leaf with hooks on several of
+    the tapes joins them first. Seeds are arrays, or tensors (``create_graph``)."""
     _join_where_a_hooked_leaf_is_shared([root for root in roots if root._tape is not None])
     by_tape: dict = {}
     leaf_seeds: dict = {}  # id(leaf root) -> (leaf, summed seed)
     for root, seed in zip(roots, seeds):
         if root._tape is None:
-            seed = np.array(seed, dtype=root._data.dtype, copy=True)
             if id(root) in leaf_seeds:
-                seed += leaf_seeds[id(root)][1]
+                seed = leaf_seeds[id(root)][1] + seed
             leaf_seeds[id(root)] = (root, seed)
         else:
             tape = resolve(root)
             by_tape.setdefault(id(tape), (tape, []))[1].append((root._row, seed))
+    lone = []
     for leaf, seed in leaf_seeds.values():
-        # A leaf that is itself a root: its seed joins what its row receives from the other
-        # roots, so that its hooks run once, on the total, as PyTorch's do.
         for tape, pairs in by_tape.values():
             row = tape.registered.get(id(leaf))
             if row is not None:
                 pairs.append((row, seed))
                 break
         else:
-            if leaf._hooks:
-                _run_hooks(seed, leaf._hooks)
-            _accumulate(leaf, seed, collect)
-    for tape, pairs in by_tape.values():
-        _sweep(tape, pairs, retain, collect)
+            lone.append((leaf, seed))
+    return by_tape, lone
 
 
 # Elements of intermediate gradients that gradients handed over as views may keep alive beyond

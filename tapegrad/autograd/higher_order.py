@@ -56,10 +56,10 @@ from .anomaly_mode import check_gradient, checking_nan
 from .engine import (
     SECOND_BACKWARD,
     _captured_before_hooks,
-    _join_where_a_hooked_leaf_is_shared,
     _modified_message,
     _seed,
     hook_result,
+    roots_by_tape,
 )
 
 
@@ -71,32 +71,13 @@ def run_create_graph(roots, gradients, retain_graph, *, collect=None) -> None:
     retain = True if retain_graph is None else bool(retain_graph)  # PyTorch's default: create_graph
     with enable_grad():  # as in PyTorch, the backward is recorded even when called under no_grad
         seeds = [_seed_tensor(index, root, gradient) for index, (root, gradient) in enumerate(zip(roots, gradients))]
-        # (as ``engine._run_backward``: a leaf's hooks run once, on its total gradient)
-        _join_where_a_hooked_leaf_is_shared([root for root in roots if root._tape is not None])
-        by_tape: dict = {}
-        leaf_seeds: dict = {}  # id(leaf root) -> (leaf, summed seed)
-        for root, seed in zip(roots, seeds):
-            if root._tape is None:
-                if id(root) in leaf_seeds:
-                    seed = leaf_seeds[id(root)][1] + seed
-                leaf_seeds[id(root)] = (root, seed)
-            else:
-                tape = resolve(root)
-                by_tape.setdefault(id(tape), (tape, []))[1].append((root._row, seed))
-        for leaf, seed in leaf_seeds.values():
-            # A leaf that is itself a root: its seed joins what its row receives from the other
-            # roots, or its gradient is the seed itself, after its hooks
-            for tape, pairs in by_tape.values():
-                row = tape.registered.get(id(leaf))
-                if row is not None:
-                    pairs.append((row, seed))
-                    break
-            else:
-                for hook in leaf._hooks or ():
-                    result = outside_lock(hook, seed)
-                    if result is not None:
-                        seed = hook_result(hook, result, tuple(seed.shape), seed._data.dtype)
-                _deliver(leaf, seed, collect)
+        by_tape, lone = roots_by_tape(roots, seeds)  # (a leaf's hooks run once, on its total gradient)
+        for leaf, seed in lone:  # a leaf root on no tape of the others: its gradient is its seed, after its hooks
+            for hook in leaf._hooks or ():
+                result = outside_lock(hook, seed)
+                if result is not None:
+                    seed = hook_result(hook, result, tuple(seed.shape), seed._data.dtype)
+            _deliver(leaf, seed, collect)
         # Every walk takes its snapshot before any runs: the ops one walk records may merge tapes.
         walks = [_Backward(tape, pairs, collect) for tape, pairs in by_tape.values()]
         for walk in walks:
