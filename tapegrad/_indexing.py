@@ -18,6 +18,7 @@ from . import _dtypes, _record
 from ._grad_mode import set_grad_enabled
 from ._grad_mode import special_modes as _special_modes
 from ._grad_mode import state as _grad_state
+from ._pending_views import PendingView
 from ._record import _input_row, _opcode, _short_tape, _target, writable
 from ._shapes import expands_to, size_arguments
 from ._tape import exclusive, resolve
@@ -616,7 +617,7 @@ def refresh_view(view: Tensor, by_an_op: bool = True) -> None:
         # A view of a leaf reads the leaf's row, which holds its values now; a copy its row
         # saved (a transpose, a column: ``Tape.save``) holds the old ones, which a new reader
         # must not get (the old readers' version checks refuse them anyway).
-        if view._tape is not None:
+        if type(view) is not PendingView and view._tape is not None:  # (a pending view has no row yet)
             resolve(view).forget_saved(view._row)
         view._seen_version = view._version_counter[0]
         return
