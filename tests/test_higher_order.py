@@ -582,3 +582,21 @@ def test_a_value_a_hook_changes_in_place_fails_the_create_graph_backward():
     k.register_hook(change)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         k.sum().backward(create_graph=True)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_hook_registered_by_a_hook_runs_in_the_same_backward(create_graph):
+    """A hook that registers a hook and retain_grad on a tensor the backward has not reached
+    yet: both take effect in this backward, with create_graph as without (they were skipped)."""
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 1.0
+    k = h * 2.0
+
+    def on_k(gradient):
+        h.register_hook(lambda g: g * 10.0)
+        h.retain_grad()
+
+    k.register_hook(on_k)
+    k.sum().backward(create_graph=create_graph)
+    assert x.grad.tolist() == [20.0, 20.0]
+    assert h.grad.tolist() == [20.0, 20.0]

@@ -50,7 +50,7 @@ from .._tape import (
     resolve,
     row_sources,
 )
-from ..tensor import Tensor, _recorded, _wrap
+from ..tensor import Tensor, _recorded, _wrap, hook_registrations
 from . import engine
 from .anomaly_mode import check_gradient, checking_nan
 from .engine import (
@@ -184,7 +184,7 @@ class _Backward:
             kept, before_hooks = self._accumulated_rows(), set()
         walked = []
         as_arrived = {}
-        epoch = inplace_epoch[0]
+        epoch, registrations, retaining = inplace_epoch[0], hook_registrations[0], len(self._now()[0].retained)
         while self.pending:
             row = -heapq.heappop(self.pending)
             # Rows are reached highest first and every consumer sits above its inputs, so the
@@ -196,6 +196,14 @@ class _Backward:
             if inplace_epoch[0] != epoch:  # a hook changed a value in place: rows still to run that saved it fail
                 epoch = inplace_epoch[0]
                 self._note_modified(row, epoch)
+            tape = self._now()[0]
+            if hook_registrations[0] != registrations or len(tape.retained) != retaining:
+                # a hook registered hooks or retain_grad on rows still to run: they take effect
+                registrations, retaining = hook_registrations[0], len(tape.retained)
+                self._look_again()
+                new = {row for row, _ in self.retained} - retained
+                retained |= new
+                kept |= new
             if row in kept:
                 finished[row] = gradient
                 if row in before_hooks:
@@ -356,23 +364,34 @@ class _Backward:
                 gradient = hook_result(hook, result, tuple(gradient.shape), gradient._data.dtype)
         return gradient
 
-    def _note_modified(self, row: int, epoch: int) -> None:
-        """Add to ``modified`` the rows up to ``row`` (this walk's numbers) whose saved values
-        were changed in place since they saved them, as the plain backward checks after hooks."""
+    def _now(self) -> tuple:
+        """``(tape, shift)``: the tape this walk's rows are on now, and what their numbers there
+        add to this walk's (its own ops may have merged its tape into another)."""
         tape, shift = self.tape, 0
         while tape.merged_into is not None:
             shift += tape.row_shift
             tape = tape.merged_into
+        return tape, shift
+
+    def _look_again(self) -> None:
+        """The hooks and retained tensors of this walk's rows, as registered now (a hook may add
+        some, as PyTorch's engine then runs them)."""
+        tape, shift = self._now()
+        n_rows = len(self.rows)
+        self.hooks = {row - shift: hooks for row, hooks in tape.hooks.items() if 0 <= row - shift < n_rows and hooks}
+        self.retained = [(row - shift, tensor) for row, tensor in tape.retained_rows(n_rows + shift) if row >= shift]
+
+    def _note_modified(self, row: int, epoch: int) -> None:
+        """Add to ``modified`` the rows up to ``row`` (this walk's numbers) whose saved values
+        were changed in place since they saved them, as the plain backward checks after hooks."""
+        tape, shift = self._now()
         for consumer, entry in (tape.modified_rows(row + shift + 1, epoch) or {}).items():
             if consumer - shift >= 0 and consumer - shift not in self.modified:
                 self.modified[consumer - shift] = _modified_message(tape, entry, consumer)
 
     def _free(self, walked: list) -> None:
         """What a backward without ``retain_graph`` does: a later one through these rows raises."""
-        tape, shift = self.tape, 0
-        while tape.merged_into is not None:
-            shift += tape.row_shift
-            tape = tape.merged_into
+        tape, shift = self._now()
         tape.grown_freed()[np.asarray(walked, np.int64) + shift] = True
 
     # -- what the rules read --------------------------------------------------------------
