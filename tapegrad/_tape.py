@@ -396,10 +396,11 @@ class Tape:
         self.aux = array("q")
         self.saved: dict[int, int] = {}  # row -> address of its value
         self.leaf_copies: dict | None = None  # row -> (version counter, version) of a leaf saved as a copy
-        # row -> [copy, the view it copies, the copy's address(, version counter, version)]: a
+        # row -> [copy, the view it copies, the copy's address, version counter, version]: a
         # value saved as a C-ordered copy of a view (``a.t()``, a broadcast, a column), which
         # PyTorch saves as the view itself. A write autograd does not see (``w.data.mul_(3)``,
         # through ``.numpy()``) reaches PyTorch's saved view; ``refresh_view_copies`` copies it.
+        # The counter is None until ``track`` notes one: a copy only the tape reads.
         self.view_copies: dict | None = None
         self.copied_epoch = 0  # ``inplace_epoch`` when the copies were last all up to date
         self.leaf_arrays: dict = {}  # leaf row -> the array saved as its value (``save_leaf``)
@@ -784,8 +785,8 @@ class Tape:
         self.versions.setdefault(consumer, []).append((counter, counter[0], saved_row))
         if self.view_copies is not None:
             copied = self.view_copies.get(saved_row)
-            if copied is not None and len(copied) == 3:  # a view PyTorch saves: its value is refreshed
-                copied += (counter, counter[0])
+            if copied is not None and copied[3] is None:  # a view PyTorch saves: its value is refreshed
+                copied[3], copied[4] = counter, counter[0]
 
     def _pack(self, saved_row: int, tensor, stack: list) -> None:
         if self.replay_values is not None:
@@ -925,7 +926,7 @@ class Tape:
             if not self.view_copies:
                 self.view_copies = {}
                 self.copied_epoch = inplace_epoch[0]
-            self.view_copies[row] = [data, view, address]
+            self.view_copies[row] = [data, view, address, None, 0]
 
     def forget_saved(self, row: int) -> None:
         """Let ``row`` save its value again (a view changed in place: ``_indexing.refresh_view``);
@@ -949,7 +950,8 @@ class Tape:
             return
         saved = self.saved
         for row, copied in self.view_copies.items():
-            if len(copied) == 5 and row < n_rows and copied[3][0] == copied[4] and saved.get(row) == copied[2]:
+            counter = copied[3]
+            if counter is not None and counter[0] == copied[4] and row < n_rows and saved.get(row) == copied[2]:
                 np.copyto(copied[0], copied[1])
         if n_rows >= self.n:
             self.copied_epoch = epoch
