@@ -430,6 +430,46 @@ def test_a_partial_backward_frees_only_what_it_ran(first):
         tg.autograd.grad(l1, [w])
 
 
+@pytest.mark.parametrize("path", ["one call", "hooked", "large"])
+def test_autograd_grad_stops_at_the_lowest_input_it_wants(path):
+    """``autograd.grad(c.sum(), a)`` after a backward freed the rows below ``a``: PyTorch runs
+    only the nodes above ``a``, so it answers. The sweep went on below and raised "Trying to
+    backward through the graph a second time". The same with a hook (the sweep that stops in
+    Python) and with large rows (the blocked groups)."""
+    n = 3 if path != "large" else 1 << 16
+    x = tg.linspace(0.1, 0.5, n, dtype=tg.float64).requires_grad_()
+    a = (x * 3).exp().sin()
+    if path == "hooked":
+        seen = []
+        a.register_hook(lambda g: seen.append(g.clone()))
+    c = a * a + 2 * a
+    a.sum().backward()  # frees the rows below a
+    (got,) = tg.autograd.grad(c.sum(), a)
+    np.testing.assert_allclose(got.numpy(), 2 * a.detach().numpy() + 2, rtol=1e-12)
+    if path == "hooked":
+        assert len(seen) == 2  # its first backward's, and autograd.grad's
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        tg.autograd.grad(c.sum(), x)  # that one needs the rows below a
+
+
+@pytest.mark.parametrize("n", [3, 70_000])
+def test_autograd_grad_skips_a_freed_node_off_its_path(n):
+    """``out = q * h`` with ``h``'s node freed by an earlier backward: ``grad(out, q)`` runs
+    only ``out``'s node in PyTorch (its saved ``h`` is alive), while the sweep reached ``h``'s
+    row too and raised. A gradient wanted through ``h`` still raises."""
+    z = tg.linspace(0.1, 0.5, n, dtype=tg.float64).requires_grad_()
+    x = tg.linspace(0.2, 0.7, n, dtype=tg.float64).requires_grad_()
+    q = z * 2
+    h = (x * x).exp()
+    h.sum().backward()
+    (got,) = tg.autograd.grad((q * h).sum(), q)
+    np.testing.assert_allclose(got.numpy(), h.detach().numpy(), rtol=1e-15)
+    (got,) = tg.autograd.grad((q * h).sum(), z)
+    np.testing.assert_allclose(got.numpy(), 2 * h.detach().numpy(), rtol=1e-15)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        tg.autograd.grad((q * h).sum(), x)
+
+
 @pytest.mark.parametrize("n", [4, 4000])  # the small-row path and the families
 @pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
 def test_relu_selects_its_gradient_as_pytorch_does(n, dtype):

@@ -1591,7 +1591,7 @@ def _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots):
 
 def backward_sweep(
     rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified, retain_graph,
-    plan=None, spare=None, read_rows=False, fused=None,
+    plan=None, spare=None, read_rows=False, fused=None, floor=-1,
 ):  # fmt: skip
     """The whole backward from ``roots``: one compiled call once the families the tape uses are
     loaded (``_run`` gives the arguments). Returns ``(status, row, grad32, grad64, offsets,
@@ -1605,13 +1605,14 @@ def backward_sweep(
     round trip through ``SHARE`` cost 4 us of a 20 us backward on the mlp step.
     ``spare``: float32 and float64 arenas the sweep may take as its own (``_setup``).
     ``fused``: a ``fused.BackwardPlan`` of these rows, whose groups of large elementwise rows
-    are swept a block at a time (the sweep runs the rows between them), or None."""
+    are swept a block at a time (the sweep runs the rows between them), or None.
+    ``floor``: the sweep runs the rows above it only (``autograd.grad`` wants nothing lower)."""
     if not config.AS_PYTHON and not _run.overloads and fused is None:  # (``tiers.py``)
         python = tiers.as_python("backward", _run, tiers.sweep_work(rows, layouts, -1, int(max(roots, default=-1))))
         if python is not None:
             result = tiers.run("backward", python.backward_sweep, (
                 rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
-                retain_graph, plan, spare, read_rows,
+                retain_graph, plan, spare, read_rows, None, floor,
             ), (freed,))  # fmt: skip
             if result is not None:
                 return result
@@ -1621,9 +1622,11 @@ def backward_sweep(
     laid = None if plan is None else plan.get("laid")
     start, look, laid = -1, (_LOOK if laid is None else _NO_LOOK), (_NO_ROWS if laid is None else laid)
     uniform = _uniform_states(laid)
-    groups = [] if fused is None else fused.below(int(max(roots, default=-1)))
+    groups = (
+        [] if fused is None else [k for k in fused.below(int(max(roots, default=-1))) if fused.groups[k, 0] > floor]
+    )
     while True:
-        stop = fused.groups[groups[0], 1] if groups else -1  # above the next group's last row
+        stop = fused.groups[groups[0], 1] if groups else floor  # above the next group's last row
         status, row, offsets, grad32, grad64, touched = _run(
             rows, params, layouts, dims, aux, addresses, rules, saves, paths, roots, seeds, freed, modified,
             retain_graph, offsets, grad32, grad64, touched, uniform, start, stop, FAMILIES.addresses, laid, look,

@@ -563,12 +563,23 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
     # gradient reaches, so the others' flags are put back after it (else a later, separate
     # backward through them raised "Trying to backward through the graph a second time").
     freed_before = freed[:n_rows].copy() if collect is not None and not retain else None
-    stepped = bool(hooked or calls or check_nan)  # the sweep stops in Python, and lays slots out unshared
+    # Nor does it run anything below the lowest tensor wanted: there the sweep stops (a freed
+    # row there, from an earlier backward, is none of this one's business).
+    floor = _lowest_wanted_row(tape, n_rows, collect) if collect is not None else -1
+    # Nor a node off every path to what it wants, such as one an earlier backward freed: the
+    # sweep stops above each such row that a rule would read saved values of, and skips it.
+    skipped = set()
+    if collect is not None and floor + 1 < n_rows and freed[floor + 1 : n_rows].any():
+        if needed is None:
+            needed = _needed_rows(tape, n_rows, collect)
+        skipped = _skipped_freed_rows(freed, needed, floor, n_rows, arrays[0], saves)
+    stepped = bool(hooked or calls or check_nan or skipped)  # the sweep stops in Python, and lays slots out unshared
     if not stepped:  # the common case: the whole backward is one compiled call
         spare = _spare_arenas()
         status, row, grad32, grad64, offsets, touched, uniform = sweep(
             *arrays, roots, seeds, freed, modified, retain, plan=plan, spare=spare,
             read_rows=collect is not None or bool(tape.retained), fused=_backward_groups(tape, plan, arrays),
+            floor=floor,
         )  # fmt: skip
         del spare
     else:  # stop above each hooked row and each custom Function call, run their Python, go on
@@ -578,21 +589,24 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
         start = n_rows - 1
         every = n_rows if check_nan else 0
         wanted = _wanted_non_leaf_rows(tape, collect) if collect is not None and calls else set()
-        stops = _stops(hooked, calls, every)
+        stops = _stops(hooked, calls, every, skipped)
         registrations = hook_registrations[0]
         epoch = inplace_epoch[0]
         slot = functools.partial(_slot_or_none, tape, (grad32, grad64), offsets)
         while True:
             stop, hooked_rows = stops.pop(0)
-            status, row = propagate(*arrays, freed, modified, retain, offsets, grad32, grad64, touched, start, stop)
+            bound = max(stop, floor)  # (the hooks and calls below the floor are on no wanted path)
+            status, row = propagate(*arrays, freed, modified, retain, offsets, grad32, grad64, touched, start, bound)
             if status:
                 break
             if check_nan:
-                for ran in range(start, stop, -1):
+                for ran in range(start, bound, -1):
                     if ran not in calls and (needed is None or needed[ran]):
                         check_rule(tape, ran, tape.sources(ran), slot, touched)
             if stop < 0:
                 break
+            if stop in skipped:
+                touched[stop] = False  # (a gradient reached it: the next call would run its rule)
             for hooked_row in hooked_rows:
                 if touched[hooked_row] and offsets[hooked_row] >= 0 and (needed is None or needed[hooked_row]):
                     gradient = _gradient_view(tape, (grad32, grad64), offsets, hooked_row)
@@ -624,7 +638,12 @@ def _sweep_tape(tape, pairs, retain: bool, collect) -> None:
             if hook_registrations[0] != registrations:  # the Python just run registered a hook
                 registrations = hook_registrations[0]
                 hooked = _hooked_rows(tape, stop)
-                stops = _stops(hooked, {row: call for row, call in calls.items() if row < stop}, min(every, stop + 1))
+                stops = _stops(
+                    hooked,
+                    {row: call for row, call in calls.items() if row < stop},
+                    min(every, stop + 1),
+                    [row for row in skipped if row < stop],
+                )
     if freed_before is not None:
         ran = _ran_rows(tape, n_rows, collect, needed)
         freed[:n_rows] = np.where(ran, freed[:n_rows], freed_before)
@@ -818,6 +837,24 @@ def _ran_rows(tape, n_rows: int, collect, needed=None) -> np.ndarray:
     return ran
 
 
+def _skipped_freed_rows(freed, needed, floor: int, n_rows: int, rows, saves) -> set:
+    """The rows above ``floor`` an earlier backward freed that read saved values and are not
+    ``needed`` (on no path to a tensor wanted): the sweep must not run them (their values are
+    gone), and PyTorch runs no such node."""
+    top = slice(floor + 1, n_rows)
+    reads = saves[rows[top, 0]] != 0
+    return {floor + 1 + int(r) for r in np.flatnonzero(freed[top] & ~needed[top] & reads)}
+
+
+def _lowest_wanted_row(tape, n_rows: int, collect) -> int:
+    """The lowest row of a tensor ``collect`` wants, or -1: no gradient below it reaches one
+    (a row reads lower rows only), so a sweep for ``collect`` stops above it."""
+    wanted = {id(tensor) for tensor in collect.inputs}
+    rows = [row for row, tensor in tape.leaves if id(tensor) in wanted]
+    rows.extend(_wanted_non_leaf_rows(tape, collect))
+    return min((row for row in rows if row < n_rows), default=-1)
+
+
 def _wanted_non_leaf_rows(tape, collect) -> set:
     """The rows of the non-leaf tensors ``autograd.grad`` returns gradients for, on ``tape``."""
     rows = set()
@@ -841,13 +878,15 @@ def _hooked_rows(tape, n_rows: int) -> dict:
     return hooked
 
 
-def _stops(hooked: dict, calls: dict, every: int = 0) -> list:
+def _stops(hooked: dict, calls: dict, every: int = 0, skipped=()) -> list:
     """[(row the sweep stops above, hooked rows whose hooks run there)], highest first, ending
     with (-1, ()). A custom Function's outputs are consecutive rows that only its call reads, so
     their gradients are all complete at its first output row: their hooks run there together, in
     output order, as PyTorch runs a node's tensor hooks. ``every``: stops above every row below
-    it too (anomaly detection looks at each rule's results)."""
+    it too (anomaly detection looks at each rule's results); and above each row of ``skipped``."""
     at = {row: [row] for row in hooked}
+    for row in skipped:
+        at.setdefault(row, [])
     for row in range(every - 1):
         at.setdefault(row, [])
     for first, call in calls.items():
