@@ -335,3 +335,40 @@ def test_reductions_over_no_named_dimension_reduce_every_one():
     for t in (tg.tensor(x).t(), tg.tensor(np.ascontiguousarray(x.T))):
         assert t.sum(dim=[]).shape == () and float(t.sum(dim=[])) == pytest.approx(float(x.sum()))
         assert t.mean(dim=(), keepdim=True).shape == (1, 1)
+
+
+def _graph(fn) -> list:
+    """The backward graph below ``fn`` as (depth, node name) pairs, depth first."""
+    found, stack = [], [(fn, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node is not None:
+            found.append((depth, type(node).__name__))
+            stack.extend((child, depth + 1) for child, _ in reversed(node.next_functions))
+    return found
+
+
+_READ_THROUGH = {  # ops that read a large transpose through its source (``_transposed_source``)
+    "relu": lambda m, a, b: a.t().relu(),
+    "sin": lambda m, a, b: a.t().sin(),
+    "mul": lambda m, a, b: a.t() * b.t(),
+    "mul, then exp": lambda m, a, b: (a.t() * b.t()).exp(),
+    "sum": lambda m, a, b: a.t().sum(),
+    "sum(0)": lambda m, a, b: a.t().sum(0),
+    "sum(1, keepdim)": lambda m, a, b: a.t().sum(1, keepdim=True),
+    "matmul": lambda m, a, b: a.t() @ b,
+    "matmul of a result's transpose": lambda m, a, b: (a * 2).t() @ b,
+}
+
+
+@pytest.mark.parametrize("name", list(_READ_THROUGH))
+def test_ops_read_through_a_transpose_show_pytorch_s_graph(name):
+    """Computed on the transposes' sources, these showed the op twice (``ReluBackward0`` over
+    ``ReluBackward0``) or a leaf where PyTorch's graph has the transpose's ``TBackward0``."""
+    torch = pytest.importorskip("torch")
+    graphs = []
+    for module in (tg, torch):
+        a = module.ones(ROWS, COLUMNS, requires_grad=True)
+        b = module.ones(ROWS, COLUMNS, requires_grad=True)
+        graphs.append(_graph(_READ_THROUGH[name](module, a, b).grad_fn))
+    assert graphs[0] == graphs[1]

@@ -39,10 +39,22 @@ class Node:
         if OPS[opcode].family == NARY:  # stack/cat: one entry per listed input
             return tuple((_node_or_none(tape, _visible(tape, source)), 0) for source in sources)
         flags = tape.ints[row * ROW_WIDTH + 3] if opcode == _MM_OPCODE else 0
+        through = tape.read_through
+        if through and opcode != _MM_OPCODE:  # (a product's own flags say which operand)
+            if row in through:  # computed on the sources of transposes (``_record._transposed_source``)
+                flags = -1
+            elif opcode == _T_OPCODE and sources[0] in through and row in (tape.node_names or ()):
+                # ``_record.transposed``: the op PyTorch shows, whose inputs are the hidden row's
+                return node_for(tape, sources[0]).next_functions
         entries = []
         for index, source in enumerate(sources[: OPS[opcode].arity]):
             if flags >> index & 1:  # a transpose read in place (``_linalg._mm_of_sources``)
-                source = _transpose_read_in_place(tape, row, source)
+                view = _transpose_read_in_place(tape, row, source)
+                if view == source and tape.ints[source * ROW_WIDTH] == LEAF_OPCODE:
+                    # the transpose of a leaf that never had a row (``_pending_views``)
+                    entries.append((_LeafTranspose(tape, source), 0))
+                    continue
+                source = view
             entries.append((_node_or_none(tape, _visible(tape, source)), 0))
         while len(entries) < OPS[opcode].arity:
             entries.append((None, 0))
@@ -54,6 +66,21 @@ class Node:
 
 class AccumulateGrad(Node):
     __slots__ = ("variable",)
+
+
+class _LeafTranspose(Node):
+    """PyTorch's ``TBackward0`` of ``w.t()`` for a leaf ``w`` whose transpose an op read
+    through ``w`` itself before the view had a row: its one input is ``w``'s node."""
+
+    __slots__ = ()
+
+    @property
+    def next_functions(self) -> tuple:
+        tape, row = self._resolved()
+        return ((node_for(tape, row), 0),)
+
+
+_LeafTranspose.__name__ = _LeafTranspose.__qualname__ = "TBackward0"
 
 
 # Nodes PyTorch writes in C++, whose name() is their qualified C++ name (their repr is not).
@@ -139,7 +166,7 @@ def _first_output_row(tape: Tape, row: int) -> int:
     return row
 
 
-_MM_OPCODE = OPCODE["mm"]
+_MM_OPCODE, _T_OPCODE = OPCODE["mm"], OPCODE["t"]
 
 
 def _transpose_read_in_place(tape: Tape, row: int, source: int) -> int:
