@@ -189,6 +189,27 @@ def test_a_large_gradient_is_a_view_when_the_rest_of_the_arena_holds_one_number(
     np.testing.assert_array_equal(a.grad.numpy(), 3.0 * expected)
 
 
+def test_idle_elements_counts_each_idle_slot_once():
+    """The count behind ``views_suffice``: slots holding a UNIFORM number, and slots no reached
+    row holds, each once however many rows share it; a slot a reached row writes is not idle."""
+    from tapegrad._kernels import backward
+
+    # layouts: (dtype code, numel); rows' column 4 is the layout
+    layouts = np.array([[0, 100, 1, 0], [1, 7, 1, 0], [0, 30, 1, 0]], np.int64)
+    rows = np.zeros((7, 6), np.int64)
+    rows[:, 4] = [0, 0, 1, 2, 2, 0, 1]
+    offsets = np.array([0, 0, 0, 100, 100, 130, -1], np.int64)
+    uniform = np.array([backward.UNIFORM, backward.UNIFORM, 0, 0, 0, 0, 0], np.int64)
+    touched = np.array([True, True, True, False, False, False, False])
+    # rows 0 and 1 share the float32 slot at 0 (UNIFORM): 100; rows 3 and 4 share an unreached
+    # slot at 100: 30; row 5's unreached slot at 130: 100; row 2's float64 slot is written
+    assert backward.idle_elements(rows, layouts, offsets, uniform, touched) == 230
+    touched[4] = True  # a reached row writes the slot at 100
+    assert backward.idle_elements(rows, layouts, offsets, uniform, touched) == 200
+    assert backward.idle_elements(rows, layouts, offsets, uniform, np.zeros(0, np.bool_)) == 100
+    assert backward.idle_elements(rows, layouts, offsets, np.zeros(0, np.int64), touched) == 100
+
+
 def test_a_transpose_read_through_its_source_holds_no_arena_nor_saved_value():
     """``h.t() @ c`` of a result ``h`` reads ``h`` in place (the view row stays on the tape,
     never reached: ``Tape.bypassed``). Its unused slot does not count against handing the

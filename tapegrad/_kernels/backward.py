@@ -1570,17 +1570,64 @@ def _write_out_uniform(uniform, rows, layouts, offsets, grad32, grad64) -> None:
         uniform[row] = ELIGIBLE
 
 
-def idle_elements(rows, layouts, offsets, uniform) -> int:
+def idle_elements(rows, layouts, offsets, uniform, touched) -> int:
     """Elements of a sweep's two arenas that hold no gradient once it is done: the slots left
-    holding a UNIFORM gradient's one number (a sum's, passed on through views and ``+``), each
-    counted once however many rows share it (``shared_slots``). Python, not compiled: asked
-    only about large arenas (``engine.views_suffice``), where the rows left UNIFORM are few."""
-    idle = {}
-    for row in np.flatnonzero(uniform == UNIFORM).tolist():
-        layout = rows[row, 4]
-        if offsets[row] >= 0:
-            idle[(int(offsets[row]), int(layouts[layout, 0]))] = int(layouts[layout, 1])
-    return sum(idle.values())
+    holding a UNIFORM gradient's one number (a sum's, passed on through views and ``+``), and
+    the slots of rows the sweep never reached (``touched``, which may be empty: not asked),
+    unless a row it reached holds a gradient there; each slot counted once however many rows
+    share it (``shared_slots``). Asked about large arenas only (``engine.views_suffice``)."""
+    families.announce(_idle_elements, "backward's count of idle slots")
+    return int(_idle_elements(rows, layouts, offsets, uniform, touched))
+
+
+@jit
+def _idle_elements(rows, layouts, offsets, uniform, touched):
+    # Compiled: in Python (a dict of slots, numpy masks) this was 7 us of a 29 us backward of
+    # ``relu(a.t()).sum()`` at 128x512, the whole difference from ``relu(a).sum()``'s.
+    n = len(offsets)
+    keys = np.empty(n, np.int64)  # a slot: twice its offset, plus its arena (1 for float64)
+    sizes = np.empty(n, np.int64)
+    k = 0
+    for r in range(min(n, len(uniform))):
+        if uniform[r] == UNIFORM and offsets[r] >= 0:
+            keys[k] = 2 * offsets[r] + layouts[rows[r, 4], 0]
+            sizes[k] = layouts[rows[r, 4], 1]
+            k += 1
+    idle = _distinct_total(keys[:k], sizes[:k])
+    m = min(n, len(touched))
+    busy = np.empty(m, np.int64)
+    b = 0
+    for r in range(m):
+        if touched[r] and offsets[r] >= 0:
+            busy[b] = 2 * offsets[r] + layouts[rows[r, 4], 0]
+            b += 1
+    busy = np.sort(busy[:b])
+    k = 0
+    for r in range(m):
+        if not touched[r] and offsets[r] >= 0:
+            key = 2 * offsets[r] + layouts[rows[r, 4], 0]
+            at = np.searchsorted(busy, key)
+            if at == b or busy[at] != key:
+                keys[k] = key
+                sizes[k] = layouts[rows[r, 4], 1]
+                k += 1
+    return idle + _distinct_total(keys[:k], sizes[:k])
+
+
+@jit
+def _distinct_total(keys, sizes):
+    """The sum over distinct ``keys`` of the largest of their ``sizes``."""
+    order = np.argsort(keys)
+    total = 0
+    i = 0
+    while i < len(order):
+        key, largest = keys[order[i]], sizes[order[i]]
+        i += 1
+        while i < len(order) and keys[order[i]] == key:
+            largest = max(largest, sizes[order[i]])
+            i += 1
+        total += largest
+    return total
 
 
 def _laid_out_shared(rows, layouts, dims, paths, rules, aux, roots):

@@ -312,6 +312,7 @@ _SHARE_SLACK = 1024
 
 
 _NO_UNIFORM = np.zeros(0, np.int64)  # a sweep that kept no uniform states (one that stops for hooks)
+_NO_TOUCHED = np.zeros(0, np.bool_)
 # From this many arena elements, the slots a sweep left holding one number (a UNIFORM gradient)
 # are left out of ``views_suffice``'s count: looking for them costs a few microseconds, less
 # than copying a gradient of this size.
@@ -329,36 +330,19 @@ def views_suffice(size: int, grad32: np.ndarray, grad64: np.ndarray, rows=None, 
     ``offsets``: ``backward.idle_elements``): a sum's gradient, passed on through ``.t()`` or by
     ``mul``'s rule, left a slot of three or four unwritten, and ``relu(a.t()).sum()`` and
     ``(a * b[0]).sum()`` at 512x1024 copied 2 MB gradients (a tenth of their steps). Nor do
-    the slots of rows the sweep never reached (``touched``: ``_untouched_elements``)."""
+    the slots of rows the sweep never reached (``touched``). A transpose that ops read through
+    its source (``Tape.bypassed``) has such a slot: ``h.t() @ c`` of a result ``h`` at 128x512
+    copied its three leaves' gradients for the view's 64K unused elements."""
     held = grad32.size + grad64.size
     if 2 * size + _SHARE_SLACK >= held:
         return True
     if held < _COUNT_IDLE or rows is None:
         return False
-    idle = load_kernels("backward").idle_elements(rows, layouts, offsets, uniform) if len(uniform) else 0
-    if touched is not None:
-        idle += _untouched_elements(rows, layouts, offsets, touched)
+    if not len(uniform) and touched is None:
+        return False
+    touched = _NO_TOUCHED if touched is None else touched
+    idle = load_kernels("backward").idle_elements(rows, layouts, offsets, uniform, touched)
     return 2 * size + _SHARE_SLACK >= held - idle
-
-
-def _untouched_elements(rows: np.ndarray, layouts: np.ndarray, offsets: np.ndarray, touched: np.ndarray) -> int:
-    """Elements of the slots no row the sweep reached holds: a transpose that ops read through
-    its source (``Tape.bypassed``: ``h.t() @ c`` of a result ``h`` at 128x512 copied its three
-    leaves' gradients for the view's 64K unused elements), a branch no root reaches. A slot that
-    rows share (``shared_slots``) is idle only if none of them was reached."""
-    n = len(touched)
-    laid = offsets[:n] >= 0
-    unreached = laid & ~touched
-    if not unreached.any():
-        return 0
-    layout_ids = rows[:n, 4]
-    slots = offsets[:n] * 2 + layouts[layout_ids, 0]  # (arena code 0 float32, 1 float64)
-    busy = set(slots[laid & touched].tolist())
-    idle = {}
-    for slot, numel in zip(slots[unreached].tolist(), layouts[layout_ids[unreached], 1].tolist()):
-        if slot not in busy:
-            idle[slot] = max(numel, idle.get(slot, 0))
-    return sum(idle.values())
 
 
 # The last backward's gradient arenas, per thread, for the next backward to take when nothing
