@@ -158,6 +158,8 @@ def hstack(tensors) -> Tensor:
 
 
 def _nonempty(name: str, tensors) -> list:
+    if isinstance(tensors, Tensor):  # (iterated, a matrix was taken for a list of its rows)
+        raise TypeError(f"{name}(): argument 'tensors' (position 1) must be tuple of Tensors, not Tensor")
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise RuntimeError(f"{name} expects a non-empty TensorList")
@@ -563,9 +565,11 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:  # noqa: A002
 
 def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:  # noqa: A002
     """``length`` elements from ``start`` along ``dim`` (a view); follows ``torch.narrow``.
-    Raises PyTorch's ``IndexError`` for ``start`` out of range and ``RuntimeError`` for a
-    negative ``length`` or one past the end."""
+    Raises PyTorch's ``IndexError`` for ``start`` out of range and ``RuntimeError`` for a 0-d
+    input, a negative ``length`` or one past the end."""
     ndim = input._data.ndim
+    if ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     dim = _normalize_dim(dim, ndim)
     extent = input._data.shape[dim]
     if not -extent <= start <= extent:

@@ -752,7 +752,9 @@ def check_tensor_arguments(function: str, *named) -> None:
 
 
 def argument_type_name(value) -> str:
-    """A type as PyTorch's argument errors name it: ``numpy.ndarray``, ``list``."""
+    """A type as PyTorch's argument errors name it: ``numpy.ndarray``, ``list``, ``Tensor``."""
+    if isinstance(value, Tensor):
+        return "Tensor"
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
 
