@@ -30,6 +30,24 @@ from . import (  # noqa: F401
     linalg,
     return_types,
 )
+from ._arrangements import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    broadcast_shapes,
+    broadcast_tensors,
+    diagonal_scatter,
+    dsplit,
+    dstack,
+    fliplr,
+    flipud,
+    hsplit,
+    narrow_copy,
+    row_stack,
+    select_scatter,
+    slice_scatter,
+    vsplit,
+)
 from ._array_functions import (
     as_strided,
     bincount,
@@ -111,6 +129,7 @@ from ._composites import (
     vstack,
 )
 from ._composites import atan2 as arctan2
+from ._composites import movedim as moveaxis
 from ._device import device, get_default_device, set_default_device
 from ._dtypes import (
     bool,  # noqa: A004

@@ -87,6 +87,7 @@ LAYERS = {
         "_more_composites",  # elementwise math, cumulative and NaN-aware reductions, in-place forms
         "_placements",  # values placed into a copy: index_copy, masked_scatter, index_put_, diag_embed
         "_array_functions",  # differences, distances, running extremes, bins, index sets
+        "_arrangements",  # broadcasting, rank raising, fixed-dimension splits, flips, scatters of a slice
         "_linalg",
         "_factories",
         "_replay_hooks",
