@@ -17,13 +17,14 @@ import numpy as np
 from . import _dtypes, _record, return_types
 from ._composites import meshgrid, searchsorted
 from ._indexing import gather, index_select
-from ._record import name_node, with_out
+from ._record import in_place, name_node, with_out, write_out
 from ._selection import _result_type, where
 from ._views import cat, stack
 from .tensor import (
     Tensor,
     _normalize_dim,
     _wrap,
+    argument_type_name,
     as_tensor,
     check_tensor_arguments,
     floating_kernel,
@@ -509,6 +510,104 @@ def nextafter(input: Tensor, other) -> Tensor:  # noqa: A002
     return _wrap(np.nextafter(input._data.astype(dtype), other._data.astype(dtype)))
 
 
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+    """Whether each element of ``elements`` is among ``test_elements`` (any shape; either of
+    them may be a number), compared in their promoted dtype (NaN is in nothing); a bool tensor
+    of ``elements``' shape, without gradient. ``invert``: whether it is not. ``assume_unique``
+    changes nothing here (numpy finds the same answer either way). Follows ``torch.isin``; raises
+    its ``RuntimeError`` for bool operands and ``TypeError`` for two numbers or a sequence."""
+    if (
+        not isinstance(elements, Tensor)
+        and not isinstance(test_elements, Tensor)
+        or any(isinstance(value, (list, tuple)) for value in (elements, test_elements))
+    ):
+        raise TypeError(
+            f"isin() received an invalid combination of arguments - got ({argument_type_name(elements)}, "
+            f"{argument_type_name(test_elements)}), but expected one of:\n{_ISIN_OVERLOADS}"
+        )
+    common = _result_type(elements, test_elements)
+    if any(
+        isinstance(value, bool) or getattr(value, "dtype", None) == _dtypes.bool for value in (elements, test_elements)
+    ):
+        raise RuntimeError("Unsupported input type encountered for isin(): Bool")
+    guard_reads("isin()", elements, test_elements)  # a test of every value, in numpy
+    values = np.asarray(elements._data if isinstance(elements, Tensor) else elements).astype(common)
+    tests = np.asarray(test_elements._data if isinstance(test_elements, Tensor) else test_elements).astype(common)
+    return _wrap(np.isin(values, tests, invert=invert))
+
+
+_ISIN_OVERLOADS = "".join(
+    f" * ({operands}, *, bool assume_unique = False, bool invert = False, Tensor out = None)\n"
+    for operands in (
+        "Tensor elements, Tensor test_elements",
+        "Number element, Tensor test_elements",
+        "Tensor elements, Number test_element",
+    )
+)
+
+
+def float_power(input, exponent, *, out=None) -> Tensor:  # noqa: A002
+    """``input ** exponent`` computed in float64, whatever the operands' dtypes (either may be a
+    number), differentiable in both (``PowBackward0/1/2``, the gradient cast back to each
+    operand's dtype). Follows ``torch.float_power``; raises ``TypeError`` for two numbers and
+    PyTorch's ``RuntimeError`` for an ``out`` that is not float64."""
+    if not isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        raise TypeError(
+            f"float_power() received an invalid combination of arguments - got ({argument_type_name(input)}, "
+            f"{argument_type_name(exponent)}), but expected one of:\n * (Tensor input, Tensor exponent, *, Tensor "
+            "out = None)\n * (Number self, Tensor exponent, *, Tensor out = None)\n * (Tensor input, Number "
+            "exponent, *, Tensor out = None)\n"
+        )
+    if out is not None and out.dtype != _dtypes.float64:
+        raise RuntimeError(
+            f"the output given to float_power has dtype {out.dtype.type_name} but the operation's result requires "
+            "dtype Double"
+        )
+    power = exponent.to(_dtypes.float64) if isinstance(exponent, Tensor) else float(exponent)
+    if isinstance(input, Tensor):
+        result = input.to(_dtypes.float64).pow(power)
+    else:
+        result = power.__rpow__(float(input))
+    return write_out("float_power", result, out)
+
+
+def _float_power_(self, exponent) -> Tensor:
+    """``float_power`` in place, for a float64 ``self`` only; follows
+    ``torch.Tensor.float_power_``. Raises its ``RuntimeError`` for another dtype."""
+    if self.dtype != _dtypes.float64:
+        raise RuntimeError(
+            f"the base given to float_power_ has dtype {self.dtype.type_name} but the operation's result requires "
+            "dtype Double"
+        )
+    return in_place(self, lambda t: float_power(t, exponent), "Pow")
+
+
+def positive(input: Tensor) -> Tensor:  # noqa: A002
+    """``input`` itself (unary plus); follows ``torch.positive``. Raises PyTorch's
+    ``RuntimeError`` for a bool tensor and ``TypeError`` for anything but a tensor."""
+    check_tensor_arguments("positive", ("input", input))
+    if input._data.dtype == np.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+def is_nonzero(input: Tensor) -> bool:  # noqa: A002
+    """The truth of a one-element tensor (NaN is true); follows ``torch.is_nonzero``. Raises
+    PyTorch's ``RuntimeError`` for none or several elements and ``TypeError`` for anything but a
+    tensor."""
+    check_tensor_arguments("is_nonzero", ("input", input))
+    return input.is_nonzero()
+
+
+def is_inference(input: Tensor) -> bool:  # noqa: A002
+    """Whether ``input`` is an inference tensor: always False here, where tensors made inside
+    ``inference_mode`` are ordinary tensors (they can take part in a later backward, which
+    PyTorch refuses); follows ``torch.is_inference``. Raises ``TypeError`` for anything but a
+    tensor."""
+    check_tensor_arguments("is_inference", ("input", input))
+    return False
+
+
 def _new(self, *args, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``Tensor.new``, the legacy constructor of ``self``'s dtype: ``new(2, 3)`` an
     uninitialised (2, 3) tensor, ``new(data)`` a tensor of ``data``; follows ``torch.Tensor.new``."""
@@ -566,6 +665,10 @@ install(
         "is_complex": lambda self: False,
         "is_signed": lambda self: self.dtype.is_signed,
         "is_nonzero": _is_nonzero,
+        "is_inference": lambda self: is_inference(self),
+        "positive": positive,
+        "float_power": lambda self, exponent: float_power(self, exponent),
+        "float_power_": _float_power_,
         "true_divide": lambda self, other: self / other,
         "tensordot": tensordot,
         "as_strided": as_strided,

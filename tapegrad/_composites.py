@@ -679,6 +679,33 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     return _scaled_sum(input, product.sum(0, dtype=product.dtype), beta, alpha, "AddbmmBackward0")
 
 
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
+    """``beta * input + alpha * outer(vec1, vec2)``: ``vec1`` (n,), ``vec2`` (m,), ``input``
+    broadcast to (n, m); the three tensors' promoted dtype, ``input`` counted as broadcast (for
+    bools, ``beta and input or alpha and outer``). Follows ``torch.addr`` (``AddrBackward0``;
+    ``beta`` 0 as in ``addmm``). Raises its ``RuntimeError`` for vectors that are not 1-D, an
+    ``input`` that does not broadcast, a bool ``beta``/``alpha`` for a result that is not bool,
+    or a float one for an integer result."""
+    for name, vector in (("vec1", vec1), ("vec2", vec2)):
+        if vector.dim() != 1:
+            raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {vector.dim()}-D")
+    input = as_tensor(input)  # noqa: A001
+    with no_grad():  # PyTorch's error where input does not expand, before its scalars' errors
+        expanded = input.expand((vec1.shape[0], vec2.shape[0]))
+    # promoted as expanded: a 0-d float64 input makes a float64 result, unlike in ``input + x``
+    dtype = _dtypes.from_numpy_dtype(_result_type(expanded, vec1, vec2))
+    for name, scale in (("beta", beta), ("alpha", alpha)):
+        if isinstance(scale, (bool, np.bool_)) and dtype != _dtypes.bool:
+            raise RuntimeError(f"Boolean {name} only supported for Boolean results.")
+        if isinstance(scale, (float, np.floating)) and not dtype.is_floating_point:
+            raise RuntimeError(f"For integral input tensors, argument {name} must not be a floating point number.")
+    vec1, vec2, input = vec1.to(dtype), vec2.to(dtype), input.to(dtype)  # noqa: A001
+    if dtype == _dtypes.bool:  # (a product and sum of bools is their logical and, or)
+        kept = input.expand((vec1.shape[0], vec2.shape[0])) & bool(beta)
+        return kept | (vec1.reshape(-1, 1) & vec2.reshape(1, -1) & bool(alpha))
+    return _scaled_sum(input, vec1.reshape(-1, 1) * vec2, beta, alpha, "AddrBackward0")
+
+
 def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:  # noqa: A002
     """Views of ``input`` along ``dim``: ``sections`` (an int, or a 0-d integer tensor) pieces
     as equal as can be (the first ``size % sections`` one longer), or the pieces between the
@@ -927,6 +954,10 @@ install(
         "addmv": lambda self, mat, vec, *, beta=1, alpha=1: addmv(self, mat, vec, beta=beta, alpha=alpha),
         "baddbmm": lambda self, b1, b2, *, beta=1, alpha=1: baddbmm(self, b1, b2, beta=beta, alpha=alpha),
         "addbmm": lambda self, b1, b2, *, beta=1, alpha=1: addbmm(self, b1, b2, beta=beta, alpha=alpha),
+        "addr": lambda self, vec1, vec2, *, beta=1, alpha=1: addr(self, vec1, vec2, beta=beta, alpha=alpha),
+        "addr_": lambda self, vec1, vec2, *, beta=1, alpha=1: _in_place(
+            self, lambda t: addr(t, vec1, vec2, beta=beta, alpha=alpha), "Addr"
+        ),
         "tensor_split": tensor_split,
         "atan2": atan2,
         "arctan2": atan2,
@@ -956,7 +987,7 @@ __all__ = [
     "argsort", "bernoulli", "ceil", "column_stack", "cross", "diag", "dist", "hstack", "is_floating_point",
     "masked_select", "meshgrid", "movedim", "nonzero", "promote_types", "repeat_interleave", "roll", "scatter",
     "searchsorted", "sort", "stack", "std_mean", "swapaxes", "swapdims", "tile", "topk", "tril", "triu", "unique",
-    "vstack",
+    "vstack", "addr",
 ]  # fmt: skip
 
 
