@@ -389,6 +389,7 @@ svd = linalg._torch_svd
 qr = linalg._torch_qr
 lu = linalg._torch_lu
 lu_unpack = linalg._torch_lu_unpack
+chain_matmul = linalg._chain_matmul
 true_divide = _div
 sgn = _module_function("sgn")
 cholesky_solve = linalg.cholesky_solve

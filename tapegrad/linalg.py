@@ -656,8 +656,10 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:  # noqa: N803
 @with_out("mm")
 def multi_dot(tensors, *, out=None) -> Tensor:
     """The product of a list of matrices (the first may be a vector, read as a row; the last a
-    column), left to right; follows ``torch.linalg.multi_dot``. Raises ``RuntimeError`` for
-    fewer than 2 tensors."""
+    column, each then dropped from the result's shape), in the order of fewest multiplications
+    PyTorch picks (the bits of its rounding too); follows ``torch.linalg.multi_dot``
+    (``ViewBackward0``). Raises PyTorch's ``RuntimeError`` for fewer than 2 tensors, ranks other
+    than these, different dtypes or shapes that do not multiply."""
     tensors = [as_tensor(tensor) for tensor in tensors]
     if len(tensors) < 2:
         raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")
@@ -670,10 +672,85 @@ def multi_dot(tensors, *, out=None) -> Tensor:
                 if place
                 else f"multi_dot(): tensor {index} must be 2D but got {tensor.dim()}D"
             )
-    result = tensors[0]
-    for tensor in tensors[1:]:
-        result = result @ tensor
-    return result
+    shape = ([tensors[0].shape[0]] if tensors[0].dim() == 2 else []) + (
+        [tensors[-1].shape[-1]] if tensors[-1].dim() == 2 else []
+    )
+    matrices = [tensors[0].reshape(1, -1) if tensors[0].dim() == 1 else tensors[0], *tensors[1:-1]]
+    matrices.append(tensors[-1].reshape(-1, 1) if tensors[-1].dim() == 1 else tensors[-1])
+    for index in range(1, len(tensors)):
+        if tensors[index].dtype != tensors[0].dtype:
+            raise RuntimeError(
+                "multi_dot(): all tensors must have be the same dtype but tensor 0 is "
+                f"{tensors[0].dtype.c_name} and tensor {index} {tensors[index].dtype.c_name}"
+            )
+        if matrices[index - 1].shape[-1] != matrices[index].shape[0]:
+            raise RuntimeError(
+                f"multi_dot(): tensors {index - 1} and {index} with shapes {list(tensors[index - 1].shape)} and "
+                f"{list(tensors[index].shape)} cannot be multiplied"
+            )
+    return _chained(matrices, 0, len(matrices) - 1, _chain_order(matrices)).view(shape)
+
+
+def _chain_order(matrices: list) -> list:
+    """``split[i][j]``: where the product of matrices i..j splits in the fewest multiplications,
+    PyTorch's choice where two orders cost the same (``matrix_chain_order``; for three, its
+    direct comparison, which prefers ``(AB)C`` on a tie)."""
+    sizes = [matrices[0].shape[0], *(matrix.shape[1] for matrix in matrices)]
+    n = len(matrices)
+    split = [[0] * n for _ in range(n)]
+    if n == 3:
+        a, b, c, d = sizes
+        split[0][2] = 0 if a * c * (b + d) > b * d * (a + c) else 1
+        split[0][1], split[1][2] = 0, 1
+        return split
+    cost = [[0] * n for _ in range(n)]
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i][j] = None
+            for k in range(i, j):
+                total = cost[i][k] + cost[k + 1][j] + sizes[i] * sizes[k + 1] * sizes[j + 1]
+                if cost[i][j] is None or total < cost[i][j]:
+                    cost[i][j], split[i][j] = total, k
+    return split
+
+
+def _chained(matrices: list, i: int, j: int, split: list) -> Tensor:
+    if i == j:
+        return matrices[i]
+    k = split[i][j]
+    return _chained(matrices, i, k, split) @ _chained(matrices, k + 1, j, split)
+
+
+_CHAIN_MATMUL_WARNED = [False]
+
+
+def _chain_matmul(*matrices, out=None) -> Tensor:
+    """``torch.chain_matmul``: the product of 2-D tensors, as ``linalg.multi_dot`` of them (one
+    alone: a copy of it). Deprecated, as in PyTorch, which warns once a process (``UserWarning``).
+    Raises its ``RuntimeError`` for a tensor that is not 2-D or none, and ``TypeError`` for a
+    list (``multi_dot`` takes one)."""
+    if not _CHAIN_MATMUL_WARNED[0]:
+        _CHAIN_MATMUL_WARNED[0] = True
+        warnings.warn(_CHAIN_MATMUL_DEPRECATED, UserWarning, stacklevel=2)
+    for index, matrix in enumerate(matrices):
+        if not isinstance(matrix, Tensor):
+            kind = type(matrix).__name__
+            raise TypeError(f"expected Tensor as element {index} in argument 0, but got {kind}")
+        if matrix.dim() != 2:
+            raise RuntimeError(f"Tensor dimension is {matrix.dim()}, expected 2 instead.")
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    if len(matrices) == 1:
+        result = matrices[0].clone()
+        return result if out is None else out.copy_(result)
+    return multi_dot(matrices, out=out)
+
+
+_CHAIN_MATMUL_DEPRECATED = (
+    "torch.chain_matmul is deprecated and will be removed in a future PyTorch release. Use torch.linalg.multi_dot "
+    "instead, which accepts a list of two or more tensors rather than multiple parameters."
+)
 
 
 @with_out("linalg_inv_ex")
