@@ -237,6 +237,7 @@ from ._more_composites import (
     mvlgamma,
     nan_to_num,
     nanmean,
+    nanmedian,
     nansum,
     polygamma,
     preserve_format,
@@ -378,8 +379,8 @@ repeat = _module_function("repeat")
 for _name in (
     "relu_", "sin_", "abs_", "acos_", "acosh_", "asin_", "asinh_", "atan_", "atanh_", "clamp_", "clamp_max_",
     "clamp_min_", "clip_", "cos_", "cosh_", "detach_", "erf_", "erfc_", "exp2_", "exp_", "expm1_", "fill_", "fix_",
-    "floor_", "log10_", "log1p_", "log2_", "log_", "neg_", "reciprocal_", "round_", "rsqrt_", "sigmoid_", "sinh_",
-    "sqrt_", "square_", "tan_", "tanh_", "trunc_", "zero_",
+    "floor_", "log10_", "log1p_", "log2_", "log_", "nan_to_num_", "neg_", "reciprocal_", "round_", "rsqrt_",
+    "sigmoid_", "sinh_", "sqrt_", "square_", "tan_", "tanh_", "trunc_", "zero_",
 ):  # fmt: skip
     globals()[_name] = _module_function(_name)
 inverse = _module_function("inverse")

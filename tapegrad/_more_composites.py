@@ -350,6 +350,55 @@ def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
     return name_node(value, "MedianBackward0")
 
 
+def _nan_ranks(data: np.ndarray, dim: int) -> np.ndarray:
+    """The index along ``dim`` of each slice's lower median of its non-NaN values, kept as a
+    dimension of 1: in a stable sort (NaN last), position ``(count - 1) // 2``, rounded towards
+    zero as C rounds it (0 for a slice of NaN only, whose first NaN it picks)."""
+    count = (~np.isnan(data)).sum(axis=dim, keepdims=True) if data.dtype.kind == "f" else data.shape[dim]
+    rank = np.maximum(np.asarray(count) - 1, 0) // 2
+    order = np.argsort(data, axis=dim, kind="stable")  # (NaN sorts last in numpy)
+    return np.take_along_axis(order, np.broadcast_to(rank, order.shape[:dim] + (1,) + order.shape[dim + 1 :]), dim)
+
+
+def nanmedian(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
+    """``median`` of the values that are not NaN (NaN only where all are, or none): of all
+    elements, a 0-d tensor whose gradient is shared among the elements equal to it (among the
+    NaNs when it is NaN); along ``dim``, ``(values, indices)``, the gradient to the element
+    picked. Follows ``torch.nanmedian`` (``NanmedianBackward0/1``); raises its ``IndexError``
+    for an empty ``dim`` and ``NotImplementedError`` for bools."""
+    if input._data.dtype == np.bool_:
+        raise NotImplementedError("\"median_cpu\" not implemented for 'Bool'")
+    if dim is not None:
+        return _nan_picked(input, _normalize_dim(dim, max(input.dim(), 1)), keepdim)
+    flat = input.reshape(-1)
+    if flat.numel() == 0:
+        return name_node(flat.sum() * float("nan"), "NanmedianBackward0")
+    guard_reads("nanmedian()", input)
+    value = gather(flat, 0, _nan_ranks(flat._data, 0)).reshape(())
+    chosen = value._data
+    ties = np.isnan(flat._data) if np.isnan(chosen) else flat._data == chosen
+    if ties.sum() > 1 and input.requires_grad:
+        # the value picked, with the gradient shared among its ties (median's evenly_distribute)
+        shared = where(_wrap(ties), flat, 0.0).sum()
+        value = value.detach() + (shared - shared.detach()) / float(ties.sum())
+    return name_node(value, "NanmedianBackward0")
+
+
+def _nan_picked(input: Tensor, dim: int, keepdim: bool):  # noqa: A002
+    """``nanmedian`` along ``dim``: the values gathered from the input (the gradient to the
+    element picked), and their indices."""
+    if input.dim() == 0:
+        return return_types.nanmedian(input.clone(), _wrap(np.zeros((), np.int64)))
+    if input.shape[dim] == 0:  # (PyTorch's message names median)
+        raise IndexError(f"median(): Expected reduction dim {dim} to have non-zero size.")
+    guard_reads("nanmedian()", input)  # positions computed in numpy: a replay must read the same order
+    chosen = _nan_ranks(input._data, dim)
+    values, indices = gather(input, dim, chosen), _wrap(chosen)
+    if not keepdim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return return_types.nanmedian(name_node(values, "NanmedianBackward1"), indices)
+
+
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # noqa: A002
     """``(values, indices)`` of the ``k``-th smallest element (1-based) along ``dim``, NaN the
     largest; the gradient to the element picked. Follows ``torch.kthvalue``; raises PyTorch's
@@ -558,6 +607,10 @@ install(
         "deg2rad": deg2rad,
         "rad2deg": rad2deg,
         "nan_to_num": nan_to_num,
+        "nan_to_num_": lambda self, nan=0.0, posinf=None, neginf=None: in_place(
+            self, lambda t: nan_to_num(t, nan, posinf, neginf), "NanToNum"
+        ),
+        "nanmedian": nanmedian,
         "frac": frac,
         "cumprod": cumprod,
         "logcumsumexp": logcumsumexp,
