@@ -164,6 +164,7 @@ from ._factories import (
     LongTensor,
     arange,
     as_tensor,
+    asarray,
     empty,
     empty_like,
     eye,

@@ -182,6 +182,98 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     return tensor(data, dtype=dtype)
 
 
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=None) -> Tensor:
+    """``obj`` as a tensor, sharing its memory where it can; follows ``torch.asarray``:
+
+    - a tensor is returned itself; a numpy array shares its memory (``from_numpy``); an object
+      with the buffer protocol (``bytearray``, ``array.array``, ``memoryview``) is read as
+      ``dtype`` (the default float dtype if none), sharing its memory (read-only for ``bytes``);
+      a numpy scalar and a sequence or number are copied;
+    - ``copy=True`` copies always (a tensor by ``clone``, on its graph), ``copy=False`` never
+      (``ValueError`` where it must), ``None`` where ``dtype`` differs (a tensor by ``to``);
+    - ``requires_grad`` defaults to the tensor's (with PyTorch's warning, once a process, where
+      that is True) and is set on the result, a leaf: on the tensor given itself when it is
+      returned; a result of the graph that must not require grad is ``detach``-ed.
+
+    Raises PyTorch's ``ValueError`` where ``copy=False`` cannot alias and for a buffer whose
+    length is not a multiple of the element size, ``RuntimeError`` for ``requires_grad`` of an
+    integer tensor. Arrays of a dtype tapegrad has no tensor of (float16...) are converted, a
+    copy (``tapegrad.tensor``)."""
+    _device.check(device)
+    wanted = None if dtype is None else _dtypes.as_dtype(dtype)
+    source = obj if isinstance(obj, Tensor) else None
+    grad = bool(requires_grad) if requires_grad is not None else source is not None and source.requires_grad
+    if grad and requires_grad is None and not _WARNED["requires_grad"]:
+        _WARNED["requires_grad"] = True
+        warnings.warn(_ASARRAY_REQUIRES_GRAD, UserWarning, stacklevel=2)
+    force_copy = bool(copy)
+    if source is None and isinstance(obj, (np.ndarray, np.generic)):
+        if isinstance(obj, np.generic):  # a numpy scalar: a storage of its own, copied once
+            if copy is False:
+                raise RuntimeError("can't alias NumPy scalars. Either remove copy=False or transform it in a ndarray. ")
+            force_copy = False
+        elif not _shareable(obj.dtype):
+            if copy is False:
+                raise ValueError(f"can't alias a numpy array of {obj.dtype.name}: tapegrad has no tensor type of it")
+            force_copy = False  # (the conversion is the copy)
+        source = tensor(obj) if isinstance(obj, np.generic) or not _shareable(obj.dtype) else from_numpy(obj)
+    elif source is None and _has_buffer(obj):
+        source = _from_buffer(obj, wanted or _dtypes.DEFAULT_FLOAT)
+    if source is None:
+        if copy is False:
+            raise ValueError("can't alias arbitrary sequence into a tensor.")
+        return _finish(as_array(obj, wanted), grad)
+    wrong_dtype = wanted is not None and wanted != source.dtype
+    if force_copy or (copy is None and wrong_dtype):
+        source = source.to(wanted) if wrong_dtype else source.clone()
+    elif wrong_dtype:
+        raise ValueError(f"can't alias tensor with dtype '{source.dtype.type_name}' into dtype '{wanted.type_name}'.")
+    if not source.is_leaf:
+        return source if grad else source.detach()
+    if grad:
+        _check_can_require_grad(source._data, factory=True)
+    return source.requires_grad_(grad)
+
+
+_WARNED = {"requires_grad": False, "buffer": False}
+_ASARRAY_REQUIRES_GRAD = (
+    "torch.asarray: unspecified requires_grad now defaults to obj.requires_grad instead of False. Pass "
+    "requires_grad=False explicitly to get the old behavior and silence this warning."
+)
+
+
+def _has_buffer(obj) -> bool:
+    try:
+        memoryview(obj)
+    except TypeError:
+        return False
+    return True
+
+
+def _from_buffer(obj, dtype) -> Tensor:
+    """A tensor of ``dtype`` over ``obj``'s bytes (``torch.frombuffer``'s reading), sharing them."""
+    view = memoryview(obj)
+    size = view.nbytes
+    if size == 0:
+        raise ValueError(f"both buffer length ({size}) and count (-1) must not be 0")
+    if size % dtype.itemsize:
+        raise ValueError(
+            f"buffer length ({size} bytes) after offset (0 bytes) must be a multiple of element size ({dtype.itemsize})"
+        )
+    if view.readonly and not _WARNED["buffer"]:
+        _WARNED["buffer"] = True
+        warnings.warn(_READ_ONLY_BUFFER, UserWarning, stacklevel=3)
+    return _wrap(np.frombuffer(view, dtype=dtype.numpy))
+
+
+_READ_ONLY_BUFFER = (
+    "The given buffer is not writable, and PyTorch does not support non-writable tensors. This means you can write "
+    "to the underlying (supposedly non-writable) buffer using the tensor. You may want to copy the buffer to protect "
+    "its data or make it writable before converting it to a tensor. This type of warning will be suppressed for the "
+    "rest of this program."
+)
+
+
 def _shareable(numpy_dtype) -> bool:
     """Whether a tensor can hold an array of ``numpy_dtype`` as it is (``from_numpy``)."""
     try:
