@@ -207,6 +207,19 @@ def test_interpolate_nearest_picks_pytorchs_sources_in_every_rank(spatial, mode,
         np.testing.assert_array_equal(our_grad, their_grad)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_interpolate_nearest_computes_the_source_index_in_the_input_s_dtype(mode, dtype):
+    """PyTorch's forward computes the source index in float64 for float64 input: in float32,
+    output 76 of 54 -> 152 elements took element 26 where PyTorch takes 27. (Its backward
+    computes them in float32 whatever the dtype; tapegrad's gradient follows its forward.)"""
+    for extent, size in [(54, 152), (10, 317), (37, 100), (7, 1000), (999, 301)]:
+        values = np.arange(extent, dtype=dtype).reshape(1, 1, extent)
+        ours = tg.nn.functional.interpolate(tg.tensor(values), size=size, mode=mode).numpy()
+        theirs = torch.nn.functional.interpolate(torch.tensor(values), size=size, mode=mode).numpy()
+        np.testing.assert_array_equal(ours, theirs)
+
+
 @pytest.mark.parametrize(
     "case",
     [

@@ -159,9 +159,10 @@ def conv_transpose1d(input: Tensor, weight: Tensor, bias=None, stride=1, padding
 # -- resampling ----------------------------------------------------------------------------
 
 
-def _source_positions(extent: int, size: int, scale, mode: str, align_corners, spatial: int) -> tuple:
+def _source_positions(extent: int, size: int, scale, mode: str, align_corners, spatial: int, dtype) -> tuple:
     """For one dimension (of ``spatial``): the source indices (and for linear modes the second
-    index and its weight) of each output position, as PyTorch's upsampling kernels compute them."""
+    index and its weight) of each output position, as PyTorch's upsampling kernels compute them
+    for an input of ``dtype``."""
     outputs = np.arange(size, dtype=np.float64)
     if mode in ("nearest", "nearest-exact"):
         # Only PyTorch's 2-D nearest kernel copies a dimension that keeps its length and takes
@@ -171,11 +172,14 @@ def _source_positions(extent: int, size: int, scale, mode: str, align_corners, s
             return np.arange(size), None, None
         if mode == "nearest" and spatial == 2 and size == 2 * extent:
             return np.arange(size) >> 1, None, None
-        # in float32, as PyTorch computes the source index (its float64 neighbour differs)
-        ratio = np.float32(1.0 / scale) if scale else np.float32(extent / size)
-        shifted = (
-            outputs.astype(np.float32) + np.float32(0.5) if mode == "nearest-exact" else outputs.astype(np.float32)
-        )
+        # In the input's floating dtype (float32 for others), as PyTorch's forward computes the
+        # source index: in float32 for float64, 1 of 152 outputs of 54 elements took its
+        # neighbour. (PyTorch's backward computes them in float32 whatever the dtype, so its
+        # float64 gradient can route through other elements than its forward read; tapegrad's
+        # follows its forward.)
+        real = np.float64 if dtype == np.float64 else np.float32
+        ratio = real(1.0 / scale) if scale else real(extent / size)
+        shifted = outputs.astype(real) + real(0.5) if mode == "nearest-exact" else outputs.astype(real)
         index = np.minimum(np.floor(shifted * ratio).astype(np.int64), extent - 1)
         return index, None, None
     if size == extent:  # PyTorch's linear kernels copy a dimension that keeps its length
@@ -276,7 +280,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     out = input
     for offset, (extent, target, scale) in enumerate(zip(extents, sizes, scales)):
         dim = 2 + offset
-        low, high, weight = _source_positions(extent, target, scale, mode, bool(align_corners), spatial)
+        low, high, weight = _source_positions(
+            extent, target, scale, mode, bool(align_corners), spatial, input._data.dtype
+        )
         picked = index_select(out, dim, _wrap(low))
         if high is None:
             out = picked
