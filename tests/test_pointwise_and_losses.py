@@ -374,3 +374,49 @@ def test_cross_entropy_over_positions_shows_pytorchs_node(shape, reduction, node
     target = tg.zeros((shape[0], *shape[2:]), dtype=tg.int64)
     loss = tg.nn.functional.cross_entropy(x, target, reduction=reduction)
     assert type(loss.grad_fn).__name__ == node and f"grad_fn=<{node}>" in repr(loss)
+
+
+_MIXED_DTYPE_LOSSES = {  # float32 scores against a float64 target or weight
+    "huber_loss": lambda F, x, t, w: F.huber_loss(x, t, reduction="none"),
+    "huber_loss, mean": lambda F, x, t, w: F.huber_loss(x, t),
+    "soft_margin_loss": lambda F, x, t, w: F.soft_margin_loss(x, t.sign(), reduction="none"),
+    "smooth_l1_loss": lambda F, x, t, w: F.smooth_l1_loss(x, t),  # (promoted: PyTorch's differs here)
+    "binary_cross_entropy": lambda F, x, t, w: F.binary_cross_entropy(
+        x.sigmoid(), x.detach().sigmoid(), weight=w, reduction="none"
+    ),
+    "bce_with_logits, pos_weight": lambda F, x, t, w: F.binary_cross_entropy_with_logits(
+        x, x.detach().sigmoid(), pos_weight=w, reduction="none"
+    ),
+    "bce_with_logits, weight": lambda F, x, t, w: F.binary_cross_entropy_with_logits(x, x.detach().sigmoid(), weight=w),
+    "cross_entropy": lambda F, x, t, w: F.cross_entropy(x, x.argmax(1).detach(), weight=w),
+    "nll_loss": lambda F, x, t, w: F.nll_loss(x, x.argmax(1).detach(), weight=w),
+    "multi_margin_loss": lambda F, x, t, w: F.multi_margin_loss(x, x.argmax(1).detach(), weight=w),
+}
+
+
+@pytest.mark.parametrize("name", list(_MIXED_DTYPE_LOSSES))
+def test_a_loss_of_mixed_dtypes_has_pytorch_s_dtype_or_error(name):
+    """A float64 target or weight with float32 scores: PyTorch's kernels write the input's dtype
+    (a float64 loss here), or refuse one class-weight dtype against another (they ran here)."""
+    torch = pytest.importorskip("torch")
+    scores = np.array([[0.3, -1.2], [2.0, 0.5]], np.float32)
+    outcomes = []
+    for m in (tg, torch):
+        x = m.tensor(scores, requires_grad=True)
+        target = m.tensor(scores.astype(np.float64) + 1.0)
+        weight = m.tensor([1.0, 2.0], dtype=m.float64)
+        try:
+            loss = _MIXED_DTYPE_LOSSES[name](m.nn.functional, x, target, weight)
+        except RuntimeError as error:
+            outcomes.append(("raises", str(error)))
+            continue
+        outcomes.append((str(loss.dtype).split(".")[-1], loss.detach().numpy()))
+        if m is tg:  # (PyTorch's huber_loss backward refuses the float64 target it took)
+            loss.sum().backward()
+            assert x.grad.dtype == x.dtype
+    ours, theirs = outcomes
+    assert ours[0] == theirs[0]
+    if ours[0] == "raises":
+        assert ours[1] == theirs[1]
+    else:
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)

@@ -118,6 +118,20 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     return _reduce(output, reduction)
 
 
+def _as_dtype_of(values: Tensor, input: Tensor) -> Tensor:  # noqa: A002
+    """``values`` cast to ``input``'s dtype (a loss kernel of PyTorch's that writes its input's
+    dtype whatever the target's or the weights'), ``values`` itself where it has it."""
+    return values if values._data.dtype == input._data.dtype else values.to(input.dtype)
+
+
+def _same_dtype_weight(weight, input: Tensor) -> None:  # noqa: A002
+    """PyTorch's ``RuntimeError`` for class weights of another dtype than the input (its
+    ``nll_loss`` and ``multi_margin_loss`` kernels take one scalar type: a float64 weight with
+    float32 scores ran here)."""
+    if weight is not None and weight._data.dtype != input._data.dtype:
+        raise RuntimeError(f"expected scalar type {input.dtype.type_name} but found {weight.dtype.type_name}")
+
+
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """``log(1 + exp(-target * input))``, reduced; follows ``torch.nn.functional.soft_margin_loss``."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -131,7 +145,10 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(target.shape)))
     if shape != tuple(input.shape):  # PyTorch's kernel writes the input's shape (it broadcast silently)
         raise RuntimeError(f"output with shape {list(input.shape)} doesn't match the broadcast shape {list(shape)}")
-    return name_node(_reduce((-input * target).exp().log1p(), reduction), "SoftMarginLossBackward0")
+    # (of the input's dtype, as PyTorch's kernel writes it: a float64 target made it float64)
+    return name_node(
+        _reduce(_as_dtype_of((-input * target).exp().log1p(), input), reduction), "SoftMarginLossBackward0"
+    )
 
 
 _EPSILON = 1e-12  # cosine_embedding_loss's, added to each squared magnitude (PyTorch's EPSILON)

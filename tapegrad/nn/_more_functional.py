@@ -20,7 +20,7 @@ from .._selection import where
 from .._views import cat, stack
 from ..tensor import Tensor, _wrap, as_tensor, floating_kernel, guard_reads, holds
 from . import _convolution
-from ._losses import _legacy_reduction
+from ._losses import _legacy_reduction, _same_dtype_weight
 from ._pointwise import logsigmoid
 
 
@@ -549,6 +549,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
             "The function 'multi_margin_loss' is not differentiable with respect to argument 'weight'. This input "
             "cannot have requires_grad True."
         )
+    _same_dtype_weight(None if weight is None else as_tensor(weight), input)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     x = input.unsqueeze(0) if input.dim() == 1 else input
     labels = as_tensor(target).reshape(-1)

@@ -45,8 +45,10 @@ from ._convolution import (  # noqa: F401 - the public names
     unfold,
 )
 from ._losses import (  # noqa: F401 - the public names
+    _as_dtype_of,
     _legacy_reduction,
     _reduce,
+    _same_dtype_weight,
     cosine_embedding_loss,
     cosine_similarity,
     hinge_embedding_loss,
@@ -694,6 +696,7 @@ def nll_loss(
             "The function 'nll_loss_forward' is not differentiable with respect to argument 'weight'. This input "
             "cannot have requires_grad True."
         )
+    _same_dtype_weight(weight, input)
     if weight is not None and (weight.dim() != 1 or weight.numel() != shape[-1]):
         # (indexed by class, a short weight read past its end or wrapped round, silently)
         raise RuntimeError(
@@ -883,8 +886,8 @@ def binary_cross_entropy(
             # -+100), where only an assign row passes it on, the product being NaN at t = 0.
             carrier = (input - p) * ((p - t) / _BCE_EPSILON) + target * (log_q - log_p)
         loss = _where(interior, inside, _valued_as(carrier, edge))
-    if weight is not None:
-        loss = loss * weight
+    if weight is not None:  # (of the input's dtype, as PyTorch's kernel reads it)
+        loss = loss * _as_dtype_of(weight, input)
     return name_node(_reduce(loss, _legacy_reduction(size_average, reduce, reduction)), "BinaryCrossEntropyBackward0")
 
 
@@ -920,10 +923,12 @@ def binary_cross_entropy_with_logits(
     # Each term stays small where the loss is (a confident, right prediction): the form above
     # cancelled there, x + softplus(-x) for t = 0 and x = -8 kept three float32 digits, and its
     # gradient 1 - sigmoid(-x) as few; softplus(x) and sigmoid(x) keep them all.
-    positive = target if pos_weight is None else pos_weight * target
+    # (the weights of the input's dtype, as PyTorch's kernel reads them: a float64 one made the
+    # loss float64)
+    positive = target if pos_weight is None else _as_dtype_of(pos_weight, input) * target
     loss = (1 - target) * input.softplus() + positive * (-input).softplus()
     if weight is not None:
-        loss = loss * weight
+        loss = loss * _as_dtype_of(weight, input)
     return name_node(
         _reduce(loss, _legacy_reduction(size_average, reduce, reduction)), "BinaryCrossEntropyWithLogitsBackward0"
     )
@@ -1194,7 +1199,8 @@ def huber_loss(
     _floating_loss(input, target, "huber_cpu")
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    loss = _quadratic_then_linear(input, target, delta, 0.5, delta)
+    # (of the input's dtype, as PyTorch's kernel writes it: a float64 target made it float64)
+    loss = _as_dtype_of(_quadratic_then_linear(input, target, delta, 0.5, delta), input)
     if weight is not None:
         if weight.shape != input.shape:  # (PyTorch's check: a broadcast weight is refused)
             raise ValueError("Weights and input must have the same size.")
