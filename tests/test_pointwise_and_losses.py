@@ -420,3 +420,18 @@ def test_a_loss_of_mixed_dtypes_has_pytorch_s_dtype_or_error(name):
         assert ours[1] == theirs[1]
     else:
         np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("shapes", [((), ()), ((3,), ()), ((3,), (3,)), ((2, 3), (2,)), ((2, 3), (2, 1))])
+def test_gaussian_nll_loss_keeps_pytorch_s_shape(shapes, reduction):
+    """A 0-d input and variance gave a loss of shape (1,) without reduction, where PyTorch's is
+    0-d: () was taken for the input's shape less its last dimension, and the variance widened."""
+    input_shape, var_shape = shapes
+    x = tg.tensor(np.linspace(0.1, 0.9, max(1, math.prod(input_shape))).reshape(input_shape), requires_grad=True)
+    var = tg.full(var_shape, 2.0, dtype=tg.float64)
+    loss = tg.nn.functional.gaussian_nll_loss(x, tg.zeros_like(x), var, reduction=reduction)
+    expected = input_shape if reduction == "none" else ()
+    assert tuple(loss.shape) == expected
+    loss.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), x.detach().numpy() / 2.0 / (1 if reduction != "mean" else x.numel()))

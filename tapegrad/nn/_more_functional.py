@@ -521,7 +521,9 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, ep
     scalar = isinstance(var, (int, float))
     var = _wrap(np.full((), var, input._data.dtype)) if scalar else as_tensor(var)
     shape, wanted = tuple(var.shape), tuple(input.shape)
-    if shape == wanted[:-1]:  # one variance per sample: along the last dimension, broadcast
+    if shape == wanted:  # (first: for 0-d tensors () is also the shape less its last dimension)
+        pass
+    elif shape == wanted[:-1]:  # one variance per sample: along the last dimension, broadcast
         var = var.unsqueeze(-1)
     elif not scalar and shape != wanted and not (shape[:-1] == wanted[:-1] and shape[-1:] == (1,)):
         raise ValueError("var is of incorrect size")  # (PyTorch's; the broadcast failed later with another)
