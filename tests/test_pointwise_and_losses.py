@@ -435,3 +435,19 @@ def test_gaussian_nll_loss_keeps_pytorch_s_shape(shapes, reduction):
     assert tuple(loss.shape) == expected
     loss.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), x.detach().numpy() / 2.0 / (1 if reduction != "mean" else x.numel()))
+
+
+def test_cosine_similarity_of_vectors_whose_norm_overflows():
+    """float32 vectors of 1e20: the squares overflow, the norm is inf and PyTorch's similarity
+    0 (each vector divided by inf). The clamp to eps, written max(norm, eps) - norm, was inf -
+    inf: NaN. A norm below eps still takes eps, and a zero vector gives 0."""
+    x = tg.tensor([[1e20, -3e20, 2e20]], dtype=tg.float32, requires_grad=True)
+    y = tg.tensor([[2e20, 1e20, -1e20]], dtype=tg.float32)
+    similarity = tg.nn.functional.cosine_similarity(x, y)
+    np.testing.assert_array_equal(similarity.detach().numpy(), [0.0])
+    similarity.sum().backward()
+    assert np.isfinite(x.grad.numpy()).all()
+    tiny = tg.tensor([[1e-10, 0.0]], dtype=tg.float64)
+    np.testing.assert_allclose(tg.nn.functional.cosine_similarity(tiny, tiny).numpy(), [1e-20 / 1e-16])
+    zero = tg.zeros(1, 3)
+    np.testing.assert_array_equal(tg.nn.functional.cosine_similarity(zero, zero).numpy(), [0.0])

@@ -85,7 +85,10 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 
     def normalized(x):
         norm = x.norm(2, dim, keepdim=True)
-        floor = norm.detach().clamp_min(eps) - norm.detach()  # 0 unless the norm is below eps
+        # 0 unless the norm is below eps (written so that an infinite norm, of float32 values
+        # whose squares overflow, adds 0: max(norm, eps) - norm was inf - inf, NaN, where
+        # PyTorch's similarity is 0)
+        floor = (eps - norm.detach()).clamp_min(0.0)
         return x / (norm + floor)
 
     return (normalized(x1) * normalized(x2)).sum(dim)
