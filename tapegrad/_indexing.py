@@ -471,7 +471,8 @@ def index_add(input: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Ten
         return _record.name_node(input.clone(), "IndexAddBackward0")
     moved = source.movedim(dim, 0) if source._data.ndim else source.reshape(1)
     rest = moved._data.shape[1:]
-    added = _scatter_rows(moved.reshape(count, -1), targets, extent).reshape((extent, *rest))
+    # (the width spelled out: -1 cannot be inferred where another dimension is 0, an empty batch)
+    added = _scatter_rows(moved.reshape(count, math.prod(rest)), targets, extent).reshape((extent, *rest))
     added = added.movedim(0, dim) if input._data.ndim else added.reshape(())
     return _record.name_node(_in_dtype_of(input, input + (added if alpha == 1 else added * alpha)), "IndexAddBackward0")
 
@@ -816,7 +817,7 @@ def _scatter_rows(rows: Tensor, targets: np.ndarray, extent: int) -> Tensor:
         inside = offsets < counts[groups, None]
         ranks = np.minimum(starts[groups, None] + offsets, ordered.size - 1)
         picked = gather_rows("index", padded, np.where(inside, order[ranks], targets.size))
-        parts.append(picked.sum(dim=1) if width > 1 else picked.reshape((-1, *rest)))
+        parts.append(picked.sum(dim=1) if width > 1 else picked.reshape((len(groups), *rest)))
         sent.append(ordered[starts[groups]])
     totals = cat([*parts, zero])
     source = np.full(extent, totals.shape[0] - 1, np.int64)

@@ -610,7 +610,8 @@ class Tensor:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         if start == end:
             return self
-        return self.reshape(*shape[:start], -1, *shape[end + 1 :])
+        # (the merged size spelled out: -1 cannot be inferred where another dimension is 0)
+        return self.reshape(*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
 
     @property
     def mT(self):  # noqa: N802

@@ -451,3 +451,29 @@ def test_cosine_similarity_of_vectors_whose_norm_overflows():
     np.testing.assert_allclose(tg.nn.functional.cosine_similarity(tiny, tiny).numpy(), [1e-20 / 1e-16])
     zero = tg.zeros(1, 3)
     np.testing.assert_array_equal(tg.nn.functional.cosine_similarity(zero, zero).numpy(), [0.0])
+
+
+_EMPTY_CASES = {  # an empty batch, or an empty embedding: PyTorch's shapes
+    "flatten": (lambda F: tg.zeros(0, 2, 3, 4).flatten(-2), (0, 2, 12)),
+    "flatten, all": (lambda F: tg.zeros(2, 0, 3).flatten(), (0,)),
+    "fold": (lambda F: F.fold(tg.zeros(0, 8, 4), (3, 3), 2), (0, 2, 3, 3)),
+    "adaptive_max_pool2d": (lambda F: F.adaptive_max_pool2d(tg.zeros(0, 2, 4, 4), 2), (0, 2, 2, 2)),
+    "instance_norm": (lambda F: F.instance_norm(tg.zeros(0, 3, 2)), (0, 3, 2)),
+    "index_add": (lambda F: tg.zeros(3, 0).index_add(0, tg.tensor([0, 0]), tg.zeros(2, 0)), (3, 0)),
+}
+
+
+@pytest.mark.parametrize("name", list(_EMPTY_CASES))
+def test_ops_of_empty_batches_give_empty_results(name):
+    """These raised ('shape [0, 2, -1] is invalid', a spatial check that divided by the batch):
+    -1 cannot be inferred where another dimension is 0."""
+    compute, shape = _EMPTY_CASES[name]
+    assert tuple(compute(tg.nn.functional).shape) == shape
+
+
+def test_attention_over_an_empty_embedding_averages_the_values():
+    """Query and key of embedding size 0: every score is an empty sum, 0, so each query averages
+    the values, as PyTorch's. The default scale 1/sqrt(0) raised ZeroDivisionError."""
+    values = tg.arange(24.0).reshape(2, 3, 4)
+    out = tg.nn.functional.scaled_dot_product_attention(tg.zeros(2, 2, 0), tg.zeros(2, 3, 0), values)
+    np.testing.assert_allclose(out.numpy(), np.repeat(values.numpy().mean(1, keepdims=True), 2, axis=1))

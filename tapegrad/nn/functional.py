@@ -1068,7 +1068,7 @@ def instance_norm(
     statistics, when given, move by the mean over the batch). Raises ``ValueError`` for one
     element per instance when ``use_input_stats``."""
     n, channels = input.shape[0], input.shape[1]
-    if use_input_stats and input.numel() // max(n * channels, 1) <= 1:
+    if use_input_stats and math.prod(input.shape[2:]) == 1:  # (PyTorch's test: its spatial extents only)
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
     shape = (1, n * channels) + tuple(input.shape[2:])
     repeat = lambda t: t.repeat(n) if t is not None else None  # noqa: E731
@@ -1383,7 +1383,9 @@ def scaled_dot_product_attention(
         key = key.repeat_interleave(heads // key_heads, -3)
         value = value.repeat_interleave(heads // value_heads, -3)
     length, source = query.shape[-2], key.shape[-2]
-    scores = (query @ key.transpose(-2, -1)) * (1 / math.sqrt(query.shape[-1]) if scale is None else scale)
+    if scale is None:  # (an embedding of size 0: every score is an empty sum, 0, as PyTorch's)
+        scale = 1 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
+    scores = (query @ key.transpose(-2, -1)) * scale
     if is_causal:
         attn_mask = _wrap(np.tril(np.ones((length, source), np.bool_)))
     if attn_mask is None:
