@@ -119,7 +119,7 @@ def test_matches_torch_where_installed():
 
 
 def _ce_smoothed(x, y):
-    return F.cross_entropy(x, y, weight=tg.tensor([1.0, 2.0, 3.0]), label_smoothing=0.2)
+    return F.cross_entropy(x, y, weight=tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64), label_smoothing=0.2)
 
 
 def _packed(x, lengths):
