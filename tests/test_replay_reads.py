@@ -299,6 +299,54 @@ def test_a_guard_on_a_cancelling_sum_is_never_decided_by_rounding(side, dtype, s
             assert tape.value_and_grad(clear)[0].item() == pytest.approx(f(tg.tensor(clear)).item(), rel=1e-6)
 
 
+# Truths of ops of a sum that may cancel: through an op of one element (a derivative at most 1,
+# exp's, a square's), a sum of row sums, and the truth of the number itself.
+TRUTHS = {
+    "abs of a sum": lambda x: x.sum().abs() > 0.5,
+    "tanh of a sum": lambda x: x.sum().tanh() > 0.25,
+    "relu of a sum": lambda x: x.sum().relu() > 0.5,
+    "clamp of a sum": lambda x: x.sum().clamp(min=-1.0) > 0.5,
+    "exp of a sum": lambda x: x.sum().exp() > 1.5,
+    "square of a sum": lambda x: x.sum() ** 2 > 0.25,
+    "sum of row sums": lambda x: x.reshape(2, 4).sum(-1).sum() > 0.5,
+    "the sum itself": lambda x: bool(x.sum()),
+}
+
+
+@pytest.mark.parametrize("truth", list(TRUTHS.values()), ids=list(TRUTHS))
+@pytest.mark.parametrize("dtype, big", [(np.float32, 1e8), (np.float64, 1e16)])
+def test_a_truth_through_ops_of_a_cancelling_sum_is_not_decided_by_rounding(truth, dtype, big):
+    """A float32 sum of [1e8, 1, -1e8, ...] is 0 in eager and exact in the replay (float64):
+    ``x.sum().abs() > 0.5`` replayed the branch eager does not take, silently, and a vmap of
+    per-sample gradients with it (a helper's hunt). Such a guard now fails, and vmap records
+    that slice again; away from the boundary the replay decides."""
+
+    def f(x):
+        return x * 2 if truth(x) else x * 3
+
+    recorded_at = np.arange(1.0, 9.0, dtype=dtype)
+    tape = tg.record(f, recorded_at)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = np.zeros(8, dtype)
+        a[rng.permutation(8)[:4]] = [big, -big, rng.integers(1, 4), rng.integers(-1, 2)]
+        eager = f(tg.tensor(a)).numpy()
+        try:
+            replayed = tape(a).numpy()
+        except tg.GuardError:
+            continue
+        np.testing.assert_array_equal(replayed, eager)  # the branch eager takes
+    for clear in (np.arange(2.0, 10.0), np.arange(-8.0, 0.0), np.full(8, 0.5), np.full(8, -0.01)):
+        clear = clear.astype(dtype)
+        if bool(truth(tg.tensor(clear))) == bool(truth(tg.tensor(recorded_at))):
+            np.testing.assert_array_equal(tape(clear).numpy(), f(tg.tensor(clear)).numpy())
+        else:  # (the other branch, clearly: its own message, not rounding's)
+            with pytest.raises(tg.GuardError, match="the recorded branch does not apply"):
+                tape(clear)
+    batch = np.stack([np.arange(1.0, 9.0), [big, 1, -big, 0, 0, 0, 0, 0]]).astype(dtype)
+    np.testing.assert_array_equal(vmap(f)(tg.tensor(batch)).numpy(), np.stack([f(tg.tensor(r)).numpy() for r in batch]))
+
+
 def test_a_replayed_transpose_keeps_the_sign_of_zero():
     # A transpose's replay laid its values out by adding them onto zeros, and 0.0 + -0.0 is
     # 0.0: 1 / x.t() replayed +inf where eager and PyTorch give -inf.

@@ -743,6 +743,13 @@ def _guard_holds(r, rows, params, offsets, values64, now):
     return True
 
 
+# Ops of one element ``_undecided`` walks through: their derivatives are at most 1 in magnitude
+# (a rounding of their input moves their value no more), and exp's is its value.
+_ABS, _RELU, _TANH, _SIGMOID, _SIN, _COS, _ATAN, _EXP = (
+    RULES[name] for name in ("abs", "relu", "tanh", "sigmoid", "sin", "cos", "atan", "exp")
+)
+
+
 # How close the two sides of a guarded comparison may be before its truth counts as undecided:
 # 64 ulps of the larger side (of 1 at least: a sum that cancels to about 0 keeps the rounding
 # of its terms, of order 1 in data of unit scale). A replay rounds differently from eager
@@ -764,20 +771,26 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
     other branch). So a side that is a sum or mean (``sum_all``, a whole ``sum_dim``) counts the
     magnitudes of its terms, a dot or matrix product of one element those of its k products,
     widened by sqrt(k)/2 for BLAS's running sums (eager's np.dot and the replay's product differ
-    by more than 64 ulps of the terms at k = 64); through ops of one operand and a number, and
-    sums and differences of such sides (``x.sum() - y.sum()``, ``(x @ w + b).squeeze()``). One
+    by more than 64 ulps of the terms at k = 64); through ops of one operand and a number, ops of
+    one element whose derivative is at most 1 (``abs``, ``relu``, ``tanh``, a clamp...) or known
+    (``exp``, a power), and sums and differences of such sides (``x.sum() - y.sum()``,
+    ``(x @ w + b).squeeze()``, ``x.sum().abs() > c``); a sum of row sums counts the rows' terms;
+    the truth of a number (``if x.sum():``) compares it with 0. Without these, a float32 sum of
+    [1e8, 1, -1e8], 0 in eager and 1 in the replay, replayed the other branch silently. One
     function, not several calling each other: three cost the comparison family's first compile
     a second."""
     rule = rules[rows[c, 0] & OPCODE_MASK] & RULE_MASK
-    if rule != LT and rule != LE and rule != GT and rule != GE and rule != EQ and rule != NE:
-        return False
     if layouts[rows[c, 4], 1] != 1:  # (a loaded file's guard on more: the walk below reads one)
         return False
-    a, b = rows[c, 1], rows[c, 2]
+    if rule != LT and rule != LE and rule != GT and rule != GE and rule != EQ and rule != NE:
+        # The truth of a number (``if x.sum():``): whether it is not 0
+        a, b = c, -1
+    else:
+        a, b = rows[c, 1], rows[c, 2]
     double = layouts[rows[a, 4], 0] == FLOAT64
     left = values64[offsets[a]] if double else np.float64(values32[offsets[a]])
     if b < 0:
-        right = params[c, 5]
+        right = params[c, 5] if a != c else 0.0
     elif layouts[rows[b, 4], 0] == FLOAT64:
         right = values64[offsets[b]]
         double = True
@@ -805,8 +818,19 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
                 factor /= abs(params[r, 5])
             elif step == ADD_SCALAR or step == SUB_SCALAR or step == RSUB_SCALAR:
                 magnitude += factor * abs(params[r, 5])
-            elif step != NEG and step != VIEW and step != COPY:
-                break
+            elif step == _EXP:  # (its derivative is its value)
+                factor *= abs(values64[offsets[r]] if layouts[rows[r, 4], 0] == FLOAT64 else values32[offsets[r]])
+            elif step == POW_SCALAR and params[r, 5] >= 1.0:  # p |x|^(p - 1)
+                base = abs(values64[offsets[x]] if layouts[rows[x, 4], 0] == FLOAT64 else values32[offsets[x]])
+                factor *= params[r, 5] * base ** (params[r, 5] - 1.0)
+            elif (step == CLAMP_MIN or step == CLAMP_MAX) and rows[r, 2] >= 0:
+                break  # (a bound of its own, not a number)
+            elif not (
+                step == NEG or step == VIEW or step == COPY or step == CLAMP_MIN or step == CLAMP_MAX
+                or step == _ABS or step == _RELU or step == _TANH or step == _SIGMOID or step == _SIN
+                or step == _COS or step == _ATAN
+            ):  # fmt: skip
+                break  # (the rest: derivatives at most 1 in magnitude, which move it no more)
             r = x
         step = rules[rows[r, 0] & OPCODE_MASK] & RULE_MASK
         x, y = rows[r, 1], rows[r, 2]
@@ -816,10 +840,19 @@ def _undecided(c, rules, rows, params, layouts, offsets, values32, values64):
             n = layouts[rows[x, 4], 1]
             o = offsets[x]
             if step == SUM_ALL or step == SUM_DIM:  # (one element out: over every term)
+                # A sum of sums (``x.sum(-1).sum()``, ``.mean()``): over the inner sums' terms,
+                # whose rounding sums that cancel keep
+                scale = abs(params[r, 5])
+                while rules[rows[x, 0] & OPCODE_MASK] & RULE_MASK == SUM_DIM and rows[x, 1] >= 0:
+                    scale *= abs(params[x, 5])
+                    x = rows[x, 1]
+                wide = layouts[rows[x, 4], 0] == FLOAT64
+                n = layouts[rows[x, 4], 1]
+                o = offsets[x]
                 terms = np.float64(0.0)
                 for i in range(n):
                     terms += abs(values64[o + i]) if wide else abs(np.float64(values32[o + i]))
-                terms *= abs(params[r, 5])  # (1, or 1/n for a mean)
+                terms *= scale  # (1, or 1/n for a mean)
             elif (step == DOT or step == MV or step == MM or step == BMM) and y >= 0:
                 p = offsets[y]  # (one element out: both operands hold its k terms in order)
                 terms = np.float64(0.0)
