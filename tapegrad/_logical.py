@@ -20,11 +20,11 @@ import numpy as np
 
 from . import _dtypes
 from ._grad_mode import state as _grad_state
-from ._record import name_node
+from ._record import name_node, record
 from ._replay_hooks import compare
 from ._selection import _result_type
 from ._selection import where as _where
-from .tensor import Tensor, _wrap, as_tensor, install, on_tape
+from .tensor import Tensor, _wrap, as_tensor, holds, install, on_tape
 
 _BITWISE = {"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}
 
@@ -109,7 +109,7 @@ def _division(name: str, a, b) -> Tensor:
         kernel = {"floor_divide": "div_floor", "trunc_divide": "div_trunc"}.get(name, name)
         raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for 'Bool'")
     if _recording(a, b):
-        raise NotImplementedError(f"{name} of integer tensors inside tapegrad.record is not supported yet")
+        return _recorded_integer_division(name, a, b, result)
     # Tensors in the result type first, as PyTorch's kernels read them (uint8 // a 0-d -9 is // 247)
     values = [x._data.astype(result, copy=False) if isinstance(x, Tensor) else _as_number(x, result) for x in (a, b)]
     if result.kind in "biu" and np.any(np.asarray(values[1]) == 0):
@@ -120,6 +120,24 @@ def _division(name: str, a, b) -> Tensor:
         else:
             out = _NUMPY[name](*values)
     return _wrap(np.asarray(out, dtype=result))
+
+
+def _recorded_integer_division(name: str, a, b, result: np.dtype) -> Tensor:
+    """``_division`` of integers inside ``tapegrad.record`` (``x[i % n]``): the float rows in
+    float64, which holds the integers exactly as the replay does (its integer checks guard the
+    range), cast to the result type. A divisor of 0 raises PyTorch's error here and fails a
+    guard in a replay: float64 would give inf or NaN, cast to some integer silently."""
+    divisor = b if isinstance(b, Tensor) else _wrap(np.asarray(_as_number(b, result)))
+    if not holds(f"{name}()'s divisor", divisor, lambda v: v != 0):
+        raise RuntimeError("ZeroDivisionError")
+
+    def wide(x):
+        return x.double() if isinstance(x, Tensor) else float(_as_number(x, result))
+
+    quotient = _differentiable(name, wide(a), wide(b), np.dtype(np.float64))
+    # Its values are integers, which the replay holds as they are: a copy row, where a cast of
+    # floats in general truncates and guards each value it read
+    return record("mask", (quotient,), quotient._data.astype(result))
 
 
 def _trunc_divide(a, b, result: np.dtype):

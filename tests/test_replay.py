@@ -368,6 +368,43 @@ def test_integer_and_boolean_rows_replay_as_eager(case):
         np.testing.assert_array_equal(tape(x).numpy(), f(tg.tensor(x)).numpy())
 
 
+_INTEGER_DIVISIONS = {
+    "floor_divide": lambda i, j: i // j,
+    "remainder": lambda i, j: i % j,
+    "fmod": lambda i, j: tg.fmod(i, j),
+    "trunc": lambda i, j: tg.div(i, j, rounding_mode="trunc"),
+    "floor": lambda i, j: tg.div(i, j, rounding_mode="floor"),
+    "by a number": lambda i, j: i % 3 + i // -3,
+}
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+@pytest.mark.parametrize("case", list(_INTEGER_DIVISIONS))
+def test_integer_division_inside_a_recording_replays_as_eager(case, dtype):
+    """``i // j``, ``i % j``, fmod and div with a rounding mode of integer tensors raised
+    NotImplementedError inside tapegrad.record (``x[i % n]`` cannot be recorded without them).
+    They replay in float64, which holds the integers exactly, with eager's signs; a divisor of
+    0, PyTorch's RuntimeError in eager, fails a guard in a replay."""
+    divide = _INTEGER_DIVISIONS[case]
+
+    def f(x, i, j):
+        quotient = divide(i, j)
+        assert quotient.dtype == i.dtype
+        return x * quotient.to(x.dtype)
+
+    x = np.array([1.5, -2.0, 0.5, 3.0])
+    tape = tg.record(f, x, np.array([7, 8, -9, 10], dtype), np.array([3, -5, 4, 2], dtype))
+    for i, j in [([-7, 9, 13, -1], [2, 3, -4, 5]), ([0, -8, 8, 100], [-3, 3, 3, -7])]:
+        i, j = np.array(i, dtype), np.array(j, dtype)
+        np.testing.assert_array_equal(tape(x, i, j).numpy(), f(tg.tensor(x), tg.tensor(i), tg.tensor(j)).numpy())
+    if case != "by a number":
+        zero = np.array([1, 0, 1, 1], dtype)
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            f(tg.tensor(x), tg.tensor(i), tg.tensor(zero))
+        with pytest.raises(tg.GuardError, match="the recorded branch does not apply"):
+            tape(x, i, zero)
+
+
 _READ_IN_NUMPY = {
     "exp of an int row": lambda x: x.long().exp() * x,
     "1 / an int row": lambda x: (1 / x.long()) * x,
