@@ -340,14 +340,19 @@ def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
         return name_node(flat.sum() * float("nan"), "MedianBackward0")
     guard_reads("median()", input)
     position = _kth_positions(flat._data, 0, (flat.numel() - 1) // 2, True)  # (1,)
-    value = gather(flat, 0, position).reshape(())
+    return name_node(_shared_among_ties(flat, gather(flat, 0, position).reshape(())), "MedianBackward0")
+
+
+def _shared_among_ties(flat: Tensor, value: Tensor) -> Tensor:
+    """``value``, an element picked from ``flat``, with its gradient shared evenly among the
+    elements equal to it (the NaNs, for NaN), as PyTorch's ``evenly_distribute_backward``: a
+    zero made of them added."""
     chosen = value._data
     ties = np.isnan(flat._data) if np.isnan(chosen) else flat._data == chosen
-    if ties.sum() > 1 and input.requires_grad:
-        # the value picked, with the gradient shared among its ties: a zero made of them
+    if ties.sum() > 1 and flat.requires_grad:
         shared = where(_wrap(ties), flat, 0.0).sum()
         value = value.detach() + (shared - shared.detach()) / float(ties.sum())
-    return name_node(value, "MedianBackward0")
+    return value
 
 
 def _nan_ranks(data: np.ndarray, dim: int) -> np.ndarray:
@@ -375,13 +380,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
         return name_node(flat.sum() * float("nan"), "NanmedianBackward0")
     guard_reads("nanmedian()", input)
     value = gather(flat, 0, _nan_ranks(flat._data, 0)).reshape(())
-    chosen = value._data
-    ties = np.isnan(flat._data) if np.isnan(chosen) else flat._data == chosen
-    if ties.sum() > 1 and input.requires_grad:
-        # the value picked, with the gradient shared among its ties (median's evenly_distribute)
-        shared = where(_wrap(ties), flat, 0.0).sum()
-        value = value.detach() + (shared - shared.detach()) / float(ties.sum())
-    return name_node(value, "NanmedianBackward0")
+    return name_node(_shared_among_ties(flat, value), "NanmedianBackward0")
 
 
 def _nan_picked(input: Tensor, dim: int, keepdim: bool):  # noqa: A002
