@@ -306,16 +306,17 @@ def _kth_positions(data: np.ndarray, dim: int, k: int, nan_first: bool) -> np.nd
     return chosen
 
 
-def _picked(input: Tensor, dim: int, k: int, keepdim: bool, nan_first: bool, name: str, result_type):  # noqa: A002
-    """(values, indices) of the ``k``-th smallest along ``dim``: the values gathered from the
-    input (its gradient goes to the element picked)."""
+def _picked(input: Tensor, dim: int, positions, keepdim: bool, name: str, result_type):  # noqa: A002
+    """(values, indices) of the element ``positions(values, dim)`` picks along ``dim`` (each
+    slice's index, kept as a dimension of 1): the values gathered from the input (its gradient
+    goes to the element picked)."""
     if input.dim() == 0:
         return result_type(input.clone(), _wrap(np.zeros((), np.int64)))
     dim = _normalize_dim(dim, input.dim())
-    if input.shape[dim] == 0:
-        raise IndexError(f"{name}(): Expected reduction dim {dim} to have non-zero size.")
+    if input.shape[dim] == 0:  # (nanmedian's message names median, as PyTorch's)
+        raise IndexError(f"{name.removeprefix('nan')}(): Expected reduction dim {dim} to have non-zero size.")
     guard_reads(f"{name}()", input)  # positions computed in numpy: a replay must read the same order
-    chosen = _kth_positions(input._data, dim, k, nan_first)
+    chosen = positions(input._data, dim)
     values = gather(input, dim, chosen)
     indices = _wrap(chosen)
     if not keepdim:
@@ -323,7 +324,7 @@ def _picked(input: Tensor, dim: int, k: int, keepdim: bool, nan_first: bool, nam
     return result_type(name_node(values, _PICKED_NODES[name]), indices)
 
 
-_PICKED_NODES = {"kthvalue": "KthvalueBackward0", "median": "MedianBackward1"}
+_PICKED_NODES = {"kthvalue": "KthvalueBackward0", "median": "MedianBackward1", "nanmedian": "NanmedianBackward1"}
 
 
 def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
@@ -334,7 +335,10 @@ def median(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
     if dim is not None:
         dim_ = _normalize_dim(dim, max(input.dim(), 1))
         extent = input.shape[dim_] if input.dim() else 1
-        return _picked(input, dim_, (extent - 1) // 2, keepdim, True, "median", return_types.median)
+        middle = (extent - 1) // 2
+        return _picked(
+            input, dim_, lambda data, d: _kth_positions(data, d, middle, True), keepdim, "median", return_types.median
+        )
     flat = input.reshape(-1)
     if flat.numel() == 0:
         return name_node(flat.sum() * float("nan"), "MedianBackward0")
@@ -374,28 +378,15 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A002
     if input._data.dtype == np.bool_:
         raise NotImplementedError("\"median_cpu\" not implemented for 'Bool'")
     if dim is not None:
-        return _nan_picked(input, _normalize_dim(dim, max(input.dim(), 1)), keepdim)
+        return _picked(
+            input, _normalize_dim(dim, max(input.dim(), 1)), _nan_ranks, keepdim, "nanmedian", return_types.nanmedian
+        )
     flat = input.reshape(-1)
     if flat.numel() == 0:
         return name_node(flat.sum() * float("nan"), "NanmedianBackward0")
     guard_reads("nanmedian()", input)
     value = gather(flat, 0, _nan_ranks(flat._data, 0)).reshape(())
     return name_node(_shared_among_ties(flat, value), "NanmedianBackward0")
-
-
-def _nan_picked(input: Tensor, dim: int, keepdim: bool):  # noqa: A002
-    """``nanmedian`` along ``dim``: the values gathered from the input (the gradient to the
-    element picked), and their indices."""
-    if input.dim() == 0:
-        return return_types.nanmedian(input.clone(), _wrap(np.zeros((), np.int64)))
-    if input.shape[dim] == 0:  # (PyTorch's message names median)
-        raise IndexError(f"median(): Expected reduction dim {dim} to have non-zero size.")
-    guard_reads("nanmedian()", input)  # positions computed in numpy: a replay must read the same order
-    chosen = _nan_ranks(input._data, dim)
-    values, indices = gather(input, dim, chosen), _wrap(chosen)
-    if not keepdim:
-        values, indices = values.squeeze(dim), indices.squeeze(dim)
-    return return_types.nanmedian(name_node(values, "NanmedianBackward1"), indices)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # noqa: A002
@@ -406,7 +397,9 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # no
     extent = input.shape[dim_] if input.dim() else 1
     if not 1 <= k <= extent:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim_}")
-    return _picked(input, dim_, k - 1, keepdim, False, "kthvalue", return_types.kthvalue)
+    return _picked(
+        input, dim_, lambda data, d: _kth_positions(data, d, k - 1, False), keepdim, "kthvalue", return_types.kthvalue
+    )
 
 
 def _round(self, decimals: int = 0) -> Tensor:

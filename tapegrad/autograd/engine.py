@@ -931,14 +931,22 @@ def _run_hooks(gradient: np.ndarray, hooks: list) -> np.ndarray:
     passes that. The last one's values become the gradient. Returns the first tensor's array:
     what ``autograd.grad`` returns when it captures a gradient before its hooks (PyTorch
     returns that tensor, so a hook's in-place change shows there too)."""
-    arrived = current = _wrap(gradient.copy())
+    arrived = _wrap(gradient.copy())
     with no_grad():  # PyTorch's backward runs its hooks in grad mode only with create_graph
-        for hook in list(hooks):
-            result = outside_lock(hook, current)
-            if result is not None:
-                current = hook_result(hook, result, gradient.shape, gradient.dtype)
+        current = chain_hooks(arrived, hooks)
     gradient[...] = current._data
     return arrived._data
+
+
+def chain_hooks(gradient: Tensor, hooks) -> Tensor:
+    """``gradient`` passed through ``hooks`` in turn, as PyTorch chains them: a hook that
+    returns None passes the same tensor on (changed in place or not), one that returns a tensor
+    passes that (checked by ``hook_result``)."""
+    for hook in list(hooks):
+        result = outside_lock(hook, gradient)
+        if result is not None:
+            gradient = hook_result(hook, result, tuple(gradient.shape), gradient._data.dtype)
+    return gradient
 
 
 def _tensor_type(numpy_dtype) -> str:

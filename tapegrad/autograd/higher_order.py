@@ -58,7 +58,7 @@ from .engine import (
     _captured_before_hooks,
     _modified_message,
     _seed,
-    hook_result,
+    chain_hooks,
     roots_by_tape,
 )
 
@@ -73,20 +73,11 @@ def run_create_graph(roots, gradients, retain_graph, *, collect=None) -> None:
         seeds = [_seed_tensor(index, root, gradient) for index, (root, gradient) in enumerate(zip(roots, gradients))]
         by_tape, lone = roots_by_tape(roots, seeds)  # (a leaf's hooks run once, on its total gradient)
         for leaf, seed in lone:  # a leaf root on no tape of the others: its gradient is its seed, after its hooks
-            _deliver(leaf, _after_hooks(seed, leaf._hooks or ()), collect)
+            _deliver(leaf, chain_hooks(seed, leaf._hooks or ()), collect)
         # Every walk takes its snapshot before any runs: the ops one walk records may merge tapes.
         walks = [_Backward(tape, pairs, collect) for tape, pairs in by_tape.values()]
         for walk in walks:
             walk.run(retain)
-
-
-def _after_hooks(gradient: Tensor, hooks) -> Tensor:
-    """``gradient`` passed through ``hooks`` in turn: each may return a replacement."""
-    for hook in hooks:
-        result = outside_lock(hook, gradient)
-        if result is not None:
-            gradient = hook_result(hook, result, tuple(gradient.shape), gradient._data.dtype)
-    return gradient
 
 
 def _seed_tensor(index: int, root: Tensor, gradient) -> Tensor:
@@ -363,7 +354,7 @@ class _Backward:
         hooks = list(self.hooks.get(row, ()))
         if self.is_leaf(row) and self.registered[row]._hooks:
             hooks += self.registered[row]._hooks
-        return _after_hooks(gradient, hooks)
+        return chain_hooks(gradient, hooks)
 
     def _now(self) -> tuple:
         """``(tape, shift)``: the tape this walk's rows are on now, and what their numbers there
